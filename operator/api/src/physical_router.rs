@@ -1,0 +1,154 @@
+//! PhysicalRouter: one gateway node, as the original system modelled it.
+//!
+//! As in the original (where a physical router's name equals the compute
+//! host name), a PhysicalRouter is named after the Kubernetes node it
+//! describes: the node dataplane running on node `N` enforces the objects of
+//! PhysicalRouter `N` and reports on its status. The spec is the user's; the
+//! status is written by that node's dataplane.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::fields::{InterfaceName, IpAddress};
+use crate::status::Condition;
+
+/// Default of `spec.interfaceLimit`: the original vRouter's default of 4352
+/// interfaces per node (256 + 4096 VLAN interfaces).
+pub const DEFAULT_INTERFACE_LIMIT: u32 = 4352;
+
+/// A gateway node: the NICs facing remote instances, and its fabric side.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "trunkline.io",
+    version = "v1alpha1",
+    kind = "PhysicalRouter",
+    doc = "A gateway node, named after its Kubernetes node: its physical interfaces facing remote instances (VLAN trunks) and its fabric side. Spec is the administrator's; status is written by that node's dataplane.",
+    plural = "physicalrouters",
+    shortname = "pr",
+    category = "trunkline",
+    status = "PhysicalRouterStatus",
+    printcolumn = r#"{"name":"Ports","type":"string","jsonPath":".spec.physicalInterfaces[*].name","description":"Physical interfaces facing remote instances"}"#,
+    printcolumn = r#"{"name":"Fabric","type":"string","jsonPath":".spec.fabric.interface","description":"Fabric (underlay) interface"}"#,
+    printcolumn = r#"{"name":"Backend","type":"string","jsonPath":".status.backend","description":"Fast-path I/O backend the node dataplane runs"}"#,
+    printcolumn = r#"{"name":"LIs","type":"integer","jsonPath":".status.counts.logicalInterfaces","description":"Logical interfaces programmed on the node"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new(
+    "!has(self.fabric) || self.physicalInterfaces.all(i, i.name != self.fabric.interface)"
+).message("the fabric interface cannot also be listed in physicalInterfaces: remote instances must arrive on a port other than the fabric (underlay) port").reason(Reason::FieldValueInvalid))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PhysicalRouterSpec {
+    /// The node's physical interfaces that carry VLAN-tagged traffic from
+    /// remote instances (trunk ports). Each name is a Linux interface on the
+    /// node; it must not be the fabric interface.
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub physical_interfaces: Vec<PhysicalInterface>,
+
+    /// The node's fabric (underlay) side: the interface toward the IP fabric
+    /// and the public network, and the node's underlay address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fabric: Option<Fabric>,
+
+    /// The most logical interfaces this node accepts; the operator refuses
+    /// logical interfaces beyond it (reason `Conflict`). Default 4352, the
+    /// original's default; 1 to 65536.
+    #[serde(default = "default_interface_limit")]
+    #[schemars(range(min = 1, max = 65536))]
+    pub interface_limit: u32,
+}
+
+fn default_interface_limit() -> u32 {
+    DEFAULT_INTERFACE_LIMIT
+}
+
+/// A physical interface of a gateway node facing remote instances.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PhysicalInterface {
+    /// Linux name of the interface on the node (e.g. `ens5f1`). Unique within
+    /// the router.
+    pub name: InterfaceName,
+    /// MTU to expect on the port, 256 to 9216 (the original's range). When
+    /// unset, the interface's current MTU is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 256, max = 9216))]
+    pub mtu: Option<u32>,
+    /// Free text for operators (switch and port it is cabled to, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub description: Option<String>,
+}
+
+/// The fabric (underlay) side of a gateway node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fabric {
+    /// Linux name of the fabric interface (e.g. `eth0`).
+    pub interface: InterfaceName,
+    /// The node's underlay address (tunnel endpoint), IPv4 or IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay_address: Option<IpAddress>,
+}
+
+/// What the node dataplane reports about its node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhysicalRouterStatus {
+    /// The `metadata.generation` of the PhysicalRouter the dataplane last
+    /// acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard conditions: `Ready` (the dataplane runs and forwards with
+    /// the current tables), `Programmed` (the latest desired state is in the
+    /// fast path).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Version of the tables the fast path runs; it grows by one at every
+    /// swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub programmed_generation: Option<i64>,
+    /// The fast-path I/O backend: `AF_XDP` or `AF_PACKET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Per physical interface state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub ports: Vec<PortStatus>,
+    /// How many objects the node's tables hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<ProgrammedCounts>,
+}
+
+/// State of one physical interface on the node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PortStatus {
+    /// Linux interface name.
+    pub name: String,
+    /// `Up`, `Down` (link down), or `Missing` (no such interface on the node).
+    pub state: String,
+    /// Human-readable detail when the port is not up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Sizes of the node's programmed tables.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgrammedCounts {
+    /// Logical interfaces (port, VLAN) mapped to a VMI.
+    pub logical_interfaces: u32,
+    /// Virtual machine interfaces.
+    pub virtual_machine_interfaces: u32,
+    /// Routing instances (VRFs).
+    pub routing_instances: u32,
+    /// Routes across all VRFs.
+    pub routes: u32,
+    /// Virtual gateways with their host interface present.
+    pub virtual_gateways: u32,
+}

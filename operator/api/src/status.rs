@@ -1,0 +1,36 @@
+//! Names shared by the status of every kind: condition types and reasons.
+//!
+//! Status is ours, spec is the user's: the operator writes conditions by
+//! server-side apply under one field manager, the node dataplane writes the
+//! per-node part of a PhysicalRouter's status. Every status carries standard
+//! `metav1.Condition`s (a list-map keyed by `type`) and `observedGeneration`.
+
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+/// Condition types.
+pub mod condition {
+    /// The object is valid across objects and its references resolve.
+    pub const ACCEPTED: &str = "Accepted";
+    /// Every object this one references exists and is itself accepted.
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    /// The node dataplane(s) concerned report the object in their tables.
+    pub const PROGRAMMED: &str = "Programmed";
+    /// Summary: accepted and programmed; what `kubectl get` shows.
+    pub const READY: &str = "Ready";
+}
+
+/// Condition reasons (CamelCase, as Kubernetes conventions require).
+pub mod reason {
+    /// Everything checked is fine.
+    pub const OK: &str = "Ok";
+    /// A referenced object does not exist (yet).
+    pub const NOT_FOUND: &str = "RefNotFound";
+    /// A referenced object exists but is not accepted itself.
+    pub const REF_NOT_ACCEPTED: &str = "RefNotAccepted";
+    /// Another object holds what this one asks for (a VLAN, an address).
+    pub const CONFLICT: &str = "Conflict";
+    /// Valid alone but invalid with the objects it refers to.
+    pub const INVALID: &str = "Invalid";
+    /// Waiting for the node dataplane to report.
+    pub const PENDING: &str = "Pending";
+}

@@ -1,0 +1,126 @@
+//! VirtualNetwork: an overlay network of a tenant, with its subnets, its
+//! VXLAN network identifier and its routing instance (VRF).
+//!
+//! The original kept subnets in IPAM objects linked to the network; here
+//! they are part of the network, because every rule about them (the gateway
+//! inside the subnet, no overlap) is then a rule on one object that the API
+//! server enforces. Users coming from the original can keep their routing
+//! instance names (`domain:project:network:network`).
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::fields::{IpAddress, IpPrefix};
+use crate::status::Condition;
+
+/// An overlay virtual network.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "trunkline.io",
+    version = "v1alpha1",
+    kind = "VirtualNetwork",
+    doc = "An overlay virtual network of this namespace: its subnets with their gateway addresses, its VXLAN network identifier and its routing instance (VRF).",
+    plural = "virtualnetworks",
+    shortname = "vn",
+    category = "trunkline",
+    namespaced,
+    status = "VirtualNetworkStatus",
+    printcolumn = r#"{"name":"Subnets","type":"string","jsonPath":".spec.subnets[*].cidr"}"#,
+    printcolumn = r#"{"name":"VNI","type":"integer","jsonPath":".status.vni","description":"VXLAN network identifier in use"}"#,
+    printcolumn = r#"{"name":"Routing-Instance","type":"string","jsonPath":".status.routingInstance","priority":1}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new(
+    "self.subnets.all(a, self.subnets.all(b, a.cidr == b.cidr || !isCIDR(a.cidr) || !isCIDR(b.cidr) || !cidr(a.cidr).containsCIDR(b.cidr)))"
+).message("subnets must not overlap: no subnet may contain another").reason(Reason::FieldValueInvalid))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VirtualNetworkSpec {
+    /// IPv4 and IPv6 subnets of the network, each with its gateway address.
+    /// At most 16; they must not overlap.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["cidr"]))]
+    pub subnets: Vec<Subnet>,
+
+    /// VXLAN network identifier, 1 to 16777215, unique in the cluster. When
+    /// unset, the operator allocates one (shown in `status.vni`). Immutable
+    /// once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 16777215))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("vni is immutable once set: create a new network to change it").reason(Reason::FieldValueForbidden))]
+    pub vni: Option<u32>,
+
+    /// `L2L3` (default: bridge within the network, route across subnets),
+    /// `L2` (bridge only) or `L3` (route only).
+    #[serde(default)]
+    pub forwarding_mode: ForwardingMode,
+
+    /// Name of the routing instance (VRF) in the original's form
+    /// `domain:project:network:network`, for users migrating from it.
+    /// Default: `default-domain:<namespace>:<name>:<name>`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    #[x_kube(validation = Rule::new("self.matches('^[^:]+:[^:]+:[^:]+:[^:]+$') && self.split(':')[2] == self.split(':')[3]").message("routingInstance must be domain:project:network:network, four non-empty parts separated by ':' whose last two are equal (e.g. default-domain:admin:net1:net1)").reason(Reason::FieldValueInvalid))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("routingInstance is immutable").reason(Reason::FieldValueForbidden))]
+    pub routing_instance: Option<String>,
+
+    /// Flood frames to unknown unicast MACs in the network instead of
+    /// dropping them. Off by default, as in the original.
+    #[serde(default)]
+    pub flood_unknown_unicast: bool,
+}
+
+/// One subnet of a virtual network.
+#[derive(Clone, Debug, PartialEq, Eq, KubeSchema, Serialize, Deserialize)]
+#[x_kube(validation = Rule::new(
+    "!isCIDR(self.cidr) || (cidr(self.cidr).ip().family() == 4 ? (cidr(self.cidr).prefixLength() >= 1 && cidr(self.cidr).prefixLength() <= 30) : (cidr(self.cidr).prefixLength() >= 1 && cidr(self.cidr).prefixLength() <= 126))"
+).message("subnet prefix length must be 1 to 30 for IPv4 and 1 to 126 for IPv6, to leave room for a gateway and an instance").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new(
+    "!has(self.gateway) || !isCIDR(self.cidr) || !isIP(self.gateway) || cidr(self.cidr).containsIP(self.gateway)"
+).message("gateway must be an address inside the subnet (e.g. 192.168.1.1 for 192.168.1.0/24)").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new(
+    "!has(self.gateway) || !isCIDR(self.cidr) || !isIP(self.gateway) || !cidr(self.cidr).containsIP(self.gateway) || ip(self.gateway) != cidr(self.cidr).ip()"
+).message("gateway must not be the subnet's network address (e.g. 192.168.1.1, not 192.168.1.0, for 192.168.1.0/24)").reason(Reason::FieldValueInvalid))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Subnet {
+    /// The prefix, e.g. `192.168.1.0/24` or `fd00:1::/64`.
+    pub cidr: IpPrefix,
+    /// The gateway address instances use (answered by the gateway node's
+    /// ARP/ND proxy). Default: the first address of the subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddress>,
+}
+
+/// Forwarding mode of a virtual network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ForwardingMode {
+    /// Bridge within the network, route across subnets.
+    #[default]
+    L2L3,
+    /// Bridge only.
+    L2,
+    /// Route only.
+    L3,
+}
+
+/// What the operator reports about a virtual network.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualNetworkStatus {
+    /// The `metadata.generation` these conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Accepted` (for instance, the VNI is not used by another network)
+    /// and the summary `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The VXLAN network identifier in use (given or allocated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
+    /// The routing instance name in use (given or defaulted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_instance: Option<String>,
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything the build, the tests and the demo need on a fresh
+# Debian machine (run as root; CI does): Debian packages, the Rust
+# components, and the Kubernetes binaries built from source
+# (scripts/build-k8s.sh, cached outside the repository).
+# Idempotent: on a machine that has everything it only checks.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+log() { printf '[install-deps] %s\n' "$*" >&2; }
+
+# Debian packages: openssl (rig certificates), jq, iproute2 + iputils-ping +
+# netcat (network lab), clang/llvm/libbpf-dev (BPF C for the XDP program),
+# lua5.4 (Argo CD health-check scripts), util-linux (setpriv, flock).
+packages=(openssl jq iproute2 iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.4 util-linux ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    log "missing Debian packages: ${missing[*]} (run as root or install them)"
+    exit 1
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { log "cargo is required (Rust 1.95 via rustup)"; exit 1; }
+command -v go >/dev/null || { log "go is required (Go 1.26) to build the Kubernetes binaries"; exit 1; }
+if command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
+fi
+
+"$here/build-k8s.sh" >/dev/null
+log "ok"
