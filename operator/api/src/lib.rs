@@ -58,7 +58,7 @@ pub const CATEGORY: &str = "trunkline";
 
 /// Every CustomResourceDefinition of the API, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    [
         PhysicalRouter::crd(),
         LogicalInterface::crd(),
         VirtualMachineInterface::crd(),
@@ -66,6 +66,36 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         GatewayHAGroup::crd(),
         VirtualGateway::crd(),
     ]
+    .into_iter()
+    .map(without_unknown_formats)
+    .collect()
+}
+
+/// Integer formats Kubernetes knows; schemars also emits `uint8`, `uint16`,
+/// `uint32`, which the API server warns about on every apply.
+const KNOWN_INTEGER_FORMATS: [&str; 2] = ["int32", "int64"];
+
+fn without_unknown_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let integer = map.get("type").and_then(|t| t.as_str()) == Some("integer");
+                let known = map
+                    .get("format")
+                    .and_then(|f| f.as_str())
+                    .is_some_and(|f| KNOWN_INTEGER_FORMATS.contains(&f));
+                if integer && !known {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("a CRD serializes");
+    strip(&mut value);
+    serde_json::from_value(value).expect("a CRD without formats deserializes")
 }
 
 /// The file name `make crds` writes a CRD to: `<group>_<plural>.yaml`.

@@ -81,7 +81,7 @@ pub struct VirtualNetworkSpec {
     "!has(self.gateway) || !isCIDR(self.cidr) || !isIP(self.gateway) || cidr(self.cidr).containsIP(self.gateway)"
 ).message("gateway must be an address inside the subnet (e.g. 192.168.1.1 for 192.168.1.0/24)").reason(Reason::FieldValueInvalid))]
 #[x_kube(validation = Rule::new(
-    "!has(self.gateway) || !isCIDR(self.cidr) || !isIP(self.gateway) || !cidr(self.cidr).containsIP(self.gateway) || ip(self.gateway) != cidr(self.cidr).ip()"
+    "!has(self.gateway) || !isCIDR(self.cidr) || !isIP(self.gateway) || !cidr(self.cidr).containsIP(self.gateway) || !(ip(self.gateway) == cidr(self.cidr).ip())"
 ).message("gateway must not be the subnet's network address (e.g. 192.168.1.1, not 192.168.1.0, for 192.168.1.0/24)").reason(Reason::FieldValueInvalid))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Subnet {
