@@ -122,6 +122,28 @@ pub struct PhysicalRouterStatus {
     /// How many objects the node's tables hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<ProgrammedCounts>,
+    /// Every object the node's fast path holds, at the generation it holds:
+    /// the operator derives each object's `Programmed` condition from it
+    /// (the node dataplane may write only its own PhysicalRouter's status).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub programmed: Vec<ProgrammedObject>,
+}
+
+/// One object in a node's tables.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgrammedObject {
+    /// Kind: `LogicalInterface`, `VirtualMachineInterface`, `VirtualNetwork`
+    /// or `VirtualGateway`.
+    pub kind: String,
+    /// Namespace, for namespaced kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// The `metadata.generation` programmed.
+    pub generation: i64,
 }
 
 /// State of one physical interface on the node.
