@@ -9,9 +9,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 
 # Debian packages: openssl (rig certificates), jq, iproute2 + iputils-ping +
-# netcat (network lab), clang/llvm/libbpf-dev (BPF C for the XDP program),
+# netcat (network lab), curl (rig health checks), bc + bsdextrautils (column: demo, make help), clang/llvm/libbpf-dev (BPF C for the XDP program),
 # lua5.4 (Argo CD health-check scripts), util-linux (setpriv, flock).
-packages=(openssl jq iproute2 iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.4 util-linux ca-certificates)
+packages=(openssl curl jq bc bsdextrautils iproute2 iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.4 util-linux ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -131,7 +131,9 @@ pub struct PhysicalRouterStatus {
 }
 
 /// One object in a node's tables.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ProgrammedObject {
     /// Kind: `LogicalInterface`, `VirtualMachineInterface`, `VirtualNetwork`

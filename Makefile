@@ -1,0 +1,36 @@
+# User-facing entry points. Each target is a thin wrapper over a script or
+# cargo, so what CI runs is what a developer runs.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: help demo test lint unit e2e crds cluster cluster-down deps
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+demo: deps ## start a local control plane, apply the examples, show validation at work, clean up
+	scripts/demo.sh
+
+test: deps lint unit e2e ## the whole test suite (what CI runs)
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit: ## tests that need no control plane
+	$(CARGO) test --workspace --locked --exclude trunkline-e2e
+
+e2e: ## tests against a real etcd + kube-apiserver + kube-controller-manager
+	$(CARGO) test -p trunkline-e2e --locked -- --nocapture
+
+crds: ## regenerate the CRD YAML from the Rust types (crds/ and the chart)
+	$(CARGO) run -q -p trunkline-api --bin crdgen
+
+cluster: deps ## start a local control plane; prints `export KUBECONFIG=...` last
+	scripts/cluster.sh up
+
+cluster-down: ## stop the control plane `make cluster` started
+	scripts/cluster.sh down
+
+deps: ## install what the build and the tests need (Debian packages, Kubernetes binaries)
+	scripts/install-deps.sh
