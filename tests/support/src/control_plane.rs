@@ -331,12 +331,17 @@ impl ControlPlane {
     /// Where failing tests leave the logs: `$CARGO_TARGET_DIR/test-logs`, or
     /// `target/test-logs` at the repository root.
     pub fn test_logs_dir(&self) -> PathBuf {
-        let target = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(dir) => self.repo_root.join(dir),
-            None => self.repo_root.join("target"),
-        };
-        target.join("test-logs")
+        test_logs_dir_in(&self.repo_root)
     }
+}
+
+/// `<target dir>/test-logs` of the repository at `repo_root`.
+pub(crate) fn test_logs_dir_in(repo_root: &Path) -> PathBuf {
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => repo_root.join(dir),
+        None => repo_root.join("target"),
+    };
+    target.join("test-logs")
 }
 
 impl Drop for ControlPlane {

@@ -36,12 +36,18 @@
 mod control_plane;
 mod error;
 mod identity;
+mod kubeconfig_file;
+mod lab;
 mod names;
 mod namespace;
+mod process;
+mod roles;
 mod wait;
 
 pub use control_plane::{ControlPlane, REUSE_ENV};
 pub use error::{Error, status_code};
+pub use lab::{Instance, Lab};
 pub use names::unique_name;
 pub use namespace::TestNamespace;
+pub use process::{ManagedProcess, free_local_addr, http_get, workspace_binary};
 pub use wait::eventually;

@@ -1,0 +1,277 @@
+//! The host side of virtual gateways: each VirtualGateway of this node is a
+//! persistent tap interface in the node's network namespace, with a route
+//! per subnet through it, and IP forwarding on.
+//!
+//! ```text
+//!  host routing table:  192.168.1.0/24 dev vgw proto 200   (ours)
+//!        |   ^
+//!        v   |  tap "vgw" (alias trunkline:vgw:<VirtualGateway>)
+//!  forwarding thread: host port of the network's VRF
+//! ```
+//!
+//! What is ours is marked on the host itself, so a restarted agent knows it
+//! without any local state: links carry the alias `trunkline:vgw:<name>`,
+//! routes the protocol number [`ROUTE_PROTOCOL`]. The agent adopts marked
+//! links that are still declared, deletes marked links that are not, and
+//! never touches a link or route without its mark.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteProtocol};
+use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+use trunkline_pipeline::config::IpPrefix;
+
+/// Route protocol number of our routes (`ip route ... proto 200`); not one
+/// of the numbers iproute2 assigns.
+pub const ROUTE_PROTOCOL: u8 = 200;
+/// Alias prefix of our links.
+pub const ALIAS_PREFIX: &str = "trunkline:vgw:";
+
+/// One virtual gateway on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VgwSpec {
+    /// The VirtualGateway's name.
+    pub name: String,
+    /// The host interface.
+    pub interface: String,
+    /// The host interface's MAC (derived from its name, stable).
+    pub mac: [u8; 6],
+    /// Subnets routed from the host into it.
+    pub subnets: Vec<IpPrefix>,
+}
+
+/// The MAC of a virtual gateway's host interface: locally administered,
+/// derived from the interface name so that it is the same after a restart.
+pub fn interface_mac(interface: &str) -> [u8; 6] {
+    // FNV-1a: stable across builds and platforms.
+    let hash = interface.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    });
+    let b = hash.to_be_bytes();
+    [0x02, 0x5e, b[0], b[1], b[2], b[3]]
+}
+
+/// Netlink access to the node's network namespace.
+pub struct HostNetwork {
+    runtime: tokio::runtime::Runtime,
+    handle: Handle,
+}
+
+fn alias(link: &LinkMessage) -> Option<&str> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfAlias(alias) => Some(alias.as_str()),
+        _ => None,
+    })
+}
+
+fn link_name(link: &LinkMessage) -> Option<&str> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(name) => Some(name.as_str()),
+        _ => None,
+    })
+}
+
+impl HostNetwork {
+    /// Opens a netlink connection in the calling thread's network namespace.
+    pub fn new() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.block_on(async {
+            let (connection, handle, _) = rtnetlink::new_connection()?;
+            tokio::spawn(connection);
+            Ok::<_, std::io::Error>(handle)
+        })?;
+        Ok(Self { runtime, handle })
+    }
+
+    async fn links(&self) -> Result<Vec<LinkMessage>, rtnetlink::Error> {
+        self.handle.link().get().execute().try_collect().await
+    }
+
+    /// Deletes our links whose interface is not in `wanted`; returns their
+    /// names.
+    pub fn remove_undeclared(&self, wanted: &[VgwSpec]) -> Result<Vec<String>, String> {
+        let keep: BTreeSet<&str> = wanted.iter().map(|v| v.interface.as_str()).collect();
+        self.runtime.block_on(async {
+            let mut removed = Vec::new();
+            for link in self.links().await.map_err(|e| e.to_string())? {
+                let ours = alias(&link).is_some_and(|a| a.starts_with(ALIAS_PREFIX));
+                let name = link_name(&link).unwrap_or_default().to_owned();
+                if ours && !keep.contains(name.as_str()) {
+                    self.handle
+                        .link()
+                        .del(link.header.index)
+                        .execute()
+                        .await
+                        .map_err(|e| format!("deleting {name}: {e}"))?;
+                    removed.push(name);
+                }
+            }
+            Ok(removed)
+        })
+    }
+
+    /// Whether an interface named `interface` exists without our mark (then
+    /// it is not ours to take).
+    pub fn foreign(&self, interface: &str) -> Result<bool, String> {
+        self.runtime.block_on(async {
+            let links = self.links().await.map_err(|e| e.to_string())?;
+            Ok(links.iter().any(|l| {
+                link_name(l) == Some(interface)
+                    && !alias(l).is_some_and(|a| a.starts_with(ALIAS_PREFIX))
+            }))
+        })
+    }
+
+    /// Marks, addresses and raises the (open) tap of `spec`, and makes its
+    /// routes exactly the subnets: missing ones added, ours that are no
+    /// longer wanted removed.
+    pub fn configure(&self, spec: &VgwSpec) -> Result<(), String> {
+        self.runtime.block_on(async {
+            let links = self.links().await.map_err(|e| e.to_string())?;
+            let link = links
+                .iter()
+                .find(|l| link_name(l) == Some(spec.interface.as_str()))
+                .ok_or_else(|| {
+                    format!("interface {} not found after opening it", spec.interface)
+                })?;
+            let index = link.header.index;
+            let message = LinkUnspec::new_with_index(index)
+                .address(spec.mac.to_vec())
+                .append_extra_attribute(LinkAttribute::IfAlias(format!(
+                    "{ALIAS_PREFIX}{}",
+                    spec.name
+                )))
+                .up()
+                .build();
+            self.handle
+                .link()
+                .set(message)
+                .execute()
+                .await
+                .map_err(|e| format!("setting up {}: {e}", spec.interface))?;
+
+            let present = self.our_routes(index).await.map_err(|e| e.to_string())?;
+            let wanted: BTreeSet<IpPrefix> = spec.subnets.iter().copied().collect();
+            for prefix in wanted.iter().filter(|p| !present.contains(p)) {
+                let route = route_message(prefix, index);
+                self.handle
+                    .route()
+                    .add(route)
+                    .execute()
+                    .await
+                    .map_err(|e| format!("route {prefix} dev {}: {e}", spec.interface))?;
+            }
+            for prefix in present.iter().filter(|p| !wanted.contains(p)) {
+                let route = route_message(prefix, index);
+                self.handle
+                    .route()
+                    .del(route)
+                    .execute()
+                    .await
+                    .map_err(|e| format!("removing route {prefix}: {e}"))?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn our_routes(&self, index: u32) -> Result<BTreeSet<IpPrefix>, rtnetlink::Error> {
+        let mut out = BTreeSet::new();
+        for family in [false, true] {
+            let query = if family {
+                RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
+            } else {
+                RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
+            };
+            let routes: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(query)
+                .execute()
+                .try_collect()
+                .await?;
+            for route in routes {
+                if route.header.protocol != RouteProtocol::Other(ROUTE_PROTOCOL) {
+                    continue;
+                }
+                let oif = route.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(i) => Some(*i),
+                    _ => None,
+                });
+                if oif != Some(index) {
+                    continue;
+                }
+                let destination = route.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Destination(d) => match d {
+                        rtnetlink::packet_route::route::RouteAddress::Inet(a) => {
+                            Some(IpAddr::V4(*a))
+                        }
+                        rtnetlink::packet_route::route::RouteAddress::Inet6(a) => {
+                            Some(IpAddr::V6(*a))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                });
+                let unspecified = if family {
+                    IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+                };
+                if let Ok(prefix) = IpPrefix::new(
+                    destination.unwrap_or(unspecified),
+                    route.header.destination_prefix_length,
+                ) {
+                    out.insert(prefix);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn route_message(prefix: &IpPrefix, index: u32) -> RouteMessage {
+    let protocol = RouteProtocol::Other(ROUTE_PROTOCOL);
+    match prefix.addr() {
+        IpAddr::V4(a) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+            .destination_prefix(a, prefix.prefix_len())
+            .output_interface(index)
+            .protocol(protocol)
+            .build(),
+        IpAddr::V6(a) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+            .destination_prefix(a, prefix.prefix_len())
+            .output_interface(index)
+            .protocol(protocol)
+            .build(),
+    }
+}
+
+/// Turns IP forwarding on in the node's namespace for the families in use
+/// (never off: other things on the host may rely on it).
+pub fn enable_forwarding(v4: bool, v6: bool) -> std::io::Result<()> {
+    if v4 {
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+    }
+    if v6 {
+        std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_macs_are_stable_unicast_and_local() {
+        let mac = interface_mac("vgw");
+        assert_eq!(mac, interface_mac("vgw"));
+        assert_ne!(mac, interface_mac("vgw1"));
+        assert_eq!(mac[0] & 0x01, 0, "unicast");
+        assert_eq!(mac[0] & 0x02, 0x02, "locally administered");
+    }
+}

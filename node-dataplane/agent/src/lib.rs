@@ -1,0 +1,264 @@
+//! The node dataplane agent: one per gateway node.
+//!
+//! ```text
+//!  kube-apiserver
+//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, own PhysicalRouter
+//!    v
+//!  stores --(any change, debounced)--> desired::desired()  (pure: accepted objects of this node)
+//!                                          |
+//!                                          v
+//!                          forward::compile() -> Plan { tables, ports }  --ArcSwap--+
+//!                                                                                    |
+//!  forwarding thread (forward.rs): ports (AF_XDP / AF_PACKET), per batch: load plan, |
+//!     pipeline::process each frame, transmit in place            <-------------------+
+//!
+//!  reporter: NodeReport -> PhysicalRouter status (server-side apply, only on change)
+//!  http: /healthz /readyz /metrics
+//! ```
+//!
+//! When the API server is unreachable the watches retry with backoff and the
+//! forwarding thread keeps the last tables: traffic never depends on the
+//! control plane being up.
+
+pub mod desired;
+pub mod forward;
+pub mod hostnet;
+pub mod http;
+pub mod report;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tokio::sync::Notify;
+use trunkline_api::{
+    LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+};
+use trunkline_xdp::BackendChoice;
+
+use crate::forward::Shared;
+use crate::report::Reporter;
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The node's name (= its PhysicalRouter's name).
+    pub node: String,
+    /// Fast-path I/O backend.
+    pub backend: BackendChoice,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub metrics_addr: std::net::SocketAddr,
+    /// Network namespace of the ports (labs and tests only: a deployed agent
+    /// runs in the node's namespace).
+    pub port_netns: Option<PathBuf>,
+    /// Quiet time after a change before tables are rebuilt.
+    pub debounce: Duration,
+    /// Longest time between two status checks.
+    pub report_interval: Duration,
+}
+
+/// Errors that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The metrics endpoint could not be served.
+    #[error("serving metrics on {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The forwarding thread could not be started.
+    #[error("starting the forwarding thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Starts a reflector for `api` whose events wake `changed`; returns its store.
+fn reflect<K>(api: Api<K>, config: watcher::Config, changed: Arc<Notify>) -> Store<K>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (store, writer) = reflector::store();
+    let kind = K::kind(&Default::default()).to_string();
+    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(_) => changed.notify_one(),
+                Err(e) => {
+                    tracing::warn!(kind, error = %e, "watch interrupted; forwarding continues with the last tables")
+                }
+            }
+        }
+    });
+    store
+}
+
+/// Runs the agent until `shutdown` completes.
+pub async fn run(
+    client: Client,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let shared = Arc::new(Shared::default());
+    let forwarding = forward::spawn(shared.clone(), options.backend, options.port_netns.clone())
+        .map_err(Error::Thread)?;
+
+    let http = {
+        let shared = shared.clone();
+        let addr = options.metrics_addr;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Http { addr, source })?;
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(listener, shared).await {
+                tracing::error!(error = %e, "metrics endpoint stopped");
+            }
+        })
+    };
+
+    let changed = Arc::new(Notify::new());
+    let lis = reflect(
+        Api::<LogicalInterface>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let vmis = reflect(
+        Api::<VirtualMachineInterface>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let networks = reflect(
+        Api::<VirtualNetwork>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let gateways = reflect(
+        Api::<VirtualGateway>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let routers = reflect(
+        Api::<PhysicalRouter>::all(client.clone()),
+        watcher::Config::default().fields(&format!("metadata.name={}", options.node)),
+        changed.clone(),
+    );
+
+    let report_now = Arc::new(Notify::new());
+    let reporter = {
+        let shared = shared.clone();
+        let report_now = report_now.clone();
+        let mut reporter = Reporter::new(Api::all(client.clone()), &options.node);
+        let interval = options.report_interval;
+        tokio::spawn(async move {
+            loop {
+                let _ = tokio::time::timeout(interval, report_now.notified()).await;
+                let report = shared.report();
+                // No PhysicalRouter (yet): nothing to report on.
+                if !report.synced || report.router_generation.is_none() {
+                    continue;
+                }
+                match reporter.report(&report).await {
+                    Ok(true) => tracing::debug!(version = report.tables_version, "status reported"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not report status; will retry");
+                        reporter.invalidate();
+                    }
+                }
+            }
+        })
+    };
+
+    let node = options.node.clone();
+    let installer = shared.clone();
+    let compile_loop = async move {
+        for (kind, ready) in [
+            ("LogicalInterface", lis.wait_until_ready().await.is_ok()),
+            (
+                "VirtualMachineInterface",
+                vmis.wait_until_ready().await.is_ok(),
+            ),
+            ("VirtualNetwork", networks.wait_until_ready().await.is_ok()),
+            ("PhysicalRouter", routers.wait_until_ready().await.is_ok()),
+            ("VirtualGateway", gateways.wait_until_ready().await.is_ok()),
+        ] {
+            if !ready {
+                tracing::error!(kind, "watch ended before syncing");
+            }
+        }
+        tracing::info!(node, "watches synced");
+        // Every status write of ours changes our own PhysicalRouter, which
+        // wakes this loop: rebuild only when what the node enforces changed.
+        let mut installed: Option<(desired::Desired, Option<i64>)> = None;
+        loop {
+            let (li_state, vmi_state, network_state) =
+                (lis.state(), vmis.state(), networks.state());
+            let gateway_state = gateways.state();
+            let gateway_refs: Vec<&VirtualGateway> =
+                gateway_state.iter().map(|a| a.as_ref()).collect();
+            let router = routers.get(&reflector::ObjectRef::new(&node));
+            let li_refs: Vec<&LogicalInterface> = li_state.iter().map(|a| a.as_ref()).collect();
+            let vmi_refs: Vec<&VirtualMachineInterface> =
+                vmi_state.iter().map(|a| a.as_ref()).collect();
+            let network_refs: Vec<&VirtualNetwork> =
+                network_state.iter().map(|a| a.as_ref()).collect();
+            let desired = desired::desired(desired::Inputs {
+                node: &node,
+                router: router.as_deref(),
+                logical_interfaces: &li_refs,
+                vmis: &vmi_refs,
+                networks: &network_refs,
+                virtual_gateways: &gateway_refs,
+            });
+            let generation = router.as_ref().and_then(|r| r.metadata.generation);
+            if installed
+                .as_ref()
+                .is_some_and(|(d, g)| *d == desired && *g == generation)
+            {
+                changed.notified().await;
+                tokio::time::sleep(options.debounce).await;
+                continue;
+            }
+            for skipped in &desired.skipped {
+                tracing::debug!(node, "{skipped}");
+            }
+            let version = installer.install(&desired, generation);
+            tracing::info!(
+                node,
+                version,
+                logical_interfaces = desired.config.logical_interfaces.len(),
+                vmis = desired.config.vmis.len(),
+                networks = desired.config.networks.len(),
+                "tables swapped"
+            );
+            installed = Some((desired, generation));
+            report_now.notify_one();
+            changed.notified().await;
+            tokio::time::sleep(options.debounce).await;
+        }
+    };
+
+    tokio::select! {
+        _ = compile_loop => {}
+        _ = shutdown => tracing::info!("shutting down"),
+    }
+    reporter.abort();
+    http.abort();
+    shared.stop();
+    let _ = tokio::task::spawn_blocking(move || forwarding.join()).await;
+    Ok(())
+}

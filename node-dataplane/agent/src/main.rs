@@ -1,0 +1,97 @@
+//! `trunkline-dataplane`: the node dataplane agent. Flags and environment
+//! in, [`trunkline_dataplane::run`] out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use trunkline_xdp::BackendChoice;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Backend {
+    /// AF_XDP, falling back to AF_PACKET (logged) when unavailable.
+    Auto,
+    /// AF_XDP only.
+    AfXdp,
+    /// AF_PACKET only.
+    AfPacket,
+}
+
+/// The trunkline node dataplane: enforces the accepted objects of its node.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Flags {
+    /// This node's name; its PhysicalRouter has the same name.
+    #[arg(long, env = "NODE_NAME")]
+    node: String,
+    /// Fast-path I/O backend.
+    #[arg(long, value_enum, default_value = "auto", env = "TRUNKLINE_BACKEND")]
+    backend: Backend,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    metrics_addr: std::net::SocketAddr,
+    /// Kubeconfig to use (default: in-cluster, or KUBECONFIG).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Open the ports in this network namespace (e.g. /run/netns/gw): for
+    /// labs and tests, where the node is a namespace.
+    #[arg(long)]
+    port_netns: Option<PathBuf>,
+    /// Quiet time after a change before the tables are rebuilt, in ms.
+    #[arg(long, default_value_t = 100)]
+    debounce_ms: u64,
+}
+
+async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let flags = Flags::parse();
+    let backend = match flags.backend {
+        Backend::Auto => BackendChoice::Auto,
+        Backend::AfXdp => BackendChoice::AfXdp,
+        Backend::AfPacket => BackendChoice::AfPacket,
+    };
+    let options = trunkline_dataplane::Options {
+        node: flags.node,
+        backend,
+        metrics_addr: flags.metrics_addr,
+        port_netns: flags.port_netns,
+        debounce: Duration::from_millis(flags.debounce_ms),
+        report_interval: Duration::from_secs(10),
+    };
+    tracing::info!(node = options.node, backend = ?options.backend, "trunkline-dataplane starting");
+    let client = client(flags.kubeconfig).await?;
+    trunkline_dataplane::run(client, options, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! The pure packet pipeline of a gateway node: immutable tables compiled
+//! from the desired state, and the per-frame decision (VLAN to VMI, source
+//! checks, ARP/ND proxy, VRF routing, re-tagging).
+//!
+//! ```text
+//!  NodeConfig --Tables::compile--> (Tables, Vec<Rejected>)
+//!                                     |  held in an ArcSwap by the caller,
+//!                                     |  loaded once per batch
+//!                                     v
+//!  rx batch --> Pipeline::new(&tables, &counters).process(port, buf, offset, len)
+//!                                     |
+//!                                     v
+//!              Verdict::Transmit { port, offset, len } | Pass | Drop(DropReason)
+//! ```
+//!
+//! Nothing here does I/O, takes a lock or allocates per packet; the frame is
+//! rewritten in place (see [`process`](mod@process) for the flow).
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod counters;
+mod hash;
+mod lpm;
+pub mod process;
+pub mod tables;
+pub mod verdict;
+
+pub use config::{
+    AllowedAddressPair, CreationOrder, DEFAULT_GATEWAY_MAC, IpPrefix, LogicalInterfaceConfig,
+    MacAddress, NetworkConfig, NextHopConfig, NodeConfig, PortConfig, PortId, PortKind,
+    PrefixError, RouteConfig, SubnetConfig, VmiConfig,
+};
+pub use counters::{CounterSnapshot, Counters, MAX_WORKERS, VmiCounterSnapshot, VmiCounters};
+pub use process::{FrameBuf, HEADROOM, L2Header, Pipeline, parse_l2, process};
+pub use tables::{
+    Egress, LogicalInterface, NextHop, ObjectRef, RejectReason, Rejected, Tables, Vmi, VmiId,
+};
+pub use verdict::{DropReason, Verdict};

@@ -1,0 +1,664 @@
+//! Table compilation: lookups, every rejection, and property tests (the
+//! same configuration in any order compiles to the same tables; two logical
+//! interfaces never both win a (port, VLAN), and the older one wins).
+
+use core::net::IpAddr;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::*;
+use crate::process::tests::{MAC_A, MAC_B, P1, P2, VGW, fixture};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn prefix(s: &str) -> IpPrefix {
+    s.parse().unwrap()
+}
+
+fn li(key: &str, port: PortId, vlan: u16, vmi: &str, created: i64) -> LogicalInterfaceConfig {
+    LogicalInterfaceConfig {
+        key: key.into(),
+        port,
+        vlan,
+        vmi: vmi.into(),
+        order: CreationOrder {
+            created_secs: created,
+            name: key.into(),
+        },
+    }
+}
+
+fn reasons_for(rejected: &[Rejected], object: &ObjectRef) -> Vec<RejectReason> {
+    rejected
+        .iter()
+        .filter(|r| &r.object == object)
+        .map(|r| r.reason.clone())
+        .collect()
+}
+
+#[test]
+fn fixture_lookups() {
+    let (tables, rejected) = Tables::compile(&fixture());
+    assert!(rejected.is_empty());
+    let a = tables.vmi_id("ns/vmi-a").unwrap();
+    let b = tables.vmi_id("ns/vmi-b").unwrap();
+    assert_eq!(tables.vmi_at(P1, 100), Some(a));
+    assert_eq!(tables.vmi_at(P1, 200), Some(b));
+    assert_eq!(tables.vmi_at(P1, 101), None);
+    assert_eq!(tables.vmi_at(P1, 4095), None);
+    assert_eq!(tables.vmi_at(PortId(1000), 100), None);
+    assert_eq!(tables.vmi_at(VGW, 0), None);
+    assert_eq!(
+        tables.route("ns/net1", ip("10.0.1.20")),
+        Some(NextHop::Vmi(b))
+    );
+    assert_eq!(
+        tables.route("ns/net1", ip("10.0.0.1")),
+        Some(NextHop::Receive)
+    );
+    assert_eq!(
+        tables.route("ns/net1", ip("fd00::1")),
+        Some(NextHop::Receive)
+    );
+    assert_eq!(
+        tables.route("ns/net1", ip("192.0.2.9")),
+        Some(NextHop::Discard)
+    );
+    assert_eq!(
+        tables.route("ns/net1", ip("1.1.1.1")),
+        Some(NextHop::Port(VGW))
+    );
+    assert_eq!(tables.route("ns/net1", ip("fd01::1")), None);
+    assert_eq!(tables.route("ns/net2", ip("1.1.1.1")), None);
+    assert_eq!(tables.route("ns/nope", ip("1.1.1.1")), None);
+    // The same address in two VRFs is two different VMIs.
+    let c = tables.vmi_id("ns/vmi-c").unwrap();
+    assert_eq!(
+        tables.route("ns/net2", ip("10.0.0.10")),
+        Some(NextHop::Vmi(c))
+    );
+    assert_eq!(
+        tables.route("ns/net1", ip("10.0.0.10")),
+        Some(NextHop::Vmi(a))
+    );
+    let vmi = tables.vmi(a).unwrap();
+    assert_eq!(vmi.key(), "ns/vmi-a");
+    assert_eq!(vmi.network(), "ns/net1");
+    assert_eq!(vmi.mac(), EthernetAddress(MAC_A));
+    assert!(vmi.port_security());
+    assert_eq!(
+        vmi.egress(),
+        Some(Egress {
+            port: P1,
+            vlan: 100
+        })
+    );
+    assert_eq!(
+        tables
+            .vmi(tables.vmi_id("ns/vmi-d").unwrap())
+            .unwrap()
+            .egress(),
+        None
+    );
+    assert_eq!(tables.logical_interfaces().len(), 4);
+    assert_eq!(tables.vmis().count(), 5);
+    assert_eq!(tables.vmi_counters().count(), 5);
+    let dump = tables.dump();
+    for line in [
+        "gateway_mac 00:00:5e:00:01:00",
+        "port 1 eth1 gateway",
+        "  vlan 100 -> ns/vmi-a",
+        "port 9 vgw0 host vrf 1 peer 02:00:00:00:00:99",
+        "vrf 1 network ns/net1",
+        "  route 0.0.0.0/0 port 9",
+        "  route 10.0.0.1/32 receive",
+        "  route 192.0.2.0/24 discard",
+        "  route fd00::a/128 vmi ns/vmi-a",
+        "  bridge 02000000000a -> ns/vmi-a",
+        "  bridge 0200000000aa -> ns/vmi-a",
+        "li ns/li-u port 2 vlan 0 vmi ns/vmi-u",
+    ] {
+        assert!(
+            dump.lines().any(|l| l == line),
+            "{line:?} missing from\n{dump}"
+        );
+    }
+}
+
+#[test]
+fn the_older_logical_interface_wins_whatever_the_order() {
+    let mut config = fixture();
+    config
+        .logical_interfaces
+        .push(li("ns/li-young", P1, 100, "ns/vmi-b", 99));
+    config
+        .logical_interfaces
+        .insert(0, li("ns/li-old", P1, 200, "ns/vmi-a", 1));
+    for reversed in [false, true] {
+        if reversed {
+            config.logical_interfaces.reverse();
+        }
+        let (tables, rejected) = Tables::compile(&config);
+        let a = tables.vmi_id("ns/vmi-a").unwrap();
+        assert_eq!(tables.vmi_at(P1, 100), Some(a));
+        assert_eq!(tables.vmi_at(P1, 200), Some(a));
+        assert_eq!(
+            reasons_for(
+                &rejected,
+                &ObjectRef::LogicalInterface("ns/li-young".into())
+            ),
+            vec![RejectReason::VlanTaken {
+                port: P1,
+                vlan: 100,
+                by: "ns/li-a".into()
+            }]
+        );
+        assert_eq!(
+            reasons_for(&rejected, &ObjectRef::LogicalInterface("ns/li-b".into())),
+            vec![RejectReason::VlanTaken {
+                port: P1,
+                vlan: 200,
+                by: "ns/li-old".into()
+            }]
+        );
+        // A's egress is its oldest logical interface.
+        assert_eq!(
+            tables.vmi(a).unwrap().egress(),
+            Some(Egress {
+                port: P1,
+                vlan: 200
+            })
+        );
+        // Same creation second: the name decides.
+        let mut tie = fixture();
+        tie.logical_interfaces = vec![
+            li("ns/li-z", P1, 7, "ns/vmi-b", 5),
+            li("ns/li-m", P1, 7, "ns/vmi-a", 5),
+        ];
+        let (tables, _) = Tables::compile(&tie);
+        assert_eq!(tables.vmi_at(P1, 7), tables.vmi_id("ns/vmi-a"));
+    }
+}
+
+#[test]
+fn every_rejection() {
+    let mut config = fixture();
+    config.gateway_mac = [1, 0, 0, 0, 0, 1];
+    // Ports: a duplicate id, a host port of an unknown network.
+    config.ports.push(PortConfig {
+        id: P1,
+        name: "zzz".into(),
+        kind: PortKind::Fabric,
+    });
+    config.ports.push(PortConfig {
+        id: PortId(10),
+        name: "vgw9".into(),
+        kind: PortKind::Host {
+            network: "ns/none".into(),
+            peer_mac: [2, 0, 0, 0, 0, 1],
+        },
+    });
+    // Networks: a duplicate key, a VRF in use, a gateway outside its subnet.
+    config.networks.push(NetworkConfig {
+        key: "ns/net1".into(),
+        vrf: 7,
+        subnets: vec![],
+    });
+    config.networks.push(NetworkConfig {
+        key: "ns/net3".into(),
+        vrf: 2,
+        subnets: vec![],
+    });
+    config.networks[0].subnets.push(SubnetConfig {
+        prefix: prefix("10.9.0.0/24"),
+        gateway: ip("10.8.0.1"),
+    });
+    // VMIs.
+    let base = config.vmis[1].clone();
+    let vmi = |key: &str, f: &dyn Fn(&mut VmiConfig)| {
+        let mut v = base.clone();
+        v.key = key.into();
+        v.mac = [2, 0, 0, 0, 9, key.len() as u8];
+        v.ips = vec![ip("10.0.1.99")];
+        f(&mut v);
+        v
+    };
+    config.vmis.push(vmi("ns/vmi-b", &|_| {}));
+    config
+        .vmis
+        .push(vmi("ns/x-net", &|v| v.network = "ns/none".into()));
+    config
+        .vmis
+        .push(vmi("ns/x-mcast", &|v| v.mac = [3, 0, 0, 0, 0, 1]));
+    config.vmis.push(vmi("ns/x-mac", &|v| v.mac = MAC_B));
+    config
+        .vmis
+        .push(vmi("ns/x-gw", &|v| v.ips = vec![ip("10.0.0.1")]));
+    config
+        .vmis
+        .push(vmi("ns/x-ip", &|v| v.ips = vec![ip("10.0.1.20")]));
+    // Logical interfaces.
+    config.logical_interfaces.extend([
+        li("ns/li-a", P1, 5, "ns/vmi-a", 60),
+        li("ns/l-range", P1, 4095, "ns/vmi-a", 50),
+        li("ns/l-vmi", P1, 6, "ns/none", 50),
+        li("ns/l-port", PortId(44), 6, "ns/vmi-a", 50),
+        li("ns/l-kind", VGW, 6, "ns/vmi-a", 50),
+        li("ns/l-taken", P1, 100, "ns/vmi-b", 50),
+    ]);
+    // Routes.
+    let route = |network: &str, p: &str, next_hop| RouteConfig {
+        network: network.into(),
+        prefix: prefix(p),
+        next_hop,
+    };
+    config.routes.extend([
+        route("ns/none", "1.0.0.0/8", NextHopConfig::Discard),
+        route("ns/net1", "2.0.0.0/8", NextHopConfig::Port(PortId(44))),
+        route("ns/net1", "3.0.0.0/8", NextHopConfig::Port(P2)),
+        route("ns/net2", "4.0.0.0/8", NextHopConfig::Port(VGW)),
+        route("ns/net1", "10.0.1.20/32", NextHopConfig::Discard),
+    ]);
+
+    let (tables, rejected) = Tables::compile(&config);
+    use RejectReason::*;
+    let expect = [
+        (
+            ObjectRef::Node,
+            MulticastMac(EthernetAddress([1, 0, 0, 0, 0, 1])),
+        ),
+        (ObjectRef::Port(P1), Duplicate),
+        (
+            ObjectRef::Port(PortId(10)),
+            UnknownNetwork("ns/none".into()),
+        ),
+        (ObjectRef::Network("ns/net1".into()), Duplicate),
+        (
+            ObjectRef::Network("ns/net3".into()),
+            VrfInUse {
+                vrf: 2,
+                by: "ns/net2".into(),
+            },
+        ),
+        (
+            ObjectRef::Subnet {
+                network: "ns/net1".into(),
+                prefix: prefix("10.9.0.0/24"),
+            },
+            GatewayOutsideSubnet {
+                gateway: ip("10.8.0.1"),
+                prefix: prefix("10.9.0.0/24"),
+            },
+        ),
+        (ObjectRef::Vmi("ns/vmi-b".into()), Duplicate),
+        (
+            ObjectRef::Vmi("ns/x-net".into()),
+            UnknownNetwork("ns/none".into()),
+        ),
+        (
+            ObjectRef::Vmi("ns/x-mcast".into()),
+            MulticastMac(EthernetAddress([3, 0, 0, 0, 0, 1])),
+        ),
+        (
+            ObjectRef::Vmi("ns/x-mac".into()),
+            MacInUse {
+                mac: EthernetAddress(MAC_B),
+                by: "ns/vmi-b".into(),
+            },
+        ),
+        (
+            ObjectRef::Vmi("ns/x-gw".into()),
+            AddressInUse {
+                ip: ip("10.0.0.1"),
+                by: "the gateway of network ns/net1".into(),
+            },
+        ),
+        (
+            ObjectRef::Vmi("ns/x-ip".into()),
+            AddressInUse {
+                ip: ip("10.0.1.20"),
+                by: "VMI ns/vmi-b".into(),
+            },
+        ),
+        (ObjectRef::LogicalInterface("ns/li-a".into()), Duplicate),
+        (
+            ObjectRef::LogicalInterface("ns/l-range".into()),
+            VlanOutOfRange(4095),
+        ),
+        (
+            ObjectRef::LogicalInterface("ns/l-vmi".into()),
+            UnknownVmi("ns/none".into()),
+        ),
+        (
+            ObjectRef::LogicalInterface("ns/l-port".into()),
+            UnknownPort(PortId(44)),
+        ),
+        (
+            ObjectRef::LogicalInterface("ns/l-kind".into()),
+            NotAGatewayPort(VGW),
+        ),
+        (
+            ObjectRef::LogicalInterface("ns/l-taken".into()),
+            VlanTaken {
+                port: P1,
+                vlan: 100,
+                by: "ns/li-a".into(),
+            },
+        ),
+        (
+            ObjectRef::Route {
+                network: "ns/none".into(),
+                prefix: prefix("1.0.0.0/8"),
+            },
+            UnknownNetwork("ns/none".into()),
+        ),
+        (
+            ObjectRef::Route {
+                network: "ns/net1".into(),
+                prefix: prefix("2.0.0.0/8"),
+            },
+            UnknownPort(PortId(44)),
+        ),
+        (
+            ObjectRef::Route {
+                network: "ns/net1".into(),
+                prefix: prefix("3.0.0.0/8"),
+            },
+            NotAHostPortOfNetwork {
+                port: P2,
+                network: "ns/net1".into(),
+            },
+        ),
+        (
+            ObjectRef::Route {
+                network: "ns/net2".into(),
+                prefix: prefix("4.0.0.0/8"),
+            },
+            NotAHostPortOfNetwork {
+                port: VGW,
+                network: "ns/net2".into(),
+            },
+        ),
+        (
+            ObjectRef::Route {
+                network: "ns/net1".into(),
+                prefix: prefix("10.0.1.20/32"),
+            },
+            PrefixInUse(prefix("10.0.1.20/32")),
+        ),
+    ];
+    for (object, reason) in &expect {
+        assert_eq!(
+            reasons_for(&rejected, object),
+            vec![reason.clone()],
+            "{object}"
+        );
+    }
+    assert_eq!(rejected.len(), expect.len(), "{rejected:#?}");
+    // The rest still compiled, with the default gateway MAC.
+    assert_eq!(tables.gateway_mac(), EthernetAddress(DEFAULT_GATEWAY_MAC));
+    assert_eq!(tables.vmi_at(P1, 200), tables.vmi_id("ns/vmi-b"));
+    // Messages name the object and say what would be valid.
+    let message = rejected
+        .iter()
+        .find(|r| r.object == ObjectRef::LogicalInterface("ns/l-range".into()))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        message,
+        "logical interface ns/l-range: VLAN 4095 is out of range: valid VLANs are 0 (untagged) to 4094"
+    );
+}
+
+#[test]
+fn sparse_and_extreme_port_ids() {
+    let mut config = fixture();
+    for port in &mut config.ports {
+        if port.id == P2 {
+            port.id = PortId(u16::MAX);
+        }
+    }
+    for li in &mut config.logical_interfaces {
+        if li.port == P2 {
+            li.port = PortId(u16::MAX);
+        }
+    }
+    let (tables, rejected) = Tables::compile(&config);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(
+        tables.vmi_at(PortId(u16::MAX), 0),
+        tables.vmi_id("ns/vmi-u")
+    );
+    assert_eq!(tables.vmi_at(P2, 0), None);
+    assert_eq!(tables.vmi_at(PortId(0), 0), None);
+}
+
+#[test]
+fn empty_config_compiles() {
+    let (tables, rejected) = Tables::compile(&NodeConfig::default());
+    assert!(rejected.is_empty());
+    assert_eq!(tables.gateway_mac(), EthernetAddress(DEFAULT_GATEWAY_MAC));
+    assert_eq!(Tables::default().dump(), tables.dump());
+}
+
+#[test]
+fn recompile_keeps_counters_of_surviving_vmis() {
+    let (old, _) = Tables::compile(&fixture());
+    let a = old.vmi_id("ns/vmi-a").unwrap();
+    crate::Counters::for_worker(3).vmi_rx(old.vmi(a).unwrap().counters(), 100);
+    let mut config = fixture();
+    config.vmis.retain(|v| v.key != "ns/vmi-b");
+    let (new, _) = Tables::recompile(&config, &old);
+    let a = new.vmi_id("ns/vmi-a").unwrap();
+    assert_eq!(new.vmi(a).unwrap().counters().snapshot().rx_bytes, 100);
+    let (fresh, _) = Tables::compile(&config);
+    let a = fresh.vmi_id("ns/vmi-a").unwrap();
+    assert_eq!(fresh.vmi(a).unwrap().counters().snapshot().rx_bytes, 0);
+}
+
+/// Configurations over small universes of keys, ids, VLANs, MACs and
+/// addresses, so that conflicts of every kind are frequent.
+fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
+    const IPS: [&str; 6] = [
+        "10.0.0.1", "10.0.0.5", "10.0.0.6", "fd00::5", "fd00::1", "10.0.1.7",
+    ];
+    const PREFIXES: [&str; 4] = ["0.0.0.0/0", "10.0.0.0/24", "10.0.0.5/32", "fd00::/64"];
+    let ports = prop::collection::vec((0u16..4, 0u8..3, 0usize..4), 0..5).prop_map(|v| {
+        v.into_iter()
+            .map(|(id, kind, net)| PortConfig {
+                id: PortId(id),
+                name: format!("p{id}"),
+                kind: match kind {
+                    0 => PortKind::Gateway,
+                    1 => PortKind::Fabric,
+                    _ => PortKind::Host {
+                        network: format!("n{net}"),
+                        peer_mac: [2, 0, 0, 0, 1, id as u8],
+                    },
+                },
+            })
+            .collect::<Vec<_>>()
+    });
+    let networks = prop::collection::vec((0usize..3, 0u32..3, 0u8..8), 0..4).prop_map(|v| {
+        v.into_iter()
+            .map(|(k, vrf, subnets)| NetworkConfig {
+                key: format!("n{k}"),
+                vrf,
+                subnets: [
+                    ("10.0.0.0/24", "10.0.0.1"),
+                    ("10.0.1.0/24", "10.0.0.1"),
+                    ("fd00::/64", "fd00::1"),
+                ]
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| subnets & (1 << i) != 0)
+                .map(|(_, (p, g))| SubnetConfig {
+                    prefix: prefix(p),
+                    gateway: ip(g),
+                })
+                .collect(),
+            })
+            .collect::<Vec<_>>()
+    });
+    let vmis = prop::collection::vec(
+        (
+            0usize..6,
+            0usize..4,
+            0u8..5,
+            prop::collection::vec(0usize..IPS.len(), 0..3),
+            any::<Option<u8>>(),
+            any::<bool>(),
+        ),
+        0..8,
+    )
+    .prop_map(|v| {
+        v.into_iter()
+            .map(|(k, net, mac, ips, pair, port_security)| VmiConfig {
+                key: format!("v{k}"),
+                network: format!("n{net}"),
+                mac: if mac == 4 {
+                    [3, 0, 0, 0, 0, 4]
+                } else {
+                    [2, 0, 0, 0, 0, mac]
+                },
+                ips: ips.into_iter().map(|i| ip(IPS[i])).collect(),
+                allowed_address_pairs: pair
+                    .map(|m| AllowedAddressPair {
+                        prefix: prefix("10.0.0.128/25"),
+                        mac: (m % 3 != 0).then_some([2, 0, 0, 0, 2, m % 3]),
+                    })
+                    .into_iter()
+                    .collect(),
+                port_security,
+            })
+            .collect::<Vec<_>>()
+    });
+    let lis = prop::collection::vec(
+        (
+            0usize..10,
+            0u16..4,
+            prop_oneof![0u16..3, Just(4095u16)],
+            0usize..7,
+            0i64..3,
+        ),
+        0..12,
+    )
+    .prop_map(move |v| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, (k, port, vlan, vmi, created))| {
+                let key = if unique_li_keys {
+                    format!("l{i}")
+                } else {
+                    format!("l{k}")
+                };
+                LogicalInterfaceConfig {
+                    order: CreationOrder {
+                        created_secs: created,
+                        name: key.clone(),
+                    },
+                    key,
+                    port: PortId(port),
+                    vlan,
+                    vmi: format!("v{vmi}"),
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    let routes = prop::collection::vec((0usize..4, 0usize..PREFIXES.len(), 0u16..5), 0..5)
+        .prop_map(|v| {
+            v.into_iter()
+                .map(|(net, p, hop)| RouteConfig {
+                    network: format!("n{net}"),
+                    prefix: prefix(PREFIXES[p]),
+                    next_hop: if hop == 4 {
+                        NextHopConfig::Discard
+                    } else {
+                        NextHopConfig::Port(PortId(hop))
+                    },
+                })
+                .collect::<Vec<_>>()
+        });
+    (ports, networks, vmis, lis, routes).prop_map(|(ports, networks, vmis, lis, routes)| {
+        NodeConfig {
+            gateway_mac: DEFAULT_GATEWAY_MAC,
+            ports,
+            networks,
+            vmis,
+            logical_interfaces: lis,
+            routes,
+        }
+    })
+}
+
+/// A configuration and the same one with every list shuffled.
+fn config_and_shuffled() -> impl Strategy<Value = (NodeConfig, NodeConfig)> {
+    arb_config(false).prop_flat_map(|c| {
+        let shuffled = (
+            Just(c.ports.clone()).prop_shuffle(),
+            Just(c.networks.clone()).prop_shuffle(),
+            Just(c.vmis.clone()).prop_shuffle(),
+            Just(c.logical_interfaces.clone()).prop_shuffle(),
+            Just(c.routes.clone()).prop_shuffle(),
+        )
+            .prop_map(
+                |(ports, networks, vmis, logical_interfaces, routes)| NodeConfig {
+                    gateway_mac: DEFAULT_GATEWAY_MAC,
+                    ports,
+                    networks,
+                    vmis,
+                    logical_interfaces,
+                    routes,
+                },
+            );
+        (Just(c), shuffled)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The same configuration in any order compiles to the same tables and
+    /// the same rejections.
+    #[test]
+    fn compilation_is_independent_of_input_order((config, shuffled) in config_and_shuffled()) {
+        let (a, rejected_a) = Tables::compile(&config);
+        let (b, rejected_b) = Tables::compile(&shuffled);
+        prop_assert_eq!(a.dump(), b.dump());
+        prop_assert_eq!(rejected_a, rejected_b);
+    }
+
+    /// Every logical interface is either in the tables or rejected, never
+    /// both; no two hold a (port, VLAN); the slot holds the winner's VMI;
+    /// and one that lost its (port, VLAN) lost to an older one.
+    #[test]
+    fn logical_interfaces_never_both_win(config in arb_config(true)) {
+        let (tables, rejected) = Tables::compile(&config);
+        let accepted = tables.logical_interfaces();
+        let mut slots: Vec<(PortId, u16)> = accepted.iter().map(|l| (l.port, l.vlan)).collect();
+        slots.sort();
+        let n = slots.len();
+        slots.dedup();
+        prop_assert_eq!(slots.len(), n, "two logical interfaces hold one (port, VLAN)");
+        for li in &config.logical_interfaces {
+            let object = ObjectRef::LogicalInterface(li.key.clone());
+            let is_accepted = accepted.iter().any(|a| a.key == li.key);
+            let reasons: Vec<_> = rejected.iter().filter(|r| r.object == object).collect();
+            prop_assert_eq!(usize::from(is_accepted) + reasons.len(), 1, "{}", li.key);
+            if is_accepted {
+                prop_assert_eq!(tables.vmi_at(li.port, li.vlan), tables.vmi_id(&li.vmi));
+            }
+            for r in reasons {
+                if let RejectReason::VlanTaken { port, vlan, by } = &r.reason {
+                    prop_assert_eq!((*port, *vlan), (li.port, li.vlan));
+                    let winner = config.logical_interfaces.iter().find(|w| &w.key == by).unwrap();
+                    prop_assert!(accepted.iter().any(|a| &a.key == by));
+                    prop_assert!((&winner.order, &winner.key) < (&li.order, &li.key));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! Frame I/O of a gateway node, kept apart from packet processing: the
+//! pipeline is a pure function over a byte buffer, and this crate moves
+//! frames between the wire and such buffers, in batches.
+//!
+//! ```text
+//!  gateway port (e.g. eth1)
+//!     | XDP program (bpf/redirect.bpf.c): XSKMAP[rx queue] -> AF_XDP socket, else pass
+//!     v
+//!  AF_XDP socket + UMEM (xsk.rs)  --or, as a fallback--  AF_PACKET socket (packet_socket.rs)
+//!     |  receive(batch, handler): handler(frame buffer, offset, len) -> Action
+//!     v
+//!  Action::Transmit -> sent from the same buffer (AF_XDP: same UMEM frame, no copy)
+//!  Action::Drop     -> buffer recycled
+//! ```
+//!
+//! The backend is chosen per port: AF_XDP when asked or available, else
+//! AF_PACKET; the choice and the reason are logged.
+
+mod packet_socket;
+mod program;
+mod tap;
+mod xsk;
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::RawFd;
+
+pub use packet_socket::PacketSocket;
+pub use program::{AttachMode, RedirectProgram};
+pub use tap::TapDevice;
+pub use xsk::{XskConfig, XskSocket};
+
+/// What to do with a received frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Recycle the buffer.
+    Drop,
+    /// Send `buf[offset..offset + len]` out of the port it came in on.
+    Transmit {
+        /// Start of the frame in the buffer (may be before the received
+        /// offset when a header was pushed into the headroom).
+        offset: usize,
+        /// Length of the frame.
+        len: usize,
+    },
+}
+
+/// Called once per received frame: `(buffer, offset, len)`, where
+/// `buffer[offset..offset + len]` is the frame and `buffer[..offset]` is
+/// headroom (at least 32 bytes).
+pub type FrameHandler<'a> = dyn FnMut(&mut [u8], usize, usize) -> Action + 'a;
+
+/// Errors opening a port.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The interface does not exist (in this network namespace).
+    #[error("no interface named {name:?} in this network namespace")]
+    NoSuchInterface {
+        /// The interface name.
+        name: String,
+    },
+    /// A socket call failed.
+    #[error("{what}: {source}")]
+    Socket {
+        /// Which step.
+        what: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Loading or attaching the XDP program failed.
+    #[error("XDP program on {interface}: {what}: {message}")]
+    Bpf {
+        /// Which step.
+        what: &'static str,
+        /// The interface.
+        interface: String,
+        /// What the loader said.
+        message: String,
+    },
+}
+
+/// The I/O backend of a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// AF_XDP socket fed by the XDP redirect program.
+    AfXdp,
+    /// AF_PACKET raw socket.
+    AfPacket,
+    /// A tap device of this process (a virtual gateway).
+    Tap,
+}
+
+impl Backend {
+    /// The name reported in status and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::AfXdp => "AF_XDP",
+            Backend::AfPacket => "AF_PACKET",
+            Backend::Tap => "TAP",
+        }
+    }
+}
+
+/// Which backend to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// AF_XDP, falling back to AF_PACKET when AF_XDP cannot be set up.
+    #[default]
+    Auto,
+    /// AF_XDP only; fail if it cannot be set up.
+    AfXdp,
+    /// AF_PACKET only.
+    AfPacket,
+}
+
+enum Io {
+    Xdp {
+        // Dropped after the socket: fields drop in declaration order.
+        socket: Box<XskSocket>,
+        _program: RedirectProgram,
+    },
+    Packet(PacketSocket),
+    Tap(TapDevice),
+}
+
+/// One port of the node, open for frame I/O.
+pub struct Port {
+    name: String,
+    io: Io,
+}
+
+/// The index of an interface by name.
+pub fn interface_index(name: &str) -> Result<u32, Error> {
+    let no_such = || Error::NoSuchInterface {
+        name: name.to_owned(),
+    };
+    let c_name = CString::new(name).map_err(|_| no_such())?;
+    // SAFETY: a NUL-terminated string that outlives the call.
+    #[allow(unsafe_code)]
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    if index == 0 {
+        Err(no_such())
+    } else {
+        Ok(index)
+    }
+}
+
+impl Port {
+    /// Opens `name` with the chosen backend (queue 0; generic XDP, copy mode).
+    pub fn open(name: &str, choice: BackendChoice) -> Result<Self, Error> {
+        let ifindex = interface_index(name)?;
+        let open_xdp = || -> Result<Io, Error> {
+            let mut program = RedirectProgram::attach(name, AttachMode::Generic)?;
+            let socket = XskSocket::bind(ifindex, 0, XskConfig::default())?;
+            program.register(0, socket.raw_fd())?;
+            Ok(Io::Xdp {
+                socket: Box::new(socket),
+                _program: program,
+            })
+        };
+        let io = match choice {
+            BackendChoice::AfXdp => open_xdp()?,
+            BackendChoice::AfPacket => {
+                tracing::info!(port = name, "AF_PACKET backend, as configured");
+                Io::Packet(PacketSocket::bind(ifindex)?)
+            }
+            BackendChoice::Auto => match open_xdp() {
+                Ok(io) => io,
+                Err(e) => {
+                    tracing::warn!(port = name, error = %e, "AF_XDP unavailable, falling back to AF_PACKET");
+                    Io::Packet(PacketSocket::bind(ifindex)?)
+                }
+            },
+        };
+        let port = Self {
+            name: name.to_owned(),
+            io,
+        };
+        tracing::info!(port = name, backend = port.backend().as_str(), "port open");
+        Ok(port)
+    }
+
+    /// Creates (or, after a restart, attaches to) the persistent tap `name`.
+    pub fn open_tap(name: &str) -> Result<Self, Error> {
+        let tap = TapDevice::open(name)?;
+        tracing::info!(port = name, "tap open");
+        Ok(Self {
+            name: name.to_owned(),
+            io: Io::Tap(tap),
+        })
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        match self.io {
+            Io::Xdp { .. } => Backend::AfXdp,
+            Io::Packet(_) => Backend::AfPacket,
+            Io::Tap(_) => Backend::Tap,
+        }
+    }
+
+    /// Receives up to `max` frames, calling `handle` for each and applying
+    /// its action. Returns how many frames were received.
+    pub fn receive(&mut self, max: u32, handle: &mut FrameHandler<'_>) -> io::Result<usize> {
+        match &mut self.io {
+            Io::Xdp { socket, .. } => Ok(socket.receive(max, handle)),
+            Io::Packet(socket) => socket.receive(max, handle),
+            Io::Tap(tap) => tap.receive(max, handle),
+        }
+    }
+
+    /// Sends a copy of `frame` (a frame forwarded from another port).
+    pub fn send_copy(&mut self, frame: &[u8]) -> bool {
+        match &mut self.io {
+            Io::Xdp { socket, .. } => socket.send_copy(frame),
+            Io::Packet(socket) => socket.send_copy(frame),
+            Io::Tap(tap) => tap.send_copy(frame),
+        }
+    }
+
+    /// Pushes out pending transmissions and recycles sent buffers.
+    pub fn flush(&mut self) {
+        if let Io::Xdp { socket, .. } = &mut self.io {
+            socket.flush();
+        }
+    }
+
+    /// The descriptor to `poll` for readability.
+    pub fn raw_fd(&self) -> RawFd {
+        match &self.io {
+            Io::Xdp { socket, .. } => socket.raw_fd(),
+            Io::Packet(socket) => socket.raw_fd(),
+            Io::Tap(tap) => tap.raw_fd(),
+        }
+    }
+}
+
+/// Waits until one of `ports` has frames or `timeout_ms` passes.
+pub fn wait_readable(ports: &[Port], timeout_ms: i32) -> io::Result<()> {
+    let fds: Vec<RawFd> = ports.iter().map(Port::raw_fd).collect();
+    wait_fds(&fds, timeout_ms)
+}
+
+/// Waits until one of the descriptors `fds` (ports' [`Port::raw_fd`]) is
+/// readable or `timeout_ms` passes.
+pub fn wait_fds(fds: &[RawFd], timeout_ms: i32) -> io::Result<()> {
+    let mut fds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Moves the calling thread into the network namespace at `path` (e.g.
+/// `/run/netns/<name>`): sockets and XDP attachments it makes afterwards
+/// belong to that namespace. For tests and labs; a deployed dataplane runs
+/// in the node's namespace already.
+pub fn enter_network_namespace(path: &std::path::Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path)?;
+    // SAFETY: setns on a namespace file we hold open; it changes only the
+    // calling thread's network namespace.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

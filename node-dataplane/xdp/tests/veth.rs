@@ -1,0 +1,183 @@
+//! Real AF_XDP (and AF_PACKET) I/O on a veth pair between two network
+//! namespaces: a port opened in one namespace answers `ping` from the other
+//! by rewriting each echo request into a reply in place and transmitting it
+//! from the buffer it arrived in. Needs root (CI runs as root).
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use trunkline_xdp::{Action, Backend, BackendChoice, Port};
+
+fn sh(cmd: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A pair of namespaces `<p>a` (peer: 10.66.0.1, pings) and `<p>b` (port
+/// `<p>x`), removed on drop.
+struct Lab {
+    prefix: String,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Self {
+        let prefix = format!("tlx{}{tag}", std::process::id() % 100_000);
+        let p = &prefix;
+        sh(&format!("ip netns add {p}a && ip netns add {p}b"));
+        sh(&format!(
+            "ip link add {p}y netns {p}a type veth peer name {p}x netns {p}b"
+        ));
+        sh(&format!(
+            "ip -n {p}a link set {p}y address 02:00:00:00:00:01 && ip -n {p}a link set {p}y up"
+        ));
+        sh(&format!("ip -n {p}a addr add 10.66.0.1/24 dev {p}y"));
+        sh(&format!(
+            "ip -n {p}b link set {p}x address 02:00:00:00:00:02 && ip -n {p}b link set {p}x up"
+        ));
+        // The responder answers for 10.66.0.2 with the port's MAC.
+        sh(&format!(
+            "ip -n {p}a neigh add 10.66.0.2 lladdr 02:00:00:00:00:02 dev {p}y"
+        ));
+        Self { prefix }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let p = &self.prefix;
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ip netns del {p}a; ip netns del {p}b"))
+            .status();
+    }
+}
+
+/// Turns an ICMP echo request (Ethernet + IPv4 without options) into the
+/// reply, in place. Returns false for anything else.
+fn echo_reply(frame: &mut [u8]) -> bool {
+    if frame.len() < 42
+        || frame[12..14] != [0x08, 0x00]
+        || frame[14] != 0x45
+        || frame[23] != 1
+        || frame[34] != 8
+    {
+        return false;
+    }
+    let (dst, src) = (frame[0..6].to_vec(), frame[6..12].to_vec());
+    frame[0..6].copy_from_slice(&src);
+    frame[6..12].copy_from_slice(&dst);
+    let (s, d) = (frame[26..30].to_vec(), frame[30..34].to_vec());
+    frame[26..30].copy_from_slice(&d);
+    frame[30..34].copy_from_slice(&s);
+    frame[34] = 0;
+    // Incremental checksum (RFC 1624): the type word went from 0x0800 to 0x0000.
+    let sum = u16::from_be_bytes([frame[36], frame[37]]) as u32 + 0x0800;
+    let sum = (sum & 0xffff) + (sum >> 16);
+    frame[36..38].copy_from_slice(&(sum as u16).to_be_bytes());
+    true
+}
+
+fn answer_pings(backend: BackendChoice, expect: Backend, tag: &str) {
+    let lab = Lab::new(tag);
+    let p = lab.prefix.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let responder = {
+        let (stop, answered, p) = (stop.clone(), answered.clone(), p.clone());
+        std::thread::spawn(move || {
+            trunkline_xdp::enter_network_namespace(format!("/run/netns/{p}b").as_ref())
+                .expect("setns");
+            let port = match Port::open(&format!("{p}x"), backend) {
+                Ok(port) => port,
+                Err(e) => {
+                    ready_tx.send(Err(e.to_string())).expect("send");
+                    return;
+                }
+            };
+            ready_tx.send(Ok(port.backend())).expect("send");
+            let ports = [port];
+            let mut port_slot = ports;
+            while !stop.load(Ordering::Relaxed) {
+                trunkline_xdp::wait_readable(&port_slot, 50).expect("poll");
+                let port = &mut port_slot[0];
+                port.receive(64, &mut |buf, offset, len| {
+                    if echo_reply(&mut buf[offset..offset + len]) {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                        Action::Transmit { offset, len }
+                    } else {
+                        Action::Drop
+                    }
+                })
+                .expect("receive");
+                port.flush();
+            }
+        })
+    };
+    let backend_used = ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("responder started")
+        .expect("port opens");
+    assert_eq!(backend_used, expect);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("{p}a"),
+            "ping",
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "10.66.0.2",
+        ])
+        .output()
+        .expect("ping runs");
+    stop.store(true, Ordering::Relaxed);
+    responder.join().expect("responder thread");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "ping through {expect:?} failed: {stdout}"
+    );
+    assert!(stdout.contains("5 received"), "{stdout}");
+    assert!(
+        answered.load(Ordering::Relaxed) >= 5,
+        "replies came from the port's handler"
+    );
+}
+
+#[test]
+fn af_xdp_port_answers_pings_in_place() {
+    answer_pings(BackendChoice::AfXdp, Backend::AfXdp, "x");
+}
+
+#[test]
+fn af_packet_port_answers_pings() {
+    answer_pings(BackendChoice::AfPacket, Backend::AfPacket, "p");
+}
+
+#[test]
+fn opening_a_missing_interface_says_so() {
+    let err = Port::open("tl-no-such-if0", BackendChoice::Auto)
+        .err()
+        .expect("fails");
+    assert!(
+        err.to_string()
+            .contains("no interface named \"tl-no-such-if0\""),
+        "{err}"
+    );
+}

@@ -1,0 +1,299 @@
+//! From a decision of the core to the status the operator writes: the
+//! Kubernetes conditions (keeping `lastTransitionTime` while a condition's
+//! status stays the same), the derived fields of each kind, and which
+//! condition changes deserve an Event.
+
+use std::fmt::Debug;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use trunkline_api::status::condition;
+use trunkline_api::virtual_gateway::VirtualGatewayNodeStatus;
+use trunkline_api::{
+    GatewayHAGroup, GatewayHAGroupStatus, LogicalInterface, LogicalInterfaceStatus, VirtualGateway,
+    VirtualGatewayStatus, VirtualMachineInterface, VirtualMachineInterfaceStatus, VirtualNetwork,
+    VirtualNetworkStatus,
+};
+use trunkline_operator_core::{Decision, DerivedStatus, Kind};
+
+/// The one field manager every status write uses (server-side apply).
+pub const FIELD_MANAGER: &str = "trunkline-operator";
+
+/// A kind whose status the operator writes.
+pub trait Reported:
+    Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static
+{
+    /// Its status type.
+    type Status: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync;
+    /// Its kind in the core's terms.
+    const KIND: Kind;
+    /// The status as stored.
+    fn current(&self) -> Option<&Self::Status>;
+    /// The conditions of a status.
+    fn conditions_of(status: &Self::Status) -> &[Condition];
+    /// The whole status the operator wants: conditions plus derived fields.
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status;
+    /// The API to write an object of this kind.
+    fn api(client: Client, namespace: Option<&str>) -> Api<Self>;
+}
+
+/// Now, at the second: the API server stores condition times in seconds,
+/// so a finer time would make every comparison with the stored status fail.
+pub fn now() -> Time {
+    let seconds = Timestamp::now().as_second();
+    Time(Timestamp::from_second(seconds).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// The decided conditions as Kubernetes conditions. A condition whose status
+/// is the same as in `previous` keeps its `lastTransitionTime`.
+pub fn conditions(decision: &Decision, previous: &[Condition], now: &Time) -> Vec<Condition> {
+    decision
+        .conditions
+        .iter()
+        .map(|c| {
+            let status = c.status_str();
+            let since = previous
+                .iter()
+                .find(|p| p.type_ == c.type_ && p.status == status)
+                .map_or_else(|| now.clone(), |p| p.last_transition_time.clone());
+            Condition {
+                type_: c.type_.to_owned(),
+                status: status.to_owned(),
+                reason: c.reason.to_owned(),
+                message: c.message.clone(),
+                observed_generation: Some(decision.generation),
+                last_transition_time: since,
+            }
+        })
+        .collect()
+}
+
+/// The conditions worth an Event: `Accepted` whenever its status changes
+/// (or first appears), and `Ready` when it changes while the object is
+/// accepted (when it is not, the `Accepted` event already says why).
+pub fn transitions<'a>(previous: &[Condition], desired: &'a [Condition]) -> Vec<&'a Condition> {
+    let accepted = desired
+        .iter()
+        .any(|c| c.type_ == condition::ACCEPTED && c.status == "True");
+    desired
+        .iter()
+        .filter(|c| {
+            let changed = !previous
+                .iter()
+                .any(|p| p.type_ == c.type_ && p.status == c.status);
+            changed && (c.type_ == condition::ACCEPTED || (c.type_ == condition::READY && accepted))
+        })
+        .collect()
+}
+
+impl Reported for LogicalInterface {
+    type Status = LogicalInterfaceStatus;
+    const KIND: Kind = Kind::LogicalInterface;
+
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions_of(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        LogicalInterfaceStatus {
+            observed_generation: Some(decision.generation),
+            conditions,
+        }
+    }
+
+    fn api(client: Client, _: Option<&str>) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
+impl Reported for VirtualMachineInterface {
+    type Status = VirtualMachineInterfaceStatus;
+    const KIND: Kind = Kind::VirtualMachineInterface;
+
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions_of(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        let (routing_instance, logical_interfaces) = match &decision.derived {
+            DerivedStatus::VirtualMachineInterface {
+                routing_instance,
+                logical_interfaces,
+            } => (routing_instance.clone(), logical_interfaces.clone()),
+            _ => (None, Vec::new()),
+        };
+        VirtualMachineInterfaceStatus {
+            observed_generation: Some(decision.generation),
+            conditions,
+            routing_instance,
+            logical_interfaces,
+        }
+    }
+
+    fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
+        Api::namespaced(client, namespace.unwrap_or_default())
+    }
+}
+
+impl Reported for VirtualNetwork {
+    type Status = VirtualNetworkStatus;
+    const KIND: Kind = Kind::VirtualNetwork;
+
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions_of(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        let (vni, routing_instance) = match &decision.derived {
+            DerivedStatus::VirtualNetwork {
+                vni,
+                routing_instance,
+            } => (*vni, Some(routing_instance.clone())),
+            _ => (None, None),
+        };
+        VirtualNetworkStatus {
+            observed_generation: Some(decision.generation),
+            conditions,
+            vni,
+            routing_instance,
+        }
+    }
+
+    fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
+        Api::namespaced(client, namespace.unwrap_or_default())
+    }
+}
+
+impl Reported for GatewayHAGroup {
+    type Status = GatewayHAGroupStatus;
+    const KIND: Kind = Kind::GatewayHAGroup;
+
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions_of(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        GatewayHAGroupStatus {
+            observed_generation: Some(decision.generation),
+            conditions,
+            // Roles are decided by the HA machinery, not yet by this operator.
+            active_member: None,
+            members: Vec::new(),
+        }
+    }
+
+    fn api(client: Client, _: Option<&str>) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
+impl Reported for VirtualGateway {
+    type Status = VirtualGatewayStatus;
+    const KIND: Kind = Kind::VirtualGateway;
+
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions_of(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        let nodes = match &decision.derived {
+            DerivedStatus::VirtualGateway { nodes } => nodes
+                .iter()
+                .map(|n| VirtualGatewayNodeStatus {
+                    node: n.node.clone(),
+                    state: n.state.as_str().to_owned(),
+                    message: n.message.clone(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        VirtualGatewayStatus {
+            observed_generation: Some(decision.generation),
+            conditions,
+            nodes,
+        }
+    }
+
+    fn api(client: Client, _: Option<&str>) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trunkline_operator_core::{ConditionDecision, ObjectKey};
+
+    fn decision(accepted: bool, ready: bool) -> Decision {
+        Decision {
+            key: ObjectKey::cluster(Kind::LogicalInterface, "li"),
+            generation: 2,
+            conditions: vec![
+                ConditionDecision::new("Accepted", accepted, "Ok", "fine".into()),
+                ConditionDecision::new("Ready", ready, "Pending", "waiting".into()),
+            ],
+            derived: DerivedStatus::None,
+        }
+    }
+
+    fn at(second: i64) -> Time {
+        Time(Timestamp::from_second(second).unwrap())
+    }
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_while_its_status_holds() {
+        let first = conditions(&decision(true, false), &[], &at(100));
+        assert!(first.iter().all(|c| c.last_transition_time == at(100)));
+        assert!(first.iter().all(|c| c.observed_generation == Some(2)));
+        let second = conditions(&decision(true, true), &first, &at(200));
+        assert_eq!(second[0].last_transition_time, at(100));
+        assert_eq!(second[1].last_transition_time, at(200));
+        // Nothing changed: the same conditions, so no write is needed.
+        assert_eq!(conditions(&decision(true, true), &second, &at(300)), second);
+    }
+
+    #[test]
+    fn events_are_for_accepted_and_for_ready_of_accepted_objects() {
+        let first = conditions(&decision(true, false), &[], &at(1));
+        let types: Vec<&str> = transitions(&[], &first)
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, ["Accepted", "Ready"]);
+        let refused = conditions(&decision(false, false), &first, &at(2));
+        let types: Vec<&str> = transitions(&first, &refused)
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, ["Accepted"]);
+        assert!(transitions(&refused, &refused).is_empty());
+    }
+
+    #[test]
+    fn now_has_no_fraction_of_a_second() {
+        assert_eq!(now().0.subsec_nanosecond(), 0);
+    }
+}

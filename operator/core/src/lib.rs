@@ -1,0 +1,35 @@
+//! Pure cross-object logic of the operator: resolves references between
+//! trunkline objects, finds conflicts, allocates VNIs, and decides every
+//! object's conditions and derived status, independent of arrival order.
+//!
+//! ```text
+//!  CRD objects --from_api--> Snapshot --decide--> Decisions
+//!  (trunkline-api)           (model)              (conditions without times,
+//!                                                  VNI, routing instance, ...)
+//! ```
+//!
+//! No Kubernetes client, no async, no clock: the same snapshot always gives
+//! the same decisions, so the operator can recompute everything on every
+//! change, and an object blocked by another one is accepted as soon as the
+//! snapshot no longer holds what blocked it. The caller stamps
+//! `lastTransitionTime` and writes status.
+//!
+//! Who wins a contended resource (a VLAN on a port, an address or MAC in a
+//! network, a VNI, a routing instance, a host interface or subnet on a
+//! node): the oldest object asking for it, by `creationTimestamp`, then
+//! namespace, then name.
+
+#![forbid(unsafe_code)]
+
+mod claims;
+mod decide;
+mod decision;
+pub mod from_api;
+pub mod model;
+pub mod net;
+
+pub use decide::{DECIDED_KINDS, FIRST_ALLOCATED_VNI, MAX_VNI, decide};
+pub use decision::{
+    ConditionDecision, Decision, Decisions, DerivedStatus, MAX_MESSAGE_LEN, NodeState, NodeStatus,
+};
+pub use model::{Kind, ObjectKey, Snapshot};

@@ -1,0 +1,159 @@
+//! Builders for domain objects, so that each test states only what matters.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+
+use trunkline_api::status::condition;
+use trunkline_operator_core::model::{
+    GatewayHaGroup, HaMember, Kind, LogicalInterface, Meta, NamespacedName, ObjectKey,
+    PhysicalRouter, ProgrammedObject, Subnet, VirtualGateway, VirtualMachineInterface,
+    VirtualNetwork,
+};
+use trunkline_operator_core::net::{IpPrefix, normalise_mac};
+use trunkline_operator_core::{ConditionDecision, Decisions};
+
+pub fn router(name: &str, created: i64, interfaces: &[&str]) -> PhysicalRouter {
+    PhysicalRouter {
+        meta: Meta::cluster(Kind::PhysicalRouter, name, Some(created), 1),
+        interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+        interface_limit: 4352,
+        programmed: vec![],
+    }
+}
+
+pub fn li(
+    name: &str,
+    created: i64,
+    router: &str,
+    port: &str,
+    vlan: u16,
+    vmi: (&str, &str),
+) -> LogicalInterface {
+    LogicalInterface {
+        meta: Meta::cluster(Kind::LogicalInterface, name, Some(created), 1),
+        physical_router: router.into(),
+        physical_interface: port.into(),
+        vlan,
+        vmi: NamespacedName::new(vmi.0, vmi.1),
+    }
+}
+
+pub fn vmi(
+    ns: &str,
+    name: &str,
+    created: i64,
+    network: &str,
+    mac: &str,
+    ips: &[&str],
+) -> VirtualMachineInterface {
+    VirtualMachineInterface {
+        meta: Meta::namespaced(Kind::VirtualMachineInterface, ns, name, Some(created), 1),
+        network: network.into(),
+        mac: Some(normalise_mac(mac).unwrap()),
+        ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+        defects: vec![],
+    }
+}
+
+pub fn subnet(cidr: &str, gateway: Option<&str>) -> Subnet {
+    let prefix: IpPrefix = cidr.parse().unwrap();
+    Subnet {
+        prefix,
+        gateway: gateway.map_or(prefix.first_host(), |g| g.parse().unwrap()),
+    }
+}
+
+pub fn vn(
+    ns: &str,
+    name: &str,
+    created: i64,
+    subnets: &[&str],
+    vni: Option<u32>,
+) -> VirtualNetwork {
+    VirtualNetwork {
+        meta: Meta::namespaced(Kind::VirtualNetwork, ns, name, Some(created), 1),
+        subnets: subnets.iter().map(|c| subnet(c, None)).collect(),
+        vni,
+        vni_in_use: None,
+        routing_instance: None,
+        defects: vec![],
+    }
+}
+
+pub fn vgw(
+    name: &str,
+    created: i64,
+    interface: &str,
+    network: (&str, &str),
+    subnets: &[&str],
+    nodes: &[&str],
+) -> VirtualGateway {
+    VirtualGateway {
+        meta: Meta::cluster(Kind::VirtualGateway, name, Some(created), 1),
+        interface: interface.into(),
+        network: NamespacedName::new(network.0, network.1),
+        subnets: subnets.iter().map(|s| s.parse().unwrap()).collect(),
+        nodes: nodes.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
+        defects: vec![],
+    }
+}
+
+pub fn ha(
+    name: &str,
+    created: i64,
+    members: &[(&str, &str)],
+    bpdu: Option<(&str, &str)>,
+) -> GatewayHaGroup {
+    GatewayHaGroup {
+        meta: Meta::cluster(Kind::GatewayHAGroup, name, Some(created), 1),
+        members: members
+            .iter()
+            .map(|(r, i)| HaMember {
+                physical_router: r.to_string(),
+                physical_interface: i.to_string(),
+            })
+            .collect(),
+        bpdu_network: bpdu.map(|(ns, n)| NamespacedName::new(ns, n)),
+    }
+}
+
+pub fn report(key: ObjectKey, generation: i64) -> ProgrammedObject {
+    ProgrammedObject { key, generation }
+}
+
+pub fn li_key(name: &str) -> ObjectKey {
+    ObjectKey::cluster(Kind::LogicalInterface, name)
+}
+
+pub fn vmi_key(ns: &str, name: &str) -> ObjectKey {
+    ObjectKey::namespaced(Kind::VirtualMachineInterface, ns, name)
+}
+
+pub fn vn_key(ns: &str, name: &str) -> ObjectKey {
+    ObjectKey::namespaced(Kind::VirtualNetwork, ns, name)
+}
+
+pub fn vgw_key(name: &str) -> ObjectKey {
+    ObjectKey::cluster(Kind::VirtualGateway, name)
+}
+
+pub fn ha_key(name: &str) -> ObjectKey {
+    ObjectKey::cluster(Kind::GatewayHAGroup, name)
+}
+
+/// The condition `type_` of `key`; panics when there is none.
+pub fn cond<'a>(d: &'a Decisions, key: &ObjectKey, type_: &str) -> &'a ConditionDecision {
+    d.get(key)
+        .unwrap_or_else(|| panic!("no decision for {key}"))
+        .condition(type_)
+        .unwrap_or_else(|| panic!("no {type_} on {key}"))
+}
+
+pub fn accepted<'a>(d: &'a Decisions, key: &ObjectKey) -> &'a ConditionDecision {
+    cond(d, key, condition::ACCEPTED)
+}
+
+pub fn resolved<'a>(d: &'a Decisions, key: &ObjectKey) -> &'a ConditionDecision {
+    cond(d, key, condition::RESOLVED_REFS)
+}

@@ -1,0 +1,304 @@
+//! Property tests: decisions are a function of the set of objects, never of
+//! the order they arrive in (the original's bug), and removing the holder
+//! of a contended resource hands it to the next oldest claimant.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+use proptest::prelude::*;
+use proptest::sample::Index;
+use trunkline_api::status::{condition, reason};
+use trunkline_operator_core::model::{LogicalInterface, ObjectKey, Snapshot};
+use trunkline_operator_core::{Decisions, DerivedStatus, decide};
+
+const NAMESPACES: [&str; 2] = ["a", "b"];
+const PORTS: [&str; 3] = ["eth1", "eth2", "eth3"];
+const SUBNETS: [&str; 3] = ["10.0.0.0/29", "10.0.1.0/29", "fd00::/125"];
+const ADDRESSES: [&str; 7] = [
+    "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.1.2", "10.0.9.9", "fd00::2", "fd00::3",
+];
+const MACS: [&str; 3] = [
+    "02:00:00:00:00:01",
+    "02-00-00-00-00-02",
+    "02:00:00:00:00:02",
+];
+
+/// A small universe with many collisions: few routers, ports, VLANs,
+/// addresses and creation seconds (ties included).
+fn snapshot() -> impl Strategy<Value = Snapshot> {
+    let routers = prop::collection::vec(
+        (
+            prop::sample::subsequence(PORTS.to_vec(), 0..=3),
+            0i64..4,
+            1u32..4,
+            prop::collection::vec((0usize..10, 0usize..3, 0u16..3, 1i64..3), 0..4),
+        ),
+        0..4,
+    );
+    let networks = prop::collection::vec(
+        (
+            0usize..2,
+            0i64..4,
+            prop::sample::subsequence(SUBNETS.to_vec(), 0..=3),
+            prop::option::of(prop::sample::select(vec![4096u32, 4097, 9])),
+            prop::option::of(prop::sample::select(vec![4096u32, 4098])),
+        ),
+        0..5,
+    );
+    let vmis = prop::collection::vec(
+        (
+            0usize..2,
+            0usize..5,
+            0i64..4,
+            prop::sample::select(MACS.to_vec()),
+            prop::sample::subsequence(ADDRESSES.to_vec(), 0..=2),
+        ),
+        0..7,
+    );
+    let lis = prop::collection::vec(
+        (0usize..4, 0usize..3, 0u16..3, 0usize..2, 0usize..8, 0i64..4),
+        0..10,
+    );
+    (routers, networks, vmis, lis).prop_map(|(routers, networks, vmis, lis)| {
+        let mut s = Snapshot::default();
+        for (i, (ports, created, limit, _)) in routers.iter().enumerate() {
+            let mut r = router(&format!("gw-{i}"), *created, ports);
+            r.interface_limit = *limit;
+            s.physical_routers.push(r);
+        }
+        for (i, (ns, created, subnets, vni, running)) in networks.into_iter().enumerate() {
+            let mut n = vn(NAMESPACES[ns], &format!("net{i}"), created, &subnets, vni);
+            n.vni_in_use = running;
+            s.virtual_networks.push(n);
+        }
+        for (i, (ns, net, created, mac, ips)) in vmis.into_iter().enumerate() {
+            s.virtual_machine_interfaces.push(vmi(
+                NAMESPACES[ns],
+                &format!("vmi{i}"),
+                created,
+                &format!("net{net}"),
+                mac,
+                &ips,
+            ));
+        }
+        for (i, (r, port, vlan, ns, v, created)) in lis.into_iter().enumerate() {
+            s.logical_interfaces.push(li(
+                &format!("li{i}"),
+                created,
+                &format!("gw-{r}"),
+                PORTS[port],
+                vlan,
+                (NAMESPACES[ns], &format!("vmi{v}")),
+            ));
+        }
+        // Node reports about random logical interfaces, at random generations.
+        for (i, (_, _, _, reports)) in routers.iter().enumerate() {
+            s.physical_routers[i].programmed = reports
+                .iter()
+                .map(|(li, _, _, generation)| report(li_key(&format!("li{li}")), *generation))
+                .collect();
+        }
+        s
+    })
+}
+
+fn shuffled(s: &Snapshot, seeds: &[Index]) -> Snapshot {
+    fn shuffle<T: Clone>(items: &[T], seeds: &[Index]) -> Vec<T> {
+        let mut items = items.to_vec();
+        for (i, seed) in seeds.iter().enumerate() {
+            if items.len() > 1 {
+                let j = seed.index(items.len());
+                let len = items.len();
+                items.swap(i % len, j);
+            }
+        }
+        items
+    }
+    Snapshot {
+        physical_routers: shuffle(&s.physical_routers, seeds),
+        logical_interfaces: shuffle(&s.logical_interfaces, seeds),
+        virtual_machine_interfaces: shuffle(&s.virtual_machine_interfaces, seeds),
+        virtual_networks: shuffle(&s.virtual_networks, seeds),
+        gateway_ha_groups: shuffle(&s.gateway_ha_groups, seeds),
+        virtual_gateways: shuffle(&s.virtual_gateways, seeds),
+    }
+}
+
+fn accepted_set(d: &Decisions) -> BTreeSet<ObjectKey> {
+    d.iter()
+        .filter(|x| x.is_accepted())
+        .map(|x| x.key.clone())
+        .collect()
+}
+
+fn port(li: &LogicalInterface) -> (String, String, u16) {
+    (
+        li.physical_router.clone(),
+        li.physical_interface.clone(),
+        li.vlan,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever order the objects arrive in, every decision is the same.
+    #[test]
+    fn decisions_do_not_depend_on_arrival_order(s in snapshot(), seeds in prop::collection::vec(any::<Index>(), 0..16)) {
+        let first = decide(&s);
+        let second = decide(&shuffled(&s, &seeds));
+        prop_assert_eq!(accepted_set(&first), accepted_set(&second));
+        prop_assert_eq!(first, second);
+    }
+
+    /// Objects arriving one at a time: at every step the decision is the one
+    /// of the set seen so far, and the last step equals the whole set's.
+    #[test]
+    fn arriving_one_by_one_ends_where_the_whole_set_is(s in snapshot(), seeds in prop::collection::vec(any::<Index>(), 0..16)) {
+        let order = shuffled(&s, &seeds);
+        let mut seen = Snapshot { physical_routers: order.physical_routers.clone(), ..Snapshot::default() };
+        for li in &order.logical_interfaces {
+            seen.logical_interfaces.push(li.clone());
+            let _ = decide(&seen);
+        }
+        for v in &order.virtual_machine_interfaces {
+            seen.virtual_machine_interfaces.push(v.clone());
+            let _ = decide(&seen);
+        }
+        for n in &order.virtual_networks {
+            seen.virtual_networks.push(n.clone());
+        }
+        prop_assert_eq!(decide(&seen), decide(&s));
+    }
+
+    /// Invariants of the accepted set: nothing contended is accepted twice,
+    /// and an accepted object's references are accepted.
+    #[test]
+    fn the_accepted_set_is_consistent(s in snapshot()) {
+        let d = decide(&s);
+        let mut ports = BTreeSet::new();
+        let mut per_router: BTreeMap<&str, u32> = BTreeMap::new();
+        for li in &s.logical_interfaces {
+            if d.get(&li.meta.key).unwrap().is_accepted() {
+                prop_assert!(ports.insert(port(li)), "VLAN accepted twice: {:?}", port(li));
+                prop_assert!(d.get(&vmi_key(&li.vmi.namespace, &li.vmi.name)).unwrap().is_accepted());
+                *per_router.entry(li.physical_router.as_str()).or_default() += 1;
+            }
+        }
+        for r in &s.physical_routers {
+            prop_assert!(per_router.get(r.meta.name()).copied().unwrap_or(0) <= r.interface_limit);
+        }
+        let mut addresses = BTreeSet::new();
+        let mut macs = BTreeSet::new();
+        for v in &s.virtual_machine_interfaces {
+            if d.get(&v.meta.key).unwrap().is_accepted() {
+                prop_assert!(d.get(&vn_key(v.meta.namespace(), &v.network)).unwrap().is_accepted());
+                for ip in &v.ips {
+                    prop_assert!(addresses.insert((v.meta.namespace().to_owned(), v.network.clone(), *ip)));
+                }
+                prop_assert!(macs.insert((v.meta.namespace().to_owned(), v.network.clone(), v.mac.clone())));
+            }
+        }
+        let mut vnis = BTreeSet::new();
+        for n in &s.virtual_networks {
+            if let DerivedStatus::VirtualNetwork { vni: Some(vni), .. } = &d.get(&n.meta.key).unwrap().derived {
+                prop_assert!(vnis.insert(*vni), "VNI {} in use twice", vni);
+            }
+        }
+        // Ready is exactly Accepted and Programmed.
+        for x in d.iter() {
+            let programmed = x.condition(condition::PROGRAMMED).is_none_or(|p| p.status);
+            prop_assert_eq!(x.is_ready(), x.is_accepted() && programmed);
+        }
+    }
+
+    /// Removing the holder of a VLAN hands it to the next oldest claimant,
+    /// which is then not refused for that VLAN.
+    #[test]
+    fn removing_a_vlan_holder_promotes_the_next_oldest(s in snapshot()) {
+        let d = decide(&s);
+        for loser in &s.logical_interfaces {
+            let a = d.get(&loser.meta.key).unwrap().condition(condition::ACCEPTED).unwrap();
+            if a.reason != reason::CONFLICT || !a.message.contains("VLAN") {
+                continue;
+            }
+            let holder = s.logical_interfaces.iter()
+                .filter(|l| port(l) == port(loser))
+                .min_by_key(|l| l.meta.age())
+                .unwrap();
+            prop_assert!(a.message.contains(&format!("LogicalInterface {}", holder.meta.name())), "{}", a.message);
+            let mut without = s.clone();
+            without.logical_interfaces.retain(|l| l.meta.key != holder.meta.key);
+            let next = without.logical_interfaces.iter()
+                .filter(|l| port(l) == port(loser))
+                .min_by_key(|l| l.meta.age())
+                .unwrap();
+            let after = decide(&without);
+            let a = after.get(&next.meta.key).unwrap().condition(condition::ACCEPTED).unwrap();
+            let vlan_taken = format!("VLAN {} on {}/{} is already used", loser.vlan, loser.physical_router, loser.physical_interface);
+            prop_assert!(!a.message.contains(&vlan_taken), "{} still refused: {}", next.meta.name(), a.message);
+            // Once nothing else blocks it, it is accepted.
+            if resolved(&after, &next.meta.key).status && !a.message.contains("interfaceLimit") {
+                prop_assert!(a.status, "{}: {:?}", next.meta.name(), a);
+            }
+        }
+    }
+
+    /// Removing the holder of an address hands it to the next oldest VMI.
+    #[test]
+    fn removing_an_address_holder_promotes_the_next_oldest(s in snapshot()) {
+        let d = decide(&s);
+        for loser in &s.virtual_machine_interfaces {
+            for ip in &loser.ips {
+                let claimants = |s: &Snapshot| -> Vec<ObjectKey> {
+                    let mut c: Vec<_> = s.virtual_machine_interfaces.iter()
+                        .filter(|v| v.meta.namespace() == loser.meta.namespace() && v.network == loser.network && v.ips.contains(ip))
+                        .collect();
+                    c.sort_by_key(|v| v.meta.age());
+                    c.into_iter().map(|v| v.meta.key.clone()).collect()
+                };
+                let before = claimants(&s);
+                if before.len() < 2 || before[0] == loser.meta.key {
+                    continue;
+                }
+                let text = format!("address {ip} is already used by {}", before[0]);
+                prop_assert!(accepted(&d, &loser.meta.key).message.contains(&text));
+                let mut without = s.clone();
+                without.virtual_machine_interfaces.retain(|v| v.meta.key != before[0]);
+                let next = &claimants(&without)[0];
+                let after = decide(&without);
+                let message = &accepted(&after, next).message;
+                prop_assert!(!message.contains(&format!("address {ip} is already used")), "{}", message);
+            }
+        }
+    }
+
+    /// Reading back the VNIs in use (as after an operator restart) changes
+    /// no VNI.
+    #[test]
+    fn vnis_are_stable_across_restarts(s in snapshot(), extra in 0usize..3) {
+        let d = decide(&s);
+        let mut restarted = s.clone();
+        for n in &mut restarted.virtual_networks {
+            if let DerivedStatus::VirtualNetwork { vni, .. } = &d.get(&n.meta.key).unwrap().derived {
+                n.vni_in_use = *vni;
+            }
+        }
+        // New networks arrive meanwhile, some of them "older" than the rest.
+        for i in 0..extra {
+            restarted.virtual_networks.push(vn("a", &format!("late{i}"), -1, &[], None));
+        }
+        let again = decide(&restarted);
+        for n in &s.virtual_networks {
+            let vni = |d: &Decisions| match &d.get(&n.meta.key).unwrap().derived {
+                DerivedStatus::VirtualNetwork { vni, .. } => *vni,
+                _ => None,
+            };
+            if vni(&d).is_some() {
+                prop_assert_eq!(vni(&d), vni(&again), "{}", n.meta.key);
+            }
+        }
+    }
+}

@@ -1,0 +1,709 @@
+//! One test (or a few) per rule of the core, on hand-built snapshots.
+
+mod common;
+
+use common::*;
+use trunkline_api::status::{condition, reason};
+use trunkline_operator_core::model::{Kind, Snapshot};
+use trunkline_operator_core::{DerivedStatus, NodeState, ObjectKey, decide};
+
+/// A router with one port, a network, a VMI in it, and a logical interface
+/// binding the VMI: everything valid.
+fn valid_set() -> Snapshot {
+    Snapshot {
+        physical_routers: vec![router("gw-1", 1, &["eth1"])],
+        virtual_networks: vec![vn("t1", "net1", 1, &["10.0.0.0/24"], None)],
+        virtual_machine_interfaces: vec![vmi(
+            "t1",
+            "vmi1",
+            2,
+            "net1",
+            "02:00:00:00:00:01",
+            &["10.0.0.10"],
+        )],
+        logical_interfaces: vec![li("li1", 3, "gw-1", "eth1", 100, ("t1", "vmi1"))],
+        ..Snapshot::default()
+    }
+}
+
+#[test]
+fn a_valid_set_is_accepted_and_waits_for_the_node() {
+    let d = decide(&valid_set());
+    for key in [li_key("li1"), vmi_key("t1", "vmi1"), vn_key("t1", "net1")] {
+        assert!(accepted(&d, &key).status, "{key}: {:?}", accepted(&d, &key));
+        assert!(resolved(&d, &key).status, "{key}");
+        let programmed = cond(&d, &key, condition::PROGRAMMED);
+        assert!(!programmed.status);
+        assert_eq!(programmed.reason, reason::PENDING);
+        assert!(
+            programmed.message.contains("gw-1"),
+            "{}",
+            programmed.message
+        );
+        assert!(!d.get(&key).unwrap().is_ready());
+    }
+    assert_eq!(
+        d.get(&vn_key("t1", "net1")).unwrap().derived,
+        DerivedStatus::VirtualNetwork {
+            vni: Some(4096),
+            routing_instance: "default-domain:t1:net1:net1".into()
+        }
+    );
+    assert_eq!(
+        d.get(&vmi_key("t1", "vmi1")).unwrap().derived,
+        DerivedStatus::VirtualMachineInterface {
+            routing_instance: Some("default-domain:t1:net1:net1".into()),
+            logical_interfaces: vec!["li1".into()]
+        }
+    );
+}
+
+#[test]
+fn conditions_come_in_a_fixed_order() {
+    let d = decide(&valid_set());
+    let types: Vec<&str> = d
+        .get(&li_key("li1"))
+        .unwrap()
+        .conditions
+        .iter()
+        .map(|c| c.type_)
+        .collect();
+    assert_eq!(types, ["Accepted", "ResolvedRefs", "Programmed", "Ready"]);
+}
+
+#[test]
+fn programmed_follows_the_node_report_at_the_current_generation() {
+    let mut s = valid_set();
+    s.physical_routers[0].programmed = vec![
+        report(li_key("li1"), 1),
+        report(vmi_key("t1", "vmi1"), 1),
+        report(vn_key("t1", "net1"), 1),
+    ];
+    let d = decide(&s);
+    for key in [li_key("li1"), vmi_key("t1", "vmi1"), vn_key("t1", "net1")] {
+        assert!(cond(&d, &key, condition::PROGRAMMED).status, "{key}");
+        assert!(d.get(&key).unwrap().is_ready(), "{key}");
+    }
+    // The VMI's spec changed: generation 2 is not programmed yet.
+    s.virtual_machine_interfaces[0].meta.generation = 2;
+    let d = decide(&s);
+    let p = cond(&d, &vmi_key("t1", "vmi1"), condition::PROGRAMMED);
+    assert!(!p.status);
+    assert!(
+        p.message.contains("gw-1 (holds generation 1)"),
+        "{}",
+        p.message
+    );
+    let ready = cond(&d, &vmi_key("t1", "vmi1"), condition::READY);
+    assert_eq!((ready.status, ready.reason), (false, reason::PENDING));
+}
+
+#[test]
+fn a_vmi_on_two_nodes_is_programmed_when_both_report_it() {
+    let mut s = valid_set();
+    s.physical_routers.push(router("gw-2", 1, &["eth1"]));
+    s.logical_interfaces
+        .push(li("li2", 3, "gw-2", "eth1", 100, ("t1", "vmi1")));
+    s.physical_routers[0].programmed = vec![report(vmi_key("t1", "vmi1"), 1)];
+    let d = decide(&s);
+    let p = cond(&d, &vmi_key("t1", "vmi1"), condition::PROGRAMMED);
+    assert!(
+        !p.status && p.message.contains("gw-2 (does not hold it)"),
+        "{}",
+        p.message
+    );
+    s.physical_routers[1].programmed = vec![report(vmi_key("t1", "vmi1"), 1)];
+    assert!(cond(&decide(&s), &vmi_key("t1", "vmi1"), condition::PROGRAMMED).status);
+}
+
+#[test]
+fn a_vmi_without_logical_interface_is_accepted_but_not_programmed() {
+    let mut s = valid_set();
+    s.logical_interfaces.clear();
+    let d = decide(&s);
+    assert!(accepted(&d, &vmi_key("t1", "vmi1")).status);
+    let p = cond(&d, &vmi_key("t1", "vmi1"), condition::PROGRAMMED);
+    assert!(
+        p.message
+            .contains("no accepted LogicalInterface binds this VMI"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn a_logical_interface_names_the_missing_router_port_or_vmi() {
+    let mut s = valid_set();
+    s.physical_routers.clear();
+    let d = decide(&s);
+    let r = resolved(&d, &li_key("li1"));
+    assert_eq!((r.status, r.reason), (false, reason::NOT_FOUND));
+    assert!(
+        r.message.contains("PhysicalRouter gw-1 does not exist"),
+        "{}",
+        r.message
+    );
+    let a = accepted(&d, &li_key("li1"));
+    assert_eq!((a.status, a.reason), (false, reason::NOT_FOUND));
+
+    let mut s = valid_set();
+    s.physical_routers[0].interfaces = ["eth2".to_string()].into();
+    let r = resolved(&decide(&s), &li_key("li1")).clone();
+    assert!(
+        r.message
+            .contains("no physical interface eth1 (it lists: eth2)"),
+        "{}",
+        r.message
+    );
+    assert!(
+        r.message
+            .contains("add eth1 to its spec.physicalInterfaces"),
+        "{}",
+        r.message
+    );
+
+    let mut s = valid_set();
+    s.virtual_machine_interfaces.clear();
+    let r = resolved(&decide(&s), &li_key("li1")).clone();
+    assert_eq!(r.reason, reason::NOT_FOUND);
+    assert!(
+        r.message
+            .contains("VirtualMachineInterface t1/vmi1 does not exist"),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
+fn a_logical_interface_waits_for_its_vmi_to_be_accepted() {
+    let mut s = valid_set();
+    s.virtual_machine_interfaces[0].ips = vec!["10.9.9.9".parse().unwrap()];
+    let d = decide(&s);
+    let r = resolved(&d, &li_key("li1"));
+    assert_eq!((r.status, r.reason), (false, reason::REF_NOT_ACCEPTED));
+    assert!(
+        r.message.contains("t1/vmi1 is not accepted (Invalid"),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
+fn the_older_logical_interface_keeps_the_vlan() {
+    let mut s = valid_set();
+    s.logical_interfaces = vec![
+        li("new", 20, "gw-1", "eth1", 100, ("t1", "vmi1")),
+        li("old", 10, "gw-1", "eth1", 100, ("t1", "vmi1")),
+        li("other-vlan", 30, "gw-1", "eth1", 101, ("t1", "vmi1")),
+    ];
+    let d = decide(&s);
+    assert!(accepted(&d, &li_key("old")).status);
+    assert!(accepted(&d, &li_key("other-vlan")).status);
+    let lost = accepted(&d, &li_key("new"));
+    assert_eq!((lost.status, lost.reason), (false, reason::CONFLICT));
+    assert!(
+        lost.message
+            .contains("VLAN 100 on gw-1/eth1 is already used by LogicalInterface old"),
+        "{}",
+        lost.message
+    );
+    // ResolvedRefs is about references only.
+    assert!(resolved(&d, &li_key("new")).status);
+
+    // The winner goes away: the loser holds the VLAN.
+    s.logical_interfaces.retain(|l| l.meta.name() != "old");
+    assert!(accepted(&decide(&s), &li_key("new")).status);
+}
+
+#[test]
+fn same_second_creation_is_broken_by_name() {
+    let mut s = valid_set();
+    s.logical_interfaces = vec![
+        li("b", 10, "gw-1", "eth1", 100, ("t1", "vmi1")),
+        li("a", 10, "gw-1", "eth1", 100, ("t1", "vmi1")),
+    ];
+    let d = decide(&s);
+    assert!(accepted(&d, &li_key("a")).status);
+    assert!(!accepted(&d, &li_key("b")).status);
+}
+
+#[test]
+fn the_vlan_owner_keeps_it_while_its_vmi_is_missing() {
+    let mut s = valid_set();
+    s.logical_interfaces = vec![
+        li("owner", 10, "gw-1", "eth1", 100, ("t1", "gone")),
+        li("newcomer", 20, "gw-1", "eth1", 100, ("t1", "vmi1")),
+    ];
+    let d = decide(&s);
+    assert!(!accepted(&d, &li_key("owner")).status);
+    let lost = accepted(&d, &li_key("newcomer"));
+    assert_eq!(lost.reason, reason::CONFLICT);
+}
+
+#[test]
+fn the_interface_limit_keeps_the_oldest() {
+    let mut s = valid_set();
+    s.physical_routers[0].interface_limit = 2;
+    s.logical_interfaces = (0..4)
+        .map(|i| {
+            li(
+                &format!("li{i}"),
+                10 + i64::from(i),
+                "gw-1",
+                "eth1",
+                i,
+                ("t1", "vmi1"),
+            )
+        })
+        .collect();
+    // A loser of a VLAN takes no slot.
+    s.logical_interfaces
+        .push(li("dup", 5, "gw-1", "eth1", 0, ("t1", "vmi1")));
+    let d = decide(&s);
+    let states: Vec<bool> = ["dup", "li0", "li1", "li2", "li3"]
+        .iter()
+        .map(|n| accepted(&d, &li_key(n)).status)
+        .collect();
+    assert_eq!(states, [true, false, true, false, false]);
+    let over = accepted(&d, &li_key("li2"));
+    assert_eq!(over.reason, reason::CONFLICT);
+    assert!(
+        over.message.contains("at most 2 logical interfaces"),
+        "{}",
+        over.message
+    );
+}
+
+#[test]
+fn a_vmi_needs_its_network() {
+    let mut s = valid_set();
+    s.virtual_networks.clear();
+    let d = decide(&s);
+    let r = resolved(&d, &vmi_key("t1", "vmi1"));
+    assert_eq!((r.status, r.reason), (false, reason::NOT_FOUND));
+    assert!(
+        r.message.contains("VirtualNetwork t1/net1 does not exist"),
+        "{}",
+        r.message
+    );
+    // A network of the same name in another namespace does not count.
+    s.virtual_networks
+        .push(vn("t2", "net1", 1, &["10.0.0.0/24"], None));
+    assert!(!resolved(&decide(&s), &vmi_key("t1", "vmi1")).status);
+}
+
+#[test]
+fn addresses_must_be_inside_a_subnet_and_not_the_gateway() {
+    let cases = [
+        (
+            "10.0.1.5",
+            Some("outside every subnet of VirtualNetwork t1/net1 (10.0.0.0/24, fd00::/64)"),
+        ),
+        (
+            "10.0.0.1",
+            Some("10.0.0.1 is the gateway address of subnet 10.0.0.0/24"),
+        ),
+        (
+            "fd00::1",
+            Some("fd00::1 is the gateway address of subnet fd00::/64"),
+        ),
+        ("fd00::20", None),
+        ("10.0.0.254", None),
+    ];
+    for (address, problem) in cases {
+        let mut s = valid_set();
+        s.virtual_networks[0] = vn("t1", "net1", 1, &["10.0.0.0/24", "fd00::/64"], None);
+        s.virtual_machine_interfaces[0].ips = vec![address.parse().unwrap()];
+        let a = accepted(&decide(&s), &vmi_key("t1", "vmi1")).clone();
+        match problem {
+            None => assert!(a.status, "{address}: {a:?}"),
+            Some(text) => {
+                assert_eq!((a.status, a.reason), (false, reason::INVALID), "{address}");
+                assert!(a.message.contains(text), "{address}: {}", a.message);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_explicit_gateway_replaces_the_first_address() {
+    let mut s = valid_set();
+    s.virtual_networks[0].subnets = vec![subnet("10.0.0.0/24", Some("10.0.0.254"))];
+    s.virtual_machine_interfaces[0].ips = vec!["10.0.0.1".parse().unwrap()];
+    assert!(accepted(&decide(&s), &vmi_key("t1", "vmi1")).status);
+    s.virtual_machine_interfaces[0].ips = vec!["10.0.0.254".parse().unwrap()];
+    assert!(!accepted(&decide(&s), &vmi_key("t1", "vmi1")).status);
+}
+
+#[test]
+fn duplicate_addresses_and_macs_in_a_network_go_to_the_older() {
+    let mut s = valid_set();
+    s.virtual_machine_interfaces = vec![
+        vmi("t1", "old", 10, "net1", "02:00:00:00:00:01", &["10.0.0.10"]),
+        vmi(
+            "t1",
+            "same-ip",
+            20,
+            "net1",
+            "02:00:00:00:00:02",
+            &["10.0.0.10"],
+        ),
+        vmi(
+            "t1",
+            "same-mac",
+            30,
+            "net1",
+            "02-00-00-00-00-01",
+            &["10.0.0.30"],
+        ),
+        vmi(
+            "t1",
+            "fine",
+            40,
+            "net1",
+            "02:00:00:00:00:04",
+            &["10.0.0.40"],
+        ),
+    ];
+    // The same address in another network is fine.
+    s.virtual_networks
+        .push(vn("t1", "net2", 1, &["10.0.0.0/24"], None));
+    s.virtual_machine_interfaces.push(vmi(
+        "t1",
+        "elsewhere",
+        50,
+        "net2",
+        "02:00:00:00:00:01",
+        &["10.0.0.10"],
+    ));
+    let d = decide(&s);
+    assert!(accepted(&d, &vmi_key("t1", "old")).status);
+    assert!(accepted(&d, &vmi_key("t1", "fine")).status);
+    assert!(accepted(&d, &vmi_key("t1", "elsewhere")).status);
+    let ip = accepted(&d, &vmi_key("t1", "same-ip"));
+    assert_eq!(ip.reason, reason::CONFLICT);
+    assert!(
+        ip.message
+            .contains("address 10.0.0.10 is already used by VirtualMachineInterface t1/old"),
+        "{}",
+        ip.message
+    );
+    let mac = accepted(&d, &vmi_key("t1", "same-mac"));
+    assert!(
+        mac.message.contains(
+            "MAC address 02:00:00:00:00:01 is already used by VirtualMachineInterface t1/old"
+        ),
+        "{}",
+        mac.message
+    );
+
+    s.virtual_machine_interfaces
+        .retain(|v| v.meta.name() != "old");
+    let d = decide(&s);
+    assert!(accepted(&d, &vmi_key("t1", "same-ip")).status);
+    assert!(accepted(&d, &vmi_key("t1", "same-mac")).status);
+}
+
+#[test]
+fn vnis_are_allocated_from_4096_in_age_order_around_explicit_ones() {
+    let s = Snapshot {
+        virtual_networks: vec![
+            vn("t1", "c", 30, &[], None),
+            vn("t1", "explicit", 5, &[], Some(4097)),
+            vn("t1", "a", 10, &[], None),
+            vn("t2", "b", 20, &[], None),
+        ],
+        ..Snapshot::default()
+    };
+    let d = decide(&s);
+    let vni = |ns: &str, n: &str| match &d.get(&vn_key(ns, n)).unwrap().derived {
+        DerivedStatus::VirtualNetwork { vni, .. } => *vni,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(vni("t1", "explicit"), Some(4097));
+    assert_eq!(vni("t1", "a"), Some(4096));
+    assert_eq!(vni("t2", "b"), Some(4098));
+    assert_eq!(vni("t1", "c"), Some(4099));
+}
+
+#[test]
+fn a_running_network_keeps_its_vni() {
+    // "late" was created before "running" but the operator sees it only now
+    // (say it was restored from a backup): "running" keeps 4096.
+    let mut running = vn("t1", "running", 20, &[], None);
+    running.vni_in_use = Some(4096);
+    let s = Snapshot {
+        virtual_networks: vec![running, vn("t1", "late", 10, &[], None)],
+        ..Snapshot::default()
+    };
+    let d = decide(&s);
+    let vni = |n: &str| match &d.get(&vn_key("t1", n)).unwrap().derived {
+        DerivedStatus::VirtualNetwork { vni, .. } => *vni,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(vni("running"), Some(4096));
+    assert_eq!(vni("late"), Some(4097));
+
+    // A newer network asking for 4096 explicitly does not take it.
+    let mut s = s;
+    s.virtual_networks
+        .push(vn("t1", "greedy", 30, &[], Some(4096)));
+    let d = decide(&s);
+    let lost = accepted(&d, &vn_key("t1", "greedy"));
+    assert_eq!(lost.reason, reason::CONFLICT);
+    assert!(
+        lost.message
+            .contains("VNI 4096 is already used by VirtualNetwork t1/running"),
+        "{}",
+        lost.message
+    );
+    assert!(accepted(&d, &vn_key("t1", "running")).status);
+}
+
+#[test]
+fn an_explicit_vni_conflict_goes_to_the_older_network() {
+    let s = Snapshot {
+        virtual_networks: vec![
+            vn("t2", "new", 20, &[], Some(77)),
+            vn("t1", "old", 10, &[], Some(77)),
+        ],
+        ..Snapshot::default()
+    };
+    let d = decide(&s);
+    assert!(accepted(&d, &vn_key("t1", "old")).status);
+    assert!(!accepted(&d, &vn_key("t2", "new")).status);
+    assert_eq!(
+        d.get(&vn_key("t2", "new")).unwrap().derived,
+        DerivedStatus::VirtualNetwork {
+            vni: None,
+            routing_instance: "default-domain:t2:new:new".into()
+        }
+    );
+}
+
+#[test]
+fn routing_instances_are_unique() {
+    let mut clash = vn("t2", "other", 20, &[], None);
+    clash.routing_instance = Some("default-domain:t1:net1:net1".into());
+    let s = Snapshot {
+        virtual_networks: vec![vn("t1", "net1", 10, &[], None), clash],
+        ..Snapshot::default()
+    };
+    let lost = accepted(&decide(&s), &vn_key("t2", "other")).clone();
+    assert_eq!(lost.reason, reason::CONFLICT);
+    assert!(
+        lost.message.contains(
+            "routing instance default-domain:t1:net1:net1 is already used by VirtualNetwork t1/net1"
+        ),
+        "{}",
+        lost.message
+    );
+}
+
+#[test]
+fn a_vmi_of_a_refused_network_is_not_resolved() {
+    let mut s = valid_set();
+    s.virtual_networks[0].vni = Some(9);
+    s.virtual_networks.push(vn("t0", "older", 0, &[], Some(9)));
+    let r = resolved(&decide(&s), &vmi_key("t1", "vmi1")).clone();
+    assert_eq!((r.status, r.reason), (false, reason::REF_NOT_ACCEPTED));
+}
+
+fn gateway_set() -> Snapshot {
+    let mut s = valid_set();
+    s.physical_routers.push(router("gw-2", 1, &["eth1"]));
+    s
+}
+
+#[test]
+fn a_virtual_gateway_needs_its_network_and_routers() {
+    let mut s = gateway_set();
+    s.virtual_gateways = vec![vgw(
+        "g1",
+        10,
+        "vgw1",
+        ("t1", "net1"),
+        &["192.0.2.0/24"],
+        &["gw-1", "gw-2"],
+    )];
+    let d = decide(&s);
+    assert!(accepted(&d, &vgw_key("g1")).status);
+
+    s.virtual_gateways[0] = vgw(
+        "g1",
+        10,
+        "vgw1",
+        ("t1", "nope"),
+        &["192.0.2.0/24"],
+        &["gw-1", "gw-3", "gw-4"],
+    );
+    let d = decide(&s);
+    let r = resolved(&d, &vgw_key("g1"));
+    assert_eq!(r.reason, reason::NOT_FOUND);
+    assert!(
+        r.message.contains("VirtualNetwork t1/nope does not exist"),
+        "{}",
+        r.message
+    );
+    assert!(
+        r.message
+            .contains("no PhysicalRouter for node(s) gw-3, gw-4"),
+        "{}",
+        r.message
+    );
+    match &d.get(&vgw_key("g1")).unwrap().derived {
+        DerivedStatus::VirtualGateway { nodes } => {
+            let states: Vec<_> = nodes.iter().map(|n| (n.node.as_str(), n.state)).collect();
+            assert_eq!(
+                states,
+                [
+                    ("gw-1", NodeState::Pending),
+                    ("gw-3", NodeState::Failed),
+                    ("gw-4", NodeState::Failed)
+                ]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn virtual_gateways_on_one_node_need_distinct_interfaces_and_subnets() {
+    let mut s = gateway_set();
+    s.virtual_networks.push(vn("t1", "net2", 1, &[], None));
+    s.virtual_gateways = vec![
+        vgw(
+            "old",
+            10,
+            "vgw1",
+            ("t1", "net1"),
+            &["192.0.2.0/24"],
+            &["gw-1"],
+        ),
+        vgw(
+            "same-name",
+            20,
+            "vgw1",
+            ("t1", "net2"),
+            &["198.51.100.0/24"],
+            &["gw-1"],
+        ),
+        vgw(
+            "overlap",
+            30,
+            "vgw2",
+            ("t1", "net2"),
+            &["192.0.2.128/25"],
+            &["gw-1"],
+        ),
+        vgw(
+            "other-node",
+            40,
+            "vgw1",
+            ("t1", "net2"),
+            &["192.0.2.0/24"],
+            &["gw-2"],
+        ),
+    ];
+    let d = decide(&s);
+    assert!(accepted(&d, &vgw_key("old")).status);
+    assert!(accepted(&d, &vgw_key("other-node")).status);
+    let name = accepted(&d, &vgw_key("same-name"));
+    assert!(
+        name.message
+            .contains("interface vgw1 on node gw-1 is already used by VirtualGateway old"),
+        "{}",
+        name.message
+    );
+    let overlap = accepted(&d, &vgw_key("overlap"));
+    assert!(overlap.message.contains("subnet 192.0.2.128/25 overlaps subnet 192.0.2.0/24 of VirtualGateway old (older) on node gw-1"), "{}", overlap.message);
+
+    s.virtual_gateways.retain(|g| g.meta.name() != "old");
+    let d = decide(&s);
+    assert!(accepted(&d, &vgw_key("same-name")).status);
+    assert!(accepted(&d, &vgw_key("overlap")).status);
+}
+
+#[test]
+fn a_virtual_gateway_is_programmed_on_all_its_nodes() {
+    let mut s = gateway_set();
+    s.virtual_gateways = vec![vgw(
+        "g1",
+        10,
+        "vgw1",
+        ("t1", "net1"),
+        &["192.0.2.0/24"],
+        &["gw-1", "gw-2"],
+    )];
+    s.physical_routers[0].programmed =
+        vec![report(vgw_key("g1"), 1), report(vn_key("t1", "net1"), 1)];
+    s.physical_routers[1].programmed = vec![report(vgw_key("g1"), 1)];
+    let d = decide(&s);
+    assert!(cond(&d, &vgw_key("g1"), condition::PROGRAMMED).status);
+    // The network lives on gw-2 too (through the gateway), which lacks it.
+    let p = cond(&d, &vn_key("t1", "net1"), condition::PROGRAMMED);
+    assert!(
+        !p.status && p.message.contains("gw-2 (does not hold it)"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn an_ha_group_needs_its_members_ports_and_bpdu_network() {
+    let mut s = gateway_set();
+    s.gateway_ha_groups = vec![ha(
+        "g",
+        1,
+        &[("gw-1", "eth1"), ("gw-2", "eth1")],
+        Some(("t1", "net1")),
+    )];
+    let d = decide(&s);
+    assert!(accepted(&d, &ha_key("g")).status);
+    assert!(d.get(&ha_key("g")).unwrap().is_ready());
+    assert!(
+        d.get(&ha_key("g"))
+            .unwrap()
+            .condition(condition::PROGRAMMED)
+            .is_none()
+    );
+
+    s.gateway_ha_groups = vec![ha(
+        "g",
+        1,
+        &[("gw-1", "eth9"), ("gw-9", "eth1")],
+        Some(("t1", "bpdu")),
+    )];
+    let d = decide(&s);
+    let r = resolved(&d, &ha_key("g"));
+    assert_eq!(r.reason, reason::NOT_FOUND);
+    for text in [
+        "member gw-1: PhysicalRouter gw-1 has no physical interface eth9",
+        "member gw-9: PhysicalRouter gw-9 does not exist",
+        "VirtualNetwork t1/bpdu does not exist",
+    ] {
+        assert!(r.message.contains(text), "{text}: {}", r.message);
+    }
+    assert!(!d.get(&ha_key("g")).unwrap().is_ready());
+}
+
+#[test]
+fn defects_are_reported_as_invalid() {
+    let mut s = valid_set();
+    s.virtual_machine_interfaces[0]
+        .defects
+        .push("spec.ips: \"x\" is not an IPv4 or IPv6 address".into());
+    let a = accepted(&decide(&s), &vmi_key("t1", "vmi1")).clone();
+    assert_eq!((a.status, a.reason), (false, reason::INVALID));
+    assert!(a.message.contains("spec.ips"), "{}", a.message);
+}
+
+#[test]
+fn physical_routers_get_no_decision() {
+    let d = decide(&valid_set());
+    assert!(
+        d.get(&ObjectKey::cluster(Kind::PhysicalRouter, "gw-1"))
+            .is_none()
+    );
+    assert_eq!(d.len(), 3);
+}

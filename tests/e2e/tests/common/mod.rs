@@ -1,0 +1,358 @@
+//! The gateway-mode rig shared by end-to-end tests: a lab, the operator and
+//! the node dataplane as processes with their own ServiceAccounts (roles
+//! from `deploy/rbac/`), and the objects of the gateway-mode example.
+//!
+//! ```text
+//!  bms1 (VLAN 100) --\                         /-- operator (SA trunkline-operator)
+//!  bms2 (VLAN 200) ---+- switch -- trunk eth1 -+   kube-apiserver
+//!  other (VLAN 300) -/   (tc taggers)  [gw ns]  \-- trunkline-dataplane (SA trunkline-dataplane,
+//!                                                    ports in the gw namespace)
+//! ```
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use trunkline_api::{LogicalInterface, PhysicalRouter};
+use trunkline_test_support::{
+    ControlPlane, Instance, Lab, ManagedProcess, TestNamespace, eventually, free_local_addr,
+    unique_name, workspace_binary,
+};
+
+pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub const BMS1: Instance = Instance {
+    name: "bms1",
+    vlan: 100,
+    cidr: "192.168.1.10/24",
+    mac: "02:00:00:00:01:01",
+    gateway: "192.168.1.1",
+};
+pub const BMS2: Instance = Instance {
+    name: "bms2",
+    vlan: 200,
+    cidr: "192.168.1.20/24",
+    mac: "02:00:00:00:02:01",
+    gateway: "192.168.1.1",
+};
+/// Same addresses as net1, but in net2: VRFs must keep them apart.
+pub const OTHER: Instance = Instance {
+    name: "other",
+    vlan: 300,
+    cidr: "192.168.1.30/24",
+    mac: "02:00:00:00:03:01",
+    gateway: "192.168.1.1",
+};
+
+/// One gateway node with its lab, operator and dataplane, and the objects
+/// of the gateway-mode example in a namespace of its own.
+pub struct Gateway<'a> {
+    pub ns: TestNamespace<'a>,
+    pub client: Client,
+    pub lab: Lab,
+    pub node: String,
+    pub operator: ManagedProcess,
+    pub agent: Option<ManagedProcess>,
+    pub agent_kubeconfig: std::path::PathBuf,
+    pub backend: &'static str,
+}
+
+pub fn apply_params() -> PatchParams {
+    PatchParams::apply("e2e").force()
+}
+
+impl<'a> Gateway<'a> {
+    pub async fn start(instances: &[Instance], backend: &'static str) -> Gateway<'static> {
+        Self::start_with_public(instances, backend, None).await
+    }
+
+    /// Like [`Gateway::start`], with a public host on the gateway node's
+    /// fabric port (see `scripts/lab.sh --public`).
+    pub async fn start_with_public(
+        instances: &[Instance],
+        backend: &'static str,
+        public: Option<&str>,
+    ) -> Gateway<'static> {
+        let plane = ControlPlane::shared();
+        let ns = plane.namespace("gw").await.expect("namespace");
+        let client = plane.client().await.expect("client");
+        let lab = Lab::up_with_public(instances, public);
+        let operator_kubeconfig = plane
+            .kubeconfig_with_role(ns.name(), "trunkline-operator", "operator")
+            .await
+            .expect("operator identity");
+        let agent_kubeconfig = plane
+            .kubeconfig_with_role(ns.name(), "trunkline-dataplane", "dataplane")
+            .await
+            .expect("agent identity");
+        let addr = free_local_addr();
+        let operator = ManagedProcess::start(
+            "operator",
+            &workspace_binary("trunkline-operator", "trunkline-operator"),
+            &[
+                "--kubeconfig".into(),
+                operator_kubeconfig.display().to_string(),
+                "--metrics-addr".into(),
+                addr.to_string(),
+                "--debounce-ms".into(),
+                "100".into(),
+            ],
+            &[("RUST_LOG", "info")],
+            addr,
+        );
+        let node = unique_name("gw-node");
+        let mut gateway = Gateway {
+            ns,
+            client,
+            lab,
+            node,
+            operator,
+            agent: None,
+            agent_kubeconfig,
+            backend,
+        };
+        gateway.start_agent();
+        gateway
+    }
+
+    pub fn start_agent(&mut self) {
+        let addr = free_local_addr();
+        let agent = ManagedProcess::start(
+            "dataplane",
+            &workspace_binary("trunkline-dataplane", "trunkline-dataplane"),
+            &[
+                "--node".into(),
+                self.node.clone(),
+                "--kubeconfig".into(),
+                self.agent_kubeconfig.display().to_string(),
+                "--metrics-addr".into(),
+                addr.to_string(),
+                "--port-netns".into(),
+                self.lab.gateway_netns().display().to_string(),
+                "--backend".into(),
+                self.backend.into(),
+            ],
+            &[("RUST_LOG", "info,trunkline_dataplane=debug")],
+            addr,
+        );
+        self.agent = Some(agent);
+    }
+
+    pub fn agent(&self) -> &ManagedProcess {
+        self.agent.as_ref().expect("agent running")
+    }
+
+    pub fn li_name(&self, vlan: u16) -> String {
+        format!("{}-eth1-{vlan}", self.node)
+    }
+
+    /// The router, net1 (and net2) with their VMIs, and one logical
+    /// interface per instance.
+    pub async fn apply_objects(&self, instances: &[Instance]) {
+        let ns = self.ns.name();
+        let routers: Api<PhysicalRouter> = Api::all(self.client.clone());
+        let router = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+            "metadata": {"name": self.node}, "spec": {"physicalInterfaces": [{"name": "eth1"}]}});
+        routers
+            .patch(&self.node, &apply_params(), &Patch::Apply(&router))
+            .await
+            .expect("router");
+        for network in ["net1", "net2"] {
+            self.apply_namespaced(
+                "virtualnetworks",
+                network,
+                json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+                "metadata": {"name": network, "namespace": ns},
+                "spec": {"subnets": [{"cidr": "192.168.1.0/24", "gateway": "192.168.1.1"}]}}),
+            )
+            .await;
+        }
+        for instance in instances {
+            let network = if instance.name == "other" {
+                "net2"
+            } else {
+                "net1"
+            };
+            let ip = instance.cidr.split('/').next().expect("cidr");
+            self.apply_vmi(instance.name, network, instance.mac, ip)
+                .await;
+            self.apply_li(instance.vlan, instance.name).await;
+        }
+    }
+
+    pub async fn apply_namespaced(&self, plural: &str, name: &str, object: serde_json::Value) {
+        let kind = object["kind"].as_str().expect("kind").to_owned();
+        let resource = kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", &kind),
+            plural,
+        );
+        let api: Api<kube::core::DynamicObject> =
+            Api::namespaced_with(self.client.clone(), self.ns.name(), &resource);
+        api.patch(name, &apply_params(), &Patch::Apply(&object))
+            .await
+            .unwrap_or_else(|e| panic!("{kind} {name}: {e}"));
+    }
+
+    pub async fn apply_vmi(&self, name: &str, network: &str, mac: &str, ip: &str) {
+        self.apply_namespaced(
+            "virtualmachineinterfaces",
+            name,
+            json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+            "metadata": {"name": name, "namespace": self.ns.name()},
+            "spec": {"virtualNetwork": network, "macAddress": mac, "ips": [{"address": ip}]}}),
+        )
+        .await;
+    }
+
+    pub async fn apply_li(&self, vlan: u16, vmi: &str) -> String {
+        self.apply_li_named(&self.li_name(vlan), vlan, vmi).await
+    }
+
+    pub async fn apply_li_named(&self, name: &str, vlan: u16, vmi: &str) -> String {
+        let lis: Api<LogicalInterface> = Api::all(self.client.clone());
+        let li = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface", "metadata": {"name": name},
+            "spec": {"physicalRouter": self.node, "physicalInterface": "eth1", "vlan": vlan,
+                     "virtualMachineInterface": {"namespace": self.ns.name(), "name": vmi}}});
+        lis.patch(name, &apply_params(), &Patch::Apply(&li))
+            .await
+            .unwrap_or_else(|e| panic!("LogicalInterface {name}: {e}"));
+        name.to_owned()
+    }
+
+    /// Waits until the logical interface reports `Ready` = `status`.
+    pub async fn wait_li(&self, name: &str, status: &str) -> LogicalInterface {
+        let lis: Api<LogicalInterface> = Api::all(self.client.clone());
+        eventually(
+            &format!("LogicalInterface {name} Ready={status}"),
+            READY_TIMEOUT,
+            || async {
+                let li = lis.get(name).await.map_err(|e| e.to_string())?;
+                let conditions = li
+                    .status
+                    .as_ref()
+                    .map(|s| s.conditions.clone())
+                    .unwrap_or_default();
+                match conditions.iter().find(|c| c.type_ == "Ready") {
+                    Some(c) if c.status == status => Ok(li),
+                    other => Err(format!(
+                        "Ready is {other:?}; all conditions: {conditions:?}"
+                    )),
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\noperator log: {}\nagent log: {}",
+                self.operator.log().display(),
+                self.agent().log().display()
+            )
+        })
+    }
+
+    /// Pings until it succeeds (the path may take a moment to be programmed).
+    pub async fn ping_eventually(&self, from: &str, to: &str) -> String {
+        eventually(
+            &format!("{from} pings {to}"),
+            Duration::from_secs(30),
+            || async {
+                let (ok, out) = self.lab.ping(from, to, 2);
+                if ok { Ok(out) } else { Err(out) }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nagent log: {}", self.agent().log().display()))
+    }
+
+    /// Applies a VirtualGateway of this node.
+    pub async fn apply_vgw(
+        &self,
+        name: &str,
+        interface: &str,
+        network: &str,
+        subnets: &[&str],
+        routes: &[&str],
+    ) {
+        let gateways: Api<trunkline_api::VirtualGateway> = Api::all(self.client.clone());
+        let vgw = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualGateway", "metadata": {"name": name},
+            "spec": {"interface": interface, "virtualNetwork": {"namespace": self.ns.name(), "name": network},
+                     "subnets": subnets, "routes": routes, "nodes": [self.node]}});
+        gateways
+            .patch(name, &apply_params(), &Patch::Apply(&vgw))
+            .await
+            .unwrap_or_else(|e| panic!("VirtualGateway {name}: {e}"));
+    }
+
+    /// Waits until the virtual gateway reports `Ready` = `status`.
+    pub async fn wait_vgw(&self, name: &str, status: &str) -> trunkline_api::VirtualGateway {
+        let gateways: Api<trunkline_api::VirtualGateway> = Api::all(self.client.clone());
+        eventually(
+            &format!("VirtualGateway {name} Ready={status}"),
+            READY_TIMEOUT,
+            || async {
+                let vgw = gateways.get(name).await.map_err(|e| e.to_string())?;
+                let conditions = vgw
+                    .status
+                    .as_ref()
+                    .map(|s| s.conditions.clone())
+                    .unwrap_or_default();
+                match conditions.iter().find(|c| c.type_ == "Ready") {
+                    Some(c) if c.status == status => Ok(vgw),
+                    other => Err(format!(
+                        "Ready is {other:?}; all conditions: {conditions:?}"
+                    )),
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\noperator log: {}\nagent log: {}",
+                self.operator.log().display(),
+                self.agent().log().display()
+            )
+        })
+    }
+
+    /// `ip <args>` in the gateway node's namespace: its stdout.
+    pub fn gw_ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["ip"];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&self.lab.exec("gw", &all).stdout).into_owned()
+    }
+
+    /// The ifindex of `interface` in the gateway node's namespace.
+    pub fn ifindex(&self, interface: &str) -> Option<u32> {
+        let out = self.gw_ip(&["-o", "link", "show", "dev", interface]);
+        out.split(':').next()?.trim().parse().ok()
+    }
+
+    pub fn drops(&self, reason: &str) -> f64 {
+        self.agent()
+            .metric(&format!(
+                "trunkline_dataplane_drops_total{{reason=\"{reason}\"}}"
+            ))
+            .unwrap_or(0.0)
+    }
+
+    /// The XDP programs attached to the gateway port, as `ip link` shows them.
+    pub fn xdp_attachments(&self) -> usize {
+        let out = self
+            .lab
+            .exec("gw", &["ip", "-details", "link", "show", "eth1"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.matches("prog/xdp").count()
+    }
+}
+
+pub async fn ready_gateway(backend: &'static str) -> Gateway<'static> {
+    let instances = [BMS1, BMS2, OTHER];
+    let gateway = Gateway::start(&instances, backend).await;
+    gateway.apply_objects(&instances).await;
+    for vlan in [100, 200, 300] {
+        gateway.wait_li(&gateway.li_name(vlan), "True").await;
+    }
+    gateway
+}

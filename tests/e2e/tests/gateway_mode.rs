@@ -1,0 +1,227 @@
+//! Gateway mode end to end: objects applied to a real API server, the
+//! operator and the node dataplane running as processes with their own
+//! ServiceAccounts (roles from `deploy/rbac/`), and real traffic between
+//! remote instances in network namespaces, through the AF_XDP fast path.
+//!
+//! ```text
+//!  bms1 (VLAN 100) --\                         /-- operator (SA trunkline-operator)
+//!  bms2 (VLAN 200) ---+- switch -- trunk eth1 -+   kube-apiserver
+//!  other (VLAN 300) -/   (tc taggers)  [gw ns]  \-- trunkline-dataplane (SA trunkline-dataplane,
+//!                                                    ports in the gw namespace)
+//! ```
+//! Needs root (namespaces, XDP); CI runs as root.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{READY_TIMEOUT, ready_gateway};
+use kube::api::{Api, DeleteParams};
+use trunkline_api::{LogicalInterface, PhysicalRouter};
+use trunkline_test_support::{eventually, unique_name};
+
+async fn instances_talk(backend: &'static str) {
+    let gw = ready_gateway(backend).await;
+    let out = gw.ping_eventually("bms1", "192.168.1.20").await;
+    eprintln!("bms1 -> bms2 through the gateway ({backend}):\n{out}");
+    let (ok, out) = gw.lab.ping("bms2", "192.168.1.10", 3);
+    assert!(ok, "bms2 -> bms1: {out}");
+    let (ok, out) = gw.lab.ping("bms1", "192.168.1.1", 2);
+    assert!(ok, "the gateway address answers: {out}");
+    let received = gw
+        .lab
+        .tcp("bms1", "bms2", "192.168.1.20", 5001, "hello-over-tcp")
+        .expect("TCP");
+    assert_eq!(received, "hello-over-tcp");
+    let metrics = gw.agent().metrics();
+    let vmi = format!("{}/bms1", gw.ns.name());
+    let rx = gw
+        .agent()
+        .metric(&format!(
+            "trunkline_dataplane_vmi_packets_total{{vmi=\"{vmi}\",direction=\"rx\"}}"
+        ))
+        .unwrap_or(0.0);
+    assert!(
+        rx >= 5.0,
+        "per-VMI counters count bms1's packets ({rx}):\n{metrics}"
+    );
+    let router: Api<PhysicalRouter> = Api::all(gw.client.clone());
+    let status = router
+        .get(&gw.node)
+        .await
+        .expect("router")
+        .status
+        .expect("the dataplane reports status");
+    assert_eq!(
+        status.backend.as_deref(),
+        Some(if backend == "af-xdp" {
+            "AF_XDP"
+        } else {
+            "AF_PACKET"
+        })
+    );
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"),
+        "{:?}",
+        status.conditions
+    );
+    assert_eq!(status.counts.expect("counts").logical_interfaces, 3);
+}
+
+#[tokio::test]
+async fn remote_instances_on_two_vlans_ping_and_talk_tcp_through_af_xdp() {
+    instances_talk("af-xdp").await;
+}
+
+#[tokio::test]
+async fn the_af_packet_backend_forwards_the_same_traffic() {
+    instances_talk("af-packet").await;
+}
+
+#[tokio::test]
+async fn an_instance_of_another_network_cannot_reach_them() {
+    let gw = ready_gateway("af-xdp").await;
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+    // "other" has an address of the same subnet, but in net2's VRF: nothing
+    // of net1 is routed there, so its ARP for net1's instances goes unanswered.
+    let (ok, out) = gw.lab.ping("other", "192.168.1.10", 3);
+    assert!(!ok, "net2 reached net1: {out}");
+    let (ok, out) = gw.lab.ping("other", "192.168.1.1", 2);
+    assert!(
+        ok,
+        "net2's own gateway answers, so the instance itself is fine: {out}"
+    );
+    assert!(
+        gw.drops("arp_unknown_target") >= 1.0,
+        "{}",
+        gw.agent().metrics()
+    );
+}
+
+#[tokio::test]
+async fn spoofed_source_mac_or_ip_is_dropped_and_counted() {
+    let gw = ready_gateway("af-xdp").await;
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+    // bms1 claims an address that is not its own.
+    let out = gw.lab.sh("bms1", "ip addr flush dev eth0 && ip addr add 192.168.1.99/24 dev eth0 && ip route add default via 192.168.1.1");
+    assert!(out.status.success());
+    let before = gw.drops("source_ip_spoofed");
+    let (ok, out) = gw.lab.ping("bms1", "192.168.1.20", 3);
+    assert!(!ok, "a spoofed source IP got through: {out}");
+    assert!(
+        gw.drops("source_ip_spoofed") > before,
+        "{}",
+        gw.agent().metrics()
+    );
+    // Back to its address, but with another MAC.
+    let out = gw.lab.sh("bms1", "ip addr flush dev eth0 && ip link set eth0 address 02:00:00:00:01:99 && ip addr add 192.168.1.10/24 dev eth0 && ip route add default via 192.168.1.1 && ip neigh flush all");
+    assert!(out.status.success());
+    let before = gw.drops("source_mac_spoofed");
+    let (ok, out) = gw.lab.ping("bms1", "192.168.1.20", 3);
+    assert!(!ok, "a spoofed source MAC got through: {out}");
+    assert!(
+        gw.drops("source_mac_spoofed") > before,
+        "{}",
+        gw.agent().metrics()
+    );
+    // Its own MAC again: traffic flows.
+    let out = gw.lab.sh(
+        "bms1",
+        "ip link set eth0 address 02:00:00:00:01:01 && ip neigh flush all",
+    );
+    assert!(out.status.success());
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+}
+
+#[tokio::test]
+async fn deleting_the_logical_interface_stops_traffic_and_recreating_it_restores_it() {
+    let gw = ready_gateway("af-xdp").await;
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+    let lis: Api<LogicalInterface> = Api::all(gw.client.clone());
+    lis.delete(&gw.li_name(200), &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("traffic to bms2 stops", Duration::from_secs(30), || async {
+        let (ok, out) = gw.lab.ping("bms1", "192.168.1.20", 2);
+        if ok { Err(out) } else { Ok(()) }
+    })
+    .await
+    .expect("deleting the logical interface stops the traffic");
+    gw.apply_li(200, "bms2").await;
+    gw.wait_li(&gw.li_name(200), "True").await;
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+}
+
+#[tokio::test]
+async fn a_conflicting_logical_interface_never_steals_traffic() {
+    let gw = ready_gateway("af-xdp").await;
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+    // A newer logical interface on bms2's VLAN, bound to an impostor VMI.
+    gw.apply_vmi("impostor", "net1", "02:00:00:00:09:01", "192.168.1.90")
+        .await;
+    let thief = gw
+        .apply_li_named(&unique_name("thief"), 200, "impostor")
+        .await;
+    let li = gw.wait_li(&thief, "False").await;
+    let accepted = li
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Accepted")
+        .expect("Accepted");
+    assert_eq!(accepted.reason, "Conflict");
+    assert!(
+        accepted.message.contains(&gw.li_name(200)),
+        "the loser names the winner: {}",
+        accepted.message
+    );
+    for _ in 0..3 {
+        let (ok, out) = gw.lab.ping("bms1", "192.168.1.20", 2);
+        assert!(ok, "traffic to bms2 kept flowing: {out}");
+    }
+}
+
+#[tokio::test]
+async fn restarting_the_agent_restores_forwarding_and_leaves_nothing_stale() {
+    let mut gw = ready_gateway("af-xdp").await;
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+    assert_eq!(gw.xdp_attachments(), 1, "one XDP program on the trunk port");
+    // A crash: SIGKILL. The program goes with the process (a BPF link).
+    gw.agent.as_mut().expect("agent").kill();
+    eventually(
+        "XDP program gone after the crash",
+        Duration::from_secs(10),
+        || async {
+            match gw.xdp_attachments() {
+                0 => Ok(()),
+                n => Err(format!("{n} attached")),
+            }
+        },
+    )
+    .await
+    .expect("no stale XDP program");
+    let (ok, _) = gw.lab.ping("bms1", "192.168.1.20", 2);
+    assert!(!ok, "nothing forwards without the agent");
+    gw.start_agent();
+    gw.agent().wait_ready(READY_TIMEOUT).await;
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+    assert_eq!(
+        gw.xdp_attachments(),
+        1,
+        "still exactly one XDP program after the restart"
+    );
+    // A clean stop (SIGTERM) also detaches.
+    gw.agent
+        .as_mut()
+        .expect("agent")
+        .stop(Duration::from_secs(15));
+    assert_eq!(
+        gw.xdp_attachments(),
+        0,
+        "a stopped agent leaves no program behind"
+    );
+}

@@ -1,0 +1,784 @@
+//! The operator against a real control plane, run as a developer would run
+//! it: the `trunkline-operator` binary as a child process, with a kubeconfig
+//! of its own ServiceAccount whose ClusterRole grants exactly what the
+//! operator needs (so a missing permission fails these tests).
+//!
+//! Each test has its own namespace, unique names for cluster-scoped
+//! objects, and its own operator process. Operators of tests running in
+//! parallel watch the whole cluster, so they also maintain each other's
+//! objects: they decide the same thing from the same objects, which is
+//! itself a check that decisions depend on the objects only.
+//!
+//! How the binary is found: `workspace_binary` runs `cargo build -p
+//! trunkline-operator --bin trunkline-operator --message-format=json` once
+//! per test binary (a no-op when it is up to date) and takes the
+//! `executable` path cargo reports for the artifact, so it works for any
+//! target dir. (`CARGO_BIN_EXE_*` only exists for binaries of the tests'
+//! own package.) `ManagedProcess` kills the process when the test ends,
+//! also on panic, and prints the end of its log when the test fails.
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork};
+use trunkline_test_support::{
+    ControlPlane, ManagedProcess, TestNamespace, eventually, free_local_addr, http_get,
+    unique_name, workspace_binary,
+};
+
+/// Bound for anything the operator does after a change.
+const OPERATOR_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound for a graceful shutdown.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bound for the API server's own caches (RBAC).
+const API_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// The operator process
+
+/// Starts the operator binary as ServiceAccount `kubeconfig`, serving its
+/// probes and metrics on a free loopback port; killed when dropped.
+fn start_operator(kubeconfig: &Path) -> ManagedProcess {
+    let binary = workspace_binary("trunkline-operator", "trunkline-operator");
+    let addr = free_local_addr();
+    let args = [
+        "--kubeconfig".to_owned(),
+        kubeconfig.display().to_string(),
+        "--metrics-addr".to_owned(),
+        addr.to_string(),
+        "--debounce-ms".to_owned(),
+        "100".to_owned(),
+    ];
+    ManagedProcess::start(
+        "operator",
+        &binary,
+        &args,
+        &[("RUST_LOG", "info,trunkline_operator=debug")],
+        addr,
+    )
+}
+
+/// A ServiceAccount in `ns` bound to the operator's shipped ClusterRole
+/// (`deploy/rbac/operator.yaml`); returns a kubeconfig for it.
+async fn operator_identity(plane: &ControlPlane, ns: &str) -> PathBuf {
+    // Tests start together: a concurrent first `kubectl apply` of the same
+    // ClusterRole can lose the create race, so it is retried.
+    eventually("the operator's identity", API_TIMEOUT, || {
+        plane.kubeconfig_with_role(ns, "trunkline-operator", "operator")
+    })
+    .await
+    .expect("kubeconfig of the operator's ServiceAccount")
+}
+
+/// A namespace, an admin client and a running operator.
+struct Rig<'a> {
+    ns: TestNamespace<'a>,
+    client: Client,
+    kubeconfig: PathBuf,
+    operator: Option<ManagedProcess>,
+}
+
+async fn rig(prefix: &str) -> Rig<'static> {
+    let plane = ControlPlane::shared();
+    let ns = plane.namespace(prefix).await.expect("namespace");
+    let client = plane.client().await.expect("client");
+    let kubeconfig = operator_identity(plane, ns.name()).await;
+    let operator = start_operator(&kubeconfig);
+    operator.wait_ready(OPERATOR_TIMEOUT).await;
+    Rig {
+        ns,
+        client,
+        kubeconfig,
+        operator: Some(operator),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Objects
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply("e2e-test").force()
+}
+
+async fn apply<K>(api: &Api<K>, name: &str, object: serde_json::Value) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug,
+{
+    api.patch(name, &apply_params(), &Patch::Apply(&object))
+        .await
+        .unwrap_or_else(|e| panic!("apply {name}: {e}"))
+}
+
+fn router(name: &str, ports: &[&str]) -> serde_json::Value {
+    let ports: Vec<_> = ports.iter().map(|p| json!({ "name": p })).collect();
+    json!({
+        "apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+        "metadata": { "name": name },
+        "spec": { "physicalInterfaces": ports },
+    })
+}
+
+fn network(name: &str, cidr: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+        "metadata": { "name": name },
+        "spec": { "subnets": [{ "cidr": cidr }] },
+    })
+}
+
+fn vmi(name: &str, network: &str, mac: &str, ips: &[&str]) -> serde_json::Value {
+    let ips: Vec<_> = ips.iter().map(|a| json!({ "address": a })).collect();
+    json!({
+        "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+        "metadata": { "name": name },
+        "spec": { "virtualNetwork": network, "macAddress": mac, "ips": ips },
+    })
+}
+
+fn logical_interface(
+    name: &str,
+    router: &str,
+    port: &str,
+    vlan: u16,
+    vmi: (&str, &str),
+) -> serde_json::Value {
+    json!({
+        "apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface",
+        "metadata": { "name": name },
+        "spec": {
+            "physicalRouter": router, "physicalInterface": port, "vlan": vlan,
+            "virtualMachineInterface": { "namespace": vmi.0, "name": vmi.1 },
+        },
+    })
+}
+
+/// The node dataplane's report: `objects` (kind, namespace, name,
+/// generation) are in `router`'s fast path.
+async fn report_programmed(
+    client: &Client,
+    router: &str,
+    objects: &[(&str, Option<&str>, &str, i64)],
+) {
+    let programmed: Vec<_> = objects
+        .iter()
+        .map(|(kind, ns, name, generation)| {
+            let mut o = json!({ "kind": kind, "name": name, "generation": generation });
+            if let Some(ns) = ns {
+                o["namespace"] = json!(ns);
+            }
+            o
+        })
+        .collect();
+    Api::<PhysicalRouter>::all(client.clone())
+        .patch_status(
+            router,
+            &PatchParams::apply("e2e-node-dataplane").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+                "status": { "programmed": programmed },
+            })),
+        )
+        .await
+        .expect("report programmed objects");
+}
+
+/// What the tests read from any kind's status.
+trait Conditions {
+    fn conditions(&self) -> &[Condition];
+    fn observed_generation(&self) -> Option<i64>;
+}
+
+macro_rules! conditions {
+    ($($kind:ty),*) => {$(
+        impl Conditions for $kind {
+            fn conditions(&self) -> &[Condition] {
+                self.status.as_ref().map_or(&[], |s| &s.conditions)
+            }
+            fn observed_generation(&self) -> Option<i64> {
+                self.status.as_ref().and_then(|s| s.observed_generation)
+            }
+        }
+    )*};
+}
+conditions!(LogicalInterface, VirtualMachineInterface, VirtualNetwork);
+
+fn condition<'a>(object: &'a impl Conditions, type_: &str) -> Option<&'a Condition> {
+    object.conditions().iter().find(|c| c.type_ == type_)
+}
+
+/// Waits until `object` has condition `type_` with `status` and `reason`
+/// (and, when given, a message containing `text`), at the object's current
+/// generation; returns the object.
+async fn wait_condition<K>(
+    api: &Api<K>,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    text: Option<&str>,
+) -> K
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Conditions,
+{
+    let what = format!("{} {name}: {type_}={status} ({reason})", K::kind(&()));
+    eventually(&what, OPERATOR_TIMEOUT, || async {
+        let object = api.get(name).await.map_err(|e| e.to_string())?;
+        let generation = object.meta().generation;
+        match condition(&object, type_) {
+            Some(c)
+                if c.status == status
+                    && c.reason == reason
+                    && text.is_none_or(|t| c.message.contains(t))
+                    && c.observed_generation == generation
+                    && object.observed_generation() == generation =>
+            {
+                Ok(object)
+            }
+            other => Err(format!("{other:?} at generation {generation:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Sleeps past the next full second, so that the next object created gets a
+/// later creationTimestamp (the API server records seconds).
+async fn next_second() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+/// A router, a network, a VMI and a logical interface: all accepted with
+/// their references resolved, at their generation; the VNI and routing
+/// instances filled in; Programmed and Ready follow the node dataplane's
+/// report, also across a spec change; Events tell the story.
+#[tokio::test]
+async fn a_valid_set_is_accepted_then_ready_when_the_node_reports_it() {
+    let rig = rig("op-valid").await;
+    let ns = rig.ns.name();
+    let gw = unique_name("gw");
+    let li_name = unique_name("li");
+    let routers: Api<PhysicalRouter> = Api::all(rig.client.clone());
+    let networks: Api<VirtualNetwork> = Api::namespaced(rig.client.clone(), ns);
+    let vmis: Api<VirtualMachineInterface> = Api::namespaced(rig.client.clone(), ns);
+    let lis: Api<LogicalInterface> = Api::all(rig.client.clone());
+
+    apply(&routers, &gw, router(&gw, &["eth1"])).await;
+    apply(&networks, "net1", network("net1", "10.10.0.0/24")).await;
+    apply(
+        &vmis,
+        "vmi1",
+        vmi("vmi1", "net1", "02:00:00:00:10:01", &["10.10.0.10"]),
+    )
+    .await;
+    apply(
+        &lis,
+        &li_name,
+        logical_interface(&li_name, &gw, "eth1", 100, (ns, "vmi1")),
+    )
+    .await;
+
+    let li = wait_condition(&lis, &li_name, "Accepted", "True", "Ok", None).await;
+    assert_eq!(
+        condition(&li, "ResolvedRefs").map(|c| c.status.as_str()),
+        Some("True")
+    );
+    assert_eq!(li.status.as_ref().unwrap().observed_generation, Some(1));
+    let v = wait_condition(&vmis, "vmi1", "Accepted", "True", "Ok", None).await;
+    let s = v.status.clone().unwrap();
+    assert_eq!(
+        s.routing_instance.as_deref(),
+        Some(format!("default-domain:{ns}:net1:net1").as_str())
+    );
+    assert_eq!(s.logical_interfaces, vec![li_name.clone()]);
+    let n = wait_condition(&networks, "net1", "Accepted", "True", "Ok", None).await;
+    let vni = n.status.as_ref().unwrap().vni.expect("a VNI is allocated");
+    assert!(vni >= 4096, "allocated VNIs start at 4096: {vni}");
+
+    // Nothing reported yet: accepted, not ready.
+    let li = wait_condition(&lis, &li_name, "Ready", "False", "Pending", Some(&gw)).await;
+    assert_eq!(
+        condition(&li, "Programmed").map(|c| c.status.as_str()),
+        Some("False")
+    );
+
+    // The node dataplane reports everything at generation 1.
+    report_programmed(
+        &rig.client,
+        &gw,
+        &[
+            ("LogicalInterface", None, &li_name, 1),
+            ("VirtualMachineInterface", Some(ns), "vmi1", 1),
+            ("VirtualNetwork", Some(ns), "net1", 1),
+        ],
+    )
+    .await;
+    wait_condition(&lis, &li_name, "Ready", "True", "Ok", None).await;
+    wait_condition(&vmis, "vmi1", "Ready", "True", "Ok", None).await;
+    wait_condition(&networks, "net1", "Ready", "True", "Ok", None).await;
+    let li = lis.get(&li_name).await.unwrap();
+    assert_eq!(
+        condition(&li, "Programmed").map(|c| c.status.as_str()),
+        Some("True")
+    );
+
+    // A spec change: generation 2 is not programmed until the node says so.
+    apply(
+        &vmis,
+        "vmi1",
+        vmi(
+            "vmi1",
+            "net1",
+            "02:00:00:00:10:01",
+            &["10.10.0.10", "10.10.0.11"],
+        ),
+    )
+    .await;
+    let v = wait_condition(
+        &vmis,
+        "vmi1",
+        "Ready",
+        "False",
+        "Pending",
+        Some("holds generation 1"),
+    )
+    .await;
+    assert_eq!(v.meta().generation, Some(2));
+    report_programmed(
+        &rig.client,
+        &gw,
+        &[
+            ("LogicalInterface", None, &li_name, 1),
+            ("VirtualMachineInterface", Some(ns), "vmi1", 2),
+            ("VirtualNetwork", Some(ns), "net1", 1),
+        ],
+    )
+    .await;
+    wait_condition(&vmis, "vmi1", "Ready", "True", "Ok", None).await;
+
+    // Events: the VMI's in its namespace, the logical interface's (cluster
+    // scoped) in `default`.
+    let events_of = |namespace: String, name: String| {
+        let client = rig.client.clone();
+        async move {
+            let events: Api<Event> = Api::namespaced(client, &namespace);
+            let list = events
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let reasons: Vec<String> = list
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str())
+                })
+                .filter(|e| e.reporting_controller.as_deref() == Some("trunkline-operator"))
+                .filter_map(|e| e.reason)
+                .collect();
+            if reasons.iter().any(|r| r == "Accepted") && reasons.iter().any(|r| r == "Ready") {
+                Ok(reasons)
+            } else {
+                Err(format!("events so far: {reasons:?}"))
+            }
+        }
+    };
+    eventually(
+        "Accepted and Ready events for the VMI",
+        OPERATOR_TIMEOUT,
+        || events_of(ns.to_owned(), "vmi1".to_owned()),
+    )
+    .await
+    .unwrap();
+    eventually(
+        "Accepted and Ready events for the logical interface",
+        OPERATOR_TIMEOUT,
+        || events_of("default".to_owned(), li_name.clone()),
+    )
+    .await
+    .unwrap();
+
+    let text = http_get(&rig.operator.as_ref().unwrap().url("/metrics"))
+        .unwrap()
+        .1;
+    for metric in [
+        "trunkline_operator_reconcile_runs_total",
+        "trunkline_operator_reconcile_duration_seconds_bucket",
+        "trunkline_operator_status_writes_total{kind=\"LogicalInterface\"}",
+        "trunkline_operator_objects{kind=\"LogicalInterface\",ready=\"true\"}",
+        "trunkline_operator_events_total",
+    ] {
+        assert!(
+            text.contains(metric),
+            "{metric} missing from /metrics:\n{text}"
+        );
+    }
+    assert_eq!(
+        http_get(&rig.operator.as_ref().unwrap().url("/healthz"))
+            .unwrap()
+            .0,
+        200
+    );
+}
+
+/// The original's order bug: a logical interface created before its VMI and
+/// router waits with RefNotFound naming what is missing, and is accepted as
+/// soon as the missing pieces appear.
+#[tokio::test]
+async fn a_logical_interface_created_first_is_accepted_once_its_references_appear() {
+    let rig = rig("op-order").await;
+    let ns = rig.ns.name();
+    let gw = unique_name("gw");
+    let li_name = unique_name("li");
+    let routers: Api<PhysicalRouter> = Api::all(rig.client.clone());
+    let networks: Api<VirtualNetwork> = Api::namespaced(rig.client.clone(), ns);
+    let vmis: Api<VirtualMachineInterface> = Api::namespaced(rig.client.clone(), ns);
+    let lis: Api<LogicalInterface> = Api::all(rig.client.clone());
+
+    apply(
+        &lis,
+        &li_name,
+        logical_interface(&li_name, &gw, "eth2", 7, (ns, "vmi1")),
+    )
+    .await;
+    let li = wait_condition(
+        &lis,
+        &li_name,
+        "ResolvedRefs",
+        "False",
+        "RefNotFound",
+        Some(&format!("PhysicalRouter {gw} does not exist")),
+    )
+    .await;
+    let message = &condition(&li, "ResolvedRefs").unwrap().message;
+    assert!(
+        message.contains(&format!("VirtualMachineInterface {ns}/vmi1 does not exist")),
+        "{message}"
+    );
+    assert_eq!(
+        condition(&li, "Accepted").map(|c| (c.status.as_str(), c.reason.as_str())),
+        Some(("False", "RefNotFound"))
+    );
+
+    apply(
+        &vmis,
+        "vmi1",
+        vmi("vmi1", "net1", "02:00:00:00:20:01", &["10.20.0.10"]),
+    )
+    .await;
+    // The VMI waits for its network; the logical interface for both.
+    wait_condition(
+        &vmis,
+        "vmi1",
+        "ResolvedRefs",
+        "False",
+        "RefNotFound",
+        Some(&format!("VirtualNetwork {ns}/net1 does not exist")),
+    )
+    .await;
+    wait_condition(
+        &lis,
+        &li_name,
+        "ResolvedRefs",
+        "False",
+        "RefNotFound",
+        Some(&format!(
+            "VirtualMachineInterface {ns}/vmi1 is not accepted"
+        )),
+    )
+    .await;
+    apply(&networks, "net1", network("net1", "10.20.0.0/24")).await;
+    wait_condition(&vmis, "vmi1", "Accepted", "True", "Ok", None).await;
+
+    // A router without the port: the message names the port.
+    apply(&routers, &gw, router(&gw, &["eth1"])).await;
+    wait_condition(
+        &lis,
+        &li_name,
+        "ResolvedRefs",
+        "False",
+        "RefNotFound",
+        Some("has no physical interface eth2 (it lists: eth1)"),
+    )
+    .await;
+    apply(&routers, &gw, router(&gw, &["eth1", "eth2"])).await;
+    wait_condition(&lis, &li_name, "Accepted", "True", "Ok", None).await;
+    wait_condition(&lis, &li_name, "ResolvedRefs", "True", "Ok", None).await;
+}
+
+/// Three logical interfaces on one VLAN, created one second apart with
+/// names that sort in another order: the oldest keeps the VLAN, the others
+/// name it; deleting it promotes the next oldest.
+#[tokio::test]
+async fn the_oldest_logical_interface_keeps_a_vlan_and_its_removal_promotes_the_next() {
+    let rig = rig("op-vlan").await;
+    let ns = rig.ns.name();
+    let gw = unique_name("gw");
+    let routers: Api<PhysicalRouter> = Api::all(rig.client.clone());
+    let networks: Api<VirtualNetwork> = Api::namespaced(rig.client.clone(), ns);
+    let vmis: Api<VirtualMachineInterface> = Api::namespaced(rig.client.clone(), ns);
+    let lis: Api<LogicalInterface> = Api::all(rig.client.clone());
+    apply(&routers, &gw, router(&gw, &["eth1"])).await;
+    apply(&networks, "net1", network("net1", "10.30.0.0/24")).await;
+    apply(
+        &vmis,
+        "vmi1",
+        vmi("vmi1", "net1", "02:00:00:00:30:01", &["10.30.0.10"]),
+    )
+    .await;
+
+    // Created in the order first, second, third; names sort the other way.
+    let first = unique_name("zz-first");
+    let second = unique_name("mm-second");
+    let third = unique_name("aa-third");
+    for name in [&first, &second, &third] {
+        apply(
+            &lis,
+            name,
+            logical_interface(name, &gw, "eth1", 42, (ns, "vmi1")),
+        )
+        .await;
+        next_second().await;
+    }
+    wait_condition(&lis, &first, "Accepted", "True", "Ok", None).await;
+    let winner = format!("already used by LogicalInterface {first} (older)");
+    for loser in [&second, &third] {
+        wait_condition(&lis, loser, "Accepted", "False", "Conflict", Some(&winner)).await;
+    }
+
+    lis.delete(&first, &DeleteParams::default())
+        .await
+        .expect("delete the winner");
+    wait_condition(&lis, &second, "Accepted", "True", "Ok", None).await;
+    wait_condition(
+        &lis,
+        &third,
+        "Accepted",
+        "False",
+        "Conflict",
+        Some(&format!(
+            "already used by LogicalInterface {second} (older)"
+        )),
+    )
+    .await;
+}
+
+/// Addresses outside the network's subnets, equal to its gateway or used by
+/// an older VMI are refused in status; fixing the address is enough.
+#[tokio::test]
+async fn vmi_addresses_are_checked_against_the_network() {
+    let rig = rig("op-ips").await;
+    let ns = rig.ns.name();
+    let networks: Api<VirtualNetwork> = Api::namespaced(rig.client.clone(), ns);
+    let vmis: Api<VirtualMachineInterface> = Api::namespaced(rig.client.clone(), ns);
+    apply(&networks, "net1", network("net1", "10.40.0.0/24")).await;
+    apply(
+        &vmis,
+        "outside",
+        vmi("outside", "net1", "02:00:00:00:40:01", &["10.41.0.5"]),
+    )
+    .await;
+    apply(
+        &vmis,
+        "gateway",
+        vmi("gateway", "net1", "02:00:00:00:40:02", &["10.40.0.1"]),
+    )
+    .await;
+    apply(
+        &vmis,
+        "owner",
+        vmi("owner", "net1", "02:00:00:00:40:03", &["10.40.0.10"]),
+    )
+    .await;
+    next_second().await;
+    apply(
+        &vmis,
+        "copy",
+        vmi("copy", "net1", "02:00:00:00:40:04", &["10.40.0.10"]),
+    )
+    .await;
+    apply(
+        &vmis,
+        "same-mac",
+        vmi("same-mac", "net1", "02-00-00-00-40-03", &["10.40.0.11"]),
+    )
+    .await;
+
+    wait_condition(
+        &vmis,
+        "outside",
+        "Accepted",
+        "False",
+        "Invalid",
+        Some(&format!(
+            "address 10.41.0.5 is outside every subnet of VirtualNetwork {ns}/net1 (10.40.0.0/24)"
+        )),
+    )
+    .await;
+    wait_condition(
+        &vmis,
+        "gateway",
+        "Accepted",
+        "False",
+        "Invalid",
+        Some("10.40.0.1 is the gateway address of subnet 10.40.0.0/24"),
+    )
+    .await;
+    wait_condition(&vmis, "owner", "Accepted", "True", "Ok", None).await;
+    wait_condition(
+        &vmis,
+        "copy",
+        "Accepted",
+        "False",
+        "Conflict",
+        Some(&format!(
+            "address 10.40.0.10 is already used by VirtualMachineInterface {ns}/owner"
+        )),
+    )
+    .await;
+    wait_condition(
+        &vmis,
+        "same-mac",
+        "Accepted",
+        "False",
+        "Conflict",
+        Some(&format!(
+            "MAC address 02:00:00:00:40:03 is already used by VirtualMachineInterface {ns}/owner"
+        )),
+    )
+    .await;
+
+    apply(
+        &vmis,
+        "outside",
+        vmi("outside", "net1", "02:00:00:00:40:01", &["10.40.0.5"]),
+    )
+    .await;
+    let v = wait_condition(&vmis, "outside", "Accepted", "True", "Ok", None).await;
+    assert_eq!(v.meta().generation, Some(2));
+}
+
+/// The VNI is allocated once and kept when the operator restarts; a
+/// restarted operator writes nothing when nothing changed (every
+/// resourceVersion stays the same), and it shuts down cleanly on SIGTERM.
+#[tokio::test]
+async fn a_restart_keeps_the_vni_and_writes_nothing() {
+    let mut rig = rig("op-restart").await;
+    let ns = rig.ns.name().to_owned();
+    let gw = unique_name("gw");
+    let li_name = unique_name("li");
+    let routers: Api<PhysicalRouter> = Api::all(rig.client.clone());
+    let networks: Api<VirtualNetwork> = Api::namespaced(rig.client.clone(), &ns);
+    let vmis: Api<VirtualMachineInterface> = Api::namespaced(rig.client.clone(), &ns);
+    let lis: Api<LogicalInterface> = Api::all(rig.client.clone());
+    apply(&routers, &gw, router(&gw, &["eth1"])).await;
+    apply(&networks, "net1", network("net1", "10.50.0.0/24")).await;
+    apply(&networks, "net2", network("net2", "10.51.0.0/24")).await;
+    apply(
+        &vmis,
+        "vmi1",
+        vmi("vmi1", "net1", "02:00:00:00:50:01", &["10.50.0.10"]),
+    )
+    .await;
+    apply(
+        &lis,
+        &li_name,
+        logical_interface(&li_name, &gw, "eth1", 5, (&ns, "vmi1")),
+    )
+    .await;
+    wait_condition(&lis, &li_name, "Accepted", "True", "Ok", None).await;
+    wait_condition(&networks, "net2", "Accepted", "True", "Ok", None).await;
+
+    // Settled: the same resourceVersions twice in a row, a second apart.
+    let versions = || async {
+        let mut v = vec![
+            lis.get(&li_name)
+                .await
+                .map_err(|e| e.to_string())?
+                .resource_version(),
+            vmis.get("vmi1")
+                .await
+                .map_err(|e| e.to_string())?
+                .resource_version(),
+        ];
+        for n in ["net1", "net2"] {
+            v.push(
+                networks
+                    .get(n)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .resource_version(),
+            );
+        }
+        Ok::<_, String>(v)
+    };
+    let vnis = || async {
+        let mut v = Vec::new();
+        for n in ["net1", "net2"] {
+            v.push(networks.get(n).await.unwrap().status.and_then(|s| s.vni));
+        }
+        v
+    };
+    let settled = eventually("statuses settled", OPERATOR_TIMEOUT, || async {
+        let before = versions().await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let after = versions().await?;
+        if before == after {
+            Ok(after)
+        } else {
+            Err(format!("{before:?} -> {after:?}"))
+        }
+    })
+    .await
+    .unwrap();
+    let vni_before = vnis().await;
+    assert!(vni_before.iter().all(|v| v.is_some()), "{vni_before:?}");
+    assert_ne!(vni_before[0], vni_before[1]);
+
+    rig.operator.take().unwrap().stop(SHUTDOWN_TIMEOUT);
+    let operator = start_operator(&rig.kubeconfig);
+    operator.wait_ready(OPERATOR_TIMEOUT).await;
+    // At least one whole pass after the stores synced.
+    eventually("a pass of the new operator", OPERATOR_TIMEOUT, || async {
+        match operator.metric("trunkline_operator_reconcile_runs_total") {
+            Some(n) if n >= 1.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        versions().await.unwrap(),
+        settled,
+        "a restart must not write unchanged statuses"
+    );
+    assert_eq!(vnis().await, vni_before, "a restart must not change a VNI");
+    rig.operator = Some(operator);
+
+    // Still alive and deciding: a change is picked up.
+    apply(
+        &vmis,
+        "vmi1",
+        vmi("vmi1", "net1", "02:00:00:00:50:01", &["10.99.0.1"]),
+    )
+    .await;
+    wait_condition(
+        &vmis,
+        "vmi1",
+        "Accepted",
+        "False",
+        "Invalid",
+        Some("outside every subnet"),
+    )
+    .await;
+}
