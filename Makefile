@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test lint unit e2e crds cluster cluster-down deps
+.PHONY: help demo test lint unit e2e crds cluster cluster-down deps fuzz bench-pipeline
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -31,6 +31,13 @@ cluster: deps ## start a local control plane; prints `export KUBECONFIG=...` las
 
 cluster-down: ## stop the control plane `make cluster` started
 	scripts/cluster.sh down
+
+fuzz: ## fuzz the frame parser for FUZZ_SECONDS (default 60); stable rustc via RUSTC_BOOTSTRAP
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --version 0.13.2 --locked
+	cd node-dataplane/wire/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run frame_parser -- -max_total_time=$${FUZZ_SECONDS:-60}
+
+bench-pipeline: ## criterion benchmark of the packet pipeline with 4K VMIs (ns per packet)
+	$(CARGO) bench -p trunkline-pipeline
 
 deps: ## install what the build and the tests need (Debian packages, Kubernetes binaries)
 	scripts/install-deps.sh

@@ -9,8 +9,10 @@
 #   3. run the operator and the node dataplane (AF_XDP on eth1)
 #   4. kubectl apply the gateway-mode example; wait until Ready
 #   5. ping between the remote instances through the gateway (ping's output)
-#   6. send bad input and show the API server refusing it with its message
-#   7. print what was proved, clean up, exit non-zero if anything failed
+#   6. apply the virtual gateway of deploy/examples/virtual-gateway: bms1
+#      reaches a public host through it, and the public host reaches bms1
+#   7. send bad input and show the API server refusing it with its message
+#   8. print what was proved, clean up, exit non-zero if anything failed
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -69,7 +71,8 @@ cargo build -q -p trunkline-operator -p trunkline-dataplane || { fail "cargo bui
 section "Network lab: gateway node gw-node-1 (trunk eth1), a switch, remote instances"
 scripts/lab.sh up --prefix "$lab" \
   --instance bms1:100:192.168.1.10/24:02:00:00:00:01:01:192.168.1.1 \
-  --instance bms2:200:192.168.1.20/24:02:00:00:00:02:01:192.168.1.1 || { fail "lab"; exit 1; }
+  --instance bms2:200:192.168.1.20/24:02:00:00:00:02:01:192.168.1.1 \
+  --public 10.1.1.1/24,10.1.1.253/24,192.168.1.0/24 || { fail "lab"; exit 1; }
 
 section "Starting the operator and the node dataplane of gw-node-1"
 "$target/debug/trunkline-operator" --kubeconfig "$KUBECONFIG" --metrics-addr 127.0.0.1:19380 \
@@ -115,6 +118,29 @@ fi
 # The OpenAPI schema kubectl explain reads is published shortly after the CRDs.
 for _ in $(seq 30); do "$kubectl" explain logicalinterface.spec.vlan >/dev/null 2>&1 && break; sleep 1; done
 run explain logicalinterface.spec.vlan | sed -n '1,12p'
+
+section "Public access through a virtual gateway (the seeds' simple gateway)"
+run apply -f deploy/examples/virtual-gateway/virtualgateway.yaml
+printf '$ kubectl wait --for=condition=Ready virtualgateway net1-public\n'
+if "$kubectl" wait --for=condition=Ready virtualgateway net1-public --timeout=90s; then
+  ok "the virtual gateway is programmed on gw-node-1 (tap vgw, host route 192.168.1.0/24 dev vgw)"
+else
+  fail "virtual gateway not Ready"; tail -20 "$state/dataplane.log"
+fi
+printf '$ ip netns exec %s-gw ip route show dev vgw\n' "$lab"
+ip netns exec "$lab-gw" ip route show dev vgw
+printf '$ ip netns exec %s-bms1 ping -c 3 10.1.1.253     # the public host\n' "$lab"
+if scripts/lab.sh exec --prefix "$lab" bms1 ping -c 3 -i 0.3 -W 2 10.1.1.253; then
+  ok "bms1 reaches the public host: VRF default route -> vgw -> host routing -> fabric"
+else
+  fail "ping bms1 -> public host"
+fi
+printf '$ ip netns exec %s-pub ping -c 3 192.168.1.10    # back to the remote instance\n' "$lab"
+if ip netns exec "$lab-pub" ping -c 3 -i 0.3 -W 2 192.168.1.10; then
+  ok "the public host reaches bms1: host routing -> vgw -> VRF -> VLAN 100"
+else
+  fail "ping public host -> bms1"
+fi
 
 section "Bad input is refused by the API server, with a message saying what is valid"
 refused "VLAN 4095" "4094" apply -f - <<'EOF'

@@ -90,7 +90,8 @@ impl Default for Shared {
                 virtual_gateways: Vec::new(),
                 tables,
             }),
-            counters: Counters::new(),
+            // The forwarding thread is the only writer: worker 0.
+            counters: Counters::for_worker(0),
             state: Mutex::default(),
             started: Instant::now(),
             heartbeat_ms: AtomicU64::new(0),
