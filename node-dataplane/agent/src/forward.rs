@@ -292,7 +292,7 @@ pub fn spawn(
                 None
             }
         };
-        Forwarder { shared, backend, ports: Vec::new(), last_retry: Instant::now(), host, host_version: 0, host_retry: false }
+        Forwarder { shared, backend, ports: Vec::new(), last_retry: Instant::now(), host, host_version: 0, host_retry: false, last_link_check: Instant::now() }
             .run();
     })
 }
@@ -312,6 +312,8 @@ struct Forwarder {
     host_version: i64,
     /// Whether that set-up had failures to retry.
     host_retry: bool,
+    /// When link states were last read.
+    last_link_check: Instant,
 }
 
 impl Forwarder {
@@ -324,6 +326,7 @@ impl Forwarder {
             let plan = self.shared.plan.load_full();
             self.match_ports(&plan.ports);
             self.match_host(&plan);
+            self.watch_links();
             let fds: Vec<i32> = self
                 .ports
                 .iter()
@@ -379,6 +382,41 @@ impl Forwarder {
         }
         tracing::info!("forwarding stopped; closing ports");
         self.ports.clear();
+    }
+
+    /// Every few seconds, reports trunk ports whose link is not up (the
+    /// port stays open: frames flow again as soon as the link does).
+    fn watch_links(&mut self) {
+        if self.last_link_check.elapsed() < RETRY {
+            return;
+        }
+        self.last_link_check = Instant::now();
+        let Some(host) = self.host.as_ref() else {
+            return;
+        };
+        let open: Vec<&str> = self
+            .ports
+            .iter()
+            .filter(|p| p.port.is_some())
+            .map(|p| p.name.as_str())
+            .collect();
+        let Ok(states) = host.link_states(&open) else {
+            return;
+        };
+        let mut state = self.shared.state();
+        for (name, link) in states {
+            if let Some(status) = state.ports.iter_mut().find(|p| p.name == name) {
+                let (wanted, message) = match link {
+                    Ok(()) => ("Up", None),
+                    Err(why) => ("Down", Some(why)),
+                };
+                if status.state != wanted || status.message != message {
+                    tracing::info!(port = name, state = wanted, "link state changed");
+                    status.state = wanted.to_owned();
+                    status.message = message;
+                }
+            }
+        }
     }
 
     /// Sets up the host side of the plan's virtual gateways (once per plan,

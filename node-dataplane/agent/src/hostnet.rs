@@ -54,6 +54,9 @@ pub fn interface_mac(interface: &str) -> [u8; 6] {
     [0x02, 0x5e, b[0], b[1], b[2], b[3]]
 }
 
+/// A link's state: up, or down with the reason.
+pub type LinkState = Result<(), String>;
+
 /// Netlink access to the node's network namespace.
 pub struct HostNetwork {
     runtime: tokio::runtime::Runtime,
@@ -112,6 +115,35 @@ impl HostNetwork {
                 }
             }
             Ok(removed)
+        })
+    }
+
+    /// The link state of each of `interfaces` that exists: `Up`, or `Down`
+    /// with the kernel's operational state (a veth whose peer is down, a
+    /// NIC without carrier).
+    pub fn link_states(&self, interfaces: &[&str]) -> Result<Vec<(String, LinkState)>, String> {
+        use rtnetlink::packet_route::link::State;
+        self.runtime.block_on(async {
+            let links = self.links().await.map_err(|e| e.to_string())?;
+            Ok(links
+                .iter()
+                .filter_map(|l| {
+                    let name = link_name(l)?;
+                    if !interfaces.contains(&name) {
+                        return None;
+                    }
+                    let state = l.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::OperState(s) => Some(*s),
+                        _ => None,
+                    });
+                    let result = match state {
+                        // Unknown: drivers that do not report carrier (tap, dummy) are usable.
+                        Some(State::Up) | Some(State::Unknown) | None => Ok(()),
+                        Some(other) => Err(format!("link is {other:?}")),
+                    };
+                    Some((name.to_owned(), result))
+                })
+                .collect())
         })
     }
 

@@ -225,3 +225,66 @@ async fn restarting_the_agent_restores_forwarding_and_leaves_nothing_stale() {
         "a stopped agent leaves no program behind"
     );
 }
+
+/// A trunk whose link goes down is reported on the PhysicalRouter (port
+/// `Down`, node not Ready, with the reason) and recovers by itself.
+#[tokio::test]
+async fn a_trunk_link_going_down_is_reported_and_recovers() {
+    let gw = ready_gateway("af-xdp").await;
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+    let routers: Api<PhysicalRouter> = Api::all(gw.client.clone());
+    let router_state = |want_ready: &'static str, want_port: &'static str| {
+        let routers = routers.clone();
+        let node = gw.node.clone();
+        move || {
+            let routers = routers.clone();
+            let node = node.clone();
+            async move {
+                let status = routers
+                    .get(&node)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .unwrap_or_default();
+                let ready = status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == "Ready")
+                    .cloned();
+                let port = status.ports.iter().find(|p| p.name == "eth1").cloned();
+                match (&ready, &port) {
+                    (Some(r), Some(p)) if r.status == want_ready && p.state == want_port => {
+                        Ok((r.clone(), p.clone()))
+                    }
+                    _ => Err(format!("Ready {ready:?}, port {port:?}")),
+                }
+            }
+        }
+    };
+    // The switch side of the trunk goes down: eth1 loses its carrier.
+    let out = gw.lab.exec("sw", &["ip", "link", "set", "trunk", "down"]);
+    assert!(out.status.success());
+    let (ready, port) = eventually(
+        "the port reported Down",
+        Duration::from_secs(30),
+        router_state("False", "Down"),
+    )
+    .await
+    .expect("link down reported");
+    assert_eq!(ready.reason, "PortNotUp");
+    assert!(ready.message.contains("eth1"), "{}", ready.message);
+    assert!(
+        port.message.unwrap_or_default().contains("link is"),
+        "the port says why"
+    );
+    let out = gw.lab.exec("sw", &["ip", "link", "set", "trunk", "up"]);
+    assert!(out.status.success());
+    eventually(
+        "the port reported Up again",
+        Duration::from_secs(30),
+        router_state("True", "Up"),
+    )
+    .await
+    .expect("link up reported");
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+}
