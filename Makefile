@@ -23,8 +23,9 @@ unit: ## tests that need no control plane
 e2e: ## tests against a real etcd + kube-apiserver + kube-controller-manager
 	$(CARGO) test -p trunkline-e2e --locked -- --nocapture
 
-crds: ## regenerate the CRD YAML from the Rust types (crds/ and the chart)
+crds: ## regenerate the CRD YAML from the Rust types, and every copy of it (chart, kustomize base, Argo CD)
 	$(CARGO) run -q -p trunkline-api --bin crdgen
+	deploy/generate.sh
 
 cluster: deps ## start a local control plane; prints `export KUBECONFIG=...` last
 	scripts/cluster.sh up
@@ -38,6 +39,9 @@ fuzz: ## fuzz the frame parser for FUZZ_SECONDS (default 60); stable rustc via R
 
 bench-pipeline: ## criterion benchmark of the packet pipeline with 4K VMIs (ns per packet)
 	$(CARGO) bench -p trunkline-pipeline
+
+bench: deps ## forwarding vs bare AF_XDP, Linux and OVS baselines + control plane at 4K objects: target/bench/report.md
+	scripts/bench.sh $(BENCH_FLAGS)
 
 deps: ## install what the build and the tests need (Debian packages, Kubernetes binaries)
 	scripts/install-deps.sh

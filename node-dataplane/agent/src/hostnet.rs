@@ -283,13 +283,21 @@ fn route_message(prefix: &IpPrefix, index: u32) -> RouteMessage {
 }
 
 /// Turns IP forwarding on in the node's namespace for the families in use
-/// (never off: other things on the host may rely on it).
+/// (never off: other things on the host may rely on it). A setting already
+/// on is left untouched: in a container `/proc/sys` may be read-only, and a
+/// node whose forwarding is on already needs no write.
 pub fn enable_forwarding(v4: bool, v6: bool) -> std::io::Result<()> {
+    let ensure = |path: &str| -> std::io::Result<()> {
+        if std::fs::read_to_string(path)?.trim() == "1" {
+            return Ok(());
+        }
+        std::fs::write(path, "1").map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))
+    };
     if v4 {
-        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+        ensure("/proc/sys/net/ipv4/ip_forward")?;
     }
     if v6 {
-        std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+        ensure("/proc/sys/net/ipv6/conf/all/forwarding")?;
     }
     Ok(())
 }

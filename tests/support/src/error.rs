@@ -43,6 +43,18 @@ pub enum Error {
         /// What kubectl printed on stderr.
         stderr: String,
     },
+    /// A rig tool other than kubectl (helm) exited non-zero.
+    #[error("{tool} {args} failed ({status}): {stderr}")]
+    Tool {
+        /// The tool.
+        tool: &'static str,
+        /// The arguments, space separated.
+        args: String,
+        /// How it exited.
+        status: ExitStatus,
+        /// What it printed on stderr.
+        stderr: String,
+    },
     /// An openssl invocation (client certificate for a test user) exited non-zero.
     #[error("openssl {step} failed ({status}): {stderr}")]
     Openssl {

@@ -42,6 +42,7 @@ mod names;
 mod namespace;
 mod process;
 mod roles;
+mod tools;
 mod wait;
 
 pub use control_plane::{ControlPlane, REUSE_ENV};
@@ -50,4 +51,5 @@ pub use lab::{Instance, Lab};
 pub use names::unique_name;
 pub use namespace::TestNamespace;
 pub use process::{ManagedProcess, free_local_addr, http_get, workspace_binary};
+pub use tools::{client_from_kubeconfig, rig_tool};
 pub use wait::eventually;

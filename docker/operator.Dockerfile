@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+# The trunkline operator image. Build from the repository root:
+#
+#   docker build -f docker/operator.Dockerfile -t <registry>/trunkline-operator:<version> .
+#
+# Two stages: the Rust toolchain builds the binary; the runtime is
+# distroless "cc" (glibc and libgcc, no shell, no package manager): the
+# binary is linked against glibc, and TLS is rustls, so nothing else is
+# needed. It runs as UID/GID 65532 (distroless "nonroot"), which the chart's
+# runAsUser/runAsGroup name, with a read-only root filesystem.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p trunkline-operator --bin trunkline-operator \
+ && install -D target/release/trunkline-operator /out/trunkline-operator
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/trunkline-operator /usr/local/bin/trunkline-operator
+USER 65532:65532
+# /metrics, /healthz, /readyz (--metrics-addr, chart value operator.metricsPort).
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/trunkline-operator"]

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The forwarding benchmark with its baselines, measured in the same run on
+# this machine (see tests/bench, crate trunkline-bench):
+#   (a) the trunkline node dataplane (AF_XDP) against a real control plane,
+#   (b) a bare AF_XDP forwarder, (c) Linux IP forwarding, (d) Open vSwitch
+#   userspace datapath with AF_XDP ports; 64- and 512-byte frames, 3
+#   interleaved rounds of 5 s; then 4096 LIs + 4096 VMIs through the control
+#   plane. Writes target/bench/report.md and target/bench/forwarding.png.
+#
+#   scripts/bench.sh [trunkline-bench run flags...]   e.g. --smoke, --rounds 5
+#
+# Needs root (namespaces, XDP), the Debian packages of scripts/install-deps.sh
+# (clang, libbpf-dev, openvswitch-switch, fonts-dejavu-core) and the
+# Kubernetes binaries it builds. Takes about 4 minutes; the machine should be
+# otherwise idle for figures worth comparing. Everything it starts (namespaces
+# tb<pid>-*, processes, BPF programs) is removed on exit, also on failure.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+log() { printf '[bench.sh] %s\n' "$*" >&2; }
+
+[ "$(id -u)" = 0 ] || { log "run as root (network namespaces, XDP)"; exit 1; }
+for tool in clang ovs-vswitchd ovsdb-server setpriv taskset ethtool tc; do
+  command -v "$tool" >/dev/null || { log "$tool missing: run scripts/install-deps.sh"; exit 1; }
+done
+
+target=${CARGO_TARGET_DIR:-$repo/target}
+case $target in /*) ;; *) target=$repo/$target ;; esac
+log "building release binaries"
+cargo build --release --locked -q -p trunkline-bench -p trunkline-dataplane -p trunkline-operator
+
+prefix="tb$(( $$ % 1000000 ))"
+cleanup() {
+  # The benchmark removes its namespaces itself; this catches a crash.
+  for ns in $(ip netns list | awk '{print $1}' | grep -E "^$prefix-" || true); do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+if [ -n "${MAKELEVEL:-}" ]; then shown="make bench${*:+ BENCH_FLAGS='$*'}"; else shown="scripts/bench.sh${*:+ $*}"; fi
+"$target/release/trunkline-bench" run --prefix "$prefix" --bin-dir "$target/release" \
+  --out "$repo/target/bench" --command "$shown" "$@"

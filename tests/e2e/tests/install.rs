@@ -1,0 +1,812 @@
+//! The three install paths against a real API server: the Helm chart
+//! (template accepted by the server, install, upgrade, uninstall), the
+//! kustomize base (applied, then no drift once the operator has reconciled),
+//! and the identities both give the processes: the operator and the node
+//! dataplane run as local processes with tokens of the installed
+//! ServiceAccounts, do their work, and are refused everything else; each
+//! node's dataplane may write its own PhysicalRouter's status only (the
+//! ValidatingAdmissionPolicy, keyed on the node a Pod-bound token names).
+//!
+//! Pods never run on this rig (no kubelet): the Deployment and DaemonSet
+//! are stored and checked by the API server; their processes are started by
+//! the test with the args the chart renders.
+//!
+//! ```text
+//!  helm install rel ──> ServiceAccounts, roles, policy, Deployment, DaemonSet (stored)
+//!  Pod "dp-<node>" (nodeName <node>, SA rel-trunkline-dataplane) ──TokenRequest(bound)──┐
+//!  trunkline-dataplane --node <node> --kubeconfig <that token> ─────────────────────────┘
+//!  trunkline-operator --leader-elect ... --kubeconfig <token of rel-trunkline-operator>
+//! ```
+
+mod deploy_support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use deploy_support::{
+    BASE, CHART, args_of, container, k8s_version, object, render_chart, yaml_docs,
+};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork};
+use trunkline_test_support::{
+    ControlPlane, ManagedProcess, client_from_kubeconfig, eventually, free_local_addr, unique_name,
+    workspace_binary,
+};
+
+/// Bound for anything a process does after a change.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound for the API server's own work (deletions, caches).
+const API_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply("e2e-install").force()
+}
+
+/// A release name unique to one test: cluster-scoped names derive from it.
+fn release(prefix: &str) -> String {
+    unique_name(prefix)
+}
+
+/// `helm install <release> charts/trunkline -n <ns> <extra...>`, stdout.
+fn helm_install(plane: &ControlPlane, release: &str, ns: &str, extra: &[&str]) -> String {
+    let mut args = vec!["install", release, CHART, "--namespace", ns];
+    args.extend_from_slice(extra);
+    plane
+        .helm_ok(&args)
+        .unwrap_or_else(|e| panic!("helm install: {e}"))
+}
+
+fn helm_uninstall(plane: &ControlPlane, release: &str, ns: &str) {
+    plane
+        .helm_ok(&["uninstall", release, "--namespace", ns])
+        .unwrap_or_else(|e| panic!("helm uninstall: {e}"));
+}
+
+/// The chart's rendering for `release` in `ns` (what `helm install` applied).
+fn rendered(release: &str, ns: &str) -> Vec<Value> {
+    yaml_docs(&render_chart(release, ns, &[]))
+}
+
+/// `args` with `--metrics-addr=...` pointed at `addr`, plus `extra`.
+fn local_args(args: Vec<String>, addr: std::net::SocketAddr, extra: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = args
+        .into_iter()
+        .map(|a| {
+            if a.starts_with("--metrics-addr=") {
+                format!("--metrics-addr={addr}")
+            } else {
+                a
+            }
+        })
+        .collect();
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The operator binary with the args of `deployment` (a rendered
+/// Deployment), as Pod `pod` of namespace `ns` would run it.
+fn start_operator(deployment: &Value, kubeconfig: &Path, ns: &str, pod: &str) -> ManagedProcess {
+    let addr = free_local_addr();
+    let args = local_args(
+        args_of(container(deployment)),
+        addr,
+        &["--kubeconfig".into(), kubeconfig.display().to_string()],
+    );
+    assert!(args.iter().any(|a| a == "--leader-elect"), "{args:?}");
+    ManagedProcess::start(
+        "operator",
+        &workspace_binary("trunkline-operator", "trunkline-operator"),
+        &args,
+        &[
+            ("RUST_LOG", "info,trunkline_operator=debug"),
+            ("POD_NAME", pod),
+            ("POD_NAMESPACE", ns),
+        ],
+        addr,
+    )
+}
+
+/// The node dataplane with the args of `daemonset`, on node `node`.
+fn start_dataplane(daemonset: &Value, kubeconfig: &Path, node: &str) -> ManagedProcess {
+    let addr = free_local_addr();
+    let args = local_args(
+        args_of(container(daemonset)),
+        addr,
+        &["--kubeconfig".into(), kubeconfig.display().to_string()],
+    );
+    ManagedProcess::start(
+        "dataplane",
+        &workspace_binary("trunkline-dataplane", "trunkline-dataplane"),
+        &args,
+        &[
+            ("RUST_LOG", "info,trunkline_dataplane=debug"),
+            ("NODE_NAME", node),
+        ],
+        addr,
+    )
+}
+
+/// A DaemonSet pod as the controller and scheduler would leave it: bound
+/// to `node`, running as `account`. Stored only; it never runs.
+async fn dataplane_pod(client: &Client, ns: &str, account: &str, node: &str) -> String {
+    let name = format!("dp-{node}");
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": name, "namespace": ns },
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": account,
+            "containers": [{ "name": "dataplane", "image": "trunkline-dataplane:test" }],
+        },
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap_or_else(|e| panic!("pod {name}: {e}"));
+    name
+}
+
+async fn apply_router(client: &Client, name: &str) {
+    let router = json!({
+        "apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+        "metadata": { "name": name }, "spec": {},
+    });
+    Api::<PhysicalRouter>::all(client.clone())
+        .patch(name, &apply_params(), &Patch::Apply(&router))
+        .await
+        .unwrap_or_else(|e| panic!("PhysicalRouter {name}: {e}"));
+}
+
+/// A network and a VMI in `ns`: what the operator accepts on its own.
+async fn apply_tenant_objects(client: &Client, ns: &str) {
+    let networks: Api<VirtualNetwork> = Api::namespaced(client.clone(), ns);
+    networks
+        .patch(
+            "net1",
+            &apply_params(),
+            &Patch::Apply(json!({
+                "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+                "metadata": { "name": "net1" },
+                "spec": { "subnets": [{ "cidr": "10.20.0.0/24" }] },
+            })),
+        )
+        .await
+        .expect("network");
+    let vmis: Api<VirtualMachineInterface> = Api::namespaced(client.clone(), ns);
+    vmis.patch(
+        "vmi1",
+        &apply_params(),
+        &Patch::Apply(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+            "metadata": { "name": "vmi1" },
+            "spec": { "virtualNetwork": "net1", "macAddress": "02:00:00:00:20:01",
+                      "ips": [{ "address": "10.20.0.10" }] },
+        })),
+    )
+    .await
+    .expect("vmi");
+}
+
+/// Waits until the operator has accepted the tenant objects of `ns`.
+async fn wait_accepted(client: &Client, ns: &str) {
+    let networks: Api<VirtualNetwork> = Api::namespaced(client.clone(), ns);
+    let vmis: Api<VirtualMachineInterface> = Api::namespaced(client.clone(), ns);
+    eventually(
+        "net1 and vmi1 accepted by the operator",
+        PROCESS_TIMEOUT,
+        || async {
+            let n = networks.get("net1").await.map_err(|e| e.to_string())?;
+            let v = vmis.get("vmi1").await.map_err(|e| e.to_string())?;
+            let accepted =
+                |conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
+                    conditions
+                        .iter()
+                        .any(|c| c.type_ == "Accepted" && c.status == "True")
+                };
+            let n_ok = n.status.as_ref().is_some_and(|s| accepted(&s.conditions));
+            let v_ok = v.status.as_ref().is_some_and(|s| accepted(&s.conditions));
+            if n_ok && v_ok {
+                Ok(())
+            } else {
+                Err(format!("network: {:?}; vmi: {:?}", n.status, v.status))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Waits until the dataplane of `node` has written its router's status
+/// (Ready=True at generation 1, under its field manager).
+async fn wait_router_reported(client: &Client, node: &str) {
+    let routers: Api<PhysicalRouter> = Api::all(client.clone());
+    eventually(
+        &format!("PhysicalRouter {node} reported by its dataplane"),
+        PROCESS_TIMEOUT,
+        || async {
+            let router = routers.get(node).await.map_err(|e| e.to_string())?;
+            let ready = router.status.as_ref().and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == "Ready" && c.status == "True")
+            });
+            let by_dataplane = router.metadata.managed_fields.iter().flatten().any(|f| {
+                f.manager.as_deref() == Some("trunkline-dataplane")
+                    && f.subresource.as_deref() == Some("status")
+            });
+            match ready {
+                Some(c) if by_dataplane && c.observed_generation == Some(1) => Ok(()),
+                _ => Err(format!("{:?}", router.status)),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A status write of PhysicalRouter `name` (server-side apply, as the agent
+/// writes it).
+async fn write_router_status(client: &Client, name: &str) -> Result<PhysicalRouter, kube::Error> {
+    Api::<PhysicalRouter>::all(client.clone())
+        .patch_status(
+            name,
+            &PatchParams::apply("trunkline-dataplane").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+                "status": { "backend": "AF_PACKET" },
+            })),
+        )
+        .await
+}
+
+/// Asserts that `result` is a 403 whose message contains `text`.
+fn assert_forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>, text: &str) {
+    match result {
+        Err(kube::Error::Api(s)) if s.code == 403 => assert!(
+            s.message.contains(text),
+            "{what}: refused, but the message lacks {text:?}: {}",
+            s.message
+        ),
+        other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+/// `helm template`, with the default values and with the options a user
+/// may turn on, is accepted by the API server (server-side dry run: schema,
+/// defaulting, admission), CRDs included.
+#[tokio::test]
+async fn the_chart_renders_what_the_api_server_accepts() {
+    let plane = ControlPlane::shared();
+    let ns = plane.namespace("tpl").await.expect("namespace");
+    let rel = release("tpl");
+    let version = k8s_version();
+    for values in [
+        vec![],
+        vec![
+            "--set",
+            "dataplane.privileged=true",
+            "--set",
+            "operator.replicas=1",
+            "--set",
+            "dataplane.extraCapabilities={SYS_ADMIN}",
+            "--set",
+            "dataplane.seccompProfile=Unconfined",
+            "--set",
+            "image.registry=registry.example.com/trunkline",
+        ],
+        vec![
+            "--set",
+            "dataplane.enabled=false",
+            "--set",
+            "operator.leaderElection.enabled=false",
+            "--set",
+            "operator.replicas=1",
+        ],
+    ] {
+        let mut args = vec![
+            "template",
+            &rel,
+            CHART,
+            "--namespace",
+            ns.name(),
+            "--include-crds",
+            "--kube-version",
+            &version,
+        ];
+        args.extend_from_slice(&values);
+        let manifests = plane.helm_ok(&args).expect("helm template");
+        let out = plane.kubectl_with_stdin(
+            &["apply", "--dry-run=server", "-f", "-"],
+            manifests.as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "the API server refused `helm template {}`:\n{}",
+            values.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let applied = String::from_utf8_lossy(&out.stdout);
+        for kind in [
+            "customresourcedefinition",
+            "deployment.apps",
+            "serviceaccount",
+        ] {
+            assert!(applied.contains(kind), "{kind} missing:\n{applied}");
+        }
+    }
+}
+
+/// `helm install`, `helm upgrade` with a changed value (it lands in the
+/// Deployment), `helm uninstall` (everything goes but the CRDs, which Helm
+/// never deletes).
+#[tokio::test]
+async fn helm_install_upgrade_and_uninstall() {
+    let plane = ControlPlane::shared();
+    let ns = plane.namespace("helm").await.expect("namespace");
+    let client = plane.client().await.expect("client");
+    let rel = release("helm");
+    let fullname = format!("{rel}-trunkline");
+
+    let notes = helm_install(plane, &rel, ns.name(), &[]);
+    assert!(notes.contains("STATUS: deployed"), "{notes}");
+    assert!(notes.contains("kubectl label node"), "NOTES.txt: {notes}");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
+    let operator = format!("{fullname}-operator");
+    let deployment = deployments
+        .get(&operator)
+        .await
+        .expect("operator Deployment");
+    let spec = &deployment.spec;
+    assert_eq!(spec.replicas, Some(2));
+    let args = spec.template.spec.as_ref().unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(args.contains(&"--leader-elect".to_owned()), "{args:?}");
+    assert!(args.contains(&"--log-format=json".to_owned()), "{args:?}");
+    Api::<DaemonSet>::namespaced(client.clone(), ns.name())
+        .get(&format!("{fullname}-dataplane"))
+        .await
+        .expect("dataplane DaemonSet");
+
+    let out = plane
+        .helm_ok(&[
+            "upgrade",
+            &rel,
+            CHART,
+            "--namespace",
+            ns.name(),
+            "--reuse-values",
+            "--set",
+            "operator.replicas=3",
+            "--set",
+            "operator.logFormat=text",
+        ])
+        .expect("helm upgrade");
+    assert!(out.contains("REVISION: 2"), "{out}");
+    let deployment = deployments.get(&operator).await.unwrap();
+    let spec = &deployment.spec;
+    assert_eq!(spec.replicas, Some(3), "the upgrade's replica count landed");
+    let args = spec.template.spec.as_ref().unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(args.contains(&"--log-format=text".to_owned()), "{args:?}");
+    assert!(!args.contains(&"--log-format=json".to_owned()), "{args:?}");
+
+    helm_uninstall(plane, &rel, ns.name());
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let policies: Api<kube::core::DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk(
+                "admissionregistration.k8s.io",
+                "v1",
+                "ValidatingAdmissionPolicy",
+            ),
+            "validatingadmissionpolicies",
+        ),
+    );
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), ns.name());
+    eventually("the release's objects deleted", API_TIMEOUT, || async {
+        let mut left = Vec::new();
+        if deployments
+            .get_opt(&operator)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            left.push("Deployment");
+        }
+        if daemonsets
+            .get_opt(&format!("{fullname}-dataplane"))
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            left.push("DaemonSet");
+        }
+        for role in [&operator, &format!("{fullname}-dataplane")] {
+            if roles
+                .get_opt(role)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                left.push("ClusterRole");
+            }
+        }
+        if policies
+            .get_opt(&format!("{fullname}-dataplane-own-node"))
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            left.push("ValidatingAdmissionPolicy");
+        }
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still there: {left:?}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [
+        "physicalrouters.trunkline.io",
+        "logicalinterfaces.trunkline.io",
+        "virtualmachineinterfaces.trunkline.io",
+        "virtualnetworks.trunkline.io",
+        "gatewayhagroups.trunkline.io",
+        "virtualgateways.trunkline.io",
+    ] {
+        crds.get(crd)
+            .await
+            .unwrap_or_else(|e| panic!("{crd} is gone after helm uninstall: {e}"));
+    }
+    ns.finish(Ok::<(), String>(())).unwrap();
+}
+
+/// The chart's ServiceAccounts and roles, used by the real processes: the
+/// operator (leader-elected, as the Deployment runs it) accepts objects and
+/// holds its Lease; the dataplane of a node reports its PhysicalRouter.
+/// Everything outside their roles is refused.
+#[tokio::test]
+async fn the_chart_identities_run_the_processes_and_nothing_more() {
+    let plane = ControlPlane::shared();
+    let ns = plane.namespace("ids").await.expect("namespace");
+    let client = plane.client().await.expect("client");
+    let rel = release("ids");
+    let fullname = format!("{rel}-trunkline");
+    helm_install(plane, &rel, ns.name(), &[]);
+    let docs = rendered(&rel, ns.name());
+
+    // The operator, as a replica of the chart's Deployment.
+    let operator_account = format!("{fullname}-operator");
+    let operator_kubeconfig = plane
+        .kubeconfig_for_service_account(ns.name(), &operator_account)
+        .await
+        .expect("operator token");
+    let mut operator = start_operator(
+        object(&docs, "Deployment", &operator_account),
+        &operator_kubeconfig,
+        ns.name(),
+        "operator-0",
+    );
+    operator.wait_ready(PROCESS_TIMEOUT).await;
+    apply_tenant_objects(&client, ns.name()).await;
+    wait_accepted(&client, ns.name()).await;
+    let lease = Api::<Lease>::namespaced(client.clone(), ns.name())
+        .get("trunkline-operator")
+        .await
+        .expect("the operator's Lease");
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some("operator-0")
+    );
+
+    // The dataplane of one node, with a token bound to its (never running) pod.
+    let dataplane_account = format!("{fullname}-dataplane");
+    let node = unique_name("node");
+    let other = unique_name("node");
+    apply_router(&client, &node).await;
+    apply_router(&client, &other).await;
+    let pod = dataplane_pod(&client, ns.name(), &dataplane_account, &node).await;
+    let dataplane_kubeconfig = plane
+        .kubeconfig_for_pod(ns.name(), &pod)
+        .await
+        .expect("pod-bound token");
+    let mut dataplane = start_dataplane(
+        object(&docs, "DaemonSet", &dataplane_account),
+        &dataplane_kubeconfig,
+        &node,
+    );
+    dataplane.wait_ready(PROCESS_TIMEOUT).await;
+    wait_router_reported(&client, &node).await;
+
+    // What the dataplane's identity may not do.
+    let agent = client_from_kubeconfig(&dataplane_kubeconfig)
+        .await
+        .expect("dataplane client");
+    let refusal = format!(
+        "may write the status of PhysicalRouter {node} only, not of PhysicalRouter {other}"
+    );
+    eventually(
+        "the policy refuses another node's status",
+        API_TIMEOUT,
+        || async {
+            match write_router_status(&agent, &other).await {
+                Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains(&refusal) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_forbidden(
+        "the dataplane writes a LogicalInterface's status",
+        Api::<LogicalInterface>::all(agent.clone())
+            .patch_status(
+                "any",
+                &apply_params(),
+                &Patch::Apply(json!({
+                    "apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface",
+                    "status": { "observedGeneration": 1 },
+                })),
+            )
+            .await,
+        "cannot patch resource \"logicalinterfaces/status\"",
+    );
+    assert_forbidden(
+        "the dataplane changes its PhysicalRouter's spec",
+        Api::<PhysicalRouter>::all(agent.clone())
+            .patch(
+                &node,
+                &apply_params(),
+                &Patch::Apply(json!({
+                    "apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+                    "spec": { "interfaceLimit": 1 },
+                })),
+            )
+            .await,
+        "cannot patch resource \"physicalrouters\"",
+    );
+    assert_forbidden(
+        "the dataplane reads Secrets",
+        Api::<Secret>::namespaced(agent.clone(), ns.name())
+            .list(&ListParams::default())
+            .await,
+        "cannot list resource \"secrets\"",
+    );
+
+    // What the operator's identity may not do.
+    let op = client_from_kubeconfig(&operator_kubeconfig)
+        .await
+        .expect("operator client");
+    assert_forbidden(
+        "the operator writes PhysicalRouter status (the dataplanes' part)",
+        write_router_status(&op, &node).await,
+        "cannot patch resource \"physicalrouters/status\"",
+    );
+    assert_forbidden(
+        "the operator deletes a network",
+        Api::<VirtualNetwork>::namespaced(op.clone(), ns.name())
+            .delete("net1", &DeleteParams::default())
+            .await,
+        "cannot delete resource \"virtualnetworks\"",
+    );
+    assert_forbidden(
+        "the operator reads another Lease",
+        Api::<Lease>::namespaced(op.clone(), ns.name())
+            .get("someone-else")
+            .await,
+        "cannot get resource \"leases\"",
+    );
+    assert_forbidden(
+        "the operator creates a Lease outside its namespace",
+        Api::<Lease>::namespaced(op.clone(), "default")
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "metadata": { "name": "trunkline-operator" }, "spec": {},
+                }))
+                .unwrap(),
+            )
+            .await,
+        "cannot create resource \"leases\"",
+    );
+    assert_forbidden(
+        "the operator reads Secrets",
+        Api::<Secret>::namespaced(op.clone(), ns.name())
+            .list(&ListParams::default())
+            .await,
+        "cannot list resource \"secrets\"",
+    );
+
+    dataplane.stop(Duration::from_secs(15));
+    operator.stop(Duration::from_secs(15));
+    // The operator gave its Lease up on SIGTERM.
+    let lease = Api::<Lease>::namespaced(client.clone(), ns.name())
+        .get("trunkline-operator")
+        .await
+        .unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity,
+        None,
+        "released on stop"
+    );
+    for name in [&node, &other] {
+        let _ = Api::<PhysicalRouter>::all(client.clone())
+            .delete(name, &DeleteParams::default())
+            .await;
+    }
+    helm_uninstall(plane, &rel, ns.name());
+    ns.finish(Ok::<(), String>(())).unwrap();
+}
+
+/// The admission policy on its own: a Pod-bound token of the chart's
+/// dataplane account may write the status of its node's PhysicalRouter,
+/// not another's (with the policy's message); a token naming no node may
+/// write none; other identities are not concerned.
+#[tokio::test]
+async fn a_node_dataplane_may_write_only_its_own_physical_router_status() {
+    let plane = ControlPlane::shared();
+    let ns = plane.namespace("vap").await.expect("namespace");
+    let client = plane.client().await.expect("client");
+    let rel = release("vap");
+    let account = format!("{rel}-trunkline-dataplane");
+    helm_install(plane, &rel, ns.name(), &[]);
+    let node_a = unique_name("node-a");
+    let node_b = unique_name("node-b");
+    apply_router(&client, &node_a).await;
+    apply_router(&client, &node_b).await;
+    let pod_a = dataplane_pod(&client, ns.name(), &account, &node_a).await;
+    let on_a = client_from_kubeconfig(
+        &plane
+            .kubeconfig_for_pod(ns.name(), &pod_a)
+            .await
+            .expect("token bound to the pod on node A"),
+    )
+    .await
+    .expect("client");
+
+    // The API server may take a moment to see a new policy: wait for the
+    // refusal first, then check that the own node's write passes.
+    let policy = format!("ValidatingAdmissionPolicy '{rel}-trunkline-dataplane-own-node'");
+    eventually("the policy refuses node A writing node B", API_TIMEOUT, || async {
+        match write_router_status(&on_a, &node_b).await {
+            Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains(&policy) => {
+                assert!(
+                    s.message.contains(&format!(
+                        "the node dataplane of node {node_a} may write the status of PhysicalRouter {node_a} only, not of PhysicalRouter {node_b}"
+                    )),
+                    "{}",
+                    s.message
+                );
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let written = write_router_status(&on_a, &node_a)
+        .await
+        .expect("node A's dataplane writes node A's status");
+    assert_eq!(
+        written.status.unwrap().backend.as_deref(),
+        Some("AF_PACKET")
+    );
+
+    // The same account without a node in its token (not bound to a pod).
+    let unbound = client_from_kubeconfig(
+        &plane
+            .kubeconfig_for_service_account(ns.name(), &account)
+            .await
+            .expect("unbound token"),
+    )
+    .await
+    .expect("client");
+    assert_forbidden(
+        "a token naming no node",
+        write_router_status(&unbound, &node_a).await,
+        "credentials name no node",
+    );
+
+    // Others are not concerned: the admin writes any status.
+    write_router_status(&client, &node_b)
+        .await
+        .expect("the admin is not restricted by the policy");
+
+    for name in [&node_a, &node_b] {
+        let _ = Api::<PhysicalRouter>::all(client.clone())
+            .delete(name, &DeleteParams::default())
+            .await;
+    }
+    helm_uninstall(plane, &rel, ns.name());
+    ns.finish(Ok::<(), String>(())).unwrap();
+}
+
+/// `kubectl apply -k` of the base; the operator runs with the base's own
+/// ServiceAccount and Lease Role and reconciles objects; `kubectl diff -k`
+/// then shows no drift (exit 0), while a hand edit does show (exit 1).
+#[tokio::test]
+async fn the_kustomize_base_applies_and_does_not_drift() {
+    let plane = ControlPlane::shared();
+    let ns = plane.namespace("kust").await.expect("namespace");
+    let client = plane.client().await.expect("client");
+    let base = plane.repo_root().join(BASE);
+    let base = base.to_string_lossy();
+    plane
+        .kubectl_ok(&["apply", "-k", &base])
+        .unwrap_or_else(|e| panic!("kubectl apply -k {BASE}: {e}"));
+
+    let docs = yaml_docs(
+        &plane
+            .kubectl_ok(&["kustomize", &base])
+            .expect("kubectl kustomize"),
+    );
+    let kubeconfig = plane
+        .kubeconfig_for_service_account("trunkline-system", "trunkline-operator")
+        .await
+        .expect("token of the base's operator account");
+    let mut operator = start_operator(
+        object(&docs, "Deployment", "trunkline-operator"),
+        &kubeconfig,
+        "trunkline-system",
+        "trunkline-operator-0",
+    );
+    operator.wait_ready(PROCESS_TIMEOUT).await;
+    apply_tenant_objects(&client, ns.name()).await;
+    wait_accepted(&client, ns.name()).await;
+    assert_eq!(
+        operator.metric("trunkline_operator_leader"),
+        Some(1.0),
+        "the only replica leads"
+    );
+
+    let diff = plane.kubectl(&["diff", "-k", &base]);
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "kubectl diff -k {BASE} after reconciling:\n{}\n{}",
+        String::from_utf8_lossy(&diff.stdout),
+        String::from_utf8_lossy(&diff.stderr)
+    );
+
+    // The check can fail: a hand edit is drift.
+    plane
+        .kubectl_ok(&[
+            "-n",
+            "trunkline-system",
+            "scale",
+            "deployment/trunkline-operator",
+            "--replicas=5",
+        ])
+        .expect("scale");
+    let diff = plane.kubectl(&["diff", "-k", &base]);
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "a changed replica count is drift"
+    );
+    assert!(String::from_utf8_lossy(&diff.stdout).contains("replicas: 5"));
+    plane.kubectl_ok(&["apply", "-k", &base]).expect("re-apply");
+    let diff = plane.kubectl(&["diff", "-k", &base]);
+    assert_eq!(diff.status.code(), Some(0), "re-applied: no drift");
+
+    operator.stop(Duration::from_secs(15));
+    ns.finish(Ok::<(), String>(())).unwrap();
+}

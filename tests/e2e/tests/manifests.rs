@@ -1,0 +1,446 @@
+//! The install manifests, checked without a cluster: `helm lint`, the
+//! values schema, generated copies up to date (`deploy/generate.sh
+//! --check`), the chart and the kustomize base granting exactly the rules
+//! of `deploy/rbac/`, the dataplane's security settings, the Argo CD sync
+//! waves, and the Dockerfiles agreeing with the chart.
+//!
+//! What the API server must accept, and what the processes do with the
+//! chart's identities, is in `install.rs`.
+
+mod deploy_support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use deploy_support::*;
+use serde_json::{Value, json};
+
+/// The roles of `deploy/rbac/`, by file stem, with their kind and rules.
+fn source_roles() -> BTreeMap<String, (String, Value)> {
+    let dir = repo_root().join("deploy/rbac");
+    let mut roles = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).expect("deploy/rbac") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let role = yaml_file(&format!("deploy/rbac/{stem}.yaml"));
+            let kind = role["kind"].as_str().expect("kind").to_owned();
+            roles.insert(stem, (kind, role["rules"].clone()));
+        }
+    }
+    assert!(
+        roles.contains_key("operator")
+            && roles.contains_key("dataplane")
+            && roles.contains_key("operator-leader-election"),
+        "{roles:?}"
+    );
+    roles
+}
+
+/// Checks that `docs` hold exactly the roles of `deploy/rbac/`, named
+/// `<prefix>-<stem>`, with the same kind and rules, and nothing more.
+fn assert_same_roles(what: &str, docs: &[Value], prefix: &str) {
+    let source = source_roles();
+    let rendered: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+        .collect();
+    assert_eq!(
+        rendered.len(),
+        source.len(),
+        "{what}: one role per file of deploy/rbac/"
+    );
+    for (stem, (kind, rules)) in &source {
+        let name = format!("{prefix}-{stem}");
+        let role = object(docs, kind, &name);
+        assert_eq!(
+            &role["rules"], rules,
+            "{what}: {kind} {name} differs from deploy/rbac/{stem}.yaml"
+        );
+    }
+}
+
+#[test]
+fn helm_lint_passes() {
+    ok("helm lint", helm(&["lint", "--strict", CHART]));
+    ok(
+        "helm lint with every option on",
+        helm(&[
+            "lint",
+            "--strict",
+            CHART,
+            "--set",
+            "serviceMonitor.enabled=true",
+            "--set",
+            "dataplane.privileged=true",
+            "--set",
+            "image.registry=registry.example.com/trunkline",
+        ]),
+    );
+}
+
+#[test]
+fn generated_files_are_up_to_date() {
+    let out = Command::new(repo_root().join("deploy/generate.sh"))
+        .arg("--check")
+        .output()
+        .expect("deploy/generate.sh runs");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_chart_grants_exactly_the_rules_of_deploy_rbac() {
+    let docs = yaml_docs(&render_chart("rel", "ns1", &[]));
+    assert_same_roles("the chart", &docs, "rel-trunkline");
+    // Bindings: each role to its own ServiceAccount, in the release namespace.
+    for (kind, name, account) in [
+        (
+            "ClusterRoleBinding",
+            "rel-trunkline-operator",
+            "rel-trunkline-operator",
+        ),
+        (
+            "ClusterRoleBinding",
+            "rel-trunkline-dataplane",
+            "rel-trunkline-dataplane",
+        ),
+        (
+            "RoleBinding",
+            "rel-trunkline-operator-leader-election",
+            "rel-trunkline-operator",
+        ),
+    ] {
+        let binding = object(&docs, kind, name);
+        assert_eq!(binding["roleRef"]["name"], name);
+        assert_eq!(
+            binding["subjects"],
+            json!([{ "kind": "ServiceAccount", "name": account, "namespace": "ns1" }]),
+            "{kind} {name}"
+        );
+    }
+    let role = object(&docs, "Role", "rel-trunkline-operator-leader-election");
+    assert_eq!(role["metadata"]["namespace"], "ns1");
+    // The Lease the Role names is the one the operator campaigns for.
+    let deployment = object(&docs, "Deployment", "rel-trunkline-operator");
+    let args = args_of(container(deployment));
+    let names = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| r["resourceNames"].as_array())
+        .expect("the Role names the Lease");
+    assert!(
+        args.contains(&format!(
+            "--leader-election-id={}",
+            names[0].as_str().unwrap()
+        )),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn the_kustomize_base_grants_exactly_the_rules_of_deploy_rbac() {
+    let docs = yaml_docs(&ok(
+        "kubectl kustomize",
+        kubectl_local(&["kustomize", BASE]),
+    ));
+    assert_same_roles("the kustomize base", &docs, "trunkline");
+    // The base is the chart rendered with its defaults: same names as the
+    // standalone roles of deploy/rbac/ (metadata.name there).
+    for stem in ["operator", "dataplane", "operator-leader-election"] {
+        let source = yaml_file(&format!("deploy/rbac/{stem}.yaml"));
+        assert_eq!(
+            source["metadata"]["name"],
+            format!("trunkline-{stem}"),
+            "deploy/rbac/{stem}.yaml"
+        );
+    }
+    // Everything namespaced is in trunkline-system, which the base creates.
+    object(&docs, "Namespace", "trunkline-system");
+    for d in &docs {
+        if let Some(ns) = d["metadata"]["namespace"].as_str() {
+            assert_eq!(
+                ns, "trunkline-system",
+                "{} {}",
+                d["kind"], d["metadata"]["name"]
+            );
+        }
+    }
+    // Every CRD is in the base.
+    let crds = objects(&docs, "CustomResourceDefinition");
+    let committed = std::fs::read_dir(repo_root().join("crds")).unwrap().count();
+    assert_eq!(crds.len(), committed);
+    // And nothing Helm-specific.
+    let text = ok("kubectl kustomize", kubectl_local(&["kustomize", BASE]));
+    assert!(!text.contains("helm.sh/chart"), "Helm labels in the base");
+    assert!(
+        !text.contains("managed-by: Helm"),
+        "Helm labels in the base"
+    );
+}
+
+#[test]
+fn the_base_lists_every_generated_file() {
+    let kustomization = yaml_file(&format!("{BASE}/kustomization.yaml"));
+    let listed: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    for entry in std::fs::read_dir(repo_root().join(BASE)).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with("generated-") || name == "crds" || name == "namespace.yaml" {
+            assert!(
+                listed.contains(&name.as_str()),
+                "{BASE}/kustomization.yaml does not list {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_values_schema_refuses_mistakes() {
+    for (set, why) in [
+        ("operator.replicas=0", "at least one replica"),
+        ("operator.replica=2", "a misspelt key"),
+        ("dataplane.backend=dpdk", "an unknown backend"),
+        (
+            "dataplane.capabilities={SYS_BOOT}",
+            "an unexpected capability",
+        ),
+        (
+            "operator.leaderElection.leaseDuration=15",
+            "a duration without unit",
+        ),
+        (
+            "dataplane.seccompProfile=Localhost",
+            "an unsupported profile",
+        ),
+    ] {
+        let out = helm(&[
+            "template",
+            "x",
+            CHART,
+            "--kube-version",
+            &k8s_version(),
+            "--set",
+            set,
+        ]);
+        assert!(!out.status.success(), "{set} ({why}) was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("schema"), "{set}: {stderr}");
+    }
+    // More than one writer without leader election: refused by the template.
+    let out = helm(&[
+        "template",
+        "x",
+        CHART,
+        "--kube-version",
+        &k8s_version(),
+        "--set",
+        "operator.replicas=3",
+        "--set",
+        "operator.leaderElection.enabled=false",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("leaderElection.enabled"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_dataplane_runs_with_host_network_and_only_the_capabilities_it_needs() {
+    let docs = yaml_docs(&render_chart("rel", "ns1", &[]));
+    let ds = object(&docs, "DaemonSet", "rel-trunkline-dataplane");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    assert_eq!(pod["serviceAccountName"], "rel-trunkline-dataplane");
+    assert_eq!(
+        pod["nodeSelector"],
+        json!({ "trunkline.io/gateway": "true" })
+    );
+    assert_eq!(
+        pod["tolerations"],
+        json!([{ "key": "trunkline.io/gateway", "operator": "Exists", "effect": "NoSchedule" }])
+    );
+    let c = container(ds);
+    let env = c["env"].as_array().unwrap();
+    let node = env
+        .iter()
+        .find(|e| e["name"] == "NODE_NAME")
+        .expect("NODE_NAME");
+    assert_eq!(node["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+    let sc = &c["securityContext"];
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(
+        sc["capabilities"]["add"],
+        json!(["NET_ADMIN", "NET_RAW", "BPF", "PERFMON", "IPC_LOCK"])
+    );
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(c["resources"]["requests"].is_object());
+    // A metrics Service per component.
+    object(&docs, "Service", "rel-trunkline-dataplane-metrics");
+    object(&docs, "Service", "rel-trunkline-operator-metrics");
+    // The operator: non-root, nothing added.
+    let deployment = object(&docs, "Deployment", "rel-trunkline-operator");
+    let c = container(deployment);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert!(c["securityContext"]["capabilities"]["add"].is_null());
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+        true
+    );
+
+    // Older kernels: SYS_ADMIN only when asked for.
+    let docs = yaml_docs(&render_chart(
+        "rel",
+        "ns1",
+        &["--set", "dataplane.extraCapabilities={SYS_ADMIN}"],
+    ));
+    let add = &container(object(&docs, "DaemonSet", "rel-trunkline-dataplane"))["securityContext"]
+        ["capabilities"]["add"];
+    assert_eq!(add.as_array().unwrap().last().unwrap(), "SYS_ADMIN");
+
+    // The ServiceMonitor toggle.
+    let docs = yaml_docs(&render_chart(
+        "rel",
+        "ns1",
+        &["--set", "serviceMonitor.enabled=true"],
+    ));
+    assert_eq!(objects(&docs, "ServiceMonitor").len(), 2);
+}
+
+#[test]
+fn images_and_dockerfiles_agree() {
+    let docs = yaml_docs(&render_chart(
+        "rel",
+        "ns1",
+        &[
+            "--set",
+            "image.registry=registry.example.com/tl",
+            "--set",
+            "image.tag=1.2.3",
+        ],
+    ));
+    let deployment = object(&docs, "Deployment", "rel-trunkline-operator");
+    let ds = object(&docs, "DaemonSet", "rel-trunkline-dataplane");
+    assert_eq!(
+        container(deployment)["image"],
+        "registry.example.com/tl/trunkline-operator:1.2.3"
+    );
+    assert_eq!(
+        container(ds)["image"],
+        "registry.example.com/tl/trunkline-dataplane:1.2.3"
+    );
+
+    let dockerfile = |name: &str| {
+        std::fs::read_to_string(repo_root().join("docker").join(name))
+            .unwrap_or_else(|e| panic!("docker/{name}: {e}"))
+    };
+    let operator = dockerfile("operator.Dockerfile");
+    let dataplane = dockerfile("dataplane.Dockerfile");
+    let pod = &deployment["spec"]["template"]["spec"]["securityContext"];
+    assert!(
+        operator.contains(&format!(
+            "\nUSER {}:{}\n",
+            pod["runAsUser"], pod["runAsGroup"]
+        )),
+        "the operator image's USER is the chart's runAsUser/runAsGroup"
+    );
+    assert!(dataplane.contains("\nUSER 0:0\n"));
+    assert_eq!(container(ds)["securityContext"]["runAsUser"], 0);
+    let values = yaml_file("charts/trunkline/values.yaml");
+    assert!(operator.contains(&format!("\nEXPOSE {}\n", values["operator"]["metricsPort"])));
+    assert!(dataplane.contains(&format!(
+        "\nEXPOSE {}\n",
+        values["dataplane"]["metricsPort"]
+    )));
+    for (text, package, bin) in [
+        (&operator, "trunkline-operator", "trunkline-operator"),
+        (&dataplane, "trunkline-dataplane", "trunkline-dataplane"),
+    ] {
+        assert!(text.contains(&format!("-p {package} --bin {bin}")), "{bin}");
+        assert!(
+            text.contains(&format!("ENTRYPOINT [\"/usr/local/bin/{bin}\"]")),
+            "{bin}"
+        );
+        assert!(
+            text.contains("FROM rust:1.95"),
+            "{bin}: the workspace's Rust"
+        );
+    }
+    // The agent embeds a BPF object: its builder has clang and the headers.
+    assert!(dataplane.contains("clang") && dataplane.contains("libbpf-dev"));
+    // The workspace's rust-version is the builder's.
+    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("rust-version = \"1.95\""));
+}
+
+#[test]
+fn the_argocd_application_syncs_in_waves() {
+    let docs = yaml_docs(&ok(
+        "kubectl kustomize deploy/argocd/app",
+        kubectl_local(&["kustomize", "deploy/argocd/app"]),
+    ));
+    let wave = |d: &Value| -> i64 {
+        d["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+            .as_str()
+            .unwrap_or("0")
+            .parse()
+            .unwrap()
+    };
+    let mut custom = 0;
+    for d in &docs {
+        let what = format!("{} {}", d["kind"], d["metadata"]["name"]);
+        let group = d["apiVersion"].as_str().unwrap().split('/').next().unwrap();
+        if d["kind"] == "CustomResourceDefinition" {
+            assert_eq!(wave(d), -1, "{what}");
+        } else if group == "trunkline.io" {
+            custom += 1;
+            assert_eq!(wave(d), 1, "{what}");
+            assert_eq!(
+                d["metadata"]["annotations"]["argocd.argoproj.io/sync-options"],
+                "SkipDryRunOnMissingResource=true",
+                "{what}"
+            );
+        } else if d["metadata"]["name"] == "trunkline-system" {
+            assert_eq!(wave(d), -1, "{what}");
+        } else {
+            assert_eq!(wave(d), 0, "{what}");
+            if d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "trunkline" {
+                assert!(
+                    d["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"].is_string(),
+                    "{what} has an explicit wave"
+                );
+            }
+        }
+    }
+    assert!(custom > 0, "the example's custom resources are synced");
+
+    let app = yaml_file("deploy/argocd/application.yaml");
+    assert_eq!(app["kind"], "Application");
+    let path = app["spec"]["source"]["path"].as_str().unwrap();
+    assert!(
+        repo_root().join(path).join("kustomization.yaml").exists(),
+        "the Application's source path {path} is a kustomization"
+    );
+    assert!(
+        app["spec"]["syncPolicy"]["syncOptions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ServerSideApply=true"))
+    );
+}
