@@ -1,0 +1,315 @@
+//! The generator and the sink, both XDP programs (see `bpf/`), loaded with
+//! aya.
+//!
+//! ```text
+//!  generator thread (in the generator namespace, pinned)
+//!    loop: BPF_PROG_RUN(generate, live frames, ingress = g<mode>, repeat = N)
+//!          -> XDP_TX = redirect out of g<mode> -> veth -> DUT port `in`
+//!
+//!  DUT port `out` -> veth -> s<mode> in the sink namespace
+//!    sink (native XDP): count per ingress interface {valid, TTL done, other}, drop
+//! ```
+//!
+//! The generator is a kernel loop: no syscall per frame, no skb on the
+//! sending side; it reaches several Mpps from one core, well above what any
+//! device under test here forwards, and the report shows what it offered.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use aya::maps::PerCpuArray;
+use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+
+use crate::Error;
+use crate::frame::{GATEWAY_MAC, GENERATOR_HEAD, OUT_VLAN, TTL, VMI2_IP, VMI2_MAC};
+
+static GENERATOR_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/generator.bpf.o"));
+static SINK_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sink.bpf.o"));
+
+/// Target length of one BPF_PROG_RUN call. Each call sets up and tears
+/// down a page pool, which costs milliseconds (the generator idled half the
+/// time with calls of 20,000 frames); a quarter second amortises that and
+/// still sees a stop request soon.
+const CALL_SECONDS: f64 = 0.25;
+/// Frames of the first call, and bounds of later ones.
+const REPEAT_FIRST: u32 = 50_000;
+const REPEAT_MIN: u32 = 10_000;
+const REPEAT_MAX: u32 = 5_000_000;
+/// Frames the kernel builds and sends per batch (its maximum is 256).
+const BATCH: u32 = 64;
+/// Sink counter slots per interface (see `bpf/sink.bpf.c`).
+const SLOTS: u32 = 4;
+/// Interfaces the sink can tell apart (ifindex modulo this).
+const MAX_IFINDEX: u32 = 256;
+
+fn bpf_err<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error::Bpf {
+        what,
+        message: e.to_string(),
+    }
+}
+
+fn load_xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, Error> {
+    let program: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or_else(|| Error::Bpf {
+            what: "find program",
+            message: format!("{name} missing from the object"),
+        })?
+        .try_into()
+        .map_err(bpf_err("program type"))?;
+    program.load().map_err(bpf_err("load program"))?;
+    Ok(program)
+}
+
+/// Traffic from the generator, running in a thread of its own until stopped.
+pub struct Traffic {
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    thread: Option<JoinHandle<Result<(), Error>>>,
+}
+
+impl Traffic {
+    /// Starts sending `frame` out of `interface` of the network namespace
+    /// `netns`, from a thread pinned to `core` (when given). Returns once the
+    /// first frames went out, or with the reason they could not.
+    pub fn start(
+        netns: &Path,
+        interface: &str,
+        frame: Vec<u8>,
+        core: Option<usize>,
+    ) -> Result<Self, Error> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
+        let (netns, interface) = (netns.to_path_buf(), interface.to_owned());
+        let (thread_stop, thread_sent) = (stop.clone(), sent.clone());
+        let thread = std::thread::Builder::new()
+            .name("generator".to_owned())
+            .spawn(move || {
+                let setup = || -> Result<(Ebpf, Vec<u8>), Error> {
+                    if let Some(core) = core {
+                        crate::cpu::pin_current_thread(core)?;
+                    }
+                    trunkline_xdp::enter_network_namespace(&netns)
+                        .map_err(Error::io(format!("entering {}", netns.display())))?;
+                    let ifindex =
+                        trunkline_xdp::interface_index(&interface).map_err(|e| Error::Bpf {
+                            what: "generator interface",
+                            message: e.to_string(),
+                        })?;
+                    let mut head = [0u64; GENERATOR_HEAD / 8];
+                    for (word, bytes) in head.iter_mut().zip(frame.chunks_exact(8)) {
+                        *word = u64::from_ne_bytes(bytes.try_into().expect("8 bytes"));
+                    }
+                    let mut ebpf = EbpfLoader::new()
+                        .override_global("template_head", &head, true)
+                        .load(GENERATOR_OBJECT)
+                        .map_err(bpf_err("load generator object"))?;
+                    load_xdp(&mut ebpf, "generate")?;
+                    // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+                    // rx_queue_index, egress_ifindex.
+                    let mut ctx = Vec::with_capacity(24);
+                    for field in [0, frame.len() as u32, 0, ifindex, 0, 0] {
+                        ctx.extend_from_slice(&field.to_ne_bytes());
+                    }
+                    Ok((ebpf, ctx))
+                };
+                let (ebpf, ctx) = match setup() {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        let message = e.to_string();
+                        let _ = ready_tx.send(Err(e));
+                        return Err(Error::Bpf {
+                            what: "generator",
+                            message,
+                        });
+                    }
+                };
+                let program: &Xdp = ebpf
+                    .program("generate")
+                    .expect("loaded above")
+                    .try_into()
+                    .expect("an XDP program");
+                let mut first = true;
+                let mut repeat = REPEAT_FIRST;
+                while !thread_stop.load(Ordering::Relaxed) {
+                    let call = Instant::now();
+                    let options = TestRunOptions {
+                        data_in: Some(&frame),
+                        ctx_in: Some(&ctx),
+                        repeat,
+                        attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
+                        ..TestRunOptions::new()
+                    };
+                    let result = program.test_run(options);
+                    if first {
+                        first = false;
+                        let _ = ready_tx.send(
+                            result
+                                .as_ref()
+                                .map(|_| ())
+                                .map_err(|e| bpf_err("BPF_PROG_RUN (live frames)")(e)),
+                        );
+                    }
+                    result.map_err(bpf_err("BPF_PROG_RUN (live frames)"))?;
+                    thread_sent.fetch_add(u64::from(repeat), Ordering::Relaxed);
+                    let took = call.elapsed().as_secs_f64().max(1e-3);
+                    repeat = ((f64::from(repeat) * CALL_SECONDS / took) as u32)
+                        .clamp(REPEAT_MIN, REPEAT_MAX);
+                }
+                Ok(())
+            })
+            .map_err(Error::io("starting the generator thread"))?;
+        let traffic = Self {
+            started: Instant::now(),
+            stop,
+            sent,
+            thread: Some(thread),
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(traffic),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Bpf {
+                what: "generator",
+                message: "the generator thread ended before sending".to_owned(),
+            }),
+        }
+    }
+
+    /// Frames handed to the kernel so far (by completed calls).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Stops the generator and waits for its thread; returns the frames
+    /// it sent and for how long, in seconds. (Frames are counted per
+    /// BPF_PROG_RUN call, a quarter second each: the rate over the whole
+    /// run is exact, a rate over a shorter window would not be.)
+    pub fn stop(mut self) -> Result<(u64, f64), Error> {
+        self.stop.store(true, Ordering::Relaxed);
+        let joined = self.thread.take().map(JoinHandle::join);
+        let (sent, seconds) = (self.sent(), self.started.elapsed().as_secs_f64());
+        match joined {
+            Some(Ok(result)) => result.map(|()| (sent, seconds)),
+            Some(Err(_)) => Err(Error::Bpf {
+                what: "generator",
+                message: "the generator thread panicked".to_owned(),
+            }),
+            None => Ok((sent, seconds)),
+        }
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What the sink counted on one interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkCounts {
+    /// Frames forwarded as asked (VLAN 200, MACs rewritten, to VMI 2, IPv4
+    /// header checksum correct).
+    pub valid: u64,
+    /// Of those, the ones with the TTL decremented.
+    pub ttl_done: u64,
+    /// Anything else.
+    pub other: u64,
+}
+
+impl SinkCounts {
+    /// `self - earlier`, counter by counter.
+    pub fn since(&self, earlier: &SinkCounts) -> SinkCounts {
+        SinkCounts {
+            valid: self.valid.saturating_sub(earlier.valid),
+            ttl_done: self.ttl_done.saturating_sub(earlier.ttl_done),
+            other: self.other.saturating_sub(earlier.other),
+        }
+    }
+}
+
+/// The sink program, attached to interfaces of the sink namespace; detached
+/// when dropped (BPF links).
+pub struct Sink {
+    ebpf: Ebpf,
+    ifindex: Vec<(String, u32)>,
+}
+
+impl Sink {
+    /// Loads the sink and attaches it (native XDP) to `interfaces` of the
+    /// network namespace `netns`.
+    pub fn attach(netns: &Path, interfaces: &[String]) -> Result<Self, Error> {
+        let netns: PathBuf = netns.to_path_buf();
+        let interfaces = interfaces.to_vec();
+        // Interface names and the XDP attachment resolve in the calling
+        // thread's namespace: do it in a thread that entered the sink's.
+        std::thread::spawn(move || -> Result<Sink, Error> {
+            trunkline_xdp::enter_network_namespace(&netns)
+                .map_err(Error::io(format!("entering {}", netns.display())))?;
+            let mut ebpf = EbpfLoader::new()
+                .override_global("gateway_mac", &GATEWAY_MAC, true)
+                .override_global("vmi_mac", &VMI2_MAC, true)
+                .override_global("vlan_id", &OUT_VLAN, true)
+                .override_global("vmi_ip", &u32::from_ne_bytes(VMI2_IP.octets()), true)
+                .override_global("ttl_after", &(TTL - 1), true)
+                .load(SINK_OBJECT)
+                .map_err(bpf_err("load sink object"))?;
+            let program = load_xdp(&mut ebpf, "sink")?;
+            let mut ifindex = Vec::new();
+            for name in &interfaces {
+                program
+                    .attach(name, XdpMode::Driver)
+                    .map_err(bpf_err("attach sink"))?;
+                let index = trunkline_xdp::interface_index(name).map_err(bpf_err("sink port"))?;
+                ifindex.push((name.clone(), index));
+            }
+            Ok(Sink { ebpf, ifindex })
+        })
+        .join()
+        .map_err(|_| Error::Bpf {
+            what: "sink",
+            message: "the attaching thread panicked".to_owned(),
+        })?
+    }
+
+    /// The counts of `interface` so far.
+    pub fn counts(&self, interface: &str) -> Result<SinkCounts, Error> {
+        let ifindex = self
+            .ifindex
+            .iter()
+            .find(|(name, _)| name == interface)
+            .map(|(_, i)| *i)
+            .ok_or_else(|| Error::Bpf {
+                what: "sink",
+                message: format!("not attached to {interface}"),
+            })?;
+        let map = self.ebpf.map("counts").ok_or_else(|| Error::Bpf {
+            what: "sink",
+            message: "no counts map".to_owned(),
+        })?;
+        let counts: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(bpf_err("sink counts map"))?;
+        let read = |slot: u32| -> Result<u64, Error> {
+            let key = (ifindex % MAX_IFINDEX) * SLOTS + slot;
+            let values = counts.get(&key, 0).map_err(bpf_err("read sink counts"))?;
+            Ok(values.iter().sum())
+        };
+        Ok(SinkCounts {
+            valid: read(0)?,
+            ttl_done: read(1)?,
+            other: read(2)?,
+        })
+    }
+}

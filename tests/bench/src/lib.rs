@@ -1,0 +1,313 @@
+//! The forwarding benchmark of a trunkline gateway node, with its baselines
+//! measured in the same run on the same machine, and control-plane figures.
+//!
+//! ```text
+//!  <p>-gen ──ga── in [(a) trunkline-dataplane, AF_XDP; real API server + operator] out ──sa── <p>-sink
+//!          ──gb── in [(b) bare AF_XDP forwarder (trunkline-xdp)]                  out ──sb──
+//!          ──gc── in [(c) Linux IP forwarding, tc BPF untag/tag]                  out ──sc──
+//!          ──gd── in [(d) Open vSwitch userspace datapath, AF_XDP ports]          out ──sd──
+//!
+//!  generator: BPF_PROG_RUN live frames (XDP_TX) on core 0, several Mpps
+//!  devices:   on core 1 (process pinned, receive processing steered there by RPS)
+//!  sink:      native XDP, counts only correctly forwarded frames, per device
+//!
+//!  for round in 1..=R { for size in [64, 512] { for mode in [a, b, c, d] { warm up; measure D s } } }
+//!  then: 4096 LIs + 4096 VMIs applied for (a)'s node: time to programmed / Ready, agent RSS
+//! ```
+//!
+//! [`run`] does all of it and returns the [`Report`]; `scripts/bench.sh`
+//! (`make bench`) builds the release binaries and runs `trunkline-bench run`.
+
+pub mod bpf;
+pub mod cpu;
+mod error;
+pub mod frame;
+pub mod modes;
+pub mod netns;
+mod plot;
+pub mod report;
+pub mod scale;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use error::Error;
+pub use modes::agent::Binaries;
+
+use crate::bpf::{Sink, Traffic};
+use crate::cpu::{ProcessMark, core_times, core_use};
+use crate::modes::{Device, Mode};
+use crate::netns::Topology;
+use crate::report::{Machine, Report, Sample};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Interleaved rounds (every mode and size once per round).
+    pub rounds: usize,
+    /// Measured time of each run.
+    pub duration: Duration,
+    /// Traffic before the measured window of each run.
+    pub warmup: Duration,
+    /// Frame sizes, bytes.
+    pub sizes: Vec<usize>,
+    /// Modes, in the order they run within a round.
+    pub modes: Vec<Mode>,
+    /// LIs (and VMIs) of the control-plane measurement; 0: none.
+    pub scale: usize,
+    /// How long the control-plane measurement may wait.
+    pub scale_limit: Duration,
+    /// Where the report and the plot go.
+    pub out: PathBuf,
+    /// Prefix of the run's namespaces (1-8 lower-case letters/digits).
+    pub prefix: String,
+    /// Pin the generator to core 0 and the devices to core 1.
+    pub pin: bool,
+    /// The product's binaries.
+    pub binaries: Binaries,
+    /// The command line to print in the report.
+    pub command: String,
+}
+
+fn utc_now() -> String {
+    netns::run("date", &["-u", "+%Y-%m-%d %H:%M:%S"])
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Runs the benchmark; writes `report.md` and `forwarding.png` into
+/// `options.out` and returns the report. Modes that could not run are in
+/// [`Report::failures`]; everything started is stopped and removed before
+/// this returns (or when the future is dropped).
+pub async fn run(options: &Options) -> Result<Report, Error> {
+    if options.rounds == 0 || options.sizes.is_empty() || options.modes.is_empty() {
+        return Err(Error::Options(
+            "at least one round, one frame size and one mode".to_owned(),
+        ));
+    }
+    for &size in &options.sizes {
+        if !(frame::GENERATOR_HEAD..=frame::MAX_FRAME).contains(&size) {
+            return Err(Error::Options(format!(
+                "frame size {size}: {} to {} bytes",
+                frame::GENERATOR_HEAD,
+                frame::MAX_FRAME
+            )));
+        }
+    }
+    let wall = Instant::now();
+    let (generator_core, dut_core) = if options.pin && cpu::cores() >= 2 {
+        (Some(0), Some(1))
+    } else {
+        (None, None)
+    };
+    let mut report = Report {
+        command: options.command.clone(),
+        started: utc_now(),
+        machine: Machine::now(),
+        modes: options.modes.clone(),
+        sizes: options.sizes.clone(),
+        ..Report::default()
+    };
+    report.method = method(options, generator_core, dut_core);
+    let dir = std::env::temp_dir().join(format!("trunkline-bench-{}", options.prefix));
+    std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    let result = run_in(options, &dir, generator_core, dut_core, &mut report).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    report.machine.load_after = report::load();
+    report.wall_s = wall.elapsed().as_secs_f64();
+    report.write(&options.out)?;
+    Ok(report)
+}
+
+fn method(
+    options: &Options,
+    generator_core: Option<usize>,
+    dut_core: Option<usize>,
+) -> Vec<String> {
+    let pinning = match (generator_core, dut_core) {
+        (Some(g), Some(d)) => format!(
+            "generator thread pinned to core {g}; each device's process pinned to core {d}, and RPS on its port `in` steers its receive processing (generic XDP, the AF_XDP copy, or IP forwarding) to core {d}: a device gets one core for everything; the sink's XDP runs where the device transmits"
+        ),
+        _ => "no pinning (fewer than 2 cores, or --no-pin)".to_owned(),
+    };
+    vec![
+        format!(
+            "{} interleaved round(s): in each, every frame size and every mode once, in the order {}; {:.1} s warm-up then {:.1} s measured per run",
+            options.rounds,
+            options
+                .modes
+                .iter()
+                .map(|m| m.id())
+                .collect::<Vec<_>>()
+                .join(" "),
+            options.warmup.as_secs_f64(),
+            options.duration.as_secs_f64()
+        ),
+        "traffic: one UDP flow, 802.1Q VLAN 100, from VMI 1 (02:00:00:00:01:01, 192.168.1.10) to the gateway MAC 00:00:5e:00:01:00 and VMI 2's address 192.168.1.20, TTL 64; a frame's size counts Ethernet header, tag, IPv4, UDP and payload (no FCS on veth)".to_owned(),
+        "generator: an XDP program run by BPF_PROG_RUN in live-frames mode (batches of 64, XDP_TX out of the generator's veth); it restores the first 64 bytes from a template for every frame, since the kernel recycles pages unreset. Offered load is what it handed to the kernel; beyond what a device takes, frames are dropped at the device's receive queue (this is a maximum-throughput-under-overload test, not RFC 2544 zero-loss)".to_owned(),
+        "sink: native XDP on the far end of each device's `out` veth; counts only valid forwarded frames (VLAN 200, destination MAC VMI 2, source MAC the gateway's, IPv4 to 192.168.1.20 with a correct header checksum), and separately those with TTL 63; Mpps = valid frames / measured seconds".to_owned(),
+        pinning,
+        "reading the CPU columns: under overload, an AF_XDP device's receive path (generic XDP, the copy into the UMEM, and dropping what a full ring cannot take) runs in softirq on the same core as its process and takes most of it, leaving the process the rest (receive livelock); the kernel's own forwarding has no such split. A rate-limited generator, or receive processing on another core, gives the AF_XDP modes more (the workplace notes measured 0.6-0.8 Mpps for a bare AF_XDP forwarder with receive processing on the generator's core)".to_owned(),
+        "CPU: 'DUT core busy' is user + system + irq + softirq of the device's core from /proc/stat (softirq in brackets; steal excluded), whoever used it: on this shared machine other processes may run there too; 'DUT process CPU' is utime + stime of the device's process from /proc/<pid>/stat, in % of one core (the kernel's share done in softirq on behalf of the process is not in it)".to_owned(),
+    ]
+}
+
+async fn run_in(
+    options: &Options,
+    dir: &std::path::Path,
+    generator_core: Option<usize>,
+    dut_core: Option<usize>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    eprintln!(
+        "[bench] building the namespaces (prefix {})",
+        options.prefix
+    );
+    let topology = Topology::build(&options.prefix, &options.modes, dut_core)?;
+    let sink_ports: Vec<String> = options
+        .modes
+        .iter()
+        .map(|&m| Topology::sink_port(m))
+        .collect();
+    let sink = Sink::attach(&topology.path("sink"), &sink_ports)?;
+    let mut devices: Vec<Device> = Vec::new();
+    for &mode in &options.modes {
+        eprintln!("[bench] starting {}", mode.label());
+        let started = match mode {
+            Mode::Agent => {
+                modes::agent::AgentDevice::start(&topology, dir, &options.binaries, dut_core)
+                    .await
+                    .map(|d| Device::Agent(Box::new(d)))
+            }
+            Mode::Bare => modes::bare::BareDevice::start(&topology, dut_core).map(Device::Bare),
+            Mode::Linux => modes::linux::LinuxDevice::start(&topology, dir).map(Device::Linux),
+            Mode::Ovs => modes::ovs::OvsDevice::start(&topology, dir, dut_core).map(Device::Ovs),
+        };
+        match started {
+            Ok(device) => devices.push(device),
+            Err(e) => {
+                eprintln!("[bench] {} cannot run: {e}", mode.label());
+                report.failures.push((mode, e.to_string()));
+            }
+        }
+    }
+    for device in &devices {
+        report.notes.extend(device.notes());
+    }
+    for round in 1..=options.rounds {
+        for &size in &options.sizes {
+            let mut index = 0;
+            while index < devices.len() {
+                let device = &mut devices[index];
+                let mode = device.mode();
+                match measure(
+                    device,
+                    &topology,
+                    &sink,
+                    size,
+                    round,
+                    options,
+                    generator_core,
+                    dut_core,
+                )
+                .await
+                {
+                    Ok(sample) => {
+                        eprintln!(
+                            "[bench] round {round}/{}, {size} B, {}: {:.3} Mpps (offered {:.2}, DUT core {:.0} %)",
+                            options.rounds,
+                            mode.label(),
+                            sample.mpps(),
+                            sample.offered_mpps(),
+                            sample.dut_core.busy
+                        );
+                        report.samples.push(sample);
+                        index += 1;
+                    }
+                    Err(e) => {
+                        eprintln!("[bench] {} failed: {e}", mode.label());
+                        report.failures.push((mode, e.to_string()));
+                        devices.remove(index);
+                    }
+                }
+            }
+        }
+    }
+    let agent = devices.iter().find_map(|d| match d {
+        Device::Agent(agent) => Some(agent),
+        _ => None,
+    });
+    if let Some(agent) = agent.filter(|_| options.scale > 0) {
+        report.scale = Some(
+            scale::measure(agent, options.scale, options.scale_limit)
+                .await
+                .map_err(|e| e.to_string()),
+        );
+    }
+    // Stop the devices before the namespaces go.
+    drop(devices);
+    drop(sink);
+    drop(topology);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    device: &mut Device,
+    topology: &Topology,
+    sink: &Sink,
+    size: usize,
+    round: usize,
+    options: &Options,
+    generator_core: Option<usize>,
+    dut_core: Option<usize>,
+) -> Result<Sample, Error> {
+    device.before_run()?;
+    let mode = device.mode();
+    let pid = device.pid();
+    let sampled = async {
+        let traffic = Traffic::start(
+            &topology.path("gen"),
+            &Topology::generator_port(mode),
+            frame::ingress_frame(size),
+            generator_core,
+        )?;
+        tokio::time::sleep(options.warmup).await;
+        let port = Topology::sink_port(mode);
+        let (cores0, sink0, proc0, t0) = (
+            core_times()?,
+            sink.counts(&port)?,
+            ProcessMark::now(pid),
+            Instant::now(),
+        );
+        tokio::time::sleep(options.duration).await;
+        let (cores1, sink1, proc1, t1) = (
+            core_times()?,
+            sink.counts(&port)?,
+            ProcessMark::now(pid),
+            Instant::now(),
+        );
+        let (offered, offered_seconds) = traffic.stop()?;
+        let counted = sink1.since(&sink0);
+        Ok::<_, Error>(Sample {
+            round,
+            size,
+            mode,
+            seconds: t1.duration_since(t0).as_secs_f64(),
+            forwarded: counted.valid,
+            ttl_done: counted.ttl_done,
+            other: counted.other,
+            offered,
+            offered_seconds,
+            dut_core: core_use(&cores0, &cores1, dut_core.unwrap_or(0)),
+            generator_core: core_use(&cores0, &cores1, generator_core.unwrap_or(0)),
+            process_cpu: proc0.percent_until(&proc1),
+        })
+    }
+    .await;
+    let after = device.after_run();
+    let sample = sampled?;
+    after?;
+    Ok(sample)
+}

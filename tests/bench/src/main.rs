@@ -1,0 +1,190 @@
+//! `trunkline-bench`: flags in, [`trunkline_bench::run`] out; also the bare
+//! forwarder of mode (b) (`trunkline-bench forward`), which runs as a child
+//! process of the benchmark.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use trunkline_bench::modes::Mode;
+use trunkline_bench::{Binaries, Options};
+
+/// Forwarding benchmark of the trunkline node dataplane against baselines
+/// measured in the same run, and control-plane figures.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the benchmark; writes report.md and forwarding.png.
+    Run(RunFlags),
+    /// (internal) The bare AF_XDP forwarder of mode (b).
+    Forward {
+        /// Network namespace of the ports.
+        #[arg(long)]
+        netns: PathBuf,
+        /// Pin to this core.
+        #[arg(long)]
+        core: Option<usize>,
+        /// Ingress port.
+        #[arg(long, default_value = "in")]
+        ingress: String,
+        /// Egress port.
+        #[arg(long, default_value = "out")]
+        egress: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunFlags {
+    /// A short run for tests: 1 round, 1 s per run, 64 control-plane objects
+    /// (explicit flags still win).
+    #[arg(long)]
+    smoke: bool,
+    /// Interleaved rounds (default 3; smoke 1).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Measured seconds per run (default 5; smoke 1).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Warm-up seconds per run (default 1; smoke 0.5).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Frame sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 512])]
+    sizes: Vec<usize>,
+    /// Modes: a (agent), b (bare AF_XDP), c (Linux), d (Open vSwitch).
+    #[arg(long, value_delimiter = ',', default_values_t = ["a".to_owned(), "b".to_owned(), "c".to_owned(), "d".to_owned()])]
+    modes: Vec<String>,
+    /// Logical interfaces and VMIs of the control-plane measurement
+    /// (default 4096; smoke 64; 0: skip).
+    #[arg(long)]
+    scale: Option<usize>,
+    /// Seconds the control-plane measurement may wait.
+    #[arg(long, default_value_t = 900)]
+    scale_limit: u64,
+    /// Output directory (default: target/bench of the repository).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Prefix of the namespaces (default: tb<pid>).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Do not pin the generator and the devices to cores.
+    #[arg(long)]
+    no_pin: bool,
+    /// Directory of trunkline-dataplane and trunkline-operator (default:
+    /// this executable's).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// The command line to show in the report (default: this one).
+    #[arg(long)]
+    command: Option<String>,
+}
+
+fn options(flags: RunFlags) -> anyhow::Result<Options> {
+    let modes = flags
+        .modes
+        .iter()
+        .map(|m| Mode::parse(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bin_dir = match flags.bin_dir {
+        Some(dir) => dir,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the executable's directory")?
+            .to_path_buf(),
+    };
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let command = flags.command.unwrap_or_else(|| {
+        let mut args: Vec<String> = std::env::args().collect();
+        if let Some(first) = args.first_mut() {
+            *first = "trunkline-bench".to_owned();
+        }
+        args.join(" ")
+    });
+    let smoke = flags.smoke;
+    Ok(Options {
+        rounds: flags.rounds.unwrap_or(if smoke { 1 } else { 3 }),
+        duration: Duration::from_secs_f64(flags.duration.unwrap_or(if smoke { 1.0 } else { 5.0 })),
+        warmup: Duration::from_secs_f64(flags.warmup.unwrap_or(if smoke { 0.5 } else { 1.0 })),
+        sizes: flags.sizes,
+        modes,
+        scale: flags.scale.unwrap_or(if smoke { 64 } else { 4096 }),
+        scale_limit: Duration::from_secs(flags.scale_limit),
+        out: flags.out.unwrap_or_else(|| repo.join("target/bench")),
+        prefix: flags
+            .prefix
+            .unwrap_or_else(|| format!("tb{}", std::process::id() % 1_000_000)),
+        pin: !flags.no_pin,
+        binaries: Binaries {
+            agent: bin_dir.join("trunkline-dataplane"),
+            operator: bin_dir.join("trunkline-operator"),
+        },
+        command,
+    })
+}
+
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+fn forward(netns: &Path, core: Option<usize>, ingress: &str, egress: &str) -> anyhow::Result<()> {
+    // Die with the benchmark, however it ends.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+    if let Some(core) = core {
+        trunkline_bench::cpu::pin_current_thread(core)?;
+    }
+    static STOP: AtomicBool = AtomicBool::new(false);
+    trunkline_bench::modes::bare::forward(netns, ingress, egress, &STOP)?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Forward {
+            netns,
+            core,
+            ingress,
+            egress,
+        } => forward(&netns, core, &ingress, &egress),
+        Command::Run(flags) => {
+            let options = options(flags)?;
+            // One thread: children started with a parent-death signal (OVS,
+            // the agent) are tied to this thread, which lives as long as the
+            // process.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(async {
+                tokio::select! {
+                    report = trunkline_bench::run(&options) => report.map_err(anyhow::Error::from),
+                    signal = interrupted() => Err(anyhow::anyhow!("stopped by {signal}; everything started was cleaned up")),
+                }
+            })?;
+            eprintln!(
+                "[bench] report: {}",
+                options.out.join("report.md").display()
+            );
+            if !report.failures.is_empty() {
+                for (mode, why) in &report.failures {
+                    eprintln!("[bench] {} could not run: {why}", mode.label());
+                }
+                anyhow::bail!("{} mode(s) could not run", report.failures.len());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! The benchmark's results: per-run samples, their summary (min / median /
+//! max over the interleaved rounds), the Markdown report and the plot.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::Error;
+use crate::cpu::CoreUse;
+use crate::modes::Mode;
+use crate::scale::ScaleResult;
+
+/// One measurement: one mode, one frame size, one round.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Round, from 1.
+    pub round: usize,
+    /// Frame size, bytes.
+    pub size: usize,
+    /// The device under test.
+    pub mode: Mode,
+    /// Length of the measured window, s.
+    pub seconds: f64,
+    /// Valid forwarded frames counted by the sink.
+    pub forwarded: u64,
+    /// Of those, with the TTL decremented.
+    pub ttl_done: u64,
+    /// Other frames at the sink.
+    pub other: u64,
+    /// Frames the generator sent, warm-up included.
+    pub offered: u64,
+    /// How long the generator ran, warm-up included, s.
+    pub offered_seconds: f64,
+    /// Use of the device's core.
+    pub dut_core: CoreUse,
+    /// Use of the generator's core.
+    pub generator_core: CoreUse,
+    /// CPU of the device's process, % of one core (none: kernel only).
+    pub process_cpu: Option<f64>,
+}
+
+impl Sample {
+    /// Forwarded Mpps.
+    pub fn mpps(&self) -> f64 {
+        self.forwarded as f64 / self.seconds / 1e6
+    }
+
+    /// Offered Mpps.
+    pub fn offered_mpps(&self) -> f64 {
+        self.offered as f64 / self.offered_seconds.max(1e-9) / 1e6
+    }
+}
+
+/// Min, median and max of some values.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Spread {
+    /// Smallest.
+    pub min: f64,
+    /// Median (mean of the middle two for an even count).
+    pub median: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`; all zero when empty.
+    pub fn of(values: &[f64]) -> Spread {
+        if values.is_empty() {
+            return Spread::default();
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Spread {
+            min: v[0],
+            median,
+            max: v[n - 1],
+        }
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = values.collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The runs of one mode at one frame size, summarised.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The mode.
+    pub mode: Mode,
+    /// Frame size, bytes.
+    pub size: usize,
+    /// Runs.
+    pub runs: usize,
+    /// Forwarded Mpps.
+    pub mpps: Spread,
+    /// Offered Mpps, mean.
+    pub offered_mpps: f64,
+    /// Device core busy %, mean.
+    pub dut_busy: f64,
+    /// Of which softirq %, mean.
+    pub dut_softirq: f64,
+    /// Steal on the device's core %, mean.
+    pub dut_steal: f64,
+    /// Device process CPU % of one core, mean.
+    pub process_cpu: Option<f64>,
+    /// Share of valid frames with the TTL decremented.
+    pub ttl_share: f64,
+    /// Other (invalid) frames at the sink, total.
+    pub other: u64,
+}
+
+/// Summarises `samples` per (mode, size).
+pub fn summarise(samples: &[Sample], modes: &[Mode], sizes: &[usize]) -> Vec<Summary> {
+    let mut out = Vec::new();
+    for &size in sizes {
+        for &mode in modes {
+            let runs: Vec<&Sample> = samples
+                .iter()
+                .filter(|s| s.mode == mode && s.size == size)
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let mpps: Vec<f64> = runs.iter().map(|s| s.mpps()).collect();
+            let forwarded: u64 = runs.iter().map(|s| s.forwarded).sum();
+            let ttl: u64 = runs.iter().map(|s| s.ttl_done).sum();
+            out.push(Summary {
+                mode,
+                size,
+                runs: runs.len(),
+                mpps: Spread::of(&mpps),
+                offered_mpps: mean(runs.iter().map(|s| s.offered_mpps())).unwrap_or(0.0),
+                dut_busy: mean(runs.iter().map(|s| s.dut_core.busy)).unwrap_or(0.0),
+                dut_softirq: mean(runs.iter().map(|s| s.dut_core.softirq)).unwrap_or(0.0),
+                dut_steal: mean(runs.iter().map(|s| s.dut_core.steal)).unwrap_or(0.0),
+                process_cpu: mean(runs.iter().filter_map(|s| s.process_cpu)),
+                ttl_share: if forwarded == 0 {
+                    0.0
+                } else {
+                    ttl as f64 / forwarded as f64
+                },
+                other: runs.iter().map(|s| s.other).sum(),
+            });
+        }
+    }
+    out
+}
+
+/// Ratio of (a) to `other` at `size`: of the medians, and the range of the
+/// per-round ratios (the two runs of a round are minutes apart at most).
+pub fn ratio(samples: &[Sample], size: usize, other: Mode) -> Option<(f64, Spread)> {
+    let of = |mode: Mode| -> Vec<&Sample> {
+        samples
+            .iter()
+            .filter(|s| s.mode == mode && s.size == size)
+            .collect()
+    };
+    let (a, o) = (of(Mode::Agent), of(other));
+    let median = |v: &[&Sample]| Spread::of(&v.iter().map(|s| s.mpps()).collect::<Vec<_>>()).median;
+    let (ma, mo) = (median(&a), median(&o));
+    if a.is_empty() || o.is_empty() || mo == 0.0 {
+        return None;
+    }
+    let paired: Vec<f64> = a
+        .iter()
+        .filter_map(|sa| {
+            let so = o.iter().find(|so| so.round == sa.round)?;
+            (so.mpps() > 0.0).then(|| sa.mpps() / so.mpps())
+        })
+        .collect();
+    Some((ma / mo, Spread::of(&paired)))
+}
+
+/// Facts about the machine and the run.
+#[derive(Clone, Debug, Default)]
+pub struct Machine {
+    /// `uname -r`.
+    pub kernel: String,
+    /// CPU model.
+    pub cpu: String,
+    /// Online cores.
+    pub cores: usize,
+    /// /proc/loadavg before the runs.
+    pub load_before: String,
+    /// /proc/loadavg after the runs.
+    pub load_after: String,
+}
+
+impl Machine {
+    /// Reads the machine's facts now (load_after is filled in later).
+    pub fn now() -> Machine {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        Machine {
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            cpu: read("/proc/cpuinfo")
+                .lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+                .unwrap_or_default(),
+            cores: crate::cpu::cores(),
+            load_before: load(),
+            load_after: String::new(),
+        }
+    }
+}
+
+/// The first three fields of /proc/loadavg.
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Everything the report shows.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The command that produced it.
+    pub command: String,
+    /// UTC start time.
+    pub started: String,
+    /// Total wall time, s.
+    pub wall_s: f64,
+    /// Machine facts.
+    pub machine: Machine,
+    /// Rounds, duration, warm-up, pinning.
+    pub method: Vec<String>,
+    /// Modes in their order.
+    pub modes: Vec<Mode>,
+    /// Frame sizes.
+    pub sizes: Vec<usize>,
+    /// Every run, in the order it ran.
+    pub samples: Vec<Sample>,
+    /// Per-mode notes (how the modes differ).
+    pub notes: Vec<String>,
+    /// Modes that could not run, and why.
+    pub failures: Vec<(Mode, String)>,
+    /// Control-plane figures, or why there are none.
+    pub scale: Option<Result<ScaleResult, String>>,
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("–".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("–".to_owned(), |k| {
+        format!("{:.1} MiB", k as f64 / 1024.0)
+    })
+}
+
+impl Report {
+    /// The Markdown text.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let summaries = summarise(&self.samples, &self.modes, &self.sizes);
+        let _ = writeln!(md, "# trunkline forwarding benchmark\n");
+        let _ = writeln!(md, "Command: `{}`  ", self.command);
+        let _ = writeln!(
+            md,
+            "Started {} UTC, took {:.0} s.\n",
+            self.started, self.wall_s
+        );
+        let _ = writeln!(md, "## Machine\n");
+        let m = &self.machine;
+        let _ = writeln!(md, "- kernel {}, {} cores ({})", m.kernel, m.cores, m.cpu);
+        let _ = writeln!(
+            md,
+            "- load average before {}, after {} (the machine is shared: other builds may run)",
+            m.load_before, m.load_after
+        );
+        let steal = mean(self.samples.iter().map(|s| s.dut_core.steal)).unwrap_or(0.0);
+        let _ = writeln!(
+            md,
+            "- steal on the device's core during the runs: {steal:.1} % on average\n"
+        );
+        let _ = writeln!(md, "## Method\n");
+        for line in &self.method {
+            let _ = writeln!(md, "- {line}");
+        }
+        let _ = writeln!(md);
+        if !self.failures.is_empty() {
+            let _ = writeln!(md, "## Modes that could not run\n");
+            for (mode, why) in &self.failures {
+                let _ = writeln!(md, "- **{}**: {why}", mode.label());
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(md, "## Forwarding\n");
+        let _ = writeln!(md, "![forwarding](forwarding.png)\n");
+        let _ = writeln!(
+            md,
+            "| frame | mode | Mpps median | min | max | runs | offered Mpps | DUT core busy % (softirq) | DUT process CPU % | TTL decremented | bad frames |"
+        );
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for s in &summaries {
+            let _ = writeln!(
+                md,
+                "| {} B | {} | **{:.3}** | {:.3} | {:.3} | {} | {:.2} | {:.0} ({:.0}) | {} | {:.0} % | {} |",
+                s.size,
+                s.mode.label(),
+                s.mpps.median,
+                s.mpps.min,
+                s.mpps.max,
+                s.runs,
+                s.offered_mpps,
+                s.dut_busy,
+                s.dut_softirq,
+                opt(s.process_cpu, 0),
+                s.ttl_share * 100.0,
+                s.other
+            );
+        }
+        let _ = writeln!(md, "\n### Ratios of (a) to the baselines, same run\n");
+        let _ = writeln!(
+            md,
+            "Ratio of the medians; in brackets the range of the per-round ratios (runs of one round are consecutive).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| frame | a / b (I/O ceiling) | a / c (Linux) | a / d (OVS) |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|");
+        for &size in &self.sizes {
+            let cell = |mode: Mode| match ratio(&self.samples, size, mode) {
+                Some((r, range)) => format!("{r:.2} [{:.2}–{:.2}]", range.min, range.max),
+                None => "–".to_owned(),
+            };
+            let _ = writeln!(
+                md,
+                "| {size} B | {} | {} | {} |",
+                cell(Mode::Bare),
+                cell(Mode::Linux),
+                cell(Mode::Ovs)
+            );
+        }
+        let _ = writeln!(md, "\n### How the modes differ\n");
+        for note in &self.notes {
+            let _ = writeln!(md, "- {note}");
+        }
+        let _ = writeln!(md, "\n## Control plane\n");
+        match &self.scale {
+            None => {
+                let _ = writeln!(md, "Not measured (mode (a) did not run, or `--scale 0`).");
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(md, "Failed: {e}");
+            }
+            Some(Ok(s)) => {
+                let secs = |v: Option<f64>| {
+                    v.map_or(format!("not within {} s", s.limit_s), |v| {
+                        format!("{v:.1} s")
+                    })
+                };
+                let _ = writeln!(
+                    md,
+                    "{n} LogicalInterfaces and {n} VMIs (one VirtualNetwork) applied at once for the agent's node, by server-side apply with 16 requests in flight, against the real kube-apiserver, operator and agent of mode (a) (the agent also forwarding mode (a)'s two VLANs).\n",
+                    n = s.objects
+                );
+                let _ = writeln!(md, "| figure | value |");
+                let _ = writeln!(md, "|---|---:|");
+                let _ = writeln!(md, "| all applied (API answered) | {:.1} s |", s.applied_s);
+                let _ = writeln!(
+                    md,
+                    "| all reported programmed by the node (PhysicalRouter status.programmed) | {} |",
+                    secs(s.programmed_s)
+                );
+                let _ = writeln!(
+                    md,
+                    "| all Ready (operator's conditions on every LI and VMI) | {} |",
+                    secs(s.ready_s)
+                );
+                let _ = writeln!(
+                    md,
+                    "| counted at the end: programmed / Ready (of {}) | {} / {} |",
+                    2 * s.objects,
+                    s.programmed_count,
+                    s.ready_count
+                );
+                let _ = writeln!(
+                    md,
+                    "| agent resident memory (VmRSS) before / at scale | {} / {} |",
+                    mib(s.agent_rss_before_kib),
+                    mib(s.agent_rss_after_kib)
+                );
+                let _ = writeln!(md, "| agent peak (VmHWM) | {} |", mib(s.agent_peak_kib));
+                let _ = writeln!(
+                    md,
+                    "| operator VmRSS / peak | {} / {} |",
+                    mib(s.operator_rss_kib),
+                    mib(s.operator_peak_kib)
+                );
+                let _ = writeln!(
+                    md,
+                    "| PhysicalRouter object size at the end | {:.0} KiB |",
+                    s.router_bytes as f64 / 1024.0
+                );
+            }
+        }
+        let _ = writeln!(md, "\n## Every run, in order\n");
+        let _ = writeln!(
+            md,
+            "| # | round | frame | mode | s | forwarded | Mpps | offered Mpps | DUT core busy % | softirq % | steal % | generator core busy % | DUT process CPU % |"
+        );
+        let _ = writeln!(
+            md,
+            "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (i, s) in self.samples.iter().enumerate() {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} B | {} | {:.2} | {} | {:.3} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                i + 1,
+                s.round,
+                s.size,
+                s.mode.id(),
+                s.seconds,
+                s.forwarded,
+                s.mpps(),
+                s.offered_mpps(),
+                s.dut_core.busy,
+                s.dut_core.softirq,
+                s.dut_core.steal,
+                s.generator_core.busy,
+                opt(s.process_cpu, 0)
+            );
+        }
+        md
+    }
+
+    /// Writes `report.md` and `forwarding.png` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), Error> {
+        std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+        let md = dir.join("report.md");
+        std::fs::write(&md, self.markdown())
+            .map_err(Error::io(format!("writing {}", md.display())))?;
+        crate::plot::forwarding(
+            &dir.join("forwarding.png"),
+            &summarise(&self.samples, &self.modes, &self.sizes),
+            &self.sizes,
+            &self.modes,
+            &format!(
+                "{} cores, kernel {}",
+                self.machine.cores, self.machine.kernel
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(round: usize, mode: Mode, forwarded: u64) -> Sample {
+        Sample {
+            round,
+            size: 64,
+            mode,
+            seconds: 1.0,
+            forwarded,
+            ttl_done: forwarded,
+            other: 0,
+            offered: 4_000_000,
+            offered_seconds: 1.0,
+            dut_core: CoreUse::default(),
+            generator_core: CoreUse::default(),
+            process_cpu: Some(100.0),
+        }
+    }
+
+    #[test]
+    fn spreads_take_the_middle_value_or_the_mean_of_the_middle_two() {
+        assert_eq!(
+            Spread::of(&[3.0, 1.0, 2.0]),
+            Spread {
+                min: 1.0,
+                median: 2.0,
+                max: 3.0
+            }
+        );
+        assert_eq!(Spread::of(&[4.0, 1.0, 2.0, 3.0]).median, 2.5);
+        assert_eq!(Spread::of(&[]), Spread::default());
+    }
+
+    #[test]
+    fn ratios_pair_runs_of_the_same_round() {
+        let samples = vec![
+            sample(1, Mode::Agent, 500_000),
+            sample(1, Mode::Bare, 1_000_000),
+            sample(2, Mode::Agent, 600_000),
+            sample(2, Mode::Bare, 600_000),
+            sample(3, Mode::Agent, 700_000),
+            sample(3, Mode::Bare, 700_000),
+        ];
+        let (r, range) = ratio(&samples, 64, Mode::Bare).expect("both ran");
+        assert!((r - 600_000.0 / 700_000.0).abs() < 1e-9);
+        assert!((range.min - 0.5).abs() < 1e-9 && (range.max - 1.0).abs() < 1e-9);
+        assert!(ratio(&samples, 64, Mode::Ovs).is_none());
+        let report = Report {
+            modes: vec![Mode::Agent, Mode::Bare],
+            sizes: vec![64],
+            samples,
+            ..Report::default()
+        };
+        let md = report.markdown();
+        assert!(
+            md.contains("| 64 B | (a) trunkline AF_XDP | **0.600** | 0.500 | 0.700 | 3 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 64 B | 0.86 [0.50–1.00] | – | – |"), "{md}");
+    }
+}

@@ -1,0 +1,80 @@
+//! A short run of the benchmark, so that it cannot rot: every mode, both
+//! frame sizes, one round of 1 s, 64 control-plane objects. It checks that
+//! the report and the plot are written and that every mode forwarded
+//! something and the control plane reached Ready; it does not judge rates.
+//! Needs root (namespaces, XDP), clang, and Open vSwitch
+//! (scripts/install-deps.sh); CI runs as root.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use trunkline_test_support::workspace_binary;
+
+fn median(report: &str, size: usize, label: &str) -> Option<f64> {
+    let prefix = format!("| {size} B | {label} | **");
+    let line = report.lines().find(|l| l.starts_with(&prefix))?;
+    line[prefix.len()..].split("**").next()?.parse().ok()
+}
+
+#[test]
+fn a_smoke_run_measures_every_mode_and_the_control_plane() {
+    let agent = workspace_binary("trunkline-dataplane", "trunkline-dataplane");
+    let operator = workspace_binary("trunkline-operator", "trunkline-operator");
+    let bin_dir = agent.parent().expect("a directory");
+    assert_eq!(operator.parent(), Some(bin_dir), "built side by side");
+    let out = std::env::temp_dir().join(format!("trunkline-bench-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let started = Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_trunkline-bench"))
+        .args([
+            "run",
+            "--smoke",
+            "--prefix",
+            &format!("ts{}", std::process::id() % 100_000),
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(bin_dir)
+        .output()
+        .expect("trunkline-bench runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    eprintln!(
+        "{stderr}\n(smoke run took {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(run.status.success(), "trunkline-bench failed:\n{stderr}");
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md written");
+    let png = std::fs::read(out.join("forwarding.png")).expect("forwarding.png written");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    for size in [64, 512] {
+        for label in [
+            "(a) trunkline AF_XDP",
+            "(b) bare AF_XDP forwarder",
+            "(c) Linux IP forwarding",
+            "(d) Open vSwitch AF_XDP",
+        ] {
+            let rate = median(&report, size, label)
+                .unwrap_or_else(|| panic!("no {size} B row for {label} in:\n{report}"));
+            assert!(
+                rate > 0.0,
+                "{label} forwarded nothing at {size} B:\n{report}"
+            );
+        }
+    }
+    assert!(
+        report.contains("| a / b (I/O ceiling) | a / c (Linux) | a / d (OVS) |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| counted at the end: programmed / Ready (of 128) | 128 / 128 |"),
+        "the 64 LIs and VMIs were programmed and Ready:\n{report}"
+    );
+    assert!(
+        !report.contains("FALLBACK"),
+        "Open vSwitch ran with AF_XDP ports:\n{report}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+    assert!(!Path::new(&out).exists());
+}
