@@ -13,7 +13,7 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 # lua5.1 + lua5.4 (Argo CD health-check scripts: Argo CD runs Lua 5.1
 # semantics, the tests run them under both), util-linux (setpriv, flock),
 # openvswitch-switch + fonts-dejavu-core (make bench: the Open vSwitch baseline, the plot's font).
-packages=(openssl curl jq bc bsdextrautils iproute2 iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.1 lua5.4 util-linux ca-certificates openvswitch-switch fonts-dejavu-core)
+packages=(openssl curl jq bc bsdextrautils iproute2 ethtool procps iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.1 lua5.4 util-linux ca-certificates openvswitch-switch fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
