@@ -5,16 +5,10 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{ObjectMeta, PostParams};
+use kube::Client;
 use kube::config::AuthInfo;
-use kube::{Api, Client};
 
-use crate::{ControlPlane, Error, status_code, unique_name};
-
-/// Lifetime of the tokens handed out: longer than any test.
-const TOKEN_SECONDS: i64 = 3600;
+use crate::{ControlPlane, Error, unique_name};
 
 impl ControlPlane {
     /// A client authenticated as ServiceAccount `namespace/name`, by a bearer
@@ -26,38 +20,7 @@ impl ControlPlane {
         namespace: &str,
         name: &str,
     ) -> Result<Client, Error> {
-        let accounts: Api<ServiceAccount> = Api::namespaced(self.client().await?, namespace);
-        let account = ServiceAccount {
-            metadata: ObjectMeta {
-                name: Some(name.to_string()),
-                ..ObjectMeta::default()
-            },
-            ..ServiceAccount::default()
-        };
-        match accounts.create(&PostParams::default(), &account).await {
-            Ok(_) => {}
-            Err(e) if status_code(&e) == Some(409) => {} // already there
-            Err(e) => return Err(e.into()),
-        }
-        let request = TokenRequest {
-            spec: Some(TokenRequestSpec {
-                expiration_seconds: Some(TOKEN_SECONDS),
-                ..TokenRequestSpec::default()
-            }),
-            ..TokenRequest::default()
-        };
-        let answer = accounts
-            .create_token_request(name, &PostParams::default(), &request)
-            .await?;
-        let token = answer
-            .status
-            .and_then(|s| s.token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::NoToken {
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-            })?;
-
+        let token = self.service_account_token(namespace, name).await?;
         let mut config = self.config().await?;
         config.auth_info = AuthInfo {
             token: Some(token.into()),

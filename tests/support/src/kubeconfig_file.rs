@@ -1,6 +1,8 @@
-//! Kubeconfig files for identities other than admin, for programs the
-//! tests start as child processes (the operator, a node dataplane), exactly
-//! as a developer would run them against a cluster.
+//! Identities other than admin, for programs the tests start as child
+//! processes (the operator, a node dataplane) and for clients in tests:
+//! ServiceAccount tokens from the TokenRequest API, and kubeconfig files
+//! carrying them, exactly as a developer would run a program against a
+//! cluster.
 
 use std::path::PathBuf;
 
@@ -11,20 +13,17 @@ use kube::api::{ObjectMeta, PostParams};
 
 use crate::{ControlPlane, Error, status_code, unique_name};
 
-/// Lifetime of the tokens written: longer than any test.
-const TOKEN_SECONDS: i64 = 3600;
+/// Lifetime of the tokens issued: longer than any test.
+pub(crate) const TOKEN_SECONDS: i64 = 3600;
 
 impl ControlPlane {
-    /// Writes a kubeconfig authenticating as ServiceAccount
-    /// `namespace/name` (a bearer token from the TokenRequest API; the
-    /// ServiceAccount is created if missing) and returns its path, a new
-    /// file under the control plane's state dir. Its permissions are
-    /// whatever RBAC grants `system:serviceaccount:<namespace>:<name>`.
-    pub async fn kubeconfig_for_service_account(
+    /// A bearer token of ServiceAccount `namespace/name` from the
+    /// TokenRequest API (the ServiceAccount is created if missing).
+    pub(crate) async fn service_account_token(
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<PathBuf, Error> {
+    ) -> Result<String, Error> {
         let accounts: Api<ServiceAccount> = Api::namespaced(self.client().await?, namespace);
         let account = ServiceAccount {
             metadata: ObjectMeta {
@@ -45,7 +44,7 @@ impl ControlPlane {
             }),
             ..TokenRequest::default()
         };
-        let token = accounts
+        accounts
             .create_token_request(name, &PostParams::default(), &request)
             .await?
             .status
@@ -54,9 +53,26 @@ impl ControlPlane {
             .ok_or_else(|| Error::NoToken {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
-            })?;
+            })
+    }
 
-        let user = format!("system:serviceaccount:{namespace}:{name}");
+    /// Writes a kubeconfig authenticating as ServiceAccount
+    /// `namespace/name` (a bearer token from the TokenRequest API; the
+    /// ServiceAccount is created if missing) and returns its path, a new
+    /// file under the control plane's state dir. Its permissions are
+    /// whatever RBAC grants `system:serviceaccount:<namespace>:<name>`.
+    pub async fn kubeconfig_for_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<PathBuf, Error> {
+        let token = self.service_account_token(namespace, name).await?;
+        self.write_token_kubeconfig(&format!("system:serviceaccount:{namespace}:{name}"), &token)
+    }
+
+    /// Writes a kubeconfig file authenticating with bearer `token` as the
+    /// user entry `user`, and returns its path.
+    pub(crate) fn write_token_kubeconfig(&self, user: &str, token: &str) -> Result<PathBuf, Error> {
         // JSON is YAML: every kubeconfig reader accepts it.
         let kubeconfig = serde_json::json!({
             "apiVersion": "v1",
@@ -77,7 +93,17 @@ impl ControlPlane {
             path: dir.clone(),
             source,
         })?;
-        let path = dir.join(format!("{}.kubeconfig", unique_name(name)));
+        let file_name: String = user
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("{}.kubeconfig", unique_name(&file_name)));
         std::fs::write(&path, kubeconfig.to_string()).map_err(|source| Error::Io {
             path: path.clone(),
             source,

@@ -20,10 +20,8 @@ use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
-use crate::{ControlPlane, Error, unique_name};
-
-/// Lifetime of the tokens written: longer than any test.
-const TOKEN_SECONDS: i64 = 3600;
+use crate::kubeconfig_file::TOKEN_SECONDS;
+use crate::{ControlPlane, Error};
 
 /// The path of a tool `scripts/build-k8s.sh --print` names (`KUBECTL`,
 /// `HELM`, `KUBE_APISERVER`, ...).
@@ -143,35 +141,5 @@ impl ControlPlane {
                 name: account.clone(),
             })?;
         self.write_token_kubeconfig(&format!("{account}-{pod}"), &token)
-    }
-
-    /// A kubeconfig file authenticating with bearer `token`.
-    fn write_token_kubeconfig(&self, name: &str, token: &str) -> Result<PathBuf, Error> {
-        // JSON is YAML: every kubeconfig reader accepts it.
-        let kubeconfig = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{
-                "name": "rig",
-                "cluster": {
-                    "server": self.server(),
-                    "certificate-authority": self.ca_cert().display().to_string(),
-                },
-            }],
-            "users": [{ "name": name, "user": { "token": token } }],
-            "contexts": [{ "name": "rig", "context": { "cluster": "rig", "user": name } }],
-            "current-context": "rig",
-        });
-        let dir = self.state_dir().join("kubeconfigs");
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        let path = dir.join(format!("{}.kubeconfig", unique_name(name)));
-        std::fs::write(&path, kubeconfig.to_string()).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(path)
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use trunkline_api::status::Condition;
 use trunkline_api::{LogicalInterface, PhysicalRouter};
 use trunkline_test_support::{
     ControlPlane, Instance, Lab, ManagedProcess, TestNamespace, eventually, free_local_addr,
@@ -223,22 +224,40 @@ impl<'a> Gateway<'a> {
 
     /// Waits until the logical interface reports `Ready` = `status`.
     pub async fn wait_li(&self, name: &str, status: &str) -> LogicalInterface {
-        let lis: Api<LogicalInterface> = Api::all(self.client.clone());
+        self.wait_ready(name, status, |li: &LogicalInterface| {
+            li.status
+                .as_ref()
+                .map(|s| s.conditions.clone())
+                .unwrap_or_default()
+        })
+        .await
+    }
+
+    /// Waits until the cluster-scoped object `name` of kind `K` reports
+    /// `Ready` = `status`; `conditions` reads its conditions.
+    async fn wait_ready<K>(
+        &self,
+        name: &str,
+        status: &str,
+        conditions: fn(&K) -> Vec<Condition>,
+    ) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+    {
+        let api: Api<K> = Api::all(self.client.clone());
+        let kind = K::kind(&());
         eventually(
-            &format!("LogicalInterface {name} Ready={status}"),
+            &format!("{kind} {name} Ready={status}"),
             READY_TIMEOUT,
             || async {
-                let li = lis.get(name).await.map_err(|e| e.to_string())?;
-                let conditions = li
-                    .status
-                    .as_ref()
-                    .map(|s| s.conditions.clone())
-                    .unwrap_or_default();
-                match conditions.iter().find(|c| c.type_ == "Ready") {
-                    Some(c) if c.status == status => Ok(li),
-                    other => Err(format!(
-                        "Ready is {other:?}; all conditions: {conditions:?}"
-                    )),
+                let object = api.get(name).await.map_err(|e| e.to_string())?;
+                let all = conditions(&object);
+                match all.iter().find(|c| c.type_ == "Ready") {
+                    Some(c) if c.status == status => Ok(object),
+                    other => Err(format!("Ready is {other:?}; all conditions: {all:?}")),
                 }
             },
         )
@@ -287,33 +306,13 @@ impl<'a> Gateway<'a> {
 
     /// Waits until the virtual gateway reports `Ready` = `status`.
     pub async fn wait_vgw(&self, name: &str, status: &str) -> trunkline_api::VirtualGateway {
-        let gateways: Api<trunkline_api::VirtualGateway> = Api::all(self.client.clone());
-        eventually(
-            &format!("VirtualGateway {name} Ready={status}"),
-            READY_TIMEOUT,
-            || async {
-                let vgw = gateways.get(name).await.map_err(|e| e.to_string())?;
-                let conditions = vgw
-                    .status
-                    .as_ref()
-                    .map(|s| s.conditions.clone())
-                    .unwrap_or_default();
-                match conditions.iter().find(|c| c.type_ == "Ready") {
-                    Some(c) if c.status == status => Ok(vgw),
-                    other => Err(format!(
-                        "Ready is {other:?}; all conditions: {conditions:?}"
-                    )),
-                }
-            },
-        )
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "{e}\noperator log: {}\nagent log: {}",
-                self.operator.log().display(),
-                self.agent().log().display()
-            )
+        self.wait_ready(name, status, |vgw: &trunkline_api::VirtualGateway| {
+            vgw.status
+                .as_ref()
+                .map(|s| s.conditions.clone())
+                .unwrap_or_default()
         })
+        .await
     }
 
     /// `ip <args>` in the gateway node's namespace: its stdout.
