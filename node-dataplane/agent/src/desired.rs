@@ -304,6 +304,7 @@ pub fn desired(inputs: Inputs<'_>) -> Desired {
                 })
                 .collect(),
             port_security: vmi.spec.port_security,
+            label: None,
         });
         out.programmed.push(programmed(
             "VirtualMachineInterface",
@@ -335,6 +336,7 @@ pub fn desired(inputs: Inputs<'_>) -> Desired {
             key: network_key.clone(),
             vrf: index as u32 + 1,
             subnets,
+            ..Default::default()
         });
         out.programmed.push(programmed(
             "VirtualNetwork",
