@@ -26,10 +26,11 @@ mod xsk;
 
 use std::ffi::CString;
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 
 pub use packet_socket::PacketSocket;
-pub use program::{AttachMode, RedirectProgram};
+pub use program::{AttachMode, RedirectProgram, Steering};
 pub use tap::TapDevice;
 pub use xsk::{XskConfig, XskSocket};
 
@@ -181,6 +182,10 @@ enum Io {
 pub struct Port {
     name: String,
     io: Io,
+    /// UDP sockets holding the tunnel ports on an AF_PACKET fabric port, so
+    /// that the kernel, which also receives the tunnel packets there, does
+    /// not answer them with ICMP port-unreachable errors.
+    _tunnel_ports: Vec<std::net::UdpSocket>,
 }
 
 /// The index of an interface by name.
@@ -200,11 +205,25 @@ pub fn interface_index(name: &str) -> Result<u32, Error> {
 }
 
 impl Port {
-    /// Opens `name` with the chosen backend (queue 0; generic XDP, copy mode).
+    /// Opens trunk port `name` with the chosen backend (queue 0; generic
+    /// XDP, copy mode): every frame goes to the fast path.
     pub fn open(name: &str, choice: BackendChoice) -> Result<Self, Error> {
+        Self::open_steering(name, choice, Steering::All)
+    }
+
+    /// Opens the fabric port `name`: only tunnel packets for `underlay` go
+    /// to the fast path (AF_XDP), or, with AF_PACKET, the fast path sees
+    /// copies of everything and the tunnel ports are held so that the
+    /// kernel drops its own copies of tunnel packets quietly.
+    pub fn open_fabric(name: &str, choice: BackendChoice, underlay: IpAddr) -> Result<Self, Error> {
+        Self::open_steering(name, choice, Steering::Tunnels(underlay))
+    }
+
+    fn open_steering(name: &str, choice: BackendChoice, steering: Steering) -> Result<Self, Error> {
         let ifindex = interface_index(name)?;
         let open_xdp = || -> Result<Io, Error> {
-            let mut program = RedirectProgram::attach(name, AttachMode::Generic)?;
+            let mut program =
+                RedirectProgram::attach_steering(name, AttachMode::Generic, steering)?;
             let socket = XskSocket::bind(ifindex, 0, XskConfig::default())?;
             program.register(0, socket.raw_fd())?;
             Ok(Io::Xdp {
@@ -226,11 +245,16 @@ impl Port {
                 }
             },
         };
+        let tunnel_ports = match (&io, steering) {
+            (Io::Packet(_), Steering::Tunnels(addr)) => hold_tunnel_ports(addr),
+            _ => Vec::new(),
+        };
         let port = Self {
             name: name.to_owned(),
             io,
+            _tunnel_ports: tunnel_ports,
         };
-        tracing::info!(port = name, backend = port.backend().as_str(), "port open");
+        tracing::info!(port = name, backend = port.backend().as_str(), steering = ?steering, "port open");
         Ok(port)
     }
 
@@ -241,6 +265,7 @@ impl Port {
         Ok(Self {
             name: name.to_owned(),
             io: Io::Tap(tap),
+            _tunnel_ports: Vec::new(),
         })
     }
 
@@ -329,6 +354,21 @@ impl Port {
             Io::Tap(tap) => tap.raw_fd(),
         }
     }
+}
+
+/// Binds the tunnel ports on `addr` (see [`Port::open_fabric`]); a port
+/// already held by someone else is logged and left alone.
+fn hold_tunnel_ports(addr: IpAddr) -> Vec<std::net::UdpSocket> {
+    [6635u16, 4789]
+        .into_iter()
+        .filter_map(|port| match std::net::UdpSocket::bind((addr, port)) {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                tracing::warn!(%addr, port, error = %e, "cannot hold the tunnel port: the kernel may answer tunnel packets with port-unreachable errors");
+                None
+            }
+        })
+        .collect()
 }
 
 /// Waits until one of `ports` has frames or `timeout_ms` passes.

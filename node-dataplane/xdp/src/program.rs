@@ -1,14 +1,17 @@
-//! Loads the XDP redirect program (built from `bpf/redirect.bpf.c` by
-//! build.rs) onto an interface and registers AF_XDP sockets in its XSKMAP.
+//! Loads an XDP program of `bpf/redirect.bpf.c` (built by build.rs) onto an
+//! interface and registers AF_XDP sockets in its XSKMAP: every frame of a
+//! trunk port goes to the socket; on the fabric port only tunnel packets
+//! for the node's underlay address do, the rest stays with the host.
 //!
 //! The attachment is a BPF link owned by this value: it goes away when the
 //! value is dropped or the process dies, so a crashed dataplane never leaves
 //! a program behind that would blackhole the port or block the next attach.
 
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 
 use aya::Ebpf;
-use aya::maps::XskMap;
+use aya::maps::{Array, XskMap};
 use aya::programs::{Xdp, XdpMode};
 
 use crate::Error;
@@ -26,6 +29,33 @@ pub enum AttachMode {
     Native,
 }
 
+/// Which frames of a port go to its AF_XDP socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steering {
+    /// Every frame (a trunk toward remote instances).
+    All,
+    /// Only overlay tunnel packets (UDP 6635 and 4789) for this underlay
+    /// address; the host keeps everything else (the fabric port).
+    Tunnels(IpAddr),
+}
+
+/// The `struct underlay` of the program: family (native endian), IPv4
+/// address, IPv6 address (network byte order).
+fn underlay_value(addr: IpAddr) -> [u8; 24] {
+    let mut value = [0u8; 24];
+    match addr {
+        IpAddr::V4(a) => {
+            value[..4].copy_from_slice(&4u32.to_ne_bytes());
+            value[4..8].copy_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            value[..4].copy_from_slice(&6u32.to_ne_bytes());
+            value[8..24].copy_from_slice(&a.octets());
+        }
+    }
+    value
+}
+
 /// The XDP program attached to one interface.
 pub struct RedirectProgram {
     ebpf: Ebpf,
@@ -33,8 +63,17 @@ pub struct RedirectProgram {
 }
 
 impl RedirectProgram {
-    /// Loads the program and attaches it to `interface`.
+    /// Loads the program steering every frame and attaches it to `interface`.
     pub fn attach(interface: &str, mode: AttachMode) -> Result<Self, Error> {
+        Self::attach_steering(interface, mode, Steering::All)
+    }
+
+    /// Loads the program for `steering` and attaches it to `interface`.
+    pub fn attach_steering(
+        interface: &str,
+        mode: AttachMode,
+        steering: Steering,
+    ) -> Result<Self, Error> {
         let bpf_err = |what: &'static str| {
             move |e: Box<dyn std::error::Error + Send + Sync>| Error::Bpf {
                 what,
@@ -43,10 +82,24 @@ impl RedirectProgram {
             }
         };
         let mut ebpf = Ebpf::load(REDIRECT_OBJECT).map_err(|e| bpf_err("load object")(e.into()))?;
+        let name = match steering {
+            Steering::All => "trunkline_redirect",
+            Steering::Tunnels(addr) => {
+                let map = ebpf.map_mut("underlay").ok_or_else(|| {
+                    bpf_err("find map")("underlay missing from the object".into())
+                })?;
+                let mut underlay: Array<_, [u8; 24]> =
+                    Array::try_from(map).map_err(|e| bpf_err("underlay map")(e.into()))?;
+                underlay
+                    .set(0, underlay_value(addr), 0)
+                    .map_err(|e| bpf_err("set the underlay address")(e.into()))?;
+                "trunkline_fabric"
+            }
+        };
         let program: &mut Xdp = ebpf
-            .program_mut("trunkline_redirect")
+            .program_mut(name)
             .ok_or_else(|| {
-                bpf_err("find program")("trunkline_redirect missing from the object".into())
+                bpf_err("find program")(format!("{name} missing from the object").into())
             })?
             .try_into()
             .map_err(|e: aya::programs::ProgramError| bpf_err("program type")(e.into()))?;

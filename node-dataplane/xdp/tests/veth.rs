@@ -193,3 +193,111 @@ fn opening_a_missing_interface_says_so() {
         "{err}"
     );
 }
+
+/// The fabric port's steering: with the port open in namespace b (which
+/// holds 10.66.0.2, the underlay address), UDP to the tunnel ports reaches
+/// the handler, and the host's own traffic (ping, UDP to another port)
+/// stays with the kernel of b.
+fn fabric_steering(backend: BackendChoice, tag: &str) {
+    let lab = Lab::new(tag);
+    let p = lab.prefix.clone();
+    sh(&format!("ip -n {p}b addr add 10.66.0.2/24 dev {p}x"));
+    sh(&format!("ip -n {p}a neigh del 10.66.0.2 dev {p}y"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tunnel = Arc::new(AtomicU64::new(0));
+    let other = Arc::new(AtomicU64::new(0));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let port_thread = {
+        let (stop, tunnel, other, p) = (stop.clone(), tunnel.clone(), other.clone(), p.clone());
+        std::thread::spawn(move || {
+            trunkline_xdp::enter_network_namespace(format!("/run/netns/{p}b").as_ref())
+                .expect("setns");
+            let port = Port::open_fabric(&format!("{p}x"), backend, "10.66.0.2".parse().unwrap())
+                .expect("fabric port opens");
+            ready_tx.send(port.backend()).expect("send");
+            let mut ports = [port];
+            while !stop.load(Ordering::Relaxed) {
+                trunkline_xdp::wait_readable(&ports, 50).expect("poll");
+                ports[0]
+                    .receive(
+                        64,
+                        &mut |buf, offset, len, _| {
+                            let frame = &buf[offset..offset + len];
+                            // IPv4, UDP, destination port 4789.
+                            let udp_to_4789 = len > 38
+                                && frame[12..14] == [0x08, 0x00]
+                                && frame[23] == 17
+                                && frame[36..38] == [0x12, 0xb5];
+                            if udp_to_4789 {
+                                tunnel.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                other.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Action::Drop
+                        },
+                        &mut |_, _, _| {},
+                    )
+                    .expect("receive");
+            }
+        })
+    };
+    let backend_used = ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("port opened");
+    // The host's own traffic still works while the fast path owns the port.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("{p}a"),
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "10.66.0.2",
+        ])
+        .output()
+        .expect("ping runs");
+    assert!(
+        out.status.success(),
+        "the host behind the fabric port answers ping: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for port in [4789, 9999] {
+        sh(&format!(
+            "ip netns exec {p}a sh -c 'for i in 1 2 3 4 5; do echo x > /dev/udp/10.66.0.2/{port}; done' 2>/dev/null || ip netns exec {p}a sh -c 'for i in 1 2 3 4 5; do printf x | nc -u -w0 10.66.0.2 {port}; done'"
+        ));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tunnel.load(Ordering::Relaxed) < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    port_thread.join().expect("port thread");
+    assert!(
+        tunnel.load(Ordering::Relaxed) >= 5,
+        "tunnel packets reach the fast path ({backend_used:?})"
+    );
+    if backend_used == Backend::AfXdp {
+        // The XDP program steers nothing else: pings and UDP to other ports
+        // never reach the socket.
+        assert_eq!(
+            other.load(Ordering::Relaxed),
+            0,
+            "only tunnel packets are steered"
+        );
+    }
+}
+
+#[test]
+fn af_xdp_fabric_port_steers_only_tunnel_packets() {
+    fabric_steering(BackendChoice::AfXdp, "f");
+}
+
+#[test]
+fn af_packet_fabric_port_sees_tunnel_packets_and_the_host_keeps_working() {
+    fabric_steering(BackendChoice::AfPacket, "g");
+}
