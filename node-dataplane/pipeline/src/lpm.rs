@@ -14,7 +14,8 @@
 use core::hash::Hash;
 use core::ops::BitAnd;
 
-use crate::config::{mask_u32, mask_u128};
+use trunkline_wire::prefix::{ipv4_mask, ipv6_mask};
+
 use crate::hash::FxHashMap;
 
 /// An address as an integer key.
@@ -26,14 +27,14 @@ pub(crate) trait LpmKey: Copy + Eq + Hash + Ord + BitAnd<Output = Self> {
 impl LpmKey for u32 {
     #[inline]
     fn mask(len: u8) -> u32 {
-        mask_u32(len)
+        ipv4_mask(len)
     }
 }
 
 impl LpmKey for u128 {
     #[inline]
     fn mask(len: u8) -> u128 {
-        mask_u128(len)
+        ipv6_mask(len)
     }
 }
 

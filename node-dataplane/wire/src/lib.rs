@@ -20,7 +20,10 @@
 //!                                    +-- IPv6 -- ICMPv6 (echo, NS/NA + options)
 //! ```
 //!
-//! Nothing here allocates, and nothing panics on malformed input reached
+//! Beside the views, [`IpPrefix`] (module [`prefix`]) and the text form of
+//! [`EthernetAddress`] are the address types every trunkline crate shares.
+//!
+//! The views never allocate, and nothing panics on malformed input reached
 //! through `new_checked` or `Repr::parse`: those return a typed [`Error`].
 //! Setters documented with a `# Panics` section are the exception: they are
 //! for callers writing into buffers they sized themselves.
@@ -39,7 +42,10 @@ pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod prefix;
 pub mod vlan;
+
+pub use prefix::{IpPrefix, PrefixError};
 
 /// Why a buffer could not be viewed or parsed as a given format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -141,6 +147,42 @@ impl fmt::Display for EthernetAddress {
     }
 }
 
+/// Why text is not a MAC address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
+#[error(
+    "{0:?} is not a MAC address: use six two-digit hex octets separated by ':' or '-' (e.g. 02:00:00:00:01:01)"
+)]
+pub struct EthernetAddressError(pub String);
+
+impl core::str::FromStr for EthernetAddress {
+    type Err = EthernetAddressError;
+
+    /// Reads six two-digit hex octets separated by `:` or `-` (one
+    /// separator throughout), in any case: `02:AA:00:00:00:01` and
+    /// `02-aa-00-00-00-01` are the same address.
+    fn from_str(s: &str) -> core::result::Result<Self, Self::Err> {
+        let error = || EthernetAddressError(s.to_owned());
+        let bytes = s.as_bytes();
+        if bytes.len() != 17 {
+            return Err(error());
+        }
+        let separator = bytes[2];
+        if separator != b':' && separator != b'-' {
+            return Err(error());
+        }
+        let mut address = [0u8; 6];
+        for (i, octet) in address.iter_mut().enumerate() {
+            let at = i * 3;
+            if i > 0 && bytes[at - 1] != separator {
+                return Err(error());
+            }
+            let digit = |b: u8| (b as char).to_digit(16).ok_or_else(error);
+            *octet = (digit(bytes[at])? * 16 + digit(bytes[at + 1])?) as u8;
+        }
+        Ok(EthernetAddress(address))
+    }
+}
+
 impl fmt::Debug for EthernetAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -212,6 +254,47 @@ mod tests {
         assert_eq!(a.to_string(), "02:00:00:00:00:01");
         let m = EthernetAddress::from_ipv6_multicast(&"ff02::1:ff00:5".parse().unwrap());
         assert_eq!(m, EthernetAddress([0x33, 0x33, 0xff, 0, 0, 5]));
+    }
+
+    #[test]
+    fn ethernet_address_text() {
+        let a = EthernetAddress([0x02, 0xaa, 0xbb, 0x00, 0x01, 0x0f]);
+        for text in [
+            "02:aa:bb:00:01:0f",
+            "02-AA-bb-00-01-0F",
+            "02:AA:BB:00:01:0F",
+        ] {
+            assert_eq!(text.parse::<EthernetAddress>(), Ok(a), "{text}");
+        }
+        assert_eq!(a.to_string(), "02:aa:bb:00:01:0f");
+        for bad in [
+            "",
+            "02:aa:bb:00:01",
+            "02:aa:bb:00:01:0f:00",
+            "02:aa:bb:00:01:zz",
+            "02:aa-bb:00:01:0f",
+            "2:aa:bb:00:01:0f0",
+            "+2:aa:bb:00:01:0f",
+            "02.aa.bb.00.01.0f",
+        ] {
+            assert_eq!(
+                bad.parse::<EthernetAddress>(),
+                Err(EthernetAddressError(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        let message = EthernetAddressError("x".into()).to_string();
+        assert!(message.contains("\"x\"") && message.contains("02:00:00:00:01:01"));
+    }
+
+    proptest::proptest! {
+        /// Display and FromStr round-trip.
+        #[test]
+        fn ethernet_address_round_trip(bytes in proptest::array::uniform6(proptest::num::u8::ANY)) {
+            let a = EthernetAddress(bytes);
+            proptest::prop_assert_eq!(a.to_string().parse::<EthernetAddress>(), Ok(a));
+            proptest::prop_assert_eq!(a.to_string().replace(':', "-").to_uppercase().parse::<EthernetAddress>(), Ok(a));
+        }
     }
 
     proptest::proptest! {
