@@ -21,7 +21,7 @@ use trunkline_api::{
     GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
     VirtualNetwork,
 };
-use trunkline_operator_core::{Kind, Snapshot, from_api};
+use trunkline_model::{Kind, Snapshot, from_api};
 
 use crate::Error;
 

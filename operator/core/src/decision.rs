@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use trunkline_api::status::{condition, reason};
 
-use crate::model::ObjectKey;
+use trunkline_model::ObjectKey;
 
 /// Longest condition message written; the API allows 32768 bytes, but a
 /// message is read by a person in `kubectl describe`.

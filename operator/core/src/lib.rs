@@ -3,10 +3,14 @@
 //! object's conditions and derived status, independent of arrival order.
 //!
 //! ```text
-//!  CRD objects --from_api--> Snapshot --decide--> Decisions
-//!  (trunkline-api)           (model)              (conditions without times,
-//!                                                  VNI, routing instance, ...)
+//!  CRD objects --trunkline_model::from_api--> Snapshot --decide--> Decisions
+//!  (trunkline-api)                            (model)              (conditions without times,
+//!                                                                   VNI, routing instance, ...)
 //! ```
+//!
+//! The domain model, its conversion from the API and placement (which node
+//! holds what) live in `trunkline-model`, shared with the node dataplane;
+//! this crate holds the rules only.
 //!
 //! No Kubernetes client, no async, no clock: the same snapshot always gives
 //! the same decisions, so the operator can recompute everything on every
@@ -24,12 +28,9 @@
 mod claims;
 mod decide;
 mod decision;
-pub mod from_api;
-pub mod model;
-pub mod net;
 
 pub use decide::{DECIDED_KINDS, FIRST_ALLOCATED_VNI, MAX_VNI, decide};
 pub use decision::{
     ConditionDecision, Decision, Decisions, DerivedStatus, MAX_MESSAGE_LEN, NodeState, NodeStatus,
 };
-pub use model::{Kind, ObjectKey, Snapshot};
+pub use trunkline_model::{Kind, ObjectKey, Snapshot};

@@ -10,7 +10,7 @@ use common::*;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use trunkline_api::status::{condition, reason};
-use trunkline_operator_core::model::{LogicalInterface, ObjectKey, Snapshot};
+use trunkline_model::{LogicalInterface, ObjectKey, Snapshot};
 use trunkline_operator_core::{Decisions, DerivedStatus, decide};
 
 const NAMESPACES: [&str; 2] = ["a", "b"];
@@ -198,7 +198,7 @@ proptest! {
                 for ip in &v.ips {
                     prop_assert!(addresses.insert((v.meta.namespace().to_owned(), v.network.clone(), *ip)));
                 }
-                prop_assert!(macs.insert((v.meta.namespace().to_owned(), v.network.clone(), v.mac.clone())));
+                prop_assert!(macs.insert((v.meta.namespace().to_owned(), v.network.clone(), v.mac)));
             }
         }
         let mut vnis = BTreeSet::new();

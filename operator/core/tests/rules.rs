@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use trunkline_api::status::{condition, reason};
-use trunkline_operator_core::model::{Kind, Snapshot};
+use trunkline_model::{Kind, PhysicalInterface, Snapshot};
 use trunkline_operator_core::{DerivedStatus, NodeState, ObjectKey, decide};
 
 /// A router with one port, a network, a VMI in it, and a logical interface
@@ -147,7 +147,7 @@ fn a_logical_interface_names_the_missing_router_port_or_vmi() {
     assert_eq!((a.status, a.reason), (false, reason::NOT_FOUND));
 
     let mut s = valid_set();
-    s.physical_routers[0].interfaces = ["eth2".to_string()].into();
+    s.physical_routers[0].interfaces = vec![PhysicalInterface::named("eth2")];
     let r = resolved(&decide(&s), &li_key("li1")).clone();
     assert!(
         r.message

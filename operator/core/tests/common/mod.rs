@@ -5,20 +5,24 @@
 use std::collections::BTreeSet;
 
 use trunkline_api::status::condition;
-use trunkline_operator_core::model::{
-    GatewayHaGroup, HaMember, Kind, LogicalInterface, Meta, NamespacedName, ObjectKey,
-    PhysicalRouter, ProgrammedObject, Subnet, VirtualGateway, VirtualMachineInterface,
-    VirtualNetwork,
+use trunkline_model::{
+    ForwardingMode, GatewayHaGroup, HaMember, HaMode, InterfaceType, IpPrefix, Kind,
+    LogicalInterface, Meta, NamespacedName, ObjectKey, PhysicalInterface, PhysicalRouter,
+    ProgrammedObject, Subnet, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
-use trunkline_operator_core::net::{IpPrefix, normalise_mac};
 use trunkline_operator_core::{ConditionDecision, Decisions};
 
 pub fn router(name: &str, created: i64, interfaces: &[&str]) -> PhysicalRouter {
     PhysicalRouter {
         meta: Meta::cluster(Kind::PhysicalRouter, name, Some(created), 1),
-        interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+        interfaces: interfaces
+            .iter()
+            .map(|s| PhysicalInterface::named(*s))
+            .collect(),
+        fabric: None,
         interface_limit: 4352,
         programmed: vec![],
+        defects: vec![],
     }
 }
 
@@ -35,6 +39,7 @@ pub fn li(
         physical_router: router.into(),
         physical_interface: port.into(),
         vlan,
+        interface_type: InterfaceType::L2,
         vmi: NamespacedName::new(vmi.0, vmi.1),
     }
 }
@@ -50,18 +55,17 @@ pub fn vmi(
     VirtualMachineInterface {
         meta: Meta::namespaced(Kind::VirtualMachineInterface, ns, name, Some(created), 1),
         network: network.into(),
-        mac: Some(normalise_mac(mac).unwrap()),
+        mac: Some(mac.parse().unwrap()),
         ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+        allowed_address_pairs: vec![],
+        port_security: true,
         defects: vec![],
     }
 }
 
 pub fn subnet(cidr: &str, gateway: Option<&str>) -> Subnet {
     let prefix: IpPrefix = cidr.parse().unwrap();
-    Subnet {
-        prefix,
-        gateway: gateway.map_or(prefix.first_host(), |g| g.parse().unwrap()),
-    }
+    Subnet::new(prefix, gateway.map(|g| g.parse().unwrap()))
 }
 
 pub fn vn(
@@ -76,6 +80,8 @@ pub fn vn(
         subnets: subnets.iter().map(|c| subnet(c, None)).collect(),
         vni,
         vni_in_use: None,
+        forwarding_mode: ForwardingMode::L2L3,
+        flood_unknown_unicast: false,
         routing_instance: None,
         defects: vec![],
     }
@@ -94,6 +100,7 @@ pub fn vgw(
         interface: interface.into(),
         network: NamespacedName::new(network.0, network.1),
         subnets: subnets.iter().map(|s| s.parse().unwrap()).collect(),
+        routes: vec![],
         nodes: nodes.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
         defects: vec![],
     }
@@ -107,14 +114,18 @@ pub fn ha(
 ) -> GatewayHaGroup {
     GatewayHaGroup {
         meta: Meta::cluster(Kind::GatewayHAGroup, name, Some(created), 1),
+        mode: HaMode::Stp,
         members: members
             .iter()
             .map(|(r, i)| HaMember {
                 physical_router: r.to_string(),
                 physical_interface: i.to_string(),
+                priority: 100,
             })
             .collect(),
         bpdu_network: bpdu.map(|(ns, n)| NamespacedName::new(ns, n)),
+        timers: None,
+        preempt: true,
     }
 }
 

@@ -1,14 +1,8 @@
-//! The domain model the rules work on: every trunkline object reduced to
-//! what cross-object decisions need, with parsed addresses, and nothing of
-//! Kubernetes but identity, age and generation.
-//!
-//! `from_api` builds these from the CRD types; tests build them directly.
+//! What every object carries: its kind and identity, its age (who wins a
+//! contended resource), its generation, and whether the operator accepted
+//! that generation.
 
-use std::collections::BTreeSet;
 use std::fmt;
-use std::net::IpAddr;
-
-use crate::net::IpPrefix;
 
 /// The kinds of the trunkline API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,6 +90,11 @@ impl ObjectKey {
             name: name.into(),
         }
     }
+
+    /// The namespaced object of kind `kind` named by `name`.
+    pub fn of(kind: Kind, name: &NamespacedName) -> Self {
+        Self::namespaced(kind, name.namespace.clone(), name.name.clone())
+    }
 }
 
 impl fmt::Display for ObjectKey {
@@ -133,7 +132,8 @@ impl fmt::Display for NamespacedName {
     }
 }
 
-/// What every object carries: identity, age and generation.
+/// What every object carries: identity, age, generation, and the
+/// operator's verdict on that generation as read from its status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Meta {
     /// Kind, namespace, name.
@@ -144,6 +144,11 @@ pub struct Meta {
     pub created: Option<i64>,
     /// `metadata.generation`: bumped by the API server on every spec change.
     pub generation: i64,
+    /// Whether the object's status holds `Accepted=True` for its current
+    /// generation (see [`crate::from_api::accepted`]). The node dataplane
+    /// programs only such objects; the operator, which decides acceptance,
+    /// ignores it.
+    pub accepted: bool,
 }
 
 /// Sort key of "the older keeps it": creation time, then namespace, then
@@ -152,7 +157,7 @@ pub struct Meta {
 pub type Age = (i64, String, String);
 
 impl Meta {
-    /// Meta of a cluster-scoped object.
+    /// Meta of a cluster-scoped object, not (yet) accepted.
     pub fn cluster(
         kind: Kind,
         name: impl Into<String>,
@@ -163,10 +168,11 @@ impl Meta {
             key: ObjectKey::cluster(kind, name),
             created,
             generation,
+            accepted: false,
         }
     }
 
-    /// Meta of a namespaced object.
+    /// Meta of a namespaced object, not (yet) accepted.
     pub fn namespaced(
         kind: Kind,
         namespace: impl Into<String>,
@@ -178,7 +184,14 @@ impl Meta {
             key: ObjectKey::namespaced(kind, namespace, name),
             created,
             generation,
+            accepted: false,
         }
+    }
+
+    /// The same, with the status' verdict `accepted`.
+    pub fn with_accepted(mut self, accepted: bool) -> Self {
+        self.accepted = accepted;
+        self
     }
 
     /// The object's name.
@@ -191,6 +204,11 @@ impl Meta {
         self.key.namespace.as_deref().unwrap_or("")
     }
 
+    /// `namespace/name` (the namespace is empty for cluster-scoped objects).
+    pub fn namespaced_name(&self) -> NamespacedName {
+        NamespacedName::new(self.namespace(), self.name())
+    }
+
     /// The sort key of "the older keeps it" (smaller is older).
     pub fn age(&self) -> Age {
         (
@@ -201,154 +219,29 @@ impl Meta {
     }
 }
 
-/// A gateway node and what its dataplane reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PhysicalRouter {
-    /// Identity (cluster-scoped; named after the node).
-    pub meta: Meta,
-    /// Names of the physical interfaces facing remote instances.
-    pub interfaces: BTreeSet<String>,
-    /// Most logical interfaces the node accepts.
-    pub interface_limit: u32,
-    /// What the node dataplane reports its fast path holds
-    /// (`status.programmed`).
-    pub programmed: Vec<ProgrammedObject>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// One object a node holds, at one generation.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ProgrammedObject {
-    /// The object.
-    pub key: ObjectKey,
-    /// The generation the node programmed.
-    pub generation: i64,
-}
-
-/// A (router, interface, VLAN) bound to a VMI.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogicalInterface {
-    /// Identity (cluster-scoped).
-    pub meta: Meta,
-    /// The PhysicalRouter (node).
-    pub physical_router: String,
-    /// The port on that node.
-    pub physical_interface: String,
-    /// VLAN id, 0 for untagged.
-    pub vlan: u16,
-    /// The bound VMI.
-    pub vmi: NamespacedName,
-}
-
-/// The port of a remote instance in a network.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VirtualMachineInterface {
-    /// Identity (namespaced).
-    pub meta: Meta,
-    /// The network, in the VMI's namespace.
-    pub network: String,
-    /// The MAC, normalised (lower-case, `:`); `None` when unreadable (then
-    /// `defects` says why).
-    pub mac: Option<String>,
-    /// The instance's addresses that could be read.
-    pub ips: Vec<IpAddr>,
-    /// Field values that could not be read, each a message for the user.
-    pub defects: Vec<String>,
-}
-
-/// One subnet of a network, with its gateway resolved.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Subnet {
-    /// The prefix.
-    pub prefix: IpPrefix,
-    /// The gateway address: given, or the first address of the subnet.
-    pub gateway: IpAddr,
-}
-
-/// An overlay network.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VirtualNetwork {
-    /// Identity (namespaced).
-    pub meta: Meta,
-    /// Subnets that could be read.
-    pub subnets: Vec<Subnet>,
-    /// `spec.vni`: the VNI the user asks for.
-    pub vni: Option<u32>,
-    /// `status.vni`: the VNI in use before, kept when still free so that a
-    /// running network never changes VNI.
-    pub vni_in_use: Option<u32>,
-    /// `spec.routingInstance`.
-    pub routing_instance: Option<String>,
-    /// Field values that could not be read.
-    pub defects: Vec<String>,
-}
-
-impl VirtualNetwork {
-    /// The routing instance name in use: given, or
-    /// `default-domain:<namespace>:<name>:<name>` as in the original.
-    pub fn effective_routing_instance(&self) -> String {
-        self.routing_instance.clone().unwrap_or_else(|| {
-            format!(
-                "default-domain:{}:{}:{}",
-                self.meta.namespace(),
-                self.meta.name(),
-                self.meta.name()
-            )
-        })
+    #[test]
+    fn keys_and_ages() {
+        let key = ObjectKey::namespaced(Kind::VirtualNetwork, "t1", "net1");
+        assert_eq!(key.to_string(), "VirtualNetwork t1/net1");
+        assert_eq!(
+            ObjectKey::of(Kind::VirtualNetwork, &NamespacedName::new("t1", "net1")),
+            key
+        );
+        assert_eq!(
+            Kind::from_name("VirtualGateway"),
+            Some(Kind::VirtualGateway)
+        );
+        assert_eq!(Kind::from_name("Pod"), None);
+        let unsaved = Meta::cluster(Kind::LogicalInterface, "a", None, 1);
+        let saved = Meta::cluster(Kind::LogicalInterface, "b", Some(5), 1);
+        assert!(
+            saved.age() < unsaved.age(),
+            "an unsaved object is the newest"
+        );
+        assert!(!saved.accepted && saved.clone().with_accepted(true).accepted);
     }
-}
-
-/// One member of an HA group.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HaMember {
-    /// The member's PhysicalRouter.
-    pub physical_router: String,
-    /// Its port toward the switches.
-    pub physical_interface: String,
-}
-
-/// Gateway nodes backing each other up.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GatewayHaGroup {
-    /// Identity (cluster-scoped).
-    pub meta: Meta,
-    /// Members.
-    pub members: Vec<HaMember>,
-    /// The network flooding BPDUs (mode STP).
-    pub bpdu_network: Option<NamespacedName>,
-}
-
-/// Public access for a network through a host interface.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VirtualGateway {
-    /// Identity (cluster-scoped).
-    pub meta: Meta,
-    /// Host interface name created on each node.
-    pub interface: String,
-    /// The network given access.
-    pub network: NamespacedName,
-    /// Subnets routed from the host through the interface.
-    pub subnets: Vec<IpPrefix>,
-    /// Nodes (PhysicalRouter names) running it.
-    pub nodes: BTreeSet<String>,
-    /// Field values that could not be read.
-    pub defects: Vec<String>,
-}
-
-/// Every object of every kind: the whole input of [`crate::decide`].
-///
-/// The order of each list does not matter: decisions depend on the set.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    /// PhysicalRouters.
-    pub physical_routers: Vec<PhysicalRouter>,
-    /// LogicalInterfaces.
-    pub logical_interfaces: Vec<LogicalInterface>,
-    /// VirtualMachineInterfaces.
-    pub virtual_machine_interfaces: Vec<VirtualMachineInterface>,
-    /// VirtualNetworks.
-    pub virtual_networks: Vec<VirtualNetwork>,
-    /// GatewayHAGroups.
-    pub gateway_ha_groups: Vec<GatewayHaGroup>,
-    /// VirtualGateways.
-    pub virtual_gateways: Vec<VirtualGateway>,
 }

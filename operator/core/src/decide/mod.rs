@@ -1,0 +1,121 @@
+//! The rules across objects, applied to a whole snapshot at once: one file
+//! per kind, plus the shared lookups (`index`) and the `Programmed`
+//! condition (`programmed`).
+//!
+//! ```text
+//!  VirtualNetworks ──> VMIs ──> LogicalInterfaces ──┐
+//!        │  (VNI, VRF)   (addresses)   (VLANs, limit) │
+//!        ├──> VirtualGateways (interfaces, subnets)   ├─> placement ─> Programmed ─> Ready
+//!        └──> GatewayHAGroups (members, BPDU network) │   (model)      (node reports)
+//!  PhysicalRouters (ports, limits, reports) ──────────┘
+//! ```
+//!
+//! Each stage reads only the snapshot and the stages before it, every
+//! contended resource goes to its oldest claimant (see `claims`), and every
+//! collection is sorted: so the result is a function of the set of objects,
+//! never of the order they arrived in or were listed. Which nodes must hold
+//! an object comes from the model's [`Placement`], computed from this
+//! pass's own acceptance decisions: the node dataplanes compute the same
+//! placement from the status this pass writes.
+
+mod gateway_ha_group;
+mod index;
+mod logical_interface;
+mod programmed;
+mod virtual_gateway;
+mod virtual_machine_interface;
+mod virtual_network;
+
+use std::collections::BTreeSet;
+
+use trunkline_model::{Kind, Meta, ObjectKey, Placement, Snapshot};
+
+use crate::decision::{ConditionDecision, Decision, Decisions, DerivedStatus, Findings, ready};
+
+use index::Index;
+pub use virtual_network::{FIRST_ALLOCATED_VNI, MAX_VNI};
+
+/// The kinds the core decides on (PhysicalRouter status belongs to the node
+/// dataplane).
+pub const DECIDED_KINDS: [Kind; 5] = [
+    Kind::LogicalInterface,
+    Kind::VirtualMachineInterface,
+    Kind::VirtualNetwork,
+    Kind::GatewayHAGroup,
+    Kind::VirtualGateway,
+];
+
+/// Decides every object's conditions and derived status from `snapshot`.
+///
+/// Pure and deterministic: the same set of objects gives the same
+/// decisions, in whatever order the lists hold them. Object keys are
+/// expected to be unique within each list (as they are in a cluster).
+pub fn decide(snapshot: &Snapshot) -> Decisions {
+    let index = Index::new(snapshot);
+    let networks = virtual_network::decide(snapshot);
+    let vmis = virtual_machine_interface::decide(snapshot, &networks);
+    let logical_interfaces = logical_interface::decide(snapshot, &index, &vmis);
+    let gateways = virtual_gateway::decide(snapshot, &index, &networks);
+
+    // Which nodes hold what, by this pass's own verdicts.
+    let accepted: BTreeSet<&ObjectKey> = logical_interfaces
+        .iter()
+        .chain(gateways.iter())
+        .filter(|(_, findings)| findings.accepted())
+        .map(|(key, _)| key)
+        .chain(
+            snapshot
+                .virtual_machine_interfaces
+                .iter()
+                .filter(|v| vmis[&v.name()].findings.accepted())
+                .map(|v| &v.meta.key),
+        )
+        .collect();
+    let placement = Placement::new(snapshot, |key| accepted.contains(key));
+
+    let mut decisions = Decisions::default();
+    logical_interface::decisions(snapshot, &index, &logical_interfaces, &mut decisions);
+    virtual_machine_interface::decisions(
+        snapshot,
+        &index,
+        &placement,
+        &vmis,
+        &logical_interfaces,
+        &mut decisions,
+    );
+    virtual_network::decisions(snapshot, &index, &placement, &networks, &mut decisions);
+    virtual_gateway::decisions(snapshot, &index, &gateways, &mut decisions);
+    gateway_ha_group::decisions(snapshot, &index, &networks, &mut decisions);
+    decisions
+}
+
+/// One object's decision: `Accepted`, `ResolvedRefs`, `Programmed` (for
+/// kinds a node programs) and `Ready`, with the derived status.
+fn decision(
+    meta: &Meta,
+    findings: &Findings,
+    programmed: Option<ConditionDecision>,
+    derived: DerivedStatus,
+) -> Decision {
+    let [resolved, accepted] = findings.conditions();
+    let ready = ready(&accepted, programmed.as_ref());
+    let mut conditions = vec![accepted, resolved];
+    conditions.extend(programmed);
+    conditions.push(ready);
+    Decision {
+        key: meta.key.clone(),
+        generation: meta.generation,
+        conditions,
+        derived,
+    }
+}
+
+/// `a, b, c`, or `none`.
+fn list_or_none<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    let items: Vec<String> = items.map(|i| i.to_string()).collect();
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
