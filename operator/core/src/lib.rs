@@ -1,6 +1,7 @@
 //! Pure cross-object logic of the operator: resolves references between
-//! trunkline objects, finds conflicts, allocates VNIs, and decides every
-//! object's conditions and derived status, independent of arrival order.
+//! trunkline objects, finds conflicts, allocates VNIs and MPLS labels, and
+//! decides every object's conditions and derived status, independent of
+//! arrival order.
 //!
 //! ```text
 //!  CRD objects --trunkline_model::from_api--> Snapshot --decide--> Decisions
@@ -19,9 +20,9 @@
 //! `lastTransitionTime` and writes status.
 //!
 //! Who wins a contended resource (a VLAN on a port, an address or MAC in a
-//! network, a VNI, a routing instance, a host interface or subnet on a
-//! node): the oldest object asking for it, by `creationTimestamp`, then
-//! namespace, then name.
+//! network, a VNI, an MPLS label, a routing instance, a host interface or
+//! subnet on a node, an external VTEP's address): the oldest object asking
+//! for it, by `creationTimestamp`, then namespace, then name.
 
 #![forbid(unsafe_code)]
 
@@ -29,7 +30,7 @@ mod claims;
 mod decide;
 mod decision;
 
-pub use decide::{DECIDED_KINDS, FIRST_ALLOCATED_VNI, MAX_VNI, decide};
+pub use decide::{DECIDED_KINDS, FIRST_ALLOCATED_VNI, MAX_VNI, Settings, decide, decide_with};
 pub use decision::{
     ConditionDecision, Decision, Decisions, DerivedStatus, MAX_MESSAGE_LEN, NodeState, NodeStatus,
 };

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use trunkline_api::status::{condition, reason};
-use trunkline_model::{Kind, PhysicalInterface, Snapshot};
+use trunkline_model::{Encapsulation, Kind, PhysicalInterface, Snapshot};
 use trunkline_operator_core::{DerivedStatus, NodeState, ObjectKey, decide};
 
 /// A router with one port, a network, a VMI in it, and a logical interface
@@ -46,14 +46,17 @@ fn a_valid_set_is_accepted_and_waits_for_the_node() {
         d.get(&vn_key("t1", "net1")).unwrap().derived,
         DerivedStatus::VirtualNetwork {
             vni: Some(4096),
-            routing_instance: "default-domain:t1:net1:net1".into()
+            routing_instance: "default-domain:t1:net1:net1".into(),
+            mpls_label: Some(16),
+            encapsulation: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
         }
     );
     assert_eq!(
         d.get(&vmi_key("t1", "vmi1")).unwrap().derived,
         DerivedStatus::VirtualMachineInterface {
             routing_instance: Some("default-domain:t1:net1:net1".into()),
-            logical_interfaces: vec!["li1".into()]
+            logical_interfaces: vec!["li1".into()],
+            mpls_label: Some(17),
         }
     );
 }
@@ -476,7 +479,9 @@ fn an_explicit_vni_conflict_goes_to_the_older_network() {
         d.get(&vn_key("t2", "new")).unwrap().derived,
         DerivedStatus::VirtualNetwork {
             vni: None,
-            routing_instance: "default-domain:t2:new:new".into()
+            routing_instance: "default-domain:t2:new:new".into(),
+            mpls_label: None,
+            encapsulation: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
         }
     );
 }

@@ -23,7 +23,7 @@ use trunkline_api::status::{Condition, condition};
 
 use crate::object::{Kind, Meta, ObjectKey};
 use crate::{
-    GatewayHaGroup, LogicalInterface, PhysicalRouter, Snapshot, VirtualGateway,
+    ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, Snapshot, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
 
@@ -109,6 +109,11 @@ pub fn virtual_gateway(object: &trunkline_api::VirtualGateway) -> VirtualGateway
     VirtualGateway::from_api(object)
 }
 
+/// An ExternalVTEP.
+pub fn external_vtep(object: &trunkline_api::ExternalVTEP) -> ExternalVtep {
+    ExternalVtep::from_api(object)
+}
+
 /// API objects of every kind, borrowed (as a process' watch stores hold
 /// them), to convert into one [`Snapshot`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -125,6 +130,8 @@ pub struct Objects<'a> {
     pub gateway_ha_groups: &'a [&'a trunkline_api::GatewayHAGroup],
     /// VirtualGateways.
     pub virtual_gateways: &'a [&'a trunkline_api::VirtualGateway],
+    /// ExternalVTEPs.
+    pub external_vteps: &'a [&'a trunkline_api::ExternalVTEP],
 }
 
 impl Objects<'_> {
@@ -143,6 +150,7 @@ impl Objects<'_> {
             virtual_networks: all(self.virtual_networks, virtual_network),
             gateway_ha_groups: all(self.gateway_ha_groups, gateway_ha_group),
             virtual_gateways: all(self.virtual_gateways, virtual_gateway),
+            external_vteps: all(self.external_vteps, external_vtep),
         }
     }
 }

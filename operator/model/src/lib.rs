@@ -8,11 +8,12 @@
 //!          |  from_api: read once; unreadable values become `defects`
 //!          v
 //!   Snapshot { PhysicalRouter, LogicalInterface, VirtualMachineInterface,
-//!              VirtualNetwork, GatewayHaGroup, VirtualGateway }
+//!              VirtualNetwork, GatewayHaGroup, VirtualGateway, ExternalVtep }
 //!          |                                  |
 //!          |  placement(accepted?)            |  operator core: decide
 //!          v                                  v  (conditions, VNIs, ...)
-//!   Placement: VMI -> nodes, network -> nodes, node -> underlay address
+//!   Placement: VMI -> nodes, network -> nodes, node -> underlay address,
+//!              network -> external VTEPs
 //!          |
 //!          v
 //!   node dataplane: its objects -> pipeline NodeConfig
@@ -25,6 +26,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod encapsulation;
+mod external_vtep;
 pub mod from_api;
 mod gateway_ha_group;
 mod logical_interface;
@@ -36,11 +39,16 @@ mod virtual_gateway;
 mod virtual_machine_interface;
 mod virtual_network;
 
+pub use encapsulation::{
+    DEFAULT_ENCAPSULATION_PRIORITY, Encapsulation, EncapsulationError, EncapsulationPriority,
+    FIRST_MPLS_LABEL, MAX_MPLS_LABEL, NODE_ENCAPSULATIONS, encapsulation_for,
+};
+pub use external_vtep::{Endpoint, ExternalVtep, ExternalVtepNetwork};
 pub use gateway_ha_group::{GatewayHaGroup, HaMember, HaMode, HaTimers};
 pub use logical_interface::{InterfaceType, LogicalInterface};
 pub use object::{Age, Kind, Meta, NamespacedName, ObjectKey};
 pub use physical_router::{Fabric, PhysicalInterface, PhysicalRouter, ProgrammedObject};
-pub use placement::{Peer, Placement};
+pub use placement::{ExternalPeer, Peer, Placement};
 pub use snapshot::Snapshot;
 pub use trunkline_wire::{EthernetAddress, IpPrefix, PrefixError};
 pub use virtual_gateway::VirtualGateway;

@@ -19,17 +19,20 @@ pub enum Kind {
     GatewayHAGroup,
     /// Public access for a network through a host interface.
     VirtualGateway,
+    /// A tunnel endpoint outside trunkline, joined to networks.
+    ExternalVTEP,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::PhysicalRouter,
         Kind::LogicalInterface,
         Kind::VirtualMachineInterface,
         Kind::VirtualNetwork,
         Kind::GatewayHAGroup,
         Kind::VirtualGateway,
+        Kind::ExternalVTEP,
     ];
 
     /// The Kubernetes kind name.
@@ -41,6 +44,7 @@ impl Kind {
             Kind::VirtualNetwork => "VirtualNetwork",
             Kind::GatewayHAGroup => "GatewayHAGroup",
             Kind::VirtualGateway => "VirtualGateway",
+            Kind::ExternalVTEP => "ExternalVTEP",
         }
     }
 
@@ -235,6 +239,8 @@ mod tests {
             Kind::from_name("VirtualGateway"),
             Some(Kind::VirtualGateway)
         );
+        assert_eq!(Kind::from_name("ExternalVTEP"), Some(Kind::ExternalVTEP));
+        assert!(!Kind::ExternalVTEP.is_namespaced());
         assert_eq!(Kind::from_name("Pod"), None);
         let unsaved = Meta::cluster(Kind::LogicalInterface, "a", None, 1);
         let saved = Meta::cluster(Kind::LogicalInterface, "b", Some(5), 1);

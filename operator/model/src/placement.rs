@@ -7,6 +7,7 @@
 //!  accepted VMI V of network N, V on R            ──> N is on R
 //!  accepted VirtualGateway of N, nodes {R1, R2}   ──> N is on R1, R2
 //!  PhysicalRouter R, spec.fabric.underlayAddress  ──> R's tunnel endpoint
+//!  accepted ExternalVTEP X joining N              ──> X is a peer of N's nodes
 //! ```
 //!
 //! What "accepted" means is the caller's: the operator passes its own
@@ -19,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::Snapshot;
+use crate::encapsulation::Encapsulation;
 use crate::object::{NamespacedName, ObjectKey};
 
 /// Which nodes hold which VMI and network, and each node's underlay
@@ -28,6 +30,18 @@ pub struct Placement {
     vmi_nodes: BTreeMap<NamespacedName, BTreeSet<String>>,
     network_nodes: BTreeMap<NamespacedName, BTreeSet<String>>,
     underlay: BTreeMap<String, IpAddr>,
+    network_vteps: BTreeMap<NamespacedName, BTreeSet<ExternalPeer>>,
+}
+
+/// An external VTEP joined to a network, as a tunnel peer of its nodes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExternalPeer {
+    /// The ExternalVTEP's name.
+    pub name: String,
+    /// Its underlay address.
+    pub address: IpAddr,
+    /// What it speaks.
+    pub encapsulation: Encapsulation,
 }
 
 /// Another node holding a network, as a tunnel peer.
@@ -41,6 +55,7 @@ pub struct Peer {
 }
 
 static NOWHERE: BTreeSet<String> = BTreeSet::new();
+static NO_VTEP: BTreeSet<ExternalPeer> = BTreeSet::new();
 
 impl Placement {
     /// Placement of `snapshot` where `accepted` says which objects count.
@@ -84,10 +99,27 @@ impl Placement {
                     .or_insert(address);
             }
         }
+        let mut network_vteps: BTreeMap<NamespacedName, BTreeSet<ExternalPeer>> = BTreeMap::new();
+        for vtep in &snapshot.external_vteps {
+            let Some(address) = vtep.address.filter(|_| accepted(&vtep.meta.key)) else {
+                continue;
+            };
+            for joined in &vtep.networks {
+                network_vteps
+                    .entry(joined.network.clone())
+                    .or_default()
+                    .insert(ExternalPeer {
+                        name: vtep.meta.name().to_owned(),
+                        address,
+                        encapsulation: vtep.encapsulation,
+                    });
+            }
+        }
         Self {
             vmi_nodes,
             network_nodes,
             underlay,
+            network_vteps,
         }
     }
 
@@ -109,6 +141,22 @@ impl Placement {
     /// of its accepted virtual gateways.
     pub fn network_nodes(&self, network: &NamespacedName) -> &BTreeSet<String> {
         self.network_nodes.get(network).unwrap_or(&NOWHERE)
+    }
+
+    /// The nodes holding at least one of `networks`.
+    pub fn nodes_of<'a>(
+        &self,
+        networks: impl IntoIterator<Item = &'a NamespacedName>,
+    ) -> BTreeSet<String> {
+        networks
+            .into_iter()
+            .flat_map(|n| self.network_nodes(n).iter().cloned())
+            .collect()
+    }
+
+    /// The accepted external VTEPs joined to `network`, sorted.
+    pub fn external_vteps(&self, network: &NamespacedName) -> &BTreeSet<ExternalPeer> {
+        self.network_vteps.get(network).unwrap_or(&NO_VTEP)
     }
 
     /// The networks held by `node`, sorted.
@@ -143,8 +191,8 @@ mod tests {
     use super::*;
     use crate::object::{Kind, Meta};
     use crate::{
-        Fabric, InterfaceType, LogicalInterface, PhysicalInterface, PhysicalRouter, VirtualGateway,
-        VirtualMachineInterface,
+        Endpoint, ExternalVtep, ExternalVtepNetwork, Fabric, InterfaceType, LogicalInterface,
+        PhysicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
     };
     use proptest::prelude::*;
     use proptest::sample::Index;
@@ -183,6 +231,26 @@ mod tests {
             ips: vec![],
             allowed_address_pairs: vec![],
             port_security: true,
+            mpls_label: None,
+            defects: vec![],
+        }
+    }
+
+    fn vtep(name: &str, address: &str, networks: &[&str], accepted: bool) -> ExternalVtep {
+        ExternalVtep {
+            meta: Meta::cluster(Kind::ExternalVTEP, name, Some(1), 1).with_accepted(accepted),
+            address: Some(address.parse().unwrap()),
+            encapsulation: Encapsulation::Vxlan,
+            networks: networks
+                .iter()
+                .map(|n| ExternalVtepNetwork {
+                    network: net(n),
+                    endpoints: vec![Endpoint {
+                        mac: crate::EthernetAddress([2, 0, 0, 0, 0, 9]),
+                        ips: vec![],
+                    }],
+                })
+                .collect(),
             defects: vec![],
         }
     }
@@ -231,6 +299,11 @@ mod tests {
                 vgw("g1", "n1", &["gw-5"], true),
                 vgw("g2", "n2", &["gw-1"], false),
             ],
+            external_vteps: vec![
+                vtep("tor-2", "192.0.2.20", &["n1"], true),
+                vtep("tor-1", "192.0.2.10", &["n1", "n2"], true),
+                vtep("tor-3", "192.0.2.30", &["n1"], false),
+            ],
             ..Snapshot::default()
         };
         let p = Placement::from_status(&s);
@@ -259,6 +332,25 @@ mod tests {
                     underlay_address: None
                 },
             ]
+        );
+
+        let vteps: Vec<(&str, String)> = p
+            .external_vteps(&net("n1"))
+            .iter()
+            .map(|v| (v.name.as_str(), v.address.to_string()))
+            .collect();
+        assert_eq!(
+            vteps,
+            [
+                ("tor-1", "192.0.2.10".into()),
+                ("tor-2", "192.0.2.20".into())
+            ]
+        );
+        assert_eq!(p.external_vteps(&net("n2")).len(), 1);
+        assert!(p.external_vteps(&net("n3")).is_empty());
+        assert_eq!(
+            nodes(&p.nodes_of([&net("n1"), &net("n2")])),
+            ["gw-1", "gw-2", "gw-4", "gw-5"]
         );
 
         // The operator's own view may differ from the status.
@@ -292,7 +384,15 @@ mod tests {
             ),
             0..3,
         );
-        (routers, lis, vmis, vgws).prop_map(|(routers, lis, vmis, vgws)| Snapshot {
+        let vteps = prop::collection::vec(
+            (
+                0u8..3,
+                prop::collection::vec(0usize..3, 1..3),
+                any::<bool>(),
+            ),
+            0..3,
+        );
+        (routers, lis, vmis, vgws, vteps).prop_map(|(routers, lis, vmis, vgws, vteps)| Snapshot {
             physical_routers: routers
                 .into_iter()
                 .map(|(r, a)| {
@@ -323,6 +423,15 @@ mod tests {
                     vgw(&format!("g{i}"), &format!("n{n}"), &nodes, ok)
                 })
                 .collect(),
+            external_vteps: vteps
+                .into_iter()
+                .enumerate()
+                .map(|(i, (a, networks, ok))| {
+                    let networks: Vec<String> = networks.iter().map(|n| format!("n{n}")).collect();
+                    let networks: Vec<&str> = networks.iter().map(String::as_str).collect();
+                    vtep(&format!("x{i}"), &format!("198.51.100.{a}"), &networks, ok)
+                })
+                .collect(),
             ..Snapshot::default()
         })
     }
@@ -351,6 +460,7 @@ mod tests {
                 virtual_networks: shuffle(&s.virtual_networks, &seeds),
                 gateway_ha_groups: shuffle(&s.gateway_ha_groups, &seeds),
                 virtual_gateways: shuffle(&s.virtual_gateways, &seeds),
+                external_vteps: shuffle(&s.external_vteps, &seeds),
             };
             prop_assert_eq!(Placement::from_status(&s), Placement::from_status(&shuffled));
             prop_assert_eq!(Placement::new(&s, |_| true), Placement::new(&shuffled, |_| true));

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use crate::object::ObjectKey;
 use crate::{
-    GatewayHaGroup, LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
-    VirtualNetwork,
+    ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    VirtualMachineInterface, VirtualNetwork,
 };
 
 /// Every object of every kind.
@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub gateway_ha_groups: Vec<GatewayHaGroup>,
     /// VirtualGateways.
     pub virtual_gateways: Vec<VirtualGateway>,
+    /// ExternalVTEPs.
+    pub external_vteps: Vec<ExternalVtep>,
 }
 
 impl Snapshot {
@@ -41,7 +43,8 @@ impl Snapshot {
             .chain(self.virtual_machine_interfaces.iter().map(|o| &o.meta))
             .chain(self.virtual_networks.iter().map(|o| &o.meta))
             .chain(self.gateway_ha_groups.iter().map(|o| &o.meta))
-            .chain(self.virtual_gateways.iter().map(|o| &o.meta));
+            .chain(self.virtual_gateways.iter().map(|o| &o.meta))
+            .chain(self.external_vteps.iter().map(|o| &o.meta));
         metas
             .filter(|m| m.accepted)
             .map(|m| m.key.clone())

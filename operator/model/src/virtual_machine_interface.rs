@@ -23,6 +23,9 @@ pub struct VirtualMachineInterface {
     pub allowed_address_pairs: Vec<AllowedAddressPair>,
     /// Whether source MAC and IP are checked.
     pub port_security: bool,
+    /// `status.mplsLabel`: the label of traffic routed to the VMI,
+    /// allocated by the operator (kept while still free).
+    pub mpls_label: Option<u32>,
     /// Field values that could not be read, each a message for the user.
     pub defects: Vec<String>,
 }
@@ -96,6 +99,7 @@ impl VirtualMachineInterface {
             ips,
             allowed_address_pairs,
             port_security: vmi.spec.port_security,
+            mpls_label: vmi.status.as_ref().and_then(|s| s.mpls_label),
             defects,
         }
     }
@@ -110,6 +114,7 @@ mod tests {
             "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
             "metadata": {"name": "vmi1", "namespace": "t1", "generation": 1},
             "spec": spec,
+            "status": {"mplsLabel": 20},
         }))
         .unwrap()
     }
@@ -132,6 +137,7 @@ mod tests {
             Some(EthernetAddress([2, 0, 0, 0, 0, 7]))
         );
         assert!(!v.port_security && v.defects.is_empty());
+        assert_eq!(v.mpls_label, Some(20));
         assert_eq!(v.name(), NamespacedName::new("t1", "vmi1"));
         assert_eq!(v.network_name(), NamespacedName::new("t1", "net1"));
         assert!(!v.meta.accepted);

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use trunkline_api::virtual_network::ForwardingMode as ApiForwardingMode;
 use trunkline_wire::IpPrefix;
 
+use crate::encapsulation::{DEFAULT_ENCAPSULATION_PRIORITY, Encapsulation};
 use crate::from_api::{self, read};
 use crate::object::{Kind, Meta, NamespacedName};
 
@@ -27,6 +28,14 @@ pub struct VirtualNetwork {
     pub flood_unknown_unicast: bool,
     /// `spec.routingInstance`.
     pub routing_instance: Option<String>,
+    /// `spec.encapsulation`: the priority list the user asks for; `None`:
+    /// the operator's cluster default.
+    pub encapsulation: Option<Vec<Encapsulation>>,
+    /// `status.encapsulation`: the list in effect, as the operator decided.
+    pub encapsulation_in_use: Vec<Encapsulation>,
+    /// `status.mplsLabel`: the label of the network's bridged and flooded
+    /// traffic, allocated by the operator (kept while still free).
+    pub mpls_label: Option<u32>,
     /// Field values that could not be read.
     pub defects: Vec<String>,
 }
@@ -81,6 +90,25 @@ impl VirtualNetwork {
         })
     }
 
+    /// The priority list the operator puts in effect: `spec.encapsulation`,
+    /// or else the cluster default `default`.
+    pub fn effective_encapsulation(&self, default: &[Encapsulation]) -> Vec<Encapsulation> {
+        self.encapsulation
+            .clone()
+            .unwrap_or_else(|| default.to_vec())
+    }
+
+    /// The priority list in effect as a node reads it: the operator's
+    /// (`status.encapsulation`), or before the operator wrote one,
+    /// `spec.encapsulation` or the default.
+    pub fn encapsulation_in_effect(&self) -> Vec<Encapsulation> {
+        if self.encapsulation_in_use.is_empty() {
+            self.effective_encapsulation(&DEFAULT_ENCAPSULATION_PRIORITY)
+        } else {
+            self.encapsulation_in_use.clone()
+        }
+    }
+
     /// Converts the API object (see [`crate::from_api`]), with
     /// `status.vni` as the VNI it runs with; unreadable subnets and
     /// gateways become defects.
@@ -125,6 +153,16 @@ impl VirtualNetwork {
             },
             flood_unknown_unicast: network.spec.flood_unknown_unicast,
             routing_instance: network.spec.routing_instance.clone(),
+            encapsulation: network
+                .spec
+                .encapsulation
+                .as_ref()
+                .map(|list| list.iter().copied().map(Encapsulation::from_api).collect()),
+            encapsulation_in_use: status
+                .iter()
+                .flat_map(|s| s.encapsulation.iter().copied().map(Encapsulation::from_api))
+                .collect(),
+            mpls_label: status.and_then(|s| s.mpls_label),
             defects,
         }
     }
@@ -143,8 +181,9 @@ mod tests {
                          "creationTimestamp": "2026-01-01T00:00:10Z"},
             "spec": {"subnets": [{"cidr": "10.0.0.0/24"}, {"cidr": "fd00::/64", "gateway": "fd00::fe"},
                                  {"cidr": "10.9.0.0/24", "gateway": "x"}, {"cidr": "bad"}],
-                     "forwardingMode": "L2", "floodUnknownUnicast": true},
-            "status": {"vni": 4100}
+                     "forwardingMode": "L2", "floodUnknownUnicast": true,
+                     "encapsulation": ["VXLAN"]},
+            "status": {"vni": 4100, "mplsLabel": 17, "encapsulation": ["VXLAN", "MPLSoUDP"]}
         }))
         .unwrap();
         let n = VirtualNetwork::from_api(&vn);
@@ -160,6 +199,18 @@ mod tests {
         assert_eq!(n.defects.len(), 2, "{:?}", n.defects);
         assert!(n.defects[0].starts_with("spec.subnets[10.9.0.0/24].gateway: "));
         assert_eq!(n.vni_in_use, Some(4100));
+        assert_eq!(n.mpls_label, Some(17));
+        assert_eq!(n.encapsulation, Some(vec![Encapsulation::Vxlan]));
+        assert_eq!(
+            n.encapsulation_in_effect(),
+            [Encapsulation::Vxlan, Encapsulation::MplsOverUdp],
+            "the operator's decision"
+        );
+        assert_eq!(
+            n.effective_encapsulation(&DEFAULT_ENCAPSULATION_PRIORITY),
+            [Encapsulation::Vxlan],
+            "the user's list"
+        );
         assert_eq!(n.forwarding_mode, ForwardingMode::L2);
         assert!(n.flood_unknown_unicast);
         assert_eq!(

@@ -4,11 +4,17 @@
 //!
 //! ```text
 //!  VirtualNetworks ──> VMIs ──> LogicalInterfaces ──┐
-//!        │  (VNI, VRF)   (addresses)   (VLANs, limit) │
+//!  (VNI, VRF, label,  (addresses,  (VLANs, limit)    │
+//!   encapsulation)     label)                        │
 //!        ├──> VirtualGateways (interfaces, subnets)   ├─> placement ─> Programmed ─> Ready
-//!        └──> GatewayHAGroups (members, BPDU network) │   (model)      (node reports)
-//!  PhysicalRouters (ports, limits, reports) ──────────┘
+//!        ├──> ExternalVTEPs (address, hosts)          │   (model)      (node reports)
+//!        └──> GatewayHAGroups (members, BPDU network) │
+//!  PhysicalRouters (ports, limits, underlay, reports)─┘
 //! ```
+//!
+//! Labels: networks and VMIs share one space (`labels`), filled in that
+//! order, oldest first; addresses and MACs of a network are claimed by VMIs
+//! and external VTEPs' hosts alike (`addresses`).
 //!
 //! Each stage reads only the snapshot and the stages before it, every
 //! contended resource goes to its oldest claimant (see `claims`), and every
@@ -18,8 +24,11 @@
 //! pass's own acceptance decisions: the node dataplanes compute the same
 //! placement from the status this pass writes.
 
+mod addresses;
+mod external_vtep;
 mod gateway_ha_group;
 mod index;
+mod labels;
 mod logical_interface;
 mod programmed;
 mod virtual_gateway;
@@ -28,39 +37,60 @@ mod virtual_network;
 
 use std::collections::BTreeSet;
 
-use trunkline_model::{Kind, Meta, ObjectKey, Placement, Snapshot};
+use trunkline_model::{EncapsulationPriority, Kind, Meta, ObjectKey, Placement, Snapshot};
 
 use crate::decision::{ConditionDecision, Decision, Decisions, DerivedStatus, Findings, ready};
 
+use addresses::NetworkAddresses;
 use index::Index;
+use labels::Labels;
 pub use virtual_network::{FIRST_ALLOCATED_VNI, MAX_VNI};
 
 /// The kinds the core decides on (PhysicalRouter status belongs to the node
 /// dataplane).
-pub const DECIDED_KINDS: [Kind; 5] = [
+pub const DECIDED_KINDS: [Kind; 6] = [
     Kind::LogicalInterface,
     Kind::VirtualMachineInterface,
     Kind::VirtualNetwork,
     Kind::GatewayHAGroup,
     Kind::VirtualGateway,
+    Kind::ExternalVTEP,
 ];
+
+/// What the operator is told by its flags rather than by objects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// The cluster default of `VirtualNetwork.spec.encapsulation`
+    /// (`--encapsulation-priority`).
+    pub encapsulation_priority: EncapsulationPriority,
+}
+
+/// Decides every object's conditions and derived status from `snapshot`,
+/// with the default [`Settings`].
+pub fn decide(snapshot: &Snapshot) -> Decisions {
+    decide_with(snapshot, &Settings::default())
+}
 
 /// Decides every object's conditions and derived status from `snapshot`.
 ///
 /// Pure and deterministic: the same set of objects gives the same
 /// decisions, in whatever order the lists hold them. Object keys are
 /// expected to be unique within each list (as they are in a cluster).
-pub fn decide(snapshot: &Snapshot) -> Decisions {
+pub fn decide_with(snapshot: &Snapshot, settings: &Settings) -> Decisions {
     let index = Index::new(snapshot);
-    let networks = virtual_network::decide(snapshot);
-    let vmis = virtual_machine_interface::decide(snapshot, &networks);
+    let mut labels = Labels::new(snapshot);
+    let addresses = NetworkAddresses::new(snapshot);
+    let networks = virtual_network::decide(snapshot, settings, &mut labels);
+    let vmis = virtual_machine_interface::decide(snapshot, &networks, &addresses, &mut labels);
     let logical_interfaces = logical_interface::decide(snapshot, &index, &vmis);
     let gateways = virtual_gateway::decide(snapshot, &index, &networks);
+    let vteps = external_vtep::decide(snapshot, &networks, &addresses);
 
     // Which nodes hold what, by this pass's own verdicts.
     let accepted: BTreeSet<&ObjectKey> = logical_interfaces
         .iter()
         .chain(gateways.iter())
+        .chain(vteps.iter())
         .filter(|(_, findings)| findings.accepted())
         .map(|(key, _)| key)
         .chain(
@@ -86,6 +116,7 @@ pub fn decide(snapshot: &Snapshot) -> Decisions {
     virtual_network::decisions(snapshot, &index, &placement, &networks, &mut decisions);
     virtual_gateway::decisions(snapshot, &index, &gateways, &mut decisions);
     gateway_ha_group::decisions(snapshot, &index, &networks, &mut decisions);
+    external_vtep::decisions(snapshot, &index, &placement, &vteps, &mut decisions);
     decisions
 }
 

@@ -1,44 +1,37 @@
 //! VirtualMachineInterfaces: a network that exists and is accepted,
-//! addresses inside its subnets (not a gateway), and addresses and MACs
-//! unique within the network.
+//! addresses inside its subnets (not a gateway), addresses and MACs unique
+//! within the network (hosts behind external VTEPs included), and a label
+//! for accepted ones.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use trunkline_model::{
-    EthernetAddress, NamespacedName, ObjectKey, Placement, Snapshot, VirtualNetwork,
-};
+use trunkline_model::{NamespacedName, ObjectKey, Placement, Snapshot, VirtualNetwork};
 
+use super::addresses::{NetworkAddresses, release_hint};
 use super::index::Index;
+use super::labels::Labels;
 use super::programmed::programmed_condition;
 use super::virtual_network::{Networks, network_ref};
 use super::{decision, list_or_none};
-use crate::claims::Claims;
 use crate::decision::{Decisions, DerivedStatus, Findings};
 
 /// What was decided about a VMI, for the stages after it.
 pub(super) struct VmiVerdict {
     pub(super) findings: Findings,
     pub(super) routing_instance: Option<String>,
+    pub(super) mpls_label: Option<u32>,
 }
 
 /// The VMIs' verdicts, by name.
 pub(super) type Vmis = BTreeMap<NamespacedName, VmiVerdict>;
 
-pub(super) fn decide(snapshot: &Snapshot, networks: &Networks<'_>) -> Vmis {
-    // Addresses and MACs are unique within a network.
-    let mut addresses: Claims<(NamespacedName, IpAddr)> = Claims::default();
-    let mut macs: Claims<(NamespacedName, EthernetAddress)> = Claims::default();
-    for vmi in &snapshot.virtual_machine_interfaces {
-        let network = vmi.network_name();
-        for ip in &vmi.ips {
-            addresses.claim((network.clone(), *ip), &vmi.meta);
-        }
-        if let Some(mac) = vmi.mac {
-            macs.claim((network.clone(), mac), &vmi.meta);
-        }
-    }
-
+pub(super) fn decide(
+    snapshot: &Snapshot,
+    networks: &Networks<'_>,
+    addresses: &NetworkAddresses,
+    labels: &mut Labels,
+) -> Vmis {
     let mut verdicts = BTreeMap::new();
     for vmi in &snapshot.virtual_machine_interfaces {
         let network_name = vmi.network_name();
@@ -61,15 +54,16 @@ pub(super) fn decide(snapshot: &Snapshot, networks: &Networks<'_>) -> Vmis {
             }
         }
         for ip in &vmi.ips {
-            if let Some(holder) = addresses.held_by_other(&(network_name.clone(), *ip), &vmi.meta) {
+            if let Some(holder) = addresses.ip_holder(&network_name, *ip, &vmi.meta) {
                 findings.conflict(format!(
-                    "address {ip} is already used by {holder} (older) in network {}: use another address, or remove it from that VMI",
-                    vmi.network
+                    "address {ip} is already used by {holder} (older) in network {}: use another address, or {}",
+                    vmi.network,
+                    release_hint(holder)
                 ));
             }
         }
         if let Some(mac) = vmi.mac
-            && let Some(holder) = macs.held_by_other(&(network_name.clone(), mac), &vmi.meta)
+            && let Some(holder) = addresses.mac_holder(&network_name, mac, &vmi.meta)
         {
             findings.conflict(format!(
                 "MAC address {mac} is already used by {holder} (older) in network {}: each interface of a network needs its own MAC",
@@ -81,8 +75,24 @@ pub(super) fn decide(snapshot: &Snapshot, networks: &Networks<'_>) -> Vmis {
             VmiVerdict {
                 findings,
                 routing_instance: network.map(|n| n.routing_instance.clone()),
+                mpls_label: None,
             },
         );
+    }
+
+    // A label for every accepted VMI, oldest first.
+    let mut by_age: Vec<_> = snapshot.virtual_machine_interfaces.iter().collect();
+    by_age.sort_by_key(|v| v.meta.age());
+    for vmi in by_age {
+        let Some(verdict) = verdicts.get_mut(&vmi.name()) else {
+            continue;
+        };
+        if verdict.findings.accepted() {
+            verdict.mpls_label = labels.assign(&vmi.meta, vmi.mpls_label);
+            if verdict.mpls_label.is_none() {
+                verdict.findings.conflict(Labels::exhausted());
+            }
+        }
     }
     verdicts
 }
@@ -143,6 +153,7 @@ pub(super) fn decisions(
                 .flatten()
                 .map(|n| (*n).to_owned())
                 .collect(),
+            mpls_label: verdict.mpls_label,
         };
         out.insert(decision(&vmi.meta, &verdict.findings, Some(p), derived));
     }

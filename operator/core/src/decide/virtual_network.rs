@@ -1,16 +1,17 @@
 //! VirtualNetworks: a unique routing instance and a unique VNI each (given,
-//! kept from status, or allocated), and the reference check other kinds use.
+//! kept from status, or allocated), the encapsulations in effect, a label
+//! for accepted ones, and the reference check other kinds use.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use trunkline_model::{NamespacedName, Snapshot, VirtualNetwork};
+use trunkline_model::{Encapsulation, NamespacedName, Placement, Snapshot, VirtualNetwork};
 
-use super::decision;
 use super::index::Index;
+use super::labels::Labels;
 use super::programmed::programmed_condition;
+use super::{Settings, decision};
 use crate::claims::Claims;
 use crate::decision::{Decisions, DerivedStatus, Findings};
-use trunkline_model::Placement;
 
 /// The first VNI the operator allocates: lower ones are left to users who
 /// set `spec.vni` (and to the original's habit of small explicit ids).
@@ -24,12 +25,18 @@ pub(super) struct NetworkVerdict<'a> {
     pub(super) findings: Findings,
     pub(super) vni: Option<u32>,
     pub(super) routing_instance: String,
+    pub(super) mpls_label: Option<u32>,
+    pub(super) encapsulation: Vec<Encapsulation>,
 }
 
 /// The networks' verdicts, by name.
 pub(super) type Networks<'a> = BTreeMap<NamespacedName, NetworkVerdict<'a>>;
 
-pub(super) fn decide(snapshot: &Snapshot) -> Networks<'_> {
+pub(super) fn decide<'a>(
+    snapshot: &'a Snapshot,
+    settings: &Settings,
+    labels: &mut Labels,
+) -> Networks<'a> {
     let mut by_age: Vec<&VirtualNetwork> = snapshot.virtual_networks.iter().collect();
     by_age.sort_by_key(|n| n.meta.age());
 
@@ -91,6 +98,17 @@ pub(super) fn decide(snapshot: &Snapshot) -> Networks<'_> {
                 }
             }
         };
+        // Oldest first, and only once everything else is decided: a label
+        // for every accepted network.
+        let mpls_label = if findings.accepted() {
+            let label = labels.assign(&network.meta, network.mpls_label);
+            if label.is_none() {
+                findings.conflict(Labels::exhausted());
+            }
+            label
+        } else {
+            None
+        };
         verdicts.insert(
             network.name(),
             NetworkVerdict {
@@ -98,6 +116,9 @@ pub(super) fn decide(snapshot: &Snapshot) -> Networks<'_> {
                 findings,
                 vni,
                 routing_instance,
+                mpls_label,
+                encapsulation: network
+                    .effective_encapsulation(settings.encapsulation_priority.as_slice()),
             },
         );
     }
@@ -157,6 +178,8 @@ pub(super) fn decisions(
         let derived = DerivedStatus::VirtualNetwork {
             vni: verdict.vni,
             routing_instance: verdict.routing_instance.clone(),
+            mpls_label: verdict.mpls_label,
+            encapsulation: verdict.encapsulation.clone(),
         };
         out.insert(decision(&network.meta, &verdict.findings, Some(p), derived));
     }

@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 
 use trunkline_api::status::condition;
 use trunkline_model::{
-    ForwardingMode, GatewayHaGroup, HaMember, HaMode, InterfaceType, IpPrefix, Kind,
-    LogicalInterface, Meta, NamespacedName, ObjectKey, PhysicalInterface, PhysicalRouter,
-    ProgrammedObject, Subnet, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    Encapsulation, Endpoint, ExternalVtep, ExternalVtepNetwork, ForwardingMode, GatewayHaGroup,
+    HaMember, HaMode, InterfaceType, IpPrefix, Kind, LogicalInterface, Meta, NamespacedName,
+    ObjectKey, PhysicalInterface, PhysicalRouter, ProgrammedObject, Subnet, VirtualGateway,
+    VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_operator_core::{ConditionDecision, Decisions};
 
@@ -59,6 +60,7 @@ pub fn vmi(
         ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
         allowed_address_pairs: vec![],
         port_security: true,
+        mpls_label: None,
         defects: vec![],
     }
 }
@@ -83,6 +85,9 @@ pub fn vn(
         forwarding_mode: ForwardingMode::L2L3,
         flood_unknown_unicast: false,
         routing_instance: None,
+        encapsulation: None,
+        encapsulation_in_use: vec![],
+        mpls_label: None,
         defects: vec![],
     }
 }
@@ -129,6 +134,37 @@ pub fn ha(
     }
 }
 
+/// The hosts behind an external VTEP in one network: `(mac, ips)`.
+pub type Hosts<'a> = &'a [(&'a str, &'a [&'a str])];
+
+/// An external VTEP joining `networks` (namespace, name), each with hosts.
+pub fn xvtep(
+    name: &str,
+    created: i64,
+    address: &str,
+    networks: &[((&str, &str), Hosts<'_>)],
+) -> ExternalVtep {
+    ExternalVtep {
+        meta: Meta::cluster(Kind::ExternalVTEP, name, Some(created), 1),
+        address: Some(address.parse().unwrap()),
+        encapsulation: Encapsulation::Vxlan,
+        networks: networks
+            .iter()
+            .map(|((ns, n), hosts)| ExternalVtepNetwork {
+                network: NamespacedName::new(*ns, *n),
+                endpoints: hosts
+                    .iter()
+                    .map(|(mac, ips)| Endpoint {
+                        mac: mac.parse().unwrap(),
+                        ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        defects: vec![],
+    }
+}
+
 pub fn report(key: ObjectKey, generation: i64) -> ProgrammedObject {
     ProgrammedObject { key, generation }
 }
@@ -149,6 +185,10 @@ pub fn vgw_key(name: &str) -> ObjectKey {
     ObjectKey::cluster(Kind::VirtualGateway, name)
 }
 
+pub fn xvtep_key(name: &str) -> ObjectKey {
+    ObjectKey::cluster(Kind::ExternalVTEP, name)
+}
+
 pub fn ha_key(name: &str) -> ObjectKey {
     ObjectKey::cluster(Kind::GatewayHAGroup, name)
 }
@@ -163,6 +203,21 @@ pub fn cond<'a>(d: &'a Decisions, key: &ObjectKey, type_: &str) -> &'a Condition
 
 pub fn accepted<'a>(d: &'a Decisions, key: &ObjectKey) -> &'a ConditionDecision {
     cond(d, key, condition::ACCEPTED)
+}
+
+/// The label a network or VMI got.
+pub fn label(d: &Decisions, key: &ObjectKey) -> Option<u32> {
+    match &d
+        .get(key)
+        .unwrap_or_else(|| panic!("no decision for {key}"))
+        .derived
+    {
+        trunkline_operator_core::DerivedStatus::VirtualNetwork { mpls_label, .. }
+        | trunkline_operator_core::DerivedStatus::VirtualMachineInterface { mpls_label, .. } => {
+            *mpls_label
+        }
+        other => panic!("{key} has no label: {other:?}"),
+    }
 }
 
 pub fn resolved<'a>(d: &'a Decisions, key: &ObjectKey) -> &'a ConditionDecision {
