@@ -203,6 +203,7 @@ pub fn desired(node: &str, snapshot: &Snapshot) -> Desired {
                 })
                 .collect(),
             port_security: vmi.port_security,
+            label: None,
         });
         out.programmed.push(programmed(&vmi.meta));
         used_networks.insert(network);
@@ -223,6 +224,7 @@ pub fn desired(node: &str, snapshot: &Snapshot) -> Desired {
                     gateway: s.gateway,
                 })
                 .collect(),
+            ..Default::default()
         });
         out.programmed.push(programmed(&network.meta));
     }

@@ -1,332 +1,120 @@
-//! The forwarding thread, and the state it shares with the async side.
+//! The forwarding thread: it opens the plan's ports and moves frames
+//! between them through the pipeline, and does nothing else (host set-up
+//! lives on the host thread, status and metrics read the shared state).
 //!
 //! ```text
-//!  async side                                  forwarding thread (one, pinned to its loop)
-//!  install(desired) --compile--> Plan ---ArcSwap---> load once per batch
-//!                                                     ports: open/close to match plan.ports
-//!                                                     receive batch -> pipeline::process
-//!                                                       same port: transmit in place
-//!                                                       other port: copy to staging, send after
-//!  report() <-- Mutex<State> <-- port states (on change only, never per frame)
-//!  metrics  <-- Counters (atomics) + per-VMI counters in the tables
+//!  per loop: load the plan (one atomic load), match the open ports to it, poll
+//!  per port, per batch of up to 64 frames, each decided in place:
+//!    Transmit, same port  -> queued from the same buffer (AF_XDP: the same UMEM frame)
+//!    Transmit, other port -> written once into a transmit buffer of that port
+//!    Flood                -> each member's copy written once into its port's buffer
+//!    Pass                 -> the kernel has it (AF_PACKET) or it is lost (AF_XDP: counted)
+//!    Drop                 -> counted by reason
+//!  every frame sent: Pipeline::sent (and the VMI's tx); not sent: Pipeline::lost(reason)
+//!  every LOSSES: what the ports lost before the pipeline saw it (kernel counts)
 //! ```
 //!
 //! Nothing on the per-frame path locks or allocates: the plan is an
-//! immutable snapshot, counters are relaxed atomics, staging is a fixed
-//! buffer.
+//! immutable snapshot, counters are relaxed atomics.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-use trunkline_api::physical_router::{PortStatus, ProgrammedCounts, ProgrammedObject};
+use trunkline_api::physical_router::PortStatus;
 use trunkline_pipeline::config::PortId;
-use trunkline_pipeline::{Counters, Tables, Verdict};
-use trunkline_xdp::{Action, BackendChoice, Port};
+use trunkline_pipeline::{DropReason, Pipeline, Verdict, VmiId};
+use trunkline_xdp::{Action, Backend, BackendChoice, Port, Sender, TxError};
 
-use crate::desired::{Desired, PortSpec};
-use crate::hostnet::{HostNetwork, VgwSpec};
-use crate::report::NodeReport;
+use crate::control::{Control, Plan};
+use crate::desired::PortSpec;
 
 /// Frames taken from one port per batch.
 const BATCH: u32 = 64;
-/// Largest frame forwarded between ports.
-const MAX_FRAME: usize = 2048;
 /// How long the thread sleeps in `poll` when idle (also the longest delay
 /// before it sees new tables or a stop request).
 const POLL_MS: i32 = 20;
 /// How often ports that could not be opened are retried.
 const RETRY: Duration = Duration::from_secs(2);
-
-/// What the fast path runs: the tables and the ports they number.
-pub struct Plan {
-    /// Version, +1 at every install.
-    pub version: i64,
-    /// Ports; the index is the pipeline's `PortId`.
-    pub ports: Vec<PortSpec>,
-    /// Virtual gateways whose host side to set up.
-    pub virtual_gateways: Vec<VgwSpec>,
-    /// The compiled tables.
-    pub tables: Tables,
-}
-
-#[derive(Default)]
-struct State {
-    synced: bool,
-    router_generation: Option<i64>,
-    programmed: Vec<ProgrammedObject>,
-    counts: ProgrammedCounts,
-    problems: Vec<String>,
-    ports: Vec<PortStatus>,
-    backend: Option<String>,
-    /// Virtual gateways of the plan, by interface, with their objects.
-    vgw_objects: Vec<(String, ProgrammedObject)>,
-    /// Interfaces whose host side is in place; the others' problems.
-    vgw_ready: Vec<String>,
-    vgw_problems: Vec<String>,
-}
-
-/// State shared by the async side and the forwarding thread.
-pub struct Shared {
-    plan: ArcSwap<Plan>,
-    counters: Counters,
-    state: Mutex<State>,
-    started: Instant,
-    heartbeat_ms: AtomicU64,
-    stop: AtomicBool,
-}
-
-impl Default for Shared {
-    fn default() -> Self {
-        let (tables, _) = Tables::compile(&Default::default());
-        Self {
-            plan: ArcSwap::from_pointee(Plan {
-                version: 0,
-                ports: Vec::new(),
-                virtual_gateways: Vec::new(),
-                tables,
-            }),
-            // The forwarding thread is the only writer: worker 0.
-            counters: Counters::for_worker(0),
-            state: Mutex::default(),
-            started: Instant::now(),
-            heartbeat_ms: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-        }
-    }
-}
-
-impl Shared {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Compiles `desired` and swaps it into the fast path; returns the new
-    /// tables version.
-    pub fn install(&self, desired: &Desired, router_generation: Option<i64>) -> i64 {
-        let current = self.plan.load();
-        let (tables, rejected) = Tables::recompile(&desired.config, &current.tables);
-        let version = current.version + 1;
-        let rejected: Vec<String> = rejected.iter().map(ToString::to_string).collect();
-        for r in &rejected {
-            tracing::warn!(version, "left out of the tables: {r}");
-        }
-        let config = &desired.config;
-        let counts = ProgrammedCounts {
-            logical_interfaces: (config
-                .logical_interfaces
-                .len()
-                .saturating_sub(rejected.len())) as u32,
-            virtual_machine_interfaces: config.vmis.len() as u32,
-            routing_instances: config.networks.len() as u32,
-            routes: (config.vmis.iter().map(|v| v.ips.len()).sum::<usize>()
-                + config
-                    .networks
-                    .iter()
-                    .map(|n| n.subnets.len())
-                    .sum::<usize>()
-                + config.routes.len()) as u32,
-            virtual_gateways: 0,
-        };
-        self.plan.store(Arc::new(Plan {
-            version,
-            ports: desired.ports.clone(),
-            virtual_gateways: desired
-                .virtual_gateways
-                .iter()
-                .map(|(spec, _)| spec.clone())
-                .collect(),
-            tables,
-        }));
-        let mut state = self.state();
-        state.synced = true;
-        state.router_generation = router_generation;
-        state.programmed = desired.programmed.clone();
-        state.counts = counts;
-        state.problems = desired.skipped.iter().cloned().chain(rejected).collect();
-        state.vgw_objects = desired
-            .virtual_gateways
-            .iter()
-            .map(|(spec, object)| (spec.interface.clone(), object.clone()))
-            .collect();
-        version
-    }
-
-    /// What to report on the PhysicalRouter.
-    pub fn report(&self) -> NodeReport {
-        let version = self.plan.load().version;
-        let state = self.state();
-        let ready_vgws: Vec<&ProgrammedObject> = state
-            .vgw_objects
-            .iter()
-            .filter(|(interface, _)| state.vgw_ready.contains(interface))
-            .map(|(_, o)| o)
-            .collect();
-        let mut programmed = state.programmed.clone();
-        programmed.extend(ready_vgws.iter().map(|o| (*o).clone()));
-        programmed.sort();
-        let mut counts = state.counts.clone();
-        counts.virtual_gateways = ready_vgws.len() as u32;
-        NodeReport {
-            router_generation: state.router_generation,
-            synced: state.synced,
-            tables_version: version,
-            backend: state.backend.clone(),
-            ports: state.ports.clone(),
-            counts,
-            programmed,
-            problems: state
-                .problems
-                .iter()
-                .chain(&state.vgw_problems)
-                .cloned()
-                .collect(),
-        }
-    }
-
-    /// Time since the forwarding thread last went round its loop.
-    pub fn heartbeat_age(&self) -> Duration {
-        let beat = Duration::from_millis(self.heartbeat_ms.load(Ordering::Relaxed));
-        self.started.elapsed().saturating_sub(beat)
-    }
-
-    /// Asks the forwarding thread to stop (it closes its ports).
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-
-    /// Appends the packet counters in Prometheus text format.
-    pub fn write_packet_metrics(&self, out: &mut String) {
-        let snapshot = self.counters.snapshot();
-        let _ = writeln!(
-            out,
-            "# HELP trunkline_dataplane_frames_total Frames seen by the fast path, by verdict."
-        );
-        let _ = writeln!(out, "# TYPE trunkline_dataplane_frames_total counter");
-        let _ = writeln!(
-            out,
-            "trunkline_dataplane_frames_total{{verdict=\"transmit\"}} {}",
-            snapshot.transmitted
-        );
-        let _ = writeln!(
-            out,
-            "trunkline_dataplane_frames_total{{verdict=\"pass\"}} {}",
-            snapshot.passed
-        );
-        let _ = writeln!(
-            out,
-            "trunkline_dataplane_frames_total{{verdict=\"drop\"}} {}",
-            snapshot.dropped()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP trunkline_dataplane_drops_total Frames dropped, by reason."
-        );
-        let _ = writeln!(out, "# TYPE trunkline_dataplane_drops_total counter");
-        for (reason, n) in snapshot.drops_by_reason() {
-            let _ = writeln!(
-                out,
-                "trunkline_dataplane_drops_total{{reason=\"{}\"}} {n}",
-                reason.as_str()
-            );
-        }
-        let plan = self.plan.load();
-        let _ = writeln!(
-            out,
-            "# HELP trunkline_dataplane_vmi_packets_total Packets per VMI and direction (rx: from the instance)."
-        );
-        let _ = writeln!(out, "# TYPE trunkline_dataplane_vmi_packets_total counter");
-        let _ = writeln!(
-            out,
-            "# HELP trunkline_dataplane_vmi_bytes_total Bytes per VMI and direction."
-        );
-        let _ = writeln!(out, "# TYPE trunkline_dataplane_vmi_bytes_total counter");
-        for (vmi, c) in plan.tables.vmi_counters() {
-            let _ = writeln!(
-                out,
-                "trunkline_dataplane_vmi_packets_total{{vmi=\"{vmi}\",direction=\"rx\"}} {}",
-                c.rx_packets
-            );
-            let _ = writeln!(
-                out,
-                "trunkline_dataplane_vmi_packets_total{{vmi=\"{vmi}\",direction=\"tx\"}} {}",
-                c.tx_packets
-            );
-            let _ = writeln!(
-                out,
-                "trunkline_dataplane_vmi_bytes_total{{vmi=\"{vmi}\",direction=\"rx\"}} {}",
-                c.rx_bytes
-            );
-            let _ = writeln!(
-                out,
-                "trunkline_dataplane_vmi_bytes_total{{vmi=\"{vmi}\",direction=\"tx\"}} {}",
-                c.tx_bytes
-            );
-        }
-    }
-}
+/// How often the ports' own losses are read (a syscall for AF_XDP).
+const LOSSES: Duration = Duration::from_secs(1);
 
 /// Starts the forwarding thread; it opens the ports in `netns` when given.
 pub fn spawn(
-    shared: Arc<Shared>,
+    control: Arc<Control>,
     backend: BackendChoice,
     netns: Option<PathBuf>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("forwarding".to_owned()).spawn(move || {
-        if let Some(netns) = &netns
-            && let Err(e) = trunkline_xdp::enter_network_namespace(netns)
-        {
-            tracing::error!(netns = %netns.display(), error = %e, "cannot enter the ports' network namespace");
-            return;
-        }
-        let host = match HostNetwork::new() {
-            Ok(host) => Some(host),
-            Err(e) => {
-                tracing::error!(error = %e, "no netlink access: virtual gateways cannot be set up");
-                None
+    std::thread::Builder::new()
+        .name("forwarding".to_owned())
+        .spawn(move || {
+            if let Some(netns) = &netns
+                && let Err(e) = trunkline_xdp::enter_network_namespace(netns)
+            {
+                tracing::error!(netns = %netns.display(), error = %e, "cannot enter the ports' network namespace");
+                return;
             }
-        };
-        Forwarder { shared, backend, ports: Vec::new(), last_retry: Instant::now(), host, host_version: 0, host_retry: false, last_link_check: Instant::now() }
+            Forwarder {
+                control,
+                backend,
+                ports: Vec::new(),
+                last_retry: Instant::now(),
+                last_losses: Instant::now(),
+            }
             .run();
-    })
+        })
 }
 
+/// A port of the plan, open or not.
 struct OpenPort {
     name: String,
     port: Option<Port>,
 }
 
 struct Forwarder {
-    shared: Arc<Shared>,
+    control: Arc<Control>,
     backend: BackendChoice,
     ports: Vec<OpenPort>,
     last_retry: Instant,
-    host: Option<HostNetwork>,
-    /// The plan version whose host side was last set up.
-    host_version: i64,
-    /// Whether that set-up had failures to retry.
-    host_retry: bool,
-    /// When link states were last read.
-    last_link_check: Instant,
+    last_losses: Instant,
+}
+
+/// Why a frame could not be sent, as a counted drop reason.
+fn tx_reason(e: TxError) -> DropReason {
+    match e {
+        TxError::RingFull => DropReason::TxRingFull,
+        TxError::NoBuffer => DropReason::TxNoBuffer,
+        TxError::TooLarge => DropReason::FrameTooLarge,
+        TxError::Refused => DropReason::TxRefused,
+    }
+}
+
+/// The other open ports, by the pipeline's port id, while one is receiving.
+struct Others<'p> {
+    before: &'p mut [OpenPort],
+    after: &'p mut [OpenPort],
+    ingress: usize,
+}
+
+impl Others<'_> {
+    fn get(&mut self, id: PortId) -> Option<&mut Port> {
+        let i = usize::from(id.0);
+        let slot = if i < self.ingress {
+            self.before.get_mut(i)
+        } else {
+            self.after.get_mut(i.checked_sub(self.ingress + 1)?)
+        };
+        slot.and_then(|p| p.port.as_mut())
+    }
 }
 
 impl Forwarder {
     fn run(&mut self) {
-        let mut staging = vec![0u8; BATCH as usize * MAX_FRAME].into_boxed_slice();
-        let mut staged: Vec<(usize, usize)> = Vec::with_capacity(BATCH as usize);
-        while !self.shared.stop.load(Ordering::Relaxed) {
-            let beat = self.shared.started.elapsed().as_millis() as u64;
-            self.shared.heartbeat_ms.store(beat, Ordering::Relaxed);
-            let plan = self.shared.plan.load_full();
+        while !self.control.stopping() {
+            self.control.beat();
+            let plan = self.control.plan();
             self.match_ports(&plan.ports);
-            self.match_host(&plan);
-            self.watch_links();
             let fds: Vec<i32> = self
                 .ports
                 .iter()
@@ -340,151 +128,134 @@ impl Forwarder {
                 tracing::warn!(error = %e, "poll failed");
             }
             for index in 0..self.ports.len() {
-                let Some(port) = self.ports[index].port.as_mut() else {
-                    continue;
-                };
-                let ingress = PortId(index as u16);
-                let counters = &self.shared.counters;
-                let tables = &plan.tables;
-                let staging = &mut staging;
-                let staged = &mut staged;
-                let received = port.receive(BATCH, &mut |buf, offset, len| {
-                    let verdict =
-                        trunkline_pipeline::process(tables, ingress, buf, offset, len, counters);
-                    match verdict {
-                        Verdict::Transmit { port, offset, len } if port == ingress => {
-                            Action::Transmit { offset, len }
-                        }
-                        Verdict::Transmit { port, offset, len }
-                            if len <= MAX_FRAME && staged.len() < BATCH as usize =>
-                        {
-                            let slot = staged.len() * MAX_FRAME;
-                            staging[slot..slot + len].copy_from_slice(&buf[offset..offset + len]);
-                            staged.push((port.0 as usize, len));
-                            Action::Drop
-                        }
-                        _ => Action::Drop,
-                    }
-                });
-                if let Err(e) = received {
-                    tracing::warn!(port = self.ports[index].name, error = %e, "receive failed");
-                }
-                for (slot, &(egress, len)) in staged.iter().enumerate() {
-                    if let Some(out) = self.ports.get_mut(egress).and_then(|p| p.port.as_mut()) {
-                        out.send_copy(&staging[slot * MAX_FRAME..slot * MAX_FRAME + len]);
-                    }
-                }
-                staged.clear();
+                self.receive(&plan, index);
             }
             for port in self.ports.iter_mut().filter_map(|p| p.port.as_mut()) {
                 port.flush();
+            }
+            if self.last_losses.elapsed() >= LOSSES {
+                self.last_losses = Instant::now();
+                self.count_losses(&plan);
             }
         }
         tracing::info!("forwarding stopped; closing ports");
         self.ports.clear();
     }
 
-    /// Every few seconds, reports trunk ports whose link is not up (the
-    /// port stays open: frames flow again as soon as the link does).
-    fn watch_links(&mut self) {
-        if self.last_link_check.elapsed() < RETRY {
-            return;
-        }
-        self.last_link_check = Instant::now();
-        let Some(host) = self.host.as_ref() else {
-            return;
-        };
-        let open: Vec<&str> = self
-            .ports
-            .iter()
-            .filter(|p| p.port.is_some())
-            .map(|p| p.name.as_str())
-            .collect();
-        let Ok(states) = host.link_states(&open) else {
+    /// One batch from port `index`.
+    fn receive(&mut self, plan: &Plan, index: usize) {
+        let control = self.control.clone();
+        let pipeline = Pipeline::new(&plan.tables, control.counters());
+        let ingress = PortId(index as u16);
+        let (before, rest) = self.ports.split_at_mut(index);
+        let Some((this, after)) = rest.split_first_mut() else {
             return;
         };
-        let mut state = self.shared.state();
-        for (name, link) in states {
-            if let Some(status) = state.ports.iter_mut().find(|p| p.name == name) {
-                let (wanted, message) = match link {
-                    Ok(()) => ("Up", None),
-                    Err(why) => ("Down", Some(why)),
-                };
-                if status.state != wanted || status.message != message {
-                    tracing::info!(port = name, state = wanted, "link state changed");
-                    status.state = wanted.to_owned();
-                    status.message = message;
+        let name = this.name.clone();
+        let Some(port) = this.port.as_mut() else {
+            return;
+        };
+        // An AF_XDP port took the frame from the kernel: it cannot pass it.
+        let consumes = port.backend() == Backend::AfXdp;
+        let mut others = Others {
+            before,
+            after,
+            ingress: index,
+        };
+        let handled = port.receive(
+            BATCH,
+            &mut |buf, offset, len, same: &mut dyn Sender| match pipeline
+                .process(ingress, buf, offset, len)
+            {
+                Verdict::Transmit {
+                    port,
+                    offset,
+                    len,
+                    vmi,
+                } if port == ingress => Action::Transmit {
+                    offset,
+                    len,
+                    tag: VmiId::to_tag(vmi),
+                },
+                Verdict::Transmit {
+                    port,
+                    offset,
+                    len,
+                    vmi,
+                } => {
+                    match others.get(port) {
+                        Some(out) => match out.send_copy(&buf[offset..offset + len]) {
+                            Ok(()) => pipeline.sent(vmi, len),
+                            Err(e) => pipeline.lost(tx_reason(e), 1),
+                        },
+                        None => pipeline.lost(DropReason::EgressDown, 1),
+                    }
+                    Action::Drop
                 }
-            }
+                Verdict::Flood(flood) => {
+                    let source: &[u8] = buf;
+                    for member in 0..pipeline.flood_members(&flood) {
+                        let Some(egress) = pipeline.flood_egress(&flood, member) else {
+                            continue;
+                        };
+                        let mut copied: Result<(usize, Option<VmiId>), DropReason> =
+                            Err(DropReason::EgressDown);
+                        let mut fill = |dst: &mut [u8]| match pipeline
+                            .flood_copy(&flood, member, source, dst)
+                        {
+                            Ok((offset, len, vmi)) => {
+                                copied = Ok((len, vmi));
+                                Some((offset, len))
+                            }
+                            Err(reason) => {
+                                copied = Err(reason);
+                                None
+                            }
+                        };
+                        let sent = if egress == ingress {
+                            same.send_with(&mut fill)
+                        } else {
+                            match others.get(egress) {
+                                Some(out) => out.send_with(&mut fill),
+                                None => Ok(false),
+                            }
+                        };
+                        match (sent, copied) {
+                            (Ok(true), Ok((len, vmi))) => pipeline.sent(vmi, len),
+                            (Err(e), _) => pipeline.lost(tx_reason(e), 1),
+                            (_, Err(reason)) => pipeline.lost(reason, 1),
+                            (Ok(false), Ok(_)) => {}
+                        }
+                    }
+                    Action::Drop
+                }
+                Verdict::Pass => {
+                    if consumes {
+                        pipeline.lost(DropReason::PassLost, 1);
+                    }
+                    Action::Drop
+                }
+                Verdict::Drop(_) => Action::Drop,
+            },
+            &mut |tag, len, sent| match sent {
+                Ok(()) => pipeline.sent(VmiId::from_tag(tag), len),
+                Err(e) => pipeline.lost(tx_reason(e), 1),
+            },
+        );
+        if let Err(e) = handled {
+            tracing::warn!(port = name, error = %e, "receive failed");
         }
     }
 
-    /// Sets up the host side of the plan's virtual gateways (once per plan,
-    /// and again every few seconds while something failed): removes our
-    /// links no longer declared, configures the taps, turns forwarding on.
-    fn match_host(&mut self, plan: &Plan) {
-        // Before the first plan built from a synced view, the declared set is
-        // unknown: deleting "undeclared" links then would remove live ones.
-        if plan.version == 0
-            || (plan.version == self.host_version
-                && !(self.host_retry && self.last_retry.elapsed() >= RETRY))
-        {
-            return;
+    /// Counts what the ports lost before any frame handler saw it.
+    fn count_losses(&mut self, plan: &Plan) {
+        let pipeline = Pipeline::new(&plan.tables, self.control.counters());
+        for port in self.ports.iter_mut().filter_map(|p| p.port.as_mut()) {
+            let losses = port.take_losses();
+            pipeline.lost(DropReason::FrameTooLarge, losses.too_large);
+            pipeline.lost(DropReason::RxKernelDropped, losses.kernel_dropped);
+            pipeline.lost(DropReason::RxRingFull, losses.ring_full);
         }
-        let Some(host) = self.host.as_ref() else {
-            return;
-        };
-        self.host_version = plan.version;
-        let mut problems = Vec::new();
-        match host.remove_undeclared(&plan.virtual_gateways) {
-            Ok(removed) => {
-                for name in removed {
-                    tracing::info!(
-                        interface = name,
-                        "removed a virtual gateway interface no longer declared"
-                    );
-                }
-            }
-            Err(e) => problems.push(format!("cleaning up virtual gateway interfaces: {e}")),
-        }
-        let mut ready = Vec::new();
-        for spec in &plan.virtual_gateways {
-            let open = self
-                .ports
-                .iter()
-                .any(|p| p.name == spec.interface && p.port.is_some());
-            if !open {
-                problems.push(format!(
-                    "VirtualGateway {}: interface {} could not be opened",
-                    spec.name, spec.interface
-                ));
-                continue;
-            }
-            match host.configure(spec) {
-                Ok(()) => ready.push(spec.interface.clone()),
-                Err(e) => problems.push(format!("VirtualGateway {}: {e}", spec.name)),
-            }
-        }
-        let v4 = plan
-            .virtual_gateways
-            .iter()
-            .flat_map(|v| &v.subnets)
-            .any(|s| s.addr().is_ipv4());
-        let v6 = plan
-            .virtual_gateways
-            .iter()
-            .flat_map(|v| &v.subnets)
-            .any(|s| s.addr().is_ipv6());
-        if let Err(e) = crate::hostnet::enable_forwarding(v4, v6) {
-            problems.push(format!("enabling IP forwarding: {e}"));
-        }
-        for problem in &problems {
-            tracing::warn!("{problem}");
-        }
-        self.host_retry = !problems.is_empty();
-        let mut state = self.shared.state();
-        state.vgw_ready = ready;
-        state.vgw_problems = problems;
     }
 
     /// Opens and closes ports so that they match `specs` (index = PortId),
@@ -509,7 +280,7 @@ impl Forwarder {
                 .map(|i| old.swap_remove(i));
             let port = match existing {
                 Some(open) => Ok(open.port.expect("open")),
-                None if spec.tap => self.open_tap(name),
+                None if spec.tap => open_tap(name),
                 None => Port::open(name, self.backend),
             };
             let (port, state, message) = match port {
@@ -536,31 +307,28 @@ impl Forwarder {
             });
         }
         drop(old);
-        let mut state = self.shared.state();
-        state.ports = statuses;
-        if backend.is_some() {
-            state.backend = backend;
-        }
+        let open = self
+            .ports
+            .iter()
+            .filter(|p| p.port.is_some())
+            .map(|p| p.name.clone())
+            .collect();
+        self.control.set_ports(statuses, open, backend);
     }
+}
 
-    /// Opens a virtual gateway's tap, unless an interface of that name
-    /// exists that trunkline did not create: that one is left alone.
-    fn open_tap(&self, name: &str) -> Result<Port, trunkline_xdp::Error> {
-        let refuse = |what: &'static str, source: std::io::Error| trunkline_xdp::Error::Socket {
-            what,
-            source,
-        };
-        match self.host.as_ref().map(|h| h.foreign(name)) {
-            Some(Ok(false)) => Port::open_tap(name),
-            Some(Ok(true)) => Err(refuse(
-                "an interface of that name exists and was not created by trunkline; it is left alone",
-                std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-            )),
-            Some(Err(e)) => Err(refuse("listing interfaces", std::io::Error::other(e))),
-            None => Err(refuse(
-                "no netlink access",
-                std::io::Error::from(std::io::ErrorKind::Unsupported),
-            )),
-        }
+/// Opens a virtual gateway's tap, unless an interface of that name exists
+/// that trunkline did not create: that one is left alone.
+fn open_tap(name: &str) -> Result<Port, trunkline_xdp::Error> {
+    let refuse =
+        |what: &'static str, source: std::io::Error| trunkline_xdp::Error::Socket { what, source };
+    match crate::hostnet::HostNetwork::new().map(|h| h.foreign(name)) {
+        Ok(Ok(false)) => Port::open_tap(name),
+        Ok(Ok(true)) => Err(refuse(
+            "an interface of that name exists and was not created by trunkline; it is left alone",
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        )),
+        Ok(Err(e)) => Err(refuse("listing interfaces", std::io::Error::other(e))),
+        Err(e) => Err(refuse("no netlink access", e)),
     }
 }

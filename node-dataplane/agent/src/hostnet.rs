@@ -9,6 +9,11 @@
 //!  forwarding thread: host port of the network's VRF
 //! ```
 //!
+//! It also reads what the overlay needs from the host: the fabric
+//! interface's MAC and MTU, and the MAC of the underlay next hop toward each
+//! tunnel peer (the host's route to the peer, then its neighbour table,
+//! asking the kernel to resolve an entry it lacks).
+//!
 //! What is ours is marked on the host itself, so a restarted agent knows it
 //! without any local state: links carry the alias `trunkline:vgw:<name>`,
 //! routes the protocol number [`ROUTE_PROTOCOL`]. The agent adopts marked
@@ -56,6 +61,15 @@ pub fn interface_mac(interface: &str) -> [u8; 6] {
 
 /// A link's state: up, or down with the reason.
 pub type LinkState = Result<(), String>;
+
+/// What the fast path needs to know about the fabric interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FabricFacts {
+    /// Its MAC: the outer source MAC of tunnel packets.
+    pub mac: [u8; 6],
+    /// Its MTU: the largest outer IP packet.
+    pub mtu: u32,
+}
 
 /// Netlink access to the node's network namespace.
 pub struct HostNetwork {
@@ -208,6 +222,140 @@ impl HostNetwork {
                     .map_err(|e| format!("removing route {prefix}: {e}"))?;
             }
             Ok(())
+        })
+    }
+
+    /// The MAC and MTU of `interface`, if it exists.
+    pub fn fabric_facts(&self, interface: &str) -> Result<Option<FabricFacts>, String> {
+        self.runtime.block_on(async {
+            let links = self.links().await.map_err(|e| e.to_string())?;
+            Ok(links
+                .iter()
+                .find(|l| link_name(l) == Some(interface))
+                .and_then(|l| {
+                    let mac = l.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::Address(a) if a.len() == 6 => {
+                            let mut mac = [0u8; 6];
+                            mac.copy_from_slice(a);
+                            Some(mac)
+                        }
+                        _ => None,
+                    })?;
+                    let mtu = l.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::Mtu(m) => Some(*m),
+                        _ => None,
+                    })?;
+                    Some(FabricFacts { mac, mtu })
+                }))
+        })
+    }
+
+    /// The MAC of the underlay next hop toward `peer`: the host's route to
+    /// it gives the gateway (or the peer itself, on-link) and the interface;
+    /// the neighbour table gives the MAC. When the table has no usable entry
+    /// the kernel is asked to resolve one (`NTF_USE`, as Cilium does) and
+    /// `None` is returned: a later call finds it.
+    pub fn next_hop_mac(&self, peer: IpAddr) -> Result<Option<[u8; 6]>, String> {
+        use rtnetlink::packet_route::neighbour::{
+            NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourState,
+        };
+        use rtnetlink::packet_route::route::RouteAddress;
+        self.runtime.block_on(async {
+            let query = match peer {
+                IpAddr::V4(a) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                    .destination_prefix(a, 32)
+                    .build(),
+                IpAddr::V6(a) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                    .destination_prefix(a, 128)
+                    .build(),
+            };
+            let routes: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(query)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| format!("no route to {peer}: {e}"))?;
+            let route = routes
+                .first()
+                .ok_or_else(|| format!("no route to {peer}"))?;
+            let oif = route
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    RouteAttribute::Oif(i) => Some(*i),
+                    _ => None,
+                })
+                .ok_or_else(|| format!("the route to {peer} has no interface"))?;
+            let gateway = route.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(IpAddr::V4(*g)),
+                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => Some(IpAddr::V6(*g)),
+                _ => None,
+            });
+            let next_hop = gateway.unwrap_or(peer);
+            let neighbours: Vec<_> = self
+                .handle
+                .neighbours()
+                .get()
+                .set_address_family(if next_hop.is_ipv4() {
+                    rtnetlink::packet_route::AddressFamily::Inet
+                } else {
+                    rtnetlink::packet_route::AddressFamily::Inet6
+                })
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| format!("reading the neighbour table: {e}"))?;
+            let usable = |state: NeighbourState| {
+                matches!(
+                    state,
+                    NeighbourState::Reachable
+                        | NeighbourState::Stale
+                        | NeighbourState::Delay
+                        | NeighbourState::Probe
+                        | NeighbourState::Permanent
+                        | NeighbourState::Noarp
+                )
+            };
+            let found = neighbours.iter().find_map(|n| {
+                if n.header.ifindex != oif || !usable(n.header.state) {
+                    return None;
+                }
+                let destination = n.attributes.iter().find_map(|a| match a {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                        Some(IpAddr::V4(*a))
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                        Some(IpAddr::V6(*a))
+                    }
+                    _ => None,
+                })?;
+                if destination != next_hop {
+                    return None;
+                }
+                n.attributes.iter().find_map(|a| match a {
+                    NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
+                        let mut mac = [0u8; 6];
+                        mac.copy_from_slice(l);
+                        Some(mac)
+                    }
+                    _ => None,
+                })
+            });
+            if found.is_none() {
+                // Ask the kernel to resolve it (ARP or ND on the fabric).
+                let _ = self
+                    .handle
+                    .neighbours()
+                    .add(oif, next_hop)
+                    .state(NeighbourState::None)
+                    .flags(NeighbourFlags::Use)
+                    .replace()
+                    .execute()
+                    .await;
+            }
+            Ok(found)
         })
     }
 

@@ -4,33 +4,44 @@
 //!   loop, at least every 100 ms).
 //! - `/readyz`: the tables were built from a complete view of the API and
 //!   every port is up.
-//! - `/metrics`: Prometheus text format: per-VMI packet and byte counters,
-//!   drops by reason, table version and sizes, port state.
+//! - `/metrics`: Prometheus text format (see [`crate::metrics`]).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::forward::Shared;
+use crate::control::Control;
+use crate::metrics::Metrics;
+
+/// What the endpoints read.
+#[derive(Clone)]
+struct Endpoints {
+    control: Arc<Control>,
+    metrics: Arc<Metrics>,
+}
 
 /// Serves the endpoints on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    control: Arc<Control>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<()> {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(shared);
+        .route("/metrics", get(render_metrics))
+        .with_state(Endpoints { control, metrics });
     tracing::info!(addr = ?listener.local_addr(), "serving /healthz, /readyz, /metrics");
     axum::serve(listener, app).await
 }
 
-async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
-    let age = shared.heartbeat_age();
+async fn healthz(State(e): State<Endpoints>) -> (StatusCode, String) {
+    let age = e.control.heartbeat_age();
     if age < Duration::from_secs(5) {
         (StatusCode::OK, "ok\n".to_owned())
     } else {
@@ -41,8 +52,8 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
     }
 }
 
-async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
-    let report = shared.report();
+async fn readyz(State(e): State<Endpoints>) -> (StatusCode, String) {
+    let report = e.control.report();
     let down: Vec<String> = report
         .ports
         .iter()
@@ -67,61 +78,21 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
     }
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> String {
-    let started = Instant::now();
-    let mut out = String::new();
-    let report = shared.report();
-    let _ = writeln!(
-        out,
-        "# HELP trunkline_dataplane_tables_version Version of the tables in the fast path."
-    );
-    let _ = writeln!(out, "# TYPE trunkline_dataplane_tables_version gauge");
-    let _ = writeln!(
-        out,
-        "trunkline_dataplane_tables_version {}",
-        report.tables_version
-    );
-    let _ = writeln!(
-        out,
-        "# HELP trunkline_dataplane_objects Objects in the node's tables, by kind."
-    );
-    let _ = writeln!(out, "# TYPE trunkline_dataplane_objects gauge");
-    let c = &report.counts;
-    for (kind, n) in [
-        ("LogicalInterface", c.logical_interfaces),
-        ("VirtualMachineInterface", c.virtual_machine_interfaces),
-        ("RoutingInstance", c.routing_instances),
-        ("Route", c.routes),
-    ] {
-        let _ = writeln!(out, "trunkline_dataplane_objects{{kind=\"{kind}\"}} {n}");
+async fn render_metrics(State(e): State<Endpoints>) -> axum::response::Response {
+    match e.metrics.render() {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not render the metrics\n",
+        )
+            .into_response(),
     }
-    let _ = writeln!(
-        out,
-        "# HELP trunkline_dataplane_port_up Whether a trunk port is open and forwarding."
-    );
-    let _ = writeln!(out, "# TYPE trunkline_dataplane_port_up gauge");
-    for port in &report.ports {
-        let backend = report.backend.as_deref().unwrap_or("none");
-        let _ = writeln!(
-            out,
-            "trunkline_dataplane_port_up{{port=\"{}\",backend=\"{backend}\"}} {}",
-            port.name,
-            u8::from(port.state == "Up")
-        );
-    }
-    shared.write_packet_metrics(&mut out);
-    let _ = writeln!(
-        out,
-        "# HELP trunkline_dataplane_metrics_render_seconds Time to render this page."
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE trunkline_dataplane_metrics_render_seconds gauge"
-    );
-    let _ = writeln!(
-        out,
-        "trunkline_dataplane_metrics_render_seconds {}",
-        started.elapsed().as_secs_f64()
-    );
-    out
 }

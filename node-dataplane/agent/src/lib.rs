@@ -2,28 +2,33 @@
 //!
 //! ```text
 //!  kube-apiserver
-//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, own PhysicalRouter
+//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, own PhysicalRouter
 //!    v
 //!  stores --(any change, debounced)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
 //!                                          v
-//!                          forward::compile() -> Plan { tables, ports }  --ArcSwap--+
-//!                                                                                    |
-//!  forwarding thread (forward.rs): ports (AF_XDP / AF_PACKET), per batch: load plan, |
-//!     pipeline::process each frame, transmit in place            <-------------------+
+//!                 Control::install: compile -> Plan { tables, ports, vgws } --ArcSwap--+
+//!                                                                                       |
+//!  forwarding thread (forward.rs): ports (AF_XDP / AF_PACKET / tap), per batch: load    |
+//!     the plan, pipeline::process each frame, send, count what was sent  <-------------+
+//!  host thread (host.rs): netlink: virtual gateways, link states, fabric facts,          |
+//!     underlay next hops of tunnel peers                                  <-------------+
 //!
-//!  reporter: NodeReport -> PhysicalRouter status (server-side apply, only on change)
-//!  http: /healthz /readyz /metrics
+//!  reporter (report.rs): NodeReport -> PhysicalRouter status (server-side apply, only on change)
+//!  http (http.rs, metrics.rs): /healthz /readyz /metrics
 //! ```
 //!
 //! When the API server is unreachable the watches retry with backoff and the
 //! forwarding thread keeps the last tables: traffic never depends on the
 //! control plane being up.
 
+pub mod control;
 pub mod desired;
 pub mod forward;
+pub mod host;
 pub mod hostnet;
 pub mod http;
+pub mod metrics;
 pub mod report;
 
 use std::future::Future;
@@ -41,7 +46,7 @@ use trunkline_api::{
 };
 use trunkline_xdp::BackendChoice;
 
-use crate::forward::Shared;
+use crate::control::Control;
 use crate::report::Reporter;
 
 /// How the agent runs.
@@ -73,9 +78,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
-    /// The forwarding thread could not be started.
-    #[error("starting the forwarding thread: {0}")]
-    Thread(std::io::Error),
+    /// A thread could not be started.
+    #[error("starting the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
 }
 
 /// Starts a reflector for `api` whose events wake `changed`; returns its store.
@@ -113,18 +118,28 @@ pub async fn run(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Control::default());
     let forwarding = forward::spawn(shared.clone(), options.backend, options.port_netns.clone())
-        .map_err(Error::Thread)?;
+        .map_err(|e| Error::Thread("forwarding", e))?;
+    let fabric = Arc::new(std::sync::Mutex::new(host::Fabric::default()));
+    let fabric_changed = Arc::new(Notify::new());
+    let host_thread = host::spawn(
+        shared.clone(),
+        fabric.clone(),
+        fabric_changed.clone(),
+        options.port_netns.clone(),
+    )
+    .map_err(|e| Error::Thread("host", e))?;
 
     let http = {
         let shared = shared.clone();
+        let metrics = Arc::new(metrics::Metrics::new(shared.clone()));
         let addr = options.metrics_addr;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Http { addr, source })?;
         tokio::spawn(async move {
-            if let Err(e) = http::serve(listener, shared).await {
+            if let Err(e) = http::serve(listener, shared, metrics).await {
                 tracing::error!(error = %e, "metrics endpoint stopped");
             }
         })
@@ -262,6 +277,10 @@ pub async fn run(
     reporter.abort();
     http.abort();
     shared.stop();
-    let _ = tokio::task::spawn_blocking(move || forwarding.join()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = forwarding.join();
+        let _ = host_thread.join();
+    })
+    .await;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Per-packet cost of the pipeline and compile time of the tables, on a
 //! node with 4096 VMIs and logical interfaces: two gateway ports, VLANs
-//! 1..=2048 on each, spread over four networks.
+//! 1..=2048 on each, spread over four networks, each also hosted by a peer
+//! node with one remote VMI (the overlay: encapsulation and
+//! decapsulation with MPLS over UDP).
 //!
 //! Each iteration copies the frame back into its buffer (the pipeline
 //! rewrites it in place); `copy_only` measures that copy alone.
@@ -10,10 +12,22 @@ use std::net::IpAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use trunkline_pipeline::{
-    Counters, CreationOrder, DEFAULT_GATEWAY_MAC, HEADROOM, IpPrefix, LogicalInterfaceConfig,
-    NetworkConfig, NodeConfig, Pipeline, PortConfig, PortId, PortKind, SubnetConfig, Tables,
-    Verdict, VmiConfig,
+    Counters, CreationOrder, DEFAULT_GATEWAY_MAC, Encapsulation, HEADROOM, IpPrefix,
+    LogicalInterfaceConfig, NetworkConfig, NodeConfig, PeerConfig, Pipeline, PortConfig, PortId,
+    PortKind, RemoteVmiConfig, SubnetConfig, Tables, UnderlayConfig, Verdict, VmiConfig,
 };
+
+const FABRIC: PortId = PortId(3);
+const FABRIC_MAC: [u8; 6] = [2, 0xfa, 0, 0, 0, 1];
+const UNDERLAY: [u8; 4] = [192, 168, 100, 1];
+const PEER: [u8; 4] = [192, 168, 100, 2];
+/// The routed label of local VMI `i` and of the remote VMI of network `n`.
+const fn label(i: usize) -> u32 {
+    1000 + i as u32
+}
+const fn remote_label(n: usize) -> u32 {
+    100_000 + n as u32
+}
 
 const VMIS: usize = 4096;
 const VLANS_PER_PORT: usize = 2048;
@@ -41,6 +55,22 @@ fn config() -> NodeConfig {
             kind: PortKind::Gateway,
         });
     }
+    config.ports.push(PortConfig {
+        id: FABRIC,
+        name: "eth0".into(),
+        kind: PortKind::Fabric,
+    });
+    config.underlay = Some(UnderlayConfig {
+        port: FABRIC,
+        address: IpAddr::from(UNDERLAY),
+        mac: FABRIC_MAC,
+        mtu: 1500,
+    });
+    config.peers.push(PeerConfig {
+        key: "node-b".into(),
+        address: IpAddr::from(PEER),
+        encapsulations: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
+    });
     for n in 0..NETWORKS {
         config.networks.push(NetworkConfig {
             key: format!("ns/net{n}"),
@@ -49,6 +79,18 @@ fn config() -> NodeConfig {
                 prefix: format!("10.{n}.0.0/16").parse::<IpPrefix>().unwrap(),
                 gateway: IpAddr::from([10, n as u8, 0, 1]),
             }],
+            label: Some(50 + n as u32),
+            vni: Some(5000 + n as u32),
+            peers: vec!["node-b".into()],
+            ..Default::default()
+        });
+        config.remote_vmis.push(RemoteVmiConfig {
+            key: format!("ns/remote-{n}"),
+            network: format!("ns/net{n}"),
+            peer: "node-b".into(),
+            mac: [2, 0, 0, 9, 0, n as u8],
+            ips: vec![IpAddr::from([10, n as u8, 200, 1])],
+            label: Some(remote_label(n)),
         });
     }
     for i in 0..VMIS {
@@ -59,6 +101,7 @@ fn config() -> NodeConfig {
             ips: vec![IpAddr::from(vmi_ip(i))],
             allowed_address_pairs: Vec::new(),
             port_security: true,
+            label: Some(label(i)),
         });
         config.logical_interfaces.push(LogicalInterfaceConfig {
             key: format!("ns/li-{i}"),
@@ -110,26 +153,36 @@ fn arp_frame(src: usize, vlan: u16, target: [u8; 4]) -> Vec<u8> {
     frame
 }
 
+/// An MPLS-over-UDP packet from the peer carrying `inner` (an IP packet)
+/// with `label`.
+fn tunnel_frame(label: u32, inner: &[u8]) -> Vec<u8> {
+    let mut payload = ((label << 12) | 0x100 | 64).to_be_bytes().to_vec();
+    payload.extend_from_slice(inner);
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0xfa, 0, 0, 0, 2], FABRIC_MAC)
+        .ipv4(PEER, UNDERLAY, 64)
+        .udp(50000, 6635)
+        .write(&mut frame, &payload)
+        .unwrap();
+    frame
+}
+
 fn bench_frame(
     c: &mut Criterion,
     name: &str,
     pipeline: &Pipeline<'_>,
+    port: PortId,
     frame: &[u8],
     check: fn(&Verdict) -> bool,
 ) {
     let mut buf = vec![0u8; HEADROOM + frame.len() + 64];
     buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
-    let verdict = pipeline.process(PortId(1), &mut buf, HEADROOM, frame.len());
+    let verdict = pipeline.process(port, &mut buf, HEADROOM, frame.len());
     assert!(check(&verdict), "{name}: unexpected {verdict:?}");
     c.bench_function(name, |b| {
         b.iter(|| {
             buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
-            black_box(pipeline.process(
-                black_box(PortId(1)),
-                black_box(&mut buf),
-                HEADROOM,
-                frame.len(),
-            ))
+            black_box(pipeline.process(black_box(port), black_box(&mut buf), HEADROOM, frame.len()))
         })
     });
 }
@@ -139,6 +192,10 @@ fn benches(c: &mut Criterion) {
     let (tables, rejected) = Tables::compile(&config);
     assert!(rejected.is_empty(), "{rejected:?}");
     assert_eq!(tables.logical_interfaces().len(), VMIS);
+    tables.set_next_hop_mac(
+        IpAddr::from(PEER),
+        Some(trunkline_wire::EthernetAddress([2, 0xfa, 0, 0, 0, 2])),
+    );
     let counters = Counters::for_worker(0);
     let pipeline = Pipeline::new(&tables, &counters);
 
@@ -157,6 +214,7 @@ fn benches(c: &mut Criterion) {
         c,
         "routed_ipv4_vlan100_to_vlan200",
         &pipeline,
+        PortId(1),
         &routed,
         |v| {
             matches!(
@@ -168,7 +226,7 @@ fn benches(c: &mut Criterion) {
             )
         },
     );
-    bench_frame(c, "arp_request_answered", &pipeline, &arp, |v| {
+    bench_frame(c, "arp_request_answered", &pipeline, PortId(1), &arp, |v| {
         matches!(
             v,
             Verdict::Transmit {
@@ -181,8 +239,44 @@ fn benches(c: &mut Criterion) {
         c,
         "dropped_no_logical_interface",
         &pipeline,
+        PortId(1),
         &dropped,
         |v| matches!(v, Verdict::Drop(_)),
+    );
+    // The overlay: routed to a VMI behind the peer (encapsulation), and a
+    // tunnel packet for a local VMI (decapsulation, then a VLAN tag pushed).
+    let src = vmi_at(100);
+    let mut to_remote = Vec::new();
+    etherparse::PacketBuilder::ethernet2(vmi_mac(src), DEFAULT_GATEWAY_MAC)
+        .single_vlan(etherparse::VlanId::try_new(100).unwrap())
+        .ipv4(vmi_ip(src), [10, (src % NETWORKS) as u8, 200, 1], 64)
+        .udp(40000, 53)
+        .write(&mut to_remote, &[0u8; 18])
+        .unwrap();
+    bench_frame(
+        c,
+        "routed_ipv4_encapsulated_mpls_over_udp",
+        &pipeline,
+        PortId(1),
+        &to_remote,
+        |v| matches!(v, Verdict::Transmit { port: FABRIC, .. }),
+    );
+    let inner = &udp_frame(vmi_at(200), 200, src)[18..];
+    bench_frame(
+        c,
+        "decapsulated_mpls_over_udp_to_vlan100",
+        &pipeline,
+        FABRIC,
+        &tunnel_frame(label(src), inner),
+        |v| {
+            matches!(
+                v,
+                Verdict::Transmit {
+                    port: PortId(1),
+                    ..
+                }
+            )
+        },
     );
 
     let mut group = c.benchmark_group("compile");

@@ -6,6 +6,18 @@
 //! here knows about Kubernetes: keys are the objects' `namespace/name`
 //! strings, references are keys, and the types derive `Ord` so that
 //! compilation can sort its input and be independent of the order it came in.
+//!
+//! ```text
+//!  NodeConfig
+//!   +- ports: gateway trunks, the fabric (underlay) port, host ports (vgw taps)
+//!   +- networks: VRF id, subnets, forwarding mode, VNI, bridged MPLS label,
+//!   |            encapsulation priority, the peers that also host it
+//!   +- vmis (local), logical_interfaces (port, VLAN) -> VMI
+//!   +- underlay: the fabric port, this node's tunnel address and MAC, MTU
+//!   +- peers: other gateway nodes and external VTEPs (address, encapsulations)
+//!   +- remote_vmis: VMIs (or static endpoints) behind a peer
+//!   +- routes: extra VRF routes (to a host port, to a peer, or discard)
+//! ```
 
 use core::fmt;
 use core::net::IpAddr;
@@ -47,6 +59,13 @@ pub struct NodeConfig {
     pub logical_interfaces: Vec<LogicalInterfaceConfig>,
     /// Extra VRF routes (for example toward a virtual gateway's host port).
     pub routes: Vec<RouteConfig>,
+    /// The node's side of the overlay, when it has a fabric port.
+    pub underlay: Option<UnderlayConfig>,
+    /// Tunnel endpoints of the overlay: the other gateway nodes hosting one
+    /// of this node's networks, and external VTEPs.
+    pub peers: Vec<PeerConfig>,
+    /// VMIs of this node's networks that live behind a peer.
+    pub remote_vmis: Vec<RemoteVmiConfig>,
 }
 
 impl Default for NodeConfig {
@@ -58,6 +77,9 @@ impl Default for NodeConfig {
             vmis: Vec::new(),
             logical_interfaces: Vec::new(),
             routes: Vec::new(),
+            underlay: None,
+            peers: Vec::new(),
+            remote_vmis: Vec::new(),
         }
     }
 }
@@ -79,8 +101,9 @@ pub enum PortKind {
     /// A trunk toward remote instances: frames are classified by their VLAN
     /// into logical interfaces.
     Gateway,
-    /// The underlay NIC: its frames are passed to the host stack (overlay
-    /// tunnels are a later step).
+    /// The underlay NIC: tunnel packets addressed to the node's underlay
+    /// address are decapsulated (see [`UnderlayConfig`]); everything else is
+    /// passed to the host stack.
     Fabric,
     /// A host interface attached to one network's VRF, such as a virtual
     /// gateway tap: its untagged frames are routed in that VRF, and routes
@@ -95,7 +118,7 @@ pub enum PortKind {
 }
 
 /// A virtual network and its routing instance.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct NetworkConfig {
     /// `namespace/name`.
     pub key: String,
@@ -103,6 +126,98 @@ pub struct NetworkConfig {
     pub vrf: u32,
     /// Its subnets.
     pub subnets: Vec<SubnetConfig>,
+    /// Bridging, routing or both.
+    pub mode: ForwardingMode,
+    /// Flood frames for unknown unicast MACs instead of dropping them.
+    pub flood_unknown_unicast: bool,
+    /// Its VXLAN network identifier, when it has one.
+    pub vni: Option<u32>,
+    /// Its MPLS label for bridged and flooded frames (payload: Ethernet),
+    /// the same on every node.
+    pub label: Option<u32>,
+    /// Encapsulations in order of preference; toward each peer the first
+    /// one the peer supports is used.
+    pub encapsulations: Vec<Encapsulation>,
+    /// Keys of the peers that also host the network: flooded frames are
+    /// replicated to them, and only they may send its tunnel traffic.
+    pub peers: Vec<String>,
+}
+
+/// How a network forwards, as the original's forwarding mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum ForwardingMode {
+    /// Bridge within the network, route across subnets (the default).
+    #[default]
+    L2L3,
+    /// Bridge only: no gateway address, no ARP proxy, no routing.
+    L2,
+    /// Route only: no bridging and no flooding.
+    L3,
+}
+
+impl ForwardingMode {
+    /// Whether frames are bridged (and broadcasts flooded).
+    pub const fn bridges(self) -> bool {
+        matches!(self, ForwardingMode::L2L3 | ForwardingMode::L2)
+    }
+
+    /// Whether packets to the gateway MAC are routed.
+    pub const fn routes(self) -> bool {
+        matches!(self, ForwardingMode::L2L3 | ForwardingMode::L3)
+    }
+}
+
+/// An encapsulation between tunnel endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Encapsulation {
+    /// MPLS over UDP (RFC 7510, port 6635): a label per VMI for routed
+    /// packets (inner IP), the network's label for bridged frames.
+    MplsOverUdp,
+    /// VXLAN (RFC 7348, port 4789): the network's VNI, inner Ethernet.
+    Vxlan,
+}
+
+/// The node's side of the overlay.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnderlayConfig {
+    /// The fabric port (a [`PortKind::Fabric`] port).
+    pub port: PortId,
+    /// The node's tunnel address: outer source of what it sends, and the
+    /// destination of the tunnel packets it decapsulates.
+    pub address: IpAddr,
+    /// The fabric port's MAC: outer source MAC.
+    pub mac: MacAddress,
+    /// The fabric's MTU: an outer IP packet never exceeds it.
+    pub mtu: u16,
+}
+
+/// A tunnel endpoint: another gateway node, or an external VTEP.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerConfig {
+    /// Its key (a node name, or `ExternalVTEP/<name>`).
+    pub key: String,
+    /// Its underlay address (the same family as the node's).
+    pub address: IpAddr,
+    /// The encapsulations it accepts.
+    pub encapsulations: Vec<Encapsulation>,
+}
+
+/// A VMI of one of this node's networks that lives behind a peer (on
+/// another gateway node, or a static endpoint behind an external VTEP).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RemoteVmiConfig {
+    /// `namespace/name` (unique among local and remote VMIs).
+    pub key: String,
+    /// The key of its network.
+    pub network: String,
+    /// The key of the peer it lives behind.
+    pub peer: String,
+    /// Its MAC.
+    pub mac: MacAddress,
+    /// Its addresses (each gets a host route through the peer).
+    pub ips: Vec<IpAddr>,
+    /// Its routed MPLS label (payload: IP), when it has one.
+    pub label: Option<u32>,
 }
 
 /// A subnet of a network and the gateway address the node answers for.
@@ -129,6 +244,9 @@ pub struct VmiConfig {
     pub allowed_address_pairs: Vec<AllowedAddressPair>,
     /// Whether source MAC and IP are checked (on by default in the original).
     pub port_security: bool,
+    /// Its routed MPLS label: tunnel packets carrying it are IP packets for
+    /// this VMI.
+    pub label: Option<u32>,
 }
 
 /// A source prefix (and MAC) a VMI may send from besides its own addresses.
@@ -177,10 +295,13 @@ pub struct RouteConfig {
 }
 
 /// Where a configured route sends packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NextHopConfig {
     /// Out of a host port attached to the same VRF.
     Port(PortId),
+    /// To a peer (by key), which routes the packet in the same network
+    /// (another node's virtual gateway, say).
+    Peer(String),
     /// Nowhere: matching packets are dropped.
     Discard,
 }

@@ -2,10 +2,16 @@
 //! another thread (the metrics exporter) reads.
 //!
 //! ```text
-//!  worker 0 --> Counters::for_worker(0): frames, verdicts, drops ----+
+//!  worker 0 --> Counters::for_worker(0): frames, verdicts, sent, drops +
 //!  worker 1 --> Counters::for_worker(1)                              +-> snapshot() + ... -> metrics
 //!  worker w --> VmiCounters (one per VMI, in the Tables): shard w ---+   (tables.vmi_counters())
 //! ```
+//!
+//! Verdicts and transmissions are counted apart: the pipeline decides
+//! (`forwarded`, `flooded`, `passed`, a drop by reason), the I/O layer sends
+//! and reports each frame that really left (`sent`, and the VMI's transmit
+//! counters) or the reason it did not (a drop such as `tx_ring_full`). So
+//! nothing is counted as sent that was not sent.
 //!
 //! Every counter is an `AtomicU64` read with `Relaxed` ordering: readers want
 //! totals, not an order between counters. Locked read-modify-writes
@@ -66,8 +72,11 @@ impl Writer {
 pub struct Counters {
     writer: Writer,
     received: AtomicU64,
-    transmitted: AtomicU64,
+    forwarded: AtomicU64,
+    flooded: AtomicU64,
     passed: AtomicU64,
+    sent: AtomicU64,
+    sent_bytes: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
 }
 
@@ -98,8 +107,11 @@ impl Counters {
         Counters {
             writer,
             received: AtomicU64::new(0),
-            transmitted: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
+            flooded: AtomicU64::new(0),
             passed: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
             drops: core::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -110,9 +122,26 @@ impl Counters {
         let w = self.writer;
         w.add(&self.received, 1);
         match verdict {
-            Verdict::Transmit { .. } => w.add(&self.transmitted, 1),
+            Verdict::Transmit { .. } => w.add(&self.forwarded, 1),
+            Verdict::Flood(_) => w.add(&self.flooded, 1),
             Verdict::Pass => w.add(&self.passed, 1),
             Verdict::Drop(reason) => w.add(&self.drops[reason.index()], 1),
+        }
+    }
+
+    /// Count a frame that left by a port (`len` bytes).
+    #[inline]
+    pub fn sent(&self, len: usize) {
+        self.writer.add(&self.sent, 1);
+        self.writer.add(&self.sent_bytes, len as u64);
+    }
+
+    /// Count `n` frames dropped after (or before) the pipeline decided:
+    /// by the I/O layer, for `reason`.
+    #[inline]
+    pub fn lost(&self, reason: DropReason, n: u64) {
+        if n > 0 {
+            self.writer.add(&self.drops[reason.index()], n);
         }
     }
 
@@ -130,7 +159,7 @@ impl Counters {
         self.writer.add(&vmi.cells(self.writer).rx_dropped, 1);
     }
 
-    /// Count a frame sent to a VMI.
+    /// Count a frame sent to a VMI (once it was really sent).
     #[inline]
     pub(crate) fn vmi_tx(&self, vmi: &VmiCounters, bytes: usize) {
         let cells = vmi.cells(self.writer);
@@ -147,8 +176,11 @@ impl Counters {
     pub fn snapshot(&self) -> CounterSnapshot {
         CounterSnapshot {
             received: self.received.load(Ordering::Relaxed),
-            transmitted: self.transmitted.load(Ordering::Relaxed),
+            forwarded: self.forwarded.load(Ordering::Relaxed),
+            flooded: self.flooded.load(Ordering::Relaxed),
             passed: self.passed.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            sent_bytes: self.sent_bytes.load(Ordering::Relaxed),
             drops: core::array::from_fn(|i| self.drops[i].load(Ordering::Relaxed)),
         }
     }
@@ -160,10 +192,16 @@ impl Counters {
 pub struct CounterSnapshot {
     /// Frames processed.
     pub received: u64,
-    /// Frames transmitted.
-    pub transmitted: u64,
+    /// Frames the pipeline decided to send to one egress.
+    pub forwarded: u64,
+    /// Frames the pipeline decided to flood (each copy sent counts in `sent`).
+    pub flooded: u64,
     /// Frames passed to the host.
     pub passed: u64,
+    /// Frames that left by a port (forwarded, replies, flood copies).
+    pub sent: u64,
+    /// Bytes of those frames.
+    pub sent_bytes: u64,
     /// Frames dropped, indexed by [`DropReason::index`].
     pub drops: [u64; DropReason::COUNT],
 }
@@ -172,8 +210,11 @@ impl Default for CounterSnapshot {
     fn default() -> Self {
         CounterSnapshot {
             received: 0,
-            transmitted: 0,
+            forwarded: 0,
+            flooded: 0,
             passed: 0,
+            sent: 0,
+            sent_bytes: 0,
             drops: [0; DropReason::COUNT],
         }
     }
@@ -199,8 +240,11 @@ impl CounterSnapshot {
 impl AddAssign for CounterSnapshot {
     fn add_assign(&mut self, rhs: CounterSnapshot) {
         self.received += rhs.received;
-        self.transmitted += rhs.transmitted;
+        self.forwarded += rhs.forwarded;
+        self.flooded += rhs.flooded;
         self.passed += rhs.passed;
+        self.sent += rhs.sent;
+        self.sent_bytes += rhs.sent_bytes;
         for (a, b) in self.drops.iter_mut().zip(rhs.drops) {
             *a += b;
         }
@@ -289,10 +333,14 @@ mod tests {
             port: PortId(1),
             offset: 0,
             len: 60,
+            vmi: None,
         });
+        b.sent(60);
+        b.lost(DropReason::TxRingFull, 0);
         let total = a.snapshot() + b.snapshot();
         assert_eq!(total.received, 4);
-        assert_eq!(total.transmitted, 1);
+        assert_eq!(total.forwarded, 1);
+        assert_eq!((total.sent, total.sent_bytes), (1, 60));
         assert_eq!(total.passed, 1);
         assert_eq!(total.drops(DropReason::NoRoute), 2);
         assert_eq!(total.dropped(), 2);

@@ -1,6 +1,7 @@
 //! The pure packet pipeline of a gateway node: immutable tables compiled
 //! from the desired state, and the per-frame decision (VLAN to VMI, source
-//! checks, ARP/ND proxy, VRF routing, re-tagging).
+//! checks, ARP/ND proxy, VRF routing, re-tagging, bridging and flooding, the
+//! overlay's encapsulation and decapsulation, ICMP errors).
 //!
 //! ```text
 //!  NodeConfig --Tables::compile--> (Tables, Vec<Rejected>)
@@ -10,7 +11,10 @@
 //!  rx batch --> Pipeline::new(&tables, &counters).process(port, buf, offset, len)
 //!                                     |
 //!                                     v
-//!              Verdict::Transmit { port, offset, len } | Pass | Drop(DropReason)
+//!              Verdict::Transmit { port, offset, len, vmi } | Flood | Pass | Drop(DropReason)
+//!                                     |
+//!  caller sends; counts with Pipeline::sent / Pipeline::lost; replicates a
+//!  Flood with Pipeline::flood_members / flood_egress / flood_copy
 //! ```
 //!
 //! Nothing here does I/O, takes a lock or allocates per packet; the frame is
@@ -27,13 +31,15 @@ pub mod tables;
 pub mod verdict;
 
 pub use config::{
-    AllowedAddressPair, CreationOrder, DEFAULT_GATEWAY_MAC, IpPrefix, LogicalInterfaceConfig,
-    MacAddress, NetworkConfig, NextHopConfig, NodeConfig, PortConfig, PortId, PortKind,
-    PrefixError, RouteConfig, SubnetConfig, VmiConfig,
+    AllowedAddressPair, CreationOrder, DEFAULT_GATEWAY_MAC, Encapsulation, ForwardingMode,
+    IpPrefix, LogicalInterfaceConfig, MacAddress, NetworkConfig, NextHopConfig, NodeConfig,
+    PeerConfig, PortConfig, PortId, PortKind, PrefixError, RemoteVmiConfig, RouteConfig,
+    SubnetConfig, UnderlayConfig, VmiConfig,
 };
 pub use counters::{CounterSnapshot, Counters, MAX_WORKERS, VmiCounterSnapshot, VmiCounters};
-pub use process::{FrameBuf, HEADROOM, L2Header, Pipeline, parse_l2, process};
+pub use process::{FrameBuf, HEADROOM, L2Header, MAX_OVERHEAD, Pipeline, parse_l2, process};
 pub use tables::{
-    Egress, LogicalInterface, NextHop, ObjectRef, RejectReason, Rejected, Tables, Vmi, VmiId,
+    Egress, LogicalInterface, NextHop, ObjectRef, Peer, PeerId, RejectReason, Rejected, RemoteId,
+    Tables, Vmi, VmiId,
 };
-pub use verdict::{DropReason, Verdict};
+pub use verdict::{DropReason, Flood, Verdict};

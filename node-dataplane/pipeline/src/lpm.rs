@@ -114,7 +114,6 @@ impl<K: LpmKey, V: Copy> Lpm<K, V> {
     }
 
     /// How many routes.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.levels.iter().map(|l| l.routes.len()).sum()
     }

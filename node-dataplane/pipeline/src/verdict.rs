@@ -4,13 +4,17 @@
 use core::fmt;
 
 use crate::config::PortId;
+use crate::tables::{PeerId, VmiId};
 
 /// The decision for one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
     /// Send the frame, rewritten in place, out of `port`. It now lies at
     /// `buf[offset..offset + len]`, which may differ from where it arrived
-    /// (a VLAN tag pushed into the headroom or popped, a reply that grew).
+    /// (a VLAN tag pushed into the headroom or popped, a reply that grew,
+    /// outer headers of a tunnel). When it goes to (or answers) a VMI, `vmi`
+    /// names it: the caller counts the VMI's transmit counters once the frame
+    /// is really sent ([`Pipeline::sent`](crate::Pipeline::sent)).
     Transmit {
         /// The egress port.
         port: PortId,
@@ -18,11 +22,41 @@ pub enum Verdict {
         offset: usize,
         /// Its length now.
         len: usize,
+        /// The VMI the frame is sent to, if any.
+        vmi: Option<VmiId>,
     },
+    /// Send a copy of the frame to every member of a network's flood list
+    /// but where it came from; see [`Pipeline::flood_members`](crate::Pipeline::flood_members).
+    Flood(Flood),
     /// Hand the frame, unchanged, to the host stack.
     Pass,
     /// Drop the frame.
     Drop(DropReason),
+}
+
+/// A frame to replicate: `buf[offset..offset + len]` is the Ethernet frame
+/// as it should be copied (possibly tagged; left unchanged by the pipeline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flood {
+    /// The VRF (its position in the tables) whose flood list applies.
+    pub(crate) vrf: u32,
+    /// Where the frame to copy starts.
+    pub offset: usize,
+    /// Its length.
+    pub len: usize,
+    /// Where it came from: never sent back there.
+    pub(crate) from: FloodSource,
+}
+
+/// Where a flooded frame came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum FloodSource {
+    /// A logical interface: (port, VLAN).
+    Local { port: PortId, vlan: u16 },
+    /// A host port.
+    Host,
+    /// A tunnel peer: the copies go to local members only (split horizon).
+    Tunnel(PeerId),
 }
 
 macro_rules! drop_reasons {
@@ -109,11 +143,11 @@ drop_reasons! {
     /// A neighbour solicitation for the sender's own address (duplicate
     /// address detection): answering would make it give the address up.
     NdOwnAddress => "nd_own_address",
-    /// Broadcast or multicast other than ARP and neighbour solicitation:
-    /// flooding is not implemented yet.
+    /// Broadcast or multicast in a network that does not bridge (forwarding
+    /// mode `L3`), or an IP packet to a multicast or broadcast address.
     Multicast => "multicast",
     /// The destination MAC is neither the gateway's nor a VMI's of the
-    /// network (unknown unicast is not flooded).
+    /// network, and the network does not flood unknown unicast.
     UnknownUnicast => "unknown_unicast",
     /// The frame would leave where it came from.
     Hairpin => "hairpin",
@@ -134,6 +168,77 @@ drop_reasons! {
     /// The reply is longer than the request and the buffer has no room
     /// after the frame.
     NoTailroom => "no_tailroom",
+    /// The outer tag is not an 802.1Q customer tag (802.1ad service tag,
+    /// say): no logical interface describes it.
+    UnsupportedTag => "unsupported_tag",
+    /// A frame for the gateway MAC in a network that only bridges (`L2`).
+    RoutingDisabled => "routing_disabled",
+    /// A frame for another MAC in a network that only routes (`L3`).
+    BridgingDisabled => "bridging_disabled",
+    /// A tunnel packet from an address that is not a peer of this node.
+    TunnelUnknownPeer => "tunnel_unknown_peer",
+    /// A tunnel packet with a label that names no VMI or network here.
+    TunnelUnknownLabel => "tunnel_unknown_label",
+    /// A tunnel packet with a VNI that names no network here.
+    TunnelUnknownVni => "tunnel_unknown_vni",
+    /// A tunnel packet for a network the sending peer does not host.
+    TunnelPeerNotInNetwork => "tunnel_peer_not_in_network",
+    /// A tunnel packet whose UDP, MPLS or VXLAN header is malformed, whose
+    /// UDP checksum is wrong, or whose inner frame is tagged or truncated.
+    TunnelMalformed => "tunnel_malformed",
+    /// A routed tunnel packet whose inner destination is not an address of
+    /// the VMI its label names.
+    TunnelWrongDestination => "tunnel_wrong_destination",
+    /// A frame from a tunnel that would go back into a tunnel (split
+    /// horizon: peers reach each other directly).
+    TunnelHairpin => "tunnel_hairpin",
+    /// The MAC of the underlay next hop toward the peer is not known yet
+    /// (the agent resolves it from the host's neighbour table).
+    TunnelUnresolved => "tunnel_unresolved",
+    /// A bridged or flooded frame too large for the fabric's MTU once
+    /// encapsulated (an Ethernet frame gets no ICMP error).
+    TunnelMtuExceeded => "tunnel_mtu_exceeded",
+    /// An IPv4 packet without don't-fragment, too large for the egress MTU:
+    /// the fast path does not fragment.
+    FragmentationNeeded => "fragmentation_needed",
+    /// The frame was handed to a port that cannot pass it to the host stack
+    /// (an AF_XDP port consumed it).
+    PassLost => "pass_lost",
+    /// The egress port is not open (missing, or failed to open).
+    EgressDown => "egress_down",
+    /// The transmit ring or socket buffer of the egress port was full.
+    TxRingFull => "tx_ring_full",
+    /// No free buffer on the egress port to copy the frame into.
+    TxNoBuffer => "tx_no_buffer",
+    /// The frame is larger than the buffers of a port it went through.
+    FrameTooLarge => "frame_too_large",
+    /// The kernel refused to send the frame.
+    TxRefused => "tx_refused",
+    /// The kernel dropped the frame before the AF_XDP ring: larger than a
+    /// UMEM frame, or no free frame to receive into.
+    RxKernelDropped => "rx_kernel_dropped",
+    /// The AF_XDP receive ring was full: the forwarding thread fell behind.
+    RxRingFull => "rx_ring_full",
+}
+
+impl DropReason {
+    /// The reasons the I/O layer counts (a frame lost in a ring or refused
+    /// by the kernel), never the pipeline's verdict.
+    pub const IO: &'static [DropReason] = &[
+        DropReason::PassLost,
+        DropReason::EgressDown,
+        DropReason::TxRingFull,
+        DropReason::TxNoBuffer,
+        DropReason::FrameTooLarge,
+        DropReason::TxRefused,
+        DropReason::RxKernelDropped,
+        DropReason::RxRingFull,
+    ];
+
+    /// Whether the I/O layer counts this reason (see [`DropReason::IO`]).
+    pub fn is_io(&self) -> bool {
+        Self::IO.contains(self)
+    }
 }
 
 impl fmt::Display for DropReason {

@@ -143,6 +143,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         write_u16(self.buffer.as_mut(), field::ECHO_SEQNO, value)
     }
 
+    /// Set the four bytes after the checksum (echo identifier and sequence number, or for "fragmentation needed" two unused bytes and the next-hop MTU, RFC 1191).
+    pub fn set_rest_of_header(&mut self, value: u32) {
+        self.buffer.as_mut()[field::ECHO_IDENT..field::HEADER_END]
+            .copy_from_slice(&value.to_be_bytes());
+    }
+
     /// What follows the header, mutably.
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::HEADER_END..]

@@ -276,6 +276,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.buffer.as_mut()[field::NDP_TARGET].copy_from_slice(&value.octets())
     }
 
+    /// Set the four bytes after the checksum (echo identifier and sequence number, or the MTU of "packet too big", RFC 4443).
+    pub fn set_rest_of_header(&mut self, value: u32) {
+        self.buffer.as_mut()[field::ECHO_IDENT..field::HEADER_END]
+            .copy_from_slice(&value.to_be_bytes());
+    }
+
     /// What follows the header, mutably.
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::HEADER_END..]

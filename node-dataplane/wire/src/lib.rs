@@ -1,6 +1,6 @@
 //! Zero-copy views over the wire formats the fast path sees: Ethernet II,
-//! 802.1Q, ARP (Ethernet/IPv4), IPv4, IPv6, ICMPv4 and ICMPv6 with neighbour
-//! discovery.
+//! 802.1Q, ARP (Ethernet/IPv4), IPv4, IPv6, ICMPv4, ICMPv6 with neighbour
+//! discovery, and the overlay's UDP, MPLS label and VXLAN headers.
 //!
 //! The shape follows smoltcp's `wire` module. Every protocol module offers:
 //!
@@ -16,8 +16,10 @@
 //! ```text
 //!  Ethernet II --+-- 802.1Q tag --+
 //!                +----------------+--+-- ARP (Ethernet/IPv4)
-//!                                    +-- IPv4 -- ICMPv4 (echo)
-//!                                    +-- IPv6 -- ICMPv6 (echo, NS/NA + options)
+//!                                    +-- IPv4 -+-- ICMPv4 (echo)
+//!                                    +-- IPv6 -+-- ICMPv6 (echo, NS/NA + options)
+//!                                              +-- UDP -+- 6635: MPLS label -- IP | Ethernet
+//!                                                       +- 4789: VXLAN ------- Ethernet
 //! ```
 //!
 //! Beside the views, [`IpPrefix`] (module [`prefix`]) and the text form of
@@ -42,8 +44,11 @@ pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod mpls;
 pub mod prefix;
+pub mod udp;
 pub mod vlan;
+pub mod vxlan;
 
 pub use prefix::{IpPrefix, PrefixError};
 
@@ -341,6 +346,19 @@ mod tests {
                     }
                 }
                 let _ = icmpv6::Repr::parse(&src, &dst, &packet);
+            }
+            if let Ok(packet) = udp::Packet::new_checked(data) {
+                let _ = (packet.payload(), packet.src_port(), packet.dst_port());
+                let _ = packet.verify_checksum_v4(&core::net::Ipv4Addr::LOCALHOST, &core::net::Ipv4Addr::UNSPECIFIED);
+                let _ = udp::Repr::parse(&packet);
+            }
+            if let Ok(packet) = mpls::Packet::new_checked(data) {
+                let _ = (packet.payload(), packet.label(), packet.ttl());
+                let _ = mpls::Repr::parse(&packet);
+            }
+            if let Ok(packet) = vxlan::Packet::new_checked(data) {
+                let _ = (packet.payload(), packet.vni());
+                let _ = vxlan::Repr::parse(&packet);
             }
             let mut buf = bytes.clone();
             let len = buf.len();

@@ -9,8 +9,11 @@
 //!  AF_XDP socket + UMEM (xsk.rs)  --or, as a fallback--  AF_PACKET socket (packet_socket.rs)
 //!     |  receive(batch, handler): handler(frame buffer, offset, len) -> Action
 //!     v
-//!  Action::Transmit -> sent from the same buffer (AF_XDP: same UMEM frame, no copy)
+//!  Action::Transmit -> sent from the same buffer (AF_XDP: same UMEM frame, no copy);
+//!                      the outcome callback learns whether it went out
 //!  Action::Drop     -> buffer recycled
+//!  Sender::send_with   -> extra frames out of the same port (flood copies)
+//!  Port::send_with     -> a frame for another port, written once into its buffer
 //! ```
 //!
 //! The backend is chosen per port: AF_XDP when asked or available, else
@@ -35,20 +38,71 @@ pub use xsk::{XskConfig, XskSocket};
 pub enum Action {
     /// Recycle the buffer.
     Drop,
-    /// Send `buf[offset..offset + len]` out of the port it came in on.
+    /// Send `buf[offset..offset + len]` out of the port it came in on. The
+    /// port reports whether it went out through the receive call's outcome
+    /// callback, with `tag` (for example the VMI the frame is for), so the
+    /// caller counts only what was really sent.
     Transmit {
         /// Start of the frame in the buffer (may be before the received
         /// offset when a header was pushed into the headroom).
         offset: usize,
         /// Length of the frame.
         len: usize,
+        /// The caller's tag, handed back with the outcome.
+        tag: u32,
     },
 }
 
-/// Called once per received frame: `(buffer, offset, len)`, where
-/// `buffer[offset..offset + len]` is the frame and `buffer[..offset]` is
-/// headroom (at least 32 bytes).
-pub type FrameHandler<'a> = dyn FnMut(&mut [u8], usize, usize) -> Action + 'a;
+/// Why a frame was not sent. Each is a counted drop reason of the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum TxError {
+    /// The transmit ring (or the socket's send buffer) is full.
+    #[error("the transmit ring is full")]
+    RingFull,
+    /// No free buffer to copy the frame into.
+    #[error("no free frame buffer")]
+    NoBuffer,
+    /// The frame does not fit a buffer of the port.
+    #[error("the frame is larger than the port's buffers")]
+    TooLarge,
+    /// The kernel refused the frame.
+    #[error("the kernel refused the frame")]
+    Refused,
+}
+
+/// Sends extra frames out of the port a frame arrived on, from inside a
+/// frame handler (the copies of a flooded frame, say).
+pub trait Sender {
+    /// Hands `fill` a free transmit buffer of the port; `fill` writes a frame
+    /// into it and returns where it lies (`Some((offset, len))`), or `None` to
+    /// send nothing. Returns whether a frame was sent.
+    fn send_with(&mut self, fill: &mut Fill<'_>) -> Result<bool, TxError>;
+}
+
+/// Writes a frame into a transmit buffer: see [`Sender::send_with`].
+pub type Fill<'a> = dyn FnMut(&mut [u8]) -> Option<(usize, usize)> + 'a;
+
+/// Called once per received frame: `(buffer, offset, len, sender)`, where
+/// `buffer[offset..offset + len]` is the frame, `buffer[..offset]` is
+/// headroom (at least 64 bytes), and `sender` sends extra frames out of the
+/// same port.
+pub type FrameHandler<'a> = dyn FnMut(&mut [u8], usize, usize, &mut dyn Sender) -> Action + 'a;
+
+/// Called once per [`Action::Transmit`] with its tag, its length and
+/// whether it went out.
+pub type TxOutcome<'a> = dyn FnMut(u32, usize, Result<(), TxError>) + 'a;
+
+/// Frames a port lost before any handler saw them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Losses {
+    /// Larger than the port's receive buffers (AF_PACKET, tap: our count).
+    pub too_large: u64,
+    /// Dropped by the kernel before the ring: larger than a UMEM frame, or no
+    /// free frame in the fill ring (AF_XDP; the kernel does not tell which).
+    pub kernel_dropped: u64,
+    /// The receive ring was full: the forwarding thread fell behind (AF_XDP).
+    pub ring_full: u64,
+}
 
 /// Errors opening a port.
 #[derive(Debug, thiserror::Error)]
@@ -205,21 +259,58 @@ impl Port {
     }
 
     /// Receives up to `max` frames, calling `handle` for each and applying
-    /// its action. Returns how many frames were received.
-    pub fn receive(&mut self, max: u32, handle: &mut FrameHandler<'_>) -> io::Result<usize> {
+    /// its action; `outcome` learns whether each transmission went out.
+    /// Returns how many frames were received.
+    pub fn receive(
+        &mut self,
+        max: u32,
+        handle: &mut FrameHandler<'_>,
+        outcome: &mut TxOutcome<'_>,
+    ) -> io::Result<usize> {
         match &mut self.io {
-            Io::Xdp { socket, .. } => Ok(socket.receive(max, handle)),
-            Io::Packet(socket) => socket.receive(max, handle),
-            Io::Tap(tap) => tap.receive(max, handle),
+            Io::Xdp { socket, .. } => Ok(socket.receive(max, handle, outcome)),
+            Io::Packet(socket) => socket.receive(max, handle, outcome),
+            Io::Tap(tap) => tap.receive(max, handle, outcome),
         }
     }
 
-    /// Sends a copy of `frame` (a frame forwarded from another port).
-    pub fn send_copy(&mut self, frame: &[u8]) -> bool {
+    /// Sends a copy of `frame` (a frame forwarded from another port): one
+    /// copy, into a transmit buffer of this port.
+    pub fn send_copy(&mut self, frame: &[u8]) -> Result<(), TxError> {
+        let sent = self.send_with(&mut |buf: &mut [u8]| {
+            let dst = buf.get_mut(..frame.len())?;
+            dst.copy_from_slice(frame);
+            Some((0, frame.len()))
+        })?;
+        if sent { Ok(()) } else { Err(TxError::TooLarge) }
+    }
+
+    /// Hands `fill` a transmit buffer of this port to write a frame into
+    /// (see [`Sender::send_with`]); the frame is queued at once.
+    pub fn send_with(&mut self, fill: &mut Fill<'_>) -> Result<bool, TxError> {
         match &mut self.io {
-            Io::Xdp { socket, .. } => socket.send_copy(frame),
-            Io::Packet(socket) => socket.send_copy(frame),
-            Io::Tap(tap) => tap.send_copy(frame),
+            Io::Xdp { socket, .. } => socket.send_with(fill),
+            Io::Packet(socket) => socket.send_with(fill),
+            Io::Tap(tap) => tap.send_with(fill),
+        }
+    }
+
+    /// Frames lost before any handler saw them, since the last call (the
+    /// kernel's counts for AF_XDP sockets, our own for the others).
+    pub fn take_losses(&mut self) -> Losses {
+        match &mut self.io {
+            Io::Xdp { socket, .. } => socket.take_losses(),
+            Io::Packet(socket) => socket.take_losses(),
+            Io::Tap(tap) => tap.take_losses(),
+        }
+    }
+
+    /// The largest frame this port receives whole.
+    pub fn max_frame(&self) -> usize {
+        match &self.io {
+            Io::Xdp { socket, .. } => socket.max_frame(),
+            Io::Packet(_) => packet_socket::MAX_FRAME,
+            Io::Tap(_) => tap::MAX_FRAME,
         }
     }
 

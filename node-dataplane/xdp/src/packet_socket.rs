@@ -10,15 +10,17 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::{Action, Error, FrameHandler};
+use crate::{Action, Error, Fill, FrameHandler, Losses, Sender, TxError, TxOutcome};
 
 const PACKET_AUXDATA: libc::c_int = 8;
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 const PACKET_OUTGOING: u8 = 4;
 /// Room in front of a received frame (a VLAN tag, more for the pipeline).
-const HEADROOM: usize = 64;
+const HEADROOM: usize = 128;
 const BUF_SIZE: usize = 2048 + HEADROOM;
+/// The largest frame received whole (the buffer less the headroom).
+pub const MAX_FRAME: usize = BUF_SIZE - HEADROOM;
 
 /// `struct tpacket_auxdata` of `linux/if_packet.h`.
 #[repr(C)]
@@ -38,6 +40,33 @@ pub struct PacketSocket {
     fd: OwnedFd,
     ifindex: i32,
     buf: Box<[u8; BUF_SIZE]>,
+    /// Where extra frames (flood copies, frames from other ports) are built.
+    scratch: Box<[u8; BUF_SIZE]>,
+    /// Frames larger than the buffer, not yet reported.
+    too_large: u64,
+}
+
+/// Sends frames from the scratch buffer, while the receive buffer is lent to
+/// a frame handler.
+struct ScratchSender<'s> {
+    fd: RawFd,
+    ifindex: i32,
+    scratch: &'s mut [u8; BUF_SIZE],
+}
+
+impl Sender for ScratchSender<'_> {
+    fn send_with(&mut self, fill: &mut Fill<'_>) -> Result<bool, TxError> {
+        match fill(&mut self.scratch[..]) {
+            None => Ok(false),
+            Some((offset, len)) => {
+                let frame = offset
+                    .checked_add(len)
+                    .and_then(|end| self.scratch.get(offset..end))
+                    .ok_or(TxError::TooLarge)?;
+                send_frame(self.fd, self.ifindex, frame).map(|()| true)
+            }
+        }
+    }
 }
 
 impl PacketSocket {
@@ -92,6 +121,8 @@ impl PacketSocket {
             fd,
             ifindex: ifindex as i32,
             buf: Box::new([0; BUF_SIZE]),
+            scratch: Box::new([0; BUF_SIZE]),
+            too_large: 0,
         })
     }
 
@@ -131,7 +162,13 @@ impl PacketSocket {
                 };
             }
             let len = n as usize;
-            if from.sll_pkttype == PACKET_OUTGOING || !(14..=BUF_SIZE - HEADROOM).contains(&len) {
+            if from.sll_pkttype == PACKET_OUTGOING {
+                continue;
+            }
+            if len > MAX_FRAME {
+                // MSG_TRUNC reports the real length: count it, never forward
+                // a truncated frame.
+                self.too_large += 1;
                 continue;
             }
             let mut aux = None;
@@ -169,30 +206,55 @@ impl PacketSocket {
         }
     }
 
-    /// Receives up to `max` frames; see [`crate::FramePort::receive`].
-    pub fn receive(&mut self, max: u32, handle: &mut FrameHandler<'_>) -> io::Result<usize> {
+    /// Receives up to `max` frames; see [`crate::Port::receive`].
+    pub fn receive(
+        &mut self,
+        max: u32,
+        handle: &mut FrameHandler<'_>,
+        outcome: &mut TxOutcome<'_>,
+    ) -> io::Result<usize> {
         let mut n = 0;
         while n < max as usize {
             let Some((offset, len)) = self.recv_one()? else {
                 break;
             };
             n += 1;
-            if let Action::Transmit { offset, len } = handle(&mut self.buf[..], offset, len)
-                && offset + len <= BUF_SIZE
+            let mut sender = ScratchSender {
+                fd: self.fd.as_raw_fd(),
+                ifindex: self.ifindex,
+                scratch: &mut self.scratch,
+            };
+            if let Action::Transmit { offset, len, tag } =
+                handle(&mut self.buf[..], offset, len, &mut sender)
             {
-                send_frame(
-                    self.fd.as_raw_fd(),
-                    self.ifindex,
-                    &self.buf[offset..offset + len],
-                );
+                let sent = match offset.checked_add(len) {
+                    Some(end) if end <= BUF_SIZE => {
+                        send_frame(self.fd.as_raw_fd(), self.ifindex, &self.buf[offset..end])
+                    }
+                    _ => Err(TxError::TooLarge),
+                };
+                outcome(tag, len, sent);
             }
         }
         Ok(n)
     }
 
-    /// Sends `frame` on the interface; false when the socket buffer is full.
-    pub fn send_copy(&mut self, frame: &[u8]) -> bool {
-        send_frame(self.fd.as_raw_fd(), self.ifindex, frame)
+    /// Hands `fill` the scratch buffer and sends what it writes.
+    pub fn send_with(&mut self, fill: &mut Fill<'_>) -> Result<bool, TxError> {
+        ScratchSender {
+            fd: self.fd.as_raw_fd(),
+            ifindex: self.ifindex,
+            scratch: &mut self.scratch,
+        }
+        .send_with(fill)
+    }
+
+    /// Frames too large for the buffer since the last call.
+    pub fn take_losses(&mut self) -> Losses {
+        Losses {
+            too_large: std::mem::take(&mut self.too_large),
+            ..Losses::default()
+        }
     }
 
     /// The socket's descriptor, for `poll`.
@@ -202,7 +264,7 @@ impl PacketSocket {
 }
 
 /// Sends one frame from a packet socket to the interface `ifindex`.
-fn send_frame(fd: RawFd, ifindex: i32, frame: &[u8]) -> bool {
+fn send_frame(fd: RawFd, ifindex: i32, frame: &[u8]) -> Result<(), TxError> {
     // SAFETY: zeroed is a valid sockaddr_ll; the fields that matter are set below.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;
@@ -219,5 +281,12 @@ fn send_frame(fd: RawFd, ifindex: i32, frame: &[u8]) -> bool {
             std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
         )
     };
-    rc >= 0
+    if rc >= 0 {
+        return Ok(());
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EAGAIN | libc::ENOBUFS) => Err(TxError::RingFull),
+        Some(libc::EMSGSIZE) => Err(TxError::TooLarge),
+        _ => Err(TxError::Refused),
+    }
 }

@@ -10,14 +10,18 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::{Action, Error, FrameHandler};
+use crate::{Action, Error, Fill, FrameHandler, Losses, Sender, TxError, TxOutcome};
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const TUNSETPERSIST: libc::c_ulong = 0x4004_54cb;
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
-const HEADROOM: usize = 64;
+const HEADROOM: usize = 128;
 const BUF_SIZE: usize = 2048 + HEADROOM;
+/// The largest frame received whole: the buffer less the headroom, less the
+/// one byte that tells a frame that filled the buffer (a tap truncates
+/// silently) from one that fit.
+pub const MAX_FRAME: usize = BUF_SIZE - HEADROOM - 1;
 
 /// `struct ifreq` with the flags member, as TUNSETIFF reads it.
 #[repr(C)]
@@ -31,6 +35,32 @@ struct IfReq {
 pub struct TapDevice {
     fd: OwnedFd,
     buf: Box<[u8; BUF_SIZE]>,
+    /// Where extra frames are built while `buf` is lent to a handler.
+    scratch: Box<[u8; BUF_SIZE]>,
+    /// Frames larger than the buffer, not yet reported.
+    too_large: u64,
+}
+
+/// Writes frames from the scratch buffer, while the receive buffer is lent
+/// to a frame handler.
+struct ScratchSender<'s> {
+    fd: RawFd,
+    scratch: &'s mut [u8; BUF_SIZE],
+}
+
+impl Sender for ScratchSender<'_> {
+    fn send_with(&mut self, fill: &mut Fill<'_>) -> Result<bool, TxError> {
+        match fill(&mut self.scratch[..]) {
+            None => Ok(false),
+            Some((offset, len)) => {
+                let frame = offset
+                    .checked_add(len)
+                    .and_then(|end| self.scratch.get(offset..end))
+                    .ok_or(TxError::TooLarge)?;
+                write_frame(self.fd, frame).map(|()| true)
+            }
+        }
+    }
 }
 
 impl TapDevice {
@@ -74,11 +104,18 @@ impl TapDevice {
         Ok(Self {
             fd,
             buf: Box::new([0; BUF_SIZE]),
+            scratch: Box::new([0; BUF_SIZE]),
+            too_large: 0,
         })
     }
 
     /// Receives up to `max` frames; see [`crate::Port::receive`].
-    pub fn receive(&mut self, max: u32, handle: &mut FrameHandler<'_>) -> io::Result<usize> {
+    pub fn receive(
+        &mut self,
+        max: u32,
+        handle: &mut FrameHandler<'_>,
+        outcome: &mut TxOutcome<'_>,
+    ) -> io::Result<usize> {
         let mut n = 0;
         while n < max as usize {
             // SAFETY: reads at most the buffer's length past the headroom.
@@ -98,19 +135,45 @@ impl TapDevice {
                 };
             }
             n += 1;
-            if let Action::Transmit { offset, len } =
-                handle(&mut self.buf[..], HEADROOM, got as usize)
-                && offset + len <= BUF_SIZE
+            let got = got as usize;
+            if got > MAX_FRAME {
+                self.too_large += 1;
+                continue;
+            }
+            let mut sender = ScratchSender {
+                fd: self.fd.as_raw_fd(),
+                scratch: &mut self.scratch,
+            };
+            if let Action::Transmit { offset, len, tag } =
+                handle(&mut self.buf[..], HEADROOM, got, &mut sender)
             {
-                write_frame(self.fd.as_raw_fd(), &self.buf[offset..offset + len]);
+                let sent = match offset.checked_add(len) {
+                    Some(end) if end <= BUF_SIZE => {
+                        write_frame(self.fd.as_raw_fd(), &self.buf[offset..end])
+                    }
+                    _ => Err(TxError::TooLarge),
+                };
+                outcome(tag, len, sent);
             }
         }
         Ok(n)
     }
 
-    /// Hands `frame` to the host stack; false when it was not taken.
-    pub fn send_copy(&mut self, frame: &[u8]) -> bool {
-        write_frame(self.fd.as_raw_fd(), frame)
+    /// Hands `fill` the scratch buffer and writes what it builds to the host.
+    pub fn send_with(&mut self, fill: &mut Fill<'_>) -> Result<bool, TxError> {
+        ScratchSender {
+            fd: self.fd.as_raw_fd(),
+            scratch: &mut self.scratch,
+        }
+        .send_with(fill)
+    }
+
+    /// Frames too large for the buffer since the last call.
+    pub fn take_losses(&mut self) -> Losses {
+        Losses {
+            too_large: std::mem::take(&mut self.too_large),
+            ..Losses::default()
+        }
     }
 
     /// The descriptor, for `poll`.
@@ -119,8 +182,15 @@ impl TapDevice {
     }
 }
 
-fn write_frame(fd: RawFd, frame: &[u8]) -> bool {
+fn write_frame(fd: RawFd, frame: &[u8]) -> Result<(), TxError> {
     // SAFETY: writes `frame.len()` bytes from a live slice.
     let rc = unsafe { libc::write(fd, frame.as_ptr().cast(), frame.len()) };
-    rc == frame.len() as isize
+    if rc == frame.len() as isize {
+        return Ok(());
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EAGAIN | libc::ENOBUFS) if rc < 0 => Err(TxError::RingFull),
+        Some(libc::EINVAL | libc::EMSGSIZE) if rc < 0 => Err(TxError::TooLarge),
+        _ => Err(TxError::Refused),
+    }
 }

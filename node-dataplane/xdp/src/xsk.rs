@@ -28,7 +28,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::{Action, Error, FrameHandler};
+use crate::{Action, Error, Fill, FrameHandler, Losses, Sender, TxError, TxOutcome};
 
 /// Sizes of an AF_XDP socket.
 #[derive(Clone, Copy, Debug)]
@@ -263,6 +263,86 @@ pub struct XskSocket {
     free: Vec<u64>,
     /// TX descriptors published but not yet kicked.
     tx_pending: bool,
+    /// The kernel's drop counters at the last `take_losses`.
+    reported: Losses,
+}
+
+/// Where the UMEM lies, to cut frame slices out of it.
+#[derive(Clone, Copy)]
+struct UmemView {
+    ptr: NonNull<u8>,
+    len: usize,
+    frame_size: usize,
+}
+
+impl UmemView {
+    /// The frame starting at `base`.
+    ///
+    /// # Safety
+    /// The frame must be owned by userspace (received and not yet handed
+    /// back, or taken from the free list) and no other live reference to it
+    /// may exist for the returned lifetime.
+    unsafe fn frame_mut<'a>(&self, base: u64) -> &'a mut [u8] {
+        assert!(base as usize + self.frame_size <= self.len);
+        // SAFETY: [base, base + frame_size) lies within the UMEM (checked);
+        // ownership and uniqueness are the caller's contract.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(base as usize), self.frame_size)
+        }
+    }
+}
+
+/// The transmit side of a socket, borrowed while a receive batch is being
+/// handled: the frame handler sends flood copies through it.
+struct TxSide<'s> {
+    umem: UmemView,
+    free: &'s mut Vec<u64>,
+    tx: &'s mut Ring<libc::xdp_desc>,
+    queued: u32,
+}
+
+impl TxSide<'_> {
+    /// Queues the frame at `addr` (a UMEM offset) for sending.
+    fn queue(&mut self, addr: u64, len: usize) -> Result<(), TxError> {
+        if self.tx.free_slots() == 0 {
+            return Err(TxError::RingFull);
+        }
+        self.tx.write(libc::xdp_desc {
+            addr,
+            len: len as u32,
+            options: 0,
+        });
+        self.queued += 1;
+        Ok(())
+    }
+}
+
+impl Sender for TxSide<'_> {
+    fn send_with(&mut self, fill: &mut Fill<'_>) -> Result<bool, TxError> {
+        if self.tx.free_slots() == 0 {
+            return Err(TxError::RingFull);
+        }
+        let base = self.free.pop().ok_or(TxError::NoBuffer)?;
+        // SAFETY: `base` came off the free list: userspace owns it and
+        // nothing else refers to it until it is queued or pushed back.
+        let frame = unsafe { self.umem.frame_mut(base) };
+        let size = frame.len();
+        match fill(frame) {
+            Some((offset, len)) if offset.checked_add(len).is_some_and(|end| end <= size) => {
+                self.queue(base + offset as u64, len)
+                    .inspect_err(|_| self.free.push(base))?;
+                Ok(true)
+            }
+            Some(_) => {
+                self.free.push(base);
+                Err(TxError::TooLarge)
+            }
+            None => {
+                self.free.push(base);
+                Ok(false)
+            }
+        }
+    }
 }
 
 impl XskSocket {
@@ -346,6 +426,7 @@ impl XskSocket {
             tx,
             free,
             tx_pending: false,
+            reported: Losses::default(),
         };
         socket.refill();
         let addr = libc::sockaddr_xdp {
@@ -408,13 +489,12 @@ impl XskSocket {
         }
     }
 
-    fn frame_mut(&mut self, base: u64) -> &mut [u8] {
-        let size = self.config.frame_size as usize;
-        assert!(base as usize + size <= self.umem.len);
-        // SAFETY: [base, base + frame_size) lies within the UMEM (checked);
-        // the frame is owned by userspace (received and not yet handed back,
-        // or taken from the free list), so the kernel does not touch it.
-        unsafe { std::slice::from_raw_parts_mut(self.umem.ptr.as_ptr().add(base as usize), size) }
+    fn umem_view(&self) -> UmemView {
+        UmemView {
+            ptr: self.umem.ptr,
+            len: self.umem.len,
+            frame_size: self.config.frame_size as usize,
+        }
     }
 
     /// Asks the kernel to send what the TX ring holds (copy mode sends in
@@ -445,34 +525,52 @@ impl XskSocket {
     }
 
     /// Receives up to `max` frames and hands each to `handle`; see
-    /// [`crate::FramePort::receive`].
-    pub fn receive(&mut self, max: u32, handle: &mut FrameHandler<'_>) -> usize {
+    /// [`crate::Port::receive`].
+    pub fn receive(
+        &mut self,
+        max: u32,
+        handle: &mut FrameHandler<'_>,
+        outcome: &mut TxOutcome<'_>,
+    ) -> usize {
         self.reclaim();
         let n = self.rx.available().min(max);
-        let mut sent = 0;
-        let mut tx_room = self.tx.free_slots();
+        let umem = self.umem_view();
+        let mask = !(self.config.frame_size as u64 - 1);
+        let mut tx = TxSide {
+            umem,
+            free: &mut self.free,
+            tx: &mut self.tx,
+            queued: 0,
+        };
         for i in 0..n {
             let desc = self.rx.read(i);
-            let base = desc.addr & !(self.config.frame_size as u64 - 1);
+            let base = desc.addr & mask;
             let offset = (desc.addr - base) as usize;
-            let frame = self.frame_mut(base);
-            match handle(frame, offset, desc.len as usize) {
-                Action::Transmit { offset, len } if tx_room > 0 && offset + len <= frame.len() => {
-                    self.tx.write(libc::xdp_desc {
-                        addr: base + offset as u64,
-                        len: len as u32,
-                        options: 0,
-                    });
-                    tx_room -= 1;
-                    sent += 1;
+            // SAFETY: the kernel handed this frame to us through the RX ring
+            // and it is not on the free list; the slice lives until the
+            // handler returns, before the frame is queued or recycled.
+            let frame = unsafe { umem.frame_mut(base) };
+            let size = frame.len();
+            match handle(frame, offset, desc.len as usize, &mut tx) {
+                Action::Transmit { offset, len, tag } => {
+                    let queued = if offset.checked_add(len).is_some_and(|end| end <= size) {
+                        tx.queue(base + offset as u64, len)
+                    } else {
+                        Err(TxError::TooLarge)
+                    };
+                    if queued.is_err() {
+                        tx.free.push(base);
+                    }
+                    outcome(tag, len, queued);
                 }
-                _ => self.free.push(base),
+                Action::Drop => tx.free.push(base),
             }
         }
+        let queued = tx.queued;
         if n > 0 {
             self.rx.release(n);
         }
-        if sent > 0 {
+        if queued > 0 {
             self.tx.publish();
             self.tx_pending = true;
         }
@@ -481,26 +579,49 @@ impl XskSocket {
         n as usize
     }
 
-    /// Sends a copy of `frame` from a free UMEM frame; false when none is
-    /// free or the TX ring is full (the frame is dropped).
-    pub fn send_copy(&mut self, frame: &[u8]) -> bool {
+    /// Hands `fill` a free UMEM frame and queues what it writes; see
+    /// [`crate::Port::send_with`].
+    pub fn send_with(&mut self, fill: &mut Fill<'_>) -> Result<bool, TxError> {
         self.reclaim();
-        let headroom = self.config.headroom as usize;
-        if frame.len() + headroom > self.config.frame_size as usize || self.tx.free_slots() == 0 {
-            return false;
-        }
-        let Some(base) = self.free.pop() else {
-            return false;
+        let mut tx = TxSide {
+            umem: self.umem_view(),
+            free: &mut self.free,
+            tx: &mut self.tx,
+            queued: 0,
         };
-        self.frame_mut(base)[headroom..headroom + frame.len()].copy_from_slice(frame);
-        self.tx.write(libc::xdp_desc {
-            addr: base + headroom as u64,
-            len: frame.len() as u32,
-            options: 0,
-        });
-        self.tx.publish();
-        self.tx_pending = true;
-        true
+        let sent = tx.send_with(fill)?;
+        if sent {
+            self.tx.publish();
+            self.tx_pending = true;
+        }
+        Ok(sent)
+    }
+
+    /// The largest frame received whole: the frame size less the headroom
+    /// (ours and the kernel's `XDP_PACKET_HEADROOM` of 256 bytes).
+    pub fn max_frame(&self) -> usize {
+        (self.config.frame_size - self.config.headroom) as usize - 256
+    }
+
+    /// What the kernel dropped on this socket since the last call.
+    pub fn take_losses(&mut self) -> Losses {
+        let Ok(stats) = self.statistics() else {
+            return Losses::default();
+        };
+        let now = Losses {
+            too_large: 0,
+            kernel_dropped: stats.rx_dropped,
+            ring_full: stats.rx_ring_full,
+        };
+        let delta = Losses {
+            too_large: 0,
+            kernel_dropped: now
+                .kernel_dropped
+                .saturating_sub(self.reported.kernel_dropped),
+            ring_full: now.ring_full.saturating_sub(self.reported.ring_full),
+        };
+        self.reported = now;
+        delta
     }
 
     /// Kicks pending transmissions and reclaims completed ones.

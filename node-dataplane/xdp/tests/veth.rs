@@ -111,14 +111,26 @@ fn answer_pings(backend: BackendChoice, expect: Backend, tag: &str) {
             while !stop.load(Ordering::Relaxed) {
                 trunkline_xdp::wait_readable(&port_slot, 50).expect("poll");
                 let port = &mut port_slot[0];
-                port.receive(64, &mut |buf, offset, len| {
-                    if echo_reply(&mut buf[offset..offset + len]) {
-                        answered.fetch_add(1, Ordering::Relaxed);
-                        Action::Transmit { offset, len }
-                    } else {
-                        Action::Drop
-                    }
-                })
+                port.receive(
+                    64,
+                    &mut |buf, offset, len, _| {
+                        if echo_reply(&mut buf[offset..offset + len]) {
+                            Action::Transmit {
+                                offset,
+                                len,
+                                tag: 7,
+                            }
+                        } else {
+                            Action::Drop
+                        }
+                    },
+                    &mut |tag, _, sent| {
+                        // Only replies that went out count.
+                        if tag == 7 && sent.is_ok() {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    },
+                )
                 .expect("receive");
                 port.flush();
             }

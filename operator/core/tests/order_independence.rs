@@ -336,18 +336,25 @@ proptest! {
         }
     }
 
-    /// Removing the holder of an address hands it to the next oldest VMI.
+    /// Removing the holder of an address hands it to the next oldest
+    /// claimant (a VMI, or an external VTEP with a host at that address).
     #[test]
     fn removing_an_address_holder_promotes_the_next_oldest(s in snapshot()) {
         let d = decide(&s);
         for loser in &s.virtual_machine_interfaces {
+            let network = loser.network_name();
             for ip in &loser.ips {
                 let claimants = |s: &Snapshot| -> Vec<ObjectKey> {
-                    let mut c: Vec<_> = s.virtual_machine_interfaces.iter()
-                        .filter(|v| v.meta.namespace() == loser.meta.namespace() && v.network == loser.network && v.ips.contains(ip))
-                        .collect();
-                    c.sort_by_key(|v| v.meta.age());
-                    c.into_iter().map(|v| v.meta.key.clone()).collect()
+                    let vmis = s.virtual_machine_interfaces.iter()
+                        .filter(|v| v.network_name() == network && v.ips.contains(ip))
+                        .map(|v| &v.meta);
+                    let vteps = s.external_vteps.iter()
+                        .filter(|x| x.networks.iter().any(|n| n.network == network
+                            && n.endpoints.iter().any(|h| h.ips.contains(ip))))
+                        .map(|x| &x.meta);
+                    let mut c: Vec<_> = vmis.chain(vteps).collect();
+                    c.sort_by_key(|m| m.age());
+                    c.into_iter().map(|m| m.key.clone()).collect()
                 };
                 let before = claimants(&s);
                 if before.len() < 2 || before[0] == loser.meta.key {
@@ -357,6 +364,7 @@ proptest! {
                 prop_assert!(accepted(&d, &loser.meta.key).message.contains(&text));
                 let mut without = s.clone();
                 without.virtual_machine_interfaces.retain(|v| v.meta.key != before[0]);
+                without.external_vteps.retain(|x| x.meta.key != before[0]);
                 let next = &claimants(&without)[0];
                 let after = decide(&without);
                 let message = &accepted(&after, next).message;

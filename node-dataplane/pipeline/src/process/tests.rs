@@ -13,6 +13,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::config::*;
 use crate::tables::Tables;
+use trunkline_wire::EthernetAddress;
 
 pub(crate) const GW: MacAddress = DEFAULT_GATEWAY_MAC;
 pub(crate) const MAC_A: MacAddress = [2, 0, 0, 0, 0, 0x0a];
@@ -23,16 +24,32 @@ pub(crate) const MAC_U: MacAddress = [2, 0, 0, 0, 0, 0x1e];
 pub(crate) const PAIR_MAC: MacAddress = [2, 0, 0, 0, 0, 0xaa];
 pub(crate) const PEER_MAC: MacAddress = [2, 0, 0, 0, 0, 0x99];
 pub(crate) const BROADCAST: MacAddress = [0xff; 6];
+pub(crate) const MAC_E: MacAddress = [2, 0, 0, 0, 0, 0x0e];
+/// A VMI on peer node-b.
+pub(crate) const MAC_R: MacAddress = [2, 0, 0, 0, 0, 0x2e];
+/// A static endpoint behind the external VTEP.
+pub(crate) const MAC_X: MacAddress = [2, 0, 0, 0, 0, 0x3e];
+/// The fabric port's MAC, and the underlay next hop's.
+pub(crate) const FABRIC_MAC: MacAddress = [2, 0xfa, 0, 0, 0, 1];
+pub(crate) const NEXT_HOP_MAC: MacAddress = [2, 0xfa, 0, 0, 0, 2];
+pub(crate) const UNDERLAY: [u8; 4] = [192, 168, 100, 1];
+pub(crate) const NODE_B: [u8; 4] = [192, 168, 100, 2];
+pub(crate) const XVTEP: [u8; 4] = [192, 168, 100, 50];
+pub(crate) const NET1_LABEL: u32 = 100;
+pub(crate) const NET1_VNI: u32 = 5001;
+pub(crate) const NET2_LABEL: u32 = 300;
+pub(crate) const LABEL_A: u32 = 101;
+pub(crate) const LABEL_R: u32 = 200;
 pub(crate) const P1: PortId = PortId(1);
 pub(crate) const P2: PortId = PortId(2);
 pub(crate) const FABRIC: PortId = PortId(3);
 pub(crate) const VGW: PortId = PortId(9);
 
-fn ip(s: &str) -> IpAddr {
+pub(crate) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn v6(s: &str) -> Ipv6Addr {
+pub(crate) fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 
@@ -61,14 +78,20 @@ fn vmi(key: &str, network: &str, mac: MacAddress, ips: &[&str]) -> VmiConfig {
         ips: ips.iter().map(|s| ip(s)).collect(),
         allowed_address_pairs: Vec::new(),
         port_security: true,
+        label: None,
     }
 }
 
-/// Two gateway ports, a fabric port and a virtual gateway tap; two networks
-/// with overlapping IPv4 space; VMIs on VLANs 100, 200, 300 of port 1 and
-/// untagged on port 2; one VMI without a logical interface.
+/// Two gateway ports, a fabric port and a virtual gateway tap; three
+/// networks, two with overlapping IPv4 space: net1 (bridges and routes), net2
+/// (routes only), net3 (bridges only); VMIs on VLANs 100, 200, 300, 400 of
+/// port 1 and untagged on port 2; one VMI without a logical interface. The
+/// overlay: this node's underlay 192.168.100.1 on the fabric port, peer
+/// node-b (MPLS over UDP and VXLAN) hosting net1 and net2 with a VMI of net1,
+/// and an external VTEP (VXLAN only) hosting net1 with a static endpoint.
 pub(crate) fn fixture() -> NodeConfig {
     let mut a = vmi("ns/vmi-a", "ns/net1", MAC_A, &["10.0.0.10", "fd00::a"]);
+    a.label = Some(LABEL_A);
     a.allowed_address_pairs.push(AllowedAddressPair {
         prefix: prefix("10.0.0.200/32"),
         mac: Some(PAIR_MAC),
@@ -120,21 +143,82 @@ pub(crate) fn fixture() -> NodeConfig {
                         gateway: ip("fd00::1"),
                     },
                 ],
+                vni: Some(NET1_VNI),
+                label: Some(NET1_LABEL),
+                peers: vec!["node-b".into(), "xvtep".into()],
+                ..Default::default()
             },
             NetworkConfig {
                 key: "ns/net2".into(),
                 vrf: 2,
+                subnets: vec![
+                    SubnetConfig {
+                        prefix: prefix("10.0.0.0/24"),
+                        gateway: ip("10.0.0.1"),
+                    },
+                    SubnetConfig {
+                        prefix: prefix("fd02::/64"),
+                        gateway: ip("fd02::1"),
+                    },
+                ],
+                mode: ForwardingMode::L3,
+                label: Some(NET2_LABEL),
+                peers: vec!["node-b".into()],
+                ..Default::default()
+            },
+            NetworkConfig {
+                key: "ns/net3".into(),
+                vrf: 3,
                 subnets: vec![SubnetConfig {
-                    prefix: prefix("10.0.0.0/24"),
-                    gateway: ip("10.0.0.1"),
+                    prefix: prefix("10.3.0.0/24"),
+                    gateway: ip("10.3.0.1"),
                 }],
+                mode: ForwardingMode::L2,
+                ..Default::default()
+            },
+        ],
+        underlay: Some(UnderlayConfig {
+            port: FABRIC,
+            address: IpAddr::from(UNDERLAY),
+            mac: FABRIC_MAC,
+            mtu: 1500,
+        }),
+        peers: vec![
+            PeerConfig {
+                key: "node-b".into(),
+                address: IpAddr::from(NODE_B),
+                encapsulations: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
+            },
+            PeerConfig {
+                key: "xvtep".into(),
+                address: IpAddr::from(XVTEP),
+                encapsulations: vec![Encapsulation::Vxlan],
+            },
+        ],
+        remote_vmis: vec![
+            RemoteVmiConfig {
+                key: "ns/vmi-r".into(),
+                network: "ns/net1".into(),
+                peer: "node-b".into(),
+                mac: MAC_R,
+                ips: vec![ip("10.0.0.60"), ip("fd00::60")],
+                label: Some(LABEL_R),
+            },
+            RemoteVmiConfig {
+                key: "ns/ext-1".into(),
+                network: "ns/net1".into(),
+                peer: "xvtep".into(),
+                mac: MAC_X,
+                ips: vec![ip("10.0.0.70")],
+                label: None,
             },
         ],
         vmis: vec![
             a,
             vmi("ns/vmi-b", "ns/net1", MAC_B, &["10.0.1.20", "fd00::b"]),
-            vmi("ns/vmi-c", "ns/net2", MAC_C, &["10.0.0.10"]),
+            vmi("ns/vmi-c", "ns/net2", MAC_C, &["10.0.0.10", "fd02::c"]),
             vmi("ns/vmi-d", "ns/net1", MAC_D, &["10.0.0.40"]),
+            vmi("ns/vmi-e", "ns/net3", MAC_E, &["10.3.0.10"]),
             u,
         ],
         logical_interfaces: vec![
@@ -142,6 +226,7 @@ pub(crate) fn fixture() -> NodeConfig {
             li("ns/li-b", P1, 200, "ns/vmi-b", 11),
             li("ns/li-c", P1, 300, "ns/vmi-c", 12),
             li("ns/li-u", P2, 0, "ns/vmi-u", 13),
+            li("ns/li-e", P1, 400, "ns/vmi-e", 14),
         ],
         routes: vec![
             RouteConfig {
@@ -168,6 +253,9 @@ impl Rig {
     pub(crate) fn new(config: &NodeConfig) -> Rig {
         let (tables, rejected) = Tables::compile(config);
         assert!(rejected.is_empty(), "unexpected rejections: {rejected:?}");
+        // The agent resolves the next hop toward node-b; the external VTEP's
+        // stays unresolved.
+        tables.set_next_hop_mac(IpAddr::from(NODE_B), Some(EthernetAddress(NEXT_HOP_MAC)));
         Rig {
             tables,
             counters: Counters::new(),
@@ -198,26 +286,32 @@ impl Rig {
             &self.counters,
         );
         let out = match verdict {
-            Verdict::Transmit { offset, len, .. } => buf[offset..offset + len].to_vec(),
+            Verdict::Transmit {
+                offset, len, vmi, ..
+            } => {
+                // The rig plays the I/O layer: the frame was sent.
+                Pipeline::new(&self.tables, &self.counters).sent(vmi, len);
+                buf[offset..offset + len].to_vec()
+            }
             _ => Vec::new(),
         };
         (verdict, out)
     }
 
-    fn dropped(&self, port: PortId, frame: &[u8]) -> DropReason {
+    pub(crate) fn dropped(&self, port: PortId, frame: &[u8]) -> DropReason {
         match self.run(port, frame).0 {
             Verdict::Drop(reason) => reason,
             other => panic!("expected a drop, got {other:?}"),
         }
     }
 
-    fn vmi(&self, key: &str) -> crate::counters::VmiCounterSnapshot {
+    pub(crate) fn vmi(&self, key: &str) -> crate::counters::VmiCounterSnapshot {
         let id = self.tables.vmi_id(key).unwrap();
         self.tables.vmi(id).unwrap().counters().snapshot()
     }
 }
 
-fn ipv4_step(
+pub(crate) fn ipv4_step(
     src_mac: MacAddress,
     dst_mac: MacAddress,
     vlan: Option<u16>,
@@ -234,7 +328,7 @@ fn ipv4_step(
     }
 }
 
-fn ipv6_step(
+pub(crate) fn ipv6_step(
     src_mac: MacAddress,
     dst_mac: MacAddress,
     vlan: Option<u16>,
@@ -405,7 +499,8 @@ fn routes_ipv4_from_vlan_100_to_vlan_200() {
         Verdict::Transmit {
             port: P1,
             offset: HEADROOM,
-            len: frame.len()
+            len: frame.len(),
+            vmi: rig.tables.vmi_id("ns/vmi-b"),
         }
     );
     // The same packet as etherparse would build it toward B: VLAN 200,
@@ -415,7 +510,7 @@ fn routes_ipv4_from_vlan_100_to_vlan_200() {
     assert_eq!(rig.vmi("ns/vmi-a").rx_packets, 1);
     assert_eq!(rig.vmi("ns/vmi-a").rx_bytes, frame.len() as u64);
     assert_eq!(rig.vmi("ns/vmi-b").tx_packets, 1);
-    assert_eq!(rig.counters.snapshot().transmitted, 1);
+    assert_eq!(rig.counters.snapshot().forwarded, 1);
 }
 
 #[test]
@@ -438,7 +533,8 @@ fn untags_toward_vlan_0_and_tags_back() {
         Verdict::Transmit {
             port: P2,
             offset: HEADROOM + 4,
-            len: frame.len() - 4
+            len: frame.len() - 4,
+            vmi: rig.tables.vmi_id("ns/vmi-u"),
         }
     );
     assert_eq!(
@@ -452,8 +548,9 @@ fn untags_toward_vlan_0_and_tags_back() {
         verdict,
         Verdict::Transmit {
             port: P1,
-            offset: 0,
-            len: frame.len() + 4
+            offset: HEADROOM - 4,
+            len: frame.len() + 4,
+            vmi: rig.tables.vmi_id("ns/vmi-a"),
         }
     );
     assert_eq!(
@@ -473,7 +570,8 @@ fn arp_proxy_reply_bytes() {
         Verdict::Transmit {
             port: P1,
             offset: HEADROOM,
-            len: request.len()
+            len: request.len(),
+            vmi: rig.tables.vmi_id("ns/vmi-a"),
         }
     );
     let expected = arp(
@@ -546,7 +644,8 @@ fn neighbor_advertisement_for_the_gateway() {
         Verdict::Transmit {
             port: P1,
             offset: HEADROOM,
-            len: 18 + 40 + 32
+            len: 18 + 40 + 32,
+            vmi: rig.tables.vmi_id("ns/vmi-a"),
         }
     );
     // The expected NA, built by etherparse.
@@ -644,7 +743,8 @@ fn neighbor_advertisement_for_a_routed_target_and_for_dad() {
         Verdict::Transmit {
             port: P1,
             offset: HEADROOM,
-            len: request.len() + 8
+            len: request.len() + 8,
+            vmi: rig.tables.vmi_id("ns/vmi-a"),
         }
     );
 }
@@ -832,7 +932,8 @@ fn host_port_routes_in_its_vrf() {
         Verdict::Transmit {
             port: VGW,
             offset: HEADROOM + 4,
-            len: frame.len() - 4
+            len: frame.len() - 4,
+            vmi: None,
         }
     );
     assert_eq!(
@@ -902,7 +1003,7 @@ fn tables_are_send_and_sync() {
 
 /// A frame that must be dropped: name, ingress port, bytes, headroom,
 /// tailroom, and the reason.
-type DropCase = (&'static str, PortId, Vec<u8>, usize, usize, DropReason);
+pub(crate) type DropCase = (&'static str, PortId, Vec<u8>, usize, usize, DropReason);
 
 /// One frame per drop reason, each checked, and together covering them all.
 fn drop_cases() -> Vec<DropCase> {
@@ -910,6 +1011,8 @@ fn drop_cases() -> Vec<DropCase> {
     let a = |dst, src: [u8; 4], to: [u8; 4], ttl| udp4(MAC_A, dst, Some(100), src, to, ttl);
     let mut double = udp4(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 64);
     double[16..18].copy_from_slice(&[0x81, 0x00]);
+    let mut service_tagged = udp4(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 64);
+    service_tagged[12..14].copy_from_slice(&[0x88, 0xa8]);
     let mut bad_checksum = a(GW, [10, 0, 0, 10], [10, 0, 1, 20], 64);
     bad_checksum[18 + 10] ^= 0xff;
     let mut malformed_v4 = udp4(MAC_U, GW, None, [10, 0, 0, 50], [10, 0, 1, 20], 64);
@@ -1017,17 +1120,17 @@ fn drop_cases() -> Vec<DropCase> {
         ("malformed arp", P2, malformed_arp, h, 0, MalformedArp),
         ("arp reply", P1, reply, h, 0, ArpNotRequest),
         (
-            "gratuitous arp",
+            "gratuitous arp in a routed-only network",
             P1,
-            arp_request(MAC_A, Some(100), [10, 0, 0, 10], [10, 0, 0, 10]),
+            arp_request(MAC_C, Some(300), [10, 0, 0, 10], [10, 0, 0, 10]),
             h,
             0,
             GratuitousArp,
         ),
         (
-            "arp probe for own address",
+            "arp probe for own address in a routed-only network",
             P1,
-            arp_request(MAC_A, Some(100), [0, 0, 0, 0], [10, 0, 0, 10]),
+            arp_request(MAC_C, Some(300), [0, 0, 0, 0], [10, 0, 0, 10]),
             h,
             0,
             GratuitousArp,
@@ -1036,14 +1139,6 @@ fn drop_cases() -> Vec<DropCase> {
             "arp unknown target",
             P1,
             arp_request(MAC_C, Some(300), [10, 0, 0, 10], [10, 0, 0, 99]),
-            h,
-            0,
-            ArpUnknownTarget,
-        ),
-        (
-            "arp for a discarded prefix",
-            P1,
-            arp_request(MAC_A, Some(100), [10, 0, 0, 10], [192, 0, 2, 5]),
             h,
             0,
             ArpUnknownTarget,
@@ -1093,20 +1188,51 @@ fn drop_cases() -> Vec<DropCase> {
             NdUnknownTarget,
         ),
         (
-            "dad for own address",
+            "dad for own address in a routed-only network",
             P1,
-            ns_from(MAC_A, Some(100), "::", "fd00::a", None, 255, false),
+            ns_from(MAC_C, Some(300), "::", "fd02::c", None, 255, false),
             h,
             0,
             NdOwnAddress,
         ),
         (
-            "broadcast udp",
+            "broadcast udp in a routed-only network",
             P1,
-            a(BROADCAST, [10, 0, 0, 10], [10, 0, 0, 255], 64),
+            udp4(
+                MAC_C,
+                BROADCAST,
+                Some(300),
+                [10, 0, 0, 10],
+                [10, 0, 0, 255],
+                64,
+            ),
             h,
             0,
             Multicast,
+        ),
+        (
+            "802.1ad service tag",
+            P1,
+            service_tagged,
+            h,
+            0,
+            UnsupportedTag,
+        ),
+        (
+            "gateway mac in a bridging-only network",
+            P1,
+            udp4(MAC_E, GW, Some(400), [10, 3, 0, 10], [10, 3, 0, 1], 64),
+            h,
+            0,
+            RoutingDisabled,
+        ),
+        (
+            "another mac in a routed-only network",
+            P1,
+            udp4(MAC_C, MAC_A, Some(300), [10, 0, 0, 10], [10, 0, 0, 20], 64),
+            h,
+            0,
+            BridgingDisabled,
         ),
         (
             "unknown unicast",
@@ -1196,13 +1322,17 @@ fn drop_cases() -> Vec<DropCase> {
 fn every_drop_reason_has_a_frame() {
     let rig = Rig::new(&fixture());
     let mut seen = Vec::new();
-    for (name, port, frame, headroom, tailroom, expected) in drop_cases() {
+    let cases = drop_cases()
+        .into_iter()
+        .chain(super::tests_overlay::drop_cases());
+    for (name, port, frame, headroom, tailroom, expected) in cases {
         let (verdict, _) = rig.run_with(port, &frame, headroom, tailroom);
         assert_eq!(verdict, Verdict::Drop(expected), "case {name:?}");
         seen.push(expected);
     }
     let snapshot = rig.counters.snapshot();
-    for reason in DropReason::ALL {
+    // The I/O layer's reasons are counted by the agent's own tests.
+    for reason in DropReason::ALL.iter().filter(|r| !r.is_io()) {
         let cases = seen.iter().filter(|r| *r == reason).count() as u64;
         assert!(cases > 0, "no frame for {reason}");
         assert_eq!(snapshot.drops(*reason), cases, "counter of {reason}");
@@ -1280,6 +1410,19 @@ fn check_no_panic(rig: &Rig, port: PortId, frame: &[u8], headroom: usize, tailro
         } => {
             assert!(offset + out <= len, "transmit outside the buffer");
             assert!(out >= 14, "transmit shorter than an Ethernet header");
+        }
+        Verdict::Flood(flood) => {
+            assert!(flood.offset + flood.len <= len, "flood outside the buffer");
+            let pipeline = Pipeline::new(&rig.tables, &rig.counters);
+            let mut out = vec![0u8; 2048];
+            for member in 0..pipeline.flood_members(&flood) {
+                if pipeline.flood_egress(&flood, member).is_some()
+                    && let Ok((offset, len, _)) =
+                        pipeline.flood_copy(&flood, member, &buf, &mut out)
+                {
+                    assert!(offset + len <= out.len(), "copy outside the buffer");
+                }
+            }
         }
         Verdict::Pass | Verdict::Drop(_) => {}
     }

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::*;
-use crate::process::tests::{MAC_A, MAC_B, P1, P2, VGW, fixture};
+use crate::process::tests::{MAC_A, MAC_B, NET1_LABEL, P1, P2, VGW, fixture};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -103,17 +103,39 @@ fn fixture_lookups() {
             .egress(),
         None
     );
-    assert_eq!(tables.logical_interfaces().len(), 4);
-    assert_eq!(tables.vmis().count(), 5);
-    assert_eq!(tables.vmi_counters().count(), 5);
+    assert_eq!(tables.logical_interfaces().len(), 5);
+    assert_eq!(tables.vmis().count(), 6);
+    assert_eq!(tables.vmi_counters().count(), 6);
+    assert_eq!(tables.remote_vmi_count(), 2);
+    assert_eq!(tables.peers().len(), 2);
+    assert_eq!(
+        tables.underlay(),
+        Some((PortId(3), "192.168.100.1".parse().unwrap()))
+    );
+    assert!(matches!(
+        tables.route("ns/net1", ip("10.0.0.60")),
+        Some(NextHop::Remote(_))
+    ));
     let dump = tables.dump();
     for line in [
         "gateway_mac 00:00:5e:00:01:00",
         "port 1 eth1 gateway",
         "  vlan 100 -> ns/vmi-a",
         "port 9 vgw0 host vrf 1 peer 02:00:00:00:00:99",
-        "vrf 1 network ns/net1",
+        "vrf 1 network ns/net1 bridges true routes true flood_unknown false vni Some(5001) label Some(100)",
         "  route 0.0.0.0/0 port 9",
+        "  route 10.0.0.60/32 remote ns/vmi-r",
+        "  bridge 02000000002e -> remote ns/vmi-r",
+        "  flood port 1 vlan 100 (ns/vmi-a)",
+        "  flood peer node-b mpls label 100",
+        "  flood peer xvtep vxlan vni 5001",
+        "underlay port 3 address 192.168.100.1 mac 02:fa:00:00:00:01 mtu 1500",
+        "peer node-b address 192.168.100.2",
+        "label 101 -> vmi ns/vmi-a",
+        "label 100 -> vrf 1",
+        "remote ns/vmi-r vrf 1 peer node-b mac 02:00:00:00:00:2e ips [10.0.0.60, fd00::60] routed mpls label 200 bridged mpls label 100",
+        "remote ns/ext-1 vrf 1 peer xvtep mac 02:00:00:00:00:3e ips [10.0.0.70] routed vxlan vni 5001 bridged vxlan vni 5001",
+        "vrf 3 network ns/net3 bridges true routes false flood_unknown false vni None label None",
         "  route 10.0.0.1/32 receive",
         "  route 192.0.2.0/24 discard",
         "  route fd00::a/128 vmi ns/vmi-a",
@@ -206,11 +228,13 @@ fn every_rejection() {
         key: "ns/net1".into(),
         vrf: 7,
         subnets: vec![],
+        ..Default::default()
     });
     config.networks.push(NetworkConfig {
         key: "ns/net3".into(),
         vrf: 2,
         subnets: vec![],
+        ..Default::default()
     });
     config.networks[0].subnets.push(SubnetConfig {
         prefix: prefix("10.9.0.0/24"),
@@ -461,6 +485,9 @@ fn recompile_keeps_counters_of_surviving_vmis() {
 
 /// Configurations over small universes of keys, ids, VLANs, MACs and
 /// addresses, so that conflicts of every kind are frequent.
+/// Keys of the peers `arb_config` draws.
+const PEERS: [&str; 3] = ["pa", "pb", "pc"];
+
 fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
     const IPS: [&str; 6] = [
         "10.0.0.1", "10.0.0.5", "10.0.0.6", "fd00::5", "fd00::1", "10.0.1.7",
@@ -482,27 +509,56 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
             })
             .collect::<Vec<_>>()
     });
-    let networks = prop::collection::vec((0usize..3, 0u32..3, 0u8..8), 0..4).prop_map(|v| {
-        v.into_iter()
-            .map(|(k, vrf, subnets)| NetworkConfig {
-                key: format!("n{k}"),
-                vrf,
-                subnets: [
-                    ("10.0.0.0/24", "10.0.0.1"),
-                    ("10.0.1.0/24", "10.0.0.1"),
-                    ("fd00::/64", "fd00::1"),
-                ]
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| subnets & (1 << i) != 0)
-                .map(|(_, (p, g))| SubnetConfig {
-                    prefix: prefix(p),
-                    gateway: ip(g),
-                })
-                .collect(),
-            })
-            .collect::<Vec<_>>()
-    });
+    // Overlay settings of a network: label, VNI (each from a small set with
+    // a reserved or invalid value and duplicates), mode, peers, encapsulations.
+    let overlay = (
+        prop::option::of(prop::sample::select(vec![5u32, 16, 17, 100])),
+        prop::option::of(prop::sample::select(vec![0u32, 1, 2, 5001])),
+        0u8..3,
+        0u8..8,
+        0u8..4,
+    );
+    let networks =
+        prop::collection::vec((0usize..3, 0u32..3, 0u8..8, overlay), 0..4).prop_map(|v| {
+            v.into_iter()
+                .map(
+                    |(k, vrf, subnets, (label, vni, mode, peers, encaps))| NetworkConfig {
+                        key: format!("n{k}"),
+                        vrf,
+                        subnets: [
+                            ("10.0.0.0/24", "10.0.0.1"),
+                            ("10.0.1.0/24", "10.0.0.1"),
+                            ("fd00::/64", "fd00::1"),
+                        ]
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| subnets & (1 << i) != 0)
+                        .map(|(_, (p, g))| SubnetConfig {
+                            prefix: prefix(p),
+                            gateway: ip(g),
+                        })
+                        .collect(),
+                        mode: [ForwardingMode::L2L3, ForwardingMode::L2, ForwardingMode::L3]
+                            [usize::from(mode)],
+                        flood_unknown_unicast: mode == 1,
+                        label,
+                        vni,
+                        peers: PEERS
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| peers & (1 << i) != 0)
+                            .map(|(_, p)| (*p).to_owned())
+                            .collect(),
+                        encapsulations: match encaps {
+                            0 => vec![],
+                            1 => vec![Encapsulation::Vxlan],
+                            2 => vec![Encapsulation::MplsOverUdp],
+                            _ => vec![Encapsulation::Vxlan, Encapsulation::MplsOverUdp],
+                        },
+                    },
+                )
+                .collect::<Vec<_>>()
+        });
     let vmis = prop::collection::vec(
         (
             0usize..6,
@@ -533,6 +589,62 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                     .into_iter()
                     .collect(),
                 port_security,
+                label: (k % 3 != 0).then_some(16 + k as u32),
+            })
+            .collect::<Vec<_>>()
+    });
+    let underlay = prop::option::of((0u16..4, any::<bool>())).prop_map(|u| {
+        u.map(|(port, v6)| UnderlayConfig {
+            port: PortId(port),
+            address: if v6 {
+                ip("fd00:100::1")
+            } else {
+                ip("192.168.100.1")
+            },
+            mac: [2, 0xfa, 0, 0, 0, 1],
+            mtu: 1500,
+        })
+    });
+    const PEER_ADDRS: [&str; 4] = [
+        "192.168.100.1",
+        "192.168.100.2",
+        "192.168.100.3",
+        "fd00:100::2",
+    ];
+    let peers = prop::collection::vec((0usize..3, 0usize..4, 0u8..4), 0..4).prop_map(|v| {
+        v.into_iter()
+            .map(|(k, addr, encaps)| PeerConfig {
+                key: PEERS[k].to_owned(),
+                address: ip(PEER_ADDRS[addr]),
+                encapsulations: match encaps {
+                    0 => vec![],
+                    1 => vec![Encapsulation::Vxlan],
+                    2 => vec![Encapsulation::MplsOverUdp],
+                    _ => vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
+                },
+            })
+            .collect::<Vec<_>>()
+    });
+    let remotes = prop::collection::vec(
+        (
+            0usize..4,
+            0usize..4,
+            0usize..3,
+            0u8..6,
+            prop::collection::vec(0usize..IPS.len(), 0..2),
+            prop::option::of(prop::sample::select(vec![3u32, 17, 200])),
+        ),
+        0..4,
+    )
+    .prop_map(|v| {
+        v.into_iter()
+            .map(|(k, net, peer, mac, ips, label)| RemoteVmiConfig {
+                key: format!("r{k}"),
+                network: format!("n{net}"),
+                peer: PEERS[peer].to_owned(),
+                mac: [2, 0, 0, 0, 0, mac],
+                ips: ips.into_iter().map(|i| ip(IPS[i])).collect(),
+                label,
             })
             .collect::<Vec<_>>()
     });
@@ -568,50 +680,72 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
             })
             .collect::<Vec<_>>()
     });
-    let routes = prop::collection::vec((0usize..4, 0usize..PREFIXES.len(), 0u16..5), 0..5)
+    let routes = prop::collection::vec((0usize..4, 0usize..PREFIXES.len(), 0u16..7), 0..5)
         .prop_map(|v| {
             v.into_iter()
                 .map(|(net, p, hop)| RouteConfig {
                     network: format!("n{net}"),
                     prefix: prefix(PREFIXES[p]),
-                    next_hop: if hop == 4 {
-                        NextHopConfig::Discard
-                    } else {
-                        NextHopConfig::Port(PortId(hop))
+                    next_hop: match hop {
+                        4 => NextHopConfig::Discard,
+                        5 | 6 => NextHopConfig::Peer(PEERS[usize::from(hop) - 5].to_owned()),
+                        _ => NextHopConfig::Port(PortId(hop)),
                     },
                 })
                 .collect::<Vec<_>>()
         });
-    (ports, networks, vmis, lis, routes).prop_map(|(ports, networks, vmis, lis, routes)| {
-        NodeConfig {
-            gateway_mac: DEFAULT_GATEWAY_MAC,
-            ports,
-            networks,
-            vmis,
-            logical_interfaces: lis,
-            routes,
-        }
-    })
+    (
+        (ports, networks, vmis, lis, routes),
+        (underlay, peers, remotes),
+    )
+        .prop_map(
+            |((ports, networks, vmis, lis, routes), (underlay, peers, remote_vmis))| NodeConfig {
+                gateway_mac: DEFAULT_GATEWAY_MAC,
+                ports,
+                networks,
+                vmis,
+                logical_interfaces: lis,
+                routes,
+                underlay,
+                peers,
+                remote_vmis,
+            },
+        )
 }
 
 /// A configuration and the same one with every list shuffled.
 fn config_and_shuffled() -> impl Strategy<Value = (NodeConfig, NodeConfig)> {
     arb_config(false).prop_flat_map(|c| {
+        let base = c.clone();
         let shuffled = (
-            Just(c.ports.clone()).prop_shuffle(),
-            Just(c.networks.clone()).prop_shuffle(),
-            Just(c.vmis.clone()).prop_shuffle(),
-            Just(c.logical_interfaces.clone()).prop_shuffle(),
-            Just(c.routes.clone()).prop_shuffle(),
+            (
+                Just(c.ports.clone()).prop_shuffle(),
+                Just(c.networks.clone()).prop_shuffle(),
+                Just(c.vmis.clone()).prop_shuffle(),
+                Just(c.logical_interfaces.clone()).prop_shuffle(),
+                Just(c.routes.clone()).prop_shuffle(),
+            ),
+            (
+                Just(c.peers.clone()).prop_shuffle(),
+                Just(c.remote_vmis.clone()).prop_shuffle(),
+            ),
         )
             .prop_map(
-                |(ports, networks, vmis, logical_interfaces, routes)| NodeConfig {
-                    gateway_mac: DEFAULT_GATEWAY_MAC,
-                    ports,
-                    networks,
-                    vmis,
-                    logical_interfaces,
-                    routes,
+                move |(
+                    (ports, networks, vmis, logical_interfaces, routes),
+                    (peers, remote_vmis),
+                )| {
+                    NodeConfig {
+                        gateway_mac: DEFAULT_GATEWAY_MAC,
+                        ports,
+                        networks,
+                        vmis,
+                        logical_interfaces,
+                        routes,
+                        peers,
+                        remote_vmis,
+                        ..base.clone()
+                    }
                 },
             );
         (Just(c), shuffled)
@@ -661,4 +795,171 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn every_overlay_rejection() {
+    use RejectReason::*;
+    let mut config = fixture();
+    // Peers: a duplicate key, the node's own address, another family, an
+    // address in use.
+    let peer = |key: &str, address: &str| PeerConfig {
+        key: key.into(),
+        address: ip(address),
+        encapsulations: vec![Encapsulation::Vxlan],
+    };
+    config.peers.extend([
+        peer("node-b", "192.168.100.9"),
+        peer("self", "192.168.100.1"),
+        peer("v6", "fd00::2"),
+        peer("twin", "192.168.100.2"),
+        peer("vxlan-only", "192.168.100.60"),
+    ]);
+    // Networks: a reserved label, a label in use, a VNI out of range, a VNI
+    // in use, an unknown peer, and a peer whose only encapsulation the
+    // network lacks (VXLAN without a VNI).
+    let network = |key: &str, vrf: u32, f: &dyn Fn(&mut NetworkConfig)| {
+        let mut n = NetworkConfig {
+            key: key.into(),
+            vrf,
+            ..Default::default()
+        };
+        f(&mut n);
+        n
+    };
+    config.networks.extend([
+        network("ns/x-reserved", 11, &|n| n.label = Some(3)),
+        network("ns/x-label", 12, &|n| n.label = Some(NET1_LABEL)),
+        network("ns/x-vni0", 13, &|n| n.vni = Some(0)),
+        network("ns/x-vni", 14, &|n| n.vni = Some(5001)),
+        network("ns/x-peers", 15, &|n| {
+            n.label = Some(900);
+            n.peers = vec!["nobody".into(), "vxlan-only".into()];
+        }),
+    ]);
+    // Remote VMIs: behind a peer that does not host the network, without a
+    // label where MPLS is used, and with a MAC a local VMI has.
+    let remote = |key: &str, f: &dyn Fn(&mut RemoteVmiConfig)| {
+        let mut r = RemoteVmiConfig {
+            key: key.into(),
+            network: "ns/net1".into(),
+            peer: "node-b".into(),
+            mac: [2, 0, 0, 0, 7, key.len() as u8],
+            ips: vec![ip("10.0.0.199")],
+            label: Some(700),
+        };
+        f(&mut r);
+        r
+    };
+    config.remote_vmis.extend([
+        remote("ns/r-not-hosting", &|r| r.peer = "vxlan-only".into()),
+        remote("ns/r-no-label", &|r| r.label = None),
+        remote("ns/r-mac", &|r| r.mac = MAC_A),
+        remote("ns/vmi-a", &|_| {}),
+    ]);
+    let (_, rejected) = Tables::compile(&config);
+    let expected: Vec<(ObjectRef, RejectReason)> = vec![
+        (ObjectRef::Peer("node-b".into()), Duplicate),
+        (
+            ObjectRef::Peer("self".into()),
+            PeerAddressUnusable(ip("192.168.100.1")),
+        ),
+        (
+            ObjectRef::Peer("v6".into()),
+            PeerAddressUnusable(ip("fd00::2")),
+        ),
+        (
+            ObjectRef::Peer("twin".into()),
+            PeerAddressInUse {
+                addr: ip("192.168.100.2"),
+                by: "node-b".into(),
+            },
+        ),
+        (
+            ObjectRef::Network("ns/x-reserved".into()),
+            LabelUnusable {
+                label: 3,
+                why: "outside 16..=1048575 (0 to 15 are reserved)".into(),
+            },
+        ),
+        (
+            ObjectRef::Network("ns/x-label".into()),
+            LabelUnusable {
+                label: NET1_LABEL,
+                why: "already the label of network ns/net1".into(),
+            },
+        ),
+        (
+            ObjectRef::Network("ns/x-vni0".into()),
+            VniUnusable {
+                vni: 0,
+                why: "outside 1..=16777215".into(),
+            },
+        ),
+        (
+            ObjectRef::Network("ns/x-vni".into()),
+            VniUnusable {
+                vni: 5001,
+                why: "already the VNI of network ns/net1".into(),
+            },
+        ),
+        (
+            ObjectRef::Network("ns/x-peers".into()),
+            UnknownPeer("nobody".into()),
+        ),
+        (
+            ObjectRef::Network("ns/x-peers".into()),
+            NoEncapsulation {
+                peer: "vxlan-only".into(),
+                why: "VXLAN needs the network's VNI",
+            },
+        ),
+        (
+            ObjectRef::RemoteVmi("ns/r-not-hosting".into()),
+            UnknownPeer("vxlan-only".into()),
+        ),
+        (
+            ObjectRef::RemoteVmi("ns/r-no-label".into()),
+            NoEncapsulation {
+                peer: "node-b".into(),
+                why: "MPLS over UDP needs the remote VMI's label",
+            },
+        ),
+        (
+            ObjectRef::RemoteVmi("ns/r-mac".into()),
+            MacInUse {
+                mac: EthernetAddress(MAC_A),
+                by: "ns/vmi-a".into(),
+            },
+        ),
+        (ObjectRef::RemoteVmi("ns/vmi-a".into()), Duplicate),
+    ];
+    for (object, reason) in &expected {
+        assert!(
+            reasons_for(&rejected, object).contains(reason),
+            "{object}: {reason:?} missing from {rejected:#?}"
+        );
+    }
+    assert_eq!(rejected.len(), expected.len(), "{rejected:#?}");
+
+    // Without an underlay, no peer is built; an underlay on a port that is
+    // not the fabric, or with a tiny MTU, is refused.
+    let mut config = fixture();
+    config.underlay = None;
+    config.remote_vmis.clear();
+    let (tables, rejected) = Tables::compile(&config);
+    assert!(tables.peers().is_empty());
+    assert!(
+        rejected
+            .iter()
+            .any(|r| r.object == ObjectRef::Peer("node-b".into()) && r.reason == NoUnderlay)
+    );
+    let mut config = fixture();
+    config.underlay.as_mut().unwrap().port = P1;
+    let (_, rejected) = Tables::compile(&config);
+    assert!(reasons_for(&rejected, &ObjectRef::Underlay).contains(&NotAFabricPort(P1)));
+    let mut config = fixture();
+    config.underlay.as_mut().unwrap().mtu = 500;
+    let (_, rejected) = Tables::compile(&config);
+    assert!(reasons_for(&rejected, &ObjectRef::Underlay).contains(&MtuTooSmall(500)));
 }

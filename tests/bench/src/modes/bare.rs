@@ -68,17 +68,21 @@ pub fn forward(netns: &Path, ingress: &str, egress: &str, stop: &AtomicBool) -> 
     while !stop.load(Ordering::Relaxed) {
         trunkline_xdp::wait_fds(&fds, POLL_MS).map_err(Error::io("poll"))?;
         input
-            .receive(BATCH, &mut |buf, offset, len| {
-                let frame = &mut buf[offset..offset + len];
-                rewrite(frame);
-                output.send_copy(frame);
-                Action::Drop
-            })
+            .receive(
+                BATCH,
+                &mut |buf, offset, len, _| {
+                    let frame = &mut buf[offset..offset + len];
+                    rewrite(frame);
+                    let _ = output.send_copy(frame);
+                    Action::Drop
+                },
+                &mut |_, _, _| {},
+            )
             .map_err(Error::io("receive on in"))?;
         // Nothing comes back from the sink; receiving still kicks pending
         // transmissions, as in the agent's loop.
         output
-            .receive(BATCH, &mut |_, _, _| Action::Drop)
+            .receive(BATCH, &mut |_, _, _, _| Action::Drop, &mut |_, _, _| {})
             .map_err(Error::io("receive on out"))?;
         input.flush();
         output.flush();

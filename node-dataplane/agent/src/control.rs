@@ -1,0 +1,318 @@
+//! The state the agent's threads share: the plan the fast path runs (an
+//! immutable snapshot swapped atomically), the packet counters, and what
+//! the forwarding and host threads learnt (port states, host side of
+//! virtual gateways, underlay facts), from which the node's report is
+//! assembled.
+//!
+//! ```text
+//!  compile loop --install(desired)--> Plan { version, ports, tables, ... } --ArcSwap--> forwarding thread
+//!                                          |                                      (loads once per batch)
+//!                                          +-----------------------------------> host thread
+//!  forwarding thread --set_ports/backend--> State <--vgw / fabric / neighbours-- host thread
+//!                                             |
+//!                    report() / metrics  <----+   (never taken per frame)
+//! ```
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use trunkline_api::physical_router::{PortStatus, ProgrammedCounts, ProgrammedObject};
+use trunkline_pipeline::config::NextHopConfig;
+use trunkline_pipeline::{Counters, ObjectRef, Rejected, Tables};
+
+use crate::desired::{Desired, PortSpec};
+use crate::hostnet::VgwSpec;
+use crate::report::NodeReport;
+
+/// What the fast path runs: the tables and the ports they number.
+pub struct Plan {
+    /// Version, +1 at every install.
+    pub version: i64,
+    /// Ports; the index is the pipeline's `PortId`.
+    pub ports: Vec<PortSpec>,
+    /// Virtual gateways whose host side to set up.
+    pub virtual_gateways: Vec<VgwSpec>,
+    /// The compiled tables.
+    pub tables: Tables,
+}
+
+/// What the threads learnt, for the report.
+#[derive(Default)]
+struct State {
+    synced: bool,
+    router_generation: Option<i64>,
+    programmed: Vec<ProgrammedObject>,
+    counts: ProgrammedCounts,
+    problems: Vec<String>,
+    ports: Vec<PortStatus>,
+    /// The ports the forwarding thread holds open.
+    open: Vec<String>,
+    backend: Option<String>,
+    /// Virtual gateways of the plan, by interface, with their objects.
+    vgw_objects: Vec<(String, ProgrammedObject)>,
+    /// Interfaces whose host side is in place; the others' problems.
+    vgw_ready: Vec<String>,
+    vgw_problems: Vec<String>,
+}
+
+/// State shared by the async side, the forwarding thread and the host
+/// thread.
+pub struct Control {
+    plan: ArcSwap<Plan>,
+    counters: Arc<Counters>,
+    state: Mutex<State>,
+    started: Instant,
+    heartbeat_ms: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        let (tables, _) = Tables::compile(&Default::default());
+        Self {
+            plan: ArcSwap::from_pointee(Plan {
+                version: 0,
+                ports: Vec::new(),
+                virtual_gateways: Vec::new(),
+                tables,
+            }),
+            // The forwarding thread is the only writer: worker 0.
+            counters: Arc::new(Counters::for_worker(0)),
+            state: Mutex::default(),
+            started: Instant::now(),
+            heartbeat_ms: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Control {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The plan the fast path runs now.
+    pub fn plan(&self) -> Arc<Plan> {
+        self.plan.load_full()
+    }
+
+    /// The forwarding thread's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Compiles `desired` and swaps it into the fast path; returns the new
+    /// tables version. Objects whose items the tables rejected are not
+    /// reported as programmed.
+    pub fn install(&self, desired: &Desired, router_generation: Option<i64>) -> i64 {
+        let current = self.plan.load();
+        let (tables, rejected) = Tables::recompile(&desired.config, &current.tables);
+        let version = current.version + 1;
+        for r in &rejected {
+            tracing::warn!(version, "left out of the tables: {r}");
+        }
+        let refused = refused_objects(desired, &rejected);
+        let programmed: Vec<ProgrammedObject> = desired
+            .programmed
+            .iter()
+            .filter(|o| !refused.contains(o))
+            .cloned()
+            .collect();
+        let counts = ProgrammedCounts {
+            logical_interfaces: tables.logical_interfaces().len() as u32,
+            virtual_machine_interfaces: tables.vmis().count() as u32,
+            routing_instances: tables.routing_instance_count() as u32,
+            routes: tables.route_count() as u32,
+            virtual_gateways: 0,
+        };
+        self.plan.store(Arc::new(Plan {
+            version,
+            ports: desired.ports.clone(),
+            virtual_gateways: desired
+                .virtual_gateways
+                .iter()
+                .map(|(spec, _)| spec.clone())
+                .collect(),
+            tables,
+        }));
+        let mut state = self.state();
+        state.synced = true;
+        state.router_generation = router_generation;
+        state.programmed = programmed;
+        state.counts = counts;
+        state.problems = desired
+            .skipped
+            .iter()
+            .cloned()
+            .chain(rejected.iter().map(ToString::to_string))
+            .collect();
+        state.vgw_objects = desired
+            .virtual_gateways
+            .iter()
+            .filter(|(_, object)| !refused.contains(object))
+            .map(|(spec, object)| (spec.interface.clone(), object.clone()))
+            .collect();
+        version
+    }
+
+    /// What to report on the PhysicalRouter.
+    pub fn report(&self) -> NodeReport {
+        let version = self.plan.load().version;
+        let state = self.state();
+        let ready_vgws: Vec<&ProgrammedObject> = state
+            .vgw_objects
+            .iter()
+            .filter(|(interface, _)| state.vgw_ready.contains(interface))
+            .map(|(_, o)| o)
+            .collect();
+        let mut programmed = state.programmed.clone();
+        programmed.extend(ready_vgws.iter().map(|o| (*o).clone()));
+        programmed.sort();
+        let mut counts = state.counts.clone();
+        counts.virtual_gateways = ready_vgws.len() as u32;
+        NodeReport {
+            router_generation: state.router_generation,
+            synced: state.synced,
+            tables_version: version,
+            backend: state.backend.clone(),
+            ports: state.ports.clone(),
+            counts,
+            programmed,
+            problems: state
+                .problems
+                .iter()
+                .chain(&state.vgw_problems)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The forwarding thread opened (or failed to open) the plan's ports:
+    /// their states, the names of those open, and the backend in use.
+    pub fn set_ports(&self, ports: Vec<PortStatus>, open: Vec<String>, backend: Option<String>) {
+        let mut state = self.state();
+        state.ports = ports;
+        state.open = open;
+        if backend.is_some() {
+            state.backend = backend;
+        }
+    }
+
+    /// The ports the forwarding thread holds open.
+    pub fn open_ports(&self) -> Vec<String> {
+        self.state().open.clone()
+    }
+
+    /// The host thread read an open port's link state: `Up`, or `Down`
+    /// with why (a port that could not be opened keeps its own state).
+    pub fn set_link(&self, name: &str, link: Result<(), String>) {
+        let mut state = self.state();
+        if !state.open.iter().any(|o| o == name) {
+            return;
+        }
+        if let Some(status) = state.ports.iter_mut().find(|p| p.name == name) {
+            let (wanted, message) = match link {
+                Ok(()) => ("Up", None),
+                Err(why) => ("Down", Some(why)),
+            };
+            if status.state != wanted || status.message != message {
+                tracing::info!(port = name, state = wanted, "link state changed");
+                status.state = wanted.to_owned();
+                status.message = message;
+            }
+        }
+    }
+
+    /// The host thread set up the plan's virtual gateways: the interfaces
+    /// in place, and the problems of the others.
+    pub fn set_virtual_gateways(&self, ready: Vec<String>, problems: Vec<String>) {
+        let mut state = self.state();
+        state.vgw_ready = ready;
+        state.vgw_problems = problems;
+    }
+
+    /// The forwarding thread is alive.
+    pub fn beat(&self) {
+        let beat = self.started.elapsed().as_millis() as u64;
+        self.heartbeat_ms.store(beat, Ordering::Relaxed);
+    }
+
+    /// Time since the forwarding thread last went round its loop.
+    pub fn heartbeat_age(&self) -> Duration {
+        let beat = Duration::from_millis(self.heartbeat_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(beat)
+    }
+
+    /// Asks the threads to stop (the forwarding thread closes its ports).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the threads were asked to stop.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// The API objects behind the items the tables rejected: they are not
+/// programmed, whatever the desired state says.
+fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedObject> {
+    let by_name = |kind: &str, namespaced: bool, key: &str| -> Vec<ProgrammedObject> {
+        desired
+            .programmed
+            .iter()
+            .filter(|o| {
+                o.kind == kind
+                    && if namespaced {
+                        format!("{}/{}", o.namespace.as_deref().unwrap_or_default(), o.name) == key
+                    } else {
+                        o.name == key
+                    }
+            })
+            .cloned()
+            .collect()
+    };
+    let gateway_of_port = |port: trunkline_pipeline::PortId| -> Vec<ProgrammedObject> {
+        let Some(spec) = desired.ports.get(usize::from(port.0)) else {
+            return Vec::new();
+        };
+        desired
+            .virtual_gateways
+            .iter()
+            .filter(|(vgw, _)| vgw.interface == spec.name)
+            .map(|(_, object)| object.clone())
+            .collect()
+    };
+    let mut refused = Vec::new();
+    for r in rejected {
+        refused.extend(match &r.object {
+            ObjectRef::LogicalInterface(key) => by_name("LogicalInterface", false, key),
+            ObjectRef::Vmi(key) => by_name("VirtualMachineInterface", true, key),
+            ObjectRef::Network(key) | ObjectRef::Subnet { network: key, .. } => {
+                by_name("VirtualNetwork", true, key)
+            }
+            ObjectRef::Port(port) => gateway_of_port(*port),
+            ObjectRef::Route { network, prefix } => desired
+                .config
+                .routes
+                .iter()
+                .filter(|route| &route.network == network && &route.prefix == prefix)
+                .flat_map(|route| match route.next_hop {
+                    NextHopConfig::Port(port) => gateway_of_port(port),
+                    _ => Vec::new(),
+                })
+                .collect(),
+            ObjectRef::Node
+            | ObjectRef::Underlay
+            | ObjectRef::Peer(_)
+            | ObjectRef::RemoteVmi(_) => Vec::new(),
+        });
+    }
+    refused.sort();
+    refused.dedup();
+    refused
+}

@@ -1,0 +1,253 @@
+//! Prometheus metrics of the node dataplane, read at scrape time from the
+//! shared control state (prometheus-client, as the operator): nothing on
+//! the forwarding path knows about them.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `trunkline_dataplane_tables_version` | | version of the tables in the fast path |
+//! | `trunkline_dataplane_objects` | `kind` | objects in the tables |
+//! | `trunkline_dataplane_port_up` | `port`, `backend` | 1 when the port is open and its link up |
+//! | `trunkline_dataplane_frames_total` | `verdict` | frames decided: `forward`, `flood`, `pass`, `drop` |
+//! | `trunkline_dataplane_sent_frames_total`, `..._sent_bytes_total` | | frames (and bytes) that really left by a port |
+//! | `trunkline_dataplane_drops_total` | `reason` | frames dropped, by the pipeline or the I/O layer |
+//! | `trunkline_dataplane_vmi_packets_total`, `..._vmi_bytes_total` | `vmi`, `direction` | per VMI; `rx` from the instance, `tx` to it (counted once sent) |
+//! | `trunkline_dataplane_vmi_dropped_total` | `vmi` | frames from the VMI that were dropped |
+//! | `trunkline_dataplane_tunnel_peers` | `state` | tunnel peers whose underlay next hop is `resolved` or `unresolved` |
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::control::Control;
+
+/// Reads the control state at every scrape.
+#[derive(Debug)]
+struct Scrape(Arc<ControlHandle>);
+
+/// `Control` is not `Debug`; the collector holds it through this.
+struct ControlHandle(Arc<Control>);
+
+impl std::fmt::Debug for ControlHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Control")
+    }
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let control = &self.0.0;
+        let report = control.report();
+        let plan = control.plan();
+        gauge(
+            &mut encoder,
+            "tables_version",
+            "Version of the tables in the fast path",
+            report.tables_version,
+        )?;
+
+        let c = &report.counts;
+        let mut family = encoder.encode_descriptor(
+            "objects",
+            "Objects in the node's tables, by kind",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (kind, n) in [
+            ("LogicalInterface", c.logical_interfaces),
+            ("VirtualMachineInterface", c.virtual_machine_interfaces),
+            ("RoutingInstance", c.routing_instances),
+            ("Route", c.routes),
+            ("VirtualGateway", c.virtual_gateways),
+            (
+                "RemoteVirtualMachineInterface",
+                plan.tables.remote_vmi_count() as u32,
+            ),
+        ] {
+            ConstGauge::new(i64::from(n)).encode(family.encode_family(&[("kind", kind)])?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "port_up",
+            "Whether a port is open and its link up",
+            None,
+            MetricType::Gauge,
+        )?;
+        let backend = report.backend.as_deref().unwrap_or("none");
+        for port in &report.ports {
+            let labels = [("port", port.name.as_str()), ("backend", backend)];
+            ConstGauge::new(i64::from(port.state == "Up"))
+                .encode(family.encode_family(&labels)?)?;
+        }
+
+        let s = control.counters().snapshot();
+        let mut family = encoder.encode_descriptor(
+            "frames",
+            "Frames the fast path decided on, by verdict (forward: to one egress; flood: replicated)",
+            None,
+            MetricType::Counter,
+        )?;
+        // The pipeline's drops only: I/O losses are not verdicts.
+        let dropped: u64 = s
+            .drops_by_reason()
+            .filter(|(reason, _)| !reason.is_io())
+            .map(|(_, n)| n)
+            .sum();
+        for (verdict, n) in [
+            ("forward", s.forwarded),
+            ("flood", s.flooded),
+            ("pass", s.passed),
+            ("drop", dropped),
+        ] {
+            ConstCounter::new(n).encode(family.encode_family(&[("verdict", verdict)])?)?;
+        }
+        counter(
+            &mut encoder,
+            "sent_frames",
+            "Frames that left by a port (forwarded, replies, flood copies)",
+            s.sent,
+        )?;
+        counter(
+            &mut encoder,
+            "sent_bytes",
+            "Bytes of the frames that left by a port",
+            s.sent_bytes,
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "drops",
+            "Frames dropped, by reason (pipeline verdicts and I/O losses)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, n) in s.drops_by_reason() {
+            ConstCounter::new(n).encode(family.encode_family(&[("reason", reason.as_str())])?)?;
+        }
+
+        let vmis: Vec<_> = plan.tables.vmi_counters().collect();
+        let mut family = encoder.encode_descriptor(
+            "vmi_packets",
+            "Packets per VMI and direction (rx: from the instance; tx: to it, once sent)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (vmi, c) in &vmis {
+            for (direction, n) in [("rx", c.rx_packets), ("tx", c.tx_packets)] {
+                let labels = [("vmi", *vmi), ("direction", direction)];
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "vmi_bytes",
+            "Bytes per VMI and direction",
+            None,
+            MetricType::Counter,
+        )?;
+        for (vmi, c) in &vmis {
+            for (direction, n) in [("rx", c.rx_bytes), ("tx", c.tx_bytes)] {
+                let labels = [("vmi", *vmi), ("direction", direction)];
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "vmi_dropped",
+            "Frames from a VMI that were dropped",
+            None,
+            MetricType::Counter,
+        )?;
+        for (vmi, c) in &vmis {
+            ConstCounter::new(c.rx_dropped).encode(family.encode_family(&[("vmi", *vmi)])?)?;
+        }
+
+        let peers = plan.tables.peers();
+        let resolved = peers.iter().filter(|p| p.next_hop_mac().is_some()).count();
+        let mut family = encoder.encode_descriptor(
+            "tunnel_peers",
+            "Tunnel peers by the state of their underlay next hop",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, n) in [
+            ("resolved", resolved),
+            ("unresolved", peers.len() - resolved),
+        ] {
+            ConstGauge::new(n as i64).encode(family.encode_family(&[("state", state)])?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The agent's metrics registry.
+pub struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    /// A registry (prefix `trunkline_dataplane_`) reading `control`.
+    pub fn new(control: Arc<Control>) -> Self {
+        let mut registry = Registry::with_prefix("trunkline_dataplane");
+        registry.register_collector(Box::new(Scrape(Arc::new(ControlHandle(control)))));
+        Self { registry }
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trunkline_pipeline::{DropReason, Verdict};
+
+    #[test]
+    fn renders_counters_with_their_labels() {
+        let control = Arc::new(Control::default());
+        control
+            .counters()
+            .record(&Verdict::Drop(DropReason::SourceIpSpoofed));
+        control.counters().lost(DropReason::TxRingFull, 2);
+        control.counters().sent(60);
+        let text = Metrics::new(control).render().unwrap();
+        for line in [
+            "trunkline_dataplane_drops_total{reason=\"source_ip_spoofed\"} 1",
+            "trunkline_dataplane_drops_total{reason=\"tx_ring_full\"} 2",
+            "trunkline_dataplane_frames_total{verdict=\"drop\"} 1",
+            "trunkline_dataplane_sent_frames_total 1",
+            "trunkline_dataplane_sent_bytes_total 60",
+            "trunkline_dataplane_tables_version 0",
+            "trunkline_dataplane_tunnel_peers{state=\"unresolved\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from\n{text}"
+            );
+        }
+    }
+}

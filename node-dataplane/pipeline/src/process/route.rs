@@ -1,0 +1,192 @@
+//! Routing in a VRF: packets for the gateway MAC are looked up by
+//! destination (longest prefix), their TTL decremented, and sent to a local
+//! VMI, a host port, a VMI behind a peer or a peer; packets for a gateway
+//! address are answered when they are echo requests.
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+use trunkline_wire::{IpProtocol, ethernet, icmpv4, icmpv6, ipv4, ipv6};
+
+use super::egress::retag;
+use super::{Ingress, L2Header, Pipeline, REPLY_HOP_LIMIT, Source};
+use crate::tables::{NextHop, PortRole};
+use crate::verdict::{DropReason, Verdict};
+
+impl<'a> Pipeline<'a> {
+    /// Route an IPv4 packet for the gateway MAC.
+    #[inline]
+    pub(super) fn route_v4(
+        &self,
+        ctx: Ingress<'a>,
+        l2: &L2Header,
+        buf: &mut [u8],
+        offset: usize,
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
+        let l3 = offset + l2.header_len;
+        let mut ip = ipv4::Packet::new_checked(&mut buf[l3..offset + len])
+            .map_err(|_| DropReason::MalformedIpv4)?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::Ipv4BadChecksum);
+        }
+        let dst = ip.dst_addr();
+        if dst.is_multicast() || dst.is_broadcast() {
+            return Err(DropReason::Multicast);
+        }
+        let next_hop = ctx
+            .vrf
+            .v4
+            .lookup(u32::from(dst))
+            .ok_or(DropReason::NoRoute)?;
+        match next_hop {
+            NextHop::Receive => return self.echo_v4(ctx, l2, buf, offset, len),
+            NextHop::Discard => return Err(DropReason::DiscardRoute),
+            _ => {}
+        }
+        if ip.ttl() <= 1 {
+            return Err(DropReason::TtlExceeded);
+        }
+        ip.decrement_ttl();
+        self.forward(ctx, next_hop, l2, buf, offset, len)
+    }
+
+    /// Route an IPv6 packet for the gateway MAC.
+    #[inline]
+    pub(super) fn route_v6(
+        &self,
+        ctx: Ingress<'a>,
+        l2: &L2Header,
+        buf: &mut [u8],
+        offset: usize,
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
+        let l3 = offset + l2.header_len;
+        let mut ip = ipv6::Packet::new_checked(&mut buf[l3..offset + len])
+            .map_err(|_| DropReason::MalformedIpv6)?;
+        let dst = ip.dst_addr();
+        if dst.is_multicast() {
+            return Err(DropReason::Multicast);
+        }
+        let next_hop = ctx
+            .vrf
+            .v6
+            .lookup(u128::from(dst))
+            .ok_or(DropReason::NoRoute)?;
+        match next_hop {
+            NextHop::Receive => return self.echo_v6(ctx, l2, buf, offset, len),
+            NextHop::Discard => return Err(DropReason::DiscardRoute),
+            _ => {}
+        }
+        if ip.hop_limit() <= 1 {
+            return Err(DropReason::TtlExceeded);
+        }
+        ip.decrement_hop_limit();
+        self.forward(ctx, next_hop, l2, buf, offset, len)
+    }
+
+    /// Send a routed packet (TTL already decremented) to its next hop.
+    #[inline]
+    fn forward(
+        &self,
+        ctx: Ingress<'a>,
+        next_hop: NextHop,
+        l2: &L2Header,
+        buf: &mut [u8],
+        offset: usize,
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
+        let from_tunnel = matches!(ctx.source, Source::Tunnel(_));
+        match next_hop {
+            NextHop::Vmi(id) => self.send_to_vmi(id, l2, buf, offset, len, true),
+            NextHop::Remote(_) | NextHop::Peer(_) if from_tunnel => Err(DropReason::TunnelHairpin),
+            NextHop::Remote(id) => self.route_to_remote(ctx, id, l2, buf, offset, len),
+            NextHop::Peer(peer) => self.route_to_peer(ctx, peer, l2, buf, offset, len),
+            NextHop::Port(port) => {
+                if port == ctx.port {
+                    return Err(DropReason::Hairpin);
+                }
+                let Some(PortRole::Host { peer_mac, .. }) = self.tables.port(port).map(|p| &p.role)
+                else {
+                    // The compiler only lets routes point to host ports.
+                    return Err(DropReason::NoRoute);
+                };
+                let mut eth = ethernet::Frame::new_unchecked(&mut buf[offset..offset + len]);
+                eth.set_dst_addr(*peer_mac);
+                eth.set_src_addr(self.tables.gateway_mac);
+                let (offset, len) = retag(buf, offset, len, l2.tci, 0)?;
+                Ok(Verdict::Transmit {
+                    port,
+                    offset,
+                    len,
+                    vmi: None,
+                })
+            }
+            NextHop::Receive | NextHop::Discard => Err(DropReason::NoRoute),
+        }
+    }
+
+    /// Answer an echo request to a gateway address, in place.
+    fn echo_v4(
+        &self,
+        ctx: Ingress<'a>,
+        l2: &L2Header,
+        buf: &mut [u8],
+        offset: usize,
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
+        let l3 = offset + l2.header_len;
+        let mut ip = ipv4::Packet::new_unchecked(&mut buf[l3..offset + len]);
+        if ip.protocol() != IpProtocol::Icmp || ip.is_fragment() {
+            return Err(DropReason::ReceiveUnsupported);
+        }
+        {
+            let mut icmp = icmpv4::Packet::new_checked(ip.payload_mut())
+                .map_err(|_| DropReason::MalformedIcmp)?;
+            if !icmp.verify_checksum() {
+                return Err(DropReason::MalformedIcmp);
+            }
+            if icmp.msg_type() != icmpv4::Message::EchoRequest || icmp.msg_code() != 0 {
+                return Err(DropReason::ReceiveUnsupported);
+            }
+            icmp.echo_request_into_reply();
+        }
+        let (src, dst): (Ipv4Addr, Ipv4Addr) = (ip.src_addr(), ip.dst_addr());
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        ip.set_ttl(REPLY_HOP_LIMIT);
+        ip.fill_checksum();
+        self.reply(ctx, l2.src, buf, offset, len)
+    }
+
+    /// Answer an ICMPv6 echo request to a gateway address, in place.
+    fn echo_v6(
+        &self,
+        ctx: Ingress<'a>,
+        l2: &L2Header,
+        buf: &mut [u8],
+        offset: usize,
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
+        let l3 = offset + l2.header_len;
+        let mut ip = ipv6::Packet::new_unchecked(&mut buf[l3..offset + len]);
+        if ip.next_header() != IpProtocol::Icmpv6 {
+            return Err(DropReason::ReceiveUnsupported);
+        }
+        let (src, dst): (Ipv6Addr, Ipv6Addr) = (ip.src_addr(), ip.dst_addr());
+        {
+            let mut icmp = icmpv6::Packet::new_checked(ip.payload_mut())
+                .map_err(|_| DropReason::MalformedIcmp)?;
+            if !icmp.verify_checksum(&src, &dst) {
+                return Err(DropReason::MalformedIcmp);
+            }
+            if icmp.msg_type() != icmpv6::Message::EchoRequest || icmp.msg_code() != 0 {
+                return Err(DropReason::ReceiveUnsupported);
+            }
+            icmp.echo_request_into_reply();
+        }
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        ip.set_hop_limit(REPLY_HOP_LIMIT);
+        self.reply(ctx, l2.src, buf, offset, len)
+    }
+}

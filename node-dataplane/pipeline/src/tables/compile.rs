@@ -1,0 +1,706 @@
+//! Compilation of a [`NodeConfig`] into [`Tables`]: every list sorted first,
+//! each item checked against what came before it, the ones that cannot be
+//! built rejected with a reason, the rest built. The stages run in the order
+//! of the module diagram in [`super`].
+
+use core::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use trunkline_wire::EthernetAddress;
+use trunkline_wire::mpls::{FIRST_UNRESERVED_LABEL, MAX_LABEL};
+use trunkline_wire::vxlan::MAX_VNI;
+
+use super::{
+    BridgeEntry, Encap, FloodLocal, LabelTarget, LogicalInterface, MAX_VLAN, NO_VMI, NextHop,
+    ObjectRef, Peer, PeerId, Port, PortRole, RejectReason, Rejected, Remote, RemoteId, Tables,
+    Underlay, VLAN_SLOTS, Vmi, VmiId, Vrf, mac_key,
+};
+use crate::config::{
+    DEFAULT_GATEWAY_MAC, Encapsulation, IpPrefix, NextHopConfig, NodeConfig, PeerConfig, PortId,
+    PortKind,
+};
+use crate::hash::{FxHashMap, FxHashSet};
+use crate::lpm::Lpm;
+
+/// The encapsulations tried when a network names none: the original's
+/// default order (without MPLS over GRE, which trunkline does not do).
+const DEFAULT_ENCAPSULATIONS: [Encapsulation; 2] =
+    [Encapsulation::MplsOverUdp, Encapsulation::Vxlan];
+
+/// The state of one compilation.
+pub(super) struct Compiler<'c> {
+    config: &'c NodeConfig,
+    previous: Option<&'c Tables>,
+    rejected: Vec<Rejected>,
+    ports: Vec<Port>,
+    vmis: Vec<Vmi>,
+    vrfs: Vec<Vrf>,
+    vmi_keys: FxHashMap<String, VmiId>,
+    network_keys: FxHashMap<String, usize>,
+    logical_interfaces: Vec<LogicalInterface>,
+    underlay: Option<Underlay>,
+    peers: Vec<Peer>,
+    peer_keys: FxHashMap<String, PeerId>,
+    peer_addrs: FxHashMap<IpAddr, PeerId>,
+    /// The encapsulations each peer accepts.
+    peer_encaps: Vec<Vec<Encapsulation>>,
+    remotes: Vec<Remote>,
+    labels: FxHashMap<u32, LabelTarget>,
+    vnis: FxHashMap<u32, usize>,
+}
+
+impl<'c> Compiler<'c> {
+    pub(super) fn new(config: &'c NodeConfig, previous: Option<&'c Tables>) -> Self {
+        Compiler {
+            config,
+            previous,
+            rejected: Vec::new(),
+            ports: Vec::new(),
+            vmis: Vec::new(),
+            vrfs: Vec::new(),
+            vmi_keys: FxHashMap::default(),
+            network_keys: FxHashMap::default(),
+            logical_interfaces: Vec::new(),
+            underlay: None,
+            peers: Vec::new(),
+            peer_keys: FxHashMap::default(),
+            peer_addrs: FxHashMap::default(),
+            peer_encaps: Vec::new(),
+            remotes: Vec::new(),
+            labels: FxHashMap::default(),
+            vnis: FxHashMap::default(),
+        }
+    }
+
+    fn reject(&mut self, object: ObjectRef, reason: RejectReason) {
+        self.rejected.push(Rejected { object, reason });
+    }
+
+    pub(super) fn run(mut self) -> (Tables, Vec<Rejected>) {
+        let gateway_mac = EthernetAddress(self.config.gateway_mac);
+        let gateway_mac = if gateway_mac.is_multicast() {
+            self.reject(ObjectRef::Node, RejectReason::MulticastMac(gateway_mac));
+            EthernetAddress(DEFAULT_GATEWAY_MAC)
+        } else {
+            gateway_mac
+        };
+        self.networks();
+        self.ports();
+        self.underlay();
+        self.peers();
+        self.network_peers();
+        self.vmis();
+        self.remote_vmis();
+        self.logical_interfaces();
+        self.routes();
+        for vrf in &mut self.vrfs {
+            vrf.locals.sort();
+        }
+        let slots = self.ports.iter().map(|p| usize::from(p.id.0) + 1).max();
+        let mut port_slots = vec![0u32; slots.unwrap_or(0)];
+        for (i, port) in self.ports.iter().enumerate() {
+            // At most 65536 ports (distinct u16 ids), so i + 1 fits a u32.
+            port_slots[usize::from(port.id.0)] = i as u32 + 1;
+        }
+        let tables = Tables {
+            gateway_mac,
+            port_slots: port_slots.into_boxed_slice(),
+            ports: self.ports,
+            vmis: self.vmis,
+            vrfs: self.vrfs,
+            vmi_keys: self.vmi_keys,
+            network_keys: self.network_keys,
+            logical_interfaces: self.logical_interfaces,
+            underlay: self.underlay,
+            peers: self.peers,
+            peer_addrs: self.peer_addrs,
+            remotes: self.remotes,
+            labels: self.labels,
+            vnis: self.vnis,
+        };
+        (tables, self.rejected)
+    }
+
+    /// Whether `label` can be given to something: in range and free.
+    fn label_problem(&self, label: u32) -> Option<String> {
+        if !(FIRST_UNRESERVED_LABEL..=MAX_LABEL).contains(&label) {
+            return Some(format!(
+                "outside {FIRST_UNRESERVED_LABEL}..={MAX_LABEL} (0 to 15 are reserved)"
+            ));
+        }
+        self.labels.get(&label).map(|target| match target {
+            LabelTarget::Vmi(id) => {
+                format!("already the label of VMI {}", self.vmis[id.index()].key)
+            }
+            LabelTarget::Vrf(v) => {
+                format!("already the label of network {}", self.vrfs[*v].network)
+            }
+        })
+    }
+
+    fn networks(&mut self) {
+        let mut networks: Vec<_> = self.config.networks.iter().collect();
+        networks.sort();
+        let mut vrf_owners: FxHashMap<u32, String> = FxHashMap::default();
+        for network in networks {
+            let object = || ObjectRef::Network(network.key.clone());
+            if self.network_keys.contains_key(&network.key) {
+                self.reject(object(), RejectReason::Duplicate);
+                continue;
+            }
+            if let Some(by) = vrf_owners.get(&network.vrf) {
+                let reason = RejectReason::VrfInUse {
+                    vrf: network.vrf,
+                    by: by.clone(),
+                };
+                self.reject(object(), reason);
+                continue;
+            }
+            if let Some(label) = network.label
+                && let Some(why) = self.label_problem(label)
+            {
+                self.reject(object(), RejectReason::LabelUnusable { label, why });
+                continue;
+            }
+            if let Some(vni) = network.vni {
+                let why = if !(1..=MAX_VNI).contains(&vni) {
+                    Some(format!("outside 1..={MAX_VNI}"))
+                } else {
+                    self.vnis
+                        .get(&vni)
+                        .map(|v| format!("already the VNI of network {}", self.vrfs[*v].network))
+                };
+                if let Some(why) = why {
+                    self.reject(object(), RejectReason::VniUnusable { vni, why });
+                    continue;
+                }
+            }
+            vrf_owners.insert(network.vrf, network.key.clone());
+            let mut vrf = Vrf {
+                network: network.key.clone(),
+                id: network.vrf,
+                v4: Lpm::default(),
+                v6: Lpm::default(),
+                bridge: FxHashMap::default(),
+                bridges: network.mode.bridges(),
+                routes: network.mode.routes(),
+                flood_unknown_unicast: network.flood_unknown_unicast,
+                vni: network.vni,
+                label: network.label,
+                gateways: Box::default(),
+                locals: Vec::new(),
+                peers: Vec::new(),
+            };
+            let mut subnets: Vec<_> = network.subnets.iter().collect();
+            subnets.sort();
+            let mut gateways = Vec::new();
+            for subnet in subnets {
+                if !subnet.prefix.contains(subnet.gateway) {
+                    let object = ObjectRef::Subnet {
+                        network: network.key.clone(),
+                        prefix: subnet.prefix,
+                    };
+                    let reason = RejectReason::GatewayOutsideSubnet {
+                        gateway: subnet.gateway,
+                        prefix: subnet.prefix,
+                    };
+                    self.reject(object, reason);
+                    continue;
+                }
+                gateways.push((subnet.prefix, subnet.gateway));
+                // A network that only bridges has no gateway address.
+                if vrf.routes {
+                    // Two subnets sharing a gateway address both get it: the
+                    // second insert finds the same receive route.
+                    let _ = vrf.insert(&IpPrefix::host(subnet.gateway), NextHop::Receive);
+                }
+            }
+            vrf.gateways = gateways.into_boxed_slice();
+            let index = self.vrfs.len();
+            if let Some(label) = network.label {
+                self.labels.insert(label, LabelTarget::Vrf(index));
+            }
+            if let Some(vni) = network.vni {
+                self.vnis.insert(vni, index);
+            }
+            self.network_keys.insert(network.key.clone(), index);
+            self.vrfs.push(vrf);
+        }
+    }
+
+    fn ports(&mut self) {
+        let mut ports: Vec<_> = self.config.ports.iter().collect();
+        ports.sort();
+        for port in ports {
+            if self.ports.last().is_some_and(|p| p.id == port.id) {
+                self.reject(ObjectRef::Port(port.id), RejectReason::Duplicate);
+                continue;
+            }
+            let role = match &port.kind {
+                PortKind::Gateway => PortRole::Gateway {
+                    vlans: vec![NO_VMI; VLAN_SLOTS].into_boxed_slice(),
+                },
+                PortKind::Fabric => PortRole::Fabric,
+                PortKind::Host { network, peer_mac } => match self.network_keys.get(network) {
+                    Some(&vrf) => PortRole::Host {
+                        vrf,
+                        peer_mac: EthernetAddress(*peer_mac),
+                    },
+                    None => {
+                        let reason = RejectReason::UnknownNetwork(network.clone());
+                        self.reject(ObjectRef::Port(port.id), reason);
+                        continue;
+                    }
+                },
+            };
+            self.ports.push(Port {
+                id: port.id,
+                name: port.name.clone(),
+                role,
+            });
+        }
+    }
+
+    fn underlay(&mut self) {
+        let Some(config) = &self.config.underlay else {
+            return;
+        };
+        match self.ports.iter().find(|p| p.id == config.port) {
+            None => {
+                return self.reject(ObjectRef::Underlay, RejectReason::UnknownPort(config.port));
+            }
+            Some(p) if !matches!(p.role, PortRole::Fabric) => {
+                return self.reject(
+                    ObjectRef::Underlay,
+                    RejectReason::NotAFabricPort(config.port),
+                );
+            }
+            Some(_) => {}
+        }
+        let minimum = if config.address.is_ipv4() { 576 } else { 1280 };
+        if config.mtu < minimum {
+            return self.reject(ObjectRef::Underlay, RejectReason::MtuTooSmall(config.mtu));
+        }
+        let mac = EthernetAddress(config.mac);
+        if mac.is_multicast() {
+            return self.reject(ObjectRef::Underlay, RejectReason::MulticastMac(mac));
+        }
+        self.underlay = Some(Underlay {
+            port: config.port,
+            addr: config.address,
+            mac,
+            mtu: config.mtu,
+        });
+    }
+
+    fn peers(&mut self) {
+        let mut peers: Vec<&PeerConfig> = self.config.peers.iter().collect();
+        peers.sort();
+        for config in peers {
+            let object = || ObjectRef::Peer(config.key.clone());
+            if self.peer_keys.contains_key(&config.key) {
+                self.reject(object(), RejectReason::Duplicate);
+                continue;
+            }
+            let Some(underlay) = self.underlay else {
+                self.reject(object(), RejectReason::NoUnderlay);
+                continue;
+            };
+            let addr = config.address;
+            if addr.is_ipv4() != underlay.addr.is_ipv4()
+                || addr == underlay.addr
+                || addr.is_unspecified()
+                || addr.is_multicast()
+            {
+                self.reject(object(), RejectReason::PeerAddressUnusable(addr));
+                continue;
+            }
+            if let Some(by) = self.peer_addrs.get(&addr) {
+                let by = self.peers[by.0 as usize].key().to_owned();
+                self.reject(object(), RejectReason::PeerAddressInUse { addr, by });
+                continue;
+            }
+            // A resolved next hop survives a recompile.
+            let next_hop = self
+                .previous
+                .and_then(|p| p.peer_addrs.get(&addr).map(|id| &p.peers[id.0 as usize]))
+                .map(|p| p.next_hop.clone())
+                .unwrap_or_else(|| Arc::new(AtomicU64::new(0)));
+            let id = PeerId(self.peers.len() as u32);
+            self.peer_keys.insert(config.key.clone(), id);
+            self.peer_addrs.insert(addr, id);
+            let mut encaps = config.encapsulations.clone();
+            encaps.sort();
+            encaps.dedup();
+            self.peer_encaps.push(encaps);
+            self.peers.push(Peer {
+                key: config.key.clone(),
+                addr,
+                next_hop,
+            });
+        }
+    }
+
+    /// Each network's peers, with what bridged frames toward each carry.
+    fn network_peers(&mut self) {
+        let mut networks: Vec<_> = self.config.networks.iter().collect();
+        networks.sort();
+        for network in networks {
+            let Some(&vrf) = self.network_keys.get(&network.key) else {
+                continue;
+            };
+            let mut keys: Vec<&String> = network.peers.iter().collect();
+            keys.sort();
+            keys.dedup();
+            let order: &[Encapsulation] = if network.encapsulations.is_empty() {
+                &DEFAULT_ENCAPSULATIONS
+            } else {
+                &network.encapsulations
+            };
+            for key in keys {
+                let object = || ObjectRef::Network(network.key.clone());
+                let Some(&peer) = self.peer_keys.get(key) else {
+                    self.reject(object(), RejectReason::UnknownPeer(key.clone()));
+                    continue;
+                };
+                let supported = &self.peer_encaps[peer.0 as usize];
+                let chosen = order.iter().find(|e| supported.contains(e));
+                let encap = match chosen {
+                    None => Err("the peer accepts none of the network's encapsulations"),
+                    Some(Encapsulation::MplsOverUdp) => network
+                        .label
+                        .map(Encap::Mpls)
+                        .ok_or("MPLS over UDP needs the network's label"),
+                    Some(Encapsulation::Vxlan) => network
+                        .vni
+                        .map(Encap::Vxlan)
+                        .ok_or("VXLAN needs the network's VNI"),
+                };
+                match encap {
+                    Ok(encap) => self.vrfs[vrf].peers.push((peer, encap)),
+                    Err(why) => self.reject(
+                        object(),
+                        RejectReason::NoEncapsulation {
+                            peer: key.clone(),
+                            why,
+                        },
+                    ),
+                }
+            }
+            self.vrfs[vrf].peers.sort();
+        }
+    }
+
+    fn describe(&self, vrf: &Vrf, next_hop: NextHop) -> String {
+        match next_hop {
+            NextHop::Receive => format!("the gateway of network {}", vrf.network),
+            NextHop::Vmi(id) => format!("VMI {}", self.vmis[id.index()].key),
+            NextHop::Remote(id) => format!("remote VMI {}", self.remotes[id.0 as usize].key),
+            NextHop::Peer(id) => format!("a route to peer {}", self.peers[id.0 as usize].key()),
+            NextHop::Port(port) => format!("a route to port {port}"),
+            NextHop::Discard => "a discard route".to_owned(),
+        }
+    }
+
+    fn bridge_owner(&self, entry: BridgeEntry) -> String {
+        match entry {
+            BridgeEntry::Vmi(id) => self.vmis[id.index()].key.clone(),
+            BridgeEntry::Remote(id) => self.remotes[id.0 as usize].key.clone(),
+        }
+    }
+
+    /// The first of `ips` (sorted, deduplicated) already routed in `vrf`.
+    fn address_conflict(&self, vrf: usize, ips: &[IpAddr]) -> Option<(IpAddr, String)> {
+        let vrf = &self.vrfs[vrf];
+        ips.iter().find_map(|ip| {
+            vrf.exact(&IpPrefix::host(*ip))
+                .map(|nh| (*ip, self.describe(vrf, nh)))
+        })
+    }
+
+    fn vmis(&mut self) {
+        let mut vmis: Vec<_> = self.config.vmis.iter().collect();
+        vmis.sort();
+        for config in vmis {
+            let object = || ObjectRef::Vmi(config.key.clone());
+            if self.vmi_keys.contains_key(&config.key) {
+                self.reject(object(), RejectReason::Duplicate);
+                continue;
+            }
+            let Some(&vrf_index) = self.network_keys.get(&config.network) else {
+                let reason = RejectReason::UnknownNetwork(config.network.clone());
+                self.reject(object(), reason);
+                continue;
+            };
+            let mac = EthernetAddress(config.mac);
+            if mac.is_multicast() {
+                self.reject(object(), RejectReason::MulticastMac(mac));
+                continue;
+            }
+            if let Some(&by) = self.vrfs[vrf_index].bridge.get(&mac_key(mac)) {
+                let by = self.bridge_owner(by);
+                self.reject(object(), RejectReason::MacInUse { mac, by });
+                continue;
+            }
+            let mut ips = config.ips.clone();
+            ips.sort();
+            ips.dedup();
+            if let Some((ip, by)) = self.address_conflict(vrf_index, &ips) {
+                self.reject(object(), RejectReason::AddressInUse { ip, by });
+                continue;
+            }
+            if let Some(label) = config.label
+                && let Some(why) = self.label_problem(label)
+            {
+                self.reject(object(), RejectReason::LabelUnusable { label, why });
+                continue;
+            }
+            let id = VmiId(self.vmis.len() as u32);
+            let vrf = &mut self.vrfs[vrf_index];
+            for ip in &ips {
+                let _ = vrf.insert(&IpPrefix::host(*ip), NextHop::Vmi(id));
+            }
+            vrf.bridge.insert(mac_key(mac), BridgeEntry::Vmi(id));
+            let mut pairs: Vec<(IpPrefix, EthernetAddress)> = config
+                .allowed_address_pairs
+                .iter()
+                .map(|pair| (pair.prefix, EthernetAddress(pair.mac.unwrap_or(config.mac))))
+                .collect();
+            pairs.sort();
+            pairs.dedup();
+            for (_, pair_mac) in &pairs {
+                // A pair MAC may be shared (a VRRP MAC of two instances):
+                // the first VMI in key order gets the bridge entry.
+                if pair_mac.is_unicast() {
+                    vrf.bridge
+                        .entry(mac_key(*pair_mac))
+                        .or_insert(BridgeEntry::Vmi(id));
+                }
+            }
+            if let Some(label) = config.label {
+                self.labels.insert(label, LabelTarget::Vmi(id));
+            }
+            let counters = self
+                .previous
+                .and_then(|p| p.vmi_id(&config.key).and_then(|id| p.vmi(id)))
+                .map(|vmi| vmi.counters.clone())
+                .unwrap_or_default();
+            self.vmi_keys.insert(config.key.clone(), id);
+            self.vmis.push(Vmi {
+                key: config.key.clone(),
+                network: config.network.clone(),
+                vrf: vrf_index,
+                mac,
+                ips: ips.into_boxed_slice(),
+                pairs: pairs.into_boxed_slice(),
+                port_security: config.port_security,
+                egress: None,
+                label: config.label,
+                counters,
+            });
+        }
+    }
+
+    fn remote_vmis(&mut self) {
+        let mut remotes: Vec<_> = self.config.remote_vmis.iter().collect();
+        remotes.sort();
+        let mut seen: FxHashSet<&str> = FxHashSet::default();
+        for config in remotes {
+            let object = || ObjectRef::RemoteVmi(config.key.clone());
+            if self.vmi_keys.contains_key(&config.key) || !seen.insert(config.key.as_str()) {
+                self.reject(object(), RejectReason::Duplicate);
+                continue;
+            }
+            let Some(&vrf_index) = self.network_keys.get(&config.network) else {
+                let reason = RejectReason::UnknownNetwork(config.network.clone());
+                self.reject(object(), reason);
+                continue;
+            };
+            let Some(&peer) = self.peer_keys.get(&config.peer) else {
+                self.reject(object(), RejectReason::UnknownPeer(config.peer.clone()));
+                continue;
+            };
+            let Some(bridged) = self.vrfs[vrf_index].peer_encap(peer) else {
+                // The network does not list the peer (or no encapsulation
+                // toward it works: its own rejection says why).
+                self.reject(object(), RejectReason::UnknownPeer(config.peer.clone()));
+                continue;
+            };
+            let routed = match bridged {
+                Encap::Vxlan(vni) => Encap::Vxlan(vni),
+                Encap::Mpls(_) => match config.label {
+                    Some(label) if (FIRST_UNRESERVED_LABEL..=MAX_LABEL).contains(&label) => {
+                        Encap::Mpls(label)
+                    }
+                    Some(label) => {
+                        let why = format!("outside {FIRST_UNRESERVED_LABEL}..={MAX_LABEL}");
+                        self.reject(object(), RejectReason::LabelUnusable { label, why });
+                        continue;
+                    }
+                    None => {
+                        let reason = RejectReason::NoEncapsulation {
+                            peer: config.peer.clone(),
+                            why: "MPLS over UDP needs the remote VMI's label",
+                        };
+                        self.reject(object(), reason);
+                        continue;
+                    }
+                },
+            };
+            let mac = EthernetAddress(config.mac);
+            if mac.is_multicast() {
+                self.reject(object(), RejectReason::MulticastMac(mac));
+                continue;
+            }
+            if let Some(&by) = self.vrfs[vrf_index].bridge.get(&mac_key(mac)) {
+                let by = self.bridge_owner(by);
+                self.reject(object(), RejectReason::MacInUse { mac, by });
+                continue;
+            }
+            let mut ips = config.ips.clone();
+            ips.sort();
+            ips.dedup();
+            if let Some((ip, by)) = self.address_conflict(vrf_index, &ips) {
+                self.reject(object(), RejectReason::AddressInUse { ip, by });
+                continue;
+            }
+            let id = RemoteId(self.remotes.len() as u32);
+            let vrf = &mut self.vrfs[vrf_index];
+            for ip in &ips {
+                let _ = vrf.insert(&IpPrefix::host(*ip), NextHop::Remote(id));
+            }
+            vrf.bridge.insert(mac_key(mac), BridgeEntry::Remote(id));
+            self.remotes.push(Remote {
+                key: config.key.clone(),
+                vrf: vrf_index,
+                peer,
+                mac,
+                ips: ips.into_boxed_slice(),
+                routed,
+                bridged,
+            });
+        }
+    }
+
+    fn logical_interfaces(&mut self) {
+        let mut lis: Vec<_> = self.config.logical_interfaces.iter().collect();
+        // Oldest first: the first to claim a (port, VLAN) keeps it, and a
+        // VMI's first logical interface becomes its egress.
+        lis.sort_by(|a, b| {
+            (&a.order, &a.key, a.port, a.vlan, &a.vmi)
+                .cmp(&(&b.order, &b.key, b.port, b.vlan, &b.vmi))
+        });
+        let mut seen: FxHashSet<&str> = FxHashSet::default();
+        let mut winners: FxHashMap<(PortId, u16), usize> = FxHashMap::default();
+        for li in lis {
+            let object = || ObjectRef::LogicalInterface(li.key.clone());
+            if !seen.insert(li.key.as_str()) {
+                self.reject(object(), RejectReason::Duplicate);
+                continue;
+            }
+            if li.vlan > MAX_VLAN {
+                self.reject(object(), RejectReason::VlanOutOfRange(li.vlan));
+                continue;
+            }
+            let Some(&vmi_id) = self.vmi_keys.get(&li.vmi) else {
+                self.reject(object(), RejectReason::UnknownVmi(li.vmi.clone()));
+                continue;
+            };
+            let Some(port) = self.ports.iter_mut().find(|p| p.id == li.port) else {
+                self.reject(object(), RejectReason::UnknownPort(li.port));
+                continue;
+            };
+            let PortRole::Gateway { vlans } = &mut port.role else {
+                self.reject(object(), RejectReason::NotAGatewayPort(li.port));
+                continue;
+            };
+            let slot = &mut vlans[usize::from(li.vlan)];
+            if *slot != NO_VMI {
+                let by = winners
+                    .get(&(li.port, li.vlan))
+                    .map(|&i| self.logical_interfaces[i].key.clone())
+                    .unwrap_or_default();
+                let reason = RejectReason::VlanTaken {
+                    port: li.port,
+                    vlan: li.vlan,
+                    by,
+                };
+                self.reject(object(), reason);
+                continue;
+            }
+            *slot = vmi_id.0;
+            winners.insert((li.port, li.vlan), self.logical_interfaces.len());
+            let vmi = &mut self.vmis[vmi_id.index()];
+            if vmi.egress.is_none() {
+                vmi.egress = Some(super::Egress {
+                    port: li.port,
+                    vlan: li.vlan,
+                });
+            }
+            self.vrfs[vmi.vrf].locals.push(FloodLocal {
+                port: li.port,
+                vlan: li.vlan,
+                vmi: vmi_id,
+            });
+            self.logical_interfaces.push(LogicalInterface {
+                key: li.key.clone(),
+                port: li.port,
+                vlan: li.vlan,
+                vmi: li.vmi.clone(),
+            });
+        }
+    }
+
+    fn routes(&mut self) {
+        let mut routes: Vec<_> = self.config.routes.iter().collect();
+        routes.sort();
+        for route in routes {
+            let object = || ObjectRef::Route {
+                network: route.network.clone(),
+                prefix: route.prefix,
+            };
+            let Some(&vrf_index) = self.network_keys.get(&route.network) else {
+                let reason = RejectReason::UnknownNetwork(route.network.clone());
+                self.reject(object(), reason);
+                continue;
+            };
+            let next_hop = match &route.next_hop {
+                NextHopConfig::Discard => NextHop::Discard,
+                NextHopConfig::Peer(key) => match self.peer_keys.get(key) {
+                    Some(&peer) if self.vrfs[vrf_index].peer_encap(peer).is_some() => {
+                        NextHop::Peer(peer)
+                    }
+                    _ => {
+                        self.reject(object(), RejectReason::UnknownPeer(key.clone()));
+                        continue;
+                    }
+                },
+                NextHopConfig::Port(id) => {
+                    let id = *id;
+                    match self.ports.iter().find(|p| p.id == id).map(|p| &p.role) {
+                        None => {
+                            self.reject(object(), RejectReason::UnknownPort(id));
+                            continue;
+                        }
+                        Some(PortRole::Host { vrf, .. }) if *vrf == vrf_index => NextHop::Port(id),
+                        Some(_) => {
+                            let reason = RejectReason::NotAHostPortOfNetwork {
+                                port: id,
+                                network: route.network.clone(),
+                            };
+                            self.reject(object(), reason);
+                            continue;
+                        }
+                    }
+                }
+            };
+            if self.vrfs[vrf_index]
+                .insert(&route.prefix, next_hop)
+                .is_err()
+            {
+                self.reject(object(), RejectReason::PrefixInUse(route.prefix));
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The canonical text dump of compiled tables: sorted, free of positions and
+//! memory addresses, read back from the lookup structures themselves, so two
+//! compilations of the same configuration dump the same text.
+
+use core::fmt::Write as _;
+
+use super::{BridgeEntry, NO_VMI, NextHop, PortRole, Tables, VmiId};
+
+/// Every table of `tables` as text.
+pub(super) fn dump(tables: &Tables) -> String {
+    let mut out = String::new();
+    let vmi_key = |id: VmiId| tables.vmis[id.index()].key.as_str();
+    let peer_key = |id: super::PeerId| tables.peers[id.0 as usize].key();
+    let hop = |nh: NextHop| match nh {
+        NextHop::Receive => "receive".to_owned(),
+        NextHop::Vmi(id) => format!("vmi {}", vmi_key(id)),
+        NextHop::Remote(id) => format!("remote {}", tables.remotes[id.0 as usize].key),
+        NextHop::Peer(id) => format!("peer {}", peer_key(id)),
+        NextHop::Port(p) => format!("port {p}"),
+        NextHop::Discard => "discard".to_owned(),
+    };
+    let _ = writeln!(out, "gateway_mac {}", tables.gateway_mac);
+    if let Some(u) = &tables.underlay {
+        let _ = writeln!(
+            out,
+            "underlay port {} address {} mac {} mtu {}",
+            u.port, u.addr, u.mac, u.mtu
+        );
+    }
+    for peer in &tables.peers {
+        let _ = writeln!(out, "peer {} address {}", peer.key(), peer.addr);
+    }
+    for port in &tables.ports {
+        match &port.role {
+            PortRole::Gateway { vlans } => {
+                let _ = writeln!(out, "port {} {} gateway", port.id, port.name);
+                for (vlan, &id) in vlans.iter().enumerate() {
+                    if id != NO_VMI {
+                        let _ = writeln!(out, "  vlan {vlan} -> {}", vmi_key(VmiId(id)));
+                    }
+                }
+            }
+            PortRole::Fabric => {
+                let _ = writeln!(out, "port {} {} fabric", port.id, port.name);
+            }
+            PortRole::Host { vrf, peer_mac } => {
+                let _ = writeln!(
+                    out,
+                    "port {} {} host vrf {} peer {peer_mac}",
+                    port.id, port.name, tables.vrfs[*vrf].id
+                );
+            }
+        }
+    }
+    let mut labels: Vec<_> = tables.labels.iter().collect();
+    labels.sort_by_key(|(label, _)| **label);
+    for (label, target) in labels {
+        let what = match target {
+            super::LabelTarget::Vmi(id) => format!("vmi {}", vmi_key(*id)),
+            super::LabelTarget::Vrf(v) => format!("vrf {}", tables.vrfs[*v].id),
+        };
+        let _ = writeln!(out, "label {label} -> {what}");
+    }
+    for vrf in &tables.vrfs {
+        let _ = writeln!(
+            out,
+            "vrf {} network {} bridges {} routes {} flood_unknown {} vni {:?} label {:?}",
+            vrf.id,
+            vrf.network,
+            vrf.bridges,
+            vrf.routes,
+            vrf.flood_unknown_unicast,
+            vrf.vni,
+            vrf.label
+        );
+        for (k, len, nh) in vrf.v4.entries() {
+            let _ = writeln!(
+                out,
+                "  route {}/{len} {}",
+                core::net::Ipv4Addr::from(k),
+                hop(nh)
+            );
+        }
+        for (k, len, nh) in vrf.v6.entries() {
+            let _ = writeln!(
+                out,
+                "  route {}/{len} {}",
+                core::net::Ipv6Addr::from(k),
+                hop(nh)
+            );
+        }
+        let mut bridge: Vec<(u64, String)> = vrf
+            .bridge
+            .iter()
+            .map(|(mac, entry)| {
+                let to = match entry {
+                    BridgeEntry::Vmi(id) => vmi_key(*id).to_owned(),
+                    BridgeEntry::Remote(id) => {
+                        format!("remote {}", tables.remotes[id.0 as usize].key)
+                    }
+                };
+                (*mac, to)
+            })
+            .collect();
+        bridge.sort();
+        for (mac, to) in bridge {
+            let _ = writeln!(out, "  bridge {mac:012x} -> {to}");
+        }
+        for local in &vrf.locals {
+            let _ = writeln!(
+                out,
+                "  flood port {} vlan {} ({})",
+                local.port,
+                local.vlan,
+                vmi_key(local.vmi)
+            );
+        }
+        for (peer, encap) in &vrf.peers {
+            let _ = writeln!(out, "  flood peer {} {encap}", peer_key(*peer));
+        }
+    }
+    for vmi in &tables.vmis {
+        let egress = match vmi.egress {
+            Some(e) => format!("port {} vlan {}", e.port, e.vlan),
+            None => "none".to_owned(),
+        };
+        let pairs: Vec<String> = vmi.pairs.iter().map(|(p, m)| format!("{p}@{m}")).collect();
+        let _ = writeln!(
+            out,
+            "vmi {} network {} mac {} ips {:?} pairs {:?} port_security {} egress {egress} label {:?}",
+            vmi.key, vmi.network, vmi.mac, vmi.ips, pairs, vmi.port_security, vmi.label
+        );
+    }
+    for remote in &tables.remotes {
+        let _ = writeln!(
+            out,
+            "remote {} vrf {} peer {} mac {} ips {:?} routed {} bridged {}",
+            remote.key,
+            tables.vrfs[remote.vrf].id,
+            peer_key(remote.peer),
+            remote.mac,
+            remote.ips,
+            remote.routed,
+            remote.bridged
+        );
+    }
+    for li in &tables.logical_interfaces {
+        let _ = writeln!(
+            out,
+            "li {} port {} vlan {} vmi {}",
+            li.key, li.port, li.vlan, li.vmi
+        );
+    }
+    out
+}

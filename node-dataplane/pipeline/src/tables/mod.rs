@@ -1,0 +1,780 @@
+//! Immutable lookup tables compiled from a [`NodeConfig`].
+//!
+//! ```text
+//!  NodeConfig (any order)
+//!      | sort every list (so the input order never matters)
+//!      v
+//!  networks --> VRFs, a receive route per subnet gateway address;
+//!      v        their VNI and bridged label -> the VRF
+//!  ports -----> port slots; host ports attached to a VRF; the underlay
+//!      v
+//!  peers -----> tunnel endpoints by address; per VRF, the peers hosting it
+//!      v        and the encapsulation (label or VNI) toward each
+//!  VMIs ------> host routes (one per address) and bridge entries (MAC)
+//!      v        in their network's VRF; routed label -> VMI
+//!  remote ----> host routes and bridge entries through a peer
+//!  VMIs
+//!      v
+//!  logical ---> per gateway port, a 4096-entry array VLAN -> VMI;
+//!  interfaces   oldest first, so the older one wins a (port, VLAN);
+//!      v        a VMI's first logical interface is its egress;
+//!      v        each is a local member of its VRF's flood list
+//!  routes ----> extra LPM entries (to a host port, a peer, or discard)
+//! ```
+//!
+//! Compilation never fails as a whole: an item that cannot be compiled is
+//! skipped and reported in a [`Rejected`], and everything else is built.
+//! Lookups on the fast path are O(1) for (port, VLAN), labels and VNIs, and
+//! a few hash probes for longest-prefix match. The tables are `Send + Sync`
+//! and never change once built, but for two kinds of cells written from
+//! outside without a rebuild: counters, and the underlay next-hop MAC of
+//! each peer (resolved by the agent from the host's neighbour table). The
+//! caller swaps whole tables (an `ArcSwap`) and loads them once per batch.
+
+mod compile;
+mod dump;
+
+use core::fmt;
+use core::net::IpAddr;
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use trunkline_wire::EthernetAddress;
+
+use crate::config::{IpPrefix, NodeConfig, PortId};
+use crate::counters::{VmiCounterSnapshot, VmiCounters};
+use crate::hash::FxHashMap;
+use crate::lpm::Lpm;
+
+/// How many VLAN slots a gateway port has (VLAN 0 means untagged).
+pub const VLAN_SLOTS: usize = 4096;
+
+/// The largest VLAN a logical interface may use.
+pub const MAX_VLAN: u16 = 4094;
+
+/// An empty VLAN slot.
+pub(crate) const NO_VMI: u32 = u32::MAX;
+
+/// A VMI's position in one [`Tables`]; meaningless in another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VmiId(pub(crate) u32);
+
+impl VmiId {
+    /// The position, as an index.
+    pub const fn index(&self) -> usize {
+        self.0 as usize
+    }
+
+    /// A VMI (or none) as a 32-bit tag an I/O layer carries with a frame
+    /// and hands back once it is sent.
+    pub const fn to_tag(vmi: Option<VmiId>) -> u32 {
+        match vmi {
+            Some(VmiId(id)) => id,
+            None => u32::MAX,
+        }
+    }
+
+    /// The VMI (or none) a tag made by [`VmiId::to_tag`] names.
+    pub const fn from_tag(tag: u32) -> Option<VmiId> {
+        if tag == u32::MAX {
+            None
+        } else {
+            Some(VmiId(tag))
+        }
+    }
+}
+
+/// A remote VMI's position in one [`Tables`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RemoteId(pub(crate) u32);
+
+/// A tunnel peer's position in one [`Tables`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId(pub(crate) u32);
+
+/// Where a route sends packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NextHop {
+    /// To the gateway itself (a subnet gateway address).
+    Receive,
+    /// To a VMI of this node, out of its egress logical interface.
+    Vmi(VmiId),
+    /// To a VMI behind a peer, through a tunnel.
+    Remote(RemoteId),
+    /// To a peer that routes it further in the same network.
+    Peer(PeerId),
+    /// Out of a host port, untagged.
+    Port(PortId),
+    /// Nowhere.
+    Discard,
+}
+
+/// Where a bridged frame goes, by destination MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum BridgeEntry {
+    /// A VMI of this node.
+    Vmi(VmiId),
+    /// A VMI behind a peer.
+    Remote(RemoteId),
+}
+
+/// What a tunnel packet carries to name its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Encap {
+    /// MPLS over UDP with this label.
+    Mpls(u32),
+    /// VXLAN with this network identifier.
+    Vxlan(u32),
+}
+
+impl fmt::Display for Encap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Encap::Mpls(label) => write!(f, "mpls label {label}"),
+            Encap::Vxlan(vni) => write!(f, "vxlan vni {vni}"),
+        }
+    }
+}
+
+/// The logical interface a VMI's traffic leaves by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Egress {
+    /// The gateway port.
+    pub port: PortId,
+    /// The VLAN (0: untagged).
+    pub vlan: u16,
+}
+
+/// A compiled VMI.
+#[derive(Debug)]
+pub struct Vmi {
+    key: String,
+    network: String,
+    pub(crate) vrf: usize,
+    pub(crate) mac: EthernetAddress,
+    pub(crate) ips: Box<[IpAddr]>,
+    /// Allowed address pairs with their MAC resolved.
+    pub(crate) pairs: Box<[(IpPrefix, EthernetAddress)]>,
+    pub(crate) port_security: bool,
+    pub(crate) egress: Option<Egress>,
+    pub(crate) label: Option<u32>,
+    pub(crate) counters: Arc<VmiCounters>,
+}
+
+impl Vmi {
+    /// `namespace/name`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The key of its network.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// Its MAC.
+    pub fn mac(&self) -> EthernetAddress {
+        self.mac
+    }
+
+    /// Its addresses.
+    pub fn ips(&self) -> &[IpAddr] {
+        &self.ips
+    }
+
+    /// Whether source checks apply.
+    pub fn port_security(&self) -> bool {
+        self.port_security
+    }
+
+    /// Its egress logical interface: the first of its logical interfaces in
+    /// creation order; `None` when it has none on this node.
+    pub fn egress(&self) -> Option<Egress> {
+        self.egress
+    }
+
+    /// Its routed MPLS label, when it has one.
+    pub fn label(&self) -> Option<u32> {
+        self.label
+    }
+
+    /// Its counters.
+    pub fn counters(&self) -> &VmiCounters {
+        &self.counters
+    }
+
+    /// Whether a frame from `mac` with source `ip` is allowed: the VMI's own
+    /// MAC with one of its addresses, or an allowed pair's MAC with an
+    /// address inside the pair's prefix.
+    #[inline]
+    pub(crate) fn source_allowed(&self, mac: EthernetAddress, ip: IpAddr) -> bool {
+        (mac == self.mac && self.ips.contains(&ip))
+            || self
+                .pairs
+                .iter()
+                .any(|(prefix, pair_mac)| *pair_mac == mac && prefix.contains(ip))
+    }
+
+    /// Whether `mac` is the VMI's or one of its allowed pairs'.
+    #[inline]
+    pub(crate) fn mac_allowed(&self, mac: EthernetAddress) -> bool {
+        mac == self.mac || self.pairs.iter().any(|(_, pair_mac)| *pair_mac == mac)
+    }
+}
+
+/// A compiled VMI behind a peer.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    pub(crate) key: String,
+    pub(crate) vrf: usize,
+    pub(crate) peer: PeerId,
+    pub(crate) mac: EthernetAddress,
+    pub(crate) ips: Box<[IpAddr]>,
+    /// How a routed packet reaches it: its label (inner IP), or the
+    /// network's VNI (inner Ethernet to its MAC).
+    pub(crate) routed: Encap,
+    /// How a bridged frame reaches it: the network's label or VNI.
+    pub(crate) bridged: Encap,
+}
+
+/// A tunnel endpoint.
+#[derive(Debug)]
+pub struct Peer {
+    key: String,
+    pub(crate) addr: IpAddr,
+    /// The underlay next hop's MAC as `0x1_0000_0000_0000 | mac`, or 0 when
+    /// not resolved; written by [`Tables::set_next_hop_mac`].
+    pub(crate) next_hop: Arc<AtomicU64>,
+}
+
+impl Peer {
+    /// Its key (a node name, or `ExternalVTEP/<name>`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Its underlay address.
+    pub fn address(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The MAC frames toward it are sent to, when resolved.
+    #[inline]
+    pub fn next_hop_mac(&self) -> Option<EthernetAddress> {
+        let v = self.next_hop.load(Ordering::Relaxed);
+        (v != 0).then(|| {
+            let b = v.to_be_bytes();
+            EthernetAddress([b[2], b[3], b[4], b[5], b[6], b[7]])
+        })
+    }
+}
+
+/// A member of a VRF's flood list on this node: a logical interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct FloodLocal {
+    pub(crate) port: PortId,
+    pub(crate) vlan: u16,
+    pub(crate) vmi: VmiId,
+}
+
+/// A compiled routing instance: routes and bridge entries of one network.
+#[derive(Debug)]
+pub(crate) struct Vrf {
+    pub(crate) network: String,
+    pub(crate) id: u32,
+    pub(crate) v4: Lpm<u32, NextHop>,
+    pub(crate) v6: Lpm<u128, NextHop>,
+    /// MAC (as a u64) to VMI.
+    pub(crate) bridge: FxHashMap<u64, BridgeEntry>,
+    pub(crate) bridges: bool,
+    pub(crate) routes: bool,
+    pub(crate) flood_unknown_unicast: bool,
+    pub(crate) vni: Option<u32>,
+    pub(crate) label: Option<u32>,
+    /// The subnets and their gateway addresses (the source of the ICMP
+    /// errors the gateway sends).
+    pub(crate) gateways: Box<[(IpPrefix, IpAddr)]>,
+    /// Logical interfaces of the network on this node, sorted.
+    pub(crate) locals: Vec<FloodLocal>,
+    /// Peers hosting the network, each with what bridged frames toward it
+    /// carry; sorted by peer.
+    pub(crate) peers: Vec<(PeerId, Encap)>,
+}
+
+impl Vrf {
+    /// Longest-prefix match.
+    #[inline]
+    pub(crate) fn lookup(&self, ip: IpAddr) -> Option<NextHop> {
+        match ip {
+            IpAddr::V4(a) => self.v4.lookup(u32::from(a)),
+            IpAddr::V6(a) => self.v6.lookup(u128::from(a)),
+        }
+    }
+
+    /// The route for exactly this prefix, if any.
+    fn exact(&self, prefix: &IpPrefix) -> Option<NextHop> {
+        match prefix.addr() {
+            IpAddr::V4(a) => self.v4.get(u32::from(a), prefix.prefix_len()),
+            IpAddr::V6(a) => self.v6.get(u128::from(a), prefix.prefix_len()),
+        }
+    }
+
+    fn insert(&mut self, prefix: &IpPrefix, next_hop: NextHop) -> Result<(), NextHop> {
+        match prefix.addr() {
+            IpAddr::V4(a) => self.v4.insert(u32::from(a), prefix.prefix_len(), next_hop),
+            IpAddr::V6(a) => self.v6.insert(u128::from(a), prefix.prefix_len(), next_hop),
+        }
+    }
+
+    /// What bridged frames toward `peer` carry, when the peer hosts the
+    /// network.
+    #[inline]
+    pub(crate) fn peer_encap(&self, peer: PeerId) -> Option<Encap> {
+        self.peers
+            .iter()
+            .find(|(p, _)| *p == peer)
+            .map(|(_, encap)| *encap)
+    }
+
+    /// The gateway address of the subnet holding `ip`, or else the first
+    /// gateway address of the same family.
+    pub(crate) fn gateway_for(&self, ip: IpAddr) -> Option<IpAddr> {
+        self.gateways
+            .iter()
+            .find(|(prefix, _)| prefix.contains(ip))
+            .or_else(|| {
+                self.gateways
+                    .iter()
+                    .find(|(_, gw)| gw.is_ipv4() == ip.is_ipv4())
+            })
+            .map(|(_, gw)| *gw)
+    }
+}
+
+/// What frames arriving on a port are, with what their handling needs.
+#[derive(Debug)]
+pub(crate) enum PortRole {
+    /// A trunk: VLAN (index) to VMI (`NO_VMI` when empty).
+    Gateway { vlans: Box<[u32]> },
+    /// The underlay: tunnel packets for us are decapsulated, the rest is
+    /// passed to the host.
+    Fabric,
+    /// A host port attached to a VRF.
+    Host {
+        vrf: usize,
+        peer_mac: EthernetAddress,
+    },
+}
+
+/// A compiled port.
+#[derive(Debug)]
+pub(crate) struct Port {
+    pub(crate) id: PortId,
+    pub(crate) name: String,
+    pub(crate) role: PortRole,
+}
+
+impl Port {
+    /// The VMI bound to `vlan`, for a gateway port.
+    #[inline]
+    pub(crate) fn vmi_at(&self, vlan: u16) -> Option<VmiId> {
+        match &self.role {
+            PortRole::Gateway { vlans } => match vlans.get(usize::from(vlan)) {
+                Some(&id) if id != NO_VMI => Some(VmiId(id)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// The node's side of the overlay.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Underlay {
+    pub(crate) port: PortId,
+    pub(crate) addr: IpAddr,
+    pub(crate) mac: EthernetAddress,
+    pub(crate) mtu: u16,
+}
+
+/// What an MPLS label names on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum LabelTarget {
+    /// A local VMI: the payload is an IP packet for it.
+    Vmi(VmiId),
+    /// A VRF: the payload is an Ethernet frame of its network.
+    Vrf(usize),
+}
+
+/// A logical interface that made it into the tables.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogicalInterface {
+    /// `namespace/name`.
+    pub key: String,
+    /// The gateway port.
+    pub port: PortId,
+    /// The VLAN (0: untagged).
+    pub vlan: u16,
+    /// The key of its VMI.
+    pub vmi: String,
+}
+
+/// Which configuration item a [`Rejected`] is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectRef {
+    /// The node-wide settings.
+    Node,
+    /// A port.
+    Port(PortId),
+    /// A network.
+    Network(String),
+    /// One subnet of a network.
+    Subnet {
+        /// The network's key.
+        network: String,
+        /// The subnet.
+        prefix: IpPrefix,
+    },
+    /// A VMI.
+    Vmi(String),
+    /// A logical interface.
+    LogicalInterface(String),
+    /// A route.
+    Route {
+        /// The network's key.
+        network: String,
+        /// The destination.
+        prefix: IpPrefix,
+    },
+    /// The underlay settings.
+    Underlay,
+    /// A tunnel peer.
+    Peer(String),
+    /// A VMI behind a peer.
+    RemoteVmi(String),
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjectRef::Node => write!(f, "node"),
+            ObjectRef::Port(id) => write!(f, "port {id}"),
+            ObjectRef::Network(key) => write!(f, "network {key}"),
+            ObjectRef::Subnet { network, prefix } => {
+                write!(f, "subnet {prefix} of network {network}")
+            }
+            ObjectRef::Vmi(key) => write!(f, "VMI {key}"),
+            ObjectRef::LogicalInterface(key) => write!(f, "logical interface {key}"),
+            ObjectRef::Route { network, prefix } => {
+                write!(f, "route {prefix} of network {network}")
+            }
+            ObjectRef::Underlay => write!(f, "underlay"),
+            ObjectRef::Peer(key) => write!(f, "peer {key}"),
+            ObjectRef::RemoteVmi(key) => write!(f, "remote VMI {key}"),
+        }
+    }
+}
+
+/// Why an item was left out of the tables.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error)]
+pub enum RejectReason {
+    /// Another item of the same kind has the same key (or port id); the one
+    /// sorting first was kept.
+    #[error("another item of the same kind has the same key; the first in sort order was kept")]
+    Duplicate,
+    /// A referenced port is not declared.
+    #[error("port {0} is not declared")]
+    UnknownPort(PortId),
+    /// A referenced network is not declared, or was itself rejected.
+    #[error("network {0:?} is not declared (or was rejected)")]
+    UnknownNetwork(String),
+    /// A referenced VMI is not declared, or was itself rejected.
+    #[error("VMI {0:?} is not declared (or was rejected)")]
+    UnknownVmi(String),
+    /// A referenced peer is not declared, or was itself rejected.
+    #[error("peer {0:?} is not declared (or was rejected)")]
+    UnknownPeer(String),
+    /// The VRF id is taken.
+    #[error("VRF {vrf} is already used by network {by:?}")]
+    VrfInUse {
+        /// The VRF id.
+        vrf: u32,
+        /// The network that has it.
+        by: String,
+    },
+    /// The VLAN is outside 0..=4094.
+    #[error("VLAN {0} is out of range: valid VLANs are 0 (untagged) to 4094")]
+    VlanOutOfRange(u16),
+    /// An older logical interface has the (port, VLAN).
+    #[error(
+        "VLAN {vlan} of port {port} is already bound to logical interface {by:?}, which is older"
+    )]
+    VlanTaken {
+        /// The port.
+        port: PortId,
+        /// The VLAN.
+        vlan: u16,
+        /// The logical interface that has it.
+        by: String,
+    },
+    /// Logical interfaces need a gateway port.
+    #[error(
+        "port {0} is not a gateway port: logical interfaces need a trunk toward remote instances"
+    )]
+    NotAGatewayPort(PortId),
+    /// Route next hops need a host port of the same network.
+    #[error(
+        "port {port} is not a host port attached to network {network:?}: routes may only point to such a port"
+    )]
+    NotAHostPortOfNetwork {
+        /// The port.
+        port: PortId,
+        /// The route's network.
+        network: String,
+    },
+    /// The address is already routed in the VRF.
+    #[error("address {ip} is already used by {by}")]
+    AddressInUse {
+        /// The address.
+        ip: IpAddr,
+        /// Who has it.
+        by: String,
+    },
+    /// The MAC is already used in the network.
+    #[error("MAC {mac} is already used by VMI {by:?} in this network")]
+    MacInUse {
+        /// The MAC.
+        mac: EthernetAddress,
+        /// The VMI that has it.
+        by: String,
+    },
+    /// The MAC is a group address.
+    #[error("MAC {0} is a multicast address: a unicast MAC is needed")]
+    MulticastMac(EthernetAddress),
+    /// The gateway address is not inside its subnet.
+    #[error("gateway address {gateway} is outside subnet {prefix}")]
+    GatewayOutsideSubnet {
+        /// The gateway address.
+        gateway: IpAddr,
+        /// The subnet.
+        prefix: IpPrefix,
+    },
+    /// The prefix is already routed in the VRF.
+    #[error("prefix {0} is already routed in this VRF")]
+    PrefixInUse(IpPrefix),
+    /// The fabric port of the underlay is not a fabric port.
+    #[error("port {0} is not a fabric port: the underlay needs the node's fabric (underlay) port")]
+    NotAFabricPort(PortId),
+    /// The underlay MTU is too small to carry anything.
+    #[error("underlay MTU {0} is too small: at least 576 (IPv4) or 1280 (IPv6)")]
+    MtuTooSmall(u16),
+    /// Tunnels need the node's underlay.
+    #[error("the node has no underlay (fabric port and underlay address): tunnels cannot be built")]
+    NoUnderlay,
+    /// The peer's address is not of the underlay's family, or is the node's own.
+    #[error("peer address {0} is not usable: it must be another address of the underlay's family")]
+    PeerAddressUnusable(IpAddr),
+    /// Another peer has the same address.
+    #[error("address {addr} is already the address of peer {by:?}")]
+    PeerAddressInUse {
+        /// The address.
+        addr: IpAddr,
+        /// The peer that has it.
+        by: String,
+    },
+    /// No encapsulation of the network's list is supported by the peer, or
+    /// the network lacks what the one chosen needs (a VNI, a label).
+    #[error("no usable encapsulation toward peer {peer:?}: {why}")]
+    NoEncapsulation {
+        /// The peer.
+        peer: String,
+        /// What is missing.
+        why: &'static str,
+    },
+    /// The label is outside 16..=1048575 or already names something else.
+    #[error("MPLS label {label} is unusable: {why}")]
+    LabelUnusable {
+        /// The label.
+        label: u32,
+        /// Why.
+        why: String,
+    },
+    /// The VNI is outside 1..=16777215 or already names another network.
+    #[error("VNI {vni} is unusable: {why}")]
+    VniUnusable {
+        /// The VNI.
+        vni: u32,
+        /// Why.
+        why: String,
+    },
+}
+
+/// An item left out of the tables, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error)]
+#[error("{object}: {reason}")]
+pub struct Rejected {
+    /// The item.
+    pub object: ObjectRef,
+    /// Why.
+    pub reason: RejectReason,
+}
+
+/// The compiled lookup tables of one node.
+#[derive(Debug)]
+pub struct Tables {
+    pub(crate) gateway_mac: EthernetAddress,
+    /// Port id to position in `ports` plus one (0: no such port).
+    port_slots: Box<[u32]>,
+    pub(crate) ports: Vec<Port>,
+    pub(crate) vmis: Vec<Vmi>,
+    pub(crate) vrfs: Vec<Vrf>,
+    vmi_keys: FxHashMap<String, VmiId>,
+    network_keys: FxHashMap<String, usize>,
+    logical_interfaces: Vec<LogicalInterface>,
+    pub(crate) underlay: Option<Underlay>,
+    pub(crate) peers: Vec<Peer>,
+    pub(crate) peer_addrs: FxHashMap<IpAddr, PeerId>,
+    pub(crate) remotes: Vec<Remote>,
+    pub(crate) labels: FxHashMap<u32, LabelTarget>,
+    pub(crate) vnis: FxHashMap<u32, usize>,
+}
+
+/// Turn a MAC into a hash key.
+#[inline]
+pub(crate) fn mac_key(mac: EthernetAddress) -> u64 {
+    let b = mac.0;
+    u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
+}
+
+impl Default for Tables {
+    /// Tables with no port: every frame is dropped as `unknown_port`.
+    fn default() -> Self {
+        Tables::compile(&NodeConfig::default()).0
+    }
+}
+
+impl Tables {
+    /// Compile the tables of `config`. Deterministic: the same config in any
+    /// order gives the same tables and the same rejections.
+    pub fn compile(config: &NodeConfig) -> (Tables, Vec<Rejected>) {
+        compile::Compiler::new(config, None).run()
+    }
+
+    /// Compile the tables of `config`, carrying over what `previous` learnt
+    /// at run time: the counters of the VMIs it also has (by key), so that
+    /// a configuration change does not reset them, and the resolved next-hop
+    /// MACs of its peers (by address).
+    pub fn recompile(config: &NodeConfig, previous: &Tables) -> (Tables, Vec<Rejected>) {
+        compile::Compiler::new(config, Some(previous)).run()
+    }
+
+    /// The gateway MAC.
+    pub fn gateway_mac(&self) -> EthernetAddress {
+        self.gateway_mac
+    }
+
+    /// The port with this id.
+    #[inline]
+    pub(crate) fn port(&self, id: PortId) -> Option<&Port> {
+        match self.port_slots.get(usize::from(id.0)) {
+            Some(&slot) if slot != 0 => self.ports.get(slot as usize - 1),
+            _ => None,
+        }
+    }
+
+    /// The VMI bound to (port, VLAN).
+    pub fn vmi_at(&self, port: PortId, vlan: u16) -> Option<VmiId> {
+        self.port(port)?.vmi_at(vlan)
+    }
+
+    /// A VMI by position.
+    pub fn vmi(&self, id: VmiId) -> Option<&Vmi> {
+        self.vmis.get(id.index())
+    }
+
+    /// A VMI's position by key.
+    pub fn vmi_id(&self, key: &str) -> Option<VmiId> {
+        self.vmi_keys.get(key).copied()
+    }
+
+    /// Every VMI, sorted by key.
+    pub fn vmis(&self) -> impl Iterator<Item = &Vmi> {
+        self.vmis.iter()
+    }
+
+    /// The route `network`'s VRF has for `ip` (longest prefix).
+    pub fn route(&self, network: &str, ip: IpAddr) -> Option<NextHop> {
+        let vrf = self.network_keys.get(network)?;
+        self.vrfs[*vrf].lookup(ip)
+    }
+
+    /// The key of a remote VMI.
+    pub fn remote_key(&self, id: RemoteId) -> Option<&str> {
+        self.remotes.get(id.0 as usize).map(|r| r.key.as_str())
+    }
+
+    /// The logical interfaces that made it into the tables, oldest first.
+    pub fn logical_interfaces(&self) -> &[LogicalInterface] {
+        &self.logical_interfaces
+    }
+
+    /// How many routing instances (VRFs) the tables hold.
+    pub fn routing_instance_count(&self) -> usize {
+        self.vrfs.len()
+    }
+
+    /// How many routes the VRFs hold (host routes, gateway addresses,
+    /// configured routes).
+    pub fn route_count(&self) -> usize {
+        self.vrfs
+            .iter()
+            .map(|vrf| vrf.v4.len() + vrf.v6.len())
+            .sum()
+    }
+
+    /// How many remote VMIs (behind peers) the tables route to.
+    pub fn remote_vmi_count(&self) -> usize {
+        self.remotes.len()
+    }
+
+    /// The tunnel peers, sorted by key.
+    pub fn peers(&self) -> &[Peer] {
+        &self.peers
+    }
+
+    /// The underlay's fabric port and address, when the node has one.
+    pub fn underlay(&self) -> Option<(PortId, IpAddr)> {
+        self.underlay.map(|u| (u.port, u.addr))
+    }
+
+    /// Records the MAC the underlay next hop toward the peer at `addr` has
+    /// (`None`: not known). Takes effect at once for every batch using these
+    /// tables, without a rebuild. Returns whether such a peer exists.
+    pub fn set_next_hop_mac(&self, addr: IpAddr, mac: Option<EthernetAddress>) -> bool {
+        let Some(peer) = self.peer_addrs.get(&addr) else {
+            return false;
+        };
+        let value = mac.map_or(0, |m| (1u64 << 48) | mac_key(m));
+        self.peers[peer.0 as usize]
+            .next_hop
+            .store(value, Ordering::Relaxed);
+        true
+    }
+
+    /// Every VMI's counters, by key.
+    pub fn vmi_counters(&self) -> impl Iterator<Item = (&str, VmiCounterSnapshot)> {
+        self.vmis
+            .iter()
+            .map(|vmi| (vmi.key.as_str(), vmi.counters.snapshot()))
+    }
+
+    /// A canonical text dump of every table, for tests, debugging and
+    /// comparing two compilations: sorted, no positions or addresses of
+    /// memory, VLAN slots read back from the arrays themselves.
+    pub fn dump(&self) -> String {
+        dump::dump(self)
+    }
+}
+
+#[cfg(test)]
+mod tests;
