@@ -2,29 +2,30 @@
 //! (no I/O), so it is tested on plain objects.
 //!
 //! ```text
+//!  API objects --trunkline_model::from_api--> Snapshot (domain types)
 //!  PhysicalRouter <node>  --> ports (spec.physicalInterfaces, in order)
 //!  LogicalInterface (router = node, Accepted for its generation)
 //!     --> VirtualMachineInterface (Accepted) --> VirtualNetwork (Accepted)
+//!  VirtualGateway (node listed, Accepted) --> VirtualNetwork (Accepted)
 //!  ==> Desired { ports, config: pipeline NodeConfig, programmed }
 //! ```
 //!
 //! The operator decides what is valid across objects; the agent only takes
-//! objects whose `Accepted` condition is true for their current generation:
-//! an invalid object is never programmed, and a changed one is left out
-//! until the operator has accepted its new generation (a fraction of a
-//! second when the operator runs).
+//! objects whose `Accepted` condition is true for their current generation
+//! (`Meta::accepted`, read by the model): an invalid object is never
+//! programmed, and a changed one is left out until the operator has
+//! accepted its new generation (a fraction of a second when the operator
+//! runs).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
 use trunkline_api::physical_router::ProgrammedObject;
-use trunkline_api::status::{Condition, condition};
-use trunkline_api::{
-    LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+use trunkline_model::{
+    Meta, NamespacedName, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_pipeline::config::{
-    AllowedAddressPair, CreationOrder, IpPrefix, LogicalInterfaceConfig, NetworkConfig,
-    NextHopConfig, NodeConfig, PortConfig, PortId, PortKind, RouteConfig, SubnetConfig, VmiConfig,
+    AllowedAddressPair, CreationOrder, LogicalInterfaceConfig, NetworkConfig, NextHopConfig,
+    NodeConfig, PortConfig, PortId, PortKind, RouteConfig, SubnetConfig, VmiConfig,
 };
 
 use crate::hostnet::{VgwSpec, interface_mac};
@@ -37,14 +38,6 @@ pub struct PortSpec {
     pub name: String,
     /// A tap this agent creates (a virtual gateway), not a NIC.
     pub tap: bool,
-}
-
-/// The first address after the network address: the default gateway.
-pub fn first_host(prefix: &IpPrefix) -> IpAddr {
-    match prefix.addr() {
-        IpAddr::V4(a) => IpAddr::V4(u32::from(a).wrapping_add(1).into()),
-        IpAddr::V6(a) => IpAddr::V6(u128::from(a).wrapping_add(1).into()),
-    }
 }
 
 /// Everything one node enforces.
@@ -64,80 +57,39 @@ pub struct Desired {
     pub skipped: Vec<String>,
 }
 
-/// The objects one node's agent sees.
-#[derive(Clone, Copy, Debug)]
-pub struct Inputs<'a> {
-    /// The node (and PhysicalRouter) name.
-    pub node: &'a str,
-    /// The node's PhysicalRouter, when it exists.
-    pub router: Option<&'a PhysicalRouter>,
-    /// Every logical interface.
-    pub logical_interfaces: &'a [&'a LogicalInterface],
-    /// Every VMI.
-    pub vmis: &'a [&'a VirtualMachineInterface],
-    /// Every virtual network.
-    pub networks: &'a [&'a VirtualNetwork],
-    /// Every virtual gateway.
-    pub virtual_gateways: &'a [&'a VirtualGateway],
+/// The pipeline's key of a namespaced object: `namespace/name`.
+fn key(name: &NamespacedName) -> String {
+    name.to_string()
 }
 
-/// Whether the operator accepted this generation of an object.
-pub fn accepted(conditions: &[Condition], generation: Option<i64>) -> bool {
-    conditions.iter().any(|c| {
-        c.type_ == condition::ACCEPTED
-            && c.status == "True"
-            && (c.observed_generation.is_none() || c.observed_generation == generation)
-    })
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff` (or `-` separated, any case).
-pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.split([':', '-']);
-    for byte in &mut mac {
-        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
-fn key(namespace: Option<&str>, name: Option<&str>) -> String {
-    format!(
-        "{}/{}",
-        namespace.unwrap_or_default(),
-        name.unwrap_or_default()
-    )
-}
-
-fn programmed(
-    kind: &str,
-    namespace: Option<&str>,
-    name: &str,
-    generation: Option<i64>,
-) -> ProgrammedObject {
+/// The report entry of an object at its current generation.
+fn programmed(meta: &Meta) -> ProgrammedObject {
     ProgrammedObject {
-        kind: kind.to_owned(),
-        namespace: namespace.map(str::to_owned),
-        name: name.to_owned(),
-        generation: generation.unwrap_or_default(),
+        kind: meta.key.kind.as_str().to_owned(),
+        namespace: meta.key.namespace.clone(),
+        name: meta.name().to_owned(),
+        generation: meta.generation,
     }
 }
 
-/// Computes what the node must enforce.
-pub fn desired(inputs: Inputs<'_>) -> Desired {
+/// Computes what node `node` must enforce from every object of `snapshot`.
+pub fn desired(node: &str, snapshot: &Snapshot) -> Desired {
     let mut out = Desired::default();
-    let Some(router) = inputs.router else {
+    let Some(router) = snapshot
+        .physical_routers
+        .iter()
+        .find(|r| r.meta.name() == node)
+    else {
         out.skipped.push(format!(
-            "no PhysicalRouter named {}: nothing to enforce",
-            inputs.node
+            "no PhysicalRouter named {node}: nothing to enforce"
         ));
         return out;
     };
     out.ports = router
-        .spec
-        .physical_interfaces
+        .interfaces
         .iter()
         .map(|p| PortSpec {
-            name: p.name.to_string(),
+            name: p.name.clone(),
             tap: false,
         })
         .collect();
@@ -152,40 +104,26 @@ pub fn desired(inputs: Inputs<'_>) -> Desired {
         })
         .collect();
 
-    let vmis: BTreeMap<String, &VirtualMachineInterface> = inputs
-        .vmis
+    let vmis: BTreeMap<NamespacedName, &VirtualMachineInterface> = snapshot
+        .virtual_machine_interfaces
         .iter()
-        .map(|v| {
-            (
-                key(v.metadata.namespace.as_deref(), v.metadata.name.as_deref()),
-                *v,
-            )
-        })
+        .map(|v| (v.name(), v))
         .collect();
-    let networks: BTreeMap<String, &VirtualNetwork> = inputs
-        .networks
+    let networks: BTreeMap<NamespacedName, &VirtualNetwork> = snapshot
+        .virtual_networks
         .iter()
-        .map(|n| {
-            (
-                key(n.metadata.namespace.as_deref(), n.metadata.name.as_deref()),
-                *n,
-            )
-        })
+        .map(|n| (n.name(), n))
         .collect();
 
     let mut used_vmis = BTreeSet::new();
     let mut lis: Vec<LogicalInterfaceConfig> = Vec::new();
-    for li in inputs
+    for li in snapshot
         .logical_interfaces
         .iter()
-        .filter(|li| li.spec.physical_router.as_str() == inputs.node)
+        .filter(|li| li.physical_router == node)
     {
-        let name = li.metadata.name.clone().unwrap_or_default();
-        let status = li.status.as_ref();
-        if !accepted(
-            status.map(|s| &s.conditions[..]).unwrap_or_default(),
-            li.metadata.generation,
-        ) {
+        let name = li.meta.name();
+        if !li.meta.accepted {
             out.skipped.push(format!(
                 "LogicalInterface {name}: not accepted (yet) by the operator"
             ));
@@ -194,156 +132,101 @@ pub fn desired(inputs: Inputs<'_>) -> Desired {
         let Some(port) = out
             .ports
             .iter()
-            .position(|p| p.name == li.spec.physical_interface.as_str())
+            .position(|p| p.name == li.physical_interface)
         else {
             out.skipped.push(format!(
                 "LogicalInterface {name}: port {} is not on this node",
-                li.spec.physical_interface
+                li.physical_interface
             ));
             continue;
         };
-        let vmi_key = li.spec.virtual_machine_interface.to_string();
-        let Some(vmi) = vmis.get(&vmi_key) else {
+        let Some(vmi) = vmis.get(&li.vmi) else {
             out.skipped
-                .push(format!("LogicalInterface {name}: VMI {vmi_key} not found"));
+                .push(format!("LogicalInterface {name}: VMI {} not found", li.vmi));
             continue;
         };
-        if !accepted(
-            vmi.status
-                .as_ref()
-                .map(|s| &s.conditions[..])
-                .unwrap_or_default(),
-            vmi.metadata.generation,
-        ) {
+        if !vmi.meta.accepted {
             out.skipped.push(format!(
-                "LogicalInterface {name}: VMI {vmi_key} not accepted"
+                "LogicalInterface {name}: VMI {} not accepted",
+                li.vmi
             ));
             continue;
         }
-        let network_key = key(
-            vmi.metadata.namespace.as_deref(),
-            Some(vmi.spec.virtual_network.as_str()),
-        );
-        let Some(network) = networks.get(&network_key) else {
+        let network_name = vmi.network_name();
+        let Some(network) = networks.get(&network_name) else {
             out.skipped.push(format!(
-                "LogicalInterface {name}: network {network_key} not found"
+                "LogicalInterface {name}: network {network_name} not found"
             ));
             continue;
         };
-        if !accepted(
-            network
-                .status
-                .as_ref()
-                .map(|s| &s.conditions[..])
-                .unwrap_or_default(),
-            network.metadata.generation,
-        ) {
+        if !network.meta.accepted {
             out.skipped.push(format!(
-                "LogicalInterface {name}: network {network_key} not accepted"
+                "LogicalInterface {name}: network {network_name} not accepted"
             ));
             continue;
         }
-        used_vmis.insert(vmi_key.clone());
-        let created = li
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.as_second())
-            .unwrap_or_default();
+        used_vmis.insert(li.vmi.clone());
         lis.push(LogicalInterfaceConfig {
-            key: name.clone(),
+            key: name.to_owned(),
             port: PortId(port as u16),
-            vlan: li.spec.vlan,
-            vmi: vmi_key,
+            vlan: li.vlan,
+            vmi: key(&li.vmi),
             order: CreationOrder {
-                created_secs: created,
-                name: name.clone(),
+                created_secs: li.meta.created.unwrap_or_default(),
+                name: name.to_owned(),
             },
         });
-        out.programmed.push(programmed(
-            "LogicalInterface",
-            None,
-            &name,
-            li.metadata.generation,
-        ));
+        out.programmed.push(programmed(&li.meta));
     }
     lis.sort_by(|a, b| a.order.cmp(&b.order));
     out.config.logical_interfaces = lis;
 
     let mut used_networks = BTreeSet::new();
-    for vmi_key in &used_vmis {
-        let vmi = vmis[vmi_key];
-        let network = key(
-            vmi.metadata.namespace.as_deref(),
-            Some(vmi.spec.virtual_network.as_str()),
-        );
-        let Some(mac) = parse_mac(vmi.spec.mac_address.as_str()) else {
-            out.skipped.push(format!("VMI {vmi_key}: unparsable MAC"));
+    for vmi_name in &used_vmis {
+        let vmi = vmis[vmi_name];
+        let network = vmi.network_name();
+        let Some(mac) = vmi.mac else {
+            out.skipped.push(format!("VMI {vmi_name}: unparsable MAC"));
             continue;
         };
         out.config.vmis.push(VmiConfig {
-            key: vmi_key.clone(),
-            network: network.clone(),
-            mac,
-            ips: vmi
-                .spec
-                .ips
-                .iter()
-                .filter_map(|ip| ip.address.as_str().parse().ok())
-                .collect(),
+            key: key(vmi_name),
+            network: key(&network),
+            mac: mac.0,
+            ips: vmi.ips.clone(),
             allowed_address_pairs: vmi
-                .spec
                 .allowed_address_pairs
                 .iter()
-                .filter_map(|p| {
-                    let prefix: IpPrefix = p.prefix.as_str().parse().ok()?;
-                    Some(AllowedAddressPair {
-                        prefix,
-                        mac: p.mac_address.as_ref().and_then(|m| parse_mac(m.as_str())),
-                    })
+                .map(|pair| AllowedAddressPair {
+                    prefix: pair.prefix,
+                    mac: pair.mac.map(|m| m.0),
                 })
                 .collect(),
-            port_security: vmi.spec.port_security,
+            port_security: vmi.port_security,
             label: None,
         });
-        out.programmed.push(programmed(
-            "VirtualMachineInterface",
-            vmi.metadata.namespace.as_deref(),
-            vmi.metadata.name.as_deref().unwrap_or_default(),
-            vmi.metadata.generation,
-        ));
+        out.programmed.push(programmed(&vmi.meta));
         used_networks.insert(network);
     }
 
-    virtual_gateways(&inputs, &networks, &mut out, &mut used_networks);
+    virtual_gateways(node, snapshot, &networks, &mut out, &mut used_networks);
 
-    for (index, network_key) in used_networks.iter().enumerate() {
-        let network = networks[network_key];
-        let subnets = network
-            .spec
-            .subnets
-            .iter()
-            .filter_map(|s| {
-                let prefix: IpPrefix = s.cidr.as_str().parse().ok()?;
-                let gateway = match &s.gateway {
-                    Some(g) => g.as_str().parse().ok()?,
-                    None => first_host(&prefix),
-                };
-                Some(SubnetConfig { prefix, gateway })
-            })
-            .collect();
+    for (index, network_name) in used_networks.iter().enumerate() {
+        let network = networks[network_name];
         out.config.networks.push(NetworkConfig {
-            key: network_key.clone(),
+            key: key(network_name),
             vrf: index as u32 + 1,
-            subnets,
+            subnets: network
+                .subnets
+                .iter()
+                .map(|s| SubnetConfig {
+                    prefix: s.prefix,
+                    gateway: s.gateway,
+                })
+                .collect(),
             ..Default::default()
         });
-        out.programmed.push(programmed(
-            "VirtualNetwork",
-            network.metadata.namespace.as_deref(),
-            network.metadata.name.as_deref().unwrap_or_default(),
-            network.metadata.generation,
-        ));
+        out.programmed.push(programmed(&network.meta));
     }
     out.programmed.sort();
     out
@@ -353,67 +236,41 @@ pub fn desired(inputs: Inputs<'_>) -> Desired {
 /// the network's VRF, the VRF's routes toward it, and the host side to set
 /// up.
 fn virtual_gateways(
-    inputs: &Inputs<'_>,
-    networks: &BTreeMap<String, &VirtualNetwork>,
+    node: &str,
+    snapshot: &Snapshot,
+    networks: &BTreeMap<NamespacedName, &VirtualNetwork>,
     out: &mut Desired,
-    used_networks: &mut BTreeSet<String>,
+    used_networks: &mut BTreeSet<NamespacedName>,
 ) {
-    let mut gateways: Vec<&&VirtualGateway> = inputs.virtual_gateways.iter().collect();
-    gateways.sort_by_key(|g| {
-        (
-            g.metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.as_second()),
-            g.metadata.name.clone(),
-        )
-    });
+    let mut gateways: Vec<&VirtualGateway> = snapshot
+        .virtual_gateways
+        .iter()
+        .filter(|g| g.nodes.contains(node))
+        .collect();
+    // The older gateway gets the lower port id.
+    gateways.sort_by_key(|g| (g.meta.created, g.meta.name().to_owned()));
     for vgw in gateways {
-        let name = vgw.metadata.name.clone().unwrap_or_default();
-        if !vgw.spec.nodes.iter().any(|n| n.as_str() == inputs.node) {
-            continue;
-        }
-        if !accepted(
-            vgw.status
-                .as_ref()
-                .map(|s| &s.conditions[..])
-                .unwrap_or_default(),
-            vgw.metadata.generation,
-        ) {
+        let name = vgw.meta.name();
+        if !vgw.meta.accepted {
             out.skipped.push(format!(
                 "VirtualGateway {name}: not accepted (yet) by the operator"
             ));
             continue;
         }
-        let interface = vgw.spec.interface.to_string();
+        let interface = vgw.interface.clone();
         if out.ports.iter().any(|p| p.name == interface) {
             out.skipped.push(format!(
                 "VirtualGateway {name}: interface {interface} is already a port of this node"
             ));
             continue;
         }
-        let network = vgw.spec.virtual_network.to_string();
-        let network_ok = networks.get(&network).is_some_and(|n| {
-            accepted(
-                n.status
-                    .as_ref()
-                    .map(|s| &s.conditions[..])
-                    .unwrap_or_default(),
-                n.metadata.generation,
-            )
-        });
-        if !network_ok {
+        let network = &vgw.network;
+        if !networks.get(network).is_some_and(|n| n.meta.accepted) {
             out.skipped.push(format!(
                 "VirtualGateway {name}: network {network} not found or not accepted"
             ));
             continue;
         }
-        let subnets: Vec<IpPrefix> = vgw
-            .spec
-            .subnets
-            .iter()
-            .filter_map(|s| s.as_str().parse().ok())
-            .collect();
         let id = PortId(out.ports.len() as u16);
         let mac = interface_mac(&interface);
         out.ports.push(PortSpec {
@@ -424,47 +281,26 @@ fn virtual_gateways(
             id,
             name: interface.clone(),
             kind: PortKind::Host {
-                network: network.clone(),
+                network: key(network),
                 peer_mac: mac,
             },
         });
-        let routes: Vec<IpPrefix> = if vgw.spec.routes.is_empty() {
-            // The seed's default: a default route per family in use.
-            let mut defaults = Vec::new();
-            if subnets.iter().any(|s| s.addr().is_ipv4()) {
-                defaults.push(
-                    IpPrefix::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0).expect("valid"),
-                );
-            }
-            if subnets.iter().any(|s| s.addr().is_ipv6()) {
-                defaults.push(
-                    IpPrefix::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0).expect("valid"),
-                );
-            }
-            defaults
-        } else {
-            vgw.spec
-                .routes
-                .iter()
-                .filter_map(|r| r.as_str().parse().ok())
-                .collect()
-        };
-        for prefix in routes {
+        for prefix in vgw.effective_routes() {
             out.config.routes.push(RouteConfig {
-                network: network.clone(),
+                network: key(network),
                 prefix,
                 next_hop: NextHopConfig::Port(id),
             });
         }
-        used_networks.insert(network);
+        used_networks.insert(network.clone());
         out.virtual_gateways.push((
             VgwSpec {
-                name: name.clone(),
+                name: name.to_owned(),
                 interface,
                 mac,
-                subnets,
+                subnets: vgw.subnets.clone(),
             },
-            programmed("VirtualGateway", None, &name, vgw.metadata.generation),
+            programmed(&vgw.meta),
         ));
     }
 }
@@ -473,6 +309,38 @@ fn virtual_gateways(
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::net::IpAddr;
+    use trunkline_api::{
+        LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    };
+    use trunkline_model::from_api::Objects;
+
+    /// Converts the API objects as the agent does, then computes the node's
+    /// desired state.
+    fn run(
+        node: &str,
+        router: Option<&PhysicalRouter>,
+        lis: &[LogicalInterface],
+        vmis: &[VirtualMachineInterface],
+        networks: &[VirtualNetwork],
+        gateways: &[VirtualGateway],
+    ) -> Desired {
+        let routers: Vec<&PhysicalRouter> = router.into_iter().collect();
+        let lis: Vec<&LogicalInterface> = lis.iter().collect();
+        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
+        let networks: Vec<&VirtualNetwork> = networks.iter().collect();
+        let gateways: Vec<&VirtualGateway> = gateways.iter().collect();
+        let snapshot = Objects {
+            physical_routers: &routers,
+            logical_interfaces: &lis,
+            virtual_machine_interfaces: &vmis,
+            virtual_networks: &networks,
+            virtual_gateways: &gateways,
+            ..Objects::default()
+        }
+        .snapshot();
+        desired(node, &snapshot)
+    }
 
     fn accepted_status(generation: i64) -> serde_json::Value {
         json!({"conditions": [{"type": "Accepted", "status": "True", "reason": "Ok", "message": "",
@@ -542,17 +410,7 @@ mod tests {
     #[test]
     fn takes_the_accepted_objects_of_this_node_only() {
         let (router, lis, vmis, networks) = objects();
-        let lis: Vec<&LogicalInterface> = lis.iter().collect();
-        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
-        let networks: Vec<&VirtualNetwork> = networks.iter().collect();
-        let d = desired(Inputs {
-            node: "gw1",
-            router: Some(&router),
-            logical_interfaces: &lis,
-            vmis: &vmis,
-            networks: &networks,
-            virtual_gateways: &[],
-        });
+        let d = run("gw1", Some(&router), &lis, &vmis, &networks, &[]);
         let ports: Vec<&str> = d.ports.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(ports, ["eth1", "eth2"]);
         let names: Vec<&str> = d
@@ -588,44 +446,63 @@ mod tests {
     fn a_stale_acceptance_does_not_count() {
         let (router, mut lis, vmis, networks) = objects();
         lis[0].metadata.generation = Some(2);
-        let lis: Vec<&LogicalInterface> = lis.iter().collect();
-        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
-        let networks: Vec<&VirtualNetwork> = networks.iter().collect();
-        let d = desired(Inputs {
-            node: "gw1",
-            router: Some(&router),
-            logical_interfaces: &lis,
-            vmis: &vmis,
-            networks: &networks,
-            virtual_gateways: &[],
-        });
+        let d = run("gw1", Some(&router), &lis, &vmis, &networks, &[]);
         assert!(d.config.logical_interfaces.iter().all(|l| l.key != "a"));
     }
 
     #[test]
     fn no_router_no_state() {
-        let d = desired(Inputs {
-            node: "gw1",
-            router: None,
-            logical_interfaces: &[],
-            vmis: &[],
-            networks: &[],
-            virtual_gateways: &[],
-        });
+        let d = run("gw1", None, &[], &[], &[], &[]);
         assert!(d.ports.is_empty() && d.config.logical_interfaces.is_empty());
     }
 
     #[test]
-    fn parses_macs_and_prefixes() {
+    fn addresses_pairs_and_virtual_gateways_come_from_the_model() {
+        let (router, lis, mut vmis, networks) = objects();
+        vmis[0].spec.allowed_address_pairs = serde_json::from_value(json!([
+            {"prefix": "192.168.1.100/24"},
+            {"prefix": "192.168.1.7/32", "macAddress": "02-00-00-00-00-07"}
+        ]))
+        .unwrap();
+        let gateway: VirtualGateway = serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualGateway",
+            "metadata": {"name": "g1", "generation": 4},
+            "spec": {"interface": "vgw1", "virtualNetwork": {"namespace": "t", "name": "net1"},
+                     "subnets": ["192.168.1.0/24", "fd00::/64"], "nodes": ["gw1"]},
+            "status": accepted_status(4)
+        }))
+        .unwrap();
+        let d = run("gw1", Some(&router), &lis, &vmis, &networks, &[gateway]);
+        let pairs = &d.config.vmis[0].allowed_address_pairs;
+        assert_eq!(pairs[0].prefix.to_string(), "192.168.1.0/24");
+        assert_eq!(pairs[0].mac, None);
+        assert_eq!(pairs[1].mac, Some([2, 0, 0, 0, 0, 7]));
         assert_eq!(
-            parse_mac("0A:bb:cc:dd:ee:FF"),
-            Some([10, 0xbb, 0xcc, 0xdd, 0xee, 0xff])
+            d.config.vmis[0].ips,
+            ["192.168.1.10".parse::<IpAddr>().unwrap()]
         );
-        assert_eq!(parse_mac("0a:bb:cc:dd:ee"), None);
-        assert_eq!(parse_mac("0a:bb:cc:dd:ee:ff:00"), None);
-        let p: IpPrefix = "10.0.0.0/8".parse().unwrap();
-        assert_eq!(first_host(&p), "10.0.0.1".parse::<IpAddr>().unwrap());
-        let p: IpPrefix = "fd00::/64".parse().unwrap();
-        assert_eq!(first_host(&p), "fd00::1".parse::<IpAddr>().unwrap());
+        let ports: Vec<(&str, bool)> = d.ports.iter().map(|p| (p.name.as_str(), p.tap)).collect();
+        assert_eq!(ports, [("eth1", false), ("eth2", false), ("vgw1", true)]);
+        let routes: Vec<String> = d
+            .config
+            .routes
+            .iter()
+            .map(|r| format!("{} {} {:?}", r.network, r.prefix, r.next_hop))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "t/net1 0.0.0.0/0 Port(PortId(2))",
+                "t/net1 ::/0 Port(PortId(2))"
+            ]
+        );
+        assert_eq!(d.virtual_gateways.len(), 1);
+        assert_eq!(d.virtual_gateways[0].0.subnets.len(), 2);
+        assert_eq!(d.virtual_gateways[0].1.generation, 4);
+        assert_eq!(
+            d.config.networks.len(),
+            1,
+            "the gateway's network is the VMIs'"
+        );
     }
 }

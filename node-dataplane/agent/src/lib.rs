@@ -4,7 +4,7 @@
 //!  kube-apiserver
 //!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, own PhysicalRouter
 //!    v
-//!  stores --(any change, debounced)--> desired::desired()  (pure: accepted objects of this node)
+//!  stores --(any change, debounced)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
 //!                                          v
 //!                 Control::install: compile -> Plan { tables, ports, vgws } --ArcSwap--+
@@ -231,14 +231,17 @@ pub async fn run(
                 vmi_state.iter().map(|a| a.as_ref()).collect();
             let network_refs: Vec<&VirtualNetwork> =
                 network_state.iter().map(|a| a.as_ref()).collect();
-            let desired = desired::desired(desired::Inputs {
-                node: &node,
-                router: router.as_deref(),
+            let router_refs: Vec<&PhysicalRouter> = router.as_deref().into_iter().collect();
+            let snapshot = trunkline_model::from_api::Objects {
+                physical_routers: &router_refs,
                 logical_interfaces: &li_refs,
-                vmis: &vmi_refs,
-                networks: &network_refs,
+                virtual_machine_interfaces: &vmi_refs,
+                virtual_networks: &network_refs,
                 virtual_gateways: &gateway_refs,
-            });
+                ..Default::default()
+            }
+            .snapshot();
+            let desired = desired::desired(&node, &snapshot);
             let generation = router.as_ref().and_then(|r| r.metadata.generation);
             if installed
                 .as_ref()

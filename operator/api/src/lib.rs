@@ -13,6 +13,11 @@
 //!                      | VirtualMachineInterface  |------->| VirtualNetwork |
 //!                      | MAC, IPs, address pairs  |  in    | subnets, VNI   |
 //!                      +--------------------------+        +----------------+
+//!                                                                  ^ joins
+//!   cluster-scoped                                          +-------+--------+
+//!                                                           |  ExternalVTEP  |
+//!                                                           | address, hosts |
+//!                                                           +----------------+
 //! ```
 //!
 //! Every rule about a single object lives in the schema (ranges, formats,
@@ -23,6 +28,7 @@
 //! The types hold no logic: pure logic lives in crates that take these types
 //! (or their own domain types) and know nothing of Kubernetes I/O.
 
+pub mod external_vtep;
 pub mod fields;
 pub mod gateway_ha_group;
 pub mod logical_interface;
@@ -36,6 +42,7 @@ pub mod virtual_network;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use external_vtep::{ExternalVTEP, ExternalVTEPSpec, ExternalVTEPStatus};
 pub use fields::{
     InterfaceName, IpAddress, IpAddressPrefix, IpPrefix, MacAddress, NamespaceName, NamespacedRef,
     ObjectName,
@@ -65,6 +72,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         VirtualNetwork::crd(),
         GatewayHAGroup::crd(),
         VirtualGateway::crd(),
+        ExternalVTEP::crd(),
     ]
     .into_iter()
     .map(without_unknown_formats)

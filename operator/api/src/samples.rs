@@ -73,13 +73,14 @@ impl Case {
     }
 }
 
-const FILES: [&str; 6] = [
+const FILES: [&str; 7] = [
     include_str!("../testdata/validation/physicalrouter.yaml"),
     include_str!("../testdata/validation/logicalinterface.yaml"),
     include_str!("../testdata/validation/virtualmachineinterface.yaml"),
     include_str!("../testdata/validation/virtualnetwork.yaml"),
     include_str!("../testdata/validation/gatewayhagroup.yaml"),
     include_str!("../testdata/validation/virtualgateway.yaml"),
+    include_str!("../testdata/validation/externalvtep.yaml"),
 ];
 
 /// Every kind's cases. Panics on a malformed file: they are compiled in, so a

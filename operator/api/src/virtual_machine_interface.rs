@@ -30,6 +30,7 @@ use crate::status::Condition;
     printcolumn = r#"{"name":"MAC","type":"string","jsonPath":".spec.macAddress"}"#,
     printcolumn = r#"{"name":"IPs","type":"string","jsonPath":".spec.ips[*].address"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Label","type":"integer","jsonPath":".status.mplsLabel","description":"MPLS label of traffic routed to the interface","priority":1}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -123,4 +124,9 @@ pub struct VirtualMachineInterfaceStatus {
     /// Logical interfaces bound to this VMI (names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logical_interfaces: Vec<String>,
+    /// The MPLS label of traffic routed to this interface (payload: an IP
+    /// packet; what VPNv4 routes advertise), allocated by the operator from
+    /// 16 up, unique in the cluster, and kept while the VMI stays accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpls_label: Option<u32>,
 }

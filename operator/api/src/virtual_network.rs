@@ -1,6 +1,12 @@
 //! VirtualNetwork: an overlay network of a tenant, with its subnets, its
 //! VXLAN network identifier and its routing instance (VRF).
 //!
+//! `encapsulation` picks, per network, how its traffic crosses the fabric
+//! between gateway nodes (the original's encapsulation priority list); the
+//! operator writes the list in effect to `status.encapsulation`, and the
+//! network's bridged label (MPLSoUDP, inner Ethernet frame) to
+//! `status.mplsLabel`.
+//!
 //! The original kept subnets in IPAM objects linked to the network; here
 //! they are part of the network, because every rule about them (the gateway
 //! inside the subnet, no overlap) is then a rule on one object that the API
@@ -29,6 +35,8 @@ use crate::status::Condition;
     printcolumn = r#"{"name":"Subnets","type":"string","jsonPath":".spec.subnets[*].cidr"}"#,
     printcolumn = r#"{"name":"VNI","type":"integer","jsonPath":".status.vni","description":"VXLAN network identifier in use"}"#,
     printcolumn = r#"{"name":"Routing-Instance","type":"string","jsonPath":".status.routingInstance","priority":1}"#,
+    printcolumn = r#"{"name":"Label","type":"integer","jsonPath":".status.mplsLabel","description":"MPLS label of bridged and flooded traffic","priority":1}"#,
+    printcolumn = r#"{"name":"Encapsulation","type":"string","jsonPath":".status.encapsulation","description":"Encapsulations in effect, in priority order","priority":1}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -70,6 +78,31 @@ pub struct VirtualNetworkSpec {
     /// dropping them. Off by default, as in the original.
     #[serde(default)]
     pub flood_unknown_unicast: bool,
+
+    /// Encapsulations between gateway nodes (and external VTEPs), in
+    /// priority order: toward each peer the first one the peer supports is
+    /// used. `MPLSoUDP` (UDP 6635, MPLS labels) and/or `VXLAN` (UDP 4789,
+    /// the network's VNI), each at most once. Default: the operator's
+    /// `--encapsulation-priority` (`MPLSoUDP,VXLAN` unless changed); the
+    /// list in effect is shown in `status.encapsulation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub encapsulation: Option<Vec<Encapsulation>>,
+}
+
+/// How overlay traffic crosses the fabric.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum Encapsulation {
+    /// MPLS over UDP (RFC 7510), UDP port 6635: a label per VMI for routed
+    /// traffic, a label per network for bridged and flooded traffic.
+    #[serde(rename = "MPLSoUDP")]
+    MplsOverUdp,
+    /// VXLAN (RFC 7348), UDP port 4789: the network's VNI.
+    #[serde(rename = "VXLAN")]
+    Vxlan,
 }
 
 /// One subnet of a virtual network.
@@ -123,4 +156,14 @@ pub struct VirtualNetworkStatus {
     /// The routing instance name in use (given or defaulted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_instance: Option<String>,
+    /// The MPLS label of the network's bridged and flooded traffic (payload:
+    /// an Ethernet frame), allocated by the operator from 16 up, unique in
+    /// the cluster with the VMIs' labels, and kept while the network stays
+    /// accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpls_label: Option<u32>,
+    /// The encapsulations in effect, in priority order: `spec.encapsulation`
+    /// or the operator's default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encapsulation: Vec<Encapsulation>,
 }

@@ -187,6 +187,7 @@ fn valid_samples_deserialize_into_the_rust_types() {
             "VirtualNetwork" => check::<VirtualNetwork>(&cases),
             "GatewayHAGroup" => check::<GatewayHAGroup>(&cases),
             "VirtualGateway" => check::<VirtualGateway>(&cases),
+            "ExternalVTEP" => check::<ExternalVTEP>(&cases),
             other => panic!("unknown kind {other}"),
         }
     }

@@ -56,6 +56,7 @@ fn check_object(path: &Path, object: &Value) {
         "VirtualNetwork" => serde_json::from_value::<VirtualNetwork>(object.clone()).err(),
         "GatewayHAGroup" => serde_json::from_value::<GatewayHAGroup>(object.clone()).err(),
         "VirtualGateway" => serde_json::from_value::<VirtualGateway>(object.clone()).err(),
+        "ExternalVTEP" => serde_json::from_value::<ExternalVTEP>(object.clone()).err(),
         other => panic!("{}: unknown kind {other}", path.display()),
     };
     assert!(

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use trunkline_model::EncapsulationPriority;
+
 use crate::leader::LeaseConfig;
 
 /// Flags of the operator.
@@ -33,6 +35,13 @@ pub struct Args {
     /// edited by hand, retries what failed).
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
+
+    /// Encapsulations between gateway nodes, in priority order, for every
+    /// VirtualNetwork without `spec.encapsulation`: a comma-separated list
+    /// of `MPLSoUDP` and `VXLAN`, each at most once. Toward each peer the
+    /// first one it supports is used.
+    #[arg(long, default_value = "MPLSoUDP,VXLAN")]
+    pub encapsulation_priority: EncapsulationPriority,
 
     /// Log format: `text`, or `json` (also chosen by LOG_FORMAT=json).
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
@@ -84,6 +93,13 @@ impl Args {
         Duration::from_secs(self.resync_seconds.max(1))
     }
 
+    /// What the decisions take from the flags.
+    pub fn settings(&self) -> trunkline_operator_core::Settings {
+        trunkline_operator_core::Settings {
+            encapsulation_priority: self.encapsulation_priority.clone(),
+        }
+    }
+
     /// The Lease to campaign for when `--leader-elect` is on, with
     /// `default_namespace` (the client's) when no namespace is given.
     pub fn lease_config(&self, default_namespace: &str) -> Option<LeaseConfig> {
@@ -128,6 +144,28 @@ mod tests {
         assert_eq!(args.debounce(), Duration::from_millis(150));
         assert!(!args.leader_elect);
         assert_eq!(args.lease_config("ns"), None);
+        assert_eq!(
+            args.settings(),
+            trunkline_operator_core::Settings::default()
+        );
+        assert_eq!(args.encapsulation_priority.to_string(), "MPLSoUDP,VXLAN");
+    }
+
+    #[test]
+    fn encapsulation_priority() {
+        let args = Args::try_parse_from([
+            "trunkline-operator",
+            "--encapsulation-priority",
+            "VXLAN,MPLSoUDP",
+        ])
+        .unwrap();
+        assert_eq!(args.encapsulation_priority.to_string(), "VXLAN,MPLSoUDP");
+        for bad in ["GRE", "VXLAN,VXLAN", ""] {
+            let e = Args::try_parse_from(["trunkline-operator", "--encapsulation-priority", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--encapsulation-priority"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -18,10 +18,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use trunkline_api::{
-    GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
-    VirtualNetwork,
+    ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    VirtualMachineInterface, VirtualNetwork,
 };
-use trunkline_operator_core::{Kind, Snapshot, from_api};
+use trunkline_model::{Kind, Snapshot, from_api};
 
 use crate::Error;
 
@@ -40,6 +40,8 @@ pub struct Stores {
     pub gateway_ha_groups: Store<GatewayHAGroup>,
     /// VirtualGateways.
     pub virtual_gateways: Store<VirtualGateway>,
+    /// ExternalVTEPs.
+    pub external_vteps: Store<ExternalVTEP>,
 }
 
 /// A stream of "something of kind `K` changed" (or a watch error).
@@ -74,6 +76,7 @@ impl Stores {
         let (virtual_networks, d) = reflect::<VirtualNetwork>(client, Kind::VirtualNetwork);
         let (gateway_ha_groups, e) = reflect::<GatewayHAGroup>(client, Kind::GatewayHAGroup);
         let (virtual_gateways, f) = reflect::<VirtualGateway>(client, Kind::VirtualGateway);
+        let (external_vteps, g) = reflect::<ExternalVTEP>(client, Kind::ExternalVTEP);
         let stores = Self {
             physical_routers,
             logical_interfaces,
@@ -81,8 +84,9 @@ impl Stores {
             virtual_networks,
             gateway_ha_groups,
             virtual_gateways,
+            external_vteps,
         };
-        (stores, stream::select_all([a, b, c, d, e, f]).boxed())
+        (stores, stream::select_all([a, b, c, d, e, f, g]).boxed())
     }
 
     /// Waits until every store has completed its first list.
@@ -112,10 +116,15 @@ impl Stores {
             .wait_until_ready()
             .await
             .map_err(dropped("VirtualGateway"))?;
+        self.external_vteps
+            .wait_until_ready()
+            .await
+            .map_err(dropped("ExternalVTEP"))?;
         Ok(())
     }
 
-    /// Every object of every kind, converted to the core's model.
+    /// Every object of every kind, converted to the model (the one
+    /// conversion the node dataplanes use too).
     pub fn snapshot(&self) -> Snapshot {
         fn all<K: Resource<DynamicType = ()> + Clone, T>(
             store: &Store<K>,
@@ -133,6 +142,7 @@ impl Stores {
             virtual_networks: all(&self.virtual_networks, from_api::virtual_network),
             gateway_ha_groups: all(&self.gateway_ha_groups, from_api::gateway_ha_group),
             virtual_gateways: all(&self.virtual_gateways, from_api::virtual_gateway),
+            external_vteps: all(&self.external_vteps, from_api::external_vtep),
         }
     }
 }

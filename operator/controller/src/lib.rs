@@ -28,11 +28,12 @@
 //! rules:
 //!   - apiGroups: ["trunkline.io"]
 //!     resources: [physicalrouters, logicalinterfaces, virtualmachineinterfaces,
-//!                 virtualnetworks, gatewayhagroups, virtualgateways]
+//!                 virtualnetworks, gatewayhagroups, virtualgateways, externalvteps]
 //!     verbs: [get, list, watch]
 //!   - apiGroups: ["trunkline.io"]
 //!     resources: [logicalinterfaces/status, virtualmachineinterfaces/status,
-//!                 virtualnetworks/status, gatewayhagroups/status, virtualgateways/status]
+//!                 virtualnetworks/status, gatewayhagroups/status, virtualgateways/status,
+//!                 externalvteps/status]
 //!     verbs: [patch]
 //!   - apiGroups: ["events.k8s.io"]
 //!     resources: [events]

@@ -31,9 +31,10 @@ use serde_json::json;
 use tokio::sync::watch;
 use trunkline_api::status::{condition, reason};
 use trunkline_api::{
-    GatewayHAGroup, LogicalInterface, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    ExternalVTEP, GatewayHAGroup, LogicalInterface, VirtualGateway, VirtualMachineInterface,
+    VirtualNetwork,
 };
-use trunkline_operator_core::{DECIDED_KINDS, Decisions, ObjectKey, decide};
+use trunkline_operator_core::{DECIDED_KINDS, Decisions, ObjectKey, Settings, decide_with};
 
 use crate::cli::Args;
 use crate::http::{self, Probes};
@@ -127,7 +128,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let (stores, changes) = Stores::new(&client);
     let (changed_tx, changed_rx) = watch::channel(0u64);
     let watching = tokio::spawn(drive(changes, changed_tx, metrics.clone()));
-    let mut operator = Operator::new(client, stores, metrics).with_leadership(leading);
+    let mut operator = Operator::new(client, stores, metrics)
+        .with_leadership(leading)
+        .with_settings(args.settings());
 
     let mut stop = stop_rx.clone();
     tracing::info!("waiting for the first list of every kind");
@@ -218,6 +221,8 @@ pub struct Operator {
     applied: HashMap<ObjectKey, Applied>,
     /// Whether this process may write (see [`Operator::with_leadership`]).
     leading: watch::Receiver<bool>,
+    /// What the decisions take from the flags.
+    settings: Settings,
 }
 
 /// The result of one pass.
@@ -253,7 +258,14 @@ impl Operator {
             metrics,
             applied: HashMap::new(),
             leading: watch::channel(true).1,
+            settings: Settings::default(),
         }
+    }
+
+    /// Decides with `settings` (from the flags) instead of the defaults.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// Writes only while `leading` holds `true` (the leader election's
@@ -316,7 +328,7 @@ impl Operator {
         let started = Instant::now();
         self.metrics.reconcile_runs.inc();
         let snapshot = self.stores.snapshot();
-        let decisions = decide(&snapshot);
+        let decisions = decide_with(&snapshot, &self.settings);
         let now = status::now();
         let mut outcome = PassOutcome {
             objects: decisions.len(),
@@ -337,6 +349,8 @@ impl Operator {
         self.sync::<GatewayHAGroup>(&stores.gateway_ha_groups, &decisions, &now, &mut outcome)
             .await;
         self.sync::<VirtualGateway>(&stores.virtual_gateways, &decisions, &now, &mut outcome)
+            .await;
+        self.sync::<ExternalVTEP>(&stores.external_vteps, &decisions, &now, &mut outcome)
             .await;
         self.applied.retain(|key, _| decisions.get(key).is_some());
         self.count_objects(&decisions);

@@ -13,9 +13,9 @@ use serde::de::DeserializeOwned;
 use trunkline_api::status::condition;
 use trunkline_api::virtual_gateway::VirtualGatewayNodeStatus;
 use trunkline_api::{
-    GatewayHAGroup, GatewayHAGroupStatus, LogicalInterface, LogicalInterfaceStatus, VirtualGateway,
-    VirtualGatewayStatus, VirtualMachineInterface, VirtualMachineInterfaceStatus, VirtualNetwork,
-    VirtualNetworkStatus,
+    ExternalVTEP, ExternalVTEPStatus, GatewayHAGroup, GatewayHAGroupStatus, LogicalInterface,
+    LogicalInterfaceStatus, VirtualGateway, VirtualGatewayStatus, VirtualMachineInterface,
+    VirtualMachineInterfaceStatus, VirtualNetwork, VirtualNetworkStatus,
 };
 use trunkline_operator_core::{Decision, DerivedStatus, Kind};
 
@@ -126,18 +126,24 @@ impl Reported for VirtualMachineInterface {
     }
 
     fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
-        let (routing_instance, logical_interfaces) = match &decision.derived {
+        let (routing_instance, logical_interfaces, mpls_label) = match &decision.derived {
             DerivedStatus::VirtualMachineInterface {
                 routing_instance,
                 logical_interfaces,
-            } => (routing_instance.clone(), logical_interfaces.clone()),
-            _ => (None, Vec::new()),
+                mpls_label,
+            } => (
+                routing_instance.clone(),
+                logical_interfaces.clone(),
+                *mpls_label,
+            ),
+            _ => (None, Vec::new(), None),
         };
         VirtualMachineInterfaceStatus {
             observed_generation: Some(decision.generation),
             conditions,
             routing_instance,
             logical_interfaces,
+            mpls_label,
         }
     }
 
@@ -159,18 +165,25 @@ impl Reported for VirtualNetwork {
     }
 
     fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
-        let (vni, routing_instance) = match &decision.derived {
+        match &decision.derived {
             DerivedStatus::VirtualNetwork {
                 vni,
                 routing_instance,
-            } => (*vni, Some(routing_instance.clone())),
-            _ => (None, None),
-        };
-        VirtualNetworkStatus {
-            observed_generation: Some(decision.generation),
-            conditions,
-            vni,
-            routing_instance,
+                mpls_label,
+                encapsulation,
+            } => VirtualNetworkStatus {
+                observed_generation: Some(decision.generation),
+                conditions,
+                vni: *vni,
+                routing_instance: Some(routing_instance.clone()),
+                mpls_label: *mpls_label,
+                encapsulation: encapsulation.iter().map(|e| e.to_api()).collect(),
+            },
+            _ => VirtualNetworkStatus {
+                observed_generation: Some(decision.generation),
+                conditions,
+                ..VirtualNetworkStatus::default()
+            },
         }
     }
 
@@ -242,6 +255,30 @@ impl Reported for VirtualGateway {
     }
 }
 
+impl Reported for ExternalVTEP {
+    type Status = ExternalVTEPStatus;
+    const KIND: Kind = Kind::ExternalVTEP;
+
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions_of(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        ExternalVTEPStatus {
+            observed_generation: Some(decision.generation),
+            conditions,
+        }
+    }
+
+    fn api(client: Client, _: Option<&str>) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +327,52 @@ mod tests {
             .collect();
         assert_eq!(types, ["Accepted"]);
         assert!(transitions(&refused, &refused).is_empty());
+    }
+
+    #[test]
+    fn labels_and_encapsulations_reach_the_status() {
+        use trunkline_model::Encapsulation;
+        let network = Decision {
+            key: ObjectKey::namespaced(Kind::VirtualNetwork, "t", "n"),
+            generation: 1,
+            conditions: vec![],
+            derived: DerivedStatus::VirtualNetwork {
+                vni: Some(4096),
+                routing_instance: "default-domain:t:n:n".into(),
+                mpls_label: Some(16),
+                encapsulation: vec![Encapsulation::Vxlan, Encapsulation::MplsOverUdp],
+            },
+        };
+        let status = serde_json::to_value(VirtualNetwork::desired(&network, vec![])).unwrap();
+        assert_eq!(status["mplsLabel"], 16);
+        assert_eq!(
+            status["encapsulation"],
+            serde_json::json!(["VXLAN", "MPLSoUDP"])
+        );
+        let vmi = Decision {
+            key: ObjectKey::namespaced(Kind::VirtualMachineInterface, "t", "v"),
+            generation: 1,
+            conditions: vec![],
+            derived: DerivedStatus::VirtualMachineInterface {
+                routing_instance: None,
+                logical_interfaces: vec![],
+                mpls_label: Some(17),
+            },
+        };
+        let status = serde_json::to_value(VirtualMachineInterface::desired(&vmi, vec![])).unwrap();
+        assert_eq!(status["mplsLabel"], 17);
+        // No label (not accepted): the field is absent, so an apply drops it.
+        let refused = Decision {
+            derived: DerivedStatus::VirtualMachineInterface {
+                routing_instance: None,
+                logical_interfaces: vec![],
+                mpls_label: None,
+            },
+            ..vmi
+        };
+        let status =
+            serde_json::to_value(VirtualMachineInterface::desired(&refused, vec![])).unwrap();
+        assert!(status.get("mplsLabel").is_none());
     }
 
     #[test]

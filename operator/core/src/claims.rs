@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Age, Meta, ObjectKey};
+use trunkline_model::{Age, Meta, ObjectKey};
 
 /// Holders of resources of type `R`.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ impl<R: Ord> Claims<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Kind;
+    use trunkline_model::Kind;
 
     #[test]
     fn the_oldest_claimant_holds_whatever_the_order() {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use trunkline_api::status::{condition, reason};
 
-use crate::model::ObjectKey;
+use trunkline_model::{Encapsulation, ObjectKey};
 
 /// Longest condition message written; the API allows 32768 bytes, but a
 /// message is read by a person in `kubectl describe`.
@@ -80,20 +80,27 @@ pub struct NodeStatus {
 pub enum DerivedStatus {
     /// Nothing beyond conditions.
     None,
-    /// A network's VNI and routing instance in use.
+    /// A network's VNI, routing instance, label and encapsulations in use.
     VirtualNetwork {
         /// The VNI in use (given or allocated); `None` when the given one is
         /// held by an older network or none is free.
         vni: Option<u32>,
         /// The routing instance name in use.
         routing_instance: String,
+        /// The label of its bridged and flooded traffic; only accepted
+        /// networks have one.
+        mpls_label: Option<u32>,
+        /// The encapsulations in effect, in priority order.
+        encapsulation: Vec<Encapsulation>,
     },
-    /// A VMI's routing instance and bound logical interfaces.
+    /// A VMI's routing instance, bound logical interfaces and label.
     VirtualMachineInterface {
         /// The routing instance of its network, when the network exists.
         routing_instance: Option<String>,
         /// Names of the accepted logical interfaces bound to it, sorted.
         logical_interfaces: Vec<String>,
+        /// The label of traffic routed to it; only accepted VMIs have one.
+        mpls_label: Option<u32>,
     },
     /// A virtual gateway's state per node.
     VirtualGateway {

@@ -1,12 +1,17 @@
 //! Pure cross-object logic of the operator: resolves references between
-//! trunkline objects, finds conflicts, allocates VNIs, and decides every
-//! object's conditions and derived status, independent of arrival order.
+//! trunkline objects, finds conflicts, allocates VNIs and MPLS labels, and
+//! decides every object's conditions and derived status, independent of
+//! arrival order.
 //!
 //! ```text
-//!  CRD objects --from_api--> Snapshot --decide--> Decisions
-//!  (trunkline-api)           (model)              (conditions without times,
-//!                                                  VNI, routing instance, ...)
+//!  CRD objects --trunkline_model::from_api--> Snapshot --decide--> Decisions
+//!  (trunkline-api)                            (model)              (conditions without times,
+//!                                                                   VNI, routing instance, ...)
 //! ```
+//!
+//! The domain model, its conversion from the API and placement (which node
+//! holds what) live in `trunkline-model`, shared with the node dataplane;
+//! this crate holds the rules only.
 //!
 //! No Kubernetes client, no async, no clock: the same snapshot always gives
 //! the same decisions, so the operator can recompute everything on every
@@ -15,21 +20,18 @@
 //! `lastTransitionTime` and writes status.
 //!
 //! Who wins a contended resource (a VLAN on a port, an address or MAC in a
-//! network, a VNI, a routing instance, a host interface or subnet on a
-//! node): the oldest object asking for it, by `creationTimestamp`, then
-//! namespace, then name.
+//! network, a VNI, an MPLS label, a routing instance, a host interface or
+//! subnet on a node, an external VTEP's address): the oldest object asking
+//! for it, by `creationTimestamp`, then namespace, then name.
 
 #![forbid(unsafe_code)]
 
 mod claims;
 mod decide;
 mod decision;
-pub mod from_api;
-pub mod model;
-pub mod net;
 
-pub use decide::{DECIDED_KINDS, FIRST_ALLOCATED_VNI, MAX_VNI, decide};
+pub use decide::{DECIDED_KINDS, FIRST_ALLOCATED_VNI, MAX_VNI, Settings, decide, decide_with};
 pub use decision::{
     ConditionDecision, Decision, Decisions, DerivedStatus, MAX_MESSAGE_LEN, NodeState, NodeStatus,
 };
-pub use model::{Kind, ObjectKey, Snapshot};
+pub use trunkline_model::{Kind, ObjectKey, Snapshot};

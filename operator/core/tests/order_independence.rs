@@ -10,7 +10,9 @@ use common::*;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use trunkline_api::status::{condition, reason};
-use trunkline_operator_core::model::{LogicalInterface, ObjectKey, Snapshot};
+use trunkline_model::{
+    Endpoint, ExternalVtepNetwork, Fabric, LogicalInterface, NamespacedName, ObjectKey, Snapshot,
+};
 use trunkline_operator_core::{Decisions, DerivedStatus, decide};
 
 const NAMESPACES: [&str; 2] = ["a", "b"];
@@ -24,6 +26,11 @@ const MACS: [&str; 3] = [
     "02-00-00-00-00-02",
     "02:00:00:00:00:02",
 ];
+/// Labels objects may already run with (status): 16 and 17 collide with
+/// what a fresh allocation hands out, 3 is out of range.
+const LABELS: [u32; 4] = [16, 17, 40, 3];
+/// External VTEP addresses: 192.0.2.100 is gw-0's underlay address.
+const VTEP_ADDRESSES: [&str; 3] = ["192.0.2.100", "198.51.100.1", "198.51.100.2"];
 
 /// A small universe with many collisions: few routers, ports, VLANs,
 /// addresses and creation seconds (ties included).
@@ -44,6 +51,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
             prop::sample::subsequence(SUBNETS.to_vec(), 0..=3),
             prop::option::of(prop::sample::select(vec![4096u32, 4097, 9])),
             prop::option::of(prop::sample::select(vec![4096u32, 4098])),
+            prop::option::of(prop::sample::select(LABELS.to_vec())),
         ),
         0..5,
     );
@@ -54,34 +62,81 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
             0i64..4,
             prop::sample::select(MACS.to_vec()),
             prop::sample::subsequence(ADDRESSES.to_vec(), 0..=2),
+            prop::option::of(prop::sample::select(LABELS.to_vec())),
         ),
         0..7,
+    );
+    let vteps = prop::collection::vec(
+        (
+            prop::sample::select(VTEP_ADDRESSES.to_vec()),
+            0i64..4,
+            prop::collection::vec(
+                (
+                    0usize..2,
+                    0usize..5,
+                    prop::option::of((
+                        prop::sample::select(MACS.to_vec()),
+                        prop::sample::subsequence(ADDRESSES.to_vec(), 0..=1),
+                    )),
+                ),
+                1..3,
+            ),
+        ),
+        0..3,
     );
     let lis = prop::collection::vec(
         (0usize..4, 0usize..3, 0u16..3, 0usize..2, 0usize..8, 0i64..4),
         0..10,
     );
-    (routers, networks, vmis, lis).prop_map(|(routers, networks, vmis, lis)| {
+    (routers, networks, vmis, lis, vteps).prop_map(|(routers, networks, vmis, lis, vteps)| {
         let mut s = Snapshot::default();
         for (i, (ports, created, limit, _)) in routers.iter().enumerate() {
             let mut r = router(&format!("gw-{i}"), *created, ports);
             r.interface_limit = *limit;
+            // gw-0's tunnel endpoint is one an external VTEP may ask for.
+            r.fabric = Some(Fabric {
+                interface: "eth0".into(),
+                underlay_address: Some(format!("192.0.2.{}", 100 + i).parse().unwrap()),
+            });
             s.physical_routers.push(r);
         }
-        for (i, (ns, created, subnets, vni, running)) in networks.into_iter().enumerate() {
+        for (i, (ns, created, subnets, vni, running, label)) in networks.into_iter().enumerate() {
             let mut n = vn(NAMESPACES[ns], &format!("net{i}"), created, &subnets, vni);
             n.vni_in_use = running;
+            n.mpls_label = label;
             s.virtual_networks.push(n);
         }
-        for (i, (ns, net, created, mac, ips)) in vmis.into_iter().enumerate() {
-            s.virtual_machine_interfaces.push(vmi(
+        for (i, (ns, net, created, mac, ips, label)) in vmis.into_iter().enumerate() {
+            let mut v = vmi(
                 NAMESPACES[ns],
                 &format!("vmi{i}"),
                 created,
                 &format!("net{net}"),
                 mac,
                 &ips,
-            ));
+            );
+            v.mpls_label = label;
+            s.virtual_machine_interfaces.push(v);
+        }
+        for (i, (address, created, joined)) in vteps.into_iter().enumerate() {
+            let mut x = xvtep(&format!("x{i}"), created, address, &[]);
+            for (ns, net, host) in joined {
+                let network = NamespacedName::new(NAMESPACES[ns], format!("net{net}"));
+                if x.networks.iter().any(|n| n.network == network) {
+                    continue;
+                }
+                x.networks.push(ExternalVtepNetwork {
+                    network,
+                    endpoints: host
+                        .into_iter()
+                        .map(|(mac, ips)| Endpoint {
+                            mac: mac.parse().unwrap(),
+                            ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+                        })
+                        .collect(),
+                });
+            }
+            s.external_vteps.push(x);
         }
         for (i, (r, port, vlan, ns, v, created)) in lis.into_iter().enumerate() {
             s.logical_interfaces.push(li(
@@ -123,6 +178,7 @@ fn shuffled(s: &Snapshot, seeds: &[Index]) -> Snapshot {
         virtual_networks: shuffle(&s.virtual_networks, seeds),
         gateway_ha_groups: shuffle(&s.gateway_ha_groups, seeds),
         virtual_gateways: shuffle(&s.virtual_gateways, seeds),
+        external_vteps: shuffle(&s.external_vteps, seeds),
     }
 }
 
@@ -170,6 +226,10 @@ proptest! {
         for n in &order.virtual_networks {
             seen.virtual_networks.push(n.clone());
         }
+        for x in &order.external_vteps {
+            seen.external_vteps.push(x.clone());
+            let _ = decide(&seen);
+        }
         prop_assert_eq!(decide(&seen), decide(&s));
     }
 
@@ -198,13 +258,43 @@ proptest! {
                 for ip in &v.ips {
                     prop_assert!(addresses.insert((v.meta.namespace().to_owned(), v.network.clone(), *ip)));
                 }
-                prop_assert!(macs.insert((v.meta.namespace().to_owned(), v.network.clone(), v.mac.clone())));
+                prop_assert!(macs.insert((v.meta.namespace().to_owned(), v.network.clone(), v.mac)));
             }
         }
         let mut vnis = BTreeSet::new();
         for n in &s.virtual_networks {
             if let DerivedStatus::VirtualNetwork { vni: Some(vni), .. } = &d.get(&n.meta.key).unwrap().derived {
                 prop_assert!(vnis.insert(*vni), "VNI {} in use twice", vni);
+            }
+        }
+        // Labels: from 16 up, unique across networks and VMIs, and only for
+        // accepted objects.
+        let mut labels = BTreeSet::new();
+        let keys = s.virtual_networks.iter().map(|n| &n.meta.key)
+            .chain(s.virtual_machine_interfaces.iter().map(|v| &v.meta.key));
+        for key in keys {
+            let decision = d.get(key).unwrap();
+            match label(&d, key) {
+                Some(l) => {
+                    prop_assert!(decision.is_accepted(), "{} has label {} but is not accepted", key, l);
+                    prop_assert!((16..1 << 20).contains(&l), "{}: label {}", key, l);
+                    prop_assert!(labels.insert(l), "label {} in use twice", l);
+                }
+                None => prop_assert!(!decision.is_accepted(), "{} is accepted without a label", key),
+            }
+        }
+        // An external VTEP's hosts never share an accepted VMI's address.
+        for x in &s.external_vteps {
+            if !d.get(&x.meta.key).unwrap().is_accepted() {
+                continue;
+            }
+            for joined in &x.networks {
+                for host in &joined.endpoints {
+                    for ip in &host.ips {
+                        prop_assert!(!addresses.contains(&(joined.network.namespace.clone(), joined.network.name.clone(), *ip)),
+                            "{} and a VMI both hold {}", x.meta.key, ip);
+                    }
+                }
             }
         }
         // Ready is exactly Accepted and Programmed.
@@ -246,18 +336,25 @@ proptest! {
         }
     }
 
-    /// Removing the holder of an address hands it to the next oldest VMI.
+    /// Removing the holder of an address hands it to the next oldest
+    /// claimant (a VMI, or an external VTEP with a host at that address).
     #[test]
     fn removing_an_address_holder_promotes_the_next_oldest(s in snapshot()) {
         let d = decide(&s);
         for loser in &s.virtual_machine_interfaces {
+            let network = loser.network_name();
             for ip in &loser.ips {
                 let claimants = |s: &Snapshot| -> Vec<ObjectKey> {
-                    let mut c: Vec<_> = s.virtual_machine_interfaces.iter()
-                        .filter(|v| v.meta.namespace() == loser.meta.namespace() && v.network == loser.network && v.ips.contains(ip))
-                        .collect();
-                    c.sort_by_key(|v| v.meta.age());
-                    c.into_iter().map(|v| v.meta.key.clone()).collect()
+                    let vmis = s.virtual_machine_interfaces.iter()
+                        .filter(|v| v.network_name() == network && v.ips.contains(ip))
+                        .map(|v| &v.meta);
+                    let vteps = s.external_vteps.iter()
+                        .filter(|x| x.networks.iter().any(|n| n.network == network
+                            && n.endpoints.iter().any(|h| h.ips.contains(ip))))
+                        .map(|x| &x.meta);
+                    let mut c: Vec<_> = vmis.chain(vteps).collect();
+                    c.sort_by_key(|m| m.age());
+                    c.into_iter().map(|m| m.key.clone()).collect()
                 };
                 let before = claimants(&s);
                 if before.len() < 2 || before[0] == loser.meta.key {
@@ -267,10 +364,49 @@ proptest! {
                 prop_assert!(accepted(&d, &loser.meta.key).message.contains(&text));
                 let mut without = s.clone();
                 without.virtual_machine_interfaces.retain(|v| v.meta.key != before[0]);
+                without.external_vteps.retain(|x| x.meta.key != before[0]);
                 let next = &claimants(&without)[0];
                 let after = decide(&without);
                 let message = &accepted(&after, next).message;
                 prop_assert!(!message.contains(&format!("address {ip} is already used")), "{}", message);
+            }
+        }
+    }
+
+    /// Reading back the labels in use (as after an operator restart) changes
+    /// no label, even when new objects (some of them "older") arrive
+    /// meanwhile; deleting a holder frees its label for the next pass.
+    #[test]
+    fn labels_are_stable_across_restarts(s in snapshot(), extra in 0usize..3) {
+        let d = decide(&s);
+        let mut restarted = s.clone();
+        for n in &mut restarted.virtual_networks {
+            n.mpls_label = label(&d, &n.meta.key);
+        }
+        for v in &mut restarted.virtual_machine_interfaces {
+            v.mpls_label = label(&d, &v.meta.key);
+        }
+        let settled = restarted.clone();
+        for i in 0..extra {
+            restarted.virtual_networks.push(vn("a", &format!("late{i}"), -1, &[], None));
+            restarted.virtual_machine_interfaces.push(vmi("a", &format!("late{i}"), -1, &format!("late{i}"), "02:00:00:00:00:99", &[]));
+        }
+        let again = decide(&restarted);
+        let keys = s.virtual_networks.iter().map(|n| &n.meta.key)
+            .chain(s.virtual_machine_interfaces.iter().map(|v| &v.meta.key));
+        for key in keys {
+            prop_assert_eq!(label(&d, key), label(&again, key), "{}", key);
+        }
+        // Deleting the holder of a label: nobody else takes it over while
+        // the others keep theirs, and the next allocation may reuse it.
+        if let Some(gone) = settled.virtual_machine_interfaces.first() {
+            let mut without = settled.clone();
+            without.virtual_machine_interfaces.remove(0);
+            let after = decide(&without);
+            for v in &without.virtual_machine_interfaces {
+                if after.get(&v.meta.key).unwrap().is_accepted() == d.get(&v.meta.key).unwrap().is_accepted() {
+                    prop_assert_eq!(label(&after, &v.meta.key), label(&d, &v.meta.key), "{} after {} is gone", v.meta.key, gone.meta.key);
+                }
             }
         }
     }

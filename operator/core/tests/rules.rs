@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use trunkline_api::status::{condition, reason};
-use trunkline_operator_core::model::{Kind, Snapshot};
+use trunkline_model::{Encapsulation, Kind, PhysicalInterface, Snapshot};
 use trunkline_operator_core::{DerivedStatus, NodeState, ObjectKey, decide};
 
 /// A router with one port, a network, a VMI in it, and a logical interface
@@ -46,14 +46,17 @@ fn a_valid_set_is_accepted_and_waits_for_the_node() {
         d.get(&vn_key("t1", "net1")).unwrap().derived,
         DerivedStatus::VirtualNetwork {
             vni: Some(4096),
-            routing_instance: "default-domain:t1:net1:net1".into()
+            routing_instance: "default-domain:t1:net1:net1".into(),
+            mpls_label: Some(16),
+            encapsulation: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
         }
     );
     assert_eq!(
         d.get(&vmi_key("t1", "vmi1")).unwrap().derived,
         DerivedStatus::VirtualMachineInterface {
             routing_instance: Some("default-domain:t1:net1:net1".into()),
-            logical_interfaces: vec!["li1".into()]
+            logical_interfaces: vec!["li1".into()],
+            mpls_label: Some(17),
         }
     );
 }
@@ -147,7 +150,7 @@ fn a_logical_interface_names_the_missing_router_port_or_vmi() {
     assert_eq!((a.status, a.reason), (false, reason::NOT_FOUND));
 
     let mut s = valid_set();
-    s.physical_routers[0].interfaces = ["eth2".to_string()].into();
+    s.physical_routers[0].interfaces = vec![PhysicalInterface::named("eth2")];
     let r = resolved(&decide(&s), &li_key("li1")).clone();
     assert!(
         r.message
@@ -476,7 +479,9 @@ fn an_explicit_vni_conflict_goes_to_the_older_network() {
         d.get(&vn_key("t2", "new")).unwrap().derived,
         DerivedStatus::VirtualNetwork {
             vni: None,
-            routing_instance: "default-domain:t2:new:new".into()
+            routing_instance: "default-domain:t2:new:new".into(),
+            mpls_label: None,
+            encapsulation: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
         }
     );
 }

@@ -186,12 +186,13 @@ fn sample(kind: &str, generation: i64, created: i64, status: Option<Value>) -> V
 }
 
 /// The kinds the operator writes status for.
-const OPERATOR_KINDS: [&str; 5] = [
+const OPERATOR_KINDS: [&str; 6] = [
     "LogicalInterface",
     "VirtualMachineInterface",
     "VirtualNetwork",
     "GatewayHAGroup",
     "VirtualGateway",
+    "ExternalVTEP",
 ];
 
 fn assert_health(kind: &str, what: &str, object: &Value, expected: &str, text: &str) {
@@ -434,7 +435,7 @@ fn argocd_cm_holds_every_script_for_every_kind() {
         assert_eq!(crd["spec"]["group"], "trunkline.io");
         kinds.push(crd["spec"]["names"]["kind"].as_str().unwrap().to_owned());
     }
-    assert_eq!(kinds.len(), 6);
+    assert_eq!(kinds.len(), 7);
     assert_eq!(data.len(), kinds.len(), "one health check per kind");
     for kind in &kinds {
         let key = format!("resource.customizations.health.trunkline.io_{kind}");

@@ -175,6 +175,11 @@ async fn virtual_gateway_samples_on_the_api_server() {
     run_cases("VirtualGateway").await;
 }
 
+#[tokio::test]
+async fn external_vtep_samples_on_the_api_server() {
+    run_cases("ExternalVTEP").await;
+}
+
 /// `kubectl explain` shows the descriptions of our fields, the category
 /// lists every kind, and short names resolve.
 #[tokio::test]
@@ -208,6 +213,7 @@ async fn crds_are_installed_and_documented() {
         ),
         ("gatewayhagroups.spec.bpduNetwork", "floods BPDUs"),
         ("virtualgateways.spec.subnets", "prefix length 1 to 31"),
+        ("externalvteps.spec.networks", "each at most once"),
         ("logicalinterface", "bound to the VirtualMachineInterface"),
     ] {
         let out = plane
@@ -225,6 +231,7 @@ async fn crds_are_installed_and_documented() {
     assert_eq!(
         listed,
         [
+            "externalvteps.trunkline.io",
             "gatewayhagroups.trunkline.io",
             "logicalinterfaces.trunkline.io",
             "physicalrouters.trunkline.io",
@@ -233,7 +240,7 @@ async fn crds_are_installed_and_documented() {
             "virtualnetworks.trunkline.io",
         ]
     );
-    for short in ["pr", "li", "tlvmi", "vn", "gwha", "vgw"] {
+    for short in ["pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep"] {
         plane
             .kubectl_ok(&["get", short, "-A"])
             .expect("short name resolves");

@@ -471,6 +471,7 @@ async fn helm_install_upgrade_and_uninstall() {
         "virtualnetworks.trunkline.io",
         "gatewayhagroups.trunkline.io",
         "virtualgateways.trunkline.io",
+        "externalvteps.trunkline.io",
     ] {
         crds.get(crd)
             .await

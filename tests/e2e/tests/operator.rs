@@ -28,7 +28,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork};
+use trunkline_api::{
+    ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork,
+};
 use trunkline_test_support::{
     ControlPlane, ManagedProcess, TestNamespace, eventually, free_local_addr, http_get,
     unique_name, workspace_binary,
@@ -208,7 +210,12 @@ macro_rules! conditions {
         }
     )*};
 }
-conditions!(LogicalInterface, VirtualMachineInterface, VirtualNetwork);
+conditions!(
+    LogicalInterface,
+    VirtualMachineInterface,
+    VirtualNetwork,
+    ExternalVTEP
+);
 
 fn condition<'a>(object: &'a impl Conditions, type_: &str) -> Option<&'a Condition> {
     object.conditions().iter().find(|c| c.type_ == type_)
@@ -743,6 +750,37 @@ async fn a_restart_keeps_the_vni_and_writes_nothing() {
     let vni_before = vnis().await;
     assert!(vni_before.iter().all(|v| v.is_some()), "{vni_before:?}");
     assert_ne!(vni_before[0], vni_before[1]);
+    // MPLS labels: one per accepted network and VMI, all distinct.
+    let labels = || async {
+        let mut v = Vec::new();
+        for n in ["net1", "net2"] {
+            v.push(
+                networks
+                    .get(n)
+                    .await
+                    .unwrap()
+                    .status
+                    .and_then(|s| s.mpls_label),
+            );
+        }
+        v.push(
+            vmis.get("vmi1")
+                .await
+                .unwrap()
+                .status
+                .and_then(|s| s.mpls_label),
+        );
+        v
+    };
+    let labels_before = labels().await;
+    assert!(
+        labels_before.iter().all(|l| l.is_some_and(|l| l >= 16)),
+        "{labels_before:?}"
+    );
+    let mut distinct = labels_before.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{labels_before:?}");
 
     rig.operator.take().unwrap().stop(SHUTDOWN_TIMEOUT);
     let operator = start_operator(&rig.kubeconfig);
@@ -763,6 +801,11 @@ async fn a_restart_keeps_the_vni_and_writes_nothing() {
         "a restart must not write unchanged statuses"
     );
     assert_eq!(vnis().await, vni_before, "a restart must not change a VNI");
+    assert_eq!(
+        labels().await,
+        labels_before,
+        "a restart must not change a label"
+    );
     rig.operator = Some(operator);
 
     // Still alive and deciding: a change is picked up.
@@ -781,4 +824,82 @@ async fn a_restart_keeps_the_vni_and_writes_nothing() {
         Some("outside every subnet"),
     )
     .await;
+}
+
+/// A network shows its label and encapsulations; an external VTEP joining
+/// it is accepted (and waits for a node holding the network); a second one
+/// at the same address loses to the first; the network dropping VXLAN
+/// refuses the VTEP.
+#[tokio::test]
+async fn external_vteps_labels_and_encapsulations() {
+    let rig = rig("op-overlay").await;
+    let ns = rig.ns.name().to_owned();
+    let networks: Api<VirtualNetwork> = Api::namespaced(rig.client.clone(), &ns);
+    let vteps: Api<ExternalVTEP> = Api::all(rig.client.clone());
+    let mut net = network("net1", "10.60.0.0/24");
+    net["spec"]["encapsulation"] = json!(["VXLAN", "MPLSoUDP"]);
+    apply(&networks, "net1", net.clone()).await;
+    let n = wait_condition(&networks, "net1", "Accepted", "True", "Ok", None).await;
+    let status = n.status.expect("status");
+    assert!(status.mpls_label.is_some_and(|l| l >= 16), "{status:?}");
+    let written = serde_json::to_value(&status.encapsulation).unwrap();
+    assert_eq!(written, json!(["VXLAN", "MPLSoUDP"]));
+
+    let vtep = |name: &str| {
+        json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "ExternalVTEP",
+            "metadata": { "name": name },
+            "spec": {
+                "address": "198.51.100.77",
+                "networks": [{ "namespace": ns, "name": "net1", "endpoints": [
+                    { "macAddress": "02:00:00:00:60:01", "ips": ["10.60.0.50"] }
+                ]}],
+            },
+        })
+    };
+    let first = unique_name("xvtep");
+    apply(&vteps, &first, vtep(&first)).await;
+    wait_condition(&vteps, &first, "Accepted", "True", "Ok", None).await;
+    wait_condition(
+        &vteps,
+        &first,
+        "Programmed",
+        "False",
+        "Pending",
+        Some("no gateway node holds any of its networks"),
+    )
+    .await;
+
+    next_second().await;
+    let second = unique_name("xvtep");
+    apply(&vteps, &second, vtep(&second)).await;
+    wait_condition(
+        &vteps,
+        &second,
+        "Accepted",
+        "False",
+        "Conflict",
+        Some(&format!("is already used by ExternalVTEP {first} (older)")),
+    )
+    .await;
+    vteps
+        .delete(&second, &DeleteParams::default())
+        .await
+        .expect("delete the second VTEP");
+
+    net["spec"]["encapsulation"] = json!(["MPLSoUDP"]);
+    apply(&networks, "net1", net).await;
+    wait_condition(
+        &vteps,
+        &first,
+        "Accepted",
+        "False",
+        "Invalid",
+        Some("does not use VXLAN (its encapsulation: MPLSoUDP)"),
+    )
+    .await;
+    vteps
+        .delete(&first, &DeleteParams::default())
+        .await
+        .expect("delete the VTEP");
 }

@@ -5,20 +5,25 @@
 use std::collections::BTreeSet;
 
 use trunkline_api::status::condition;
-use trunkline_operator_core::model::{
-    GatewayHaGroup, HaMember, Kind, LogicalInterface, Meta, NamespacedName, ObjectKey,
-    PhysicalRouter, ProgrammedObject, Subnet, VirtualGateway, VirtualMachineInterface,
-    VirtualNetwork,
+use trunkline_model::{
+    Encapsulation, Endpoint, ExternalVtep, ExternalVtepNetwork, ForwardingMode, GatewayHaGroup,
+    HaMember, HaMode, InterfaceType, IpPrefix, Kind, LogicalInterface, Meta, NamespacedName,
+    ObjectKey, PhysicalInterface, PhysicalRouter, ProgrammedObject, Subnet, VirtualGateway,
+    VirtualMachineInterface, VirtualNetwork,
 };
-use trunkline_operator_core::net::{IpPrefix, normalise_mac};
 use trunkline_operator_core::{ConditionDecision, Decisions};
 
 pub fn router(name: &str, created: i64, interfaces: &[&str]) -> PhysicalRouter {
     PhysicalRouter {
         meta: Meta::cluster(Kind::PhysicalRouter, name, Some(created), 1),
-        interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+        interfaces: interfaces
+            .iter()
+            .map(|s| PhysicalInterface::named(*s))
+            .collect(),
+        fabric: None,
         interface_limit: 4352,
         programmed: vec![],
+        defects: vec![],
     }
 }
 
@@ -35,6 +40,7 @@ pub fn li(
         physical_router: router.into(),
         physical_interface: port.into(),
         vlan,
+        interface_type: InterfaceType::L2,
         vmi: NamespacedName::new(vmi.0, vmi.1),
     }
 }
@@ -50,18 +56,18 @@ pub fn vmi(
     VirtualMachineInterface {
         meta: Meta::namespaced(Kind::VirtualMachineInterface, ns, name, Some(created), 1),
         network: network.into(),
-        mac: Some(normalise_mac(mac).unwrap()),
+        mac: Some(mac.parse().unwrap()),
         ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+        allowed_address_pairs: vec![],
+        port_security: true,
+        mpls_label: None,
         defects: vec![],
     }
 }
 
 pub fn subnet(cidr: &str, gateway: Option<&str>) -> Subnet {
     let prefix: IpPrefix = cidr.parse().unwrap();
-    Subnet {
-        prefix,
-        gateway: gateway.map_or(prefix.first_host(), |g| g.parse().unwrap()),
-    }
+    Subnet::new(prefix, gateway.map(|g| g.parse().unwrap()))
 }
 
 pub fn vn(
@@ -76,7 +82,12 @@ pub fn vn(
         subnets: subnets.iter().map(|c| subnet(c, None)).collect(),
         vni,
         vni_in_use: None,
+        forwarding_mode: ForwardingMode::L2L3,
+        flood_unknown_unicast: false,
         routing_instance: None,
+        encapsulation: None,
+        encapsulation_in_use: vec![],
+        mpls_label: None,
         defects: vec![],
     }
 }
@@ -94,6 +105,7 @@ pub fn vgw(
         interface: interface.into(),
         network: NamespacedName::new(network.0, network.1),
         subnets: subnets.iter().map(|s| s.parse().unwrap()).collect(),
+        routes: vec![],
         nodes: nodes.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
         defects: vec![],
     }
@@ -107,14 +119,49 @@ pub fn ha(
 ) -> GatewayHaGroup {
     GatewayHaGroup {
         meta: Meta::cluster(Kind::GatewayHAGroup, name, Some(created), 1),
+        mode: HaMode::Stp,
         members: members
             .iter()
             .map(|(r, i)| HaMember {
                 physical_router: r.to_string(),
                 physical_interface: i.to_string(),
+                priority: 100,
             })
             .collect(),
         bpdu_network: bpdu.map(|(ns, n)| NamespacedName::new(ns, n)),
+        timers: None,
+        preempt: true,
+    }
+}
+
+/// The hosts behind an external VTEP in one network: `(mac, ips)`.
+pub type Hosts<'a> = &'a [(&'a str, &'a [&'a str])];
+
+/// An external VTEP joining `networks` (namespace, name), each with hosts.
+pub fn xvtep(
+    name: &str,
+    created: i64,
+    address: &str,
+    networks: &[((&str, &str), Hosts<'_>)],
+) -> ExternalVtep {
+    ExternalVtep {
+        meta: Meta::cluster(Kind::ExternalVTEP, name, Some(created), 1),
+        address: Some(address.parse().unwrap()),
+        encapsulation: Encapsulation::Vxlan,
+        networks: networks
+            .iter()
+            .map(|((ns, n), hosts)| ExternalVtepNetwork {
+                network: NamespacedName::new(*ns, *n),
+                endpoints: hosts
+                    .iter()
+                    .map(|(mac, ips)| Endpoint {
+                        mac: mac.parse().unwrap(),
+                        ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        defects: vec![],
     }
 }
 
@@ -138,6 +185,10 @@ pub fn vgw_key(name: &str) -> ObjectKey {
     ObjectKey::cluster(Kind::VirtualGateway, name)
 }
 
+pub fn xvtep_key(name: &str) -> ObjectKey {
+    ObjectKey::cluster(Kind::ExternalVTEP, name)
+}
+
 pub fn ha_key(name: &str) -> ObjectKey {
     ObjectKey::cluster(Kind::GatewayHAGroup, name)
 }
@@ -152,6 +203,21 @@ pub fn cond<'a>(d: &'a Decisions, key: &ObjectKey, type_: &str) -> &'a Condition
 
 pub fn accepted<'a>(d: &'a Decisions, key: &ObjectKey) -> &'a ConditionDecision {
     cond(d, key, condition::ACCEPTED)
+}
+
+/// The label a network or VMI got.
+pub fn label(d: &Decisions, key: &ObjectKey) -> Option<u32> {
+    match &d
+        .get(key)
+        .unwrap_or_else(|| panic!("no decision for {key}"))
+        .derived
+    {
+        trunkline_operator_core::DerivedStatus::VirtualNetwork { mpls_label, .. }
+        | trunkline_operator_core::DerivedStatus::VirtualMachineInterface { mpls_label, .. } => {
+            *mpls_label
+        }
+        other => panic!("{key} has no label: {other:?}"),
+    }
 }
 
 pub fn resolved<'a>(d: &'a Decisions, key: &ObjectKey) -> &'a ConditionDecision {

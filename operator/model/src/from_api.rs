@@ -1,0 +1,220 @@
+//! The boundary: API objects of `trunkline-api` into the domain model, read
+//! once, so that neither the operator's rules nor the node dataplane ever
+//! read a CRD type.
+//!
+//! ```text
+//!  trunkline-api objects --Objects::snapshot--> Snapshot (domain types)
+//!    metadata -> Meta (key, age, generation, accepted)
+//!    spec     -> parsed fields (addresses, prefixes, MACs)
+//!    status   -> values the operator keeps (VNI in use, node reports)
+//! ```
+//!
+//! Values the schema should have refused (an unparsable address) do not
+//! fail the conversion: they become `defects` on the object (the operator
+//! reports them as `Accepted=False` with reason `Invalid`), and the rest of
+//! the object is still read.
+//!
+//! Each kind's conversion lives beside its type (`PhysicalRouter::from_api`
+//! in `physical_router.rs`, ...); this module holds what they share and
+//! re-exports them as plain functions.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use trunkline_api::status::{Condition, condition};
+
+use crate::object::{Kind, Meta, ObjectKey};
+use crate::{
+    ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, Snapshot, VirtualGateway,
+    VirtualMachineInterface, VirtualNetwork,
+};
+
+/// Whether the operator accepted generation `generation` of an object:
+/// its `Accepted` condition is `True` and describes that generation (or no
+/// generation at all, as written by older operators).
+pub fn accepted(conditions: &[Condition], generation: Option<i64>) -> bool {
+    conditions.iter().any(|c| {
+        c.type_ == condition::ACCEPTED
+            && c.status == "True"
+            && (c.observed_generation.is_none() || c.observed_generation == generation)
+    })
+}
+
+/// The [`Meta`] of an object of kind `kind` with status conditions
+/// `conditions`.
+pub(crate) fn meta(kind: Kind, m: &ObjectMeta, conditions: &[Condition]) -> Meta {
+    let name = m.name.clone().unwrap_or_default();
+    let key = match (kind.is_namespaced(), &m.namespace) {
+        (true, Some(ns)) => ObjectKey::namespaced(kind, ns.clone(), name),
+        (true, None) => ObjectKey::namespaced(kind, String::new(), name),
+        (false, _) => ObjectKey::cluster(kind, name),
+    };
+    Meta {
+        key,
+        created: m.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+        generation: m.generation.unwrap_or(0),
+        accepted: accepted(conditions, m.generation),
+    }
+}
+
+/// Reads a value with `parse`, or records why it cannot be read in
+/// `defects` as `<field>: <error>`.
+pub(crate) fn read<T, E: std::fmt::Display>(
+    field: &str,
+    parsed: Result<T, E>,
+    defects: &mut Vec<String>,
+) -> Option<T> {
+    match parsed {
+        Ok(value) => Some(value),
+        Err(e) => {
+            defects.push(format!("{field}: {e}"));
+            None
+        }
+    }
+}
+
+/// An IP address from its text, naming the value on failure.
+pub(crate) fn ip(text: &str) -> Result<std::net::IpAddr, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not an IPv4 or IPv6 address"))
+}
+
+/// A PhysicalRouter, with its dataplane's `status.programmed` report.
+pub fn physical_router(object: &trunkline_api::PhysicalRouter) -> PhysicalRouter {
+    PhysicalRouter::from_api(object)
+}
+
+/// A LogicalInterface.
+pub fn logical_interface(object: &trunkline_api::LogicalInterface) -> LogicalInterface {
+    LogicalInterface::from_api(object)
+}
+
+/// A VirtualMachineInterface.
+pub fn virtual_machine_interface(
+    object: &trunkline_api::VirtualMachineInterface,
+) -> VirtualMachineInterface {
+    VirtualMachineInterface::from_api(object)
+}
+
+/// A VirtualNetwork.
+pub fn virtual_network(object: &trunkline_api::VirtualNetwork) -> VirtualNetwork {
+    VirtualNetwork::from_api(object)
+}
+
+/// A GatewayHAGroup.
+pub fn gateway_ha_group(object: &trunkline_api::GatewayHAGroup) -> GatewayHaGroup {
+    GatewayHaGroup::from_api(object)
+}
+
+/// A VirtualGateway.
+pub fn virtual_gateway(object: &trunkline_api::VirtualGateway) -> VirtualGateway {
+    VirtualGateway::from_api(object)
+}
+
+/// An ExternalVTEP.
+pub fn external_vtep(object: &trunkline_api::ExternalVTEP) -> ExternalVtep {
+    ExternalVtep::from_api(object)
+}
+
+/// API objects of every kind, borrowed (as a process' watch stores hold
+/// them), to convert into one [`Snapshot`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Objects<'a> {
+    /// PhysicalRouters.
+    pub physical_routers: &'a [&'a trunkline_api::PhysicalRouter],
+    /// LogicalInterfaces.
+    pub logical_interfaces: &'a [&'a trunkline_api::LogicalInterface],
+    /// VirtualMachineInterfaces.
+    pub virtual_machine_interfaces: &'a [&'a trunkline_api::VirtualMachineInterface],
+    /// VirtualNetworks.
+    pub virtual_networks: &'a [&'a trunkline_api::VirtualNetwork],
+    /// GatewayHAGroups.
+    pub gateway_ha_groups: &'a [&'a trunkline_api::GatewayHAGroup],
+    /// VirtualGateways.
+    pub virtual_gateways: &'a [&'a trunkline_api::VirtualGateway],
+    /// ExternalVTEPs.
+    pub external_vteps: &'a [&'a trunkline_api::ExternalVTEP],
+}
+
+impl Objects<'_> {
+    /// Every object converted.
+    pub fn snapshot(&self) -> Snapshot {
+        fn all<A, T>(objects: &[&A], convert: impl Fn(&A) -> T) -> Vec<T> {
+            objects.iter().map(|o| convert(o)).collect()
+        }
+        Snapshot {
+            physical_routers: all(self.physical_routers, physical_router),
+            logical_interfaces: all(self.logical_interfaces, logical_interface),
+            virtual_machine_interfaces: all(
+                self.virtual_machine_interfaces,
+                virtual_machine_interface,
+            ),
+            virtual_networks: all(self.virtual_networks, virtual_network),
+            gateway_ha_groups: all(self.gateway_ha_groups, gateway_ha_group),
+            virtual_gateways: all(self.virtual_gateways, virtual_gateway),
+            external_vteps: all(self.external_vteps, external_vtep),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn condition(type_: &str, status: &str, observed: Option<i64>) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: "Ok".into(),
+            message: String::new(),
+            observed_generation: observed,
+            last_transition_time: Time("2026-01-01T00:00:00Z".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn accepted_means_true_for_the_current_generation() {
+        let yes = [condition("Accepted", "True", Some(3))];
+        assert!(accepted(&yes, Some(3)));
+        assert!(
+            !accepted(&yes, Some(4)),
+            "a stale acceptance does not count"
+        );
+        assert!(!accepted(&yes, None));
+        assert!(accepted(&[condition("Accepted", "True", None)], Some(4)));
+        assert!(!accepted(
+            &[condition("Accepted", "False", Some(3))],
+            Some(3)
+        ));
+        assert!(!accepted(&[condition("Ready", "True", Some(3))], Some(3)));
+        assert!(!accepted(&[], Some(3)));
+    }
+
+    #[test]
+    fn meta_reads_identity_age_generation_and_verdict() {
+        let m = ObjectMeta {
+            name: Some("net1".into()),
+            namespace: Some("t1".into()),
+            generation: Some(3),
+            creation_timestamp: Some(Time("2026-01-01T00:00:10Z".parse().unwrap())),
+            ..Default::default()
+        };
+        let meta = meta(
+            Kind::VirtualNetwork,
+            &m,
+            &[condition("Accepted", "True", Some(3))],
+        );
+        assert_eq!(
+            meta.key,
+            ObjectKey::namespaced(Kind::VirtualNetwork, "t1", "net1")
+        );
+        assert_eq!((meta.created, meta.generation), (Some(1_767_225_610), 3));
+        assert!(meta.accepted);
+        // A namespace on a cluster-scoped kind is ignored.
+        let cluster = super::meta(Kind::LogicalInterface, &m, &[]);
+        assert_eq!(
+            cluster.key,
+            ObjectKey::cluster(Kind::LogicalInterface, "net1")
+        );
+        assert!(!cluster.accepted);
+    }
+}

@@ -1,0 +1,56 @@
+//! The one domain model of trunkline: what every object means, for the
+//! operator and for every node dataplane alike, so that the two can never
+//! disagree.
+//!
+//! ```text
+//!   trunkline-api objects (CRDs, as watched)
+//!          |
+//!          |  from_api: read once; unreadable values become `defects`
+//!          v
+//!   Snapshot { PhysicalRouter, LogicalInterface, VirtualMachineInterface,
+//!              VirtualNetwork, GatewayHaGroup, VirtualGateway, ExternalVtep }
+//!          |                                  |
+//!          |  placement(accepted?)            |  operator core: decide
+//!          v                                  v  (conditions, VNIs, ...)
+//!   Placement: VMI -> nodes, network -> nodes, node -> underlay address,
+//!              network -> external VTEPs
+//!          |
+//!          v
+//!   node dataplane: its objects -> pipeline NodeConfig
+//! ```
+//!
+//! Pure: no Kubernetes client, no async, no clock. Addresses are the
+//! `trunkline-wire` types ([`IpPrefix`], [`EthernetAddress`]) the fast path
+//! uses. Each kind has its file, holding its type and its conversion from
+//! the API type (`from_api`); [`from_api`] holds what the conversions share.
+
+#![forbid(unsafe_code)]
+
+pub mod encapsulation;
+mod external_vtep;
+pub mod from_api;
+mod gateway_ha_group;
+mod logical_interface;
+mod object;
+mod physical_router;
+pub mod placement;
+mod snapshot;
+mod virtual_gateway;
+mod virtual_machine_interface;
+mod virtual_network;
+
+pub use encapsulation::{
+    DEFAULT_ENCAPSULATION_PRIORITY, Encapsulation, EncapsulationError, EncapsulationPriority,
+    FIRST_MPLS_LABEL, MAX_MPLS_LABEL, NODE_ENCAPSULATIONS, encapsulation_for,
+};
+pub use external_vtep::{Endpoint, ExternalVtep, ExternalVtepNetwork};
+pub use gateway_ha_group::{GatewayHaGroup, HaMember, HaMode, HaTimers};
+pub use logical_interface::{InterfaceType, LogicalInterface};
+pub use object::{Age, Kind, Meta, NamespacedName, ObjectKey};
+pub use physical_router::{Fabric, PhysicalInterface, PhysicalRouter, ProgrammedObject};
+pub use placement::{ExternalPeer, Peer, Placement};
+pub use snapshot::Snapshot;
+pub use trunkline_wire::{EthernetAddress, IpPrefix, PrefixError};
+pub use virtual_gateway::VirtualGateway;
+pub use virtual_machine_interface::{AllowedAddressPair, VirtualMachineInterface};
+pub use virtual_network::{ForwardingMode, Subnet, VirtualNetwork};

@@ -1,0 +1,203 @@
+//! A gateway node: its trunk ports, its fabric side and what its node
+//! dataplane reports it holds.
+
+use std::net::IpAddr;
+
+use crate::from_api::{self, read};
+use crate::object::{Kind, Meta, ObjectKey};
+
+/// A gateway node and what its dataplane reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhysicalRouter {
+    /// Identity (cluster-scoped; named after the node).
+    pub meta: Meta,
+    /// The physical interfaces facing remote instances, in the order of
+    /// the spec (the node dataplane numbers its ports in that order).
+    pub interfaces: Vec<PhysicalInterface>,
+    /// The fabric (underlay) side, when declared.
+    pub fabric: Option<Fabric>,
+    /// Most logical interfaces the node accepts.
+    pub interface_limit: u32,
+    /// What the node dataplane reports its fast path holds
+    /// (`status.programmed`).
+    pub programmed: Vec<ProgrammedObject>,
+    /// Field values that could not be read, each a message for the user.
+    pub defects: Vec<String>,
+}
+
+/// A port of a gateway node facing remote instances.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PhysicalInterface {
+    /// The Linux interface name.
+    pub name: String,
+    /// The MTU to expect on it; `None`: the interface's own.
+    pub mtu: Option<u32>,
+}
+
+impl PhysicalInterface {
+    /// A port named `name` with the interface's own MTU.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            mtu: None,
+        }
+    }
+}
+
+/// The fabric (underlay) side of a gateway node.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Fabric {
+    /// The Linux interface toward the IP fabric.
+    pub interface: String,
+    /// The node's underlay address (its tunnel endpoint), when declared and
+    /// readable.
+    pub underlay_address: Option<IpAddr>,
+}
+
+/// One object a node holds, at one generation.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProgrammedObject {
+    /// The object.
+    pub key: ObjectKey,
+    /// The generation the node programmed.
+    pub generation: i64,
+}
+
+impl PhysicalRouter {
+    /// Whether `name` is one of its physical interfaces.
+    pub fn has_interface(&self, name: &str) -> bool {
+        self.interfaces.iter().any(|i| i.name == name)
+    }
+
+    /// The names of its physical interfaces, sorted (for messages).
+    pub fn interface_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.interfaces.iter().map(|i| i.name.as_str()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The node's underlay address, when declared and readable.
+    pub fn underlay_address(&self) -> Option<IpAddr> {
+        self.fabric.as_ref().and_then(|f| f.underlay_address)
+    }
+
+    /// Converts the API object (see [`crate::from_api`]).
+    pub fn from_api(router: &trunkline_api::PhysicalRouter) -> Self {
+        let mut defects = Vec::new();
+        let programmed = router
+            .status
+            .iter()
+            .flat_map(|s| s.programmed.iter())
+            .filter_map(|p| {
+                let kind = Kind::from_name(&p.kind)?;
+                let key = match (&p.namespace, kind.is_namespaced()) {
+                    (Some(ns), true) => ObjectKey::namespaced(kind, ns.clone(), p.name.clone()),
+                    (None, false) => ObjectKey::cluster(kind, p.name.clone()),
+                    // A report that does not match the kind's scope names nothing.
+                    _ => return None,
+                };
+                Some(ProgrammedObject {
+                    key,
+                    generation: p.generation,
+                })
+            })
+            .collect();
+        let fabric = router.spec.fabric.as_ref().map(|f| Fabric {
+            interface: f.interface.as_str().to_owned(),
+            underlay_address: f.underlay_address.as_ref().and_then(|a| {
+                read(
+                    "spec.fabric.underlayAddress",
+                    from_api::ip(a.as_str()),
+                    &mut defects,
+                )
+            }),
+        });
+        PhysicalRouter {
+            // The node dataplane writes this status, never an Accepted condition.
+            meta: from_api::meta(Kind::PhysicalRouter, &router.metadata, &[]),
+            interfaces: router
+                .spec
+                .physical_interfaces
+                .iter()
+                .map(|i| PhysicalInterface {
+                    name: i.name.as_str().to_owned(),
+                    mtu: i.mtu,
+                })
+                .collect(),
+            fabric,
+            interface_limit: router.spec.interface_limit,
+            programmed,
+            defects,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trunkline_api::physical_router::ProgrammedObject as ApiProgrammed;
+    use trunkline_api::{PhysicalRouterSpec, PhysicalRouterStatus};
+
+    #[test]
+    fn a_router_reads_ports_fabric_and_report() {
+        let mut pr = trunkline_api::PhysicalRouter::new(
+            "gw-1",
+            PhysicalRouterSpec {
+                physical_interfaces: vec![
+                    trunkline_api::physical_router::PhysicalInterface {
+                        name: "eth2".into(),
+                        mtu: Some(9000),
+                        description: None,
+                    },
+                    trunkline_api::physical_router::PhysicalInterface {
+                        name: "eth1".into(),
+                        mtu: None,
+                        description: None,
+                    },
+                ],
+                fabric: Some(trunkline_api::physical_router::Fabric {
+                    interface: "eth0".into(),
+                    underlay_address: Some("192.0.2.1".into()),
+                }),
+                interface_limit: 10,
+            },
+        );
+        let report = |kind: &str, namespace: Option<&str>| ApiProgrammed {
+            kind: kind.into(),
+            namespace: namespace.map(Into::into),
+            name: "x".into(),
+            generation: 2,
+        };
+        pr.status = Some(PhysicalRouterStatus {
+            programmed: vec![
+                report("LogicalInterface", None),
+                report("VirtualNetwork", Some("t1")),
+                report("VirtualNetwork", None),
+                report("Pod", Some("t1")),
+            ],
+            ..Default::default()
+        });
+        let r = PhysicalRouter::from_api(&pr);
+        assert_eq!(r.programmed.len(), 2);
+        assert_eq!(r.interface_limit, 10);
+        assert_eq!(
+            r.interfaces[0],
+            PhysicalInterface {
+                name: "eth2".into(),
+                mtu: Some(9000)
+            }
+        );
+        assert_eq!(r.interface_names(), ["eth1", "eth2"]);
+        assert!(r.has_interface("eth1") && !r.has_interface("eth0"));
+        assert_eq!(r.underlay_address(), Some("192.0.2.1".parse().unwrap()));
+        assert!(r.defects.is_empty());
+
+        pr.spec.fabric.as_mut().unwrap().underlay_address = Some("nope".into());
+        let r = PhysicalRouter::from_api(&pr);
+        assert_eq!(r.underlay_address(), None);
+        assert_eq!(
+            r.defects,
+            ["spec.fabric.underlayAddress: \"nope\" is not an IPv4 or IPv6 address"]
+        );
+    }
+}

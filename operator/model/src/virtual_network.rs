@@ -1,0 +1,221 @@
+//! An overlay network: its subnets with their gateways, its VNI and its
+//! routing instance (VRF).
+
+use std::net::IpAddr;
+
+use trunkline_api::virtual_network::ForwardingMode as ApiForwardingMode;
+use trunkline_wire::IpPrefix;
+
+use crate::encapsulation::{DEFAULT_ENCAPSULATION_PRIORITY, Encapsulation};
+use crate::from_api::{self, read};
+use crate::object::{Kind, Meta, NamespacedName};
+
+/// An overlay network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualNetwork {
+    /// Identity (namespaced).
+    pub meta: Meta,
+    /// Subnets that could be read, with their gateway resolved.
+    pub subnets: Vec<Subnet>,
+    /// `spec.vni`: the VNI the user asks for.
+    pub vni: Option<u32>,
+    /// `status.vni`: the VNI in use before, kept when still free so that a
+    /// running network never changes VNI.
+    pub vni_in_use: Option<u32>,
+    /// Bridged and routed, bridged only, or routed only.
+    pub forwarding_mode: ForwardingMode,
+    /// Whether frames to unknown unicast MACs are flooded.
+    pub flood_unknown_unicast: bool,
+    /// `spec.routingInstance`.
+    pub routing_instance: Option<String>,
+    /// `spec.encapsulation`: the priority list the user asks for; `None`:
+    /// the operator's cluster default.
+    pub encapsulation: Option<Vec<Encapsulation>>,
+    /// `status.encapsulation`: the list in effect, as the operator decided.
+    pub encapsulation_in_use: Vec<Encapsulation>,
+    /// `status.mplsLabel`: the label of the network's bridged and flooded
+    /// traffic, allocated by the operator (kept while still free).
+    pub mpls_label: Option<u32>,
+    /// Field values that could not be read.
+    pub defects: Vec<String>,
+}
+
+/// One subnet of a network, with its gateway resolved.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Subnet {
+    /// The prefix.
+    pub prefix: IpPrefix,
+    /// The gateway address: given, or the first address of the subnet.
+    pub gateway: IpAddr,
+}
+
+impl Subnet {
+    /// A subnet whose gateway is `gateway`, or else its first address.
+    pub fn new(prefix: IpPrefix, gateway: Option<IpAddr>) -> Self {
+        Self {
+            prefix,
+            gateway: gateway.unwrap_or_else(|| prefix.first_host()),
+        }
+    }
+}
+
+/// How a network forwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ForwardingMode {
+    /// Bridge within the network, route across subnets.
+    #[default]
+    L2L3,
+    /// Bridge only.
+    L2,
+    /// Route only.
+    L3,
+}
+
+impl VirtualNetwork {
+    /// `namespace/name`.
+    pub fn name(&self) -> NamespacedName {
+        self.meta.namespaced_name()
+    }
+
+    /// The routing instance name in use: given, or
+    /// `default-domain:<namespace>:<name>:<name>` as in the original.
+    pub fn effective_routing_instance(&self) -> String {
+        self.routing_instance.clone().unwrap_or_else(|| {
+            format!(
+                "default-domain:{}:{}:{}",
+                self.meta.namespace(),
+                self.meta.name(),
+                self.meta.name()
+            )
+        })
+    }
+
+    /// The priority list the operator puts in effect: `spec.encapsulation`,
+    /// or else the cluster default `default`.
+    pub fn effective_encapsulation(&self, default: &[Encapsulation]) -> Vec<Encapsulation> {
+        self.encapsulation
+            .clone()
+            .unwrap_or_else(|| default.to_vec())
+    }
+
+    /// The priority list in effect as a node reads it: the operator's
+    /// (`status.encapsulation`), or before the operator wrote one,
+    /// `spec.encapsulation` or the default.
+    pub fn encapsulation_in_effect(&self) -> Vec<Encapsulation> {
+        if self.encapsulation_in_use.is_empty() {
+            self.effective_encapsulation(&DEFAULT_ENCAPSULATION_PRIORITY)
+        } else {
+            self.encapsulation_in_use.clone()
+        }
+    }
+
+    /// Converts the API object (see [`crate::from_api`]), with
+    /// `status.vni` as the VNI it runs with; unreadable subnets and
+    /// gateways become defects.
+    pub fn from_api(network: &trunkline_api::VirtualNetwork) -> Self {
+        let mut defects = Vec::new();
+        let mut subnets = Vec::new();
+        for subnet in &network.spec.subnets {
+            let Some(prefix) = read(
+                "spec.subnets",
+                subnet.cidr.as_str().parse::<IpPrefix>(),
+                &mut defects,
+            ) else {
+                continue;
+            };
+            let gateway = match &subnet.gateway {
+                None => None,
+                Some(g) => match read(
+                    &format!("spec.subnets[{prefix}].gateway"),
+                    from_api::ip(g.as_str()),
+                    &mut defects,
+                ) {
+                    Some(g) => Some(g),
+                    None => continue,
+                },
+            };
+            subnets.push(Subnet::new(prefix, gateway));
+        }
+        let status = network.status.as_ref();
+        VirtualNetwork {
+            meta: from_api::meta(
+                Kind::VirtualNetwork,
+                &network.metadata,
+                status.map(|s| &s.conditions[..]).unwrap_or_default(),
+            ),
+            subnets,
+            vni: network.spec.vni,
+            vni_in_use: status.and_then(|s| s.vni),
+            forwarding_mode: match network.spec.forwarding_mode {
+                ApiForwardingMode::L2L3 => ForwardingMode::L2L3,
+                ApiForwardingMode::L2 => ForwardingMode::L2,
+                ApiForwardingMode::L3 => ForwardingMode::L3,
+            },
+            flood_unknown_unicast: network.spec.flood_unknown_unicast,
+            routing_instance: network.spec.routing_instance.clone(),
+            encapsulation: network
+                .spec
+                .encapsulation
+                .as_ref()
+                .map(|list| list.iter().copied().map(Encapsulation::from_api).collect()),
+            encapsulation_in_use: status
+                .iter()
+                .flat_map(|s| s.encapsulation.iter().copied().map(Encapsulation::from_api))
+                .collect(),
+            mpls_label: status.and_then(|s| s.mpls_label),
+            defects,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::ObjectKey;
+
+    #[test]
+    fn a_network_reads_its_gateway_default_and_running_vni() {
+        let vn: trunkline_api::VirtualNetwork = serde_json::from_value(serde_json::json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+            "metadata": {"name": "net1", "namespace": "t1", "generation": 3,
+                         "creationTimestamp": "2026-01-01T00:00:10Z"},
+            "spec": {"subnets": [{"cidr": "10.0.0.0/24"}, {"cidr": "fd00::/64", "gateway": "fd00::fe"},
+                                 {"cidr": "10.9.0.0/24", "gateway": "x"}, {"cidr": "bad"}],
+                     "forwardingMode": "L2", "floodUnknownUnicast": true,
+                     "encapsulation": ["VXLAN"]},
+            "status": {"vni": 4100, "mplsLabel": 17, "encapsulation": ["VXLAN", "MPLSoUDP"]}
+        }))
+        .unwrap();
+        let n = VirtualNetwork::from_api(&vn);
+        assert_eq!(
+            n.meta.key,
+            ObjectKey::namespaced(Kind::VirtualNetwork, "t1", "net1")
+        );
+        assert_eq!(n.meta.generation, 3);
+        assert_eq!(n.meta.created, Some(1_767_225_610));
+        assert_eq!(n.subnets.len(), 2);
+        assert_eq!(n.subnets[0].gateway.to_string(), "10.0.0.1");
+        assert_eq!(n.subnets[1].gateway.to_string(), "fd00::fe");
+        assert_eq!(n.defects.len(), 2, "{:?}", n.defects);
+        assert!(n.defects[0].starts_with("spec.subnets[10.9.0.0/24].gateway: "));
+        assert_eq!(n.vni_in_use, Some(4100));
+        assert_eq!(n.mpls_label, Some(17));
+        assert_eq!(n.encapsulation, Some(vec![Encapsulation::Vxlan]));
+        assert_eq!(
+            n.encapsulation_in_effect(),
+            [Encapsulation::Vxlan, Encapsulation::MplsOverUdp],
+            "the operator's decision"
+        );
+        assert_eq!(
+            n.effective_encapsulation(&DEFAULT_ENCAPSULATION_PRIORITY),
+            [Encapsulation::Vxlan],
+            "the user's list"
+        );
+        assert_eq!(n.forwarding_mode, ForwardingMode::L2);
+        assert!(n.flood_unknown_unicast);
+        assert_eq!(
+            n.effective_routing_instance(),
+            "default-domain:t1:net1:net1"
+        );
+    }
+}
