@@ -306,10 +306,18 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedOb
                     _ => Vec::new(),
                 })
                 .collect(),
-            ObjectRef::Node
-            | ObjectRef::Underlay
-            | ObjectRef::Peer(_)
-            | ObjectRef::RemoteVmi(_) => Vec::new(),
+            // An external VTEP is programmed when its peer and endpoints are.
+            ObjectRef::Peer(key) | ObjectRef::RemoteVmi(key) => key
+                .strip_prefix("ExternalVTEP/")
+                .map(|rest| {
+                    by_name(
+                        "ExternalVTEP",
+                        false,
+                        rest.split('/').next().unwrap_or(rest),
+                    )
+                })
+                .unwrap_or_default(),
+            ObjectRef::Node | ObjectRef::Underlay => Vec::new(),
         });
     }
     refused.sort();

@@ -28,7 +28,7 @@ use trunkline_pipeline::{DropReason, Pipeline, Verdict, VmiId};
 use trunkline_xdp::{Action, Backend, BackendChoice, Port, Sender, TxError};
 
 use crate::control::{Control, Plan};
-use crate::desired::PortSpec;
+use crate::desired::{PortRole, PortSpec};
 
 /// Frames taken from one port per batch.
 const BATCH: u32 = 64;
@@ -69,6 +69,7 @@ pub fn spawn(
 /// A port of the plan, open or not.
 struct OpenPort {
     name: String,
+    role: PortRole,
     port: Option<Port>,
 }
 
@@ -274,14 +275,19 @@ impl Forwarder {
         let mut backend = None;
         for spec in specs {
             let name = &spec.name;
+            // A port keeps its socket unless its role changed (a fabric
+            // port whose underlay address changed is opened again).
             let existing = old
                 .iter()
-                .position(|p| &p.name == name && p.port.is_some())
+                .position(|p| &p.name == name && p.role == spec.role && p.port.is_some())
                 .map(|i| old.swap_remove(i));
-            let port = match existing {
-                Some(open) => Ok(open.port.expect("open")),
-                None if spec.tap => open_tap(name),
-                None => Port::open(name, self.backend),
+            let port = match (existing, &spec.role) {
+                (Some(open), _) => Ok(open.port.expect("open")),
+                (None, PortRole::Tap) => open_tap(name),
+                (None, PortRole::Fabric { underlay }) => {
+                    Port::open_fabric(name, self.backend, *underlay)
+                }
+                (None, PortRole::Trunk) => Port::open(name, self.backend),
             };
             let (port, state, message) = match port {
                 Ok(port) => (Some(port), "Up", None),
@@ -293,7 +299,7 @@ impl Forwarder {
                     (None, "Down", Some(e.to_string()))
                 }
             };
-            if let Some(p) = port.as_ref().filter(|_| !spec.tap) {
+            if let Some(p) = port.as_ref().filter(|_| spec.role == PortRole::Trunk) {
                 backend.get_or_insert(p.backend().as_str().to_owned());
             }
             statuses.push(PortStatus {
@@ -303,6 +309,7 @@ impl Forwarder {
             });
             self.ports.push(OpenPort {
                 name: name.clone(),
+                role: spec.role.clone(),
                 port,
             });
         }
