@@ -4,7 +4,9 @@
 //! ```text
 //!  lab.capture("fab", "br0", "udp port 4789", Limit::packets(2).within(10 s))
 //!     -> ip netns exec <p>-fab tshark -i br0 -f "udp port 4789" -c 2 -a duration:10 -w <state>/captures/N.pcap
-//!        (returns once tshark says "Capturing on", so traffic sent next is seen)
+//!        (returns once tshark logs "Capture started.": dumpcap has opened the
+//!        interface, set the filter and opened the file, so traffic sent next is
+//!        seen; its earlier "Capturing on" comes before any of that)
 //!  capture.finish()   waits until tshark stops by itself (count or duration)
 //!  pcap.fields(&["vxlan.vni", "ip.src"], &[])
 //!     -> tshark -r N.pcap -T json -e vxlan.vni -e ip.src  -> one Packet per frame
@@ -107,7 +109,7 @@ pub struct Packet {
 impl Lab {
     /// Starts tshark in `name`'s namespace on `iface` with capture filter
     /// `filter` (pcap-filter syntax, e.g. `udp port 4789`); returns once it
-    /// captures. The file lives in the lab's state dir (gone with the lab).
+    /// captures (tshark's "Capture started." message). The file lives in the lab's state dir (gone with the lab).
     pub fn capture(
         &self,
         name: &str,
@@ -169,7 +171,7 @@ impl Lab {
             Duration::from_secs(15),
             || {
                 let text = std::fs::read_to_string(&capture.log).unwrap_or_default();
-                if text.contains("Capturing on") {
+                if text.contains("Capture started") {
                     return Ok(Ok(()));
                 }
                 match capture.child.as_mut().map(Child::try_wait) {
@@ -278,7 +280,21 @@ impl Pcap {
     /// `vxlan.vni`, `mpls.label`, `ip.src`, `vlan.id`), with `decode_as`
     /// rules (`-d`, e.g. [`MPLS_OVER_UDP`], [`bridged_label`]).
     pub fn fields(&self, fields: &[&str], decode_as: &[&str]) -> Result<Vec<Packet>, LabError> {
+        self.fields_where("", fields, decode_as)
+    }
+
+    /// Like [`Pcap::fields`], for the frames matching tshark display filter
+    /// `filter` (e.g. `icmp`, `mpls.label == 16`; empty: every frame).
+    pub fn fields_where(
+        &self,
+        filter: &str,
+        fields: &[&str],
+        decode_as: &[&str],
+    ) -> Result<Vec<Packet>, LabError> {
         let mut args = vec!["-r".to_owned(), self.path.display().to_string()];
+        if !filter.is_empty() {
+            args.extend(["-Y".to_owned(), filter.to_owned()]);
+        }
         for d in decode_as {
             args.extend(["-d".to_owned(), (*d).to_owned()]);
         }

@@ -81,10 +81,24 @@ pub(crate) fn build_instance(
     bridge_port(&sw, &access)
 }
 
-/// Removes instance `name`: its namespace, and with it both ends of its
-/// link (the access port and its tagger go with the switch-side end).
-pub(crate) fn remove_instance(prefix: &str, name: &str) -> Result<(), LabError> {
-    ip(&["netns", "del", &netns(prefix, name)]).map(drop)
+/// Removes instance `instance`: first its link (deleting the switch-side
+/// end takes the peer and the tagger with it, at once), then its namespace.
+/// The link goes first because the kernel dismantles a deleted namespace
+/// later, in the background: until then its devices would still answer.
+pub(crate) fn remove_instance(prefix: &str, instance: &InstanceSpec) -> Result<(), LabError> {
+    let sw = netns(prefix, &switch_name(&instance.node, &instance.port));
+    let access = access_port(&instance.name);
+    if let Err(e) = ip(&["-n", &sw, "link", "del", &access]) {
+        // Already gone (a half-built instance) is fine; anything else is not.
+        if ip(&["-n", &sw, "link", "show", &access]).is_ok() {
+            return Err(e);
+        }
+    }
+    let ns = netns(prefix, &instance.name);
+    if std::path::Path::new("/run/netns").join(&ns).exists() {
+        ip(&["netns", "del", &ns])?;
+    }
+    Ok(())
 }
 
 /// The switch-side name of an instance's link.

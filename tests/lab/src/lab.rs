@@ -346,7 +346,7 @@ impl Lab {
         next.validate()?;
         if let Err(e) = build_instance(&self.prefix, &self.state_root, &instance) {
             // Half an instance must not block adding it again.
-            let _ = remove_instance(&self.prefix, &instance.name);
+            let _ = remove_instance(&self.prefix, &instance);
             return Err(e);
         }
         self.spec = next;
@@ -364,7 +364,7 @@ impl Lab {
                 prefix: self.prefix.clone(),
                 what: format!("no instance {name:?}"),
             })?;
-        remove_instance(&self.prefix, name)?;
+        remove_instance(&self.prefix, &self.spec.instances[index])?;
         self.spec.instances.remove(index);
         self.save_change()
     }

@@ -8,7 +8,9 @@
 //!               eth0 (local underlay address) ==veth== f-<name> on <p>-fab br0
 //! ```
 //! `vxlan0`'s MTU is the kernel's choice from `eth0` (fabric MTU minus 50
-//! for an IPv4 underlay, 70 for IPv6).
+//! for an IPv4 underlay, 70 for IPv6). Without an IPv6 overlay address
+//! `vxlan0` has no link-local address either, so that it sends nothing
+//! (router solicitations, MLD reports) but what a test makes it send.
 
 use crate::LabError;
 use crate::command::{ip, run};
@@ -82,6 +84,9 @@ pub(crate) fn build_vtep(
                 "static",
             ],
         )?;
+    }
+    if !vtep.addresses.iter().any(|a| a.is_ipv6()) {
+        ip(&["-n", &ns, "link", "set", "vxlan0", "addrgenmode", "none"])?;
     }
     for a in &vtep.addresses {
         add_address(&ns, "vxlan0", a)?;
