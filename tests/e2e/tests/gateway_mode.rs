@@ -262,7 +262,10 @@ async fn a_trunk_link_going_down_is_reported_and_recovers() {
         }
     };
     // The switch side of the trunk goes down: eth1 loses its carrier.
-    let out = gw.lab.exec("sw", &["ip", "link", "set", "trunk", "down"]);
+    let switch = gw.lab.switch(common::NODE, common::TRUNK);
+    let out = gw
+        .lab
+        .exec(&switch, &["ip", "link", "set", "trunk", "down"]);
     assert!(out.status.success());
     let (ready, port) = eventually(
         "the port reported Down",
@@ -277,7 +280,7 @@ async fn a_trunk_link_going_down_is_reported_and_recovers() {
         port.message.unwrap_or_default().contains("link is"),
         "the port says why"
     );
-    let out = gw.lab.exec("sw", &["ip", "link", "set", "trunk", "up"]);
+    let out = gw.lab.exec(&switch, &["ip", "link", "set", "trunk", "up"]);
     assert!(out.status.success());
     eventually(
         "the port reported Up again",

@@ -7,7 +7,7 @@
 //!  bms1 192.168.1.10 (VLAN 100) -- trunk -- [fast path: net1 VRF, 0/0 -> vgw]
 //!                                                 | tap vgw (host side: 192.168.1.0/24 dev vgw)
 //!                                            gateway node routing -- eth0 10.1.1.1
-//!                                                                        |
+//!                                                                        |  fabric bridge
 //!                                            public host 10.1.1.253 (route 192.168.1.0/24 via 10.1.1.1)
 //! ```
 
@@ -15,16 +15,24 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BMS1, BMS2, Gateway, OTHER};
+use common::{BMS1, BMS2, Gateway, OTHER, single_node_lab};
 use kube::api::{Api, DeleteParams};
 use trunkline_api::VirtualGateway;
-use trunkline_test_support::{eventually, unique_name};
+use trunkline_test_support::{FabricHostSpec, eventually, unique_name};
 
-const PUBLIC: &str = "10.1.1.1/24,10.1.1.253/24,192.168.1.0/24,10.50.0.0/24";
+/// The public host on the fabric: it reaches the virtual gateways' subnets
+/// through the gateway node's underlay address.
+fn public_host() -> FabricHostSpec {
+    FabricHostSpec::new("pub")
+        .ip("10.1.1.253/24")
+        .route("192.168.1.0/24", "10.1.1.1")
+        .route("10.50.0.0/24", "10.1.1.1")
+}
 
 async fn gateway_with_public() -> Gateway<'static> {
     let instances = [BMS1, BMS2, OTHER];
-    let gw = Gateway::start_with_public(&instances, "af-xdp", Some(PUBLIC)).await;
+    let gw =
+        Gateway::start_with_lab(single_node_lab(&instances, Some(public_host())), "af-xdp").await;
     gw.apply_objects(&instances).await;
     for vlan in [100, 200] {
         gw.wait_li(&gw.li_name(vlan), "True").await;

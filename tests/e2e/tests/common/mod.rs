@@ -6,7 +6,8 @@
 //!  bms1 (VLAN 100) --\                         /-- operator (SA trunkline-operator)
 //!  bms2 (VLAN 200) ---+- switch -- trunk eth1 -+   kube-apiserver
 //!  other (VLAN 300) -/   (tc taggers)  [gw ns]  \-- trunkline-dataplane (SA trunkline-dataplane,
-//!                                                    ports in the gw namespace)
+//!                                          |         ports in the gw namespace)
+//!                                   eth0 10.1.1.1 -- fabric bridge -- [fabric host, if any]
 //! ```
 #![allow(dead_code)]
 
@@ -18,11 +19,57 @@ use serde_json::json;
 use trunkline_api::status::Condition;
 use trunkline_api::{LogicalInterface, PhysicalRouter};
 use trunkline_test_support::{
-    ControlPlane, Instance, Lab, ManagedProcess, TestNamespace, eventually, free_local_addr,
-    unique_name, workspace_binary,
+    ControlPlane, FabricHostSpec, InstanceSpec, Lab, LabSpec, ManagedProcess, NodeSpec,
+    TestNamespace, eventually, free_local_addr, unique_name, workspace_binary,
 };
 
 pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The gateway node's name in the lab (namespace `<prefix>-gw`).
+pub const NODE: &str = "gw";
+/// Its trunk port.
+pub const TRUNK: &str = "eth1";
+/// Its underlay address on the fabric (`eth0`).
+pub const UNDERLAY: &str = "10.1.1.1/24";
+
+/// A remote instance of the gateway-mode example, behind the node's trunk.
+#[derive(Clone, Copy, Debug)]
+pub struct Instance {
+    /// Short name (letters and digits), used in its namespace's name.
+    pub name: &'static str,
+    /// The VLAN its access port tags (0: untagged).
+    pub vlan: u16,
+    /// Address with prefix length, e.g. `192.168.1.10/24`.
+    pub cidr: &'static str,
+    /// Its MAC.
+    pub mac: &'static str,
+    /// Its default gateway.
+    pub gateway: &'static str,
+}
+
+impl Instance {
+    /// The lab's spec of this instance.
+    pub fn spec(&self) -> InstanceSpec {
+        InstanceSpec::new(self.name, NODE, TRUNK)
+            .vlan(self.vlan)
+            .ip(self.cidr)
+            .mac(self.mac)
+            .gateway(self.gateway)
+    }
+}
+
+/// One gateway node with its trunk, these instances behind it, and
+/// `host` on the fabric if given.
+pub fn single_node_lab(instances: &[Instance], host: Option<FabricHostSpec>) -> LabSpec {
+    let mut spec = LabSpec::new().node(NodeSpec::new(NODE).underlay(UNDERLAY).trunk(TRUNK));
+    for i in instances {
+        spec = spec.instance(i.spec());
+    }
+    if let Some(host) = host {
+        spec = spec.host(host);
+    }
+    spec
+}
 
 pub const BMS1: Instance = Instance {
     name: "bms1",
@@ -66,20 +113,15 @@ pub fn apply_params() -> PatchParams {
 
 impl<'a> Gateway<'a> {
     pub async fn start(instances: &[Instance], backend: &'static str) -> Gateway<'static> {
-        Self::start_with_public(instances, backend, None).await
+        Self::start_with_lab(single_node_lab(instances, None), backend).await
     }
 
-    /// Like [`Gateway::start`], with a public host on the gateway node's
-    /// fabric port (see `scripts/lab.sh --public`).
-    pub async fn start_with_public(
-        instances: &[Instance],
-        backend: &'static str,
-        public: Option<&str>,
-    ) -> Gateway<'static> {
+    /// Like [`Gateway::start`], on the lab `spec` (one node, [`NODE`]).
+    pub async fn start_with_lab(spec: LabSpec, backend: &'static str) -> Gateway<'static> {
         let plane = ControlPlane::shared();
         let ns = plane.namespace("gw").await.expect("namespace");
         let client = plane.client().await.expect("client");
-        let lab = Lab::up_with_public(instances, public);
+        let lab = Lab::up(spec).expect("the lab");
         let operator_kubeconfig = plane
             .kubeconfig_with_role(ns.name(), "trunkline-operator", "operator")
             .await
@@ -131,7 +173,7 @@ impl<'a> Gateway<'a> {
                 "--metrics-addr".into(),
                 addr.to_string(),
                 "--port-netns".into(),
-                self.lab.gateway_netns().display().to_string(),
+                self.lab.netns_path(NODE).display().to_string(),
                 "--backend".into(),
                 self.backend.into(),
             ],
@@ -146,7 +188,7 @@ impl<'a> Gateway<'a> {
     }
 
     pub fn li_name(&self, vlan: u16) -> String {
-        format!("{}-eth1-{vlan}", self.node)
+        format!("{}-{TRUNK}-{vlan}", self.node)
     }
 
     /// The router, net1 (and net2) with their VMIs, and one logical
@@ -319,7 +361,7 @@ impl<'a> Gateway<'a> {
     pub fn gw_ip(&self, args: &[&str]) -> String {
         let mut all = vec!["ip"];
         all.extend_from_slice(args);
-        String::from_utf8_lossy(&self.lab.exec("gw", &all).stdout).into_owned()
+        String::from_utf8_lossy(&self.lab.exec(NODE, &all).stdout).into_owned()
     }
 
     /// The ifindex of `interface` in the gateway node's namespace.
@@ -340,7 +382,7 @@ impl<'a> Gateway<'a> {
     pub fn xdp_attachments(&self) -> usize {
         let out = self
             .lab
-            .exec("gw", &["ip", "-details", "link", "show", "eth1"]);
+            .exec(NODE, &["ip", "-details", "link", "show", TRUNK]);
         let text = String::from_utf8_lossy(&out.stdout);
         text.matches("prog/xdp").count()
     }
