@@ -12,14 +12,17 @@ use trunkline_lab::{
     FabricHostSpec, InstanceSpec, Lab, LabSpec, Limit, NodeSpec, TrunkSpec, VtepSpec,
 };
 
-/// The trunkline network-namespace lab.
-#[derive(Parser)]
-#[command(after_help = "Parts, one argument each (repeat the option for more):
+/// How parts are written on the command line.
+const PARTS_HELP: &str = "Parts, one argument each (repeat the option for more):
   --node     name=gw1,underlay=10.0.0.1/24,underlay=fd00:f::1/64,trunk=eth1,trunk=eth2
   --instance name=bms1,node=gw1,port=eth1,vlan=100,ip=192.168.1.10/24,ip=fd00:1::10/64,
              mac=02:00:00:00:01:01,gw=192.168.1.1,gw6=fd00:1::1      (no ip=: a DHCP client)
   --host     name=pub,ip=10.0.0.253/24,route=192.168.1.0/24@10.0.0.1
-  --vtep     name=vtep1,local=10.0.0.100/24,vni=5001,remote=10.0.0.1,ip=192.168.1.50/24")]
+  --vtep     name=vtep1,local=10.0.0.100/24,vni=5001,remote=10.0.0.1,ip=192.168.1.50/24";
+
+/// The trunkline network-namespace lab.
+#[derive(Parser)]
+#[command(after_help = PARTS_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -51,6 +54,7 @@ struct Parts {
 #[derive(Subcommand)]
 enum Cmd {
     /// Build a lab (removing any lab of that prefix first).
+    #[command(after_help = PARTS_HELP)]
     Up {
         /// Prefix of its namespaces.
         #[arg(long)]
