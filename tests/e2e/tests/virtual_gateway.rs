@@ -253,6 +253,7 @@ async fn a_restarted_agent_adopts_declared_virtual_gateways_removes_the_others_a
     );
 
     // A virtual gateway naming the foreign interface is refused, not taken.
+    let before = gw.router_status().await.programmed_generation.unwrap_or(0);
     let squatter = unique_name("squatter");
     gw.apply_vgw(&squatter, "vgw9", "net2", &["10.60.0.0/24"], &[])
         .await;
@@ -265,7 +266,20 @@ async fn a_restarted_agent_adopts_declared_virtual_gateways_removes_the_others_a
         .find(|c| c.type_ == "Ready")
         .expect("Ready");
     assert!(ready.reason != "Ok", "{ready:?}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // "Not taken" is checked once the node has provably set up the host side
+    // of a plan holding the squatter: a later virtual gateway is reported
+    // programmed only after its tap is configured, in a host pass that also
+    // met the squatter's interface (and left it alone).
+    let marker = unique_name("marker");
+    gw.apply_vgw(&marker, "vgw3", "net2", &["10.70.0.0/24"], &[])
+        .await;
+    gw.wait_vgw(&marker, "True").await;
+    assert!(gw.ifindex("vgw3").is_some(), "the marker's tap exists");
+    let after = gw.router_status().await.programmed_generation.unwrap_or(0);
+    assert!(
+        after > before,
+        "the node's tables version advanced ({before} -> {after})"
+    );
     let alias = gw.gw_ip(&["-d", "link", "show", "dev", "vgw9"]);
     assert!(
         !alias.contains("trunkline:vgw"),

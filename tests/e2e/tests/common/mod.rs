@@ -17,7 +17,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use trunkline_api::status::Condition;
-use trunkline_api::{LogicalInterface, PhysicalRouter};
+use trunkline_api::{LogicalInterface, PhysicalRouter, PhysicalRouterStatus};
 use trunkline_test_support::{
     ControlPlane, FabricHostSpec, InstanceSpec, Lab, LabSpec, ManagedProcess, NodeSpec,
     TestNamespace, eventually, free_local_addr, unique_name, workspace_binary,
@@ -266,7 +266,19 @@ impl<'a> Gateway<'a> {
 
     /// Waits until the logical interface reports `Ready` = `status`.
     pub async fn wait_li(&self, name: &str, status: &str) -> LogicalInterface {
-        self.wait_ready(name, status, |li: &LogicalInterface| {
+        self.wait_li_condition(name, "Ready", status, None).await
+    }
+
+    /// Waits until the logical interface's condition `type_` is `status`
+    /// (with `reason`, when given) at its current generation.
+    pub async fn wait_li_condition(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> LogicalInterface {
+        self.wait_condition(name, type_, status, reason, |li: &LogicalInterface| {
             li.status
                 .as_ref()
                 .map(|s| s.conditions.clone())
@@ -276,11 +288,14 @@ impl<'a> Gateway<'a> {
     }
 
     /// Waits until the cluster-scoped object `name` of kind `K` reports
-    /// `Ready` = `status`; `conditions` reads its conditions.
-    async fn wait_ready<K>(
+    /// condition `type_` = `status` (and `reason`, when given) for its
+    /// current generation; `conditions` reads its conditions.
+    async fn wait_condition<K>(
         &self,
         name: &str,
+        type_: &str,
         status: &str,
+        reason: Option<&str>,
         conditions: fn(&K) -> Vec<Condition>,
     ) -> K
     where
@@ -291,15 +306,25 @@ impl<'a> Gateway<'a> {
     {
         let api: Api<K> = Api::all(self.client.clone());
         let kind = K::kind(&());
+        let reason_text = reason.map(|r| format!(" ({r})")).unwrap_or_default();
         eventually(
-            &format!("{kind} {name} Ready={status}"),
+            &format!("{kind} {name} {type_}={status}{reason_text}"),
             READY_TIMEOUT,
             || async {
                 let object = api.get(name).await.map_err(|e| e.to_string())?;
+                let generation = object.meta().generation;
                 let all = conditions(&object);
-                match all.iter().find(|c| c.type_ == "Ready") {
-                    Some(c) if c.status == status => Ok(object),
-                    other => Err(format!("Ready is {other:?}; all conditions: {all:?}")),
+                match all.iter().find(|c| c.type_ == type_) {
+                    Some(c)
+                        if c.status == status
+                            && reason.is_none_or(|r| c.reason == r)
+                            && c.observed_generation == generation =>
+                    {
+                        Ok(object)
+                    }
+                    other => Err(format!(
+                        "{type_} is {other:?} at generation {generation:?}; all conditions: {all:?}"
+                    )),
                 }
             },
         )
@@ -311,6 +336,17 @@ impl<'a> Gateway<'a> {
                 self.agent().log().display()
             )
         })
+    }
+
+    /// The node's PhysicalRouter status as its dataplane last reported it
+    /// (empty before the first report).
+    pub async fn router_status(&self) -> PhysicalRouterStatus {
+        Api::<PhysicalRouter>::all(self.client.clone())
+            .get(&self.node)
+            .await
+            .expect("the node's PhysicalRouter")
+            .status
+            .unwrap_or_default()
     }
 
     /// Pings until it succeeds (the path may take a moment to be programmed).
@@ -348,12 +384,18 @@ impl<'a> Gateway<'a> {
 
     /// Waits until the virtual gateway reports `Ready` = `status`.
     pub async fn wait_vgw(&self, name: &str, status: &str) -> trunkline_api::VirtualGateway {
-        self.wait_ready(name, status, |vgw: &trunkline_api::VirtualGateway| {
-            vgw.status
-                .as_ref()
-                .map(|s| s.conditions.clone())
-                .unwrap_or_default()
-        })
+        self.wait_condition(
+            name,
+            "Ready",
+            status,
+            None,
+            |vgw: &trunkline_api::VirtualGateway| {
+                vgw.status
+                    .as_ref()
+                    .map(|s| s.conditions.clone())
+                    .unwrap_or_default()
+            },
+        )
         .await
     }
 
