@@ -59,6 +59,7 @@ pub fn spawn(
                 control,
                 backend,
                 ports: Vec::new(),
+                own_taps: Vec::new(),
                 last_retry: Instant::now(),
                 last_losses: Instant::now(),
             }
@@ -77,6 +78,9 @@ struct Forwarder {
     control: Arc<Control>,
     backend: BackendChoice,
     ports: Vec<OpenPort>,
+    /// Taps this process opened: ours even before the host thread marks
+    /// them (a tap closed and opened again in that window is not foreign).
+    own_taps: Vec<String>,
     last_retry: Instant,
     last_losses: Instant,
 }
@@ -283,7 +287,14 @@ impl Forwarder {
                 .map(|i| old.swap_remove(i));
             let port = match (existing, &spec.role) {
                 (Some(open), _) => Ok(open.port.expect("open")),
-                (None, PortRole::Tap) => open_tap(name),
+                (None, PortRole::Tap) if self.own_taps.contains(name) => Port::open_tap(name),
+                (None, PortRole::Tap) => {
+                    let opened = open_tap(name);
+                    if opened.is_ok() {
+                        self.own_taps.push(name.clone());
+                    }
+                    opened
+                }
                 (None, PortRole::Fabric { underlay }) => {
                     Port::open_fabric(name, self.backend, *underlay)
                 }
