@@ -859,7 +859,8 @@ async fn path_mtu_discovery_works_across_a_smaller_fabric_mtu() {
 }
 
 /// A virtual gateway on gw1 gives net1 public access on every node: a3,
-/// on gw3, reaches the public host through gw1, and back.
+/// on gw3, reaches the public host through gw1, and back. Tunnel packets
+/// from a non-peer or with an unknown label are counted drops.
 #[tokio::test]
 async fn a_virtual_gateway_on_one_node_serves_the_network_on_every_node() {
     let instances = [A1, A3];
@@ -889,4 +890,55 @@ async fn a_virtual_gateway_on_one_node_serves_the_network_on_every_node() {
     let (ok, out) = rig.lab.ping("pub", A3.ip, 2);
     assert!(ok, "the public host reaches a3 on gw3 through gw1: {out}");
     tcp_ok(&rig, "pub", "a3", A3.ip, 5501);
+
+    // Isolation: tunnel packets from an address that is not a peer (the
+    // public host), and from a peer with a label that names nothing, are
+    // dropped and counted, never delivered. Crafted by scapy.
+    let label = rig.vmi_label("a1").await;
+    let before = (
+        rig.metric(
+            "gw1",
+            "trunkline_dataplane_drops_total{reason=\"tunnel_unknown_peer\"}",
+        ),
+        rig.metric(
+            "gw1",
+            "trunkline_dataplane_drops_total{reason=\"tunnel_unknown_label\"}",
+        ),
+    );
+    let craft = |from: &str, src: &str, label: u32| {
+        let script = format!(
+            "from scapy.all import *\n\
+             load_contrib('mpls')\n\
+             inner = IP(src='{}', dst='{}')/ICMP()\n\
+             send(IP(src='{src}', dst='10.2.0.1')/UDP(sport=50000, dport=6635)/MPLS(label={label}, s=1, ttl=64)/inner, count=3, verbose=0)\n",
+            A3.ip, A1.ip
+        );
+        let out = rig.lab.exec(from, &["/usr/bin/python3", "-c", &script]);
+        assert!(
+            out.status.success(),
+            "scapy: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    craft("pub", "10.2.0.253", label);
+    craft("gw3", "10.2.0.3", 999_999);
+    eventually("gw1 counts both", Duration::from_secs(20), || async {
+        let now = (
+            rig.metric(
+                "gw1",
+                "trunkline_dataplane_drops_total{reason=\"tunnel_unknown_peer\"}",
+            ),
+            rig.metric(
+                "gw1",
+                "trunkline_dataplane_drops_total{reason=\"tunnel_unknown_label\"}",
+            ),
+        );
+        if now.0 >= before.0 + 3.0 && now.1 >= before.1 + 3.0 {
+            Ok(())
+        } else {
+            Err(format!("{before:?} -> {now:?}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
 }
