@@ -55,6 +55,8 @@ struct State {
     /// Interfaces whose host side is in place; the others' problems.
     vgw_ready: Vec<String>,
     vgw_problems: Vec<String>,
+    /// Ports whose declared MTU the fast path cannot carry.
+    mtu_problems: Vec<(String, String)>,
 }
 
 /// State shared by the async side, the forwarding thread and the host
@@ -142,6 +144,7 @@ impl Control {
         let mut state = self.state();
         state.synced = true;
         state.router_generation = router_generation;
+        state.mtu_problems = desired.mtu_problems.clone();
         state.programmed = programmed;
         state.counts = counts;
         state.problems = desired
@@ -174,12 +177,23 @@ impl Control {
         programmed.sort();
         let mut counts = state.counts.clone();
         counts.virtual_gateways = ready_vgws.len() as u32;
+        let mut ports = state.ports.clone();
+        for (name, why) in &state.mtu_problems {
+            if let Some(port) = ports.iter_mut().find(|p| &p.name == name) {
+                port.message.get_or_insert_with(|| why.clone());
+            }
+        }
         NodeReport {
             router_generation: state.router_generation,
             synced: state.synced,
             tables_version: version,
             backend: state.backend.clone(),
-            ports: state.ports.clone(),
+            ports,
+            mtu_problems: state
+                .mtu_problems
+                .iter()
+                .map(|(port, why)| format!("{port}: {why}"))
+                .collect(),
             counts,
             programmed,
             problems: state

@@ -255,6 +255,7 @@ pub async fn run(
             .snapshot();
             let facts = desired::HostFacts {
                 fabric: fabric.lock().unwrap_or_else(|p| p.into_inner()).facts,
+                ..Default::default()
             };
             let desired = desired::desired(&node, &snapshot, &facts);
             fabric

@@ -342,3 +342,65 @@ async fn a_trunk_link_going_down_is_reported_and_recovers() {
     .expect("link up reported");
     gw.ping_eventually("bms1", "192.168.1.20").await;
 }
+
+/// A declared MTU the fast path cannot carry (jumbo frames beyond its
+/// buffers) is refused in the router's status, with what would be valid;
+/// declaring one it carries makes the node Ready again.
+#[tokio::test]
+async fn a_jumbo_mtu_the_fast_path_cannot_carry_is_refused_in_status() {
+    let gw = ready_gateway("af-xdp").await;
+    let routers: Api<PhysicalRouter> = Api::all(gw.client.clone());
+    let set_mtu = |mtu: u32| {
+        let router = serde_json::json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+            "metadata": {"name": gw.node},
+            "spec": {"physicalInterfaces": [{"name": "eth1", "mtu": mtu}]}});
+        let routers = routers.clone();
+        let name = gw.node.clone();
+        async move {
+            routers
+                .patch(
+                    &name,
+                    &common::apply_params(),
+                    &kube::api::Patch::Apply(&router),
+                )
+                .await
+                .expect("router");
+        }
+    };
+    let ready = |status: &'static str, reason: &'static str| {
+        let routers = routers.clone();
+        let name = gw.node.clone();
+        async move {
+            trunkline_test_support::eventually(
+                &format!("router Ready={status} ({reason})"),
+                READY_TIMEOUT,
+                || async {
+                    let router = routers.get(&name).await.map_err(|e| e.to_string())?;
+                    let generation = router.metadata.generation;
+                    let status_now = router.status.unwrap_or_default();
+                    match status_now.conditions.iter().find(|c| c.type_ == "Ready") {
+                        Some(c)
+                            if c.status == status
+                                && c.reason == reason
+                                && status_now.observed_generation == generation =>
+                        {
+                            Ok(c.message.clone())
+                        }
+                        other => Err(format!("{other:?}")),
+                    }
+                },
+            )
+            .await
+            .expect("router condition")
+        }
+    };
+    set_mtu(9000).await;
+    let message = ready("False", "MtuUnsupported").await;
+    assert!(
+        message.contains("declared MTU 9000 exceeds the largest the fast path carries"),
+        "{message}"
+    );
+    set_mtu(1500).await;
+    ready("True", "Ok").await;
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+}
