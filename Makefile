@@ -6,7 +6,7 @@ CARGO ?= cargo
 .PHONY: help demo test lint unit e2e crds cluster cluster-down deps fuzz bench-pipeline
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+	@grep -E '^[a-z0-9][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 demo: deps ## start a local control plane, apply the examples, show validation at work, clean up
 	scripts/demo.sh

@@ -444,3 +444,33 @@ fn the_argocd_application_syncs_in_waves() {
             .contains(&json!("ServerSideApply=true"))
     );
 }
+
+/// `make help` lists every target documented with `## `, names with digits
+/// (`e2e`) included, in the Makefile's order.
+#[test]
+fn make_help_lists_every_documented_target() {
+    let root = repo_root();
+    let makefile = std::fs::read_to_string(root.join("Makefile")).expect("Makefile");
+    let documented: Vec<&str> = makefile
+        .lines()
+        .filter(|l| !l.starts_with(['\t', '#', ' ']) && l.contains(":") && l.contains("## "))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    assert!(documented.contains(&"e2e"), "{documented:?}");
+    let out = Command::new("make")
+        .args(["-s", "help"])
+        .current_dir(&root)
+        .output()
+        .expect("make help runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let shown: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(shown, documented, "make help:\n{stdout}");
+}
