@@ -55,7 +55,7 @@ for entry in "${budget[@]}"; do
     -artifact_prefix="$work/artifacts/") >"$work/log" 2>&1 || status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
   crashes=$(( $(find "$work/artifacts" -type f | wc -l) - before ))
-  line="$target: ${runs:-?} runs in $seconds s, $crashes crash(es)"
+  line="$target: ${runs:-?} runs, $crashes crash(es) (budget $seconds s)"
   if [ "$status" != 0 ] || [ "$crashes" != 0 ] || [ -z "$runs" ]; then
     failed=1
     line="$line: FAILED (exit $status; log $work/log)"
@@ -66,4 +66,7 @@ for entry in "${budget[@]}"; do
   log "$line"
 done
 printf '%s\n' "${summary[@]}"
+# The plain closing line CI reads: targets that ran clean, targets that did not.
+bad=$(printf '%s\n' "${summary[@]}" | grep -c FAILED || true)
+printf 'fuzz: %d passed, %d failed\n' $(( ${#summary[@]} - bad )) "$bad"
 exit $failed
