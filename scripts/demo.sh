@@ -5,7 +5,8 @@
 #      (scripts/cluster.sh, binaries built from source and cached)
 #   2. build the operator and the node dataplane; start a network-namespace
 #      lab (scripts/lab.sh): gateway node gw-node-1 with trunk port eth1, a
-#      switch, remote instances bms1 (VLAN 100) and bms2 (VLAN 200)
+#      switch, remote instances bms1 (VLAN 100) and bms2 (VLAN 200), and a
+#      public host on the fabric (underlay) bridge
 #   3. run the operator and the node dataplane (AF_XDP on eth1)
 #   4. kubectl apply the gateway-mode example; wait until Ready
 #   5. ping between the remote instances through the gateway (ping's output)
@@ -68,11 +69,12 @@ ok "a real kube-apiserver $("$kubectl" version -o json 2>/dev/null | jq -r .serv
 section "Building the operator and the node dataplane"
 cargo build -q -p trunkline-operator -p trunkline-dataplane || { fail "cargo build"; exit 1; }
 
-section "Network lab: gateway node gw-node-1 (trunk eth1), a switch, remote instances"
+section "Network lab: gateway node gw-node-1 (trunk eth1), a switch, remote instances, a public host"
 scripts/lab.sh up --prefix "$lab" \
-  --instance bms1:100:192.168.1.10/24:02:00:00:00:01:01:192.168.1.1 \
-  --instance bms2:200:192.168.1.20/24:02:00:00:00:02:01:192.168.1.1 \
-  --public 10.1.1.1/24,10.1.1.253/24,192.168.1.0/24 || { fail "lab"; exit 1; }
+  --node name=gw,underlay=10.1.1.1/24,trunk=eth1 \
+  --instance name=bms1,node=gw,port=eth1,vlan=100,ip=192.168.1.10/24,mac=02:00:00:00:01:01,gw=192.168.1.1 \
+  --instance name=bms2,node=gw,port=eth1,vlan=200,ip=192.168.1.20/24,mac=02:00:00:00:02:01,gw=192.168.1.1 \
+  --host name=pub,ip=10.1.1.253/24,route=192.168.1.0/24@10.1.1.1 || { fail "lab"; exit 1; }
 
 section "Starting the operator and the node dataplane of gw-node-1"
 "$target/debug/trunkline-operator" --kubeconfig "$KUBECONFIG" --metrics-addr 127.0.0.1:19380 \
@@ -131,7 +133,7 @@ printf '$ ip netns exec %s-gw ip route show dev vgw\n' "$lab"
 ip netns exec "$lab-gw" ip route show dev vgw
 printf '$ ip netns exec %s-bms1 ping -c 3 10.1.1.253     # the public host\n' "$lab"
 if scripts/lab.sh exec --prefix "$lab" bms1 ping -c 3 -i 0.3 -W 2 10.1.1.253; then
-  ok "bms1 reaches the public host: VRF default route -> vgw -> host routing -> fabric"
+  ok "bms1 reaches the public host: VRF default route -> vgw -> host routing -> eth0 -> fabric bridge"
 else
   fail "ping bms1 -> public host"
 fi

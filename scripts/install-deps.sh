@@ -12,8 +12,10 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 # netcat (network lab), curl (rig health checks), bc + bsdextrautils (column: demo, make help), clang/llvm/libbpf-dev (BPF C for the XDP program),
 # lua5.1 + lua5.4 (Argo CD health-check scripts: Argo CD runs Lua 5.1
 # semantics, the tests run them under both), util-linux (setpriv, flock),
-# openvswitch-switch + fonts-dejavu-core (make bench: the Open vSwitch baseline, the plot's font).
-packages=(openssl curl jq bc bsdextrautils iproute2 ethtool procps iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.1 lua5.4 util-linux ca-certificates openvswitch-switch fonts-dejavu-core)
+# openvswitch-switch + fonts-dejavu-core (make bench: the Open vSwitch baseline, the plot's font),
+# tshark + python3-scapy (network lab: decoding captured bytes, and writing
+# frames no tool sends, independently of trunkline's own wire code).
+packages=(openssl curl jq bc bsdextrautils iproute2 ethtool procps iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.1 lua5.4 util-linux ca-certificates openvswitch-switch fonts-dejavu-core tshark python3-scapy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -24,6 +26,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   log "installing Debian packages: ${missing[*]}"
+  # wireshark-common asks whether non-root users may capture: no (the lab
+  # captures as root), answered here so that the install never prompts.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

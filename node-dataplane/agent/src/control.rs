@@ -296,23 +296,161 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedOb
                 by_name("VirtualNetwork", true, key)
             }
             ObjectRef::Port(port) => gateway_of_port(*port),
-            ObjectRef::Route { network, prefix } => desired
-                .config
-                .routes
-                .iter()
-                .filter(|route| &route.network == network && &route.prefix == prefix)
-                .flat_map(|route| match route.next_hop {
-                    NextHopConfig::Port(port) => gateway_of_port(port),
-                    _ => Vec::new(),
+            // A route toward a virtual gateway's port is part of it.
+            ObjectRef::Route {
+                next_hop: NextHopConfig::Port(port),
+                ..
+            } => gateway_of_port(*port),
+            ObjectRef::Route { .. } => Vec::new(),
+            // An external VTEP is programmed when its peer and endpoints are.
+            ObjectRef::Peer(key) | ObjectRef::RemoteVmi(key) => key
+                .strip_prefix("ExternalVTEP/")
+                .map(|rest| {
+                    by_name(
+                        "ExternalVTEP",
+                        false,
+                        rest.split('/').next().unwrap_or(rest),
+                    )
                 })
-                .collect(),
-            ObjectRef::Node
-            | ObjectRef::Underlay
-            | ObjectRef::Peer(_)
-            | ObjectRef::RemoteVmi(_) => Vec::new(),
+                .unwrap_or_default(),
+            ObjectRef::Node | ObjectRef::Underlay => Vec::new(),
         });
     }
     refused.sort();
     refused.dedup();
     refused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trunkline_pipeline::config::{
+        CreationOrder, LogicalInterfaceConfig, NetworkConfig, PortConfig, PortId, PortKind,
+        RouteConfig, VmiConfig,
+    };
+
+    fn object(kind: &str, namespace: Option<&str>, name: &str) -> ProgrammedObject {
+        ProgrammedObject {
+            kind: kind.into(),
+            namespace: namespace.map(Into::into),
+            name: name.into(),
+            generation: 1,
+        }
+    }
+
+    /// Two logical interfaces on one (port, VLAN) (the tables keep the
+    /// older), and two virtual gateways with the same default route in one
+    /// network (the tables keep the first): what the tables refused is not
+    /// reported as programmed, and the counts are the tables'.
+    #[test]
+    fn what_the_tables_refuse_is_not_reported_programmed() {
+        let li = |key: &str, created| LogicalInterfaceConfig {
+            key: key.into(),
+            port: PortId(0),
+            vlan: 100,
+            vmi: "t/vmi".into(),
+            order: CreationOrder {
+                created_secs: created,
+                name: key.into(),
+            },
+        };
+        let tap = |id: u16, name: &str| PortConfig {
+            id: PortId(id),
+            name: name.into(),
+            kind: PortKind::Host {
+                network: "t/net".into(),
+                peer_mac: [2, 0, 0, 0, 0, id as u8],
+            },
+        };
+        let default_route = |port: u16| RouteConfig {
+            network: "t/net".into(),
+            prefix: "0.0.0.0/0".parse().unwrap(),
+            next_hop: NextHopConfig::Port(PortId(port)),
+        };
+        let desired = Desired {
+            ports: vec![
+                PortSpec {
+                    name: "eth1".into(),
+                    role: crate::desired::PortRole::Trunk,
+                },
+                PortSpec {
+                    name: "vgw1".into(),
+                    role: crate::desired::PortRole::Tap,
+                },
+                PortSpec {
+                    name: "vgw2".into(),
+                    role: crate::desired::PortRole::Tap,
+                },
+            ],
+            virtual_gateways: vec![
+                (
+                    VgwSpec {
+                        name: "g1".into(),
+                        interface: "vgw1".into(),
+                        mac: [2, 0, 0, 0, 0, 1],
+                        subnets: vec![],
+                    },
+                    object("VirtualGateway", None, "g1"),
+                ),
+                (
+                    VgwSpec {
+                        name: "g2".into(),
+                        interface: "vgw2".into(),
+                        mac: [2, 0, 0, 0, 0, 2],
+                        subnets: vec![],
+                    },
+                    object("VirtualGateway", None, "g2"),
+                ),
+            ],
+            config: trunkline_pipeline::NodeConfig {
+                ports: vec![
+                    PortConfig {
+                        id: PortId(0),
+                        name: "eth1".into(),
+                        kind: PortKind::Gateway,
+                    },
+                    tap(1, "vgw1"),
+                    tap(2, "vgw2"),
+                ],
+                networks: vec![NetworkConfig {
+                    key: "t/net".into(),
+                    vrf: 1,
+                    ..Default::default()
+                }],
+                vmis: vec![VmiConfig {
+                    key: "t/vmi".into(),
+                    network: "t/net".into(),
+                    mac: [2, 0, 0, 0, 1, 1],
+                    ips: vec!["10.0.0.10".parse().unwrap()],
+                    allowed_address_pairs: vec![],
+                    port_security: true,
+                    label: None,
+                }],
+                logical_interfaces: vec![li("older", 1), li("newer", 2)],
+                routes: vec![default_route(1), default_route(2)],
+                ..Default::default()
+            },
+            programmed: vec![
+                object("LogicalInterface", None, "older"),
+                object("LogicalInterface", None, "newer"),
+                object("VirtualMachineInterface", Some("t"), "vmi"),
+                object("VirtualNetwork", Some("t"), "net"),
+            ],
+            ..Default::default()
+        };
+        let control = Control::default();
+        control.install(&desired, Some(1));
+        control.set_virtual_gateways(vec!["vgw1".into(), "vgw2".into()], vec![]);
+        let report = control.report();
+        let names: Vec<&str> = report.programmed.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["older", "g1", "vmi", "net"],
+            "{:?}",
+            report.problems
+        );
+        assert_eq!(report.counts.logical_interfaces, 1);
+        assert_eq!(report.counts.virtual_gateways, 1);
+        assert!(report.problems.iter().any(|p| p.contains("newer")));
+    }
 }

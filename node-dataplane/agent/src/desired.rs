@@ -18,37 +18,71 @@
 //! runs).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use trunkline_api::physical_router::ProgrammedObject;
+use trunkline_model::encapsulation::NODE_ENCAPSULATIONS;
 use trunkline_model::{
-    Meta, NamespacedName, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    Encapsulation as ModelEncapsulation, ForwardingMode as ModelForwardingMode, Meta,
+    NamespacedName, Placement, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_pipeline::config::{
-    AllowedAddressPair, CreationOrder, LogicalInterfaceConfig, NetworkConfig, NextHopConfig,
-    NodeConfig, PortConfig, PortId, PortKind, RouteConfig, SubnetConfig, VmiConfig,
+    AllowedAddressPair, CreationOrder, Encapsulation, ForwardingMode, LogicalInterfaceConfig,
+    NetworkConfig, NextHopConfig, NodeConfig, PeerConfig, PortConfig, PortId, PortKind,
+    RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 
-use crate::hostnet::{VgwSpec, interface_mac};
+use crate::hostnet::{FabricFacts, VgwSpec, interface_mac};
 
-/// A port of the node: a trunk (physical interface) or a virtual gateway's
-/// tap.
+/// What a port of the node is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortRole {
+    /// A trunk toward remote instances (a physical interface).
+    Trunk,
+    /// The fabric (underlay) interface, shared with the host: only tunnel
+    /// packets for `underlay` go to the fast path.
+    Fabric {
+        /// The node's underlay address.
+        underlay: IpAddr,
+    },
+    /// A tap this agent creates (a virtual gateway).
+    Tap,
+}
+
+/// A port of the node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortSpec {
     /// Linux interface name.
     pub name: String,
-    /// A tap this agent creates (a virtual gateway), not a NIC.
-    pub tap: bool,
+    /// What it is.
+    pub role: PortRole,
+}
+
+impl PortSpec {
+    /// Whether it is a tap of a virtual gateway.
+    pub fn is_tap(&self) -> bool {
+        self.role == PortRole::Tap
+    }
+}
+
+/// What the agent read from its host that the tables need.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The fabric interface's MAC and MTU, once read.
+    pub fabric: Option<FabricFacts>,
 }
 
 /// Everything one node enforces.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Desired {
-    /// The node's ports: trunks in the router's order, then virtual
-    /// gateway taps; the index of a port is its [`PortId`].
+    /// The node's ports: trunks in the router's order, the fabric port,
+    /// then virtual gateway taps; the index of a port is its [`PortId`].
     pub ports: Vec<PortSpec>,
     /// The node's virtual gateways, each with its object for the report
     /// (reported programmed only once its host side is in place).
     pub virtual_gateways: Vec<(VgwSpec, ProgrammedObject)>,
+    /// The fabric interface whose MAC and MTU the host thread reads.
+    pub fabric_interface: Option<String>,
     /// The tables' input.
     pub config: NodeConfig,
     /// Every object in `config` with its generation, for the router's status.
@@ -62,6 +96,11 @@ fn key(name: &NamespacedName) -> String {
     name.to_string()
 }
 
+/// The pipeline's key of an external VTEP peer.
+pub fn vtep_key(name: &str) -> String {
+    format!("ExternalVTEP/{name}")
+}
+
 /// The report entry of an object at its current generation.
 fn programmed(meta: &Meta) -> ProgrammedObject {
     ProgrammedObject {
@@ -72,8 +111,24 @@ fn programmed(meta: &Meta) -> ProgrammedObject {
     }
 }
 
-/// Computes what node `node` must enforce from every object of `snapshot`.
-pub fn desired(node: &str, snapshot: &Snapshot) -> Desired {
+fn encapsulation(e: ModelEncapsulation) -> Encapsulation {
+    match e {
+        ModelEncapsulation::MplsOverUdp => Encapsulation::MplsOverUdp,
+        ModelEncapsulation::Vxlan => Encapsulation::Vxlan,
+    }
+}
+
+fn forwarding_mode(m: ModelForwardingMode) -> ForwardingMode {
+    match m {
+        ModelForwardingMode::L2L3 => ForwardingMode::L2L3,
+        ModelForwardingMode::L2 => ForwardingMode::L2,
+        ModelForwardingMode::L3 => ForwardingMode::L3,
+    }
+}
+
+/// Computes what node `node` must enforce from every object of `snapshot`
+/// and what it read from its host.
+pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     let mut out = Desired::default();
     let Some(router) = snapshot
         .physical_routers
@@ -90,7 +145,7 @@ pub fn desired(node: &str, snapshot: &Snapshot) -> Desired {
         .iter()
         .map(|p| PortSpec {
             name: p.name.clone(),
-            tap: false,
+            role: PortRole::Trunk,
         })
         .collect();
     out.config.ports = out
@@ -103,6 +158,7 @@ pub fn desired(node: &str, snapshot: &Snapshot) -> Desired {
             kind: PortKind::Gateway,
         })
         .collect();
+    fabric(router, host, &mut out);
 
     let vmis: BTreeMap<NamespacedName, &VirtualMachineInterface> = snapshot
         .virtual_machine_interfaces
@@ -132,7 +188,7 @@ pub fn desired(node: &str, snapshot: &Snapshot) -> Desired {
         let Some(port) = out
             .ports
             .iter()
-            .position(|p| p.name == li.physical_interface)
+            .position(|p| p.name == li.physical_interface && p.role == PortRole::Trunk)
         else {
             out.skipped.push(format!(
                 "LogicalInterface {name}: port {} is not on this node",
@@ -203,7 +259,7 @@ pub fn desired(node: &str, snapshot: &Snapshot) -> Desired {
                 })
                 .collect(),
             port_security: vmi.port_security,
-            label: None,
+            label: vmi.mpls_label,
         });
         out.programmed.push(programmed(&vmi.meta));
         used_networks.insert(network);
@@ -211,8 +267,10 @@ pub fn desired(node: &str, snapshot: &Snapshot) -> Desired {
 
     virtual_gateways(node, snapshot, &networks, &mut out, &mut used_networks);
 
+    let placement = Placement::from_status(snapshot);
     for (index, network_name) in used_networks.iter().enumerate() {
         let network = networks[network_name];
+        let peers = overlay(node, snapshot, &placement, network, &vmis, &mut out);
         out.config.networks.push(NetworkConfig {
             key: key(network_name),
             vrf: index as u32 + 1,
@@ -224,12 +282,189 @@ pub fn desired(node: &str, snapshot: &Snapshot) -> Desired {
                     gateway: s.gateway,
                 })
                 .collect(),
-            ..Default::default()
+            mode: forwarding_mode(network.forwarding_mode),
+            flood_unknown_unicast: network.flood_unknown_unicast,
+            vni: network.vni_in_use,
+            label: network.mpls_label,
+            encapsulations: network
+                .encapsulation_in_effect()
+                .into_iter()
+                .map(encapsulation)
+                .collect(),
+            peers,
         });
         out.programmed.push(programmed(&network.meta));
     }
+    out.config.peers.sort();
+    out.config.peers.dedup();
     out.programmed.sort();
+    out.programmed.dedup();
     out
+}
+
+/// The fabric port and the underlay, when the router declares them: the
+/// port is opened as soon as the underlay address is known; the underlay
+/// itself (and so every tunnel) waits for the host thread to have read the
+/// interface's MAC and MTU.
+fn fabric(router: &trunkline_model::PhysicalRouter, host: &HostFacts, out: &mut Desired) {
+    let Some(fabric) = &router.fabric else {
+        return;
+    };
+    let Some(underlay) = fabric.underlay_address else {
+        out.skipped.push(format!(
+            "fabric interface {} has no underlayAddress: this node takes no part in the overlay",
+            fabric.interface
+        ));
+        return;
+    };
+    if out.ports.iter().any(|p| p.name == fabric.interface) {
+        out.skipped.push(format!(
+            "fabric interface {} is also a trunk port: no overlay",
+            fabric.interface
+        ));
+        return;
+    }
+    let id = PortId(out.ports.len() as u16);
+    out.ports.push(PortSpec {
+        name: fabric.interface.clone(),
+        role: PortRole::Fabric { underlay },
+    });
+    out.config.ports.push(PortConfig {
+        id,
+        name: fabric.interface.clone(),
+        kind: PortKind::Fabric,
+    });
+    out.fabric_interface = Some(fabric.interface.clone());
+    match host.fabric {
+        Some(facts) => {
+            out.config.underlay = Some(UnderlayConfig {
+                port: id,
+                address: underlay,
+                mac: facts.mac,
+                mtu: u16::try_from(facts.mtu).unwrap_or(u16::MAX),
+            })
+        }
+        None => out.skipped.push(format!(
+            "fabric interface {}: MAC and MTU not read yet (is it present on the node?)",
+            fabric.interface
+        )),
+    }
+}
+
+/// The overlay of one network hosted here: its peers (the other nodes
+/// holding it, and external VTEPs joined to it) and the VMIs behind them.
+/// Returns the peers' keys.
+fn overlay(
+    node: &str,
+    snapshot: &Snapshot,
+    placement: &Placement,
+    network: &VirtualNetwork,
+    vmis: &BTreeMap<NamespacedName, &VirtualMachineInterface>,
+    out: &mut Desired,
+) -> Vec<String> {
+    let network_name = network.name();
+    let mut keys = Vec::new();
+    for peer in placement.peers(&network_name, node) {
+        let Some(address) = peer.underlay_address else {
+            out.skipped.push(format!(
+                "network {network_name}: node {} has no underlay address: its instances are unreachable from here",
+                peer.node
+            ));
+            continue;
+        };
+        out.config.peers.push(PeerConfig {
+            key: peer.node.clone(),
+            address,
+            encapsulations: NODE_ENCAPSULATIONS
+                .iter()
+                .copied()
+                .map(encapsulation)
+                .collect(),
+        });
+        keys.push(peer.node.clone());
+    }
+    // The VMIs of the network held by another node (the first by name when
+    // several hold it; one held here is local).
+    for vmi in vmis.values().filter(|v| v.network_name() == network_name) {
+        let nodes = placement.vmi_nodes(&vmi.name());
+        if !vmi.meta.accepted || nodes.is_empty() || nodes.contains(node) {
+            continue;
+        }
+        let Some(peer) = nodes.iter().find(|n| keys.contains(*n)) else {
+            continue;
+        };
+        let Some(mac) = vmi.mac else {
+            continue;
+        };
+        out.config.remote_vmis.push(RemoteVmiConfig {
+            key: key(&vmi.name()),
+            network: key(&network_name),
+            peer: peer.clone(),
+            mac: mac.0,
+            ips: vmi.ips.clone(),
+            label: vmi.mpls_label,
+        });
+    }
+    for vtep in placement.external_vteps(&network_name) {
+        let peer = vtep_key(&vtep.name);
+        out.config.peers.push(PeerConfig {
+            key: peer.clone(),
+            address: vtep.address,
+            encapsulations: vec![encapsulation(vtep.encapsulation)],
+        });
+        keys.push(peer.clone());
+        let Some(object) = snapshot
+            .external_vteps
+            .iter()
+            .find(|x| x.meta.name() == vtep.name)
+        else {
+            continue;
+        };
+        out.programmed.push(programmed(&object.meta));
+        for joined in object.networks.iter().filter(|j| j.network == network_name) {
+            for endpoint in &joined.endpoints {
+                out.config.remote_vmis.push(RemoteVmiConfig {
+                    key: format!("{peer}/{}", endpoint.mac),
+                    network: key(&network_name),
+                    peer: peer.clone(),
+                    mac: endpoint.mac.0,
+                    ips: endpoint.ips.clone(),
+                    label: None,
+                });
+            }
+        }
+    }
+    // Virtual gateways of the network on other nodes: their routes reach
+    // this node too (the seeds' simple gateway exports its default route to
+    // the network's other nodes), through the first such node.
+    let local: BTreeSet<_> = out
+        .config
+        .routes
+        .iter()
+        .filter(|r| r.network == key(&network_name))
+        .map(|r| r.prefix)
+        .collect();
+    for gateway in snapshot
+        .virtual_gateways
+        .iter()
+        .filter(|g| g.network == network_name && g.meta.accepted && !g.nodes.contains(node))
+    {
+        let Some(via) = gateway.nodes.iter().find(|n| keys.contains(*n)) else {
+            continue;
+        };
+        for prefix in gateway.effective_routes() {
+            if !local.contains(&prefix) {
+                out.config.routes.push(RouteConfig {
+                    network: key(&network_name),
+                    prefix,
+                    next_hop: NextHopConfig::Peer(via.clone()),
+                });
+            }
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// Adds the accepted virtual gateways of the node: a host port attached to
@@ -275,7 +510,7 @@ fn virtual_gateways(
         let mac = interface_mac(&interface);
         out.ports.push(PortSpec {
             name: interface.clone(),
-            tap: true,
+            role: PortRole::Tap,
         });
         out.config.ports.push(PortConfig {
             id,
@@ -339,7 +574,7 @@ mod tests {
             ..Objects::default()
         }
         .snapshot();
-        desired(node, &snapshot)
+        desired(node, &snapshot, &HostFacts::default())
     }
 
     fn accepted_status(generation: i64) -> serde_json::Value {
@@ -439,7 +674,8 @@ mod tests {
                 .iter()
                 .any(|p| p.kind == "VirtualMachineInterface" && p.generation == 3)
         );
-        assert_eq!(d.skipped.len(), 2);
+        // d and e, and gw2 (which holds bms-1 too) has no underlay address.
+        assert_eq!(d.skipped.len(), 3, "{:?}", d.skipped);
     }
 
     #[test]
@@ -481,7 +717,11 @@ mod tests {
             d.config.vmis[0].ips,
             ["192.168.1.10".parse::<IpAddr>().unwrap()]
         );
-        let ports: Vec<(&str, bool)> = d.ports.iter().map(|p| (p.name.as_str(), p.tap)).collect();
+        let ports: Vec<(&str, bool)> = d
+            .ports
+            .iter()
+            .map(|p| (p.name.as_str(), p.is_tap()))
+            .collect();
         assert_eq!(ports, [("eth1", false), ("eth2", false), ("vgw1", true)]);
         let routes: Vec<String> = d
             .config
@@ -503,6 +743,216 @@ mod tests {
             d.config.networks.len(),
             1,
             "the gateway's network is the VMIs'"
+        );
+    }
+}
+
+#[cfg(test)]
+mod overlay_tests {
+    use super::*;
+    use serde_json::json;
+    use trunkline_api::{
+        ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
+        VirtualNetwork,
+    };
+    use trunkline_model::from_api::Objects;
+
+    fn accepted(generation: i64) -> serde_json::Value {
+        json!([{"type": "Accepted", "status": "True", "reason": "Ok", "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": generation}])
+    }
+
+    fn router(name: &str, underlay: &str) -> PhysicalRouter {
+        serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+            "metadata": {"name": name, "generation": 1},
+            "spec": {"physicalInterfaces": [{"name": "eth1"}],
+                     "fabric": {"interface": "eth0", "underlayAddress": underlay}}
+        }))
+        .unwrap()
+    }
+
+    fn li(name: &str, node: &str, vlan: u16, vmi: &str) -> LogicalInterface {
+        serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface",
+            "metadata": {"name": name, "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"physicalRouter": node, "physicalInterface": "eth1", "vlan": vlan,
+                     "virtualMachineInterface": {"namespace": "t", "name": vmi}},
+            "status": {"conditions": accepted(1)}
+        }))
+        .unwrap()
+    }
+
+    fn vmi(name: &str, mac: &str, ip: &str, label: u32) -> VirtualMachineInterface {
+        serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+            "metadata": {"name": name, "namespace": "t", "generation": 1},
+            "spec": {"virtualNetwork": "net1", "macAddress": mac, "ips": [{"address": ip}]},
+            "status": {"conditions": accepted(1), "mplsLabel": label}
+        }))
+        .unwrap()
+    }
+
+    fn network() -> VirtualNetwork {
+        serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+            "metadata": {"name": "net1", "namespace": "t", "generation": 1},
+            "spec": {"subnets": [{"cidr": "192.168.1.0/24"}]},
+            "status": {"conditions": accepted(1), "vni": 4096, "mplsLabel": 16,
+                       "encapsulation": ["MPLSoUDP", "VXLAN"]}
+        }))
+        .unwrap()
+    }
+
+    fn vtep() -> ExternalVTEP {
+        serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "ExternalVTEP",
+            "metadata": {"name": "tor1", "generation": 2},
+            "spec": {"address": "10.0.0.100", "encapsulation": "VXLAN",
+                     "networks": [{"namespace": "t", "name": "net1",
+                                   "endpoints": [{"macAddress": "02:00:00:00:09:01", "ips": ["192.168.1.50"]}]}]},
+            "status": {"conditions": accepted(2)}
+        }))
+        .unwrap()
+    }
+
+    fn gateway(nodes: &[&str]) -> VirtualGateway {
+        serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualGateway",
+            "metadata": {"name": "g1", "generation": 1},
+            "spec": {"interface": "vgw1", "virtualNetwork": {"namespace": "t", "name": "net1"},
+                     "subnets": ["192.168.1.0/24"], "nodes": nodes},
+            "status": {"conditions": accepted(1)}
+        }))
+        .unwrap()
+    }
+
+    fn run(node: &str, facts: bool, gateways: &[VirtualGateway]) -> Desired {
+        let routers = [
+            router("gw1", "10.0.0.1"),
+            router("gw2", "10.0.0.2"),
+            router("gw3", "10.0.0.3"),
+        ];
+        let lis = [li("a", "gw1", 100, "bms1"), li("b", "gw2", 200, "bms2")];
+        let vmis = [
+            vmi("bms1", "02:00:00:00:01:01", "192.168.1.10", 100),
+            vmi("bms2", "02:00:00:00:02:01", "192.168.1.20", 101),
+        ];
+        let networks = [network()];
+        let vteps = [vtep()];
+        let routers: Vec<&PhysicalRouter> = routers.iter().collect();
+        let lis: Vec<&LogicalInterface> = lis.iter().collect();
+        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
+        let networks: Vec<&VirtualNetwork> = networks.iter().collect();
+        let vteps: Vec<&ExternalVTEP> = vteps.iter().collect();
+        let gateways: Vec<&VirtualGateway> = gateways.iter().collect();
+        let snapshot = Objects {
+            physical_routers: &routers,
+            logical_interfaces: &lis,
+            virtual_machine_interfaces: &vmis,
+            virtual_networks: &networks,
+            virtual_gateways: &gateways,
+            external_vteps: &vteps,
+            ..Objects::default()
+        }
+        .snapshot();
+        let host = HostFacts {
+            fabric: facts.then_some(FabricFacts {
+                mac: [2, 0xfa, 0, 0, 0, 1],
+                mtu: 1500,
+            }),
+        };
+        desired(node, &snapshot, &host)
+    }
+
+    #[test]
+    fn peers_remote_vmis_and_external_endpoints_of_the_networks_held_here() {
+        let d = run("gw1", true, &[]);
+        assert_eq!(
+            d.ports[1],
+            PortSpec {
+                name: "eth0".into(),
+                role: PortRole::Fabric {
+                    underlay: "10.0.0.1".parse().unwrap()
+                }
+            }
+        );
+        let underlay = d.config.underlay.as_ref().expect("underlay");
+        assert_eq!((underlay.port, underlay.mtu), (PortId(1), 1500));
+        let network = &d.config.networks[0];
+        assert_eq!(
+            (network.vni, network.label, network.peers.clone()),
+            (
+                Some(4096),
+                Some(16),
+                vec!["ExternalVTEP/tor1".to_owned(), "gw2".to_owned()]
+            ),
+            "gw3 holds nothing of net1: not a peer"
+        );
+        assert_eq!(d.config.vmis[0].label, Some(100));
+        let remotes: Vec<(&str, &str, Option<u32>)> = d
+            .config
+            .remote_vmis
+            .iter()
+            .map(|r| (r.key.as_str(), r.peer.as_str(), r.label))
+            .collect();
+        assert_eq!(
+            remotes,
+            [
+                ("t/bms2", "gw2", Some(101)),
+                (
+                    "ExternalVTEP/tor1/02:00:00:00:09:01",
+                    "ExternalVTEP/tor1",
+                    None
+                )
+            ]
+        );
+        let vtep_peer = d
+            .config
+            .peers
+            .iter()
+            .find(|p| p.key == "ExternalVTEP/tor1")
+            .unwrap();
+        assert_eq!(vtep_peer.encapsulations, [Encapsulation::Vxlan]);
+        assert!(
+            d.programmed
+                .iter()
+                .any(|p| p.kind == "ExternalVTEP" && p.name == "tor1" && p.generation == 2)
+        );
+        // The tables accept all of it.
+        let (_, rejected) = trunkline_pipeline::Tables::compile(&d.config);
+        assert!(rejected.is_empty(), "{rejected:?}");
+    }
+
+    #[test]
+    fn the_underlay_waits_for_the_fabric_facts() {
+        let d = run("gw1", false, &[]);
+        assert!(d.ports.iter().any(|p| p.name == "eth0"), "the port opens");
+        assert!(d.config.underlay.is_none());
+        assert!(
+            d.skipped
+                .iter()
+                .any(|s| s.contains("MAC and MTU not read yet"))
+        );
+    }
+
+    #[test]
+    fn a_virtual_gateway_on_another_node_gives_routes_through_it() {
+        let d = run("gw1", true, &[gateway(&["gw2"])]);
+        let routes: Vec<String> = d
+            .config
+            .routes
+            .iter()
+            .map(|r| format!("{} {:?}", r.prefix, r.next_hop))
+            .collect();
+        assert_eq!(routes, ["0.0.0.0/0 Peer(\"gw2\")"]);
+        // On its own node it is a local port, not a peer route.
+        let d = run("gw2", true, &[gateway(&["gw2"])]);
+        assert!(
+            d.config
+                .routes
+                .iter()
+                .all(|r| matches!(r.next_hop, NextHopConfig::Port(_)))
         );
     }
 }

@@ -28,7 +28,7 @@ use trunkline_pipeline::{DropReason, Pipeline, Verdict, VmiId};
 use trunkline_xdp::{Action, Backend, BackendChoice, Port, Sender, TxError};
 
 use crate::control::{Control, Plan};
-use crate::desired::PortSpec;
+use crate::desired::{PortRole, PortSpec};
 
 /// Frames taken from one port per batch.
 const BATCH: u32 = 64;
@@ -59,6 +59,7 @@ pub fn spawn(
                 control,
                 backend,
                 ports: Vec::new(),
+                own_taps: Vec::new(),
                 last_retry: Instant::now(),
                 last_losses: Instant::now(),
             }
@@ -69,6 +70,7 @@ pub fn spawn(
 /// A port of the plan, open or not.
 struct OpenPort {
     name: String,
+    role: PortRole,
     port: Option<Port>,
 }
 
@@ -76,6 +78,9 @@ struct Forwarder {
     control: Arc<Control>,
     backend: BackendChoice,
     ports: Vec<OpenPort>,
+    /// Taps this process opened: ours even before the host thread marks
+    /// them (a tap closed and opened again in that window is not foreign).
+    own_taps: Vec<String>,
     last_retry: Instant,
     last_losses: Instant,
 }
@@ -274,14 +279,26 @@ impl Forwarder {
         let mut backend = None;
         for spec in specs {
             let name = &spec.name;
+            // A port keeps its socket unless its role changed (a fabric
+            // port whose underlay address changed is opened again).
             let existing = old
                 .iter()
-                .position(|p| &p.name == name && p.port.is_some())
+                .position(|p| &p.name == name && p.role == spec.role && p.port.is_some())
                 .map(|i| old.swap_remove(i));
-            let port = match existing {
-                Some(open) => Ok(open.port.expect("open")),
-                None if spec.tap => open_tap(name),
-                None => Port::open(name, self.backend),
+            let port = match (existing, &spec.role) {
+                (Some(open), _) => Ok(open.port.expect("open")),
+                (None, PortRole::Tap) if self.own_taps.contains(name) => Port::open_tap(name),
+                (None, PortRole::Tap) => {
+                    let opened = open_tap(name);
+                    if opened.is_ok() {
+                        self.own_taps.push(name.clone());
+                    }
+                    opened
+                }
+                (None, PortRole::Fabric { underlay }) => {
+                    Port::open_fabric(name, self.backend, *underlay)
+                }
+                (None, PortRole::Trunk) => Port::open(name, self.backend),
             };
             let (port, state, message) = match port {
                 Ok(port) => (Some(port), "Up", None),
@@ -293,7 +310,7 @@ impl Forwarder {
                     (None, "Down", Some(e.to_string()))
                 }
             };
-            if let Some(p) = port.as_ref().filter(|_| !spec.tap) {
+            if let Some(p) = port.as_ref().filter(|_| spec.role == PortRole::Trunk) {
                 backend.get_or_insert(p.backend().as_str().to_owned());
             }
             statuses.push(PortStatus {
@@ -303,6 +320,7 @@ impl Forwarder {
             });
             self.ports.push(OpenPort {
                 name: name.clone(),
+                role: spec.role.clone(),
                 port,
             });
         }

@@ -134,12 +134,14 @@ impl HostThread {
         }
         let open = self.control.open_ports();
         let mut ready = Vec::new();
+        let mut waiting = false;
         for spec in &plan.virtual_gateways {
             if !open.contains(&spec.interface) {
                 problems.push(format!(
                     "VirtualGateway {}: interface {} is not open yet",
                     spec.name, spec.interface
                 ));
+                waiting = true;
                 continue;
             }
             match self.host.configure(spec) {
@@ -160,6 +162,12 @@ impl HostThread {
             tracing::warn!("{problem}");
         }
         self.vgw_retry = !problems.is_empty();
+        if waiting {
+            // The forwarding thread opens taps within a loop or two: mark
+            // and configure them as soon as it has, not a retry period later
+            // (a tap not yet marked would pass for foreign after a crash).
+            self.last_vgw = Instant::now() - RETRY;
+        }
         self.control.set_virtual_gateways(ready, problems);
     }
 

@@ -42,7 +42,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use trunkline_api::{
-    LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
+    VirtualNetwork,
 };
 use trunkline_xdp::BackendChoice;
 
@@ -166,9 +167,15 @@ pub async fn run(
         watcher::Config::default(),
         changed.clone(),
     );
+    // Every router: the peers' underlay addresses come from theirs.
     let routers = reflect(
         Api::<PhysicalRouter>::all(client.clone()),
-        watcher::Config::default().fields(&format!("metadata.name={}", options.node)),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let vteps = reflect(
+        Api::<ExternalVTEP>::all(client.clone()),
+        watcher::Config::default(),
         changed.clone(),
     );
 
@@ -210,6 +217,7 @@ pub async fn run(
             ("VirtualNetwork", networks.wait_until_ready().await.is_ok()),
             ("PhysicalRouter", routers.wait_until_ready().await.is_ok()),
             ("VirtualGateway", gateways.wait_until_ready().await.is_ok()),
+            ("ExternalVTEP", vteps.wait_until_ready().await.is_ok()),
         ] {
             if !ready {
                 tracing::error!(kind, "watch ended before syncing");
@@ -222,7 +230,8 @@ pub async fn run(
         loop {
             let (li_state, vmi_state, network_state) =
                 (lis.state(), vmis.state(), networks.state());
-            let gateway_state = gateways.state();
+            let (gateway_state, router_state, vtep_state) =
+                (gateways.state(), routers.state(), vteps.state());
             let gateway_refs: Vec<&VirtualGateway> =
                 gateway_state.iter().map(|a| a.as_ref()).collect();
             let router = routers.get(&reflector::ObjectRef::new(&node));
@@ -231,23 +240,37 @@ pub async fn run(
                 vmi_state.iter().map(|a| a.as_ref()).collect();
             let network_refs: Vec<&VirtualNetwork> =
                 network_state.iter().map(|a| a.as_ref()).collect();
-            let router_refs: Vec<&PhysicalRouter> = router.as_deref().into_iter().collect();
+            let router_refs: Vec<&PhysicalRouter> =
+                router_state.iter().map(|a| a.as_ref()).collect();
+            let vtep_refs: Vec<&ExternalVTEP> = vtep_state.iter().map(|a| a.as_ref()).collect();
             let snapshot = trunkline_model::from_api::Objects {
                 physical_routers: &router_refs,
                 logical_interfaces: &li_refs,
                 virtual_machine_interfaces: &vmi_refs,
                 virtual_networks: &network_refs,
                 virtual_gateways: &gateway_refs,
+                external_vteps: &vtep_refs,
                 ..Default::default()
             }
             .snapshot();
-            let desired = desired::desired(&node, &snapshot);
+            let facts = desired::HostFacts {
+                fabric: fabric.lock().unwrap_or_else(|p| p.into_inner()).facts,
+            };
+            let desired = desired::desired(&node, &snapshot, &facts);
+            fabric
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .interface
+                .clone_from(&desired.fabric_interface);
             let generation = router.as_ref().and_then(|r| r.metadata.generation);
             if installed
                 .as_ref()
                 .is_some_and(|(d, g)| *d == desired && *g == generation)
             {
-                changed.notified().await;
+                tokio::select! {
+                    _ = changed.notified() => {}
+                    _ = fabric_changed.notified() => {}
+                }
                 tokio::time::sleep(options.debounce).await;
                 continue;
             }
@@ -265,7 +288,10 @@ pub async fn run(
             );
             installed = Some((desired, generation));
             report_now.notify_one();
-            changed.notified().await;
+            tokio::select! {
+                _ = changed.notified() => {}
+                _ = fabric_changed.notified() => {}
+            }
             tokio::time::sleep(options.debounce).await;
         }
     };

@@ -230,9 +230,38 @@ async fn one_leader_writes_and_a_standby_takes_over() {
     // lease duration (plus a retry period, and slack for a loaded machine).
     let mut c = start(&kubeconfig, &ns_name, "op-c");
     c.wait_ready(OPERATOR_TIMEOUT).await;
-    tokio::time::sleep(RETRY_PERIOD * 3).await;
+    // Standing by is the newcomer's decision, not its not having tried yet:
+    // it has found the Lease held (its log says so) ...
+    eventually("op-c found the Lease held", OPERATOR_TIMEOUT, || async {
+        let log = std::fs::read_to_string(c.log()).unwrap_or_default();
+        if log.contains("the lease is held by another candidate") {
+            Ok(())
+        } else {
+            Err("no attempt logged yet".to_owned())
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; log: {}", c.log().display()));
     assert!(!leads(&c), "the newcomer stands by");
-    assert_eq!(writes(&c), 0.0);
+    // ... and a change made while it stands by is written by the leader
+    // alone.
+    let leader_writes = writes(&standby);
+    network_accepted(&client, &ns_name, "net2b", "10.30.4.0/24").await;
+    eventually(
+        "the leader wrote net2b's status",
+        OPERATOR_TIMEOUT,
+        || async {
+            if writes(&standby) > leader_writes {
+                Ok(())
+            } else {
+                Err("not counted yet".to_owned())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!leads(&c), "the newcomer still stands by");
+    assert_eq!(writes(&c), 0.0, "the newcomer wrote nothing");
     standby.kill();
     let took = wait_leader(
         &client,

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -48,11 +49,12 @@ const API_TIMEOUT: Duration = Duration::from_secs(30);
 // The operator process
 
 /// Starts the operator binary as ServiceAccount `kubeconfig`, serving its
-/// probes and metrics on a free loopback port; killed when dropped.
-fn start_operator(kubeconfig: &Path) -> ManagedProcess {
+/// probes and metrics on a free loopback port, with `extra` flags; killed
+/// when dropped.
+fn start_operator(kubeconfig: &Path, extra: &[&str]) -> ManagedProcess {
     let binary = workspace_binary("trunkline-operator", "trunkline-operator");
     let addr = free_local_addr();
-    let args = [
+    let mut args = vec![
         "--kubeconfig".to_owned(),
         kubeconfig.display().to_string(),
         "--metrics-addr".to_owned(),
@@ -60,6 +62,7 @@ fn start_operator(kubeconfig: &Path) -> ManagedProcess {
         "--debounce-ms".to_owned(),
         "100".to_owned(),
     ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     ManagedProcess::start(
         "operator",
         &binary,
@@ -90,11 +93,16 @@ struct Rig<'a> {
 }
 
 async fn rig(prefix: &str) -> Rig<'static> {
+    rig_with(prefix, &[]).await
+}
+
+/// Like [`rig`], the operator started with `extra` flags.
+async fn rig_with(prefix: &str, extra: &[&str]) -> Rig<'static> {
     let plane = ControlPlane::shared();
     let ns = plane.namespace(prefix).await.expect("namespace");
     let client = plane.client().await.expect("client");
     let kubeconfig = operator_identity(plane, ns.name()).await;
-    let operator = start_operator(&kubeconfig);
+    let operator = start_operator(&kubeconfig, extra);
     operator.wait_ready(OPERATOR_TIMEOUT).await;
     Rig {
         ns,
@@ -258,10 +266,55 @@ where
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Sleeps past the next full second, so that the next object created gets a
-/// later creationTimestamp (the API server records seconds).
-async fn next_second() {
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+/// Waits until the clock is past the second of `object`'s creationTimestamp,
+/// so that the next object created gets a later one (the API server records
+/// whole seconds, and runs on this machine's clock).
+async fn after_created_second<K: Resource>(object: &K) {
+    let created = object
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .expect("creationTimestamp")
+        .0
+        .as_second();
+    eventually(
+        &format!("the clock past second {created}"),
+        Duration::from_secs(5),
+        || async {
+            let now = Timestamp::now().as_second();
+            if now > created {
+                Ok(())
+            } else {
+                Err(format!("now {now}"))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Whole passes the operator has completed (a pass's duration is observed
+/// when it ends, after its status writes).
+fn completed_passes(operator: &ManagedProcess) -> f64 {
+    operator
+        .metric("trunkline_operator_reconcile_duration_seconds_count")
+        .unwrap_or(0.0)
+}
+
+/// Waits until `operator` has completed `count` whole passes.
+async fn wait_passes(operator: &ManagedProcess, count: f64) {
+    eventually(
+        &format!("{count} whole passes of the operator"),
+        OPERATOR_TIMEOUT,
+        || async {
+            match completed_passes(operator) {
+                n if n >= count => Ok(()),
+                n => Err(format!("{n} completed")),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 // ---------------------------------------------------------------------------
@@ -550,13 +603,13 @@ async fn the_oldest_logical_interface_keeps_a_vlan_and_its_removal_promotes_the_
     let second = unique_name("mm-second");
     let third = unique_name("aa-third");
     for name in [&first, &second, &third] {
-        apply(
+        let created = apply(
             &lis,
             name,
             logical_interface(name, &gw, "eth1", 42, (ns, "vmi1")),
         )
         .await;
-        next_second().await;
+        after_created_second(&created).await;
     }
     wait_condition(&lis, &first, "Accepted", "True", "Ok", None).await;
     let winner = format!("already used by LogicalInterface {first} (older)");
@@ -602,7 +655,7 @@ async fn vmi_addresses_are_checked_against_the_network() {
         vmi("gateway", "net1", "02:00:00:00:40:02", &["10.40.0.1"]),
     )
     .await;
-    apply(
+    let owner = apply(
         &vmis,
         "broadcast",
         vmi("broadcast", "net1", "02:00:00:00:40:05", &["10.40.0.255"]),
@@ -614,7 +667,7 @@ async fn vmi_addresses_are_checked_against_the_network() {
         vmi("owner", "net1", "02:00:00:00:40:03", &["10.40.0.10"]),
     )
     .await;
-    next_second().await;
+    after_created_second(&owner).await;
     apply(
         &vmis,
         "copy",
@@ -694,9 +747,14 @@ async fn vmi_addresses_are_checked_against_the_network() {
 /// The VNI is allocated once and kept when the operator restarts; a
 /// restarted operator writes nothing when nothing changed (every
 /// resourceVersion stays the same), and it shuts down cleanly on SIGTERM.
+///
+/// The operators here run a full pass every second even without changes
+/// (`--resync-seconds 1`), so "nothing was written" is checked after whole
+/// passes that provably ran, not after a pause.
 #[tokio::test]
 async fn a_restart_keeps_the_vni_and_writes_nothing() {
-    let mut rig = rig("op-restart").await;
+    const RESYNC_EVERY_SECOND: &[&str] = &["--resync-seconds", "1"];
+    let mut rig = rig_with("op-restart", RESYNC_EVERY_SECOND).await;
     let ns = rig.ns.name().to_owned();
     let gw = unique_name("gw");
     let li_name = unique_name("li");
@@ -722,7 +780,11 @@ async fn a_restart_keeps_the_vni_and_writes_nothing() {
     wait_condition(&lis, &li_name, "Accepted", "True", "Ok", None).await;
     wait_condition(&networks, "net2", "Accepted", "True", "Ok", None).await;
 
-    // Settled: the same resourceVersions twice in a row, a second apart.
+    wait_condition(&vmis, "vmi1", "Accepted", "True", "Ok", None).await;
+    wait_condition(&networks, "net1", "Accepted", "True", "Ok", None).await;
+
+    // Settled: the same resourceVersions before and after a whole pass that
+    // started after the first read.
     let versions = || async {
         let mut v = vec![
             lis.get(&li_name)
@@ -752,9 +814,12 @@ async fn a_restart_keeps_the_vni_and_writes_nothing() {
         }
         v
     };
+    let old_operator = rig.operator.as_ref().expect("operator");
     let settled = eventually("statuses settled", OPERATOR_TIMEOUT, || async {
         let before = versions().await?;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // A pass under way now may still write; the one after it starts
+        // after this read.
+        wait_passes(old_operator, completed_passes(old_operator) + 2.0).await;
         let after = versions().await?;
         if before == after {
             Ok(after)
@@ -800,18 +865,11 @@ async fn a_restart_keeps_the_vni_and_writes_nothing() {
     assert_eq!(distinct.len(), 3, "{labels_before:?}");
 
     rig.operator.take().unwrap().stop(SHUTDOWN_TIMEOUT);
-    let operator = start_operator(&rig.kubeconfig);
+    let operator = start_operator(&rig.kubeconfig, RESYNC_EVERY_SECOND);
     operator.wait_ready(OPERATOR_TIMEOUT).await;
-    // At least one whole pass after the stores synced.
-    eventually("a pass of the new operator", OPERATOR_TIMEOUT, || async {
-        match operator.metric("trunkline_operator_reconcile_runs_total") {
-            Some(n) if n >= 1.0 => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Two whole passes of the new operator (the first runs once its stores
+    // have synced): whatever it would rewrite, it has written by then.
+    wait_passes(&operator, 2.0).await;
     assert_eq!(
         versions().await.unwrap(),
         settled,
@@ -887,7 +945,7 @@ async fn external_vteps_labels_and_encapsulations() {
     )
     .await;
 
-    next_second().await;
+    after_created_second(&vteps.get(&first).await.expect("the first VTEP")).await;
     let second = unique_name("xvtep");
     apply(&vteps, &second, vtep(&second)).await;
     wait_condition(

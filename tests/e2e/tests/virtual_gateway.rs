@@ -7,7 +7,7 @@
 //!  bms1 192.168.1.10 (VLAN 100) -- trunk -- [fast path: net1 VRF, 0/0 -> vgw]
 //!                                                 | tap vgw (host side: 192.168.1.0/24 dev vgw)
 //!                                            gateway node routing -- eth0 10.1.1.1
-//!                                                                        |
+//!                                                                        |  fabric bridge
 //!                                            public host 10.1.1.253 (route 192.168.1.0/24 via 10.1.1.1)
 //! ```
 
@@ -15,16 +15,24 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BMS1, BMS2, Gateway, OTHER};
+use common::{BMS1, BMS2, Gateway, OTHER, single_node_lab};
 use kube::api::{Api, DeleteParams};
 use trunkline_api::VirtualGateway;
-use trunkline_test_support::{eventually, unique_name};
+use trunkline_test_support::{FabricHostSpec, eventually, unique_name};
 
-const PUBLIC: &str = "10.1.1.1/24,10.1.1.253/24,192.168.1.0/24,10.50.0.0/24";
+/// The public host on the fabric: it reaches the virtual gateways' subnets
+/// through the gateway node's underlay address.
+fn public_host() -> FabricHostSpec {
+    FabricHostSpec::new("pub")
+        .ip("10.1.1.253/24")
+        .route("192.168.1.0/24", "10.1.1.1")
+        .route("10.50.0.0/24", "10.1.1.1")
+}
 
 async fn gateway_with_public() -> Gateway<'static> {
     let instances = [BMS1, BMS2, OTHER];
-    let gw = Gateway::start_with_public(&instances, "af-xdp", Some(PUBLIC)).await;
+    let gw =
+        Gateway::start_with_lab(single_node_lab(&instances, Some(public_host())), "af-xdp").await;
     gw.apply_objects(&instances).await;
     for vlan in [100, 200] {
         gw.wait_li(&gw.li_name(vlan), "True").await;
@@ -245,6 +253,7 @@ async fn a_restarted_agent_adopts_declared_virtual_gateways_removes_the_others_a
     );
 
     // A virtual gateway naming the foreign interface is refused, not taken.
+    let before = gw.router_status().await.programmed_generation.unwrap_or(0);
     let squatter = unique_name("squatter");
     gw.apply_vgw(&squatter, "vgw9", "net2", &["10.60.0.0/24"], &[])
         .await;
@@ -257,7 +266,28 @@ async fn a_restarted_agent_adopts_declared_virtual_gateways_removes_the_others_a
         .find(|c| c.type_ == "Ready")
         .expect("Ready");
     assert!(ready.reason != "Ok", "{ready:?}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // "Not taken" is checked once the node has provably set up the host side
+    // of a plan holding the squatter: a later virtual gateway is reported
+    // programmed only after its tap is configured, in a host pass that also
+    // met the squatter's interface (and left it alone).
+    // Its own route: a second default route in net2 would be refused by the
+    // node (the squatter's is older), and the marker never programmed.
+    let marker = unique_name("marker");
+    gw.apply_vgw(
+        &marker,
+        "vgw3",
+        "net2",
+        &["10.70.0.0/24"],
+        &["198.51.100.0/24"],
+    )
+    .await;
+    gw.wait_vgw(&marker, "True").await;
+    assert!(gw.ifindex("vgw3").is_some(), "the marker's tap exists");
+    let after = gw.router_status().await.programmed_generation.unwrap_or(0);
+    assert!(
+        after > before,
+        "the node's tables version advanced ({before} -> {after})"
+    );
     let alias = gw.gw_ip(&["-d", "link", "show", "dev", "vgw9"]);
     assert!(
         !alias.contains("trunkline:vgw"),

@@ -37,7 +37,6 @@ mod control_plane;
 mod error;
 mod identity;
 mod kubeconfig_file;
-mod lab;
 mod names;
 mod namespace;
 mod process;
@@ -47,9 +46,12 @@ mod wait;
 
 pub use control_plane::{ControlPlane, REUSE_ENV};
 pub use error::{Error, status_code};
-pub use lab::{Instance, Lab};
 pub use names::unique_name;
 pub use namespace::TestNamespace;
 pub use process::{ManagedProcess, free_local_addr, http_get, workspace_binary};
 pub use tools::{client_from_kubeconfig, rig_tool};
+/// The network-namespace lab (`trunkline-lab`): fabric, gateway nodes,
+/// switches, instances, fabric hosts, VXLAN VTEPs and captures.
+pub use trunkline_lab as lab;
+pub use trunkline_lab::{FabricHostSpec, InstanceSpec, Lab, LabSpec, NodeSpec, VtepSpec};
 pub use wait::eventually;

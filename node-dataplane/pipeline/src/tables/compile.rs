@@ -659,6 +659,7 @@ impl<'c> Compiler<'c> {
             let object = || ObjectRef::Route {
                 network: route.network.clone(),
                 prefix: route.prefix,
+                next_hop: route.next_hop.clone(),
             };
             let Some(&vrf_index) = self.network_keys.get(&route.network) else {
                 let reason = RejectReason::UnknownNetwork(route.network.clone());

@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use trunkline_wire::EthernetAddress;
 
-use crate::config::{IpPrefix, NodeConfig, PortId};
+use crate::config::{IpPrefix, NextHopConfig, NodeConfig, PortId};
 use crate::counters::{VmiCounterSnapshot, VmiCounters};
 use crate::hash::FxHashMap;
 use crate::lpm::Lpm;
@@ -445,6 +445,8 @@ pub enum ObjectRef {
         network: String,
         /// The destination.
         prefix: IpPrefix,
+        /// Where it pointed.
+        next_hop: NextHopConfig,
     },
     /// The underlay settings.
     Underlay,
@@ -465,8 +467,12 @@ impl fmt::Display for ObjectRef {
             }
             ObjectRef::Vmi(key) => write!(f, "VMI {key}"),
             ObjectRef::LogicalInterface(key) => write!(f, "logical interface {key}"),
-            ObjectRef::Route { network, prefix } => {
-                write!(f, "route {prefix} of network {network}")
+            ObjectRef::Route {
+                network,
+                prefix,
+                next_hop,
+            } => {
+                write!(f, "route {prefix} ({next_hop:?}) of network {network}")
             }
             ObjectRef::Underlay => write!(f, "underlay"),
             ObjectRef::Peer(key) => write!(f, "peer {key}"),

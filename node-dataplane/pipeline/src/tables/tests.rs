@@ -376,6 +376,7 @@ fn every_rejection() {
             ObjectRef::Route {
                 network: "ns/none".into(),
                 prefix: prefix("1.0.0.0/8"),
+                next_hop: NextHopConfig::Discard,
             },
             UnknownNetwork("ns/none".into()),
         ),
@@ -383,6 +384,7 @@ fn every_rejection() {
             ObjectRef::Route {
                 network: "ns/net1".into(),
                 prefix: prefix("2.0.0.0/8"),
+                next_hop: NextHopConfig::Port(PortId(44)),
             },
             UnknownPort(PortId(44)),
         ),
@@ -390,6 +392,7 @@ fn every_rejection() {
             ObjectRef::Route {
                 network: "ns/net1".into(),
                 prefix: prefix("3.0.0.0/8"),
+                next_hop: NextHopConfig::Port(P2),
             },
             NotAHostPortOfNetwork {
                 port: P2,
@@ -400,6 +403,7 @@ fn every_rejection() {
             ObjectRef::Route {
                 network: "ns/net2".into(),
                 prefix: prefix("4.0.0.0/8"),
+                next_hop: NextHopConfig::Port(VGW),
             },
             NotAHostPortOfNetwork {
                 port: VGW,
@@ -410,6 +414,7 @@ fn every_rejection() {
             ObjectRef::Route {
                 network: "ns/net1".into(),
                 prefix: prefix("10.0.1.20/32"),
+                next_hop: NextHopConfig::Discard,
             },
             PrefixInUse(prefix("10.0.1.20/32")),
         ),

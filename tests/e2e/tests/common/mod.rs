@@ -6,7 +6,8 @@
 //!  bms1 (VLAN 100) --\                         /-- operator (SA trunkline-operator)
 //!  bms2 (VLAN 200) ---+- switch -- trunk eth1 -+   kube-apiserver
 //!  other (VLAN 300) -/   (tc taggers)  [gw ns]  \-- trunkline-dataplane (SA trunkline-dataplane,
-//!                                                    ports in the gw namespace)
+//!                                          |         ports in the gw namespace)
+//!                                   eth0 10.1.1.1 -- fabric bridge -- [fabric host, if any]
 //! ```
 #![allow(dead_code)]
 
@@ -16,13 +17,59 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use trunkline_api::status::Condition;
-use trunkline_api::{LogicalInterface, PhysicalRouter};
+use trunkline_api::{LogicalInterface, PhysicalRouter, PhysicalRouterStatus};
 use trunkline_test_support::{
-    ControlPlane, Instance, Lab, ManagedProcess, TestNamespace, eventually, free_local_addr,
-    unique_name, workspace_binary,
+    ControlPlane, FabricHostSpec, InstanceSpec, Lab, LabSpec, ManagedProcess, NodeSpec,
+    TestNamespace, eventually, free_local_addr, unique_name, workspace_binary,
 };
 
 pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The gateway node's name in the lab (namespace `<prefix>-gw`).
+pub const NODE: &str = "gw";
+/// Its trunk port.
+pub const TRUNK: &str = "eth1";
+/// Its underlay address on the fabric (`eth0`).
+pub const UNDERLAY: &str = "10.1.1.1/24";
+
+/// A remote instance of the gateway-mode example, behind the node's trunk.
+#[derive(Clone, Copy, Debug)]
+pub struct Instance {
+    /// Short name (letters and digits), used in its namespace's name.
+    pub name: &'static str,
+    /// The VLAN its access port tags (0: untagged).
+    pub vlan: u16,
+    /// Address with prefix length, e.g. `192.168.1.10/24`.
+    pub cidr: &'static str,
+    /// Its MAC.
+    pub mac: &'static str,
+    /// Its default gateway.
+    pub gateway: &'static str,
+}
+
+impl Instance {
+    /// The lab's spec of this instance.
+    pub fn spec(&self) -> InstanceSpec {
+        InstanceSpec::new(self.name, NODE, TRUNK)
+            .vlan(self.vlan)
+            .ip(self.cidr)
+            .mac(self.mac)
+            .gateway(self.gateway)
+    }
+}
+
+/// One gateway node with its trunk, these instances behind it, and
+/// `host` on the fabric if given.
+pub fn single_node_lab(instances: &[Instance], host: Option<FabricHostSpec>) -> LabSpec {
+    let mut spec = LabSpec::new().node(NodeSpec::new(NODE).underlay(UNDERLAY).trunk(TRUNK));
+    for i in instances {
+        spec = spec.instance(i.spec());
+    }
+    if let Some(host) = host {
+        spec = spec.host(host);
+    }
+    spec
+}
 
 pub const BMS1: Instance = Instance {
     name: "bms1",
@@ -66,20 +113,15 @@ pub fn apply_params() -> PatchParams {
 
 impl<'a> Gateway<'a> {
     pub async fn start(instances: &[Instance], backend: &'static str) -> Gateway<'static> {
-        Self::start_with_public(instances, backend, None).await
+        Self::start_with_lab(single_node_lab(instances, None), backend).await
     }
 
-    /// Like [`Gateway::start`], with a public host on the gateway node's
-    /// fabric port (see `scripts/lab.sh --public`).
-    pub async fn start_with_public(
-        instances: &[Instance],
-        backend: &'static str,
-        public: Option<&str>,
-    ) -> Gateway<'static> {
+    /// Like [`Gateway::start`], on the lab `spec` (one node, [`NODE`]).
+    pub async fn start_with_lab(spec: LabSpec, backend: &'static str) -> Gateway<'static> {
         let plane = ControlPlane::shared();
         let ns = plane.namespace("gw").await.expect("namespace");
         let client = plane.client().await.expect("client");
-        let lab = Lab::up_with_public(instances, public);
+        let lab = Lab::up(spec).expect("the lab");
         let operator_kubeconfig = plane
             .kubeconfig_with_role(ns.name(), "trunkline-operator", "operator")
             .await
@@ -131,7 +173,7 @@ impl<'a> Gateway<'a> {
                 "--metrics-addr".into(),
                 addr.to_string(),
                 "--port-netns".into(),
-                self.lab.gateway_netns().display().to_string(),
+                self.lab.netns_path(NODE).display().to_string(),
                 "--backend".into(),
                 self.backend.into(),
             ],
@@ -146,7 +188,7 @@ impl<'a> Gateway<'a> {
     }
 
     pub fn li_name(&self, vlan: u16) -> String {
-        format!("{}-eth1-{vlan}", self.node)
+        format!("{}-{TRUNK}-{vlan}", self.node)
     }
 
     /// The router, net1 (and net2) with their VMIs, and one logical
@@ -224,7 +266,19 @@ impl<'a> Gateway<'a> {
 
     /// Waits until the logical interface reports `Ready` = `status`.
     pub async fn wait_li(&self, name: &str, status: &str) -> LogicalInterface {
-        self.wait_ready(name, status, |li: &LogicalInterface| {
+        self.wait_li_condition(name, "Ready", status, None).await
+    }
+
+    /// Waits until the logical interface's condition `type_` is `status`
+    /// (with `reason`, when given) at its current generation.
+    pub async fn wait_li_condition(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> LogicalInterface {
+        self.wait_condition(name, type_, status, reason, |li: &LogicalInterface| {
             li.status
                 .as_ref()
                 .map(|s| s.conditions.clone())
@@ -234,11 +288,14 @@ impl<'a> Gateway<'a> {
     }
 
     /// Waits until the cluster-scoped object `name` of kind `K` reports
-    /// `Ready` = `status`; `conditions` reads its conditions.
-    async fn wait_ready<K>(
+    /// condition `type_` = `status` (and `reason`, when given) for its
+    /// current generation; `conditions` reads its conditions.
+    async fn wait_condition<K>(
         &self,
         name: &str,
+        type_: &str,
         status: &str,
+        reason: Option<&str>,
         conditions: fn(&K) -> Vec<Condition>,
     ) -> K
     where
@@ -249,15 +306,25 @@ impl<'a> Gateway<'a> {
     {
         let api: Api<K> = Api::all(self.client.clone());
         let kind = K::kind(&());
+        let reason_text = reason.map(|r| format!(" ({r})")).unwrap_or_default();
         eventually(
-            &format!("{kind} {name} Ready={status}"),
+            &format!("{kind} {name} {type_}={status}{reason_text}"),
             READY_TIMEOUT,
             || async {
                 let object = api.get(name).await.map_err(|e| e.to_string())?;
+                let generation = object.meta().generation;
                 let all = conditions(&object);
-                match all.iter().find(|c| c.type_ == "Ready") {
-                    Some(c) if c.status == status => Ok(object),
-                    other => Err(format!("Ready is {other:?}; all conditions: {all:?}")),
+                match all.iter().find(|c| c.type_ == type_) {
+                    Some(c)
+                        if c.status == status
+                            && reason.is_none_or(|r| c.reason == r)
+                            && c.observed_generation == generation =>
+                    {
+                        Ok(object)
+                    }
+                    other => Err(format!(
+                        "{type_} is {other:?} at generation {generation:?}; all conditions: {all:?}"
+                    )),
                 }
             },
         )
@@ -269,6 +336,17 @@ impl<'a> Gateway<'a> {
                 self.agent().log().display()
             )
         })
+    }
+
+    /// The node's PhysicalRouter status as its dataplane last reported it
+    /// (empty before the first report).
+    pub async fn router_status(&self) -> PhysicalRouterStatus {
+        Api::<PhysicalRouter>::all(self.client.clone())
+            .get(&self.node)
+            .await
+            .expect("the node's PhysicalRouter")
+            .status
+            .unwrap_or_default()
     }
 
     /// Pings until it succeeds (the path may take a moment to be programmed).
@@ -306,12 +384,18 @@ impl<'a> Gateway<'a> {
 
     /// Waits until the virtual gateway reports `Ready` = `status`.
     pub async fn wait_vgw(&self, name: &str, status: &str) -> trunkline_api::VirtualGateway {
-        self.wait_ready(name, status, |vgw: &trunkline_api::VirtualGateway| {
-            vgw.status
-                .as_ref()
-                .map(|s| s.conditions.clone())
-                .unwrap_or_default()
-        })
+        self.wait_condition(
+            name,
+            "Ready",
+            status,
+            None,
+            |vgw: &trunkline_api::VirtualGateway| {
+                vgw.status
+                    .as_ref()
+                    .map(|s| s.conditions.clone())
+                    .unwrap_or_default()
+            },
+        )
         .await
     }
 
@@ -319,7 +403,7 @@ impl<'a> Gateway<'a> {
     pub fn gw_ip(&self, args: &[&str]) -> String {
         let mut all = vec!["ip"];
         all.extend_from_slice(args);
-        String::from_utf8_lossy(&self.lab.exec("gw", &all).stdout).into_owned()
+        String::from_utf8_lossy(&self.lab.exec(NODE, &all).stdout).into_owned()
     }
 
     /// The ifindex of `interface` in the gateway node's namespace.
@@ -340,7 +424,7 @@ impl<'a> Gateway<'a> {
     pub fn xdp_attachments(&self) -> usize {
         let out = self
             .lab
-            .exec("gw", &["ip", "-details", "link", "show", "eth1"]);
+            .exec(NODE, &["ip", "-details", "link", "show", TRUNK]);
         let text = String::from_utf8_lossy(&out.stdout);
         text.matches("prog/xdp").count()
     }

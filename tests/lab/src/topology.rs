@@ -1,0 +1,212 @@
+//! Building the wired part of a lab: namespaces, the fabric bridge, gateway
+//! nodes with their fabric port and trunk ports, the switch behind each
+//! trunk, and hosts on the fabric. Instances and VTEPs have modules of
+//! their own; they use the pieces here.
+//!
+//! ```text
+//!  <p>-fab: br0 --- f-<name> ==veth== eth0 of <p>-<name>   (node, fabric host, VTEP)
+//!  <p>-<node>: eth1 ==veth== trunk --- br0 of <p>-<node>-eth1   (a switch per trunk port)
+//! ```
+//! Names: `<p>-<name>` for a node, instance, host or VTEP; `<p>-fab` for
+//! the fabric; `<p>-<node>-<port>` for a switch (parts' names have no `-`,
+//! so these never collide). Interface names are short and fixed, because
+//! each lives in a namespace of its own: `eth0`, `eth1`.., `br0`, `trunk`,
+//! `a-<instance>`, `f-<name>`.
+
+use std::net::IpAddr;
+
+use crate::LabError;
+use crate::command::{in_netns, ip};
+use crate::spec::{Cidr, FabricHostSpec, FabricSpec, Mac, NodeSpec, TrunkSpec};
+
+/// The lab-relative name of the fabric's namespace.
+pub const FABRIC: &str = "fab";
+
+/// MTU of links whose spec does not say.
+pub(crate) const DEFAULT_MTU: u32 = 1500;
+
+/// Namespace `<prefix>-<name>`.
+pub(crate) fn netns(prefix: &str, name: &str) -> String {
+    format!("{prefix}-{name}")
+}
+
+/// The lab-relative name of the switch behind `node`'s `port`.
+pub fn switch_name(node: &str, port: &str) -> String {
+    format!("{node}-{port}")
+}
+
+/// Adds namespace `ns` with `lo` up. Without `ipv6` the namespace never
+/// speaks IPv6 (switches and the fabric bridge: they only forward, and
+/// their own router solicitations would be noise on the trunks).
+pub(crate) fn add_netns(ns: &str, ipv6: bool) -> Result<(), LabError> {
+    ip(&["netns", "add", ns])?;
+    ip(&["-n", ns, "link", "set", "lo", "up"])?;
+    if !ipv6 {
+        in_netns(
+            ns,
+            "sysctl",
+            &[
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// A veth pair: `a` in namespace `a_ns`, `b` in `b_ns`, both of MTU `mtu`,
+/// both down. No end ever exists in the caller's namespace.
+pub(crate) fn veth(a_ns: &str, a: &str, b_ns: &str, b: &str, mtu: u32) -> Result<(), LabError> {
+    let mtu = mtu.to_string();
+    ip(&[
+        "link", "add", a, "netns", a_ns, "mtu", &mtu, "type", "veth", "peer", "name", b, "netns",
+        b_ns, "mtu", &mtu,
+    ])
+    .map(drop)
+}
+
+/// A bridge `br0` in `ns` that floods multicast (no snooping: nothing
+/// queries MLD/IGMP in the lab, and neighbour discovery must get through).
+pub(crate) fn add_bridge(ns: &str, mtu: Option<u32>) -> Result<(), LabError> {
+    let mtu = mtu.unwrap_or(DEFAULT_MTU).to_string();
+    ip(&[
+        "-n",
+        ns,
+        "link",
+        "add",
+        "br0",
+        "mtu",
+        &mtu,
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "0",
+    ])?;
+    ip(&["-n", ns, "link", "set", "br0", "up"]).map(drop)
+}
+
+/// Puts `dev` of `ns` on the namespace's `br0` and brings it up.
+pub(crate) fn bridge_port(ns: &str, dev: &str) -> Result<(), LabError> {
+    ip(&["-n", ns, "link", "set", dev, "master", "br0", "up"]).map(drop)
+}
+
+/// Adds `addr` to `dev` (IPv6 without duplicate address detection, so it is
+/// usable at once).
+pub(crate) fn add_address(ns: &str, dev: &str, addr: &Cidr) -> Result<(), LabError> {
+    let text = addr.to_string();
+    let mut args = vec!["-n", ns, "addr", "add", &text, "dev", dev];
+    if addr.is_ipv6() {
+        args.push("nodad");
+    }
+    ip(&args).map(drop)
+}
+
+/// Adds a route to `to` via `via` in `ns`.
+pub(crate) fn add_route(ns: &str, to: &str, via: IpAddr) -> Result<(), LabError> {
+    let via = via.to_string();
+    let family = if via.contains(':') { "-6" } else { "-4" };
+    ip(&["-n", ns, family, "route", "add", to, "via", &via]).map(drop)
+}
+
+/// The host end of a link: MAC, complete checksums, addresses, up.
+///
+/// Checksum offload is off because a wire carries complete checksums:
+/// with it on, veth leaves TCP/UDP checksums partial and frames forwarded
+/// byte for byte through AF_XDP (or encapsulated) arrive with bad ones.
+pub(crate) fn host_port(ns: &str, dev: &str, mac: Mac, addresses: &[Cidr]) -> Result<(), LabError> {
+    ip(&["-n", ns, "link", "set", dev, "address", &mac.to_string()])?;
+    in_netns(ns, "ethtool", &["-K", dev, "tx", "off"])?;
+    for a in addresses {
+        add_address(ns, dev, a)?;
+    }
+    ip(&["-n", ns, "link", "set", dev, "up"]).map(drop)
+}
+
+/// The fabric: namespace `<p>-fab` with bridge `br0`.
+pub(crate) fn build_fabric(prefix: &str, fabric: &FabricSpec) -> Result<(), LabError> {
+    let ns = netns(prefix, FABRIC);
+    add_netns(&ns, false)?;
+    add_bridge(&ns, Some(fabric.mtu))
+}
+
+/// Namespace `<p>-<name>` (made by the caller) gets `eth0` on the fabric.
+pub(crate) fn attach_to_fabric(
+    prefix: &str,
+    name: &str,
+    fabric: &FabricSpec,
+    mac: Mac,
+    addresses: &[Cidr],
+) -> Result<(), LabError> {
+    let ns = netns(prefix, name);
+    let fab = netns(prefix, FABRIC);
+    let port = format!("f-{name}");
+    veth(&ns, "eth0", &fab, &port, fabric.mtu)?;
+    bridge_port(&fab, &port)?;
+    host_port(&ns, "eth0", mac, addresses)
+}
+
+/// A gateway node, its fabric port and its trunks (with their switches).
+pub(crate) fn build_node(
+    prefix: &str,
+    fabric: &FabricSpec,
+    node: &NodeSpec,
+) -> Result<(), LabError> {
+    let ns = netns(prefix, &node.name);
+    add_netns(&ns, true)?;
+    let mac = node.mac.unwrap_or_else(|| Mac::derived(&ns));
+    attach_to_fabric(prefix, &node.name, fabric, mac, &node.underlay)?;
+    for trunk in &node.trunks {
+        build_trunk(prefix, &node.name, trunk)?;
+    }
+    Ok(())
+}
+
+/// Trunk port `trunk` of `node` and its switch `<p>-<node>-<port>`: a
+/// bridge whose port `trunk` sends VLAN tags in the frame bytes (tx VLAN
+/// offload off), as a real wire does, so that the node's fast path sees them.
+pub(crate) fn build_trunk(prefix: &str, node: &str, trunk: &TrunkSpec) -> Result<(), LabError> {
+    let node_ns = netns(prefix, node);
+    let sw = netns(prefix, &switch_name(node, &trunk.name));
+    add_netns(&sw, false)?;
+    add_bridge(&sw, None)?;
+    veth(
+        &sw,
+        "trunk",
+        &node_ns,
+        &trunk.name,
+        trunk.mtu.unwrap_or(DEFAULT_MTU),
+    )?;
+    in_netns(&sw, "ethtool", &["-K", "trunk", "txvlan", "off"])?;
+    bridge_port(&sw, "trunk")?;
+    let mac = trunk
+        .mac
+        .unwrap_or_else(|| Mac::derived(&format!("{node_ns}-{}", trunk.name)));
+    // No address: the node's dataplane owns the port.
+    ip(&[
+        "-n",
+        &node_ns,
+        "link",
+        "set",
+        &trunk.name,
+        "address",
+        &mac.to_string(),
+    ])?;
+    ip(&["-n", &node_ns, "link", "set", &trunk.name, "up"]).map(drop)
+}
+
+/// A host on the fabric with its routes.
+pub(crate) fn build_host(
+    prefix: &str,
+    fabric: &FabricSpec,
+    host: &FabricHostSpec,
+) -> Result<(), LabError> {
+    let ns = netns(prefix, &host.name);
+    add_netns(&ns, true)?;
+    let mac = host.mac.unwrap_or_else(|| Mac::derived(&ns));
+    attach_to_fabric(prefix, &host.name, fabric, mac, &host.addresses)?;
+    for r in &host.routes {
+        add_route(&ns, &r.to.to_string(), r.via)?;
+    }
+    Ok(())
+}
