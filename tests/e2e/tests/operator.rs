@@ -1022,13 +1022,13 @@ async fn status_tells_the_truth_and_kubectl_get_shows_every_item() {
         ),
     )
     .await;
-    apply(
+    let first = apply(
         &lis,
         &li_a,
         logical_interface(&li_a, &gw_a, "eth1", 100, (ns, "vmi1")),
     )
     .await;
-    next_second().await;
+    after_created_second(&first).await;
     apply(
         &lis,
         &li_b,
