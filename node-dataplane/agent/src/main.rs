@@ -28,8 +28,10 @@ struct Flags {
     /// Fast-path I/O backend.
     #[arg(long, value_enum, default_value = "auto", env = "TRUNKLINE_BACKEND")]
     backend: Backend,
-    /// Address of /healthz, /readyz and /metrics.
-    #[arg(long, default_value = "0.0.0.0:9090")]
+    /// Address of /healthz, /readyz and /metrics: plain HTTP without
+    /// authentication, so loopback unless told otherwise (the chart binds
+    /// the node's primary address, where Prometheus and the probes reach it).
+    #[arg(long, default_value = "127.0.0.1:9090")]
     metrics_addr: std::net::SocketAddr,
     /// Kubeconfig to use (default: in-cluster, or KUBECONFIG).
     #[arg(long)]
