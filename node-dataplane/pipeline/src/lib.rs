@@ -32,9 +32,9 @@ pub mod verdict;
 
 pub use config::{
     AllowedAddressPair, CreationOrder, DEFAULT_GATEWAY_MAC, Encapsulation, ForwardingMode,
-    IpPrefix, LogicalInterfaceConfig, MacAddress, NetworkConfig, NextHopConfig, NodeConfig,
-    PeerConfig, PortConfig, PortId, PortKind, PrefixError, RemoteVmiConfig, RouteConfig,
-    SubnetConfig, UnderlayConfig, VmiConfig,
+    HaGroupConfig, HaMode, IpPrefix, LogicalInterfaceConfig, MacAddress, MultihomedVmiConfig,
+    NetworkConfig, NextHopConfig, NodeConfig, PeerConfig, PortConfig, PortId, PortKind,
+    PrefixError, RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 pub use counters::{CounterSnapshot, Counters, MAX_WORKERS, VmiCounterSnapshot, VmiCounters};
 pub use process::{FrameBuf, HEADROOM, L2Header, MAX_OVERHEAD, Pipeline, parse_l2, process};

@@ -198,6 +198,10 @@ drop_reasons! {
     /// A bridged or flooded frame too large for the fabric's MTU once
     /// encapsulated (an Ethernet frame gets no ICMP error).
     TunnelMtuExceeded => "tunnel_mtu_exceeded",
+    /// Gateway HA: this node is standby in the group whose member port the
+    /// frame arrived on (or would leave by): only the active member
+    /// receives, answers and sends there.
+    HaStandby => "ha_standby",
     /// An IPv4 packet without don't-fragment, too large for the egress MTU:
     /// the fast path does not fragment.
     FragmentationNeeded => "fragmentation_needed",

@@ -25,6 +25,9 @@
 //!   |       receive -> echo reply | VMI -> re-tag (egress.rs) | host port
 //!   |       remote VMI / peer -> encapsulate (tunnel.rs); too big -> ICMP error (icmp_error.rs)
 //!   |   another MAC -> bridge: local VMI (re-tag) | remote VMI (encapsulate) | flood or drop
+//!   |
+//!   +- gateway HA (ha.rs): a standby member port neither receives nor sends; a VMI
+//!      several nodes serve goes where its path cell says (here, or a peer)
 //! ```
 //!
 //! Frames from a tunnel never go back into a tunnel (split horizon): the
@@ -37,6 +40,7 @@
 
 mod egress;
 mod flood;
+mod ha;
 mod icmp_error;
 mod neighbour;
 mod route;
@@ -244,6 +248,7 @@ impl<'a> Pipeline<'a> {
         match &port.role {
             PortRole::Fabric => self.fabric(ingress, buf, offset, len),
             PortRole::Gateway { .. } => {
+                self.ha_ingress(ingress)?;
                 let l2 = parse_l2(&buf[offset..offset + len])?;
                 if l2.src.is_multicast() {
                     return Err(DropReason::InvalidSourceMac);
@@ -294,6 +299,7 @@ impl<'a> Pipeline<'a> {
         if vmi.port_security {
             source::check(vmi, &l2, &buf[offset + l2.header_len..offset + len])?;
         }
+        self.ha_seen(vmi);
         let ctx = Ingress {
             port,
             source: Source::Vmi(id),
@@ -399,7 +405,7 @@ impl<'a> Pipeline<'a> {
                 Source::Vmi(from) if from == to => Err(DropReason::Hairpin),
                 // A host port is routed, never bridged.
                 Source::Host => Err(DropReason::UnknownUnicast),
-                _ => self.send_to_vmi(to, l2, buf, offset, len, false),
+                _ => self.send_to_local_vmi(ctx, to, l2, buf, offset, len, false),
             },
             Some(&BridgeEntry::Remote(to)) => match ctx.source {
                 Source::Tunnel(_) => Err(DropReason::TunnelHairpin),
@@ -435,5 +441,7 @@ impl<'a> Pipeline<'a> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_ha;
 #[cfg(test)]
 mod tests_overlay;

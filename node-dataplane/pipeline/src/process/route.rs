@@ -97,7 +97,7 @@ impl<'a> Pipeline<'a> {
     ) -> Result<Verdict, DropReason> {
         let from_tunnel = matches!(ctx.source, Source::Tunnel(_));
         match next_hop {
-            NextHop::Vmi(id) => self.send_to_vmi(id, l2, buf, offset, len, true),
+            NextHop::Vmi(id) => self.send_to_local_vmi(ctx, id, l2, buf, offset, len, true),
             NextHop::Remote(_) | NextHop::Peer(_) if from_tunnel => Err(DropReason::TunnelHairpin),
             NextHop::Remote(id) => self.route_to_remote(ctx, id, l2, buf, offset, len),
             NextHop::Peer(peer) => self.route_to_peer(ctx, peer, l2, buf, offset, len),

@@ -221,9 +221,10 @@ impl<'a> Pipeline<'a> {
             .ok_or(DropReason::NoRoute)
     }
 
-    /// Route a packet (TTL decremented) to a VMI behind a peer: its label
-    /// and the inner IP packet (MPLS over UDP), or the network's VNI and an
-    /// inner Ethernet frame to its MAC (VXLAN).
+    /// Route a packet (TTL decremented) to a VMI behind a peer (its current
+    /// one, when several serve it): its label and the inner IP packet (MPLS
+    /// over UDP), or the network's VNI and an inner Ethernet frame to its
+    /// MAC (VXLAN).
     pub(super) fn route_to_remote(
         &self,
         ctx: Ingress<'a>,
@@ -234,16 +235,8 @@ impl<'a> Pipeline<'a> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         let remote = &self.tables.remotes[id.0 as usize];
-        self.route_through(
-            ctx,
-            remote.peer,
-            remote.routed,
-            remote.mac,
-            l2,
-            buf,
-            offset,
-            len,
-        )
+        let via = self.remote_via(remote);
+        self.route_through(ctx, via.peer, via.routed, remote.mac, l2, buf, offset, len)
     }
 
     /// Route a packet (TTL decremented) to a peer that routes it further in
@@ -276,8 +269,9 @@ impl<'a> Pipeline<'a> {
         )
     }
 
+    /// Route a packet toward `peer` for the VMI of MAC `mac`, with `routed`.
     #[allow(clippy::too_many_arguments)]
-    fn route_through(
+    pub(super) fn route_through(
         &self,
         ctx: Ingress<'a>,
         peer: PeerId,
@@ -339,8 +333,8 @@ impl<'a> Pipeline<'a> {
         })
     }
 
-    /// Bridge a frame to a VMI behind a peer: untagged, with the network's
-    /// label or VNI.
+    /// Bridge a frame to a VMI behind a peer (its current one, when several
+    /// serve it): untagged, with the network's label or VNI.
     pub(super) fn bridge_to_remote(
         &self,
         id: RemoteId,
@@ -349,14 +343,26 @@ impl<'a> Pipeline<'a> {
         offset: usize,
         len: usize,
     ) -> Result<Verdict, DropReason> {
-        let remote = &self.tables.remotes[id.0 as usize];
+        let via = self.remote_via(&self.tables.remotes[id.0 as usize]);
+        self.bridge_through(via.peer, via.bridged, l2, buf, offset, len)
+    }
+
+    /// Bridge a frame toward `peer`, untagged, with `bridged`.
+    pub(super) fn bridge_through(
+        &self,
+        peer: PeerId,
+        bridged: Encap,
+        l2: &L2Header,
+        buf: &mut [u8],
+        offset: usize,
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
         let (offset, len) = retag(buf, offset, len, l2.tci, 0)?;
-        if len > self.payload_mtu(remote.bridged)? {
+        if len > self.payload_mtu(bridged)? {
             return Err(DropReason::TunnelMtuExceeded);
         }
         let hash = frame_hash(&buf[offset..offset + len]);
-        let (start, total) =
-            self.encapsulate(remote.peer, remote.bridged, buf, offset, len, hash)?;
+        let (start, total) = self.encapsulate(peer, bridged, buf, offset, len, hash)?;
         Ok(Verdict::Transmit {
             port: self.fabric_port()?,
             offset: start,
@@ -531,6 +537,7 @@ impl<'a> Pipeline<'a> {
         if vrf.lookup(dst) != Some(crate::tables::NextHop::Vmi(id)) {
             return Err(DropReason::TunnelWrongDestination);
         }
+        self.ha_deliver(vmi)?;
         let egress = vmi.egress.ok_or(DropReason::VmiUnreachable)?;
         let gateway = self.tables.gateway_mac;
         let start = write_l2_before(buf, ip_at, vmi.mac, gateway, egress.vlan, ethertype)?;
