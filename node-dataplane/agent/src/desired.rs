@@ -7,7 +7,9 @@
 //!  LogicalInterface (router = node, Accepted for its generation)
 //!     --> VirtualMachineInterface (Accepted) --> VirtualNetwork (Accepted)
 //!  VirtualGateway (node listed, Accepted) --> VirtualNetwork (Accepted)
-//!  ==> Desired { ports, config: pipeline NodeConfig, programmed }
+//!  GatewayHAGroup (Accepted, node a member or witness) --> ha::plan (HA groups,
+//!     BPDU attachments, multi-homed VMIs, the HA thread's plan)
+//!  ==> Desired { ports, config: pipeline NodeConfig, programmed, ha }
 //! ```
 //!
 //! The operator decides what is valid across objects; the agent only takes
@@ -23,7 +25,7 @@ use std::net::IpAddr;
 use trunkline_api::physical_router::ProgrammedObject;
 use trunkline_model::encapsulation::NODE_ENCAPSULATIONS;
 use trunkline_model::{
-    Encapsulation as ModelEncapsulation, ForwardingMode as ModelForwardingMode, Meta,
+    Encapsulation as ModelEncapsulation, ForwardingMode as ModelForwardingMode, HaLayout, Meta,
     NamespacedName, Placement, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_pipeline::config::{
@@ -32,6 +34,7 @@ use trunkline_pipeline::config::{
     RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 
+use crate::ha::HaPlan;
 use crate::hostnet::{FabricFacts, VgwSpec, interface_mac};
 
 /// What a port of the node is.
@@ -107,6 +110,8 @@ pub struct Desired {
     pub skipped: Vec<String>,
     /// Ports whose declared MTU the fast path cannot carry: (port, why).
     pub mtu_problems: Vec<(String, String)>,
+    /// What the HA thread works with.
+    pub ha: HaPlan,
 }
 
 /// The pipeline's key of a namespaced object: `namespace/name`.
@@ -120,7 +125,7 @@ pub fn vtep_key(name: &str) -> String {
 }
 
 /// The report entry of an object at its current generation.
-fn programmed(meta: &Meta) -> ProgrammedObject {
+pub(crate) fn programmed(meta: &Meta) -> ProgrammedObject {
     ProgrammedObject {
         kind: meta.key.kind.as_str().to_owned(),
         namespace: meta.key.namespace.clone(),
@@ -298,6 +303,15 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     }
 
     virtual_gateways(node, snapshot, &networks, &mut out, &mut used_networks);
+    let layout = HaLayout::from_status(snapshot);
+    crate::ha::plan::attachments(
+        node,
+        snapshot,
+        &layout,
+        &networks,
+        &mut out,
+        &mut used_networks,
+    );
 
     let placement = Placement::from_status(snapshot);
     for (index, network_name) in used_networks.iter().enumerate() {
@@ -329,6 +343,7 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     }
     out.config.peers.sort();
     out.config.peers.dedup();
+    crate::ha::plan::plan(node, snapshot, &placement, &layout, &mut out);
     out.programmed.sort();
     out.programmed.dedup();
     out

@@ -12,6 +12,7 @@
 //!    Drop                 -> counted by reason
 //!  every frame sent: Pipeline::sent (and the VMI's tx); not sent: Pipeline::lost(reason)
 //!  every LOSSES: what the ports lost before the pipeline saw it (kernel counts)
+//!  every loop: frames the HA thread injected (takeover announcements), sent as they are
 //! ```
 //!
 //! Nothing on the per-frame path locks or allocates: the plan is an
@@ -27,7 +28,7 @@ use trunkline_pipeline::config::PortId;
 use trunkline_pipeline::{DropReason, Pipeline, Verdict, VmiId};
 use trunkline_xdp::{Action, Backend, BackendChoice, Port, Sender, TxError};
 
-use crate::control::{Control, Plan};
+use crate::control::{Control, Injected, Plan};
 use crate::desired::{PortRole, PortSpec};
 
 /// Frames taken from one port per batch.
@@ -55,6 +56,7 @@ pub fn spawn(
                 tracing::error!(netns = %netns.display(), error = %e, "cannot enter the ports' network namespace");
                 return;
             }
+            let injected = control.take_injected();
             Forwarder {
                 control,
                 backend,
@@ -62,6 +64,7 @@ pub fn spawn(
                 own_taps: Vec::new(),
                 last_retry: Instant::now(),
                 last_losses: Instant::now(),
+                injected,
             }
             .run();
         })
@@ -83,6 +86,8 @@ struct Forwarder {
     own_taps: Vec<String>,
     last_retry: Instant,
     last_losses: Instant,
+    /// Frames the control side asks to send (bounded; drained per loop).
+    injected: Option<std::sync::mpsc::Receiver<Injected>>,
 }
 
 /// Why a frame could not be sent, as a counted drop reason.
@@ -132,6 +137,7 @@ impl Forwarder {
             if let Err(e) = trunkline_xdp::wait_fds(&fds, POLL_MS) {
                 tracing::warn!(error = %e, "poll failed");
             }
+            self.send_injected(&plan);
             for index in 0..self.ports.len() {
                 self.receive(&plan, index);
             }
@@ -249,6 +255,31 @@ impl Forwarder {
         );
         if let Err(e) = handled {
             tracing::warn!(port = name, error = %e, "receive failed");
+        }
+    }
+
+    /// Sends what the HA thread injected for this plan's ports (frames for
+    /// an older plan are dropped: port ids may have changed).
+    fn send_injected(&mut self, plan: &Plan) {
+        let Some(injected) = &self.injected else {
+            return;
+        };
+        let pipeline = Pipeline::new(&plan.tables, self.control.counters());
+        while let Ok(frame) = injected.try_recv() {
+            if frame.version != plan.version {
+                continue;
+            }
+            match self
+                .ports
+                .get_mut(usize::from(frame.port.0))
+                .and_then(|p| p.port.as_mut())
+            {
+                Some(port) => match port.send_copy(&frame.frame) {
+                    Ok(()) => pipeline.sent(None, frame.frame.len()),
+                    Err(e) => pipeline.lost(tx_reason(e), 1),
+                },
+                None => pipeline.lost(DropReason::EgressDown, 1),
+            }
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  kube-apiserver
-//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, own PhysicalRouter
+//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways,
+//!    |   PhysicalRouters, ExternalVTEPs, GatewayHAGroups
 //!    v
 //!  stores --(any change, debounced)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
@@ -13,6 +14,8 @@
 //!     the plan, pipeline::process each frame, send, count what was sent  <-------------+
 //!  host thread (host.rs): netlink: virtual gateways, link states, fabric facts,          |
 //!     underlay next hops of tunnel peers                                  <-------------+
+//!  HA thread (ha/): heartbeats and claims over the fabric, role and path cells,         |
+//!     takeover announcements (injected into the forwarding thread)        <-------------+
 //!
 //!  reporter (report.rs): NodeReport -> PhysicalRouter status (server-side apply, only on change)
 //!  http (http.rs, metrics.rs): /healthz /readyz /metrics
@@ -25,6 +28,7 @@
 pub mod control;
 pub mod desired;
 pub mod forward;
+pub mod ha;
 pub mod host;
 pub mod hostnet;
 pub mod http;
@@ -42,8 +46,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use trunkline_api::{
-    ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
-    VirtualNetwork,
+    ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_xdp::BackendChoice;
 
@@ -66,6 +70,8 @@ pub struct Options {
     pub debounce: Duration,
     /// Longest time between two status checks.
     pub report_interval: Duration,
+    /// UDP port of gateway HA heartbeats and claims on the fabric.
+    pub ha_port: u16,
 }
 
 /// Errors that stop the agent.
@@ -132,6 +138,15 @@ pub async fn run(
     )
     .map_err(|e| Error::Thread("host", e))?;
 
+    let report_now = Arc::new(Notify::new());
+    let ha_thread = ha::thread::spawn(
+        shared.clone(),
+        options.port_netns.clone(),
+        options.ha_port,
+        report_now.clone(),
+    )
+    .map_err(|e| Error::Thread("HA", e))?;
+
     let http = {
         let shared = shared.clone();
         let metrics = Arc::new(metrics::Metrics::new(shared.clone()));
@@ -178,8 +193,12 @@ pub async fn run(
         watcher::Config::default(),
         changed.clone(),
     );
+    let groups = reflect(
+        Api::<GatewayHAGroup>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
 
-    let report_now = Arc::new(Notify::new());
     let reporter = {
         let shared = shared.clone();
         let report_now = report_now.clone();
@@ -218,6 +237,7 @@ pub async fn run(
             ("PhysicalRouter", routers.wait_until_ready().await.is_ok()),
             ("VirtualGateway", gateways.wait_until_ready().await.is_ok()),
             ("ExternalVTEP", vteps.wait_until_ready().await.is_ok()),
+            ("GatewayHAGroup", groups.wait_until_ready().await.is_ok()),
         ] {
             if !ready {
                 tracing::error!(kind, "watch ended before syncing");
@@ -243,6 +263,8 @@ pub async fn run(
             let router_refs: Vec<&PhysicalRouter> =
                 router_state.iter().map(|a| a.as_ref()).collect();
             let vtep_refs: Vec<&ExternalVTEP> = vtep_state.iter().map(|a| a.as_ref()).collect();
+            let group_state = groups.state();
+            let group_refs: Vec<&GatewayHAGroup> = group_state.iter().map(|a| a.as_ref()).collect();
             let snapshot = trunkline_model::from_api::Objects {
                 physical_routers: &router_refs,
                 logical_interfaces: &li_refs,
@@ -250,7 +272,7 @@ pub async fn run(
                 virtual_networks: &network_refs,
                 virtual_gateways: &gateway_refs,
                 external_vteps: &vtep_refs,
-                ..Default::default()
+                gateway_ha_groups: &group_refs,
             }
             .snapshot();
             let facts = desired::HostFacts {
@@ -307,6 +329,7 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || {
         let _ = forwarding.join();
         let _ = host_thread.join();
+        let _ = ha_thread.join();
     })
     .await;
     Ok(())

@@ -43,6 +43,10 @@ struct Flags {
     /// Quiet time after a change before the tables are rebuilt, in ms.
     #[arg(long, default_value_t = 100)]
     debounce_ms: u64,
+    /// UDP port of gateway HA heartbeats and claims, on the node's underlay
+    /// address (the same on every node).
+    #[arg(long, default_value_t = trunkline_dataplane::ha::wire::DEFAULT_PORT, env = "TRUNKLINE_HA_PORT")]
+    ha_port: u16,
 }
 
 async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
@@ -91,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         port_netns: flags.port_netns,
         debounce: Duration::from_millis(flags.debounce_ms),
         report_interval: Duration::from_secs(10),
+        ha_port: flags.ha_port,
     };
     tracing::info!(node = options.node, backend = ?options.backend, "trunkline-dataplane starting");
     let client = client(flags.kubeconfig).await?;

@@ -39,7 +39,7 @@ pub use config::{
 pub use counters::{CounterSnapshot, Counters, MAX_WORKERS, VmiCounterSnapshot, VmiCounters};
 pub use process::{FrameBuf, HEADROOM, L2Header, MAX_OVERHEAD, Pipeline, parse_l2, process};
 pub use tables::{
-    Egress, LogicalInterface, NextHop, ObjectRef, Peer, PeerId, RejectReason, Rejected, RemoteId,
-    Tables, Vmi, VmiId,
+    Announcement, Egress, HaRole, LogicalInterface, NextHop, ObjectRef, Peer, PeerId, RejectReason,
+    Rejected, RemoteId, Tables, Vmi, VmiId,
 };
 pub use verdict::{DropReason, Flood, Verdict};
