@@ -29,8 +29,10 @@
 //! - A member that becomes eligible again (its link is back, it no longer
 //!   fences itself) listens for one hello interval before it may take an
 //!   empty active role: the others may have elected another meanwhile.
-//! - A member starting (after a restart) listens for `dead` before it may
-//!   be elected or claim: it learns who is active first. It says Standby
+//! - A member starting (after a restart) listens for `dead`, and waits for
+//!   its fast path to be ready (member port open, overlay built), before it
+//!   may be elected or claim: it learns who is active first, and never
+//!   takes over traffic it cannot forward yet. It says Standby
 //!   meanwhile, so that members starting together elect the best of them
 //!   (the others wait for it, at most `dead`).
 //! - A handover (preemption) goes through Claiming: the active member steps
@@ -186,6 +188,9 @@ pub struct Election {
     last_any: Option<Instant>,
     trunk_up: bool,
     fabric_up: bool,
+    /// Whether the node's fast path is ready to serve (ports open, overlay
+    /// built): until then it is starting.
+    ready: bool,
     urgent: bool,
     /// Since when the member has been eligible (links up, not starting,
     /// not fenced).
@@ -208,6 +213,7 @@ impl Election {
             last_any: None,
             trunk_up: true,
             fabric_up: true,
+            ready: true,
             urgent: true,
             eligible_since: None,
         };
@@ -267,6 +273,12 @@ impl Election {
         self.fabric_up = fabric_up;
     }
 
+    /// Whether the node's fast path can serve the group yet (its member
+    /// port open, its overlay built): a member that cannot is starting.
+    pub fn ready(&mut self, ready: bool) {
+        self.ready = ready;
+    }
+
     /// Decides at `now`; returns the change of role, if any.
     pub fn tick(&mut self, now: Instant) -> Option<Transition> {
         let dead = self.timers.dead;
@@ -319,7 +331,7 @@ impl Election {
         if !self.fabric_up {
             return (Phase::Down, Reason::FabricDown);
         }
-        if starting {
+        if starting || !self.ready {
             return (Phase::Down, Reason::Starting);
         }
         if silent {

@@ -10,8 +10,9 @@
 //!    every LINKS (10 ms)      ──> member ports' and fabric's link states (netlink)
 //!    datagrams (non-blocking) ──> heartbeats: elections, sequence floors
 //!                                 claims: paths (answer older ones with a correction)
-//!    decide                   ──> role cells; on becoming active: claims for the group's
-//!                                 VMIs, announcements now, +100 ms and +1 s
+//!    decide                   ──> role cells (mode Fast); on becoming active (elected, or
+//!                                 BPDUs heard in mode STP): claims for the group's VMIs,
+//!                                 announcements now, +100 ms and +1 s
 //!    seen marks (fast path)   ──> claims (damped)
 //!    heartbeats due           ──> members and witnesses; at once when a state changed
 //!    every REFRESH (1 s)      ──> claims of what this node owns (late joiners, lost ones)
@@ -46,6 +47,9 @@ const TICK: Duration = Duration::from_millis(5);
 const LINKS: Duration = Duration::from_millis(10);
 /// How often a node announces again what it owns.
 const REFRESH: Duration = Duration::from_secs(1);
+/// How long a node waits for its tunnel next hops to resolve before it
+/// counts as ready anyway (a dead peer's may never resolve).
+const RESOLVE_GRACE: Duration = Duration::from_secs(5);
 /// When announcements are sent again after a takeover.
 const ANNOUNCE_AGAIN: [Duration; 2] = [Duration::from_millis(100), Duration::from_secs(1)];
 
@@ -87,6 +91,7 @@ pub fn spawn(
                 last_links: Instant::now() - LINKS,
                 next_refresh: Instant::now(),
                 announce: Vec::new(),
+                started: Instant::now(),
             };
             while !thread.control.stopping() {
                 thread.tick();
@@ -133,6 +138,8 @@ struct HaThread {
     next_refresh: Instant,
     /// Announcements due: (when, group).
     announce: Vec<(Instant, String)>,
+    /// When the thread started (for [`RESOLVE_GRACE`]).
+    started: Instant,
 }
 
 fn timestamp(t: SystemTime) -> Time {
@@ -333,6 +340,15 @@ impl HaThread {
     fn claim(&mut self, plan: &Plan, claim: Claim, now: Instant) {
         self.control.ha_stats(|s| s.claims_received += 1);
         let received = self.paths.receive(&claim.owner, &claim.entries, now);
+        tracing::debug!(
+            group = claim.group,
+            from = claim.sender,
+            owner = claim.owner,
+            entries = ?claim.entries,
+            changed = ?received.changed,
+            corrections = received.corrections.len(),
+            "HA: claim received"
+        );
         if !received.corrections.is_empty() && !claim.correction {
             let mut by_owner: BTreeMap<String, Vec<(u32, u64)>> = BTreeMap::new();
             for (label, seq, owner) in received.corrections {
@@ -369,8 +385,38 @@ impl HaThread {
         self.write_paths(plan);
     }
 
+    /// Whether the fast path can serve `port`'s group: the port open, the
+    /// underlay built when the node declares one, and the tunnel next hops
+    /// resolved (or some seconds passed).
+    fn ready(&self, plan: &Plan, port: Option<&str>, now: Instant) -> bool {
+        let open = self.control.open_ports();
+        let port_open = port.is_none_or(|p| open.iter().any(|o| o == p));
+        let underlay = self.plan.fabric_interface.is_none()
+            || (plan.tables.underlay().is_some()
+                && self
+                    .plan
+                    .fabric_interface
+                    .as_ref()
+                    .is_some_and(|f| open.contains(f)));
+        let resolved = plan
+            .tables
+            .peers()
+            .iter()
+            .all(|p| p.next_hop_mac().is_some())
+            || now.saturating_duration_since(self.started) >= RESOLVE_GRACE;
+        port_open && underlay && resolved
+    }
+
     fn decide(&mut self, plan: &Plan, now: Instant) {
         let names: Vec<String> = self.groups.keys().cloned().collect();
+        let ready: BTreeMap<String, bool> = self
+            .groups
+            .iter()
+            .map(|(name, g)| {
+                let port = g.plan.me.as_ref().map(|(_, p)| p.as_str());
+                (name.clone(), self.ready(plan, port, now))
+            })
+            .collect();
         for name in names {
             let transition = {
                 let links = &self.links;
@@ -382,6 +428,7 @@ impl HaThread {
                 match &mut g.part {
                     Part::Elected(e) => {
                         e.links(trunk_up, fabric_up);
+                        e.ready(ready.get(&name).copied().unwrap_or(false));
                         let t = e.tick(now);
                         let role = if e.role() == Role::Active {
                             HaRole::Active
@@ -413,7 +460,7 @@ impl HaThread {
     }
 
     /// A role changed: log, count, and on becoming active claim the group's
-    /// VMIs (mode Fast) and announce the gateway.
+    /// VMIs and announce the gateway.
     fn transition(&mut self, plan: &Plan, group: &str, t: Transition, now: Instant) {
         tracing::info!(
             group,
@@ -434,18 +481,13 @@ impl HaThread {
             self.announce.retain(|(_, g)| g != group);
             return;
         }
-        let fast = matches!(
-            self.groups.get(group),
-            Some(GroupState {
-                part: Part::Elected(_),
-                ..
-            })
-        );
-        if fast {
-            let claims = self.paths.take_over(group, now);
-            self.send_claims(group, claims);
-            self.write_paths(plan);
-        }
+        // The new active member serves every VMI of the group: in mode Fast
+        // by election, in mode STP because a single spanning tree (802.1D)
+        // lets every VLAN through the one designated member port. Per-VMI
+        // claims from the instances' traffic refine it (other trees).
+        let claims = self.paths.take_over(group, now);
+        self.send_claims(group, claims);
+        self.write_paths(plan);
         self.announce.push((now, group.to_owned()));
         for again in ANNOUNCE_AGAIN {
             self.announce.push((now + again, group.to_owned()));
@@ -487,6 +529,7 @@ impl HaThread {
         if entries.is_empty() {
             return;
         }
+        tracing::debug!(group, entries = ?entries, "HA: claiming");
         let Some(g) = self.groups.get(group) else {
             return;
         };
