@@ -57,6 +57,9 @@ struct State {
     vgw_problems: Vec<String>,
     /// Ports whose declared MTU the fast path cannot carry.
     mtu_problems: Vec<(String, String)>,
+    /// Each programmed logical interface's port: it is reported programmed
+    /// only while that port is open (its traffic can flow).
+    li_ports: Vec<(String, String)>,
 }
 
 /// State shared by the async side, the forwarding thread and the host
@@ -65,6 +68,9 @@ pub struct Control {
     plan: ArcSwap<Plan>,
     counters: Arc<Counters>,
     state: Mutex<State>,
+    /// Wakes the reporter when what it reports changed outside an install
+    /// (ports opened, links, virtual gateways set up).
+    report_now: Arc<tokio::sync::Notify>,
     started: Instant,
     heartbeat_ms: AtomicU64,
     stop: AtomicBool,
@@ -83,6 +89,7 @@ impl Default for Control {
             // The forwarding thread is the only writer: worker 0.
             counters: Arc::new(Counters::for_worker(0)),
             state: Mutex::default(),
+            report_now: Arc::new(tokio::sync::Notify::new()),
             started: Instant::now(),
             heartbeat_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -100,6 +107,11 @@ impl Control {
     /// The plan the fast path runs now.
     pub fn plan(&self) -> Arc<Plan> {
         self.plan.load_full()
+    }
+
+    /// Notified when the report should be written again soon.
+    pub fn report_now(&self) -> Arc<tokio::sync::Notify> {
+        self.report_now.clone()
     }
 
     /// The forwarding thread's counters.
@@ -145,6 +157,15 @@ impl Control {
         state.synced = true;
         state.router_generation = router_generation;
         state.mtu_problems = desired.mtu_problems.clone();
+        state.li_ports = desired
+            .config
+            .logical_interfaces
+            .iter()
+            .filter_map(|li| {
+                let port = desired.ports.get(usize::from(li.port.0))?;
+                Some((li.key.clone(), port.name.clone()))
+            })
+            .collect();
         state.programmed = programmed;
         state.counts = counts;
         state.problems = desired
@@ -172,7 +193,20 @@ impl Control {
             .filter(|(interface, _)| state.vgw_ready.contains(interface))
             .map(|(_, o)| o)
             .collect();
-        let mut programmed = state.programmed.clone();
+        // A logical interface on a port that is not open carries nothing.
+        let closed_port = |o: &ProgrammedObject| {
+            o.kind == "LogicalInterface"
+                && state
+                    .li_ports
+                    .iter()
+                    .any(|(li, port)| li == &o.name && !state.open.contains(port))
+        };
+        let mut programmed: Vec<ProgrammedObject> = state
+            .programmed
+            .iter()
+            .filter(|o| !closed_port(o))
+            .cloned()
+            .collect();
         programmed.extend(ready_vgws.iter().map(|o| (*o).clone()));
         programmed.sort();
         let mut counts = state.counts.clone();
@@ -214,6 +248,8 @@ impl Control {
         if backend.is_some() {
             state.backend = backend;
         }
+        drop(state);
+        self.report_now.notify_one();
     }
 
     /// The ports the forwarding thread holds open.
@@ -237,6 +273,7 @@ impl Control {
                 tracing::info!(port = name, state = wanted, "link state changed");
                 status.state = wanted.to_owned();
                 status.message = message;
+                self.report_now.notify_one();
             }
         }
     }
@@ -245,8 +282,13 @@ impl Control {
     /// in place, and the problems of the others.
     pub fn set_virtual_gateways(&self, ready: Vec<String>, problems: Vec<String>) {
         let mut state = self.state();
+        let changed = state.vgw_ready != ready || state.vgw_problems != problems;
         state.vgw_ready = ready;
         state.vgw_problems = problems;
+        drop(state);
+        if changed {
+            self.report_now.notify_one();
+        }
     }
 
     /// The forwarding thread is alive.
@@ -454,6 +496,9 @@ mod tests {
         };
         let control = Control::default();
         control.install(&desired, Some(1));
+        // Before its port is open, a logical interface carries nothing.
+        assert!(control.report().programmed.iter().all(|o| o.name != "older"));
+        control.set_ports(vec![], vec!["eth1".into(), "vgw1".into(), "vgw2".into()], None);
         control.set_virtual_gateways(vec!["vgw1".into(), "vgw2".into()], vec![]);
         let report = control.report();
         let names: Vec<&str> = report.programmed.iter().map(|o| o.name.as_str()).collect();
