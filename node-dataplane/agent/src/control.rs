@@ -38,10 +38,20 @@ pub struct Plan {
     pub tables: Tables,
 }
 
+/// How long after start the first report waits for the host thread to
+/// finish setting up virtual gateways whose interfaces are not open yet.
+const SETTLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the threads learnt, for the report.
 #[derive(Default)]
 struct State {
     synced: bool,
+    /// The forwarding thread has opened the ports of a synced plan.
+    ports_opened: bool,
+    /// The host thread has set up a synced plan's virtual gateways, or has
+    /// tried for [`SETTLE_WITHIN`]. Until both, a report would say "not
+    /// programmed" of what an earlier run left working, so none is written.
+    host_settled: bool,
     router_generation: Option<i64>,
     programmed: Vec<ProgrammedObject>,
     counts: ProgrammedCounts,
@@ -219,7 +229,7 @@ impl Control {
         }
         NodeReport {
             router_generation: state.router_generation,
-            synced: state.synced,
+            synced: state.synced && state.ports_opened && state.host_settled,
             tables_version: version,
             backend: state.backend.clone(),
             ports,
@@ -252,6 +262,19 @@ impl Control {
         self.report_now.notify_one();
     }
 
+    /// The forwarding thread has opened (or tried to open) the ports of
+    /// plan `version`.
+    pub fn ports_match(&self, version: i64) {
+        if version > 0 {
+            let mut state = self.state();
+            if !state.ports_opened {
+                state.ports_opened = true;
+                drop(state);
+                self.report_now.notify_one();
+            }
+        }
+    }
+
     /// The ports the forwarding thread holds open.
     pub fn open_ports(&self) -> Vec<String> {
         self.state().open.clone()
@@ -279,10 +302,15 @@ impl Control {
     }
 
     /// The host thread set up the plan's virtual gateways: the interfaces
-    /// in place, and the problems of the others.
-    pub fn set_virtual_gateways(&self, ready: Vec<String>, problems: Vec<String>) {
+    /// in place, and the problems of the others; `waiting` when some wait
+    /// for the forwarding thread to open their interface.
+    pub fn set_virtual_gateways(&self, ready: Vec<String>, problems: Vec<String>, waiting: bool) {
         let mut state = self.state();
-        let changed = state.vgw_ready != ready || state.vgw_problems != problems;
+        let settled = !waiting || self.started.elapsed() >= SETTLE_WITHIN;
+        let changed = state.vgw_ready != ready
+            || state.vgw_problems != problems
+            || (settled && !state.host_settled);
+        state.host_settled |= settled;
         state.vgw_ready = ready;
         state.vgw_problems = problems;
         drop(state);
@@ -496,11 +524,25 @@ mod tests {
         };
         let control = Control::default();
         control.install(&desired, Some(1));
-        // Before its port is open, a logical interface carries nothing.
-        assert!(control.report().programmed.iter().all(|o| o.name != "older"));
-        control.set_ports(vec![], vec!["eth1".into(), "vgw1".into(), "vgw2".into()], None);
-        control.set_virtual_gateways(vec!["vgw1".into(), "vgw2".into()], vec![]);
+        // Before its port is open, a logical interface carries nothing;
+        // and until the threads caught up, nothing is reported at all.
+        let early = control.report();
+        assert!(early.programmed.iter().all(|o| o.name != "older"));
+        assert!(!early.synced, "no report before the ports are open");
+        control.set_ports(
+            vec![],
+            vec!["eth1".into(), "vgw1".into(), "vgw2".into()],
+            None,
+        );
+        control.ports_match(1);
+        control.set_virtual_gateways(vec![], vec!["vgw1 not open yet".into()], true);
+        assert!(
+            !control.report().synced,
+            "no report while virtual gateways wait for their interface"
+        );
+        control.set_virtual_gateways(vec!["vgw1".into(), "vgw2".into()], vec![], false);
         let report = control.report();
+        assert!(report.synced);
         let names: Vec<&str> = report.programmed.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(
             names,
