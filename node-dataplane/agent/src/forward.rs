@@ -65,6 +65,7 @@ pub fn spawn(
                 last_retry: Instant::now(),
                 last_losses: Instant::now(),
                 injected,
+                matched_version: 0,
             }
             .run();
         })
@@ -88,6 +89,8 @@ struct Forwarder {
     last_losses: Instant,
     /// Frames the control side asks to send (bounded; drained per loop).
     injected: Option<std::sync::mpsc::Receiver<Injected>>,
+    /// The plan version whose ports were last matched.
+    matched_version: i64,
 }
 
 /// Why a frame could not be sent, as a counted drop reason.
@@ -125,6 +128,10 @@ impl Forwarder {
             self.control.beat();
             let plan = self.control.plan();
             self.match_ports(&plan.ports);
+            if plan.version != self.matched_version {
+                self.matched_version = plan.version;
+                self.control.ports_match(plan.version);
+            }
             let fds: Vec<i32> = self
                 .ports
                 .iter()

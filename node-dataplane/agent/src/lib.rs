@@ -104,7 +104,8 @@ where
 {
     let (store, writer) = reflector::store();
     let kind = K::kind(&Default::default()).to_string();
-    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    let stream = reflector::reflector(writer, watcher(api, config))
+        .backoff(trunkline_client::WatchBackoff::default());
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
@@ -138,7 +139,7 @@ pub async fn run(
     )
     .map_err(|e| Error::Thread("host", e))?;
 
-    let report_now = Arc::new(Notify::new());
+    let report_now = shared.report_now();
     let ha_thread = ha::thread::spawn(
         shared.clone(),
         options.port_netns.clone(),

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use trunkline_xdp::BackendChoice;
 
@@ -49,18 +48,6 @@ struct Flags {
     ha_port: u16,
 }
 
-async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(kube::Client::try_from(config)?)
-}
-
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -98,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         ha_port: flags.ha_port,
     };
     tracing::info!(node = options.node, backend = ?options.backend, "trunkline-dataplane starting");
-    let client = client(flags.kubeconfig).await?;
+    let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;
     trunkline_dataplane::run(client, options, shutdown_signal()).await?;
     Ok(())
 }

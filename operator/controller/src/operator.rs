@@ -23,10 +23,9 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
-use kube::{Client, Config, Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 use trunkline_api::status::{condition, reason};
@@ -55,22 +54,7 @@ const MAX_NOTE: usize = 1000;
 
 /// The client for `--kubeconfig`, or the in-cluster / `KUBECONFIG` one.
 pub async fn client(args: &Args) -> Result<Client, Error> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
-                path: path.clone(),
-                source,
-            })?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|source| Error::Kubeconfig {
-                    path: path.clone(),
-                    source,
-                })?
-        }
-        None => Config::infer().await.map_err(Error::InferConfig)?,
-    };
-    Client::try_from(config).map_err(Error::Client)
+    Ok(trunkline_client::client(args.kubeconfig.as_deref()).await?)
 }
 
 /// Runs the operator until SIGTERM or SIGINT.

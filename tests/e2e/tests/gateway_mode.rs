@@ -265,11 +265,19 @@ async fn restarting_the_agent_restores_forwarding_and_leaves_nothing_stale() {
         1,
         "still exactly one XDP program after the restart"
     );
-    // A clean stop (SIGTERM) also detaches.
+    // A clean stop (SIGTERM) also detaches, well within a pod's grace
+    // period (30 s by default): the agent must not linger.
+    let stopping = std::time::Instant::now();
     gw.agent
         .as_mut()
         .expect("agent")
         .stop(Duration::from_secs(15));
+    let took = stopping.elapsed();
+    eprintln!("the agent stopped {took:?} after SIGTERM");
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM took {took:?} to stop the agent"
+    );
     assert_eq!(
         gw.xdp_attachments(),
         0,
