@@ -50,16 +50,19 @@ fn tables() -> &'static Tables {
                 PortConfig {
                     id: PortId(1),
                     name: "eth1".into(),
+                    mtu: None,
                     kind: PortKind::Gateway,
                 },
                 PortConfig {
                     id: PortId(3),
                     name: "eth0".into(),
+                    mtu: None,
                     kind: PortKind::Fabric,
                 },
                 PortConfig {
                     id: PortId(9),
                     name: "vgw0".into(),
+                    mtu: None,
                     kind: PortKind::Host {
                         network: "ns/net1".into(),
                         peer_mac: [2, 0, 0, 0, 0, 0x99],
