@@ -155,6 +155,7 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
         .map(|(i, port)| PortConfig {
             id: PortId(i as u16),
             name: port.name.clone(),
+            mtu: None,
             kind: PortKind::Gateway,
         })
         .collect();
@@ -292,6 +293,8 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
                 .map(encapsulation)
                 .collect(),
             peers,
+            mtu: None,
+            dhcp: Default::default(),
         });
         out.programmed.push(programmed(&network.meta));
     }
@@ -332,6 +335,7 @@ fn fabric(router: &trunkline_model::PhysicalRouter, host: &HostFacts, out: &mut 
     out.config.ports.push(PortConfig {
         id,
         name: fabric.interface.clone(),
+        mtu: None,
         kind: PortKind::Fabric,
     });
     out.fabric_interface = Some(fabric.interface.clone());
@@ -515,6 +519,7 @@ fn virtual_gateways(
         out.config.ports.push(PortConfig {
             id,
             name: interface.clone(),
+            mtu: None,
             kind: PortKind::Host {
                 network: key(network),
                 peer_mac: mac,

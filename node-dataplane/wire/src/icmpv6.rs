@@ -436,6 +436,11 @@ impl<T: AsRef<[u8]>> NdiscOption<T> {
         Ok(())
     }
 
+    /// Give the buffer back.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
     /// The option type.
     #[inline]
     pub fn option_type(&self) -> NdiscOptionType {

@@ -1,7 +1,10 @@
 //! Routing in a VRF: packets for the gateway MAC are looked up by
 //! destination (longest prefix), their TTL decremented, and sent to a local
 //! VMI, a host port, a VMI behind a peer or a peer; packets for a gateway
-//! address are answered when they are echo requests.
+//! address are answered when they are echo requests (or DHCP, `dhcp.rs`).
+//! A packet whose TTL runs out gets "time exceeded", one larger than the
+//! egress MTU (the network's or the egress port's) "too big"
+//! (`icmp_error.rs`).
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
@@ -44,7 +47,7 @@ impl<'a> Pipeline<'a> {
             _ => {}
         }
         if ip.ttl() <= 1 {
-            return Err(DropReason::TtlExceeded);
+            return self.time_exceeded(ctx, l2, buf, offset, len);
         }
         ip.decrement_ttl();
         self.forward(ctx, next_hop, l2, buf, offset, len)
@@ -78,7 +81,7 @@ impl<'a> Pipeline<'a> {
             _ => {}
         }
         if ip.hop_limit() <= 1 {
-            return Err(DropReason::TtlExceeded);
+            return self.time_exceeded(ctx, l2, buf, offset, len);
         }
         ip.decrement_hop_limit();
         self.forward(ctx, next_hop, l2, buf, offset, len)
@@ -96,8 +99,23 @@ impl<'a> Pipeline<'a> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         let from_tunnel = matches!(ctx.source, Source::Tunnel(_));
+        if let Some(mtu) = self.egress_mtu(ctx, next_hop)
+            && len - l2.header_len > mtu
+        {
+            return self.too_big(ctx, l2, buf, offset, len, mtu);
+        }
         match next_hop {
             NextHop::Vmi(id) => self.send_to_vmi(id, l2, buf, offset, len, true),
+            NextHop::Pair(pair) => {
+                let (id, mac) = self.tables.pairs[pair.0 as usize].holder();
+                let verdict = self.send_to_vmi(id, l2, buf, offset, len, true)?;
+                if let Verdict::Transmit { offset, len, .. } = verdict {
+                    // The pair's own MAC (a VRRP virtual MAC), when it has one.
+                    ethernet::Frame::new_unchecked(&mut buf[offset..offset + len])
+                        .set_dst_addr(mac);
+                }
+                Ok(verdict)
+            }
             NextHop::Remote(_) | NextHop::Peer(_) if from_tunnel => Err(DropReason::TunnelHairpin),
             NextHop::Remote(id) => self.route_to_remote(ctx, id, l2, buf, offset, len),
             NextHop::Peer(peer) => self.route_to_peer(ctx, peer, l2, buf, offset, len),
@@ -122,6 +140,27 @@ impl<'a> Pipeline<'a> {
                 })
             }
             NextHop::Receive | NextHop::Discard => Err(DropReason::NoRoute),
+        }
+    }
+
+    /// The largest IP packet the next hop takes, when the network or the
+    /// egress port declares one (the smaller of the two); a tunnel's own
+    /// limit is checked when encapsulating.
+    #[inline]
+    fn egress_mtu(&self, ctx: Ingress<'a>, next_hop: NextHop) -> Option<usize> {
+        let port = match next_hop {
+            NextHop::Vmi(id) => self.tables.vmis[id.index()].egress.map(|e| e.port),
+            NextHop::Pair(pair) => {
+                let (id, _) = self.tables.pairs[pair.0 as usize].holder();
+                self.tables.vmis[id.index()].egress.map(|e| e.port)
+            }
+            NextHop::Port(port) => Some(port),
+            _ => None,
+        };
+        let port_mtu = port.and_then(|p| self.tables.port(p)).and_then(|p| p.mtu);
+        match (port_mtu, ctx.vrf.mtu) {
+            (Some(a), Some(b)) => Some(usize::from(a.min(b))),
+            (a, b) => a.or(b).map(usize::from),
         }
     }
 
