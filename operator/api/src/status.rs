@@ -33,4 +33,7 @@ pub mod reason {
     pub const INVALID: &str = "Invalid";
     /// Waiting for the node dataplane to report.
     pub const PENDING: &str = "Pending";
+    /// The object asks for something trunkline does not do yet (a DHCP
+    /// relay, say): valid, but refused until it does.
+    pub const NOT_IMPLEMENTED: &str = "NotImplemented";
 }

@@ -1,10 +1,13 @@
 //! VirtualNetworks: a unique routing instance and a unique VNI each (given,
 //! kept from status, or allocated), the encapsulations in effect, a label
-//! for accepted ones, and the reference check other kinds use.
+//! for accepted ones, and the reference check other kinds use. A DHCP
+//! relay is refused (`NotImplemented`) until the gateway can relay.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use trunkline_model::{Encapsulation, NamespacedName, Placement, Snapshot, VirtualNetwork};
+use trunkline_model::{
+    DhcpMode, Encapsulation, NamespacedName, Placement, Snapshot, VirtualNetwork,
+};
 
 use super::index::Index;
 use super::labels::Labels;
@@ -59,6 +62,11 @@ pub(super) fn decide<'a>(
         let mut findings = Findings::default();
         for defect in &network.defects {
             findings.invalid(defect.clone());
+        }
+        if let DhcpMode::Relay(server) = network.dhcp.mode {
+            findings.not_implemented(format!(
+                "spec.dhcp.mode Relay (to {server}) is not implemented yet: use mode Server (the gateway answers from each VMI's addresses) or Off (clients' broadcasts are bridged to a DHCP server among the instances)"
+            ));
         }
         let routing_instance = network.effective_routing_instance();
         if let Some(holder) = instances.held_by_other(&routing_instance, &network.meta) {
