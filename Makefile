@@ -3,15 +3,15 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test lint unit e2e crds cluster cluster-down deps fuzz bench-pipeline
+.PHONY: help demo test lint unit e2e crds cluster cluster-down deps fuzz fuzz-smoke bench-pipeline
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+	@grep -E '^[a-z0-9][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 demo: deps ## start a local control plane, apply the examples, show validation at work, clean up
 	scripts/demo.sh
 
-test: deps lint unit e2e ## the whole test suite (what CI runs)
+test: deps lint unit e2e fuzz-smoke ## the whole test suite (what CI runs)
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
@@ -33,9 +33,11 @@ cluster: deps ## start a local control plane; prints `export KUBECONFIG=...` las
 cluster-down: ## stop the control plane `make cluster` started
 	scripts/cluster.sh down
 
-fuzz: ## fuzz the frame parser for FUZZ_SECONDS (default 60); stable rustc via RUSTC_BOOTSTRAP
-	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --version 0.13.2 --locked
-	cd node-dataplane/wire/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run frame_parser -- -max_total_time=$${FUZZ_SECONDS:-60}
+fuzz: deps ## fuzz the wire views and the whole pipeline, FUZZ_SECONDS each (default 60): runs and crashes per target
+	scripts/fuzz.sh
+
+fuzz-smoke: deps ## a bounded fuzz run (about 60 s) of both targets from the corpus in the repository
+	scripts/fuzz.sh --smoke
 
 bench-pipeline: ## criterion benchmark of the packet pipeline with 4K VMIs (ns per packet)
 	$(CARGO) bench -p trunkline-pipeline

@@ -112,8 +112,11 @@ health() { # KIND WHO DEGRADED_REASONS DEGRADED_TEXT WRITTEN_BY_LINE...
 operator_reasons="Conflict = true, Invalid = true"
 health ExternalVTEP "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
-health GatewayHAGroup "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
-  "Written by the operator (Accepted, ResolvedRefs, Ready, activeMember)."
+health GatewayHAGroup "the trunkline operator" "$operator_reasons, NotImplemented = true" \
+  "Conflict, Invalid or NotImplemented" \
+  "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready). Until" \
+  "gateway HA is implemented an accepted group is Ready=False NotImplemented:" \
+  "Degraded, since nothing enforces it."
 health LogicalInterface "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
 health PhysicalRouter "the node dataplane of this node" "PortNotUp = true" "PortNotUp" \

@@ -10,10 +10,13 @@
 #   3. run the operator and the node dataplane (AF_XDP on eth1)
 #   4. kubectl apply the gateway-mode example; wait until Ready
 #   5. ping between the remote instances through the gateway (ping's output)
-#   6. apply the virtual gateway of deploy/examples/virtual-gateway: bms1
+#   6. a second gateway node gw-node-2 on the same fabric with bms3 behind
+#      it (deploy/examples/overlay): bms1 on node 1 pings bms3 on node 2
+#      over MPLS over UDP, and tshark decodes the tunnel's bytes
+#   7. apply the virtual gateway of deploy/examples/virtual-gateway: bms1
 #      reaches a public host through it, and the public host reaches bms1
-#   7. send bad input and show the API server refusing it with its message
-#   8. print what was proved, clean up, exit non-zero if anything failed
+#   8. send bad input and show the API server refusing it with its message
+#   9. print what was proved, clean up, exit non-zero if anything failed
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -69,21 +72,26 @@ ok "a real kube-apiserver $("$kubectl" version -o json 2>/dev/null | jq -r .serv
 section "Building the operator and the node dataplane"
 cargo build -q -p trunkline-operator -p trunkline-dataplane || { fail "cargo build"; exit 1; }
 
-section "Network lab: gateway node gw-node-1 (trunk eth1), a switch, remote instances, a public host"
+section "Network lab: gateway nodes gw-node-1 and gw-node-2 on a fabric bridge, switches, remote instances, a public host"
 scripts/lab.sh up --prefix "$lab" \
   --node name=gw,underlay=10.1.1.1/24,trunk=eth1 \
+  --node name=gw2,underlay=10.1.1.2/24,trunk=eth1 \
+  --instance name=bms3,node=gw2,port=eth1,vlan=100,ip=192.168.1.30/24,mac=02:00:00:00:03:03,gw=192.168.1.1 \
   --instance name=bms1,node=gw,port=eth1,vlan=100,ip=192.168.1.10/24,mac=02:00:00:00:01:01,gw=192.168.1.1 \
   --instance name=bms2,node=gw,port=eth1,vlan=200,ip=192.168.1.20/24,mac=02:00:00:00:02:01,gw=192.168.1.1 \
   --host name=pub,ip=10.1.1.253/24,route=192.168.1.0/24@10.1.1.1 || { fail "lab"; exit 1; }
 
-section "Starting the operator and the node dataplane of gw-node-1"
+section "Starting the operator and the node dataplanes of gw-node-1 and gw-node-2"
 "$target/debug/trunkline-operator" --kubeconfig "$KUBECONFIG" --metrics-addr 127.0.0.1:19380 \
   >"$state/operator.log" 2>&1 &
 pids+=($!)
 "$target/debug/trunkline-dataplane" --node gw-node-1 --kubeconfig "$KUBECONFIG" --metrics-addr 127.0.0.1:19390 \
   --port-netns "/run/netns/$lab-gw" --backend af-xdp >"$state/dataplane.log" 2>&1 &
 pids+=($!)
-echo "operator log: $state/operator.log; dataplane log: $state/dataplane.log"
+"$target/debug/trunkline-dataplane" --node gw-node-2 --kubeconfig "$KUBECONFIG" --metrics-addr 127.0.0.1:19391 \
+  --port-netns "/run/netns/$lab-gw2" --backend af-xdp >"$state/dataplane-2.log" 2>&1 &
+pids+=($!)
+echo "operator log: $state/operator.log; dataplane logs: $state/dataplane.log, $state/dataplane-2.log"
 
 section "Applying deploy/examples/gateway-mode"
 if run apply -k deploy/examples/gateway-mode; then ok "the gateway-mode example applies"; else fail "kubectl apply"; fi
@@ -120,6 +128,38 @@ fi
 # The OpenAPI schema kubectl explain reads is published shortly after the CRDs.
 for _ in $(seq 30); do "$kubectl" explain logicalinterface.spec.vlan >/dev/null 2>&1 && break; sleep 1; done
 run explain logicalinterface.spec.vlan | sed -n '1,12p'
+
+section "Two gateway nodes, one network: the overlay (deploy/examples/overlay)"
+if run apply -k deploy/examples/overlay; then ok "the overlay example applies"; else fail "kubectl apply overlay"; fi
+printf '$ kubectl wait --for=condition=Ready logicalinterface gw-node-2-eth1-100\n'
+if "$kubectl" wait --for=condition=Ready logicalinterface gw-node-2-eth1-100 --timeout=120s; then
+  ok "bms3's logical interface on gw-node-2 is Ready"
+else
+  fail "gw-node-2's logical interface not Ready"; tail -20 "$state/dataplane-2.log"
+fi
+run get virtualnetwork net1 -n admin -o jsonpath='{"VNI "}{.status.vni}{", bridged label "}{.status.mplsLabel}{", encapsulation "}{.status.encapsulation}{"\n"}'
+run get virtualmachineinterfaces -n admin -o custom-columns=NAME:.metadata.name,LABEL:.status.mplsLabel,IPS:.spec.ips[*].address
+printf '$ tshark on the fabric bridge while bms1 pings bms3 (MPLS over UDP, UDP 6635)\n'
+scripts/lab.sh capture --prefix "$lab" fab br0 "udp dst port 6635" --count 1 --seconds 20 \
+  --decode-as "udp.port==6635,mpls" --field ip.src --field ip.dst --field udp.dstport --field mpls.label \
+  >"$state/capture.json" 2>"$state/capture.log" &
+capture=$!
+# The capture command says "capturing" once tshark captures.
+for _ in $(seq 100); do grep -q capturing "$state/capture.log" 2>/dev/null && break; sleep 0.2; done
+printf '$ ip netns exec %s-bms1 ping -c 3 192.168.1.30      # bms3, behind gw-node-2\n' "$lab"
+if scripts/lab.sh exec --prefix "$lab" bms1 ping -c 3 -i 0.3 -W 2 192.168.1.30; then
+  ok "bms1 (behind gw-node-1) pings bms3 (behind gw-node-2) across the overlay"
+else
+  fail "ping bms1 -> bms3"; tail -20 "$state/dataplane.log" "$state/dataplane-2.log"
+fi
+wait "$capture" || true
+cat "$state/capture.json"
+label3=$("$kubectl" get virtualmachineinterface bms-3 -n admin -o jsonpath='{.status.mplsLabel}')
+if [ -n "$label3" ] && grep -q "\"$label3\"" "$state/capture.json"; then
+  ok "tshark decodes the tunnel: 10.1.1.1 -> 10.1.1.2, UDP 6635, MPLS label $label3 (bms-3's routed label)"
+else
+  fail "the capture shows no tunnel packet with bms-3's label ($label3)"
+fi
 
 section "Public access through a virtual gateway (the seeds' simple gateway)"
 run apply -f deploy/examples/virtual-gateway/virtualgateway.yaml

@@ -44,5 +44,15 @@ if command -v rustup >/dev/null; then
   done
 fi
 
+# cargo-fuzz (make fuzz, make fuzz-smoke in make test), at the pinned
+# version; cargo keeps it in ~/.cargo/bin, so this builds it once (about two
+# minutes) and only checks afterwards.
+# shellcheck source=versions.env
+. "$here/versions.env"
+if ! cargo fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION\$"; then
+  log "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet
+fi
+
 "$here/build-k8s.sh" >/dev/null
 log "ok"

@@ -38,10 +38,20 @@ pub struct Plan {
     pub tables: Tables,
 }
 
+/// How long after start the first report waits for the host thread to
+/// finish setting up virtual gateways whose interfaces are not open yet.
+const SETTLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the threads learnt, for the report.
 #[derive(Default)]
 struct State {
     synced: bool,
+    /// The forwarding thread has opened the ports of a synced plan.
+    ports_opened: bool,
+    /// The host thread has set up a synced plan's virtual gateways, or has
+    /// tried for [`SETTLE_WITHIN`]. Until both, a report would say "not
+    /// programmed" of what an earlier run left working, so none is written.
+    host_settled: bool,
     router_generation: Option<i64>,
     programmed: Vec<ProgrammedObject>,
     counts: ProgrammedCounts,
@@ -55,6 +65,11 @@ struct State {
     /// Interfaces whose host side is in place; the others' problems.
     vgw_ready: Vec<String>,
     vgw_problems: Vec<String>,
+    /// Ports whose declared MTU the fast path cannot carry.
+    mtu_problems: Vec<(String, String)>,
+    /// Each programmed logical interface's port: it is reported programmed
+    /// only while that port is open (its traffic can flow).
+    li_ports: Vec<(String, String)>,
 }
 
 /// State shared by the async side, the forwarding thread and the host
@@ -63,6 +78,9 @@ pub struct Control {
     plan: ArcSwap<Plan>,
     counters: Arc<Counters>,
     state: Mutex<State>,
+    /// Wakes the reporter when what it reports changed outside an install
+    /// (ports opened, links, virtual gateways set up).
+    report_now: Arc<tokio::sync::Notify>,
     started: Instant,
     heartbeat_ms: AtomicU64,
     stop: AtomicBool,
@@ -81,6 +99,7 @@ impl Default for Control {
             // The forwarding thread is the only writer: worker 0.
             counters: Arc::new(Counters::for_worker(0)),
             state: Mutex::default(),
+            report_now: Arc::new(tokio::sync::Notify::new()),
             started: Instant::now(),
             heartbeat_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -98,6 +117,11 @@ impl Control {
     /// The plan the fast path runs now.
     pub fn plan(&self) -> Arc<Plan> {
         self.plan.load_full()
+    }
+
+    /// Notified when the report should be written again soon.
+    pub fn report_now(&self) -> Arc<tokio::sync::Notify> {
+        self.report_now.clone()
     }
 
     /// The forwarding thread's counters.
@@ -142,6 +166,16 @@ impl Control {
         let mut state = self.state();
         state.synced = true;
         state.router_generation = router_generation;
+        state.mtu_problems = desired.mtu_problems.clone();
+        state.li_ports = desired
+            .config
+            .logical_interfaces
+            .iter()
+            .filter_map(|li| {
+                let port = desired.ports.get(usize::from(li.port.0))?;
+                Some((li.key.clone(), port.name.clone()))
+            })
+            .collect();
         state.programmed = programmed;
         state.counts = counts;
         state.problems = desired
@@ -169,17 +203,41 @@ impl Control {
             .filter(|(interface, _)| state.vgw_ready.contains(interface))
             .map(|(_, o)| o)
             .collect();
-        let mut programmed = state.programmed.clone();
+        // A logical interface on a port that is not open carries nothing.
+        let closed_port = |o: &ProgrammedObject| {
+            o.kind == "LogicalInterface"
+                && state
+                    .li_ports
+                    .iter()
+                    .any(|(li, port)| li == &o.name && !state.open.contains(port))
+        };
+        let mut programmed: Vec<ProgrammedObject> = state
+            .programmed
+            .iter()
+            .filter(|o| !closed_port(o))
+            .cloned()
+            .collect();
         programmed.extend(ready_vgws.iter().map(|o| (*o).clone()));
         programmed.sort();
         let mut counts = state.counts.clone();
         counts.virtual_gateways = ready_vgws.len() as u32;
+        let mut ports = state.ports.clone();
+        for (name, why) in &state.mtu_problems {
+            if let Some(port) = ports.iter_mut().find(|p| &p.name == name) {
+                port.message.get_or_insert_with(|| why.clone());
+            }
+        }
         NodeReport {
             router_generation: state.router_generation,
-            synced: state.synced,
+            synced: state.synced && state.ports_opened && state.host_settled,
             tables_version: version,
             backend: state.backend.clone(),
-            ports: state.ports.clone(),
+            ports,
+            mtu_problems: state
+                .mtu_problems
+                .iter()
+                .map(|(port, why)| format!("{port}: {why}"))
+                .collect(),
             counts,
             programmed,
             problems: state
@@ -199,6 +257,21 @@ impl Control {
         state.open = open;
         if backend.is_some() {
             state.backend = backend;
+        }
+        drop(state);
+        self.report_now.notify_one();
+    }
+
+    /// The forwarding thread has opened (or tried to open) the ports of
+    /// plan `version`.
+    pub fn ports_match(&self, version: i64) {
+        if version > 0 {
+            let mut state = self.state();
+            if !state.ports_opened {
+                state.ports_opened = true;
+                drop(state);
+                self.report_now.notify_one();
+            }
         }
     }
 
@@ -223,16 +296,27 @@ impl Control {
                 tracing::info!(port = name, state = wanted, "link state changed");
                 status.state = wanted.to_owned();
                 status.message = message;
+                self.report_now.notify_one();
             }
         }
     }
 
     /// The host thread set up the plan's virtual gateways: the interfaces
-    /// in place, and the problems of the others.
-    pub fn set_virtual_gateways(&self, ready: Vec<String>, problems: Vec<String>) {
+    /// in place, and the problems of the others; `waiting` when some wait
+    /// for the forwarding thread to open their interface.
+    pub fn set_virtual_gateways(&self, ready: Vec<String>, problems: Vec<String>, waiting: bool) {
         let mut state = self.state();
+        let settled = !waiting || self.started.elapsed() >= SETTLE_WITHIN;
+        let changed = state.vgw_ready != ready
+            || state.vgw_problems != problems
+            || (settled && !state.host_settled);
+        state.host_settled |= settled;
         state.vgw_ready = ready;
         state.vgw_problems = problems;
+        drop(state);
+        if changed {
+            self.report_now.notify_one();
+        }
     }
 
     /// Milliseconds since the agent started: the fast path's clock.
@@ -447,8 +531,25 @@ mod tests {
         };
         let control = Control::default();
         control.install(&desired, Some(1));
-        control.set_virtual_gateways(vec!["vgw1".into(), "vgw2".into()], vec![]);
+        // Before its port is open, a logical interface carries nothing;
+        // and until the threads caught up, nothing is reported at all.
+        let early = control.report();
+        assert!(early.programmed.iter().all(|o| o.name != "older"));
+        assert!(!early.synced, "no report before the ports are open");
+        control.set_ports(
+            vec![],
+            vec!["eth1".into(), "vgw1".into(), "vgw2".into()],
+            None,
+        );
+        control.ports_match(1);
+        control.set_virtual_gateways(vec![], vec!["vgw1 not open yet".into()], true);
+        assert!(
+            !control.report().synced,
+            "no report while virtual gateways wait for their interface"
+        );
+        control.set_virtual_gateways(vec!["vgw1".into(), "vgw2".into()], vec![], false);
         let report = control.report();
+        assert!(report.synced);
         let names: Vec<&str> = report.programmed.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(
             names,

@@ -69,11 +69,27 @@ impl PortSpec {
 }
 
 /// What the agent read from its host that the tables need.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostFacts {
     /// The fabric interface's MAC and MTU, once read.
     pub fabric: Option<FabricFacts>,
+    /// The largest frame the fast path's ports receive whole.
+    pub max_frame: usize,
 }
+
+impl Default for HostFacts {
+    fn default() -> Self {
+        Self {
+            fabric: None,
+            max_frame: trunkline_xdp::FAST_PATH_MAX_FRAME,
+        }
+    }
+}
+
+/// An Ethernet header with an 802.1Q tag: what a frame adds to its MTU.
+const L2_OVERHEAD: usize = 18;
+/// An untagged Ethernet header (the fabric's).
+const ETHERNET_HEADER: usize = 14;
 
 /// Everything one node enforces.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -92,6 +108,8 @@ pub struct Desired {
     pub programmed: Vec<ProgrammedObject>,
     /// Objects of this node left out, and why (for logs).
     pub skipped: Vec<String>,
+    /// Ports whose declared MTU the fast path cannot carry: (port, why).
+    pub mtu_problems: Vec<(String, String)>,
 }
 
 /// The pipeline's key of a namespaced object: `namespace/name`.
@@ -167,6 +185,20 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
             role: PortRole::Trunk,
         })
         .collect();
+    // Jumbo frames beyond the fast path's buffers are refused here, in the
+    // node's status, rather than lost (the kernel would drop them, counted
+    // as rx_kernel_dropped).
+    let largest_mtu = host.max_frame.saturating_sub(L2_OVERHEAD);
+    for interface in &router.interfaces {
+        if let Some(mtu) = interface.mtu.filter(|m| *m as usize > largest_mtu) {
+            out.mtu_problems.push((
+                interface.name.clone(),
+                format!(
+                    "declared MTU {mtu} exceeds the largest the fast path carries ({largest_mtu}): larger frames are dropped and counted (rx_kernel_dropped, frame_too_large); set spec.physicalInterfaces[].mtu to {largest_mtu} or less"
+                ),
+            ));
+        }
+    }
     out.config.ports = router
         .interfaces
         .iter()
@@ -360,11 +392,14 @@ fn fabric(router: &trunkline_model::PhysicalRouter, host: &HostFacts, out: &mut 
     out.fabric_interface = Some(fabric.interface.clone());
     match host.fabric {
         Some(facts) => {
+            // Tunnel packets never exceed what a peer's fast path takes,
+            // whatever the fabric's MTU (a jumbo fabric is fine).
+            let mtu = (facts.mtu as usize).min(host.max_frame - ETHERNET_HEADER);
             out.config.underlay = Some(UnderlayConfig {
                 port: id,
                 address: underlay,
                 mac: facts.mac,
-                mtu: u16::try_from(facts.mtu).unwrap_or(u16::MAX),
+                mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
             })
         }
         None => out.skipped.push(format!(
@@ -912,6 +947,7 @@ mod overlay_tests {
                 mac: [2, 0xfa, 0, 0, 0, 1],
                 mtu: 1500,
             }),
+            ..HostFacts::default()
         };
         desired(node, &snapshot, &host)
     }
@@ -1005,5 +1041,35 @@ mod overlay_tests {
                 .iter()
                 .all(|r| matches!(r.next_hop, NextHopConfig::Port(_)))
         );
+    }
+
+    #[test]
+    fn jumbo_mtus_are_refused_in_status_and_tunnels_fit_the_fast_path() {
+        let router: PhysicalRouter = serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+            "metadata": {"name": "gw1", "generation": 1},
+            "spec": {"physicalInterfaces": [{"name": "eth1", "mtu": 9000}, {"name": "eth2", "mtu": 1500}],
+                     "fabric": {"interface": "eth0", "underlayAddress": "10.0.0.1"}}
+        }))
+        .unwrap();
+        let routers = [&router];
+        let snapshot = Objects {
+            physical_routers: &routers,
+            ..Objects::default()
+        }
+        .snapshot();
+        let host = HostFacts {
+            fabric: Some(FabricFacts {
+                mac: [2, 0, 0, 0, 0, 1],
+                mtu: 9000,
+            }),
+            ..HostFacts::default()
+        };
+        let d = desired("gw1", &snapshot, &host);
+        assert_eq!(d.mtu_problems.len(), 1, "{:?}", d.mtu_problems);
+        assert_eq!(d.mtu_problems[0].0, "eth1");
+        assert!(d.mtu_problems[0].1.contains("declared MTU 9000 exceeds"));
+        let mtu = d.config.underlay.expect("underlay").mtu as usize;
+        assert_eq!(mtu, trunkline_xdp::FAST_PATH_MAX_FRAME - 14);
     }
 }

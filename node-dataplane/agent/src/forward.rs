@@ -62,6 +62,7 @@ pub fn spawn(
                 own_taps: Vec::new(),
                 last_retry: Instant::now(),
                 last_losses: Instant::now(),
+                matched_version: 0,
             }
             .run();
         })
@@ -83,6 +84,8 @@ struct Forwarder {
     own_taps: Vec<String>,
     last_retry: Instant,
     last_losses: Instant,
+    /// The plan version whose ports were last matched.
+    matched_version: i64,
 }
 
 /// Why a frame could not be sent, as a counted drop reason.
@@ -120,6 +123,10 @@ impl Forwarder {
             self.control.beat();
             let plan = self.control.plan();
             self.match_ports(&plan.ports);
+            if plan.version != self.matched_version {
+                self.matched_version = plan.version;
+                self.control.ports_match(plan.version);
+            }
             let fds: Vec<i32> = self
                 .ports
                 .iter()

@@ -168,7 +168,7 @@ impl HostThread {
             // (a tap not yet marked would pass for foreign after a crash).
             self.last_vgw = Instant::now() - RETRY;
         }
-        self.control.set_virtual_gateways(ready, problems);
+        self.control.set_virtual_gateways(ready, problems, waiting);
     }
 
     /// Reads the link state of the open ports (a port stays open while its

@@ -98,7 +98,8 @@ where
 {
     let (store, writer) = reflector::store();
     let kind = K::kind(&Default::default()).to_string();
-    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    let stream = reflector::reflector(writer, watcher(api, config))
+        .backoff(trunkline_client::WatchBackoff::default());
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
@@ -179,7 +180,7 @@ pub async fn run(
         changed.clone(),
     );
 
-    let report_now = Arc::new(Notify::new());
+    let report_now = shared.report_now();
     let reporter = {
         let shared = shared.clone();
         let report_now = report_now.clone();
@@ -255,6 +256,7 @@ pub async fn run(
             .snapshot();
             let facts = desired::HostFacts {
                 fabric: fabric.lock().unwrap_or_else(|p| p.into_inner()).facts,
+                ..Default::default()
             };
             let desired = desired::desired(&node, &snapshot, &facts);
             fabric

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use trunkline_xdp::BackendChoice;
 
@@ -28,8 +27,10 @@ struct Flags {
     /// Fast-path I/O backend.
     #[arg(long, value_enum, default_value = "auto", env = "TRUNKLINE_BACKEND")]
     backend: Backend,
-    /// Address of /healthz, /readyz and /metrics.
-    #[arg(long, default_value = "0.0.0.0:9090")]
+    /// Address of /healthz, /readyz and /metrics: plain HTTP without
+    /// authentication, so loopback unless told otherwise (the chart binds
+    /// the node's primary address, where Prometheus and the probes reach it).
+    #[arg(long, default_value = "127.0.0.1:9090")]
     metrics_addr: std::net::SocketAddr,
     /// Kubeconfig to use (default: in-cluster, or KUBECONFIG).
     #[arg(long)]
@@ -41,18 +42,6 @@ struct Flags {
     /// Quiet time after a change before the tables are rebuilt, in ms.
     #[arg(long, default_value_t = 100)]
     debounce_ms: u64,
-}
-
-async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(kube::Client::try_from(config)?)
 }
 
 async fn shutdown_signal() {
@@ -91,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         report_interval: Duration::from_secs(10),
     };
     tracing::info!(node = options.node, backend = ?options.backend, "trunkline-dataplane starting");
-    let client = client(flags.kubeconfig).await?;
+    let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;
     trunkline_dataplane::run(client, options, shutdown_signal()).await?;
     Ok(())
 }

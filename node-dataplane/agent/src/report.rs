@@ -35,6 +35,8 @@ pub struct NodeReport {
     pub programmed: Vec<ProgrammedObject>,
     /// Objects of the node the tables rejected or left out, with reasons.
     pub problems: Vec<String>,
+    /// Ports whose declared MTU the fast path cannot carry, with why.
+    pub mtu_problems: Vec<String>,
 }
 
 impl NodeReport {
@@ -64,6 +66,9 @@ impl NodeReport {
             .collect();
         if !down.is_empty() {
             return (false, "PortNotUp", down.join("; "));
+        }
+        if !self.mtu_problems.is_empty() {
+            return (false, "MtuUnsupported", self.mtu_problems.join("; "));
         }
         (
             true,

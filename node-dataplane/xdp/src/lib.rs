@@ -34,6 +34,12 @@ pub use program::{AttachMode, RedirectProgram, Steering};
 pub use tap::TapDevice;
 pub use xsk::{XskConfig, XskSocket};
 
+/// The largest frame every backend receives whole (an AF_XDP UMEM frame of
+/// 2048 bytes less our 64 and the kernel's 256 bytes of headroom): the
+/// agent refuses, in the node's status, a declared MTU that needs more, and
+/// never sends tunnel packets larger than this.
+pub const FAST_PATH_MAX_FRAME: usize = 1728;
+
 /// What to do with a received frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -415,5 +421,21 @@ pub fn enter_network_namespace(path: &std::path::Path) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_advertised_largest_frame_is_what_every_backend_takes() {
+        let xsk = crate::XskConfig::default();
+        assert_eq!(
+            super::FAST_PATH_MAX_FRAME,
+            (xsk.frame_size - xsk.headroom) as usize - 256
+        );
+        const {
+            assert!(super::FAST_PATH_MAX_FRAME <= crate::packet_socket::MAX_FRAME);
+            assert!(super::FAST_PATH_MAX_FRAME <= crate::tap::MAX_FRAME);
+        }
     }
 }

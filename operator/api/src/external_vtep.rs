@@ -33,7 +33,7 @@ use crate::status::Condition;
     status = "ExternalVTEPStatus",
     printcolumn = r#"{"name":"Address","type":"string","jsonPath":".spec.address","description":"Underlay address of the VTEP"}"#,
     printcolumn = r#"{"name":"Encapsulation","type":"string","jsonPath":".spec.encapsulation"}"#,
-    printcolumn = r#"{"name":"Networks","type":"string","jsonPath":".spec.networks[*].name","description":"Virtual networks it joins"}"#,
+    printcolumn = r#"{"name":"Networks","type":"string","jsonPath":".status.networksSummary","description":"Virtual networks it joins (namespace/name), comma-separated"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -120,4 +120,8 @@ pub struct ExternalVTEPStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The networks it joins as `namespace/name`, comma-separated (what
+    /// `kubectl get xvtep` shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks_summary: Option<String>,
 }

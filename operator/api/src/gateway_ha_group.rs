@@ -30,9 +30,10 @@ use crate::status::Condition;
     category = "trunkline",
     status = "GatewayHAGroupStatus",
     printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
-    printcolumn = r#"{"name":"Members","type":"string","jsonPath":".spec.members[*].physicalRouter"}"#,
+    printcolumn = r#"{"name":"Members","type":"string","jsonPath":".status.membersSummary","description":"Member PhysicalRouters, comma-separated"}"#,
     printcolumn = r#"{"name":"Active","type":"string","jsonPath":".status.activeMember","description":"Member currently forwarding"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","description":"NotImplemented until gateway HA lands"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self.mode != 'STP' || has(self.bpduNetwork)").message("mode STP needs bpduNetwork: the virtual network that floods BPDUs between the members' VLAN-0 logical interfaces").reason(Reason::FieldValueRequired))]
@@ -130,10 +131,17 @@ pub struct GatewayHAGroupStatus {
     /// The `metadata.generation` these conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Accepted`, `ResolvedRefs` and the summary `Ready`.
+    /// `Accepted`, `ResolvedRefs`, `Programmed` and the summary `Ready`.
+    /// Until gateway HA is implemented, `Programmed` and `Ready` are
+    /// `False` with reason `NotImplemented`: the group is validated, but no
+    /// node elects an active member or floods BPDUs for it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The member PhysicalRouters, comma-separated (what `kubectl get gwha`
+    /// shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_summary: Option<String>,
     /// The member currently forwarding, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_member: Option<String>,

@@ -28,7 +28,7 @@ pub const DEFAULT_INTERFACE_LIMIT: u32 = 4352;
     shortname = "pr",
     category = "trunkline",
     status = "PhysicalRouterStatus",
-    printcolumn = r#"{"name":"Ports","type":"string","jsonPath":".spec.physicalInterfaces[*].name","description":"Physical interfaces facing remote instances"}"#,
+    printcolumn = r#"{"name":"Ports","type":"string","jsonPath":".status.portsSummary","description":"Physical interfaces facing remote instances, comma-separated"}"#,
     printcolumn = r#"{"name":"Fabric","type":"string","jsonPath":".spec.fabric.interface","description":"Fabric (underlay) interface"}"#,
     printcolumn = r#"{"name":"Backend","type":"string","jsonPath":".status.backend","description":"Fast-path I/O backend the node dataplane runs"}"#,
     printcolumn = r#"{"name":"LIs","type":"integer","jsonPath":".status.counts.logicalInterfaces","description":"Logical interfaces programmed on the node"}"#,
@@ -122,6 +122,11 @@ pub struct PhysicalRouterStatus {
     /// How many objects the node's tables hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<ProgrammedCounts>,
+    /// The names of `spec.physicalInterfaces`, comma-separated (what
+    /// `kubectl get pr` shows). Written by the operator: the one field of
+    /// this status that is not the node dataplane's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports_summary: Option<String>,
     /// Every object the node's fast path holds, at the generation it holds:
     /// the operator derives each object's `Programmed` condition from it
     /// (the node dataplane may write only its own PhysicalRouter's status).

@@ -33,7 +33,9 @@ pub mod reason {
     pub const INVALID: &str = "Invalid";
     /// Waiting for the node dataplane to report.
     pub const PENDING: &str = "Pending";
-    /// The object asks for something trunkline does not do yet (a DHCP
-    /// relay, say): valid, but refused until it does.
+    /// The object asks for something trunkline does not do yet: refused
+    /// until it does (a VirtualNetwork's DHCP relay: `Accepted` is `False`),
+    /// or accepted but not enforced (a GatewayHAGroup until gateway HA
+    /// lands: `Ready` is `False`), so that no one takes it for working.
     pub const NOT_IMPLEMENTED: &str = "NotImplemented";
 }

@@ -27,8 +27,8 @@ use crate::status::Condition;
     namespaced,
     status = "VirtualMachineInterfaceStatus",
     printcolumn = r#"{"name":"Network","type":"string","jsonPath":".spec.virtualNetwork","description":"VirtualNetwork in the same namespace"}"#,
-    printcolumn = r#"{"name":"MAC","type":"string","jsonPath":".spec.macAddress"}"#,
-    printcolumn = r#"{"name":"IPs","type":"string","jsonPath":".spec.ips[*].address"}"#,
+    printcolumn = r#"{"name":"MAC","type":"string","jsonPath":".status.macAddress","description":"The MAC address, normalised (lower case, ':')"}"#,
+    printcolumn = r#"{"name":"IPs","type":"string","jsonPath":".status.addressesSummary","description":"Every address, comma-separated"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Label","type":"integer","jsonPath":".status.mplsLabel","description":"MPLS label of traffic routed to the interface","priority":1}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
@@ -42,13 +42,15 @@ pub struct VirtualMachineInterfaceSpec {
     pub virtual_network: ObjectName,
 
     /// MAC address of the remote instance's NIC (unicast; `:` or `-`
-    /// separators, normalised to lower-case `:`). Frames from the instance
+    /// separators, any case; normalised to lower-case `:` in
+    /// `status.macAddress`, the form the gateway uses). Frames from the instance
     /// must carry it (or an allowed address pair's MAC) as source.
     pub mac_address: MacAddress,
 
     /// The instance's addresses in the network (the original's instance
     /// IPs): IPv4 and/or IPv6, each inside one of the network's subnets,
-    /// not its gateway address, and unique in the network.
+    /// not its gateway address nor (IPv4) the subnet's network or broadcast
+    /// address, and unique in the network.
     #[serde(default)]
     #[schemars(length(max = 8))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["address"]))]
@@ -129,4 +131,11 @@ pub struct VirtualMachineInterfaceStatus {
     /// 16 up, unique in the cluster, and kept while the VMI stays accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mpls_label: Option<u32>,
+    /// `spec.macAddress` normalised: lower case, `:` separators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// Every address of `spec.ips`, normalised and comma-separated (what
+    /// `kubectl get tlvmi` shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses_summary: Option<String>,
 }

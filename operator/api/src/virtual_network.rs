@@ -32,7 +32,7 @@ use crate::status::Condition;
     category = "trunkline",
     namespaced,
     status = "VirtualNetworkStatus",
-    printcolumn = r#"{"name":"Subnets","type":"string","jsonPath":".spec.subnets[*].cidr"}"#,
+    printcolumn = r#"{"name":"Subnets","type":"string","jsonPath":".status.subnetsSummary","description":"Every subnet, comma-separated"}"#,
     printcolumn = r#"{"name":"VNI","type":"integer","jsonPath":".status.vni","description":"VXLAN network identifier in use"}"#,
     printcolumn = r#"{"name":"Routing-Instance","type":"string","jsonPath":".status.routingInstance","priority":1}"#,
     printcolumn = r#"{"name":"Label","type":"integer","jsonPath":".status.mplsLabel","description":"MPLS label of bridged and flooded traffic","priority":1}"#,
@@ -40,6 +40,9 @@ use crate::status::Condition;
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[kube(validation = Rule::new(
+    "!has(oldSelf.status) || !has(oldSelf.status.vni) || !has(self.spec.vni) || (has(oldSelf.spec.vni) && self.spec.vni == oldSelf.spec.vni) || self.spec.vni == oldSelf.status.vni"
+).message("spec.vni cannot be set to another VNI than the one the network runs with (status.vni): a running network keeps its VNI; set spec.vni to status.vni or leave it unset, or create a new network for another VNI").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new(
     "self.subnets.all(a, self.subnets.all(b, a.cidr == b.cidr || !isCIDR(a.cidr) || !isCIDR(b.cidr) || !cidr(a.cidr).containsCIDR(b.cidr)))"
 ).message("subnets must not overlap: no subnet may contain another").reason(Reason::FieldValueInvalid))]
@@ -57,7 +60,10 @@ pub struct VirtualNetworkSpec {
 
     /// VXLAN network identifier, 1 to 16777215, unique in the cluster. When
     /// unset, the operator allocates one (shown in `status.vni`). Immutable
-    /// once set.
+    /// once set, and a running network keeps its VNI: it can be set later
+    /// only to the VNI in `status.vni`. Setting it needs the administrator's
+    /// permission `update` on `virtualnetworks/vni` (an admission policy
+    /// checks it); tenants leave it unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 16777215))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("vni is immutable once set: create a new network to change it").reason(Reason::FieldValueForbidden))]
@@ -69,7 +75,9 @@ pub struct VirtualNetworkSpec {
     pub forwarding_mode: ForwardingMode,
 
     /// Name of the routing instance (VRF) in the original's form
-    /// `domain:project:network:network`, for users migrating from it.
+    /// `domain:project:network:network`, for users migrating from it; the
+    /// project part must be the network's namespace (an admission policy
+    /// and the operator check it), so no tenant can take another's name.
     /// Default: `default-domain:<namespace>:<name>:<name>`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255))]
@@ -192,6 +200,9 @@ pub enum Encapsulation {
     "!isCIDR(self.cidr) || (cidr(self.cidr).ip().family() == 4 ? (cidr(self.cidr).prefixLength() >= 1 && cidr(self.cidr).prefixLength() <= 30) : (cidr(self.cidr).prefixLength() >= 1 && cidr(self.cidr).prefixLength() <= 126))"
 ).message("subnet prefix length must be 1 to 30 for IPv4 and 1 to 126 for IPv6, to leave room for a gateway and an instance").reason(Reason::FieldValueInvalid))]
 #[x_kube(validation = Rule::new(
+    "!isCIDR(self.cidr) || (cidr(self.cidr).ip().family() == 4 ? ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/3'] : ['::/128', '::1/128', 'fe80::/10', 'ff00::/8']).all(r, !cidr(r).containsCIDR(self.cidr) && !cidr(self.cidr).containsCIDR(r))"
+).message("subnet must be a range of unicast addresses instances can use: not unspecified (0.0.0.0/8, ::), loopback (127.0.0.0/8, ::1), link-local (169.254.0.0/16, fe80::/10), multicast or reserved (224.0.0.0/3, ff00::/8), nor contain one of those (e.g. 192.168.1.0/24 or fd00:1::/64)").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new(
     "!has(self.gateway) || !isCIDR(self.cidr) || !isIP(self.gateway) || cidr(self.cidr).containsIP(self.gateway)"
 ).message("gateway must be an address inside the subnet (e.g. 192.168.1.1 for 192.168.1.0/24)").reason(Reason::FieldValueInvalid))]
 #[x_kube(validation = Rule::new(
@@ -202,7 +213,8 @@ pub struct Subnet {
     /// The prefix, e.g. `192.168.1.0/24` or `fd00:1::/64`.
     pub cidr: IpPrefix,
     /// The gateway address instances use (answered by the gateway node's
-    /// ARP/ND proxy). Default: the first address of the subnet.
+    /// ARP/ND proxy): not the subnet's network address nor, for IPv4, its
+    /// broadcast address. Default: the first address of the subnet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<IpAddress>,
 }
@@ -237,6 +249,9 @@ pub struct VirtualNetworkStatus {
     /// The routing instance name in use (given or defaulted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_instance: Option<String>,
+    /// Every subnet, comma-separated (what `kubectl get vn` shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnets_summary: Option<String>,
     /// The MPLS label of the network's bridged and flooded traffic (payload:
     /// an Ethernet frame), allocated by the operator from 16 up, unique in
     /// the cluster with the VMIs' labels, and kept while the network stays

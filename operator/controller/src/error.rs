@@ -2,25 +2,14 @@
 //! `trunkline_operator_reconcile_errors_total` metric.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 /// What went wrong, naming the object or file concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The kubeconfig given with `--kubeconfig` could not be used.
-    #[error("kubeconfig {}: {source}", path.display())]
-    Kubeconfig {
-        /// The file.
-        path: PathBuf,
-        /// Why kube could not use it.
-        source: kube::config::KubeconfigError,
-    },
-    /// No in-cluster configuration and no usable `KUBECONFIG`.
-    #[error("no Kubernetes client configuration (in-cluster or KUBECONFIG): {0}")]
-    InferConfig(#[source] kube::config::InferConfigError),
-    /// The client could not be built from the configuration.
-    #[error("building the Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
+    /// No Kubernetes client: the kubeconfig given with `--kubeconfig`, or
+    /// the environment, could not be used.
+    #[error("{0}")]
+    Client(#[from] trunkline_client::Error),
     /// A watch failed; the watcher retries with back-off.
     #[error("watching {kind}s: {source}")]
     Watch {
@@ -87,7 +76,7 @@ impl Error {
     /// A short, bounded label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::Kubeconfig { .. } | Error::InferConfig(_) | Error::Client(_) => "config",
+            Error::Client(_) => "config",
             Error::Watch { .. } => "watch",
             Error::StatusWrite { source, .. } => match source {
                 kube::Error::Api(s) if s.code == 409 => "status_conflict",

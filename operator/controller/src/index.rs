@@ -55,7 +55,8 @@ where
     let (reader, writer) = reflector::store::<K>();
     let stream = reflector::reflector(
         writer,
-        watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff(),
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+            .backoff(trunkline_client::WatchBackoff::default()),
     )
     .map(move |event| {
         event

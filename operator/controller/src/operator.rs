@@ -23,18 +23,19 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
-use kube::{Client, Config, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 use trunkline_api::status::{condition, reason};
 use trunkline_api::{
-    ExternalVTEP, GatewayHAGroup, LogicalInterface, VirtualGateway, VirtualMachineInterface,
-    VirtualNetwork,
+    ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    VirtualMachineInterface, VirtualNetwork,
 };
-use trunkline_operator_core::{DECIDED_KINDS, Decisions, ObjectKey, Settings, decide_with};
+use trunkline_operator_core::{
+    DECIDED_KINDS, Decisions, Kind, ObjectKey, Settings, decide_with, summary,
+};
 
 use crate::cli::Args;
 use crate::http::{self, Probes};
@@ -53,22 +54,7 @@ const MAX_NOTE: usize = 1000;
 
 /// The client for `--kubeconfig`, or the in-cluster / `KUBECONFIG` one.
 pub async fn client(args: &Args) -> Result<Client, Error> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
-                path: path.clone(),
-                source,
-            })?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|source| Error::Kubeconfig {
-                    path: path.clone(),
-                    source,
-                })?
-        }
-        None => Config::infer().await.map_err(Error::InferConfig)?,
-    };
-    Client::try_from(config).map_err(Error::Client)
+    Ok(trunkline_client::client(args.kubeconfig.as_deref()).await?)
 }
 
 /// Runs the operator until SIGTERM or SIGINT.
@@ -219,6 +205,9 @@ pub struct Operator {
     recorder: Recorder,
     metrics: Arc<Metrics>,
     applied: HashMap<ObjectKey, Applied>,
+    /// `status.portsSummary` written per PhysicalRouter name, with the
+    /// resourceVersion it was based on (as `applied`).
+    ports_applied: HashMap<String, (Option<String>, Option<String>)>,
     /// Whether this process may write (see [`Operator::with_leadership`]).
     leading: watch::Receiver<bool>,
     /// What the decisions take from the flags.
@@ -257,6 +246,7 @@ impl Operator {
             stores,
             metrics,
             applied: HashMap::new(),
+            ports_applied: HashMap::new(),
             leading: watch::channel(true).1,
             settings: Settings::default(),
         }
@@ -299,6 +289,7 @@ impl Operator {
                 }
                 // Another leader wrote meanwhile: trust only the stores.
                 self.applied.clear();
+                self.ports_applied.clear();
                 tracing::info!("leading: deciding and writing status");
             }
             changed.borrow_and_update();
@@ -352,6 +343,8 @@ impl Operator {
             .await;
         self.sync::<ExternalVTEP>(&stores.external_vteps, &decisions, &now, &mut outcome)
             .await;
+        self.sync_router_ports(&stores.physical_routers, &mut outcome)
+            .await;
         self.applied.retain(|key, _| decisions.get(key).is_some());
         self.count_objects(&decisions);
         let took = started.elapsed();
@@ -364,6 +357,53 @@ impl Operator {
             "pass done"
         );
         outcome
+    }
+
+    /// Writes `status.portsSummary` of every PhysicalRouter whose summary
+    /// differs: the one field of a router's status that is the operator's
+    /// (the rest is its node dataplane's; server-side apply keeps the two
+    /// apart). It lets `kubectl get pr` show every port.
+    async fn sync_router_ports(
+        &mut self,
+        store: &Store<PhysicalRouter>,
+        outcome: &mut PassOutcome,
+    ) {
+        let routers = store.state();
+        self.ports_applied
+            .retain(|name, _| routers.iter().any(|r| r.name_any() == *name));
+        for router in routers {
+            let name = router.name_any();
+            let desired = summary(router.spec.physical_interfaces.iter().map(|i| &i.name));
+            let version = router.meta().resource_version.clone();
+            let current = match self.ports_applied.get(&name) {
+                Some((based_on, written)) if *based_on == version => written.clone(),
+                _ => router.status.as_ref().and_then(|s| s.ports_summary.clone()),
+            };
+            if current == desired || !self.is_leading() {
+                continue;
+            }
+            let key = ObjectKey::cluster(Kind::PhysicalRouter, name.clone());
+            match write_ports_summary(&self.client, &name, desired.as_deref()).await {
+                Ok(written) => {
+                    if written {
+                        outcome.writes += 1;
+                        self.metrics
+                            .status_writes
+                            .get_or_create(&KindLabels {
+                                kind: Kind::PhysicalRouter.as_str(),
+                            })
+                            .inc();
+                        tracing::info!(object = %key, ports = desired.as_deref().unwrap_or(""), "ports summary written");
+                    }
+                    self.ports_applied.insert(name, (version, desired));
+                }
+                Err(e) => {
+                    outcome.errors += 1;
+                    self.metrics.error(&e);
+                    tracing::warn!(error = %e, "ports summary not written; retrying soon");
+                }
+            }
+        }
     }
 
     fn count_objects(&self, decisions: &Decisions) {
@@ -569,6 +609,34 @@ async fn write<K: Reported>(
         Ok(_) => Ok(Some(status)),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
         Err(source) => Err(Error::StatusWrite { object, source }),
+    }
+}
+
+/// Server-side apply of a PhysicalRouter's `status.portsSummary` alone
+/// (`None` gives the field up); `Ok(false)` when the router is gone.
+async fn write_ports_summary(
+    client: &Client,
+    name: &str,
+    ports: Option<&str>,
+) -> Result<bool, Error> {
+    let mut status = serde_json::Map::new();
+    if let Some(ports) = ports {
+        status.insert("portsSummary".to_owned(), json!(ports));
+    }
+    let body = json!({
+        "apiVersion": PhysicalRouter::api_version(&()),
+        "kind": PhysicalRouter::kind(&()),
+        "status": status,
+    });
+    let api: kube::Api<PhysicalRouter> = kube::Api::all(client.clone());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch_status(name, &params, &Patch::Apply(&body)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(source) => Err(Error::StatusWrite {
+            object: format!("PhysicalRouter {name}"),
+            source,
+        }),
     }
 }
 

@@ -126,24 +126,27 @@ impl Reported for VirtualMachineInterface {
     }
 
     fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
-        let (routing_instance, logical_interfaces, mpls_label) = match &decision.derived {
+        match &decision.derived {
             DerivedStatus::VirtualMachineInterface {
                 routing_instance,
                 logical_interfaces,
                 mpls_label,
-            } => (
-                routing_instance.clone(),
-                logical_interfaces.clone(),
-                *mpls_label,
-            ),
-            _ => (None, Vec::new(), None),
-        };
-        VirtualMachineInterfaceStatus {
-            observed_generation: Some(decision.generation),
-            conditions,
-            routing_instance,
-            logical_interfaces,
-            mpls_label,
+                mac_address,
+                addresses_summary,
+            } => VirtualMachineInterfaceStatus {
+                observed_generation: Some(decision.generation),
+                conditions,
+                routing_instance: routing_instance.clone(),
+                logical_interfaces: logical_interfaces.clone(),
+                mpls_label: *mpls_label,
+                mac_address: mac_address.clone(),
+                addresses_summary: addresses_summary.clone(),
+            },
+            _ => VirtualMachineInterfaceStatus {
+                observed_generation: Some(decision.generation),
+                conditions,
+                ..VirtualMachineInterfaceStatus::default()
+            },
         }
     }
 
@@ -171,11 +174,13 @@ impl Reported for VirtualNetwork {
                 routing_instance,
                 mpls_label,
                 encapsulation,
+                subnets_summary,
             } => VirtualNetworkStatus {
                 observed_generation: Some(decision.generation),
                 conditions,
                 vni: *vni,
                 routing_instance: Some(routing_instance.clone()),
+                subnets_summary: subnets_summary.clone(),
                 mpls_label: *mpls_label,
                 encapsulation: encapsulation.iter().map(|e| e.to_api()).collect(),
             },
@@ -205,9 +210,14 @@ impl Reported for GatewayHAGroup {
     }
 
     fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        let members_summary = match &decision.derived {
+            DerivedStatus::GatewayHaGroup { members_summary } => members_summary.clone(),
+            _ => None,
+        };
         GatewayHAGroupStatus {
             observed_generation: Some(decision.generation),
             conditions,
+            members_summary,
             // Roles are decided by the HA machinery, not yet by this operator.
             active_member: None,
             members: Vec::new(),
@@ -268,9 +278,14 @@ impl Reported for ExternalVTEP {
     }
 
     fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        let networks_summary = match &decision.derived {
+            DerivedStatus::ExternalVtep { networks_summary } => networks_summary.clone(),
+            _ => None,
+        };
         ExternalVTEPStatus {
             observed_generation: Some(decision.generation),
             conditions,
+            networks_summary,
         }
     }
 
@@ -341,6 +356,7 @@ mod tests {
                 routing_instance: "default-domain:t:n:n".into(),
                 mpls_label: Some(16),
                 encapsulation: vec![Encapsulation::Vxlan, Encapsulation::MplsOverUdp],
+                subnets_summary: Some("10.0.0.0/24,fd00::/64".into()),
             },
         };
         let status = serde_json::to_value(VirtualNetwork::desired(&network, vec![])).unwrap();
@@ -349,6 +365,7 @@ mod tests {
             status["encapsulation"],
             serde_json::json!(["VXLAN", "MPLSoUDP"])
         );
+        assert_eq!(status["subnetsSummary"], "10.0.0.0/24,fd00::/64");
         let vmi = Decision {
             key: ObjectKey::namespaced(Kind::VirtualMachineInterface, "t", "v"),
             generation: 1,
@@ -357,16 +374,22 @@ mod tests {
                 routing_instance: None,
                 logical_interfaces: vec![],
                 mpls_label: Some(17),
+                mac_address: Some("02:aa:00:00:00:01".into()),
+                addresses_summary: Some("10.0.0.5,fd00::5".into()),
             },
         };
         let status = serde_json::to_value(VirtualMachineInterface::desired(&vmi, vec![])).unwrap();
         assert_eq!(status["mplsLabel"], 17);
+        assert_eq!(status["macAddress"], "02:aa:00:00:00:01");
+        assert_eq!(status["addressesSummary"], "10.0.0.5,fd00::5");
         // No label (not accepted): the field is absent, so an apply drops it.
         let refused = Decision {
             derived: DerivedStatus::VirtualMachineInterface {
                 routing_instance: None,
                 logical_interfaces: vec![],
                 mpls_label: None,
+                mac_address: None,
+                addresses_summary: None,
             },
             ..vmi
         };

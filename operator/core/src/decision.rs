@@ -92,6 +92,8 @@ pub enum DerivedStatus {
         mpls_label: Option<u32>,
         /// The encapsulations in effect, in priority order.
         encapsulation: Vec<Encapsulation>,
+        /// Its subnets, comma-separated; `None` without subnets.
+        subnets_summary: Option<String>,
     },
     /// A VMI's routing instance, bound logical interfaces and label.
     VirtualMachineInterface {
@@ -101,12 +103,32 @@ pub enum DerivedStatus {
         logical_interfaces: Vec<String>,
         /// The label of traffic routed to it; only accepted VMIs have one.
         mpls_label: Option<u32>,
+        /// Its MAC, normalised (lower case, `:`), when readable.
+        mac_address: Option<String>,
+        /// Its addresses, normalised and comma-separated; `None` without.
+        addresses_summary: Option<String>,
+    },
+    /// An HA group's members.
+    GatewayHaGroup {
+        /// The member PhysicalRouters, comma-separated.
+        members_summary: Option<String>,
+    },
+    /// An external VTEP's networks.
+    ExternalVtep {
+        /// The networks it joins (`namespace/name`), comma-separated.
+        networks_summary: Option<String>,
     },
     /// A virtual gateway's state per node.
     VirtualGateway {
         /// One entry per node of `spec.nodes`, sorted by node.
         nodes: Vec<NodeStatus>,
     },
+}
+
+/// `a,b,c` (what a printer column shows of a list), or `None` for no item.
+pub fn summary<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> Option<String> {
+    let items: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+    (!items.is_empty()).then(|| items.join(","))
 }
 
 /// Everything decided about one object.
@@ -182,11 +204,13 @@ pub(crate) struct Problem {
 }
 
 /// The problems found with one object, sorted into reference problems
-/// (`ResolvedRefs`) and the rest (`Accepted`).
+/// (`ResolvedRefs`), the rest (`Accepted`), and the parts of a spec that
+/// are refused while the object stays accepted as it runs (`Ready`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Findings {
     refs: Vec<Problem>,
     rejections: Vec<Problem>,
+    unapplied: Vec<Problem>,
 }
 
 impl Findings {
@@ -230,6 +254,22 @@ impl Findings {
         });
     }
 
+    /// Part of the spec is refused, but the object keeps running as it did
+    /// (a network keeps the VNI it runs with): it stays accepted, and
+    /// `Ready` is False with reason `Invalid` until the spec is fixed.
+    pub(crate) fn not_applied(&mut self, message: String) {
+        self.unapplied.push(Problem {
+            reason: reason::INVALID,
+            message,
+        });
+    }
+
+    /// What of the spec is not applied, as (reason, message), if anything.
+    pub(crate) fn unapplied(&self) -> Option<(&'static str, String)> {
+        let first = self.unapplied.first()?;
+        Some((first.reason, join(&self.unapplied)))
+    }
+
     /// Whether nothing is wrong.
     pub(crate) fn accepted(&self) -> bool {
         self.refs.is_empty() && self.rejections.is_empty()
@@ -253,12 +293,22 @@ impl Findings {
             };
             ConditionDecision::new(condition::RESOLVED_REFS, false, reason, join(&self.refs))
         };
-        let accepted = if self.accepted() {
+        let accepted = if self.accepted() && self.unapplied.is_empty() {
             ConditionDecision::new(
                 condition::ACCEPTED,
                 true,
                 reason::OK,
                 "valid together with every object it refers to".to_owned(),
+            )
+        } else if self.accepted() {
+            ConditionDecision::new(
+                condition::ACCEPTED,
+                true,
+                reason::OK,
+                format!(
+                    "accepted as it runs, but part of its spec is not applied: {}",
+                    join(&self.unapplied)
+                ),
             )
         } else {
             // Invalid, then Conflict, then the reference problems: the
@@ -299,9 +349,11 @@ fn truncate(mut message: String) -> String {
     message
 }
 
-/// `Ready` from `Accepted` and, when the kind is programmed, `Programmed`.
+/// `Ready` from `Accepted`, what of the spec is not applied, and, when the
+/// kind is programmed, `Programmed`.
 pub(crate) fn ready(
     accepted: &ConditionDecision,
+    unapplied: Option<(&'static str, String)>,
     programmed: Option<&ConditionDecision>,
 ) -> ConditionDecision {
     if !accepted.status {
@@ -311,6 +363,9 @@ pub(crate) fn ready(
             accepted.reason,
             accepted.message.clone(),
         );
+    }
+    if let Some((reason, message)) = unapplied {
+        return ConditionDecision::new(condition::READY, false, reason, message);
     }
     match programmed {
         Some(p) if !p.status => {
@@ -347,5 +402,20 @@ mod tests {
         assert_eq!(resolved.reason, reason::NOT_FOUND);
         assert_eq!(accepted.reason, reason::INVALID);
         assert_eq!(accepted.message, "y taken; z bad; x missing");
+    }
+
+    #[test]
+    fn a_spec_part_not_applied_keeps_accepted_and_makes_ready_false() {
+        let mut f = Findings::default();
+        f.not_applied("spec.vni 7 is not applied".into());
+        assert!(f.accepted());
+        let [_, accepted] = f.conditions();
+        assert!(accepted.status);
+        assert!(accepted.message.contains("spec.vni 7 is not applied"));
+        let programmed = ConditionDecision::new("Programmed", true, reason::OK, "ok".into());
+        let r = ready(&accepted, f.unapplied(), Some(&programmed));
+        assert!(!r.status);
+        assert_eq!(r.reason, reason::INVALID);
+        assert_eq!(r.message, "spec.vni 7 is not applied");
     }
 }

@@ -373,9 +373,23 @@ fn external_vteps_are_decided_and_counted() {
         .map(|c| c.type_)
         .collect();
     assert_eq!(types, ["Accepted", "ResolvedRefs", "Programmed", "Ready"]);
-    assert_eq!(
-        d.get(&xvtep_key("tor-1")).unwrap().derived,
-        DerivedStatus::None
-    );
+    assert!(matches!(
+        &d.get(&xvtep_key("tor-1")).unwrap().derived,
+        DerivedStatus::ExternalVtep { networks_summary: Some(networks) } if networks.starts_with("t1/")
+    ));
     assert!(trunkline_operator_core::DECIDED_KINDS.contains(&trunkline_model::Kind::ExternalVTEP));
+}
+
+#[test]
+fn a_host_behind_an_external_vtep_cannot_use_the_broadcast_address() {
+    let mut s = vtep_set();
+    s.external_vteps[0].networks[0].endpoints[0].ips = vec!["10.0.0.255".parse().unwrap()];
+    let a = accepted(&decide(&s), &xvtep_key("tor-1")).clone();
+    assert_eq!((a.status, a.reason), (false, reason::INVALID));
+    assert!(
+        a.message
+            .contains("address 10.0.0.255 is the broadcast address of subnet 10.0.0.0/24"),
+        "{}",
+        a.message
+    );
 }

@@ -49,6 +49,7 @@ fn a_valid_set_is_accepted_and_waits_for_the_node() {
             routing_instance: "default-domain:t1:net1:net1".into(),
             mpls_label: Some(16),
             encapsulation: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
+            subnets_summary: Some("10.0.0.0/24".into()),
         }
     );
     assert_eq!(
@@ -57,6 +58,8 @@ fn a_valid_set_is_accepted_and_waits_for_the_node() {
             routing_instance: Some("default-domain:t1:net1:net1".into()),
             logical_interfaces: vec!["li1".into()],
             mpls_label: Some(17),
+            mac_address: Some("02:00:00:00:00:01".into()),
+            addresses_summary: Some("10.0.0.10".into()),
         }
     );
 }
@@ -105,6 +108,12 @@ fn programmed_follows_the_node_report_at_the_current_generation() {
 fn a_vmi_on_two_nodes_is_programmed_when_both_report_it() {
     let mut s = valid_set();
     s.physical_routers.push(router("gw-2", 1, &["eth1"]));
+    s.gateway_ha_groups = vec![ha(
+        "g",
+        1,
+        &[("gw-1", "eth1"), ("gw-2", "eth1")],
+        Some(("t1", "net1")),
+    )];
     s.logical_interfaces
         .push(li("li2", 3, "gw-2", "eth1", 100, ("t1", "vmi1")));
     s.physical_routers[0].programmed = vec![report(vmi_key("t1", "vmi1"), 1)];
@@ -482,19 +491,21 @@ fn an_explicit_vni_conflict_goes_to_the_older_network() {
             routing_instance: "default-domain:t2:new:new".into(),
             mpls_label: None,
             encapsulation: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
+            subnets_summary: None,
         }
     );
 }
 
 #[test]
 fn routing_instances_are_unique() {
-    let mut clash = vn("t2", "other", 20, &[], None);
+    // Within a namespace: another namespace cannot name it at all.
+    let mut clash = vn("t1", "other", 20, &[], None);
     clash.routing_instance = Some("default-domain:t1:net1:net1".into());
     let s = Snapshot {
         virtual_networks: vec![vn("t1", "net1", 10, &[], None), clash],
         ..Snapshot::default()
     };
-    let lost = accepted(&decide(&s), &vn_key("t2", "other")).clone();
+    let lost = accepted(&decide(&s), &vn_key("t1", "other")).clone();
     assert_eq!(lost.reason, reason::CONFLICT);
     assert!(
         lost.message.contains(
@@ -665,12 +676,28 @@ fn an_ha_group_needs_its_members_ports_and_bpdu_network() {
     )];
     let d = decide(&s);
     assert!(accepted(&d, &ha_key("g")).status);
-    assert!(d.get(&ha_key("g")).unwrap().is_ready());
-    assert!(
-        d.get(&ha_key("g"))
-            .unwrap()
-            .condition(condition::PROGRAMMED)
-            .is_none()
+    assert!(resolved(&d, &ha_key("g")).status);
+    // Accepted, but nothing implements gateway HA yet: never Ready.
+    let group = d.get(&ha_key("g")).unwrap();
+    assert!(!group.is_ready());
+    for type_ in [condition::PROGRAMMED, condition::READY] {
+        let c = group.condition(type_).unwrap();
+        assert_eq!(
+            (c.status, c.reason),
+            (false, reason::NOT_IMPLEMENTED),
+            "{type_}"
+        );
+        assert!(
+            c.message.contains("gateway HA is not implemented yet"),
+            "{}",
+            c.message
+        );
+    }
+    assert_eq!(
+        group.derived,
+        DerivedStatus::GatewayHaGroup {
+            members_summary: Some("gw-1,gw-2".into())
+        }
     );
 
     s.gateway_ha_groups = vec![ha(
@@ -711,4 +738,181 @@ fn physical_routers_get_no_decision() {
             .is_none()
     );
     assert_eq!(d.len(), 3);
+}
+
+#[test]
+fn a_vmi_bound_on_two_nodes_outside_an_ha_group_is_a_conflict() {
+    let mut s = gateway_set();
+    s.logical_interfaces
+        .push(li("li2", 5, "gw-2", "eth1", 100, ("t1", "vmi1")));
+    // A second binding on the node that serves it is fine.
+    s.logical_interfaces
+        .push(li("li3", 6, "gw-1", "eth1", 101, ("t1", "vmi1")));
+    let d = decide(&s);
+    assert!(accepted(&d, &li_key("li1")).status);
+    assert!(accepted(&d, &li_key("li3")).status);
+    let lost = accepted(&d, &li_key("li2"));
+    assert_eq!((lost.status, lost.reason), (false, reason::CONFLICT));
+    for text in [
+        "VirtualMachineInterface t1/vmi1 is already bound on PhysicalRouter gw-1 by LogicalInterface li1 (older)",
+        "PhysicalRouter gw-2 is not in a GatewayHAGroup with gw-1",
+    ] {
+        assert!(lost.message.contains(text), "{text}: {}", lost.message);
+    }
+    // Only the serving node holds the VMI.
+    let p = cond(&d, &vmi_key("t1", "vmi1"), condition::PROGRAMMED);
+    assert!(!p.message.contains("gw-2"), "{}", p.message);
+
+    // Members of one HA group may share it.
+    s.gateway_ha_groups = vec![ha(
+        "g",
+        1,
+        &[("gw-1", "eth1"), ("gw-2", "eth1")],
+        Some(("t1", "net1")),
+    )];
+    assert!(accepted(&decide(&s), &li_key("li2")).status);
+
+    // Whatever the order, the older binding wins.
+    s.gateway_ha_groups.clear();
+    s.logical_interfaces.reverse();
+    let d = decide(&s);
+    assert!(accepted(&d, &li_key("li1")).status);
+    assert!(!accepted(&d, &li_key("li2")).status);
+}
+
+#[test]
+fn network_and_broadcast_addresses_are_not_instance_addresses() {
+    for (ip, what) in [
+        ("10.0.0.0", "network address of subnet 10.0.0.0/24"),
+        ("10.0.0.255", "broadcast address of subnet 10.0.0.0/24"),
+    ] {
+        let mut s = valid_set();
+        s.virtual_machine_interfaces[0].ips = vec![ip.parse().unwrap()];
+        let a = accepted(&decide(&s), &vmi_key("t1", "vmi1")).clone();
+        assert_eq!((a.status, a.reason), (false, reason::INVALID), "{ip}");
+        assert!(a.message.contains(what), "{ip}: {}", a.message);
+        assert!(
+            a.message.contains("use a host address of the subnet"),
+            "{}",
+            a.message
+        );
+    }
+    // IPv6 has no broadcast; the last address is a host address.
+    let mut s = valid_set();
+    s.virtual_networks[0]
+        .subnets
+        .push(subnet("fd00::/64", None));
+    s.virtual_machine_interfaces[0].ips = vec!["fd00::ffff:ffff:ffff:ffff".parse().unwrap()];
+    assert!(accepted(&decide(&s), &vmi_key("t1", "vmi1")).status);
+}
+
+#[test]
+fn a_gateway_on_the_broadcast_address_is_invalid() {
+    let mut s = valid_set();
+    s.virtual_networks[0].subnets = vec![subnet("10.0.0.0/24", Some("10.0.0.255"))];
+    let a = accepted(&decide(&s), &vn_key("t1", "net1")).clone();
+    assert_eq!((a.status, a.reason), (false, reason::INVALID));
+    assert!(
+        a.message
+            .contains("gateway 10.0.0.255 of subnet 10.0.0.0/24 is the subnet's broadcast address"),
+        "{}",
+        a.message
+    );
+}
+
+#[test]
+fn a_routing_instance_belongs_to_the_networks_namespace() {
+    let mut s = valid_set();
+    s.virtual_networks[0].routing_instance = Some("default-domain:t2:net1:net1".into());
+    let a = accepted(&decide(&s), &vn_key("t1", "net1")).clone();
+    assert_eq!((a.status, a.reason), (false, reason::INVALID));
+    assert!(
+        a.message.contains(
+            "names project \"t2\", but a routing instance belongs to the namespace of its network"
+        ),
+        "{}",
+        a.message
+    );
+    s.virtual_networks[0].routing_instance = Some("my-domain:t1:net1:net1".into());
+    assert!(accepted(&decide(&s), &vn_key("t1", "net1")).status);
+}
+
+#[test]
+fn a_running_network_keeps_its_vni_when_spec_asks_for_another() {
+    let mut s = valid_set();
+    s.virtual_networks[0].vni_in_use = Some(4096);
+    s.virtual_networks[0].vni = Some(5000);
+    s.physical_routers[0].programmed = vec![
+        report(li_key("li1"), 1),
+        report(vmi_key("t1", "vmi1"), 1),
+        report(vn_key("t1", "net1"), 1),
+    ];
+    let d = decide(&s);
+    let key = vn_key("t1", "net1");
+    let network = d.get(&key).unwrap();
+    assert!(
+        matches!(
+            network.derived,
+            DerivedStatus::VirtualNetwork {
+                vni: Some(4096),
+                ..
+            }
+        ),
+        "{:?}",
+        network.derived
+    );
+    // Still accepted (its traffic keeps flowing), but not Ready.
+    assert!(network.is_accepted());
+    let ready = cond(&d, &key, condition::READY);
+    assert_eq!((ready.status, ready.reason), (false, reason::INVALID));
+    assert!(
+        ready
+            .message
+            .contains("spec.vni 5000 is not applied: the network runs with VNI 4096"),
+        "{}",
+        ready.message
+    );
+    // Its VMI is unaffected.
+    assert!(d.get(&vmi_key("t1", "vmi1")).unwrap().is_ready());
+    // 5000 is asked for: a newer network cannot have it either.
+    s.virtual_networks
+        .push(vn("t1", "newer", 9, &[], Some(5000)));
+    assert_eq!(
+        accepted(&decide(&s), &vn_key("t1", "newer")).reason,
+        reason::CONFLICT
+    );
+    // Pinning spec.vni to the running VNI is fine.
+    s.virtual_networks[0].vni = Some(4096);
+    assert!(decide(&s).get(&key).unwrap().is_ready());
+}
+
+#[test]
+fn status_summaries_list_every_item_normalised() {
+    let mut s = valid_set();
+    s.virtual_networks[0]
+        .subnets
+        .push(subnet("fd00::/64", None));
+    s.virtual_machine_interfaces[0].mac = Some("02-AA-00-00-00-01".parse().unwrap());
+    s.virtual_machine_interfaces[0].ips =
+        vec!["10.0.0.10".parse().unwrap(), "fd00:0::0:a".parse().unwrap()];
+    let d = decide(&s);
+    match &d.get(&vn_key("t1", "net1")).unwrap().derived {
+        DerivedStatus::VirtualNetwork {
+            subnets_summary, ..
+        } => {
+            assert_eq!(subnets_summary.as_deref(), Some("10.0.0.0/24,fd00::/64"))
+        }
+        other => panic!("{other:?}"),
+    }
+    match &d.get(&vmi_key("t1", "vmi1")).unwrap().derived {
+        DerivedStatus::VirtualMachineInterface {
+            mac_address,
+            addresses_summary,
+            ..
+        } => {
+            assert_eq!(mac_address.as_deref(), Some("02:aa:00:00:00:01"));
+            assert_eq!(addresses_summary.as_deref(), Some("10.0.0.10,fd00::a"));
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -204,6 +204,29 @@ fn assert_health(kind: &str, what: &str, object: &Value, expected: &str, text: &
     );
 }
 
+/// A GatewayHAGroup is accepted but nothing implements it yet: its
+/// `Ready=False NotImplemented` is Degraded at once, not Progressing.
+#[test]
+fn an_accepted_ha_group_is_degraded_while_gateway_ha_is_not_implemented() {
+    let group = sample(
+        "GatewayHAGroup",
+        1,
+        60,
+        Some(json!({ "observedGeneration": 1, "conditions": [
+            condition("Accepted", "True", "Ok", 1, 5),
+            condition("Programmed", "False", "NotImplemented", 1, 5),
+            condition("Ready", "False", "NotImplemented", 1, 5),
+        ]})),
+    );
+    assert_health(
+        "GatewayHAGroup",
+        "accepted, not implemented",
+        &group,
+        "Degraded",
+        "Ready is False (NotImplemented)",
+    );
+}
+
 #[test]
 fn operator_kinds_are_healthy_progressing_or_degraded() {
     for kind in OPERATOR_KINDS {

@@ -1,23 +1,44 @@
 //! The fast path does not depend on the control plane: with the API server
 //! stopped, remote instances keep talking through the gateway and the node
-//! dataplane stays healthy on its last tables. Its own test binary, because
-//! it stops the control plane the binary shares.
+//! dataplane stays healthy on its last tables. Once the API server is back,
+//! a new object is programmed within seconds (the watches' backoff is capped
+//! at 2 s). Its own test binary, because it stops the API server the binary
+//! shares.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::ready_gateway;
+use common::{BMS1, BMS2, Gateway, Instance, OTHER};
 use trunkline_test_support::{ControlPlane, eventually, http_get};
+
+/// An instance whose objects are created only after the API server returns.
+const LATE: Instance = Instance {
+    name: "late",
+    vlan: 400,
+    cidr: "192.168.1.40/24",
+    mac: "02:00:00:00:04:01",
+    gateway: "192.168.1.1",
+};
+
+/// How soon after the API server answers again a new object must be
+/// programmed (the issue's bound: backoff cap 2 s plus a re-list).
+const BACK_WITHIN: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn stopping_the_api_server_does_not_stop_forwarding() {
-    let gw = ready_gateway("af-xdp").await;
+    let gw = Gateway::start(&[BMS1, BMS2, OTHER, LATE], "af-xdp").await;
+    gw.apply_objects(&[BMS1, BMS2, OTHER]).await;
+    for vlan in [100, 200, 300] {
+        gw.wait_li(&gw.li_name(vlan), "True").await;
+    }
     gw.ping_eventually("bms1", "192.168.1.20").await;
 
     let plane = ControlPlane::shared();
     let pid_file = plane.log_dir().join("kube-apiserver.pid");
     let pid = std::fs::read_to_string(&pid_file).expect("the API server's pid file");
+    let command_line = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+        .expect("the API server's command line");
     let killed = std::process::Command::new("kill")
         .args(["-KILL", pid.trim()])
         .status()
@@ -69,6 +90,73 @@ async fn stopping_the_api_server_does_not_stop_forwarding() {
         Some(version),
         "the last tables stay in place"
     );
+
+    // The API server comes back, exactly as it ran before.
+    restart_api_server(plane, &command_line);
+    eventually(
+        "the API server is ready again",
+        Duration::from_secs(90),
+        || async {
+            let out = plane.kubectl(&["get", "--raw", "/readyz"]);
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        },
+    )
+    .await
+    .expect("API server back");
+    let back = Instant::now();
+
+    // A new instance's objects, created now, are programmed (its traffic
+    // flows and its logical interface says so) within BACK_WITHIN.
+    gw.apply_vmi(LATE.name, "net1", LATE.mac, "192.168.1.40")
+        .await;
+    let li = gw.apply_li(LATE.vlan, LATE.name).await;
+    let left = BACK_WITHIN.saturating_sub(back.elapsed());
+    eventually("the new instance reaches bms1", left, || async {
+        let (ok, out) = gw.lab.ping("late", "192.168.1.10", 1);
+        if ok { Ok(()) } else { Err(out) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; agent log: {}", gw.agent().log().display()));
+    let left = BACK_WITHIN.saturating_sub(back.elapsed());
+    gw.wait_li_condition_within(&li, "Programmed", "True", None, left)
+        .await;
+    eprintln!(
+        "a new object was programmed {:.1} s after the API server returned",
+        back.elapsed().as_secs_f64()
+    );
+}
+
+/// Starts the API server again with the command line it ran with, its
+/// output appended to its log and its PID recorded where `scripts/cluster.sh
+/// down` (and the control plane's watchdog) find it.
+fn restart_api_server(plane: &ControlPlane, command_line: &[u8]) {
+    let mut args = command_line
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned());
+    let program = args.next().expect("a program");
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(plane.log_dir().join("kube-apiserver.log"))
+        .expect("the API server's log");
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("the API server starts again");
+    std::fs::write(
+        plane.log_dir().join("kube-apiserver.pid"),
+        child.id().to_string(),
+    )
+    .expect("pid file");
+    // Reaped when it exits (the control plane's `down` stops it).
+    std::thread::spawn(move || child.wait());
 }
 
 /// How often the agent logged "watch interrupted; forwarding continues

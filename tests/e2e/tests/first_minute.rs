@@ -40,8 +40,8 @@ const NEXT_SERVER: &str = "192.168.1.5";
 const BOOT_FILE: &str = "pxelinux.0";
 /// The MTU declared on trunk eth2 (its links are 1500).
 const ETH2_MTU: u32 = 1400;
-/// The MTU of trunk eth3 and of the instance behind it: more than the
-/// fast path's buffers (2 KiB frames) hold.
+/// The MTU of trunk eth3 and of the instance behind it (not declared on the
+/// PhysicalRouter): more than the fast path's buffers hold.
 const JUMBO: u32 = 4000;
 /// The virtual IP k1 and k2 share.
 const VIP: &str = "192.168.1.100";
@@ -590,7 +590,7 @@ async fn a_frame_larger_than_the_fast_paths_buffers_is_a_counted_drop_never_trun
     );
     let sent_to_s1 = gw.agent().metric(&to_s1).unwrap_or(0.0);
     // 3000 bytes of ICMP in one frame: the links carry it, the fast
-    // path's 2 KiB frames do not.
+    // path's buffers do not.
     let out = gw.lab.exec(
         "j1",
         &[

@@ -265,11 +265,19 @@ async fn restarting_the_agent_restores_forwarding_and_leaves_nothing_stale() {
         1,
         "still exactly one XDP program after the restart"
     );
-    // A clean stop (SIGTERM) also detaches.
+    // A clean stop (SIGTERM) also detaches, well within a pod's grace
+    // period (30 s by default): the agent must not linger.
+    let stopping = std::time::Instant::now();
     gw.agent
         .as_mut()
         .expect("agent")
         .stop(Duration::from_secs(15));
+    let took = stopping.elapsed();
+    eprintln!("the agent stopped {took:?} after SIGTERM");
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM took {took:?} to stop the agent"
+    );
     assert_eq!(
         gw.xdp_attachments(),
         0,
@@ -340,5 +348,67 @@ async fn a_trunk_link_going_down_is_reported_and_recovers() {
     )
     .await
     .expect("link up reported");
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+}
+
+/// A declared MTU the fast path cannot carry (jumbo frames beyond its
+/// buffers) is refused in the router's status, with what would be valid;
+/// declaring one it carries makes the node Ready again.
+#[tokio::test]
+async fn a_jumbo_mtu_the_fast_path_cannot_carry_is_refused_in_status() {
+    let gw = ready_gateway("af-xdp").await;
+    let routers: Api<PhysicalRouter> = Api::all(gw.client.clone());
+    let set_mtu = |mtu: u32| {
+        let router = serde_json::json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+            "metadata": {"name": gw.node},
+            "spec": {"physicalInterfaces": [{"name": "eth1", "mtu": mtu}]}});
+        let routers = routers.clone();
+        let name = gw.node.clone();
+        async move {
+            routers
+                .patch(
+                    &name,
+                    &common::apply_params(),
+                    &kube::api::Patch::Apply(&router),
+                )
+                .await
+                .expect("router");
+        }
+    };
+    let ready = |status: &'static str, reason: &'static str| {
+        let routers = routers.clone();
+        let name = gw.node.clone();
+        async move {
+            trunkline_test_support::eventually(
+                &format!("router Ready={status} ({reason})"),
+                READY_TIMEOUT,
+                || async {
+                    let router = routers.get(&name).await.map_err(|e| e.to_string())?;
+                    let generation = router.metadata.generation;
+                    let status_now = router.status.unwrap_or_default();
+                    match status_now.conditions.iter().find(|c| c.type_ == "Ready") {
+                        Some(c)
+                            if c.status == status
+                                && c.reason == reason
+                                && status_now.observed_generation == generation =>
+                        {
+                            Ok(c.message.clone())
+                        }
+                        other => Err(format!("{other:?}")),
+                    }
+                },
+            )
+            .await
+            .expect("router condition")
+        }
+    };
+    set_mtu(9000).await;
+    let message = ready("False", "MtuUnsupported").await;
+    assert!(
+        message.contains("declared MTU 9000 exceeds the largest the fast path carries"),
+        "{message}"
+    );
+    set_mtu(1500).await;
+    ready("True", "Ok").await;
     gw.ping_eventually("bms1", "192.168.1.20").await;
 }

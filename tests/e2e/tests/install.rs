@@ -596,11 +596,24 @@ async fn the_chart_identities_run_the_processes_and_nothing_more() {
     let op = client_from_kubeconfig(&operator_kubeconfig)
         .await
         .expect("operator client");
+    // Of a PhysicalRouter's status, only portsSummary: the admission
+    // policy refuses the dataplanes' part.
     assert_forbidden(
         "the operator writes PhysicalRouter status (the dataplanes' part)",
         write_router_status(&op, &node).await,
-        "cannot patch resource \"physicalrouters/status\"",
+        "the operator may write status.portsSummary of a PhysicalRouter only, not status.",
     );
+    Api::<PhysicalRouter>::all(op.clone())
+        .patch_status(
+            &node,
+            &PatchParams::apply("trunkline-operator").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+                "status": { "portsSummary": "eth9" },
+            })),
+        )
+        .await
+        .expect("the operator writes status.portsSummary");
     assert_forbidden(
         "the operator deletes a network",
         Api::<VirtualNetwork>::namespaced(op.clone(), ns.name())

@@ -323,6 +323,74 @@ fn the_dataplane_runs_with_host_network_and_only_the_capabilities_it_needs() {
     assert_eq!(objects(&docs, "ServiceMonitor").len(), 2);
 }
 
+/// The node dataplane's unauthenticated HTTP endpoints listen on the
+/// node's primary address by default (what Prometheus and the kubelet's
+/// probes reach), never on every address unless asked; the agent alone
+/// listens on loopback.
+#[test]
+fn the_dataplane_metrics_listen_on_the_node_address_not_everywhere() {
+    let dataplane = |extra: &[&str]| -> Value {
+        let docs = yaml_docs(&render_chart("rel", "ns1", extra));
+        container(object(&docs, "DaemonSet", "rel-trunkline-dataplane")).clone()
+    };
+    let metrics_arg = |c: &Value| -> String {
+        args_of(c)
+            .into_iter()
+            .find(|a| a.starts_with("--metrics-addr="))
+            .expect("--metrics-addr")
+    };
+    let c = dataplane(&[]);
+    assert_eq!(metrics_arg(&c), "--metrics-addr=$(HOST_IP):9090");
+    let host_ip = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "HOST_IP")
+        .expect("HOST_IP from the Downward API");
+    assert_eq!(
+        host_ip["valueFrom"]["fieldRef"]["fieldPath"],
+        "status.hostIP"
+    );
+    // The probes go to the pod IP, which is the node's address.
+    assert!(c["livenessProbe"]["httpGet"]["host"].is_null());
+
+    let c = dataplane(&[
+        "--set",
+        "dataplane.metricsBind=hostIPv6",
+        "--set",
+        "dataplane.metricsPort=9100",
+    ]);
+    assert_eq!(metrics_arg(&c), "--metrics-addr=[$(HOST_IP)]:9100");
+    let c = dataplane(&["--set", "dataplane.metricsBind=localhost"]);
+    assert_eq!(metrics_arg(&c), "--metrics-addr=127.0.0.1:9090");
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        assert_eq!(c[probe]["httpGet"]["host"], "127.0.0.1", "{probe}");
+    }
+    let c = dataplane(&["--set", "dataplane.metricsBind=all"]);
+    assert_eq!(metrics_arg(&c), "--metrics-addr=0.0.0.0:9090");
+    let refused = helm(&[
+        "template",
+        "rel",
+        CHART,
+        "--set",
+        "dataplane.metricsBind=everywhere",
+    ]);
+    assert!(
+        !refused.status.success(),
+        "the values schema refuses an unknown bind"
+    );
+
+    // The agent on its own: loopback.
+    let agent =
+        trunkline_test_support::workspace_binary("trunkline-dataplane", "trunkline-dataplane");
+    let help = Command::new(&agent)
+        .arg("--help")
+        .output()
+        .expect("trunkline-dataplane --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("[default: 127.0.0.1:9090]"), "{help}");
+}
+
 #[test]
 fn images_and_dockerfiles_agree() {
     let docs = yaml_docs(&render_chart(
@@ -443,4 +511,77 @@ fn the_argocd_application_syncs_in_waves() {
             .unwrap()
             .contains(&json!("ServerSideApply=true"))
     );
+}
+
+/// The operator's admission policy on PhysicalRouter status protects every
+/// status field of the CRD but `portsSummary`, the operator's own.
+#[test]
+fn the_operator_policy_protects_every_field_of_the_router_status_but_its_own() {
+    let crd = trunkline_api::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "PhysicalRouter")
+        .expect("the PhysicalRouter CRD");
+    let schema = serde_json::to_value(&crd.spec.versions[0].schema).expect("schema");
+    let mut fields: Vec<String> = schema["openAPIV3Schema"]["properties"]["status"]["properties"]
+        .as_object()
+        .expect("status properties")
+        .keys()
+        .filter(|k| *k != "portsSummary")
+        .cloned()
+        .collect();
+    fields.sort();
+    let docs = yaml_docs(&render_chart("rel", "ns1", &[]));
+    let policy = object(
+        &docs,
+        "ValidatingAdmissionPolicy",
+        "rel-trunkline-operator-router-status",
+    );
+    let mut protected: Vec<String> = policy["spec"]["validations"]
+        .as_array()
+        .expect("validations")
+        .iter()
+        .filter_map(|v| {
+            let e = v["expression"].as_str()?;
+            let field = e.split("has(object.status.").nth(1)?.split(')').next()?;
+            Some(field.to_owned())
+        })
+        .collect();
+    protected.sort();
+    assert_eq!(protected, fields);
+    assert!(
+        policy["spec"]["matchConditions"][0]["expression"]
+            .as_str()
+            .unwrap()
+            .contains(":rel-trunkline-operator")
+    );
+}
+
+/// `make help` lists every target documented with `## `, names with digits
+/// (`e2e`) included, in the Makefile's order.
+#[test]
+fn make_help_lists_every_documented_target() {
+    let root = repo_root();
+    let makefile = std::fs::read_to_string(root.join("Makefile")).expect("Makefile");
+    let documented: Vec<&str> = makefile
+        .lines()
+        .filter(|l| !l.starts_with(['\t', '#', ' ']) && l.contains(":") && l.contains("## "))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    assert!(documented.contains(&"e2e"), "{documented:?}");
+    let out = Command::new("make")
+        .args(["-s", "help"])
+        .current_dir(&root)
+        .output()
+        .expect("make help runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let shown: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(shown, documented, "make help:\n{stdout}");
 }

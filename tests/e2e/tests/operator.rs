@@ -30,7 +30,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use trunkline_api::{
-    ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork,
+    ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualMachineInterface,
+    VirtualNetwork,
 };
 use trunkline_test_support::{
     ControlPlane, ManagedProcess, TestNamespace, eventually, free_local_addr, http_get,
@@ -222,7 +223,8 @@ conditions!(
     LogicalInterface,
     VirtualMachineInterface,
     VirtualNetwork,
-    ExternalVTEP
+    ExternalVTEP,
+    GatewayHAGroup
 );
 
 fn condition<'a>(object: &'a impl Conditions, type_: &str) -> Option<&'a Condition> {
@@ -655,6 +657,12 @@ async fn vmi_addresses_are_checked_against_the_network() {
     .await;
     let owner = apply(
         &vmis,
+        "broadcast",
+        vmi("broadcast", "net1", "02:00:00:00:40:05", &["10.40.0.255"]),
+    )
+    .await;
+    apply(
+        &vmis,
         "owner",
         vmi("owner", "net1", "02:00:00:00:40:03", &["10.40.0.10"]),
     )
@@ -691,6 +699,15 @@ async fn vmi_addresses_are_checked_against_the_network() {
         "False",
         "Invalid",
         Some("10.40.0.1 is the gateway address of subnet 10.40.0.0/24"),
+    )
+    .await;
+    wait_condition(
+        &vmis,
+        "broadcast",
+        "Accepted",
+        "False",
+        "Invalid",
+        Some("10.40.0.255 is the broadcast address of subnet 10.40.0.0/24"),
     )
     .await;
     wait_condition(&vmis, "owner", "Accepted", "True", "Ok", None).await;
@@ -960,4 +977,177 @@ async fn external_vteps_labels_and_encapsulations() {
         .delete(&first, &DeleteParams::default())
         .await
         .expect("delete the VTEP");
+}
+
+/// What a new user checks first, against the real API server: an HA group
+/// is accepted but says gateway HA is not implemented; one VMI bound on two
+/// nodes outside an HA group is a conflict that names the older binding,
+/// and members of one group may share it; `kubectl get` shows every port,
+/// subnet, address and member, and the normalised MAC; a running network's
+/// VNI cannot be changed.
+#[tokio::test]
+async fn status_tells_the_truth_and_kubectl_get_shows_every_item() {
+    let rig = rig("op-truth").await;
+    let plane = ControlPlane::shared();
+    let ns = rig.ns.name();
+    let (gw_a, gw_b) = (unique_name("gw-a"), unique_name("gw-b"));
+    let (li_a, li_b) = (unique_name("li-a"), unique_name("li-b"));
+    let group_name = unique_name("ha");
+    let routers: Api<PhysicalRouter> = Api::all(rig.client.clone());
+    let networks: Api<VirtualNetwork> = Api::namespaced(rig.client.clone(), ns);
+    let vmis: Api<VirtualMachineInterface> = Api::namespaced(rig.client.clone(), ns);
+    let lis: Api<LogicalInterface> = Api::all(rig.client.clone());
+    let groups: Api<GatewayHAGroup> = Api::all(rig.client.clone());
+
+    apply(&routers, &gw_a, router(&gw_a, &["eth1", "eth2", "eth3"])).await;
+    apply(&routers, &gw_b, router(&gw_b, &["eth1"])).await;
+    apply(
+        &networks,
+        "net1",
+        json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+            "metadata": { "name": "net1" },
+            "spec": { "subnets": [{ "cidr": "10.50.0.0/24" }, { "cidr": "fd50::/64" }] },
+        }),
+    )
+    .await;
+    apply(
+        &vmis,
+        "vmi1",
+        vmi(
+            "vmi1",
+            "net1",
+            "02-AB-00-00-50-01",
+            &["10.50.0.10", "fd50:0::0:10"],
+        ),
+    )
+    .await;
+    let first = apply(
+        &lis,
+        &li_a,
+        logical_interface(&li_a, &gw_a, "eth1", 100, (ns, "vmi1")),
+    )
+    .await;
+    after_created_second(&first).await;
+    apply(
+        &lis,
+        &li_b,
+        logical_interface(&li_b, &gw_b, "eth1", 100, (ns, "vmi1")),
+    )
+    .await;
+
+    // Two nodes, no HA group: the newer binding is the conflict.
+    wait_condition(&lis, &li_a, "Accepted", "True", "Ok", None).await;
+    wait_condition(
+        &lis,
+        &li_b,
+        "Accepted",
+        "False",
+        "Conflict",
+        Some(&format!(
+            "VirtualMachineInterface {ns}/vmi1 is already bound on PhysicalRouter {gw_a} by LogicalInterface {li_a} (older), and PhysicalRouter {gw_b} is not in a GatewayHAGroup with {gw_a}"
+        )),
+    )
+    .await;
+
+    // Members of one group may share the VMI; the group itself is accepted
+    // but never Ready while gateway HA is not implemented.
+    apply(
+        &groups,
+        &group_name,
+        json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "GatewayHAGroup",
+            "metadata": { "name": group_name },
+            "spec": { "mode": "Fast", "members": [
+                { "physicalRouter": gw_a, "physicalInterface": "eth1" },
+                { "physicalRouter": gw_b, "physicalInterface": "eth1" },
+            ]},
+        }),
+    )
+    .await;
+    let group = wait_condition(
+        &groups,
+        &group_name,
+        "Ready",
+        "False",
+        "NotImplemented",
+        Some("gateway HA is not implemented yet"),
+    )
+    .await;
+    for (type_, status) in [
+        ("Accepted", "True"),
+        ("ResolvedRefs", "True"),
+        ("Programmed", "False"),
+    ] {
+        assert_eq!(
+            condition(&group, type_).map(|c| c.status.as_str()),
+            Some(status),
+            "{type_}"
+        );
+    }
+    wait_condition(&lis, &li_b, "Accepted", "True", "Ok", None).await;
+
+    // kubectl get shows every item of a list, not its first one.
+    let network = wait_condition(&networks, "net1", "Accepted", "True", "Ok", None).await;
+    let vni = network.status.as_ref().and_then(|s| s.vni).expect("a VNI");
+    let expectations = [
+        (vec!["get", "pr", gw_a.as_str()], vec!["eth1,eth2,eth3"]),
+        (
+            vec!["get", "vn", "-n", ns, "net1"],
+            vec!["10.50.0.0/24,fd50::/64"],
+        ),
+        (
+            vec!["get", "tlvmi", "-n", ns, "vmi1"],
+            vec!["02:ab:00:00:50:01", "10.50.0.10,fd50::10"],
+        ),
+        (
+            vec!["get", "gwha", group_name.as_str()],
+            vec![gw_a.as_str(), gw_b.as_str(), "NotImplemented"],
+        ),
+    ];
+    for (args, texts) in &expectations {
+        let shown = eventually(
+            &format!("kubectl {}", args.join(" ")),
+            OPERATOR_TIMEOUT,
+            || async {
+                let out = plane.kubectl_ok(args).map_err(|e| e.to_string())?;
+                match texts.iter().find(|t| !out.contains(**t)) {
+                    None => Ok(out),
+                    Some(missing) => Err(format!("{missing:?} not shown in:\n{out}")),
+                }
+            },
+        )
+        .await;
+        shown.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    // A running network keeps its VNI: the API server refuses another.
+    let refused = networks
+        .patch(
+            "net1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "vni": vni + 1000 } })),
+        )
+        .await;
+    match refused {
+        Err(kube::Error::Api(status)) if status.code == 422 => assert!(
+            status.message.contains(
+                "spec.vni cannot be set to another VNI than the one the network runs with"
+            ),
+            "{}",
+            status.message
+        ),
+        other => panic!("setting another VNI on a running network: {other:?}"),
+    }
+    // Pinning it to the running one is fine, and changes nothing.
+    networks
+        .patch(
+            "net1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "vni": vni } })),
+        )
+        .await
+        .expect("spec.vni set to status.vni");
+    let network = wait_condition(&networks, "net1", "Accepted", "True", "Ok", None).await;
+    assert_eq!(network.status.as_ref().and_then(|s| s.vni), Some(vni));
 }

@@ -209,6 +209,11 @@ async fn a_restarted_agent_adopts_declared_virtual_gateways_removes_the_others_a
         );
     }
 
+    // From here to the end, every Ready condition `kept` is given is
+    // recorded: across the restart, a gateway whose traffic never stopped
+    // must never read anything but Ready.
+    let (watch, readiness) = record_ready(&gw, &kept);
+
     // The agent crashes; meanwhile one virtual gateway is deleted.
     gw.agent.as_mut().expect("agent").kill();
     Api::<VirtualGateway>::all(gw.client.clone())
@@ -297,4 +302,43 @@ async fn a_restarted_agent_adopts_declared_virtual_gateways_removes_the_others_a
         gw.gw_ip(&["route", "show", "dev", "vgw9"])
             .contains("10.99.0.0/24")
     );
+    // The operator has handled the restarted agent's reports up to the
+    // marker's: `kept` was Ready in every state it went through.
+    watch.abort();
+    let seen = readiness.lock().unwrap().clone();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|(status, _)| status == "True"),
+        "{kept} read other than Ready across the agent's restart: {seen:?}"
+    );
+}
+
+/// Each (status, reason) of a Ready condition in turn.
+type ReadyHistory = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// Watches the virtual gateway `name` and records each change of its Ready
+/// condition, until the returned task is aborted.
+fn record_ready(gw: &Gateway<'_>, name: &str) -> (tokio::task::JoinHandle<()>, ReadyHistory) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let seen = ReadyHistory::default();
+    let api: Api<VirtualGateway> = Api::all(gw.client.clone());
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let into = seen.clone();
+    let task = tokio::spawn(async move {
+        let mut objects = std::pin::pin!(watcher(api, config).applied_objects());
+        while let Some(event) = objects.next().await {
+            let Ok(vgw) = event else { continue };
+            let ready = vgw
+                .status
+                .iter()
+                .flat_map(|s| &s.conditions)
+                .find(|c| c.type_ == "Ready")
+                .map(|c| (c.status.clone(), c.reason.clone()));
+            let mut seen = into.lock().unwrap();
+            if let Some(ready) = ready.filter(|r| seen.last() != Some(r)) {
+                seen.push(ready);
+            }
+        }
+    });
+    (task, seen)
 }

@@ -28,7 +28,18 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    // What cargo set for this test binary is not ours to pass on: build
+    // scripts that watch these variables (ring watches CARGO_MANIFEST_DIR
+    // and CARGO_PKG_NAME) would otherwise be rebuilt here, and again by the
+    // next `cargo test`, every time.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if cargo_set_for_tests(&name) {
+            build.env_remove(name.as_ref());
+        }
+    }
+    let out = build
         .current_dir(&root)
         .args([
             "build",
@@ -54,6 +65,23 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("cargo reported no executable for {bin}"));
     built.insert(bin.to_owned(), path.clone());
     path
+}
+
+/// Whether `name` is one of the variables cargo sets for a test binary it
+/// runs (rather than one a user set to configure cargo).
+fn cargo_set_for_tests(name: &str) -> bool {
+    const SET: [&str; 9] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    SET.contains(&name) || name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// A free TCP port on loopback (for a process's metrics endpoint).

@@ -15,7 +15,7 @@ use super::virtual_machine_interface::address_problem;
 use super::virtual_network::{Networks, network_ref};
 use super::{decision, list_or_none};
 use crate::claims::Claims;
-use crate::decision::{Decisions, DerivedStatus, Findings};
+use crate::decision::{Decisions, DerivedStatus, Findings, summary};
 
 /// The external VTEPs' findings, by key.
 pub(super) type ExternalVteps = BTreeMap<ObjectKey, Findings>;
@@ -131,6 +131,9 @@ pub(super) fn decisions(
             &nodes,
             "no gateway node holds any of its networks (no accepted VirtualMachineInterface bound to a logical interface, nor VirtualGateway, in them), so no node tunnels to it",
         );
-        out.insert(decision(&vtep.meta, findings, Some(p), DerivedStatus::None));
+        let derived = DerivedStatus::ExternalVtep {
+            networks_summary: summary(vtep.networks.iter().map(|n| &n.network)),
+        };
+        out.insert(decision(&vtep.meta, findings, Some(p), derived));
     }
 }

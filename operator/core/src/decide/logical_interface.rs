@@ -1,9 +1,16 @@
-//! LogicalInterfaces: an existing router port, an accepted VMI, a VLAN
-//! free on that port, and a slot within the router's interface limit.
+//! LogicalInterfaces: an existing router port, an accepted VMI served by
+//! one gateway node (or the members of one HA group), a VLAN free on that
+//! port, and a slot within the router's interface limit.
+//!
+//! One node per VMI: two gateway nodes binding the same remote instance
+//! would both answer for its addresses and route for it. The node of the
+//! oldest logical interface binding a VMI serves it; a logical interface on
+//! another node is a conflict, unless both nodes are members of one
+//! GatewayHAGroup (which is how gateway HA will share a VMI).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use trunkline_model::{ObjectKey, Snapshot};
+use trunkline_model::{LogicalInterface, NamespacedName, ObjectKey, Snapshot};
 
 use super::decision;
 use super::index::Index;
@@ -30,6 +37,13 @@ pub(super) fn decide(snapshot: &Snapshot, index: &Index<'_>, vmis: &Vmis) -> Log
             &li.meta,
         );
     }
+
+    // The oldest binding of each VMI names the node serving it.
+    let mut first_binding: BTreeMap<&NamespacedName, &LogicalInterface> = BTreeMap::new();
+    for li in &by_age {
+        first_binding.entry(&li.vmi).or_insert(li);
+    }
+    let grouped = GroupedRouters::new(snapshot);
 
     // Slots on a router go to the oldest logical interfaces that hold their
     // VLAN on one of its ports.
@@ -67,7 +81,23 @@ pub(super) fn decide(snapshot: &Snapshot, index: &Index<'_>, vmis: &Vmis) -> Log
                 li.vlan, li.physical_router, li.physical_interface, holder.name
             ));
         }
+        let served_elsewhere = first_binding.get(&li.vmi).filter(|first| {
+            first.physical_router != li.physical_router
+                && !grouped.together(&first.physical_router, &li.physical_router)
+        });
+        if let Some(first) = served_elsewhere {
+            findings.conflict(format!(
+                "VirtualMachineInterface {} is already bound on PhysicalRouter {} by {} (older), and PhysicalRouter {} is not in a GatewayHAGroup with {}: a remote instance is served by one gateway node, or by the members of one HA group; delete this logical interface (or {}), or make both routers members of one GatewayHAGroup",
+                li.vmi,
+                first.physical_router,
+                first.meta.key,
+                li.physical_router,
+                first.physical_router,
+                first.meta.name()
+            ));
+        }
         if holder.is_none()
+            && served_elsewhere.is_none()
             && port_problem.is_none()
             && let Some(router) = index.routers.get(li.physical_router.as_str())
         {
@@ -84,6 +114,35 @@ pub(super) fn decide(snapshot: &Snapshot, index: &Index<'_>, vmis: &Vmis) -> Log
         verdicts.insert(li.meta.key.clone(), findings);
     }
     verdicts
+}
+
+/// Which routers are members of a GatewayHAGroup together.
+struct GroupedRouters<'a> {
+    /// Router -> the groups it is a member of.
+    groups: BTreeMap<&'a str, BTreeSet<&'a str>>,
+}
+
+impl<'a> GroupedRouters<'a> {
+    fn new(snapshot: &'a Snapshot) -> Self {
+        let mut groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for group in &snapshot.gateway_ha_groups {
+            for member in &group.members {
+                groups
+                    .entry(member.physical_router.as_str())
+                    .or_default()
+                    .insert(group.meta.name());
+            }
+        }
+        Self { groups }
+    }
+
+    /// Whether routers `a` and `b` are members of one group.
+    fn together(&self, a: &str, b: &str) -> bool {
+        match (self.groups.get(a), self.groups.get(b)) {
+            (Some(a), Some(b)) => !a.is_disjoint(b),
+            _ => false,
+        }
+    }
 }
 
 /// The logical interfaces' decisions: each is held by its own router.

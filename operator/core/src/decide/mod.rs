@@ -129,7 +129,7 @@ fn decision(
     derived: DerivedStatus,
 ) -> Decision {
     let [resolved, accepted] = findings.conditions();
-    let ready = ready(&accepted, programmed.as_ref());
+    let ready = ready(&accepted, findings.unapplied(), programmed.as_ref());
     let mut conditions = vec![accepted, resolved];
     conditions.extend(programmed);
     conditions.push(ready);

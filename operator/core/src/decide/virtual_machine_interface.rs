@@ -1,5 +1,6 @@
 //! VirtualMachineInterfaces: a network that exists and is accepted,
-//! addresses inside its subnets (not a gateway), addresses and MACs unique
+//! addresses inside its subnets (not a gateway, nor an IPv4 subnet's
+//! network or broadcast address), addresses and MACs unique
 //! within the network (hosts behind external VTEPs included), and a label
 //! for accepted ones.
 
@@ -12,9 +13,9 @@ use super::addresses::{NetworkAddresses, release_hint};
 use super::index::Index;
 use super::labels::Labels;
 use super::programmed::programmed_condition;
-use super::virtual_network::{Networks, network_ref};
+use super::virtual_network::{Networks, is_ipv4_broadcast, network_ref};
 use super::{decision, list_or_none};
-use crate::decision::{Decisions, DerivedStatus, Findings};
+use crate::decision::{Decisions, DerivedStatus, Findings, summary};
 
 /// What was decided about a VMI, for the stages after it.
 pub(super) struct VmiVerdict {
@@ -115,6 +116,14 @@ pub(super) fn address_problem(
             "address {ip} is the gateway address of subnet {} of VirtualNetwork {name}, which the gateway node answers for: use another address of the subnet",
             subnet.prefix
         )),
+        Some(subnet) if subnet.prefix.is_ipv4() && subnet.prefix.network() == ip => Some(format!(
+            "address {ip} is the network address of subnet {} of VirtualNetwork {name}, which no host may use: use a host address of the subnet",
+            subnet.prefix
+        )),
+        Some(subnet) if is_ipv4_broadcast(subnet.prefix, ip) => Some(format!(
+            "address {ip} is the broadcast address of subnet {} of VirtualNetwork {name}, which no host may use: use a host address of the subnet",
+            subnet.prefix
+        )),
         Some(_) => None,
     }
 }
@@ -154,6 +163,8 @@ pub(super) fn decisions(
                 .map(|n| (*n).to_owned())
                 .collect(),
             mpls_label: verdict.mpls_label,
+            mac_address: vmi.mac.map(|m| m.to_string()),
+            addresses_summary: summary(&vmi.ips),
         };
         out.insert(decision(&vmi.meta, &verdict.findings, Some(p), derived));
     }

@@ -1,9 +1,17 @@
-//! VirtualNetworks: a unique routing instance and a unique VNI each (given,
-//! kept from status, or allocated), the encapsulations in effect, a label
-//! for accepted ones, and the reference check other kinds use. A DHCP
+//! VirtualNetworks: a unique routing instance named in the network's own
+//! namespace, a unique VNI each (kept from status while running, else given
+//! or allocated), usable gateway addresses, the encapsulations in effect, a
+//! label for accepted ones, and the reference check other kinds use. A DHCP
 //! relay is refused (`NotImplemented`) until the gateway can relay.
+//!
+//! The VNI rule: a running network keeps its VNI (`status.vni`). A
+//! `spec.vni` that differs from it (the API server refuses setting one, so
+//! only an object stored before that rule can have it) is not applied: the
+//! network stays accepted with the VNI it runs with, and `Ready` says
+//! `Invalid` until `spec.vni` is fixed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use trunkline_model::{
     DhcpMode, Encapsulation, NamespacedName, Placement, Snapshot, VirtualNetwork,
@@ -14,7 +22,7 @@ use super::labels::Labels;
 use super::programmed::programmed_condition;
 use super::{Settings, decision};
 use crate::claims::Claims;
-use crate::decision::{Decisions, DerivedStatus, Findings};
+use crate::decision::{Decisions, DerivedStatus, Findings, summary};
 
 /// The first VNI the operator allocates: lower ones are left to users who
 /// set `spec.vni` (and to the original's habit of small explicit ids).
@@ -43,13 +51,13 @@ pub(super) fn decide<'a>(
     let mut by_age: Vec<&VirtualNetwork> = snapshot.virtual_networks.iter().collect();
     by_age.sort_by_key(|n| n.meta.age());
 
-    // A VNI is claimed by the network that asks for it (spec.vni) or that
-    // already runs with it (status.vni): a running network never changes
-    // VNI, and a newer network cannot take it.
+    // A VNI is claimed by the network that already runs with it
+    // (status.vni) and by the one that asks for it (spec.vni): a running
+    // network never changes VNI, and a newer network cannot take it.
     let mut vnis: Claims<u32> = Claims::default();
     let mut instances: Claims<String> = Claims::default();
     for network in &by_age {
-        if let Some(vni) = claimed_vni(network) {
+        for vni in running_vni(network).into_iter().chain(network.vni) {
             vnis.claim(vni, &network.meta);
         }
         instances.claim(network.effective_routing_instance(), &network.meta);
@@ -69,13 +77,35 @@ pub(super) fn decide<'a>(
             ));
         }
         let routing_instance = network.effective_routing_instance();
+        if let Some(problem) = routing_instance_problem(network, &routing_instance) {
+            findings.invalid(problem);
+        }
+        for subnet in &network.subnets {
+            if is_ipv4_broadcast(subnet.prefix, subnet.gateway) {
+                findings.invalid(format!(
+                    "gateway {} of subnet {} is the subnet's broadcast address, which no instance can use as its gateway: set spec.subnets[{}].gateway to a host address of the subnet",
+                    subnet.gateway, subnet.prefix, subnet.prefix
+                ));
+            }
+        }
         if let Some(holder) = instances.held_by_other(&routing_instance, &network.meta) {
             findings.conflict(format!(
                 "routing instance {routing_instance} is already used by {holder} (older): set another spec.routingInstance, or delete that network"
             ));
         }
-        let vni = match (network.vni, claimed_vni(network)) {
-            (Some(wanted), _) => match vnis.held_by_other(&wanted, &network.meta) {
+        let running = running_vni(network)
+            .filter(|running| vnis.held_by_other(running, &network.meta).is_none());
+        let vni = match (running, network.vni) {
+            // Running: kept, whatever spec.vni says.
+            (Some(running), wanted) => {
+                if let Some(wanted) = wanted.filter(|w| *w != running) {
+                    findings.not_applied(format!(
+                        "spec.vni {wanted} is not applied: the network runs with VNI {running} (status.vni) and a running network keeps its VNI; set spec.vni to {running} or remove it, or create a new network for VNI {wanted}"
+                    ));
+                }
+                Some(running)
+            }
+            (None, Some(wanted)) => match vnis.held_by_other(&wanted, &network.meta) {
                 Some(holder) => {
                     findings.conflict(format!(
                         "VNI {wanted} is already used by {holder} (older): choose another spec.vni, leave it unset to get one allocated, or delete that network"
@@ -84,12 +114,9 @@ pub(super) fn decide<'a>(
                 }
                 None => Some(wanted),
             },
-            (None, Some(running)) if vnis.held_by_other(&running, &network.meta).is_none() => {
-                Some(running)
-            }
             // Nothing asked for, or the old VNI now belongs to an older
             // network: the lowest free one, oldest networks first.
-            _ => {
+            (None, None) => {
                 while next_free <= MAX_VNI
                     && (vnis.is_held(&next_free) || allocated.contains(&next_free))
                 {
@@ -133,12 +160,33 @@ pub(super) fn decide<'a>(
     verdicts
 }
 
-/// The VNI a network claims: the one it asks for, or else the one it runs
-/// with (a status value out of range is ignored).
-fn claimed_vni(network: &VirtualNetwork) -> Option<u32> {
-    network
-        .vni
-        .or(network.vni_in_use.filter(|v| (1..=MAX_VNI).contains(v)))
+/// The VNI a network runs with (a status value out of range is ignored).
+fn running_vni(network: &VirtualNetwork) -> Option<u32> {
+    network.vni_in_use.filter(|v| (1..=MAX_VNI).contains(v))
+}
+
+/// Why a network may not use `routing_instance`, if it may not: the
+/// project part of `domain:project:network:network` is the namespace, so
+/// that a tenant cannot take (or block) another tenant's names.
+fn routing_instance_problem(network: &VirtualNetwork, routing_instance: &str) -> Option<String> {
+    let namespace = network.meta.namespace();
+    let project = routing_instance.split(':').nth(1).unwrap_or_default();
+    (project != namespace).then(|| {
+        format!(
+            "spec.routingInstance {routing_instance} names project {project:?}, but a routing instance belongs to the namespace of its network: use default-domain:{namespace}:<network>:<network> (or leave it unset)"
+        )
+    })
+}
+
+/// Whether `ip` is the broadcast address of IPv4 subnet `prefix`.
+pub(super) fn is_ipv4_broadcast(prefix: trunkline_model::IpPrefix, ip: IpAddr) -> bool {
+    match (prefix.network(), ip) {
+        (IpAddr::V4(network), IpAddr::V4(ip)) if prefix.prefix_len() < 31 => {
+            let host_bits = u32::MAX >> prefix.prefix_len();
+            u32::from(ip) == u32::from(network) | host_bits
+        }
+        _ => false,
+    }
 }
 
 /// Records in `findings` why a reference to network `name` (in field
@@ -188,7 +236,28 @@ pub(super) fn decisions(
             routing_instance: verdict.routing_instance.clone(),
             mpls_label: verdict.mpls_label,
             encapsulation: verdict.encapsulation.clone(),
+            subnets_summary: summary(network.subnets.iter().map(|s| s.prefix)),
         };
         out.insert(decision(&network.meta, &verdict.findings, Some(p), derived));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_broadcast_address_is_the_last_one_of_an_ipv4_subnet() {
+        let p = |s: &str| s.parse::<trunkline_model::IpPrefix>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(is_ipv4_broadcast(p("192.168.1.0/24"), ip("192.168.1.255")));
+        assert!(!is_ipv4_broadcast(p("192.168.1.0/24"), ip("192.168.1.254")));
+        assert!(is_ipv4_broadcast(p("10.0.0.0/30"), ip("10.0.0.3")));
+        assert!(is_ipv4_broadcast(p("10.0.0.0/8"), ip("10.255.255.255")));
+        assert!(!is_ipv4_broadcast(p("10.0.0.0/31"), ip("10.0.0.1")));
+        assert!(!is_ipv4_broadcast(
+            p("fd00::/64"),
+            ip("fd00::ffff:ffff:ffff:ffff")
+        ));
     }
 }

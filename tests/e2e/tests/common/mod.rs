@@ -278,12 +278,32 @@ impl<'a> Gateway<'a> {
         status: &str,
         reason: Option<&str>,
     ) -> LogicalInterface {
-        self.wait_condition(name, type_, status, reason, |li: &LogicalInterface| {
-            li.status
-                .as_ref()
-                .map(|s| s.conditions.clone())
-                .unwrap_or_default()
-        })
+        self.wait_li_condition_within(name, type_, status, reason, READY_TIMEOUT)
+            .await
+    }
+
+    /// [`Gateway::wait_li_condition`], waiting at most `timeout`.
+    pub async fn wait_li_condition_within(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+        timeout: Duration,
+    ) -> LogicalInterface {
+        self.wait_condition(
+            name,
+            type_,
+            status,
+            reason,
+            timeout,
+            |li: &LogicalInterface| {
+                li.status
+                    .as_ref()
+                    .map(|s| s.conditions.clone())
+                    .unwrap_or_default()
+            },
+        )
         .await
     }
 
@@ -296,6 +316,7 @@ impl<'a> Gateway<'a> {
         type_: &str,
         status: &str,
         reason: Option<&str>,
+        timeout: Duration,
         conditions: fn(&K) -> Vec<Condition>,
     ) -> K
     where
@@ -309,7 +330,7 @@ impl<'a> Gateway<'a> {
         let reason_text = reason.map(|r| format!(" ({r})")).unwrap_or_default();
         eventually(
             &format!("{kind} {name} {type_}={status}{reason_text}"),
-            READY_TIMEOUT,
+            timeout,
             || async {
                 let object = api.get(name).await.map_err(|e| e.to_string())?;
                 let generation = object.meta().generation;
@@ -389,6 +410,7 @@ impl<'a> Gateway<'a> {
             "Ready",
             status,
             None,
+            READY_TIMEOUT,
             |vgw: &trunkline_api::VirtualGateway| {
                 vgw.status
                     .as_ref()
