@@ -139,13 +139,14 @@ fn encapsulation(e: ModelEncapsulation) -> Encapsulation {
     }
 }
 
-/// A network's DHCP settings for the pipeline. A relay never gets here
-/// (the operator refuses it); were it to, the gateway would stay out.
+/// A network's DHCP settings for the pipeline. A relay to an IPv6 server
+/// (the API refuses one) leaves the gateway out.
 fn dhcp(d: &ModelDhcp) -> DhcpConfig {
     DhcpConfig {
         mode: match d.mode {
             ModelDhcpMode::Server => DhcpMode::Server,
-            ModelDhcpMode::Off | ModelDhcpMode::Relay(_) => DhcpMode::Off,
+            ModelDhcpMode::Relay(IpAddr::V4(server)) => DhcpMode::Relay(server),
+            ModelDhcpMode::Off | ModelDhcpMode::Relay(IpAddr::V6(_)) => DhcpMode::Off,
         },
         lease_secs: d.lease_secs,
         dns_servers: d.dns_servers.clone(),
@@ -762,6 +763,13 @@ mod tests {
         networks[0].spec.dhcp = serde_json::from_value(json!({"mode": "Off"})).unwrap();
         let d = run("gw1", Some(&router), &lis, &vmis, &networks, &[]);
         assert_eq!(d.config.networks[0].dhcp.mode, DhcpMode::Off);
+        networks[0].spec.dhcp =
+            serde_json::from_value(json!({"mode": "Relay", "relayServer": "192.168.1.5"})).unwrap();
+        let d = run("gw1", Some(&router), &lis, &vmis, &networks, &[]);
+        assert_eq!(
+            d.config.networks[0].dhcp.mode,
+            DhcpMode::Relay(std::net::Ipv4Addr::new(192, 168, 1, 5))
+        );
     }
 
     #[test]

@@ -200,6 +200,11 @@ pub enum DhcpMode {
     /// any other (to a DHCP server among the instances, say); router
     /// advertisements do not send hosts to DHCPv6.
     Off,
+    /// The gateway relays DHCPv4 to this server (RFC 1542): the request
+    /// leaves from the client's subnet gateway address (`giaddr`), routed
+    /// in the network; the server's reply to that address goes back to the
+    /// client. DHCPv6 is not relayed (as with `Off`).
+    Relay(Ipv4Addr),
 }
 
 /// How a network forwards, as the original's forwarding mode.

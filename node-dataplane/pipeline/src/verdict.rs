@@ -174,10 +174,13 @@ drop_reasons! {
     MalformedDhcp => "malformed_dhcp",
     /// A DHCP message the gateway's server does not answer: for another
     /// server, a reply, a release or decline (nothing to undo: addresses
-    /// are the VMI's), a hardware address other than the instance's.
+    /// are the VMI's), a hardware address other than the instance's; or
+    /// one its relay does not pass on: a request that crossed 16 relays, a
+    /// server's reply for a client that is no VMI of this node.
     DhcpIgnored => "dhcp_ignored",
     /// A DHCP request from an instance whose VMI has no address of that
-    /// family in one of its network's subnets: nothing to offer.
+    /// family in one of its network's subnets (nothing to offer), or to
+    /// relay from a network without an IPv4 subnet (no relay address).
     DhcpNoAddress => "dhcp_no_address",
     /// The destination VMI has no logical interface on this node.
     VmiUnreachable => "vmi_unreachable",

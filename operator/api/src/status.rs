@@ -33,9 +33,8 @@ pub mod reason {
     pub const INVALID: &str = "Invalid";
     /// Waiting for the node dataplane to report.
     pub const PENDING: &str = "Pending";
-    /// The object asks for something trunkline does not do yet: refused
-    /// until it does (a VirtualNetwork's DHCP relay: `Accepted` is `False`),
-    /// or accepted but not enforced (a GatewayHAGroup until gateway HA
-    /// lands: `Ready` is `False`), so that no one takes it for working.
+    /// The object is valid and accepted, but nothing enforces what it
+    /// declares yet (a GatewayHAGroup until gateway HA lands): `Ready` is
+    /// `False` with this reason, so that no one takes it for working.
     pub const NOT_IMPLEMENTED: &str = "NotImplemented";
 }

@@ -125,14 +125,19 @@ pub struct VirtualNetworkSpec {
 #[x_kube(validation = Rule::new(
     "!has(self.nextServer) || !isIP(self.nextServer) || ip(self.nextServer).family() == 4"
 ).message("nextServer must be an IPv4 address (PXE fetches the boot file over IPv4 TFTP)").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new(
+    "!has(self.relayServer) || !isIP(self.relayServer) || ip(self.relayServer).family() == 4"
+).message("relayServer must be an IPv4 address: the gateway relays DHCPv4 only").reason(Reason::FieldValueInvalid))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Dhcp {
     /// `Server` (default): the gateway answers from each VMI's configured
     /// addresses (lease, router = the subnet's gateway), and router
     /// advertisements send IPv6 hosts to DHCPv6. `Off`: the gateway does
     /// not answer; clients' broadcasts are bridged (to a DHCP server among
-    /// the instances). `Relay`: forward to `relayServer` (not implemented
-    /// yet: the network is refused with reason `NotImplemented`).
+    /// the instances). `Relay`: the gateway relays DHCPv4 to `relayServer`
+    /// (RFC 1542: from the client's subnet gateway address, routed in the
+    /// network; the server must hand out each instance its VMI's address);
+    /// DHCPv6 is not relayed.
     #[serde(default)]
     pub mode: DhcpMode,
     /// Lease time in seconds, 60 to 31536000. Default 86400 (one day, as
@@ -162,8 +167,8 @@ pub struct Dhcp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 127))]
     pub boot_file: Option<String>,
-    /// With mode `Relay`: the DHCP server to relay to (routed in the
-    /// network from the subnet's gateway address).
+    /// With mode `Relay`: the DHCP server to relay to, an IPv4 address
+    /// routed in the network (an instance, or beyond a virtual gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay_server: Option<IpAddress>,
 }
@@ -176,7 +181,7 @@ pub enum DhcpMode {
     Server,
     /// Nobody on the gateway: clients' broadcasts are bridged.
     Off,
-    /// The gateway relays to an external server (not implemented yet).
+    /// The gateway relays DHCPv4 to an external server.
     Relay,
 }
 

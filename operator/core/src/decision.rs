@@ -238,14 +238,6 @@ impl Findings {
         });
     }
 
-    /// Asks for something trunkline does not do yet.
-    pub(crate) fn not_implemented(&mut self, message: String) {
-        self.rejections.push(Problem {
-            reason: reason::NOT_IMPLEMENTED,
-            message,
-        });
-    }
-
     /// Invalid with the objects it refers to, or a field could not be read.
     pub(crate) fn invalid(&mut self, message: String) {
         self.rejections.push(Problem {
@@ -313,7 +305,7 @@ impl Findings {
         } else {
             // Invalid, then Conflict, then the reference problems: the
             // reason names what the user must change first.
-            let first = [reason::INVALID, reason::CONFLICT, reason::NOT_IMPLEMENTED]
+            let first = [reason::INVALID, reason::CONFLICT]
                 .into_iter()
                 .find(|r| self.rejections.iter().any(|p| p.reason == *r))
                 .unwrap_or(resolved.reason);

@@ -1,10 +1,9 @@
-//! DHCP settings of a network: the gateway serves or stays out; a relay is
-//! refused until trunkline can relay.
+//! DHCP settings of a network: whatever the mode (the gateway serves, stays
+//! out, or relays), the network is accepted.
 
 mod common;
 
 use common::*;
-use trunkline_api::status::reason;
 use trunkline_model::{Dhcp, DhcpMode, Snapshot};
 use trunkline_operator_core::decide;
 
@@ -37,17 +36,8 @@ fn a_served_or_switched_off_dhcp_is_accepted() {
 }
 
 #[test]
-fn a_dhcp_relay_is_refused_as_not_implemented_and_says_what_to_do() {
+fn a_dhcp_relay_is_accepted() {
     let d = decide(&with_dhcp(DhcpMode::Relay("10.9.0.5".parse().unwrap())));
-    let network = accepted(&d, &vn_key("t1", "net1"));
-    assert!(!network.status);
-    assert_eq!(network.reason, reason::NOT_IMPLEMENTED);
-    assert!(
-        network.message.contains("Relay") && network.message.contains("mode Server"),
-        "{}",
-        network.message
-    );
-    // Its VMIs wait for it, as for any network not accepted.
-    let vmi = accepted(&d, &vmi_key("t1", "vmi1"));
-    assert!(!vmi.status);
+    assert!(accepted(&d, &vn_key("t1", "net1")).status);
+    assert!(accepted(&d, &vmi_key("t1", "vmi1")).status);
 }

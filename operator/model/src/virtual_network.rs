@@ -87,8 +87,7 @@ pub enum DhcpMode {
     Server,
     /// Nobody on the gateway.
     Off,
-    /// An external server the gateway relays to (not implemented: the
-    /// operator refuses such a network).
+    /// An external server the gateway relays DHCPv4 to.
     Relay(IpAddr),
 }
 

@@ -1,5 +1,6 @@
 //! A remote instance's first minute, end to end (issue 13): real DHCP
-//! clients from Debian get their VMI's addresses, traceroute and path MTU
+//! clients from Debian get their VMI's addresses (from the gateway, or
+//! relayed to busybox udhcpd on an instance), traceroute and path MTU
 //! discovery see the gateway's ICMP errors, IPv6 works directly and through
 //! a virtual gateway, a keepalived virtual IP moves with VRRP and stays
 //! reachable, and instances on a VLAN-0 (untagged) port and behind two
@@ -15,8 +16,8 @@
 //!                                                                                     k2 192.168.1.32 VLAN 140
 //! ```
 //! Needs root (namespaces, XDP) and the Debian packages of
-//! `scripts/install-deps.sh` (busybox udhcpc, isc-dhcp-client, keepalived,
-//! traceroute, ndisc6); CI runs as root.
+//! `scripts/install-deps.sh` (busybox with udhcpc and udhcpd,
+//! isc-dhcp-client, keepalived, traceroute, ndisc6); CI runs as root.
 
 mod common;
 
@@ -157,10 +158,21 @@ fn public_host() -> FabricHostSpec {
         .route("fd00:1::/64", "fd00:f::1")
 }
 
-/// The node with trunks eth1 and eth2, `remotes` behind them, and the
-/// public host; the router, net1 and the remotes' VMIs and logical
-/// interfaces applied and Ready.
+/// net1's DHCP settings: the gateway serves, with DNS, domain and PXE.
+fn served() -> serde_json::Value {
+    json!({"dnsServers": [DNS4, DNS6], "domain": DOMAIN,
+           "nextServer": NEXT_SERVER, "bootFile": BOOT_FILE})
+}
+
+/// The node with trunks eth1, eth2 and eth3, `remotes` behind them, and
+/// the public host; the router, net1 (DHCP served) and the remotes' VMIs
+/// and logical interfaces applied and Ready.
 async fn start(remotes: &[&Remote]) -> Gateway<'static> {
+    start_with(remotes, served()).await
+}
+
+/// Like [`start`], with net1's `spec.dhcp` = `dhcp`.
+async fn start_with(remotes: &[&Remote], dhcp: serde_json::Value) -> Gateway<'static> {
     let mut spec = LabSpec::new().node(
         NodeSpec::new(NODE)
             .underlay("10.1.1.1/24")
@@ -194,8 +206,7 @@ async fn start(remotes: &[&Remote]) -> Gateway<'static> {
             "metadata": {"name": NET, "namespace": gw.ns.name()},
             "spec": {"subnets": [{"cidr": "192.168.1.0/24", "gateway": "192.168.1.1"},
                                  {"cidr": "fd00:1::/64", "gateway": "fd00:1::1"}],
-                     "dhcp": {"dnsServers": [DNS4, DNS6], "domain": DOMAIN,
-                              "nextServer": NEXT_SERVER, "bootFile": BOOT_FILE}}}),
+                     "dhcp": dhcp}}),
     )
     .await;
     let lis: Api<LogicalInterface> = Api::all(gw.client.clone());
@@ -673,6 +684,88 @@ async fn ipv6_reaches_the_public_host_through_a_virtual_gateway() {
         .tcp("pub", "s1", "fd00:1::21", 7202, "v6-from-the-public")
         .expect("TCP in over IPv6");
     assert_eq!(received, "v6-from-the-public");
+}
+
+/// The external DHCP server of the relay test, behind eth1.
+const SRV: Remote = Remote {
+    name: "srv",
+    port: "eth1",
+    vlan: 150,
+    mac: "02:00:00:00:50:01",
+    ips: &["192.168.1.5"],
+    dhcp: false,
+    pairs: &[],
+};
+
+/// A process in an instance's namespace, killed when dropped.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_relay_network_gets_its_addresses_from_an_external_dhcp_server() {
+    let gw = start_with(
+        &[&D1, &D2, &SRV, &S1],
+        json!({"mode": "Relay", "relayServer": "192.168.1.5"}),
+    )
+    .await;
+    pings(&gw, "s1", "192.168.1.5").await;
+    // busybox udhcpd on srv, with the instances' VMI addresses as static
+    // leases (the server must give each instance its VMI's address).
+    let dir = gw.lab.state_dir();
+    let conf = dir.join("udhcpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "start 192.168.1.200\nend 192.168.1.210\ninterface eth0\nmax_leases 10\n\
+             lease_file {leases}\npidfile {pid}\n\
+             static_lease {d1} 192.168.1.11\nstatic_lease {d2} 192.168.1.12\n\
+             option subnet 255.255.255.0\noption router 192.168.1.1\noption lease 600\n\
+             option domain relayed.example\n",
+            leases = dir.join("udhcpd.leases").display(),
+            pid = dir.join("udhcpd.pid").display(),
+            d1 = D1.mac,
+            d2 = D2.mac,
+        ),
+    )
+    .expect("udhcpd.conf");
+    std::fs::write(dir.join("udhcpd.leases"), b"").expect("lease file");
+    let _server = Daemon(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &gw.lab.namespace("srv"),
+                "busybox",
+                "udhcpd",
+                "-f",
+            ])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("udhcpd starts"),
+    );
+    for (remote, ip) in [(&D1, "192.168.1.11"), (&D2, "192.168.1.12")] {
+        let lease = udhcpc(&gw, remote.name);
+        eprintln!("{} got, relayed: {lease:?}", remote.name);
+        assert_eq!(env_value(&lease, "ip"), Some(ip), "{lease:?}");
+        assert_eq!(
+            env_value(&lease, "serverid"),
+            Some("192.168.1.5"),
+            "the external server"
+        );
+        assert_eq!(env_value(&lease, "domain"), Some("relayed.example"));
+        assert_eq!(env_value(&lease, "lease"), Some("600"));
+    }
+    pings(&gw, "d1", "192.168.1.21").await;
+    pings(&gw, "d2", "192.168.1.11").await;
 }
 
 /// keepalived in an instance's namespace, stopped when dropped.

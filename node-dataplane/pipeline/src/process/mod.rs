@@ -14,7 +14,8 @@
 //!   |     (port, VLAN) -> VMI --------------- none --> no_logical_interface
 //!   |     port security (source.rs): source MAC, source IP / ARP sender
 //!   |     sent from an allowed pair's address -> it holds it now (address_pair.rs)
-//!   |     DHCP client message -> the network's server (dhcp.rs, dhcpv6.rs)
+//!   |     DHCP client message -> the network's server (dhcp.rs, dhcpv6.rs),
+//!   |                            or relayed to an external one (dhcp_relay.rs)
 //!   |     the VMI's VRF -+
 //!   +- host port (a VRF's tap), untagged -> that VRF -+
 //!   |                                                 |
@@ -25,7 +26,7 @@
 //!   |                        IPv6 RS -> router advertisement (router_advert.rs)
 //!   |                        anything else -> flood (bridging networks) (flood.rs)
 //!   |   gateway MAC: ARP / NS -> proxy; IPv4 / IPv6 -> route (route.rs):
-//!   |       receive -> echo reply | VMI -> re-tag (egress.rs) | host port
+//!   |       receive -> echo reply, DHCP server reply to relay | VMI -> re-tag (egress.rs) | host port
 //!   |       remote VMI / peer -> encapsulate (tunnel.rs)
 //!   |       TTL runs out, too big for the egress MTU -> ICMP error (icmp_error.rs)
 //!   |   another MAC -> bridge: local VMI (re-tag) | remote VMI (encapsulate) | flood or drop
@@ -41,6 +42,7 @@
 
 mod address_pair;
 mod dhcp;
+mod dhcp_relay;
 mod dhcpv6;
 mod egress;
 mod flood;
@@ -340,6 +342,9 @@ impl<'a> Pipeline<'a> {
                         self.dhcp_v6(ctx, vmi, server, &l2, buf, offset, len)
                     }
                 };
+            }
+            if let (Some(relay), dhcp::ClientMessage::V4) = (ctx.vrf.dhcp_relay, message) {
+                return self.dhcp_relay_request(ctx, vmi, relay, &l2, buf, offset, len);
             }
             // No server here: a client without an address may still reach
             // one among the instances, by bridging only.

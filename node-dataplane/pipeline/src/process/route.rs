@@ -15,6 +15,20 @@ use super::{Ingress, L2Header, Pipeline, REPLY_HOP_LIMIT, Source};
 use crate::tables::{NextHop, PortRole};
 use crate::verdict::{DropReason, Verdict};
 
+/// Whether the IPv4 packet `l3` is UDP to the DHCP server port (a server's
+/// reply to a relay agent, addressed to the gateway).
+fn is_dhcp_to_server(l3: &[u8]) -> bool {
+    let Ok(ip) = ipv4::Packet::new_checked(l3) else {
+        return false;
+    };
+    if ip.protocol() != IpProtocol::Udp || ip.is_fragment() {
+        return false;
+    }
+    let payload = ip.payload();
+    payload.len() >= 4
+        && u16::from_be_bytes([payload[2], payload[3]]) == trunkline_wire::dhcpv4::SERVER_PORT
+}
+
 impl<'a> Pipeline<'a> {
     /// Route an IPv4 packet for the gateway MAC.
     #[inline]
@@ -42,7 +56,12 @@ impl<'a> Pipeline<'a> {
             .lookup(u32::from(dst))
             .ok_or(DropReason::NoRoute)?;
         match next_hop {
-            NextHop::Receive => return self.echo_v4(ctx, l2, buf, offset, len),
+            NextHop::Receive => {
+                if ctx.vrf.dhcp_relay.is_some() && is_dhcp_to_server(&buf[l3..offset + len]) {
+                    return self.dhcp_relay_reply(ctx, l2, buf, offset, len);
+                }
+                return self.echo_v4(ctx, l2, buf, offset, len);
+            }
             NextHop::Discard => return Err(DropReason::DiscardRoute),
             _ => {}
         }
@@ -89,7 +108,7 @@ impl<'a> Pipeline<'a> {
 
     /// Send a routed packet (TTL already decremented) to its next hop.
     #[inline]
-    fn forward(
+    pub(super) fn forward(
         &self,
         ctx: Ingress<'a>,
         next_hop: NextHop,

@@ -936,3 +936,139 @@ fn an_allowed_address_pair_is_routed_to_whoever_last_sent_from_it() {
         again.dump()
     );
 }
+
+#[test]
+fn a_relay_network_sends_requests_to_its_server_and_replies_back_to_the_client() {
+    let mut config = config();
+    // vmi-b (10.0.1.20, VLAN 200) runs the network's DHCP server.
+    config.networks[0].dhcp.mode = DhcpMode::Relay(Ipv4Addr::new(10, 0, 1, 20));
+    let rig = Rig::new(&config);
+    let (verdict, out) = rig.run_with(P1, &discover(MAC_A), HEADROOM, 512);
+    assert_eq!(
+        verdict,
+        Verdict::Transmit {
+            port: P1,
+            offset: HEADROOM,
+            len: out.len(),
+            vmi: rig.tables.vmi_id("ns/vmi-b")
+        }
+    );
+    let sliced = SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(etherparse::LinkSlice::Ethernet2(eth)) = &sliced.link else {
+        panic!()
+    };
+    assert_eq!((eth.destination(), eth.source()), (MAC_B, GW));
+    let Some(etherparse::VlanSlice::SingleVlan(tag)) = sliced.vlan() else {
+        panic!()
+    };
+    assert_eq!(tag.vlan_identifier().value(), 200);
+    let Some(NetSlice::Ipv4(ipv4)) = &sliced.net else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            ipv4.header().source_addr(),
+            ipv4.header().destination_addr()
+        ),
+        (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 1, 20)),
+        "from the client's subnet gateway to the server"
+    );
+    let Some(TransportSlice::Udp(udp)) = &sliced.transport else {
+        panic!()
+    };
+    assert_eq!((udp.source_port(), udp.destination_port()), (67, 67));
+    let expected = etherparse::UdpHeader::with_ipv4_checksum(
+        67,
+        67,
+        &ipv4.header().to_header(),
+        udp.payload(),
+    )
+    .unwrap();
+    assert_eq!(udp.checksum(), expected.checksum);
+    let relayed = v4::Message::decode(&mut Decoder::new(udp.payload())).unwrap();
+    assert_eq!(relayed.giaddr(), Ipv4Addr::new(10, 0, 0, 1));
+    assert_eq!(relayed.hops(), 1);
+    assert_eq!(relayed.xid(), 0x0bad_cafe);
+
+    // The server's offer, to the gateway address.
+    let mut offer = v4::Message::new(
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::new(10, 0, 0, 10),
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::new(10, 0, 0, 1),
+        &MAC_A,
+    );
+    offer.set_opcode(v4::Opcode::BootReply);
+    offer.set_xid(0x0bad_cafe);
+    offer.set_hops(1);
+    offer
+        .opts_mut()
+        .insert(v4::DhcpOption::MessageType(v4::MessageType::Offer));
+    let mut payload = Vec::new();
+    offer.encode(&mut Encoder::new(&mut payload)).unwrap();
+    let reply = udp_frame(
+        MAC_B,
+        GW,
+        200,
+        ip("10.0.1.20"),
+        ip("10.0.0.1"),
+        (67, 67),
+        &payload,
+    );
+    let (verdict, out) = rig.run_with(P1, &reply, HEADROOM, 0);
+    let Verdict::Transmit { port, vmi, .. } = verdict else {
+        panic!("{verdict:?}")
+    };
+    assert_eq!((port, vmi), (P1, rig.tables.vmi_id("ns/vmi-a")));
+    let (eth_dst, vlan, src, dst, msg) = dhcp4_reply(&out);
+    assert_eq!((eth_dst, vlan), (MAC_A, 100));
+    assert_eq!(
+        (src, dst),
+        (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 10)),
+        "unicast to the offered address (no broadcast flag)"
+    );
+    assert_eq!(msg.yiaddr(), Ipv4Addr::new(10, 0, 0, 10));
+
+    // A reply for a client this node does not have, or a request that
+    // crossed too many relays: nothing to do.
+    let mut stranger = offer.clone();
+    stranger.set_chaddr(&[2, 9, 9, 9, 9, 9]);
+    let mut payload = Vec::new();
+    stranger.encode(&mut Encoder::new(&mut payload)).unwrap();
+    let frame = udp_frame(
+        MAC_B,
+        GW,
+        200,
+        ip("10.0.1.20"),
+        ip("10.0.0.1"),
+        (67, 67),
+        &payload,
+    );
+    assert_eq!(rig.dropped(P1, &frame), DropReason::DhcpIgnored);
+    let mut looping = client_message(MAC_A, v4::MessageType::Discover);
+    looping.set_hops(16);
+    let frame = dhcp4(
+        MAC_A,
+        100,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        BROADCAST,
+        &looping,
+    );
+    assert_eq!(rig.dropped(P1, &frame), DropReason::DhcpIgnored);
+    // DHCPv6 is not relayed: bridged, as without a server; and router
+    // advertisements do not send hosts to DHCPv6.
+    let (verdict, _) = rig.run_with(
+        P1,
+        &dhcp6(MAC_6, 500, &{
+            let mut m = v6::Message::new_with_id(v6::MessageType::Solicit, [1, 2, 3]);
+            m.opts_mut().insert(v6::DhcpOption::ClientId(vec![
+                0, 3, 0, 1, 2, 0, 0, 0, 0, 0x66,
+            ]));
+            m
+        }),
+        HEADROOM,
+        512,
+    );
+    assert!(matches!(verdict, Verdict::Flood(_)), "{verdict:?}");
+}

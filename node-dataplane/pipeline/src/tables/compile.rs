@@ -248,6 +248,10 @@ impl<'c> Compiler<'c> {
                 mtu: network.mtu,
                 dhcp: (network.mode.routes() && network.dhcp.mode == DhcpMode::Server)
                     .then(|| Box::new(dhcp_server(&network.dhcp))),
+                dhcp_relay: match network.dhcp.mode {
+                    DhcpMode::Relay(server) if network.mode.routes() => Some(server),
+                    _ => None,
+                },
             };
             let mut subnets: Vec<_> = network.subnets.iter().collect();
             subnets.sort();

@@ -88,6 +88,9 @@ pub(super) fn dump(tables: &Tables) -> String {
         if let Some(mtu) = vrf.mtu {
             let _ = writeln!(out, "  mtu {mtu}");
         }
+        if let Some(server) = vrf.dhcp_relay {
+            let _ = writeln!(out, "  dhcp relay to {server}");
+        }
         if let Some(dhcp) = &vrf.dhcp {
             let _ = writeln!(
                 out,

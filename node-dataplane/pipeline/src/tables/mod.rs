@@ -348,6 +348,8 @@ pub(crate) struct Vrf {
     pub(crate) mtu: Option<u16>,
     /// The DHCP server of a routing network whose DHCP is on.
     pub(crate) dhcp: Option<Box<DhcpServer>>,
+    /// The DHCP server a routing network relays to.
+    pub(crate) dhcp_relay: Option<Ipv4Addr>,
     /// Peers hosting the network, each with what bridged frames toward it
     /// carry; sorted by peer.
     pub(crate) peers: Vec<(PeerId, Encap)>,

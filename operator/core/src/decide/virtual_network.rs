@@ -1,8 +1,7 @@
 //! VirtualNetworks: a unique routing instance named in the network's own
 //! namespace, a unique VNI each (kept from status while running, else given
 //! or allocated), usable gateway addresses, the encapsulations in effect, a
-//! label for accepted ones, and the reference check other kinds use. A DHCP
-//! relay is refused (`NotImplemented`) until the gateway can relay.
+//! label for accepted ones, and the reference check other kinds use.
 //!
 //! The VNI rule: a running network keeps its VNI (`status.vni`). A
 //! `spec.vni` that differs from it (the API server refuses setting one, so
@@ -13,9 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use trunkline_model::{
-    DhcpMode, Encapsulation, NamespacedName, Placement, Snapshot, VirtualNetwork,
-};
+use trunkline_model::{Encapsulation, NamespacedName, Placement, Snapshot, VirtualNetwork};
 
 use super::index::Index;
 use super::labels::Labels;
@@ -70,11 +67,6 @@ pub(super) fn decide<'a>(
         let mut findings = Findings::default();
         for defect in &network.defects {
             findings.invalid(defect.clone());
-        }
-        if let DhcpMode::Relay(server) = network.dhcp.mode {
-            findings.not_implemented(format!(
-                "spec.dhcp.mode Relay (to {server}) is not implemented yet: use mode Server (the gateway answers from each VMI's addresses) or Off (clients' broadcasts are bridged to a DHCP server among the instances)"
-            ));
         }
         let routing_instance = network.effective_routing_instance();
         if let Some(problem) = routing_instance_problem(network, &routing_instance) {
