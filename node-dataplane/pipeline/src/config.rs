@@ -66,6 +66,30 @@ pub struct NodeConfig {
     pub peers: Vec<PeerConfig>,
     /// VMIs of this node's networks that live behind a peer.
     pub remote_vmis: Vec<RemoteVmiConfig>,
+    /// The budget of frames each VMI may have answered by the gateway.
+    pub punt_limit: PuntLimit,
+}
+
+/// How many frames per second one VMI may have answered by the gateway
+/// itself (ARP and ND proxy, echo replies, DHCP, router advertisements,
+/// ICMP errors), so that one instance flooding questions cannot take the
+/// others' share of the node: a token bucket per VMI. Frames over the
+/// budget are dropped and counted (`punt_rate_limited`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PuntLimit {
+    /// Answers per second, on average.
+    pub per_second: u32,
+    /// Answers at once after a quiet period.
+    pub burst: u32,
+}
+
+impl Default for PuntLimit {
+    fn default() -> Self {
+        PuntLimit {
+            per_second: 2000,
+            burst: 200,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -80,6 +104,7 @@ impl Default for NodeConfig {
             underlay: None,
             peers: Vec::new(),
             remote_vmis: Vec::new(),
+            punt_limit: PuntLimit::default(),
         }
     }
 }

@@ -719,6 +719,7 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                 underlay,
                 peers,
                 remote_vmis,
+                punt_limit: Default::default(),
             },
         )
 }
