@@ -35,6 +35,9 @@ fn color(mode: Mode) -> RGBColor {
         Mode::Bare => RGBColor(127, 127, 127),
         Mode::Linux => RGBColor(255, 127, 14),
         Mode::Ovs => RGBColor(44, 160, 44),
+        Mode::OverlayVxlan => RGBColor(148, 103, 189),
+        Mode::LinuxVxlan => RGBColor(214, 39, 40),
+        Mode::OverlayMpls => RGBColor(23, 190, 207),
     }
 }
 
@@ -56,7 +59,7 @@ pub fn forwarding(
     let (title, body) = root.split_vertically(60);
     title
         .draw(&Text::new(
-            "Forwarding rate, VLAN 100 -> VMI -> VRF -> VLAN 200 (bar: median, whisker: min-max)",
+            "Forwarding rate, VLAN 100 -> VMI -> VRF -> VLAN 200; (e)-(g) across two nodes (bar: median, whisker: min-max)",
             (20, 10),
             ("sans-serif", 22).into_font(),
         ))
