@@ -54,7 +54,7 @@ pub fn forwarding(
     subtitle: &str,
 ) -> Result<(), Error> {
     register_font()?;
-    let root = BitMapBackend::new(path, (1100, 650)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1200, 650)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let (title, body) = root.split_vertically(60);
     title
@@ -76,8 +76,9 @@ pub fn forwarding(
         .map(|s| s.mpps.max)
         .fold(0.0, f64::max)
         .max(0.1)
-        // Room above the tallest whisker for the legend (upper right).
-        * 1.5;
+        // Room above the tallest whisker for the legend (upper right), one
+        // line per mode.
+        * (1.1 + 0.1 * modes.len() as f64);
     let groups = sizes.len().max(1);
     let mut chart = ChartBuilder::on(&body)
         .margin(20)
