@@ -339,6 +339,13 @@ prepare_node() {
   ip link set "$link" up
   ip -n "$node_netns" addr add "$node_ip/30" dev mgmt0
   ip -n "$node_netns" link set mgmt0 up
+  # Host-network pods reach Services (the API server's 10.0.0.1 above all)
+  # through kube-proxy's rules, which rewrite a packet only after the
+  # kernel has found a route for its original destination: the node has no
+  # default route, so the Service range gets one toward the API server's
+  # side (where nothing forwards it further).
+  ip -n "$node_netns" route add 10.0.0.0/24 via "$api_host" dev mgmt0 ||
+    log "warning: no route for the Service range in $node_netns (a route there already?): host-network pods will not reach Services"
   echo "$api_host" >"$state/apiserver.host"
   echo "$node_ip" >"$n/ip"
   log "node $node_name: network namespace $node_netns, management link $link $api_host <-> mgmt0 $node_ip"
@@ -655,7 +662,8 @@ launch() {
     api_mode=(--enable-admission-plugins NodeRestriction --authorization-mode Node,RBAC
       --advertise-address "$api_host"
       --kubelet-client-certificate "$state/pki/apiserver-kubelet-client.crt"
-      --kubelet-client-key "$state/pki/apiserver-kubelet-client.key")
+      --kubelet-client-key "$state/pki/apiserver-kubelet-client.key"
+      --kubelet-preferred-address-types InternalIP)
     # What the chart's workloads need: Deployments and DaemonSets make
     # their pods, Services get EndpointSlices (kube-proxy), namespaces get
     # the `default` ServiceAccount and the kube-root-ca.crt ConfigMap that
