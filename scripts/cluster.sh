@@ -346,6 +346,10 @@ prepare_node() {
   # side (where nothing forwards it further).
   ip -n "$node_netns" route add 10.0.0.0/24 via "$api_host" dev mgmt0 ||
     log "warning: no route for the Service range in $node_netns (a route there already?): host-network pods will not reach Services"
+  # What kubeadm's preflight requires of a node, and what pods (and the
+  # dataplane's virtual gateways) rely on: IPv4 forwarding, in the node's
+  # namespace only.
+  nsenter --net="/run/netns/$node_netns" sysctl -qw net.ipv4.ip_forward=1
   echo "$api_host" >"$state/apiserver.host"
   echo "$node_ip" >"$n/ip"
   log "node $node_name: network namespace $node_netns, management link $link $api_host <-> mgmt0 $node_ip"

@@ -42,6 +42,14 @@ struct Flags {
     /// Quiet time after a change before the tables are rebuilt, in ms.
     #[arg(long, default_value_t = 100)]
     debounce_ms: u64,
+    /// The DaemonSet running this agent (in --namespace): when it is gone
+    /// as the agent stops (an uninstall, not a restart), the agent removes
+    /// the virtual gateway interfaces it made.
+    #[arg(long, env = "DAEMONSET_NAME", requires = "namespace")]
+    daemonset: Option<String>,
+    /// The agent's pod's namespace (that of --daemonset).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
 }
 
 async fn shutdown_signal() {
@@ -78,6 +86,10 @@ async fn main() -> anyhow::Result<()> {
         port_netns: flags.port_netns,
         debounce: Duration::from_millis(flags.debounce_ms),
         report_interval: Duration::from_secs(10),
+        owner: flags
+            .daemonset
+            .zip(flags.namespace)
+            .map(|(name, namespace)| trunkline_dataplane::uninstall::Owner { namespace, name }),
     };
     tracing::info!(node = options.node, backend = ?options.backend, "trunkline-dataplane starting");
     let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;

@@ -1,8 +1,9 @@
 //! The chart runs for real: the images built without a container engine
 //! (`scripts/build-images.sh`), a node (containerd, kubelet, kube-proxy,
 //! kube-scheduler: `scripts/cluster.sh up --node`) whose network namespace
-//! is the lab's gateway node, `helm install` of `charts/trunkline`, and the
-//! gateway-mode traffic of `gateway_mode.rs` forwarded by the dataplane pod;
+//! is the lab's gateway node, `helm install` of `charts/trunkline`, the
+//! gateway-mode traffic of `gateway_mode.rs` forwarded by the dataplane pod
+//! and a virtual gateway (a tap made through the pod's `/dev/net/tun`);
 //! then `helm upgrade` and `helm uninstall`, and what each leaves on the node.
 //!
 //! ```text
@@ -11,6 +12,7 @@
 //!  <p>-gw (lab's gateway node = the kubelet's node, 10.250.x.2):
 //!     containerd, kubelet, kube-proxy
 //!     dataplane pod (hostNetwork, the chart's capabilities) -- eth1 trunk -- switch -- bms1, bms2, other
+//!        `-- tap vgw (net1's virtual gateway) -- node routing -- eth0 10.1.1.1 -- fabric -- pub 10.1.1.253
 //!     cni0 -- operator pods x2 (leader election) -- Service kubernetes -- kube-apiserver
 //! ```
 //! Needs root (namespaces, cgroups, XDP); CI runs as root.
@@ -31,7 +33,7 @@ use kube::Api;
 use kube::api::ListParams;
 use serde_json::Value;
 use trunkline_test_support::{
-    ControlPlane, Lab, eventually, http_get, unique_name, without_test_env,
+    ControlPlane, FabricHostSpec, Lab, eventually, http_get, unique_name, without_test_env,
 };
 
 /// The release and its namespace.
@@ -459,7 +461,11 @@ async fn the_chart_runs_on_a_node_forwards_traffic_upgrades_and_uninstalls_clean
     let mut t = Instant::now();
 
     let instances = [BMS1, BMS2, OTHER];
-    let lab = Lab::up(single_node_lab(&instances, None)).expect("the lab");
+    // A public host on the fabric, reached through net1's virtual gateway.
+    let public = FabricHostSpec::new("pub")
+        .ip("10.1.1.253/24")
+        .route("192.168.1.0/24", "10.1.1.1");
+    let lab = Lab::up(single_node_lab(&instances, Some(public))).expect("the lab");
     let netns_path = lab.netns_path(NODE);
     let netns = netns_path
         .file_name()
@@ -693,6 +699,44 @@ async fn the_chart_runs_on_a_node_forwards_traffic_upgrades_and_uninstalls_clean
     assert_eq!(host_state(&gw.lab).2, 1, "one XDP program on the trunk");
     phase("gateway-mode traffic through the pod", &mut t);
 
+    // A virtual gateway: a tap the pod makes through /dev/net/tun (hostPath)
+    // with NET_ADMIN, routes on the node, public access both ways.
+    let vgw = unique_name("net1-public");
+    gw.apply_vgw(&vgw, "vgw", "net1", &["192.168.1.0/24"], &[])
+        .await;
+    gw.wait_vgw(&vgw, "True").await;
+    let public_reachable = || async {
+        for (from, to) in [("bms1", "10.1.1.253"), ("pub", "192.168.1.10")] {
+            eventually(
+                &format!("{from} reaches {to} through the virtual gateway"),
+                Duration::from_secs(30),
+                || async {
+                    let (ok, out) = gw.lab.ping(from, to, 2);
+                    if ok { Ok(()) } else { Err(out) }
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+    };
+    public_reachable().await;
+    let sorted = |mut links: Vec<String>| {
+        links.sort();
+        links
+    };
+    let with_tap = sorted(
+        before
+            .0
+            .iter()
+            .cloned()
+            .chain([format!("vgw alias trunkline:vgw:{vgw}")])
+            .collect(),
+    );
+    let (links, routes, _) = host_state(&gw.lab);
+    assert_eq!(sorted(links), with_tap, "the tap, marked as the agent's");
+    assert!(routes.contains("192.168.1.0/24 dev vgw"), "{routes}");
+    phase("virtual gateway through the pod's tap", &mut t);
+
     // --- helm upgrade: the dataplane pod is replaced ----------------------
     let old_uid = dataplane_pod.metadata.uid.clone().expect("uid");
     let old_pid = agent.pid;
@@ -731,14 +775,22 @@ async fn the_chart_runs_on_a_node_forwards_traffic_upgrades_and_uninstalls_clean
     assert_eq!(agents.len(), 1, "{agents:?}");
     assert_ne!(agents[0].pid, old_pid, "a new process");
     gw.ping_eventually("bms1", "192.168.1.20").await;
+    public_reachable().await;
     let after_upgrade = host_state(&gw.lab);
     assert_eq!(
         after_upgrade.2, 1,
         "still exactly one XDP program: nothing stale"
     );
-    assert_eq!(after_upgrade.0, before.0, "no link left behind or added");
-    assert_eq!(after_upgrade.1, "", "no route of the agent's left");
-    phase("helm upgrade: dataplane pod replaced, traffic back", &mut t);
+    assert_eq!(
+        sorted(after_upgrade.0),
+        with_tap,
+        "the tap kept and adopted by the new pod, nothing else left or added"
+    );
+    assert!(after_upgrade.1.contains("192.168.1.0/24 dev vgw"));
+    phase(
+        "helm upgrade: dataplane pod replaced, traffic and tap kept",
+        &mut t,
+    );
 
     // --- helm uninstall: nothing of it stays on the node ------------------
     plane
@@ -777,10 +829,17 @@ async fn the_chart_runs_on_a_node_forwards_traffic_upgrades_and_uninstalls_clean
     })
     .await
     .expect("processes gone");
+    // The virtual gateway is still declared, but its agent was uninstalled:
+    // the tap and its routes went with it.
     let after = host_state(&gw.lab);
     assert_eq!(after.2, 0, "no XDP program left on the trunk");
-    assert_eq!(after.0, before.0, "the node's links as before the install");
+    assert_eq!(
+        after.0, before.0,
+        "the node's links as before the install: no tap"
+    );
     assert_eq!(after.1, "", "no route of the agent's left");
+    let (ok, _) = gw.lab.ping("pub", "192.168.1.10", 2);
+    assert!(!ok, "no public access once uninstalled");
     let (ok, _) = gw.lab.ping("bms1", "192.168.1.20", 2);
     assert!(!ok, "nothing forwards once uninstalled");
     phase(
