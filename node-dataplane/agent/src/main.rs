@@ -46,6 +46,22 @@ struct Flags {
     /// address (the same on every node).
     #[arg(long, default_value_t = trunkline_dataplane::ha::wire::DEFAULT_PORT, env = "TRUNKLINE_HA_PORT")]
     ha_port: u16,
+    /// Frames per second each VMI may have answered by the gateway (ARP/ND
+    /// proxy, echo, DHCP, router advertisements, ICMP errors); over it,
+    /// questions are dropped and counted (`punt_rate_limited`).
+    #[arg(long, default_value_t = trunkline_pipeline::PuntLimit::default().per_second)]
+    punt_per_second: u32,
+    /// Answers a VMI may get at once after a quiet period.
+    #[arg(long, default_value_t = trunkline_pipeline::PuntLimit::default().burst)]
+    punt_burst: u32,
+    /// The DaemonSet running this agent (in --namespace): when it is gone
+    /// as the agent stops (an uninstall, not a restart), the agent removes
+    /// the virtual gateway interfaces it made.
+    #[arg(long, env = "DAEMONSET_NAME", requires = "namespace")]
+    daemonset: Option<String>,
+    /// The agent's pod's namespace (that of --daemonset).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
 }
 
 async fn shutdown_signal() {
@@ -83,6 +99,14 @@ async fn main() -> anyhow::Result<()> {
         debounce: Duration::from_millis(flags.debounce_ms),
         report_interval: Duration::from_secs(10),
         ha_port: flags.ha_port,
+        punt_limit: trunkline_pipeline::PuntLimit {
+            per_second: flags.punt_per_second.max(1),
+            burst: flags.punt_burst,
+        },
+        owner: flags
+            .daemonset
+            .zip(flags.namespace)
+            .map(|(name, namespace)| trunkline_dataplane::uninstall::Owner { namespace, name }),
     };
     tracing::info!(node = options.node, backend = ?options.backend, "trunkline-dataplane starting");
     let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;

@@ -17,7 +17,7 @@
 use std::net::IpAddr;
 
 use crate::LabError;
-use crate::command::{in_netns, ip};
+use crate::command::{in_netns, ip, run};
 use crate::spec::{Cidr, FabricHostSpec, FabricSpec, Mac, NodeSpec, SwitchSpec, TrunkSpec};
 
 /// The lab-relative name of the fabric's namespace.
@@ -198,9 +198,22 @@ pub(crate) fn build_node(
     Ok(())
 }
 
-/// Trunk port `trunk` of `node` and its switch `<p>-<node>-<port>`: a
-/// bridge whose port `trunk` sends VLAN tags in the frame bytes (tx VLAN
-/// offload off), as a real wire does, so that the node's fast path sees them.
+/// Trunk port `trunk` of `node` and its switch `<p>-<node>-<port>` (or
+/// port `t-<node>` of a shared switch): a bridge port that sends VLAN tags
+/// in the frame bytes (tx VLAN offload off), as a real wire does, so that
+/// the node's fast path sees them.
+///
+/// The bridge learns no MAC on the trunk. It is not VLAN-aware (one MAC
+/// table for every VLAN, where a real switch keeps one per VLAN): an
+/// instance's broadcast that the gateway floods back down the trunk on
+/// another VLAN would otherwise move the instance's MAC onto the trunk, and
+/// frames the gateway routes to it would be dropped as hairpins. Frames to
+/// a MAC behind the trunk (the gateway's) are flooded instead; the access
+/// ports' taggers drop those of other VLANs. On a shared switch this floods
+/// frames for the gateway MAC to every member's trunk (the standby drops
+/// them): the switch never needs the new active member's gratuitous ARP to
+/// relearn, so a failover measured in the lab leaves out a real switch's
+/// relearning (the tests check the gratuitous ARP's timing on the wire).
 pub(crate) fn build_trunk(prefix: &str, node: &str, trunk: &TrunkSpec) -> Result<(), LabError> {
     let node_ns = netns(prefix, node);
     let (sw, port) = match &trunk.switch {
@@ -221,6 +234,10 @@ pub(crate) fn build_trunk(prefix: &str, node: &str, trunk: &TrunkSpec) -> Result
     )?;
     in_netns(&sw, "ethtool", &["-K", &port, "txvlan", "off"])?;
     bridge_port(&sw, &port)?;
+    run(
+        "bridge",
+        &["-n", &sw, "link", "set", "dev", &port, "learning", "off"],
+    )?;
     let mac = trunk
         .mac
         .unwrap_or_else(|| Mac::derived(&format!("{node_ns}-{}", trunk.name)));

@@ -42,6 +42,7 @@ pub(super) fn ha_fixture() -> NodeConfig {
         id: P4,
         name: "eth4".into(),
         kind: PortKind::Gateway,
+        mtu: None,
     });
     c.peers.push(PeerConfig {
         key: "node-c".into(),
