@@ -236,6 +236,36 @@ impl Paths {
         claims
     }
 
+    /// Mode STP: claims for this node of the VMIs of `group` that another
+    /// node has owned, unchallenged, for at least `settled` (damped like
+    /// [`Paths::seen`]). The switches' spanning tree, not an election,
+    /// decides who forwards, and a member whose port it blocks no longer
+    /// sees the instances' traffic: a silent instance would stay routed
+    /// toward it (for example after a fabric cut healed, both members
+    /// having forwarded meanwhile). The member the tree lets forward takes
+    /// such VMIs back once ownership has settled elsewhere, which a member
+    /// that has just been blocked no longer claims (it hears no BPDUs).
+    pub fn reclaim(&mut self, group: &str, settled: Duration, now: Instant) -> Vec<(u32, u64)> {
+        let me = self.me.clone();
+        let labels: Vec<u32> = self
+            .entries
+            .values()
+            .filter(|e| {
+                e.spec.group == group
+                    && e.spec.holders.contains(&me)
+                    && e.owner.as_deref() != Some(me.as_str())
+                    && e.moves
+                        .back()
+                        .is_none_or(|t| now.saturating_duration_since(*t) >= settled)
+            })
+            .map(|e| e.spec.label)
+            .collect();
+        labels
+            .into_iter()
+            .filter_map(|l| self.seen(l, now))
+            .collect()
+    }
+
     /// Claims held by damping whose hold ended: send them now.
     pub fn tick(&mut self, now: Instant) -> Vec<(u32, u64)> {
         let due: Vec<u32> = self
@@ -411,6 +441,41 @@ mod tests {
         assert!(
             gw2.seen(20, later).is_some(),
             "not damped after a quiet minute"
+        );
+    }
+
+    #[test]
+    fn in_mode_stp_the_forwarding_member_takes_back_what_settled_elsewhere() {
+        let t = Instant::now();
+        let settled = Duration::from_secs(12);
+        let (mut gw1, mut gw2) = (node("gw1"), node("gw2"));
+        // gw1 took both over; then gw2 claimed them (it forwarded while the
+        // fabric was cut) and gw1 learnt it when the cut healed.
+        for c in gw1.take_over("g", t) {
+            gw2.receive("gw1", &[c], t);
+        }
+        let healed = t + Duration::from_secs(30);
+        let claims = gw2.take_over("g", healed);
+        assert!(gw1.receive("gw2", &claims, healed).changed.len() == 2);
+        // Not before ownership has settled for `settled`.
+        assert!(gw1.reclaim("g", settled, healed).is_empty());
+        assert!(
+            gw1.reclaim("g", settled, healed + Duration::from_secs(11))
+                .is_empty()
+        );
+        let back = gw1.reclaim("g", settled, healed + settled);
+        assert_eq!(back.len(), 2, "{back:?}");
+        assert!(back.iter().all(|(_, seq)| *seq > claims[0].1));
+        assert_eq!(gw1.owner(20), Some("gw1"));
+        assert_eq!(gw2.receive("gw1", &back, healed + settled).changed.len(), 2);
+        // Nothing left to take back; a node that does not hold a VMI never
+        // claims it.
+        assert!(gw1.reclaim("g", settled, healed + settled).is_empty());
+        let mut gw3 = node("gw3");
+        gw3.receive("gw1", &back, healed + settled);
+        assert!(
+            gw3.reclaim("g", Duration::ZERO, healed + 2 * settled)
+                .is_empty()
         );
     }
 

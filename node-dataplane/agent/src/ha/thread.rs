@@ -15,7 +15,9 @@
 //!                                 announcements now, +100 ms and +1 s
 //!    seen marks (fast path)   ──> claims (damped)
 //!    heartbeats due           ──> members and witnesses; at once when a state changed
-//!    every REFRESH (1 s)      ──> claims of what this node owns (late joiners, lost ones)
+//!    every REFRESH (1 s)      ──> claims of what this node owns (late joiners, lost ones);
+//!                                 mode STP, forwarding for 6 s: take back VMIs owned
+//!                                 elsewhere for 12 s (a blocked member sees no traffic)
 //!    report                   ──> Control (PhysicalRouter status, metrics), wakes the reporter
 //! ```
 
@@ -50,6 +52,10 @@ const REFRESH: Duration = Duration::from_secs(1);
 /// How long a node waits for its tunnel next hops to resolve before it
 /// counts as ready anyway (a dead peer's may never resolve).
 const RESOLVE_GRACE: Duration = Duration::from_secs(5);
+/// Mode STP: how long another member must have owned a VMI before the
+/// forwarding member takes it back (twice the window after which a
+/// blocked member stops counting itself active).
+const STP_SETTLED: Duration = Duration::from_secs(12);
 /// When announcements are sent again after a takeover.
 const ANNOUNCE_AGAIN: [Duration; 2] = [Duration::from_millis(100), Duration::from_secs(1)];
 
@@ -170,6 +176,7 @@ impl HaThread {
         if now >= self.next_refresh {
             self.next_refresh = now + REFRESH;
             self.refresh();
+            self.reclaim_stp(&plan, now);
         }
         self.announce(&plan, now);
         self.report();
@@ -552,6 +559,41 @@ impl HaThread {
         for group in groups {
             let owned = self.paths.owned(&group);
             self.send_claims(&group, owned);
+        }
+    }
+
+    /// Mode STP: a member the spanning tree has let forward for a while
+    /// takes back the group's VMIs whose ownership settled on another
+    /// member ([`Paths::reclaim`]): after [`STP_SETTLED`], a member whose
+    /// port was blocked has stopped counting itself active.
+    fn reclaim_stp(&mut self, plan: &Plan, now: Instant) {
+        let forwarding: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| match &g.part {
+                Part::Observed(o) => {
+                    o.role() == Role::Active
+                        && now.saturating_duration_since(o.since()) >= super::stp::WINDOW
+                }
+                _ => false,
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut changed = false;
+        for group in forwarding {
+            let claims = self.paths.reclaim(&group, STP_SETTLED, now);
+            if !claims.is_empty() {
+                tracing::info!(
+                    group,
+                    vmis = claims.len(),
+                    "HA: taking back VMIs settled on another member (mode STP)"
+                );
+                changed = true;
+                self.send_claims(&group, claims);
+            }
+        }
+        if changed {
+            self.write_paths(plan);
         }
     }
 
