@@ -24,8 +24,10 @@
 
 pub mod config;
 pub mod counters;
+pub mod flow;
 mod hash;
 mod lpm;
+pub mod neighbours;
 pub mod process;
 pub mod tables;
 pub mod verdict;

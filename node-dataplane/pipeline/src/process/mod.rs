@@ -9,6 +9,8 @@
 //!   |                          -> a network (inner Ethernet) -+
 //!   |     UDP 4789: VXLAN VNI  -> a network (inner Ethernet) -+-> its VRF, from the tunnel
 //!   |     unknown peer, label or VNI, a peer outside the network -> tunnel_* drops
+//!   |     not a tunnel: the return of a SNAT flow (snat.rs), or to a subnet
+//!   |     with IP fabric forwarding (fabric_forward.rs) -> into its VRF
 //!   |
 //!   +- gateway port: Ethernet [+ 802.1Q] -- untagged = VLAN 0
 //!   |     (port, VLAN) -> VMI --------------- none --> no_logical_interface
@@ -24,6 +26,9 @@
 //!   |   gateway MAC: ARP / NS -> proxy; IPv4 / IPv6 -> route (route.rs):
 //!   |       receive -> echo reply | VMI -> re-tag (egress.rs) | host port
 //!   |       remote VMI / peer -> encapsulate (tunnel.rs); too big -> ICMP error (icmp_error.rs)
+//!   |       DC gateway route -> MPLS over UDP with the route's label (tunnel.rs)
+//!   |       no route, outside the network's subnets -> SNAT (snat.rs) or IP
+//!   |         fabric forwarding (fabric_forward.rs) out of the fabric port
 //!   |   another MAC -> bridge: local VMI (re-tag) | remote VMI (encapsulate) | flood or drop
 //! ```
 //!
@@ -36,10 +41,12 @@
 //! can be longer than the solicitation it answers).
 
 mod egress;
+mod fabric_forward;
 mod flood;
 mod icmp_error;
 mod neighbour;
 mod route;
+mod snat;
 mod source;
 mod tunnel;
 
@@ -127,12 +134,18 @@ pub struct FrameBuf<'b> {
     pub len: usize,
 }
 
-/// The pipeline for one batch: a snapshot of the tables and the worker's
-/// counters. Cheap to build; build one per batch after loading the tables.
+/// The pipeline for one batch: a snapshot of the tables, the worker's
+/// counters and, when a network translates, the worker's flow table and
+/// the time. Cheap to build; build one per batch after loading the tables.
 #[derive(Debug, Clone, Copy)]
 pub struct Pipeline<'a> {
     tables: &'a Tables,
     counters: &'a Counters,
+    /// The worker's flow table (source NAT); without one, packets needing
+    /// a flow are dropped (`no_flow_table`).
+    flows: Option<&'a core::cell::RefCell<crate::flow::FlowTable>>,
+    /// Now, in nanoseconds of the caller's monotonic clock (flow ages).
+    now: u64,
 }
 
 /// Where a classified frame came from.
@@ -172,7 +185,27 @@ pub fn process(
 impl<'a> Pipeline<'a> {
     /// A pipeline over these tables, counting into these counters.
     pub fn new(tables: &'a Tables, counters: &'a Counters) -> Pipeline<'a> {
-        Pipeline { tables, counters }
+        Pipeline {
+            tables,
+            counters,
+            flows: None,
+            now: 0,
+        }
+    }
+
+    /// The same pipeline keeping connection state in `flows` (the worker's
+    /// own table), at time `now_ns` (a monotonic clock, read once per
+    /// batch).
+    pub fn with_flows(
+        self,
+        flows: &'a core::cell::RefCell<crate::flow::FlowTable>,
+        now_ns: u64,
+    ) -> Pipeline<'a> {
+        Pipeline {
+            flows: Some(flows),
+            now: now_ns,
+            ..self
+        }
     }
 
     /// The tables this pipeline decides with.
@@ -435,5 +468,7 @@ impl<'a> Pipeline<'a> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_north_south;
 #[cfg(test)]
 mod tests_overlay;

@@ -64,7 +64,9 @@ impl<'a> Pipeline<'a> {
             Some(NextHop::Receive) => Target::Gateway,
             _ if from_tunnel => Target::Unknown,
             Some(NextHop::Vmi(id)) if ctx.source == Source::Vmi(id) => Target::Own,
-            Some(NextHop::Vmi(_) | NextHop::Remote(_) | NextHop::Peer(_)) => Target::Routed,
+            Some(
+                NextHop::Vmi(_) | NextHop::Remote(_) | NextHop::Peer(_) | NextHop::Tunnel { .. },
+            ) => Target::Routed,
             Some(NextHop::Port(port)) if port == ctx.port => Target::Unknown,
             Some(NextHop::Port(_)) => Target::Routed,
             Some(NextHop::Discard) | None => Target::Unknown,

@@ -1,9 +1,10 @@
 //! Routing in a VRF: packets for the gateway MAC are looked up by
 //! destination (longest prefix), their TTL decremented, and sent to a local
-//! VMI, a host port, a VMI behind a peer or a peer; packets for a gateway
-//! address are answered when they are echo requests.
+//! VMI, a host port, a VMI behind a peer, a peer or a DC gateway; packets
+//! for a gateway address are answered when they are echo requests; packets
+//! the VRF does not route may leave by the fabric (`fabric_forward.rs`).
 
-use core::net::{Ipv4Addr, Ipv6Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use trunkline_wire::{IpProtocol, ethernet, icmpv4, icmpv6, ipv4, ipv6};
 
@@ -33,11 +34,9 @@ impl<'a> Pipeline<'a> {
         if dst.is_multicast() || dst.is_broadcast() {
             return Err(DropReason::Multicast);
         }
-        let next_hop = ctx
-            .vrf
-            .v4
-            .lookup(u32::from(dst))
-            .ok_or(DropReason::NoRoute)?;
+        let Some(next_hop) = ctx.vrf.v4.lookup(u32::from(dst)) else {
+            return self.fabric_exit(ctx, l2, buf, offset, len, IpAddr::V4(dst));
+        };
         match next_hop {
             NextHop::Receive => return self.echo_v4(ctx, l2, buf, offset, len),
             NextHop::Discard => return Err(DropReason::DiscardRoute),
@@ -67,11 +66,9 @@ impl<'a> Pipeline<'a> {
         if dst.is_multicast() {
             return Err(DropReason::Multicast);
         }
-        let next_hop = ctx
-            .vrf
-            .v6
-            .lookup(u128::from(dst))
-            .ok_or(DropReason::NoRoute)?;
+        let Some(next_hop) = ctx.vrf.v6.lookup(u128::from(dst)) else {
+            return self.fabric_exit(ctx, l2, buf, offset, len, IpAddr::V6(dst));
+        };
         match next_hop {
             NextHop::Receive => return self.echo_v6(ctx, l2, buf, offset, len),
             NextHop::Discard => return Err(DropReason::DiscardRoute),
@@ -86,7 +83,7 @@ impl<'a> Pipeline<'a> {
 
     /// Send a routed packet (TTL already decremented) to its next hop.
     #[inline]
-    fn forward(
+    pub(super) fn forward(
         &self,
         ctx: Ingress<'a>,
         next_hop: NextHop,
@@ -98,7 +95,12 @@ impl<'a> Pipeline<'a> {
         let from_tunnel = matches!(ctx.source, Source::Tunnel(_));
         match next_hop {
             NextHop::Vmi(id) => self.send_to_vmi(id, l2, buf, offset, len, true),
-            NextHop::Remote(_) | NextHop::Peer(_) if from_tunnel => Err(DropReason::TunnelHairpin),
+            NextHop::Remote(_) | NextHop::Peer(_) | NextHop::Tunnel { .. } if from_tunnel => {
+                Err(DropReason::TunnelHairpin)
+            }
+            NextHop::Tunnel { peer, label } => {
+                self.route_to_routed_peer(ctx, peer, label, l2, buf, offset, len)
+            }
             NextHop::Remote(id) => self.route_to_remote(ctx, id, l2, buf, offset, len),
             NextHop::Peer(peer) => self.route_to_peer(ctx, peer, l2, buf, offset, len),
             NextHop::Port(port) => {

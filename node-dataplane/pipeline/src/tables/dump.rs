@@ -18,6 +18,7 @@ pub(super) fn dump(tables: &Tables) -> String {
         NextHop::Peer(id) => format!("peer {}", peer_key(id)),
         NextHop::Port(p) => format!("port {p}"),
         NextHop::Discard => "discard".to_owned(),
+        NextHop::Tunnel { peer, label } => format!("peer {} label {label}", peer_key(peer)),
     };
     let _ = writeln!(out, "gateway_mac {}", tables.gateway_mac);
     if let Some(u) = &tables.underlay {
@@ -151,5 +152,6 @@ pub(super) fn dump(tables: &Tables) -> String {
             li.key, li.port, li.vlan, li.vmi
         );
     }
+    tables.north_south.dump(&mut out);
     out
 }

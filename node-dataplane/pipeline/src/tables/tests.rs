@@ -560,6 +560,9 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                             2 => vec![Encapsulation::MplsOverUdp],
                             _ => vec![Encapsulation::Vxlan, Encapsulation::MplsOverUdp],
                         },
+                        fabric_exit: [FabricExit::None, FabricExit::Snat, FabricExit::IpFabric]
+                            [(k + vrf as usize) % 3],
+                        routed_peers: Vec::new(),
                     },
                 )
                 .collect::<Vec<_>>()
@@ -714,6 +717,7 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                 underlay,
                 peers,
                 remote_vmis,
+                north_south: NorthSouthConfig::default(),
             },
         )
 }
