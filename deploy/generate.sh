@@ -110,6 +110,8 @@ health() { # KIND WHO DEGRADED_REASONS DEGRADED_TEXT WRITTEN_BY_LINE...
   ' "$repo/deploy/argocd/health/health.lua.in" >"$file"
 }
 operator_reasons="Conflict = true, Invalid = true"
+health DCGateway "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
+  "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
 health ExternalVTEP "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
 health GatewayHAGroup "the trunkline operator" "$operator_reasons, NotImplemented = true" \

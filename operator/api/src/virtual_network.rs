@@ -7,6 +7,10 @@
 //! network's bridged label (MPLSoUDP, inner Ethernet frame) to
 //! `status.mplsLabel`.
 //!
+//! `northSouth` says how traffic to destinations the network does not route
+//! leaves the overlay without a tunnel (seed 004): distributed SNAT or IP
+//! fabric forwarding; DC gateways (their own kind) add labelled routes.
+//!
 //! The original kept subnets in IPAM objects linked to the network; here
 //! they are part of the network, because every rule about them (the gateway
 //! inside the subnet, no overlap) is then a rule on one object that the API
@@ -37,6 +41,7 @@ use crate::status::Condition;
     printcolumn = r#"{"name":"Routing-Instance","type":"string","jsonPath":".status.routingInstance","priority":1}"#,
     printcolumn = r#"{"name":"Label","type":"integer","jsonPath":".status.mplsLabel","description":"MPLS label of bridged and flooded traffic","priority":1}"#,
     printcolumn = r#"{"name":"Encapsulation","type":"string","jsonPath":".status.encapsulation","description":"Encapsulations in effect, in priority order","priority":1}"#,
+    printcolumn = r#"{"name":"Exit","type":"string","jsonPath":".status.fabricExit","description":"How traffic leaves the overlay untunneled: SNAT or IPFabricForwarding","priority":1}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -46,6 +51,9 @@ use crate::status::Condition;
 #[x_kube(validation = Rule::new(
     "self.subnets.all(a, self.subnets.all(b, a.cidr == b.cidr || !isCIDR(a.cidr) || !isCIDR(b.cidr) || !cidr(a.cidr).containsCIDR(b.cidr)))"
 ).message("subnets must not overlap: no subnet may contain another").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new(
+    "!has(self.northSouth) || !has(self.forwardingMode) || self.forwardingMode != 'L2' || !((has(self.northSouth.snat) && self.northSouth.snat) || (has(self.northSouth.ipFabricForwarding) && self.northSouth.ipFabricForwarding))"
+).message("northSouth needs routing: a network with forwardingMode L2 only bridges, so nothing of it can leave by SNAT or IP fabric forwarding; use L2L3 or L3, or turn northSouth off").reason(Reason::FieldValueInvalid))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VirtualNetworkSpec {
     /// IPv4 and IPv6 subnets of the network, each with its gateway address.
@@ -97,6 +105,49 @@ pub struct VirtualNetworkSpec {
     #[schemars(length(min = 1, max = 2))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub encapsulation: Option<Vec<Encapsulation>>,
+
+    /// How the network's traffic to destinations it does not route leaves
+    /// the overlay without a tunnel (seed 004): `snat` (source NAT to the
+    /// gateway node's underlay address) or `ipFabricForwarding` (sent on
+    /// the fabric as it is; the fabric routes the network's subnets back to
+    /// a gateway node). At most one of the two; neither by default (such
+    /// destinations are dropped). Routes of a DCGateway or a VirtualGateway
+    /// take precedence. The exit in effect is shown in `status.fabricExit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub north_south: Option<NorthSouth>,
+}
+
+/// How a network leaves the overlay without a tunnel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, KubeSchema, Serialize, Deserialize)]
+#[x_kube(validation = Rule::new(
+    "!(has(self.snat) && self.snat && has(self.ipFabricForwarding) && self.ipFabricForwarding)"
+).message("snat and ipFabricForwarding cannot both be on: they are two ways out for the same destinations (SNAT hides the instances behind the node's underlay address, IP fabric forwarding shows their own addresses and needs the fabric to route the subnets back); choose one").reason(Reason::FieldValueInvalid))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NorthSouth {
+    /// Distributed source NAT: every gateway node translates its own
+    /// instances' TCP, UDP and ICMP echo to its underlay address, with
+    /// ports from its SNAT range (`--snat-ports`), and translates the
+    /// replies back. The outside world sees the node, never the instance.
+    #[serde(default)]
+    pub snat: bool,
+    /// IP fabric forwarding: packets leave the fabric port untranslated and
+    /// untunneled; the fabric must route the network's subnets to one of
+    /// its gateway nodes (any: a node tunnels to the one holding the
+    /// instance). The subnets must not overlap those of another network
+    /// with IP fabric forwarding (the older keeps them).
+    #[serde(default)]
+    pub ip_fabric_forwarding: bool,
+}
+
+/// The fabric exit a network has in effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum FabricExit {
+    /// Source NAT to the gateway nodes' underlay addresses.
+    #[serde(rename = "SNAT")]
+    Snat,
+    /// IP fabric forwarding.
+    #[serde(rename = "IPFabricForwarding")]
+    IpFabricForwarding,
 }
 
 /// How overlay traffic crosses the fabric.
@@ -181,4 +232,8 @@ pub struct VirtualNetworkStatus {
     /// or the operator's default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub encapsulation: Vec<Encapsulation>,
+    /// The fabric exit in effect (`spec.northSouth`, once the operator
+    /// accepted it): `SNAT` or `IPFabricForwarding`; absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fabric_exit: Option<FabricExit>,
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kube_cel::Validator;
 use serde_json::Value;
+use trunkline_api::DCGateway;
 use trunkline_api::samples::{self, KindCases, RefusedBy};
 
 fn schema_of(kind: &str) -> Value {
@@ -188,6 +189,7 @@ fn valid_samples_deserialize_into_the_rust_types() {
             "GatewayHAGroup" => check::<GatewayHAGroup>(&cases),
             "VirtualGateway" => check::<VirtualGateway>(&cases),
             "ExternalVTEP" => check::<ExternalVTEP>(&cases),
+            "DCGateway" => check::<DCGateway>(&cases),
             other => panic!("unknown kind {other}"),
         }
     }

@@ -57,6 +57,7 @@ fn check_object(path: &Path, object: &Value) {
         "GatewayHAGroup" => serde_json::from_value::<GatewayHAGroup>(object.clone()).err(),
         "VirtualGateway" => serde_json::from_value::<VirtualGateway>(object.clone()).err(),
         "ExternalVTEP" => serde_json::from_value::<ExternalVTEP>(object.clone()).err(),
+        "DCGateway" => serde_json::from_value::<DCGateway>(object.clone()).err(),
         other => panic!("{}: unknown kind {other}", path.display()),
     };
     assert!(

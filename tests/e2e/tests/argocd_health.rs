@@ -186,13 +186,14 @@ fn sample(kind: &str, generation: i64, created: i64, status: Option<Value>) -> V
 }
 
 /// The kinds the operator writes status for.
-const OPERATOR_KINDS: [&str; 6] = [
+const OPERATOR_KINDS: [&str; 7] = [
     "LogicalInterface",
     "VirtualMachineInterface",
     "VirtualNetwork",
     "GatewayHAGroup",
     "VirtualGateway",
     "ExternalVTEP",
+    "DCGateway",
 ];
 
 fn assert_health(kind: &str, what: &str, object: &Value, expected: &str, text: &str) {
