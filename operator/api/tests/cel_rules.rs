@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kube_cel::Validator;
 use serde_json::Value;
-use trunkline_api::DCGateway;
 use trunkline_api::samples::{self, KindCases, RefusedBy};
 
 fn schema_of(kind: &str) -> Value {
