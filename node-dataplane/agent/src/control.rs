@@ -84,6 +84,8 @@ pub struct Control {
     started: Instant,
     heartbeat_ms: AtomicU64,
     stop: AtomicBool,
+    /// The forwarding thread's flow table counts, once it keeps one.
+    flow_stats: Mutex<Option<Arc<trunkline_pipeline::flow::FlowStats>>>,
 }
 
 impl Default for Control {
@@ -103,6 +105,7 @@ impl Default for Control {
             started: Instant::now(),
             heartbeat_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            flow_stats: Mutex::default(),
         }
     }
 }
@@ -127,6 +130,21 @@ impl Control {
     /// The forwarding thread's counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The forwarding thread's flow table counts (it keeps one once a
+    /// network uses SNAT).
+    pub fn set_flow_stats(&self, stats: Arc<trunkline_pipeline::flow::FlowStats>) {
+        *self.flow_stats.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats);
+    }
+
+    /// The flow table's counts now, if there is one.
+    pub fn flow_stats(&self) -> Option<trunkline_pipeline::flow::FlowStatsSnapshot> {
+        self.flow_stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|s| s.snapshot())
     }
 
     /// Compiles `desired` and swaps it into the fast path; returns the new
@@ -385,19 +403,33 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedOb
                 next_hop: NextHopConfig::Port(port),
                 ..
             } => gateway_of_port(*port),
-            ObjectRef::Route { .. } => Vec::new(),
-            // An external VTEP is programmed when its peer and endpoints are.
-            ObjectRef::Peer(key) | ObjectRef::RemoteVmi(key) => key
-                .strip_prefix("ExternalVTEP/")
-                .map(|rest| {
-                    by_name(
-                        "ExternalVTEP",
-                        false,
-                        rest.split('/').next().unwrap_or(rest),
-                    )
-                })
+            // A DC gateway's route is part of it.
+            ObjectRef::Route {
+                next_hop: NextHopConfig::Tunnel { peer, .. },
+                ..
+            } => peer
+                .strip_prefix("DCGateway/")
+                .map(|name| by_name("DCGateway", false, name))
                 .unwrap_or_default(),
-            ObjectRef::Node | ObjectRef::Underlay => Vec::new(),
+            ObjectRef::Route { .. } => Vec::new(),
+            // An external VTEP is programmed when its peer and endpoints are;
+            // a DC gateway when its peer is.
+            ObjectRef::Peer(key) | ObjectRef::RemoteVmi(key) => {
+                if let Some(name) = key.strip_prefix("DCGateway/") {
+                    by_name("DCGateway", false, name)
+                } else {
+                    key.strip_prefix("ExternalVTEP/")
+                        .map(|rest| {
+                            by_name(
+                                "ExternalVTEP",
+                                false,
+                                rest.split('/').next().unwrap_or(rest),
+                            )
+                        })
+                        .unwrap_or_default()
+                }
+            }
+            ObjectRef::Node | ObjectRef::Underlay | ObjectRef::NorthSouth => Vec::new(),
         });
     }
     refused.sort();
