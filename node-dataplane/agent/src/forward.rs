@@ -229,7 +229,9 @@ impl Forwarder {
     /// One batch from port `index`.
     fn receive(&mut self, plan: &Plan, index: usize, now: u64) {
         let control = self.control.clone();
-        let pipeline = Pipeline::new(&plan.tables, control.counters());
+        // The clock of the ICMP error budget, read once per batch.
+        let now_ms = control.uptime_ms();
+        let pipeline = Pipeline::new(&plan.tables, control.counters()).at(now_ms);
         let pipeline = match &self.flows {
             Some(flows) => pipeline.with_flows(flows, now),
             None => pipeline,

@@ -26,6 +26,7 @@ pub mod config;
 pub mod counters;
 pub mod flow;
 mod hash;
+pub mod limit;
 mod lpm;
 pub mod neighbours;
 pub mod process;
@@ -33,10 +34,10 @@ pub mod tables;
 pub mod verdict;
 
 pub use config::{
-    AllowedAddressPair, CreationOrder, DEFAULT_GATEWAY_MAC, Encapsulation, ForwardingMode,
-    IpPrefix, LogicalInterfaceConfig, MacAddress, NetworkConfig, NextHopConfig, NodeConfig,
-    PeerConfig, PortConfig, PortId, PortKind, PrefixError, RemoteVmiConfig, RouteConfig,
-    SubnetConfig, UnderlayConfig, VmiConfig,
+    AllowedAddressPair, CreationOrder, DEFAULT_GATEWAY_MAC, DEFAULT_LEASE_SECS, DhcpConfig,
+    DhcpMode, Encapsulation, ForwardingMode, IpPrefix, LogicalInterfaceConfig, MacAddress,
+    NetworkConfig, NextHopConfig, NodeConfig, PeerConfig, PortConfig, PortId, PortKind,
+    PrefixError, RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 pub use counters::{CounterSnapshot, Counters, MAX_WORKERS, VmiCounterSnapshot, VmiCounters};
 pub use process::{FrameBuf, HEADROOM, L2Header, MAX_OVERHEAD, Pipeline, parse_l2, process};

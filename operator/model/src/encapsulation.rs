@@ -185,6 +185,8 @@ mod tests {
             mpls_label: None,
             north_south: Default::default(),
             fabric_exit_in_use: None,
+            mtu: None,
+            dhcp: Default::default(),
             defects: vec![],
         }
     }

@@ -56,4 +56,7 @@ pub use snapshot::Snapshot;
 pub use trunkline_wire::{EthernetAddress, IpPrefix, PrefixError};
 pub use virtual_gateway::VirtualGateway;
 pub use virtual_machine_interface::{AllowedAddressPair, VirtualMachineInterface};
-pub use virtual_network::{FabricExit, ForwardingMode, NorthSouth, Subnet, VirtualNetwork};
+pub use virtual_network::{
+    DEFAULT_LEASE_SECS, Dhcp, DhcpMode, FabricExit, ForwardingMode, NorthSouth, Subnet,
+    VirtualNetwork,
+};

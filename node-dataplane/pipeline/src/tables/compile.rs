@@ -5,20 +5,20 @@
 
 use core::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use trunkline_wire::EthernetAddress;
 use trunkline_wire::mpls::{FIRST_UNRESERVED_LABEL, MAX_LABEL};
 use trunkline_wire::vxlan::MAX_VNI;
 
 use super::{
-    BridgeEntry, Encap, FloodLocal, LabelTarget, LogicalInterface, MAX_VLAN, NO_VMI, NextHop,
-    ObjectRef, Peer, PeerId, Port, PortRole, RejectReason, Rejected, Remote, RemoteId, Tables,
-    Underlay, VLAN_SLOTS, Vmi, VmiId, Vrf, mac_key,
+    AddressPair, BridgeEntry, Encap, FloodLocal, LabelTarget, LogicalInterface, MAX_VLAN, NO_VMI,
+    NextHop, ObjectRef, PairId, Peer, PeerId, Port, PortRole, RejectReason, Rejected, Remote,
+    RemoteId, Tables, Underlay, VLAN_SLOTS, Vmi, VmiId, Vrf, mac_key,
 };
 use crate::config::{
-    DEFAULT_GATEWAY_MAC, Encapsulation, IpPrefix, NextHopConfig, NodeConfig, PeerConfig, PortId,
-    PortKind,
+    DEFAULT_GATEWAY_MAC, DhcpConfig, DhcpMode, Encapsulation, IpPrefix, NextHopConfig, NodeConfig,
+    PeerConfig, PortId, PortKind,
 };
 use crate::hash::{FxHashMap, FxHashSet};
 use crate::lpm::Lpm;
@@ -29,6 +29,53 @@ mod north_south;
 /// default order (without MPLS over GRE, which trunkline does not do).
 const DEFAULT_ENCAPSULATIONS: [Encapsulation; 2] =
     [Encapsulation::MplsOverUdp, Encapsulation::Vxlan];
+
+/// A network's DHCP settings as the server uses them: DNS servers split by
+/// family, the domain in both encodings, texts cut to what their fields
+/// hold (a domain label longer than 63 bytes is left out of the DHCPv6
+/// list, which cannot carry it).
+fn dhcp_server(config: &DhcpConfig) -> super::DhcpServer {
+    let domain = config.domain.as_deref().unwrap_or_default();
+    let domain = &domain.as_bytes()[..domain.len().min(255)];
+    let mut wire = Vec::new();
+    if !domain.is_empty() {
+        for label in domain.split(|b| *b == b'.').filter(|l| !l.is_empty()) {
+            if label.len() > 63 {
+                wire.clear();
+                break;
+            }
+            wire.push(label.len() as u8);
+            wire.extend_from_slice(label);
+        }
+        if !wire.is_empty() {
+            wire.push(0);
+        }
+    }
+    let boot_file = config.boot_file.as_deref().unwrap_or_default().as_bytes();
+    super::DhcpServer {
+        lease_secs: config.lease_secs.max(60),
+        dns4: config
+            .dns_servers
+            .iter()
+            .filter_map(|ip| match ip {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            })
+            .collect(),
+        dns6: config
+            .dns_servers
+            .iter()
+            .filter_map(|ip| match ip {
+                IpAddr::V6(a) => Some(*a),
+                IpAddr::V4(_) => None,
+            })
+            .collect(),
+        domain: domain.into(),
+        domain_wire: wire.into_boxed_slice(),
+        next_server: config.next_server,
+        boot_file: boot_file[..boot_file.len().min(127)].into(),
+    }
+}
 
 /// The state of one compilation.
 pub(super) struct Compiler<'c> {
@@ -50,6 +97,7 @@ pub(super) struct Compiler<'c> {
     remotes: Vec<Remote>,
     labels: FxHashMap<u32, LabelTarget>,
     vnis: FxHashMap<u32, usize>,
+    pairs: Vec<AddressPair>,
 }
 
 impl<'c> Compiler<'c> {
@@ -72,6 +120,7 @@ impl<'c> Compiler<'c> {
             remotes: Vec::new(),
             labels: FxHashMap::default(),
             vnis: FxHashMap::default(),
+            pairs: Vec::new(),
         }
     }
 
@@ -97,6 +146,7 @@ impl<'c> Compiler<'c> {
         self.logical_interfaces();
         self.routed_peers();
         self.routes();
+        self.address_pairs();
         let north_south = self.north_south();
         for vrf in &mut self.vrfs {
             vrf.locals.sort();
@@ -113,8 +163,11 @@ impl<'c> Compiler<'c> {
             .enumerate()
             .map(|(i, v)| (v.id, i))
             .collect();
+        let m = gateway_mac.0;
         let tables = Tables {
             gateway_mac,
+            gateway_link_local: super::link_local(gateway_mac),
+            server_duid: [0, 3, 0, 1, m[0], m[1], m[2], m[3], m[4], m[5]],
             port_slots: port_slots.into_boxed_slice(),
             ports: self.ports,
             vmis: self.vmis,
@@ -130,6 +183,7 @@ impl<'c> Compiler<'c> {
             labels: self.labels,
             vnis: self.vnis,
             north_south,
+            pairs: self.pairs,
         };
         (tables, self.rejected)
     }
@@ -206,6 +260,13 @@ impl<'c> Compiler<'c> {
                 routed_peers: Vec::new(),
                 exit: network.fabric_exit,
                 generation: 0,
+                mtu: network.mtu,
+                dhcp: (network.mode.routes() && network.dhcp.mode == DhcpMode::Server)
+                    .then(|| Box::new(dhcp_server(&network.dhcp))),
+                dhcp_relay: match network.dhcp.mode {
+                    DhcpMode::Relay(server) if network.mode.routes() => Some(server),
+                    _ => None,
+                },
             };
             let mut subnets: Vec<_> = network.subnets.iter().collect();
             subnets.sort();
@@ -272,6 +333,7 @@ impl<'c> Compiler<'c> {
             self.ports.push(Port {
                 id: port.id,
                 name: port.name.clone(),
+                mtu: port.mtu,
                 role,
             });
         }
@@ -414,6 +476,9 @@ impl<'c> Compiler<'c> {
             NextHop::Remote(id) => format!("remote VMI {}", self.remotes[id.0 as usize].key),
             NextHop::Peer(id) => format!("a route to peer {}", self.peers[id.0 as usize].key()),
             NextHop::Port(port) => format!("a route to port {port}"),
+            NextHop::Pair(id) => {
+                format!("allowed address pair {}", self.pairs[id.0 as usize].prefix)
+            }
             NextHop::Discard => "a discard route".to_owned(),
             NextHop::Tunnel { peer, label } => format!(
                 "a route to {} with label {label}",
@@ -517,6 +582,7 @@ impl<'c> Compiler<'c> {
                 egress: None,
                 label: config.label,
                 counters,
+                pair_routes: Box::default(),
             });
         }
     }
@@ -668,6 +734,67 @@ impl<'c> Compiler<'c> {
                 vlan: li.vlan,
                 vmi: li.vmi.clone(),
             });
+        }
+    }
+
+    /// A host route per allowed-address-pair address of the local VMIs
+    /// (prefixes of one address only: wider ones only relax port
+    /// security), unless the address is routed otherwise; VMIs declaring
+    /// the same address share it. A holder learnt by the tables this
+    /// compilation replaces is kept.
+    fn address_pairs(&mut self) {
+        for i in 0..self.vmis.len() {
+            let id = VmiId(i as u32);
+            let vrf_index = self.vmis[id.index()].vrf;
+            let mut routes = Vec::new();
+            let pairs: Vec<(IpPrefix, EthernetAddress)> = self.vmis[id.index()].pairs.to_vec();
+            for (prefix, mac) in pairs {
+                if prefix.prefix_len() != IpPrefix::host(prefix.addr()).prefix_len() {
+                    continue;
+                }
+                let vrf = &mut self.vrfs[vrf_index];
+                let pair = match vrf.exact(&prefix) {
+                    None => {
+                        let pair = PairId(self.pairs.len() as u32);
+                        let _ = vrf.insert(&prefix, NextHop::Pair(pair));
+                        self.pairs.push(AddressPair {
+                            prefix,
+                            owners: Vec::new(),
+                            holder: AtomicU32::new(0),
+                        });
+                        pair
+                    }
+                    Some(NextHop::Pair(pair)) => pair,
+                    Some(_) => continue,
+                };
+                let owners = &mut self.pairs[pair.0 as usize].owners;
+                if !owners.iter().any(|(v, _)| *v == id) {
+                    owners.push((id, mac));
+                }
+                routes.push((prefix, pair));
+            }
+            self.vmis[id.index()].pair_routes = routes.into_boxed_slice();
+        }
+        for pair in &mut self.pairs {
+            pair.owners
+                .sort_by(|a, b| self.vmis[a.0.index()].key.cmp(&self.vmis[b.0.index()].key));
+        }
+        let Some(previous) = self.previous else {
+            return;
+        };
+        for pair in &self.pairs {
+            let (first, _) = pair.owners[0];
+            let network = &self.vrfs[self.vmis[first.index()].vrf].network;
+            let Some(held_by) = previous.address_pair_holder(network, pair.prefix.addr()) else {
+                continue;
+            };
+            if let Some(i) = pair
+                .owners
+                .iter()
+                .position(|(v, _)| self.vmis[v.index()].key == held_by)
+            {
+                pair.holder.store(i as u32, Ordering::Relaxed);
+            }
         }
     }
 

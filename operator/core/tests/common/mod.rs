@@ -90,6 +90,8 @@ pub fn vn(
         mpls_label: None,
         north_south: Default::default(),
         fabric_exit_in_use: None,
+        mtu: None,
+        dhcp: Default::default(),
         defects: vec![],
     }
 }
