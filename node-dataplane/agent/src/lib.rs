@@ -31,6 +31,7 @@ pub mod hostnet;
 pub mod http;
 pub mod metrics;
 pub mod report;
+pub mod uninstall;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -72,6 +73,12 @@ pub struct Options {
     pub snat_ports: (u16, u16),
     /// The flow table's size and timeouts (SNAT).
     pub flows: trunkline_pipeline::flow::FlowConfig,
+    /// Each VMI's budget of frames answered by the gateway.
+    pub punt_limit: trunkline_pipeline::PuntLimit,
+    /// The DaemonSet running this agent, if any: when it is gone as the
+    /// agent stops, the agent removes the host state it made
+    /// ([`uninstall`]).
+    pub owner: Option<uninstall::Owner>,
 }
 
 /// Errors that stop the agent.
@@ -224,6 +231,7 @@ pub async fn run(
     };
 
     let node = options.node.clone();
+    let punt_limit = options.punt_limit;
     let installer = shared.clone();
     let compile_loop = async move {
         for (kind, ready) in [
@@ -285,7 +293,8 @@ pub async fn run(
                     ..Default::default()
                 }
             };
-            let desired = desired::desired(&node, &snapshot, &facts);
+            let mut desired = desired::desired(&node, &snapshot, &facts);
+            desired.config.punt_limit = punt_limit;
             fabric
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -337,5 +346,45 @@ pub async fn run(
         let _ = host_thread.join();
     })
     .await;
+    if let Some(owner) = &options.owner {
+        leave_host(&client, owner, options.port_netns.clone()).await;
+    }
     Ok(())
+}
+
+/// Keeps the host state for the next agent, or removes it when this agent
+/// is being uninstalled ([`uninstall`]).
+async fn leave_host(client: &Client, owner: &uninstall::Owner, netns: Option<PathBuf>) {
+    let daemonset = format!("{}/{}", owner.namespace, owner.name);
+    match uninstall::stopping(client, owner).await {
+        uninstall::Stopping::Restart => {
+            tracing::info!(
+                daemonset,
+                "a restart: virtual gateway interfaces kept for the next agent"
+            )
+        }
+        uninstall::Stopping::Unknown(error) => tracing::warn!(
+            daemonset,
+            error,
+            "cannot tell an uninstall from a restart: virtual gateway interfaces kept"
+        ),
+        uninstall::Stopping::Uninstall(why) => {
+            match tokio::task::spawn_blocking(move || uninstall::remove_host_state(netns)).await {
+                Ok(Ok(removed)) => tracing::info!(
+                    daemonset,
+                    why,
+                    ?removed,
+                    "uninstalled: removed the virtual gateway interfaces (and their routes)"
+                ),
+                Ok(Err(error)) => tracing::error!(
+                    daemonset,
+                    error,
+                    "uninstalled, but removing the virtual gateway interfaces failed"
+                ),
+                Err(error) => {
+                    tracing::error!(daemonset, %error, "removing the virtual gateway interfaces")
+                }
+            }
+        }
+    }
 }

@@ -67,6 +67,22 @@ struct Flags {
     /// Idle timeout of ICMP echo flows, in seconds (RFC 5508: 60).
     #[arg(long, default_value_t = 60)]
     flow_timeout_icmp: u64,
+    /// Frames per second each VMI may have answered by the gateway (ARP/ND
+    /// proxy, echo, DHCP, router advertisements, ICMP errors); over it,
+    /// questions are dropped and counted (`punt_rate_limited`).
+    #[arg(long, default_value_t = trunkline_pipeline::PuntLimit::default().per_second)]
+    punt_per_second: u32,
+    /// Answers a VMI may get at once after a quiet period.
+    #[arg(long, default_value_t = trunkline_pipeline::PuntLimit::default().burst)]
+    punt_burst: u32,
+    /// The DaemonSet running this agent (in --namespace): when it is gone
+    /// as the agent stops (an uninstall, not a restart), the agent removes
+    /// the virtual gateway interfaces it made.
+    #[arg(long, env = "DAEMONSET_NAME", requires = "namespace")]
+    daemonset: Option<String>,
+    /// The agent's pod's namespace (that of --daemonset).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
 }
 
 /// `LOW-HIGH`, LOW <= HIGH, both 1..=65535.
@@ -129,6 +145,14 @@ async fn main() -> anyhow::Result<()> {
                 icmp: Duration::from_secs(flags.flow_timeout_icmp),
             },
         },
+        punt_limit: trunkline_pipeline::PuntLimit {
+            per_second: flags.punt_per_second.max(1),
+            burst: flags.punt_burst,
+        },
+        owner: flags
+            .daemonset
+            .zip(flags.namespace)
+            .map(|(name, namespace)| trunkline_dataplane::uninstall::Owner { namespace, name }),
     };
     tracing::info!(node = options.node, backend = ?options.backend, "trunkline-dataplane starting");
     let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;

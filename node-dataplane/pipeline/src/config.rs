@@ -72,6 +72,30 @@ pub struct NodeConfig {
     /// How traffic leaves the overlay untunneled (source NAT, IP fabric
     /// forwarding): the translated port range and the fabric's routes.
     pub north_south: NorthSouthConfig,
+    /// The budget of frames each VMI may have answered by the gateway.
+    pub punt_limit: PuntLimit,
+}
+
+/// How many frames per second one VMI may have answered by the gateway
+/// itself (ARP and ND proxy, echo replies, DHCP, router advertisements,
+/// ICMP errors), so that one instance flooding questions cannot take the
+/// others' share of the node: a token bucket per VMI. Frames over the
+/// budget are dropped and counted (`punt_rate_limited`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PuntLimit {
+    /// Answers per second, on average.
+    pub per_second: u32,
+    /// Answers at once after a quiet period.
+    pub burst: u32,
+}
+
+impl Default for PuntLimit {
+    fn default() -> Self {
+        PuntLimit {
+            per_second: 2000,
+            burst: 200,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -87,6 +111,7 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             remote_vmis: Vec::new(),
             north_south: NorthSouthConfig::default(),
+            punt_limit: PuntLimit::default(),
         }
     }
 }

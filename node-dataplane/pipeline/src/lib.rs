@@ -37,7 +37,7 @@ pub use config::{
     AllowedAddressPair, CreationOrder, DEFAULT_GATEWAY_MAC, DEFAULT_LEASE_SECS, DhcpConfig,
     DhcpMode, Encapsulation, ForwardingMode, IpPrefix, LogicalInterfaceConfig, MacAddress,
     NetworkConfig, NextHopConfig, NodeConfig, PeerConfig, PortConfig, PortId, PortKind,
-    PrefixError, RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
+    PrefixError, PuntLimit, RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 pub use counters::{CounterSnapshot, Counters, MAX_WORKERS, VmiCounterSnapshot, VmiCounters};
 pub use process::{FrameBuf, HEADROOM, L2Header, MAX_OVERHEAD, Pipeline, parse_l2, process};

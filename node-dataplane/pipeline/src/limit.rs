@@ -1,7 +1,9 @@
-//! The budget of ICMP errors a worker may originate: a token bucket, so
+//! Token buckets: the budget of ICMP errors a worker may originate, so
 //! that a flood of expiring or oversized packets cannot turn the gateway
-//! into an ICMP generator (RFC 1812 4.3.2.8, RFC 4443 2.4 (f)). Like the
-//! counters, one per worker, written only by it; the time comes from the
+//! into an ICMP generator (RFC 1812 4.3.2.8, RFC 4443 2.4 (f)), and each
+//! VMI's budget of frames the gateway answers (`PuntLimit`), so that one
+//! instance flooding ARP cannot take the others' share. Like the
+//! counters, written by the workers with relaxed atomics; the time comes from the
 //! caller once per batch ([`Pipeline::at`](crate::Pipeline::at)), so the
 //! pipeline itself never reads a clock.
 //!
@@ -45,6 +47,11 @@ impl TokenBucket {
             tokens: AtomicU64::new(burst),
             last_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Its rate (per second) and burst.
+    pub fn limits(&self) -> (u64, u64) {
+        (self.rate, self.burst)
     }
 
     /// Take a token at time `now_ms`: whether one was there.

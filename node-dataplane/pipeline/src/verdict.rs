@@ -168,6 +168,11 @@ drop_reasons! {
     /// the worker's budget had no room for: the packet is dropped without
     /// one.
     IcmpRateLimited => "icmp_rate_limited",
+    /// A question to the gateway (ARP, ND, echo, DHCP, router solicitation)
+    /// or a packet it would answer with an ICMP error, from a VMI over its
+    /// budget of answers ([`PuntLimit`](crate::config::PuntLimit)): dropped
+    /// unanswered.
+    PuntRateLimited => "punt_rate_limited",
     /// A DHCP (v4 or v6) message from an instance that is truncated, has a
     /// bad checksum, or breaks the protocol (no message type, not Ethernet,
     /// no client identifier).

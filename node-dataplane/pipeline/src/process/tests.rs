@@ -245,6 +245,7 @@ pub(crate) fn fixture() -> NodeConfig {
             },
         ],
         north_south: NorthSouthConfig::default(),
+        punt_limit: Default::default(),
     }
 }
 
@@ -591,6 +592,39 @@ fn arp_proxy_reply_bytes() {
     );
     assert_eq!(out, expected);
     assert_eq!(rig.vmi("ns/vmi-a").tx_packets, 1);
+}
+
+#[test]
+fn a_vmi_flooding_questions_is_limited_and_the_others_are_not() {
+    let rig = Rig::new(&fixture());
+    let burst = u64::from(crate::config::PuntLimit::default().burst);
+    let flood = arp_request(MAC_A, Some(100), [10, 0, 0, 10], [10, 0, 0, 1]);
+    let other = arp_request(MAC_B, Some(200), [10, 0, 1, 20], [10, 0, 1, 1]);
+    let answered = |frame: &[u8]| matches!(rig.run(P1, frame).0, Verdict::Transmit { .. });
+    // At one instant, vmi-a gets its burst answered, then nothing.
+    let pipeline_at = |ms| {
+        let p = Pipeline::new(&rig.tables, &rig.counters).at(ms);
+        move |frame: &[u8]| {
+            let mut buf = vec![0; HEADROOM + frame.len() + 64];
+            buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+            matches!(
+                p.process(P1, &mut buf, HEADROOM, frame.len()),
+                Verdict::Transmit { .. }
+            )
+        }
+    };
+    let at_1s = pipeline_at(1000);
+    let sent = (0..burst * 3).filter(|_| at_1s(&flood)).count() as u64;
+    assert_eq!(sent, burst, "the burst, and nothing more at one instant");
+    assert_eq!(
+        rig.counters.snapshot().drops(DropReason::PuntRateLimited),
+        burst * 2
+    );
+    // Another instance is not affected.
+    assert!(answered(&other));
+    // A second later vmi-a has its rate's worth again (capped by the burst).
+    let at_2s = pipeline_at(2000);
+    assert!(at_2s(&flood));
 }
 
 #[test]
@@ -1369,6 +1403,14 @@ fn drop_cases() -> Vec<DropCase> {
             NoHeadroom,
         ),
         (
+            "arp from a vmi over its budget of answers",
+            P1,
+            arp_request(MAC_B, Some(200), [10, 0, 1, 20], [10, 0, 1, 1]),
+            h,
+            0,
+            PuntRateLimited,
+        ),
+        (
             "na longer than ns, no tailroom",
             P1,
             ns_from(MAC_A, Some(100), "fd00::a", "fd00::1", None, 255, true),
@@ -1385,6 +1427,9 @@ fn every_drop_reason_has_a_frame() {
     // The budget of ICMP errors is spent (and never refills: time stands
     // at 0), so an expiring packet that would get one is a counted drop.
     while rig.counters.icmp_errors.take(0) {}
+    // So is vmi-b's budget of answers.
+    let b = rig.tables.vmi_id("ns/vmi-b").expect("vmi-b");
+    while rig.tables.vmis[b.index()].punt.take(0) {}
     let mut seen = Vec::new();
     let cases = drop_cases()
         .into_iter()

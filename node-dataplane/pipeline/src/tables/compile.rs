@@ -21,6 +21,7 @@ use crate::config::{
     PeerConfig, PortId, PortKind,
 };
 use crate::hash::{FxHashMap, FxHashSet};
+use crate::limit::TokenBucket;
 use crate::lpm::Lpm;
 
 mod north_south;
@@ -565,11 +566,16 @@ impl<'c> Compiler<'c> {
             if let Some(label) = config.label {
                 self.labels.insert(label, LabelTarget::Vmi(id));
             }
-            let counters = self
+            let previous = self
                 .previous
-                .and_then(|p| p.vmi_id(&config.key).and_then(|id| p.vmi(id)))
-                .map(|vmi| vmi.counters.clone())
-                .unwrap_or_default();
+                .and_then(|p| p.vmi_id(&config.key).and_then(|id| p.vmi(id)));
+            let counters = previous.map(|vmi| vmi.counters.clone()).unwrap_or_default();
+            let limit = self.config.punt_limit;
+            let (rate, burst) = (u64::from(limit.per_second), u64::from(limit.burst));
+            let punt = previous
+                .map(|vmi| vmi.punt.clone())
+                .filter(|bucket| bucket.limits() == (rate, burst))
+                .unwrap_or_else(|| Arc::new(TokenBucket::new(rate, burst)));
             self.vmi_keys.insert(config.key.clone(), id);
             self.vmis.push(Vmi {
                 key: config.key.clone(),
@@ -582,6 +588,7 @@ impl<'c> Compiler<'c> {
                 egress: None,
                 label: config.label,
                 counters,
+                punt,
                 pair_routes: Box::default(),
             });
         }

@@ -51,6 +51,7 @@ use trunkline_wire::EthernetAddress;
 use crate::config::{FabricExit, IpPrefix, NextHopConfig, NodeConfig, PortId};
 use crate::counters::{VmiCounterSnapshot, VmiCounters};
 use crate::hash::FxHashMap;
+use crate::limit::TokenBucket;
 use crate::lpm::Lpm;
 
 /// How many VLAN slots a gateway port has (VLAN 0 means untagged).
@@ -181,6 +182,9 @@ pub struct Vmi {
     pub(crate) egress: Option<Egress>,
     pub(crate) label: Option<u32>,
     pub(crate) counters: Arc<VmiCounters>,
+    /// Its budget of frames answered by the gateway, carried over by
+    /// recompilations like its counters.
+    pub(crate) punt: Arc<TokenBucket>,
     /// The host routes of its allowed address pairs, whose holder it
     /// becomes by sending from them.
     pub(crate) pair_routes: Box<[(IpPrefix, PairId)]>,

@@ -723,6 +723,7 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                 peers,
                 remote_vmis,
                 north_south: NorthSouthConfig::default(),
+                punt_limit: Default::default(),
             },
         )
 }
