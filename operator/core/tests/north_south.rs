@@ -68,6 +68,37 @@ fn the_requested_exit_is_put_in_effect() {
 }
 
 #[test]
+fn snat_says_which_subnets_it_cannot_translate_on_which_node() {
+    let mut s = set();
+    s.virtual_networks[0] = vn("t1", "net1", 1, &["10.0.0.0/24", "fd00::/64"], None);
+    s.virtual_networks[0].north_south = NorthSouth {
+        snat: true,
+        ip_fabric_forwarding: false,
+    };
+    let d = decide(&s);
+    let key = vn_key("t1", "net1");
+    // Still in effect for IPv4: accepted, but not Ready, and told why.
+    assert_eq!(exit_of(&d, "t1", "net1"), Some(FabricExit::Snat));
+    assert!(accepted(&d, &key).status);
+    let ready = cond(&d, &key, condition::READY);
+    assert!(!ready.status);
+    assert_eq!(ready.reason, reason::INVALID);
+    assert!(
+        ready.message.contains(
+            "spec.northSouth.snat does not apply to subnet fd00::/64 on gateway node(s) gw-1 (192.0.2.1)"
+        ) && ready.message.contains("snat_other_family")
+            && !ready.message.contains("10.0.0.0/24"),
+        "{}",
+        ready.message
+    );
+    // Without SNAT the IPv6 subnet asks nothing the nodes cannot do.
+    s.virtual_networks[0].north_south = NorthSouth::default();
+    let d = decide(&s);
+    let ready = cond(&d, &key, condition::READY);
+    assert!(!ready.message.contains("snat"), "{}", ready.message);
+}
+
+#[test]
 fn ip_fabric_subnets_belong_to_the_older_network() {
     let mut s = set();
     let ipff = NorthSouth {

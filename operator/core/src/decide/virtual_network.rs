@@ -264,6 +264,12 @@ pub(super) fn decisions(
             placement.network_nodes(&name),
             "no accepted VirtualMachineInterface bound to a logical interface, and no accepted VirtualGateway, uses this network, so no gateway node holds it",
         );
+        let mut findings = verdict.findings.clone();
+        if verdict.fabric_exit == Some(FabricExit::Snat) {
+            for gap in snat_family_gaps(network, placement.network_nodes(&name), placement) {
+                findings.not_applied(gap);
+            }
+        }
         let derived = DerivedStatus::VirtualNetwork {
             vni: verdict.vni,
             routing_instance: verdict.routing_instance.clone(),
@@ -272,8 +278,40 @@ pub(super) fn decisions(
             subnets_summary: summary(network.subnets.iter().map(|s| s.prefix)),
             fabric_exit: verdict.fabric_exit,
         };
-        out.insert(decision(&network.meta, &verdict.findings, Some(p), derived));
+        out.insert(decision(&network.meta, &findings, Some(p), derived));
     }
+}
+
+/// What SNAT cannot do for `network` on the nodes holding it: it translates
+/// to each node's underlay address, so only packets of that address's
+/// family; a subnet of the other family gets nothing out by SNAT on that
+/// node (its packets are counted drops, `snat_other_family`). One message
+/// per such subnet.
+fn snat_family_gaps(
+    network: &VirtualNetwork,
+    nodes: &BTreeSet<String>,
+    placement: &Placement,
+) -> Vec<String> {
+    let family = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    let mut gaps = Vec::new();
+    for subnet in &network.subnets {
+        let wanted = family(subnet.prefix.addr());
+        let others: Vec<String> = nodes
+            .iter()
+            .filter_map(|node| {
+                let underlay = placement.underlay_address(node)?;
+                (family(underlay) != wanted).then(|| format!("{node} ({underlay})"))
+            })
+            .collect();
+        if !others.is_empty() {
+            gaps.push(format!(
+                "spec.northSouth.snat does not apply to subnet {} on gateway node(s) {}: SNAT translates to the node's underlay address, which is not {wanted}, so the subnet's packets to destinations outside the network are dropped there (snat_other_family); give those nodes an underlay address of the subnet's family, or reach outside from that subnet through a DC gateway or a virtual gateway",
+                subnet.prefix,
+                others.join(", ")
+            ));
+        }
+    }
+    gaps
 }
 
 #[cfg(test)]
