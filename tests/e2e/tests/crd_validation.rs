@@ -346,7 +346,13 @@ async fn every_example_set_applies() {
     let dir = plane.repo_root().join("deploy/examples");
     // The example sets share fixed names (gw-node-1, namespace admin): apply
     // them one at a time, removing each before the next.
-    for set in ["gateway-mode", "gateway-ha", "virtual-gateway", "overlay"] {
+    for set in [
+        "gateway-mode",
+        "gateway-ha",
+        "virtual-gateway",
+        "overlay",
+        "north-south",
+    ] {
         let path = dir.join(set);
         let path = path.to_str().expect("utf-8 path");
         let applied = plane
