@@ -411,6 +411,13 @@ impl Forwarder {
             });
         }
         drop(old);
+        let fabric_copies = self.ports.iter().find_map(|p| match (&p.role, &p.port) {
+            (PortRole::Fabric { .. }, Some(port)) if port.backend() == Backend::AfPacket => {
+                Some(p.name.clone())
+            }
+            _ => None,
+        });
+        self.control.set_fabric_copies(fabric_copies);
         let open = self
             .ports
             .iter()
