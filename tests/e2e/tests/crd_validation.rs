@@ -199,6 +199,11 @@ async fn external_vtep_samples_on_the_api_server() {
     run_cases("ExternalVTEP").await;
 }
 
+#[tokio::test]
+async fn dc_gateway_samples_on_the_api_server() {
+    run_cases("DCGateway").await;
+}
+
 /// `kubectl explain` shows the descriptions of our fields, the category
 /// lists every kind, and short names resolve.
 #[tokio::test]
@@ -233,6 +238,11 @@ async fn crds_are_installed_and_documented() {
         ("gatewayhagroups.spec.bpduNetwork", "floods BPDUs"),
         ("virtualgateways.spec.subnets", "prefix length 1 to 31"),
         ("externalvteps.spec.networks", "each at most once"),
+        ("dcgateways.spec.networks.routes.label", "16 to 1048575"),
+        (
+            "virtualnetworks.spec.northSouth.snat",
+            "Distributed source NAT",
+        ),
         ("logicalinterface", "bound to the VirtualMachineInterface"),
     ] {
         let out = plane
@@ -250,6 +260,7 @@ async fn crds_are_installed_and_documented() {
     assert_eq!(
         listed,
         [
+            "dcgateways.trunkline.io",
             "externalvteps.trunkline.io",
             "gatewayhagroups.trunkline.io",
             "logicalinterfaces.trunkline.io",
@@ -259,7 +270,7 @@ async fn crds_are_installed_and_documented() {
             "virtualnetworks.trunkline.io",
         ]
     );
-    for short in ["pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep"] {
+    for short in ["pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw"] {
         plane
             .kubectl_ok(&["get", short, "-A"])
             .expect("short name resolves");
