@@ -73,7 +73,7 @@ impl Case {
     }
 }
 
-const FILES: [&str; 8] = [
+const FILES: [&str; 9] = [
     include_str!("../testdata/validation/physicalrouter.yaml"),
     include_str!("../testdata/validation/logicalinterface.yaml"),
     include_str!("../testdata/validation/virtualmachineinterface.yaml"),
@@ -82,6 +82,7 @@ const FILES: [&str; 8] = [
     include_str!("../testdata/validation/virtualgateway.yaml"),
     include_str!("../testdata/validation/externalvtep.yaml"),
     include_str!("../testdata/validation/dcgateway.yaml"),
+    include_str!("../testdata/validation/bgppeer.yaml"),
 ];
 
 /// Every kind's cases. Panics on a malformed file: they are compiled in, so a

@@ -21,7 +21,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{IpAddress, IpPrefix};
+use crate::fields::{IpAddress, IpPrefix, RouteDistinguisher, RouteTarget};
 use crate::status::Condition;
 
 /// An overlay virtual network.
@@ -132,6 +132,37 @@ pub struct VirtualNetworkSpec {
     /// gateway answers DHCPv4 and DHCPv6 with each instance's VMI address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<Dhcp>,
+
+    /// L3VPN (RFC 4364, seed 003): the route targets and route
+    /// distinguisher under which the BGP speaker (`trunkline-bgp`)
+    /// advertises the network's VMI addresses to BGPPeers and imports their
+    /// routes into the network's VRF. None by default: the network is
+    /// neither exported nor imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l3vpn: Option<L3Vpn>,
+}
+
+/// A network's L3VPN membership: what it exports and imports by BGP.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct L3Vpn {
+    /// The route distinguisher of the network's exported routes (`ASN:NN`
+    /// or `IPv4:NN`). Default: `<speaker router ID>:<status.vni>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_distinguisher: Option<RouteDistinguisher>,
+    /// Route targets attached to every route the network exports (its VMI
+    /// addresses, once Programmed), at most 16, each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub export_route_targets: Vec<RouteTarget>,
+    /// Routes learned from BGPPeers carrying any of these route targets
+    /// are installed in the network's VRF (MPLS over UDP to the advertising
+    /// router, with the route's label), at most 16, each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub import_route_targets: Vec<RouteTarget>,
 }
 
 /// How a network leaves the overlay without a tunnel.

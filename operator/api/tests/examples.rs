@@ -58,6 +58,7 @@ fn check_object(path: &Path, object: &Value) {
         "VirtualGateway" => serde_json::from_value::<VirtualGateway>(object.clone()).err(),
         "ExternalVTEP" => serde_json::from_value::<ExternalVTEP>(object.clone()).err(),
         "DCGateway" => serde_json::from_value::<DCGateway>(object.clone()).err(),
+        "BGPPeer" => serde_json::from_value::<trunkline_api::BGPPeer>(object.clone()).err(),
         other => panic!("{}: unknown kind {other}", path.display()),
     };
     assert!(

@@ -204,6 +204,11 @@ async fn dc_gateway_samples_on_the_api_server() {
     run_cases("DCGateway").await;
 }
 
+#[tokio::test]
+async fn bgp_peer_samples_on_the_api_server() {
+    run_cases("BGPPeer").await;
+}
+
 /// `kubectl explain` shows the descriptions of our fields, the category
 /// lists every kind, and short names resolve.
 #[tokio::test]
@@ -239,6 +244,11 @@ async fn crds_are_installed_and_documented() {
         ("virtualgateways.spec.subnets", "prefix length 1 to 31"),
         ("externalvteps.spec.networks", "each at most once"),
         ("dcgateways.spec.networks.routes.label", "16 to 1048575"),
+        ("bgppeers.spec.peerASN", "PeerASMismatch"),
+        (
+            "virtualnetworks.spec.l3vpn.exportRouteTargets",
+            "once Programmed",
+        ),
         (
             "virtualnetworks.spec.northSouth.snat",
             "Distributed source NAT",
@@ -260,6 +270,7 @@ async fn crds_are_installed_and_documented() {
     assert_eq!(
         listed,
         [
+            "bgppeers.trunkline.io",
             "dcgateways.trunkline.io",
             "externalvteps.trunkline.io",
             "gatewayhagroups.trunkline.io",
@@ -270,7 +281,9 @@ async fn crds_are_installed_and_documented() {
             "virtualnetworks.trunkline.io",
         ]
     );
-    for short in ["pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw"] {
+    for short in [
+        "pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw", "bgpp",
+    ] {
         plane
             .kubectl_ok(&["get", short, "-A"])
             .expect("short name resolves");
