@@ -599,11 +599,16 @@ impl Drop for Frr {
     }
 }
 
+/// FRR's configuration. The route-map comes first: a static VPN route
+/// naming a route-map not defined yet is refused and not re-evaluated.
 fn frr_config() -> String {
     format!(
         "frr defaults traditional\n\
          hostname dcgw\n\
          log stdout informational\n\
+         !\n\
+         route-map RT-DEFAULT permit 10\n \
+          set extcommunity rt {}\n\
          !\n\
          router bgp {FRR_AS}\n \
           bgp router-id {DCGW}\n \
@@ -619,9 +624,6 @@ fn frr_config() -> String {
            network 0.0.0.0/1 rd {FRR_AS}:1 label {FRR_LABEL} route-map RT-DEFAULT\n  \
            network 128.0.0.0/1 rd {FRR_AS}:1 label {FRR_LABEL} route-map RT-DEFAULT\n \
           exit-address-family\n\
-         !\n\
-         route-map RT-DEFAULT permit 10\n \
-          set extcommunity rt {}\n\
          !\n",
         IMPORT_RT.trim_start_matches("target:")
     )
