@@ -427,10 +427,10 @@ fn note_error(errors: &Mutex<BTreeMap<IpAddr, String>>, line: &str) {
         return;
     };
     let lower = line.to_ascii_lowercase();
-    let what = if lower.contains("as number mismatch") || lower.contains("bad peer as") {
-        Some(line.to_owned())
-    } else if lower.contains("notification") && (lower.contains("code=2") || lower.contains("open"))
-    {
+    let refused = lower.contains("as number mismatch")
+        || lower.contains("bad peer as")
+        || (lower.contains("notification") && (lower.contains("code=2") || lower.contains("open")));
+    let what = if refused {
         Some(line.to_owned())
     } else if lower.contains("peer up") {
         None
