@@ -376,6 +376,7 @@ async fn every_example_set_applies() {
         "virtual-gateway",
         "overlay",
         "north-south",
+        "l3vpn",
     ] {
         let path = dir.join(set);
         let path = path.to_str().expect("utf-8 path");
