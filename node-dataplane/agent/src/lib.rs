@@ -2,8 +2,8 @@
 //!
 //! ```text
 //!  kube-apiserver
-//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways,
-//!    |   PhysicalRouters, ExternalVTEPs, GatewayHAGroups
+//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, PhysicalRouters,
+//!    |                     ExternalVTEPs, GatewayHAGroups, DCGateways
 //!    v
 //!  stores --(any change, debounced)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
@@ -12,8 +12,8 @@
 //!                                                                                       |
 //!  forwarding thread (forward.rs): ports (AF_XDP / AF_PACKET / tap), per batch: load    |
 //!     the plan, pipeline::process each frame, send, count what was sent  <-------------+
-//!  host thread (host.rs): netlink: virtual gateways, link states, fabric facts,          |
-//!     underlay next hops of tunnel peers                                  <-------------+
+//!  host thread (host.rs): netlink: virtual gateways, link states, fabric facts and      |
+//!     routes, underlay next hops of tunnel peers and of the fabric        <-------------+
 //!  HA thread (ha/): heartbeats and claims over the fabric, role and path cells,         |
 //!     takeover announcements (injected into the forwarding thread)        <-------------+
 //!
@@ -47,7 +47,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use trunkline_api::{
-    ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_xdp::BackendChoice;
@@ -73,6 +73,11 @@ pub struct Options {
     pub report_interval: Duration,
     /// UDP port of gateway HA heartbeats and claims on the fabric.
     pub ha_port: u16,
+    /// The ports (and ICMP identifiers) SNAT translates to on the underlay
+    /// address: a range the host's own sockets never use.
+    pub snat_ports: (u16, u16),
+    /// The flow table's size and timeouts (SNAT).
+    pub flows: trunkline_pipeline::flow::FlowConfig,
     /// Each VMI's budget of frames answered by the gateway.
     pub punt_limit: trunkline_pipeline::PuntLimit,
     /// The DaemonSet running this agent, if any: when it is gone as the
@@ -134,8 +139,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let shared = Arc::new(Control::default());
-    let forwarding = forward::spawn(shared.clone(), options.backend, options.port_netns.clone())
-        .map_err(|e| Error::Thread("forwarding", e))?;
+    let forwarding = forward::spawn(
+        shared.clone(),
+        options.backend,
+        options.port_netns.clone(),
+        options.flows,
+    )
+    .map_err(|e| Error::Thread("forwarding", e))?;
     let fabric = Arc::new(std::sync::Mutex::new(host::Fabric::default()));
     let fabric_changed = Arc::new(Notify::new());
     let host_thread = host::spawn(
@@ -143,6 +153,7 @@ pub async fn run(
         fabric.clone(),
         fabric_changed.clone(),
         options.port_netns.clone(),
+        options.snat_ports,
     )
     .map_err(|e| Error::Thread("host", e))?;
 
@@ -206,6 +217,11 @@ pub async fn run(
         watcher::Config::default(),
         changed.clone(),
     );
+    let dc_gateways = reflect(
+        Api::<DCGateway>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
 
     let reporter = {
         let shared = shared.clone();
@@ -247,6 +263,7 @@ pub async fn run(
             ("VirtualGateway", gateways.wait_until_ready().await.is_ok()),
             ("ExternalVTEP", vteps.wait_until_ready().await.is_ok()),
             ("GatewayHAGroup", groups.wait_until_ready().await.is_ok()),
+            ("DCGateway", dc_gateways.wait_until_ready().await.is_ok()),
         ] {
             if !ready {
                 tracing::error!(kind, "watch ended before syncing");
@@ -274,6 +291,9 @@ pub async fn run(
             let vtep_refs: Vec<&ExternalVTEP> = vtep_state.iter().map(|a| a.as_ref()).collect();
             let group_state = groups.state();
             let group_refs: Vec<&GatewayHAGroup> = group_state.iter().map(|a| a.as_ref()).collect();
+            let dc_gateway_state = dc_gateways.state();
+            let dc_gateway_refs: Vec<&DCGateway> =
+                dc_gateway_state.iter().map(|a| a.as_ref()).collect();
             let snapshot = trunkline_model::from_api::Objects {
                 physical_routers: &router_refs,
                 logical_interfaces: &li_refs,
@@ -282,11 +302,18 @@ pub async fn run(
                 virtual_gateways: &gateway_refs,
                 external_vteps: &vtep_refs,
                 gateway_ha_groups: &group_refs,
+                dc_gateways: &dc_gateway_refs,
+                ..Default::default()
             }
             .snapshot();
-            let facts = desired::HostFacts {
-                fabric: fabric.lock().unwrap_or_else(|p| p.into_inner()).facts,
-                ..Default::default()
+            let facts = {
+                let fabric = fabric.lock().unwrap_or_else(|p| p.into_inner());
+                desired::HostFacts {
+                    fabric: fabric.facts,
+                    fabric_routes: fabric.routes.clone(),
+                    snat_ports: options.snat_ports,
+                    ..Default::default()
+                }
             };
             let mut desired = desired::desired(&node, &snapshot, &facts);
             desired.config.punt_limit = punt_limit;

@@ -17,6 +17,10 @@
 //! | `trunkline_dataplane_ha_transitions_total` | `group`, `state` | changes of the node's state in a group, by the state entered |
 //! | `trunkline_dataplane_ha_messages_total` | `kind`, `direction` | heartbeats and claims sent and received; `refused` (unknown sender, wrong address, malformed) |
 //! | `trunkline_dataplane_ha_announcements_total` | | gratuitous ARPs / unsolicited NAs injected at takeovers |
+//! | `trunkline_dataplane_flows` | | flows in the flow table (SNAT), each a forward and a reverse entry |
+//! | `trunkline_dataplane_flows_created_total`, `..._flows_expired_total` | | flows created; removed for being idle |
+//! | `trunkline_dataplane_flow_allocation_failures_total` | `reason` | first packets refused: `table_full`, `ports_exhausted` (also in `drops_total`) |
+//! | `trunkline_dataplane_fabric_next_hops` | | fabric next hops (SNAT, IP fabric forwarding) whose MAC is known |
 
 use std::sync::Arc;
 
@@ -246,6 +250,44 @@ impl Collector for Scrape {
             "ha_announcements",
             "Gratuitous ARPs and unsolicited neighbour advertisements injected at takeovers",
             ha.announcements,
+        )?;
+
+        let flows = control.flow_stats().unwrap_or_default();
+        gauge(
+            &mut encoder,
+            "flows",
+            "Flows in the flow table (SNAT), each a forward and a reverse entry",
+            flows.active as i64,
+        )?;
+        counter(
+            &mut encoder,
+            "flows_created",
+            "Flows created",
+            flows.created,
+        )?;
+        counter(
+            &mut encoder,
+            "flows_expired",
+            "Flows removed for being idle past their timeout",
+            flows.expired,
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "flow_allocation_failures",
+            "First packets of new flows refused: the table was full, or no SNAT port was free",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, n) in [
+            ("table_full", flows.table_full),
+            ("ports_exhausted", flows.ports_exhausted),
+        ] {
+            ConstCounter::new(n).encode(family.encode_family(&[("reason", reason)])?)?;
+        }
+        gauge(
+            &mut encoder,
+            "fabric_next_hops",
+            "Fabric next hops of traffic leaving the overlay untunneled whose MAC is known",
+            plan.tables.fabric_neighbours().resolved_count() as i64,
         )?;
         Ok(())
     }
