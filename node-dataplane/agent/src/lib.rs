@@ -303,7 +303,6 @@ pub async fn run(
                 external_vteps: &vtep_refs,
                 gateway_ha_groups: &group_refs,
                 dc_gateways: &dc_gateway_refs,
-                ..Default::default()
             }
             .snapshot();
             let facts = {

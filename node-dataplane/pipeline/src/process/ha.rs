@@ -18,7 +18,10 @@
 //!
 //! A frame that came through a tunnel is never sent into one again (split
 //! horizon): a peer that reached a standby member with stale information
-//! loses that frame, until the claim that moved the path reaches it.
+//! loses that frame, until the claim that moved the path reaches it. A DC
+//! gateway is not a node: it learns one member per VMI (BGP), and what it
+//! sends by a VMI's label to a member not serving the VMI now goes on to
+//! the member that does (`tunnel.rs`, `deliver_routed`), one hop at most.
 
 use core::sync::atomic::Ordering;
 

@@ -531,3 +531,51 @@ proptest! {
         }
     }
 }
+
+/// Where north-south meets HA: a DC gateway (a routed peer of net4, not a
+/// node) that sends to a member not serving vmi-h now has it go on to the
+/// member that does; what a node sends is never tunnelled on (split
+/// horizon).
+#[test]
+fn north_south_traffic_to_a_multihomed_vmi_goes_where_it_is_served() {
+    const DCGW: [u8; 4] = [192, 168, 100, 200];
+    let mut config = ha_fixture();
+    config.peers.push(PeerConfig {
+        key: "dcgw".into(),
+        address: IpAddr::from(DCGW),
+        encapsulations: vec![Encapsulation::MplsOverUdp],
+    });
+    for n in &mut config.networks {
+        if n.key == "ns/net4" {
+            n.routed_peers = vec!["dcgw".into()];
+        }
+    }
+    let rig = Rig::new(&config);
+    let inner = &udp4(GW, MAC_H, None, [198, 51, 100, 9], [10, 4, 0, 10], 64)[14..];
+    let from_dcgw = mpls_from(DCGW, LABEL_H, inner);
+    // Active, served here: out of the member port.
+    rig.tables.set_ha_role("g", HaRole::Active);
+    let (verdict, _) = rig.run(FABRIC, &from_dcgw);
+    assert!(
+        matches!(verdict, Verdict::Transmit { port: P4, .. }),
+        "{verdict:?}"
+    );
+    // Standby, node-b serves it now: on to node-b with its label, TTL 63.
+    rig.tables.set_ha_role("g", HaRole::Standby);
+    assert!(rig.tables.set_vmi_path("ns/vmi-h", Some("node-b")));
+    let (verdict, out) = rig.run(FABRIC, &from_dcgw);
+    assert!(
+        matches!(verdict, Verdict::Transmit { port: FABRIC, .. }),
+        "{verdict:?}"
+    );
+    let (_, dst, _, dport, payload) = outer(&out);
+    assert_eq!((dst, dport), (IpAddr::from(NODE_B), 6635));
+    assert_eq!(mpls_entry(&payload).0, LABEL_H);
+    // The same from node-c (a node): not into another tunnel.
+    let from_node = mpls_from(NODE_C, LABEL_H, inner);
+    assert_eq!(rig.dropped(FABRIC, &from_node), DropReason::HaStandby);
+    // Standby and served here (stale path on the DC gateway's side is not
+    // a reason to leave by a standby port): dropped.
+    assert!(rig.tables.set_vmi_path("ns/vmi-h", None));
+    assert_eq!(rig.dropped(FABRIC, &from_dcgw), DropReason::HaStandby);
+}

@@ -497,7 +497,7 @@ impl<'a> Pipeline<'a> {
                 let inner = payload + mpls::HEADER_LEN;
                 match self.tables.labels.get(&repr.label) {
                     Some(&LabelTarget::Vmi(id)) => {
-                        self.deliver_routed(id, peer, buf, inner, payload_end)
+                        self.deliver_routed(ingress, id, peer, buf, inner, payload_end)
                     }
                     Some(&LabelTarget::Vrf(vrf)) => {
                         self.decapsulated_frame(ingress, vrf, peer, buf, inner, payload_end - inner)
@@ -522,8 +522,11 @@ impl<'a> Pipeline<'a> {
 
     /// An inner IP packet for a local VMI (its label): to it, if the packet
     /// is really for one of its addresses and the peer hosts its network.
+    /// From a DC gateway (a routed peer, not a node) to a multi-homed VMI
+    /// another member serves now: on to that member (see `ha.rs`).
     fn deliver_routed(
         &self,
+        ingress: PortId,
         id: VmiId,
         peer: PeerId,
         buf: &mut [u8],
@@ -561,9 +564,25 @@ impl<'a> Pipeline<'a> {
         if vrf.lookup(dst) != Some(crate::tables::NextHop::Vmi(id)) {
             return Err(DropReason::TunnelWrongDestination);
         }
+        let gateway = self.tables.gateway_mac;
+        if let Some(via) = vmi.path.as_deref().and_then(|p| p.current())
+            && vrf.routed_peers.contains(&peer)
+        {
+            let start = write_l2_before(buf, ip_at, vmi.mac, gateway, 0, ethertype)?;
+            let frame_end = ip_at + ip_len;
+            let l2 = parse_l2(&buf[start..frame_end]).map_err(|_| DropReason::TunnelMalformed)?;
+            let ctx = Ingress {
+                port: ingress,
+                source: Source::Tunnel(peer),
+                vrf,
+                vrf_index: vmi.vrf,
+                vlan: 0,
+            };
+            let (peer, routed, mac) = (via.peer, via.routed, vmi.mac);
+            return self.route_through(ctx, peer, routed, mac, &l2, buf, start, frame_end - start);
+        }
         self.ha_deliver(vmi)?;
         let egress = vmi.egress.ok_or(DropReason::VmiUnreachable)?;
-        let gateway = self.tables.gateway_mac;
         let start = write_l2_before(buf, ip_at, vmi.mac, gateway, egress.vlan, ethertype)?;
         Ok(Verdict::Transmit {
             port: egress.port,
