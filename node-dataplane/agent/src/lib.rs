@@ -73,6 +73,8 @@ pub struct Options {
     pub report_interval: Duration,
     /// UDP port of gateway HA heartbeats and claims on the fabric.
     pub ha_port: u16,
+    /// SCHED_RR priority of the HA thread (0: normal scheduling).
+    pub ha_realtime_priority: u8,
     /// The ports (and ICMP identifiers) SNAT translates to on the underlay
     /// address: a range the host's own sockets never use.
     pub snat_ports: (u16, u16),
@@ -162,6 +164,7 @@ pub async fn run(
         shared.clone(),
         options.port_netns.clone(),
         options.ha_port,
+        options.ha_realtime_priority,
         report_now.clone(),
     )
     .map_err(|e| Error::Thread("HA", e))?;

@@ -46,6 +46,12 @@ struct Flags {
     /// address (the same on every node).
     #[arg(long, default_value_t = trunkline_dataplane::ha::wire::DEFAULT_PORT, env = "TRUNKLINE_HA_PORT")]
     ha_port: u16,
+    /// Real-time priority (SCHED_RR, 1-99) of the gateway HA thread, so
+    /// that a busy node still sends and hears heartbeats on time (as
+    /// keepalived's vrrp_rt_priority); 0 keeps normal scheduling. Needs
+    /// CAP_SYS_NICE; without it the agent logs a warning and runs on.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=99), env = "TRUNKLINE_HA_REALTIME_PRIORITY")]
+    ha_realtime_priority: u8,
     /// Ports (and ICMP echo identifiers) SNAT translates to on the node's
     /// underlay address, LOW-HIGH. The default lies above Linux's default
     /// ephemeral range (net.ipv4.ip_local_port_range 32768-60999); a range
@@ -140,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
         debounce: Duration::from_millis(flags.debounce_ms),
         report_interval: Duration::from_secs(10),
         ha_port: flags.ha_port,
+        ha_realtime_priority: flags.ha_realtime_priority,
         snat_ports: flags.snat_ports,
         flows: trunkline_pipeline::flow::FlowConfig {
             capacity: flags.flow_table_size as usize,

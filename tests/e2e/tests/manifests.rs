@@ -286,7 +286,14 @@ fn the_dataplane_runs_with_host_network_and_only_the_capabilities_it_needs() {
     assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
     assert_eq!(
         sc["capabilities"]["add"],
-        json!(["NET_ADMIN", "NET_RAW", "BPF", "PERFMON", "IPC_LOCK"])
+        json!([
+            "NET_ADMIN",
+            "NET_RAW",
+            "BPF",
+            "PERFMON",
+            "IPC_LOCK",
+            "SYS_NICE"
+        ])
     );
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");

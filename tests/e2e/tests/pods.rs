@@ -43,8 +43,8 @@ const CHART: &str = "charts/trunkline";
 /// How long pods may take to start, be replaced or go.
 const POD_TIMEOUT: Duration = Duration::from_secs(180);
 /// The capabilities the chart gives the dataplane (NET_ADMIN 12, NET_RAW 13,
-/// IPC_LOCK 14, PERFMON 38, BPF 39), as a capability mask.
-const DATAPLANE_CAPS: u64 = (1 << 12) | (1 << 13) | (1 << 14) | (1 << 38) | (1 << 39);
+/// IPC_LOCK 14, SYS_NICE 23, PERFMON 38, BPF 39), as a capability mask.
+const DATAPLANE_CAPS: u64 = (1 << 12) | (1 << 13) | (1 << 14) | (1 << 23) | (1 << 38) | (1 << 39);
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -60,16 +60,21 @@ const STP_SETTLED: Duration = Duration::from_secs(12);
 const ANNOUNCE_AGAIN: [Duration; 2] = [Duration::from_millis(100), Duration::from_secs(1)];
 
 /// Starts the HA thread; it works in `netns` when given and listens on UDP
-/// `port` of the node's underlay address.
+/// `port` of the node's underlay address. With a `realtime_priority`, it
+/// runs under SCHED_RR at that priority.
 pub fn spawn(
     control: Arc<Control>,
     netns: Option<PathBuf>,
     port: u16,
+    realtime_priority: u8,
     report_now: Arc<Notify>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("ha".to_owned())
         .spawn(move || {
+            if realtime_priority > 0 {
+                set_realtime(realtime_priority);
+            }
             if let Some(netns) = &netns
                 && let Err(e) = trunkline_xdp::enter_network_namespace(netns)
             {
@@ -104,6 +109,37 @@ pub fn spawn(
                 std::thread::sleep(TICK);
             }
         })
+}
+
+/// Puts the calling thread under SCHED_RR at `priority`. Heartbeats are
+/// timed in hundreds of milliseconds: on a node whose cores are busy (a
+/// build, a flood of slow-path frames), a thread of normal priority can
+/// miss its hellos for longer than that, fence itself and take the role
+/// back and forth. The thread sleeps between ticks and does little per
+/// tick, so it cannot starve the node. Without CAP_SYS_NICE this fails:
+/// logged, and the thread runs at normal priority.
+fn set_realtime(priority: u8) {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+    };
+    let result = ThreadPriorityValue::try_from(priority)
+        .map_err(|e| e.to_owned())
+        .and_then(|value| {
+            thread_priority::set_thread_priority_and_policy(
+                thread_priority::thread_native_id(),
+                ThreadPriority::Crossplatform(value),
+                ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::RoundRobin),
+            )
+            .map_err(|e| format!("{e:?}"))
+        });
+    match result {
+        Ok(()) => tracing::info!(priority, "HA thread runs under SCHED_RR"),
+        Err(e) => tracing::warn!(
+            priority,
+            error = %e,
+            "HA thread keeps normal scheduling (SCHED_RR needs CAP_SYS_NICE): heartbeats may be late on a busy node"
+        ),
+    }
 }
 
 /// A group this node takes part in.
