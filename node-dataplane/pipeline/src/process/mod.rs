@@ -69,6 +69,7 @@ use trunkline_wire::{EthernetAddress, icmpv6, vlan};
 
 use crate::config::PortId;
 use crate::counters::Counters;
+use crate::observe::{NoObserver, Observer, Stage};
 use crate::tables::{BridgeEntry, PeerId, PortRole, Tables, Vmi, VmiId, Vrf, mac_key};
 use crate::verdict::{DropReason, Flood, FloodSource, Verdict};
 
@@ -152,7 +153,7 @@ pub struct FrameBuf<'b> {
 /// counters and, when a network translates, the worker's flow table and
 /// the time. Cheap to build; build one per batch after loading the tables.
 #[derive(Debug, Clone, Copy)]
-pub struct Pipeline<'a> {
+pub struct Pipeline<'a, O: Observer = NoObserver> {
     tables: &'a Tables,
     counters: &'a Counters,
     /// The worker's flow table (source NAT); without one, packets needing
@@ -163,6 +164,9 @@ pub struct Pipeline<'a> {
     /// The caller's monotonic clock, in milliseconds, for the ICMP error
     /// budget (see [`Pipeline::at`]).
     now_ms: u64,
+    /// Told each stage's decision (a trace); [`NoObserver`] on the
+    /// forwarding path.
+    observer: O,
 }
 
 /// Where a classified frame came from.
@@ -208,6 +212,36 @@ impl<'a> Pipeline<'a> {
             flows: None,
             now: 0,
             now_ms: 0,
+            observer: NoObserver,
+        }
+    }
+}
+
+impl<'a, O: Observer> Pipeline<'a, O> {
+    /// The same pipeline telling `observer` each stage's decision (a trace:
+    /// see [`crate::trace`]).
+    pub fn with_observer<P: Observer>(self, observer: P) -> Pipeline<'a, P> {
+        Pipeline {
+            tables: self.tables,
+            counters: self.counters,
+            flows: self.flows,
+            now: self.now,
+            now_ms: self.now_ms,
+            observer,
+        }
+    }
+
+    /// Tell the observer, if any, that `stage` decided `decision`. With
+    /// [`NoObserver`] this is nothing at all (a constant `false` branch).
+    #[inline(always)]
+    pub(crate) fn note(
+        &self,
+        stage: Stage,
+        decision: &'static str,
+        detail: core::fmt::Arguments<'_>,
+    ) {
+        if O::ACTIVE {
+            self.observer.stage(stage, decision, detail);
         }
     }
 
@@ -218,7 +252,7 @@ impl<'a> Pipeline<'a> {
         self,
         flows: &'a core::cell::RefCell<crate::flow::FlowTable>,
         now_ns: u64,
-    ) -> Pipeline<'a> {
+    ) -> Pipeline<'a, O> {
         Pipeline {
             flows: Some(flows),
             now: now_ns,
@@ -230,7 +264,7 @@ impl<'a> Pipeline<'a> {
     /// clock the caller reads once per batch): the ICMP error budget
     /// refills with it. A pipeline never given a time spends its budget's
     /// burst and then sends no more errors.
-    pub fn at(self, now_ms: u64) -> Pipeline<'a> {
+    pub fn at(self, now_ms: u64) -> Pipeline<'a, O> {
         Pipeline { now_ms, ..self }
     }
 
@@ -301,10 +335,33 @@ impl<'a> Pipeline<'a> {
         }
         let port = self.tables.port(ingress).ok_or(DropReason::UnknownPort)?;
         match &port.role {
-            PortRole::Fabric => self.fabric(ingress, buf, offset, len),
+            PortRole::Fabric => {
+                self.note(
+                    Stage::Port,
+                    "fabric",
+                    format_args!("port {} is the fabric port", ingress.0),
+                );
+                self.fabric(ingress, buf, offset, len)
+            }
             PortRole::Gateway { .. } => {
+                self.note(
+                    Stage::Port,
+                    "gateway",
+                    format_args!("port {} is a gateway (trunk) port", ingress.0),
+                );
                 self.ha_ingress(ingress)?;
                 let l2 = parse_l2(&buf[offset..offset + len])?;
+                self.note(
+                    Stage::Parse,
+                    "ethernet",
+                    format_args!(
+                        "{} -> {}, VLAN {}, {:?}",
+                        l2.src,
+                        l2.dst,
+                        l2.vlan(),
+                        l2.ethertype
+                    ),
+                );
                 if l2.src.is_multicast() {
                     return Err(DropReason::InvalidSourceMac);
                 }
@@ -312,14 +369,36 @@ impl<'a> Pipeline<'a> {
                     .vmi_at(l2.vlan())
                     .ok_or(DropReason::NoLogicalInterface)?;
                 let vmi = &self.tables.vmis[id.index()];
-                self.counters.vmi_rx(&vmi.counters, len);
+                self.note(
+                    Stage::Classify,
+                    "vmi",
+                    format_args!(
+                        "(port {}, VLAN {}) -> VMI {} in network {}",
+                        ingress.0,
+                        l2.vlan(),
+                        vmi.key(),
+                        vmi.network()
+                    ),
+                );
+                // A VMI's counters live in the tables: a trace leaves them.
+                if O::SIDE_EFFECTS {
+                    self.counters.vmi_rx(&vmi.counters, len);
+                }
                 let result = self.classified(ingress, id, vmi, l2, buf, offset, len);
-                if result.is_err() {
+                if O::SIDE_EFFECTS && result.is_err() {
                     self.counters.vmi_rx_dropped(&vmi.counters);
                 }
                 result
             }
             PortRole::Host { vrf, .. } => {
+                self.note(
+                    Stage::Port,
+                    "host",
+                    format_args!(
+                        "port {} is the tap of network {}",
+                        ingress.0, self.tables.vrfs[*vrf].network
+                    ),
+                );
                 let l2 = parse_l2(&buf[offset..offset + len])?;
                 if l2.tci.is_some() {
                     return Err(DropReason::TaggedOnHostPort);
@@ -357,6 +436,15 @@ impl<'a> Pipeline<'a> {
         } else {
             source::Checked::Owned
         };
+        self.note(
+            Stage::SourceCheck,
+            match (vmi.port_security, checked) {
+                (false, _) => "disabled",
+                (true, source::Checked::DhcpClient) => "dhcp_client",
+                (true, _) => "passed",
+            },
+            format_args!("source {} allowed for VMI {}", l2.src, vmi.key()),
+        );
         self.ha_seen(vmi);
         let ctx = Ingress {
             port,
@@ -370,6 +458,11 @@ impl<'a> Pipeline<'a> {
         }
         if let Some(message) = dhcp::client_message(l2.ethertype, l3) {
             if let Some(server) = ctx.vrf.dhcp.as_deref() {
+                self.note(
+                    Stage::Dhcp,
+                    "server",
+                    format_args!("answered by network {}'s DHCP server", ctx.vrf.network),
+                );
                 return match message {
                     dhcp::ClientMessage::V4 => {
                         self.dhcp_v4(ctx, vmi, server, &l2, buf, offset, len)
@@ -403,9 +496,25 @@ impl<'a> Pipeline<'a> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         if l2.dst.is_multicast() {
+            self.note(
+                Stage::Dispatch,
+                "multicast",
+                format_args!(
+                    "{} is a group address, in network {}",
+                    l2.dst, ctx.vrf.network
+                ),
+            );
             return self.multicast(ctx, l2, buf, offset, len);
         }
         if l2.dst == self.tables.gateway_mac {
+            self.note(
+                Stage::Dispatch,
+                "router",
+                format_args!(
+                    "{} is the gateway MAC, in network {}",
+                    l2.dst, ctx.vrf.network
+                ),
+            );
             if !ctx.vrf.routes {
                 return Err(DropReason::RoutingDisabled);
             }
@@ -484,10 +593,24 @@ impl<'a> Pipeline<'a> {
         offset: usize,
         len: usize,
     ) -> Result<Verdict, DropReason> {
+        self.note(
+            Stage::Dispatch,
+            "bridge",
+            format_args!(
+                "{} is not the gateway MAC, in network {}",
+                l2.dst, ctx.vrf.network
+            ),
+        );
         if !ctx.vrf.bridges {
             return Err(DropReason::BridgingDisabled);
         }
-        match ctx.vrf.bridge.get(&mac_key(l2.dst)) {
+        let entry = ctx.vrf.bridge.get(&mac_key(l2.dst));
+        self.note(
+            Stage::Bridge,
+            if entry.is_some() { "known" } else { "unknown" },
+            format_args!("{} -> {:?}", l2.dst, entry),
+        );
+        match entry {
             Some(&BridgeEntry::Vmi(to)) => match ctx.source {
                 Source::Vmi(from) if from == to => Err(DropReason::Hairpin),
                 // A host port is routed, never bridged.
@@ -536,3 +659,5 @@ mod tests_ha;
 mod tests_north_south;
 #[cfg(test)]
 mod tests_overlay;
+#[cfg(test)]
+mod tests_trace;

@@ -8,6 +8,7 @@
 //! egress MTU (the network's or the egress port's) "too big"
 //! (`icmp_error.rs`).
 
+use crate::observe::{Observer, Stage};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use trunkline_wire::{IpProtocol, ethernet, icmpv4, icmpv6, ipv4, ipv6};
@@ -31,7 +32,7 @@ fn is_dhcp_to_server(l3: &[u8]) -> bool {
         && u16::from_be_bytes([payload[2], payload[3]]) == trunkline_wire::dhcpv4::SERVER_PORT
 }
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// Route an IPv4 packet for the gateway MAC.
     #[inline]
     pub(super) fn route_v4(
@@ -52,7 +53,16 @@ impl<'a> Pipeline<'a> {
         if dst.is_multicast() || dst.is_broadcast() {
             return Err(DropReason::Multicast);
         }
-        let Some(next_hop) = ctx.vrf.v4.lookup(u32::from(dst)) else {
+        let found = ctx.vrf.v4.lookup(u32::from(dst));
+        self.note(
+            Stage::Route,
+            if found.is_some() { "match" } else { "no_route" },
+            format_args!(
+                "VRF of network {} (id {}): {} -> {:?}",
+                ctx.vrf.network, ctx.vrf.id, dst, found
+            ),
+        );
+        let Some(next_hop) = found else {
             return self.fabric_exit(ctx, l2, buf, offset, len, IpAddr::V4(dst));
         };
         match next_hop {
@@ -89,7 +99,16 @@ impl<'a> Pipeline<'a> {
         if dst.is_multicast() {
             return Err(DropReason::Multicast);
         }
-        let Some(next_hop) = ctx.vrf.v6.lookup(u128::from(dst)) else {
+        let found = ctx.vrf.v6.lookup(u128::from(dst));
+        self.note(
+            Stage::Route,
+            if found.is_some() { "match" } else { "no_route" },
+            format_args!(
+                "VRF of network {} (id {}): {} -> {:?}",
+                ctx.vrf.network, ctx.vrf.id, dst, found
+            ),
+        );
+        let Some(next_hop) = found else {
             return self.fabric_exit(ctx, l2, buf, offset, len, IpAddr::V6(dst));
         };
         match next_hop {
@@ -116,6 +135,17 @@ impl<'a> Pipeline<'a> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         let from_tunnel = matches!(ctx.source, Source::Tunnel(_));
+        self.note(
+            Stage::NextHop,
+            match next_hop {
+                NextHop::Vmi(_) => "local_vmi",
+                NextHop::Pair(_) => "address_pair",
+                NextHop::Tunnel { .. } => "routed_peer",
+                NextHop::Remote(_) | NextHop::Peer(_) => "tunnel",
+                _ => "other",
+            },
+            format_args!("{next_hop:?}"),
+        );
         if let Some(mtu) = self.egress_mtu(ctx, next_hop)
             && len - l2.header_len > mtu
         {
