@@ -56,6 +56,7 @@ pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
+pub mod packet_traces;
 pub mod status;
 pub mod telemetry;
 
