@@ -144,7 +144,7 @@ pub struct Control {
     /// The forwarding thread's flow table counts, once it keeps one.
     flow_stats: Mutex<Option<Arc<trunkline_pipeline::flow::FlowStats>>>,
     /// Samples real verdicts for Observe PacketTraces (crate::observe).
-    sampler: crate::observe::Sampler,
+    sampler: trunkline_pipeline::sample::Sampler,
 }
 
 impl Default for Control {
@@ -193,7 +193,7 @@ impl Control {
     }
 
     /// The sampler of Observe PacketTraces.
-    pub fn sampler(&self) -> &crate::observe::Sampler {
+    pub fn sampler(&self) -> &trunkline_pipeline::sample::Sampler {
         &self.sampler
     }
 

@@ -266,7 +266,7 @@ impl Forwarder {
             &mut |buf, offset, len, same: &mut dyn Sender| {
                 let head = if armed {
                     buf.get(offset..offset + len)
-                        .and_then(|f| crate::observe::Head::parse(ingress, f))
+                        .and_then(|f| trunkline_pipeline::sample::Head::parse(ingress, f))
                 } else {
                     None
                 };

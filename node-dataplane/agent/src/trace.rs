@@ -35,7 +35,7 @@ use trunkline_pipeline::{Payload, PortId, Probe, Trace, Verdict};
 use trunkline_wire::EthernetAddress;
 
 use crate::control::{Control, Plan};
-use crate::observe::{Filter, Sample};
+use crate::observe::Sample;
 
 /// A question this node cannot turn into a packet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -231,7 +231,7 @@ async fn observe(control: Arc<Control>, api: Api<PacketTrace>, trace: PacketTrac
     let generation = trace.metadata.generation;
     let spec = &trace.spec;
     let plan = control.plan();
-    let filter = match Filter::from_api(&plan, spec.filter.as_ref()) {
+    let filter = match crate::observe::filter(&plan, spec.filter.as_ref()) {
         Ok(f) => f,
         Err(e) => {
             let status = PacketTraceStatus {
@@ -395,5 +395,90 @@ pub async fn run(client: Client, node: String, control: Arc<Control>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{PortRole, PortSpec};
+    use trunkline_pipeline::Tables;
+
+    fn plan() -> Plan {
+        Plan {
+            version: 7,
+            ports: vec![PortSpec {
+                name: "eth1".into(),
+                role: PortRole::Trunk,
+            }],
+            virtual_gateways: Vec::new(),
+            tables: Tables::compile(&Default::default()).0,
+            ha: Default::default(),
+        }
+    }
+
+    fn packet(json: serde_json::Value) -> TracedPacket {
+        serde_json::from_value(json).expect("a traced packet")
+    }
+
+    #[test]
+    fn a_question_becomes_a_probe_on_the_plan_ports() {
+        let plan = plan();
+        let arp = probe(
+            &plan,
+            &packet(serde_json::json!({
+                "port": "eth1", "vlan": 100, "srcMac": "02:00:00:00:01:01",
+                "srcIP": "192.168.1.10", "dstIP": "192.168.1.1", "protocol": "ARP"
+            })),
+        )
+        .unwrap();
+        assert_eq!(arp.port, PortId(0));
+        assert_eq!(arp.dst_mac, EthernetAddress([0xff; 6]));
+        assert_eq!(arp.payload, Payload::ArpRequest);
+        let ping6 = probe(
+            &plan,
+            &packet(serde_json::json!({
+                "port": "eth1", "srcMac": "02:00:00:00:01:01",
+                "srcIP": "fd00::a", "dstIP": "fd00::b"
+            })),
+        )
+        .unwrap();
+        assert_eq!(ping6.dst_mac, plan.tables.gateway_mac());
+        assert_eq!(
+            ping6.payload,
+            Payload::Icmp {
+                icmp_type: 128,
+                code: 0
+            }
+        );
+        let elsewhere = probe(
+            &plan,
+            &packet(serde_json::json!({
+                "port": "eth9", "srcMac": "02:00:00:00:01:01",
+                "srcIP": "10.0.0.1", "dstIP": "10.0.0.2"
+            })),
+        );
+        assert_eq!(
+            elsewhere.unwrap_err().to_string(),
+            "spec.packet.port: eth9 is not a port of this node (its ports: eth1)"
+        );
+    }
+
+    #[test]
+    fn an_answer_names_the_tables_version_and_the_verdict() {
+        let plan = plan();
+        let spec: PacketTraceSpec = serde_json::from_value(serde_json::json!({
+            "node": "gw", "mode": "Trace",
+            "packet": {"port": "eth1", "vlan": 100, "srcMac": "02:00:00:00:01:01",
+                       "srcIP": "10.0.0.1", "dstIP": "10.0.0.2"}
+        }))
+        .unwrap();
+        let status = answer_trace(&plan, &spec).unwrap();
+        assert_eq!(status.tables_version, Some(7));
+        // Empty tables: the port is unknown to them.
+        let verdict = status.verdict.unwrap();
+        assert_eq!(verdict.action, "Drop");
+        assert_eq!(verdict.drop_reason.as_deref(), Some("unknown_port"));
+        assert_eq!(status.stages.last().unwrap().stage, "verdict");
     }
 }

@@ -31,6 +31,7 @@ mod lpm;
 pub mod neighbours;
 pub mod observe;
 pub mod process;
+pub mod sample;
 pub mod tables;
 pub mod trace;
 pub mod verdict;

@@ -52,7 +52,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         if !matches!(ctx.source, Source::Vmi(_)) || ctx.vrf.in_subnets(dst) {
             return Err(DropReason::NoRoute);
         }
-        self.note(
+        note!(
+            self,
             Stage::FabricExit,
             match ctx.vrf.exit {
                 FabricExit::None => "none",

@@ -48,6 +48,18 @@
 //! the payload, and may keep tailroom after it (a neighbour advertisement
 //! can be longer than the solicitation it answers).
 
+/// Tell the pipeline's observer that a stage decided: `note!(self, stage,
+/// "decision", format_args!(...))`. The whole call, the formatting
+/// arguments included, sits behind `if O::ACTIVE`, a constant: with
+/// [`NoObserver`] nothing of it is evaluated or compiled in.
+macro_rules! note {
+    ($pipeline:expr, $stage:expr, $decision:expr, $detail:expr $(,)?) => {
+        if O::ACTIVE {
+            $pipeline.observer.stage($stage, $decision, $detail)
+        }
+    };
+}
+
 mod address_pair;
 mod dhcp;
 mod dhcp_relay;
@@ -231,20 +243,6 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         }
     }
 
-    /// Tell the observer, if any, that `stage` decided `decision`. With
-    /// [`NoObserver`] this is nothing at all (a constant `false` branch).
-    #[inline(always)]
-    pub(crate) fn note(
-        &self,
-        stage: Stage,
-        decision: &'static str,
-        detail: core::fmt::Arguments<'_>,
-    ) {
-        if O::ACTIVE {
-            self.observer.stage(stage, decision, detail);
-        }
-    }
-
     /// The same pipeline keeping connection state in `flows` (the worker's
     /// own table), at time `now_ns` (a monotonic clock, read once per
     /// batch).
@@ -336,22 +334,25 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         let port = self.tables.port(ingress).ok_or(DropReason::UnknownPort)?;
         match &port.role {
             PortRole::Fabric => {
-                self.note(
+                note!(
+                    self,
                     Stage::Port,
                     "fabric",
-                    format_args!("port {} is the fabric port", ingress.0),
+                    format_args!("{} is the fabric port", port.name),
                 );
                 self.fabric(ingress, buf, offset, len)
             }
             PortRole::Gateway { .. } => {
-                self.note(
+                note!(
+                    self,
                     Stage::Port,
                     "gateway",
-                    format_args!("port {} is a gateway (trunk) port", ingress.0),
+                    format_args!("{} is a gateway (trunk) port", port.name),
                 );
                 self.ha_ingress(ingress)?;
                 let l2 = parse_l2(&buf[offset..offset + len])?;
-                self.note(
+                note!(
+                    self,
                     Stage::Parse,
                     "ethernet",
                     format_args!(
@@ -365,16 +366,27 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 if l2.src.is_multicast() {
                     return Err(DropReason::InvalidSourceMac);
                 }
-                let id = port
-                    .vmi_at(l2.vlan())
-                    .ok_or(DropReason::NoLogicalInterface)?;
+                let Some(id) = port.vmi_at(l2.vlan()) else {
+                    note!(
+                        self,
+                        Stage::Classify,
+                        "none",
+                        format_args!(
+                            "no logical interface on ({}, VLAN {})",
+                            port.name,
+                            l2.vlan()
+                        ),
+                    );
+                    return Err(DropReason::NoLogicalInterface);
+                };
                 let vmi = &self.tables.vmis[id.index()];
-                self.note(
+                note!(
+                    self,
                     Stage::Classify,
                     "vmi",
                     format_args!(
-                        "(port {}, VLAN {}) -> VMI {} in network {}",
-                        ingress.0,
+                        "({}, VLAN {}) -> VMI {} in network {}",
+                        port.name,
                         l2.vlan(),
                         vmi.key(),
                         vmi.network()
@@ -391,12 +403,13 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 result
             }
             PortRole::Host { vrf, .. } => {
-                self.note(
+                note!(
+                    self,
                     Stage::Port,
                     "host",
                     format_args!(
-                        "port {} is the tap of network {}",
-                        ingress.0, self.tables.vrfs[*vrf].network
+                        "{} is the tap of network {}",
+                        port.name, self.tables.vrfs[*vrf].network
                     ),
                 );
                 let l2 = parse_l2(&buf[offset..offset + len])?;
@@ -432,18 +445,33 @@ impl<'a, O: Observer> Pipeline<'a, O> {
     ) -> Result<Verdict, DropReason> {
         let l3 = &buf[offset + l2.header_len..offset + len];
         let checked = if vmi.port_security {
-            source::check(vmi, &l2, l3)?
+            source::check(vmi, &l2, l3).inspect_err(|reason| {
+                note!(
+                    self,
+                    Stage::SourceCheck,
+                    "refused",
+                    format_args!(
+                        "{reason}: not VMI {}'s own MAC and address, nor an allowed pair's",
+                        vmi.key()
+                    ),
+                )
+            })?
         } else {
             source::Checked::Owned
         };
-        self.note(
+        note!(
+            self,
             Stage::SourceCheck,
             match (vmi.port_security, checked) {
                 (false, _) => "disabled",
                 (true, source::Checked::DhcpClient) => "dhcp_client",
                 (true, _) => "passed",
             },
-            format_args!("source {} allowed for VMI {}", l2.src, vmi.key()),
+            format_args!(
+                "source MAC {} and address allowed for VMI {}",
+                l2.src,
+                vmi.key()
+            ),
         );
         self.ha_seen(vmi);
         let ctx = Ingress {
@@ -458,7 +486,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         }
         if let Some(message) = dhcp::client_message(l2.ethertype, l3) {
             if let Some(server) = ctx.vrf.dhcp.as_deref() {
-                self.note(
+                note!(
+                    self,
                     Stage::Dhcp,
                     "server",
                     format_args!("answered by network {}'s DHCP server", ctx.vrf.network),
@@ -496,7 +525,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         if l2.dst.is_multicast() {
-            self.note(
+            note!(
+                self,
                 Stage::Dispatch,
                 "multicast",
                 format_args!(
@@ -507,7 +537,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
             return self.multicast(ctx, l2, buf, offset, len);
         }
         if l2.dst == self.tables.gateway_mac {
-            self.note(
+            note!(
+                self,
                 Stage::Dispatch,
                 "router",
                 format_args!(
@@ -593,7 +624,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         offset: usize,
         len: usize,
     ) -> Result<Verdict, DropReason> {
-        self.note(
+        note!(
+            self,
             Stage::Dispatch,
             "bridge",
             format_args!(
@@ -605,7 +637,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
             return Err(DropReason::BridgingDisabled);
         }
         let entry = ctx.vrf.bridge.get(&mac_key(l2.dst));
-        self.note(
+        note!(
+            self,
             Stage::Bridge,
             if entry.is_some() { "known" } else { "unknown" },
             format_args!("{} -> {:?}", l2.dst, entry),

@@ -111,7 +111,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
             return Err(DropReason::GratuitousArp);
         }
         let target = self.target(ctx, IpAddr::V4(repr.target_protocol_addr));
-        self.note(
+        note!(
+            self,
             Stage::NeighbourProxy,
             match target {
                 Target::Gateway => "gateway_address",

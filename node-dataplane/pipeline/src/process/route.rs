@@ -54,12 +54,16 @@ impl<'a, O: Observer> Pipeline<'a, O> {
             return Err(DropReason::Multicast);
         }
         let found = ctx.vrf.v4.lookup(u32::from(dst));
-        self.note(
+        note!(
+            self,
             Stage::Route,
             if found.is_some() { "match" } else { "no_route" },
             format_args!(
-                "VRF of network {} (id {}): {} -> {:?}",
-                ctx.vrf.network, ctx.vrf.id, dst, found
+                "VRF of network {} (id {}): {} -> {}",
+                ctx.vrf.network,
+                ctx.vrf.id,
+                dst,
+                self.describe(found)
             ),
         );
         let Some(next_hop) = found else {
@@ -100,12 +104,16 @@ impl<'a, O: Observer> Pipeline<'a, O> {
             return Err(DropReason::Multicast);
         }
         let found = ctx.vrf.v6.lookup(u128::from(dst));
-        self.note(
+        note!(
+            self,
             Stage::Route,
             if found.is_some() { "match" } else { "no_route" },
             format_args!(
-                "VRF of network {} (id {}): {} -> {:?}",
-                ctx.vrf.network, ctx.vrf.id, dst, found
+                "VRF of network {} (id {}): {} -> {}",
+                ctx.vrf.network,
+                ctx.vrf.id,
+                dst,
+                self.describe(found)
             ),
         );
         let Some(next_hop) = found else {
@@ -123,6 +131,24 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         self.forward(ctx, next_hop, l2, buf, offset, len)
     }
 
+    /// A next hop in the domain's words, for an observer (only reached when
+    /// one is active: `note` never evaluates its arguments otherwise).
+    fn describe(&self, next_hop: Option<NextHop>) -> String {
+        match next_hop {
+            None => "no route".into(),
+            Some(NextHop::Receive) => "the gateway itself".into(),
+            Some(NextHop::Vmi(id)) => match self.tables.vmi(id) {
+                Some(vmi) => format!("local VMI {}", vmi.key()),
+                None => format!("{id:?}"),
+            },
+            Some(NextHop::Remote(id)) => match self.tables.remote_key(id) {
+                Some(key) => format!("remote VMI {key}, through a tunnel"),
+                None => format!("{id:?}"),
+            },
+            Some(other) => format!("{other:?}"),
+        }
+    }
+
     /// Send a routed packet (TTL already decremented) to its next hop.
     #[inline]
     pub(super) fn forward(
@@ -135,7 +161,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         let from_tunnel = matches!(ctx.source, Source::Tunnel(_));
-        self.note(
+        note!(
+            self,
             Stage::NextHop,
             match next_hop {
                 NextHop::Vmi(_) => "local_vmi",
@@ -144,7 +171,7 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 NextHop::Remote(_) | NextHop::Peer(_) => "tunnel",
                 _ => "other",
             },
-            format_args!("{next_hop:?}"),
+            format_args!("{}", self.describe(Some(next_hop))),
         );
         if let Some(mtu) = self.egress_mtu(ctx, next_hop)
             && len - l2.header_len > mtu

@@ -427,7 +427,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         let Some(underlay) = self.tables.underlay.filter(|u| u.port == ingress) else {
-            self.note(
+            note!(
+                self,
                 Stage::Tunnel,
                 "not_underlay",
                 format_args!("no underlay address on port {}", ingress.0),
