@@ -258,21 +258,21 @@ impl Forwarder {
             after,
             ingress: index,
         };
-        // Observe PacketTraces: one load per batch; sampling only when armed.
-        let sampler = control.sampler();
-        let armed = sampler.is_armed();
+        // Observe PacketTraces: one load per batch; sampling only when armed
+        // for this port (the filter copied once per batch).
+        let mut sampling = control.sampler().batch(ingress, now_ms);
         let handled = port.receive(
             BATCH,
             &mut |buf, offset, len, same: &mut dyn Sender| {
-                let head = if armed {
+                let head = if sampling.is_some() {
                     buf.get(offset..offset + len)
                         .and_then(|f| trunkline_pipeline::sample::Head::parse(ingress, f))
                 } else {
                     None
                 };
                 let verdict = pipeline.process(ingress, buf, offset, len);
-                if let Some(head) = head {
-                    sampler.offer(head, &verdict, buf);
+                if let (Some(head), Some(sampling)) = (head, sampling.as_mut()) {
+                    sampling.offer(head, &verdict, buf, now_ms);
                 }
                 match verdict {
                     Verdict::Transmit {

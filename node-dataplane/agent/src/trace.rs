@@ -249,7 +249,7 @@ async fn observe(control: Arc<Control>, api: Api<PacketTrace>, trace: PacketTrac
     };
     let duration = Duration::from_secs(u64::from(spec.duration_seconds.unwrap_or(10)));
     let max = spec.max_samples.unwrap_or(64) as usize;
-    let Some(session) = control.sampler().arm(filter, max) else {
+    let Some(session) = control.sampler().arm(filter, max, control.uptime_ms()) else {
         let status = PacketTraceStatus {
             conditions: vec![ready(
                 generation,

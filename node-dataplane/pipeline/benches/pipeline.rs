@@ -11,8 +11,8 @@
 //! it, with the Observe sampler idle (one relaxed load per batch) and
 //! armed (per frame: the header fields read before `process`, then an offer
 //! to the ring: try_lock, filter, rate and room, a counted drop once full),
-//! with a filter every frame matches and one none does
-//! (`make bench-observe`).
+//! with a filter every frame matches, one none does, and one for another
+//! port (skipped per batch) (`make bench-observe`).
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -304,18 +304,18 @@ fn forward_batch(
     bufs: &mut [Vec<u8>],
     frame: &[u8],
 ) -> usize {
-    let armed = sampler.is_armed();
+    let mut sampling = sampler.batch(PortId(1), 0);
     let mut sent = 0;
     for buf in bufs.iter_mut() {
         buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
-        let head = if armed {
+        let head = if sampling.is_some() {
             Head::parse(PortId(1), &buf[HEADROOM..HEADROOM + frame.len()])
         } else {
             None
         };
         let verdict = pipeline.process(PortId(1), buf, HEADROOM, frame.len());
-        if let Some(head) = head {
-            sampler.offer(head, &verdict, buf);
+        if let (Some(head), Some(sampling)) = (head, sampling.as_mut()) {
+            sampling.offer(head, &verdict, buf, 0);
         }
         sent += usize::from(matches!(verdict, Verdict::Transmit { .. }));
     }
@@ -335,27 +335,36 @@ fn observe_benches(c: &mut Criterion) {
         b.iter(|| black_box(forward_batch(&pipeline, &sampler, &mut bufs, &routed)))
     });
     let src = IpAddr::from(vmi_ip(vmi_at(100)));
-    for (name, ip) in [
-        ("batch64_routed_armed_matching", src),
+    let filters = [
+        (
+            "batch64_routed_armed_matching",
+            Filter {
+                ip: Some(src),
+                ..Filter::default()
+            },
+        ),
         (
             "batch64_routed_armed_filtered_out",
-            IpAddr::from([192, 0, 2, 1]),
+            Filter {
+                ip: Some(IpAddr::from([192, 0, 2, 1])),
+                ..Filter::default()
+            },
         ),
-    ] {
-        let session = sampler
-            .arm(
-                Filter {
-                    ip: Some(ip),
-                    ..Filter::default()
-                },
-                256,
-            )
-            .expect("armed");
+        (
+            "batch64_routed_armed_other_port",
+            Filter {
+                port: Some(PortId(2)),
+                ..Filter::default()
+            },
+        ),
+    ];
+    for (name, filter) in filters {
+        let session = sampler.arm(filter, 256, 0).expect("armed");
         group.bench_function(name, |b| {
             b.iter(|| black_box(forward_batch(&pipeline, &sampler, &mut bufs, &routed)))
         });
         let (samples, dropped) = session.finish();
-        if ip == src {
+        if filter.ip == Some(src) {
             assert!(
                 !samples.is_empty() && dropped > 0,
                 "{} {dropped}",

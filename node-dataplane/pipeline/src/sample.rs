@@ -20,8 +20,7 @@
 
 use core::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use trunkline_wire::EthernetAddress;
 
@@ -155,7 +154,8 @@ struct Ring {
     filter: Filter,
     max: usize,
     samples: Vec<Sample>,
-    started: Instant,
+    /// When it was armed, in the caller's milliseconds.
+    started_ms: u64,
     /// Rate limit: the second the tokens are for, and how many are left.
     second: u64,
     tokens: u32,
@@ -165,8 +165,47 @@ struct Ring {
 #[derive(Debug, Default)]
 pub struct Sampler {
     armed: AtomicBool,
+    /// The filter's port (`u32::MAX`: any), readable without the lock so
+    /// that a batch from another port costs one load.
+    port: AtomicU32,
     ring: Mutex<Option<Ring>>,
     dropped: AtomicU64,
+}
+
+/// One batch's view of a running observation (see [`Sampler::batch`]);
+/// counts its refused frames into the sampler once, when dropped.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    sampler: &'a Sampler,
+    filter: Filter,
+    full: bool,
+    refused: u64,
+}
+
+impl Batch<'_> {
+    /// Offer a frame's verdict: filtered here, without the lock; a full
+    /// ring only counts it.
+    #[inline]
+    pub fn offer(&mut self, head: Head, verdict: &Verdict, out: &[u8], now_ms: u64) {
+        if !self.filter.matches(&head, verdict) {
+            return;
+        }
+        if self.full {
+            self.refused += 1;
+            return;
+        }
+        self.sampler.offer(head, verdict, out, now_ms);
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if self.refused > 0 {
+            self.sampler
+                .dropped
+                .fetch_add(self.refused, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A running observation; [`finish`](Session::finish) ends it.
@@ -176,15 +215,50 @@ pub struct Session<'a> {
 }
 
 impl Sampler {
-    /// Whether an observation runs: one relaxed load, read once per batch.
+    /// Whether an observation runs: one relaxed load.
     #[inline]
     pub fn is_armed(&self) -> bool {
         self.armed.load(Ordering::Relaxed)
     }
 
-    /// Start an observation keeping at most `max` samples; `None` when one
+    /// Whether frames arriving on `port` are to be offered: read once per
+    /// batch (one or two relaxed loads).
+    #[inline]
+    pub fn armed_on(&self, port: PortId) -> bool {
+        self.is_armed() && {
+            let wanted = self.port.load(Ordering::Relaxed);
+            wanted == u32::MAX || wanted == u32::from(port.0)
+        }
+    }
+
+    /// What a batch from `port` is to be sampled with: `None` when no
+    /// observation runs for that port (the common case: one or two relaxed
+    /// loads). Otherwise a copy of the filter and whether the ring is full
+    /// (or the rate spent for this second, at `now_ms`),
+    /// taken under one `try_lock` per batch, so that frames the filter
+    /// refuses, and any once the ring is full, never touch the lock.
+    #[inline]
+    pub fn batch(&self, port: PortId, now_ms: u64) -> Option<Batch<'_>> {
+        if !self.armed_on(port) {
+            return None;
+        }
+        let guard = self.ring.try_lock().ok()?;
+        let ring = guard.as_ref()?;
+        Some(Batch {
+            sampler: self,
+            filter: ring.filter,
+            // No room, or this second's rate spent: count, do not offer.
+            full: ring.samples.len() >= ring.max
+                || (ring.tokens == 0
+                    && now_ms.saturating_sub(ring.started_ms) / 1000 == ring.second),
+            refused: 0,
+        })
+    }
+
+    /// Start an observation keeping at most `max` samples, at `now_ms` of
+    /// the clock [`offer`](Sampler::offer) is given; `None` when one
     /// already runs.
-    pub fn arm(&self, filter: Filter, max: usize) -> Option<Session<'_>> {
+    pub fn arm(&self, filter: Filter, max: usize, now_ms: u64) -> Option<Session<'_>> {
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         if ring.is_some() {
             return None;
@@ -193,21 +267,26 @@ impl Sampler {
             filter,
             max,
             samples: Vec::with_capacity(max),
-            started: Instant::now(),
+            started_ms: now_ms,
             second: 0,
             tokens: MAX_SAMPLES_PER_SECOND,
         });
         self.dropped.store(0, Ordering::Relaxed);
+        self.port.store(
+            filter.port.map_or(u32::MAX, |p| u32::from(p.0)),
+            Ordering::Relaxed,
+        );
         self.armed.store(true, Ordering::Release);
         Some(Session { sampler: self })
     }
 
     /// Offer the verdict of a frame whose header was `head`; `out` is the
-    /// buffer after `process` (for a transmit, the frame as it leaves).
-    /// Never waits and never allocates: the ring's room was reserved when
-    /// it was armed.
+    /// buffer after `process` (for a transmit, the frame as it leaves);
+    /// `now_ms` is the caller's clock, read once per batch. Never waits,
+    /// never allocates (the ring's room was reserved when it was armed),
+    /// reads no clock.
     #[inline]
-    pub fn offer(&self, head: Head, verdict: &Verdict, out: &[u8]) {
+    pub fn offer(&self, head: Head, verdict: &Verdict, out: &[u8], now_ms: u64) {
         let Ok(mut guard) = self.ring.try_lock() else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -218,13 +297,17 @@ impl Sampler {
         if !ring.filter.matches(&head, verdict) {
             return;
         }
-        let at = ring.started.elapsed();
-        let second = at.as_secs();
+        if ring.samples.len() >= ring.max {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let at_millis = now_ms.saturating_sub(ring.started_ms);
+        let second = at_millis / 1000;
         if second != ring.second {
             ring.second = second;
             ring.tokens = MAX_SAMPLES_PER_SECOND;
         }
-        if ring.samples.len() >= ring.max || ring.tokens == 0 {
+        if ring.tokens == 0 {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -237,7 +320,7 @@ impl Sampler {
             _ => None,
         };
         ring.samples.push(Sample {
-            at_millis: at.as_millis() as u64,
+            at_millis,
             port: head.port,
             vlan: head.vlan,
             head,
@@ -297,22 +380,25 @@ mod tests {
             vlan: Some(100),
             ..Default::default()
         };
-        let session = sampler.arm(filter, 3).expect("armed");
+        let session = sampler.arm(filter, 3, 0).expect("armed");
         assert!(sampler.is_armed());
-        assert!(sampler.arm(Filter::default(), 1).is_none(), "one at a time");
+        assert!(
+            sampler.arm(Filter::default(), 1, 0).is_none(),
+            "one at a time"
+        );
         for _ in 0..5 {
-            sampler.offer(head(100, [10, 0, 0, 2]), &Verdict::Pass, &[]);
+            sampler.offer(head(100, [10, 0, 0, 2]), &Verdict::Pass, &[], 0);
         }
-        sampler.offer(head(200, [10, 0, 0, 2]), &Verdict::Pass, &[]);
+        sampler.offer(head(200, [10, 0, 0, 2]), &Verdict::Pass, &[], 0);
         let (samples, dropped) = session.finish();
         assert_eq!(samples.len(), 3);
         assert_eq!(dropped, 2, "matching frames beyond the ring are counted");
         assert!(!sampler.is_armed());
         // Nothing is kept once finished.
-        sampler.offer(head(100, [10, 0, 0, 2]), &Verdict::Pass, &[]);
+        sampler.offer(head(100, [10, 0, 0, 2]), &Verdict::Pass, &[], 0);
         assert!(
             sampler
-                .arm(Filter::default(), 1)
+                .arm(Filter::default(), 1, 0)
                 .unwrap()
                 .finish()
                 .0
@@ -321,12 +407,40 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_filters_without_the_lock_and_counts_a_full_ring() {
+        let sampler = Sampler::default();
+        assert!(sampler.batch(PortId(1), 0).is_none(), "not armed");
+        let filter = Filter {
+            port: Some(PortId(1)),
+            vlan: Some(100),
+            ..Default::default()
+        };
+        let session = sampler.arm(filter, 2, 0).unwrap();
+        assert!(sampler.batch(PortId(2), 0).is_none(), "another port");
+        {
+            let mut batch = sampler.batch(PortId(1), 0).expect("this port");
+            for _ in 0..3 {
+                batch.offer(head(100, [10, 0, 0, 2]), &Verdict::Pass, &[], 0);
+            }
+            batch.offer(head(200, [10, 0, 0, 2]), &Verdict::Pass, &[], 0);
+        }
+        {
+            let mut full = sampler.batch(PortId(1), 0).expect("this port");
+            full.offer(head(100, [10, 0, 0, 2]), &Verdict::Pass, &[], 0);
+            full.offer(head(300, [10, 0, 0, 2]), &Verdict::Pass, &[], 0);
+        }
+        let (samples, dropped) = session.finish();
+        assert_eq!(samples.len(), 2);
+        assert_eq!(dropped, 2, "one over the room, one once full");
+    }
+
+    #[test]
     fn a_busy_ring_drops_instead_of_waiting() {
         let sampler = Sampler::default();
-        let session = sampler.arm(Filter::default(), 8).unwrap();
+        let session = sampler.arm(Filter::default(), 8, 0).unwrap();
         {
             let _held = sampler.ring.lock().unwrap();
-            sampler.offer(head(0, [10, 0, 0, 2]), &Verdict::Pass, &[]);
+            sampler.offer(head(0, [10, 0, 0, 2]), &Verdict::Pass, &[], 0);
         }
         let (samples, dropped) = session.finish();
         assert!(samples.is_empty());
@@ -336,9 +450,9 @@ mod tests {
     #[test]
     fn the_rate_is_limited() {
         let sampler = Sampler::default();
-        let session = sampler.arm(Filter::default(), 100_000).unwrap();
+        let session = sampler.arm(Filter::default(), 100_000, 0).unwrap();
         for _ in 0..(MAX_SAMPLES_PER_SECOND + 50) {
-            sampler.offer(head(0, [10, 0, 0, 2]), &Verdict::Pass, &[]);
+            sampler.offer(head(0, [10, 0, 0, 2]), &Verdict::Pass, &[], 0);
         }
         let (samples, dropped) = session.finish();
         // Within one second (the test runs in far less).
