@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-ha
+.PHONY: help demo test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-observe bench-ha install-plugin
 
 help: ## list the targets
 	@grep -E '^[a-z0-9][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -49,6 +49,15 @@ fuzz-smoke: deps ## a bounded fuzz run (about 60 s) of both targets from the cor
 
 bench-pipeline: ## criterion benchmark of the packet pipeline with 4K VMIs (ns per packet)
 	$(CARGO) bench -p trunkline-pipeline
+
+bench-observe: ## criterion: a batch of routed frames with the Observe sampler idle vs armed (throughput, elements/s)
+	$(CARGO) bench -p trunkline-pipeline --bench pipeline -- observe
+
+PLUGIN_DIR ?= $(HOME)/.local/bin
+install-plugin: ## build kubectl-trunkline (release) and install it into PLUGIN_DIR (default ~/.local/bin, put it on PATH): then `kubectl trunkline --help`
+	$(CARGO) build --release --locked -p kubectl-trunkline --bin kubectl-trunkline
+	install -D -m 0755 "$$($(CARGO) metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/kubectl-trunkline" "$(PLUGIN_DIR)/kubectl-trunkline"
+	@echo "installed $(PLUGIN_DIR)/kubectl-trunkline; kubectl finds it on PATH as 'kubectl trunkline'"
 
 bench: deps ## forwarding vs bare AF_XDP, Linux and OVS baselines, overlay vs Linux VXLAN + control plane at 4K objects: target/bench/report.md
 	scripts/bench.sh $(BENCH_FLAGS)

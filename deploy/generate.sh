@@ -128,6 +128,11 @@ health GatewayHAGroup "the trunkline operator" "$operator_reasons, NoActiveMembe
   "two gateways answer for them."
 health LogicalInterface "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
+health PacketTrace "the node dataplane of spec.node" "UnknownNode = true, Expired = true, InvalidPacket = true" \
+  "UnknownNode, Expired or InvalidPacket" \
+  "Written by the node dataplane of spec.node (Ready: Answered, InvalidPacket," \
+  "Observing), or by the operator (UnknownNode, Expired); a diagnostic, deleted" \
+  "by the operator after its time to live."
 health PhysicalRouter "the node dataplane of this node" "PortNotUp = true" "PortNotUp" \
   "Written by the node dataplane of the node it is named after (conditions" \
   "Ready and Programmed); no Accepted condition: the operator does not write" \

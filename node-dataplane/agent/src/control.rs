@@ -143,6 +143,8 @@ pub struct Control {
     ha: Mutex<HaStats>,
     /// The forwarding thread's flow table counts, once it keeps one.
     flow_stats: Mutex<Option<Arc<trunkline_pipeline::flow::FlowStats>>>,
+    /// Samples real verdicts for Observe PacketTraces (crate::observe).
+    sampler: trunkline_pipeline::sample::Sampler,
 }
 
 impl Default for Control {
@@ -168,6 +170,7 @@ impl Default for Control {
             injected: Mutex::new(Some(injected)),
             ha: Mutex::default(),
             flow_stats: Mutex::default(),
+            sampler: Default::default(),
         }
     }
 }
@@ -187,6 +190,11 @@ impl Control {
     /// Notified when the report should be written again soon.
     pub fn report_now(&self) -> Arc<tokio::sync::Notify> {
         self.report_now.clone()
+    }
+
+    /// The sampler of Observe PacketTraces.
+    pub fn sampler(&self) -> &trunkline_pipeline::sample::Sampler {
+        &self.sampler
     }
 
     /// The forwarding thread's counters.

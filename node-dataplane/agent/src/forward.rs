@@ -258,80 +258,93 @@ impl Forwarder {
             after,
             ingress: index,
         };
+        // Observe PacketTraces: one load per batch; sampling only when armed
+        // for this port (the filter copied once per batch).
+        let mut sampling = control.sampler().batch(ingress, now_ms);
         let handled = port.receive(
             BATCH,
-            &mut |buf, offset, len, same: &mut dyn Sender| match pipeline
-                .process(ingress, buf, offset, len)
-            {
-                Verdict::Transmit {
-                    port,
-                    offset,
-                    len,
-                    vmi,
-                } if port == ingress => Action::Transmit {
-                    offset,
-                    len,
-                    tag: VmiId::to_tag(vmi),
-                },
-                Verdict::Transmit {
-                    port,
-                    offset,
-                    len,
-                    vmi,
-                } => {
-                    match others.get(port) {
-                        Some(out) => match out.send_copy(&buf[offset..offset + len]) {
-                            Ok(()) => pipeline.sent(vmi, len),
-                            Err(e) => pipeline.lost(tx_reason(e), 1),
-                        },
-                        None => pipeline.lost(DropReason::EgressDown, 1),
-                    }
-                    Action::Drop
+            &mut |buf, offset, len, same: &mut dyn Sender| {
+                let head = if sampling.is_some() {
+                    buf.get(offset..offset + len)
+                        .and_then(|f| trunkline_pipeline::sample::Head::parse(ingress, f))
+                } else {
+                    None
+                };
+                let verdict = pipeline.process(ingress, buf, offset, len);
+                if let (Some(head), Some(sampling)) = (head, sampling.as_mut()) {
+                    sampling.offer(head, &verdict, buf, now_ms);
                 }
-                Verdict::Flood(flood) => {
-                    let source: &[u8] = buf;
-                    for member in 0..pipeline.flood_members(&flood) {
-                        let Some(egress) = pipeline.flood_egress(&flood, member) else {
-                            continue;
-                        };
-                        let mut copied: Result<(usize, Option<VmiId>), DropReason> =
-                            Err(DropReason::EgressDown);
-                        let mut fill = |dst: &mut [u8]| match pipeline
-                            .flood_copy(&flood, member, source, dst)
-                        {
-                            Ok((offset, len, vmi)) => {
-                                copied = Ok((len, vmi));
-                                Some((offset, len))
-                            }
-                            Err(reason) => {
-                                copied = Err(reason);
-                                None
-                            }
-                        };
-                        let sent = if egress == ingress {
-                            same.send_with(&mut fill)
-                        } else {
-                            match others.get(egress) {
-                                Some(out) => out.send_with(&mut fill),
-                                None => Ok(false),
-                            }
-                        };
-                        match (sent, copied) {
-                            (Ok(true), Ok((len, vmi))) => pipeline.sent(vmi, len),
-                            (Err(e), _) => pipeline.lost(tx_reason(e), 1),
-                            (_, Err(reason)) => pipeline.lost(reason, 1),
-                            (Ok(false), Ok(_)) => {}
+                match verdict {
+                    Verdict::Transmit {
+                        port,
+                        offset,
+                        len,
+                        vmi,
+                    } if port == ingress => Action::Transmit {
+                        offset,
+                        len,
+                        tag: VmiId::to_tag(vmi),
+                    },
+                    Verdict::Transmit {
+                        port,
+                        offset,
+                        len,
+                        vmi,
+                    } => {
+                        match others.get(port) {
+                            Some(out) => match out.send_copy(&buf[offset..offset + len]) {
+                                Ok(()) => pipeline.sent(vmi, len),
+                                Err(e) => pipeline.lost(tx_reason(e), 1),
+                            },
+                            None => pipeline.lost(DropReason::EgressDown, 1),
                         }
+                        Action::Drop
                     }
-                    Action::Drop
-                }
-                Verdict::Pass => {
-                    if consumes {
-                        pipeline.lost(DropReason::PassLost, 1);
+                    Verdict::Flood(flood) => {
+                        let source: &[u8] = buf;
+                        for member in 0..pipeline.flood_members(&flood) {
+                            let Some(egress) = pipeline.flood_egress(&flood, member) else {
+                                continue;
+                            };
+                            let mut copied: Result<(usize, Option<VmiId>), DropReason> =
+                                Err(DropReason::EgressDown);
+                            let mut fill = |dst: &mut [u8]| match pipeline
+                                .flood_copy(&flood, member, source, dst)
+                            {
+                                Ok((offset, len, vmi)) => {
+                                    copied = Ok((len, vmi));
+                                    Some((offset, len))
+                                }
+                                Err(reason) => {
+                                    copied = Err(reason);
+                                    None
+                                }
+                            };
+                            let sent = if egress == ingress {
+                                same.send_with(&mut fill)
+                            } else {
+                                match others.get(egress) {
+                                    Some(out) => out.send_with(&mut fill),
+                                    None => Ok(false),
+                                }
+                            };
+                            match (sent, copied) {
+                                (Ok(true), Ok((len, vmi))) => pipeline.sent(vmi, len),
+                                (Err(e), _) => pipeline.lost(tx_reason(e), 1),
+                                (_, Err(reason)) => pipeline.lost(reason, 1),
+                                (Ok(false), Ok(_)) => {}
+                            }
+                        }
+                        Action::Drop
                     }
-                    Action::Drop
+                    Verdict::Pass => {
+                        if consumes {
+                            pipeline.lost(DropReason::PassLost, 1);
+                        }
+                        Action::Drop
+                    }
+                    Verdict::Drop(_) => Action::Drop,
                 }
-                Verdict::Drop(_) => Action::Drop,
             },
             &mut |tag, len, sent| match sent {
                 Ok(()) => pipeline.sent(VmiId::from_tag(tag), len),

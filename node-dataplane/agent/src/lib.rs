@@ -18,6 +18,8 @@
 //!     takeover announcements (injected into the forwarding thread)        <-------------+
 //!
 //!  reporter (report.rs): NodeReport -> PhysicalRouter status (server-side apply, only on change)
+//!  PacketTraces (trace.rs, observe.rs): the questions for this node (watched with
+//!     fieldSelector spec.node=<node>), answered in their status from the current plan
 //!  http (http.rs, metrics.rs): /healthz /readyz /metrics
 //! ```
 //!
@@ -33,7 +35,9 @@ pub mod host;
 pub mod hostnet;
 pub mod http;
 pub mod metrics;
+pub mod observe;
 pub mod report;
+pub mod trace;
 pub mod uninstall;
 
 use std::future::Future;
@@ -251,6 +255,12 @@ pub async fn run(
         })
     };
 
+    let tracer = tokio::spawn(trace::run(
+        client.clone(),
+        options.node.clone(),
+        shared.clone(),
+    ));
+
     let node = options.node.clone();
     let punt_limit = options.punt_limit;
     let installer = shared.clone();
@@ -363,6 +373,7 @@ pub async fn run(
         _ = shutdown => tracing::info!("shutting down"),
     }
     reporter.abort();
+    tracer.abort();
     http.abort();
     shared.stop();
     let _ = tokio::task::spawn_blocking(move || {

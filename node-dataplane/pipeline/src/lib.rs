@@ -29,8 +29,11 @@ mod hash;
 pub mod limit;
 mod lpm;
 pub mod neighbours;
+pub mod observe;
 pub mod process;
+pub mod sample;
 pub mod tables;
+pub mod trace;
 pub mod verdict;
 
 pub use config::{
@@ -41,9 +44,11 @@ pub use config::{
     RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 pub use counters::{CounterSnapshot, Counters, MAX_WORKERS, VmiCounterSnapshot, VmiCounters};
+pub use observe::{NoObserver, Observer, Recorder, Stage, Step};
 pub use process::{FrameBuf, HEADROOM, L2Header, MAX_OVERHEAD, Pipeline, parse_l2, process};
 pub use tables::{
     Announcement, Egress, HaRole, LogicalInterface, NextHop, ObjectRef, Peer, PeerId, RejectReason,
     Rejected, RemoteId, Tables, Vmi, VmiId,
 };
+pub use trace::{EgressFrame, Payload, Probe, ProbeError, Trace, trace, trace_frame};
 pub use verdict::{DropReason, Flood, Verdict};

@@ -35,6 +35,7 @@ pub mod external_vtep;
 pub mod fields;
 pub mod gateway_ha_group;
 pub mod logical_interface;
+pub mod packet_trace;
 pub mod physical_router;
 pub mod samples;
 pub mod status;
@@ -54,6 +55,7 @@ pub use fields::{
 };
 pub use gateway_ha_group::{GatewayHAGroup, GatewayHAGroupSpec, GatewayHAGroupStatus};
 pub use logical_interface::{LogicalInterface, LogicalInterfaceSpec, LogicalInterfaceStatus};
+pub use packet_trace::{PacketTrace, PacketTraceSpec, PacketTraceStatus};
 pub use physical_router::{PhysicalRouter, PhysicalRouterSpec, PhysicalRouterStatus};
 pub use virtual_gateway::{VirtualGateway, VirtualGatewaySpec, VirtualGatewayStatus};
 pub use virtual_machine_interface::{
@@ -80,6 +82,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ExternalVTEP::crd(),
         DCGateway::crd(),
         BGPPeer::crd(),
+        PacketTrace::crd(),
     ]
     .into_iter()
     .map(without_unknown_formats)

@@ -190,6 +190,7 @@ fn valid_samples_deserialize_into_the_rust_types() {
             "ExternalVTEP" => check::<ExternalVTEP>(&cases),
             "DCGateway" => check::<DCGateway>(&cases),
             "BGPPeer" => check::<trunkline_api::BGPPeer>(&cases),
+            "PacketTrace" => check::<PacketTrace>(&cases),
             other => panic!("unknown kind {other}"),
         }
     }

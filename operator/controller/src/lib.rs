@@ -35,13 +35,21 @@
 //!                 virtualnetworks/status, gatewayhagroups/status, virtualgateways/status,
 //!                 externalvteps/status]
 //!     verbs: [patch]
+//!   - apiGroups: ["trunkline.io"]
+//!     resources: [packettraces]
+//!     verbs: [get, list, watch, delete]
+//!   - apiGroups: ["trunkline.io"]
+//!     resources: [packettraces/status]
+//!     verbs: [patch]
 //!   - apiGroups: ["events.k8s.io"]
 //!     resources: [events]
 //!     verbs: [create, patch]
 //! ```
 //!
 //! PhysicalRouter status is the node dataplane's: the operator only reads
-//! it (its `status.programmed` reports decide `Programmed`).
+//! it (its `status.programmed` reports decide `Programmed`). PacketTraces
+//! are answered by the node dataplanes; the operator only marks those no
+//! node can answer and deletes old ones ([`packet_traces`]).
 //!
 //! With `--leader-elect`, also a namespaced Role on its Lease
 //! (`deploy/rbac/operator-leader-election.yaml`): `get`/`update` of Lease
@@ -56,6 +64,7 @@ pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
+pub mod packet_traces;
 pub mod status;
 pub mod telemetry;
 

@@ -114,6 +114,11 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let (stores, changes) = Stores::new(&client);
     let (changed_tx, changed_rx) = watch::channel(0u64);
     let watching = tokio::spawn(drive(changes, changed_tx, metrics.clone()));
+    let sweeper = tokio::spawn(crate::packet_traces::run(
+        client.clone(),
+        leading.clone(),
+        stop_rx.clone(),
+    ));
     let mut operator = Operator::new(client, stores, metrics)
         .with_leadership(leading)
         .with_settings(args.settings());
@@ -139,6 +144,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         tracing::warn!(error = %e, "the leader election task failed");
     }
     watching.abort();
+    sweeper.abort();
     if let Some(Err(e)) = synced {
         return Err(e);
     }

@@ -209,6 +209,11 @@ async fn bgp_peer_samples_on_the_api_server() {
     run_cases("BGPPeer").await;
 }
 
+#[tokio::test]
+async fn packet_trace_samples_on_the_api_server() {
+    run_cases("PacketTrace").await;
+}
+
 /// `kubectl explain` shows the descriptions of our fields, the category
 /// lists every kind, and short names resolve.
 #[tokio::test]
@@ -254,6 +259,7 @@ async fn crds_are_installed_and_documented() {
             "Distributed source NAT",
         ),
         ("logicalinterface", "bound to the VirtualMachineInterface"),
+        ("packettraces.spec.mode", "one described packet"),
     ] {
         let out = plane
             .kubectl_ok(&["explain", resource])
@@ -275,6 +281,7 @@ async fn crds_are_installed_and_documented() {
             "externalvteps.trunkline.io",
             "gatewayhagroups.trunkline.io",
             "logicalinterfaces.trunkline.io",
+            "packettraces.trunkline.io",
             "physicalrouters.trunkline.io",
             "virtualgateways.trunkline.io",
             "virtualmachineinterfaces.trunkline.io",
@@ -282,7 +289,7 @@ async fn crds_are_installed_and_documented() {
         ]
     );
     for short in [
-        "pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw", "bgpp",
+        "pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw", "bgpp", "ptr",
     ] {
         plane
             .kubectl_ok(&["get", short, "-A"])

@@ -32,7 +32,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork};
 use trunkline_test_support::{
@@ -734,6 +734,53 @@ async fn a_node_dataplane_may_write_only_its_own_physical_router_status() {
         written.status.unwrap().backend.as_deref(),
         Some("AF_PACKET")
     );
+
+    // PacketTraces: node A's dataplane answers node A's questions only.
+    let traces: Api<trunkline_api::PacketTrace> = Api::all(client.clone());
+    let question = |node: &str| {
+        serde_json::from_value::<trunkline_api::PacketTrace>(serde_json::json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "PacketTrace",
+            "metadata": {"name": unique_name("ptr")},
+            "spec": {"node": node, "mode": "Trace", "packet": {
+                "port": "eth1", "srcMac": "02:00:00:00:01:01",
+                "srcIP": "10.0.0.1", "dstIP": "10.0.0.2"}}
+        }))
+        .expect("a PacketTrace")
+    };
+    let for_a = traces
+        .create(&PostParams::default(), &question(&node_a))
+        .await
+        .expect("a question for node A");
+    let for_b = traces
+        .create(&PostParams::default(), &question(&node_b))
+        .await
+        .expect("a question for node B");
+    let answer = serde_json::json!({ "status": { "tablesVersion": 1 } });
+    let answers: Api<trunkline_api::PacketTrace> = Api::all(on_a.clone());
+    match answers
+        .patch_status(&for_b.name_any(), &PatchParams::default(), &Patch::Merge(&answer))
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 403 => assert!(
+            s.message.contains(&format!(
+                "the node dataplane of node {node_a} may answer the PacketTraces of node {node_a} only, not one for node {node_b}"
+            )),
+            "{}",
+            s.message
+        ),
+        other => panic!("node A answered node B's PacketTrace: {other:?}"),
+    }
+    answers
+        .patch_status(
+            &for_a.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&answer),
+        )
+        .await
+        .expect("node A answers its own PacketTrace");
+    for t in [&for_a, &for_b] {
+        let _ = traces.delete(&t.name_any(), &DeleteParams::default()).await;
+    }
 
     // The same account without a node in its token (not bound to a pod).
     let unbound = client_from_kubeconfig(

@@ -14,6 +14,7 @@
 //! Only local VMIs hold pair addresses this way: a pair declared by a VMI
 //! on another node is not routed here (see the README's limitations).
 
+use crate::observe::Observer;
 use core::net::IpAddr;
 
 use trunkline_wire::ethernet::EtherType;
@@ -40,12 +41,12 @@ fn sender(ethertype: EtherType, l3: &[u8]) -> Option<IpAddr> {
     }
 }
 
-impl Pipeline<'_> {
+impl<O: Observer> Pipeline<'_, O> {
     /// When the frame from `vmi` (which passed port security) comes from
     /// one of its pair addresses, make it that address's holder.
     #[inline]
     pub(super) fn learn_address_pair(&self, id: VmiId, vmi: &Vmi, ethertype: EtherType, l3: &[u8]) {
-        if vmi.pair_routes.is_empty() {
+        if !O::SIDE_EFFECTS || vmi.pair_routes.is_empty() {
             return;
         }
         let Some(ip) = sender(ethertype, l3) else {

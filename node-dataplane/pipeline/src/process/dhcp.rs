@@ -20,6 +20,7 @@
 //! client's broadcasts are bridged like any others (to a DHCP server among
 //! the instances), and nothing else from an unspecified source passes.
 
+use crate::observe::Observer;
 use core::net::{IpAddr, Ipv4Addr};
 
 use trunkline_wire::dhcpv4::{self, MessageType, OpCode, OptionWriter, option};
@@ -105,7 +106,7 @@ enum Answer {
     Nak,
 }
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// Answer a DHCPv4 client message from `vmi` (arrived as `ctx`) with
     /// the network's server `server`, in place.
     #[allow(clippy::too_many_arguments)]

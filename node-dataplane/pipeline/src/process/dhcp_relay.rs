@@ -20,6 +20,7 @@
 //! off): the source checks do not change with the server. DHCPv6 is not
 //! relayed.
 
+use crate::observe::Observer;
 use core::net::{IpAddr, Ipv4Addr};
 
 use trunkline_wire::dhcpv4::{self, OpCode};
@@ -103,7 +104,7 @@ fn readdress(
     .emit(&mut ipv4::Packet::new_unchecked(&mut buf[l3..udp_at]));
 }
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// Relay a DHCPv4 client message from `vmi` to `server`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn dhcp_relay_request(

@@ -15,6 +15,7 @@
 //!  reply: the gateway's link-local -> the client's link-local, same port and tag
 //! ```
 
+use crate::observe::Observer;
 use core::net::{IpAddr, Ipv6Addr};
 
 use trunkline_wire::dhcpv6::{self, MessageType, OptionWriter, option, status};
@@ -28,7 +29,7 @@ use crate::verdict::{DropReason, Verdict};
 /// Replies stay within the IPv6 minimum MTU.
 const MAX_REPLY_PACKET: usize = 1280;
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// Answer a DHCPv6 client message from `vmi` with the network's server
     /// `server`, in place.
     #[allow(clippy::too_many_arguments)]

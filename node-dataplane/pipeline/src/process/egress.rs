@@ -3,6 +3,7 @@
 //! replies sent back where a question came from (a VMI's logical interface,
 //! a host port, or through the tunnel it arrived by).
 
+use crate::observe::Observer;
 use trunkline_wire::ethernet::{self, EtherType};
 use trunkline_wire::{EthernetAddress, vlan};
 
@@ -10,7 +11,7 @@ use super::{Ingress, L2Header, Pipeline, Source};
 use crate::tables::VmiId;
 use crate::verdict::{DropReason, Verdict};
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// Send a frame to a VMI out of its egress logical interface; a routed
     /// frame also gets the VMI's MAC as destination and the gateway's as
     /// source, a bridged one keeps its MACs.
@@ -51,7 +52,8 @@ impl<'a> Pipeline<'a> {
         offset: usize,
         len: usize,
     ) -> Result<Verdict, DropReason> {
-        if let Source::Vmi(id) = ctx.source
+        if O::SIDE_EFFECTS
+            && let Source::Vmi(id) = ctx.source
             && !self.tables.vmis[id.index()].punt.take(self.now_ms)
         {
             return Err(DropReason::PuntRateLimited);

@@ -24,6 +24,7 @@
 //! route the network's subnets to one of its gateway nodes (whichever; a
 //! node that does not hold the destination VMI tunnels it on).
 
+use crate::observe::{Observer, Stage};
 use core::net::IpAddr;
 
 use trunkline_wire::ethernet::{self, EtherType};
@@ -35,7 +36,7 @@ use crate::config::{FabricExit, PortId};
 use crate::tables::NextHop;
 use crate::verdict::{DropReason, Verdict};
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// A routed packet (for the gateway MAC, not yet TTL-checked) whose
     /// destination `dst` the VRF does not route: out by the network's
     /// fabric exit, if it has one and `dst` is outside its subnets.
@@ -51,6 +52,16 @@ impl<'a> Pipeline<'a> {
         if !matches!(ctx.source, Source::Vmi(_)) || ctx.vrf.in_subnets(dst) {
             return Err(DropReason::NoRoute);
         }
+        note!(
+            self,
+            Stage::FabricExit,
+            match ctx.vrf.exit {
+                FabricExit::None => "none",
+                FabricExit::Snat => "snat",
+                FabricExit::IpFabric => "ip_fabric",
+            },
+            format_args!("{dst} is outside network {}'s subnets", ctx.vrf.network),
+        );
         match ctx.vrf.exit {
             FabricExit::None => Err(DropReason::NoRoute),
             FabricExit::Snat => self.snat_out(ctx, l2, buf, offset, len),

@@ -14,6 +14,7 @@
 //!
 //! Each copy is written once, straight into the egress port's buffer.
 
+use crate::observe::Observer;
 use trunkline_wire::ethernet;
 
 use super::{Pipeline, parse_l2};
@@ -21,7 +22,7 @@ use crate::config::PortId;
 use crate::tables::VmiId;
 use crate::verdict::{DropReason, Flood, FloodSource};
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// How many members the flood list of `flood` has (some may be skipped:
     /// see [`Pipeline::flood_egress`]).
     pub fn flood_members(&self, flood: &Flood) -> usize {

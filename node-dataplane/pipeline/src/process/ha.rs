@@ -23,6 +23,7 @@
 //! sends by a VMI's label to a member not serving the VMI now goes on to
 //! the member that does (`tunnel.rs`, `deliver_routed`), one hop at most.
 
+use crate::observe::Observer;
 use core::sync::atomic::Ordering;
 
 use super::{Ingress, L2Header, Pipeline, Source};
@@ -30,7 +31,7 @@ use crate::config::PortId;
 use crate::tables::{PathPeer, Remote, Vmi, VmiId};
 use crate::verdict::{DropReason, Verdict};
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// A frame arrived on gateway port `port`: nothing passes a member port
     /// of a group in which this node is standby.
     #[inline]
@@ -46,7 +47,8 @@ impl<'a> Pipeline<'a> {
     /// for the agent (one load, and a store only the first time).
     #[inline]
     pub(super) fn ha_seen(&self, vmi: &Vmi) {
-        if let Some(path) = vmi.path.as_deref()
+        if O::SIDE_EFFECTS
+            && let Some(path) = vmi.path.as_deref()
             && !path.seen.load(Ordering::Relaxed)
         {
             path.seen.store(true, Ordering::Relaxed);

@@ -20,6 +20,7 @@
 //! without don't-fragment that does not fit is a counted drop
 //! (`fragmentation_needed`).
 
+use crate::observe::Observer;
 use core::net::IpAddr;
 
 use trunkline_wire::ethernet::EtherType;
@@ -82,7 +83,7 @@ fn v6_answerable(ip: &ipv6::Packet<&[u8]>) -> bool {
     !(ip.next_header() == IpProtocol::Icmpv6 && ip.payload().first().is_some_and(|t| *t < 128))
 }
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// Answer the packet at `buf[offset..offset + len]` (layer-2 header
     /// `l2`, not yet rewritten) with "too big, the next link takes `mtu`
     /// bytes".

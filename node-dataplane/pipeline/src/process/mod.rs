@@ -48,6 +48,18 @@
 //! the payload, and may keep tailroom after it (a neighbour advertisement
 //! can be longer than the solicitation it answers).
 
+/// Tell the pipeline's observer that a stage decided: `note!(self, stage,
+/// "decision", format_args!(...))`. The whole call, the formatting
+/// arguments included, sits behind `if O::ACTIVE`, a constant: with
+/// [`NoObserver`] nothing of it is evaluated or compiled in.
+macro_rules! note {
+    ($pipeline:expr, $stage:expr, $decision:expr, $detail:expr $(,)?) => {
+        if O::ACTIVE {
+            $pipeline.observer.stage($stage, $decision, $detail)
+        }
+    };
+}
+
 mod address_pair;
 mod dhcp;
 mod dhcp_relay;
@@ -69,6 +81,7 @@ use trunkline_wire::{EthernetAddress, icmpv6, vlan};
 
 use crate::config::PortId;
 use crate::counters::Counters;
+use crate::observe::{NoObserver, Observer, Stage};
 use crate::tables::{BridgeEntry, PeerId, PortRole, Tables, Vmi, VmiId, Vrf, mac_key};
 use crate::verdict::{DropReason, Flood, FloodSource, Verdict};
 
@@ -152,7 +165,7 @@ pub struct FrameBuf<'b> {
 /// counters and, when a network translates, the worker's flow table and
 /// the time. Cheap to build; build one per batch after loading the tables.
 #[derive(Debug, Clone, Copy)]
-pub struct Pipeline<'a> {
+pub struct Pipeline<'a, O: Observer = NoObserver> {
     tables: &'a Tables,
     counters: &'a Counters,
     /// The worker's flow table (source NAT); without one, packets needing
@@ -163,6 +176,9 @@ pub struct Pipeline<'a> {
     /// The caller's monotonic clock, in milliseconds, for the ICMP error
     /// budget (see [`Pipeline::at`]).
     now_ms: u64,
+    /// Told each stage's decision (a trace); [`NoObserver`] on the
+    /// forwarding path.
+    observer: O,
 }
 
 /// Where a classified frame came from.
@@ -208,6 +224,22 @@ impl<'a> Pipeline<'a> {
             flows: None,
             now: 0,
             now_ms: 0,
+            observer: NoObserver,
+        }
+    }
+}
+
+impl<'a, O: Observer> Pipeline<'a, O> {
+    /// The same pipeline telling `observer` each stage's decision (a trace:
+    /// see [`crate::trace`]).
+    pub fn with_observer<P: Observer>(self, observer: P) -> Pipeline<'a, P> {
+        Pipeline {
+            tables: self.tables,
+            counters: self.counters,
+            flows: self.flows,
+            now: self.now,
+            now_ms: self.now_ms,
+            observer,
         }
     }
 
@@ -218,7 +250,7 @@ impl<'a> Pipeline<'a> {
         self,
         flows: &'a core::cell::RefCell<crate::flow::FlowTable>,
         now_ns: u64,
-    ) -> Pipeline<'a> {
+    ) -> Pipeline<'a, O> {
         Pipeline {
             flows: Some(flows),
             now: now_ns,
@@ -230,7 +262,7 @@ impl<'a> Pipeline<'a> {
     /// clock the caller reads once per batch): the ICMP error budget
     /// refills with it. A pipeline never given a time spends its budget's
     /// burst and then sends no more errors.
-    pub fn at(self, now_ms: u64) -> Pipeline<'a> {
+    pub fn at(self, now_ms: u64) -> Pipeline<'a, O> {
         Pipeline { now_ms, ..self }
     }
 
@@ -301,25 +333,85 @@ impl<'a> Pipeline<'a> {
         }
         let port = self.tables.port(ingress).ok_or(DropReason::UnknownPort)?;
         match &port.role {
-            PortRole::Fabric => self.fabric(ingress, buf, offset, len),
+            PortRole::Fabric => {
+                note!(
+                    self,
+                    Stage::Port,
+                    "fabric",
+                    format_args!("{} is the fabric port", port.name),
+                );
+                self.fabric(ingress, buf, offset, len)
+            }
             PortRole::Gateway { .. } => {
+                note!(
+                    self,
+                    Stage::Port,
+                    "gateway",
+                    format_args!("{} is a gateway (trunk) port", port.name),
+                );
                 self.ha_ingress(ingress)?;
                 let l2 = parse_l2(&buf[offset..offset + len])?;
+                note!(
+                    self,
+                    Stage::Parse,
+                    "ethernet",
+                    format_args!(
+                        "{} -> {}, VLAN {}, {:?}",
+                        l2.src,
+                        l2.dst,
+                        l2.vlan(),
+                        l2.ethertype
+                    ),
+                );
                 if l2.src.is_multicast() {
                     return Err(DropReason::InvalidSourceMac);
                 }
-                let id = port
-                    .vmi_at(l2.vlan())
-                    .ok_or(DropReason::NoLogicalInterface)?;
+                let Some(id) = port.vmi_at(l2.vlan()) else {
+                    note!(
+                        self,
+                        Stage::Classify,
+                        "none",
+                        format_args!(
+                            "no logical interface on ({}, VLAN {})",
+                            port.name,
+                            l2.vlan()
+                        ),
+                    );
+                    return Err(DropReason::NoLogicalInterface);
+                };
                 let vmi = &self.tables.vmis[id.index()];
-                self.counters.vmi_rx(&vmi.counters, len);
+                note!(
+                    self,
+                    Stage::Classify,
+                    "vmi",
+                    format_args!(
+                        "({}, VLAN {}) -> VMI {} in network {}",
+                        port.name,
+                        l2.vlan(),
+                        vmi.key(),
+                        vmi.network()
+                    ),
+                );
+                // A VMI's counters live in the tables: a trace leaves them.
+                if O::SIDE_EFFECTS {
+                    self.counters.vmi_rx(&vmi.counters, len);
+                }
                 let result = self.classified(ingress, id, vmi, l2, buf, offset, len);
-                if result.is_err() {
+                if O::SIDE_EFFECTS && result.is_err() {
                     self.counters.vmi_rx_dropped(&vmi.counters);
                 }
                 result
             }
             PortRole::Host { vrf, .. } => {
+                note!(
+                    self,
+                    Stage::Port,
+                    "host",
+                    format_args!(
+                        "{} is the tap of network {}",
+                        port.name, self.tables.vrfs[*vrf].network
+                    ),
+                );
                 let l2 = parse_l2(&buf[offset..offset + len])?;
                 if l2.tci.is_some() {
                     return Err(DropReason::TaggedOnHostPort);
@@ -353,10 +445,34 @@ impl<'a> Pipeline<'a> {
     ) -> Result<Verdict, DropReason> {
         let l3 = &buf[offset + l2.header_len..offset + len];
         let checked = if vmi.port_security {
-            source::check(vmi, &l2, l3)?
+            source::check(vmi, &l2, l3).inspect_err(|reason| {
+                note!(
+                    self,
+                    Stage::SourceCheck,
+                    "refused",
+                    format_args!(
+                        "{reason}: not VMI {}'s own MAC and address, nor an allowed pair's",
+                        vmi.key()
+                    ),
+                )
+            })?
         } else {
             source::Checked::Owned
         };
+        note!(
+            self,
+            Stage::SourceCheck,
+            match (vmi.port_security, checked) {
+                (false, _) => "disabled",
+                (true, source::Checked::DhcpClient) => "dhcp_client",
+                (true, _) => "passed",
+            },
+            format_args!(
+                "source MAC {} and address allowed for VMI {}",
+                l2.src,
+                vmi.key()
+            ),
+        );
         self.ha_seen(vmi);
         let ctx = Ingress {
             port,
@@ -370,6 +486,12 @@ impl<'a> Pipeline<'a> {
         }
         if let Some(message) = dhcp::client_message(l2.ethertype, l3) {
             if let Some(server) = ctx.vrf.dhcp.as_deref() {
+                note!(
+                    self,
+                    Stage::Dhcp,
+                    "server",
+                    format_args!("answered by network {}'s DHCP server", ctx.vrf.network),
+                );
                 return match message {
                     dhcp::ClientMessage::V4 => {
                         self.dhcp_v4(ctx, vmi, server, &l2, buf, offset, len)
@@ -403,9 +525,27 @@ impl<'a> Pipeline<'a> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         if l2.dst.is_multicast() {
+            note!(
+                self,
+                Stage::Dispatch,
+                "multicast",
+                format_args!(
+                    "{} is a group address, in network {}",
+                    l2.dst, ctx.vrf.network
+                ),
+            );
             return self.multicast(ctx, l2, buf, offset, len);
         }
         if l2.dst == self.tables.gateway_mac {
+            note!(
+                self,
+                Stage::Dispatch,
+                "router",
+                format_args!(
+                    "{} is the gateway MAC, in network {}",
+                    l2.dst, ctx.vrf.network
+                ),
+            );
             if !ctx.vrf.routes {
                 return Err(DropReason::RoutingDisabled);
             }
@@ -484,10 +624,26 @@ impl<'a> Pipeline<'a> {
         offset: usize,
         len: usize,
     ) -> Result<Verdict, DropReason> {
+        note!(
+            self,
+            Stage::Dispatch,
+            "bridge",
+            format_args!(
+                "{} is not the gateway MAC, in network {}",
+                l2.dst, ctx.vrf.network
+            ),
+        );
         if !ctx.vrf.bridges {
             return Err(DropReason::BridgingDisabled);
         }
-        match ctx.vrf.bridge.get(&mac_key(l2.dst)) {
+        let entry = ctx.vrf.bridge.get(&mac_key(l2.dst));
+        note!(
+            self,
+            Stage::Bridge,
+            if entry.is_some() { "known" } else { "unknown" },
+            format_args!("{} -> {:?}", l2.dst, entry),
+        );
+        match entry {
             Some(&BridgeEntry::Vmi(to)) => match ctx.source {
                 Source::Vmi(from) if from == to => Err(DropReason::Hairpin),
                 // A host port is routed, never bridged.
@@ -536,3 +692,5 @@ mod tests_ha;
 mod tests_north_south;
 #[cfg(test)]
 mod tests_overlay;
+#[cfg(test)]
+mod tests_trace;

@@ -7,6 +7,7 @@
 //! own addresses: an instance elsewhere in the network answers for itself
 //! once the question is flooded to it.
 
+use crate::observe::{Observer, Stage};
 use core::net::IpAddr;
 
 use trunkline_wire::icmpv6::{self, NeighborFlags};
@@ -55,7 +56,7 @@ pub(super) fn nd_message(l3: &[u8]) -> Result<Option<icmpv6::Message>, DropReaso
     })
 }
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// Who `target` is, for an ARP/ND question asked from `ctx`.
     #[inline]
     fn target(&self, ctx: Ingress<'_>, target: IpAddr) -> Target {
@@ -109,7 +110,22 @@ impl<'a> Pipeline<'a> {
         if repr.is_gratuitous() {
             return Err(DropReason::GratuitousArp);
         }
-        match self.target(ctx, IpAddr::V4(repr.target_protocol_addr)) {
+        let target = self.target(ctx, IpAddr::V4(repr.target_protocol_addr));
+        note!(
+            self,
+            Stage::NeighbourProxy,
+            match target {
+                Target::Gateway => "gateway_address",
+                Target::Routed => "routed_address",
+                Target::Own => "own_address",
+                Target::Unknown => "unknown_target",
+            },
+            format_args!(
+                "ARP who-has {} tell {} ({})",
+                repr.target_protocol_addr, repr.source_protocol_addr, repr.source_hardware_addr
+            ),
+        );
+        match target {
             Target::Gateway | Target::Routed => {}
             Target::Own => return Err(DropReason::GratuitousArp),
             Target::Unknown => return Err(DropReason::ArpUnknownTarget),

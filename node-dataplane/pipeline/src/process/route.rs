@@ -8,6 +8,7 @@
 //! egress MTU (the network's or the egress port's) "too big"
 //! (`icmp_error.rs`).
 
+use crate::observe::{Observer, Stage};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use trunkline_wire::{IpProtocol, ethernet, icmpv4, icmpv6, ipv4, ipv6};
@@ -31,7 +32,7 @@ fn is_dhcp_to_server(l3: &[u8]) -> bool {
         && u16::from_be_bytes([payload[2], payload[3]]) == trunkline_wire::dhcpv4::SERVER_PORT
 }
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// Route an IPv4 packet for the gateway MAC.
     #[inline]
     pub(super) fn route_v4(
@@ -52,7 +53,20 @@ impl<'a> Pipeline<'a> {
         if dst.is_multicast() || dst.is_broadcast() {
             return Err(DropReason::Multicast);
         }
-        let Some(next_hop) = ctx.vrf.v4.lookup(u32::from(dst)) else {
+        let found = ctx.vrf.v4.lookup(u32::from(dst));
+        note!(
+            self,
+            Stage::Route,
+            if found.is_some() { "match" } else { "no_route" },
+            format_args!(
+                "VRF of network {} (id {}): {} -> {}",
+                ctx.vrf.network,
+                ctx.vrf.id,
+                dst,
+                self.describe(found)
+            ),
+        );
+        let Some(next_hop) = found else {
             return self.fabric_exit(ctx, l2, buf, offset, len, IpAddr::V4(dst));
         };
         match next_hop {
@@ -89,7 +103,20 @@ impl<'a> Pipeline<'a> {
         if dst.is_multicast() {
             return Err(DropReason::Multicast);
         }
-        let Some(next_hop) = ctx.vrf.v6.lookup(u128::from(dst)) else {
+        let found = ctx.vrf.v6.lookup(u128::from(dst));
+        note!(
+            self,
+            Stage::Route,
+            if found.is_some() { "match" } else { "no_route" },
+            format_args!(
+                "VRF of network {} (id {}): {} -> {}",
+                ctx.vrf.network,
+                ctx.vrf.id,
+                dst,
+                self.describe(found)
+            ),
+        );
+        let Some(next_hop) = found else {
             return self.fabric_exit(ctx, l2, buf, offset, len, IpAddr::V6(dst));
         };
         match next_hop {
@@ -104,6 +131,24 @@ impl<'a> Pipeline<'a> {
         self.forward(ctx, next_hop, l2, buf, offset, len)
     }
 
+    /// A next hop in the domain's words, for an observer (only reached when
+    /// one is active: `note` never evaluates its arguments otherwise).
+    fn describe(&self, next_hop: Option<NextHop>) -> String {
+        match next_hop {
+            None => "no route".into(),
+            Some(NextHop::Receive) => "the gateway itself".into(),
+            Some(NextHop::Vmi(id)) => match self.tables.vmi(id) {
+                Some(vmi) => format!("local VMI {}", vmi.key()),
+                None => format!("{id:?}"),
+            },
+            Some(NextHop::Remote(id)) => match self.tables.remote_key(id) {
+                Some(key) => format!("remote VMI {key}, through a tunnel"),
+                None => format!("{id:?}"),
+            },
+            Some(other) => format!("{other:?}"),
+        }
+    }
+
     /// Send a routed packet (TTL already decremented) to its next hop.
     #[inline]
     pub(super) fn forward(
@@ -116,6 +161,18 @@ impl<'a> Pipeline<'a> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         let from_tunnel = matches!(ctx.source, Source::Tunnel(_));
+        note!(
+            self,
+            Stage::NextHop,
+            match next_hop {
+                NextHop::Vmi(_) => "local_vmi",
+                NextHop::Pair(_) => "address_pair",
+                NextHop::Tunnel { .. } => "routed_peer",
+                NextHop::Remote(_) | NextHop::Peer(_) => "tunnel",
+                _ => "other",
+            },
+            format_args!("{}", self.describe(Some(next_hop))),
+        );
         if let Some(mtu) = self.egress_mtu(ctx, next_hop)
             && len - l2.header_len > mtu
         {

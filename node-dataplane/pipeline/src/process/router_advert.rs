@@ -16,6 +16,7 @@
 //! and a host that outlives it solicits again when it next configures
 //! (see the README's limitations).
 
+use crate::observe::Observer;
 use core::net::IpAddr;
 
 use trunkline_wire::icmpv6::{
@@ -34,7 +35,7 @@ const CUR_HOP_LIMIT: u8 = 64;
 const VALID_LIFETIME: u32 = 86_400;
 const PREFERRED_LIFETIME: u32 = 14_400;
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// Answer a router solicitation from a VMI with an advertisement,
     /// written over it.
     pub(super) fn router_solicit(

@@ -27,6 +27,7 @@
 //! changed underlay address, port range or exit: the VRF's generation) is
 //! decided again; an expired one is gone.
 
+use crate::observe::Observer;
 use core::net::IpAddr;
 
 use trunkline_wire::{IpProtocol, checksum, icmpv4, icmpv6, ipv4, ipv6, tcp, udp};
@@ -262,7 +263,7 @@ fn rewrite(buf: &mut [u8], t: &Transport, source: bool, addr: IpAddr, port: u16)
     );
 }
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     fn flow_table(&self) -> Result<core::cell::RefMut<'a, FlowTable>, DropReason> {
         self.flows
             .map(|f| f.borrow_mut())

@@ -1050,7 +1050,7 @@ fn tables_are_send_and_sync() {
 pub(crate) type DropCase = (&'static str, PortId, Vec<u8>, usize, usize, DropReason);
 
 /// One frame per drop reason, each checked, and together covering them all.
-fn drop_cases() -> Vec<DropCase> {
+pub(crate) fn drop_cases() -> Vec<DropCase> {
     use DropReason::*;
     let a = |dst, src: [u8; 4], to: [u8; 4], ttl| udp4(MAC_A, dst, Some(100), src, to, ttl);
     let mut double = udp4(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 64);
@@ -1467,7 +1467,7 @@ fn every_drop_reason_has_a_frame() {
 }
 
 /// Valid frames of every kind the pipeline handles, for mutation.
-fn valid_frames() -> Vec<(PortId, Vec<u8>)> {
+pub(crate) fn valid_frames() -> Vec<(PortId, Vec<u8>)> {
     vec![
         (
             P1,

@@ -17,6 +17,7 @@
 //! a counted drop. Over IPv4 the outer UDP checksum is zero (RFC 7510, RFC
 //! 7348); over IPv6 it is computed.
 
+use crate::observe::{Observer, Stage};
 use core::net::IpAddr;
 
 use trunkline_wire::ethernet::{self, EtherType};
@@ -97,7 +98,7 @@ fn frame_hash(frame: &[u8]) -> u16 {
     }
 }
 
-impl<'a> Pipeline<'a> {
+impl<'a, O: Observer> Pipeline<'a, O> {
     /// The largest payload (inner IP packet, or inner Ethernet frame) a
     /// tunnel carrying `encap` takes within the fabric's MTU.
     pub(super) fn payload_mtu(&self, encap: Encap) -> Result<usize, DropReason> {
@@ -426,6 +427,12 @@ impl<'a> Pipeline<'a> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         let Some(underlay) = self.tables.underlay.filter(|u| u.port == ingress) else {
+            note!(
+                self,
+                Stage::Tunnel,
+                "not_underlay",
+                format_args!("no underlay address on port {}", ingress.0),
+            );
             return Ok(Verdict::Pass);
         };
         if let Some(verdict) = self.fabric_inbound(ingress, buf, offset, len) {
