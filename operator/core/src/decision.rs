@@ -175,6 +175,10 @@ impl Decisions {
         self.objects.insert(decision.key.clone(), decision);
     }
 
+    pub(crate) fn remove(&mut self, key: &ObjectKey) -> Option<Decision> {
+        self.objects.remove(key)
+    }
+
     /// The decision about `key`.
     pub fn get(&self, key: &ObjectKey) -> Option<&Decision> {
         self.objects.get(key)

@@ -4,24 +4,34 @@
 //! never `Ready`: `Programmed` and `Ready` are False with reason
 //! `NotImplemented`, and say so.
 
+use std::collections::BTreeMap;
+
 use trunkline_api::status::{condition, reason};
-use trunkline_model::{GatewayHaGroup, Snapshot};
+use trunkline_model::{GatewayHaGroup, PhysicalRouter};
 
 use super::decision;
-use super::index::Index;
+use super::index::port_problem;
 use super::virtual_network::{Networks, network_ref};
-use crate::decision::{ConditionDecision, Decisions, DerivedStatus, Findings, summary};
+use crate::decision::{ConditionDecision, Decision, DerivedStatus, Findings, summary};
 
 /// What `Programmed` says of an accepted group until gateway HA lands.
 pub(crate) const NOT_IMPLEMENTED: &str = "gateway HA is not implemented yet: the group is validated, but no gateway node elects an active member, floods BPDUs through spec.bpduNetwork or fails over; each member forwards for its own logical interfaces as if the group did not exist";
 
-fn decide(group: &GatewayHaGroup, index: &Index<'_>, networks: &Networks<'_>) -> Findings {
+/// The rules of one group.
+pub(super) fn verdict(
+    group: &GatewayHaGroup,
+    routers: &BTreeMap<String, PhysicalRouter>,
+    networks: &Networks,
+) -> Findings {
     let mut findings = Findings::default();
     for member in &group.members {
         let what = format!("member {}: ", member.physical_router);
-        if let Some(problem) =
-            index.port_problem(&member.physical_router, &member.physical_interface, &what)
-        {
+        if let Some(problem) = port_problem(
+            routers,
+            &member.physical_router,
+            &member.physical_interface,
+            &what,
+        ) {
             findings.not_found(problem);
         }
     }
@@ -51,19 +61,11 @@ fn programmed(accepted: bool) -> ConditionDecision {
     }
 }
 
-/// The HA groups' decisions.
-pub(super) fn decisions(
-    snapshot: &Snapshot,
-    index: &Index<'_>,
-    networks: &Networks<'_>,
-    out: &mut Decisions,
-) {
-    for group in &snapshot.gateway_ha_groups {
-        let findings = decide(group, index, networks);
-        let p = programmed(findings.accepted());
-        let derived = DerivedStatus::GatewayHaGroup {
-            members_summary: summary(group.members.iter().map(|m| &m.physical_router)),
-        };
-        out.insert(decision(&group.meta, &findings, Some(p), derived));
-    }
+/// A group's decision.
+pub(super) fn decision_of(group: &GatewayHaGroup, findings: &Findings) -> Decision {
+    let p = programmed(findings.accepted());
+    let derived = DerivedStatus::GatewayHaGroup {
+        members_summary: summary(group.members.iter().map(|m| &m.physical_router)),
+    };
+    decision(&group.meta, findings, Some(p), derived)
 }

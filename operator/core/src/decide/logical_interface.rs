@@ -7,155 +7,211 @@
 //! oldest logical interface binding a VMI serves it; a logical interface on
 //! another node is a conflict, unless both nodes are members of one
 //! GatewayHAGroup (which is how gateway HA will share a VMI).
+//!
+//! Slots: the oldest logical interfaces that may hold a slot on a router
+//! (their VLAN is theirs, their port exists, their VMI is not served
+//! elsewhere) hold its `interfaceLimit` slots; the others are refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use trunkline_model::{LogicalInterface, NamespacedName, ObjectKey, Snapshot};
+use trunkline_model::{Age, LogicalInterface, NamespacedName, PhysicalRouter};
 
 use super::decision;
-use super::index::Index;
-use super::programmed::programmed_condition;
+use super::index::{RefIndex, port_problem};
+use super::programmed::{Reports, programmed_condition};
 use super::virtual_machine_interface::Vmis;
 use crate::claims::Claims;
-use crate::decision::{Decisions, DerivedStatus, Findings};
+use crate::decision::{Decision, DerivedStatus, Findings};
 
-/// The logical interfaces' findings, by key.
-pub(super) type LogicalInterfaces = BTreeMap<ObjectKey, Findings>;
+/// A VLAN claim: (router, port, VLAN).
+pub(super) type VlanClaim = (String, String, u16);
 
-pub(super) fn decide(snapshot: &Snapshot, index: &Index<'_>, vmis: &Vmis) -> LogicalInterfaces {
-    let mut by_age: Vec<_> = snapshot.logical_interfaces.iter().collect();
-    by_age.sort_by_key(|li| li.meta.age());
+/// What was decided about a logical interface before the slots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct LiPre {
+    pub(super) findings: Findings,
+    /// Whether it may take a slot on its router.
+    pub(super) eligible: bool,
+}
 
-    let mut vlans: Claims<(String, String, u16)> = Claims::default();
-    for li in &by_age {
-        vlans.claim(
-            (
-                li.physical_router.clone(),
-                li.physical_interface.clone(),
-                li.vlan,
-            ),
-            &li.meta,
-        );
-    }
-
-    // The oldest binding of each VMI names the node serving it.
-    let mut first_binding: BTreeMap<&NamespacedName, &LogicalInterface> = BTreeMap::new();
-    for li in &by_age {
-        first_binding.entry(&li.vmi).or_insert(li);
-    }
-    let grouped = GroupedRouters::new(snapshot);
-
-    // Slots on a router go to the oldest logical interfaces that hold their
-    // VLAN on one of its ports.
-    let mut used_slots: BTreeMap<&str, u32> = BTreeMap::new();
-    let mut verdicts = BTreeMap::new();
-    for li in by_age {
-        let mut findings = Findings::default();
-        let port_problem = index.port_problem(&li.physical_router, &li.physical_interface, "");
-        if let Some(problem) = &port_problem {
-            findings.not_found(problem.clone());
-        }
-        match vmis.get(&li.vmi) {
-            None => findings.not_found(format!(
-                "VirtualMachineInterface {} does not exist: create it, or fix spec.virtualMachineInterface",
-                li.vmi
-            )),
-            Some(v) if !v.findings.accepted() => {
-                let [_, accepted] = v.findings.conditions();
-                findings.not_accepted(format!(
-                    "VirtualMachineInterface {} is not accepted ({}: {})",
-                    li.vmi, accepted.reason, accepted.message
-                ));
-            }
-            Some(_) => {}
-        }
-        let port = (
+/// What a logical interface claims: its VLAN on its port, and its VMI (the
+/// oldest binding names the node serving the VMI).
+pub(super) fn claims(li: &LogicalInterface) -> (BTreeSet<VlanClaim>, BTreeSet<NamespacedName>) {
+    (
+        BTreeSet::from([(
             li.physical_router.clone(),
             li.physical_interface.clone(),
             li.vlan,
-        );
-        let holder = vlans.held_by_other(&port, &li.meta);
-        if let Some(holder) = holder {
-            findings.conflict(format!(
-                "VLAN {} on {}/{} is already used by {holder} (older): use another VLAN, or delete {}",
-                li.vlan, li.physical_router, li.physical_interface, holder.name
+        )]),
+        BTreeSet::from([li.vmi.clone()]),
+    )
+}
+
+/// The rules of one logical interface.
+pub(super) fn pre(
+    li: &LogicalInterface,
+    routers: &BTreeMap<String, PhysicalRouter>,
+    vmis: &Vmis,
+    vlans: &Claims<VlanClaim>,
+    first_binding: Option<&LogicalInterface>,
+    groups_of_router: &RefIndex<String, String>,
+) -> LiPre {
+    let mut findings = Findings::default();
+    let port_problem = port_problem(routers, &li.physical_router, &li.physical_interface, "");
+    if let Some(problem) = &port_problem {
+        findings.not_found(problem.clone());
+    }
+    match vmis.get(&li.vmi) {
+        None => findings.not_found(format!(
+            "VirtualMachineInterface {} does not exist: create it, or fix spec.virtualMachineInterface",
+            li.vmi
+        )),
+        Some(v) if !v.findings.accepted() => {
+            let [_, accepted] = v.findings.conditions();
+            findings.not_accepted(format!(
+                "VirtualMachineInterface {} is not accepted ({}: {})",
+                li.vmi, accepted.reason, accepted.message
             ));
         }
-        let served_elsewhere = first_binding.get(&li.vmi).filter(|first| {
-            first.physical_router != li.physical_router
-                && !grouped.together(&first.physical_router, &li.physical_router)
-        });
-        if let Some(first) = served_elsewhere {
-            findings.conflict(format!(
-                "VirtualMachineInterface {} is already bound on PhysicalRouter {} by {} (older), and PhysicalRouter {} is not in a GatewayHAGroup with {}: a remote instance is served by one gateway node, or by the members of one HA group; delete this logical interface (or {}), or make both routers members of one GatewayHAGroup",
-                li.vmi,
-                first.physical_router,
-                first.meta.key,
-                li.physical_router,
-                first.physical_router,
-                first.meta.name()
-            ));
+        Some(_) => {}
+    }
+    let port = (
+        li.physical_router.clone(),
+        li.physical_interface.clone(),
+        li.vlan,
+    );
+    let holder = vlans.held_by_other(&port, &li.meta);
+    if let Some(holder) = holder {
+        findings.conflict(format!(
+            "VLAN {} on {}/{} is already used by {holder} (older): use another VLAN, or delete {}",
+            li.vlan, li.physical_router, li.physical_interface, holder.name
+        ));
+    }
+    let served_elsewhere = first_binding.filter(|first| {
+        first.physical_router != li.physical_router
+            && !together(
+                groups_of_router,
+                &first.physical_router,
+                &li.physical_router,
+            )
+    });
+    if let Some(first) = served_elsewhere {
+        findings.conflict(format!(
+            "VirtualMachineInterface {} is already bound on PhysicalRouter {} by {} (older), and PhysicalRouter {} is not in a GatewayHAGroup with {}: a remote instance is served by one gateway node, or by the members of one HA group; delete this logical interface (or {}), or make both routers members of one GatewayHAGroup",
+            li.vmi,
+            first.physical_router,
+            first.meta.key,
+            li.physical_router,
+            first.physical_router,
+            first.meta.name()
+        ));
+    }
+    let eligible = holder.is_none()
+        && served_elsewhere.is_none()
+        && port_problem.is_none()
+        && routers.contains_key(li.physical_router.as_str());
+    LiPre { findings, eligible }
+}
+
+/// Whether routers `a` and `b` are members of one group.
+fn together(groups: &RefIndex<String, String>, a: &str, b: &str) -> bool {
+    let of_b: BTreeSet<&String> = groups.get(&b.to_owned()).collect();
+    groups.get(&a.to_owned()).any(|g| of_b.contains(g))
+}
+
+/// The logical interfaces that may hold a slot, per router, oldest first,
+/// and those beyond the router's limit.
+#[derive(Debug, Default)]
+pub(super) struct Slots {
+    eligible: BTreeMap<String, BTreeSet<(Age, String)>>,
+    entry: BTreeMap<String, (String, Age)>,
+    refused: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Slots {
+    /// Records whether logical interface `name` (of age `age`) may hold a
+    /// slot on `router` (`None`: on no router); returns the router(s)
+    /// whose slots must be handed out again.
+    pub(super) fn set(&mut self, name: &str, at: Option<(&str, Age)>) -> Vec<String> {
+        let wanted = at.map(|(r, age)| (r.to_owned(), age));
+        if self.entry.get(name) == wanted.as_ref() {
+            return Vec::new();
         }
-        if holder.is_none()
-            && served_elsewhere.is_none()
-            && port_problem.is_none()
-            && let Some(router) = index.routers.get(li.physical_router.as_str())
-        {
-            let used = used_slots.entry(router.meta.name()).or_default();
-            if *used >= router.interface_limit {
-                findings.conflict(format!(
-                    "PhysicalRouter {} accepts at most {} logical interfaces (spec.interfaceLimit) and older ones use them all: raise its spec.interfaceLimit, or delete a logical interface on it",
-                    li.physical_router, router.interface_limit
-                ));
-            } else {
-                *used += 1;
+        let mut routers = Vec::new();
+        if let Some((router, age)) = self.entry.remove(name) {
+            if let Some(set) = self.eligible.get_mut(&router) {
+                set.remove(&(age, name.to_owned()));
+                if set.is_empty() {
+                    self.eligible.remove(&router);
+                }
             }
+            routers.push(router);
         }
-        verdicts.insert(li.meta.key.clone(), findings);
+        if let Some((router, age)) = wanted {
+            self.eligible
+                .entry(router.clone())
+                .or_default()
+                .insert((age.clone(), name.to_owned()));
+            self.entry.insert(name.to_owned(), (router.clone(), age));
+            routers.push(router);
+        }
+        routers
     }
-    verdicts
+
+    /// Hands `router`'s `limit` slots out again; returns the logical
+    /// interfaces whose slot changed.
+    pub(super) fn hand_out(&mut self, router: &str, limit: u32) -> BTreeSet<String> {
+        let refused: BTreeSet<String> = match self.eligible.get(router) {
+            Some(set) if set.len() > limit as usize => set
+                .iter()
+                .skip(limit as usize)
+                .map(|(_, name)| name.clone())
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        let before = if refused.is_empty() {
+            self.refused.remove(router).unwrap_or_default()
+        } else {
+            self.refused
+                .insert(router.to_owned(), refused.clone())
+                .unwrap_or_default()
+        };
+        before.symmetric_difference(&refused).cloned().collect()
+    }
+
+    /// Whether `name`, which may hold a slot on `router`, got none.
+    pub(super) fn refused(&self, router: &str, name: &str) -> bool {
+        self.refused.get(router).is_some_and(|r| r.contains(name))
+    }
 }
 
-/// Which routers are members of a GatewayHAGroup together.
-struct GroupedRouters<'a> {
-    /// Router -> the groups it is a member of.
-    groups: BTreeMap<&'a str, BTreeSet<&'a str>>,
+/// The logical interface's verdict once the slots are handed out.
+pub(super) fn verdict(
+    li: &LogicalInterface,
+    pre: &LiPre,
+    slots: &Slots,
+    routers: &BTreeMap<String, PhysicalRouter>,
+) -> Findings {
+    let mut findings = pre.findings.clone();
+    if pre.eligible
+        && slots.refused(&li.physical_router, li.meta.name())
+        && let Some(router) = routers.get(&li.physical_router)
+    {
+        findings.conflict(format!(
+            "PhysicalRouter {} accepts at most {} logical interfaces (spec.interfaceLimit) and older ones use them all: raise its spec.interfaceLimit, or delete a logical interface on it",
+            li.physical_router, router.interface_limit
+        ));
+    }
+    findings
 }
 
-impl<'a> GroupedRouters<'a> {
-    fn new(snapshot: &'a Snapshot) -> Self {
-        let mut groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for group in &snapshot.gateway_ha_groups {
-            for member in &group.members {
-                groups
-                    .entry(member.physical_router.as_str())
-                    .or_default()
-                    .insert(group.meta.name());
-            }
-        }
-        Self { groups }
-    }
-
-    /// Whether routers `a` and `b` are members of one group.
-    fn together(&self, a: &str, b: &str) -> bool {
-        match (self.groups.get(a), self.groups.get(b)) {
-            (Some(a), Some(b)) => !a.is_disjoint(b),
-            _ => false,
-        }
-    }
-}
-
-/// The logical interfaces' decisions: each is held by its own router.
-pub(super) fn decisions(
-    snapshot: &Snapshot,
-    index: &Index<'_>,
-    logical_interfaces: &LogicalInterfaces,
-    out: &mut Decisions,
-) {
-    for li in &snapshot.logical_interfaces {
-        let findings = &logical_interfaces[&li.meta.key];
-        let nodes = BTreeSet::from([li.physical_router.clone()]);
-        let p = programmed_condition(index, &li.meta, findings.accepted(), &nodes, "");
-        out.insert(decision(&li.meta, findings, Some(p), DerivedStatus::None));
-    }
+/// A logical interface's decision: it is held by its own router.
+pub(super) fn decision_of(
+    li: &LogicalInterface,
+    findings: &Findings,
+    reports: &Reports,
+) -> Decision {
+    let nodes = BTreeSet::from([li.physical_router.clone()]);
+    let p = programmed_condition(reports, &li.meta, findings.accepted(), &nodes, "");
+    decision(&li.meta, findings, Some(p), DerivedStatus::None)
 }

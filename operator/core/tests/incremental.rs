@@ -1,0 +1,74 @@
+//! The incremental decider at size: a change decides again only the
+//! objects it can affect, not every object (not timed: counted).
+
+mod common;
+
+use common::*;
+use trunkline_api::status::condition;
+use trunkline_model::{Object, Snapshot};
+use trunkline_operator_core::{Change, Decider, Settings, decide};
+
+/// One network, `n` VMIs each bound by one logical interface on a router
+/// with four trunk ports.
+fn scale(n: usize) -> Snapshot {
+    let mut s = Snapshot::default();
+    let mut r = router("gw", 1, &["p0", "p1", "p2", "p3"]);
+    r.interface_limit = 65536;
+    s.physical_routers.push(r);
+    s.virtual_networks
+        .push(vn("t", "net", 1, &["10.0.0.0/8"], None));
+    for i in 0..n {
+        let ip = format!("10.{}.{}.{}", i / 62_500, i / 250 % 250, i % 250 + 1);
+        let mac = format!(
+            "02:10:00:{:02x}:{:02x}:{:02x}",
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255
+        );
+        s.virtual_machine_interfaces
+            .push(vmi("t", &format!("v{i}"), 2, "net", &mac, &[&ip]));
+        s.logical_interfaces.push(li(
+            &format!("l{i}"),
+            2,
+            "gw",
+            &format!("p{}", i % 4),
+            (i / 4) as u16 + 1,
+            ("t", &format!("v{i}")),
+        ));
+    }
+    s
+}
+
+#[test]
+fn a_change_decides_again_only_what_it_can_affect() {
+    let s = scale(2000);
+    let mut decider = Decider::new(Settings::default());
+    decider.apply(s.clone().into_objects().map(Change::Upsert));
+    assert_eq!(decider.decisions().len(), 4001);
+    assert!(decider.decided_last() >= 4001);
+
+    // A VMI's address changes: it and its logical interface are decided
+    // again (its network's decision does not read it).
+    let mut v = s.virtual_machine_interfaces[7].clone();
+    v.ips = vec!["10.200.0.1".parse().unwrap()];
+    v.meta.generation = 2;
+    let changed = decider.apply([Change::Upsert(Object::VirtualMachineInterface(v))]);
+    assert!(decider.decided_last() <= 3, "{}", decider.decided_last());
+    assert!(changed.contains(&vmi_key("t", "v7")));
+
+    // A new VMI taking another's address: the two claimants, not the rest.
+    let thief = vmi("t", "thief", 3, "net", "02:99:00:00:00:01", &["10.0.0.9"]);
+    let changed = decider.apply([Change::Upsert(Object::VirtualMachineInterface(thief))]);
+    assert!(decider.decided_last() <= 4, "{}", decider.decided_last());
+    assert!(!accepted(decider.decisions(), &vmi_key("t", "thief")).status);
+    assert!(changed.contains(&vmi_key("t", "thief")));
+
+    // A logical interface deleted: it, its VMI, nothing else.
+    decider.apply([Change::Delete(li_key("l9"))]);
+    assert!(decider.decided_last() <= 3, "{}", decider.decided_last());
+    let d = decider.decisions().get(&vmi_key("t", "v9")).unwrap();
+    assert!(!d.condition(condition::PROGRAMMED).unwrap().status);
+
+    // Whatever it cost, the result is the one decided from scratch.
+    assert_eq!(decider.decisions(), &decide(&decider.snapshot()));
+}
