@@ -5,10 +5,10 @@
 //!
 //! ```text
 //!   kube-apiserver ──watch (one reflector per kind)──> index::Stores
-//!         ^                                                │ snapshot
+//!         ^                                                │ touched objects
 //!         │ SSA /status, Events                            v
-//!    operator::Operator::pass  <──── decisions ──── core::decide
-//!         │
+//!    operator::Operator::pass  <── changed decisions ── core::Decider (kept
+//!         │                                             between passes)
 //!    http: /metrics /healthz /readyz      metrics::Metrics
 //! ```
 //!

@@ -55,6 +55,10 @@ pub struct Metrics {
     pub status_writes: Family<KindLabels, Counter>,
     /// Events published, by kind and type.
     pub events: Family<EventLabels, Counter>,
+    /// Events not published because the event budget was spent.
+    pub events_skipped: Counter,
+    /// Objects decided again (each pass decides what changed).
+    pub decided: Counter,
     /// Watch events received, by kind.
     pub watch_events: Family<KindLabels, Counter>,
     /// 1 while this process may write status (it holds the leader Lease,
@@ -77,7 +81,7 @@ impl Metrics {
         let reconcile_runs = Counter::default();
         registry.register(
             "reconcile_runs",
-            "Passes of the decision loop (every object decided)",
+            "Passes of the decision loop",
             reconcile_runs.clone(),
         );
         let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
@@ -110,6 +114,18 @@ impl Metrics {
             "Kubernetes Events published by kind of regarding object and type",
             events.clone(),
         );
+        let events_skipped = Counter::default();
+        registry.register(
+            "events_skipped",
+            "Kubernetes Events not published because the event budget (a rate with a burst) was spent",
+            events_skipped.clone(),
+        );
+        let decided = Counter::default();
+        registry.register(
+            "decided_objects",
+            "Objects decided again by the incremental decider (a change decides what it can affect)",
+            decided.clone(),
+        );
         let watch_events = Family::<KindLabels, Counter>::default();
         registry.register(
             "watch_events",
@@ -136,6 +152,8 @@ impl Metrics {
             objects,
             status_writes,
             events,
+            events_skipped,
+            decided,
             watch_events,
             leader,
             leader_transitions,

@@ -1,23 +1,26 @@
-//! The decision loop: whenever anything changes (debounced), decide every
-//! object from the stores' snapshot and write the statuses that differ.
+//! The decision loop: whenever anything changes (debounced), feed what the
+//! watches touched to the incremental decider and write the statuses that
+//! differ.
 //!
 //! ```text
-//!  watch events ──> change counter ──(quiet for --debounce-ms)──┐
-//!  resync timer / retry after errors ───────────────────────────┤
-//!                                                               v
-//!   Stores::snapshot ─> core::decide ─> per object: desired status
+//!  watch events ──> touched keys + change counter ──(quiet for --debounce-ms)──┐
+//!  resync timer (every object) / retry after errors (what failed) ─────────────┤
+//!                                                                              v
+//!   touched objects (from the stores) ─> core::Decider::apply ─> changed decisions
+//!   per changed or touched object: desired status
 //!        == current?  yes: nothing (no write, no event)
 //!                     no:  server-side apply of /status (field manager
 //!                          trunkline-operator), Events for transitions
 //! ```
 //!
 //! One loop decides every kind at once, because every rule is across
-//! kinds: a per-kind controller would recompute the same cross-object
-//! index anyway. Writes are still per object and only when needed.
+//! kinds; the decider keeps its verdicts between passes, so a pass costs
+//! what changed, not the number of objects. Writes are per object and only
+//! when needed.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
@@ -33,13 +36,11 @@ use trunkline_api::{
     ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
-use trunkline_operator_core::{
-    DECIDED_KINDS, Decisions, Kind, ObjectKey, Settings, decide_with, summary,
-};
+use trunkline_operator_core::{Change, DECIDED_KINDS, Decider, Kind, ObjectKey, Settings, summary};
 
 use crate::cli::Args;
 use crate::http::{self, Probes};
-use crate::index::{Changes, Stores};
+use crate::index::{Changes, Stores, Touch, key_of};
 use crate::leader::Elector;
 use crate::metrics::{EventLabels, KindLabels, ObjectLabels};
 use crate::status::{self, FIELD_MANAGER, Reported};
@@ -51,6 +52,41 @@ const CONCURRENT_WRITES: usize = 8;
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// The longest an Event note may be (the API allows 1 kB).
 const MAX_NOTE: usize = 1000;
+/// Events published per second at most, on average: applying thousands of
+/// objects at once must not double the writes with an Event each.
+const EVENTS_PER_SECOND: f64 = 20.0;
+/// Events published at once at most.
+const EVENT_BURST: f64 = 200.0;
+
+/// A token bucket of Events.
+#[derive(Debug)]
+struct EventBudget {
+    tokens: f64,
+    last: Instant,
+}
+
+impl EventBudget {
+    fn new() -> Self {
+        Self {
+            tokens: EVENT_BURST,
+            last: Instant::now(),
+        }
+    }
+
+    /// Whether one more Event may be published now.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * EVENTS_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(EVENT_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// The client for `--kubeconfig`, or the in-cluster / `KUBECONFIG` one.
 pub async fn client(args: &Args) -> Result<Client, Error> {
@@ -113,8 +149,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
 
     let (stores, changes) = Stores::new(&client);
     let (changed_tx, changed_rx) = watch::channel(0u64);
-    let watching = tokio::spawn(drive(changes, changed_tx, metrics.clone()));
-    let mut operator = Operator::new(client, stores, metrics)
+    let pending = Arc::new(Mutex::new(Pending::default()));
+    let watching = tokio::spawn(drive(changes, changed_tx, pending.clone(), metrics.clone()));
+    let mut operator = Operator::new(client, stores, pending, metrics)
         .with_leadership(leading)
         .with_settings(args.settings());
 
@@ -167,17 +204,45 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Polls the watches (which fills the stores) and bumps the change counter
-/// on every event.
-async fn drive(mut changes: Changes, changed: watch::Sender<u64>, metrics: Arc<Metrics>) {
+/// What the watches touched since the last pass.
+#[derive(Debug, Default)]
+pub struct Pending {
+    objects: BTreeSet<ObjectKey>,
+    relisted: BTreeSet<Kind>,
+}
+
+impl Pending {
+    fn add(&mut self, touch: Touch) {
+        match touch {
+            Touch::Object(key) => {
+                self.objects.insert(key);
+            }
+            Touch::Relisted(kind) => {
+                self.relisted.insert(kind);
+            }
+        }
+    }
+}
+
+/// Polls the watches (which fills the stores), records what each event
+/// touched, and bumps the change counter.
+async fn drive(
+    mut changes: Changes,
+    changed: watch::Sender<u64>,
+    pending: Arc<Mutex<Pending>>,
+    metrics: Arc<Metrics>,
+) {
     while let Some(change) = changes.next().await {
         match change {
-            Ok(kind) => {
+            Ok((kind, touch)) => {
                 metrics
                     .watch_events
                     .get_or_create(&KindLabels { kind })
                     .inc();
-                changed.send_modify(|n| *n = n.wrapping_add(1));
+                if let Some(touch) = touch {
+                    pending.lock().unwrap_or_else(|p| p.into_inner()).add(touch);
+                    changed.send_modify(|n| *n = n.wrapping_add(1));
+                }
             }
             Err(e) => {
                 metrics.error(&e);
@@ -202,6 +267,19 @@ struct Applied {
 pub struct Operator {
     client: Client,
     stores: Stores,
+    /// What the watches touched, filled by [`drive`].
+    pending: Arc<Mutex<Pending>>,
+    /// Every verdict, kept between passes.
+    decider: Decider,
+    /// Whether the next pass compares every object's status, not only what
+    /// changed (first pass, resync timer, leadership regained).
+    full: bool,
+    /// Objects whose status write failed: written again next pass.
+    retry: BTreeSet<ObjectKey>,
+    /// Whether each decided object is Ready, for the objects metric.
+    ready: HashMap<ObjectKey, bool>,
+    /// What is left of the Events' rate.
+    event_budget: EventBudget,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     applied: HashMap<ObjectKey, Applied>,
@@ -234,8 +312,14 @@ struct Plan<K: Reported> {
 }
 
 impl Operator {
-    /// An operator over `stores`, writing with `client`.
-    pub fn new(client: Client, stores: Stores, metrics: Arc<Metrics>) -> Self {
+    /// An operator over `stores` (whose watches fill `pending`), writing
+    /// with `client`.
+    pub fn new(
+        client: Client,
+        stores: Stores,
+        pending: Arc<Mutex<Pending>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.to_owned(),
             instance: std::env::var("POD_NAME").ok(),
@@ -244,6 +328,12 @@ impl Operator {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             stores,
+            pending,
+            decider: Decider::new(Settings::default()),
+            full: true,
+            retry: BTreeSet::new(),
+            ready: HashMap::new(),
+            event_budget: EventBudget::new(),
             metrics,
             applied: HashMap::new(),
             ports_applied: HashMap::new(),
@@ -254,6 +344,7 @@ impl Operator {
 
     /// Decides with `settings` (from the flags) instead of the defaults.
     pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.decider = Decider::new(settings.clone());
         self.settings = settings;
         self
     }
@@ -290,6 +381,7 @@ impl Operator {
                 // Another leader wrote meanwhile: trust only the stores.
                 self.applied.clear();
                 self.ports_applied.clear();
+                self.full = true;
                 tracing::info!("leading: deciding and writing status");
             }
             changed.borrow_and_update();
@@ -301,7 +393,7 @@ impl Operator {
             };
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(idle) => {}
+                _ = tokio::time::sleep(idle) => self.full = outcome.errors == 0,
                 change = changed.changed() => {
                     if change.is_err() {
                         return;
@@ -314,43 +406,85 @@ impl Operator {
         }
     }
 
-    /// Decides every object and writes the statuses that differ.
+    /// Feeds what the watches touched to the decider and writes the
+    /// statuses that differ (of every object on a full pass).
     pub async fn pass(&mut self) -> PassOutcome {
         let started = Instant::now();
         self.metrics.reconcile_runs.inc();
-        let snapshot = self.stores.snapshot();
-        let decisions = decide_with(&snapshot, &self.settings);
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut touched = pending.objects;
+        // A first pass, or a watch that listed everything again: what it
+        // no longer lists was deleted meanwhile.
+        let relisted: Vec<Kind> = if self.full {
+            Kind::ALL.to_vec()
+        } else {
+            pending.relisted.into_iter().collect()
+        };
+        for kind in relisted {
+            touched.extend(self.stores.keys(kind));
+            touched.extend(self.decider.keys(kind));
+        }
+        let changes: Vec<Change> = touched
+            .iter()
+            .map(|key| match self.stores.object(key) {
+                Some(object) => Change::Upsert(object),
+                None => Change::Delete(key.clone()),
+            })
+            .collect();
+        let changed = self.decider.apply(changes);
+        let decided = self.decider.decided_last();
+        self.metrics.decided.inc_by(decided as u64);
+        self.count_objects(&changed);
+        let to_sync: BTreeSet<ObjectKey> = if std::mem::take(&mut self.full) {
+            DECIDED_KINDS
+                .iter()
+                .flat_map(|kind| self.decider.keys(*kind))
+                .collect()
+        } else {
+            let mut keys = std::mem::take(&mut self.retry);
+            keys.extend(changed);
+            keys.extend(
+                touched
+                    .into_iter()
+                    .filter(|k| DECIDED_KINDS.contains(&k.kind)),
+            );
+            keys
+        };
+        for key in &to_sync {
+            if self.decider.decisions().get(key).is_none() {
+                self.applied.remove(key);
+            }
+        }
         let now = status::now();
         let mut outcome = PassOutcome {
-            objects: decisions.len(),
+            objects: decided,
             ..PassOutcome::default()
         };
         let stores = self.stores.clone();
-        self.sync::<LogicalInterface>(&stores.logical_interfaces, &decisions, &now, &mut outcome)
+        self.sync::<LogicalInterface>(&stores.logical_interfaces, &to_sync, &now, &mut outcome)
             .await;
         self.sync::<VirtualMachineInterface>(
             &stores.virtual_machine_interfaces,
-            &decisions,
+            &to_sync,
             &now,
             &mut outcome,
         )
         .await;
-        self.sync::<VirtualNetwork>(&stores.virtual_networks, &decisions, &now, &mut outcome)
+        self.sync::<VirtualNetwork>(&stores.virtual_networks, &to_sync, &now, &mut outcome)
             .await;
-        self.sync::<GatewayHAGroup>(&stores.gateway_ha_groups, &decisions, &now, &mut outcome)
+        self.sync::<GatewayHAGroup>(&stores.gateway_ha_groups, &to_sync, &now, &mut outcome)
             .await;
-        self.sync::<VirtualGateway>(&stores.virtual_gateways, &decisions, &now, &mut outcome)
+        self.sync::<VirtualGateway>(&stores.virtual_gateways, &to_sync, &now, &mut outcome)
             .await;
-        self.sync::<ExternalVTEP>(&stores.external_vteps, &decisions, &now, &mut outcome)
+        self.sync::<ExternalVTEP>(&stores.external_vteps, &to_sync, &now, &mut outcome)
             .await;
         self.sync_router_ports(&stores.physical_routers, &mut outcome)
             .await;
-        self.applied.retain(|key, _| decisions.get(key).is_some());
-        self.count_objects(&decisions);
         let took = started.elapsed();
         self.metrics.reconcile_duration.observe(took.as_secs_f64());
         tracing::debug!(
-            objects = outcome.objects,
+            decided = outcome.objects,
+            checked = to_sync.len(),
             writes = outcome.writes,
             errors = outcome.errors,
             millis = took.as_millis() as u64,
@@ -406,38 +540,53 @@ impl Operator {
         }
     }
 
-    fn count_objects(&self, decisions: &Decisions) {
-        for kind in DECIDED_KINDS {
-            let (ready, not_ready) =
-                decisions
-                    .iter()
-                    .filter(|d| d.key.kind == kind)
-                    .fold((0i64, 0i64), |(r, n), d| {
-                        if d.is_ready() { (r + 1, n) } else { (r, n + 1) }
-                    });
-            for (label, count) in [("true", ready), ("false", not_ready)] {
-                self.metrics
-                    .objects
-                    .get_or_create(&ObjectLabels {
-                        kind: kind.as_str(),
-                        ready: label,
-                    })
-                    .set(count);
+    /// Updates the objects metric with the decisions that `changed`.
+    fn count_objects(&mut self, changed: &BTreeSet<ObjectKey>) {
+        for key in changed {
+            let now = self.decider.decisions().get(key).map(|d| d.is_ready());
+            let before = match now {
+                Some(ready) => self.ready.insert(key.clone(), ready),
+                None => self.ready.remove(key),
+            };
+            if before == now {
+                continue;
+            }
+            let gauge = |ready: bool| {
+                self.metrics.objects.get_or_create(&ObjectLabels {
+                    kind: key.kind.as_str(),
+                    ready: if ready { "true" } else { "false" },
+                })
+            };
+            if let Some(ready) = before {
+                gauge(ready).dec();
+            }
+            if let Some(ready) = now {
+                gauge(ready).inc();
             }
         }
     }
 
+    /// Writes the statuses of kind `K` among `keys` that differ from their
+    /// decision.
     async fn sync<K: Reported>(
         &mut self,
         store: &Store<K>,
-        decisions: &Decisions,
+        keys: &BTreeSet<ObjectKey>,
         now: &Time,
         outcome: &mut PassOutcome,
     ) {
         let mut plans: Vec<Plan<K>> = Vec::new();
-        for object in store.state() {
-            let key = key_of(&*object);
-            let Some(decision) = decisions.get(&key) else {
+        let first = ObjectKey {
+            kind: K::KIND,
+            namespace: None,
+            name: String::new(),
+        };
+        for key in keys.range(first..).take_while(|k| k.kind == K::KIND) {
+            let Some(object) = Stores::api_object(store, key) else {
+                continue;
+            };
+            let key = key.clone();
+            let Some(decision) = self.decider.decisions().get(&key) else {
                 continue;
             };
             let remembered = self
@@ -450,10 +599,18 @@ impl Operator {
             let current = remembered.or_else(|| object.current().cloned());
             let previous = current.as_ref().map(K::conditions_of).unwrap_or(&[]);
             let conditions = status::conditions(decision, previous, now);
-            let events = status::transitions(previous, &conditions)
+            let mut events: Vec<Condition> = status::transitions(previous, &conditions)
                 .into_iter()
                 .cloned()
                 .collect();
+            if self.is_leading() {
+                let budget = &mut self.event_budget;
+                let before = events.len();
+                events.retain(|_| budget.take());
+                self.metrics
+                    .events_skipped
+                    .inc_by((before - events.len()) as u64);
+            }
             let desired = K::desired(decision, conditions);
             if current.as_ref() == Some(&desired) {
                 continue;
@@ -542,6 +699,7 @@ impl Operator {
                     outcome.errors += 1;
                     self.metrics.error(&e);
                     tracing::warn!(error = %e, "status not written; retrying soon");
+                    self.retry.insert(plan.key);
                 }
             }
         }
@@ -566,15 +724,6 @@ async fn quiet(changed: &mut watch::Receiver<u64>, debounce: Duration) {
             _ = tokio::time::sleep_until(deadline) => return,
             change = changed.changed() => if change.is_err() { return },
         }
-    }
-}
-
-fn key_of<K: Reported>(object: &K) -> ObjectKey {
-    match object.meta().namespace.as_deref() {
-        Some(ns) if K::KIND.is_namespaced() => {
-            ObjectKey::namespaced(K::KIND, ns, object.name_any())
-        }
-        _ => ObjectKey::cluster(K::KIND, object.name_any()),
     }
 }
 
@@ -688,7 +837,7 @@ async fn publish<K: Reported>(recorder: &Recorder, object: &K, c: &Condition) ->
         .publish(&event, &object.object_ref(&()))
         .await
         .map_err(|source| Error::Event {
-            object: key_of(object).to_string(),
+            object: key_of(K::KIND, object).to_string(),
             source,
         })
 }
