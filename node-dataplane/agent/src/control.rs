@@ -13,12 +13,14 @@
 //!                    report() / metrics  <----+   (never taken per frame)
 //! ```
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use trunkline_api::physical_router::{PortStatus, ProgrammedCounts, ProgrammedObject};
+use trunkline_api::physical_router::{PortStatus, ProgrammedCounts};
+use trunkline_model::{Kind, ObjectKey, ResourceVersion};
 use trunkline_pipeline::config::NextHopConfig;
 use trunkline_pipeline::{Counters, ObjectRef, Rejected, Tables};
 
@@ -53,7 +55,12 @@ struct State {
     /// programmed" of what an earlier run left working, so none is written.
     host_settled: bool,
     router_generation: Option<i64>,
-    programmed: Vec<ProgrammedObject>,
+    /// What the installed tables hold.
+    held: BTreeSet<ObjectKey>,
+    /// What they were asked to hold and do not, with why.
+    exceptions: BTreeMap<ObjectKey, String>,
+    /// The watermarks of the objects the installed tables were built from.
+    through: BTreeMap<Kind, ResourceVersion>,
     counts: ProgrammedCounts,
     problems: Vec<String>,
     ports: Vec<PortStatus>,
@@ -61,7 +68,7 @@ struct State {
     open: Vec<String>,
     backend: Option<String>,
     /// Virtual gateways of the plan, by interface, with their objects.
-    vgw_objects: Vec<(String, ProgrammedObject)>,
+    vgw_objects: Vec<(String, ObjectKey)>,
     /// Interfaces whose host side is in place; the others' problems.
     vgw_ready: Vec<String>,
     vgw_problems: Vec<String>,
@@ -69,7 +76,7 @@ struct State {
     mtu_problems: Vec<(String, String)>,
     /// Each programmed logical interface's port: it is reported programmed
     /// only while that port is open (its traffic can flow).
-    li_ports: Vec<(String, String)>,
+    li_ports: BTreeMap<String, String>,
 }
 
 /// State shared by the async side, the forwarding thread and the host
@@ -129,10 +136,16 @@ impl Control {
         &self.counters
     }
 
-    /// Compiles `desired` and swaps it into the fast path; returns the new
-    /// tables version. Objects whose items the tables rejected are not
-    /// reported as programmed.
-    pub fn install(&self, desired: &Desired, router_generation: Option<i64>) -> i64 {
+    /// Compiles `desired`, built from objects received up to the
+    /// watermarks `through`, and swaps it into the fast path; returns the
+    /// new tables version. Objects whose items the tables rejected are not
+    /// held: they are exceptions.
+    pub fn install(
+        &self,
+        desired: &Desired,
+        router_generation: Option<i64>,
+        through: BTreeMap<Kind, ResourceVersion>,
+    ) -> i64 {
         let current = self.plan.load();
         let (tables, rejected) = Tables::recompile(&desired.config, &current.tables);
         let version = current.version + 1;
@@ -140,12 +153,14 @@ impl Control {
             tracing::warn!(version, "left out of the tables: {r}");
         }
         let refused = refused_objects(desired, &rejected);
-        let programmed: Vec<ProgrammedObject> = desired
-            .programmed
+        let held: BTreeSet<ObjectKey> = desired
+            .held
             .iter()
-            .filter(|o| !refused.contains(o))
+            .filter(|o| !refused.contains_key(*o))
             .cloned()
             .collect();
+        let mut exceptions = desired.exceptions.clone();
+        exceptions.extend(refused);
         let counts = ProgrammedCounts {
             logical_interfaces: tables.logical_interfaces().len() as u32,
             virtual_machine_interfaces: tables.vmis().count() as u32,
@@ -176,7 +191,9 @@ impl Control {
                 Some((li.key.clone(), port.name.clone()))
             })
             .collect();
-        state.programmed = programmed;
+        state.held = held;
+        state.exceptions = exceptions;
+        state.through = through;
         state.counts = counts;
         state.problems = desired
             .skipped
@@ -187,40 +204,68 @@ impl Control {
         state.vgw_objects = desired
             .virtual_gateways
             .iter()
-            .filter(|(_, object)| !refused.contains(object))
+            .filter(|(_, object)| !state.exceptions.contains_key(object))
             .map(|(spec, object)| (spec.interface.clone(), object.clone()))
             .collect();
         version
+    }
+
+    /// The objects received moved up to the watermarks `through` without
+    /// changing the tables (what the node enforces is the same): the
+    /// installed tables are those of the new objects too, with the
+    /// exceptions `desired` notes.
+    pub fn observe(&self, desired: &Desired, through: BTreeMap<Kind, ResourceVersion>) {
+        let mut state = self.state();
+        let refused: Vec<(ObjectKey, String)> = state
+            .exceptions
+            .iter()
+            .filter(|(key, _)| desired.held.contains(*key))
+            .map(|(k, why)| (k.clone(), why.clone()))
+            .collect();
+        let mut exceptions = desired.exceptions.clone();
+        exceptions.extend(refused);
+        let changed = state.exceptions != exceptions || state.through != through;
+        state.exceptions = exceptions;
+        state.through = through;
+        drop(state);
+        if changed {
+            self.report_now.notify_one();
+        }
     }
 
     /// What to report on the PhysicalRouter.
     pub fn report(&self) -> NodeReport {
         let version = self.plan.load().version;
         let state = self.state();
-        let ready_vgws: Vec<&ProgrammedObject> = state
-            .vgw_objects
-            .iter()
-            .filter(|(interface, _)| state.vgw_ready.contains(interface))
-            .map(|(_, o)| o)
-            .collect();
+        let mut exceptions = state.exceptions.clone();
         // A logical interface on a port that is not open carries nothing.
-        let closed_port = |o: &ProgrammedObject| {
-            o.kind == "LogicalInterface"
-                && state
-                    .li_ports
-                    .iter()
-                    .any(|(li, port)| li == &o.name && !state.open.contains(port))
-        };
-        let mut programmed: Vec<ProgrammedObject> = state
-            .programmed
+        for key in state
+            .held
             .iter()
-            .filter(|o| !closed_port(o))
-            .cloned()
-            .collect();
-        programmed.extend(ready_vgws.iter().map(|o| (*o).clone()));
-        programmed.sort();
+            .filter(|k| k.kind == Kind::LogicalInterface)
+        {
+            if let Some(port) = state.li_ports.get(&key.name)
+                && !state.open.contains(port)
+            {
+                exceptions.insert(key.clone(), format!("port {port} is not open"));
+            }
+        }
+        let mut ready_vgws = 0;
+        for (interface, key) in &state.vgw_objects {
+            if state.vgw_ready.contains(interface) {
+                ready_vgws += 1;
+            } else {
+                let why = state
+                    .vgw_problems
+                    .iter()
+                    .find(|p| p.contains(interface.as_str()))
+                    .cloned()
+                    .unwrap_or_else(|| format!("host interface {interface} not set up yet"));
+                exceptions.insert(key.clone(), why);
+            }
+        }
         let mut counts = state.counts.clone();
-        counts.virtual_gateways = ready_vgws.len() as u32;
+        counts.virtual_gateways = ready_vgws;
         let mut ports = state.ports.clone();
         for (name, why) in &state.mtu_problems {
             if let Some(port) = ports.iter_mut().find(|p| &p.name == name) {
@@ -239,7 +284,8 @@ impl Control {
                 .map(|(port, why)| format!("{port}: {why}"))
                 .collect(),
             counts,
-            programmed,
+            through: state.through.clone(),
+            exceptions,
             problems: state
                 .problems
                 .iter()
@@ -349,23 +395,15 @@ impl Control {
 
 /// The API objects behind the items the tables rejected: they are not
 /// programmed, whatever the desired state says.
-fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedObject> {
-    let by_name = |kind: &str, namespaced: bool, key: &str| -> Vec<ProgrammedObject> {
-        desired
-            .programmed
-            .iter()
-            .filter(|o| {
-                o.kind == kind
-                    && if namespaced {
-                        format!("{}/{}", o.namespace.as_deref().unwrap_or_default(), o.name) == key
-                    } else {
-                        o.name == key
-                    }
-            })
-            .cloned()
-            .collect()
+fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> BTreeMap<ObjectKey, String> {
+    let by_name = |kind: Kind, key: &str| -> Vec<ObjectKey> {
+        let key = match key.split_once('/') {
+            Some((ns, name)) if kind.is_namespaced() => ObjectKey::namespaced(kind, ns, name),
+            _ => ObjectKey::cluster(kind, key),
+        };
+        desired.held.get(&key).cloned().into_iter().collect()
     };
-    let gateway_of_port = |port: trunkline_pipeline::PortId| -> Vec<ProgrammedObject> {
+    let gateway_of_port = |port: trunkline_pipeline::PortId| -> Vec<ObjectKey> {
         let Some(spec) = desired.ports.get(usize::from(port.0)) else {
             return Vec::new();
         };
@@ -376,13 +414,13 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedOb
             .map(|(_, object)| object.clone())
             .collect()
     };
-    let mut refused = Vec::new();
+    let mut refused = BTreeMap::new();
     for r in rejected {
-        refused.extend(match &r.object {
-            ObjectRef::LogicalInterface(key) => by_name("LogicalInterface", false, key),
-            ObjectRef::Vmi(key) => by_name("VirtualMachineInterface", true, key),
+        let objects = match &r.object {
+            ObjectRef::LogicalInterface(key) => by_name(Kind::LogicalInterface, key),
+            ObjectRef::Vmi(key) => by_name(Kind::VirtualMachineInterface, key),
             ObjectRef::Network(key) | ObjectRef::Subnet { network: key, .. } => {
-                by_name("VirtualNetwork", true, key)
+                by_name(Kind::VirtualNetwork, key)
             }
             ObjectRef::Port(port) => gateway_of_port(*port),
             // A route toward a virtual gateway's port is part of it.
@@ -392,21 +430,21 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedOb
             } => gateway_of_port(*port),
             ObjectRef::Route { .. } => Vec::new(),
             // An external VTEP is programmed when its peer and endpoints are.
-            ObjectRef::Peer(key) | ObjectRef::RemoteVmi(key) => key
-                .strip_prefix("ExternalVTEP/")
-                .map(|rest| {
-                    by_name(
-                        "ExternalVTEP",
-                        false,
-                        rest.split('/').next().unwrap_or(rest),
-                    )
-                })
-                .unwrap_or_default(),
-            ObjectRef::Node | ObjectRef::Underlay => Vec::new(),
-        });
+            ObjectRef::Peer(key) | ObjectRef::RemoteVmi(key)
+                if key.starts_with("ExternalVTEP/") =>
+            {
+                let rest = &key["ExternalVTEP/".len()..];
+                by_name(Kind::ExternalVTEP, rest.split('/').next().unwrap_or(rest))
+            }
+            ObjectRef::RemoteVmi(key) => by_name(Kind::VirtualMachineInterface, key),
+            ObjectRef::Peer(_) | ObjectRef::Node | ObjectRef::Underlay => Vec::new(),
+        };
+        for object in objects {
+            refused
+                .entry(object)
+                .or_insert_with(|| format!("left out of the tables: {r}"));
+        }
     }
-    refused.sort();
-    refused.dedup();
     refused
 }
 
@@ -418,12 +456,11 @@ mod tests {
         RouteConfig, VmiConfig,
     };
 
-    fn object(kind: &str, namespace: Option<&str>, name: &str) -> ProgrammedObject {
-        ProgrammedObject {
-            kind: kind.into(),
-            namespace: namespace.map(Into::into),
-            name: name.into(),
-            generation: 1,
+    fn object(kind: &str, namespace: Option<&str>, name: &str) -> ObjectKey {
+        let kind = Kind::from_name(kind).unwrap();
+        match namespace {
+            Some(ns) => ObjectKey::namespaced(kind, ns, name),
+            None => ObjectKey::cluster(kind, name),
         }
     }
 
@@ -521,20 +558,30 @@ mod tests {
                 routes: vec![default_route(1), default_route(2)],
                 ..Default::default()
             },
-            programmed: vec![
+            held: [
                 object("LogicalInterface", None, "older"),
                 object("LogicalInterface", None, "newer"),
                 object("VirtualMachineInterface", Some("t"), "vmi"),
                 object("VirtualNetwork", Some("t"), "net"),
-            ],
+            ]
+            .into(),
             ..Default::default()
         };
         let control = Control::default();
-        control.install(&desired, Some(1));
+        let through = BTreeMap::from([(
+            Kind::LogicalInterface,
+            ResourceVersion::parse("42").unwrap(),
+        )]);
+        control.install(&desired, Some(1), through.clone());
         // Before its port is open, a logical interface carries nothing;
         // and until the threads caught up, nothing is reported at all.
         let early = control.report();
-        assert!(early.programmed.iter().all(|o| o.name != "older"));
+        assert_eq!(
+            early
+                .exceptions
+                .get(&object("LogicalInterface", None, "older")),
+            Some(&"port eth1 is not open".to_owned())
+        );
         assert!(!early.synced, "no report before the ports are open");
         control.set_ports(
             vec![],
@@ -550,13 +597,15 @@ mod tests {
         control.set_virtual_gateways(vec!["vgw1".into(), "vgw2".into()], vec![], false);
         let report = control.report();
         assert!(report.synced);
-        let names: Vec<&str> = report.programmed.iter().map(|o| o.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["older", "g1", "vmi", "net"],
-            "{:?}",
-            report.problems
+        let refused: Vec<&str> = report.exceptions.keys().map(|o| o.name.as_str()).collect();
+        assert_eq!(refused, ["newer", "g2"], "{:?}", report.exceptions);
+        assert!(
+            report
+                .exceptions
+                .values()
+                .all(|why| why.starts_with("left out of the tables"))
         );
+        assert_eq!(report.through, through);
         assert_eq!(report.counts.logical_interfaces, 1);
         assert_eq!(report.counts.virtual_gateways, 1);
         assert!(report.problems.iter().any(|p| p.contains("newer")));

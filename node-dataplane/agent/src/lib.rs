@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!  kube-apiserver
-//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, own PhysicalRouter
+//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, ExternalVTEPs
+//!    |   labelled node.trunkline.io/<node> (the API server filters), every PhysicalRouter
+//!    |   (one per node); per kind, the highest resourceVersion received (watermark)
 //!    v
 //!  stores --(any change, debounced)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
@@ -14,7 +16,8 @@
 //!  host thread (host.rs): netlink: virtual gateways, link states, fabric facts,          |
 //!     underlay next hops of tunnel peers                                  <-------------+
 //!
-//!  reporter (report.rs): NodeReport -> PhysicalRouter status (server-side apply, only on change)
+//!  reporter (report.rs): NodeReport (watermarks of the installed tables, exceptions)
+//!     -> PhysicalRouter status (server-side apply, only on change)
 //!  http (http.rs, metrics.rs): /healthz /readyz /metrics
 //! ```
 //!
@@ -32,6 +35,7 @@ pub mod metrics;
 pub mod report;
 pub mod uninstall;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +50,7 @@ use trunkline_api::{
     ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
     VirtualNetwork,
 };
+use trunkline_model::{Kind, ResourceVersion};
 use trunkline_xdp::BackendChoice;
 
 use crate::control::Control;
@@ -91,8 +96,41 @@ pub enum Error {
     Thread(&'static str, std::io::Error),
 }
 
-/// Starts a reflector for `api` whose events wake `changed`; returns its store.
-fn reflect<K>(api: Api<K>, config: watcher::Config, changed: Arc<Notify>) -> Store<K>
+/// The highest resource version received by one watch: every object of
+/// its selection changed at or before it is in its store (events come in
+/// resource version order; a relist counts once complete).
+#[derive(Clone, Debug, Default)]
+struct Watermark(Arc<std::sync::Mutex<Option<ResourceVersion>>>);
+
+impl Watermark {
+    fn raise(&self, version: Option<ResourceVersion>) {
+        let mut mark = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if version > *mark {
+            *mark = version;
+        }
+    }
+
+    fn get(&self) -> Option<ResourceVersion> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn version_of<K: kube::Resource>(object: &K) -> Option<ResourceVersion> {
+    object
+        .meta()
+        .resource_version
+        .as_deref()
+        .and_then(ResourceVersion::parse)
+}
+
+/// Starts a reflector for `api` whose events wake `changed` and raise
+/// `mark`; returns its store.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: Arc<Notify>,
+    mark: Watermark,
+) -> Store<K>
 where
     K: kube::Resource
         + Clone
@@ -109,9 +147,22 @@ where
         .backoff(trunkline_client::WatchBackoff::default());
     tokio::spawn(async move {
         futures::pin_mut!(stream);
+        // The highest version of a relist in progress: counted once the
+        // store holds the whole list.
+        let mut listing: Option<ResourceVersion> = None;
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => changed.notify_one(),
+                Ok(event) => {
+                    match &event {
+                        watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
+                            mark.raise(version_of(o))
+                        }
+                        watcher::Event::Init => listing = None,
+                        watcher::Event::InitApply(o) => listing = listing.max(version_of(o)),
+                        watcher::Event::InitDone => mark.raise(listing.take()),
+                    }
+                    changed.notify_one()
+                }
                 Err(e) => {
                     tracing::warn!(kind, error = %e, "watch interrupted; forwarding continues with the last tables")
                 }
@@ -155,36 +206,57 @@ pub async fn run(
     };
 
     let changed = Arc::new(Notify::new());
+    // Only the objects labelled for this node: the operator labels what
+    // each node must hold (and what it needs of its peers).
+    let mine = watcher::Config::default().labels(&trunkline_api::node_label::key_of(&options.node));
+    let marks: BTreeMap<Kind, Watermark> = [
+        Kind::LogicalInterface,
+        Kind::VirtualMachineInterface,
+        Kind::VirtualNetwork,
+        Kind::VirtualGateway,
+        Kind::ExternalVTEP,
+    ]
+    .into_iter()
+    .map(|kind| (kind, Watermark::default()))
+    .collect();
     let lis = reflect(
         Api::<LogicalInterface>::all(client.clone()),
-        watcher::Config::default(),
+        mine.clone(),
         changed.clone(),
+        marks[&Kind::LogicalInterface].clone(),
     );
     let vmis = reflect(
         Api::<VirtualMachineInterface>::all(client.clone()),
-        watcher::Config::default(),
+        mine.clone(),
         changed.clone(),
+        marks[&Kind::VirtualMachineInterface].clone(),
     );
     let networks = reflect(
         Api::<VirtualNetwork>::all(client.clone()),
-        watcher::Config::default(),
+        mine.clone(),
         changed.clone(),
+        marks[&Kind::VirtualNetwork].clone(),
     );
     let gateways = reflect(
         Api::<VirtualGateway>::all(client.clone()),
-        watcher::Config::default(),
+        mine.clone(),
         changed.clone(),
+        marks[&Kind::VirtualGateway].clone(),
     );
-    // Every router: the peers' underlay addresses come from theirs.
+    // Every router (one per node, so few): the peers' underlay addresses
+    // come from theirs. Routers are not in the report's watermarks: this
+    // agent's own status writes would move them.
     let routers = reflect(
         Api::<PhysicalRouter>::all(client.clone()),
         watcher::Config::default(),
         changed.clone(),
+        Watermark::default(),
     );
     let vteps = reflect(
         Api::<ExternalVTEP>::all(client.clone()),
-        watcher::Config::default(),
+        mine,
         changed.clone(),
+        marks[&Kind::ExternalVTEP].clone(),
     );
 
     let report_now = shared.report_now();
@@ -233,10 +305,29 @@ pub async fn run(
             }
         }
         tracing::info!(node, "watches synced");
+        // What an earlier agent on this node reported: everything it had
+        // received is in the lists this one just received, so its
+        // watermarks still hold (an agent restart then moves nothing).
+        let floor: BTreeMap<Kind, ResourceVersion> = routers
+            .get(&reflector::ObjectRef::new(&node))
+            .map(|r| {
+                trunkline_model::from_api::physical_router(&r)
+                    .report
+                    .programmed_through
+            })
+            .unwrap_or_default();
         // Every status write of ours changes our own PhysicalRouter, which
         // wakes this loop: rebuild only when what the node enforces changed.
         let mut installed: Option<(desired::Desired, Option<i64>)> = None;
         loop {
+            // The watermarks first: the stores hold at least that much.
+            let through: BTreeMap<Kind, ResourceVersion> = marks
+                .iter()
+                .filter_map(|(kind, mark)| {
+                    let version = mark.get().max(floor.get(kind).cloned())?;
+                    Some((*kind, version))
+                })
+                .collect();
             let (li_state, vmi_state, network_state) =
                 (lis.state(), vmis.state(), networks.state());
             let (gateway_state, router_state, vtep_state) =
@@ -276,8 +367,9 @@ pub async fn run(
             let generation = router.as_ref().and_then(|r| r.metadata.generation);
             if installed
                 .as_ref()
-                .is_some_and(|(d, g)| *d == desired && *g == generation)
+                .is_some_and(|(d, g)| d.same_tables(&desired) && *g == generation)
             {
+                installer.observe(&desired, through);
                 tokio::select! {
                     _ = changed.notified() => {}
                     _ = fabric_changed.notified() => {}
@@ -288,7 +380,7 @@ pub async fn run(
             for skipped in &desired.skipped {
                 tracing::debug!(node, "{skipped}");
             }
-            let version = installer.install(&desired, generation);
+            let version = installer.install(&desired, generation, through);
             tracing::info!(
                 node,
                 version,

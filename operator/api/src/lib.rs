@@ -32,6 +32,7 @@ pub mod external_vtep;
 pub mod fields;
 pub mod gateway_ha_group;
 pub mod logical_interface;
+pub mod node_label;
 pub mod physical_router;
 pub mod samples;
 pub mod status;

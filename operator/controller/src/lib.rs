@@ -31,6 +31,10 @@
 //!                 virtualnetworks, gatewayhagroups, virtualgateways, externalvteps]
 //!     verbs: [get, list, watch]
 //!   - apiGroups: ["trunkline.io"]
+//!     resources: [logicalinterfaces, virtualmachineinterfaces, virtualnetworks,
+//!                 gatewayhagroups, virtualgateways, externalvteps]
+//!     verbs: [patch]   # node labels only (server-side apply of metadata.labels)
+//!   - apiGroups: ["trunkline.io"]
 //!     resources: [logicalinterfaces/status, virtualmachineinterfaces/status,
 //!                 virtualnetworks/status, gatewayhagroups/status, virtualgateways/status,
 //!                 externalvteps/status]
@@ -41,7 +45,7 @@
 //! ```
 //!
 //! PhysicalRouter status is the node dataplane's: the operator only reads
-//! it (its `status.programmed` reports decide `Programmed`).
+//! it (its watermarks and exceptions decide `Programmed`).
 //!
 //! With `--leader-elect`, also a namespaced Role on its Lease
 //! (`deploy/rbac/operator-leader-election.yaml`): `get`/`update` of Lease

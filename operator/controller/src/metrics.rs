@@ -53,6 +53,8 @@ pub struct Metrics {
     pub objects: Family<ObjectLabels, Gauge>,
     /// Status writes (server-side applies), by kind.
     pub status_writes: Family<KindLabels, Counter>,
+    /// Node label writes (server-side applies of metadata), by kind.
+    pub label_writes: Family<KindLabels, Counter>,
     /// Events published, by kind and type.
     pub events: Family<EventLabels, Counter>,
     /// Events not published because the event budget was spent.
@@ -108,6 +110,12 @@ impl Metrics {
             "Status writes (server-side apply of /status) by kind",
             status_writes.clone(),
         );
+        let label_writes = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "label_writes",
+            "Node label writes (server-side apply of metadata.labels) by kind",
+            label_writes.clone(),
+        );
         let events = Family::<EventLabels, Counter>::default();
         registry.register(
             "events",
@@ -151,6 +159,7 @@ impl Metrics {
             reconcile_errors,
             objects,
             status_writes,
+            label_writes,
             events,
             events_skipped,
             decided,

@@ -276,6 +276,8 @@ pub struct Operator {
     full: bool,
     /// Objects whose status write failed: written again next pass.
     retry: BTreeSet<ObjectKey>,
+    /// Objects whose labels could not be written: written again next pass.
+    relabel_retry: BTreeSet<ObjectKey>,
     /// Whether each decided object is Ready, for the objects metric.
     ready: HashMap<ObjectKey, bool>,
     /// What is left of the Events' rate.
@@ -332,6 +334,7 @@ impl Operator {
             decider: Decider::new(Settings::default()),
             full: true,
             retry: BTreeSet::new(),
+            relabel_retry: BTreeSet::new(),
             ready: HashMap::new(),
             event_budget: EventBudget::new(),
             metrics,
@@ -427,7 +430,11 @@ impl Operator {
         let changes: Vec<Change> = touched
             .iter()
             .map(|key| match self.stores.object(key) {
-                Some(object) => Change::Upsert(object),
+                Some(mut object) => {
+                    // Changed for the nodes only if what they read changed.
+                    self.decider.keep_changed_at(&mut object);
+                    Change::Upsert(object)
+                }
                 None => Change::Delete(key.clone()),
             })
             .collect();
@@ -435,7 +442,10 @@ impl Operator {
         let decided = self.decider.decided_last();
         self.metrics.decided.inc_by(decided as u64);
         self.count_objects(&changed);
-        let to_sync: BTreeSet<ObjectKey> = if std::mem::take(&mut self.full) {
+        let full = std::mem::take(&mut self.full);
+        let mut relabel = self.decider.take_relabelled();
+        relabel.append(&mut self.relabel_retry);
+        let to_sync: BTreeSet<ObjectKey> = if full {
             DECIDED_KINDS
                 .iter()
                 .flat_map(|kind| self.decider.keys(*kind))
@@ -480,6 +490,12 @@ impl Operator {
             .await;
         self.sync_router_ports(&stores.physical_routers, &mut outcome)
             .await;
+        // Labels after status: a node sees an object once it is labelled
+        // for it, and by then its status says it is accepted.
+        if full {
+            relabel.extend(to_sync.iter().cloned());
+        }
+        self.sync_labels(&relabel, &mut outcome).await;
         let took = started.elapsed();
         self.metrics.reconcile_duration.observe(took.as_secs_f64());
         tracing::debug!(
@@ -535,6 +551,65 @@ impl Operator {
                     outcome.errors += 1;
                     self.metrics.error(&e);
                     tracing::warn!(error = %e, "ports summary not written; retrying soon");
+                }
+            }
+        }
+    }
+
+    /// Labels every object of `keys` with the nodes that must hold it
+    /// (`node.trunkline.io/<node>: ""`), when its labels differ: a
+    /// metadata patch (server-side apply of the labels alone, under the
+    /// operator's field manager), so each node dataplane can watch only its
+    /// own objects.
+    async fn sync_labels(&mut self, keys: &BTreeSet<ObjectKey>, outcome: &mut PassOutcome) {
+        if !self.is_leading() {
+            return;
+        }
+        let mut writes = Vec::new();
+        for key in keys {
+            let Some(object) = self.stores.object(key) else {
+                continue;
+            };
+            let wanted: BTreeSet<String> = self
+                .decider
+                .node_labels(key)
+                .iter()
+                .map(|n| trunkline_api::node_label::name_of(n))
+                .collect();
+            if object.meta().nodes != wanted {
+                writes.push((key.clone(), wanted));
+            }
+        }
+        let client = self.client.clone();
+        let results: Vec<_> = stream::iter(writes)
+            .map(|(key, wanted)| {
+                let client = client.clone();
+                async move {
+                    let written = write_labels(&client, &key, &wanted).await;
+                    (key, written)
+                }
+            })
+            .buffer_unordered(CONCURRENT_WRITES)
+            .collect()
+            .await;
+        for (key, written) in results {
+            match written {
+                Ok(true) => {
+                    outcome.writes += 1;
+                    self.metrics
+                        .label_writes
+                        .get_or_create(&KindLabels {
+                            kind: key.kind.as_str(),
+                        })
+                        .inc();
+                    tracing::debug!(object = %key, "node labels written");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    outcome.errors += 1;
+                    self.metrics.error(&e);
+                    tracing::warn!(error = %e, "node labels not written; retrying soon");
+                    self.relabel_retry.insert(key);
                 }
             }
         }
@@ -758,6 +833,72 @@ async fn write<K: Reported>(
         Ok(_) => Ok(Some(status)),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
         Err(source) => Err(Error::StatusWrite { object, source }),
+    }
+}
+
+/// Server-side apply of an object's node labels alone
+/// (`node.trunkline.io/<name>: ""` for each of `names`; the operator's
+/// other node labels go); `Ok(false)` when the object is gone.
+async fn write_labels(
+    client: &Client,
+    key: &ObjectKey,
+    names: &BTreeSet<String>,
+) -> Result<bool, Error> {
+    let labels: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .map(|n| {
+            (
+                format!("{}{n}", trunkline_api::node_label::PREFIX),
+                json!(""),
+            )
+        })
+        .collect();
+    let mut metadata = json!({ "name": key.name, "labels": labels });
+    if let Some(ns) = &key.namespace {
+        metadata["namespace"] = json!(ns);
+    }
+    let body = json!({
+        "apiVersion": format!("{}/{}", trunkline_api::GROUP, trunkline_api::VERSION),
+        "kind": key.kind.as_str(),
+        "metadata": metadata,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patch = Patch::Apply(&body);
+    let ns = key.namespace.as_deref();
+    let result = match key.kind {
+        Kind::LogicalInterface => LogicalInterface::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::VirtualMachineInterface => VirtualMachineInterface::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::VirtualNetwork => VirtualNetwork::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::VirtualGateway => VirtualGateway::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::ExternalVTEP => ExternalVTEP::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::GatewayHAGroup => GatewayHAGroup::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::PhysicalRouter => return Ok(false),
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(source) => Err(Error::LabelWrite {
+            object: key.to_string(),
+            source,
+        }),
     }
 }
 

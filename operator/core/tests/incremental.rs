@@ -18,7 +18,7 @@ fn scale(n: usize) -> Snapshot {
     s.virtual_networks
         .push(vn("t", "net", 1, &["10.0.0.0/8"], None));
     for i in 0..n {
-        let ip = format!("10.{}.{}.{}", i / 62_500, i / 250 % 250, i % 250 + 1);
+        let ip = format!("10.{}.{}.{}", i / 62_500, i / 250 % 250, i % 250 + 2);
         let mac = format!(
             "02:10:00:{:02x}:{:02x}:{:02x}",
             (i >> 16) & 255,
@@ -57,7 +57,7 @@ fn a_change_decides_again_only_what_it_can_affect() {
     assert!(changed.contains(&vmi_key("t", "v7")));
 
     // A new VMI taking another's address: the two claimants, not the rest.
-    let thief = vmi("t", "thief", 3, "net", "02:99:00:00:00:01", &["10.0.0.9"]);
+    let thief = vmi("t", "thief", 3, "net", "02:99:00:00:00:01", &["10.0.0.10"]);
     let changed = decider.apply([Change::Upsert(Object::VirtualMachineInterface(thief))]);
     assert!(decider.decided_last() <= 4, "{}", decider.decided_last());
     assert!(!accepted(decider.decisions(), &vmi_key("t", "thief")).status);
@@ -71,4 +71,72 @@ fn a_change_decides_again_only_what_it_can_affect() {
 
     // Whatever it cost, the result is the one decided from scratch.
     assert_eq!(decider.decisions(), &decide(&decider.snapshot()));
+}
+
+/// A node's report moves past a logical interface: the logical interface
+/// and its VMI (programmed there only with it) are decided again, and end
+/// where a decision from scratch puts them.
+#[test]
+fn a_report_moving_past_a_logical_interface_programs_its_vmi() {
+    let mut s = scale(3);
+    let keys: Vec<_> = s
+        .logical_interfaces
+        .iter()
+        .map(|l| l.meta.key.clone())
+        .chain(
+            s.virtual_machine_interfaces
+                .iter()
+                .map(|v| v.meta.key.clone()),
+        )
+        .chain([vn_key("t", "net")])
+        .collect();
+    hold(&mut s, "gw", &keys);
+    s.logical_interfaces[1].meta.changed_at = Some(rv("30"));
+    let mut decider = Decider::new(Settings::default());
+    decider.apply(s.clone().into_objects().map(Change::Upsert));
+    let vmi = vmi_key("t", "v1");
+    assert!(!cond(decider.decisions(), &vmi, condition::PROGRAMMED).status);
+    let v0 = cond(
+        decider.decisions(),
+        &vmi_key("t", "v0"),
+        condition::PROGRAMMED,
+    );
+    assert!(v0.status, "{v0:?}");
+
+    let mut router = s.physical_routers[0].clone();
+    router
+        .report
+        .programmed_through
+        .insert(trunkline_model::Kind::LogicalInterface, rv("30"));
+    let changed = decider.apply([Change::Upsert(Object::PhysicalRouter(router))]);
+    assert!(
+        changed.contains(&li_key("l1")) && changed.contains(&vmi),
+        "{changed:?}"
+    );
+    assert!(cond(decider.decisions(), &vmi, condition::PROGRAMMED).status);
+    assert!(decider.decided_last() <= 2, "{}", decider.decided_last());
+    assert_eq!(decider.decisions(), &decide(&decider.snapshot()));
+}
+
+/// What the nodes read did not change (a status write of `Programmed`,
+/// say): the object keeps the older resource version, so the nodes'
+/// reports need not catch up with the operator's own writes.
+#[test]
+fn an_unchanged_object_keeps_the_version_it_changed_at() {
+    let s = scale(1);
+    let mut decider = Decider::new(Settings::default());
+    let mut v = s.virtual_machine_interfaces[0].clone();
+    v.meta.changed_at = Some(rv("10"));
+    decider.apply([Change::Upsert(Object::VirtualMachineInterface(v.clone()))]);
+    // Read again at resource version 11, same content: still 10.
+    let mut again = Object::VirtualMachineInterface(v.clone());
+    again.meta_mut().changed_at = Some(rv("11"));
+    decider.keep_changed_at(&mut again);
+    assert_eq!(again.meta().changed_at, Some(rv("10")));
+    // Read at 12 with a new address: 12.
+    v.ips = vec!["10.9.9.9".parse().unwrap()];
+    v.meta.changed_at = Some(rv("12"));
+    let mut changed = Object::VirtualMachineInterface(v);
+    decider.keep_changed_at(&mut changed);
+    assert_eq!(changed.meta().changed_at, Some(rv("12")));
 }

@@ -488,7 +488,7 @@ mod tests {
                 underlay_address: Some(a.parse().unwrap()),
             }),
             interface_limit: 10,
-            programmed: vec![],
+            report: Default::default(),
             defects: vec![],
         }
     }

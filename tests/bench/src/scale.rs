@@ -154,17 +154,46 @@ pub async fn measure(
         if result.programmed_s.is_none() {
             let router = routers.get(device.node()).await?;
             result.router_bytes = serde_json::to_vec(&router).map_or(0, |v| v.len());
-            result.programmed_count = router
-                .status
-                .map(|s| {
-                    s.programmed
-                        .into_iter()
-                        .filter(|p| {
-                            expected.contains(&(p.kind.clone(), p.name.clone(), p.generation))
-                        })
-                        .count()
+            let programmed = |conditions: &[trunkline_api::status::Condition]| {
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Programmed" && c.status == "True")
+            };
+            let generations: HashSet<(String, String, i64)> = lis
+                .list(&selector)
+                .await?
+                .items
+                .iter()
+                .filter(|li| {
+                    li.status
+                        .as_ref()
+                        .is_some_and(|s| programmed(&s.conditions))
                 })
-                .unwrap_or(0);
+                .map(|li| {
+                    let name = li.metadata.name.clone().unwrap_or_default();
+                    (
+                        "LogicalInterface".to_owned(),
+                        name,
+                        li.metadata.generation.unwrap_or(0),
+                    )
+                })
+                .chain(
+                    vmis.list(&selector)
+                        .await?
+                        .items
+                        .iter()
+                        .filter(|v| v.status.as_ref().is_some_and(|s| programmed(&s.conditions)))
+                        .map(|v| {
+                            let name = v.metadata.name.clone().unwrap_or_default();
+                            (
+                                "VirtualMachineInterface".to_owned(),
+                                name,
+                                v.metadata.generation.unwrap_or(0),
+                            )
+                        }),
+                )
+                .collect();
+            result.programmed_count = generations.intersection(&expected).count();
             if result.programmed_count == expected.len() {
                 result.programmed_s = Some(elapsed.as_secs_f64());
                 result.agent_rss_after_kib = agent_pid.and_then(resident_kib).map(|r| r.0);

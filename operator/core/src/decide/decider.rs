@@ -33,16 +33,16 @@ use std::mem::take;
 use std::net::IpAddr;
 
 use trunkline_model::{
-    ExternalPeer, ExternalVtep, GatewayHaGroup, Kind, LogicalInterface, Moved, NamespacedName,
-    Object, ObjectKey, PhysicalRouter, Placement, Snapshot, VirtualGateway,
-    VirtualMachineInterface, VirtualNetwork,
+    ExternalPeer, ExternalVtep, GatewayHaGroup, Kind, LogicalInterface, Meta, Moved,
+    NamespacedName, Object, ObjectKey, PhysicalRouter, Placement, ResourceVersion, Snapshot,
+    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 
 use super::addresses::{self, NetworkAddresses};
 use super::index::Refs;
 use super::labels::{NETWORKS_FIRST, Pool, THEN_VMIS};
 use super::logical_interface::{self, LiPre, Slots, VlanClaim};
-use super::programmed::Reports;
+use super::programmed::{Affected, Reports};
 use super::virtual_gateway::{self, InterfaceClaim};
 use super::virtual_machine_interface::{self, VmiPre, Vmis};
 use super::virtual_network::{self, NetworkPre, Networks, VniChoice};
@@ -97,6 +97,7 @@ struct Dirty {
     vteps: BTreeSet<String>,
     groups: BTreeSet<String>,
     decisions: BTreeSet<ObjectKey>,
+    labels: BTreeSet<ObjectKey>,
 }
 
 impl Dirty {
@@ -175,6 +176,13 @@ pub struct Decider {
     groups: BTreeMap<String, Findings>,
     decisions: Decisions,
     decided_last: usize,
+    /// Objects by kind and the resource version they last changed at: a
+    /// node's watermark moving from `a` to `b` concerns those in `(a, b]`.
+    changed_at: BTreeMap<Kind, BTreeMap<ResourceVersion, BTreeSet<ObjectKey>>>,
+    /// The nodes each object must be labelled for.
+    node_labels: BTreeMap<ObjectKey, BTreeSet<String>>,
+    /// Objects whose labels changed since [`Decider::take_relabelled`].
+    relabelled: BTreeSet<ObjectKey>,
 }
 
 impl Decider {
@@ -201,6 +209,9 @@ impl Decider {
             groups: BTreeMap::new(),
             decisions: Decisions::default(),
             decided_last: 0,
+            changed_at: BTreeMap::new(),
+            node_labels: BTreeMap::new(),
+            relabelled: BTreeSet::new(),
         }
     }
 
@@ -217,7 +228,29 @@ impl Decider {
         self.run_gateways(&mut dirty);
         self.run_vteps(&mut dirty);
         self.run_groups(&mut dirty);
+        self.run_labels(&mut dirty);
         self.run_decisions(&mut dirty)
+    }
+
+    /// The nodes the object of `key` must be labelled for
+    /// (`node.trunkline.io/<node>`): those that hold it, and for what a
+    /// node needs of its peers (the VMIs and logical interfaces of every
+    /// network it holds, the virtual gateways of those networks), every
+    /// node holding its network.
+    pub fn node_labels(&self, key: &ObjectKey) -> &BTreeSet<String> {
+        static NONE: BTreeSet<String> = BTreeSet::new();
+        self.node_labels.get(key).unwrap_or(&NONE)
+    }
+
+    /// Every object's node labels (objects labelled for no node are left
+    /// out).
+    pub fn all_node_labels(&self) -> &BTreeMap<ObjectKey, BTreeSet<String>> {
+        &self.node_labels
+    }
+
+    /// The objects whose node labels changed since the last call.
+    pub fn take_relabelled(&mut self) -> BTreeSet<ObjectKey> {
+        take(&mut self.relabelled)
     }
 
     /// How many objects the last [`Decider::apply`] decided again (what a
@@ -241,6 +274,60 @@ impl Decider {
         &self.placement
     }
 
+    /// Gives `object` the resource version its stored version changed at
+    /// when nothing else differs: what the nodes read of it did not change
+    /// (the operator's own `Programmed` and `Ready` writes, say), so it
+    /// still counts as changed at that older version. Otherwise `object`
+    /// keeps its own.
+    pub fn keep_changed_at(&self, object: &mut Object) {
+        let o = &self.objects;
+        let stored = match &*object {
+            Object::PhysicalRouter(x) => o.routers.get(x.meta.name()).map(|s| &s.meta),
+            Object::LogicalInterface(x) => o.lis.get(x.meta.name()).map(|s| &s.meta),
+            Object::VirtualMachineInterface(x) => o.vmis.get(&x.name()).map(|s| &s.meta),
+            Object::VirtualNetwork(x) => o.networks.get(&x.name()).map(|s| &s.meta),
+            Object::GatewayHaGroup(x) => o.groups.get(x.meta.name()).map(|s| &s.meta),
+            Object::VirtualGateway(x) => o.gateways.get(x.meta.name()).map(|s| &s.meta),
+            Object::ExternalVtep(x) => o.vteps.get(x.meta.name()).map(|s| &s.meta),
+        };
+        let Some(stored) = stored.map(|m| m.changed_at.clone()) else {
+            return;
+        };
+        let own = std::mem::replace(&mut object.meta_mut().changed_at, stored);
+        let same = match &*object {
+            Object::PhysicalRouter(x) => o.routers.get(x.meta.name()) == Some(x),
+            Object::LogicalInterface(x) => o.lis.get(x.meta.name()) == Some(x),
+            Object::VirtualMachineInterface(x) => o.vmis.get(&x.name()) == Some(x),
+            Object::VirtualNetwork(x) => o.networks.get(&x.name()) == Some(x),
+            Object::GatewayHaGroup(x) => o.groups.get(x.meta.name()) == Some(x),
+            Object::VirtualGateway(x) => o.gateways.get(x.meta.name()) == Some(x),
+            Object::ExternalVtep(x) => o.vteps.get(x.meta.name()) == Some(x),
+        };
+        if !same {
+            object.meta_mut().changed_at = own;
+        }
+    }
+
+    /// The keys of every object of `kind` the decider holds.
+    pub fn keys(&self, kind: Kind) -> Vec<ObjectKey> {
+        let o = &self.objects;
+        let cluster = |names: Vec<&String>| {
+            names
+                .into_iter()
+                .map(|n| ObjectKey::cluster(kind, n.clone()))
+                .collect()
+        };
+        match kind {
+            Kind::PhysicalRouter => cluster(o.routers.keys().collect()),
+            Kind::LogicalInterface => cluster(o.lis.keys().collect()),
+            Kind::VirtualMachineInterface => o.vmis.keys().map(vmi_key).collect(),
+            Kind::VirtualNetwork => o.networks.keys().map(network_key).collect(),
+            Kind::GatewayHAGroup => cluster(o.groups.keys().collect()),
+            Kind::VirtualGateway => cluster(o.gateways.keys().collect()),
+            Kind::ExternalVTEP => cluster(o.vteps.keys().collect()),
+        }
+    }
+
     /// Every object the decider holds.
     pub fn snapshot(&self) -> Snapshot {
         let o = &self.objects;
@@ -252,6 +339,29 @@ impl Decider {
             gateway_ha_groups: o.groups.values().cloned().collect(),
             virtual_gateways: o.gateways.values().cloned().collect(),
             external_vteps: o.vteps.values().cloned().collect(),
+        }
+    }
+
+    /// Moves `key` in the index of resource versions.
+    fn index_changed_at(&mut self, old: Option<&Meta>, new: Option<&Meta>) {
+        if old.map(|m| &m.changed_at) == new.map(|m| &m.changed_at) {
+            return;
+        }
+        for (meta, add) in [(old, false), (new, true)] {
+            let Some(meta) = meta else { continue };
+            let Some(rv) = &meta.changed_at else { continue };
+            let by_rv = self.changed_at.entry(meta.key.kind).or_default();
+            if add {
+                by_rv
+                    .entry(rv.clone())
+                    .or_default()
+                    .insert(meta.key.clone());
+            } else if let Some(keys) = by_rv.get_mut(rv) {
+                keys.remove(&meta.key);
+                if keys.is_empty() {
+                    by_rv.remove(rv);
+                }
+            }
         }
     }
 
@@ -371,6 +481,7 @@ impl Decider {
         if old == new {
             return;
         }
+        self.index_changed_at(old.as_ref().map(|o| &o.meta), new.as_ref().map(|o| &o.meta));
         let (old_instances, old_vnis) = old
             .as_ref()
             .map(virtual_network::claims)
@@ -429,6 +540,7 @@ impl Decider {
         if old == new {
             return;
         }
+        self.index_changed_at(old.as_ref().map(|o| &o.meta), new.as_ref().map(|o| &o.meta));
         let affected = self.claims.addresses.replace(
             old.as_ref().map(|v| (&v.meta, addresses::vmi_claims(v))),
             new.as_ref().map(|v| (&v.meta, addresses::vmi_claims(v))),
@@ -454,6 +566,7 @@ impl Decider {
         if old == new {
             return;
         }
+        self.index_changed_at(old.as_ref().map(|o| &o.meta), new.as_ref().map(|o| &o.meta));
         let (old_meta, new_meta) = (old.as_ref().map(|l| &l.meta), new.as_ref().map(|l| &l.meta));
         let (old_vlans, old_vmis) = old
             .as_ref()
@@ -543,7 +656,57 @@ impl Decider {
                 dirty.vteps.extend(self.objects.vteps.keys().cloned());
             }
         }
-        for key in self.reports.replace(&name, old.as_ref(), new.as_ref()) {
+        let affected = self.reports.replace(&name, old.as_ref(), new.as_ref());
+        self.report_changed(&name, affected, dirty);
+    }
+
+    /// Router `node`'s report changed: the objects whose standing there
+    /// may have changed are decided again (a VMI with its logical
+    /// interfaces).
+    fn report_changed(&self, node: &str, affected: Affected, dirty: &mut Dirty) {
+        let mut keys = affected.keys;
+        if affected.every {
+            let node = node.to_owned();
+            keys.extend(
+                self.refs
+                    .lis_of_router
+                    .get(&node)
+                    .map(|n| ObjectKey::cluster(Kind::LogicalInterface, n.clone())),
+            );
+            keys.extend(self.placement.vmis_on(&node).map(vmi_key));
+            keys.extend(self.placement.networks_on(&node).map(network_key));
+            keys.extend(
+                self.refs
+                    .gateways_of_node
+                    .get(&node)
+                    .map(|n| ObjectKey::cluster(Kind::VirtualGateway, n.clone())),
+            );
+            keys.extend(
+                self.objects
+                    .vteps
+                    .keys()
+                    .map(|n| ObjectKey::cluster(Kind::ExternalVTEP, n.clone())),
+            );
+        }
+        for (kind, low, high) in affected.ranges {
+            let Some(by_rv) = self.changed_at.get(&kind) else {
+                continue;
+            };
+            let range = match &low {
+                Some(low) => by_rv.range((
+                    std::ops::Bound::Excluded(low),
+                    std::ops::Bound::Included(&high),
+                )),
+                None => by_rv.range(..=&high),
+            };
+            keys.extend(range.flat_map(|(_, keys)| keys.iter().cloned()));
+        }
+        for key in keys {
+            if key.kind == Kind::LogicalInterface
+                && let Some(li) = self.objects.lis.get(&key.name)
+            {
+                dirty.decisions.insert(vmi_key(&li.vmi));
+            }
             dirty.decisions.insert(key);
         }
     }
@@ -553,6 +716,7 @@ impl Decider {
         if old == new {
             return;
         }
+        self.index_changed_at(old.as_ref().map(|o| &o.meta), new.as_ref().map(|o| &o.meta));
         let old_claims = old
             .as_ref()
             .map(virtual_gateway::claims)
@@ -601,6 +765,7 @@ impl Decider {
         if old == new {
             return;
         }
+        self.index_changed_at(old.as_ref().map(|o| &o.meta), new.as_ref().map(|o| &o.meta));
         let old_claims = old.as_ref().map(external_vtep::claims).unwrap_or_default();
         let new_claims = new.as_ref().map(external_vtep::claims).unwrap_or_default();
         for r in self.claims.endpoints.replace(
@@ -661,18 +826,97 @@ impl Decider {
         dirty.groups.insert(name);
     }
 
-    /// Records what moved in placement as decisions to make again.
+    /// Records what moved in placement as decisions to make, and labels
+    /// to set, again.
     fn moved(&self, moved: Moved, dirty: &mut Dirty) {
         for vmi in &moved.vmis {
             dirty.decisions.insert(vmi_key(vmi));
+            dirty.labels.insert(vmi_key(vmi));
         }
         for network in &moved.networks {
             dirty.decisions.insert(network_key(network));
+            dirty.labels.insert(network_key(network));
             for vtep in self.refs.vteps_of_network.get(network) {
-                dirty
-                    .decisions
-                    .insert(ObjectKey::cluster(Kind::ExternalVTEP, vtep.clone()));
+                let key = ObjectKey::cluster(Kind::ExternalVTEP, vtep.clone());
+                dirty.decisions.insert(key.clone());
+                dirty.labels.insert(key);
             }
+            for gateway in self.refs.gateways_of_network.get(network) {
+                dirty
+                    .labels
+                    .insert(ObjectKey::cluster(Kind::VirtualGateway, gateway.clone()));
+            }
+            for vmi in self.refs.vmis_of_network.get(network) {
+                dirty.labels.insert(vmi_key(vmi));
+                for li in self.refs.lis_of_vmi.get(vmi) {
+                    dirty
+                        .labels
+                        .insert(ObjectKey::cluster(Kind::LogicalInterface, li.clone()));
+                }
+            }
+        }
+    }
+
+    fn run_labels(&mut self, dirty: &mut Dirty) {
+        for key in take(&mut dirty.labels) {
+            let nodes = self.desired_labels(&key);
+            let before = match nodes.is_empty() {
+                true => self.node_labels.remove(&key),
+                false => self.node_labels.insert(key.clone(), nodes.clone()),
+            };
+            if before.unwrap_or_default() != nodes {
+                self.relabelled.insert(key);
+            }
+        }
+    }
+
+    /// See [`Decider::node_labels`].
+    fn desired_labels(&self, key: &ObjectKey) -> BTreeSet<String> {
+        let p = &self.placement;
+        let accepted = |f: Option<&Findings>| f.is_some_and(Findings::accepted);
+        match key.kind {
+            Kind::LogicalInterface => {
+                let Some(li) = self.objects.lis.get(&key.name) else {
+                    return BTreeSet::new();
+                };
+                if !accepted(self.lis.get(&key.name)) {
+                    return BTreeSet::new();
+                }
+                let mut nodes = BTreeSet::from([li.physical_router.clone()]);
+                if let Some(vmi) = self.objects.vmis.get(&li.vmi) {
+                    nodes.extend(p.network_nodes(&vmi.network_name()).iter().cloned());
+                }
+                nodes
+            }
+            Kind::VirtualMachineInterface => {
+                let name = namespaced(key);
+                let held = p.vmi_nodes(&name);
+                match self.objects.vmis.get(&name) {
+                    Some(vmi) if !held.is_empty() => held
+                        .iter()
+                        .chain(p.network_nodes(&vmi.network_name()))
+                        .cloned()
+                        .collect(),
+                    _ => BTreeSet::new(),
+                }
+            }
+            Kind::VirtualNetwork => p.network_nodes(&namespaced(key)).clone(),
+            Kind::VirtualGateway => match self.objects.gateways.get(&key.name) {
+                Some(g) if accepted(self.gateways.get(&key.name)) => g
+                    .nodes
+                    .iter()
+                    .chain(p.network_nodes(&g.network))
+                    .cloned()
+                    .collect(),
+                _ => BTreeSet::new(),
+            },
+            Kind::ExternalVTEP => match self.objects.vteps.get(&key.name) {
+                Some(x) if accepted(self.vteps.get(&key.name)) => {
+                    p.nodes_of(x.networks.iter().map(|n| &n.network))
+                }
+                _ => BTreeSet::new(),
+            },
+            Kind::PhysicalRouter | Kind::GatewayHAGroup => BTreeSet::new(),
         }
     }
 
@@ -762,6 +1006,7 @@ impl Decider {
                     .extend(self.refs.groups_of_network.get(&name).cloned());
             }
             dirty.decisions.insert(network_key(&name));
+            dirty.labels.insert(network_key(&name));
         }
     }
 
@@ -823,6 +1068,13 @@ impl Decider {
             let moved = self.placement.set_vmi(&name, placed);
             self.moved(moved, dirty);
             dirty.decisions.insert(vmi_key(&name));
+            // Its logical interfaces are labelled for its network's nodes.
+            dirty.labels.insert(vmi_key(&name));
+            for li in self.refs.lis_of_vmi.get(&name) {
+                dirty
+                    .labels
+                    .insert(ObjectKey::cluster(Kind::LogicalInterface, li.clone()));
+            }
         }
     }
 
@@ -892,9 +1144,9 @@ impl Decider {
             };
             let moved = self.placement.set_logical_interface(&name, binding);
             self.moved(moved, dirty);
-            dirty
-                .decisions
-                .insert(ObjectKey::cluster(Kind::LogicalInterface, name));
+            let key = ObjectKey::cluster(Kind::LogicalInterface, name);
+            dirty.labels.insert(key.clone());
+            dirty.decisions.insert(key);
         }
     }
 
@@ -921,9 +1173,9 @@ impl Decider {
             };
             let moved = self.placement.set_gateway(&name, placed);
             self.moved(moved, dirty);
-            dirty
-                .decisions
-                .insert(ObjectKey::cluster(Kind::VirtualGateway, name));
+            let key = ObjectKey::cluster(Kind::VirtualGateway, name);
+            dirty.labels.insert(key.clone());
+            dirty.decisions.insert(key);
         }
     }
 
@@ -957,9 +1209,9 @@ impl Decider {
             };
             let moved = self.placement.set_external_vtep(&name, joined);
             self.moved(moved, dirty);
-            dirty
-                .decisions
-                .insert(ObjectKey::cluster(Kind::ExternalVTEP, name));
+            let key = ObjectKey::cluster(Kind::ExternalVTEP, name);
+            dirty.labels.insert(key.clone());
+            dirty.decisions.insert(key);
         }
     }
 
@@ -1014,17 +1266,17 @@ impl Decider {
                 let name = namespaced(key);
                 let vmi = self.objects.vmis.get(&name)?;
                 let verdict = self.vmis.get(&name)?;
-                let bound = self
+                let bound: Vec<&LogicalInterface> = self
                     .refs
                     .lis_of_vmi
                     .get(&name)
                     .filter(|li| self.lis.get(*li).is_some_and(Findings::accepted))
-                    .cloned()
+                    .filter_map(|li| self.objects.lis.get(li))
                     .collect();
                 Some(virtual_machine_interface::decision_of(
                     vmi,
                     verdict,
-                    bound,
+                    &bound,
                     &self.placement,
                     &self.reports,
                 ))

@@ -105,6 +105,7 @@ pub(super) fn decision_of(
         findings.accepted(),
         &nodes,
         "no gateway node holds any of its networks (no accepted VirtualMachineInterface bound to a logical interface, nor VirtualGateway, in them), so no node tunnels to it",
+        &[],
     );
     let derived = DerivedStatus::ExternalVtep {
         networks_summary: summary(vtep.networks.iter().map(|n| &n.network)),

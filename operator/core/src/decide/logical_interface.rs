@@ -212,6 +212,6 @@ pub(super) fn decision_of(
     reports: &Reports,
 ) -> Decision {
     let nodes = BTreeSet::from([li.physical_router.clone()]);
-    let p = programmed_condition(reports, &li.meta, findings.accepted(), &nodes, "");
+    let p = programmed_condition(reports, &li.meta, findings.accepted(), &nodes, "", &[]);
     decision(&li.meta, findings, Some(p), DerivedStatus::None)
 }

@@ -107,6 +107,7 @@ pub(super) fn decision_of(
         findings.accepted(),
         &gateway.nodes,
         "spec.nodes names no node",
+        &[],
     );
     let nodes = gateway
         .nodes

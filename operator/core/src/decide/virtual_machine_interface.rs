@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use trunkline_model::{NamespacedName, Placement, VirtualMachineInterface, VirtualNetwork};
+use trunkline_model::{
+    LogicalInterface, Meta, NamespacedName, Placement, VirtualMachineInterface, VirtualNetwork,
+};
 
 use super::addresses::{NetworkAddresses, release_hint};
 use super::labels::{Pool, exhausted};
@@ -134,24 +136,30 @@ pub(super) fn address_problem(
 }
 
 /// A VMI's decision: held by the nodes of its accepted logical interfaces
-/// (`bound`, sorted), whose names the status lists.
+/// (`bound`, sorted), whose names the status lists; programmed on a node
+/// once they are too.
 pub(super) fn decision_of(
     vmi: &VirtualMachineInterface,
     verdict: &VmiVerdict,
-    bound: Vec<String>,
+    bound: &[&LogicalInterface],
     placement: &Placement,
     reports: &Reports,
 ) -> Decision {
+    let parts: Vec<(&str, &Meta)> = bound
+        .iter()
+        .map(|li| (li.physical_router.as_str(), &li.meta))
+        .collect();
     let p = programmed_condition(
         reports,
         &vmi.meta,
         verdict.findings.accepted(),
         placement.vmi_nodes(&vmi.name()),
         "no accepted LogicalInterface binds this VMI, so no gateway node holds it: create a LogicalInterface whose spec.virtualMachineInterface names it",
+        &parts,
     );
     let derived = DerivedStatus::VirtualMachineInterface {
         routing_instance: verdict.routing_instance.clone(),
-        logical_interfaces: bound,
+        logical_interfaces: bound.iter().map(|li| li.meta.name().to_owned()).collect(),
         mpls_label: verdict.mpls_label,
         mac_address: vmi.mac.map(|m| m.to_string()),
         addresses_summary: summary(&vmi.ips),

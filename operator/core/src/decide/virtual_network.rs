@@ -246,6 +246,7 @@ pub(super) fn decision_of(
         verdict.findings.accepted(),
         placement.network_nodes(&name),
         "no accepted VirtualMachineInterface bound to a logical interface, and no accepted VirtualGateway, uses this network, so no gateway node holds it",
+        &[],
     );
     let derived = DerivedStatus::VirtualNetwork {
         vni: verdict.vni,
