@@ -77,6 +77,12 @@ struct State {
     /// Each programmed logical interface's port: it is reported programmed
     /// only while that port is open (its traffic can flow).
     li_ports: BTreeMap<String, String>,
+    /// The networks of the plan that leave by the fabric untunneled (SNAT,
+    /// IP fabric forwarding).
+    exit_networks: Vec<ObjectKey>,
+    /// The fabric port, when it is open over a backend that only sees
+    /// copies (AF_PACKET): the host receives what the fast path owns too.
+    fabric_copies: Option<String>,
 }
 
 /// State shared by the async side, the forwarding thread and the host
@@ -91,6 +97,8 @@ pub struct Control {
     started: Instant,
     heartbeat_ms: AtomicU64,
     stop: AtomicBool,
+    /// The forwarding thread's flow table counts, once it keeps one.
+    flow_stats: Mutex<Option<Arc<trunkline_pipeline::flow::FlowStats>>>,
 }
 
 impl Default for Control {
@@ -110,6 +118,7 @@ impl Default for Control {
             started: Instant::now(),
             heartbeat_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            flow_stats: Mutex::default(),
         }
     }
 }
@@ -134,6 +143,21 @@ impl Control {
     /// The forwarding thread's counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The forwarding thread's flow table counts (it keeps one once a
+    /// network uses SNAT).
+    pub fn set_flow_stats(&self, stats: Arc<trunkline_pipeline::flow::FlowStats>) {
+        *self.flow_stats.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats);
+    }
+
+    /// The flow table's counts now, if there is one.
+    pub fn flow_stats(&self) -> Option<trunkline_pipeline::flow::FlowStatsSnapshot> {
+        self.flow_stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|s| s.snapshot())
     }
 
     /// Compiles `desired`, built from objects received up to the
@@ -189,6 +213,17 @@ impl Control {
             .filter_map(|li| {
                 let port = desired.ports.get(usize::from(li.port.0))?;
                 Some((li.key.clone(), port.name.clone()))
+            })
+            .collect();
+        state.exit_networks = desired
+            .config
+            .networks
+            .iter()
+            .filter(|n| n.fabric_exit.leaves())
+            .filter_map(|n| {
+                let (ns, name) = n.key.split_once('/')?;
+                let key = ObjectKey::namespaced(Kind::VirtualNetwork, ns, name);
+                held.contains(&key).then_some(key)
             })
             .collect();
         state.held = held;
@@ -264,6 +299,35 @@ impl Control {
                 exceptions.insert(key.clone(), why);
             }
         }
+        let mut problems: Vec<String> = state
+            .problems
+            .iter()
+            .chain(&state.vgw_problems)
+            .cloned()
+            .collect();
+        if let Some(fabric) = &state.fabric_copies {
+            let leaving: Vec<&ObjectKey> = state
+                .exit_networks
+                .iter()
+                .filter(|k| !exceptions.contains_key(*k))
+                .collect();
+            if !leaving.is_empty() {
+                let names: Vec<String> = leaving
+                    .iter()
+                    .map(|k| format!("{}/{}", k.namespace.as_deref().unwrap_or_default(), k.name))
+                    .collect();
+                problems.push(format!(
+                    "VirtualNetwork(s) {} leave by the fabric untunneled (SNAT, IP fabric forwarding), but fabric port {fabric} runs over AF_PACKET, which only sees copies: the host receives their return traffic too and its kernel answers it (TCP resets, ICMP port unreachable), so they are not programmed here; run the fabric port over AF_XDP (--backend af-xdp, or auto where the XDP program loads)",
+                    names.join(", ")
+                ));
+                for key in leaving.into_iter().cloned().collect::<Vec<_>>() {
+                    exceptions.insert(
+                        key,
+                        format!("leaves by the fabric, but fabric port {fabric} runs over AF_PACKET (copies only): run it over AF_XDP"),
+                    );
+                }
+            }
+        }
         let mut counts = state.counts.clone();
         counts.virtual_gateways = ready_vgws;
         let mut ports = state.ports.clone();
@@ -286,12 +350,19 @@ impl Control {
             counts,
             through: state.through.clone(),
             exceptions,
-            problems: state
-                .problems
-                .iter()
-                .chain(&state.vgw_problems)
-                .cloned()
-                .collect(),
+            problems,
+        }
+    }
+
+    /// The forwarding thread opened the fabric port `name` over a backend
+    /// that only sees copies of its traffic (AF_PACKET), or over one that
+    /// takes what it owns away from the host (`None`).
+    pub fn set_fabric_copies(&self, name: Option<String>) {
+        let mut state = self.state();
+        if state.fabric_copies != name {
+            state.fabric_copies = name;
+            drop(state);
+            self.report_now.notify_one();
         }
     }
 
@@ -428,7 +499,19 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> BTreeMap<ObjectK
                 next_hop: NextHopConfig::Port(port),
                 ..
             } => gateway_of_port(*port),
+            // A DC gateway's route is part of it.
+            ObjectRef::Route {
+                next_hop: NextHopConfig::Tunnel { peer, .. },
+                ..
+            } => peer
+                .strip_prefix("DCGateway/")
+                .map(|name| by_name(Kind::DCGateway, name))
+                .unwrap_or_default(),
             ObjectRef::Route { .. } => Vec::new(),
+            // A DC gateway is programmed when its peer is.
+            ObjectRef::Peer(key) if key.starts_with("DCGateway/") => {
+                by_name(Kind::DCGateway, &key["DCGateway/".len()..])
+            }
             // An external VTEP is programmed when its peer and endpoints are.
             ObjectRef::Peer(key) | ObjectRef::RemoteVmi(key)
                 if key.starts_with("ExternalVTEP/") =>
@@ -437,7 +520,9 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> BTreeMap<ObjectK
                 by_name(Kind::ExternalVTEP, rest.split('/').next().unwrap_or(rest))
             }
             ObjectRef::RemoteVmi(key) => by_name(Kind::VirtualMachineInterface, key),
-            ObjectRef::Peer(_) | ObjectRef::Node | ObjectRef::Underlay => Vec::new(),
+            ObjectRef::Peer(_) | ObjectRef::Node | ObjectRef::Underlay | ObjectRef::NorthSouth => {
+                Vec::new()
+            }
         };
         for object in objects {
             refused
@@ -609,5 +694,66 @@ mod tests {
         assert_eq!(report.counts.logical_interfaces, 1);
         assert_eq!(report.counts.virtual_gateways, 1);
         assert!(report.problems.iter().any(|p| p.contains("newer")));
+    }
+
+    /// A network leaving by the fabric is not reported programmed while the
+    /// fabric port only sees copies (AF_PACKET): the host's kernel would
+    /// answer its return traffic. The other network is unaffected.
+    #[test]
+    fn a_fabric_exit_over_af_packet_is_not_reported_programmed() {
+        use trunkline_pipeline::config::FabricExit;
+        let network = |key: &str, vrf, fabric_exit| NetworkConfig {
+            key: key.into(),
+            vrf,
+            fabric_exit,
+            ..Default::default()
+        };
+        let desired = Desired {
+            config: trunkline_pipeline::NodeConfig {
+                ports: vec![PortConfig {
+                    id: PortId(0),
+                    name: "eth0".into(),
+                    mtu: None,
+                    kind: PortKind::Fabric,
+                }],
+                underlay: Some(trunkline_pipeline::config::UnderlayConfig {
+                    port: PortId(0),
+                    address: "10.0.0.1".parse().unwrap(),
+                    mac: [2, 0, 0, 0, 0, 1],
+                    mtu: 1500,
+                }),
+                networks: vec![
+                    network("t/out", 1, FabricExit::Snat),
+                    network("t/in", 2, FabricExit::None),
+                ],
+                ..Default::default()
+            },
+            held: [
+                object("VirtualNetwork", Some("t"), "out"),
+                object("VirtualNetwork", Some("t"), "in"),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let control = Control::default();
+        control.install(&desired, Some(1), BTreeMap::new());
+        // The networks the report does not hold (its exceptions).
+        let names = |report: &NodeReport| -> Vec<String> {
+            report.exceptions.keys().map(|o| o.name.clone()).collect()
+        };
+        assert!(names(&control.report()).is_empty());
+        control.set_fabric_copies(Some("eth0".into()));
+        let report = control.report();
+        assert_eq!(names(&report), ["out"]);
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("t/out") && p.contains("AF_PACKET") && p.contains("eth0")),
+            "{:?}",
+            report.problems
+        );
+        control.set_fabric_copies(None);
+        assert!(names(&control.report()).is_empty());
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! ```text
 //!  kube-apiserver
-//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, ExternalVTEPs
-//!    |   labelled node.trunkline.io/<node> (the API server filters), every PhysicalRouter
-//!    |   (one per node); per kind, the highest resourceVersion received (watermark)
+//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, ExternalVTEPs,
+//!    |   DCGateways labelled node.trunkline.io/<node> (the API server filters), every
+//!    |   PhysicalRouter (one per node); per kind, the highest resourceVersion received (watermark)
 //!    v
 //!  stores --(any change, debounced)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
@@ -13,8 +13,8 @@
 //!                                                                                       |
 //!  forwarding thread (forward.rs): ports (AF_XDP / AF_PACKET / tap), per batch: load    |
 //!     the plan, pipeline::process each frame, send, count what was sent  <-------------+
-//!  host thread (host.rs): netlink: virtual gateways, link states, fabric facts,          |
-//!     underlay next hops of tunnel peers                                  <-------------+
+//!  host thread (host.rs): netlink: virtual gateways, link states, fabric facts and      |
+//!     routes, underlay next hops of tunnel peers and of the fabric        <-------------+
 //!
 //!  reporter (report.rs): NodeReport (watermarks of the installed tables, exceptions)
 //!     -> PhysicalRouter status (server-side apply, only on change)
@@ -47,8 +47,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use trunkline_api::{
-    ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
-    VirtualNetwork,
+    DCGateway, ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualGateway,
+    VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_model::{Kind, ResourceVersion};
 use trunkline_xdp::BackendChoice;
@@ -72,6 +72,11 @@ pub struct Options {
     pub debounce: Duration,
     /// Longest time between two status checks.
     pub report_interval: Duration,
+    /// The ports (and ICMP identifiers) SNAT translates to on the underlay
+    /// address: a range the host's own sockets never use.
+    pub snat_ports: (u16, u16),
+    /// The flow table's size and timeouts (SNAT).
+    pub flows: trunkline_pipeline::flow::FlowConfig,
     /// Each VMI's budget of frames answered by the gateway.
     pub punt_limit: trunkline_pipeline::PuntLimit,
     /// The DaemonSet running this agent, if any: when it is gone as the
@@ -179,8 +184,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let shared = Arc::new(Control::default());
-    let forwarding = forward::spawn(shared.clone(), options.backend, options.port_netns.clone())
-        .map_err(|e| Error::Thread("forwarding", e))?;
+    let forwarding = forward::spawn(
+        shared.clone(),
+        options.backend,
+        options.port_netns.clone(),
+        options.flows,
+    )
+    .map_err(|e| Error::Thread("forwarding", e))?;
     let fabric = Arc::new(std::sync::Mutex::new(host::Fabric::default()));
     let fabric_changed = Arc::new(Notify::new());
     let host_thread = host::spawn(
@@ -188,6 +198,7 @@ pub async fn run(
         fabric.clone(),
         fabric_changed.clone(),
         options.port_netns.clone(),
+        options.snat_ports,
     )
     .map_err(|e| Error::Thread("host", e))?;
 
@@ -215,6 +226,7 @@ pub async fn run(
         Kind::VirtualNetwork,
         Kind::VirtualGateway,
         Kind::ExternalVTEP,
+        Kind::DCGateway,
     ]
     .into_iter()
     .map(|kind| (kind, Watermark::default()))
@@ -254,9 +266,15 @@ pub async fn run(
     );
     let vteps = reflect(
         Api::<ExternalVTEP>::all(client.clone()),
-        mine,
+        mine.clone(),
         changed.clone(),
         marks[&Kind::ExternalVTEP].clone(),
+    );
+    let dc_gateways = reflect(
+        Api::<DCGateway>::all(client.clone()),
+        mine,
+        changed.clone(),
+        marks[&Kind::DCGateway].clone(),
     );
 
     let report_now = shared.report_now();
@@ -299,6 +317,7 @@ pub async fn run(
             ("PhysicalRouter", routers.wait_until_ready().await.is_ok()),
             ("VirtualGateway", gateways.wait_until_ready().await.is_ok()),
             ("ExternalVTEP", vteps.wait_until_ready().await.is_ok()),
+            ("DCGateway", dc_gateways.wait_until_ready().await.is_ok()),
         ] {
             if !ready {
                 tracing::error!(kind, "watch ended before syncing");
@@ -343,6 +362,9 @@ pub async fn run(
             let router_refs: Vec<&PhysicalRouter> =
                 router_state.iter().map(|a| a.as_ref()).collect();
             let vtep_refs: Vec<&ExternalVTEP> = vtep_state.iter().map(|a| a.as_ref()).collect();
+            let dc_gateway_state = dc_gateways.state();
+            let dc_gateway_refs: Vec<&DCGateway> =
+                dc_gateway_state.iter().map(|a| a.as_ref()).collect();
             let snapshot = trunkline_model::from_api::Objects {
                 physical_routers: &router_refs,
                 logical_interfaces: &li_refs,
@@ -350,12 +372,18 @@ pub async fn run(
                 virtual_networks: &network_refs,
                 virtual_gateways: &gateway_refs,
                 external_vteps: &vtep_refs,
+                dc_gateways: &dc_gateway_refs,
                 ..Default::default()
             }
             .snapshot();
-            let facts = desired::HostFacts {
-                fabric: fabric.lock().unwrap_or_else(|p| p.into_inner()).facts,
-                ..Default::default()
+            let facts = {
+                let fabric = fabric.lock().unwrap_or_else(|p| p.into_inner());
+                desired::HostFacts {
+                    fabric: fabric.facts,
+                    fabric_routes: fabric.routes.clone(),
+                    snat_ports: options.snat_ports,
+                    ..Default::default()
+                }
             };
             let mut desired = desired::desired(&node, &snapshot, &facts);
             desired.config.punt_limit = punt_limit;

@@ -24,9 +24,11 @@
 
 pub mod config;
 pub mod counters;
+pub mod flow;
 mod hash;
 pub mod limit;
 mod lpm;
+pub mod neighbours;
 pub mod process;
 pub mod tables;
 pub mod verdict;

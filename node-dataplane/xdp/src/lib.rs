@@ -30,7 +30,7 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 
 pub use packet_socket::PacketSocket;
-pub use program::{AttachMode, RedirectProgram, Steering};
+pub use program::{AttachMode, FabricSteering, RedirectProgram, Steering};
 pub use tap::TapDevice;
 pub use xsk::{XskConfig, XskSocket};
 
@@ -178,7 +178,7 @@ enum Io {
     Xdp {
         // Dropped after the socket: fields drop in declaration order.
         socket: Box<XskSocket>,
-        _program: RedirectProgram,
+        program: RedirectProgram,
     },
     Packet(PacketSocket),
     Tap(TapDevice),
@@ -234,7 +234,7 @@ impl Port {
             program.register(0, socket.raw_fd())?;
             Ok(Io::Xdp {
                 socket: Box::new(socket),
-                _program: program,
+                program,
             })
         };
         let io = match choice {
@@ -262,6 +262,16 @@ impl Port {
         };
         tracing::info!(port = name, backend = port.backend().as_str(), steering = ?steering, "port open");
         Ok(port)
+    }
+
+    /// Updates what the fabric port steers to the fast path besides tunnel
+    /// packets (SNAT returns, IP fabric subnets), in place; a no-op for
+    /// other ports, and for AF_PACKET, which sees every frame anyway.
+    pub fn set_fabric_steering(&mut self, steering: &FabricSteering) -> Result<(), Error> {
+        match &mut self.io {
+            Io::Xdp { program, .. } => program.set_fabric_steering(steering),
+            _ => Ok(()),
+        }
     }
 
     /// Creates (or, after a restart, attaches to) the persistent tap `name`.

@@ -22,7 +22,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use trunkline_api::{
-    ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_model::{Kind, Object, ObjectKey, Snapshot, from_api};
@@ -46,6 +46,8 @@ pub struct Stores {
     pub virtual_gateways: Store<VirtualGateway>,
     /// ExternalVTEPs.
     pub external_vteps: Store<ExternalVTEP>,
+    /// DCGateways.
+    pub dc_gateways: Store<DCGateway>,
 }
 
 /// What a watch event touched.
@@ -118,6 +120,7 @@ impl Stores {
         let (gateway_ha_groups, e) = reflect::<GatewayHAGroup>(client, Kind::GatewayHAGroup);
         let (virtual_gateways, f) = reflect::<VirtualGateway>(client, Kind::VirtualGateway);
         let (external_vteps, g) = reflect::<ExternalVTEP>(client, Kind::ExternalVTEP);
+        let (dc_gateways, h) = reflect::<DCGateway>(client, Kind::DCGateway);
         let stores = Self {
             physical_routers,
             logical_interfaces,
@@ -126,8 +129,9 @@ impl Stores {
             gateway_ha_groups,
             virtual_gateways,
             external_vteps,
+            dc_gateways,
         };
-        (stores, stream::select_all([a, b, c, d, e, f, g]).boxed())
+        (stores, stream::select_all([a, b, c, d, e, f, g, h]).boxed())
     }
 
     /// Waits until every store has completed its first list.
@@ -161,6 +165,10 @@ impl Stores {
             .wait_until_ready()
             .await
             .map_err(dropped("ExternalVTEP"))?;
+        self.dc_gateways
+            .wait_until_ready()
+            .await
+            .map_err(dropped("DCGateway"))?;
         Ok(())
     }
 
@@ -194,6 +202,9 @@ impl Stores {
             Kind::ExternalVTEP => {
                 Object::ExternalVtep(from_api::external_vtep(&*get(&self.external_vteps, key)?))
             }
+            Kind::DCGateway => {
+                Object::DcGateway(from_api::dc_gateway(&*get(&self.dc_gateways, key)?))
+            }
         })
     }
 
@@ -213,6 +224,7 @@ impl Stores {
             Kind::GatewayHAGroup => keys(kind, &self.gateway_ha_groups),
             Kind::VirtualGateway => keys(kind, &self.virtual_gateways),
             Kind::ExternalVTEP => keys(kind, &self.external_vteps),
+            Kind::DCGateway => keys(kind, &self.dc_gateways),
         }
     }
 
@@ -244,6 +256,7 @@ impl Stores {
             gateway_ha_groups: all(&self.gateway_ha_groups, from_api::gateway_ha_group),
             virtual_gateways: all(&self.virtual_gateways, from_api::virtual_gateway),
             external_vteps: all(&self.external_vteps, from_api::external_vtep),
+            dc_gateways: all(&self.dc_gateways, from_api::dc_gateway),
         }
     }
 }

@@ -33,7 +33,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use trunkline_api::status::{condition, reason};
 use trunkline_api::{
-    ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_operator_core::{Change, DECIDED_KINDS, Decider, Kind, ObjectKey, Settings, summary};
@@ -488,6 +488,8 @@ impl Operator {
             .await;
         self.sync::<ExternalVTEP>(&stores.external_vteps, &to_sync, &now, &mut outcome)
             .await;
+        self.sync::<DCGateway>(&stores.dc_gateways, &to_sync, &now, &mut outcome)
+            .await;
         self.sync_router_ports(&stores.physical_routers, &mut outcome)
             .await;
         // Labels after status: a node sees an object once it is labelled
@@ -887,6 +889,10 @@ async fn write_labels(
             .await
             .map(|_| ()),
         Kind::GatewayHAGroup => GatewayHAGroup::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::DCGateway => DCGateway::api(client.clone(), ns)
             .patch_metadata(&key.name, &params, &patch)
             .await
             .map(|_| ()),

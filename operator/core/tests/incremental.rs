@@ -140,3 +140,37 @@ fn an_unchanged_object_keeps_the_version_it_changed_at() {
     decider.keep_changed_at(&mut changed);
     assert_eq!(changed.meta().changed_at, Some(rv("12")));
 }
+
+/// IP fabric forwarding: an overlapping subnet goes to the older network;
+/// when the older one stops asking, the newer one gets it, decided
+/// incrementally as from scratch.
+#[test]
+fn ip_fabric_subnets_move_to_the_next_network_when_the_older_leaves() {
+    let fabric = |name: &str, created: i64| {
+        let mut n = vn("t", name, created, &["10.0.0.0/24"], None);
+        n.north_south = trunkline_model::NorthSouth {
+            snat: false,
+            ip_fabric_forwarding: true,
+        };
+        n
+    };
+    let (older, newer) = (fabric("a", 1), fabric("b", 2));
+    let mut decider = Decider::new(Settings::default());
+    decider.apply([
+        Change::Upsert(Object::VirtualNetwork(older.clone())),
+        Change::Upsert(Object::VirtualNetwork(newer)),
+    ]);
+    let ready = |d: &Decider| cond(d.decisions(), &vn_key("t", "b"), condition::ACCEPTED).clone();
+    assert!(
+        ready(&decider).message.contains("is not applied"),
+        "{:?}",
+        ready(&decider)
+    );
+    let mut plain = older;
+    plain.north_south = Default::default();
+    plain.meta.generation = 2;
+    let changed = decider.apply([Change::Upsert(Object::VirtualNetwork(plain))]);
+    assert!(changed.contains(&vn_key("t", "b")), "{changed:?}");
+    assert!(!ready(&decider).message.contains("is not applied"));
+    assert_eq!(decider.decisions(), &decide(&decider.snapshot()));
+}

@@ -24,11 +24,13 @@ pub enum Kind {
     VirtualGateway,
     /// A tunnel endpoint outside trunkline, joined to networks.
     ExternalVTEP,
+    /// A data-center gateway routing for networks over MPLS over UDP.
+    DCGateway,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::PhysicalRouter,
         Kind::LogicalInterface,
         Kind::VirtualMachineInterface,
@@ -36,6 +38,7 @@ impl Kind {
         Kind::GatewayHAGroup,
         Kind::VirtualGateway,
         Kind::ExternalVTEP,
+        Kind::DCGateway,
     ];
 
     /// The Kubernetes kind name.
@@ -48,6 +51,7 @@ impl Kind {
             Kind::GatewayHAGroup => "GatewayHAGroup",
             Kind::VirtualGateway => "VirtualGateway",
             Kind::ExternalVTEP => "ExternalVTEP",
+            Kind::DCGateway => "DCGateway",
         }
     }
 

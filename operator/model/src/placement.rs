@@ -8,6 +8,7 @@
 //!  accepted VirtualGateway of N, nodes {R1, R2}   ──> N is on R1, R2
 //!  PhysicalRouter R, spec.fabric.underlayAddress  ──> R's tunnel endpoint
 //!  accepted ExternalVTEP X joining N              ──> X is a peer of N's nodes
+//!  accepted DCGateway G serving N                 ──> G routes for N's nodes
 //! ```
 //!
 //! What "accepted" means is the caller's: the operator passes its own
@@ -38,6 +39,7 @@ pub struct Placement {
     vmi_network: BTreeMap<NamespacedName, NamespacedName>,
     gateways: BTreeMap<String, (NamespacedName, BTreeSet<String>)>,
     vteps: BTreeMap<String, (ExternalPeer, BTreeSet<NamespacedName>)>,
+    dc_gateways: BTreeMap<String, (DcGatewayPeer, BTreeSet<NamespacedName>)>,
     /// Accepted VMIs per network.
     network_vmis: BTreeMap<NamespacedName, BTreeSet<NamespacedName>>,
     // What follows from them: node sets with how many contributions hold
@@ -48,6 +50,16 @@ pub struct Placement {
     network_nodes: BTreeMap<NamespacedName, BTreeSet<String>>,
     underlay: BTreeMap<String, IpAddr>,
     network_vteps: BTreeMap<NamespacedName, BTreeSet<ExternalPeer>>,
+    network_dc_gateways: BTreeMap<NamespacedName, BTreeSet<DcGatewayPeer>>,
+}
+
+/// A DC gateway serving a network, as a routed peer of its nodes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DcGatewayPeer {
+    /// The DCGateway's name.
+    pub name: String,
+    /// Its underlay address.
+    pub address: IpAddr,
 }
 
 /// Two placements are equal when they place everything alike (what each
@@ -58,6 +70,7 @@ impl PartialEq for Placement {
             && self.network_nodes == other.network_nodes
             && self.underlay == other.underlay
             && self.network_vteps == other.network_vteps
+            && self.network_dc_gateways == other.network_dc_gateways
     }
 }
 
@@ -72,7 +85,7 @@ pub struct Moved {
     pub vmis: BTreeSet<NamespacedName>,
     /// Networks whose set of nodes changed.
     pub networks: BTreeSet<NamespacedName>,
-    /// Networks whose set of external VTEPs changed.
+    /// Networks whose set of external VTEPs or DC gateways changed.
     pub vtep_networks: BTreeSet<NamespacedName>,
     /// Routers whose underlay address changed.
     pub routers: BTreeSet<String>,
@@ -119,6 +132,7 @@ pub struct Peer {
 
 static NOWHERE: BTreeSet<String> = BTreeSet::new();
 static NO_VTEP: BTreeSet<ExternalPeer> = BTreeSet::new();
+static NO_DC_GATEWAY: BTreeSet<DcGatewayPeer> = BTreeSet::new();
 
 /// Adds (`up`) or removes one contribution of `node` to `key`'s node set;
 /// returns whether the set changed.
@@ -211,7 +225,25 @@ impl Placement {
             let networks = vtep.networks.iter().map(|n| n.network.clone()).collect();
             p.set_external_vtep(vtep.meta.name(), Some((peer, networks)));
         }
+        for gateway in &snapshot.dc_gateways {
+            let Some(address) = gateway.address.filter(|_| accepted(&gateway.meta.key)) else {
+                continue;
+            };
+            let peer = DcGatewayPeer {
+                name: gateway.meta.name().to_owned(),
+                address,
+            };
+            let networks = gateway.networks.iter().map(|n| n.network.clone()).collect();
+            p.set_dc_gateway(gateway.meta.name(), Some((peer, networks)));
+        }
         p
+    }
+
+    /// The accepted DC gateways serving `network`, sorted.
+    pub fn dc_gateways(&self, network: &NamespacedName) -> &BTreeSet<DcGatewayPeer> {
+        self.network_dc_gateways
+            .get(network)
+            .unwrap_or(&NO_DC_GATEWAY)
     }
 
     /// Placement by the objects' status (what a node dataplane acts on):
@@ -380,6 +412,41 @@ impl Placement {
                 moved.vtep_networks.insert(network.clone());
             }
             self.vteps.insert(name.to_owned(), (peer, networks));
+        }
+        moved
+    }
+
+    /// DC gateway `name` routes for `networks` when accepted and addressed,
+    /// or for none (`None`).
+    pub fn set_dc_gateway(
+        &mut self,
+        name: &str,
+        served: Option<(DcGatewayPeer, BTreeSet<NamespacedName>)>,
+    ) -> Moved {
+        let mut moved = Moved::default();
+        if self.dc_gateways.get(name) == served.as_ref() {
+            return moved;
+        }
+        if let Some((peer, networks)) = self.dc_gateways.remove(name) {
+            for network in networks {
+                if let Some(peers) = self.network_dc_gateways.get_mut(&network) {
+                    peers.remove(&peer);
+                    if peers.is_empty() {
+                        self.network_dc_gateways.remove(&network);
+                    }
+                }
+                moved.vtep_networks.insert(network);
+            }
+        }
+        if let Some((peer, networks)) = served {
+            for network in &networks {
+                self.network_dc_gateways
+                    .entry(network.clone())
+                    .or_default()
+                    .insert(peer.clone());
+                moved.vtep_networks.insert(network.clone());
+            }
+            self.dc_gateways.insert(name.to_owned(), (peer, networks));
         }
         moved
     }
@@ -629,6 +696,28 @@ mod tests {
             ]
         );
         assert_eq!(p.external_vteps(&net("n2")).len(), 1);
+        let gateway = |name: &str, accepted: bool| crate::DcGateway {
+            meta: Meta::cluster(Kind::DCGateway, name, Some(1), 1).with_accepted(accepted),
+            address: Some("192.0.2.100".parse().unwrap()),
+            encapsulation: Encapsulation::MplsOverUdp,
+            networks: vec![crate::DcGatewayNetwork {
+                network: net("n1"),
+                routes: vec![],
+            }],
+            defects: vec![],
+        };
+        let with_gateways = Snapshot {
+            dc_gateways: vec![gateway("mx2", false), gateway("mx1", true)],
+            ..s.clone()
+        };
+        let p2 = Placement::from_status(&with_gateways);
+        let names: Vec<&str> = p2
+            .dc_gateways(&net("n1"))
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect();
+        assert_eq!(names, ["mx1"], "accepted ones only");
+        assert!(p2.dc_gateways(&net("n2")).is_empty());
         assert!(p.external_vteps(&net("n3")).is_empty());
         assert_eq!(
             nodes(&p.nodes_of([&net("n1"), &net("n2")])),
@@ -858,6 +947,7 @@ mod tests {
                 gateway_ha_groups: shuffle(&s.gateway_ha_groups, &seeds),
                 virtual_gateways: shuffle(&s.virtual_gateways, &seeds),
                 external_vteps: shuffle(&s.external_vteps, &seeds),
+                dc_gateways: shuffle(&s.dc_gateways, &seeds),
             };
             prop_assert_eq!(Placement::from_status(&s), Placement::from_status(&shuffled));
             prop_assert_eq!(Placement::new(&s, |_| true), Placement::new(&shuffled, |_| true));

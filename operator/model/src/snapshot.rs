@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::object::{Meta, ObjectKey};
 use crate::{
-    ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    DcGateway, ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
 
@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub virtual_gateways: Vec<VirtualGateway>,
     /// ExternalVTEPs.
     pub external_vteps: Vec<ExternalVtep>,
+    /// DCGateways.
+    pub dc_gateways: Vec<DcGateway>,
 }
 
 /// One object of any kind.
@@ -51,6 +53,8 @@ pub enum Object {
     VirtualGateway(VirtualGateway),
     /// An ExternalVTEP.
     ExternalVtep(ExternalVtep),
+    /// A DCGateway.
+    DcGateway(DcGateway),
 }
 
 impl Object {
@@ -64,6 +68,7 @@ impl Object {
             Object::GatewayHaGroup(o) => &o.meta,
             Object::VirtualGateway(o) => &o.meta,
             Object::ExternalVtep(o) => &o.meta,
+            Object::DcGateway(o) => &o.meta,
         }
     }
 
@@ -77,6 +82,7 @@ impl Object {
             Object::GatewayHaGroup(o) => &mut o.meta,
             Object::VirtualGateway(o) => &mut o.meta,
             Object::ExternalVtep(o) => &mut o.meta,
+            Object::DcGateway(o) => &mut o.meta,
         }
     }
 
@@ -99,7 +105,8 @@ impl Snapshot {
             .chain(self.virtual_networks.iter().map(|o| &o.meta))
             .chain(self.gateway_ha_groups.iter().map(|o| &o.meta))
             .chain(self.virtual_gateways.iter().map(|o| &o.meta))
-            .chain(self.external_vteps.iter().map(|o| &o.meta));
+            .chain(self.external_vteps.iter().map(|o| &o.meta))
+            .chain(self.dc_gateways.iter().map(|o| &o.meta));
         metas
             .filter(|m| m.accepted)
             .map(|m| m.key.clone())
@@ -116,6 +123,7 @@ impl Snapshot {
             gateway_ha_groups,
             virtual_gateways,
             external_vteps,
+            dc_gateways,
         } = self;
         physical_routers
             .into_iter()
@@ -130,6 +138,7 @@ impl Snapshot {
             .chain(gateway_ha_groups.into_iter().map(Object::GatewayHaGroup))
             .chain(virtual_gateways.into_iter().map(Object::VirtualGateway))
             .chain(external_vteps.into_iter().map(Object::ExternalVtep))
+            .chain(dc_gateways.into_iter().map(Object::DcGateway))
     }
 
     /// Adds `object` to its kind's list.
@@ -142,6 +151,7 @@ impl Snapshot {
             Object::GatewayHaGroup(o) => self.gateway_ha_groups.push(o),
             Object::VirtualGateway(o) => self.virtual_gateways.push(o),
             Object::ExternalVtep(o) => self.external_vteps.push(o),
+            Object::DcGateway(o) => self.dc_gateways.push(o),
         }
     }
 }

@@ -33,19 +33,20 @@ use std::mem::take;
 use std::net::IpAddr;
 
 use trunkline_model::{
-    ExternalPeer, ExternalVtep, GatewayHaGroup, Kind, LogicalInterface, Meta, Moved,
-    NamespacedName, Object, ObjectKey, PhysicalRouter, Placement, ResourceVersion, Snapshot,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    DcGateway, DcGatewayPeer, ExternalPeer, ExternalVtep, GatewayHaGroup, Kind, LogicalInterface,
+    Meta, Moved, NamespacedName, Object, ObjectKey, PhysicalRouter, Placement, ResourceVersion,
+    Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 
 use super::addresses::{self, NetworkAddresses};
+use super::dc_gateway::{self, PrefixClaim, TakenEndpoints};
 use super::index::Refs;
 use super::labels::{NETWORKS_FIRST, Pool, THEN_VMIS};
 use super::logical_interface::{self, LiPre, Slots, VlanClaim};
 use super::programmed::{Affected, Reports};
 use super::virtual_gateway::{self, InterfaceClaim};
 use super::virtual_machine_interface::{self, VmiPre, Vmis};
-use super::virtual_network::{self, NetworkPre, Networks, VniChoice};
+use super::virtual_network::{self, FabricSubnets, NetworkPre, Networks, VniChoice};
 use super::{Settings, external_vtep, gateway_ha_group};
 use crate::claims::Claims;
 use crate::decision::{Decision, Decisions, Findings};
@@ -70,6 +71,7 @@ struct Objects {
     groups: BTreeMap<String, GatewayHaGroup>,
     gateways: BTreeMap<String, VirtualGateway>,
     vteps: BTreeMap<String, ExternalVtep>,
+    dc_gateways: BTreeMap<String, DcGateway>,
 }
 
 /// Who claims what (VNIs and labels live in their pools).
@@ -81,6 +83,8 @@ struct ClaimIndex {
     vlans: Claims<VlanClaim>,
     bindings: Claims<NamespacedName>,
     interfaces: Claims<InterfaceClaim>,
+    dc_endpoints: Claims<IpAddr>,
+    dc_prefixes: Claims<PrefixClaim>,
 }
 
 /// What must be decided again, per stage.
@@ -95,6 +99,7 @@ struct Dirty {
     slot_routers: BTreeSet<String>,
     gateways: BTreeSet<String>,
     vteps: BTreeSet<String>,
+    dc_gateways: BTreeSet<String>,
     groups: BTreeSet<String>,
     decisions: BTreeSet<ObjectKey>,
     labels: BTreeSet<ObjectKey>,
@@ -122,6 +127,9 @@ impl Dirty {
             }
             Kind::ExternalVTEP => {
                 self.vteps.insert(key.name.clone());
+            }
+            Kind::DCGateway => {
+                self.dc_gateways.insert(key.name.clone());
             }
         }
     }
@@ -162,6 +170,7 @@ pub struct Decider {
     claims: ClaimIndex,
     vnis: Pool,
     labels: Pool,
+    fabric: FabricSubnets,
     slots: Slots,
     reports: Reports,
     placement: Placement,
@@ -173,6 +182,7 @@ pub struct Decider {
     lis: BTreeMap<String, Findings>,
     gateways: BTreeMap<String, Findings>,
     vteps: BTreeMap<String, Findings>,
+    dc_gateways: BTreeMap<String, Findings>,
     groups: BTreeMap<String, Findings>,
     decisions: Decisions,
     decided_last: usize,
@@ -195,6 +205,7 @@ impl Decider {
             claims: ClaimIndex::default(),
             vnis: virtual_network::vni_pool(),
             labels: Pool::labels(),
+            fabric: FabricSubnets::default(),
             slots: Slots::default(),
             reports: Reports::default(),
             placement: Placement::default(),
@@ -206,6 +217,7 @@ impl Decider {
             lis: BTreeMap::new(),
             gateways: BTreeMap::new(),
             vteps: BTreeMap::new(),
+            dc_gateways: BTreeMap::new(),
             groups: BTreeMap::new(),
             decisions: Decisions::default(),
             decided_last: 0,
@@ -227,6 +239,7 @@ impl Decider {
         self.run_logical_interfaces(&mut dirty);
         self.run_gateways(&mut dirty);
         self.run_vteps(&mut dirty);
+        self.run_dc_gateways(&mut dirty);
         self.run_groups(&mut dirty);
         self.run_labels(&mut dirty);
         self.run_decisions(&mut dirty)
@@ -289,6 +302,7 @@ impl Decider {
             Object::GatewayHaGroup(x) => o.groups.get(x.meta.name()).map(|s| &s.meta),
             Object::VirtualGateway(x) => o.gateways.get(x.meta.name()).map(|s| &s.meta),
             Object::ExternalVtep(x) => o.vteps.get(x.meta.name()).map(|s| &s.meta),
+            Object::DcGateway(x) => o.dc_gateways.get(x.meta.name()).map(|s| &s.meta),
         };
         let Some(stored) = stored.map(|m| m.changed_at.clone()) else {
             return;
@@ -302,6 +316,7 @@ impl Decider {
             Object::GatewayHaGroup(x) => o.groups.get(x.meta.name()) == Some(x),
             Object::VirtualGateway(x) => o.gateways.get(x.meta.name()) == Some(x),
             Object::ExternalVtep(x) => o.vteps.get(x.meta.name()) == Some(x),
+            Object::DcGateway(x) => o.dc_gateways.get(x.meta.name()) == Some(x),
         };
         if !same {
             object.meta_mut().changed_at = own;
@@ -325,6 +340,7 @@ impl Decider {
             Kind::GatewayHAGroup => cluster(o.groups.keys().collect()),
             Kind::VirtualGateway => cluster(o.gateways.keys().collect()),
             Kind::ExternalVTEP => cluster(o.vteps.keys().collect()),
+            Kind::DCGateway => cluster(o.dc_gateways.keys().collect()),
         }
     }
 
@@ -339,6 +355,7 @@ impl Decider {
             gateway_ha_groups: o.groups.values().cloned().collect(),
             virtual_gateways: o.gateways.values().cloned().collect(),
             external_vteps: o.vteps.values().cloned().collect(),
+            dc_gateways: o.dc_gateways.values().cloned().collect(),
         }
     }
 
@@ -403,6 +420,11 @@ impl Decider {
                     let old = self.objects.vteps.insert(name.clone(), x);
                     self.vtep_changed(&name, old, dirty);
                 }
+                Object::DcGateway(g) => {
+                    let name = g.meta.name().to_owned();
+                    let old = self.objects.dc_gateways.insert(name.clone(), g);
+                    self.dc_gateway_changed(&name, old, dirty);
+                }
             },
             Change::Delete(key) => match key.kind {
                 Kind::PhysicalRouter => {
@@ -434,6 +456,10 @@ impl Decider {
                 Kind::ExternalVTEP => {
                     let old = self.objects.vteps.remove(&key.name);
                     self.vtep_changed(&key.name, old, dirty);
+                }
+                Kind::DCGateway => {
+                    let old = self.objects.dc_gateways.remove(&key.name);
+                    self.dc_gateway_changed(&key.name, old, dirty);
                 }
             },
         }
@@ -517,8 +543,11 @@ impl Decider {
             new.as_ref().map(|n| (&n.meta, n.mpls_label)),
             dirty,
         );
-        // VMIs and VTEPs read the network's subnets themselves; the rest
-        // of it through its verdict.
+        // DC gateways read the network's forwarding mode and subnets, VMIs
+        // and VTEPs its subnets; the rest of it through its verdict.
+        dirty
+            .dc_gateways
+            .extend(self.refs.dc_gateways_of_network.get(name).cloned());
         if old.as_ref().map(|n| &n.subnets) != new.as_ref().map(|n| &n.subnets) {
             dirty
                 .vmi_pre
@@ -654,6 +683,14 @@ impl Decider {
                 );
                 self.placement.set_router(&name, new_underlay);
                 dirty.vteps.extend(self.objects.vteps.keys().cloned());
+                dirty
+                    .dc_gateways
+                    .extend(self.objects.dc_gateways.keys().cloned());
+                // SNAT translates to the node's underlay address: its
+                // networks' decisions say which subnets it cannot serve.
+                for network in self.placement.networks_on(&name) {
+                    dirty.decisions.insert(network_key(network));
+                }
             }
         }
         let affected = self.reports.replace(&name, old.as_ref(), new.as_ref());
@@ -686,6 +723,12 @@ impl Decider {
                     .vteps
                     .keys()
                     .map(|n| ObjectKey::cluster(Kind::ExternalVTEP, n.clone())),
+            );
+            keys.extend(
+                self.objects
+                    .dc_gateways
+                    .keys()
+                    .map(|n| ObjectKey::cluster(Kind::DCGateway, n.clone())),
             );
         }
         for (kind, low, high) in affected.ranges {
@@ -786,6 +829,18 @@ impl Decider {
             dirty.pre(key);
         }
         let name = name.to_owned();
+        let (old_address, new_address) = (
+            old.as_ref().and_then(|x| x.address),
+            new.as_ref().and_then(|x| x.address),
+        );
+        if old_address != new_address {
+            self.refs
+                .vteps_of_address
+                .replace(&name, old_address.as_ref(), new_address.as_ref());
+            dirty
+                .dc_gateways
+                .extend(self.objects.dc_gateways.keys().cloned());
+        }
         self.refs.vteps_of_network.replace(
             &name,
             old.iter()
@@ -794,6 +849,46 @@ impl Decider {
                 .flat_map(|x| x.networks.iter().map(|n| &n.network)),
         );
         dirty.vteps.insert(name);
+    }
+
+    fn dc_gateway_changed(&mut self, name: &str, old: Option<DcGateway>, dirty: &mut Dirty) {
+        let new = self.objects.dc_gateways.get(name).cloned();
+        if old == new {
+            return;
+        }
+        self.index_changed_at(old.as_ref().map(|o| &o.meta), new.as_ref().map(|o| &o.meta));
+        let (old_endpoints, old_prefixes) =
+            old.as_ref().map(dc_gateway::claims).unwrap_or_default();
+        let (new_endpoints, new_prefixes) =
+            new.as_ref().map(dc_gateway::claims).unwrap_or_default();
+        let (old_meta, new_meta) = (old.as_ref().map(|g| &g.meta), new.as_ref().map(|g| &g.meta));
+        for r in
+            self.claims
+                .dc_endpoints
+                .replace(old_meta, &old_endpoints, new_meta, &new_endpoints)
+        {
+            for key in self.claims.dc_endpoints.claimants(&r) {
+                dirty.pre(key);
+            }
+        }
+        for r in self
+            .claims
+            .dc_prefixes
+            .replace(old_meta, &old_prefixes, new_meta, &new_prefixes)
+        {
+            for key in self.claims.dc_prefixes.claimants(&r) {
+                dirty.pre(key);
+            }
+        }
+        let name = name.to_owned();
+        self.refs.dc_gateways_of_network.replace(
+            &name,
+            old.iter()
+                .flat_map(|g| g.networks.iter().map(|n| &n.network)),
+            new.iter()
+                .flat_map(|g| g.networks.iter().map(|n| &n.network)),
+        );
+        dirty.dc_gateways.insert(name);
     }
 
     fn group_changed(&mut self, name: &str, old: Option<GatewayHaGroup>, dirty: &mut Dirty) {
@@ -845,6 +940,11 @@ impl Decider {
                 dirty
                     .labels
                     .insert(ObjectKey::cluster(Kind::VirtualGateway, gateway.clone()));
+            }
+            for gateway in self.refs.dc_gateways_of_network.get(network) {
+                let key = ObjectKey::cluster(Kind::DCGateway, gateway.clone());
+                dirty.decisions.insert(key.clone());
+                dirty.labels.insert(key);
             }
             for vmi in self.refs.vmis_of_network.get(network) {
                 dirty.labels.insert(vmi_key(vmi));
@@ -916,6 +1016,12 @@ impl Decider {
                 }
                 _ => BTreeSet::new(),
             },
+            Kind::DCGateway => match self.objects.dc_gateways.get(&key.name) {
+                Some(g) if accepted(self.dc_gateways.get(&key.name)) => {
+                    p.nodes_of(g.networks.iter().map(|n| &n.network))
+                }
+                _ => BTreeSet::new(),
+            },
             Kind::PhysicalRouter | Kind::GatewayHAGroup => BTreeSet::new(),
         }
     }
@@ -977,13 +1083,48 @@ impl Decider {
                 }
             }
         }
+        // Verdicts before the fabric exit; then IP fabric forwarding's
+        // subnets handed out among the accepted networks asking.
+        let mut verdicts = BTreeMap::new();
         for name in take(&mut dirty.network_final) {
             let verdict = match (self.objects.networks.get(&name), bases.remove(&name)) {
-                (Some(network), Some(base)) => Some(virtual_network::verdict(
+                (Some(network), Some(base)) => {
+                    let v = virtual_network::verdict(network, base, &self.labels, &self.settings);
+                    self.fabric
+                        .ask(network, virtual_network::wants_fabric(network, &v));
+                    Some(v)
+                }
+                _ => {
+                    self.fabric.forget(&name);
+                    None
+                }
+            };
+            verdicts.insert(name, verdict);
+        }
+        for name in self.fabric.run() {
+            if verdicts.contains_key(&name) {
+                continue;
+            }
+            let verdict = match (
+                self.objects.networks.get(&name),
+                self.network_pre.get(&name),
+            ) {
+                (Some(network), Some(pre)) => Some(virtual_network::verdict(
                     network,
-                    base,
+                    virtual_network::with_vni(network, pre, &self.vnis),
                     &self.labels,
                     &self.settings,
+                )),
+                _ => None,
+            };
+            verdicts.insert(name, verdict);
+        }
+        for (name, verdict) in verdicts {
+            let verdict = match (verdict, self.objects.networks.get(&name)) {
+                (Some(v), Some(network)) => Some(virtual_network::with_fabric_exit(
+                    network,
+                    v,
+                    self.fabric.refused(&name),
                 )),
                 _ => None,
             };
@@ -1004,6 +1145,9 @@ impl Decider {
                 dirty
                     .groups
                     .extend(self.refs.groups_of_network.get(&name).cloned());
+                dirty
+                    .dc_gateways
+                    .extend(self.refs.dc_gateways_of_network.get(&name).cloned());
             }
             dirty.decisions.insert(network_key(&name));
             dirty.labels.insert(network_key(&name));
@@ -1215,6 +1359,44 @@ impl Decider {
         }
     }
 
+    fn run_dc_gateways(&mut self, dirty: &mut Dirty) {
+        for name in take(&mut dirty.dc_gateways) {
+            let gateway = self.objects.dc_gateways.get(&name);
+            let findings = gateway.map(|g| {
+                dc_gateway::verdict(
+                    g,
+                    &TakenEndpoints {
+                        routers: &self.refs.routers_of_underlay,
+                        vteps: &self.refs.vteps_of_address,
+                    },
+                    &self.claims.dc_endpoints,
+                    &self.claims.dc_prefixes,
+                    &self.networks,
+                    &self.objects.networks,
+                )
+            });
+            let served = match (gateway, &findings) {
+                (Some(g), Some(f)) if f.accepted() => g.address.map(|address| {
+                    let peer = DcGatewayPeer {
+                        name: name.clone(),
+                        address,
+                    };
+                    (peer, g.networks.iter().map(|n| n.network.clone()).collect())
+                }),
+                _ => None,
+            };
+            match findings {
+                Some(f) => self.dc_gateways.insert(name.clone(), f),
+                None => self.dc_gateways.remove(&name),
+            };
+            let moved = self.placement.set_dc_gateway(&name, served);
+            self.moved(moved, dirty);
+            let key = ObjectKey::cluster(Kind::DCGateway, name);
+            dirty.labels.insert(key.clone());
+            dirty.decisions.insert(key);
+        }
+    }
+
     fn run_groups(&mut self, dirty: &mut Dirty) {
         for name in take(&mut dirty.groups) {
             let findings = self
@@ -1312,6 +1494,16 @@ impl Decider {
                 let findings = self.vteps.get(&key.name)?;
                 Some(external_vtep::decision_of(
                     vtep,
+                    findings,
+                    &self.placement,
+                    &self.reports,
+                ))
+            }
+            Kind::DCGateway => {
+                let gateway = self.objects.dc_gateways.get(&key.name)?;
+                let findings = self.dc_gateways.get(&key.name)?;
+                Some(dc_gateway::decision_of(
+                    gateway,
                     findings,
                     &self.placement,
                     &self.reports,

@@ -73,6 +73,10 @@ pub(super) struct Refs {
     pub(super) groups_of_router: RefIndex<String, String>,
     /// Underlay address -> the routers declaring it.
     pub(super) routers_of_underlay: RefIndex<IpAddr, String>,
+    /// Address -> the external VTEPs declaring it.
+    pub(super) vteps_of_address: RefIndex<IpAddr, String>,
+    /// Network -> the DC gateways serving it.
+    pub(super) dc_gateways_of_network: RefIndex<NamespacedName, String>,
 }
 
 /// Why `router` does not have port `interface`, if it does not.

@@ -9,6 +9,7 @@
 //!   encapsulation)     label)                        │
 //!        ├──> VirtualGateways (interfaces, subnets)   ├─> placement ─> Programmed ─> Ready
 //!        ├──> ExternalVTEPs (address, hosts)          │   (model)      (node reports)
+//!        ├──> DCGateways (address, routes)            │
 //!        └──> GatewayHAGroups (members, BPDU network) │
 //!  PhysicalRouters (ports, limits, underlay, reports)─┘
 //! ```
@@ -32,6 +33,7 @@
 //! two equal after any sequence of changes.
 
 mod addresses;
+mod dc_gateway;
 mod decider;
 mod external_vtep;
 mod gateway_ha_group;
@@ -52,13 +54,14 @@ pub use virtual_network::{FIRST_ALLOCATED_VNI, MAX_VNI};
 
 /// The kinds the core decides on (PhysicalRouter status belongs to the node
 /// dataplane).
-pub const DECIDED_KINDS: [Kind; 6] = [
+pub const DECIDED_KINDS: [Kind; 7] = [
     Kind::LogicalInterface,
     Kind::VirtualMachineInterface,
     Kind::VirtualNetwork,
     Kind::GatewayHAGroup,
     Kind::VirtualGateway,
     Kind::ExternalVTEP,
+    Kind::DCGateway,
 ];
 
 /// What the operator is told by its flags rather than by objects.

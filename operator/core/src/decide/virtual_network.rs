@@ -14,13 +14,17 @@
 //!           VNI kept, VNI asked for)        -> findings, VNI or "allocate"
 //!  VNI pool: the networks that allocate, oldest first
 //!  label pool: accepted networks (then VMIs)
-//!  verdict: findings + VNI + label
+//!  fabric: accepted networks with IP fabric forwarding, oldest first: a
+//!          subnet overlapping an older one's is not applied
+//!  verdict: findings + VNI + label + fabric exit
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use trunkline_model::{Encapsulation, NamespacedName, Placement, VirtualNetwork};
+use trunkline_model::{
+    Encapsulation, FabricExit, IpPrefix, NamespacedName, Placement, VirtualNetwork,
+};
 
 use super::labels::{Pool, exhausted};
 use super::programmed::{Reports, programmed_condition};
@@ -58,6 +62,7 @@ pub(super) struct NetworkVerdict {
     pub(super) routing_instance: String,
     pub(super) mpls_label: Option<u32>,
     pub(super) encapsulation: Vec<Encapsulation>,
+    pub(super) fabric_exit: Option<FabricExit>,
 }
 
 /// The networks' verdicts, by name.
@@ -176,6 +181,125 @@ pub(super) fn verdict(
         routing_instance: network.effective_routing_instance(),
         mpls_label,
         encapsulation: network.effective_encapsulation(settings.encapsulation_priority.as_slice()),
+        fabric_exit: None,
+    }
+}
+
+/// Whether an accepted network asks for IP fabric forwarding (it then
+/// takes part in [`FabricSubnets`]).
+pub(super) fn wants_fabric(network: &VirtualNetwork, verdict: &NetworkVerdict) -> bool {
+    verdict.findings.accepted()
+        && network.north_south.requested() == Some(FabricExit::IpFabricForwarding)
+}
+
+/// The verdict with its fabric exit: what the network asks for, when
+/// accepted, unless IP fabric forwarding was refused (`refused`: why).
+pub(super) fn with_fabric_exit(
+    network: &VirtualNetwork,
+    mut verdict: NetworkVerdict,
+    refused: Option<&String>,
+) -> NetworkVerdict {
+    if !verdict.findings.accepted() {
+        return verdict;
+    }
+    verdict.fabric_exit = match refused {
+        Some(why) => {
+            verdict.findings.not_applied(why.clone());
+            None
+        }
+        None => network.north_south.requested(),
+    };
+    verdict
+}
+
+/// Subnets the fabric routes back to the overlay (IP fabric forwarding):
+/// each goes to one network, the oldest of those asking whose own subnets
+/// it got (a network refused gives its subnets up).
+#[derive(Debug, Default)]
+pub(super) struct FabricSubnets {
+    asks: BTreeMap<(trunkline_model::Age, NamespacedName), Vec<IpPrefix>>,
+    of: BTreeMap<NamespacedName, trunkline_model::Age>,
+    refused: BTreeMap<NamespacedName, String>,
+    stale: bool,
+}
+
+impl FabricSubnets {
+    /// Whether `network` (when `asks`) asks for IP fabric forwarding of its
+    /// subnets.
+    pub(super) fn ask(&mut self, network: &VirtualNetwork, asks: bool) {
+        let name = network.name();
+        let wanted = asks.then(|| network.subnets.iter().map(|s| s.prefix).collect::<Vec<_>>());
+        if let Some(age) = self.of.get(&name) {
+            let key = (age.clone(), name.clone());
+            if wanted.is_some()
+                && self.asks.get(&key) == wanted.as_ref()
+                && *age == network.meta.age()
+            {
+                return;
+            }
+            self.asks.remove(&key);
+            self.of.remove(&name);
+            self.stale = true;
+        }
+        if let Some(prefixes) = wanted {
+            self.asks
+                .insert((network.meta.age(), name.clone()), prefixes);
+            self.of.insert(name, network.meta.age());
+            self.stale = true;
+        }
+    }
+
+    /// `name` is gone.
+    pub(super) fn forget(&mut self, name: &NamespacedName) {
+        if let Some(age) = self.of.remove(name) {
+            self.asks.remove(&(age, name.clone()));
+            self.stale = true;
+        }
+    }
+
+    /// Hands the subnets out again if anything changed; returns the
+    /// networks whose outcome changed.
+    pub(super) fn run(&mut self) -> BTreeSet<NamespacedName> {
+        if !self.stale {
+            return BTreeSet::new();
+        }
+        self.stale = false;
+        let mut taken: Vec<(IpPrefix, &NamespacedName)> = Vec::new();
+        let mut refused = BTreeMap::new();
+        for ((_, name), subnets) in &self.asks {
+            let clash = subnets.iter().find_map(|subnet| {
+                taken
+                    .iter()
+                    .find(|(p, _)| p.overlaps(subnet))
+                    .map(|(theirs, holder)| (subnet, theirs, holder))
+            });
+            match clash {
+                Some((subnet, theirs, holder)) => {
+                    refused.insert(name.clone(), format!(
+                        "spec.northSouth.ipFabricForwarding is not applied: subnet {subnet} overlaps subnet {theirs} of VirtualNetwork {holder} (older), which also uses IP fabric forwarding, and the fabric can route it to one network only; use other subnets, or SNAT"
+                    ));
+                }
+                None => taken.extend(subnets.iter().map(|p| (*p, name))),
+            }
+        }
+        let mut changed: BTreeSet<NamespacedName> = BTreeSet::new();
+        for (name, why) in &refused {
+            if self.refused.get(name) != Some(why) {
+                changed.insert(name.clone());
+            }
+        }
+        for name in self.refused.keys() {
+            if !refused.contains_key(name) {
+                changed.insert(name.clone());
+            }
+        }
+        self.refused = refused;
+        changed
+    }
+
+    /// Why `name`'s IP fabric forwarding is refused, if it is.
+    pub(super) fn refused(&self, name: &NamespacedName) -> Option<&String> {
+        self.refused.get(name)
     }
 }
 
@@ -248,14 +372,53 @@ pub(super) fn decision_of(
         "no accepted VirtualMachineInterface bound to a logical interface, and no accepted VirtualGateway, uses this network, so no gateway node holds it",
         &[],
     );
+    let mut findings = verdict.findings.clone();
+    if verdict.fabric_exit == Some(FabricExit::Snat) {
+        for gap in snat_family_gaps(network, placement.network_nodes(&name), placement) {
+            findings.not_applied(gap);
+        }
+    }
     let derived = DerivedStatus::VirtualNetwork {
         vni: verdict.vni,
         routing_instance: verdict.routing_instance.clone(),
         mpls_label: verdict.mpls_label,
         encapsulation: verdict.encapsulation.clone(),
         subnets_summary: summary(network.subnets.iter().map(|s| s.prefix)),
+        fabric_exit: verdict.fabric_exit,
     };
-    decision(&network.meta, &verdict.findings, Some(p), derived)
+    decision(&network.meta, &findings, Some(p), derived)
+}
+
+/// What SNAT cannot do for `network` on the nodes holding it: it translates
+/// to each node's underlay address, so only packets of that address's
+/// family; a subnet of the other family gets nothing out by SNAT on that
+/// node (its packets are counted drops, `snat_other_family`). One message
+/// per such subnet.
+fn snat_family_gaps(
+    network: &VirtualNetwork,
+    nodes: &BTreeSet<String>,
+    placement: &Placement,
+) -> Vec<String> {
+    let family = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    let mut gaps = Vec::new();
+    for subnet in &network.subnets {
+        let wanted = family(subnet.prefix.addr());
+        let others: Vec<String> = nodes
+            .iter()
+            .filter_map(|node| {
+                let underlay = placement.underlay_address(node)?;
+                (family(underlay) != wanted).then(|| format!("{node} ({underlay})"))
+            })
+            .collect();
+        if !others.is_empty() {
+            gaps.push(format!(
+                "spec.northSouth.snat does not apply to subnet {} on gateway node(s) {}: SNAT translates to the node's underlay address, which is not {wanted}, so the subnet's packets to destinations outside the network are dropped there (snat_other_family); give those nodes an underlay address of the subnet's family, or reach outside from that subnet through a DC gateway or a virtual gateway",
+                subnet.prefix,
+                others.join(", ")
+            ));
+        }
+    }
+    gaps
 }
 
 #[cfg(test)]
