@@ -97,6 +97,8 @@ pub struct Control {
     started: Instant,
     heartbeat_ms: AtomicU64,
     stop: AtomicBool,
+    /// Watch events received, by kind.
+    watch_events: Mutex<BTreeMap<String, u64>>,
     /// The forwarding thread's flow table counts, once it keeps one.
     flow_stats: Mutex<Option<Arc<trunkline_pipeline::flow::FlowStats>>>,
 }
@@ -118,6 +120,7 @@ impl Default for Control {
             started: Instant::now(),
             heartbeat_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            watch_events: Mutex::default(),
             flow_stats: Mutex::default(),
         }
     }
@@ -138,6 +141,42 @@ impl Control {
     /// Notified when the report should be written again soon.
     pub fn report_now(&self) -> Arc<tokio::sync::Notify> {
         self.report_now.clone()
+    }
+
+    /// Counts one watch event of `kind`.
+    pub fn count_watch_event(&self, kind: &str) {
+        let mut events = self.watch_events.lock().unwrap_or_else(|p| p.into_inner());
+        match events.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                events.insert(kind.to_owned(), 1);
+            }
+        }
+    }
+
+    /// Watch events received so far, by kind.
+    pub fn watch_events(&self) -> BTreeMap<String, u64> {
+        self.watch_events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Continues the tables' version count of an earlier run on this node
+    /// (its report's `programmedGeneration`): the first tables installed
+    /// take that number, so a restart that installs the same tables
+    /// reports nothing new. Only before the first install.
+    pub fn resume_version(&self, reported: Option<i64>) {
+        let current = self.plan.load();
+        if let Some(reported) = reported.filter(|v| *v > 0 && current.version == 0) {
+            let (tables, _) = Tables::compile(&Default::default());
+            self.plan.store(Arc::new(Plan {
+                version: reported - 1,
+                ports: Vec::new(),
+                virtual_gateways: Vec::new(),
+                tables,
+            }));
+        }
     }
 
     /// The forwarding thread's counters.
@@ -694,6 +733,28 @@ mod tests {
         assert_eq!(report.counts.logical_interfaces, 1);
         assert_eq!(report.counts.virtual_gateways, 1);
         assert!(report.problems.iter().any(|p| p.contains("newer")));
+    }
+
+    /// A restarted agent goes on with the version count its predecessor
+    /// reported, so the same tables report the same version.
+    #[test]
+    fn a_restart_goes_on_with_the_reported_version() {
+        let control = Control::default();
+        control.resume_version(Some(7));
+        assert_eq!(
+            control.install(&Desired::default(), Some(1), BTreeMap::new()),
+            7
+        );
+        assert_eq!(
+            control.install(&Desired::default(), Some(1), BTreeMap::new()),
+            8
+        );
+        // Only before the first install.
+        control.resume_version(Some(3));
+        assert_eq!(control.plan().version, 8);
+        let fresh = Control::default();
+        fresh.resume_version(None);
+        assert_eq!(fresh.install(&Desired::default(), None, BTreeMap::new()), 1);
     }
 
     /// A network leaving by the fabric is not reported programmed while the

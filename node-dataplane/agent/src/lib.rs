@@ -128,13 +128,14 @@ fn version_of<K: kube::Resource>(object: &K) -> Option<ResourceVersion> {
         .and_then(ResourceVersion::parse)
 }
 
-/// Starts a reflector for `api` whose events wake `changed` and raise
-/// `mark`; returns its store.
+/// Starts a reflector for `api` whose events wake `changed`, raise `mark`
+/// and are counted in `control`; returns its store.
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     changed: Arc<Notify>,
     mark: Watermark,
+    control: Arc<Control>,
 ) -> Store<K>
 where
     K: kube::Resource
@@ -158,6 +159,7 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
+                    control.count_watch_event(&kind);
                     match &event {
                         watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
                             mark.raise(version_of(o))
@@ -236,24 +238,28 @@ pub async fn run(
         mine.clone(),
         changed.clone(),
         marks[&Kind::LogicalInterface].clone(),
+        shared.clone(),
     );
     let vmis = reflect(
         Api::<VirtualMachineInterface>::all(client.clone()),
         mine.clone(),
         changed.clone(),
         marks[&Kind::VirtualMachineInterface].clone(),
+        shared.clone(),
     );
     let networks = reflect(
         Api::<VirtualNetwork>::all(client.clone()),
         mine.clone(),
         changed.clone(),
         marks[&Kind::VirtualNetwork].clone(),
+        shared.clone(),
     );
     let gateways = reflect(
         Api::<VirtualGateway>::all(client.clone()),
         mine.clone(),
         changed.clone(),
         marks[&Kind::VirtualGateway].clone(),
+        shared.clone(),
     );
     // Every router (one per node, so few): the peers' underlay addresses
     // come from theirs. Routers are not in the report's watermarks: this
@@ -263,18 +269,21 @@ pub async fn run(
         watcher::Config::default(),
         changed.clone(),
         Watermark::default(),
+        shared.clone(),
     );
     let vteps = reflect(
         Api::<ExternalVTEP>::all(client.clone()),
         mine.clone(),
         changed.clone(),
         marks[&Kind::ExternalVTEP].clone(),
+        shared.clone(),
     );
     let dc_gateways = reflect(
         Api::<DCGateway>::all(client.clone()),
         mine,
         changed.clone(),
         marks[&Kind::DCGateway].clone(),
+        shared.clone(),
     );
 
     let report_now = shared.report_now();
@@ -327,14 +336,21 @@ pub async fn run(
         // What an earlier agent on this node reported: everything it had
         // received is in the lists this one just received, so its
         // watermarks still hold (an agent restart then moves nothing).
-        let floor: BTreeMap<Kind, ResourceVersion> = routers
-            .get(&reflector::ObjectRef::new(&node))
+        // Its tables' version count goes on, too.
+        let own = routers.get(&reflector::ObjectRef::new(&node));
+        let floor: BTreeMap<Kind, ResourceVersion> = own
+            .as_ref()
             .map(|r| {
-                trunkline_model::from_api::physical_router(&r)
+                trunkline_model::from_api::physical_router(r)
                     .report
                     .programmed_through
             })
             .unwrap_or_default();
+        installer.resume_version(
+            own.as_ref()
+                .and_then(|r| r.status.as_ref())
+                .and_then(|s| s.programmed_generation),
+        );
         // Every status write of ours changes our own PhysicalRouter, which
         // wakes this loop: rebuild only when what the node enforces changed.
         let mut installed: Option<(desired::Desired, Option<i64>)> = None;

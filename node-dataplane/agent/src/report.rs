@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use trunkline_api::PhysicalRouter;
+use trunkline_api::{PhysicalRouter, PhysicalRouterStatus};
 
 use trunkline_api::physical_router::{PortStatus, ProgrammedCounts, ProgrammedException};
 use trunkline_api::status::{Condition, condition};
@@ -168,6 +168,35 @@ pub struct Reporter {
     node: String,
     last_written: Option<Value>,
     conditions: Vec<Condition>,
+    /// Whether the status an earlier run wrote was read back (once, before
+    /// the first write): a restart then writes nothing when nothing
+    /// changed, and keeps the conditions' transition times.
+    resumed: bool,
+}
+
+/// The status fields the agent owns, as written.
+fn owned_fields(status: &PhysicalRouterStatus) -> Value {
+    json!({
+        "observedGeneration": status.observed_generation,
+        "conditions": status.conditions,
+        "programmedGeneration": status.programmed_generation,
+        "backend": status.backend,
+        "ports": status.ports,
+        "counts": status.counts,
+        "programmedThrough": status.programmed_through,
+        "exceptions": status.exceptions,
+        "exceptionsTruncated": status.exceptions_truncated,
+    })
+}
+
+/// `status` without its conditions' transition times: they only change
+/// with a condition's status.
+fn comparable(mut status: Value) -> Value {
+    if let Some(cs) = status["conditions"].as_array_mut() {
+        cs.iter_mut()
+            .for_each(|c| c["lastTransitionTime"] = Value::Null);
+    }
+    status
 }
 
 impl Reporter {
@@ -178,7 +207,26 @@ impl Reporter {
             node: node.to_owned(),
             last_written: None,
             conditions: Vec::new(),
+            resumed: false,
         }
+    }
+
+    /// Reads back what an earlier run on this node wrote, once.
+    async fn resume(&mut self) -> Result<(), kube::Error> {
+        if self.resumed {
+            return Ok(());
+        }
+        if let Some(status) = self
+            .api
+            .get_opt(&self.node)
+            .await?
+            .and_then(|router| router.status)
+        {
+            self.conditions = status.conditions.clone();
+            self.last_written = Some(comparable(owned_fields(&status)));
+        }
+        self.resumed = true;
+        Ok(())
     }
 
     fn condition(
@@ -207,6 +255,7 @@ impl Reporter {
     /// Sends the report if it differs from the last one written.
     /// Returns whether a write happened.
     pub async fn report(&mut self, report: &NodeReport) -> Result<bool, kube::Error> {
+        self.resume().await?;
         let generation = report.router_generation;
         let conditions = vec![
             self.condition(condition::READY, report.ready(), generation),
@@ -216,32 +265,24 @@ impl Reporter {
                 generation,
             ),
         ];
-        let (exceptions, truncated) = bounded(&report.exceptions);
-        let through: BTreeMap<&str, &str> = report
-            .through
-            .iter()
-            .map(|(kind, rv)| (kind.as_str(), rv.as_str()))
-            .collect();
-        let status = json!({
-            "observedGeneration": generation,
-            "conditions": conditions,
-            "programmedGeneration": report.tables_version,
-            "backend": report.backend,
-            "ports": report.ports,
-            "counts": report.counts,
-            "programmedThrough": through,
-            "exceptions": exceptions,
-            "exceptionsTruncated": truncated,
+        let (exceptions, exceptions_truncated) = bounded(&report.exceptions);
+        let status = owned_fields(&PhysicalRouterStatus {
+            observed_generation: generation,
+            conditions: conditions.clone(),
+            programmed_generation: Some(report.tables_version),
+            backend: report.backend.clone(),
+            ports: report.ports.clone(),
+            counts: Some(report.counts.clone()),
+            programmed_through: report
+                .through
+                .iter()
+                .map(|(kind, rv)| (kind.as_str().to_owned(), rv.as_str().to_owned()))
+                .collect(),
+            exceptions,
+            exceptions_truncated,
+            ..PhysicalRouterStatus::default()
         });
-        // Compare without transition times: they only change with a status.
-        let comparable = {
-            let mut s = status.clone();
-            if let Some(cs) = s["conditions"].as_array_mut() {
-                cs.iter_mut()
-                    .for_each(|c| c["lastTransitionTime"] = Value::Null);
-            }
-            s
-        };
+        let comparable = comparable(status.clone());
         if self.last_written.as_ref() == Some(&comparable) {
             return Ok(false);
         }
