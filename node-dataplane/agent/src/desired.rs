@@ -32,8 +32,7 @@ use trunkline_model::encapsulation::NODE_ENCAPSULATIONS;
 use trunkline_model::{
     Dhcp as ModelDhcp, DhcpMode as ModelDhcpMode, Encapsulation as ModelEncapsulation,
     FabricExit as ModelFabricExit, ForwardingMode as ModelForwardingMode, Meta, NamespacedName,
-    Object, ObjectKey, Placement, Snapshot, VirtualGateway, VirtualMachineInterface,
-    VirtualNetwork,
+    ObjectKey, Placement, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_pipeline::config::{
     AllowedAddressPair, CreationOrder, DEFAULT_SNAT_PORTS, DhcpConfig, DhcpMode, Encapsulation,
@@ -415,44 +414,67 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
 fn exceptions(node: &str, snapshot: &Snapshot, out: &mut Desired) {
     let mut noted = std::mem::take(&mut out.exceptions);
     let gateways: BTreeSet<&ObjectKey> = out.virtual_gateways.iter().map(|(_, k)| k).collect();
-    for object in snapshot.clone().into_objects() {
-        let meta = object.meta();
+    // Each kind: the objects the node is asked to hold, whether they are
+    // held, and why not when nothing better was noted.
+    type Asked<'a> = (&'a Meta, bool, bool, &'static str);
+    let s = snapshot;
+    let held = |m: &Meta| out.held.contains(&m.key);
+    let asked: Vec<Asked<'_>> = s
+        .logical_interfaces
+        .iter()
+        .map(|li| {
+            (
+                &li.meta,
+                li.physical_router == node,
+                held(&li.meta),
+                "not in this node's tables",
+            )
+        })
+        .chain(s.virtual_machine_interfaces.iter().map(|v| {
+            (
+                &v.meta,
+                true,
+                held(&v.meta),
+                "no logical interface of this node binds it, and no network held here reaches it",
+            )
+        }))
+        .chain(s.virtual_networks.iter().map(|n| {
+            (
+                &n.meta,
+                true,
+                held(&n.meta),
+                "no VMI or virtual gateway of this node uses it",
+            )
+        }))
+        .chain(s.virtual_gateways.iter().map(|g| {
+            (
+                &g.meta,
+                g.nodes.contains(node),
+                gateways.contains(&g.meta.key),
+                "not set up on this node",
+            )
+        }))
+        .chain(s.external_vteps.iter().map(|x| {
+            (
+                &x.meta,
+                true,
+                held(&x.meta),
+                "none of its networks is held here, or it is not accepted",
+            )
+        }))
+        .chain(s.dc_gateways.iter().map(|g| {
+            (
+                &g.meta,
+                true,
+                held(&g.meta),
+                "none of its networks is held here, or it is not accepted",
+            )
+        }))
+        .collect();
+    for (meta, asked, held, otherwise) in asked {
         if !meta.labelled_for(node) {
             continue;
         }
-        let (asked, held, otherwise) = match &object {
-            Object::LogicalInterface(li) => (
-                li.physical_router == node,
-                out.held.contains(&meta.key),
-                "not in this node's tables",
-            ),
-            Object::VirtualMachineInterface(_) => (
-                true,
-                out.held.contains(&meta.key),
-                "no logical interface of this node binds it, and no network held here reaches it",
-            ),
-            Object::VirtualNetwork(_) => (
-                true,
-                out.held.contains(&meta.key),
-                "no VMI or virtual gateway of this node uses it",
-            ),
-            Object::VirtualGateway(g) => (
-                g.nodes.contains(node),
-                gateways.contains(&meta.key),
-                "not set up on this node",
-            ),
-            Object::ExternalVtep(_) => (
-                true,
-                out.held.contains(&meta.key),
-                "none of its networks is held here, or it is not accepted",
-            ),
-            Object::DcGateway(_) => (
-                true,
-                out.held.contains(&meta.key),
-                "none of its networks is held here, or it is not accepted",
-            ),
-            Object::PhysicalRouter(_) | Object::GatewayHaGroup(_) => (false, true, ""),
-        };
         if asked && !held {
             let why = noted
                 .remove(&meta.key)

@@ -6,7 +6,7 @@
 //!    |   DCGateways labelled node.trunkline.io/<node> (the API server filters), every
 //!    |   PhysicalRouter (one per node); per kind, the highest resourceVersion received (watermark)
 //!    v
-//!  stores --(any change, debounced)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
+//!  stores --(any change; at most a build per --debounce-ms)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
 //!                                          v
 //!                 Control::install: compile -> Plan { tables, ports, vgws } --ArcSwap--+
@@ -149,8 +149,13 @@ where
 {
     let (store, writer) = reflector::store();
     let kind = K::kind(&Default::default()).to_string();
-    let stream = reflector::reflector(writer, watcher(api, config))
-        .backoff(trunkline_client::WatchBackoff::default());
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config)
+            // Never read: at thousands of objects most of the memory.
+            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+            .backoff(trunkline_client::WatchBackoff::default()),
+    );
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         // The highest version of a relist in progress: counted once the
@@ -355,6 +360,7 @@ pub async fn run(
         // wakes this loop: rebuild only when what the node enforces changed.
         let mut installed: Option<(desired::Desired, Option<i64>)> = None;
         loop {
+            let started = tokio::time::Instant::now();
             // The watermarks first: the stores hold at least that much.
             let through: BTreeMap<Kind, ResourceVersion> = marks
                 .iter()
@@ -418,7 +424,9 @@ pub async fn run(
                     _ = changed.notified() => {}
                     _ = fabric_changed.notified() => {}
                 }
-                tokio::time::sleep(options.debounce).await;
+                // At most one build per --debounce-ms: a change after a
+                // quiet spell is built at once, a stream in batches.
+                tokio::time::sleep_until(started + options.debounce).await;
                 continue;
             }
             for skipped in &desired.skipped {
@@ -431,6 +439,7 @@ pub async fn run(
                 logical_interfaces = desired.config.logical_interfaces.len(),
                 vmis = desired.config.vmis.len(),
                 networks = desired.config.networks.len(),
+                millis = started.elapsed().as_millis() as u64,
                 "tables swapped"
             );
             installed = Some((desired, generation));
@@ -439,7 +448,7 @@ pub async fn run(
                 _ = changed.notified() => {}
                 _ = fabric_changed.notified() => {}
             }
-            tokio::time::sleep(options.debounce).await;
+            tokio::time::sleep_until(started + options.debounce).await;
         }
     };
 

@@ -39,7 +39,8 @@ struct Flags {
     /// labs and tests, where the node is a namespace.
     #[arg(long)]
     port_netns: Option<PathBuf>,
-    /// Quiet time after a change before the tables are rebuilt, in ms.
+    /// The shortest time between two builds of the tables, in ms: a change
+    /// after a quiet spell is built at once, a burst in batches.
     #[arg(long, default_value_t = 100)]
     debounce_ms: u64,
     /// Ports (and ICMP echo identifiers) SNAT translates to on the node's

@@ -3,7 +3,7 @@
 //! differ.
 //!
 //! ```text
-//!  watch events ──> touched keys + change counter ──(quiet for --debounce-ms)──┐
+//!  watch events ──> touched keys + change counter ──(at most a pass per --debounce-ms)──┐
 //!  resync timer (every object) / retry after errors (what failed) ─────────────┤
 //!                                                                              v
 //!   touched objects (from the stores) ─> core::Decider::apply ─> changed decisions
@@ -46,8 +46,10 @@ use crate::metrics::{EventLabels, KindLabels, ObjectLabels};
 use crate::status::{self, FIELD_MANAGER, Reported};
 use crate::{Error, Metrics};
 
-/// Status writes in flight at once.
-const CONCURRENT_WRITES: usize = 8;
+/// Status (and label) writes in flight at once: enough to keep the API
+/// server busy when thousands of objects arrive, far below its 200
+/// mutating requests in flight.
+const CONCURRENT_WRITES: usize = 32;
 /// Pause before retrying after a pass with errors.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// The longest an Event note may be (the API allows 1 kB).
@@ -388,6 +390,7 @@ impl Operator {
                 tracing::info!("leading: deciding and writing status");
             }
             changed.borrow_and_update();
+            let started = tokio::time::Instant::now();
             let outcome = self.pass().await;
             let idle = if outcome.errors > 0 {
                 RETRY_AFTER
@@ -401,7 +404,10 @@ impl Operator {
                     if change.is_err() {
                         return;
                     }
-                    quiet(&mut changed, args.debounce()).await;
+                    // At most one pass per --debounce-ms: a change after a
+                    // quiet spell is decided at once, a stream of changes
+                    // in batches.
+                    tokio::time::sleep_until(started + args.debounce()).await;
                 }
                 // Lost (or regained) the lease: the loop's top decides.
                 _ = lost_or_regained(&mut leading) => {}
@@ -788,19 +794,6 @@ impl Operator {
 async fn lost_or_regained(leading: &mut watch::Receiver<bool>) {
     if leading.changed().await.is_err() {
         std::future::pending::<()>().await;
-    }
-}
-
-/// Waits until no change has come for `debounce` (at most ten times as
-/// long, so a steady stream of changes still gets decided).
-async fn quiet(changed: &mut watch::Receiver<u64>, debounce: Duration) {
-    let deadline = tokio::time::Instant::now() + debounce * 10;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(debounce) => return,
-            _ = tokio::time::sleep_until(deadline) => return,
-            change = changed.changed() => if change.is_err() { return },
-        }
     }
 }
 
