@@ -99,6 +99,10 @@ pub struct Control {
     stop: AtomicBool,
     /// Watch events received, by kind.
     watch_events: Mutex<BTreeMap<String, u64>>,
+    /// The configuration the installed tables were compiled from, when
+    /// kept (`--debug-tables`).
+    config: Mutex<Option<Arc<trunkline_pipeline::NodeConfig>>>,
+    keep_config: AtomicBool,
     /// The forwarding thread's flow table counts, once it keeps one.
     flow_stats: Mutex<Option<Arc<trunkline_pipeline::flow::FlowStats>>>,
 }
@@ -121,6 +125,8 @@ impl Default for Control {
             heartbeat_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             watch_events: Mutex::default(),
+            config: Mutex::default(),
+            keep_config: AtomicBool::new(false),
             flow_stats: Mutex::default(),
         }
     }
@@ -141,6 +147,27 @@ impl Control {
     /// Notified when the report should be written again soon.
     pub fn report_now(&self) -> Arc<tokio::sync::Notify> {
         self.report_now.clone()
+    }
+
+    /// Keep a copy of each installed configuration (for
+    /// [`Control::tables_and_scratch`]).
+    pub fn keep_config(&self, keep: bool) {
+        self.keep_config.store(keep, Ordering::Relaxed);
+    }
+
+    /// The installed tables' dump and the dump of a compilation from
+    /// scratch of the configuration they came from (both `None` unless
+    /// configurations are kept): equal, whatever way the tables were
+    /// built.
+    pub fn tables_and_scratch(&self) -> Option<(i64, String, String)> {
+        let config = self
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let plan = self.plan.load_full();
+        let (scratch, _) = Tables::compile(&config);
+        Some((plan.version, plan.tables.dump(), scratch.dump()))
     }
 
     /// Counts one watch event of `kind`.
@@ -224,6 +251,10 @@ impl Control {
             .collect();
         let mut exceptions = desired.exceptions.clone();
         exceptions.extend(refused);
+        if self.keep_config.load(Ordering::Relaxed) {
+            *self.config.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Arc::new(desired.config.clone()));
+        }
         let counts = ProgrammedCounts {
             logical_interfaces: tables.logical_interfaces().len() as u32,
             virtual_machine_interfaces: tables.vmis().count() as u32,

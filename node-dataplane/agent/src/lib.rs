@@ -83,6 +83,8 @@ pub struct Options {
     /// agent stops, the agent removes the host state it made
     /// ([`uninstall`]).
     pub owner: Option<uninstall::Owner>,
+    /// Serve `/debug/tables` (keeps a copy of the installed configuration).
+    pub debug_tables: bool,
 }
 
 /// Errors that stop the agent.
@@ -191,6 +193,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let shared = Arc::new(Control::default());
+    shared.keep_config(options.debug_tables);
     let forwarding = forward::spawn(
         shared.clone(),
         options.backend,

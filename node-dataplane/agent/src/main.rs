@@ -68,6 +68,11 @@ struct Flags {
     /// Idle timeout of ICMP echo flows, in seconds (RFC 5508: 60).
     #[arg(long, default_value_t = 60)]
     flow_timeout_icmp: u64,
+    /// Serve `/debug/tables`: the installed tables and a compilation from
+    /// scratch of the same configuration, as text (for tests: it keeps a
+    /// copy of the configuration).
+    #[arg(long)]
+    debug_tables: bool,
     /// Frames per second each VMI may have answered by the gateway (ARP/ND
     /// proxy, echo, DHCP, router advertisements, ICMP errors); over it,
     /// questions are dropped and counted (`punt_rate_limited`).
@@ -154,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
             .daemonset
             .zip(flags.namespace)
             .map(|(name, namespace)| trunkline_dataplane::uninstall::Owner { namespace, name }),
+        debug_tables: flags.debug_tables,
     };
     tracing::info!(node = options.node, backend = ?options.backend, "trunkline-dataplane starting");
     let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;

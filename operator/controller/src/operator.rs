@@ -50,6 +50,11 @@ use crate::{Error, Metrics};
 /// server busy when thousands of objects arrive, far below its 200
 /// mutating requests in flight.
 const CONCURRENT_WRITES: usize = 32;
+/// Objects written per pass at most: when thousands of objects arrive, a
+/// pass writes some of them and the next pass (at once) the rest, so the
+/// nodes' reports are decided in between and the first objects become
+/// Ready while the last are still being accepted.
+const WRITES_PER_PASS: usize = 1024;
 /// Pause before retrying after a pass with errors.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// The longest an Event note may be (the API allows 1 kB).
@@ -284,6 +289,12 @@ pub struct Operator {
     ready: HashMap<ObjectKey, bool>,
     /// What is left of the Events' rate.
     event_budget: EventBudget,
+    /// Objects this pass may still write ([`WRITES_PER_PASS`]).
+    write_budget: usize,
+    /// Objects left for the next pass by the write budget.
+    deferred: usize,
+    /// Objects whose labels this pass wrote with their status.
+    labelled: BTreeSet<ObjectKey>,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     applied: HashMap<ObjectKey, Applied>,
@@ -305,6 +316,8 @@ pub struct PassOutcome {
     pub writes: usize,
     /// Errors (failed writes or events).
     pub errors: usize,
+    /// Objects left for the next pass by the write budget.
+    pub deferred: usize,
 }
 
 /// One status write to do.
@@ -313,6 +326,18 @@ struct Plan<K: Reported> {
     key: ObjectKey,
     desired: K::Status,
     events: Vec<Condition>,
+    /// The node labels to write after the status, when they differ.
+    labels: Option<BTreeSet<String>>,
+}
+
+/// The node labels (name parts) an object carries.
+fn node_labels_of(meta: &kube::api::ObjectMeta) -> BTreeSet<String> {
+    meta.labels
+        .iter()
+        .flatten()
+        .filter_map(|(key, _)| trunkline_api::node_label::name_in(key))
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Operator {
@@ -339,6 +364,9 @@ impl Operator {
             relabel_retry: BTreeSet::new(),
             ready: HashMap::new(),
             event_budget: EventBudget::new(),
+            write_budget: WRITES_PER_PASS,
+            deferred: 0,
+            labelled: BTreeSet::new(),
             metrics,
             applied: HashMap::new(),
             ports_applied: HashMap::new(),
@@ -392,14 +420,19 @@ impl Operator {
             changed.borrow_and_update();
             let started = tokio::time::Instant::now();
             let outcome = self.pass().await;
-            let idle = if outcome.errors > 0 {
+            let idle = if outcome.deferred > 0 {
+                // More to write: the next pass at once (after the debounce).
+                args.debounce()
+            } else if outcome.errors > 0 {
                 RETRY_AFTER
             } else {
                 args.resync()
             };
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(idle) => self.full = outcome.errors == 0,
+                _ = tokio::time::sleep(idle) => {
+                    self.full = outcome.errors == 0 && outcome.deferred == 0;
+                }
                 change = changed.changed() => {
                     if change.is_err() {
                         return;
@@ -477,7 +510,12 @@ impl Operator {
             ..PassOutcome::default()
         };
         let stores = self.stores.clone();
-        self.sync::<LogicalInterface>(&stores.logical_interfaces, &to_sync, &now, &mut outcome)
+        self.write_budget = WRITES_PER_PASS;
+        self.deferred = 0;
+        self.labelled.clear();
+        // What a node needs first, first: networks, their VMIs, then the
+        // logical interfaces binding them.
+        self.sync::<VirtualNetwork>(&stores.virtual_networks, &to_sync, &now, &mut outcome)
             .await;
         self.sync::<VirtualMachineInterface>(
             &stores.virtual_machine_interfaces,
@@ -486,7 +524,7 @@ impl Operator {
             &mut outcome,
         )
         .await;
-        self.sync::<VirtualNetwork>(&stores.virtual_networks, &to_sync, &now, &mut outcome)
+        self.sync::<LogicalInterface>(&stores.logical_interfaces, &to_sync, &now, &mut outcome)
             .await;
         self.sync::<GatewayHAGroup>(&stores.gateway_ha_groups, &to_sync, &now, &mut outcome)
             .await;
@@ -498,12 +536,16 @@ impl Operator {
             .await;
         self.sync_router_ports(&stores.physical_routers, &mut outcome)
             .await;
-        // Labels after status: a node sees an object once it is labelled
+        // Labels after status (those of the objects written above went
+        // with their status): a node sees an object once it is labelled
         // for it, and by then its status says it is accepted.
         if full {
             relabel.extend(to_sync.iter().cloned());
         }
+        let labelled = std::mem::take(&mut self.labelled);
+        relabel.retain(|k| !labelled.contains(k));
         self.sync_labels(&relabel, &mut outcome).await;
+        outcome.deferred = self.deferred;
         let took = started.elapsed();
         self.metrics.reconcile_duration.observe(took.as_secs_f64());
         tracing::debug!(
@@ -698,11 +740,28 @@ impl Operator {
             if current.as_ref() == Some(&desired) {
                 continue;
             }
+            if self.write_budget == 0 {
+                self.retry.insert(key);
+                self.deferred += 1;
+                continue;
+            }
+            self.write_budget -= 1;
+            let wanted: BTreeSet<String> = self
+                .decider
+                .node_labels(&key)
+                .iter()
+                .map(|n| trunkline_api::node_label::name_of(n))
+                .collect();
+            let labels = (node_labels_of(object.meta()) != wanted).then_some(wanted);
+            if labels.is_some() {
+                self.labelled.insert(key.clone());
+            }
             plans.push(Plan {
                 object,
                 key,
                 desired,
                 events,
+                labels,
             });
         }
         if plans.is_empty() {
@@ -729,6 +788,13 @@ impl Operator {
                     } else {
                         Ok(None)
                     };
+                    // Then its labels, at once: a node holds it sooner.
+                    let labelled = match (&written, &plan.labels, *leading.borrow()) {
+                        (Ok(Some(_)), Some(labels), true) => {
+                            Some(write_labels(&client, &plan.key, labels).await)
+                        }
+                        _ => None,
+                    };
                     if written.is_ok() {
                         for c in &plan.events {
                             if let Err(e) = publish(&recorder, &*plan.object, c).await {
@@ -745,14 +811,32 @@ impl Operator {
                             }
                         }
                     }
-                    (plan, written)
+                    (plan, written, labelled)
                 }
             })
             .buffer_unordered(CONCURRENT_WRITES)
             .collect()
             .await;
 
-        for (plan, written) in results {
+        for (plan, written, labelled) in results {
+            match labelled {
+                Some(Ok(true)) => {
+                    outcome.writes += 1;
+                    self.metrics
+                        .label_writes
+                        .get_or_create(&KindLabels {
+                            kind: K::KIND.as_str(),
+                        })
+                        .inc();
+                }
+                Some(Ok(false)) | None => {}
+                Some(Err(e)) => {
+                    outcome.errors += 1;
+                    self.metrics.error(&e);
+                    tracing::warn!(error = %e, "node labels not written; retrying soon");
+                    self.relabel_retry.insert(plan.key.clone());
+                }
+            }
             match written {
                 Ok(Some(value)) => {
                     outcome.writes += 1;

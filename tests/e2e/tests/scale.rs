@@ -366,3 +366,152 @@ async fn an_idle_cluster_writes_nothing_even_after_restarts() {
     let late = gw.apply_li(901, "late").await;
     gw.wait_li(&late, "True").await;
 }
+
+/// Objects of the CI smoke run at size.
+const SMOKE_OBJECTS: usize = 1000;
+/// The largest object the issue allows.
+const SIZE_BOUND: usize = 256 * 1024;
+
+/// The CI smoke run at size (not timed): 1000 VMIs and 1000 logical
+/// interfaces on the node are all Ready, no object is over the size bound,
+/// and the agent's tables are those a compilation from scratch of the same
+/// configuration gives.
+#[tokio::test]
+async fn two_thousand_objects_are_ready_small_and_their_tables_as_from_scratch() {
+    let mut gw = Gateway::start(&[BMS1, BMS2], "af-xdp").await;
+    gw.agent.take().expect("agent").stop(SHUTDOWN_TIMEOUT);
+    gw.agent_args = vec!["--debug-tables".into()];
+    gw.start_agent();
+    gw.apply_objects(&[BMS1, BMS2]).await;
+    let ns = gw.ns.name().to_owned();
+    gw.apply_namespaced(
+        "virtualnetworks",
+        "smoke",
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+            "metadata": {"name": "smoke", "namespace": ns},
+            "spec": {"subnets": [{"cidr": "10.70.0.0/16"}]}}),
+    )
+    .await;
+    let vmis: Api<VirtualMachineInterface> = Api::namespaced(gw.client.clone(), &ns);
+    let lis: Api<LogicalInterface> = Api::all(gw.client.clone());
+    let node = gw.node.clone();
+    futures::stream::iter(0..SMOKE_OBJECTS)
+        .map(|i| {
+            let (vmis, lis, ns, node) = (vmis.clone(), lis.clone(), ns.clone(), node.clone());
+            async move {
+                let name = format!("smoke-{i}");
+                let vmi = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+                    "metadata": {"name": name, "namespace": ns, "labels": {"trunkline.io/smoke": "yes"}},
+                    "spec": {"virtualNetwork": "smoke",
+                             "macAddress": format!("02:70:00:00:{:02x}:{:02x}", i >> 8, i & 0xff),
+                             "ips": [{"address": format!("10.70.{}.{}", i / 200, i % 200 + 10)}]}});
+                vmis.patch(&name, &apply_params(), &Patch::Apply(&vmi)).await?;
+                let li_name = format!("{node}-smoke-{i}");
+                let li = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface",
+                    "metadata": {"name": li_name, "labels": {"trunkline.io/smoke": "yes"}},
+                    "spec": {"physicalRouter": node, "physicalInterface": "eth1", "vlan": 1000 + i,
+                             "virtualMachineInterface": {"namespace": ns, "name": name}}});
+                lis.patch(&li_name, &apply_params(), &Patch::Apply(&li)).await?;
+                Ok::<_, kube::Error>(())
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("the smoke objects");
+
+    let ready = |conditions: &[trunkline_api::status::Condition], generation: Option<i64>| {
+        conditions.iter().any(|c| {
+            c.type_ == "Ready" && c.status == "True" && c.observed_generation == generation
+        })
+    };
+    let selector = ListParams::default().labels("trunkline.io/smoke=yes");
+    eventually("every smoke object Ready", SETTLE_TIMEOUT, || async {
+        let lis_ready = lis
+            .list(&selector)
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .iter()
+            .filter(|o| {
+                o.status
+                    .as_ref()
+                    .is_some_and(|s| ready(&s.conditions, o.metadata.generation))
+            })
+            .count();
+        let vmis_ready = vmis
+            .list(&selector)
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .iter()
+            .filter(|o| {
+                o.status
+                    .as_ref()
+                    .is_some_and(|s| ready(&s.conditions, o.metadata.generation))
+            })
+            .count();
+        if lis_ready + vmis_ready == 2 * SMOKE_OBJECTS {
+            Ok(())
+        } else {
+            Err(format!(
+                "{lis_ready} LIs and {vmis_ready} VMIs Ready of {SMOKE_OBJECTS} each"
+            ))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; {}", gw.logs()));
+
+    // No object over the bound: the router holds no per-object list.
+    let mut router = Api::<PhysicalRouter>::all(gw.client.clone())
+        .get(&gw.node)
+        .await
+        .expect("router");
+    router.metadata.managed_fields = None;
+    let router_bytes = serde_json::to_vec(&router).expect("json").len();
+    assert!(
+        router_bytes < SIZE_BOUND,
+        "the router takes {router_bytes} bytes"
+    );
+    assert!(
+        router_bytes < 8 * 1024,
+        "the router's report does not grow with the objects it holds: {router_bytes} bytes"
+    );
+    let network = Api::<VirtualNetwork>::namespaced(gw.client.clone(), &ns)
+        .get("smoke")
+        .await
+        .expect("network");
+    let largest_vmi = vmis
+        .list(&selector)
+        .await
+        .expect("vmis")
+        .items
+        .into_iter()
+        .map(|mut v| {
+            v.metadata.managed_fields = None;
+            serde_json::to_vec(&v).expect("json").len()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        largest_vmi < SIZE_BOUND && serde_json::to_vec(&network).expect("json").len() < SIZE_BOUND
+    );
+
+    // The agent's tables are what a compilation from scratch gives.
+    let (code, body) =
+        trunkline_test_support::http_get(&gw.agent().url("/debug/tables")).expect("debug tables");
+    assert_eq!(code, 200, "{body}");
+    let tables: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let (installed, scratch) = (
+        tables["installed"].as_str().expect("installed"),
+        tables["scratch"].as_str().expect("scratch"),
+    );
+    assert!(
+        installed.matches("smoke-").count() >= SMOKE_OBJECTS,
+        "the smoke objects are in the tables"
+    );
+    assert!(
+        installed == scratch,
+        "the installed tables differ from a compilation from scratch"
+    );
+}

@@ -108,6 +108,8 @@ pub struct Gateway<'a> {
     pub agent_kubeconfig: std::path::PathBuf,
     pub operator_kubeconfig: std::path::PathBuf,
     pub backend: &'static str,
+    /// More flags for the agent ([`Gateway::start_agent`]).
+    pub agent_args: Vec<String>,
 }
 
 pub fn apply_params() -> PatchParams {
@@ -144,6 +146,7 @@ impl<'a> Gateway<'a> {
             agent_kubeconfig,
             operator_kubeconfig,
             backend,
+            agent_args: Vec::new(),
         };
         gateway.start_operator(&[]);
         gateway.start_agent();
@@ -190,6 +193,7 @@ impl<'a> Gateway<'a> {
             agent_kubeconfig: std::path::PathBuf::new(),
             operator_kubeconfig: std::path::PathBuf::new(),
             backend: "auto",
+            agent_args: Vec::new(),
         }
     }
 
@@ -211,21 +215,23 @@ impl<'a> Gateway<'a> {
 
     pub fn start_agent(&mut self) {
         let addr = free_local_addr();
+        let mut args: Vec<String> = vec![
+            "--node".into(),
+            self.node.clone(),
+            "--kubeconfig".into(),
+            self.agent_kubeconfig.display().to_string(),
+            "--metrics-addr".into(),
+            addr.to_string(),
+            "--port-netns".into(),
+            self.lab.netns_path(NODE).display().to_string(),
+            "--backend".into(),
+            self.backend.into(),
+        ];
+        args.extend(self.agent_args.iter().cloned());
         let agent = ManagedProcess::start(
             "dataplane",
             &workspace_binary("trunkline-dataplane", "trunkline-dataplane"),
-            &[
-                "--node".into(),
-                self.node.clone(),
-                "--kubeconfig".into(),
-                self.agent_kubeconfig.display().to_string(),
-                "--metrics-addr".into(),
-                addr.to_string(),
-                "--port-netns".into(),
-                self.lab.netns_path(NODE).display().to_string(),
-                "--backend".into(),
-                self.backend.into(),
-            ],
+            &args,
             &[("RUST_LOG", "info,trunkline_dataplane=debug")],
             addr,
         );
