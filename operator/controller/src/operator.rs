@@ -626,7 +626,15 @@ impl Operator {
                 .iter()
                 .map(|n| trunkline_api::node_label::name_of(n))
                 .collect();
-            if object.meta().nodes != wanted {
+            // A node is asked to hold an object only once its status says
+            // it is accepted: until its status is written (with its
+            // labels), only labels going away are written. The key is
+            // kept for the next pass in case this store is only behind
+            // the status written last pass.
+            let early = !object.meta().accepted && !wanted.is_subset(&object.meta().nodes);
+            if early {
+                self.relabel_retry.insert(key.clone());
+            } else if object.meta().nodes != wanted {
                 writes.push((key.clone(), wanted));
             }
         }
