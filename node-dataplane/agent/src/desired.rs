@@ -7,11 +7,13 @@
 //!  LogicalInterface (router = node, Accepted for its generation)
 //!     --> VirtualMachineInterface (Accepted) --> VirtualNetwork (Accepted)
 //!  VirtualGateway (node listed, Accepted) --> VirtualNetwork (Accepted)
+//!  GatewayHAGroup (Accepted, node a member or witness) --> ha::plan (HA groups,
+//!     BPDU attachments, multi-homed VMIs, the HA thread's plan)
 //!  DCGateway (Accepted, serving a network held here) --> routed peer + labelled routes
 //!  VirtualNetwork status.fabricExit --> the VRF's exit (SNAT / IP fabric)
 //!  (port MTUs from the router's physical interfaces; each network's MTU
 //!  and DHCP settings)
-//!  ==> Desired { ports, config: pipeline NodeConfig, held, exceptions }
+//!  ==> Desired { ports, config: pipeline NodeConfig, held, exceptions, ha }
 //! ```
 //!
 //! What the node reports comes from here too: the objects the tables hold
@@ -31,8 +33,9 @@ use std::net::IpAddr;
 use trunkline_model::encapsulation::NODE_ENCAPSULATIONS;
 use trunkline_model::{
     Dhcp as ModelDhcp, DhcpMode as ModelDhcpMode, Encapsulation as ModelEncapsulation,
-    FabricExit as ModelFabricExit, ForwardingMode as ModelForwardingMode, Meta, NamespacedName,
-    ObjectKey, Placement, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    FabricExit as ModelFabricExit, ForwardingMode as ModelForwardingMode, HaLayout, Meta,
+    NamespacedName, ObjectKey, Placement, Snapshot, VirtualGateway, VirtualMachineInterface,
+    VirtualNetwork,
 };
 use trunkline_pipeline::config::{
     AllowedAddressPair, CreationOrder, DEFAULT_SNAT_PORTS, DhcpConfig, DhcpMode, Encapsulation,
@@ -41,6 +44,7 @@ use trunkline_pipeline::config::{
     RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 
+use crate::ha::HaPlan;
 use crate::hostnet::{FabricFacts, VgwSpec, interface_mac};
 
 /// What a port of the node is.
@@ -128,11 +132,14 @@ pub struct Desired {
     pub skipped: Vec<String>,
     /// Ports whose declared MTU the fast path cannot carry: (port, why).
     pub mtu_problems: Vec<(String, String)>,
+    /// What the HA thread works with.
+    pub ha: HaPlan,
 }
 
 impl Desired {
-    /// Whether `other` makes the same tables (and holds the same objects):
-    /// only its exceptions or log lines differ.
+    /// Whether `other` makes the same tables (and holds the same objects,
+    /// and asks the same of the HA thread): only its exceptions or log
+    /// lines differ.
     pub fn same_tables(&self, other: &Desired) -> bool {
         self.ports == other.ports
             && self.virtual_gateways == other.virtual_gateways
@@ -140,6 +147,7 @@ impl Desired {
             && self.config == other.config
             && self.held == other.held
             && self.mtu_problems == other.mtu_problems
+            && self.ha == other.ha
     }
 }
 
@@ -354,6 +362,15 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     }
 
     virtual_gateways(node, snapshot, &networks, &mut out, &mut used_networks);
+    let layout = HaLayout::from_status(snapshot);
+    crate::ha::plan::attachments(
+        node,
+        snapshot,
+        &layout,
+        &networks,
+        &mut out,
+        &mut used_networks,
+    );
 
     let placement = Placement::from_status(snapshot);
     let mut by_network: BTreeMap<NamespacedName, Vec<&VirtualMachineInterface>> = BTreeMap::new();
@@ -402,6 +419,7 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     };
     out.config.peers.sort();
     out.config.peers.dedup();
+    crate::ha::plan::plan(node, snapshot, &placement, &layout, &mut out);
     exceptions(node, snapshot, &mut out);
     out
 }
@@ -460,6 +478,14 @@ fn exceptions(node: &str, snapshot: &Snapshot, out: &mut Desired) {
                 true,
                 held(&x.meta),
                 "none of its networks is held here, or it is not accepted",
+            )
+        }))
+        .chain(s.gateway_ha_groups.iter().map(|g| {
+            (
+                &g.meta,
+                g.member(node).is_some(),
+                held(&g.meta),
+                "its member port here is not a trunk of this node",
             )
         }))
         .chain(s.dc_gateways.iter().map(|g| {

@@ -24,7 +24,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use trunkline_api::{PhysicalRouter, PhysicalRouterStatus};
 
-use trunkline_api::physical_router::{PortStatus, ProgrammedCounts, ProgrammedException};
+use trunkline_api::physical_router::{
+    HaGroupReport, PortStatus, ProgrammedCounts, ProgrammedException,
+};
 use trunkline_api::status::{Condition, condition};
 use trunkline_model::{Kind, ObjectKey, ResourceVersion};
 
@@ -54,6 +56,8 @@ pub struct NodeReport {
     pub problems: Vec<String>,
     /// Ports whose declared MTU the fast path cannot carry, with why.
     pub mtu_problems: Vec<String>,
+    /// The node's part in each HA group it is a member of.
+    pub ha_groups: Vec<HaGroupReport>,
 }
 
 impl NodeReport {
@@ -186,6 +190,7 @@ fn owned_fields(status: &PhysicalRouterStatus) -> Value {
         "programmedThrough": status.programmed_through,
         "exceptions": status.exceptions,
         "exceptionsTruncated": status.exceptions_truncated,
+        "haGroups": status.ha_groups,
     })
 }
 
@@ -280,6 +285,7 @@ impl Reporter {
                 .collect(),
             exceptions,
             exceptions_truncated,
+            ha_groups: report.ha_groups.clone(),
             ..PhysicalRouterStatus::default()
         });
         let comparable = comparable(status.clone());

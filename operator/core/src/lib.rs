@@ -36,7 +36,7 @@ pub use decide::{
     Change, DECIDED_KINDS, Decider, FIRST_ALLOCATED_VNI, MAX_VNI, Settings, decide, decide_with,
 };
 pub use decision::{
-    ConditionDecision, Decision, Decisions, DerivedStatus, MAX_MESSAGE_LEN, NodeState, NodeStatus,
-    summary,
+    ConditionDecision, Decision, Decisions, DerivedStatus, HaMemberState, MAX_MESSAGE_LEN,
+    NodeState, NodeStatus, summary,
 };
 pub use trunkline_model::{Kind, Object, ObjectKey, Snapshot};

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use trunkline_api::status::{condition, reason};
 use trunkline_model::{
-    Endpoint, ExternalVtepNetwork, Fabric, Kind, LogicalInterface, NamespacedName, Object,
+    Endpoint, ExternalVtepNetwork, Fabric, HaState, Kind, LogicalInterface, NamespacedName, Object,
     ObjectKey, Snapshot,
 };
 use trunkline_operator_core::{Change, Decider, Decisions, DerivedStatus, Settings, decide};
@@ -44,7 +44,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
             // The node's report: watermarks (kind, version), exceptions
             // (logical interfaces), cut or not.
             (
-                prop::collection::vec((0usize..5, 0usize..4), 0..4),
+                prop::collection::vec((0usize..6, 0usize..4), 0..4),
                 prop::collection::vec(0usize..10, 0..2),
                 prop::bool::weighted(0.15),
             ),
@@ -95,11 +95,30 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
         (0usize..4, 0usize..3, 0u16..3, 0usize..2, 0usize..8, 0i64..4),
         0..10,
     );
+    // HA groups over the same ports (contended), in either mode, with the
+    // members' reports.
+    let groups = prop::collection::vec(
+        (
+            prop::collection::vec((0usize..4, 0usize..3, any::<u8>()), 1..3),
+            0i64..4,
+            any::<bool>(),
+            0usize..5,
+            prop::collection::vec(
+                (
+                    0usize..4,
+                    0u8..3,
+                    prop::collection::vec(any::<bool>(), 0..3),
+                ),
+                0..3,
+            ),
+        ),
+        0..3,
+    );
     // Per object: the version it changed at (0: none), the nodes it is
     // labelled for (a mask of gw-0..gw-3).
     let marks = prop::collection::vec((0usize..4, 0u8..16), 32);
-    (routers, networks, vmis, lis, vteps, marks).prop_map(
-        |(routers, networks, vmis, lis, vteps, marks)| {
+    (routers, networks, vmis, lis, vteps, (groups, marks)).prop_map(
+        |(routers, networks, vmis, lis, vteps, (groups, marks))| {
             let mut s = Snapshot::default();
             for (i, (ports, created, limit, _)) in routers.iter().enumerate() {
                 let mut r = router(&format!("gw-{i}"), *created, ports);
@@ -188,15 +207,53 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                     (NAMESPACES[ns], &format!("vmi{v}")),
                 ));
             }
+            for (i, (members, created, stp, bpdu, reports)) in groups.into_iter().enumerate() {
+                let name = format!("ha{i}");
+                let mut members: Vec<(String, &str, u8)> = members
+                    .into_iter()
+                    .map(|(r, p, prio)| (format!("gw-{r}"), PORTS[p], prio))
+                    .collect();
+                members.sort();
+                members.dedup_by(|a, b| a.0 == b.0);
+                let refs: Vec<(&str, &str)> =
+                    members.iter().map(|(r, p, _)| (r.as_str(), *p)).collect();
+                let bpdu = format!("net{bpdu}");
+                let mut g = if stp {
+                    ha(&name, created, &refs, Some(("a", &bpdu)))
+                } else {
+                    fast(&name, created, &refs)
+                };
+                for (m, (_, _, prio)) in g.members.iter_mut().zip(&members) {
+                    m.priority = *prio;
+                }
+                for (router, state, heard) in reports {
+                    if let Some(r) = s.physical_routers.get_mut(router) {
+                        let state =
+                            [HaState::Active, HaState::Standby, HaState::Down][usize::from(state)];
+                        let peers: Vec<(String, bool)> = members
+                            .iter()
+                            .zip(heard.iter().chain(std::iter::repeat(&true)))
+                            .map(|((m, _, _), h)| (m.clone(), *h))
+                            .collect();
+                        let peers: Vec<(&str, bool)> =
+                            peers.iter().map(|(m, h)| (m.as_str(), *h)).collect();
+                        r.ha_reports.retain(|x| x.group != name);
+                        r.ha_reports
+                            .push(ha_report(&name, state, "Elected", &peers));
+                    }
+                }
+                s.gateway_ha_groups.push(g);
+            }
             // Node reports: watermarks per kind, exceptions on random logical
             // interfaces; and every object changed at some version, labelled
             // for some nodes.
-            const KINDS: [Kind; 5] = [
+            const KINDS: [Kind; 6] = [
                 Kind::LogicalInterface,
                 Kind::VirtualMachineInterface,
                 Kind::VirtualNetwork,
                 Kind::DCGateway,
                 Kind::ExternalVTEP,
+                Kind::GatewayHAGroup,
             ];
             const VERSIONS: [&str; 4] = ["5", "10", "20", "100"];
             for (i, (_, _, _, (through, exceptions, truncated))) in routers.iter().enumerate() {
@@ -324,6 +381,7 @@ fn befriend(s: &mut Snapshot) {
             Kind::VirtualNetwork,
             Kind::VirtualGateway,
             Kind::ExternalVTEP,
+            Kind::GatewayHAGroup,
         ] {
             r.report
                 .programmed_through
@@ -349,12 +407,12 @@ fn befriend(s: &mut Snapshot) {
 fn with_reports_of(current: &Snapshot, generated: &Snapshot) -> Snapshot {
     let mut next = current.clone();
     for router in &mut next.physical_routers {
-        router.report = generated
+        let from = generated
             .physical_routers
             .iter()
-            .find(|r| r.meta.name() == router.meta.name())
-            .map(|r| r.report.clone())
-            .unwrap_or_default();
+            .find(|r| r.meta.name() == router.meta.name());
+        router.report = from.map(|r| r.report.clone()).unwrap_or_default();
+        router.ha_reports = from.map(|r| r.ha_reports.clone()).unwrap_or_default();
     }
     next
 }
@@ -437,6 +495,10 @@ proptest! {
         }
         for x in &order.external_vteps {
             seen.external_vteps.push(x.clone());
+            let _ = decide(&seen);
+        }
+        for g in &order.gateway_ha_groups {
+            seen.gateway_ha_groups.push(g.clone());
             let _ = decide(&seen);
         }
         for g in &order.dc_gateways {
@@ -615,8 +677,14 @@ proptest! {
             let a = after.get(&next.meta.key).unwrap().condition(condition::ACCEPTED).unwrap();
             let vlan_taken = format!("VLAN {} on {}/{} is already used", loser.vlan, loser.physical_router, loser.physical_interface);
             prop_assert!(!a.message.contains(&vlan_taken), "{} still refused: {}", next.meta.name(), a.message);
-            // Once nothing else blocks it, it is accepted.
-            if resolved(&after, &next.meta.key).status && !a.message.contains("interfaceLimit") {
+            // Once nothing else blocks it (no slot limit, its VMI served
+            // nowhere else), it is accepted.
+            let served_elsewhere = a.message.contains("is already bound on PhysicalRouter")
+                || a.message.contains("is served by GatewayHAGroup");
+            if resolved(&after, &next.meta.key).status
+                && !a.message.contains("interfaceLimit")
+                && !served_elsewhere
+            {
                 prop_assert!(a.status, "{}: {:?}", next.meta.name(), a);
             }
         }

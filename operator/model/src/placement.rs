@@ -6,6 +6,7 @@
 //!  accepted LogicalInterface (router R, VMI V)   ──> V is on R
 //!  accepted VMI V of network N, V on R            ──> N is on R
 //!  accepted VirtualGateway of N, nodes {R1, R2}   ──> N is on R1, R2
+//!  accepted GatewayHAGroup, mode STP, BPDU net N  ──> N is on every member
 //!  PhysicalRouter R, spec.fabric.underlayAddress  ──> R's tunnel endpoint
 //!  accepted ExternalVTEP X joining N              ──> X is a peer of N's nodes
 //!  accepted DCGateway G serving N                 ──> G routes for N's nodes
@@ -26,9 +27,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::Snapshot;
 use crate::encapsulation::Encapsulation;
 use crate::object::{NamespacedName, ObjectKey};
+use crate::{HaMode, Snapshot};
 
 /// Which nodes hold which VMI and network, and each node's underlay
 /// address.
@@ -38,6 +39,7 @@ pub struct Placement {
     bindings: BTreeMap<String, (NamespacedName, String)>,
     vmi_network: BTreeMap<NamespacedName, NamespacedName>,
     gateways: BTreeMap<String, (NamespacedName, BTreeSet<String>)>,
+    ha_groups: BTreeMap<String, (NamespacedName, BTreeSet<String>)>,
     vteps: BTreeMap<String, (ExternalPeer, BTreeSet<NamespacedName>)>,
     dc_gateways: BTreeMap<String, (DcGatewayPeer, BTreeSet<NamespacedName>)>,
     /// Accepted VMIs per network.
@@ -213,6 +215,12 @@ impl Placement {
                 );
             }
         }
+        // Mode STP: the BPDU network floods between every member.
+        for group in &snapshot.gateway_ha_groups {
+            if accepted(&group.meta.key) {
+                p.set_ha_group(group.meta.name(), Self::bpdu_placed(group));
+            }
+        }
         for vtep in &snapshot.external_vteps {
             let Some(address) = vtep.address.filter(|_| accepted(&vtep.meta.key)) else {
                 continue;
@@ -347,11 +355,57 @@ impl Placement {
         name: &str,
         placed: Option<(NamespacedName, BTreeSet<String>)>,
     ) -> Moved {
+        let mut gateways = std::mem::take(&mut self.gateways);
+        let moved = self.place_network(&mut gateways, name, placed);
+        self.gateways = gateways;
+        moved
+    }
+
+    /// What an accepted GatewayHAGroup places: in mode STP, its BPDU
+    /// network on every member (BPDUs flood between them); in mode Fast,
+    /// nothing.
+    pub fn bpdu_placed(
+        group: &crate::GatewayHaGroup,
+    ) -> Option<(NamespacedName, BTreeSet<String>)> {
+        match (group.mode, &group.bpdu_network) {
+            (HaMode::Stp, Some(network)) => Some((
+                network.clone(),
+                group
+                    .members
+                    .iter()
+                    .map(|m| m.physical_router.clone())
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// GatewayHAGroup `name` puts its BPDU network on its members when
+    /// accepted and in mode STP ([`Placement::bpdu_placed`]), or nothing
+    /// (`None`).
+    pub fn set_ha_group(
+        &mut self,
+        name: &str,
+        placed: Option<(NamespacedName, BTreeSet<String>)>,
+    ) -> Moved {
+        let mut groups = std::mem::take(&mut self.ha_groups);
+        let moved = self.place_network(&mut groups, name, placed);
+        self.ha_groups = groups;
+        moved
+    }
+
+    /// Object `name` of `placers` puts `network` on `nodes`, or nothing.
+    fn place_network(
+        &mut self,
+        placers: &mut BTreeMap<String, (NamespacedName, BTreeSet<String>)>,
+        name: &str,
+        placed: Option<(NamespacedName, BTreeSet<String>)>,
+    ) -> Moved {
         let mut moved = Moved::default();
-        if self.gateways.get(name) == placed.as_ref() {
+        if placers.get(name) == placed.as_ref() {
             return moved;
         }
-        if let Some((network, nodes)) = self.gateways.remove(name) {
+        if let Some((network, nodes)) = placers.remove(name) {
             for node in &nodes {
                 if count(
                     &mut self.network_counts,
@@ -376,7 +430,7 @@ impl Placement {
                     moved.networks.insert(network.clone());
                 }
             }
-            self.gateways.insert(name.to_owned(), (network, nodes));
+            placers.insert(name.to_owned(), (network, nodes));
         }
         moved
     }
@@ -556,6 +610,7 @@ mod tests {
             }),
             interface_limit: 10,
             report: Default::default(),
+            ha_reports: vec![],
             defects: vec![],
         }
     }
@@ -578,6 +633,7 @@ mod tests {
             network: network.into(),
             mac: None,
             ips: vec![],
+            active_active: vec![],
             allowed_address_pairs: vec![],
             port_security: true,
             mpls_label: None,

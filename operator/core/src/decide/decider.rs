@@ -40,9 +40,10 @@ use trunkline_model::{
 
 use super::addresses::{self, NetworkAddresses};
 use super::dc_gateway::{self, PrefixClaim, TakenEndpoints};
+use super::gateway_ha_group::GroupInputs;
 use super::index::Refs;
 use super::labels::{NETWORKS_FIRST, Pool, THEN_VMIS};
-use super::logical_interface::{self, LiPre, Slots, VlanClaim};
+use super::logical_interface::{self, LiPre, PortClaim, Slots, VlanClaim};
 use super::programmed::{Affected, Reports};
 use super::virtual_gateway::{self, InterfaceClaim};
 use super::virtual_machine_interface::{self, VmiPre, Vmis};
@@ -85,6 +86,9 @@ struct ClaimIndex {
     interfaces: Claims<InterfaceClaim>,
     dc_endpoints: Claims<IpAddr>,
     dc_prefixes: Claims<PrefixClaim>,
+    /// GatewayHAGroups' member ports: the oldest group naming a port
+    /// holds it.
+    member_ports: Claims<PortClaim>,
 }
 
 /// What must be decided again, per stage.
@@ -543,11 +547,15 @@ impl Decider {
             new.as_ref().map(|n| (&n.meta, n.mpls_label)),
             dirty,
         );
-        // DC gateways read the network's forwarding mode and subnets, VMIs
-        // and VTEPs its subnets; the rest of it through its verdict.
+        // DC gateways and HA groups read the network's forwarding mode
+        // (and DC gateways its subnets), VMIs and VTEPs its subnets; the
+        // rest of it through its verdict.
         dirty
             .dc_gateways
             .extend(self.refs.dc_gateways_of_network.get(name).cloned());
+        dirty
+            .groups
+            .extend(self.refs.groups_of_network.get(name).cloned());
         if old.as_ref().map(|n| &n.subnets) != new.as_ref().map(|n| &n.subnets) {
             dirty
                 .vmi_pre
@@ -587,6 +595,15 @@ impl Decider {
         self.refs
             .vmis_of_network
             .replace(name, old_network.iter(), new_network.iter());
+        if old_network != new_network {
+            // Mode STP reads the network of what VLAN 0 of a member port
+            // binds.
+            for li in self.refs.lis_of_vmi.get(name) {
+                if let Some(li) = self.objects.lis.get(li) {
+                    self.dirty_groups_of_port(li, dirty);
+                }
+            }
+        }
         dirty.vmi_pre.insert(name.clone());
     }
 
@@ -645,7 +662,21 @@ impl Decider {
         for vmi in old_vmis.iter().chain(&new_vmis) {
             dirty.decisions.insert(vmi_key(vmi));
         }
+        // Mode STP reads what VLAN 0 of a member port binds.
+        for li in old.iter().chain(new.iter()) {
+            if li.vlan == 0 {
+                self.dirty_groups_of_port(li, dirty);
+            }
+        }
         dirty.li_pre.insert(name);
+    }
+
+    /// The HA groups naming `li`'s port as a member port are decided again.
+    fn dirty_groups_of_port(&self, li: &LogicalInterface, dirty: &mut Dirty) {
+        let port = (li.physical_router.clone(), li.physical_interface.clone());
+        for key in self.claims.member_ports.claimants(&port) {
+            dirty.groups.insert(key.name.clone());
+        }
     }
 
     fn router_changed(&mut self, name: &str, old: Option<PhysicalRouter>, dirty: &mut Dirty) {
@@ -693,6 +724,16 @@ impl Decider {
                 }
             }
         }
+        // A group's members' states come from their HA reports.
+        if old.as_ref().map(|r| &r.ha_reports) != new.as_ref().map(|r| &r.ha_reports)
+            || old.is_none() != new.is_none()
+        {
+            for group in self.refs.groups_of_router.get(&name) {
+                dirty
+                    .decisions
+                    .insert(ObjectKey::cluster(Kind::GatewayHAGroup, group.clone()));
+            }
+        }
         let affected = self.reports.replace(&name, old.as_ref(), new.as_ref());
         self.report_changed(&name, affected, dirty);
     }
@@ -717,6 +758,12 @@ impl Decider {
                     .gateways_of_node
                     .get(&node)
                     .map(|n| ObjectKey::cluster(Kind::VirtualGateway, n.clone())),
+            );
+            keys.extend(
+                self.refs
+                    .groups_of_router
+                    .get(&node)
+                    .map(|n| ObjectKey::cluster(Kind::GatewayHAGroup, n.clone())),
             );
             keys.extend(
                 self.objects
@@ -896,19 +943,46 @@ impl Decider {
         if old == new {
             return;
         }
+        self.index_changed_at(old.as_ref().map(|o| &o.meta), new.as_ref().map(|o| &o.meta));
         let name = name.to_owned();
-        let routers = |g: &Option<GatewayHaGroup>| -> Vec<String> {
+        let routers = |g: &Option<GatewayHaGroup>| -> BTreeSet<String> {
             g.iter()
                 .flat_map(|g| g.members.iter().map(|m| m.physical_router.clone()))
                 .collect()
         };
+        let ports = |g: &Option<GatewayHaGroup>| -> BTreeSet<PortClaim> {
+            g.iter()
+                .flat_map(|g| {
+                    g.members
+                        .iter()
+                        .map(|m| (m.physical_router.clone(), m.physical_interface.clone()))
+                })
+                .collect()
+        };
         let (old_routers, new_routers) = (routers(&old), routers(&new));
+        for port in self.claims.member_ports.replace(
+            old.as_ref().map(|g| &g.meta),
+            &ports(&old),
+            new.as_ref().map(|g| &g.meta),
+            &ports(&new),
+        ) {
+            for key in self.claims.member_ports.claimants(&port) {
+                dirty.groups.insert(key.name.clone());
+            }
+        }
         // Logical interfaces on its members' routers may now share (or no
-        // longer share) a VMI across them.
+        // longer share) a VMI across them, and so may the other bindings
+        // of their VMIs (which read the group of the oldest binding's
+        // port).
         for router in old_routers.iter().chain(&new_routers) {
-            dirty
-                .li_pre
-                .extend(self.refs.lis_of_router.get(router).cloned());
+            for li in self.refs.lis_of_router.get(router) {
+                dirty.li_pre.insert(li.clone());
+                if let Some(li) = self.objects.lis.get(li) {
+                    for other in self.claims.bindings.claimants(&li.vmi) {
+                        dirty.li_pre.insert(other.name.clone());
+                    }
+                }
+            }
         }
         self.refs
             .groups_of_router
@@ -924,6 +998,15 @@ impl Decider {
     /// Records what moved in placement as decisions to make, and labels
     /// to set, again.
     fn moved(&self, moved: Moved, dirty: &mut Dirty) {
+        // A group's labels follow the nodes of its VMIs' networks (groups
+        // are few: each is labelled again).
+        if !moved.networks.is_empty() {
+            for group in self.objects.groups.keys() {
+                dirty
+                    .labels
+                    .insert(ObjectKey::cluster(Kind::GatewayHAGroup, group.clone()));
+            }
+        }
         for vmi in &moved.vmis {
             dirty.decisions.insert(vmi_key(vmi));
             dirty.labels.insert(vmi_key(vmi));
@@ -1022,7 +1105,34 @@ impl Decider {
                 }
                 _ => BTreeSet::new(),
             },
-            Kind::PhysicalRouter | Kind::GatewayHAGroup => BTreeSet::new(),
+            // A group goes to its members and to every node holding a
+            // network of the VMIs it serves (its witnesses, and the nodes
+            // sending to those VMIs over several paths).
+            Kind::GatewayHAGroup => match self.objects.groups.get(&key.name) {
+                Some(g) if accepted(self.groups.get(&key.name)) => {
+                    let routers: BTreeSet<&String> =
+                        g.members.iter().map(|m| &m.physical_router).collect();
+                    let mut networks = BTreeSet::new();
+                    for li in routers
+                        .iter()
+                        .flat_map(|r| self.refs.lis_of_router.get(r))
+                        .filter(|li| accepted(self.lis.get(*li)))
+                        .filter_map(|li| self.objects.lis.get(li))
+                    {
+                        let port = (li.physical_router.clone(), li.physical_interface.clone());
+                        if self.claims.member_ports.holder(&port) == Some(&g.meta.key)
+                            && let Some(vmi) = self.objects.vmis.get(&li.vmi)
+                        {
+                            networks.insert(vmi.network_name());
+                        }
+                    }
+                    let mut nodes = p.nodes_of(networks.iter());
+                    nodes.extend(routers.into_iter().cloned());
+                    nodes
+                }
+                _ => BTreeSet::new(),
+            },
+            Kind::PhysicalRouter => BTreeSet::new(),
         }
     }
 
@@ -1238,7 +1348,7 @@ impl Decider {
                     &self.vmis,
                     &self.claims.vlans,
                     first,
-                    &self.refs.groups_of_router,
+                    &self.claims.member_ports,
                 )
             });
             let at = match (li, &pre) {
@@ -1288,6 +1398,14 @@ impl Decider {
             };
             let moved = self.placement.set_logical_interface(&name, binding);
             self.moved(moved, dirty);
+            if let Some(li) = li
+                && let Some(group) = self
+                    .claims
+                    .member_ports
+                    .holder(&(li.physical_router.clone(), li.physical_interface.clone()))
+            {
+                dirty.labels.insert(group.clone());
+            }
             let key = ObjectKey::cluster(Kind::LogicalInterface, name);
             dirty.labels.insert(key.clone());
             dirty.decisions.insert(key);
@@ -1399,18 +1517,34 @@ impl Decider {
 
     fn run_groups(&mut self, dirty: &mut Dirty) {
         for name in take(&mut dirty.groups) {
-            let findings = self
-                .objects
-                .groups
-                .get(&name)
-                .map(|g| gateway_ha_group::verdict(g, &self.objects.routers, &self.networks));
+            let group = self.objects.groups.get(&name);
+            let findings = group.map(|g| {
+                gateway_ha_group::verdict(
+                    g,
+                    &GroupInputs {
+                        routers: &self.objects.routers,
+                        networks: &self.networks,
+                        network_objects: &self.objects.networks,
+                        member_ports: &self.claims.member_ports,
+                        lis: &self.objects.lis,
+                        lis_of_router: &self.refs.lis_of_router,
+                        vmis: &self.objects.vmis,
+                    },
+                )
+            });
+            let placed = match (group, &findings) {
+                (Some(g), Some(f)) if f.accepted() => Placement::bpdu_placed(g),
+                _ => None,
+            };
             match findings {
                 Some(f) => self.groups.insert(name.clone(), f),
                 None => self.groups.remove(&name),
             };
-            dirty
-                .decisions
-                .insert(ObjectKey::cluster(Kind::GatewayHAGroup, name));
+            let moved = self.placement.set_ha_group(&name, placed);
+            self.moved(moved, dirty);
+            let key = ObjectKey::cluster(Kind::GatewayHAGroup, name);
+            dirty.labels.insert(key.clone());
+            dirty.decisions.insert(key);
         }
     }
 
@@ -1455,10 +1589,19 @@ impl Decider {
                     .filter(|li| self.lis.get(*li).is_some_and(Findings::accepted))
                     .filter_map(|li| self.objects.lis.get(li))
                     .collect();
+                // The group whose member port a binding is on (all of
+                // them are on one group's ports, or none is accepted).
+                let group = bound.iter().find_map(|li| {
+                    self.claims
+                        .member_ports
+                        .holder(&(li.physical_router.clone(), li.physical_interface.clone()))
+                        .map(|k| k.name.as_str())
+                });
                 Some(virtual_machine_interface::decision_of(
                     vmi,
                     verdict,
                     &bound,
+                    group,
                     &self.placement,
                     &self.reports,
                 ))
@@ -1477,7 +1620,12 @@ impl Decider {
             Kind::GatewayHAGroup => {
                 let group = self.objects.groups.get(&key.name)?;
                 let findings = self.groups.get(&key.name)?;
-                Some(gateway_ha_group::decision_of(group, findings))
+                Some(gateway_ha_group::decision_of(
+                    group,
+                    findings,
+                    &self.objects.routers,
+                    &self.reports,
+                ))
             }
             Kind::VirtualGateway => {
                 let gateway = self.objects.gateways.get(&key.name)?;

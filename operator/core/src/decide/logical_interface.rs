@@ -5,8 +5,12 @@
 //! One node per VMI: two gateway nodes binding the same remote instance
 //! would both answer for its addresses and route for it. The node of the
 //! oldest logical interface binding a VMI serves it; a logical interface on
-//! another node is a conflict, unless both nodes are members of one
-//! GatewayHAGroup (which is how gateway HA will share a VMI).
+//! another node is a conflict, unless both are on member ports of one
+//! GatewayHAGroup (which is how gateway HA shares a VMI: one member active,
+//! the others standby). A VMI whose oldest binding is on a group's member
+//! port is served by that group: every binding of it must be on that
+//! group's member ports (a node in two groups cannot have them both claim
+//! it).
 //!
 //! Slots: the oldest logical interfaces that may hold a slot on a router
 //! (their VLAN is theirs, their port exists, their VMI is not served
@@ -17,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use trunkline_model::{Age, LogicalInterface, NamespacedName, PhysicalRouter};
 
 use super::decision;
-use super::index::{RefIndex, port_problem};
+use super::index::port_problem;
 use super::programmed::{Reports, programmed_condition};
 use super::virtual_machine_interface::Vmis;
 use crate::claims::Claims;
@@ -25,6 +29,10 @@ use crate::decision::{Decision, DerivedStatus, Findings};
 
 /// A VLAN claim: (router, port, VLAN).
 pub(super) type VlanClaim = (String, String, u16);
+
+/// A member port claim of a GatewayHAGroup: (router, port). The oldest
+/// group naming a port holds it (as `member_port_claims` says).
+pub(super) type PortClaim = (String, String);
 
 /// What was decided about a logical interface before the slots.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +62,7 @@ pub(super) fn pre(
     vmis: &Vmis,
     vlans: &Claims<VlanClaim>,
     first_binding: Option<&LogicalInterface>,
-    groups_of_router: &RefIndex<String, String>,
+    member_ports: &Claims<PortClaim>,
 ) -> LiPre {
     let mut findings = Findings::default();
     let port_problem = port_problem(routers, &li.physical_router, &li.physical_interface, "");
@@ -87,36 +95,58 @@ pub(super) fn pre(
             li.vlan, li.physical_router, li.physical_interface, holder.name
         ));
     }
-    let served_elsewhere = first_binding.filter(|first| {
-        first.physical_router != li.physical_router
-            && !together(
-                groups_of_router,
-                &first.physical_router,
-                &li.physical_router,
-            )
-    });
-    if let Some(first) = served_elsewhere {
-        findings.conflict(format!(
-            "VirtualMachineInterface {} is already bound on PhysicalRouter {} by {} (older), and PhysicalRouter {} is not in a GatewayHAGroup with {}: a remote instance is served by one gateway node, or by the members of one HA group; delete this logical interface (or {}), or make both routers members of one GatewayHAGroup",
-            li.vmi,
-            first.physical_router,
-            first.meta.key,
-            li.physical_router,
-            first.physical_router,
-            first.meta.name()
-        ));
+    let group_of = |router: &str, port: &str| -> Option<&str> {
+        member_ports
+            .holder(&(router.to_owned(), port.to_owned()))
+            .map(|k| k.name.as_str())
+    };
+    let elsewhere = first_binding.and_then(|first| served_elsewhere(first, li, &group_of));
+    if let Some(problem) = &elsewhere {
+        findings.conflict(problem.clone());
     }
     let eligible = holder.is_none()
-        && served_elsewhere.is_none()
+        && elsewhere.is_none()
         && port_problem.is_none()
         && routers.contains_key(li.physical_router.as_str());
     LiPre { findings, eligible }
 }
 
-/// Whether routers `a` and `b` are members of one group.
-fn together(groups: &RefIndex<String, String>, a: &str, b: &str) -> bool {
-    let of_b: BTreeSet<&String> = groups.get(&b.to_owned()).collect();
-    groups.get(&a.to_owned()).any(|g| of_b.contains(g))
+/// Why `li` may not bind its VMI, whose oldest binding is `first`: the
+/// VMI is served by `first`'s node, or by the group of `first`'s port.
+fn served_elsewhere<'a>(
+    first: &LogicalInterface,
+    li: &LogicalInterface,
+    group_of: &impl Fn(&str, &str) -> Option<&'a str>,
+) -> Option<String> {
+    if first.meta.key == li.meta.key {
+        return None;
+    }
+    let vmi = &li.vmi;
+    let here = format!("{}/{}", li.physical_router, li.physical_interface);
+    let there = format!("{}/{}", first.physical_router, first.physical_interface);
+    match (
+        group_of(&first.physical_router, &first.physical_interface),
+        group_of(&li.physical_router, &li.physical_interface),
+    ) {
+        (Some(a), Some(b)) if a == b => None,
+        (Some(a), Some(b)) => Some(format!(
+            "VirtualMachineInterface {vmi} is served by GatewayHAGroup {a} (its oldest binding, {}, is on member port {there}), and this logical interface is on {here}, a member port of GatewayHAGroup {b}: a remote instance is served by one group; bind it on member ports of {a} only",
+            first.meta.key
+        )),
+        (Some(a), None) => Some(format!(
+            "VirtualMachineInterface {vmi} is served by GatewayHAGroup {a} (its oldest binding, {}, is on member port {there}), and this logical interface is on {here}, which is not a member port of {a}: bind it on a member port of {a}, or add {here} to {a}'s members",
+            first.meta.key
+        )),
+        (None, _) if first.physical_router == li.physical_router => None,
+        (None, _) => Some(format!(
+            "VirtualMachineInterface {vmi} is already bound on PhysicalRouter {} by {} (older), and PhysicalRouter {} is not in a GatewayHAGroup with {}: a remote instance is served by one gateway node, or by the members of one HA group; delete this logical interface (or {}), or make both ports ({there}, {here}) member ports of one GatewayHAGroup",
+            first.physical_router,
+            first.meta.key,
+            li.physical_router,
+            first.physical_router,
+            first.meta.name()
+        )),
+    }
 }
 
 /// The logical interfaces that may hold a slot, per router, oldest first,

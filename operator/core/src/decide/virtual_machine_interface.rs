@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use trunkline_model::{
-    LogicalInterface, Meta, NamespacedName, Placement, VirtualMachineInterface, VirtualNetwork,
+    IpPrefix, LogicalInterface, Meta, NamespacedName, Placement, VirtualMachineInterface,
+    VirtualNetwork,
 };
 
 use super::addresses::{NetworkAddresses, release_hint};
@@ -137,14 +138,41 @@ pub(super) fn address_problem(
 
 /// A VMI's decision: held by the nodes of its accepted logical interfaces
 /// (`bound`, sorted), whose names the status lists; programmed on a node
-/// once they are too.
+/// once they are too. `group` is the GatewayHAGroup whose member port a
+/// binding is on, if one is.
 pub(super) fn decision_of(
     vmi: &VirtualMachineInterface,
     verdict: &VmiVerdict,
     bound: &[&LogicalInterface],
+    group: Option<&str>,
     placement: &Placement,
     reports: &Reports,
 ) -> Decision {
+    // ActiveActive (ECMP over the members) is not supported yet: the VMI
+    // runs active-standby, and says so.
+    let noted;
+    let verdict = match (group, vmi.active_active.is_empty()) {
+        (Some(group), false) => {
+            let mut findings = verdict.findings.clone();
+            findings.not_applied(format!(
+                "mode ActiveActive of {} is not applied: the VMI is served by GatewayHAGroup {group}, and ECMP over its members is not supported yet; the addresses run ActiveStandby (one member active); set their mode to ActiveStandby (the default)",
+                list_or_none(vmi.active_active.iter().map(|p| {
+                    if *p == IpPrefix::host(p.addr()) {
+                        p.addr().to_string()
+                    } else {
+                        p.to_string()
+                    }
+                }))
+            ));
+            noted = VmiVerdict {
+                findings,
+                routing_instance: verdict.routing_instance.clone(),
+                mpls_label: verdict.mpls_label,
+            };
+            &noted
+        }
+        _ => verdict,
+    };
     let parts: Vec<(&str, &Meta)> = bound
         .iter()
         .map(|li| (li.physical_router.as_str(), &li.meta))
