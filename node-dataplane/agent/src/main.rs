@@ -111,17 +111,25 @@ fn port_range(text: &str) -> Result<(u16, u16), String> {
     Ok((lo, hi))
 }
 
-async fn shutdown_signal() {
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed
+/// when this is called, not when the future is first polled: a SIGTERM
+/// while the agent is still starting must stop it cleanly too, not kill
+/// it with the signal's default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
@@ -168,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing::info!(node = options.node, backend = ?options.backend, "trunkline-dataplane starting");
     let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;
-    trunkline_dataplane::run(client, options, shutdown_signal()).await?;
+    trunkline_dataplane::run(client, options, shutdown).await?;
     Ok(())
 }
 

@@ -402,6 +402,11 @@ impl Operator {
     ) {
         let mut leading = self.leading.clone();
         loop {
+            // Stopping wins over more work: a stream of changes (or writes
+            // still deferred) must not keep a stopping operator passing.
+            if *stop.borrow() {
+                return;
+            }
             if !*leading.borrow_and_update() {
                 tracing::info!("not the leader: watching, not writing");
                 tokio::select! {
@@ -430,6 +435,7 @@ impl Operator {
                 args.resync()
             };
             tokio::select! {
+                biased;
                 _ = stop.wait_for(|s| *s) => return,
                 _ = tokio::time::sleep(idle) => {
                     self.full = outcome.errors == 0 && outcome.deferred == 0;

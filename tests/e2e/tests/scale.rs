@@ -379,6 +379,14 @@ const SIZE_BOUND: usize = 256 * 1024;
 #[tokio::test]
 async fn two_thousand_objects_are_ready_small_and_their_tables_as_from_scratch() {
     let mut gw = Gateway::start(&[BMS1, BMS2], "af-xdp").await;
+    // Up before it is stopped (a process stopped while still starting
+    // says nothing about a clean shutdown).
+    let health = gw.agent().url("/metrics");
+    eventually("the first agent serving", SETTLE_TIMEOUT, || async {
+        trunkline_test_support::http_get(&health).map(|_| ())
+    })
+    .await
+    .unwrap();
     gw.agent.take().expect("agent").stop(SHUTDOWN_TIMEOUT);
     gw.agent_args = vec!["--debug-tables".into()];
     gw.start_agent();
