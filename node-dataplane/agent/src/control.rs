@@ -14,15 +14,15 @@
 //!  HA thread --inject(frames)--> bounded channel --drained once per loop--> forwarding thread
 //! ```
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use trunkline_api::physical_router::{
-    HaGroupReport, PortStatus, ProgrammedCounts, ProgrammedObject,
-};
+use trunkline_api::physical_router::{HaGroupReport, PortStatus, ProgrammedCounts};
+use trunkline_model::{Kind, ObjectKey, ResourceVersion};
 use trunkline_pipeline::config::{NextHopConfig, PortId};
 use trunkline_pipeline::{Counters, ObjectRef, Rejected, Tables};
 
@@ -101,7 +101,12 @@ struct State {
     /// programmed" of what an earlier run left working, so none is written.
     host_settled: bool,
     router_generation: Option<i64>,
-    programmed: Vec<ProgrammedObject>,
+    /// What the installed tables hold.
+    held: BTreeSet<ObjectKey>,
+    /// What they were asked to hold and do not, with why.
+    exceptions: BTreeMap<ObjectKey, String>,
+    /// The watermarks of the objects the installed tables were built from.
+    through: BTreeMap<Kind, ResourceVersion>,
     counts: ProgrammedCounts,
     problems: Vec<String>,
     ports: Vec<PortStatus>,
@@ -109,7 +114,7 @@ struct State {
     open: Vec<String>,
     backend: Option<String>,
     /// Virtual gateways of the plan, by interface, with their objects.
-    vgw_objects: Vec<(String, ProgrammedObject)>,
+    vgw_objects: Vec<(String, ObjectKey)>,
     /// Interfaces whose host side is in place; the others' problems.
     vgw_ready: Vec<String>,
     vgw_problems: Vec<String>,
@@ -117,10 +122,10 @@ struct State {
     mtu_problems: Vec<(String, String)>,
     /// Each programmed logical interface's port: it is reported programmed
     /// only while that port is open (its traffic can flow).
-    li_ports: Vec<(String, String)>,
+    li_ports: BTreeMap<String, String>,
     /// The networks of the plan that leave by the fabric untunneled (SNAT,
     /// IP fabric forwarding).
-    exit_networks: Vec<ProgrammedObject>,
+    exit_networks: Vec<ObjectKey>,
     /// The fabric port, when it is open over a backend that only sees
     /// copies (AF_PACKET): the host receives what the fast path owns too.
     fabric_copies: Option<String>,
@@ -138,6 +143,12 @@ pub struct Control {
     started: Instant,
     heartbeat_ms: AtomicU64,
     stop: AtomicBool,
+    /// Watch events received, by kind.
+    watch_events: Mutex<BTreeMap<String, u64>>,
+    /// The configuration the installed tables were compiled from, when
+    /// kept (`--debug-tables`).
+    config: Mutex<Option<Arc<trunkline_pipeline::NodeConfig>>>,
+    keep_config: AtomicBool,
     inject: SyncSender<Injected>,
     injected: Mutex<Option<Receiver<Injected>>>,
     ha: Mutex<HaStats>,
@@ -166,6 +177,9 @@ impl Default for Control {
             started: Instant::now(),
             heartbeat_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            watch_events: Mutex::default(),
+            config: Mutex::default(),
+            keep_config: AtomicBool::new(false),
             inject,
             injected: Mutex::new(Some(injected)),
             ha: Mutex::default(),
@@ -197,6 +211,64 @@ impl Control {
         &self.sampler
     }
 
+    /// Keep a copy of each installed configuration (for
+    /// [`Control::tables_and_scratch`]).
+    pub fn keep_config(&self, keep: bool) {
+        self.keep_config.store(keep, Ordering::Relaxed);
+    }
+
+    /// The installed tables' dump and the dump of a compilation from
+    /// scratch of the configuration they came from (both `None` unless
+    /// configurations are kept): equal, whatever way the tables were
+    /// built.
+    pub fn tables_and_scratch(&self) -> Option<(i64, String, String)> {
+        let config = self
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let plan = self.plan.load_full();
+        let (scratch, _) = Tables::compile(&config);
+        Some((plan.version, plan.tables.dump(), scratch.dump()))
+    }
+
+    /// Counts one watch event of `kind`.
+    pub fn count_watch_event(&self, kind: &str) {
+        let mut events = self.watch_events.lock().unwrap_or_else(|p| p.into_inner());
+        match events.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                events.insert(kind.to_owned(), 1);
+            }
+        }
+    }
+
+    /// Watch events received so far, by kind.
+    pub fn watch_events(&self) -> BTreeMap<String, u64> {
+        self.watch_events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Continues the tables' version count of an earlier run on this node
+    /// (its report's `programmedGeneration`): the first tables installed
+    /// take that number, so a restart that installs the same tables
+    /// reports nothing new. Only before the first install.
+    pub fn resume_version(&self, reported: Option<i64>) {
+        let current = self.plan.load();
+        if let Some(reported) = reported.filter(|v| *v > 0 && current.version == 0) {
+            let (tables, _) = Tables::compile(&Default::default());
+            self.plan.store(Arc::new(Plan {
+                version: reported - 1,
+                ports: Vec::new(),
+                virtual_gateways: Vec::new(),
+                tables,
+                ha: HaPlan::default(),
+            }));
+        }
+    }
+
     /// The forwarding thread's counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
@@ -217,10 +289,16 @@ impl Control {
             .map(|s| s.snapshot())
     }
 
-    /// Compiles `desired` and swaps it into the fast path; returns the new
-    /// tables version. Objects whose items the tables rejected are not
-    /// reported as programmed.
-    pub fn install(&self, desired: &Desired, router_generation: Option<i64>) -> i64 {
+    /// Compiles `desired`, built from objects received up to the
+    /// watermarks `through`, and swaps it into the fast path; returns the
+    /// new tables version. Objects whose items the tables rejected are not
+    /// held: they are exceptions.
+    pub fn install(
+        &self,
+        desired: &Desired,
+        router_generation: Option<i64>,
+        through: BTreeMap<Kind, ResourceVersion>,
+    ) -> i64 {
         let current = self.plan.load();
         let (tables, rejected) = Tables::recompile(&desired.config, &current.tables);
         let version = current.version + 1;
@@ -228,12 +306,18 @@ impl Control {
             tracing::warn!(version, "left out of the tables: {r}");
         }
         let refused = refused_objects(desired, &rejected);
-        let programmed: Vec<ProgrammedObject> = desired
-            .programmed
+        let held: BTreeSet<ObjectKey> = desired
+            .held
             .iter()
-            .filter(|o| !refused.contains(o))
+            .filter(|o| !refused.contains_key(*o))
             .cloned()
             .collect();
+        let mut exceptions = desired.exceptions.clone();
+        exceptions.extend(refused);
+        if self.keep_config.load(Ordering::Relaxed) {
+            *self.config.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Arc::new(desired.config.clone()));
+        }
         let counts = ProgrammedCounts {
             logical_interfaces: tables.logical_interfaces().len() as u32,
             virtual_machine_interfaces: tables.vmis().count() as u32,
@@ -270,16 +354,15 @@ impl Control {
             .networks
             .iter()
             .filter(|n| n.fabric_exit.leaves())
-            .flat_map(|n| {
-                desired.programmed.iter().filter(move |o| {
-                    o.kind == "VirtualNetwork"
-                        && format!("{}/{}", o.namespace.as_deref().unwrap_or_default(), o.name)
-                            == n.key
-                })
+            .filter_map(|n| {
+                let (ns, name) = n.key.split_once('/')?;
+                let key = ObjectKey::namespaced(Kind::VirtualNetwork, ns, name);
+                held.contains(&key).then_some(key)
             })
-            .cloned()
             .collect();
-        state.programmed = programmed;
+        state.held = held;
+        state.exceptions = exceptions;
+        state.through = through;
         state.counts = counts;
         state.problems = desired
             .skipped
@@ -290,10 +373,33 @@ impl Control {
         state.vgw_objects = desired
             .virtual_gateways
             .iter()
-            .filter(|(_, object)| !refused.contains(object))
+            .filter(|(_, object)| !state.exceptions.contains_key(object))
             .map(|(spec, object)| (spec.interface.clone(), object.clone()))
             .collect();
         version
+    }
+
+    /// The objects received moved up to the watermarks `through` without
+    /// changing the tables (what the node enforces is the same): the
+    /// installed tables are those of the new objects too, with the
+    /// exceptions `desired` notes.
+    pub fn observe(&self, desired: &Desired, through: BTreeMap<Kind, ResourceVersion>) {
+        let mut state = self.state();
+        let refused: Vec<(ObjectKey, String)> = state
+            .exceptions
+            .iter()
+            .filter(|(key, _)| desired.held.contains(*key))
+            .map(|(k, why)| (k.clone(), why.clone()))
+            .collect();
+        let mut exceptions = desired.exceptions.clone();
+        exceptions.extend(refused);
+        let changed = state.exceptions != exceptions || state.through != through;
+        state.exceptions = exceptions;
+        state.through = through;
+        drop(state);
+        if changed {
+            self.report_now.notify_one();
+        }
     }
 
     /// Asks the forwarding thread to send `frame` out of `port` (of the
@@ -330,28 +436,33 @@ impl Control {
     pub fn report(&self) -> NodeReport {
         let version = self.plan.load().version;
         let state = self.state();
-        let ready_vgws: Vec<&ProgrammedObject> = state
-            .vgw_objects
-            .iter()
-            .filter(|(interface, _)| state.vgw_ready.contains(interface))
-            .map(|(_, o)| o)
-            .collect();
+        let mut exceptions = state.exceptions.clone();
         // A logical interface on a port that is not open carries nothing.
-        let closed_port = |o: &ProgrammedObject| {
-            o.kind == "LogicalInterface"
-                && state
-                    .li_ports
-                    .iter()
-                    .any(|(li, port)| li == &o.name && !state.open.contains(port))
-        };
-        let mut programmed: Vec<ProgrammedObject> = state
-            .programmed
+        for key in state
+            .held
             .iter()
-            .filter(|o| !closed_port(o))
-            .cloned()
-            .collect();
-        programmed.extend(ready_vgws.iter().map(|o| (*o).clone()));
-        programmed.sort();
+            .filter(|k| k.kind == Kind::LogicalInterface)
+        {
+            if let Some(port) = state.li_ports.get(&key.name)
+                && !state.open.contains(port)
+            {
+                exceptions.insert(key.clone(), format!("port {port} is not open"));
+            }
+        }
+        let mut ready_vgws = 0;
+        for (interface, key) in &state.vgw_objects {
+            if state.vgw_ready.contains(interface) {
+                ready_vgws += 1;
+            } else {
+                let why = state
+                    .vgw_problems
+                    .iter()
+                    .find(|p| p.contains(interface.as_str()))
+                    .cloned()
+                    .unwrap_or_else(|| format!("host interface {interface} not set up yet"));
+                exceptions.insert(key.clone(), why);
+            }
+        }
         let mut problems: Vec<String> = state
             .problems
             .iter()
@@ -359,25 +470,30 @@ impl Control {
             .cloned()
             .collect();
         if let Some(fabric) = &state.fabric_copies {
-            let leaving: Vec<&ProgrammedObject> = state
+            let leaving: Vec<&ObjectKey> = state
                 .exit_networks
                 .iter()
-                .filter(|o| programmed.contains(o))
+                .filter(|k| !exceptions.contains_key(*k))
                 .collect();
             if !leaving.is_empty() {
-                programmed.retain(|o| !state.exit_networks.contains(o));
+                let names: Vec<String> = leaving
+                    .iter()
+                    .map(|k| format!("{}/{}", k.namespace.as_deref().unwrap_or_default(), k.name))
+                    .collect();
                 problems.push(format!(
                     "VirtualNetwork(s) {} leave by the fabric untunneled (SNAT, IP fabric forwarding), but fabric port {fabric} runs over AF_PACKET, which only sees copies: the host receives their return traffic too and its kernel answers it (TCP resets, ICMP port unreachable), so they are not programmed here; run the fabric port over AF_XDP (--backend af-xdp, or auto where the XDP program loads)",
-                    leaving
-                        .iter()
-                        .map(|o| format!("{}/{}", o.namespace.as_deref().unwrap_or_default(), o.name))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    names.join(", ")
                 ));
+                for key in leaving.into_iter().cloned().collect::<Vec<_>>() {
+                    exceptions.insert(
+                        key,
+                        format!("leaves by the fabric, but fabric port {fabric} runs over AF_PACKET (copies only): run it over AF_XDP"),
+                    );
+                }
             }
         }
         let mut counts = state.counts.clone();
-        counts.virtual_gateways = ready_vgws.len() as u32;
+        counts.virtual_gateways = ready_vgws;
         let mut ports = state.ports.clone();
         for (name, why) in &state.mtu_problems {
             if let Some(port) = ports.iter_mut().find(|p| &p.name == name) {
@@ -398,7 +514,8 @@ impl Control {
                 .map(|(port, why)| format!("{port}: {why}"))
                 .collect(),
             counts,
-            programmed,
+            through: state.through.clone(),
+            exceptions,
             problems,
         }
     }
@@ -515,23 +632,15 @@ impl Control {
 
 /// The API objects behind the items the tables rejected: they are not
 /// programmed, whatever the desired state says.
-fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedObject> {
-    let by_name = |kind: &str, namespaced: bool, key: &str| -> Vec<ProgrammedObject> {
-        desired
-            .programmed
-            .iter()
-            .filter(|o| {
-                o.kind == kind
-                    && if namespaced {
-                        format!("{}/{}", o.namespace.as_deref().unwrap_or_default(), o.name) == key
-                    } else {
-                        o.name == key
-                    }
-            })
-            .cloned()
-            .collect()
+fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> BTreeMap<ObjectKey, String> {
+    let by_name = |kind: Kind, key: &str| -> Vec<ObjectKey> {
+        let key = match key.split_once('/') {
+            Some((ns, name)) if kind.is_namespaced() => ObjectKey::namespaced(kind, ns, name),
+            _ => ObjectKey::cluster(kind, key),
+        };
+        desired.held.get(&key).cloned().into_iter().collect()
     };
-    let gateway_of_port = |port: trunkline_pipeline::PortId| -> Vec<ProgrammedObject> {
+    let gateway_of_port = |port: trunkline_pipeline::PortId| -> Vec<ObjectKey> {
         let Some(spec) = desired.ports.get(usize::from(port.0)) else {
             return Vec::new();
         };
@@ -542,13 +651,13 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedOb
             .map(|(_, object)| object.clone())
             .collect()
     };
-    let mut refused = Vec::new();
+    let mut refused = BTreeMap::new();
     for r in rejected {
-        refused.extend(match &r.object {
-            ObjectRef::LogicalInterface(key) => by_name("LogicalInterface", false, key),
-            ObjectRef::Vmi(key) => by_name("VirtualMachineInterface", true, key),
+        let objects = match &r.object {
+            ObjectRef::LogicalInterface(key) => by_name(Kind::LogicalInterface, key),
+            ObjectRef::Vmi(key) => by_name(Kind::VirtualMachineInterface, key),
             ObjectRef::Network(key) | ObjectRef::Subnet { network: key, .. } => {
-                by_name("VirtualNetwork", true, key)
+                by_name(Kind::VirtualNetwork, key)
             }
             ObjectRef::Port(port) => gateway_of_port(*port),
             // A route toward a virtual gateway's port is part of it.
@@ -562,32 +671,32 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedOb
                 ..
             } => peer
                 .strip_prefix("DCGateway/")
-                .map(|name| by_name("DCGateway", false, name))
+                .map(|name| by_name(Kind::DCGateway, name))
                 .unwrap_or_default(),
-            ObjectRef::HaGroup(key) => by_name("GatewayHAGroup", false, key),
+            ObjectRef::HaGroup(key) => by_name(Kind::GatewayHAGroup, key),
             ObjectRef::Route { .. } => Vec::new(),
-            // An external VTEP is programmed when its peer and endpoints are;
-            // a DC gateway when its peer is.
-            ObjectRef::Peer(key) | ObjectRef::RemoteVmi(key) => {
-                if let Some(name) = key.strip_prefix("DCGateway/") {
-                    by_name("DCGateway", false, name)
-                } else {
-                    key.strip_prefix("ExternalVTEP/")
-                        .map(|rest| {
-                            by_name(
-                                "ExternalVTEP",
-                                false,
-                                rest.split('/').next().unwrap_or(rest),
-                            )
-                        })
-                        .unwrap_or_default()
-                }
+            // A DC gateway is programmed when its peer is.
+            ObjectRef::Peer(key) if key.starts_with("DCGateway/") => {
+                by_name(Kind::DCGateway, &key["DCGateway/".len()..])
             }
-            ObjectRef::Node | ObjectRef::Underlay | ObjectRef::NorthSouth => Vec::new(),
-        });
+            // An external VTEP is programmed when its peer and endpoints are.
+            ObjectRef::Peer(key) | ObjectRef::RemoteVmi(key)
+                if key.starts_with("ExternalVTEP/") =>
+            {
+                let rest = &key["ExternalVTEP/".len()..];
+                by_name(Kind::ExternalVTEP, rest.split('/').next().unwrap_or(rest))
+            }
+            ObjectRef::RemoteVmi(key) => by_name(Kind::VirtualMachineInterface, key),
+            ObjectRef::Peer(_) | ObjectRef::Node | ObjectRef::Underlay | ObjectRef::NorthSouth => {
+                Vec::new()
+            }
+        };
+        for object in objects {
+            refused
+                .entry(object)
+                .or_insert_with(|| format!("left out of the tables: {r}"));
+        }
     }
-    refused.sort();
-    refused.dedup();
     refused
 }
 
@@ -599,12 +708,11 @@ mod tests {
         RouteConfig, VmiConfig,
     };
 
-    fn object(kind: &str, namespace: Option<&str>, name: &str) -> ProgrammedObject {
-        ProgrammedObject {
-            kind: kind.into(),
-            namespace: namespace.map(Into::into),
-            name: name.into(),
-            generation: 1,
+    fn object(kind: &str, namespace: Option<&str>, name: &str) -> ObjectKey {
+        let kind = Kind::from_name(kind).unwrap();
+        match namespace {
+            Some(ns) => ObjectKey::namespaced(kind, ns, name),
+            None => ObjectKey::cluster(kind, name),
         }
     }
 
@@ -702,20 +810,30 @@ mod tests {
                 routes: vec![default_route(1), default_route(2)],
                 ..Default::default()
             },
-            programmed: vec![
+            held: [
                 object("LogicalInterface", None, "older"),
                 object("LogicalInterface", None, "newer"),
                 object("VirtualMachineInterface", Some("t"), "vmi"),
                 object("VirtualNetwork", Some("t"), "net"),
-            ],
+            ]
+            .into(),
             ..Default::default()
         };
         let control = Control::default();
-        control.install(&desired, Some(1));
+        let through = BTreeMap::from([(
+            Kind::LogicalInterface,
+            ResourceVersion::parse("42").unwrap(),
+        )]);
+        control.install(&desired, Some(1), through.clone());
         // Before its port is open, a logical interface carries nothing;
         // and until the threads caught up, nothing is reported at all.
         let early = control.report();
-        assert!(early.programmed.iter().all(|o| o.name != "older"));
+        assert_eq!(
+            early
+                .exceptions
+                .get(&object("LogicalInterface", None, "older")),
+            Some(&"port eth1 is not open".to_owned())
+        );
         assert!(!early.synced, "no report before the ports are open");
         control.set_ports(
             vec![],
@@ -731,16 +849,40 @@ mod tests {
         control.set_virtual_gateways(vec!["vgw1".into(), "vgw2".into()], vec![], false);
         let report = control.report();
         assert!(report.synced);
-        let names: Vec<&str> = report.programmed.iter().map(|o| o.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["older", "g1", "vmi", "net"],
-            "{:?}",
-            report.problems
+        let refused: Vec<&str> = report.exceptions.keys().map(|o| o.name.as_str()).collect();
+        assert_eq!(refused, ["newer", "g2"], "{:?}", report.exceptions);
+        assert!(
+            report
+                .exceptions
+                .values()
+                .all(|why| why.starts_with("left out of the tables"))
         );
+        assert_eq!(report.through, through);
         assert_eq!(report.counts.logical_interfaces, 1);
         assert_eq!(report.counts.virtual_gateways, 1);
         assert!(report.problems.iter().any(|p| p.contains("newer")));
+    }
+
+    /// A restarted agent goes on with the version count its predecessor
+    /// reported, so the same tables report the same version.
+    #[test]
+    fn a_restart_goes_on_with_the_reported_version() {
+        let control = Control::default();
+        control.resume_version(Some(7));
+        assert_eq!(
+            control.install(&Desired::default(), Some(1), BTreeMap::new()),
+            7
+        );
+        assert_eq!(
+            control.install(&Desired::default(), Some(1), BTreeMap::new()),
+            8
+        );
+        // Only before the first install.
+        control.resume_version(Some(3));
+        assert_eq!(control.plan().version, 8);
+        let fresh = Control::default();
+        fresh.resume_version(None);
+        assert_eq!(fresh.install(&Desired::default(), None, BTreeMap::new()), 1);
     }
 
     /// A network leaving by the fabric is not reported programmed while the
@@ -775,21 +917,23 @@ mod tests {
                 ],
                 ..Default::default()
             },
-            programmed: vec![
+            held: [
                 object("VirtualNetwork", Some("t"), "out"),
                 object("VirtualNetwork", Some("t"), "in"),
-            ],
+            ]
+            .into(),
             ..Default::default()
         };
         let control = Control::default();
-        control.install(&desired, Some(1));
+        control.install(&desired, Some(1), BTreeMap::new());
+        // The networks the report does not hold (its exceptions).
         let names = |report: &NodeReport| -> Vec<String> {
-            report.programmed.iter().map(|o| o.name.clone()).collect()
+            report.exceptions.keys().map(|o| o.name.clone()).collect()
         };
-        assert_eq!(names(&control.report()), ["in", "out"]);
+        assert!(names(&control.report()).is_empty());
         control.set_fabric_copies(Some("eth0".into()));
         let report = control.report();
-        assert_eq!(names(&report), ["in"]);
+        assert_eq!(names(&report), ["out"]);
         assert!(
             report
                 .problems
@@ -799,6 +943,6 @@ mod tests {
             report.problems
         );
         control.set_fabric_copies(None);
-        assert_eq!(names(&control.report()), ["in", "out"]);
+        assert!(names(&control.report()).is_empty());
     }
 }

@@ -13,8 +13,12 @@
 //!  VirtualNetwork status.fabricExit --> the VRF's exit (SNAT / IP fabric)
 //!  (port MTUs from the router's physical interfaces; each network's MTU
 //!  and DHCP settings)
-//!  ==> Desired { ports, config: pipeline NodeConfig, programmed, ha }
+//!  ==> Desired { ports, config: pipeline NodeConfig, held, exceptions, ha }
 //! ```
+//!
+//! What the node reports comes from here too: the objects the tables hold
+//! (`held`), and the objects labelled for this node (the operator's ask)
+//! that they do not hold, with why (`exceptions`).
 //!
 //! The operator decides what is valid across objects; the agent only takes
 //! objects whose `Accepted` condition is true for their current generation
@@ -26,12 +30,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use trunkline_api::physical_router::ProgrammedObject;
 use trunkline_model::encapsulation::NODE_ENCAPSULATIONS;
 use trunkline_model::{
     Dhcp as ModelDhcp, DhcpMode as ModelDhcpMode, Encapsulation as ModelEncapsulation,
     FabricExit as ModelFabricExit, ForwardingMode as ModelForwardingMode, HaLayout, Meta,
-    NamespacedName, Placement, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    NamespacedName, ObjectKey, Placement, Snapshot, VirtualGateway, VirtualMachineInterface,
+    VirtualNetwork,
 };
 use trunkline_pipeline::config::{
     AllowedAddressPair, CreationOrder, DEFAULT_SNAT_PORTS, DhcpConfig, DhcpMode, Encapsulation,
@@ -111,20 +115,40 @@ pub struct Desired {
     /// then virtual gateway taps; the index of a port is its [`PortId`].
     pub ports: Vec<PortSpec>,
     /// The node's virtual gateways, each with its object for the report
-    /// (reported programmed only once its host side is in place).
-    pub virtual_gateways: Vec<(VgwSpec, ProgrammedObject)>,
+    /// (held only once its host side is in place).
+    pub virtual_gateways: Vec<(VgwSpec, ObjectKey)>,
     /// The fabric interface whose MAC and MTU the host thread reads.
     pub fabric_interface: Option<String>,
     /// The tables' input.
     pub config: NodeConfig,
-    /// Every object in `config` with its generation, for the router's status.
-    pub programmed: Vec<ProgrammedObject>,
+    /// Every object `config` holds (logical interfaces, local and remote
+    /// VMIs, networks, external VTEPs; virtual gateways are in
+    /// `virtual_gateways`).
+    pub held: BTreeSet<ObjectKey>,
+    /// The objects labelled for this node (the operator asks it to hold
+    /// them) that it does not hold, with why: the report's exceptions.
+    pub exceptions: BTreeMap<ObjectKey, String>,
     /// Objects of this node left out, and why (for logs).
     pub skipped: Vec<String>,
     /// Ports whose declared MTU the fast path cannot carry: (port, why).
     pub mtu_problems: Vec<(String, String)>,
     /// What the HA thread works with.
     pub ha: HaPlan,
+}
+
+impl Desired {
+    /// Whether `other` makes the same tables (and holds the same objects,
+    /// and asks the same of the HA thread): only its exceptions or log
+    /// lines differ.
+    pub fn same_tables(&self, other: &Desired) -> bool {
+        self.ports == other.ports
+            && self.virtual_gateways == other.virtual_gateways
+            && self.fabric_interface == other.fabric_interface
+            && self.config == other.config
+            && self.held == other.held
+            && self.mtu_problems == other.mtu_problems
+            && self.ha == other.ha
+    }
 }
 
 /// The pipeline's key of a namespaced object: `namespace/name`.
@@ -149,14 +173,12 @@ fn vrf_id(network: &VirtualNetwork, index: usize) -> u32 {
     network.vni_in_use.unwrap_or(0x0100_0000 + index as u32)
 }
 
-/// The report entry of an object at its current generation.
-pub(crate) fn programmed(meta: &Meta) -> ProgrammedObject {
-    ProgrammedObject {
-        kind: meta.key.kind.as_str().to_owned(),
-        namespace: meta.key.namespace.clone(),
-        name: meta.name().to_owned(),
-        generation: meta.generation,
-    }
+/// Records that the object of `meta` is left out, and why: for the logs
+/// (`skipped`) and the report (its exception, when it is one).
+fn skip(out: &mut Desired, meta: &Meta, why: String) {
+    out.skipped
+        .push(format!("{} {}: {why}", meta.key.kind, meta.name()));
+    out.exceptions.entry(meta.key.clone()).or_insert(why);
 }
 
 fn encapsulation(e: ModelEncapsulation) -> Encapsulation {
@@ -260,9 +282,11 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     {
         let name = li.meta.name();
         if !li.meta.accepted {
-            out.skipped.push(format!(
-                "LogicalInterface {name}: not accepted (yet) by the operator"
-            ));
+            skip(
+                &mut out,
+                &li.meta,
+                "not accepted (yet) by the operator".to_owned(),
+            );
             continue;
         }
         let Some(port) = out
@@ -270,35 +294,27 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
             .iter()
             .position(|p| p.name == li.physical_interface && p.role == PortRole::Trunk)
         else {
-            out.skipped.push(format!(
-                "LogicalInterface {name}: port {} is not on this node",
-                li.physical_interface
-            ));
+            let why = format!("port {} is not on this node", li.physical_interface);
+            skip(&mut out, &li.meta, why);
             continue;
         };
         let Some(vmi) = vmis.get(&li.vmi) else {
-            out.skipped
-                .push(format!("LogicalInterface {name}: VMI {} not found", li.vmi));
+            skip(&mut out, &li.meta, format!("VMI {} not found", li.vmi));
             continue;
         };
         if !vmi.meta.accepted {
-            out.skipped.push(format!(
-                "LogicalInterface {name}: VMI {} not accepted",
-                li.vmi
-            ));
+            skip(&mut out, &li.meta, format!("VMI {} not accepted", li.vmi));
             continue;
         }
         let network_name = vmi.network_name();
         let Some(network) = networks.get(&network_name) else {
-            out.skipped.push(format!(
-                "LogicalInterface {name}: network {network_name} not found"
-            ));
+            let why = format!("network {network_name} not found");
+            skip(&mut out, &li.meta, why);
             continue;
         };
         if !network.meta.accepted {
-            out.skipped.push(format!(
-                "LogicalInterface {name}: network {network_name} not accepted"
-            ));
+            let why = format!("network {network_name} not accepted");
+            skip(&mut out, &li.meta, why);
             continue;
         }
         used_vmis.insert(li.vmi.clone());
@@ -312,7 +328,7 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
                 name: name.to_owned(),
             },
         });
-        out.programmed.push(programmed(&li.meta));
+        out.held.insert(li.meta.key.clone());
     }
     lis.sort_by(|a, b| a.order.cmp(&b.order));
     out.config.logical_interfaces = lis;
@@ -322,7 +338,7 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
         let vmi = vmis[vmi_name];
         let network = vmi.network_name();
         let Some(mac) = vmi.mac else {
-            out.skipped.push(format!("VMI {vmi_name}: unparsable MAC"));
+            skip(&mut out, &vmi.meta, "unparsable MAC".to_owned());
             continue;
         };
         out.config.vmis.push(VmiConfig {
@@ -341,7 +357,7 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
             port_security: vmi.port_security,
             label: vmi.mpls_label,
         });
-        out.programmed.push(programmed(&vmi.meta));
+        out.held.insert(vmi.meta.key.clone());
         used_networks.insert(network);
     }
 
@@ -357,9 +373,13 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     );
 
     let placement = Placement::from_status(snapshot);
+    let mut by_network: BTreeMap<NamespacedName, Vec<&VirtualMachineInterface>> = BTreeMap::new();
+    for vmi in vmis.values() {
+        by_network.entry(vmi.network_name()).or_default().push(vmi);
+    }
     for (index, network_name) in used_networks.iter().enumerate() {
         let network = networks[network_name];
-        let peers = overlay(node, snapshot, &placement, network, &vmis, &mut out);
+        let peers = overlay(node, snapshot, &placement, network, &by_network, &mut out);
         let routed_peers = dc_gateways(snapshot, &placement, network, &mut out);
         out.config.networks.push(NetworkConfig {
             key: key(network_name),
@@ -391,7 +411,7 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
             mtu: network.mtu,
             dhcp: dhcp(&network.dhcp),
         });
-        out.programmed.push(programmed(&network.meta));
+        out.held.insert(network.meta.key.clone());
     }
     out.config.north_south = NorthSouthConfig {
         snat_ports: host.snat_ports,
@@ -400,9 +420,94 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     out.config.peers.sort();
     out.config.peers.dedup();
     crate::ha::plan::plan(node, snapshot, &placement, &layout, &mut out);
-    out.programmed.sort();
-    out.programmed.dedup();
+    exceptions(node, snapshot, &mut out);
     out
+}
+
+/// The exceptions of the report: every object labelled for `node` that
+/// it should hold (its own logical interfaces and virtual gateways, every
+/// VMI, network and external VTEP) and does not, with the reason it was
+/// left out, or else why nothing here needs it. Objects held are no
+/// exception, whatever was noted while computing.
+fn exceptions(node: &str, snapshot: &Snapshot, out: &mut Desired) {
+    let mut noted = std::mem::take(&mut out.exceptions);
+    let gateways: BTreeSet<&ObjectKey> = out.virtual_gateways.iter().map(|(_, k)| k).collect();
+    // Each kind: the objects the node is asked to hold, whether they are
+    // held, and why not when nothing better was noted.
+    type Asked<'a> = (&'a Meta, bool, bool, &'static str);
+    let s = snapshot;
+    let held = |m: &Meta| out.held.contains(&m.key);
+    let asked: Vec<Asked<'_>> = s
+        .logical_interfaces
+        .iter()
+        .map(|li| {
+            (
+                &li.meta,
+                li.physical_router == node,
+                held(&li.meta),
+                "not in this node's tables",
+            )
+        })
+        .chain(s.virtual_machine_interfaces.iter().map(|v| {
+            // A VMI is held here as its logical interfaces are (the
+            // operator counts it programmed on a node only with them):
+            // only what was noted against the VMI itself is an exception,
+            // not its waiting for a logical interface this node has not
+            // received yet (thousands of those, while objects arrive).
+            (&v.meta, noted.contains_key(&v.meta.key), held(&v.meta), "")
+        }))
+        .chain(s.virtual_networks.iter().map(|n| {
+            (
+                &n.meta,
+                true,
+                held(&n.meta),
+                "no VMI or virtual gateway of this node uses it",
+            )
+        }))
+        .chain(s.virtual_gateways.iter().map(|g| {
+            (
+                &g.meta,
+                g.nodes.contains(node),
+                gateways.contains(&g.meta.key),
+                "not set up on this node",
+            )
+        }))
+        .chain(s.external_vteps.iter().map(|x| {
+            (
+                &x.meta,
+                true,
+                held(&x.meta),
+                "none of its networks is held here, or it is not accepted",
+            )
+        }))
+        .chain(s.gateway_ha_groups.iter().map(|g| {
+            (
+                &g.meta,
+                g.member(node).is_some(),
+                held(&g.meta),
+                "its member port here is not a trunk of this node",
+            )
+        }))
+        .chain(s.dc_gateways.iter().map(|g| {
+            (
+                &g.meta,
+                true,
+                held(&g.meta),
+                "none of its networks is held here, or it is not accepted",
+            )
+        }))
+        .collect();
+    for (meta, asked, held, otherwise) in asked {
+        if !meta.labelled_for(node) {
+            continue;
+        }
+        if asked && !held {
+            let why = noted
+                .remove(&meta.key)
+                .unwrap_or_else(|| otherwise.to_owned());
+            out.exceptions.insert(meta.key.clone(), why);
+        }
+    }
 }
 
 /// The fabric port and the underlay, when the router declares them: the
@@ -466,7 +571,7 @@ fn overlay(
     snapshot: &Snapshot,
     placement: &Placement,
     network: &VirtualNetwork,
-    vmis: &BTreeMap<NamespacedName, &VirtualMachineInterface>,
+    vmis: &BTreeMap<NamespacedName, Vec<&VirtualMachineInterface>>,
     out: &mut Desired,
 ) -> Vec<String> {
     let network_name = network.name();
@@ -492,7 +597,7 @@ fn overlay(
     }
     // The VMIs of the network held by another node (the first by name when
     // several hold it; one held here is local).
-    for vmi in vmis.values().filter(|v| v.network_name() == network_name) {
+    for vmi in vmis.get(&network_name).into_iter().flatten() {
         let nodes = placement.vmi_nodes(&vmi.name());
         if !vmi.meta.accepted || nodes.is_empty() || nodes.contains(node) {
             continue;
@@ -511,6 +616,7 @@ fn overlay(
             ips: vmi.ips.clone(),
             label: vmi.mpls_label,
         });
+        out.held.insert(vmi.meta.key.clone());
     }
     for vtep in placement.external_vteps(&network_name) {
         let peer = vtep_key(&vtep.name);
@@ -527,7 +633,7 @@ fn overlay(
         else {
             continue;
         };
-        out.programmed.push(programmed(&object.meta));
+        out.held.insert(object.meta.key.clone());
         for joined in object.networks.iter().filter(|j| j.network == network_name) {
             for endpoint in &joined.endpoints {
                 out.config.remote_vmis.push(RemoteVmiConfig {
@@ -610,7 +716,7 @@ fn dc_gateways(
                 },
             });
         }
-        out.programmed.push(programmed(&object.meta));
+        out.held.insert(object.meta.key.clone());
         keys.push(peer_key);
     }
     keys
@@ -636,23 +742,23 @@ fn virtual_gateways(
     for vgw in gateways {
         let name = vgw.meta.name();
         if !vgw.meta.accepted {
-            out.skipped.push(format!(
-                "VirtualGateway {name}: not accepted (yet) by the operator"
-            ));
+            skip(
+                out,
+                &vgw.meta,
+                "not accepted (yet) by the operator".to_owned(),
+            );
             continue;
         }
         let interface = vgw.interface.clone();
         if out.ports.iter().any(|p| p.name == interface) {
-            out.skipped.push(format!(
-                "VirtualGateway {name}: interface {interface} is already a port of this node"
-            ));
+            let why = format!("interface {interface} is already a port of this node");
+            skip(out, &vgw.meta, why);
             continue;
         }
         let network = &vgw.network;
         if !networks.get(network).is_some_and(|n| n.meta.accepted) {
-            out.skipped.push(format!(
-                "VirtualGateway {name}: network {network} not found or not accepted"
-            ));
+            let why = format!("network {network} not found or not accepted");
+            skip(out, &vgw.meta, why);
             continue;
         }
         let id = PortId(out.ports.len() as u16);
@@ -685,7 +791,7 @@ fn virtual_gateways(
                 mac,
                 subnets: vgw.subnets.clone(),
             },
-            programmed(&vgw.meta),
+            vgw.meta.key.clone(),
         ));
     }
 }
@@ -698,6 +804,7 @@ mod tests {
     use trunkline_api::{
         LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
     };
+    use trunkline_model::Kind;
     use trunkline_model::from_api::Objects;
 
     /// Converts the API objects as the agent does, then computes the node's
@@ -753,7 +860,8 @@ mod tests {
          -> LogicalInterface {
             let mut li = json!({
                 "apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface",
-                "metadata": {"name": name, "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z"},
+                "metadata": {"name": name, "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z",
+                             "labels": {"node.trunkline.io/gw1": ""}},
                 "spec": {"physicalRouter": node, "physicalInterface": port, "vlan": vlan,
                          "virtualMachineInterface": {"namespace": "t", "name": vmi}}
             });
@@ -818,11 +926,25 @@ mod tests {
             "192.168.1.1".parse::<IpAddr>().unwrap(),
             "default gateway"
         );
-        assert_eq!(d.programmed.len(), 5);
-        assert!(
-            d.programmed
-                .iter()
-                .any(|p| p.kind == "VirtualMachineInterface" && p.generation == 3)
+        assert_eq!(d.held.len(), 5);
+        assert!(d.held.contains(&ObjectKey::namespaced(
+            Kind::VirtualMachineInterface,
+            "t",
+            "bms-1"
+        )));
+        // What the operator labelled for gw1 and gw1 does not hold: d (not
+        // accepted) and e (no such port); c is gw2's, not an exception.
+        let exceptions: Vec<(&str, &str)> = d
+            .exceptions
+            .iter()
+            .map(|(k, why)| (k.name.as_str(), why.as_str()))
+            .collect();
+        assert_eq!(
+            exceptions,
+            [
+                ("d", "not accepted (yet) by the operator"),
+                ("e", "port eth9 is not on this node")
+            ]
         );
         // d and e, and gw2 (which holds bms-1 too) has no underlay address.
         assert_eq!(d.skipped.len(), 3, "{:?}", d.skipped);
@@ -922,7 +1044,7 @@ mod tests {
         );
         assert_eq!(d.virtual_gateways.len(), 1);
         assert_eq!(d.virtual_gateways[0].0.subnets.len(), 2);
-        assert_eq!(d.virtual_gateways[0].1.generation, 4);
+        assert_eq!(d.virtual_gateways[0].1.kind, Kind::VirtualGateway);
         assert_eq!(
             d.config.networks.len(),
             1,
@@ -939,6 +1061,7 @@ mod overlay_tests {
         ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
         VirtualNetwork,
     };
+    use trunkline_model::Kind;
     use trunkline_model::from_api::Objects;
 
     fn accepted(generation: i64) -> serde_json::Value {
@@ -1100,9 +1223,8 @@ mod overlay_tests {
             .unwrap();
         assert_eq!(vtep_peer.encapsulations, [Encapsulation::Vxlan]);
         assert!(
-            d.programmed
-                .iter()
-                .any(|p| p.kind == "ExternalVTEP" && p.name == "tor1" && p.generation == 2)
+            d.held
+                .contains(&ObjectKey::cluster(Kind::ExternalVTEP, "tor1"))
         );
         // The tables accept all of it.
         let (_, rejected) = trunkline_pipeline::Tables::compile(&d.config);
@@ -1176,11 +1298,7 @@ mod overlay_tests {
         );
         assert_eq!(d.config.north_south.snat_ports, (62000, 62999));
         assert_eq!(d.config.north_south.fabric_routes.len(), 2);
-        assert!(
-            d.programmed
-                .iter()
-                .any(|p| p.kind == "DCGateway" && p.generation == 3)
-        );
+        assert!(d.held.contains(&ObjectKey::cluster(Kind::DCGateway, "mx1")));
         let (tables, rejected) = trunkline_pipeline::Tables::compile(&d.config);
         assert!(rejected.is_empty(), "{rejected:?}");
         assert!(tables.uses_flows());

@@ -5,6 +5,9 @@
 //! - `/readyz`: the tables were built from a complete view of the API and
 //!   every port is up.
 //! - `/metrics`: Prometheus text format (see [`crate::metrics`]).
+//! - `/debug/tables` (with `--debug-tables` only): JSON with the installed
+//!   tables' dump and the dump of a compilation from scratch of the same
+//!   configuration (tests compare them).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,9 +38,24 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
+        .route("/debug/tables", get(debug_tables))
         .with_state(Endpoints { control, metrics });
     tracing::info!(addr = ?listener.local_addr(), "serving /healthz, /readyz, /metrics");
     axum::serve(listener, app).await
+}
+
+async fn debug_tables(State(e): State<Endpoints>) -> (StatusCode, String) {
+    match e.control.tables_and_scratch() {
+        Some((version, installed, scratch)) => (
+            StatusCode::OK,
+            serde_json::json!({"version": version, "installed": installed, "scratch": scratch})
+                .to_string(),
+        ),
+        None => (
+            StatusCode::NOT_FOUND,
+            "not kept: run with --debug-tables\n".to_owned(),
+        ),
+    }
 }
 
 async fn healthz(State(e): State<Endpoints>) -> (StatusCode, String) {

@@ -2,10 +2,11 @@
 //!
 //! ```text
 //!  kube-apiserver
-//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, PhysicalRouters,
-//!    |                     ExternalVTEPs, GatewayHAGroups, DCGateways
+//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, ExternalVTEPs,
+//!    |   GatewayHAGroups, DCGateways labelled node.trunkline.io/<node> (the API server filters),
+//!    |   every PhysicalRouter (one per node); per kind, the highest resourceVersion received (watermark)
 //!    v
-//!  stores --(any change, debounced)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
+//!  stores --(any change; at most a build per --debounce-ms)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
 //!                                          v
 //!                 Control::install: compile -> Plan { tables, ports, vgws } --ArcSwap--+
@@ -17,7 +18,8 @@
 //!  HA thread (ha/): heartbeats and claims over the fabric, role and path cells,         |
 //!     takeover announcements (injected into the forwarding thread)        <-------------+
 //!
-//!  reporter (report.rs): NodeReport -> PhysicalRouter status (server-side apply, only on change)
+//!  reporter (report.rs): NodeReport (watermarks of the installed tables, exceptions)
+//!     -> PhysicalRouter status (server-side apply, only on change)
 //!  PacketTraces (trace.rs, observe.rs): the questions for this node (watched with
 //!     fieldSelector spec.node=<node>), answered in their status from the current plan
 //!  http (http.rs, metrics.rs): /healthz /readyz /metrics
@@ -40,6 +42,7 @@ pub mod report;
 pub mod trace;
 pub mod uninstall;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +57,7 @@ use trunkline_api::{
     DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
+use trunkline_model::{Kind, ResourceVersion};
 use trunkline_xdp::BackendChoice;
 
 use crate::control::Control;
@@ -90,6 +94,8 @@ pub struct Options {
     /// agent stops, the agent removes the host state it made
     /// ([`uninstall`]).
     pub owner: Option<uninstall::Owner>,
+    /// Serve `/debug/tables` (keeps a copy of the installed configuration).
+    pub debug_tables: bool,
 }
 
 /// Errors that stop the agent.
@@ -108,8 +114,42 @@ pub enum Error {
     Thread(&'static str, std::io::Error),
 }
 
-/// Starts a reflector for `api` whose events wake `changed`; returns its store.
-fn reflect<K>(api: Api<K>, config: watcher::Config, changed: Arc<Notify>) -> Store<K>
+/// The highest resource version received by one watch: every object of
+/// its selection changed at or before it is in its store (events come in
+/// resource version order; a relist counts once complete).
+#[derive(Clone, Debug, Default)]
+struct Watermark(Arc<std::sync::Mutex<Option<ResourceVersion>>>);
+
+impl Watermark {
+    fn raise(&self, version: Option<ResourceVersion>) {
+        let mut mark = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if version > *mark {
+            *mark = version;
+        }
+    }
+
+    fn get(&self) -> Option<ResourceVersion> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn version_of<K: kube::Resource>(object: &K) -> Option<ResourceVersion> {
+    object
+        .meta()
+        .resource_version
+        .as_deref()
+        .and_then(ResourceVersion::parse)
+}
+
+/// Starts a reflector for `api` whose events wake `changed`, raise `mark`
+/// and are counted in `control`; returns its store.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: Arc<Notify>,
+    mark: Watermark,
+    control: Arc<Control>,
+) -> Store<K>
 where
     K: kube::Resource
         + Clone
@@ -122,13 +162,32 @@ where
 {
     let (store, writer) = reflector::store();
     let kind = K::kind(&Default::default()).to_string();
-    let stream = reflector::reflector(writer, watcher(api, config))
-        .backoff(trunkline_client::WatchBackoff::default());
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config)
+            // Never read: at thousands of objects most of the memory.
+            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+            .backoff(trunkline_client::WatchBackoff::default()),
+    );
     tokio::spawn(async move {
         futures::pin_mut!(stream);
+        // The highest version of a relist in progress: counted once the
+        // store holds the whole list.
+        let mut listing: Option<ResourceVersion> = None;
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => changed.notify_one(),
+                Ok(event) => {
+                    control.count_watch_event(&kind);
+                    match &event {
+                        watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
+                            mark.raise(version_of(o))
+                        }
+                        watcher::Event::Init => listing = None,
+                        watcher::Event::InitApply(o) => listing = listing.max(version_of(o)),
+                        watcher::Event::InitDone => mark.raise(listing.take()),
+                    }
+                    changed.notify_one()
+                }
                 Err(e) => {
                     tracing::warn!(kind, error = %e, "watch interrupted; forwarding continues with the last tables")
                 }
@@ -145,6 +204,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let shared = Arc::new(Control::default());
+    shared.keep_config(options.debug_tables);
     let forwarding = forward::spawn(
         shared.clone(),
         options.backend,
@@ -188,46 +248,79 @@ pub async fn run(
     };
 
     let changed = Arc::new(Notify::new());
+    // Only the objects labelled for this node: the operator labels what
+    // each node must hold (and what it needs of its peers).
+    let mine = watcher::Config::default().labels(&trunkline_api::node_label::key_of(&options.node));
+    let marks: BTreeMap<Kind, Watermark> = [
+        Kind::LogicalInterface,
+        Kind::VirtualMachineInterface,
+        Kind::VirtualNetwork,
+        Kind::VirtualGateway,
+        Kind::ExternalVTEP,
+        Kind::GatewayHAGroup,
+        Kind::DCGateway,
+    ]
+    .into_iter()
+    .map(|kind| (kind, Watermark::default()))
+    .collect();
     let lis = reflect(
         Api::<LogicalInterface>::all(client.clone()),
-        watcher::Config::default(),
+        mine.clone(),
         changed.clone(),
+        marks[&Kind::LogicalInterface].clone(),
+        shared.clone(),
     );
     let vmis = reflect(
         Api::<VirtualMachineInterface>::all(client.clone()),
-        watcher::Config::default(),
+        mine.clone(),
         changed.clone(),
+        marks[&Kind::VirtualMachineInterface].clone(),
+        shared.clone(),
     );
     let networks = reflect(
         Api::<VirtualNetwork>::all(client.clone()),
-        watcher::Config::default(),
+        mine.clone(),
         changed.clone(),
+        marks[&Kind::VirtualNetwork].clone(),
+        shared.clone(),
     );
     let gateways = reflect(
         Api::<VirtualGateway>::all(client.clone()),
-        watcher::Config::default(),
+        mine.clone(),
         changed.clone(),
+        marks[&Kind::VirtualGateway].clone(),
+        shared.clone(),
     );
-    // Every router: the peers' underlay addresses come from theirs.
+    // Every router (one per node, so few): the peers' underlay addresses
+    // come from theirs. Routers are not in the report's watermarks: this
+    // agent's own status writes would move them.
     let routers = reflect(
         Api::<PhysicalRouter>::all(client.clone()),
         watcher::Config::default(),
         changed.clone(),
+        Watermark::default(),
+        shared.clone(),
     );
     let vteps = reflect(
         Api::<ExternalVTEP>::all(client.clone()),
-        watcher::Config::default(),
+        mine.clone(),
         changed.clone(),
+        marks[&Kind::ExternalVTEP].clone(),
+        shared.clone(),
     );
     let groups = reflect(
         Api::<GatewayHAGroup>::all(client.clone()),
-        watcher::Config::default(),
+        mine.clone(),
         changed.clone(),
+        marks[&Kind::GatewayHAGroup].clone(),
+        shared.clone(),
     );
     let dc_gateways = reflect(
         Api::<DCGateway>::all(client.clone()),
-        watcher::Config::default(),
+        mine,
         changed.clone(),
+        marks[&Kind::DCGateway].clone(),
+        shared.clone(),
     );
 
     let reporter = {
@@ -283,10 +376,37 @@ pub async fn run(
             }
         }
         tracing::info!(node, "watches synced");
+        // What an earlier agent on this node reported: everything it had
+        // received is in the lists this one just received, so its
+        // watermarks still hold (an agent restart then moves nothing).
+        // Its tables' version count goes on, too.
+        let own = routers.get(&reflector::ObjectRef::new(&node));
+        let floor: BTreeMap<Kind, ResourceVersion> = own
+            .as_ref()
+            .map(|r| {
+                trunkline_model::from_api::physical_router(r)
+                    .report
+                    .programmed_through
+            })
+            .unwrap_or_default();
+        installer.resume_version(
+            own.as_ref()
+                .and_then(|r| r.status.as_ref())
+                .and_then(|s| s.programmed_generation),
+        );
         // Every status write of ours changes our own PhysicalRouter, which
         // wakes this loop: rebuild only when what the node enforces changed.
         let mut installed: Option<(desired::Desired, Option<i64>)> = None;
         loop {
+            let started = tokio::time::Instant::now();
+            // The watermarks first: the stores hold at least that much.
+            let through: BTreeMap<Kind, ResourceVersion> = marks
+                .iter()
+                .filter_map(|(kind, mark)| {
+                    let version = mark.get().max(floor.get(kind).cloned())?;
+                    Some((*kind, version))
+                })
+                .collect();
             let (li_state, vmi_state, network_state) =
                 (lis.state(), vmis.state(), networks.state());
             let (gateway_state, router_state, vtep_state) =
@@ -337,25 +457,29 @@ pub async fn run(
             let generation = router.as_ref().and_then(|r| r.metadata.generation);
             if installed
                 .as_ref()
-                .is_some_and(|(d, g)| *d == desired && *g == generation)
+                .is_some_and(|(d, g)| d.same_tables(&desired) && *g == generation)
             {
+                installer.observe(&desired, through);
                 tokio::select! {
                     _ = changed.notified() => {}
                     _ = fabric_changed.notified() => {}
                 }
-                tokio::time::sleep(options.debounce).await;
+                // At most one build per --debounce-ms: a change after a
+                // quiet spell is built at once, a stream in batches.
+                tokio::time::sleep_until(started + options.debounce).await;
                 continue;
             }
             for skipped in &desired.skipped {
                 tracing::debug!(node, "{skipped}");
             }
-            let version = installer.install(&desired, generation);
+            let version = installer.install(&desired, generation, through);
             tracing::info!(
                 node,
                 version,
                 logical_interfaces = desired.config.logical_interfaces.len(),
                 vmis = desired.config.vmis.len(),
                 networks = desired.config.networks.len(),
+                millis = started.elapsed().as_millis() as u64,
                 "tables swapped"
             );
             installed = Some((desired, generation));
@@ -364,7 +488,7 @@ pub async fn run(
                 _ = changed.notified() => {}
                 _ = fabric_changed.notified() => {}
             }
-            tokio::time::sleep(options.debounce).await;
+            tokio::time::sleep_until(started + options.debounce).await;
         }
     };
 

@@ -39,7 +39,8 @@ struct Flags {
     /// labs and tests, where the node is a namespace.
     #[arg(long)]
     port_netns: Option<PathBuf>,
-    /// Quiet time after a change before the tables are rebuilt, in ms.
+    /// The shortest time between two builds of the tables, in ms: a change
+    /// after a quiet spell is built at once, a burst in batches.
     #[arg(long, default_value_t = 100)]
     debounce_ms: u64,
     /// UDP port of gateway HA heartbeats and claims, on the node's underlay
@@ -77,6 +78,11 @@ struct Flags {
     /// Idle timeout of ICMP echo flows, in seconds (RFC 5508: 60).
     #[arg(long, default_value_t = 60)]
     flow_timeout_icmp: u64,
+    /// Serve `/debug/tables`: the installed tables and a compilation from
+    /// scratch of the same configuration, as text (for tests: it keeps a
+    /// copy of the configuration).
+    #[arg(long)]
+    debug_tables: bool,
     /// Frames per second each VMI may have answered by the gateway (ARP/ND
     /// proxy, echo, DHCP, router advertisements, ICMP errors); over it,
     /// questions are dropped and counted (`punt_rate_limited`).
@@ -111,17 +117,25 @@ fn port_range(text: &str) -> Result<(u16, u16), String> {
     Ok((lo, hi))
 }
 
-async fn shutdown_signal() {
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed
+/// when this is called, not when the future is first polled: a SIGTERM
+/// while the agent is still starting must stop it cleanly too, not kill
+/// it with the signal's default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
@@ -165,10 +179,11 @@ async fn main() -> anyhow::Result<()> {
             .daemonset
             .zip(flags.namespace)
             .map(|(name, namespace)| trunkline_dataplane::uninstall::Owner { namespace, name }),
+        debug_tables: flags.debug_tables,
     };
     tracing::info!(node = options.node, backend = ?options.backend, "trunkline-dataplane starting");
     let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;
-    trunkline_dataplane::run(client, options, shutdown_signal()).await?;
+    trunkline_dataplane::run(client, options, shutdown).await?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@
 //! | `trunkline_dataplane_flows_created_total`, `..._flows_expired_total` | | flows created; removed for being idle |
 //! | `trunkline_dataplane_flow_allocation_failures_total` | `reason` | first packets refused: `table_full`, `ports_exhausted` (also in `drops_total`) |
 //! | `trunkline_dataplane_fabric_next_hops` | | fabric next hops (SNAT, IP fabric forwarding) whose MAC is known |
+//! | `trunkline_dataplane_watch_events_total` | `kind` | watch events received (the agent watches only the objects labelled for its node) |
 
 use std::sync::Arc;
 
@@ -97,6 +98,16 @@ impl Collector for Scrape {
             ),
         ] {
             ConstGauge::new(i64::from(n)).encode(family.encode_family(&[("kind", kind)])?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "watch_events",
+            "Watch events received, by kind (only the objects labelled for this node are watched)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, n) in control.watch_events() {
+            ConstCounter::new(n).encode(family.encode_family(&[("kind", kind.as_str())])?)?;
         }
 
         let mut family = encoder.encode_descriptor(

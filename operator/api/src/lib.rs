@@ -35,6 +35,7 @@ pub mod external_vtep;
 pub mod fields;
 pub mod gateway_ha_group;
 pub mod logical_interface;
+pub mod node_label;
 pub mod packet_trace;
 pub mod physical_router;
 pub mod samples;

@@ -6,6 +6,8 @@
 //! PhysicalRouter `N` and reports on its status. The spec is the user's; the
 //! status is written by that node's dataplane.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -128,12 +130,28 @@ pub struct PhysicalRouterStatus {
     /// this status that is not the node dataplane's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ports_summary: Option<String>,
-    /// Every object the node's fast path holds, at the generation it holds:
-    /// the operator derives each object's `Programmed` condition from it
-    /// (the node dataplane may write only its own PhysicalRouter's status).
+    /// What the node's installed tables were built from: per kind, the
+    /// highest `resourceVersion` of the objects labelled for this node that
+    /// the node dataplane had received (`LogicalInterface: "1234"`, ...).
+    /// Every object of that kind labelled for the node at or below it is in
+    /// the tables, unless listed in `exceptions`: the operator derives each
+    /// object's `Programmed` condition from it, without a list of every
+    /// object (which would grow past etcd's object size limit).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub programmed_through: BTreeMap<String, String>,
+    /// The objects labelled for this node that its tables do not hold
+    /// (not accepted yet, a reference missing from its view, a port not
+    /// open, a virtual gateway's host side not set up), with why. Bounded:
+    /// beyond its byte budget the list is cut and `exceptionsTruncated` set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1024))]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
-    pub programmed: Vec<ProgrammedObject>,
+    pub exceptions: Vec<ProgrammedException>,
+    /// The exceptions did not fit their budget and were cut: the operator
+    /// then reports `Programmed=Unknown` for this node's objects, never
+    /// `True`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exceptions_truncated: bool,
     /// The node's part in each GatewayHAGroup it is a member of: its state
     /// and what it hears of the other members (the operator turns these
     /// into each group's status).
@@ -179,22 +197,27 @@ pub struct HaPeerReport {
     pub since: Time,
 }
 
-/// One object in a node's tables.
+/// An object a node was asked to hold (it is labelled for the node) but
+/// whose tables do not hold it.
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "camelCase")]
-pub struct ProgrammedObject {
-    /// Kind: `LogicalInterface`, `VirtualMachineInterface`, `VirtualNetwork`
-    /// or `VirtualGateway`.
+pub struct ProgrammedException {
+    /// Kind: `LogicalInterface`, `VirtualMachineInterface`, `VirtualNetwork`,
+    /// `VirtualGateway` or `ExternalVTEP`.
+    #[schemars(length(max = 64))]
     pub kind: String,
     /// Namespace, for namespaced kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub namespace: Option<String>,
     /// Name.
+    #[schemars(length(max = 253))]
     pub name: String,
-    /// The `metadata.generation` programmed.
-    pub generation: i64,
+    /// Why the node does not hold it.
+    #[schemars(length(max = 256))]
+    pub reason: String,
 }
 
 /// State of one physical interface on the node.

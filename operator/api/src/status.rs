@@ -33,6 +33,12 @@ pub mod reason {
     pub const INVALID: &str = "Invalid";
     /// Waiting for the node dataplane to report.
     pub const PENDING: &str = "Pending";
+    /// A node that should hold the object reports it could not (its
+    /// tables do not hold it, and it says why).
+    pub const NOT_PROGRAMMED: &str = "NotProgrammed";
+    /// A node's report is incomplete (its exceptions were cut): whether it
+    /// holds the object cannot be told (`Programmed=Unknown`).
+    pub const REPORT_INCOMPLETE: &str = "ReportIncomplete";
     /// The object is valid and accepted, but nothing enforces what it
     /// declares yet: `Ready` is `False` with this reason, so that no one
     /// takes it for working.

@@ -25,9 +25,10 @@ pub struct Args {
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
 
-    /// Quiet time after a change before decisions are recomputed, in
-    /// milliseconds: a burst of changes (an `apply -f` of many objects)
-    /// costs one pass.
+    /// The shortest time between two passes, in milliseconds: a change
+    /// after a quiet spell is decided at once; a burst of changes (an
+    /// `apply -f` of many objects) is decided in batches, one pass per
+    /// interval.
     #[arg(long, default_value_t = 150)]
     pub debounce_ms: u64,
 

@@ -26,6 +26,14 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
+    /// The node labels of an object could not be written.
+    #[error("writing the node labels of {object}: {source}")]
+    LabelWrite {
+        /// The object (`Kind namespace/name`).
+        object: String,
+        /// The API error.
+        source: kube::Error,
+    },
     /// A status could not be turned into JSON (a bug).
     #[error("encoding the status of {object}: {source}")]
     Encode {
@@ -83,6 +91,10 @@ impl Error {
                 kube::Error::Api(s) if s.code == 403 => "status_forbidden",
                 kube::Error::Api(s) if s.code == 404 => "status_not_found",
                 _ => "status_write",
+            },
+            Error::LabelWrite { source, .. } => match source {
+                kube::Error::Api(s) if s.code == 403 => "label_forbidden",
+                _ => "label_write",
             },
             Error::Encode { .. } => "encode",
             Error::Event { .. } => "event",

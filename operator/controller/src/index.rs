@@ -1,27 +1,31 @@
 //! The index: one reflector (watch + store) per kind, shared by the whole
-//! operator, and the snapshot of every object that the core decides on.
+//! operator; which objects each watch event touched; and the objects the
+//! core decides on, converted to the model one at a time.
 //!
 //! ```text
 //!  watch PhysicalRouters ──> store ─┐
-//!  watch LogicalInterfaces ─> store ├──> Stores::snapshot() ──> core::decide
-//!  ...one per kind...       > store ┘
+//!  watch LogicalInterfaces ─> store ├──> Stores::object(key) ──> core::Decider
+//!  ...one per kind...       > store ┘           (only the touched keys)
 //!        │
-//!        └─ every watch event bumps a change counter (tokio watch channel)
+//!        └─ every event: Touch (the object's key, or "kind relisted")
 //! ```
+//!
+//! Stores keep no `managedFields`: the operator never reads them, and at
+//! tens of thousands of objects they would be most of its memory.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt, stream};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use trunkline_api::{
     DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
-use trunkline_model::{Kind, Snapshot, from_api};
+use trunkline_model::{Kind, Object, ObjectKey, Snapshot, from_api};
 
 use crate::Error;
 
@@ -46,26 +50,62 @@ pub struct Stores {
     pub dc_gateways: Store<DCGateway>,
 }
 
-/// A stream of "something of kind `K` changed" (or a watch error).
-pub type Changes = std::pin::Pin<Box<dyn Stream<Item = Result<&'static str, Error>> + Send>>;
+/// What a watch event touched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// This object was created, changed or deleted: its store holds what
+    /// it is now (or nothing).
+    Object(ObjectKey),
+    /// The watch of this kind listed everything again (it started, or
+    /// resumed after an interruption): any object of it may have changed.
+    Relisted(Kind),
+}
+
+/// A stream of what watch events touched (or watch errors), each with its
+/// kind's name.
+pub type Changes =
+    std::pin::Pin<Box<dyn Stream<Item = Result<(&'static str, Option<Touch>), Error>> + Send>>;
+
+/// The key of `object`, of kind `kind`.
+pub fn key_of<K: Resource>(kind: Kind, object: &K) -> ObjectKey {
+    match object.meta().namespace.as_deref() {
+        Some(ns) if kind.is_namespaced() => ObjectKey::namespaced(kind, ns, object.name_any()),
+        _ => ObjectKey::cluster(kind, object.name_any()),
+    }
+}
 
 fn reflect<K>(client: &Client, kind: Kind) -> (Store<K>, Changes)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
-    let kind = kind.as_str();
+    let name = kind.as_str();
     let (reader, writer) = reflector::store::<K>();
     let stream = reflector::reflector(
         writer,
         watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+            .modify(|o: &mut K| o.managed_fields_mut().clear())
             .backoff(trunkline_client::WatchBackoff::default()),
     )
     .map(move |event| {
-        event
-            .map(|_| kind)
-            .map_err(|source| Error::Watch { kind, source })
+        let touch = match event.map_err(|source| Error::Watch { kind: name, source })? {
+            watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
+                Some(Touch::Object(key_of(kind, &o)))
+            }
+            watcher::Event::InitDone => Some(Touch::Relisted(kind)),
+            watcher::Event::Init | watcher::Event::InitApply(_) => None,
+        };
+        Ok((name, touch))
     });
     (reader, stream.boxed())
+}
+
+/// The object of `store` named by `key`.
+fn get<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, key: &ObjectKey) -> Option<Arc<K>> {
+    let mut reference = ObjectRef::new(&key.name);
+    if let Some(ns) = &key.namespace {
+        reference = reference.within(ns);
+    }
+    store.get(&reference)
 }
 
 impl Stores {
@@ -130,6 +170,70 @@ impl Stores {
             .await
             .map_err(dropped("DCGateway"))?;
         Ok(())
+    }
+
+    /// The object of `key` as stored now, converted to the model (the one
+    /// conversion the node dataplanes use too); `None` when it is gone.
+    pub fn object(&self, key: &ObjectKey) -> Option<Object> {
+        Some(match key.kind {
+            Kind::PhysicalRouter => Object::PhysicalRouter(from_api::physical_router(&*get(
+                &self.physical_routers,
+                key,
+            )?)),
+            Kind::LogicalInterface => Object::LogicalInterface(from_api::logical_interface(&*get(
+                &self.logical_interfaces,
+                key,
+            )?)),
+            Kind::VirtualMachineInterface => Object::VirtualMachineInterface(
+                from_api::virtual_machine_interface(&*get(&self.virtual_machine_interfaces, key)?),
+            ),
+            Kind::VirtualNetwork => Object::VirtualNetwork(from_api::virtual_network(&*get(
+                &self.virtual_networks,
+                key,
+            )?)),
+            Kind::GatewayHAGroup => Object::GatewayHaGroup(from_api::gateway_ha_group(&*get(
+                &self.gateway_ha_groups,
+                key,
+            )?)),
+            Kind::VirtualGateway => Object::VirtualGateway(from_api::virtual_gateway(&*get(
+                &self.virtual_gateways,
+                key,
+            )?)),
+            Kind::ExternalVTEP => {
+                Object::ExternalVtep(from_api::external_vtep(&*get(&self.external_vteps, key)?))
+            }
+            Kind::DCGateway => {
+                Object::DcGateway(from_api::dc_gateway(&*get(&self.dc_gateways, key)?))
+            }
+        })
+    }
+
+    /// The keys of every stored object of `kind`.
+    pub fn keys(&self, kind: Kind) -> Vec<ObjectKey> {
+        fn keys<K: Resource<DynamicType = ()> + Clone>(
+            kind: Kind,
+            store: &Store<K>,
+        ) -> Vec<ObjectKey> {
+            store.state().iter().map(|o| key_of(kind, &**o)).collect()
+        }
+        match kind {
+            Kind::PhysicalRouter => keys(kind, &self.physical_routers),
+            Kind::LogicalInterface => keys(kind, &self.logical_interfaces),
+            Kind::VirtualMachineInterface => keys(kind, &self.virtual_machine_interfaces),
+            Kind::VirtualNetwork => keys(kind, &self.virtual_networks),
+            Kind::GatewayHAGroup => keys(kind, &self.gateway_ha_groups),
+            Kind::VirtualGateway => keys(kind, &self.virtual_gateways),
+            Kind::ExternalVTEP => keys(kind, &self.external_vteps),
+            Kind::DCGateway => keys(kind, &self.dc_gateways),
+        }
+    }
+
+    /// The stored API object of kind `K` named by `key`.
+    pub fn api_object<K: Resource<DynamicType = ()> + Clone>(
+        store: &Store<K>,
+        key: &ObjectKey,
+    ) -> Option<Arc<K>> {
+        get(store, key)
     }
 
     /// Every object of every kind, converted to the model (the one

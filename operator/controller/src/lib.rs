@@ -5,10 +5,10 @@
 //!
 //! ```text
 //!   kube-apiserver ──watch (one reflector per kind)──> index::Stores
-//!         ^                                                │ snapshot
+//!         ^                                                │ touched objects
 //!         │ SSA /status, Events                            v
-//!    operator::Operator::pass  <──── decisions ──── core::decide
-//!         │
+//!    operator::Operator::pass  <── changed decisions ── core::Decider (kept
+//!         │                                             between passes)
 //!    http: /metrics /healthz /readyz      metrics::Metrics
 //! ```
 //!
@@ -31,6 +31,10 @@
 //!                 virtualnetworks, gatewayhagroups, virtualgateways, externalvteps]
 //!     verbs: [get, list, watch]
 //!   - apiGroups: ["trunkline.io"]
+//!     resources: [logicalinterfaces, virtualmachineinterfaces, virtualnetworks,
+//!                 gatewayhagroups, virtualgateways, externalvteps]
+//!     verbs: [patch]   # node labels only (server-side apply of metadata.labels)
+//!   - apiGroups: ["trunkline.io"]
 //!     resources: [logicalinterfaces/status, virtualmachineinterfaces/status,
 //!                 virtualnetworks/status, gatewayhagroups/status, virtualgateways/status,
 //!                 externalvteps/status]
@@ -47,7 +51,7 @@
 //! ```
 //!
 //! PhysicalRouter status is the node dataplane's: the operator only reads
-//! it (its `status.programmed` reports decide `Programmed`). PacketTraces
+//! it (its watermarks and exceptions decide `Programmed`). PacketTraces
 //! are answered by the node dataplanes; the operator only marks those no
 //! node can answer and deletes old ones ([`packet_traces`]).
 //!

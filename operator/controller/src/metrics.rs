@@ -64,8 +64,14 @@ pub struct Metrics {
     pub objects: Family<ObjectLabels, Gauge>,
     /// Status writes (server-side applies), by kind.
     pub status_writes: Family<KindLabels, Counter>,
+    /// Node label writes (server-side applies of metadata), by kind.
+    pub label_writes: Family<KindLabels, Counter>,
     /// Events published, by kind and type.
     pub events: Family<EventLabels, Counter>,
+    /// Events not published because the event budget was spent.
+    pub events_skipped: Counter,
+    /// Objects decided again (each pass decides what changed).
+    pub decided: Counter,
     /// Watch events received, by kind.
     pub watch_events: Family<KindLabels, Counter>,
     /// 1 while this process may write status (it holds the leader Lease,
@@ -90,7 +96,7 @@ impl Metrics {
         let reconcile_runs = Counter::default();
         registry.register(
             "reconcile_runs",
-            "Passes of the decision loop (every object decided)",
+            "Passes of the decision loop",
             reconcile_runs.clone(),
         );
         let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
@@ -117,11 +123,29 @@ impl Metrics {
             "Status writes (server-side apply of /status) by kind",
             status_writes.clone(),
         );
+        let label_writes = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "label_writes",
+            "Node label writes (server-side apply of metadata.labels) by kind",
+            label_writes.clone(),
+        );
         let events = Family::<EventLabels, Counter>::default();
         registry.register(
             "events",
             "Kubernetes Events published by kind of regarding object and type",
             events.clone(),
+        );
+        let events_skipped = Counter::default();
+        registry.register(
+            "events_skipped",
+            "Kubernetes Events not published because the event budget (a rate with a burst) was spent",
+            events_skipped.clone(),
+        );
+        let decided = Counter::default();
+        registry.register(
+            "decided_objects",
+            "Objects decided again by the incremental decider (a change decides what it can affect)",
+            decided.clone(),
         );
         let watch_events = Family::<KindLabels, Counter>::default();
         registry.register(
@@ -155,7 +179,10 @@ impl Metrics {
             reconcile_errors,
             objects,
             status_writes,
+            label_writes,
             events,
+            events_skipped,
+            decided,
             watch_events,
             leader,
             leader_transitions,

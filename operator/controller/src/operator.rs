@@ -1,23 +1,26 @@
-//! The decision loop: whenever anything changes (debounced), decide every
-//! object from the stores' snapshot and write the statuses that differ.
+//! The decision loop: whenever anything changes (debounced), feed what the
+//! watches touched to the incremental decider and write the statuses that
+//! differ.
 //!
 //! ```text
-//!  watch events ──> change counter ──(quiet for --debounce-ms)──┐
-//!  resync timer / retry after errors ───────────────────────────┤
-//!                                                               v
-//!   Stores::snapshot ─> core::decide ─> per object: desired status
+//!  watch events ──> touched keys + change counter ──(at most a pass per --debounce-ms)──┐
+//!  resync timer (every object) / retry after errors (what failed) ─────────────┤
+//!                                                                              v
+//!   touched objects (from the stores) ─> core::Decider::apply ─> changed decisions
+//!   per changed or touched object: desired status
 //!        == current?  yes: nothing (no write, no event)
 //!                     no:  server-side apply of /status (field manager
 //!                          trunkline-operator), Events for transitions
 //! ```
 //!
 //! One loop decides every kind at once, because every rule is across
-//! kinds: a per-kind controller would recompute the same cross-object
-//! index anyway. Writes are still per object and only when needed.
+//! kinds; the decider keeps its verdicts between passes, so a pass costs
+//! what changed, not the number of objects. Writes are per object and only
+//! when needed.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
@@ -33,24 +36,64 @@ use trunkline_api::{
     DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
-use trunkline_operator_core::{
-    DECIDED_KINDS, Decisions, Kind, ObjectKey, Settings, decide_with, summary,
-};
+use trunkline_operator_core::{Change, DECIDED_KINDS, Decider, Kind, ObjectKey, Settings, summary};
 
 use crate::cli::Args;
 use crate::http::{self, Probes};
-use crate::index::{Changes, Stores};
+use crate::index::{Changes, Stores, Touch, key_of};
 use crate::leader::Elector;
 use crate::metrics::{EventLabels, HaTransitionLabels, KindLabels, ObjectLabels};
 use crate::status::{self, FIELD_MANAGER, Note, Reported};
 use crate::{Error, Metrics};
 
-/// Status writes in flight at once.
-const CONCURRENT_WRITES: usize = 8;
+/// Status (and label) writes in flight at once: enough to keep the API
+/// server busy when thousands of objects arrive, far below its 200
+/// mutating requests in flight.
+const CONCURRENT_WRITES: usize = 32;
+/// Objects written per pass at most: when thousands of objects arrive, a
+/// pass writes some of them and the next pass (at once) the rest, so the
+/// nodes' reports are decided in between and the first objects become
+/// Ready while the last are still being accepted.
+const WRITES_PER_PASS: usize = 1024;
 /// Pause before retrying after a pass with errors.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// The longest an Event note may be (the API allows 1 kB).
 const MAX_NOTE: usize = 1000;
+/// Events published per second at most, on average: applying thousands of
+/// objects at once must not double the writes with an Event each.
+const EVENTS_PER_SECOND: f64 = 20.0;
+/// Events published at once at most.
+const EVENT_BURST: f64 = 200.0;
+
+/// A token bucket of Events.
+#[derive(Debug)]
+struct EventBudget {
+    tokens: f64,
+    last: Instant,
+}
+
+impl EventBudget {
+    fn new() -> Self {
+        Self {
+            tokens: EVENT_BURST,
+            last: Instant::now(),
+        }
+    }
+
+    /// Whether one more Event may be published now.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * EVENTS_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(EVENT_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// The client for `--kubeconfig`, or the in-cluster / `KUBECONFIG` one.
 pub async fn client(args: &Args) -> Result<Client, Error> {
@@ -113,13 +156,14 @@ pub async fn run(args: Args) -> Result<(), Error> {
 
     let (stores, changes) = Stores::new(&client);
     let (changed_tx, changed_rx) = watch::channel(0u64);
-    let watching = tokio::spawn(drive(changes, changed_tx, metrics.clone()));
+    let pending = Arc::new(Mutex::new(Pending::default()));
+    let watching = tokio::spawn(drive(changes, changed_tx, pending.clone(), metrics.clone()));
     let sweeper = tokio::spawn(crate::packet_traces::run(
         client.clone(),
         leading.clone(),
         stop_rx.clone(),
     ));
-    let mut operator = Operator::new(client, stores, metrics)
+    let mut operator = Operator::new(client, stores, pending, metrics)
         .with_leadership(leading)
         .with_settings(args.settings());
 
@@ -173,17 +217,45 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Polls the watches (which fills the stores) and bumps the change counter
-/// on every event.
-async fn drive(mut changes: Changes, changed: watch::Sender<u64>, metrics: Arc<Metrics>) {
+/// What the watches touched since the last pass.
+#[derive(Debug, Default)]
+pub struct Pending {
+    objects: BTreeSet<ObjectKey>,
+    relisted: BTreeSet<Kind>,
+}
+
+impl Pending {
+    fn add(&mut self, touch: Touch) {
+        match touch {
+            Touch::Object(key) => {
+                self.objects.insert(key);
+            }
+            Touch::Relisted(kind) => {
+                self.relisted.insert(kind);
+            }
+        }
+    }
+}
+
+/// Polls the watches (which fills the stores), records what each event
+/// touched, and bumps the change counter.
+async fn drive(
+    mut changes: Changes,
+    changed: watch::Sender<u64>,
+    pending: Arc<Mutex<Pending>>,
+    metrics: Arc<Metrics>,
+) {
     while let Some(change) = changes.next().await {
         match change {
-            Ok(kind) => {
+            Ok((kind, touch)) => {
                 metrics
                     .watch_events
                     .get_or_create(&KindLabels { kind })
                     .inc();
-                changed.send_modify(|n| *n = n.wrapping_add(1));
+                if let Some(touch) = touch {
+                    pending.lock().unwrap_or_else(|p| p.into_inner()).add(touch);
+                    changed.send_modify(|n| *n = n.wrapping_add(1));
+                }
             }
             Err(e) => {
                 metrics.error(&e);
@@ -208,6 +280,27 @@ struct Applied {
 pub struct Operator {
     client: Client,
     stores: Stores,
+    /// What the watches touched, filled by [`drive`].
+    pending: Arc<Mutex<Pending>>,
+    /// Every verdict, kept between passes.
+    decider: Decider,
+    /// Whether the next pass compares every object's status, not only what
+    /// changed (first pass, resync timer, leadership regained).
+    full: bool,
+    /// Objects whose status write failed: written again next pass.
+    retry: BTreeSet<ObjectKey>,
+    /// Objects whose labels could not be written: written again next pass.
+    relabel_retry: BTreeSet<ObjectKey>,
+    /// Whether each decided object is Ready, for the objects metric.
+    ready: HashMap<ObjectKey, bool>,
+    /// What is left of the Events' rate.
+    event_budget: EventBudget,
+    /// Objects this pass may still write ([`WRITES_PER_PASS`]).
+    write_budget: usize,
+    /// Objects left for the next pass by the write budget.
+    deferred: usize,
+    /// Objects whose labels this pass wrote with their status.
+    labelled: BTreeSet<ObjectKey>,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     applied: HashMap<ObjectKey, Applied>,
@@ -229,6 +322,8 @@ pub struct PassOutcome {
     pub writes: usize,
     /// Errors (failed writes or events).
     pub errors: usize,
+    /// Objects left for the next pass by the write budget.
+    pub deferred: usize,
 }
 
 /// One status write to do.
@@ -237,12 +332,30 @@ struct Plan<K: Reported> {
     key: ObjectKey,
     desired: K::Status,
     events: Vec<Condition>,
+    /// The node labels to write after the status, when they differ.
+    labels: Option<BTreeSet<String>>,
     notes: Vec<Note>,
 }
 
+/// The node labels (name parts) an object carries.
+fn node_labels_of(meta: &kube::api::ObjectMeta) -> BTreeSet<String> {
+    meta.labels
+        .iter()
+        .flatten()
+        .filter_map(|(key, _)| trunkline_api::node_label::name_in(key))
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Operator {
-    /// An operator over `stores`, writing with `client`.
-    pub fn new(client: Client, stores: Stores, metrics: Arc<Metrics>) -> Self {
+    /// An operator over `stores` (whose watches fill `pending`), writing
+    /// with `client`.
+    pub fn new(
+        client: Client,
+        stores: Stores,
+        pending: Arc<Mutex<Pending>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.to_owned(),
             instance: std::env::var("POD_NAME").ok(),
@@ -251,6 +364,16 @@ impl Operator {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             stores,
+            pending,
+            decider: Decider::new(Settings::default()),
+            full: true,
+            retry: BTreeSet::new(),
+            relabel_retry: BTreeSet::new(),
+            ready: HashMap::new(),
+            event_budget: EventBudget::new(),
+            write_budget: WRITES_PER_PASS,
+            deferred: 0,
+            labelled: BTreeSet::new(),
             metrics,
             applied: HashMap::new(),
             ports_applied: HashMap::new(),
@@ -261,6 +384,7 @@ impl Operator {
 
     /// Decides with `settings` (from the flags) instead of the defaults.
     pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.decider = Decider::new(settings.clone());
         self.settings = settings;
         self
     }
@@ -284,6 +408,11 @@ impl Operator {
     ) {
         let mut leading = self.leading.clone();
         loop {
+            // Stopping wins over more work: a stream of changes (or writes
+            // still deferred) must not keep a stopping operator passing.
+            if *stop.borrow() {
+                return;
+            }
             if !*leading.borrow_and_update() {
                 tracing::info!("not the leader: watching, not writing");
                 tokio::select! {
@@ -297,23 +426,34 @@ impl Operator {
                 // Another leader wrote meanwhile: trust only the stores.
                 self.applied.clear();
                 self.ports_applied.clear();
+                self.full = true;
                 tracing::info!("leading: deciding and writing status");
             }
             changed.borrow_and_update();
+            let started = tokio::time::Instant::now();
             let outcome = self.pass().await;
-            let idle = if outcome.errors > 0 {
+            let idle = if outcome.deferred > 0 {
+                // More to write: the next pass at once (after the debounce).
+                args.debounce()
+            } else if outcome.errors > 0 {
                 RETRY_AFTER
             } else {
                 args.resync()
             };
             tokio::select! {
+                biased;
                 _ = stop.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(idle) => {}
+                _ = tokio::time::sleep(idle) => {
+                    self.full = outcome.errors == 0 && outcome.deferred == 0;
+                }
                 change = changed.changed() => {
                     if change.is_err() {
                         return;
                     }
-                    quiet(&mut changed, args.debounce()).await;
+                    // At most one pass per --debounce-ms: a change after a
+                    // quiet spell is decided at once, a stream of changes
+                    // in batches.
+                    tokio::time::sleep_until(started + args.debounce()).await;
                 }
                 // Lost (or regained) the lease: the loop's top decides.
                 _ = lost_or_regained(&mut leading) => {}
@@ -321,45 +461,109 @@ impl Operator {
         }
     }
 
-    /// Decides every object and writes the statuses that differ.
+    /// Feeds what the watches touched to the decider and writes the
+    /// statuses that differ (of every object on a full pass).
     pub async fn pass(&mut self) -> PassOutcome {
         let started = Instant::now();
         self.metrics.reconcile_runs.inc();
-        let snapshot = self.stores.snapshot();
-        let decisions = decide_with(&snapshot, &self.settings);
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut touched = pending.objects;
+        // A first pass, or a watch that listed everything again: what it
+        // no longer lists was deleted meanwhile.
+        let relisted: Vec<Kind> = if self.full {
+            Kind::ALL.to_vec()
+        } else {
+            pending.relisted.into_iter().collect()
+        };
+        for kind in relisted {
+            touched.extend(self.stores.keys(kind));
+            touched.extend(self.decider.keys(kind));
+        }
+        let changes: Vec<Change> = touched
+            .iter()
+            .map(|key| match self.stores.object(key) {
+                Some(mut object) => {
+                    // Changed for the nodes only if what they read changed.
+                    self.decider.keep_changed_at(&mut object);
+                    Change::Upsert(object)
+                }
+                None => Change::Delete(key.clone()),
+            })
+            .collect();
+        let changed = self.decider.apply(changes);
+        let decided = self.decider.decided_last();
+        self.metrics.decided.inc_by(decided as u64);
+        self.count_objects(&changed);
+        let full = std::mem::take(&mut self.full);
+        let mut relabel = self.decider.take_relabelled();
+        relabel.append(&mut self.relabel_retry);
+        let to_sync: BTreeSet<ObjectKey> = if full {
+            DECIDED_KINDS
+                .iter()
+                .flat_map(|kind| self.decider.keys(*kind))
+                .collect()
+        } else {
+            let mut keys = std::mem::take(&mut self.retry);
+            keys.extend(changed);
+            keys.extend(
+                touched
+                    .into_iter()
+                    .filter(|k| DECIDED_KINDS.contains(&k.kind)),
+            );
+            keys
+        };
+        for key in &to_sync {
+            if self.decider.decisions().get(key).is_none() {
+                self.applied.remove(key);
+            }
+        }
         let now = status::now();
         let mut outcome = PassOutcome {
-            objects: decisions.len(),
+            objects: decided,
             ..PassOutcome::default()
         };
         let stores = self.stores.clone();
-        self.sync::<LogicalInterface>(&stores.logical_interfaces, &decisions, &now, &mut outcome)
+        self.write_budget = WRITES_PER_PASS;
+        self.deferred = 0;
+        self.labelled.clear();
+        // What a node needs first, first: networks, their VMIs, then the
+        // logical interfaces binding them.
+        self.sync::<VirtualNetwork>(&stores.virtual_networks, &to_sync, &now, &mut outcome)
             .await;
         self.sync::<VirtualMachineInterface>(
             &stores.virtual_machine_interfaces,
-            &decisions,
+            &to_sync,
             &now,
             &mut outcome,
         )
         .await;
-        self.sync::<VirtualNetwork>(&stores.virtual_networks, &decisions, &now, &mut outcome)
+        self.sync::<LogicalInterface>(&stores.logical_interfaces, &to_sync, &now, &mut outcome)
             .await;
-        self.sync::<GatewayHAGroup>(&stores.gateway_ha_groups, &decisions, &now, &mut outcome)
+        self.sync::<GatewayHAGroup>(&stores.gateway_ha_groups, &to_sync, &now, &mut outcome)
             .await;
-        self.sync::<VirtualGateway>(&stores.virtual_gateways, &decisions, &now, &mut outcome)
+        self.sync::<VirtualGateway>(&stores.virtual_gateways, &to_sync, &now, &mut outcome)
             .await;
-        self.sync::<ExternalVTEP>(&stores.external_vteps, &decisions, &now, &mut outcome)
+        self.sync::<ExternalVTEP>(&stores.external_vteps, &to_sync, &now, &mut outcome)
             .await;
-        self.sync::<DCGateway>(&stores.dc_gateways, &decisions, &now, &mut outcome)
+        self.sync::<DCGateway>(&stores.dc_gateways, &to_sync, &now, &mut outcome)
             .await;
         self.sync_router_ports(&stores.physical_routers, &mut outcome)
             .await;
-        self.applied.retain(|key, _| decisions.get(key).is_some());
-        self.count_objects(&decisions);
+        // Labels after status (those of the objects written above went
+        // with their status): a node sees an object once it is labelled
+        // for it, and by then its status says it is accepted.
+        if full {
+            relabel.extend(to_sync.iter().cloned());
+        }
+        let labelled = std::mem::take(&mut self.labelled);
+        relabel.retain(|k| !labelled.contains(k));
+        self.sync_labels(&relabel, &mut outcome).await;
+        outcome.deferred = self.deferred;
         let took = started.elapsed();
         self.metrics.reconcile_duration.observe(took.as_secs_f64());
         tracing::debug!(
-            objects = outcome.objects,
+            decided = outcome.objects,
+            checked = to_sync.len(),
             writes = outcome.writes,
             errors = outcome.errors,
             millis = took.as_millis() as u64,
@@ -415,38 +619,120 @@ impl Operator {
         }
     }
 
-    fn count_objects(&self, decisions: &Decisions) {
-        for kind in DECIDED_KINDS {
-            let (ready, not_ready) =
-                decisions
-                    .iter()
-                    .filter(|d| d.key.kind == kind)
-                    .fold((0i64, 0i64), |(r, n), d| {
-                        if d.is_ready() { (r + 1, n) } else { (r, n + 1) }
-                    });
-            for (label, count) in [("true", ready), ("false", not_ready)] {
-                self.metrics
-                    .objects
-                    .get_or_create(&ObjectLabels {
-                        kind: kind.as_str(),
-                        ready: label,
-                    })
-                    .set(count);
+    /// Labels every object of `keys` with the nodes that must hold it
+    /// (`node.trunkline.io/<node>: ""`), when its labels differ: a
+    /// metadata patch (server-side apply of the labels alone, under the
+    /// operator's field manager), so each node dataplane can watch only its
+    /// own objects.
+    async fn sync_labels(&mut self, keys: &BTreeSet<ObjectKey>, outcome: &mut PassOutcome) {
+        if !self.is_leading() {
+            return;
+        }
+        let mut writes = Vec::new();
+        for key in keys {
+            let Some(object) = self.stores.object(key) else {
+                continue;
+            };
+            let wanted: BTreeSet<String> = self
+                .decider
+                .node_labels(key)
+                .iter()
+                .map(|n| trunkline_api::node_label::name_of(n))
+                .collect();
+            // A node is asked to hold an object only once its status says
+            // it is accepted: until its status is written (with its
+            // labels), only labels going away are written. The key is
+            // kept for the next pass in case this store is only behind
+            // the status written last pass.
+            let early = !object.meta().accepted && !wanted.is_subset(&object.meta().nodes);
+            if early {
+                self.relabel_retry.insert(key.clone());
+            } else if object.meta().nodes != wanted {
+                writes.push((key.clone(), wanted));
+            }
+        }
+        let client = self.client.clone();
+        let results: Vec<_> = stream::iter(writes)
+            .map(|(key, wanted)| {
+                let client = client.clone();
+                async move {
+                    let written = write_labels(&client, &key, &wanted).await;
+                    (key, written)
+                }
+            })
+            .buffer_unordered(CONCURRENT_WRITES)
+            .collect()
+            .await;
+        for (key, written) in results {
+            match written {
+                Ok(true) => {
+                    outcome.writes += 1;
+                    self.metrics
+                        .label_writes
+                        .get_or_create(&KindLabels {
+                            kind: key.kind.as_str(),
+                        })
+                        .inc();
+                    tracing::debug!(object = %key, "node labels written");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    outcome.errors += 1;
+                    self.metrics.error(&e);
+                    tracing::warn!(error = %e, "node labels not written; retrying soon");
+                    self.relabel_retry.insert(key);
+                }
             }
         }
     }
 
+    /// Updates the objects metric with the decisions that `changed`.
+    fn count_objects(&mut self, changed: &BTreeSet<ObjectKey>) {
+        for key in changed {
+            let now = self.decider.decisions().get(key).map(|d| d.is_ready());
+            let before = match now {
+                Some(ready) => self.ready.insert(key.clone(), ready),
+                None => self.ready.remove(key),
+            };
+            if before == now {
+                continue;
+            }
+            let gauge = |ready: bool| {
+                self.metrics.objects.get_or_create(&ObjectLabels {
+                    kind: key.kind.as_str(),
+                    ready: if ready { "true" } else { "false" },
+                })
+            };
+            if let Some(ready) = before {
+                gauge(ready).dec();
+            }
+            if let Some(ready) = now {
+                gauge(ready).inc();
+            }
+        }
+    }
+
+    /// Writes the statuses of kind `K` among `keys` that differ from their
+    /// decision.
     async fn sync<K: Reported>(
         &mut self,
         store: &Store<K>,
-        decisions: &Decisions,
+        keys: &BTreeSet<ObjectKey>,
         now: &Time,
         outcome: &mut PassOutcome,
     ) {
         let mut plans: Vec<Plan<K>> = Vec::new();
-        for object in store.state() {
-            let key = key_of(&*object);
-            let Some(decision) = decisions.get(&key) else {
+        let first = ObjectKey {
+            kind: K::KIND,
+            namespace: None,
+            name: String::new(),
+        };
+        for key in keys.range(first..).take_while(|k| k.kind == K::KIND) {
+            let Some(object) = Stores::api_object(store, key) else {
+                continue;
+            };
+            let key = key.clone();
+            let Some(decision) = self.decider.decisions().get(&key) else {
                 continue;
             };
             let remembered = self
@@ -459,14 +745,38 @@ impl Operator {
             let current = remembered.or_else(|| object.current().cloned());
             let previous = current.as_ref().map(K::conditions_of).unwrap_or(&[]);
             let conditions = status::conditions(decision, previous, now);
-            let events = status::transitions(previous, &conditions)
+            let mut events: Vec<Condition> = status::transitions(previous, &conditions)
                 .into_iter()
                 .cloned()
                 .collect();
+            if self.is_leading() {
+                let budget = &mut self.event_budget;
+                let before = events.len();
+                events.retain(|_| budget.take());
+                self.metrics
+                    .events_skipped
+                    .inc_by((before - events.len()) as u64);
+            }
             let mut desired = K::desired(decision, conditions);
             K::settle(&mut desired, current.as_ref(), now);
             if current.as_ref() == Some(&desired) {
                 continue;
+            }
+            if self.write_budget == 0 {
+                self.retry.insert(key);
+                self.deferred += 1;
+                continue;
+            }
+            self.write_budget -= 1;
+            let wanted: BTreeSet<String> = self
+                .decider
+                .node_labels(&key)
+                .iter()
+                .map(|n| trunkline_api::node_label::name_of(n))
+                .collect();
+            let labels = (node_labels_of(object.meta()) != wanted).then_some(wanted);
+            if labels.is_some() {
+                self.labelled.insert(key.clone());
             }
             let notes = K::notes(current.as_ref(), &desired);
             plans.push(Plan {
@@ -474,6 +784,7 @@ impl Operator {
                 key,
                 desired,
                 events,
+                labels,
                 notes,
             });
         }
@@ -500,6 +811,13 @@ impl Operator {
                         write(&client, &plan).await
                     } else {
                         Ok(None)
+                    };
+                    // Then its labels, at once: a node holds it sooner.
+                    let labelled = match (&written, &plan.labels, *leading.borrow()) {
+                        (Ok(Some(_)), Some(labels), true) => {
+                            Some(write_labels(&client, &plan.key, labels).await)
+                        }
+                        _ => None,
                     };
                     if written.is_ok() {
                         for c in &plan.events {
@@ -542,14 +860,32 @@ impl Operator {
                             }
                         }
                     }
-                    (plan, written)
+                    (plan, written, labelled)
                 }
             })
             .buffer_unordered(CONCURRENT_WRITES)
             .collect()
             .await;
 
-        for (plan, written) in results {
+        for (plan, written, labelled) in results {
+            match labelled {
+                Some(Ok(true)) => {
+                    outcome.writes += 1;
+                    self.metrics
+                        .label_writes
+                        .get_or_create(&KindLabels {
+                            kind: K::KIND.as_str(),
+                        })
+                        .inc();
+                }
+                Some(Ok(false)) | None => {}
+                Some(Err(e)) => {
+                    outcome.errors += 1;
+                    self.metrics.error(&e);
+                    tracing::warn!(error = %e, "node labels not written; retrying soon");
+                    self.relabel_retry.insert(plan.key.clone());
+                }
+            }
             match written {
                 Ok(Some(value)) => {
                     outcome.writes += 1;
@@ -579,6 +915,7 @@ impl Operator {
                     outcome.errors += 1;
                     self.metrics.error(&e);
                     tracing::warn!(error = %e, "status not written; retrying soon");
+                    self.retry.insert(plan.key);
                 }
             }
         }
@@ -590,28 +927,6 @@ impl Operator {
 async fn lost_or_regained(leading: &mut watch::Receiver<bool>) {
     if leading.changed().await.is_err() {
         std::future::pending::<()>().await;
-    }
-}
-
-/// Waits until no change has come for `debounce` (at most ten times as
-/// long, so a steady stream of changes still gets decided).
-async fn quiet(changed: &mut watch::Receiver<u64>, debounce: Duration) {
-    let deadline = tokio::time::Instant::now() + debounce * 10;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(debounce) => return,
-            _ = tokio::time::sleep_until(deadline) => return,
-            change = changed.changed() => if change.is_err() { return },
-        }
-    }
-}
-
-fn key_of<K: Reported>(object: &K) -> ObjectKey {
-    match object.meta().namespace.as_deref() {
-        Some(ns) if K::KIND.is_namespaced() => {
-            ObjectKey::namespaced(K::KIND, ns, object.name_any())
-        }
-        _ => ObjectKey::cluster(K::KIND, object.name_any()),
     }
 }
 
@@ -646,6 +961,76 @@ async fn write<K: Reported>(
         Ok(_) => Ok(Some(status)),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
         Err(source) => Err(Error::StatusWrite { object, source }),
+    }
+}
+
+/// Server-side apply of an object's node labels alone
+/// (`node.trunkline.io/<name>: ""` for each of `names`; the operator's
+/// other node labels go); `Ok(false)` when the object is gone.
+async fn write_labels(
+    client: &Client,
+    key: &ObjectKey,
+    names: &BTreeSet<String>,
+) -> Result<bool, Error> {
+    let labels: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .map(|n| {
+            (
+                format!("{}{n}", trunkline_api::node_label::PREFIX),
+                json!(""),
+            )
+        })
+        .collect();
+    let mut metadata = json!({ "name": key.name, "labels": labels });
+    if let Some(ns) = &key.namespace {
+        metadata["namespace"] = json!(ns);
+    }
+    let body = json!({
+        "apiVersion": format!("{}/{}", trunkline_api::GROUP, trunkline_api::VERSION),
+        "kind": key.kind.as_str(),
+        "metadata": metadata,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patch = Patch::Apply(&body);
+    let ns = key.namespace.as_deref();
+    let result = match key.kind {
+        Kind::LogicalInterface => LogicalInterface::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::VirtualMachineInterface => VirtualMachineInterface::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::VirtualNetwork => VirtualNetwork::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::VirtualGateway => VirtualGateway::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::ExternalVTEP => ExternalVTEP::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::GatewayHAGroup => GatewayHAGroup::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::DCGateway => DCGateway::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::PhysicalRouter => return Ok(false),
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(source) => Err(Error::LabelWrite {
+            object: key.to_string(),
+            source,
+        }),
     }
 }
 
@@ -722,7 +1107,7 @@ async fn publish_note<K: Reported>(
         .publish(&event, &object.object_ref(&()))
         .await
         .map_err(|source| Error::Event {
-            object: key_of(object).to_string(),
+            object: key_of(K::KIND, object).to_string(),
             source,
         })
 }
@@ -760,7 +1145,7 @@ async fn publish<K: Reported>(recorder: &Recorder, object: &K, c: &Condition) ->
         .publish(&event, &object.object_ref(&()))
         .await
         .map_err(|source| Error::Event {
-            object: key_of(object).to_string(),
+            object: key_of(K::KIND, object).to_string(),
             source,
         })
 }

@@ -6,48 +6,111 @@
 //! owner of a VLAN keeps it while its VMI is briefly missing, so a newer
 //! logical interface cannot take over the remote instance's traffic. When
 //! the holder goes away, the next oldest claimant holds it.
+//!
+//! Every claimant is remembered (not only the holder), so claims can be
+//! withdrawn as objects change or go, and each change says which resources
+//! changed hands: only their claimants need deciding again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use trunkline_model::{Age, Meta, ObjectKey};
 
-/// Holders of resources of type `R`.
+/// Claimants of resources of type `R`.
 #[derive(Debug)]
 pub(crate) struct Claims<R: Ord> {
-    holders: BTreeMap<R, (Age, ObjectKey)>,
+    claimants: BTreeMap<R, BTreeSet<(Age, ObjectKey)>>,
 }
 
 impl<R: Ord> Default for Claims<R> {
     fn default() -> Self {
         Self {
-            holders: BTreeMap::new(),
+            claimants: BTreeMap::new(),
         }
     }
 }
 
-impl<R: Ord> Claims<R> {
-    /// `meta`'s object asks for `resource`; the oldest asker holds it.
-    pub(crate) fn claim(&mut self, resource: R, meta: &Meta) {
-        let age = meta.age();
-        match self.holders.get(&resource) {
-            Some((held, _)) if *held <= age => {}
-            _ => {
-                self.holders.insert(resource, (age, meta.key.clone()));
+impl<R: Ord + Clone> Claims<R> {
+    /// `meta`'s object asks for `resource`; returns whether the holder
+    /// changed (the oldest asker holds it).
+    pub(crate) fn claim(&mut self, resource: R, meta: &Meta) -> bool {
+        let entry = (meta.age(), meta.key.clone());
+        let set = self.claimants.entry(resource).or_default();
+        let before = set.first().map(|(_, k)| k.clone());
+        set.insert(entry);
+        set.first().map(|(_, k)| k) != before.as_ref()
+    }
+
+    /// `meta`'s object no longer asks for `resource`; returns whether the
+    /// holder changed.
+    pub(crate) fn release(&mut self, resource: &R, meta: &Meta) -> bool {
+        let Some(set) = self.claimants.get_mut(resource) else {
+            return false;
+        };
+        let entry = (meta.age(), meta.key.clone());
+        let was_holder = set.first() == Some(&entry);
+        set.remove(&entry);
+        if set.is_empty() {
+            self.claimants.remove(resource);
+        }
+        was_holder
+    }
+
+    /// Replaces the claims of one object: `old` (made as `old_meta`) by
+    /// `new` (as `new_meta`). Returns the resources whose holder changed.
+    pub(crate) fn replace(
+        &mut self,
+        old_meta: Option<&Meta>,
+        old: &BTreeSet<R>,
+        new_meta: Option<&Meta>,
+        new: &BTreeSet<R>,
+    ) -> Vec<R> {
+        let same_age = match (old_meta, new_meta) {
+            (Some(a), Some(b)) => a.age() == b.age(),
+            _ => false,
+        };
+        let mut changed = Vec::new();
+        if let Some(meta) = old_meta {
+            for r in old {
+                if (!same_age || !new.contains(r)) && self.release(r, meta) {
+                    changed.push(r.clone());
+                }
             }
         }
+        if let Some(meta) = new_meta {
+            for r in new {
+                if (!same_age || !old.contains(r)) && self.claim(r.clone(), meta) {
+                    changed.push(r.clone());
+                }
+            }
+        }
+        changed
     }
 
     /// The holder of `resource` when it is another object than `meta`'s.
     pub(crate) fn held_by_other(&self, resource: &R, meta: &Meta) -> Option<&ObjectKey> {
-        self.holders
+        self.holder(resource).filter(|key| **key != meta.key)
+    }
+
+    /// The holder of `resource`, if anyone asks for it.
+    pub(crate) fn holder(&self, resource: &R) -> Option<&ObjectKey> {
+        self.claimants
             .get(resource)
+            .and_then(|set| set.first())
             .map(|(_, key)| key)
-            .filter(|key| **key != meta.key)
     }
 
     /// Whether anyone holds `resource`.
     pub(crate) fn is_held(&self, resource: &R) -> bool {
-        self.holders.contains_key(resource)
+        self.claimants.contains_key(resource)
+    }
+
+    /// Everyone asking for `resource`, oldest first.
+    pub(crate) fn claimants(&self, resource: &R) -> impl Iterator<Item = &ObjectKey> {
+        self.claimants
+            .get(resource)
+            .into_iter()
+            .flatten()
+            .map(|(_, key)| key)
     }
 }
 
@@ -70,5 +133,37 @@ mod tests {
             assert_eq!(claims.held_by_other(&7, &same_second), Some(&old.key));
             assert_eq!(claims.held_by_other(&7, &old), None);
         }
+    }
+
+    #[test]
+    fn releasing_the_holder_hands_the_resource_to_the_next_oldest() {
+        let old = Meta::cluster(Kind::LogicalInterface, "b", Some(10), 1);
+        let new = Meta::cluster(Kind::LogicalInterface, "a", Some(20), 1);
+        let mut claims = Claims::default();
+        assert!(claims.claim(7u16, &new), "the first claimant holds");
+        assert!(claims.claim(7u16, &old), "an older one takes over");
+        assert!(
+            !claims.release(&7, &new),
+            "a newer one leaving changes nothing"
+        );
+        assert!(!claims.claim(7u16, &new), "already a claimant");
+        assert!(claims.release(&7, &old));
+        assert_eq!(claims.holder(&7), Some(&new.key));
+        assert!(claims.release(&7, &new));
+        assert!(!claims.is_held(&7));
+        // Replacing claims reports the resources that changed hands.
+        let mut claims = Claims::default();
+        claims.claim(1u16, &old);
+        let changed = claims.replace(
+            Some(&new),
+            &BTreeSet::new(),
+            Some(&new),
+            &BTreeSet::from([1u16, 2]),
+        );
+        assert_eq!(changed, [2], "1 stays with the older");
+        let changed = claims.replace(Some(&old), &BTreeSet::from([1u16]), None, &BTreeSet::new());
+        assert_eq!(changed, [1]);
+        assert_eq!(claims.holder(&1), Some(&new.key));
+        assert_eq!(claims.claimants(&2).count(), 1);
     }
 }

@@ -17,8 +17,12 @@ pub const MAX_MESSAGE_LEN: usize = 4096;
 pub struct ConditionDecision {
     /// Condition type (`Accepted`, `ResolvedRefs`, `Programmed`, `Ready`).
     pub type_: &'static str,
-    /// True or False (the core never leaves a condition Unknown).
+    /// True or False (`false` too when [`ConditionDecision::unknown`]).
     pub status: bool,
+    /// The status is Unknown: what would decide it cannot be told (a
+    /// node's report was cut). Only `Programmed` and `Ready` are ever
+    /// Unknown.
+    pub unknown: bool,
     /// CamelCase reason (see `trunkline_api::status::reason`).
     pub reason: &'static str,
     /// What is wrong and what would fix it, or what is fine.
@@ -31,14 +35,27 @@ impl ConditionDecision {
         Self {
             type_,
             status,
+            unknown: false,
             reason,
             message: truncate(message),
         }
     }
 
-    /// `"True"` or `"False"`, as Kubernetes spells it.
+    /// A condition whose status is Unknown.
+    pub fn unknown(type_: &'static str, reason: &'static str, message: String) -> Self {
+        Self {
+            unknown: true,
+            ..Self::new(type_, false, reason, message)
+        }
+    }
+
+    /// `"True"`, `"False"` or `"Unknown"`, as Kubernetes spells it.
     pub fn status_str(&self) -> &'static str {
-        if self.status { "True" } else { "False" }
+        match (self.unknown, self.status) {
+            (true, _) => "Unknown",
+            (false, true) => "True",
+            (false, false) => "False",
+        }
     }
 }
 
@@ -202,6 +219,10 @@ pub struct Decisions {
 impl Decisions {
     pub(crate) fn insert(&mut self, decision: Decision) {
         self.objects.insert(decision.key.clone(), decision);
+    }
+
+    pub(crate) fn remove(&mut self, key: &ObjectKey) -> Option<Decision> {
+        self.objects.remove(key)
     }
 
     /// The decision about `key`.
@@ -389,6 +410,9 @@ pub(crate) fn ready(
         return ConditionDecision::new(condition::READY, false, reason, message);
     }
     match programmed {
+        Some(p) if p.unknown => {
+            ConditionDecision::unknown(condition::READY, p.reason, p.message.clone())
+        }
         Some(p) if !p.status => {
             ConditionDecision::new(condition::READY, false, p.reason, p.message.clone())
         }

@@ -14,9 +14,11 @@
 //! this crate holds the rules only.
 //!
 //! No Kubernetes client, no async, no clock: the same snapshot always gives
-//! the same decisions, so the operator can recompute everything on every
-//! change, and an object blocked by another one is accepted as soon as the
-//! snapshot no longer holds what blocked it. The caller stamps
+//! the same decisions, and an object blocked by another one is accepted as
+//! soon as the snapshot no longer holds what blocked it. The operator keeps
+//! one [`Decider`] and feeds it the changes it watches: each change decides
+//! again only the objects it can affect, with the same result as deciding
+//! everything from scratch ([`decide`]). The caller stamps
 //! `lastTransitionTime` and writes status.
 //!
 //! Who wins a contended resource (a VLAN on a port, an address or MAC in a
@@ -30,9 +32,11 @@ mod claims;
 mod decide;
 mod decision;
 
-pub use decide::{DECIDED_KINDS, FIRST_ALLOCATED_VNI, MAX_VNI, Settings, decide, decide_with};
+pub use decide::{
+    Change, DECIDED_KINDS, Decider, FIRST_ALLOCATED_VNI, MAX_VNI, Settings, decide, decide_with,
+};
 pub use decision::{
     ConditionDecision, Decision, Decisions, DerivedStatus, HaMemberState, MAX_MESSAGE_LEN,
     NodeState, NodeStatus, summary,
 };
-pub use trunkline_model::{Kind, ObjectKey, Snapshot};
+pub use trunkline_model::{Kind, Object, ObjectKey, Snapshot};

@@ -84,8 +84,8 @@ fn a_group_is_ready_only_while_exactly_one_member_is_active() {
     );
 
     // Both hold the group; gw-1 is active, gw-2 standby.
-    for r in &mut s.physical_routers[..2] {
-        r.programmed = vec![report(ha_key("g"), 1)];
+    for node in ["gw-1", "gw-2"] {
+        hold(&mut s, node, &[ha_key("g")]);
     }
     s.physical_routers[0].ha_reports = vec![ha_report(
         "g",

@@ -151,7 +151,7 @@ fn a_valid_dc_gateway_is_accepted_and_programmed_by_the_networks_nodes() {
     assert!(a.status, "{a:?}");
     let p = cond(&d, &dcgw_key("mx1"), condition::PROGRAMMED);
     assert!(!p.status && p.message.contains("gw-1"), "{}", p.message);
-    s.physical_routers[0].programmed = vec![report(dcgw_key("mx1"), 1)];
+    hold(&mut s, "gw-1", &[dcgw_key("mx1")]);
     let d = decide(&s);
     assert!(d.get(&dcgw_key("mx1")).unwrap().is_ready());
     match &d.get(&dcgw_key("mx1")).unwrap().derived {

@@ -11,10 +11,10 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use trunkline_api::status::{condition, reason};
 use trunkline_model::{
-    Endpoint, ExternalVtepNetwork, Fabric, HaState, LogicalInterface, NamespacedName, ObjectKey,
-    Snapshot,
+    Endpoint, ExternalVtepNetwork, Fabric, HaState, Kind, LogicalInterface, NamespacedName, Object,
+    ObjectKey, Snapshot,
 };
-use trunkline_operator_core::{Decisions, DerivedStatus, decide};
+use trunkline_operator_core::{Change, Decider, Decisions, DerivedStatus, Settings, decide};
 
 const NAMESPACES: [&str; 2] = ["a", "b"];
 const PORTS: [&str; 3] = ["eth1", "eth2", "eth3"];
@@ -41,7 +41,13 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
             prop::sample::subsequence(PORTS.to_vec(), 0..=3),
             0i64..4,
             1u32..4,
-            prop::collection::vec((0usize..10, 0usize..3, 0u16..3, 1i64..3), 0..4),
+            // The node's report: watermarks (kind, version), exceptions
+            // (logical interfaces), cut or not.
+            (
+                prop::collection::vec((0usize..6, 0usize..4), 0..4),
+                prop::collection::vec(0usize..10, 0..2),
+                prop::bool::weighted(0.15),
+            ),
         ),
         0..4,
     );
@@ -108,8 +114,11 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
         ),
         0..3,
     );
-    (routers, networks, vmis, lis, vteps, groups).prop_map(
-        |(routers, networks, vmis, lis, vteps, groups)| {
+    // Per object: the version it changed at (0: none), the nodes it is
+    // labelled for (a mask of gw-0..gw-3).
+    let marks = prop::collection::vec((0usize..4, 0u8..16), 32);
+    (routers, networks, vmis, lis, vteps, (groups, marks)).prop_map(
+        |(routers, networks, vmis, lis, vteps, (groups, marks))| {
             let mut s = Snapshot::default();
             for (i, (ports, created, limit, _)) in routers.iter().enumerate() {
                 let mut r = router(&format!("gw-{i}"), *created, ports);
@@ -235,12 +244,48 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                 }
                 s.gateway_ha_groups.push(g);
             }
-            // Node reports about random logical interfaces, at random generations.
-            for (i, (_, _, _, reports)) in routers.iter().enumerate() {
-                s.physical_routers[i].programmed = reports
-                    .iter()
-                    .map(|(li, _, _, generation)| report(li_key(&format!("li{li}")), *generation))
-                    .collect();
+            // Node reports: watermarks per kind, exceptions on random logical
+            // interfaces; and every object changed at some version, labelled
+            // for some nodes.
+            const KINDS: [Kind; 6] = [
+                Kind::LogicalInterface,
+                Kind::VirtualMachineInterface,
+                Kind::VirtualNetwork,
+                Kind::DCGateway,
+                Kind::ExternalVTEP,
+                Kind::GatewayHAGroup,
+            ];
+            const VERSIONS: [&str; 4] = ["5", "10", "20", "100"];
+            for (i, (_, _, _, (through, exceptions, truncated))) in routers.iter().enumerate() {
+                let report = &mut s.physical_routers[i].report;
+                for (kind, version) in through {
+                    report
+                        .programmed_through
+                        .insert(KINDS[*kind], rv(VERSIONS[*version]));
+                }
+                for li in exceptions {
+                    report
+                        .exceptions
+                        .insert(li_key(&format!("li{li}")), "cannot".into());
+                }
+                report.truncated = *truncated;
+            }
+            let objects: Vec<Object> = std::mem::take(&mut s)
+                .into_objects()
+                .enumerate()
+                .map(|(i, mut o)| {
+                    let (version, nodes) = marks[i % marks.len()];
+                    let meta = o.meta_mut();
+                    meta.changed_at = (version > 0).then(|| rv(VERSIONS[version]));
+                    meta.nodes = (0..4)
+                        .filter(|n| nodes & (1 << n) != 0)
+                        .map(|n| format!("gw-{n}"))
+                        .collect();
+                    o
+                })
+                .collect();
+            for o in objects {
+                s.push(o);
             }
             s
         },
@@ -269,6 +314,139 @@ fn shuffled(s: &Snapshot, seeds: &[Index]) -> Snapshot {
         external_vteps: shuffle(&s.external_vteps, seeds),
         dc_gateways: shuffle(&s.dc_gateways, seeds),
     }
+}
+
+/// The changes that turn the objects of `old` into those of `new`:
+/// deletions of what `new` lacks and upserts of everything `new` holds
+/// (changed or not), in an order `seeds` shuffles.
+fn changes(old: &Snapshot, new: &Snapshot, seeds: &[Index]) -> Vec<Change> {
+    let kept: BTreeSet<ObjectKey> = new
+        .clone()
+        .into_objects()
+        .map(|o| o.key().clone())
+        .collect();
+    let mut changes: Vec<Change> = old
+        .clone()
+        .into_objects()
+        .map(|o| o.key().clone())
+        .filter(|k| !kept.contains(k))
+        .map(Change::Delete)
+        .collect();
+    changes.extend(new.clone().into_objects().map(Change::Upsert));
+    let mut order: Vec<usize> = (0..changes.len()).collect();
+    for (i, seed) in seeds.iter().enumerate() {
+        if order.len() > 1 {
+            let j = seed.index(order.len());
+            let len = order.len();
+            order.swap(i % len, j);
+        }
+    }
+    order.into_iter().map(|i| changes[i].clone()).collect()
+}
+
+/// Makes most objects of `s` valid, so that many are accepted, placed
+/// and programmed: every router has every port, VMIs have unique MACs and
+/// no address, and bind networks (logical interfaces VMIs) that exist.
+fn befriend(s: &mut Snapshot) {
+    for r in &mut s.physical_routers {
+        r.interfaces = PORTS
+            .iter()
+            .map(|p| trunkline_model::PhysicalInterface::named(*p))
+            .collect();
+        r.interface_limit = 8;
+    }
+    let networks: Vec<NamespacedName> = s.virtual_networks.iter().map(|n| n.name()).collect();
+    for (i, v) in s.virtual_machine_interfaces.iter_mut().enumerate() {
+        v.ips.clear();
+        v.mac = Some(trunkline_model::EthernetAddress([2, 0, 0, 0, 1, i as u8]));
+        if let Some(n) = networks.iter().find(|n| n.namespace == v.meta.namespace()) {
+            v.network = n.name.clone();
+        }
+    }
+    let vmis: Vec<NamespacedName> = s
+        .virtual_machine_interfaces
+        .iter()
+        .map(|v| v.name())
+        .collect();
+    for (i, li) in s.logical_interfaces.iter_mut().enumerate() {
+        if !vmis.is_empty() {
+            li.vmi = vmis[i % vmis.len()].clone();
+        }
+    }
+    // Labelled for every node, and reported on (at random versions).
+    for r in &mut s.physical_routers {
+        for kind in [
+            Kind::LogicalInterface,
+            Kind::VirtualMachineInterface,
+            Kind::VirtualNetwork,
+            Kind::VirtualGateway,
+            Kind::ExternalVTEP,
+            Kind::GatewayHAGroup,
+        ] {
+            r.report
+                .programmed_through
+                .entry(kind)
+                .or_insert_with(|| rv("20"));
+        }
+    }
+    let objects: Vec<Object> = std::mem::take(s)
+        .into_objects()
+        .map(|mut o| {
+            let meta = o.meta_mut();
+            meta.changed_at.get_or_insert_with(|| rv("10"));
+            meta.nodes = (0..4).map(|n| format!("gw-{n}")).collect();
+            o
+        })
+        .collect();
+    for o in objects {
+        s.push(o);
+    }
+}
+
+/// `current` with the routers' reports of `generated` (by router name).
+fn with_reports_of(current: &Snapshot, generated: &Snapshot) -> Snapshot {
+    let mut next = current.clone();
+    for router in &mut next.physical_routers {
+        let from = generated
+            .physical_routers
+            .iter()
+            .find(|r| r.meta.name() == router.meta.name());
+        router.report = from.map(|r| r.report.clone()).unwrap_or_default();
+        router.ha_reports = from.map(|r| r.ha_reports.clone()).unwrap_or_default();
+    }
+    next
+}
+
+/// `current` with the node labels and resource versions of the objects
+/// of `generated` (by key).
+fn with_marks_of(current: &Snapshot, generated: &Snapshot) -> Snapshot {
+    let marks: BTreeMap<ObjectKey, trunkline_model::Meta> = generated
+        .clone()
+        .into_objects()
+        .map(|o| (o.key().clone(), o.meta().clone()))
+        .collect();
+    let mut next = Snapshot::default();
+    for mut o in current.clone().into_objects() {
+        if let Some(m) = marks.get(o.key()) {
+            o.meta_mut().changed_at = m.changed_at.clone();
+            o.meta_mut().nodes = m.nodes.clone();
+        }
+        next.push(o);
+    }
+    next
+}
+
+/// `changes` cut into batches at the points `cuts` pick.
+fn batches(changes: Vec<Change>, cuts: &[Index]) -> Vec<Vec<Change>> {
+    let mut points: BTreeSet<usize> = cuts.iter().map(|c| c.index(changes.len() + 1)).collect();
+    points.insert(changes.len());
+    let mut out = Vec::new();
+    let mut from = 0;
+    for to in points {
+        out.push(changes[from..to].to_vec());
+        from = to;
+    }
+    out
 }
 
 fn accepted_set(d: &Decisions) -> BTreeSet<ObjectKey> {
@@ -328,6 +506,70 @@ proptest! {
             let _ = decide(&seen);
         }
         prop_assert_eq!(decide(&seen), decide(&s));
+    }
+
+    /// The operator's incremental decisions: after any sequence of
+    /// changes, in batches of any size (single objects included), the
+    /// decisions kept up to date equal those decided from scratch on the
+    /// same objects, and every decision that changed is reported changed.
+    ///
+    /// A step moves to a new set of objects, or changes only what the
+    /// nodes report, or only the objects' node labels and resource
+    /// versions (what the operator's own writes and the nodes' reports
+    /// change at run time). The node labels the decider wants are the
+    /// ones decided from scratch too.
+    #[test]
+    fn incremental_decisions_equal_decisions_from_scratch(
+        steps in prop::collection::vec(
+            (
+                snapshot(),
+                prop::collection::vec(any::<Index>(), 0..32),
+                prop::collection::vec(any::<Index>(), 0..6),
+                0usize..3,
+                any::<bool>(),
+            ),
+            1..5,
+        ),
+    ) {
+        let mut decider = Decider::new(Settings::default());
+        let mut current = Snapshot::default();
+        for (mut generated, seeds, cuts, mode, friendly) in steps {
+            if friendly {
+                befriend(&mut generated);
+            }
+            let next = match mode {
+                0 => generated,
+                1 => with_reports_of(&current, &generated),
+                _ => with_marks_of(&current, &generated),
+            };
+            for batch in batches(changes(&current, &next, &seeds), &cuts) {
+                let before = decider.decisions().clone();
+                let relabelled_before = decider.all_node_labels().clone();
+                let changed = decider.apply(batch);
+                let relabelled = decider.take_relabelled();
+                let mut scratch = Decider::new(Settings::default());
+                scratch.apply(decider.snapshot().into_objects().map(Change::Upsert));
+                prop_assert_eq!(decider.decisions(), scratch.decisions());
+                prop_assert_eq!(decider.decisions(), &decide(&decider.snapshot()));
+                prop_assert_eq!(decider.all_node_labels(), scratch.all_node_labels());
+                let keys: BTreeSet<&ObjectKey> = before.iter().map(|d| &d.key)
+                    .chain(scratch.decisions().iter().map(|d| &d.key)).collect();
+                for key in keys {
+                    if before.get(key) != scratch.decisions().get(key) {
+                        prop_assert!(changed.contains(key), "{} changed unreported", key);
+                    }
+                }
+                let keys: BTreeSet<&ObjectKey> = relabelled_before.keys()
+                    .chain(scratch.all_node_labels().keys()).collect();
+                for key in keys {
+                    if relabelled_before.get(key) != scratch.all_node_labels().get(key) {
+                        prop_assert!(relabelled.contains(key), "{} relabelled unreported", key);
+                    }
+                }
+            }
+            prop_assert_eq!(decider.decisions(), &decide(&next));
+            current = next;
+        }
     }
 
     /// Invariants of the accepted set: nothing contended is accepted twice,
@@ -398,6 +640,15 @@ proptest! {
         for x in d.iter() {
             let programmed = x.condition(condition::PROGRAMMED).is_none_or(|p| p.status);
             prop_assert_eq!(x.is_ready(), x.is_accepted() && programmed);
+            // A rejected object is never Programmed, whatever the reports.
+            if !x.is_accepted() {
+                prop_assert!(x.condition(condition::PROGRAMMED).is_none_or(|p| !p.status && !p.unknown));
+            }
+            // Unknown only from a cut report, and never True.
+            if let Some(p) = x.condition(condition::PROGRAMMED).filter(|p| p.unknown) {
+                prop_assert!(!p.status);
+                prop_assert!(s.physical_routers.iter().any(|r| r.report.truncated));
+            }
         }
     }
 
@@ -426,8 +677,14 @@ proptest! {
             let a = after.get(&next.meta.key).unwrap().condition(condition::ACCEPTED).unwrap();
             let vlan_taken = format!("VLAN {} on {}/{} is already used", loser.vlan, loser.physical_router, loser.physical_interface);
             prop_assert!(!a.message.contains(&vlan_taken), "{} still refused: {}", next.meta.name(), a.message);
-            // Once nothing else blocks it, it is accepted.
-            if resolved(&after, &next.meta.key).status && !a.message.contains("interfaceLimit") {
+            // Once nothing else blocks it (no slot limit, its VMI served
+            // nowhere else), it is accepted.
+            let served_elsewhere = a.message.contains("is already bound on PhysicalRouter")
+                || a.message.contains("is served by GatewayHAGroup");
+            if resolved(&after, &next.meta.key).status
+                && !a.message.contains("interfaceLimit")
+                && !served_elsewhere
+            {
                 prop_assert!(a.status, "{}: {:?}", next.meta.name(), a);
             }
         }

@@ -190,11 +190,11 @@ fn a_valid_external_vtep_is_accepted_and_programmed_by_the_networks_nodes() {
     assert!(a.status, "{a:?}");
     let p = cond(&d, &xvtep_key("tor-1"), condition::PROGRAMMED);
     assert!(
-        !p.status && p.message.contains("gw-1 (does not hold it)"),
+        !p.status && p.message.contains("gw-1 (not labelled"),
         "{}",
         p.message
     );
-    s.physical_routers[0].programmed = vec![report(xvtep_key("tor-1"), 1)];
+    hold(&mut s, "gw-1", &[xvtep_key("tor-1")]);
     let d = decide(&s);
     assert!(cond(&d, &xvtep_key("tor-1"), condition::PROGRAMMED).status);
     assert!(d.get(&xvtep_key("tor-1")).unwrap().is_ready());

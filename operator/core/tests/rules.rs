@@ -79,30 +79,95 @@ fn conditions_come_in_a_fixed_order() {
 }
 
 #[test]
-fn programmed_follows_the_node_report_at_the_current_generation() {
+fn programmed_follows_the_node_watermarks_and_exceptions() {
     let mut s = valid_set();
-    s.physical_routers[0].programmed = vec![
-        report(li_key("li1"), 1),
-        report(vmi_key("t1", "vmi1"), 1),
-        report(vn_key("t1", "net1"), 1),
-    ];
+    let keys = [li_key("li1"), vmi_key("t1", "vmi1"), vn_key("t1", "net1")];
+    hold(&mut s, "gw-1", &keys);
     let d = decide(&s);
-    for key in [li_key("li1"), vmi_key("t1", "vmi1"), vn_key("t1", "net1")] {
-        assert!(cond(&d, &key, condition::PROGRAMMED).status, "{key}");
-        assert!(d.get(&key).unwrap().is_ready(), "{key}");
+    for key in &keys {
+        assert!(cond(&d, key, condition::PROGRAMMED).status, "{key}");
+        assert!(d.get(key).unwrap().is_ready(), "{key}");
     }
-    // The VMI's spec changed: generation 2 is not programmed yet.
+    // The VMI's spec changed (at resource version 20): the node's tables
+    // were built from resource version 10, so not programmed yet.
     s.virtual_machine_interfaces[0].meta.generation = 2;
+    s.virtual_machine_interfaces[0].meta.changed_at = Some(rv("20"));
     let d = decide(&s);
     let p = cond(&d, &vmi_key("t1", "vmi1"), condition::PROGRAMMED);
-    assert!(!p.status);
+    assert!(!p.status && !p.unknown);
     assert!(
-        p.message.contains("gw-1 (holds generation 1)"),
+        p.message.contains("gw-1 (has not programmed it yet)"),
         "{}",
         p.message
     );
     let ready = cond(&d, &vmi_key("t1", "vmi1"), condition::READY);
     assert_eq!((ready.status, ready.reason), (false, reason::PENDING));
+    // The node catches up.
+    hold(&mut s, "gw-1", &[vmi_key("t1", "vmi1")]);
+    assert!(decide(&s).get(&vmi_key("t1", "vmi1")).unwrap().is_ready());
+
+    // The node says it could not hold the logical interface: neither it
+    // nor its VMI (which it binds to the port) is programmed.
+    s.physical_routers[0]
+        .report
+        .exceptions
+        .insert(li_key("li1"), "port eth1 is not open".into());
+    let d = decide(&s);
+    for key in [li_key("li1"), vmi_key("t1", "vmi1")] {
+        let p = cond(&d, &key, condition::PROGRAMMED);
+        assert_eq!(
+            (p.status, p.reason),
+            (false, reason::NOT_PROGRAMMED),
+            "{key}"
+        );
+        assert!(
+            p.message.contains("gw-1: port eth1 is not open"),
+            "{}",
+            p.message
+        );
+    }
+    assert!(cond(&d, &vn_key("t1", "net1"), condition::PROGRAMMED).status);
+
+    // A report whose exceptions were cut: Unknown, never True.
+    s.physical_routers[0].report.exceptions.clear();
+    s.physical_routers[0].report.truncated = true;
+    let d = decide(&s);
+    let p = cond(&d, &vn_key("t1", "net1"), condition::PROGRAMMED);
+    assert!(p.unknown && !p.status, "{p:?}");
+    assert_eq!(p.reason, reason::REPORT_INCOMPLETE);
+    assert_eq!(p.status_str(), "Unknown");
+    let ready = cond(&d, &vn_key("t1", "net1"), condition::READY);
+    assert_eq!(ready.status_str(), "Unknown");
+
+    // Not labelled for the node: the node was never asked to hold it.
+    s.physical_routers[0].report.truncated = false;
+    s.virtual_networks[0].meta.nodes.clear();
+    let p = cond(&decide(&s), &vn_key("t1", "net1"), condition::PROGRAMMED).clone();
+    assert!(
+        !p.status
+            && p.message
+                .contains("gw-1 (not labelled node.trunkline.io/gw-1 yet)"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn a_rejected_object_is_never_programmed_whatever_the_report() {
+    let mut s = valid_set();
+    s.logical_interfaces
+        .push(li("thief", 9, "gw-1", "eth1", 100, ("t1", "vmi1")));
+    hold(&mut s, "gw-1", &[li_key("li1"), li_key("thief")]);
+    s.physical_routers[0]
+        .report
+        .programmed_through
+        .insert(trunkline_model::Kind::LogicalInterface, rv("99999"));
+    let d = decide(&s);
+    let thief = d.get(&li_key("thief")).unwrap();
+    assert!(!thief.is_accepted());
+    let p = cond(&d, &li_key("thief"), condition::PROGRAMMED);
+    assert!(!p.status && !p.unknown, "{p:?}");
+    assert!(!thief.is_ready());
 }
 
 #[test]
@@ -117,15 +182,24 @@ fn a_vmi_on_two_nodes_is_programmed_when_both_report_it() {
     )];
     s.logical_interfaces
         .push(li("li2", 3, "gw-2", "eth1", 100, ("t1", "vmi1")));
-    s.physical_routers[0].programmed = vec![report(vmi_key("t1", "vmi1"), 1)];
+    hold(&mut s, "gw-1", &[vmi_key("t1", "vmi1"), li_key("li1")]);
     let d = decide(&s);
     let p = cond(&d, &vmi_key("t1", "vmi1"), condition::PROGRAMMED);
     assert!(
-        !p.status && p.message.contains("gw-2 (does not hold it)"),
+        !p.status && p.message.contains("gw-2 (not labelled"),
         "{}",
         p.message
     );
-    s.physical_routers[1].programmed = vec![report(vmi_key("t1", "vmi1"), 1)];
+    hold(&mut s, "gw-2", &[vmi_key("t1", "vmi1")]);
+    let p = cond(&decide(&s), &vmi_key("t1", "vmi1"), condition::PROGRAMMED).clone();
+    assert!(
+        !p.status
+            && p.message
+                .contains("LogicalInterface li2 on gw-2 (not labelled"),
+        "its logical interface on gw-2 is not held yet: {}",
+        p.message
+    );
+    hold(&mut s, "gw-2", &[li_key("li2")]);
     assert!(cond(&decide(&s), &vmi_key("t1", "vmi1"), condition::PROGRAMMED).status);
 }
 
@@ -653,15 +727,14 @@ fn a_virtual_gateway_is_programmed_on_all_its_nodes() {
         &["192.0.2.0/24"],
         &["gw-1", "gw-2"],
     )];
-    s.physical_routers[0].programmed =
-        vec![report(vgw_key("g1"), 1), report(vn_key("t1", "net1"), 1)];
-    s.physical_routers[1].programmed = vec![report(vgw_key("g1"), 1)];
+    hold(&mut s, "gw-1", &[vgw_key("g1"), vn_key("t1", "net1")]);
+    hold(&mut s, "gw-2", &[vgw_key("g1")]);
     let d = decide(&s);
     assert!(cond(&d, &vgw_key("g1"), condition::PROGRAMMED).status);
     // The network lives on gw-2 too (through the gateway), which lacks it.
     let p = cond(&d, &vn_key("t1", "net1"), condition::PROGRAMMED);
     assert!(
-        !p.status && p.message.contains("gw-2 (does not hold it)"),
+        !p.status && p.message.contains("gw-2 (not labelled"),
         "{}",
         p.message
     );
@@ -791,11 +864,11 @@ fn a_running_network_keeps_its_vni_when_spec_asks_for_another() {
     let mut s = valid_set();
     s.virtual_networks[0].vni_in_use = Some(4096);
     s.virtual_networks[0].vni = Some(5000);
-    s.physical_routers[0].programmed = vec![
-        report(li_key("li1"), 1),
-        report(vmi_key("t1", "vmi1"), 1),
-        report(vn_key("t1", "net1"), 1),
-    ];
+    hold(
+        &mut s,
+        "gw-1",
+        &[li_key("li1"), vmi_key("t1", "vmi1"), vn_key("t1", "net1")],
+    );
     let d = decide(&s);
     let key = vn_key("t1", "net1");
     let network = d.get(&key).unwrap();

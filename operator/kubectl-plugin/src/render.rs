@@ -117,7 +117,18 @@ pub fn status(router: &PhysicalRouter, output: Output) -> Result<String, Error> 
             c.virtual_gateways
         );
     }
-    let _ = writeln!(out, "objects programmed: {}", status.programmed.len());
+    if !status.programmed_through.is_empty() {
+        let through: Vec<String> = status
+            .programmed_through
+            .iter()
+            .map(|(kind, rv)| format!("{kind} {rv}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "programmed through (resourceVersion per kind): {}",
+            through.join(", ")
+        );
+    }
     let _ = writeln!(out, "ports:");
     for p in &status.ports {
         let _ = writeln!(
@@ -139,23 +150,24 @@ pub fn status(router: &PhysicalRouter, output: Output) -> Result<String, Error> 
             c.type_, c.status, c.reason, c.message
         );
     }
-    // The agent lists what it left out (and why) in Programmed's message.
-    let left_out = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Programmed")
-        .and_then(|c| c.message.split_once("; left out: "))
-        .map(|(_, rest)| rest.to_owned());
-    match left_out {
-        Some(rest) => {
-            let _ = writeln!(out, "not programmed:");
-            for item in rest.split("; ") {
-                let _ = writeln!(out, "  {item}");
-            }
+    // What the node was asked to hold and does not, with the reason.
+    if status.exceptions.is_empty() {
+        let _ = writeln!(out, "not programmed: nothing");
+    } else {
+        let _ = writeln!(out, "not programmed:");
+        for e in &status.exceptions {
+            let name = match &e.namespace {
+                Some(ns) => format!("{ns}/{}", e.name),
+                None => e.name.clone(),
+            };
+            let _ = writeln!(out, "  {} {name}: {}", e.kind, e.reason);
         }
-        None => {
-            let _ = writeln!(out, "not programmed: nothing");
-        }
+    }
+    if status.exceptions_truncated {
+        let _ = writeln!(
+            out,
+            "  (more not listed: the report's list of exceptions is full)"
+        );
     }
     for g in &status.ha_groups {
         let _ = writeln!(out, "HA group {}: {} ({})", g.group, g.state, g.reason);

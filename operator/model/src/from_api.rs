@@ -22,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use trunkline_api::status::{Condition, condition};
 
 use crate::object::{Kind, Meta, ObjectKey};
+use crate::resource_version::ResourceVersion;
 use crate::{
     DcGateway, ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, Snapshot,
     VirtualGateway, VirtualMachineInterface, VirtualNetwork,
@@ -52,6 +53,17 @@ pub(crate) fn meta(kind: Kind, m: &ObjectMeta, conditions: &[Condition]) -> Meta
         created: m.creation_timestamp.as_ref().map(|t| t.0.as_second()),
         generation: m.generation.unwrap_or(0),
         accepted: accepted(conditions, m.generation),
+        changed_at: m
+            .resource_version
+            .as_deref()
+            .and_then(ResourceVersion::parse),
+        nodes: m
+            .labels
+            .iter()
+            .flatten()
+            .filter_map(|(key, _)| trunkline_api::node_label::name_in(key))
+            .map(str::to_owned)
+            .collect(),
     }
 }
 
@@ -203,6 +215,14 @@ mod tests {
             name: Some("net1".into()),
             namespace: Some("t1".into()),
             generation: Some(3),
+            resource_version: Some("1234".into()),
+            labels: Some(
+                [
+                    ("node.trunkline.io/gw-1".to_owned(), String::new()),
+                    ("trunkline.io/bench".to_owned(), "x".to_owned()),
+                ]
+                .into(),
+            ),
             creation_timestamp: Some(Time("2026-01-01T00:00:10Z".parse().unwrap())),
             ..Default::default()
         };
@@ -217,6 +237,9 @@ mod tests {
         );
         assert_eq!((meta.created, meta.generation), (Some(1_767_225_610), 3));
         assert!(meta.accepted);
+        assert_eq!(meta.changed_at, ResourceVersion::parse("1234"));
+        assert!(meta.labelled_for("gw-1") && !meta.labelled_for("gw-2"));
+        assert_eq!(meta.nodes.len(), 1);
         // A namespace on a cluster-scoped kind is ignored.
         let cluster = super::meta(Kind::LogicalInterface, &m, &[]);
         assert_eq!(

@@ -38,6 +38,7 @@ mod logical_interface;
 mod object;
 mod physical_router;
 pub mod placement;
+mod resource_version;
 mod snapshot;
 mod virtual_gateway;
 mod virtual_machine_interface;
@@ -57,10 +58,11 @@ pub use ha::{GroupLayout, HaLayout};
 pub use logical_interface::{InterfaceType, LogicalInterface};
 pub use object::{Age, Kind, Meta, NamespacedName, ObjectKey};
 pub use physical_router::{
-    Fabric, HaPeerView, HaReport, HaState, PhysicalInterface, PhysicalRouter, ProgrammedObject,
+    Fabric, HaPeerView, HaReport, HaState, NodeReport, PhysicalInterface, PhysicalRouter,
 };
-pub use placement::{DcGatewayPeer, ExternalPeer, Peer, Placement};
-pub use snapshot::Snapshot;
+pub use placement::{DcGatewayPeer, ExternalPeer, Moved, Peer, Placement};
+pub use resource_version::ResourceVersion;
+pub use snapshot::{Object, Snapshot};
 pub use trunkline_wire::{EthernetAddress, IpPrefix, PrefixError};
 pub use virtual_gateway::VirtualGateway;
 pub use virtual_machine_interface::{AllowedAddressPair, VirtualMachineInterface};

@@ -2,7 +2,10 @@
 //! contended resource), its generation, and whether the operator accepted
 //! that generation.
 
+use std::collections::BTreeSet;
 use std::fmt;
+
+use crate::resource_version::ResourceVersion;
 
 /// The kinds of the trunkline API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -157,6 +160,15 @@ pub struct Meta {
     /// programs only such objects; the operator, which decides acceptance,
     /// ignores it.
     pub accepted: bool,
+    /// The resource version at which what a node reads of the object last
+    /// changed (its spec, its node labels, the values of its status the
+    /// nodes use): `metadata.resourceVersion` as read; the operator keeps
+    /// the older one while nothing a node reads changed. `None` when not in
+    /// the comparable form (or not stored yet).
+    pub changed_at: Option<ResourceVersion>,
+    /// The name parts of its node labels (`node.trunkline.io/<name>`): the
+    /// nodes the operator labelled it for.
+    pub nodes: BTreeSet<String>,
 }
 
 /// Sort key of "the older keeps it": creation time, then namespace, then
@@ -177,6 +189,8 @@ impl Meta {
             created,
             generation,
             accepted: false,
+            changed_at: None,
+            nodes: BTreeSet::new(),
         }
     }
 
@@ -193,7 +207,15 @@ impl Meta {
             created,
             generation,
             accepted: false,
+            changed_at: None,
+            nodes: BTreeSet::new(),
         }
+    }
+
+    /// Whether the object is labelled for node `node`.
+    pub fn labelled_for(&self, node: &str) -> bool {
+        self.nodes
+            .contains(&trunkline_api::node_label::name_of(node))
     }
 
     /// The same, with the status' verdict `accepted`.

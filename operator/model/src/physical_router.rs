@@ -1,10 +1,13 @@
 //! A gateway node: its trunk ports, its fabric side and what its node
-//! dataplane reports it holds.
+//! dataplane reports it holds (watermarks and exceptions, see
+//! [`NodeReport`]).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::from_api::{self, read};
 use crate::object::{Kind, Meta, ObjectKey};
+use crate::resource_version::ResourceVersion;
 
 /// A gateway node and what its dataplane reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,9 +21,8 @@ pub struct PhysicalRouter {
     pub fabric: Option<Fabric>,
     /// Most logical interfaces the node accepts.
     pub interface_limit: u32,
-    /// What the node dataplane reports its fast path holds
-    /// (`status.programmed`).
-    pub programmed: Vec<ProgrammedObject>,
+    /// What the node dataplane reports its fast path holds.
+    pub report: NodeReport,
     /// What the node dataplane reports of its HA groups
     /// (`status.haGroups`).
     pub ha_reports: Vec<HaReport>,
@@ -57,13 +59,27 @@ pub struct Fabric {
     pub underlay_address: Option<IpAddr>,
 }
 
-/// One object a node holds, at one generation.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ProgrammedObject {
-    /// The object.
-    pub key: ObjectKey,
-    /// The generation the node programmed.
-    pub generation: i64,
+/// What a node reports its tables hold: every object labelled for it up
+/// to a resource version per kind, except the exceptions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeReport {
+    /// Per kind, the highest resource version the installed tables were
+    /// built from (`status.programmedThrough`); a kind absent, or a value
+    /// not in the comparable form, holds nothing.
+    pub programmed_through: BTreeMap<Kind, ResourceVersion>,
+    /// The objects labelled for the node that its tables do not hold, with
+    /// why (`status.exceptions`).
+    pub exceptions: BTreeMap<ObjectKey, String>,
+    /// The exceptions were cut (`status.exceptionsTruncated`): nothing can
+    /// be said of this node's objects.
+    pub truncated: bool,
+}
+
+impl NodeReport {
+    /// Whether the node reported anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.programmed_through.is_empty() && self.exceptions.is_empty() && !self.truncated
+    }
 }
 
 /// A member's state in an HA group.
@@ -153,24 +169,37 @@ impl PhysicalRouter {
     /// Converts the API object (see [`crate::from_api`]).
     pub fn from_api(router: &trunkline_api::PhysicalRouter) -> Self {
         let mut defects = Vec::new();
-        let programmed = router
+        let report = router
             .status
-            .iter()
-            .flat_map(|s| s.programmed.iter())
-            .filter_map(|p| {
-                let kind = Kind::from_name(&p.kind)?;
-                let key = match (&p.namespace, kind.is_namespaced()) {
-                    (Some(ns), true) => ObjectKey::namespaced(kind, ns.clone(), p.name.clone()),
-                    (None, false) => ObjectKey::cluster(kind, p.name.clone()),
-                    // A report that does not match the kind's scope names nothing.
-                    _ => return None,
-                };
-                Some(ProgrammedObject {
-                    key,
-                    generation: p.generation,
-                })
+            .as_ref()
+            .map(|s| NodeReport {
+                programmed_through: s
+                    .programmed_through
+                    .iter()
+                    .filter_map(|(kind, rv)| {
+                        Some((Kind::from_name(kind)?, ResourceVersion::parse(rv)?))
+                    })
+                    .collect(),
+                exceptions: s
+                    .exceptions
+                    .iter()
+                    .filter_map(|e| {
+                        let kind = Kind::from_name(&e.kind)?;
+                        let key = match (&e.namespace, kind.is_namespaced()) {
+                            (Some(ns), true) => {
+                                ObjectKey::namespaced(kind, ns.clone(), e.name.clone())
+                            }
+                            (None, false) => ObjectKey::cluster(kind, e.name.clone()),
+                            // An exception that does not match the kind's
+                            // scope names nothing.
+                            _ => return None,
+                        };
+                        Some((key, e.reason.clone()))
+                    })
+                    .collect(),
+                truncated: s.exceptions_truncated,
             })
-            .collect();
+            .unwrap_or_default();
         let fabric = router.spec.fabric.as_ref().map(|f| Fabric {
             interface: f.interface.as_str().to_owned(),
             underlay_address: f.underlay_address.as_ref().and_then(|a| {
@@ -195,7 +224,7 @@ impl PhysicalRouter {
                 .collect(),
             fabric,
             interface_limit: router.spec.interface_limit,
-            programmed,
+            report,
             ha_reports: router
                 .status
                 .iter()
@@ -226,7 +255,7 @@ impl PhysicalRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trunkline_api::physical_router::ProgrammedObject as ApiProgrammed;
+    use trunkline_api::physical_router::ProgrammedException;
     use trunkline_api::{PhysicalRouterSpec, PhysicalRouterStatus};
 
     #[test]
@@ -253,23 +282,39 @@ mod tests {
                 interface_limit: 10,
             },
         );
-        let report = |kind: &str, namespace: Option<&str>| ApiProgrammed {
+        let exception = |kind: &str, namespace: Option<&str>| ProgrammedException {
             kind: kind.into(),
             namespace: namespace.map(Into::into),
             name: "x".into(),
-            generation: 2,
+            reason: "why".into(),
         };
         pr.status = Some(PhysicalRouterStatus {
-            programmed: vec![
-                report("LogicalInterface", None),
-                report("VirtualNetwork", Some("t1")),
-                report("VirtualNetwork", None),
-                report("Pod", Some("t1")),
+            programmed_through: [
+                ("LogicalInterface".to_owned(), "120".to_owned()),
+                ("VirtualNetwork".to_owned(), "0120".to_owned()),
+                ("Pod".to_owned(), "7".to_owned()),
+            ]
+            .into(),
+            exceptions: vec![
+                exception("LogicalInterface", None),
+                exception("VirtualNetwork", Some("t1")),
+                exception("VirtualNetwork", None),
+                exception("Pod", Some("t1")),
             ],
             ..Default::default()
         });
         let r = PhysicalRouter::from_api(&pr);
-        assert_eq!(r.programmed.len(), 2);
+        assert_eq!(
+            r.report.programmed_through,
+            [(
+                Kind::LogicalInterface,
+                ResourceVersion::parse("120").unwrap()
+            )]
+            .into(),
+            "unknown kinds and incomparable versions say nothing"
+        );
+        assert_eq!(r.report.exceptions.len(), 2);
+        assert!(!r.report.truncated && !r.report.is_empty());
         assert_eq!(r.interface_limit, 10);
         assert_eq!(
             r.interfaces[0],

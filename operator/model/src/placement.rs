@@ -17,6 +17,12 @@
 //! ([`Placement::from_status`]). Placement is a pure function of the set
 //! of objects and that predicate: every collection is sorted, and the
 //! order of the snapshot's lists does not matter.
+//!
+//! It is also kept up to date one object at a time (the `set_*` methods,
+//! which the operator's incremental decisions use): each object's
+//! contribution is remembered, so replacing or removing it touches only
+//! the VMIs and networks it placed, and the answer says which ones moved.
+//! [`Placement::new`] is those same methods applied to a whole snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -27,8 +33,21 @@ use crate::{HaMode, Snapshot};
 
 /// Which nodes hold which VMI and network, and each node's underlay
 /// address.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Placement {
+    // What each object contributes, by object.
+    bindings: BTreeMap<String, (NamespacedName, String)>,
+    vmi_network: BTreeMap<NamespacedName, NamespacedName>,
+    gateways: BTreeMap<String, (NamespacedName, BTreeSet<String>)>,
+    ha_groups: BTreeMap<String, (NamespacedName, BTreeSet<String>)>,
+    vteps: BTreeMap<String, (ExternalPeer, BTreeSet<NamespacedName>)>,
+    dc_gateways: BTreeMap<String, (DcGatewayPeer, BTreeSet<NamespacedName>)>,
+    /// Accepted VMIs per network.
+    network_vmis: BTreeMap<NamespacedName, BTreeSet<NamespacedName>>,
+    // What follows from them: node sets with how many contributions hold
+    // each node there.
+    vmi_counts: BTreeMap<NamespacedName, BTreeMap<String, u32>>,
+    network_counts: BTreeMap<NamespacedName, BTreeMap<String, u32>>,
     vmi_nodes: BTreeMap<NamespacedName, BTreeSet<String>>,
     network_nodes: BTreeMap<NamespacedName, BTreeSet<String>>,
     underlay: BTreeMap<String, IpAddr>,
@@ -43,6 +62,53 @@ pub struct DcGatewayPeer {
     pub name: String,
     /// Its underlay address.
     pub address: IpAddr,
+}
+
+/// Two placements are equal when they place everything alike (what each
+/// object contributed is bookkeeping).
+impl PartialEq for Placement {
+    fn eq(&self, other: &Self) -> bool {
+        self.vmi_nodes == other.vmi_nodes
+            && self.network_nodes == other.network_nodes
+            && self.underlay == other.underlay
+            && self.network_vteps == other.network_vteps
+            && self.network_dc_gateways == other.network_dc_gateways
+    }
+}
+
+impl Eq for Placement {}
+
+/// What one change moved: the VMIs and networks whose nodes changed, the
+/// networks whose external VTEPs changed, the routers whose underlay
+/// address changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// VMIs whose set of nodes changed.
+    pub vmis: BTreeSet<NamespacedName>,
+    /// Networks whose set of nodes changed.
+    pub networks: BTreeSet<NamespacedName>,
+    /// Networks whose set of external VTEPs or DC gateways changed.
+    pub vtep_networks: BTreeSet<NamespacedName>,
+    /// Routers whose underlay address changed.
+    pub routers: BTreeSet<String>,
+}
+
+impl Moved {
+    /// Whether nothing moved.
+    pub fn is_empty(&self) -> bool {
+        self.vmis.is_empty()
+            && self.networks.is_empty()
+            && self.vtep_networks.is_empty()
+            && self.routers.is_empty()
+    }
+
+    /// Adds what `other` moved.
+    pub fn extend(&mut self, other: Moved) {
+        self.vmis.extend(other.vmis);
+        self.networks.extend(other.networks);
+        self.vtep_networks.extend(other.vtep_networks);
+        self.routers.extend(other.routers);
+    }
 }
 
 /// An external VTEP joined to a network, as a tunnel peer of its nodes.
@@ -70,98 +136,115 @@ static NOWHERE: BTreeSet<String> = BTreeSet::new();
 static NO_VTEP: BTreeSet<ExternalPeer> = BTreeSet::new();
 static NO_DC_GATEWAY: BTreeSet<DcGatewayPeer> = BTreeSet::new();
 
+/// Adds (`up`) or removes one contribution of `node` to `key`'s node set;
+/// returns whether the set changed.
+fn count<K: Ord + Clone>(
+    counts: &mut BTreeMap<K, BTreeMap<String, u32>>,
+    sets: &mut BTreeMap<K, BTreeSet<String>>,
+    key: &K,
+    node: &str,
+    up: bool,
+) -> bool {
+    let nodes = counts.entry(key.clone()).or_default();
+    if up {
+        let n = nodes.entry(node.to_owned()).or_default();
+        *n += 1;
+        if *n > 1 {
+            return false;
+        }
+        sets.entry(key.clone()).or_default().insert(node.to_owned());
+        true
+    } else {
+        let Some(n) = nodes.get_mut(node) else {
+            return false;
+        };
+        *n -= 1;
+        if *n > 0 {
+            return false;
+        }
+        nodes.remove(node);
+        if nodes.is_empty() {
+            counts.remove(key);
+        }
+        if let Some(set) = sets.get_mut(key) {
+            set.remove(node);
+            if set.is_empty() {
+                sets.remove(key);
+            }
+        }
+        true
+    }
+}
+
 impl Placement {
     /// Placement of `snapshot` where `accepted` says which objects count.
     pub fn new(snapshot: &Snapshot, accepted: impl Fn(&ObjectKey) -> bool) -> Self {
-        let mut vmi_nodes: BTreeMap<NamespacedName, BTreeSet<String>> = BTreeMap::new();
-        for li in &snapshot.logical_interfaces {
-            if accepted(&li.meta.key) {
-                vmi_nodes
-                    .entry(li.vmi.clone())
-                    .or_default()
-                    .insert(li.physical_router.clone());
-            }
-        }
-        let mut network_nodes: BTreeMap<NamespacedName, BTreeSet<String>> = BTreeMap::new();
-        for vmi in &snapshot.virtual_machine_interfaces {
-            if accepted(&vmi.meta.key)
-                && let Some(nodes) = vmi_nodes.get(&vmi.name())
-            {
-                network_nodes
-                    .entry(vmi.network_name())
-                    .or_default()
-                    .extend(nodes.iter().cloned());
-            }
-        }
-        // Mode STP: the BPDU network floods between every member.
-        for group in &snapshot.gateway_ha_groups {
-            if let (true, HaMode::Stp, Some(network)) =
-                (accepted(&group.meta.key), group.mode, &group.bpdu_network)
-            {
-                network_nodes
-                    .entry(network.clone())
-                    .or_default()
-                    .extend(group.members.iter().map(|m| m.physical_router.clone()));
-            }
-        }
-        for gateway in &snapshot.virtual_gateways {
-            if accepted(&gateway.meta.key) && !gateway.nodes.is_empty() {
-                network_nodes
-                    .entry(gateway.network.clone())
-                    .or_default()
-                    .extend(gateway.nodes.iter().cloned());
-            }
-        }
+        let mut p = Placement::default();
         // Two routers of one name cannot exist in a cluster; should a
         // snapshot hold them, the smaller address wins, whatever the order.
-        let mut underlay: BTreeMap<String, IpAddr> = BTreeMap::new();
+        let mut underlay: BTreeMap<&str, IpAddr> = BTreeMap::new();
         for router in &snapshot.physical_routers {
             if let Some(address) = router.underlay_address() {
                 underlay
-                    .entry(router.meta.name().to_owned())
+                    .entry(router.meta.name())
                     .and_modify(|a| *a = (*a).min(address))
                     .or_insert(address);
             }
         }
-        let mut network_vteps: BTreeMap<NamespacedName, BTreeSet<ExternalPeer>> = BTreeMap::new();
+        for (name, address) in underlay {
+            p.set_router(name, Some(address));
+        }
+        for li in &snapshot.logical_interfaces {
+            if accepted(&li.meta.key) {
+                p.set_logical_interface(
+                    li.meta.name(),
+                    Some((li.vmi.clone(), li.physical_router.clone())),
+                );
+            }
+        }
+        for vmi in &snapshot.virtual_machine_interfaces {
+            if accepted(&vmi.meta.key) {
+                p.set_vmi(&vmi.name(), Some(vmi.network_name()));
+            }
+        }
+        for gateway in &snapshot.virtual_gateways {
+            if accepted(&gateway.meta.key) {
+                p.set_gateway(
+                    gateway.meta.name(),
+                    Some((gateway.network.clone(), gateway.nodes.clone())),
+                );
+            }
+        }
+        // Mode STP: the BPDU network floods between every member.
+        for group in &snapshot.gateway_ha_groups {
+            if accepted(&group.meta.key) {
+                p.set_ha_group(group.meta.name(), Self::bpdu_placed(group));
+            }
+        }
         for vtep in &snapshot.external_vteps {
             let Some(address) = vtep.address.filter(|_| accepted(&vtep.meta.key)) else {
                 continue;
             };
-            for joined in &vtep.networks {
-                network_vteps
-                    .entry(joined.network.clone())
-                    .or_default()
-                    .insert(ExternalPeer {
-                        name: vtep.meta.name().to_owned(),
-                        address,
-                        encapsulation: vtep.encapsulation,
-                    });
-            }
+            let peer = ExternalPeer {
+                name: vtep.meta.name().to_owned(),
+                address,
+                encapsulation: vtep.encapsulation,
+            };
+            let networks = vtep.networks.iter().map(|n| n.network.clone()).collect();
+            p.set_external_vtep(vtep.meta.name(), Some((peer, networks)));
         }
-        let mut network_dc_gateways: BTreeMap<NamespacedName, BTreeSet<DcGatewayPeer>> =
-            BTreeMap::new();
         for gateway in &snapshot.dc_gateways {
             let Some(address) = gateway.address.filter(|_| accepted(&gateway.meta.key)) else {
                 continue;
             };
-            for served in &gateway.networks {
-                network_dc_gateways
-                    .entry(served.network.clone())
-                    .or_default()
-                    .insert(DcGatewayPeer {
-                        name: gateway.meta.name().to_owned(),
-                        address,
-                    });
-            }
+            let peer = DcGatewayPeer {
+                name: gateway.meta.name().to_owned(),
+                address,
+            };
+            let networks = gateway.networks.iter().map(|n| n.network.clone()).collect();
+            p.set_dc_gateway(gateway.meta.name(), Some((peer, networks)));
         }
-        Self {
-            vmi_nodes,
-            network_nodes,
-            underlay,
-            network_vteps,
-            network_dc_gateways,
-        }
+        p
     }
 
     /// The accepted DC gateways serving `network`, sorted.
@@ -179,6 +262,264 @@ impl Placement {
         Self::new(snapshot, |key| accepted.contains(key))
     }
 
+    /// Logical interface `name` binds `(vmi, router)` when accepted, or
+    /// nothing (`None`: not accepted, or deleted).
+    pub fn set_logical_interface(
+        &mut self,
+        name: &str,
+        binding: Option<(NamespacedName, String)>,
+    ) -> Moved {
+        let mut moved = Moved::default();
+        if self.bindings.get(name) == binding.as_ref() {
+            return moved;
+        }
+        if let Some((vmi, router)) = self.bindings.remove(name) {
+            self.count_vmi(&vmi, &router, false, &mut moved);
+        }
+        if let Some((vmi, router)) = binding {
+            self.count_vmi(&vmi, &router, true, &mut moved);
+            self.bindings.insert(name.to_owned(), (vmi, router));
+        }
+        moved
+    }
+
+    fn count_vmi(&mut self, vmi: &NamespacedName, router: &str, up: bool, moved: &mut Moved) {
+        if !count(&mut self.vmi_counts, &mut self.vmi_nodes, vmi, router, up) {
+            return;
+        }
+        moved.vmis.insert(vmi.clone());
+        if let Some(network) = self.vmi_network.get(vmi).cloned()
+            && count(
+                &mut self.network_counts,
+                &mut self.network_nodes,
+                &network,
+                router,
+                up,
+            )
+        {
+            moved.networks.insert(network);
+        }
+    }
+
+    /// VMI `vmi` is in `network` when accepted, or places nothing (`None`).
+    pub fn set_vmi(&mut self, vmi: &NamespacedName, network: Option<NamespacedName>) -> Moved {
+        let mut moved = Moved::default();
+        if self.vmi_network.get(vmi) == network.as_ref() {
+            return moved;
+        }
+        let nodes: Vec<String> = self.vmi_nodes(vmi).iter().cloned().collect();
+        if let Some(old) = self.vmi_network.remove(vmi) {
+            if let Some(vmis) = self.network_vmis.get_mut(&old) {
+                vmis.remove(vmi);
+                if vmis.is_empty() {
+                    self.network_vmis.remove(&old);
+                }
+            }
+            for node in &nodes {
+                if count(
+                    &mut self.network_counts,
+                    &mut self.network_nodes,
+                    &old,
+                    node,
+                    false,
+                ) {
+                    moved.networks.insert(old.clone());
+                }
+            }
+        }
+        if let Some(new) = network {
+            for node in &nodes {
+                if count(
+                    &mut self.network_counts,
+                    &mut self.network_nodes,
+                    &new,
+                    node,
+                    true,
+                ) {
+                    moved.networks.insert(new.clone());
+                }
+            }
+            self.network_vmis
+                .entry(new.clone())
+                .or_default()
+                .insert(vmi.clone());
+            self.vmi_network.insert(vmi.clone(), new);
+        }
+        moved
+    }
+
+    /// Virtual gateway `name` puts `network` on `nodes` when accepted, or
+    /// nothing (`None`).
+    pub fn set_gateway(
+        &mut self,
+        name: &str,
+        placed: Option<(NamespacedName, BTreeSet<String>)>,
+    ) -> Moved {
+        let mut gateways = std::mem::take(&mut self.gateways);
+        let moved = self.place_network(&mut gateways, name, placed);
+        self.gateways = gateways;
+        moved
+    }
+
+    /// What an accepted GatewayHAGroup places: in mode STP, its BPDU
+    /// network on every member (BPDUs flood between them); in mode Fast,
+    /// nothing.
+    pub fn bpdu_placed(
+        group: &crate::GatewayHaGroup,
+    ) -> Option<(NamespacedName, BTreeSet<String>)> {
+        match (group.mode, &group.bpdu_network) {
+            (HaMode::Stp, Some(network)) => Some((
+                network.clone(),
+                group
+                    .members
+                    .iter()
+                    .map(|m| m.physical_router.clone())
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// GatewayHAGroup `name` puts its BPDU network on its members when
+    /// accepted and in mode STP ([`Placement::bpdu_placed`]), or nothing
+    /// (`None`).
+    pub fn set_ha_group(
+        &mut self,
+        name: &str,
+        placed: Option<(NamespacedName, BTreeSet<String>)>,
+    ) -> Moved {
+        let mut groups = std::mem::take(&mut self.ha_groups);
+        let moved = self.place_network(&mut groups, name, placed);
+        self.ha_groups = groups;
+        moved
+    }
+
+    /// Object `name` of `placers` puts `network` on `nodes`, or nothing.
+    fn place_network(
+        &mut self,
+        placers: &mut BTreeMap<String, (NamespacedName, BTreeSet<String>)>,
+        name: &str,
+        placed: Option<(NamespacedName, BTreeSet<String>)>,
+    ) -> Moved {
+        let mut moved = Moved::default();
+        if placers.get(name) == placed.as_ref() {
+            return moved;
+        }
+        if let Some((network, nodes)) = placers.remove(name) {
+            for node in &nodes {
+                if count(
+                    &mut self.network_counts,
+                    &mut self.network_nodes,
+                    &network,
+                    node,
+                    false,
+                ) {
+                    moved.networks.insert(network.clone());
+                }
+            }
+        }
+        if let Some((network, nodes)) = placed {
+            for node in &nodes {
+                if count(
+                    &mut self.network_counts,
+                    &mut self.network_nodes,
+                    &network,
+                    node,
+                    true,
+                ) {
+                    moved.networks.insert(network.clone());
+                }
+            }
+            placers.insert(name.to_owned(), (network, nodes));
+        }
+        moved
+    }
+
+    /// External VTEP `name` is a peer of `networks` when accepted and
+    /// addressed, or of none (`None`).
+    pub fn set_external_vtep(
+        &mut self,
+        name: &str,
+        joined: Option<(ExternalPeer, BTreeSet<NamespacedName>)>,
+    ) -> Moved {
+        let mut moved = Moved::default();
+        if self.vteps.get(name) == joined.as_ref() {
+            return moved;
+        }
+        if let Some((peer, networks)) = self.vteps.remove(name) {
+            for network in networks {
+                if let Some(peers) = self.network_vteps.get_mut(&network) {
+                    peers.remove(&peer);
+                    if peers.is_empty() {
+                        self.network_vteps.remove(&network);
+                    }
+                }
+                moved.vtep_networks.insert(network);
+            }
+        }
+        if let Some((peer, networks)) = joined {
+            for network in &networks {
+                self.network_vteps
+                    .entry(network.clone())
+                    .or_default()
+                    .insert(peer.clone());
+                moved.vtep_networks.insert(network.clone());
+            }
+            self.vteps.insert(name.to_owned(), (peer, networks));
+        }
+        moved
+    }
+
+    /// DC gateway `name` routes for `networks` when accepted and addressed,
+    /// or for none (`None`).
+    pub fn set_dc_gateway(
+        &mut self,
+        name: &str,
+        served: Option<(DcGatewayPeer, BTreeSet<NamespacedName>)>,
+    ) -> Moved {
+        let mut moved = Moved::default();
+        if self.dc_gateways.get(name) == served.as_ref() {
+            return moved;
+        }
+        if let Some((peer, networks)) = self.dc_gateways.remove(name) {
+            for network in networks {
+                if let Some(peers) = self.network_dc_gateways.get_mut(&network) {
+                    peers.remove(&peer);
+                    if peers.is_empty() {
+                        self.network_dc_gateways.remove(&network);
+                    }
+                }
+                moved.vtep_networks.insert(network);
+            }
+        }
+        if let Some((peer, networks)) = served {
+            for network in &networks {
+                self.network_dc_gateways
+                    .entry(network.clone())
+                    .or_default()
+                    .insert(peer.clone());
+                moved.vtep_networks.insert(network.clone());
+            }
+            self.dc_gateways.insert(name.to_owned(), (peer, networks));
+        }
+        moved
+    }
+
+    /// Router `name`'s underlay address (`None`: none declared, or no such
+    /// router).
+    pub fn set_router(&mut self, name: &str, underlay: Option<IpAddr>) -> Moved {
+        let mut moved = Moved::default();
+        if self.underlay.get(name).copied() == underlay {
+            return moved;
+        }
+        match underlay {
+            Some(address) => self.underlay.insert(name.to_owned(), address),
+            None => self.underlay.remove(name),
+        };
+        moved.routers.insert(name.to_owned());
+        moved
+    }
+
     /// The nodes holding VMI `vmi`: the routers of its accepted logical
     /// interfaces.
     pub fn vmi_nodes(&self, vmi: &NamespacedName) -> &BTreeSet<String> {
@@ -189,6 +530,20 @@ impl Placement {
     /// of its accepted virtual gateways.
     pub fn network_nodes(&self, network: &NamespacedName) -> &BTreeSet<String> {
         self.network_nodes.get(network).unwrap_or(&NOWHERE)
+    }
+
+    /// The accepted VMIs of `network` (placed or not), sorted.
+    pub fn network_vmis(&self, network: &NamespacedName) -> impl Iterator<Item = &NamespacedName> {
+        self.network_vmis.get(network).into_iter().flatten()
+    }
+
+    /// The VMIs held by `node` (bound there by an accepted logical
+    /// interface), sorted.
+    pub fn vmis_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a NamespacedName> {
+        self.vmi_nodes
+            .iter()
+            .filter(move |(_, nodes)| nodes.contains(node))
+            .map(|(vmi, _)| vmi)
     }
 
     /// The nodes holding at least one of `networks`.
@@ -254,7 +609,7 @@ mod tests {
                 underlay_address: Some(a.parse().unwrap()),
             }),
             interface_limit: 10,
-            programmed: vec![],
+            report: Default::default(),
             ha_reports: vec![],
             defects: vec![],
         }
@@ -435,13 +790,128 @@ mod tests {
             nodes(everything.network_nodes(&net("n2"))),
             ["gw-1", "gw-4"]
         );
-        assert_eq!(
-            Placement::new(&s, |_| false),
-            Placement {
-                underlay: p.underlay.clone(),
-                ..Placement::default()
+        let mut only_routers = Placement::default();
+        for (name, address) in &p.underlay {
+            only_routers.set_router(name, Some(*address));
+        }
+        assert_eq!(Placement::new(&s, |_| false), only_routers);
+    }
+
+    /// Moves `p` from the objects of `old` to those of `new`, one object
+    /// at a time in the order `order` picks, by status.
+    fn apply(p: &mut Placement, old: &Snapshot, new: &Snapshot, seeds: &[Index]) -> Moved {
+        let mut moved = Moved::default();
+        let gone = |name: &str, in_new: bool| (!in_new).then(|| name.to_owned());
+        type Step = Box<dyn Fn(&mut Placement) -> Moved>;
+        let mut steps: Vec<Step> = Vec::new();
+        for li in &old.logical_interfaces {
+            if let Some(name) = gone(
+                li.meta.name(),
+                new.logical_interfaces
+                    .iter()
+                    .any(|l| l.meta.key == li.meta.key),
+            ) {
+                steps.push(Box::new(move |p: &mut Placement| {
+                    p.set_logical_interface(&name, None)
+                }));
             }
-        );
+        }
+        for li in new.logical_interfaces.clone() {
+            steps.push(Box::new(move |p: &mut Placement| {
+                p.set_logical_interface(
+                    li.meta.name(),
+                    li.meta
+                        .accepted
+                        .then(|| (li.vmi.clone(), li.physical_router.clone())),
+                )
+            }));
+        }
+        for vmi in &old.virtual_machine_interfaces {
+            if !new
+                .virtual_machine_interfaces
+                .iter()
+                .any(|v| v.meta.key == vmi.meta.key)
+            {
+                let name = vmi.name();
+                steps.push(Box::new(move |p: &mut Placement| p.set_vmi(&name, None)));
+            }
+        }
+        for vmi in new.virtual_machine_interfaces.clone() {
+            steps.push(Box::new(move |p: &mut Placement| {
+                p.set_vmi(&vmi.name(), vmi.meta.accepted.then(|| vmi.network_name()))
+            }));
+        }
+        for g in &old.virtual_gateways {
+            if let Some(name) = gone(
+                g.meta.name(),
+                new.virtual_gateways
+                    .iter()
+                    .any(|n| n.meta.key == g.meta.key),
+            ) {
+                steps.push(Box::new(move |p: &mut Placement| {
+                    p.set_gateway(&name, None)
+                }));
+            }
+        }
+        for g in new.virtual_gateways.clone() {
+            steps.push(Box::new(move |p: &mut Placement| {
+                p.set_gateway(
+                    g.meta.name(),
+                    g.meta
+                        .accepted
+                        .then(|| (g.network.clone(), g.nodes.clone())),
+                )
+            }));
+        }
+        for x in &old.external_vteps {
+            if let Some(name) = gone(
+                x.meta.name(),
+                new.external_vteps.iter().any(|n| n.meta.key == x.meta.key),
+            ) {
+                steps.push(Box::new(move |p: &mut Placement| {
+                    p.set_external_vtep(&name, None)
+                }));
+            }
+        }
+        for x in new.external_vteps.clone() {
+            steps.push(Box::new(move |p: &mut Placement| {
+                let joined = x.address.filter(|_| x.meta.accepted).map(|address| {
+                    let peer = ExternalPeer {
+                        name: x.meta.name().to_owned(),
+                        address,
+                        encapsulation: x.encapsulation,
+                    };
+                    (peer, x.networks.iter().map(|n| n.network.clone()).collect())
+                });
+                p.set_external_vtep(x.meta.name(), joined)
+            }));
+        }
+        let mut routers: BTreeMap<String, Option<IpAddr>> = old
+            .physical_routers
+            .iter()
+            .map(|r| (r.meta.name().to_owned(), None))
+            .collect();
+        for r in &new.physical_routers {
+            if let Some(a) = r.underlay_address() {
+                let entry = routers.entry(r.meta.name().to_owned()).or_default();
+                *entry = Some(entry.map_or(a, |e| e.min(a)));
+            } else {
+                routers.entry(r.meta.name().to_owned()).or_default();
+            }
+        }
+        for (name, address) in routers {
+            steps.push(Box::new(move |p: &mut Placement| {
+                p.set_router(&name, address)
+            }));
+        }
+        let steps = shuffle(&(0..steps.len()).collect::<Vec<_>>(), seeds)
+            .into_iter()
+            .map(|i| &steps[i])
+            .collect::<Vec<_>>();
+        for step in steps {
+            moved.extend(step(p));
+        }
+        moved
     }
 
     fn snapshot() -> impl Strategy<Value = Snapshot> {
@@ -537,6 +1007,37 @@ mod tests {
             };
             prop_assert_eq!(Placement::from_status(&s), Placement::from_status(&shuffled));
             prop_assert_eq!(Placement::new(&s, |_| true), Placement::new(&shuffled, |_| true));
+        }
+
+        /// Kept up to date one object at a time, in any order, placement
+        /// ends where the whole new set puts it, and what moved covers
+        /// every VMI and network whose nodes differ.
+        #[test]
+        fn placement_kept_one_change_at_a_time_equals_placement_at_once(
+            old in snapshot(),
+            new in snapshot(),
+            seeds in prop::collection::vec(any::<Index>(), 0..32),
+        ) {
+            let mut p = Placement::from_status(&old);
+            let before = p.clone();
+            let moved = apply(&mut p, &old, &new, &seeds);
+            let expected = Placement::from_status(&new);
+            prop_assert_eq!(&p, &expected);
+            let vmis: BTreeSet<&NamespacedName> = before.vmi_nodes.keys().chain(expected.vmi_nodes.keys()).collect();
+            for vmi in vmis {
+                if before.vmi_nodes(vmi) != expected.vmi_nodes(vmi) {
+                    prop_assert!(moved.vmis.contains(vmi), "{} moved unseen", vmi);
+                }
+            }
+            let networks: BTreeSet<&NamespacedName> = before.network_nodes.keys().chain(expected.network_nodes.keys()).collect();
+            for network in networks {
+                if before.network_nodes(network) != expected.network_nodes(network) {
+                    prop_assert!(moved.networks.contains(network), "{} moved unseen", network);
+                }
+                if before.external_vteps(network) != expected.external_vteps(network) {
+                    prop_assert!(moved.vtep_networks.contains(network), "{} peers changed unseen", network);
+                }
+            }
         }
     }
 }

@@ -388,15 +388,22 @@ impl Report {
                 };
                 let _ = writeln!(
                     md,
-                    "{n} LogicalInterfaces and {n} VMIs (one VirtualNetwork) applied at once for the agent's node, by server-side apply with 16 requests in flight, against the real kube-apiserver, operator and agent of mode (a) (the agent also forwarding mode (a)'s two VLANs).\n",
-                    n = s.objects
+                    "{n} LogicalInterfaces and {n} VMIs (one VirtualNetwork) applied at once for the agent's node, over {p} trunk ports, by server-side apply with 64 requests in flight, against the real kube-apiserver, operator and agent of mode (a) (the agent also forwarding mode (a)'s two VLANs); then {c} single changes in a row (a VMI's address), each timed from its apply to `Programmed=True` at its generation; then a {w:.0} s idle window.\n",
+                    n = s.objects,
+                    p = s.ports,
+                    c = s.change_ms.len(),
+                    w = s.idle_window_s,
                 );
                 let _ = writeln!(md, "| figure | value |");
                 let _ = writeln!(md, "|---|---:|");
-                let _ = writeln!(md, "| all applied (API answered) | {:.1} s |", s.applied_s);
                 let _ = writeln!(
                     md,
-                    "| all reported programmed by the node (PhysicalRouter status.programmed) | {} |",
+                    "| all applied (the API server answered; apply time apart) | {:.1} s |",
+                    s.applied_s
+                );
+                let _ = writeln!(
+                    md,
+                    "| all Programmed (from the first apply) | {} |",
                     secs(s.programmed_s)
                 );
                 let _ = writeln!(
@@ -406,10 +413,33 @@ impl Report {
                 );
                 let _ = writeln!(
                     md,
+                    "| after the last apply returned: all Programmed / all Ready | {} / {} |",
+                    secs(s.programmed_s.map(|v| v - s.applied_s)),
+                    secs(s.ready_s.map(|v| v - s.applied_s))
+                );
+                let _ = writeln!(
+                    md,
                     "| counted at the end: programmed / Ready (of {}) | {} / {} |",
                     2 * s.objects,
                     s.programmed_count,
                     s.ready_count
+                );
+                let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0} ms"));
+                let _ = writeln!(
+                    md,
+                    "| one change (apply -> Programmed): p50 / p99 / max | {} / {} / {} |",
+                    ms(s.change_quantile(0.5)),
+                    ms(s.change_quantile(0.99)),
+                    ms(s.change_quantile(1.0))
+                );
+                let _ = writeln!(
+                    md,
+                    "| writes in the idle window | {} |",
+                    s.idle_writes.map_or("-".to_owned(), |w| format!(
+                        "{w} in {:.0} s ({:.2}/s)",
+                        s.idle_window_s,
+                        w as f64 / s.idle_window_s
+                    ))
                 );
                 let _ = writeln!(
                     md,
@@ -426,9 +456,17 @@ impl Report {
                 );
                 let _ = writeln!(
                     md,
-                    "| PhysicalRouter object size at the end | {:.0} KiB |",
+                    "| PhysicalRouter object size at the end | {:.1} KiB |",
                     s.router_bytes as f64 / 1024.0
                 );
+                if let Some((name, bytes)) = &s.largest {
+                    let _ = writeln!(
+                        md,
+                        "| largest object (without managedFields) | {name}, {:.1} KiB (bound {} KiB) |",
+                        *bytes as f64 / 1024.0,
+                        crate::scale::SIZE_BOUND / 1024
+                    );
+                }
             }
         }
         let _ = writeln!(md, "\n## Every run, in order\n");

@@ -1,49 +1,71 @@
 //! Control-plane figures: how long the real operator and agent take to
-//! program N logical interfaces and N VMIs applied at once, and the agent's
-//! resident memory at that scale.
+//! program N logical interfaces and N VMIs applied at once, what one change
+//! then costs, what an idle cluster writes, the largest object, and the
+//! processes' resident memory at that scale.
 //!
 //! ```text
-//!  t0 ── apply VirtualNetwork scale (10.128.0.0/16) + N x (VMI s-<i>, LI <node>-{in,out}-<vlan>)
-//!        (16 requests in flight, server-side apply)
-//!  t_applied ── the last apply returned
-//!  t_programmed ── the PhysicalRouter's status.programmed holds all N LIs and N VMIs
-//!                  at the applied generation (the agent compiled and swapped them in)
-//!  t_ready ── the operator reports every one of those LIs and VMIs Ready=True
+//!  the agent's node gets ports s0..s<P-1> (veth pairs in its namespace), P = max(4, N / 4094)
+//!  t0 ── apply VirtualNetwork scale (10.128.0.0/16) + N x (VMI s-<i>, LI <node>-s<i%P>-<i/P+1>)
+//!        (server-side apply, 64 requests in flight)
+//!  t_applied ── the last apply returned               (reported apart: the API server's time)
+//!  t_programmed ── every LI and VMI Programmed=True at its generation (the node's
+//!                  watermarks passed it, the operator said so)
+//!  t_ready ── every one Ready=True
+//!  then 100 changes in a row (a VMI's address): apply -> Programmed, each timed
+//!  then an idle window: writes counted (every LI, VMI, the network, the router)
 //! ```
 //!
-//! LIs alternate between ports `in` and `out`, VLANs from 1000 up, so they
-//! never meet the forwarding benchmark's VLANs 100 and 200.
+//! The objects are followed by watches (one per kind, label
+//! `trunkline.io/bench=scale`), not by listing them: at 16K objects a list
+//! per poll would load the API server more than the product does.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, ListParams};
-use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface};
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+use trunkline_api::status::Condition;
+use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork};
 
 use crate::Error;
 use crate::cpu::resident_kib;
-use crate::modes::agent::AgentDevice;
+use crate::modes::agent::{AgentDevice, NAMESPACE};
 
-/// First VLAN of the scale objects.
-const FIRST_VLAN: u16 = 1000;
 /// Label value of the scale objects (`trunkline.io/bench`).
 const LABEL: &str = "scale";
 /// Requests in flight while applying.
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: usize = 64;
+/// VLANs per port.
+const VLANS: usize = 4094;
+/// Ports at least (the issue: 16K instances need four trunk ports).
+const MIN_PORTS: usize = 4;
+/// Single changes timed after the bulk.
+const CHANGES: usize = 100;
+/// How long a single change may take.
+const CHANGE_LIMIT: Duration = Duration::from_secs(60);
+/// The idle window in which writes are counted.
+const IDLE_WINDOW: Duration = Duration::from_secs(30);
+/// The largest object the issue allows.
+pub const SIZE_BOUND: usize = 256 * 1024;
 
 /// What the control-plane measurement found.
 #[derive(Clone, Debug, Default)]
 pub struct ScaleResult {
     /// Logical interfaces applied (and as many VMIs).
     pub objects: usize,
+    /// Trunk ports they are spread over.
+    pub ports: usize,
     /// Seconds from the first apply to the last apply's answer.
     pub applied_s: f64,
-    /// Seconds from the first apply until the node reported all of them
-    /// programmed; none if not within the time limit.
+    /// Seconds from the first apply until every LI and VMI was
+    /// Programmed; none if not within the time limit.
     pub programmed_s: Option<f64>,
-    /// Seconds until the operator reported all of them Ready.
+    /// Seconds until every one was Ready.
     pub ready_s: Option<f64>,
     /// The time limit, seconds.
     pub limit_s: u64,
@@ -59,10 +81,32 @@ pub struct ScaleResult {
     pub operator_peak_kib: Option<u64>,
     /// Size of the PhysicalRouter object (JSON) at the end, bytes.
     pub router_bytes: usize,
+    /// The largest object seen (kind and name), and its size in bytes.
+    pub largest: Option<(String, usize)>,
     /// Programmed objects counted at the end (LIs + VMIs of the scale set).
     pub programmed_count: usize,
     /// Ready objects counted at the end.
     pub ready_count: usize,
+    /// Each single change's time from apply to Programmed, ms (in order).
+    pub change_ms: Vec<f64>,
+    /// Writes seen in the idle window (objects of the scale set, the
+    /// network, the router).
+    pub idle_writes: Option<usize>,
+    /// The idle window, seconds.
+    pub idle_window_s: f64,
+}
+
+impl ScaleResult {
+    /// The `q` quantile (0..=1) of the single changes, ms.
+    pub fn change_quantile(&self, q: f64) -> Option<f64> {
+        let mut sorted = self.change_ms.clone();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        let index = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+        Some(sorted[index])
+    }
 }
 
 fn vmi_name(i: usize) -> String {
@@ -70,24 +114,177 @@ fn vmi_name(i: usize) -> String {
 }
 
 fn vmi_mac(i: usize) -> String {
-    format!("02:10:00:00:{:02x}:{:02x}", (i >> 8) & 0xff, i & 0xff)
+    format!(
+        "02:10:00:{:02x}:{:02x}:{:02x}",
+        (i >> 16) & 0xff,
+        (i >> 8) & 0xff,
+        i & 0xff
+    )
 }
 
 fn vmi_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + 16 + i as u32)
 }
 
-fn li_port_vlan(i: usize) -> (&'static str, u16) {
-    (
-        if i.is_multiple_of(2) { "in" } else { "out" },
-        FIRST_VLAN + (i / 2) as u16,
-    )
+/// Ports for `n` logical interfaces.
+fn port_count(n: usize) -> usize {
+    n.div_ceil(VLANS).max(MIN_PORTS)
 }
 
-fn ready(conditions: &[trunkline_api::status::Condition]) -> bool {
+/// The port and VLAN of logical interface `i` of `ports`.
+fn li_port_vlan(i: usize, ports: usize) -> (String, u16) {
+    (format!("s{}", i % ports), (i / ports + 1) as u16)
+}
+
+/// The generation at which a condition `type_` is True, if it is.
+fn true_at(conditions: &[Condition], type_: &str) -> Option<i64> {
     conditions
         .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
+        .find(|c| c.type_ == type_ && c.status == "True")
+        .and_then(|c| c.observed_generation)
+}
+
+/// One followed object.
+#[derive(Clone, Copy, Debug, Default)]
+struct Seen {
+    generation: i64,
+    programmed: Option<i64>,
+    ready: Option<i64>,
+}
+
+impl Seen {
+    fn programmed(&self) -> bool {
+        self.programmed == Some(self.generation)
+    }
+
+    fn ready(&self) -> bool {
+        self.ready == Some(self.generation)
+    }
+}
+
+/// What the watches saw.
+#[derive(Debug, Default)]
+struct Followed {
+    objects: HashMap<String, Seen>,
+    /// Updates received (every write of a followed object).
+    updates: usize,
+    largest: Option<(String, usize)>,
+}
+
+/// Follows the scale objects through watches.
+struct Tracker {
+    seen: Arc<Mutex<Followed>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Tracker {
+    fn start(client: &kube::Client) -> Self {
+        let seen = Arc::new(Mutex::new(Followed::default()));
+        let config = watcher::Config::default().labels(&format!("trunkline.io/bench={LABEL}"));
+        let lis: Api<LogicalInterface> = Api::all(client.clone());
+        let vmis: Api<VirtualMachineInterface> = Api::namespaced(client.clone(), NAMESPACE);
+        let tasks = vec![
+            tokio::spawn(follow(lis, config.clone(), seen.clone(), |li| {
+                li.status.as_ref().map(|s| s.conditions.clone())
+            })),
+            tokio::spawn(follow(vmis, config, seen.clone(), |v| {
+                v.status.as_ref().map(|s| s.conditions.clone())
+            })),
+        ];
+        Self { seen, tasks }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Followed> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// (programmed, ready) among `keys`.
+    fn counts(&self, keys: &[String]) -> (usize, usize) {
+        let seen = self.lock();
+        keys.iter()
+            .filter_map(|k| seen.objects.get(k))
+            .fold((0, 0), |(p, r), s| {
+                (p + usize::from(s.programmed()), r + usize::from(s.ready()))
+            })
+    }
+
+    fn get(&self, key: &str) -> Option<Seen> {
+        self.lock().objects.get(key).copied()
+    }
+
+    fn updates(&self) -> usize {
+        self.lock().updates
+    }
+}
+
+async fn follow<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    seen: Arc<Mutex<Followed>>,
+    conditions: fn(&K) -> Option<Vec<Condition>>,
+) where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize,
+    K: Send + Sync + 'static,
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&Default::default()).to_string();
+    let stream = watcher(api, config).default_backoff().applied_objects();
+    futures::pin_mut!(stream);
+    while let Some(object) = stream.next().await {
+        let Ok(mut object) = object else { continue };
+        object.meta_mut().managed_fields = None;
+        let bytes = serde_json::to_vec(&object).map_or(0, |v| v.len());
+        let key = format!("{kind}/{}", object.name_any());
+        let c = conditions(&object).unwrap_or_default();
+        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.updates += 1;
+        if seen.largest.as_ref().is_none_or(|(_, b)| bytes > *b) {
+            seen.largest = Some((key.clone(), bytes));
+        }
+        seen.objects.insert(
+            key,
+            Seen {
+                generation: object.meta().generation.unwrap_or(0),
+                programmed: true_at(&c, "Programmed"),
+                ready: true_at(&c, "Ready"),
+            },
+        );
+    }
+}
+
+/// Gives the agent's node `ports` more trunk ports (veth pairs `sN` /
+/// `sNp` in its namespace) and declares them on its router.
+async fn add_ports(device: &AgentDevice, ports: usize, limit: usize) -> Result<(), Error> {
+    let ns = device.netns_name();
+    for p in 0..ports {
+        let (a, b) = (format!("s{p}"), format!("s{p}p"));
+        if crate::netns::run("ip", &["-n", ns, "link", "show", &a]).is_err() {
+            crate::netns::run(
+                "ip",
+                &[
+                    "-n", ns, "link", "add", &a, "type", "veth", "peer", "name", &b,
+                ],
+            )?;
+        }
+        crate::netns::run("ip", &["-n", ns, "link", "set", &a, "up"])?;
+        crate::netns::run("ip", &["-n", ns, "link", "set", &b, "up"])?;
+    }
+    let mut interfaces = vec![json!({"name": "in"}), json!({"name": "out"})];
+    interfaces.extend((0..ports).map(|p| json!({"name": format!("s{p}")})));
+    device
+        .apply_router_spec(json!({
+            "physicalInterfaces": interfaces,
+            "interfaceLimit": (limit + 16).min(65536),
+        }))
+        .await
 }
 
 /// Applies `n` LIs and VMIs for the agent's node and measures; gives up
@@ -97,39 +294,43 @@ pub async fn measure(
     n: usize,
     limit: Duration,
 ) -> Result<ScaleResult, Error> {
-    if n > 2 * usize::from(4094 - FIRST_VLAN) {
+    let ports = port_count(n);
+    if n > ports * VLANS || n > 65_000 {
         return Err(Error::Options(format!(
-            "--scale {n}: at most {} (two ports, VLANs {FIRST_VLAN}..4094)",
-            2 * (4094 - FIRST_VLAN)
+            "--scale {n}: at most 65000 (addresses and MACs of the scale set)"
         )));
     }
+    let client = device.client().clone();
     let agent_pid = device.pid();
     let mut result = ScaleResult {
         objects: n,
+        ports,
         limit_s: limit.as_secs(),
-        agent_rss_before_kib: agent_pid.and_then(resident_kib).map(|r| r.0),
+        idle_window_s: IDLE_WINDOW.as_secs_f64(),
         ..ScaleResult::default()
     };
-    eprintln!("[bench] control plane: applying {n} VMIs and {n} logical interfaces");
+    add_ports(device, ports, n).await?;
+    let tracker = Tracker::start(&client);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    result.agent_rss_before_kib = agent_pid.and_then(resident_kib).map(|r| r.0);
+    eprintln!(
+        "[bench] control plane: applying {n} VMIs and {n} logical interfaces over {ports} ports"
+    );
     let t0 = Instant::now();
     device
         .apply_network(LABEL, "10.128.0.0/16", "10.128.0.1")
         .await?;
-    let expected: Vec<(String, String, i64)> = futures::stream::iter(0..n)
+    let keys: Vec<String> = futures::stream::iter(0..n)
         .map(|i| async move {
             let vmi = vmi_name(i);
-            let vmi_generation = device
+            device
                 .apply_vmi(&vmi, LABEL, &vmi_mac(i), &vmi_ip(i).to_string())
                 .await?;
-            let (port, vlan) = li_port_vlan(i);
-            let li_generation = device.apply_li(port, vlan, &vmi, LABEL).await?;
+            let (port, vlan) = li_port_vlan(i, ports);
+            device.apply_li(&port, vlan, &vmi, LABEL).await?;
             Ok::<_, Error>([
-                ("VirtualMachineInterface".to_owned(), vmi, vmi_generation),
-                (
-                    "LogicalInterface".to_owned(),
-                    device.li_name(port, vlan),
-                    li_generation,
-                ),
+                format!("VirtualMachineInterface/{vmi}"),
+                format!("LogicalInterface/{}", device.li_name(&port, vlan)),
             ])
         })
         .buffer_unordered(IN_FLIGHT)
@@ -142,87 +343,119 @@ pub async fn measure(
         "[bench] control plane: applied in {:.1} s; waiting for the node to program them",
         result.applied_s
     );
-    let expected: HashSet<(String, String, i64)> = expected.into_iter().collect();
-    let routers: Api<PhysicalRouter> = Api::all(device.client().clone());
-    let lis: Api<LogicalInterface> = Api::all(device.client().clone());
-    let vmis: Api<VirtualMachineInterface> =
-        Api::namespaced(device.client().clone(), crate::modes::agent::NAMESPACE);
-    let selector = ListParams::default().labels(&format!("trunkline.io/bench={LABEL}"));
     let mut last_report = Instant::now();
     loop {
         let elapsed = t0.elapsed();
-        if result.programmed_s.is_none() {
-            let router = routers.get(device.node()).await?;
-            result.router_bytes = serde_json::to_vec(&router).map_or(0, |v| v.len());
-            result.programmed_count = router
-                .status
-                .map(|s| {
-                    s.programmed
-                        .into_iter()
-                        .filter(|p| {
-                            expected.contains(&(p.kind.clone(), p.name.clone(), p.generation))
-                        })
-                        .count()
-                })
-                .unwrap_or(0);
-            if result.programmed_count == expected.len() {
-                result.programmed_s = Some(elapsed.as_secs_f64());
-                result.agent_rss_after_kib = agent_pid.and_then(resident_kib).map(|r| r.0);
-                eprintln!(
-                    "[bench] control plane: all programmed after {:.1} s",
-                    elapsed.as_secs_f64()
-                );
-            }
+        let (programmed, ready) = tracker.counts(&keys);
+        (result.programmed_count, result.ready_count) = (programmed, ready);
+        if result.programmed_s.is_none() && programmed == keys.len() {
+            result.programmed_s = Some(elapsed.as_secs_f64());
+            result.agent_rss_after_kib = agent_pid.and_then(resident_kib).map(|r| r.0);
+            eprintln!(
+                "[bench] control plane: all programmed after {:.1} s",
+                elapsed.as_secs_f64()
+            );
         }
-        if result.programmed_s.is_some() {
-            let ready_lis = lis
-                .list(&selector)
-                .await?
-                .items
-                .iter()
-                .filter(|li| li.status.as_ref().is_some_and(|s| ready(&s.conditions)))
-                .count();
-            let ready_vmis = vmis
-                .list(&selector)
-                .await?
-                .items
-                .iter()
-                .filter(|v| v.status.as_ref().is_some_and(|s| ready(&s.conditions)))
-                .count();
-            result.ready_count = ready_lis + ready_vmis;
-            if result.ready_count == expected.len() {
-                result.ready_s = Some(t0.elapsed().as_secs_f64());
-                eprintln!(
-                    "[bench] control plane: all Ready after {:.1} s",
-                    t0.elapsed().as_secs_f64()
-                );
-                break;
-            }
+        if ready == keys.len() {
+            result.ready_s = Some(elapsed.as_secs_f64());
+            eprintln!(
+                "[bench] control plane: all Ready after {:.1} s",
+                elapsed.as_secs_f64()
+            );
+            break;
         }
         if elapsed > limit {
             eprintln!(
-                "[bench] control plane: gave up after {} s ({} of {} programmed, {} Ready)",
+                "[bench] control plane: gave up after {} s ({programmed} of {} programmed, {ready} Ready)",
                 limit.as_secs(),
-                result.programmed_count,
-                expected.len(),
-                result.ready_count
+                keys.len(),
             );
             break;
         }
         if last_report.elapsed() > Duration::from_secs(15) {
             last_report = Instant::now();
             eprintln!(
-                "[bench] control plane: {:.0} s: {} of {} programmed, {} Ready",
+                "[bench] control plane: {:.0} s: {programmed} of {} programmed, {ready} Ready",
                 elapsed.as_secs_f64(),
-                result.programmed_count,
-                expected.len(),
-                result.ready_count
+                keys.len(),
             );
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if result.agent_rss_after_kib.is_none() {
         result.agent_rss_after_kib = agent_pid.and_then(resident_kib).map(|r| r.0);
+    }
+
+    if result.ready_s.is_some() {
+        // One change at a time: a VMI's address, apply -> Programmed.
+        eprintln!("[bench] control plane: {CHANGES} single changes");
+        for k in 0..CHANGES.min(n) {
+            let i = k * (n / CHANGES.min(n)).max(1);
+            let vmi = vmi_name(i);
+            let key = format!("VirtualMachineInterface/{vmi}");
+            let started = Instant::now();
+            let generation = device
+                .apply_vmi(&vmi, LABEL, &vmi_mac(i), &vmi_ip(n + k).to_string())
+                .await?;
+            loop {
+                if tracker
+                    .get(&key)
+                    .is_some_and(|s| s.programmed.is_some_and(|p| p >= generation))
+                {
+                    result
+                        .change_ms
+                        .push(started.elapsed().as_secs_f64() * 1000.0);
+                    break;
+                }
+                if started.elapsed() > CHANGE_LIMIT {
+                    eprintln!("[bench] control plane: change {k} not programmed in time");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        eprintln!(
+            "[bench] control plane: single changes p50 {:?} ms, p99 {:?} ms",
+            result.change_quantile(0.5),
+            result.change_quantile(0.99)
+        );
+        // Idle: count the writes of a window that starts once the last
+        // change has settled.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let routers: Api<PhysicalRouter> = Api::all(client.clone());
+        let networks: Api<VirtualNetwork> = Api::namespaced(client.clone(), NAMESPACE);
+        let versions = || async {
+            Ok::<_, Error>((
+                routers.get(device.node()).await?.resource_version(),
+                networks.get(LABEL).await?.resource_version(),
+            ))
+        };
+        let (updates, before) = (tracker.updates(), versions().await?);
+        tokio::time::sleep(IDLE_WINDOW).await;
+        let (after_updates, after) = (tracker.updates(), versions().await?);
+        result.idle_writes = Some(
+            after_updates - updates
+                + usize::from(before.0 != after.0)
+                + usize::from(before.1 != after.1),
+        );
+    }
+
+    let router = Api::<PhysicalRouter>::all(client.clone())
+        .get(device.node())
+        .await?;
+    let mut router = router;
+    router.metadata.managed_fields = None;
+    result.router_bytes = serde_json::to_vec(&router).map_or(0, |v| v.len());
+    result.largest = tracker.lock().largest.clone();
+    if result
+        .largest
+        .as_ref()
+        .is_none_or(|(_, b)| result.router_bytes > *b)
+    {
+        result.largest = Some((
+            format!("PhysicalRouter/{}", device.node()),
+            result.router_bytes,
+        ));
     }
     result.agent_peak_kib = agent_pid.and_then(resident_kib).map(|r| r.1);
     if let Some((rss, peak)) = device.operator_pid().and_then(resident_kib) {
@@ -235,19 +468,30 @@ pub async fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
-    fn scale_objects_are_distinct_and_avoid_the_forwarded_vlans() {
-        let n = 2 * usize::from(4094 - FIRST_VLAN + 1);
-        let mut seen = HashSet::new();
-        for i in 0..n {
-            let (port, vlan) = li_port_vlan(i);
-            assert!((FIRST_VLAN..=4094).contains(&vlan));
-            assert!(seen.insert((port, vlan)), "{port} {vlan}");
+    fn scale_objects_are_distinct_and_fit_their_ports() {
+        for n in [64, 4096, 16_384] {
+            let ports = port_count(n);
+            assert!(ports >= MIN_PORTS && ports * VLANS >= n);
+            let mut seen = HashSet::new();
+            for i in 0..n {
+                let (port, vlan) = li_port_vlan(i, ports);
+                assert!((1..=4094).contains(&vlan), "{n}: {vlan}");
+                assert!(seen.insert((port, vlan)));
+            }
         }
-        let macs: HashSet<String> = (0..4096).map(vmi_mac).collect();
-        let ips: HashSet<Ipv4Addr> = (0..4096).map(vmi_ip).collect();
-        assert_eq!((macs.len(), ips.len()), (4096, 4096));
+        assert_eq!(port_count(16_384), 5);
+        let macs: HashSet<String> = (0..20_000).map(vmi_mac).collect();
+        let ips: HashSet<Ipv4Addr> = (0..20_000).map(vmi_ip).collect();
+        assert_eq!((macs.len(), ips.len()), (20_000, 20_000));
         assert_eq!(vmi_ip(0), Ipv4Addr::new(10, 128, 0, 16));
+        let r = ScaleResult {
+            change_ms: (1..=100).map(f64::from).collect(),
+            ..ScaleResult::default()
+        };
+        assert_eq!(r.change_quantile(0.5), Some(50.0));
+        assert_eq!(r.change_quantile(0.99), Some(99.0));
     }
 }

@@ -221,10 +221,11 @@ async fn a_conflicting_logical_interface_never_steals_traffic() {
         "the node's tables version advanced ({before} -> {after})"
     );
     assert!(
-        !status.programmed.iter().any(|o| o.name == thief),
-        "the loser is not in the node's tables: {:?}",
-        status.programmed
+        !status.exceptions.iter().any(|o| o.name == thief),
+        "the loser was never asked of the node (not labelled for it): {:?}",
+        status.exceptions
     );
+    assert!(status.exceptions.is_empty(), "{:?}", status.exceptions);
     assert_eq!(
         status.counts.expect("counts").logical_interfaces,
         4,

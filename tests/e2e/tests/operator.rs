@@ -171,22 +171,12 @@ fn logical_interface(
     })
 }
 
-/// The node dataplane's report: `objects` (kind, namespace, name,
-/// generation) are in `router`'s fast path.
-async fn report_programmed(
-    client: &Client,
-    router: &str,
-    objects: &[(&str, Option<&str>, &str, i64)],
-) {
-    let programmed: Vec<_> = objects
+/// The node dataplane's report: its tables were built from the objects
+/// labelled for it up to `through` (kind, resourceVersion).
+async fn report_through(client: &Client, router: &str, through: &[(&str, String)]) {
+    let through: serde_json::Map<String, serde_json::Value> = through
         .iter()
-        .map(|(kind, ns, name, generation)| {
-            let mut o = json!({ "kind": kind, "name": name, "generation": generation });
-            if let Some(ns) = ns {
-                o["namespace"] = json!(ns);
-            }
-            o
-        })
+        .map(|(kind, rv)| (kind.to_string(), json!(rv)))
         .collect();
     Api::<PhysicalRouter>::all(client.clone())
         .patch_status(
@@ -194,11 +184,37 @@ async fn report_programmed(
             &PatchParams::apply("e2e-node-dataplane").force(),
             &Patch::Apply(json!({
                 "apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
-                "status": { "programmed": programmed },
+                "status": { "programmedThrough": through },
             })),
         )
         .await
-        .expect("report programmed objects");
+        .expect("report watermarks");
+}
+
+/// Waits until the operator has labelled `name` for node `node`; returns
+/// the object's resourceVersion then.
+async fn labelled_for<K>(api: &Api<K>, name: &str, node: &str) -> String
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let label = format!("node.trunkline.io/{node}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let o = api.get(name).await.expect("get");
+        if o.meta()
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(&label))
+        {
+            return o.meta().resource_version.clone().expect("resourceVersion");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} not labelled {label}: {:?}",
+            o.meta().labels
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// What the tests read from any kind's status.
@@ -374,14 +390,18 @@ async fn a_valid_set_is_accepted_then_ready_when_the_node_reports_it() {
         Some("False")
     );
 
-    // The node dataplane reports everything at generation 1.
-    report_programmed(
+    // The operator labels each object for the node that holds it; the
+    // node dataplane reports its tables were built from them.
+    let li_rv = labelled_for(&lis, &li_name, &gw).await;
+    let vmi_rv = labelled_for(&vmis, "vmi1", &gw).await;
+    let net_rv = labelled_for(&networks, "net1", &gw).await;
+    report_through(
         &rig.client,
         &gw,
         &[
-            ("LogicalInterface", None, &li_name, 1),
-            ("VirtualMachineInterface", Some(ns), "vmi1", 1),
-            ("VirtualNetwork", Some(ns), "net1", 1),
+            ("LogicalInterface", li_rv.clone()),
+            ("VirtualMachineInterface", vmi_rv),
+            ("VirtualNetwork", net_rv.clone()),
         ],
     )
     .await;
@@ -412,17 +432,18 @@ async fn a_valid_set_is_accepted_then_ready_when_the_node_reports_it() {
         "Ready",
         "False",
         "Pending",
-        Some("holds generation 1"),
+        Some("has not programmed it yet"),
     )
     .await;
     assert_eq!(v.meta().generation, Some(2));
-    report_programmed(
+    let vmi_rv = labelled_for(&vmis, "vmi1", &gw).await;
+    report_through(
         &rig.client,
         &gw,
         &[
-            ("LogicalInterface", None, &li_name, 1),
-            ("VirtualMachineInterface", Some(ns), "vmi1", 2),
-            ("VirtualNetwork", Some(ns), "net1", 1),
+            ("LogicalInterface", li_rv),
+            ("VirtualMachineInterface", vmi_rv),
+            ("VirtualNetwork", net_rv),
         ],
     )
     .await;

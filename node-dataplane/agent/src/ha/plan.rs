@@ -139,8 +139,7 @@ pub fn attachments(
             .iter()
             .find(|g| g.meta.name() == group.name)
         {
-            out.programmed
-                .push(crate::desired::programmed(&object.meta));
+            out.held.insert(object.meta.key.clone());
         }
         let (HaMode::Stp, Some(bpdu)) = (group.mode, &group.bpdu_network) else {
             continue;
@@ -440,9 +439,11 @@ mod tests {
             .collect();
         assert_eq!(multihomed, [("t/v1", vec!["gw2".to_owned()])]);
         assert!(
-            d.programmed.iter().any(|p| p.kind == "GatewayHAGroup"),
+            d.held
+                .iter()
+                .any(|k| k.kind == trunkline_model::Kind::GatewayHAGroup),
             "{:?}",
-            d.programmed
+            d.held
         );
         let g = &d.ha.groups[0];
         assert_eq!(

@@ -3,94 +3,89 @@
 //! endpoint; their routes stay out of the networks' own subnets, and a
 //! prefix of a network is routed by one DC gateway only (the older).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use trunkline_model::{
-    DcGateway, Encapsulation, ForwardingMode, IpPrefix, NamespacedName, ObjectKey, Placement,
-    Snapshot,
+    DcGateway, Encapsulation, ForwardingMode, IpPrefix, NamespacedName, Placement, VirtualNetwork,
 };
 
-use super::index::Index;
-use super::programmed::programmed_condition;
+use super::index::RefIndex;
+use super::programmed::{Reports, programmed_condition};
 use super::virtual_network::{Networks, network_ref};
 use super::{decision, list_or_none};
 use crate::claims::Claims;
-use crate::decision::{Decisions, DerivedStatus, Findings, summary};
+use crate::decision::{Decision, DerivedStatus, Findings, summary};
 
-/// The DC gateways' findings, by key.
-pub(super) type DcGateways = BTreeMap<ObjectKey, Findings>;
+/// A route claim: (network, prefix).
+pub(super) type PrefixClaim = (NamespacedName, IpPrefix);
 
-pub(super) fn decide(snapshot: &Snapshot, networks: &Networks<'_>) -> DcGateways {
-    // Tunnel endpoints of gateway nodes and external VTEPs are theirs.
-    let mut taken: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
-    for router in &snapshot.physical_routers {
-        if let Some(address) = router.underlay_address() {
-            taken
-                .entry(address)
-                .or_default()
-                .push(format!("PhysicalRouter {}", router.meta.name()));
-        }
-    }
-    for vtep in &snapshot.external_vteps {
-        if let Some(address) = vtep.address {
-            taken
-                .entry(address)
-                .or_default()
-                .push(format!("ExternalVTEP {}", vtep.meta.name()));
-        }
-    }
-    let mut endpoints: Claims<IpAddr> = Claims::default();
-    let mut prefixes: Claims<(NamespacedName, IpPrefix)> = Claims::default();
-    for gateway in &snapshot.dc_gateways {
-        if let Some(address) = gateway.address {
-            endpoints.claim(address, &gateway.meta);
-        }
-        for served in &gateway.networks {
-            for route in &served.routes {
-                prefixes.claim((served.network.clone(), route.prefix), &gateway.meta);
-            }
-        }
-    }
-
-    let mut verdicts = BTreeMap::new();
-    for gateway in &snapshot.dc_gateways {
-        let mut findings = Findings::default();
-        for defect in &gateway.defects {
-            findings.invalid(defect.clone());
-        }
-        if let Some(address) = gateway.address {
-            if let Some(holders) = taken.get(&address) {
-                let mut holders = holders.clone();
-                holders.sort_unstable();
-                findings.conflict(format!(
-                    "address {address} is the tunnel endpoint of {}: a DC gateway needs an address of its own; fix spec.address",
-                    holders.join(", ")
-                ));
-            }
-            if let Some(holder) = endpoints.held_by_other(&address, &gateway.meta) {
-                findings.conflict(format!(
-                    "address {address} is already used by {holder} (older): fix spec.address, or delete that DCGateway"
-                ));
-            }
-        }
-        served_networks(gateway, networks, &prefixes, &mut findings);
-        verdicts.insert(gateway.meta.key.clone(), findings);
-    }
-    verdicts
+/// What a DC gateway claims: its address among DC gateways, and each
+/// prefix it routes in each network.
+pub(super) fn claims(gateway: &DcGateway) -> (BTreeSet<IpAddr>, BTreeSet<PrefixClaim>) {
+    let endpoints = gateway.address.into_iter().collect();
+    let prefixes = gateway
+        .networks
+        .iter()
+        .flat_map(|served| {
+            served
+                .routes
+                .iter()
+                .map(|route| (served.network.clone(), route.prefix))
+        })
+        .collect();
+    (endpoints, prefixes)
 }
 
-/// The rules of each network the gateway serves and of its routes there.
-fn served_networks(
+/// The tunnel endpoints a DC gateway's address may not be: gateway nodes'
+/// and external VTEPs' (whoever is older).
+pub(super) struct TakenEndpoints<'a> {
+    pub(super) routers: &'a RefIndex<IpAddr, String>,
+    pub(super) vteps: &'a RefIndex<IpAddr, String>,
+}
+
+/// The rules of one DC gateway.
+pub(super) fn verdict(
     gateway: &DcGateway,
-    networks: &Networks<'_>,
-    prefixes: &Claims<(NamespacedName, IpPrefix)>,
-    findings: &mut Findings,
-) {
+    taken: &TakenEndpoints<'_>,
+    endpoints: &Claims<IpAddr>,
+    prefixes: &Claims<PrefixClaim>,
+    networks: &Networks,
+    network_objects: &BTreeMap<NamespacedName, VirtualNetwork>,
+) -> Findings {
+    let mut findings = Findings::default();
+    for defect in &gateway.defects {
+        findings.invalid(defect.clone());
+    }
+    if let Some(address) = gateway.address {
+        let mut holders: Vec<String> = taken
+            .routers
+            .get(&address)
+            .map(|r| format!("PhysicalRouter {r}"))
+            .chain(
+                taken
+                    .vteps
+                    .get(&address)
+                    .map(|x| format!("ExternalVTEP {x}")),
+            )
+            .collect();
+        holders.sort_unstable();
+        if !holders.is_empty() {
+            findings.conflict(format!(
+                "address {address} is the tunnel endpoint of {}: a DC gateway needs an address of its own; fix spec.address",
+                holders.join(", ")
+            ));
+        }
+        if let Some(holder) = endpoints.held_by_other(&address, &gateway.meta) {
+            findings.conflict(format!(
+                "address {address} is already used by {holder} (older): fix spec.address, or delete that DCGateway"
+            ));
+        }
+    }
     for served in &gateway.networks {
         let name = &served.network;
-        network_ref(networks, name, findings, "spec.networks");
-        let Some(verdict) = networks.get(name) else {
+        network_ref(networks, name, &mut findings, "spec.networks");
+        let (Some(verdict), Some(network)) = (networks.get(name), network_objects.get(name)) else {
             continue;
         };
         if !verdict.encapsulation.contains(&Encapsulation::MplsOverUdp) {
@@ -99,14 +94,14 @@ fn served_networks(
                 list_or_none(verdict.encapsulation.iter()),
             ));
         }
-        if verdict.network.forwarding_mode == ForwardingMode::L2 {
+        if network.forwarding_mode == ForwardingMode::L2 {
             findings.invalid(format!(
                 "VirtualNetwork {name} only bridges (forwardingMode L2): nothing of it is routed to or from a DC gateway; use L2L3 or L3, or remove the network from spec.networks"
             ));
         }
         for route in &served.routes {
             let prefix = route.prefix;
-            if let Some(subnet) = verdict.network.subnets.iter().find(|s| {
+            if let Some(subnet) = network.subnets.iter().find(|s| {
                 s.prefix.contains(prefix.addr()) && s.prefix.prefix_len() <= prefix.prefix_len()
             }) {
                 findings.invalid(format!(
@@ -121,30 +116,28 @@ fn served_networks(
             }
         }
     }
+    findings
 }
 
-/// The DC gateways' decisions: held by every node holding one of their
+/// A DC gateway's decision: held by every node holding one of its
 /// networks (each of those nodes routes to the gateway).
-pub(super) fn decisions(
-    snapshot: &Snapshot,
-    index: &Index<'_>,
+pub(super) fn decision_of(
+    gateway: &DcGateway,
+    findings: &Findings,
     placement: &Placement,
-    gateways: &DcGateways,
-    out: &mut Decisions,
-) {
-    for gateway in &snapshot.dc_gateways {
-        let findings = &gateways[&gateway.meta.key];
-        let nodes = placement.nodes_of(gateway.networks.iter().map(|n| &n.network));
-        let p = programmed_condition(
-            index,
-            &gateway.meta,
-            findings.accepted(),
-            &nodes,
-            "no gateway node holds any of its networks (no accepted VirtualMachineInterface bound to a logical interface, nor VirtualGateway, in them), so no node routes to it",
-        );
-        let derived = DerivedStatus::DcGateway {
-            networks_summary: summary(gateway.networks.iter().map(|n| &n.network)),
-        };
-        out.insert(decision(&gateway.meta, findings, Some(p), derived));
-    }
+    reports: &Reports,
+) -> Decision {
+    let nodes = placement.nodes_of(gateway.networks.iter().map(|n| &n.network));
+    let p = programmed_condition(
+        reports,
+        &gateway.meta,
+        findings.accepted(),
+        &nodes,
+        "no gateway node holds any of its networks (no accepted VirtualMachineInterface bound to a logical interface, nor VirtualGateway, in them), so no node routes to it",
+        &[],
+    );
+    let derived = DerivedStatus::DcGateway {
+        networks_summary: summary(gateway.networks.iter().map(|n| &n.network)),
+    };
+    decision(&gateway.meta, findings, Some(p), derived)
 }

@@ -3,83 +3,60 @@
 //! behind them have addresses inside the network's subnets and addresses
 //! and MACs no older object of the network uses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use trunkline_model::{ExternalVtep, ObjectKey, Placement, Snapshot};
+use trunkline_model::{ExternalVtep, NamespacedName, Placement, VirtualNetwork};
 
 use super::addresses::{NetworkAddresses, release_hint};
-use super::index::Index;
-use super::programmed::programmed_condition;
+use super::index::RefIndex;
+use super::programmed::{Reports, programmed_condition};
 use super::virtual_machine_interface::address_problem;
 use super::virtual_network::{Networks, network_ref};
 use super::{decision, list_or_none};
 use crate::claims::Claims;
-use crate::decision::{Decisions, DerivedStatus, Findings, summary};
+use crate::decision::{Decision, DerivedStatus, Findings, summary};
 
-/// The external VTEPs' findings, by key.
-pub(super) type ExternalVteps = BTreeMap<ObjectKey, Findings>;
-
-pub(super) fn decide(
-    snapshot: &Snapshot,
-    networks: &Networks<'_>,
-    addresses: &NetworkAddresses,
-) -> ExternalVteps {
-    // Gateway nodes' tunnel endpoints are theirs, whatever the ages.
-    let mut underlay: BTreeMap<IpAddr, Vec<&str>> = BTreeMap::new();
-    for router in &snapshot.physical_routers {
-        if let Some(address) = router.underlay_address() {
-            underlay
-                .entry(address)
-                .or_default()
-                .push(router.meta.name());
-        }
-    }
-    let mut endpoints: Claims<IpAddr> = Claims::default();
-    for vtep in &snapshot.external_vteps {
-        if let Some(address) = vtep.address {
-            endpoints.claim(address, &vtep.meta);
-        }
-    }
-
-    let mut verdicts = BTreeMap::new();
-    for vtep in &snapshot.external_vteps {
-        let mut findings = Findings::default();
-        for defect in &vtep.defects {
-            findings.invalid(defect.clone());
-        }
-        if let Some(address) = vtep.address {
-            if let Some(routers) = underlay.get(&address) {
-                let mut routers = routers.clone();
-                routers.sort_unstable();
-                findings.conflict(format!(
-                    "address {address} is the underlay address of PhysicalRouter {}: an external VTEP needs a tunnel endpoint of its own; fix spec.address",
-                    routers.join(", ")
-                ));
-            }
-            if let Some(holder) = endpoints.held_by_other(&address, &vtep.meta) {
-                findings.conflict(format!(
-                    "address {address} is already used by {holder} (older): fix spec.address, or delete that ExternalVTEP"
-                ));
-            }
-        }
-        joined_networks(vtep, networks, addresses, &mut findings);
-        verdicts.insert(vtep.meta.key.clone(), findings);
-    }
-    verdicts
+/// What a VTEP claims: its tunnel endpoint address.
+pub(super) fn claims(vtep: &ExternalVtep) -> BTreeSet<IpAddr> {
+    vtep.address.into_iter().collect()
 }
 
-/// The rules of each network the VTEP joins and of the hosts behind it.
-fn joined_networks(
+/// The rules of one external VTEP.
+pub(super) fn verdict(
     vtep: &ExternalVtep,
-    networks: &Networks<'_>,
+    routers_of_underlay: &RefIndex<IpAddr, String>,
+    endpoints: &Claims<IpAddr>,
+    networks: &Networks,
+    network_objects: &BTreeMap<NamespacedName, VirtualNetwork>,
     addresses: &NetworkAddresses,
-    findings: &mut Findings,
-) {
+) -> Findings {
+    let mut findings = Findings::default();
+    for defect in &vtep.defects {
+        findings.invalid(defect.clone());
+    }
+    if let Some(address) = vtep.address {
+        // Gateway nodes' tunnel endpoints are theirs, whatever the ages.
+        let routers: Vec<&str> = routers_of_underlay
+            .get(&address)
+            .map(String::as_str)
+            .collect();
+        if !routers.is_empty() {
+            findings.conflict(format!(
+                "address {address} is the underlay address of PhysicalRouter {}: an external VTEP needs a tunnel endpoint of its own; fix spec.address",
+                routers.join(", ")
+            ));
+        }
+        if let Some(holder) = endpoints.held_by_other(&address, &vtep.meta) {
+            findings.conflict(format!(
+                "address {address} is already used by {holder} (older): fix spec.address, or delete that ExternalVTEP"
+            ));
+        }
+    }
     for joined in &vtep.networks {
         let name = &joined.network;
-        network_ref(networks, name, findings, "spec.networks");
-        let Some(verdict) = networks.get(name) else {
+        network_ref(networks, name, &mut findings, "spec.networks");
+        let (Some(verdict), Some(network)) = (networks.get(name), network_objects.get(name)) else {
             continue;
         };
         if !verdict.encapsulation.contains(&vtep.encapsulation) {
@@ -92,7 +69,7 @@ fn joined_networks(
         for host in &joined.endpoints {
             let what = format!("spec.networks[{name}]: host {}", host.mac);
             for ip in &host.ips {
-                if let Some(problem) = address_problem(verdict.network, name, *ip) {
+                if let Some(problem) = address_problem(network, name, *ip) {
                     findings.invalid(format!("{what}: {problem}"));
                 }
                 if let Some(holder) = addresses.ip_holder(name, *ip, &vtep.meta) {
@@ -110,30 +87,28 @@ fn joined_networks(
             }
         }
     }
+    findings
 }
 
-/// The external VTEPs' decisions: held by every node holding one of their
+/// An external VTEP's decision: held by every node holding one of its
 /// networks (each of those nodes tunnels to the VTEP).
-pub(super) fn decisions(
-    snapshot: &Snapshot,
-    index: &Index<'_>,
+pub(super) fn decision_of(
+    vtep: &ExternalVtep,
+    findings: &Findings,
     placement: &Placement,
-    vteps: &ExternalVteps,
-    out: &mut Decisions,
-) {
-    for vtep in &snapshot.external_vteps {
-        let findings = &vteps[&vtep.meta.key];
-        let nodes = placement.nodes_of(vtep.networks.iter().map(|n| &n.network));
-        let p = programmed_condition(
-            index,
-            &vtep.meta,
-            findings.accepted(),
-            &nodes,
-            "no gateway node holds any of its networks (no accepted VirtualMachineInterface bound to a logical interface, nor VirtualGateway, in them), so no node tunnels to it",
-        );
-        let derived = DerivedStatus::ExternalVtep {
-            networks_summary: summary(vtep.networks.iter().map(|n| &n.network)),
-        };
-        out.insert(decision(&vtep.meta, findings, Some(p), derived));
-    }
+    reports: &Reports,
+) -> Decision {
+    let nodes = placement.nodes_of(vtep.networks.iter().map(|n| &n.network));
+    let p = programmed_condition(
+        reports,
+        &vtep.meta,
+        findings.accepted(),
+        &nodes,
+        "no gateway node holds any of its networks (no accepted VirtualMachineInterface bound to a logical interface, nor VirtualGateway, in them), so no node tunnels to it",
+        &[],
+    );
+    let derived = DerivedStatus::ExternalVtep {
+        networks_summary: summary(vtep.networks.iter().map(|n| &n.network)),
+    };
+    decision(&vtep.meta, findings, Some(p), derived)
 }

@@ -11,7 +11,7 @@
 //!  PhysicalRouter.status.haGroups (each member's own report,
 //!  and what it hears of the others)  ──> per member Active / Standby / Down,
 //!                                         activeMember; Ready = exactly one Active
-//!  PhysicalRouter.status.programmed  ──> Programmed (every member holds the group)
+//!  members' programmedThrough  ──> Programmed (every member holds the group)
 //! ```
 //!
 //! A member's own report says what it is, unless another member that is
@@ -19,58 +19,70 @@
 //! was killed cannot report its death, and one cut from the fabric cannot
 //! reach the API server to say it fenced itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use trunkline_api::status::{condition, reason};
-use trunkline_model::ha::member_port_claims;
 use trunkline_model::{
-    ForwardingMode, GatewayHaGroup, HaMode, HaState, MIN_HELLO_MILLIS, Snapshot,
+    ForwardingMode, GatewayHaGroup, HaMode, HaState, LogicalInterface, MIN_HELLO_MILLIS,
+    NamespacedName, PhysicalRouter, VirtualMachineInterface, VirtualNetwork,
 };
 
-use super::index::Index;
-use super::programmed::programmed_condition;
+use super::index::{RefIndex, port_problem};
+use super::logical_interface::PortClaim;
+use super::programmed::{Reports, programmed_condition};
 use super::virtual_network::{Networks, network_ref};
 use super::{decision, list_or_none};
+use crate::claims::Claims;
 use crate::decision::{
-    ConditionDecision, Decisions, DerivedStatus, Findings, HaMemberState, summary,
+    ConditionDecision, Decision, DerivedStatus, Findings, HaMemberState, summary,
 };
 
-fn decide(
-    snapshot: &Snapshot,
-    group: &GatewayHaGroup,
-    index: &Index<'_>,
-    networks: &Networks<'_>,
-) -> Findings {
+/// What a group's rules read besides the group.
+pub(super) struct GroupInputs<'a> {
+    pub(super) routers: &'a BTreeMap<String, PhysicalRouter>,
+    pub(super) networks: &'a Networks,
+    pub(super) network_objects: &'a BTreeMap<NamespacedName, VirtualNetwork>,
+    pub(super) member_ports: &'a Claims<PortClaim>,
+    pub(super) lis: &'a BTreeMap<String, LogicalInterface>,
+    pub(super) lis_of_router: &'a RefIndex<String, String>,
+    pub(super) vmis: &'a BTreeMap<NamespacedName, VirtualMachineInterface>,
+}
+
+/// The rules of one group.
+pub(super) fn verdict(group: &GatewayHaGroup, inputs: &GroupInputs<'_>) -> Findings {
     let mut findings = Findings::default();
-    let claims = member_port_claims(snapshot);
     for member in &group.members {
         let router = &member.physical_router;
         let port = &member.physical_interface;
         let what = format!("member {router}: ");
-        if let Some(problem) = index.port_problem(router, port, &what) {
+        if let Some(problem) = port_problem(inputs.routers, router, port, &what) {
             findings.not_found(problem);
         }
-        let owner = claims
-            .get(&(router.clone(), port.clone()))
-            .and_then(|groups| groups.first())
-            .filter(|owner| owner.meta.key != group.meta.key);
+        let owner = inputs
+            .member_ports
+            .holder(&(router.clone(), port.clone()))
+            .filter(|owner| **owner != group.meta.key);
         if let Some(owner) = owner {
             findings.conflict(format!(
                 "member {router}/{port} is already a member port of GatewayHAGroup {} (older): a port belongs to one group; remove it from one of them",
-                owner.meta.name()
+                owner.name
             ));
         }
     }
     match group.mode {
-        HaMode::Fast => fast_rules(group, index, &mut findings),
-        HaMode::Stp => stp_rules(snapshot, group, networks, &mut findings),
+        HaMode::Fast => fast_rules(group, inputs.routers, &mut findings),
+        HaMode::Stp => stp_rules(group, inputs, &mut findings),
     }
     findings
 }
 
 /// Mode Fast: timers a node honours, and an underlay address per member
 /// (heartbeats travel over the fabric).
-fn fast_rules(group: &GatewayHaGroup, index: &Index<'_>, findings: &mut Findings) {
+fn fast_rules(
+    group: &GatewayHaGroup,
+    routers: &BTreeMap<String, PhysicalRouter>,
+    findings: &mut Findings,
+) {
     if let Some(timers) = group.timers_in_effect()
         && timers.hello_millis < MIN_HELLO_MILLIS
     {
@@ -81,7 +93,7 @@ fn fast_rules(group: &GatewayHaGroup, index: &Index<'_>, findings: &mut Findings
     }
     for member in &group.members {
         let router = &member.physical_router;
-        if let Some(r) = index.routers.get(router.as_str())
+        if let Some(r) = routers.get(router.as_str())
             && r.underlay_address().is_none()
         {
             findings.invalid(format!(
@@ -93,12 +105,8 @@ fn fast_rules(group: &GatewayHaGroup, index: &Index<'_>, findings: &mut Findings
 
 /// Mode STP: a BPDU network that bridges, and VLAN 0 of every member port
 /// free for BPDUs (or bound to the BPDU network).
-fn stp_rules(
-    snapshot: &Snapshot,
-    group: &GatewayHaGroup,
-    networks: &Networks<'_>,
-    findings: &mut Findings,
-) {
+fn stp_rules(group: &GatewayHaGroup, inputs: &GroupInputs<'_>, findings: &mut Findings) {
+    let networks = inputs.networks;
     let Some(bpdu) = &group.bpdu_network else {
         findings.invalid(
             "mode STP needs spec.bpduNetwork: the virtual network that floods BPDUs between the members"
@@ -107,22 +115,29 @@ fn stp_rules(
         return;
     };
     network_ref(networks, bpdu, findings, "spec.bpduNetwork");
-    if let Some(verdict) = networks.get(bpdu)
-        && verdict.network.forwarding_mode == ForwardingMode::L3
+    if networks.contains_key(bpdu)
+        && let Some(network) = inputs.network_objects.get(bpdu)
+        && network.forwarding_mode == ForwardingMode::L3
     {
         findings.invalid(format!(
             "spec.bpduNetwork {bpdu} only routes (forwardingMode L3): BPDUs are layer-2 frames the network must flood; use forwardingMode L2"
         ));
     }
-    let vmi_networks: BTreeMap<_, _> = snapshot
-        .virtual_machine_interfaces
+    // VLAN 0 of the member ports, oldest binding first.
+    let ports: BTreeSet<(&str, &str)> = group
+        .members
         .iter()
-        .map(|v| (v.name(), v.network_name()))
+        .map(|m| (m.physical_router.as_str(), m.physical_interface.as_str()))
         .collect();
-    let mut vlan0: Vec<_> = snapshot
-        .logical_interfaces
-        .iter()
-        .filter(|li| li.vlan == 0)
+    let routers: BTreeSet<&String> = group.members.iter().map(|m| &m.physical_router).collect();
+    let mut vlan0: Vec<&LogicalInterface> = routers
+        .into_iter()
+        .flat_map(|r| inputs.lis_of_router.get(r))
+        .filter_map(|name| inputs.lis.get(name))
+        .filter(|li| {
+            li.vlan == 0
+                && ports.contains(&(li.physical_router.as_str(), li.physical_interface.as_str()))
+        })
         .collect();
     vlan0.sort_by_key(|li| li.meta.age());
     for member in &group.members {
@@ -130,8 +145,8 @@ fn stp_rules(
             li.physical_router == member.physical_router
                 && li.physical_interface == member.physical_interface
         }) {
-            let network = vmi_networks.get(&li.vmi);
-            if network != Some(bpdu) {
+            let network = inputs.vmis.get(&li.vmi).map(|v| v.network_name());
+            if network.as_ref() != Some(bpdu) {
                 findings.invalid(format!(
                     "member {}/{}: VLAN 0 is bound by LogicalInterface {} to VirtualMachineInterface {}{}: mode STP floods BPDUs on VLAN 0 (untagged) of every member port; move that instance to a VLAN, or bind VLAN 0 to a VMI of spec.bpduNetwork {bpdu} (or to nothing: the operator derives the BPDU attachment)",
                     member.physical_router,
@@ -148,13 +163,16 @@ fn stp_rules(
 }
 
 /// Each member's state, from its own report and the others' views.
-fn member_states(group: &GatewayHaGroup, index: &Index<'_>) -> Vec<HaMemberState> {
+fn member_states(
+    group: &GatewayHaGroup,
+    routers: &BTreeMap<String, PhysicalRouter>,
+) -> Vec<HaMemberState> {
     let name = group.meta.name();
     let reports: BTreeMap<&str, _> = group
         .members
         .iter()
         .filter_map(|m| {
-            let router = index.routers.get(m.physical_router.as_str())?;
+            let router = routers.get(m.physical_router.as_str())?;
             Some((m.physical_router.as_str(), router.ha_report(name)?))
         })
         .collect();
@@ -164,7 +182,7 @@ fn member_states(group: &GatewayHaGroup, index: &Index<'_>) -> Vec<HaMemberState
         .map(|m| {
             let router = m.physical_router.as_str();
             let Some(report) = reports.get(router) else {
-                let message = if index.routers.contains_key(router) {
+                let message = if routers.contains_key(router) {
                     format!(
                         "the node dataplane of {router} has not reported on this group (not running, or not yet)"
                     )
@@ -266,56 +284,55 @@ fn ready_of(states: &[HaMemberState]) -> ConditionDecision {
     }
 }
 
-/// The HA groups' decisions.
-pub(super) fn decisions(
-    snapshot: &Snapshot,
-    index: &Index<'_>,
-    networks: &Networks<'_>,
-    out: &mut Decisions,
-) {
-    for group in &snapshot.gateway_ha_groups {
-        let findings = decide(snapshot, group, index, networks);
-        let members = group
-            .members
+/// A group's decision: programmed once every member holds it; its
+/// members' states from their reports, `Ready` when exactly one is active.
+pub(super) fn decision_of(
+    group: &GatewayHaGroup,
+    findings: &Findings,
+    routers: &BTreeMap<String, PhysicalRouter>,
+    reports: &Reports,
+) -> Decision {
+    let members = group
+        .members
+        .iter()
+        .map(|m| m.physical_router.clone())
+        .collect();
+    let p = programmed_condition(
+        reports,
+        &group.meta,
+        findings.accepted(),
+        &members,
+        "the group has no member",
+        &[],
+    );
+    let states = if findings.accepted() {
+        member_states(group, routers)
+    } else {
+        Vec::new()
+    };
+    let active_member = {
+        let active: Vec<&HaMemberState> = states
             .iter()
-            .map(|m| m.physical_router.clone())
+            .filter(|s| s.state == HaState::Active)
             .collect();
-        let p = programmed_condition(
-            index,
-            &group.meta,
-            findings.accepted(),
-            &members,
-            "the group has no member",
-        );
-        let states = if findings.accepted() {
-            member_states(group, index)
-        } else {
-            Vec::new()
-        };
-        let active_member = {
-            let active: Vec<&HaMemberState> = states
-                .iter()
-                .filter(|s| s.state == HaState::Active)
-                .collect();
-            match active.as_slice() {
-                [one] => Some(one.physical_router.clone()),
-                _ => None,
-            }
-        };
-        let derived = DerivedStatus::GatewayHaGroup {
-            members_summary: summary(group.members.iter().map(|m| &m.physical_router)),
-            active_member,
-            members: states.clone(),
-        };
-        let mut d = decision(&group.meta, &findings, Some(p), derived);
-        if d.is_ready()
-            && let Some(ready) = d
-                .conditions
-                .iter_mut()
-                .find(|c| c.type_ == condition::READY)
-        {
-            *ready = ready_of(&states);
+        match active.as_slice() {
+            [one] => Some(one.physical_router.clone()),
+            _ => None,
         }
-        out.insert(d);
+    };
+    let derived = DerivedStatus::GatewayHaGroup {
+        members_summary: summary(group.members.iter().map(|m| &m.physical_router)),
+        active_member,
+        members: states.clone(),
+    };
+    let mut d = decision(&group.meta, findings, Some(p), derived);
+    if d.is_ready()
+        && let Some(ready) = d
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == condition::READY)
+    {
+        *ready = ready_of(&states);
     }
+    d
 }

@@ -1,6 +1,7 @@
-//! The rules across objects, applied to a whole snapshot at once: one file
-//! per kind, plus the shared lookups (`index`) and the `Programmed`
-//! condition (`programmed`).
+//! The rules across objects: one file per kind, the shared lookups
+//! (`index`), the allocation pools (`labels`, and VNIs in
+//! `virtual_network`), the `Programmed` condition (`programmed`), and the
+//! incremental driver (`decider`) that applies them to what changed.
 //!
 //! ```text
 //!  VirtualNetworks ──> VMIs ──> LogicalInterfaces ──┐
@@ -17,16 +18,23 @@
 //! order, oldest first; addresses and MACs of a network are claimed by VMIs
 //! and external VTEPs' hosts alike (`addresses`).
 //!
-//! Each stage reads only the snapshot and the stages before it, every
+//! Each stage reads only the objects and the stages before it, every
 //! contended resource goes to its oldest claimant (see `claims`), and every
 //! collection is sorted: so the result is a function of the set of objects,
 //! never of the order they arrived in or were listed. Which nodes must hold
-//! an object comes from the model's [`Placement`], computed from this
-//! pass's own acceptance decisions: the node dataplanes compute the same
-//! placement from the status this pass writes.
+//! an object comes from the model's [`Placement`], computed from these
+//! decisions' own acceptance verdicts: the node dataplanes compute the same
+//! placement from the status the operator writes.
+//!
+//! [`Decider`] keeps every verdict between changes and, per change,
+//! decides again only the objects the change can affect (its dependency
+//! index: who refers to whom, who claims what); [`decide`] is a
+//! [`Decider`] given every object at once, and a property test holds the
+//! two equal after any sequence of changes.
 
 mod addresses;
 mod dc_gateway;
+mod decider;
 mod external_vtep;
 mod gateway_ha_group;
 mod index;
@@ -37,15 +45,11 @@ mod virtual_gateway;
 mod virtual_machine_interface;
 mod virtual_network;
 
-use std::collections::BTreeSet;
-
-use trunkline_model::{EncapsulationPriority, Kind, Meta, ObjectKey, Placement, Snapshot};
+use trunkline_model::{EncapsulationPriority, Kind, Meta, Snapshot};
 
 use crate::decision::{ConditionDecision, Decision, Decisions, DerivedStatus, Findings, ready};
 
-use addresses::NetworkAddresses;
-use index::Index;
-use labels::Labels;
+pub use decider::{Change, Decider};
 pub use virtual_network::{FIRST_ALLOCATED_VNI, MAX_VNI};
 
 /// The kinds the core decides on (PhysicalRouter status belongs to the node
@@ -80,50 +84,9 @@ pub fn decide(snapshot: &Snapshot) -> Decisions {
 /// decisions, in whatever order the lists hold them. Object keys are
 /// expected to be unique within each list (as they are in a cluster).
 pub fn decide_with(snapshot: &Snapshot, settings: &Settings) -> Decisions {
-    let index = Index::new(snapshot);
-    let mut labels = Labels::new(snapshot);
-    let addresses = NetworkAddresses::new(snapshot);
-    let networks = virtual_network::decide(snapshot, settings, &mut labels);
-    let vmis = virtual_machine_interface::decide(snapshot, &networks, &addresses, &mut labels);
-    let logical_interfaces = logical_interface::decide(snapshot, &index, &vmis);
-    let gateways = virtual_gateway::decide(snapshot, &index, &networks);
-    let vteps = external_vtep::decide(snapshot, &networks, &addresses);
-    let dc_gateways = dc_gateway::decide(snapshot, &networks);
-
-    // Which nodes hold what, by this pass's own verdicts.
-    let accepted: BTreeSet<&ObjectKey> = logical_interfaces
-        .iter()
-        .chain(gateways.iter())
-        .chain(vteps.iter())
-        .chain(dc_gateways.iter())
-        .filter(|(_, findings)| findings.accepted())
-        .map(|(key, _)| key)
-        .chain(
-            snapshot
-                .virtual_machine_interfaces
-                .iter()
-                .filter(|v| vmis[&v.name()].findings.accepted())
-                .map(|v| &v.meta.key),
-        )
-        .collect();
-    let placement = Placement::new(snapshot, |key| accepted.contains(key));
-
-    let mut decisions = Decisions::default();
-    logical_interface::decisions(snapshot, &index, &logical_interfaces, &mut decisions);
-    virtual_machine_interface::decisions(
-        snapshot,
-        &index,
-        &placement,
-        &vmis,
-        &logical_interfaces,
-        &mut decisions,
-    );
-    virtual_network::decisions(snapshot, &index, &placement, &networks, &mut decisions);
-    virtual_gateway::decisions(snapshot, &index, &gateways, &mut decisions);
-    gateway_ha_group::decisions(snapshot, &index, &networks, &mut decisions);
-    external_vtep::decisions(snapshot, &index, &placement, &vteps, &mut decisions);
-    dc_gateway::decisions(snapshot, &index, &placement, &dc_gateways, &mut decisions);
-    decisions
+    let mut decider = Decider::new(settings.clone());
+    decider.apply(snapshot.clone().into_objects().map(Change::Upsert));
+    decider.into_decisions()
 }
 
 /// One object's decision: `Accepted`, `ResolvedRefs`, `Programmed` (for

@@ -4,21 +4,30 @@
 //! within the network (hosts behind external VTEPs included), and a label
 //! for accepted ones.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use trunkline_model::ha::member_port_claims;
-use trunkline_model::{IpPrefix, NamespacedName, ObjectKey, Placement, Snapshot, VirtualNetwork};
+use trunkline_model::{
+    IpPrefix, LogicalInterface, Meta, NamespacedName, Placement, VirtualMachineInterface,
+    VirtualNetwork,
+};
 
 use super::addresses::{NetworkAddresses, release_hint};
-use super::index::Index;
-use super::labels::Labels;
-use super::programmed::programmed_condition;
+use super::labels::{Pool, exhausted};
+use super::programmed::{Reports, programmed_condition};
 use super::virtual_network::{Networks, is_ipv4_broadcast, network_ref};
 use super::{decision, list_or_none};
-use crate::decision::{Decisions, DerivedStatus, Findings, summary};
+use crate::decision::{Decision, DerivedStatus, Findings, summary};
+
+/// What was decided about a VMI before the label pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct VmiPre {
+    pub(super) findings: Findings,
+    pub(super) routing_instance: Option<String>,
+}
 
 /// What was decided about a VMI, for the stages after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct VmiVerdict {
     pub(super) findings: Findings,
     pub(super) routing_instance: Option<String>,
@@ -28,75 +37,73 @@ pub(super) struct VmiVerdict {
 /// The VMIs' verdicts, by name.
 pub(super) type Vmis = BTreeMap<NamespacedName, VmiVerdict>;
 
-pub(super) fn decide(
-    snapshot: &Snapshot,
-    networks: &Networks<'_>,
+/// The rules of one VMI with its network and the addresses it claims.
+pub(super) fn pre(
+    vmi: &VirtualMachineInterface,
+    network_object: Option<&VirtualNetwork>,
+    networks: &Networks,
     addresses: &NetworkAddresses,
-    labels: &mut Labels,
-) -> Vmis {
-    let mut verdicts = BTreeMap::new();
-    for vmi in &snapshot.virtual_machine_interfaces {
-        let network_name = vmi.network_name();
-        let mut findings = Findings::default();
-        for defect in &vmi.defects {
-            findings.invalid(defect.clone());
-        }
-        network_ref(
-            networks,
-            &network_name,
-            &mut findings,
-            "spec.virtualNetwork",
-        );
-        let network = networks.get(&network_name);
-        if let Some(verdict) = network {
-            for ip in &vmi.ips {
-                if let Some(problem) = address_problem(verdict.network, &network_name, *ip) {
-                    findings.invalid(problem);
-                }
-            }
-        }
+) -> VmiPre {
+    let network_name = vmi.network_name();
+    let mut findings = Findings::default();
+    for defect in &vmi.defects {
+        findings.invalid(defect.clone());
+    }
+    network_ref(
+        networks,
+        &network_name,
+        &mut findings,
+        "spec.virtualNetwork",
+    );
+    let network = networks.get(&network_name);
+    if let (Some(_), Some(object)) = (network, network_object) {
         for ip in &vmi.ips {
-            if let Some(holder) = addresses.ip_holder(&network_name, *ip, &vmi.meta) {
-                findings.conflict(format!(
-                    "address {ip} is already used by {holder} (older) in network {}: use another address, or {}",
-                    vmi.network,
-                    release_hint(holder)
-                ));
+            if let Some(problem) = address_problem(object, &network_name, *ip) {
+                findings.invalid(problem);
             }
         }
-        if let Some(mac) = vmi.mac
-            && let Some(holder) = addresses.mac_holder(&network_name, mac, &vmi.meta)
-        {
+    }
+    for ip in &vmi.ips {
+        if let Some(holder) = addresses.ip_holder(&network_name, *ip, &vmi.meta) {
             findings.conflict(format!(
-                "MAC address {mac} is already used by {holder} (older) in network {}: each interface of a network needs its own MAC",
-                vmi.network
+                "address {ip} is already used by {holder} (older) in network {}: use another address, or {}",
+                vmi.network,
+                release_hint(holder)
             ));
         }
-        verdicts.insert(
-            vmi.name(),
-            VmiVerdict {
-                findings,
-                routing_instance: network.map(|n| n.routing_instance.clone()),
-                mpls_label: None,
-            },
-        );
     }
+    if let Some(mac) = vmi.mac
+        && let Some(holder) = addresses.mac_holder(&network_name, mac, &vmi.meta)
+    {
+        findings.conflict(format!(
+            "MAC address {mac} is already used by {holder} (older) in network {}: each interface of a network needs its own MAC",
+            vmi.network
+        ));
+    }
+    VmiPre {
+        findings,
+        routing_instance: network.map(|n| n.routing_instance.clone()),
+    }
+}
 
-    // A label for every accepted VMI, oldest first.
-    let mut by_age: Vec<_> = snapshot.virtual_machine_interfaces.iter().collect();
-    by_age.sort_by_key(|v| v.meta.age());
-    for vmi in by_age {
-        let Some(verdict) = verdicts.get_mut(&vmi.name()) else {
-            continue;
-        };
-        if verdict.findings.accepted() {
-            verdict.mpls_label = labels.assign(&vmi.meta, vmi.mpls_label);
-            if verdict.mpls_label.is_none() {
-                verdict.findings.conflict(Labels::exhausted());
-            }
+/// The VMI's verdict once the label pool has handed labels out: only
+/// accepted VMIs get one.
+pub(super) fn verdict(vmi: &VirtualMachineInterface, pre: &VmiPre, labels: &Pool) -> VmiVerdict {
+    let mut findings = pre.findings.clone();
+    let mpls_label = if findings.accepted() {
+        let label = labels.value(&vmi.meta, vmi.mpls_label, true);
+        if label.is_none() {
+            findings.conflict(exhausted());
         }
+        label
+    } else {
+        None
+    };
+    VmiVerdict {
+        findings,
+        routing_instance: pre.routing_instance.clone(),
+        mpls_label,
     }
-    verdicts
 }
 
 /// Why `ip` cannot be an instance address in `network`, if it cannot.
@@ -129,36 +136,24 @@ pub(super) fn address_problem(
     }
 }
 
-/// The VMIs' decisions: held by the nodes of their accepted logical
-/// interfaces, whose names the status lists.
-pub(super) fn decisions(
-    snapshot: &Snapshot,
-    index: &Index<'_>,
+/// A VMI's decision: held by the nodes of its accepted logical interfaces
+/// (`bound`, sorted), whose names the status lists; programmed on a node
+/// once they are too. `group` is the GatewayHAGroup whose member port a
+/// binding is on, if one is.
+pub(super) fn decision_of(
+    vmi: &VirtualMachineInterface,
+    verdict: &VmiVerdict,
+    bound: &[&LogicalInterface],
+    group: Option<&str>,
     placement: &Placement,
-    vmis: &Vmis,
-    logical_interfaces: &BTreeMap<ObjectKey, Findings>,
-    out: &mut Decisions,
-) {
-    let mut bound: BTreeMap<&NamespacedName, BTreeSet<&str>> = BTreeMap::new();
-    // VMI -> the group whose member port an accepted binding is on.
-    let claims = member_port_claims(snapshot);
-    let mut grouped: BTreeMap<&NamespacedName, &str> = BTreeMap::new();
-    for li in &snapshot.logical_interfaces {
-        if logical_interfaces[&li.meta.key].accepted() {
-            bound.entry(&li.vmi).or_default().insert(li.meta.name());
-            let port = (li.physical_router.clone(), li.physical_interface.clone());
-            if let Some(group) = claims.get(&port).and_then(|g| g.first()) {
-                grouped.entry(&li.vmi).or_insert(group.meta.name());
-            }
-        }
-    }
-    for vmi in &snapshot.virtual_machine_interfaces {
-        let name = vmi.name();
-        let verdict = &vmis[&name];
-        // ActiveActive (ECMP over the members) is not supported yet: the
-        // VMI runs active-standby, and says so.
-        let mut findings = verdict.findings.clone();
-        if let (Some(group), false) = (grouped.get(&name), vmi.active_active.is_empty()) {
+    reports: &Reports,
+) -> Decision {
+    // ActiveActive (ECMP over the members) is not supported yet: the VMI
+    // runs active-standby, and says so.
+    let noted;
+    let verdict = match (group, vmi.active_active.is_empty()) {
+        (Some(group), false) => {
+            let mut findings = verdict.findings.clone();
             findings.not_applied(format!(
                 "mode ActiveActive of {} is not applied: the VMI is served by GatewayHAGroup {group}, and ECMP over its members is not supported yet; the addresses run ActiveStandby (one member active); set their mode to ActiveStandby (the default)",
                 list_or_none(vmi.active_active.iter().map(|p| {
@@ -169,32 +164,33 @@ pub(super) fn decisions(
                     }
                 }))
             ));
+            noted = VmiVerdict {
+                findings,
+                routing_instance: verdict.routing_instance.clone(),
+                mpls_label: verdict.mpls_label,
+            };
+            &noted
         }
-        let verdict = VmiVerdict {
-            findings,
-            routing_instance: verdict.routing_instance.clone(),
-            mpls_label: verdict.mpls_label,
-        };
-        let verdict = &verdict;
-        let p = programmed_condition(
-            index,
-            &vmi.meta,
-            verdict.findings.accepted(),
-            placement.vmi_nodes(&name),
-            "no accepted LogicalInterface binds this VMI, so no gateway node holds it: create a LogicalInterface whose spec.virtualMachineInterface names it",
-        );
-        let derived = DerivedStatus::VirtualMachineInterface {
-            routing_instance: verdict.routing_instance.clone(),
-            logical_interfaces: bound
-                .get(&name)
-                .into_iter()
-                .flatten()
-                .map(|n| (*n).to_owned())
-                .collect(),
-            mpls_label: verdict.mpls_label,
-            mac_address: vmi.mac.map(|m| m.to_string()),
-            addresses_summary: summary(&vmi.ips),
-        };
-        out.insert(decision(&vmi.meta, &verdict.findings, Some(p), derived));
-    }
+        _ => verdict,
+    };
+    let parts: Vec<(&str, &Meta)> = bound
+        .iter()
+        .map(|li| (li.physical_router.as_str(), &li.meta))
+        .collect();
+    let p = programmed_condition(
+        reports,
+        &vmi.meta,
+        verdict.findings.accepted(),
+        placement.vmi_nodes(&vmi.name()),
+        "no accepted LogicalInterface binds this VMI, so no gateway node holds it: create a LogicalInterface whose spec.virtualMachineInterface names it",
+        &parts,
+    );
+    let derived = DerivedStatus::VirtualMachineInterface {
+        routing_instance: verdict.routing_instance.clone(),
+        logical_interfaces: bound.iter().map(|li| li.meta.name().to_owned()).collect(),
+        mpls_label: verdict.mpls_label,
+        mac_address: vmi.mac.map(|m| m.to_string()),
+        addresses_summary: summary(&vmi.ips),
+    };
+    decision(&vmi.meta, &verdict.findings, Some(p), derived)
 }

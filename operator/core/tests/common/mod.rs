@@ -9,7 +9,7 @@ use trunkline_model::{
     Encapsulation, Endpoint, ExternalVtep, ExternalVtepNetwork, ForwardingMode, GatewayHaGroup,
     HaMember, HaMode, HaPeerView, HaReport, HaState, InterfaceType, IpPrefix, Kind,
     LogicalInterface, Meta, NamespacedName, ObjectKey, PhysicalInterface, PhysicalRouter,
-    ProgrammedObject, Subnet, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    ResourceVersion, Snapshot, Subnet, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_operator_core::{ConditionDecision, Decisions};
 
@@ -22,7 +22,7 @@ pub fn router(name: &str, created: i64, interfaces: &[&str]) -> PhysicalRouter {
             .collect(),
         fabric: None,
         interface_limit: 4352,
-        programmed: vec![],
+        report: Default::default(),
         ha_reports: vec![],
         defects: vec![],
     }
@@ -200,8 +200,47 @@ pub fn xvtep(
     }
 }
 
-pub fn report(key: ObjectKey, generation: i64) -> ProgrammedObject {
-    ProgrammedObject { key, generation }
+/// A resource version.
+pub fn rv(text: &str) -> ResourceVersion {
+    ResourceVersion::parse(text).unwrap()
+}
+
+/// Node `node` reports it holds the objects of `keys` as they are: they
+/// are labelled for it (and changed at resource version 10 when they have
+/// no version yet), and its watermark of their kinds covers them.
+pub fn hold(s: &mut Snapshot, node: &str, keys: &[ObjectKey]) {
+    let objects = std::mem::take(s).into_objects().map(|mut o| {
+        if keys.contains(o.key()) {
+            let meta = o.meta_mut();
+            meta.nodes.insert(node.to_owned());
+            meta.changed_at.get_or_insert_with(|| rv("10"));
+        }
+        o
+    });
+    let objects: Vec<_> = objects.collect();
+    let versions: Vec<(Kind, ResourceVersion)> = objects
+        .iter()
+        .filter(|o| keys.contains(o.key()))
+        .filter_map(|o| Some((o.key().kind, o.meta().changed_at.clone()?)))
+        .collect();
+    for o in objects {
+        s.push(o);
+    }
+    let router = s
+        .physical_routers
+        .iter_mut()
+        .find(|r| r.meta.name() == node)
+        .unwrap_or_else(|| panic!("no router {node}"));
+    for (kind, version) in versions {
+        let through = router
+            .report
+            .programmed_through
+            .entry(kind)
+            .or_insert(version.clone());
+        if *through < version {
+            *through = version;
+        }
+    }
 }
 
 pub fn li_key(name: &str) -> ObjectKey {

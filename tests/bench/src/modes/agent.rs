@@ -32,6 +32,7 @@ pub struct AgentDevice {
     // Fields drop in order: the agent before the cluster.
     agent: ManagedProcess,
     node: String,
+    netns: String,
     cluster: Arc<Cluster>,
 }
 
@@ -55,6 +56,7 @@ impl AgentDevice {
         let device = Self {
             agent,
             node,
+            netns: topology.namespace(Mode::Agent.id()),
             cluster,
         };
         device.apply_objects().await?;
@@ -89,6 +91,16 @@ impl AgentDevice {
     /// The node (= PhysicalRouter) name.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The name of the agent's network namespace (its ports').
+    pub fn netns_name(&self) -> &str {
+        &self.netns
+    }
+
+    /// Applies the node's PhysicalRouter with `spec`.
+    pub async fn apply_router_spec(&self, spec: Value) -> Result<(), Error> {
+        self.cluster.apply_router(&self.node, spec).await
     }
 
     /// The agent's log file.

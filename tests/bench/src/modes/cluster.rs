@@ -132,8 +132,9 @@ impl Cluster {
                 operator_kubeconfig.display().to_string(),
                 "--metrics-addr".into(),
                 addr.to_string(),
+                // Passes at most every 20 ms (one right after a quiet spell).
                 "--debounce-ms".into(),
-                "100".into(),
+                "20".into(),
             ],
             &[("RUST_LOG", "warn")],
             addr,
@@ -193,6 +194,8 @@ impl Cluster {
             netns.display().to_string(),
             "--backend".into(),
             "af-xdp".into(),
+            "--debounce-ms".into(),
+            "20".into(),
         ]);
         Ok(ManagedProcess::start(
             &format!("bench-dataplane-{account}"),

@@ -106,7 +106,10 @@ pub struct Gateway<'a> {
     pub operator: Option<ManagedProcess>,
     pub agent: Option<ManagedProcess>,
     pub agent_kubeconfig: std::path::PathBuf,
+    pub operator_kubeconfig: std::path::PathBuf,
     pub backend: &'static str,
+    /// More flags for the agent ([`Gateway::start_agent`]).
+    pub agent_args: Vec<String>,
 }
 
 pub fn apply_params() -> PatchParams {
@@ -132,34 +135,44 @@ impl<'a> Gateway<'a> {
             .kubeconfig_with_role(ns.name(), "trunkline-dataplane", "dataplane")
             .await
             .expect("agent identity");
-        let addr = free_local_addr();
-        let operator = ManagedProcess::start(
-            "operator",
-            &workspace_binary("trunkline-operator", "trunkline-operator"),
-            &[
-                "--kubeconfig".into(),
-                operator_kubeconfig.display().to_string(),
-                "--metrics-addr".into(),
-                addr.to_string(),
-                "--debounce-ms".into(),
-                "100".into(),
-            ],
-            &[("RUST_LOG", "info")],
-            addr,
-        );
         let node = unique_name("gw-node");
         let mut gateway = Gateway {
             ns,
             client,
             lab,
             node,
-            operator: Some(operator),
+            operator: None,
             agent: None,
             agent_kubeconfig,
+            operator_kubeconfig,
             backend,
+            agent_args: Vec::new(),
         };
+        gateway.start_operator(&[]);
         gateway.start_agent();
         gateway
+    }
+
+    /// Starts the operator (debounce 100 ms), with `extra` flags.
+    pub fn start_operator(&mut self, extra: &[&str]) {
+        let addr = free_local_addr();
+        let mut args = vec![
+            "--kubeconfig".into(),
+            self.operator_kubeconfig.display().to_string(),
+            "--metrics-addr".into(),
+            addr.to_string(),
+            "--debounce-ms".into(),
+            "100".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let operator = ManagedProcess::start(
+            "operator",
+            &workspace_binary("trunkline-operator", "trunkline-operator"),
+            &args,
+            &[("RUST_LOG", "info")],
+            addr,
+        );
+        self.operator = Some(operator);
     }
 
     /// The objects of `node` and this `lab`, with no operator or dataplane
@@ -178,7 +191,9 @@ impl<'a> Gateway<'a> {
             operator: None,
             agent: None,
             agent_kubeconfig: std::path::PathBuf::new(),
+            operator_kubeconfig: std::path::PathBuf::new(),
             backend: "auto",
+            agent_args: Vec::new(),
         }
     }
 
@@ -200,21 +215,23 @@ impl<'a> Gateway<'a> {
 
     pub fn start_agent(&mut self) {
         let addr = free_local_addr();
+        let mut args: Vec<String> = vec![
+            "--node".into(),
+            self.node.clone(),
+            "--kubeconfig".into(),
+            self.agent_kubeconfig.display().to_string(),
+            "--metrics-addr".into(),
+            addr.to_string(),
+            "--port-netns".into(),
+            self.lab.netns_path(NODE).display().to_string(),
+            "--backend".into(),
+            self.backend.into(),
+        ];
+        args.extend(self.agent_args.iter().cloned());
         let agent = ManagedProcess::start(
             "dataplane",
             &workspace_binary("trunkline-dataplane", "trunkline-dataplane"),
-            &[
-                "--node".into(),
-                self.node.clone(),
-                "--kubeconfig".into(),
-                self.agent_kubeconfig.display().to_string(),
-                "--metrics-addr".into(),
-                addr.to_string(),
-                "--port-netns".into(),
-                self.lab.netns_path(NODE).display().to_string(),
-                "--backend".into(),
-                self.backend.into(),
-            ],
+            &args,
             &[("RUST_LOG", "info,trunkline_dataplane=debug")],
             addr,
         );
