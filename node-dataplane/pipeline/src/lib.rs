@@ -25,6 +25,7 @@
 pub mod config;
 pub mod counters;
 mod hash;
+pub mod kernel;
 mod lpm;
 pub mod process;
 pub mod tables;

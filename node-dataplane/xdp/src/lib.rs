@@ -22,6 +22,7 @@
 mod packet_socket;
 mod program;
 mod tap;
+pub mod tier;
 mod xsk;
 
 use std::ffi::CString;
@@ -32,6 +33,7 @@ use std::os::fd::RawFd;
 pub use packet_socket::PacketSocket;
 pub use program::{AttachMode, RedirectProgram, Steering};
 pub use tap::TapDevice;
+pub use tier::{Tier, TierError, TierMaps, TierPort, TierPortKind};
 pub use xsk::{XskConfig, XskSocket};
 
 /// The largest frame every backend receives whole (an AF_XDP UMEM frame of

@@ -436,4 +436,4 @@ impl<'a> Pipeline<'a> {
 #[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]
-mod tests_overlay;
+pub(crate) mod tests_overlay;

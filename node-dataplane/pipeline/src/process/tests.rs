@@ -15,6 +15,8 @@ use crate::config::*;
 use crate::tables::Tables;
 use trunkline_wire::EthernetAddress;
 
+pub(crate) mod differential;
+
 pub(crate) const GW: MacAddress = DEFAULT_GATEWAY_MAC;
 pub(crate) const MAC_A: MacAddress = [2, 0, 0, 0, 0, 0x0a];
 pub(crate) const MAC_B: MacAddress = [2, 0, 0, 0, 0, 0x0b];
@@ -295,6 +297,7 @@ impl Rig {
             }
             _ => Vec::new(),
         };
+        crate::kernel::differential::record(&self.tables, port, frame, headroom, verdict, &out);
         (verdict, out)
     }
 

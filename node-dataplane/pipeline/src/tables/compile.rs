@@ -118,6 +118,7 @@ impl<'c> Compiler<'c> {
             remotes: self.remotes,
             labels: self.labels,
             vnis: self.vnis,
+            cells_version: AtomicU64::new(0),
         };
         (tables, self.rejected)
     }

@@ -1,0 +1,769 @@
+//! The differential test of the XDP tier: frames through the Rust pipeline
+//! (the specification) and through the loaded kernel program (BPF_PROG_RUN
+//! on the real kernel) with the same tables; the program must reach the
+//! same verdict, egress, bytes and counters, or hand the frame off
+//! untouched. Needs root (namespaces, BPF); CI runs as root.
+//!
+//! ```text
+//!  every test of process/tests.rs and tests_overlay.rs, run with recording on
+//!     Rig::run_with ──record──> Case { image of the tables, port, frame, verdict, bytes }
+//!  replay, in a network namespace with one veth per port (ifindex 1000 + port id):
+//!     Mirror::install(image) ──> the tier's maps (generation swap, as the agent does)
+//!     BPF_PROG_RUN(frame, ingress) ──> trace (decision), bytes out, counter deltas
+//!     compare; tally per frame class the share decided in the kernel
+//!  random frames (proptest): mutations of every recorded frame, arbitrary bytes
+//!  the fuzz corpora (pipeline, wire) and mutations of them
+//! ```
+//!
+//! Kernel decisions required for every frame of these classes: routed IPv4
+//! and IPv6 to a VMI of this node, bridged between VMIs of this node, tunnel
+//! encapsulation, tunnel decapsulation.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::process::Command;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use trunkline_xdp::tier::{Tier, TierMaps, TierPort, TierPortKind};
+
+use super::Image;
+use super::layout::{TRACE_DROP, TRACE_HANDOFF, TRACE_TX, TierMap};
+use super::{KERNEL_DROPS, KernelCounters, MapWriter, Mirror, Slots, vmi_from_per_cpu};
+use crate::config::PortId;
+use crate::counters::{CounterSnapshot, VmiCounterSnapshot};
+use crate::process::tests::{FABRIC, GW, P1, P2, Rig, fixture};
+use crate::process::{HEADROOM, parse_l2};
+use crate::tables::{PortRole, Tables};
+use crate::verdict::{DropReason, Verdict};
+
+/// The interface index of a port in the test's namespace.
+fn ifindex(port: PortId) -> Option<u32> {
+    Some(1000 + u32::from(port.0))
+}
+
+/// The ports that get an interface (the fixture's trunks and fabric).
+const PORTS: [PortId; 3] = [P1, P2, FABRIC];
+
+/// A frame a test processed, with what the pipeline decided.
+#[derive(Clone)]
+struct Case {
+    test: &'static str,
+    image: Arc<Image>,
+    underlay: Option<IpAddr>,
+    port: PortId,
+    /// The port's role in these tables: only trunks and the underlay's
+    /// fabric port see XDP.
+    xdp_port: bool,
+    frame: Vec<u8>,
+    headroom: usize,
+    verdict: Verdict,
+    out: Vec<u8>,
+    /// The counter slots of the source VMI and of the VMI sent to.
+    rx_slot: Option<u32>,
+    tx_slot: Option<u32>,
+}
+
+struct Recording {
+    test: &'static str,
+    cases: Vec<Case>,
+    /// The last image built, reused while the tables do not change.
+    last: Option<Arc<Image>>,
+}
+
+thread_local! {
+    static RECORDING: RefCell<Option<Recording>> = const { RefCell::new(None) };
+}
+
+/// Builds a case from a frame `Rig::run_with` just processed.
+#[allow(clippy::too_many_arguments)]
+fn case(
+    test: &'static str,
+    last: Option<&Arc<Image>>,
+    tables: &Tables,
+    port: PortId,
+    frame: &[u8],
+    headroom: usize,
+    verdict: Verdict,
+    out: &[u8],
+) -> Case {
+    let mut slots = Slots::default();
+    let built = Image::build(tables, &mut slots, ifindex);
+    let image = match last {
+        Some(last) if **last == built => last.clone(),
+        _ => Arc::new(built),
+    };
+    let slot_of = |vmi: Option<crate::VmiId>| {
+        vmi.and_then(|id| tables.vmi(id))
+            .and_then(|v| slots.vmi(v.key()))
+    };
+    let source = parse_l2(frame)
+        .ok()
+        .and_then(|l2| tables.vmi_at(port, l2.vlan()));
+    let tx = match verdict {
+        Verdict::Transmit { vmi, .. } => vmi,
+        _ => None,
+    };
+    let xdp_port = match tables.port(port).map(|p| &p.role) {
+        Some(PortRole::Gateway { .. }) => true,
+        Some(PortRole::Fabric) => tables.underlay().is_some_and(|(u, _)| u == port),
+        _ => false,
+    };
+    Case {
+        test,
+        image,
+        underlay: tables.underlay().map(|(_, addr)| addr),
+        port,
+        xdp_port,
+        frame: frame.to_vec(),
+        headroom,
+        verdict,
+        out: out.to_vec(),
+        rx_slot: slot_of(source),
+        tx_slot: slot_of(tx),
+    }
+}
+
+/// Called by `Rig::run_with` for every frame: kept when recording.
+pub(crate) fn record(
+    tables: &Tables,
+    port: PortId,
+    frame: &[u8],
+    headroom: usize,
+    verdict: Verdict,
+    out: &[u8],
+) {
+    RECORDING.with(|r| {
+        if let Some(rec) = r.borrow_mut().as_mut() {
+            let c = case(
+                rec.test,
+                rec.last.as_ref(),
+                tables,
+                port,
+                frame,
+                headroom,
+                verdict,
+                out,
+            );
+            rec.last = Some(c.image.clone());
+            rec.cases.push(c);
+        }
+    });
+}
+
+/// Runs `tests`, recording the frames they process.
+fn recorded(tests: &[(&'static str, fn())]) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for (name, test) in tests {
+        RECORDING.with(|r| {
+            *r.borrow_mut() = Some(Recording {
+                test: name,
+                cases: Vec::new(),
+                last: None,
+            })
+        });
+        test();
+        let rec = RECORDING
+            .with(|r| r.borrow_mut().take())
+            .expect("recording");
+        cases.extend(rec.cases);
+    }
+    cases
+}
+
+fn all_tests() -> Vec<(&'static str, fn())> {
+    crate::process::tests::differential::TESTS
+        .iter()
+        .chain(crate::process::tests_overlay::differential::TESTS)
+        .copied()
+        .collect()
+}
+
+/// Checks that `tests` (plus `without`, tests that process no frame) names
+/// every `#[test]` function of `source` outside the property tests.
+pub(crate) fn check_list(source: &str, tests: &[(&str, fn())], without: &[&str]) {
+    let mut declared: Vec<&str> = source
+        .split("#[test]\nfn ")
+        .skip(1)
+        .filter_map(|rest| rest.split('(').next())
+        .collect();
+    declared.sort_unstable();
+    let mut listed: Vec<&str> = tests
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(without.iter().copied())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(
+        declared, listed,
+        "every test of the file runs in the XDP tier's differential test: list new tests in its differential.rs"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The kernel side.
+
+fn sh(cmd: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The tier's maps as the swap's writer.
+struct Writer<'a>(&'a TierMaps);
+
+impl MapWriter for Writer<'_> {
+    type Error = trunkline_xdp::TierError;
+    fn put(&mut self, map: TierMap, key: &[u8], value: &[u8]) -> Result<(), Self::Error> {
+        self.0.update(map.name(), key, value)
+    }
+    fn remove(&mut self, map: TierMap, key: &[u8]) -> Result<(), Self::Error> {
+        self.0.delete(map.name(), key)
+    }
+    fn set_state(&mut self, state: u32) -> Result<(), Self::Error> {
+        self.0
+            .update("tier_state", &0u32.to_ne_bytes(), &state.to_ne_bytes())
+    }
+    fn synchronize(&mut self) -> Result<(), Self::Error> {
+        self.0.synchronize()
+    }
+    fn zero_vmi_counters(&mut self, slot: u32) -> Result<(), Self::Error> {
+        self.0.update_per_cpu(
+            "tier_vmi_stats",
+            &slot.to_ne_bytes(),
+            &[0; super::VMI_STATS_SIZE],
+        )
+    }
+}
+
+/// What the program did with a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// XDP_PASS before deciding: not a tunnel packet for us (fabric).
+    Pass,
+    /// To the AF_XDP socket, the frame untouched.
+    Handoff,
+    Drop(DropReason),
+    Tx {
+        port: PortId,
+        bytes: Vec<u8>,
+        tx_slot: Option<u32>,
+        rx_slot: Option<u32>,
+    },
+}
+
+/// A namespace with the ports' interfaces and the loaded tier.
+struct Kernel {
+    netns: String,
+    tier: Arc<Tier>,
+    ports: Vec<TierPort>,
+    mirror: Mirror,
+    installed: Option<Arc<Image>>,
+    fabric_addr: Option<IpAddr>,
+    seq: u32,
+}
+
+impl Kernel {
+    fn new(tag: &str) -> Kernel {
+        let netns = format!("tlxd{}{tag}", std::process::id() % 100_000);
+        sh(&format!("ip netns add {netns}"));
+        for port in PORTS {
+            let i = ifindex(port).expect("an interface");
+            // Down: no frame but the test's reaches the program.
+            sh(&format!(
+                "ip -n {netns} link add name p{i} index {i} type veth peer name q{i} index {}",
+                i + 1000
+            ));
+        }
+        trunkline_xdp::enter_network_namespace(std::path::Path::new(&format!(
+            "/run/netns/{netns}"
+        )))
+        .expect("enter the test namespace");
+        let tier = Arc::new(Tier::load(true).unwrap_or_else(|e| panic!("{e}")));
+        let ports = PORTS
+            .iter()
+            .map(|p| {
+                let i = ifindex(*p).expect("an interface");
+                let kind = if *p == FABRIC {
+                    TierPortKind::Fabric("192.168.100.1".parse().expect("an address"))
+                } else {
+                    TierPortKind::Trunk
+                };
+                tier.attach(
+                    &format!("p{i}"),
+                    i,
+                    trunkline_xdp::AttachMode::Generic,
+                    kind,
+                )
+                .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        Kernel {
+            netns,
+            tier,
+            ports,
+            mirror: Mirror::default(),
+            installed: None,
+            fabric_addr: Some("192.168.100.1".parse().expect("an address")),
+            seq: 0,
+        }
+    }
+
+    fn stats(&self) -> KernelCounters {
+        let maps = self.tier.maps();
+        let values = maps
+            .lookup_per_cpu("tier_stats", &0u32.to_ne_bytes())
+            .expect("stats");
+        KernelCounters::from_per_cpu(&values)
+    }
+
+    fn vmi_stats(&self, slot: Option<u32>) -> VmiCounterSnapshot {
+        let Some(slot) = slot else {
+            return VmiCounterSnapshot::default();
+        };
+        let maps = self.tier.maps();
+        vmi_from_per_cpu(
+            &maps
+                .lookup_per_cpu("tier_vmi_stats", &slot.to_ne_bytes())
+                .expect("VMI stats"),
+        )
+    }
+
+    /// Runs one frame; checks the counters the program kept against what
+    /// it decided.
+    fn run(&mut self, case: &Case) -> Outcome {
+        let maps = self.tier.maps();
+        if self.installed.as_ref() != Some(&case.image) {
+            self.mirror
+                .install((*case.image).clone(), &mut Writer(&maps))
+                .unwrap_or_else(|e| panic!("install: {e}"));
+            self.installed = Some(case.image.clone());
+        }
+        if case.underlay != self.fabric_addr
+            && let Some(addr) = case.underlay
+        {
+            self.ports[2]
+                .set_kind(TierPortKind::Fabric(addr))
+                .expect("fabric address");
+            self.fabric_addr = case.underlay;
+        }
+        let before = self.stats();
+        let (rx_before, tx_before) = (self.vmi_stats(case.rx_slot), self.vmi_stats(case.tx_slot));
+        let ingress = ifindex(case.port).expect("an interface");
+        let (ret, out) = self
+            .tier
+            .test_run(ingress, &case.frame)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.test));
+        let mut trace = [0u8; 24];
+        maps.lookup("tier_trace", &0u32.to_ne_bytes(), &mut trace)
+            .expect("trace");
+        let field = |i: usize| u32::from_ne_bytes(trace[i * 4..i * 4 + 4].try_into().expect("4"));
+        let (action, reason, egress, rx_vmi, tx_vmi, seq) =
+            (field(0), field(1), field(2), field(3), field(4), field(5));
+        let decided = seq != self.seq;
+        self.seq = seq;
+        let after = self.stats();
+        let delta = |a: u64, b: u64| a - b;
+        let slot = |v: u32| v.checked_sub(1);
+        if !decided {
+            assert_eq!(ret, 2, "{}: not traced, not passed", case.test);
+            assert_eq!(
+                out, case.frame,
+                "{}: a pass must leave the frame",
+                case.test
+            );
+            return Outcome::Pass;
+        }
+        // The counters say what the trace says, once.
+        let moved = |f: fn(&CounterSnapshot) -> u64| delta(f(&after.decided), f(&before.decided));
+        match action {
+            TRACE_HANDOFF => {
+                assert_eq!(after.handed_off - before.handed_off, 1, "{}", case.test);
+                assert_eq!(moved(|c| c.received), 0, "{}", case.test);
+                assert_eq!(
+                    out, case.frame,
+                    "{}: a hand-off must leave the frame",
+                    case.test
+                );
+                Outcome::Handoff
+            }
+            TRACE_DROP => {
+                assert_eq!(ret, 1, "{}: XDP_DROP", case.test);
+                let reason = KERNEL_DROPS[reason as usize];
+                assert_eq!(moved(|c| c.received), 1, "{}", case.test);
+                assert_eq!(
+                    after.decided.drops(reason) - before.decided.drops(reason),
+                    1,
+                    "{}",
+                    case.test
+                );
+                if let Some(s) = slot(rx_vmi).filter(|s| Some(*s) == case.rx_slot) {
+                    let now = self.vmi_stats(Some(s));
+                    assert_eq!(now.rx_packets - rx_before.rx_packets, 1, "{}", case.test);
+                    assert_eq!(now.rx_dropped - rx_before.rx_dropped, 1, "{}", case.test);
+                }
+                Outcome::Drop(reason)
+            }
+            TRACE_TX => {
+                let want = if egress == ingress { 3 } else { 4 };
+                assert_eq!(ret, want, "{}: XDP_TX / XDP_REDIRECT", case.test);
+                assert_eq!(moved(|c| c.forwarded), 1, "{}", case.test);
+                assert_eq!(moved(|c| c.sent), 1, "{}", case.test);
+                assert_eq!(moved(|c| c.sent_bytes), out.len() as u64, "{}", case.test);
+                if let Some(s) = slot(tx_vmi).filter(|s| Some(*s) == case.tx_slot) {
+                    let now = self.vmi_stats(Some(s));
+                    assert_eq!(now.tx_packets - tx_before.tx_packets, 1, "{}", case.test);
+                    assert_eq!(
+                        now.tx_bytes - tx_before.tx_bytes,
+                        out.len() as u64,
+                        "{}",
+                        case.test
+                    );
+                }
+                if let Some(s) = slot(rx_vmi).filter(|s| Some(*s) == case.rx_slot) {
+                    let now = self.vmi_stats(Some(s));
+                    assert_eq!(now.rx_packets - rx_before.rx_packets, 1, "{}", case.test);
+                    assert_eq!(
+                        now.rx_bytes - rx_before.rx_bytes,
+                        case.frame.len() as u64,
+                        "{}",
+                        case.test
+                    );
+                }
+                Outcome::Tx {
+                    port: PortId((egress - 1000) as u16),
+                    bytes: out,
+                    tx_slot: slot(tx_vmi),
+                    rx_slot: slot(rx_vmi),
+                }
+            }
+            other => panic!("{}: unknown trace action {other}", case.test),
+        }
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        self.ports.clear();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
+/// The classes of frames whose share decided in the kernel is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Class {
+    RoutedV4,
+    RoutedV6,
+    Bridged,
+    Encapsulated,
+    Decapsulated,
+    /// Answers from the gateway (ARP, ND, echo, ICMP errors): userspace's.
+    Answer,
+    Flood,
+    Drop,
+    Pass,
+}
+
+impl Class {
+    /// The classes the kernel must decide whole.
+    const REQUIRED: [Class; 5] = [
+        Class::RoutedV4,
+        Class::RoutedV6,
+        Class::Bridged,
+        Class::Encapsulated,
+        Class::Decapsulated,
+    ];
+
+    fn of(case: &Case) -> Class {
+        match case.verdict {
+            Verdict::Pass => Class::Pass,
+            Verdict::Drop(_) => Class::Drop,
+            Verdict::Flood(_) => Class::Flood,
+            Verdict::Transmit { port, .. } => {
+                if case.port == FABRIC && port != FABRIC && case.tx_slot.is_some() {
+                    Class::Decapsulated
+                } else if case.port != FABRIC && port == FABRIC {
+                    Class::Encapsulated
+                } else if case.tx_slot.is_some() && case.tx_slot != case.rx_slot {
+                    match parse_l2(&case.frame) {
+                        Ok(l2) if l2.dst.0 == GW => {
+                            if l2.ethertype == trunkline_wire::ethernet::EtherType::Ipv4 {
+                                Class::RoutedV4
+                            } else {
+                                Class::RoutedV6
+                            }
+                        }
+                        _ => Class::Bridged,
+                    }
+                } else {
+                    Class::Answer
+                }
+            }
+        }
+    }
+}
+
+/// Compares the program's outcome with the pipeline's verdict: `Ok(true)`
+/// when the kernel decided (alike), `Ok(false)` for a hand-off.
+fn compare(case: &Case, outcome: &Outcome) -> Result<bool, String> {
+    let ok = match (outcome, &case.verdict) {
+        (Outcome::Handoff, _) => return Ok(false),
+        (Outcome::Pass, Verdict::Pass) => true,
+        (Outcome::Drop(a), Verdict::Drop(b)) => a == b,
+        (
+            Outcome::Tx {
+                port,
+                bytes,
+                tx_slot,
+                rx_slot,
+            },
+            Verdict::Transmit { port: want, .. },
+        ) => {
+            port == want
+                && *bytes == case.out
+                && *tx_slot == case.tx_slot
+                && (rx_slot.is_none() || *rx_slot == case.rx_slot)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(true)
+    } else {
+        Err(format!(
+            "{} on port {}: pipeline {:?} {:02x?}, kernel {:?}\n  frame {:02x?}",
+            case.test, case.port, case.verdict, case.out, outcome, case.frame
+        ))
+    }
+}
+
+/// Whether the program would see the frame of `case`: it runs on trunks
+/// and the fabric, with a full headroom, on frames of an Ethernet header at
+/// least (the kernel delivers nothing shorter, and BPF_PROG_RUN refuses
+/// it). Frames of taps, unknown ports and shrunken buffers test the
+/// pipeline's own bounds, not a decision the program shares.
+fn runnable(case: &Case) -> bool {
+    case.xdp_port && case.headroom >= HEADROOM && case.frame.len() >= 14
+}
+
+/// Replays `cases`: mismatches, and per class (frames, decided in the kernel).
+fn replay(kernel: &mut Kernel, cases: &[Case]) -> (Vec<String>, BTreeMap<Class, (u32, u32)>) {
+    let mut mismatches = Vec::new();
+    let mut tally: BTreeMap<Class, (u32, u32)> = BTreeMap::new();
+    for case in cases {
+        if !runnable(case) {
+            continue;
+        }
+        let outcome = kernel.run(case);
+        let entry = tally.entry(Class::of(case)).or_default();
+        entry.0 += 1;
+        match compare(case, &outcome) {
+            Ok(decided) => entry.1 += u32::from(decided),
+            Err(e) => mismatches.push(e),
+        }
+    }
+    (mismatches, tally)
+}
+
+fn report(title: &str, tally: &BTreeMap<Class, (u32, u32)>) {
+    eprintln!("{title}: share of frames decided in the kernel, by class");
+    for (class, (frames, decided)) in tally {
+        eprintln!(
+            "  {:<14} {:>5} frames  {:>5} in the kernel  {:>5.1} %",
+            format!("{class:?}"),
+            frames,
+            decided,
+            100.0 * f64::from(*decided) / f64::from((*frames).max(1))
+        );
+    }
+}
+
+fn assert_no_mismatch(mismatches: &[String]) {
+    assert!(
+        mismatches.is_empty(),
+        "{} frames decided differently by the XDP tier:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn every_test_frame_is_decided_alike_in_the_kernel() {
+    let cases = recorded(&all_tests());
+    assert!(cases.len() > 100, "recorded {} frames", cases.len());
+    let mut kernel = Kernel::new("t");
+    let (mismatches, tally) = replay(&mut kernel, &cases);
+    report("pipeline test frames", &tally);
+    assert_no_mismatch(&mismatches);
+    for class in Class::REQUIRED {
+        let (frames, decided) = tally.get(&class).copied().unwrap_or_default();
+        assert!(frames > 0, "no test frame of class {class:?}");
+        assert_eq!(
+            decided, frames,
+            "{class:?}: every frame must be decided in the kernel"
+        );
+    }
+}
+
+/// A case for `frame` on `port` with the fixture's tables.
+fn fixture_case(rig: &Rig, last: &mut Option<Arc<Image>>, port: PortId, frame: &[u8]) -> Case {
+    let (verdict, out) = rig.run_with(port, frame, HEADROOM, 64);
+    let c = case(
+        "random",
+        last.as_ref(),
+        &rig.tables,
+        port,
+        frame,
+        HEADROOM,
+        verdict,
+        &out,
+    );
+    *last = Some(c.image.clone());
+    c
+}
+
+#[test]
+fn random_frames_are_decided_alike_in_the_kernel() {
+    // Valid frames of every kind: what the tests process, and what the
+    // property tests mutate.
+    let mut bases: Vec<(PortId, Vec<u8>)> = recorded(&all_tests())
+        .into_iter()
+        .filter(|c| c.xdp_port)
+        .map(|c| (c.port, c.frame))
+        .collect();
+    bases.extend(crate::process::tests::differential::frames_to_mutate());
+    bases.sort();
+    bases.dedup();
+    let rig = Rig::new(&fixture());
+    struct Run {
+        kernel: Kernel,
+        last: Option<Arc<Image>>,
+        mismatches: Vec<String>,
+        tally: BTreeMap<Class, (u32, u32)>,
+    }
+    let run = RefCell::new(Run {
+        kernel: Kernel::new("r"),
+        last: None,
+        mismatches: Vec::new(),
+        tally: BTreeMap::new(),
+    });
+    let mut runner = TestRunner::new(Config::with_cases(3000));
+    let strategy = (
+        any::<prop::sample::Index>(),
+        proptest::collection::vec((0usize..96, 1u8..=255), 0..6),
+        any::<Option<prop::sample::Index>>(),
+        proptest::collection::vec(any::<u8>(), 0..128),
+        0u8..8,
+        prop::sample::select(PORTS.to_vec()),
+    );
+    runner
+        .run(&strategy, |(which, flips, cut, noise, mode, port)| {
+            let (base_port, mut frame) = bases[which.index(bases.len())].clone();
+            let port = if mode == 0 { port } else { base_port };
+            if mode == 1 {
+                frame = noise;
+            } else {
+                for (at, xor) in flips {
+                    if !frame.is_empty() {
+                        let i = at % frame.len();
+                        frame[i] ^= xor;
+                    }
+                }
+                if let Some(cut) = cut.filter(|_| mode == 2) {
+                    frame.truncate(cut.index(frame.len() + 1));
+                }
+            }
+            let mut run = run.borrow_mut();
+            let run = &mut *run;
+            let c = fixture_case(&rig, &mut run.last, port, &frame);
+            if !runnable(&c) {
+                return Ok(());
+            }
+            let outcome = run.kernel.run(&c);
+            let entry = run.tally.entry(Class::of(&c)).or_default();
+            entry.0 += 1;
+            match compare(&c, &outcome) {
+                Ok(decided) => entry.1 += u32::from(decided),
+                Err(e) => run.mismatches.push(e),
+            }
+            Ok(())
+        })
+        .expect("the property runner");
+    let Run {
+        mismatches, tally, ..
+    } = run.into_inner();
+    report("random frames", &tally);
+    assert_no_mismatch(&mismatches);
+}
+
+/// The inputs of a fuzz corpus directory.
+fn corpus(dir: &str) -> Vec<Vec<u8>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .filter_map(|entry| std::fs::read(entry.ok()?.path()).ok())
+        .collect();
+    inputs.sort();
+    inputs
+}
+
+#[test]
+fn the_fuzz_corpora_through_the_program_are_decided_alike_or_handed_off() {
+    let rig = Rig::new(&fixture());
+    let mut kernel = Kernel::new("c");
+    let mut last = None;
+    let mut frames: Vec<(PortId, Vec<u8>)> = Vec::new();
+    // The pipeline's corpus: a selector byte (its low bits pick the port)
+    // and a frame; the wire views' corpus: raw bytes, on every port.
+    for input in corpus("fuzz/corpus/pipeline") {
+        if let Some((selector, frame)) = input.split_first() {
+            frames.push((PORTS[usize::from(*selector) % PORTS.len()], frame.to_vec()));
+        }
+    }
+    for input in corpus("../wire/fuzz/corpus/wire_views") {
+        for port in PORTS {
+            frames.push((port, input.clone()));
+        }
+    }
+    // And every input cut at every length of its headers.
+    let mut cut: Vec<(PortId, Vec<u8>)> = Vec::new();
+    for (port, frame) in &frames {
+        for len in (0..frame.len().min(96)).step_by(3) {
+            cut.push((*port, frame[..len].to_vec()));
+        }
+    }
+    frames.extend(cut);
+    let mut mismatches = Vec::new();
+    let mut tally: BTreeMap<Class, (u32, u32)> = BTreeMap::new();
+    for (port, frame) in &frames {
+        let c = fixture_case(&rig, &mut last, *port, frame);
+        if !runnable(&c) {
+            continue;
+        }
+        let outcome = kernel.run(&c);
+        let entry = tally.entry(Class::of(&c)).or_default();
+        entry.0 += 1;
+        match compare(&c, &outcome) {
+            Ok(decided) => entry.1 += u32::from(decided),
+            Err(e) => mismatches.push(e),
+        }
+    }
+    report("fuzz corpora", &tally);
+    assert!(frames.len() > 500, "{} corpus frames", frames.len());
+    assert_no_mismatch(&mismatches);
+}
