@@ -1,8 +1,9 @@
 //! The state the agent's threads share: the plan the fast path runs (an
-//! immutable snapshot swapped atomically), the packet counters, and what
-//! the forwarding and host threads learnt (port states, host side of
-//! virtual gateways, underlay facts), from which the node's report is
-//! assembled.
+//! immutable snapshot swapped atomically), the packet counters, what the
+//! forwarding and host threads learnt (port states, host side of virtual
+//! gateways, underlay facts), from which the node's report is assembled,
+//! and the XDP tier's handles (its maps, which ports it runs on, what the
+//! mirror installed).
 //!
 //! ```text
 //!  compile loop --install(desired)--> Plan { version, ports, tables, ... } --ArcSwap--> forwarding thread
@@ -20,7 +21,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use trunkline_api::physical_router::{PortStatus, ProgrammedCounts, ProgrammedObject};
 use trunkline_pipeline::config::NextHopConfig;
+use trunkline_pipeline::kernel::Slots;
 use trunkline_pipeline::{Counters, ObjectRef, Rejected, Tables};
+use trunkline_xdp::TierMaps;
 
 use crate::desired::{Desired, PortSpec};
 use crate::hostnet::VgwSpec;
@@ -84,6 +87,23 @@ pub struct Control {
     started: Instant,
     heartbeat_ms: AtomicU64,
     stop: AtomicBool,
+    tier: Mutex<TierState>,
+}
+
+/// The XDP tier as the threads see it.
+#[derive(Default)]
+struct TierState {
+    /// Its maps, once the forwarding thread loaded it.
+    maps: Option<Arc<TierMaps>>,
+    /// The plan version the forwarding thread last matched its ports to,
+    /// and each of its ports' interface index when the port runs on the
+    /// tier (index: the pipeline's port id).
+    ports: (i64, Vec<Option<u32>>),
+    /// The plan version whose image the mirror installed, and the slots of
+    /// that image (a VMI's kernel counters are in its slot).
+    installed: Option<(i64, Arc<Slots>)>,
+    /// Why the last install failed (frames are handed off meanwhile).
+    problem: Option<String>,
 }
 
 impl Default for Control {
@@ -103,6 +123,7 @@ impl Default for Control {
             started: Instant::now(),
             heartbeat_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            tier: Mutex::default(),
         }
     }
 }
@@ -245,6 +266,9 @@ impl Control {
                 .iter()
                 .chain(&state.vgw_problems)
                 .cloned()
+                .chain(self.tier_problem().map(|why| {
+                    format!("XDP tier: {why}; every frame goes through AF_XDP until it is fixed")
+                }))
                 .collect(),
         }
     }
@@ -339,6 +363,58 @@ impl Control {
     /// Whether the threads were asked to stop.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    fn tier(&self) -> MutexGuard<'_, TierState> {
+        self.tier.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The forwarding thread loaded the XDP tier: its maps.
+    pub fn set_tier_maps(&self, maps: Arc<TierMaps>) {
+        self.tier().maps = Some(maps);
+    }
+
+    /// The XDP tier's maps, when the tier is loaded.
+    pub fn tier_maps(&self) -> Option<Arc<TierMaps>> {
+        self.tier().maps.clone()
+    }
+
+    /// The forwarding thread matched its ports to plan `version`: the
+    /// interface index of each port on the tier (index: port id).
+    pub fn set_tier_ports(&self, version: i64, ifindexes: Vec<Option<u32>>) {
+        let mut tier = self.tier();
+        if tier.ports.0 != version || tier.ports.1 != ifindexes {
+            tier.ports = (version, ifindexes);
+        }
+    }
+
+    /// See [`Control::set_tier_ports`].
+    pub fn tier_ports(&self) -> (i64, Vec<Option<u32>>) {
+        self.tier().ports.clone()
+    }
+
+    /// The mirror installed the image of plan `version` (`Ok`, with its
+    /// slots) or could not (`Err`, why).
+    pub fn set_tier_installed(&self, version: i64, result: Result<Arc<Slots>, String>) {
+        let mut tier = self.tier();
+        match result {
+            Ok(slots) => {
+                tier.installed = Some((version, slots));
+                tier.problem = None;
+            }
+            Err(why) => tier.problem = Some(why),
+        }
+    }
+
+    /// The plan version the kernel decides with, and the slots of its
+    /// image; `None` until an image is installed.
+    pub fn tier_installed(&self) -> Option<(i64, Arc<Slots>)> {
+        self.tier().installed.clone()
+    }
+
+    /// Why the XDP tier hands everything off, if an install failed.
+    pub fn tier_problem(&self) -> Option<String> {
+        self.tier().problem.clone()
     }
 }
 

@@ -88,6 +88,16 @@ fn echo_reply(frame: &mut [u8]) -> bool {
 }
 
 fn answer_pings(backend: BackendChoice, expect: Backend, tag: &str) {
+    let open: &'static Opener = Box::leak(Box::new(move |name: &str| {
+        Port::open(name, backend).map_err(|e| e.to_string())
+    }));
+    answer_pings_on(open, expect, tag);
+}
+
+/// Opens the port under test in its namespace.
+type Opener = dyn Fn(&str) -> Result<Port, String> + Send + Sync;
+
+fn answer_pings_on(open: &'static Opener, expect: Backend, tag: &str) {
     let lab = Lab::new(tag);
     let p = lab.prefix.clone();
     let stop = Arc::new(AtomicBool::new(false));
@@ -98,10 +108,10 @@ fn answer_pings(backend: BackendChoice, expect: Backend, tag: &str) {
         std::thread::spawn(move || {
             trunkline_xdp::enter_network_namespace(format!("/run/netns/{p}b").as_ref())
                 .expect("setns");
-            let port = match Port::open(&format!("{p}x"), backend) {
+            let port = match open(&format!("{p}x")) {
                 Ok(port) => port,
                 Err(e) => {
-                    ready_tx.send(Err(e.to_string())).expect("send");
+                    ready_tx.send(Err(e)).expect("send");
                     return;
                 }
             };
@@ -175,6 +185,31 @@ fn answer_pings(backend: BackendChoice, expect: Backend, tag: &str) {
 #[test]
 fn af_xdp_port_answers_pings_in_place() {
     answer_pings(BackendChoice::AfXdp, Backend::AfXdp, "x");
+}
+
+/// A port on the XDP tier before any tables reach the kernel: the program
+/// hands every frame to the port's AF_XDP socket, in either attach mode.
+fn tier_hands_off(mode: trunkline_xdp::AttachMode, tag: &str) {
+    static TIER: std::sync::OnceLock<std::sync::Mutex<Option<Arc<trunkline_xdp::Tier>>>> =
+        std::sync::OnceLock::new();
+    let open: &'static Opener = Box::leak(Box::new(move |name: &str| {
+        let tier = Arc::new(trunkline_xdp::Tier::load(false).map_err(|e| e.to_string())?);
+        // Kept alive for the port's lifetime.
+        *TIER.get_or_init(Default::default).lock().unwrap() = Some(tier.clone());
+        Port::open_tier(name, &tier, trunkline_xdp::TierPortKind::Trunk, mode)
+            .map_err(|e| e.to_string())
+    }));
+    answer_pings_on(open, Backend::XdpTier, tag);
+}
+
+#[test]
+fn the_xdp_tier_hands_frames_to_af_xdp_in_native_mode() {
+    tier_hands_off(trunkline_xdp::AttachMode::Native, "n");
+}
+
+#[test]
+fn the_xdp_tier_hands_frames_to_af_xdp_in_generic_mode() {
+    tier_hands_off(trunkline_xdp::AttachMode::Generic, "g");
 }
 
 #[test]
