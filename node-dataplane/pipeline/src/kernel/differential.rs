@@ -767,3 +767,84 @@ fn the_fuzz_corpora_through_the_program_are_decided_alike_or_handed_off() {
     assert!(frames.len() > 500, "{} corpus frames", frames.len());
     assert_no_mismatch(&mismatches);
 }
+
+/// Tables swapped again and again while frames run through the program on
+/// another thread: every frame leaves exactly as one of the two tables
+/// says, never with parts of both (here, the destination VMI's MAC from one
+/// and its VLAN from the other).
+#[test]
+fn frames_during_generation_swaps_follow_one_table_or_the_other() {
+    use crate::process::tests::{MAC_A, udp4};
+    let config_a = fixture();
+    let mut config_b = fixture();
+    for li in &mut config_b.logical_interfaces {
+        if li.vmi == "ns/vmi-b" {
+            li.vlan = 201;
+        }
+    }
+    for vmi in &mut config_b.vmis {
+        if vmi.key == "ns/vmi-b" {
+            vmi.mac = [2, 0, 0, 0, 0, 0xbb];
+        }
+    }
+    let frame = udp4(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 64);
+    let (rig_a, rig_b) = (Rig::new(&config_a), Rig::new(&config_b));
+    let expected: Vec<Vec<u8>> = [&rig_a, &rig_b]
+        .iter()
+        .map(|rig| match rig.run(P1, &frame) {
+            (Verdict::Transmit { port, .. }, out) if port == P1 => out,
+            other => panic!("expected a transmit, got {other:?}"),
+        })
+        .collect();
+    assert_ne!(expected[0], expected[1]);
+    let mut slots = Slots::default();
+    let images = [
+        Image::build(&rig_a.tables, &mut slots, ifindex),
+        Image::build(&rig_b.tables, &mut slots, ifindex),
+    ];
+    let mut kernel = Kernel::new("s");
+    let maps = kernel.tier.maps();
+    kernel
+        .mirror
+        .install(images[0].clone(), &mut Writer(&maps))
+        .expect("install");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (tier, stop, frame) = (kernel.tier.clone(), stop.clone(), frame.clone());
+        let netns = format!("/run/netns/{}", kernel.netns);
+        std::thread::spawn(move || {
+            trunkline_xdp::enter_network_namespace(std::path::Path::new(&netns))
+                .expect("enter the test namespace");
+            let mut outs: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (_, out) = tier
+                    .test_run(ifindex(P1).expect("an interface"), &frame)
+                    .expect("BPF_PROG_RUN");
+                *outs.entry(out).or_default() += 1;
+            }
+            outs
+        })
+    };
+    for round in 0..100 {
+        kernel
+            .mirror
+            .install(images[(round + 1) % 2].clone(), &mut Writer(&maps))
+            .expect("install");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let outs = traffic.join().expect("traffic thread");
+    let total: u32 = outs.values().sum();
+    eprintln!(
+        "{total} frames during 100 swaps: {:?}",
+        outs.iter()
+            .map(|(out, n)| (expected.iter().position(|e| e == out), *n))
+            .collect::<Vec<_>>()
+    );
+    for out in outs.keys() {
+        assert!(
+            expected.contains(out),
+            "a frame left as neither table says: {out:02x?}"
+        );
+    }
+    assert!(outs.len() == 2, "frames saw both tables");
+}
