@@ -14,8 +14,11 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 # semantics, the tests run them under both), util-linux (setpriv, flock),
 # openvswitch-switch + fonts-dejavu-core (make bench: the Open vSwitch baseline, the plot's font),
 # tshark + python3-scapy (network lab: decoding captured bytes, and writing
-# frames no tool sends, independently of trunkline's own wire code).
-packages=(openssl curl jq bc bsdextrautils iproute2 ethtool procps iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.1 lua5.4 util-linux ca-certificates openvswitch-switch fonts-dejavu-core tshark python3-scapy)
+# frames no tool sends, independently of trunkline's own wire code),
+# busybox + udhcpc + isc-dhcp-client + ndisc6 (e2e: real DHCPv4/DHCPv6 clients
+# and router solicitations in address-less instances), keepalived (e2e: a
+# VRRP virtual IP between two instances), traceroute (e2e: time exceeded).
+packages=(openssl curl jq bc bsdextrautils iproute2 ethtool procps iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.1 lua5.4 util-linux ca-certificates openvswitch-switch fonts-dejavu-core tshark python3-scapy busybox udhcpc isc-dhcp-client ndisc6 keepalived traceroute)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -343,7 +343,12 @@ impl Control {
         }
     }
 
-    /// The forwarding thread is alive.
+    /// Milliseconds since the agent started: the fast path's clock.
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Records that the forwarding thread is alive.
     pub fn beat(&self) {
         let beat = self.started.elapsed().as_millis() as u64;
         self.heartbeat_ms.store(beat, Ordering::Relaxed);
@@ -517,6 +522,7 @@ mod tests {
         let tap = |id: u16, name: &str| PortConfig {
             id: PortId(id),
             name: name.into(),
+            mtu: None,
             kind: PortKind::Host {
                 network: "t/net".into(),
                 peer_mac: [2, 0, 0, 0, 0, id as u8],
@@ -567,6 +573,7 @@ mod tests {
                     PortConfig {
                         id: PortId(0),
                         name: "eth1".into(),
+                        mtu: None,
                         kind: PortKind::Gateway,
                     },
                     tap(1, "vgw1"),

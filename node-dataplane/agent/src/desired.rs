@@ -7,6 +7,8 @@
 //!  LogicalInterface (router = node, Accepted for its generation)
 //!     --> VirtualMachineInterface (Accepted) --> VirtualNetwork (Accepted)
 //!  VirtualGateway (node listed, Accepted) --> VirtualNetwork (Accepted)
+//!  (port MTUs from the router's physical interfaces; each network's MTU
+//!  and DHCP settings)
 //!  ==> Desired { ports, config: pipeline NodeConfig, programmed }
 //! ```
 //!
@@ -23,13 +25,14 @@ use std::net::IpAddr;
 use trunkline_api::physical_router::ProgrammedObject;
 use trunkline_model::encapsulation::NODE_ENCAPSULATIONS;
 use trunkline_model::{
-    Encapsulation as ModelEncapsulation, ForwardingMode as ModelForwardingMode, Meta,
-    NamespacedName, Placement, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    Dhcp as ModelDhcp, DhcpMode as ModelDhcpMode, Encapsulation as ModelEncapsulation,
+    ForwardingMode as ModelForwardingMode, Meta, NamespacedName, Placement, Snapshot,
+    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_pipeline::config::{
-    AllowedAddressPair, CreationOrder, Encapsulation, ForwardingMode, LogicalInterfaceConfig,
-    NetworkConfig, NextHopConfig, NodeConfig, PeerConfig, PortConfig, PortId, PortKind,
-    RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
+    AllowedAddressPair, CreationOrder, DhcpConfig, DhcpMode, Encapsulation, ForwardingMode,
+    LogicalInterfaceConfig, NetworkConfig, NextHopConfig, NodeConfig, PeerConfig, PortConfig,
+    PortId, PortKind, RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 
 use crate::hostnet::{FabricFacts, VgwSpec, interface_mac};
@@ -136,6 +139,23 @@ fn encapsulation(e: ModelEncapsulation) -> Encapsulation {
     }
 }
 
+/// A network's DHCP settings for the pipeline. A relay to an IPv6 server
+/// (the API refuses one) leaves the gateway out.
+fn dhcp(d: &ModelDhcp) -> DhcpConfig {
+    DhcpConfig {
+        mode: match d.mode {
+            ModelDhcpMode::Server => DhcpMode::Server,
+            ModelDhcpMode::Relay(IpAddr::V4(server)) => DhcpMode::Relay(server),
+            ModelDhcpMode::Off | ModelDhcpMode::Relay(IpAddr::V6(_)) => DhcpMode::Off,
+        },
+        lease_secs: d.lease_secs,
+        dns_servers: d.dns_servers.clone(),
+        domain: d.domain.clone(),
+        next_server: d.next_server,
+        boot_file: d.boot_file.clone(),
+    }
+}
+
 fn forwarding_mode(m: ModelForwardingMode) -> ForwardingMode {
     match m {
         ModelForwardingMode::L2L3 => ForwardingMode::L2L3,
@@ -180,13 +200,14 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
             ));
         }
     }
-    out.config.ports = out
-        .ports
+    out.config.ports = router
+        .interfaces
         .iter()
         .enumerate()
         .map(|(i, port)| PortConfig {
             id: PortId(i as u16),
             name: port.name.clone(),
+            mtu: port.mtu.and_then(|m| u16::try_from(m).ok()),
             kind: PortKind::Gateway,
         })
         .collect();
@@ -324,6 +345,8 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
                 .map(encapsulation)
                 .collect(),
             peers,
+            mtu: network.mtu,
+            dhcp: dhcp(&network.dhcp),
         });
         out.programmed.push(programmed(&network.meta));
     }
@@ -364,6 +387,7 @@ fn fabric(router: &trunkline_model::PhysicalRouter, host: &HostFacts, out: &mut 
     out.config.ports.push(PortConfig {
         id,
         name: fabric.interface.clone(),
+        mtu: None,
         kind: PortKind::Fabric,
     });
     out.fabric_interface = Some(fabric.interface.clone());
@@ -550,6 +574,7 @@ fn virtual_gateways(
         out.config.ports.push(PortConfig {
             id,
             name: interface.clone(),
+            mtu: None,
             kind: PortKind::Host {
                 network: key(network),
                 peer_mac: mac,
@@ -711,6 +736,40 @@ mod tests {
         );
         // d and e, and gw2 (which holds bms-1 too) has no underlay address.
         assert_eq!(d.skipped.len(), 3, "{:?}", d.skipped);
+    }
+
+    #[test]
+    fn port_and_network_mtus_and_dhcp_settings_reach_the_tables() {
+        let (mut router, lis, vmis, mut networks) = objects();
+        router.spec.physical_interfaces[1].mtu = Some(1400);
+        networks[0].spec.mtu = Some(9000);
+        networks[0].spec.dhcp = serde_json::from_value(json!({
+            "leaseSeconds": 600, "dnsServers": ["192.0.2.53"], "domain": "lab.example",
+            "nextServer": "192.168.1.5", "bootFile": "pxelinux.0"
+        }))
+        .unwrap();
+        let d = run("gw1", Some(&router), &lis, &vmis, &networks, &[]);
+        let mtus: Vec<Option<u16>> = d.config.ports.iter().map(|p| p.mtu).collect();
+        assert_eq!(mtus, [None, Some(1400)]);
+        let network = &d.config.networks[0];
+        assert_eq!(network.mtu, Some(9000));
+        assert_eq!(network.dhcp.mode, DhcpMode::Server);
+        assert_eq!(network.dhcp.lease_secs, 600);
+        assert_eq!(network.dhcp.boot_file.as_deref(), Some("pxelinux.0"));
+        assert_eq!(
+            network.dhcp.next_server,
+            Some(std::net::Ipv4Addr::new(192, 168, 1, 5))
+        );
+        networks[0].spec.dhcp = serde_json::from_value(json!({"mode": "Off"})).unwrap();
+        let d = run("gw1", Some(&router), &lis, &vmis, &networks, &[]);
+        assert_eq!(d.config.networks[0].dhcp.mode, DhcpMode::Off);
+        networks[0].spec.dhcp =
+            serde_json::from_value(json!({"mode": "Relay", "relayServer": "192.168.1.5"})).unwrap();
+        let d = run("gw1", Some(&router), &lis, &vmis, &networks, &[]);
+        assert_eq!(
+            d.config.networks[0].dhcp.mode,
+            DhcpMode::Relay(std::net::Ipv4Addr::new(192, 168, 1, 5))
+        );
     }
 
     #[test]

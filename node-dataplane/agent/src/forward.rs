@@ -206,7 +206,9 @@ impl Forwarder {
     /// One batch from port `index`.
     fn receive(&mut self, plan: &Plan, index: usize) {
         let control = self.control.clone();
-        let pipeline = Pipeline::new(&plan.tables, control.counters());
+        // The clock of the ICMP error budget, read once per batch.
+        let now_ms = control.uptime_ms();
+        let pipeline = Pipeline::new(&plan.tables, control.counters()).at(now_ms);
         let ingress = PortId(index as u16);
         let (before, rest) = self.ports.split_at_mut(index);
         let Some((this, after)) = rest.split_first_mut() else {

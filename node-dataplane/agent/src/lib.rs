@@ -73,6 +73,8 @@ pub struct Options {
     pub debounce: Duration,
     /// Longest time between two status checks.
     pub report_interval: Duration,
+    /// Each VMI's budget of frames answered by the gateway.
+    pub punt_limit: trunkline_pipeline::PuntLimit,
 }
 
 /// Errors that stop the agent.
@@ -221,6 +223,7 @@ pub async fn run(
     };
 
     let node = options.node.clone();
+    let punt_limit = options.punt_limit;
     let installer = shared.clone();
     let compile_loop = async move {
         for (kind, ready) in [
@@ -272,7 +275,8 @@ pub async fn run(
                 fabric: fabric.lock().unwrap_or_else(|p| p.into_inner()).facts,
                 ..Default::default()
             };
-            let desired = desired::desired(&node, &snapshot, &facts);
+            let mut desired = desired::desired(&node, &snapshot, &facts);
+            desired.config.punt_limit = punt_limit;
             fabric
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

@@ -57,6 +57,14 @@ struct Flags {
     /// Quiet time after a change before the tables are rebuilt, in ms.
     #[arg(long, default_value_t = 100)]
     debounce_ms: u64,
+    /// Frames per second each VMI may have answered by the gateway (ARP/ND
+    /// proxy, echo, DHCP, router advertisements, ICMP errors); over it,
+    /// questions are dropped and counted (`punt_rate_limited`).
+    #[arg(long, default_value_t = trunkline_pipeline::PuntLimit::default().per_second)]
+    punt_per_second: u32,
+    /// Answers a VMI may get at once after a quiet period.
+    #[arg(long, default_value_t = trunkline_pipeline::PuntLimit::default().burst)]
+    punt_burst: u32,
 }
 
 async fn shutdown_signal() {
@@ -98,6 +106,10 @@ async fn main() -> anyhow::Result<()> {
         port_netns: flags.port_netns,
         debounce: Duration::from_millis(flags.debounce_ms),
         report_interval: Duration::from_secs(10),
+        punt_limit: trunkline_pipeline::PuntLimit {
+            per_second: flags.punt_per_second.max(1),
+            burst: flags.punt_burst,
+        },
     };
     tracing::info!(node = options.node, backend = ?options.backend, xdp_mode = ?options.xdp_mode, "trunkline-dataplane starting");
     let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;

@@ -52,12 +52,14 @@ fn config() -> NodeConfig {
         config.ports.push(PortConfig {
             id: PortId(port),
             name: format!("eth{port}"),
+            mtu: None,
             kind: PortKind::Gateway,
         });
     }
     config.ports.push(PortConfig {
         id: FABRIC,
         name: "eth0".into(),
+        mtu: None,
         kind: PortKind::Fabric,
     });
     config.underlay = Some(UnderlayConfig {

@@ -66,6 +66,29 @@ def udp(payload=b"seed", sport=40000, dport=53):
     return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
 
 
+def udp6(src, dst, payload, sport, dport):
+    """UDP over IPv6, with its (mandatory) checksum."""
+    seg = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    pseudo = ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed \
+        + struct.pack("!IxxxB", len(seg), 17)
+    return seg[:6] + struct.pack("!H", csum(pseudo + seg)) + seg[8:]
+
+
+def dhcp_discover(chaddr):
+    """A DHCPDISCOVER padded to the BOOTP minimum."""
+    msg = struct.pack("!BBBBIHH4s4s4s4s", 1, 1, 6, 0, 0x3903F326, 0, 0, bytes(4), bytes(4),
+                      bytes(4), bytes(4)) + chaddr + bytes(10) + bytes(192) \
+        + bytes([99, 130, 83, 99, 53, 1, 1, 255])
+    return msg + bytes(300 - len(msg))
+
+
+def dhcpv6_solicit(duid_mac):
+    """A SOLICIT with a client DUID-LL and an IA_NA."""
+    duid = struct.pack("!HH", 3, 1) + duid_mac
+    return bytes([1, 0x12, 0x34, 0x56]) + struct.pack("!HH", 1, len(duid)) + duid \
+        + struct.pack("!HHIII", 3, 12, 1, 0, 0)
+
+
 def ping4():
     msg = struct.pack("!BBHHH", 8, 0, 0, 0x1234, 1) + b"abcdefgh"
     return msg[:2] + struct.pack("!H", csum(msg)) + msg[4:]
@@ -129,6 +152,17 @@ seeds = {
     "vxlan-flooded": (FABRIC, tunnel(NODE_B, 4789, vxlan(NET1_VNI, eth(BCAST, R, None, 0x0806)
                                                            + arp(R, "10.0.0.60", "10.0.0.99")))),
     "vxlan-unknown-peer": (FABRIC, tunnel("192.168.100.77", 4789, vxlan(NET1_VNI, from_xvtep))),
+    # What an instance does in its first minute (selector 0x20: 64 bytes of
+    # tailroom, for answers longer than the question).
+    "dhcp-discover": (P1 | 0x20, eth(BCAST, A, 100, 0x0800) + ipv4(
+        "0.0.0.0", "255.255.255.255", 17, udp(dhcp_discover(A), 68, 67))),
+    "dhcpv6-solicit": (P1 | 0x20, eth(bytes([0x33, 0x33, 0, 1, 0, 2]), A, 100, 0x86DD) + ipv6(
+        "fe80::a", "ff02::1:2", 17, udp6("fe80::a", "ff02::1:2", dhcpv6_solicit(A), 546, 547), hop=1)),
+    "router-solicit": (P1 | 0x20, eth(bytes([0x33, 0x33, 0, 0, 0, 2]), A, 100, 0x86DD) + ipv6(
+        "fe80::a", "ff02::2", 58, icmp6("fe80::a", "ff02::2", struct.pack("!BBHI", 133, 0, 0, 0)
+                                        + b"\x01\x01" + A), hop=255)),
+    "too-big-for-the-port": (P1, eth(GW, A, 100, 0x0800) + ipv4("10.0.0.10", "10.0.0.50", 17, udp(b"x" * 1380))),
+    "to-address-pair": (P1, eth(GW, B, 200, 0x0800) + ipv4("10.0.1.20", "10.0.0.100", 17, udp())),
     "unknown-port": (UNKNOWN, eth(GW, A, 100, 0x0800) + ipv4("10.0.0.10", "10.0.1.20", 17, udp())),
 }
 # The wire views also get the tunnels' inner layers on their own.

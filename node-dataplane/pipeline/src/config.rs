@@ -11,7 +11,7 @@
 //!  NodeConfig
 //!   +- ports: gateway trunks, the fabric (underlay) port, host ports (vgw taps)
 //!   +- networks: VRF id, subnets, forwarding mode, VNI, bridged MPLS label,
-//!   |            encapsulation priority, the peers that also host it
+//!   |            encapsulation priority, the peers that also host it, MTU, DHCP
 //!   +- vmis (local), logical_interfaces (port, VLAN) -> VMI
 //!   +- underlay: the fabric port, this node's tunnel address and MAC, MTU
 //!   +- peers: other gateway nodes and external VTEPs (address, encapsulations)
@@ -20,7 +20,7 @@
 //! ```
 
 use core::fmt;
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr};
 
 /// The prefix type of every trunkline crate (from `trunkline-wire`),
 /// re-exported so that configs name it from here.
@@ -66,6 +66,30 @@ pub struct NodeConfig {
     pub peers: Vec<PeerConfig>,
     /// VMIs of this node's networks that live behind a peer.
     pub remote_vmis: Vec<RemoteVmiConfig>,
+    /// The budget of frames each VMI may have answered by the gateway.
+    pub punt_limit: PuntLimit,
+}
+
+/// How many frames per second one VMI may have answered by the gateway
+/// itself (ARP and ND proxy, echo replies, DHCP, router advertisements,
+/// ICMP errors), so that one instance flooding questions cannot take the
+/// others' share of the node: a token bucket per VMI. Frames over the
+/// budget are dropped and counted (`punt_rate_limited`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PuntLimit {
+    /// Answers per second, on average.
+    pub per_second: u32,
+    /// Answers at once after a quiet period.
+    pub burst: u32,
+}
+
+impl Default for PuntLimit {
+    fn default() -> Self {
+        PuntLimit {
+            per_second: 2000,
+            burst: 200,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -80,6 +104,7 @@ impl Default for NodeConfig {
             underlay: None,
             peers: Vec::new(),
             remote_vmis: Vec::new(),
+            punt_limit: PuntLimit::default(),
         }
     }
 }
@@ -91,6 +116,11 @@ pub struct PortConfig {
     pub id: PortId,
     /// Its name (the NIC or tap name), for dumps and messages.
     pub name: String,
+    /// The largest IP packet a routed packet leaving by it may be (the
+    /// physical interface's `mtu`): a larger one is answered with
+    /// fragmentation-needed / packet-too-big. `None`: only the buffers
+    /// limit it.
+    pub mtu: Option<u16>,
     /// What frames arriving on it are.
     pub kind: PortKind,
 }
@@ -141,6 +171,65 @@ pub struct NetworkConfig {
     /// Keys of the peers that also host the network: flooded frames are
     /// replicated to them, and only they may send its tunnel traffic.
     pub peers: Vec<String>,
+    /// The network's MTU, when it declares one: the largest IP packet
+    /// routed to its instances (never more than the egress port's), and
+    /// what DHCP and router advertisements tell them.
+    pub mtu: Option<u16>,
+    /// How the gateway answers DHCP (and IPv6 router solicitations) of the
+    /// network's instances.
+    pub dhcp: DhcpConfig,
+}
+
+/// The lease the original agent gave gateway VMIs: one day.
+pub const DEFAULT_LEASE_SECS: u32 = 86_400;
+
+/// How a network's instances get their addresses.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DhcpConfig {
+    /// Whether the gateway answers.
+    pub mode: DhcpMode,
+    /// Lease time in seconds (addresses never change: the lease is only
+    /// how often clients come back).
+    pub lease_secs: u32,
+    /// DNS servers to announce (IPv4 ones by DHCPv4, IPv6 ones by DHCPv6).
+    pub dns_servers: Vec<IpAddr>,
+    /// The domain name (DHCPv4 option 15, DHCPv6 domain list).
+    pub domain: Option<String>,
+    /// PXE: the server to fetch the boot file from (`siaddr`, option 66).
+    pub next_server: Option<Ipv4Addr>,
+    /// PXE: the boot file (`file`, option 67).
+    pub boot_file: Option<String>,
+}
+
+impl Default for DhcpConfig {
+    fn default() -> Self {
+        DhcpConfig {
+            mode: DhcpMode::Server,
+            lease_secs: DEFAULT_LEASE_SECS,
+            dns_servers: Vec::new(),
+            domain: None,
+            next_server: None,
+            boot_file: None,
+        }
+    }
+}
+
+/// Whether the gateway serves DHCP in a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum DhcpMode {
+    /// The gateway answers DHCPv4 and DHCPv6 from each VMI's configured
+    /// addresses, and router advertisements send hosts to DHCPv6.
+    #[default]
+    Server,
+    /// The gateway does not answer: a client's broadcasts are bridged like
+    /// any other (to a DHCP server among the instances, say); router
+    /// advertisements do not send hosts to DHCPv6.
+    Off,
+    /// The gateway relays DHCPv4 to this server (RFC 1542): the request
+    /// leaves from the client's subnet gateway address (`giaddr`), routed
+    /// in the network; the server's reply to that address goes back to the
+    /// client. DHCPv6 is not relayed (as with `Off`).
+    Relay(Ipv4Addr),
 }
 
 /// How a network forwards, as the original's forwarding mode.

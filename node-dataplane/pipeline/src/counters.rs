@@ -36,6 +36,7 @@
 use core::ops::{Add, AddAssign};
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::limit::TokenBucket;
 use crate::verdict::{DropReason, Verdict};
 
 /// How many workers get a single-writer shard of every VMI's counters.
@@ -78,6 +79,8 @@ pub struct Counters {
     sent: AtomicU64,
     sent_bytes: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
+    /// The worker's budget of ICMP errors (see [`crate::limit`]).
+    pub(crate) icmp_errors: TokenBucket,
 }
 
 impl Default for Counters {
@@ -113,6 +116,7 @@ impl Counters {
             sent: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
             drops: core::array::from_fn(|_| AtomicU64::new(0)),
+            icmp_errors: TokenBucket::default(),
         }
     }
 

@@ -26,16 +26,17 @@ pub mod config;
 pub mod counters;
 mod hash;
 pub mod kernel;
+pub mod limit;
 mod lpm;
 pub mod process;
 pub mod tables;
 pub mod verdict;
 
 pub use config::{
-    AllowedAddressPair, CreationOrder, DEFAULT_GATEWAY_MAC, Encapsulation, ForwardingMode,
-    IpPrefix, LogicalInterfaceConfig, MacAddress, NetworkConfig, NextHopConfig, NodeConfig,
-    PeerConfig, PortConfig, PortId, PortKind, PrefixError, RemoteVmiConfig, RouteConfig,
-    SubnetConfig, UnderlayConfig, VmiConfig,
+    AllowedAddressPair, CreationOrder, DEFAULT_GATEWAY_MAC, DEFAULT_LEASE_SECS, DhcpConfig,
+    DhcpMode, Encapsulation, ForwardingMode, IpPrefix, LogicalInterfaceConfig, MacAddress,
+    NetworkConfig, NextHopConfig, NodeConfig, PeerConfig, PortConfig, PortId, PortKind,
+    PrefixError, PuntLimit, RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 pub use counters::{CounterSnapshot, Counters, MAX_WORKERS, VmiCounterSnapshot, VmiCounters};
 pub use process::{FrameBuf, HEADROOM, L2Header, MAX_OVERHEAD, Pipeline, parse_l2, process};

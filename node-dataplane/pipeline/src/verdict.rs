@@ -131,11 +131,13 @@ drop_reasons! {
     /// An ICMP or ICMPv6 message for the gateway that is truncated or has a
     /// wrong checksum.
     MalformedIcmp => "malformed_icmp",
-    /// A neighbour solicitation that breaks RFC 4861 (hop limit, checksum,
+    /// A neighbour or router solicitation that breaks RFC 4861 (hop limit, checksum,
     /// code, options, target or destination).
     MalformedNeighborDiscovery => "malformed_nd",
-    /// Neighbour discovery other than a solicitation (router solicitations,
-    /// unsolicited advertisements, redirects).
+    /// Neighbour discovery the gateway does not take: advertisements,
+    /// redirects, router advertisements from instances, and router
+    /// solicitations where no advertisement is due (a network without an
+    /// IPv6 subnet, or from a tunnel or host port).
     NdUnsupported => "nd_unsupported",
     /// A neighbour solicitation for an address that is neither a gateway
     /// address nor routed in the VRF.
@@ -157,8 +159,34 @@ drop_reasons! {
     NoRoute => "no_route",
     /// The matching route discards.
     DiscardRoute => "discard_route",
-    /// TTL or hop limit too low to forward.
+    /// TTL or hop limit too low to forward, and no ICMP time exceeded may
+    /// answer it (it is an ICMP error itself, a fragment other than the
+    /// first, or from a source outside the network's subnets); the others
+    /// are answered.
     TtlExceeded => "ttl_exceeded",
+    /// An ICMP error (time exceeded, fragmentation needed, packet too big)
+    /// the worker's budget had no room for: the packet is dropped without
+    /// one.
+    IcmpRateLimited => "icmp_rate_limited",
+    /// A question to the gateway (ARP, ND, echo, DHCP, router solicitation)
+    /// or a packet it would answer with an ICMP error, from a VMI over its
+    /// budget of answers ([`PuntLimit`](crate::config::PuntLimit)): dropped
+    /// unanswered.
+    PuntRateLimited => "punt_rate_limited",
+    /// A DHCP (v4 or v6) message from an instance that is truncated, has a
+    /// bad checksum, or breaks the protocol (no message type, not Ethernet,
+    /// no client identifier).
+    MalformedDhcp => "malformed_dhcp",
+    /// A DHCP message the gateway's server does not answer: for another
+    /// server, a reply, a release or decline (nothing to undo: addresses
+    /// are the VMI's), a hardware address other than the instance's; or
+    /// one its relay does not pass on: a request that crossed 16 relays, a
+    /// server's reply for a client that is no VMI of this node.
+    DhcpIgnored => "dhcp_ignored",
+    /// A DHCP request from an instance whose VMI has no address of that
+    /// family in one of its network's subnets (nothing to offer), or to
+    /// relay from a network without an IPv4 subnet (no relay address).
+    DhcpNoAddress => "dhcp_no_address",
     /// The destination VMI has no logical interface on this node.
     VmiUnreachable => "vmi_unreachable",
     /// Traffic for a gateway address other than an echo request.
@@ -198,8 +226,9 @@ drop_reasons! {
     /// A bridged or flooded frame too large for the fabric's MTU once
     /// encapsulated (an Ethernet frame gets no ICMP error).
     TunnelMtuExceeded => "tunnel_mtu_exceeded",
-    /// An IPv4 packet without don't-fragment, too large for the egress MTU:
-    /// the fast path does not fragment.
+    /// A packet too large for the egress MTU that no ICMP error answers:
+    /// IPv4 without don't-fragment (the fast path does not fragment), an
+    /// ICMP error itself, or from a source outside the network's subnets.
     FragmentationNeeded => "fragmentation_needed",
     /// The frame was handed to a port that cannot pass it to the host stack
     /// (an AF_XDP port consumed it).

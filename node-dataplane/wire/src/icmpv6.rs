@@ -69,7 +69,24 @@ mod field {
     pub const NA_FLAGS: usize = 4;
     pub const NDP_TARGET: Range<usize> = 8..24;
     pub const NDP_OPTIONS: RangeFrom<usize> = 24..;
+    pub const RA_CUR_HOP_LIMIT: usize = 4;
+    pub const RA_FLAGS: usize = 5;
+    pub const RA_ROUTER_LIFETIME: usize = 6;
+    pub const RA_REACHABLE_TIME: Range<usize> = 8..12;
+    pub const RA_RETRANS_TIMER: Range<usize> = 12..16;
 }
+
+/// The length of a router solicitation without options (RFC 4861 4.1).
+pub const RS_HEADER_LEN: usize = field::HEADER_END;
+
+/// The length of a router advertisement without options (RFC 4861 4.2).
+pub const RA_HEADER_LEN: usize = field::RA_RETRANS_TIMER.end;
+
+/// The "managed address configuration" flag of a router advertisement:
+/// addresses come from DHCPv6.
+pub const RA_MANAGED: u8 = 0x80;
+/// The "other configuration" flag: other settings (DNS) come from DHCPv6.
+pub const RA_OTHER: u8 = 0x40;
 
 /// The length of the ICMPv6 header.
 pub const HEADER_LEN: usize = field::HEADER_END;
@@ -282,6 +299,29 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
             .copy_from_slice(&value.to_be_bytes());
     }
 
+    /// Write the fixed part of a router advertisement after the checksum:
+    /// current hop limit, flags ([`RA_MANAGED`], [`RA_OTHER`]), router
+    /// lifetime (seconds), reachable time and retransmission timer
+    /// (milliseconds; 0: unspecified).
+    ///
+    /// # Panics
+    /// Panics on a buffer shorter than [`RA_HEADER_LEN`].
+    pub fn set_router_advert(
+        &mut self,
+        cur_hop_limit: u8,
+        flags: u8,
+        router_lifetime: u16,
+        reachable_time: u32,
+        retrans_timer: u32,
+    ) {
+        let data = self.buffer.as_mut();
+        data[field::RA_CUR_HOP_LIMIT] = cur_hop_limit;
+        data[field::RA_FLAGS] = flags;
+        write_u16(data, field::RA_ROUTER_LIFETIME, router_lifetime);
+        data[field::RA_REACHABLE_TIME].copy_from_slice(&reachable_time.to_be_bytes());
+        data[field::RA_RETRANS_TIMER].copy_from_slice(&retrans_timer.to_be_bytes());
+    }
+
     /// What follows the header, mutably.
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::HEADER_END..]
@@ -348,6 +388,18 @@ mod option_field {
 /// The length of a link-layer address option carrying an Ethernet address.
 pub const LLADDR_OPTION_LEN: usize = 8;
 
+/// The length of a prefix information option (RFC 4861 4.6.2).
+pub const PREFIX_INFO_OPTION_LEN: usize = 32;
+
+/// The length of an MTU option (RFC 4861 4.6.4).
+pub const MTU_OPTION_LEN: usize = 8;
+
+/// The on-link flag of a prefix information option.
+pub const PREFIX_ON_LINK: u8 = 0x80;
+/// The autonomous address-configuration (SLAAC) flag of a prefix
+/// information option.
+pub const PREFIX_AUTONOMOUS: u8 = 0x40;
+
 /// A read/write view over one neighbour discovery option.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NdiscOption<T: AsRef<[u8]>> {
@@ -382,6 +434,11 @@ impl<T: AsRef<[u8]>> NdiscOption<T> {
             return Err(Error::Truncated);
         }
         Ok(())
+    }
+
+    /// Give the buffer back.
+    pub fn into_inner(self) -> T {
+        self.buffer
     }
 
     /// The option type.
@@ -422,6 +479,43 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> NdiscOption<T> {
         data[option_field::TYPE] = option_type.into();
         data[option_field::LENGTH] = 1;
         data[option_field::LLADDR].copy_from_slice(&addr.0);
+    }
+
+    /// Write a prefix information option: `prefix`/`prefix_len` with
+    /// `flags` ([`PREFIX_ON_LINK`], [`PREFIX_AUTONOMOUS`]) and lifetimes
+    /// in seconds.
+    ///
+    /// # Panics
+    /// Panics if the buffer is shorter than [`PREFIX_INFO_OPTION_LEN`].
+    pub fn emit_prefix_info(
+        &mut self,
+        prefix: Ipv6Addr,
+        prefix_len: u8,
+        flags: u8,
+        valid_lifetime: u32,
+        preferred_lifetime: u32,
+    ) {
+        let data = &mut self.buffer.as_mut()[..PREFIX_INFO_OPTION_LEN];
+        data[option_field::TYPE] = NdiscOptionType::PrefixInformation.into();
+        data[option_field::LENGTH] = 4;
+        data[2] = prefix_len;
+        data[3] = flags;
+        data[4..8].copy_from_slice(&valid_lifetime.to_be_bytes());
+        data[8..12].copy_from_slice(&preferred_lifetime.to_be_bytes());
+        data[12..16].fill(0);
+        data[16..32].copy_from_slice(&prefix.octets());
+    }
+
+    /// Write an MTU option.
+    ///
+    /// # Panics
+    /// Panics if the buffer is shorter than [`MTU_OPTION_LEN`].
+    pub fn emit_mtu(&mut self, mtu: u32) {
+        let data = &mut self.buffer.as_mut()[..MTU_OPTION_LEN];
+        data[option_field::TYPE] = NdiscOptionType::Mtu.into();
+        data[option_field::LENGTH] = 1;
+        data[2..4].fill(0);
+        data[4..8].copy_from_slice(&mtu.to_be_bytes());
     }
 }
 

@@ -1,6 +1,7 @@
 //! Zero-copy views over the wire formats the fast path sees: Ethernet II,
 //! 802.1Q, ARP (Ethernet/IPv4), IPv4, IPv6, ICMPv4, ICMPv6 with neighbour
-//! discovery, and the overlay's UDP, MPLS label and VXLAN headers.
+//! discovery and router advertisements, the overlay's UDP, MPLS label and
+//! VXLAN headers, and the DHCPv4 and DHCPv6 messages the gateway answers.
 //!
 //! The shape follows smoltcp's `wire` module. Every protocol module offers:
 //!
@@ -20,6 +21,7 @@
 //!                                    +-- IPv6 -+-- ICMPv6 (echo, NS/NA + options)
 //!                                              +-- UDP -+- 6635: MPLS label -- IP | Ethernet
 //!                                                       +- 4789: VXLAN ------- Ethernet
+//!                                                       +- 67/68: DHCPv4, 546/547: DHCPv6
 //! ```
 //!
 //! Beside the views, [`IpPrefix`] (module [`prefix`]) and the text form of
@@ -39,6 +41,8 @@ mod macros;
 
 pub mod arp;
 pub mod checksum;
+pub mod dhcpv4;
+pub mod dhcpv6;
 pub mod ethernet;
 pub mod icmpv4;
 pub mod icmpv6;

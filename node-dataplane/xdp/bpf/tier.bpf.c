@@ -15,8 +15,10 @@
 //   fabric frame: UDP 6635 / 4789 to our underlay address -> decapsulate
 //        -> routed label: to its VMI | label or VNI of a network: as above, from the tunnel
 //   not for the fabric's tunnels -> XDP_PASS (the host's own traffic)
-//   anything else (ARP, ND, broadcast and flooding, TTL expiry, ICMP errors,
-//   echo to the gateway, host ports, options, misses) -> AF_XDP
+//   anything else (ARP, ND and router solicitations, broadcast and flooding,
+//   DHCP, TTL expiry and packets too big for the egress MTU (ICMP errors),
+//   echo and everything to the gateway, allowed address pairs that move,
+//   host ports, options, frames longer than an AF_XDP buffer, misses) -> AF_XDP
 //
 // Every decision is made before the frame is written: a frame handed off is
 // always the frame as it arrived. Counters (per CPU) count only what this
@@ -914,6 +916,18 @@ __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
         DROP(r, TD_DISCARD_ROUTE);
     if (ttl <= 1)
         HANDOFF(r);
+    // Larger than the network's or the egress port's MTU: the ICMP error
+    // path MTU discovery needs, in userspace.
+    struct vrf *vrf = vrf_at(f->gen, f->vrf);
+    __u32 limit = vrf ? vrf->mtu : 0;
+    if (kind == NH_VMI) {
+        struct vmi *to = vmi_at(f->gen, id);
+        __u32 port_mtu = to ? to->egress_mtu : 0;
+        if (port_mtu && (!limit || port_mtu < limit))
+            limit = port_mtu;
+    }
+    if (limit && avail > limit)
+        HANDOFF(r);
     if (kind == NH_VMI)
         SEND(r, id, 1);
     if ((kind == NH_REMOTE || kind == NH_PEER) && f->src_kind == SRC_TUNNEL)
@@ -1051,39 +1065,48 @@ static __always_inline int in_pair(const struct pair *pair, __u32 family, const 
     return diff == 0;
 }
 
-// 2: the source MAC is not the VMI's nor a pair's; 1: the address is not
-// allowed with that MAC; 0: allowed. With `family` 0 only the MAC counts.
+#define SRC_MAC_BAD 1  // the source MAC is neither the VMI's nor a pair's
+#define SRC_IP_BAD 2   // the source address is not allowed with that MAC
+#define SRC_LEARNS 4   // the source address is a pair's the VMI may take over
+
+// What port security says of a frame's source (SRC_* bits; with `family`
+// 0 only the MAC counts), and whether it would move a pair's holder.
 __noinline int tier_source(struct source_q *q)
 {
     if (!q)
-        return 2;
+        return SRC_MAC_BAD;
     struct vmi *v = vmi_at(q->gen, q->slot);
     if (!v)
-        return 2;
+        return SRC_MAC_BAD;
     __u32 n = v->npairs;
     int own = mac_eq(q->mac, v->mac);
-    int mac_ok = own, ip_ok = 0;
+    int mac_ok = own, ip_ok = 0, learns = 0;
 #pragma nounroll
     for (__u32 i = 0; i < TIER_MAX_PAIRS; i++) {
         if (i >= n)
             break;
         struct pair *pair = &v->pairs[i];
+        // A host pair's address: the pipeline learns who holds it from
+        // any frame sent from it.
+        if (q->family && pair->learns && in_pair(pair, q->family, q->addr))
+            learns = 1;
         if (!mac_eq(pair->mac, q->mac))
             continue;
         mac_ok = 1;
         if (q->family && in_pair(pair, q->family, q->addr))
             ip_ok = 1;
     }
+    int result = learns ? SRC_LEARNS : 0;
     if (!mac_ok)
-        return 2;
+        return result | SRC_MAC_BAD;
     if (!q->family)
-        return 0;
+        return result;
     if (!ip_ok && own) {
         struct source_key key = {.gen = q->gen, .vmi = q->slot, .family = q->family};
         __builtin_memcpy(key.addr, q->addr, 16);
         ip_ok = bpf_map_lookup_elem(&tier_sources, &key) != 0;
     }
-    return ip_ok ? 0 : 1;
+    return result | (ip_ok ? 0 : SRC_IP_BAD);
 }
 
 // ---------------------------------------------------------------------------
@@ -1141,47 +1164,65 @@ __noinline int tier_trunk(struct xdp_md *ctx, struct frame *fp, struct res *r)
     f->src_kind = SRC_VMI;
     f->src_id = slot;
     f->vrf = v->vrf;
-    if (v->flags & VMI_PORT_SECURITY) {
-        q.slot = slot;
-        __u32 l3 = f->hlen;
-        __u32 avail = f->fend > l3 ? f->fend - l3 : 0;
-        if (et == ETH_P_IP) {
-            __u8 *ip = ptr_at(ctx, l3, 20);
-            if (!ip || avail < 20 || (ip[0] >> 4) != 4) {
-                q.family = 0xff;  // malformed: userspace, once the MAC is checked
-            } else {
-                __u32 ihl = (ip[0] & 0x0f) * 4;
-                __u32 total = rd16(ip + 2);
-                q.family = 4;
-                __builtin_memcpy(q.addr, ip + 12, 4);
-                if (ihl < 20 || total < ihl || avail < total)
-                    q.family = 0xff;  // malformed: userspace, once the MAC is checked
-            }
-        } else if (et == ETH_P_IPV6) {
-            __u8 *ip = ptr_at(ctx, l3, 41);
-            if (!ip || avail < 40 || (ip[0] >> 4) != 6 || avail < 40 + (__u32)rd16(ip + 4)) {
-                q.family = 0xff;
-            } else if (ip[6] == 58 && rd16(ip + 4) >= 1 && ip[40] >= 133 && ip[40] <= 137) {
-                // Neighbour discovery (from any source) is userspace's.
-                q.family = 0xff;
-            } else {
-                q.family = 6;
-                __builtin_memcpy(q.addr, ip + 8, 16);
-            }
-        } else if (et == ETH_P_ARP) {
+    // What the frame says it comes from: its family and source address, or
+    // 0xff for what userspace takes whatever port security says (ARP, ND,
+    // DHCP client messages, malformed headers).
+    q.slot = slot;
+    __u32 l3 = f->hlen;
+    __u32 avail = f->fend > l3 ? f->fend - l3 : 0;
+    if (et == ETH_P_IP) {
+        __u8 *ip = ptr_at(ctx, l3, 24);
+        if (!ip || avail < 20 || (ip[0] >> 4) != 4) {
             q.family = 0xff;
+        } else {
+            __u32 ihl = (ip[0] & 0x0f) * 4;
+            __u32 total = rd16(ip + 2);
+            q.family = 4;
+            __builtin_memcpy(q.addr, ip + 12, 4);
+            if (ihl < 20 || total < ihl || avail < total)
+                q.family = 0xff;
+            // A DHCP client message (UDP to port 67): the DHCP stage.
+            if (ip[9] == IPPROTO_UDP && ihl == 20 && rd16(ip + 22) == 67)
+                q.family = 0xff;
+            if (ip[9] == IPPROTO_UDP && ihl != 20)
+                q.family = 0xff;
         }
-        __u32 want = q.family;
-        if (want == 0xff)
-            q.family = 0;
-        int verdict = tier_source(&q);
-        if (verdict == 2)
-            DROP(r, TD_SOURCE_MAC_SPOOFED);
+    } else if (et == ETH_P_IPV6) {
+        __u8 *ip = ptr_at(ctx, l3, 44);
+        if (!ip || avail < 40 || (ip[0] >> 4) != 6 || avail < 40 + (__u32)rd16(ip + 4)) {
+            q.family = 0xff;
+        } else if (ip[6] == 58 && rd16(ip + 4) >= 1 && ip[40] >= 133 && ip[40] <= 137) {
+            // Neighbour and router discovery (from any source) is userspace's.
+            q.family = 0xff;
+        } else if (ip[6] == IPPROTO_UDP && rd16(ip + 42) == 547) {
+            // A DHCPv6 client message: the DHCP stage.
+            q.family = 0xff;
+        } else {
+            q.family = 6;
+            __builtin_memcpy(q.addr, ip + 8, 16);
+        }
+    } else if (et == ETH_P_ARP) {
+        q.family = 0xff;
+    }
+    __u32 want = q.family;
+    __u32 flags = v->flags;
+    if (!(flags & (VMI_PORT_SECURITY | VMI_LEARNS))) {
         if (want == 0xff)
             HANDOFF(r);
-        if (verdict == 1)
-            DROP(r, TD_SOURCE_IP_SPOOFED);
+        return tier_dispatch(ctx, f, r);
     }
+    if (want == 0xff)
+        q.family = 0;
+    int verdict = tier_source(&q);
+    if ((flags & VMI_PORT_SECURITY) && (verdict & SRC_MAC_BAD))
+        DROP(r, TD_SOURCE_MAC_SPOOFED);
+    if (want == 0xff)
+        HANDOFF(r);
+    if ((flags & VMI_PORT_SECURITY) && (verdict & SRC_IP_BAD))
+        DROP(r, TD_SOURCE_IP_SPOOFED);
+    // A frame from a pair's address moves its holder: userspace does that.
+    if (verdict & SRC_LEARNS)
+        HANDOFF(r);
     return tier_dispatch(ctx, f, r);
 }
 
@@ -1539,12 +1580,15 @@ int trunkline_tier(struct xdp_md *ctx)
     __u32 role = port && !(port->flags & PORT_HANDOFF) ? port->role : 0;
 
     struct frame f = {.gen = gen, .ingress = ingress};
+    // A frame longer than an AF_XDP buffer is handed off undecided: the
+    // socket refuses it, as in the AF_XDP-only mode (a counted drop).
+    __u32 fits = rx_len <= TIER_MAX_FRAME;
     if (kind == IFACE_FABRIC) {
         // Without tables for it, only tunnel packets for us go to userspace.
-        tier_fabric(ctx, &f, &r, role == PORT_FABRIC);
+        tier_fabric(ctx, &f, &r, role == PORT_FABRIC && fits);
         if (r.pass)
             return XDP_PASS;
-    } else if (role == PORT_GATEWAY) {
+    } else if (role == PORT_GATEWAY && fits) {
         tier_trunk(ctx, &f, &r);
     }
     if (!r.action) {

@@ -29,6 +29,10 @@
 #define TIER_MAX_IFACES 64
 #define TIER_MAX_ROUTES 65536
 #define TIER_MAX_ENTRIES 65536
+// The largest frame an AF_XDP buffer takes (trunkline_xdp::FAST_PATH_MAX_FRAME):
+// a longer one goes the AF_XDP path's way (its socket refuses it, counted as
+// rx_kernel_dropped), so the tier never carries what the userspace path cannot.
+#define TIER_MAX_FRAME 1728
 
 // tier_state: one u32. Bit 0: the generation frames use; bit 1: the tables
 // are installed (until then every frame of a trunk is handed off).
@@ -82,10 +86,14 @@ struct vlan_key {
 #define VMI_PORT_SECURITY 2
 #define VMI_HANDOFF 4   // frames from or to it go to userspace
 #define VMI_EGRESS 8    // it has an egress logical interface
+#define VMI_LEARNS 16   // a frame from a pair's address makes it the holder: userspace
 struct pair {
     __u8 family;      // 4 or 6
     __u8 prefix_len;
+    __u8 learns;      // 1: a frame from this address moves the pair's holder
+    __u8 pad;
     __u8 mac[6];
+    __u16 pad2;
     __u8 addr[16];    // the prefix (host bits clear)
 };
 struct vmi {
@@ -94,6 +102,7 @@ struct vmi {
     __u8 mac[6];
     __u16 egress_vlan;
     __u32 egress_ifindex;  // with VMI_EGRESS; 0: its port is not open: hand off
+    __u32 egress_mtu;      // the egress port's MTU; 0: none declared
     __u32 npairs;          // allowed address pairs (at most TIER_MAX_PAIRS)
     struct pair pairs[TIER_MAX_PAIRS];
 };
@@ -113,6 +122,7 @@ struct source_key {
 #define VRF_FLOOD_UNKNOWN 8
 struct vrf {
     __u32 flags;
+    __u32 mtu;  // the network's MTU; 0: none declared
 };
 
 // routes4 / routes6: LPM_TRIE. The data is the generation and VRF slot
@@ -132,6 +142,7 @@ struct route6_key {
 #define NH_PEER 4
 #define NH_PORT 5
 #define NH_DISCARD 6
+#define NH_PAIR 7  // whoever holds an allowed pair's address now (a runtime cell): userspace
 struct nexthop {
     __u32 kind;  // NH_*
     __u32 id;    // VMI, remote or peer slot

@@ -502,4 +502,17 @@ mod tests {
             assert!(super::FAST_PATH_MAX_FRAME <= crate::tap::MAX_FRAME);
         }
     }
+
+    #[test]
+    fn the_xdp_tier_hands_off_what_an_af_xdp_buffer_does_not_take() {
+        let header = include_str!("../bpf/tier.h");
+        let defined = header
+            .lines()
+            .find_map(|l| l.strip_prefix("#define TIER_MAX_FRAME "))
+            .expect("TIER_MAX_FRAME in tier.h");
+        assert_eq!(
+            defined.trim().parse::<usize>(),
+            Ok(super::FAST_PATH_MAX_FRAME)
+        );
+    }
 }

@@ -46,6 +46,9 @@ use crate::status::Condition;
 #[x_kube(validation = Rule::new(
     "self.subnets.all(a, self.subnets.all(b, a.cidr == b.cidr || !isCIDR(a.cidr) || !isCIDR(b.cidr) || !cidr(a.cidr).containsCIDR(b.cidr)))"
 ).message("subnets must not overlap: no subnet may contain another").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new(
+    "!has(self.mtu) || self.mtu >= 1280 || self.subnets.all(s, !isCIDR(s.cidr) || cidr(s.cidr).ip().family() == 4)"
+).message("mtu must be at least 1280 in a network with an IPv6 subnet (the IPv6 minimum MTU)").reason(Reason::FieldValueInvalid))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VirtualNetworkSpec {
     /// IPv4 and IPv6 subnets of the network, each with its gateway address.
@@ -97,6 +100,89 @@ pub struct VirtualNetworkSpec {
     #[schemars(length(min = 1, max = 2))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub encapsulation: Option<Vec<Encapsulation>>,
+
+    /// The MTU of the network's instances, 576 to 9216 (the original's
+    /// upper bound): the largest IP packet the gateway routes to them
+    /// (larger ones get fragmentation-needed / packet-too-big, never more
+    /// than the egress port's `mtu`), announced by DHCP (option 26) and
+    /// router advertisements. Default: the ports' MTU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 576, max = 9216))]
+    pub mtu: Option<u32>,
+
+    /// How the network's instances get their addresses: by default the
+    /// gateway answers DHCPv4 and DHCPv6 with each instance's VMI address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<Dhcp>,
+}
+
+/// DHCP for a network's remote instances (the original's agent answered
+/// DHCP for its gateway VMIs).
+#[derive(Clone, Debug, PartialEq, Eq, KubeSchema, Serialize, Deserialize)]
+#[x_kube(validation = Rule::new(
+    "self.mode == 'Relay' ? has(self.relayServer) : !has(self.relayServer)"
+).message("relayServer is required with mode Relay and only allowed with it").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new(
+    "!has(self.nextServer) || !isIP(self.nextServer) || ip(self.nextServer).family() == 4"
+).message("nextServer must be an IPv4 address (PXE fetches the boot file over IPv4 TFTP)").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new(
+    "!has(self.relayServer) || !isIP(self.relayServer) || ip(self.relayServer).family() == 4"
+).message("relayServer must be an IPv4 address: the gateway relays DHCPv4 only").reason(Reason::FieldValueInvalid))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dhcp {
+    /// `Server` (default): the gateway answers from each VMI's configured
+    /// addresses (lease, router = the subnet's gateway), and router
+    /// advertisements send IPv6 hosts to DHCPv6. `Off`: the gateway does
+    /// not answer; clients' broadcasts are bridged (to a DHCP server among
+    /// the instances). `Relay`: the gateway relays DHCPv4 to `relayServer`
+    /// (RFC 1542: from the client's subnet gateway address, routed in the
+    /// network; the server must hand out each instance its VMI's address);
+    /// DHCPv6 is not relayed.
+    #[serde(default)]
+    pub mode: DhcpMode,
+    /// Lease time in seconds, 60 to 31536000. Default 86400 (one day, as
+    /// the original). The address never changes: the lease only sets how
+    /// often clients come back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 31_536_000))]
+    pub lease_seconds: Option<u32>,
+    /// DNS servers announced to the instances: IPv4 ones by DHCPv4, IPv6
+    /// ones by DHCPv6. At most 4.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub dns_servers: Vec<IpAddress>,
+    /// The DNS domain announced (DHCPv4 option 15, DHCPv6 domain list),
+    /// e.g. `lab.example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?([.][a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*[.]?$')").message("domain must be a DNS name: dot-separated labels of letters, digits and '-', each 1 to 63 characters (e.g. lab.example.com)").reason(Reason::FieldValueInvalid))]
+    pub domain: Option<String>,
+    /// PXE: the server the boot file is fetched from (`siaddr`, option
+    /// 66), an IPv4 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_server: Option<IpAddress>,
+    /// PXE: the boot file name (`file`, option 67), e.g. `pxelinux.0`.
+    /// At most 127 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 127))]
+    pub boot_file: Option<String>,
+    /// With mode `Relay`: the DHCP server to relay to, an IPv4 address
+    /// routed in the network (an instance, or beyond a virtual gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_server: Option<IpAddress>,
+}
+
+/// Who answers a network's DHCP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum DhcpMode {
+    /// The gateway answers.
+    #[default]
+    Server,
+    /// Nobody on the gateway: clients' broadcasts are bridged.
+    Off,
+    /// The gateway relays DHCPv4 to an external server.
+    Relay,
 }
 
 /// How overlay traffic crosses the fabric.

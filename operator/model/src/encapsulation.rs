@@ -183,6 +183,8 @@ mod tests {
             encapsulation: spec,
             encapsulation_in_use: status,
             mpls_label: None,
+            mtu: None,
+            dhcp: Default::default(),
             defects: vec![],
         }
     }

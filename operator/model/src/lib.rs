@@ -53,4 +53,6 @@ pub use snapshot::Snapshot;
 pub use trunkline_wire::{EthernetAddress, IpPrefix, PrefixError};
 pub use virtual_gateway::VirtualGateway;
 pub use virtual_machine_interface::{AllowedAddressPair, VirtualMachineInterface};
-pub use virtual_network::{ForwardingMode, Subnet, VirtualNetwork};
+pub use virtual_network::{
+    DEFAULT_LEASE_SECS, Dhcp, DhcpMode, ForwardingMode, Subnet, VirtualNetwork,
+};

@@ -1,9 +1,11 @@
 //! An overlay network: its subnets with their gateways, its VNI and its
 //! routing instance (VRF).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use trunkline_api::virtual_network::ForwardingMode as ApiForwardingMode;
+use trunkline_api::virtual_network::{
+    DhcpMode as ApiDhcpMode, ForwardingMode as ApiForwardingMode,
+};
 use trunkline_wire::IpPrefix;
 
 use crate::encapsulation::{DEFAULT_ENCAPSULATION_PRIORITY, Encapsulation};
@@ -36,8 +38,57 @@ pub struct VirtualNetwork {
     /// `status.mplsLabel`: the label of the network's bridged and flooded
     /// traffic, allocated by the operator (kept while still free).
     pub mpls_label: Option<u32>,
+    /// `spec.mtu`: the MTU of the network's instances, when declared.
+    pub mtu: Option<u16>,
+    /// `spec.dhcp`: how the instances get their addresses.
+    pub dhcp: Dhcp,
     /// Field values that could not be read.
     pub defects: Vec<String>,
+}
+
+/// The lease the original gave gateway VMIs: one day.
+pub const DEFAULT_LEASE_SECS: u32 = 86_400;
+
+/// How a network's instances get their addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dhcp {
+    /// Who answers.
+    pub mode: DhcpMode,
+    /// Lease time in seconds.
+    pub lease_secs: u32,
+    /// DNS servers to announce.
+    pub dns_servers: Vec<IpAddr>,
+    /// The DNS domain to announce.
+    pub domain: Option<String>,
+    /// PXE: the server to fetch the boot file from.
+    pub next_server: Option<Ipv4Addr>,
+    /// PXE: the boot file.
+    pub boot_file: Option<String>,
+}
+
+impl Default for Dhcp {
+    fn default() -> Self {
+        Dhcp {
+            mode: DhcpMode::Server,
+            lease_secs: DEFAULT_LEASE_SECS,
+            dns_servers: Vec::new(),
+            domain: None,
+            next_server: None,
+            boot_file: None,
+        }
+    }
+}
+
+/// Who answers a network's DHCP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DhcpMode {
+    /// The gateway, from each VMI's addresses.
+    #[default]
+    Server,
+    /// Nobody on the gateway.
+    Off,
+    /// An external server the gateway relays DHCPv4 to.
+    Relay(IpAddr),
 }
 
 /// One subnet of a network, with its gateway resolved.
@@ -136,6 +187,7 @@ impl VirtualNetwork {
             };
             subnets.push(Subnet::new(prefix, gateway));
         }
+        let dhcp = read_dhcp(network.spec.dhcp.as_ref(), &mut defects);
         let status = network.status.as_ref();
         VirtualNetwork {
             meta: from_api::meta(
@@ -163,8 +215,61 @@ impl VirtualNetwork {
                 .flat_map(|s| s.encapsulation.iter().copied().map(Encapsulation::from_api))
                 .collect(),
             mpls_label: status.and_then(|s| s.mpls_label),
+            mtu: network
+                .spec
+                .mtu
+                .and_then(|m| read("spec.mtu", u16::try_from(m), &mut defects)),
+            dhcp,
             defects,
         }
+    }
+}
+
+/// `spec.dhcp`, with unreadable addresses as defects (and left out).
+fn read_dhcp(
+    spec: Option<&trunkline_api::virtual_network::Dhcp>,
+    defects: &mut Vec<String>,
+) -> Dhcp {
+    let Some(spec) = spec else {
+        return Dhcp::default();
+    };
+    let mode = match spec.mode {
+        ApiDhcpMode::Server => DhcpMode::Server,
+        ApiDhcpMode::Off => DhcpMode::Off,
+        ApiDhcpMode::Relay => match spec
+            .relay_server
+            .as_ref()
+            .and_then(|a| read("spec.dhcp.relayServer", from_api::ip(a.as_str()), defects))
+        {
+            Some(server) => DhcpMode::Relay(server),
+            None => {
+                defects.push("spec.dhcp.relayServer: required with mode Relay".to_owned());
+                DhcpMode::Off
+            }
+        },
+    };
+    let next_server = spec.next_server.as_ref().and_then(|a| {
+        match read("spec.dhcp.nextServer", from_api::ip(a.as_str()), defects)? {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => {
+                defects.push(format!(
+                    "spec.dhcp.nextServer: {a} is not an IPv4 address (PXE fetches the boot file over IPv4)"
+                ));
+                None
+            }
+        }
+    });
+    Dhcp {
+        mode,
+        lease_secs: spec.lease_seconds.unwrap_or(DEFAULT_LEASE_SECS),
+        dns_servers: spec
+            .dns_servers
+            .iter()
+            .filter_map(|a| read("spec.dhcp.dnsServers", from_api::ip(a.as_str()), defects))
+            .collect(),
+        domain: spec.domain.clone(),
+        next_server,
+        boot_file: spec.boot_file.clone(),
     }
 }
 
@@ -182,7 +287,9 @@ mod tests {
             "spec": {"subnets": [{"cidr": "10.0.0.0/24"}, {"cidr": "fd00::/64", "gateway": "fd00::fe"},
                                  {"cidr": "10.9.0.0/24", "gateway": "x"}, {"cidr": "bad"}],
                      "forwardingMode": "L2", "floodUnknownUnicast": true,
-                     "encapsulation": ["VXLAN"]},
+                     "encapsulation": ["VXLAN"], "mtu": 1400,
+                     "dhcp": {"leaseSeconds": 600, "dnsServers": ["192.0.2.53", "fd00::53"],
+                              "domain": "lab.example", "nextServer": "10.0.0.5", "bootFile": "pxelinux.0"}},
             "status": {"vni": 4100, "mplsLabel": 17, "encapsulation": ["VXLAN", "MPLSoUDP"]}
         }))
         .unwrap();
@@ -212,6 +319,18 @@ mod tests {
             "the user's list"
         );
         assert_eq!(n.forwarding_mode, ForwardingMode::L2);
+        assert_eq!(n.mtu, Some(1400));
+        assert_eq!(
+            n.dhcp,
+            Dhcp {
+                mode: DhcpMode::Server,
+                lease_secs: 600,
+                dns_servers: vec!["192.0.2.53".parse().unwrap(), "fd00::53".parse().unwrap()],
+                domain: Some("lab.example".into()),
+                next_server: Some(Ipv4Addr::new(10, 0, 0, 5)),
+                boot_file: Some("pxelinux.0".into()),
+            }
+        );
         assert!(n.flood_unknown_unicast);
         assert_eq!(
             n.effective_routing_instance(),

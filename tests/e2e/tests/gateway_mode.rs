@@ -429,3 +429,68 @@ async fn a_jumbo_mtu_the_fast_path_cannot_carry_is_refused_in_status() {
     ready("True", "Ok").await;
     gw.ping_eventually("bms1", "192.168.1.20").await;
 }
+
+/// One instance floods the gateway with ARP requests; its answers are
+/// limited to its budget (the drops counted as `punt_rate_limited`), and
+/// another instance's questions to the gateway are still all answered.
+#[tokio::test]
+async fn an_instance_flooding_arp_is_limited_and_the_others_keep_their_answers() {
+    let gw = ready_gateway("af-xdp").await;
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+    let before = gw.drops("punt_rate_limited");
+    // ARP requests for the gateway from bms2 for 6 s, as fast as a raw
+    // socket sends them (far above the default budget of 2,000/s).
+    let flood = r#"
+import socket, struct
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+mac = bytes.fromhex(open("/sys/class/net/eth0/address").read().strip().replace(":", ""))
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, socket.inet_aton("192.168.1.20"),
+                  b"\0" * 6, socket.inet_aton("192.168.1.1"))
+frame = b"\xff" * 6 + mac + b"\x08\x06" + arp
+import time
+end = time.monotonic() + 6
+while time.monotonic() < end:
+    for _ in range(200):
+        s.send(frame)
+"#;
+    let namespace = gw.lab.namespace("bms2");
+    let mut flooder = std::process::Command::new("ip")
+        .args(["netns", "exec", &namespace, "python3", "-c", flood])
+        .spawn()
+        .expect("python3 runs");
+    // Once the flood bites, bms1 asks the gateway 50 times (fresh ARP each
+    // time: no cached neighbour) and pings it: every question is answered.
+    eventually(
+        "the flood is being limited",
+        Duration::from_secs(30),
+        || async {
+            let limited = gw.drops("punt_rate_limited") - before;
+            if limited > 0.0 {
+                Ok(())
+            } else {
+                Err("no punt_rate_limited yet")
+            }
+        },
+    )
+    .await
+    .expect("flood limited");
+    let asks = gw.lab.sh(
+        "bms1",
+        "ok=0; for i in $(seq 50); do ip neigh flush dev eth0; ping -c 1 -W 1 192.168.1.1 >/dev/null && ok=$((ok+1)); done; echo $ok",
+    );
+    assert!(
+        flooder.try_wait().expect("flooder").is_none(),
+        "the questions were asked while the flood ran"
+    );
+    let status = flooder.wait().expect("flooder ends");
+    assert!(status.success(), "the flood ran");
+    let answered = String::from_utf8_lossy(&asks.stdout).trim().to_owned();
+    assert_eq!(answered, "50", "bms1's questions answered during the flood");
+    let limited = gw.drops("punt_rate_limited") - before;
+    assert!(
+        limited > 1_000.0,
+        "the flood was limited: {limited} punt_rate_limited\n{}",
+        gw.agent().metrics()
+    );
+}

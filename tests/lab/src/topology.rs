@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 
 use crate::LabError;
-use crate::command::{in_netns, ip};
+use crate::command::{in_netns, ip, run};
 use crate::spec::{Cidr, FabricHostSpec, FabricSpec, Mac, NodeSpec, TrunkSpec};
 
 /// The lab-relative name of the fabric's namespace.
@@ -127,7 +127,17 @@ pub(crate) fn receives_xdp(ns: &str, dev: &str) -> Result<(), LabError> {
     )?;
     let object = object.display().to_string();
     ip(&[
-        "-n", ns, "link", "set", "dev", dev, "xdpdrv", "obj", &object, "sec", "xdp",
+        "-n",
+        ns,
+        "link",
+        "set",
+        "dev",
+        dev,
+        "xdpdrv",
+        "obj",
+        &object,
+        "sec",
+        "xdp.frags",
     ])
     .map(drop)
 }
@@ -189,6 +199,14 @@ pub(crate) fn build_node(
 /// Trunk port `trunk` of `node` and its switch `<p>-<node>-<port>`: a
 /// bridge whose port `trunk` sends VLAN tags in the frame bytes (tx VLAN
 /// offload off), as a real wire does, so that the node's fast path sees them.
+///
+/// The bridge learns no MAC on the trunk. It is not VLAN-aware (one MAC
+/// table for every VLAN, where a real switch keeps one per VLAN): an
+/// instance's broadcast that the gateway floods back down the trunk on
+/// another VLAN would otherwise move the instance's MAC onto the trunk, and
+/// frames the gateway routes to it would be dropped as hairpins. Frames to
+/// a MAC behind the trunk (the gateway's) are flooded instead; the access
+/// ports' taggers drop those of other VLANs.
 pub(crate) fn build_trunk(prefix: &str, node: &str, trunk: &TrunkSpec) -> Result<(), LabError> {
     let node_ns = netns(prefix, node);
     let sw = netns(prefix, &switch_name(node, &trunk.name));
@@ -204,6 +222,10 @@ pub(crate) fn build_trunk(prefix: &str, node: &str, trunk: &TrunkSpec) -> Result
     in_netns(&sw, "ethtool", &["-K", "trunk", "txvlan", "off"])?;
     receives_xdp(&sw, "trunk")?;
     bridge_port(&sw, "trunk")?;
+    run(
+        "bridge",
+        &["-n", &sw, "link", "set", "dev", "trunk", "learning", "off"],
+    )?;
     let mac = trunk
         .mac
         .unwrap_or_else(|| Mac::derived(&format!("{node_ns}-{}", trunk.name)));

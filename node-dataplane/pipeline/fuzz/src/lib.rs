@@ -119,11 +119,18 @@ pub fn node() -> NodeConfig {
         prefix: prefix("10.0.0.128/25"),
         mac: None,
     });
+    // A single address: routed to whoever sends from it.
+    a.allowed_address_pairs.push(AllowedAddressPair {
+        prefix: prefix("10.0.0.100/32"),
+        mac: None,
+    });
     let mut u = vmi("ns/vmi-u", "ns/net1", 0x1e, &["10.0.0.50"], None);
     u.port_security = false;
     let port = |id, name: &str, kind| PortConfig {
         id,
         name: name.into(),
+        // A declared MTU on one trunk: routed packets toward it can be too big.
+        mtu: (id == P2).then_some(1400),
         kind,
     };
     let subnet = |p: &str, g: &str| SubnetConfig {

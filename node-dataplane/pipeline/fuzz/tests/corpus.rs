@@ -51,6 +51,13 @@ fn the_seeds_reach_the_paths_they_are_for() {
         ("to-remote-vmi-v6", FABRIC),
         ("bridged-to-remote", FABRIC),
         ("l3-to-peer", FABRIC),
+        // A remote instance's first minute: DHCP answered, a router
+        // advertisement, a too-big error back, a pair address routed.
+        ("dhcp-discover", P1),
+        ("dhcpv6-solicit", P1),
+        ("router-solicit", P1),
+        ("too-big-for-the-port", P1),
+        ("to-address-pair", P1),
     ] {
         assert_eq!(
             sent_to(name),

@@ -5,7 +5,7 @@
 //! untouched. Needs root (namespaces, BPF); CI runs as root.
 //!
 //! ```text
-//!  every test of process/tests.rs and tests_overlay.rs, run with recording on
+//!  every test of process/tests.rs, tests_overlay.rs and tests_first_minute.rs, recorded
 //!     Rig::run_with ──record──> Case { image of the tables, port, frame, verdict, bytes }
 //!  replay, in a network namespace with one veth per port (ifindex 1000 + port id):
 //!     Mirror::install(image) ──> the tier's maps (generation swap, as the agent does)
@@ -19,7 +19,7 @@
 //! and IPv6 to a VMI of this node, bridged between VMIs of this node, tunnel
 //! encapsulation, tunnel decapsulation.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::process::Command;
@@ -64,6 +64,13 @@ struct Case {
     /// The counter slots of the source VMI and of the VMI sent to.
     rx_slot: Option<u32>,
     tx_slot: Option<u32>,
+    /// A class the frame belongs to whatever the verdict (see
+    /// [`Class::of`]).
+    special: Option<Class>,
+    /// Whether the pipeline wrote a runtime cell of the tables (an address
+    /// pair's holder) while deciding the frame: the program cannot, so it
+    /// must hand such a frame off.
+    moved_a_cell: bool,
 }
 
 struct Recording {
@@ -75,6 +82,8 @@ struct Recording {
 
 thread_local! {
     static RECORDING: RefCell<Option<Recording>> = const { RefCell::new(None) };
+    /// Whether the last frame `Rig::run_with` ran moved a runtime cell.
+    static LAST_MOVED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Builds a case from a frame `Rig::run_with` just processed.
@@ -88,6 +97,7 @@ fn case(
     headroom: usize,
     verdict: Verdict,
     out: &[u8],
+    moved_a_cell: bool,
 ) -> Case {
     let mut slots = Slots::default();
     let built = Image::build(tables, &mut slots, ifindex);
@@ -112,6 +122,8 @@ fn case(
         _ => false,
     };
     Case {
+        special: special(tables, port, frame),
+        moved_a_cell,
         test,
         image,
         underlay: tables.underlay().map(|(_, addr)| addr),
@@ -126,6 +138,52 @@ fn case(
     }
 }
 
+/// The classes a frame belongs to by what it is rather than by the
+/// verdict: a DHCP message (the gateway's server or relay answers, or, in a
+/// network without either, bridges it: userspace's either way), and a
+/// packet governed by an allowed address pair's holder cell (sent from the
+/// pair's address, which moves the holder, or routed to it), which the
+/// image does not carry.
+fn special(tables: &Tables, port: PortId, frame: &[u8]) -> Option<Class> {
+    use trunkline_wire::ethernet::EtherType;
+    use trunkline_wire::{IpProtocol, ipv4, ipv6};
+    let l2 = parse_l2(frame).ok()?;
+    let l3 = &frame[l2.header_len..];
+    let (src, dst, udp): (IpAddr, IpAddr, Option<&[u8]>) = match l2.ethertype {
+        EtherType::Ipv4 => {
+            let ip = ipv4::Packet::new_checked(l3).ok()?;
+            let udp = (ip.protocol() == IpProtocol::Udp && !ip.is_fragment())
+                .then(|| l3.get(usize::from(ip.header_len())..))
+                .flatten();
+            (ip.src_addr().into(), ip.dst_addr().into(), udp)
+        }
+        EtherType::Ipv6 => {
+            let ip = ipv6::Packet::new_checked(l3).ok()?;
+            let udp = (ip.next_header() == IpProtocol::Udp).then(|| ip.payload());
+            (ip.src_addr().into(), ip.dst_addr().into(), udp)
+        }
+        _ => return None,
+    };
+    if let Some(udp) = udp.and_then(|u| u.get(..4)) {
+        let dport = u16::from_be_bytes([udp[2], udp[3]]);
+        if dport == 67 || dport == 547 {
+            return Some(Class::Dhcp);
+        }
+    }
+    let vmi = tables
+        .vmi_at(port, l2.vlan())
+        .and_then(|id| tables.vmi(id))?;
+    if vmi.pair_routes.iter().any(|(p, _)| p.addr() == src) {
+        return Some(Class::AddressPair);
+    }
+    let network = &tables.vrfs[vmi.vrf].network;
+    matches!(
+        tables.route(network, dst),
+        Some(crate::tables::NextHop::Pair(_))
+    )
+    .then_some(Class::AddressPair)
+}
+
 /// Called by `Rig::run_with` for every frame: kept when recording.
 pub(crate) fn record(
     tables: &Tables,
@@ -134,7 +192,9 @@ pub(crate) fn record(
     headroom: usize,
     verdict: Verdict,
     out: &[u8],
+    moved_a_cell: bool,
 ) {
+    LAST_MOVED.with(|m| m.set(moved_a_cell));
     RECORDING.with(|r| {
         if let Some(rec) = r.borrow_mut().as_mut() {
             let c = case(
@@ -146,6 +206,7 @@ pub(crate) fn record(
                 headroom,
                 verdict,
                 out,
+                moved_a_cell,
             );
             rec.last = Some(c.image.clone());
             rec.cases.push(c);
@@ -177,6 +238,7 @@ fn all_tests() -> Vec<(&'static str, fn())> {
     crate::process::tests::differential::TESTS
         .iter()
         .chain(crate::process::tests_overlay::differential::TESTS)
+        .chain(crate::process::tests_first_minute::differential::TESTS)
         .copied()
         .collect()
 }
@@ -468,8 +530,14 @@ enum Class {
     Bridged,
     Encapsulated,
     Decapsulated,
-    /// Answers from the gateway (ARP, ND, echo, ICMP errors): userspace's.
+    /// Answers from the gateway (ARP, ND, echo, RA, ICMP errors): userspace's.
     Answer,
+    /// DHCP client messages and replies to the relay: the gateway's server
+    /// and relay, userspace's.
+    Dhcp,
+    /// To or from an allowed address pair's moving address: its holder is
+    /// a runtime cell the image does not carry, userspace's.
+    AddressPair,
     Flood,
     Drop,
     Pass,
@@ -486,6 +554,9 @@ impl Class {
     ];
 
     fn of(case: &Case) -> Class {
+        if let Some(class) = case.special {
+            return class;
+        }
         match case.verdict {
             Verdict::Pass => Class::Pass,
             Verdict::Drop(_) => Class::Drop,
@@ -517,6 +588,23 @@ impl Class {
 /// Compares the program's outcome with the pipeline's verdict: `Ok(true)`
 /// when the kernel decided (alike), `Ok(false)` for a hand-off.
 fn compare(case: &Case, outcome: &Outcome) -> Result<bool, String> {
+    if case.frame.len() > trunkline_xdp::FAST_PATH_MAX_FRAME
+        && !matches!(outcome, Outcome::Handoff | Outcome::Pass)
+    {
+        return Err(format!(
+            "{} on port {}: a frame of {} bytes (longer than an AF_XDP buffer) decided in the kernel: {:?}",
+            case.test,
+            case.port,
+            case.frame.len(),
+            outcome
+        ));
+    }
+    if case.moved_a_cell && *outcome != Outcome::Handoff {
+        return Err(format!(
+            "{} on port {}: the pipeline moved an address pair's holder, the kernel decided {:?}\n  frame {:02x?}",
+            case.test, case.port, outcome, case.frame
+        ));
+    }
     let ok = match (outcome, &case.verdict) {
         (Outcome::Handoff, _) => return Ok(false),
         (Outcome::Pass, Verdict::Pass) => true,
@@ -620,9 +708,12 @@ fn every_test_frame_is_decided_alike_in_the_kernel() {
     }
 }
 
-/// A case for `frame` on `port` with the fixture's tables.
+/// A case for `frame` on `port` with the rig's tables.
 fn fixture_case(rig: &Rig, last: &mut Option<Arc<Image>>, port: PortId, frame: &[u8]) -> Case {
     let (verdict, out) = rig.run_with(port, frame, HEADROOM, 64);
+    // `run_with` recorded nothing (no recording runs here): the case is
+    // built again, with what it noticed of the cells.
+    let moved_a_cell = LAST_MOVED.with(|m| m.get());
     let c = case(
         "random",
         last.as_ref(),
@@ -632,6 +723,7 @@ fn fixture_case(rig: &Rig, last: &mut Option<Arc<Image>>, port: PortId, frame: &
         HEADROOM,
         verdict,
         &out,
+        moved_a_cell,
     );
     *last = Some(c.image.clone());
     c
@@ -649,64 +741,76 @@ fn random_frames_are_decided_alike_in_the_kernel() {
     bases.extend(crate::process::tests::differential::frames_to_mutate());
     bases.sort();
     bases.dedup();
-    let rig = Rig::new(&fixture());
-    struct Run {
-        kernel: Kernel,
-        last: Option<Arc<Image>>,
-        mismatches: Vec<String>,
-        tally: BTreeMap<Class, (u32, u32)>,
-    }
-    let run = RefCell::new(Run {
-        kernel: Kernel::new("r"),
-        last: None,
-        mismatches: Vec::new(),
-        tally: BTreeMap::new(),
-    });
-    let mut runner = TestRunner::new(Config::with_cases(3000));
-    let strategy = (
-        any::<prop::sample::Index>(),
-        proptest::collection::vec((0usize..96, 1u8..=255), 0..6),
-        any::<Option<prop::sample::Index>>(),
-        proptest::collection::vec(any::<u8>(), 0..128),
-        0u8..8,
-        prop::sample::select(PORTS.to_vec()),
-    );
-    runner
-        .run(&strategy, |(which, flips, cut, noise, mode, port)| {
-            let (base_port, mut frame) = bases[which.index(bases.len())].clone();
-            let port = if mode == 0 { port } else { base_port };
-            if mode == 1 {
-                frame = noise;
-            } else {
-                for (at, xor) in flips {
-                    if !frame.is_empty() {
-                        let i = at % frame.len();
-                        frame[i] ^= xor;
+    // The fixture's tables, and the first minute's (DHCP server or relay,
+    // MTUs, a moving address pair): a third of the frames each.
+    let configs: Vec<_> = std::iter::once(fixture())
+        .chain(crate::process::tests_first_minute::differential::configs())
+        .collect();
+    let mut kernel = Kernel::new("r");
+    let mut mismatches = Vec::new();
+    let mut tally: BTreeMap<Class, (u32, u32)> = BTreeMap::new();
+    for config in &configs {
+        let rig = Rig::new(config);
+        struct Run<'k> {
+            kernel: &'k mut Kernel,
+            last: Option<Arc<Image>>,
+            mismatches: &'k mut Vec<String>,
+            tally: &'k mut BTreeMap<Class, (u32, u32)>,
+        }
+        let run = RefCell::new(Run {
+            kernel: &mut kernel,
+            last: None,
+            mismatches: &mut mismatches,
+            tally: &mut tally,
+        });
+        let cases = 3000 / configs.len() as u32;
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let strategy = (
+            any::<prop::sample::Index>(),
+            proptest::collection::vec((0usize..96, 1u8..=255), 0..6),
+            any::<Option<prop::sample::Index>>(),
+            proptest::collection::vec(any::<u8>(), 0..128),
+            0u8..8,
+            prop::sample::select(PORTS.to_vec()),
+        );
+        runner
+            .run(&strategy, |(which, flips, cut, noise, mode, port)| {
+                let (base_port, mut frame) = bases[which.index(bases.len())].clone();
+                let port = if mode == 0 { port } else { base_port };
+                if mode == 1 {
+                    frame = noise;
+                } else {
+                    for (at, xor) in flips {
+                        if !frame.is_empty() {
+                            let i = at % frame.len();
+                            frame[i] ^= xor;
+                        }
+                    }
+                    if let Some(cut) = cut.filter(|_| mode == 2) {
+                        frame.truncate(cut.index(frame.len() + 1));
                     }
                 }
-                if let Some(cut) = cut.filter(|_| mode == 2) {
-                    frame.truncate(cut.index(frame.len() + 1));
+                let mut run = run.borrow_mut();
+                let run = &mut *run;
+                let c = fixture_case(&rig, &mut run.last, port, &frame);
+                if !runnable(&c) {
+                    return Ok(());
                 }
-            }
-            let mut run = run.borrow_mut();
-            let run = &mut *run;
-            let c = fixture_case(&rig, &mut run.last, port, &frame);
-            if !runnable(&c) {
-                return Ok(());
-            }
-            let outcome = run.kernel.run(&c);
-            let entry = run.tally.entry(Class::of(&c)).or_default();
-            entry.0 += 1;
-            match compare(&c, &outcome) {
-                Ok(decided) => entry.1 += u32::from(decided),
-                Err(e) => run.mismatches.push(e),
-            }
-            Ok(())
-        })
-        .expect("the property runner");
-    let Run {
-        mismatches, tally, ..
-    } = run.into_inner();
+                let outcome = run.kernel.run(&c);
+                let entry = run.tally.entry(Class::of(&c)).or_default();
+                entry.0 += 1;
+                match compare(&c, &outcome) {
+                    Ok(decided) => entry.1 += u32::from(decided),
+                    Err(e) => run.mismatches.push(e),
+                }
+                Ok(())
+            })
+            .expect("the property runner");
+    }
     report("random frames", &tally);
     assert_no_mismatch(&mismatches);
 }
@@ -766,6 +870,39 @@ fn the_fuzz_corpora_through_the_program_are_decided_alike_or_handed_off() {
     report("fuzz corpora", &tally);
     assert!(frames.len() > 500, "{} corpus frames", frames.len());
     assert_no_mismatch(&mismatches);
+}
+
+/// A frame longer than an AF_XDP buffer is handed off undecided, however
+/// the pipeline would decide it (the socket refuses it, a counted drop, as
+/// in the AF_XDP-only mode): the tier never carries what userspace cannot.
+/// The longest that fits stays in the kernel.
+#[test]
+fn frames_longer_than_an_af_xdp_buffer_are_handed_off() {
+    use crate::process::tests::{MAC_A, ipv4_step};
+    let rig = Rig::new(&fixture());
+    let mut kernel = Kernel::new("j");
+    let mut last = None;
+    let max = trunkline_xdp::FAST_PATH_MAX_FRAME;
+    for len in [max, max + 1, 3000] {
+        let mut frame = Vec::new();
+        ipv4_step(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 64)
+            .udp(40000, 53)
+            .write(&mut frame, &vec![0x5a; len - 18 - 28])
+            .expect("a frame");
+        assert_eq!(frame.len(), len);
+        let c = fixture_case(&rig, &mut last, P1, &frame);
+        assert!(
+            matches!(c.verdict, Verdict::Transmit { .. }),
+            "the pipeline routes it: {:?}",
+            c.verdict
+        );
+        let outcome = kernel.run(&c);
+        if len <= max {
+            assert!(compare(&c, &outcome) == Ok(true), "{len}: {outcome:?}");
+        } else {
+            assert_eq!(outcome, Outcome::Handoff, "{len} bytes");
+        }
+    }
 }
 
 /// Tables swapped again and again while frames run through the program on

@@ -68,6 +68,8 @@ impl Image {
                 NextHop::Peer(id) => (NH_PEER, peer_slot(id.0 as usize)),
                 NextHop::Port(_) => (NH_PORT, 0),
                 NextHop::Discard => (NH_DISCARD, 0),
+                // A runtime cell the image does not carry: handed off.
+                NextHop::Pair(_) => (NH_PAIR, 0),
             };
             Bytes::default().u32(kind).u32(id).done()
         };
@@ -145,12 +147,16 @@ impl Image {
             if vmi.pairs.len() > MAX_PAIRS {
                 flags |= VMI_HANDOFF;
             }
-            let (egress_ifindex, egress_vlan) = match vmi.egress {
+            if !vmi.pair_routes.is_empty() {
+                flags |= VMI_LEARNS;
+            }
+            let (egress_ifindex, egress_vlan, egress_mtu) = match vmi.egress {
                 Some(e) => {
                     flags |= VMI_EGRESS;
-                    (ifindex(e.port).unwrap_or(0), e.vlan)
+                    let mtu = tables.port(e.port).and_then(|p| p.mtu).unwrap_or(0);
+                    (ifindex(e.port).unwrap_or(0), e.vlan, u32::from(mtu))
                 }
-                None => (0, 0),
+                None => (0, 0, 0),
             };
             let npairs = vmi.pairs.len().min(MAX_PAIRS);
             let mut value = Bytes::default()
@@ -159,18 +165,23 @@ impl Image {
                 .raw(&vmi.mac.0)
                 .u16(egress_vlan)
                 .u32(egress_ifindex)
+                .u32(egress_mtu)
                 .u32(npairs as u32);
             for p in 0..MAX_PAIRS {
                 value = match vmi.pairs.get(p).filter(|_| p < npairs) {
                     Some((prefix, mac)) => {
                         let (family, addr) = addr16(prefix.addr());
+                        let learns = vmi.pair_routes.iter().any(|(route, _)| route == prefix);
                         value
                             .u8(family as u8)
                             .u8(prefix.prefix_len())
+                            .u8(u8::from(learns))
+                            .u8(0)
                             .raw(&mac.0)
+                            .u16(0)
                             .raw(&addr)
                     }
-                    None => value.raw(&[0; 24]),
+                    None => value.raw(&[0; 28]),
                 };
             }
             put(TierMap::Vmis, Key::Slot(slot), value.done());
@@ -203,7 +214,10 @@ impl Image {
             put(
                 TierMap::Vrfs,
                 Key::Slot(slot),
-                Bytes::default().u32(flags).done(),
+                Bytes::default()
+                    .u32(flags)
+                    .u32(u32::from(vrf.mtu.unwrap_or(0)))
+                    .done(),
             );
             for (addr, len, nh) in vrf.v4.entries() {
                 let key = Key::Route {

@@ -36,6 +36,9 @@ pub const VMI_PORT_SECURITY: u32 = 2;
 pub const VMI_HANDOFF: u32 = 4;
 /// `VMI_EGRESS`: the VMI has an egress logical interface.
 pub const VMI_EGRESS: u32 = 8;
+/// `VMI_LEARNS`: a frame from one of its pairs' addresses moves the pair's
+/// holder (handed off).
+pub const VMI_LEARNS: u32 = 16;
 /// `VRF_VALID`.
 pub const VRF_VALID: u32 = 1;
 /// `VRF_ROUTES`.
@@ -64,6 +67,8 @@ pub const NH_PEER: u32 = 4;
 pub const NH_PORT: u32 = 5;
 /// `NH_DISCARD`.
 pub const NH_DISCARD: u32 = 6;
+/// `NH_PAIR`: whoever holds an allowed pair's address now (handed off).
+pub const NH_PAIR: u32 = 7;
 /// `ENCAP_MPLS`.
 pub const ENCAP_MPLS: u32 = 1;
 /// `ENCAP_VXLAN`.
@@ -188,9 +193,9 @@ impl TierMap {
             TierMap::Globals => (4, 44),
             TierMap::Ports => (8, 8),
             TierMap::Vlans => (12, 4),
-            TierMap::Vmis => (4, 24 + 24 * MAX_PAIRS),
+            TierMap::Vmis => (4, 28 + 28 * MAX_PAIRS),
             TierMap::Sources => (28, 4),
-            TierMap::Vrfs => (4, 4),
+            TierMap::Vrfs => (4, 8),
             TierMap::Routes4 => (12, 8),
             TierMap::Routes6 => (24, 8),
             TierMap::Bridge => (16, 8),

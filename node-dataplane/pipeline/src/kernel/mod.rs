@@ -18,13 +18,17 @@
 //!   above (routed label to its VMI; network label or VNI into its VRF);
 //!   anything else on the fabric passes to the host.
 //!
-//! It hands off: ARP and neighbour discovery, broadcast, multicast and
-//! flooding, echo and everything to a gateway address, TTL or hop limit
-//! at 1 (ICMP time exceeded), packets too big for the tunnel (ICMP errors),
-//! IPv4 options, host ports (virtual gateway taps), malformed frames, VMIs
-//! with more than four allowed address pairs, and frames governed by a
-//! runtime cell the image does not mirror. A future flow stage (SNAT,
-//! security groups) has its place before the route lookup.
+//! It hands off what the gateway answers or originates (within the
+//! pipeline's budgets): ARP, neighbour discovery and router solicitations,
+//! echo and everything to a gateway address, DHCP client messages, TTL or
+//! hop limit at 1 (ICMP time exceeded), routed packets larger than the
+//! network's, the egress port's or the tunnel's MTU (ICMP errors); and
+//! broadcast, multicast and flooding, IPv4 options, host ports (virtual
+//! gateway taps), malformed frames, VMIs with more than four allowed address
+//! pairs, frames longer than an AF_XDP buffer, and frames governed by a
+//! runtime cell the image does not mirror (an allowed address pair's
+//! holder: routes to the pair, frames sent from its address). A future flow
+//! stage (SNAT, security groups) has its place before the route lookup.
 //!
 //! ```text
 //!  Tables ──Mirror::build──> Image: (map, key without generation) -> value
@@ -42,10 +46,10 @@
 //! | `tier_globals` | gen | gateway MAC, underlay address, MAC, MTU, fabric ifindex |
 //! | `tier_ports` | gen, ifindex | role (trunk, fabric), flags |
 //! | `tier_vlans` | gen, ifindex, VLAN | VMI slot |
-//! | `tier_vmis` | gen × 8192 + slot | VRF, MAC, flags, egress ifindex and VLAN, pairs |
+//! | `tier_vmis` | gen × 8192 + slot | VRF, MAC, flags, egress ifindex, VLAN and MTU, pairs |
 //! | `tier_sources` | gen, VMI, family, address | (a VMI's address) |
-//! | `tier_vrfs` | gen × 4096 + slot | routes / bridges / floods unknown unicast |
-//! | `tier_routes4`, `tier_routes6` | LPM: gen, VRF, address | next hop (receive, VMI, remote, peer, port, discard) |
+//! | `tier_vrfs` | gen × 4096 + slot | routes / bridges / floods unknown unicast, MTU |
+//! | `tier_routes4`, `tier_routes6` | LPM: gen, VRF, address | next hop (receive, VMI, remote, peer, port, discard, pair) |
 //! | `tier_bridge` | gen, VRF, MAC | VMI or remote VMI |
 //! | `tier_remotes` | gen × 8192 + slot | peer, MAC, routed and bridged encapsulation |
 //! | `tier_peers` | gen × 1024 + slot | address, underlay next hop MAC (a runtime cell) |
@@ -59,12 +63,14 @@
 //!
 //! # Runtime cells
 //!
-//! The tables' runtime cells (today the underlay next hop of each peer) are
-//! part of the image: the agent builds the image again when a cell changes
+//! The underlay next hop of each peer, a runtime cell of the tables, is
+//! part of the image: the agent builds the image again when it changes
 //! ([`Tables::cells_version`](crate::Tables::cells_version)) and installs
 //! it like any other change, which writes only the entries that differ (a
 //! next hop: one peer entry). A cell the image does not carry must make the
-//! entries it governs hand off (the `*_HANDOFF` flags), never be ignored.
+//! entries it governs hand off (the `*_HANDOFF` flags, `NH_PAIR`,
+//! `VMI_LEARNS`), never be ignored: today the holder of an allowed address
+//! pair's address, which the pipeline learns from traffic.
 
 mod counters;
 #[cfg(test)]

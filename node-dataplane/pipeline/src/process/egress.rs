@@ -51,6 +51,11 @@ impl<'a> Pipeline<'a> {
         offset: usize,
         len: usize,
     ) -> Result<Verdict, DropReason> {
+        if let Source::Vmi(id) = ctx.source
+            && !self.tables.vmis[id.index()].punt.take(self.now_ms)
+        {
+            return Err(DropReason::PuntRateLimited);
+        }
         let mut eth = ethernet::Frame::new_unchecked(&mut buf[offset..offset + len]);
         eth.set_dst_addr(dst);
         eth.set_src_addr(self.tables.gateway_mac);

@@ -1,7 +1,8 @@
-//! ICMP errors the gateway originates: "fragmentation needed" (IPv4, with
-//! don't-fragment set) and "packet too big" (IPv6) for a packet larger than
-//! the next link can carry, so that path MTU discovery works across the
-//! overlay (RFC 1191, RFC 8201).
+//! ICMP errors the gateway originates: "time exceeded" for a packet whose
+//! TTL / hop limit runs out here (so traceroute sees the gateway), and
+//! "fragmentation needed" (IPv4, with don't-fragment set) / "packet too
+//! big" (IPv6) for a packet larger than the next link can carry, so that
+//! path MTU discovery works (RFC 1191, RFC 8201).
 //!
 //! ```text
 //!  before:          [L2][ original IP header | payload ...            ]
@@ -11,8 +12,13 @@
 //!
 //! The error comes from the gateway address of the sender's subnet and goes
 //! back where the packet came from (same port and tag, or the same tunnel).
-//! The fast path does not fragment: an IPv4 packet without don't-fragment
-//! that does not fit is a counted drop (`fragmentation_needed`).
+//! No error answers an ICMP error, a fragment other than the first, or a
+//! source that is not a unicast address of the network's subnets (RFC 1812
+//! 4.3.2.7, RFC 4443 2.4). Every error spends a token of the worker's
+//! budget ([`crate::limit`]); without one the packet is dropped as
+//! `icmp_rate_limited`. The fast path does not fragment: an IPv4 packet
+//! without don't-fragment that does not fit is a counted drop
+//! (`fragmentation_needed`).
 
 use core::net::IpAddr;
 
@@ -29,6 +35,53 @@ const ICMP_HEADER_LEN: usize = 8;
 /// The largest ICMPv6 error: the IPv6 minimum MTU (RFC 4443 section 2.4).
 const MAX_ICMPV6_ERROR: usize = 1280;
 
+/// Which error to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum IcmpError {
+    /// The next link takes this many bytes of IP packet.
+    TooBig(usize),
+    /// The TTL / hop limit ran out here.
+    TimeExceeded,
+}
+
+impl IcmpError {
+    /// The drop when no error may answer the packet.
+    fn unanswered(self) -> DropReason {
+        match self {
+            IcmpError::TooBig(_) => DropReason::FragmentationNeeded,
+            IcmpError::TimeExceeded => DropReason::TtlExceeded,
+        }
+    }
+}
+
+/// Whether an IPv4 packet may be answered with an error: not an ICMP
+/// error itself, not a later fragment, from a unicast source.
+fn v4_answerable(ip: &ipv4::Packet<&[u8]>) -> bool {
+    let src = ip.src_addr();
+    if src.is_unspecified() || src.is_multicast() || src.is_broadcast() || src.is_loopback() {
+        return false;
+    }
+    if ip.frag_offset() != 0 {
+        return false;
+    }
+    let error_types = [3u8, 4, 5, 11, 12];
+    !(ip.protocol() == IpProtocol::Icmp
+        && ip
+            .payload()
+            .first()
+            .is_some_and(|t| error_types.contains(t)))
+}
+
+/// Whether an IPv6 packet may be answered with an error: not an ICMPv6
+/// error itself (types below 128), from a unicast source.
+fn v6_answerable(ip: &ipv6::Packet<&[u8]>) -> bool {
+    let src = ip.src_addr();
+    if src.is_unspecified() || src.is_multicast() || src.is_loopback() {
+        return false;
+    }
+    !(ip.next_header() == IpProtocol::Icmpv6 && ip.payload().first().is_some_and(|t| *t < 128))
+}
+
 impl<'a> Pipeline<'a> {
     /// Answer the packet at `buf[offset..offset + len]` (layer-2 header
     /// `l2`, not yet rewritten) with "too big, the next link takes `mtu`
@@ -42,6 +95,30 @@ impl<'a> Pipeline<'a> {
         len: usize,
         mtu: usize,
     ) -> Result<Verdict, DropReason> {
+        self.icmp_error(ctx, l2, buf, offset, len, IcmpError::TooBig(mtu))
+    }
+
+    /// Answer the packet with "time exceeded in transit".
+    pub(super) fn time_exceeded(
+        &self,
+        ctx: Ingress<'a>,
+        l2: &L2Header,
+        buf: &mut [u8],
+        offset: usize,
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
+        self.icmp_error(ctx, l2, buf, offset, len, IcmpError::TimeExceeded)
+    }
+
+    fn icmp_error(
+        &self,
+        ctx: Ingress<'a>,
+        l2: &L2Header,
+        buf: &mut [u8],
+        offset: usize,
+        len: usize,
+        kind: IcmpError,
+    ) -> Result<Verdict, DropReason> {
         let ip_at = offset + l2.header_len;
         let end = offset + len;
         match l2.ethertype {
@@ -49,27 +126,45 @@ impl<'a> Pipeline<'a> {
                 let (sender, quoted) = {
                     let ip = ipv4::Packet::new_checked(&buf[ip_at..end])
                         .map_err(|_| DropReason::MalformedIpv4)?;
-                    if !ip.dont_frag() {
+                    if matches!(kind, IcmpError::TooBig(_)) && !ip.dont_frag() {
                         return Err(DropReason::FragmentationNeeded);
+                    }
+                    if !v4_answerable(&ip) {
+                        return Err(kind.unanswered());
                     }
                     let quoted =
                         (usize::from(ip.header_len()) + 8).min(usize::from(ip.total_len()));
                     (ip.src_addr(), quoted)
                 };
                 let Some(IpAddr::V4(gateway)) = ctx.vrf.gateway_for(IpAddr::V4(sender)) else {
-                    return Err(DropReason::FragmentationNeeded);
+                    return Err(kind.unanswered());
                 };
                 let header = ipv4::HEADER_LEN + ICMP_HEADER_LEN;
                 let ip_start = ip_at.checked_sub(header).ok_or(DropReason::NoHeadroom)?;
-                let start = self.move_l2(l2, buf, offset, ip_start)?;
+                let start = ip_start
+                    .checked_sub(l2.header_len)
+                    .ok_or(DropReason::NoHeadroom)?;
+                if !self.counters.icmp_errors.take(self.now_ms) {
+                    return Err(DropReason::IcmpRateLimited);
+                }
+                buf.copy_within(offset..offset + l2.header_len, start);
                 let icmp_at = ip_start + ipv4::HEADER_LEN;
                 let icmp_end = icmp_at + ICMP_HEADER_LEN + quoted;
                 {
                     let mut icmp = icmpv4::Packet::new_unchecked(&mut buf[icmp_at..icmp_end]);
-                    icmp.set_msg_type(icmpv4::Message::DstUnreachable);
-                    icmp.set_msg_code(4);
-                    let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
-                    icmp.set_rest_of_header(u32::from(mtu));
+                    match kind {
+                        IcmpError::TooBig(mtu) => {
+                            icmp.set_msg_type(icmpv4::Message::DstUnreachable);
+                            icmp.set_msg_code(4);
+                            let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
+                            icmp.set_rest_of_header(u32::from(mtu));
+                        }
+                        IcmpError::TimeExceeded => {
+                            icmp.set_msg_type(icmpv4::Message::TimeExceeded);
+                            icmp.set_msg_code(0);
+                            icmp.set_rest_of_header(0);
+                        }
+                    }
                     icmp.fill_checksum();
                 }
                 ipv4::Repr {
@@ -88,22 +183,40 @@ impl<'a> Pipeline<'a> {
                 let sender = {
                     let ip = ipv6::Packet::new_checked(&buf[ip_at..end])
                         .map_err(|_| DropReason::MalformedIpv6)?;
+                    if !v6_answerable(&ip) {
+                        return Err(kind.unanswered());
+                    }
                     ip.src_addr()
                 };
                 let Some(IpAddr::V6(gateway)) = ctx.vrf.gateway_for(IpAddr::V6(sender)) else {
-                    return Err(DropReason::NoRoute);
+                    return Err(kind.unanswered());
                 };
                 let header = ipv6::HEADER_LEN + ICMP_HEADER_LEN;
                 let quoted = (end - ip_at).min(MAX_ICMPV6_ERROR - header);
                 let ip_start = ip_at.checked_sub(header).ok_or(DropReason::NoHeadroom)?;
-                let start = self.move_l2(l2, buf, offset, ip_start)?;
+                let start = ip_start
+                    .checked_sub(l2.header_len)
+                    .ok_or(DropReason::NoHeadroom)?;
+                if !self.counters.icmp_errors.take(self.now_ms) {
+                    return Err(DropReason::IcmpRateLimited);
+                }
+                buf.copy_within(offset..offset + l2.header_len, start);
                 let icmp_at = ip_start + ipv6::HEADER_LEN;
                 let icmp_end = icmp_at + ICMP_HEADER_LEN + quoted;
                 {
                     let mut icmp = icmpv6::Packet::new_unchecked(&mut buf[icmp_at..icmp_end]);
-                    icmp.set_msg_type(icmpv6::Message::PktTooBig);
-                    icmp.set_msg_code(0);
-                    icmp.set_rest_of_header(u32::try_from(mtu).unwrap_or(u32::MAX));
+                    match kind {
+                        IcmpError::TooBig(mtu) => {
+                            icmp.set_msg_type(icmpv6::Message::PktTooBig);
+                            icmp.set_msg_code(0);
+                            icmp.set_rest_of_header(u32::try_from(mtu).unwrap_or(u32::MAX));
+                        }
+                        IcmpError::TimeExceeded => {
+                            icmp.set_msg_type(icmpv6::Message::TimeExceeded);
+                            icmp.set_msg_code(0);
+                            icmp.set_rest_of_header(0);
+                        }
+                    }
                     icmp.fill_checksum(&gateway, &sender);
                 }
                 ipv6::Repr {
@@ -120,21 +233,5 @@ impl<'a> Pipeline<'a> {
             }
             _ => Err(DropReason::UnsupportedEtherType),
         }
-    }
-
-    /// Copy the frame's layer-2 header (with its tag) so that it ends at
-    /// `ip_start`; returns where it now starts.
-    fn move_l2(
-        &self,
-        l2: &L2Header,
-        buf: &mut [u8],
-        offset: usize,
-        ip_start: usize,
-    ) -> Result<usize, DropReason> {
-        let start = ip_start
-            .checked_sub(l2.header_len)
-            .ok_or(DropReason::NoHeadroom)?;
-        buf.copy_within(offset..offset + l2.header_len, start);
-        Ok(start)
     }
 }

@@ -13,6 +13,9 @@
 //!   +- gateway port: Ethernet [+ 802.1Q] -- untagged = VLAN 0
 //!   |     (port, VLAN) -> VMI --------------- none --> no_logical_interface
 //!   |     port security (source.rs): source MAC, source IP / ARP sender
+//!   |     sent from an allowed pair's address -> it holds it now (address_pair.rs)
+//!   |     DHCP client message -> the network's server (dhcp.rs, dhcpv6.rs),
+//!   |                            or relayed to an external one (dhcp_relay.rs)
 //!   |     the VMI's VRF -+
 //!   +- host port (a VRF's tap), untagged -> that VRF -+
 //!   |                                                 |
@@ -20,10 +23,12 @@
 //!   |      v destination MAC (this file: dispatch)
 //!   |   broadcast/multicast: ARP request / IPv6 NS for the gateway or a routed
 //!   |                        address -> proxy answer (neighbour.rs)
+//!   |                        IPv6 RS -> router advertisement (router_advert.rs)
 //!   |                        anything else -> flood (bridging networks) (flood.rs)
 //!   |   gateway MAC: ARP / NS -> proxy; IPv4 / IPv6 -> route (route.rs):
-//!   |       receive -> echo reply | VMI -> re-tag (egress.rs) | host port
-//!   |       remote VMI / peer -> encapsulate (tunnel.rs); too big -> ICMP error (icmp_error.rs)
+//!   |       receive -> echo reply, DHCP server reply to relay | VMI -> re-tag (egress.rs) | host port
+//!   |       remote VMI / peer -> encapsulate (tunnel.rs)
+//!   |       TTL runs out, too big for the egress MTU -> ICMP error (icmp_error.rs)
 //!   |   another MAC -> bridge: local VMI (re-tag) | remote VMI (encapsulate) | flood or drop
 //! ```
 //!
@@ -35,11 +40,16 @@
 //! the payload, and may keep tailroom after it (a neighbour advertisement
 //! can be longer than the solicitation it answers).
 
+mod address_pair;
+mod dhcp;
+mod dhcp_relay;
+mod dhcpv6;
 mod egress;
 mod flood;
 mod icmp_error;
 mod neighbour;
 mod route;
+mod router_advert;
 mod source;
 mod tunnel;
 
@@ -133,6 +143,9 @@ pub struct FrameBuf<'b> {
 pub struct Pipeline<'a> {
     tables: &'a Tables,
     counters: &'a Counters,
+    /// The caller's monotonic clock, in milliseconds, for the ICMP error
+    /// budget (see [`Pipeline::at`]).
+    now_ms: u64,
 }
 
 /// Where a classified frame came from.
@@ -172,7 +185,19 @@ pub fn process(
 impl<'a> Pipeline<'a> {
     /// A pipeline over these tables, counting into these counters.
     pub fn new(tables: &'a Tables, counters: &'a Counters) -> Pipeline<'a> {
-        Pipeline { tables, counters }
+        Pipeline {
+            tables,
+            counters,
+            now_ms: 0,
+        }
+    }
+
+    /// The same pipeline at time `now_ms` (milliseconds of a monotonic
+    /// clock the caller reads once per batch): the ICMP error budget
+    /// refills with it. A pipeline never given a time spends its budget's
+    /// burst and then sends no more errors.
+    pub fn at(self, now_ms: u64) -> Pipeline<'a> {
+        Pipeline { now_ms, ..self }
     }
 
     /// The tables this pipeline decides with.
@@ -291,9 +316,12 @@ impl<'a> Pipeline<'a> {
         offset: usize,
         len: usize,
     ) -> Result<Verdict, DropReason> {
-        if vmi.port_security {
-            source::check(vmi, &l2, &buf[offset + l2.header_len..offset + len])?;
-        }
+        let l3 = &buf[offset + l2.header_len..offset + len];
+        let checked = if vmi.port_security {
+            source::check(vmi, &l2, l3)?
+        } else {
+            source::Checked::Owned
+        };
         let ctx = Ingress {
             port,
             source: Source::Vmi(id),
@@ -301,6 +329,29 @@ impl<'a> Pipeline<'a> {
             vrf_index: vmi.vrf,
             vlan: l2.vlan(),
         };
+        if checked == source::Checked::Owned {
+            self.learn_address_pair(id, vmi, l2.ethertype, l3);
+        }
+        if let Some(message) = dhcp::client_message(l2.ethertype, l3) {
+            if let Some(server) = ctx.vrf.dhcp.as_deref() {
+                return match message {
+                    dhcp::ClientMessage::V4 => {
+                        self.dhcp_v4(ctx, vmi, server, &l2, buf, offset, len)
+                    }
+                    dhcp::ClientMessage::V6 => {
+                        self.dhcp_v6(ctx, vmi, server, &l2, buf, offset, len)
+                    }
+                };
+            }
+            if let (Some(relay), dhcp::ClientMessage::V4) = (ctx.vrf.dhcp_relay, message) {
+                return self.dhcp_relay_request(ctx, vmi, relay, &l2, buf, offset, len);
+            }
+            // No server here: a client without an address may still reach
+            // one among the instances, by bridging only.
+            if checked == source::Checked::DhcpClient && !l2.dst.is_multicast() {
+                return Err(DropReason::SourceIpSpoofed);
+            }
+        }
         self.dispatch(ctx, &l2, buf, offset, len)
     }
 
@@ -328,6 +379,9 @@ impl<'a> Pipeline<'a> {
                 EtherType::Ipv4 => self.route_v4(ctx, l2, buf, offset, len),
                 EtherType::Ipv6 => match neighbour::nd_message(l3)? {
                     Some(icmpv6::Message::NeighborSolicit) => self.ns(ctx, l2, buf, offset, len),
+                    Some(icmpv6::Message::RouterSolicit) => {
+                        self.router_solicit(ctx, l2, buf, offset, len)
+                    }
                     Some(_) => Err(DropReason::NdUnsupported),
                     None => self.route_v6(ctx, l2, buf, offset, len),
                 },
@@ -356,6 +410,9 @@ impl<'a> Pipeline<'a> {
                 EtherType::Ipv6 => match neighbour::nd_message(l3)? {
                     Some(icmpv6::Message::NeighborSolicit) => {
                         Some(self.ns(ctx, l2, buf, offset, len))
+                    }
+                    Some(icmpv6::Message::RouterSolicit) => {
+                        Some(self.router_solicit(ctx, l2, buf, offset, len))
                     }
                     Some(_) => Some(Err(DropReason::NdUnsupported)),
                     None => None,
@@ -435,5 +492,7 @@ impl<'a> Pipeline<'a> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+pub(crate) mod tests_first_minute;
 #[cfg(test)]
 pub(crate) mod tests_overlay;

@@ -60,11 +60,22 @@ impl<'a> Pipeline<'a> {
     #[inline]
     fn target(&self, ctx: Ingress<'_>, target: IpAddr) -> Target {
         let from_tunnel = matches!(ctx.source, Source::Tunnel(_));
+        if target == IpAddr::V6(self.tables.gateway_link_local) && ctx.vrf.routes {
+            // The router its advertisements name.
+            return Target::Gateway;
+        }
         match ctx.vrf.lookup(target) {
             Some(NextHop::Receive) => Target::Gateway,
             _ if from_tunnel => Target::Unknown,
             Some(NextHop::Vmi(id)) if ctx.source == Source::Vmi(id) => Target::Own,
-            Some(NextHop::Vmi(_) | NextHop::Remote(_) | NextHop::Peer(_)) => Target::Routed,
+            Some(NextHop::Pair(pair))
+                if Source::Vmi(self.tables.pairs[pair.0 as usize].holder().0) == ctx.source =>
+            {
+                Target::Own
+            }
+            Some(NextHop::Vmi(_) | NextHop::Remote(_) | NextHop::Peer(_) | NextHop::Pair(_)) => {
+                Target::Routed
+            }
             Some(NextHop::Port(port)) if port == ctx.port => Target::Unknown,
             Some(NextHop::Port(_)) => Target::Routed,
             Some(NextHop::Discard) | None => Target::Unknown,

@@ -1,7 +1,10 @@
 //! Routing in a VRF: packets for the gateway MAC are looked up by
 //! destination (longest prefix), their TTL decremented, and sent to a local
 //! VMI, a host port, a VMI behind a peer or a peer; packets for a gateway
-//! address are answered when they are echo requests.
+//! address are answered when they are echo requests (or DHCP, `dhcp.rs`).
+//! A packet whose TTL runs out gets "time exceeded", one larger than the
+//! egress MTU (the network's or the egress port's) "too big"
+//! (`icmp_error.rs`).
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
@@ -11,6 +14,20 @@ use super::egress::retag;
 use super::{Ingress, L2Header, Pipeline, REPLY_HOP_LIMIT, Source};
 use crate::tables::{NextHop, PortRole};
 use crate::verdict::{DropReason, Verdict};
+
+/// Whether the IPv4 packet `l3` is UDP to the DHCP server port (a server's
+/// reply to a relay agent, addressed to the gateway).
+fn is_dhcp_to_server(l3: &[u8]) -> bool {
+    let Ok(ip) = ipv4::Packet::new_checked(l3) else {
+        return false;
+    };
+    if ip.protocol() != IpProtocol::Udp || ip.is_fragment() {
+        return false;
+    }
+    let payload = ip.payload();
+    payload.len() >= 4
+        && u16::from_be_bytes([payload[2], payload[3]]) == trunkline_wire::dhcpv4::SERVER_PORT
+}
 
 impl<'a> Pipeline<'a> {
     /// Route an IPv4 packet for the gateway MAC.
@@ -39,12 +56,17 @@ impl<'a> Pipeline<'a> {
             .lookup(u32::from(dst))
             .ok_or(DropReason::NoRoute)?;
         match next_hop {
-            NextHop::Receive => return self.echo_v4(ctx, l2, buf, offset, len),
+            NextHop::Receive => {
+                if ctx.vrf.dhcp_relay.is_some() && is_dhcp_to_server(&buf[l3..offset + len]) {
+                    return self.dhcp_relay_reply(ctx, l2, buf, offset, len);
+                }
+                return self.echo_v4(ctx, l2, buf, offset, len);
+            }
             NextHop::Discard => return Err(DropReason::DiscardRoute),
             _ => {}
         }
         if ip.ttl() <= 1 {
-            return Err(DropReason::TtlExceeded);
+            return self.time_exceeded(ctx, l2, buf, offset, len);
         }
         ip.decrement_ttl();
         self.forward(ctx, next_hop, l2, buf, offset, len)
@@ -78,7 +100,7 @@ impl<'a> Pipeline<'a> {
             _ => {}
         }
         if ip.hop_limit() <= 1 {
-            return Err(DropReason::TtlExceeded);
+            return self.time_exceeded(ctx, l2, buf, offset, len);
         }
         ip.decrement_hop_limit();
         self.forward(ctx, next_hop, l2, buf, offset, len)
@@ -86,7 +108,7 @@ impl<'a> Pipeline<'a> {
 
     /// Send a routed packet (TTL already decremented) to its next hop.
     #[inline]
-    fn forward(
+    pub(super) fn forward(
         &self,
         ctx: Ingress<'a>,
         next_hop: NextHop,
@@ -96,8 +118,23 @@ impl<'a> Pipeline<'a> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         let from_tunnel = matches!(ctx.source, Source::Tunnel(_));
+        if let Some(mtu) = self.egress_mtu(ctx, next_hop)
+            && len - l2.header_len > mtu
+        {
+            return self.too_big(ctx, l2, buf, offset, len, mtu);
+        }
         match next_hop {
             NextHop::Vmi(id) => self.send_to_vmi(id, l2, buf, offset, len, true),
+            NextHop::Pair(pair) => {
+                let (id, mac) = self.tables.pairs[pair.0 as usize].holder();
+                let verdict = self.send_to_vmi(id, l2, buf, offset, len, true)?;
+                if let Verdict::Transmit { offset, len, .. } = verdict {
+                    // The pair's own MAC (a VRRP virtual MAC), when it has one.
+                    ethernet::Frame::new_unchecked(&mut buf[offset..offset + len])
+                        .set_dst_addr(mac);
+                }
+                Ok(verdict)
+            }
             NextHop::Remote(_) | NextHop::Peer(_) if from_tunnel => Err(DropReason::TunnelHairpin),
             NextHop::Remote(id) => self.route_to_remote(ctx, id, l2, buf, offset, len),
             NextHop::Peer(peer) => self.route_to_peer(ctx, peer, l2, buf, offset, len),
@@ -122,6 +159,27 @@ impl<'a> Pipeline<'a> {
                 })
             }
             NextHop::Receive | NextHop::Discard => Err(DropReason::NoRoute),
+        }
+    }
+
+    /// The largest IP packet the next hop takes, when the network or the
+    /// egress port declares one (the smaller of the two); a tunnel's own
+    /// limit is checked when encapsulating.
+    #[inline]
+    fn egress_mtu(&self, ctx: Ingress<'a>, next_hop: NextHop) -> Option<usize> {
+        let port = match next_hop {
+            NextHop::Vmi(id) => self.tables.vmis[id.index()].egress.map(|e| e.port),
+            NextHop::Pair(pair) => {
+                let (id, _) = self.tables.pairs[pair.0 as usize].holder();
+                self.tables.vmis[id.index()].egress.map(|e| e.port)
+            }
+            NextHop::Port(port) => Some(port),
+            _ => None,
+        };
+        let port_mtu = port.and_then(|p| self.tables.port(p)).and_then(|p| p.mtu);
+        match (port_mtu, ctx.vrf.mtu) {
+            (Some(a), Some(b)) => Some(usize::from(a.min(b))),
+            (a, b) => a.or(b).map(usize::from),
         }
     }
 

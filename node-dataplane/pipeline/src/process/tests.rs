@@ -106,21 +106,25 @@ pub(crate) fn fixture() -> NodeConfig {
             PortConfig {
                 id: P1,
                 name: "eth1".into(),
+                mtu: None,
                 kind: PortKind::Gateway,
             },
             PortConfig {
                 id: P2,
                 name: "eth2".into(),
+                mtu: None,
                 kind: PortKind::Gateway,
             },
             PortConfig {
                 id: FABRIC,
                 name: "eth0".into(),
+                mtu: None,
                 kind: PortKind::Fabric,
             },
             PortConfig {
                 id: VGW,
                 name: "vgw0".into(),
+                mtu: None,
                 kind: PortKind::Host {
                     network: "ns/net1".into(),
                     peer_mac: PEER_MAC,
@@ -242,6 +246,7 @@ pub(crate) fn fixture() -> NodeConfig {
                 next_hop: NextHopConfig::Discard,
             },
         ],
+        punt_limit: Default::default(),
     }
 }
 
@@ -277,16 +282,24 @@ impl Rig {
         headroom: usize,
         tailroom: usize,
     ) -> (Verdict, Vec<u8>) {
+        self.run_at(0, port, frame, headroom, tailroom)
+    }
+
+    /// [`Rig::run_with`] at time `now_ms` of the budgets' clock.
+    pub(crate) fn run_at(
+        &self,
+        now_ms: u64,
+        port: PortId,
+        frame: &[u8],
+        headroom: usize,
+        tailroom: usize,
+    ) -> (Verdict, Vec<u8>) {
         let mut buf = vec![0xee; headroom + frame.len() + tailroom];
         buf[headroom..headroom + frame.len()].copy_from_slice(frame);
-        let verdict = process(
-            &self.tables,
-            port,
-            &mut buf,
-            headroom,
-            frame.len(),
-            &self.counters,
-        );
+        let holders = self.pair_holders();
+        let verdict = Pipeline::new(&self.tables, &self.counters)
+            .at(now_ms)
+            .process(port, &mut buf, headroom, frame.len());
         let out = match verdict {
             Verdict::Transmit {
                 offset, len, vmi, ..
@@ -297,8 +310,27 @@ impl Rig {
             }
             _ => Vec::new(),
         };
-        crate::kernel::differential::record(&self.tables, port, frame, headroom, verdict, &out);
+        let moved_a_cell = self.pair_holders() != holders;
+        crate::kernel::differential::record(
+            &self.tables,
+            port,
+            frame,
+            headroom,
+            verdict,
+            &out,
+            moved_a_cell,
+        );
         (verdict, out)
+    }
+
+    /// The holder of every allowed address pair's address: runtime cells
+    /// the pipeline writes from traffic.
+    fn pair_holders(&self) -> Vec<u32> {
+        self.tables
+            .pairs
+            .iter()
+            .map(|p| p.holder.load(core::sync::atomic::Ordering::Relaxed))
+            .collect()
     }
 
     pub(crate) fn dropped(&self, port: PortId, frame: &[u8]) -> DropReason {
@@ -589,6 +621,37 @@ fn arp_proxy_reply_bytes() {
     );
     assert_eq!(out, expected);
     assert_eq!(rig.vmi("ns/vmi-a").tx_packets, 1);
+}
+
+#[test]
+fn a_vmi_flooding_questions_is_limited_and_the_others_are_not() {
+    let rig = Rig::new(&fixture());
+    let burst = u64::from(crate::config::PuntLimit::default().burst);
+    let flood = arp_request(MAC_A, Some(100), [10, 0, 0, 10], [10, 0, 0, 1]);
+    let other = arp_request(MAC_B, Some(200), [10, 0, 1, 20], [10, 0, 1, 1]);
+    let answered = |frame: &[u8]| matches!(rig.run(P1, frame).0, Verdict::Transmit { .. });
+    // At one instant, vmi-a gets its burst answered, then nothing.
+    let pipeline_at = |ms| {
+        let rig = &rig;
+        move |frame: &[u8]| {
+            matches!(
+                rig.run_at(ms, P1, frame, HEADROOM, 64).0,
+                Verdict::Transmit { .. }
+            )
+        }
+    };
+    let at_1s = pipeline_at(1000);
+    let sent = (0..burst * 3).filter(|_| at_1s(&flood)).count() as u64;
+    assert_eq!(sent, burst, "the burst, and nothing more at one instant");
+    assert_eq!(
+        rig.counters.snapshot().drops(DropReason::PuntRateLimited),
+        burst * 2
+    );
+    // Another instance is not affected.
+    assert!(answered(&other));
+    // A second later vmi-a has its rate's worth again (capped by the burst).
+    let at_2s = pipeline_at(2000);
+    assert!(at_2s(&flood));
 }
 
 #[test]
@@ -1038,9 +1101,47 @@ fn drop_cases() -> Vec<DropCase> {
         v6("ff02::2"),
         255,
     )
-    .icmpv6(Icmpv6Type::RouterSolicitation)
-    .write(&mut router_solicit, &[])
+    .icmpv6(Icmpv6Type::RouterAdvertisement(
+        etherparse::icmpv6::RouterAdvertisementHeader {
+            cur_hop_limit: 64,
+            managed_address_config: false,
+            other_config: false,
+            router_lifetime: 1800,
+        },
+    ))
+    .write(&mut router_solicit, &[0; 8])
     .unwrap();
+    let mut expiring_error = Vec::new();
+    ipv4_step(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 1)
+        .icmpv4(Icmpv4Type::TimeExceeded(
+            etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit,
+        ))
+        .write(&mut expiring_error, &[0x45; 28])
+        .unwrap();
+    let mut expiring_error6 = Vec::new();
+    ipv6_step(MAC_A, GW, Some(100), v6("fd00::a"), v6("fd00::b"), 1)
+        .icmpv6(Icmpv6Type::PacketTooBig { mtu: 1280 })
+        .write(&mut expiring_error6, &[0x60; 40])
+        .unwrap();
+    let mut truncated_dhcp = super::tests_first_minute::discover(MAC_A);
+    truncated_dhcp.truncate(18 + 20 + 8 + 100);
+    let len = (truncated_dhcp.len() - 18) as u16;
+    truncated_dhcp[18 + 2..18 + 4].copy_from_slice(&len.to_be_bytes());
+    truncated_dhcp[18 + 24..18 + 26].copy_from_slice(&(len - 20).to_be_bytes());
+    truncated_dhcp[18 + 26..18 + 28].copy_from_slice(&[0, 0]);
+    {
+        let mut ip = trunkline_wire::ipv4::Packet::new_unchecked(&mut truncated_dhcp[18..]);
+        ip.fill_checksum();
+    }
+    let release = super::tests_first_minute::dhcp4(
+        MAC_A,
+        100,
+        core::net::Ipv4Addr::new(10, 0, 0, 10),
+        core::net::Ipv4Addr::new(10, 0, 0, 1),
+        GW,
+        &super::tests_first_minute::client_message(MAC_A, dhcproto::v4::MessageType::Release),
+    );
+    let solicit_without_ipv6 = super::tests_first_minute::solicit_from(MAC_U, None);
     let reply = arp(
         MAC_A,
         GW,
@@ -1167,12 +1268,22 @@ fn drop_cases() -> Vec<DropCase> {
             MalformedNeighborDiscovery,
         ),
         (
-            "router solicitation",
+            "router advertisement from an instance",
             P1,
             router_solicit,
             h,
             0,
             NdUnsupported,
+        ),
+        ("truncated dhcp", P1, truncated_dhcp, h, 512, MalformedDhcp),
+        ("dhcp release", P1, release, h, 512, DhcpIgnored),
+        (
+            "dhcpv6 from a vmi without ipv6",
+            P2,
+            solicit_without_ipv6,
+            h,
+            512,
+            DhcpNoAddress,
         ),
         (
             "ns unknown target",
@@ -1271,20 +1382,28 @@ fn drop_cases() -> Vec<DropCase> {
             DiscardRoute,
         ),
         (
-            "ttl 1",
+            "ttl 1 on an icmp error",
             P1,
-            a(GW, [10, 0, 0, 10], [10, 0, 1, 20], 1),
+            expiring_error,
             h,
             0,
             TtlExceeded,
         ),
         (
-            "hop limit 1",
+            "hop limit 1 on an icmpv6 error",
             P1,
-            udp6(MAC_A, GW, Some(100), "fd00::a", "fd00::b", 1),
+            expiring_error6,
             h,
             0,
             TtlExceeded,
+        ),
+        (
+            "ttl 1 once the error budget is spent",
+            P1,
+            a(GW, [10, 0, 0, 10], [10, 0, 1, 20], 1),
+            h,
+            0,
+            IcmpRateLimited,
         ),
         (
             "vmi without logical interface",
@@ -1311,6 +1430,14 @@ fn drop_cases() -> Vec<DropCase> {
             NoHeadroom,
         ),
         (
+            "arp from a vmi over its budget of answers",
+            P1,
+            arp_request(MAC_B, Some(200), [10, 0, 1, 20], [10, 0, 1, 1]),
+            h,
+            0,
+            PuntRateLimited,
+        ),
+        (
             "na longer than ns, no tailroom",
             P1,
             ns_from(MAC_A, Some(100), "fd00::a", "fd00::1", None, 255, true),
@@ -1324,6 +1451,12 @@ fn drop_cases() -> Vec<DropCase> {
 #[test]
 fn every_drop_reason_has_a_frame() {
     let rig = Rig::new(&fixture());
+    // The budget of ICMP errors is spent (and never refills: time stands
+    // at 0), so an expiring packet that would get one is a counted drop.
+    while rig.counters.icmp_errors.take(0) {}
+    // So is vmi-b's budget of answers.
+    let b = rig.tables.vmi_id("ns/vmi-b").expect("vmi-b");
+    while rig.tables.vmis[b.index()].punt.take(0) {}
     let mut seen = Vec::new();
     let cases = drop_cases()
         .into_iter()
@@ -1392,6 +1525,15 @@ fn valid_frames() -> Vec<(PortId, Vec<u8>)> {
         (
             P1,
             udp4(MAC_A, MAC_B, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 64),
+        ),
+        (P1, super::tests_first_minute::discover(MAC_A)),
+        (
+            P1,
+            super::tests_first_minute::solicit_from(MAC_A, Some(100)),
+        ),
+        (
+            P1,
+            udp4(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 1),
         ),
     ]
 }

@@ -5,28 +5,76 @@
 
 use core::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use trunkline_wire::EthernetAddress;
 use trunkline_wire::mpls::{FIRST_UNRESERVED_LABEL, MAX_LABEL};
 use trunkline_wire::vxlan::MAX_VNI;
 
 use super::{
-    BridgeEntry, Encap, FloodLocal, LabelTarget, LogicalInterface, MAX_VLAN, NO_VMI, NextHop,
-    ObjectRef, Peer, PeerId, Port, PortRole, RejectReason, Rejected, Remote, RemoteId, Tables,
-    Underlay, VLAN_SLOTS, Vmi, VmiId, Vrf, mac_key,
+    AddressPair, BridgeEntry, Encap, FloodLocal, LabelTarget, LogicalInterface, MAX_VLAN, NO_VMI,
+    NextHop, ObjectRef, PairId, Peer, PeerId, Port, PortRole, RejectReason, Rejected, Remote,
+    RemoteId, Tables, Underlay, VLAN_SLOTS, Vmi, VmiId, Vrf, mac_key,
 };
 use crate::config::{
-    DEFAULT_GATEWAY_MAC, Encapsulation, IpPrefix, NextHopConfig, NodeConfig, PeerConfig, PortId,
-    PortKind,
+    DEFAULT_GATEWAY_MAC, DhcpConfig, DhcpMode, Encapsulation, IpPrefix, NextHopConfig, NodeConfig,
+    PeerConfig, PortId, PortKind,
 };
 use crate::hash::{FxHashMap, FxHashSet};
+use crate::limit::TokenBucket;
 use crate::lpm::Lpm;
 
 /// The encapsulations tried when a network names none: the original's
 /// default order (without MPLS over GRE, which trunkline does not do).
 const DEFAULT_ENCAPSULATIONS: [Encapsulation; 2] =
     [Encapsulation::MplsOverUdp, Encapsulation::Vxlan];
+
+/// A network's DHCP settings as the server uses them: DNS servers split by
+/// family, the domain in both encodings, texts cut to what their fields
+/// hold (a domain label longer than 63 bytes is left out of the DHCPv6
+/// list, which cannot carry it).
+fn dhcp_server(config: &DhcpConfig) -> super::DhcpServer {
+    let domain = config.domain.as_deref().unwrap_or_default();
+    let domain = &domain.as_bytes()[..domain.len().min(255)];
+    let mut wire = Vec::new();
+    if !domain.is_empty() {
+        for label in domain.split(|b| *b == b'.').filter(|l| !l.is_empty()) {
+            if label.len() > 63 {
+                wire.clear();
+                break;
+            }
+            wire.push(label.len() as u8);
+            wire.extend_from_slice(label);
+        }
+        if !wire.is_empty() {
+            wire.push(0);
+        }
+    }
+    let boot_file = config.boot_file.as_deref().unwrap_or_default().as_bytes();
+    super::DhcpServer {
+        lease_secs: config.lease_secs.max(60),
+        dns4: config
+            .dns_servers
+            .iter()
+            .filter_map(|ip| match ip {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            })
+            .collect(),
+        dns6: config
+            .dns_servers
+            .iter()
+            .filter_map(|ip| match ip {
+                IpAddr::V6(a) => Some(*a),
+                IpAddr::V4(_) => None,
+            })
+            .collect(),
+        domain: domain.into(),
+        domain_wire: wire.into_boxed_slice(),
+        next_server: config.next_server,
+        boot_file: boot_file[..boot_file.len().min(127)].into(),
+    }
+}
 
 /// The state of one compilation.
 pub(super) struct Compiler<'c> {
@@ -48,6 +96,7 @@ pub(super) struct Compiler<'c> {
     remotes: Vec<Remote>,
     labels: FxHashMap<u32, LabelTarget>,
     vnis: FxHashMap<u32, usize>,
+    pairs: Vec<AddressPair>,
 }
 
 impl<'c> Compiler<'c> {
@@ -70,6 +119,7 @@ impl<'c> Compiler<'c> {
             remotes: Vec::new(),
             labels: FxHashMap::default(),
             vnis: FxHashMap::default(),
+            pairs: Vec::new(),
         }
     }
 
@@ -94,6 +144,7 @@ impl<'c> Compiler<'c> {
         self.remote_vmis();
         self.logical_interfaces();
         self.routes();
+        self.address_pairs();
         for vrf in &mut self.vrfs {
             vrf.locals.sort();
         }
@@ -103,8 +154,11 @@ impl<'c> Compiler<'c> {
             // At most 65536 ports (distinct u16 ids), so i + 1 fits a u32.
             port_slots[usize::from(port.id.0)] = i as u32 + 1;
         }
+        let m = gateway_mac.0;
         let tables = Tables {
             gateway_mac,
+            gateway_link_local: super::link_local(gateway_mac),
+            server_duid: [0, 3, 0, 1, m[0], m[1], m[2], m[3], m[4], m[5]],
             port_slots: port_slots.into_boxed_slice(),
             ports: self.ports,
             vmis: self.vmis,
@@ -119,6 +173,7 @@ impl<'c> Compiler<'c> {
             labels: self.labels,
             vnis: self.vnis,
             cells_version: AtomicU64::new(0),
+            pairs: self.pairs,
         };
         (tables, self.rejected)
     }
@@ -192,6 +247,13 @@ impl<'c> Compiler<'c> {
                 gateways: Box::default(),
                 locals: Vec::new(),
                 peers: Vec::new(),
+                mtu: network.mtu,
+                dhcp: (network.mode.routes() && network.dhcp.mode == DhcpMode::Server)
+                    .then(|| Box::new(dhcp_server(&network.dhcp))),
+                dhcp_relay: match network.dhcp.mode {
+                    DhcpMode::Relay(server) if network.mode.routes() => Some(server),
+                    _ => None,
+                },
             };
             let mut subnets: Vec<_> = network.subnets.iter().collect();
             subnets.sort();
@@ -258,6 +320,7 @@ impl<'c> Compiler<'c> {
             self.ports.push(Port {
                 id: port.id,
                 name: port.name.clone(),
+                mtu: port.mtu,
                 role,
             });
         }
@@ -400,6 +463,9 @@ impl<'c> Compiler<'c> {
             NextHop::Remote(id) => format!("remote VMI {}", self.remotes[id.0 as usize].key),
             NextHop::Peer(id) => format!("a route to peer {}", self.peers[id.0 as usize].key()),
             NextHop::Port(port) => format!("a route to port {port}"),
+            NextHop::Pair(id) => {
+                format!("allowed address pair {}", self.pairs[id.0 as usize].prefix)
+            }
             NextHop::Discard => "a discard route".to_owned(),
         }
     }
@@ -482,11 +548,16 @@ impl<'c> Compiler<'c> {
             if let Some(label) = config.label {
                 self.labels.insert(label, LabelTarget::Vmi(id));
             }
-            let counters = self
+            let previous = self
                 .previous
-                .and_then(|p| p.vmi_id(&config.key).and_then(|id| p.vmi(id)))
-                .map(|vmi| vmi.counters.clone())
-                .unwrap_or_default();
+                .and_then(|p| p.vmi_id(&config.key).and_then(|id| p.vmi(id)));
+            let counters = previous.map(|vmi| vmi.counters.clone()).unwrap_or_default();
+            let limit = self.config.punt_limit;
+            let (rate, burst) = (u64::from(limit.per_second), u64::from(limit.burst));
+            let punt = previous
+                .map(|vmi| vmi.punt.clone())
+                .filter(|bucket| bucket.limits() == (rate, burst))
+                .unwrap_or_else(|| Arc::new(TokenBucket::new(rate, burst)));
             self.vmi_keys.insert(config.key.clone(), id);
             self.vmis.push(Vmi {
                 key: config.key.clone(),
@@ -499,6 +570,8 @@ impl<'c> Compiler<'c> {
                 egress: None,
                 label: config.label,
                 counters,
+                punt,
+                pair_routes: Box::default(),
             });
         }
     }
@@ -650,6 +723,67 @@ impl<'c> Compiler<'c> {
                 vlan: li.vlan,
                 vmi: li.vmi.clone(),
             });
+        }
+    }
+
+    /// A host route per allowed-address-pair address of the local VMIs
+    /// (prefixes of one address only: wider ones only relax port
+    /// security), unless the address is routed otherwise; VMIs declaring
+    /// the same address share it. A holder learnt by the tables this
+    /// compilation replaces is kept.
+    fn address_pairs(&mut self) {
+        for i in 0..self.vmis.len() {
+            let id = VmiId(i as u32);
+            let vrf_index = self.vmis[id.index()].vrf;
+            let mut routes = Vec::new();
+            let pairs: Vec<(IpPrefix, EthernetAddress)> = self.vmis[id.index()].pairs.to_vec();
+            for (prefix, mac) in pairs {
+                if prefix.prefix_len() != IpPrefix::host(prefix.addr()).prefix_len() {
+                    continue;
+                }
+                let vrf = &mut self.vrfs[vrf_index];
+                let pair = match vrf.exact(&prefix) {
+                    None => {
+                        let pair = PairId(self.pairs.len() as u32);
+                        let _ = vrf.insert(&prefix, NextHop::Pair(pair));
+                        self.pairs.push(AddressPair {
+                            prefix,
+                            owners: Vec::new(),
+                            holder: AtomicU32::new(0),
+                        });
+                        pair
+                    }
+                    Some(NextHop::Pair(pair)) => pair,
+                    Some(_) => continue,
+                };
+                let owners = &mut self.pairs[pair.0 as usize].owners;
+                if !owners.iter().any(|(v, _)| *v == id) {
+                    owners.push((id, mac));
+                }
+                routes.push((prefix, pair));
+            }
+            self.vmis[id.index()].pair_routes = routes.into_boxed_slice();
+        }
+        for pair in &mut self.pairs {
+            pair.owners
+                .sort_by(|a, b| self.vmis[a.0.index()].key.cmp(&self.vmis[b.0.index()].key));
+        }
+        let Some(previous) = self.previous else {
+            return;
+        };
+        for pair in &self.pairs {
+            let (first, _) = pair.owners[0];
+            let network = &self.vrfs[self.vmis[first.index()].vrf].network;
+            let Some(held_by) = previous.address_pair_holder(network, pair.prefix.addr()) else {
+                continue;
+            };
+            if let Some(i) = pair
+                .owners
+                .iter()
+                .position(|(v, _)| self.vmis[v.index()].key == held_by)
+            {
+                pair.holder.store(i as u32, Ordering::Relaxed);
+            }
         }
     }
 

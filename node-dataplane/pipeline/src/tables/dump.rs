@@ -18,6 +18,15 @@ pub(super) fn dump(tables: &Tables) -> String {
         NextHop::Peer(id) => format!("peer {}", peer_key(id)),
         NextHop::Port(p) => format!("port {p}"),
         NextHop::Discard => "discard".to_owned(),
+        NextHop::Pair(id) => {
+            let pair = &tables.pairs[id.0 as usize];
+            let owners: Vec<&str> = pair
+                .owners
+                .iter()
+                .map(|(v, _)| tables.vmis[v.index()].key())
+                .collect();
+            format!("address pair {}", owners.join(" "))
+        }
     };
     let _ = writeln!(out, "gateway_mac {}", tables.gateway_mac);
     if let Some(u) = &tables.underlay {
@@ -34,6 +43,9 @@ pub(super) fn dump(tables: &Tables) -> String {
         match &port.role {
             PortRole::Gateway { vlans } => {
                 let _ = writeln!(out, "port {} {} gateway", port.id, port.name);
+                if let Some(mtu) = port.mtu {
+                    let _ = writeln!(out, "  mtu {mtu}");
+                }
                 for (vlan, &id) in vlans.iter().enumerate() {
                     if id != NO_VMI {
                         let _ = writeln!(out, "  vlan {vlan} -> {}", vmi_key(VmiId(id)));
@@ -73,6 +85,24 @@ pub(super) fn dump(tables: &Tables) -> String {
             vrf.vni,
             vrf.label
         );
+        if let Some(mtu) = vrf.mtu {
+            let _ = writeln!(out, "  mtu {mtu}");
+        }
+        if let Some(server) = vrf.dhcp_relay {
+            let _ = writeln!(out, "  dhcp relay to {server}");
+        }
+        if let Some(dhcp) = &vrf.dhcp {
+            let _ = writeln!(
+                out,
+                "  dhcp lease {} dns {:?} {:?} domain {:?} next_server {:?} boot_file {:?}",
+                dhcp.lease_secs,
+                dhcp.dns4,
+                dhcp.dns6,
+                String::from_utf8_lossy(&dhcp.domain),
+                dhcp.next_server,
+                String::from_utf8_lossy(&dhcp.boot_file)
+            );
+        }
         for (k, len, nh) in vrf.v4.entries() {
             let _ = writeln!(
                 out,

@@ -20,23 +20,27 @@
 //!      v        a VMI's first logical interface is its egress;
 //!      v        each is a local member of its VRF's flood list
 //!  routes ----> extra LPM entries (to a host port, a peer, or discard)
+//!      v
+//!  address ---> a host route per allowed-address-pair address (/32, /128)
+//!  pairs        not otherwise routed, to the VMI holding it now
 //! ```
 //!
 //! Compilation never fails as a whole: an item that cannot be compiled is
 //! skipped and reported in a [`Rejected`], and everything else is built.
 //! Lookups on the fast path are O(1) for (port, VLAN), labels and VNIs, and
 //! a few hash probes for longest-prefix match. The tables are `Send + Sync`
-//! and never change once built, but for two kinds of cells written from
-//! outside without a rebuild: counters, and the underlay next-hop MAC of
-//! each peer (resolved by the agent from the host's neighbour table). The
+//! and never change once built, but for three kinds of cells written without
+//! a rebuild: counters, the underlay next-hop MAC of each peer (resolved by
+//! the agent from the host's neighbour table), and the holder of each
+//! allowed address pair's address (learnt by the pipeline from traffic). The
 //! caller swaps whole tables (an `ArcSwap`) and loads them once per batch.
 
 mod compile;
 mod dump;
 
 use core::fmt;
-use core::net::IpAddr;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use trunkline_wire::EthernetAddress;
@@ -44,6 +48,7 @@ use trunkline_wire::EthernetAddress;
 use crate::config::{IpPrefix, NextHopConfig, NodeConfig, PortId};
 use crate::counters::{VmiCounterSnapshot, VmiCounters};
 use crate::hash::FxHashMap;
+use crate::limit::TokenBucket;
 use crate::lpm::Lpm;
 
 /// How many VLAN slots a gateway port has (VLAN 0 means untagged).
@@ -88,6 +93,10 @@ impl VmiId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RemoteId(pub(crate) u32);
 
+/// An allowed address pair's host route's position in one [`Tables`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PairId(pub(crate) u32);
+
 /// A tunnel peer's position in one [`Tables`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerId(pub(crate) u32);
@@ -105,6 +114,9 @@ pub enum NextHop {
     Peer(PeerId),
     /// Out of a host port, untagged.
     Port(PortId),
+    /// To whichever local VMI holds an allowed address pair's address now
+    /// (the one that last sent from it).
+    Pair(PairId),
     /// Nowhere.
     Discard,
 }
@@ -159,6 +171,12 @@ pub struct Vmi {
     pub(crate) egress: Option<Egress>,
     pub(crate) label: Option<u32>,
     pub(crate) counters: Arc<VmiCounters>,
+    /// Its budget of frames answered by the gateway, carried over by
+    /// recompilations like its counters.
+    pub(crate) punt: Arc<TokenBucket>,
+    /// The host routes of its allowed address pairs, whose holder it
+    /// becomes by sending from them.
+    pub(crate) pair_routes: Box<[(IpPrefix, PairId)]>,
 }
 
 impl Vmi {
@@ -219,6 +237,40 @@ impl Vmi {
     #[inline]
     pub(crate) fn mac_allowed(&self, mac: EthernetAddress) -> bool {
         mac == self.mac || self.pairs.iter().any(|(_, pair_mac)| *pair_mac == mac)
+    }
+}
+
+/// The host route of an address declared as an allowed address pair by
+/// one or more local VMIs of a network (a VRRP virtual IP, say): it leads
+/// to the VMI that last sent from the address (an ARP or a packet with it
+/// as source, learnt by the pipeline), or before any did, to the first
+/// declaring VMI in key order. The learnt holder is an atomic cell written
+/// on the fast path, without a rebuild, and carried over by recompilation.
+#[derive(Debug)]
+pub(crate) struct AddressPair {
+    pub(crate) prefix: IpPrefix,
+    /// The declaring VMIs, in key order, each with the MAC frames to the
+    /// address go to (the pair's MAC, or the VMI's).
+    pub(crate) owners: Vec<(VmiId, EthernetAddress)>,
+    /// The holder's position in `owners`.
+    pub(crate) holder: AtomicU32,
+}
+
+impl AddressPair {
+    /// Where packets for the address go now.
+    #[inline]
+    pub(crate) fn holder(&self) -> (VmiId, EthernetAddress) {
+        let i = self.holder.load(Ordering::Relaxed) as usize;
+        self.owners.get(i).copied().unwrap_or(self.owners[0])
+    }
+
+    /// Record that `vmi` sent from the address; whether the holder changed.
+    #[inline]
+    pub(crate) fn learn(&self, vmi: VmiId) -> bool {
+        let Some(i) = self.owners.iter().position(|(id, _)| *id == vmi) else {
+            return false;
+        };
+        self.holder.swap(i as u32, Ordering::Relaxed) != i as u32
     }
 }
 
@@ -296,6 +348,12 @@ pub(crate) struct Vrf {
     pub(crate) gateways: Box<[(IpPrefix, IpAddr)]>,
     /// Logical interfaces of the network on this node, sorted.
     pub(crate) locals: Vec<FloodLocal>,
+    /// The network's MTU, when it declares one.
+    pub(crate) mtu: Option<u16>,
+    /// The DHCP server of a routing network whose DHCP is on.
+    pub(crate) dhcp: Option<Box<DhcpServer>>,
+    /// The DHCP server a routing network relays to.
+    pub(crate) dhcp_relay: Option<Ipv4Addr>,
     /// Peers hosting the network, each with what bridged frames toward it
     /// carry; sorted by peer.
     pub(crate) peers: Vec<(PeerId, Encap)>,
@@ -351,6 +409,34 @@ impl Vrf {
     }
 }
 
+/// What a network's DHCP server (v4 and v6) hands out besides each VMI's
+/// own addresses, compiled once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DhcpServer {
+    pub(crate) lease_secs: u32,
+    pub(crate) dns4: Box<[Ipv4Addr]>,
+    pub(crate) dns6: Box<[Ipv6Addr]>,
+    /// The domain name as text (DHCPv4 option 15), at most 255 bytes.
+    pub(crate) domain: Box<[u8]>,
+    /// The domain in DNS wire format (DHCPv6 domain list).
+    pub(crate) domain_wire: Box<[u8]>,
+    pub(crate) next_server: Option<Ipv4Addr>,
+    /// At most 127 bytes (the `file` field keeps a terminating zero).
+    pub(crate) boot_file: Box<[u8]>,
+}
+
+impl DhcpServer {
+    /// Renewal time (T1): half the lease.
+    pub(crate) fn renewal_secs(&self) -> u32 {
+        self.lease_secs / 2
+    }
+
+    /// Rebinding time (T2): seven eighths of the lease.
+    pub(crate) fn rebinding_secs(&self) -> u32 {
+        (u64::from(self.lease_secs) * 7 / 8) as u32
+    }
+}
+
 /// What frames arriving on a port are, with what their handling needs.
 #[derive(Debug)]
 pub(crate) enum PortRole {
@@ -371,6 +457,7 @@ pub(crate) enum PortRole {
 pub(crate) struct Port {
     pub(crate) id: PortId,
     pub(crate) name: String,
+    pub(crate) mtu: Option<u16>,
     pub(crate) role: PortRole,
 }
 
@@ -629,6 +716,12 @@ pub struct Rejected {
 #[derive(Debug)]
 pub struct Tables {
     pub(crate) gateway_mac: EthernetAddress,
+    /// The gateway's IPv6 link-local address (from its MAC, EUI-64): the
+    /// source of router advertisements and DHCPv6 replies, the router
+    /// hosts learn.
+    pub(crate) gateway_link_local: Ipv6Addr,
+    /// The DHCPv6 server's DUID: DUID-LL of the gateway MAC.
+    pub(crate) server_duid: [u8; 10],
     /// Port id to position in `ports` plus one (0: no such port).
     port_slots: Box<[u32]>,
     pub(crate) ports: Vec<Port>,
@@ -646,6 +739,31 @@ pub struct Tables {
     /// Bumped by every write of a runtime cell: the XDP tier's mirror
     /// rebuilds its image when it changes.
     pub(crate) cells_version: AtomicU64,
+    pub(crate) pairs: Vec<AddressPair>,
+}
+
+/// The link-local address of `mac` (RFC 4291 appendix A: EUI-64 with the
+/// universal/local bit flipped).
+pub(crate) fn link_local(mac: EthernetAddress) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 0x02,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
 }
 
 /// Turn a MAC into a hash key.
@@ -682,6 +800,12 @@ impl Tables {
         self.gateway_mac
     }
 
+    /// The gateway's IPv6 link-local address: the router instances learn
+    /// from its router advertisements.
+    pub fn gateway_link_local(&self) -> Ipv6Addr {
+        self.gateway_link_local
+    }
+
     /// The port with this id.
     #[inline]
     pub(crate) fn port(&self, id: PortId) -> Option<&Port> {
@@ -715,6 +839,18 @@ impl Tables {
     pub fn route(&self, network: &str, ip: IpAddr) -> Option<NextHop> {
         let vrf = self.network_keys.get(network)?;
         self.vrfs[*vrf].lookup(ip)
+    }
+
+    /// The VMI that holds the allowed-address-pair address `ip` of
+    /// `network` now (learnt from its traffic), when `ip` is one.
+    pub fn address_pair_holder(&self, network: &str, ip: IpAddr) -> Option<&str> {
+        match self.route(network, ip)? {
+            NextHop::Pair(id) => {
+                let (vmi, _) = self.pairs[id.0 as usize].holder();
+                Some(self.vmis[vmi.index()].key())
+            }
+            _ => None,
+        }
     }
 
     /// The key of a remote VMI.

@@ -213,11 +213,13 @@ fn every_rejection() {
     config.ports.push(PortConfig {
         id: P1,
         name: "zzz".into(),
+        mtu: None,
         kind: PortKind::Fabric,
     });
     config.ports.push(PortConfig {
         id: PortId(10),
         name: "vgw9".into(),
+        mtu: None,
         kind: PortKind::Host {
             network: "ns/none".into(),
             peer_mac: [2, 0, 0, 0, 0, 1],
@@ -503,6 +505,7 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
             .map(|(id, kind, net)| PortConfig {
                 id: PortId(id),
                 name: format!("p{id}"),
+                mtu: None,
                 kind: match kind {
                     0 => PortKind::Gateway,
                     1 => PortKind::Fabric,
@@ -560,6 +563,8 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                             2 => vec![Encapsulation::MplsOverUdp],
                             _ => vec![Encapsulation::Vxlan, Encapsulation::MplsOverUdp],
                         },
+                        mtu: (mode == 2).then_some(1400),
+                        dhcp: DhcpConfig::default(),
                     },
                 )
                 .collect::<Vec<_>>()
@@ -714,6 +719,7 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                 underlay,
                 peers,
                 remote_vmis,
+                punt_limit: Default::default(),
             },
         )
 }

@@ -14,7 +14,9 @@
 
 #![forbid(unsafe_code)]
 
-use trunkline_wire::{arp, ethernet, icmpv4, icmpv6, ipv4, ipv6, mpls, udp, vlan, vxlan};
+use trunkline_wire::{
+    arp, dhcpv4, dhcpv6, ethernet, icmpv4, icmpv6, ipv4, ipv6, mpls, udp, vlan, vxlan,
+};
 
 /// Runs every view of the wire crate over `data`.
 pub fn views(data: &[u8]) {
@@ -52,6 +54,21 @@ pub fn views(data: &[u8]) {
     }
     if let Ok(header) = vxlan::Packet::new_checked(data) {
         let _ = vxlan::Repr::parse(&header);
+    }
+    if let Ok(message) = dhcpv4::Packet::new_checked(data) {
+        let _ = dhcpv4::Repr::parse(&message);
+        for option in dhcpv4::Options::new(message.options()) {
+            let _ = option;
+        }
+    }
+    if let Ok(message) = dhcpv6::Packet::new_checked(data) {
+        let _ = dhcpv6::Repr::parse(&message);
+        for option in dhcpv6::Options::new(message.options()) {
+            let _ = option;
+        }
+    }
+    for option in icmpv6::NdiscOptions::new(data) {
+        let _ = option.map(|o| o.link_layer_addr());
     }
 }
 

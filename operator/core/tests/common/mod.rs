@@ -88,6 +88,8 @@ pub fn vn(
         encapsulation: None,
         encapsulation_in_use: vec![],
         mpls_label: None,
+        mtu: None,
+        dhcp: Default::default(),
         defects: vec![],
     }
 }

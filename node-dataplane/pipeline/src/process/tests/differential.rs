@@ -18,6 +18,10 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
     ),
     ("arp_proxy_reply_bytes", arp_proxy_reply_bytes),
     (
+        "a_vmi_flooding_questions_is_limited_and_the_others_are_not",
+        a_vmi_flooding_questions_is_limited_and_the_others_are_not,
+    ),
+    (
         "arp_proxy_for_routed_targets_and_unicast_requests",
         arp_proxy_for_routed_targets_and_unicast_requests,
     ),
