@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test lint unit e2e crds cluster cluster-down deps fuzz fuzz-smoke bench-pipeline
+.PHONY: help demo test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline
 
 help: ## list the targets
 	@grep -E '^[a-z0-9][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -30,8 +30,16 @@ crds: ## regenerate the CRD YAML from the Rust types, and every copy of it (char
 cluster: deps ## start a local control plane; prints `export KUBECONFIG=...` last
 	scripts/cluster.sh up
 
-cluster-down: ## stop the control plane `make cluster` started
+cluster-node: deps images ## a control plane plus a node (containerd, kubelet, kube-proxy, scheduler) with the images imported; then `helm install` (docs/install.md)
+	scripts/cluster.sh up --node
+	scripts/cluster.sh import $$(scripts/build-images.sh --no-build | sed -n 's/^[A-Z]*_ARCHIVE=//p')
+	@scripts/cluster.sh env
+
+cluster-down: ## stop the control plane (and node) `make cluster` or `make cluster-node` started
 	scripts/cluster.sh down
+
+images: ## build the operator and dataplane images as OCI archives, without a container engine (<target>/images)
+	scripts/build-images.sh
 
 fuzz: deps ## fuzz the wire views and the whole pipeline, FUZZ_SECONDS each (default 60): runs and crashes per target
 	scripts/fuzz.sh
@@ -42,7 +50,7 @@ fuzz-smoke: deps ## a bounded fuzz run (about 60 s) of both targets from the cor
 bench-pipeline: ## criterion benchmark of the packet pipeline with 4K VMIs (ns per packet)
 	$(CARGO) bench -p trunkline-pipeline
 
-bench: deps ## forwarding vs bare AF_XDP, Linux and OVS baselines + control plane at 4K objects: target/bench/report.md
+bench: deps ## forwarding vs bare AF_XDP, Linux and OVS baselines, overlay vs Linux VXLAN + control plane at 4K objects: target/bench/report.md
 	scripts/bench.sh $(BENCH_FLAGS)
 
 deps: ## install what the build and the tests need (Debian packages, Kubernetes binaries)

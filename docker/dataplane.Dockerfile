@@ -1,4 +1,8 @@
 # syntax=docker/dockerfile:1
+# scripts/build-images.sh builds the same image without a container engine
+# by reading this file's final stage (COPY, USER, ENTRYPOINT, EXPOSE, LABEL):
+# keep one instruction per line there, LABEL as key="value", ENTRYPOINT in
+# JSON form (tests/e2e/tests/pods.rs compares the built image with this file).
 # The trunkline node dataplane image. Build from the repository root:
 #
 #   docker build -f docker/dataplane.Dockerfile -t <registry>/trunkline-dataplane:<version> .
@@ -22,6 +26,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM gcr.io/distroless/cc-debian12
 COPY --from=build /out/trunkline-dataplane /usr/local/bin/trunkline-dataplane
+LABEL org.opencontainers.image.title="trunkline-dataplane"
+LABEL org.opencontainers.image.description="The trunkline node dataplane: enforces the accepted objects of its gateway node with an AF_XDP fast path."
+LABEL org.opencontainers.image.licenses="Apache-2.0"
+LABEL org.opencontainers.image.source="https://example.invalid/trunkline"
 USER 0:0
 # /metrics, /healthz, /readyz on the node's network (--metrics-addr, chart
 # value dataplane.metricsPort).

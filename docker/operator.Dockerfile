@@ -1,4 +1,8 @@
 # syntax=docker/dockerfile:1
+# scripts/build-images.sh builds the same image without a container engine
+# by reading this file's final stage (COPY, USER, ENTRYPOINT, EXPOSE, LABEL):
+# keep one instruction per line there, LABEL as key="value", ENTRYPOINT in
+# JSON form (tests/e2e/tests/pods.rs compares the built image with this file).
 # The trunkline operator image. Build from the repository root:
 #
 #   docker build -f docker/operator.Dockerfile -t <registry>/trunkline-operator:<version> .
@@ -18,6 +22,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/trunkline-operator /usr/local/bin/trunkline-operator
+LABEL org.opencontainers.image.title="trunkline-operator"
+LABEL org.opencontainers.image.description="The trunkline operator: validates and resolves the trunkline.io objects across kinds, writes their status."
+LABEL org.opencontainers.image.licenses="Apache-2.0"
+LABEL org.opencontainers.image.source="https://example.invalid/trunkline"
 USER 65532:65532
 # /metrics, /healthz, /readyz (--metrics-addr, chart value operator.metricsPort).
 EXPOSE 8080

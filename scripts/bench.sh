@@ -3,15 +3,18 @@
 # this machine (see tests/bench, crate trunkline-bench):
 #   (a) the trunkline node dataplane (AF_XDP) against a real control plane,
 #   (b) a bare AF_XDP forwarder, (c) Linux IP forwarding, (d) Open vSwitch
-#   userspace datapath with AF_XDP ports; 64- and 512-byte frames, 3
-#   interleaved rounds of 5 s; then 4096 LIs + 4096 VMIs through the control
-#   plane. Writes target/bench/report.md and target/bench/forwarding.png.
+#   userspace datapath with AF_XDP ports; across two nodes joined by a
+#   fabric link: (e) the trunkline overlay over VXLAN (two agents), (f)
+#   Linux routing + kernel VXLAN, (g) the trunkline overlay over MPLSoUDP;
+#   64- and 512-byte frames, 3 interleaved rounds of 5 s; then 4096 LIs +
+#   4096 VMIs through the control plane. Writes target/bench/report.md and
+#   target/bench/forwarding.png.
 #
 #   scripts/bench.sh [trunkline-bench run flags...]   e.g. --smoke, --rounds 5
 #
 # Needs root (namespaces, XDP), the Debian packages of scripts/install-deps.sh
 # (clang, libbpf-dev, openvswitch-switch, fonts-dejavu-core) and the
-# Kubernetes binaries it builds. Takes about 4 minutes; the machine should be
+# Kubernetes binaries it builds. Takes about 10 minutes; the machine should be
 # otherwise idle for figures worth comparing. Everything it starts (namespaces
 # tb<pid>-*, processes, BPF programs) is removed on exit, also on failure.
 set -euo pipefail

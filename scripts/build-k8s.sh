@@ -2,7 +2,9 @@
 # Builds the real Kubernetes control-plane binaries the test rigs use, from the
 # Go module proxy, at the versions pinned in scripts/versions.env:
 #
-#   etcd, kube-apiserver, kube-controller-manager, kubectl, helm
+#   etcd, kube-apiserver, kube-controller-manager, kubectl, helm, and what a
+#   node needs (scripts/cluster.sh up --node): kubelet, kube-scheduler,
+#   kube-proxy
 #
 # into a cache outside the repository, keyed by version:
 #
@@ -32,11 +34,20 @@ if [ "${1:-}" = "--print" ]; then
   echo "KUBE_APISERVER=$k8s_dir/kube-apiserver"
   echo "KUBE_CONTROLLER_MANAGER=$k8s_dir/kube-controller-manager"
   echo "KUBECTL=$k8s_dir/kubectl"
+  echo "KUBELET=$k8s_dir/kubelet"
+  echo "KUBE_SCHEDULER=$k8s_dir/kube-scheduler"
+  echo "KUBE_PROXY=$k8s_dir/kube-proxy"
   echo "HELM=$helm_dir/helm"
   exit 0
 fi
 
 command -v go >/dev/null || { log "go is required (Go 1.26 expected)"; exit 1; }
+
+# One build at a time per cache (CI and people may run this concurrently):
+# a second caller waits, then finds the binaries built.
+mkdir -p "$cache/k8s"
+exec 9>"$cache/k8s/.build.lock"
+flock 9
 
 # timed NAME CMD...: runs CMD, prints the wall time it took.
 timed() {
@@ -75,6 +86,9 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 EOF
     go mod tidy -e >/dev/null 2>&1 || true
@@ -87,7 +101,7 @@ EOF
       ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
     done
     mkdir -p "$k8s_dir.tmp"
-    for cmd in kube-apiserver kube-controller-manager kubectl; do
+    for cmd in "${k8s_commands[@]}"; do
       if [ ! -x "$k8s_dir/$cmd" ]; then
         timed "$cmd v$K8S_VERSION" go build -trimpath -ldflags "$ldflags" -o "$k8s_dir.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd"
       fi
@@ -151,14 +165,21 @@ EOF
   rm -rf "$work"
 }
 
+# Every command built from k8s.io/kubernetes, in one wrapper module (so a
+# warm Go build cache shares the packages they have in common).
+k8s_commands=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
+
 total_start=$(date +%s)
 built=0
 if [ ! -x "$etcd_dir/etcd" ]; then build_etcd; built=1; fi
 if [ ! -x "$helm_dir/helm" ]; then build_helm; built=1; fi
-if [ ! -x "$k8s_dir/kube-apiserver" ] || [ ! -x "$k8s_dir/kube-controller-manager" ] || [ ! -x "$k8s_dir/kubectl" ]; then
-  build_kubernetes
-  built=1
-fi
+for cmd in "${k8s_commands[@]}"; do
+  if [ ! -x "$k8s_dir/$cmd" ]; then
+    build_kubernetes
+    built=1
+    break
+  fi
+done
 if [ $built = 1 ]; then
   log "cold build finished in $(($(date +%s) - total_start)) s"
 else

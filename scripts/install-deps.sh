@@ -17,8 +17,11 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 # frames no tool sends, independently of trunkline's own wire code),
 # busybox + udhcpc + isc-dhcp-client + ndisc6 (e2e: real DHCPv4/DHCPv6 clients
 # and router solicitations in address-less instances), keepalived (e2e: a
-# VRRP virtual IP between two instances), traceroute (e2e: time exceeded).
-packages=(openssl curl jq bc bsdextrautils iproute2 ethtool procps iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.1 lua5.4 util-linux ca-certificates openvswitch-switch fonts-dejavu-core tshark python3-scapy busybox udhcpc isc-dhcp-client ndisc6 keepalived traceroute)
+# VRRP virtual IP between two instances), traceroute (e2e: time exceeded),
+# containerd + runc + containernetworking-plugins + iptables (the local node of
+# `scripts/cluster.sh up --node`: the container runtime, pod networking, and
+# kube-proxy's Service rules).
+packages=(openssl curl jq bc bsdextrautils iproute2 ethtool procps iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.1 lua5.4 util-linux ca-certificates openvswitch-switch fonts-dejavu-core tshark python3-scapy busybox udhcpc isc-dhcp-client ndisc6 keepalived traceroute containerd runc containernetworking-plugins iptables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -34,6 +34,7 @@ pub mod http;
 pub mod metrics;
 pub mod mirror;
 pub mod report;
+pub mod uninstall;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -75,6 +76,10 @@ pub struct Options {
     pub report_interval: Duration,
     /// Each VMI's budget of frames answered by the gateway.
     pub punt_limit: trunkline_pipeline::PuntLimit,
+    /// The DaemonSet running this agent, if any: when it is gone as the
+    /// agent stops, the agent removes the host state it made
+    /// ([`uninstall`]).
+    pub owner: Option<uninstall::Owner>,
 }
 
 /// Errors that stop the agent.
@@ -329,5 +334,45 @@ pub async fn run(
         let _ = mirror_thread.join();
     })
     .await;
+    if let Some(owner) = &options.owner {
+        leave_host(&client, owner, options.port_netns.clone()).await;
+    }
     Ok(())
+}
+
+/// Keeps the host state for the next agent, or removes it when this agent
+/// is being uninstalled ([`uninstall`]).
+async fn leave_host(client: &Client, owner: &uninstall::Owner, netns: Option<PathBuf>) {
+    let daemonset = format!("{}/{}", owner.namespace, owner.name);
+    match uninstall::stopping(client, owner).await {
+        uninstall::Stopping::Restart => {
+            tracing::info!(
+                daemonset,
+                "a restart: virtual gateway interfaces kept for the next agent"
+            )
+        }
+        uninstall::Stopping::Unknown(error) => tracing::warn!(
+            daemonset,
+            error,
+            "cannot tell an uninstall from a restart: virtual gateway interfaces kept"
+        ),
+        uninstall::Stopping::Uninstall(why) => {
+            match tokio::task::spawn_blocking(move || uninstall::remove_host_state(netns)).await {
+                Ok(Ok(removed)) => tracing::info!(
+                    daemonset,
+                    why,
+                    ?removed,
+                    "uninstalled: removed the virtual gateway interfaces (and their routes)"
+                ),
+                Ok(Err(error)) => tracing::error!(
+                    daemonset,
+                    error,
+                    "uninstalled, but removing the virtual gateway interfaces failed"
+                ),
+                Err(error) => {
+                    tracing::error!(daemonset, %error, "removing the virtual gateway interfaces")
+                }
+            }
+        }
+    }
 }

@@ -65,6 +65,14 @@ struct Flags {
     /// Answers a VMI may get at once after a quiet period.
     #[arg(long, default_value_t = trunkline_pipeline::PuntLimit::default().burst)]
     punt_burst: u32,
+    /// The DaemonSet running this agent (in --namespace): when it is gone
+    /// as the agent stops (an uninstall, not a restart), the agent removes
+    /// the virtual gateway interfaces it made.
+    #[arg(long, env = "DAEMONSET_NAME", requires = "namespace")]
+    daemonset: Option<String>,
+    /// The agent's pod's namespace (that of --daemonset).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
 }
 
 async fn shutdown_signal() {
@@ -110,6 +118,10 @@ async fn main() -> anyhow::Result<()> {
             per_second: flags.punt_per_second.max(1),
             burst: flags.punt_burst,
         },
+        owner: flags
+            .daemonset
+            .zip(flags.namespace)
+            .map(|(name, namespace)| trunkline_dataplane::uninstall::Owner { namespace, name }),
     };
     tracing::info!(node = options.node, backend = ?options.backend, xdp_mode = ?options.xdp_mode, "trunkline-dataplane starting");
     let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;

@@ -6,15 +6,21 @@
 // everything:
 //
 //   VALID      802.1Q VLAN 200, destination MAC = VMI 2, source MAC = the
-//              gateway MAC, IPv4 to VMI 2's address with a correct header
-//              checksum;
+//              gateway MAC, IPv4 from VMI 1's to VMI 2's address with a
+//              correct header checksum, the frame exactly as long as the
+//              IPv4 header says (nothing added or cut: no tunnel headers
+//              left), UDP 1024 -> 9 of the right length, and the first
+//              PAYLOAD_CHECKED payload bytes as the generator wrote them
+//              (0, 1, 2, ...);
 //   TTL_DONE   of those, the ones whose TTL was decremented (63);
 //   OTHER      anything else.
 //
 // Counters live in a per-CPU array at index ifindex * 4 + counter.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -23,12 +29,16 @@
 #define OTHER 2
 #define SLOTS 4
 #define MAX_IFINDEX 256
+#define PAYLOAD_CHECKED 16
+#define SRC_PORT 1024
+#define DST_PORT 9
 
 // Expected values, set by the loader.
 const volatile __u8 gateway_mac[6] = {};
 const volatile __u8 vmi_mac[6] = {};
 const volatile __u16 vlan_id = 0;
 const volatile __u32 vmi_ip = 0;  // network byte order
+const volatile __u32 src_ip = 0;  // network byte order
 const volatile __u8 ttl_after = 0;
 
 struct {
@@ -51,13 +61,15 @@ static __always_inline void count(__u32 ifindex, __u32 what)
         *n += 1;
 }
 
-static __always_inline int classify(void *data, void *end)
+static __always_inline int classify(void *data, void *end, __u32 len)
 {
     struct ethhdr *eth = data;
     struct vlan_hdr *vlan = data + sizeof(*eth);
     struct iphdr *ip = data + sizeof(*eth) + sizeof(*vlan);
+    struct udphdr *udp = (void *)(ip + 1);
+    __u8 *payload = (void *)(udp + 1);
 
-    if ((void *)(ip + 1) > end)
+    if ((void *)(payload + PAYLOAD_CHECKED) > end)
         return OTHER;
     for (int i = 0; i < 6; i++) {
         if (eth->h_dest[i] != vmi_mac[i] || eth->h_source[i] != gateway_mac[i])
@@ -67,8 +79,20 @@ static __always_inline int classify(void *data, void *end)
         (bpf_ntohs(vlan->tci) & 0x0fff) != vlan_id ||
         vlan->proto != bpf_htons(ETH_P_IP))
         return OTHER;
-    if (ip->version != 4 || ip->ihl != 5 || ip->daddr != vmi_ip)
+    if (ip->version != 4 || ip->ihl != 5 || ip->daddr != vmi_ip || ip->saddr != src_ip ||
+        ip->protocol != IPPROTO_UDP)
         return OTHER;
+    __u16 ip_len = bpf_ntohs(ip->tot_len);
+    if (len != sizeof(*eth) + sizeof(*vlan) + ip_len)
+        return OTHER;
+    if (udp->source != bpf_htons(SRC_PORT) || udp->dest != bpf_htons(DST_PORT) ||
+        bpf_ntohs(udp->len) != ip_len - sizeof(*ip))
+        return OTHER;
+#pragma unroll
+    for (int i = 0; i < PAYLOAD_CHECKED; i++) {
+        if (payload[i] != i)
+            return OTHER;
+    }
     __u16 *words = (__u16 *)ip;
     __u32 sum = 0;
 #pragma unroll
@@ -86,8 +110,11 @@ int sink(struct xdp_md *ctx)
 {
     void *data = (void *)(long)ctx->data;
     void *end = (void *)(long)ctx->data_end;
+    // The length from the context's scalars: the verifier refuses
+    // arithmetic on the end pointer.
+    __u32 len = ctx->data_end - ctx->data;
     __u32 ifindex = ctx->ingress_ifindex;
-    int what = classify(data, end);
+    int what = classify(data, end, len);
 
     if (what == TTL_DONE)
         count(ifindex, TTL_DONE);

@@ -26,7 +26,7 @@ use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 
 use crate::Error;
-use crate::frame::{GATEWAY_MAC, GENERATOR_HEAD, OUT_VLAN, TTL, VMI2_IP, VMI2_MAC};
+use crate::frame::{GATEWAY_MAC, GENERATOR_HEAD, OUT_VLAN, TTL, VMI1_IP, VMI2_IP, VMI2_MAC};
 
 static GENERATOR_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/generator.bpf.o"));
@@ -220,8 +220,9 @@ impl Drop for Traffic {
 /// What the sink counted on one interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SinkCounts {
-    /// Frames forwarded as asked (VLAN 200, MACs rewritten, to VMI 2, IPv4
-    /// header checksum correct).
+    /// Frames forwarded as asked (VLAN 200, MACs rewritten, from VMI 1 to
+    /// VMI 2, IPv4 header checksum correct, length, UDP header and the first
+    /// payload bytes as sent).
     pub valid: u64,
     /// Of those, the ones with the TTL decremented.
     pub ttl_done: u64,
@@ -248,6 +249,24 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// Loads the sink with the expected frame's values, attached nowhere.
+    fn load() -> Result<Self, Error> {
+        let mut ebpf = EbpfLoader::new()
+            .override_global("gateway_mac", &GATEWAY_MAC, true)
+            .override_global("vmi_mac", &VMI2_MAC, true)
+            .override_global("vlan_id", &OUT_VLAN, true)
+            .override_global("vmi_ip", &u32::from_ne_bytes(VMI2_IP.octets()), true)
+            .override_global("src_ip", &u32::from_ne_bytes(VMI1_IP.octets()), true)
+            .override_global("ttl_after", &(TTL - 1), true)
+            .load(SINK_OBJECT)
+            .map_err(bpf_err("load sink object"))?;
+        load_xdp(&mut ebpf, "sink")?;
+        Ok(Sink {
+            ebpf,
+            ifindex: Vec::new(),
+        })
+    }
+
     /// Loads the sink and attaches it (native XDP) to `interfaces` of the
     /// network namespace `netns`.
     pub fn attach(netns: &Path, interfaces: &[String]) -> Result<Self, Error> {
@@ -258,15 +277,15 @@ impl Sink {
         std::thread::spawn(move || -> Result<Sink, Error> {
             trunkline_xdp::enter_network_namespace(&netns)
                 .map_err(Error::io(format!("entering {}", netns.display())))?;
-            let mut ebpf = EbpfLoader::new()
-                .override_global("gateway_mac", &GATEWAY_MAC, true)
-                .override_global("vmi_mac", &VMI2_MAC, true)
-                .override_global("vlan_id", &OUT_VLAN, true)
-                .override_global("vmi_ip", &u32::from_ne_bytes(VMI2_IP.octets()), true)
-                .override_global("ttl_after", &(TTL - 1), true)
-                .load(SINK_OBJECT)
-                .map_err(bpf_err("load sink object"))?;
-            let program = load_xdp(&mut ebpf, "sink")?;
+            let Sink { mut ebpf, .. } = Sink::load()?;
+            let program: &mut Xdp = ebpf
+                .program_mut("sink")
+                .ok_or_else(|| Error::Bpf {
+                    what: "find program",
+                    message: "sink missing from the object".to_owned(),
+                })?
+                .try_into()
+                .map_err(bpf_err("program type"))?;
             let mut ifindex = Vec::new();
             for name in &interfaces {
                 program
@@ -311,5 +330,102 @@ impl Sink {
             ttl_done: read(1)?,
             other: read(2)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{HEADERS, egress_frame};
+
+    fn root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .map(|uids| uids.split_whitespace().nth(1) == Some("0"))
+            })
+            .unwrap_or(false)
+    }
+
+    /// What the sink makes of `frame`, run once by BPF_PROG_RUN (the
+    /// kernel's test run receives on `lo`).
+    fn verdict(sink: &mut Sink, frame: &[u8]) -> SinkCounts {
+        let before = sink.counts("lo").expect("counts");
+        let program: &Xdp = sink
+            .ebpf
+            .program("sink")
+            .expect("loaded")
+            .try_into()
+            .expect("XDP");
+        program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..TestRunOptions::new()
+            })
+            .expect("BPF_PROG_RUN");
+        sink.counts("lo").expect("counts").since(&before)
+    }
+
+    #[test]
+    fn the_sink_counts_only_frames_delivered_exactly_as_asked() {
+        if !root() {
+            eprintln!("skipped: loading BPF programs needs root");
+            return;
+        }
+        let mut sink = Sink::load().expect("the sink loads");
+        let lo = trunkline_xdp::interface_index("lo").expect("lo");
+        sink.ifindex.push(("lo".to_owned(), lo));
+        let (valid, ttl_done, other) = (
+            SinkCounts {
+                valid: 1,
+                ttl_done: 1,
+                other: 0,
+            },
+            SinkCounts {
+                valid: 1,
+                ttl_done: 0,
+                other: 0,
+            },
+            SinkCounts {
+                valid: 0,
+                ttl_done: 0,
+                other: 1,
+            },
+        );
+        for len in [64, 512] {
+            let good = egress_frame(len);
+            assert_eq!(verdict(&mut sink, &good), valid, "{len} B as forwarded");
+            let mut ttl_kept = good.clone();
+            ttl_kept[18 + 8] += 1;
+            ttl_kept[18 + 10] = ttl_kept[18 + 10].wrapping_sub(1);
+            assert_eq!(
+                verdict(&mut sink, &ttl_kept),
+                ttl_done,
+                "{len} B, TTL not decremented (checksum kept right)"
+            );
+            let mut bad_payload = good.clone();
+            bad_payload[HEADERS + 3] ^= 0xff;
+            assert_eq!(verdict(&mut sink, &bad_payload), other, "payload changed");
+            let mut longer = good.clone();
+            longer.extend_from_slice(&[0; 4]);
+            assert_eq!(verdict(&mut sink, &longer), other, "trailing bytes");
+            let mut wrong_vlan = good.clone();
+            wrong_vlan[15] ^= 1;
+            assert_eq!(verdict(&mut sink, &wrong_vlan), other, "another VLAN");
+            let mut wrong_source = good.clone();
+            wrong_source[18 + 15] ^= 1;
+            assert_eq!(
+                verdict(&mut sink, &wrong_source),
+                other,
+                "another source address"
+            );
+            // Still inside a tunnel: outer Ethernet, IPv4, UDP and VXLAN
+            // in front of the expected frame.
+            let mut tunnelled = vec![0u8; 50];
+            tunnelled.extend_from_slice(&good);
+            assert_eq!(verdict(&mut sink, &tunnelled), other, "encapsulated");
+        }
     }
 }

@@ -101,7 +101,8 @@ pub fn process_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / TICKS_PER_SECOND)
 }
 
-/// A process's CPU time at an instant, to compute its use over an interval.
+/// The CPU time of a device's processes at an instant, to compute their
+/// use over an interval.
 #[derive(Clone, Copy, Debug)]
 pub struct ProcessMark {
     at: Instant,
@@ -109,11 +110,19 @@ pub struct ProcessMark {
 }
 
 impl ProcessMark {
-    /// Reads `pid`'s CPU time now (none when there is no such process).
-    pub fn now(pid: Option<u32>) -> Self {
+    /// Reads the CPU time of `pids` now, summed (none when there is no
+    /// process, or one of them is gone).
+    pub fn now(pids: &[u32]) -> Self {
+        let seconds = if pids.is_empty() {
+            None
+        } else {
+            pids.iter()
+                .map(|&pid| process_seconds(pid))
+                .sum::<Option<f64>>()
+        };
         Self {
             at: Instant::now(),
-            seconds: pid.and_then(process_seconds),
+            seconds,
         }
     }
 

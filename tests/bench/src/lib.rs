@@ -6,17 +6,23 @@
 //!          ──gb── in [(b) bare AF_XDP forwarder (trunkline-xdp)]                  out ──sb──
 //!          ──gc── in [(c) Linux IP forwarding, tc BPF untag/tag]                  out ──sc──
 //!          ──gd── in [(d) Open vSwitch userspace datapath, AF_XDP ports]          out ──sd──
+//!   across two nodes, A and B, joined by a fabric veth (underlay 10.10.0.0/24):
+//!          ──ge── in [(e) agent A] ══ VXLAN ══ [agent B] out                           ──se──
+//!          ──gf── in [(f) Linux: route -> vxlan0] ══ VXLAN ══ [vxlan0 -> bridge] out   ──sf──
+//!          ──gg── in [(g) agent A] ══ MPLSoUDP ══ [agent B] out                        ──sg──
 //!
 //!  generator: BPF_PROG_RUN live frames (XDP_TX) on core 0, several Mpps
-//!  devices:   on core 1 (process pinned, receive processing steered there by RPS)
+//!  devices:   on core 1 (processes pinned, receive processing steered there by RPS)
 //!  sink:      native XDP, counts only correctly forwarded frames, per device
 //!
-//!  for round in 1..=R { for size in [64, 512] { for mode in [a, b, c, d] { warm up; measure D s } } }
+//!  for round in 1..=R { for size in [64, 512] { for mode in [a..g] { warm up; measure D s } } }
 //!  then: 4096 LIs + 4096 VMIs applied for (a)'s node: time to programmed / Ready, agent RSS
 //! ```
 //!
-//! [`run`] does all of it and returns the [`Report`]; `scripts/bench.sh`
-//! (`make bench`) builds the release binaries and runs `trunkline-bench run`.
+//! The agents of (a), (e) and (g) share one control plane and operator
+//! ([`modes::cluster`]). [`run`] does all of it and returns the [`Report`];
+//! `scripts/bench.sh` (`make bench`) builds the release binaries and runs
+//! `trunkline-bench run`.
 
 pub mod bpf;
 pub mod cpu;
@@ -29,13 +35,15 @@ pub mod report;
 pub mod scale;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use error::Error;
-pub use modes::agent::Binaries;
+pub use modes::cluster::Binaries;
 
 use crate::bpf::{Sink, Traffic};
 use crate::cpu::{ProcessMark, core_times, core_use};
+use crate::modes::cluster::Cluster;
 use crate::modes::{Device, Mode};
 use crate::netns::Topology;
 use crate::report::{Machine, Report, Sample};
@@ -127,7 +135,7 @@ fn method(
 ) -> Vec<String> {
     let pinning = match (generator_core, dut_core) {
         (Some(g), Some(d)) => format!(
-            "generator thread pinned to core {g}; each device's process pinned to core {d}, and RPS on its port `in` steers its receive processing (generic XDP, the AF_XDP copy, or IP forwarding) to core {d}: a device gets one core for everything; the sink's XDP runs where the device transmits"
+            "generator thread pinned to core {g}; each device's process pinned to core {d} (both agents of (e) and (g)), and RPS on its port `in` (and on node B's fabric port across nodes) steers its receive processing (generic XDP, the AF_XDP copy, IP forwarding, VXLAN decapsulation) to core {d}: a device gets one core for everything; the sink's XDP runs where the device transmits"
         ),
         _ => "no pinning (fewer than 2 cores, or --no-pin)".to_owned(),
     };
@@ -145,11 +153,18 @@ fn method(
             options.duration.as_secs_f64()
         ),
         "traffic: one UDP flow, 802.1Q VLAN 100, from VMI 1 (02:00:00:00:01:01, 192.168.1.10) to the gateway MAC 00:00:5e:00:01:00 and VMI 2's address 192.168.1.20, TTL 64; a frame's size counts Ethernet header, tag, IPv4, UDP and payload (no FCS on veth)".to_owned(),
+        format!(
+            "across nodes ((e), (f), (g)): node A holds port `in`, node B port `out`, joined by a veth fabric link (node A {}, node B {}, /{}, MTU {}, a permanent neighbour entry on each side); the frame crosses it encapsulated, its IP packet behind 64 bytes with VXLAN (outer Ethernet, IPv4, UDP, VXLAN, inner Ethernet) or 46 with MPLSoUDP (outer Ethernet, IPv4, UDP, label): a 64-byte frame is 110 or 92 bytes on the fabric, a 512-byte one 558 or 540; the sink checks exactly what it checks for a single node: the two nodes together must deliver what one does",
+            netns::UNDERLAY_A,
+            netns::UNDERLAY_B,
+            netns::UNDERLAY_PREFIX_LEN,
+            netns::FABRIC_MTU
+        ),
         "generator: an XDP program run by BPF_PROG_RUN in live-frames mode (batches of 64, XDP_TX out of the generator's veth); it restores the first 64 bytes from a template for every frame, since the kernel recycles pages unreset. Offered load is what it handed to the kernel; beyond what a device takes, frames are dropped at the device's receive queue (this is a maximum-throughput-under-overload test, not RFC 2544 zero-loss)".to_owned(),
-        "sink: native XDP on the far end of each device's `out` veth; counts only valid forwarded frames (VLAN 200, destination MAC VMI 2, source MAC the gateway's, IPv4 to 192.168.1.20 with a correct header checksum), and separately those with TTL 63; Mpps = valid frames / measured seconds".to_owned(),
+        "sink: native XDP on the far end of each device's `out` veth; counts only valid forwarded frames (VLAN 200, destination MAC VMI 2, source MAC the gateway's, IPv4 from 192.168.1.10 to 192.168.1.20 with a correct header checksum, the frame exactly as long as the IPv4 header says, UDP 1024 -> 9 with the generator's length, the first 16 payload bytes as generated), and separately those with TTL 63; Mpps = valid frames / measured seconds".to_owned(),
         pinning,
         "reading the CPU columns: under overload, an AF_XDP device's receive path (generic XDP, the copy into the UMEM, and dropping what a full ring cannot take) runs in softirq on the same core as its process and takes most of it, leaving the process the rest (receive livelock); the kernel's own forwarding has no such split. A rate-limited generator, or receive processing on another core, gives the AF_XDP modes more (the workplace notes measured 0.6-0.8 Mpps for a bare AF_XDP forwarder with receive processing on the generator's core)".to_owned(),
-        "CPU: 'DUT core busy' is user + system + irq + softirq of the device's core from /proc/stat (softirq in brackets; steal excluded), whoever used it: on this shared machine other processes may run there too; 'DUT process CPU' is utime + stime of the device's process from /proc/<pid>/stat, in % of one core (the kernel's share done in softirq on behalf of the process is not in it)".to_owned(),
+        "CPU: 'DUT core busy' is user + system + irq + softirq of the device's core from /proc/stat (softirq in brackets; steal excluded), whoever used it: on this shared machine other processes may run there too; 'DUT process CPU' is utime + stime of the device's process from /proc/<pid>/stat (for (e) and (g) both agents together), in % of one core (the kernel's share done in softirq on behalf of the process is not in it)".to_owned(),
     ]
 }
 
@@ -171,18 +186,48 @@ async fn run_in(
         .map(|&m| Topology::sink_port(m))
         .collect();
     let sink = Sink::attach(&topology.path("sink"), &sink_ports)?;
+    // Declared before the devices, so that it outlives them: the agents
+    // stop before the control plane.
+    let mut cluster: Option<Result<Arc<Cluster>, String>> = None;
     let mut devices: Vec<Device> = Vec::new();
     for &mode in &options.modes {
+        if mode.needs_control_plane() && cluster.is_none() {
+            cluster = Some(
+                Cluster::start(dir, &options.binaries)
+                    .await
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        let shared = || -> Result<Arc<Cluster>, Error> {
+            match &cluster {
+                Some(Ok(c)) => Ok(c.clone()),
+                Some(Err(e)) => Err(Error::Mode {
+                    mode: mode.id(),
+                    message: format!("the control plane could not start: {e}"),
+                }),
+                None => Err(Error::Options("no control plane".to_owned())),
+            }
+        };
         eprintln!("[bench] starting {}", mode.label());
         let started = match mode {
-            Mode::Agent => {
-                modes::agent::AgentDevice::start(&topology, dir, &options.binaries, dut_core)
+            Mode::Agent => match shared() {
+                Ok(c) => modes::agent::AgentDevice::start(&topology, c, dut_core)
                     .await
-                    .map(|d| Device::Agent(Box::new(d)))
-            }
+                    .map(|d| Device::Agent(Box::new(d))),
+                Err(e) => Err(e),
+            },
             Mode::Bare => modes::bare::BareDevice::start(&topology, dut_core).map(Device::Bare),
             Mode::Linux => modes::linux::LinuxDevice::start(&topology, dir).map(Device::Linux),
             Mode::Ovs => modes::ovs::OvsDevice::start(&topology, dir, dut_core).map(Device::Ovs),
+            Mode::OverlayVxlan | Mode::OverlayMpls => match shared() {
+                Ok(c) => modes::overlay::OverlayDevice::start(mode, &topology, c, dut_core)
+                    .await
+                    .map(|d| Device::Overlay(Box::new(d))),
+                Err(e) => Err(e),
+            },
+            Mode::LinuxVxlan => {
+                modes::linux_vxlan::LinuxVxlanDevice::start(&topology, dir).map(Device::LinuxVxlan)
+            }
         };
         match started {
             Ok(device) => devices.push(device),
@@ -191,9 +236,6 @@ async fn run_in(
                 report.failures.push((mode, e.to_string()));
             }
         }
-    }
-    for device in &devices {
-        report.notes.extend(device.notes());
     }
     for round in 1..=options.rounds {
         for &size in &options.sizes {
@@ -234,6 +276,13 @@ async fn run_in(
             }
         }
     }
+    // Notes after the runs: the overlay's quote the agents' counters.
+    for device in &devices {
+        report.notes.extend(device.notes());
+    }
+    // Only (a)'s agent watches the control plane while it is measured: the
+    // overlay's agents stop first.
+    devices.retain(|d| !matches!(d, Device::Overlay(_)));
     let agent = devices.iter().find_map(|d| match d {
         Device::Agent(agent) => Some(agent),
         _ => None,
@@ -245,8 +294,9 @@ async fn run_in(
                 .map_err(|e| e.to_string()),
         );
     }
-    // Stop the devices before the namespaces go.
+    // Stop the devices (then the control plane) before the namespaces go.
     drop(devices);
+    drop(cluster);
     drop(sink);
     drop(topology);
     Ok(())
@@ -265,7 +315,7 @@ async fn measure(
 ) -> Result<Sample, Error> {
     device.before_run()?;
     let mode = device.mode();
-    let pid = device.pid();
+    let pids = device.pids();
     let sampled = async {
         let traffic = Traffic::start(
             &topology.path("gen"),
@@ -278,14 +328,14 @@ async fn measure(
         let (cores0, sink0, proc0, t0) = (
             core_times()?,
             sink.counts(&port)?,
-            ProcessMark::now(pid),
+            ProcessMark::now(&pids),
             Instant::now(),
         );
         tokio::time::sleep(options.duration).await;
         let (cores1, sink1, proc1, t1) = (
             core_times()?,
             sink.counts(&port)?,
-            ProcessMark::now(pid),
+            ProcessMark::now(&pids),
             Instant::now(),
         );
         let (offered, offered_seconds) = traffic.stop()?;

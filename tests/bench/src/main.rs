@@ -59,8 +59,10 @@ struct RunFlags {
     /// Frame sizes in bytes.
     #[arg(long, value_delimiter = ',', default_values_t = [64usize, 512])]
     sizes: Vec<usize>,
-    /// Modes: a (agent), b (bare AF_XDP), c (Linux), d (Open vSwitch).
-    #[arg(long, value_delimiter = ',', default_values_t = ["a".to_owned(), "b".to_owned(), "c".to_owned(), "d".to_owned()])]
+    /// Modes: a (agent), b (bare AF_XDP), c (Linux), d (Open vSwitch);
+    /// across two nodes: e (our overlay, VXLAN), f (Linux VXLAN), g (our
+    /// overlay, MPLSoUDP).
+    #[arg(long, value_delimiter = ',', default_values_t = ["a", "b", "c", "d", "e", "f", "g"].map(String::from))]
     modes: Vec<String>,
     /// Logical interfaces and VMIs of the control-plane measurement
     /// (default 4096; smoke 64; 0: skip).

@@ -1,26 +1,51 @@
 //! The benchmark's network: one generator namespace, one namespace per
-//! device under test, one sink namespace, joined by veth pairs.
+//! device under test (two for the modes across nodes), one sink namespace,
+//! joined by veth pairs.
 //!
 //! ```text
 //!  <p>-gen                <p>-<mode>  (device under test)        <p>-sink
 //!   g<mode> ---- veth ---- in  (VLAN 100)   out (VLAN 200) ---- veth ---- s<mode>
 //!   (BPF_PROG_RUN                [agent | bare forwarder |                (sink XDP:
 //!    live frames, XDP_TX)         Linux router | Open vSwitch]             count, drop)
+//!
+//!  across nodes ((e), (f), (g)): node A holds `in`, node B holds `out`
+//!   g<mode> -- in [<p>-<mode>a] eth0 ==== fabric veth ==== eth0 [<p>-<mode>b] out -- s<mode>
+//!                  node A       10.10.0.1/24   MTU 1600   10.10.0.2/24   node B
 //! ```
 //!
-//! Every device under test has its own namespace and ports, so the modes
+//! Every device under test has its own namespace(s) and ports, so the modes
 //! never see each other's XDP programs or settings, and the generator and
-//! sink tell them apart by interface. Both ports of a device carry the
-//! gateway MAC; the generator's end carries VMI 1's, the sink's VMI 2's.
-//! Every namespace carries the run's prefix and is deleted on drop (and by
-//! `scripts/bench.sh` on exit, whatever happened).
+//! sink tell them apart by interface. Both trunk ports carry the gateway
+//! MAC; the generator's end carries VMI 1's, the sink's VMI 2's. The fabric
+//! link has the same addresses, MACs and MTU in every mode across nodes,
+//! each node a permanent neighbour entry for the other (no ARP during a
+//! run; both the agents and the kernel read that table for the underlay
+//! next hop). Its MTU, 1600, carries a 1518-byte frame's inner packet
+//! behind VXLAN's 50 bytes. Every namespace carries the run's prefix and is
+//! deleted on drop (and by `scripts/bench.sh` on exit, whatever happened).
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::Error;
 use crate::frame::{GATEWAY_MAC, VMI1_MAC, VMI2_MAC};
 use crate::modes::Mode;
+
+/// The fabric interface of each node of a mode across nodes.
+pub const FABRIC_PORT: &str = "eth0";
+/// Node A's underlay address.
+pub const UNDERLAY_A: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 1);
+/// Node B's underlay address.
+pub const UNDERLAY_B: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 2);
+/// The underlay's prefix length.
+pub const UNDERLAY_PREFIX_LEN: u8 = 24;
+/// Node A's fabric MAC.
+pub const FABRIC_MAC_A: [u8; 6] = [0x02, 0xfa, 0xb0, 0x00, 0x00, 0x01];
+/// Node B's fabric MAC.
+pub const FABRIC_MAC_B: [u8; 6] = [0x02, 0xfa, 0xb0, 0x00, 0x00, 0x02];
+/// The fabric link's MTU.
+pub const FABRIC_MTU: u16 = 1600;
 
 /// Runs `program args...`; its stdout, or its stderr as the error.
 pub fn run(program: &str, args: &[&str]) -> Result<String, Error> {
@@ -86,27 +111,33 @@ impl Topology {
             topology.add_namespace(ns)?;
         }
         for &mode in modes {
-            let dut = topology.namespace(mode.id());
-            topology.add_namespace(&dut)?;
+            let (ingress, egress) = (
+                topology.namespace(&Self::ingress_role(mode)),
+                topology.namespace(&Self::egress_role(mode)),
+            );
+            topology.add_namespace(&ingress)?;
+            if egress != ingress {
+                topology.add_namespace(&egress)?;
+            }
             let (g, s) = (Self::generator_port(mode), Self::sink_port(mode));
             run(
                 "ip",
                 &[
                     "link", "add", &g, "netns", &gen_ns, "type", "veth", "peer", "name", "in",
-                    "netns", &dut,
+                    "netns", &ingress,
                 ],
             )?;
             run(
                 "ip",
                 &[
-                    "link", "add", "out", "netns", &dut, "type", "veth", "peer", "name", &s,
+                    "link", "add", "out", "netns", &egress, "type", "veth", "peer", "name", &s,
                     "netns", &sink_ns,
                 ],
             )?;
             for (ns, link, address) in [
                 (&gen_ns, g.as_str(), VMI1_MAC),
-                (&dut, "in", GATEWAY_MAC),
-                (&dut, "out", GATEWAY_MAC),
+                (&ingress, "in", GATEWAY_MAC),
+                (&egress, "out", GATEWAY_MAC),
                 (&sink_ns, s.as_str(), VMI2_MAC),
             ] {
                 run(
@@ -125,34 +156,115 @@ impl Topology {
             }
             // The generator's frames arrive by XDP redirect (ndo_xdp_xmit),
             // which veth accepts only when the receiving end has NAPI: GRO
-            // gives it that. Tags pushed by the stack (the Linux baseline's
+            // gives it that. Tags pushed by the stack (the Linux baselines'
             // tagger) travel in the frame bytes, as on a wire.
             run(
                 "ip",
-                &["netns", "exec", &dut, "ethtool", "-K", "in", "gro", "on"],
+                &[
+                    "netns", "exec", &ingress, "ethtool", "-K", "in", "gro", "on",
+                ],
             )?;
             run(
                 "ip",
                 &[
-                    "netns", "exec", &dut, "ethtool", "-K", "out", "txvlan", "off",
+                    "netns", "exec", &egress, "ethtool", "-K", "out", "txvlan", "off",
                 ],
             )?;
+            let mut receiving = vec![(ingress.clone(), "in")];
+            if mode.across_nodes() {
+                topology.fabric(&ingress, &egress)?;
+                receiving.push((egress.clone(), FABRIC_PORT));
+            }
             if let Some(core) = dut_core {
                 let mask = format!("{:x}", 1u64 << core);
-                run(
-                    "ip",
-                    &[
-                        "netns",
-                        "exec",
-                        &dut,
-                        "sh",
-                        "-c",
-                        &format!("echo {mask} > /sys/class/net/in/queues/rx-0/rps_cpus"),
-                    ],
-                )?;
+                for (ns, link) in &receiving {
+                    run(
+                        "ip",
+                        &[
+                            "netns",
+                            "exec",
+                            ns,
+                            "sh",
+                            "-c",
+                            &format!("echo {mask} > /sys/class/net/{link}/queues/rx-0/rps_cpus"),
+                        ],
+                    )?;
+                }
             }
         }
         Ok(topology)
+    }
+
+    /// The fabric link between node A (namespace `a`) and node B (`b`):
+    /// addresses, MACs, MTU and a permanent neighbour entry on each side.
+    fn fabric(&self, a: &str, b: &str) -> Result<(), Error> {
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                FABRIC_PORT,
+                "netns",
+                a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                FABRIC_PORT,
+                "netns",
+                b,
+            ],
+        )?;
+        let mtu = FABRIC_MTU.to_string();
+        for (ns, me, my_mac, peer, peer_mac) in [
+            (a, UNDERLAY_A, FABRIC_MAC_A, UNDERLAY_B, FABRIC_MAC_B),
+            (b, UNDERLAY_B, FABRIC_MAC_B, UNDERLAY_A, FABRIC_MAC_A),
+        ] {
+            run(
+                "ip",
+                &[
+                    "-n",
+                    ns,
+                    "link",
+                    "set",
+                    FABRIC_PORT,
+                    "address",
+                    &mac(my_mac),
+                    "mtu",
+                    &mtu,
+                    "up",
+                ],
+            )?;
+            run(
+                "ip",
+                &[
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("{me}/{UNDERLAY_PREFIX_LEN}"),
+                    "dev",
+                    FABRIC_PORT,
+                ],
+            )?;
+            run(
+                "ip",
+                &[
+                    "-n",
+                    ns,
+                    "neigh",
+                    "replace",
+                    &peer.to_string(),
+                    "lladdr",
+                    &mac(peer_mac),
+                    "dev",
+                    FABRIC_PORT,
+                    "nud",
+                    "permanent",
+                ],
+            )?;
+        }
+        Ok(())
     }
 
     fn add_namespace(&mut self, name: &str) -> Result<(), Error> {
@@ -189,7 +301,28 @@ impl Topology {
         }
     }
 
-    /// The name of namespace `role` (`gen`, `sink`, or a mode's id).
+    /// The role of the namespace holding `mode`'s port `in`: the mode's id,
+    /// or its node A (`<id>a`) across nodes.
+    pub fn ingress_role(mode: Mode) -> String {
+        if mode.across_nodes() {
+            format!("{}a", mode.id())
+        } else {
+            mode.id().to_owned()
+        }
+    }
+
+    /// The role of the namespace holding `mode`'s port `out`: the mode's
+    /// id, or its node B (`<id>b`) across nodes.
+    pub fn egress_role(mode: Mode) -> String {
+        if mode.across_nodes() {
+            format!("{}b", mode.id())
+        } else {
+            mode.id().to_owned()
+        }
+    }
+
+    /// The name of namespace `role` (`gen`, `sink`, a mode's id, or a
+    /// node's role of a mode across nodes).
     pub fn namespace(&self, role: &str) -> String {
         format!("{}-{role}", self.prefix)
     }

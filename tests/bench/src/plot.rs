@@ -35,6 +35,9 @@ fn color(mode: Mode) -> RGBColor {
         Mode::Bare => RGBColor(127, 127, 127),
         Mode::Linux => RGBColor(255, 127, 14),
         Mode::Ovs => RGBColor(44, 160, 44),
+        Mode::OverlayVxlan => RGBColor(148, 103, 189),
+        Mode::LinuxVxlan => RGBColor(214, 39, 40),
+        Mode::OverlayMpls => RGBColor(23, 190, 207),
     }
 }
 
@@ -51,12 +54,12 @@ pub fn forwarding(
     subtitle: &str,
 ) -> Result<(), Error> {
     register_font()?;
-    let root = BitMapBackend::new(path, (1100, 650)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1200, 650)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let (title, body) = root.split_vertically(60);
     title
         .draw(&Text::new(
-            "Forwarding rate, VLAN 100 -> VMI -> VRF -> VLAN 200 (bar: median, whisker: min-max)",
+            "Forwarding rate, VLAN 100 -> VMI -> VRF -> VLAN 200; (e)-(g) across two nodes (bar: median, whisker: min-max)",
             (20, 10),
             ("sans-serif", 22).into_font(),
         ))
@@ -73,8 +76,9 @@ pub fn forwarding(
         .map(|s| s.mpps.max)
         .fold(0.0, f64::max)
         .max(0.1)
-        // Room above the tallest whisker for the legend (upper right).
-        * 1.5;
+        // Room above the tallest whisker for the legend (upper right), one
+        // line per mode.
+        * (1.1 + 0.1 * modes.len() as f64);
     let groups = sizes.len().max(1);
     let mut chart = ChartBuilder::on(&body)
         .margin(20)

@@ -152,16 +152,16 @@ pub fn summarise(samples: &[Sample], modes: &[Mode], sizes: &[usize]) -> Vec<Sum
     out
 }
 
-/// Ratio of (a) to `other` at `size`: of the medians, and the range of the
-/// per-round ratios (the two runs of a round are minutes apart at most).
-pub fn ratio(samples: &[Sample], size: usize, other: Mode) -> Option<(f64, Spread)> {
+/// Ratio of `mode` to `other` at `size`: of the medians, and the range of
+/// the per-round ratios (the two runs of a round are minutes apart at most).
+pub fn ratio(samples: &[Sample], size: usize, mode: Mode, other: Mode) -> Option<(f64, Spread)> {
     let of = |mode: Mode| -> Vec<&Sample> {
         samples
             .iter()
             .filter(|s| s.mode == mode && s.size == size)
             .collect()
     };
-    let (a, o) = (of(Mode::Agent), of(other));
+    let (a, o) = (of(mode), of(other));
     let median = |v: &[&Sample]| Spread::of(&v.iter().map(|s| s.mpps()).collect::<Vec<_>>()).median;
     let (ma, mo) = (median(&a), median(&o));
     if a.is_empty() || o.is_empty() || mo == 0.0 {
@@ -319,6 +319,11 @@ impl Report {
                 s.other
             );
         }
+        let cell =
+            |size: usize, mode: Mode, other: Mode| match ratio(&self.samples, size, mode, other) {
+                Some((r, range)) => format!("{r:.2} [{:.2}–{:.2}]", range.min, range.max),
+                None => "–".to_owned(),
+            };
         let _ = writeln!(md, "\n### Ratios of (a) to the baselines, same run\n");
         let _ = writeln!(
             md,
@@ -330,17 +335,38 @@ impl Report {
         );
         let _ = writeln!(md, "|---|---:|---:|---:|");
         for &size in &self.sizes {
-            let cell = |mode: Mode| match ratio(&self.samples, size, mode) {
-                Some((r, range)) => format!("{r:.2} [{:.2}–{:.2}]", range.min, range.max),
-                None => "–".to_owned(),
-            };
             let _ = writeln!(
                 md,
                 "| {size} B | {} | {} | {} |",
-                cell(Mode::Bare),
-                cell(Mode::Linux),
-                cell(Mode::Ovs)
+                cell(size, Mode::Agent, Mode::Bare),
+                cell(size, Mode::Agent, Mode::Linux),
+                cell(size, Mode::Agent, Mode::Ovs)
             );
+        }
+        if self.modes.iter().any(|m| m.across_nodes()) {
+            let _ = writeln!(
+                md,
+                "\n### Across nodes: the overlay against Linux VXLAN, same run\n"
+            );
+            let _ = writeln!(
+                md,
+                "e / f is the overlay's goal (issue 15: at least 1); e / a and f / c are what crossing a second node over a tunnel costs each, against its own single-node path. Same form as above.\n"
+            );
+            let _ = writeln!(
+                md,
+                "| frame | e / f (VXLAN, ours / Linux) | g / f (our MPLSoUDP / Linux VXLAN) | e / a (ours, two nodes / one) | f / c (Linux, two nodes / one) |"
+            );
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+            for &size in &self.sizes {
+                let _ = writeln!(
+                    md,
+                    "| {size} B | {} | {} | {} | {} |",
+                    cell(size, Mode::OverlayVxlan, Mode::LinuxVxlan),
+                    cell(size, Mode::OverlayMpls, Mode::LinuxVxlan),
+                    cell(size, Mode::OverlayVxlan, Mode::Agent),
+                    cell(size, Mode::LinuxVxlan, Mode::Linux)
+                );
+            }
         }
         let _ = writeln!(md, "\n### How the modes differ\n");
         for note in &self.notes {
@@ -500,10 +526,10 @@ mod tests {
             sample(3, Mode::Agent, 700_000),
             sample(3, Mode::Bare, 700_000),
         ];
-        let (r, range) = ratio(&samples, 64, Mode::Bare).expect("both ran");
+        let (r, range) = ratio(&samples, 64, Mode::Agent, Mode::Bare).expect("both ran");
         assert!((r - 600_000.0 / 700_000.0).abs() < 1e-9);
         assert!((range.min - 0.5).abs() < 1e-9 && (range.max - 1.0).abs() < 1e-9);
-        assert!(ratio(&samples, 64, Mode::Ovs).is_none());
+        assert!(ratio(&samples, 64, Mode::Agent, Mode::Ovs).is_none());
         let report = Report {
             modes: vec![Mode::Agent, Mode::Bare],
             sizes: vec![64],
@@ -516,5 +542,34 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| 64 B | 0.86 [0.50–1.00] | – | – |"), "{md}");
+        assert!(!md.contains("Across nodes"), "no overlay mode ran:\n{md}");
+    }
+
+    #[test]
+    fn the_overlay_is_compared_with_linux_vxlan_and_with_one_node() {
+        let samples = vec![
+            sample(1, Mode::Agent, 400_000),
+            sample(1, Mode::OverlayVxlan, 100_000),
+            sample(1, Mode::LinuxVxlan, 400_000),
+            sample(2, Mode::Agent, 400_000),
+            sample(2, Mode::OverlayVxlan, 300_000),
+            sample(2, Mode::LinuxVxlan, 300_000),
+        ];
+        let report = Report {
+            modes: vec![Mode::Agent, Mode::OverlayVxlan, Mode::LinuxVxlan],
+            sizes: vec![64],
+            samples,
+            ..Report::default()
+        };
+        let md = report.markdown();
+        // e / f: medians 0.2 / 0.35; per round 0.25 and 1.0. e / a: 0.2 / 0.4.
+        assert!(
+            md.contains("| 64 B | 0.57 [0.25–1.00] | – | 0.50 [0.25–0.75] | – |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 64 B | (e) trunkline overlay, VXLAN | **0.200** | 0.100 | 0.300 | 2 |"),
+            "{md}"
+        );
     }
 }

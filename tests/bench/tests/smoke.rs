@@ -1,7 +1,8 @@
-//! A short run of the benchmark, so that it cannot rot: every mode, both
-//! frame sizes, one round of 1 s, 64 control-plane objects. It checks that
-//! the report and the plot are written and that every mode forwarded
-//! something and the control plane reached Ready; it does not judge rates.
+//! A short run of the benchmark, so that it cannot rot: every mode (the
+//! overlay's across two nodes too), both frame sizes, one round of 1 s, 64
+//! control-plane objects. It checks that the report and the plot are
+//! written and that every mode forwarded something and the control plane
+//! reached Ready; it does not judge rates.
 //! Needs root (namespaces, XDP), clang, and Open vSwitch
 //! (scripts/install-deps.sh); CI runs as root.
 
@@ -54,6 +55,9 @@ fn a_smoke_run_measures_every_mode_and_the_control_plane() {
             "(b) bare AF_XDP forwarder",
             "(c) Linux IP forwarding",
             "(d) Open vSwitch AF_XDP",
+            "(e) trunkline overlay, VXLAN",
+            "(f) Linux VXLAN",
+            "(g) trunkline overlay, MPLSoUDP",
         ] {
             let rate = median(&report, size, label)
                 .unwrap_or_else(|| panic!("no {size} B row for {label} in:\n{report}"));
@@ -65,6 +69,10 @@ fn a_smoke_run_measures_every_mode_and_the_control_plane() {
     }
     assert!(
         report.contains("| a / b (I/O ceiling) | a / c (Linux) | a / d (OVS) |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| e / f (VXLAN, ours / Linux) |"),
         "{report}"
     );
     assert!(

@@ -113,8 +113,9 @@ fn start_operator(deployment: &Value, kubeconfig: &Path, ns: &str, pod: &str) ->
     )
 }
 
-/// The node dataplane with the args of `daemonset`, on node `node`.
-fn start_dataplane(daemonset: &Value, kubeconfig: &Path, node: &str) -> ManagedProcess {
+/// The node dataplane with the args of `daemonset`, on node `node`, as
+/// its pod in namespace `ns` would run it.
+fn start_dataplane(daemonset: &Value, kubeconfig: &Path, node: &str, ns: &str) -> ManagedProcess {
     let addr = free_local_addr();
     let args = local_args(
         args_of(container(daemonset)),
@@ -128,6 +129,7 @@ fn start_dataplane(daemonset: &Value, kubeconfig: &Path, node: &str) -> ManagedP
         &[
             ("RUST_LOG", "info,trunkline_dataplane=debug"),
             ("NODE_NAME", node),
+            ("POD_NAMESPACE", ns),
         ],
         addr,
     )
@@ -533,6 +535,7 @@ async fn the_chart_identities_run_the_processes_and_nothing_more() {
         object(&docs, "DaemonSet", &dataplane_account),
         &dataplane_kubeconfig,
         &node,
+        ns.name(),
     );
     dataplane.wait_ready(PROCESS_TIMEOUT).await;
     wait_router_reported(&client, &node).await;
@@ -650,6 +653,14 @@ async fn the_chart_identities_run_the_processes_and_nothing_more() {
     );
 
     dataplane.stop(Duration::from_secs(15));
+    // Stopping, it read its DaemonSet with its own identity (the Role of
+    // deploy/rbac/dataplane-daemonset.yaml): still there, so a restart.
+    let log = std::fs::read_to_string(dataplane.log()).unwrap_or_default();
+    assert!(
+        log.contains("a restart: virtual gateway interfaces kept"),
+        "the dataplane told a restart from an uninstall; log: {}",
+        dataplane.log().display()
+    );
     operator.stop(Duration::from_secs(15));
     // The operator gave its Lease up on SIGTERM.
     let lease = Api::<Lease>::namespaced(client.clone(), ns.name())

@@ -82,7 +82,70 @@ impl ControlPlane {
         Ok(plane)
     }
 
+    /// Like [`ControlPlane::start`], with a node that runs pods
+    /// (`scripts/cluster.sh up --node`): containerd, a kubelet named
+    /// `node_name` and kube-proxy in the network namespace `netns` (e.g. a
+    /// lab's gateway node, so that host-network pods own its ports), and
+    /// kube-scheduler. The node is Ready and labelled
+    /// `trunkline.io/gateway=true` when this returns.
+    pub fn start_with_node(
+        state_dir: &Path,
+        watch_pid: Option<u32>,
+        netns: &str,
+        node_name: &str,
+    ) -> Result<ControlPlane, Error> {
+        let args = ["--node", "--node-netns", netns, "--node-name", node_name];
+        let mut plane = Self::start_with_args(state_dir, watch_pid, &args)?;
+        plane.owned = true;
+        Ok(plane)
+    }
+
+    /// Imports OCI image archives (`scripts/build-images.sh`) into the
+    /// node's containerd (`scripts/cluster.sh import`).
+    pub fn import_images(&self, archives: &[&Path]) -> Result<(), Error> {
+        let script = self.repo_root.join("scripts/cluster.sh");
+        let status = Command::new(&script)
+            .arg("import")
+            .arg("--state")
+            .arg(&self.state_dir)
+            .args(archives)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|source| Error::Spawn {
+                program: script.display().to_string(),
+                source,
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::Script {
+                action: "import",
+                state: self.state_dir.clone(),
+                status,
+            })
+        }
+    }
+
+    /// The node's address (its InternalIP, on the management link), when
+    /// this control plane has a node.
+    pub fn node_ip(&self) -> Option<std::net::IpAddr> {
+        std::fs::read_to_string(self.state_dir.join("node/ip"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     fn start_with(state_dir: &Path, watch_pid: Option<u32>) -> Result<ControlPlane, Error> {
+        Self::start_with_args(state_dir, watch_pid, &[])
+    }
+
+    fn start_with_args(
+        state_dir: &Path,
+        watch_pid: Option<u32>,
+        extra: &[&str],
+    ) -> Result<ControlPlane, Error> {
         let repo_root = repo_root();
         let script = repo_root.join("scripts/cluster.sh");
         let started = Instant::now();
@@ -90,6 +153,7 @@ impl ControlPlane {
         up.arg("up")
             .arg("--state")
             .arg(state_dir)
+            .args(extra)
             .current_dir(&repo_root);
         if let Some(pid) = watch_pid {
             up.env("CLUSTER_WATCH_PID", pid.to_string());

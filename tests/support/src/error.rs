@@ -7,10 +7,10 @@ use std::time::Duration;
 /// What went wrong while starting, using or talking to the control plane.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// `scripts/cluster.sh up` or `down` failed; its own messages went to stderr.
+    /// `scripts/cluster.sh up`, `down` or `import` failed; its own messages went to stderr.
     #[error("`scripts/cluster.sh {action} --state {}` failed ({status}); see its output above and the logs in that dir", state.display())]
     Script {
-        /// `up` or `down`.
+        /// `up`, `down` or `import`.
         action: &'static str,
         /// The state dir handed to the script.
         state: PathBuf,

@@ -29,16 +29,7 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut build = Command::new(cargo);
-    // What cargo set for this test binary is not ours to pass on: build
-    // scripts that watch these variables (ring watches CARGO_MANIFEST_DIR
-    // and CARGO_PKG_NAME) would otherwise be rebuilt here, and again by the
-    // next `cargo test`, every time.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if cargo_set_for_tests(&name) {
-            build.env_remove(name.as_ref());
-        }
-    }
+    without_test_env(&mut build);
     let out = build
         .current_dir(&root)
         .args([
@@ -82,6 +73,19 @@ fn cargo_set_for_tests(name: &str) -> bool {
         "OUT_DIR",
     ];
     SET.contains(&name) || name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_")
+}
+
+/// Removes from `command`'s environment what cargo set for this test
+/// binary: build scripts that watch these variables (ring watches
+/// CARGO_MANIFEST_DIR and CARGO_PKG_NAME) would otherwise be rebuilt by a
+/// cargo that `command` runs, and again by the next `cargo test`, every time.
+pub fn without_test_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if cargo_set_for_tests(&name) {
+            command.env_remove(name.as_ref());
+        }
+    }
 }
 
 /// A free TCP port on loopback (for a process's metrics endpoint).

@@ -23,6 +23,21 @@ pub fn notes() -> Vec<String> {
     ]
 }
 
+/// Writes the tagger objects (VLAN 100, VLAN 200) into `dir`; their
+/// paths, for `tc filter add ... bpf obj`.
+pub fn write_taggers(dir: &Path) -> Result<[String; 2], Error> {
+    let mut objects = [String::new(), String::new()];
+    for (object, (vid, bytes)) in objects
+        .iter_mut()
+        .zip([(100, TAGGER_100), (200, TAGGER_200)])
+    {
+        let path = dir.join(format!("tagger-{vid}.bpf.o"));
+        std::fs::write(&path, bytes).map_err(Error::io(format!("writing {}", path.display())))?;
+        *object = path.display().to_string();
+    }
+    Ok(objects)
+}
+
 /// The configured router namespace (nothing runs: the kernel forwards).
 pub struct LinuxDevice;
 
@@ -30,13 +45,7 @@ impl LinuxDevice {
     /// Configures mode (c)'s namespace; tagger objects are written to `dir`.
     pub fn start(topology: &Topology, dir: &Path) -> Result<Self, Error> {
         let ns = Mode::Linux.id();
-        let mut objects = Vec::new();
-        for (vid, bytes) in [(100, TAGGER_100), (200, TAGGER_200)] {
-            let path = dir.join(format!("tagger-{vid}.bpf.o"));
-            std::fs::write(&path, bytes)
-                .map_err(Error::io(format!("writing {}", path.display())))?;
-            objects.push(path.display().to_string());
-        }
+        let objects = write_taggers(dir)?;
         let sh = |line: &str| topology.exec(ns, &["sh", "-c", line]);
         sh(
             "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.in.rp_filter=1 net.ipv4.conf.all.send_redirects=0",

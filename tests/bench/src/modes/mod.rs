@@ -1,5 +1,7 @@
 //! The devices under test. Each mode forwards the same flow, VLAN 100 on
-//! port `in` to VLAN 200 on port `out`, rewriting the MACs and the TTL:
+//! port `in` to VLAN 200 on port `out`, rewriting the MACs and the TTL;
+//! modes (a)-(d) on one node, (e)-(g) across two nodes joined by a fabric
+//! link (node A holds `in`, node B holds `out`):
 //!
 //! | mode | device | per frame |
 //! |---|---|---|
@@ -7,10 +9,16 @@
 //! | (b) | bare AF_XDP forwarder over `trunkline-xdp` | constant rewrite of MACs, tag and TTL: no parsing, no lookup |
 //! | (c) | Linux IP forwarding, tc BPF taggers on the ports | untag (VLAN 100 only), rp_filter, FIB, TTL, neighbour, tag 200 |
 //! | (d) | Open vSwitch userspace datapath, AF_XDP ports | one OpenFlow rule: match port, VLAN, MACs, IPs; set VLAN, MACs; dec_ttl |
+//! | (e) | two `trunkline-dataplane`s, VXLAN between them | A: as (a) up to the LPM, which names a VMI on node B: inner Ethernet to its MAC, VXLAN + UDP + IPv4 + Ethernet to B; B: fabric XDP steers UDP 4789 to AF_XDP, outer checks, VNI -> VRF, inner MAC -> VMI 2, re-tag |
+//! | (f) | Linux: routing into a kernel `vxlan` device on A, bridge on B | A: untag, rp_filter, FIB, TTL, neighbour (VMI 2's MAC), vxlan FDB -> B, outer route; B: UDP socket, VNI, bridge FDB -> `out`, tag 200 |
+//! | (g) | as (e), MPLS over UDP | A: VMI 2's routed label, inner IP packet, MPLS + UDP 6635 + IPv4 + Ethernet; B: label -> VMI 2, LPM check, Ethernet header, tag |
 
 pub mod agent;
 pub mod bare;
+pub mod cluster;
 pub mod linux;
+pub mod linux_vxlan;
+pub mod overlay;
 pub mod ovs;
 
 use crate::Error;
@@ -26,11 +34,25 @@ pub enum Mode {
     Linux,
     /// (d) Open vSwitch, userspace datapath.
     Ovs,
+    /// (e) our overlay across two nodes, VXLAN.
+    OverlayVxlan,
+    /// (f) Linux routing and kernel VXLAN across two nodes.
+    LinuxVxlan,
+    /// (g) our overlay across two nodes, MPLS over UDP.
+    OverlayMpls,
 }
 
 impl Mode {
     /// Every mode, in the benchmark's order.
-    pub const ALL: [Mode; 4] = [Mode::Agent, Mode::Bare, Mode::Linux, Mode::Ovs];
+    pub const ALL: [Mode; 7] = [
+        Mode::Agent,
+        Mode::Bare,
+        Mode::Linux,
+        Mode::Ovs,
+        Mode::OverlayVxlan,
+        Mode::LinuxVxlan,
+        Mode::OverlayMpls,
+    ];
 
     /// The issue's letter, also used in namespace and interface names.
     pub fn id(self) -> &'static str {
@@ -39,6 +61,9 @@ impl Mode {
             Mode::Bare => "b",
             Mode::Linux => "c",
             Mode::Ovs => "d",
+            Mode::OverlayVxlan => "e",
+            Mode::LinuxVxlan => "f",
+            Mode::OverlayMpls => "g",
         }
     }
 
@@ -49,20 +74,41 @@ impl Mode {
             Mode::Bare => "(b) bare AF_XDP forwarder",
             Mode::Linux => "(c) Linux IP forwarding",
             Mode::Ovs => "(d) Open vSwitch AF_XDP",
+            Mode::OverlayVxlan => "(e) trunkline overlay, VXLAN",
+            Mode::LinuxVxlan => "(f) Linux VXLAN",
+            Mode::OverlayMpls => "(g) trunkline overlay, MPLSoUDP",
         }
     }
 
-    /// Parses `a`, `b`, `c`, `d` (or a mode's name).
+    /// Parses a mode's letter (or its name).
     pub fn parse(s: &str) -> Result<Mode, Error> {
         match s.trim() {
             "a" | "agent" => Ok(Mode::Agent),
             "b" | "bare" => Ok(Mode::Bare),
             "c" | "linux" => Ok(Mode::Linux),
             "d" | "ovs" => Ok(Mode::Ovs),
+            "e" | "overlay-vxlan" => Ok(Mode::OverlayVxlan),
+            "f" | "linux-vxlan" => Ok(Mode::LinuxVxlan),
+            "g" | "overlay-mpls" => Ok(Mode::OverlayMpls),
             other => Err(Error::Options(format!(
-                "unknown mode {other:?}: a (agent), b (bare), c (linux), d (ovs)"
+                "unknown mode {other:?}: a (agent), b (bare), c (linux), d (ovs), \
+                 e (overlay-vxlan), f (linux-vxlan), g (overlay-mpls)"
             ))),
         }
+    }
+
+    /// Whether the mode's path crosses two nodes (a fabric link between
+    /// them) rather than one.
+    pub fn across_nodes(self) -> bool {
+        matches!(
+            self,
+            Mode::OverlayVxlan | Mode::LinuxVxlan | Mode::OverlayMpls
+        )
+    }
+
+    /// Whether the mode runs agents against the control plane.
+    pub fn needs_control_plane(self) -> bool {
+        matches!(self, Mode::Agent | Mode::OverlayVxlan | Mode::OverlayMpls)
     }
 }
 
@@ -76,6 +122,10 @@ pub enum Device {
     Linux(linux::LinuxDevice),
     /// (d)
     Ovs(ovs::OvsDevice),
+    /// (e), (g)
+    Overlay(Box<overlay::OverlayDevice>),
+    /// (f)
+    LinuxVxlan(linux_vxlan::LinuxVxlanDevice),
 }
 
 impl Device {
@@ -86,16 +136,20 @@ impl Device {
             Device::Bare(_) => Mode::Bare,
             Device::Linux(_) => Mode::Linux,
             Device::Ovs(_) => Mode::Ovs,
+            Device::Overlay(d) => d.mode(),
+            Device::LinuxVxlan(_) => Mode::LinuxVxlan,
         }
     }
 
-    /// The process whose CPU time is the device's (none for the kernel).
-    pub fn pid(&self) -> Option<u32> {
+    /// The processes whose CPU time is the device's (none for the kernel;
+    /// two for the overlay, one agent per node).
+    pub fn pids(&self) -> Vec<u32> {
         match self {
-            Device::Agent(d) => d.pid(),
-            Device::Bare(d) => d.pid(),
-            Device::Linux(_) => None,
-            Device::Ovs(d) => d.pid(),
+            Device::Agent(d) => d.pid().into_iter().collect(),
+            Device::Bare(d) => d.pid().into_iter().collect(),
+            Device::Linux(_) | Device::LinuxVxlan(_) => Vec::new(),
+            Device::Ovs(d) => d.pid().into_iter().collect(),
+            Device::Overlay(d) => d.pids(),
         }
     }
 
@@ -104,7 +158,8 @@ impl Device {
     pub fn before_run(&mut self) -> Result<(), Error> {
         match self {
             Device::Ovs(d) => d.add_ports(),
-            Device::Agent(_) | Device::Bare(_) | Device::Linux(_) => Ok(()),
+            Device::Overlay(d) => d.before_run(),
+            Device::Agent(_) | Device::Bare(_) | Device::Linux(_) | Device::LinuxVxlan(_) => Ok(()),
         }
     }
 
@@ -113,7 +168,8 @@ impl Device {
         match self {
             Device::Ovs(d) => d.remove_ports(),
             Device::Bare(d) => d.check(),
-            Device::Agent(_) | Device::Linux(_) => Ok(()),
+            Device::Overlay(d) => d.after_run(),
+            Device::Agent(_) | Device::Linux(_) | Device::LinuxVxlan(_) => Ok(()),
         }
     }
 
@@ -124,6 +180,8 @@ impl Device {
             Device::Bare(_) => bare::notes(),
             Device::Linux(_) => linux::notes(),
             Device::Ovs(d) => d.notes(),
+            Device::Overlay(d) => d.notes(),
+            Device::LinuxVxlan(d) => d.notes(),
         }
     }
 }

@@ -95,13 +95,15 @@ pub const OTHER: Instance = Instance {
 };
 
 /// One gateway node with its lab, operator and dataplane, and the objects
-/// of the gateway-mode example in a namespace of its own.
+/// of the gateway-mode example in a namespace of its own. The operator and
+/// the dataplane are processes of the test, or run some other way (by a
+/// kubelet: `pods.rs`), when [`Gateway::without_processes`] made it.
 pub struct Gateway<'a> {
     pub ns: TestNamespace<'a>,
     pub client: Client,
     pub lab: Lab,
     pub node: String,
-    pub operator: ManagedProcess,
+    pub operator: Option<ManagedProcess>,
     pub agent: Option<ManagedProcess>,
     pub agent_kubeconfig: std::path::PathBuf,
     pub backend: &'static str,
@@ -151,13 +153,49 @@ impl<'a> Gateway<'a> {
             client,
             lab,
             node,
-            operator,
+            operator: Some(operator),
             agent: None,
             agent_kubeconfig,
             backend,
         };
         gateway.start_agent();
         gateway
+    }
+
+    /// The objects of `node` and this `lab`, with no operator or dataplane
+    /// process of the test's own.
+    pub fn without_processes(
+        ns: TestNamespace<'a>,
+        client: Client,
+        lab: Lab,
+        node: String,
+    ) -> Gateway<'a> {
+        Gateway {
+            ns,
+            client,
+            lab,
+            node,
+            operator: None,
+            agent: None,
+            agent_kubeconfig: std::path::PathBuf::new(),
+            backend: "auto",
+        }
+    }
+
+    /// Where the operator's and the dataplane's logs are, for a failure's
+    /// message.
+    pub fn logs(&self) -> String {
+        let log = |p: &Option<ManagedProcess>| {
+            p.as_ref()
+                .map_or("(not a process of this test)".to_owned(), |p| {
+                    p.log().display().to_string()
+                })
+        };
+        format!(
+            "operator log: {}\nagent log: {}",
+            log(&self.operator),
+            log(&self.agent)
+        )
     }
 
     pub fn start_agent(&mut self) {
@@ -350,13 +388,7 @@ impl<'a> Gateway<'a> {
             },
         )
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "{e}\noperator log: {}\nagent log: {}",
-                self.operator.log().display(),
-                self.agent().log().display()
-            )
-        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
 
     /// The node's PhysicalRouter status as its dataplane last reported it
@@ -381,7 +413,7 @@ impl<'a> Gateway<'a> {
             },
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}\nagent log: {}", self.agent().log().display()))
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
 
     /// Applies a VirtualGateway of this node.
