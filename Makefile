@@ -50,7 +50,7 @@ fuzz-smoke: deps ## a bounded fuzz run (about 60 s) of both targets from the cor
 bench-pipeline: ## criterion benchmark of the packet pipeline with 4K VMIs (ns per packet)
 	$(CARGO) bench -p trunkline-pipeline
 
-bench: deps ## forwarding vs bare AF_XDP, Linux and OVS baselines, overlay vs Linux VXLAN + control plane at 4K objects: target/bench/report.md
+bench: deps ## forwarding (AF_XDP only and the XDP tier) vs bare AF_XDP, bare XDP_REDIRECT, Linux and OVS, overlay vs Linux VXLAN + control plane at 4K objects: target/bench/report.md
 	scripts/bench.sh $(BENCH_FLAGS)
 
 deps: ## install what the build and the tests need (Debian packages, Kubernetes binaries)
