@@ -110,6 +110,14 @@ health() { # KIND WHO DEGRADED_REASONS DEGRADED_TEXT WRITTEN_BY_LINE...
   ' "$repo/deploy/argocd/health/health.lua.in" >"$file"
 }
 operator_reasons="Conflict = true, Invalid = true"
+health BGPPeer "the trunkline BGP speaker" "Invalid = true, SecretNotFound = true, PeerASMismatch = true" \
+  "Invalid, SecretNotFound or PeerASMismatch" \
+  "Written by trunkline-bgp, the BGP speaker (Accepted, Ready). A peer that" \
+  "refuses our AS number, or a missing password Secret, is Degraded at once;" \
+  "an unreachable peer (PeerUnreachable, SessionDown) stays Progressing for" \
+  "STALE_AFTER seconds, then is Degraded."
+health DCGateway "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
+  "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
 health ExternalVTEP "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
 health GatewayHAGroup "the trunkline operator" "$operator_reasons, NotImplemented = true" \

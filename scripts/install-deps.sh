@@ -20,8 +20,10 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 # VRRP virtual IP between two instances), traceroute (e2e: time exceeded),
 # containerd + runc + containernetworking-plugins + iptables (the local node of
 # `scripts/cluster.sh up --node`: the container runtime, pod networking, and
-# kube-proxy's Service rules).
-packages=(openssl curl jq bc bsdextrautils iproute2 ethtool procps iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.1 lua5.4 util-linux ca-certificates openvswitch-switch fonts-dejavu-core tshark python3-scapy busybox udhcpc isc-dhcp-client ndisc6 keepalived traceroute containerd runc containernetworking-plugins iptables)
+# kube-proxy's Service rules), frr (e2e: FRR's bgpd as the L3VPN DC gateway the
+# BGP speaker peers with), protobuf-compiler + libprotobuf-dev (protoc and the
+# well-known types: trunkline-bgp generates its GoBGP client at build time).
+packages=(openssl curl jq bc bsdextrautils iproute2 ethtool procps iputils-ping netcat-openbsd clang llvm libbpf-dev lua5.1 lua5.4 util-linux ca-certificates openvswitch-switch fonts-dejavu-core tshark python3-scapy busybox udhcpc isc-dhcp-client ndisc6 keepalived traceroute containerd runc containernetworking-plugins iptables frr protobuf-compiler libprotobuf-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -58,4 +60,5 @@ if ! cargo fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION\$"; then
 fi
 
 "$here/build-k8s.sh" >/dev/null
+"$here/build-gobgp.sh" >/dev/null
 log "ok"

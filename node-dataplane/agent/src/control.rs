@@ -73,6 +73,12 @@ struct State {
     /// Each programmed logical interface's port: it is reported programmed
     /// only while that port is open (its traffic can flow).
     li_ports: Vec<(String, String)>,
+    /// The networks of the plan that leave by the fabric untunneled (SNAT,
+    /// IP fabric forwarding).
+    exit_networks: Vec<ProgrammedObject>,
+    /// The fabric port, when it is open over a backend that only sees
+    /// copies (AF_PACKET): the host receives what the fast path owns too.
+    fabric_copies: Option<String>,
 }
 
 /// State shared by the async side, the forwarding thread and the host
@@ -88,6 +94,8 @@ pub struct Control {
     heartbeat_ms: AtomicU64,
     stop: AtomicBool,
     tier: Mutex<TierState>,
+    /// The forwarding thread's flow table counts, once it keeps one.
+    flow_stats: Mutex<Option<Arc<trunkline_pipeline::flow::FlowStats>>>,
 }
 
 /// The XDP tier as the threads see it.
@@ -124,6 +132,7 @@ impl Default for Control {
             heartbeat_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             tier: Mutex::default(),
+            flow_stats: Mutex::default(),
         }
     }
 }
@@ -148,6 +157,21 @@ impl Control {
     /// The forwarding thread's counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The forwarding thread's flow table counts (it keeps one once a
+    /// network uses SNAT).
+    pub fn set_flow_stats(&self, stats: Arc<trunkline_pipeline::flow::FlowStats>) {
+        *self.flow_stats.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats);
+    }
+
+    /// The flow table's counts now, if there is one.
+    pub fn flow_stats(&self) -> Option<trunkline_pipeline::flow::FlowStatsSnapshot> {
+        self.flow_stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|s| s.snapshot())
     }
 
     /// Compiles `desired` and swaps it into the fast path; returns the new
@@ -197,6 +221,20 @@ impl Control {
                 Some((li.key.clone(), port.name.clone()))
             })
             .collect();
+        state.exit_networks = desired
+            .config
+            .networks
+            .iter()
+            .filter(|n| n.fabric_exit.leaves())
+            .flat_map(|n| {
+                desired.programmed.iter().filter(move |o| {
+                    o.kind == "VirtualNetwork"
+                        && format!("{}/{}", o.namespace.as_deref().unwrap_or_default(), o.name)
+                            == n.key
+                })
+            })
+            .cloned()
+            .collect();
         state.programmed = programmed;
         state.counts = counts;
         state.problems = desired
@@ -240,6 +278,33 @@ impl Control {
             .collect();
         programmed.extend(ready_vgws.iter().map(|o| (*o).clone()));
         programmed.sort();
+        let mut problems: Vec<String> = state
+            .problems
+            .iter()
+            .chain(&state.vgw_problems)
+            .cloned()
+            .chain(self.tier_problem().map(|why| {
+                format!("XDP tier: {why}; every frame goes through AF_XDP until it is fixed")
+            }))
+            .collect();
+        if let Some(fabric) = &state.fabric_copies {
+            let leaving: Vec<&ProgrammedObject> = state
+                .exit_networks
+                .iter()
+                .filter(|o| programmed.contains(o))
+                .collect();
+            if !leaving.is_empty() {
+                programmed.retain(|o| !state.exit_networks.contains(o));
+                problems.push(format!(
+                    "VirtualNetwork(s) {} leave by the fabric untunneled (SNAT, IP fabric forwarding), but fabric port {fabric} runs over AF_PACKET, which only sees copies: the host receives their return traffic too and its kernel answers it (TCP resets, ICMP port unreachable), so they are not programmed here; run the fabric port over AF_XDP (--backend af-xdp, or auto where the XDP program loads)",
+                    leaving
+                        .iter()
+                        .map(|o| format!("{}/{}", o.namespace.as_deref().unwrap_or_default(), o.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
         let mut counts = state.counts.clone();
         counts.virtual_gateways = ready_vgws.len() as u32;
         let mut ports = state.ports.clone();
@@ -261,15 +326,19 @@ impl Control {
                 .collect(),
             counts,
             programmed,
-            problems: state
-                .problems
-                .iter()
-                .chain(&state.vgw_problems)
-                .cloned()
-                .chain(self.tier_problem().map(|why| {
-                    format!("XDP tier: {why}; every frame goes through AF_XDP until it is fixed")
-                }))
-                .collect(),
+            problems,
+        }
+    }
+
+    /// The forwarding thread opened the fabric port `name` over a backend
+    /// that only sees copies of its traffic (AF_PACKET), or over one that
+    /// takes what it owns away from the host (`None`).
+    pub fn set_fabric_copies(&self, name: Option<String>) {
+        let mut state = self.state();
+        if state.fabric_copies != name {
+            state.fabric_copies = name;
+            drop(state);
+            self.report_now.notify_one();
         }
     }
 
@@ -466,19 +535,33 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedOb
                 next_hop: NextHopConfig::Port(port),
                 ..
             } => gateway_of_port(*port),
-            ObjectRef::Route { .. } => Vec::new(),
-            // An external VTEP is programmed when its peer and endpoints are.
-            ObjectRef::Peer(key) | ObjectRef::RemoteVmi(key) => key
-                .strip_prefix("ExternalVTEP/")
-                .map(|rest| {
-                    by_name(
-                        "ExternalVTEP",
-                        false,
-                        rest.split('/').next().unwrap_or(rest),
-                    )
-                })
+            // A DC gateway's route is part of it.
+            ObjectRef::Route {
+                next_hop: NextHopConfig::Tunnel { peer, .. },
+                ..
+            } => peer
+                .strip_prefix("DCGateway/")
+                .map(|name| by_name("DCGateway", false, name))
                 .unwrap_or_default(),
-            ObjectRef::Node | ObjectRef::Underlay => Vec::new(),
+            ObjectRef::Route { .. } => Vec::new(),
+            // An external VTEP is programmed when its peer and endpoints are;
+            // a DC gateway when its peer is.
+            ObjectRef::Peer(key) | ObjectRef::RemoteVmi(key) => {
+                if let Some(name) = key.strip_prefix("DCGateway/") {
+                    by_name("DCGateway", false, name)
+                } else {
+                    key.strip_prefix("ExternalVTEP/")
+                        .map(|rest| {
+                            by_name(
+                                "ExternalVTEP",
+                                false,
+                                rest.split('/').next().unwrap_or(rest),
+                            )
+                        })
+                        .unwrap_or_default()
+                }
+            }
+            ObjectRef::Node | ObjectRef::Underlay | ObjectRef::NorthSouth => Vec::new(),
         });
     }
     refused.sort();
@@ -636,5 +719,64 @@ mod tests {
         assert_eq!(report.counts.logical_interfaces, 1);
         assert_eq!(report.counts.virtual_gateways, 1);
         assert!(report.problems.iter().any(|p| p.contains("newer")));
+    }
+
+    /// A network leaving by the fabric is not reported programmed while the
+    /// fabric port only sees copies (AF_PACKET): the host's kernel would
+    /// answer its return traffic. The other network is unaffected.
+    #[test]
+    fn a_fabric_exit_over_af_packet_is_not_reported_programmed() {
+        use trunkline_pipeline::config::FabricExit;
+        let network = |key: &str, vrf, fabric_exit| NetworkConfig {
+            key: key.into(),
+            vrf,
+            fabric_exit,
+            ..Default::default()
+        };
+        let desired = Desired {
+            config: trunkline_pipeline::NodeConfig {
+                ports: vec![PortConfig {
+                    id: PortId(0),
+                    name: "eth0".into(),
+                    mtu: None,
+                    kind: PortKind::Fabric,
+                }],
+                underlay: Some(trunkline_pipeline::config::UnderlayConfig {
+                    port: PortId(0),
+                    address: "10.0.0.1".parse().unwrap(),
+                    mac: [2, 0, 0, 0, 0, 1],
+                    mtu: 1500,
+                }),
+                networks: vec![
+                    network("t/out", 1, FabricExit::Snat),
+                    network("t/in", 2, FabricExit::None),
+                ],
+                ..Default::default()
+            },
+            programmed: vec![
+                object("VirtualNetwork", Some("t"), "out"),
+                object("VirtualNetwork", Some("t"), "in"),
+            ],
+            ..Default::default()
+        };
+        let control = Control::default();
+        control.install(&desired, Some(1));
+        let names = |report: &NodeReport| -> Vec<String> {
+            report.programmed.iter().map(|o| o.name.clone()).collect()
+        };
+        assert_eq!(names(&control.report()), ["in", "out"]);
+        control.set_fabric_copies(Some("eth0".into()));
+        let report = control.report();
+        assert_eq!(names(&report), ["in"]);
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("t/out") && p.contains("AF_PACKET") && p.contains("eth0")),
+            "{:?}",
+            report.problems
+        );
+        control.set_fabric_copies(None);
+        assert_eq!(names(&control.report()), ["in", "out"]);
     }
 }

@@ -7,6 +7,8 @@
 //!  LogicalInterface (router = node, Accepted for its generation)
 //!     --> VirtualMachineInterface (Accepted) --> VirtualNetwork (Accepted)
 //!  VirtualGateway (node listed, Accepted) --> VirtualNetwork (Accepted)
+//!  DCGateway (Accepted, serving a network held here) --> routed peer + labelled routes
+//!  VirtualNetwork status.fabricExit --> the VRF's exit (SNAT / IP fabric)
 //!  (port MTUs from the router's physical interfaces; each network's MTU
 //!  and DHCP settings)
 //!  ==> Desired { ports, config: pipeline NodeConfig, programmed }
@@ -26,13 +28,14 @@ use trunkline_api::physical_router::ProgrammedObject;
 use trunkline_model::encapsulation::NODE_ENCAPSULATIONS;
 use trunkline_model::{
     Dhcp as ModelDhcp, DhcpMode as ModelDhcpMode, Encapsulation as ModelEncapsulation,
-    ForwardingMode as ModelForwardingMode, Meta, NamespacedName, Placement, Snapshot,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    FabricExit as ModelFabricExit, ForwardingMode as ModelForwardingMode, Meta, NamespacedName,
+    Placement, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_pipeline::config::{
-    AllowedAddressPair, CreationOrder, DhcpConfig, DhcpMode, Encapsulation, ForwardingMode,
-    LogicalInterfaceConfig, NetworkConfig, NextHopConfig, NodeConfig, PeerConfig, PortConfig,
-    PortId, PortKind, RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
+    AllowedAddressPair, CreationOrder, DEFAULT_SNAT_PORTS, DhcpConfig, DhcpMode, Encapsulation,
+    FabricExit, FabricRouteConfig, ForwardingMode, LogicalInterfaceConfig, NetworkConfig,
+    NextHopConfig, NodeConfig, NorthSouthConfig, PeerConfig, PortConfig, PortId, PortKind,
+    RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 
 use crate::hostnet::{FabricFacts, VgwSpec, interface_mac};
@@ -68,20 +71,27 @@ impl PortSpec {
     }
 }
 
-/// What the agent read from its host that the tables need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the agent read from its host (and its flags) that the tables need.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostFacts {
     /// The fabric interface's MAC and MTU, once read.
     pub fabric: Option<FabricFacts>,
+    /// The host's routes out of the fabric interface (where packets leaving
+    /// the overlay untunneled go next).
+    pub fabric_routes: Vec<FabricRouteConfig>,
     /// The largest frame the fast path's ports receive whole.
     pub max_frame: usize,
+    /// The ports SNAT translates to (`--snat-ports`).
+    pub snat_ports: (u16, u16),
 }
 
 impl Default for HostFacts {
     fn default() -> Self {
         Self {
             fabric: None,
+            fabric_routes: Vec::new(),
             max_frame: trunkline_xdp::FAST_PATH_MAX_FRAME,
+            snat_ports: DEFAULT_SNAT_PORTS,
         }
     }
 }
@@ -120,6 +130,18 @@ fn key(name: &NamespacedName) -> String {
 /// The pipeline's key of an external VTEP peer.
 pub fn vtep_key(name: &str) -> String {
     format!("ExternalVTEP/{name}")
+}
+
+/// The pipeline's key of a DC gateway peer.
+pub fn dc_gateway_key(name: &str) -> String {
+    format!("DCGateway/{name}")
+}
+
+/// The VRF id of a network: its VNI, unique in the cluster and stable for
+/// the network's life, so that flows keyed by VRF survive table rebuilds;
+/// above every VNI when it has none (yet).
+fn vrf_id(network: &VirtualNetwork, index: usize) -> u32 {
+    network.vni_in_use.unwrap_or(0x0100_0000 + index as u32)
 }
 
 /// The report entry of an object at its current generation.
@@ -324,9 +346,10 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     for (index, network_name) in used_networks.iter().enumerate() {
         let network = networks[network_name];
         let peers = overlay(node, snapshot, &placement, network, &vmis, &mut out);
+        let routed_peers = dc_gateways(snapshot, &placement, network, &mut out);
         out.config.networks.push(NetworkConfig {
             key: key(network_name),
-            vrf: index as u32 + 1,
+            vrf: vrf_id(network, index),
             subnets: network
                 .subnets
                 .iter()
@@ -345,11 +368,21 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
                 .map(encapsulation)
                 .collect(),
             peers,
+            fabric_exit: match network.fabric_exit_in_use {
+                None => FabricExit::None,
+                Some(ModelFabricExit::Snat) => FabricExit::Snat,
+                Some(ModelFabricExit::IpFabricForwarding) => FabricExit::IpFabric,
+            },
+            routed_peers,
             mtu: network.mtu,
             dhcp: dhcp(&network.dhcp),
         });
         out.programmed.push(programmed(&network.meta));
     }
+    out.config.north_south = NorthSouthConfig {
+        snat_ports: host.snat_ports,
+        fabric_routes: host.fabric_routes.clone(),
+    };
     out.config.peers.sort();
     out.config.peers.dedup();
     out.programmed.sort();
@@ -523,6 +556,48 @@ fn overlay(
     }
     keys.sort();
     keys.dedup();
+    keys
+}
+
+/// The DC gateways serving a network held here: each a routed peer (MPLS
+/// over UDP, never flooded to) with its routes in the network's VRF.
+/// Returns the peers' keys. The routes are [`trunkline_model::ExternalRoute`]s:
+/// routes learned by BGP will come in the same shape.
+fn dc_gateways(
+    snapshot: &Snapshot,
+    placement: &Placement,
+    network: &VirtualNetwork,
+    out: &mut Desired,
+) -> Vec<String> {
+    let network_name = network.name();
+    let mut keys = Vec::new();
+    for peer in placement.dc_gateways(&network_name) {
+        let Some(object) = snapshot
+            .dc_gateways
+            .iter()
+            .find(|g| g.meta.name() == peer.name)
+        else {
+            continue;
+        };
+        let peer_key = dc_gateway_key(&peer.name);
+        out.config.peers.push(PeerConfig {
+            key: peer_key.clone(),
+            address: peer.address,
+            encapsulations: vec![Encapsulation::MplsOverUdp],
+        });
+        for route in object.routes_for(&network_name) {
+            out.config.routes.push(RouteConfig {
+                network: key(&network_name),
+                prefix: route.prefix,
+                next_hop: NextHopConfig::Tunnel {
+                    peer: peer_key.clone(),
+                    label: route.label,
+                },
+            });
+        }
+        out.programmed.push(programmed(&object.meta));
+        keys.push(peer_key);
+    }
     keys
 }
 
@@ -1017,6 +1092,86 @@ mod overlay_tests {
         // The tables accept all of it.
         let (_, rejected) = trunkline_pipeline::Tables::compile(&d.config);
         assert!(rejected.is_empty(), "{rejected:?}");
+    }
+
+    #[test]
+    fn dc_gateways_and_the_fabric_exit_reach_the_tables() {
+        let routers = [router("gw1", "10.0.0.1"), router("gw2", "10.0.0.2")];
+        let lis = [li("a", "gw1", 100, "bms1")];
+        let vmis = [vmi("bms1", "02:00:00:00:01:01", "192.168.1.10", 100)];
+        let mut net = network();
+        net.status.as_mut().unwrap().fabric_exit =
+            Some(trunkline_api::virtual_network::FabricExit::Snat);
+        let gateway: trunkline_api::DCGateway = serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "DCGateway",
+            "metadata": {"name": "mx1", "generation": 3},
+            "spec": {"address": "10.0.0.200", "networks": [{"namespace": "t", "name": "net1",
+                     "routes": [{"prefix": "203.0.113.0/24", "label": 5000}]}]},
+            "status": {"conditions": accepted(3)}
+        }))
+        .unwrap();
+        let routers: Vec<&PhysicalRouter> = routers.iter().collect();
+        let lis: Vec<&LogicalInterface> = lis.iter().collect();
+        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
+        let networks = [&net];
+        let gateways = [&gateway];
+        let snapshot = Objects {
+            physical_routers: &routers,
+            logical_interfaces: &lis,
+            virtual_machine_interfaces: &vmis,
+            virtual_networks: &networks,
+            dc_gateways: &gateways,
+            ..Objects::default()
+        }
+        .snapshot();
+        let route = |p: &str, via: Option<&str>| FabricRouteConfig {
+            prefix: p.parse().unwrap(),
+            via: via.map(|v| v.parse().unwrap()),
+        };
+        let host = HostFacts {
+            fabric: Some(FabricFacts {
+                mac: [2, 0xfa, 0, 0, 0, 1],
+                mtu: 1500,
+            }),
+            fabric_routes: vec![
+                route("10.0.0.0/24", None),
+                route("0.0.0.0/0", Some("10.0.0.254")),
+            ],
+            snat_ports: (62000, 62999),
+            ..HostFacts::default()
+        };
+        let d = desired("gw1", &snapshot, &host);
+        let network = &d.config.networks[0];
+        assert_eq!(
+            network.vrf, 4096,
+            "the VRF is the VNI: stable across rebuilds"
+        );
+        assert_eq!(network.fabric_exit, FabricExit::Snat);
+        assert_eq!(network.routed_peers, ["DCGateway/mx1"]);
+        assert!(
+            network.peers.is_empty(),
+            "a DC gateway is not part of the layer 2"
+        );
+        assert_eq!(
+            d.config.routes[0].next_hop,
+            NextHopConfig::Tunnel {
+                peer: "DCGateway/mx1".into(),
+                label: 5000
+            }
+        );
+        assert_eq!(d.config.north_south.snat_ports, (62000, 62999));
+        assert_eq!(d.config.north_south.fabric_routes.len(), 2);
+        assert!(
+            d.programmed
+                .iter()
+                .any(|p| p.kind == "DCGateway" && p.generation == 3)
+        );
+        let (tables, rejected) = trunkline_pipeline::Tables::compile(&d.config);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert!(tables.uses_flows());
+        // A node not holding the network has nothing of the gateway.
+        let d = desired("gw2", &snapshot, &host);
+        assert!(d.config.peers.is_empty() && d.config.routes.is_empty());
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //!    Drop                 -> counted by reason
 //!  every frame sent: Pipeline::sent (and the VMI's tx); not sent: Pipeline::lost(reason)
 //!  every LOSSES: what the ports lost before the pipeline saw it (kernel counts)
+//!  every loop: a slice of the flow table swept for idle flows; the fabric
+//!              port's steering (SNAT range, IP fabric subnets) kept in step
+//!              with the tables
 //! ```
 //!
 //! With the XDP tier (`--backend auto` or `xdp`), the thread loads the
@@ -21,6 +24,10 @@
 //! mirror thread (`mirror.rs`) that keeps the kernel's maps equal to the
 //! plan's tables.
 //!
+//! The flow table (SNAT) belongs to this thread: created when a network
+//! first translates, passed to the pipeline of every batch with the time
+//! read once per loop, its counts shared with the metrics.
+//!
 //! Nothing on the per-frame path locks or allocates: the plan is an
 //! immutable snapshot, counters are relaxed atomics.
 
@@ -29,11 +36,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::cell::RefCell;
 use trunkline_api::physical_router::PortStatus;
+
 use trunkline_pipeline::config::PortId;
-use trunkline_pipeline::{DropReason, Pipeline, Verdict, VmiId};
+use trunkline_pipeline::flow::{FlowConfig, FlowTable};
+use trunkline_pipeline::{DropReason, Pipeline, Tables, Verdict, VmiId};
 use trunkline_xdp::{
-    Action, AttachMode, Backend, BackendChoice, Port, Sender, Tier, TierPortKind, TxError,
+    Action, AttachMode, Backend, BackendChoice, FabricSteering, Port, Sender, Tier, TierPortKind,
+    TxError,
 };
 
 use crate::control::{Control, Plan};
@@ -48,6 +59,8 @@ const POLL_MS: i32 = 20;
 const RETRY: Duration = Duration::from_secs(2);
 /// How often the ports' own losses are read (a syscall for AF_XDP).
 const LOSSES: Duration = Duration::from_secs(1);
+/// Flows looked at per loop by the idle sweep (a loop is at most POLL_MS).
+const SWEEP_BUDGET: usize = 4096;
 
 /// Starts the forwarding thread; it opens the ports in `netns` when given.
 pub fn spawn(
@@ -55,6 +68,7 @@ pub fn spawn(
     backend: BackendChoice,
     xdp_mode: AttachMode,
     netns: Option<PathBuf>,
+    flows: FlowConfig,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("forwarding".to_owned())
@@ -77,6 +91,9 @@ pub fn spawn(
                 last_retry: Instant::now(),
                 last_losses: Instant::now(),
                 matched_version: 0,
+                flow_config: flows,
+                flows: None,
+                started: Instant::now(),
             }
             .run();
         })
@@ -110,6 +127,8 @@ struct OpenPort {
     name: String,
     role: PortRole,
     port: Option<Port>,
+    /// What the fabric port's program steers, as last applied.
+    steering: Option<FabricSteering>,
 }
 
 struct Forwarder {
@@ -127,6 +146,23 @@ struct Forwarder {
     last_losses: Instant,
     /// The plan version whose ports were last matched.
     matched_version: i64,
+    flow_config: FlowConfig,
+    /// The flow table, once a network translates.
+    flows: Option<RefCell<FlowTable>>,
+    /// The origin of the flow table's clock.
+    started: Instant,
+}
+
+/// What the fabric port must steer to the fast path for `tables`.
+fn fabric_steering(tables: &Tables) -> FabricSteering {
+    FabricSteering {
+        snat_ports: tables.uses_flows().then(|| tables.snat_ports()),
+        ip_fabric: tables
+            .ip_fabric_prefixes()
+            .iter()
+            .map(|p| (p.addr(), p.prefix_len()))
+            .collect(),
+    }
 }
 
 /// Why a frame could not be sent, as a counted drop reason.
@@ -176,6 +212,16 @@ impl Forwarder {
                     .collect();
                 self.control.set_tier_ports(plan.version, ifindexes);
             }
+            self.steer_fabric(&plan.tables);
+            if self.flows.is_none() && plan.tables.uses_flows() {
+                let table = FlowTable::new(self.flow_config);
+                self.control.set_flow_stats(table.stats());
+                tracing::info!(
+                    capacity = self.flow_config.capacity,
+                    "flow table created (SNAT)"
+                );
+                self.flows = Some(RefCell::new(table));
+            }
             let fds: Vec<i32> = self
                 .ports
                 .iter()
@@ -188,8 +234,12 @@ impl Forwarder {
             if let Err(e) = trunkline_xdp::wait_fds(&fds, POLL_MS) {
                 tracing::warn!(error = %e, "poll failed");
             }
+            let now = self.started.elapsed().as_nanos() as u64;
             for index in 0..self.ports.len() {
-                self.receive(&plan, index);
+                self.receive(&plan, index, now);
+            }
+            if let Some(flows) = &self.flows {
+                flows.borrow_mut().expire(now, SWEEP_BUDGET);
             }
             for port in self.ports.iter_mut().filter_map(|p| p.port.as_mut()) {
                 port.flush();
@@ -203,12 +253,39 @@ impl Forwarder {
         self.ports.clear();
     }
 
+    /// Keeps the fabric port's steering in step with the tables (SNAT range
+    /// on, IP fabric subnets), in place: the port is not reopened.
+    fn steer_fabric(&mut self, tables: &Tables) {
+        let wanted = fabric_steering(tables);
+        for open in &mut self.ports {
+            let (PortRole::Fabric { .. }, Some(port)) = (&open.role, open.port.as_mut()) else {
+                continue;
+            };
+            if open.steering.as_ref() == Some(&wanted) {
+                continue;
+            }
+            match port.set_fabric_steering(&wanted) {
+                Ok(()) => {
+                    tracing::info!(port = open.name, steering = ?wanted, "fabric steering");
+                    open.steering = Some(wanted.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(port = open.name, error = %e, "cannot update the fabric steering; retrying")
+                }
+            }
+        }
+    }
+
     /// One batch from port `index`.
-    fn receive(&mut self, plan: &Plan, index: usize) {
+    fn receive(&mut self, plan: &Plan, index: usize, now: u64) {
         let control = self.control.clone();
         // The clock of the ICMP error budget, read once per batch.
         let now_ms = control.uptime_ms();
         let pipeline = Pipeline::new(&plan.tables, control.counters()).at(now_ms);
+        let pipeline = match &self.flows {
+            Some(flows) => pipeline.with_flows(flows, now),
+            None => pipeline,
+        };
         let ingress = PortId(index as u16);
         let (before, rest) = self.ports.split_at_mut(index);
         let Some((this, after)) = rest.split_first_mut() else {
@@ -424,9 +501,17 @@ impl Forwarder {
                 name: name.clone(),
                 role: spec.role.clone(),
                 port,
+                steering: None,
             });
         }
         drop(old);
+        let fabric_copies = self.ports.iter().find_map(|p| match (&p.role, &p.port) {
+            (PortRole::Fabric { .. }, Some(port)) if port.backend() == Backend::AfPacket => {
+                Some(p.name.clone())
+            }
+            _ => None,
+        });
+        self.control.set_fabric_copies(fabric_copies);
         let open = self
             .ports
             .iter()

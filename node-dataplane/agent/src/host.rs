@@ -7,7 +7,11 @@
 //!     virtual gateways: remove undeclared taps, configure declared ones, IP forwarding
 //!  every LINKS:   link state of each open port          -> Control::set_link
 //!  every LINKS:   fabric interface MAC and MTU          -> FabricFacts (wakes the compile loop on change)
+//!  every LINKS:   the host's routes out of the fabric   -> Fabric::routes (likewise)
 //!  every RESOLVE: underlay next hop of each tunnel peer -> Tables::set_next_hop_mac (no rebuild)
+//!  every tick:    fabric next hops the fast path asked for (SNAT, IP fabric
+//!                 forwarding) -> NeighbourCache::resolve; every RESOLVE: refreshed
+//!  at start:      SNAT ports kept off the host's ephemeral range (ip_local_reserved_ports)
 //! ```
 
 use std::path::PathBuf;
@@ -37,6 +41,8 @@ pub struct Fabric {
     pub interface: Option<String>,
     /// Its MAC and MTU, once read.
     pub facts: Option<FabricFacts>,
+    /// The host's routes out of it.
+    pub routes: Vec<trunkline_pipeline::config::FabricRouteConfig>,
 }
 
 /// Starts the host thread; it works in `netns` when given.
@@ -45,6 +51,7 @@ pub fn spawn(
     fabric: Arc<Mutex<Fabric>>,
     fabric_changed: Arc<Notify>,
     netns: Option<PathBuf>,
+    snat_ports: (u16, u16),
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("host".to_owned())
@@ -54,6 +61,15 @@ pub fn spawn(
             {
                 tracing::error!(netns = %netns.display(), error = %e, "cannot enter the node's network namespace");
                 return;
+            }
+            match crate::hostnet::reserve_snat_ports(snat_ports.0, snat_ports.1) {
+                Ok(Some(done)) => tracing::info!("{done}"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    ports = ?snat_ports,
+                    "cannot keep the host's sockets off the SNAT ports: host connections may collide with translated flows"
+                ),
             }
             let host = match HostNetwork::new() {
                 Ok(host) => host,
@@ -102,7 +118,34 @@ impl HostThread {
             self.links();
             self.fabric_facts();
         }
+        let all = self.last_resolve.elapsed() >= RESOLVE;
         self.resolve();
+        self.fabric_neighbours(all);
+    }
+
+    /// Resolves the fabric next hops the fast path asked for, and (`all`)
+    /// refreshes the resolved ones: a neighbour that changed MAC or went
+    /// away is seen within RESOLVE.
+    fn fabric_neighbours(&self, all: bool) {
+        let plan = self.control.plan();
+        let cache = plan.tables.fabric_neighbours();
+        let pending: Vec<_> = if all {
+            cache.wanted().chain(cache.resolved()).collect()
+        } else {
+            cache.wanted().collect()
+        };
+        for slot in pending {
+            let mac = match self.host.next_hop_mac(slot.addr) {
+                Ok(mac) => mac,
+                Err(e) => {
+                    tracing::debug!(next_hop = %slot.addr, error = %e, "fabric next hop not resolved");
+                    None
+                }
+            };
+            if cache.resolve(slot, mac) && mac.is_some() {
+                tracing::debug!(next_hop = %slot.addr, ?mac, "fabric next hop");
+            }
+        }
     }
 
     /// Sets up the host side of the plan's virtual gateways (once per plan,
@@ -199,10 +242,22 @@ impl HostThread {
             }),
             None => None,
         };
+        let routes = match &interface {
+            Some(name) => self.host.fabric_routes(name).unwrap_or_else(|e| {
+                tracing::warn!(interface = name, error = %e, "cannot read the fabric's routes");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
         let mut fabric = self.fabric.lock().unwrap_or_else(|p| p.into_inner());
         if fabric.facts != facts {
             tracing::info!(interface = ?interface, facts = ?facts, "fabric interface");
             fabric.facts = facts;
+            self.fabric_changed.notify_one();
+        }
+        if fabric.routes != routes {
+            tracing::info!(interface = ?interface, routes = ?routes, "fabric routes");
+            fabric.routes = routes;
             self.fabric_changed.notify_one();
         }
     }

@@ -27,7 +27,7 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteProtocol};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
-use trunkline_pipeline::config::IpPrefix;
+use trunkline_pipeline::config::{FabricRouteConfig, IpPrefix};
 
 /// Route protocol number of our routes (`ip route ... proto 200`); not one
 /// of the numbers iproute2 assigns.
@@ -359,6 +359,85 @@ impl HostNetwork {
         })
     }
 
+    /// The host's routes out of `interface` in the main table (both
+    /// families): where packets leaving the overlay untunneled go next.
+    /// Multipath routes are left out (the first hop is not knowable here).
+    pub fn fabric_routes(&self, interface: &str) -> Result<Vec<FabricRouteConfig>, String> {
+        use rtnetlink::packet_route::route::{RouteAddress, RouteType};
+        /// The kernel's main routing table.
+        const MAIN_TABLE: u8 = 254;
+        self.runtime.block_on(async {
+            let links = self.links().await.map_err(|e| e.to_string())?;
+            let Some(index) = links
+                .iter()
+                .find(|l| link_name(l) == Some(interface))
+                .map(|l| l.header.index)
+            else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for v6 in [false, true] {
+                let query = if v6 {
+                    RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
+                } else {
+                    RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
+                };
+                let routes: Vec<RouteMessage> = self
+                    .handle
+                    .route()
+                    .get(query)
+                    .execute()
+                    .try_collect()
+                    .await
+                    .map_err(|e| format!("listing routes: {e}"))?;
+                for route in routes {
+                    let table = route.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Table(t) => Some(*t),
+                        _ => None,
+                    });
+                    let table = table.unwrap_or(u32::from(route.header.table));
+                    if table != u32::from(MAIN_TABLE) || route.header.kind != RouteType::Unicast {
+                        continue;
+                    }
+                    let oif = route.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Oif(i) => Some(*i),
+                        _ => None,
+                    });
+                    if oif != Some(index) {
+                        continue;
+                    }
+                    let address = |a: &RouteAddress| match a {
+                        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
+                        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
+                        _ => None,
+                    };
+                    let destination = route.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Destination(d) => address(d),
+                        _ => None,
+                    });
+                    let via = route.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Gateway(g) => address(g),
+                        _ => None,
+                    });
+                    let unspecified = if v6 {
+                        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                    } else {
+                        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+                    };
+                    if let Ok(prefix) = IpPrefix::new(
+                        destination.unwrap_or(unspecified),
+                        route.header.destination_prefix_length,
+                    ) {
+                        out.push(FabricRouteConfig { prefix, via });
+                    }
+                }
+            }
+            out.sort();
+            out.dedup_by(|a, b| a.prefix == b.prefix);
+            Ok(out)
+        })
+    }
+
     async fn our_routes(&self, index: u32) -> Result<BTreeSet<IpPrefix>, rtnetlink::Error> {
         let mut out = BTreeSet::new();
         for family in [false, true] {
@@ -448,6 +527,44 @@ pub fn enable_forwarding(v4: bool, v6: bool) -> std::io::Result<()> {
         ensure("/proc/sys/net/ipv6/conf/all/forwarding")?;
     }
     Ok(())
+}
+
+/// Keeps the host's own sockets off the SNAT ports: when the range
+/// overlaps `net.ipv4.ip_local_port_range` (the kernel's ephemeral ports,
+/// shared by IPv6), it is added to `net.ipv4.ip_local_reserved_ports`.
+/// Returns what was done, for the log; a range outside the ephemeral one
+/// (the default, 61000-65535) needs nothing.
+pub fn reserve_snat_ports(lo: u16, hi: u16) -> std::io::Result<Option<String>> {
+    const RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+    const RESERVED: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+    let range = std::fs::read_to_string(RANGE)?;
+    let mut bounds = range
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    let (Some(first), Some(last)) = (bounds.next(), bounds.next()) else {
+        return Ok(None);
+    };
+    if hi < first || lo > last {
+        return Ok(None);
+    }
+    let reserved = std::fs::read_to_string(RESERVED)?;
+    let wanted = if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}-{hi}")
+    };
+    if reserved.trim().split(',').any(|r| r.trim() == wanted) {
+        return Ok(None);
+    }
+    let value = match reserved.trim() {
+        "" => wanted.clone(),
+        current => format!("{current},{wanted}"),
+    };
+    std::fs::write(RESERVED, &value)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{RESERVED}: {e}")))?;
+    Ok(Some(format!(
+        "SNAT ports {wanted} overlap the ephemeral range {first}-{last}: reserved them ({RESERVED} = {value})"
+    )))
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  kube-apiserver
-//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, own PhysicalRouter
+//!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, PhysicalRouters,
+//!    |                     ExternalVTEPs, DCGateways
 //!    v
 //!  stores --(any change, debounced)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
@@ -14,8 +15,8 @@
 //!     handed off, send, count what was sent                              <-------------+
 //!  mirror thread (mirror.rs): the plan's tables into the XDP tier's maps  <-------------+
 //!     (a generation swap per change)                                                   |
-//!  host thread (host.rs): netlink: virtual gateways, link states, fabric facts,          |
-//!     underlay next hops of tunnel peers                                  <-------------+
+//!  host thread (host.rs): netlink: virtual gateways, link states, fabric facts and      |
+//!     routes, underlay next hops of tunnel peers and of the fabric        <-------------+
 //!
 //!  reporter (report.rs): NodeReport -> PhysicalRouter status (server-side apply, only on change)
 //!  http (http.rs, metrics.rs): /healthz /readyz /metrics
@@ -47,8 +48,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use trunkline_api::{
-    ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
-    VirtualNetwork,
+    DCGateway, ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualGateway,
+    VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_xdp::{AttachMode, BackendChoice};
 
@@ -74,6 +75,11 @@ pub struct Options {
     pub debounce: Duration,
     /// Longest time between two status checks.
     pub report_interval: Duration,
+    /// The ports (and ICMP identifiers) SNAT translates to on the underlay
+    /// address: a range the host's own sockets never use.
+    pub snat_ports: (u16, u16),
+    /// The flow table's size and timeouts (SNAT).
+    pub flows: trunkline_pipeline::flow::FlowConfig,
     /// Each VMI's budget of frames answered by the gateway.
     pub punt_limit: trunkline_pipeline::PuntLimit,
     /// The DaemonSet running this agent, if any: when it is gone as the
@@ -140,6 +146,7 @@ pub async fn run(
         options.backend,
         options.xdp_mode,
         options.port_netns.clone(),
+        options.flows,
     )
     .map_err(|e| Error::Thread("forwarding", e))?;
     let mirror_thread =
@@ -151,6 +158,7 @@ pub async fn run(
         fabric.clone(),
         fabric_changed.clone(),
         options.port_netns.clone(),
+        options.snat_ports,
     )
     .map_err(|e| Error::Thread("host", e))?;
 
@@ -200,6 +208,11 @@ pub async fn run(
         watcher::Config::default(),
         changed.clone(),
     );
+    let dc_gateways = reflect(
+        Api::<DCGateway>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
 
     let report_now = shared.report_now();
     let reporter = {
@@ -241,6 +254,7 @@ pub async fn run(
             ("PhysicalRouter", routers.wait_until_ready().await.is_ok()),
             ("VirtualGateway", gateways.wait_until_ready().await.is_ok()),
             ("ExternalVTEP", vteps.wait_until_ready().await.is_ok()),
+            ("DCGateway", dc_gateways.wait_until_ready().await.is_ok()),
         ] {
             if !ready {
                 tracing::error!(kind, "watch ended before syncing");
@@ -266,6 +280,9 @@ pub async fn run(
             let router_refs: Vec<&PhysicalRouter> =
                 router_state.iter().map(|a| a.as_ref()).collect();
             let vtep_refs: Vec<&ExternalVTEP> = vtep_state.iter().map(|a| a.as_ref()).collect();
+            let dc_gateway_state = dc_gateways.state();
+            let dc_gateway_refs: Vec<&DCGateway> =
+                dc_gateway_state.iter().map(|a| a.as_ref()).collect();
             let snapshot = trunkline_model::from_api::Objects {
                 physical_routers: &router_refs,
                 logical_interfaces: &li_refs,
@@ -273,12 +290,18 @@ pub async fn run(
                 virtual_networks: &network_refs,
                 virtual_gateways: &gateway_refs,
                 external_vteps: &vtep_refs,
+                dc_gateways: &dc_gateway_refs,
                 ..Default::default()
             }
             .snapshot();
-            let facts = desired::HostFacts {
-                fabric: fabric.lock().unwrap_or_else(|p| p.into_inner()).facts,
-                ..Default::default()
+            let facts = {
+                let fabric = fabric.lock().unwrap_or_else(|p| p.into_inner());
+                desired::HostFacts {
+                    fabric: fabric.facts,
+                    fabric_routes: fabric.routes.clone(),
+                    snat_ports: options.snat_ports,
+                    ..Default::default()
+                }
             };
             let mut desired = desired::desired(&node, &snapshot, &facts);
             desired.config.punt_limit = punt_limit;

@@ -57,6 +57,31 @@ struct Flags {
     /// Quiet time after a change before the tables are rebuilt, in ms.
     #[arg(long, default_value_t = 100)]
     debounce_ms: u64,
+    /// Ports (and ICMP echo identifiers) SNAT translates to on the node's
+    /// underlay address, LOW-HIGH. The default lies above Linux's default
+    /// ephemeral range (net.ipv4.ip_local_port_range 32768-60999); a range
+    /// overlapping the node's is added to net.ipv4.ip_local_reserved_ports,
+    /// so the host's own sockets never take one.
+    #[arg(long, default_value = "61000-65535", value_parser = port_range, env = "TRUNKLINE_SNAT_PORTS")]
+    snat_ports: (u16, u16),
+    /// Most flows (SNAT) the node keeps, each a forward and a reverse entry
+    /// (100 bytes each, allocated when a network first translates).
+    #[arg(long, default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
+    flow_table_size: u32,
+    /// Idle timeout of UDP flows, in seconds (RFC 4787: at least 120).
+    #[arg(long, default_value_t = 300)]
+    flow_timeout_udp: u64,
+    /// Idle timeout of established TCP flows, in seconds (RFC 5382: at
+    /// least 7440).
+    #[arg(long, default_value_t = 7440)]
+    flow_timeout_tcp_established: u64,
+    /// Idle timeout of TCP flows being opened or closed, in seconds (RFC
+    /// 5382: 240).
+    #[arg(long, default_value_t = 240)]
+    flow_timeout_tcp_transitory: u64,
+    /// Idle timeout of ICMP echo flows, in seconds (RFC 5508: 60).
+    #[arg(long, default_value_t = 60)]
+    flow_timeout_icmp: u64,
     /// Frames per second each VMI may have answered by the gateway (ARP/ND
     /// proxy, echo, DHCP, router advertisements, ICMP errors); over it,
     /// questions are dropped and counted (`punt_rate_limited`).
@@ -73,6 +98,22 @@ struct Flags {
     /// The agent's pod's namespace (that of --daemonset).
     #[arg(long, env = "POD_NAMESPACE")]
     namespace: Option<String>,
+}
+
+/// `LOW-HIGH`, LOW <= HIGH, both 1..=65535.
+fn port_range(text: &str) -> Result<(u16, u16), String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a port range: give LOW-HIGH with 1 <= LOW <= HIGH <= 65535, e.g. 61000-65535"
+        )
+    };
+    let (lo, hi) = text.split_once('-').ok_or_else(bad)?;
+    let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+    if lo == 0 || lo > hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
 }
 
 async fn shutdown_signal() {
@@ -114,6 +155,16 @@ async fn main() -> anyhow::Result<()> {
         port_netns: flags.port_netns,
         debounce: Duration::from_millis(flags.debounce_ms),
         report_interval: Duration::from_secs(10),
+        snat_ports: flags.snat_ports,
+        flows: trunkline_pipeline::flow::FlowConfig {
+            capacity: flags.flow_table_size as usize,
+            timeouts: trunkline_pipeline::flow::Timeouts {
+                udp: Duration::from_secs(flags.flow_timeout_udp),
+                tcp_established: Duration::from_secs(flags.flow_timeout_tcp_established),
+                tcp_transitory: Duration::from_secs(flags.flow_timeout_tcp_transitory),
+                icmp: Duration::from_secs(flags.flow_timeout_icmp),
+            },
+        },
         punt_limit: trunkline_pipeline::PuntLimit {
             per_second: flags.punt_per_second.max(1),
             burst: flags.punt_burst,
@@ -127,4 +178,18 @@ async fn main() -> anyhow::Result<()> {
     let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;
     trunkline_dataplane::run(client, options, shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::port_range;
+
+    #[test]
+    fn port_ranges_read_and_refuse() {
+        assert_eq!(port_range("61000-65535"), Ok((61000, 65535)));
+        assert_eq!(port_range("5000-5000"), Ok((5000, 5000)));
+        for bad in ["61000", "0-10", "20-10", "a-b", "1-70000"] {
+            assert!(port_range(bad).unwrap_err().contains("LOW-HIGH"), "{bad}");
+        }
+    }
 }

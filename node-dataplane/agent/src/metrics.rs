@@ -15,6 +15,10 @@
 //! | `trunkline_dataplane_tunnel_peers` | `state` | tunnel peers whose underlay next hop is `resolved` or `unresolved` |
 //! | `trunkline_dataplane_xdp_tier_frames_total` | `decision` | frames the XDP tier decided in the kernel (`kernel`) or handed to userspace (`handoff`) |
 //! | `trunkline_dataplane_xdp_tier_tables_version` | | version of the tables the kernel decides with (absent without the tier) |
+//! | `trunkline_dataplane_flows` | | flows in the flow table (SNAT), each a forward and a reverse entry |
+//! | `trunkline_dataplane_flows_created_total`, `..._flows_expired_total` | | flows created; removed for being idle |
+//! | `trunkline_dataplane_flow_allocation_failures_total` | `reason` | first packets refused: `table_full`, `ports_exhausted` (also in `drops_total`) |
+//! | `trunkline_dataplane_fabric_next_hops` | | fabric next hops (SNAT, IP fabric forwarding) whose MAC is known |
 //!
 //! With the XDP tier, the frame, drop and per-VMI counters are the sums of
 //! what userspace counted and what the kernel counted (per-CPU maps): each
@@ -288,6 +292,44 @@ impl Collector for Scrape {
                 )?;
             }
         }
+
+        let flows = control.flow_stats().unwrap_or_default();
+        gauge(
+            &mut encoder,
+            "flows",
+            "Flows in the flow table (SNAT), each a forward and a reverse entry",
+            flows.active as i64,
+        )?;
+        counter(
+            &mut encoder,
+            "flows_created",
+            "Flows created",
+            flows.created,
+        )?;
+        counter(
+            &mut encoder,
+            "flows_expired",
+            "Flows removed for being idle past their timeout",
+            flows.expired,
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "flow_allocation_failures",
+            "First packets of new flows refused: the table was full, or no SNAT port was free",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, n) in [
+            ("table_full", flows.table_full),
+            ("ports_exhausted", flows.ports_exhausted),
+        ] {
+            ConstCounter::new(n).encode(family.encode_family(&[("reason", reason)])?)?;
+        }
+        gauge(
+            &mut encoder,
+            "fabric_next_hops",
+            "Fabric next hops of traffic leaving the overlay untunneled whose MAC is known",
+            plan.tables.fabric_neighbours().resolved_count() as i64,
+        )?;
         Ok(())
     }
 }

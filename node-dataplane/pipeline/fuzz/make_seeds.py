@@ -21,11 +21,15 @@ def mac(last):
     return bytes([2, 0, 0, 0, 0, last])
 
 
-A, B, C, E, U, R, X, PEER = (mac(v) for v in (0x0A, 0x0B, 0x0C, 0x0E, 0x1E, 0x2E, 0x3E, 0x99))
+A, B, C, E, U, R, X, PEER, S, F = (mac(v) for v in (0x0A, 0x0B, 0x0C, 0x0E, 0x1E, 0x2E, 0x3E, 0x99,
+                                                     0x0F, 0x1F))
 FABRIC_MAC = bytes([2, 0xFA, 0, 0, 0, 1])
 NEXT_HOP = bytes([2, 0xFA, 0, 0, 0, 2])
 UNDERLAY, NODE_B, XVTEP = "192.168.100.1", "192.168.100.2", "192.168.100.50"
 NET1_VNI, NET1_LABEL, LABEL_A = 5001, 100, 101
+# North-south (see warm_up in src/lib.rs: the flows every input finds).
+DCGW, OUTSIDE, LABEL_S = "192.168.100.200", "198.51.100.7", 104
+SNAT_TCP_PORT, SNAT_ECHO_ID = 61000, 61001
 
 
 def csum(data: bytes) -> int:
@@ -87,6 +91,19 @@ def dhcpv6_solicit(duid_mac):
     duid = struct.pack("!HH", 3, 1) + duid_mac
     return bytes([1, 0x12, 0x34, 0x56]) + struct.pack("!HH", 1, len(duid)) + duid \
         + struct.pack("!HHIII", 3, 12, 1, 0, 0)
+
+
+def tcp(src, dst, sport, dport, flags=0x02):
+    """A TCP segment without options, with its checksum."""
+    seg = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, flags, 64240, 0, 0)
+    pseudo = ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed \
+        + struct.pack("!xBH", 6, len(seg))
+    return seg[:16] + struct.pack("!H", csum(pseudo + seg)) + seg[18:]
+
+
+def icmp4(msg_type, code, rest, body):
+    msg = struct.pack("!BBH", msg_type, code, 0) + rest + body
+    return msg[:2] + struct.pack("!H", csum(msg)) + msg[4:]
 
 
 def ping4():
@@ -165,6 +182,28 @@ seeds = {
     "to-address-pair": (P1, eth(GW, B, 200, 0x0800) + ipv4("10.0.1.20", "10.0.0.100", 17, udp())),
     "unknown-port": (UNKNOWN, eth(GW, A, 100, 0x0800) + ipv4("10.0.0.10", "10.0.1.20", 17, udp())),
 }
+# North-south: out by SNAT, the return of a warm-up flow and an ICMP error
+# about it, IP fabric forwarding both ways, a DC gateway both ways, and a
+# stranger on a SNAT port.
+to_outside = tcp("10.4.0.10", OUTSIDE, 40000, 443)
+quoted = ipv4(UNDERLAY, OUTSIDE, 6, tcp(UNDERLAY, OUTSIDE, SNAT_TCP_PORT, 80))[:28]
+seeds.update({
+    "snat-out": (P1, eth(GW, S, 500, 0x0800) + ipv4("10.4.0.10", OUTSIDE, 6, to_outside)),
+    "snat-return": (FABRIC, eth(FABRIC_MAC, NEXT_HOP, None, 0x0800) + ipv4(
+        OUTSIDE, UNDERLAY, 6, tcp(OUTSIDE, UNDERLAY, 80, SNAT_TCP_PORT, flags=0x12))),
+    "snat-echo-reply": (FABRIC, eth(FABRIC_MAC, NEXT_HOP, None, 0x0800) + ipv4(
+        OUTSIDE, UNDERLAY, 1, icmp4(0, 0, struct.pack("!HH", SNAT_ECHO_ID, 1), b"warm-up!"))),
+    "snat-icmp-error": (FABRIC, eth(FABRIC_MAC, NEXT_HOP, None, 0x0800) + ipv4(
+        OUTSIDE, UNDERLAY, 1, icmp4(3, 3, bytes(4), quoted))),
+    "snat-no-flow": (FABRIC, eth(FABRIC_MAC, NEXT_HOP, None, 0x0800) + ipv4(
+        OUTSIDE, UNDERLAY, 6, tcp(OUTSIDE, UNDERLAY, 80, 65000, flags=0x12))),
+    "ip-fabric-out": (P1, eth(GW, F, 600, 0x0800) + ipv4("10.5.0.10", OUTSIDE, 17, udp())),
+    "ip-fabric-in": (FABRIC, eth(FABRIC_MAC, NEXT_HOP, None, 0x0800)
+                     + ipv4(OUTSIDE, "10.5.0.10", 17, udp())),
+    "to-dc-gateway": (P1, eth(GW, S, 500, 0x0800) + ipv4("10.4.0.10", "203.0.113.5", 17, udp())),
+    "from-dc-gateway": (FABRIC, tunnel(DCGW, 6635, mpls(LABEL_S, ipv4(
+        "203.0.113.5", "10.4.0.10", 17, udp(), ttl=63)))),
+})
 # The wire views also get the tunnels' inner layers on their own.
 wire_only = {
     "udp": udp(),

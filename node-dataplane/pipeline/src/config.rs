@@ -16,7 +16,10 @@
 //!   +- underlay: the fabric port, this node's tunnel address and MAC, MTU
 //!   +- peers: other gateway nodes and external VTEPs (address, encapsulations)
 //!   +- remote_vmis: VMIs (or static endpoints) behind a peer
-//!   +- routes: extra VRF routes (to a host port, to a peer, or discard)
+//!   +- routes: extra VRF routes (to a host port, to a peer, a labelled
+//!   |          route to a DC gateway, or discard)
+//!   +- north_south: SNAT port range, the fabric's routes (each network
+//!              says whether it leaves by SNAT or IP fabric forwarding)
 //! ```
 
 use core::fmt;
@@ -66,6 +69,9 @@ pub struct NodeConfig {
     pub peers: Vec<PeerConfig>,
     /// VMIs of this node's networks that live behind a peer.
     pub remote_vmis: Vec<RemoteVmiConfig>,
+    /// How traffic leaves the overlay untunneled (source NAT, IP fabric
+    /// forwarding): the translated port range and the fabric's routes.
+    pub north_south: NorthSouthConfig,
     /// The budget of frames each VMI may have answered by the gateway.
     pub punt_limit: PuntLimit,
 }
@@ -104,6 +110,7 @@ impl Default for NodeConfig {
             underlay: None,
             peers: Vec::new(),
             remote_vmis: Vec::new(),
+            north_south: NorthSouthConfig::default(),
             punt_limit: PuntLimit::default(),
         }
     }
@@ -171,6 +178,15 @@ pub struct NetworkConfig {
     /// Keys of the peers that also host the network: flooded frames are
     /// replicated to them, and only they may send its tunnel traffic.
     pub peers: Vec<String>,
+    /// How packets to destinations the VRF does not route (outside the
+    /// network's subnets) leave: not at all, source-translated to the
+    /// node's underlay address, or untranslated on the fabric.
+    pub fabric_exit: FabricExit,
+    /// Keys of peers that route for the network without being part of its
+    /// layer 2 (DC gateways): routes may point to them with a label, and
+    /// they may send routed (label) traffic to its VMIs; nothing is
+    /// flooded to them.
+    pub routed_peers: Vec<String>,
     /// The network's MTU, when it declares one: the largest IP packet
     /// routed to its instances (never more than the egress port's), and
     /// what DHCP and router advertisements tell them.
@@ -178,6 +194,52 @@ pub struct NetworkConfig {
     /// How the gateway answers DHCP (and IPv6 router solicitations) of the
     /// network's instances.
     pub dhcp: DhcpConfig,
+}
+
+/// How a network's traffic leaves the overlay without a tunnel (seed 004).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum FabricExit {
+    /// It does not: destinations the VRF does not route are dropped.
+    #[default]
+    None,
+    /// Source NAT to the node's underlay address (distributed SNAT): TCP,
+    /// UDP and ICMP echo, with per-flow state.
+    Snat,
+    /// IP fabric forwarding: sent on the fabric as they are; the fabric
+    /// routes the network's subnets back to a gateway node.
+    IpFabric,
+}
+
+impl FabricExit {
+    /// Whether packets leave by the fabric.
+    pub const fn leaves(self) -> bool {
+        !matches!(self, FabricExit::None)
+    }
+}
+
+/// The node-wide settings of traffic leaving the overlay untunneled.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NorthSouthConfig {
+    /// The ports (and ICMP echo identifiers) source NAT translates to, on
+    /// the underlay address: a range the host's own sockets never use.
+    pub snat_ports: (u16, u16),
+    /// The host's routes out of the fabric port: where packets leaving
+    /// untunneled go next.
+    pub fabric_routes: Vec<FabricRouteConfig>,
+}
+
+/// The SNAT port range by default: above Linux's default ephemeral range
+/// (`net.ipv4.ip_local_port_range` = 32768 60999), so the host's own
+/// connections never take one of its ports.
+pub const DEFAULT_SNAT_PORTS: (u16, u16) = (61000, 65535);
+
+impl Default for NorthSouthConfig {
+    fn default() -> Self {
+        NorthSouthConfig {
+            snat_ports: DEFAULT_SNAT_PORTS,
+            fabric_routes: Vec::new(),
+        }
+    }
 }
 
 /// The lease the original agent gave gateway VMIs: one day.
@@ -212,6 +274,15 @@ impl Default for DhcpConfig {
             boot_file: None,
         }
     }
+}
+
+/// A route of the host out of the fabric port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FabricRouteConfig {
+    /// The destination.
+    pub prefix: IpPrefix,
+    /// The router it goes through; `None`: on the fabric's own link.
+    pub via: Option<IpAddr>,
 }
 
 /// Whether the gateway serves DHCP in a network.
@@ -393,4 +464,13 @@ pub enum NextHopConfig {
     Peer(String),
     /// Nowhere: matching packets are dropped.
     Discard,
+    /// To a routed peer (a DC gateway) of the network, by key, with the
+    /// MPLS label it gave the route: the inner IP packet goes in MPLS over
+    /// UDP (what a VPNv4 route learned by BGP will also give).
+    Tunnel {
+        /// The peer's key (one of the network's `routed_peers`).
+        peer: String,
+        /// The label the peer decapsulates by.
+        label: u32,
+    },
 }

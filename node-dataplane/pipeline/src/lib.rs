@@ -24,10 +24,12 @@
 
 pub mod config;
 pub mod counters;
+pub mod flow;
 mod hash;
 pub mod kernel;
 pub mod limit;
 mod lpm;
+pub mod neighbours;
 pub mod process;
 pub mod tables;
 pub mod verdict;

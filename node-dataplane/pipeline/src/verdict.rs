@@ -230,6 +230,31 @@ drop_reasons! {
     /// IPv4 without don't-fragment (the fast path does not fragment), an
     /// ICMP error itself, or from a source outside the network's subnets.
     FragmentationNeeded => "fragmentation_needed",
+    /// A packet leaving the overlay by SNAT that is not TCP, UDP or an
+    /// ICMP echo request, a fragment, or an IPv6 packet with extension
+    /// headers: nothing to key a flow on.
+    SnatUnsupported => "snat_unsupported",
+    /// A packet leaving by SNAT of the other family than the node's
+    /// underlay address (it has no address to translate to).
+    SnatOtherFamily => "snat_other_family",
+    /// Every port of the SNAT range toward that destination (address,
+    /// port, protocol) is taken.
+    SnatPortsExhausted => "snat_ports_exhausted",
+    /// A packet to the underlay address on a SNAT port (or an ICMP error
+    /// quoting one) that belongs to no flow: unsolicited, or its flow
+    /// expired.
+    SnatNoFlow => "snat_no_flow",
+    /// The flow table is full: the first packet of a new flow is refused.
+    FlowTableFull => "flow_table_full",
+    /// A packet needs a flow, but the caller gave the pipeline no flow
+    /// table.
+    NoFlowTable => "no_flow_table",
+    /// The host has no route out of the fabric port toward the destination
+    /// of a packet leaving untunneled.
+    FabricNoRoute => "fabric_no_route",
+    /// The MAC of the fabric next hop of a packet leaving untunneled is not
+    /// known yet (the agent resolves it from the host's neighbour table).
+    FabricUnresolved => "fabric_unresolved",
     /// The frame was handed to a port that cannot pass it to the host stack
     /// (an AF_XDP port consumed it).
     PassLost => "pass_lost",

@@ -19,6 +19,7 @@
 //!                +----------------+--+-- ARP (Ethernet/IPv4)
 //!                                    +-- IPv4 -+-- ICMPv4 (echo)
 //!                                    +-- IPv6 -+-- ICMPv6 (echo, NS/NA + options)
+//!                                              +-- TCP (ports, flags: translation)
 //!                                              +-- UDP -+- 6635: MPLS label -- IP | Ethernet
 //!                                                       +- 4789: VXLAN ------- Ethernet
 //!                                                       +- 67/68: DHCPv4, 546/547: DHCPv6
@@ -50,6 +51,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod mpls;
 pub mod prefix;
+pub mod tcp;
 pub mod udp;
 pub mod vlan;
 pub mod vxlan;

@@ -32,7 +32,7 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 
 pub use packet_socket::PacketSocket;
-pub use program::{AttachMode, RedirectProgram, Steering};
+pub use program::{AttachMode, FabricSteering, RedirectProgram, Steering};
 pub use tap::TapDevice;
 pub use tier::{Tier, TierError, TierMaps, TierPort, TierPortKind};
 pub use xsk::{XskConfig, XskSocket};
@@ -193,7 +193,7 @@ enum Io {
     Xdp {
         // Dropped after the socket: fields drop in declaration order.
         socket: Box<XskSocket>,
-        _program: RedirectProgram,
+        program: RedirectProgram,
     },
     Packet(PacketSocket),
     Tap(TapDevice),
@@ -249,7 +249,7 @@ impl Port {
             program.register(0, socket.raw_fd())?;
             Ok(Io::Xdp {
                 socket: Box::new(socket),
-                _program: program,
+                program,
             })
         };
         let io = match choice {
@@ -322,6 +322,16 @@ impl Port {
         match &self.io {
             Io::Tier { port, .. } => Some(port.mode()),
             _ => None,
+        }
+    }
+
+    /// Updates what the fabric port steers to the fast path besides tunnel
+    /// packets (SNAT returns, IP fabric subnets), in place; a no-op for
+    /// other ports, and for AF_PACKET, which sees every frame anyway.
+    pub fn set_fabric_steering(&mut self, steering: &FabricSteering) -> Result<(), Error> {
+        match &mut self.io {
+            Io::Xdp { program, .. } => program.set_fabric_steering(steering),
+            _ => Ok(()),
         }
     }
 

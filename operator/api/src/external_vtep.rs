@@ -10,8 +10,9 @@
 //! no ports, no node dataplane and no status of its own to report.
 //!
 //! Cluster-scoped: it names networks of any namespace and claims an
-//! underlay address, which is infrastructure. Only VXLAN for now: DC
-//! gateways speaking MPLSoUDP come with the north-south work.
+//! underlay address, which is infrastructure. VXLAN only: DC gateways
+//! speaking MPLSoUDP are their own kind (`DCGateway`), since they route for
+//! networks instead of joining their layer 2.
 
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -50,7 +51,7 @@ pub struct ExternalVTEPSpec {
 
     /// How the VTEP encapsulates: `VXLAN` (default; UDP 4789 with the
     /// network's VNI). The network's `encapsulation` list must include it.
-    /// MPLSoUDP DC gateways come with the north-south work.
+    /// MPLSoUDP DC gateways are declared as DCGateways.
     #[serde(default)]
     pub encapsulation: ExternalVTEPEncapsulation,
 

@@ -149,6 +149,51 @@ string_field!(
 );
 
 string_field!(
+    /// A BGP route target (RFC 4360): `target:ASN:NN` (a 2-byte AS number
+    /// with a 4-byte number, or a 4-byte AS number with a 2-byte number) or
+    /// `target:IPv4:NN` (a 2-byte number).
+    RouteTarget,
+    {
+        "type": "string",
+        "maxLength": 40,
+        "x-kubernetes-validations": [
+            {
+                "rule": "self.matches('^target:([0-9]{1,10}|[0-9]{1,3}([.][0-9]{1,3}){3}):[0-9]{1,10}$')",
+                "message": "must be a route target target:ASN:NN or target:IPv4:NN (e.g. target:64512:100 or target:192.0.2.1:7)",
+                "reason": "FieldValueInvalid"
+            },
+            {
+                "rule": "!self.matches('^target:([0-9]{1,10}|[0-9]{1,3}([.][0-9]{1,3}){3}):[0-9]{1,10}$') || (self.split(':')[1].contains('.') ? (isIP(self.split(':')[1]) && int(self.split(':')[2]) <= 65535) : (int(self.split(':')[1]) <= 4294967295 && int(self.split(':')[2]) <= (int(self.split(':')[1]) > 65535 ? 65535 : 4294967295)))",
+                "message": "route target out of range: target:ASN:NN takes a 2-byte AS number with NN up to 4294967295 or a 4-byte AS number with NN up to 65535; target:IPv4:NN takes an IPv4 address and NN up to 65535",
+                "reason": "FieldValueInvalid"
+            }
+        ]
+    }
+);
+
+string_field!(
+    /// A BGP route distinguisher (RFC 4364): `ASN:NN` or `IPv4:NN`, with
+    /// the ranges of a route target.
+    RouteDistinguisher,
+    {
+        "type": "string",
+        "maxLength": 33,
+        "x-kubernetes-validations": [
+            {
+                "rule": "self.matches('^([0-9]{1,10}|[0-9]{1,3}([.][0-9]{1,3}){3}):[0-9]{1,10}$')",
+                "message": "must be a route distinguisher ASN:NN or IPv4:NN (e.g. 64512:100 or 192.0.2.1:7)",
+                "reason": "FieldValueInvalid"
+            },
+            {
+                "rule": "!self.matches('^([0-9]{1,10}|[0-9]{1,3}([.][0-9]{1,3}){3}):[0-9]{1,10}$') || (self.split(':')[0].contains('.') ? (isIP(self.split(':')[0]) && int(self.split(':')[1]) <= 65535) : (int(self.split(':')[0]) <= 4294967295 && int(self.split(':')[1]) <= (int(self.split(':')[0]) > 65535 ? 65535 : 4294967295)))",
+                "message": "route distinguisher out of range: ASN:NN takes a 2-byte AS number with NN up to 4294967295 or a 4-byte AS number with NN up to 65535; IPv4:NN takes an IPv4 address and NN up to 65535",
+                "reason": "FieldValueInvalid"
+            }
+        ]
+    }
+);
+
+string_field!(
     /// The name of a cluster object: a DNS-1123 subdomain.
     ObjectName,
     {

@@ -13,11 +13,12 @@
 //!                      | VirtualMachineInterface  |------->| VirtualNetwork |
 //!                      | MAC, IPs, address pairs  |  in    | subnets, VNI   |
 //!                      +--------------------------+        +----------------+
-//!                                                                  ^ joins
-//!   cluster-scoped                                          +-------+--------+
-//!                                                           |  ExternalVTEP  |
-//!                                                           | address, hosts |
-//!                                                           +----------------+
+//!                                            serves (routes,  ^ joins
+//!   cluster-scoped                                  labels) |      |
+//!                                           +-----------+   +------+---------+
+//!                                           | DCGateway |   |  ExternalVTEP  |
+//!                                           | address   |   | address, hosts |
+//!                                           +-----------+   +----------------+
 //! ```
 //!
 //! Every rule about a single object lives in the schema (ranges, formats,
@@ -28,6 +29,8 @@
 //! The types hold no logic: pure logic lives in crates that take these types
 //! (or their own domain types) and know nothing of Kubernetes I/O.
 
+pub mod bgp_peer;
+pub mod dc_gateway;
 pub mod external_vtep;
 pub mod fields;
 pub mod gateway_ha_group;
@@ -42,10 +45,12 @@ pub mod virtual_network;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use bgp_peer::{BGPPeer, BGPPeerSpec, BGPPeerStatus};
+pub use dc_gateway::{DCGateway, DCGatewaySpec, DCGatewayStatus};
 pub use external_vtep::{ExternalVTEP, ExternalVTEPSpec, ExternalVTEPStatus};
 pub use fields::{
     InterfaceName, IpAddress, IpAddressPrefix, IpPrefix, MacAddress, NamespaceName, NamespacedRef,
-    ObjectName,
+    ObjectName, RouteDistinguisher, RouteTarget,
 };
 pub use gateway_ha_group::{GatewayHAGroup, GatewayHAGroupSpec, GatewayHAGroupStatus};
 pub use logical_interface::{LogicalInterface, LogicalInterfaceSpec, LogicalInterfaceStatus};
@@ -73,6 +78,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         GatewayHAGroup::crd(),
         VirtualGateway::crd(),
         ExternalVTEP::crd(),
+        DCGateway::crd(),
+        BGPPeer::crd(),
     ]
     .into_iter()
     .map(without_unknown_formats)

@@ -73,7 +73,7 @@ impl Case {
     }
 }
 
-const FILES: [&str; 7] = [
+const FILES: [&str; 9] = [
     include_str!("../testdata/validation/physicalrouter.yaml"),
     include_str!("../testdata/validation/logicalinterface.yaml"),
     include_str!("../testdata/validation/virtualmachineinterface.yaml"),
@@ -81,6 +81,8 @@ const FILES: [&str; 7] = [
     include_str!("../testdata/validation/gatewayhagroup.yaml"),
     include_str!("../testdata/validation/virtualgateway.yaml"),
     include_str!("../testdata/validation/externalvtep.yaml"),
+    include_str!("../testdata/validation/dcgateway.yaml"),
+    include_str!("../testdata/validation/bgppeer.yaml"),
 ];
 
 /// Every kind's cases. Panics on a malformed file: they are compiled in, so a

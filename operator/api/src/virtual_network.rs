@@ -7,6 +7,10 @@
 //! network's bridged label (MPLSoUDP, inner Ethernet frame) to
 //! `status.mplsLabel`.
 //!
+//! `northSouth` says how traffic to destinations the network does not route
+//! leaves the overlay without a tunnel (seed 004): distributed SNAT or IP
+//! fabric forwarding; DC gateways (their own kind) add labelled routes.
+//!
 //! The original kept subnets in IPAM objects linked to the network; here
 //! they are part of the network, because every rule about them (the gateway
 //! inside the subnet, no overlap) is then a rule on one object that the API
@@ -17,7 +21,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{IpAddress, IpPrefix};
+use crate::fields::{IpAddress, IpPrefix, RouteDistinguisher, RouteTarget};
 use crate::status::Condition;
 
 /// An overlay virtual network.
@@ -37,6 +41,7 @@ use crate::status::Condition;
     printcolumn = r#"{"name":"Routing-Instance","type":"string","jsonPath":".status.routingInstance","priority":1}"#,
     printcolumn = r#"{"name":"Label","type":"integer","jsonPath":".status.mplsLabel","description":"MPLS label of bridged and flooded traffic","priority":1}"#,
     printcolumn = r#"{"name":"Encapsulation","type":"string","jsonPath":".status.encapsulation","description":"Encapsulations in effect, in priority order","priority":1}"#,
+    printcolumn = r#"{"name":"Exit","type":"string","jsonPath":".status.fabricExit","description":"How traffic leaves the overlay untunneled: SNAT or IPFabricForwarding","priority":1}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -46,6 +51,9 @@ use crate::status::Condition;
 #[x_kube(validation = Rule::new(
     "self.subnets.all(a, self.subnets.all(b, a.cidr == b.cidr || !isCIDR(a.cidr) || !isCIDR(b.cidr) || !cidr(a.cidr).containsCIDR(b.cidr)))"
 ).message("subnets must not overlap: no subnet may contain another").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new(
+    "!has(self.northSouth) || !has(self.forwardingMode) || self.forwardingMode != 'L2' || !((has(self.northSouth.snat) && self.northSouth.snat) || (has(self.northSouth.ipFabricForwarding) && self.northSouth.ipFabricForwarding))"
+).message("northSouth needs routing: a network with forwardingMode L2 only bridges, so nothing of it can leave by SNAT or IP fabric forwarding; use L2L3 or L3, or turn northSouth off").reason(Reason::FieldValueInvalid))]
 #[x_kube(validation = Rule::new(
     "!has(self.mtu) || self.mtu >= 1280 || self.subnets.all(s, !isCIDR(s.cidr) || cidr(s.cidr).ip().family() == 4)"
 ).message("mtu must be at least 1280 in a network with an IPv6 subnet (the IPv6 minimum MTU)").reason(Reason::FieldValueInvalid))]
@@ -101,6 +109,16 @@ pub struct VirtualNetworkSpec {
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub encapsulation: Option<Vec<Encapsulation>>,
 
+    /// How the network's traffic to destinations it does not route leaves
+    /// the overlay without a tunnel (seed 004): `snat` (source NAT to the
+    /// gateway node's underlay address) or `ipFabricForwarding` (sent on
+    /// the fabric as it is; the fabric routes the network's subnets back to
+    /// a gateway node). At most one of the two; neither by default (such
+    /// destinations are dropped). Routes of a DCGateway or a VirtualGateway
+    /// take precedence. The exit in effect is shown in `status.fabricExit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub north_south: Option<NorthSouth>,
+
     /// The MTU of the network's instances, 576 to 9216 (the original's
     /// upper bound): the largest IP packet the gateway routes to them
     /// (larger ones get fragmentation-needed / packet-too-big, never more
@@ -114,6 +132,70 @@ pub struct VirtualNetworkSpec {
     /// gateway answers DHCPv4 and DHCPv6 with each instance's VMI address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<Dhcp>,
+
+    /// L3VPN (RFC 4364, seed 003): the route targets and route
+    /// distinguisher under which the BGP speaker (`trunkline-bgp`)
+    /// advertises the network's VMI addresses to BGPPeers and imports their
+    /// routes into the network's VRF. None by default: the network is
+    /// neither exported nor imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l3vpn: Option<L3Vpn>,
+}
+
+/// A network's L3VPN membership: what it exports and imports by BGP.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct L3Vpn {
+    /// The route distinguisher of the network's exported routes (`ASN:NN`
+    /// or `IPv4:NN`). Default: `<speaker router ID>:<status.vni>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_distinguisher: Option<RouteDistinguisher>,
+    /// Route targets attached to every route the network exports (its VMI
+    /// addresses, once Programmed), at most 16, each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub export_route_targets: Vec<RouteTarget>,
+    /// Routes learned from BGPPeers carrying any of these route targets
+    /// are installed in the network's VRF (MPLS over UDP to the advertising
+    /// router, with the route's label), at most 16, each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub import_route_targets: Vec<RouteTarget>,
+}
+
+/// How a network leaves the overlay without a tunnel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, KubeSchema, Serialize, Deserialize)]
+#[x_kube(validation = Rule::new(
+    "!(has(self.snat) && self.snat && has(self.ipFabricForwarding) && self.ipFabricForwarding)"
+).message("snat and ipFabricForwarding cannot both be on: they are two ways out for the same destinations (SNAT hides the instances behind the node's underlay address, IP fabric forwarding shows their own addresses and needs the fabric to route the subnets back); choose one").reason(Reason::FieldValueInvalid))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NorthSouth {
+    /// Distributed source NAT: every gateway node translates its own
+    /// instances' TCP, UDP and ICMP echo to its underlay address, with
+    /// ports from its SNAT range (`--snat-ports`), and translates the
+    /// replies back. The outside world sees the node, never the instance.
+    #[serde(default)]
+    pub snat: bool,
+    /// IP fabric forwarding: packets leave the fabric port untranslated and
+    /// untunneled; the fabric must route the network's subnets to one of
+    /// its gateway nodes (any: a node tunnels to the one holding the
+    /// instance). The subnets must not overlap those of another network
+    /// with IP fabric forwarding (the older keeps them).
+    #[serde(default)]
+    pub ip_fabric_forwarding: bool,
+}
+
+/// The fabric exit a network has in effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum FabricExit {
+    /// Source NAT to the gateway nodes' underlay addresses.
+    #[serde(rename = "SNAT")]
+    Snat,
+    /// IP fabric forwarding.
+    #[serde(rename = "IPFabricForwarding")]
+    IpFabricForwarding,
 }
 
 /// DHCP for a network's remote instances (the original's agent answered
@@ -267,4 +349,8 @@ pub struct VirtualNetworkStatus {
     /// or the operator's default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub encapsulation: Vec<Encapsulation>,
+    /// The fabric exit in effect (`spec.northSouth`, once the operator
+    /// accepted it): `SNAT` or `IPFabricForwarding`; absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fabric_exit: Option<FabricExit>,
 }

@@ -188,6 +188,8 @@ fn valid_samples_deserialize_into_the_rust_types() {
             "GatewayHAGroup" => check::<GatewayHAGroup>(&cases),
             "VirtualGateway" => check::<VirtualGateway>(&cases),
             "ExternalVTEP" => check::<ExternalVTEP>(&cases),
+            "DCGateway" => check::<DCGateway>(&cases),
+            "BGPPeer" => check::<trunkline_api::BGPPeer>(&cases),
             other => panic!("unknown kind {other}"),
         }
     }

@@ -57,6 +57,8 @@ fn check_object(path: &Path, object: &Value) {
         "GatewayHAGroup" => serde_json::from_value::<GatewayHAGroup>(object.clone()).err(),
         "VirtualGateway" => serde_json::from_value::<VirtualGateway>(object.clone()).err(),
         "ExternalVTEP" => serde_json::from_value::<ExternalVTEP>(object.clone()).err(),
+        "DCGateway" => serde_json::from_value::<DCGateway>(object.clone()).err(),
+        "BGPPeer" => serde_json::from_value::<trunkline_api::BGPPeer>(object.clone()).err(),
         other => panic!("{}: unknown kind {other}", path.display()),
     };
     assert!(
@@ -83,7 +85,7 @@ fn check_object(path: &Path, object: &Value) {
 #[test]
 fn every_example_is_valid_against_the_crds() {
     let dirs = scenario_dirs();
-    assert_eq!(dirs.len(), 4, "one directory per scenario: {dirs:?}");
+    assert_eq!(dirs.len(), 6, "one directory per scenario: {dirs:?}");
     let mut objects = 0;
     for dir in &dirs {
         for path in manifests(dir) {

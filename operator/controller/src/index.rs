@@ -18,7 +18,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use trunkline_api::{
-    ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_model::{Kind, Snapshot, from_api};
@@ -42,6 +42,8 @@ pub struct Stores {
     pub virtual_gateways: Store<VirtualGateway>,
     /// ExternalVTEPs.
     pub external_vteps: Store<ExternalVTEP>,
+    /// DCGateways.
+    pub dc_gateways: Store<DCGateway>,
 }
 
 /// A stream of "something of kind `K` changed" (or a watch error).
@@ -78,6 +80,7 @@ impl Stores {
         let (gateway_ha_groups, e) = reflect::<GatewayHAGroup>(client, Kind::GatewayHAGroup);
         let (virtual_gateways, f) = reflect::<VirtualGateway>(client, Kind::VirtualGateway);
         let (external_vteps, g) = reflect::<ExternalVTEP>(client, Kind::ExternalVTEP);
+        let (dc_gateways, h) = reflect::<DCGateway>(client, Kind::DCGateway);
         let stores = Self {
             physical_routers,
             logical_interfaces,
@@ -86,8 +89,9 @@ impl Stores {
             gateway_ha_groups,
             virtual_gateways,
             external_vteps,
+            dc_gateways,
         };
-        (stores, stream::select_all([a, b, c, d, e, f, g]).boxed())
+        (stores, stream::select_all([a, b, c, d, e, f, g, h]).boxed())
     }
 
     /// Waits until every store has completed its first list.
@@ -121,6 +125,10 @@ impl Stores {
             .wait_until_ready()
             .await
             .map_err(dropped("ExternalVTEP"))?;
+        self.dc_gateways
+            .wait_until_ready()
+            .await
+            .map_err(dropped("DCGateway"))?;
         Ok(())
     }
 
@@ -144,6 +152,7 @@ impl Stores {
             gateway_ha_groups: all(&self.gateway_ha_groups, from_api::gateway_ha_group),
             virtual_gateways: all(&self.virtual_gateways, from_api::virtual_gateway),
             external_vteps: all(&self.external_vteps, from_api::external_vtep),
+            dc_gateways: all(&self.dc_gateways, from_api::dc_gateway),
         }
     }
 }

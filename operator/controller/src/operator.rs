@@ -30,7 +30,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use trunkline_api::status::{condition, reason};
 use trunkline_api::{
-    ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_operator_core::{
@@ -342,6 +342,8 @@ impl Operator {
         self.sync::<VirtualGateway>(&stores.virtual_gateways, &decisions, &now, &mut outcome)
             .await;
         self.sync::<ExternalVTEP>(&stores.external_vteps, &decisions, &now, &mut outcome)
+            .await;
+        self.sync::<DCGateway>(&stores.dc_gateways, &decisions, &now, &mut outcome)
             .await;
         self.sync_router_ports(&stores.physical_routers, &mut outcome)
             .await;

@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 use trunkline_api::status::condition;
 use trunkline_api::virtual_gateway::VirtualGatewayNodeStatus;
 use trunkline_api::{
-    ExternalVTEP, ExternalVTEPStatus, GatewayHAGroup, GatewayHAGroupStatus, LogicalInterface,
-    LogicalInterfaceStatus, VirtualGateway, VirtualGatewayStatus, VirtualMachineInterface,
-    VirtualMachineInterfaceStatus, VirtualNetwork, VirtualNetworkStatus,
+    DCGateway, DCGatewayStatus, ExternalVTEP, ExternalVTEPStatus, GatewayHAGroup,
+    GatewayHAGroupStatus, LogicalInterface, LogicalInterfaceStatus, VirtualGateway,
+    VirtualGatewayStatus, VirtualMachineInterface, VirtualMachineInterfaceStatus, VirtualNetwork,
+    VirtualNetworkStatus,
 };
 use trunkline_operator_core::{Decision, DerivedStatus, Kind};
 
@@ -175,6 +176,7 @@ impl Reported for VirtualNetwork {
                 mpls_label,
                 encapsulation,
                 subnets_summary,
+                fabric_exit,
             } => VirtualNetworkStatus {
                 observed_generation: Some(decision.generation),
                 conditions,
@@ -183,6 +185,7 @@ impl Reported for VirtualNetwork {
                 subnets_summary: subnets_summary.clone(),
                 mpls_label: *mpls_label,
                 encapsulation: encapsulation.iter().map(|e| e.to_api()).collect(),
+                fabric_exit: fabric_exit.map(|e| e.to_api()),
             },
             _ => VirtualNetworkStatus {
                 observed_generation: Some(decision.generation),
@@ -294,6 +297,35 @@ impl Reported for ExternalVTEP {
     }
 }
 
+impl Reported for DCGateway {
+    type Status = DCGatewayStatus;
+    const KIND: Kind = Kind::DCGateway;
+
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions_of(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        let networks_summary = match &decision.derived {
+            DerivedStatus::DcGateway { networks_summary } => networks_summary.clone(),
+            _ => None,
+        };
+        DCGatewayStatus {
+            observed_generation: Some(decision.generation),
+            conditions,
+            networks_summary,
+        }
+    }
+
+    fn api(client: Client, _: Option<&str>) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,10 +389,12 @@ mod tests {
                 mpls_label: Some(16),
                 encapsulation: vec![Encapsulation::Vxlan, Encapsulation::MplsOverUdp],
                 subnets_summary: Some("10.0.0.0/24,fd00::/64".into()),
+                fabric_exit: Some(trunkline_model::FabricExit::Snat),
             },
         };
         let status = serde_json::to_value(VirtualNetwork::desired(&network, vec![])).unwrap();
         assert_eq!(status["mplsLabel"], 16);
+        assert_eq!(status["fabricExit"], "SNAT");
         assert_eq!(
             status["encapsulation"],
             serde_json::json!(["VXLAN", "MPLSoUDP"])

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use trunkline_api::status::{condition, reason};
 
-use trunkline_model::{Encapsulation, ObjectKey};
+use trunkline_model::{Encapsulation, FabricExit, ObjectKey};
 
 /// Longest condition message written; the API allows 32768 bytes, but a
 /// message is read by a person in `kubectl describe`.
@@ -94,6 +94,8 @@ pub enum DerivedStatus {
         encapsulation: Vec<Encapsulation>,
         /// Its subnets, comma-separated; `None` without subnets.
         subnets_summary: Option<String>,
+        /// The fabric exit in effect (`spec.northSouth`, when applied).
+        fabric_exit: Option<FabricExit>,
     },
     /// A VMI's routing instance, bound logical interfaces and label.
     VirtualMachineInterface {
@@ -116,6 +118,11 @@ pub enum DerivedStatus {
     /// An external VTEP's networks.
     ExternalVtep {
         /// The networks it joins (`namespace/name`), comma-separated.
+        networks_summary: Option<String>,
+    },
+    /// A DC gateway's networks.
+    DcGateway {
+        /// The networks it serves (`namespace/name`), comma-separated.
         networks_summary: Option<String>,
     },
     /// A virtual gateway's state per node.

@@ -104,6 +104,12 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
             let mut n = vn(NAMESPACES[ns], &format!("net{i}"), created, &subnets, vni);
             n.vni_in_use = running;
             n.mpls_label = label;
+            // North-south from the creation second: none, SNAT or IP fabric
+            // forwarding (whose overlapping subnets go to the oldest).
+            n.north_south = trunkline_model::NorthSouth {
+                snat: created % 3 == 1,
+                ip_fabric_forwarding: created % 3 == 2,
+            };
             s.virtual_networks.push(n);
         }
         for (i, (ns, net, created, mac, ips, label)) in vmis.into_iter().enumerate() {
@@ -117,6 +123,28 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
             );
             v.mpls_label = label;
             s.virtual_machine_interfaces.push(v);
+        }
+        // A DC gateway beside each external VTEP, at the next address (so
+        // the two kinds contend for addresses), routing a prefix per network
+        // (a default route, one inside the subnets, a public one).
+        for (i, (_, created, joined)) in vteps.iter().enumerate() {
+            let address = VTEP_ADDRESSES[(i + 1) % VTEP_ADDRESSES.len()];
+            let mut g = dcgw(&format!("g{i}"), *created, address, &[]);
+            for (ns, net, _) in joined {
+                let network = NamespacedName::new(NAMESPACES[*ns], format!("net{net}"));
+                if g.networks.iter().any(|n| n.network == network) {
+                    continue;
+                }
+                let prefix = ["0.0.0.0/0", "10.0.0.0/30", "198.51.100.0/24"][net % 3];
+                g.networks.push(trunkline_model::DcGatewayNetwork {
+                    network,
+                    routes: vec![trunkline_model::LabelledPrefix {
+                        prefix: prefix.parse().unwrap(),
+                        label: 16 + i as u32,
+                    }],
+                });
+            }
+            s.dc_gateways.push(g);
         }
         for (i, (address, created, joined)) in vteps.into_iter().enumerate() {
             let mut x = xvtep(&format!("x{i}"), created, address, &[]);
@@ -179,6 +207,7 @@ fn shuffled(s: &Snapshot, seeds: &[Index]) -> Snapshot {
         gateway_ha_groups: shuffle(&s.gateway_ha_groups, seeds),
         virtual_gateways: shuffle(&s.virtual_gateways, seeds),
         external_vteps: shuffle(&s.external_vteps, seeds),
+        dc_gateways: shuffle(&s.dc_gateways, seeds),
     }
 }
 
@@ -228,6 +257,10 @@ proptest! {
         }
         for x in &order.external_vteps {
             seen.external_vteps.push(x.clone());
+            let _ = decide(&seen);
+        }
+        for g in &order.dc_gateways {
+            seen.dc_gateways.push(g.clone());
             let _ = decide(&seen);
         }
         prop_assert_eq!(decide(&seen), decide(&s));

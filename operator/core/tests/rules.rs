@@ -50,6 +50,7 @@ fn a_valid_set_is_accepted_and_waits_for_the_node() {
             mpls_label: Some(16),
             encapsulation: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
             subnets_summary: Some("10.0.0.0/24".into()),
+            fabric_exit: None,
         }
     );
     assert_eq!(
@@ -492,6 +493,7 @@ fn an_explicit_vni_conflict_goes_to_the_older_network() {
             mpls_label: None,
             encapsulation: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
             subnets_summary: None,
+            fabric_exit: None,
         }
     );
 }

@@ -183,6 +183,8 @@ mod tests {
             encapsulation: spec,
             encapsulation_in_use: status,
             mpls_label: None,
+            north_south: Default::default(),
+            fabric_exit_in_use: None,
             mtu: None,
             dhcp: Default::default(),
             defects: vec![],

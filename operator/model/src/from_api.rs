@@ -23,8 +23,8 @@ use trunkline_api::status::{Condition, condition};
 
 use crate::object::{Kind, Meta, ObjectKey};
 use crate::{
-    ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, Snapshot, VirtualGateway,
-    VirtualMachineInterface, VirtualNetwork,
+    DcGateway, ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, Snapshot,
+    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 
 /// Whether the operator accepted generation `generation` of an object:
@@ -114,6 +114,11 @@ pub fn external_vtep(object: &trunkline_api::ExternalVTEP) -> ExternalVtep {
     ExternalVtep::from_api(object)
 }
 
+/// A DCGateway.
+pub fn dc_gateway(object: &trunkline_api::DCGateway) -> DcGateway {
+    DcGateway::from_api(object)
+}
+
 /// API objects of every kind, borrowed (as a process' watch stores hold
 /// them), to convert into one [`Snapshot`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -132,6 +137,8 @@ pub struct Objects<'a> {
     pub virtual_gateways: &'a [&'a trunkline_api::VirtualGateway],
     /// ExternalVTEPs.
     pub external_vteps: &'a [&'a trunkline_api::ExternalVTEP],
+    /// DCGateways.
+    pub dc_gateways: &'a [&'a trunkline_api::DCGateway],
 }
 
 impl Objects<'_> {
@@ -151,6 +158,7 @@ impl Objects<'_> {
             gateway_ha_groups: all(self.gateway_ha_groups, gateway_ha_group),
             virtual_gateways: all(self.virtual_gateways, virtual_gateway),
             external_vteps: all(self.external_vteps, external_vtep),
+            dc_gateways: all(self.dc_gateways, dc_gateway),
         }
     }
 }

@@ -8,12 +8,13 @@
 //!          |  from_api: read once; unreadable values become `defects`
 //!          v
 //!   Snapshot { PhysicalRouter, LogicalInterface, VirtualMachineInterface,
-//!              VirtualNetwork, GatewayHaGroup, VirtualGateway, ExternalVtep }
+//!              VirtualNetwork, GatewayHaGroup, VirtualGateway, ExternalVtep,
+//!              DcGateway }
 //!          |                                  |
 //!          |  placement(accepted?)            |  operator core: decide
 //!          v                                  v  (conditions, VNIs, ...)
 //!   Placement: VMI -> nodes, network -> nodes, node -> underlay address,
-//!              network -> external VTEPs
+//!              network -> external VTEPs, network -> DC gateways
 //!          |
 //!          v
 //!   node dataplane: its objects -> pipeline NodeConfig
@@ -26,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+mod dc_gateway;
 pub mod encapsulation;
 mod external_vtep;
 pub mod from_api;
@@ -39,6 +41,7 @@ mod virtual_gateway;
 mod virtual_machine_interface;
 mod virtual_network;
 
+pub use dc_gateway::{DcGateway, DcGatewayNetwork, ExternalRoute, LabelledPrefix};
 pub use encapsulation::{
     DEFAULT_ENCAPSULATION_PRIORITY, Encapsulation, EncapsulationError, EncapsulationPriority,
     FIRST_MPLS_LABEL, MAX_MPLS_LABEL, NODE_ENCAPSULATIONS, encapsulation_for,
@@ -48,11 +51,12 @@ pub use gateway_ha_group::{GatewayHaGroup, HaMember, HaMode, HaTimers};
 pub use logical_interface::{InterfaceType, LogicalInterface};
 pub use object::{Age, Kind, Meta, NamespacedName, ObjectKey};
 pub use physical_router::{Fabric, PhysicalInterface, PhysicalRouter, ProgrammedObject};
-pub use placement::{ExternalPeer, Peer, Placement};
+pub use placement::{DcGatewayPeer, ExternalPeer, Peer, Placement};
 pub use snapshot::Snapshot;
 pub use trunkline_wire::{EthernetAddress, IpPrefix, PrefixError};
 pub use virtual_gateway::VirtualGateway;
 pub use virtual_machine_interface::{AllowedAddressPair, VirtualMachineInterface};
 pub use virtual_network::{
-    DEFAULT_LEASE_SECS, Dhcp, DhcpMode, ForwardingMode, Subnet, VirtualNetwork,
+    DEFAULT_LEASE_SECS, Dhcp, DhcpMode, FabricExit, ForwardingMode, NorthSouth, Subnet,
+    VirtualNetwork,
 };

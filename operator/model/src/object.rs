@@ -21,11 +21,13 @@ pub enum Kind {
     VirtualGateway,
     /// A tunnel endpoint outside trunkline, joined to networks.
     ExternalVTEP,
+    /// A data-center gateway routing for networks over MPLS over UDP.
+    DCGateway,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::PhysicalRouter,
         Kind::LogicalInterface,
         Kind::VirtualMachineInterface,
@@ -33,6 +35,7 @@ impl Kind {
         Kind::GatewayHAGroup,
         Kind::VirtualGateway,
         Kind::ExternalVTEP,
+        Kind::DCGateway,
     ];
 
     /// The Kubernetes kind name.
@@ -45,6 +48,7 @@ impl Kind {
             Kind::GatewayHAGroup => "GatewayHAGroup",
             Kind::VirtualGateway => "VirtualGateway",
             Kind::ExternalVTEP => "ExternalVTEP",
+            Kind::DCGateway => "DCGateway",
         }
     }
 

@@ -8,6 +8,7 @@
 //!  accepted VirtualGateway of N, nodes {R1, R2}   ──> N is on R1, R2
 //!  PhysicalRouter R, spec.fabric.underlayAddress  ──> R's tunnel endpoint
 //!  accepted ExternalVTEP X joining N              ──> X is a peer of N's nodes
+//!  accepted DCGateway G serving N                 ──> G routes for N's nodes
 //! ```
 //!
 //! What "accepted" means is the caller's: the operator passes its own
@@ -31,6 +32,16 @@ pub struct Placement {
     network_nodes: BTreeMap<NamespacedName, BTreeSet<String>>,
     underlay: BTreeMap<String, IpAddr>,
     network_vteps: BTreeMap<NamespacedName, BTreeSet<ExternalPeer>>,
+    network_dc_gateways: BTreeMap<NamespacedName, BTreeSet<DcGatewayPeer>>,
+}
+
+/// A DC gateway serving a network, as a routed peer of its nodes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DcGatewayPeer {
+    /// The DCGateway's name.
+    pub name: String,
+    /// Its underlay address.
+    pub address: IpAddr,
 }
 
 /// An external VTEP joined to a network, as a tunnel peer of its nodes.
@@ -56,6 +67,7 @@ pub struct Peer {
 
 static NOWHERE: BTreeSet<String> = BTreeSet::new();
 static NO_VTEP: BTreeSet<ExternalPeer> = BTreeSet::new();
+static NO_DC_GATEWAY: BTreeSet<DcGatewayPeer> = BTreeSet::new();
 
 impl Placement {
     /// Placement of `snapshot` where `accepted` says which objects count.
@@ -115,12 +127,36 @@ impl Placement {
                     });
             }
         }
+        let mut network_dc_gateways: BTreeMap<NamespacedName, BTreeSet<DcGatewayPeer>> =
+            BTreeMap::new();
+        for gateway in &snapshot.dc_gateways {
+            let Some(address) = gateway.address.filter(|_| accepted(&gateway.meta.key)) else {
+                continue;
+            };
+            for served in &gateway.networks {
+                network_dc_gateways
+                    .entry(served.network.clone())
+                    .or_default()
+                    .insert(DcGatewayPeer {
+                        name: gateway.meta.name().to_owned(),
+                        address,
+                    });
+            }
+        }
         Self {
             vmi_nodes,
             network_nodes,
             underlay,
             network_vteps,
+            network_dc_gateways,
         }
+    }
+
+    /// The accepted DC gateways serving `network`, sorted.
+    pub fn dc_gateways(&self, network: &NamespacedName) -> &BTreeSet<DcGatewayPeer> {
+        self.network_dc_gateways
+            .get(network)
+            .unwrap_or(&NO_DC_GATEWAY)
     }
 
     /// Placement by the objects' status (what a node dataplane acts on):
@@ -347,6 +383,28 @@ mod tests {
             ]
         );
         assert_eq!(p.external_vteps(&net("n2")).len(), 1);
+        let gateway = |name: &str, accepted: bool| crate::DcGateway {
+            meta: Meta::cluster(Kind::DCGateway, name, Some(1), 1).with_accepted(accepted),
+            address: Some("192.0.2.100".parse().unwrap()),
+            encapsulation: Encapsulation::MplsOverUdp,
+            networks: vec![crate::DcGatewayNetwork {
+                network: net("n1"),
+                routes: vec![],
+            }],
+            defects: vec![],
+        };
+        let with_gateways = Snapshot {
+            dc_gateways: vec![gateway("mx2", false), gateway("mx1", true)],
+            ..s.clone()
+        };
+        let p2 = Placement::from_status(&with_gateways);
+        let names: Vec<&str> = p2
+            .dc_gateways(&net("n1"))
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect();
+        assert_eq!(names, ["mx1"], "accepted ones only");
+        assert!(p2.dc_gateways(&net("n2")).is_empty());
         assert!(p.external_vteps(&net("n3")).is_empty());
         assert_eq!(
             nodes(&p.nodes_of([&net("n1"), &net("n2")])),
@@ -461,6 +519,7 @@ mod tests {
                 gateway_ha_groups: shuffle(&s.gateway_ha_groups, &seeds),
                 virtual_gateways: shuffle(&s.virtual_gateways, &seeds),
                 external_vteps: shuffle(&s.external_vteps, &seeds),
+                dc_gateways: shuffle(&s.dc_gateways, &seeds),
             };
             prop_assert_eq!(Placement::from_status(&s), Placement::from_status(&shuffled));
             prop_assert_eq!(Placement::new(&s, |_| true), Placement::new(&shuffled, |_| true));

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::object::ObjectKey;
 use crate::{
-    ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    DcGateway, ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
 
@@ -29,6 +29,8 @@ pub struct Snapshot {
     pub virtual_gateways: Vec<VirtualGateway>,
     /// ExternalVTEPs.
     pub external_vteps: Vec<ExternalVtep>,
+    /// DCGateways.
+    pub dc_gateways: Vec<DcGateway>,
 }
 
 impl Snapshot {
@@ -44,7 +46,8 @@ impl Snapshot {
             .chain(self.virtual_networks.iter().map(|o| &o.meta))
             .chain(self.gateway_ha_groups.iter().map(|o| &o.meta))
             .chain(self.virtual_gateways.iter().map(|o| &o.meta))
-            .chain(self.external_vteps.iter().map(|o| &o.meta));
+            .chain(self.external_vteps.iter().map(|o| &o.meta))
+            .chain(self.dc_gateways.iter().map(|o| &o.meta));
         metas
             .filter(|m| m.accepted)
             .map(|m| m.key.clone())

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use trunkline_api::virtual_network::{
-    DhcpMode as ApiDhcpMode, ForwardingMode as ApiForwardingMode,
+    DhcpMode as ApiDhcpMode, FabricExit as ApiFabricExit, ForwardingMode as ApiForwardingMode,
 };
 use trunkline_wire::IpPrefix;
 
@@ -38,12 +38,67 @@ pub struct VirtualNetwork {
     /// `status.mplsLabel`: the label of the network's bridged and flooded
     /// traffic, allocated by the operator (kept while still free).
     pub mpls_label: Option<u32>,
+    /// `spec.northSouth`: how the user asks traffic to leave untunneled.
+    pub north_south: NorthSouth,
+    /// `status.fabricExit`: the exit the operator put in effect.
+    pub fabric_exit_in_use: Option<FabricExit>,
     /// `spec.mtu`: the MTU of the network's instances, when declared.
     pub mtu: Option<u16>,
     /// `spec.dhcp`: how the instances get their addresses.
     pub dhcp: Dhcp,
     /// Field values that could not be read.
     pub defects: Vec<String>,
+}
+
+/// `spec.northSouth` of a network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NorthSouth {
+    /// Distributed SNAT to the nodes' underlay addresses.
+    pub snat: bool,
+    /// IP fabric forwarding.
+    pub ip_fabric_forwarding: bool,
+}
+
+/// How a network's traffic leaves the overlay untunneled (seed 004).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FabricExit {
+    /// Source NAT to each node's underlay address.
+    Snat,
+    /// Untranslated onto the fabric.
+    IpFabricForwarding,
+}
+
+impl FabricExit {
+    /// The API spelling (`SNAT`, `IPFabricForwarding`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FabricExit::Snat => "SNAT",
+            FabricExit::IpFabricForwarding => "IPFabricForwarding",
+        }
+    }
+
+    /// To the API type.
+    pub fn to_api(self) -> ApiFabricExit {
+        match self {
+            FabricExit::Snat => ApiFabricExit::Snat,
+            FabricExit::IpFabricForwarding => ApiFabricExit::IpFabricForwarding,
+        }
+    }
+}
+
+impl NorthSouth {
+    /// The exit asked for: SNAT, IP fabric forwarding, or none. (The API
+    /// server refuses both; should both come through, SNAT is the one that
+    /// exposes nothing of the overlay.)
+    pub fn requested(self) -> Option<FabricExit> {
+        if self.snat {
+            Some(FabricExit::Snat)
+        } else if self.ip_fabric_forwarding {
+            Some(FabricExit::IpFabricForwarding)
+        } else {
+            None
+        }
+    }
 }
 
 /// The lease the original gave gateway VMIs: one day.
@@ -215,6 +270,18 @@ impl VirtualNetwork {
                 .flat_map(|s| s.encapsulation.iter().copied().map(Encapsulation::from_api))
                 .collect(),
             mpls_label: status.and_then(|s| s.mpls_label),
+            north_south: network
+                .spec
+                .north_south
+                .map(|n| NorthSouth {
+                    snat: n.snat,
+                    ip_fabric_forwarding: n.ip_fabric_forwarding,
+                })
+                .unwrap_or_default(),
+            fabric_exit_in_use: status.and_then(|s| s.fabric_exit).map(|e| match e {
+                ApiFabricExit::Snat => FabricExit::Snat,
+                ApiFabricExit::IpFabricForwarding => FabricExit::IpFabricForwarding,
+            }),
             mtu: network
                 .spec
                 .mtu
@@ -287,10 +354,11 @@ mod tests {
             "spec": {"subnets": [{"cidr": "10.0.0.0/24"}, {"cidr": "fd00::/64", "gateway": "fd00::fe"},
                                  {"cidr": "10.9.0.0/24", "gateway": "x"}, {"cidr": "bad"}],
                      "forwardingMode": "L2", "floodUnknownUnicast": true,
-                     "encapsulation": ["VXLAN"], "mtu": 1400,
+                     "encapsulation": ["VXLAN"], "northSouth": {"snat": true}, "mtu": 1400,
                      "dhcp": {"leaseSeconds": 600, "dnsServers": ["192.0.2.53", "fd00::53"],
                               "domain": "lab.example", "nextServer": "10.0.0.5", "bootFile": "pxelinux.0"}},
-            "status": {"vni": 4100, "mplsLabel": 17, "encapsulation": ["VXLAN", "MPLSoUDP"]}
+            "status": {"vni": 4100, "mplsLabel": 17, "encapsulation": ["VXLAN", "MPLSoUDP"],
+                       "fabricExit": "SNAT"}
         }))
         .unwrap();
         let n = VirtualNetwork::from_api(&vn);
@@ -319,6 +387,8 @@ mod tests {
             "the user's list"
         );
         assert_eq!(n.forwarding_mode, ForwardingMode::L2);
+        assert_eq!(n.north_south.requested(), Some(FabricExit::Snat));
+        assert_eq!(n.fabric_exit_in_use, Some(FabricExit::Snat));
         assert_eq!(n.mtu, Some(1400));
         assert_eq!(
             n.dhcp,

@@ -186,13 +186,14 @@ fn sample(kind: &str, generation: i64, created: i64, status: Option<Value>) -> V
 }
 
 /// The kinds the operator writes status for.
-const OPERATOR_KINDS: [&str; 6] = [
+const OPERATOR_KINDS: [&str; 7] = [
     "LogicalInterface",
     "VirtualMachineInterface",
     "VirtualNetwork",
     "GatewayHAGroup",
     "VirtualGateway",
     "ExternalVTEP",
+    "DCGateway",
 ];
 
 fn assert_health(kind: &str, what: &str, object: &Value, expected: &str, text: &str) {
@@ -225,6 +226,61 @@ fn an_accepted_ha_group_is_degraded_while_gateway_ha_is_not_implemented() {
         "Degraded",
         "Ready is False (NotImplemented)",
     );
+}
+
+/// A BGPPeer's status is the speaker's: an established session is
+/// Healthy; an AS the peer refuses is Degraded at once (a person must fix
+/// it); an unreachable peer is Progressing, Degraded only when it stays so.
+#[test]
+fn bgp_peers_follow_their_session() {
+    let peer = |reason: &str, status: &str, since: i64| {
+        sample(
+            "BGPPeer",
+            1,
+            since + 5,
+            Some(
+                json!({ "observedGeneration": 1, "sessionState": "Active", "conditions": [
+                    condition("Accepted", "True", "Ok", 1, since),
+                    condition("Ready", status, reason, 1, since),
+                ]}),
+            ),
+        )
+    };
+    let cases = [
+        (
+            "established",
+            peer("Established", "True", 30),
+            "Healthy",
+            "Ready is True (Established)",
+        ),
+        (
+            "AS refused",
+            peer("PeerASMismatch", "False", 5),
+            "Degraded",
+            "PeerASMismatch",
+        ),
+        (
+            "unreachable for 5 s",
+            peer("PeerUnreachable", "False", 5),
+            "Progressing",
+            "PeerUnreachable",
+        ),
+        (
+            "unreachable for an hour",
+            peer("PeerUnreachable", "False", 3600),
+            "Degraded",
+            "since",
+        ),
+        (
+            "just created",
+            sample("BGPPeer", 1, 5, None),
+            "Progressing",
+            "Waiting for the trunkline BGP speaker",
+        ),
+    ];
+    for (what, object, expected, text) in cases {
+        assert_health("BGPPeer", what, &object, expected, text);
+    }
 }
 
 #[test]
@@ -458,7 +514,7 @@ fn argocd_cm_holds_every_script_for_every_kind() {
         assert_eq!(crd["spec"]["group"], "trunkline.io");
         kinds.push(crd["spec"]["names"]["kind"].as_str().unwrap().to_owned());
     }
-    assert_eq!(kinds.len(), 7);
+    assert_eq!(kinds.len(), 9);
     assert_eq!(data.len(), kinds.len(), "one health check per kind");
     for kind in &kinds {
         let key = format!("resource.customizations.health.trunkline.io_{kind}");

@@ -199,6 +199,16 @@ async fn external_vtep_samples_on_the_api_server() {
     run_cases("ExternalVTEP").await;
 }
 
+#[tokio::test]
+async fn dc_gateway_samples_on_the_api_server() {
+    run_cases("DCGateway").await;
+}
+
+#[tokio::test]
+async fn bgp_peer_samples_on_the_api_server() {
+    run_cases("BGPPeer").await;
+}
+
 /// `kubectl explain` shows the descriptions of our fields, the category
 /// lists every kind, and short names resolve.
 #[tokio::test]
@@ -233,6 +243,16 @@ async fn crds_are_installed_and_documented() {
         ("gatewayhagroups.spec.bpduNetwork", "floods BPDUs"),
         ("virtualgateways.spec.subnets", "prefix length 1 to 31"),
         ("externalvteps.spec.networks", "each at most once"),
+        ("dcgateways.spec.networks.routes.label", "16 to 1048575"),
+        ("bgppeers.spec.peerASN", "PeerASMismatch"),
+        (
+            "virtualnetworks.spec.l3vpn.exportRouteTargets",
+            "once Programmed",
+        ),
+        (
+            "virtualnetworks.spec.northSouth.snat",
+            "Distributed source NAT",
+        ),
         ("logicalinterface", "bound to the VirtualMachineInterface"),
     ] {
         let out = plane
@@ -250,6 +270,8 @@ async fn crds_are_installed_and_documented() {
     assert_eq!(
         listed,
         [
+            "bgppeers.trunkline.io",
+            "dcgateways.trunkline.io",
             "externalvteps.trunkline.io",
             "gatewayhagroups.trunkline.io",
             "logicalinterfaces.trunkline.io",
@@ -259,7 +281,9 @@ async fn crds_are_installed_and_documented() {
             "virtualnetworks.trunkline.io",
         ]
     );
-    for short in ["pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep"] {
+    for short in [
+        "pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw", "bgpp",
+    ] {
         plane
             .kubectl_ok(&["get", short, "-A"])
             .expect("short name resolves");
@@ -346,7 +370,14 @@ async fn every_example_set_applies() {
     let dir = plane.repo_root().join("deploy/examples");
     // The example sets share fixed names (gw-node-1, namespace admin): apply
     // them one at a time, removing each before the next.
-    for set in ["gateway-mode", "gateway-ha", "virtual-gateway", "overlay"] {
+    for set in [
+        "gateway-mode",
+        "gateway-ha",
+        "virtual-gateway",
+        "overlay",
+        "north-south",
+        "l3vpn",
+    ] {
         let path = dir.join(set);
         let path = path.to_str().expect("utf-8 path");
         let applied = plane

@@ -16,9 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::LabError;
 use crate::command::{ip, namespaces_of};
+use crate::dc_gateway::build_dc_gateway;
 use crate::instance::{build_instance, remove_instance};
 use crate::spec::{
-    FabricHostSpec, InstanceSpec, LabSpec, NodeSpec, SpecError, TrunkSpec, VtepSpec,
+    DcGatewayRoute, DcGatewaySpec, FabricHostSpec, InstanceSpec, LabSpec, NodeSpec, SpecError,
+    TrunkSpec, VtepSpec,
 };
 use crate::topology::{
     FABRIC, build_fabric, build_host, build_node, build_trunk, netns, switch_name,
@@ -225,6 +227,10 @@ impl Lab {
                 build_instance(&lab.prefix, &lab.state_root, instance)?;
                 lab.spec.instances.push(instance.clone());
             }
+            for gateway in &spec.dc_gateways {
+                build_dc_gateway(&lab.prefix, &lab.state_root, &spec.fabric, gateway)?;
+                lab.spec.dc_gateways.push(gateway.clone());
+            }
             Ok::<_, LabError>(())
         })();
         // On failure `lab` drops here, owned: nothing stays behind.
@@ -385,6 +391,39 @@ impl Lab {
         next.vteps.push(vtep.clone());
         next.validate()?;
         build_vtep(&self.prefix, &self.spec.fabric, &vtep)?;
+        self.spec = next;
+        self.save_change()
+    }
+
+    /// Adds a DC gateway (and the host behind it) on the fabric.
+    pub fn add_dc_gateway(&mut self, gateway: DcGatewaySpec) -> Result<(), LabError> {
+        let mut next = self.spec.clone();
+        next.dc_gateways.push(gateway.clone());
+        next.validate()?;
+        build_dc_gateway(&self.prefix, &self.state_root, &self.spec.fabric, &gateway)?;
+        self.spec = next;
+        self.save_change()
+    }
+
+    /// Adds (or replaces) a route of DC gateway `name` into the overlay:
+    /// `route.to` by MPLS over UDP to `route.node` with `route.label`.
+    pub fn add_dc_gateway_route(
+        &mut self,
+        name: &str,
+        route: DcGatewayRoute,
+    ) -> Result<(), LabError> {
+        let mut next = self.spec.clone();
+        let Some(gateway) = next.dc_gateways.iter_mut().find(|g| g.name == name) else {
+            return Err(LabError::NotFound {
+                prefix: self.prefix.clone(),
+                what: format!("no DC gateway {name}"),
+            });
+        };
+        gateway.routes.retain(|r| r.to != route.to);
+        gateway.routes.push(route.clone());
+        let gateway = gateway.clone();
+        next.validate()?;
+        crate::dc_gateway::add_route(&self.prefix, &self.state_root, &gateway, &route)?;
         self.spec = next;
         self.save_change()
     }

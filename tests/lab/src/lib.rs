@@ -53,6 +53,7 @@
 
 mod capture;
 mod command;
+mod dc_gateway;
 mod error;
 mod instance;
 mod lab;
@@ -65,8 +66,8 @@ pub use capture::{Capture, Limit, MPLS_OVER_UDP, Packet, Pcap, bridged_label};
 pub use error::LabError;
 pub use lab::{Lab, STATE_ENV, state_root};
 pub use spec::{
-    Cidr, FabricHostSpec, FabricSpec, FdbEntry, InstanceSpec, LabSpec, Mac, NodeSpec, Route,
-    SpecError, TrunkSpec, VtepSpec,
+    Cidr, DcGatewayRoute, DcGatewaySpec, FabricHostSpec, FabricSpec, FdbEntry, InstanceSpec,
+    LabSpec, Mac, NodeSpec, Route, SpecError, TrunkSpec, VtepSpec,
 };
 pub use topology::{FABRIC, switch_name};
 pub use traffic::{output_text, poll_until};

@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use trunkline_lab::{
-    FabricHostSpec, InstanceSpec, Lab, LabError, LabSpec, Limit, MPLS_OVER_UDP, NodeSpec,
-    SpecError, TrunkSpec, VtepSpec, bridged_label, output_text, state_root,
+    DcGatewayRoute, DcGatewaySpec, FabricHostSpec, InstanceSpec, Lab, LabError, LabSpec, Limit,
+    MPLS_OVER_UDP, NodeSpec, SpecError, TrunkSpec, VtepSpec, bridged_label, output_text,
+    state_root,
 };
 
 fn two_nodes() -> LabSpec {
@@ -271,6 +272,75 @@ sendp([routed, bridged], iface="eth0", verbose=False)
         "bridged payload: {summary}"
     );
     assert_eq!(packets[1].last("ip.src"), Some("192.168.1.10"));
+}
+
+/// The DC gateway decapsulates MPLS over UDP from a node and routes the
+/// inner packet to the host behind it; the host's answer goes back as MPLS
+/// over UDP to the node with the route's label. scapy plays the node.
+#[test]
+fn a_dc_gateway_speaks_mpls_over_udp_to_the_host_behind_it() {
+    let mut lab = Lab::up(
+        two_nodes()
+            .dc_gateway(DcGatewaySpec::new("dcgw", "10.0.0.200/24").host("ext", "203.0.113.10/24")),
+    )
+    .expect("lab");
+    lab.add_dc_gateway_route(
+        "dcgw",
+        DcGatewayRoute {
+            to: "192.168.1.10/32".parse().unwrap(),
+            node: "10.0.0.1".parse().unwrap(),
+            label: 77,
+        },
+    )
+    .expect("route");
+    let (ok, out) = lab.ping("gw1", "10.0.0.200", 1);
+    assert!(ok, "{out}");
+    let inbound = lab
+        .capture("ext", "eth0", "icmp", Limit::packets(2))
+        .expect("capture ext");
+    let outbound = lab
+        .capture(
+            lab.fabric(),
+            "br0",
+            "udp port 6635 and dst host 10.0.0.1",
+            Limit::packets(1),
+        )
+        .expect("capture fabric");
+    let script = r#"
+import logging; logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, UDP, ICMP, sendp, getmacbyip
+from scapy.contrib.mpls import MPLS
+frame = Ether(dst=getmacbyip("10.0.0.200")) / IP(src="10.0.0.1", dst="10.0.0.200") / UDP(sport=49152, dport=6635) / MPLS(label=5000, s=1, ttl=64) / IP(src="192.168.1.10", dst="203.0.113.10") / ICMP(id=7, seq=1)
+sendp(frame, iface="eth0", verbose=False)
+"#;
+    let out = lab.exec("gw1", &["/usr/bin/python3", "-c", script]);
+    assert!(out.status.success(), "scapy: {}", output_text(&out));
+    let pcap = inbound.finish().expect("ext pcap");
+    let packets = pcap
+        .fields(&["ip.src", "ip.dst", "icmp.type"], &[])
+        .expect("decode");
+    assert_eq!(
+        packets[0].first("ip.src"),
+        Some("192.168.1.10"),
+        "{}",
+        pcap.summary(&[]).unwrap_or_default()
+    );
+    assert_eq!(packets[0].first("icmp.type"), Some("8"));
+    // The host answered; the gateway sent the reply to the node, labelled.
+    assert_eq!(packets[1].first("icmp.type"), Some("0"));
+    let pcap = outbound.finish().expect("fabric pcap");
+    let packets = pcap
+        .fields(
+            &["ip.src", "ip.dst", "mpls.label", "mpls.bottom", "icmp.type"],
+            &[MPLS_OVER_UDP],
+        )
+        .expect("decode");
+    let summary = pcap.summary(&[MPLS_OVER_UDP]).unwrap_or_default();
+    assert_eq!(packets[0].first("ip.src"), Some("10.0.0.200"), "{summary}");
+    assert_eq!(packets[0].first("mpls.label"), Some("77"), "{summary}");
+    assert_eq!(packets[0].last("ip.src"), Some("203.0.113.10"), "{summary}");
+    assert_eq!(packets[0].last("ip.dst"), Some("192.168.1.10"), "{summary}");
+    assert_eq!(packets[0].first("icmp.type"), Some("0"), "{summary}");
 }
 
 #[test]

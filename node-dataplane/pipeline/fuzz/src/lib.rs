@@ -19,7 +19,12 @@
 //! remote VMI (MPLSoUDP and VXLAN) and an external VTEP with a static
 //! endpoint (VXLAN, next hop unknown): so tunnel packets arriving on the
 //! fabric port are decapsulated into VMIs and networks, and routed or
-//! bridged frames are encapsulated toward peers.
+//! bridged frames are encapsulated toward peers. North-south: a network
+//! leaving by SNAT with a DC gateway route (MPLS over UDP to a routed
+//! peer), one by IP fabric forwarding, the fabric's routes with a resolved
+//! router; every input runs with a flow table that already holds two SNAT
+//! flows ([`warm_up`]), so replies and ICMP errors from the fabric find
+//! state to translate back.
 //!
 //! Driven by libFuzzer (`fuzz_targets/pipeline.rs`, `make fuzz`) and, on the
 //! corpus kept in the repository plus mutations of it, by `tests/corpus.rs`
@@ -27,9 +32,12 @@
 
 #![forbid(unsafe_code)]
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
+use trunkline_pipeline::config::{FabricExit, FabricRouteConfig, NorthSouthConfig};
+use trunkline_pipeline::flow::{FlowConfig, FlowTable};
 use trunkline_pipeline::{
     AllowedAddressPair, Counters, CreationOrder, Encapsulation, ForwardingMode, HEADROOM,
     LogicalInterfaceConfig, NetworkConfig, NextHopConfig, NodeConfig, PeerConfig, Pipeline,
@@ -68,6 +76,18 @@ pub const NET1_LABEL: u32 = 100;
 pub const LABEL_A: u32 = 101;
 /// The remote VMI's routed label (behind node-b).
 pub const LABEL_R: u32 = 200;
+/// The DC gateway's address.
+pub const DCGW: [u8; 4] = [192, 168, 100, 200];
+/// The fabric's router (the default route's next hop), resolved.
+pub const ROUTER: [u8; 4] = [192, 168, 100, 254];
+/// vmi-s (net4, SNAT, VLAN 500): its routed label.
+pub const LABEL_S: u32 = 104;
+/// The destination of the SNAT flows [`warm_up`] opens.
+pub const OUTSIDE: [u8; 4] = [198, 51, 100, 7];
+/// The translated port of the TCP flow [`warm_up`] opens (to port 80).
+pub const SNAT_TCP_PORT: u16 = 61000;
+/// The translated identifier of the echo flow [`warm_up`] opens.
+pub const SNAT_ECHO_ID: u16 = 61001;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("a literal address")
@@ -185,6 +205,24 @@ pub fn node() -> NodeConfig {
                 flood_unknown_unicast: true,
                 ..Default::default()
             },
+            NetworkConfig {
+                key: "ns/net4".into(),
+                vrf: 4,
+                subnets: vec![subnet("10.4.0.0/24", "10.4.0.1")],
+                mode: ForwardingMode::L3,
+                encapsulations: vec![Encapsulation::MplsOverUdp],
+                fabric_exit: FabricExit::Snat,
+                routed_peers: vec!["dcgw".into()],
+                ..Default::default()
+            },
+            NetworkConfig {
+                key: "ns/net5".into(),
+                vrf: 5,
+                subnets: vec![subnet("10.5.0.0/24", "10.5.0.1")],
+                mode: ForwardingMode::L3,
+                fabric_exit: FabricExit::IpFabric,
+                ..Default::default()
+            },
         ],
         vmis: vec![
             a,
@@ -198,6 +236,8 @@ pub fn node() -> NodeConfig {
             vmi("ns/vmi-c", "ns/net2", 0x0c, &["10.2.0.10"], Some(103)),
             vmi("ns/vmi-e", "ns/net3", 0x0e, &["10.3.0.10"], None),
             u,
+            vmi("ns/vmi-s", "ns/net4", 0x0f, &["10.4.0.10"], Some(LABEL_S)),
+            vmi("ns/vmi-f", "ns/net5", 0x1f, &["10.5.0.10"], Some(105)),
         ],
         logical_interfaces: vec![
             li("li-a", P1, 100, "ns/vmi-a", 10),
@@ -205,6 +245,8 @@ pub fn node() -> NodeConfig {
             li("li-c", P1, 300, "ns/vmi-c", 12),
             li("li-e", P1, 400, "ns/vmi-e", 13),
             li("li-u", P2, 0, "ns/vmi-u", 14),
+            li("li-s", P1, 500, "ns/vmi-s", 15),
+            li("li-f", P1, 600, "ns/vmi-f", 16),
         ],
         routes: vec![
             RouteConfig {
@@ -221,6 +263,14 @@ pub fn node() -> NodeConfig {
                 network: "ns/net2".into(),
                 prefix: prefix("0.0.0.0/0"),
                 next_hop: NextHopConfig::Peer("node-b".into()),
+            },
+            RouteConfig {
+                network: "ns/net4".into(),
+                prefix: prefix("203.0.113.0/24"),
+                next_hop: NextHopConfig::Tunnel {
+                    peer: "dcgw".into(),
+                    label: 5000,
+                },
             },
         ],
         underlay: Some(UnderlayConfig {
@@ -239,6 +289,11 @@ pub fn node() -> NodeConfig {
                 key: "xvtep".into(),
                 address: IpAddr::from(XVTEP),
                 encapsulations: vec![Encapsulation::Vxlan],
+            },
+            PeerConfig {
+                key: "dcgw".into(),
+                address: IpAddr::from(DCGW),
+                encapsulations: vec![Encapsulation::MplsOverUdp],
             },
         ],
         remote_vmis: vec![
@@ -259,6 +314,19 @@ pub fn node() -> NodeConfig {
                 label: None,
             },
         ],
+        north_south: NorthSouthConfig {
+            snat_ports: (61000, 65535),
+            fabric_routes: vec![
+                FabricRouteConfig {
+                    prefix: prefix("192.168.100.0/24"),
+                    via: None,
+                },
+                FabricRouteConfig {
+                    prefix: prefix("0.0.0.0/0"),
+                    via: Some(IpAddr::from(ROUTER)),
+                },
+            ],
+        },
         ..NodeConfig::default()
     }
 }
@@ -277,8 +345,89 @@ pub fn tables() -> &'static Tables {
             ),
             "node-b is a peer"
         );
+        assert!(
+            tables.set_next_hop_mac(
+                IpAddr::from(DCGW),
+                Some(EthernetAddress([2, 0xfa, 0, 0, 0, 2]))
+            ),
+            "the DC gateway is a peer"
+        );
+        // Play the host thread: the fabric's router is resolved.
+        let cache = tables.fabric_neighbours();
+        cache.lookup(IpAddr::from(ROUTER));
+        for pending in cache.wanted().collect::<Vec<_>>() {
+            cache.resolve(pending, Some([2, 0xfa, 0, 0, 0, 0xfe]));
+        }
         tables
     })
+}
+
+/// The Internet checksum of `data` (RFC 1071), starting from `sum`.
+fn checksum(data: &[u8], mut sum: u32) -> u16 {
+    for word in data.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([word[0], *word.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A frame of vmi-s (VLAN 500) to [`OUTSIDE`]: IPv4 `proto` with `l4`,
+/// whose checksum (at `sum_at`, 0 when `pseudo` covers nothing) is filled.
+fn from_vmi_s(proto: u8, mut l4: Vec<u8>, sum_at: usize, pseudo: bool) -> Vec<u8> {
+    let (src, dst) = ([10, 4, 0, 10], OUTSIDE);
+    let start = if pseudo {
+        let mut p = Vec::with_capacity(12);
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p.extend_from_slice(&[0, proto]);
+        p.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+        p.chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum()
+    } else {
+        0
+    };
+    let sum = checksum(&l4, start);
+    l4[sum_at..sum_at + 2].copy_from_slice(&sum.to_be_bytes());
+    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0];
+    ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let sum = checksum(&ip, 0);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut frame = vec![0, 0, 0x5e, 0, 1, 0];
+    frame.extend_from_slice(&mac(0x0f));
+    frame.extend_from_slice(&[0x81, 0, 0x01, 0xf4, 0x08, 0]);
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&l4);
+    frame
+}
+
+/// Opens the SNAT flows every input finds: vmi-s's TCP SYN from port
+/// [`SNAT_TCP_PORT`] to [`OUTSIDE`]:80 and its echo request with
+/// identifier [`SNAT_ECHO_ID`] (both in the range, so kept as they are).
+pub fn warm_up(pipeline: &Pipeline<'_>) {
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&SNAT_TCP_PORT.to_be_bytes());
+    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    tcp[7] = 1; // sequence number
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x02; // SYN
+    tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    let mut echo = vec![8, 0, 0, 0, 0, 0, 0, 1];
+    echo[4..6].copy_from_slice(&SNAT_ECHO_ID.to_be_bytes());
+    echo.extend_from_slice(b"warm-up!");
+    for frame in [from_vmi_s(6, tcp, 16, true), from_vmi_s(1, echo, 2, false)] {
+        let mut buf = vec![0u8; HEADROOM + frame.len()];
+        buf[HEADROOM..].copy_from_slice(&frame);
+        let verdict = pipeline.process(P1, &mut buf, HEADROOM, frame.len());
+        assert!(
+            matches!(verdict, Verdict::Transmit { port: FABRIC, .. }),
+            "the warm-up flow leaves by SNAT: {verdict:?}"
+        );
+    }
 }
 
 /// The verdict for one input (`None` for an empty one), after checking
@@ -294,7 +443,13 @@ pub fn run(data: &[u8]) -> Option<Verdict> {
     let mut buf = vec![0u8; headroom + frame.len() + tailroom];
     buf[headroom..headroom + frame.len()].copy_from_slice(frame);
     let counters = Counters::new();
-    let pipeline = Pipeline::new(tables(), &counters);
+    let flows = RefCell::new(FlowTable::new(FlowConfig {
+        capacity: 16,
+        ..FlowConfig::default()
+    }));
+    let pipeline = Pipeline::new(tables(), &counters).with_flows(&flows, 0);
+    warm_up(&pipeline);
+    let pipeline = Pipeline::new(tables(), &counters).with_flows(&flows, 1_000_000_000);
     let size = buf.len();
     let verdict = pipeline.process(port, &mut buf, headroom, frame.len());
     match verdict {

@@ -58,6 +58,17 @@ fn the_seeds_reach_the_paths_they_are_for() {
         ("router-solicit", P1),
         ("too-big-for-the-port", P1),
         ("to-address-pair", P1),
+        // North-south: SNAT out and back (a reply, an echo reply, an ICMP
+        // error about the flow), IP fabric forwarding both ways, a DC
+        // gateway both ways.
+        ("snat-out", FABRIC),
+        ("snat-return", P1),
+        ("snat-echo-reply", P1),
+        ("snat-icmp-error", P1),
+        ("ip-fabric-out", FABRIC),
+        ("ip-fabric-in", P1),
+        ("to-dc-gateway", FABRIC),
+        ("from-dc-gateway", P1),
     ] {
         assert_eq!(
             sent_to(name),
@@ -82,6 +93,7 @@ fn the_seeds_reach_the_paths_they_are_for() {
         "to-xvtep-endpoint",
         "discarded",
         "unknown-port",
+        "snat-no-flow",
     ] {
         assert!(
             matches!(verdict(name), Verdict::Drop(_)),

@@ -70,6 +70,8 @@ impl Image {
                 NextHop::Discard => (NH_DISCARD, 0),
                 // A runtime cell the image does not carry: handed off.
                 NextHop::Pair(_) => (NH_PAIR, 0),
+                // A DC gateway's route (north-south): handed off.
+                NextHop::Tunnel { .. } => (NH_NORTH_SOUTH, 0),
             };
             Bytes::default().u32(kind).u32(id).done()
         };

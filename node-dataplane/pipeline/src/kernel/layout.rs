@@ -69,6 +69,9 @@ pub const NH_PORT: u32 = 5;
 pub const NH_DISCARD: u32 = 6;
 /// `NH_PAIR`: whoever holds an allowed pair's address now (handed off).
 pub const NH_PAIR: u32 = 7;
+/// `NH_NORTH_SOUTH`: a DC gateway's route, or the fabric's way back into a
+/// network (IP fabric forwarding): north-south, decided in userspace.
+pub const NH_NORTH_SOUTH: u32 = 8;
 /// `ENCAP_MPLS`.
 pub const ENCAP_MPLS: u32 = 1;
 /// `ENCAP_VXLAN`.

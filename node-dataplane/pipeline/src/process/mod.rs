@@ -9,6 +9,8 @@
 //!   |                          -> a network (inner Ethernet) -+
 //!   |     UDP 4789: VXLAN VNI  -> a network (inner Ethernet) -+-> its VRF, from the tunnel
 //!   |     unknown peer, label or VNI, a peer outside the network -> tunnel_* drops
+//!   |     not a tunnel: the return of a SNAT flow (snat.rs), or to a subnet
+//!   |     with IP fabric forwarding (fabric_forward.rs) -> into its VRF
 //!   |
 //!   +- gateway port: Ethernet [+ 802.1Q] -- untagged = VLAN 0
 //!   |     (port, VLAN) -> VMI --------------- none --> no_logical_interface
@@ -28,6 +30,9 @@
 //!   |   gateway MAC: ARP / NS -> proxy; IPv4 / IPv6 -> route (route.rs):
 //!   |       receive -> echo reply, DHCP server reply to relay | VMI -> re-tag (egress.rs) | host port
 //!   |       remote VMI / peer -> encapsulate (tunnel.rs)
+//!   |       DC gateway route -> MPLS over UDP with the route's label (tunnel.rs)
+//!   |       no route, outside the network's subnets -> SNAT (snat.rs) or IP
+//!   |         fabric forwarding (fabric_forward.rs) out of the fabric port
 //!   |       TTL runs out, too big for the egress MTU -> ICMP error (icmp_error.rs)
 //!   |   another MAC -> bridge: local VMI (re-tag) | remote VMI (encapsulate) | flood or drop
 //! ```
@@ -45,11 +50,13 @@ mod dhcp;
 mod dhcp_relay;
 mod dhcpv6;
 mod egress;
+mod fabric_forward;
 mod flood;
 mod icmp_error;
 mod neighbour;
 mod route;
 mod router_advert;
+mod snat;
 mod source;
 mod tunnel;
 
@@ -137,12 +144,18 @@ pub struct FrameBuf<'b> {
     pub len: usize,
 }
 
-/// The pipeline for one batch: a snapshot of the tables and the worker's
-/// counters. Cheap to build; build one per batch after loading the tables.
+/// The pipeline for one batch: a snapshot of the tables, the worker's
+/// counters and, when a network translates, the worker's flow table and
+/// the time. Cheap to build; build one per batch after loading the tables.
 #[derive(Debug, Clone, Copy)]
 pub struct Pipeline<'a> {
     tables: &'a Tables,
     counters: &'a Counters,
+    /// The worker's flow table (source NAT); without one, packets needing
+    /// a flow are dropped (`no_flow_table`).
+    flows: Option<&'a core::cell::RefCell<crate::flow::FlowTable>>,
+    /// Now, in nanoseconds of the caller's monotonic clock (flow ages).
+    now: u64,
     /// The caller's monotonic clock, in milliseconds, for the ICMP error
     /// budget (see [`Pipeline::at`]).
     now_ms: u64,
@@ -188,7 +201,24 @@ impl<'a> Pipeline<'a> {
         Pipeline {
             tables,
             counters,
+            flows: None,
+            now: 0,
             now_ms: 0,
+        }
+    }
+
+    /// The same pipeline keeping connection state in `flows` (the worker's
+    /// own table), at time `now_ns` (a monotonic clock, read once per
+    /// batch).
+    pub fn with_flows(
+        self,
+        flows: &'a core::cell::RefCell<crate::flow::FlowTable>,
+        now_ns: u64,
+    ) -> Pipeline<'a> {
+        Pipeline {
+            flows: Some(flows),
+            now: now_ns,
+            ..self
         }
     }
 
@@ -494,5 +524,7 @@ impl<'a> Pipeline<'a> {
 pub(crate) mod tests;
 #[cfg(test)]
 pub(crate) mod tests_first_minute;
+#[cfg(test)]
+mod tests_north_south;
 #[cfg(test)]
 pub(crate) mod tests_overlay;

@@ -73,9 +73,13 @@ impl<'a> Pipeline<'a> {
             {
                 Target::Own
             }
-            Some(NextHop::Vmi(_) | NextHop::Remote(_) | NextHop::Peer(_) | NextHop::Pair(_)) => {
-                Target::Routed
-            }
+            Some(
+                NextHop::Vmi(_)
+                | NextHop::Remote(_)
+                | NextHop::Peer(_)
+                | NextHop::Pair(_)
+                | NextHop::Tunnel { .. },
+            ) => Target::Routed,
             Some(NextHop::Port(port)) if port == ctx.port => Target::Unknown,
             Some(NextHop::Port(_)) => Target::Routed,
             Some(NextHop::Discard) | None => Target::Unknown,

@@ -1,12 +1,14 @@
 //! Routing in a VRF: packets for the gateway MAC are looked up by
 //! destination (longest prefix), their TTL decremented, and sent to a local
-//! VMI, a host port, a VMI behind a peer or a peer; packets for a gateway
-//! address are answered when they are echo requests (or DHCP, `dhcp.rs`).
+//! VMI, a host port, a VMI behind a peer, a peer or a DC gateway; packets
+//! for a gateway address are answered when they are echo requests (or DHCP,
+//! `dhcp.rs`); packets the VRF does not route may leave by the fabric
+//! (`fabric_forward.rs`).
 //! A packet whose TTL runs out gets "time exceeded", one larger than the
 //! egress MTU (the network's or the egress port's) "too big"
 //! (`icmp_error.rs`).
 
-use core::net::{Ipv4Addr, Ipv6Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use trunkline_wire::{IpProtocol, ethernet, icmpv4, icmpv6, ipv4, ipv6};
 
@@ -50,11 +52,9 @@ impl<'a> Pipeline<'a> {
         if dst.is_multicast() || dst.is_broadcast() {
             return Err(DropReason::Multicast);
         }
-        let next_hop = ctx
-            .vrf
-            .v4
-            .lookup(u32::from(dst))
-            .ok_or(DropReason::NoRoute)?;
+        let Some(next_hop) = ctx.vrf.v4.lookup(u32::from(dst)) else {
+            return self.fabric_exit(ctx, l2, buf, offset, len, IpAddr::V4(dst));
+        };
         match next_hop {
             NextHop::Receive => {
                 if ctx.vrf.dhcp_relay.is_some() && is_dhcp_to_server(&buf[l3..offset + len]) {
@@ -89,11 +89,9 @@ impl<'a> Pipeline<'a> {
         if dst.is_multicast() {
             return Err(DropReason::Multicast);
         }
-        let next_hop = ctx
-            .vrf
-            .v6
-            .lookup(u128::from(dst))
-            .ok_or(DropReason::NoRoute)?;
+        let Some(next_hop) = ctx.vrf.v6.lookup(u128::from(dst)) else {
+            return self.fabric_exit(ctx, l2, buf, offset, len, IpAddr::V6(dst));
+        };
         match next_hop {
             NextHop::Receive => return self.echo_v6(ctx, l2, buf, offset, len),
             NextHop::Discard => return Err(DropReason::DiscardRoute),
@@ -125,6 +123,12 @@ impl<'a> Pipeline<'a> {
         }
         match next_hop {
             NextHop::Vmi(id) => self.send_to_vmi(id, l2, buf, offset, len, true),
+            NextHop::Remote(_) | NextHop::Peer(_) | NextHop::Tunnel { .. } if from_tunnel => {
+                Err(DropReason::TunnelHairpin)
+            }
+            NextHop::Tunnel { peer, label } => {
+                self.route_to_routed_peer(ctx, peer, label, l2, buf, offset, len)
+            }
             NextHop::Pair(pair) => {
                 let (id, mac) = self.tables.pairs[pair.0 as usize].holder();
                 let verdict = self.send_to_vmi(id, l2, buf, offset, len, true)?;
@@ -135,7 +139,6 @@ impl<'a> Pipeline<'a> {
                 }
                 Ok(verdict)
             }
-            NextHop::Remote(_) | NextHop::Peer(_) if from_tunnel => Err(DropReason::TunnelHairpin),
             NextHop::Remote(id) => self.route_to_remote(ctx, id, l2, buf, offset, len),
             NextHop::Peer(peer) => self.route_to_peer(ctx, peer, l2, buf, offset, len),
             NextHop::Port(port) => {

@@ -276,6 +276,23 @@ impl<'a> Pipeline<'a> {
         )
     }
 
+    /// Route a packet (TTL decremented) to a peer routing for the network
+    /// (a DC gateway): the inner IP packet with the route's label.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn route_to_routed_peer(
+        &self,
+        ctx: Ingress<'a>,
+        peer: PeerId,
+        label: u32,
+        l2: &L2Header,
+        buf: &mut [u8],
+        offset: usize,
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
+        let gateway = self.tables.gateway_mac;
+        self.route_through(ctx, peer, Encap::Mpls(label), gateway, l2, buf, offset, len)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn route_through(
         &self,
@@ -392,7 +409,9 @@ impl<'a> Pipeline<'a> {
     }
 
     /// A frame from the fabric port: a tunnel packet for this node is
-    /// decapsulated; anything else belongs to the host.
+    /// decapsulated; the return of a SNAT flow or a packet for a subnet
+    /// with IP fabric forwarding enters its VRF; anything else belongs to
+    /// the host.
     pub(super) fn fabric(
         &self,
         ingress: PortId,
@@ -403,6 +422,9 @@ impl<'a> Pipeline<'a> {
         let Some(underlay) = self.tables.underlay.filter(|u| u.port == ingress) else {
             return Ok(Verdict::Pass);
         };
+        if let Some(verdict) = self.fabric_inbound(ingress, buf, offset, len) {
+            return verdict;
+        }
         let end = offset + len;
         let Ok(eth) = ethernet::Frame::new_checked(&buf[offset..end]) else {
             return Ok(Verdict::Pass);
@@ -504,8 +526,10 @@ impl<'a> Pipeline<'a> {
     ) -> Result<Verdict, DropReason> {
         let vmi = &self.tables.vmis[id.index()];
         let vrf = &self.tables.vrfs[vmi.vrf];
-        vrf.peer_encap(peer)
-            .ok_or(DropReason::TunnelPeerNotInNetwork)?;
+        // A peer hosting the network, or one routing for it (DC gateway).
+        if !vrf.accepts_routed_from(peer) {
+            return Err(DropReason::TunnelPeerNotInNetwork);
+        }
         let inner = &buf[ip_at..end];
         let (dst, ip_len, ethertype) = match inner.first().map(|b| b >> 4) {
             Some(4) => {

@@ -24,6 +24,8 @@ use crate::hash::{FxHashMap, FxHashSet};
 use crate::limit::TokenBucket;
 use crate::lpm::Lpm;
 
+mod north_south;
+
 /// The encapsulations tried when a network names none: the original's
 /// default order (without MPLS over GRE, which trunkline does not do).
 const DEFAULT_ENCAPSULATIONS: [Encapsulation; 2] =
@@ -143,8 +145,10 @@ impl<'c> Compiler<'c> {
         self.vmis();
         self.remote_vmis();
         self.logical_interfaces();
+        self.routed_peers();
         self.routes();
         self.address_pairs();
+        let north_south = self.north_south();
         for vrf in &mut self.vrfs {
             vrf.locals.sort();
         }
@@ -154,6 +158,12 @@ impl<'c> Compiler<'c> {
             // At most 65536 ports (distinct u16 ids), so i + 1 fits a u32.
             port_slots[usize::from(port.id.0)] = i as u32 + 1;
         }
+        let vrf_ids = self
+            .vrfs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.id, i))
+            .collect();
         let m = gateway_mac.0;
         let tables = Tables {
             gateway_mac,
@@ -170,9 +180,11 @@ impl<'c> Compiler<'c> {
             peers: self.peers,
             peer_addrs: self.peer_addrs,
             remotes: self.remotes,
+            vrf_ids,
             labels: self.labels,
             vnis: self.vnis,
             cells_version: AtomicU64::new(0),
+            north_south,
             pairs: self.pairs,
         };
         (tables, self.rejected)
@@ -247,6 +259,9 @@ impl<'c> Compiler<'c> {
                 gateways: Box::default(),
                 locals: Vec::new(),
                 peers: Vec::new(),
+                routed_peers: Vec::new(),
+                exit: network.fabric_exit,
+                generation: 0,
                 mtu: network.mtu,
                 dhcp: (network.mode.routes() && network.dhcp.mode == DhcpMode::Server)
                     .then(|| Box::new(dhcp_server(&network.dhcp))),
@@ -467,6 +482,10 @@ impl<'c> Compiler<'c> {
                 format!("allowed address pair {}", self.pairs[id.0 as usize].prefix)
             }
             NextHop::Discard => "a discard route".to_owned(),
+            NextHop::Tunnel { peer, label } => format!(
+                "a route to {} with label {label}",
+                self.peers[peer.0 as usize].key()
+            ),
         }
     }
 
@@ -803,6 +822,15 @@ impl<'c> Compiler<'c> {
             };
             let next_hop = match &route.next_hop {
                 NextHopConfig::Discard => NextHop::Discard,
+                NextHopConfig::Tunnel { peer: key, label } => {
+                    match self.tunnel_next_hop(vrf_index, key, *label) {
+                        Ok(next_hop) => next_hop,
+                        Err(reason) => {
+                            self.reject(object(), reason);
+                            continue;
+                        }
+                    }
+                }
                 NextHopConfig::Peer(key) => match self.peer_keys.get(key) {
                     Some(&peer) if self.vrfs[vrf_index].peer_encap(peer).is_some() => {
                         NextHop::Peer(peer)

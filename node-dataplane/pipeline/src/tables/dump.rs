@@ -18,6 +18,7 @@ pub(super) fn dump(tables: &Tables) -> String {
         NextHop::Peer(id) => format!("peer {}", peer_key(id)),
         NextHop::Port(p) => format!("port {p}"),
         NextHop::Discard => "discard".to_owned(),
+        NextHop::Tunnel { peer, label } => format!("peer {} label {label}", peer_key(peer)),
         NextHop::Pair(id) => {
             let pair = &tables.pairs[id.0 as usize];
             let owners: Vec<&str> = pair
@@ -181,5 +182,6 @@ pub(super) fn dump(tables: &Tables) -> String {
             li.key, li.port, li.vlan, li.vmi
         );
     }
+    tables.north_south.dump(&mut out);
     out
 }

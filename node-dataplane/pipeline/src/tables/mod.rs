@@ -37,6 +37,9 @@
 
 mod compile;
 mod dump;
+mod north_south;
+
+pub(crate) use north_south::{NorthSouth, Via};
 
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -45,7 +48,7 @@ use std::sync::Arc;
 
 use trunkline_wire::EthernetAddress;
 
-use crate::config::{IpPrefix, NextHopConfig, NodeConfig, PortId};
+use crate::config::{FabricExit, IpPrefix, NextHopConfig, NodeConfig, PortId};
 use crate::counters::{VmiCounterSnapshot, VmiCounters};
 use crate::hash::FxHashMap;
 use crate::limit::TokenBucket;
@@ -119,6 +122,14 @@ pub enum NextHop {
     Pair(PairId),
     /// Nowhere.
     Discard,
+    /// To a routed peer (a DC gateway): the inner IP packet in MPLS over
+    /// UDP with the label the peer gave the route.
+    Tunnel {
+        /// The peer.
+        peer: PeerId,
+        /// Its label.
+        label: u32,
+    },
 }
 
 /// Where a bridged frame goes, by destination MAC.
@@ -357,6 +368,14 @@ pub(crate) struct Vrf {
     /// Peers hosting the network, each with what bridged frames toward it
     /// carry; sorted by peer.
     pub(crate) peers: Vec<(PeerId, Encap)>,
+    /// Peers that route for the network (DC gateways): they may send its
+    /// VMIs routed-label traffic; never flooded to. Sorted.
+    pub(crate) routed_peers: Vec<PeerId>,
+    /// How destinations the VRF does not route leave (SNAT, IP fabric).
+    pub(crate) exit: FabricExit,
+    /// The generation of what its flows were decided under: changes when
+    /// the network's exit, the underlay address or the SNAT ports do.
+    pub(crate) generation: u32,
 }
 
 impl Vrf {
@@ -392,6 +411,19 @@ impl Vrf {
             .iter()
             .find(|(p, _)| *p == peer)
             .map(|(_, encap)| *encap)
+    }
+
+    /// Whether `ip` is inside one of the network's subnets.
+    #[inline]
+    pub(crate) fn in_subnets(&self, ip: IpAddr) -> bool {
+        self.gateways.iter().any(|(prefix, _)| prefix.contains(ip))
+    }
+
+    /// Whether `peer` may send routed-label traffic for the network: a
+    /// peer hosting it, or a peer routing for it.
+    #[inline]
+    pub(crate) fn accepts_routed_from(&self, peer: PeerId) -> bool {
+        self.peer_encap(peer).is_some() || self.routed_peers.contains(&peer)
     }
 
     /// The gateway address of the subnet holding `ip`, or else the first
@@ -537,6 +569,8 @@ pub enum ObjectRef {
     },
     /// The underlay settings.
     Underlay,
+    /// The north-south settings (SNAT ports, fabric routes).
+    NorthSouth,
     /// A tunnel peer.
     Peer(String),
     /// A VMI behind a peer.
@@ -562,6 +596,7 @@ impl fmt::Display for ObjectRef {
                 write!(f, "route {prefix} ({next_hop:?}) of network {network}")
             }
             ObjectRef::Underlay => write!(f, "underlay"),
+            ObjectRef::NorthSouth => write!(f, "north-south settings"),
             ObjectRef::Peer(key) => write!(f, "peer {key}"),
             ObjectRef::RemoteVmi(key) => write!(f, "remote VMI {key}"),
         }
@@ -692,6 +727,17 @@ pub enum RejectReason {
         /// Why.
         why: String,
     },
+    /// Leaving by the fabric (SNAT, IP fabric forwarding) needs the node's
+    /// underlay, and IP fabric forwarding a subnet no other such network
+    /// of the node uses.
+    #[error("the network cannot leave by the fabric: {0}")]
+    FabricExitUnusable(String),
+    /// The SNAT port range is empty or reversed.
+    #[error("SNAT port range {0}-{1} is empty: give LOW-HIGH with LOW <= HIGH")]
+    SnatPortsEmpty(u16, u16),
+    /// A labelled route names a peer that does not route for the network.
+    #[error("peer {0:?} does not route for this network (not one of its routed peers)")]
+    NotARoutedPeer(String),
     /// The VNI is outside 1..=16777215 or already names another network.
     #[error("VNI {vni} is unusable: {why}")]
     VniUnusable {
@@ -739,6 +785,11 @@ pub struct Tables {
     /// Bumped by every write of a runtime cell: the XDP tier's mirror
     /// rebuilds its image when it changes.
     pub(crate) cells_version: AtomicU64,
+    /// Leaving the overlay untunneled: SNAT ports, IP fabric prefixes, the
+    /// fabric's routes and next hops.
+    pub(crate) north_south: NorthSouth,
+    /// VRF id to position.
+    pub(crate) vrf_ids: FxHashMap<u32, usize>,
     pub(crate) pairs: Vec<AddressPair>,
 }
 
@@ -912,6 +963,29 @@ impl Tables {
     /// it moves.
     pub fn cells_version(&self) -> u64 {
         self.cells_version.load(Ordering::Acquire)
+    }
+
+    /// The fabric's next hops (for the host thread, which resolves them).
+    pub fn fabric_neighbours(&self) -> &crate::neighbours::NeighbourCache {
+        &self.north_south.neighbours
+    }
+
+    /// The ports source NAT translates to.
+    pub fn snat_ports(&self) -> (u16, u16) {
+        self.north_south.snat_ports
+    }
+
+    /// Whether some network leaves by source NAT (the caller then keeps a
+    /// flow table).
+    pub fn uses_flows(&self) -> bool {
+        self.north_south.snat_networks > 0
+    }
+
+    /// The subnets of networks with IP fabric forwarding: what the fabric
+    /// routes back to this node (the fabric port's XDP program steers them
+    /// to the fast path).
+    pub fn ip_fabric_prefixes(&self) -> &[IpPrefix] {
+        &self.north_south.ip_fabric_prefixes
     }
 
     /// Every VMI's counters, by key.

@@ -563,6 +563,9 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                             2 => vec![Encapsulation::MplsOverUdp],
                             _ => vec![Encapsulation::Vxlan, Encapsulation::MplsOverUdp],
                         },
+                        fabric_exit: [FabricExit::None, FabricExit::Snat, FabricExit::IpFabric]
+                            [(k + vrf as usize) % 3],
+                        routed_peers: Vec::new(),
                         mtu: (mode == 2).then_some(1400),
                         dhcp: DhcpConfig::default(),
                     },
@@ -719,6 +722,7 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                 underlay,
                 peers,
                 remote_vmis,
+                north_south: NorthSouthConfig::default(),
                 punt_limit: Default::default(),
             },
         )

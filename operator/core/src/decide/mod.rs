@@ -8,6 +8,7 @@
 //!   encapsulation)     label)                        │
 //!        ├──> VirtualGateways (interfaces, subnets)   ├─> placement ─> Programmed ─> Ready
 //!        ├──> ExternalVTEPs (address, hosts)          │   (model)      (node reports)
+//!        ├──> DCGateways (address, routes)            │
 //!        └──> GatewayHAGroups (members, BPDU network) │
 //!  PhysicalRouters (ports, limits, underlay, reports)─┘
 //! ```
@@ -25,6 +26,7 @@
 //! placement from the status this pass writes.
 
 mod addresses;
+mod dc_gateway;
 mod external_vtep;
 mod gateway_ha_group;
 mod index;
@@ -48,13 +50,14 @@ pub use virtual_network::{FIRST_ALLOCATED_VNI, MAX_VNI};
 
 /// The kinds the core decides on (PhysicalRouter status belongs to the node
 /// dataplane).
-pub const DECIDED_KINDS: [Kind; 6] = [
+pub const DECIDED_KINDS: [Kind; 7] = [
     Kind::LogicalInterface,
     Kind::VirtualMachineInterface,
     Kind::VirtualNetwork,
     Kind::GatewayHAGroup,
     Kind::VirtualGateway,
     Kind::ExternalVTEP,
+    Kind::DCGateway,
 ];
 
 /// What the operator is told by its flags rather than by objects.
@@ -85,12 +88,14 @@ pub fn decide_with(snapshot: &Snapshot, settings: &Settings) -> Decisions {
     let logical_interfaces = logical_interface::decide(snapshot, &index, &vmis);
     let gateways = virtual_gateway::decide(snapshot, &index, &networks);
     let vteps = external_vtep::decide(snapshot, &networks, &addresses);
+    let dc_gateways = dc_gateway::decide(snapshot, &networks);
 
     // Which nodes hold what, by this pass's own verdicts.
     let accepted: BTreeSet<&ObjectKey> = logical_interfaces
         .iter()
         .chain(gateways.iter())
         .chain(vteps.iter())
+        .chain(dc_gateways.iter())
         .filter(|(_, findings)| findings.accepted())
         .map(|(key, _)| key)
         .chain(
@@ -117,6 +122,7 @@ pub fn decide_with(snapshot: &Snapshot, settings: &Settings) -> Decisions {
     virtual_gateway::decisions(snapshot, &index, &gateways, &mut decisions);
     gateway_ha_group::decisions(snapshot, &index, &networks, &mut decisions);
     external_vtep::decisions(snapshot, &index, &placement, &vteps, &mut decisions);
+    dc_gateway::decisions(snapshot, &index, &placement, &dc_gateways, &mut decisions);
     decisions
 }
 

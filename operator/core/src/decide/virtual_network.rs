@@ -12,7 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use trunkline_model::{Encapsulation, NamespacedName, Placement, Snapshot, VirtualNetwork};
+use trunkline_model::{
+    Encapsulation, FabricExit, IpPrefix, NamespacedName, Placement, Snapshot, VirtualNetwork,
+};
 
 use super::index::Index;
 use super::labels::Labels;
@@ -35,6 +37,7 @@ pub(super) struct NetworkVerdict<'a> {
     pub(super) routing_instance: String,
     pub(super) mpls_label: Option<u32>,
     pub(super) encapsulation: Vec<Encapsulation>,
+    pub(super) fabric_exit: Option<FabricExit>,
 }
 
 /// The networks' verdicts, by name.
@@ -62,6 +65,9 @@ pub(super) fn decide<'a>(
 
     let mut next_free = FIRST_ALLOCATED_VNI;
     let mut allocated: BTreeSet<u32> = BTreeSet::new();
+    // Subnets the fabric routes back to the overlay (IP fabric
+    // forwarding), by the older network using them.
+    let mut fabric_subnets: Vec<(IpPrefix, NamespacedName)> = Vec::new();
     let mut verdicts = BTreeMap::new();
     for network in by_age {
         let mut findings = Findings::default();
@@ -136,6 +142,11 @@ pub(super) fn decide<'a>(
         } else {
             None
         };
+        let fabric_exit = if findings.accepted() {
+            fabric_exit(network, &mut fabric_subnets, &mut findings)
+        } else {
+            None
+        };
         verdicts.insert(
             network.name(),
             NetworkVerdict {
@@ -144,12 +155,42 @@ pub(super) fn decide<'a>(
                 vni,
                 routing_instance,
                 mpls_label,
+                fabric_exit,
                 encapsulation: network
                     .effective_encapsulation(settings.encapsulation_priority.as_slice()),
             },
         );
     }
     verdicts
+}
+
+/// The fabric exit a network gets: what it asks for, unless IP fabric
+/// forwarding would claim a subnet an older network with IP fabric
+/// forwarding has (the fabric routes each subnet to one place): then none,
+/// and `Ready` says why (the network itself keeps running).
+fn fabric_exit(
+    network: &VirtualNetwork,
+    fabric_subnets: &mut Vec<(IpPrefix, NamespacedName)>,
+    findings: &mut Findings,
+) -> Option<FabricExit> {
+    let exit = network.north_south.requested()?;
+    if exit == FabricExit::IpFabricForwarding {
+        for subnet in &network.subnets {
+            if let Some((theirs, holder)) = fabric_subnets
+                .iter()
+                .find(|(p, _)| p.overlaps(&subnet.prefix))
+            {
+                findings.not_applied(format!(
+                    "spec.northSouth.ipFabricForwarding is not applied: subnet {} overlaps subnet {theirs} of VirtualNetwork {holder} (older), which also uses IP fabric forwarding, and the fabric can route it to one network only; use other subnets, or SNAT",
+                    subnet.prefix
+                ));
+                return None;
+            }
+        }
+        let name = network.name();
+        fabric_subnets.extend(network.subnets.iter().map(|s| (s.prefix, name.clone())));
+    }
+    Some(exit)
 }
 
 /// The VNI a network runs with (a status value out of range is ignored).
@@ -223,15 +264,54 @@ pub(super) fn decisions(
             placement.network_nodes(&name),
             "no accepted VirtualMachineInterface bound to a logical interface, and no accepted VirtualGateway, uses this network, so no gateway node holds it",
         );
+        let mut findings = verdict.findings.clone();
+        if verdict.fabric_exit == Some(FabricExit::Snat) {
+            for gap in snat_family_gaps(network, placement.network_nodes(&name), placement) {
+                findings.not_applied(gap);
+            }
+        }
         let derived = DerivedStatus::VirtualNetwork {
             vni: verdict.vni,
             routing_instance: verdict.routing_instance.clone(),
             mpls_label: verdict.mpls_label,
             encapsulation: verdict.encapsulation.clone(),
             subnets_summary: summary(network.subnets.iter().map(|s| s.prefix)),
+            fabric_exit: verdict.fabric_exit,
         };
-        out.insert(decision(&network.meta, &verdict.findings, Some(p), derived));
+        out.insert(decision(&network.meta, &findings, Some(p), derived));
     }
+}
+
+/// What SNAT cannot do for `network` on the nodes holding it: it translates
+/// to each node's underlay address, so only packets of that address's
+/// family; a subnet of the other family gets nothing out by SNAT on that
+/// node (its packets are counted drops, `snat_other_family`). One message
+/// per such subnet.
+fn snat_family_gaps(
+    network: &VirtualNetwork,
+    nodes: &BTreeSet<String>,
+    placement: &Placement,
+) -> Vec<String> {
+    let family = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    let mut gaps = Vec::new();
+    for subnet in &network.subnets {
+        let wanted = family(subnet.prefix.addr());
+        let others: Vec<String> = nodes
+            .iter()
+            .filter_map(|node| {
+                let underlay = placement.underlay_address(node)?;
+                (family(underlay) != wanted).then(|| format!("{node} ({underlay})"))
+            })
+            .collect();
+        if !others.is_empty() {
+            gaps.push(format!(
+                "spec.northSouth.snat does not apply to subnet {} on gateway node(s) {}: SNAT translates to the node's underlay address, which is not {wanted}, so the subnet's packets to destinations outside the network are dropped there (snat_other_family); give those nodes an underlay address of the subnet's family, or reach outside from that subnet through a DC gateway or a virtual gateway",
+                subnet.prefix,
+                others.join(", ")
+            ));
+        }
+    }
+    gaps
 }
 
 #[cfg(test)]

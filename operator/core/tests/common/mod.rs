@@ -88,6 +88,8 @@ pub fn vn(
         encapsulation: None,
         encapsulation_in_use: vec![],
         mpls_label: None,
+        north_south: Default::default(),
+        fabric_exit_in_use: None,
         mtu: None,
         dhcp: Default::default(),
         defects: vec![],
@@ -224,4 +226,41 @@ pub fn label(d: &Decisions, key: &ObjectKey) -> Option<u32> {
 
 pub fn resolved<'a>(d: &'a Decisions, key: &ObjectKey) -> &'a ConditionDecision {
     cond(d, key, condition::RESOLVED_REFS)
+}
+
+/// The routes of a DC gateway in one network: `(prefix, label)`.
+pub type Routes<'a> = &'a [(&'a str, u32)];
+
+/// A DC gateway serving `networks` (namespace, name), each with routes.
+#[allow(dead_code)]
+pub fn dcgw(
+    name: &str,
+    created: i64,
+    address: &str,
+    networks: &[((&str, &str), Routes<'_>)],
+) -> trunkline_model::DcGateway {
+    trunkline_model::DcGateway {
+        meta: Meta::cluster(Kind::DCGateway, name, Some(created), 1),
+        address: Some(address.parse().unwrap()),
+        encapsulation: Encapsulation::MplsOverUdp,
+        networks: networks
+            .iter()
+            .map(|((ns, n), routes)| trunkline_model::DcGatewayNetwork {
+                network: NamespacedName::new(*ns, *n),
+                routes: routes
+                    .iter()
+                    .map(|(p, label)| trunkline_model::LabelledPrefix {
+                        prefix: p.parse().unwrap(),
+                        label: *label,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        defects: vec![],
+    }
+}
+
+#[allow(dead_code)]
+pub fn dcgw_key(name: &str) -> ObjectKey {
+    ObjectKey::cluster(Kind::DCGateway, name)
 }

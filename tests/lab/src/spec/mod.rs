@@ -111,6 +111,47 @@ pub struct LabSpec {
     /// Kernel VXLAN VTEPs on the fabric.
     #[serde(default)]
     pub vteps: Vec<VtepSpec>,
+    /// DC gateways on the fabric, each with a host behind it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dc_gateways: Vec<DcGatewaySpec>,
+}
+
+/// A DC gateway (seed 004): namespace `<prefix>-<name>` with `eth0` on the
+/// fabric (address `local`, IPv4) and `eth1` toward a host behind it
+/// (namespace `<prefix>-<host>`), routing between the two; it decapsulates
+/// MPLS over UDP arriving from the fabric and encapsulates what it routes
+/// to `routes` (instances behind gateway nodes) with their labels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DcGatewaySpec {
+    /// Its name.
+    pub name: String,
+    /// Its fabric address (the tunnels' far end), IPv4.
+    pub local: Cidr,
+    /// The address of `eth1`, toward the host behind it.
+    pub outside: Cidr,
+    /// The host behind it: its name (its own namespace).
+    pub host: String,
+    /// The host's address, on `outside`'s subnet (its default route goes
+    /// through the gateway).
+    pub host_address: Cidr,
+    /// Destinations reached by MPLS over UDP.
+    #[serde(default)]
+    pub routes: Vec<DcGatewayRoute>,
+}
+
+/// A route of a DC gateway into the overlay: `to` through gateway node
+/// `node` (its underlay address) with the MPLS `label` (an instance's
+/// routed label).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DcGatewayRoute {
+    /// The destination (host bits zero).
+    pub to: Cidr,
+    /// The node's underlay address (IPv4).
+    pub node: IpAddr,
+    /// The label, 16 to 1048575.
+    pub label: u32,
 }
 
 /// The underlay bridge `br0` of namespace `<prefix>-fab`.
@@ -308,6 +349,12 @@ impl LabSpec {
         self
     }
 
+    /// Adds a DC gateway.
+    pub fn dc_gateway(mut self, gateway: DcGatewaySpec) -> Self {
+        self.dc_gateways.push(gateway);
+        self
+    }
+
     /// The node called `name`.
     pub fn find_node(&self, name: &str) -> Option<&NodeSpec> {
         self.nodes.iter().find(|n| n.name == name)
@@ -344,6 +391,10 @@ impl LabSpec {
         for v in &self.vteps {
             claim("VTEP", &v.name)?;
         }
+        for g in &self.dc_gateways {
+            claim("DC gateway", &g.name)?;
+            claim("host behind a DC gateway", &g.host)?;
+        }
         for n in &self.nodes {
             n.validate()?;
         }
@@ -355,6 +406,9 @@ impl LabSpec {
         }
         for v in &self.vteps {
             v.validate()?;
+        }
+        for g in &self.dc_gateways {
+            g.validate()?;
         }
         Ok(())
     }
@@ -628,6 +682,92 @@ impl FabricHostSpec {
                     owner,
                     reason: format!("next hop {} is on none of its subnets", r.via),
                 });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DcGatewaySpec {
+    /// A DC gateway with fabric address `local` (IPv4), `eth1`
+    /// 203.0.113.1/24 and host `<name>h` 203.0.113.10/24 behind it.
+    ///
+    /// # Panics
+    /// When `local` is not an address with a prefix length.
+    pub fn new(name: &str, local: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            local: literal(local),
+            outside: literal("203.0.113.1/24"),
+            host: format!("{name}h"),
+            host_address: literal("203.0.113.10/24"),
+            routes: Vec::new(),
+        }
+    }
+
+    /// Sets the address of `eth1`.
+    ///
+    /// # Panics
+    /// When `cidr` is not an address with a prefix length.
+    pub fn outside(mut self, cidr: &str) -> Self {
+        self.outside = literal(cidr);
+        self
+    }
+
+    /// Sets the host behind it.
+    ///
+    /// # Panics
+    /// When `cidr` is not an address with a prefix length.
+    pub fn host(mut self, name: &str, cidr: &str) -> Self {
+        self.host = name.to_owned();
+        self.host_address = literal(cidr);
+        self
+    }
+
+    /// Adds a route: `to` through node `node` with `label`.
+    ///
+    /// # Panics
+    /// When `to` is not a prefix or `node` not an address.
+    pub fn route(mut self, to: &str, node: &str, label: u32) -> Self {
+        self.routes.push(DcGatewayRoute {
+            to: literal(to),
+            node: ip_literal(node),
+            label,
+        });
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), SpecError> {
+        let owner = format!("DC gateway {}", self.name);
+        let invalid = |reason: String| SpecError::Invalid {
+            owner: owner.clone(),
+            reason,
+        };
+        if self.local.is_ipv6() || self.outside.is_ipv6() || self.host_address.is_ipv6() {
+            return Err(invalid(
+                "its addresses (local, outside, host) must be IPv4: the lab's decapsulator speaks MPLS over UDP over IPv4".into(),
+            ));
+        }
+        if !self.outside.contains(self.host_address.addr())
+            || self.outside.addr() == self.host_address.addr()
+        {
+            return Err(invalid(format!(
+                "host address {} must be another address of the outside subnet {}",
+                self.host_address, self.outside
+            )));
+        }
+        for r in &self.routes {
+            if !r.to.is_network() || r.to.is_ipv6() || r.node.is_ipv6() {
+                return Err(invalid(format!(
+                    "route {} via node {}: give an IPv4 prefix without host bits and the node's IPv4 underlay address",
+                    r.to, r.node
+                )));
+            }
+            if !(16..=0xf_ffff).contains(&r.label) {
+                return Err(invalid(format!(
+                    "route {}: label {} is not 16 to 1048575",
+                    r.to, r.label
+                )));
             }
         }
         Ok(())

@@ -1,0 +1,812 @@
+//! North-south tests (seed 004): SNAT out and back (TCP, UDP, ICMP echo,
+//! ICMP errors), port and table exhaustion, timeouts, generations; IP
+//! fabric forwarding both ways; a DC gateway's labelled routes and its
+//! MPLS over UDP toward a VMI. Frames are built and checked by etherparse,
+//! every checksum recomputed by it.
+
+use core::cell::RefCell;
+use core::net::IpAddr;
+
+use etherparse::icmpv4::DestUnreachableHeader;
+use etherparse::{
+    Icmpv4Type, IpNumber, NetHeaders, PacketBuilder, PacketHeaders, TransportHeader, VlanId,
+};
+
+use super::tests::*;
+use super::*;
+use crate::config::*;
+use crate::flow::{FlowConfig, FlowTable, Timeouts};
+use crate::tables::Tables;
+use trunkline_wire::EthernetAddress;
+
+const SEC: u64 = 1_000_000_000;
+const REMOTE: [u8; 4] = [203, 0, 113, 7];
+/// The fabric's router (the default route's next hop) and its MAC.
+const ROUTER: [u8; 4] = [192, 168, 100, 254];
+const ROUTER_MAC: MacAddress = [2, 0xfa, 0, 0, 0, 0xfe];
+const DCGW: [u8; 4] = [192, 168, 100, 200];
+const DCGW_LABEL: u32 = 5000;
+const MAC_REMOTE_C: MacAddress = [2, 0, 0, 0, 0, 0x2c];
+
+/// The shared fixture, with: net1 leaving by SNAT (its default route to
+/// the virtual gateway removed), a DC gateway routing 198.51.100.0/24 for
+/// it; net2 leaving by IP fabric forwarding, with a VMI on node-b; the
+/// host's fabric routes (its subnet, a default route via a router).
+fn config(ports: (u16, u16)) -> NodeConfig {
+    let mut c = fixture();
+    c.routes.retain(|r| r.prefix.prefix_len() != 0);
+    for n in &mut c.networks {
+        match n.key.as_str() {
+            "ns/net1" => {
+                n.fabric_exit = FabricExit::Snat;
+                n.routed_peers = vec!["dcgw".into()];
+            }
+            "ns/net2" => n.fabric_exit = FabricExit::IpFabric,
+            _ => {}
+        }
+    }
+    c.peers.push(PeerConfig {
+        key: "dcgw".into(),
+        address: IpAddr::from(DCGW),
+        encapsulations: vec![Encapsulation::MplsOverUdp],
+    });
+    c.routes.push(RouteConfig {
+        network: "ns/net1".into(),
+        prefix: "198.51.100.0/24".parse().unwrap(),
+        next_hop: NextHopConfig::Tunnel {
+            peer: "dcgw".into(),
+            label: DCGW_LABEL,
+        },
+    });
+    c.remote_vmis.push(RemoteVmiConfig {
+        key: "ns/vmi-rc".into(),
+        network: "ns/net2".into(),
+        peer: "node-b".into(),
+        mac: MAC_REMOTE_C,
+        ips: vec![ip("10.0.0.77")],
+        label: Some(777),
+    });
+    c.north_south = NorthSouthConfig {
+        snat_ports: ports,
+        fabric_routes: vec![
+            FabricRouteConfig {
+                prefix: "192.168.100.0/24".parse().unwrap(),
+                via: None,
+            },
+            FabricRouteConfig {
+                prefix: "0.0.0.0/0".parse().unwrap(),
+                via: Some(IpAddr::from(ROUTER)),
+            },
+        ],
+    };
+    c
+}
+
+struct Ns {
+    tables: Tables,
+    counters: Counters,
+    flows: RefCell<FlowTable>,
+}
+
+impl Ns {
+    fn new(config: &NodeConfig, flows: FlowConfig) -> Ns {
+        let (tables, rejected) = Tables::compile(config);
+        assert!(rejected.is_empty(), "unexpected rejections: {rejected:?}");
+        tables.set_next_hop_mac(IpAddr::from(NODE_B), Some(EthernetAddress(NEXT_HOP_MAC)));
+        tables.set_next_hop_mac(IpAddr::from(DCGW), Some(EthernetAddress(NEXT_HOP_MAC)));
+        let ns = Ns {
+            tables,
+            counters: Counters::new(),
+            flows: RefCell::new(FlowTable::new(flows)),
+        };
+        ns.resolve_router();
+        ns
+    }
+
+    fn with_ports(ports: (u16, u16)) -> Ns {
+        Ns::new(&config(ports), FlowConfig::default())
+    }
+
+    /// Play the host thread: the router's MAC is known.
+    fn resolve_router(&self) {
+        let cache = self.tables.fabric_neighbours();
+        cache.lookup(IpAddr::from(ROUTER));
+        for pending in cache.wanted().collect::<Vec<_>>() {
+            if pending.addr == IpAddr::from(ROUTER) {
+                cache.resolve(pending, Some(ROUTER_MAC));
+            }
+        }
+    }
+
+    fn run(&self, port: PortId, frame: &[u8], now: u64) -> (Verdict, Vec<u8>) {
+        let mut buf = vec![0xee; HEADROOM + frame.len() + 64];
+        buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+        let pipeline = Pipeline::new(&self.tables, &self.counters).with_flows(&self.flows, now);
+        let verdict = pipeline.process(port, &mut buf, HEADROOM, frame.len());
+        let out = match verdict {
+            Verdict::Transmit { offset, len, .. } => buf[offset..offset + len].to_vec(),
+            _ => Vec::new(),
+        };
+        (verdict, out)
+    }
+
+    fn out_of(&self, port: PortId, frame: &[u8], now: u64, egress: PortId) -> Vec<u8> {
+        match self.run(port, frame, now) {
+            (Verdict::Transmit { port, .. }, out) if port == egress => out,
+            (other, _) => panic!("expected a transmit on {egress}, got {other:?}"),
+        }
+    }
+
+    fn dropped(&self, port: PortId, frame: &[u8], now: u64) -> DropReason {
+        match self.run(port, frame, now).0 {
+            Verdict::Drop(reason) => reason,
+            other => panic!("expected a drop, got {other:?}"),
+        }
+    }
+}
+
+fn tcp_syn(mac: MacAddress, vlan: u16, src: [u8; 4], sport: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(mac, GW)
+        .single_vlan(VlanId::try_new(vlan).unwrap())
+        .ipv4(src, REMOTE, 64)
+        .tcp(sport, 80, 1, 1000)
+        .syn()
+        .write(&mut out, b"")
+        .unwrap();
+    out
+}
+
+fn udp_from(mac: MacAddress, vlan: u16, src: [u8; 4], dst: [u8; 4], sport: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(mac, GW)
+        .single_vlan(VlanId::try_new(vlan).unwrap())
+        .ipv4(src, dst, 64)
+        .udp(sport, 53)
+        .write(&mut out, b"query")
+        .unwrap();
+    out
+}
+
+/// A frame on the fabric from the remote host to the underlay address.
+fn from_remote(dst: [u8; 4]) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+    PacketBuilder::ethernet2(ROUTER_MAC, FABRIC_MAC).ipv4(REMOTE, dst, 60)
+}
+
+/// Every checksum of the frame, recomputed by etherparse.
+fn assert_checksums(frame: &[u8]) {
+    let h = PacketHeaders::from_ethernet_slice(frame).unwrap();
+    let payload = h.payload.slice();
+    match (h.net.as_ref(), h.transport.as_ref()) {
+        (Some(NetHeaders::Ipv4(ip, _)), Some(t)) => {
+            assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "IPv4 header");
+            let mut fixed = t.clone();
+            fixed.update_checksum_ipv4(ip, payload).unwrap();
+            assert_eq!(&fixed, t, "transport checksum");
+        }
+        other => panic!("not IPv4 with a transport: {other:?}"),
+    }
+}
+
+struct Seen {
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    sport: u16,
+    dport: u16,
+    eth_src: [u8; 6],
+    eth_dst: [u8; 6],
+    vlan: Option<u16>,
+}
+
+fn seen(frame: &[u8]) -> Seen {
+    assert_checksums(frame);
+    let h = PacketHeaders::from_ethernet_slice(frame).unwrap();
+    let Some(etherparse::LinkHeader::Ethernet2(eth)) = h.link else {
+        panic!("no Ethernet")
+    };
+    let vlan = h.link_exts.first().and_then(|e| match e {
+        etherparse::LinkExtHeader::Vlan(v) => Some(v.vlan_id.value()),
+        _ => None,
+    });
+    let Some(NetHeaders::Ipv4(ip, _)) = h.net else {
+        panic!("not IPv4")
+    };
+    let (sport, dport) = match h.transport {
+        Some(TransportHeader::Tcp(t)) => (t.source_port, t.destination_port),
+        Some(TransportHeader::Udp(u)) => (u.source_port, u.destination_port),
+        Some(TransportHeader::Icmpv4(i)) => match i.icmp_type {
+            Icmpv4Type::EchoRequest(e) | Icmpv4Type::EchoReply(e) => (e.id, 0),
+            _ => (0, 0),
+        },
+        _ => (0, 0),
+    };
+    Seen {
+        src: ip.source,
+        dst: ip.destination,
+        ttl: ip.time_to_live,
+        sport,
+        dport,
+        eth_src: eth.source,
+        eth_dst: eth.destination,
+        vlan,
+    }
+}
+
+#[test]
+fn snat_translates_tcp_out_and_its_replies_back() {
+    let ns = Ns::with_ports((61000, 65535));
+    let syn = tcp_syn(MAC_A, 100, [10, 0, 0, 10], 40000);
+    let out = seen(&ns.out_of(P1, &syn, 0, FABRIC));
+    assert_eq!((out.src, out.dst, out.ttl), (UNDERLAY, REMOTE, 63));
+    assert!((61000..=65535).contains(&out.sport), "port {}", out.sport);
+    assert_eq!(out.dport, 80);
+    assert_eq!((out.eth_src, out.eth_dst), (FABRIC_MAC, ROUTER_MAC));
+    assert_eq!(out.vlan, None);
+    // The same flow keeps its port.
+    let again = seen(&ns.out_of(P1, &syn, SEC, FABRIC));
+    assert_eq!(again.sport, out.sport);
+    assert_eq!(ns.flows.borrow().len(), 1);
+
+    let mut reply = Vec::new();
+    from_remote(UNDERLAY)
+        .tcp(80, out.sport, 9, 1000)
+        .syn()
+        .ack(2)
+        .write(&mut reply, b"")
+        .unwrap();
+    let back = seen(&ns.out_of(FABRIC, &reply, 2 * SEC, P1));
+    assert_eq!((back.src, back.dst, back.ttl), (REMOTE, [10, 0, 0, 10], 59));
+    assert_eq!((back.sport, back.dport), (80, 40000));
+    assert_eq!(
+        (back.eth_src, back.eth_dst, back.vlan),
+        (GW, MAC_A, Some(100))
+    );
+    let flows = ns.flows.borrow();
+    let (_, _, value) = flows.flows().next().unwrap();
+    assert_eq!(value.packets, 2);
+}
+
+#[test]
+fn two_instances_with_the_same_source_port_get_different_ports() {
+    let ns = Ns::with_ports((61000, 65535));
+    let a = seen(&ns.out_of(P1, &tcp_syn(MAC_A, 100, [10, 0, 0, 10], 61500), 0, FABRIC));
+    let b = seen(&ns.out_of(P1, &tcp_syn(MAC_B, 200, [10, 0, 1, 20], 61500), 0, FABRIC));
+    assert_eq!(a.sport, 61500, "an in-range port is kept when free");
+    assert_ne!(a.sport, b.sport);
+    for (port, vlan, dst) in [
+        (a.sport, 100, [10, 0, 0, 10]),
+        (b.sport, 200, [10, 0, 1, 20]),
+    ] {
+        let mut reply = Vec::new();
+        from_remote(UNDERLAY)
+            .tcp(80, port, 9, 1000)
+            .ack(2)
+            .write(&mut reply, b"data")
+            .unwrap();
+        let back = seen(&ns.out_of(FABRIC, &reply, SEC, P1));
+        assert_eq!((back.dst, back.dport, back.vlan), (dst, 61500, Some(vlan)));
+    }
+}
+
+#[test]
+fn udp_and_icmp_echo_are_translated_both_ways() {
+    let ns = Ns::with_ports((61000, 65535));
+    let out = seen(&ns.out_of(
+        P1,
+        &udp_from(MAC_A, 100, [10, 0, 0, 10], REMOTE, 5353),
+        0,
+        FABRIC,
+    ));
+    assert_eq!(out.src, UNDERLAY);
+    let mut reply = Vec::new();
+    from_remote(UNDERLAY)
+        .udp(53, out.sport)
+        .write(&mut reply, b"answer")
+        .unwrap();
+    let back = seen(&ns.out_of(FABRIC, &reply, SEC, P1));
+    assert_eq!((back.dst, back.dport), ([10, 0, 0, 10], 5353));
+
+    let ping = ping4(MAC_A, Some(100), [10, 0, 0, 10], REMOTE);
+    let out = seen(&ns.out_of(P1, &ping, 0, FABRIC));
+    assert_eq!(out.src, UNDERLAY);
+    assert!(
+        (61000..=65535).contains(&out.sport),
+        "identifier {}",
+        out.sport
+    );
+    let mut pong = Vec::new();
+    from_remote(UNDERLAY)
+        .icmpv4_echo_reply(out.sport, 7)
+        .write(&mut pong, b"abcdefgh")
+        .unwrap();
+    let back = seen(&ns.out_of(FABRIC, &pong, SEC, P1));
+    assert_eq!((back.dst, back.sport), ([10, 0, 0, 10], 0x1234));
+}
+
+#[test]
+fn an_icmp_error_about_a_flow_is_translated_back_to_the_instance() {
+    let ns = Ns::with_ports((61000, 65535));
+    let out_frame = ns.out_of(
+        P1,
+        &udp_from(MAC_A, 100, [10, 0, 0, 10], REMOTE, 5353),
+        0,
+        FABRIC,
+    );
+    let out = seen(&out_frame);
+    // The remote host quotes what it got: IP header + 8 bytes.
+    let quoted = &out_frame[14..14 + 28];
+    let mut error = Vec::new();
+    from_remote(UNDERLAY)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            DestUnreachableHeader::Port,
+        ))
+        .write(&mut error, quoted)
+        .unwrap();
+    let back = ns.out_of(FABRIC, &error, SEC, P1);
+    let b = seen(&back);
+    assert_eq!((b.src, b.dst, b.vlan), (REMOTE, [10, 0, 0, 10], Some(100)));
+    // The quoted packet is the instance's own again, checksums and all.
+    let inner = &back[18 + 20 + 8..];
+    // Truncated (IP header + 8 bytes): read the headers alone.
+    let ip = etherparse::Ipv4HeaderSlice::from_slice(inner)
+        .unwrap()
+        .to_header();
+    assert_eq!((ip.source, ip.destination), ([10, 0, 0, 10], REMOTE));
+    assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+    let udp = etherparse::UdpHeaderSlice::from_slice(&inner[20..28])
+        .unwrap()
+        .to_header();
+    assert_eq!((udp.source_port, udp.destination_port), (5353, 53));
+    let original = udp_from(MAC_A, 100, [10, 0, 0, 10], REMOTE, 5353);
+    let original_udp = &original[18 + 20..18 + 28];
+    assert_eq!(
+        &inner[20..28],
+        original_udp,
+        "the quoted UDP header, checksum included"
+    );
+    assert_ne!(out.sport, 5353);
+    // An error quoting a port of the range with no flow is dropped.
+    let mut bogus = quoted.to_vec();
+    bogus[20..22].copy_from_slice(&64000u16.to_be_bytes());
+    let mut error = Vec::new();
+    from_remote(UNDERLAY)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            DestUnreachableHeader::Port,
+        ))
+        .write(&mut error, &bogus)
+        .unwrap();
+    assert_eq!(ns.dropped(FABRIC, &error, SEC), DropReason::SnatNoFlow);
+}
+
+#[test]
+fn exhausted_ports_and_a_full_table_are_named_drops() {
+    let ns = Ns::with_ports((61000, 61001));
+    let to = |sport, dst| udp_from(MAC_A, 100, [10, 0, 0, 10], dst, sport);
+    ns.out_of(P1, &to(1, REMOTE), 0, FABRIC);
+    ns.out_of(P1, &to(2, REMOTE), 0, FABRIC);
+    assert_eq!(
+        ns.dropped(P1, &to(3, REMOTE), 0),
+        DropReason::SnatPortsExhausted
+    );
+    // Ports are per destination: another one still has both.
+    ns.out_of(P1, &to(3, [203, 0, 113, 8]), 0, FABRIC);
+    let stats = ns.flows.borrow().stats().snapshot();
+    assert_eq!((stats.ports_exhausted, stats.active), (1, 3));
+    assert_eq!(ns.counters.drops(DropReason::SnatPortsExhausted), 1);
+
+    let small = Ns::new(
+        &config((61000, 65535)),
+        FlowConfig {
+            capacity: 1,
+            ..Default::default()
+        },
+    );
+    small.out_of(P1, &to(1, REMOTE), 0, FABRIC);
+    assert_eq!(
+        small.dropped(P1, &to(2, REMOTE), 0),
+        DropReason::FlowTableFull
+    );
+}
+
+#[test]
+fn idle_flows_time_out_and_unsolicited_packets_are_dropped() {
+    let ns = Ns::new(
+        &config((61000, 65535)),
+        FlowConfig {
+            capacity: 16,
+            timeouts: Timeouts {
+                udp: core::time::Duration::from_secs(5),
+                ..Default::default()
+            },
+        },
+    );
+    let out = seen(&ns.out_of(
+        P1,
+        &udp_from(MAC_A, 100, [10, 0, 0, 10], REMOTE, 5353),
+        0,
+        FABRIC,
+    ));
+    let mut reply = Vec::new();
+    from_remote(UNDERLAY)
+        .udp(53, out.sport)
+        .write(&mut reply, b"late")
+        .unwrap();
+    ns.out_of(FABRIC, &reply, 4 * SEC, P1);
+    assert_eq!(ns.dropped(FABRIC, &reply, 10 * SEC), DropReason::SnatNoFlow);
+    assert!(ns.flows.borrow().is_empty(), "the stale flow is gone");
+    // Unsolicited to another port of the range.
+    let mut stranger = Vec::new();
+    from_remote(UNDERLAY)
+        .tcp(80, 62000, 1, 1000)
+        .syn()
+        .write(&mut stranger, b"")
+        .unwrap();
+    assert_eq!(ns.dropped(FABRIC, &stranger, 0), DropReason::SnatNoFlow);
+    // The host's own traffic (SSH to the node) is the host's.
+    let mut ssh = Vec::new();
+    from_remote(UNDERLAY)
+        .tcp(50000, 22, 1, 1000)
+        .syn()
+        .write(&mut ssh, b"")
+        .unwrap();
+    assert_eq!(ns.run(FABRIC, &ssh, 0).0, Verdict::Pass);
+}
+
+#[test]
+fn a_changed_port_range_makes_existing_flows_stale() {
+    let ns = Ns::with_ports((61000, 65535));
+    let syn = tcp_syn(MAC_A, 100, [10, 0, 0, 10], 40000);
+    let out = seen(&ns.out_of(P1, &syn, 0, FABRIC));
+    let (tables, rejected) = Tables::recompile(&config((62000, 62999)), &ns.tables);
+    assert!(rejected.is_empty());
+    let ns = Ns {
+        tables,
+        counters: Counters::new(),
+        flows: ns.flows,
+    };
+    let mut reply = Vec::new();
+    from_remote(UNDERLAY)
+        .tcp(80, out.sport, 9, 1000)
+        .ack(2)
+        .write(&mut reply, b"")
+        .unwrap();
+    if (62000..=62999).contains(&out.sport) {
+        assert_eq!(ns.dropped(FABRIC, &reply, SEC), DropReason::SnatNoFlow);
+    }
+    // The instance's next packet is decided again, in the new range.
+    let again = seen(&ns.out_of(P1, &syn, SEC, FABRIC));
+    assert!((62000..=62999).contains(&again.sport));
+    assert_eq!(ns.flows.borrow().len(), 1);
+}
+
+#[test]
+fn leaving_the_overlay_needs_an_unknown_next_hop_resolved_and_a_flow_table() {
+    let ns = Ns::with_ports((61000, 65535));
+    // A host of the fabric's own subnet: its own next hop, not resolved yet.
+    let near = udp_from(MAC_A, 100, [10, 0, 0, 10], [192, 168, 100, 9], 1);
+    assert_eq!(ns.dropped(P1, &near, 0), DropReason::FabricUnresolved);
+    assert!(
+        ns.flows.borrow().is_empty(),
+        "no state for a packet that did not leave"
+    );
+    let cache = ns.tables.fabric_neighbours();
+    let pending = cache
+        .wanted()
+        .find(|p| p.addr == ip("192.168.100.9"))
+        .unwrap();
+    cache.resolve(pending, Some([2, 0, 0, 0, 0, 9]));
+    let out = seen(&ns.out_of(P1, &near, 0, FABRIC));
+    assert_eq!(out.eth_dst, [2, 0, 0, 0, 0, 9]);
+    // Inside the network's subnets nothing leaves.
+    let inside = udp_from(MAC_A, 100, [10, 0, 0, 10], [10, 0, 0, 99], 1);
+    assert_eq!(ns.dropped(P1, &inside, 0), DropReason::NoRoute);
+    // Without a flow table (a caller that keeps none), a named drop.
+    let plain = process(
+        &ns.tables,
+        P1,
+        &mut [vec![0; HEADROOM], tcp_syn(MAC_A, 100, [10, 0, 0, 10], 1)].concat(),
+        HEADROOM,
+        tcp_syn(MAC_A, 100, [10, 0, 0, 10], 1).len(),
+        &ns.counters,
+    );
+    assert_eq!(plain, Verdict::Drop(DropReason::NoFlowTable));
+}
+
+#[test]
+fn ip_fabric_forwarding_sends_as_is_and_routes_the_return_to_the_vmi() {
+    let ns = Ns::with_ports((61000, 65535));
+    // vmi-c of net2 (VLAN 300), 10.0.0.10 as well: net2 is another VRF.
+    let frame = udp_from(MAC_C, 300, [10, 0, 0, 10], REMOTE, 4000);
+    let out = seen(&ns.out_of(P1, &frame, 0, FABRIC));
+    assert_eq!(
+        (out.src, out.dst, out.ttl, out.sport),
+        ([10, 0, 0, 10], REMOTE, 63, 4000)
+    );
+    assert_eq!((out.eth_src, out.eth_dst), (FABRIC_MAC, ROUTER_MAC));
+    assert!(ns.flows.borrow().is_empty(), "stateless");
+
+    let mut back = Vec::new();
+    from_remote([10, 0, 0, 10])
+        .udp(53, 4000)
+        .write(&mut back, b"answer")
+        .unwrap();
+    let b = seen(&ns.out_of(FABRIC, &back, 0, P1));
+    assert_eq!(
+        (b.dst, b.vlan, b.eth_dst, b.ttl),
+        ([10, 0, 0, 10], Some(300), MAC_C, 59)
+    );
+    // To net2's VMI on node-b: through the tunnel (from the fabric, not
+    // from a tunnel: no split horizon applies).
+    let mut to_remote = Vec::new();
+    from_remote([10, 0, 0, 77])
+        .udp(53, 4000)
+        .write(&mut to_remote, b"answer")
+        .unwrap();
+    let tunnelled = ns.out_of(FABRIC, &to_remote, 0, FABRIC);
+    let h = PacketHeaders::from_ethernet_slice(&tunnelled).unwrap();
+    let Some(NetHeaders::Ipv4(outer, _)) = h.net else {
+        panic!("no outer IPv4")
+    };
+    assert_eq!((outer.source, outer.destination), (UNDERLAY, NODE_B));
+    // The gateway's own address is not answered from the fabric, and the
+    // network's subnet outside any VMI is no route.
+    let mut to_gw = Vec::new();
+    from_remote([10, 0, 0, 1])
+        .udp(53, 4000)
+        .write(&mut to_gw, b"x")
+        .unwrap();
+    assert_eq!(
+        ns.dropped(FABRIC, &to_gw, 0),
+        DropReason::ReceiveUnsupported
+    );
+    let mut nobody = Vec::new();
+    from_remote([10, 0, 0, 99])
+        .udp(53, 4000)
+        .write(&mut nobody, b"x")
+        .unwrap();
+    assert_eq!(ns.dropped(FABRIC, &nobody, 0), DropReason::NoRoute);
+}
+
+#[test]
+fn a_dc_gateway_gets_mpls_over_udp_with_its_label_and_sends_to_vmi_labels() {
+    let ns = Ns::with_ports((61000, 65535));
+    let frame = udp_from(MAC_A, 100, [10, 0, 0, 10], [198, 51, 100, 9], 4000);
+    let out = ns.out_of(P1, &frame, 0, FABRIC);
+    let h = PacketHeaders::from_ethernet_slice(&out).unwrap();
+    let Some(NetHeaders::Ipv4(outer, _)) = h.net else {
+        panic!("no outer IPv4")
+    };
+    assert_eq!((outer.source, outer.destination), (UNDERLAY, DCGW));
+    assert_eq!(outer.protocol, IpNumber::UDP);
+    let Some(TransportHeader::Udp(udp)) = h.transport else {
+        panic!("no UDP")
+    };
+    assert_eq!(udp.destination_port, 6635);
+    let label = u32::from_be_bytes([out[42], out[43], out[44], out[45]]);
+    assert_eq!(label >> 12, DCGW_LABEL);
+    assert_eq!(label & 0x100, 0x100, "bottom of stack");
+    let inner = PacketHeaders::from_ip_slice(&out[46..]).unwrap();
+    let Some(NetHeaders::Ipv4(ip, _)) = inner.net else {
+        panic!("no inner IPv4")
+    };
+    assert_eq!(
+        (ip.source, ip.destination, ip.time_to_live),
+        ([10, 0, 0, 10], [198, 51, 100, 9], 63)
+    );
+    assert!(
+        ns.flows.borrow().is_empty(),
+        "a DC gateway route is not SNAT"
+    );
+
+    // From the DC gateway: a VMI's routed label is delivered to it.
+    let mut inner = Vec::new();
+    PacketBuilder::ipv4([198, 51, 100, 9], [10, 0, 0, 10], 50)
+        .udp(53, 4000)
+        .write(&mut inner, b"answer")
+        .unwrap();
+    let mut mpls = Vec::new();
+    mpls.extend_from_slice(&((LABEL_A << 12) | 0x100 | 64).to_be_bytes());
+    mpls.extend_from_slice(&inner);
+    let mut tunnel = Vec::new();
+    PacketBuilder::ethernet2(NEXT_HOP_MAC, FABRIC_MAC)
+        .ipv4(DCGW, UNDERLAY, 64)
+        .udp(49200, 6635)
+        .write(&mut tunnel, &mpls)
+        .unwrap();
+    let b = seen(&ns.out_of(FABRIC, &tunnel, 0, P1));
+    assert_eq!(
+        (b.src, b.dst, b.vlan),
+        ([198, 51, 100, 9], [10, 0, 0, 10], Some(100))
+    );
+    // The network's bridged label is not the DC gateway's to use: it is
+    // not part of the network's layer 2.
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&((NET1_LABEL << 12) | 0x100 | 64).to_be_bytes());
+    frame.extend_from_slice(&udp4(
+        MAC_X,
+        MAC_A,
+        None,
+        [198, 51, 100, 9],
+        [10, 0, 0, 10],
+        64,
+    ));
+    let mut bridged = Vec::new();
+    PacketBuilder::ethernet2(NEXT_HOP_MAC, FABRIC_MAC)
+        .ipv4(DCGW, UNDERLAY, 64)
+        .udp(49200, 6635)
+        .write(&mut bridged, &frame)
+        .unwrap();
+    assert_eq!(
+        ns.dropped(FABRIC, &bridged, 0),
+        DropReason::TunnelPeerNotInNetwork
+    );
+}
+
+#[test]
+fn compilation_refuses_what_cannot_leave_and_dumps_the_rest() {
+    let mut c = config((61000, 65535));
+    // A second IP fabric network overlapping net2's subnet.
+    c.networks.push(NetworkConfig {
+        key: "ns/net4".into(),
+        vrf: 4,
+        subnets: vec![SubnetConfig {
+            prefix: "10.0.0.128/25".parse().unwrap(),
+            gateway: ip("10.0.0.129"),
+        }],
+        fabric_exit: FabricExit::IpFabric,
+        ..Default::default()
+    });
+    c.routes.push(RouteConfig {
+        network: "ns/net2".into(),
+        prefix: "198.51.100.0/24".parse().unwrap(),
+        next_hop: NextHopConfig::Tunnel {
+            peer: "dcgw".into(),
+            label: 5,
+        },
+    });
+    let (tables, rejected) = Tables::compile(&c);
+    let text: Vec<String> = rejected.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 2, "{text:#?}");
+    assert!(
+        text.iter()
+            .any(|t| t.contains("network ns/net4") && t.contains("overlaps 10.0.0.0/24")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("does not route for this network")),
+        "{text:#?}"
+    );
+    let dump = tables.dump();
+    assert!(dump.contains("snat ports 61000-65535"), "{dump}");
+    assert!(dump.contains("ip fabric 10.0.0.0/24"), "{dump}");
+    assert!(
+        dump.contains("fabric route 0.0.0.0/0 via 192.168.100.254"),
+        "{dump}"
+    );
+    assert!(dump.contains("peer dcgw label 5000"), "{dump}");
+    assert_eq!(tables.ip_fabric_prefixes().len(), 2, "net2's subnets only");
+    assert!(tables.uses_flows());
+    // No underlay: nothing leaves.
+    let mut bare = config((61000, 65535));
+    bare.underlay = None;
+    bare.peers.clear();
+    bare.remote_vmis.clear();
+    bare.routes.clear();
+    for n in &mut bare.networks {
+        n.peers.clear();
+        n.routed_peers.clear();
+    }
+    let (tables, rejected) = Tables::compile(&bare);
+    assert_eq!(rejected.len(), 2, "{rejected:#?}");
+    assert!(!tables.uses_flows());
+    // An empty port range.
+    let (_, rejected) = Tables::compile(&config((62000, 61000)));
+    assert!(
+        rejected
+            .iter()
+            .any(|r| r.reason == crate::tables::RejectReason::SnatPortsEmpty(62000, 61000))
+    );
+}
+
+/// The drop reasons of north-south, each with a frame below.
+pub(super) const REASONS: &[DropReason] = &[
+    DropReason::SnatUnsupported,
+    DropReason::SnatOtherFamily,
+    DropReason::SnatPortsExhausted,
+    DropReason::SnatNoFlow,
+    DropReason::FlowTableFull,
+    DropReason::NoFlowTable,
+    DropReason::FabricNoRoute,
+    DropReason::FabricUnresolved,
+];
+
+#[test]
+fn every_north_south_drop_reason_has_a_frame() {
+    use DropReason::*;
+    let ns = Ns::new(
+        &config((61000, 61001)),
+        FlowConfig {
+            capacity: 3,
+            ..Default::default()
+        },
+    );
+    let to = |sport, dst| udp_from(MAC_A, 100, [10, 0, 0, 10], dst, sport);
+    // Set-up: both ports toward REMOTE:53, and a third flow: the table is full.
+    for frame in [to(1, REMOTE), to(2, REMOTE), to(3, [203, 0, 113, 8])] {
+        ns.out_of(P1, &frame, 0, FABRIC);
+    }
+    let mut gre = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, GW)
+        .single_vlan(VlanId::try_new(100).unwrap())
+        .ipv4([10, 0, 0, 10], REMOTE, 64)
+        .write(&mut gre, IpNumber::GRE, b"gre payload")
+        .unwrap();
+    let mut stranger = Vec::new();
+    from_remote(UNDERLAY)
+        .tcp(80, 61000, 1, 1000)
+        .syn()
+        .write(&mut stranger, b"")
+        .unwrap();
+    let cases: Vec<(&str, Vec<u8>, PortId, DropReason)> = vec![
+        ("GRE out by SNAT", gre, P1, SnatUnsupported),
+        (
+            "IPv6 out by SNAT over an IPv4 underlay",
+            udp6(MAC_A, GW, Some(100), "fd00::a", "2001:db8::1", 64),
+            P1,
+            SnatOtherFamily,
+        ),
+        (
+            "a third flow toward REMOTE:53",
+            to(4, REMOTE),
+            P1,
+            SnatPortsExhausted,
+        ),
+        ("unsolicited to a SNAT port", stranger, FABRIC, SnatNoFlow),
+        (
+            "a new flow, table full",
+            to(5, [203, 0, 113, 9]),
+            P1,
+            FlowTableFull,
+        ),
+        (
+            "IP fabric forwarding, no IPv6 route on the fabric",
+            udp6(MAC_C, GW, Some(300), "fd02::c", "2001:db8::1", 64),
+            P1,
+            FabricNoRoute,
+        ),
+        (
+            "a host of the fabric's subnet not resolved yet",
+            udp_from(MAC_C, 300, [10, 0, 0, 10], [192, 168, 100, 9], 4000),
+            P1,
+            FabricUnresolved,
+        ),
+    ];
+    let before = ns.counters.snapshot();
+    for (name, frame, port, expected) in &cases {
+        assert_eq!(
+            ns.run(*port, frame, 0).0,
+            Verdict::Drop(*expected),
+            "case {name:?}"
+        );
+    }
+    let after = ns.counters.snapshot();
+    for (_, _, _, reason) in &cases {
+        assert_eq!(
+            after.drops(*reason) - before.drops(*reason),
+            1,
+            "counter of {reason}"
+        );
+    }
+    let plain = Rig::new(&config((61000, 65535)));
+    let cache = plain.tables.fabric_neighbours();
+    cache.lookup(IpAddr::from(ROUTER));
+    let pending = cache.wanted().next().unwrap();
+    cache.resolve(pending, Some(ROUTER_MAC));
+    assert_eq!(plain.dropped(P1, &to(1, REMOTE)), NoFlowTable);
+    let covered: Vec<DropReason> = cases.iter().map(|c| c.3).chain([NoFlowTable]).collect();
+    for reason in REASONS {
+        assert!(covered.contains(reason), "no frame for {reason}");
+    }
+}

@@ -1,0 +1,579 @@
+//! The Kubernetes side of the speaker: watches what export and import need,
+//! and, while this replica leads, makes gobgpd hold the desired peers and
+//! routes, turns learned routes into DCGateways and reports each BGPPeer.
+//!
+//! ```text
+//!   watches (reflector stores): VirtualNetwork, VirtualMachineInterface,
+//!   LogicalInterface, PhysicalRouter, BGPPeer, DCGateway (ours, by label)
+//!        │ any change, or every --resync
+//!        v
+//!   pass():  peers   = BGPPeers (+ Secret passwords)    ──> Speaker::sync_peers
+//!            exports = vpn::exports(networks, VMIs)    ──> Speaker::sync_paths
+//!            learned = Speaker::learned()
+//!            vpn::imports(learned) ──> one DCGateway per next hop
+//!                                      `bgp-<address>`, label
+//!                                      trunkline.io/managed-by=trunkline-bgp
+//!            Speaker::peer_reports() ──> BGPPeer status (only on change)
+//! ```
+//!
+//! Learned routes reach the nodes through the DCGateway kind (north-south):
+//! the operator validates each, labels it for the nodes holding its
+//! networks, and the agents install its routes in the VRFs and accept its
+//! MPLS over UDP, exactly as for a declared DC gateway.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+use trunkline_api::{
+    BGPPeer, DCGateway, LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork,
+};
+use trunkline_model::{NamespacedName, Placement, Snapshot};
+
+use crate::gobgp::PeerConfig;
+use crate::speaker::{PeerReport, Speaker};
+use crate::vpn::{self, VpnNetwork, VpnVmi};
+
+/// The field manager of everything this process writes.
+pub const FIELD_MANAGER: &str = "trunkline-bgp";
+/// The label on the DCGateways this process makes from learned routes.
+pub const MANAGED_BY: &str = "trunkline.io/managed-by";
+
+/// What the controller needs besides the speaker.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespace of BGPPeer password Secrets.
+    pub namespace: String,
+    /// Default local AS number.
+    pub asn: u32,
+    /// Our BGP identifier (and the default route distinguishers' admin).
+    pub router_id: Ipv4Addr,
+    /// Longest pause between two passes.
+    pub resync: Duration,
+}
+
+/// The watched objects.
+#[derive(Clone)]
+struct Stores {
+    networks: Store<VirtualNetwork>,
+    vmis: Store<VirtualMachineInterface>,
+    lis: Store<LogicalInterface>,
+    routers: Store<PhysicalRouter>,
+    peers: Store<BGPPeer>,
+}
+
+fn watch_into<K>(api: Api<K>, config: watcher::Config, changed: Arc<Notify>) -> Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "watch failed; retrying");
+            }
+            changed.notify_one();
+        }
+    });
+    reader
+}
+
+/// Runs the controller until `shutdown` resolves: passes while `leading`
+/// is true, the speaker stopped while it is false.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    mut speaker: Speaker,
+    mut leading: watch::Receiver<bool>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let changed = Arc::new(Notify::new());
+    let config = watcher::Config::default();
+    let stores = Stores {
+        networks: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
+        vmis: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
+        lis: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
+        routers: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
+        peers: watch_into(Api::all(client.clone()), config, changed.clone()),
+    };
+    let mut state = PassState::default();
+    futures::pin_mut!(shutdown);
+    loop {
+        if *leading.borrow() {
+            if let Err(e) = pass(&client, &settings, &stores, &mut speaker, &mut state).await {
+                tracing::warn!(error = %e, "pass failed; the speaker is restarted on the next one");
+                speaker.failed();
+            }
+        } else if speaker.pid().is_some() {
+            tracing::info!("not leading: stopping gobgpd");
+            speaker.stop().await;
+            state = PassState::default();
+        }
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = changed.notified() => {
+                // Let a burst of events settle into one pass.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ = leading.changed() => {}
+            _ = tokio::time::sleep(settings.resync) => {}
+        }
+    }
+    speaker.stop().await;
+}
+
+/// What one pass remembers for the next.
+#[derive(Default)]
+struct PassState {
+    /// The DCGateways we last applied, by name, with their networks.
+    gateways: Option<BTreeMap<String, serde_json::Value>>,
+    /// The BGPPeer statuses last written, by name.
+    statuses: BTreeMap<String, serde_json::Value>,
+    /// Passwords read from Secrets, with when.
+    passwords: BTreeMap<(String, String), (Option<String>, Instant)>,
+}
+
+/// Any failure of a pass.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// The speaker failed.
+    #[error(transparent)]
+    Speaker(#[from] crate::speaker::SpeakerError),
+    /// The API server refused a write.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was written.
+        what: String,
+        /// The cause.
+        source: kube::Error,
+    },
+}
+
+async fn pass(
+    client: &Client,
+    settings: &Settings,
+    stores: &Stores,
+    speaker: &mut Speaker,
+    state: &mut PassState,
+) -> Result<(), PassError> {
+    if speaker.ensure_running().await? {
+        // A new gobgpd has nothing: everything is pushed again below.
+        tracing::info!(
+            starts = speaker.starts(),
+            "pushing every peer and route to gobgpd"
+        );
+    }
+    let peers = stores.peers.state();
+    let mut desired_peers = BTreeMap::new();
+    let mut peer_problems: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for peer in &peers {
+        match peer_config(client, settings, peer, state).await {
+            Ok(config) => {
+                desired_peers.insert(config.address, config);
+            }
+            Err((reason, message)) => {
+                peer_problems.insert(peer.name_any(), (reason, message));
+            }
+        }
+    }
+    speaker.sync_peers(&desired_peers).await?;
+
+    let (networks, vmis, own) = inventory(stores);
+    let exports = vpn::exports(&networks, &vmis, settings.router_id);
+    speaker.sync_paths(&exports).await?;
+
+    let learned = speaker.learned().await?;
+    let imports = vpn::imports(&learned, &networks, &own);
+    apply_gateways(client, imports, state).await?;
+
+    let reports = speaker.peer_reports().await?;
+    for peer in &peers {
+        let status = peer_status(
+            peer,
+            &desired_peers,
+            &reports,
+            peer_problems.get(&peer.name_any()),
+        );
+        write_peer_status(client, peer, status, state).await?;
+    }
+    Ok(())
+}
+
+/// The networks with L3VPN settings, the VMIs with their node's address,
+/// and our nodes' underlay addresses.
+fn inventory(stores: &Stores) -> (Vec<VpnNetwork>, Vec<VpnVmi>, BTreeSet<IpAddr>) {
+    let snapshot = Snapshot {
+        physical_routers: stores
+            .routers
+            .state()
+            .iter()
+            .map(|r| trunkline_model::from_api::physical_router(r))
+            .collect(),
+        logical_interfaces: stores
+            .lis
+            .state()
+            .iter()
+            .map(|l| trunkline_model::from_api::logical_interface(l))
+            .collect(),
+        ..Snapshot::default()
+    };
+    let placement = Placement::from_status(&snapshot);
+    let own: BTreeSet<IpAddr> = snapshot
+        .physical_routers
+        .iter()
+        .filter_map(|r| r.underlay_address())
+        .collect();
+    let networks = stores
+        .networks
+        .state()
+        .iter()
+        .filter_map(|n| vpn_network(n))
+        .collect();
+    let vmis = stores
+        .vmis
+        .state()
+        .iter()
+        .map(|v| {
+            let model = trunkline_model::from_api::virtual_machine_interface(v);
+            let name = model.name();
+            let next_hop = placement
+                .vmi_nodes(&name)
+                .iter()
+                .find_map(|node| placement.underlay_address(node));
+            let programmed = v.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Programmed"
+                        && c.status == "True"
+                        && c.observed_generation == v.metadata.generation
+                })
+            });
+            VpnVmi {
+                network: model.network_name(),
+                name,
+                ips: model.ips.clone(),
+                label: model.mpls_label,
+                programmed,
+                next_hop,
+            }
+        })
+        .collect();
+    (networks, vmis, own)
+}
+
+/// A network's L3VPN settings, when it has any (values the API server let
+/// through but we cannot read are logged and left out).
+fn vpn_network(network: &VirtualNetwork) -> Option<VpnNetwork> {
+    let l3vpn = network.spec.l3vpn.as_ref()?;
+    let name = NamespacedName::new(network.namespace().unwrap_or_default(), network.name_any());
+    let targets = |list: &[trunkline_api::RouteTarget]| {
+        list.iter()
+            .filter_map(|t| match t.as_str().parse() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(network = %name, error = %e, "route target left out");
+                    None
+                }
+            })
+            .collect()
+    };
+    let status = network.status.as_ref();
+    let model = trunkline_model::from_api::virtual_network(network);
+    Some(VpnNetwork {
+        route_distinguisher: l3vpn
+            .route_distinguisher
+            .as_ref()
+            .and_then(|rd| rd.as_str().parse().ok()),
+        export_targets: targets(&l3vpn.export_route_targets),
+        import_targets: targets(&l3vpn.import_route_targets),
+        vni: status.and_then(|s| s.vni),
+        encapsulation: model.encapsulation_in_effect(),
+        subnets: model.subnets.iter().map(|s| s.prefix).collect(),
+        name,
+    })
+}
+
+/// The session configuration of `peer`, or why it cannot be configured.
+async fn peer_config(
+    client: &Client,
+    settings: &Settings,
+    peer: &BGPPeer,
+    state: &mut PassState,
+) -> Result<PeerConfig, (String, String)> {
+    let address: IpAddr = peer.spec.address.as_str().parse().map_err(|_| {
+        (
+            "Invalid".to_owned(),
+            format!(
+                "spec.address {:?} is not an IP address",
+                peer.spec.address.as_str()
+            ),
+        )
+    })?;
+    let families = &peer.spec.address_families;
+    let has = |f| families.is_empty() || families.contains(&f);
+    let timers = peer.spec.timers.unwrap_or_default();
+    let password = match &peer.spec.password_secret_ref {
+        None => String::new(),
+        Some(r) => {
+            let key = (r.name.clone(), r.key.clone());
+            let fresh = state
+                .passwords
+                .get(&key)
+                .filter(|(_, at)| at.elapsed() < Duration::from_secs(30))
+                .map(|(p, _)| p.clone());
+            let value = match fresh {
+                Some(v) => v,
+                None => {
+                    let secrets: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
+                    let value = secrets.get_opt(&r.name).await.ok().flatten().and_then(|s| {
+                        s.data.and_then(|d| {
+                            d.get(&r.key)
+                                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                        })
+                    });
+                    state.passwords.insert(key, (value.clone(), Instant::now()));
+                    value
+                }
+            };
+            value.ok_or_else(|| {
+                (
+                    "SecretNotFound".to_owned(),
+                    format!(
+                        "spec.passwordSecretRef: Secret {}/{} has no key {:?}",
+                        settings.namespace, r.name, r.key
+                    ),
+                )
+            })?
+        }
+    };
+    Ok(PeerConfig {
+        address,
+        peer_asn: peer.spec.peer_asn,
+        local_asn: peer.spec.local_asn.unwrap_or(settings.asn),
+        ipv4_vpn: has(trunkline_api::bgp_peer::AddressFamily::Ipv4Vpn),
+        ipv6_vpn: has(trunkline_api::bgp_peer::AddressFamily::Ipv6Vpn),
+        timers: (
+            timers.hold_time_seconds.unwrap_or(90),
+            timers.keepalive_seconds.unwrap_or(30),
+            timers.connect_retry_seconds.unwrap_or(5),
+        ),
+        password,
+    })
+}
+
+/// The DCGateway name for next hop `address`.
+fn gateway_name(address: IpAddr) -> String {
+    format!("bgp-{}", address.to_string().replace(['.', ':'], "-"))
+}
+
+async fn apply_gateways(
+    client: &Client,
+    imports: BTreeMap<IpAddr, BTreeMap<NamespacedName, BTreeSet<trunkline_model::LabelledPrefix>>>,
+    state: &mut PassState,
+) -> Result<(), PassError> {
+    let api: Api<DCGateway> = Api::all(client.clone());
+    let kube = |what: String| move |source| PassError::Kube { what, source };
+    let mut desired = BTreeMap::new();
+    for (address, networks) in imports {
+        let networks: Vec<serde_json::Value> = networks
+            .into_iter()
+            .map(|(network, routes)| {
+                json!({"namespace": network.namespace, "name": network.name,
+                       "routes": routes.iter().map(|r| json!({"prefix": r.prefix.to_string(), "label": r.label})).collect::<Vec<_>>()})
+            })
+            .collect();
+        let name = gateway_name(address);
+        desired.insert(
+            name.clone(),
+            json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "DCGateway",
+                   "metadata": {"name": name, "labels": {MANAGED_BY: FIELD_MANAGER}},
+                   "spec": {"address": address.to_string(), "encapsulation": "MPLSoUDP", "networks": networks}}),
+        );
+    }
+    let previous = match state.gateways.take() {
+        Some(previous) => previous,
+        None => {
+            // First pass: whatever a previous leader left.
+            let list = api
+                .list(&ListParams::default().labels(&format!("{MANAGED_BY}={FIELD_MANAGER}")))
+                .await
+                .map_err(kube("listing our DCGateways".into()))?;
+            list.items
+                .into_iter()
+                .map(|g| (g.name_any(), serde_json::Value::Null))
+                .collect()
+        }
+    };
+    for name in previous.keys().filter(|n| !desired.contains_key(*n)) {
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => tracing::info!(gateway = name, "withdrawn: DCGateway deleted"),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => {
+                return Err(PassError::Kube {
+                    what: format!("deleting DCGateway {name}"),
+                    source: e,
+                });
+            }
+        }
+    }
+    for (name, object) in &desired {
+        if previous.get(name) == Some(object) {
+            continue;
+        }
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .map_err(kube(format!("applying DCGateway {name}")))?;
+        tracing::info!(gateway = name, spec = %object["spec"], "learned routes applied as a DCGateway");
+    }
+    state.gateways = Some(desired);
+    Ok(())
+}
+
+/// The status of `peer`: its session and conditions.
+fn peer_status(
+    peer: &BGPPeer,
+    configured: &BTreeMap<IpAddr, PeerConfig>,
+    reports: &BTreeMap<IpAddr, PeerReport>,
+    problem: Option<&(String, String)>,
+) -> serde_json::Value {
+    let generation = peer.metadata.generation;
+    let address = peer.spec.address.as_str();
+    let report = address.parse::<IpAddr>().ok().and_then(|a| {
+        configured
+            .contains_key(&a)
+            .then(|| reports.get(&a))
+            .flatten()
+    });
+    let (accepted, ready): ((&str, &str, String), (&str, &str, String)) = match (problem, report) {
+        (Some((reason, message)), _) => (
+            ("False", reason, message.clone()),
+            ("False", reason, message.clone()),
+        ),
+        (None, None) => (
+            ("True", "Ok", "configured on the speaker".into()),
+            (
+                "False",
+                "Pending",
+                "the speaker has not reported the session yet".into(),
+            ),
+        ),
+        (None, Some(r)) => {
+            let accepted = ("True", "Ok", "configured on the speaker".to_owned());
+            let ready = if r.state == "Established" {
+                (
+                    "True",
+                    "Established",
+                    format!("session with {address} established"),
+                )
+            } else if let Some(error) = r.last_error.as_ref().filter(|e| {
+                let e = e.to_ascii_lowercase();
+                e.contains("mismatch") || e.contains("bad peer as") || e.contains("subcode=2")
+            }) {
+                (
+                    "False",
+                    "PeerASMismatch",
+                    format!(
+                        "the session with {address} was refused for its AS number (spec.peerASN {} / local AS): {}",
+                        peer.spec.peer_asn,
+                        error.chars().take(300).collect::<String>()
+                    ),
+                )
+            } else if r.opens_received == 0 {
+                (
+                    "False",
+                    "PeerUnreachable",
+                    format!(
+                        "no BGP session with {address}:179 (state {}): the peer is unreachable or does not accept a session from us",
+                        r.state
+                    ),
+                )
+            } else {
+                (
+                    "False",
+                    "SessionDown",
+                    format!(
+                        "session with {address} is {}{}",
+                        r.state,
+                        r.last_error
+                            .as_ref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    ),
+                )
+            };
+            (accepted, ready)
+        }
+    };
+    json!({
+        "observedGeneration": generation,
+        "sessionState": report.map(|r| r.state.clone()),
+        "routesSent": report.map(|r| r.sent),
+        "routesReceived": report.map(|r| r.received),
+        "conditions": [
+            {"type": "Accepted", "status": accepted.0, "reason": accepted.1, "message": accepted.2, "observedGeneration": generation},
+            {"type": "Ready", "status": ready.0, "reason": ready.1, "message": ready.2, "observedGeneration": generation},
+        ],
+    })
+}
+
+async fn write_peer_status(
+    client: &Client,
+    peer: &BGPPeer,
+    status: serde_json::Value,
+    state: &mut PassState,
+) -> Result<(), PassError> {
+    let name = peer.name_any();
+    if state.statuses.get(&name) == Some(&status) {
+        return Ok(());
+    }
+    // Conditions keep their transition time while their status holds.
+    let now = Time(Timestamp::now());
+    let old: Vec<Condition> = peer
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let mut body = status.clone();
+    if let Some(conditions) = body["conditions"].as_array_mut() {
+        for c in conditions {
+            let same = old
+                .iter()
+                .find(|o| o.type_ == c["type"] && o.status == c["status"]);
+            let time = same.map_or(now.clone(), |o| o.last_transition_time.clone());
+            c["lastTransitionTime"] = serde_json::to_value(time).unwrap_or_default();
+        }
+    }
+    let api: Api<BGPPeer> = Api::all(client.clone());
+    let patch = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer", "status": body});
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| PassError::Kube {
+        what: format!("BGPPeer {name} status"),
+        source,
+    })?;
+    state.statuses.insert(name, status);
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! `trunkline-bgp`: parses flags, elects a leader, runs the speaker.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::sync::watch;
+use trunkline_bgp::controller::{self, Settings};
+use trunkline_bgp::speaker::{Speaker, SpeakerConfig};
+use trunkline_operator::leader::{Elector, LeaseConfig, default_identity, parse_duration};
+
+/// The cluster's BGP speaker for L3VPN.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Kubeconfig file (default: in-cluster, then $KUBECONFIG).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The gobgpd binary.
+    #[arg(long, env = "TRUNKLINE_GOBGPD", default_value = "gobgpd")]
+    gobgpd: PathBuf,
+    /// The Unix socket of gobgpd's gRPC API.
+    #[arg(long, default_value = "/run/trunkline-bgp/gobgpd.sock")]
+    api_socket: PathBuf,
+    /// Run gobgpd in this network namespace (a path such as
+    /// /run/netns/NAME; for labs).
+    #[arg(long)]
+    speaker_netns: Option<PathBuf>,
+    /// Our BGP identifier (an IPv4 address, usually the node's underlay
+    /// address).
+    #[arg(long, env = "TRUNKLINE_BGP_ROUTER_ID")]
+    router_id: Ipv4Addr,
+    /// Our AS number (BGPPeers may override it with spec.localASN).
+    #[arg(long, default_value_t = 64512)]
+    local_asn: u32,
+    /// The TCP port gobgpd listens on for peers (-1: only connects out).
+    #[arg(long, default_value_t = 179, allow_negative_numbers = true)]
+    listen_port: i32,
+    /// Namespace of BGPPeer password Secrets and of the Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "trunkline-system")]
+    namespace: String,
+    /// Longest pause between two passes (learned routes and session states
+    /// are read on each).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    resync: Duration,
+    /// Elect one active speaker among the replicas with a Lease.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "trunkline-bgp")]
+    leader_election_id: String,
+    /// This replica's identity in the Lease (default: hostname + random).
+    #[arg(long, env = "POD_NAME")]
+    leader_election_identity: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let client = match &args.kubeconfig {
+        Some(path) => {
+            let config = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;
+            kube::Client::try_from(config)?
+        }
+        None => kube::Client::try_default().await?,
+    };
+    let speaker = Speaker::new(SpeakerConfig {
+        gobgpd: args.gobgpd.clone(),
+        api_socket: args.api_socket.clone(),
+        netns: args.speaker_netns.clone(),
+        router_id: args.router_id,
+        asn: args.local_asn,
+        listen_port: args.listen_port,
+    });
+    let settings = Settings {
+        namespace: args.namespace.clone(),
+        asn: args.local_asn,
+        router_id: args.router_id,
+        resync: args.resync,
+    };
+    let (leading_tx, leading) = watch::channel(!args.leader_elect);
+    let (stop_tx, stop) = watch::channel(false);
+    let shutdown = async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+    };
+    let stopped = {
+        let mut stop = stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    };
+    let elector = args.leader_elect.then(|| {
+        Elector::new(
+            client.clone(),
+            LeaseConfig {
+                namespace: args.namespace.clone(),
+                name: args.leader_election_id.clone(),
+                identity: args
+                    .leader_election_identity
+                    .clone()
+                    .unwrap_or_else(default_identity),
+                lease_duration: Duration::from_secs(15),
+                renew_deadline: Duration::from_secs(10),
+                retry_period: Duration::from_secs(2),
+            },
+        )
+    });
+    let controller = controller::run(client, settings, speaker, leading, stopped);
+    let election = async move {
+        match elector {
+            Some(elector) => {
+                let mut stop = stop.clone();
+                elector
+                    .run(
+                        leading_tx,
+                        async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        },
+                        |_| {},
+                    )
+                    .await
+            }
+            None => {
+                let _keep = leading_tx;
+                let mut stop = stop.clone();
+                let _ = stop.wait_for(|s| *s).await;
+            }
+        }
+    };
+    let signal = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(controller, election, signal);
+    Ok(())
+}

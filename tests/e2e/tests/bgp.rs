@@ -1,0 +1,838 @@
+//! L3VPN with a DC gateway (seed 003), end to end: the cluster's BGP
+//! speaker (`trunkline-bgp`, running and supervising GoBGP's gobgpd) peers
+//! with FRR's bgpd, an independent implementation, running in the lab's
+//! DC-gateway namespace.
+//!
+//! ```text
+//!   ctl 10.3.0.100 (trunkline-bgp's gobgpd, AS 64512)     dcgw 10.3.0.200 (FRR bgpd AS 65001 +
+//!            |          eBGP VPNv4                  |      the lab's BPF MPLSoUDP decapsulator) -- ext 203.0.113.10
+//!   =========+========= fabric bridge 10.3.0.0/24 ====+==========
+//!       eth0 .1 |                          eth0 .2 |
+//!        [gw1] agent                        [gw2] agent        (one operator)
+//!   v1 (100) 192.168.40.11                 v2 (100) 192.168.40.12     network "vpn":
+//!       export target:64512:100, import target:64512:200
+//! ```
+//!
+//! FRR shows our routes with their RD, RTs, labels and next hops; it
+//! advertises a default route (target:64512:200, label 1000) that the
+//! network's VRF installs (as its two halves 0.0.0.0/1 and 128.0.0.0/1:
+//! FRR 8.4's static VPN `network` statement refuses 0.0.0.0/0 itself); an instance reaches the host behind the DC
+//! gateway over MPLS over UDP and back; killing gobgpd brings the routes
+//! back in FRR without help; a wrong AS number and an unreachable peer get
+//! a clear status. This kernel has no VRF module: FRR's side is configured
+//! under `address-family ipv4 vpn` (a static VPN route and a route-map).
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Value, json};
+use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork};
+use trunkline_test_support::lab::{DcGatewayRoute, DcGatewaySpec};
+use trunkline_test_support::{
+    ControlPlane, FabricHostSpec, InstanceSpec, Lab, LabSpec, ManagedProcess, NodeSpec,
+    TestNamespace, eventually, free_local_addr, unique_name, workspace_binary,
+};
+
+const READY: Duration = Duration::from_secs(120);
+const NODES: [&str; 2] = ["gw1", "gw2"];
+/// The speaker's namespace on the fabric (its router ID).
+const CTL: &str = "10.3.0.100";
+/// The DC gateway (FRR) and the host behind it.
+const DCGW: &str = "10.3.0.200";
+const EXT: &str = "203.0.113.10";
+const OUR_AS: u32 = 64512;
+const FRR_AS: u32 = 65001;
+/// The label FRR gives its default route.
+const FRR_LABEL: u32 = 1000;
+const EXPORT_RT: &str = "target:64512:100";
+const IMPORT_RT: &str = "target:64512:200";
+
+fn underlay(node: &str) -> String {
+    let n = NODES.iter().position(|n| *n == node).expect("a lab node") + 1;
+    format!("10.3.0.{n}")
+}
+
+/// A remote instance: lab name, node, VLAN, network, address, MAC.
+#[derive(Clone, Copy, Debug)]
+struct Instance {
+    name: &'static str,
+    node: &'static str,
+    vlan: u16,
+    network: &'static str,
+    ip: &'static str,
+    mac: &'static str,
+}
+
+impl Instance {
+    fn gateway(&self) -> String {
+        let (net, _) = self.ip.rsplit_once('.').expect("IPv4");
+        format!("{net}.1")
+    }
+
+    fn subnet(&self) -> String {
+        let (net, _) = self.ip.rsplit_once('.').expect("IPv4");
+        format!("{net}.0/24")
+    }
+}
+
+const V1: Instance = Instance {
+    name: "v1",
+    node: "gw1",
+    vlan: 100,
+    network: "vpn",
+    ip: "192.168.40.11",
+    mac: "02:00:00:28:00:01",
+};
+const V2: Instance = Instance {
+    name: "v2",
+    node: "gw2",
+    vlan: 100,
+    network: "vpn",
+    ip: "192.168.40.12",
+    mac: "02:00:00:28:00:02",
+};
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply("e2e").force()
+}
+
+/// One north-south rig: the lab, the operator, an agent per node.
+struct Rig {
+    ns: TestNamespace<'static>,
+    client: Client,
+    lab: Lab,
+    operator: ManagedProcess,
+    /// Lab node -> its PhysicalRouter's name.
+    routers: BTreeMap<&'static str, String>,
+    agents: BTreeMap<&'static str, ManagedProcess>,
+    speaker: Option<ManagedProcess>,
+}
+
+impl Rig {
+    /// The two nodes, these instances, `extra` parts of the lab; the
+    /// operator, and agents started with `agent_flags` besides the usual.
+    async fn start(
+        instances: &[Instance],
+        extra: impl FnOnce(LabSpec) -> LabSpec,
+        agent_flags: &[&str],
+    ) -> Rig {
+        let plane = ControlPlane::shared();
+        let ns = plane.namespace("ns").await.expect("namespace");
+        let client = plane.client().await.expect("client");
+        let mut spec = LabSpec::new();
+        for node in NODES {
+            spec = spec.node(
+                NodeSpec::new(node)
+                    .underlay(&format!("{}/24", underlay(node)))
+                    .trunk("eth1"),
+            );
+        }
+        for i in instances {
+            spec = spec.instance(
+                InstanceSpec::new(i.name, i.node, "eth1")
+                    .vlan(i.vlan)
+                    .ip(&format!("{}/24", i.ip))
+                    .gateway(&i.gateway())
+                    .mac(i.mac),
+            );
+        }
+        let lab = Lab::up(extra(spec)).expect("the lab");
+        let operator_kubeconfig = plane
+            .kubeconfig_with_role(ns.name(), "trunkline-operator", "operator")
+            .await
+            .expect("operator identity");
+        let addr = free_local_addr();
+        let operator = ManagedProcess::start(
+            "operator",
+            &workspace_binary("trunkline-operator", "trunkline-operator"),
+            &[
+                "--kubeconfig".into(),
+                operator_kubeconfig.display().to_string(),
+                "--metrics-addr".into(),
+                addr.to_string(),
+                "--debounce-ms".into(),
+                "100".into(),
+            ],
+            &[("RUST_LOG", "info")],
+            addr,
+        );
+        let mut rig = Rig {
+            ns,
+            client,
+            lab,
+            operator,
+            routers: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            speaker: None,
+        };
+        for node in NODES {
+            let kubeconfig = plane
+                .kubeconfig_with_role(rig.ns.name(), &format!("dataplane-{node}"), "dataplane")
+                .await
+                .expect("agent identity");
+            let router = unique_name(node);
+            let addr = free_local_addr();
+            let mut args: Vec<String> = vec![
+                "--node".into(),
+                router.clone(),
+                "--kubeconfig".into(),
+                kubeconfig.display().to_string(),
+                "--metrics-addr".into(),
+                addr.to_string(),
+                "--port-netns".into(),
+                rig.lab.netns_path(node).display().to_string(),
+                "--backend".into(),
+                "af-xdp".into(),
+            ];
+            args.extend(agent_flags.iter().map(|f| (*f).to_owned()));
+            let agent = ManagedProcess::start(
+                &format!("dataplane-{node}"),
+                &workspace_binary("trunkline-dataplane", "trunkline-dataplane"),
+                &args,
+                &[("RUST_LOG", "info,trunkline_dataplane=debug")],
+                addr,
+            );
+            rig.routers.insert(node, router);
+            rig.agents.insert(node, agent);
+            rig.apply_router(node).await;
+        }
+        rig
+    }
+
+    fn logs(&self) -> String {
+        let mut out = format!("operator log: {}", self.operator.log().display());
+        for (node, agent) in &self.agents {
+            out.push_str(&format!("\n{node} agent log: {}", agent.log().display()));
+        }
+        if let Some(speaker) = &self.speaker {
+            out.push_str(&format!("\nspeaker log: {}", speaker.log().display()));
+        }
+        out
+    }
+
+    async fn apply_router(&self, node: &str) {
+        let name = &self.routers[node];
+        let router = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+            "metadata": {"name": name},
+            "spec": {"physicalInterfaces": [{"name": "eth1"}],
+                     "fabric": {"interface": "eth0", "underlayAddress": underlay(node)}}});
+        Api::<PhysicalRouter>::all(self.client.clone())
+            .patch(name, &apply_params(), &Patch::Apply(&router))
+            .await
+            .expect("router");
+    }
+
+    fn dynamic_api(
+        &self,
+        kind: &str,
+        plural: &str,
+        namespaced: bool,
+    ) -> Api<kube::core::DynamicObject> {
+        let resource = kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", kind),
+            plural,
+        );
+        if namespaced {
+            Api::namespaced_with(self.client.clone(), self.ns.name(), &resource)
+        } else {
+            Api::all_with(self.client.clone(), &resource)
+        }
+    }
+
+    async fn apply(&self, plural: &str, namespaced: bool, object: Value) {
+        let kind = object["kind"].as_str().expect("kind").to_owned();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_owned();
+        self.dynamic_api(&kind, plural, namespaced)
+            .patch(&name, &apply_params(), &Patch::Apply(&object))
+            .await
+            .unwrap_or_else(|e| panic!("{kind} {name}: {e}"));
+    }
+
+    /// Network `name` of `subnet` (gateway `.1`) with extra spec fields.
+    async fn apply_network(&self, name: &str, subnet: &str, extra: Value) {
+        let gateway = format!("{}.1", subnet.rsplit_once('.').expect("IPv4").0);
+        let mut spec = json!({"subnets": [{"cidr": subnet, "gateway": gateway}]});
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        self.apply(
+            "virtualnetworks",
+            true,
+            json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+                   "metadata": {"name": name, "namespace": self.ns.name()}, "spec": spec}),
+        )
+        .await;
+    }
+
+    fn li_name(&self, i: &Instance) -> String {
+        format!("{}-eth1-{}", self.routers[i.node], i.vlan)
+    }
+
+    /// The instance's VMI and logical interface.
+    async fn apply_instance(&self, i: &Instance) {
+        self.apply(
+            "virtualmachineinterfaces",
+            true,
+            json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+                   "metadata": {"name": i.name, "namespace": self.ns.name()},
+                   "spec": {"virtualNetwork": i.network, "macAddress": i.mac, "ips": [{"address": i.ip}]}}),
+        )
+        .await;
+        let name = self.li_name(i);
+        let li = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface",
+            "metadata": {"name": name},
+            "spec": {"physicalRouter": self.routers[i.node], "physicalInterface": "eth1", "vlan": i.vlan,
+                     "virtualMachineInterface": {"namespace": self.ns.name(), "name": i.name}}});
+        Api::<LogicalInterface>::all(self.client.clone())
+            .patch(&name, &apply_params(), &Patch::Apply(&li))
+            .await
+            .unwrap_or_else(|e| panic!("LogicalInterface {name}: {e}"));
+    }
+
+    /// Networks (name, subnet, extra spec) and instances, then waits until
+    /// every instance's logical interface, VMI and network is Ready.
+    async fn apply_all(&self, networks: &[(&str, &str, Value)], instances: &[Instance]) {
+        for (name, subnet, extra) in networks {
+            self.apply_network(name, subnet, extra.clone()).await;
+        }
+        for i in instances {
+            self.apply_instance(i).await;
+        }
+        for i in instances {
+            let li = self.li_name(i);
+            let lis: Api<LogicalInterface> = Api::all(self.client.clone());
+            let vmis: Api<VirtualMachineInterface> =
+                Api::namespaced(self.client.clone(), self.ns.name());
+            let nets: Api<VirtualNetwork> = Api::namespaced(self.client.clone(), self.ns.name());
+            eventually(&format!("{} Ready", i.name), READY, || async {
+                let ready = |conditions: &[trunkline_api::status::Condition], generation| {
+                    conditions.iter().any(|c| {
+                        c.type_ == "Ready"
+                            && c.status == "True"
+                            && c.observed_generation == generation
+                    })
+                };
+                let li = lis.get(&li).await.map_err(|e| e.to_string())?;
+                let vmi = vmis.get(i.name).await.map_err(|e| e.to_string())?;
+                let network = nets.get(i.network).await.map_err(|e| e.to_string())?;
+                let states = [
+                    ready(
+                        &li.status.clone().unwrap_or_default().conditions,
+                        li.metadata.generation,
+                    ),
+                    ready(
+                        &vmi.status.clone().unwrap_or_default().conditions,
+                        vmi.metadata.generation,
+                    ),
+                    ready(
+                        &network.status.clone().unwrap_or_default().conditions,
+                        network.metadata.generation,
+                    ),
+                ];
+                if states.iter().all(|s| *s) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "li/vmi/network ready: {states:?}; network status {:?}",
+                        network.status
+                    ))
+                }
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+        }
+    }
+
+    async fn network_status(&self, name: &str) -> trunkline_api::VirtualNetworkStatus {
+        Api::<VirtualNetwork>::namespaced(self.client.clone(), self.ns.name())
+            .get(name)
+            .await
+            .expect("network")
+            .status
+            .expect("status")
+    }
+
+    async fn vmi_label(&self, name: &str) -> u32 {
+        Api::<VirtualMachineInterface>::namespaced(self.client.clone(), self.ns.name())
+            .get(name)
+            .await
+            .expect("vmi")
+            .status
+            .and_then(|s| s.mpls_label)
+            .expect("a routed label")
+    }
+
+    async fn ping_eventually(&self, from: &str, to: &str) {
+        eventually(
+            &format!("{from} pings {to}"),
+            Duration::from_secs(45),
+            || async {
+                let (ok, out) = self.lab.ping(from, to, 2);
+                if ok { Ok(out) } else { Err(out) }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+    }
+
+    /// Starts the BGP speaker with its own role, gobgpd in the lab's `ctl`
+    /// namespace.
+    async fn start_speaker(&mut self) {
+        let plane = ControlPlane::shared();
+        let kubeconfig = plane
+            .kubeconfig_with_role(self.ns.name(), "trunkline-bgp", "bgp")
+            .await
+            .expect("speaker identity");
+        let socket = std::env::temp_dir().join(format!("{}.sock", unique_name("gobgpd")));
+        let speaker = ManagedProcess::start(
+            "bgp",
+            &workspace_binary("trunkline-bgp", "trunkline-bgp"),
+            &[
+                "--kubeconfig".into(),
+                kubeconfig.display().to_string(),
+                "--gobgpd".into(),
+                gobgpd().display().to_string(),
+                "--api-socket".into(),
+                socket.display().to_string(),
+                "--speaker-netns".into(),
+                self.lab.netns_path("ctl").display().to_string(),
+                "--router-id".into(),
+                CTL.into(),
+                "--local-asn".into(),
+                OUR_AS.to_string(),
+                "--namespace".into(),
+                self.ns.name().into(),
+            ],
+            &[("RUST_LOG", "info,trunkline_bgp=debug")],
+            free_local_addr(),
+        );
+        self.speaker = Some(speaker);
+    }
+
+    /// The pid of the gobgpd the speaker runs.
+    fn gobgpd_pid(&self) -> Option<u32> {
+        let pid = self.speaker.as_ref()?.pid()?;
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+            .find(|c| {
+                std::fs::read_to_string(format!("/proc/{c}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "gobgpd")
+            })
+    }
+
+    async fn peer_status(&self, name: &str) -> Value {
+        self.dynamic_api("BGPPeer", "bgppeers", false)
+            .get(name)
+            .await
+            .map(|o| o.data["status"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until BGPPeer `name`'s Ready condition has `status` and
+    /// `reason`; returns the status.
+    async fn wait_peer(&self, name: &str, status: &str, reason: &str, within: Duration) -> Value {
+        eventually(
+            &format!("BGPPeer {name} Ready={status} ({reason})"),
+            within,
+            || async {
+                let s = self.peer_status(name).await;
+                let ready = s["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c["type"] == "Ready")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                if ready["status"] == status && ready["reason"] == reason {
+                    Ok(s)
+                } else {
+                    Err(format!("{s}"))
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+    }
+}
+
+/// gobgpd as `scripts/build-gobgp.sh` builds it (cached by version).
+fn gobgpd() -> std::path::PathBuf {
+    let out = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/build-gobgp.sh"
+        ))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/build-gobgp.sh runs");
+    assert!(out.status.success(), "scripts/build-gobgp.sh failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("GOBGPD="))
+        .expect("GOBGPD=<path> from scripts/build-gobgp.sh");
+    path.into()
+}
+
+/// FRR (zebra + bgpd) in a lab namespace, in its own path space
+/// (`-N`), so that several can run at once; stopped on drop.
+struct Frr {
+    netns: String,
+    pathspace: String,
+    children: Vec<std::process::Child>,
+    log_dir: std::path::PathBuf,
+}
+
+impl Frr {
+    fn start(lab: &Lab, at: &str, config: &str) -> Frr {
+        let pathspace = unique_name("frr");
+        let run = format!("/var/run/frr/{pathspace}");
+        let etc = format!("/etc/frr/{pathspace}");
+        let log_dir = std::env::temp_dir().join(&pathspace);
+        for dir in [&run, &etc] {
+            std::fs::create_dir_all(dir).expect("FRR dir");
+        }
+        std::fs::create_dir_all(&log_dir).expect("FRR log dir");
+        let conf = format!("{etc}/bgpd.conf");
+        std::fs::write(&conf, config).expect("bgpd.conf");
+        std::fs::write(format!("{etc}/zebra.conf"), "hostname dcgw\n").expect("zebra.conf");
+        std::fs::write(format!("{etc}/vtysh.conf"), "").expect("vtysh.conf");
+        let netns = lab.namespace(at);
+        let mut children = Vec::new();
+        for (daemon, extra) in [
+            ("zebra", vec![format!("--config_file={etc}/zebra.conf")]),
+            ("bgpd", vec![format!("--config_file={conf}")]),
+        ] {
+            let log = std::fs::File::create(log_dir.join(format!("{daemon}.log"))).expect("log");
+            let child = Command::new("ip")
+                .args(["netns", "exec", &netns, &format!("/usr/lib/frr/{daemon}")])
+                // -S: stay root (FRR's own users and groups are not set up
+                // for a private path space).
+                .args(["-N", &pathspace, "-S"])
+                .arg(format!("--pid_file={run}/{daemon}.pid"))
+                .args(&extra)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("FRR {daemon} does not start: {e}"));
+            children.push(child);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Frr {
+            netns,
+            pathspace,
+            children,
+            log_dir,
+        }
+    }
+
+    fn vtysh(&self, command: &str) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.netns,
+                "vtysh",
+                "-N",
+                &self.pathspace,
+                "-c",
+                command,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("vtysh runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// FRR's VPNv4 routes: (RD, prefix) -> the best path's JSON.
+    fn vpn_routes(&self) -> BTreeMap<(String, String), Value> {
+        let text = self.vtysh("show bgp ipv4 vpn json");
+        let all: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let mut out = BTreeMap::new();
+        let rds = all["routes"]["routeDistinguishers"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (rd, prefixes) in rds {
+            for (prefix, paths) in prefixes.as_object().cloned().unwrap_or_default() {
+                let best = paths
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["bestpath"] == true || p["valid"] == true)
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                out.insert((rd.clone(), prefix), best);
+            }
+        }
+        out
+    }
+
+    /// Detail of one VPN route (`show bgp ipv4 vpn rd RD PREFIX json`).
+    fn vpn_route_detail(&self, rd: &str, prefix: &str) -> Value {
+        serde_json::from_str(&self.vtysh(&format!("show bgp ipv4 vpn rd {rd} {prefix} json")))
+            .unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // The daemons run under `ip netns exec`, which execs them: the pid
+        // files name the same processes; remove the path space.
+        let _ = std::fs::remove_dir_all(format!("/var/run/frr/{}", self.pathspace));
+        let _ = std::fs::remove_dir_all(format!("/etc/frr/{}", self.pathspace));
+        eprintln!("FRR logs: {}", self.log_dir.display());
+    }
+}
+
+/// FRR's configuration. The route-map comes first: a static VPN route
+/// naming a route-map not defined yet is refused and not re-evaluated.
+fn frr_config() -> String {
+    format!(
+        "frr defaults traditional\n\
+         hostname dcgw\n\
+         log stdout informational\n\
+         !\n\
+         route-map RT-DEFAULT permit 10\n \
+          set extcommunity rt {}\n\
+         !\n\
+         router bgp {FRR_AS}\n \
+          bgp router-id {DCGW}\n \
+          no bgp ebgp-requires-policy\n \
+          no bgp network import-check\n \
+          neighbor {CTL} remote-as {OUR_AS}\n \
+          neighbor {CTL} timers connect 2\n \
+          address-family ipv4 unicast\n  \
+           no neighbor {CTL} activate\n \
+          exit-address-family\n \
+          address-family ipv4 vpn\n  \
+           neighbor {CTL} activate\n  \
+           network 0.0.0.0/1 rd {FRR_AS}:1 label {FRR_LABEL} route-map RT-DEFAULT\n  \
+           network 128.0.0.0/1 rd {FRR_AS}:1 label {FRR_LABEL} route-map RT-DEFAULT\n \
+          exit-address-family\n\
+         !\n",
+        IMPORT_RT.trim_start_matches("target:")
+    )
+}
+
+/// The whole story on one rig: export, import, traffic, a killed speaker,
+/// bad peers.
+#[tokio::test]
+async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_speaker() {
+    let instances = [V1, V2];
+    let mut rig = Rig::start(
+        &instances,
+        |s| {
+            s.dc_gateway(
+                DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")).host("ext", &format!("{EXT}/24")),
+            )
+            .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+        },
+        &[],
+    )
+    .await;
+    let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
+    rig.apply_all(
+        &[(
+            "vpn",
+            &V1.subnet(),
+            json!({"l3vpn": {"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]}}),
+        )],
+        &instances,
+    )
+    .await;
+    rig.start_speaker().await;
+    let peer = unique_name("frr");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": FRR_AS,
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    let status = rig.wait_peer(&peer, "True", "Established", READY).await;
+    eprintln!("peer status: {status}");
+
+    // Export: FRR holds each instance's route with our RD, RT, label, next
+    // hop and the MPLSoUDP encapsulation community.
+    let vni = rig.network_status("vpn").await.vni.expect("a VNI");
+    let rd = format!("{CTL}:{vni}");
+    let mut labels = BTreeMap::new();
+    for i in instances {
+        let label = rig.vmi_label(i.name).await;
+        let prefix = format!("{}/32", i.ip);
+        let route = eventually(
+            &format!("FRR has {prefix}"),
+            Duration::from_secs(30),
+            || async {
+                frr.vpn_routes()
+                    .get(&(rd.clone(), prefix.clone()))
+                    .cloned()
+                    .ok_or_else(|| frr.vtysh("show bgp ipv4 vpn"))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+        let detail = frr.vpn_route_detail(&rd, &prefix);
+        let text = detail.to_string();
+        eprintln!("FRR: {prefix}: {route}\n detail {text}");
+        assert!(
+            text.contains(&underlay(i.node)),
+            "next hop {}: {text}",
+            underlay(i.node)
+        );
+        assert!(text.contains("RT:64512:100"), "route target: {text}");
+        assert!(
+            text.contains("ET:13"),
+            "MPLSoUDP encapsulation community: {text}"
+        );
+        assert!(
+            text.contains(&format!("\"remoteLabel\":{label}")),
+            "label {label}: {text}"
+        );
+        labels.insert(i.name, label);
+    }
+
+    // Import: FRR's default route (its two halves) becomes a DCGateway the
+    // nodes install.
+    let gateway = format!("bgp-{}", DCGW.replace('.', "-"));
+    let api = rig.dynamic_api("DCGateway", "dcgateways", false);
+    eventually("the learned DCGateway is Ready", READY, || async {
+        let object = api.get(&gateway).await.map_err(|e| e.to_string())?;
+        let ready = object.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let routes = object.data["spec"]["networks"][0]["routes"].clone();
+        if ready
+            && routes
+                == json!([{"prefix": "0.0.0.0/1", "label": FRR_LABEL},
+                          {"prefix": "128.0.0.0/1", "label": FRR_LABEL}])
+        {
+            Ok(())
+        } else {
+            Err(format!("{}", object.data))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+
+    // Traffic: the DC gateway sends to each instance with the label and
+    // next hop FRR learned from us; the instances reach the host behind it.
+    for i in instances {
+        rig.lab
+            .add_dc_gateway_route(
+                "dcgw",
+                DcGatewayRoute {
+                    to: format!("{}/32", i.ip).parse().expect("prefix"),
+                    node: underlay(i.node).parse().expect("address"),
+                    label: labels[i.name],
+                },
+            )
+            .expect("a DC gateway route");
+    }
+    rig.ping_eventually("v1", EXT).await;
+    rig.ping_eventually("v2", EXT).await;
+    rig.ping_eventually("ext", V1.ip).await;
+    let payload = "l3vpn-ext-to-v2";
+    let received = rig
+        .lab
+        .tcp("ext", "v2", V2.ip, 7301, payload)
+        .unwrap_or_else(|e| panic!("TCP ext -> v2: {e}\n{}", rig.logs()));
+    assert_eq!(received, payload);
+
+    // A killed gobgpd is restarted and given every route again.
+    let old = rig.gobgpd_pid().expect("gobgpd runs under the speaker");
+    let killed = Command::new("kill")
+        .args(["-9", &old.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let v1_route = (rd.clone(), format!("{}/32", V1.ip));
+    eventually(
+        "FRR withdraws our routes",
+        Duration::from_secs(15),
+        || async {
+            if frr.vpn_routes().contains_key(&v1_route) {
+                Err("still there".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    eventually(
+        "FRR has our routes again",
+        Duration::from_secs(60),
+        || async {
+            let routes = frr.vpn_routes();
+            let new = rig.gobgpd_pid();
+            if routes.contains_key(&v1_route)
+                && routes.contains_key(&(rd.clone(), format!("{}/32", V2.ip)))
+                && new.is_some_and(|p| p != old)
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "gobgpd {new:?}: {}",
+                    frr.vtysh("show bgp ipv4 vpn")
+                ))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    rig.ping_eventually("v1", EXT).await;
+
+    // Bad peers: an unreachable one and a wrong AS number get a clear
+    // status; the good session is not disturbed by the unreachable one.
+    let nobody = unique_name("nobody");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": nobody},
+               "spec": {"address": "10.3.0.222", "peerASN": 65002,
+                        "timers": {"connectRetrySeconds": 1}}}),
+    )
+    .await;
+    rig.wait_peer(&nobody, "False", "PeerUnreachable", Duration::from_secs(60))
+        .await;
+    rig.wait_peer(&peer, "True", "Established", Duration::from_secs(5))
+        .await;
+    assert!(frr.vpn_routes().contains_key(&v1_route));
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": 65099,
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    let status = rig
+        .wait_peer(&peer, "False", "PeerASMismatch", Duration::from_secs(60))
+        .await;
+    eprintln!("wrong AS: {status}");
+    rig.wait_peer(&nobody, "False", "PeerUnreachable", Duration::from_secs(5))
+        .await;
+    drop(frr);
+}
