@@ -14,7 +14,9 @@
 //        another MAC           -> bridge -> local VMI: re-tag | remote VMI: encapsulate
 //   fabric frame: UDP 6635 / 4789 to our underlay address -> decapsulate
 //        -> routed label: to its VMI | label or VNI of a network: as above, from the tunnel
-//   not for the fabric's tunnels -> XDP_PASS (the host's own traffic)
+//   not for the fabric's tunnels: SNAT returns, IP fabric subnets -> AF_XDP
+//        (north-south is the pipeline's until a flow stage), the rest ->
+//        XDP_PASS (the host's own traffic)
 //   anything else (ARP, ND and router solicitations, broadcast and flooding,
 //   DHCP, TTL expiry and packets too big for the egress MTU (ICMP errors),
 //   echo and everything to the gateway, allowed address pairs that move,
@@ -907,8 +909,13 @@ __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
             HANDOFF(r);
         found = route6(f->gen, f->vrf, dst);
     }
-    if (!found)
+    if (!found) {
+        // Leaving by the fabric (SNAT, IP fabric forwarding): userspace.
+        struct vrf *v = vrf_at(f->gen, f->vrf);
+        if (!v || (v->flags & VRF_EXIT))
+            HANDOFF(r);
         DROP(r, TD_NO_ROUTE);
+    }
     __u32 kind = found->kind, id = found->id;
     if (kind == NH_RECEIVE)
         HANDOFF(r);
@@ -1247,8 +1254,13 @@ __noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress
     if (!v || !g || (v->flags & VMI_HANDOFF))
         HANDOFF(r);
     __u32 vrf = v->vrf;
-    if (!vrf_peer(gen, vrf, peer))
+    if (!vrf_peer(gen, vrf, peer)) {
+        // A DC gateway routing for the network: userspace.
+        struct vrf *vr = vrf_at(gen, vrf);
+        if (!vr || (vr->flags & VRF_ROUTED_PEERS))
+            HANDOFF(r);
         DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
+    }
     __u32 avail = end > ip_at ? end - ip_at : 0;
     if (avail < 1)
         DROP(r, TD_TUNNEL_MALFORMED);
@@ -1326,8 +1338,12 @@ static __always_inline int decapsulated_frame(struct xdp_md *ctx, struct frame *
                                               struct res *r, __u32 gen, __u32 ingress,
                                               __u32 vrf, __u32 peer, __u32 in, __u32 end)
 {
-    if (!vrf_peer(gen, vrf, peer))
+    if (!vrf_peer(gen, vrf, peer)) {
+        struct vrf *vr = vrf_at(gen, vrf);
+        if (!vr || (vr->flags & VRF_ROUTED_PEERS))
+            HANDOFF(r);
         DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
+    }
     if (end < in + 14)
         DROP(r, TD_TUNNEL_MALFORMED);
     __u8 *p = ptr_at(ctx, in, 14);
@@ -1501,6 +1517,128 @@ __noinline int tier_fabric(struct xdp_md *ctx, struct frame *f, struct res *r, _
 }
 
 // ---------------------------------------------------------------------------
+// North-south on the fabric (pipeline: fabric_inbound). Until the tier has
+// a flow stage, what the pipeline takes in from the fabric besides tunnel
+// packets is userspace's: the return of SNAT flows (TCP / UDP to the
+// underlay address on a port of the SNAT range, ICMP echo replies whose
+// identifier is in it, ICMP errors quoting such a packet) and packets to
+// the subnets of networks with IP fabric forwarding. The same rules as the
+// AF_XDP-only mode's fabric program (redirect.bpf.c), from the generation's
+// image (its globals and the FABRIC_VRF routes), read whether or not the
+// tables are enabled: the generation in use always holds a whole image.
+
+static __always_inline int snat_port(struct globals *g, __u16 port)
+{
+    return (g->flags & GLOBAL_SNAT) && port >= g->snat_lo && port <= g->snat_hi;
+}
+
+// Whether the quoted transport at `q` (8 bytes readable) is a SNAT flow's.
+static __always_inline int quoted_snat(struct globals *g, __u32 proto, const __u8 *q,
+                                       __u32 icmp, __u32 echo_request)
+{
+    if (proto == IPPROTO_TCP || proto == IPPROTO_UDP)
+        return snat_port(g, rd16(q));
+    if (proto == icmp && q[0] == echo_request)
+        return snat_port(g, rd16(q + 4));
+    return 0;
+}
+
+// 1: a frame of the fabric port the pipeline takes into a VRF (hand off);
+// 0: the host's (XDP_PASS).
+__noinline int tier_north_south(struct xdp_md *ctx, __u32 gen)
+{
+    gen &= 1;
+    struct globals *g = globals_at(gen);
+    if (!g || !(g->flags & GLOBAL_UNDERLAY))
+        return 0;
+    __u8 *p = ptr_at(ctx, 0, 14);
+    if (!p)
+        return 0;
+    __u32 et = rd16(p + 12);
+    if (et == ETH_P_IP) {
+        __u8 *ip = ptr_at(ctx, 14, 20);
+        if (!ip)
+            return 0;
+        __u32 mine = g->underlay_family == 4 && ip[16] == g->underlay_addr[0] &&
+                     ip[17] == g->underlay_addr[1] && ip[18] == g->underlay_addr[2] &&
+                     ip[19] == g->underlay_addr[3];
+        if (!mine) {
+            __u8 dst[4];
+            __builtin_memcpy(dst, ip + 16, 4);
+            return route4(gen, FABRIC_VRF, dst) != 0;
+        }
+        if (!(g->flags & GLOBAL_SNAT))
+            return 0;
+        // A header the pipeline checks (its checksum, when SNAT is on):
+        // options are userspace's, a bad checksum is its drop.
+        if ((ip[0] & 0x0f) != 5 || fold(sum_words(ip, 20)) != 0xffff)
+            return 1;
+        if (rd16(ip + 6) & 0x3fff)
+            return 0;
+        __u32 ihl = (ip[0] & 0x0f) * 4;
+        if (ihl < 20)
+            return 0;
+        __u32 proto = ip[9];
+        __u8 *l4 = ptr_at(ctx, 14 + ihl, 8);
+        if (!l4)
+            return 0;
+        if (proto == IPPROTO_UDP || proto == IPPROTO_TCP)
+            return snat_port(g, rd16(l4 + 2));
+        if (proto != IPPROTO_ICMP)
+            return 0;
+        if (l4[0] == 0)  // echo reply
+            return snat_port(g, rd16(l4 + 4));
+        if (l4[0] != 3 && l4[0] != 11 && l4[0] != 12)
+            return 0;
+        __u8 *inner = ptr_at(ctx, 14 + ihl + 8, 28);
+        if (!inner || inner[0] != 0x45 || inner[12] != g->underlay_addr[0] ||
+            inner[13] != g->underlay_addr[1] || inner[14] != g->underlay_addr[2] ||
+            inner[15] != g->underlay_addr[3])
+            return 0;
+        return quoted_snat(g, inner[9], inner + 20, IPPROTO_ICMP, 8);
+    }
+    if (et == ETH_P_IPV6) {
+        __u8 *ip = ptr_at(ctx, 14, 40);
+        if (!ip)
+            return 0;
+        __u32 d = g->underlay_family != 6;
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            d |= ip[24 + i] ^ g->underlay_addr[i];
+        if (d) {
+            __u8 dst[16];
+            __builtin_memcpy(dst, ip + 24, 16);
+            return route6(gen, FABRIC_VRF, dst) != 0;
+        }
+        if (!(g->flags & GLOBAL_SNAT))
+            return 0;
+        __u32 proto = ip[6];
+        __u8 *l4 = ptr_at(ctx, 54, 8);
+        if (!l4)
+            return 0;
+        if (proto == IPPROTO_UDP || proto == IPPROTO_TCP)
+            return snat_port(g, rd16(l4 + 2));
+        if (proto != 58)
+            return 0;
+        if (l4[0] == 129)  // echo reply
+            return snat_port(g, rd16(l4 + 4));
+        if (l4[0] < 1 || l4[0] > 4)
+            return 0;
+        __u8 *inner = ptr_at(ctx, 62, 48);
+        if (!inner)
+            return 0;
+        __u32 s = 0;
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            s |= inner[8 + i] ^ g->underlay_addr[i];
+        if (s)
+            return 0;
+        return quoted_snat(g, inner[6], inner + 40, 58, 128);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
 
 static __always_inline void count(struct xdp_md *ctx, struct res *r, __u32 rx_len)
 {
@@ -1586,8 +1724,10 @@ int trunkline_tier(struct xdp_md *ctx)
     if (kind == IFACE_FABRIC) {
         // Without tables for it, only tunnel packets for us go to userspace.
         tier_fabric(ctx, &f, &r, role == PORT_FABRIC && fits);
-        if (r.pass)
+        // North-south (SNAT returns, IP fabric subnets): userspace's.
+        if (r.pass && !tier_north_south(ctx, gen))
             return XDP_PASS;
+        r.pass = 0;
     } else if (role == PORT_GATEWAY && fits) {
         tier_trunk(ctx, &f, &r);
     }

@@ -51,6 +51,7 @@ struct iface {
 
 // globals: ARRAY[2], index gen.
 #define GLOBAL_UNDERLAY 1
+#define GLOBAL_SNAT 2  // some network translates: snat_lo..snat_hi are its ports
 struct globals {
     __u8 gateway_mac[6];
     __u8 underlay_mac[6];
@@ -59,6 +60,8 @@ struct globals {
     __u8 underlay_addr[16];
     __u32 fabric_ifindex;   // 0: the fabric port is not open: hand off
     __u32 mtu;              // the fabric's MTU
+    __u16 snat_lo;          // the ports SNAT translates to (GLOBAL_SNAT)
+    __u16 snat_hi;
 };
 
 // ports: HASH {gen, ifindex} -> port.
@@ -120,6 +123,12 @@ struct source_key {
 #define VRF_ROUTES 2
 #define VRF_BRIDGES 4
 #define VRF_FLOOD_UNKNOWN 8
+#define VRF_EXIT 16          // leaves by the fabric (SNAT, IP fabric): a route miss is userspace's
+#define VRF_ROUTED_PEERS 32  // DC gateways route for it: their tunnel packets are userspace's
+// The pseudo VRF slot of the routes4 / routes6 tries holding the subnets of
+// networks with IP fabric forwarding (NH_NORTH_SOUTH): what the fabric
+// routes back to this node.
+#define FABRIC_VRF 0x00ffffff
 struct vrf {
     __u32 flags;
     __u32 mtu;  // the network's MTU; 0: none declared

@@ -5,7 +5,8 @@
 //! untouched. Needs root (namespaces, BPF); CI runs as root.
 //!
 //! ```text
-//!  every test of process/tests.rs, tests_overlay.rs and tests_first_minute.rs, recorded
+//!  every test of process/tests.rs, tests_overlay.rs, tests_first_minute.rs and
+//!  tests_north_south.rs, recorded
 //!     Rig::run_with ──record──> Case { image of the tables, port, frame, verdict, bytes }
 //!  replay, in a network namespace with one veth per port (ifindex 1000 + port id):
 //!     Mirror::install(image) ──> the tier's maps (generation swap, as the agent does)
@@ -122,7 +123,7 @@ fn case(
         _ => false,
     };
     Case {
-        special: special(tables, port, frame),
+        special: north_south(test).or_else(|| special(tables, port, frame)),
         moved_a_cell,
         test,
         image,
@@ -136,6 +137,14 @@ fn case(
         rx_slot: slot_of(source),
         tx_slot: slot_of(tx),
     }
+}
+
+/// The class of every frame of the north-south tests.
+fn north_south(test: &str) -> Option<Class> {
+    crate::process::tests_north_south::differential::TESTS
+        .iter()
+        .any(|(name, _)| *name == test)
+        .then_some(Class::NorthSouth)
 }
 
 /// The classes a frame belongs to by what it is rather than by the
@@ -239,6 +248,7 @@ fn all_tests() -> Vec<(&'static str, fn())> {
         .iter()
         .chain(crate::process::tests_overlay::differential::TESTS)
         .chain(crate::process::tests_first_minute::differential::TESTS)
+        .chain(crate::process::tests_north_south::differential::TESTS)
         .copied()
         .collect()
 }
@@ -538,6 +548,10 @@ enum Class {
     /// To or from an allowed address pair's moving address: its holder is
     /// a runtime cell the image does not carry, userspace's.
     AddressPair,
+    /// Frames of the north-south tests (SNAT both ways, IP fabric
+    /// forwarding, a DC gateway's routes): userspace's until the tier has a
+    /// flow stage; compared like the others (a hand-off always agrees).
+    NorthSouth,
     Flood,
     Drop,
     Pass,
@@ -745,6 +759,7 @@ fn random_frames_are_decided_alike_in_the_kernel() {
     // MTUs, a moving address pair): a third of the frames each.
     let configs: Vec<_> = std::iter::once(fixture())
         .chain(crate::process::tests_first_minute::differential::configs())
+        .chain(crate::process::tests_north_south::differential::configs())
         .collect();
     let mut kernel = Kernel::new("r");
     let mut mismatches = Vec::new();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::layout::*;
 use super::slots::Slots;
-use crate::config::PortId;
+use crate::config::{FabricExit, PortId};
 use crate::tables::{BridgeEntry, Encap, LabelTarget, NextHop, PortRole, Tables};
 
 /// The entries of the tier's maps for one set of tables.
@@ -82,16 +82,25 @@ impl Image {
 
         // Globals and the underlay.
         let mut globals = Bytes::default().raw(&tables.gateway_mac.0);
+        // North-south: the SNAT range (its returns are handed off).
+        let ns = &tables.north_south;
+        let (snat_flag, (snat_lo, snat_hi)) = if ns.snat_networks > 0 {
+            (GLOBAL_SNAT, ns.snat_ports)
+        } else {
+            (0, (0, 0))
+        };
         match tables.underlay {
             Some(u) => {
                 let (family, addr) = addr16(u.addr);
                 globals = globals
                     .raw(&u.mac.0)
-                    .u32(GLOBAL_UNDERLAY)
+                    .u32(GLOBAL_UNDERLAY | snat_flag)
                     .u32(family)
                     .raw(&addr)
                     .u32(ifindex(u.port).unwrap_or(0))
-                    .u32(u32::from(u.mtu));
+                    .u32(u32::from(u.mtu))
+                    .u16(snat_lo)
+                    .u16(snat_hi);
             }
             None => {
                 globals = globals
@@ -101,9 +110,37 @@ impl Image {
                     .raw(&[0; 16])
                     .u32(0)
                     .u32(0)
+                    .u16(0)
+                    .u16(0)
             }
         }
         put(TierMap::Globals, Key::Slot(0), globals.done());
+        // North-south: the subnets of networks with IP fabric forwarding,
+        // under a pseudo VRF (the fabric port hands them off).
+        for (addr, len, _) in ns.fabric_v4.entries() {
+            let key = Key::Route {
+                vrf: FABRIC_VRF,
+                addr: addr.to_be_bytes().to_vec(),
+                len,
+            };
+            put(
+                TierMap::Routes4,
+                key,
+                Bytes::default().u32(NH_NORTH_SOUTH).u32(0).done(),
+            );
+        }
+        for (addr, len, _) in ns.fabric_v6.entries() {
+            let key = Key::Route {
+                vrf: FABRIC_VRF,
+                addr: addr.to_be_bytes().to_vec(),
+                len,
+            };
+            put(
+                TierMap::Routes6,
+                key,
+                Bytes::default().u32(NH_NORTH_SOUTH).u32(0).done(),
+            );
+        }
 
         // Ports and their VLANs.
         for port in &tables.ports {
@@ -212,6 +249,12 @@ impl Image {
             }
             if vrf.flood_unknown_unicast {
                 flags |= VRF_FLOOD_UNKNOWN;
+            }
+            if vrf.exit != FabricExit::None {
+                flags |= VRF_EXIT;
+            }
+            if !vrf.routed_peers.is_empty() {
+                flags |= VRF_ROUTED_PEERS;
             }
             put(
                 TierMap::Vrfs,

@@ -22,6 +22,8 @@ pub const STATE_ENABLED: u32 = 2;
 
 /// `GLOBAL_UNDERLAY`.
 pub const GLOBAL_UNDERLAY: u32 = 1;
+/// `GLOBAL_SNAT`: some network translates (the SNAT range is set).
+pub const GLOBAL_SNAT: u32 = 2;
 /// `PORT_GATEWAY`.
 pub const PORT_GATEWAY: u32 = 1;
 /// `PORT_FABRIC`.
@@ -47,6 +49,15 @@ pub const VRF_ROUTES: u32 = 2;
 pub const VRF_BRIDGES: u32 = 4;
 /// `VRF_FLOOD_UNKNOWN`.
 pub const VRF_FLOOD_UNKNOWN: u32 = 8;
+/// `VRF_EXIT`: the network leaves by the fabric (SNAT, IP fabric
+/// forwarding): a route miss is handed off.
+pub const VRF_EXIT: u32 = 16;
+/// `VRF_ROUTED_PEERS`: DC gateways route for the network: tunnel packets
+/// from a peer not hosting it are handed off.
+pub const VRF_ROUTED_PEERS: u32 = 32;
+/// `FABRIC_VRF`: the pseudo VRF slot of the route tries holding the
+/// subnets of networks with IP fabric forwarding (`NH_NORTH_SOUTH`).
+pub const FABRIC_VRF: u32 = 0x00ff_ffff;
 /// `REMOTE_VALID`.
 pub const REMOTE_VALID: u32 = 1;
 /// `REMOTE_HANDOFF`.
@@ -193,7 +204,7 @@ impl TierMap {
     /// The sizes of its key and value, as in `tier.h`.
     pub const fn sizes(self) -> (usize, usize) {
         match self {
-            TierMap::Globals => (4, 44),
+            TierMap::Globals => (4, 48),
             TierMap::Ports => (8, 8),
             TierMap::Vlans => (12, 4),
             TierMap::Vmis => (4, 28 + 28 * MAX_PAIRS),

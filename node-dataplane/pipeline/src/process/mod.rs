@@ -525,6 +525,6 @@ pub(crate) mod tests;
 #[cfg(test)]
 pub(crate) mod tests_first_minute;
 #[cfg(test)]
-mod tests_north_south;
+pub(crate) mod tests_north_south;
 #[cfg(test)]
 pub(crate) mod tests_overlay;
