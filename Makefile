@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline
+.PHONY: help demo test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-ha
 
 help: ## list the targets
 	@grep -E '^[a-z0-9][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -52,6 +52,9 @@ bench-pipeline: ## criterion benchmark of the packet pipeline with 4K VMIs (ns p
 
 bench: deps ## forwarding (AF_XDP only and the XDP tier) vs bare AF_XDP, bare XDP_REDIRECT, Linux and OVS, overlay vs Linux VXLAN + control plane at 4K objects: target/bench/report.md
 	scripts/bench.sh $(BENCH_FLAGS)
+
+bench-ha: deps ## gateway HA loss windows (modes Fast, STP, keepalived VRRP baseline), 5 runs per failure: target/bench/ha.md
+	scripts/bench.sh ha $(BENCH_FLAGS)
 
 deps: ## install what the build and the tests need (Debian packages, Kubernetes binaries)
 	scripts/install-deps.sh

@@ -120,11 +120,12 @@ health DCGateway "the trunkline operator" "$operator_reasons" "Conflict or Inval
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
 health ExternalVTEP "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
-health GatewayHAGroup "the trunkline operator" "$operator_reasons, NotImplemented = true" \
-  "Conflict, Invalid or NotImplemented" \
-  "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready). Until" \
-  "gateway HA is implemented an accepted group is Ready=False NotImplemented:" \
-  "Degraded, since nothing enforces it."
+health GatewayHAGroup "the trunkline operator" "$operator_reasons, NoActiveMember = true, SplitBrain = true" \
+  "Conflict, Invalid, NoActiveMember or SplitBrain" \
+  "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready) from" \
+  "its members' reports. No member active (NoActiveMember) or more than one" \
+  "(SplitBrain) is Degraded at once: the group's instances are cut off, or" \
+  "two gateways answer for them."
 health LogicalInterface "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
 health PhysicalRouter "the node dataplane of this node" "PortNotUp = true" "PortNotUp" \

@@ -13,6 +13,9 @@
 #   target/bench/forwarding.png.
 #
 #   scripts/bench.sh [trunkline-bench run flags...]   e.g. --smoke, --rounds 5
+#   scripts/bench.sh ha [trunkline-bench ha flags...]  the gateway HA benchmark
+#     (make bench-ha): loss windows during failures, modes Fast and STP and a
+#     keepalived VRRP baseline; writes target/bench/ha.md (about 20 minutes)
 #
 # Needs root (namespaces, XDP), the Debian packages of scripts/install-deps.sh
 # (clang, libbpf-dev, openvswitch-switch, fonts-dejavu-core) and the
@@ -25,7 +28,11 @@ cd "$repo"
 log() { printf '[bench.sh] %s\n' "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { log "run as root (network namespaces, XDP)"; exit 1; }
-for tool in clang ovs-vswitchd ovsdb-server setpriv taskset ethtool tc; do
+what=run
+if [ "${1:-}" = ha ]; then what=ha; shift; fi
+tools="clang ovs-vswitchd ovsdb-server setpriv taskset ethtool tc"
+[ "$what" = ha ] && tools="clang setpriv ethtool tc keepalived"
+for tool in $tools; do
   command -v "$tool" >/dev/null || { log "$tool missing: run scripts/install-deps.sh"; exit 1; }
 done
 
@@ -43,6 +50,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ "$what" = ha ]; then
+  if [ -n "${MAKELEVEL:-}" ]; then shown="make bench-ha${*:+ BENCH_FLAGS='$*'}"; else shown="scripts/bench.sh ha${*:+ $*}"; fi
+  "$target/release/trunkline-bench" ha --bin-dir "$target/release" \
+    --out "$repo/target/bench" --command "$shown" "$@"
+  exit
+fi
 if [ -n "${MAKELEVEL:-}" ]; then shown="make bench${*:+ BENCH_FLAGS='$*'}"; else shown="scripts/bench.sh${*:+ $*}"; fi
 "$target/release/trunkline-bench" run --prefix "$prefix" --bin-dir "$target/release" \
   --out "$repo/target/bench" --command "$shown" "$@"

@@ -17,7 +17,8 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 # frames no tool sends, independently of trunkline's own wire code),
 # busybox + udhcpc + isc-dhcp-client + ndisc6 (e2e: real DHCPv4/DHCPv6 clients
 # and router solicitations in address-less instances), keepalived (e2e: a
-# VRRP virtual IP between two instances), traceroute (e2e: time exceeded),
+# VRRP virtual IP between two instances; make bench-ha: the VRRP baseline),
+# traceroute (e2e: time exceeded),
 # containerd + runc + containernetworking-plugins + iptables (the local node of
 # `scripts/cluster.sh up --node`: the container runtime, pod networking, and
 # kube-proxy's Service rules), frr (e2e: FRR's bgpd as the L3VPN DC gateway the

@@ -10,22 +10,27 @@
 //!                                          |                                      (loads once per batch)
 //!                                          +-----------------------------------> host thread
 //!  forwarding thread --set_ports/backend--> State <--vgw / fabric / neighbours-- host thread
-//!                                             |
+//!                                             |    <--HA groups' state, stats------ HA thread
 //!                    report() / metrics  <----+   (never taken per frame)
+//!  HA thread --inject(frames)--> bounded channel --drained once per loop--> forwarding thread
 //! ```
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use trunkline_api::physical_router::{PortStatus, ProgrammedCounts, ProgrammedObject};
-use trunkline_pipeline::config::NextHopConfig;
+use trunkline_api::physical_router::{
+    HaGroupReport, PortStatus, ProgrammedCounts, ProgrammedObject,
+};
+use trunkline_pipeline::config::{NextHopConfig, PortId};
 use trunkline_pipeline::kernel::Slots;
 use trunkline_pipeline::{Counters, ObjectRef, Rejected, Tables};
 use trunkline_xdp::TierMaps;
 
 use crate::desired::{Desired, PortSpec};
+use crate::ha::HaPlan;
 use crate::hostnet::VgwSpec;
 use crate::report::NodeReport;
 
@@ -39,6 +44,49 @@ pub struct Plan {
     pub virtual_gateways: Vec<VgwSpec>,
     /// The compiled tables.
     pub tables: Tables,
+    /// What the HA thread works with.
+    pub ha: HaPlan,
+}
+
+/// How many frames may wait for the forwarding thread to send them.
+const INJECT_QUEUE: usize = 256;
+
+/// A frame the control side asks the forwarding thread to send (a takeover
+/// announcement): out of `port` of the plan of version `version` (a frame
+/// for another plan's ports is dropped).
+#[derive(Debug)]
+pub struct Injected {
+    /// The plan version whose port ids the frame uses.
+    pub version: i64,
+    /// The egress port.
+    pub port: PortId,
+    /// The whole frame.
+    pub frame: Vec<u8>,
+}
+
+/// What the HA thread reports: each group's part for the router's status,
+/// and counters for the metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HaStats {
+    /// The node's part in each group it is a member of.
+    pub groups: Vec<HaGroupReport>,
+    /// Role changes: (group, new state) -> count.
+    pub transitions: std::collections::BTreeMap<(String, String), u64>,
+    /// Heartbeats sent and received.
+    pub heartbeats_sent: u64,
+    /// Heartbeats received from known nodes.
+    pub heartbeats_received: u64,
+    /// Claims sent (datagrams).
+    pub claims_sent: u64,
+    /// Claims received.
+    pub claims_received: u64,
+    /// Datagrams refused (unknown sender or group, wrong source address,
+    /// malformed).
+    pub refused: u64,
+    /// Takeover announcements injected.
+    pub announcements: u64,
+    /// Injected frames the forwarding thread could not take (queue full).
+    pub inject_dropped: u64,
 }
 
 /// How long after start the first report waits for the host thread to
@@ -94,6 +142,9 @@ pub struct Control {
     heartbeat_ms: AtomicU64,
     stop: AtomicBool,
     tier: Mutex<TierState>,
+    inject: SyncSender<Injected>,
+    injected: Mutex<Option<Receiver<Injected>>>,
+    ha: Mutex<HaStats>,
     /// The forwarding thread's flow table counts, once it keeps one.
     flow_stats: Mutex<Option<Arc<trunkline_pipeline::flow::FlowStats>>>,
 }
@@ -117,12 +168,14 @@ struct TierState {
 impl Default for Control {
     fn default() -> Self {
         let (tables, _) = Tables::compile(&Default::default());
+        let (inject, injected) = sync_channel(INJECT_QUEUE);
         Self {
             plan: ArcSwap::from_pointee(Plan {
                 version: 0,
                 ports: Vec::new(),
                 virtual_gateways: Vec::new(),
                 tables,
+                ha: HaPlan::default(),
             }),
             // The forwarding thread is the only writer: worker 0.
             counters: Arc::new(Counters::for_worker(0)),
@@ -132,6 +185,9 @@ impl Default for Control {
             heartbeat_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             tier: Mutex::default(),
+            inject,
+            injected: Mutex::new(Some(injected)),
+            ha: Mutex::default(),
             flow_stats: Mutex::default(),
         }
     }
@@ -207,6 +263,7 @@ impl Control {
                 .map(|(spec, _)| spec.clone())
                 .collect(),
             tables,
+            ha: desired.ha.clone(),
         }));
         let mut state = self.state();
         state.synced = true;
@@ -250,6 +307,36 @@ impl Control {
             .map(|(spec, object)| (spec.interface.clone(), object.clone()))
             .collect();
         version
+    }
+
+    /// Asks the forwarding thread to send `frame` out of `port` (of the
+    /// plan of version `version`); `false` when its queue is full.
+    pub fn inject(&self, version: i64, port: PortId, frame: Vec<u8>) -> bool {
+        match self.inject.try_send(Injected {
+            version,
+            port,
+            frame,
+        }) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.ha_stats(|s| s.inject_dropped += 1);
+                false
+            }
+        }
+    }
+
+    /// The receiving end of [`Control::inject`], for the forwarding thread
+    /// (once).
+    pub fn take_injected(&self) -> Option<Receiver<Injected>> {
+        self.injected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Updates the HA thread's state and counters.
+    pub fn ha_stats<T>(&self, f: impl FnOnce(&mut HaStats) -> T) -> T {
+        f(&mut self.ha.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// What to report on the PhysicalRouter.
@@ -313,7 +400,9 @@ impl Control {
                 port.message.get_or_insert_with(|| why.clone());
             }
         }
+        let ha_groups = self.ha_stats(|s| s.groups.clone());
         NodeReport {
+            ha_groups,
             router_generation: state.router_generation,
             synced: state.synced && state.ports_opened && state.host_settled,
             tables_version: version,
@@ -543,6 +632,7 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> Vec<ProgrammedOb
                 .strip_prefix("DCGateway/")
                 .map(|name| by_name("DCGateway", false, name))
                 .unwrap_or_default(),
+            ObjectRef::HaGroup(key) => by_name("GatewayHAGroup", false, key),
             ObjectRef::Route { .. } => Vec::new(),
             // An external VTEP is programmed when its peer and endpoints are;
             // a DC gateway when its peer is.

@@ -7,11 +7,13 @@
 //!  LogicalInterface (router = node, Accepted for its generation)
 //!     --> VirtualMachineInterface (Accepted) --> VirtualNetwork (Accepted)
 //!  VirtualGateway (node listed, Accepted) --> VirtualNetwork (Accepted)
+//!  GatewayHAGroup (Accepted, node a member or witness) --> ha::plan (HA groups,
+//!     BPDU attachments, multi-homed VMIs, the HA thread's plan)
 //!  DCGateway (Accepted, serving a network held here) --> routed peer + labelled routes
 //!  VirtualNetwork status.fabricExit --> the VRF's exit (SNAT / IP fabric)
 //!  (port MTUs from the router's physical interfaces; each network's MTU
 //!  and DHCP settings)
-//!  ==> Desired { ports, config: pipeline NodeConfig, programmed }
+//!  ==> Desired { ports, config: pipeline NodeConfig, programmed, ha }
 //! ```
 //!
 //! The operator decides what is valid across objects; the agent only takes
@@ -28,8 +30,8 @@ use trunkline_api::physical_router::ProgrammedObject;
 use trunkline_model::encapsulation::NODE_ENCAPSULATIONS;
 use trunkline_model::{
     Dhcp as ModelDhcp, DhcpMode as ModelDhcpMode, Encapsulation as ModelEncapsulation,
-    FabricExit as ModelFabricExit, ForwardingMode as ModelForwardingMode, Meta, NamespacedName,
-    Placement, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    FabricExit as ModelFabricExit, ForwardingMode as ModelForwardingMode, HaLayout, Meta,
+    NamespacedName, Placement, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_pipeline::config::{
     AllowedAddressPair, CreationOrder, DEFAULT_SNAT_PORTS, DhcpConfig, DhcpMode, Encapsulation,
@@ -38,6 +40,7 @@ use trunkline_pipeline::config::{
     RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 
+use crate::ha::HaPlan;
 use crate::hostnet::{FabricFacts, VgwSpec, interface_mac};
 
 /// What a port of the node is.
@@ -120,6 +123,8 @@ pub struct Desired {
     pub skipped: Vec<String>,
     /// Ports whose declared MTU the fast path cannot carry: (port, why).
     pub mtu_problems: Vec<(String, String)>,
+    /// What the HA thread works with.
+    pub ha: HaPlan,
 }
 
 /// The pipeline's key of a namespaced object: `namespace/name`.
@@ -145,7 +150,7 @@ fn vrf_id(network: &VirtualNetwork, index: usize) -> u32 {
 }
 
 /// The report entry of an object at its current generation.
-fn programmed(meta: &Meta) -> ProgrammedObject {
+pub(crate) fn programmed(meta: &Meta) -> ProgrammedObject {
     ProgrammedObject {
         kind: meta.key.kind.as_str().to_owned(),
         namespace: meta.key.namespace.clone(),
@@ -341,6 +346,15 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     }
 
     virtual_gateways(node, snapshot, &networks, &mut out, &mut used_networks);
+    let layout = HaLayout::from_status(snapshot);
+    crate::ha::plan::attachments(
+        node,
+        snapshot,
+        &layout,
+        &networks,
+        &mut out,
+        &mut used_networks,
+    );
 
     let placement = Placement::from_status(snapshot);
     for (index, network_name) in used_networks.iter().enumerate() {
@@ -385,6 +399,7 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     };
     out.config.peers.sort();
     out.config.peers.dedup();
+    crate::ha::plan::plan(node, snapshot, &placement, &layout, &mut out);
     out.programmed.sort();
     out.programmed.dedup();
     out

@@ -12,6 +12,7 @@
 //!    Drop                 -> counted by reason
 //!  every frame sent: Pipeline::sent (and the VMI's tx); not sent: Pipeline::lost(reason)
 //!  every LOSSES: what the ports lost before the pipeline saw it (kernel counts)
+//!  every loop: frames the HA thread injected (takeover announcements), sent as they are
 //!  every loop: a slice of the flow table swept for idle flows; the fabric
 //!              port's steering (SNAT range, IP fabric subnets) kept in step
 //!              with the tables
@@ -47,7 +48,7 @@ use trunkline_xdp::{
     TxError,
 };
 
-use crate::control::{Control, Plan};
+use crate::control::{Control, Injected, Plan};
 use crate::desired::{PortRole, PortSpec};
 
 /// Frames taken from one port per batch.
@@ -80,6 +81,7 @@ pub fn spawn(
                 return;
             }
             let (tier, tier_error) = load_tier(&control, backend);
+            let injected = control.take_injected();
             Forwarder {
                 control,
                 backend,
@@ -90,6 +92,7 @@ pub fn spawn(
                 own_taps: Vec::new(),
                 last_retry: Instant::now(),
                 last_losses: Instant::now(),
+                injected,
                 matched_version: 0,
                 flow_config: flows,
                 flows: None,
@@ -144,6 +147,8 @@ struct Forwarder {
     own_taps: Vec<String>,
     last_retry: Instant,
     last_losses: Instant,
+    /// Frames the control side asks to send (bounded; drained per loop).
+    injected: Option<std::sync::mpsc::Receiver<Injected>>,
     /// The plan version whose ports were last matched.
     matched_version: i64,
     flow_config: FlowConfig,
@@ -234,6 +239,7 @@ impl Forwarder {
             if let Err(e) = trunkline_xdp::wait_fds(&fds, POLL_MS) {
                 tracing::warn!(error = %e, "poll failed");
             }
+            self.send_injected(&plan);
             let now = self.started.elapsed().as_nanos() as u64;
             for index in 0..self.ports.len() {
                 self.receive(&plan, index, now);
@@ -384,6 +390,31 @@ impl Forwarder {
         );
         if let Err(e) = handled {
             tracing::warn!(port = name, error = %e, "receive failed");
+        }
+    }
+
+    /// Sends what the HA thread injected for this plan's ports (frames for
+    /// an older plan are dropped: port ids may have changed).
+    fn send_injected(&mut self, plan: &Plan) {
+        let Some(injected) = &self.injected else {
+            return;
+        };
+        let pipeline = Pipeline::new(&plan.tables, self.control.counters());
+        while let Ok(frame) = injected.try_recv() {
+            if frame.version != plan.version {
+                continue;
+            }
+            match self
+                .ports
+                .get_mut(usize::from(frame.port.0))
+                .and_then(|p| p.port.as_mut())
+            {
+                Some(port) => match port.send_copy(&frame.frame) {
+                    Ok(()) => pipeline.sent(None, frame.frame.len()),
+                    Err(e) => pipeline.lost(tx_reason(e), 1),
+                },
+                None => pipeline.lost(DropReason::EgressDown, 1),
+            }
         }
     }
 

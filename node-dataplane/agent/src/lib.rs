@@ -3,7 +3,7 @@
 //! ```text
 //!  kube-apiserver
 //!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, PhysicalRouters,
-//!    |                     ExternalVTEPs, DCGateways
+//!    |                     ExternalVTEPs, GatewayHAGroups, DCGateways
 //!    v
 //!  stores --(any change, debounced)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
@@ -17,6 +17,8 @@
 //!     (a generation swap per change)                                                   |
 //!  host thread (host.rs): netlink: virtual gateways, link states, fabric facts and      |
 //!     routes, underlay next hops of tunnel peers and of the fabric        <-------------+
+//!  HA thread (ha/): heartbeats and claims over the fabric, role and path cells,         |
+//!     takeover announcements (injected into the forwarding thread)        <-------------+
 //!
 //!  reporter (report.rs): NodeReport -> PhysicalRouter status (server-side apply, only on change)
 //!  http (http.rs, metrics.rs): /healthz /readyz /metrics
@@ -29,6 +31,7 @@
 pub mod control;
 pub mod desired;
 pub mod forward;
+pub mod ha;
 pub mod host;
 pub mod hostnet;
 pub mod http;
@@ -48,7 +51,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use trunkline_api::{
-    DCGateway, ExternalVTEP, LogicalInterface, PhysicalRouter, VirtualGateway,
+    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
     VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_xdp::{AttachMode, BackendChoice};
@@ -75,6 +78,8 @@ pub struct Options {
     pub debounce: Duration,
     /// Longest time between two status checks.
     pub report_interval: Duration,
+    /// UDP port of gateway HA heartbeats and claims on the fabric.
+    pub ha_port: u16,
     /// The ports (and ICMP identifiers) SNAT translates to on the underlay
     /// address: a range the host's own sockets never use.
     pub snat_ports: (u16, u16),
@@ -162,6 +167,15 @@ pub async fn run(
     )
     .map_err(|e| Error::Thread("host", e))?;
 
+    let report_now = shared.report_now();
+    let ha_thread = ha::thread::spawn(
+        shared.clone(),
+        options.port_netns.clone(),
+        options.ha_port,
+        report_now.clone(),
+    )
+    .map_err(|e| Error::Thread("HA", e))?;
+
     let http = {
         let shared = shared.clone();
         let metrics = Arc::new(metrics::Metrics::new(shared.clone()));
@@ -208,13 +222,17 @@ pub async fn run(
         watcher::Config::default(),
         changed.clone(),
     );
+    let groups = reflect(
+        Api::<GatewayHAGroup>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
     let dc_gateways = reflect(
         Api::<DCGateway>::all(client.clone()),
         watcher::Config::default(),
         changed.clone(),
     );
 
-    let report_now = shared.report_now();
     let reporter = {
         let shared = shared.clone();
         let report_now = report_now.clone();
@@ -254,6 +272,7 @@ pub async fn run(
             ("PhysicalRouter", routers.wait_until_ready().await.is_ok()),
             ("VirtualGateway", gateways.wait_until_ready().await.is_ok()),
             ("ExternalVTEP", vteps.wait_until_ready().await.is_ok()),
+            ("GatewayHAGroup", groups.wait_until_ready().await.is_ok()),
             ("DCGateway", dc_gateways.wait_until_ready().await.is_ok()),
         ] {
             if !ready {
@@ -280,6 +299,8 @@ pub async fn run(
             let router_refs: Vec<&PhysicalRouter> =
                 router_state.iter().map(|a| a.as_ref()).collect();
             let vtep_refs: Vec<&ExternalVTEP> = vtep_state.iter().map(|a| a.as_ref()).collect();
+            let group_state = groups.state();
+            let group_refs: Vec<&GatewayHAGroup> = group_state.iter().map(|a| a.as_ref()).collect();
             let dc_gateway_state = dc_gateways.state();
             let dc_gateway_refs: Vec<&DCGateway> =
                 dc_gateway_state.iter().map(|a| a.as_ref()).collect();
@@ -290,8 +311,8 @@ pub async fn run(
                 virtual_networks: &network_refs,
                 virtual_gateways: &gateway_refs,
                 external_vteps: &vtep_refs,
+                gateway_ha_groups: &group_refs,
                 dc_gateways: &dc_gateway_refs,
-                ..Default::default()
             }
             .snapshot();
             let facts = {
@@ -355,6 +376,7 @@ pub async fn run(
         let _ = forwarding.join();
         let _ = host_thread.join();
         let _ = mirror_thread.join();
+        let _ = ha_thread.join();
     })
     .await;
     if let Some(owner) = &options.owner {

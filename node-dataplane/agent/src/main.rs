@@ -57,6 +57,10 @@ struct Flags {
     /// Quiet time after a change before the tables are rebuilt, in ms.
     #[arg(long, default_value_t = 100)]
     debounce_ms: u64,
+    /// UDP port of gateway HA heartbeats and claims, on the node's underlay
+    /// address (the same on every node).
+    #[arg(long, default_value_t = trunkline_dataplane::ha::wire::DEFAULT_PORT, env = "TRUNKLINE_HA_PORT")]
+    ha_port: u16,
     /// Ports (and ICMP echo identifiers) SNAT translates to on the node's
     /// underlay address, LOW-HIGH. The default lies above Linux's default
     /// ephemeral range (net.ipv4.ip_local_port_range 32768-60999); a range
@@ -155,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
         port_netns: flags.port_netns,
         debounce: Duration::from_millis(flags.debounce_ms),
         report_interval: Duration::from_secs(10),
+        ha_port: flags.ha_port,
         snat_ports: flags.snat_ports,
         flows: trunkline_pipeline::flow::FlowConfig {
             capacity: flags.flow_table_size as usize,

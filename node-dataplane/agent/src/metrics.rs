@@ -15,6 +15,10 @@
 //! | `trunkline_dataplane_tunnel_peers` | `state` | tunnel peers whose underlay next hop is `resolved` or `unresolved` |
 //! | `trunkline_dataplane_xdp_tier_frames_total` | `decision` | frames the XDP tier decided in the kernel (`kernel`) or handed to userspace (`handoff`) |
 //! | `trunkline_dataplane_xdp_tier_tables_version` | | version of the tables the kernel decides with (absent without the tier) |
+//! | `trunkline_dataplane_ha_state` | `group`, `state` | 1 for the node's state in each HA group it is a member of (`Active`, `Standby`, `Down`) |
+//! | `trunkline_dataplane_ha_transitions_total` | `group`, `state` | changes of the node's state in a group, by the state entered |
+//! | `trunkline_dataplane_ha_messages_total` | `kind`, `direction` | heartbeats and claims sent and received; `refused` (unknown sender, wrong address, malformed) |
+//! | `trunkline_dataplane_ha_announcements_total` | | gratuitous ARPs / unsolicited NAs injected at takeovers |
 //! | `trunkline_dataplane_flows` | | flows in the flow table (SNAT), each a forward and a reverse entry |
 //! | `trunkline_dataplane_flows_created_total`, `..._flows_expired_total` | | flows created; removed for being idle |
 //! | `trunkline_dataplane_flow_allocation_failures_total` | `reason` | first packets refused: `table_full`, `ports_exhausted` (also in `drops_total`) |
@@ -293,6 +297,53 @@ impl Collector for Scrape {
             }
         }
 
+        let ha = control.ha_stats(|s| s.clone());
+        let mut family = encoder.encode_descriptor(
+            "ha_state",
+            "The node's state in each HA group it is a member of (1 for the current one)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for group in &ha.groups {
+            for state in ["Active", "Standby", "Down"] {
+                let labels = [("group", group.group.as_str()), ("state", state)];
+                ConstGauge::new(i64::from(group.state == state))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "ha_transitions",
+            "Changes of the node's state in an HA group, by the state entered",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((group, state), n) in &ha.transitions {
+            let labels = [("group", group.as_str()), ("state", state.as_str())];
+            ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "ha_messages",
+            "Gateway HA datagrams by kind and direction",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, direction, n) in [
+            ("heartbeat", "sent", ha.heartbeats_sent),
+            ("heartbeat", "received", ha.heartbeats_received),
+            ("claim", "sent", ha.claims_sent),
+            ("claim", "received", ha.claims_received),
+            ("any", "refused", ha.refused),
+        ] {
+            let labels = [("kind", kind), ("direction", direction)];
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        counter(
+            &mut encoder,
+            "ha_announcements",
+            "Gratuitous ARPs and unsolicited neighbour advertisements injected at takeovers",
+            ha.announcements,
+        )?;
+
         let flows = control.flow_stats().unwrap_or_default();
         gauge(
             &mut encoder,
@@ -368,6 +419,10 @@ mod tests {
             .record(&Verdict::Drop(DropReason::SourceIpSpoofed));
         control.counters().lost(DropReason::TxRingFull, 2);
         control.counters().sent(60);
+        control.ha_stats(|s| {
+            s.transitions.insert(("g".into(), "Active".into()), 2);
+            s.heartbeats_sent = 5;
+        });
         let text = Metrics::new(control).render().unwrap();
         for line in [
             "trunkline_dataplane_drops_total{reason=\"source_ip_spoofed\"} 1",
@@ -377,6 +432,8 @@ mod tests {
             "trunkline_dataplane_sent_bytes_total 60",
             "trunkline_dataplane_tables_version 0",
             "trunkline_dataplane_tunnel_peers{state=\"unresolved\"} 0",
+            "trunkline_dataplane_ha_transitions_total{group=\"g\",state=\"Active\"} 2",
+            "trunkline_dataplane_ha_messages_total{kind=\"heartbeat\",direction=\"sent\"} 5",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

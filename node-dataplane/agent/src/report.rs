@@ -10,7 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use trunkline_api::PhysicalRouter;
-use trunkline_api::physical_router::{PortStatus, ProgrammedCounts, ProgrammedObject};
+use trunkline_api::physical_router::{
+    HaGroupReport, PortStatus, ProgrammedCounts, ProgrammedObject,
+};
 use trunkline_api::status::{Condition, condition};
 
 /// The field manager of every status write of the agent.
@@ -37,6 +39,8 @@ pub struct NodeReport {
     pub problems: Vec<String>,
     /// Ports whose declared MTU the fast path cannot carry, with why.
     pub mtu_problems: Vec<String>,
+    /// The node's part in each HA group it is a member of.
+    pub ha_groups: Vec<HaGroupReport>,
 }
 
 impl NodeReport {
@@ -164,6 +168,7 @@ impl Reporter {
             "ports": report.ports,
             "counts": report.counts,
             "programmed": report.programmed,
+            "haGroups": report.ha_groups,
         });
         // Compare without transition times: they only change with a status.
         let comparable = {

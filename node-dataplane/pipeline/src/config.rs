@@ -18,6 +18,9 @@
 //!   +- remote_vmis: VMIs (or static endpoints) behind a peer
 //!   +- routes: extra VRF routes (to a host port, to a peer, a labelled
 //!   |          route to a DC gateway, or discard)
+//!   +- ha_groups: the gateway HA groups this node is a member of (its member ports)
+//!   +- multihomed: VMIs served by several nodes (an HA group's), with the peers
+//!                  that can deliver them besides this node
 //!   +- north_south: SNAT port range, the fabric's routes (each network
 //!              says whether it leaves by SNAT or IP fabric forwarding)
 //! ```
@@ -69,6 +72,11 @@ pub struct NodeConfig {
     pub peers: Vec<PeerConfig>,
     /// VMIs of this node's networks that live behind a peer.
     pub remote_vmis: Vec<RemoteVmiConfig>,
+    /// The gateway HA groups this node is a member of.
+    pub ha_groups: Vec<HaGroupConfig>,
+    /// VMIs (local or remote) that several nodes serve, with the peers
+    /// that can deliver them.
+    pub multihomed: Vec<MultihomedVmiConfig>,
     /// How traffic leaves the overlay untunneled (source NAT, IP fabric
     /// forwarding): the translated port range and the fabric's routes.
     pub north_south: NorthSouthConfig,
@@ -110,6 +118,8 @@ impl Default for NodeConfig {
             underlay: None,
             peers: Vec::new(),
             remote_vmis: Vec::new(),
+            ha_groups: Vec::new(),
+            multihomed: Vec::new(),
             north_south: NorthSouthConfig::default(),
             punt_limit: PuntLimit::default(),
         }
@@ -378,6 +388,41 @@ pub struct RemoteVmiConfig {
     pub ips: Vec<IpAddr>,
     /// Its routed MPLS label (payload: IP), when it has one.
     pub label: Option<u32>,
+}
+
+/// A gateway HA group this node is a member of.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HaGroupConfig {
+    /// The group's name.
+    pub key: String,
+    /// Who decides which member is active.
+    pub mode: HaMode,
+    /// The node's member ports (gateway ports): while the node is standby
+    /// in the group, nothing is received from, answered on or sent out of
+    /// them.
+    pub ports: Vec<PortId>,
+}
+
+/// How a group's active member is chosen, as far as the fast path cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HaMode {
+    /// The switches' spanning tree blocks the other members' ports: every
+    /// member forwards what reaches it (its role starts and stays active).
+    Stp,
+    /// Heartbeats elect one member: the role starts standby until the
+    /// node's agent says otherwise.
+    Fast,
+}
+
+/// A VMI several nodes serve (the members of an HA group holding it): the
+/// peers that can deliver it besides this node. Which one does now is a
+/// runtime cell of the tables ([`Tables::set_vmi_path`](crate::Tables::set_vmi_path)).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MultihomedVmiConfig {
+    /// The key of a VMI of this node or of a remote VMI.
+    pub vmi: String,
+    /// The keys of the peers that also hold it.
+    pub peers: Vec<String>,
 }
 
 /// A subnet of a network and the gateway address the node answers for.

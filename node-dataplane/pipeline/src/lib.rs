@@ -36,14 +36,15 @@ pub mod verdict;
 
 pub use config::{
     AllowedAddressPair, CreationOrder, DEFAULT_GATEWAY_MAC, DEFAULT_LEASE_SECS, DhcpConfig,
-    DhcpMode, Encapsulation, ForwardingMode, IpPrefix, LogicalInterfaceConfig, MacAddress,
-    NetworkConfig, NextHopConfig, NodeConfig, PeerConfig, PortConfig, PortId, PortKind,
-    PrefixError, PuntLimit, RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
+    DhcpMode, Encapsulation, ForwardingMode, HaGroupConfig, HaMode, IpPrefix,
+    LogicalInterfaceConfig, MacAddress, MultihomedVmiConfig, NetworkConfig, NextHopConfig,
+    NodeConfig, PeerConfig, PortConfig, PortId, PortKind, PrefixError, PuntLimit, RemoteVmiConfig,
+    RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 pub use counters::{CounterSnapshot, Counters, MAX_WORKERS, VmiCounterSnapshot, VmiCounters};
 pub use process::{FrameBuf, HEADROOM, L2Header, MAX_OVERHEAD, Pipeline, parse_l2, process};
 pub use tables::{
-    Egress, LogicalInterface, NextHop, ObjectRef, Peer, PeerId, RejectReason, Rejected, RemoteId,
-    Tables, Vmi, VmiId,
+    Announcement, Egress, HaRole, LogicalInterface, NextHop, ObjectRef, Peer, PeerId, RejectReason,
+    Rejected, RemoteId, Tables, Vmi, VmiId,
 };
 pub use verdict::{DropReason, Flood, Verdict};

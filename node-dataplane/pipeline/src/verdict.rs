@@ -226,6 +226,10 @@ drop_reasons! {
     /// A bridged or flooded frame too large for the fabric's MTU once
     /// encapsulated (an Ethernet frame gets no ICMP error).
     TunnelMtuExceeded => "tunnel_mtu_exceeded",
+    /// Gateway HA: this node is standby in the group whose member port the
+    /// frame arrived on (or would leave by): only the active member
+    /// receives, answers and sends there.
+    HaStandby => "ha_standby",
     /// A packet too large for the egress MTU that no ICMP error answers:
     /// IPv4 without don't-fragment (the fast path does not fragment), an
     /// ICMP error itself, or from a source outside the network's subnets.

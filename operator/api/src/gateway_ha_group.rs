@@ -15,6 +15,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use crate::fields::{InterfaceName, NamespacedRef, ObjectName};
 use crate::status::Condition;
 
@@ -33,7 +35,7 @@ use crate::status::Condition;
     printcolumn = r#"{"name":"Members","type":"string","jsonPath":".status.membersSummary","description":"Member PhysicalRouters, comma-separated"}"#,
     printcolumn = r#"{"name":"Active","type":"string","jsonPath":".status.activeMember","description":"Member currently forwarding"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","description":"NotImplemented until gateway HA lands"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","description":"Why the group is (not) Ready: NoActiveMember, Pending, Invalid, ..."}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self.mode != 'STP' || has(self.bpduNetwork)").message("mode STP needs bpduNetwork: the virtual network that floods BPDUs between the members' VLAN-0 logical interfaces").reason(Reason::FieldValueRequired))]
@@ -56,7 +58,9 @@ pub struct GatewayHAGroupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bpdu_network: Option<NamespacedRef>,
 
-    /// Mode `Fast`: heartbeat timers.
+    /// Mode `Fast`: heartbeat timers; when omitted, hello 100 ms and dead
+    /// 500 ms. The node dataplane honours hellos of 50 ms and more (the
+    /// operator refuses shorter ones, reason `Invalid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timers: Option<HaTimers>,
 
@@ -124,17 +128,18 @@ fn default_dead() -> u32 {
     500
 }
 
-/// What the operator reports about an HA group.
+/// What the operator reports about an HA group, from what its members'
+/// node dataplanes report (`PhysicalRouter.status.haGroups`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayHAGroupStatus {
     /// The `metadata.generation` these conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Accepted`, `ResolvedRefs`, `Programmed` and the summary `Ready`.
-    /// Until gateway HA is implemented, `Programmed` and `Ready` are
-    /// `False` with reason `NotImplemented`: the group is validated, but no
-    /// node elects an active member or floods BPDUs for it.
+    /// `Accepted`, `ResolvedRefs`, `Programmed` (every member's node
+    /// dataplane holds the group) and the summary `Ready`: True only while
+    /// exactly one member is really active (reason `NoActiveMember` when
+    /// none is, `SplitBrain` when two say they are).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -142,21 +147,38 @@ pub struct GatewayHAGroupStatus {
     /// shows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members_summary: Option<String>,
-    /// The member currently forwarding, when known.
+    /// The member currently forwarding for the group's remote instances
+    /// (mode Fast: the elected one; mode STP: the one whose port the
+    /// switches' spanning tree lets forward), when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_member: Option<String>,
-    /// Role of each member: `Active`, `Standby` or `Unknown`.
+    /// State of each member: `Active`, `Standby` or `Down`, since when and
+    /// why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["physicalRouter"]))]
     pub members: Vec<HaMemberStatus>,
 }
 
-/// Role of one member.
+/// State of one member.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HaMemberStatus {
     /// Name of the member's PhysicalRouter.
     pub physical_router: String,
-    /// `Active`, `Standby` or `Unknown`.
-    pub role: String,
+    /// `Active` (forwards and answers for the group's instances),
+    /// `Standby` (receives, never forwards nor answers) or `Down` (its node
+    /// dataplane does not run, cannot serve, or its peers do not hear it).
+    pub state: String,
+    /// When the member entered this state (the member's clock, or the
+    /// operator's when the operator decided `Down`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+    /// Why, in one CamelCase word: `Elected`, `HigherPriorityActive`,
+    /// `Preempted`, `TrunkDown`, `FabricDown`, `Fenced`, `Starting`,
+    /// `NoHeartbeat`, `NotReporting`, `BpdusHeard`, `NoBpdus`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The same, for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

@@ -6,6 +6,7 @@
 //! PhysicalRouter `N` and reports on its status. The spec is the user's; the
 //! status is written by that node's dataplane.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -135,6 +136,49 @@ pub struct PhysicalRouterStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub programmed: Vec<ProgrammedObject>,
+    /// The node's part in each GatewayHAGroup it is a member of: its state
+    /// and what it hears of the other members (the operator turns these
+    /// into each group's status).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["group"]))]
+    pub ha_groups: Vec<HaGroupReport>,
+}
+
+/// A node's part in one GatewayHAGroup, as its node dataplane sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HaGroupReport {
+    /// The GatewayHAGroup's name.
+    pub group: String,
+    /// The group's `metadata.generation` the node acts on.
+    pub generation: i64,
+    /// `Active`, `Standby` or `Down` (the node cannot serve: its trunk or
+    /// fabric link is down, or it fenced itself).
+    pub state: String,
+    /// When the node entered this state.
+    pub since: Time,
+    /// Why, in one CamelCase word (`Elected`, `TrunkDown`, ...).
+    pub reason: String,
+    /// The same, for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Mode Fast: whether the node hears each other member's heartbeats,
+    /// and since when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["physicalRouter"]))]
+    pub peers: Vec<HaPeerReport>,
+}
+
+/// Whether a node hears another member of its group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HaPeerReport {
+    /// The other member's PhysicalRouter.
+    pub physical_router: String,
+    /// Whether its heartbeats arrive (within the group's `deadMillis`).
+    pub heard: bool,
+    /// Since when that is so.
+    pub since: Time,
 }
 
 /// One object in a node's tables.

@@ -34,7 +34,11 @@ pub mod reason {
     /// Waiting for the node dataplane to report.
     pub const PENDING: &str = "Pending";
     /// The object is valid and accepted, but nothing enforces what it
-    /// declares yet (a GatewayHAGroup until gateway HA lands): `Ready` is
-    /// `False` with this reason, so that no one takes it for working.
+    /// declares yet: `Ready` is `False` with this reason, so that no one
+    /// takes it for working.
     pub const NOT_IMPLEMENTED: &str = "NotImplemented";
+    /// A GatewayHAGroup none of whose members is active.
+    pub const NO_ACTIVE_MEMBER: &str = "NoActiveMember";
+    /// A GatewayHAGroup with more than one member saying it is active.
+    pub const SPLIT_BRAIN: &str = "SplitBrain";
 }

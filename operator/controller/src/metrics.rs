@@ -39,6 +39,17 @@ pub struct EventLabels {
     pub r#type: &'static str,
 }
 
+/// Labels of the HA transitions counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HaTransitionLabels {
+    /// The GatewayHAGroup.
+    pub group: String,
+    /// The member (PhysicalRouter).
+    pub member: String,
+    /// The state it entered: `Active`, `Standby` or `Down`.
+    pub state: String,
+}
+
 /// Every metric, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -62,6 +73,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Times this process became the leader.
     pub leader_transitions: Counter,
+    /// HA member state changes written to GatewayHAGroup status.
+    pub ha_transitions: Family<HaTransitionLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -128,8 +141,15 @@ impl Metrics {
             "Times this replica became the leader",
             leader_transitions.clone(),
         );
+        let ha_transitions = Family::<HaTransitionLabels, Counter>::default();
+        registry.register(
+            "ha_transitions",
+            "GatewayHAGroup member state changes (as written to the group's status), by group, member and new state",
+            ha_transitions.clone(),
+        );
         Self {
             registry,
+            ha_transitions,
             reconcile_runs,
             reconcile_duration,
             reconcile_errors,

@@ -41,8 +41,8 @@ use crate::cli::Args;
 use crate::http::{self, Probes};
 use crate::index::{Changes, Stores};
 use crate::leader::Elector;
-use crate::metrics::{EventLabels, KindLabels, ObjectLabels};
-use crate::status::{self, FIELD_MANAGER, Reported};
+use crate::metrics::{EventLabels, HaTransitionLabels, KindLabels, ObjectLabels};
+use crate::status::{self, FIELD_MANAGER, Note, Reported};
 use crate::{Error, Metrics};
 
 /// Status writes in flight at once.
@@ -231,6 +231,7 @@ struct Plan<K: Reported> {
     key: ObjectKey,
     desired: K::Status,
     events: Vec<Condition>,
+    notes: Vec<Note>,
 }
 
 impl Operator {
@@ -456,15 +457,18 @@ impl Operator {
                 .into_iter()
                 .cloned()
                 .collect();
-            let desired = K::desired(decision, conditions);
+            let mut desired = K::desired(decision, conditions);
+            K::settle(&mut desired, current.as_ref(), now);
             if current.as_ref() == Some(&desired) {
                 continue;
             }
+            let notes = K::notes(current.as_ref(), &desired);
             plans.push(Plan {
                 object,
                 key,
                 desired,
                 events,
+                notes,
             });
         }
         if plans.is_empty() {
@@ -502,6 +506,31 @@ impl Operator {
                                     .get_or_create(&EventLabels {
                                         kind: K::KIND.as_str(),
                                         r#type: event_type_name(c),
+                                    })
+                                    .inc();
+                            }
+                        }
+                        for note in &plan.notes {
+                            if let Err(e) = publish_note(&recorder, &*plan.object, note).await {
+                                metrics.error(&e);
+                                tracing::warn!(error = %e, "event not published");
+                            } else {
+                                metrics
+                                    .events
+                                    .get_or_create(&EventLabels {
+                                        kind: K::KIND.as_str(),
+                                        r#type: if note.normal { "Normal" } else { "Warning" },
+                                    })
+                                    .inc();
+                            }
+                            if let Some((member, state)) = &note.transition {
+                                tracing::info!(object = %plan.key, member, state, "HA member state changed");
+                                metrics
+                                    .ha_transitions
+                                    .get_or_create(&HaTransitionLabels {
+                                        group: plan.object.name_any(),
+                                        member: member.clone(),
+                                        state: state.clone(),
                                     })
                                     .inc();
                             }
@@ -655,6 +684,41 @@ fn event_type_name(c: &Condition) -> &'static str {
         EventType::Normal => "Normal",
         EventType::Warning => "Warning",
     }
+}
+
+/// An Event about `object` that is not a condition's transition.
+async fn publish_note<K: Reported>(
+    recorder: &Recorder,
+    object: &K,
+    note: &Note,
+) -> Result<(), Error> {
+    let mut text = note.text.clone();
+    if text.len() > MAX_NOTE {
+        let mut end = MAX_NOTE - 3;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    let event = Event {
+        type_: if note.normal {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: note.reason.clone(),
+        note: Some(text),
+        action: note.action.to_owned(),
+        secondary: None,
+    };
+    recorder
+        .publish(&event, &object.object_ref(&()))
+        .await
+        .map_err(|source| Error::Event {
+            object: key_of(object).to_string(),
+            source,
+        })
 }
 
 /// An Event about `object`: reason `Accepted`/`Ready` when the condition

@@ -10,6 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use trunkline_api::gateway_ha_group::HaMemberStatus;
 use trunkline_api::status::condition;
 use trunkline_api::virtual_gateway::VirtualGatewayNodeStatus;
 use trunkline_api::{
@@ -39,6 +40,31 @@ pub trait Reported:
     fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status;
     /// The API to write an object of this kind.
     fn api(client: Client, namespace: Option<&str>) -> Api<Self>;
+    /// Completes `desired` from the status as stored (times the core
+    /// leaves to the caller); most kinds have none.
+    fn settle(_desired: &mut Self::Status, _previous: Option<&Self::Status>, _now: &Time) {}
+    /// Events beyond condition transitions that going from `previous` to
+    /// `desired` deserves; most kinds have none.
+    fn notes(_previous: Option<&Self::Status>, _desired: &Self::Status) -> Vec<Note> {
+        Vec::new()
+    }
+}
+
+/// An Event that is not a condition's transition: an HA member changing
+/// state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Normal (true) or Warning.
+    pub normal: bool,
+    /// CamelCase reason (`MemberActive`, `MemberStandby`, `MemberDown`).
+    pub reason: String,
+    /// The Event's action.
+    pub action: &'static str,
+    /// What happened, for a person.
+    pub text: String,
+    /// The HA transition it reports, for the transitions metric: (member,
+    /// new state) of the object the Event is about.
+    pub transition: Option<(String, String)>,
 }
 
 /// Now, at the second: the API server stores condition times in seconds,
@@ -213,22 +239,91 @@ impl Reported for GatewayHAGroup {
     }
 
     fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
-        let members_summary = match &decision.derived {
-            DerivedStatus::GatewayHaGroup { members_summary } => members_summary.clone(),
-            _ => None,
+        let (members_summary, active_member, members) = match &decision.derived {
+            DerivedStatus::GatewayHaGroup {
+                members_summary,
+                active_member,
+                members,
+            } => (
+                members_summary.clone(),
+                active_member.clone(),
+                members
+                    .iter()
+                    .map(|m| HaMemberStatus {
+                        physical_router: m.physical_router.clone(),
+                        state: m.state.as_str().to_owned(),
+                        since: m
+                            .since
+                            .and_then(|s| Timestamp::from_second(s).ok())
+                            .map(Time),
+                        reason: Some(m.reason.clone()),
+                        message: m.message.clone(),
+                    })
+                    .collect(),
+            ),
+            _ => (None, None, Vec::new()),
         };
         GatewayHAGroupStatus {
             observed_generation: Some(decision.generation),
             conditions,
             members_summary,
-            // Roles are decided by the HA machinery, not yet by this operator.
-            active_member: None,
-            members: Vec::new(),
+            active_member,
+            members,
         }
     }
 
     fn api(client: Client, _: Option<&str>) -> Api<Self> {
         Api::all(client)
+    }
+
+    /// A state the operator concluded (no time from a node) keeps the time
+    /// it was first concluded, else gets `now`.
+    fn settle(desired: &mut Self::Status, previous: Option<&Self::Status>, now: &Time) {
+        for member in desired.members.iter_mut().filter(|m| m.since.is_none()) {
+            let kept = previous
+                .iter()
+                .flat_map(|p| &p.members)
+                .find(|p| p.physical_router == member.physical_router && p.state == member.state)
+                .and_then(|p| p.since.clone());
+            member.since = Some(kept.unwrap_or_else(|| now.clone()));
+        }
+    }
+
+    /// One Event per member whose state changed.
+    fn notes(previous: Option<&Self::Status>, desired: &Self::Status) -> Vec<Note> {
+        desired
+            .members
+            .iter()
+            .filter_map(|m| {
+                let before = previous
+                    .iter()
+                    .flat_map(|p| &p.members)
+                    .find(|p| p.physical_router == m.physical_router);
+                if before.is_some_and(|b| b.state == m.state) {
+                    return None;
+                }
+                let reason = m.reason.as_deref().unwrap_or("Unknown");
+                let text = format!(
+                    "member {} is {} ({reason}{}){}",
+                    m.physical_router,
+                    m.state,
+                    m.message
+                        .as_deref()
+                        .map(|x| format!(": {x}"))
+                        .unwrap_or_default(),
+                    before
+                        .map(|b| format!(", was {}", b.state))
+                        .unwrap_or_default()
+                );
+                Some(Note {
+                    normal: m.state != "Down",
+                    reason: format!("Member{}", m.state),
+                    action: "Failover",
+                    text,
+                    transition: Some((m.physical_router.clone(), m.state.clone())),
+                })
+            })
+            .collect()
     }
 }
 
@@ -430,6 +525,81 @@ mod tests {
         let status =
             serde_json::to_value(VirtualMachineInterface::desired(&refused, vec![])).unwrap();
         assert!(status.get("mplsLabel").is_none());
+    }
+
+    #[test]
+    fn ha_members_keep_their_time_and_each_change_is_an_event() {
+        use trunkline_model::HaState;
+        use trunkline_operator_core::HaMemberState;
+        let group = |states: &[(&str, HaState, Option<i64>)]| Decision {
+            key: ObjectKey::cluster(Kind::GatewayHAGroup, "g"),
+            generation: 1,
+            conditions: vec![],
+            derived: DerivedStatus::GatewayHaGroup {
+                members_summary: Some("gw1,gw2".into()),
+                active_member: None,
+                members: states
+                    .iter()
+                    .map(|(r, s, since)| HaMemberState {
+                        physical_router: r.to_string(),
+                        state: *s,
+                        since: *since,
+                        reason: "Why".into(),
+                        message: None,
+                    })
+                    .collect(),
+            },
+        };
+        let mut first = GatewayHAGroup::desired(
+            &group(&[
+                ("gw1", HaState::Active, Some(50)),
+                ("gw2", HaState::Down, None),
+            ]),
+            vec![],
+        );
+        GatewayHAGroup::settle(&mut first, None, &at(100));
+        assert_eq!(first.members[0].since, Some(at(50)), "the node's time");
+        assert_eq!(first.members[1].since, Some(at(100)), "the operator's");
+        let notes = GatewayHAGroup::notes(None, &first);
+        assert_eq!(notes.len(), 2);
+        assert_eq!(notes[1].reason, "MemberDown");
+        assert!(!notes[1].normal);
+
+        // gw2 still Down later: same time, no event, nothing to write.
+        let mut again = GatewayHAGroup::desired(
+            &group(&[
+                ("gw1", HaState::Active, Some(50)),
+                ("gw2", HaState::Down, None),
+            ]),
+            vec![],
+        );
+        GatewayHAGroup::settle(&mut again, Some(&first), &at(200));
+        assert_eq!(again, first);
+        assert!(GatewayHAGroup::notes(Some(&first), &again).is_empty());
+
+        // gw1 went Down, gw2 Active: two events.
+        let mut after = GatewayHAGroup::desired(
+            &group(&[
+                ("gw1", HaState::Down, None),
+                ("gw2", HaState::Active, Some(300)),
+            ]),
+            vec![],
+        );
+        GatewayHAGroup::settle(&mut after, Some(&first), &at(310));
+        let notes = GatewayHAGroup::notes(Some(&first), &after);
+        let reasons: Vec<&str> = notes.iter().map(|n| n.reason.as_str()).collect();
+        assert_eq!(reasons, ["MemberDown", "MemberActive"]);
+        assert!(
+            notes[0]
+                .text
+                .contains("member gw1 is Down (Why), was Active"),
+            "{}",
+            notes[0].text
+        );
+        assert_eq!(
+            notes[1].transition,
+            Some(("gw2".to_owned(), "Active".to_owned()))
+        );
     }
 
     #[test]

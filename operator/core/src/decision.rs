@@ -75,6 +75,23 @@ pub struct NodeStatus {
     pub message: Option<String>,
 }
 
+/// One member's state in an HA group, as the operator concludes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HaMemberState {
+    /// The member's PhysicalRouter.
+    pub physical_router: String,
+    /// Active, Standby or Down.
+    pub state: trunkline_model::HaState,
+    /// Since when (seconds since the epoch), when a node said so; `None`
+    /// when the operator concluded it (the caller stamps the time of the
+    /// change).
+    pub since: Option<i64>,
+    /// Why (CamelCase).
+    pub reason: String,
+    /// Why, for a person.
+    pub message: Option<String>,
+}
+
 /// Status fields derived from other objects, per kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DerivedStatus {
@@ -110,10 +127,15 @@ pub enum DerivedStatus {
         /// Its addresses, normalised and comma-separated; `None` without.
         addresses_summary: Option<String>,
     },
-    /// An HA group's members.
+    /// An HA group's members and who is active.
     GatewayHaGroup {
         /// The member PhysicalRouters, comma-separated.
         members_summary: Option<String>,
+        /// The one member in state Active, when exactly one is.
+        active_member: Option<String>,
+        /// Each member's state, sorted by router (empty while the group
+        /// is not accepted).
+        members: Vec<HaMemberState>,
     },
     /// An external VTEP's networks.
     ExternalVtep {

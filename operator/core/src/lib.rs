@@ -32,7 +32,7 @@ mod decision;
 
 pub use decide::{DECIDED_KINDS, FIRST_ALLOCATED_VNI, MAX_VNI, Settings, decide, decide_with};
 pub use decision::{
-    ConditionDecision, Decision, Decisions, DerivedStatus, MAX_MESSAGE_LEN, NodeState, NodeStatus,
-    summary,
+    ConditionDecision, Decision, Decisions, DerivedStatus, HaMemberState, MAX_MESSAGE_LEN,
+    NodeState, NodeStatus, summary,
 };
 pub use trunkline_model::{Kind, ObjectKey, Snapshot};

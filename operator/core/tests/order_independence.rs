@@ -11,7 +11,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use trunkline_api::status::{condition, reason};
 use trunkline_model::{
-    Endpoint, ExternalVtepNetwork, Fabric, LogicalInterface, NamespacedName, ObjectKey, Snapshot,
+    Endpoint, ExternalVtepNetwork, Fabric, HaState, LogicalInterface, NamespacedName, ObjectKey,
+    Snapshot,
 };
 use trunkline_operator_core::{Decisions, DerivedStatus, decide};
 
@@ -88,103 +89,162 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
         (0usize..4, 0usize..3, 0u16..3, 0usize..2, 0usize..8, 0i64..4),
         0..10,
     );
-    (routers, networks, vmis, lis, vteps).prop_map(|(routers, networks, vmis, lis, vteps)| {
-        let mut s = Snapshot::default();
-        for (i, (ports, created, limit, _)) in routers.iter().enumerate() {
-            let mut r = router(&format!("gw-{i}"), *created, ports);
-            r.interface_limit = *limit;
-            // gw-0's tunnel endpoint is one an external VTEP may ask for.
-            r.fabric = Some(Fabric {
-                interface: "eth0".into(),
-                underlay_address: Some(format!("192.0.2.{}", 100 + i).parse().unwrap()),
-            });
-            s.physical_routers.push(r);
-        }
-        for (i, (ns, created, subnets, vni, running, label)) in networks.into_iter().enumerate() {
-            let mut n = vn(NAMESPACES[ns], &format!("net{i}"), created, &subnets, vni);
-            n.vni_in_use = running;
-            n.mpls_label = label;
-            // North-south from the creation second: none, SNAT or IP fabric
-            // forwarding (whose overlapping subnets go to the oldest).
-            n.north_south = trunkline_model::NorthSouth {
-                snat: created % 3 == 1,
-                ip_fabric_forwarding: created % 3 == 2,
-            };
-            s.virtual_networks.push(n);
-        }
-        for (i, (ns, net, created, mac, ips, label)) in vmis.into_iter().enumerate() {
-            let mut v = vmi(
-                NAMESPACES[ns],
-                &format!("vmi{i}"),
-                created,
-                &format!("net{net}"),
-                mac,
-                &ips,
-            );
-            v.mpls_label = label;
-            s.virtual_machine_interfaces.push(v);
-        }
-        // A DC gateway beside each external VTEP, at the next address (so
-        // the two kinds contend for addresses), routing a prefix per network
-        // (a default route, one inside the subnets, a public one).
-        for (i, (_, created, joined)) in vteps.iter().enumerate() {
-            let address = VTEP_ADDRESSES[(i + 1) % VTEP_ADDRESSES.len()];
-            let mut g = dcgw(&format!("g{i}"), *created, address, &[]);
-            for (ns, net, _) in joined {
-                let network = NamespacedName::new(NAMESPACES[*ns], format!("net{net}"));
-                if g.networks.iter().any(|n| n.network == network) {
-                    continue;
-                }
-                let prefix = ["0.0.0.0/0", "10.0.0.0/30", "198.51.100.0/24"][net % 3];
-                g.networks.push(trunkline_model::DcGatewayNetwork {
-                    network,
-                    routes: vec![trunkline_model::LabelledPrefix {
-                        prefix: prefix.parse().unwrap(),
-                        label: 16 + i as u32,
-                    }],
+    // HA groups over the same ports (contended), in either mode, with the
+    // members' reports.
+    let groups = prop::collection::vec(
+        (
+            prop::collection::vec((0usize..4, 0usize..3, any::<u8>()), 1..3),
+            0i64..4,
+            any::<bool>(),
+            0usize..5,
+            prop::collection::vec(
+                (
+                    0usize..4,
+                    0u8..3,
+                    prop::collection::vec(any::<bool>(), 0..3),
+                ),
+                0..3,
+            ),
+        ),
+        0..3,
+    );
+    (routers, networks, vmis, lis, vteps, groups).prop_map(
+        |(routers, networks, vmis, lis, vteps, groups)| {
+            let mut s = Snapshot::default();
+            for (i, (ports, created, limit, _)) in routers.iter().enumerate() {
+                let mut r = router(&format!("gw-{i}"), *created, ports);
+                r.interface_limit = *limit;
+                // gw-0's tunnel endpoint is one an external VTEP may ask for.
+                r.fabric = Some(Fabric {
+                    interface: "eth0".into(),
+                    underlay_address: Some(format!("192.0.2.{}", 100 + i).parse().unwrap()),
                 });
+                s.physical_routers.push(r);
             }
-            s.dc_gateways.push(g);
-        }
-        for (i, (address, created, joined)) in vteps.into_iter().enumerate() {
-            let mut x = xvtep(&format!("x{i}"), created, address, &[]);
-            for (ns, net, host) in joined {
-                let network = NamespacedName::new(NAMESPACES[ns], format!("net{net}"));
-                if x.networks.iter().any(|n| n.network == network) {
-                    continue;
+            for (i, (ns, created, subnets, vni, running, label)) in networks.into_iter().enumerate()
+            {
+                let mut n = vn(NAMESPACES[ns], &format!("net{i}"), created, &subnets, vni);
+                n.vni_in_use = running;
+                n.mpls_label = label;
+                // North-south from the creation second: none, SNAT or IP fabric
+                // forwarding (whose overlapping subnets go to the oldest).
+                n.north_south = trunkline_model::NorthSouth {
+                    snat: created % 3 == 1,
+                    ip_fabric_forwarding: created % 3 == 2,
+                };
+                s.virtual_networks.push(n);
+            }
+            for (i, (ns, net, created, mac, ips, label)) in vmis.into_iter().enumerate() {
+                let mut v = vmi(
+                    NAMESPACES[ns],
+                    &format!("vmi{i}"),
+                    created,
+                    &format!("net{net}"),
+                    mac,
+                    &ips,
+                );
+                v.mpls_label = label;
+                s.virtual_machine_interfaces.push(v);
+            }
+            // A DC gateway beside each external VTEP, at the next address (so
+            // the two kinds contend for addresses), routing a prefix per network
+            // (a default route, one inside the subnets, a public one).
+            for (i, (_, created, joined)) in vteps.iter().enumerate() {
+                let address = VTEP_ADDRESSES[(i + 1) % VTEP_ADDRESSES.len()];
+                let mut g = dcgw(&format!("g{i}"), *created, address, &[]);
+                for (ns, net, _) in joined {
+                    let network = NamespacedName::new(NAMESPACES[*ns], format!("net{net}"));
+                    if g.networks.iter().any(|n| n.network == network) {
+                        continue;
+                    }
+                    let prefix = ["0.0.0.0/0", "10.0.0.0/30", "198.51.100.0/24"][net % 3];
+                    g.networks.push(trunkline_model::DcGatewayNetwork {
+                        network,
+                        routes: vec![trunkline_model::LabelledPrefix {
+                            prefix: prefix.parse().unwrap(),
+                            label: 16 + i as u32,
+                        }],
+                    });
                 }
-                x.networks.push(ExternalVtepNetwork {
-                    network,
-                    endpoints: host
-                        .into_iter()
-                        .map(|(mac, ips)| Endpoint {
-                            mac: mac.parse().unwrap(),
-                            ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
-                        })
-                        .collect(),
-                });
+                s.dc_gateways.push(g);
             }
-            s.external_vteps.push(x);
-        }
-        for (i, (r, port, vlan, ns, v, created)) in lis.into_iter().enumerate() {
-            s.logical_interfaces.push(li(
-                &format!("li{i}"),
-                created,
-                &format!("gw-{r}"),
-                PORTS[port],
-                vlan,
-                (NAMESPACES[ns], &format!("vmi{v}")),
-            ));
-        }
-        // Node reports about random logical interfaces, at random generations.
-        for (i, (_, _, _, reports)) in routers.iter().enumerate() {
-            s.physical_routers[i].programmed = reports
-                .iter()
-                .map(|(li, _, _, generation)| report(li_key(&format!("li{li}")), *generation))
-                .collect();
-        }
-        s
-    })
+            for (i, (address, created, joined)) in vteps.into_iter().enumerate() {
+                let mut x = xvtep(&format!("x{i}"), created, address, &[]);
+                for (ns, net, host) in joined {
+                    let network = NamespacedName::new(NAMESPACES[ns], format!("net{net}"));
+                    if x.networks.iter().any(|n| n.network == network) {
+                        continue;
+                    }
+                    x.networks.push(ExternalVtepNetwork {
+                        network,
+                        endpoints: host
+                            .into_iter()
+                            .map(|(mac, ips)| Endpoint {
+                                mac: mac.parse().unwrap(),
+                                ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+                            })
+                            .collect(),
+                    });
+                }
+                s.external_vteps.push(x);
+            }
+            for (i, (r, port, vlan, ns, v, created)) in lis.into_iter().enumerate() {
+                s.logical_interfaces.push(li(
+                    &format!("li{i}"),
+                    created,
+                    &format!("gw-{r}"),
+                    PORTS[port],
+                    vlan,
+                    (NAMESPACES[ns], &format!("vmi{v}")),
+                ));
+            }
+            for (i, (members, created, stp, bpdu, reports)) in groups.into_iter().enumerate() {
+                let name = format!("ha{i}");
+                let mut members: Vec<(String, &str, u8)> = members
+                    .into_iter()
+                    .map(|(r, p, prio)| (format!("gw-{r}"), PORTS[p], prio))
+                    .collect();
+                members.sort();
+                members.dedup_by(|a, b| a.0 == b.0);
+                let refs: Vec<(&str, &str)> =
+                    members.iter().map(|(r, p, _)| (r.as_str(), *p)).collect();
+                let bpdu = format!("net{bpdu}");
+                let mut g = if stp {
+                    ha(&name, created, &refs, Some(("a", &bpdu)))
+                } else {
+                    fast(&name, created, &refs)
+                };
+                for (m, (_, _, prio)) in g.members.iter_mut().zip(&members) {
+                    m.priority = *prio;
+                }
+                for (router, state, heard) in reports {
+                    if let Some(r) = s.physical_routers.get_mut(router) {
+                        let state =
+                            [HaState::Active, HaState::Standby, HaState::Down][usize::from(state)];
+                        let peers: Vec<(String, bool)> = members
+                            .iter()
+                            .zip(heard.iter().chain(std::iter::repeat(&true)))
+                            .map(|((m, _, _), h)| (m.clone(), *h))
+                            .collect();
+                        let peers: Vec<(&str, bool)> =
+                            peers.iter().map(|(m, h)| (m.as_str(), *h)).collect();
+                        r.ha_reports.retain(|x| x.group != name);
+                        r.ha_reports
+                            .push(ha_report(&name, state, "Elected", &peers));
+                    }
+                }
+                s.gateway_ha_groups.push(g);
+            }
+            // Node reports about random logical interfaces, at random generations.
+            for (i, (_, _, _, reports)) in routers.iter().enumerate() {
+                s.physical_routers[i].programmed = reports
+                    .iter()
+                    .map(|(li, _, _, generation)| report(li_key(&format!("li{li}")), *generation))
+                    .collect();
+            }
+            s
+        },
+    )
 }
 
 fn shuffled(s: &Snapshot, seeds: &[Index]) -> Snapshot {
@@ -257,6 +317,10 @@ proptest! {
         }
         for x in &order.external_vteps {
             seen.external_vteps.push(x.clone());
+            let _ = decide(&seen);
+        }
+        for g in &order.gateway_ha_groups {
+            seen.gateway_ha_groups.push(g.clone());
             let _ = decide(&seen);
         }
         for g in &order.dc_gateways {

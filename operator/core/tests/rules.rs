@@ -668,60 +668,6 @@ fn a_virtual_gateway_is_programmed_on_all_its_nodes() {
 }
 
 #[test]
-fn an_ha_group_needs_its_members_ports_and_bpdu_network() {
-    let mut s = gateway_set();
-    s.gateway_ha_groups = vec![ha(
-        "g",
-        1,
-        &[("gw-1", "eth1"), ("gw-2", "eth1")],
-        Some(("t1", "net1")),
-    )];
-    let d = decide(&s);
-    assert!(accepted(&d, &ha_key("g")).status);
-    assert!(resolved(&d, &ha_key("g")).status);
-    // Accepted, but nothing implements gateway HA yet: never Ready.
-    let group = d.get(&ha_key("g")).unwrap();
-    assert!(!group.is_ready());
-    for type_ in [condition::PROGRAMMED, condition::READY] {
-        let c = group.condition(type_).unwrap();
-        assert_eq!(
-            (c.status, c.reason),
-            (false, reason::NOT_IMPLEMENTED),
-            "{type_}"
-        );
-        assert!(
-            c.message.contains("gateway HA is not implemented yet"),
-            "{}",
-            c.message
-        );
-    }
-    assert_eq!(
-        group.derived,
-        DerivedStatus::GatewayHaGroup {
-            members_summary: Some("gw-1,gw-2".into())
-        }
-    );
-
-    s.gateway_ha_groups = vec![ha(
-        "g",
-        1,
-        &[("gw-1", "eth9"), ("gw-9", "eth1")],
-        Some(("t1", "bpdu")),
-    )];
-    let d = decide(&s);
-    let r = resolved(&d, &ha_key("g"));
-    assert_eq!(r.reason, reason::NOT_FOUND);
-    for text in [
-        "member gw-1: PhysicalRouter gw-1 has no physical interface eth9",
-        "member gw-9: PhysicalRouter gw-9 does not exist",
-        "VirtualNetwork t1/bpdu does not exist",
-    ] {
-        assert!(r.message.contains(text), "{text}: {}", r.message);
-    }
-    assert!(!d.get(&ha_key("g")).unwrap().is_ready());
-}
-
-#[test]
 fn defects_are_reported_as_invalid() {
     let mut s = valid_set();
     s.virtual_machine_interfaces[0]
@@ -758,6 +704,7 @@ fn a_vmi_bound_on_two_nodes_outside_an_ha_group_is_a_conflict() {
     for text in [
         "VirtualMachineInterface t1/vmi1 is already bound on PhysicalRouter gw-1 by LogicalInterface li1 (older)",
         "PhysicalRouter gw-2 is not in a GatewayHAGroup with gw-1",
+        "make both ports (gw-1/eth1, gw-2/eth1) member ports of one GatewayHAGroup",
     ] {
         assert!(lost.message.contains(text), "{text}: {}", lost.message);
     }

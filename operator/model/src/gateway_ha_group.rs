@@ -53,7 +53,35 @@ pub struct HaTimers {
     pub dead_millis: u32,
 }
 
+/// Heartbeat interval of mode Fast when `spec.timers` is omitted.
+pub const DEFAULT_HELLO_MILLIS: u32 = 100;
+/// Dead time of mode Fast when `spec.timers` is omitted.
+pub const DEFAULT_DEAD_MILLIS: u32 = 500;
+/// The shortest heartbeat interval a node dataplane honours: its heartbeat
+/// thread sleeps until the next deadline, and a shared, loaded node wakes
+/// it late by a few milliseconds (measured up to ~10 ms on the 2-core lab
+/// machine under load); below 50 ms that jitter would be a fifth of the
+/// interval and dead times of 3 intervals would fire falsely.
+pub const MIN_HELLO_MILLIS: u32 = 50;
+
 impl GatewayHaGroup {
+    /// The heartbeat timers in effect: mode Fast's (or their defaults);
+    /// `None` in mode STP, where the switches' spanning tree decides.
+    pub fn timers_in_effect(&self) -> Option<HaTimers> {
+        match self.mode {
+            HaMode::Stp => None,
+            HaMode::Fast => Some(self.timers.unwrap_or(HaTimers {
+                hello_millis: DEFAULT_HELLO_MILLIS,
+                dead_millis: DEFAULT_DEAD_MILLIS,
+            })),
+        }
+    }
+
+    /// The member on router `router`, if it is one.
+    pub fn member(&self, router: &str) -> Option<&HaMember> {
+        self.members.iter().find(|m| m.physical_router == router)
+    }
+
     /// Converts the API object (see [`crate::from_api`]).
     pub fn from_api(group: &trunkline_api::GatewayHAGroup) -> Self {
         let conditions = group.status.as_ref().map(|s| &s.conditions[..]);

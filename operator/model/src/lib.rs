@@ -15,6 +15,7 @@
 //!          v                                  v  (conditions, VNIs, ...)
 //!   Placement: VMI -> nodes, network -> nodes, node -> underlay address,
 //!              network -> external VTEPs, network -> DC gateways
+//!   HaLayout:  member port -> group, group -> VMIs served, witnesses
 //!          |
 //!          v
 //!   node dataplane: its objects -> pipeline NodeConfig
@@ -32,6 +33,7 @@ pub mod encapsulation;
 mod external_vtep;
 pub mod from_api;
 mod gateway_ha_group;
+pub mod ha;
 mod logical_interface;
 mod object;
 mod physical_router;
@@ -47,10 +49,16 @@ pub use encapsulation::{
     FIRST_MPLS_LABEL, MAX_MPLS_LABEL, NODE_ENCAPSULATIONS, encapsulation_for,
 };
 pub use external_vtep::{Endpoint, ExternalVtep, ExternalVtepNetwork};
-pub use gateway_ha_group::{GatewayHaGroup, HaMember, HaMode, HaTimers};
+pub use gateway_ha_group::{
+    DEFAULT_DEAD_MILLIS, DEFAULT_HELLO_MILLIS, GatewayHaGroup, HaMember, HaMode, HaTimers,
+    MIN_HELLO_MILLIS,
+};
+pub use ha::{GroupLayout, HaLayout};
 pub use logical_interface::{InterfaceType, LogicalInterface};
 pub use object::{Age, Kind, Meta, NamespacedName, ObjectKey};
-pub use physical_router::{Fabric, PhysicalInterface, PhysicalRouter, ProgrammedObject};
+pub use physical_router::{
+    Fabric, HaPeerView, HaReport, HaState, PhysicalInterface, PhysicalRouter, ProgrammedObject,
+};
 pub use placement::{DcGatewayPeer, ExternalPeer, Peer, Placement};
 pub use snapshot::Snapshot;
 pub use trunkline_wire::{EthernetAddress, IpPrefix, PrefixError};

@@ -21,6 +21,9 @@ pub struct PhysicalRouter {
     /// What the node dataplane reports its fast path holds
     /// (`status.programmed`).
     pub programmed: Vec<ProgrammedObject>,
+    /// What the node dataplane reports of its HA groups
+    /// (`status.haGroups`).
+    pub ha_reports: Vec<HaReport>,
     /// Field values that could not be read, each a message for the user.
     pub defects: Vec<String>,
 }
@@ -63,7 +66,73 @@ pub struct ProgrammedObject {
     pub generation: i64,
 }
 
+/// A member's state in an HA group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HaState {
+    /// It forwards and answers for the group's instances.
+    Active,
+    /// It receives but neither forwards nor answers.
+    Standby,
+    /// It cannot serve (or is not heard).
+    Down,
+}
+
+impl HaState {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaState::Active => "Active",
+            HaState::Standby => "Standby",
+            HaState::Down => "Down",
+        }
+    }
+
+    /// The state spelled `text`; anything unknown counts as `Down`.
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "Active" => HaState::Active,
+            "Standby" => HaState::Standby,
+            _ => HaState::Down,
+        }
+    }
+}
+
+/// A node's report on one of its HA groups (`status.haGroups[]`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HaReport {
+    /// The group.
+    pub group: String,
+    /// The group's generation the node acts on.
+    pub generation: i64,
+    /// The node's state in it.
+    pub state: HaState,
+    /// Since when, in seconds since the epoch.
+    pub since: i64,
+    /// Why (CamelCase).
+    pub reason: String,
+    /// Why, for a person.
+    pub message: Option<String>,
+    /// What it hears of the other members.
+    pub peers: Vec<HaPeerView>,
+}
+
+/// What a node hears of another member.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HaPeerView {
+    /// The other member.
+    pub physical_router: String,
+    /// Whether its heartbeats arrive.
+    pub heard: bool,
+    /// Since when, in seconds since the epoch.
+    pub since: i64,
+}
+
 impl PhysicalRouter {
+    /// Its report on group `group`, if it made one.
+    pub fn ha_report(&self, group: &str) -> Option<&HaReport> {
+        self.ha_reports.iter().find(|r| r.group == group)
+    }
+
     /// Whether `name` is one of its physical interfaces.
     pub fn has_interface(&self, name: &str) -> bool {
         self.interfaces.iter().any(|i| i.name == name)
@@ -127,6 +196,28 @@ impl PhysicalRouter {
             fabric,
             interface_limit: router.spec.interface_limit,
             programmed,
+            ha_reports: router
+                .status
+                .iter()
+                .flat_map(|s| s.ha_groups.iter())
+                .map(|r| HaReport {
+                    group: r.group.clone(),
+                    generation: r.generation,
+                    state: HaState::parse(&r.state),
+                    since: r.since.0.as_second(),
+                    reason: r.reason.clone(),
+                    message: r.message.clone(),
+                    peers: r
+                        .peers
+                        .iter()
+                        .map(|p| HaPeerView {
+                            physical_router: p.physical_router.clone(),
+                            heard: p.heard,
+                            since: p.since.0.as_second(),
+                        })
+                        .collect(),
+                })
+                .collect(),
             defects,
         }
     }

@@ -6,6 +6,7 @@
 //!  accepted LogicalInterface (router R, VMI V)   ──> V is on R
 //!  accepted VMI V of network N, V on R            ──> N is on R
 //!  accepted VirtualGateway of N, nodes {R1, R2}   ──> N is on R1, R2
+//!  accepted GatewayHAGroup, mode STP, BPDU net N  ──> N is on every member
 //!  PhysicalRouter R, spec.fabric.underlayAddress  ──> R's tunnel endpoint
 //!  accepted ExternalVTEP X joining N              ──> X is a peer of N's nodes
 //!  accepted DCGateway G serving N                 ──> G routes for N's nodes
@@ -20,9 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::Snapshot;
 use crate::encapsulation::Encapsulation;
 use crate::object::{NamespacedName, ObjectKey};
+use crate::{HaMode, Snapshot};
 
 /// Which nodes hold which VMI and network, and each node's underlay
 /// address.
@@ -90,6 +91,17 @@ impl Placement {
                     .entry(vmi.network_name())
                     .or_default()
                     .extend(nodes.iter().cloned());
+            }
+        }
+        // Mode STP: the BPDU network floods between every member.
+        for group in &snapshot.gateway_ha_groups {
+            if let (true, HaMode::Stp, Some(network)) =
+                (accepted(&group.meta.key), group.mode, &group.bpdu_network)
+            {
+                network_nodes
+                    .entry(network.clone())
+                    .or_default()
+                    .extend(group.members.iter().map(|m| m.physical_router.clone()));
             }
         }
         for gateway in &snapshot.virtual_gateways {
@@ -243,6 +255,7 @@ mod tests {
             }),
             interface_limit: 10,
             programmed: vec![],
+            ha_reports: vec![],
             defects: vec![],
         }
     }
@@ -265,6 +278,7 @@ mod tests {
             network: network.into(),
             mac: None,
             ips: vec![],
+            active_active: vec![],
             allowed_address_pairs: vec![],
             port_security: true,
             mpls_label: None,

@@ -19,6 +19,10 @@ pub struct VirtualMachineInterface {
     pub mac: Option<EthernetAddress>,
     /// The instance's addresses that could be read.
     pub ips: Vec<IpAddr>,
+    /// Its addresses (as host prefixes) and allowed-address-pair prefixes
+    /// in mode `ActiveActive`, that could be read (the rest are
+    /// `ActiveStandby`, the default).
+    pub active_active: Vec<IpPrefix>,
     /// Other sources the instance may use, that could be read.
     pub allowed_address_pairs: Vec<AllowedAddressPair>,
     /// Whether source MAC and IP are checked.
@@ -65,6 +69,22 @@ impl VirtualMachineInterface {
             .iter()
             .filter_map(|ip| read("spec.ips", from_api::ip(ip.address.as_str()), &mut defects))
             .collect();
+        use trunkline_api::virtual_machine_interface::AddressMode;
+        let active_active = vmi
+            .spec
+            .ips
+            .iter()
+            .filter(|ip| ip.mode == AddressMode::ActiveActive)
+            .filter_map(|ip| from_api::ip(ip.address.as_str()).ok())
+            .map(IpPrefix::host)
+            .chain(
+                vmi.spec
+                    .allowed_address_pairs
+                    .iter()
+                    .filter(|pair| pair.mode == AddressMode::ActiveActive)
+                    .filter_map(|pair| pair.prefix.as_str().parse::<IpPrefix>().ok()),
+            )
+            .collect();
         let allowed_address_pairs =
             vmi.spec
                 .allowed_address_pairs
@@ -97,6 +117,7 @@ impl VirtualMachineInterface {
             network: vmi.spec.virtual_network.as_str().to_owned(),
             mac,
             ips,
+            active_active,
             allowed_address_pairs,
             port_security: vmi.spec.port_security,
             mpls_label: vmi.status.as_ref().and_then(|s| s.mpls_label),

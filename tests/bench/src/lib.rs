@@ -28,11 +28,16 @@
 //! ([`modes::cluster`]). [`run`] does all of it and returns the [`Report`];
 //! `scripts/bench.sh` (`make bench`) builds the release binaries and runs
 //! `trunkline-bench run`.
+//!
+//! [`ha`] is the gateway HA benchmark (`make bench-ha`, `trunkline-bench
+//! ha`): loss windows of paced streams while the active member of a group
+//! fails, modes Fast and STP, beside a keepalived VRRP baseline.
 
 pub mod bpf;
 pub mod cpu;
 mod error;
 pub mod frame;
+pub mod ha;
 pub mod modes;
 pub mod netns;
 mod plot;

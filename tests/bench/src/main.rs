@@ -1,6 +1,7 @@
-//! `trunkline-bench`: flags in, [`trunkline_bench::run`] out; also the bare
-//! forwarder of mode (b) (`trunkline-bench forward`), which runs as a child
-//! process of the benchmark.
+//! `trunkline-bench`: flags in, [`trunkline_bench::run`] (or
+//! [`trunkline_bench::ha::run`]) out; also the bare forwarder of mode (b)
+//! (`trunkline-bench forward`) and the paced streams of the HA benchmark
+//! (`pace`, `sink`), which run as child processes of the benchmark.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -12,7 +13,8 @@ use trunkline_bench::modes::Mode;
 use trunkline_bench::{Binaries, Options};
 
 /// Forwarding benchmark of the trunkline node dataplane against baselines
-/// measured in the same run, and control-plane figures.
+/// measured in the same run, control-plane figures, and gateway HA loss
+/// windows.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -24,6 +26,31 @@ struct Cli {
 enum Command {
     /// Run the benchmark; writes report.md and forwarding.png.
     Run(RunFlags),
+    /// The gateway HA benchmark (`make bench-ha`): loss windows of paced
+    /// streams during failures, modes Fast and STP, keepalived baseline;
+    /// writes ha.md.
+    Ha(HaFlags),
+    /// (internal) A paced UDP sender of the HA benchmark.
+    Pace {
+        /// Destination address:port.
+        #[arg(long)]
+        to: std::net::SocketAddr,
+        /// Datagrams per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// For how long.
+        #[arg(long)]
+        seconds: f64,
+    },
+    /// (internal) The receiving end of a paced stream: arrival times.
+    Sink {
+        /// UDP port.
+        #[arg(long)]
+        port: u16,
+        /// For how long.
+        #[arg(long)]
+        seconds: f64,
+    },
     /// (internal) The bare AF_XDP forwarder of mode (b).
     Forward {
         /// Network namespace of the ports.
@@ -88,6 +115,81 @@ struct RunFlags {
     /// The command line to show in the report (default: this one).
     #[arg(long)]
     command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct HaFlags {
+    /// Repetitions of each failure (at least 5 for the README's figures).
+    #[arg(long, default_value_t = 5)]
+    repetitions: usize,
+    /// Datagrams per second of each stream.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Mode Fast's hello (and keepalived's advert interval), ms.
+    #[arg(long, default_value_t = 100)]
+    hello: u64,
+    /// Mode Fast's dead time, ms.
+    #[arg(long, default_value_t = 300)]
+    dead: u64,
+    /// Modes: fast, stp, keepalived.
+    #[arg(long, value_delimiter = ',', default_values_t = ["fast".to_owned(), "stp".to_owned(), "keepalived".to_owned()])]
+    modes: Vec<String>,
+    /// Output directory (default: target/bench of the repository).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Directory of trunkline-dataplane and trunkline-operator (default:
+    /// this executable's).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// The command line to show in the report (default: this one).
+    #[arg(long)]
+    command: Option<String>,
+}
+
+fn this_command() -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(first) = args.first_mut() {
+        *first = "trunkline-bench".to_owned();
+    }
+    args.join(" ")
+}
+
+fn bin_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    Ok(match given {
+        Some(dir) => dir,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the executable's directory")?
+            .to_path_buf(),
+    })
+}
+
+fn ha(flags: HaFlags) -> anyhow::Result<()> {
+    let bin_dir = bin_dir(flags.bin_dir)?;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let options = trunkline_bench::ha::HaOptions {
+        repetitions: flags.repetitions.max(1),
+        rate: flags.rate,
+        hello: flags.hello,
+        dead: flags.dead,
+        modes: flags.modes,
+        binaries: Binaries {
+            agent: bin_dir.join("trunkline-dataplane"),
+            operator: bin_dir.join("trunkline-operator"),
+        },
+        bench: std::env::current_exe()?,
+        out: flags.out.unwrap_or_else(|| repo.join("target/bench")),
+        command: flags.command.unwrap_or_else(this_command),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        tokio::select! {
+            done = trunkline_bench::ha::run(&options) => done.map(drop).map_err(anyhow::Error::from),
+            signal = interrupted() => Err(anyhow::anyhow!("stopped by {signal}")),
+        }
+    })
 }
 
 fn options(flags: RunFlags) -> anyhow::Result<Options> {
@@ -163,6 +265,17 @@ fn main() -> anyhow::Result<()> {
             ingress,
             egress,
         } => forward(&netns, core, &ingress, &egress),
+        Command::Ha(flags) => ha(flags),
+        Command::Pace { to, rate, seconds } => {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            trunkline_bench::ha::stream::pace(to, rate, seconds)?;
+            Ok(())
+        }
+        Command::Sink { port, seconds } => {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            trunkline_bench::ha::stream::sink(port, seconds)?;
+            Ok(())
+        }
         Command::Run(flags) => {
             let options = options(flags)?;
             // One thread: children started with a parent-death signal (OVS,

@@ -205,27 +205,26 @@ fn assert_health(kind: &str, what: &str, object: &Value, expected: &str, text: &
     );
 }
 
-/// A GatewayHAGroup is accepted but nothing implements it yet: its
-/// `Ready=False NotImplemented` is Degraded at once, not Progressing.
+/// A GatewayHAGroup with no member active, or with two, is Degraded at
+/// once: its instances are cut off, or two gateways answer for them.
 #[test]
-fn an_accepted_ha_group_is_degraded_while_gateway_ha_is_not_implemented() {
-    let group = sample(
-        "GatewayHAGroup",
-        1,
-        60,
-        Some(json!({ "observedGeneration": 1, "conditions": [
-            condition("Accepted", "True", "Ok", 1, 5),
-            condition("Programmed", "False", "NotImplemented", 1, 5),
-            condition("Ready", "False", "NotImplemented", 1, 5),
-        ]})),
-    );
-    assert_health(
-        "GatewayHAGroup",
-        "accepted, not implemented",
-        &group,
-        "Degraded",
-        "Ready is False (NotImplemented)",
-    );
+fn an_ha_group_without_exactly_one_active_member_is_degraded_at_once() {
+    for (reason, text) in [
+        ("NoActiveMember", "Ready is False (NoActiveMember)"),
+        ("SplitBrain", "Ready is False (SplitBrain)"),
+    ] {
+        let group = sample(
+            "GatewayHAGroup",
+            1,
+            60,
+            Some(json!({ "observedGeneration": 1, "conditions": [
+                condition("Accepted", "True", "Ok", 1, 5),
+                condition("Programmed", "True", "Ok", 1, 5),
+                condition("Ready", "False", reason, 1, 5),
+            ]})),
+        );
+        assert_health("GatewayHAGroup", reason, &group, "Degraded", text);
+    }
 }
 
 /// A BGPPeer's status is the speaker's: an established session is

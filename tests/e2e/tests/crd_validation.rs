@@ -373,6 +373,7 @@ async fn every_example_set_applies() {
     for set in [
         "gateway-mode",
         "gateway-ha",
+        "gateway-ha-fast",
         "virtual-gateway",
         "overlay",
         "north-south",

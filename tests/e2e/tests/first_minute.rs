@@ -179,11 +179,7 @@ async fn start_with(remotes: &[&Remote], dhcp: serde_json::Value) -> Gateway<'st
             .underlay("fd00:f::1/64")
             .trunk("eth1")
             .trunk("eth2")
-            .trunk_spec(TrunkSpec {
-                name: "eth3".into(),
-                mac: None,
-                mtu: Some(JUMBO),
-            }),
+            .trunk_spec(TrunkSpec::new("eth3").mtu(JUMBO)),
     );
     for remote in remotes {
         spec = spec.instance(remote.spec());

@@ -980,7 +980,8 @@ async fn external_vteps_labels_and_encapsulations() {
 }
 
 /// What a new user checks first, against the real API server: an HA group
-/// is accepted but says gateway HA is not implemented; one VMI bound on two
+/// in mode Fast whose members declare no underlay address says why it is
+/// refused (heartbeats travel over the fabric); one VMI bound on two
 /// nodes outside an HA group is a conflict that names the older binding,
 /// and members of one group may share it; `kubectl get` shows every port,
 /// subnet, address and member, and the normalised MAC; a running network's
@@ -1050,8 +1051,8 @@ async fn status_tells_the_truth_and_kubectl_get_shows_every_item() {
     )
     .await;
 
-    // Members of one group may share the VMI; the group itself is accepted
-    // but never Ready while gateway HA is not implemented.
+    // Member ports of one group may share the VMI; the group itself is
+    // refused: mode Fast needs the members' underlay addresses.
     apply(
         &groups,
         &group_name,
@@ -1070,12 +1071,14 @@ async fn status_tells_the_truth_and_kubectl_get_shows_every_item() {
         &group_name,
         "Ready",
         "False",
-        "NotImplemented",
-        Some("gateway HA is not implemented yet"),
+        "Invalid",
+        Some(&format!(
+            "member {gw_a}: PhysicalRouter {gw_a} declares no spec.fabric.underlayAddress: mode Fast sends heartbeats over the fabric"
+        )),
     )
     .await;
     for (type_, status) in [
-        ("Accepted", "True"),
+        ("Accepted", "False"),
         ("ResolvedRefs", "True"),
         ("Programmed", "False"),
     ] {
@@ -1102,7 +1105,7 @@ async fn status_tells_the_truth_and_kubectl_get_shows_every_item() {
         ),
         (
             vec!["get", "gwha", group_name.as_str()],
-            vec![gw_a.as_str(), gw_b.as_str(), "NotImplemented"],
+            vec![gw_a.as_str(), gw_b.as_str(), "Invalid"],
         ),
     ];
     for (args, texts) in &expectations {

@@ -16,19 +16,21 @@ use std::path::{Path, PathBuf};
 use crate::LabError;
 use crate::command::{ip, run};
 use crate::spec::{InstanceSpec, Mac};
-use crate::topology::{DEFAULT_MTU, add_netns, bridge_port, host_port, netns, switch_name, veth};
+use crate::topology::{DEFAULT_MTU, add_netns, bridge_port, host_port, netns, veth};
 
 /// The tagger's source, compiled into the lab so that it needs no checkout.
 const TAGGER_SOURCE: &str = include_str!("../tagger.bpf.c");
 
-/// Builds instance `instance` (its node and trunk exist).
+/// Builds instance `instance` (its node and trunk exist) on `switch`, the
+/// lab-relative name of the switch behind its trunk.
 pub(crate) fn build_instance(
     prefix: &str,
     state_root: &Path,
     instance: &InstanceSpec,
+    switch: &str,
 ) -> Result<(), LabError> {
     let ns = netns(prefix, &instance.name);
-    let sw = netns(prefix, &switch_name(&instance.node, &instance.port));
+    let sw = netns(prefix, switch);
     let access = access_port(&instance.name);
     let object = tagger_object(state_root, instance.vlan)?;
     add_netns(&ns, true)?;
@@ -85,8 +87,12 @@ pub(crate) fn build_instance(
 /// end takes the peer and the tagger with it, at once), then its namespace.
 /// The link goes first because the kernel dismantles a deleted namespace
 /// later, in the background: until then its devices would still answer.
-pub(crate) fn remove_instance(prefix: &str, instance: &InstanceSpec) -> Result<(), LabError> {
-    let sw = netns(prefix, &switch_name(&instance.node, &instance.port));
+pub(crate) fn remove_instance(
+    prefix: &str,
+    instance: &InstanceSpec,
+    switch: &str,
+) -> Result<(), LabError> {
+    let sw = netns(prefix, switch);
     let access = access_port(&instance.name);
     if let Err(e) = ip(&["-n", &sw, "link", "del", &access]) {
         // Already gone (a half-built instance) is fine; anything else is not.

@@ -23,7 +23,7 @@ use crate::spec::{
     TrunkSpec, VtepSpec,
 };
 use crate::topology::{
-    FABRIC, build_fabric, build_host, build_node, build_trunk, netns, switch_name,
+    FABRIC, build_fabric, build_host, build_node, build_switch, build_trunk, netns,
 };
 use crate::vtep::build_vtep;
 
@@ -211,6 +211,10 @@ impl Lab {
         lab.save(owner)?;
         let built = (|| {
             build_fabric(&lab.prefix, &spec.fabric)?;
+            for switch in &spec.switches {
+                build_switch(&lab.prefix, switch)?;
+                lab.spec.switches.push(switch.clone());
+            }
             for node in &spec.nodes {
                 build_node(&lab.prefix, &spec.fabric, node)?;
                 lab.spec.nodes.push(node.clone());
@@ -224,7 +228,8 @@ impl Lab {
                 lab.spec.vteps.push(vtep.clone());
             }
             for instance in &spec.instances {
-                build_instance(&lab.prefix, &lab.state_root, instance)?;
+                let switch = spec.switch_of(&instance.node, &instance.port);
+                build_instance(&lab.prefix, &lab.state_root, instance, &switch)?;
                 lab.spec.instances.push(instance.clone());
             }
             for gateway in &spec.dc_gateways {
@@ -299,9 +304,32 @@ impl Lab {
     }
 
     /// The lab-relative name of the switch behind `node`'s `port`, for
-    /// [`Lab::exec`] and [`Lab::namespace`] (its trunk link is `trunk`).
+    /// [`Lab::exec`] and [`Lab::namespace`] (its trunk link is `trunk`, or
+    /// `t-<node>` on a shared switch).
     pub fn switch(&self, node: &str, port: &str) -> String {
-        switch_name(node, port)
+        self.spec.switch_of(node, port)
+    }
+
+    /// The spanning-tree state of each port of shared switch `switch`
+    /// (`forwarding`, `blocking`, `listening`, `learning`, `disabled`), by
+    /// port name, as the kernel bridge reports it.
+    pub fn stp_states(&self, switch: &str) -> Result<Vec<(String, String)>, LabError> {
+        let ns = self.namespace(switch);
+        let out = crate::command::in_netns(&ns, "bridge", &["-j", "link", "show"])?;
+        let links: Vec<serde_json::Value> =
+            serde_json::from_str(&out).map_err(|e| LabError::State {
+                path: PathBuf::from(format!("bridge -j link show in {ns}")),
+                reason: e.to_string(),
+            })?;
+        Ok(links
+            .iter()
+            .filter_map(|l| {
+                Some((
+                    l.get("ifname")?.as_str()?.to_owned(),
+                    l.get("state")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect())
     }
 
     /// The lab-relative name of the fabric's namespace (bridge `br0`, one
@@ -350,9 +378,10 @@ impl Lab {
         let mut next = self.spec.clone();
         next.instances.push(instance.clone());
         next.validate()?;
-        if let Err(e) = build_instance(&self.prefix, &self.state_root, &instance) {
+        let switch = next.switch_of(&instance.node, &instance.port);
+        if let Err(e) = build_instance(&self.prefix, &self.state_root, &instance, &switch) {
             // Half an instance must not block adding it again.
-            let _ = remove_instance(&self.prefix, &instance);
+            let _ = remove_instance(&self.prefix, &instance, &switch);
             return Err(e);
         }
         self.spec = next;
@@ -370,7 +399,9 @@ impl Lab {
                 prefix: self.prefix.clone(),
                 what: format!("no instance {name:?}"),
             })?;
-        remove_instance(&self.prefix, &self.spec.instances[index])?;
+        let instance = &self.spec.instances[index];
+        let switch = self.spec.switch_of(&instance.node, &instance.port);
+        remove_instance(&self.prefix, instance, &switch)?;
         self.spec.instances.remove(index);
         self.save_change()
     }

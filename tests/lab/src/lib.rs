@@ -21,6 +21,10 @@
 //!  <p>-bms1 <p>-bms2 <p>-dhcp1  <p>-bms3     instances: IPv4 and/or IPv6 + gateways, or nothing (DHCP)
 //! ```
 //!
+//! A trunk may instead join a shared switch (`LabSpec::switch`, `TrunkSpec::switch`): the
+//! members of a gateway HA group on one switch, which may run the kernel's 802.1D spanning
+//! tree (`StpSpec`; `Lab::stp_states` reads its port states).
+//!
 //! ```no_run
 //! use trunkline_lab::{FabricHostSpec, InstanceSpec, Lab, LabSpec, Limit, NodeSpec, VtepSpec};
 //!
@@ -67,8 +71,8 @@ pub use error::LabError;
 pub use lab::{Lab, STATE_ENV, state_root};
 pub use spec::{
     Cidr, DcGatewayRoute, DcGatewaySpec, FabricHostSpec, FabricSpec, FdbEntry, InstanceSpec,
-    LabSpec, Mac, NodeSpec, Route, SpecError, TrunkSpec, VtepSpec,
+    LabSpec, Mac, NodeSpec, Route, SpecError, StpSpec, SwitchSpec, TrunkSpec, VtepSpec,
 };
-pub use topology::{FABRIC, switch_name};
+pub use topology::{FABRIC, shared_trunk_port, switch_name};
 pub use traffic::{output_text, poll_until};
 pub use vtep::VXLAN_PORT;

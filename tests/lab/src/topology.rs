@@ -6,6 +6,7 @@
 //! ```text
 //!  <p>-fab: br0 --- f-<name> ==veth== eth0 of <p>-<name>   (node, fabric host, VTEP)
 //!  <p>-<node>: eth1 ==veth== trunk --- br0 of <p>-<node>-eth1   (a switch per trunk port)
+//!  <p>-<node>: eth1 ==veth== t-<node> --- br0 of <p>-<switch>   (a shared switch, STP optional)
 //! ```
 //! Names: `<p>-<name>` for a node, instance, host or VTEP; `<p>-fab` for
 //! the fabric; `<p>-<node>-<port>` for a switch (parts' names have no `-`,
@@ -17,7 +18,7 @@ use std::net::IpAddr;
 
 use crate::LabError;
 use crate::command::{in_netns, ip, run};
-use crate::spec::{Cidr, FabricHostSpec, FabricSpec, Mac, NodeSpec, TrunkSpec};
+use crate::spec::{Cidr, FabricHostSpec, FabricSpec, Mac, NodeSpec, SwitchSpec, TrunkSpec};
 
 /// The lab-relative name of the fabric's namespace.
 pub const FABRIC: &str = "fab";
@@ -84,6 +85,41 @@ pub(crate) fn add_bridge(ns: &str, mtu: Option<u32>) -> Result<(), LabError> {
         "0",
     ])?;
     ip(&["-n", ns, "link", "set", "br0", "up"]).map(drop)
+}
+
+/// A shared switch: namespace `<p>-<name>` with a bridge `br0` that runs
+/// the kernel's spanning tree when asked (timers in centiseconds for
+/// `ip link`).
+pub(crate) fn build_switch(prefix: &str, switch: &SwitchSpec) -> Result<(), LabError> {
+    let ns = netns(prefix, &switch.name);
+    add_netns(&ns, false)?;
+    add_bridge(&ns, None)?;
+    if let Some(stp) = switch.stp {
+        let cs = |s: u32| (s * 100).to_string();
+        ip(&[
+            "-n",
+            &ns,
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "hello_time",
+            &cs(stp.hello_time),
+            "max_age",
+            &cs(stp.max_age),
+            "forward_delay",
+            &cs(stp.forward_delay),
+            "stp_state",
+            "1",
+        ])?;
+    }
+    Ok(())
+}
+
+/// The switch-side name of `node`'s trunk on a shared switch.
+pub fn shared_trunk_port(node: &str) -> String {
+    format!("t-{node}")
 }
 
 /// Puts `dev` of `ns` on the namespace's `br0` and brings it up.
@@ -196,9 +232,10 @@ pub(crate) fn build_node(
     Ok(())
 }
 
-/// Trunk port `trunk` of `node` and its switch `<p>-<node>-<port>`: a
-/// bridge whose port `trunk` sends VLAN tags in the frame bytes (tx VLAN
-/// offload off), as a real wire does, so that the node's fast path sees them.
+/// Trunk port `trunk` of `node` and its switch `<p>-<node>-<port>` (or
+/// port `t-<node>` of a shared switch): a bridge port that sends VLAN tags
+/// in the frame bytes (tx VLAN offload off), as a real wire does, so that
+/// the node's fast path sees them.
 ///
 /// The bridge learns no MAC on the trunk. It is not VLAN-aware (one MAC
 /// table for every VLAN, where a real switch keeps one per VLAN): an
@@ -206,25 +243,35 @@ pub(crate) fn build_node(
 /// another VLAN would otherwise move the instance's MAC onto the trunk, and
 /// frames the gateway routes to it would be dropped as hairpins. Frames to
 /// a MAC behind the trunk (the gateway's) are flooded instead; the access
-/// ports' taggers drop those of other VLANs.
+/// ports' taggers drop those of other VLANs. On a shared switch this floods
+/// frames for the gateway MAC to every member's trunk (the standby drops
+/// them): the switch never needs the new active member's gratuitous ARP to
+/// relearn, so a failover measured in the lab leaves out a real switch's
+/// relearning (the tests check the gratuitous ARP's timing on the wire).
 pub(crate) fn build_trunk(prefix: &str, node: &str, trunk: &TrunkSpec) -> Result<(), LabError> {
     let node_ns = netns(prefix, node);
-    let sw = netns(prefix, &switch_name(node, &trunk.name));
-    add_netns(&sw, false)?;
-    add_bridge(&sw, None)?;
+    let (sw, port) = match &trunk.switch {
+        Some(shared) => (netns(prefix, shared), shared_trunk_port(node)),
+        None => {
+            let sw = netns(prefix, &switch_name(node, &trunk.name));
+            add_netns(&sw, false)?;
+            add_bridge(&sw, None)?;
+            (sw, "trunk".to_owned())
+        }
+    };
     veth(
         &sw,
-        "trunk",
+        &port,
         &node_ns,
         &trunk.name,
         trunk.mtu.unwrap_or(DEFAULT_MTU),
     )?;
-    in_netns(&sw, "ethtool", &["-K", "trunk", "txvlan", "off"])?;
-    receives_xdp(&sw, "trunk")?;
-    bridge_port(&sw, "trunk")?;
+    in_netns(&sw, "ethtool", &["-K", &port, "txvlan", "off"])?;
+    receives_xdp(&sw, &port)?;
+    bridge_port(&sw, &port)?;
     run(
         "bridge",
-        &["-n", &sw, "link", "set", "dev", "trunk", "learning", "off"],
+        &["-n", &sw, "link", "set", "dev", &port, "learning", "off"],
     )?;
     let mac = trunk
         .mac

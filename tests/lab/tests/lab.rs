@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use trunkline_lab::{
     DcGatewayRoute, DcGatewaySpec, FabricHostSpec, InstanceSpec, Lab, LabError, LabSpec, Limit,
-    MPLS_OVER_UDP, NodeSpec, SpecError, TrunkSpec, VtepSpec, bridged_label, output_text,
-    state_root,
+    MPLS_OVER_UDP, NodeSpec, SpecError, StpSpec, SwitchSpec, TrunkSpec, VtepSpec, bridged_label,
+    output_text, poll_until, state_root,
 };
 
 fn two_nodes() -> LabSpec {
@@ -519,4 +519,78 @@ fn a_lab_whose_owner_died_is_swept_by_the_next_one() {
         "the abandoned lab's namespace was removed"
     );
     assert!(!dir.exists());
+}
+
+/// Two nodes' trunks on one shared switch running the kernel's 802.1D with
+/// the fastest legal timers; the nodes close a loop between their trunks
+/// (a bridge in each and a link between them, no spanning tree of their
+/// own: they pass BPDUs on, as the gateways' BPDU network does): the switch
+/// blocks one of its two trunk ports, and instances behind it still talk.
+#[test]
+fn a_shared_switch_with_stp_blocks_the_loop_through_two_nodes() {
+    let spec = LabSpec::new()
+        .switch(SwitchSpec::new("rack").stp(StpSpec::fastest()))
+        .node(NodeSpec::new("gw1").trunk_spec(TrunkSpec::new("eth1").switch("rack")))
+        .node(NodeSpec::new("gw2").trunk_spec(TrunkSpec::new("eth1").switch("rack")))
+        .instance(InstanceSpec::new("a", "gw1", "eth1").ip("192.168.5.1/24"))
+        .instance(InstanceSpec::new("b", "gw2", "eth1").ip("192.168.5.2/24"));
+    let lab = Lab::up(spec).expect("lab");
+    assert_eq!(lab.switch("gw1", "eth1"), "rack");
+    // New ports listen and learn (2 x forward delay) before they forward.
+    poll_until("every port forwarding", Duration::from_secs(20), || {
+        let states = lab.stp_states("rack").map_err(|e| e.to_string())?;
+        if states.len() == 4 && states.iter().all(|(_, s)| s == "forwarding") {
+            Ok(())
+        } else {
+            Err(format!("{states:?}"))
+        }
+    })
+    .expect("forwarding");
+    let (ok, out) = lab.ping("a", "192.168.5.2", 2);
+    assert!(ok, "instances on one switch: {out}");
+    // The loop: gw1 br-loop (eth1, l1) == l2 br-loop (eth1) of gw2.
+    let (gw1, gw2) = (lab.namespace("gw1"), lab.namespace("gw2"));
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ip {args:?}: {}", output_text(&out));
+    };
+    ip(&[
+        "link", "add", "l1", "netns", &gw1, "type", "veth", "peer", "name", "l2", "netns", &gw2,
+    ]);
+    for (ns, link) in [(&gw1, "l1"), (&gw2, "l2")] {
+        ip(&[
+            "-n",
+            ns,
+            "link",
+            "add",
+            "brloop",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+        ]);
+        for port in [link, "eth1"] {
+            ip(&["-n", ns, "link", "set", port, "master", "brloop", "up"]);
+        }
+        ip(&["-n", ns, "link", "set", "brloop", "up"]);
+    }
+    let states = poll_until("one trunk port blocked", Duration::from_secs(30), || {
+        let states = lab.stp_states("rack").map_err(|e| e.to_string())?;
+        let trunks: Vec<&(String, String)> =
+            states.iter().filter(|(p, _)| p.starts_with("t-")).collect();
+        let blocking = trunks.iter().filter(|(_, s)| s == "blocking").count();
+        let forwarding = trunks.iter().filter(|(_, s)| s == "forwarding").count();
+        if blocking == 1 && forwarding == 1 {
+            Ok(states.clone())
+        } else {
+            Err(format!("{states:?}"))
+        }
+    })
+    .expect("STP blocks the loop");
+    assert!(states.iter().any(|(p, _)| p == "t-gw1"), "{states:?}");
+    let (ok, out) = lab.ping("a", "192.168.5.2", 2);
+    assert!(ok, "no storm, instances still talk: {out}");
 }

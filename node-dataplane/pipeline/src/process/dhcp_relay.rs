@@ -193,6 +193,8 @@ impl<'a> Pipeline<'a> {
             (message.relay_agent, dst),
             (dhcpv4::SERVER_PORT, dhcpv4::CLIENT_PORT),
         );
+        // A standby member sends nothing out of the group's member port.
+        self.ha_deliver(&self.tables.vmis[client.index()])?;
         let verdict = self.send_to_vmi(client, l2, buf, offset, message.end - offset, true)?;
         if let Verdict::Transmit { offset, len, .. } = verdict {
             // To the hardware address the server answered (the VMI's, or

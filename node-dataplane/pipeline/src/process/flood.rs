@@ -45,6 +45,9 @@ impl<'a> Pipeline<'a> {
                 FloodSource::Local { port, vlan } if port == local.port && vlan == local.vlan => {
                     None
                 }
+                // Never out of a standby member's trunk (split horizon of
+                // the HA group).
+                _ if self.ha_blocks(local.port) => None,
                 _ => Some(local.port),
             },
             None => match flood.from {

@@ -35,6 +35,9 @@
 //!   |         fabric forwarding (fabric_forward.rs) out of the fabric port
 //!   |       TTL runs out, too big for the egress MTU -> ICMP error (icmp_error.rs)
 //!   |   another MAC -> bridge: local VMI (re-tag) | remote VMI (encapsulate) | flood or drop
+//!   |
+//!   +- gateway HA (ha.rs): a standby member port neither receives nor sends; a VMI
+//!      several nodes serve goes where its path cell says (here, or a peer)
 //! ```
 //!
 //! Frames from a tunnel never go back into a tunnel (split horizon): the
@@ -52,6 +55,7 @@ mod dhcpv6;
 mod egress;
 mod fabric_forward;
 mod flood;
+mod ha;
 mod icmp_error;
 mod neighbour;
 mod route;
@@ -299,6 +303,7 @@ impl<'a> Pipeline<'a> {
         match &port.role {
             PortRole::Fabric => self.fabric(ingress, buf, offset, len),
             PortRole::Gateway { .. } => {
+                self.ha_ingress(ingress)?;
                 let l2 = parse_l2(&buf[offset..offset + len])?;
                 if l2.src.is_multicast() {
                     return Err(DropReason::InvalidSourceMac);
@@ -352,6 +357,7 @@ impl<'a> Pipeline<'a> {
         } else {
             source::Checked::Owned
         };
+        self.ha_seen(vmi);
         let ctx = Ingress {
             port,
             source: Source::Vmi(id),
@@ -486,7 +492,7 @@ impl<'a> Pipeline<'a> {
                 Source::Vmi(from) if from == to => Err(DropReason::Hairpin),
                 // A host port is routed, never bridged.
                 Source::Host => Err(DropReason::UnknownUnicast),
-                _ => self.send_to_vmi(to, l2, buf, offset, len, false),
+                _ => self.send_to_local_vmi(ctx, to, l2, buf, offset, len, false),
             },
             Some(&BridgeEntry::Remote(to)) => match ctx.source {
                 Source::Tunnel(_) => Err(DropReason::TunnelHairpin),
@@ -524,6 +530,8 @@ impl<'a> Pipeline<'a> {
 pub(crate) mod tests;
 #[cfg(test)]
 pub(crate) mod tests_first_minute;
+#[cfg(test)]
+pub(crate) mod tests_ha;
 #[cfg(test)]
 pub(crate) mod tests_north_south;
 #[cfg(test)]

@@ -122,7 +122,7 @@ impl<'a> Pipeline<'a> {
             return self.too_big(ctx, l2, buf, offset, len, mtu);
         }
         match next_hop {
-            NextHop::Vmi(id) => self.send_to_vmi(id, l2, buf, offset, len, true),
+            NextHop::Vmi(id) => self.send_to_local_vmi(ctx, id, l2, buf, offset, len, true),
             NextHop::Remote(_) | NextHop::Peer(_) | NextHop::Tunnel { .. } if from_tunnel => {
                 Err(DropReason::TunnelHairpin)
             }
@@ -131,9 +131,17 @@ impl<'a> Pipeline<'a> {
             }
             NextHop::Pair(pair) => {
                 let (id, mac) = self.tables.pairs[pair.0 as usize].holder();
-                let verdict = self.send_to_vmi(id, l2, buf, offset, len, true)?;
-                if let Verdict::Transmit { offset, len, .. } = verdict {
-                    // The pair's own MAC (a VRRP virtual MAC), when it has one.
+                let verdict = self.send_to_local_vmi(ctx, id, l2, buf, offset, len, true)?;
+                // The pair's own MAC (a VRRP virtual MAC), when it leaves by
+                // the holder's logical interface here (not when another
+                // member serves the holder now: that one routes by label).
+                if let Verdict::Transmit {
+                    offset,
+                    len,
+                    vmi: Some(_),
+                    ..
+                } = verdict
+                {
                     ethernet::Frame::new_unchecked(&mut buf[offset..offset + len])
                         .set_dst_addr(mac);
                 }

@@ -55,11 +55,17 @@ pub(crate) fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 
-fn prefix(s: &str) -> IpPrefix {
+pub(crate) fn prefix(s: &str) -> IpPrefix {
     s.parse().unwrap()
 }
 
-fn li(key: &str, port: PortId, vlan: u16, vmi: &str, created: i64) -> LogicalInterfaceConfig {
+pub(crate) fn li(
+    key: &str,
+    port: PortId,
+    vlan: u16,
+    vmi: &str,
+    created: i64,
+) -> LogicalInterfaceConfig {
     LogicalInterfaceConfig {
         key: key.into(),
         port,
@@ -72,7 +78,7 @@ fn li(key: &str, port: PortId, vlan: u16, vmi: &str, created: i64) -> LogicalInt
     }
 }
 
-fn vmi(key: &str, network: &str, mac: MacAddress, ips: &[&str]) -> VmiConfig {
+pub(crate) fn vmi(key: &str, network: &str, mac: MacAddress, ips: &[&str]) -> VmiConfig {
     VmiConfig {
         key: key.into(),
         network: network.into(),
@@ -246,8 +252,7 @@ pub(crate) fn fixture() -> NodeConfig {
                 next_hop: NextHopConfig::Discard,
             },
         ],
-        north_south: NorthSouthConfig::default(),
-        punt_limit: Default::default(),
+        ..NodeConfig::default()
     }
 }
 
@@ -1467,7 +1472,14 @@ fn every_drop_reason_has_a_frame() {
         assert_eq!(verdict, Verdict::Drop(expected), "case {name:?}");
         seen.push(expected);
     }
-    let snapshot = rig.counters.snapshot();
+    // Gateway HA's cases run on tables with an HA group.
+    let ha = Rig::new(&super::tests_ha::ha_fixture());
+    for (name, port, frame, headroom, tailroom, expected) in super::tests_ha::drop_cases() {
+        let (verdict, _) = ha.run_with(port, &frame, headroom, tailroom);
+        assert_eq!(verdict, Verdict::Drop(expected), "case {name:?}");
+        seen.push(expected);
+    }
+    let snapshot = rig.counters.snapshot() + ha.counters.snapshot();
     // The I/O layer's reasons are counted by the agent's own tests.
     // North-south reasons need flows and their own rig: see
     // `tests_north_south::every_north_south_drop_reason_has_a_frame`.

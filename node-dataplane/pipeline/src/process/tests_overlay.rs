@@ -19,7 +19,7 @@ pub(crate) mod differential;
 
 /// A tunnel packet from `peer` to this node: outer Ethernet, IPv4, UDP to
 /// `port`, then `payload` (an MPLS entry or a VXLAN header and what follows).
-fn from_peer(peer: [u8; 4], port: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn from_peer(peer: [u8; 4], port: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(NEXT_HOP_MAC, FABRIC_MAC)
         .ipv4(peer, UNDERLAY, 64)
@@ -30,14 +30,14 @@ fn from_peer(peer: [u8; 4], port: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// MPLS over UDP from `peer` with one label (bottom of stack) and `inner`.
-fn mpls_from(peer: [u8; 4], label: u32, inner: &[u8]) -> Vec<u8> {
+pub(super) fn mpls_from(peer: [u8; 4], label: u32, inner: &[u8]) -> Vec<u8> {
     let mut payload = ((label << 12) | 0x100 | 64).to_be_bytes().to_vec();
     payload.extend_from_slice(inner);
     from_peer(peer, 6635, &payload)
 }
 
 /// VXLAN from `peer` with `vni` and the inner Ethernet frame.
-fn vxlan_from(peer: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
+pub(super) fn vxlan_from(peer: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
     let mut payload = vec![0x08, 0, 0, 0];
     payload.extend_from_slice(&(vni << 8).to_be_bytes());
     payload.extend_from_slice(inner);
@@ -47,7 +47,7 @@ fn vxlan_from(peer: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
 /// The outer headers of a tunnel packet we sent, decoded by etherparse:
 /// (outer source, outer destination, UDP source port, UDP destination port,
 /// UDP payload).
-fn outer(frame: &[u8]) -> (IpAddr, IpAddr, u16, u16, Vec<u8>) {
+pub(super) fn outer(frame: &[u8]) -> (IpAddr, IpAddr, u16, u16, Vec<u8>) {
     let sliced = SlicedPacket::from_ethernet(frame).expect("etherparse reads the tunnel packet");
     assert!(sliced.vlan().is_none(), "the fabric side is untagged");
     let link = sliced.link.expect("ethernet");
@@ -86,7 +86,7 @@ fn outer(frame: &[u8]) -> (IpAddr, IpAddr, u16, u16, Vec<u8>) {
     )
 }
 
-fn mpls_entry(payload: &[u8]) -> (u32, bool, u8) {
+pub(super) fn mpls_entry(payload: &[u8]) -> (u32, bool, u8) {
     let word = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
     (word >> 12, word & 0x100 != 0, word as u8)
 }
@@ -256,7 +256,11 @@ fn answers_a_remote_hosts_arp_for_the_gateway_through_the_tunnel() {
 }
 
 /// Every copy of a flood: (egress port, the copy's bytes or why it failed).
-fn copies(rig: &Rig, port: PortId, frame: &[u8]) -> Vec<(PortId, Result<Vec<u8>, DropReason>)> {
+pub(super) fn copies(
+    rig: &Rig,
+    port: PortId,
+    frame: &[u8],
+) -> Vec<(PortId, Result<Vec<u8>, DropReason>)> {
     let mut buf = vec![0u8; HEADROOM + frame.len()];
     buf[HEADROOM..].copy_from_slice(frame);
     let pipeline = Pipeline::new(&rig.tables, &rig.counters);

@@ -221,9 +221,10 @@ impl<'a> Pipeline<'a> {
             .ok_or(DropReason::NoRoute)
     }
 
-    /// Route a packet (TTL decremented) to a VMI behind a peer: its label
-    /// and the inner IP packet (MPLS over UDP), or the network's VNI and an
-    /// inner Ethernet frame to its MAC (VXLAN).
+    /// Route a packet (TTL decremented) to a VMI behind a peer (its current
+    /// one, when several serve it): its label and the inner IP packet (MPLS
+    /// over UDP), or the network's VNI and an inner Ethernet frame to its
+    /// MAC (VXLAN).
     pub(super) fn route_to_remote(
         &self,
         ctx: Ingress<'a>,
@@ -234,16 +235,8 @@ impl<'a> Pipeline<'a> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         let remote = &self.tables.remotes[id.0 as usize];
-        self.route_through(
-            ctx,
-            remote.peer,
-            remote.routed,
-            remote.mac,
-            l2,
-            buf,
-            offset,
-            len,
-        )
+        let via = self.remote_via(remote);
+        self.route_through(ctx, via.peer, via.routed, remote.mac, l2, buf, offset, len)
     }
 
     /// Route a packet (TTL decremented) to a peer that routes it further in
@@ -293,8 +286,9 @@ impl<'a> Pipeline<'a> {
         self.route_through(ctx, peer, Encap::Mpls(label), gateway, l2, buf, offset, len)
     }
 
+    /// Route a packet toward `peer` for the VMI of MAC `mac`, with `routed`.
     #[allow(clippy::too_many_arguments)]
-    fn route_through(
+    pub(super) fn route_through(
         &self,
         ctx: Ingress<'a>,
         peer: PeerId,
@@ -356,8 +350,8 @@ impl<'a> Pipeline<'a> {
         })
     }
 
-    /// Bridge a frame to a VMI behind a peer: untagged, with the network's
-    /// label or VNI.
+    /// Bridge a frame to a VMI behind a peer (its current one, when several
+    /// serve it): untagged, with the network's label or VNI.
     pub(super) fn bridge_to_remote(
         &self,
         id: RemoteId,
@@ -366,14 +360,26 @@ impl<'a> Pipeline<'a> {
         offset: usize,
         len: usize,
     ) -> Result<Verdict, DropReason> {
-        let remote = &self.tables.remotes[id.0 as usize];
+        let via = self.remote_via(&self.tables.remotes[id.0 as usize]);
+        self.bridge_through(via.peer, via.bridged, l2, buf, offset, len)
+    }
+
+    /// Bridge a frame toward `peer`, untagged, with `bridged`.
+    pub(super) fn bridge_through(
+        &self,
+        peer: PeerId,
+        bridged: Encap,
+        l2: &L2Header,
+        buf: &mut [u8],
+        offset: usize,
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
         let (offset, len) = retag(buf, offset, len, l2.tci, 0)?;
-        if len > self.payload_mtu(remote.bridged)? {
+        if len > self.payload_mtu(bridged)? {
             return Err(DropReason::TunnelMtuExceeded);
         }
         let hash = frame_hash(&buf[offset..offset + len]);
-        let (start, total) =
-            self.encapsulate(remote.peer, remote.bridged, buf, offset, len, hash)?;
+        let (start, total) = self.encapsulate(peer, bridged, buf, offset, len, hash)?;
         Ok(Verdict::Transmit {
             port: self.fabric_port()?,
             offset: start,
@@ -491,7 +497,7 @@ impl<'a> Pipeline<'a> {
                 let inner = payload + mpls::HEADER_LEN;
                 match self.tables.labels.get(&repr.label) {
                     Some(&LabelTarget::Vmi(id)) => {
-                        self.deliver_routed(id, peer, buf, inner, payload_end)
+                        self.deliver_routed(ingress, id, peer, buf, inner, payload_end)
                     }
                     Some(&LabelTarget::Vrf(vrf)) => {
                         self.decapsulated_frame(ingress, vrf, peer, buf, inner, payload_end - inner)
@@ -516,8 +522,11 @@ impl<'a> Pipeline<'a> {
 
     /// An inner IP packet for a local VMI (its label): to it, if the packet
     /// is really for one of its addresses and the peer hosts its network.
+    /// From a DC gateway (a routed peer, not a node) to a multi-homed VMI
+    /// another member serves now: on to that member (see `ha.rs`).
     fn deliver_routed(
         &self,
+        ingress: PortId,
         id: VmiId,
         peer: PeerId,
         buf: &mut [u8],
@@ -555,8 +564,25 @@ impl<'a> Pipeline<'a> {
         if vrf.lookup(dst) != Some(crate::tables::NextHop::Vmi(id)) {
             return Err(DropReason::TunnelWrongDestination);
         }
-        let egress = vmi.egress.ok_or(DropReason::VmiUnreachable)?;
         let gateway = self.tables.gateway_mac;
+        if let Some(via) = vmi.path.as_deref().and_then(|p| p.current())
+            && vrf.routed_peers.contains(&peer)
+        {
+            let start = write_l2_before(buf, ip_at, vmi.mac, gateway, 0, ethertype)?;
+            let frame_end = ip_at + ip_len;
+            let l2 = parse_l2(&buf[start..frame_end]).map_err(|_| DropReason::TunnelMalformed)?;
+            let ctx = Ingress {
+                port: ingress,
+                source: Source::Tunnel(peer),
+                vrf,
+                vrf_index: vmi.vrf,
+                vlan: 0,
+            };
+            let (peer, routed, mac) = (via.peer, via.routed, vmi.mac);
+            return self.route_through(ctx, peer, routed, mac, &l2, buf, start, frame_end - start);
+        }
+        self.ha_deliver(vmi)?;
+        let egress = vmi.egress.ok_or(DropReason::VmiUnreachable)?;
         let start = write_l2_before(buf, ip_at, vmi.mac, gateway, egress.vlan, ethertype)?;
         Ok(Verdict::Transmit {
             port: egress.port,

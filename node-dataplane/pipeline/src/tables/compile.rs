@@ -5,16 +5,17 @@
 
 use core::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use trunkline_wire::EthernetAddress;
 use trunkline_wire::mpls::{FIRST_UNRESERVED_LABEL, MAX_LABEL};
 use trunkline_wire::vxlan::MAX_VNI;
 
 use super::{
-    AddressPair, BridgeEntry, Encap, FloodLocal, LabelTarget, LogicalInterface, MAX_VLAN, NO_VMI,
-    NextHop, ObjectRef, PairId, Peer, PeerId, Port, PortRole, RejectReason, Rejected, Remote,
-    RemoteId, Tables, Underlay, VLAN_SLOTS, Vmi, VmiId, Vrf, mac_key,
+    AddressPair, BridgeEntry, Encap, FloodLocal, HaGroup, HaRole, LabelTarget, LogicalInterface,
+    MAX_VLAN, NO_GROUP, NO_VMI, NextHop, ObjectRef, PairId, Path, PathPeer, Peer, PeerId, Port,
+    PortRole, RejectReason, Rejected, Remote, RemoteId, Tables, Underlay, VLAN_SLOTS, Vmi, VmiId,
+    Vrf, mac_key,
 };
 use crate::config::{
     DEFAULT_GATEWAY_MAC, DhcpConfig, DhcpMode, Encapsulation, IpPrefix, NextHopConfig, NodeConfig,
@@ -98,6 +99,9 @@ pub(super) struct Compiler<'c> {
     remotes: Vec<Remote>,
     labels: FxHashMap<u32, LabelTarget>,
     vnis: FxHashMap<u32, usize>,
+    remote_keys: FxHashMap<String, RemoteId>,
+    ha_groups: Vec<HaGroup>,
+    ha_group_keys: FxHashMap<String, usize>,
     pairs: Vec<AddressPair>,
 }
 
@@ -121,6 +125,9 @@ impl<'c> Compiler<'c> {
             remotes: Vec::new(),
             labels: FxHashMap::default(),
             vnis: FxHashMap::default(),
+            remote_keys: FxHashMap::default(),
+            ha_groups: Vec::new(),
+            ha_group_keys: FxHashMap::default(),
             pairs: Vec::new(),
         }
     }
@@ -139,12 +146,14 @@ impl<'c> Compiler<'c> {
         };
         self.networks();
         self.ports();
+        self.ha_groups();
         self.underlay();
         self.peers();
         self.network_peers();
         self.vmis();
         self.remote_vmis();
         self.logical_interfaces();
+        self.multihomed();
         self.routed_peers();
         self.routes();
         self.address_pairs();
@@ -184,6 +193,9 @@ impl<'c> Compiler<'c> {
             labels: self.labels,
             vnis: self.vnis,
             cells_version: AtomicU64::new(0),
+            remote_keys: self.remote_keys,
+            ha_groups: self.ha_groups,
+            ha_group_keys: self.ha_group_keys,
             north_south,
             pairs: self.pairs,
         };
@@ -337,6 +349,7 @@ impl<'c> Compiler<'c> {
                 name: port.name.clone(),
                 mtu: port.mtu,
                 role,
+                ha_group: NO_GROUP,
             });
         }
     }
@@ -589,6 +602,7 @@ impl<'c> Compiler<'c> {
                 egress: None,
                 label: config.label,
                 counters,
+                path: None,
                 punt,
                 pair_routes: Box::default(),
             });
@@ -659,6 +673,7 @@ impl<'c> Compiler<'c> {
                 continue;
             }
             let id = RemoteId(self.remotes.len() as u32);
+            self.remote_keys.insert(config.key.clone(), id);
             let vrf = &mut self.vrfs[vrf_index];
             for ip in &ips {
                 let _ = vrf.insert(&IpPrefix::host(*ip), NextHop::Remote(id));
@@ -672,6 +687,7 @@ impl<'c> Compiler<'c> {
                 ips: ips.into_boxed_slice(),
                 routed,
                 bridged,
+                path: None,
             });
         }
     }
@@ -742,6 +758,174 @@ impl<'c> Compiler<'c> {
                 vlan: li.vlan,
                 vmi: li.vmi.clone(),
             });
+        }
+    }
+
+    /// The HA groups the node is a member of: a role cell each (shared with
+    /// the previous tables' group of the same key and mode), and their
+    /// member ports marked.
+    fn ha_groups(&mut self) {
+        let mut groups: Vec<_> = self.config.ha_groups.iter().collect();
+        groups.sort();
+        for config in groups {
+            let object = || ObjectRef::HaGroup(config.key.clone());
+            if self.ha_group_keys.contains_key(&config.key) {
+                self.reject(object(), RejectReason::Duplicate);
+                continue;
+            }
+            let index = self.ha_groups.len();
+            let mut ports = config.ports.clone();
+            ports.sort();
+            ports.dedup();
+            for id in ports {
+                match self.ports.iter_mut().find(|p| p.id == id) {
+                    None => self.reject(object(), RejectReason::UnknownPort(id)),
+                    Some(p) if !matches!(p.role, PortRole::Gateway { .. }) => {
+                        self.reject(object(), RejectReason::NotAGatewayPort(id))
+                    }
+                    Some(p) if p.ha_group != NO_GROUP => {
+                        let by = self.ha_groups[p.ha_group as usize].key.clone();
+                        self.reject(object(), RejectReason::PortInGroup { port: id, by })
+                    }
+                    Some(p) => p.ha_group = index as u32,
+                }
+            }
+            let role = self
+                .previous
+                .and_then(|p| p.ha_group_keys.get(&config.key).map(|g| &p.ha_groups[*g]))
+                .filter(|g| g.mode == config.mode)
+                .map(|g| g.role.clone())
+                .unwrap_or_else(|| Arc::new(AtomicU8::new(HaRole::initial(config.mode).to_u8())));
+            self.ha_group_keys.insert(config.key.clone(), index);
+            self.ha_groups.push(HaGroup {
+                key: config.key.clone(),
+                mode: config.mode,
+                role,
+            });
+        }
+    }
+
+    /// What frames toward `peer` carry for a VMI of VRF `vrf` whose routed
+    /// label is `label`.
+    fn path_peer(
+        &self,
+        vrf: usize,
+        peer: PeerId,
+        label: Option<u32>,
+    ) -> Result<PathPeer, RejectReason> {
+        let key = || self.peers[peer.0 as usize].key().to_owned();
+        let bridged = self.vrfs[vrf]
+            .peer_encap(peer)
+            .ok_or_else(|| RejectReason::UnknownPeer(key()))?;
+        let routed = match bridged {
+            Encap::Vxlan(vni) => Encap::Vxlan(vni),
+            Encap::Mpls(_) => match label {
+                Some(label) if (FIRST_UNRESERVED_LABEL..=MAX_LABEL).contains(&label) => {
+                    Encap::Mpls(label)
+                }
+                _ => {
+                    return Err(RejectReason::NoEncapsulation {
+                        peer: key(),
+                        why: "MPLS over UDP needs the VMI's label",
+                    });
+                }
+            },
+        };
+        Ok(PathPeer {
+            peer,
+            routed,
+            bridged,
+        })
+    }
+
+    /// The paths of the VMIs several nodes serve: every peer that can
+    /// deliver each (with a remote VMI's own peer), and the current one,
+    /// carried over from the previous tables by the peer it names.
+    fn multihomed(&mut self) {
+        let mut configs: Vec<_> = self.config.multihomed.iter().collect();
+        configs.sort();
+        let mut done: FxHashSet<&str> = FxHashSet::default();
+        for config in configs {
+            let key = config.vmi.as_str();
+            if !done.insert(key) {
+                self.reject(ObjectRef::Vmi(config.vmi.clone()), RejectReason::Duplicate);
+                continue;
+            }
+            let (vrf, label, default, object) = if let Some(id) = self.vmi_keys.get(key) {
+                let vmi = &self.vmis[id.index()];
+                (vmi.vrf, vmi.label, None, ObjectRef::Vmi(config.vmi.clone()))
+            } else if let Some(id) = self.remote_keys.get(key) {
+                let remote = &self.remotes[id.0 as usize];
+                let label = match remote.routed {
+                    Encap::Mpls(label) => Some(label),
+                    Encap::Vxlan(_) => self
+                        .config
+                        .remote_vmis
+                        .iter()
+                        .find(|r| r.key == config.vmi)
+                        .and_then(|r| r.label),
+                };
+                (
+                    remote.vrf,
+                    label,
+                    Some(remote.peer),
+                    ObjectRef::RemoteVmi(config.vmi.clone()),
+                )
+            } else {
+                self.reject(
+                    ObjectRef::Vmi(config.vmi.clone()),
+                    RejectReason::UnknownVmi(config.vmi.clone()),
+                );
+                continue;
+            };
+            let mut peers: Vec<PeerId> = default.into_iter().collect();
+            for peer_key in &config.peers {
+                match self.peer_keys.get(peer_key) {
+                    Some(&p) => peers.push(p),
+                    None => {
+                        self.reject(object.clone(), RejectReason::UnknownPeer(peer_key.clone()))
+                    }
+                }
+            }
+            let mut paths: Vec<(String, PathPeer)> = Vec::new();
+            for peer in peers {
+                let peer_key = self.peers[peer.0 as usize].key().to_owned();
+                if paths.iter().any(|(k, _)| *k == peer_key) {
+                    continue;
+                }
+                match self.path_peer(vrf, peer, label) {
+                    Ok(p) => paths.push((peer_key, p)),
+                    Err(reason) => self.reject(object.clone(), reason),
+                }
+            }
+            paths.sort_by(|a, b| a.0.cmp(&b.0));
+            // Where it went before, when that path still exists; else here
+            // (a VMI of this node) or its own peer.
+            let before = self
+                .previous
+                .and_then(|p| p.vmi_path(key))
+                .map(|via| via.map(str::to_owned));
+            let position = |k: &str| paths.iter().position(|(p, _)| p == k).map(|i| i as u32);
+            let via = match (before, default) {
+                (Some(None), None) => Some(Path::HERE),
+                (Some(Some(k)), _) => position(&k),
+                _ => None,
+            }
+            .or_else(|| match default {
+                None => Some(Path::HERE),
+                Some(peer) => position(self.peers[peer.0 as usize].key()),
+            })
+            .unwrap_or(0);
+            let path = Some(Box::new(Path {
+                via: AtomicU32::new(via),
+                peers: paths.into_iter().map(|(_, p)| p).collect(),
+                seen: AtomicBool::new(false),
+            }));
+            if let Some(id) = self.vmi_keys.get(key) {
+                self.vmis[id.index()].path = path;
+            } else if let Some(id) = self.remote_keys.get(key) {
+                self.remotes[id.0 as usize].path = path;
+            }
         }
     }
 

@@ -40,6 +40,35 @@ pub(super) fn dump(tables: &Tables) -> String {
     for peer in &tables.peers {
         let _ = writeln!(out, "peer {} address {}", peer.key(), peer.addr);
     }
+    for group in &tables.ha_groups {
+        let ports: Vec<String> = tables
+            .ports
+            .iter()
+            .filter(|p| {
+                tables
+                    .ha_group_keys
+                    .get(&group.key)
+                    .is_some_and(|g| p.ha_group == *g as u32)
+            })
+            .map(|p| p.id.to_string())
+            .collect();
+        let _ = writeln!(
+            out,
+            "ha group {} mode {:?} ports [{}] role {:?}",
+            group.key,
+            group.mode,
+            ports.join(","),
+            tables.ha_role(&group.key)
+        );
+    }
+    for (vmi, local, peers) in tables.multihomed_vmis() {
+        let via = tables.vmi_path(vmi).flatten().unwrap_or("here");
+        let _ = writeln!(
+            out,
+            "multihomed {vmi} local {local} peers [{}] via {via}",
+            peers.join(",")
+        );
+    }
     for port in &tables.ports {
         match &port.role {
             PortRole::Gateway { vlans } => {

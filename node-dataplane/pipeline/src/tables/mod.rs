@@ -23,32 +23,38 @@
 //!      v
 //!  address ---> a host route per allowed-address-pair address (/32, /128)
 //!  pairs        not otherwise routed, to the VMI holding it now
+//!  HA groups -> a role cell per group (active/standby), its member ports;
+//!  multihomed   a path cell per VMI several nodes serve: here, or which peer
 //! ```
 //!
 //! Compilation never fails as a whole: an item that cannot be compiled is
 //! skipped and reported in a [`Rejected`], and everything else is built.
 //! Lookups on the fast path are O(1) for (port, VLAN), labels and VNIs, and
 //! a few hash probes for longest-prefix match. The tables are `Send + Sync`
-//! and never change once built, but for three kinds of cells written without
-//! a rebuild: counters, the underlay next-hop MAC of each peer (resolved by
-//! the agent from the host's neighbour table), and the holder of each
-//! allowed address pair's address (learnt by the pipeline from traffic). The
-//! caller swaps whole tables (an `ArcSwap`) and loads them once per batch.
+//! and never change once built, but for cells written from outside without
+//! a rebuild (relaxed atomics the fast path reads per frame): counters, the
+//! underlay next-hop MAC of each peer (resolved by the agent from the host's
+//! neighbour table), the holder of each allowed address pair's address
+//! (learnt by the pipeline from traffic), the role of each HA group the node
+//! is a member of, and the current path of each multi-homed VMI (both
+//! flipped by the agent's HA machinery, `ha.rs`). The caller swaps whole
+//! tables (an `ArcSwap`) and loads them once per batch.
 
 mod compile;
 mod dump;
+mod ha;
 mod north_south;
 
 pub(crate) use north_south::{NorthSouth, Via};
 
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use trunkline_wire::EthernetAddress;
 
-use crate::config::{FabricExit, IpPrefix, NextHopConfig, NodeConfig, PortId};
+use crate::config::{FabricExit, HaMode, IpPrefix, NextHopConfig, NodeConfig, PortId};
 use crate::counters::{VmiCounterSnapshot, VmiCounters};
 use crate::hash::FxHashMap;
 use crate::limit::TokenBucket;
@@ -62,6 +68,11 @@ pub const MAX_VLAN: u16 = 4094;
 
 /// An empty VLAN slot.
 pub(crate) const NO_VMI: u32 = u32::MAX;
+
+/// A gateway port that is no HA group's member port.
+pub(crate) const NO_GROUP: u32 = u32::MAX;
+
+pub use ha::{Announcement, HaRole};
 
 /// A VMI's position in one [`Tables`]; meaningless in another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -182,6 +193,8 @@ pub struct Vmi {
     pub(crate) egress: Option<Egress>,
     pub(crate) label: Option<u32>,
     pub(crate) counters: Arc<VmiCounters>,
+    /// When other nodes serve it too: where its traffic goes now.
+    pub(crate) path: Option<Box<Path>>,
     /// Its budget of frames answered by the gateway, carried over by
     /// recompilations like its counters.
     pub(crate) punt: Arc<TokenBucket>,
@@ -298,6 +311,53 @@ pub(crate) struct Remote {
     pub(crate) routed: Encap,
     /// How a bridged frame reaches it: the network's label or VNI.
     pub(crate) bridged: Encap,
+    /// When several peers serve it: which one does now.
+    pub(crate) path: Option<Box<Path>>,
+}
+
+/// The paths of a VMI several nodes serve, and which one is current: a
+/// cell the agent flips (claims of the HA machinery) and the fast path
+/// reads per frame.
+#[derive(Debug)]
+pub(crate) struct Path {
+    /// [`Path::HERE`], or the position in `peers` of the current peer.
+    pub(crate) via: AtomicU32,
+    /// The peers that can deliver it, sorted by key.
+    pub(crate) peers: Box<[PathPeer]>,
+    /// Set by the fast path when the VMI's own traffic arrives on one of
+    /// this node's logical interfaces; taken (cleared) by the agent.
+    pub(crate) seen: AtomicBool,
+}
+
+impl Path {
+    /// The VMI is served by this node.
+    pub(crate) const HERE: u32 = u32::MAX;
+
+    /// The current peer, or `None` when served here.
+    #[inline]
+    pub(crate) fn current(&self) -> Option<&PathPeer> {
+        self.peers.get(self.via.load(Ordering::Relaxed) as usize)
+    }
+}
+
+/// A peer through which a multi-homed VMI is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PathPeer {
+    pub(crate) peer: PeerId,
+    /// What a routed packet toward it carries.
+    pub(crate) routed: Encap,
+    /// What a bridged frame toward it carries.
+    pub(crate) bridged: Encap,
+}
+
+/// A gateway HA group the node is a member of.
+#[derive(Debug)]
+pub(crate) struct HaGroup {
+    pub(crate) key: String,
+    pub(crate) mode: HaMode,
+    /// [`HaRole`] as a `u8`, written by the agent, shared with the tables
+    /// that follow (so that a rebuild never flips it back).
+    pub(crate) role: Arc<AtomicU8>,
 }
 
 /// A tunnel endpoint.
@@ -491,6 +551,8 @@ pub(crate) struct Port {
     pub(crate) name: String,
     pub(crate) mtu: Option<u16>,
     pub(crate) role: PortRole,
+    /// The HA group it is a member port of ([`NO_GROUP`]: none).
+    pub(crate) ha_group: u32,
 }
 
 impl Port {
@@ -575,6 +637,8 @@ pub enum ObjectRef {
     Peer(String),
     /// A VMI behind a peer.
     RemoteVmi(String),
+    /// An HA group.
+    HaGroup(String),
 }
 
 impl fmt::Display for ObjectRef {
@@ -599,6 +663,7 @@ impl fmt::Display for ObjectRef {
             ObjectRef::NorthSouth => write!(f, "north-south settings"),
             ObjectRef::Peer(key) => write!(f, "peer {key}"),
             ObjectRef::RemoteVmi(key) => write!(f, "remote VMI {key}"),
+            ObjectRef::HaGroup(key) => write!(f, "HA group {key}"),
         }
     }
 }
@@ -727,6 +792,14 @@ pub enum RejectReason {
         /// Why.
         why: String,
     },
+    /// The port is already a member port of another HA group.
+    #[error("port {port} is already a member port of HA group {by:?}")]
+    PortInGroup {
+        /// The port.
+        port: PortId,
+        /// The group that has it.
+        by: String,
+    },
     /// Leaving by the fabric (SNAT, IP fabric forwarding) needs the node's
     /// underlay, and IP fabric forwarding a subnet no other such network
     /// of the node uses.
@@ -785,6 +858,9 @@ pub struct Tables {
     /// Bumped by every write of a runtime cell: the XDP tier's mirror
     /// rebuilds its image when it changes.
     pub(crate) cells_version: AtomicU64,
+    pub(crate) remote_keys: FxHashMap<String, RemoteId>,
+    pub(crate) ha_groups: Vec<HaGroup>,
+    pub(crate) ha_group_keys: FxHashMap<String, usize>,
     /// Leaving the overlay untunneled: SNAT ports, IP fabric prefixes, the
     /// fabric's routes and next hops.
     pub(crate) north_south: NorthSouth,

@@ -707,12 +707,55 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                 })
                 .collect::<Vec<_>>()
         });
+    // HA groups over the same ports (contended), multi-homed local and
+    // remote VMIs over the same peers.
+    let groups = prop::collection::vec(
+        (
+            0usize..3,
+            any::<bool>(),
+            prop::collection::vec(0u16..5, 0..3),
+        ),
+        0..3,
+    )
+    .prop_map(|v| {
+        v.into_iter()
+            .map(|(k, fast, ports)| HaGroupConfig {
+                key: format!("g{k}"),
+                mode: if fast { HaMode::Fast } else { HaMode::Stp },
+                ports: ports.into_iter().map(PortId).collect(),
+            })
+            .collect::<Vec<_>>()
+    });
+    let multihomed = prop::collection::vec(
+        (
+            prop_oneof![
+                (0usize..7).prop_map(|v| format!("v{v}")),
+                (0usize..4).prop_map(|r| format!("r{r}"))
+            ],
+            prop::collection::vec(0usize..4, 0..3),
+        ),
+        0..4,
+    )
+    .prop_map(|v| {
+        v.into_iter()
+            .map(|(vmi, peers)| MultihomedVmiConfig {
+                vmi,
+                peers: peers
+                    .into_iter()
+                    .map(|p| PEERS.get(p).copied().unwrap_or("nobody").to_owned())
+                    .collect(),
+            })
+            .collect::<Vec<_>>()
+    });
     (
         (ports, networks, vmis, lis, routes),
-        (underlay, peers, remotes),
+        (underlay, peers, remotes, groups, multihomed),
     )
         .prop_map(
-            |((ports, networks, vmis, lis, routes), (underlay, peers, remote_vmis))| NodeConfig {
+            |(
+                (ports, networks, vmis, lis, routes),
+                (underlay, peers, remote_vmis, ha_groups, multihomed),
+            )| NodeConfig {
                 gateway_mac: DEFAULT_GATEWAY_MAC,
                 ports,
                 networks,
@@ -722,6 +765,8 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                 underlay,
                 peers,
                 remote_vmis,
+                ha_groups,
+                multihomed,
                 north_south: NorthSouthConfig::default(),
                 punt_limit: Default::default(),
             },
@@ -743,12 +788,14 @@ fn config_and_shuffled() -> impl Strategy<Value = (NodeConfig, NodeConfig)> {
             (
                 Just(c.peers.clone()).prop_shuffle(),
                 Just(c.remote_vmis.clone()).prop_shuffle(),
+                Just(c.ha_groups.clone()).prop_shuffle(),
+                Just(c.multihomed.clone()).prop_shuffle(),
             ),
         )
             .prop_map(
                 move |(
                     (ports, networks, vmis, logical_interfaces, routes),
-                    (peers, remote_vmis),
+                    (peers, remote_vmis, ha_groups, multihomed),
                 )| {
                     NodeConfig {
                         gateway_mac: DEFAULT_GATEWAY_MAC,
@@ -759,6 +806,8 @@ fn config_and_shuffled() -> impl Strategy<Value = (NodeConfig, NodeConfig)> {
                         routes,
                         peers,
                         remote_vmis,
+                        ha_groups,
+                        multihomed,
                         ..base.clone()
                     }
                 },

@@ -5,11 +5,16 @@
 //! One node per VMI: two gateway nodes binding the same remote instance
 //! would both answer for its addresses and route for it. The node of the
 //! oldest logical interface binding a VMI serves it; a logical interface on
-//! another node is a conflict, unless both nodes are members of one
-//! GatewayHAGroup (which is how gateway HA will share a VMI).
+//! another node is a conflict, unless both are on member ports of one
+//! GatewayHAGroup (which is how gateway HA shares a VMI: one member active,
+//! the others standby). A VMI whose oldest binding is on a group's member
+//! port is served by that group: every binding of it must be on that
+//! group's member ports (a node in two groups cannot have them both claim
+//! it).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use trunkline_model::ha::member_port_claims;
 use trunkline_model::{LogicalInterface, NamespacedName, ObjectKey, Snapshot};
 
 use super::decision;
@@ -43,7 +48,13 @@ pub(super) fn decide(snapshot: &Snapshot, index: &Index<'_>, vmis: &Vmis) -> Log
     for li in &by_age {
         first_binding.entry(&li.vmi).or_insert(li);
     }
-    let grouped = GroupedRouters::new(snapshot);
+    let claims = member_port_claims(snapshot);
+    let group_of = |router: &str, port: &str| -> Option<&str> {
+        claims
+            .get(&(router.to_owned(), port.to_owned()))
+            .and_then(|groups| groups.first())
+            .map(|g| g.meta.name())
+    };
 
     // Slots on a router go to the oldest logical interfaces that hold their
     // VLAN on one of its ports.
@@ -81,23 +92,14 @@ pub(super) fn decide(snapshot: &Snapshot, index: &Index<'_>, vmis: &Vmis) -> Log
                 li.vlan, li.physical_router, li.physical_interface, holder.name
             ));
         }
-        let served_elsewhere = first_binding.get(&li.vmi).filter(|first| {
-            first.physical_router != li.physical_router
-                && !grouped.together(&first.physical_router, &li.physical_router)
-        });
-        if let Some(first) = served_elsewhere {
-            findings.conflict(format!(
-                "VirtualMachineInterface {} is already bound on PhysicalRouter {} by {} (older), and PhysicalRouter {} is not in a GatewayHAGroup with {}: a remote instance is served by one gateway node, or by the members of one HA group; delete this logical interface (or {}), or make both routers members of one GatewayHAGroup",
-                li.vmi,
-                first.physical_router,
-                first.meta.key,
-                li.physical_router,
-                first.physical_router,
-                first.meta.name()
-            ));
+        let elsewhere = first_binding
+            .get(&li.vmi)
+            .and_then(|first| served_elsewhere(first, li, &group_of));
+        if let Some(problem) = &elsewhere {
+            findings.conflict(problem.clone());
         }
         if holder.is_none()
-            && served_elsewhere.is_none()
+            && elsewhere.is_none()
             && port_problem.is_none()
             && let Some(router) = index.routers.get(li.physical_router.as_str())
         {
@@ -116,32 +118,41 @@ pub(super) fn decide(snapshot: &Snapshot, index: &Index<'_>, vmis: &Vmis) -> Log
     verdicts
 }
 
-/// Which routers are members of a GatewayHAGroup together.
-struct GroupedRouters<'a> {
-    /// Router -> the groups it is a member of.
-    groups: BTreeMap<&'a str, BTreeSet<&'a str>>,
-}
-
-impl<'a> GroupedRouters<'a> {
-    fn new(snapshot: &'a Snapshot) -> Self {
-        let mut groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for group in &snapshot.gateway_ha_groups {
-            for member in &group.members {
-                groups
-                    .entry(member.physical_router.as_str())
-                    .or_default()
-                    .insert(group.meta.name());
-            }
-        }
-        Self { groups }
+/// Why `li` may not bind its VMI, whose oldest binding is `first`: the
+/// VMI is served by `first`'s node, or by the group of `first`'s port.
+fn served_elsewhere<'a>(
+    first: &LogicalInterface,
+    li: &LogicalInterface,
+    group_of: &impl Fn(&str, &str) -> Option<&'a str>,
+) -> Option<String> {
+    if first.meta.key == li.meta.key {
+        return None;
     }
-
-    /// Whether routers `a` and `b` are members of one group.
-    fn together(&self, a: &str, b: &str) -> bool {
-        match (self.groups.get(a), self.groups.get(b)) {
-            (Some(a), Some(b)) => !a.is_disjoint(b),
-            _ => false,
-        }
+    let vmi = &li.vmi;
+    let here = format!("{}/{}", li.physical_router, li.physical_interface);
+    let there = format!("{}/{}", first.physical_router, first.physical_interface);
+    match (
+        group_of(&first.physical_router, &first.physical_interface),
+        group_of(&li.physical_router, &li.physical_interface),
+    ) {
+        (Some(a), Some(b)) if a == b => None,
+        (Some(a), Some(b)) => Some(format!(
+            "VirtualMachineInterface {vmi} is served by GatewayHAGroup {a} (its oldest binding, {}, is on member port {there}), and this logical interface is on {here}, a member port of GatewayHAGroup {b}: a remote instance is served by one group; bind it on member ports of {a} only",
+            first.meta.key
+        )),
+        (Some(a), None) => Some(format!(
+            "VirtualMachineInterface {vmi} is served by GatewayHAGroup {a} (its oldest binding, {}, is on member port {there}), and this logical interface is on {here}, which is not a member port of {a}: bind it on a member port of {a}, or add {here} to {a}'s members",
+            first.meta.key
+        )),
+        (None, _) if first.physical_router == li.physical_router => None,
+        (None, _) => Some(format!(
+            "VirtualMachineInterface {vmi} is already bound on PhysicalRouter {} by {} (older), and PhysicalRouter {} is not in a GatewayHAGroup with {}: a remote instance is served by one gateway node, or by the members of one HA group; delete this logical interface (or {}), or make both ports ({there}, {here}) member ports of one GatewayHAGroup",
+            first.physical_router,
+            first.meta.key,
+            li.physical_router,
+            first.physical_router,
+            first.meta.name()
+        )),
     }
 }
 

@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use trunkline_model::{NamespacedName, ObjectKey, Placement, Snapshot, VirtualNetwork};
+use trunkline_model::ha::member_port_claims;
+use trunkline_model::{IpPrefix, NamespacedName, ObjectKey, Placement, Snapshot, VirtualNetwork};
 
 use super::addresses::{NetworkAddresses, release_hint};
 use super::index::Index;
@@ -139,14 +140,42 @@ pub(super) fn decisions(
     out: &mut Decisions,
 ) {
     let mut bound: BTreeMap<&NamespacedName, BTreeSet<&str>> = BTreeMap::new();
+    // VMI -> the group whose member port an accepted binding is on.
+    let claims = member_port_claims(snapshot);
+    let mut grouped: BTreeMap<&NamespacedName, &str> = BTreeMap::new();
     for li in &snapshot.logical_interfaces {
         if logical_interfaces[&li.meta.key].accepted() {
             bound.entry(&li.vmi).or_default().insert(li.meta.name());
+            let port = (li.physical_router.clone(), li.physical_interface.clone());
+            if let Some(group) = claims.get(&port).and_then(|g| g.first()) {
+                grouped.entry(&li.vmi).or_insert(group.meta.name());
+            }
         }
     }
     for vmi in &snapshot.virtual_machine_interfaces {
         let name = vmi.name();
         let verdict = &vmis[&name];
+        // ActiveActive (ECMP over the members) is not supported yet: the
+        // VMI runs active-standby, and says so.
+        let mut findings = verdict.findings.clone();
+        if let (Some(group), false) = (grouped.get(&name), vmi.active_active.is_empty()) {
+            findings.not_applied(format!(
+                "mode ActiveActive of {} is not applied: the VMI is served by GatewayHAGroup {group}, and ECMP over its members is not supported yet; the addresses run ActiveStandby (one member active); set their mode to ActiveStandby (the default)",
+                list_or_none(vmi.active_active.iter().map(|p| {
+                    if *p == IpPrefix::host(p.addr()) {
+                        p.addr().to_string()
+                    } else {
+                        p.to_string()
+                    }
+                }))
+            ));
+        }
+        let verdict = VmiVerdict {
+            findings,
+            routing_instance: verdict.routing_instance.clone(),
+            mpls_label: verdict.mpls_label,
+        };
+        let verdict = &verdict;
         let p = programmed_condition(
             index,
             &vmi.meta,

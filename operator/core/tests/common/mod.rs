@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use trunkline_api::status::condition;
 use trunkline_model::{
     Encapsulation, Endpoint, ExternalVtep, ExternalVtepNetwork, ForwardingMode, GatewayHaGroup,
-    HaMember, HaMode, InterfaceType, IpPrefix, Kind, LogicalInterface, Meta, NamespacedName,
-    ObjectKey, PhysicalInterface, PhysicalRouter, ProgrammedObject, Subnet, VirtualGateway,
-    VirtualMachineInterface, VirtualNetwork,
+    HaMember, HaMode, HaPeerView, HaReport, HaState, InterfaceType, IpPrefix, Kind,
+    LogicalInterface, Meta, NamespacedName, ObjectKey, PhysicalInterface, PhysicalRouter,
+    ProgrammedObject, Subnet, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_operator_core::{ConditionDecision, Decisions};
 
@@ -23,6 +23,7 @@ pub fn router(name: &str, created: i64, interfaces: &[&str]) -> PhysicalRouter {
         fabric: None,
         interface_limit: 4352,
         programmed: vec![],
+        ha_reports: vec![],
         defects: vec![],
     }
 }
@@ -58,6 +59,7 @@ pub fn vmi(
         network: network.into(),
         mac: Some(mac.parse().unwrap()),
         ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+        active_active: vec![],
         allowed_address_pairs: vec![],
         port_security: true,
         mpls_label: None,
@@ -135,6 +137,35 @@ pub fn ha(
         bpdu_network: bpdu.map(|(ns, n)| NamespacedName::new(ns, n)),
         timers: None,
         preempt: true,
+    }
+}
+
+/// A group in mode Fast (default timers).
+pub fn fast(name: &str, created: i64, members: &[(&str, &str)]) -> GatewayHaGroup {
+    GatewayHaGroup {
+        mode: HaMode::Fast,
+        ..ha(name, created, members, None)
+    }
+}
+
+/// A node's report on group `group`: its state, reason, and whether it
+/// hears each of `peers`.
+pub fn ha_report(group: &str, state: HaState, reason: &str, peers: &[(&str, bool)]) -> HaReport {
+    HaReport {
+        group: group.into(),
+        generation: 1,
+        state,
+        since: 1_000,
+        reason: reason.into(),
+        message: None,
+        peers: peers
+            .iter()
+            .map(|(p, heard)| HaPeerView {
+                physical_router: p.to_string(),
+                heard: *heard,
+                since: 2_000,
+            })
+            .collect(),
     }
 }
 

@@ -15,6 +15,8 @@
 //!   - {name: pub, addresses: [10.0.0.253/24], routes: [{to: 192.168.1.0/24, via: 10.0.0.1}]}
 //! vteps:
 //!   - {name: vtep1, local: 10.0.0.100/24, vni: 5001, remotes: [10.0.0.1], addresses: [192.168.1.50/24]}
+//! switches:   # shared by several trunks (gateway HA): a trunk names it
+//!   - {name: rack, stp: {helloTime: 1, maxAge: 6, forwardDelay: 4}}
 //! ```
 
 mod addr;
@@ -111,9 +113,61 @@ pub struct LabSpec {
     /// Kernel VXLAN VTEPs on the fabric.
     #[serde(default)]
     pub vteps: Vec<VtepSpec>,
+    /// Switches shared by several trunks (of one node or of several, as
+    /// the members of a gateway HA group): a trunk joins one by naming it.
+    #[serde(default)]
+    pub switches: Vec<SwitchSpec>,
     /// DC gateways on the fabric, each with a host behind it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dc_gateways: Vec<DcGatewaySpec>,
+}
+
+/// A switch several trunks join: namespace `<prefix>-<name>` with bridge
+/// `br0`, a port `t-<node>` per trunk (a node joins it with one trunk at
+/// most), and the access ports of the instances behind those trunks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SwitchSpec {
+    /// Its name.
+    pub name: String,
+    /// Kernel spanning tree (802.1D), when it runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stp: Option<StpSpec>,
+}
+
+/// 802.1D timers of a switch's kernel spanning tree, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StpSpec {
+    /// Hello time, 1..10 (802.1D default 2).
+    pub hello_time: u32,
+    /// Max age, 6..40 (default 20).
+    pub max_age: u32,
+    /// Forward delay, 4..30 (default 15).
+    pub forward_delay: u32,
+}
+
+impl Default for StpSpec {
+    /// 802.1D's defaults: hello 2 s, max age 20 s, forward delay 15 s.
+    fn default() -> Self {
+        Self {
+            hello_time: 2,
+            max_age: 20,
+            forward_delay: 15,
+        }
+    }
+}
+
+impl StpSpec {
+    /// The smallest timers 802.1D allows (hello 1 s, max age 6 s, forward
+    /// delay 4 s, with 2 x (forward delay - 1) >= max age).
+    pub fn fastest() -> Self {
+        Self {
+            hello_time: 1,
+            max_age: 6,
+            forward_delay: 4,
+        }
+    }
 }
 
 /// A DC gateway (seed 004): namespace `<prefix>-<name>` with `eth0` on the
@@ -203,6 +257,10 @@ pub struct TrunkSpec {
     /// Its MTU (both ends of the trunk link; default 1500).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// The shared switch it joins (one of [`LabSpec::switches`]); default:
+    /// a switch of its own, `<prefix>-<node>-<port>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<String>,
 }
 
 /// A remote instance: namespace `<prefix>-<name>` with `eth0` on an access
@@ -349,6 +407,21 @@ impl LabSpec {
         self
     }
 
+    /// Adds a shared switch.
+    pub fn switch(mut self, switch: SwitchSpec) -> Self {
+        self.switches.push(switch);
+        self
+    }
+
+    /// The lab-relative name of the switch behind `node`'s trunk `port`:
+    /// its shared switch, or its own (`<node>-<port>`).
+    pub fn switch_of(&self, node: &str, port: &str) -> String {
+        self.find_node(node)
+            .and_then(|n| n.trunks.iter().find(|t| t.name == port))
+            .and_then(|t| t.switch.clone())
+            .unwrap_or_else(|| crate::switch_name(node, port))
+    }
+
     /// Adds a DC gateway.
     pub fn dc_gateway(mut self, gateway: DcGatewaySpec) -> Self {
         self.dc_gateways.push(gateway);
@@ -391,12 +464,34 @@ impl LabSpec {
         for v in &self.vteps {
             claim("VTEP", &v.name)?;
         }
+        for s in &self.switches {
+            claim("switch", &s.name)?;
+            s.validate()?;
+        }
         for g in &self.dc_gateways {
             claim("DC gateway", &g.name)?;
             claim("host behind a DC gateway", &g.host)?;
         }
         for n in &self.nodes {
             n.validate()?;
+            for (i, t) in n.trunks.iter().enumerate() {
+                let Some(sw) = &t.switch else { continue };
+                if !self.switches.iter().any(|s| &s.name == sw) {
+                    return Err(SpecError::Reference {
+                        owner: format!("trunk port {} of node {}", t.name, n.name),
+                        reason: format!("switch {sw:?} is not in the lab's switches"),
+                    });
+                }
+                if n.trunks[..i].iter().any(|o| o.switch.as_ref() == Some(sw)) {
+                    return Err(SpecError::Invalid {
+                        owner: format!("node {}", n.name),
+                        reason: format!(
+                            "two trunks join switch {sw}: one per node (its port is t-{})",
+                            n.name
+                        ),
+                    });
+                }
+            }
         }
         for i in &self.instances {
             i.validate(self)?;
@@ -479,6 +574,42 @@ impl NodeSpec {
     }
 }
 
+impl SwitchSpec {
+    /// A shared switch without spanning tree.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            stp: None,
+        }
+    }
+
+    /// Runs the kernel's spanning tree with `timers`.
+    pub fn stp(mut self, timers: StpSpec) -> Self {
+        self.stp = Some(timers);
+        self
+    }
+
+    fn validate(&self) -> Result<(), SpecError> {
+        if let Some(t) = self.stp {
+            let ok = (1..=10).contains(&t.hello_time)
+                && (6..=40).contains(&t.max_age)
+                && (4..=30).contains(&t.forward_delay)
+                && 2 * (t.forward_delay - 1) >= t.max_age
+                && t.max_age >= 2 * (t.hello_time + 1);
+            if !ok {
+                return Err(SpecError::Invalid {
+                    owner: format!("switch {}", self.name),
+                    reason: format!(
+                        "STP timers hello {} max age {} forward delay {}: 802.1D wants hello 1..10, max age 6..40, forward delay 4..30, 2 x (forward delay - 1) >= max age >= 2 x (hello + 1)",
+                        t.hello_time, t.max_age, t.forward_delay
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl TrunkSpec {
     /// Trunk port `name` with derived MAC and MTU 1500.
     pub fn new(name: &str) -> Self {
@@ -486,7 +617,14 @@ impl TrunkSpec {
             name: name.to_owned(),
             mac: None,
             mtu: None,
+            switch: None,
         }
+    }
+
+    /// Joins the shared switch `switch`.
+    pub fn switch(mut self, switch: &str) -> Self {
+        self.switch = Some(switch.to_owned());
+        self
     }
 
     /// Sets its MAC.
