@@ -5,8 +5,8 @@
 //! untouched. Needs root (namespaces, BPF); CI runs as root.
 //!
 //! ```text
-//!  every test of process/tests.rs, tests_overlay.rs, tests_first_minute.rs and
-//!  tests_north_south.rs, recorded
+//!  every test of process/tests.rs, tests_overlay.rs, tests_first_minute.rs,
+//!  tests_north_south.rs and tests_ha.rs, recorded
 //!     Rig::run_with ──record──> Case { image of the tables, port, frame, verdict, bytes }
 //!  replay, in a network namespace with one veth per port (ifindex 1000 + port id):
 //!     Mirror::install(image) ──> the tier's maps (generation swap, as the agent does)
@@ -19,6 +19,11 @@
 //! Kernel decisions required for every frame of these classes: routed IPv4
 //! and IPv6 to a VMI of this node, bridged between VMIs of this node, tunnel
 //! encapsulation, tunnel decapsulation.
+//!
+//! Gateway HA's cells (a group's role, a multi-homed VMI's path and `seen`
+//! mark) are not in the image: frames of tables with an HA group run under
+//! every combination of the cells against the one image those tables give,
+//! and must be decided alike under each or handed off.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -36,6 +41,7 @@ use super::{KERNEL_DROPS, KernelCounters, MapWriter, Mirror, Slots, vmi_from_per
 use crate::config::PortId;
 use crate::counters::{CounterSnapshot, VmiCounterSnapshot};
 use crate::process::tests::{FABRIC, GW, P1, P2, Rig, fixture};
+use crate::process::tests_ha::differential::{self as ha, MEMBER_PORT};
 use crate::process::{HEADROOM, parse_l2};
 use crate::tables::{PortRole, Tables};
 use crate::verdict::{DropReason, Verdict};
@@ -45,8 +51,12 @@ fn ifindex(port: PortId) -> Option<u32> {
     Some(1000 + u32::from(port.0))
 }
 
-/// The ports that get an interface (the fixture's trunks and fabric).
-const PORTS: [PortId; 3] = [P1, P2, FABRIC];
+/// The ports that get an interface: the fixture's trunks and fabric, and
+/// the HA tables' member port.
+const PORTS: [PortId; 4] = [P1, P2, FABRIC, MEMBER_PORT];
+
+/// The fixture's ports (the fuzz corpora run on these).
+const FIXTURE_PORTS: [PortId; 3] = [P1, P2, FABRIC];
 
 /// A frame a test processed, with what the pipeline decided.
 #[derive(Clone)]
@@ -69,8 +79,8 @@ struct Case {
     /// [`Class::of`]).
     special: Option<Class>,
     /// Whether the pipeline wrote a runtime cell of the tables (an address
-    /// pair's holder) while deciding the frame: the program cannot, so it
-    /// must hand such a frame off.
+    /// pair's holder, a multi-homed VMI's `seen` mark) while deciding the
+    /// frame: the program cannot, so it must hand such a frame off.
     moved_a_cell: bool,
 }
 
@@ -123,7 +133,9 @@ fn case(
         _ => false,
     };
     Case {
-        special: north_south(test).or_else(|| special(tables, port, frame)),
+        special: north_south(test)
+            .or_else(|| gateway_ha(tables))
+            .or_else(|| special(tables, port, frame)),
         moved_a_cell,
         test,
         image,
@@ -145,6 +157,15 @@ fn north_south(test: &str) -> Option<Class> {
         .iter()
         .any(|(name, _)| *name == test)
         .then_some(Class::NorthSouth)
+}
+
+/// The class of every frame run against tables with an HA group.
+fn gateway_ha(tables: &Tables) -> Option<Class> {
+    tables
+        .ha_groups()
+        .next()
+        .is_some()
+        .then_some(Class::GatewayHa)
 }
 
 /// The classes a frame belongs to by what it is rather than by the
@@ -249,6 +270,7 @@ fn all_tests() -> Vec<(&'static str, fn())> {
         .chain(crate::process::tests_overlay::differential::TESTS)
         .chain(crate::process::tests_first_minute::differential::TESTS)
         .chain(crate::process::tests_north_south::differential::TESTS)
+        .chain(ha::TESTS)
         .copied()
         .collect()
 }
@@ -552,6 +574,10 @@ enum Class {
     /// forwarding, a DC gateway's routes): userspace's until the tier has a
     /// flow stage; compared like the others (a hand-off always agrees).
     NorthSouth,
+    /// Frames against tables with an HA group: those governed by a role or
+    /// path cell (member ports, multi-homed VMIs) are userspace's, the
+    /// others are compared as usual.
+    GatewayHa,
     Flood,
     Drop,
     Pass,
@@ -760,6 +786,7 @@ fn random_frames_are_decided_alike_in_the_kernel() {
     let configs: Vec<_> = std::iter::once(fixture())
         .chain(crate::process::tests_first_minute::differential::configs())
         .chain(crate::process::tests_north_south::differential::configs())
+        .chain(ha::configs())
         .collect();
     let mut kernel = Kernel::new("r");
     let mut mismatches = Vec::new();
@@ -791,42 +818,126 @@ fn random_frames_are_decided_alike_in_the_kernel() {
             proptest::collection::vec(any::<u8>(), 0..128),
             0u8..8,
             prop::sample::select(PORTS.to_vec()),
+            any::<u8>(),
         );
+        let ha_tables = rig.tables.ha_groups().next().is_some();
         runner
-            .run(&strategy, |(which, flips, cut, noise, mode, port)| {
-                let (base_port, mut frame) = bases[which.index(bases.len())].clone();
-                let port = if mode == 0 { port } else { base_port };
-                if mode == 1 {
-                    frame = noise;
-                } else {
-                    for (at, xor) in flips {
-                        if !frame.is_empty() {
-                            let i = at % frame.len();
-                            frame[i] ^= xor;
+            .run(
+                &strategy,
+                |(which, flips, cut, noise, mode, port, cells)| {
+                    if ha_tables {
+                        // A role flip or a path moved between any two frames.
+                        ha::set_cells(&rig.tables, cells);
+                    }
+                    let (base_port, mut frame) = bases[which.index(bases.len())].clone();
+                    let port = if mode == 0 { port } else { base_port };
+                    if mode == 1 {
+                        frame = noise;
+                    } else {
+                        for (at, xor) in flips {
+                            if !frame.is_empty() {
+                                let i = at % frame.len();
+                                frame[i] ^= xor;
+                            }
+                        }
+                        if let Some(cut) = cut.filter(|_| mode == 2) {
+                            frame.truncate(cut.index(frame.len() + 1));
                         }
                     }
-                    if let Some(cut) = cut.filter(|_| mode == 2) {
-                        frame.truncate(cut.index(frame.len() + 1));
+                    let mut run = run.borrow_mut();
+                    let run = &mut *run;
+                    let c = fixture_case(&rig, &mut run.last, port, &frame);
+                    if !runnable(&c) {
+                        return Ok(());
                     }
-                }
-                let mut run = run.borrow_mut();
-                let run = &mut *run;
-                let c = fixture_case(&rig, &mut run.last, port, &frame);
-                if !runnable(&c) {
-                    return Ok(());
-                }
-                let outcome = run.kernel.run(&c);
-                let entry = run.tally.entry(Class::of(&c)).or_default();
-                entry.0 += 1;
-                match compare(&c, &outcome) {
-                    Ok(decided) => entry.1 += u32::from(decided),
-                    Err(e) => run.mismatches.push(e),
-                }
-                Ok(())
-            })
+                    let outcome = run.kernel.run(&c);
+                    let entry = run.tally.entry(Class::of(&c)).or_default();
+                    entry.0 += 1;
+                    match compare(&c, &outcome) {
+                        Ok(decided) => entry.1 += u32::from(decided),
+                        Err(e) => run.mismatches.push(e),
+                    }
+                    Ok(())
+                },
+            )
             .expect("the property runner");
     }
     report("random frames", &tally);
+    assert_no_mismatch(&mismatches);
+}
+
+/// Gateway HA: the image does not carry the HA cells (a group's role, the
+/// path of a multi-homed VMI, its `seen` mark), so a frame whose fate
+/// depends on them must be handed off. Every frame of the HA tests, and
+/// more (BPDUs, gratuitous ARPs, traffic to and from the multi-homed VMIs,
+/// from tunnels), runs through the pipeline under every combination of the
+/// cells, role flips included, and through the program with the one image
+/// those tables give: the program must agree with the pipeline under each
+/// combination, or hand the frame off.
+#[test]
+fn ha_frames_are_decided_alike_or_handed_off_whatever_the_roles_and_paths() {
+    let mut frames: Vec<(PortId, Vec<u8>)> = recorded(ha::TESTS)
+        .into_iter()
+        .filter(runnable)
+        .map(|c| (c.port, c.frame))
+        .collect();
+    frames.extend(ha::frames());
+    frames.sort();
+    frames.dedup();
+    let rig = ha::ha_rig();
+    let mut kernel = Kernel::new("h");
+    let (mut last, mut image): (Option<Arc<Image>>, Option<Arc<Image>>) = (None, None);
+    let mut mismatches = Vec::new();
+    let mut tally: BTreeMap<Class, (u32, u32)> = BTreeMap::new();
+    let (mut depends, mut member_port) = (0, 0);
+    for (port, frame) in &frames {
+        let mut verdicts = std::collections::BTreeSet::new();
+        let mut outcomes = Vec::new();
+        for n in 0..ha::CELL_SETTINGS {
+            ha::set_cells(&rig.tables, n);
+            rig.tables.take_seen(|_| {});
+            let c = fixture_case(&rig, &mut last, *port, frame);
+            match &image {
+                None => image = Some(c.image.clone()),
+                Some(first) => assert!(**first == *c.image, "the HA cells changed the image"),
+            }
+            assert_eq!(c.special, Some(Class::GatewayHa));
+            if !runnable(&c) {
+                break;
+            }
+            let outcome = kernel.run(&c);
+            let entry = tally.entry(Class::of(&c)).or_default();
+            entry.0 += 1;
+            match compare(&c, &outcome) {
+                Ok(decided) => entry.1 += u32::from(decided),
+                Err(e) => mismatches.push(format!("cells {n}: {e}")),
+            }
+            verdicts.insert(format!("{:?} {:02x?}", c.verdict, c.out));
+            outcomes.push(outcome);
+        }
+        if *port == MEMBER_PORT {
+            member_port += 1;
+            assert!(
+                outcomes.iter().all(|o| *o == Outcome::Handoff),
+                "a frame from a member port decided in the kernel: {:?}\n  frame {frame:02x?}",
+                outcomes.iter().find(|o| **o != Outcome::Handoff)
+            );
+        }
+        if verdicts.len() > 1 {
+            depends += 1;
+            assert!(
+                outcomes.iter().all(|o| *o == Outcome::Handoff),
+                "the pipeline's verdict depends on the HA cells, the kernel decided: {:?}\n  frame {frame:02x?}",
+                outcomes.iter().find(|o| **o != Outcome::Handoff)
+            );
+        }
+    }
+    report("gateway HA frames, every combination of the cells", &tally);
+    eprintln!(
+        "  {} frames, {depends} of them decided differently by the cells, {member_port} from the member port",
+        frames.len()
+    );
+    assert!(depends >= 8, "{depends} frames depend on the cells");
     assert_no_mismatch(&mismatches);
 }
 
@@ -851,11 +962,14 @@ fn the_fuzz_corpora_through_the_program_are_decided_alike_or_handed_off() {
     // and a frame; the wire views' corpus: raw bytes, on every port.
     for input in corpus("fuzz/corpus/pipeline") {
         if let Some((selector, frame)) = input.split_first() {
-            frames.push((PORTS[usize::from(*selector) % PORTS.len()], frame.to_vec()));
+            frames.push((
+                FIXTURE_PORTS[usize::from(*selector) % FIXTURE_PORTS.len()],
+                frame.to_vec(),
+            ));
         }
     }
     for input in corpus("../wire/fuzz/corpus/wire_views") {
-        for port in PORTS {
+        for port in FIXTURE_PORTS {
             frames.push((port, input.clone()));
         }
     }

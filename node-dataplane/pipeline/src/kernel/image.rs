@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::layout::*;
 use super::slots::Slots;
 use crate::config::{FabricExit, PortId};
-use crate::tables::{BridgeEntry, Encap, LabelTarget, NextHop, PortRole, Tables};
+use crate::tables::{BridgeEntry, Encap, LabelTarget, NO_GROUP, NextHop, PortRole, Tables};
 
 /// The entries of the tier's maps for one set of tables.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -166,10 +166,17 @@ impl Image {
                 // Another fabric port passes everything; host ports are taps.
                 _ => continue,
             };
+            // Gateway HA: what a member port receives depends on the
+            // group's role cell, which the image does not carry.
+            let flags = if port.ha_group != NO_GROUP {
+                PORT_HANDOFF
+            } else {
+                0
+            };
             put(
                 TierMap::Ports,
                 Key::Hash(Bytes::default().u32(ifx).done()),
-                Bytes::default().u32(role).u32(0).done(),
+                Bytes::default().u32(role).u32(flags).done(),
             );
         }
 
@@ -188,6 +195,13 @@ impl Image {
             }
             if !vmi.pair_routes.is_empty() {
                 flags |= VMI_LEARNS;
+            }
+            // Gateway HA: where a multi-homed VMI is served (its path cell)
+            // and whether its member port may send (the role cell) are
+            // runtime cells the image does not carry; its own traffic sets
+            // its `seen` cell, which only the pipeline writes.
+            if tables.ha_governs_vmi(vmi) {
+                flags |= VMI_HANDOFF;
             }
             let (egress_ifindex, egress_vlan, egress_mtu) = match vmi.egress {
                 Some(e) => {
@@ -315,11 +329,18 @@ impl Image {
             }
             let (rk, rv) = encap(remote.routed);
             let (bk, bv) = encap(remote.bridged);
+            // Gateway HA: a remote VMI several nodes serve is reached
+            // through whichever serves it now (its path cell).
+            let flags = if remote.path.is_some() {
+                REMOTE_VALID | REMOTE_HANDOFF
+            } else {
+                REMOTE_VALID
+            };
             put(
                 TierMap::Remotes,
                 Key::Slot(slot),
                 Bytes::default()
-                    .u32(REMOTE_VALID)
+                    .u32(flags)
                     .u32(peer_slot(remote.peer.0 as usize))
                     .raw(&remote.mac.0)
                     .u16(0)

@@ -70,7 +70,13 @@
 //! next hop: one peer entry). A cell the image does not carry must make the
 //! entries it governs hand off (the `*_HANDOFF` flags, `NH_PAIR`,
 //! `VMI_LEARNS`), never be ignored: today the holder of an allowed address
-//! pair's address, which the pipeline learns from traffic.
+//! pair's address, which the pipeline learns from traffic, and gateway HA's
+//! cells (a group's role, a multi-homed VMI's path and `seen` mark): a
+//! member port is `PORT_HANDOFF`, a VMI that is multi-homed or whose logical
+//! interface is on a member port is `VMI_HANDOFF`, and a multi-homed remote
+//! VMI is `REMOTE_HANDOFF`. A role flip or a path move therefore changes
+//! nothing in the maps (the image does not depend on them; the differential
+//! test checks it), and takes effect at once in the pipeline.
 
 mod counters;
 #[cfg(test)]

@@ -302,7 +302,7 @@ impl Rig {
     ) -> (Verdict, Vec<u8>) {
         let mut buf = vec![0xee; headroom + frame.len() + tailroom];
         buf[headroom..headroom + frame.len()].copy_from_slice(frame);
-        let holders = self.pair_holders();
+        let cells = self.cells();
         let verdict = Pipeline::new(&self.tables, &self.counters)
             .at(now_ms)
             .process(port, &mut buf, headroom, frame.len());
@@ -316,7 +316,7 @@ impl Rig {
             }
             _ => Vec::new(),
         };
-        let moved_a_cell = self.pair_holders() != holders;
+        let moved_a_cell = self.cells() != cells;
         crate::kernel::differential::record(
             &self.tables,
             port,
@@ -329,14 +329,18 @@ impl Rig {
         (verdict, out)
     }
 
-    /// The holder of every allowed address pair's address: runtime cells
-    /// the pipeline writes from traffic.
-    fn pair_holders(&self) -> Vec<u32> {
-        self.tables
-            .pairs
+    /// The runtime cells the pipeline writes from traffic: the holder of
+    /// every allowed address pair's address, and the `seen` mark of every
+    /// multi-homed VMI (gateway HA).
+    fn cells(&self) -> (Vec<u32>, Vec<bool>) {
+        use core::sync::atomic::Ordering::Relaxed;
+        let holders = self.tables.pairs.iter().map(|p| p.holder.load(Relaxed));
+        let seen = self
+            .tables
+            .vmis
             .iter()
-            .map(|p| p.holder.load(core::sync::atomic::Ordering::Relaxed))
-            .collect()
+            .filter_map(|v| v.path.as_deref().map(|p| p.seen.load(Relaxed)));
+        (holders.collect(), seen.collect())
     }
 
     pub(crate) fn dropped(&self, port: PortId, frame: &[u8]) -> DropReason {
