@@ -24,15 +24,29 @@ fn sh(cmd: &str) {
 }
 
 /// A pair of namespaces `<p>a` (peer: 10.66.0.1, pings) and `<p>b` (port
-/// `<p>x`), removed on drop.
+/// `<p>x`), removed on drop (also when building them fails half way).
 struct Lab {
     prefix: String,
 }
 
+/// Labs made by this process so far: the tests run in parallel threads of
+/// one process, and two labs must never share a name (two tests once
+/// shared a tag, so one failed to create its namespaces or had them deleted
+/// under it by the other's drop, more often the busier the machine).
+static LABS: AtomicU64 = AtomicU64::new(0);
+
 impl Lab {
+    /// `tag` only makes the names readable; a process-wide sequence number
+    /// makes them unique within the process, the whole process id across
+    /// processes (tests of other checkouts may run beside these).
     fn new(tag: &str) -> Self {
-        let prefix = format!("tlx{}{tag}", std::process::id() % 100_000);
-        let p = &prefix;
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        let lab = Self {
+            prefix: format!("tlx{}{tag}{n}", std::process::id()),
+        };
+        let p = &lab.prefix;
+        // Interface names `<p>x`, `<p>y` must fit IFNAMSIZ.
+        assert!(p.len() < 15, "{p}: too long for an interface name");
         sh(&format!("ip netns add {p}a && ip netns add {p}b"));
         sh(&format!(
             "ip link add {p}y netns {p}a type veth peer name {p}x netns {p}b"
@@ -48,7 +62,7 @@ impl Lab {
         sh(&format!(
             "ip -n {p}a neigh add 10.66.0.2 lladdr 02:00:00:00:00:02 dev {p}y"
         ));
-        Self { prefix }
+        lab
     }
 }
 
@@ -57,7 +71,9 @@ impl Drop for Lab {
         let p = &self.prefix;
         let _ = Command::new("sh")
             .arg("-c")
-            .arg(format!("ip netns del {p}a; ip netns del {p}b"))
+            .arg(format!(
+                "ip netns del {p}a 2>/dev/null; ip netns del {p}b 2>/dev/null"
+            ))
             .status();
     }
 }
@@ -209,7 +225,7 @@ fn the_xdp_tier_hands_frames_to_af_xdp_in_native_mode() {
 
 #[test]
 fn the_xdp_tier_hands_frames_to_af_xdp_in_generic_mode() {
-    tier_hands_off(trunkline_xdp::AttachMode::Generic, "g");
+    tier_hands_off(trunkline_xdp::AttachMode::Generic, "t");
 }
 
 #[test]
