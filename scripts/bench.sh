@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The forwarding benchmark with its baselines, measured in the same run on
 # this machine (see tests/bench, crate trunkline-bench):
-#   (a) the trunkline node dataplane (AF_XDP) against a real control plane,
-#   (b) a bare AF_XDP forwarder, (c) Linux IP forwarding, (d) Open vSwitch
-#   userspace datapath with AF_XDP ports; across two nodes joined by a
-#   fabric link: (e) the trunkline overlay over VXLAN (two agents), (f)
-#   Linux routing + kernel VXLAN, (g) the trunkline overlay over MPLSoUDP;
-#   64- and 512-byte frames, 3 interleaved rounds of 5 s; then 4096 LIs +
+#   (a) the trunkline node dataplane (AF_XDP only) against a real control
+#   plane, (b) a bare AF_XDP forwarder, (c) Linux IP forwarding, (d) Open
+#   vSwitch userspace datapath with AF_XDP ports, (h) the node dataplane with
+#   its XDP tier (the default backend), (i) a bare XDP_REDIRECT forwarder
+#   (the kernel's ceiling); across two nodes joined by a fabric link: (e)
+#   the trunkline overlay over VXLAN (two agents), (f) Linux routing +
+#   kernel VXLAN, (g) the trunkline overlay over MPLSoUDP, (j) and (k) the
+#   same as (e) and (g) with the XDP tier; 64- and 512-byte frames, 3 interleaved rounds of 5 s; then 4096 LIs +
 #   4096 VMIs through the control plane. Writes target/bench/report.md and
 #   target/bench/forwarding.png.
 #
@@ -17,7 +19,7 @@
 #
 # Needs root (namespaces, XDP), the Debian packages of scripts/install-deps.sh
 # (clang, libbpf-dev, openvswitch-switch, fonts-dejavu-core) and the
-# Kubernetes binaries it builds. Takes about 10 minutes; the machine should be
+# Kubernetes binaries it builds. Takes about 12 minutes; the machine should be
 # otherwise idle for figures worth comparing. Everything it starts (namespaces
 # tb<pid>-*, processes, BPF programs) is removed on exit, also on failure.
 set -euo pipefail

@@ -1,5 +1,6 @@
 //! Compiles the benchmark's BPF programs with clang into OUT_DIR: the
-//! generator and the sink (XDP), and the lab's VLAN tagger (tc) for the
+//! generator, the sink and mode (i)'s XDP_REDIRECT forwarder (XDP), and the
+//! lab's VLAN tagger (tc) for the
 //! VLANs of the Linux-forwarding baseline.
 
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ fn clang(src: &Path, out: &Path, defines: &[&str]) {
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for name in ["generator", "sink"] {
+    for name in ["generator", "sink", "redirect"] {
         let src = PathBuf::from(format!("bpf/{name}.bpf.c"));
         println!("cargo:rerun-if-changed={}", src.display());
         clang(&src, &out.join(format!("{name}.bpf.o")), &[]);

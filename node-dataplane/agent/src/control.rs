@@ -1,8 +1,9 @@
 //! The state the agent's threads share: the plan the fast path runs (an
-//! immutable snapshot swapped atomically), the packet counters, and what
-//! the forwarding and host threads learnt (port states, host side of
-//! virtual gateways, underlay facts), from which the node's report is
-//! assembled.
+//! immutable snapshot swapped atomically), the packet counters, what the
+//! forwarding and host threads learnt (port states, host side of virtual
+//! gateways, underlay facts), from which the node's report is assembled,
+//! and the XDP tier's handles (its maps, which ports it runs on, what the
+//! mirror installed).
 //!
 //! ```text
 //!  compile loop --install(desired)--> Plan { version, ports, tables, ... } --ArcSwap--> forwarding thread
@@ -24,7 +25,9 @@ use arc_swap::ArcSwap;
 use trunkline_api::physical_router::{HaGroupReport, PortStatus, ProgrammedCounts};
 use trunkline_model::{Kind, ObjectKey, ResourceVersion};
 use trunkline_pipeline::config::{NextHopConfig, PortId};
+use trunkline_pipeline::kernel::Slots;
 use trunkline_pipeline::{Counters, ObjectRef, Rejected, Tables};
+use trunkline_xdp::TierMaps;
 
 use crate::desired::{Desired, PortSpec};
 use crate::ha::HaPlan;
@@ -149,6 +152,7 @@ pub struct Control {
     /// kept (`--debug-tables`).
     config: Mutex<Option<Arc<trunkline_pipeline::NodeConfig>>>,
     keep_config: AtomicBool,
+    tier: Mutex<TierState>,
     inject: SyncSender<Injected>,
     injected: Mutex<Option<Receiver<Injected>>>,
     ha: Mutex<HaStats>,
@@ -156,6 +160,22 @@ pub struct Control {
     flow_stats: Mutex<Option<Arc<trunkline_pipeline::flow::FlowStats>>>,
     /// Samples real verdicts for Observe PacketTraces (crate::observe).
     sampler: trunkline_pipeline::sample::Sampler,
+}
+
+/// The XDP tier as the threads see it.
+#[derive(Default)]
+struct TierState {
+    /// Its maps, once the forwarding thread loaded it.
+    maps: Option<Arc<TierMaps>>,
+    /// The plan version the forwarding thread last matched its ports to,
+    /// and each of its ports' interface index when the port runs on the
+    /// tier (index: the pipeline's port id).
+    ports: (i64, Vec<Option<u32>>),
+    /// The plan version whose image the mirror installed, and the slots of
+    /// that image (a VMI's kernel counters are in its slot).
+    installed: Option<(i64, Arc<Slots>)>,
+    /// Why the last install failed (frames are handed off meanwhile).
+    problem: Option<String>,
 }
 
 impl Default for Control {
@@ -180,6 +200,7 @@ impl Default for Control {
             watch_events: Mutex::default(),
             config: Mutex::default(),
             keep_config: AtomicBool::new(false),
+            tier: Mutex::default(),
             inject,
             injected: Mutex::new(Some(injected)),
             ha: Mutex::default(),
@@ -468,6 +489,9 @@ impl Control {
             .iter()
             .chain(&state.vgw_problems)
             .cloned()
+            .chain(self.tier_problem().map(|why| {
+                format!("XDP tier: {why}; every frame goes through AF_XDP until it is fixed")
+            }))
             .collect();
         if let Some(fabric) = &state.fabric_copies {
             let leaving: Vec<&ObjectKey> = state
@@ -627,6 +651,58 @@ impl Control {
     /// Whether the threads were asked to stop.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    fn tier(&self) -> MutexGuard<'_, TierState> {
+        self.tier.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The forwarding thread loaded the XDP tier: its maps.
+    pub fn set_tier_maps(&self, maps: Arc<TierMaps>) {
+        self.tier().maps = Some(maps);
+    }
+
+    /// The XDP tier's maps, when the tier is loaded.
+    pub fn tier_maps(&self) -> Option<Arc<TierMaps>> {
+        self.tier().maps.clone()
+    }
+
+    /// The forwarding thread matched its ports to plan `version`: the
+    /// interface index of each port on the tier (index: port id).
+    pub fn set_tier_ports(&self, version: i64, ifindexes: Vec<Option<u32>>) {
+        let mut tier = self.tier();
+        if tier.ports.0 != version || tier.ports.1 != ifindexes {
+            tier.ports = (version, ifindexes);
+        }
+    }
+
+    /// See [`Control::set_tier_ports`].
+    pub fn tier_ports(&self) -> (i64, Vec<Option<u32>>) {
+        self.tier().ports.clone()
+    }
+
+    /// The mirror installed the image of plan `version` (`Ok`, with its
+    /// slots) or could not (`Err`, why).
+    pub fn set_tier_installed(&self, version: i64, result: Result<Arc<Slots>, String>) {
+        let mut tier = self.tier();
+        match result {
+            Ok(slots) => {
+                tier.installed = Some((version, slots));
+                tier.problem = None;
+            }
+            Err(why) => tier.problem = Some(why),
+        }
+    }
+
+    /// The plan version the kernel decides with, and the slots of its
+    /// image; `None` until an image is installed.
+    pub fn tier_installed(&self) -> Option<(i64, Arc<Slots>)> {
+        self.tier().installed.clone()
+    }
+
+    /// Why the XDP tier hands everything off, if an install failed.
+    pub fn tier_problem(&self) -> Option<String> {
+        self.tier().problem.clone()
     }
 }
 

@@ -18,6 +18,13 @@
 //!              with the tables
 //! ```
 //!
+//! With the XDP tier (`--backend auto` or `xdp`), the thread loads the
+//! tier's program once and opens every trunk and the fabric port on it:
+//! the kernel decides the common case, and only the frames it hands off
+//! reach this loop. It publishes which ports run on the tier, for the
+//! mirror thread (`mirror.rs`) that keeps the kernel's maps equal to the
+//! plan's tables.
+//!
 //! The flow table (SNAT) belongs to this thread: created when a network
 //! first translates, passed to the pipeline of every batch with the time
 //! read once per loop, its counts shared with the metrics.
@@ -36,7 +43,10 @@ use trunkline_api::physical_router::PortStatus;
 use trunkline_pipeline::config::PortId;
 use trunkline_pipeline::flow::{FlowConfig, FlowTable};
 use trunkline_pipeline::{DropReason, Pipeline, Tables, Verdict, VmiId};
-use trunkline_xdp::{Action, Backend, BackendChoice, FabricSteering, Port, Sender, TxError};
+use trunkline_xdp::{
+    Action, AttachMode, Backend, BackendChoice, FabricSteering, Port, Sender, Tier, TierPortKind,
+    TxError,
+};
 
 use crate::control::{Control, Injected, Plan};
 use crate::desired::{PortRole, PortSpec};
@@ -57,6 +67,7 @@ const SWEEP_BUDGET: usize = 4096;
 pub fn spawn(
     control: Arc<Control>,
     backend: BackendChoice,
+    xdp_mode: AttachMode,
     netns: Option<PathBuf>,
     flows: FlowConfig,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -69,10 +80,14 @@ pub fn spawn(
                 tracing::error!(netns = %netns.display(), error = %e, "cannot enter the ports' network namespace");
                 return;
             }
+            let (tier, tier_error) = load_tier(&control, backend);
             let injected = control.take_injected();
             Forwarder {
                 control,
                 backend,
+                xdp_mode,
+                tier,
+                tier_error,
                 ports: Vec::new(),
                 own_taps: Vec::new(),
                 last_retry: Instant::now(),
@@ -87,6 +102,29 @@ pub fn spawn(
         })
 }
 
+/// Loads the XDP tier when the backend asks for it: the tier, or why not.
+fn load_tier(control: &Control, backend: BackendChoice) -> (Option<Arc<Tier>>, Option<String>) {
+    if !matches!(backend, BackendChoice::Auto | BackendChoice::XdpTier) {
+        tracing::info!(backend = ?backend, "XDP tier off: every frame goes to userspace");
+        return (None, None);
+    }
+    match Tier::load(false) {
+        Ok(tier) => {
+            control.set_tier_maps(tier.maps());
+            tracing::info!("XDP tier loaded: the kernel decides the common case, AF_XDP the rest");
+            (Some(Arc::new(tier)), None)
+        }
+        Err(e) if backend == BackendChoice::Auto => {
+            tracing::warn!(error = %e, "the XDP tier cannot be loaded on this kernel; AF_XDP (or AF_PACKET) decides every frame");
+            (None, Some(e.to_string()))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the XDP tier cannot be loaded; no port opens with --backend xdp");
+            (None, Some(e.to_string()))
+        }
+    }
+}
+
 /// A port of the plan, open or not.
 struct OpenPort {
     name: String,
@@ -99,6 +137,10 @@ struct OpenPort {
 struct Forwarder {
     control: Arc<Control>,
     backend: BackendChoice,
+    xdp_mode: AttachMode,
+    /// The XDP tier, when loaded; why it is not, when asked for.
+    tier: Option<Arc<Tier>>,
+    tier_error: Option<String>,
     ports: Vec<OpenPort>,
     /// Taps this process opened: ours even before the host thread marks
     /// them (a tap closed and opened again in that window is not foreign).
@@ -166,6 +208,14 @@ impl Forwarder {
             if plan.version != self.matched_version {
                 self.matched_version = plan.version;
                 self.control.ports_match(plan.version);
+            }
+            if self.tier.is_some() {
+                let ifindexes = self
+                    .ports
+                    .iter()
+                    .map(|p| p.port.as_ref().and_then(Port::tier_ifindex))
+                    .collect();
+                self.control.set_tier_ports(plan.version, ifindexes);
             }
             self.steer_fabric(&plan.tables);
             if self.flows.is_none() && plan.tables.uses_flows() {
@@ -392,6 +442,45 @@ impl Forwarder {
         }
     }
 
+    /// Opens a trunk or the fabric port: on the XDP tier when loaded (with
+    /// `--backend auto`, falling back to `open` with AF_XDP or AF_PACKET
+    /// when the tier refuses the port), else with `open`.
+    fn open_port(
+        &self,
+        name: &str,
+        kind: TierPortKind,
+        open: impl FnOnce(BackendChoice) -> Result<Port, trunkline_xdp::Error>,
+    ) -> Result<Port, trunkline_xdp::Error> {
+        let fallback = match self.backend {
+            BackendChoice::XdpTier => None,
+            BackendChoice::Auto => Some(BackendChoice::Auto),
+            other => Some(other),
+        };
+        let Some(tier) = &self.tier else {
+            return match fallback {
+                Some(choice) => open(choice),
+                None => Err(trunkline_xdp::Error::Bpf {
+                    what: "XDP tier",
+                    interface: name.to_owned(),
+                    message: self
+                        .tier_error
+                        .clone()
+                        .unwrap_or_else(|| "not loaded".to_owned()),
+                }),
+            };
+        };
+        match Port::open_tier(name, tier, kind, self.xdp_mode) {
+            Ok(port) => Ok(port),
+            Err(e) => match fallback {
+                Some(choice) => {
+                    tracing::warn!(port = name, error = %e, "the XDP tier refused the port; it opens without it");
+                    open(choice)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
     /// Opens and closes ports so that they match `specs` (index = PortId),
     /// retrying ports that failed every few seconds.
     fn match_ports(&mut self, specs: &[PortSpec]) {
@@ -425,9 +514,14 @@ impl Forwarder {
                     opened
                 }
                 (None, PortRole::Fabric { underlay }) => {
-                    Port::open_fabric(name, self.backend, *underlay)
+                    let underlay = *underlay;
+                    self.open_port(name, TierPortKind::Fabric(underlay), |choice| {
+                        Port::open_fabric(name, choice, underlay)
+                    })
                 }
-                (None, PortRole::Trunk) => Port::open(name, self.backend),
+                (None, PortRole::Trunk) => {
+                    self.open_port(name, TierPortKind::Trunk, |choice| Port::open(name, choice))
+                }
             };
             let (port, state, message) = match port {
                 Ok(port) => (Some(port), "Up", None),

@@ -11,8 +11,11 @@
 //!                                          v
 //!                 Control::install: compile -> Plan { tables, ports, vgws } --ArcSwap--+
 //!                                                                                       |
-//!  forwarding thread (forward.rs): ports (AF_XDP / AF_PACKET / tap), per batch: load    |
-//!     the plan, pipeline::process each frame, send, count what was sent  <-------------+
+//!  forwarding thread (forward.rs): ports (XDP tier + AF_XDP / AF_XDP / AF_PACKET / tap),|
+//!     per batch: load the plan, pipeline::process each frame the kernel                 |
+//!     handed off, send, count what was sent                              <-------------+
+//!  mirror thread (mirror.rs): the plan's tables into the XDP tier's maps  <-------------+
+//!     (a generation swap per change)                                                   |
 //!  host thread (host.rs): netlink: virtual gateways, link states, fabric facts and      |
 //!     routes, underlay next hops of tunnel peers and of the fabric        <-------------+
 //!  HA thread (ha/): heartbeats and claims over the fabric, role and path cells,         |
@@ -37,6 +40,7 @@ pub mod host;
 pub mod hostnet;
 pub mod http;
 pub mod metrics;
+pub mod mirror;
 pub mod observe;
 pub mod report;
 pub mod trace;
@@ -58,7 +62,7 @@ use trunkline_api::{
     VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_model::{Kind, ResourceVersion};
-use trunkline_xdp::BackendChoice;
+use trunkline_xdp::{AttachMode, BackendChoice};
 
 use crate::control::Control;
 use crate::report::Reporter;
@@ -70,6 +74,9 @@ pub struct Options {
     pub node: String,
     /// Fast-path I/O backend.
     pub backend: BackendChoice,
+    /// Where the XDP tier's program runs: native (the driver; generic when
+    /// the driver refuses) or generic.
+    pub xdp_mode: AttachMode,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub metrics_addr: std::net::SocketAddr,
     /// Network namespace of the ports (labs and tests only: a deployed agent
@@ -208,10 +215,13 @@ pub async fn run(
     let forwarding = forward::spawn(
         shared.clone(),
         options.backend,
+        options.xdp_mode,
         options.port_netns.clone(),
         options.flows,
     )
     .map_err(|e| Error::Thread("forwarding", e))?;
+    let mirror_thread =
+        mirror::spawn(shared.clone()).map_err(|e| Error::Thread("xdp-mirror", e))?;
     let fabric = Arc::new(std::sync::Mutex::new(host::Fabric::default()));
     let fabric_changed = Arc::new(Notify::new());
     let host_thread = host::spawn(
@@ -503,6 +513,7 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || {
         let _ = forwarding.join();
         let _ = host_thread.join();
+        let _ = mirror_thread.join();
         let _ = ha_thread.join();
     })
     .await;

@@ -5,16 +5,28 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use trunkline_xdp::BackendChoice;
+use trunkline_xdp::{AttachMode, BackendChoice};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Backend {
-    /// AF_XDP, falling back to AF_PACKET (logged) when unavailable.
+    /// The XDP tier with AF_XDP where the kernel allows it, else AF_XDP,
+    /// else AF_PACKET (each fallback logged).
     Auto,
-    /// AF_XDP only.
+    /// The XDP tier (the kernel decides the common case) with AF_XDP for
+    /// the rest; no fallback.
+    Xdp,
+    /// AF_XDP only: every frame through userspace.
     AfXdp,
     /// AF_PACKET only.
     AfPacket,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum XdpMode {
+    /// In the driver (generic where the driver refuses, logged).
+    Native,
+    /// Generic XDP, in the kernel stack.
+    Generic,
 }
 
 /// The trunkline node dataplane: enforces the accepted objects of its node.
@@ -27,6 +39,9 @@ struct Flags {
     /// Fast-path I/O backend.
     #[arg(long, value_enum, default_value = "auto", env = "TRUNKLINE_BACKEND")]
     backend: Backend,
+    /// Where the XDP tier's program runs on the ports.
+    #[arg(long, value_enum, default_value = "native", env = "TRUNKLINE_XDP_MODE")]
+    xdp_mode: XdpMode,
     /// Address of /healthz, /readyz and /metrics: plain HTTP without
     /// authentication, so loopback unless told otherwise (the chart binds
     /// the node's primary address, where Prometheus and the probes reach it).
@@ -149,12 +164,17 @@ async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     let backend = match flags.backend {
         Backend::Auto => BackendChoice::Auto,
+        Backend::Xdp => BackendChoice::XdpTier,
         Backend::AfXdp => BackendChoice::AfXdp,
         Backend::AfPacket => BackendChoice::AfPacket,
     };
     let options = trunkline_dataplane::Options {
         node: flags.node,
         backend,
+        xdp_mode: match flags.xdp_mode {
+            XdpMode::Native => AttachMode::Native,
+            XdpMode::Generic => AttachMode::Generic,
+        },
         metrics_addr: flags.metrics_addr,
         port_netns: flags.port_netns,
         debounce: Duration::from_millis(flags.debounce_ms),
@@ -181,7 +201,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|(name, namespace)| trunkline_dataplane::uninstall::Owner { namespace, name }),
         debug_tables: flags.debug_tables,
     };
-    tracing::info!(node = options.node, backend = ?options.backend, "trunkline-dataplane starting");
+    tracing::info!(node = options.node, backend = ?options.backend, xdp_mode = ?options.xdp_mode, "trunkline-dataplane starting");
     let client = trunkline_client::client(flags.kubeconfig.as_deref()).await?;
     trunkline_dataplane::run(client, options, shutdown).await?;
     Ok(())

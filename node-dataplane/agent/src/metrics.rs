@@ -13,6 +13,8 @@
 //! | `trunkline_dataplane_vmi_packets_total`, `..._vmi_bytes_total` | `vmi`, `direction` | per VMI; `rx` from the instance, `tx` to it (counted once sent) |
 //! | `trunkline_dataplane_vmi_dropped_total` | `vmi` | frames from the VMI that were dropped |
 //! | `trunkline_dataplane_tunnel_peers` | `state` | tunnel peers whose underlay next hop is `resolved` or `unresolved` |
+//! | `trunkline_dataplane_xdp_tier_frames_total` | `decision` | frames the XDP tier decided in the kernel (`kernel`) or handed to userspace (`handoff`) |
+//! | `trunkline_dataplane_xdp_tier_tables_version` | | version of the tables the kernel decides with (absent without the tier) |
 //! | `trunkline_dataplane_ha_state` | `group`, `state` | 1 for the node's state in each HA group it is a member of (`Active`, `Standby`, `Down`) |
 //! | `trunkline_dataplane_ha_transitions_total` | `group`, `state` | changes of the node's state in a group, by the state entered |
 //! | `trunkline_dataplane_ha_messages_total` | `kind`, `direction` | heartbeats and claims sent and received; `refused` (unknown sender, wrong address, malformed) |
@@ -22,6 +24,14 @@
 //! | `trunkline_dataplane_flow_allocation_failures_total` | `reason` | first packets refused: `table_full`, `ports_exhausted` (also in `drops_total`) |
 //! | `trunkline_dataplane_fabric_next_hops` | | fabric next hops (SNAT, IP fabric forwarding) whose MAC is known |
 //! | `trunkline_dataplane_watch_events_total` | `kind` | watch events received (the agent watches only the objects labelled for its node) |
+//!
+//! With the XDP tier, the frame, drop and per-VMI counters are the sums of
+//! what userspace counted and what the kernel counted (per-CPU maps): each
+//! frame is counted once, by whoever decided it (a frame the kernel hands
+//! off is counted by userspace only). The kernel counts a frame as sent when
+//! it gives it to the kernel's transmit (XDP_TX, a devmap redirect); a
+//! transmit failure after that is the driver's (its own interface
+//! counters), which userspace, sending itself, sees and counts.
 
 use std::sync::Arc;
 
@@ -32,7 +42,62 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use trunkline_pipeline::kernel::{KernelCounters, vmi_from_per_cpu};
+use trunkline_pipeline::{CounterSnapshot, VmiCounterSnapshot};
+
 use crate::control::Control;
+
+/// What the XDP tier's kernel counters hold now: totals, and a reader of
+/// the counters of a VMI by key.
+struct Kernel {
+    counters: KernelCounters,
+    installed: Option<i64>,
+    vmi: Box<dyn Fn(&str) -> VmiCounterSnapshot>,
+}
+
+/// Reads the XDP tier's counters (nothing when the tier is off).
+fn kernel(control: &Control) -> Kernel {
+    let none = || Kernel {
+        counters: KernelCounters::default(),
+        installed: None,
+        vmi: Box::new(|_| VmiCounterSnapshot::default()),
+    };
+    let Some(maps) = control.tier_maps() else {
+        return none();
+    };
+    let counters = maps
+        .lookup_per_cpu("tier_stats", &0u32.to_ne_bytes())
+        .map(|values| KernelCounters::from_per_cpu(&values))
+        .unwrap_or_default();
+    let installed = control.tier_installed();
+    let version = installed.as_ref().map(|(v, _)| *v);
+    let slots = installed.map(|(_, slots)| slots);
+    Kernel {
+        counters,
+        installed: version,
+        vmi: Box::new(move |key| {
+            slots
+                .as_ref()
+                .and_then(|s| s.vmi(key))
+                .and_then(|slot| {
+                    maps.lookup_per_cpu("tier_vmi_stats", &slot.to_ne_bytes())
+                        .ok()
+                })
+                .map(|values| vmi_from_per_cpu(&values))
+                .unwrap_or_default()
+        }),
+    }
+}
+
+fn add_vmi(a: VmiCounterSnapshot, b: VmiCounterSnapshot) -> VmiCounterSnapshot {
+    VmiCounterSnapshot {
+        rx_packets: a.rx_packets + b.rx_packets,
+        rx_bytes: a.rx_bytes + b.rx_bytes,
+        rx_dropped: a.rx_dropped + b.rx_dropped,
+        tx_packets: a.tx_packets + b.tx_packets,
+        tx_bytes: a.tx_bytes + b.tx_bytes,
+    }
+}
 
 /// Reads the control state at every scrape.
 #[derive(Debug)]
@@ -123,7 +188,8 @@ impl Collector for Scrape {
                 .encode(family.encode_family(&labels)?)?;
         }
 
-        let s = control.counters().snapshot();
+        let kernel = kernel(control);
+        let s: CounterSnapshot = control.counters().snapshot() + kernel.counters.decided;
         let mut family = encoder.encode_descriptor(
             "frames",
             "Frames the fast path decided on, by verdict (forward: to one egress; flood: replicated)",
@@ -166,7 +232,11 @@ impl Collector for Scrape {
             ConstCounter::new(n).encode(family.encode_family(&[("reason", reason.as_str())])?)?;
         }
 
-        let vmis: Vec<_> = plan.tables.vmi_counters().collect();
+        let vmis: Vec<_> = plan
+            .tables
+            .vmi_counters()
+            .map(|(key, c)| (key, add_vmi(c, (kernel.vmi)(key))))
+            .collect();
         let mut family = encoder.encode_descriptor(
             "vmi_packets",
             "Packets per VMI and direction (rx: from the instance; tx: to it, once sent)",
@@ -214,6 +284,28 @@ impl Collector for Scrape {
             ("unresolved", peers.len() - resolved),
         ] {
             ConstGauge::new(n as i64).encode(family.encode_family(&[("state", state)])?)?;
+        }
+        if control.tier_maps().is_some() {
+            let mut family = encoder.encode_descriptor(
+                "xdp_tier_frames",
+                "Frames the XDP tier decided in the kernel, or handed to userspace",
+                None,
+                MetricType::Counter,
+            )?;
+            for (decision, n) in [
+                ("kernel", kernel.counters.decided.received),
+                ("handoff", kernel.counters.handed_off),
+            ] {
+                ConstCounter::new(n).encode(family.encode_family(&[("decision", decision)])?)?;
+            }
+            if let Some(version) = kernel.installed {
+                gauge(
+                    &mut encoder,
+                    "xdp_tier_tables_version",
+                    "Version of the tables the XDP tier decides with",
+                    version,
+                )?;
+            }
         }
 
         let ha = control.ha_stats(|s| s.clone());

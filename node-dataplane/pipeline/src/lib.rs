@@ -26,6 +26,7 @@ pub mod config;
 pub mod counters;
 pub mod flow;
 mod hash;
+pub mod kernel;
 pub mod limit;
 mod lpm;
 pub mod neighbours;

@@ -16,12 +16,14 @@
 //!  Port::send_with     -> a frame for another port, written once into its buffer
 //! ```
 //!
-//! The backend is chosen per port: AF_XDP when asked or available, else
-//! AF_PACKET; the choice and the reason are logged.
+//! The backend is chosen per port: the XDP tier (`tier.rs`: the kernel
+//! decides the common case, the rest reaches the port's AF_XDP socket),
+//! AF_XDP alone, or AF_PACKET; the choice and the reason are logged.
 
 mod packet_socket;
 mod program;
 mod tap;
+pub mod tier;
 mod xsk;
 
 use std::ffi::CString;
@@ -32,6 +34,7 @@ use std::os::fd::RawFd;
 pub use packet_socket::PacketSocket;
 pub use program::{AttachMode, FabricSteering, RedirectProgram, Steering};
 pub use tap::TapDevice;
+pub use tier::{Tier, TierError, TierMaps, TierPort, TierPortKind};
 pub use xsk::{XskConfig, XskSocket};
 
 /// The largest frame every backend receives whole (an AF_XDP UMEM frame of
@@ -143,6 +146,9 @@ pub enum Error {
 /// The I/O backend of a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
+    /// The XDP tier decides the common case in the kernel; the rest goes to
+    /// an AF_XDP socket.
+    XdpTier,
     /// AF_XDP socket fed by the XDP redirect program.
     AfXdp,
     /// AF_PACKET raw socket.
@@ -155,6 +161,7 @@ impl Backend {
     /// The name reported in status and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
+            Backend::XdpTier => "XDP",
             Backend::AfXdp => "AF_XDP",
             Backend::AfPacket => "AF_PACKET",
             Backend::Tap => "TAP",
@@ -165,9 +172,12 @@ impl Backend {
 /// Which backend to use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BackendChoice {
-    /// AF_XDP, falling back to AF_PACKET when AF_XDP cannot be set up.
+    /// The XDP tier with AF_XDP where the kernel allows it; else AF_XDP,
+    /// else AF_PACKET (each fallback logged with its reason).
     #[default]
     Auto,
+    /// The XDP tier with AF_XDP only; fail if it cannot be set up.
+    XdpTier,
     /// AF_XDP only; fail if it cannot be set up.
     AfXdp,
     /// AF_PACKET only.
@@ -175,6 +185,11 @@ pub enum BackendChoice {
 }
 
 enum Io {
+    Tier {
+        // Dropped before the port's tier entries: fields drop in order.
+        socket: Box<XskSocket>,
+        port: TierPort,
+    },
     Xdp {
         // Dropped after the socket: fields drop in declaration order.
         socket: Box<XskSocket>,
@@ -238,7 +253,7 @@ impl Port {
             })
         };
         let io = match choice {
-            BackendChoice::AfXdp => open_xdp()?,
+            BackendChoice::AfXdp | BackendChoice::XdpTier => open_xdp()?,
             BackendChoice::AfPacket => {
                 tracing::info!(port = name, "AF_PACKET backend, as configured");
                 Io::Packet(PacketSocket::bind(ifindex)?)
@@ -262,6 +277,52 @@ impl Port {
         };
         tracing::info!(port = name, backend = port.backend().as_str(), steering = ?steering, "port open");
         Ok(port)
+    }
+
+    /// Opens port `name` on the XDP tier `tier` (attached in `mode`, native
+    /// falling back to generic when the driver refuses): the program decides
+    /// what it can, the rest reaches this port's AF_XDP socket (queue 0,
+    /// copy mode).
+    pub fn open_tier(
+        name: &str,
+        tier: &std::sync::Arc<Tier>,
+        kind: TierPortKind,
+        mode: AttachMode,
+    ) -> Result<Self, Error> {
+        let ifindex = interface_index(name)?;
+        let tier_err = |e: TierError| Error::Bpf {
+            what: "XDP tier",
+            interface: name.to_owned(),
+            message: e.to_string(),
+        };
+        let port = tier.attach(name, ifindex, mode, kind).map_err(tier_err)?;
+        let socket = XskSocket::bind(ifindex, 0, XskConfig::default())?;
+        port.register(0, socket.raw_fd()).map_err(tier_err)?;
+        tracing::info!(port = name, mode = ?port.mode(), kind = ?kind, "port open on the XDP tier (the rest through AF_XDP, copy mode)");
+        Ok(Self {
+            name: name.to_owned(),
+            io: Io::Tier {
+                socket: Box::new(socket),
+                port,
+            },
+            _tunnel_ports: Vec::new(),
+        })
+    }
+
+    /// The interface's index, for a port on the XDP tier.
+    pub fn tier_ifindex(&self) -> Option<u32> {
+        match &self.io {
+            Io::Tier { port, .. } => Some(port.ifindex()),
+            _ => None,
+        }
+    }
+
+    /// Where the XDP tier's program runs on this port, if it is on the tier.
+    pub fn tier_mode(&self) -> Option<AttachMode> {
+        match &self.io {
+            Io::Tier { port, .. } => Some(port.mode()),
+            _ => None,
+        }
     }
 
     /// Updates what the fabric port steers to the fast path besides tunnel
@@ -293,6 +354,7 @@ impl Port {
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         match self.io {
+            Io::Tier { .. } => Backend::XdpTier,
             Io::Xdp { .. } => Backend::AfXdp,
             Io::Packet(_) => Backend::AfPacket,
             Io::Tap(_) => Backend::Tap,
@@ -309,7 +371,9 @@ impl Port {
         outcome: &mut TxOutcome<'_>,
     ) -> io::Result<usize> {
         match &mut self.io {
-            Io::Xdp { socket, .. } => Ok(socket.receive(max, handle, outcome)),
+            Io::Xdp { socket, .. } | Io::Tier { socket, .. } => {
+                Ok(socket.receive(max, handle, outcome))
+            }
             Io::Packet(socket) => socket.receive(max, handle, outcome),
             Io::Tap(tap) => tap.receive(max, handle, outcome),
         }
@@ -330,7 +394,7 @@ impl Port {
     /// (see [`Sender::send_with`]); the frame is queued at once.
     pub fn send_with(&mut self, fill: &mut Fill<'_>) -> Result<bool, TxError> {
         match &mut self.io {
-            Io::Xdp { socket, .. } => socket.send_with(fill),
+            Io::Xdp { socket, .. } | Io::Tier { socket, .. } => socket.send_with(fill),
             Io::Packet(socket) => socket.send_with(fill),
             Io::Tap(tap) => tap.send_with(fill),
         }
@@ -340,7 +404,7 @@ impl Port {
     /// kernel's counts for AF_XDP sockets, our own for the others).
     pub fn take_losses(&mut self) -> Losses {
         match &mut self.io {
-            Io::Xdp { socket, .. } => socket.take_losses(),
+            Io::Xdp { socket, .. } | Io::Tier { socket, .. } => socket.take_losses(),
             Io::Packet(socket) => socket.take_losses(),
             Io::Tap(tap) => tap.take_losses(),
         }
@@ -349,7 +413,7 @@ impl Port {
     /// The largest frame this port receives whole.
     pub fn max_frame(&self) -> usize {
         match &self.io {
-            Io::Xdp { socket, .. } => socket.max_frame(),
+            Io::Xdp { socket, .. } | Io::Tier { socket, .. } => socket.max_frame(),
             Io::Packet(_) => packet_socket::MAX_FRAME,
             Io::Tap(_) => tap::MAX_FRAME,
         }
@@ -357,7 +421,7 @@ impl Port {
 
     /// Pushes out pending transmissions and recycles sent buffers.
     pub fn flush(&mut self) {
-        if let Io::Xdp { socket, .. } = &mut self.io {
+        if let Io::Xdp { socket, .. } | Io::Tier { socket, .. } = &mut self.io {
             socket.flush();
         }
     }
@@ -365,7 +429,7 @@ impl Port {
     /// The descriptor to `poll` for readability.
     pub fn raw_fd(&self) -> RawFd {
         match &self.io {
-            Io::Xdp { socket, .. } => socket.raw_fd(),
+            Io::Xdp { socket, .. } | Io::Tier { socket, .. } => socket.raw_fd(),
             Io::Packet(socket) => socket.raw_fd(),
             Io::Tap(tap) => tap.raw_fd(),
         }
@@ -447,5 +511,18 @@ mod tests {
             assert!(super::FAST_PATH_MAX_FRAME <= crate::packet_socket::MAX_FRAME);
             assert!(super::FAST_PATH_MAX_FRAME <= crate::tap::MAX_FRAME);
         }
+    }
+
+    #[test]
+    fn the_xdp_tier_hands_off_what_an_af_xdp_buffer_does_not_take() {
+        let header = include_str!("../bpf/tier.h");
+        let defined = header
+            .lines()
+            .find_map(|l| l.strip_prefix("#define TIER_MAX_FRAME "))
+            .expect("TIER_MAX_FRAME in tier.h");
+        assert_eq!(
+            defined.trim().parse::<usize>(),
+            Ok(super::FAST_PATH_MAX_FRAME)
+        );
     }
 }

@@ -24,15 +24,29 @@ fn sh(cmd: &str) {
 }
 
 /// A pair of namespaces `<p>a` (peer: 10.66.0.1, pings) and `<p>b` (port
-/// `<p>x`), removed on drop.
+/// `<p>x`), removed on drop (also when building them fails half way).
 struct Lab {
     prefix: String,
 }
 
+/// Labs made by this process so far: the tests run in parallel threads of
+/// one process, and two labs must never share a name (two tests once
+/// shared a tag, so one failed to create its namespaces or had them deleted
+/// under it by the other's drop, more often the busier the machine).
+static LABS: AtomicU64 = AtomicU64::new(0);
+
 impl Lab {
+    /// `tag` only makes the names readable; a process-wide sequence number
+    /// makes them unique within the process, the whole process id across
+    /// processes (tests of other checkouts may run beside these).
     fn new(tag: &str) -> Self {
-        let prefix = format!("tlx{}{tag}", std::process::id() % 100_000);
-        let p = &prefix;
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        let lab = Self {
+            prefix: format!("tlx{}{tag}{n}", std::process::id()),
+        };
+        let p = &lab.prefix;
+        // Interface names `<p>x`, `<p>y` must fit IFNAMSIZ.
+        assert!(p.len() < 15, "{p}: too long for an interface name");
         sh(&format!("ip netns add {p}a && ip netns add {p}b"));
         sh(&format!(
             "ip link add {p}y netns {p}a type veth peer name {p}x netns {p}b"
@@ -48,7 +62,7 @@ impl Lab {
         sh(&format!(
             "ip -n {p}a neigh add 10.66.0.2 lladdr 02:00:00:00:00:02 dev {p}y"
         ));
-        Self { prefix }
+        lab
     }
 }
 
@@ -57,7 +71,9 @@ impl Drop for Lab {
         let p = &self.prefix;
         let _ = Command::new("sh")
             .arg("-c")
-            .arg(format!("ip netns del {p}a; ip netns del {p}b"))
+            .arg(format!(
+                "ip netns del {p}a 2>/dev/null; ip netns del {p}b 2>/dev/null"
+            ))
             .status();
     }
 }
@@ -88,6 +104,16 @@ fn echo_reply(frame: &mut [u8]) -> bool {
 }
 
 fn answer_pings(backend: BackendChoice, expect: Backend, tag: &str) {
+    let open: &'static Opener = Box::leak(Box::new(move |name: &str| {
+        Port::open(name, backend).map_err(|e| e.to_string())
+    }));
+    answer_pings_on(open, expect, tag);
+}
+
+/// Opens the port under test in its namespace.
+type Opener = dyn Fn(&str) -> Result<Port, String> + Send + Sync;
+
+fn answer_pings_on(open: &'static Opener, expect: Backend, tag: &str) {
     let lab = Lab::new(tag);
     let p = lab.prefix.clone();
     let stop = Arc::new(AtomicBool::new(false));
@@ -98,10 +124,10 @@ fn answer_pings(backend: BackendChoice, expect: Backend, tag: &str) {
         std::thread::spawn(move || {
             trunkline_xdp::enter_network_namespace(format!("/run/netns/{p}b").as_ref())
                 .expect("setns");
-            let port = match Port::open(&format!("{p}x"), backend) {
+            let port = match open(&format!("{p}x")) {
                 Ok(port) => port,
                 Err(e) => {
-                    ready_tx.send(Err(e.to_string())).expect("send");
+                    ready_tx.send(Err(e)).expect("send");
                     return;
                 }
             };
@@ -175,6 +201,31 @@ fn answer_pings(backend: BackendChoice, expect: Backend, tag: &str) {
 #[test]
 fn af_xdp_port_answers_pings_in_place() {
     answer_pings(BackendChoice::AfXdp, Backend::AfXdp, "x");
+}
+
+/// A port on the XDP tier before any tables reach the kernel: the program
+/// hands every frame to the port's AF_XDP socket, in either attach mode.
+fn tier_hands_off(mode: trunkline_xdp::AttachMode, tag: &str) {
+    static TIER: std::sync::OnceLock<std::sync::Mutex<Option<Arc<trunkline_xdp::Tier>>>> =
+        std::sync::OnceLock::new();
+    let open: &'static Opener = Box::leak(Box::new(move |name: &str| {
+        let tier = Arc::new(trunkline_xdp::Tier::load(false).map_err(|e| e.to_string())?);
+        // Kept alive for the port's lifetime.
+        *TIER.get_or_init(Default::default).lock().unwrap() = Some(tier.clone());
+        Port::open_tier(name, &tier, trunkline_xdp::TierPortKind::Trunk, mode)
+            .map_err(|e| e.to_string())
+    }));
+    answer_pings_on(open, Backend::XdpTier, tag);
+}
+
+#[test]
+fn the_xdp_tier_hands_frames_to_af_xdp_in_native_mode() {
+    tier_hands_off(trunkline_xdp::AttachMode::Native, "n");
+}
+
+#[test]
+fn the_xdp_tier_hands_frames_to_af_xdp_in_generic_mode() {
+    tier_hands_off(trunkline_xdp::AttachMode::Generic, "t");
 }
 
 #[test]
@@ -266,40 +317,25 @@ fn fabric_steering(backend: BackendChoice, tag: &str) {
         "the host behind the fabric port answers ping: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    // Datagrams to the tunnel port and to another port, from the peer's
-    // namespace, until five tunnel packets were seen (or the deadline):
-    // a datagram lost on a loaded machine is sent again rather than
-    // failing the test, and the check below still fails if none arrive.
-    let sending = Arc::new(AtomicBool::new(true));
-    let sender = {
-        let (sending, p) = (sending.clone(), p.clone());
-        std::thread::spawn(move || {
-            trunkline_xdp::enter_network_namespace(format!("/run/netns/{p}a").as_ref())
-                .expect("setns");
-            let socket = std::net::UdpSocket::bind("10.66.0.1:0").expect("bind");
-            let mut sent = 0u64;
-            while sending.load(Ordering::Relaxed) {
-                for port in [4789, 9999] {
-                    socket.send_to(b"x", ("10.66.0.2", port)).expect("send");
-                }
-                sent += 1;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            sent
-        })
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // UDP to a tunnel port and to another, one each round until five
+    // tunnel packets arrived: a datagram the loaded machine loses on the
+    // way is sent again, never mistaken for a steering fault.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while tunnel.load(Ordering::Relaxed) < 5 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+        for port in [4789, 9999] {
+            sh(&format!(
+                "ip netns exec {p}a bash -c 'echo x > /dev/udp/10.66.0.2/{port}'"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    sending.store(false, Ordering::Relaxed);
-    let sent = sender.join().expect("sender thread");
-    assert!(sent >= 5, "the peer sent to both ports");
     stop.store(true, Ordering::Relaxed);
     port_thread.join().expect("port thread");
     assert!(
         tunnel.load(Ordering::Relaxed) >= 5,
-        "tunnel packets reach the fast path ({backend_used:?})"
+        "tunnel packets reach the fast path ({backend_used:?}): {} tunnel, {} other",
+        tunnel.load(Ordering::Relaxed),
+        other.load(Ordering::Relaxed)
     );
     if backend_used == Backend::AfXdp {
         // The XDP program steers nothing else: pings and UDP to other ports

@@ -115,7 +115,9 @@ pub struct PhysicalRouterStatus {
     /// swap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub programmed_generation: Option<i64>,
-    /// The fast-path I/O backend: `AF_XDP` or `AF_PACKET`.
+    /// The fast-path I/O backend: `XDP` (the XDP tier decides the common
+    /// case in the kernel, AF_XDP the rest), `AF_XDP` (every frame through
+    /// AF_XDP) or `AF_PACKET`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
     /// Per physical interface state.

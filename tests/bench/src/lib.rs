@@ -10,16 +10,21 @@
 //!          ──ge── in [(e) agent A] ══ VXLAN ══ [agent B] out                           ──se──
 //!          ──gf── in [(f) Linux: route -> vxlan0] ══ VXLAN ══ [vxlan0 -> bridge] out   ──sf──
 //!          ──gg── in [(g) agent A] ══ MPLSoUDP ══ [agent B] out                        ──sg──
+//!   the kernel-decided modes (native XDP, devmap redirects):
+//!          ──gh── in [(h) trunkline-dataplane, its XDP tier]                     out ──sh──
+//!          ──gi── in [(i) bare XDP_REDIRECT forwarder]                           out ──si──
+//!          ──gj── in [(j) tier A] ══ VXLAN ══ [tier B] out                            ──sj──
+//!          ──gk── in [(k) tier A] ══ MPLSoUDP ══ [tier B] out                         ──sk──
 //!
 //!  generator: BPF_PROG_RUN live frames (XDP_TX) on core 0, several Mpps
 //!  devices:   on core 1 (processes pinned, receive processing steered there by RPS)
 //!  sink:      native XDP, counts only correctly forwarded frames, per device
 //!
-//!  for round in 1..=R { for size in [64, 512] { for mode in [a..g] { warm up; measure D s } } }
+//!  for round in 1..=R { for size in [64, 512] { for mode in [a..k] { warm up; measure D s } } }
 //!  then: 4096 LIs + 4096 VMIs applied for (a)'s node: time to programmed / Ready, agent RSS
 //! ```
 //!
-//! The agents of (a), (e) and (g) share one control plane and operator
+//! The agents of (a), (e), (g), (h), (j) and (k) share one control plane and operator
 //! ([`modes::cluster`]). [`run`] does all of it and returns the [`Report`];
 //! `scripts/bench.sh` (`make bench`) builds the release binaries and runs
 //! `trunkline-bench run`.
@@ -140,7 +145,7 @@ fn method(
 ) -> Vec<String> {
     let pinning = match (generator_core, dut_core) {
         (Some(g), Some(d)) => format!(
-            "generator thread pinned to core {g}; each device's process pinned to core {d} (both agents of (e) and (g)), and RPS on its port `in` (and on node B's fabric port across nodes) steers its receive processing (generic XDP, the AF_XDP copy, IP forwarding, VXLAN decapsulation) to core {d}: a device gets one core for everything; the sink's XDP runs where the device transmits"
+            "generator thread pinned to core {g}; each device's process pinned to core {d} (both agents of (e), (g), (j) and (k)), and RPS on its port `in` (and on node B's fabric port across nodes) steers its receive processing (generic XDP, the AF_XDP copy, IP forwarding, VXLAN decapsulation) to core {d}; the native-XDP modes ((h)-(k)) run in their ports' receive NAPI, made threaded with the thread pinned to core {d} at real-time priority (SCHED_FIFO 50, node B's fabric port 51 so that the upstream thread cannot starve it: a softirq also goes before any task): a device gets one core for everything; the sink's XDP runs where the device transmits"
         ),
         _ => "no pinning (fewer than 2 cores, or --no-pin)".to_owned(),
     };
@@ -159,7 +164,7 @@ fn method(
         ),
         "traffic: one UDP flow, 802.1Q VLAN 100, from VMI 1 (02:00:00:00:01:01, 192.168.1.10) to the gateway MAC 00:00:5e:00:01:00 and VMI 2's address 192.168.1.20, TTL 64; a frame's size counts Ethernet header, tag, IPv4, UDP and payload (no FCS on veth)".to_owned(),
         format!(
-            "across nodes ((e), (f), (g)): node A holds port `in`, node B port `out`, joined by a veth fabric link (node A {}, node B {}, /{}, MTU {}, a permanent neighbour entry on each side); the frame crosses it encapsulated, its IP packet behind 64 bytes with VXLAN (outer Ethernet, IPv4, UDP, VXLAN, inner Ethernet) or 46 with MPLSoUDP (outer Ethernet, IPv4, UDP, label): a 64-byte frame is 110 or 92 bytes on the fabric, a 512-byte one 558 or 540; the sink checks exactly what it checks for a single node: the two nodes together must deliver what one does",
+            "across nodes ((e), (f), (g), (j), (k)): node A holds port `in`, node B port `out`, joined by a veth fabric link (node A {}, node B {}, /{}, MTU {}, a permanent neighbour entry on each side); the frame crosses it encapsulated, its IP packet behind 64 bytes with VXLAN (outer Ethernet, IPv4, UDP, VXLAN, inner Ethernet) or 46 with MPLSoUDP (outer Ethernet, IPv4, UDP, label): a 64-byte frame is 110 or 92 bytes on the fabric, a 512-byte one 558 or 540; the sink checks exactly what it checks for a single node: the two nodes together must deliver what one does",
             netns::UNDERLAY_A,
             netns::UNDERLAY_B,
             netns::UNDERLAY_PREFIX_LEN,
@@ -169,7 +174,7 @@ fn method(
         "sink: native XDP on the far end of each device's `out` veth; counts only valid forwarded frames (VLAN 200, destination MAC VMI 2, source MAC the gateway's, IPv4 from 192.168.1.10 to 192.168.1.20 with a correct header checksum, the frame exactly as long as the IPv4 header says, UDP 1024 -> 9 with the generator's length, the first 16 payload bytes as generated), and separately those with TTL 63; Mpps = valid frames / measured seconds".to_owned(),
         pinning,
         "reading the CPU columns: under overload, an AF_XDP device's receive path (generic XDP, the copy into the UMEM, and dropping what a full ring cannot take) runs in softirq on the same core as its process and takes most of it, leaving the process the rest (receive livelock); the kernel's own forwarding has no such split. A rate-limited generator, or receive processing on another core, gives the AF_XDP modes more (the workplace notes measured 0.6-0.8 Mpps for a bare AF_XDP forwarder with receive processing on the generator's core)".to_owned(),
-        "CPU: 'DUT core busy' is user + system + irq + softirq of the device's core from /proc/stat (softirq in brackets; steal excluded), whoever used it: on this shared machine other processes may run there too; 'DUT process CPU' is utime + stime of the device's process from /proc/<pid>/stat (for (e) and (g) both agents together), in % of one core (the kernel's share done in softirq on behalf of the process is not in it)".to_owned(),
+        "CPU: 'DUT core busy' is user + system + irq + softirq of the device's core from /proc/stat (softirq in brackets; steal excluded), whoever used it: on this shared machine other processes may run there too; 'DUT process CPU' is utime + stime of the device's process from /proc/<pid>/stat (for (e), (g), (j) and (k) both agents together; for (h)-(k) the forwarding itself is in the kernel, in the NAPI threads, so it shows in 'DUT core busy', not here), in % of one core (the kernel's share done in softirq on behalf of the process is not in it)".to_owned(),
     ]
 }
 
@@ -215,16 +220,22 @@ async fn run_in(
         };
         eprintln!("[bench] starting {}", mode.label());
         let started = match mode {
-            Mode::Agent => match shared() {
-                Ok(c) => modes::agent::AgentDevice::start(&topology, c, dut_core)
+            Mode::Agent | Mode::AgentTier => match shared() {
+                Ok(c) => modes::agent::AgentDevice::start(mode, &topology, c, dut_core)
                     .await
                     .map(|d| Device::Agent(Box::new(d))),
                 Err(e) => Err(e),
             },
+            Mode::Redirect => {
+                modes::redirect::RedirectDevice::start(&topology).map(Device::Redirect)
+            }
             Mode::Bare => modes::bare::BareDevice::start(&topology, dut_core).map(Device::Bare),
             Mode::Linux => modes::linux::LinuxDevice::start(&topology, dir).map(Device::Linux),
             Mode::Ovs => modes::ovs::OvsDevice::start(&topology, dir, dut_core).map(Device::Ovs),
-            Mode::OverlayVxlan | Mode::OverlayMpls => match shared() {
+            Mode::OverlayVxlan
+            | Mode::OverlayMpls
+            | Mode::OverlayVxlanTier
+            | Mode::OverlayMplsTier => match shared() {
                 Ok(c) => modes::overlay::OverlayDevice::start(mode, &topology, c, dut_core)
                     .await
                     .map(|d| Device::Overlay(Box::new(d))),
@@ -289,7 +300,7 @@ async fn run_in(
     // overlay's agents stop first.
     devices.retain(|d| !matches!(d, Device::Overlay(_)));
     let agent = devices.iter().find_map(|d| match d {
-        Device::Agent(agent) => Some(agent),
+        Device::Agent(agent) if agent.mode() == Mode::Agent => Some(agent),
         _ => None,
     });
     if let Some(agent) = agent.filter(|_| options.scale > 0) {

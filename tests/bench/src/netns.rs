@@ -13,6 +13,13 @@
 //!                  node A       10.10.0.1/24   MTU 1600   10.10.0.2/24   node B
 //! ```
 //!
+//! The modes that forward in native XDP ((h)-(k)) run in the receive NAPI
+//! of their ports, which veth schedules on the sender's core (the
+//! generator's): those ports get a threaded NAPI whose thread is pinned to
+//! the device's core with real-time priority, so that they too get one
+//! core, the same one as everything else the device does, as ahead of
+//! other tasks as the other modes' softirqs are.
+//!
 //! Every device under test has its own namespace(s) and ports, so the modes
 //! never see each other's XDP programs or settings, and the generator and
 //! sink tell them apart by interface. Both trunk ports carry the gateway
@@ -69,6 +76,64 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, Error> {
             ),
         })
     }
+}
+
+/// The process ids of the kernel's NAPI threads (`napi/<dev>-<id>`).
+fn napi_threads() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            comm.starts_with("napi/").then_some(pid)
+        })
+        .collect()
+}
+
+/// Makes the receive NAPI of `link` (namespace `ns`) a thread of its own,
+/// pins that thread to `core` and gives it real-time `priority`
+/// (SCHED_FIFO): native XDP on the port then runs there, not on the core of
+/// whoever sent to it, and like a softirq, ahead of other tasks. The thread
+/// is the one that appears when the NAPI becomes threaded.
+fn threaded_napi(ns: &str, link: &str, core: usize, priority: u8) -> Result<(), Error> {
+    let before = napi_threads();
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns,
+            "sh",
+            "-c",
+            &format!("echo 1 > /sys/class/net/{link}/threaded"),
+        ],
+    )?;
+    let new: Vec<u32> = napi_threads()
+        .into_iter()
+        .filter(|pid| !before.contains(pid))
+        .collect();
+    if new.is_empty() {
+        return Err(Error::Command {
+            command: format!("echo 1 > /sys/class/net/{link}/threaded (in {ns})"),
+            message: "no NAPI thread appeared to pin".to_owned(),
+        });
+    }
+    for pid in new {
+        run(
+            "taskset",
+            &["-p", "-c", &core.to_string(), &pid.to_string()],
+        )?;
+        // A softirq (where the other modes' receive processing runs) goes
+        // before any task; a NAPI thread is a task: real-time priority puts
+        // it back ahead of whatever else shares the core.
+        run(
+            "chrt",
+            &["-f", "-p", &priority.to_string(), &pid.to_string()],
+        )?;
+    }
+    Ok(())
 }
 
 fn mac(bytes: [u8; 6]) -> String {
@@ -174,6 +239,23 @@ impl Topology {
             if mode.across_nodes() {
                 topology.fabric(&ingress, &egress)?;
                 receiving.push((egress.clone(), FABRIC_PORT));
+                if mode.native_xdp() {
+                    // Node B's fabric port receives node A's XDP redirects:
+                    // a NAPI from the start, so that it can be pinned now.
+                    run(
+                        "ip",
+                        &[
+                            "netns",
+                            "exec",
+                            &egress,
+                            "ethtool",
+                            "-K",
+                            FABRIC_PORT,
+                            "gro",
+                            "on",
+                        ],
+                    )?;
+                }
             }
             if let Some(core) = dut_core {
                 let mask = format!("{:x}", 1u64 << core);
@@ -189,6 +271,13 @@ impl Topology {
                             &format!("echo {mask} > /sys/class/net/{link}/queues/rx-0/rps_cpus"),
                         ],
                     )?;
+                    if mode.native_xdp() {
+                        // Node B's fabric port, downstream of `in`, above it:
+                        // at one priority, `in`'s thread (never short of
+                        // work under overload) would starve it.
+                        let priority = if *link == "in" { 50 } else { 51 };
+                        threaded_napi(ns, link, core, priority)?;
+                    }
                 }
             }
         }

@@ -38,6 +38,10 @@ fn color(mode: Mode) -> RGBColor {
         Mode::OverlayVxlan => RGBColor(148, 103, 189),
         Mode::LinuxVxlan => RGBColor(214, 39, 40),
         Mode::OverlayMpls => RGBColor(23, 190, 207),
+        Mode::AgentTier => RGBColor(0, 63, 92),
+        Mode::Redirect => RGBColor(188, 189, 34),
+        Mode::OverlayVxlanTier => RGBColor(227, 119, 194),
+        Mode::OverlayMplsTier => RGBColor(140, 86, 75),
     }
 }
 
@@ -59,7 +63,7 @@ pub fn forwarding(
     let (title, body) = root.split_vertically(60);
     title
         .draw(&Text::new(
-            "Forwarding rate, VLAN 100 -> VMI -> VRF -> VLAN 200; (e)-(g) across two nodes (bar: median, whisker: min-max)",
+            "Forwarding rate, VLAN 100 -> VMI -> VRF -> VLAN 200; (e)-(g), (j), (k) across two nodes (bar: median, whisker: min-max)",
             (20, 10),
             ("sans-serif", 22).into_font(),
         ))

@@ -343,6 +343,31 @@ impl Report {
                 cell(size, Mode::Agent, Mode::Ovs)
             );
         }
+        if self.modes.contains(&Mode::AgentTier) {
+            let _ = writeln!(
+                md,
+                "\n### The XDP tier against Linux and the kernel's ceiling, same run\n"
+            );
+            let _ = writeln!(
+                md,
+                "h / c and h / i are issue 15's goals on one core (at least 2 and at least 0.6); h / a is what the tier gains over AF_XDP alone; i / c is the kernel's own ceiling against its own forwarding. Same form as above.\n"
+            );
+            let _ = writeln!(
+                md,
+                "| frame | h / c (tier / Linux) | h / i (tier / bare XDP_REDIRECT) | h / a (tier / AF_XDP only) | i / c (XDP_REDIRECT / Linux) |"
+            );
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+            for &size in &self.sizes {
+                let _ = writeln!(
+                    md,
+                    "| {size} B | {} | {} | {} | {} |",
+                    cell(size, Mode::AgentTier, Mode::Linux),
+                    cell(size, Mode::AgentTier, Mode::Redirect),
+                    cell(size, Mode::AgentTier, Mode::Agent),
+                    cell(size, Mode::Redirect, Mode::Linux)
+                );
+            }
+        }
         if self.modes.iter().any(|m| m.across_nodes()) {
             let _ = writeln!(
                 md,
@@ -350,19 +375,21 @@ impl Report {
             );
             let _ = writeln!(
                 md,
-                "e / f is the overlay's goal (issue 15: at least 1); e / a and f / c are what crossing a second node over a tunnel costs each, against its own single-node path. Same form as above.\n"
+                "e / f, and with the XDP tier j / f, is the overlay's goal (issue 15: at least 1); e / a and f / c are what crossing a second node over a tunnel costs each, against its own single-node path. Same form as above.\n"
             );
             let _ = writeln!(
                 md,
-                "| frame | e / f (VXLAN, ours / Linux) | g / f (our MPLSoUDP / Linux VXLAN) | e / a (ours, two nodes / one) | f / c (Linux, two nodes / one) |"
+                "| frame | e / f (VXLAN, ours / Linux) | g / f (our MPLSoUDP / Linux VXLAN) | j / f (VXLAN, XDP tier / Linux) | k / f (MPLSoUDP, XDP tier / Linux VXLAN) | e / a (ours, two nodes / one) | f / c (Linux, two nodes / one) |"
             );
-            let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
             for &size in &self.sizes {
                 let _ = writeln!(
                     md,
-                    "| {size} B | {} | {} | {} | {} |",
+                    "| {size} B | {} | {} | {} | {} | {} | {} |",
                     cell(size, Mode::OverlayVxlan, Mode::LinuxVxlan),
                     cell(size, Mode::OverlayMpls, Mode::LinuxVxlan),
+                    cell(size, Mode::OverlayVxlanTier, Mode::LinuxVxlan),
+                    cell(size, Mode::OverlayMplsTier, Mode::LinuxVxlan),
                     cell(size, Mode::OverlayVxlan, Mode::Agent),
                     cell(size, Mode::LinuxVxlan, Mode::Linux)
                 );
@@ -581,6 +608,31 @@ mod tests {
         );
         assert!(md.contains("| 64 B | 0.86 [0.50–1.00] | – | – |"), "{md}");
         assert!(!md.contains("Across nodes"), "no overlay mode ran:\n{md}");
+        assert!(!md.contains("The XDP tier"), "no tier mode ran:\n{md}");
+    }
+
+    #[test]
+    fn the_tier_is_compared_with_linux_its_ceiling_and_af_xdp() {
+        let samples = vec![
+            sample(1, Mode::Agent, 100_000),
+            sample(1, Mode::Linux, 500_000),
+            sample(1, Mode::AgentTier, 1_000_000),
+            sample(1, Mode::Redirect, 2_000_000),
+        ];
+        let report = Report {
+            modes: vec![Mode::Agent, Mode::Linux, Mode::AgentTier, Mode::Redirect],
+            sizes: vec![64],
+            samples,
+            ..Report::default()
+        };
+        let md = report.markdown();
+        // h / c, h / i, h / a, i / c.
+        assert!(
+            md.contains(
+                "| 64 B | 2.00 [2.00–2.00] | 0.50 [0.50–0.50] | 10.00 [10.00–10.00] | 4.00 [4.00–4.00] |"
+            ),
+            "{md}"
+        );
     }
 
     #[test]
@@ -602,7 +654,7 @@ mod tests {
         let md = report.markdown();
         // e / f: medians 0.2 / 0.35; per round 0.25 and 1.0. e / a: 0.2 / 0.4.
         assert!(
-            md.contains("| 64 B | 0.57 [0.25–1.00] | – | 0.50 [0.25–0.75] | – |"),
+            md.contains("| 64 B | 0.57 [0.25–1.00] | – | – | – | 0.50 [0.25–0.75] | – |"),
             "{md}"
         );
         assert!(

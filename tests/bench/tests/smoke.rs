@@ -1,6 +1,6 @@
 //! A short run of the benchmark, so that it cannot rot: every mode (the
-//! overlay's across two nodes too), both frame sizes, one round of 1 s, 64
-//! control-plane objects. It checks that the report and the plot are
+//! overlay's across two nodes, and the XDP tier's, too), both frame sizes,
+//! one round of 1 s, 64 control-plane objects. It checks that the report and the plot are
 //! written and that every mode forwarded something and the control plane
 //! reached Ready; it does not judge rates.
 //! Needs root (namespaces, XDP), clang, and Open vSwitch
@@ -58,6 +58,10 @@ fn a_smoke_run_measures_every_mode_and_the_control_plane() {
             "(e) trunkline overlay, VXLAN",
             "(f) Linux VXLAN",
             "(g) trunkline overlay, MPLSoUDP",
+            "(h) trunkline XDP tier",
+            "(i) bare XDP_REDIRECT forwarder",
+            "(j) trunkline overlay, VXLAN, XDP tier",
+            "(k) trunkline overlay, MPLSoUDP, XDP tier",
         ] {
             let rate = median(&report, size, label)
                 .unwrap_or_else(|| panic!("no {size} B row for {label} in:\n{report}"));
@@ -69,6 +73,10 @@ fn a_smoke_run_measures_every_mode_and_the_control_plane() {
     }
     assert!(
         report.contains("| a / b (I/O ceiling) | a / c (Linux) | a / d (OVS) |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| h / c (tier / Linux) | h / i (tier / bare XDP_REDIRECT) |"),
         "{report}"
     );
     assert!(

@@ -31,7 +31,7 @@ const BACK_WITHIN: Duration = Duration::from_secs(45);
 
 #[tokio::test]
 async fn stopping_the_api_server_does_not_stop_forwarding() {
-    let gw = Gateway::start(&[BMS1, BMS2, OTHER, LATE], "af-xdp").await;
+    let gw = Gateway::start(&[BMS1, BMS2, OTHER, LATE], "auto").await;
     gw.apply_objects(&[BMS1, BMS2, OTHER]).await;
     for vlan in [100, 200, 300] {
         gw.wait_li(&gw.li_name(vlan), "True").await;

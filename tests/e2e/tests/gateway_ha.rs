@@ -207,8 +207,10 @@ impl Rig {
                 addr.to_string(),
                 "--port-netns".into(),
                 self.lab.netns_path(node).display().to_string(),
+                // The XDP tier, without fallback: it must hand the group's
+                // frames (member ports, multi-homed VMIs) to the pipeline.
                 "--backend".into(),
-                "af-xdp".into(),
+                "xdp".into(),
             ],
             &[("RUST_LOG", "info,trunkline_dataplane=debug")],
             addr,

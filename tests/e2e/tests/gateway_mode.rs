@@ -1,7 +1,8 @@
 //! Gateway mode end to end: objects applied to a real API server, the
 //! operator and the node dataplane running as processes with their own
 //! ServiceAccounts (roles from `deploy/rbac/`), and real traffic between
-//! remote instances in network namespaces, through the AF_XDP fast path.
+//! remote instances in network namespaces, through the fast path in its
+//! default backend (the XDP tier with AF_XDP), AF_XDP alone and AF_PACKET.
 //!
 //! ```text
 //!  bms1 (VLAN 100) --\                         /-- operator (SA trunkline-operator)
@@ -47,11 +48,21 @@ async fn instances_talk(backend: &'static str) {
     );
     // The node reports asynchronously (its first report may precede the
     // ports' opening): wait for the report that describes what forwards.
-    let backend_name = if backend == "af-xdp" {
-        "AF_XDP"
-    } else {
-        "AF_PACKET"
+    let backend_name = match backend {
+        "af-xdp" => "AF_XDP",
+        "af-packet" => "AF_PACKET",
+        _ => "XDP",
     };
+    // The XDP tier decided frames in the kernel, and only with it.
+    let in_kernel = gw
+        .agent()
+        .metric("trunkline_dataplane_xdp_tier_frames_total{decision=\"kernel\"}")
+        .unwrap_or(0.0);
+    if backend_name == "XDP" {
+        assert!(in_kernel > 0.0, "the XDP tier decided no frame:\n{metrics}");
+    } else {
+        assert_eq!(in_kernel, 0.0, "an XDP tier with --backend {backend}");
+    }
     eventually(
         "the node reports its backend, Ready and its tables",
         Duration::from_secs(30),
@@ -77,7 +88,13 @@ async fn instances_talk(backend: &'static str) {
 }
 
 #[tokio::test]
-async fn remote_instances_on_two_vlans_ping_and_talk_tcp_through_af_xdp() {
+async fn remote_instances_on_two_vlans_ping_and_talk_tcp_through_the_xdp_tier() {
+    instances_talk("auto").await;
+}
+
+/// Every frame through userspace: the AF_XDP-only mode keeps its run.
+#[tokio::test]
+async fn the_af_xdp_only_backend_forwards_the_same_traffic() {
     instances_talk("af-xdp").await;
 }
 
@@ -88,7 +105,7 @@ async fn the_af_packet_backend_forwards_the_same_traffic() {
 
 #[tokio::test]
 async fn an_instance_of_another_network_cannot_reach_them() {
-    let gw = ready_gateway("af-xdp").await;
+    let gw = ready_gateway("auto").await;
     gw.ping_eventually("bms1", "192.168.1.20").await;
     let to_bms1 = format!(
         "trunkline_dataplane_vmi_packets_total{{vmi=\"{}/bms1\",direction=\"tx\"}}",
@@ -123,7 +140,7 @@ async fn an_instance_of_another_network_cannot_reach_them() {
 
 #[tokio::test]
 async fn spoofed_source_mac_or_ip_is_dropped_and_counted() {
-    let gw = ready_gateway("af-xdp").await;
+    let gw = ready_gateway("auto").await;
     gw.ping_eventually("bms1", "192.168.1.20").await;
     // bms1 claims an address that is not its own.
     let out = gw.lab.sh("bms1", "ip addr flush dev eth0 && ip addr add 192.168.1.99/24 dev eth0 && ip route add default via 192.168.1.1");
@@ -158,7 +175,7 @@ async fn spoofed_source_mac_or_ip_is_dropped_and_counted() {
 
 #[tokio::test]
 async fn deleting_the_logical_interface_stops_traffic_and_recreating_it_restores_it() {
-    let gw = ready_gateway("af-xdp").await;
+    let gw = ready_gateway("auto").await;
     gw.ping_eventually("bms1", "192.168.1.20").await;
     let lis: Api<LogicalInterface> = Api::all(gw.client.clone());
     lis.delete(&gw.li_name(200), &DeleteParams::default())
@@ -183,7 +200,7 @@ async fn deleting_the_logical_interface_stops_traffic_and_recreating_it_restores
 /// that includes the loser.
 #[tokio::test]
 async fn a_conflicting_logical_interface_never_steals_traffic() {
-    let gw = ready_gateway("af-xdp").await;
+    let gw = ready_gateway("auto").await;
     gw.ping_eventually("bms1", "192.168.1.20").await;
     let before = gw.router_status().await.programmed_generation.unwrap_or(0);
     // A newer logical interface on bms2's VLAN, bound to an impostor VMI.
@@ -239,7 +256,7 @@ async fn a_conflicting_logical_interface_never_steals_traffic() {
 
 #[tokio::test]
 async fn restarting_the_agent_restores_forwarding_and_leaves_nothing_stale() {
-    let mut gw = ready_gateway("af-xdp").await;
+    let mut gw = ready_gateway("auto").await;
     gw.ping_eventually("bms1", "192.168.1.20").await;
     assert_eq!(gw.xdp_attachments(), 1, "one XDP program on the trunk port");
     // A crash: SIGKILL. The program goes with the process (a BPF link).
@@ -290,7 +307,7 @@ async fn restarting_the_agent_restores_forwarding_and_leaves_nothing_stale() {
 /// `Down`, node not Ready, with the reason) and recovers by itself.
 #[tokio::test]
 async fn a_trunk_link_going_down_is_reported_and_recovers() {
-    let gw = ready_gateway("af-xdp").await;
+    let gw = ready_gateway("auto").await;
     gw.ping_eventually("bms1", "192.168.1.20").await;
     let routers: Api<PhysicalRouter> = Api::all(gw.client.clone());
     let router_state = |want_ready: &'static str, want_port: &'static str| {
@@ -357,7 +374,7 @@ async fn a_trunk_link_going_down_is_reported_and_recovers() {
 /// declaring one it carries makes the node Ready again.
 #[tokio::test]
 async fn a_jumbo_mtu_the_fast_path_cannot_carry_is_refused_in_status() {
-    let gw = ready_gateway("af-xdp").await;
+    let gw = ready_gateway("auto").await;
     let routers: Api<PhysicalRouter> = Api::all(gw.client.clone());
     let set_mtu = |mtu: u32| {
         let router = serde_json::json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",

@@ -230,8 +230,10 @@ impl Rig {
                 addr.to_string(),
                 "--port-netns".into(),
                 rig.lab.netns_path(node).display().to_string(),
+                // The XDP tier, without fallback: it must hand every
+                // north-south frame to the pipeline.
                 "--backend".into(),
-                "af-xdp".into(),
+                "xdp".into(),
             ];
             args.extend(agent_flags.iter().map(|f| (*f).to_owned()));
             let agent = ManagedProcess::start(

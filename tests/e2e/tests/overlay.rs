@@ -102,6 +102,8 @@ struct Rig {
     /// Lab node -> its agent (None while stopped).
     agents: BTreeMap<&'static str, Option<ManagedProcess>>,
     kubeconfigs: BTreeMap<&'static str, std::path::PathBuf>,
+    /// The agents' `--backend`.
+    backend: &'static str,
 }
 
 fn apply_params() -> PatchParams {
@@ -111,7 +113,17 @@ fn apply_params() -> PatchParams {
 impl Rig {
     /// The three nodes on a fabric of `fabric_mtu`, these instances, and
     /// `extra` parts of the lab; the operator and one agent per node.
+    /// The rig with the agents in the default backend (the XDP tier).
     async fn start(instances: &[Instance], fabric_mtu: u32, extra: fn(LabSpec) -> LabSpec) -> Rig {
+        Self::start_on("auto", instances, fabric_mtu, extra).await
+    }
+
+    async fn start_on(
+        backend: &'static str,
+        instances: &[Instance],
+        fabric_mtu: u32,
+        extra: fn(LabSpec) -> LabSpec,
+    ) -> Rig {
         let plane = ControlPlane::shared();
         let ns = plane.namespace("ovl").await.expect("namespace");
         let client = plane.client().await.expect("client");
@@ -160,6 +172,7 @@ impl Rig {
             routers: BTreeMap::new(),
             agents: BTreeMap::new(),
             kubeconfigs: BTreeMap::new(),
+            backend,
         };
         for node in NODES {
             // Each node's dataplane has an identity of its own.
@@ -190,7 +203,7 @@ impl Rig {
                 "--port-netns".into(),
                 self.lab.netns_path(node).display().to_string(),
                 "--backend".into(),
-                "af-xdp".into(),
+                self.backend.into(),
             ],
             &[("RUST_LOG", "info,trunkline_dataplane=debug")],
             addr,
@@ -385,9 +398,9 @@ fn tcp_ok(rig: &Rig, from: &str, server: &str, to: &str, port: u16) {
 /// other; a second network with the same addresses stays apart; the
 /// nodes' own traffic on the fabric keeps working; the bytes on the fabric
 /// are what the encapsulation promises, as tshark decodes them.
-async fn three_nodes(encapsulation: &str) {
+async fn three_nodes(encapsulation: &str, backend: &'static str) {
     let instances = [A1, A2, A3, B1, B2];
-    let rig = Rig::start(&instances, 1500, |s| s).await;
+    let rig = Rig::start_on(backend, &instances, 1500, |s| s).await;
     let extra = match encapsulation {
         "VXLAN" => json!({"encapsulation": ["VXLAN"]}),
         _ => json!({}),
@@ -537,16 +550,35 @@ async fn three_nodes(encapsulation: &str) {
             );
         }
     }
+
+    // With the XDP tier, the kernel carried the traffic: it encapsulated on
+    // one node and decapsulated on the other.
+    let in_kernel = "trunkline_dataplane_xdp_tier_frames_total{decision=\"kernel\"}";
+    for node in NODES {
+        let decided = rig.metric(node, in_kernel);
+        if backend == "af-xdp" {
+            assert_eq!(decided, 0.0, "{node}: no XDP tier with --backend af-xdp");
+        } else {
+            assert!(decided > 0.0, "{node}: the XDP tier decided no frame");
+        }
+    }
 }
 
 #[tokio::test]
 async fn instances_on_three_nodes_talk_over_mpls_over_udp() {
-    three_nodes("MPLSoUDP").await;
+    three_nodes("MPLSoUDP", "auto").await;
 }
 
 #[tokio::test]
 async fn instances_on_three_nodes_talk_over_vxlan() {
-    three_nodes("VXLAN").await;
+    three_nodes("VXLAN", "auto").await;
+}
+
+/// The same traffic with every frame decided in userspace (no XDP tier):
+/// the AF_XDP-only mode keeps its run.
+#[tokio::test]
+async fn instances_on_three_nodes_talk_over_mpls_over_udp_through_af_xdp_only() {
+    three_nodes("MPLSoUDP", "af-xdp").await;
 }
 
 /// In a network that only bridges, a broadcast from an instance on gw1

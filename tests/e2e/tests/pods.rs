@@ -693,9 +693,11 @@ async fn the_chart_runs_on_a_node_forwards_traffic_upgrades_and_uninstalls_clean
     let status = gw.router_status().await;
     assert_eq!(
         status.backend.as_deref(),
-        Some("AF_XDP"),
-        "the fast path works with the chart's capabilities and seccomp profile"
+        Some("XDP"),
+        "the chart's default backend, the XDP tier with AF_XDP, works with the chart's capabilities and seccomp profile"
     );
+    let in_kernel = metric("trunkline_dataplane_xdp_tier_frames_total{decision=\"kernel\"}");
+    assert!(in_kernel > 0.0, "the XDP tier in the pod decided no frame");
     assert_eq!(host_state(&gw.lab).2, 1, "one XDP program on the trunk");
     phase("gateway-mode traffic through the pod", &mut t);
 

@@ -32,7 +32,7 @@ fn public_host() -> FabricHostSpec {
 async fn gateway_with_public() -> Gateway<'static> {
     let instances = [BMS1, BMS2, OTHER];
     let gw =
-        Gateway::start_with_lab(single_node_lab(&instances, Some(public_host())), "af-xdp").await;
+        Gateway::start_with_lab(single_node_lab(&instances, Some(public_host())), "auto").await;
     gw.apply_objects(&instances).await;
     for vlan in [100, 200] {
         gw.wait_li(&gw.li_name(vlan), "True").await;

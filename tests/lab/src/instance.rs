@@ -113,13 +113,33 @@ pub(crate) fn access_port(instance: &str) -> String {
 }
 
 /// The tagger object for `vlan`, compiled once per source and VLAN into
-/// `<state root>/taggers/<source hash>/vid-<vlan>.o` (written to a temporary
-/// name and renamed, so concurrent labs never read half a file).
+/// `<state root>/taggers/<source hash>/vid-<vlan>.o`.
 fn tagger_object(state_root: &Path, vlan: u16) -> Result<PathBuf, LabError> {
+    bpf_object(
+        state_root,
+        "taggers",
+        "tagger.bpf.c",
+        TAGGER_SOURCE,
+        &format!("vid-{vlan}"),
+        &[&format!("-DVID={vlan}")],
+    )
+}
+
+/// A BPF object compiled once per source and `stem` into
+/// `<state root>/<dir>/<source hash>/<stem>.o` (written to a temporary
+/// name and renamed, so concurrent labs never read half a file).
+pub(crate) fn bpf_object(
+    state_root: &Path,
+    dir: &str,
+    name: &str,
+    text: &str,
+    stem: &str,
+    defines: &[&str],
+) -> Result<PathBuf, LabError> {
     let dir = state_root
-        .join("taggers")
-        .join(format!("{:016x}", fnv1a64(TAGGER_SOURCE.as_bytes())));
-    let object = dir.join(format!("vid-{vlan}.o"));
+        .join(dir)
+        .join(format!("{:016x}", fnv1a64(text.as_bytes())));
+    let object = dir.join(format!("{stem}.o"));
     if object.exists() {
         return Ok(object);
     }
@@ -127,10 +147,10 @@ fn tagger_object(state_root: &Path, vlan: u16) -> Result<PathBuf, LabError> {
         path: dir.clone(),
         source,
     })?;
-    let source = dir.join("tagger.bpf.c");
-    let unique = format!("{}-{vlan}", std::process::id());
-    let source_tmp = dir.join(format!("tagger.bpf.c.{unique}"));
-    std::fs::write(&source_tmp, TAGGER_SOURCE).map_err(|source| LabError::Io {
+    let source = dir.join(name);
+    let unique = format!("{}-{stem}", std::process::id());
+    let source_tmp = dir.join(format!("{name}.{unique}"));
+    std::fs::write(&source_tmp, text).map_err(|source| LabError::Io {
         path: source_tmp.clone(),
         source,
     })?;
@@ -138,23 +158,14 @@ fn tagger_object(state_root: &Path, vlan: u16) -> Result<PathBuf, LabError> {
         path: source.clone(),
         source: e,
     })?;
-    let tmp = dir.join(format!("vid-{vlan}.o.{unique}"));
+    let tmp = dir.join(format!("{stem}.o.{unique}"));
     let include = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
-    run(
-        "clang",
-        &[
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            &format!("-DVID={vlan}"),
-            &include,
-            "-c",
-            &source.display().to_string(),
-            "-o",
-            &tmp.display().to_string(),
-        ],
-    )?;
+    let source_arg = source.display().to_string();
+    let tmp_arg = tmp.display().to_string();
+    let mut args = vec!["-O2", "-g", "-target", "bpf"];
+    args.extend_from_slice(defines);
+    args.extend_from_slice(&[&include, "-c", &source_arg, "-o", &tmp_arg]);
+    run("clang", &args)?;
     std::fs::rename(&tmp, &object).map_err(|source| LabError::Io {
         path: object.clone(),
         source,

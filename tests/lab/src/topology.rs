@@ -145,6 +145,39 @@ pub(crate) fn add_route(ns: &str, to: &str, via: IpAddr) -> Result<(), LabError>
     ip(&["-n", ns, family, "route", "add", to, "via", &via]).map(drop)
 }
 
+/// The source of the program [`receives_xdp`] attaches.
+const XDP_PASS_SOURCE: &str = include_str!("../xdp_pass.bpf.c");
+
+/// The far end `dev` of a node's veth receives what the node's XDP program
+/// sends in native mode (XDP_TX, devmap redirects): a veth takes such
+/// frames only when it runs an XDP program itself, so it gets one that
+/// passes everything (as a real switch port simply receives them).
+pub(crate) fn receives_xdp(ns: &str, dev: &str) -> Result<(), LabError> {
+    let object = crate::instance::bpf_object(
+        &crate::lab::state_root(),
+        "xdp-pass",
+        "xdp_pass.bpf.c",
+        XDP_PASS_SOURCE,
+        "xdp_pass",
+        &[],
+    )?;
+    let object = object.display().to_string();
+    ip(&[
+        "-n",
+        ns,
+        "link",
+        "set",
+        "dev",
+        dev,
+        "xdpdrv",
+        "obj",
+        &object,
+        "sec",
+        "xdp.frags",
+    ])
+    .map(drop)
+}
+
 /// The host end of a link: MAC, complete checksums, addresses, up.
 ///
 /// Checksum offload is off because a wire carries complete checksums:
@@ -178,6 +211,7 @@ pub(crate) fn attach_to_fabric(
     let fab = netns(prefix, FABRIC);
     let port = format!("f-{name}");
     veth(&ns, "eth0", &fab, &port, fabric.mtu)?;
+    receives_xdp(&fab, &port)?;
     bridge_port(&fab, &port)?;
     host_port(&ns, "eth0", mac, addresses)
 }
@@ -233,6 +267,7 @@ pub(crate) fn build_trunk(prefix: &str, node: &str, trunk: &TrunkSpec) -> Result
         trunk.mtu.unwrap_or(DEFAULT_MTU),
     )?;
     in_netns(&sw, "ethtool", &["-K", &port, "txvlan", "off"])?;
+    receives_xdp(&sw, &port)?;
     bridge_port(&sw, &port)?;
     run(
         "bridge",

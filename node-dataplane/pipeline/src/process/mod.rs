@@ -685,12 +685,12 @@ impl<'a, O: Observer> Pipeline<'a, O> {
 #[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]
-mod tests_first_minute;
+pub(crate) mod tests_first_minute;
 #[cfg(test)]
-mod tests_ha;
+pub(crate) mod tests_ha;
 #[cfg(test)]
-mod tests_north_south;
+pub(crate) mod tests_north_south;
 #[cfg(test)]
-mod tests_overlay;
+pub(crate) mod tests_overlay;
 #[cfg(test)]
 mod tests_trace;

@@ -15,6 +15,8 @@ use crate::config::*;
 use crate::tables::Tables;
 use trunkline_wire::EthernetAddress;
 
+pub(crate) mod differential;
+
 pub(crate) const GW: MacAddress = DEFAULT_GATEWAY_MAC;
 pub(crate) const MAC_A: MacAddress = [2, 0, 0, 0, 0, 0x0a];
 pub(crate) const MAC_B: MacAddress = [2, 0, 0, 0, 0, 0x0b];
@@ -286,16 +288,24 @@ impl Rig {
         headroom: usize,
         tailroom: usize,
     ) -> (Verdict, Vec<u8>) {
+        self.run_at(0, port, frame, headroom, tailroom)
+    }
+
+    /// [`Rig::run_with`] at time `now_ms` of the budgets' clock.
+    pub(crate) fn run_at(
+        &self,
+        now_ms: u64,
+        port: PortId,
+        frame: &[u8],
+        headroom: usize,
+        tailroom: usize,
+    ) -> (Verdict, Vec<u8>) {
         let mut buf = vec![0xee; headroom + frame.len() + tailroom];
         buf[headroom..headroom + frame.len()].copy_from_slice(frame);
-        let verdict = process(
-            &self.tables,
-            port,
-            &mut buf,
-            headroom,
-            frame.len(),
-            &self.counters,
-        );
+        let cells = self.cells();
+        let verdict = Pipeline::new(&self.tables, &self.counters)
+            .at(now_ms)
+            .process(port, &mut buf, headroom, frame.len());
         let out = match verdict {
             Verdict::Transmit {
                 offset, len, vmi, ..
@@ -306,7 +316,31 @@ impl Rig {
             }
             _ => Vec::new(),
         };
+        let moved_a_cell = self.cells() != cells;
+        crate::kernel::differential::record(
+            &self.tables,
+            port,
+            frame,
+            headroom,
+            verdict,
+            &out,
+            moved_a_cell,
+        );
         (verdict, out)
+    }
+
+    /// The runtime cells the pipeline writes from traffic: the holder of
+    /// every allowed address pair's address, and the `seen` mark of every
+    /// multi-homed VMI (gateway HA).
+    fn cells(&self) -> (Vec<u32>, Vec<bool>) {
+        use core::sync::atomic::Ordering::Relaxed;
+        let holders = self.tables.pairs.iter().map(|p| p.holder.load(Relaxed));
+        let seen = self
+            .tables
+            .vmis
+            .iter()
+            .filter_map(|v| v.path.as_deref().map(|p| p.seen.load(Relaxed)));
+        (holders.collect(), seen.collect())
     }
 
     pub(crate) fn dropped(&self, port: PortId, frame: &[u8]) -> DropReason {
@@ -608,12 +642,10 @@ fn a_vmi_flooding_questions_is_limited_and_the_others_are_not() {
     let answered = |frame: &[u8]| matches!(rig.run(P1, frame).0, Verdict::Transmit { .. });
     // At one instant, vmi-a gets its burst answered, then nothing.
     let pipeline_at = |ms| {
-        let p = Pipeline::new(&rig.tables, &rig.counters).at(ms);
+        let rig = &rig;
         move |frame: &[u8]| {
-            let mut buf = vec![0; HEADROOM + frame.len() + 64];
-            buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
             matches!(
-                p.process(P1, &mut buf, HEADROOM, frame.len()),
+                rig.run_at(ms, P1, frame, HEADROOM, 64).0,
                 Verdict::Transmit { .. }
             )
         }

@@ -18,6 +18,8 @@ use crate::tables::{HaRole, Tables};
 use crate::verdict::DropReason;
 use trunkline_wire::EthernetAddress;
 
+pub(crate) mod differential;
+
 /// The member port of group `g`.
 const P4: PortId = PortId(4);
 const NODE_C: [u8; 4] = [192, 168, 100, 3];

@@ -19,6 +19,8 @@ use crate::flow::{FlowConfig, FlowTable, Timeouts};
 use crate::tables::Tables;
 use trunkline_wire::EthernetAddress;
 
+pub(crate) mod differential;
+
 const SEC: u64 = 1_000_000_000;
 const REMOTE: [u8; 4] = [203, 0, 113, 7];
 /// The fabric's router (the default route's next hop) and its MAC.
@@ -121,13 +123,37 @@ impl Ns {
     fn run(&self, port: PortId, frame: &[u8], now: u64) -> (Verdict, Vec<u8>) {
         let mut buf = vec![0xee; HEADROOM + frame.len() + 64];
         buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+        let before = self.flow_state();
         let pipeline = Pipeline::new(&self.tables, &self.counters).with_flows(&self.flows, now);
         let verdict = pipeline.process(port, &mut buf, HEADROOM, frame.len());
         let out = match verdict {
             Verdict::Transmit { offset, len, .. } => buf[offset..offset + len].to_vec(),
             _ => Vec::new(),
         };
+        // The flow table is a runtime cell the XDP tier's image does not
+        // carry (yet): a frame that touched it must be handed off.
+        let moved_a_cell = self.flow_state() != before;
+        crate::kernel::differential::record(
+            &self.tables,
+            port,
+            frame,
+            HEADROOM,
+            verdict,
+            &out,
+            moved_a_cell,
+        );
         (verdict, out)
+    }
+
+    /// The flow table's entries and counts, to see whether a frame touched
+    /// it.
+    fn flow_state(&self) -> String {
+        let flows = self.flows.borrow();
+        format!(
+            "{:?} {:?}",
+            flows.flows().map(|(_, k, v)| (k, v)).collect::<Vec<_>>(),
+            flows.stats().snapshot()
+        )
     }
 
     fn out_of(&self, port: PortId, frame: &[u8], now: u64, egress: PortId) -> Vec<u8> {

@@ -15,6 +15,8 @@ use crate::config::*;
 use crate::verdict::DropReason;
 use trunkline_wire::EthernetAddress;
 
+pub(crate) mod differential;
+
 /// A tunnel packet from `peer` to this node: outer Ethernet, IPv4, UDP to
 /// `port`, then `payload` (an MPLS entry or a VXLAN header and what follows).
 pub(super) fn from_peer(peer: [u8; 4], port: u16, payload: &[u8]) -> Vec<u8> {

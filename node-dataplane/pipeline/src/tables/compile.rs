@@ -192,6 +192,7 @@ impl<'c> Compiler<'c> {
             vrf_ids,
             labels: self.labels,
             vnis: self.vnis,
+            cells_version: AtomicU64::new(0),
             remote_keys: self.remote_keys,
             ha_groups: self.ha_groups,
             ha_group_keys: self.ha_group_keys,

@@ -27,7 +27,7 @@ use trunkline_wire::ethernet::{self, EtherType};
 use trunkline_wire::icmpv6::{self, NeighborFlags};
 use trunkline_wire::{EthernetAddress, IpProtocol, arp, ipv6, vlan};
 
-use super::{NO_VMI, Path, PortRole, Tables, VmiId};
+use super::{NO_VMI, Path, PortRole, Tables, Vmi, VmiId};
 use crate::config::{HaMode, PortId};
 
 /// A member's role in an HA group, as the fast path applies it.
@@ -109,6 +109,18 @@ impl Tables {
     /// The HA groups this node is a member of, by key.
     pub fn ha_groups(&self) -> impl Iterator<Item = &str> {
         self.ha_groups.iter().map(|g| g.key.as_str())
+    }
+
+    /// Whether what happens to frames from or to `vmi` depends on a gateway
+    /// HA cell: it is multi-homed (its path cell), or its logical interface
+    /// is on a member port (the group's role cell). The XDP tier hands such
+    /// frames off.
+    pub(crate) fn ha_governs_vmi(&self, vmi: &Vmi) -> bool {
+        vmi.path.is_some()
+            || vmi
+                .egress
+                .and_then(|e| self.port(e.port))
+                .is_some_and(|p| p.ha_group != super::NO_GROUP)
     }
 
     /// Whether frames of gateway port `port` are blocked by a standby role.

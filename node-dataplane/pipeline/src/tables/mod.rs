@@ -855,6 +855,9 @@ pub struct Tables {
     pub(crate) remotes: Vec<Remote>,
     pub(crate) labels: FxHashMap<u32, LabelTarget>,
     pub(crate) vnis: FxHashMap<u32, usize>,
+    /// Bumped by every write of a runtime cell: the XDP tier's mirror
+    /// rebuilds its image when it changes.
+    pub(crate) cells_version: AtomicU64,
     pub(crate) remote_keys: FxHashMap<String, RemoteId>,
     pub(crate) ha_groups: Vec<HaGroup>,
     pub(crate) ha_group_keys: FxHashMap<String, usize>,
@@ -1024,10 +1027,18 @@ impl Tables {
             return false;
         };
         let value = mac.map_or(0, |m| (1u64 << 48) | mac_key(m));
-        self.peers[peer.0 as usize]
-            .next_hop
-            .store(value, Ordering::Relaxed);
+        let cell = &self.peers[peer.0 as usize].next_hop;
+        if cell.swap(value, Ordering::Relaxed) != value {
+            self.cells_version.fetch_add(1, Ordering::Release);
+        }
         true
+    }
+
+    /// A count of the changes to the tables' runtime cells (next hops, ...):
+    /// whoever mirrors the tables elsewhere (the XDP tier) looks again when
+    /// it moves.
+    pub fn cells_version(&self) -> u64 {
+        self.cells_version.load(Ordering::Acquire)
     }
 
     /// The fabric's next hops (for the host thread, which resolves them).

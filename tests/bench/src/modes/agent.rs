@@ -1,4 +1,4 @@
-//! (a) The node dataplane as deployed: `trunkline-dataplane` and
+//! (a) and (h) The node dataplane as deployed: `trunkline-dataplane` and
 //! `trunkline-operator` as processes with their own ServiceAccounts and the
 //! chart's roles (`deploy/rbac/`), against a real control plane (the
 //! run's [`Cluster`]), and the benchmark's objects applied through the API:
@@ -10,8 +10,12 @@
 //!  VMI bench/vmi2 02:00:00:00:02:01 192.168.1.20   LI <node>-out-200 (out, VLAN 200)
 //! ```
 //!
-//! The agent opens its ports in mode (a)'s namespace (`--port-netns`) and is
-//! pinned to the device's core.
+//! The agent opens its ports in its mode's namespace (`--port-netns`) and
+//! is pinned to the device's core. (a) runs it with `--backend af-xdp`
+//! (every frame through AF_XDP and the pipeline in userspace), (h) with
+//! `--backend xdp` (the XDP tier decides the flow in the kernel); (h)'s
+//! objects carry the suffix `-h` (node, network, VMIs), so both can run in
+//! one control plane.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,8 +31,9 @@ use super::Mode;
 pub use super::cluster::{Binaries, NAMESPACE, apply_params};
 use super::cluster::{Cluster, Kind, mac_text};
 
-/// The agent of mode (a), and the cluster it belongs to.
+/// The agent of mode (a) or (h), and the cluster it belongs to.
 pub struct AgentDevice {
+    mode: Mode,
     // Fields drop in order: the agent before the cluster.
     agent: ManagedProcess,
     node: String,
@@ -37,23 +42,31 @@ pub struct AgentDevice {
 }
 
 impl AgentDevice {
-    /// Starts the agent (pinned to `core`) in `cluster`, applies the
-    /// objects and waits until both logical interfaces are Ready.
+    /// Starts the agent of `mode` ((a) or (h), pinned to `core`) in
+    /// `cluster`, applies the objects and waits until both logical
+    /// interfaces are Ready.
     pub async fn start(
+        mode: Mode,
         topology: &Topology,
         cluster: Arc<Cluster>,
         core: Option<usize>,
     ) -> Result<Self, Error> {
-        let node = format!("bench-{}", topology.prefix());
+        let backend = match mode {
+            Mode::Agent | Mode::AgentTier => mode.agent_backend().unwrap_or("af-xdp"),
+            other => {
+                return Err(Error::Options(format!(
+                    "{} is not a single-node agent mode",
+                    other.label()
+                )));
+            }
+        };
+        let node = format!("bench-{}{}", topology.prefix(), suffix(mode));
+        let account = format!("trunkline-dataplane{}", suffix(mode));
         let agent = cluster
-            .start_agent(
-                "trunkline-dataplane",
-                &node,
-                &topology.path(Mode::Agent.id()),
-                core,
-            )
+            .start_agent(&account, &node, &topology.path(mode.id()), backend, core)
             .await?;
         let device = Self {
+            mode,
             agent,
             node,
             netns: topology.namespace(Mode::Agent.id()),
@@ -67,10 +80,15 @@ impl AgentDevice {
         ] {
             device
                 .cluster
-                .wait_ready(Kind::LogicalInterface, &li, "a", &logs)
+                .wait_ready(Kind::LogicalInterface, &li, mode.id(), &logs)
                 .await?;
         }
         Ok(device)
+    }
+
+    /// (a) or (h).
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// The agent's process id.
@@ -113,9 +131,28 @@ impl AgentDevice {
         self.cluster.log_dir()
     }
 
-    /// What the report says about this mode.
+    /// What the report says about this mode (read after the runs: (h)
+    /// quotes the agent's counters).
     pub fn notes(&self) -> Vec<String> {
-        vec!["(a) is the agent as deployed, with the objects applied to a real API server and accepted by the operator; it forwards between two ports, so every frame is copied once more through its staging buffer before `send_copy` (a frame leaving by its ingress port would be sent from the same UMEM frame).".to_owned()]
+        match self.mode {
+            Mode::AgentTier => {
+                let metrics = self.agent.metrics();
+                let sample = |name: &str| {
+                    metrics
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                        .unwrap_or(0.0)
+                };
+                let kernel =
+                    sample("trunkline_dataplane_xdp_tier_frames_total{decision=\"kernel\"}");
+                let handoff =
+                    sample("trunkline_dataplane_xdp_tier_frames_total{decision=\"handoff\"}");
+                vec![format!(
+                    "(h) is the same agent and objects as (a), with `--backend xdp`: the XDP tier's program (native XDP on `in` and `out`) classifies, checks the source, looks up the route and rewrites each frame in the kernel, from maps the agent mirrors from its tables, and redirects it through a devmap to `out`; the agent process only keeps the maps and reads the counters. Its receive NAPI (threaded) is pinned to the device's core. Frames decided in the kernel during the runs (warm-ups included): {kernel:.0}, handed to AF_XDP: {handoff:.0}."
+                )]
+            }
+            _ => vec!["(a) is the agent as deployed, with `--backend af-xdp` and the objects applied to a real API server and accepted by the operator; it forwards between two ports, so every frame is copied once more through its staging buffer before `send_copy` (a frame leaving by its ingress port would be sent from the same UMEM frame).".to_owned()],
+        }
     }
 
     /// The name of the logical interface on `port`, VLAN `vlan`.
@@ -167,20 +204,27 @@ impl AgentDevice {
     }
 
     async fn apply_objects(&self) -> Result<(), Error> {
+        let s = suffix(self.mode);
+        let (net, vmi1, vmi2) = (format!("net1{s}"), format!("vmi1{s}"), format!("vmi2{s}"));
         self.cluster
             .apply_router(
                 &self.node,
                 json!({"physicalInterfaces": [{"name": "in"}, {"name": "out"}]}),
             )
             .await?;
-        self.apply_network("net1", SUBNET, &GATEWAY_IP.to_string())
+        self.apply_network(&net, SUBNET, &GATEWAY_IP.to_string())
             .await?;
-        self.apply_vmi("vmi1", "net1", &mac_text(VMI1_MAC), &VMI1_IP.to_string())
+        self.apply_vmi(&vmi1, &net, &mac_text(VMI1_MAC), &VMI1_IP.to_string())
             .await?;
-        self.apply_vmi("vmi2", "net1", &mac_text(VMI2_MAC), &VMI2_IP.to_string())
+        self.apply_vmi(&vmi2, &net, &mac_text(VMI2_MAC), &VMI2_IP.to_string())
             .await?;
-        self.apply_li("in", IN_VLAN, "vmi1", "net1").await?;
-        self.apply_li("out", OUT_VLAN, "vmi2", "net1").await?;
+        self.apply_li("in", IN_VLAN, &vmi1, &net).await?;
+        self.apply_li("out", OUT_VLAN, &vmi2, &net).await?;
         Ok(())
     }
+}
+
+/// What (h)'s object names carry after (a)'s.
+fn suffix(mode: Mode) -> &'static str {
+    if mode == Mode::Agent { "" } else { "-h" }
 }

@@ -163,14 +163,16 @@ impl Cluster {
     }
 
     /// Starts `trunkline-dataplane` for node `node` as ServiceAccount
-    /// `account`, its ports in the network namespace `netns`, pinned to
-    /// `core`. `setpriv` makes it die with the benchmark and `taskset` pins
-    /// it; both exec, so the process id is the agent's.
+    /// `account`, its ports in the network namespace `netns`, with
+    /// `--backend backend`, pinned to `core`. `setpriv` makes it die with
+    /// the benchmark and `taskset` pins it; both exec, so the process id is
+    /// the agent's.
     pub async fn start_agent(
         &self,
         account: &str,
         node: &str,
         netns: &Path,
+        backend: &str,
         core: Option<usize>,
     ) -> Result<ManagedProcess, Error> {
         let kubeconfig = self
@@ -193,7 +195,7 @@ impl Cluster {
             "--port-netns".into(),
             netns.display().to_string(),
             "--backend".into(),
-            "af-xdp".into(),
+            backend.to_owned(),
             "--debounce-ms".into(),
             "20".into(),
         ]);

@@ -12,6 +12,15 @@
 //! | (e) | two `trunkline-dataplane`s, VXLAN between them | A: as (a) up to the LPM, which names a VMI on node B: inner Ethernet to its MAC, VXLAN + UDP + IPv4 + Ethernet to B; B: fabric XDP steers UDP 4789 to AF_XDP, outer checks, VNI -> VRF, inner MAC -> VMI 2, re-tag |
 //! | (f) | Linux: routing into a kernel `vxlan` device on A, bridge on B | A: untag, rp_filter, FIB, TTL, neighbour (VMI 2's MAC), vxlan FDB -> B, outer route; B: UDP socket, VNI, bridge FDB -> `out`, tag 200 |
 //! | (g) | as (e), MPLS over UDP | A: VMI 2's routed label, inner IP packet, MPLS + UDP 6635 + IPv4 + Ethernet; B: label -> VMI 2, LPM check, Ethernet header, tag |
+//! | (h) | `trunkline-dataplane` with its XDP tier (the default backend), objects as (a) | as (a), decided by the tier's XDP program in the kernel (native XDP on `in`, devmap redirect to `out`) from the maps mirrored from the same tables; the agent's AF_XDP sockets idle |
+//! | (i) | bare XDP_REDIRECT forwarder (`bpf/redirect.bpf.c`) | as (b) in the kernel: constant rewrite, devmap redirect `in` -> `out`, no parsing or lookup: the kernel's ceiling |
+//! | (j) | as (e), with the XDP tier on both nodes | A's tier encapsulates into VXLAN (devmap to the fabric port), B's tier on the fabric port decapsulates, bridges to VMI 2, re-tags |
+//! | (k) | as (g), with the XDP tier on both nodes | A's tier: routed label + MPLSoUDP; B's tier: label -> VMI 2, LPM check, Ethernet, tag |
+//!
+//! The kernel-decided modes ((h)-(k), native XDP) run in the receive NAPI of
+//! their ports, which on veth is the sender's core: the topology makes those
+//! NAPIs threaded and pins their threads to the device's core, so that
+//! every device gets one core ([`crate::netns`]).
 
 pub mod agent;
 pub mod bare;
@@ -20,6 +29,7 @@ pub mod linux;
 pub mod linux_vxlan;
 pub mod overlay;
 pub mod ovs;
+pub mod redirect;
 
 use crate::Error;
 
@@ -40,11 +50,19 @@ pub enum Mode {
     LinuxVxlan,
     /// (g) our overlay across two nodes, MPLS over UDP.
     OverlayMpls,
+    /// (h) our node dataplane with its XDP tier.
+    AgentTier,
+    /// (i) the bare XDP_REDIRECT forwarder.
+    Redirect,
+    /// (j) our overlay, VXLAN, with the XDP tier on both nodes.
+    OverlayVxlanTier,
+    /// (k) our overlay, MPLS over UDP, with the XDP tier on both nodes.
+    OverlayMplsTier,
 }
 
 impl Mode {
     /// Every mode, in the benchmark's order.
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 11] = [
         Mode::Agent,
         Mode::Bare,
         Mode::Linux,
@@ -52,6 +70,10 @@ impl Mode {
         Mode::OverlayVxlan,
         Mode::LinuxVxlan,
         Mode::OverlayMpls,
+        Mode::AgentTier,
+        Mode::Redirect,
+        Mode::OverlayVxlanTier,
+        Mode::OverlayMplsTier,
     ];
 
     /// The issue's letter, also used in namespace and interface names.
@@ -64,6 +86,10 @@ impl Mode {
             Mode::OverlayVxlan => "e",
             Mode::LinuxVxlan => "f",
             Mode::OverlayMpls => "g",
+            Mode::AgentTier => "h",
+            Mode::Redirect => "i",
+            Mode::OverlayVxlanTier => "j",
+            Mode::OverlayMplsTier => "k",
         }
     }
 
@@ -77,6 +103,10 @@ impl Mode {
             Mode::OverlayVxlan => "(e) trunkline overlay, VXLAN",
             Mode::LinuxVxlan => "(f) Linux VXLAN",
             Mode::OverlayMpls => "(g) trunkline overlay, MPLSoUDP",
+            Mode::AgentTier => "(h) trunkline XDP tier",
+            Mode::Redirect => "(i) bare XDP_REDIRECT forwarder",
+            Mode::OverlayVxlanTier => "(j) trunkline overlay, VXLAN, XDP tier",
+            Mode::OverlayMplsTier => "(k) trunkline overlay, MPLSoUDP, XDP tier",
         }
     }
 
@@ -90,9 +120,14 @@ impl Mode {
             "e" | "overlay-vxlan" => Ok(Mode::OverlayVxlan),
             "f" | "linux-vxlan" => Ok(Mode::LinuxVxlan),
             "g" | "overlay-mpls" => Ok(Mode::OverlayMpls),
+            "h" | "tier" => Ok(Mode::AgentTier),
+            "i" | "redirect" => Ok(Mode::Redirect),
+            "j" | "overlay-vxlan-tier" => Ok(Mode::OverlayVxlanTier),
+            "k" | "overlay-mpls-tier" => Ok(Mode::OverlayMplsTier),
             other => Err(Error::Options(format!(
                 "unknown mode {other:?}: a (agent), b (bare), c (linux), d (ovs), \
-                 e (overlay-vxlan), f (linux-vxlan), g (overlay-mpls)"
+                 e (overlay-vxlan), f (linux-vxlan), g (overlay-mpls), h (tier), \
+                 i (redirect), j (overlay-vxlan-tier), k (overlay-mpls-tier)"
             ))),
         }
     }
@@ -102,13 +137,35 @@ impl Mode {
     pub fn across_nodes(self) -> bool {
         matches!(
             self,
-            Mode::OverlayVxlan | Mode::LinuxVxlan | Mode::OverlayMpls
+            Mode::OverlayVxlan
+                | Mode::LinuxVxlan
+                | Mode::OverlayMpls
+                | Mode::OverlayVxlanTier
+                | Mode::OverlayMplsTier
         )
     }
 
     /// Whether the mode runs agents against the control plane.
     pub fn needs_control_plane(self) -> bool {
-        matches!(self, Mode::Agent | Mode::OverlayVxlan | Mode::OverlayMpls)
+        self.agent_backend().is_some()
+    }
+
+    /// The `--backend` of the mode's agents, when it runs agents.
+    pub fn agent_backend(self) -> Option<&'static str> {
+        match self {
+            Mode::Agent | Mode::OverlayVxlan | Mode::OverlayMpls => Some("af-xdp"),
+            Mode::AgentTier | Mode::OverlayVxlanTier | Mode::OverlayMplsTier => Some("xdp"),
+            _ => None,
+        }
+    }
+
+    /// Whether the device forwards in native XDP, in the receive NAPI of
+    /// its ports (made threaded and pinned to the device's core).
+    pub fn native_xdp(self) -> bool {
+        matches!(
+            self,
+            Mode::AgentTier | Mode::Redirect | Mode::OverlayVxlanTier | Mode::OverlayMplsTier
+        )
     }
 }
 
@@ -126,18 +183,21 @@ pub enum Device {
     Overlay(Box<overlay::OverlayDevice>),
     /// (f)
     LinuxVxlan(linux_vxlan::LinuxVxlanDevice),
+    /// (i)
+    Redirect(redirect::RedirectDevice),
 }
 
 impl Device {
     /// Which mode it is.
     pub fn mode(&self) -> Mode {
         match self {
-            Device::Agent(_) => Mode::Agent,
+            Device::Agent(d) => d.mode(),
             Device::Bare(_) => Mode::Bare,
             Device::Linux(_) => Mode::Linux,
             Device::Ovs(_) => Mode::Ovs,
             Device::Overlay(d) => d.mode(),
             Device::LinuxVxlan(_) => Mode::LinuxVxlan,
+            Device::Redirect(_) => Mode::Redirect,
         }
     }
 
@@ -147,7 +207,7 @@ impl Device {
         match self {
             Device::Agent(d) => d.pid().into_iter().collect(),
             Device::Bare(d) => d.pid().into_iter().collect(),
-            Device::Linux(_) | Device::LinuxVxlan(_) => Vec::new(),
+            Device::Linux(_) | Device::LinuxVxlan(_) | Device::Redirect(_) => Vec::new(),
             Device::Ovs(d) => d.pid().into_iter().collect(),
             Device::Overlay(d) => d.pids(),
         }
@@ -159,7 +219,11 @@ impl Device {
         match self {
             Device::Ovs(d) => d.add_ports(),
             Device::Overlay(d) => d.before_run(),
-            Device::Agent(_) | Device::Bare(_) | Device::Linux(_) | Device::LinuxVxlan(_) => Ok(()),
+            Device::Agent(_)
+            | Device::Bare(_)
+            | Device::Linux(_)
+            | Device::LinuxVxlan(_)
+            | Device::Redirect(_) => Ok(()),
         }
     }
 
@@ -169,7 +233,9 @@ impl Device {
             Device::Ovs(d) => d.remove_ports(),
             Device::Bare(d) => d.check(),
             Device::Overlay(d) => d.after_run(),
-            Device::Agent(_) | Device::Linux(_) | Device::LinuxVxlan(_) => Ok(()),
+            Device::Agent(_) | Device::Linux(_) | Device::LinuxVxlan(_) | Device::Redirect(_) => {
+                Ok(())
+            }
         }
     }
 
@@ -182,6 +248,7 @@ impl Device {
             Device::Ovs(d) => d.notes(),
             Device::Overlay(d) => d.notes(),
             Device::LinuxVxlan(d) => d.notes(),
+            Device::Redirect(_) => redirect::notes(),
         }
     }
 }

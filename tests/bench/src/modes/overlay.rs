@@ -1,4 +1,5 @@
-//! (e) and (g): the overlay as deployed, across two gateway nodes. Two
+//! (e) and (g), and with the XDP tier (j) and (k): the overlay as deployed,
+//! across two gateway nodes. Two
 //! `trunkline-dataplane` processes (one per node namespace, each its own
 //! ServiceAccount), the run's operator and API server ([`Cluster`]), and
 //! the objects of one virtual network spanning both nodes:
@@ -6,12 +7,14 @@
 //! ```text
 //!  PhysicalRouter <node A>: physicalInterfaces in;  fabric eth0, underlay 10.10.0.1
 //!  PhysicalRouter <node B>: physicalInterfaces out; fabric eth0, underlay 10.10.0.2
-//!  VirtualNetwork bench/ovl-<mode>: 192.168.1.0/24, gateway .1, encapsulation [VXLAN] (e) | [MPLSoUDP] (g)
+//!  VirtualNetwork bench/ovl-<mode>: 192.168.1.0/24, gateway .1, encapsulation [VXLAN] (e, j) | [MPLSoUDP] (g, k)
 //!  VMI bench/ovl-<mode>-vmi1 02:00:00:00:01:01 192.168.1.10   LI <node A>-in-100
 //!  VMI bench/ovl-<mode>-vmi2 02:00:00:00:02:01 192.168.1.20   LI <node B>-out-200
 //!
 //!  gen -> in [A: classify, source check, LPM: VMI 2 is on B -> encapsulate] eth0
 //!      ==== fabric ==== eth0 [B: XDP steers UDP 4789/6635 to AF_XDP -> decapsulate -> VMI 2, tag 200] out -> sink
+//!  (j), (k): the same steps in each node's XDP tier (native XDP, devmap
+//!  redirects in -> eth0 on A, eth0 -> out on B); the agents keep the maps
 //! ```
 //!
 //! Both agents are pinned to the device's core: the pair gets one core, as
@@ -62,8 +65,8 @@ impl OverlayDevice {
         core: Option<usize>,
     ) -> Result<Self, Error> {
         let encapsulation = match mode {
-            Mode::OverlayVxlan => "VXLAN",
-            Mode::OverlayMpls => "MPLSoUDP",
+            Mode::OverlayVxlan | Mode::OverlayVxlanTier => "VXLAN",
+            Mode::OverlayMpls | Mode::OverlayMplsTier => "MPLSoUDP",
             other => {
                 return Err(Error::Options(format!(
                     "{} is not a trunkline overlay mode",
@@ -79,6 +82,7 @@ impl OverlayDevice {
                     &format!("dataplane-{role}"),
                     &name,
                     &topology.path(&role),
+                    mode.agent_backend().unwrap_or("af-xdp"),
                     core,
                 )
                 .await?;
@@ -256,6 +260,7 @@ impl OverlayDevice {
                         l.starts_with("trunkline_dataplane_sent_frames_total")
                             || l.starts_with("trunkline_dataplane_frames_total")
                             || l.starts_with("trunkline_dataplane_drops_total")
+                            || l.starts_with("trunkline_dataplane_xdp_tier_frames_total")
                     })
                     .filter(|l| {
                         l.rsplit(' ')
@@ -281,6 +286,9 @@ impl OverlayDevice {
     /// quotes the agents' counters).
     pub fn notes(&self) -> Vec<String> {
         let per_frame = match self.mode {
+            Mode::OverlayVxlanTier | Mode::OverlayMplsTier => {
+                "as (e) or (g), but decided in each node's XDP tier in the kernel (native XDP): node A's program on `in` classifies, checks the source, routes, writes the outer headers into the headroom and redirects through a devmap to the fabric port; node B's program on the fabric port checks the outer headers and the peer, decapsulates, delivers to VMI 2 (re-tag) and redirects to `out`. The agents keep the maps; both ports' receive NAPIs (threaded) are pinned to the device's core."
+            }
             Mode::OverlayMpls => {
                 "node A classifies (port, VLAN) -> LI -> VMI 1, checks source MAC and IP, looks up 192.168.1.20 in the VRF (a VMI on node B), decrements the TTL, writes VMI 2's routed MPLS label (the inner IP packet, no inner Ethernet header), UDP 6635 with a flow-hash source port, IPv4 and Ethernet into the headroom (no copy of the payload) and sends to the fabric port; node B's fabric XDP program steers UDP 6635 to its address into AF_XDP, the pipeline checks the outer IPv4 checksum and that the source is a peer, maps the label to VMI 2, checks the inner destination by an LPM in its VRF, writes Ethernet + VLAN 200 in front of the inner packet and sends it out. There is no kernel baseline (no MPLS in this kernel)."
             }
@@ -290,7 +298,7 @@ impl OverlayDevice {
         };
         vec![
             format!(
-                "{} runs two agents (node A, node B), both pinned to the device's core, each with its own AF_XDP sockets (copy mode, generic XDP) on its trunk and fabric ports; every frame crosses AF_XDP four times (in, A's fabric out, B's fabric in, out). Per frame: {per_frame}",
+                "{} runs two agents (node A, node B), both pinned to the device's core, each with its own AF_XDP sockets (copy mode, generic XDP; with the XDP tier, for what it hands off) on its trunk and fabric ports; without the tier every frame crosses AF_XDP four times (in, A's fabric out, B's fabric in, out). Per frame: {per_frame}",
                 self.mode.label()
             ),
             format!(

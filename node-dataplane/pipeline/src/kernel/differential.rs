@@ -1,0 +1,1116 @@
+//! The differential test of the XDP tier: frames through the Rust pipeline
+//! (the specification) and through the loaded kernel program (BPF_PROG_RUN
+//! on the real kernel) with the same tables; the program must reach the
+//! same verdict, egress, bytes and counters, or hand the frame off
+//! untouched. Needs root (namespaces, BPF); CI runs as root.
+//!
+//! ```text
+//!  every test of process/tests.rs, tests_overlay.rs, tests_first_minute.rs,
+//!  tests_north_south.rs and tests_ha.rs, recorded
+//!     Rig::run_with ──record──> Case { image of the tables, port, frame, verdict, bytes }
+//!  replay, in a network namespace with one veth per port (ifindex 1000 + port id):
+//!     Mirror::install(image) ──> the tier's maps (generation swap, as the agent does)
+//!     BPF_PROG_RUN(frame, ingress) ──> trace (decision), bytes out, counter deltas
+//!     compare; tally per frame class the share decided in the kernel
+//!  random frames (proptest): mutations of every recorded frame, arbitrary bytes
+//!  the fuzz corpora (pipeline, wire) and mutations of them
+//! ```
+//!
+//! Kernel decisions required for every frame of these classes: routed IPv4
+//! and IPv6 to a VMI of this node, bridged between VMIs of this node, tunnel
+//! encapsulation, tunnel decapsulation.
+//!
+//! Gateway HA's cells (a group's role, a multi-homed VMI's path and `seen`
+//! mark) are not in the image: frames of tables with an HA group run under
+//! every combination of the cells against the one image those tables give,
+//! and must be decided alike under each or handed off.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::process::Command;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use trunkline_xdp::tier::{Tier, TierMaps, TierPort, TierPortKind};
+
+use super::Image;
+use super::layout::{TRACE_DROP, TRACE_HANDOFF, TRACE_TX, TierMap};
+use super::{KERNEL_DROPS, KernelCounters, MapWriter, Mirror, Slots, vmi_from_per_cpu};
+use crate::config::PortId;
+use crate::counters::{CounterSnapshot, VmiCounterSnapshot};
+use crate::process::tests::{FABRIC, GW, P1, P2, Rig, fixture};
+use crate::process::tests_ha::differential::{self as ha, MEMBER_PORT};
+use crate::process::{HEADROOM, parse_l2};
+use crate::tables::{PortRole, Tables};
+use crate::verdict::{DropReason, Verdict};
+
+/// The interface index of a port in the test's namespace.
+fn ifindex(port: PortId) -> Option<u32> {
+    Some(1000 + u32::from(port.0))
+}
+
+/// The ports that get an interface: the fixture's trunks and fabric, and
+/// the HA tables' member port.
+const PORTS: [PortId; 4] = [P1, P2, FABRIC, MEMBER_PORT];
+
+/// The fixture's ports (the fuzz corpora run on these).
+const FIXTURE_PORTS: [PortId; 3] = [P1, P2, FABRIC];
+
+/// A frame a test processed, with what the pipeline decided.
+#[derive(Clone)]
+struct Case {
+    test: &'static str,
+    image: Arc<Image>,
+    underlay: Option<IpAddr>,
+    port: PortId,
+    /// The port's role in these tables: only trunks and the underlay's
+    /// fabric port see XDP.
+    xdp_port: bool,
+    frame: Vec<u8>,
+    headroom: usize,
+    verdict: Verdict,
+    out: Vec<u8>,
+    /// The counter slots of the source VMI and of the VMI sent to.
+    rx_slot: Option<u32>,
+    tx_slot: Option<u32>,
+    /// A class the frame belongs to whatever the verdict (see
+    /// [`Class::of`]).
+    special: Option<Class>,
+    /// Whether the pipeline wrote a runtime cell of the tables (an address
+    /// pair's holder, a multi-homed VMI's `seen` mark) while deciding the
+    /// frame: the program cannot, so it must hand such a frame off.
+    moved_a_cell: bool,
+}
+
+struct Recording {
+    test: &'static str,
+    cases: Vec<Case>,
+    /// The last image built, reused while the tables do not change.
+    last: Option<Arc<Image>>,
+}
+
+thread_local! {
+    static RECORDING: RefCell<Option<Recording>> = const { RefCell::new(None) };
+    /// Whether the last frame `Rig::run_with` ran moved a runtime cell.
+    static LAST_MOVED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Builds a case from a frame `Rig::run_with` just processed.
+#[allow(clippy::too_many_arguments)]
+fn case(
+    test: &'static str,
+    last: Option<&Arc<Image>>,
+    tables: &Tables,
+    port: PortId,
+    frame: &[u8],
+    headroom: usize,
+    verdict: Verdict,
+    out: &[u8],
+    moved_a_cell: bool,
+) -> Case {
+    let mut slots = Slots::default();
+    let built = Image::build(tables, &mut slots, ifindex);
+    let image = match last {
+        Some(last) if **last == built => last.clone(),
+        _ => Arc::new(built),
+    };
+    let slot_of = |vmi: Option<crate::VmiId>| {
+        vmi.and_then(|id| tables.vmi(id))
+            .and_then(|v| slots.vmi(v.key()))
+    };
+    let source = parse_l2(frame)
+        .ok()
+        .and_then(|l2| tables.vmi_at(port, l2.vlan()));
+    let tx = match verdict {
+        Verdict::Transmit { vmi, .. } => vmi,
+        _ => None,
+    };
+    let xdp_port = match tables.port(port).map(|p| &p.role) {
+        Some(PortRole::Gateway { .. }) => true,
+        Some(PortRole::Fabric) => tables.underlay().is_some_and(|(u, _)| u == port),
+        _ => false,
+    };
+    Case {
+        special: north_south(test)
+            .or_else(|| gateway_ha(tables))
+            .or_else(|| special(tables, port, frame)),
+        moved_a_cell,
+        test,
+        image,
+        underlay: tables.underlay().map(|(_, addr)| addr),
+        port,
+        xdp_port,
+        frame: frame.to_vec(),
+        headroom,
+        verdict,
+        out: out.to_vec(),
+        rx_slot: slot_of(source),
+        tx_slot: slot_of(tx),
+    }
+}
+
+/// The class of every frame of the north-south tests.
+fn north_south(test: &str) -> Option<Class> {
+    crate::process::tests_north_south::differential::TESTS
+        .iter()
+        .any(|(name, _)| *name == test)
+        .then_some(Class::NorthSouth)
+}
+
+/// The class of every frame run against tables with an HA group.
+fn gateway_ha(tables: &Tables) -> Option<Class> {
+    tables
+        .ha_groups()
+        .next()
+        .is_some()
+        .then_some(Class::GatewayHa)
+}
+
+/// The classes a frame belongs to by what it is rather than by the
+/// verdict: a DHCP message (the gateway's server or relay answers, or, in a
+/// network without either, bridges it: userspace's either way), and a
+/// packet governed by an allowed address pair's holder cell (sent from the
+/// pair's address, which moves the holder, or routed to it), which the
+/// image does not carry.
+fn special(tables: &Tables, port: PortId, frame: &[u8]) -> Option<Class> {
+    use trunkline_wire::ethernet::EtherType;
+    use trunkline_wire::{IpProtocol, ipv4, ipv6};
+    let l2 = parse_l2(frame).ok()?;
+    let l3 = &frame[l2.header_len..];
+    let (src, dst, udp): (IpAddr, IpAddr, Option<&[u8]>) = match l2.ethertype {
+        EtherType::Ipv4 => {
+            let ip = ipv4::Packet::new_checked(l3).ok()?;
+            let udp = (ip.protocol() == IpProtocol::Udp && !ip.is_fragment())
+                .then(|| l3.get(usize::from(ip.header_len())..))
+                .flatten();
+            (ip.src_addr().into(), ip.dst_addr().into(), udp)
+        }
+        EtherType::Ipv6 => {
+            let ip = ipv6::Packet::new_checked(l3).ok()?;
+            let udp = (ip.next_header() == IpProtocol::Udp).then(|| ip.payload());
+            (ip.src_addr().into(), ip.dst_addr().into(), udp)
+        }
+        _ => return None,
+    };
+    if let Some(udp) = udp.and_then(|u| u.get(..4)) {
+        let dport = u16::from_be_bytes([udp[2], udp[3]]);
+        if dport == 67 || dport == 547 {
+            return Some(Class::Dhcp);
+        }
+    }
+    let vmi = tables
+        .vmi_at(port, l2.vlan())
+        .and_then(|id| tables.vmi(id))?;
+    if vmi.pair_routes.iter().any(|(p, _)| p.addr() == src) {
+        return Some(Class::AddressPair);
+    }
+    let network = &tables.vrfs[vmi.vrf].network;
+    matches!(
+        tables.route(network, dst),
+        Some(crate::tables::NextHop::Pair(_))
+    )
+    .then_some(Class::AddressPair)
+}
+
+/// Called by `Rig::run_with` for every frame: kept when recording.
+pub(crate) fn record(
+    tables: &Tables,
+    port: PortId,
+    frame: &[u8],
+    headroom: usize,
+    verdict: Verdict,
+    out: &[u8],
+    moved_a_cell: bool,
+) {
+    LAST_MOVED.with(|m| m.set(moved_a_cell));
+    RECORDING.with(|r| {
+        if let Some(rec) = r.borrow_mut().as_mut() {
+            let c = case(
+                rec.test,
+                rec.last.as_ref(),
+                tables,
+                port,
+                frame,
+                headroom,
+                verdict,
+                out,
+                moved_a_cell,
+            );
+            rec.last = Some(c.image.clone());
+            rec.cases.push(c);
+        }
+    });
+}
+
+/// Runs `tests`, recording the frames they process.
+fn recorded(tests: &[(&'static str, fn())]) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for (name, test) in tests {
+        RECORDING.with(|r| {
+            *r.borrow_mut() = Some(Recording {
+                test: name,
+                cases: Vec::new(),
+                last: None,
+            })
+        });
+        test();
+        let rec = RECORDING
+            .with(|r| r.borrow_mut().take())
+            .expect("recording");
+        cases.extend(rec.cases);
+    }
+    cases
+}
+
+fn all_tests() -> Vec<(&'static str, fn())> {
+    crate::process::tests::differential::TESTS
+        .iter()
+        .chain(crate::process::tests_overlay::differential::TESTS)
+        .chain(crate::process::tests_first_minute::differential::TESTS)
+        .chain(crate::process::tests_north_south::differential::TESTS)
+        .chain(ha::TESTS)
+        .copied()
+        .collect()
+}
+
+/// Checks that `tests` (plus `without`, tests that process no frame) names
+/// every `#[test]` function of `source` outside the property tests.
+pub(crate) fn check_list(source: &str, tests: &[(&str, fn())], without: &[&str]) {
+    let mut declared: Vec<&str> = source
+        .split("#[test]\nfn ")
+        .skip(1)
+        .filter_map(|rest| rest.split('(').next())
+        .collect();
+    declared.sort_unstable();
+    let mut listed: Vec<&str> = tests
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(without.iter().copied())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(
+        declared, listed,
+        "every test of the file runs in the XDP tier's differential test: list new tests in its differential.rs"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The kernel side.
+
+fn sh(cmd: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The tier's maps as the swap's writer.
+struct Writer<'a>(&'a TierMaps);
+
+impl MapWriter for Writer<'_> {
+    type Error = trunkline_xdp::TierError;
+    fn put(&mut self, map: TierMap, key: &[u8], value: &[u8]) -> Result<(), Self::Error> {
+        self.0.update(map.name(), key, value)
+    }
+    fn remove(&mut self, map: TierMap, key: &[u8]) -> Result<(), Self::Error> {
+        self.0.delete(map.name(), key)
+    }
+    fn set_state(&mut self, state: u32) -> Result<(), Self::Error> {
+        self.0
+            .update("tier_state", &0u32.to_ne_bytes(), &state.to_ne_bytes())
+    }
+    fn synchronize(&mut self) -> Result<(), Self::Error> {
+        self.0.synchronize()
+    }
+    fn zero_vmi_counters(&mut self, slot: u32) -> Result<(), Self::Error> {
+        self.0.update_per_cpu(
+            "tier_vmi_stats",
+            &slot.to_ne_bytes(),
+            &[0; super::VMI_STATS_SIZE],
+        )
+    }
+}
+
+/// What the program did with a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// XDP_PASS before deciding: not a tunnel packet for us (fabric).
+    Pass,
+    /// To the AF_XDP socket, the frame untouched.
+    Handoff,
+    Drop(DropReason),
+    Tx {
+        port: PortId,
+        bytes: Vec<u8>,
+        tx_slot: Option<u32>,
+        rx_slot: Option<u32>,
+    },
+}
+
+/// A namespace with the ports' interfaces and the loaded tier.
+struct Kernel {
+    netns: String,
+    tier: Arc<Tier>,
+    ports: Vec<TierPort>,
+    mirror: Mirror,
+    installed: Option<Arc<Image>>,
+    fabric_addr: Option<IpAddr>,
+    seq: u32,
+}
+
+impl Kernel {
+    fn new(tag: &str) -> Kernel {
+        let netns = format!("tlxd{}{tag}", std::process::id() % 100_000);
+        sh(&format!("ip netns add {netns}"));
+        for port in PORTS {
+            let i = ifindex(port).expect("an interface");
+            // Down: no frame but the test's reaches the program.
+            sh(&format!(
+                "ip -n {netns} link add name p{i} index {i} type veth peer name q{i} index {}",
+                i + 1000
+            ));
+        }
+        trunkline_xdp::enter_network_namespace(std::path::Path::new(&format!(
+            "/run/netns/{netns}"
+        )))
+        .expect("enter the test namespace");
+        let tier = Arc::new(Tier::load(true).unwrap_or_else(|e| panic!("{e}")));
+        let ports = PORTS
+            .iter()
+            .map(|p| {
+                let i = ifindex(*p).expect("an interface");
+                let kind = if *p == FABRIC {
+                    TierPortKind::Fabric("192.168.100.1".parse().expect("an address"))
+                } else {
+                    TierPortKind::Trunk
+                };
+                tier.attach(
+                    &format!("p{i}"),
+                    i,
+                    trunkline_xdp::AttachMode::Generic,
+                    kind,
+                )
+                .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        Kernel {
+            netns,
+            tier,
+            ports,
+            mirror: Mirror::default(),
+            installed: None,
+            fabric_addr: Some("192.168.100.1".parse().expect("an address")),
+            seq: 0,
+        }
+    }
+
+    fn stats(&self) -> KernelCounters {
+        let maps = self.tier.maps();
+        let values = maps
+            .lookup_per_cpu("tier_stats", &0u32.to_ne_bytes())
+            .expect("stats");
+        KernelCounters::from_per_cpu(&values)
+    }
+
+    fn vmi_stats(&self, slot: Option<u32>) -> VmiCounterSnapshot {
+        let Some(slot) = slot else {
+            return VmiCounterSnapshot::default();
+        };
+        let maps = self.tier.maps();
+        vmi_from_per_cpu(
+            &maps
+                .lookup_per_cpu("tier_vmi_stats", &slot.to_ne_bytes())
+                .expect("VMI stats"),
+        )
+    }
+
+    /// Runs one frame; checks the counters the program kept against what
+    /// it decided.
+    fn run(&mut self, case: &Case) -> Outcome {
+        let maps = self.tier.maps();
+        if self.installed.as_ref() != Some(&case.image) {
+            self.mirror
+                .install((*case.image).clone(), &mut Writer(&maps))
+                .unwrap_or_else(|e| panic!("install: {e}"));
+            self.installed = Some(case.image.clone());
+        }
+        if case.underlay != self.fabric_addr
+            && let Some(addr) = case.underlay
+        {
+            self.ports[2]
+                .set_kind(TierPortKind::Fabric(addr))
+                .expect("fabric address");
+            self.fabric_addr = case.underlay;
+        }
+        let before = self.stats();
+        let (rx_before, tx_before) = (self.vmi_stats(case.rx_slot), self.vmi_stats(case.tx_slot));
+        let ingress = ifindex(case.port).expect("an interface");
+        let (ret, out) = self
+            .tier
+            .test_run(ingress, &case.frame)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.test));
+        let mut trace = [0u8; 24];
+        maps.lookup("tier_trace", &0u32.to_ne_bytes(), &mut trace)
+            .expect("trace");
+        let field = |i: usize| u32::from_ne_bytes(trace[i * 4..i * 4 + 4].try_into().expect("4"));
+        let (action, reason, egress, rx_vmi, tx_vmi, seq) =
+            (field(0), field(1), field(2), field(3), field(4), field(5));
+        let decided = seq != self.seq;
+        self.seq = seq;
+        let after = self.stats();
+        let delta = |a: u64, b: u64| a - b;
+        let slot = |v: u32| v.checked_sub(1);
+        if !decided {
+            assert_eq!(ret, 2, "{}: not traced, not passed", case.test);
+            assert_eq!(
+                out, case.frame,
+                "{}: a pass must leave the frame",
+                case.test
+            );
+            return Outcome::Pass;
+        }
+        // The counters say what the trace says, once.
+        let moved = |f: fn(&CounterSnapshot) -> u64| delta(f(&after.decided), f(&before.decided));
+        match action {
+            TRACE_HANDOFF => {
+                assert_eq!(after.handed_off - before.handed_off, 1, "{}", case.test);
+                assert_eq!(moved(|c| c.received), 0, "{}", case.test);
+                assert_eq!(
+                    out, case.frame,
+                    "{}: a hand-off must leave the frame",
+                    case.test
+                );
+                Outcome::Handoff
+            }
+            TRACE_DROP => {
+                assert_eq!(ret, 1, "{}: XDP_DROP", case.test);
+                let reason = KERNEL_DROPS[reason as usize];
+                assert_eq!(moved(|c| c.received), 1, "{}", case.test);
+                assert_eq!(
+                    after.decided.drops(reason) - before.decided.drops(reason),
+                    1,
+                    "{}",
+                    case.test
+                );
+                if let Some(s) = slot(rx_vmi).filter(|s| Some(*s) == case.rx_slot) {
+                    let now = self.vmi_stats(Some(s));
+                    assert_eq!(now.rx_packets - rx_before.rx_packets, 1, "{}", case.test);
+                    assert_eq!(now.rx_dropped - rx_before.rx_dropped, 1, "{}", case.test);
+                }
+                Outcome::Drop(reason)
+            }
+            TRACE_TX => {
+                let want = if egress == ingress { 3 } else { 4 };
+                assert_eq!(ret, want, "{}: XDP_TX / XDP_REDIRECT", case.test);
+                assert_eq!(moved(|c| c.forwarded), 1, "{}", case.test);
+                assert_eq!(moved(|c| c.sent), 1, "{}", case.test);
+                assert_eq!(moved(|c| c.sent_bytes), out.len() as u64, "{}", case.test);
+                if let Some(s) = slot(tx_vmi).filter(|s| Some(*s) == case.tx_slot) {
+                    let now = self.vmi_stats(Some(s));
+                    assert_eq!(now.tx_packets - tx_before.tx_packets, 1, "{}", case.test);
+                    assert_eq!(
+                        now.tx_bytes - tx_before.tx_bytes,
+                        out.len() as u64,
+                        "{}",
+                        case.test
+                    );
+                }
+                if let Some(s) = slot(rx_vmi).filter(|s| Some(*s) == case.rx_slot) {
+                    let now = self.vmi_stats(Some(s));
+                    assert_eq!(now.rx_packets - rx_before.rx_packets, 1, "{}", case.test);
+                    assert_eq!(
+                        now.rx_bytes - rx_before.rx_bytes,
+                        case.frame.len() as u64,
+                        "{}",
+                        case.test
+                    );
+                }
+                Outcome::Tx {
+                    port: PortId((egress - 1000) as u16),
+                    bytes: out,
+                    tx_slot: slot(tx_vmi),
+                    rx_slot: slot(rx_vmi),
+                }
+            }
+            other => panic!("{}: unknown trace action {other}", case.test),
+        }
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        self.ports.clear();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
+/// The classes of frames whose share decided in the kernel is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Class {
+    RoutedV4,
+    RoutedV6,
+    Bridged,
+    Encapsulated,
+    Decapsulated,
+    /// Answers from the gateway (ARP, ND, echo, RA, ICMP errors): userspace's.
+    Answer,
+    /// DHCP client messages and replies to the relay: the gateway's server
+    /// and relay, userspace's.
+    Dhcp,
+    /// To or from an allowed address pair's moving address: its holder is
+    /// a runtime cell the image does not carry, userspace's.
+    AddressPair,
+    /// Frames of the north-south tests (SNAT both ways, IP fabric
+    /// forwarding, a DC gateway's routes): userspace's until the tier has a
+    /// flow stage; compared like the others (a hand-off always agrees).
+    NorthSouth,
+    /// Frames against tables with an HA group: those governed by a role or
+    /// path cell (member ports, multi-homed VMIs) are userspace's, the
+    /// others are compared as usual.
+    GatewayHa,
+    Flood,
+    Drop,
+    Pass,
+}
+
+impl Class {
+    /// The classes the kernel must decide whole.
+    const REQUIRED: [Class; 5] = [
+        Class::RoutedV4,
+        Class::RoutedV6,
+        Class::Bridged,
+        Class::Encapsulated,
+        Class::Decapsulated,
+    ];
+
+    fn of(case: &Case) -> Class {
+        if let Some(class) = case.special {
+            return class;
+        }
+        match case.verdict {
+            Verdict::Pass => Class::Pass,
+            Verdict::Drop(_) => Class::Drop,
+            Verdict::Flood(_) => Class::Flood,
+            Verdict::Transmit { port, .. } => {
+                if case.port == FABRIC && port != FABRIC && case.tx_slot.is_some() {
+                    Class::Decapsulated
+                } else if case.port != FABRIC && port == FABRIC {
+                    Class::Encapsulated
+                } else if case.tx_slot.is_some() && case.tx_slot != case.rx_slot {
+                    match parse_l2(&case.frame) {
+                        Ok(l2) if l2.dst.0 == GW => {
+                            if l2.ethertype == trunkline_wire::ethernet::EtherType::Ipv4 {
+                                Class::RoutedV4
+                            } else {
+                                Class::RoutedV6
+                            }
+                        }
+                        _ => Class::Bridged,
+                    }
+                } else {
+                    Class::Answer
+                }
+            }
+        }
+    }
+}
+
+/// Compares the program's outcome with the pipeline's verdict: `Ok(true)`
+/// when the kernel decided (alike), `Ok(false)` for a hand-off.
+fn compare(case: &Case, outcome: &Outcome) -> Result<bool, String> {
+    if case.frame.len() > trunkline_xdp::FAST_PATH_MAX_FRAME
+        && !matches!(outcome, Outcome::Handoff | Outcome::Pass)
+    {
+        return Err(format!(
+            "{} on port {}: a frame of {} bytes (longer than an AF_XDP buffer) decided in the kernel: {:?}",
+            case.test,
+            case.port,
+            case.frame.len(),
+            outcome
+        ));
+    }
+    if case.moved_a_cell && *outcome != Outcome::Handoff {
+        return Err(format!(
+            "{} on port {}: the pipeline moved an address pair's holder, the kernel decided {:?}\n  frame {:02x?}",
+            case.test, case.port, outcome, case.frame
+        ));
+    }
+    let ok = match (outcome, &case.verdict) {
+        (Outcome::Handoff, _) => return Ok(false),
+        (Outcome::Pass, Verdict::Pass) => true,
+        (Outcome::Drop(a), Verdict::Drop(b)) => a == b,
+        (
+            Outcome::Tx {
+                port,
+                bytes,
+                tx_slot,
+                rx_slot,
+            },
+            Verdict::Transmit { port: want, .. },
+        ) => {
+            port == want
+                && *bytes == case.out
+                && *tx_slot == case.tx_slot
+                && (rx_slot.is_none() || *rx_slot == case.rx_slot)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(true)
+    } else {
+        Err(format!(
+            "{} on port {}: pipeline {:?} {:02x?}, kernel {:?}\n  frame {:02x?}",
+            case.test, case.port, case.verdict, case.out, outcome, case.frame
+        ))
+    }
+}
+
+/// Whether the program would see the frame of `case`: it runs on trunks
+/// and the fabric, with a full headroom, on frames of an Ethernet header at
+/// least (the kernel delivers nothing shorter, and BPF_PROG_RUN refuses
+/// it). Frames of taps, unknown ports and shrunken buffers test the
+/// pipeline's own bounds, not a decision the program shares.
+fn runnable(case: &Case) -> bool {
+    case.xdp_port && case.headroom >= HEADROOM && case.frame.len() >= 14
+}
+
+/// Replays `cases`: mismatches, and per class (frames, decided in the kernel).
+fn replay(kernel: &mut Kernel, cases: &[Case]) -> (Vec<String>, BTreeMap<Class, (u32, u32)>) {
+    let mut mismatches = Vec::new();
+    let mut tally: BTreeMap<Class, (u32, u32)> = BTreeMap::new();
+    for case in cases {
+        if !runnable(case) {
+            continue;
+        }
+        let outcome = kernel.run(case);
+        let entry = tally.entry(Class::of(case)).or_default();
+        entry.0 += 1;
+        match compare(case, &outcome) {
+            Ok(decided) => entry.1 += u32::from(decided),
+            Err(e) => mismatches.push(e),
+        }
+    }
+    (mismatches, tally)
+}
+
+fn report(title: &str, tally: &BTreeMap<Class, (u32, u32)>) {
+    eprintln!("{title}: share of frames decided in the kernel, by class");
+    for (class, (frames, decided)) in tally {
+        eprintln!(
+            "  {:<14} {:>5} frames  {:>5} in the kernel  {:>5.1} %",
+            format!("{class:?}"),
+            frames,
+            decided,
+            100.0 * f64::from(*decided) / f64::from((*frames).max(1))
+        );
+    }
+}
+
+fn assert_no_mismatch(mismatches: &[String]) {
+    assert!(
+        mismatches.is_empty(),
+        "{} frames decided differently by the XDP tier:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn every_test_frame_is_decided_alike_in_the_kernel() {
+    let cases = recorded(&all_tests());
+    assert!(cases.len() > 100, "recorded {} frames", cases.len());
+    let mut kernel = Kernel::new("t");
+    let (mismatches, tally) = replay(&mut kernel, &cases);
+    report("pipeline test frames", &tally);
+    assert_no_mismatch(&mismatches);
+    for class in Class::REQUIRED {
+        let (frames, decided) = tally.get(&class).copied().unwrap_or_default();
+        assert!(frames > 0, "no test frame of class {class:?}");
+        assert_eq!(
+            decided, frames,
+            "{class:?}: every frame must be decided in the kernel"
+        );
+    }
+}
+
+/// A case for `frame` on `port` with the rig's tables.
+fn fixture_case(rig: &Rig, last: &mut Option<Arc<Image>>, port: PortId, frame: &[u8]) -> Case {
+    let (verdict, out) = rig.run_with(port, frame, HEADROOM, 64);
+    // `run_with` recorded nothing (no recording runs here): the case is
+    // built again, with what it noticed of the cells.
+    let moved_a_cell = LAST_MOVED.with(|m| m.get());
+    let c = case(
+        "random",
+        last.as_ref(),
+        &rig.tables,
+        port,
+        frame,
+        HEADROOM,
+        verdict,
+        &out,
+        moved_a_cell,
+    );
+    *last = Some(c.image.clone());
+    c
+}
+
+#[test]
+fn random_frames_are_decided_alike_in_the_kernel() {
+    // Valid frames of every kind: what the tests process, and what the
+    // property tests mutate.
+    let mut bases: Vec<(PortId, Vec<u8>)> = recorded(&all_tests())
+        .into_iter()
+        .filter(|c| c.xdp_port)
+        .map(|c| (c.port, c.frame))
+        .collect();
+    bases.extend(crate::process::tests::differential::frames_to_mutate());
+    bases.sort();
+    bases.dedup();
+    // The fixture's tables, and the first minute's (DHCP server or relay,
+    // MTUs, a moving address pair): a third of the frames each.
+    let configs: Vec<_> = std::iter::once(fixture())
+        .chain(crate::process::tests_first_minute::differential::configs())
+        .chain(crate::process::tests_north_south::differential::configs())
+        .chain(ha::configs())
+        .collect();
+    let mut kernel = Kernel::new("r");
+    let mut mismatches = Vec::new();
+    let mut tally: BTreeMap<Class, (u32, u32)> = BTreeMap::new();
+    for config in &configs {
+        let rig = Rig::new(config);
+        struct Run<'k> {
+            kernel: &'k mut Kernel,
+            last: Option<Arc<Image>>,
+            mismatches: &'k mut Vec<String>,
+            tally: &'k mut BTreeMap<Class, (u32, u32)>,
+        }
+        let run = RefCell::new(Run {
+            kernel: &mut kernel,
+            last: None,
+            mismatches: &mut mismatches,
+            tally: &mut tally,
+        });
+        let cases = 3000 / configs.len() as u32;
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let strategy = (
+            any::<prop::sample::Index>(),
+            proptest::collection::vec((0usize..96, 1u8..=255), 0..6),
+            any::<Option<prop::sample::Index>>(),
+            proptest::collection::vec(any::<u8>(), 0..128),
+            0u8..8,
+            prop::sample::select(PORTS.to_vec()),
+            any::<u8>(),
+        );
+        let ha_tables = rig.tables.ha_groups().next().is_some();
+        runner
+            .run(
+                &strategy,
+                |(which, flips, cut, noise, mode, port, cells)| {
+                    if ha_tables {
+                        // A role flip or a path moved between any two frames.
+                        ha::set_cells(&rig.tables, cells);
+                    }
+                    let (base_port, mut frame) = bases[which.index(bases.len())].clone();
+                    let port = if mode == 0 { port } else { base_port };
+                    if mode == 1 {
+                        frame = noise;
+                    } else {
+                        for (at, xor) in flips {
+                            if !frame.is_empty() {
+                                let i = at % frame.len();
+                                frame[i] ^= xor;
+                            }
+                        }
+                        if let Some(cut) = cut.filter(|_| mode == 2) {
+                            frame.truncate(cut.index(frame.len() + 1));
+                        }
+                    }
+                    let mut run = run.borrow_mut();
+                    let run = &mut *run;
+                    let c = fixture_case(&rig, &mut run.last, port, &frame);
+                    if !runnable(&c) {
+                        return Ok(());
+                    }
+                    let outcome = run.kernel.run(&c);
+                    let entry = run.tally.entry(Class::of(&c)).or_default();
+                    entry.0 += 1;
+                    match compare(&c, &outcome) {
+                        Ok(decided) => entry.1 += u32::from(decided),
+                        Err(e) => run.mismatches.push(e),
+                    }
+                    Ok(())
+                },
+            )
+            .expect("the property runner");
+    }
+    report("random frames", &tally);
+    assert_no_mismatch(&mismatches);
+}
+
+/// Gateway HA: the image does not carry the HA cells (a group's role, the
+/// path of a multi-homed VMI, its `seen` mark), so a frame whose fate
+/// depends on them must be handed off. Every frame of the HA tests, and
+/// more (BPDUs, gratuitous ARPs, traffic to and from the multi-homed VMIs,
+/// from tunnels), runs through the pipeline under every combination of the
+/// cells, role flips included, and through the program with the one image
+/// those tables give: the program must agree with the pipeline under each
+/// combination, or hand the frame off.
+#[test]
+fn ha_frames_are_decided_alike_or_handed_off_whatever_the_roles_and_paths() {
+    let mut frames: Vec<(PortId, Vec<u8>)> = recorded(ha::TESTS)
+        .into_iter()
+        .filter(runnable)
+        .map(|c| (c.port, c.frame))
+        .collect();
+    frames.extend(ha::frames());
+    frames.sort();
+    frames.dedup();
+    let rig = ha::ha_rig();
+    let mut kernel = Kernel::new("h");
+    let (mut last, mut image): (Option<Arc<Image>>, Option<Arc<Image>>) = (None, None);
+    let mut mismatches = Vec::new();
+    let mut tally: BTreeMap<Class, (u32, u32)> = BTreeMap::new();
+    let (mut depends, mut member_port) = (0, 0);
+    for (port, frame) in &frames {
+        let mut verdicts = std::collections::BTreeSet::new();
+        let mut outcomes = Vec::new();
+        for n in 0..ha::CELL_SETTINGS {
+            ha::set_cells(&rig.tables, n);
+            rig.tables.take_seen(|_| {});
+            let c = fixture_case(&rig, &mut last, *port, frame);
+            match &image {
+                None => image = Some(c.image.clone()),
+                Some(first) => assert!(**first == *c.image, "the HA cells changed the image"),
+            }
+            assert_eq!(c.special, Some(Class::GatewayHa));
+            if !runnable(&c) {
+                break;
+            }
+            let outcome = kernel.run(&c);
+            let entry = tally.entry(Class::of(&c)).or_default();
+            entry.0 += 1;
+            match compare(&c, &outcome) {
+                Ok(decided) => entry.1 += u32::from(decided),
+                Err(e) => mismatches.push(format!("cells {n}: {e}")),
+            }
+            verdicts.insert(format!("{:?} {:02x?}", c.verdict, c.out));
+            outcomes.push(outcome);
+        }
+        if *port == MEMBER_PORT {
+            member_port += 1;
+            assert!(
+                outcomes.iter().all(|o| *o == Outcome::Handoff),
+                "a frame from a member port decided in the kernel: {:?}\n  frame {frame:02x?}",
+                outcomes.iter().find(|o| **o != Outcome::Handoff)
+            );
+        }
+        if verdicts.len() > 1 {
+            depends += 1;
+            assert!(
+                outcomes.iter().all(|o| *o == Outcome::Handoff),
+                "the pipeline's verdict depends on the HA cells, the kernel decided: {:?}\n  frame {frame:02x?}",
+                outcomes.iter().find(|o| **o != Outcome::Handoff)
+            );
+        }
+    }
+    report("gateway HA frames, every combination of the cells", &tally);
+    eprintln!(
+        "  {} frames, {depends} of them decided differently by the cells, {member_port} from the member port",
+        frames.len()
+    );
+    assert!(depends >= 8, "{depends} frames depend on the cells");
+    assert_no_mismatch(&mismatches);
+}
+
+/// The inputs of a fuzz corpus directory.
+fn corpus(dir: &str) -> Vec<Vec<u8>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .filter_map(|entry| std::fs::read(entry.ok()?.path()).ok())
+        .collect();
+    inputs.sort();
+    inputs
+}
+
+#[test]
+fn the_fuzz_corpora_through_the_program_are_decided_alike_or_handed_off() {
+    let rig = Rig::new(&fixture());
+    let mut kernel = Kernel::new("c");
+    let mut last = None;
+    let mut frames: Vec<(PortId, Vec<u8>)> = Vec::new();
+    // The pipeline's corpus: a selector byte (its low bits pick the port)
+    // and a frame; the wire views' corpus: raw bytes, on every port.
+    for input in corpus("fuzz/corpus/pipeline") {
+        if let Some((selector, frame)) = input.split_first() {
+            frames.push((
+                FIXTURE_PORTS[usize::from(*selector) % FIXTURE_PORTS.len()],
+                frame.to_vec(),
+            ));
+        }
+    }
+    for input in corpus("../wire/fuzz/corpus/wire_views") {
+        for port in FIXTURE_PORTS {
+            frames.push((port, input.clone()));
+        }
+    }
+    // And every input cut at every length of its headers.
+    let mut cut: Vec<(PortId, Vec<u8>)> = Vec::new();
+    for (port, frame) in &frames {
+        for len in (0..frame.len().min(96)).step_by(3) {
+            cut.push((*port, frame[..len].to_vec()));
+        }
+    }
+    frames.extend(cut);
+    let mut mismatches = Vec::new();
+    let mut tally: BTreeMap<Class, (u32, u32)> = BTreeMap::new();
+    for (port, frame) in &frames {
+        let c = fixture_case(&rig, &mut last, *port, frame);
+        if !runnable(&c) {
+            continue;
+        }
+        let outcome = kernel.run(&c);
+        let entry = tally.entry(Class::of(&c)).or_default();
+        entry.0 += 1;
+        match compare(&c, &outcome) {
+            Ok(decided) => entry.1 += u32::from(decided),
+            Err(e) => mismatches.push(e),
+        }
+    }
+    report("fuzz corpora", &tally);
+    assert!(frames.len() > 500, "{} corpus frames", frames.len());
+    assert_no_mismatch(&mismatches);
+}
+
+/// A frame longer than an AF_XDP buffer is handed off undecided, however
+/// the pipeline would decide it (the socket refuses it, a counted drop, as
+/// in the AF_XDP-only mode): the tier never carries what userspace cannot.
+/// The longest that fits stays in the kernel.
+#[test]
+fn frames_longer_than_an_af_xdp_buffer_are_handed_off() {
+    use crate::process::tests::{MAC_A, ipv4_step};
+    let rig = Rig::new(&fixture());
+    let mut kernel = Kernel::new("j");
+    let mut last = None;
+    let max = trunkline_xdp::FAST_PATH_MAX_FRAME;
+    for len in [max, max + 1, 3000] {
+        let mut frame = Vec::new();
+        ipv4_step(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 64)
+            .udp(40000, 53)
+            .write(&mut frame, &vec![0x5a; len - 18 - 28])
+            .expect("a frame");
+        assert_eq!(frame.len(), len);
+        let c = fixture_case(&rig, &mut last, P1, &frame);
+        assert!(
+            matches!(c.verdict, Verdict::Transmit { .. }),
+            "the pipeline routes it: {:?}",
+            c.verdict
+        );
+        let outcome = kernel.run(&c);
+        if len <= max {
+            assert!(compare(&c, &outcome) == Ok(true), "{len}: {outcome:?}");
+        } else {
+            assert_eq!(outcome, Outcome::Handoff, "{len} bytes");
+        }
+    }
+}
+
+/// Tables swapped again and again while frames run through the program on
+/// another thread: every frame leaves exactly as one of the two tables
+/// says, never with parts of both (here, the destination VMI's MAC from one
+/// and its VLAN from the other).
+#[test]
+fn frames_during_generation_swaps_follow_one_table_or_the_other() {
+    use crate::process::tests::{MAC_A, udp4};
+    let config_a = fixture();
+    let mut config_b = fixture();
+    for li in &mut config_b.logical_interfaces {
+        if li.vmi == "ns/vmi-b" {
+            li.vlan = 201;
+        }
+    }
+    for vmi in &mut config_b.vmis {
+        if vmi.key == "ns/vmi-b" {
+            vmi.mac = [2, 0, 0, 0, 0, 0xbb];
+        }
+    }
+    let frame = udp4(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 64);
+    let (rig_a, rig_b) = (Rig::new(&config_a), Rig::new(&config_b));
+    let expected: Vec<Vec<u8>> = [&rig_a, &rig_b]
+        .iter()
+        .map(|rig| match rig.run(P1, &frame) {
+            (Verdict::Transmit { port, .. }, out) if port == P1 => out,
+            other => panic!("expected a transmit, got {other:?}"),
+        })
+        .collect();
+    assert_ne!(expected[0], expected[1]);
+    let mut slots = Slots::default();
+    let images = [
+        Image::build(&rig_a.tables, &mut slots, ifindex),
+        Image::build(&rig_b.tables, &mut slots, ifindex),
+    ];
+    let mut kernel = Kernel::new("s");
+    let maps = kernel.tier.maps();
+    kernel
+        .mirror
+        .install(images[0].clone(), &mut Writer(&maps))
+        .expect("install");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (tier, stop, frame) = (kernel.tier.clone(), stop.clone(), frame.clone());
+        let netns = format!("/run/netns/{}", kernel.netns);
+        std::thread::spawn(move || {
+            trunkline_xdp::enter_network_namespace(std::path::Path::new(&netns))
+                .expect("enter the test namespace");
+            let mut outs: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (_, out) = tier
+                    .test_run(ifindex(P1).expect("an interface"), &frame)
+                    .expect("BPF_PROG_RUN");
+                *outs.entry(out).or_default() += 1;
+            }
+            outs
+        })
+    };
+    for round in 0..100 {
+        kernel
+            .mirror
+            .install(images[(round + 1) % 2].clone(), &mut Writer(&maps))
+            .expect("install");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let outs = traffic.join().expect("traffic thread");
+    let total: u32 = outs.values().sum();
+    eprintln!(
+        "{total} frames during 100 swaps: {:?}",
+        outs.iter()
+            .map(|(out, n)| (expected.iter().position(|e| e == out), *n))
+            .collect::<Vec<_>>()
+    );
+    for out in outs.keys() {
+        assert!(
+            expected.contains(out),
+            "a frame left as neither table says: {out:02x?}"
+        );
+    }
+    assert!(outs.len() == 2, "frames saw both tables");
+}

@@ -1,0 +1,526 @@
+//! The image of compiled [`Tables`] in the XDP tier's maps: every entry the
+//! program looks up, as (map, key without its generation, value bytes), and
+//! the difference between two images, which is what a generation swap
+//! writes.
+
+use std::collections::BTreeMap;
+
+use super::layout::*;
+use super::slots::Slots;
+use crate::config::{FabricExit, PortId};
+use crate::tables::{BridgeEntry, Encap, LabelTarget, NO_GROUP, NextHop, PortRole, Tables};
+
+/// The entries of the tier's maps for one set of tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Image {
+    entries: BTreeMap<(TierMap, Key), Vec<u8>>,
+    /// VMI slots given out by this build (their counters start at zero).
+    new_vmi_slots: Vec<u32>,
+}
+
+/// One write of a generation swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// Write this value under the key.
+    Put(TierMap, &'a Key, &'a [u8]),
+    /// Remove the key (arrays: write zeroes, which the program reads as
+    /// "no entry").
+    Remove(TierMap, &'a Key),
+}
+
+fn encap(e: Encap) -> (u32, u32) {
+    match e {
+        Encap::Mpls(label) => (ENCAP_MPLS, label),
+        Encap::Vxlan(vni) => (ENCAP_VXLAN, vni),
+    }
+}
+
+impl Image {
+    /// The image of `tables`. `ifindex` names the interface of each port
+    /// whose frames the program handles (a port without one is left to
+    /// userspace: frames toward it are handed off). `slots` keeps slots
+    /// stable from one build to the next.
+    pub fn build(
+        tables: &Tables,
+        slots: &mut Slots,
+        ifindex: impl Fn(PortId) -> Option<u32>,
+    ) -> Image {
+        let assigned = slots.assign(
+            tables.vmis.iter().map(|v| v.key()),
+            tables.vrfs.iter().map(|v| v.network.as_str()),
+            tables.peers.iter().map(|p| p.key()),
+            tables.remotes.iter().map(|r| r.key.as_str()),
+        );
+        let mut image = Image {
+            entries: BTreeMap::new(),
+            new_vmi_slots: assigned.vmis,
+        };
+        let vmi_slot = |i: usize| slots.vmis.get(tables.vmis[i].key());
+        let vrf_slot = |i: usize| slots.vrfs.get(&tables.vrfs[i].network);
+        let peer_slot = |i: usize| slots.peers.get(tables.peers[i].key());
+        let remote_slot = |i: usize| slots.remotes.get(&tables.remotes[i].key);
+        let fits = |slot: u32, max: u32| slot < max;
+        let nexthop = |nh: NextHop| -> Vec<u8> {
+            let (kind, id) = match nh {
+                NextHop::Receive => (NH_RECEIVE, 0),
+                NextHop::Vmi(id) => (NH_VMI, vmi_slot(id.index())),
+                NextHop::Remote(id) => (NH_REMOTE, remote_slot(id.0 as usize)),
+                NextHop::Peer(id) => (NH_PEER, peer_slot(id.0 as usize)),
+                NextHop::Port(_) => (NH_PORT, 0),
+                NextHop::Discard => (NH_DISCARD, 0),
+                // A runtime cell the image does not carry: handed off.
+                NextHop::Pair(_) => (NH_PAIR, 0),
+                // A DC gateway's route (north-south): handed off.
+                NextHop::Tunnel { .. } => (NH_NORTH_SOUTH, 0),
+            };
+            Bytes::default().u32(kind).u32(id).done()
+        };
+        let mut put = |map: TierMap, key: Key, value: Vec<u8>| {
+            debug_assert_eq!(value.len(), map.sizes().1, "{map:?}");
+            image.entries.insert((map, key), value);
+        };
+
+        // Globals and the underlay.
+        let mut globals = Bytes::default().raw(&tables.gateway_mac.0);
+        // North-south: the SNAT range (its returns are handed off).
+        let ns = &tables.north_south;
+        let (snat_flag, (snat_lo, snat_hi)) = if ns.snat_networks > 0 {
+            (GLOBAL_SNAT, ns.snat_ports)
+        } else {
+            (0, (0, 0))
+        };
+        match tables.underlay {
+            Some(u) => {
+                let (family, addr) = addr16(u.addr);
+                globals = globals
+                    .raw(&u.mac.0)
+                    .u32(GLOBAL_UNDERLAY | snat_flag)
+                    .u32(family)
+                    .raw(&addr)
+                    .u32(ifindex(u.port).unwrap_or(0))
+                    .u32(u32::from(u.mtu))
+                    .u16(snat_lo)
+                    .u16(snat_hi);
+            }
+            None => {
+                globals = globals
+                    .raw(&[0; 6])
+                    .u32(0)
+                    .u32(0)
+                    .raw(&[0; 16])
+                    .u32(0)
+                    .u32(0)
+                    .u16(0)
+                    .u16(0)
+            }
+        }
+        put(TierMap::Globals, Key::Slot(0), globals.done());
+        // North-south: the subnets of networks with IP fabric forwarding,
+        // under a pseudo VRF (the fabric port hands them off).
+        for (addr, len, _) in ns.fabric_v4.entries() {
+            let key = Key::Route {
+                vrf: FABRIC_VRF,
+                addr: addr.to_be_bytes().to_vec(),
+                len,
+            };
+            put(
+                TierMap::Routes4,
+                key,
+                Bytes::default().u32(NH_NORTH_SOUTH).u32(0).done(),
+            );
+        }
+        for (addr, len, _) in ns.fabric_v6.entries() {
+            let key = Key::Route {
+                vrf: FABRIC_VRF,
+                addr: addr.to_be_bytes().to_vec(),
+                len,
+            };
+            put(
+                TierMap::Routes6,
+                key,
+                Bytes::default().u32(NH_NORTH_SOUTH).u32(0).done(),
+            );
+        }
+
+        // Ports and their VLANs.
+        for port in &tables.ports {
+            let Some(ifx) = ifindex(port.id) else {
+                continue;
+            };
+            let role = match &port.role {
+                PortRole::Gateway { vlans } => {
+                    for (vlan, &id) in vlans.iter().enumerate() {
+                        if id != crate::tables::NO_VMI {
+                            put(
+                                TierMap::Vlans,
+                                Key::Hash(Bytes::default().u32(ifx).u32(vlan as u32).done()),
+                                Bytes::default().u32(vmi_slot(id as usize)).done(),
+                            );
+                        }
+                    }
+                    PORT_GATEWAY
+                }
+                PortRole::Fabric if tables.underlay.is_some_and(|u| u.port == port.id) => {
+                    PORT_FABRIC
+                }
+                // Another fabric port passes everything; host ports are taps.
+                _ => continue,
+            };
+            // Gateway HA: what a member port receives depends on the
+            // group's role cell, which the image does not carry.
+            let flags = if port.ha_group != NO_GROUP {
+                PORT_HANDOFF
+            } else {
+                0
+            };
+            put(
+                TierMap::Ports,
+                Key::Hash(Bytes::default().u32(ifx).done()),
+                Bytes::default().u32(role).u32(flags).done(),
+            );
+        }
+
+        // VMIs and their addresses.
+        for (i, vmi) in tables.vmis.iter().enumerate() {
+            let slot = vmi_slot(i);
+            if !fits(slot, MAX_VMIS) {
+                continue;
+            }
+            let mut flags = VMI_VALID;
+            if vmi.port_security {
+                flags |= VMI_PORT_SECURITY;
+            }
+            if vmi.pairs.len() > MAX_PAIRS {
+                flags |= VMI_HANDOFF;
+            }
+            if !vmi.pair_routes.is_empty() {
+                flags |= VMI_LEARNS;
+            }
+            // Gateway HA: where a multi-homed VMI is served (its path cell)
+            // and whether its member port may send (the role cell) are
+            // runtime cells the image does not carry; its own traffic sets
+            // its `seen` cell, which only the pipeline writes.
+            if tables.ha_governs_vmi(vmi) {
+                flags |= VMI_HANDOFF;
+            }
+            let (egress_ifindex, egress_vlan, egress_mtu) = match vmi.egress {
+                Some(e) => {
+                    flags |= VMI_EGRESS;
+                    let mtu = tables.port(e.port).and_then(|p| p.mtu).unwrap_or(0);
+                    (ifindex(e.port).unwrap_or(0), e.vlan, u32::from(mtu))
+                }
+                None => (0, 0, 0),
+            };
+            let npairs = vmi.pairs.len().min(MAX_PAIRS);
+            let mut value = Bytes::default()
+                .u32(flags)
+                .u32(vrf_slot(vmi.vrf))
+                .raw(&vmi.mac.0)
+                .u16(egress_vlan)
+                .u32(egress_ifindex)
+                .u32(egress_mtu)
+                .u32(npairs as u32);
+            for p in 0..MAX_PAIRS {
+                value = match vmi.pairs.get(p).filter(|_| p < npairs) {
+                    Some((prefix, mac)) => {
+                        let (family, addr) = addr16(prefix.addr());
+                        let learns = vmi.pair_routes.iter().any(|(route, _)| route == prefix);
+                        value
+                            .u8(family as u8)
+                            .u8(prefix.prefix_len())
+                            .u8(u8::from(learns))
+                            .u8(0)
+                            .raw(&mac.0)
+                            .u16(0)
+                            .raw(&addr)
+                    }
+                    None => value.raw(&[0; 28]),
+                };
+            }
+            put(TierMap::Vmis, Key::Slot(slot), value.done());
+            for ip in vmi.ips.iter() {
+                let (family, addr) = addr16(*ip);
+                put(
+                    TierMap::Sources,
+                    Key::Hash(Bytes::default().u32(slot).u32(family).raw(&addr).done()),
+                    Bytes::default().u32(1).done(),
+                );
+            }
+        }
+
+        // VRFs: flags, routes, bridge entries, peers.
+        for (i, vrf) in tables.vrfs.iter().enumerate() {
+            let slot = vrf_slot(i);
+            if !fits(slot, MAX_VRFS) {
+                continue;
+            }
+            let mut flags = VRF_VALID;
+            if vrf.routes {
+                flags |= VRF_ROUTES;
+            }
+            if vrf.bridges {
+                flags |= VRF_BRIDGES;
+            }
+            if vrf.flood_unknown_unicast {
+                flags |= VRF_FLOOD_UNKNOWN;
+            }
+            if vrf.exit != FabricExit::None {
+                flags |= VRF_EXIT;
+            }
+            if !vrf.routed_peers.is_empty() {
+                flags |= VRF_ROUTED_PEERS;
+            }
+            put(
+                TierMap::Vrfs,
+                Key::Slot(slot),
+                Bytes::default()
+                    .u32(flags)
+                    .u32(u32::from(vrf.mtu.unwrap_or(0)))
+                    .done(),
+            );
+            for (addr, len, nh) in vrf.v4.entries() {
+                let key = Key::Route {
+                    vrf: slot,
+                    addr: addr.to_be_bytes().to_vec(),
+                    len,
+                };
+                put(TierMap::Routes4, key, nexthop(nh));
+            }
+            for (addr, len, nh) in vrf.v6.entries() {
+                let key = Key::Route {
+                    vrf: slot,
+                    addr: addr.to_be_bytes().to_vec(),
+                    len,
+                };
+                put(TierMap::Routes6, key, nexthop(nh));
+            }
+            for (mac, entry) in &vrf.bridge {
+                let mac = &mac.to_be_bytes()[2..];
+                let nh = match *entry {
+                    BridgeEntry::Vmi(id) => NextHop::Vmi(id),
+                    BridgeEntry::Remote(id) => NextHop::Remote(id),
+                };
+                put(
+                    TierMap::Bridge,
+                    Key::Hash(Bytes::default().u32(slot).raw(mac).u16(0).done()),
+                    nexthop(nh),
+                );
+            }
+            for (peer, e) in &vrf.peers {
+                let (kind, value) = encap(*e);
+                put(
+                    TierMap::VrfPeers,
+                    Key::Hash(
+                        Bytes::default()
+                            .u32(slot)
+                            .u32(peer_slot(peer.0 as usize))
+                            .done(),
+                    ),
+                    Bytes::default().u32(kind).u32(value).done(),
+                );
+            }
+        }
+
+        // Remote VMIs, peers.
+        for (i, remote) in tables.remotes.iter().enumerate() {
+            let slot = remote_slot(i);
+            if !fits(slot, MAX_REMOTES) {
+                continue;
+            }
+            let (rk, rv) = encap(remote.routed);
+            let (bk, bv) = encap(remote.bridged);
+            // Gateway HA: a remote VMI several nodes serve is reached
+            // through whichever serves it now (its path cell).
+            let flags = if remote.path.is_some() {
+                REMOTE_VALID | REMOTE_HANDOFF
+            } else {
+                REMOTE_VALID
+            };
+            put(
+                TierMap::Remotes,
+                Key::Slot(slot),
+                Bytes::default()
+                    .u32(flags)
+                    .u32(peer_slot(remote.peer.0 as usize))
+                    .raw(&remote.mac.0)
+                    .u16(0)
+                    .u32(rk)
+                    .u32(rv)
+                    .u32(bk)
+                    .u32(bv)
+                    .done(),
+            );
+        }
+        for (i, peer) in tables.peers.iter().enumerate() {
+            let slot = peer_slot(i);
+            let (family, addr) = addr16(peer.addr);
+            put(
+                TierMap::PeerAddrs,
+                Key::Hash(Bytes::default().u32(family).raw(&addr).done()),
+                Bytes::default().u32(slot).done(),
+            );
+            if !fits(slot, MAX_PEERS) {
+                continue;
+            }
+            let (flags, next_hop) = match peer.next_hop_mac() {
+                Some(mac) => (PEER_VALID | PEER_RESOLVED, mac.0),
+                None => (PEER_VALID, [0; 6]),
+            };
+            put(
+                TierMap::Peers,
+                Key::Slot(slot),
+                Bytes::default()
+                    .u32(flags)
+                    .u32(family)
+                    .raw(&addr)
+                    .raw(&next_hop)
+                    .u16(0)
+                    .done(),
+            );
+        }
+
+        // Labels and VNIs.
+        for (label, target) in &tables.labels {
+            let (kind, id) = match *target {
+                LabelTarget::Vmi(id) => (LABEL_VMI, vmi_slot(id.index())),
+                LabelTarget::Vrf(vrf) => (LABEL_VRF, vrf_slot(vrf)),
+            };
+            put(
+                TierMap::Labels,
+                Key::Hash(Bytes::default().u32(*label).done()),
+                Bytes::default().u32(kind).u32(id).done(),
+            );
+        }
+        for (vni, vrf) in &tables.vnis {
+            put(
+                TierMap::Vnis,
+                Key::Hash(Bytes::default().u32(*vni).done()),
+                Bytes::default().u32(vrf_slot(*vrf)).done(),
+            );
+        }
+        image
+    }
+
+    /// The writes that turn a generation holding `old` (`None`: nothing)
+    /// into one holding `self`: new and changed entries, then removals.
+    pub fn diff<'a>(&'a self, old: Option<&'a Image>) -> Vec<Change<'a>> {
+        let mut changes: Vec<Change<'a>> = self
+            .entries
+            .iter()
+            .filter(|((map, key), value)| {
+                old.and_then(|o| o.entries.get(&(*map, key.clone())))
+                    .is_none_or(|v| v != *value)
+            })
+            .map(|((map, key), value)| Change::Put(*map, key, value))
+            .collect();
+        if let Some(old) = old {
+            changes.extend(
+                old.entries
+                    .keys()
+                    .filter(|k| !self.entries.contains_key(k))
+                    .map(|(map, key)| Change::Remove(*map, key)),
+            );
+        }
+        changes
+    }
+
+    /// An image that holds everything `self` holds and everything `tried`
+    /// holds too, with `tried`'s values marked unknown (so that the next
+    /// diff against it writes them again): what a generation may contain
+    /// after writing `tried` into it failed half way.
+    pub fn merge_unknown(&self, tried: &Image) -> Image {
+        let mut merged = self.clone();
+        for key in tried.entries.keys() {
+            merged.entries.insert(key.clone(), Vec::new());
+        }
+        merged
+    }
+
+    /// Every entry, by map: (map, key, value).
+    pub fn entries(&self) -> impl Iterator<Item = (TierMap, &Key, &[u8])> {
+        self.entries
+            .iter()
+            .map(|((map, key), value)| (*map, key, value.as_slice()))
+    }
+
+    /// How many entries the image has.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the image is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The VMI counter slots this build gave out: zero them before the flip.
+    pub fn new_vmi_slots(&self) -> &[u32] {
+        &self.new_vmi_slots
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::tests::fixture;
+
+    fn ifindex(port: PortId) -> Option<u32> {
+        Some(100 + u32::from(port.0))
+    }
+
+    #[test]
+    fn every_value_has_the_size_of_its_map() {
+        let (tables, _) = Tables::compile(&fixture());
+        let image = Image::build(&tables, &mut Slots::default(), ifindex);
+        assert!(image.len() > 20);
+        for (map, key, value) in image.entries() {
+            let (key_size, value_size) = map.sizes();
+            assert_eq!(value.len(), value_size, "{map:?}");
+            assert_eq!(key.encode(map, 1).len(), key_size, "{map:?} {key:?}");
+        }
+    }
+
+    #[test]
+    fn an_unchanged_config_writes_nothing_and_a_change_writes_little() {
+        let config = fixture();
+        let (tables, _) = Tables::compile(&config);
+        let mut slots = Slots::default();
+        let first = Image::build(&tables, &mut slots, ifindex);
+        assert_eq!(first.diff(Some(&first)), vec![]);
+        let (again, _) = Tables::recompile(&config, &tables);
+        let second = Image::build(&again, &mut slots, ifindex);
+        assert!(second.new_vmi_slots().is_empty());
+        assert_eq!(second.diff(Some(&first)), vec![]);
+        // One VMI fewer: its entries go, nobody else's slot moves.
+        let mut smaller = config.clone();
+        smaller.vmis.retain(|v| v.key != "ns/vmi-d");
+        let (third, _) = Tables::recompile(&smaller, &again);
+        let image = Image::build(&third, &mut slots, ifindex);
+        let changes = second.diff(Some(&image));
+        assert!(!changes.is_empty());
+        assert!(changes.len() < 10, "{changes:?}");
+        assert_eq!(
+            image
+                .diff(Some(&second))
+                .iter()
+                .filter(|c| matches!(c, Change::Put(..)))
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_resolved_next_hop_is_one_write() {
+        let (tables, _) = Tables::compile(&fixture());
+        let mut slots = Slots::default();
+        let before = Image::build(&tables, &mut slots, ifindex);
+        tables.set_next_hop_mac(
+            "192.168.100.50".parse().unwrap(),
+            Some(trunkline_wire::EthernetAddress([2, 0, 0, 0, 0, 7])),
+        );
+        let after = Image::build(&tables, &mut slots, ifindex);
+        let changes = after.diff(Some(&before));
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(matches!(changes[0], Change::Put(TierMap::Peers, ..)));
+    }
+}

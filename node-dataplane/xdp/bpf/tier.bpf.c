@@ -1,0 +1,1759 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+//
+// The XDP tier: the common case of a gateway node's pipeline decided in the
+// kernel, from maps mirrored from the compiled tables (layout: tier.h).
+// The Rust pipeline (trunkline-pipeline) is the specification: for every
+// frame this program either reaches the same verdict, with the same egress
+// and the same bytes, or hands the frame, untouched, to the AF_XDP socket
+// of its port (XSKMAP), where the Rust pipeline decides it as before.
+//
+//   trunk frame: Ethernet [+ 802.1Q] -> (port, VLAN) -> VMI -> port security
+//     -> the VMI's VRF, by destination MAC:
+//        gateway MAC, IPv4/IPv6 -> LPM -> local VMI: TTL, MACs, re-tag -> XDP_TX / devmap
+//                                       -> remote VMI / peer: encapsulate -> fabric (devmap)
+//        another MAC           -> bridge -> local VMI: re-tag | remote VMI: encapsulate
+//   fabric frame: UDP 6635 / 4789 to our underlay address -> decapsulate
+//        -> routed label: to its VMI | label or VNI of a network: as above, from the tunnel
+//   not for the fabric's tunnels: SNAT returns, IP fabric subnets -> AF_XDP
+//        (north-south is the pipeline's until a flow stage), the rest ->
+//        XDP_PASS (the host's own traffic)
+//   anything else (ARP, ND and router solicitations, broadcast and flooding,
+//   DHCP, TTL expiry and packets too big for the egress MTU (ICMP errors),
+//   echo and everything to the gateway, allowed address pairs that move,
+//   host ports, options, frames longer than an AF_XDP buffer, misses) -> AF_XDP
+//
+// Every decision is made before the frame is written: a frame handed off is
+// always the frame as it arrived. Counters (per CPU) count only what this
+// program decided; the agent adds them to the userspace counters.
+//
+// A flow stage (established flows of SNAT and security groups, from a BPF
+// LRU hash the agent writes) goes between the port security checks and the
+// routing lookup: see `flow_stage` below.
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "tier.h"
+
+#define MPLS_OVER_UDP_PORT 6635
+#define VXLAN_PORT 4789
+#define TUNNEL_TTL 64
+// The largest offset into a frame the program reads at; frames longer than
+// this are handed off where their length matters.
+#define MAX_OFF 4095
+// The longest UDP datagram whose checksum the program computes (IPv6
+// underlay); longer ones are handed off.
+#define MAX_CSUM_LEN 2048
+
+// Set by the loader for tests: record every decision in `trace`.
+const volatile __u32 trace_enabled = 0;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} tier_state SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_XSKMAP);
+    __uint(max_entries, TIER_MAX_IFACES * TIER_QUEUES);
+    __type(key, __u32);
+    __type(value, __u32);
+} tier_xsks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+    __uint(max_entries, TIER_MAX_IFACES);
+    __type(key, __u32);
+    __type(value, __u32);
+} tier_devmap SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, TIER_MAX_IFACES);
+    __type(key, __u32);
+    __type(value, struct iface);
+} tier_ifaces SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 2);
+    __type(key, __u32);
+    __type(value, struct globals);
+} tier_globals SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 2 * TIER_MAX_IFACES);
+    __type(key, struct port_key);
+    __type(value, struct port);
+} tier_ports SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 2 * TIER_MAX_VMIS);
+    __type(key, struct vlan_key);
+    __type(value, __u32);
+} tier_vlans SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 2 * TIER_MAX_VMIS);
+    __type(key, __u32);
+    __type(value, struct vmi);
+} tier_vmis SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, TIER_MAX_ENTRIES);
+    __type(key, struct source_key);
+    __type(value, __u32);
+} tier_sources SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 2 * TIER_MAX_VRFS);
+    __type(key, __u32);
+    __type(value, struct vrf);
+} tier_vrfs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, TIER_MAX_ROUTES);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct route4_key);
+    __type(value, struct nexthop);
+} tier_routes4 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, TIER_MAX_ROUTES);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct route6_key);
+    __type(value, struct nexthop);
+} tier_routes6 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, TIER_MAX_ENTRIES);
+    __type(key, struct bridge_key);
+    __type(value, struct nexthop);
+} tier_bridge SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 2 * TIER_MAX_REMOTES);
+    __type(key, __u32);
+    __type(value, struct remote);
+} tier_remotes SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 2 * TIER_MAX_PEERS);
+    __type(key, __u32);
+    __type(value, struct peer);
+} tier_peers SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 2 * TIER_MAX_PEERS);
+    __type(key, struct peer_addr_key);
+    __type(value, __u32);
+} tier_peer_addrs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, TIER_MAX_ENTRIES);
+    __type(key, struct vrf_peer_key);
+    __type(value, struct encap);
+} tier_vrf_peers SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, TIER_MAX_ENTRIES);
+    __type(key, struct label_key);
+    __type(value, struct nexthop);
+} tier_labels SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 2 * TIER_MAX_VRFS);
+    __type(key, struct vni_key);
+    __type(value, __u32);
+} tier_vnis SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct tier_stats);
+} tier_stats SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, TIER_MAX_VMIS);
+    __type(key, __u32);
+    __type(value, struct vmi_stats);
+} tier_vmi_stats SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct trace);
+} tier_trace SEC(".maps");
+
+// The grace period of a generation flip: updating an array of maps from
+// userspace returns only after every program that started before has
+// finished (the kernel waits for RCU), so the agent knows no frame still
+// uses the old generation.
+struct sync_inner {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} tier_sync_inner SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __array(values, struct sync_inner);
+} tier_sync SEC(".maps");
+
+// ---------------------------------------------------------------------------
+// What the program decided for a frame.
+//
+// The stages below are global functions: the verifier checks each once,
+// with its arguments unknown, instead of once per path that reaches it
+// (inlined, the paths multiply past the verifier's limit). Each returns 0
+// and leaves its decision in `struct res`.
+
+#define INNER_IP 1       // the routed IP packet itself (a VMI's MPLS label)
+#define INNER_ETH 2      // the routed IP packet behind an Ethernet header to `mac`
+#define INNER_BRIDGED 3  // the frame itself, untagged
+
+struct encap_q {
+    __u32 peer;   // peer slot
+    __u32 kind;   // ENCAP_*
+    __u32 value;  // label or VNI
+    __u32 inner;  // INNER_*
+    __u8 mac[6];  // INNER_ETH: the inner destination MAC
+    __u16 pad;
+};
+
+// What to do with a frame once it is decided to be sent: the stage that
+// rewrites it runs from the program's entry, so that the call chain (and
+// the stack it needs) stays short.
+#define PLAN_SEND 1     // to a local VMI: tier_send(slot, routed)
+#define PLAN_ENCAP 2    // into a tunnel: tier_encap(q)
+#define PLAN_DELIVER 3  // a routed label's packet to its VMI: tier_deliver
+
+struct res {
+    __u32 action;  // TRACE_*; 0: not decided yet (see plan)
+    __u32 reason;  // enum tier_drop
+    __u32 egress;  // ifindex
+    __u32 rx_vmi;  // slot + 1
+    __u32 tx_vmi;  // slot + 1
+    __u32 pass;    // the fabric's: not a tunnel packet for us
+    __u32 plan;    // PLAN_*
+    __u32 slot;    // PLAN_SEND, PLAN_DELIVER: the VMI slot
+    __u32 routed;  // PLAN_SEND: rewrite MACs and TTL
+    __u32 packed;  // PLAN_DELIVER: peer << 22 | ip_at << 11 | end
+    struct encap_q q;  // PLAN_ENCAP
+};
+
+// Where a frame entered its VRF from.
+#define SRC_VMI 1
+#define SRC_TUNNEL 2
+
+// An Ethernet frame inside the packet, at `base`, ending at `fend`, in its
+// VRF.
+struct frame {
+    __u32 gen;
+    __u32 ingress;   // ifindex
+    __u32 base;
+    __u32 fend;
+    __u32 hlen;      // 14, or 18 with a tag
+    __u32 tagged;
+    __u32 tci;
+    __u32 et;        // EtherType (after the tag), host order
+    __u32 src_kind;  // SRC_*
+    __u32 src_id;    // VMI slot or peer slot
+    __u32 vrf;       // VRF slot
+};
+
+#define HANDOFF(r)                      \
+    do {                                \
+        (r)->action = TRACE_HANDOFF;    \
+        return 0;                       \
+    } while (0)
+#define DROP(r, why)                    \
+    do {                                \
+        (r)->action = TRACE_DROP;       \
+        (r)->reason = (why);            \
+        return 0;                       \
+    } while (0)
+#define SEND(r, to, rewrite)            \
+    do {                                \
+        (r)->plan = PLAN_SEND;          \
+        (r)->slot = (to);               \
+        (r)->routed = (rewrite);        \
+        return 0;                       \
+    } while (0)
+
+// ---------------------------------------------------------------------------
+// Packet access.
+
+static __always_inline __u8 *ptr_at(struct xdp_md *ctx, __u32 off, __u32 len)
+{
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+    if (off > MAX_OFF)
+        return 0;
+    // The mask changes nothing but tells the verifier the bound of the
+    // very register added to the pointer (the barrier keeps the compiler
+    // from dropping it).
+    asm volatile("" : "+r"(off));
+    __u8 *p = data + (off & MAX_OFF);
+    if ((void *)(p + len) > end)
+        return 0;
+    return p;
+}
+
+static __always_inline __u32 frame_len(struct xdp_md *ctx)
+{
+    return (__u32)(ctx->data_end - ctx->data);
+}
+
+static __always_inline __u16 rd16(const __u8 *p)
+{
+    return ((__u16)p[0] << 8) | p[1];
+}
+
+static __always_inline __u32 rd32(const __u8 *p)
+{
+    return ((__u32)p[0] << 24) | ((__u32)p[1] << 16) | ((__u32)p[2] << 8) | p[3];
+}
+
+static __always_inline void wr16(__u8 *p, __u16 v)
+{
+    p[0] = v >> 8;
+    p[1] = v;
+}
+
+static __always_inline void wr32(__u8 *p, __u32 v)
+{
+    p[0] = v >> 24;
+    p[1] = v >> 16;
+    p[2] = v >> 8;
+    p[3] = v;
+}
+
+// Compares without a branch per byte (each branch doubles what the
+// verifier walks).
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+    __u32 d = (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) |
+              (a[5] ^ b[5]);
+    return d == 0;
+}
+
+static __always_inline void mac_cp(__u8 *dst, const __u8 *src)
+{
+    __builtin_memcpy(dst, src, 6);
+}
+
+static __always_inline __u16 fold(__u32 s)
+{
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return s;
+}
+
+// RFC 1624 equation 3, as trunkline_wire::checksum::update.
+static __always_inline __u16 csum_update(__u16 hc, __u16 old, __u16 new)
+{
+    __u32 s = (__u16)~hc;
+    s += (__u16)~old;
+    s += new;
+    return (__u16)~fold(s);
+}
+
+// The one's complement sum (not folded) of `n` bytes at `p` (n even, small).
+static __always_inline __u32 sum_words(const __u8 *p, __u32 n)
+{
+    __u32 s = 0;
+#pragma unroll
+    for (__u32 i = 0; i + 1 < n; i += 2)
+        s += rd16(p + i);
+    return s;
+}
+
+// The folded one's complement sum of the `len` bytes at `off`, as
+// trunkline_wire::checksum::data, plus `seed`. Returns a value above
+// 0xffff when the range lies outside the packet or is too long.
+__noinline int tier_csum(struct xdp_md *ctx, __u32 off, __u32 len, __u32 seed)
+{
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+    if (off > MAX_OFF || len > MAX_CSUM_LEN)
+        return 0x10000;
+    asm volatile("" : "+r"(off));
+    __u8 *p = data + (off & MAX_OFF);
+    __u32 s = seed;
+    for (int i = 0; i < MAX_CSUM_LEN / 2; i++) {
+        if (len < 2)
+            break;
+        // Keeps the compiler from turning the bound check into arithmetic
+        // on the packet's end, which the verifier refuses.
+        __u8 *q = p;
+        asm volatile("" : "+r"(q));
+        if ((void *)(q + 2) > end)
+            return 0x10000;
+        s += ((__u32)q[0] << 8) | q[1];
+        p = q + 2;
+        len -= 2;
+    }
+    if (len == 1) {
+        if ((void *)(p + 1) > end)
+            return 0x10000;
+        s += (__u32)p[0] << 8;
+    }
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return s;
+}
+
+// ---------------------------------------------------------------------------
+// The flow hash of the outer UDP source port, as the pipeline's
+// `flow_hash` (FNV-1a over the inner flow) and `frame_hash`.
+
+#define FNV_OFFSET 0x811c9dc5u
+#define FNV_PRIME 0x01000193u
+
+static __always_inline __u32 fnv(__u32 h, __u8 b)
+{
+    return (h ^ b) * FNV_PRIME;
+}
+
+// flow_hash(et, l3) over the bytes [l3, fend): 0..=0xffff, or -1 when the
+// program cannot read what the hash covers.
+__noinline int tier_hash(struct xdp_md *ctx, __u32 et, __u32 l3, __u32 fend)
+{
+    __u32 h = FNV_OFFSET;
+    __u32 avail = fend > l3 ? fend - l3 : 0;
+    if (et == ETH_P_IP && avail >= 20) {
+        __u8 *ip = ptr_at(ctx, l3, 20);
+        if (!ip)
+            return -1;
+        __u32 ihl = (ip[0] & 0x0f) * 4;
+        h = fnv(h, ip[9]);
+#pragma unroll
+        for (int i = 12; i < 20; i++)
+            h = fnv(h, ip[i]);
+        int fragment = (rd16(ip + 6) & 0x3fff) != 0;
+        if ((ip[9] == 6 || ip[9] == 17) && !fragment && avail >= ihl + 4) {
+            __u8 *l4 = ptr_at(ctx, l3 + ihl, 4);
+            if (!l4)
+                return -1;
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                h = fnv(h, l4[i]);
+        }
+    } else if (et == ETH_P_IPV6 && avail >= 40) {
+        __u8 *ip = ptr_at(ctx, l3, 40);
+        if (!ip)
+            return -1;
+        h = fnv(h, ip[6]);
+#pragma unroll
+        for (int i = 8; i < 40; i++)
+            h = fnv(h, ip[i]);
+        if ((ip[6] == 6 || ip[6] == 17) && avail >= 44) {
+            __u8 *l4 = ptr_at(ctx, l3 + 40, 4);
+            if (!l4)
+                return -1;
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                h = fnv(h, l4[i]);
+        }
+    } else {
+        __u32 n = avail < 16 ? avail : 16;
+        for (__u32 i = 0; i < 16; i++) {
+            if (i >= n)
+                break;
+            __u8 *c = ptr_at(ctx, l3 + i, 1);
+            if (!c)
+                return -1;
+            h = fnv(h, c[0]);
+        }
+    }
+    return (__u16)(h ^ (h >> 16));
+}
+
+// The hash of the MAC addresses (flow_hash of an unknown EtherType over the
+// first 12 bytes of a frame).
+static __always_inline __u16 mac_hash(const __u8 *macs)
+{
+    __u32 h = FNV_OFFSET;
+#pragma unroll
+    for (int i = 0; i < 12; i++)
+        h = fnv(h, macs[i]);
+    return (__u16)(h ^ (h >> 16));
+}
+
+// ---------------------------------------------------------------------------
+// Lookups.
+
+static __always_inline struct globals *globals_at(__u32 gen)
+{
+    __u32 key = gen & 1;
+    return bpf_map_lookup_elem(&tier_globals, &key);
+}
+
+static __always_inline struct vmi *vmi_at(__u32 gen, __u32 slot)
+{
+    if (slot >= TIER_MAX_VMIS)
+        return 0;
+    __u32 key = (gen & 1) * TIER_MAX_VMIS + slot;
+    struct vmi *v = bpf_map_lookup_elem(&tier_vmis, &key);
+    if (!v || !(v->flags & VMI_VALID))
+        return 0;
+    return v;
+}
+
+static __always_inline struct vrf *vrf_at(__u32 gen, __u32 slot)
+{
+    if (slot >= TIER_MAX_VRFS)
+        return 0;
+    __u32 key = (gen & 1) * TIER_MAX_VRFS + slot;
+    struct vrf *v = bpf_map_lookup_elem(&tier_vrfs, &key);
+    if (!v || !(v->flags & VRF_VALID))
+        return 0;
+    return v;
+}
+
+static __always_inline struct remote *remote_at(__u32 gen, __u32 slot)
+{
+    if (slot >= TIER_MAX_REMOTES)
+        return 0;
+    __u32 key = (gen & 1) * TIER_MAX_REMOTES + slot;
+    struct remote *v = bpf_map_lookup_elem(&tier_remotes, &key);
+    if (!v || !(v->flags & REMOTE_VALID))
+        return 0;
+    return v;
+}
+
+static __always_inline struct peer *peer_at(__u32 gen, __u32 slot)
+{
+    if (slot >= TIER_MAX_PEERS)
+        return 0;
+    __u32 key = (gen & 1) * TIER_MAX_PEERS + slot;
+    struct peer *v = bpf_map_lookup_elem(&tier_peers, &key);
+    if (!v || !(v->flags & PEER_VALID))
+        return 0;
+    return v;
+}
+
+static __always_inline struct nexthop *route4(__u32 gen, __u32 vrf, const __u8 *addr)
+{
+    struct route4_key key = {.prefixlen = 64};
+    wr32(key.data, (gen << 24) | vrf);
+    __builtin_memcpy(key.data + 4, addr, 4);
+    return bpf_map_lookup_elem(&tier_routes4, &key);
+}
+
+static __always_inline struct nexthop *route6(__u32 gen, __u32 vrf, const __u8 *addr)
+{
+    struct route6_key key = {.prefixlen = 160};
+    wr32(key.data, (gen << 24) | vrf);
+    __builtin_memcpy(key.data + 4, addr, 16);
+    return bpf_map_lookup_elem(&tier_routes6, &key);
+}
+
+static __always_inline struct encap *vrf_peer(__u32 gen, __u32 vrf, __u32 peer)
+{
+    struct vrf_peer_key key = {.gen = gen, .vrf = vrf, .peer = peer};
+    return bpf_map_lookup_elem(&tier_vrf_peers, &key);
+}
+
+// Whether a frame may be sent out of `ifindex` by this program.
+static __always_inline int can_send(__u32 ingress, __u32 ifindex)
+{
+    if (!ifindex)
+        return 0;
+    if (ifindex == ingress)
+        return 1;
+    return bpf_map_lookup_elem(&tier_devmap, &ifindex) != 0;
+}
+
+// ---------------------------------------------------------------------------
+// Writing the decided frame. Everything below runs only after every check
+// passed: from here the frame is ours.
+
+// Move the frame start by `delta` bytes (negative: grow into the headroom).
+static __always_inline int move_head(struct xdp_md *ctx, int delta)
+{
+    if (delta == 0)
+        return 0;
+    return bpf_xdp_adjust_head(ctx, delta);
+}
+
+// Cut the frame to `len` bytes.
+static __always_inline int cut_tail(struct xdp_md *ctx, __u32 len)
+{
+    __u32 now = frame_len(ctx);
+    if (now <= len)
+        return 0;
+    return bpf_xdp_adjust_tail(ctx, -(int)(now - len));
+}
+
+// Decrement the TTL (IPv4, incremental checksum) or hop limit (IPv6) of the
+// IP header at `l3`.
+static __always_inline void decrement_ttl(struct xdp_md *ctx, __u32 l3, __u32 et)
+{
+    if (et == ETH_P_IP) {
+        __u8 *ip = ptr_at(ctx, l3, 20);
+        if (!ip)
+            return;
+        __u8 ttl = ip[8];
+        __u16 old = ((__u16)ttl << 8) | ip[9];
+        __u16 new = ((__u16)(__u8)(ttl - 1) << 8) | ip[9];
+        __u16 sum = csum_update(rd16(ip + 10), old, new);
+        ip[8] = ttl - 1;
+        wr16(ip + 10, sum);
+    } else {
+        __u8 *ip = ptr_at(ctx, l3, 40);
+        if (!ip)
+            return;
+        ip[7] -= 1;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Delivery to a VMI of this node (pipeline: send_to_vmi, retag).
+
+__noinline int tier_send(struct xdp_md *ctx, struct frame *f, struct res *r, __u32 slot,
+                         __u32 routed)
+{
+    if (!f || !r)
+        return 0;
+    struct vmi *to = vmi_at(f->gen, slot);
+    if (!to || (to->flags & VMI_HANDOFF))
+        HANDOFF(r);
+    if (!(to->flags & VMI_EGRESS))
+        DROP(r, TD_VMI_UNREACHABLE);
+    __u32 egress = to->egress_ifindex;
+    if (!can_send(f->ingress, egress))
+        HANDOFF(r);
+    struct globals *g = globals_at(f->gen);
+    if (!g)
+        HANDOFF(r);
+    __u32 vlan = to->egress_vlan & 0x0fff;
+    __u8 macs[12];
+    if (routed) {
+        mac_cp(macs, to->mac);
+        mac_cp(macs + 6, g->gateway_mac);
+    } else {
+        __u8 *p = ptr_at(ctx, f->base, 12);
+        if (!p)
+            HANDOFF(r);
+        __builtin_memcpy(macs, p, 12);
+    }
+    // The new frame starts at `start`: the tag popped (+4), pushed (-4),
+    // rewritten in place, or absent.
+    int start = f->base;
+    __u32 tci = vlan;
+    if (f->tagged && vlan == 0)
+        start += 4;
+    else if (!f->tagged && vlan != 0)
+        start -= 4;
+    else if (f->tagged)
+        tci = (f->tci & 0xf000) | vlan;
+    __u32 new_hlen = vlan ? 18 : 14;
+    __u32 len = f->fend - f->base - f->hlen + new_hlen;
+    __u32 et = f->et;
+    if (move_head(ctx, start))
+        HANDOFF(r);
+    // From here on the frame is rewritten: nothing may hand it off.
+    r->action = TRACE_TX;
+    r->egress = egress;
+    r->tx_vmi = slot + 1;
+    __u8 *p = ptr_at(ctx, 0, 18);
+    if (!p)
+        return 0;
+    __builtin_memcpy(p, macs, 12);
+    if (vlan) {
+        wr16(p + 12, ETH_P_8021Q);
+        wr16(p + 14, tci);
+    }
+    if (routed)
+        decrement_ttl(ctx, new_hlen, et);
+    cut_tail(ctx, len);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Encapsulation toward a peer (pipeline: route_inner, bridge_to_remote,
+// encapsulate).
+
+// The outer headers (Ethernet, IP, UDP, MPLS or VXLAN) of a tunnel packet
+// of `total` bytes, at the start of the frame.
+static __always_inline int write_outer(struct xdp_md *ctx, struct globals *g, __u32 v6,
+                                       const __u8 *next_hop, const __u8 *peer_addr,
+                                       __u32 total, __u16 sport, struct encap_q *q)
+{
+    __u32 ip_hlen = v6 ? 40 : 20;
+    __u32 udp_len = total - 14 - ip_hlen;
+    __u16 dport = q->kind == ENCAP_VXLAN ? VXLAN_PORT : MPLS_OVER_UDP_PORT;
+    __u8 *p = ptr_at(ctx, 0, 14 + 40 + 8 + 8);
+    if (!v6)
+        p = ptr_at(ctx, 0, 14 + 20 + 8 + 8);
+    if (!p)
+        return -1;
+    mac_cp(p, next_hop);
+    mac_cp(p + 6, g->underlay_mac);
+    __u8 *udp;
+    if (v6) {
+        wr16(p + 12, ETH_P_IPV6);
+        __u8 *ip = p + 14;
+        wr32(ip, 0x60000000);
+        wr16(ip + 4, udp_len);
+        ip[6] = IPPROTO_UDP;
+        ip[7] = TUNNEL_TTL;
+        __builtin_memcpy(ip + 8, g->underlay_addr, 16);
+        __builtin_memcpy(ip + 24, peer_addr, 16);
+        udp = ip + 40;
+    } else {
+        wr16(p + 12, ETH_P_IP);
+        __u8 *ip = p + 14;
+        ip[0] = 0x45;
+        ip[1] = 0;
+        wr16(ip + 2, 20 + udp_len);
+        wr16(ip + 4, 0);
+        wr16(ip + 6, 0x4000);
+        ip[8] = TUNNEL_TTL;
+        ip[9] = IPPROTO_UDP;
+        wr16(ip + 10, 0);
+        __builtin_memcpy(ip + 12, g->underlay_addr, 4);
+        __builtin_memcpy(ip + 16, peer_addr, 4);
+        wr16(ip + 10, ~fold(sum_words(ip, 20)));
+        udp = ip + 20;
+    }
+    wr16(udp, sport);
+    wr16(udp + 2, dport);
+    wr16(udp + 4, udp_len);
+    wr16(udp + 6, 0);
+    __u8 *enc = udp + 8;
+    if (q->kind == ENCAP_VXLAN) {
+        wr32(enc, 0x08000000);
+        wr32(enc + 4, (q->value & 0xffffff) << 8);
+    } else {
+        wr32(enc, ((q->value & 0xfffff) << 12) | (1 << 8) | TUNNEL_TTL);
+    }
+    if (v6) {
+        __u8 *ip = ptr_at(ctx, 14, 40);
+        if (!ip)
+            return -1;
+        __u32 pseudo = sum_words(ip + 8, 32) + udp_len + IPPROTO_UDP;
+        int sum = tier_csum(ctx, 14 + 40, udp_len, pseudo);
+        if (sum > 0xffff)
+            return -1;
+        __u16 csum = ~(__u16)sum;
+        if (csum == 0)
+            csum = 0xffff;
+        __u8 *u = ptr_at(ctx, 14 + 40, 8);
+        if (!u)
+            return -1;
+        wr16(u + 6, csum);
+    }
+    return 0;
+}
+
+__noinline int tier_encap(struct xdp_md *ctx, struct frame *f, struct res *r,
+                          struct encap_q *q)
+{
+    if (!f || !r || !q)
+        return 0;
+    struct globals *g = globals_at(f->gen);
+    if (!g || !(g->flags & GLOBAL_UNDERLAY))
+        HANDOFF(r);
+    __u32 v6 = g->underlay_family == 6;
+    __u32 enc_len = q->kind == ENCAP_VXLAN ? 8 : 4;
+    __u32 ip_hlen = v6 ? 40 : 20;
+    __u32 outer = 14 + ip_hlen + 8 + enc_len;
+    __u32 mtu = g->mtu > ip_hlen + 8 + enc_len ? g->mtu - (ip_hlen + 8 + enc_len) : 0;
+    __u32 inner = q->inner;
+    __u32 l3 = f->base + f->hlen;
+    __u32 payload;
+    if (inner == INNER_IP)
+        payload = l3;
+    else if (inner == INNER_ETH)
+        payload = l3 - 14;
+    else
+        payload = f->base + (f->tagged ? 4 : 0);
+    if (payload > f->fend)
+        HANDOFF(r);
+    __u32 payload_len = f->fend - payload;
+    if (payload_len > mtu) {
+        // A routed packet gets the ICMP error path MTU discovery needs: userspace.
+        if (inner != INNER_BRIDGED)
+            HANDOFF(r);
+        DROP(r, TD_TUNNEL_MTU_EXCEEDED);
+    }
+    struct peer *peer = peer_at(f->gen, q->peer);
+    if (!peer)
+        HANDOFF(r);
+    if (!(peer->flags & PEER_RESOLVED))
+        DROP(r, TD_TUNNEL_UNRESOLVED);
+    if (peer->family != g->underlay_family)
+        HANDOFF(r);
+    __u32 fabric = g->fabric_ifindex;
+    if (!can_send(f->ingress, fabric))
+        HANDOFF(r);
+    __u32 total = outer + payload_len;
+    if (v6 && total - 14 - ip_hlen > MAX_CSUM_LEN)
+        HANDOFF(r);
+    // The flow hash, before anything moves.
+    __u8 macs[12];
+    {
+        __u8 *p = ptr_at(ctx, f->base, 12);
+        if (!p)
+            HANDOFF(r);
+        __builtin_memcpy(macs, p, 12);
+    }
+    int hash = tier_hash(ctx, f->et, l3, f->fend);
+    if (hash < 0)
+        HANDOFF(r);
+    if (inner == INNER_BRIDGED)
+        hash ^= mac_hash(macs);
+    __u16 sport = 0xc000 | (hash & 0x3fff);
+    __u32 et = f->et;
+    int start = (int)payload - (int)outer;
+    if (move_head(ctx, start))
+        HANDOFF(r);
+    // From here on the frame is rewritten.
+    r->action = TRACE_TX;
+    r->egress = fabric;
+    if (inner == INNER_ETH) {
+        __u8 *p = ptr_at(ctx, outer, 14);
+        if (!p)
+            return 0;
+        mac_cp(p, q->mac);
+        mac_cp(p + 6, g->gateway_mac);
+        wr16(p + 12, et);
+        decrement_ttl(ctx, outer + 14, et);
+    } else if (inner == INNER_BRIDGED) {
+        __u8 *p = ptr_at(ctx, outer, 12);
+        if (!p)
+            return 0;
+        __builtin_memcpy(p, macs, 12);
+    } else {
+        decrement_ttl(ctx, outer, et);
+    }
+    write_outer(ctx, g, v6, peer->next_hop, peer->addr, total, sport, q);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Routing (pipeline: route_v4, route_v6, forward).
+
+// A place for the flow stage (SNAT, security groups): established flows
+// decided from a BPF LRU hash keyed by (VRF, 5-tuple); a first packet is
+// handed off. Nothing yet: every flow passes.
+static __always_inline int flow_stage(struct xdp_md *ctx, struct frame *f)
+{
+    return 0;
+}
+
+__noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
+{
+    if (!f || !r)
+        return 0;
+    __u32 l3 = f->base + f->hlen;
+    __u32 avail = f->fend > l3 ? f->fend - l3 : 0;
+    __u8 ttl;
+    struct nexthop *found;
+    if (f->et == ETH_P_IP) {
+        __u8 *ip = ptr_at(ctx, l3, 20);
+        if (!ip || avail < 20 || (ip[0] >> 4) != 4)
+            HANDOFF(r);
+        __u32 ihl = (ip[0] & 0x0f) * 4;
+        __u32 total = rd16(ip + 2);
+        if (ihl != 20 || total < ihl || avail < total)
+            HANDOFF(r);
+        if (fold(sum_words(ip, 20)) != 0xffff)
+            DROP(r, TD_IPV4_BAD_CHECKSUM);
+        __u8 dst[4];
+        __builtin_memcpy(dst, ip + 16, 4);
+        if ((dst[0] & 0xf0) == 0xe0 || (dst[0] & dst[1] & dst[2] & dst[3]) == 0xff)
+            DROP(r, TD_MULTICAST);
+        ttl = ip[8];
+        if (flow_stage(ctx, f))
+            HANDOFF(r);
+        found = route4(f->gen, f->vrf, dst);
+    } else {
+        __u8 *ip = ptr_at(ctx, l3, 40);
+        if (!ip || avail < 40 || (ip[0] >> 4) != 6 || avail < 40 + (__u32)rd16(ip + 4))
+            HANDOFF(r);
+        __u8 dst[16];
+        __builtin_memcpy(dst, ip + 24, 16);
+        if (dst[0] == 0xff)
+            DROP(r, TD_MULTICAST);
+        ttl = ip[7];
+        if (flow_stage(ctx, f))
+            HANDOFF(r);
+        found = route6(f->gen, f->vrf, dst);
+    }
+    if (!found) {
+        // Leaving by the fabric (SNAT, IP fabric forwarding): userspace.
+        struct vrf *v = vrf_at(f->gen, f->vrf);
+        if (!v || (v->flags & VRF_EXIT))
+            HANDOFF(r);
+        DROP(r, TD_NO_ROUTE);
+    }
+    __u32 kind = found->kind, id = found->id;
+    if (kind == NH_RECEIVE)
+        HANDOFF(r);
+    if (kind == NH_DISCARD)
+        DROP(r, TD_DISCARD_ROUTE);
+    if (ttl <= 1)
+        HANDOFF(r);
+    // Larger than the network's or the egress port's MTU: the ICMP error
+    // path MTU discovery needs, in userspace.
+    struct vrf *vrf = vrf_at(f->gen, f->vrf);
+    __u32 limit = vrf ? vrf->mtu : 0;
+    if (kind == NH_VMI) {
+        struct vmi *to = vmi_at(f->gen, id);
+        __u32 port_mtu = to ? to->egress_mtu : 0;
+        if (port_mtu && (!limit || port_mtu < limit))
+            limit = port_mtu;
+    }
+    if (limit && avail > limit)
+        HANDOFF(r);
+    if (kind == NH_VMI)
+        SEND(r, id, 1);
+    if ((kind == NH_REMOTE || kind == NH_PEER) && f->src_kind == SRC_TUNNEL)
+        DROP(r, TD_TUNNEL_HAIRPIN);
+    if (kind == NH_REMOTE) {
+        struct remote *rem = remote_at(f->gen, id);
+        if (!rem || (rem->flags & REMOTE_HANDOFF))
+            HANDOFF(r);
+        r->q.peer = rem->peer;
+        r->q.kind = rem->routed.kind;
+        r->q.value = rem->routed.value;
+        r->q.inner = rem->routed.kind == ENCAP_MPLS ? INNER_IP : INNER_ETH;
+        mac_cp(r->q.mac, rem->mac);
+        r->plan = PLAN_ENCAP;
+        return 0;
+    }
+    if (kind == NH_PEER) {
+        struct encap *pe = vrf_peer(f->gen, f->vrf, id);
+        if (!pe)
+            DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
+        struct globals *g = globals_at(f->gen);
+        if (!g)
+            HANDOFF(r);
+        r->q.peer = id;
+        r->q.kind = pe->kind;
+        r->q.value = pe->value;
+        r->q.inner = INNER_ETH;
+        mac_cp(r->q.mac, g->gateway_mac);
+        r->plan = PLAN_ENCAP;
+        return 0;
+    }
+    // A host port (a virtual gateway's tap): userspace writes to it.
+    HANDOFF(r);
+}
+
+// ---------------------------------------------------------------------------
+// A frame in its VRF, by destination MAC (pipeline: dispatch, bridge).
+
+__noinline int tier_dispatch(struct xdp_md *ctx, struct frame *f, struct res *r)
+{
+    if (!f || !r)
+        return 0;
+    struct vrf *vrf = vrf_at(f->gen, f->vrf);
+    struct globals *g = globals_at(f->gen);
+    if (!vrf || !g)
+        HANDOFF(r);
+    __u32 vflags = vrf->flags;
+    __u8 *p = ptr_at(ctx, f->base, 14);
+    if (!p || f->fend < f->base + 14)
+        HANDOFF(r);
+    // Broadcast and multicast: the neighbour proxy and flooding.
+    if (p[0] & 1)
+        HANDOFF(r);
+    __u8 dst[6];
+    mac_cp(dst, p);
+    if (mac_eq(dst, g->gateway_mac)) {
+        if (!(vflags & VRF_ROUTES))
+            DROP(r, TD_ROUTING_DISABLED);
+        if (f->et == ETH_P_IP)
+            return tier_route(ctx, f, r);
+        if (f->et != ETH_P_IPV6)
+            // ARP (the proxy), and what the pipeline refuses.
+            HANDOFF(r);
+        __u32 l3 = f->base + f->hlen;
+        __u32 avail = f->fend > l3 ? f->fend - l3 : 0;
+        __u8 *ip = ptr_at(ctx, l3, 41);
+        if (!ip || avail < 40 || (ip[0] >> 4) != 6 || avail < 40 + (__u32)rd16(ip + 4))
+            HANDOFF(r);
+        // Neighbour discovery: the proxy.
+        if (ip[6] == 58 && rd16(ip + 4) >= 1 && ip[40] >= 133 && ip[40] <= 137)
+            HANDOFF(r);
+        return tier_route(ctx, f, r);
+    }
+    if (!(vflags & VRF_BRIDGES))
+        DROP(r, TD_BRIDGING_DISABLED);
+    struct bridge_key key = {.gen = f->gen, .vrf = f->vrf};
+    mac_cp(key.mac, dst);
+    struct nexthop *found = bpf_map_lookup_elem(&tier_bridge, &key);
+    if (!found) {
+        if (vflags & VRF_FLOOD_UNKNOWN)
+            HANDOFF(r);
+        DROP(r, TD_UNKNOWN_UNICAST);
+    }
+    __u32 kind = found->kind, id = found->id;
+    if (kind == NH_VMI) {
+        if (f->src_kind == SRC_VMI && f->src_id == id)
+            DROP(r, TD_HAIRPIN);
+        SEND(r, id, 0);
+    }
+    if (kind == NH_REMOTE) {
+        if (f->src_kind == SRC_TUNNEL)
+            DROP(r, TD_TUNNEL_HAIRPIN);
+        struct remote *rem = remote_at(f->gen, id);
+        if (!rem || (rem->flags & REMOTE_HANDOFF))
+            HANDOFF(r);
+        r->q.peer = rem->peer;
+        r->q.kind = rem->bridged.kind;
+        r->q.value = rem->bridged.value;
+        r->q.inner = INNER_BRIDGED;
+        r->plan = PLAN_ENCAP;
+        return 0;
+    }
+    HANDOFF(r);
+}
+
+// ---------------------------------------------------------------------------
+// Port security (pipeline: source::check).
+
+struct source_q {
+    __u32 gen;
+    __u32 slot;
+    __u32 family;
+    __u8 mac[6];
+    __u16 pad;
+    __u8 addr[16];
+};
+
+// Whether `addr` (of `family`) lies in the prefix of `pair`: word by word,
+// without a branch per byte.
+static __always_inline int in_pair(const struct pair *pair, __u32 family, const __u8 *addr)
+{
+    if (pair->family != family)
+        return 0;
+    __u32 len = pair->prefix_len;
+    __u32 words = family == 4 ? 1 : 4;
+    __u32 diff = 0;
+#pragma nounroll
+    for (__u32 i = 0; i < 4; i++) {
+        if (i >= words)
+            break;
+        __u32 bits = len > i * 32 ? len - i * 32 : 0;
+        __u32 mask = bits >= 32 ? 0xffffffff : bits == 0 ? 0 : ~(0xffffffffu >> bits);
+        diff |= (rd32(addr + 4 * i) ^ rd32(pair->addr + 4 * i)) & mask;
+    }
+    return diff == 0;
+}
+
+#define SRC_MAC_BAD 1  // the source MAC is neither the VMI's nor a pair's
+#define SRC_IP_BAD 2   // the source address is not allowed with that MAC
+#define SRC_LEARNS 4   // the source address is a pair's the VMI may take over
+
+// What port security says of a frame's source (SRC_* bits; with `family`
+// 0 only the MAC counts), and whether it would move a pair's holder.
+__noinline int tier_source(struct source_q *q)
+{
+    if (!q)
+        return SRC_MAC_BAD;
+    struct vmi *v = vmi_at(q->gen, q->slot);
+    if (!v)
+        return SRC_MAC_BAD;
+    __u32 n = v->npairs;
+    int own = mac_eq(q->mac, v->mac);
+    int mac_ok = own, ip_ok = 0, learns = 0;
+#pragma nounroll
+    for (__u32 i = 0; i < TIER_MAX_PAIRS; i++) {
+        if (i >= n)
+            break;
+        struct pair *pair = &v->pairs[i];
+        // A host pair's address: the pipeline learns who holds it from
+        // any frame sent from it.
+        if (q->family && pair->learns && in_pair(pair, q->family, q->addr))
+            learns = 1;
+        if (!mac_eq(pair->mac, q->mac))
+            continue;
+        mac_ok = 1;
+        if (q->family && in_pair(pair, q->family, q->addr))
+            ip_ok = 1;
+    }
+    int result = learns ? SRC_LEARNS : 0;
+    if (!mac_ok)
+        return result | SRC_MAC_BAD;
+    if (!q->family)
+        return result;
+    if (!ip_ok && own) {
+        struct source_key key = {.gen = q->gen, .vmi = q->slot, .family = q->family};
+        __builtin_memcpy(key.addr, q->addr, 16);
+        ip_ok = bpf_map_lookup_elem(&tier_sources, &key) != 0;
+    }
+    return result | (ip_ok ? 0 : SRC_IP_BAD);
+}
+
+// ---------------------------------------------------------------------------
+// A frame from a trunk port.
+
+__noinline int tier_trunk(struct xdp_md *ctx, struct frame *fp, struct res *r)
+{
+    if (!fp || !r)
+        return 0;
+    __u32 gen = fp->gen & 1, ingress = fp->ingress;
+    struct frame *f = fp;
+    f->base = 0;
+    f->fend = frame_len(ctx);
+    f->hlen = 14;
+    f->tagged = 0;
+    f->tci = 0;
+    __u8 *p = ptr_at(ctx, 0, 18);
+    if (!p) {
+        p = ptr_at(ctx, 0, 14);
+        if (!p)
+            HANDOFF(r);
+    }
+    __u32 et = rd16(p + 12);
+    if (et == ETH_P_8021Q) {
+        __u8 *t = ptr_at(ctx, 14, 4);
+        if (!t)
+            HANDOFF(r);
+        __u32 inner = rd16(t + 2);
+        if (inner == ETH_P_8021Q || inner == ETH_P_8021AD)
+            HANDOFF(r);
+        f->tagged = 1;
+        f->tci = rd16(t);
+        f->hlen = 18;
+        et = inner;
+    } else if (et == ETH_P_8021AD) {
+        HANDOFF(r);
+    }
+    f->et = et;
+    struct source_q q = {.gen = gen};
+    p = ptr_at(ctx, 0, 12);
+    if (!p)
+        HANDOFF(r);
+    mac_cp(q.mac, p + 6);
+    if (q.mac[0] & 1)
+        HANDOFF(r);
+    struct vlan_key vk = {.gen = gen, .ifindex = ingress, .vlan = f->tagged ? f->tci & 0x0fff : 0};
+    __u32 *slotp = bpf_map_lookup_elem(&tier_vlans, &vk);
+    if (!slotp)
+        DROP(r, TD_NO_LOGICAL_INTERFACE);
+    __u32 slot = *slotp;
+    struct vmi *v = vmi_at(gen, slot);
+    if (!v || (v->flags & VMI_HANDOFF))
+        HANDOFF(r);
+    r->rx_vmi = slot + 1;
+    f->src_kind = SRC_VMI;
+    f->src_id = slot;
+    f->vrf = v->vrf;
+    // What the frame says it comes from: its family and source address, or
+    // 0xff for what userspace takes whatever port security says (ARP, ND,
+    // DHCP client messages, malformed headers).
+    q.slot = slot;
+    __u32 l3 = f->hlen;
+    __u32 avail = f->fend > l3 ? f->fend - l3 : 0;
+    if (et == ETH_P_IP) {
+        __u8 *ip = ptr_at(ctx, l3, 24);
+        if (!ip || avail < 20 || (ip[0] >> 4) != 4) {
+            q.family = 0xff;
+        } else {
+            __u32 ihl = (ip[0] & 0x0f) * 4;
+            __u32 total = rd16(ip + 2);
+            q.family = 4;
+            __builtin_memcpy(q.addr, ip + 12, 4);
+            if (ihl < 20 || total < ihl || avail < total)
+                q.family = 0xff;
+            // A DHCP client message (UDP to port 67): the DHCP stage.
+            if (ip[9] == IPPROTO_UDP && ihl == 20 && rd16(ip + 22) == 67)
+                q.family = 0xff;
+            if (ip[9] == IPPROTO_UDP && ihl != 20)
+                q.family = 0xff;
+        }
+    } else if (et == ETH_P_IPV6) {
+        __u8 *ip = ptr_at(ctx, l3, 44);
+        if (!ip || avail < 40 || (ip[0] >> 4) != 6 || avail < 40 + (__u32)rd16(ip + 4)) {
+            q.family = 0xff;
+        } else if (ip[6] == 58 && rd16(ip + 4) >= 1 && ip[40] >= 133 && ip[40] <= 137) {
+            // Neighbour and router discovery (from any source) is userspace's.
+            q.family = 0xff;
+        } else if (ip[6] == IPPROTO_UDP && rd16(ip + 42) == 547) {
+            // A DHCPv6 client message: the DHCP stage.
+            q.family = 0xff;
+        } else {
+            q.family = 6;
+            __builtin_memcpy(q.addr, ip + 8, 16);
+        }
+    } else if (et == ETH_P_ARP) {
+        q.family = 0xff;
+    }
+    __u32 want = q.family;
+    __u32 flags = v->flags;
+    if (!(flags & (VMI_PORT_SECURITY | VMI_LEARNS))) {
+        if (want == 0xff)
+            HANDOFF(r);
+        return tier_dispatch(ctx, f, r);
+    }
+    if (want == 0xff)
+        q.family = 0;
+    int verdict = tier_source(&q);
+    if ((flags & VMI_PORT_SECURITY) && (verdict & SRC_MAC_BAD))
+        DROP(r, TD_SOURCE_MAC_SPOOFED);
+    if (want == 0xff)
+        HANDOFF(r);
+    if ((flags & VMI_PORT_SECURITY) && (verdict & SRC_IP_BAD))
+        DROP(r, TD_SOURCE_IP_SPOOFED);
+    // A frame from a pair's address moves its holder: userspace does that.
+    if (verdict & SRC_LEARNS)
+        HANDOFF(r);
+    return tier_dispatch(ctx, f, r);
+}
+
+// ---------------------------------------------------------------------------
+// A tunnel packet for this node (pipeline: fabric, deliver_routed,
+// decapsulated_frame).
+
+// An inner IP packet at [ip_at, end) for the VMI of routed label `slot`,
+// from `peer`.
+__noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress, __u32 slot,
+                            __u32 peer_ip_at_end)
+{
+    if (!r)
+        return 0;
+    __u32 gen = gen_ingress >> 31;
+    __u32 ingress = gen_ingress & 0x7fffffff;
+    __u32 peer = peer_ip_at_end >> 22;
+    __u32 ip_at = (peer_ip_at_end >> 11) & 0x7ff;
+    __u32 end = peer_ip_at_end & 0x7ff;
+    struct vmi *v = vmi_at(gen, slot);
+    struct globals *g = globals_at(gen);
+    if (!v || !g || (v->flags & VMI_HANDOFF))
+        HANDOFF(r);
+    __u32 vrf = v->vrf;
+    if (!vrf_peer(gen, vrf, peer)) {
+        // A DC gateway routing for the network: userspace.
+        struct vrf *vr = vrf_at(gen, vrf);
+        if (!vr || (vr->flags & VRF_ROUTED_PEERS))
+            HANDOFF(r);
+        DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
+    }
+    __u32 avail = end > ip_at ? end - ip_at : 0;
+    if (avail < 1)
+        DROP(r, TD_TUNNEL_MALFORMED);
+    __u8 *b = ptr_at(ctx, ip_at, 1);
+    if (!b)
+        HANDOFF(r);
+    __u32 version = b[0] >> 4;
+    __u32 ip_len;
+    __u32 et;
+    struct nexthop *found;
+    if (version == 4) {
+        if (avail < 20)
+            DROP(r, TD_TUNNEL_MALFORMED);
+        __u8 *ip = ptr_at(ctx, ip_at, 20);
+        if (!ip)
+            HANDOFF(r);
+        __u32 ihl = (ip[0] & 0x0f) * 4;
+        ip_len = rd16(ip + 2);
+        if (ihl < 20 || ip_len < ihl || avail < ip_len)
+            DROP(r, TD_TUNNEL_MALFORMED);
+        __u8 dst[4];
+        __builtin_memcpy(dst, ip + 16, 4);
+        found = route4(gen, vrf, dst);
+        et = ETH_P_IP;
+    } else if (version == 6) {
+        if (avail < 40)
+            DROP(r, TD_TUNNEL_MALFORMED);
+        __u8 *ip = ptr_at(ctx, ip_at, 40);
+        if (!ip)
+            HANDOFF(r);
+        ip_len = 40 + (__u32)rd16(ip + 4);
+        if (avail < ip_len)
+            DROP(r, TD_TUNNEL_MALFORMED);
+        __u8 dst[16];
+        __builtin_memcpy(dst, ip + 24, 16);
+        found = route6(gen, vrf, dst);
+        et = ETH_P_IPV6;
+    } else {
+        DROP(r, TD_TUNNEL_MALFORMED);
+    }
+    if (!found || found->kind != NH_VMI || found->id != slot)
+        DROP(r, TD_TUNNEL_WRONG_DESTINATION);
+    if (!(v->flags & VMI_EGRESS))
+        DROP(r, TD_VMI_UNREACHABLE);
+    __u32 egress = v->egress_ifindex;
+    if (!can_send(ingress, egress))
+        HANDOFF(r);
+    __u32 vlan = v->egress_vlan & 0x0fff;
+    __u8 macs[12];
+    mac_cp(macs, v->mac);
+    mac_cp(macs + 6, g->gateway_mac);
+    __u32 hlen = vlan ? 18 : 14;
+    if (move_head(ctx, (int)ip_at - (int)hlen))
+        HANDOFF(r);
+    r->action = TRACE_TX;
+    r->egress = egress;
+    r->tx_vmi = slot + 1;
+    __u8 *p = ptr_at(ctx, 0, 18);
+    if (!p)
+        return 0;
+    __builtin_memcpy(p, macs, 12);
+    if (vlan) {
+        wr16(p + 12, ETH_P_8021Q);
+        wr16(p + 14, vlan);
+        wr16(p + 16, et);
+    } else {
+        wr16(p + 12, et);
+    }
+    cut_tail(ctx, hlen + ip_len);
+    return 0;
+}
+
+// An inner Ethernet frame at [in, end) of VRF `vrf`, from `peer`.
+static __always_inline int decapsulated_frame(struct xdp_md *ctx, struct frame *f,
+                                              struct res *r, __u32 gen, __u32 ingress,
+                                              __u32 vrf, __u32 peer, __u32 in, __u32 end)
+{
+    if (!vrf_peer(gen, vrf, peer)) {
+        struct vrf *vr = vrf_at(gen, vrf);
+        if (!vr || (vr->flags & VRF_ROUTED_PEERS))
+            HANDOFF(r);
+        DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
+    }
+    if (end < in + 14)
+        DROP(r, TD_TUNNEL_MALFORMED);
+    __u8 *p = ptr_at(ctx, in, 14);
+    if (!p)
+        HANDOFF(r);
+    __u32 et = rd16(p + 12);
+    if (et == ETH_P_8021Q || et == ETH_P_8021AD)
+        DROP(r, TD_TUNNEL_MALFORMED);
+    if (p[6] & 1)
+        DROP(r, TD_INVALID_SOURCE_MAC);
+    f->gen = gen;
+    f->ingress = ingress;
+    f->base = in;
+    f->fend = end;
+    f->hlen = 14;
+    f->tagged = 0;
+    f->tci = 0;
+    f->et = et;
+    f->src_kind = SRC_TUNNEL;
+    f->src_id = peer;
+    f->vrf = vrf;
+    return tier_dispatch(ctx, f, r);
+}
+
+// Whether the UDP header at `l4` goes to a tunnel port (needs 4 bytes
+// before `fend`).
+static __always_inline int tunnel_port(struct xdp_md *ctx, __u32 l4, __u32 fend)
+{
+    if (fend < l4 + 4)
+        return 0;
+    __u8 *u = ptr_at(ctx, l4, 4);
+    if (!u)
+        return 0;
+    __u16 port = rd16(u + 2);
+    return port == MPLS_OVER_UDP_PORT || port == VXLAN_PORT;
+}
+
+// A frame of the fabric port: r->pass when it is not a tunnel packet for
+// us; a tunnel packet for us is decided when `decide` is set, else handed
+// off.
+__noinline int tier_fabric(struct xdp_md *ctx, struct frame *f, struct res *r, __u32 decide)
+{
+    if (!f || !r)
+        return 0;
+    __u32 gen = f->gen & 1, ingress = f->ingress;
+    struct iface *iface = bpf_map_lookup_elem(&tier_ifaces, &ingress);
+    if (!iface) {
+        r->pass = 1;
+        return 0;
+    }
+    __u32 fend = frame_len(ctx);
+    __u8 *p = ptr_at(ctx, 0, 14);
+    if (!p) {
+        r->pass = 1;
+        return 0;
+    }
+    __u32 et = rd16(p + 12);
+    __u32 family, udp_at, ip_end;
+    __u8 src[16] = {};
+    if (et == ETH_P_IP && iface->family == 4) {
+        __u8 *ip = ptr_at(ctx, 14, 20);
+        if (!ip || (ip[0] >> 4) != 4) {
+            r->pass = 1;
+            return 0;
+        }
+        __u32 ihl = (ip[0] & 0x0f) * 4;
+        __u32 total = rd16(ip + 2);
+        __u32 d = (ip[16] ^ iface->addr[0]) | (ip[17] ^ iface->addr[1]) |
+                  (ip[18] ^ iface->addr[2]) | (ip[19] ^ iface->addr[3]);
+        if (ihl < 20 || total < ihl || fend - 14 < total || d || ip[9] != IPPROTO_UDP ||
+            (rd16(ip + 6) & 0x3fff) || !tunnel_port(ctx, 14 + ihl, fend)) {
+            r->pass = 1;
+            return 0;
+        }
+        // A tunnel packet for us: decided here or in userspace, never the host's.
+        if (!decide || ihl != 20)
+            HANDOFF(r);
+        ip = ptr_at(ctx, 14, 20);
+        if (!ip)
+            HANDOFF(r);
+        if (fold(sum_words(ip, 20)) != 0xffff)
+            DROP(r, TD_IPV4_BAD_CHECKSUM);
+        family = 4;
+        __builtin_memcpy(src, ip + 12, 4);
+        udp_at = 34;
+        ip_end = 14 + total;
+    } else if (et == ETH_P_IPV6 && iface->family == 6) {
+        __u8 *ip = ptr_at(ctx, 14, 40);
+        if (!ip || (ip[0] >> 4) != 6 || fend - 14 < 40 + (__u32)rd16(ip + 4) ||
+            ip[6] != IPPROTO_UDP) {
+            r->pass = 1;
+            return 0;
+        }
+        __u32 d = 0;
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            d |= ip[24 + i] ^ iface->addr[i];
+        if (d || !tunnel_port(ctx, 54, fend)) {
+            r->pass = 1;
+            return 0;
+        }
+        if (!decide)
+            HANDOFF(r);
+        ip = ptr_at(ctx, 14, 40);
+        if (!ip)
+            HANDOFF(r);
+        family = 6;
+        __builtin_memcpy(src, ip + 8, 16);
+        udp_at = 54;
+        ip_end = 54 + rd16(ip + 4);
+    } else {
+        r->pass = 1;
+        return 0;
+    }
+    struct globals *g = globals_at(gen);
+    if (!g || !(g->flags & GLOBAL_UNDERLAY) || g->underlay_family != family)
+        HANDOFF(r);
+    struct peer_addr_key pk = {.gen = gen, .family = family};
+    __builtin_memcpy(pk.addr, src, 16);
+    __u32 *peerp = bpf_map_lookup_elem(&tier_peer_addrs, &pk);
+    if (!peerp)
+        DROP(r, TD_TUNNEL_UNKNOWN_PEER);
+    __u32 peer = *peerp;
+    __u8 *udp = ptr_at(ctx, udp_at, 8);
+    if (!udp || ip_end < udp_at + 8)
+        DROP(r, TD_TUNNEL_MALFORMED);
+    __u32 udp_len = rd16(udp + 4);
+    if (udp_len < 8 || udp_len > ip_end - udp_at)
+        DROP(r, TD_TUNNEL_MALFORMED);
+    __u32 dport = rd16(udp + 2);
+    if (family == 6 && rd16(udp + 6) != 0) {
+        __u8 *ip = ptr_at(ctx, 14, 40);
+        if (!ip)
+            HANDOFF(r);
+        __u32 pseudo = sum_words(ip + 8, 32) + udp_len + IPPROTO_UDP;
+        int sum = tier_csum(ctx, udp_at, udp_len, pseudo);
+        if (sum > 0xffff)
+            HANDOFF(r);
+        if (sum != 0xffff)
+            DROP(r, TD_TUNNEL_MALFORMED);
+    }
+    __u32 payload = udp_at + 8;
+    __u32 payload_end = udp_at + udp_len;
+    if (payload_end > 0x7ff || peer >= TIER_MAX_PEERS)
+        HANDOFF(r);
+    if (dport == MPLS_OVER_UDP_PORT) {
+        __u8 *m = ptr_at(ctx, payload, 4);
+        if (payload_end < payload + 4 || !m || !(m[2] & 1))
+            DROP(r, TD_TUNNEL_MALFORMED);
+        struct label_key lk = {.gen = gen, .label = rd32(m) >> 12};
+        struct nexthop *t = bpf_map_lookup_elem(&tier_labels, &lk);
+        if (!t)
+            DROP(r, TD_TUNNEL_UNKNOWN_LABEL);
+        __u32 kind = t->kind, id = t->id;
+        if (kind == LABEL_VMI) {
+            r->plan = PLAN_DELIVER;
+            r->slot = id;
+            r->packed = (peer << 22) | ((payload + 4) << 11) | payload_end;
+            return 0;
+        }
+        return decapsulated_frame(ctx, f, r, gen, ingress, id, peer, payload + 4, payload_end);
+    }
+    __u8 *x = ptr_at(ctx, payload, 8);
+    if (payload_end < payload + 8 || !x || !(x[0] & 0x08))
+        DROP(r, TD_TUNNEL_MALFORMED);
+    struct vni_key vk = {.gen = gen, .vni = rd32(x + 4) >> 8};
+    __u32 *vrfp = bpf_map_lookup_elem(&tier_vnis, &vk);
+    if (!vrfp)
+        DROP(r, TD_TUNNEL_UNKNOWN_VNI);
+    return decapsulated_frame(ctx, f, r, gen, ingress, *vrfp, peer, payload + 8, payload_end);
+}
+
+// ---------------------------------------------------------------------------
+// North-south on the fabric (pipeline: fabric_inbound). Until the tier has
+// a flow stage, what the pipeline takes in from the fabric besides tunnel
+// packets is userspace's: the return of SNAT flows (TCP / UDP to the
+// underlay address on a port of the SNAT range, ICMP echo replies whose
+// identifier is in it, ICMP errors quoting such a packet) and packets to
+// the subnets of networks with IP fabric forwarding. The same rules as the
+// AF_XDP-only mode's fabric program (redirect.bpf.c), from the generation's
+// image (its globals and the FABRIC_VRF routes), read whether or not the
+// tables are enabled: the generation in use always holds a whole image.
+
+static __always_inline int snat_port(struct globals *g, __u16 port)
+{
+    return (g->flags & GLOBAL_SNAT) && port >= g->snat_lo && port <= g->snat_hi;
+}
+
+// Whether the quoted transport at `q` (8 bytes readable) is a SNAT flow's.
+static __always_inline int quoted_snat(struct globals *g, __u32 proto, const __u8 *q,
+                                       __u32 icmp, __u32 echo_request)
+{
+    if (proto == IPPROTO_TCP || proto == IPPROTO_UDP)
+        return snat_port(g, rd16(q));
+    if (proto == icmp && q[0] == echo_request)
+        return snat_port(g, rd16(q + 4));
+    return 0;
+}
+
+// 1: a frame of the fabric port the pipeline takes into a VRF (hand off);
+// 0: the host's (XDP_PASS).
+__noinline int tier_north_south(struct xdp_md *ctx, __u32 gen)
+{
+    gen &= 1;
+    struct globals *g = globals_at(gen);
+    if (!g || !(g->flags & GLOBAL_UNDERLAY))
+        return 0;
+    __u8 *p = ptr_at(ctx, 0, 14);
+    if (!p)
+        return 0;
+    __u32 et = rd16(p + 12);
+    if (et == ETH_P_IP) {
+        __u8 *ip = ptr_at(ctx, 14, 20);
+        if (!ip)
+            return 0;
+        __u32 mine = g->underlay_family == 4 && ip[16] == g->underlay_addr[0] &&
+                     ip[17] == g->underlay_addr[1] && ip[18] == g->underlay_addr[2] &&
+                     ip[19] == g->underlay_addr[3];
+        if (!mine) {
+            __u8 dst[4];
+            __builtin_memcpy(dst, ip + 16, 4);
+            return route4(gen, FABRIC_VRF, dst) != 0;
+        }
+        if (!(g->flags & GLOBAL_SNAT))
+            return 0;
+        // A header the pipeline checks (its checksum, when SNAT is on):
+        // options are userspace's, a bad checksum is its drop.
+        if ((ip[0] & 0x0f) != 5 || fold(sum_words(ip, 20)) != 0xffff)
+            return 1;
+        if (rd16(ip + 6) & 0x3fff)
+            return 0;
+        __u32 ihl = (ip[0] & 0x0f) * 4;
+        if (ihl < 20)
+            return 0;
+        __u32 proto = ip[9];
+        __u8 *l4 = ptr_at(ctx, 14 + ihl, 8);
+        if (!l4)
+            return 0;
+        if (proto == IPPROTO_UDP || proto == IPPROTO_TCP)
+            return snat_port(g, rd16(l4 + 2));
+        if (proto != IPPROTO_ICMP)
+            return 0;
+        if (l4[0] == 0)  // echo reply
+            return snat_port(g, rd16(l4 + 4));
+        if (l4[0] != 3 && l4[0] != 11 && l4[0] != 12)
+            return 0;
+        __u8 *inner = ptr_at(ctx, 14 + ihl + 8, 28);
+        if (!inner || inner[0] != 0x45 || inner[12] != g->underlay_addr[0] ||
+            inner[13] != g->underlay_addr[1] || inner[14] != g->underlay_addr[2] ||
+            inner[15] != g->underlay_addr[3])
+            return 0;
+        return quoted_snat(g, inner[9], inner + 20, IPPROTO_ICMP, 8);
+    }
+    if (et == ETH_P_IPV6) {
+        __u8 *ip = ptr_at(ctx, 14, 40);
+        if (!ip)
+            return 0;
+        __u32 d = g->underlay_family != 6;
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            d |= ip[24 + i] ^ g->underlay_addr[i];
+        if (d) {
+            __u8 dst[16];
+            __builtin_memcpy(dst, ip + 24, 16);
+            return route6(gen, FABRIC_VRF, dst) != 0;
+        }
+        if (!(g->flags & GLOBAL_SNAT))
+            return 0;
+        __u32 proto = ip[6];
+        __u8 *l4 = ptr_at(ctx, 54, 8);
+        if (!l4)
+            return 0;
+        if (proto == IPPROTO_UDP || proto == IPPROTO_TCP)
+            return snat_port(g, rd16(l4 + 2));
+        if (proto != 58)
+            return 0;
+        if (l4[0] == 129)  // echo reply
+            return snat_port(g, rd16(l4 + 4));
+        if (l4[0] < 1 || l4[0] > 4)
+            return 0;
+        __u8 *inner = ptr_at(ctx, 62, 48);
+        if (!inner)
+            return 0;
+        __u32 s = 0;
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            s |= inner[8 + i] ^ g->underlay_addr[i];
+        if (s)
+            return 0;
+        return quoted_snat(g, inner[6], inner + 40, 58, 128);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+
+static __always_inline void count(struct xdp_md *ctx, struct res *r, __u32 rx_len)
+{
+    __u32 zero = 0;
+    struct tier_stats *s = bpf_map_lookup_elem(&tier_stats, &zero);
+    if (!s)
+        return;
+    if (r->action == TRACE_HANDOFF) {
+        s->handed_off++;
+        return;
+    }
+    s->received++;
+    __u32 out_len = frame_len(ctx);
+    if (r->action == TRACE_DROP) {
+        __u32 reason = r->reason;
+        if (reason < TD_COUNT)
+            s->drops[reason]++;
+    } else {
+        s->forwarded++;
+        s->sent++;
+        s->sent_bytes += out_len;
+    }
+    if (r->rx_vmi) {
+        __u32 slot = r->rx_vmi - 1;
+        struct vmi_stats *v = bpf_map_lookup_elem(&tier_vmi_stats, &slot);
+        if (v) {
+            v->rx_packets++;
+            v->rx_bytes += rx_len;
+            if (r->action == TRACE_DROP)
+                v->rx_dropped++;
+        }
+    }
+    if (r->tx_vmi && r->action == TRACE_TX) {
+        __u32 slot = r->tx_vmi - 1;
+        struct vmi_stats *v = bpf_map_lookup_elem(&tier_vmi_stats, &slot);
+        if (v) {
+            v->tx_packets++;
+            v->tx_bytes += out_len;
+        }
+    }
+}
+
+static __always_inline void trace(struct res *r)
+{
+    __u32 zero = 0;
+    struct trace *t = bpf_map_lookup_elem(&tier_trace, &zero);
+    if (!t)
+        return;
+    t->action = r->action;
+    t->reason = r->reason;
+    t->egress = r->egress;
+    t->rx_vmi = r->rx_vmi;
+    t->tx_vmi = r->tx_vmi;
+    t->seq++;
+}
+
+SEC("xdp")
+int trunkline_tier(struct xdp_md *ctx)
+{
+    __u32 ingress = ctx->ingress_ifindex;
+    struct iface *iface = bpf_map_lookup_elem(&tier_ifaces, &ingress);
+    if (!iface)
+        return XDP_PASS;
+    __u32 queue = ctx->rx_queue_index;
+    if (queue >= TIER_QUEUES)
+        return XDP_PASS;
+    __u32 xsk = iface->xsk_base + queue;
+    __u32 kind = iface->kind;
+    struct res r = {};
+    __u32 rx_len = frame_len(ctx);
+    __u32 zero = 0;
+    __u32 *state = bpf_map_lookup_elem(&tier_state, &zero);
+    __u32 st = state ? *(volatile __u32 *)state : 0;
+    __u32 gen = st & STATE_GEN;
+    struct port_key pk = {.gen = gen, .ifindex = ingress};
+    struct port *port = (st & STATE_ENABLED) ? bpf_map_lookup_elem(&tier_ports, &pk) : 0;
+    __u32 role = port && !(port->flags & PORT_HANDOFF) ? port->role : 0;
+
+    struct frame f = {.gen = gen, .ingress = ingress};
+    // A frame longer than an AF_XDP buffer is handed off undecided: the
+    // socket refuses it, as in the AF_XDP-only mode (a counted drop).
+    __u32 fits = rx_len <= TIER_MAX_FRAME;
+    if (kind == IFACE_FABRIC) {
+        // Without tables for it, only tunnel packets for us go to userspace.
+        tier_fabric(ctx, &f, &r, role == PORT_FABRIC && fits);
+        // North-south (SNAT returns, IP fabric subnets): userspace's.
+        if (r.pass && !tier_north_south(ctx, gen))
+            return XDP_PASS;
+        r.pass = 0;
+    } else if (role == PORT_GATEWAY && fits) {
+        tier_trunk(ctx, &f, &r);
+    }
+    if (!r.action) {
+        if (r.plan == PLAN_SEND)
+            tier_send(ctx, &f, &r, r.slot, r.routed);
+        else if (r.plan == PLAN_ENCAP)
+            tier_encap(ctx, &f, &r, &r.q);
+        else if (r.plan == PLAN_DELIVER)
+            tier_deliver(ctx, &r, (gen << 31) | ingress, r.slot, r.packed);
+    }
+    if (!r.action)
+        r.action = TRACE_HANDOFF;
+    count(ctx, &r, rx_len);
+    if (trace_enabled)
+        trace(&r);
+    switch (r.action) {
+    case TRACE_DROP:
+        return XDP_DROP;
+    case TRACE_TX:
+        if (r.egress == ingress)
+            return XDP_TX;
+        return bpf_redirect_map(&tier_devmap, r.egress, 0);
+    default:
+        return bpf_redirect_map(&tier_xsks, xsk, XDP_PASS);
+    }
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
