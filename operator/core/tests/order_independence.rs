@@ -636,10 +636,15 @@ proptest! {
                 }
             }
         }
-        // Ready is exactly Accepted and Programmed.
+        // Ready is exactly Accepted and Programmed; for a gateway HA group,
+        // also exactly one member active.
         for x in d.iter() {
             let programmed = x.condition(condition::PROGRAMMED).is_none_or(|p| p.status);
-            prop_assert_eq!(x.is_ready(), x.is_accepted() && programmed);
+            let serving = match &x.derived {
+                DerivedStatus::GatewayHaGroup { active_member, .. } => active_member.is_some(),
+                _ => true,
+            };
+            prop_assert_eq!(x.is_ready(), x.is_accepted() && programmed && serving, "{}", x.key);
             // A rejected object is never Programmed, whatever the reports.
             if !x.is_accepted() {
                 prop_assert!(x.condition(condition::PROGRAMMED).is_none_or(|p| !p.status && !p.unknown));
