@@ -137,6 +137,9 @@ health PhysicalRouter "the node dataplane of this node" "PortNotUp = true" "Port
   "Written by the node dataplane of the node it is named after (conditions" \
   "Ready and Programmed); no Accepted condition: the operator does not write" \
   "PhysicalRouter status. A port that is down or missing is Degraded at once."
+health SecurityGroup "the trunkline operator" "$operator_reasons, GroupNotFound = true" \
+  "Conflict, Invalid or GroupNotFound" \
+  "Written by the operator (Accepted, Enforced, Ready)."
 health VirtualGateway "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
 health VirtualMachineInterface "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \

@@ -19,6 +19,8 @@
 //!                                           | DCGateway |   |  ExternalVTEP  |
 //!                                           | address   |   | address, hosts |
 //!                                           +-----------+   +----------------+
+//!
+//!   namespaced: SecurityGroup (ingress/egress rules) <-- named by VMIs (spec.securityGroups)
 //! ```
 //!
 //! Every rule about a single object lives in the schema (ranges, formats,
@@ -39,6 +41,7 @@ pub mod node_label;
 pub mod packet_trace;
 pub mod physical_router;
 pub mod samples;
+pub mod security_group;
 pub mod status;
 pub mod virtual_gateway;
 pub mod virtual_machine_interface;
@@ -58,6 +61,7 @@ pub use gateway_ha_group::{GatewayHAGroup, GatewayHAGroupSpec, GatewayHAGroupSta
 pub use logical_interface::{LogicalInterface, LogicalInterfaceSpec, LogicalInterfaceStatus};
 pub use packet_trace::{PacketTrace, PacketTraceSpec, PacketTraceStatus};
 pub use physical_router::{PhysicalRouter, PhysicalRouterSpec, PhysicalRouterStatus};
+pub use security_group::{SecurityGroup, SecurityGroupSpec, SecurityGroupStatus};
 pub use virtual_gateway::{VirtualGateway, VirtualGatewaySpec, VirtualGatewayStatus};
 pub use virtual_machine_interface::{
     VirtualMachineInterface, VirtualMachineInterfaceSpec, VirtualMachineInterfaceStatus,
@@ -84,6 +88,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         DCGateway::crd(),
         BGPPeer::crd(),
         PacketTrace::crd(),
+        SecurityGroup::crd(),
     ]
     .into_iter()
     .map(without_unknown_formats)

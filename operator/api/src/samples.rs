@@ -73,7 +73,7 @@ impl Case {
     }
 }
 
-const FILES: [&str; 10] = [
+const FILES: [&str; 11] = [
     include_str!("../testdata/validation/physicalrouter.yaml"),
     include_str!("../testdata/validation/logicalinterface.yaml"),
     include_str!("../testdata/validation/virtualmachineinterface.yaml"),
@@ -84,6 +84,7 @@ const FILES: [&str; 10] = [
     include_str!("../testdata/validation/dcgateway.yaml"),
     include_str!("../testdata/validation/bgppeer.yaml"),
     include_str!("../testdata/validation/packettrace.yaml"),
+    include_str!("../testdata/validation/securitygroup.yaml"),
 ];
 
 /// Every kind's cases. Panics on a malformed file: they are compiled in, so a

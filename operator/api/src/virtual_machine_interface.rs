@@ -63,10 +63,21 @@ pub struct VirtualMachineInterfaceSpec {
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub allowed_address_pairs: Vec<AllowedAddressPair>,
 
-    /// Source MAC and IP checks on frames from the instance (anti-spoofing).
-    /// On by default, as in the original.
+    /// Source MAC and IP checks on frames from the instance (anti-spoofing)
+    /// and security groups. On by default, as in the original; `false`
+    /// skips both (the original's port security off, which also disables
+    /// its policies): every flow to and from the instance is allowed.
     #[serde(default = "default_true")]
     pub port_security: bool,
+
+    /// SecurityGroups of this namespace whose rules apply to the
+    /// interface's traffic (stateful), at most 16, each once. None: the
+    /// default group (every egress allowed; ingress only from interfaces
+    /// that use the default group too). Ignored with `portSecurity: false`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub security_groups: Vec<ObjectName>,
 }
 
 fn default_true() -> bool {

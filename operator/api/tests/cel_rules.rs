@@ -191,6 +191,7 @@ fn valid_samples_deserialize_into_the_rust_types() {
             "DCGateway" => check::<DCGateway>(&cases),
             "BGPPeer" => check::<trunkline_api::BGPPeer>(&cases),
             "PacketTrace" => check::<PacketTrace>(&cases),
+            "SecurityGroup" => check::<SecurityGroup>(&cases),
             other => panic!("unknown kind {other}"),
         }
     }

@@ -59,6 +59,7 @@ fn check_object(path: &Path, object: &Value) {
         "ExternalVTEP" => serde_json::from_value::<ExternalVTEP>(object.clone()).err(),
         "DCGateway" => serde_json::from_value::<DCGateway>(object.clone()).err(),
         "BGPPeer" => serde_json::from_value::<trunkline_api::BGPPeer>(object.clone()).err(),
+        "SecurityGroup" => serde_json::from_value::<SecurityGroup>(object.clone()).err(),
         other => panic!("{}: unknown kind {other}", path.display()),
     };
     assert!(

@@ -186,7 +186,7 @@ fn sample(kind: &str, generation: i64, created: i64, status: Option<Value>) -> V
 }
 
 /// The kinds the operator writes status for.
-const OPERATOR_KINDS: [&str; 7] = [
+const OPERATOR_KINDS: [&str; 8] = [
     "LogicalInterface",
     "VirtualMachineInterface",
     "VirtualNetwork",
@@ -194,6 +194,7 @@ const OPERATOR_KINDS: [&str; 7] = [
     "VirtualGateway",
     "ExternalVTEP",
     "DCGateway",
+    "SecurityGroup",
 ];
 
 fn assert_health(kind: &str, what: &str, object: &Value, expected: &str, text: &str) {

@@ -214,6 +214,11 @@ async fn packet_trace_samples_on_the_api_server() {
     run_cases("PacketTrace").await;
 }
 
+#[tokio::test]
+async fn security_group_samples_on_the_api_server() {
+    run_cases("SecurityGroup").await;
+}
+
 /// `kubectl explain` shows the descriptions of our fields, the category
 /// lists every kind, and short names resolve.
 #[tokio::test]
@@ -283,13 +288,14 @@ async fn crds_are_installed_and_documented() {
             "logicalinterfaces.trunkline.io",
             "packettraces.trunkline.io",
             "physicalrouters.trunkline.io",
+            "securitygroups.trunkline.io",
             "virtualgateways.trunkline.io",
             "virtualmachineinterfaces.trunkline.io",
             "virtualnetworks.trunkline.io",
         ]
     );
     for short in [
-        "pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw", "bgpp", "ptr",
+        "pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw", "bgpp", "ptr", "tlsg",
     ] {
         plane
             .kubectl_ok(&["get", short, "-A"])
