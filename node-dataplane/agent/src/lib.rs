@@ -3,7 +3,7 @@
 //! ```text
 //!  kube-apiserver
 //!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, ExternalVTEPs,
-//!    |   GatewayHAGroups, DCGateways labelled node.trunkline.io/<node> (the API server filters),
+//!    |   GatewayHAGroups, DCGateways, SecurityGroups labelled node.trunkline.io/<node> (the API server filters),
 //!    |   every PhysicalRouter (one per node); per kind, the highest resourceVersion received (watermark)
 //!    v
 //!  stores --(any change; at most a build per --debounce-ms)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
@@ -58,8 +58,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use trunkline_api::{
-    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
-    VirtualMachineInterface, VirtualNetwork,
+    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
+    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_model::{Kind, ResourceVersion};
 use trunkline_xdp::{AttachMode, BackendChoice};
@@ -269,6 +269,7 @@ pub async fn run(
         Kind::ExternalVTEP,
         Kind::GatewayHAGroup,
         Kind::DCGateway,
+        Kind::SecurityGroup,
     ]
     .into_iter()
     .map(|kind| (kind, Watermark::default()))
@@ -327,9 +328,16 @@ pub async fn run(
     );
     let dc_gateways = reflect(
         Api::<DCGateway>::all(client.clone()),
-        mine,
+        mine.clone(),
         changed.clone(),
         marks[&Kind::DCGateway].clone(),
+        shared.clone(),
+    );
+    let security_groups = reflect(
+        Api::<SecurityGroup>::all(client.clone()),
+        mine,
+        changed.clone(),
+        marks[&Kind::SecurityGroup].clone(),
         shared.clone(),
     );
 
@@ -380,6 +388,10 @@ pub async fn run(
             ("ExternalVTEP", vteps.wait_until_ready().await.is_ok()),
             ("GatewayHAGroup", groups.wait_until_ready().await.is_ok()),
             ("DCGateway", dc_gateways.wait_until_ready().await.is_ok()),
+            (
+                "SecurityGroup",
+                security_groups.wait_until_ready().await.is_ok(),
+            ),
         ] {
             if !ready {
                 tracing::error!(kind, "watch ended before syncing");
@@ -437,6 +449,9 @@ pub async fn run(
             let dc_gateway_state = dc_gateways.state();
             let dc_gateway_refs: Vec<&DCGateway> =
                 dc_gateway_state.iter().map(|a| a.as_ref()).collect();
+            let security_group_state = security_groups.state();
+            let security_group_refs: Vec<&SecurityGroup> =
+                security_group_state.iter().map(|a| a.as_ref()).collect();
             let snapshot = trunkline_model::from_api::Objects {
                 physical_routers: &router_refs,
                 logical_interfaces: &li_refs,
@@ -446,6 +461,7 @@ pub async fn run(
                 external_vteps: &vtep_refs,
                 gateway_ha_groups: &group_refs,
                 dc_gateways: &dc_gateway_refs,
+                security_groups: &security_group_refs,
             }
             .snapshot();
             let facts = {

@@ -17,6 +17,8 @@ pub mod condition {
     pub const PROGRAMMED: &str = "Programmed";
     /// Summary: accepted and programmed; what `kubectl get` shows.
     pub const READY: &str = "Ready";
+    /// Whether the node dataplanes enforce what a SecurityGroup declares.
+    pub const ENFORCED: &str = "Enforced";
 }
 
 /// Condition reasons (CamelCase, as Kubernetes conventions require).
@@ -47,4 +49,7 @@ pub mod reason {
     pub const NO_ACTIVE_MEMBER: &str = "NoActiveMember";
     /// A GatewayHAGroup with more than one member saying it is active.
     pub const SPLIT_BRAIN: &str = "SplitBrain";
+    /// A VMI or a rule names a SecurityGroup that does not exist: it
+    /// allows nothing until the group exists.
+    pub const GROUP_NOT_FOUND: &str = "GroupNotFound";
 }

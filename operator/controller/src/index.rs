@@ -22,8 +22,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use trunkline_api::{
-    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
-    VirtualMachineInterface, VirtualNetwork,
+    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
+    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_model::{Kind, Object, ObjectKey, Snapshot, from_api};
 
@@ -48,6 +48,8 @@ pub struct Stores {
     pub external_vteps: Store<ExternalVTEP>,
     /// DCGateways.
     pub dc_gateways: Store<DCGateway>,
+    /// SecurityGroups.
+    pub security_groups: Store<SecurityGroup>,
 }
 
 /// What a watch event touched.
@@ -121,6 +123,7 @@ impl Stores {
         let (virtual_gateways, f) = reflect::<VirtualGateway>(client, Kind::VirtualGateway);
         let (external_vteps, g) = reflect::<ExternalVTEP>(client, Kind::ExternalVTEP);
         let (dc_gateways, h) = reflect::<DCGateway>(client, Kind::DCGateway);
+        let (security_groups, i) = reflect::<SecurityGroup>(client, Kind::SecurityGroup);
         let stores = Self {
             physical_routers,
             logical_interfaces,
@@ -130,8 +133,12 @@ impl Stores {
             virtual_gateways,
             external_vteps,
             dc_gateways,
+            security_groups,
         };
-        (stores, stream::select_all([a, b, c, d, e, f, g, h]).boxed())
+        (
+            stores,
+            stream::select_all([a, b, c, d, e, f, g, h, i]).boxed(),
+        )
     }
 
     /// Waits until every store has completed its first list.
@@ -169,6 +176,10 @@ impl Stores {
             .wait_until_ready()
             .await
             .map_err(dropped("DCGateway"))?;
+        self.security_groups
+            .wait_until_ready()
+            .await
+            .map_err(dropped("SecurityGroup"))?;
         Ok(())
     }
 
@@ -205,6 +216,9 @@ impl Stores {
             Kind::DCGateway => {
                 Object::DcGateway(from_api::dc_gateway(&*get(&self.dc_gateways, key)?))
             }
+            Kind::SecurityGroup => {
+                Object::SecurityGroup(from_api::security_group(&*get(&self.security_groups, key)?))
+            }
         })
     }
 
@@ -225,6 +239,7 @@ impl Stores {
             Kind::VirtualGateway => keys(kind, &self.virtual_gateways),
             Kind::ExternalVTEP => keys(kind, &self.external_vteps),
             Kind::DCGateway => keys(kind, &self.dc_gateways),
+            Kind::SecurityGroup => keys(kind, &self.security_groups),
         }
     }
 
@@ -257,6 +272,7 @@ impl Stores {
             virtual_gateways: all(&self.virtual_gateways, from_api::virtual_gateway),
             external_vteps: all(&self.external_vteps, from_api::external_vtep),
             dc_gateways: all(&self.dc_gateways, from_api::dc_gateway),
+            security_groups: all(&self.security_groups, from_api::security_group),
         }
     }
 }

@@ -33,8 +33,8 @@ use serde_json::json;
 use tokio::sync::watch;
 use trunkline_api::status::{condition, reason};
 use trunkline_api::{
-    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
-    VirtualMachineInterface, VirtualNetwork,
+    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
+    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_operator_core::{Change, DECIDED_KINDS, Decider, Kind, ObjectKey, Settings, summary};
 
@@ -547,6 +547,8 @@ impl Operator {
             .await;
         self.sync::<DCGateway>(&stores.dc_gateways, &to_sync, &now, &mut outcome)
             .await;
+        self.sync::<SecurityGroup>(&stores.security_groups, &to_sync, &now, &mut outcome)
+            .await;
         self.sync_router_ports(&stores.physical_routers, &mut outcome)
             .await;
         // Labels after status (those of the objects written above went
@@ -1019,6 +1021,10 @@ async fn write_labels(
             .await
             .map(|_| ()),
         Kind::DCGateway => DCGateway::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::SecurityGroup => SecurityGroup::api(client.clone(), ns)
             .patch_metadata(&key.name, &params, &patch)
             .await
             .map(|_| ()),

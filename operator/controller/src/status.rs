@@ -15,9 +15,9 @@ use trunkline_api::status::condition;
 use trunkline_api::virtual_gateway::VirtualGatewayNodeStatus;
 use trunkline_api::{
     DCGateway, DCGatewayStatus, ExternalVTEP, ExternalVTEPStatus, GatewayHAGroup,
-    GatewayHAGroupStatus, LogicalInterface, LogicalInterfaceStatus, VirtualGateway,
-    VirtualGatewayStatus, VirtualMachineInterface, VirtualMachineInterfaceStatus, VirtualNetwork,
-    VirtualNetworkStatus,
+    GatewayHAGroupStatus, LogicalInterface, LogicalInterfaceStatus, SecurityGroup,
+    SecurityGroupStatus, VirtualGateway, VirtualGatewayStatus, VirtualMachineInterface,
+    VirtualMachineInterfaceStatus, VirtualNetwork, VirtualNetworkStatus,
 };
 use trunkline_operator_core::{Decision, DerivedStatus, Kind};
 
@@ -418,6 +418,35 @@ impl Reported for DCGateway {
 
     fn api(client: Client, _: Option<&str>) -> Api<Self> {
         Api::all(client)
+    }
+}
+
+impl Reported for SecurityGroup {
+    type Status = SecurityGroupStatus;
+    const KIND: Kind = Kind::SecurityGroup;
+
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions_of(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        let interface_count = match &decision.derived {
+            DerivedStatus::SecurityGroup { interface_count } => *interface_count,
+            _ => 0,
+        };
+        SecurityGroupStatus {
+            observed_generation: Some(decision.generation),
+            conditions,
+            interface_count,
+        }
+    }
+
+    fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
+        Api::namespaced(client, namespace.unwrap_or_default())
     }
 }
 

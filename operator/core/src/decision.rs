@@ -159,6 +159,12 @@ pub enum DerivedStatus {
         /// The networks it joins (`namespace/name`), comma-separated.
         networks_summary: Option<String>,
     },
+    /// A security group's users.
+    SecurityGroup {
+        /// How many VirtualMachineInterfaces name it (or use it as the
+        /// default group).
+        interface_count: u32,
+    },
     /// A DC gateway's networks.
     DcGateway {
         /// The networks it serves (`namespace/name`), comma-separated.
@@ -304,6 +310,12 @@ impl Findings {
             reason: reason::INVALID,
             message,
         });
+    }
+
+    /// Like [`Findings::not_applied`], with its own reason (a reference
+    /// that is not fatal: a missing SecurityGroup allows nothing).
+    pub(crate) fn not_applied_because(&mut self, reason: &'static str, message: String) {
+        self.unapplied.push(Problem { reason, message });
     }
 
     /// What of the spec is not applied, as (reason, message), if anything.

@@ -32,6 +32,8 @@ const MACS: [&str; 3] = [
 const LABELS: [u32; 4] = [16, 17, 40, 3];
 /// External VTEP addresses: 192.0.2.100 is gw-0's underlay address.
 const VTEP_ADDRESSES: [&str; 3] = ["192.0.2.100", "198.51.100.1", "198.51.100.2"];
+/// Security group names: the last is never created.
+const SECURITY_GROUPS: [&str; 4] = ["default", "web", "admin", "missing"];
 
 /// A small universe with many collisions: few routers, ports, VLANs,
 /// addresses and creation seconds (ties included).
@@ -117,179 +119,218 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
     // Per object: the version it changed at (0: none), the nodes it is
     // labelled for (a mask of gw-0..gw-3).
     let marks = prop::collection::vec((0usize..4, 0u8..16), 32);
-    (routers, networks, vmis, lis, vteps, (groups, marks)).prop_map(
-        |(routers, networks, vmis, lis, vteps, (groups, marks))| {
-            let mut s = Snapshot::default();
-            for (i, (ports, created, limit, _)) in routers.iter().enumerate() {
-                let mut r = router(&format!("gw-{i}"), *created, ports);
-                r.interface_limit = *limit;
-                // gw-0's tunnel endpoint is one an external VTEP may ask for.
-                r.fabric = Some(Fabric {
-                    interface: "eth0".into(),
-                    underlay_address: Some(format!("192.0.2.{}", 100 + i).parse().unwrap()),
-                });
-                s.physical_routers.push(r);
-            }
-            for (i, (ns, created, subnets, vni, running, label)) in networks.into_iter().enumerate()
-            {
-                let mut n = vn(NAMESPACES[ns], &format!("net{i}"), created, &subnets, vni);
-                n.vni_in_use = running;
-                n.mpls_label = label;
-                // North-south from the creation second: none, SNAT or IP fabric
-                // forwarding (whose overlapping subnets go to the oldest).
-                n.north_south = trunkline_model::NorthSouth {
-                    snat: created % 3 == 1,
-                    ip_fabric_forwarding: created % 3 == 2,
-                };
-                s.virtual_networks.push(n);
-            }
-            for (i, (ns, net, created, mac, ips, label)) in vmis.into_iter().enumerate() {
-                let mut v = vmi(
-                    NAMESPACES[ns],
-                    &format!("vmi{i}"),
-                    created,
-                    &format!("net{net}"),
-                    mac,
-                    &ips,
-                );
-                v.mpls_label = label;
-                s.virtual_machine_interfaces.push(v);
-            }
-            // A DC gateway beside each external VTEP, at the next address (so
-            // the two kinds contend for addresses), routing a prefix per network
-            // (a default route, one inside the subnets, a public one).
-            for (i, (_, created, joined)) in vteps.iter().enumerate() {
-                let address = VTEP_ADDRESSES[(i + 1) % VTEP_ADDRESSES.len()];
-                let mut g = dcgw(&format!("g{i}"), *created, address, &[]);
-                for (ns, net, _) in joined {
-                    let network = NamespacedName::new(NAMESPACES[*ns], format!("net{net}"));
-                    if g.networks.iter().any(|n| n.network == network) {
-                        continue;
-                    }
-                    let prefix = ["0.0.0.0/0", "10.0.0.0/30", "198.51.100.0/24"][net % 3];
-                    g.networks.push(trunkline_model::DcGatewayNetwork {
-                        network,
-                        routes: vec![trunkline_model::LabelledPrefix {
-                            prefix: prefix.parse().unwrap(),
-                            label: 16 + i as u32,
-                        }],
-                    });
-                }
-                s.dc_gateways.push(g);
-            }
-            for (i, (address, created, joined)) in vteps.into_iter().enumerate() {
-                let mut x = xvtep(&format!("x{i}"), created, address, &[]);
-                for (ns, net, host) in joined {
-                    let network = NamespacedName::new(NAMESPACES[ns], format!("net{net}"));
-                    if x.networks.iter().any(|n| n.network == network) {
-                        continue;
-                    }
-                    x.networks.push(ExternalVtepNetwork {
-                        network,
-                        endpoints: host
-                            .into_iter()
-                            .map(|(mac, ips)| Endpoint {
-                                mac: mac.parse().unwrap(),
-                                ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
-                            })
-                            .collect(),
-                    });
-                }
-                s.external_vteps.push(x);
-            }
-            for (i, (r, port, vlan, ns, v, created)) in lis.into_iter().enumerate() {
-                s.logical_interfaces.push(li(
-                    &format!("li{i}"),
-                    created,
-                    &format!("gw-{r}"),
-                    PORTS[port],
-                    vlan,
-                    (NAMESPACES[ns], &format!("vmi{v}")),
-                ));
-            }
-            for (i, (members, created, stp, bpdu, reports)) in groups.into_iter().enumerate() {
-                let name = format!("ha{i}");
-                let mut members: Vec<(String, &str, u8)> = members
-                    .into_iter()
-                    .map(|(r, p, prio)| (format!("gw-{r}"), PORTS[p], prio))
-                    .collect();
-                members.sort();
-                members.dedup_by(|a, b| a.0 == b.0);
-                let refs: Vec<(&str, &str)> =
-                    members.iter().map(|(r, p, _)| (r.as_str(), *p)).collect();
-                let bpdu = format!("net{bpdu}");
-                let mut g = if stp {
-                    ha(&name, created, &refs, Some(("a", &bpdu)))
-                } else {
-                    fast(&name, created, &refs)
-                };
-                for (m, (_, _, prio)) in g.members.iter_mut().zip(&members) {
-                    m.priority = *prio;
-                }
-                for (router, state, heard) in reports {
-                    if let Some(r) = s.physical_routers.get_mut(router) {
-                        let state =
-                            [HaState::Active, HaState::Standby, HaState::Down][usize::from(state)];
-                        let peers: Vec<(String, bool)> = members
-                            .iter()
-                            .zip(heard.iter().chain(std::iter::repeat(&true)))
-                            .map(|((m, _, _), h)| (m.clone(), *h))
-                            .collect();
-                        let peers: Vec<(&str, bool)> =
-                            peers.iter().map(|(m, h)| (m.as_str(), *h)).collect();
-                        r.ha_reports.retain(|x| x.group != name);
-                        r.ha_reports
-                            .push(ha_report(&name, state, "Elected", &peers));
-                    }
-                }
-                s.gateway_ha_groups.push(g);
-            }
-            // Node reports: watermarks per kind, exceptions on random logical
-            // interfaces; and every object changed at some version, labelled
-            // for some nodes.
-            const KINDS: [Kind; 6] = [
-                Kind::LogicalInterface,
-                Kind::VirtualMachineInterface,
-                Kind::VirtualNetwork,
-                Kind::DCGateway,
-                Kind::ExternalVTEP,
-                Kind::GatewayHAGroup,
-            ];
-            const VERSIONS: [&str; 4] = ["5", "10", "20", "100"];
-            for (i, (_, _, _, (through, exceptions, truncated))) in routers.iter().enumerate() {
-                let report = &mut s.physical_routers[i].report;
-                for (kind, version) in through {
-                    report
-                        .programmed_through
-                        .insert(KINDS[*kind], rv(VERSIONS[*version]));
-                }
-                for li in exceptions {
-                    report
-                        .exceptions
-                        .insert(li_key(&format!("li{li}")), "cannot".into());
-                }
-                report.truncated = *truncated;
-            }
-            let objects: Vec<Object> = std::mem::take(&mut s)
-                .into_objects()
-                .enumerate()
-                .map(|(i, mut o)| {
-                    let (version, nodes) = marks[i % marks.len()];
-                    let meta = o.meta_mut();
-                    meta.changed_at = (version > 0).then(|| rv(VERSIONS[version]));
-                    meta.nodes = (0..4)
-                        .filter(|n| nodes & (1 << n) != 0)
-                        .map(|n| format!("gw-{n}"))
-                        .collect();
-                    o
-                })
-                .collect();
-            for o in objects {
-                s.push(o);
-            }
-            s
-        },
+    // Security groups of both namespaces, some named by VMIs, some by
+    // other groups' rules, some missing.
+    let security_groups = prop::collection::vec(
+        (0usize..2, 0usize..3, 0i64..4, prop::option::of(0usize..4)),
+        0..4,
+    );
+    (
+        routers,
+        networks,
+        vmis,
+        lis,
+        vteps,
+        (groups, marks, security_groups),
     )
+        .prop_map(
+            |(routers, networks, vmis, lis, vteps, (groups, marks, security_groups))| {
+                let mut s = Snapshot::default();
+                for (i, (ports, created, limit, _)) in routers.iter().enumerate() {
+                    let mut r = router(&format!("gw-{i}"), *created, ports);
+                    r.interface_limit = *limit;
+                    // gw-0's tunnel endpoint is one an external VTEP may ask for.
+                    r.fabric = Some(Fabric {
+                        interface: "eth0".into(),
+                        underlay_address: Some(format!("192.0.2.{}", 100 + i).parse().unwrap()),
+                    });
+                    s.physical_routers.push(r);
+                }
+                for (i, (ns, created, subnets, vni, running, label)) in
+                    networks.into_iter().enumerate()
+                {
+                    let mut n = vn(NAMESPACES[ns], &format!("net{i}"), created, &subnets, vni);
+                    n.vni_in_use = running;
+                    n.mpls_label = label;
+                    // North-south from the creation second: none, SNAT or IP fabric
+                    // forwarding (whose overlapping subnets go to the oldest).
+                    n.north_south = trunkline_model::NorthSouth {
+                        snat: created % 3 == 1,
+                        ip_fabric_forwarding: created % 3 == 2,
+                    };
+                    s.virtual_networks.push(n);
+                }
+                for (i, (ns, net, created, mac, ips, label)) in vmis.into_iter().enumerate() {
+                    let mut v = vmi(
+                        NAMESPACES[ns],
+                        &format!("vmi{i}"),
+                        created,
+                        &format!("net{net}"),
+                        mac,
+                        &ips,
+                    );
+                    v.mpls_label = label;
+                    // Groups by position: the default, one, two, a missing one;
+                    // every fifth VMI without port security.
+                    v.security_groups = match i % 4 {
+                        0 => vec![],
+                        1 => vec![SECURITY_GROUPS[1].to_owned()],
+                        2 => vec![SECURITY_GROUPS[1].to_owned(), SECURITY_GROUPS[2].to_owned()],
+                        _ => vec![SECURITY_GROUPS[3].to_owned()],
+                    };
+                    v.port_security = i % 5 != 4;
+                    s.virtual_machine_interfaces.push(v);
+                }
+                // A DC gateway beside each external VTEP, at the next address (so
+                // the two kinds contend for addresses), routing a prefix per network
+                // (a default route, one inside the subnets, a public one).
+                for (i, (_, created, joined)) in vteps.iter().enumerate() {
+                    let address = VTEP_ADDRESSES[(i + 1) % VTEP_ADDRESSES.len()];
+                    let mut g = dcgw(&format!("g{i}"), *created, address, &[]);
+                    for (ns, net, _) in joined {
+                        let network = NamespacedName::new(NAMESPACES[*ns], format!("net{net}"));
+                        if g.networks.iter().any(|n| n.network == network) {
+                            continue;
+                        }
+                        let prefix = ["0.0.0.0/0", "10.0.0.0/30", "198.51.100.0/24"][net % 3];
+                        g.networks.push(trunkline_model::DcGatewayNetwork {
+                            network,
+                            routes: vec![trunkline_model::LabelledPrefix {
+                                prefix: prefix.parse().unwrap(),
+                                label: 16 + i as u32,
+                            }],
+                        });
+                    }
+                    s.dc_gateways.push(g);
+                }
+                for (ns, name, created, remote) in security_groups {
+                    let name = SECURITY_GROUPS[name];
+                    if s.security_groups.iter().any(|g| {
+                        g.meta.key
+                            == ObjectKey::namespaced(Kind::SecurityGroup, NAMESPACES[ns], name)
+                    }) {
+                        continue;
+                    }
+                    s.security_groups.push(security_group(
+                        NAMESPACES[ns],
+                        name,
+                        created,
+                        remote.map(|r| SECURITY_GROUPS[r]),
+                    ));
+                }
+                for (i, (address, created, joined)) in vteps.into_iter().enumerate() {
+                    let mut x = xvtep(&format!("x{i}"), created, address, &[]);
+                    for (ns, net, host) in joined {
+                        let network = NamespacedName::new(NAMESPACES[ns], format!("net{net}"));
+                        if x.networks.iter().any(|n| n.network == network) {
+                            continue;
+                        }
+                        x.networks.push(ExternalVtepNetwork {
+                            network,
+                            endpoints: host
+                                .into_iter()
+                                .map(|(mac, ips)| Endpoint {
+                                    mac: mac.parse().unwrap(),
+                                    ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+                                })
+                                .collect(),
+                        });
+                    }
+                    s.external_vteps.push(x);
+                }
+                for (i, (r, port, vlan, ns, v, created)) in lis.into_iter().enumerate() {
+                    s.logical_interfaces.push(li(
+                        &format!("li{i}"),
+                        created,
+                        &format!("gw-{r}"),
+                        PORTS[port],
+                        vlan,
+                        (NAMESPACES[ns], &format!("vmi{v}")),
+                    ));
+                }
+                for (i, (members, created, stp, bpdu, reports)) in groups.into_iter().enumerate() {
+                    let name = format!("ha{i}");
+                    let mut members: Vec<(String, &str, u8)> = members
+                        .into_iter()
+                        .map(|(r, p, prio)| (format!("gw-{r}"), PORTS[p], prio))
+                        .collect();
+                    members.sort();
+                    members.dedup_by(|a, b| a.0 == b.0);
+                    let refs: Vec<(&str, &str)> =
+                        members.iter().map(|(r, p, _)| (r.as_str(), *p)).collect();
+                    let bpdu = format!("net{bpdu}");
+                    let mut g = if stp {
+                        ha(&name, created, &refs, Some(("a", &bpdu)))
+                    } else {
+                        fast(&name, created, &refs)
+                    };
+                    for (m, (_, _, prio)) in g.members.iter_mut().zip(&members) {
+                        m.priority = *prio;
+                    }
+                    for (router, state, heard) in reports {
+                        if let Some(r) = s.physical_routers.get_mut(router) {
+                            let state = [HaState::Active, HaState::Standby, HaState::Down]
+                                [usize::from(state)];
+                            let peers: Vec<(String, bool)> = members
+                                .iter()
+                                .zip(heard.iter().chain(std::iter::repeat(&true)))
+                                .map(|((m, _, _), h)| (m.clone(), *h))
+                                .collect();
+                            let peers: Vec<(&str, bool)> =
+                                peers.iter().map(|(m, h)| (m.as_str(), *h)).collect();
+                            r.ha_reports.retain(|x| x.group != name);
+                            r.ha_reports
+                                .push(ha_report(&name, state, "Elected", &peers));
+                        }
+                    }
+                    s.gateway_ha_groups.push(g);
+                }
+                // Node reports: watermarks per kind, exceptions on random logical
+                // interfaces; and every object changed at some version, labelled
+                // for some nodes.
+                const KINDS: [Kind; 6] = [
+                    Kind::LogicalInterface,
+                    Kind::VirtualMachineInterface,
+                    Kind::VirtualNetwork,
+                    Kind::DCGateway,
+                    Kind::ExternalVTEP,
+                    Kind::GatewayHAGroup,
+                ];
+                const VERSIONS: [&str; 4] = ["5", "10", "20", "100"];
+                for (i, (_, _, _, (through, exceptions, truncated))) in routers.iter().enumerate() {
+                    let report = &mut s.physical_routers[i].report;
+                    for (kind, version) in through {
+                        report
+                            .programmed_through
+                            .insert(KINDS[*kind], rv(VERSIONS[*version]));
+                    }
+                    for li in exceptions {
+                        report
+                            .exceptions
+                            .insert(li_key(&format!("li{li}")), "cannot".into());
+                    }
+                    report.truncated = *truncated;
+                }
+                let objects: Vec<Object> = std::mem::take(&mut s)
+                    .into_objects()
+                    .enumerate()
+                    .map(|(i, mut o)| {
+                        let (version, nodes) = marks[i % marks.len()];
+                        let meta = o.meta_mut();
+                        meta.changed_at = (version > 0).then(|| rv(VERSIONS[version]));
+                        meta.nodes = (0..4)
+                            .filter(|n| nodes & (1 << n) != 0)
+                            .map(|n| format!("gw-{n}"))
+                            .collect();
+                        o
+                    })
+                    .collect();
+                for o in objects {
+                    s.push(o);
+                }
+                s
+            },
+        )
 }
 
 fn shuffled(s: &Snapshot, seeds: &[Index]) -> Snapshot {
@@ -313,6 +354,7 @@ fn shuffled(s: &Snapshot, seeds: &[Index]) -> Snapshot {
         virtual_gateways: shuffle(&s.virtual_gateways, seeds),
         external_vteps: shuffle(&s.external_vteps, seeds),
         dc_gateways: shuffle(&s.dc_gateways, seeds),
+        security_groups: shuffle(&s.security_groups, seeds),
     }
 }
 
@@ -505,6 +547,10 @@ proptest! {
             seen.dc_gateways.push(g.clone());
             let _ = decide(&seen);
         }
+        for g in &order.security_groups {
+            seen.security_groups.push(g.clone());
+            let _ = decide(&seen);
+        }
         prop_assert_eq!(decide(&seen), decide(&s));
     }
 
@@ -637,14 +683,19 @@ proptest! {
             }
         }
         // Ready is exactly Accepted and Programmed; for a gateway HA group,
-        // also exactly one member active.
+        // also exactly one member active; for security groups, enforced
+        // and every group named found.
         for x in d.iter() {
             let programmed = x.condition(condition::PROGRAMMED).is_none_or(|p| p.status);
             let serving = match &x.derived {
                 DerivedStatus::GatewayHaGroup { active_member, .. } => active_member.is_some(),
                 _ => true,
             };
-            prop_assert_eq!(x.is_ready(), x.is_accepted() && programmed && serving, "{}", x.key);
+            // Security groups: Enforced stands for Programmed, and a
+            // missing group named keeps the user's object from Ready.
+            let enforced = x.condition(condition::ENFORCED).is_none_or(|p| p.status);
+            let groups_found = x.condition(condition::READY).is_none_or(|r| r.reason != reason::GROUP_NOT_FOUND);
+            prop_assert_eq!(x.is_ready(), x.is_accepted() && programmed && serving && enforced && groups_found, "{}", x.key);
             // A rejected object is never Programmed, whatever the reports.
             if !x.is_accepted() {
                 prop_assert!(x.condition(condition::PROGRAMMED).is_none_or(|p| !p.status && !p.unknown));

@@ -24,8 +24,8 @@ use trunkline_api::status::{Condition, condition};
 use crate::object::{Kind, Meta, ObjectKey};
 use crate::resource_version::ResourceVersion;
 use crate::{
-    DcGateway, ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, Snapshot,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    DcGateway, ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
+    Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 
 /// Whether the operator accepted generation `generation` of an object:
@@ -131,6 +131,11 @@ pub fn dc_gateway(object: &trunkline_api::DCGateway) -> DcGateway {
     DcGateway::from_api(object)
 }
 
+/// A SecurityGroup.
+pub fn security_group(object: &trunkline_api::SecurityGroup) -> SecurityGroup {
+    SecurityGroup::from_api(object)
+}
+
 /// API objects of every kind, borrowed (as a process' watch stores hold
 /// them), to convert into one [`Snapshot`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -151,6 +156,8 @@ pub struct Objects<'a> {
     pub external_vteps: &'a [&'a trunkline_api::ExternalVTEP],
     /// DCGateways.
     pub dc_gateways: &'a [&'a trunkline_api::DCGateway],
+    /// SecurityGroups.
+    pub security_groups: &'a [&'a trunkline_api::SecurityGroup],
 }
 
 impl Objects<'_> {
@@ -171,6 +178,7 @@ impl Objects<'_> {
             virtual_gateways: all(self.virtual_gateways, virtual_gateway),
             external_vteps: all(self.external_vteps, external_vtep),
             dc_gateways: all(self.dc_gateways, dc_gateway),
+            security_groups: all(self.security_groups, security_group),
         }
     }
 }

@@ -289,6 +289,7 @@ mod tests {
             active_active: vec![],
             allowed_address_pairs: vec![],
             port_security: true,
+            security_groups: Vec::new(),
             mpls_label: None,
             defects: vec![],
         }

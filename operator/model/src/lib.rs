@@ -9,7 +9,7 @@
 //!          v
 //!   Snapshot { PhysicalRouter, LogicalInterface, VirtualMachineInterface,
 //!              VirtualNetwork, GatewayHaGroup, VirtualGateway, ExternalVtep,
-//!              DcGateway }
+//!              DcGateway, SecurityGroup }
 //!          |                                  |
 //!          |  placement(accepted?)            |  operator core: decide
 //!          v                                  v  (conditions, VNIs, ...)
@@ -39,6 +39,7 @@ mod object;
 mod physical_router;
 pub mod placement;
 mod resource_version;
+mod security_group;
 mod snapshot;
 mod virtual_gateway;
 mod virtual_machine_interface;
@@ -62,6 +63,7 @@ pub use physical_router::{
 };
 pub use placement::{DcGatewayPeer, ExternalPeer, Moved, Peer, Placement};
 pub use resource_version::ResourceVersion;
+pub use security_group::{DEFAULT_GROUP, Family, Protocol, Remote, Rule, SecurityGroup};
 pub use snapshot::{Object, Snapshot};
 pub use trunkline_wire::{EthernetAddress, IpPrefix, PrefixError};
 pub use virtual_gateway::VirtualGateway;

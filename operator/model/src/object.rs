@@ -26,11 +26,13 @@ pub enum Kind {
     ExternalVTEP,
     /// A data-center gateway routing for networks over MPLS over UDP.
     DCGateway,
+    /// Stateful rules on the traffic of the VMIs using it.
+    SecurityGroup,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::PhysicalRouter,
         Kind::LogicalInterface,
         Kind::VirtualMachineInterface,
@@ -39,6 +41,7 @@ impl Kind {
         Kind::VirtualGateway,
         Kind::ExternalVTEP,
         Kind::DCGateway,
+        Kind::SecurityGroup,
     ];
 
     /// The Kubernetes kind name.
@@ -52,6 +55,7 @@ impl Kind {
             Kind::VirtualGateway => "VirtualGateway",
             Kind::ExternalVTEP => "ExternalVTEP",
             Kind::DCGateway => "DCGateway",
+            Kind::SecurityGroup => "SecurityGroup",
         }
     }
 
@@ -62,7 +66,10 @@ impl Kind {
 
     /// Whether objects of this kind live in a namespace.
     pub fn is_namespaced(self) -> bool {
-        matches!(self, Kind::VirtualMachineInterface | Kind::VirtualNetwork)
+        matches!(
+            self,
+            Kind::VirtualMachineInterface | Kind::VirtualNetwork | Kind::SecurityGroup
+        )
     }
 }
 

@@ -636,6 +636,7 @@ mod tests {
             active_active: vec![],
             allowed_address_pairs: vec![],
             port_security: true,
+            security_groups: Vec::new(),
             mpls_label: None,
             defects: vec![],
         }
@@ -1004,6 +1005,7 @@ mod tests {
                 virtual_gateways: shuffle(&s.virtual_gateways, &seeds),
                 external_vteps: shuffle(&s.external_vteps, &seeds),
                 dc_gateways: shuffle(&s.dc_gateways, &seeds),
+                security_groups: shuffle(&s.security_groups, &seeds),
             };
             prop_assert_eq!(Placement::from_status(&s), Placement::from_status(&shuffled));
             prop_assert_eq!(Placement::new(&s, |_| true), Placement::new(&shuffled, |_| true));

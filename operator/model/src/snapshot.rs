@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use crate::object::{Meta, ObjectKey};
 use crate::{
-    DcGateway, ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
-    VirtualMachineInterface, VirtualNetwork,
+    DcGateway, ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
+    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 
 /// Every object of every kind.
@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub external_vteps: Vec<ExternalVtep>,
     /// DCGateways.
     pub dc_gateways: Vec<DcGateway>,
+    /// SecurityGroups.
+    pub security_groups: Vec<SecurityGroup>,
 }
 
 /// One object of any kind.
@@ -55,6 +57,8 @@ pub enum Object {
     ExternalVtep(ExternalVtep),
     /// A DCGateway.
     DcGateway(DcGateway),
+    /// A SecurityGroup.
+    SecurityGroup(SecurityGroup),
 }
 
 impl Object {
@@ -69,6 +73,7 @@ impl Object {
             Object::VirtualGateway(o) => &o.meta,
             Object::ExternalVtep(o) => &o.meta,
             Object::DcGateway(o) => &o.meta,
+            Object::SecurityGroup(o) => &o.meta,
         }
     }
 
@@ -83,6 +88,7 @@ impl Object {
             Object::VirtualGateway(o) => &mut o.meta,
             Object::ExternalVtep(o) => &mut o.meta,
             Object::DcGateway(o) => &mut o.meta,
+            Object::SecurityGroup(o) => &mut o.meta,
         }
     }
 
@@ -106,7 +112,8 @@ impl Snapshot {
             .chain(self.gateway_ha_groups.iter().map(|o| &o.meta))
             .chain(self.virtual_gateways.iter().map(|o| &o.meta))
             .chain(self.external_vteps.iter().map(|o| &o.meta))
-            .chain(self.dc_gateways.iter().map(|o| &o.meta));
+            .chain(self.dc_gateways.iter().map(|o| &o.meta))
+            .chain(self.security_groups.iter().map(|o| &o.meta));
         metas
             .filter(|m| m.accepted)
             .map(|m| m.key.clone())
@@ -124,6 +131,7 @@ impl Snapshot {
             virtual_gateways,
             external_vteps,
             dc_gateways,
+            security_groups,
         } = self;
         physical_routers
             .into_iter()
@@ -139,6 +147,7 @@ impl Snapshot {
             .chain(virtual_gateways.into_iter().map(Object::VirtualGateway))
             .chain(external_vteps.into_iter().map(Object::ExternalVtep))
             .chain(dc_gateways.into_iter().map(Object::DcGateway))
+            .chain(security_groups.into_iter().map(Object::SecurityGroup))
     }
 
     /// Adds `object` to its kind's list.
@@ -152,6 +161,7 @@ impl Snapshot {
             Object::VirtualGateway(o) => self.virtual_gateways.push(o),
             Object::ExternalVtep(o) => self.external_vteps.push(o),
             Object::DcGateway(o) => self.dc_gateways.push(o),
+            Object::SecurityGroup(o) => self.security_groups.push(o),
         }
     }
 }

@@ -25,8 +25,11 @@ pub struct VirtualMachineInterface {
     pub active_active: Vec<IpPrefix>,
     /// Other sources the instance may use, that could be read.
     pub allowed_address_pairs: Vec<AllowedAddressPair>,
-    /// Whether source MAC and IP are checked.
+    /// Whether source MAC and IP are checked and security groups apply.
     pub port_security: bool,
+    /// `spec.securityGroups`: groups of its namespace, as named (empty:
+    /// the default group; see [`VirtualMachineInterface::groups`]).
+    pub security_groups: Vec<String>,
     /// `status.mplsLabel`: the label of traffic routed to the VMI,
     /// allocated by the operator (kept while still free).
     pub mpls_label: Option<u32>,
@@ -52,6 +55,19 @@ impl VirtualMachineInterface {
     /// `namespace/name` of its network.
     pub fn network_name(&self) -> NamespacedName {
         NamespacedName::new(self.meta.namespace(), &self.network)
+    }
+
+    /// The groups whose rules apply to its traffic: those it names, or
+    /// the namespace's default group when it names none; none at all with
+    /// port security off.
+    pub fn groups(&self) -> Vec<&str> {
+        if !self.port_security {
+            Vec::new()
+        } else if self.security_groups.is_empty() {
+            vec![crate::DEFAULT_GROUP]
+        } else {
+            self.security_groups.iter().map(String::as_str).collect()
+        }
     }
 
     /// Converts the API object (see [`crate::from_api`]); unreadable MACs,
@@ -120,6 +136,12 @@ impl VirtualMachineInterface {
             active_active,
             allowed_address_pairs,
             port_security: vmi.spec.port_security,
+            security_groups: vmi
+                .spec
+                .security_groups
+                .iter()
+                .map(|g| g.as_str().to_owned())
+                .collect(),
             mpls_label: vmi.status.as_ref().and_then(|s| s.mpls_label),
             defects,
         }

@@ -35,7 +35,7 @@ use std::net::IpAddr;
 use trunkline_model::{
     DcGateway, DcGatewayPeer, ExternalPeer, ExternalVtep, GatewayHaGroup, Kind, LogicalInterface,
     Meta, Moved, NamespacedName, Object, ObjectKey, PhysicalRouter, Placement, ResourceVersion,
-    Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    SecurityGroup, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
 
 use super::addresses::{self, NetworkAddresses};
@@ -48,7 +48,7 @@ use super::programmed::{Affected, Reports};
 use super::virtual_gateway::{self, InterfaceClaim};
 use super::virtual_machine_interface::{self, VmiPre, Vmis};
 use super::virtual_network::{self, FabricSubnets, NetworkPre, Networks, VniChoice};
-use super::{Settings, external_vtep, gateway_ha_group};
+use super::{Settings, external_vtep, gateway_ha_group, security_group};
 use crate::claims::Claims;
 use crate::decision::{Decision, Decisions, Findings};
 
@@ -73,6 +73,7 @@ struct Objects {
     gateways: BTreeMap<String, VirtualGateway>,
     vteps: BTreeMap<String, ExternalVtep>,
     dc_gateways: BTreeMap<String, DcGateway>,
+    security_groups: BTreeMap<NamespacedName, SecurityGroup>,
 }
 
 /// Who claims what (VNIs and labels live in their pools).
@@ -134,6 +135,10 @@ impl Dirty {
             }
             Kind::DCGateway => {
                 self.dc_gateways.insert(key.name.clone());
+            }
+            Kind::SecurityGroup => {
+                self.decisions.insert(key.clone());
+                self.labels.insert(key.clone());
             }
         }
     }
@@ -307,6 +312,7 @@ impl Decider {
             Object::VirtualGateway(x) => o.gateways.get(x.meta.name()).map(|s| &s.meta),
             Object::ExternalVtep(x) => o.vteps.get(x.meta.name()).map(|s| &s.meta),
             Object::DcGateway(x) => o.dc_gateways.get(x.meta.name()).map(|s| &s.meta),
+            Object::SecurityGroup(x) => o.security_groups.get(&x.name()).map(|s| &s.meta),
         };
         let Some(stored) = stored.map(|m| m.changed_at.clone()) else {
             return;
@@ -321,6 +327,7 @@ impl Decider {
             Object::VirtualGateway(x) => o.gateways.get(x.meta.name()) == Some(x),
             Object::ExternalVtep(x) => o.vteps.get(x.meta.name()) == Some(x),
             Object::DcGateway(x) => o.dc_gateways.get(x.meta.name()) == Some(x),
+            Object::SecurityGroup(x) => o.security_groups.get(&x.name()) == Some(x),
         };
         if !same {
             object.meta_mut().changed_at = own;
@@ -345,6 +352,11 @@ impl Decider {
             Kind::VirtualGateway => cluster(o.gateways.keys().collect()),
             Kind::ExternalVTEP => cluster(o.vteps.keys().collect()),
             Kind::DCGateway => cluster(o.dc_gateways.keys().collect()),
+            Kind::SecurityGroup => o
+                .security_groups
+                .keys()
+                .map(|n| ObjectKey::of(Kind::SecurityGroup, n))
+                .collect(),
         }
     }
 
@@ -360,6 +372,7 @@ impl Decider {
             virtual_gateways: o.gateways.values().cloned().collect(),
             external_vteps: o.vteps.values().cloned().collect(),
             dc_gateways: o.dc_gateways.values().cloned().collect(),
+            security_groups: o.security_groups.values().cloned().collect(),
         }
     }
 
@@ -429,6 +442,11 @@ impl Decider {
                     let old = self.objects.dc_gateways.insert(name.clone(), g);
                     self.dc_gateway_changed(&name, old, dirty);
                 }
+                Object::SecurityGroup(g) => {
+                    let name = g.name();
+                    let old = self.objects.security_groups.insert(name.clone(), g);
+                    self.security_group_changed(&name, old, dirty);
+                }
             },
             Change::Delete(key) => match key.kind {
                 Kind::PhysicalRouter => {
@@ -464,6 +482,11 @@ impl Decider {
                 Kind::DCGateway => {
                     let old = self.objects.dc_gateways.remove(&key.name);
                     self.dc_gateway_changed(&key.name, old, dirty);
+                }
+                Kind::SecurityGroup => {
+                    let name = namespaced(&key);
+                    let old = self.objects.security_groups.remove(&name);
+                    self.security_group_changed(&name, old, dirty);
                 }
             },
         }
@@ -605,6 +628,48 @@ impl Decider {
             }
         }
         dirty.vmi_pre.insert(name.clone());
+        // Its groups count it, and are labelled for its nodes.
+        self.dirty_security_groups(&name.namespace, dirty);
+    }
+
+    /// A group's existence is read by the VMIs naming it and by the
+    /// groups whose rules name it; its rules by its labels (the groups
+    /// they name go where it goes). Groups are few per namespace: each is
+    /// decided and labelled again.
+    fn security_group_changed(
+        &mut self,
+        name: &NamespacedName,
+        old: Option<SecurityGroup>,
+        dirty: &mut Dirty,
+    ) {
+        let new = self.objects.security_groups.get(name).cloned();
+        if old == new {
+            return;
+        }
+        self.index_changed_at(old.as_ref().map(|o| &o.meta), new.as_ref().map(|o| &o.meta));
+        if old.is_none() || new.is_none() {
+            for (vmi_name, vmi) in &self.objects.vmis {
+                if vmi_name.namespace == name.namespace && vmi.groups().contains(&&*name.name) {
+                    dirty.vmi_pre.insert(vmi_name.clone());
+                }
+            }
+        }
+        // Itself too: a deleted group's decision and labels go with it.
+        let key = ObjectKey::of(Kind::SecurityGroup, name);
+        dirty.decisions.insert(key.clone());
+        dirty.labels.insert(key);
+        self.dirty_security_groups(&name.namespace, dirty);
+    }
+
+    /// Every group of `namespace` is decided and labelled again.
+    fn dirty_security_groups(&self, namespace: &str, dirty: &mut Dirty) {
+        for name in self.objects.security_groups.keys() {
+            if name.namespace == namespace {
+                let key = ObjectKey::of(Kind::SecurityGroup, name);
+                dirty.decisions.insert(key.clone());
+                dirty.labels.insert(key);
+            }
+        }
     }
 
     fn li_changed(&mut self, name: &str, old: Option<LogicalInterface>, dirty: &mut Dirty) {
@@ -1007,6 +1072,13 @@ impl Decider {
                     .insert(ObjectKey::cluster(Kind::GatewayHAGroup, group.clone()));
             }
         }
+        let mut namespaces = BTreeSet::new();
+        for vmi in &moved.vmis {
+            namespaces.insert(vmi.namespace.as_str());
+        }
+        for namespace in namespaces {
+            self.dirty_security_groups(namespace, dirty);
+        }
         for vmi in &moved.vmis {
             dirty.decisions.insert(vmi_key(vmi));
             dirty.labels.insert(vmi_key(vmi));
@@ -1132,6 +1204,30 @@ impl Decider {
                 }
                 _ => BTreeSet::new(),
             },
+            // A group goes to every node holding a VMI that uses it, or
+            // uses a group whose rules name it.
+            Kind::SecurityGroup => {
+                let name = namespaced(key);
+                if !self.objects.security_groups.contains_key(&name) {
+                    return BTreeSet::new();
+                }
+                let names_it = |group: &str| {
+                    group == name.name
+                        || self
+                            .objects
+                            .security_groups
+                            .get(&NamespacedName::new(name.namespace.clone(), group))
+                            .is_some_and(|g| g.remote_groups().contains(&&*name.name))
+                };
+                self.objects
+                    .vmis
+                    .iter()
+                    .filter(|(n, v)| {
+                        n.namespace == name.namespace && v.groups().into_iter().any(names_it)
+                    })
+                    .flat_map(|(n, _)| p.vmi_nodes(n).iter().cloned())
+                    .collect()
+            }
             Kind::PhysicalRouter => BTreeSet::new(),
         }
     }
@@ -1268,11 +1364,16 @@ impl Decider {
         for name in take(&mut dirty.vmi_pre) {
             match self.objects.vmis.get(&name) {
                 Some(vmi) => {
-                    let pre = virtual_machine_interface::pre(
+                    let mut pre = virtual_machine_interface::pre(
                         vmi,
                         self.objects.networks.get(&vmi.network_name()),
                         &self.networks,
                         &self.claims.addresses,
+                    );
+                    security_group::vmi_findings(
+                        vmi,
+                        &self.objects.security_groups,
+                        &mut pre.findings,
                     );
                     self.vmi_pre.insert(name.clone(), pre);
                 }
@@ -1655,6 +1756,14 @@ impl Decider {
                     findings,
                     &self.placement,
                     &self.reports,
+                ))
+            }
+            Kind::SecurityGroup => {
+                let group = self.objects.security_groups.get(&namespaced(key))?;
+                Some(security_group::decision_of(
+                    group,
+                    &self.objects.security_groups,
+                    &self.objects.vmis,
                 ))
             }
         }

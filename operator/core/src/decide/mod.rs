@@ -11,6 +11,7 @@
 //!        ├──> ExternalVTEPs (address, hosts)          │   (model)      (node reports)
 //!        ├──> DCGateways (address, routes)            │
 //!        └──> GatewayHAGroups (members, BPDU network) │
+//!  SecurityGroups <── VMIs (named groups, counted)    │
 //!  PhysicalRouters (ports, limits, underlay, reports)─┘
 //! ```
 //!
@@ -41,6 +42,7 @@ mod index;
 mod labels;
 mod logical_interface;
 mod programmed;
+mod security_group;
 mod virtual_gateway;
 mod virtual_machine_interface;
 mod virtual_network;
@@ -54,7 +56,7 @@ pub use virtual_network::{FIRST_ALLOCATED_VNI, MAX_VNI};
 
 /// The kinds the core decides on (PhysicalRouter status belongs to the node
 /// dataplane).
-pub const DECIDED_KINDS: [Kind; 7] = [
+pub const DECIDED_KINDS: [Kind; 8] = [
     Kind::LogicalInterface,
     Kind::VirtualMachineInterface,
     Kind::VirtualNetwork,
@@ -62,6 +64,7 @@ pub const DECIDED_KINDS: [Kind; 7] = [
     Kind::VirtualGateway,
     Kind::ExternalVTEP,
     Kind::DCGateway,
+    Kind::SecurityGroup,
 ];
 
 /// What the operator is told by its flags rather than by objects.

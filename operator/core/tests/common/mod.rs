@@ -11,6 +11,7 @@ use trunkline_model::{
     LogicalInterface, Meta, NamespacedName, ObjectKey, PhysicalInterface, PhysicalRouter,
     ResourceVersion, Snapshot, Subnet, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
 };
+use trunkline_model::{Family, Protocol, Remote, Rule, SecurityGroup};
 use trunkline_operator_core::{ConditionDecision, Decisions};
 
 pub fn router(name: &str, created: i64, interfaces: &[&str]) -> PhysicalRouter {
@@ -62,7 +63,24 @@ pub fn vmi(
         active_active: vec![],
         allowed_address_pairs: vec![],
         port_security: true,
+        security_groups: Vec::new(),
         mpls_label: None,
+        defects: vec![],
+    }
+}
+
+/// A security group whose ingress allows TCP 22 from `remote` (a group
+/// name), or from anyone.
+pub fn security_group(ns: &str, name: &str, created: i64, remote: Option<&str>) -> SecurityGroup {
+    SecurityGroup {
+        meta: Meta::namespaced(Kind::SecurityGroup, ns, name, Some(created), 1),
+        ingress: vec![Rule {
+            family: Family::V4,
+            protocol: Protocol::Tcp,
+            ports: Some(22..=22),
+            remote: remote.map_or(Remote::Any, |r| Remote::Group(r.to_owned())),
+        }],
+        egress: vec![Rule::any(Family::V4, Remote::Any)],
         defects: vec![],
     }
 }
