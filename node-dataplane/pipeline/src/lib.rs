@@ -31,6 +31,7 @@ pub mod limit;
 mod lpm;
 pub mod neighbours;
 pub mod observe;
+pub mod policy;
 pub mod process;
 pub mod sample;
 pub mod tables;
