@@ -43,6 +43,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod observe;
 pub mod report;
+pub mod security_groups;
 pub mod trace;
 pub mod uninstall;
 
