@@ -187,6 +187,19 @@ mod tests {
     }
 
     #[test]
+    fn a_vmi_uses_its_groups_the_default_or_none() {
+        let mut v = VirtualMachineInterface::from_api(&vmi(serde_json::json!({
+            "virtualNetwork": "net1", "macAddress": "02:aa:00:00:00:01",
+            "securityGroups": ["web", "admin"],
+        })));
+        assert_eq!(v.groups(), ["web", "admin"]);
+        v.security_groups.clear();
+        assert_eq!(v.groups(), [crate::DEFAULT_GROUP]);
+        v.port_security = false;
+        assert!(v.groups().is_empty());
+    }
+
+    #[test]
     fn unreadable_values_become_defects() {
         let v = VirtualMachineInterface::from_api(&vmi(serde_json::json!({
             "virtualNetwork": "net1", "macAddress": "02:aa:00:00:00",
