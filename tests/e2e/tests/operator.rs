@@ -84,12 +84,24 @@ async fn operator_identity(plane: &ControlPlane, ns: &str) -> PathBuf {
     .expect("kubeconfig of the operator's ServiceAccount")
 }
 
+/// The tests of this binary run one at a time. Every operator decides
+/// every object it sees, the other tests' too, and these tests play the
+/// node dataplane by hand: they report fixed watermarks, where a real node
+/// advances its own with every event it sees. An operator started later
+/// takes the objects' current resourceVersions as their change points
+/// (docs/api.md, PhysicalRouter status) and, with nobody reporting past them, writes
+/// them not Programmed while the test's own operator writes them
+/// Programmed. One operator at a time keeps each test about its own.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A namespace, an admin client and a running operator.
 struct Rig<'a> {
     ns: TestNamespace<'a>,
     client: Client,
     kubeconfig: PathBuf,
     operator: Option<ManagedProcess>,
+    /// Held while the rig lives (dropped last, after the operator).
+    _one: tokio::sync::MutexGuard<'static, ()>,
 }
 
 async fn rig(prefix: &str) -> Rig<'static> {
@@ -98,6 +110,7 @@ async fn rig(prefix: &str) -> Rig<'static> {
 
 /// Like [`rig`], the operator started with `extra` flags.
 async fn rig_with(prefix: &str, extra: &[&str]) -> Rig<'static> {
+    let one = ONE_AT_A_TIME.lock().await;
     let plane = ControlPlane::shared();
     let ns = plane.namespace(prefix).await.expect("namespace");
     let client = plane.client().await.expect("client");
@@ -109,6 +122,7 @@ async fn rig_with(prefix: &str, extra: &[&str]) -> Rig<'static> {
         client,
         kubeconfig,
         operator: Some(operator),
+        _one: one,
     }
 }
 

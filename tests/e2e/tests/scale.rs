@@ -35,6 +35,13 @@ const IDLE_WINDOW: Duration = Duration::from_secs(6);
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(180);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The tests of this binary run one at a time: each loads the API server
+/// they share with a thousand or more objects, and each test's operator
+/// decides (and writes the status of) every object it sees, the other
+/// tests' included; side by side on a loaded machine they measured each
+/// other rather than themselves.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The agent's watch events so far, by kind.
 fn watch_events(agent: &ManagedProcess) -> BTreeMap<String, f64> {
     agent
@@ -60,6 +67,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn another_nodes_objects_never_reach_this_agent() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let gw = Gateway::start(&[BMS1, BMS2], "af-xdp").await;
     gw.apply_objects(&[BMS1, BMS2]).await;
     for vlan in [100, 200] {
@@ -275,6 +283,7 @@ fn changed(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> String
 
 #[tokio::test]
 async fn an_idle_cluster_writes_nothing_even_after_restarts() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut gw = Gateway::start(&[BMS1, BMS2], "af-xdp").await;
     gw.apply_objects(&[BMS1, BMS2]).await;
     for vlan in [100, 200] {
@@ -378,6 +387,7 @@ const SIZE_BOUND: usize = 256 * 1024;
 /// configuration gives.
 #[tokio::test]
 async fn two_thousand_objects_are_ready_small_and_their_tables_as_from_scratch() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut gw = Gateway::start(&[BMS1, BMS2], "af-xdp").await;
     // Up before it is stopped (a process stopped while still starting
     // says nothing about a clean shutdown).
