@@ -82,6 +82,10 @@ pub struct NodeConfig {
     pub north_south: NorthSouthConfig,
     /// The budget of frames each VMI may have answered by the gateway.
     pub punt_limit: PuntLimit,
+    /// The security-group rules of the VMIs of this node that are
+    /// policed, by VMI key; a VMI absent here is not policed (every flow
+    /// allowed, and its frames stay in the XDP tier).
+    pub policies: std::collections::BTreeMap<String, crate::policy::Policy>,
 }
 
 /// How many frames per second one VMI may have answered by the gateway
@@ -122,6 +126,7 @@ impl Default for NodeConfig {
             multihomed: Vec::new(),
             north_south: NorthSouthConfig::default(),
             punt_limit: PuntLimit::default(),
+            policies: Default::default(),
         }
     }
 }

@@ -7,8 +7,8 @@
 //!  first packet of a flow (family, protocol, remote address, destination port)
 //!        --Policy::evaluate(direction, flow)--> Allowed(rule) | Denied
 //!                                              |
-//!  (next slice) forward + reverse entries in the flow table with the
-//!  action and the policy generation; return traffic matches the reverse
+//!  forward + reverse entries in the flow table with the action and the
+//!  policy generation (process/policy.rs); return traffic matches the reverse
 //! ```
 //!
 //! Security-group semantics (the original's and every cloud's): rules only
@@ -21,8 +21,9 @@
 //! Rules are scanned linearly: a VMI has at most 16 groups of at most 128
 //! rules per direction, and only a flow's first packet is evaluated.
 
+use core::hash::{Hash, Hasher};
 use core::net::IpAddr;
-use core::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use trunkline_wire::IpPrefix;
 
@@ -39,7 +40,7 @@ pub mod proto {
 }
 
 /// Which way a flow crosses the VMI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Direction {
     /// Toward the VMI (its groups' ingress rules).
     Ingress,
@@ -47,8 +48,18 @@ pub enum Direction {
     Egress,
 }
 
+impl Direction {
+    /// `ingress` or `egress`, for metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
 /// The protocol a rule matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RuleProtocol {
     /// Every protocol.
     Any,
@@ -69,8 +80,24 @@ pub struct RuleId {
     pub index: u16,
 }
 
+/// A range of destination ports, both ends included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortRange {
+    /// The first port.
+    pub min: u16,
+    /// The last port.
+    pub max: u16,
+}
+
+impl PortRange {
+    /// Whether `port` is in the range.
+    pub const fn contains(&self, port: u16) -> bool {
+        self.min <= port && port <= self.max
+    }
+}
+
 /// One compiled rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Rule {
     /// Which rule it is, for counters.
     pub id: RuleId,
@@ -79,7 +106,7 @@ pub struct Rule {
     /// The protocol.
     pub protocol: RuleProtocol,
     /// Destination ports (TCP and UDP); `None`: every port.
-    pub ports: Option<RangeInclusive<u16>>,
+    pub ports: Option<PortRange>,
     /// The remote end: any of these prefixes; `None`: anyone. A remote
     /// group without members is an empty list, which matches no one.
     pub remote: Option<Vec<IpPrefix>>,
@@ -106,8 +133,10 @@ pub enum PolicyVerdict {
 }
 
 /// The rules of one VMI: the union of its groups'.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Policy {
+    /// The names of its groups, by [`RuleId::group`] (for counters).
+    pub groups: Vec<String>,
     /// What it may receive.
     pub ingress: Vec<Rule>,
     /// What it may send.
@@ -138,7 +167,7 @@ impl Rule {
         }
         if let Some(ports) = &self.ports
             && matches!(flow.proto, proto::TCP | proto::UDP)
-            && !ports.contains(&flow.dport)
+            && !ports.contains(flow.dport)
         {
             return false;
         }
@@ -164,6 +193,174 @@ impl Policy {
     }
 }
 
+/// The high bit of a policy zone: flow keys of security groups never
+/// collide with a VRF's (VNIs are 24 bits, the fabric is 0).
+pub const ZONE_BIT: u32 = 0x8000_0000;
+
+/// A VMI's policy as the tables hold it: the rules, the flow-table zone
+/// of the VMI, the generation its flows are decided under, and counters.
+///
+/// **Zones.** Each policed VMI keeps its own flows: the key's `vrf` field
+/// is the VMI's zone ([`ZONE_BIT`] and 31 bits of a hash of its key),
+/// so that a flow between two policed VMIs of this node is decided once
+/// for the sender's egress and once for the receiver's ingress (as
+/// conntrack zones per logical port in OVN). The zone depends on the
+/// VMI's name only: its flows survive table rebuilds.
+///
+/// **Generations.** The generation is a hash of the VMI's name and its
+/// compiled rules (remote groups already turned into their members'
+/// addresses): any change of a rule, a group, the VMI's list of groups or
+/// a remote group's members gives another generation, and an entry
+/// decided under another generation is decided again at its next packet.
+/// Deleting a group changes the rules of every VMI that used it, so no
+/// entry decided under it is trusted again.
+#[derive(Debug)]
+pub struct VmiPolicy {
+    /// The rules.
+    pub policy: Policy,
+    /// The VMI's flow-table zone (`FlowKey::vrf`).
+    pub zone: u32,
+    /// The generation of its flows; never 0.
+    pub generation: u32,
+    /// What it allowed and denied, carried over by recompilations while
+    /// the rules stay the same.
+    pub counters: std::sync::Arc<PolicyCounters>,
+}
+
+impl VmiPolicy {
+    /// The policy of VMI `key`; `counters` are reused when given and of
+    /// the same shape.
+    pub fn new(key: &str, policy: Policy, previous: Option<&VmiPolicy>) -> VmiPolicy {
+        let zone = ZONE_BIT | (stable_hash(&key) as u32 & !ZONE_BIT);
+        let generation = (stable_hash(&(key, &policy)) as u32).max(1);
+        let counters = previous
+            .filter(|p| p.policy == policy)
+            .map(|p| p.counters.clone())
+            .unwrap_or_else(|| std::sync::Arc::new(PolicyCounters::new(&policy)));
+        VmiPolicy {
+            policy,
+            zone,
+            generation,
+            counters,
+        }
+    }
+}
+
+/// A hash that is the same for every table of the process (the flow table
+/// lives as long as the process), unlike a keyed `RandomState`.
+fn stable_hash<T: Hash + ?Sized>(value: &T) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The counts of one VMI's policy: flows each rule allowed (first
+/// packets), and packets no rule allowed (the default deny), by
+/// direction. Written with atomic adds: only first packets and denied
+/// packets pay for them.
+#[derive(Debug)]
+pub struct PolicyCounters {
+    ingress: Box<[AtomicU64]>,
+    egress: Box<[AtomicU64]>,
+    denied_ingress: AtomicU64,
+    denied_egress: AtomicU64,
+}
+
+/// One line of a [`PolicyCounters`] snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCount {
+    /// The direction.
+    pub direction: Direction,
+    /// The group's name and the rule's index in it for that direction;
+    /// `None`: the default deny.
+    pub rule: Option<(String, u16)>,
+    /// Flows allowed by the rule, or packets denied by the default.
+    pub count: u64,
+}
+
+impl PolicyCounters {
+    /// Zeroed counters for `policy`.
+    pub fn new(policy: &Policy) -> PolicyCounters {
+        let cells = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
+        PolicyCounters {
+            ingress: cells(policy.ingress.len()),
+            egress: cells(policy.egress.len()),
+            denied_ingress: AtomicU64::new(0),
+            denied_egress: AtomicU64::new(0),
+        }
+    }
+
+    /// Count a flow allowed by the rule at `position` of `direction`'s list.
+    pub fn allowed(&self, direction: Direction, position: usize) {
+        let cells = match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        };
+        if let Some(cell) = cells.get(position) {
+            cell.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Count a packet no rule allowed.
+    pub fn denied(&self, direction: Direction) {
+        match direction {
+            Direction::Ingress => &self.denied_ingress,
+            Direction::Egress => &self.denied_egress,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every count, with the names of `policy` (the one they count).
+    pub fn snapshot(&self, policy: &Policy) -> Vec<RuleCount> {
+        let mut out = Vec::new();
+        for (direction, rules, cells, denied) in [
+            (
+                Direction::Ingress,
+                &policy.ingress,
+                &self.ingress,
+                &self.denied_ingress,
+            ),
+            (
+                Direction::Egress,
+                &policy.egress,
+                &self.egress,
+                &self.denied_egress,
+            ),
+        ] {
+            for (rule, cell) in rules.iter().zip(cells.iter()) {
+                let group = policy
+                    .groups
+                    .get(usize::from(rule.id.group))
+                    .cloned()
+                    .unwrap_or_default();
+                out.push(RuleCount {
+                    direction,
+                    rule: Some((group, rule.id.index)),
+                    count: cell.load(Ordering::Relaxed),
+                });
+            }
+            out.push(RuleCount {
+                direction,
+                rule: None,
+                count: denied.load(Ordering::Relaxed),
+            });
+        }
+        out
+    }
+}
+
+impl Policy {
+    /// The verdict on `flow` and, when allowed, the position in the
+    /// direction's list of the rule that allowed it.
+    pub fn evaluate_at(&self, direction: Direction, flow: &FlowTuple) -> Option<usize> {
+        let rules = match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        };
+        rules.iter().position(|r| r.matches(flow))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,7 +376,7 @@ mod tests {
             id: RuleId { group: 0, index },
             ipv6: false,
             protocol,
-            ports: ports.map(|(a, b)| a..=b),
+            ports: ports.map(|(min, max)| PortRange { min, max }),
             remote: remote.map(|r| r.iter().map(|p| p.parse().unwrap()).collect()),
         }
     }
@@ -202,6 +399,7 @@ mod tests {
                 Some(&["10.0.0.12/32"]),
             )],
             egress: vec![rule(0, RuleProtocol::Any, None, None)],
+            ..Policy::default()
         };
         let allowed = PolicyVerdict::Allowed(RuleId { group: 0, index: 0 });
         assert_eq!(
@@ -237,7 +435,7 @@ mod tests {
         v6.ipv6 = true;
         let policy = Policy {
             ingress: vec![v6],
-            egress: vec![],
+            ..Policy::default()
         };
         let echo6 = FlowTuple {
             proto: proto::ICMPV6,
@@ -276,7 +474,7 @@ mod tests {
     fn a_remote_group_without_members_matches_no_one() {
         let policy = Policy {
             ingress: vec![rule(0, RuleProtocol::Any, None, Some(&[]))],
-            egress: vec![],
+            ..Policy::default()
         };
         assert_eq!(
             policy.evaluate(Direction::Ingress, &tcp("10.0.0.1", 22)),
@@ -342,7 +540,7 @@ mod tests {
                 RuleProtocol::Icmp => flow.proto == 1,
             };
             let port = match (&r.ports, flow.proto) {
-                (Some(p), 6 | 17) => *p.start() <= flow.dport && flow.dport <= *p.end(),
+                (Some(p), 6 | 17) => p.min <= flow.dport && flow.dport <= p.max,
                 _ => true,
             };
             let remote = r
@@ -367,7 +565,7 @@ mod tests {
         #[test]
         fn evaluation_is_the_definition(rules in prop::collection::vec(arb_rule(), 0..8), flow in arb_flow()) {
             let rules = numbered(rules);
-            let policy = Policy { ingress: rules.clone(), egress: vec![] };
+            let policy = Policy { ingress: rules.clone(), ..Policy::default() };
             let verdict = policy.evaluate(Direction::Ingress, &flow);
             prop_assert_eq!(matches!(verdict, PolicyVerdict::Allowed(_)), reference(&rules, &flow));
             if let PolicyVerdict::Allowed(id) = verdict {
@@ -386,7 +584,7 @@ mod tests {
             rotate in 0usize..8,
         ) {
             let allowed = |rules: &[Rule]| matches!(
-                Policy { ingress: rules.to_vec(), egress: vec![] }.evaluate(Direction::Ingress, &flow),
+                Policy { ingress: rules.to_vec(), ..Policy::default() }.evaluate(Direction::Ingress, &flow),
                 PolicyVerdict::Allowed(_)
             );
             let mut reordered = rules.clone();
@@ -405,7 +603,7 @@ mod tests {
         #[test]
         fn a_port_range_allows_exactly_its_ports(a in 1u16..200, b in 1u16..200, port in 0u16..220) {
             let (min, max) = (a.min(b), a.max(b));
-            let policy = Policy { ingress: vec![rule(0, RuleProtocol::Tcp, Some((min, max)), None)], egress: vec![] };
+            let policy = Policy { ingress: vec![rule(0, RuleProtocol::Tcp, Some((min, max)), None)], ..Policy::default() };
             let allowed = matches!(policy.evaluate(Direction::Ingress, &tcp("10.0.0.1", port)), PolicyVerdict::Allowed(_));
             prop_assert_eq!(allowed, (min..=max).contains(&port));
         }

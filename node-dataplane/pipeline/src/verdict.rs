@@ -253,6 +253,16 @@ drop_reasons! {
     /// A packet needs a flow, but the caller gave the pipeline no flow
     /// table.
     NoFlowTable => "no_flow_table",
+    /// No security-group rule of the policed destination VMI allows the
+    /// flow (its default deny), or it is an ICMP error about no allowed
+    /// flow.
+    PolicyIngressDenied => "policy_ingress_denied",
+    /// No security-group rule of the policed source VMI allows the flow
+    /// (its default deny), or it is an ICMP error about no allowed flow.
+    PolicyEgressDenied => "policy_egress_denied",
+    /// A policed VMI's IP packet without a transport to key a flow on: an
+    /// IPv4 fragment, or a truncated TCP or UDP header.
+    PolicyUnsupported => "policy_unsupported",
     /// The host has no route out of the fabric port toward the destination
     /// of a packet leaving untunneled.
     FabricNoRoute => "fabric_no_route",

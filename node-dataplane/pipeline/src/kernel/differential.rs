@@ -134,6 +134,7 @@ fn case(
     };
     Case {
         special: north_south(test)
+            .or_else(|| policed(tables, port, frame, tx))
             .or_else(|| gateway_ha(tables))
             .or_else(|| special(tables, port, frame)),
         moved_a_cell,
@@ -157,6 +158,19 @@ fn north_south(test: &str) -> Option<Class> {
         .iter()
         .any(|(name, _)| *name == test)
         .then_some(Class::NorthSouth)
+}
+
+/// The class of a frame from a policed VMI or transmitted to one.
+fn policed(tables: &Tables, port: PortId, frame: &[u8], tx: Option<crate::VmiId>) -> Option<Class> {
+    let from = parse_l2(frame)
+        .ok()
+        .and_then(|l2| tables.vmi_at(port, l2.vlan()));
+    [from, tx]
+        .into_iter()
+        .flatten()
+        .filter_map(|id| tables.vmi(id))
+        .any(|v| v.policy().is_some())
+        .then_some(Class::Policed)
 }
 
 /// The class of every frame run against tables with an HA group.
@@ -270,6 +284,7 @@ fn all_tests() -> Vec<(&'static str, fn())> {
         .chain(crate::process::tests_overlay::differential::TESTS)
         .chain(crate::process::tests_first_minute::differential::TESTS)
         .chain(crate::process::tests_north_south::differential::TESTS)
+        .chain(crate::process::tests_policy::differential::TESTS)
         .chain(ha::TESTS)
         .copied()
         .collect()
@@ -574,6 +589,10 @@ enum Class {
     /// forwarding, a DC gateway's routes): userspace's until the tier has a
     /// flow stage; compared like the others (a hand-off always agrees).
     NorthSouth,
+    /// From or to a policed VMI (security groups): its flows live in the
+    /// flow table, which the tier has no stage for yet: handed off
+    /// (`VMI_HANDOFF`); a frame that touched the table must be.
+    Policed,
     /// Frames against tables with an HA group: those governed by a role or
     /// path cell (member ports, multi-homed VMIs) are userspace's, the
     /// others are compared as usual.
@@ -786,6 +805,7 @@ fn random_frames_are_decided_alike_in_the_kernel() {
     let configs: Vec<_> = std::iter::once(fixture())
         .chain(crate::process::tests_first_minute::differential::configs())
         .chain(crate::process::tests_north_south::differential::configs())
+        .chain(crate::process::tests_policy::differential::configs())
         .chain(ha::configs())
         .collect();
     let mut kernel = Kernel::new("r");

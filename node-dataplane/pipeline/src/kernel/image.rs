@@ -203,6 +203,11 @@ impl Image {
             if tables.ha_governs_vmi(vmi) {
                 flags |= VMI_HANDOFF;
             }
+            // Security groups: a policed VMI's flows are decided in the
+            // flow table, which the tier has no stage for yet.
+            if vmi.policy.is_some() {
+                flags |= VMI_HANDOFF;
+            }
             let (egress_ifindex, egress_vlan, egress_mtu) = match vmi.egress {
                 Some(e) => {
                     flags |= VMI_EGRESS;

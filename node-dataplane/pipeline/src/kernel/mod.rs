@@ -76,7 +76,9 @@
 //! interface is on a member port is `VMI_HANDOFF`, and a multi-homed remote
 //! VMI is `REMOTE_HANDOFF`. A role flip or a path move therefore changes
 //! nothing in the maps (the image does not depend on them; the differential
-//! test checks it), and takes effect at once in the pipeline.
+//! test checks it), and takes effect at once in the pipeline. The flow
+//! table (security groups) is not mirrored yet: a policed VMI is
+//! `VMI_HANDOFF`.
 
 mod counters;
 #[cfg(test)]

@@ -105,6 +105,11 @@ impl<'a, O: Observer> Pipeline<'a, O> {
             }
             _ => {
                 self.ha_deliver(vmi)?;
+                if vmi.policy.is_some() {
+                    let (l3, end) = (offset + l2.header_len, offset + len);
+                    let ingress = crate::policy::Direction::Ingress;
+                    self.police(vmi, ingress, l2.ethertype, buf, l3, end)?;
+                }
                 self.send_to_vmi(id, l2, buf, offset, len, routed)
             }
         }

@@ -70,6 +70,7 @@ mod flood;
 mod ha;
 mod icmp_error;
 mod neighbour;
+mod policy;
 mod route;
 mod router_advert;
 mod snat;
@@ -82,6 +83,7 @@ use trunkline_wire::{EthernetAddress, icmpv6, vlan};
 use crate::config::PortId;
 use crate::counters::Counters;
 use crate::observe::{NoObserver, Observer, Stage};
+use crate::policy::Direction;
 use crate::tables::{BridgeEntry, PeerId, PortRole, Tables, Vmi, VmiId, Vrf, mac_key};
 use crate::verdict::{DropReason, Flood, FloodSource, Verdict};
 
@@ -510,6 +512,10 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 return Err(DropReason::SourceIpSpoofed);
             }
         }
+        if vmi.policy.is_some() && !l2.dst.is_multicast() {
+            let (l3, end) = (offset + l2.header_len, offset + len);
+            self.police(vmi, Direction::Egress, l2.ethertype, buf, l3, end)?;
+        }
         self.dispatch(ctx, &l2, buf, offset, len)
     }
 
@@ -692,5 +698,7 @@ pub(crate) mod tests_ha;
 pub(crate) mod tests_north_south;
 #[cfg(test)]
 pub(crate) mod tests_overlay;
+#[cfg(test)]
+pub(crate) mod tests_policy;
 #[cfg(test)]
 mod tests_trace;

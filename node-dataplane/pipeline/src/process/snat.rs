@@ -43,27 +43,27 @@ const MAX_PROBES: u32 = 128;
 
 /// The transport of a packet, as translation sees it.
 #[derive(Debug, Clone, Copy)]
-struct Transport {
+pub(super) struct Transport {
     /// 4 or 6.
-    family: u8,
-    proto: u8,
+    pub(super) family: u8,
+    pub(super) proto: u8,
     /// Where the IP header, the transport header and the packet end, in
     /// the buffer.
-    l3: usize,
-    l4: usize,
-    end: usize,
-    src: IpAddr,
-    dst: IpAddr,
+    pub(super) l3: usize,
+    pub(super) l4: usize,
+    pub(super) end: usize,
+    pub(super) src: IpAddr,
+    pub(super) dst: IpAddr,
     /// Ports; for ICMP echo the identifier in `sport` (requests) or
     /// `dport` (replies, seen from the other side), the other one 0.
-    sport: u16,
-    dport: u16,
-    kind: Kind,
-    tcp_flags: u8,
+    pub(super) sport: u16,
+    pub(super) dport: u16,
+    pub(super) kind: Kind,
+    pub(super) tcp_flags: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Tcp,
     Udp,
     EchoRequest,
@@ -138,7 +138,7 @@ const fn addr_fields(family: u8) -> (usize, usize) {
 
 /// Read the transport of the IP packet at `buf[l3..]` (the frame ends at
 /// `frame_end`).
-fn transport(buf: &[u8], l3: usize, frame_end: usize) -> Result<Transport, DropReason> {
+pub(super) fn transport(buf: &[u8], l3: usize, frame_end: usize) -> Result<Transport, DropReason> {
     let packet = &buf[l3..frame_end];
     let (family, proto, l4, end, src, dst) = match packet.first().map(|b| b >> 4) {
         Some(4) => {
@@ -481,7 +481,10 @@ struct Quoted {
 }
 
 /// The IP header quoted by the ICMP error `t`, and where it lies.
-fn quoted_header(buf: &[u8], t: &Transport) -> Option<(usize, usize, u8, IpAddr, IpAddr)> {
+pub(super) fn quoted_header(
+    buf: &[u8],
+    t: &Transport,
+) -> Option<(usize, usize, u8, IpAddr, IpAddr)> {
     let at = t.l4 + 8;
     let bytes = buf.get(at..t.end)?;
     match (t.family, bytes.first().map(|b| b >> 4)) {

@@ -590,6 +590,10 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         }
         self.ha_deliver(vmi)?;
         let egress = vmi.egress.ok_or(DropReason::VmiUnreachable)?;
+        if vmi.policy.is_some() {
+            let ingress = crate::policy::Direction::Ingress;
+            self.police(vmi, ingress, ethertype, buf, ip_at, ip_at + ip_len)?;
+        }
         let start = write_l2_before(buf, ip_at, vmi.mac, gateway, egress.vlan, ethertype)?;
         Ok(Verdict::Transmit {
             port: egress.port,

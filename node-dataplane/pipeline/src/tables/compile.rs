@@ -590,6 +590,14 @@ impl<'c> Compiler<'c> {
                 .map(|vmi| vmi.punt.clone())
                 .filter(|bucket| bucket.limits() == (rate, burst))
                 .unwrap_or_else(|| Arc::new(TokenBucket::new(rate, burst)));
+            let policy = self.config.policies.get(&config.key).map(|rules| {
+                let before = previous.and_then(|vmi| vmi.policy.as_deref());
+                Arc::new(crate::policy::VmiPolicy::new(
+                    &config.key,
+                    rules.clone(),
+                    before,
+                ))
+            });
             self.vmi_keys.insert(config.key.clone(), id);
             self.vmis.push(Vmi {
                 key: config.key.clone(),
@@ -605,6 +613,7 @@ impl<'c> Compiler<'c> {
                 path: None,
                 punt,
                 pair_routes: Box::default(),
+                policy,
             });
         }
     }

@@ -190,6 +190,13 @@ pub(super) fn dump(tables: &Tables) -> String {
             "vmi {} network {} mac {} ips {:?} pairs {:?} port_security {} egress {egress} label {:?}",
             vmi.key, vmi.network, vmi.mac, vmi.ips, pairs, vmi.port_security, vmi.label
         );
+        if let Some(p) = &vmi.policy {
+            let _ = writeln!(
+                out,
+                "policy {} zone {:#x} generation {:#x} rules {:?}",
+                vmi.key, p.zone, p.generation, p.policy
+            );
+        }
     }
     for remote in &tables.remotes {
         let _ = writeln!(

@@ -201,6 +201,8 @@ pub struct Vmi {
     /// The host routes of its allowed address pairs, whose holder it
     /// becomes by sending from them.
     pub(crate) pair_routes: Box<[(IpPrefix, PairId)]>,
+    /// Its security groups, when it is policed.
+    pub(crate) policy: Option<Arc<crate::policy::VmiPolicy>>,
 }
 
 impl Vmi {
@@ -238,6 +240,12 @@ impl Vmi {
     /// Its routed MPLS label, when it has one.
     pub fn label(&self) -> Option<u32> {
         self.label
+    }
+
+    /// Its security groups' rules, zone, generation and counters, when it
+    /// is policed.
+    pub fn policy(&self) -> Option<&crate::policy::VmiPolicy> {
+        self.policy.as_deref()
     }
 
     /// Its counters.
@@ -1051,10 +1059,10 @@ impl Tables {
         self.north_south.snat_ports
     }
 
-    /// Whether some network leaves by source NAT (the caller then keeps a
-    /// flow table).
+    /// Whether some network leaves by source NAT or some VMI is policed
+    /// (the caller then keeps a flow table).
     pub fn uses_flows(&self) -> bool {
-        self.north_south.snat_networks > 0
+        self.north_south.snat_networks > 0 || self.vmis.iter().any(|v| v.policy.is_some())
     }
 
     /// The subnets of networks with IP fabric forwarding: what the fabric

@@ -769,6 +769,7 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                 multihomed,
                 north_south: NorthSouthConfig::default(),
                 punt_limit: Default::default(),
+                policies: Default::default(),
             },
         )
 }
