@@ -139,10 +139,12 @@ health PhysicalRouter "the node dataplane of this node" "PortNotUp = true" "Port
   "PhysicalRouter status. A port that is down or missing is Degraded at once."
 health SecurityGroup "the trunkline operator" "$operator_reasons, GroupNotFound = true" \
   "Conflict, Invalid or GroupNotFound" \
-  "Written by the operator (Accepted, Enforced, Ready)."
+  "Written by the operator (Accepted, ResolvedRefs, Enforced: the nodes of" \
+  "its VMIs hold it as it is, Ready)."
 health VirtualGateway "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
-health VirtualMachineInterface "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
+health VirtualMachineInterface "the trunkline operator" "$operator_reasons, GroupNotFound = true" \
+  "Conflict, Invalid or GroupNotFound" \
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
 health VirtualNetwork "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Ready)."

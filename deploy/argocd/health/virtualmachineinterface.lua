@@ -8,7 +8,7 @@
 --   Progressing  no status yet, a status for an older generation, or Ready
 --                not True for a reason that time can fix (Pending,
 --                RefNotFound, NotSynced, ...)
---   Degraded     Conflict or Invalid (a person must change something), or Ready
+--   Degraded     Conflict, Invalid or GroupNotFound (a person must change something), or Ready
 --                False (or no status at all) for more than STALE_AFTER seconds
 --
 -- Lua 5.1 as gopher-lua runs it in Argo CD: only the base and table
@@ -18,7 +18,7 @@
 -- Who writes this kind's status.
 local WHO = "the trunkline operator"
 -- Reasons of Accepted=False or Ready=False that waiting does not fix.
-local DEGRADED_REASONS = { Conflict = true, Invalid = true }
+local DEGRADED_REASONS = { Conflict = true, Invalid = true, GroupNotFound = true }
 
 -- Seconds Ready may stay False (or the status missing) before it is Degraded.
 local STALE_AFTER = 600

@@ -357,6 +357,9 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
             port_security: vmi.port_security,
             label: vmi.mpls_label,
         });
+        if let Some(policy) = crate::security_groups::policy_of(vmi, snapshot) {
+            out.config.policies.insert(key(vmi_name), policy);
+        }
         out.held.insert(vmi.meta.key.clone());
         used_networks.insert(network);
     }

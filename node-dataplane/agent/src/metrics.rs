@@ -12,6 +12,8 @@
 //! | `trunkline_dataplane_drops_total` | `reason` | frames dropped, by the pipeline or the I/O layer |
 //! | `trunkline_dataplane_vmi_packets_total`, `..._vmi_bytes_total` | `vmi`, `direction` | per VMI; `rx` from the instance, `tx` to it (counted once sent) |
 //! | `trunkline_dataplane_vmi_dropped_total` | `vmi` | frames from the VMI that were dropped |
+//! | `trunkline_dataplane_security_group_flows_total` | `vmi`, `direction`, `group`, `rule` | flows of a policed VMI each rule allowed (first packets; `rule`: its index in the group's list for the direction) |
+//! | `trunkline_dataplane_security_group_denied_total` | `vmi`, `direction`, `rule` | packets of a policed VMI no rule allowed (`rule="default-deny"`; also in `drops_total` as `policy_ingress_denied` / `policy_egress_denied`) |
 //! | `trunkline_dataplane_tunnel_peers` | `state` | tunnel peers whose underlay next hop is `resolved` or `unresolved` |
 //! | `trunkline_dataplane_xdp_tier_frames_total` | `decision` | frames the XDP tier decided in the kernel (`kernel`) or handed to userspace (`handoff`) |
 //! | `trunkline_dataplane_xdp_tier_tables_version` | | version of the tables the kernel decides with (absent without the tier) |
@@ -19,7 +21,7 @@
 //! | `trunkline_dataplane_ha_transitions_total` | `group`, `state` | changes of the node's state in a group, by the state entered |
 //! | `trunkline_dataplane_ha_messages_total` | `kind`, `direction` | heartbeats and claims sent and received; `refused` (unknown sender, wrong address, malformed) |
 //! | `trunkline_dataplane_ha_announcements_total` | | gratuitous ARPs / unsolicited NAs injected at takeovers |
-//! | `trunkline_dataplane_flows` | | flows in the flow table (SNAT), each a forward and a reverse entry |
+//! | `trunkline_dataplane_flows` | | flows in the flow table (SNAT, security groups), each a forward and a reverse entry |
 //! | `trunkline_dataplane_flows_created_total`, `..._flows_expired_total` | | flows created; removed for being idle |
 //! | `trunkline_dataplane_flow_allocation_failures_total` | `reason` | first packets refused: `table_full`, `ports_exhausted` (also in `drops_total`) |
 //! | `trunkline_dataplane_fabric_next_hops` | | fabric next hops (SNAT, IP fabric forwarding) whose MAC is known |
@@ -271,6 +273,48 @@ impl Collector for Scrape {
             ConstCounter::new(c.rx_dropped).encode(family.encode_family(&[("vmi", *vmi)])?)?;
         }
 
+        let policies: Vec<_> = plan
+            .tables
+            .vmi_policies()
+            .map(|(vmi, p)| (vmi, p.counters.snapshot(&p.policy)))
+            .collect();
+        let mut family = encoder.encode_descriptor(
+            "security_group_flows",
+            "Flows of a policed VMI each security-group rule allowed",
+            None,
+            MetricType::Counter,
+        )?;
+        for (vmi, counts) in &policies {
+            for c in counts {
+                if let Some((group, index)) = &c.rule {
+                    let index = index.to_string();
+                    let labels = [
+                        ("vmi", *vmi),
+                        ("direction", c.direction.as_str()),
+                        ("group", group.as_str()),
+                        ("rule", index.as_str()),
+                    ];
+                    ConstCounter::new(c.count).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "security_group_denied",
+            "Packets of a policed VMI no security-group rule allowed (the default deny)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (vmi, counts) in &policies {
+            for c in counts.iter().filter(|c| c.rule.is_none()) {
+                let labels = [
+                    ("vmi", *vmi),
+                    ("direction", c.direction.as_str()),
+                    ("rule", "default-deny"),
+                ];
+                ConstCounter::new(c.count).encode(family.encode_family(&labels)?)?;
+            }
+        }
+
         let peers = plan.tables.peers();
         let resolved = peers.iter().filter(|p| p.next_hop_mac().is_some()).count();
         let mut family = encoder.encode_descriptor(
@@ -445,6 +489,62 @@ mod tests {
             "trunkline_dataplane_tunnel_peers{state=\"unresolved\"} 0",
             "trunkline_dataplane_ha_transitions_total{group=\"g\",state=\"Active\"} 2",
             "trunkline_dataplane_ha_messages_total{kind=\"heartbeat\",direction=\"sent\"} 5",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn security_group_counts_by_rule_and_default_deny() {
+        use trunkline_pipeline::policy::{Direction, Policy, Rule, RuleId, RuleProtocol};
+        let control = Arc::new(Control::default());
+        let mut desired = crate::desired::Desired::default();
+        desired.config.vmis.push(trunkline_pipeline::VmiConfig {
+            key: "t1/web-1".into(),
+            network: "t1/net1".into(),
+            mac: [2, 0, 0, 0, 0, 1],
+            ips: vec!["10.0.0.10".parse().unwrap()],
+            allowed_address_pairs: Vec::new(),
+            port_security: true,
+            label: None,
+        });
+        desired
+            .config
+            .networks
+            .push(trunkline_pipeline::NetworkConfig {
+                key: "t1/net1".into(),
+                vrf: 1,
+                ..Default::default()
+            });
+        let rule = Rule {
+            id: RuleId { group: 0, index: 0 },
+            ipv6: false,
+            protocol: RuleProtocol::Tcp,
+            ports: None,
+            remote: None,
+        };
+        desired.config.policies.insert(
+            "t1/web-1".into(),
+            Policy {
+                groups: vec!["web".into()],
+                ingress: vec![rule],
+                egress: Vec::new(),
+            },
+        );
+        control.install(&desired, Some(1), Default::default());
+        let plan = control.plan();
+        let (_, policy) = plan.tables.vmi_policies().next().expect("a policed VMI");
+        policy.counters.allowed(Direction::Ingress, 0);
+        policy.counters.denied(Direction::Ingress);
+        policy.counters.denied(Direction::Ingress);
+        let text = Metrics::new(control).render().unwrap();
+        for line in [
+            "trunkline_dataplane_security_group_flows_total{vmi=\"t1/web-1\",direction=\"ingress\",group=\"web\",rule=\"0\"} 1",
+            "trunkline_dataplane_security_group_denied_total{vmi=\"t1/web-1\",direction=\"ingress\",rule=\"default-deny\"} 2",
+            "trunkline_dataplane_security_group_denied_total{vmi=\"t1/web-1\",direction=\"egress\",rule=\"default-deny\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -3,18 +3,20 @@
 //!
 //! ```text
 //!  VMI.groups() (named, or "default"; none with portSecurity false)
-//!    each group: the SecurityGroup of the VMI's namespace, the implicit
-//!    default when none is named "default", or (missing) no rule at all
+//!    naming none and no SecurityGroup "default" in the namespace: not
+//!    policed (None: every flow allowed, frames stay in the XDP tier)
+//!    each group: the SecurityGroup of the VMI's namespace, or (missing)
+//!    no rule at all (fail closed)
 //!    each rule: family, protocol, ports, remote
 //!       remote group g --> host prefixes of the addresses of the VMIs of the
 //!                          namespace using g, of the rule's family
 //!  ==> trunkline_pipeline::policy::Policy { ingress, egress }
 //! ```
 //!
-//! Rule ids: `group` is the position of the group in the VMI's list,
-//! `index` the rule's position in the group's list for its direction.
-//! Not wired into the tables yet (the next slice): this is the one
-//! compilation the pipeline stage will read.
+//! Rule ids: `group` is the position of the group in the VMI's list
+//! (`Policy::groups` holds the names, for the per-rule counters), `index`
+//! the rule's position in the group's list for its direction. The agent
+//! puts the result in `NodeConfig::policies` for every VMI of its node.
 
 use std::net::IpAddr;
 
@@ -22,31 +24,36 @@ use trunkline_model::{
     DEFAULT_GROUP, Family, IpPrefix, Protocol, Remote, Rule, SecurityGroup, Snapshot,
     VirtualMachineInterface,
 };
-use trunkline_pipeline::policy::{self, Policy, RuleId, RuleProtocol};
+use trunkline_pipeline::policy::{self, Policy, PortRange, RuleId, RuleProtocol};
 
-/// The policy of `vmi`; `None` when port security is off (no policy: every
-/// flow allowed).
+/// The policy of `vmi`; `None` when it is not policed: port security off,
+/// or no group named and no SecurityGroup `default` in its namespace.
 pub fn policy_of(vmi: &VirtualMachineInterface, snapshot: &Snapshot) -> Option<Policy> {
     if !vmi.port_security {
         return None;
     }
     let namespace = vmi.meta.namespace();
-    let mut out = Policy::default();
-    for (g, name) in vmi.groups().into_iter().enumerate() {
-        let group = snapshot
+    let find = |name: &str| {
+        snapshot
             .security_groups
             .iter()
-            .find(|s| s.meta.namespace() == namespace && s.meta.name() == name);
-        let (ingress, egress) = match group {
-            Some(SecurityGroup {
-                ingress, egress, ..
-            }) => (ingress.clone(), egress.clone()),
-            None if name == DEFAULT_GROUP => SecurityGroup::implicit_default_rules(),
-            // A missing group allows nothing (the operator says so).
-            None => continue,
+            .find(|s| s.meta.namespace() == namespace && s.meta.name() == name)
+    };
+    if vmi.security_groups.is_empty() && find(DEFAULT_GROUP).is_none() {
+        return None;
+    }
+    let mut out = Policy::default();
+    for (g, name) in vmi.groups().into_iter().enumerate() {
+        out.groups.push(name.to_owned());
+        // A missing group allows nothing (the operator says so).
+        let Some(SecurityGroup {
+            ingress, egress, ..
+        }) = find(name)
+        else {
+            continue;
         };
         let group = u16::try_from(g).unwrap_or(u16::MAX);
-        for (rules, into) in [(&ingress, &mut out.ingress), (&egress, &mut out.egress)] {
+        for (rules, into) in [(ingress, &mut out.ingress), (egress, &mut out.egress)] {
             for (i, rule) in rules.iter().enumerate() {
                 let id = RuleId {
                     group,
@@ -75,7 +82,10 @@ fn compile(rule: &Rule, id: RuleId, namespace: &str, snapshot: &Snapshot) -> pol
             Protocol::Udp => RuleProtocol::Udp,
             Protocol::Icmp => RuleProtocol::Icmp,
         },
-        ports: rule.ports.clone(),
+        ports: rule.ports.as_ref().map(|p| PortRange {
+            min: *p.start(),
+            max: *p.end(),
+        }),
         remote,
     }
 }
@@ -157,12 +167,33 @@ mod tests {
     }
 
     #[test]
-    fn the_implicit_default_admits_its_members_only_and_port_security_off_has_no_policy() {
+    fn without_a_default_object_a_vmi_naming_no_group_is_not_policed() {
+        let a = vmi("a", "10.0.0.10", &[], true);
+        let c = vmi("c", "10.0.0.12", &["web"], true);
+        let s = Snapshot {
+            virtual_machine_interfaces: vec![a.clone(), c.clone()],
+            ..Snapshot::default()
+        };
+        assert_eq!(policy_of(&a, &s), None);
+        // A named group that is missing: policed, nothing allowed.
+        let p = policy_of(&c, &s).unwrap();
+        assert!(p.ingress.is_empty() && p.egress.is_empty());
+        assert_eq!(p.groups, ["web"]);
+    }
+
+    #[test]
+    fn the_default_object_admits_its_members_only_and_port_security_off_has_no_policy() {
         let a = vmi("a", "10.0.0.10", &[], true);
         let b = vmi("b", "10.0.0.11", &[], true);
         let c = vmi("c", "10.0.0.12", &["web"], true);
+        // deploy/examples' default: every egress, ingress from its members.
+        let default = group(
+            DEFAULT_GROUP,
+            json!([{"remoteGroup": "default"}, {"ethertype": "IPv6", "remoteGroup": "default"}]),
+        );
         let s = Snapshot {
             virtual_machine_interfaces: vec![a.clone(), b, c],
+            security_groups: vec![default],
             ..Snapshot::default()
         };
         let p = policy_of(&a, &s).unwrap();
@@ -171,7 +202,8 @@ mod tests {
         assert!(allowed(&p, Direction::Egress, &tcp("198.51.100.1", 443)));
         // web does not exist: nothing is allowed for c.
         let c = &s.virtual_machine_interfaces[2];
-        assert_eq!(policy_of(c, &s), Some(Policy::default()));
+        let p = policy_of(c, &s).unwrap();
+        assert!(p.ingress.is_empty() && p.egress.is_empty());
         let open = vmi("open", "10.0.0.14", &["web"], false);
         assert_eq!(policy_of(&open, &s), None);
     }

@@ -4,9 +4,10 @@
 //! Namespaced: a tenant's object, named by VMIs of its namespace
 //! (`spec.securityGroups`). Each rule allows one kind of traffic in one
 //! direction; whatever no rule allows is dropped, and the return traffic of
-//! an allowed flow is always allowed (stateful). A VMI naming no group gets
-//! the default group's behaviour: every egress allowed, ingress only from
-//! the VMIs that also use the default (see `docs/api.md`).
+//! an allowed flow is always allowed (stateful). A VMI naming no group uses
+//! the SecurityGroup `default` of its namespace when it exists, and is not
+//! policed otherwise (see `docs/api.md`; `deploy/examples/security-groups`
+//! has the original's default group).
 //!
 //! ```text
 //!   VMI a (groups: web) --- egress rules of web --->  ... ---> ingress rules of b's groups ---> VMI b
@@ -136,8 +137,8 @@ pub struct SecurityGroupStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Accepted` (its rules are usable: every remote group exists),
-    /// `Enforced` (whether the node dataplanes enforce it, and where not)
-    /// and the summary `Ready`.
+    /// `Enforced` (whether every gateway node holding one of its VMIs
+    /// enforces it as it is now, and where not) and the summary `Ready`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

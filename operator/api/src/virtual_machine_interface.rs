@@ -72,8 +72,9 @@ pub struct VirtualMachineInterfaceSpec {
 
     /// SecurityGroups of this namespace whose rules apply to the
     /// interface's traffic (stateful), at most 16, each once. None: the
-    /// default group (every egress allowed; ingress only from interfaces
-    /// that use the default group too). Ignored with `portSecurity: false`.
+    /// SecurityGroup named `default` of the namespace if it exists,
+    /// otherwise no policy at all (every flow allowed). Ignored with
+    /// `portSecurity: false`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]

@@ -61,9 +61,16 @@ fn a_vmi_naming_a_missing_group_stays_accepted_and_is_told_why_it_is_not_ready()
         "{}",
         ready.message
     );
-    // The implicit default group is never missing.
+    // Naming no group without a SecurityGroup `default`: not policed,
+    // nothing missing.
     let plain = cond(&d, &vmi_key("t", "plain"), condition::READY);
     assert_ne!(plain.reason, reason::GROUP_NOT_FOUND);
+    // Naming `default` explicitly when it does not exist is missing.
+    let mut named = s.clone();
+    named.virtual_machine_interfaces[1].security_groups = vec!["default".into()];
+    let d = decide(&named);
+    let ready = cond(&d, &vmi_key("t", "plain"), condition::READY);
+    assert_eq!(ready.reason, reason::GROUP_NOT_FOUND);
 
     // Creating the group clears it, incrementally too.
     let mut decider = Decider::new(Settings::default());
@@ -77,7 +84,7 @@ fn a_vmi_naming_a_missing_group_stays_accepted_and_is_told_why_it_is_not_ready()
 }
 
 #[test]
-fn a_group_reports_its_users_and_says_it_is_not_enforced_yet() {
+fn a_group_reports_its_users_and_is_enforced_once_the_nodes_of_its_vmis_hold_it() {
     let mut s = placed();
     s.security_groups
         .push(security_group("t", "default", 3, Some("default")));
@@ -91,9 +98,29 @@ fn a_group_reports_its_users_and_says_it_is_not_enforced_yet() {
     assert_eq!(count("default"), 1, "the VMI naming no group uses default");
     let key = sg_key("t", "web");
     assert!(accepted(&d, &key).status);
+    // gw-1 (web-1's node) has not reported tables built from it yet.
     let enforced = cond(&d, &key, condition::ENFORCED);
     assert!(!enforced.status);
-    assert_eq!(enforced.reason, reason::NOT_IMPLEMENTED);
+    assert_eq!(enforced.reason, reason::PENDING);
+    assert!(!cond(&d, &key, condition::READY).status);
+    // gw-2 holding it changes nothing: its VMI is on gw-1.
+    let mut held = s.clone();
+    hold(&mut held, "gw-2", std::slice::from_ref(&key));
+    assert!(!cond(&decide(&held), &key, condition::ENFORCED).status);
+    hold(&mut held, "gw-1", std::slice::from_ref(&key));
+    let d = decide(&held);
+    let enforced = cond(&d, &key, condition::ENFORCED);
+    assert!(enforced.status, "{}", enforced.message);
+    assert!(enforced.message.contains("gw-1"), "{}", enforced.message);
+    assert!(cond(&d, &key, condition::READY).status);
+    // A group no bound VMI uses has nothing to enforce.
+    let mut unused = s.clone();
+    unused
+        .security_groups
+        .push(security_group("t", "spare", 3, None));
+    let d = decide(&unused);
+    let enforced = cond(&d, &sg_key("t", "spare"), condition::ENFORCED);
+    assert!(enforced.status, "{}", enforced.message);
 
     // A VMI without port security uses no group.
     s.virtual_machine_interfaces[0].port_security = false;

@@ -7,11 +7,13 @@
 //!   Rule { family, protocol, ports, remote: any | prefix | members of a group }
 //! ```
 //!
-//! The default group: a VMI naming no group uses the group `default` of its
-//! namespace. When no SecurityGroup of that name exists, its rules are the
-//! original's default group: every egress allowed (both families), ingress
-//! allowed from the members of `default` (both families). A SecurityGroup
-//! named `default` replaces those rules.
+//! The default group: a VMI naming no group uses the SecurityGroup
+//! `default` of its namespace **if that object exists**; when it does not,
+//! the VMI is not policed (every flow allowed, as without security groups),
+//! so that a cluster without SecurityGroup objects forwards as before,
+//! entirely in the XDP tier. `deploy/examples/` has a `default` group with
+//! the original's default rules (every egress; ingress from the members of
+//! `default`).
 
 use std::ops::RangeInclusive;
 
@@ -118,21 +120,6 @@ impl SecurityGroup {
         names
     }
 
-    /// The rules of the implicit default group (no SecurityGroup named
-    /// `default` in the namespace): `(ingress, egress)`.
-    pub fn implicit_default_rules() -> (Vec<Rule>, Vec<Rule>) {
-        let families = [Family::V4, Family::V6];
-        let ingress = families
-            .iter()
-            .map(|f| Rule::any(*f, Remote::Group(DEFAULT_GROUP.to_owned())))
-            .collect();
-        let egress = families
-            .iter()
-            .map(|f| Rule::any(*f, Remote::Any))
-            .collect();
-        (ingress, egress)
-    }
-
     /// Converts the API object (see [`crate::from_api`]); an unreadable
     /// prefix becomes a defect and its rule is left out (it allows nothing).
     pub fn from_api(group: &trunkline_api::SecurityGroup) -> Self {
@@ -227,17 +214,5 @@ mod tests {
         assert_eq!(g.egress, [Rule::any(Family::V4, Remote::Any)]);
         assert_eq!(g.remote_groups(), ["admin"]);
         assert!(g.defects.is_empty());
-    }
-
-    #[test]
-    fn the_implicit_default_allows_egress_and_ingress_from_its_members() {
-        let (ingress, egress) = SecurityGroup::implicit_default_rules();
-        assert_eq!(ingress.len(), 2);
-        assert!(
-            ingress
-                .iter()
-                .all(|r| r.remote == Remote::Group(DEFAULT_GROUP.into()))
-        );
-        assert!(egress.iter().all(|r| r.remote == Remote::Any));
     }
 }

@@ -58,8 +58,9 @@ impl VirtualMachineInterface {
     }
 
     /// The groups whose rules apply to its traffic: those it names, or
-    /// the namespace's default group when it names none; none at all with
-    /// port security off.
+    /// the namespace's group `default` when it names none (which applies
+    /// only if a SecurityGroup of that name exists: otherwise the VMI is
+    /// not policed); none at all with port security off.
     pub fn groups(&self) -> Vec<&str> {
         if !self.port_security {
             Vec::new()

@@ -1072,6 +1072,13 @@ impl Tables {
         &self.north_south.ip_fabric_prefixes
     }
 
+    /// The security groups of every policed VMI, by key.
+    pub fn vmi_policies(&self) -> impl Iterator<Item = (&str, &crate::policy::VmiPolicy)> {
+        self.vmis
+            .iter()
+            .filter_map(|vmi| vmi.policy.as_deref().map(|p| (vmi.key.as_str(), p)))
+    }
+
     /// Every VMI's counters, by key.
     pub fn vmi_counters(&self) -> impl Iterator<Item = (&str, VmiCounterSnapshot)> {
         self.vmis

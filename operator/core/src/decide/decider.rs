@@ -842,6 +842,12 @@ impl Decider {
                     .keys()
                     .map(|n| ObjectKey::cluster(Kind::DCGateway, n.clone())),
             );
+            keys.extend(
+                self.objects
+                    .security_groups
+                    .keys()
+                    .map(|n| ObjectKey::of(Kind::SecurityGroup, n)),
+            );
         }
         for (kind, low, high) in affected.ranges {
             let Some(by_rv) = self.changed_at.get(&kind) else {
@@ -1759,11 +1765,24 @@ impl Decider {
                 ))
             }
             Kind::SecurityGroup => {
-                let group = self.objects.security_groups.get(&namespaced(key))?;
+                let name = namespaced(key);
+                let group = self.objects.security_groups.get(&name)?;
+                let p = &self.placement;
+                let nodes: BTreeSet<String> = self
+                    .objects
+                    .vmis
+                    .iter()
+                    .filter(|(n, v)| {
+                        n.namespace == name.namespace && v.groups().contains(&&*name.name)
+                    })
+                    .flat_map(|(n, _)| p.vmi_nodes(n).iter().cloned())
+                    .collect();
                 Some(security_group::decision_of(
                     group,
                     &self.objects.security_groups,
                     &self.objects.vmis,
+                    &nodes,
+                    &self.reports,
                 ))
             }
         }
