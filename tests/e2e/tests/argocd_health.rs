@@ -228,6 +228,39 @@ fn an_ha_group_without_exactly_one_active_member_is_degraded_at_once() {
     }
 }
 
+/// A VMI naming a SecurityGroup that does not exist, or a group whose rule
+/// names one, is Degraded at once (a person must create the group or
+/// change the reference); a group its nodes have not enforced yet is
+/// Progressing.
+#[test]
+fn a_missing_security_group_is_degraded_at_once_and_pending_enforcement_progresses() {
+    for kind in ["VirtualMachineInterface", "SecurityGroup"] {
+        let object = sample(
+            kind,
+            1,
+            60,
+            Some(json!({ "observedGeneration": 1, "conditions": [
+                condition("Accepted", "True", "Ok", 1, 5),
+                condition("Ready", "False", "GroupNotFound", 1, 5),
+            ]})),
+        );
+        let text = "Ready is False (GroupNotFound)";
+        assert_health(kind, "GroupNotFound", &object, "Degraded", text);
+    }
+    let pending = sample(
+        "SecurityGroup",
+        1,
+        60,
+        Some(json!({ "observedGeneration": 1, "conditions": [
+            condition("Accepted", "True", "Ok", 1, 5),
+            condition("Enforced", "False", "Pending", 1, 5),
+            condition("Ready", "False", "Pending", 1, 5),
+        ]})),
+    );
+    let text = "Ready is False (Pending)";
+    assert_health("SecurityGroup", "Pending", &pending, "Progressing", text);
+}
+
 /// A BGPPeer's status is the speaker's: an established session is
 /// Healthy; an AS the peer refuses is Degraded at once (a person must fix
 /// it); an unreachable peer is Progressing, Degraded only when it stays so.
@@ -514,7 +547,7 @@ fn argocd_cm_holds_every_script_for_every_kind() {
         assert_eq!(crd["spec"]["group"], "trunkline.io");
         kinds.push(crd["spec"]["names"]["kind"].as_str().unwrap().to_owned());
     }
-    assert_eq!(kinds.len(), 10);
+    assert_eq!(kinds.len(), 11);
     assert_eq!(data.len(), kinds.len(), "one health check per kind");
     for kind in &kinds {
         let key = format!("resource.customizations.health.trunkline.io_{kind}");
