@@ -223,7 +223,7 @@ impl Forwarder {
                 self.control.set_flow_stats(table.stats());
                 tracing::info!(
                     capacity = self.flow_config.capacity,
-                    "flow table created (SNAT)"
+                    "flow table created (SNAT, security groups)"
                 );
                 self.flows = Some(RefCell::new(table));
             }
