@@ -95,11 +95,15 @@ impl Sg {
     }
 
     fn run(&self, frame: &[u8], now: u64) -> Verdict {
+        self.run_on(P1, frame, now)
+    }
+
+    fn run_on(&self, port: PortId, frame: &[u8], now: u64) -> Verdict {
         let mut buf = vec![0xee; HEADROOM + frame.len() + 64];
         buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
         let before = self.flow_state();
         let pipeline = Pipeline::new(&self.tables, &self.counters).with_flows(&self.flows, now);
-        let verdict = pipeline.process(P1, &mut buf, HEADROOM, frame.len());
+        let verdict = pipeline.process(port, &mut buf, HEADROOM, frame.len());
         let out = match verdict {
             Verdict::Transmit { offset, len, .. } => buf[offset..offset + len].to_vec(),
             _ => Vec::new(),
@@ -109,7 +113,7 @@ impl Sg {
         let moved_a_cell = self.flow_state() != before;
         crate::kernel::differential::record(
             &self.tables,
-            P1,
+            port,
             frame,
             HEADROOM,
             verdict,
@@ -141,7 +145,11 @@ impl Sg {
     }
 
     fn policy(&self) -> &VmiPolicy {
-        let id = self.tables.vmi_id("ns/vmi-b").unwrap();
+        self.policy_of("ns/vmi-b")
+    }
+
+    fn policy_of(&self, key: &str) -> &VmiPolicy {
+        let id = self.tables.vmi_id(key).unwrap();
         self.tables.vmi(id).unwrap().policy().unwrap()
     }
 
@@ -360,6 +368,72 @@ fn idle_flows_expire_and_a_full_table_is_a_counted_drop() {
     assert_eq!(
         sg.dropped(&tcp(100, A, B, 40000, 80, false), 500 * SEC),
         DropReason::FlowTableFull
+    );
+}
+
+#[test]
+fn two_policed_vmis_of_the_node_decide_each_in_its_own_zone() {
+    let mut c = config(web((80, 81)));
+    // vmi-a may open TCP 80 only, and accepts nothing.
+    let a = Policy {
+        groups: vec!["client".into()],
+        ingress: Vec::new(),
+        egress: vec![rule(0, RuleProtocol::Tcp, Some((80, 80)), None)],
+    };
+    c.policies.insert("ns/vmi-a".into(), a);
+    let sg = Sg::new(&c, 16);
+    assert_ne!(sg.policy_of("ns/vmi-a").zone, sg.policy().zone);
+    assert!(sg.passes(&tcp(100, A, B, 40000, 80, true), 0));
+    // Decided for vmi-a's egress and for vmi-b's ingress: two flows.
+    assert_eq!(sg.flows.borrow().len(), 2);
+    assert!(
+        sg.passes(&tcp(200, B, A, 80, 40000, true), SEC),
+        "the reply, in both zones"
+    );
+    // vmi-b allows 81 in, but vmi-a may not open it.
+    assert_eq!(
+        sg.dropped(&tcp(100, A, B, 40001, 81, true), SEC),
+        DropReason::PolicyEgressDenied
+    );
+}
+
+#[test]
+fn a_routed_label_from_a_peer_is_decided_by_the_ingress_rules() {
+    let mut c = fixture();
+    let a = Policy {
+        groups: vec!["dns".into()],
+        ingress: vec![rule(
+            0,
+            RuleProtocol::Udp,
+            Some((53, 53)),
+            Some("10.0.0.60/32"),
+        )],
+        egress: Vec::new(),
+    };
+    c.policies.insert("ns/vmi-a".into(), a);
+    let (tables, rejected) = Tables::compile(&c);
+    assert!(rejected.is_empty());
+    tables.set_next_hop_mac(
+        core::net::IpAddr::from(NODE_B),
+        Some(trunkline_wire::EthernetAddress(NEXT_HOP_MAC)),
+    );
+    let sg = Sg {
+        tables,
+        counters: Counters::new(),
+        flows: RefCell::new(FlowTable::new(FlowConfig::default())),
+    };
+    let from = |src: [u8; 4]| {
+        let inner = udp(100, src, A, 40000, 53);
+        // The inner IP packet after the 18-byte tagged Ethernet header.
+        super::tests_overlay::mpls_from(NODE_B, LABEL_A, &inner[18..])
+    };
+    assert!(matches!(
+        sg.run_on(FABRIC, &from([10, 0, 0, 60]), 0),
+        Verdict::Transmit { port: P1, .. }
+    ));
+    assert_eq!(
+        sg.run_on(FABRIC, &from([10, 0, 0, 61]), 0),
+        Verdict::Drop(DropReason::PolicyIngressDenied)
     );
 }
 

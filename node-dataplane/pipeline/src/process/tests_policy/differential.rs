@@ -29,6 +29,14 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
         idle_flows_expire_and_a_full_table_is_a_counted_drop,
     ),
     (
+        "two_policed_vmis_of_the_node_decide_each_in_its_own_zone",
+        two_policed_vmis_of_the_node_decide_each_in_its_own_zone,
+    ),
+    (
+        "a_routed_label_from_a_peer_is_decided_by_the_ingress_rules",
+        a_routed_label_from_a_peer_is_decided_by_the_ingress_rules,
+    ),
+    (
         "every_policy_drop_reason_has_a_frame",
         every_policy_drop_reason_has_a_frame,
     ),
