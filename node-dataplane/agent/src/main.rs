@@ -75,8 +75,9 @@ struct Flags {
     /// so the host's own sockets never take one.
     #[arg(long, default_value = "61000-65535", value_parser = port_range, env = "TRUNKLINE_SNAT_PORTS")]
     snat_ports: (u16, u16),
-    /// Most flows (SNAT) the node keeps, each a forward and a reverse entry
-    /// (100 bytes each, allocated when a network first translates).
+    /// Most flows (SNAT, security groups) the node keeps, each a forward
+    /// and a reverse entry (100 bytes each, allocated when a network first
+    /// translates or a VMI is first policed).
     #[arg(long, default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
     flow_table_size: u32,
     /// Idle timeout of UDP flows, in seconds (RFC 4787: at least 120).

@@ -17,13 +17,16 @@
 //! the default deny; bms1 (no group) is unaffected; allowing 81 lets a new
 //! connection through; removing the group restores the default (no
 //! policy); naming a missing group is `Ready=False GroupNotFound` and
-//! allows nothing. Needs root (namespaces, XDP); CI runs as root.
+//! allows nothing. A second lab runs the agent with a flow table of two
+//! flows: a third is the counted drop `flow_table_full`, not a crash, and
+//! passes once the others expired. Needs root (namespaces, XDP); CI runs
+//! as root.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{READY_TIMEOUT, ready_gateway};
+use common::{BMS1, BMS2, Gateway, READY_TIMEOUT, ready_gateway};
 use kube::api::Api;
 use serde_json::json;
 use trunkline_test_support::eventually;
@@ -59,6 +62,28 @@ async fn condition(
         .find(|c| c["type"] == type_)?;
     let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
     Some((text("status"), text("reason"), text("message")))
+}
+
+/// Wait until group "web" is enforced on the node (a group no bound VMI
+/// uses yet is Enforced too, with nothing to enforce: the node is named).
+async fn web_enforced(gw: &common::Gateway<'_>) {
+    eventually(
+        "SecurityGroup web Enforced=True on the node, and Ready",
+        READY_TIMEOUT,
+        || async {
+            let enforced =
+                condition(gw, "SecurityGroup", "securitygroups", "web", "Enforced").await;
+            let ready = condition(gw, "SecurityGroup", "securitygroups", "web", "Ready").await;
+            match (&enforced, &ready) {
+                (Some(e), Some(r)) if e.0 == "True" && r.0 == "True" && e.2.contains(&gw.node) => {
+                    Ok(())
+                }
+                _ => Err(format!("Enforced {enforced:?}, Ready {ready:?}")),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// bms2's VMI, naming `groups`.
@@ -134,25 +159,7 @@ async fn a_security_group_allows_its_rules_counts_its_drops_and_follows_changes(
     // "web" on bms2.
     web(&gw, (80, 80)).await;
     bms2_groups(&gw, &["web"]).await;
-    // Enforced on the node (a group no bound VMI uses yet is Enforced
-    // too, with nothing to enforce: wait for the node to be named).
-    eventually(
-        "SecurityGroup web Enforced=True on the node, and Ready",
-        READY_TIMEOUT,
-        || async {
-            let enforced =
-                condition(&gw, "SecurityGroup", "securitygroups", "web", "Enforced").await;
-            let ready = condition(&gw, "SecurityGroup", "securitygroups", "web", "Ready").await;
-            match (&enforced, &ready) {
-                (Some(e), Some(r)) if e.0 == "True" && r.0 == "True" && e.2.contains(&gw.node) => {
-                    Ok(())
-                }
-                _ => Err(format!("Enforced {enforced:?}, Ready {ready:?}")),
-            }
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    web_enforced(&gw).await;
     // Port 81 is refused once the node runs the rules (polled: the node
     // may report before the forwarding thread swapped its tables).
     tcp_to_bms2_becomes(&gw, 81, false).await;
@@ -189,6 +196,8 @@ async fn a_security_group_allows_its_rules_counts_its_drops_and_follows_changes(
 
     // bms1 names no group and there is no "default": not policed. bms2
     // (all egress allowed) reaches it on any port, and it has no series.
+    // bms1's answers enter bms2 as the return of bms2's flow (bms2's
+    // ingress rules allow no TCP from port 81).
     assert!(
         tcp_passes(&gw, "bms2", "bms1", "192.168.1.10", 81),
         "bms1 is not policed"
@@ -234,4 +243,75 @@ async fn a_security_group_allows_its_rules_counts_its_drops_and_follows_changes(
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A flow table of two flows: two pings fill it; a third flow, allowed by
+/// the rules, is the counted drop `flow_table_full` (the agent keeps
+/// running), and passes once the pings' flows expired.
+#[tokio::test]
+async fn a_full_flow_table_is_a_counted_drop_not_a_crash() {
+    let mut gw = Gateway::start(&[BMS1, BMS2], "auto").await;
+    // Restarted with a tiny table (before any object: nothing to undo).
+    gw.agent.as_mut().expect("agent").kill();
+    gw.agent_args = [
+        "--flow-table-size",
+        "2",
+        "--flow-timeout-icmp",
+        "10",
+        "--flow-timeout-tcp-transitory",
+        "5",
+    ]
+    .map(String::from)
+    .to_vec();
+    gw.start_agent();
+    gw.apply_objects(&[BMS1, BMS2]).await;
+    for vlan in [100, 200] {
+        gw.wait_li(&gw.li_name(vlan), "True").await;
+    }
+    web(&gw, (80, 80)).await;
+    bms2_groups(&gw, &["web"]).await;
+    web_enforced(&gw).await;
+    // Policed once the forwarding thread runs the new tables: TCP 81 refused.
+    tcp_to_bms2_becomes(&gw, 81, false).await;
+    // The refused attempt's flow expires (TCP transitory: 5 s here).
+    let flows = || {
+        gw.agent()
+            .metric("trunkline_dataplane_flows")
+            .unwrap_or(-1.0)
+    };
+    eventually("an empty flow table", CHANGE_TIMEOUT, || async {
+        match flows() {
+            0.0 => Ok(()),
+            n => Err(format!("{n} flows")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gw.agent().metrics()));
+    // Two echo flows (one identifier per ping run) fill the table.
+    for _ in 0..2 {
+        let (ok, out) = gw.lab.ping("bms1", "192.168.1.20", 1);
+        assert!(ok, "an echo flow gets a place: {out}");
+    }
+    assert_eq!(flows(), 2.0, "{}", gw.agent().metrics());
+    let before = gw.drops("flow_table_full");
+    assert!(
+        !tcp_passes(&gw, "bms1", "bms2", "192.168.1.20", 80),
+        "a third flow in a table of two"
+    );
+    assert!(
+        gw.drops("flow_table_full") > before,
+        "{}",
+        gw.agent().metrics()
+    );
+    assert!(
+        gw.agent()
+            .metric("trunkline_dataplane_flow_allocation_failures_total{reason=\"table_full\"}")
+            .unwrap_or(0.0)
+            > 0.0,
+        "{}",
+        gw.agent().metrics()
+    );
+    // The agent still runs, and once the echo flows expire (10 s idle) a
+    // new connection gets a place.
+    tcp_to_bms2_becomes(&gw, 80, true).await;
 }
