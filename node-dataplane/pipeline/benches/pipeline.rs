@@ -13,6 +13,13 @@
 //! to the ring: try_lock, filter, rate and room, a counted drop once full),
 //! with a filter every frame matches, one none does, and one for another
 //! port (skipped per batch) (`make bench-observe`).
+//!
+//! `policy/*`: security groups (issue 18), the routed frame between two
+//! policed VMIs with 100 rules each (99 that never match, the last allows
+//! UDP) against the same frame unpoliced: an established flow (two flow
+//! table hits, one per VMI's zone) and a first packet (both VMIs' rules
+//! scanned, two flows inserted; the iteration removes them again, so
+//! `first_packet` is the cost of a new flow, both directions decided).
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -375,11 +382,100 @@ fn observe_benches(c: &mut Criterion) {
     group.finish();
 }
 
+fn policy_benches(c: &mut Criterion) {
+    use std::cell::RefCell;
+    use trunkline_pipeline::flow::{FlowConfig, FlowTable};
+    use trunkline_pipeline::policy::{Policy, PortRange, Rule, RuleId, RuleProtocol};
+    let (from, to) = (vmi_at(100), vmi_at(200));
+    let frame = udp_frame(from, 100, to);
+    let routed = |v: &Verdict| {
+        matches!(
+            v,
+            Verdict::Transmit {
+                port: PortId(1),
+                ..
+            }
+        )
+    };
+    let rules = || -> Vec<Rule> {
+        (0..100u16)
+            .map(|index| Rule {
+                id: RuleId { group: 0, index },
+                ipv6: false,
+                protocol: if index == 99 {
+                    RuleProtocol::Udp
+                } else {
+                    RuleProtocol::Tcp
+                },
+                ports: (index < 99).then_some(PortRange {
+                    min: 1000 + index,
+                    max: 1000 + index,
+                }),
+                remote: None,
+            })
+            .collect()
+    };
+    let mut config = config();
+    for i in [from, to] {
+        config.policies.insert(
+            format!("ns/vmi-{i}"),
+            Policy {
+                groups: vec!["bench".into()],
+                ingress: rules(),
+                egress: rules(),
+            },
+        );
+    }
+    let (plain, _) = Tables::compile(&self::config());
+    let (policed, rejected) = Tables::compile(&config);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let counters = Counters::for_worker(0);
+    let flows = RefCell::new(FlowTable::new(FlowConfig::default()));
+    let mut group = c.benchmark_group("policy");
+    let mut buf = vec![0u8; HEADROOM + frame.len() + 64];
+    for (name, tables) in [("unpoliced", &plain), ("established_100_rules", &policed)] {
+        let pipeline = Pipeline::new(tables, &counters).with_flows(&flows, 1);
+        buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(&frame);
+        let verdict = pipeline.process(PortId(1), &mut buf, HEADROOM, frame.len());
+        assert!(routed(&verdict), "{name}: {verdict:?}");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(&frame);
+                black_box(pipeline.process(PortId(1), black_box(&mut buf), HEADROOM, frame.len()))
+            })
+        });
+    }
+    // A table of a few flows, so that emptying it costs nothing.
+    let few = RefCell::new(FlowTable::new(FlowConfig {
+        capacity: 4,
+        ..FlowConfig::default()
+    }));
+    let pipeline = Pipeline::new(&policed, &counters).with_flows(&few, 1);
+    group.bench_function("first_packet_100_rules", |b| {
+        b.iter(|| {
+            buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(&frame);
+            let verdict =
+                black_box(pipeline.process(PortId(1), black_box(&mut buf), HEADROOM, frame.len()));
+            let mut table = few.borrow_mut();
+            loop {
+                let first = table.flows().map(|(id, _, _)| id).next();
+                match first {
+                    Some(id) => table.remove(id),
+                    None => break,
+                }
+            }
+            assert!(routed(&verdict));
+            verdict
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = pipeline;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = benches, observe_benches
+    targets = benches, policy_benches, observe_benches
 }
 criterion_main!(pipeline);
