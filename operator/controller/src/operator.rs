@@ -55,6 +55,15 @@ const CONCURRENT_WRITES: usize = 32;
 /// nodes' reports are decided in between and the first objects become
 /// Ready while the last are still being accepted.
 const WRITES_PER_PASS: usize = 1024;
+/// How long an accepted object's status may lag while it only moves from
+/// one "waiting for its nodes" state to another (its logical interfaces
+/// listed, `Programmed` on one node of two): such a write is held, and a
+/// later one (the object Ready, or this much later) carries it. When
+/// thousands of objects arrive at once their nodes usually report within
+/// this time, so each is written Accepted and then Ready, not once per
+/// intermediate step. Rejections, acceptance, Ready and any loss of
+/// Programmed or Ready are never held.
+pub const PENDING_HOLD: Duration = Duration::from_secs(2);
 /// Pause before retrying after a pass with errors.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// The longest an Event note may be (the API allows 1 kB).
@@ -301,6 +310,11 @@ pub struct Operator {
     deferred: usize,
     /// Objects whose labels this pass wrote with their status.
     labelled: BTreeSet<ObjectKey>,
+    /// Objects whose pending-only status write is held ([`PENDING_HOLD`]),
+    /// since when.
+    held: HashMap<ObjectKey, Instant>,
+    /// When the earliest held write falls due.
+    hold_due: Option<Instant>,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     applied: HashMap<ObjectKey, Applied>,
@@ -324,6 +338,10 @@ pub struct PassOutcome {
     pub errors: usize,
     /// Objects left for the next pass by the write budget.
     pub deferred: usize,
+    /// Pending-only writes held for a later pass ([`PENDING_HOLD`]).
+    pub held: usize,
+    /// When the earliest held write falls due.
+    pub hold_due: Option<Instant>,
 }
 
 /// One status write to do.
@@ -374,6 +392,8 @@ impl Operator {
             write_budget: WRITES_PER_PASS,
             deferred: 0,
             labelled: BTreeSet::new(),
+            held: HashMap::new(),
+            hold_due: None,
             metrics,
             applied: HashMap::new(),
             ports_applied: HashMap::new(),
@@ -437,6 +457,10 @@ impl Operator {
                 args.debounce()
             } else if outcome.errors > 0 {
                 RETRY_AFTER
+            } else if let Some(due) = outcome.hold_due {
+                // Held writes: a pass when the first falls due.
+                due.saturating_duration_since(Instant::now())
+                    .max(args.debounce())
             } else {
                 args.resync()
             };
@@ -444,7 +468,7 @@ impl Operator {
                 biased;
                 _ = stop.wait_for(|s| *s) => return,
                 _ = tokio::time::sleep(idle) => {
-                    self.full = outcome.errors == 0 && outcome.deferred == 0;
+                    self.full = outcome.errors == 0 && outcome.deferred == 0 && outcome.held == 0;
                 }
                 change = changed.changed() => {
                     if change.is_err() {
@@ -526,6 +550,7 @@ impl Operator {
         self.write_budget = WRITES_PER_PASS;
         self.deferred = 0;
         self.labelled.clear();
+        self.hold_due = None;
         // What a node needs first, first: networks, their VMIs, then the
         // logical interfaces binding them.
         self.sync::<VirtualNetwork>(&stores.virtual_networks, &to_sync, &now, &mut outcome)
@@ -561,6 +586,9 @@ impl Operator {
         relabel.retain(|k| !labelled.contains(k));
         self.sync_labels(&relabel, &mut outcome).await;
         outcome.deferred = self.deferred;
+        self.held.retain(|key, _| self.retry.contains(key));
+        outcome.held = self.held.len();
+        outcome.hold_due = self.hold_due;
         let took = started.elapsed();
         self.metrics.reconcile_duration.observe(took.as_secs_f64());
         tracing::debug!(
@@ -762,8 +790,25 @@ impl Operator {
             let mut desired = K::desired(decision, conditions);
             K::settle(&mut desired, current.as_ref(), now);
             if current.as_ref() == Some(&desired) {
+                self.held.remove(&key);
                 continue;
             }
+            if let Some(current) = &current
+                && only_pending_moves(
+                    K::conditions_of(current),
+                    K::conditions_of(&desired),
+                    decision.generation,
+                )
+            {
+                let since = *self.held.entry(key.clone()).or_insert_with(Instant::now);
+                let due = since + PENDING_HOLD;
+                if Instant::now() < due {
+                    self.hold_due = Some(self.hold_due.map_or(due, |d| d.min(due)));
+                    self.retry.insert(key);
+                    continue;
+                }
+            }
+            self.held.remove(&key);
             if self.write_budget == 0 {
                 self.retry.insert(key);
                 self.deferred += 1;
@@ -922,6 +967,22 @@ impl Operator {
             }
         }
     }
+}
+
+/// Whether going from `current` to `desired` conditions only moves an
+/// accepted object from one "waiting for its nodes" state to another: it is
+/// accepted at `generation` in both, Ready in neither, and `Programmed` was
+/// not true before (a loss of Programmed is never held).
+fn only_pending_moves(current: &[Condition], desired: &[Condition], generation: i64) -> bool {
+    let find = |set: &[Condition], type_: &str| set.iter().find(|c| c.type_ == type_).cloned();
+    let is_true = |c: &Option<Condition>| c.as_ref().is_some_and(|c| c.status == "True");
+    let accepted_now = find(current, condition::ACCEPTED)
+        .is_some_and(|c| c.status == "True" && c.observed_generation == Some(generation));
+    accepted_now
+        && is_true(&find(desired, condition::ACCEPTED))
+        && !is_true(&find(current, condition::READY))
+        && !is_true(&find(desired, condition::READY))
+        && !is_true(&find(current, condition::PROGRAMMED))
 }
 
 /// Resolves when leadership changes; never when the election is gone
@@ -1154,4 +1215,77 @@ async fn publish<K: Reported>(recorder: &Recorder, object: &K, c: &Condition) ->
             object: key_of(K::KIND, object).to_string(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(type_: &str, status: &str, generation: i64) -> Condition {
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            observed_generation: Some(generation),
+            reason: "R".to_owned(),
+            message: String::new(),
+            last_transition_time: status::now(),
+        }
+    }
+
+    fn set(accepted: &str, programmed: &str, ready: &str, generation: i64) -> Vec<Condition> {
+        vec![
+            c(condition::ACCEPTED, accepted, generation),
+            c(condition::PROGRAMMED, programmed, generation),
+            c(condition::READY, ready, generation),
+        ]
+    }
+
+    #[test]
+    fn a_move_between_waiting_states_is_held() {
+        let waiting = set("True", "False", "False", 3);
+        assert!(only_pending_moves(&waiting, &waiting, 3));
+        assert!(only_pending_moves(
+            &waiting,
+            &set("True", "True", "False", 3),
+            3
+        ));
+    }
+
+    #[test]
+    fn acceptance_rejection_ready_and_losses_are_never_held() {
+        // Not yet accepted at this generation: the node waits for it.
+        assert!(!only_pending_moves(
+            &set("True", "False", "False", 2),
+            &set("True", "False", "False", 3),
+            3
+        ));
+        assert!(!only_pending_moves(
+            &[],
+            &set("True", "False", "False", 3),
+            3
+        ));
+        // Rejected.
+        assert!(!only_pending_moves(
+            &set("True", "False", "False", 3),
+            &set("False", "False", "False", 3),
+            3
+        ));
+        // Ready.
+        assert!(!only_pending_moves(
+            &set("True", "False", "False", 3),
+            &set("True", "True", "True", 3),
+            3
+        ));
+        // Programmed lost, or Ready lost.
+        assert!(!only_pending_moves(
+            &set("True", "True", "False", 3),
+            &set("True", "False", "False", 3),
+            3
+        ));
+        assert!(!only_pending_moves(
+            &set("True", "True", "True", 3),
+            &set("True", "True", "False", 3),
+            3
+        ));
+    }
 }

@@ -43,6 +43,7 @@ pub mod netns;
 mod plot;
 pub mod report;
 pub mod scale;
+pub mod scale_cost;
 
 use std::path::PathBuf;
 use std::sync::Arc;

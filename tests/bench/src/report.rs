@@ -494,6 +494,43 @@ impl Report {
                         crate::scale::SIZE_BOUND / 1024
                     );
                 }
+                if !s.burst_cpu.is_empty() {
+                    let total: f64 = s.burst_cpu.iter().map(|(_, v)| v).sum();
+                    let _ = writeln!(
+                        md,
+                        "\nWhere the burst's time went (first apply to all Ready): CPU seconds per process, {total:.1} s in all, {:.1} s of wall time at least on this machine's {} cores.\n",
+                        total / crate::cpu::cores().max(1) as f64,
+                        crate::cpu::cores()
+                    );
+                    let _ = writeln!(md, "| process | CPU s | share |");
+                    let _ = writeln!(md, "|---|---:|---:|");
+                    for (role, v) in &s.burst_cpu {
+                        let _ = writeln!(
+                            md,
+                            "| {role} | {v:.1} | {:.0} % |",
+                            v * 100.0 / total.max(1e-9)
+                        );
+                    }
+                }
+                if !s.burst_requests.is_empty() {
+                    let _ = writeln!(
+                        md,
+                        "\nMutating API requests to trunkline's kinds in the same interval (the API server's `apiserver_request_total`; the benchmark's own applies included), per LI + VMI pair:\n"
+                    );
+                    let _ = writeln!(
+                        md,
+                        "| resource | subresource | verb | requests | per pair |"
+                    );
+                    let _ = writeln!(md, "|---|---|---|---:|---:|");
+                    for ((resource, sub, verb), n) in &s.burst_requests {
+                        let _ = writeln!(
+                            md,
+                            "| {resource} | {} | {verb} | {n} | {:.2} |",
+                            if sub.is_empty() { "-" } else { sub },
+                            *n as f64 / s.objects.max(1) as f64
+                        );
+                    }
+                }
             }
         }
         let _ = writeln!(md, "\n## Every run, in order\n");

@@ -35,6 +35,7 @@ use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, V
 use crate::Error;
 use crate::cpu::resident_kib;
 use crate::modes::agent::{AgentDevice, NAMESPACE};
+use crate::scale_cost;
 
 /// Label value of the scale objects (`trunkline.io/bench`).
 const LABEL: &str = "scale";
@@ -94,6 +95,11 @@ pub struct ScaleResult {
     pub idle_writes: Option<usize>,
     /// The idle window, seconds.
     pub idle_window_s: f64,
+    /// CPU seconds each control-plane process spent from the first apply
+    /// until all were Ready (or the limit).
+    pub burst_cpu: Vec<(String, f64)>,
+    /// Mutating API requests to trunkline's kinds over the same interval.
+    pub burst_requests: scale_cost::Requests,
 }
 
 impl ScaleResult {
@@ -316,6 +322,10 @@ pub async fn measure(
     eprintln!(
         "[bench] control plane: applying {n} VMIs and {n} logical interfaces over {ports} ports"
     );
+    let processes =
+        scale_cost::Processes::find(device.control_plane_dir(), device.operator_pid(), agent_pid);
+    let cpu_before = processes.seconds();
+    let requests_before = scale_cost::requests(&client).await?;
     let t0 = Instant::now();
     device
         .apply_network(LABEL, "10.128.0.0/16", "10.128.0.1")
@@ -382,6 +392,9 @@ pub async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    result.burst_cpu = scale_cost::cpu_between(&cpu_before, &processes.seconds());
+    result.burst_requests =
+        scale_cost::requests_between(&requests_before, &scale_cost::requests(&client).await?);
     if result.agent_rss_after_kib.is_none() {
         result.agent_rss_after_kib = agent_pid.and_then(resident_kib).map(|r| r.0);
     }

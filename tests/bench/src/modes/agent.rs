@@ -101,6 +101,11 @@ impl AgentDevice {
         self.cluster.operator_pid()
     }
 
+    /// The control plane's state directory (its logs and `.pid` files).
+    pub fn control_plane_dir(&self) -> &std::path::Path {
+        self.cluster.log_dir()
+    }
+
     /// An admin client of the control plane.
     pub fn client(&self) -> &kube::Client {
         self.cluster.client()
