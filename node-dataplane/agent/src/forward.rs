@@ -42,6 +42,7 @@ use trunkline_api::physical_router::PortStatus;
 
 use trunkline_pipeline::config::PortId;
 use trunkline_pipeline::flow::{FlowConfig, FlowTable};
+use trunkline_pipeline::sample::Pending;
 use trunkline_pipeline::{DropReason, Pipeline, Tables, Verdict, VmiId};
 use trunkline_xdp::{
     Action, AttachMode, Backend, BackendChoice, FabricSteering, Port, Sender, Tier, TierPortKind,
@@ -314,15 +315,15 @@ impl Forwarder {
         let handled = port.receive(
             BATCH,
             &mut |buf, offset, len, same: &mut dyn Sender| {
-                let head = if sampling.is_some() {
-                    buf.get(offset..offset + len)
-                        .and_then(|f| trunkline_pipeline::sample::Head::parse(ingress, f))
-                } else {
-                    None
+                // Armed: the filter compared in place before `process`
+                // rewrites the frame; a sample built only within budget.
+                let pending = match (sampling.as_mut(), buf.get(offset..offset + len)) {
+                    (Some(sampling), Some(frame)) => sampling.before(frame),
+                    _ => Pending::Skip,
                 };
                 let verdict = pipeline.process(ingress, buf, offset, len);
-                if let (Some(head), Some(sampling)) = (head, sampling.as_mut()) {
-                    sampling.offer(head, &verdict, buf, now_ms);
+                if let Some(sampling) = sampling.as_mut() {
+                    sampling.after(pending, &verdict, buf, now_ms);
                 }
                 match verdict {
                     Verdict::Transmit {

@@ -278,7 +278,29 @@ async fn observe(control: Arc<Control>, api: Api<PacketTrace>, trace: PacketTrac
         },
     )
     .await;
-    tokio::time::sleep(duration).await;
+    // The XDP tier's share: its filter armed in the tier's maps, its ring
+    // drained every 100 ms into the same session (off the forwarding path).
+    let kernel = control.tier_maps().and_then(|maps| {
+        crate::observe::KernelObservation::arm(maps, filter, control.tier_ports().1)
+            .unwrap_or_else(|e| {
+                tracing::warn!(trace = name, error = %e, "could not arm the XDP tier's observation: only the pipeline's verdicts are sampled");
+                None
+            })
+    });
+    let deadline = tokio::time::Instant::now() + duration;
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        tokio::time::sleep((deadline - now).min(Duration::from_millis(100))).await;
+        if let Some(kernel) = &kernel {
+            kernel.drain(&session);
+        }
+    }
+    if let Some(kernel) = kernel {
+        kernel.finish(&session);
+    }
     let (samples, dropped) = session.finish();
     let plan = control.plan();
     let status = PacketTraceStatus {
@@ -328,6 +350,7 @@ fn sample(plan: &Plan, s: &Sample) -> ObservedSample {
         at_millis: s.at_millis,
         port: port_name(s.port),
         vlan: s.vlan,
+        decided_in: Some(s.decided_in.as_str().into()),
         packet: s.summary(),
         verdict,
     }

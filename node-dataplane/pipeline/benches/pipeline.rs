@@ -9,10 +9,15 @@
 //!
 //! `observe/*`: a batch of 64 routed frames as the forwarding thread runs
 //! it, with the Observe sampler idle (one relaxed load per batch) and
-//! armed (per frame: the header fields read before `process`, then an offer
-//! to the ring: try_lock, filter, rate and room, a counted drop once full),
-//! with a filter every frame matches, one none does, and one for another
-//! port (skipped per batch) (`make bench-observe`).
+//! armed (per batch: one try_lock for the filter and the budget; per frame:
+//! the filter compared in place before `process`, the verdict after it),
+//! with a filter every frame matches (the worst case: each frame is wanted;
+//! once the second's 200 tokens are spent, each is counted as dropped), one
+//! none does, and one for another port (skipped per batch); and `paired`:
+//! idle and armed-matching batches back to back in one loop, the ratio of
+//! their medians printed (`observe/paired: ... = 0.9xx idle`): on a shared,
+//! loaded machine, separate runs differ by more than the cost measured
+//! (`make bench-observe`).
 //!
 //! `policy/*`: security groups (issue 18), the routed frame between two
 //! policed VMIs with 100 rules each (99 that never match, the last allows
@@ -25,7 +30,7 @@ use std::hint::black_box;
 use std::net::IpAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use trunkline_pipeline::sample::{Filter, Head, Sampler};
+use trunkline_pipeline::sample::{Filter, Pending, Sampler};
 use trunkline_pipeline::{
     Counters, CreationOrder, DEFAULT_GATEWAY_MAC, Encapsulation, HEADROOM, IpPrefix,
     LogicalInterfaceConfig, NetworkConfig, NodeConfig, PeerConfig, Pipeline, PortConfig, PortId,
@@ -304,25 +309,28 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-/// One batch of `frames` routed frames as `forward.rs` runs it.
+/// One batch of `frames` routed frames as `forward.rs` runs it: the
+/// frames are in their buffers before the batch is decided (as the receive
+/// ring hands them over), then each is decided.
 fn forward_batch(
     pipeline: &Pipeline<'_>,
     sampler: &Sampler,
     bufs: &mut [Vec<u8>],
     frame: &[u8],
 ) -> usize {
+    for buf in bufs.iter_mut() {
+        buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+    }
     let mut sampling = sampler.batch(PortId(1), 0);
     let mut sent = 0;
     for buf in bufs.iter_mut() {
-        buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
-        let head = if sampling.is_some() {
-            Head::parse(PortId(1), &buf[HEADROOM..HEADROOM + frame.len()])
-        } else {
-            None
+        let pending = match sampling.as_mut() {
+            Some(sampling) => sampling.before(&buf[HEADROOM..HEADROOM + frame.len()]),
+            None => Pending::Skip,
         };
         let verdict = pipeline.process(PortId(1), buf, HEADROOM, frame.len());
-        if let (Some(head), Some(sampling)) = (head, sampling.as_mut()) {
-            sampling.offer(head, &verdict, buf, 0);
+        if let Some(sampling) = sampling.as_mut() {
+            sampling.after(pending, &verdict, buf, 0);
         }
         sent += usize::from(matches!(verdict, Verdict::Transmit { .. }));
     }
@@ -365,13 +373,63 @@ fn observe_benches(c: &mut Criterion) {
             },
         ),
     ];
+    // Paired: each iteration runs one batch with the sampler idle and one
+    // with another sampler armed with the matching filter, back to back
+    // (order alternating), so that the load of a shared machine falls on
+    // both alike; criterion times the armed batches, and the ratio of the
+    // medians (idle / armed: the throughput armed as a share of idle) is
+    // printed. This is the figure the ≥ 0.95× goal is checked against.
+    let armed = Sampler::default();
+    let session = armed.arm(filters[0].1, 256, 0).expect("armed");
+    let pairs = std::cell::RefCell::new(Vec::<(u64, u64)>::new());
+    group.bench_function("batch64_routed_paired_armed_matching", |b| {
+        b.iter_custom(|iters| {
+            let mut total = std::time::Duration::ZERO;
+            let mut pairs = pairs.borrow_mut();
+            for i in 0..iters {
+                let mut times = [0u64; 2];
+                for which in if i % 2 == 0 { [0, 1] } else { [1, 0] } {
+                    let sampler = if which == 0 { &sampler } else { &armed };
+                    let start = std::time::Instant::now();
+                    black_box(forward_batch(&pipeline, sampler, &mut bufs, &routed));
+                    let took = start.elapsed();
+                    times[which] = took.as_nanos() as u64;
+                    if which == 1 {
+                        total += took;
+                    }
+                }
+                pairs.push((times[0], times[1]));
+            }
+            total
+        })
+    });
+    let (samples, dropped) = session.finish();
+    let pairs = pairs.into_inner();
+    // Unless criterion's filter skipped it.
+    if !pairs.is_empty() {
+        assert!(!samples.is_empty() && dropped > 0, "the filter matched");
+        let median = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
+        let idle = median(pairs.iter().map(|p| p.0).collect());
+        let armed = median(pairs.iter().map(|p| p.1).collect());
+        println!(
+            "observe/paired: {} pairs of 64-frame batches, median idle {idle} ns, armed (matching) {armed} ns: armed throughput = {:.3}x idle",
+            pairs.len(),
+            idle as f64 / armed as f64
+        );
+    }
     for (name, filter) in filters {
         let session = sampler.arm(filter, 256, 0).expect("armed");
+        let ran = std::cell::Cell::new(false);
         group.bench_function(name, |b| {
+            ran.set(true);
             b.iter(|| black_box(forward_batch(&pipeline, &sampler, &mut bufs, &routed)))
         });
         let (samples, dropped) = session.finish();
-        if filter.ip == Some(src) {
+        // Unless criterion's filter skipped it.
+        if filter.ip == Some(src) && ran.get() {
             assert!(
                 !samples.is_empty() && dropped > 0,
                 "{} {dropped}",

@@ -26,6 +26,11 @@
 // always the frame as it arrived. Counters (per CPU) count only what this
 // program decided; the agent adds them to the userspace counters.
 //
+// Observe: while an observation runs the agent arms `tier_observe`; a
+// frame it wants has its head copied on arrival, and a verdict made here
+// (drop, transmit) goes into the ring `tier_obs_ring` within a per-CPU
+// rate, every one refused counted. Off, one lookup and a branch per frame.
+//
 // A flow stage (established flows of SNAT and security groups, from a BPF
 // LRU hash the agent writes) goes between the port security checks and the
 // routing lookup: see `flow_stage` below.
@@ -205,6 +210,27 @@ struct {
     __type(key, __u32);
     __type(value, struct trace);
 } tier_trace SEC(".maps");
+
+// Observe: the filter the agent writes while an observation runs, the
+// per-CPU record and rate, and the ring the agent reads (tier.h).
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct obs_filter);
+} tier_observe SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct obs_cpu);
+} tier_obs_cpu SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 64 * 1024);
+} tier_obs_ring SEC(".maps");
 
 // The grace period of a generation flip: updating an array of maps from
 // userspace returns only after every program that started before has
@@ -1695,6 +1721,135 @@ static __always_inline void trace(struct res *r)
     t->seq++;
 }
 
+// ---------------------------------------------------------------------------
+// Observe: a frame the filter wants has its head copied aside on arrival
+// (before any rewrite); once decided here, its verdict goes into the ring,
+// within the rate. Global functions with scalar arguments: verified once,
+// they add nothing to the paths of the program's entry.
+
+// 1 when an observation wants this frame (its head is then in the CPU's
+// record), else 0.
+__noinline int tier_obs_begin(struct xdp_md *ctx, __u32 ingress)
+{
+    __u32 zero = 0;
+    struct obs_filter *o = bpf_map_lookup_elem(&tier_observe, &zero);
+    if (!o || !(o->flags & OBS_ARMED))
+        return 0;
+    if (o->ifindex && o->ifindex != ingress)
+        return 0;
+    __u8 *eth = ptr_at(ctx, 0, 14);
+    if (!eth)
+        return 0;
+    __u32 et = rd16(eth + 12);
+    __u32 l3 = 14;
+    __u32 vlan = 0;
+    if (et == 0x88a8)
+        return 0;
+    if (et == ETH_P_8021Q) {
+        __u8 *tag = ptr_at(ctx, 14, 4);
+        if (!tag)
+            return 0;
+        et = rd16(tag + 2);
+        if (et == ETH_P_8021Q || et == 0x88a8)
+            return 0;
+        vlan = rd16(tag) & 0x0fff;
+        l3 = 18;
+    }
+    if (o->vlan != OBS_ANY_VLAN && o->vlan != vlan)
+        return 0;
+    if (o->family == 4) {
+        __u32 want = rd32(o->addr);
+        __u8 *ip;
+        if (et == ETH_P_IP) {
+            ip = ptr_at(ctx, l3, 20);
+            if (!ip || (rd32(ip + 12) != want && rd32(ip + 16) != want))
+                return 0;
+        } else if (et == ETH_P_ARP) {
+            ip = ptr_at(ctx, l3, 28);
+            if (!ip || (rd32(ip + 14) != want && rd32(ip + 24) != want))
+                return 0;
+        } else {
+            return 0;
+        }
+    } else if (o->family == 6) {
+        if (et != ETH_P_IPV6)
+            return 0;
+        __u8 *ip = ptr_at(ctx, l3, 40);
+        if (!ip)
+            return 0;
+        __u32 s = 0, d = 0;
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            s |= ip[8 + i] ^ o->addr[i];
+            d |= ip[24 + i] ^ o->addr[i];
+        }
+        if (s && d)
+            return 0;
+    } else if (o->family) {
+        return 0;
+    }
+    struct obs_cpu *c = bpf_map_lookup_elem(&tier_obs_cpu, &zero);
+    if (!c)
+        return 0;
+    __u32 n = frame_len(ctx);
+    if (n >= OBS_HEAD) {
+        n = OBS_HEAD;
+        if (bpf_xdp_load_bytes(ctx, 0, c->rec.head, OBS_HEAD))
+            return 0;
+    } else {
+        // The mask changes nothing (n < OBS_HEAD) but bounds the very
+        // register the helper is given.
+        asm volatile("" : "+r"(n));
+        n &= OBS_HEAD - 1;
+        if (n < 14 || bpf_xdp_load_bytes(ctx, 0, c->rec.head, n))
+            return 0;
+    }
+    c->rec.len = n;
+    c->rec.ifindex = ingress;
+    return 1;
+}
+
+// The frame tier_obs_begin wanted was decided: `action` (TRACE_*), with
+// `reason` or `egress`. Records it, within the rate; every verdict the
+// filter wants and the ring does not get is counted.
+__noinline int tier_obs_end(struct xdp_md *ctx, __u32 action, __u32 reason, __u32 egress)
+{
+    __u32 zero = 0;
+    if (action != TRACE_DROP && action != TRACE_TX)
+        return 0;
+    struct obs_filter *o = bpf_map_lookup_elem(&tier_observe, &zero);
+    struct obs_cpu *c = bpf_map_lookup_elem(&tier_obs_cpu, &zero);
+    if (!o || !c)
+        return 0;
+    if ((o->flags & OBS_DROPS_ONLY) && action != TRACE_DROP)
+        return 0;
+    __u64 now = bpf_ktime_get_ns();
+    __u64 second = now / 1000000000ull;
+    if (second != c->second || c->epoch != o->epoch) {
+        c->second = second;
+        c->epoch = o->epoch;
+        c->tokens = o->rate;
+    }
+    if (!c->tokens) {
+        c->rate_dropped++;
+        return 0;
+    }
+    c->tokens--;
+    c->rec.ns = now;
+    c->rec.action = action;
+    c->rec.reason = action == TRACE_DROP ? reason : 0;
+    c->rec.egress = action == TRACE_TX ? egress : 0;
+    c->rec.out_vlan = OBS_ANY_VLAN;
+    if (action == TRACE_TX) {
+        __u8 *eth = ptr_at(ctx, 0, 18);
+        if (eth && rd16(eth + 12) == ETH_P_8021Q)
+            c->rec.out_vlan = rd16(eth + 14) & 0x0fff;
+    }
+    if (bpf_ringbuf_output(&tier_obs_ring, &c->rec, sizeof(c->rec), 0))
+        c->ring_full++;
+    return 0;
+}
+
 SEC("xdp")
 int trunkline_tier(struct xdp_md *ctx)
 {
@@ -1716,6 +1871,10 @@ int trunkline_tier(struct xdp_md *ctx)
     struct port_key pk = {.gen = gen, .ifindex = ingress};
     struct port *port = (st & STATE_ENABLED) ? bpf_map_lookup_elem(&tier_ports, &pk) : 0;
     __u32 role = port && !(port->flags & PORT_HANDOFF) ? port->role : 0;
+
+    // Observe: off, one lookup and a branch.
+    struct obs_filter *obs = bpf_map_lookup_elem(&tier_observe, &zero);
+    __u32 observed = obs && obs->flags ? tier_obs_begin(ctx, ingress) : 0;
 
     struct frame f = {.gen = gen, .ingress = ingress};
     // A frame longer than an AF_XDP buffer is handed off undecided: the
@@ -1744,6 +1903,8 @@ int trunkline_tier(struct xdp_md *ctx)
     count(ctx, &r, rx_len);
     if (trace_enabled)
         trace(&r);
+    if (observed)
+        tier_obs_end(ctx, r.action, r.reason, r.egress);
     switch (r.action) {
     case TRACE_DROP:
         return XDP_DROP;

@@ -287,4 +287,47 @@ struct trace {
     __u32 seq;     // +1 per traced frame
 };
 
+// Observe (an Observe PacketTrace running on the node): the agent writes a
+// filter into `tier_observe` while one runs; the program records the
+// verdicts it makes itself (drops and transmits; what it hands off is the
+// pipeline's to sample) for matching frames into the ring `tier_obs_ring`,
+// at most `rate` records a second per CPU. Off (flags 0) costs one lookup
+// and a branch per frame.
+#define OBS_ARMED 1
+#define OBS_DROPS_ONLY 2
+#define OBS_ANY_VLAN 0xffffffffu
+// How many bytes of the frame, as it arrived, a record keeps.
+#define OBS_HEAD 64
+// observe: ARRAY[1].
+struct obs_filter {
+    __u32 flags;     // OBS_*; 0: no observation
+    __u32 ifindex;   // the ingress port; 0: any
+    __u32 vlan;      // 0 untagged; OBS_ANY_VLAN: any
+    __u32 family;    // from or to addr: 4 or 6; 0: any address
+    __u8 addr[16];
+    __u32 rate;      // records a second, per CPU
+    __u32 epoch;     // changes with every observation: its tokens start full
+};
+// The ring's records.
+struct obs_record {
+    __u64 ns;        // bpf_ktime_get_ns (CLOCK_MONOTONIC)
+    __u32 ifindex;   // the ingress port
+    __u32 action;    // TRACE_DROP or TRACE_TX
+    __u32 reason;    // enum tier_drop, with TRACE_DROP
+    __u32 egress;    // ifindex, with TRACE_TX
+    __u32 out_vlan;  // with TRACE_TX: the VLAN it left with; OBS_ANY_VLAN: untagged
+    __u32 len;       // bytes of head
+    __u8 head[OBS_HEAD];  // the frame's first bytes as it arrived
+};
+// obs_cpu: PERCPU_ARRAY[1]: the record being built (the frame's head is
+// copied before the program rewrites it), the rate's tokens, and what was
+// not recorded.
+struct obs_cpu {
+    struct obs_record rec;
+    __u64 second;        // the second (ns / 1e9) the tokens are for
+    __u32 tokens;
+    __u32 epoch;         // the observation the tokens are for
+    __u64 rate_dropped;  // matching verdicts over the rate
+    __u64 ring_full;     // matching verdicts the ring had no room for
+};
 #endif

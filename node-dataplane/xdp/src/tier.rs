@@ -12,7 +12,9 @@
 //!     │                          (all removed when the TierPort is dropped)
 //!     └─ TierMaps (shared, Send + Sync): the tables' image, written by the
 //!          agent's mirror by map name and raw bytes; the generation flip and
-//!          its grace period (`synchronize`); per-CPU counters
+//!          its grace period (`synchronize`); per-CPU counters; an
+//!          observation's filter and its ring of records (read by aya's
+//!          RingBuf: `drain_observations`)
 //! ```
 //!
 //! This module knows the maps by name and size only: what goes in them is
@@ -31,7 +33,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
-use aya::maps::{Map, MapData};
+use aya::maps::{Map, MapData, RingBuf};
 use aya::programs::xdp::XdpLink;
 use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
@@ -222,6 +224,17 @@ pub struct TierMaps {
     cpus: usize,
     /// The inner map `tier_sync` is set to, to wait for a grace period.
     sync_inner: OwnedFd,
+    /// `tier_obs_ring`: the records of an observation (one reader).
+    obs_ring: ObsRing,
+}
+
+/// The observation ring, read by one thread at a time.
+struct ObsRing(Mutex<RingBuf<MapData>>);
+
+impl std::fmt::Debug for ObsRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ObsRing")
+    }
 }
 
 impl TierMaps {
@@ -318,10 +331,36 @@ impl TierMaps {
         sys::update(map.fd.as_raw_fd(), &key, &value, 0).map_err(map.fail("update"))
     }
 
+    /// Takes the records waiting in the observation ring
+    /// (`tier_obs_ring`), oldest first, handing each to `each`; how many.
+    /// Never waits for more (the caller polls, off the forwarding path).
+    pub fn drain_observations(&self, mut each: impl FnMut(&[u8])) -> usize {
+        let mut ring = self.obs_ring.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        while let Some(record) = ring.next() {
+            each(&record);
+            n += 1;
+        }
+        n
+    }
+
     /// How many CPUs per-CPU values are read for.
     pub fn cpus(&self) -> usize {
         self.cpus
     }
+}
+
+/// The clock of `bpf_ktime_get_ns` (CLOCK_MONOTONIC), in nanoseconds: what
+/// the observation ring's records are stamped with.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always
+    // exists on Linux, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// What a port is to the tier.
@@ -423,12 +462,17 @@ impl Tier {
             .fd
             .try_clone()
             .map_err(bpf_err("duplicate map descriptor"))?;
+        let obs_ring = ebpf
+            .take_map("tier_obs_ring")
+            .ok_or_else(|| TierError::NoMap("tier_obs_ring".to_owned()))
+            .and_then(|map| RingBuf::try_from(map).map_err(bpf_err("observation ring")))?;
         Ok(Tier {
             ebpf: Mutex::new(ebpf),
             maps: Arc::new(TierMaps {
                 maps,
                 cpus,
                 sync_inner,
+                obs_ring: ObsRing(Mutex::new(obs_ring)),
             }),
             slots: Mutex::new(vec![false; MAX_PORTS as usize]),
         })

@@ -277,4 +277,9 @@ pub struct ObservedSample {
     pub packet: String,
     /// The verdict.
     pub verdict: TraceVerdict,
+    /// Where the verdict was made: `xdp` (the XDP tier, in the kernel) or
+    /// `pipeline` (the Rust pipeline: AF_XDP, AF_PACKET, or a frame the
+    /// XDP tier handed off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_in: Option<String>,
 }

@@ -79,12 +79,16 @@ pub fn observe(name: &str, trace: &PacketTrace, output: Output) -> Result<String
     for s in &status.samples {
         let _ = writeln!(
             out,
-            "  +{:>6} ms  {} VLAN {:<4} {}  =>  {}",
+            "  +{:>6} ms  {} VLAN {:<4} {}  =>  {}{}",
             s.at_millis,
             s.port,
             s.vlan,
             s.packet,
-            verdict_line(&s.verdict)
+            verdict_line(&s.verdict),
+            match s.decided_in.as_deref() {
+                Some("xdp") => "  [xdp]",
+                _ => "",
+            }
         );
     }
     Ok(out)

@@ -338,14 +338,32 @@ async fn traces_match_the_real_forwarding_and_need_the_trace_role() {
     }
 }
 
-#[tokio::test]
-async fn observe_shows_the_verdicts_of_a_real_ping() {
-    let gw = ready_gateway("af-xdp").await;
-    gw.ping_eventually("bms1", ip_of(BMS2.cidr)).await;
-    let tracer = tracer(&gw).await;
-    let kubeconfig = tracer.clone();
+/// Runs `run` (an observation) on a thread while bms1 pings bms2 every
+/// half second (the observation starts once the agent sees the question).
+fn pinging_while<T: Send + 'static>(
+    gw: &Gateway<'static>,
+    run: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let observing = std::thread::spawn(run);
+    let mut pinged = 0;
+    while !observing.is_finished() {
+        let (ok, out) = gw.lab.ping("bms1", ip_of(BMS2.cidr), 1);
+        assert!(ok, "{out}");
+        pinged += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("{pinged} pings while observing");
+    observing.join().expect("observe")
+}
+
+/// `kubectl trunkline observe --ip 192.168.1.10` while bms1 pings bms2:
+/// the observation's status (JSON), with the samples of the echo request
+/// (VLAN 100 -> 200) and of its reply (-> VLAN 100) checked; they are
+/// returned for the caller to check who decided them.
+fn observe_a_ping(gw: &Gateway<'static>, tracer: &Path) -> (Value, Value, Value) {
+    let kubeconfig = tracer.to_path_buf();
     let node = gw.node.clone();
-    let observing = std::thread::spawn(move || {
+    let (ok, out, err) = pinging_while(gw, move || {
         plugin(
             &kubeconfig,
             &[
@@ -361,16 +379,6 @@ async fn observe_shows_the_verdicts_of_a_real_ping() {
             ],
         )
     });
-    // Ping while it observes (it starts once the agent sees the question).
-    let mut pinged = 0;
-    while !observing.is_finished() {
-        let (ok, out) = gw.lab.ping("bms1", ip_of(BMS2.cidr), 1);
-        assert!(ok, "{out}");
-        pinged += 1;
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    eprintln!("{pinged} pings while observing");
-    let (ok, out, err) = observing.join().expect("observe");
     assert!(ok, "observe failed:\n{out}\n{err}");
     eprintln!("$ kubectl trunkline observe -o json\n{out}");
     let status: Value = serde_json::from_str(&out).expect("JSON");
@@ -383,16 +391,33 @@ async fn observe_shows_the_verdicts_of_a_real_ping() {
                 .is_some_and(|p| p.starts_with("192.168.1.10 -> 192.168.1.20 ICMP"))
                 && s["vlan"] == 100
         })
-        .unwrap_or_else(|| panic!("no sample of bms1's echo request: {status:#}"));
+        .unwrap_or_else(|| panic!("no sample of bms1's echo request: {status:#}"))
+        .clone();
     assert_eq!(echo["verdict"]["action"], "Transmit");
     assert_eq!(echo["verdict"]["egressVlan"], 200);
-    assert!(
-        samples.iter().any(|s| s["packet"]
-            .as_str()
-            .is_some_and(|p| p.starts_with("192.168.1.20 -> 192.168.1.10 ICMP"))
-            && s["verdict"]["egressVlan"] == 100),
-        "the reply is sampled too: {status:#}"
-    );
+    let reply = samples
+        .iter()
+        .find(|s| {
+            s["packet"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("192.168.1.20 -> 192.168.1.10 ICMP"))
+                && s["verdict"]["egressVlan"] == 100
+        })
+        .unwrap_or_else(|| panic!("the reply is sampled too: {status:#}"))
+        .clone();
+    (status, echo, reply)
+}
+
+/// With every frame through AF_XDP, the pipeline decides (and samples)
+/// the ping.
+#[tokio::test]
+async fn observe_shows_the_verdicts_of_a_real_ping() {
+    let gw = ready_gateway("af-xdp").await;
+    gw.ping_eventually("bms1", ip_of(BMS2.cidr)).await;
+    let tracer = tracer(&gw).await;
+    let (_, echo, reply) = observe_a_ping(&gw, &tracer);
+    assert_eq!(echo["decidedIn"], "pipeline");
+    assert_eq!(reply["decidedIn"], "pipeline");
     // A text rendering of the same kind of answer, for the docs.
     let text = plugin_ok(
         &tracer,
@@ -406,4 +431,46 @@ async fn observe_shows_the_verdicts_of_a_real_ping() {
         ],
     );
     assert!(text.contains("sample(s)"), "{text}");
+}
+
+/// With the default backend the XDP tier routes the ping in the kernel:
+/// observe shows those verdicts, marked as decided in the XDP tier, with
+/// the egress VLAN the kernel wrote; and the node's counters say the tier
+/// decided them (not the pipeline).
+#[tokio::test]
+async fn observe_shows_the_xdp_tiers_verdicts_of_a_real_ping() {
+    let gw = ready_gateway("auto").await;
+    gw.ping_eventually("bms1", ip_of(BMS2.cidr)).await;
+    let tracer = tracer(&gw).await;
+    let (status, echo, reply) = observe_a_ping(&gw, &tracer);
+    assert_eq!(echo["decidedIn"], "xdp", "{status:#}");
+    assert_eq!(reply["decidedIn"], "xdp", "{status:#}");
+    assert_eq!(echo["verdict"]["egressPort"], TRUNK);
+    let in_kernel = gw
+        .agent()
+        .metric("trunkline_dataplane_xdp_tier_frames_total{decision=\"kernel\"}")
+        .unwrap_or(0.0);
+    assert!(in_kernel > 0.0, "the XDP tier decided no frame");
+    // As text: the kernel's verdicts carry the marker.
+    let (kubeconfig, node) = (tracer.clone(), gw.node.clone());
+    let text = pinging_while(&gw, move || {
+        plugin_ok(
+            &kubeconfig,
+            &[
+                "observe",
+                "--node",
+                &node,
+                "--ip",
+                "192.168.1.10",
+                "--duration",
+                "3",
+            ],
+        )
+    });
+    eprintln!("$ kubectl trunkline observe --node … --ip 192.168.1.10 --duration 3\n{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("192.168.1.10 -> 192.168.1.20 ICMP") && l.ends_with("[xdp]")),
+        "{text}"
+    );
 }

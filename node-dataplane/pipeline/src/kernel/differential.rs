@@ -1134,3 +1134,148 @@ fn frames_during_generation_swaps_follow_one_table_or_the_other() {
     }
     assert!(outs.len() == 2, "frames saw both tables");
 }
+
+/// Observe in the tier: with no observation armed the program records
+/// nothing; armed, it records exactly the wanted frames it decides itself,
+/// each with the verdict, egress and VLAN the pipeline gives the same frame
+/// and the pipeline's reason; `drops only` keeps only drops; over the rate
+/// every wanted verdict is counted, none recorded.
+#[test]
+fn an_armed_observation_records_the_kernel_verdicts_and_an_unarmed_one_nothing() {
+    use super::observe::{ObsFilter, Record, not_recorded};
+    use crate::process::tests::{MAC_A, udp4};
+    use crate::sample::{DecidedIn, Filter};
+    let rig = Rig::new(&fixture());
+    let mut kernel = Kernel::new("o");
+    let mut last = None;
+    let maps = kernel.tier.maps();
+    let port_of = |i: u32| i.checked_sub(1000).map(|p| PortId(p as u16));
+    let routed = udp4(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 64);
+    let spoofed = udp4(MAC_A, GW, Some(100), [10, 0, 0, 99], [10, 0, 1, 20], 64);
+    let no_li = udp4(MAC_A, GW, Some(999), [10, 0, 0, 10], [10, 0, 1, 20], 64);
+    let cases: Vec<Case> = [&routed, &spoofed, &no_li]
+        .iter()
+        .map(|f| fixture_case(&rig, &mut last, P1, f))
+        .collect();
+    assert!(matches!(cases[0].verdict, Verdict::Transmit { .. }));
+    assert!(
+        matches!(cases[1].verdict, Verdict::Drop(_)),
+        "{:?}",
+        cases[1].verdict
+    );
+    assert!(
+        matches!(cases[2].verdict, Verdict::Drop(_)),
+        "{:?}",
+        cases[2].verdict
+    );
+    let drain = || {
+        let mut records = Vec::new();
+        maps.drain_observations(|b| records.push(Record::parse(b).expect("a known record")));
+        records
+    };
+    let dropped = || {
+        not_recorded(
+            &maps
+                .lookup_per_cpu("tier_obs_cpu", &0u32.to_ne_bytes())
+                .expect("obs_cpu"),
+        )
+    };
+    let epoch = Cell::new(0);
+    let arm = |filter: Filter, rate: u32| {
+        epoch.set(epoch.get() + 1);
+        let value = ObsFilter {
+            filter,
+            ifindex: filter.port.and_then(ifindex),
+            rate,
+            epoch: epoch.get(),
+        }
+        .encode();
+        maps.update("tier_observe", &0u32.to_ne_bytes(), &value)
+            .expect("arm");
+    };
+    let run_all = |kernel: &mut Kernel| {
+        for c in &cases {
+            let outcome = kernel.run(c);
+            assert!(compare(c, &outcome) == Ok(true), "{}: {outcome:?}", c.test);
+            assert!(
+                !matches!(outcome, Outcome::Handoff),
+                "decided in the kernel"
+            );
+        }
+    };
+
+    // Not armed: nothing.
+    run_all(&mut kernel);
+    assert!(drain().is_empty(), "an unarmed tier records nothing");
+    assert_eq!(dropped(), 0);
+
+    // Armed for VLAN 100 on P1: the routed and the spoofed frames.
+    arm(
+        Filter {
+            port: Some(P1),
+            vlan: Some(100),
+            ..Filter::default()
+        },
+        200,
+    );
+    let armed_ns = trunkline_xdp::tier::monotonic_ns();
+    run_all(&mut kernel);
+    let records = drain();
+    assert_eq!(records.len(), 2, "{records:?}");
+    for (record, c) in records.iter().zip(&cases) {
+        let s = record.sample(armed_ns, port_of).expect("a sample");
+        assert_eq!(s.decided_in, DecidedIn::Xdp);
+        assert_eq!((s.port, s.vlan), (P1, 100));
+        assert_eq!(
+            s.head.src_ip,
+            crate::sample::Head::parse(P1, &c.frame).unwrap().src_ip
+        );
+        match (s.verdict, c.verdict) {
+            (Verdict::Drop(got), Verdict::Drop(want)) => assert_eq!(got, want),
+            (Verdict::Transmit { port: got, .. }, Verdict::Transmit { port: want, .. }) => {
+                assert_eq!(got, want);
+                let out = &c.out;
+                assert_eq!(
+                    s.egress_vlan,
+                    parse_l2(out).expect("a frame").tci.map(|t| t & 0x0fff),
+                    "the VLAN it left with"
+                );
+            }
+            (got, want) => panic!("{}: recorded {got:?}, the pipeline says {want:?}", c.test),
+        }
+    }
+
+    // Drops only, any port.
+    arm(
+        Filter {
+            drops_only: true,
+            ..Filter::default()
+        },
+        200,
+    );
+    run_all(&mut kernel);
+    let records = drain();
+    let reasons: Vec<_> = records.iter().map(|r| r.verdict).collect();
+    let want: Vec<_> = cases[1..]
+        .iter()
+        .map(|c| match c.verdict {
+            Verdict::Drop(reason) => super::observe::RecordVerdict::Drop(reason),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(reasons, want);
+    assert_eq!(dropped(), 0);
+
+    // No tokens: every wanted verdict counted, none recorded.
+    arm(Filter::default(), 0);
+    run_all(&mut kernel);
+    assert!(drain().is_empty());
+    assert_eq!(dropped(), 3, "each wanted verdict over the rate is counted");
+
+    // Off again: nothing more.
+    maps.update("tier_observe", &0u32.to_ne_bytes(), &ObsFilter::OFF)
+        .expect("disarm");
+    run_all(&mut kernel);
+    assert!(drain().is_empty());
+    assert_eq!(dropped(), 3);
+}

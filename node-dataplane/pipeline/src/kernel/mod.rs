@@ -57,6 +57,7 @@
 //! | `tier_vrf_peers` | gen, VRF, peer | what bridged frames toward it carry |
 //! | `tier_labels`, `tier_vnis` | gen, label / VNI | VMI or VRF |
 //! | `tier_stats`, `tier_vmi_stats` | 0 / VMI slot | per-CPU counters ([`KernelCounters`]) |
+//! | `tier_observe`, `tier_obs_cpu`, `tier_obs_ring` | 0 / 0 / (ring) | an observation's filter, its per-CPU record and rate, its records ([`observe`]) |
 //!
 //! The I/O layer owns `tier_ifaces` (ifindex to the port's kind and AF_XDP
 //! slot), `tier_xsks` and `tier_devmap`, written when it opens a port.
@@ -86,6 +87,7 @@ pub(crate) mod differential;
 mod image;
 pub mod layout;
 mod mirror;
+pub mod observe;
 mod slots;
 
 pub use counters::{KERNEL_DROPS, KernelCounters, STATS_SIZE, VMI_STATS_SIZE, vmi_from_per_cpu};
