@@ -37,10 +37,10 @@ pub(super) fn dump(tables: &Tables) -> String {
             u.port, u.addr, u.mac, u.mtu
         );
     }
-    for peer in &tables.peers {
+    for peer in tables.peers.iter() {
         let _ = writeln!(out, "peer {} address {}", peer.key(), peer.addr);
     }
-    for group in &tables.ha_groups {
+    for group in tables.ha_groups.iter() {
         let ports: Vec<String> = tables
             .ports
             .iter()
@@ -69,7 +69,7 @@ pub(super) fn dump(tables: &Tables) -> String {
             peers.join(",")
         );
     }
-    for port in &tables.ports {
+    for port in tables.ports.iter() {
         match &port.role {
             PortRole::Gateway { vlans } => {
                 let _ = writeln!(out, "port {} {} gateway", port.id, port.name);
@@ -103,7 +103,7 @@ pub(super) fn dump(tables: &Tables) -> String {
         };
         let _ = writeln!(out, "label {label} -> {what}");
     }
-    for vrf in &tables.vrfs {
+    for vrf in tables.vrfs.iter() {
         let _ = writeln!(
             out,
             "vrf {} network {} bridges {} routes {} flood_unknown {} vni {:?} label {:?}",
@@ -179,7 +179,7 @@ pub(super) fn dump(tables: &Tables) -> String {
             let _ = writeln!(out, "  flood peer {} {encap}", peer_key(*peer));
         }
     }
-    for vmi in &tables.vmis {
+    for vmi in tables.vmis.iter() {
         let egress = match vmi.egress {
             Some(e) => format!("port {} vlan {}", e.port, e.vlan),
             None => "none".to_owned(),
@@ -191,7 +191,7 @@ pub(super) fn dump(tables: &Tables) -> String {
             vmi.key, vmi.network, vmi.mac, vmi.ips, pairs, vmi.port_security, vmi.label
         );
     }
-    for remote in &tables.remotes {
+    for remote in tables.remotes.iter() {
         let _ = writeln!(
             out,
             "remote {} vrf {} peer {} mac {} ips {:?} routed {} bridged {}",
@@ -204,7 +204,7 @@ pub(super) fn dump(tables: &Tables) -> String {
             remote.bridged
         );
     }
-    for li in &tables.logical_interfaces {
+    for li in tables.logical_interfaces.iter() {
         let _ = writeln!(
             out,
             "li {} port {} vlan {} vmi {}",

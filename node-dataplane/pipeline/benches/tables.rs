@@ -1,0 +1,140 @@
+//! What one VMI change costs the tables on a node with 4K and 16K VMIs:
+//! four gateway ports with up to 4094 VLANs each, 64 networks, each also
+//! hosted by a peer node with one remote VMI (`make bench-tables`, or
+//! `cargo bench -p trunkline-pipeline --bench tables`).
+//!
+//! `full/N`: the change compiled from scratch (what the agent did before
+//! incremental updates, carrying over the runtime cells);
+//! `incremental/N`: the same change applied to the previous tables.
+//! Each iteration compiles from the same previous tables.
+
+use std::hint::black_box;
+use std::net::IpAddr;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use trunkline_pipeline::{
+    CreationOrder, DEFAULT_GATEWAY_MAC, Encapsulation, IpPrefix, LogicalInterfaceConfig,
+    NetworkConfig, NodeConfig, PeerConfig, PortConfig, PortId, PortKind, Rebuilt, RemoteVmiConfig,
+    SubnetConfig, Tables, UnderlayConfig, VmiConfig,
+};
+
+const FABRIC: PortId = PortId(9);
+const GATEWAY_PORTS: u16 = 4;
+const VLANS_PER_PORT: usize = 4094;
+const NETWORKS: usize = 64;
+
+fn vmi_ip(i: usize) -> IpAddr {
+    let (n, j) = (i % NETWORKS, i / NETWORKS);
+    IpAddr::from([10, n as u8, 1 + (j / 250) as u8, 1 + (j % 250) as u8])
+}
+
+fn vmi(i: usize) -> VmiConfig {
+    VmiConfig {
+        key: format!("ns/vmi-{i}"),
+        network: format!("ns/net{}", i % NETWORKS),
+        mac: [2, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8],
+        ips: vec![vmi_ip(i)],
+        allowed_address_pairs: Vec::new(),
+        port_security: true,
+        label: Some(1000 + i as u32),
+    }
+}
+
+/// VMI `i` on port `1 + i / 4094`, VLAN `1 + i % 4094`, in network `i % 64`.
+fn node(vmis: usize) -> NodeConfig {
+    let mut config = NodeConfig {
+        gateway_mac: DEFAULT_GATEWAY_MAC,
+        ..NodeConfig::default()
+    };
+    for port in 1..=GATEWAY_PORTS {
+        config.ports.push(PortConfig {
+            id: PortId(port),
+            name: format!("eth{port}"),
+            mtu: None,
+            kind: PortKind::Gateway,
+        });
+    }
+    config.ports.push(PortConfig {
+        id: FABRIC,
+        name: "eth0".into(),
+        mtu: None,
+        kind: PortKind::Fabric,
+    });
+    config.underlay = Some(UnderlayConfig {
+        port: FABRIC,
+        address: IpAddr::from([192, 168, 100, 1]),
+        mac: [2, 0xfa, 0, 0, 0, 1],
+        mtu: 1500,
+    });
+    config.peers.push(PeerConfig {
+        key: "node-b".into(),
+        address: IpAddr::from([192, 168, 100, 2]),
+        encapsulations: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
+    });
+    for n in 0..NETWORKS {
+        config.networks.push(NetworkConfig {
+            key: format!("ns/net{n}"),
+            vrf: n as u32 + 1,
+            subnets: vec![SubnetConfig {
+                prefix: format!("10.{n}.0.0/16").parse::<IpPrefix>().unwrap(),
+                gateway: IpAddr::from([10, n as u8, 0, 1]),
+            }],
+            label: Some(50 + n as u32),
+            vni: Some(5000 + n as u32),
+            peers: vec!["node-b".into()],
+            ..Default::default()
+        });
+        config.remote_vmis.push(RemoteVmiConfig {
+            key: format!("ns/remote-{n}"),
+            network: format!("ns/net{n}"),
+            peer: "node-b".into(),
+            mac: [2, 0, 9, 0, 0, n as u8],
+            ips: vec![IpAddr::from([10, n as u8, 200, 1])],
+            label: Some(100_000 + n as u32),
+        });
+    }
+    for i in 0..vmis {
+        config.vmis.push(vmi(i));
+        config.logical_interfaces.push(LogicalInterfaceConfig {
+            key: format!("ns/li-{i}"),
+            port: PortId(1 + (i / VLANS_PER_PORT) as u16),
+            vlan: 1 + (i % VLANS_PER_PORT) as u16,
+            vmi: format!("ns/vmi-{i}"),
+            order: CreationOrder {
+                created_secs: i as i64,
+                name: format!("li-{i}"),
+            },
+        });
+    }
+    config
+}
+
+fn benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("one_vmi_change");
+    group.sample_size(10);
+    for vmis in [4096, 4 * VLANS_PER_PORT] {
+        let before = node(vmis);
+        let (previous, rejected) = Tables::compile(&before);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        // One VMI moves to another address of its network.
+        let mut after = before.clone();
+        let changed = vmis / 2;
+        after.vmis[changed].ips = vec![vmi_ip(vmis + NETWORKS * 300 + changed % NETWORKS)];
+        let label = if vmis == 4096 { "4K" } else { "16K" };
+        let (updated, _, rebuilt) = Tables::update(&previous, &before, &after);
+        assert_eq!(rebuilt, Rebuilt::Touched { vmis: 1, vrfs: 1 });
+        assert_eq!(updated.dump(), Tables::compile(&after).0.dump());
+        group.bench_with_input(BenchmarkId::new("full", label), &after, |b, after| {
+            b.iter(|| black_box(Tables::recompile(black_box(after), &previous)))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("incremental", label),
+            &after,
+            |b, after| b.iter(|| black_box(Tables::update(&previous, &before, black_box(after)))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(tables, benches);
+criterion_main!(tables);
