@@ -3,10 +3,12 @@
 //! hosted by a peer node with one remote VMI (`make bench-tables`, or
 //! `cargo bench -p trunkline-pipeline --bench tables`).
 //!
-//! `full/N`: the change compiled from scratch (what the agent did before
-//! incremental updates, carrying over the runtime cells);
-//! `incremental/N`: the same change applied to the previous tables.
-//! Each iteration compiles from the same previous tables.
+//! Two changes: `moved`, one VMI moves to another address; `added`, one VMI
+//! and its logical interface are added. `full/<change>/<size>`: the change
+//! compiled from scratch (`Tables::recompile`, what the agent did before
+//! incremental updates); `incremental/<change>/<size>`: the same change
+//! applied to the previous tables (`Tables::update`). 16K is 16,375 VMIs:
+//! every VLAN of the four ports but the one the added VMI takes.
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -21,6 +23,7 @@ use trunkline_pipeline::{
 const FABRIC: PortId = PortId(9);
 const GATEWAY_PORTS: u16 = 4;
 const VLANS_PER_PORT: usize = 4094;
+const MAX_VLAN: u16 = 4094;
 const NETWORKS: usize = 64;
 
 fn vmi_ip(i: usize) -> IpAddr {
@@ -109,29 +112,58 @@ fn node(vmis: usize) -> NodeConfig {
     config
 }
 
+/// The configuration with one more VMI (sorting in the middle of the
+/// keys) and its logical interface, the newest, on the last free VLAN of
+/// the last port.
+fn with_one_more(config: &NodeConfig, vmis: usize) -> NodeConfig {
+    let mut after = config.clone();
+    let mut new = vmi(vmis);
+    new.key = "ns/vmi-1x".into();
+    after.vmis.insert(2, new);
+    after.logical_interfaces.push(LogicalInterfaceConfig {
+        key: "ns/li-1x".into(),
+        port: PortId(GATEWAY_PORTS),
+        vlan: MAX_VLAN,
+        vmi: "ns/vmi-1x".into(),
+        order: CreationOrder {
+            created_secs: vmis as i64,
+            name: "li-1x".into(),
+        },
+    });
+    after
+}
+
 fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("one_vmi_change");
     group.sample_size(10);
-    for vmis in [4096, 4 * VLANS_PER_PORT] {
+    for vmis in [4096, 4 * VLANS_PER_PORT - 1] {
         let before = node(vmis);
         let (previous, rejected) = Tables::compile(&before);
         assert!(rejected.is_empty(), "{rejected:?}");
-        // One VMI moves to another address of its network.
-        let mut after = before.clone();
-        let changed = vmis / 2;
-        after.vmis[changed].ips = vec![vmi_ip(vmis + NETWORKS * 300 + changed % NETWORKS)];
         let label = if vmis == 4096 { "4K" } else { "16K" };
-        let (updated, _, rebuilt) = Tables::update(&previous, &before, &after);
-        assert_eq!(rebuilt, Rebuilt::Touched { vmis: 1, vrfs: 1 });
-        assert_eq!(updated.dump(), Tables::compile(&after).0.dump());
-        group.bench_with_input(BenchmarkId::new("full", label), &after, |b, after| {
-            b.iter(|| black_box(Tables::recompile(black_box(after), &previous)))
-        });
-        group.bench_with_input(
-            BenchmarkId::new("incremental", label),
-            &after,
-            |b, after| b.iter(|| black_box(Tables::update(&previous, &before, black_box(after)))),
-        );
+        // One VMI moves to another address of its network.
+        let mut moved = before.clone();
+        let changed = vmis / 2;
+        moved.vmis[changed].ips = vec![vmi_ip(vmis + NETWORKS * 300 + changed % NETWORKS)];
+        // One VMI and its logical interface added.
+        let added = with_one_more(&before, vmis);
+        for (change, after, lis) in [("moved", &moved, 0), ("added", &added, 1)] {
+            let (updated, _, rebuilt) = Tables::update(&previous, &before, after);
+            let expected = Rebuilt::Touched {
+                vmis: 1,
+                logical_interfaces: lis,
+                vrfs: 1,
+            };
+            assert_eq!(rebuilt, expected, "{change}");
+            assert_eq!(updated.dump(), Tables::compile(after).0.dump(), "{change}");
+            let id = format!("{change}/{label}");
+            group.bench_with_input(BenchmarkId::new("full", &id), after, |b, after| {
+                b.iter(|| black_box(Tables::recompile(black_box(after), &previous)))
+            });
+            group.bench_with_input(BenchmarkId::new("incremental", &id), after, |b, after| {
+                b.iter(|| black_box(Tables::update(&previous, &before, black_box(after))))
+            });
+        }
     }
     group.finish();
 }

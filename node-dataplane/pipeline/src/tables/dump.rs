@@ -179,7 +179,10 @@ pub(super) fn dump(tables: &Tables) -> String {
             let _ = writeln!(out, "  flood peer {} {encap}", peer_key(*peer));
         }
     }
-    for vmi in tables.vmis.iter() {
+    // By key: an update appends the VMIs it adds.
+    let mut vmis: Vec<&super::Vmi> = tables.vmis.iter().map(|vmi| &**vmi).collect();
+    vmis.sort_by(|a, b| a.key.cmp(&b.key));
+    for vmi in vmis {
         let egress = match vmi.egress {
             Some(e) => format!("port {} vlan {}", e.port, e.vlan),
             None => "none".to_owned(),

@@ -540,7 +540,7 @@ impl DhcpServer {
 }
 
 /// What frames arriving on a port are, with what their handling needs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum PortRole {
     /// A trunk: VLAN (index) to VMI (`NO_VMI` when empty).
     Gateway { vlans: Box<[u32]> },
@@ -555,7 +555,7 @@ pub(crate) enum PortRole {
 }
 
 /// A compiled port.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Port {
     pub(crate) id: PortId,
     pub(crate) name: String,
@@ -996,7 +996,8 @@ impl Tables {
         self.vmi_keys.get(key).copied()
     }
 
-    /// Every VMI, sorted by key.
+    /// Every VMI: sorted by key after a compilation, with the VMIs an
+    /// update added after the others.
     pub fn vmis(&self) -> impl Iterator<Item = &Vmi> {
         self.vmis.iter().map(|vmi| &**vmi)
     }

@@ -84,7 +84,14 @@ fn a_vmi_change_rebuilds_its_vmi_and_vrf_and_shares_the_rest() {
     after.vmis[2].port_security = false;
 
     let (next, rejected, rebuilt) = Tables::update(&previous, &before, &after);
-    assert_eq!(rebuilt, Rebuilt::Touched { vmis: 1, vrfs: 1 });
+    assert_eq!(
+        rebuilt,
+        Rebuilt::Touched {
+            vmis: 1,
+            logical_interfaces: 0,
+            vrfs: 1
+        }
+    );
     assert!(rejected.is_empty());
     assert_eq!(next.dump(), Tables::compile(&after).0.dump());
     assert_eq!(next.route("n0", ip("10.0.0.99")), Some(NextHop::Vmi(v2)));
@@ -111,9 +118,77 @@ fn two_vmis_may_swap_addresses_and_macs() {
     (after.vmis[0].ips, after.vmis[2].ips) = (b.ips, a.ips);
     (after.vmis[0].mac, after.vmis[2].mac) = (b.mac, a.mac);
     let (next, rejected, rebuilt) = Tables::update(&previous, &before, &after);
-    assert_eq!(rebuilt, Rebuilt::Touched { vmis: 2, vrfs: 1 });
+    assert_eq!(
+        rebuilt,
+        Rebuilt::Touched {
+            vmis: 2,
+            logical_interfaces: 0,
+            vrfs: 1
+        }
+    );
     assert!(rejected.is_empty());
     assert_eq!(next.dump(), Tables::compile(&after).0.dump());
+}
+
+#[test]
+fn a_new_vmi_with_its_logical_interface_is_added_in_place() {
+    let before = base(4);
+    let (previous, _) = Tables::compile(&before);
+    let mut after = before.clone();
+    // A key sorting first, inserted in the middle of the list.
+    after.vmis.insert(
+        1,
+        VmiConfig {
+            key: "a-new".into(),
+            network: "n1".into(),
+            mac: [2, 0, 0, 0, 7, 7],
+            ips: vec![ip("10.0.0.77")],
+            allowed_address_pairs: Vec::new(),
+            port_security: true,
+            label: Some(777),
+        },
+    );
+    after.logical_interfaces.push(LogicalInterfaceConfig {
+        key: "l-new".into(),
+        port: PortId(2),
+        vlan: 77,
+        vmi: "a-new".into(),
+        order: CreationOrder {
+            created_secs: 50,
+            name: "l-new".into(),
+        },
+    });
+    let (next, rejected, rebuilt) = Tables::update(&previous, &before, &after);
+    assert_eq!(
+        rebuilt,
+        Rebuilt::Touched {
+            vmis: 1,
+            logical_interfaces: 1,
+            vrfs: 1
+        }
+    );
+    assert!(rejected.is_empty());
+    assert_eq!(next.dump(), Tables::compile(&after).0.dump());
+    let id = next.vmi_id("a-new").unwrap();
+    assert_eq!(next.vmi_at(PortId(2), 77), Some(id));
+    assert_eq!(
+        next.vmi(id).unwrap().egress(),
+        Some(Egress {
+            port: PortId(2),
+            vlan: 77
+        })
+    );
+    // An older logical interface than the newest one is left to a
+    // compilation (it would not go last in the list).
+    let mut older = after.clone();
+    older
+        .logical_interfaces
+        .last_mut()
+        .unwrap()
+        .order
+        .created_secs = 0;
+    let (_, _, rebuilt) = Tables::update(&previous, &before, &older);
+    assert_eq!(rebuilt, Rebuilt::Everything);
 }
 
 #[test]
@@ -211,10 +286,10 @@ fn change() -> impl Strategy<Value = Change> {
         1 => (any::<usize>(), 0usize..3).prop_map(|(vmi, network)| Change::Network { vmi, network }),
         1 => (any::<usize>(), prop::option::of(prop::sample::select(vec![5u32, 100, 200, 300])))
             .prop_map(|(vmi, label)| Change::Label { vmi, label }),
-        1 => (0usize..10, 0usize..3, 0..IPS.len(), 0u8..12)
+        2 => (0usize..10, 0usize..3, 0..IPS.len(), 0u8..12)
             .prop_map(|(key, network, ip, mac)| Change::AddVmi { key, network, ip, mac }),
         1 => any::<usize>().prop_map(|vmi| Change::RemoveVmi { vmi }),
-        1 => (0usize..10, 0u16..4, 0u16..4, 0usize..10)
+        2 => (0usize..10, 0u16..4, 0u16..5, 0usize..10)
             .prop_map(|(key, port, vlan, vmi)| Change::Li { key, port, vlan, vmi }),
         1 => any::<usize>().prop_map(|li| Change::RemoveLi { li }),
         1 => (0usize..2, any::<bool>()).prop_map(|(network, on)| Change::Subnet { network, on }),
@@ -223,7 +298,7 @@ fn change() -> impl Strategy<Value = Change> {
     ]
 }
 
-fn apply(config: &mut NodeConfig, change: &Change) {
+fn apply(config: &mut NodeConfig, change: &Change, step: usize) {
     let n = config.vmis.len();
     let vmi = |i: usize| i % n.max(1);
     match *change {
@@ -278,8 +353,10 @@ fn apply(config: &mut NodeConfig, change: &Change) {
             let key = format!("m{key}");
             config.logical_interfaces.retain(|li| li.key != key);
             config.logical_interfaces.push(LogicalInterfaceConfig {
+                // Mostly newer than every other, sometimes as old as the
+                // first ones.
                 order: CreationOrder {
-                    created_secs: 100,
+                    created_secs: if vlan == 3 { 0 } else { 100 + step as i64 },
                     name: key.clone(),
                 },
                 key,
@@ -334,9 +411,19 @@ proptest! {
     ) {
         let mut config = base(vmis);
         let (mut tables, _) = Tables::compile(&config);
-        for change in &changes {
+        for (step, change) in changes.iter().enumerate() {
             let mut next = config.clone();
-            apply(&mut next, change);
+            apply(&mut next, change, step);
+            if let Change::AddVmi { key, .. } = change {
+                // With a logical interface, mostly.
+                apply(&mut next, &Change::Li { key: 20 + key, port: 1, vlan: 10 + *key as u16, vmi: 0 }, step);
+                let li = next.logical_interfaces.last_mut().unwrap();
+                li.vmi = format!("w{key}");
+                if key % 3 == 0 {
+                    // As old as the first ones: not the newest.
+                    li.order.created_secs = 1;
+                }
+            }
             let (updated, rejected, _) = Tables::update(&tables, &config, &next);
             let (scratch, expected) = Tables::compile(&next);
             prop_assert_eq!(updated.dump(), scratch.dump(), "after {:?}", change);
