@@ -182,9 +182,14 @@ impl<'c> Compiler<'c> {
             ports: Arc::new(self.ports),
             vmis: self.vmis.into_iter().map(Arc::new).collect(),
             vrfs: self.vrfs.into_iter().map(Arc::new).collect(),
-            vmi_keys: Arc::new(self.vmi_keys),
+            vmi_keys: Arc::new(
+                self.vmi_keys
+                    .into_iter()
+                    .map(|(k, v)| (Arc::from(k), v))
+                    .collect(),
+            ),
             network_keys: Arc::new(self.network_keys),
-            logical_interfaces: Arc::new(self.logical_interfaces),
+            logical_interfaces: self.logical_interfaces.into_iter().map(Arc::new).collect(),
             underlay: self.underlay,
             peers: Arc::new(self.peers),
             peer_addrs: Arc::new(self.peer_addrs),

@@ -860,9 +860,9 @@ pub struct Tables {
     pub(crate) ports: Arc<Vec<Port>>,
     pub(crate) vmis: Vec<Arc<Vmi>>,
     pub(crate) vrfs: Vec<Arc<Vrf>>,
-    vmi_keys: Arc<FxHashMap<String, VmiId>>,
+    vmi_keys: Arc<FxHashMap<Arc<str>, VmiId>>,
     network_keys: Arc<FxHashMap<String, usize>>,
-    logical_interfaces: Arc<Vec<LogicalInterface>>,
+    logical_interfaces: Vec<Arc<LogicalInterface>>,
     pub(crate) underlay: Option<Underlay>,
     pub(crate) peers: Arc<Vec<Peer>>,
     pub(crate) peer_addrs: Arc<FxHashMap<IpAddr, PeerId>>,
@@ -1026,8 +1026,10 @@ impl Tables {
     }
 
     /// The logical interfaces that made it into the tables, oldest first.
-    pub fn logical_interfaces(&self) -> &[LogicalInterface] {
-        &self.logical_interfaces
+    pub fn logical_interfaces(
+        &self,
+    ) -> impl ExactSizeIterator<Item = &LogicalInterface> + Clone + '_ {
+        self.logical_interfaces.iter().map(|li| &**li)
     }
 
     /// How many routing instances (VRFs) the tables hold.

@@ -109,30 +109,46 @@ enum Diff<'a, T> {
 }
 
 /// The changes from `before` to `after` (items matched by key), or `None`
-/// when `after` has a key twice. Position by position while the keys
-/// match (the agent builds its lists in a stable order), by key after.
+/// when `after` has a key twice. Position by position over the common
+/// prefix and suffix of keys (the agent builds its lists in a stable
+/// order, so an insertion or removal leaves both), by key in between.
 fn diff<'a, T: PartialEq>(
     before: &'a [T],
     after: &'a [T],
     key: impl Fn(&T) -> &str,
 ) -> Option<Vec<Diff<'a, T>>> {
     let mut out = Vec::new();
-    let same = before
+    let prefix = before
         .iter()
         .zip(after)
         .take_while(|(a, b)| key(a) == key(b))
         .count();
-    for (a, b) in before[..same].iter().zip(&after[..same]) {
+    let suffix = before[prefix..]
+        .iter()
+        .rev()
+        .zip(after[prefix..].iter().rev())
+        .take_while(|(a, b)| key(a) == key(b))
+        .count();
+    let (middle_before, middle_after) = (
+        &before[prefix..before.len() - suffix],
+        &after[prefix..after.len() - suffix],
+    );
+    let same = before[..prefix].iter().zip(&after[..prefix]).chain(
+        before[before.len() - suffix..]
+            .iter()
+            .zip(&after[after.len() - suffix..]),
+    );
+    for (a, b) in same {
         if a != b {
             out.push(Diff::Changed(a, b));
         }
     }
-    if same == before.len() && same == after.len() {
+    if middle_before.is_empty() && middle_after.is_empty() {
         return Some(out);
     }
-    let mut old: FxHashMap<&str, &T> = before[same..].iter().map(|t| (key(t), t)).collect();
-    let mut seen: FxHashSet<&str> = before[..same].iter().map(&key).collect();
-    for b in &after[same..] {
+    let mut old: FxHashMap<&str, &T> = middle_before.iter().map(|t| (key(t), t)).collect();
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
+    for b in middle_after {
         if !seen.insert(key(b)) {
             return None;
         }
@@ -140,6 +156,16 @@ fn diff<'a, T: PartialEq>(
             Some(a) if a != b => out.push(Diff::Changed(a, b)),
             Some(_) => {}
             None => out.push(Diff::Added(b)),
+        }
+    }
+    // A key of the middle of `after` may be in the prefix or suffix too.
+    if !seen.is_empty() {
+        let outside = before[..prefix]
+            .iter()
+            .chain(&before[before.len() - suffix..])
+            .any(|t| seen.contains(key(t)));
+        if outside {
+            return None;
         }
     }
     out.extend(old.into_iter().map(|_| Diff::Removed));
@@ -246,6 +272,10 @@ pub(super) fn update(
     Some((tables, rebuilt))
 }
 
+/// The ports (VLAN arrays) and the list of logical interfaces after logical
+/// interfaces were added.
+type Bindings = (Arc<Vec<super::Port>>, Vec<Arc<LogicalInterface>>);
+
 /// The parts an update builds again, each copied from the previous tables
 /// when first touched.
 struct Update<'a> {
@@ -253,7 +283,7 @@ struct Update<'a> {
     after: &'a NodeConfig,
     vmis: Vec<Arc<Vmi>>,
     vrfs: FxHashMap<usize, Vrf>,
-    vmi_keys: Option<FxHashMap<String, VmiId>>,
+    vmi_keys: Option<FxHashMap<Arc<str>, VmiId>>,
     labels: Option<FxHashMap<u32, LabelTarget>>,
 }
 
@@ -334,7 +364,7 @@ impl<'a> Update<'a> {
         let keys = self
             .vmi_keys
             .get_or_insert_with(|| FxHashMap::clone(&previous.vmi_keys));
-        keys.insert(new.key.clone(), id);
+        keys.insert(new.key.as_str().into(), id);
         let limit = self.after.punt_limit;
         self.vmis.push(Arc::new(Vmi {
             key: new.key.clone(),
@@ -401,7 +431,7 @@ impl<'a> Update<'a> {
         &mut self,
         before: &NodeConfig,
         mut lis: Vec<&LogicalInterfaceConfig>,
-    ) -> Option<(Arc<Vec<super::Port>>, Arc<Vec<LogicalInterface>>)> {
+    ) -> Option<Bindings> {
         let previous = self.previous;
         lis.sort_by(|a, b| li_order(a).cmp(&li_order(b)));
         // The newest logical interface before, by the compilation's order.
@@ -415,7 +445,7 @@ impl<'a> Update<'a> {
             return None;
         }
         let mut ports: Vec<super::Port> = previous.ports.iter().map(Clone::clone).collect();
-        let mut list = Vec::clone(&previous.logical_interfaces);
+        let mut list = previous.logical_interfaces.clone();
         for li in lis {
             if li.vlan > MAX_VLAN {
                 return None;
@@ -424,7 +454,7 @@ impl<'a> Update<'a> {
                 .vmi_keys
                 .as_ref()
                 .unwrap_or(&previous.vmi_keys)
-                .get(&li.vmi)?;
+                .get(li.vmi.as_str())?;
             let port = ports.iter_mut().find(|p| p.id == li.port)?;
             let PortRole::Gateway { vlans } = &mut port.role else {
                 return None;
@@ -462,13 +492,13 @@ impl<'a> Update<'a> {
                 vlan: li.vlan,
                 vmi: id,
             });
-            list.push(LogicalInterface {
+            list.push(Arc::new(LogicalInterface {
                 key: li.key.clone(),
                 port: li.port,
                 vlan: li.vlan,
                 vmi: li.vmi.clone(),
-            });
+            }));
         }
-        Some((Arc::new(ports), Arc::new(list)))
+        Some((Arc::new(ports), list))
     }
 }
