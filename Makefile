@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-observe bench-ha install-plugin
+.PHONY: help demo test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-tables bench-observe bench-ha install-plugin
 
 help: ## list the targets
 	@grep -E '^[a-z0-9][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -48,7 +48,10 @@ fuzz-smoke: deps ## a bounded fuzz run (about 60 s) of both targets from the cor
 	scripts/fuzz.sh --smoke
 
 bench-pipeline: ## criterion benchmark of the packet pipeline with 4K VMIs (ns per packet)
-	$(CARGO) bench -p trunkline-pipeline
+	$(CARGO) bench -p trunkline-pipeline --bench pipeline
+
+bench-tables: ## criterion: one VMI change at 4K and 16K VMIs, tables compiled from scratch vs updated
+	$(CARGO) bench -p trunkline-pipeline --bench tables
 
 bench-observe: ## criterion: a batch of routed frames with the Observe sampler idle vs armed (throughput, elements/s)
 	$(CARGO) bench -p trunkline-pipeline --bench pipeline -- observe

@@ -312,16 +312,29 @@ impl Control {
 
     /// Compiles `desired`, built from objects received up to the
     /// watermarks `through`, and swaps it into the fast path; returns the
-    /// new tables version. Objects whose items the tables rejected are not
+    /// new tables version. `previous` is the desired state of the last
+    /// install, when there was one: the tables are then updated from the
+    /// installed ones (only what the change touches is built again, see
+    /// `Tables::update`), else compiled. Readers keep the installed tables
+    /// until the swap. Objects whose items the tables rejected are not
     /// held: they are exceptions.
     pub fn install(
         &self,
         desired: &Desired,
+        previous: Option<&Desired>,
         router_generation: Option<i64>,
         through: BTreeMap<Kind, ResourceVersion>,
     ) -> i64 {
         let current = self.plan.load();
-        let (tables, rejected) = Tables::recompile(&desired.config, &current.tables);
+        let (tables, rejected) = match previous {
+            Some(previous) => {
+                let (tables, rejected, rebuilt) =
+                    Tables::update(&current.tables, &previous.config, &desired.config);
+                tracing::debug!(?rebuilt, "tables built");
+                (tables, rejected)
+            }
+            None => Tables::recompile(&desired.config, &current.tables),
+        };
         let version = current.version + 1;
         for r in &rejected {
             tracing::warn!(version, "left out of the tables: {r}");
@@ -780,8 +793,8 @@ fn refused_objects(desired: &Desired, rejected: &[Rejected]) -> BTreeMap<ObjectK
 mod tests {
     use super::*;
     use trunkline_pipeline::config::{
-        CreationOrder, LogicalInterfaceConfig, NetworkConfig, PortConfig, PortId, PortKind,
-        RouteConfig, VmiConfig,
+        CreationOrder, LogicalInterfaceConfig, NetworkConfig, NodeConfig, PortConfig, PortId,
+        PortKind, RouteConfig, VmiConfig,
     };
 
     fn object(kind: &str, namespace: Option<&str>, name: &str) -> ObjectKey {
@@ -900,7 +913,7 @@ mod tests {
             Kind::LogicalInterface,
             ResourceVersion::parse("42").unwrap(),
         )]);
-        control.install(&desired, Some(1), through.clone());
+        control.install(&desired, None, Some(1), through.clone());
         // Before its port is open, a logical interface carries nothing;
         // and until the threads caught up, nothing is reported at all.
         let early = control.report();
@@ -946,11 +959,11 @@ mod tests {
         let control = Control::default();
         control.resume_version(Some(7));
         assert_eq!(
-            control.install(&Desired::default(), Some(1), BTreeMap::new()),
+            control.install(&Desired::default(), None, Some(1), BTreeMap::new()),
             7
         );
         assert_eq!(
-            control.install(&Desired::default(), Some(1), BTreeMap::new()),
+            control.install(&Desired::default(), None, Some(1), BTreeMap::new()),
             8
         );
         // Only before the first install.
@@ -958,7 +971,10 @@ mod tests {
         assert_eq!(control.plan().version, 8);
         let fresh = Control::default();
         fresh.resume_version(None);
-        assert_eq!(fresh.install(&Desired::default(), None, BTreeMap::new()), 1);
+        assert_eq!(
+            fresh.install(&Desired::default(), None, None, BTreeMap::new()),
+            1
+        );
     }
 
     /// A network leaving by the fabric is not reported programmed while the
@@ -1001,7 +1017,7 @@ mod tests {
             ..Default::default()
         };
         let control = Control::default();
-        control.install(&desired, Some(1), BTreeMap::new());
+        control.install(&desired, None, Some(1), BTreeMap::new());
         // The networks the report does not hold (its exceptions).
         let names = |report: &NodeReport| -> Vec<String> {
             report.exceptions.keys().map(|o| o.name.clone()).collect()
@@ -1020,5 +1036,53 @@ mod tests {
         );
         control.set_fabric_copies(None);
         assert!(names(&control.report()).is_empty());
+    }
+
+    #[test]
+    fn an_install_after_another_updates_the_tables_as_a_compilation_would() {
+        let vmi = |name: &str, ip: &str| VmiConfig {
+            key: format!("t/{name}"),
+            network: "t/net".into(),
+            mac: [2, 0, 0, 0, 1, name.len() as u8],
+            ips: vec![ip.parse().unwrap()],
+            allowed_address_pairs: vec![],
+            port_security: true,
+            label: None,
+        };
+        let first = Desired {
+            config: NodeConfig {
+                networks: vec![NetworkConfig {
+                    key: "t/net".into(),
+                    vrf: 1,
+                    ..Default::default()
+                }],
+                vmis: vec![vmi("a", "10.0.0.10"), vmi("bb", "10.0.0.11")],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut second = first.clone();
+        second.config.vmis[1].ips = vec!["10.0.0.12".parse().unwrap()];
+        let control = Control::default();
+        control.keep_config(true);
+        control.install(&first, None, Some(1), BTreeMap::new());
+        let plan = control.plan();
+        let bb = plan.tables.vmi_id("t/bb").unwrap();
+        let counters: *const _ = plan.tables.vmi(bb).unwrap().counters();
+        control.install(&second, Some(&first), Some(1), BTreeMap::new());
+        let (version, installed, scratch) = control.tables_and_scratch().unwrap();
+        assert_eq!(version, 2);
+        assert_eq!(installed, scratch);
+        let plan = control.plan();
+        let vmi = plan
+            .tables
+            .vmi(plan.tables.vmi_id("t/bb").unwrap())
+            .unwrap();
+        assert_eq!(
+            vmi.ips(),
+            ["10.0.0.12".parse::<std::net::IpAddr>().unwrap()]
+        );
+        // Its counters carried over.
+        assert!(std::ptr::eq(vmi.counters(), counters));
     }
 }

@@ -499,7 +499,8 @@ pub async fn run(
             for skipped in &desired.skipped {
                 tracing::debug!(node, "{skipped}");
             }
-            let version = installer.install(&desired, generation, through);
+            let previous = installed.as_ref().map(|(d, _)| d);
+            let version = installer.install(&desired, previous, generation, through);
             tracing::info!(
                 node,
                 version,

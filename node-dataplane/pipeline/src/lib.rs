@@ -49,8 +49,8 @@ pub use counters::{CounterSnapshot, Counters, MAX_WORKERS, VmiCounterSnapshot, V
 pub use observe::{NoObserver, Observer, Recorder, Stage, Step};
 pub use process::{FrameBuf, HEADROOM, L2Header, MAX_OVERHEAD, Pipeline, parse_l2, process};
 pub use tables::{
-    Announcement, Egress, HaRole, LogicalInterface, NextHop, ObjectRef, Peer, PeerId, RejectReason,
-    Rejected, RemoteId, Tables, Vmi, VmiId,
+    Announcement, Egress, HaRole, LogicalInterface, NextHop, ObjectRef, Peer, PeerId, Rebuilt,
+    RejectReason, Rejected, RemoteId, Tables, Vmi, VmiId,
 };
 pub use trace::{EgressFrame, Payload, Probe, ProbeError, Trace, trace, trace_frame};
 pub use verdict::{DropReason, Flood, Verdict};

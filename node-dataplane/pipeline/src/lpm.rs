@@ -88,6 +88,19 @@ impl<K: LpmKey, V: Copy> Lpm<K, V> {
         }
     }
 
+    /// Remove exactly this prefix, returning its value; a length left
+    /// without routes is dropped, so that the table is as if the route had
+    /// never been inserted.
+    pub(crate) fn remove(&mut self, key: K, len: u8) -> Option<V> {
+        let at = self.levels.iter().position(|l| l.len == len)?;
+        let level = &mut self.levels[at];
+        let value = level.routes.remove(&(key & level.mask))?;
+        if level.routes.is_empty() {
+            self.levels.remove(at);
+        }
+        Some(value)
+    }
+
     /// The value of the longest prefix containing `key`.
     #[inline]
     pub(crate) fn lookup(&self, key: K) -> Option<V> {
@@ -141,6 +154,20 @@ mod tests {
         assert_eq!(lpm.len(), 4);
         // Host bits of the inserted key are ignored; duplicates refused.
         assert_eq!(lpm.insert(v4("10.1.9.9"), 16, 99), Err(16));
+    }
+
+    #[test]
+    fn removing_a_route_uncovers_the_shorter_one() {
+        let mut lpm: Lpm<u32, u8> = Lpm::default();
+        lpm.insert(v4("10.0.0.0"), 8, 8).unwrap();
+        lpm.insert(v4("10.1.2.3"), 32, 32).unwrap();
+        assert_eq!(lpm.remove(v4("10.1.2.3"), 24), None);
+        assert_eq!(lpm.remove(v4("10.1.2.3"), 32), Some(32));
+        assert_eq!(lpm.remove(v4("10.1.2.3"), 32), None);
+        assert_eq!(lpm.lookup(v4("10.1.2.3")), Some(8));
+        // The emptied length is gone: one level left.
+        assert_eq!(lpm.levels.len(), 1);
+        assert_eq!(lpm.entries(), vec![(v4("10.0.0.0"), 8, 8)]);
     }
 
     #[test]

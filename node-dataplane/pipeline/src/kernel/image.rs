@@ -143,7 +143,7 @@ impl Image {
         }
 
         // Ports and their VLANs.
-        for port in &tables.ports {
+        for port in tables.ports.iter() {
             let Some(ifx) = ifindex(port.id) else {
                 continue;
             };
@@ -385,7 +385,7 @@ impl Image {
         }
 
         // Labels and VNIs.
-        for (label, target) in &tables.labels {
+        for (label, target) in tables.labels.iter() {
             let (kind, id) = match *target {
                 LabelTarget::Vmi(id) => (LABEL_VMI, vmi_slot(id.index())),
                 LabelTarget::Vrf(vrf) => (LABEL_VRF, vrf_slot(vrf)),
@@ -396,7 +396,7 @@ impl Image {
                 Bytes::default().u32(kind).u32(id).done(),
             );
         }
-        for (vni, vrf) in &tables.vnis {
+        for (vni, vrf) in tables.vnis.iter() {
             put(
                 TierMap::Vnis,
                 Key::Hash(Bytes::default().u32(*vni).done()),

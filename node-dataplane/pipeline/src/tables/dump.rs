@@ -37,10 +37,10 @@ pub(super) fn dump(tables: &Tables) -> String {
             u.port, u.addr, u.mac, u.mtu
         );
     }
-    for peer in &tables.peers {
+    for peer in tables.peers.iter() {
         let _ = writeln!(out, "peer {} address {}", peer.key(), peer.addr);
     }
-    for group in &tables.ha_groups {
+    for group in tables.ha_groups.iter() {
         let ports: Vec<String> = tables
             .ports
             .iter()
@@ -69,7 +69,7 @@ pub(super) fn dump(tables: &Tables) -> String {
             peers.join(",")
         );
     }
-    for port in &tables.ports {
+    for port in tables.ports.iter() {
         match &port.role {
             PortRole::Gateway { vlans } => {
                 let _ = writeln!(out, "port {} {} gateway", port.id, port.name);
@@ -103,7 +103,7 @@ pub(super) fn dump(tables: &Tables) -> String {
         };
         let _ = writeln!(out, "label {label} -> {what}");
     }
-    for vrf in &tables.vrfs {
+    for vrf in tables.vrfs.iter() {
         let _ = writeln!(
             out,
             "vrf {} network {} bridges {} routes {} flood_unknown {} vni {:?} label {:?}",
@@ -179,7 +179,10 @@ pub(super) fn dump(tables: &Tables) -> String {
             let _ = writeln!(out, "  flood peer {} {encap}", peer_key(*peer));
         }
     }
-    for vmi in &tables.vmis {
+    // By key: an update appends the VMIs it adds.
+    let mut vmis: Vec<&super::Vmi> = tables.vmis.iter().map(|vmi| &**vmi).collect();
+    vmis.sort_by(|a, b| a.key.cmp(&b.key));
+    for vmi in vmis {
         let egress = match vmi.egress {
             Some(e) => format!("port {} vlan {}", e.port, e.vlan),
             None => "none".to_owned(),
@@ -198,7 +201,7 @@ pub(super) fn dump(tables: &Tables) -> String {
             );
         }
     }
-    for remote in &tables.remotes {
+    for remote in tables.remotes.iter() {
         let _ = writeln!(
             out,
             "remote {} vrf {} peer {} mac {} ips {:?} routed {} bridged {}",
@@ -211,7 +214,7 @@ pub(super) fn dump(tables: &Tables) -> String {
             remote.bridged
         );
     }
-    for li in &tables.logical_interfaces {
+    for li in tables.logical_interfaces.iter() {
         let _ = writeln!(
             out,
             "li {} port {} vlan {} vmi {}",

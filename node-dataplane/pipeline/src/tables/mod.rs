@@ -44,6 +44,7 @@ mod compile;
 mod dump;
 mod ha;
 mod north_south;
+mod update;
 
 pub(crate) use north_south::{NorthSouth, Via};
 
@@ -73,6 +74,7 @@ pub(crate) const NO_VMI: u32 = u32::MAX;
 pub(crate) const NO_GROUP: u32 = u32::MAX;
 
 pub use ha::{Announcement, HaRole};
+pub use update::Rebuilt;
 
 /// A VMI's position in one [`Tables`]; meaningless in another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -409,7 +411,7 @@ pub(crate) struct FloodLocal {
 }
 
 /// A compiled routing instance: routes and bridge entries of one network.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Vrf {
     pub(crate) network: String,
     pub(crate) id: u32,
@@ -461,6 +463,14 @@ impl Vrf {
         match prefix.addr() {
             IpAddr::V4(a) => self.v4.get(u32::from(a), prefix.prefix_len()),
             IpAddr::V6(a) => self.v6.get(u128::from(a), prefix.prefix_len()),
+        }
+    }
+
+    /// Remove exactly this prefix, returning where it led.
+    fn remove(&mut self, prefix: &IpPrefix) -> Option<NextHop> {
+        match prefix.addr() {
+            IpAddr::V4(a) => self.v4.remove(u32::from(a), prefix.prefix_len()),
+            IpAddr::V6(a) => self.v6.remove(u128::from(a), prefix.prefix_len()),
         }
     }
 
@@ -538,7 +548,7 @@ impl DhcpServer {
 }
 
 /// What frames arriving on a port are, with what their handling needs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum PortRole {
     /// A trunk: VLAN (index) to VMI (`NO_VMI` when empty).
     Gateway { vlans: Box<[u32]> },
@@ -553,7 +563,7 @@ pub(crate) enum PortRole {
 }
 
 /// A compiled port.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Port {
     pub(crate) id: PortId,
     pub(crate) name: String,
@@ -840,6 +850,10 @@ pub struct Rejected {
 }
 
 /// The compiled lookup tables of one node.
+///
+/// Every large part is behind an `Arc`, and each VMI and VRF behind its
+/// own: [`Tables::update`] builds the next tables from these ones by
+/// rebuilding the VMIs and VRFs a change touches and sharing the rest.
 #[derive(Debug)]
 pub struct Tables {
     pub(crate) gateway_mac: EthernetAddress,
@@ -850,31 +864,35 @@ pub struct Tables {
     /// The DHCPv6 server's DUID: DUID-LL of the gateway MAC.
     pub(crate) server_duid: [u8; 10],
     /// Port id to position in `ports` plus one (0: no such port).
-    port_slots: Box<[u32]>,
-    pub(crate) ports: Vec<Port>,
-    pub(crate) vmis: Vec<Vmi>,
-    pub(crate) vrfs: Vec<Vrf>,
-    vmi_keys: FxHashMap<String, VmiId>,
-    network_keys: FxHashMap<String, usize>,
-    logical_interfaces: Vec<LogicalInterface>,
+    port_slots: Arc<[u32]>,
+    pub(crate) ports: Arc<Vec<Port>>,
+    pub(crate) vmis: Vec<Arc<Vmi>>,
+    pub(crate) vrfs: Vec<Arc<Vrf>>,
+    vmi_keys: Arc<FxHashMap<Arc<str>, VmiId>>,
+    network_keys: Arc<FxHashMap<String, usize>>,
+    logical_interfaces: Vec<Arc<LogicalInterface>>,
     pub(crate) underlay: Option<Underlay>,
-    pub(crate) peers: Vec<Peer>,
-    pub(crate) peer_addrs: FxHashMap<IpAddr, PeerId>,
-    pub(crate) remotes: Vec<Remote>,
-    pub(crate) labels: FxHashMap<u32, LabelTarget>,
-    pub(crate) vnis: FxHashMap<u32, usize>,
+    pub(crate) peers: Arc<Vec<Peer>>,
+    pub(crate) peer_addrs: Arc<FxHashMap<IpAddr, PeerId>>,
+    pub(crate) remotes: Arc<Vec<Remote>>,
+    pub(crate) labels: Arc<FxHashMap<u32, LabelTarget>>,
+    pub(crate) vnis: Arc<FxHashMap<u32, usize>>,
     /// Bumped by every write of a runtime cell: the XDP tier's mirror
     /// rebuilds its image when it changes.
     pub(crate) cells_version: AtomicU64,
-    pub(crate) remote_keys: FxHashMap<String, RemoteId>,
-    pub(crate) ha_groups: Vec<HaGroup>,
-    pub(crate) ha_group_keys: FxHashMap<String, usize>,
+    pub(crate) remote_keys: Arc<FxHashMap<String, RemoteId>>,
+    pub(crate) ha_groups: Arc<Vec<HaGroup>>,
+    pub(crate) ha_group_keys: Arc<FxHashMap<String, usize>>,
     /// Leaving the overlay untunneled: SNAT ports, IP fabric prefixes, the
     /// fabric's routes and next hops.
-    pub(crate) north_south: NorthSouth,
+    pub(crate) north_south: Arc<NorthSouth>,
     /// VRF id to position.
-    pub(crate) vrf_ids: FxHashMap<u32, usize>,
-    pub(crate) pairs: Vec<AddressPair>,
+    pub(crate) vrf_ids: Arc<FxHashMap<u32, usize>>,
+    pub(crate) pairs: Arc<Vec<AddressPair>>,
+    /// Whether the compilation rejected nothing: only such tables are
+    /// updated in place by [`Tables::update`] (a rejection may depend on
+    /// any other item).
+    pub(crate) clean: bool,
 }
 
 /// The link-local address of `mac` (RFC 4291 appendix A: EUI-64 with the
@@ -930,6 +948,27 @@ impl Tables {
         compile::Compiler::new(config, Some(previous)).run()
     }
 
+    /// The tables of `after`, built from `previous`, which were compiled
+    /// from `before` (by any of these functions): when the change is one
+    /// [`update`](self::update) handles, only the VMIs and VRFs it touches
+    /// are built again and every other part is shared with `previous`;
+    /// else `after` is compiled as by [`Tables::recompile`]. Either way the
+    /// result equals a compilation of `after` (same dump, same
+    /// rejections), and the runtime cells carry over.
+    pub fn update(
+        previous: &Tables,
+        before: &NodeConfig,
+        after: &NodeConfig,
+    ) -> (Tables, Vec<Rejected>, Rebuilt) {
+        match update::update(previous, before, after) {
+            Some((tables, rebuilt)) => (tables, Vec::new(), rebuilt),
+            None => {
+                let (tables, rejected) = Tables::recompile(after, previous);
+                (tables, rejected, Rebuilt::Everything)
+            }
+        }
+    }
+
     /// The gateway MAC.
     pub fn gateway_mac(&self) -> EthernetAddress {
         self.gateway_mac
@@ -957,7 +996,7 @@ impl Tables {
 
     /// A VMI by position.
     pub fn vmi(&self, id: VmiId) -> Option<&Vmi> {
-        self.vmis.get(id.index())
+        self.vmis.get(id.index()).map(|vmi| &**vmi)
     }
 
     /// A VMI's position by key.
@@ -965,9 +1004,10 @@ impl Tables {
         self.vmi_keys.get(key).copied()
     }
 
-    /// Every VMI, sorted by key.
+    /// Every VMI: sorted by key after a compilation, with the VMIs an
+    /// update added after the others.
     pub fn vmis(&self) -> impl Iterator<Item = &Vmi> {
-        self.vmis.iter()
+        self.vmis.iter().map(|vmi| &**vmi)
     }
 
     /// The route `network`'s VRF has for `ip` (longest prefix).
@@ -994,8 +1034,10 @@ impl Tables {
     }
 
     /// The logical interfaces that made it into the tables, oldest first.
-    pub fn logical_interfaces(&self) -> &[LogicalInterface] {
-        &self.logical_interfaces
+    pub fn logical_interfaces(
+        &self,
+    ) -> impl ExactSizeIterator<Item = &LogicalInterface> + Clone + '_ {
+        self.logical_interfaces.iter().map(|li| &**li)
     }
 
     /// How many routing instances (VRFs) the tables hold.
@@ -1096,3 +1138,5 @@ impl Tables {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_update;

@@ -836,7 +836,7 @@ proptest! {
     #[test]
     fn logical_interfaces_never_both_win(config in arb_config(true)) {
         let (tables, rejected) = Tables::compile(&config);
-        let accepted = tables.logical_interfaces();
+        let accepted: Vec<&LogicalInterface> = tables.logical_interfaces().collect();
         let mut slots: Vec<(PortId, u16)> = accepted.iter().map(|l| (l.port, l.vlan)).collect();
         slots.sort();
         let n = slots.len();
