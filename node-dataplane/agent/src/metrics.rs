@@ -534,7 +534,7 @@ mod tests {
                 egress: Vec::new(),
             },
         );
-        control.install(&desired, Some(1), Default::default());
+        control.install(&desired, None, Some(1), Default::default());
         let plan = control.plan();
         let (_, policy) = plan.tables.vmi_policies().next().expect("a policed VMI");
         policy.counters.allowed(Direction::Ingress, 0);

@@ -433,3 +433,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_policed_vmi_keeps_its_rules_in_place_and_a_rule_change_compiles_again() {
+    let mut before = base(4);
+    before
+        .policies
+        .insert("v1".to_owned(), crate::policy::Policy::default());
+    let (previous, rejected) = Tables::compile(&before);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let v1 = previous.vmi_id("v1").unwrap();
+    let mut after = before.clone();
+    after.vmis[1].ips = vec![ip("10.0.0.98")];
+    let (next, rejected, rebuilt) = Tables::update(&previous, &before, &after);
+    assert!(
+        matches!(rebuilt, Rebuilt::Touched { vmis: 1, .. }),
+        "{rebuilt:?}"
+    );
+    assert!(rejected.is_empty());
+    assert_eq!(next.dump(), Tables::compile(&after).0.dump());
+    assert!(next.vmi(v1).unwrap().policy().is_some());
+
+    // Another policed VMI: the security groups changed, so a compilation.
+    let mut policed = after.clone();
+    policed
+        .policies
+        .insert("v2".to_owned(), crate::policy::Policy::default());
+    let (again, _, rebuilt) = Tables::update(&next, &after, &policed);
+    assert_eq!(rebuilt, Rebuilt::Everything);
+    assert_eq!(again.dump(), Tables::compile(&policed).0.dump());
+}

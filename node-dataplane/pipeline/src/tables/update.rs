@@ -87,6 +87,7 @@ fn same_but_vmis_and_lis(before: &NodeConfig, after: &NodeConfig) -> bool {
         multihomed,
         north_south,
         punt_limit,
+        policies,
     } = after;
     *gateway_mac == before.gateway_mac
         && *ports == before.ports
@@ -99,6 +100,9 @@ fn same_but_vmis_and_lis(before: &NodeConfig, after: &NodeConfig) -> bool {
         && *multihomed == before.multihomed
         && *north_south == before.north_south
         && *punt_limit == before.punt_limit
+        // Security groups: any change compiles again (a VMI's rules, a
+        // policed VMI added or gone).
+        && *policies == before.policies
 }
 
 /// One item's change between two lists keyed by `key`.
@@ -346,7 +350,10 @@ impl<'a> Update<'a> {
     fn add_vmi(&mut self, new: &'a VmiConfig) -> Option<(VmiId, &'a VmiConfig)> {
         let previous = self.previous;
         let &vrf = previous.network_keys.get(&new.network)?;
-        if !self.handles(new) || previous.remote_keys.contains_key(&new.key) {
+        if !self.handles(new)
+            || previous.remote_keys.contains_key(&new.key)
+            || self.after.policies.contains_key(&new.key)
+        {
             return None;
         }
         self.vrf(vrf)?;
@@ -383,6 +390,7 @@ impl<'a> Update<'a> {
                 u64::from(limit.burst),
             )),
             pair_routes: Box::default(),
+            policy: None,
         }));
         Some((id, new))
     }
@@ -420,6 +428,7 @@ impl<'a> Update<'a> {
             path: None,
             punt: vmi.punt.clone(),
             pair_routes: Box::default(),
+            policy: vmi.policy.clone(),
         });
         Some(())
     }
@@ -486,6 +495,7 @@ impl<'a> Update<'a> {
                 path: None,
                 punt: old.punt.clone(),
                 pair_routes: old.pair_routes.clone(),
+                policy: old.policy.clone(),
             });
             self.vrf(vrf)?.locals.push(FloodLocal {
                 port: li.port,
