@@ -221,7 +221,7 @@ async fn run_in(
         };
         eprintln!("[bench] starting {}", mode.label());
         let started = match mode {
-            Mode::Agent | Mode::AgentTier => match shared() {
+            Mode::Agent | Mode::AgentTier | Mode::AgentTierObserved => match shared() {
                 Ok(c) => modes::agent::AgentDevice::start(mode, &topology, c, dut_core)
                     .await
                     .map(|d| Device::Agent(Box::new(d))),
@@ -331,6 +331,9 @@ async fn measure(
     dut_core: Option<usize>,
 ) -> Result<Sample, Error> {
     device.before_run()?;
+    if let Device::Agent(agent) = device {
+        agent.arm_observation().await?;
+    }
     let mode = device.mode();
     let pids = device.pids();
     let sampled = async {
@@ -373,7 +376,11 @@ async fn measure(
         })
     }
     .await;
-    let after = device.after_run();
+    let mut after = device.after_run();
+    if let Device::Agent(agent) = device {
+        let disarmed = agent.disarm_observation().await;
+        after = after.and(disarmed);
+    }
     let sample = sampled?;
     after?;
     Ok(sample)

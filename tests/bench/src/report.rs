@@ -368,6 +368,22 @@ impl Report {
                 );
             }
         }
+        if self.modes.contains(&Mode::AgentTierObserved) {
+            let _ = writeln!(md, "\n### Forwarding while observed, same run\n");
+            let _ = writeln!(
+                md,
+                "o / h is issue 19's goal (at least 0.95): the XDP tier's forwarding while `kubectl trunkline observe` samples the flow (every frame matches the filter) against the same without an observation. Same form as above.\n"
+            );
+            let _ = writeln!(md, "| frame | o / h (observed / not) |");
+            let _ = writeln!(md, "|---|---:|");
+            for &size in &self.sizes {
+                let _ = writeln!(
+                    md,
+                    "| {size} B | {} |",
+                    cell(size, Mode::AgentTierObserved, Mode::AgentTier)
+                );
+            }
+        }
         if self.modes.iter().any(|m| m.across_nodes()) {
             let _ = writeln!(
                 md,

@@ -20,7 +20,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
+use trunkline_api::PacketTrace;
+use trunkline_api::packet_trace::reason as trace_reason;
 use trunkline_test_support::ManagedProcess;
 
 use crate::Error;
@@ -31,7 +37,10 @@ use super::Mode;
 pub use super::cluster::{Binaries, NAMESPACE, apply_params};
 use super::cluster::{Cluster, Kind, mac_text};
 
-/// The agent of mode (a) or (h), and the cluster it belongs to.
+/// How long the agent may take to start (or end) an observation.
+const OBSERVATION_START: Duration = Duration::from_secs(30);
+
+/// The agent of mode (a), (h) or (o), and the cluster it belongs to.
 pub struct AgentDevice {
     mode: Mode,
     // Fields drop in order: the agent before the cluster.
@@ -52,7 +61,9 @@ impl AgentDevice {
         core: Option<usize>,
     ) -> Result<Self, Error> {
         let backend = match mode {
-            Mode::Agent | Mode::AgentTier => mode.agent_backend().unwrap_or("af-xdp"),
+            Mode::Agent | Mode::AgentTier | Mode::AgentTierObserved => {
+                mode.agent_backend().unwrap_or("af-xdp")
+            }
             other => {
                 return Err(Error::Options(format!(
                     "{} is not a single-node agent mode",
@@ -160,6 +171,85 @@ impl AgentDevice {
         }
     }
 
+    /// (o): starts an observation of the flow's frames on the node (a
+    /// `PacketTrace` in mode Observe, filter: port `in`, VLAN 100) and
+    /// waits until the agent says it runs; nothing for the other modes.
+    pub async fn arm_observation(&self) -> Result<(), Error> {
+        if self.mode != Mode::AgentTierObserved {
+            return Ok(());
+        }
+        let api = self.traces();
+        let trace: PacketTrace = serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1",
+            "kind": "PacketTrace",
+            "metadata": {"name": self.observation_name()},
+            "spec": {
+                "node": self.node,
+                "mode": "Observe",
+                "filter": {"port": "in", "vlan": IN_VLAN},
+                "durationSeconds": 300,
+                "maxSamples": 256,
+            }
+        }))
+        .map_err(|e| Error::Options(format!("PacketTrace: {e}")))?;
+        api.create(&PostParams::default(), &trace).await?;
+        let deadline = Instant::now() + OBSERVATION_START;
+        loop {
+            let observing = api
+                .get(&self.observation_name())
+                .await?
+                .status
+                .iter()
+                .flat_map(|s| &s.conditions)
+                .any(|c| c.reason == trace_reason::OBSERVING);
+            if observing {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Mode {
+                    mode: self.mode.id(),
+                    message: format!(
+                        "the agent did not start observing within {} s (agent log {})",
+                        OBSERVATION_START.as_secs(),
+                        self.agent.log().display()
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// (o): ends the observation (deletes its `PacketTrace`) and waits
+    /// until it is gone.
+    pub async fn disarm_observation(&self) -> Result<(), Error> {
+        if self.mode != Mode::AgentTierObserved {
+            return Ok(());
+        }
+        let api = self.traces();
+        let name = self.observation_name();
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let deadline = Instant::now() + OBSERVATION_START;
+        while api.get_opt(&name).await?.is_some() {
+            if Instant::now() > deadline {
+                return Err(Error::Options(format!("PacketTrace {name} not deleted")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    fn traces(&self) -> Api<PacketTrace> {
+        Api::all(self.cluster.client().clone())
+    }
+
+    fn observation_name(&self) -> String {
+        format!("{}-observe", self.node)
+    }
+
     /// The name of the logical interface on `port`, VLAN `vlan`.
     pub fn li_name(&self, port: &str, vlan: u16) -> String {
         format!("{}-{port}-{vlan}", self.node)
@@ -229,7 +319,11 @@ impl AgentDevice {
     }
 }
 
-/// What (h)'s object names carry after (a)'s.
+/// What (h)'s and (o)'s object names carry after (a)'s.
 fn suffix(mode: Mode) -> &'static str {
-    if mode == Mode::Agent { "" } else { "-h" }
+    match mode {
+        Mode::AgentTierObserved => "-o",
+        Mode::AgentTier => "-h",
+        _ => "",
+    }
 }

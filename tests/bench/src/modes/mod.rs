@@ -16,6 +16,7 @@
 //! | (i) | bare XDP_REDIRECT forwarder (`bpf/redirect.bpf.c`) | as (b) in the kernel: constant rewrite, devmap redirect `in` -> `out`, no parsing or lookup: the kernel's ceiling |
 //! | (j) | as (e), with the XDP tier on both nodes | A's tier encapsulates into VXLAN (devmap to the fabric port), B's tier on the fabric port decapsulates, bridges to VMI 2, re-tags |
 //! | (k) | as (g), with the XDP tier on both nodes | A's tier: routed label + MPLSoUDP; B's tier: label -> VMI 2, LPM check, Ethernet, tag |
+//! | (o) | as (h), while an observation (`PacketTrace`, mode Observe, a filter every frame of the flow matches) runs on the node | as (h), plus the tier's observe check per frame and records within its rate (issue 19: the cost of `kubectl trunkline observe`) |
 //!
 //! The kernel-decided modes ((h)-(k), native XDP) run in the receive NAPI of
 //! their ports, which on veth is the sender's core: the topology makes those
@@ -58,11 +59,13 @@ pub enum Mode {
     OverlayVxlanTier,
     /// (k) our overlay, MPLS over UDP, with the XDP tier on both nodes.
     OverlayMplsTier,
+    /// (o) as (h), with an observation running.
+    AgentTierObserved,
 }
 
 impl Mode {
     /// Every mode, in the benchmark's order.
-    pub const ALL: [Mode; 11] = [
+    pub const ALL: [Mode; 12] = [
         Mode::Agent,
         Mode::Bare,
         Mode::Linux,
@@ -74,6 +77,7 @@ impl Mode {
         Mode::Redirect,
         Mode::OverlayVxlanTier,
         Mode::OverlayMplsTier,
+        Mode::AgentTierObserved,
     ];
 
     /// The issue's letter, also used in namespace and interface names.
@@ -90,6 +94,7 @@ impl Mode {
             Mode::Redirect => "i",
             Mode::OverlayVxlanTier => "j",
             Mode::OverlayMplsTier => "k",
+            Mode::AgentTierObserved => "o",
         }
     }
 
@@ -107,6 +112,7 @@ impl Mode {
             Mode::Redirect => "(i) bare XDP_REDIRECT forwarder",
             Mode::OverlayVxlanTier => "(j) trunkline overlay, VXLAN, XDP tier",
             Mode::OverlayMplsTier => "(k) trunkline overlay, MPLSoUDP, XDP tier",
+            Mode::AgentTierObserved => "(o) trunkline XDP tier, observed",
         }
     }
 
@@ -124,10 +130,12 @@ impl Mode {
             "i" | "redirect" => Ok(Mode::Redirect),
             "j" | "overlay-vxlan-tier" => Ok(Mode::OverlayVxlanTier),
             "k" | "overlay-mpls-tier" => Ok(Mode::OverlayMplsTier),
+            "o" | "tier-observed" => Ok(Mode::AgentTierObserved),
             other => Err(Error::Options(format!(
                 "unknown mode {other:?}: a (agent), b (bare), c (linux), d (ovs), \
                  e (overlay-vxlan), f (linux-vxlan), g (overlay-mpls), h (tier), \
-                 i (redirect), j (overlay-vxlan-tier), k (overlay-mpls-tier)"
+                 i (redirect), j (overlay-vxlan-tier), k (overlay-mpls-tier), \
+                 o (tier-observed)"
             ))),
         }
     }
@@ -154,7 +162,10 @@ impl Mode {
     pub fn agent_backend(self) -> Option<&'static str> {
         match self {
             Mode::Agent | Mode::OverlayVxlan | Mode::OverlayMpls => Some("af-xdp"),
-            Mode::AgentTier | Mode::OverlayVxlanTier | Mode::OverlayMplsTier => Some("xdp"),
+            Mode::AgentTier
+            | Mode::OverlayVxlanTier
+            | Mode::OverlayMplsTier
+            | Mode::AgentTierObserved => Some("xdp"),
             _ => None,
         }
     }
@@ -164,7 +175,11 @@ impl Mode {
     pub fn native_xdp(self) -> bool {
         matches!(
             self,
-            Mode::AgentTier | Mode::Redirect | Mode::OverlayVxlanTier | Mode::OverlayMplsTier
+            Mode::AgentTier
+                | Mode::Redirect
+                | Mode::OverlayVxlanTier
+                | Mode::OverlayMplsTier
+                | Mode::AgentTierObserved
         )
     }
 }
