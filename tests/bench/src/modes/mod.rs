@@ -16,6 +16,13 @@
 //! | (i) | bare XDP_REDIRECT forwarder (`bpf/redirect.bpf.c`) | as (b) in the kernel: constant rewrite, devmap redirect `in` -> `out`, no parsing or lookup: the kernel's ceiling |
 //! | (j) | as (e), with the XDP tier on both nodes | A's tier encapsulates into VXLAN (devmap to the fabric port), B's tier on the fabric port decapsulates, bridges to VMI 2, re-tags |
 //! | (k) | as (g), with the XDP tier on both nodes | A's tier: routed label + MPLSoUDP; B's tier: label -> VMI 2, LPM check, Ethernet, tag |
+//! | (l) | `trunkline-dataplane` as (h) (`--backend xdp`), a network with SNAT, the node's fabric port `eth0` | the tier hands the frame to AF_XDP (north-south); the pipeline: LI -> VMI, source check, no route in the VRF -> SNAT: flow table lookup (a first packet: a port, two entries), source := 10.10.0.1:port, checksums, TTL, fabric next hop's MAC, out of `eth0` untagged |
+//! | (m) | Linux: tc untag on `in`, IP forwarding, netfilter masquerade (iptables) to `eth0`'s address | untag, rp_filter, conntrack (a first packet: NAT binding), FIB, TTL, SNAT, neighbour |
+//!
+//! (l) and (m) deliver to a host on the fabric (10.10.0.253) instead of
+//! VMI 2, and are measured twice per size: established flows (64 flows,
+//! frames cycling through them) and new flows (every frame a new flow,
+//! from an empty flow table: [`Device::fresh_flows`]).
 //!
 //! The kernel-decided modes ((h)-(k), native XDP) run in the receive NAPI of
 //! their ports, which on veth is the sender's core: the topology makes those
@@ -27,11 +34,14 @@ pub mod bare;
 pub mod cluster;
 pub mod linux;
 pub mod linux_vxlan;
+pub mod masquerade;
 pub mod overlay;
 pub mod ovs;
 pub mod redirect;
+pub mod snat;
 
 use crate::Error;
+pub use crate::report::FlowCounts;
 
 /// A device under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,11 +68,15 @@ pub enum Mode {
     OverlayVxlanTier,
     /// (k) our overlay, MPLS over UDP, with the XDP tier on both nodes.
     OverlayMplsTier,
+    /// (l) our node dataplane (XDP tier), SNAT to the fabric.
+    Snat,
+    /// (m) Linux netfilter masquerade to the fabric.
+    Masquerade,
 }
 
 impl Mode {
     /// Every mode, in the benchmark's order.
-    pub const ALL: [Mode; 11] = [
+    pub const ALL: [Mode; 13] = [
         Mode::Agent,
         Mode::Bare,
         Mode::Linux,
@@ -74,6 +88,8 @@ impl Mode {
         Mode::Redirect,
         Mode::OverlayVxlanTier,
         Mode::OverlayMplsTier,
+        Mode::Snat,
+        Mode::Masquerade,
     ];
 
     /// The issue's letter, also used in namespace and interface names.
@@ -90,6 +106,8 @@ impl Mode {
             Mode::Redirect => "i",
             Mode::OverlayVxlanTier => "j",
             Mode::OverlayMplsTier => "k",
+            Mode::Snat => "l",
+            Mode::Masquerade => "m",
         }
     }
 
@@ -107,6 +125,8 @@ impl Mode {
             Mode::Redirect => "(i) bare XDP_REDIRECT forwarder",
             Mode::OverlayVxlanTier => "(j) trunkline overlay, VXLAN, XDP tier",
             Mode::OverlayMplsTier => "(k) trunkline overlay, MPLSoUDP, XDP tier",
+            Mode::Snat => "(l) trunkline SNAT",
+            Mode::Masquerade => "(m) Linux masquerade",
         }
     }
 
@@ -124,10 +144,13 @@ impl Mode {
             "i" | "redirect" => Ok(Mode::Redirect),
             "j" | "overlay-vxlan-tier" => Ok(Mode::OverlayVxlanTier),
             "k" | "overlay-mpls-tier" => Ok(Mode::OverlayMplsTier),
+            "l" | "snat" => Ok(Mode::Snat),
+            "m" | "masquerade" => Ok(Mode::Masquerade),
             other => Err(Error::Options(format!(
                 "unknown mode {other:?}: a (agent), b (bare), c (linux), d (ovs), \
                  e (overlay-vxlan), f (linux-vxlan), g (overlay-mpls), h (tier), \
-                 i (redirect), j (overlay-vxlan-tier), k (overlay-mpls-tier)"
+                 i (redirect), j (overlay-vxlan-tier), k (overlay-mpls-tier), \
+                 l (snat), m (masquerade)"
             ))),
         }
     }
@@ -145,6 +168,13 @@ impl Mode {
         )
     }
 
+    /// Whether the mode translates to the fabric ((l), (m)): its egress
+    /// port is the node's fabric port `eth0`, toward a fabric host, and it
+    /// is measured with established and with new flows.
+    pub fn to_fabric(self) -> bool {
+        matches!(self, Mode::Snat | Mode::Masquerade)
+    }
+
     /// Whether the mode runs agents against the control plane.
     pub fn needs_control_plane(self) -> bool {
         self.agent_backend().is_some()
@@ -154,7 +184,9 @@ impl Mode {
     pub fn agent_backend(self) -> Option<&'static str> {
         match self {
             Mode::Agent | Mode::OverlayVxlan | Mode::OverlayMpls => Some("af-xdp"),
-            Mode::AgentTier | Mode::OverlayVxlanTier | Mode::OverlayMplsTier => Some("xdp"),
+            Mode::AgentTier | Mode::OverlayVxlanTier | Mode::OverlayMplsTier | Mode::Snat => {
+                Some("xdp")
+            }
             _ => None,
         }
     }
@@ -185,6 +217,10 @@ pub enum Device {
     LinuxVxlan(linux_vxlan::LinuxVxlanDevice),
     /// (i)
     Redirect(redirect::RedirectDevice),
+    /// (l)
+    Snat(Box<snat::SnatDevice>),
+    /// (m)
+    Masquerade(masquerade::MasqueradeDevice),
 }
 
 impl Device {
@@ -198,6 +234,8 @@ impl Device {
             Device::Overlay(d) => d.mode(),
             Device::LinuxVxlan(_) => Mode::LinuxVxlan,
             Device::Redirect(_) => Mode::Redirect,
+            Device::Snat(_) => Mode::Snat,
+            Device::Masquerade(_) => Mode::Masquerade,
         }
     }
 
@@ -206,8 +244,12 @@ impl Device {
     pub fn pids(&self) -> Vec<u32> {
         match self {
             Device::Agent(d) => d.pid().into_iter().collect(),
+            Device::Snat(d) => d.pid().into_iter().collect(),
             Device::Bare(d) => d.pid().into_iter().collect(),
-            Device::Linux(_) | Device::LinuxVxlan(_) | Device::Redirect(_) => Vec::new(),
+            Device::Linux(_)
+            | Device::LinuxVxlan(_)
+            | Device::Redirect(_)
+            | Device::Masquerade(_) => Vec::new(),
             Device::Ovs(d) => d.pid().into_iter().collect(),
             Device::Overlay(d) => d.pids(),
         }
@@ -223,7 +265,9 @@ impl Device {
             | Device::Bare(_)
             | Device::Linux(_)
             | Device::LinuxVxlan(_)
-            | Device::Redirect(_) => Ok(()),
+            | Device::Redirect(_)
+            | Device::Snat(_)
+            | Device::Masquerade(_) => Ok(()),
         }
     }
 
@@ -233,9 +277,32 @@ impl Device {
             Device::Ovs(d) => d.remove_ports(),
             Device::Bare(d) => d.check(),
             Device::Overlay(d) => d.after_run(),
-            Device::Agent(_) | Device::Linux(_) | Device::LinuxVxlan(_) | Device::Redirect(_) => {
-                Ok(())
-            }
+            Device::Snat(d) => d.check(),
+            Device::Agent(_)
+            | Device::Linux(_)
+            | Device::LinuxVxlan(_)
+            | Device::Redirect(_)
+            | Device::Masquerade(_) => Ok(()),
+        }
+    }
+
+    /// Empties the device's flow table before a new-flow run ((l): the
+    /// agent restarts, its flows live in its memory; (m): the namespace's
+    /// conntrack table is flushed); nothing for the other modes.
+    pub async fn fresh_flows(&mut self) -> Result<(), Error> {
+        match self {
+            Device::Snat(d) => d.restart().await,
+            Device::Masquerade(d) => d.flush(),
+            _ => Ok(()),
+        }
+    }
+
+    /// The device's flow counters now ((l), (m)); none for the others.
+    pub fn flow_counts(&self) -> Option<FlowCounts> {
+        match self {
+            Device::Snat(d) => Some(d.flow_counts()),
+            Device::Masquerade(d) => Some(d.flow_counts()),
+            _ => None,
         }
     }
 
@@ -249,6 +316,8 @@ impl Device {
             Device::Overlay(d) => d.notes(),
             Device::LinuxVxlan(d) => d.notes(),
             Device::Redirect(_) => redirect::notes(),
+            Device::Snat(d) => d.notes(),
+            Device::Masquerade(_) => masquerade::notes(),
         }
     }
 }
