@@ -47,6 +47,8 @@ const CALL_SECONDS: f64 = 0.25;
 const REPEAT_FIRST: u32 = 50_000;
 const REPEAT_MIN: u32 = 10_000;
 const REPEAT_MAX: u32 = 5_000_000;
+/// Failed BPF_PROG_RUN calls in a row the generator retries.
+const CALL_RETRIES: u32 = 3;
 /// Frames the kernel builds and sends per batch (its maximum is 256).
 const BATCH: u32 = 64;
 /// Sink counter slots per interface (see `bpf/sink.bpf.c`).
@@ -149,6 +151,7 @@ impl Traffic {
                     .expect("an XDP program");
                 let mut first = true;
                 let mut repeat = REPEAT_FIRST;
+                let mut failed = 0;
                 while !thread_stop.load(Ordering::Relaxed) {
                     let call = Instant::now();
                     let options = TestRunOptions {
@@ -159,16 +162,26 @@ impl Traffic {
                         ..TestRunOptions::new()
                     };
                     let result = program.test_run(options);
+                    // A call the kernel cut short (a signal to this thread:
+                    // EINTR) sent some frames, uncounted: try again, a few
+                    // times in a row at most.
+                    if let Err(e) = &result
+                        && failed < CALL_RETRIES
+                    {
+                        failed += 1;
+                        eprintln!("[bench] generator: BPF_PROG_RUN failed ({e:?}), again");
+                        continue;
+                    }
+                    failed = 0;
+                    let describe = |e: &aya::programs::ProgramError| Error::Bpf {
+                        what: "BPF_PROG_RUN (live frames)",
+                        message: format!("{e}: {e:?}"),
+                    };
                     if first {
                         first = false;
-                        let _ = ready_tx.send(
-                            result
-                                .as_ref()
-                                .map(|_| ())
-                                .map_err(|e| bpf_err("BPF_PROG_RUN (live frames)")(e)),
-                        );
+                        let _ = ready_tx.send(result.as_ref().map(|_| ()).map_err(describe));
                     }
-                    result.map_err(bpf_err("BPF_PROG_RUN (live frames)"))?;
+                    result.map_err(|e| describe(&e))?;
                     thread_sent.fetch_add(u64::from(repeat), Ordering::Relaxed);
                     let took = call.elapsed().as_secs_f64().max(1e-3);
                     repeat = ((f64::from(repeat) * CALL_SECONDS / took) as u32)
