@@ -8,7 +8,10 @@
 #   (the kernel's ceiling); across two nodes joined by a fabric link: (e)
 #   the trunkline overlay over VXLAN (two agents), (f) Linux routing +
 #   kernel VXLAN, (g) the trunkline overlay over MPLSoUDP, (j) and (k) the
-#   same as (e) and (g) with the XDP tier; 64- and 512-byte frames, 3 interleaved rounds of 5 s; then 4096 LIs +
+#   same as (e) and (g) with the XDP tier; to the fabric, (l) the node
+#   dataplane's SNAT (default configuration) and (m) Linux's netfilter
+#   masquerade, each with 64 established flows and with a new flow per
+#   frame; 64- and 512-byte frames, 3 interleaved rounds of 5 s; then 4096 LIs +
 #   4096 VMIs through the control plane. Writes target/bench/report.md and
 #   target/bench/forwarding.png.
 #
@@ -18,8 +21,8 @@
 #     keepalived VRRP baseline; writes target/bench/ha.md (about 20 minutes)
 #
 # Needs root (namespaces, XDP), the Debian packages of scripts/install-deps.sh
-# (clang, libbpf-dev, openvswitch-switch, fonts-dejavu-core) and the
-# Kubernetes binaries it builds. Takes about 12 minutes; the machine should be
+# (clang, libbpf-dev, openvswitch-switch, fonts-dejavu-core; iptables and
+# python3 for (m)) and the Kubernetes binaries it builds. Takes about 14 minutes; the machine should be
 # otherwise idle for figures worth comparing. Everything it starts (namespaces
 # tb<pid>-*, processes, BPF programs) is removed on exit, also on failure.
 set -euo pipefail
@@ -30,7 +33,7 @@ log() { printf '[bench.sh] %s\n' "$*" >&2; }
 [ "$(id -u)" = 0 ] || { log "run as root (network namespaces, XDP)"; exit 1; }
 what=run
 if [ "${1:-}" = ha ]; then what=ha; shift; fi
-tools="clang ovs-vswitchd ovsdb-server setpriv taskset ethtool tc"
+tools="clang ovs-vswitchd ovsdb-server setpriv taskset ethtool tc iptables python3"
 [ "$what" = ha ] && tools="clang setpriv ethtool tc keepalived"
 for tool in $tools; do
   command -v "$tool" >/dev/null || { log "$tool missing: run scripts/install-deps.sh"; exit 1; }

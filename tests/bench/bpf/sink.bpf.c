@@ -15,6 +15,12 @@
 //   TTL_DONE   of those, the ones whose TTL was decremented (63);
 //   OTHER      anything else.
 //
+// Loaded a second time for the SNAT modes, with other expectations: no
+// tag (`tagged` 0), the fabric host's and the node's MACs, the node's
+// underlay address as source, the fabric host's as destination, and any
+// UDP ports (`check_ports` 0: the device picks the source port, the
+// generator varies both).
+//
 // Counters live in a per-CPU array at index ifindex * 4 + counter.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -33,13 +39,16 @@
 #define SRC_PORT 1024
 #define DST_PORT 9
 
-// Expected values, set by the loader.
+// Expected values, set by the loader (gateway_mac: the source MAC,
+// vmi_mac: the destination MAC, vmi_ip: the destination address).
 const volatile __u8 gateway_mac[6] = {};
 const volatile __u8 vmi_mac[6] = {};
 const volatile __u16 vlan_id = 0;
 const volatile __u32 vmi_ip = 0;  // network byte order
 const volatile __u32 src_ip = 0;  // network byte order
 const volatile __u8 ttl_after = 0;
+const volatile __u8 tagged = 1;
+const volatile __u8 check_ports = 1;
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -61,11 +70,13 @@ static __always_inline void count(__u32 ifindex, __u32 what)
         *n += 1;
 }
 
-static __always_inline int classify(void *data, void *end, __u32 len)
+// `l2` is a constant at each call (18 tagged, 14 untagged), so that the
+// verifier sees fixed offsets.
+static __always_inline int classify(void *data, void *end, __u32 len, const __u32 l2)
 {
     struct ethhdr *eth = data;
     struct vlan_hdr *vlan = data + sizeof(*eth);
-    struct iphdr *ip = data + sizeof(*eth) + sizeof(*vlan);
+    struct iphdr *ip = data + l2;
     struct udphdr *udp = (void *)(ip + 1);
     __u8 *payload = (void *)(udp + 1);
 
@@ -75,18 +86,23 @@ static __always_inline int classify(void *data, void *end, __u32 len)
         if (eth->h_dest[i] != vmi_mac[i] || eth->h_source[i] != gateway_mac[i])
             return OTHER;
     }
-    if (eth->h_proto != bpf_htons(ETH_P_8021Q) ||
-        (bpf_ntohs(vlan->tci) & 0x0fff) != vlan_id ||
-        vlan->proto != bpf_htons(ETH_P_IP))
+    if (l2 == sizeof(*eth) + sizeof(*vlan)) {
+        if (eth->h_proto != bpf_htons(ETH_P_8021Q) ||
+            (bpf_ntohs(vlan->tci) & 0x0fff) != vlan_id ||
+            vlan->proto != bpf_htons(ETH_P_IP))
+            return OTHER;
+    } else if (eth->h_proto != bpf_htons(ETH_P_IP)) {
         return OTHER;
+    }
     if (ip->version != 4 || ip->ihl != 5 || ip->daddr != vmi_ip || ip->saddr != src_ip ||
         ip->protocol != IPPROTO_UDP)
         return OTHER;
     __u16 ip_len = bpf_ntohs(ip->tot_len);
-    if (len != sizeof(*eth) + sizeof(*vlan) + ip_len)
+    if (len != l2 + ip_len)
         return OTHER;
-    if (udp->source != bpf_htons(SRC_PORT) || udp->dest != bpf_htons(DST_PORT) ||
-        bpf_ntohs(udp->len) != ip_len - sizeof(*ip))
+    if (check_ports && (udp->source != bpf_htons(SRC_PORT) || udp->dest != bpf_htons(DST_PORT)))
+        return OTHER;
+    if (bpf_ntohs(udp->len) != ip_len - sizeof(*ip))
         return OTHER;
 #pragma unroll
     for (int i = 0; i < PAYLOAD_CHECKED; i++) {
@@ -114,7 +130,8 @@ int sink(struct xdp_md *ctx)
     // arithmetic on the end pointer.
     __u32 len = ctx->data_end - ctx->data;
     __u32 ifindex = ctx->ingress_ifindex;
-    int what = classify(data, end, len);
+    int what = tagged ? classify(data, end, len, sizeof(struct ethhdr) + sizeof(struct vlan_hdr))
+                      : classify(data, end, len, sizeof(struct ethhdr));
 
     if (what == TTL_DONE)
         count(ifindex, TTL_DONE);

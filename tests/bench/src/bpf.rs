@@ -5,9 +5,11 @@
 //!  generator thread (in the generator namespace, pinned)
 //!    loop: BPF_PROG_RUN(generate, live frames, ingress = g<mode>, repeat = N)
 //!          -> XDP_TX = redirect out of g<mode> -> veth -> DUT port `in`
+//!          (UDP ports varied per frame for the SNAT modes: [`Flows`])
 //!
-//!  DUT port `out` -> veth -> s<mode> in the sink namespace
+//!  DUT port `out` (SNAT: `eth0`) -> veth -> s<mode> in the sink namespace
 //!    sink (native XDP): count per ingress interface {valid, TTL done, other}, drop
+//!    (loaded twice: forwarded frames, and translated ones: [`Expected`])
 //! ```
 //!
 //! The generator is a kernel loop: no syscall per frame, no skb on the
@@ -26,7 +28,11 @@ use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 
 use crate::Error;
-use crate::frame::{GATEWAY_MAC, GENERATOR_HEAD, OUT_VLAN, TTL, VMI1_IP, VMI2_IP, VMI2_MAC};
+use crate::frame::{
+    FABRIC_HOST_IP, FABRIC_HOST_MAC, Flows, GATEWAY_MAC, GENERATOR_HEAD, OUT_VLAN, TTL, VMI1_IP,
+    VMI2_IP, VMI2_MAC,
+};
+use crate::netns::{FABRIC_MAC_A, UNDERLAY_A};
 
 static GENERATOR_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/generator.bpf.o"));
@@ -41,6 +47,8 @@ const CALL_SECONDS: f64 = 0.25;
 const REPEAT_FIRST: u32 = 50_000;
 const REPEAT_MIN: u32 = 10_000;
 const REPEAT_MAX: u32 = 5_000_000;
+/// Failed BPF_PROG_RUN calls in a row the generator retries.
+const CALL_RETRIES: u32 = 3;
 /// Frames the kernel builds and sends per batch (its maximum is 256).
 const BATCH: u32 = 64;
 /// Sink counter slots per interface (see `bpf/sink.bpf.c`).
@@ -78,12 +86,14 @@ pub struct Traffic {
 
 impl Traffic {
     /// Starts sending `frame` out of `interface` of the network namespace
-    /// `netns`, from a thread pinned to `core` (when given). Returns once the
-    /// first frames went out, or with the reason they could not.
+    /// `netns`, its UDP ports varied as `flows` says, from a thread pinned
+    /// to `core` (when given). Returns once the first frames went out, or
+    /// with the reason they could not.
     pub fn start(
         netns: &Path,
         interface: &str,
         frame: Vec<u8>,
+        flows: Flows,
         core: Option<usize>,
     ) -> Result<Self, Error> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -111,6 +121,7 @@ impl Traffic {
                     }
                     let mut ebpf = EbpfLoader::new()
                         .override_global("template_head", &head, true)
+                        .override_global("flows", &flows.generator_setting(), true)
                         .load(GENERATOR_OBJECT)
                         .map_err(bpf_err("load generator object"))?;
                     load_xdp(&mut ebpf, "generate")?;
@@ -140,6 +151,7 @@ impl Traffic {
                     .expect("an XDP program");
                 let mut first = true;
                 let mut repeat = REPEAT_FIRST;
+                let mut failed = 0;
                 while !thread_stop.load(Ordering::Relaxed) {
                     let call = Instant::now();
                     let options = TestRunOptions {
@@ -150,16 +162,26 @@ impl Traffic {
                         ..TestRunOptions::new()
                     };
                     let result = program.test_run(options);
+                    // A call the kernel cut short (a signal to this thread:
+                    // EINTR) sent some frames, uncounted: try again, a few
+                    // times in a row at most.
+                    if let Err(e) = &result
+                        && failed < CALL_RETRIES
+                    {
+                        failed += 1;
+                        eprintln!("[bench] generator: BPF_PROG_RUN failed ({e:?}), again");
+                        continue;
+                    }
+                    failed = 0;
+                    let describe = |e: &aya::programs::ProgramError| Error::Bpf {
+                        what: "BPF_PROG_RUN (live frames)",
+                        message: format!("{e}: {e:?}"),
+                    };
                     if first {
                         first = false;
-                        let _ = ready_tx.send(
-                            result
-                                .as_ref()
-                                .map(|_| ())
-                                .map_err(|e| bpf_err("BPF_PROG_RUN (live frames)")(e)),
-                        );
+                        let _ = ready_tx.send(result.as_ref().map(|_| ()).map_err(describe));
                     }
-                    result.map_err(bpf_err("BPF_PROG_RUN (live frames)"))?;
+                    result.map_err(|e| describe(&e))?;
                     thread_sent.fetch_add(u64::from(repeat), Ordering::Relaxed);
                     let took = call.elapsed().as_secs_f64().max(1e-3);
                     repeat = ((f64::from(repeat) * CALL_SECONDS / took) as u32)
@@ -241,6 +263,50 @@ impl SinkCounts {
     }
 }
 
+/// What the sink counts as valid: the frame a device must deliver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// Source MAC.
+    pub src_mac: [u8; 6],
+    /// Destination MAC.
+    pub dst_mac: [u8; 6],
+    /// The 802.1Q tag's VLAN; none: untagged.
+    pub vlan: Option<u16>,
+    /// IPv4 source.
+    pub src_ip: std::net::Ipv4Addr,
+    /// IPv4 destination.
+    pub dst_ip: std::net::Ipv4Addr,
+    /// Whether the UDP ports must be the generator's template's (1024 -> 9).
+    pub check_ports: bool,
+}
+
+impl Expected {
+    /// Forwarded from VMI 1 to VMI 2 ([`crate::frame::egress_frame`]).
+    pub fn forwarded() -> Expected {
+        Expected {
+            src_mac: GATEWAY_MAC,
+            dst_mac: VMI2_MAC,
+            vlan: Some(OUT_VLAN),
+            src_ip: VMI1_IP,
+            dst_ip: VMI2_IP,
+            check_ports: true,
+        }
+    }
+
+    /// Translated to node A's underlay address, toward the fabric host
+    /// ([`crate::frame::snat_egress_frame`]), any ports.
+    pub fn translated() -> Expected {
+        Expected {
+            src_mac: FABRIC_MAC_A,
+            dst_mac: FABRIC_HOST_MAC,
+            vlan: None,
+            src_ip: UNDERLAY_A,
+            dst_ip: FABRIC_HOST_IP,
+            check_ports: false,
+        }
+    }
+}
+
 /// The sink program, attached to interfaces of the sink namespace; detached
 /// when dropped (BPF links).
 pub struct Sink {
@@ -250,14 +316,24 @@ pub struct Sink {
 
 impl Sink {
     /// Loads the sink with the expected frame's values, attached nowhere.
-    fn load() -> Result<Self, Error> {
+    fn load(expected: &Expected) -> Result<Self, Error> {
         let mut ebpf = EbpfLoader::new()
-            .override_global("gateway_mac", &GATEWAY_MAC, true)
-            .override_global("vmi_mac", &VMI2_MAC, true)
-            .override_global("vlan_id", &OUT_VLAN, true)
-            .override_global("vmi_ip", &u32::from_ne_bytes(VMI2_IP.octets()), true)
-            .override_global("src_ip", &u32::from_ne_bytes(VMI1_IP.octets()), true)
+            .override_global("gateway_mac", &expected.src_mac, true)
+            .override_global("vmi_mac", &expected.dst_mac, true)
+            .override_global("vlan_id", &expected.vlan.unwrap_or(0), true)
+            .override_global("tagged", &u8::from(expected.vlan.is_some()), true)
+            .override_global(
+                "vmi_ip",
+                &u32::from_ne_bytes(expected.dst_ip.octets()),
+                true,
+            )
+            .override_global(
+                "src_ip",
+                &u32::from_ne_bytes(expected.src_ip.octets()),
+                true,
+            )
             .override_global("ttl_after", &(TTL - 1), true)
+            .override_global("check_ports", &u8::from(expected.check_ports), true)
             .load(SINK_OBJECT)
             .map_err(bpf_err("load sink object"))?;
         load_xdp(&mut ebpf, "sink")?;
@@ -267,9 +343,9 @@ impl Sink {
         })
     }
 
-    /// Loads the sink and attaches it (native XDP) to `interfaces` of the
-    /// network namespace `netns`.
-    pub fn attach(netns: &Path, interfaces: &[String]) -> Result<Self, Error> {
+    /// Loads the sink expecting `expected` and attaches it (native XDP) to
+    /// `interfaces` of the network namespace `netns`.
+    pub fn attach(netns: &Path, interfaces: &[String], expected: Expected) -> Result<Self, Error> {
         let netns: PathBuf = netns.to_path_buf();
         let interfaces = interfaces.to_vec();
         // Interface names and the XDP attachment resolve in the calling
@@ -277,7 +353,7 @@ impl Sink {
         std::thread::spawn(move || -> Result<Sink, Error> {
             trunkline_xdp::enter_network_namespace(&netns)
                 .map_err(Error::io(format!("entering {}", netns.display())))?;
-            let Sink { mut ebpf, .. } = Sink::load()?;
+            let Sink { mut ebpf, .. } = Sink::load(&expected)?;
             let program: &mut Xdp = ebpf
                 .program_mut("sink")
                 .ok_or_else(|| Error::Bpf {
@@ -336,7 +412,7 @@ impl Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{HEADERS, egress_frame};
+    use crate::frame::{HEADERS, egress_frame, snat_egress_frame};
 
     fn root() -> bool {
         std::fs::read_to_string("/proc/self/status")
@@ -374,7 +450,7 @@ mod tests {
             eprintln!("skipped: loading BPF programs needs root");
             return;
         }
-        let mut sink = Sink::load().expect("the sink loads");
+        let mut sink = Sink::load(&Expected::forwarded()).expect("the sink loads");
         let lo = trunkline_xdp::interface_index("lo").expect("lo");
         sink.ifindex.push(("lo".to_owned(), lo));
         let (valid, ttl_done, other) = (
@@ -426,6 +502,45 @@ mod tests {
             let mut tunnelled = vec![0u8; 50];
             tunnelled.extend_from_slice(&good);
             assert_eq!(verdict(&mut sink, &tunnelled), other, "encapsulated");
+        }
+    }
+
+    #[test]
+    fn the_snat_sink_counts_translated_frames_with_any_ports() {
+        if !root() {
+            eprintln!("skipped: loading BPF programs needs root");
+            return;
+        }
+        let mut sink = Sink::load(&Expected::translated()).expect("the sink loads");
+        let lo = trunkline_xdp::interface_index("lo").expect("lo");
+        sink.ifindex.push(("lo".to_owned(), lo));
+        let ttl_done = SinkCounts {
+            valid: 1,
+            ttl_done: 1,
+            other: 0,
+        };
+        let other = SinkCounts {
+            valid: 0,
+            ttl_done: 0,
+            other: 1,
+        };
+        for len in [64, 512] {
+            let good = snat_egress_frame(len);
+            assert_eq!(verdict(&mut sink, &good), ttl_done, "{len} B as translated");
+            let mut other_ports = good.clone();
+            other_ports[34..38].copy_from_slice(&[0xee, 0x48, 0x12, 0x34]);
+            assert_eq!(verdict(&mut sink, &other_ports), ttl_done, "any ports");
+            let mut untranslated = good.clone();
+            untranslated[26..30].copy_from_slice(&VMI1_IP.octets());
+            assert_eq!(verdict(&mut sink, &untranslated), other, "not translated");
+            assert_eq!(
+                verdict(&mut sink, &egress_frame(len)),
+                other,
+                "a forwarded (tagged) frame"
+            );
+            let mut bad_payload = good.clone();
+            bad_payload[42 + 5] ^= 0xff;
+            assert_eq!(verdict(&mut sink, &bad_payload), other, "payload changed");
         }
     }
 }

@@ -15,16 +15,21 @@
 //!          ──gi── in [(i) bare XDP_REDIRECT forwarder]                           out ──si──
 //!          ──gj── in [(j) tier A] ══ VXLAN ══ [tier B] out                            ──sj──
 //!          ──gk── in [(k) tier A] ══ MPLSoUDP ══ [tier B] out                         ──sk──
+//!   SNAT to the fabric (to a fabric host 10.10.0.253, from the node's address 10.10.0.1):
+//!          ──gl── in [(l) trunkline-dataplane, XDP tier -> AF_XDP, SNAT]       eth0 ──sl──
+//!          ──gm── in [(m) Linux: tc untag, forwarding, netfilter masquerade]   eth0 ──sm──
 //!
 //!  generator: BPF_PROG_RUN live frames (XDP_TX) on core 0, several Mpps
 //!  devices:   on core 1 (processes pinned, receive processing steered there by RPS)
 //!  sink:      native XDP, counts only correctly forwarded frames, per device
 //!
-//!  for round in 1..=R { for size in [64, 512] { for mode in [a..k] { warm up; measure D s } } }
+//!  for round in 1..=R { for size in [64, 512] { for mode in [a..m] { warm up; measure D s } } }
+//!    (l), (m): once with 64 established flows, once more with a new flow per frame
+//!    from an empty flow table (warm-up <= 0.25 s, measured <= 1 s)
 //!  then: 4096 LIs + 4096 VMIs applied for (a)'s node: time to programmed / Ready, agent RSS
 //! ```
 //!
-//! The agents of (a), (e), (g), (h), (j) and (k) share one control plane and operator
+//! The agents of (a), (e), (g), (h), (j), (k) and (l) share one control plane and operator
 //! ([`modes::cluster`]). [`run`] does all of it and returns the [`Report`];
 //! `scripts/bench.sh` (`make bench`) builds the release binaries and runs
 //! `trunkline-bench run`.
@@ -52,12 +57,18 @@ use std::time::{Duration, Instant};
 pub use error::Error;
 pub use modes::cluster::Binaries;
 
-use crate::bpf::{Sink, Traffic};
+use crate::bpf::{Expected, Sink, Traffic};
 use crate::cpu::{ProcessMark, core_times, core_use};
+use crate::frame::Flows;
 use crate::modes::cluster::Cluster;
 use crate::modes::{Device, Mode};
 use crate::netns::Topology;
 use crate::report::{Machine, Report, Sample};
+
+/// The longest warm-up of a new-flow run ((l), (m)).
+pub const NEW_FLOW_WARMUP: Duration = Duration::from_millis(250);
+/// The longest measured window of a new-flow run.
+pub const NEW_FLOW_WINDOW: Duration = Duration::from_secs(1);
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -171,6 +182,16 @@ fn method(
             netns::UNDERLAY_PREFIX_LEN,
             netns::FABRIC_MTU
         ),
+        format!(
+            "SNAT ((l), (m)): the same frame to a host on the fabric ({}) instead of VMI 2, leaving the node's fabric port `eth0` ({}/{}) untagged; each size is measured twice per round: with {} established flows (the generator cycles the UDP source port through 1024-{}; the 64 flows are made again in each such run's warm-up: the new-flow run before it emptied the tables), and with a new flow per frame (destination port 1024-61023 stepping with every frame, the source port when it wraps: no pair repeats within a run) from an empty flow table (the agent restarted, conntrack flushed; then one flow sent until the sink sees it translated), warm-up at most {:.2} s and measured window at most {:.1} s, so that a run makes fewer flows than either table holds at these rates (262,144: trunkline's default `--flow-table-size`, and nf_conntrack_max here); what still was refused or evicted is in the report",
+            frame::FABRIC_HOST_IP,
+            netns::UNDERLAY_A,
+            netns::UNDERLAY_PREFIX_LEN,
+            frame::ESTABLISHED_FLOWS,
+            1023 + frame::ESTABLISHED_FLOWS,
+            NEW_FLOW_WARMUP.as_secs_f64().min(options.warmup.as_secs_f64()),
+            NEW_FLOW_WINDOW.as_secs_f64().min(options.duration.as_secs_f64()),
+        ),
         "generator: an XDP program run by BPF_PROG_RUN in live-frames mode (batches of 64, XDP_TX out of the generator's veth); it restores the first 64 bytes from a template for every frame, since the kernel recycles pages unreset. Offered load is what it handed to the kernel; beyond what a device takes, frames are dropped at the device's receive queue (this is a maximum-throughput-under-overload test, not RFC 2544 zero-loss)".to_owned(),
         "sink: native XDP on the far end of each device's `out` veth; counts only valid forwarded frames (VLAN 200, destination MAC VMI 2, source MAC the gateway's, IPv4 from 192.168.1.10 to 192.168.1.20 with a correct header checksum, the frame exactly as long as the IPv4 header says, UDP 1024 -> 9 with the generator's length, the first 16 payload bytes as generated), and separately those with TTL 63; Mpps = valid frames / measured seconds".to_owned(),
         pinning,
@@ -191,12 +212,17 @@ async fn run_in(
         options.prefix
     );
     let topology = Topology::build(&options.prefix, &options.modes, dut_core)?;
-    let sink_ports: Vec<String> = options
-        .modes
-        .iter()
-        .map(|&m| Topology::sink_port(m))
-        .collect();
-    let sink = Sink::attach(&topology.path("sink"), &sink_ports)?;
+    // One sink for forwarded frames, one for translated ones.
+    let ports = |to_fabric: bool| -> Vec<String> {
+        options
+            .modes
+            .iter()
+            .filter(|m| m.to_fabric() == to_fabric)
+            .map(|&m| Topology::sink_port(m))
+            .collect()
+    };
+    let sink = Sink::attach(&topology.path("sink"), &ports(false), Expected::forwarded())?;
+    let snat_sink = Sink::attach(&topology.path("sink"), &ports(true), Expected::translated())?;
     // Declared before the devices, so that it outlives them: the agents
     // stop before the control plane.
     let mut cluster: Option<Result<Arc<Cluster>, String>> = None;
@@ -245,6 +271,15 @@ async fn run_in(
             Mode::LinuxVxlan => {
                 modes::linux_vxlan::LinuxVxlanDevice::start(&topology, dir).map(Device::LinuxVxlan)
             }
+            Mode::Snat => match shared() {
+                Ok(c) => modes::snat::SnatDevice::start(&topology, c, dut_core)
+                    .await
+                    .map(|d| Device::Snat(Box::new(d))),
+                Err(e) => Err(e),
+            },
+            Mode::Masquerade => {
+                modes::masquerade::MasqueradeDevice::start(&topology, dir).map(Device::Masquerade)
+            }
         };
         match started {
             Ok(device) => devices.push(device),
@@ -260,31 +295,58 @@ async fn run_in(
             while index < devices.len() {
                 let device = &mut devices[index];
                 let mode = device.mode();
-                match measure(
-                    device,
-                    &topology,
-                    &sink,
-                    size,
-                    round,
-                    options,
-                    generator_core,
-                    dut_core,
-                )
-                .await
-                {
-                    Ok(sample) => {
-                        eprintln!(
-                            "[bench] round {round}/{}, {size} B, {}: {:.3} Mpps (offered {:.2}, DUT core {:.0} %)",
-                            options.rounds,
-                            mode.label(),
-                            sample.mpps(),
-                            sample.offered_mpps(),
-                            sample.dut_core.busy
-                        );
-                        report.samples.push(sample);
-                        index += 1;
+                let (sink, runs) = if mode.to_fabric() {
+                    (
+                        &snat_sink,
+                        &[Flows::Established(frame::ESTABLISHED_FLOWS), Flows::New][..],
+                    )
+                } else {
+                    (&sink, &[Flows::One][..])
+                };
+                let mut failed = None;
+                for &flows in runs {
+                    let run = Run { size, round, flows };
+                    match measure(
+                        device,
+                        &topology,
+                        sink,
+                        run,
+                        options,
+                        generator_core,
+                        dut_core,
+                    )
+                    .await
+                    {
+                        Ok(sample) => {
+                            let what = match flows {
+                                Flows::New => format!(
+                                    "{:.0} new flows/s (refused {})",
+                                    sample.forwarded as f64 / sample.seconds,
+                                    sample
+                                        .flow_counts
+                                        .and_then(|c| c.refused)
+                                        .map_or("?".to_owned(), |n| n.to_string())
+                                ),
+                                _ => format!("{:.3} Mpps", sample.mpps()),
+                            };
+                            eprintln!(
+                                "[bench] round {round}/{}, {size} B, {}: {what} (offered {:.2} Mpps, DUT core {:.0} %)",
+                                options.rounds,
+                                mode.label(),
+                                sample.offered_mpps(),
+                                sample.dut_core.busy
+                            );
+                            report.samples.push(sample);
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
                     }
-                    Err(e) => {
+                }
+                match failed {
+                    None => index += 1,
+                    Some(e) => {
                         eprintln!("[bench] {} failed: {e}", mode.label());
                         report.failures.push((mode, e.to_string()));
                         devices.remove(index);
@@ -314,56 +376,127 @@ async fn run_in(
     // Stop the devices (then the control plane) before the namespaces go.
     drop(devices);
     drop(cluster);
+    drop(snat_sink);
     drop(sink);
     drop(topology);
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How long a device with a fresh flow table may take to translate again.
+const TRANSLATING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits until `mode`'s device translates again after its flow table was
+/// emptied, by sending it one flow (`frame`, unchanged) until the sink
+/// counts it: a restarted agent answers `/readyz` before it knows its
+/// fabric port's address and MAC (the host thread reads them within about
+/// 2 s), and until then it leaves the network out of its tables. That one
+/// flow stays in the table during the new-flow run.
+async fn translating(
+    topology: &Topology,
+    sink: &Sink,
+    mode: Mode,
+    frame: Vec<u8>,
+    generator_core: Option<usize>,
+) -> Result<(), Error> {
+    let port = Topology::sink_port(mode);
+    let before = sink.counts(&port)?;
+    let traffic = Traffic::start(
+        &topology.path("gen"),
+        &Topology::generator_port(mode),
+        frame,
+        Flows::One,
+        generator_core,
+    )?;
+    let started = Instant::now();
+    while sink.counts(&port)?.since(&before).valid == 0 {
+        if started.elapsed() > TRANSLATING_TIMEOUT {
+            return Err(Error::Timeout {
+                what: format!("{} to translate after emptying its flows", mode.label()),
+                seconds: TRANSLATING_TIMEOUT.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    traffic.stop()?;
+    Ok(())
+}
+
+/// One measurement's parameters.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    size: usize,
+    round: usize,
+    flows: Flows,
+}
+
 async fn measure(
     device: &mut Device,
     topology: &Topology,
     sink: &Sink,
-    size: usize,
-    round: usize,
+    run: Run,
     options: &Options,
     generator_core: Option<usize>,
     dut_core: Option<usize>,
 ) -> Result<Sample, Error> {
+    let Run { size, round, flows } = run;
+    let mode = device.mode();
+    let frame = if mode.to_fabric() {
+        frame::snat_ingress_frame(size)
+    } else {
+        frame::ingress_frame(size)
+    };
+    let (warmup, duration) = if flows == Flows::New {
+        device.fresh_flows().await?;
+        translating(topology, sink, mode, frame.clone(), generator_core).await?;
+        (
+            options.warmup.min(NEW_FLOW_WARMUP),
+            options.duration.min(NEW_FLOW_WINDOW),
+        )
+    } else {
+        (options.warmup, options.duration)
+    };
     device.before_run()?;
     if let Device::Agent(agent) = device {
         agent.arm_observation().await?;
     }
-    let mode = device.mode();
+    // After a restart: the agent's process id is new.
     let pids = device.pids();
     let sampled = async {
         let traffic = Traffic::start(
             &topology.path("gen"),
             &Topology::generator_port(mode),
-            frame::ingress_frame(size),
+            frame,
+            flows,
             generator_core,
         )?;
-        tokio::time::sleep(options.warmup).await;
+        tokio::time::sleep(warmup).await;
         let port = Topology::sink_port(mode);
-        let (cores0, sink0, proc0, t0) = (
+        let (cores0, sink0, proc0, flows0, t0) = (
             core_times()?,
             sink.counts(&port)?,
             ProcessMark::now(&pids),
+            device.flow_counts(),
             Instant::now(),
         );
-        tokio::time::sleep(options.duration).await;
+        tokio::time::sleep(duration).await;
         let (cores1, sink1, proc1, t1) = (
             core_times()?,
             sink.counts(&port)?,
             ProcessMark::now(&pids),
             Instant::now(),
         );
+        // Read after the clock: reading the agent's metrics takes a while.
+        let flows1 = device.flow_counts();
         let (offered, offered_seconds) = traffic.stop()?;
         let counted = sink1.since(&sink0);
         Ok::<_, Error>(Sample {
             round,
             size,
             mode,
+            flows,
+            flow_counts: flows1
+                .zip(flows0)
+                .map(|(after, before)| after.since(&before)),
             seconds: t1.duration_since(t0).as_secs_f64(),
             forwarded: counted.valid,
             ttl_done: counted.ttl_done,

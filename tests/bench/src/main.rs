@@ -89,9 +89,10 @@ struct RunFlags {
     /// Modes: a (agent, AF_XDP only), b (bare AF_XDP), c (Linux), d (Open
     /// vSwitch), h (agent, XDP tier), i (bare XDP_REDIRECT); across two
     /// nodes: e (our overlay, VXLAN), f (Linux VXLAN), g (our overlay,
-    /// MPLSoUDP), j and k (e and g with the XDP tier); o (h while an
+    /// MPLSoUDP), j and k (e and g with the XDP tier); SNAT to the fabric:
+    /// l (agent, XDP tier) and m (Linux masquerade); o (h while an
     /// observation runs).
-    #[arg(long, value_delimiter = ',', default_values_t = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "o"].map(String::from))]
+    #[arg(long, value_delimiter = ',', default_values_t = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "o"].map(String::from))]
     modes: Vec<String>,
     /// Logical interfaces and VMIs of the control-plane measurement
     /// (default 4096; smoke 64; 0: skip).

@@ -11,6 +11,9 @@
 //!  across nodes ((e), (f), (g)): node A holds `in`, node B holds `out`
 //!   g<mode> -- in [<p>-<mode>a] eth0 ==== fabric veth ==== eth0 [<p>-<mode>b] out -- s<mode>
 //!                  node A       10.10.0.1/24   MTU 1600   10.10.0.2/24   node B
+//!
+//!  to the fabric ((l), (m)): the node's fabric port instead of `out`
+//!   g<mode> -- in [<p>-<mode>] eth0 10.10.0.1/24 ---- s<mode> (fabric host 10.10.0.253)
 //! ```
 //!
 //! The modes that forward in native XDP ((h)-(k)) run in the receive NAPI
@@ -36,7 +39,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::Error;
-use crate::frame::{GATEWAY_MAC, VMI1_MAC, VMI2_MAC};
+use crate::frame::{FABRIC_HOST_IP, FABRIC_HOST_MAC, GATEWAY_MAC, VMI1_MAC, VMI2_MAC};
 use crate::modes::Mode;
 
 /// The fabric interface of each node of a mode across nodes.
@@ -96,8 +99,10 @@ fn napi_threads() -> Vec<u32> {
 /// pins that thread to `core` and gives it real-time `priority`
 /// (SCHED_FIFO): native XDP on the port then runs there, not on the core of
 /// whoever sent to it, and like a softirq, ahead of other tasks. The thread
-/// is the one that appears when the NAPI becomes threaded.
-fn threaded_napi(ns: &str, link: &str, core: usize, priority: u8) -> Result<(), Error> {
+/// is the one that appears when the NAPI becomes threaded. Without
+/// `priority` the thread keeps normal scheduling (it shares the core with
+/// a process that needs it: (l)'s agent).
+fn threaded_napi(ns: &str, link: &str, core: usize, priority: Option<u8>) -> Result<(), Error> {
     let before = napi_threads();
     run(
         "ip",
@@ -128,10 +133,12 @@ fn threaded_napi(ns: &str, link: &str, core: usize, priority: u8) -> Result<(), 
         // A softirq (where the other modes' receive processing runs) goes
         // before any task; a NAPI thread is a task: real-time priority puts
         // it back ahead of whatever else shares the core.
-        run(
-            "chrt",
-            &["-f", "-p", &priority.to_string(), &pid.to_string()],
-        )?;
+        if let Some(priority) = priority {
+            run(
+                "chrt",
+                &["-f", "-p", &priority.to_string(), &pid.to_string()],
+            )?;
+        }
     }
     Ok(())
 }
@@ -185,6 +192,7 @@ impl Topology {
                 topology.add_namespace(&egress)?;
             }
             let (g, s) = (Self::generator_port(mode), Self::sink_port(mode));
+            let out = Self::egress_port(mode);
             run(
                 "ip",
                 &[
@@ -195,15 +203,20 @@ impl Topology {
             run(
                 "ip",
                 &[
-                    "link", "add", "out", "netns", &egress, "type", "veth", "peer", "name", &s,
+                    "link", "add", out, "netns", &egress, "type", "veth", "peer", "name", &s,
                     "netns", &sink_ns,
                 ],
             )?;
+            let (out_mac, sink_mac) = if mode.to_fabric() {
+                (FABRIC_MAC_A, FABRIC_HOST_MAC)
+            } else {
+                (GATEWAY_MAC, VMI2_MAC)
+            };
             for (ns, link, address) in [
                 (&gen_ns, g.as_str(), VMI1_MAC),
                 (&ingress, "in", GATEWAY_MAC),
-                (&egress, "out", GATEWAY_MAC),
-                (&sink_ns, s.as_str(), VMI2_MAC),
+                (&egress, out, out_mac),
+                (&sink_ns, s.as_str(), sink_mac),
             ] {
                 run(
                     "ip",
@@ -232,9 +245,12 @@ impl Topology {
             run(
                 "ip",
                 &[
-                    "netns", "exec", &egress, "ethtool", "-K", "out", "txvlan", "off",
+                    "netns", "exec", &egress, "ethtool", "-K", out, "txvlan", "off",
                 ],
             )?;
+            if mode.to_fabric() {
+                Self::fabric_port_to_host(&egress)?;
+            }
             let mut receiving = vec![(ingress.clone(), "in")];
             if mode.across_nodes() {
                 topology.fabric(&ingress, &egress)?;
@@ -276,7 +292,13 @@ impl Topology {
                         // at one priority, `in`'s thread (never short of
                         // work under overload) would starve it.
                         let priority = if *link == "in" { 50 } else { 51 };
-                        threaded_napi(ns, link, core, priority)?;
+                        threaded_napi(ns, link, core, Some(priority))?;
+                    } else if mode == Mode::Snat {
+                        // (l)'s tier also runs in native XDP, but hands
+                        // its frames to the agent's AF_XDP socket: the
+                        // thread shares the core with the agent as equals
+                        // (at real-time priority it would starve it).
+                        threaded_napi(ns, link, core, None)?;
                     }
                 }
             }
@@ -356,6 +378,42 @@ impl Topology {
         Ok(())
     }
 
+    /// The fabric port of a mode to the fabric (namespace `ns`): node A's
+    /// underlay address, and a permanent neighbour entry for the fabric
+    /// host (no ARP during a run; the agent reads its next hop's MAC from
+    /// that table, as the kernel does).
+    fn fabric_port_to_host(ns: &str) -> Result<(), Error> {
+        run(
+            "ip",
+            &[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{UNDERLAY_A}/{UNDERLAY_PREFIX_LEN}"),
+                "dev",
+                FABRIC_PORT,
+            ],
+        )?;
+        run(
+            "ip",
+            &[
+                "-n",
+                ns,
+                "neigh",
+                "replace",
+                &FABRIC_HOST_IP.to_string(),
+                "lladdr",
+                &mac(FABRIC_HOST_MAC),
+                "dev",
+                FABRIC_PORT,
+                "nud",
+                "permanent",
+            ],
+        )?;
+        Ok(())
+    }
+
     fn add_namespace(&mut self, name: &str) -> Result<(), Error> {
         run("ip", &["netns", "add", name])?;
         self.namespaces.push(name.to_owned());
@@ -424,6 +482,12 @@ impl Topology {
     /// The generator's port toward `mode`'s device.
     pub fn generator_port(mode: Mode) -> String {
         format!("g{}", mode.id())
+    }
+
+    /// The device's port toward the sink: `out`, or the fabric port for the
+    /// modes to the fabric.
+    pub fn egress_port(mode: Mode) -> &'static str {
+        if mode.to_fabric() { FABRIC_PORT } else { "out" }
     }
 
     /// The sink's port behind `mode`'s device.

@@ -43,6 +43,8 @@ fn color(mode: Mode) -> RGBColor {
         Mode::Redirect => RGBColor(188, 189, 34),
         Mode::OverlayVxlanTier => RGBColor(227, 119, 194),
         Mode::OverlayMplsTier => RGBColor(140, 86, 75),
+        Mode::Snat => RGBColor(0, 128, 128),
+        Mode::Masquerade => RGBColor(255, 187, 120),
     }
 }
 

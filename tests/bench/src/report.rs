@@ -6,8 +6,39 @@ use std::path::Path;
 
 use crate::Error;
 use crate::cpu::CoreUse;
+use crate::frame::Flows;
 use crate::modes::Mode;
 use crate::scale::ScaleResult;
+
+/// A translating device's flow counters ((l), (m)); none: not available.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCounts {
+    /// Flows created.
+    pub created: Option<u64>,
+    /// First packets of new flows refused: (l) its allocation failures
+    /// (table full, no free port); (m) conntrack's `drop` and
+    /// `insert_failed`.
+    pub refused: Option<u64>,
+    /// Flows removed early to make room ((m): conntrack's `early_drop`;
+    /// (l) never evicts).
+    pub evicted: Option<u64>,
+    /// Flows in the table.
+    pub active: Option<u64>,
+}
+
+impl FlowCounts {
+    /// The counters' growth from `earlier` to `self`; `active` is
+    /// `self`'s.
+    pub fn since(&self, earlier: &FlowCounts) -> FlowCounts {
+        let d = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?));
+        FlowCounts {
+            created: d(self.created, earlier.created),
+            refused: d(self.refused, earlier.refused),
+            evicted: d(self.evicted, earlier.evicted),
+            active: self.active,
+        }
+    }
+}
 
 /// One measurement: one mode, one frame size, one round.
 #[derive(Clone, Debug)]
@@ -18,6 +49,11 @@ pub struct Sample {
     pub size: usize,
     /// The device under test.
     pub mode: Mode,
+    /// The flows the generator sent: [`Flows::New`] for a new-flow run,
+    /// which the forwarding tables leave out (see [`Report::markdown`]).
+    pub flows: Flows,
+    /// The device's flow counters over the measured window ((l), (m)).
+    pub flow_counts: Option<FlowCounts>,
     /// Length of the measured window, s.
     pub seconds: f64,
     /// Valid forwarded frames counted by the sink.
@@ -47,6 +83,11 @@ impl Sample {
     /// Offered Mpps.
     pub fn offered_mpps(&self) -> f64 {
         self.offered as f64 / self.offered_seconds.max(1e-9) / 1e6
+    }
+
+    /// Whether it is a new-flow run (every frame a new flow).
+    pub fn new_flows(&self) -> bool {
+        self.flows == Flows::New
     }
 }
 
@@ -115,14 +156,14 @@ pub struct Summary {
     pub other: u64,
 }
 
-/// Summarises `samples` per (mode, size).
+/// Summarises `samples` per (mode, size), leaving out new-flow runs.
 pub fn summarise(samples: &[Sample], modes: &[Mode], sizes: &[usize]) -> Vec<Summary> {
     let mut out = Vec::new();
     for &size in sizes {
         for &mode in modes {
             let runs: Vec<&Sample> = samples
                 .iter()
-                .filter(|s| s.mode == mode && s.size == size)
+                .filter(|s| s.mode == mode && s.size == size && !s.new_flows())
                 .collect();
             if runs.is_empty() {
                 continue;
@@ -154,11 +195,32 @@ pub fn summarise(samples: &[Sample], modes: &[Mode], sizes: &[usize]) -> Vec<Sum
 
 /// Ratio of `mode` to `other` at `size`: of the medians, and the range of
 /// the per-round ratios (the two runs of a round are minutes apart at most).
+/// New-flow runs are left out ([`new_flow_ratio`] compares those).
 pub fn ratio(samples: &[Sample], size: usize, mode: Mode, other: Mode) -> Option<(f64, Spread)> {
+    ratio_of(samples, size, mode, other, false)
+}
+
+/// As [`ratio`], of the new-flow runs only.
+pub fn new_flow_ratio(
+    samples: &[Sample],
+    size: usize,
+    mode: Mode,
+    other: Mode,
+) -> Option<(f64, Spread)> {
+    ratio_of(samples, size, mode, other, true)
+}
+
+fn ratio_of(
+    samples: &[Sample],
+    size: usize,
+    mode: Mode,
+    other: Mode,
+    new_flows: bool,
+) -> Option<(f64, Spread)> {
     let of = |mode: Mode| -> Vec<&Sample> {
         samples
             .iter()
-            .filter(|s| s.mode == mode && s.size == size)
+            .filter(|s| s.mode == mode && s.size == size && s.new_flows() == new_flows)
             .collect()
     };
     let (a, o) = (of(mode), of(other));
@@ -411,6 +473,9 @@ impl Report {
                 );
             }
         }
+        if self.modes.contains(&Mode::Snat) || self.modes.contains(&Mode::Masquerade) {
+            self.snat_section(&mut md);
+        }
         let _ = writeln!(md, "\n### How the modes differ\n");
         for note in &self.notes {
             let _ = writeln!(md, "- {note}");
@@ -559,13 +624,18 @@ impl Report {
             "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for (i, s) in self.samples.iter().enumerate() {
+            let mode = match s.flows {
+                Flows::One => s.mode.id().to_owned(),
+                Flows::Established(n) => format!("{}, {n} flows", s.mode.id()),
+                Flows::New => format!("{}, new flows", s.mode.id()),
+            };
             let _ = writeln!(
                 md,
                 "| {} | {} | {} B | {} | {:.2} | {} | {:.3} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
                 i + 1,
                 s.round,
                 s.size,
-                s.mode.id(),
+                mode,
                 s.seconds,
                 s.forwarded,
                 s.mpps(),
@@ -578,6 +648,106 @@ impl Report {
             );
         }
         md
+    }
+
+    /// The SNAT section: (l) against (m), established and new flows.
+    fn snat_section(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "\n### SNAT: trunkline (l) against Linux masquerade (m), same run\n"
+        );
+        let _ = writeln!(
+            md,
+            "Established flows: {} UDP flows (source ports 1024-{}), the frames cycling through them; a frame counts when it reaches the fabric host translated (untagged, from {} to {}, TTL decremented, IPv4 checksum, length and payload as sent, any UDP ports); Mpps as above (these runs are also in the table above). New flows: every frame a new flow (destination port stepping with every frame, source port when those wrap), from an empty flow table (the agent restarted, conntrack flushed; then one flow, 1024 -> 9, sent until it arrives translated, so that the device is known to translate: it stays in the table), a shorter window (see Method); **new flows/s = translated frames counted at the fabric host per measured second**, every one the first frame of its flow. 'refused' is how many first packets the device would not translate in the measured window ((l): its allocation failures, `table_full` + `ports_exhausted`, also counted as drops; (m): conntrack's `drop` + `insert_failed`), 'evicted' how many flows it removed early to make room ((m): conntrack's `early_drop`; (l) never evicts), 'flows after' the entries in its table at the end of the window. Ratios as above.\n",
+            crate::frame::ESTABLISHED_FLOWS,
+            1023 + crate::frame::ESTABLISHED_FLOWS,
+            crate::netns::UNDERLAY_A,
+            crate::frame::FABRIC_HOST_IP,
+        );
+        let established = summarise(&self.samples, &[Mode::Snat, Mode::Masquerade], &self.sizes);
+        let median = |mode: Mode, size: usize| {
+            established
+                .iter()
+                .find(|s| s.mode == mode && s.size == size)
+                .map_or("–".to_owned(), |s| {
+                    format!("{:.3} [{:.3}–{:.3}]", s.mpps.median, s.mpps.min, s.mpps.max)
+                })
+        };
+        let cell = |r: Option<(f64, Spread)>| match r {
+            Some((r, range)) => format!("{r:.2} [{:.2}–{:.2}]", range.min, range.max),
+            None => "–".to_owned(),
+        };
+        let _ = writeln!(
+            md,
+            "| frame | (l) trunkline SNAT, Mpps | (m) Linux masquerade, Mpps | l / m |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|");
+        for &size in &self.sizes {
+            let _ = writeln!(
+                md,
+                "| {size} B, established | {} | {} | {} |",
+                median(Mode::Snat, size),
+                median(Mode::Masquerade, size),
+                cell(ratio(&self.samples, size, Mode::Snat, Mode::Masquerade))
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n| frame | mode | new flows/s median | min | max | runs | offered Mpps | refused (all runs) | evicted (all runs) | flows after (last run) |"
+        );
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let total = |runs: &[&Sample], f: fn(&FlowCounts) -> Option<u64>| {
+            runs.iter()
+                .map(|s| s.flow_counts.as_ref().and_then(f))
+                .sum::<Option<u64>>()
+                .map_or("–".to_owned(), |n| n.to_string())
+        };
+        for &size in &self.sizes {
+            for mode in [Mode::Snat, Mode::Masquerade] {
+                let runs: Vec<&Sample> = self
+                    .samples
+                    .iter()
+                    .filter(|s| s.mode == mode && s.size == size && s.new_flows())
+                    .collect();
+                if runs.is_empty() {
+                    continue;
+                }
+                let rates: Vec<f64> = runs
+                    .iter()
+                    .map(|s| s.forwarded as f64 / s.seconds)
+                    .collect();
+                let spread = Spread::of(&rates);
+                let _ = writeln!(
+                    md,
+                    "| {size} B | {} | **{:.0}** | {:.0} | {:.0} | {} | {:.2} | {} | {} | {} |",
+                    mode.label(),
+                    spread.median,
+                    spread.min,
+                    spread.max,
+                    runs.len(),
+                    mean(runs.iter().map(|s| s.offered_mpps())).unwrap_or(0.0),
+                    total(&runs, |c| c.refused),
+                    total(&runs, |c| c.evicted),
+                    runs.last()
+                        .and_then(|s| s.flow_counts.and_then(|c| c.active))
+                        .map_or("–".to_owned(), |n| n.to_string()),
+                );
+            }
+        }
+        let _ = writeln!(md, "\n| frame | l / m, new flows/s |");
+        let _ = writeln!(md, "|---|---:|");
+        for &size in &self.sizes {
+            let _ = writeln!(
+                md,
+                "| {size} B | {} |",
+                cell(new_flow_ratio(
+                    &self.samples,
+                    size,
+                    Mode::Snat,
+                    Mode::Masquerade
+                ))
+            );
+        }
     }
 
     /// Writes `report.md` and `forwarding.png` into `dir`.
@@ -608,6 +778,8 @@ mod tests {
             round,
             size: 64,
             mode,
+            flows: Flows::One,
+            flow_counts: None,
             seconds: 1.0,
             forwarded,
             ttl_done: forwarded,
@@ -714,5 +886,55 @@ mod tests {
             md.contains("| 64 B | (e) trunkline overlay, VXLAN | **0.200** | 0.100 | 0.300 | 2 |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn snat_is_compared_with_masquerade_for_established_and_new_flows_apart() {
+        let run = |round, mode, flows, forwarded, refused| Sample {
+            flows,
+            flow_counts: Some(FlowCounts {
+                created: None,
+                refused: Some(refused),
+                evicted: Some(0),
+                active: Some(forwarded),
+            }),
+            ..sample(round, mode, forwarded)
+        };
+        let samples = vec![
+            run(1, Mode::Snat, Flows::Established(64), 100_000, 0),
+            run(1, Mode::Snat, Flows::New, 50_000, 7),
+            run(1, Mode::Masquerade, Flows::Established(64), 400_000, 0),
+            run(1, Mode::Masquerade, Flows::New, 200_000, 0),
+        ];
+        assert_eq!(
+            ratio(&samples, 64, Mode::Snat, Mode::Masquerade).map(|r| r.0),
+            Some(0.25),
+            "established runs only"
+        );
+        assert_eq!(
+            new_flow_ratio(&samples, 64, Mode::Snat, Mode::Masquerade).map(|r| r.0),
+            Some(0.25),
+            "new-flow runs only"
+        );
+        let report = Report {
+            modes: vec![Mode::Snat, Mode::Masquerade],
+            sizes: vec![64],
+            samples,
+            ..Report::default()
+        };
+        let md = report.markdown();
+        assert!(
+            md.contains("| 64 B | (l) trunkline SNAT | **0.100** | 0.100 | 0.100 | 1 |"),
+            "the forwarding table has the established runs:\n{md}"
+        );
+        assert!(
+            md.contains("| 64 B, established | 0.100 [0.100–0.100] | 0.400 [0.400–0.400] | 0.25 [0.25–0.25] |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 64 B | (l) trunkline SNAT | **50000** | 50000 | 50000 | 1 | 4.00 | 7 | 0 | 50000 |"),
+            "refusals are shown:\n{md}"
+        );
+        assert!(md.contains("| 64 B | 0.25 [0.25–0.25] |"), "{md}");
     }
 }

@@ -1,5 +1,7 @@
 //! A short run of the benchmark, so that it cannot rot: every mode (the
-//! overlay's across two nodes, and the XDP tier's, too), both frame sizes,
+//! overlay's across two nodes, the XDP tier's, and SNAT against Linux's
+//! masquerade with established and new flows, too, and the XDP tier while
+//! an observation runs), both frame sizes,
 //! one round of 1 s, 64 control-plane objects. It checks that the report and the plot are
 //! written and that every mode forwarded something and the control plane
 //! reached Ready; it does not judge rates.
@@ -16,6 +18,11 @@ fn median(report: &str, size: usize, label: &str) -> Option<f64> {
     let prefix = format!("| {size} B | {label} | **");
     let line = report.lines().find(|l| l.starts_with(&prefix))?;
     line[prefix.len()..].split("**").next()?.parse().ok()
+}
+
+/// The first row for `size` and `label` after `heading`.
+fn median_after(report: &str, heading: &str, size: usize, label: &str) -> Option<f64> {
+    median(&report[report.find(heading)?..], size, label)
 }
 
 #[test]
@@ -62,6 +69,9 @@ fn a_smoke_run_measures_every_mode_and_the_control_plane() {
             "(i) bare XDP_REDIRECT forwarder",
             "(j) trunkline overlay, VXLAN, XDP tier",
             "(k) trunkline overlay, MPLSoUDP, XDP tier",
+            "(l) trunkline SNAT",
+            "(m) Linux masquerade",
+            "(o) trunkline XDP tier, observed",
         ] {
             let rate = median(&report, size, label)
                 .unwrap_or_else(|| panic!("no {size} B row for {label} in:\n{report}"));
@@ -79,10 +89,23 @@ fn a_smoke_run_measures_every_mode_and_the_control_plane() {
         report.contains("| h / c (tier / Linux) | h / i (tier / bare XDP_REDIRECT) |"),
         "{report}"
     );
+    assert!(report.contains("| o / h (observed / not) |"), "{report}");
     assert!(
         report.contains("| e / f (VXLAN, ours / Linux) |"),
         "{report}"
     );
+    let snat = "### SNAT: trunkline (l) against Linux masquerade (m)";
+    assert!(report.contains("| l / m, new flows/s |"), "{report}");
+    for size in [64, 512] {
+        for label in ["(l) trunkline SNAT", "(m) Linux masquerade"] {
+            let rate = median_after(&report, snat, size, label)
+                .unwrap_or_else(|| panic!("no new-flow row for {label}, {size} B in:\n{report}"));
+            assert!(
+                rate > 0.0,
+                "{label} translated no new flows at {size} B:\n{report}"
+            );
+        }
+    }
     assert!(
         report.contains("| counted at the end: programmed / Ready (of 128) | 128 / 128 |"),
         "the 64 LIs and VMIs were programmed and Ready:\n{report}"

@@ -16,6 +16,13 @@
 //! | (i) | bare XDP_REDIRECT forwarder (`bpf/redirect.bpf.c`) | as (b) in the kernel: constant rewrite, devmap redirect `in` -> `out`, no parsing or lookup: the kernel's ceiling |
 //! | (j) | as (e), with the XDP tier on both nodes | A's tier encapsulates into VXLAN (devmap to the fabric port), B's tier on the fabric port decapsulates, bridges to VMI 2, re-tags |
 //! | (k) | as (g), with the XDP tier on both nodes | A's tier: routed label + MPLSoUDP; B's tier: label -> VMI 2, LPM check, Ethernet, tag |
+//! | (l) | `trunkline-dataplane` as (h) (`--backend xdp`), a network with SNAT, the node's fabric port `eth0` | the tier hands the frame to AF_XDP (north-south); the pipeline: LI -> VMI, source check, no route in the VRF -> SNAT: flow table lookup (a first packet: a port, two entries), source := 10.10.0.1:port, checksums, TTL, fabric next hop's MAC, out of `eth0` untagged |
+//! | (m) | Linux: tc untag on `in`, IP forwarding, netfilter masquerade (iptables) to `eth0`'s address | untag, rp_filter, conntrack (a first packet: NAT binding), FIB, TTL, SNAT, neighbour |
+//!
+//! (l) and (m) deliver to a host on the fabric (10.10.0.253) instead of
+//! VMI 2, and are measured twice per size: established flows (64 flows,
+//! frames cycling through them) and new flows (every frame a new flow,
+//! from an empty flow table: [`Device::fresh_flows`]).
 //! | (o) | as (h), while an observation (`PacketTrace`, mode Observe, a filter every frame of the flow matches) runs on the node | as (h), plus the tier's observe check per frame and records within its rate (issue 19: the cost of `kubectl trunkline observe`) |
 //!
 //! The kernel-decided modes ((h)-(k), native XDP) run in the receive NAPI of
@@ -28,11 +35,14 @@ pub mod bare;
 pub mod cluster;
 pub mod linux;
 pub mod linux_vxlan;
+pub mod masquerade;
 pub mod overlay;
 pub mod ovs;
 pub mod redirect;
+pub mod snat;
 
 use crate::Error;
+pub use crate::report::FlowCounts;
 
 /// A device under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,13 +69,17 @@ pub enum Mode {
     OverlayVxlanTier,
     /// (k) our overlay, MPLS over UDP, with the XDP tier on both nodes.
     OverlayMplsTier,
+    /// (l) our node dataplane (XDP tier), SNAT to the fabric.
+    Snat,
+    /// (m) Linux netfilter masquerade to the fabric.
+    Masquerade,
     /// (o) as (h), with an observation running.
     AgentTierObserved,
 }
 
 impl Mode {
     /// Every mode, in the benchmark's order.
-    pub const ALL: [Mode; 12] = [
+    pub const ALL: [Mode; 14] = [
         Mode::Agent,
         Mode::Bare,
         Mode::Linux,
@@ -77,6 +91,8 @@ impl Mode {
         Mode::Redirect,
         Mode::OverlayVxlanTier,
         Mode::OverlayMplsTier,
+        Mode::Snat,
+        Mode::Masquerade,
         Mode::AgentTierObserved,
     ];
 
@@ -94,6 +110,8 @@ impl Mode {
             Mode::Redirect => "i",
             Mode::OverlayVxlanTier => "j",
             Mode::OverlayMplsTier => "k",
+            Mode::Snat => "l",
+            Mode::Masquerade => "m",
             Mode::AgentTierObserved => "o",
         }
     }
@@ -112,6 +130,8 @@ impl Mode {
             Mode::Redirect => "(i) bare XDP_REDIRECT forwarder",
             Mode::OverlayVxlanTier => "(j) trunkline overlay, VXLAN, XDP tier",
             Mode::OverlayMplsTier => "(k) trunkline overlay, MPLSoUDP, XDP tier",
+            Mode::Snat => "(l) trunkline SNAT",
+            Mode::Masquerade => "(m) Linux masquerade",
             Mode::AgentTierObserved => "(o) trunkline XDP tier, observed",
         }
     }
@@ -130,12 +150,14 @@ impl Mode {
             "i" | "redirect" => Ok(Mode::Redirect),
             "j" | "overlay-vxlan-tier" => Ok(Mode::OverlayVxlanTier),
             "k" | "overlay-mpls-tier" => Ok(Mode::OverlayMplsTier),
+            "l" | "snat" => Ok(Mode::Snat),
+            "m" | "masquerade" => Ok(Mode::Masquerade),
             "o" | "tier-observed" => Ok(Mode::AgentTierObserved),
             other => Err(Error::Options(format!(
                 "unknown mode {other:?}: a (agent), b (bare), c (linux), d (ovs), \
                  e (overlay-vxlan), f (linux-vxlan), g (overlay-mpls), h (tier), \
                  i (redirect), j (overlay-vxlan-tier), k (overlay-mpls-tier), \
-                 o (tier-observed)"
+                 l (snat), m (masquerade), o (tier-observed)"
             ))),
         }
     }
@@ -153,6 +175,13 @@ impl Mode {
         )
     }
 
+    /// Whether the mode translates to the fabric ((l), (m)): its egress
+    /// port is the node's fabric port `eth0`, toward a fabric host, and it
+    /// is measured with established and with new flows.
+    pub fn to_fabric(self) -> bool {
+        matches!(self, Mode::Snat | Mode::Masquerade)
+    }
+
     /// Whether the mode runs agents against the control plane.
     pub fn needs_control_plane(self) -> bool {
         self.agent_backend().is_some()
@@ -165,6 +194,7 @@ impl Mode {
             Mode::AgentTier
             | Mode::OverlayVxlanTier
             | Mode::OverlayMplsTier
+            | Mode::Snat
             | Mode::AgentTierObserved => Some("xdp"),
             _ => None,
         }
@@ -200,6 +230,10 @@ pub enum Device {
     LinuxVxlan(linux_vxlan::LinuxVxlanDevice),
     /// (i)
     Redirect(redirect::RedirectDevice),
+    /// (l)
+    Snat(Box<snat::SnatDevice>),
+    /// (m)
+    Masquerade(masquerade::MasqueradeDevice),
 }
 
 impl Device {
@@ -213,6 +247,8 @@ impl Device {
             Device::Overlay(d) => d.mode(),
             Device::LinuxVxlan(_) => Mode::LinuxVxlan,
             Device::Redirect(_) => Mode::Redirect,
+            Device::Snat(_) => Mode::Snat,
+            Device::Masquerade(_) => Mode::Masquerade,
         }
     }
 
@@ -221,8 +257,12 @@ impl Device {
     pub fn pids(&self) -> Vec<u32> {
         match self {
             Device::Agent(d) => d.pid().into_iter().collect(),
+            Device::Snat(d) => d.pid().into_iter().collect(),
             Device::Bare(d) => d.pid().into_iter().collect(),
-            Device::Linux(_) | Device::LinuxVxlan(_) | Device::Redirect(_) => Vec::new(),
+            Device::Linux(_)
+            | Device::LinuxVxlan(_)
+            | Device::Redirect(_)
+            | Device::Masquerade(_) => Vec::new(),
             Device::Ovs(d) => d.pid().into_iter().collect(),
             Device::Overlay(d) => d.pids(),
         }
@@ -238,7 +278,9 @@ impl Device {
             | Device::Bare(_)
             | Device::Linux(_)
             | Device::LinuxVxlan(_)
-            | Device::Redirect(_) => Ok(()),
+            | Device::Redirect(_)
+            | Device::Snat(_)
+            | Device::Masquerade(_) => Ok(()),
         }
     }
 
@@ -248,9 +290,32 @@ impl Device {
             Device::Ovs(d) => d.remove_ports(),
             Device::Bare(d) => d.check(),
             Device::Overlay(d) => d.after_run(),
-            Device::Agent(_) | Device::Linux(_) | Device::LinuxVxlan(_) | Device::Redirect(_) => {
-                Ok(())
-            }
+            Device::Snat(d) => d.check(),
+            Device::Agent(_)
+            | Device::Linux(_)
+            | Device::LinuxVxlan(_)
+            | Device::Redirect(_)
+            | Device::Masquerade(_) => Ok(()),
+        }
+    }
+
+    /// Empties the device's flow table before a new-flow run ((l): the
+    /// agent restarts, its flows live in its memory; (m): the namespace's
+    /// conntrack table is flushed); nothing for the other modes.
+    pub async fn fresh_flows(&mut self) -> Result<(), Error> {
+        match self {
+            Device::Snat(d) => d.restart().await,
+            Device::Masquerade(d) => d.flush(),
+            _ => Ok(()),
+        }
+    }
+
+    /// The device's flow counters now ((l), (m)); none for the others.
+    pub fn flow_counts(&self) -> Option<FlowCounts> {
+        match self {
+            Device::Snat(d) => Some(d.flow_counts()),
+            Device::Masquerade(d) => Some(d.flow_counts()),
+            _ => None,
         }
     }
 
@@ -264,6 +329,8 @@ impl Device {
             Device::Overlay(d) => d.notes(),
             Device::LinuxVxlan(d) => d.notes(),
             Device::Redirect(_) => redirect::notes(),
+            Device::Snat(d) => d.notes(),
+            Device::Masquerade(_) => masquerade::notes(),
         }
     }
 }
