@@ -17,7 +17,7 @@
 //! Converting a question into a [`Probe`] and an answer into the API's
 //! status is pure ([`answer_trace`]); only [`run`] talks to the API server.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
 use trunkline_api::packet_trace::{
     self, ObservedSample, PacketTrace, PacketTraceSpec, PacketTraceStatus, TraceMode, TraceStage,
     TraceVerdict, TracedPacket, TracedProtocol,
@@ -226,7 +227,12 @@ async fn write(api: &Api<PacketTrace>, name: &str, status: &PacketTraceStatus) {
 
 /// Mode Observe: arm the sampler for the question's duration, then write
 /// what it saw.
-async fn observe(control: Arc<Control>, api: Api<PacketTrace>, trace: PacketTrace) {
+async fn observe(
+    control: Arc<Control>,
+    api: Api<PacketTrace>,
+    trace: PacketTrace,
+    mut cancelled: watch::Receiver<bool>,
+) {
     let name = trace.name_any();
     let generation = trace.metadata.generation;
     let spec = &trace.spec;
@@ -288,20 +294,33 @@ async fn observe(control: Arc<Control>, api: Api<PacketTrace>, trace: PacketTrac
             })
     });
     let deadline = tokio::time::Instant::now() + duration;
+    let mut gone = false;
     loop {
         let now = tokio::time::Instant::now();
         if now >= deadline {
             break;
         }
-        tokio::time::sleep((deadline - now).min(Duration::from_millis(100))).await;
+        tokio::select! {
+            _ = tokio::time::sleep((deadline - now).min(Duration::from_millis(100))) => {}
+            // The PacketTrace was deleted (or the watch ended): stop
+            // sampling now, so that the next observation may start.
+            _ = cancelled.wait_for(|c| *c) => gone = true,
+        }
         if let Some(kernel) = &kernel {
             kernel.drain(&session);
+        }
+        if gone {
+            break;
         }
     }
     if let Some(kernel) = kernel {
         kernel.finish(&session);
     }
     let (samples, dropped) = session.finish();
+    if gone {
+        tracing::info!(trace = name, "PacketTrace deleted: observation ended early");
+        return;
+    }
     let plan = control.plan();
     let status = PacketTraceStatus {
         conditions: vec![ready(
@@ -360,16 +379,27 @@ fn sample(plan: &Plan, s: &Sample) -> ObservedSample {
 pub async fn run(client: Client, node: String, control: Arc<Control>) {
     let api: Api<PacketTrace> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("spec.node={node}"));
-    let stream = watcher(api.clone(), config)
-        .backoff(trunkline_client::WatchBackoff::default())
-        .applied_objects();
+    let stream = watcher(api.clone(), config).backoff(trunkline_client::WatchBackoff::default());
     futures::pin_mut!(stream);
-    // Observations running (or done) by name and generation: a watch
-    // restart must not start one twice.
+    // Observations running (or done) by object (uid) and generation: a
+    // watch restart must not start one twice, and a new object of the same
+    // name is a new question.
     let mut started: HashSet<(String, Option<i64>)> = HashSet::new();
+    // How to end each running observation early, by uid: deleting its
+    // PacketTrace ends it.
+    let mut cancels: HashMap<String, watch::Sender<bool>> = HashMap::new();
     while let Some(event) = stream.next().await {
         let trace = match event {
-            Ok(t) => t,
+            Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => t,
+            Ok(watcher::Event::Delete(t)) => {
+                let uid = t.uid().unwrap_or_default();
+                if let Some(cancel) = cancels.remove(&uid) {
+                    let _ = cancel.send(true);
+                }
+                started.retain(|(u, _)| *u != uid);
+                continue;
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "PacketTrace watch interrupted");
                 continue;
@@ -413,8 +443,13 @@ pub async fn run(client: Client, node: String, control: Arc<Control>) {
                 write(&api, &name, &status).await;
             }
             TraceMode::Observe => {
-                if started.insert((name, generation)) {
-                    tokio::spawn(observe(control.clone(), api.clone(), trace));
+                let uid = trace.uid().unwrap_or(name);
+                if started.insert((uid.clone(), generation)) {
+                    let (cancel, cancelled) = watch::channel(false);
+                    // A newer generation of the same object replaces the
+                    // older observation's handle; the older runs its course.
+                    cancels.insert(uid, cancel);
+                    tokio::spawn(observe(control.clone(), api.clone(), trace, cancelled));
                 }
             }
         }
