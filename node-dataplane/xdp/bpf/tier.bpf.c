@@ -1727,8 +1727,15 @@ static __always_inline void trace(struct res *r)
 // within the rate. Global functions with scalar arguments: verified once,
 // they add nothing to the paths of the program's entry.
 
-// 1 when an observation wants this frame (its head is then in the CPU's
-// record), else 0.
+// Once a CPU's tokens for the second are spent, the clock is read again
+// only every OBS_RECHECK + 1 wanted frames: a spent second costs a few
+// loads per frame, not a clock read and a copy (the next second's tokens
+// come at most OBS_RECHECK frames late).
+#define OBS_RECHECK 63
+
+// 1 when an observation wants this frame and a token is left (its head is
+// then in the CPU's record), 2 when it wants it but this second's tokens
+// are spent (no copy: its verdict is only counted), else 0.
 __noinline int tier_obs_begin(struct xdp_md *ctx, __u32 ingress)
 {
     __u32 zero = 0;
@@ -1791,6 +1798,28 @@ __noinline int tier_obs_begin(struct xdp_md *ctx, __u32 ingress)
     struct obs_cpu *c = bpf_map_lookup_elem(&tier_obs_cpu, &zero);
     if (!c)
         return 0;
+    if (c->epoch != o->epoch) {
+        // A new observation: its tokens start now.
+        c->epoch = o->epoch;
+        c->second = 0;
+        c->tokens = 0;
+        c->recheck = 0;
+    }
+    if (!c->tokens) {
+        if (c->recheck) {
+            c->recheck--;
+            return 2;
+        }
+        c->recheck = OBS_RECHECK;
+        __u64 second = bpf_ktime_get_ns() / 1000000000ull;
+        if (second == c->second)
+            return 2;
+        c->second = second;
+        c->tokens = o->rate;
+        c->recheck = 0;
+        if (!c->tokens)
+            return 2;
+    }
     __u32 n = frame_len(ctx);
     if (n >= OBS_HEAD) {
         n = OBS_HEAD;
@@ -1809,10 +1838,12 @@ __noinline int tier_obs_begin(struct xdp_md *ctx, __u32 ingress)
     return 1;
 }
 
-// The frame tier_obs_begin wanted was decided: `action` (TRACE_*), with
-// `reason` or `egress`. Records it, within the rate; every verdict the
-// filter wants and the ring does not get is counted.
-__noinline int tier_obs_end(struct xdp_md *ctx, __u32 action, __u32 reason, __u32 egress)
+// The frame tier_obs_begin wanted (`observed`: 1 with a token, 2 over
+// the rate) was decided: `action` (TRACE_*), with `reason` or `egress`.
+// Records it, within the rate; every verdict the filter wants and the ring
+// does not get is counted.
+__noinline int tier_obs_end(struct xdp_md *ctx, __u32 observed, __u32 action, __u32 reason,
+                            __u32 egress)
 {
     __u32 zero = 0;
     if (action != TRACE_DROP && action != TRACE_TX)
@@ -1823,19 +1854,12 @@ __noinline int tier_obs_end(struct xdp_md *ctx, __u32 action, __u32 reason, __u3
         return 0;
     if ((o->flags & OBS_DROPS_ONLY) && action != TRACE_DROP)
         return 0;
-    __u64 now = bpf_ktime_get_ns();
-    __u64 second = now / 1000000000ull;
-    if (second != c->second || c->epoch != o->epoch) {
-        c->second = second;
-        c->epoch = o->epoch;
-        c->tokens = o->rate;
-    }
-    if (!c->tokens) {
+    if (observed != 1 || !c->tokens) {
         c->rate_dropped++;
         return 0;
     }
     c->tokens--;
-    c->rec.ns = now;
+    c->rec.ns = bpf_ktime_get_ns();
     c->rec.action = action;
     c->rec.reason = action == TRACE_DROP ? reason : 0;
     c->rec.egress = action == TRACE_TX ? egress : 0;
@@ -1904,7 +1928,7 @@ int trunkline_tier(struct xdp_md *ctx)
     if (trace_enabled)
         trace(&r);
     if (observed)
-        tier_obs_end(ctx, r.action, r.reason, r.egress);
+        tier_obs_end(ctx, observed, r.action, r.reason, r.egress);
     switch (r.action) {
     case TRACE_DROP:
         return XDP_DROP;

@@ -329,5 +329,7 @@ struct obs_cpu {
     __u32 epoch;         // the observation the tokens are for
     __u64 rate_dropped;  // matching verdicts over the rate
     __u64 ring_full;     // matching verdicts the ring had no room for
+    __u32 recheck;       // tokens spent: wanted frames left before the clock is read again
+    __u32 pad;
 };
 #endif

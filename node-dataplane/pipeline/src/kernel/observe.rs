@@ -34,7 +34,7 @@ pub const FILTER_SIZE: usize = 40;
 /// The size of `struct obs_record`.
 pub const RECORD_SIZE: usize = 32 + OBS_HEAD;
 /// The size of `struct obs_cpu`.
-pub const CPU_SIZE: usize = RECORD_SIZE + 32;
+pub const CPU_SIZE: usize = RECORD_SIZE + 40;
 
 /// The filter of `tier_observe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
