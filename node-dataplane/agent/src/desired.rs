@@ -23,9 +23,9 @@
 //! The operator decides what is valid across objects; the agent only takes
 //! objects whose `Accepted` condition is true for their current generation
 //! (`Meta::accepted`, read by the model): an invalid object is never
-//! programmed, and a changed one is left out until the operator has
-//! accepted its new generation (a fraction of a second when the operator
-//! runs).
+//! programmed; a changed one is enforced as its last accepted version until
+//! the operator has accepted its new generation (`last_accepted`, which runs
+//! before this module and reports such objects as exceptions).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

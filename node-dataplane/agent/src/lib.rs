@@ -6,7 +6,8 @@
 //!    |   GatewayHAGroups, DCGateways, SecurityGroups labelled node.trunkline.io/<node> (the API server filters),
 //!    |   every PhysicalRouter (one per node); per kind, the highest resourceVersion received (watermark)
 //!    v
-//!  stores --(any change; at most a build per --debounce-ms)--> model::from_api --> desired::desired()  (pure: accepted objects of this node)
+//!  stores --(any change; at most a build per --debounce-ms)--> model::from_api --> last_accepted (an edit waiting for
+//!        the operator: its last accepted version) --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
 //!                                          v
 //!                 Control::install: compile -> Plan { tables, ports, vgws } --ArcSwap--+
@@ -39,6 +40,7 @@ pub mod ha;
 pub mod host;
 pub mod hostnet;
 pub mod http;
+pub mod last_accepted;
 pub mod metrics;
 pub mod mirror;
 pub mod observe;
@@ -420,6 +422,9 @@ pub async fn run(
         // Every status write of ours changes our own PhysicalRouter, which
         // wakes this loop: rebuild only when what the node enforces changed.
         let mut installed: Option<(desired::Desired, Option<i64>)> = None;
+        // A spec edit is enforced once accepted; until then, the version
+        // accepted last.
+        let mut last_accepted = last_accepted::LastAccepted::default();
         loop {
             let started = tokio::time::Instant::now();
             // The watermarks first: the stores hold at least that much.
@@ -465,6 +470,7 @@ pub async fn run(
                 security_groups: &security_group_refs,
             }
             .snapshot();
+            let (snapshot, substituted) = last_accepted.apply(snapshot);
             let facts = {
                 let fabric = fabric.lock().unwrap_or_else(|p| p.into_inner());
                 desired::HostFacts {
@@ -475,6 +481,7 @@ pub async fn run(
                 }
             };
             let mut desired = desired::desired(&node, &snapshot, &facts);
+            last_accepted::report(&substituted, &mut desired);
             desired.config.punt_limit = punt_limit;
             fabric
                 .lock()

@@ -39,6 +39,17 @@ pub fn accepted(conditions: &[Condition], generation: Option<i64>) -> bool {
     })
 }
 
+/// Whether the operator refused generation `generation` of an object: its
+/// `Accepted` condition is `False` and describes that generation.
+pub fn refused(conditions: &[Condition], generation: Option<i64>) -> bool {
+    conditions.iter().any(|c| {
+        c.type_ == condition::ACCEPTED
+            && c.status == "False"
+            && c.observed_generation.is_some()
+            && c.observed_generation == generation
+    })
+}
+
 /// The [`Meta`] of an object of kind `kind` with status conditions
 /// `conditions`.
 pub(crate) fn meta(kind: Kind, m: &ObjectMeta, conditions: &[Condition]) -> Meta {
@@ -53,6 +64,7 @@ pub(crate) fn meta(kind: Kind, m: &ObjectMeta, conditions: &[Condition]) -> Meta
         created: m.creation_timestamp.as_ref().map(|t| t.0.as_second()),
         generation: m.generation.unwrap_or(0),
         accepted: accepted(conditions, m.generation),
+        refused: refused(conditions, m.generation),
         changed_at: m
             .resource_version
             .as_deref()

@@ -167,6 +167,10 @@ pub struct Meta {
     /// programs only such objects; the operator, which decides acceptance,
     /// ignores it.
     pub accepted: bool,
+    /// Whether the status holds `Accepted=False` for its current generation:
+    /// the operator refused this very spec (as opposed to not having decided
+    /// on it yet).
+    pub refused: bool,
     /// The resource version at which what a node reads of the object last
     /// changed (its spec, its node labels, the values of its status the
     /// nodes use): `metadata.resourceVersion` as read; the operator keeps
@@ -196,6 +200,7 @@ impl Meta {
             created,
             generation,
             accepted: false,
+            refused: false,
             changed_at: None,
             nodes: BTreeSet::new(),
         }
@@ -214,6 +219,7 @@ impl Meta {
             created,
             generation,
             accepted: false,
+            refused: false,
             changed_at: None,
             nodes: BTreeSet::new(),
         }

@@ -1,0 +1,330 @@
+//! The last version of each object the operator accepted, enforced while
+//! the operator has not decided on a newer spec yet: a spec edit changes
+//! what the node enforces when the operator accepts it, and never takes the
+//! object out of the tables in between.
+//!
+//! The agent programs only objects whose `Accepted` condition is for their
+//! current generation. Between a spec edit and the operator's verdict the
+//! status still describes the older generation; without this cache the
+//! object would leave the node's tables for that moment (tens to hundreds
+//! of milliseconds of lost traffic per edit). Instead the node goes on
+//! enforcing the version the operator last accepted, and reports the object
+//! as an exception (its current generation is not programmed), so its
+//! `Programmed` condition stays exact.
+//!
+//! Not substituted: a generation the operator refused (`Accepted=False` for
+//! it: the object leaves the tables, as an invalid object must), an object
+//! re-created under the same name (another creation time), anything after
+//! an agent restart (the cache is memory only: a pending object waits for
+//! its acceptance, as before). Objects that left the snapshot are forgotten.
+//! PhysicalRouters have no `Accepted` condition and pass through.
+
+use std::collections::{HashMap, HashSet};
+
+use trunkline_model::{Object, ObjectKey, Snapshot};
+
+use crate::desired::Desired;
+
+/// The last accepted version of each object seen.
+#[derive(Debug, Default)]
+pub struct LastAccepted {
+    objects: HashMap<ObjectKey, Object>,
+}
+
+/// An object enforced as an older generation than its current one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Substituted {
+    /// The object.
+    pub key: ObjectKey,
+    /// The generation enforced (the last one accepted).
+    pub enforced: i64,
+    /// Its current generation, waiting for the operator.
+    pub current: i64,
+}
+
+impl LastAccepted {
+    /// `snapshot` with every object waiting for the operator's verdict on
+    /// its current generation replaced by its last accepted version, when
+    /// there is one; and which objects were replaced. Remembers the
+    /// accepted objects of `snapshot` for the next call.
+    pub fn apply(&mut self, snapshot: Snapshot) -> (Snapshot, Vec<Substituted>) {
+        let mut out = Snapshot::default();
+        let mut seen = HashSet::with_capacity(self.objects.len());
+        let mut substituted = Vec::new();
+        for object in snapshot.into_objects() {
+            if matches!(object, Object::PhysicalRouter(_)) {
+                out.push(object);
+                continue;
+            }
+            let meta = object.meta();
+            seen.insert(meta.key.clone());
+            if meta.accepted {
+                // The resource version changes with every write: an equal
+                // one is the very object cached.
+                let cached = self.objects.get(&meta.key).is_some_and(|c| {
+                    meta.changed_at.is_some() && c.meta().changed_at == meta.changed_at
+                });
+                if !cached {
+                    self.objects.insert(meta.key.clone(), object.clone());
+                }
+                out.push(object);
+                continue;
+            }
+            if meta.refused {
+                self.objects.remove(&meta.key);
+                out.push(object);
+                continue;
+            }
+            match self.objects.get(&meta.key) {
+                Some(last)
+                    if last.meta().created == meta.created
+                        && last.meta().generation < meta.generation =>
+                {
+                    substituted.push(Substituted {
+                        key: meta.key.clone(),
+                        enforced: last.meta().generation,
+                        current: meta.generation,
+                    });
+                    out.push(last.clone());
+                }
+                _ => out.push(object),
+            }
+        }
+        self.objects.retain(|key, _| seen.contains(key));
+        (out, substituted)
+    }
+
+    /// How many objects are remembered.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+/// Marks each substituted object the node holds as an exception of its
+/// report: its current generation is not what the tables enforce.
+pub fn report(substituted: &[Substituted], desired: &mut Desired) {
+    for s in substituted {
+        let held = desired.held.contains(&s.key)
+            || desired.virtual_gateways.iter().any(|(_, k)| *k == s.key);
+        if held {
+            desired.exceptions.insert(
+                s.key.clone(),
+                format!(
+                    "enforcing generation {} until the operator accepts generation {}",
+                    s.enforced, s.current
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{HostFacts, desired};
+    use serde_json::json;
+    use trunkline_api::{
+        LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork,
+    };
+    use trunkline_model::Kind;
+    use trunkline_model::from_api::Objects;
+
+    fn accepted(status: &str, generation: i64) -> serde_json::Value {
+        json!([{"type": "Accepted", "status": status, "reason": "Ok", "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": generation}])
+    }
+
+    fn router() -> PhysicalRouter {
+        serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+            "metadata": {"name": "gw1", "generation": 1},
+            "spec": {"physicalInterfaces": [{"name": "eth1"}]}
+        }))
+        .unwrap()
+    }
+
+    fn li() -> LogicalInterface {
+        serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface",
+            "metadata": {"name": "a", "generation": 1, "resourceVersion": "10",
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"physicalRouter": "gw1", "physicalInterface": "eth1", "vlan": 100,
+                     "virtualMachineInterface": {"namespace": "t", "name": "bms1"}},
+            "status": {"conditions": accepted("True", 1)}
+        }))
+        .unwrap()
+    }
+
+    /// VMI `bms1` at `generation` with `mac`, its status saying `verdict`
+    /// for generation `decided`.
+    fn vmi(
+        generation: i64,
+        mac: &str,
+        verdict: &str,
+        decided: i64,
+        created: &str,
+    ) -> VirtualMachineInterface {
+        serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+            "metadata": {"name": "bms1", "namespace": "t", "generation": generation,
+                         "resourceVersion": format!("{}", 100 + generation * 10 + decided),
+                         "creationTimestamp": created},
+            "spec": {"virtualNetwork": "net1", "macAddress": mac,
+                     "ips": [{"address": "192.168.1.10"}]},
+            "status": {"conditions": accepted(verdict, decided), "mplsLabel": 100}
+        }))
+        .unwrap()
+    }
+
+    fn network() -> VirtualNetwork {
+        serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+            "metadata": {"name": "net1", "namespace": "t", "generation": 1, "resourceVersion": "20"},
+            "spec": {"subnets": [{"cidr": "192.168.1.0/24"}]},
+            "status": {"conditions": accepted("True", 1), "vni": 4096, "mplsLabel": 16}
+        }))
+        .unwrap()
+    }
+
+    const CREATED: &str = "2026-01-01T00:00:00Z";
+
+    /// What node gw1 enforces with `vmis` (zero or one) after `cache`.
+    fn build(
+        cache: &mut LastAccepted,
+        vmis: &[VirtualMachineInterface],
+    ) -> (Desired, Vec<Substituted>) {
+        let (routers, lis, networks) = ([router()], [li()], [network()]);
+        let routers: Vec<&PhysicalRouter> = routers.iter().collect();
+        let lis: Vec<&LogicalInterface> = lis.iter().collect();
+        let networks: Vec<&VirtualNetwork> = networks.iter().collect();
+        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
+        let snapshot = Objects {
+            physical_routers: &routers,
+            logical_interfaces: &lis,
+            virtual_machine_interfaces: &vmis,
+            virtual_networks: &networks,
+            ..Objects::default()
+        }
+        .snapshot();
+        let (snapshot, substituted) = cache.apply(snapshot);
+        let mut out = desired("gw1", &snapshot, &HostFacts::default());
+        report(&substituted, &mut out);
+        (out, substituted)
+    }
+
+    fn vmi_key() -> ObjectKey {
+        ObjectKey::namespaced(Kind::VirtualMachineInterface, "t", "bms1")
+    }
+
+    fn macs(d: &Desired) -> Vec<String> {
+        d.config
+            .vmis
+            .iter()
+            .map(|v| trunkline_wire::EthernetAddress(v.mac).to_string())
+            .collect()
+    }
+
+    #[test]
+    fn an_edit_waiting_for_the_operator_keeps_the_accepted_version_and_says_so() {
+        let mut cache = LastAccepted::default();
+        let (d, s) = build(
+            &mut cache,
+            &[vmi(1, "02:00:00:00:01:01", "True", 1, CREATED)],
+        );
+        assert!(s.is_empty());
+        assert_eq!(macs(&d), ["02:00:00:00:01:01"]);
+        assert!(d.held.contains(&vmi_key()));
+        assert!(!d.exceptions.contains_key(&vmi_key()));
+
+        // Edited: generation 2, the status still about generation 1.
+        let (d, s) = build(
+            &mut cache,
+            &[vmi(2, "02:00:00:00:01:02", "True", 1, CREATED)],
+        );
+        assert_eq!(
+            s,
+            [Substituted {
+                key: vmi_key(),
+                enforced: 1,
+                current: 2
+            }]
+        );
+        assert_eq!(macs(&d), ["02:00:00:00:01:01"], "still the accepted spec");
+        assert!(d.held.contains(&vmi_key()));
+        assert_eq!(
+            d.exceptions.get(&vmi_key()).map(String::as_str),
+            Some("enforcing generation 1 until the operator accepts generation 2"),
+            "its current generation is not reported programmed"
+        );
+
+        // Accepted: the new spec, no exception.
+        let (d, s) = build(
+            &mut cache,
+            &[vmi(2, "02:00:00:00:01:02", "True", 2, CREATED)],
+        );
+        assert!(s.is_empty());
+        assert_eq!(macs(&d), ["02:00:00:00:01:02"]);
+        assert!(!d.exceptions.contains_key(&vmi_key()));
+    }
+
+    #[test]
+    fn a_refused_generation_leaves_the_tables_and_is_not_brought_back() {
+        let mut cache = LastAccepted::default();
+        build(
+            &mut cache,
+            &[vmi(1, "02:00:00:00:01:01", "True", 1, CREATED)],
+        );
+        let (d, s) = build(
+            &mut cache,
+            &[vmi(2, "02:00:00:00:01:02", "False", 2, CREATED)],
+        );
+        assert!(s.is_empty());
+        assert!(macs(&d).is_empty(), "a refused spec is not enforced");
+        assert!(!d.held.contains(&vmi_key()));
+        // Edited again, not decided yet: nothing accepted is left to keep.
+        let (d, s) = build(
+            &mut cache,
+            &[vmi(3, "02:00:00:00:01:03", "False", 2, CREATED)],
+        );
+        assert!(s.is_empty());
+        assert!(macs(&d).is_empty());
+    }
+
+    #[test]
+    fn deleted_and_recreated_objects_are_forgotten() {
+        let mut cache = LastAccepted::default();
+        build(
+            &mut cache,
+            &[vmi(1, "02:00:00:00:01:01", "True", 1, CREATED)],
+        );
+        assert_eq!(cache.len(), 3, "the LI, the VMI and the network");
+        // Re-created under the same name (another creation time), not
+        // decided yet: the old object's spec is not enforced for it.
+        let (d, s) = build(
+            &mut cache,
+            &[vmi(
+                2,
+                "02:00:00:00:01:02",
+                "True",
+                1,
+                "2026-01-02T00:00:00Z",
+            )],
+        );
+        assert!(s.is_empty());
+        assert!(macs(&d).is_empty());
+        // Deleted: forgotten.
+        build(&mut cache, &[]);
+        assert_eq!(cache.len(), 2);
+        let (d, s) = build(
+            &mut cache,
+            &[vmi(2, "02:00:00:00:01:02", "True", 1, CREATED)],
+        );
+        assert!(s.is_empty());
+        assert!(macs(&d).is_empty());
+    }
+}
