@@ -684,7 +684,8 @@ async fn routes_follow_the_logical_interface_and_one_agent_restart_disturbs_no_o
     }
     rig.wait_ready(&instances).await;
     rig.ping_eventually("a1", A2.ip).await;
-    rig.ping_eventually("a3", A2.ip).await;
+    // a2 (egress open) reaches a3 (not policed) over the overlay.
+    rig.ping_eventually("a2", A3.ip).await;
     assert_eq!(rig.remote_vmis("gw1"), 2.0);
 
     // Withdraw a2: gone from gw1's and gw3's tables, and unreachable.
@@ -971,6 +972,113 @@ async fn a_virtual_gateway_on_one_node_serves_the_network_on_every_node() {
             Err(format!("{before:?} -> {now:?}"))
         }
     })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+}
+
+/// Security groups across nodes: a1's group `db` (on gw1) allows TCP 5432
+/// only from the members of group `app`. a2 (on gw2, in `app`) connects;
+/// a3 (on gw3, in no group) is dropped on gw1 and counted, and so is a2 on
+/// another port; once a3 joins `app`, gw1 lets it in too (it learns the
+/// membership from the remote VMI's spec, labelled for every node holding
+/// the network).
+#[tokio::test]
+async fn a_rule_naming_a_remote_group_matches_its_members_on_other_nodes() {
+    let instances = [A1, A2, A3];
+    let rig = Rig::start(&instances, 1500, |s| s).await;
+    rig.apply_network("net1", json!({})).await;
+    let group = |name: &str, spec: Value| {
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "SecurityGroup",
+               "metadata": {"name": name, "namespace": rig.ns.name()}, "spec": spec})
+    };
+    rig.apply_namespaced(
+        "securitygroups",
+        "db",
+        group(
+            "db",
+            json!({"ingress": [{"protocol": "TCP", "ports": {"min": 5432, "max": 5432},
+                                "remoteGroup": "app"}],
+                   "egress": [{}]}),
+        ),
+    )
+    .await;
+    rig.apply_namespaced(
+        "securitygroups",
+        "app",
+        group("app", json!({"egress": [{}]})),
+    )
+    .await;
+    let with_groups = |i: &Instance, groups: &[&str]| {
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+               "metadata": {"name": i.name, "namespace": rig.ns.name()},
+               "spec": {"virtualNetwork": i.network, "macAddress": i.mac,
+                        "ips": [{"address": i.ip}], "securityGroups": groups}})
+    };
+    for i in &instances {
+        rig.apply_instance(i).await;
+    }
+    rig.apply_namespaced("virtualmachineinterfaces", "a1", with_groups(&A1, &["db"]))
+        .await;
+    rig.apply_namespaced("virtualmachineinterfaces", "a2", with_groups(&A2, &["app"]))
+        .await;
+    rig.wait_ready(&instances).await;
+    // a2 (egress open) reaches a3 (not policed) over the overlay.
+    rig.ping_eventually("a2", A3.ip).await;
+
+    let tcp = |from: &str, port: u16| matches!(rig.lab.tcp(from, "a1", A1.ip, port, "grouped"), Ok(got) if got == "grouped");
+    let denied = || {
+        rig.metric(
+            "gw1",
+            "trunkline_dataplane_drops_total{reason=\"policy_ingress_denied\"}",
+        )
+    };
+    // a3 is no member of `app`: refused on gw1, counted there.
+    let before = denied();
+    eventually(
+        "gw1 refuses a3 on TCP 5432 and counts it",
+        Duration::from_secs(60),
+        || async {
+            if !tcp("a3", 5432) && denied() > before {
+                Ok(())
+            } else {
+                Err(format!("denied {before} -> {}", denied()))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    // a2 is: its connection passes, replies included, over the overlay.
+    eventually(
+        "a2 reaches a1 on TCP 5432",
+        Duration::from_secs(30),
+        || async {
+            if tcp("a2", 5432) {
+                Ok(())
+            } else {
+                Err("refused".to_owned())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    // Only on the rule's port.
+    let before = denied();
+    assert!(!tcp("a2", 5433), "a2 on another port");
+    assert!(denied() > before, "counted on gw1");
+    // a3 joins `app`: gw1 lets it in.
+    rig.apply_namespaced("virtualmachineinterfaces", "a3", with_groups(&A3, &["app"]))
+        .await;
+    eventually(
+        "a3, now in app, reaches a1 on TCP 5432",
+        Duration::from_secs(60),
+        || async {
+            if tcp("a3", 5432) {
+                Ok(())
+            } else {
+                Err("refused".to_owned())
+            }
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
 }
