@@ -123,6 +123,8 @@ struct State {
     vgw_problems: Vec<String>,
     /// Ports whose declared MTU the fast path cannot carry.
     mtu_problems: Vec<(String, String)>,
+    /// Why the underlay waits for the fabric port's facts, if it does.
+    fabric_waiting: Option<String>,
     /// Each programmed logical interface's port: it is reported programmed
     /// only while that port is open (its traffic can flow).
     li_ports: BTreeMap<String, String>,
@@ -374,6 +376,7 @@ impl Control {
         state.synced = true;
         state.router_generation = router_generation;
         state.mtu_problems = desired.mtu_problems.clone();
+        state.fabric_waiting = desired.fabric_waiting.clone();
         state.li_ports = desired
             .config
             .logical_interfaces
@@ -550,6 +553,7 @@ impl Control {
                 .iter()
                 .map(|(port, why)| format!("{port}: {why}"))
                 .collect(),
+            fabric_waiting: state.fabric_waiting.clone(),
             counts,
             through: state.through.clone(),
             exceptions,

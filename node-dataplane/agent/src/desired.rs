@@ -132,6 +132,10 @@ pub struct Desired {
     pub skipped: Vec<String>,
     /// Ports whose declared MTU the fast path cannot carry: (port, why).
     pub mtu_problems: Vec<(String, String)>,
+    /// Why the underlay waits: the router declares a fabric port whose MAC
+    /// and MTU the host thread has not read yet (no tunnel, SNAT or fabric
+    /// exit works until then).
+    pub fabric_waiting: Option<String>,
     /// What the HA thread works with.
     pub ha: HaPlan,
 }
@@ -147,6 +151,7 @@ impl Desired {
             && self.config == other.config
             && self.held == other.held
             && self.mtu_problems == other.mtu_problems
+            && self.fabric_waiting == other.fabric_waiting
             && self.ha == other.ha
     }
 }
@@ -559,10 +564,14 @@ fn fabric(router: &trunkline_model::PhysicalRouter, host: &HostFacts, out: &mut 
                 mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
             })
         }
-        None => out.skipped.push(format!(
-            "fabric interface {}: MAC and MTU not read yet (is it present on the node?)",
-            fabric.interface
-        )),
+        None => {
+            let why = format!(
+                "fabric interface {}: MAC and MTU not read yet (is it present on the node?)",
+                fabric.interface
+            );
+            out.skipped.push(why.clone());
+            out.fabric_waiting = Some(why);
+        }
     }
 }
 
@@ -1320,6 +1329,13 @@ mod overlay_tests {
                 .iter()
                 .any(|s| s.contains("MAC and MTU not read yet"))
         );
+        assert!(
+            d.fabric_waiting
+                .as_deref()
+                .is_some_and(|w| w.contains("fabric interface eth0")),
+            "the node is not ready meanwhile"
+        );
+        assert_eq!(run("gw1", true, &[]).fabric_waiting, None);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! - `/healthz`: the forwarding thread is alive (it bumps a heartbeat every
 //!   loop, at least every 100 ms).
-//! - `/readyz`: the tables were built from a complete view of the API and
-//!   every port is up.
+//! - `/readyz`: the tables were built from a complete view of the API,
+//!   every port is up, and a declared fabric port's MAC and MTU are read
+//!   (the underlay, and so tunnels and SNAT, work).
 //! - `/metrics`: Prometheus text format (see [`crate::metrics`]).
 //! - `/debug/tables` (with `--debug-tables` only): JSON with the installed
 //!   tables' dump and the dump of a compilation from scratch of the same
@@ -88,6 +89,8 @@ async fn readyz(State(e): State<Endpoints>) -> (StatusCode, String) {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("ports not up: {}\n", down.join(", ")),
         )
+    } else if let Some(why) = &report.fabric_waiting {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"))
     } else {
         (
             StatusCode::OK,

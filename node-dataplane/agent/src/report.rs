@@ -56,6 +56,9 @@ pub struct NodeReport {
     pub problems: Vec<String>,
     /// Ports whose declared MTU the fast path cannot carry, with why.
     pub mtu_problems: Vec<String>,
+    /// Why the underlay waits for the fabric port's MAC and MTU, if it
+    /// does: the node is not Ready meanwhile.
+    pub fabric_waiting: Option<String>,
     /// The node's part in each HA group it is a member of.
     pub ha_groups: Vec<HaGroupReport>,
 }
@@ -90,6 +93,9 @@ impl NodeReport {
         }
         if !self.mtu_problems.is_empty() {
             return (false, "MtuUnsupported", self.mtu_problems.join("; "));
+        }
+        if let Some(why) = &self.fabric_waiting {
+            return (false, "FabricNotRead", why.clone());
         }
         (
             true,
@@ -355,5 +361,19 @@ mod tests {
         let bytes = serde_json::to_vec(&listed).unwrap().len();
         assert!(bytes <= EXCEPTIONS_BUDGET, "{bytes}");
         assert!(listed.iter().all(|e| e.reason.len() <= 256));
+    }
+
+    #[test]
+    fn a_node_waiting_for_its_fabric_port_is_not_ready() {
+        let mut report = NodeReport {
+            synced: true,
+            ..NodeReport::default()
+        };
+        assert!(report.ready().0);
+        report.fabric_waiting = Some("fabric interface eth0: MAC and MTU not read yet".into());
+        let (ready, reason, message) = report.ready();
+        assert!(!ready);
+        assert_eq!(reason, "FabricNotRead");
+        assert!(message.contains("eth0"));
     }
 }
