@@ -318,7 +318,7 @@ fn run() -> Result<(), String> {
             .map_err(|e| e.to_string())
     };
     let rate_dropped = || -> Result<u64, String> {
-        maps.lookup_per_cpu("tier_obs_cpu", &0u32.to_ne_bytes())
+        maps.lookup_per_cpu("tier_stats", &0u32.to_ne_bytes())
             .map(|v| not_recorded(&v))
             .map_err(|e| e.to_string())
     };
