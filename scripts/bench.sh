@@ -12,8 +12,9 @@
 #   dataplane's SNAT (default configuration) and (m) Linux's netfilter
 #   masquerade, each with 64 established flows and with a new flow per
 #   frame; 64- and 512-byte frames, 3 interleaved rounds of 5 s; then 4096 LIs +
-#   4096 VMIs through the control plane. Writes target/bench/report.md and
-#   target/bench/forwarding.png.
+#   4096 VMIs through the control plane; then the XDP tier's cost of an armed
+#   observation measured by the kernel (BPF_PROG_RUN, a few seconds). Writes
+#   target/bench/report.md and target/bench/forwarding.png.
 #
 #   scripts/bench.sh [trunkline-bench run flags...]   e.g. --smoke, --rounds 5
 #   scripts/bench.sh ha [trunkline-bench ha flags...]  the gateway HA benchmark
@@ -62,3 +63,14 @@ fi
 if [ -n "${MAKELEVEL:-}" ]; then shown="make bench${*:+ BENCH_FLAGS='$*'}"; else shown="scripts/bench.sh${*:+ $*}"; fi
 "$target/release/trunkline-bench" run --prefix "$prefix" --bin-dir "$target/release" \
   --out "$repo/target/bench" --command "$shown" "$@"
+
+# The XDP tier's own cost of an armed observation, measured by the kernel
+# (BPF_PROG_RUN; benches/tier_observe.rs of trunkline-pipeline): appended to
+# the report. The smoke run keeps it to a few seconds.
+tier_flags=()
+for arg in "$@"; do [ "$arg" = --smoke ] && tier_flags=(--smoke); done
+log "XDP tier: the cost of an armed observation (BPF_PROG_RUN)"
+cargo bench --locked -q -p trunkline-pipeline --bench tier_observe -- "${tier_flags[@]}" \
+  --out "$repo/target/bench/tier-observe.md" >/dev/null
+{ echo; cat "$repo/target/bench/tier-observe.md"; } >> "$repo/target/bench/report.md"
+log "wrote $repo/target/bench/report.md (with the XDP tier's observe cost)"

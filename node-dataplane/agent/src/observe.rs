@@ -111,7 +111,7 @@ impl KernelObservation {
 
     fn not_recorded(&self) -> Result<u64, trunkline_xdp::TierError> {
         Ok(obs::not_recorded(
-            &self.maps.lookup_per_cpu("tier_obs_cpu", &ZERO)?,
+            &self.maps.lookup_per_cpu("tier_stats", &ZERO)?,
         ))
     }
 

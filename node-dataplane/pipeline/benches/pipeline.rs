@@ -2,7 +2,8 @@
 //! node with 4096 VMIs and logical interfaces: two gateway ports, VLANs
 //! 1..=2048 on each, spread over four networks, each also hosted by a peer
 //! node with one remote VMI (the overlay: encapsulation and
-//! decapsulation with MPLS over UDP).
+//! decapsulation with MPLS over UDP; `fixture/mod.rs`, shared with
+//! `tier_observe.rs`).
 //!
 //! Each iteration copies the frame back into its buffer (the pipeline
 //! rewrites it in place); `copy_only` measures that copy alone.
@@ -32,128 +33,14 @@ use std::net::IpAddr;
 use criterion::{Criterion, criterion_group, criterion_main};
 use trunkline_pipeline::sample::{Filter, Pending, Sampler};
 use trunkline_pipeline::{
-    Counters, CreationOrder, DEFAULT_GATEWAY_MAC, Encapsulation, HEADROOM, IpPrefix,
-    LogicalInterfaceConfig, NetworkConfig, NodeConfig, PeerConfig, Pipeline, PortConfig, PortId,
-    PortKind, RemoteVmiConfig, SubnetConfig, Tables, UnderlayConfig, Verdict, VmiConfig,
+    Counters, DEFAULT_GATEWAY_MAC, HEADROOM, Pipeline, PortId, Tables, Verdict,
 };
 
-const FABRIC: PortId = PortId(3);
-const FABRIC_MAC: [u8; 6] = [2, 0xfa, 0, 0, 0, 1];
-const UNDERLAY: [u8; 4] = [192, 168, 100, 1];
-const PEER: [u8; 4] = [192, 168, 100, 2];
-/// The routed label of local VMI `i` and of the remote VMI of network `n`.
-const fn label(i: usize) -> u32 {
-    1000 + i as u32
-}
-const fn remote_label(n: usize) -> u32 {
-    100_000 + n as u32
-}
-
-const VMIS: usize = 4096;
-const VLANS_PER_PORT: usize = 2048;
-const NETWORKS: usize = 4;
-
-fn vmi_mac(i: usize) -> [u8; 6] {
-    [2, 0, 0, 0, (i >> 8) as u8, i as u8]
-}
-
-fn vmi_ip(i: usize) -> [u8; 4] {
-    [10, (i % NETWORKS) as u8, 1 + (i / 256) as u8, i as u8]
-}
-
-/// VMI `i` sits on port `1 + i / 2048`, VLAN `1 + i % 2048`, in network
-/// `i % 4` (subnet 10.n.0.0/16, gateway 10.n.0.1).
-fn config() -> NodeConfig {
-    let mut config = NodeConfig {
-        gateway_mac: DEFAULT_GATEWAY_MAC,
-        ..NodeConfig::default()
-    };
-    for port in [1u16, 2] {
-        config.ports.push(PortConfig {
-            id: PortId(port),
-            name: format!("eth{port}"),
-            mtu: None,
-            kind: PortKind::Gateway,
-        });
-    }
-    config.ports.push(PortConfig {
-        id: FABRIC,
-        name: "eth0".into(),
-        mtu: None,
-        kind: PortKind::Fabric,
-    });
-    config.underlay = Some(UnderlayConfig {
-        port: FABRIC,
-        address: IpAddr::from(UNDERLAY),
-        mac: FABRIC_MAC,
-        mtu: 1500,
-    });
-    config.peers.push(PeerConfig {
-        key: "node-b".into(),
-        address: IpAddr::from(PEER),
-        encapsulations: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
-    });
-    for n in 0..NETWORKS {
-        config.networks.push(NetworkConfig {
-            key: format!("ns/net{n}"),
-            vrf: n as u32 + 1,
-            subnets: vec![SubnetConfig {
-                prefix: format!("10.{n}.0.0/16").parse::<IpPrefix>().unwrap(),
-                gateway: IpAddr::from([10, n as u8, 0, 1]),
-            }],
-            label: Some(50 + n as u32),
-            vni: Some(5000 + n as u32),
-            peers: vec!["node-b".into()],
-            ..Default::default()
-        });
-        config.remote_vmis.push(RemoteVmiConfig {
-            key: format!("ns/remote-{n}"),
-            network: format!("ns/net{n}"),
-            peer: "node-b".into(),
-            mac: [2, 0, 0, 9, 0, n as u8],
-            ips: vec![IpAddr::from([10, n as u8, 200, 1])],
-            label: Some(remote_label(n)),
-        });
-    }
-    for i in 0..VMIS {
-        config.vmis.push(VmiConfig {
-            key: format!("ns/vmi-{i}"),
-            network: format!("ns/net{}", i % NETWORKS),
-            mac: vmi_mac(i),
-            ips: vec![IpAddr::from(vmi_ip(i))],
-            allowed_address_pairs: Vec::new(),
-            port_security: true,
-            label: Some(label(i)),
-        });
-        config.logical_interfaces.push(LogicalInterfaceConfig {
-            key: format!("ns/li-{i}"),
-            port: PortId(1 + (i / VLANS_PER_PORT) as u16),
-            vlan: 1 + (i % VLANS_PER_PORT) as u16,
-            vmi: format!("ns/vmi-{i}"),
-            order: CreationOrder {
-                created_secs: i as i64,
-                name: format!("li-{i}"),
-            },
-        });
-    }
-    config
-}
-
-/// VMI on port 1 at `vlan`.
-fn vmi_at(vlan: u16) -> usize {
-    usize::from(vlan) - 1
-}
-
-fn udp_frame(src: usize, vlan: u16, dst: usize) -> Vec<u8> {
-    let mut frame = Vec::new();
-    etherparse::PacketBuilder::ethernet2(vmi_mac(src), DEFAULT_GATEWAY_MAC)
-        .single_vlan(etherparse::VlanId::try_new(vlan).unwrap())
-        .ipv4(vmi_ip(src), vmi_ip(dst), 64)
-        .udp(40000, 53)
-        .write(&mut frame, &[0u8; 18])
-        .unwrap();
-    frame
-}
+mod fixture;
+use fixture::{
+    FABRIC, FABRIC_MAC, NETWORKS, PEER, UNDERLAY, VMIS, config, label, udp_frame, vmi_at, vmi_ip,
+    vmi_mac,
+};
 
 fn arp_frame(src: usize, vlan: u16, target: [u8; 4]) -> Vec<u8> {
     let arp = etherparse::ArpPacket::new(

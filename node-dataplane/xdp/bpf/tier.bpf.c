@@ -29,7 +29,8 @@
 // Observe: while an observation runs the agent arms `tier_observe`; a
 // frame it wants has its head copied on arrival, and a verdict made here
 // (drop, transmit) goes into the ring `tier_obs_ring` within a per-CPU
-// rate, every one refused counted. Off, one lookup and a branch per frame.
+// rate, every one refused counted. Off, one lookup and a branch per frame;
+// armed, the filter compared in place, and over the rate a count.
 //
 // A flow stage (established flows of SNAT and security groups, from a BPF
 // LRU hash the agent writes) goes between the port security checks and the
@@ -1724,8 +1725,13 @@ static __always_inline void trace(struct res *r)
 // ---------------------------------------------------------------------------
 // Observe: a frame the filter wants has its head copied aside on arrival
 // (before any rewrite); once decided here, its verdict goes into the ring,
-// within the rate. Global functions with scalar arguments: verified once,
-// they add nothing to the paths of the program's entry.
+// within the rate. What runs for every frame while armed is inline and
+// touches only memory the frame touches anyway (the filter, the CPU's
+// tier_stats): the filter compared in place, and, once the second's tokens
+// are spent (the steady state under load), the frame counted there and
+// nothing more. The copy and the record are global functions with scalar
+// arguments (verified once; they add nothing to the paths of the
+// program's entry), called for at most `rate` frames a second.
 
 // Once a CPU's tokens for the second are spent, the clock is read again
 // only every OBS_RECHECK + 1 wanted frames: a spent second costs a few
@@ -1733,71 +1739,84 @@ static __always_inline void trace(struct res *r)
 // come at most OBS_RECHECK frames late).
 #define OBS_RECHECK 63
 
-// 1 when an observation wants this frame and a token is left (its head is
-// then in the CPU's record), 2 when it wants it but this second's tokens
-// are spent (no copy: its verdict is only counted), else 0.
-__noinline int tier_obs_begin(struct xdp_md *ctx, __u32 ingress)
+// What obs_wanted found (the program's `observed`).
+// Not wanted.
+#define OBS_NO 0
+// Wanted, a token left: its head is in the CPU's record.
+#define OBS_RECORD 1
+// Wanted, this second's tokens spent: already counted in `rate_dropped`
+// (the common case under load, so a verdict made here needs no second
+// call); tier_obs_end takes the count back if the frame is not decided
+// here (handed off, passed).
+#define OBS_COUNTED 2
+// Wanted by a drops-only filter, tokens spent: counted by tier_obs_end
+// if the program drops it.
+#define OBS_COUNT_DROP 3
+
+// Whether the armed observation `o` wants this frame (OBS_*): inline, no
+// call, for every frame while an observation is armed; a frame that gets a
+// token then has its head copied by tier_obs_copy.
+static __always_inline __u32 obs_wanted(struct xdp_md *ctx, __u32 ingress,
+                                        const struct obs_filter *o)
 {
     __u32 zero = 0;
-    struct obs_filter *o = bpf_map_lookup_elem(&tier_observe, &zero);
-    if (!o || !(o->flags & OBS_ARMED))
+    if (!(o->flags & OBS_ARMED))
         return 0;
     if (o->ifindex && o->ifindex != ingress)
         return 0;
-    __u8 *eth = ptr_at(ctx, 0, 14);
-    if (!eth)
+    // Read in place with as few instructions as the verifier allows (this
+    // runs for every frame while an observation is armed): one bound check
+    // per header, fields compared as they lie (network order; unaligned
+    // packet loads are allowed where the tier runs: x86-64, arm64).
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+    __u8 *l3 = (__u8 *)data + 14;
+    if ((void *)l3 > end)
         return 0;
-    __u32 et = rd16(eth + 12);
-    __u32 l3 = 14;
+    __u16 et = *(__u16 *)((__u8 *)data + 12);
     __u32 vlan = 0;
-    if (et == 0x88a8)
-        return 0;
-    if (et == ETH_P_8021Q) {
-        __u8 *tag = ptr_at(ctx, 14, 4);
-        if (!tag)
+    if (et == bpf_htons(ETH_P_8021Q)) {
+        if ((void *)(l3 + 4) > end)
             return 0;
-        et = rd16(tag + 2);
-        if (et == ETH_P_8021Q || et == 0x88a8)
-            return 0;
-        vlan = rd16(tag) & 0x0fff;
-        l3 = 18;
+        vlan = bpf_ntohs(*(__u16 *)l3) & 0x0fff;
+        et = *(__u16 *)(l3 + 2);
+        l3 += 4;
     }
+    if (et == bpf_htons(ETH_P_8021Q) || et == bpf_htons(0x88a8))
+        return 0;
     if (o->vlan != OBS_ANY_VLAN && o->vlan != vlan)
         return 0;
     if (o->family == 4) {
-        __u32 want = rd32(o->addr);
-        __u8 *ip;
-        if (et == ETH_P_IP) {
-            ip = ptr_at(ctx, l3, 20);
-            if (!ip || (rd32(ip + 12) != want && rd32(ip + 16) != want))
+        __u32 want = *(__u32 *)o->addr;
+        if (et == bpf_htons(ETH_P_IP)) {
+            if ((void *)(l3 + 20) > end)
                 return 0;
-        } else if (et == ETH_P_ARP) {
-            ip = ptr_at(ctx, l3, 28);
-            if (!ip || (rd32(ip + 14) != want && rd32(ip + 24) != want))
+            if (*(__u32 *)(l3 + 12) != want && *(__u32 *)(l3 + 16) != want)
+                return 0;
+        } else if (et == bpf_htons(ETH_P_ARP)) {
+            if ((void *)(l3 + 28) > end)
+                return 0;
+            if (*(__u32 *)(l3 + 14) != want && *(__u32 *)(l3 + 24) != want)
                 return 0;
         } else {
             return 0;
         }
     } else if (o->family == 6) {
-        if (et != ETH_P_IPV6)
+        if (et != bpf_htons(ETH_P_IPV6) || (void *)(l3 + 40) > end)
             return 0;
-        __u8 *ip = ptr_at(ctx, l3, 40);
-        if (!ip)
-            return 0;
-        __u32 s = 0, d = 0;
-#pragma unroll
-        for (int i = 0; i < 16; i++) {
-            s |= ip[8 + i] ^ o->addr[i];
-            d |= ip[24 + i] ^ o->addr[i];
-        }
+        const __u32 *a = (const __u32 *)o->addr;
+        const __u32 *p = (const __u32 *)(l3 + 8);
+        __u32 s = (p[0] ^ a[0]) | (p[1] ^ a[1]) | (p[2] ^ a[2]) | (p[3] ^ a[3]);
+        __u32 d = (p[4] ^ a[0]) | (p[5] ^ a[1]) | (p[6] ^ a[2]) | (p[7] ^ a[3]);
         if (s && d)
             return 0;
     } else if (o->family) {
         return 0;
     }
-    struct obs_cpu *c = bpf_map_lookup_elem(&tier_obs_cpu, &zero);
-    if (!c)
+    struct tier_stats *st = bpf_map_lookup_elem(&tier_stats, &zero);
+    if (!st)
         return 0;
+    struct obs_rate *c = &st->obs;
     if (c->epoch != o->epoch) {
         // A new observation: its tokens start now.
         c->epoch = o->epoch;
@@ -1806,70 +1825,108 @@ __noinline int tier_obs_begin(struct xdp_md *ctx, __u32 ingress)
         c->recheck = 0;
     }
     if (!c->tokens) {
+        __u32 spent = OBS_COUNTED;
+        if (o->flags & OBS_DROPS_ONLY)
+            spent = OBS_COUNT_DROP;
+        else
+            c->rate_dropped++;
         if (c->recheck) {
             c->recheck--;
-            return 2;
+            return spent;
         }
         c->recheck = OBS_RECHECK;
         __u64 second = bpf_ktime_get_ns() / 1000000000ull;
         if (second == c->second)
-            return 2;
+            return spent;
         c->second = second;
         c->tokens = o->rate;
         c->recheck = 0;
         if (!c->tokens)
-            return 2;
+            return spent;
+        // A new second's tokens: this frame takes one after all.
+        if (spent == OBS_COUNTED)
+            c->rate_dropped--;
     }
+    return OBS_RECORD;
+}
+
+// A frame obs_wanted gave a token: its head, as it arrived, into the CPU's
+// record (OBS_RECORD), or OBS_NO if it cannot be read.
+__noinline int tier_obs_copy(struct xdp_md *ctx, __u32 ingress)
+{
+    __u32 zero = 0;
+    struct obs_cpu *rec = bpf_map_lookup_elem(&tier_obs_cpu, &zero);
+    if (!rec)
+        return 0;
     __u32 n = frame_len(ctx);
     if (n >= OBS_HEAD) {
         n = OBS_HEAD;
-        if (bpf_xdp_load_bytes(ctx, 0, c->rec.head, OBS_HEAD))
+        if (bpf_xdp_load_bytes(ctx, 0, rec->rec.head, OBS_HEAD))
             return 0;
     } else {
         // The mask changes nothing (n < OBS_HEAD) but bounds the very
         // register the helper is given.
         asm volatile("" : "+r"(n));
         n &= OBS_HEAD - 1;
-        if (n < 14 || bpf_xdp_load_bytes(ctx, 0, c->rec.head, n))
+        if (n < 14 || bpf_xdp_load_bytes(ctx, 0, rec->rec.head, n))
             return 0;
     }
-    c->rec.len = n;
-    c->rec.ifindex = ingress;
-    return 1;
+    rec->rec.len = n;
+    rec->rec.ifindex = ingress;
+    return OBS_RECORD;
 }
 
-// The frame tier_obs_begin wanted (`observed`: 1 with a token, 2 over
-// the rate) was decided: `action` (TRACE_*), with `reason` or `egress`.
+// Whether the program calls tier_obs_end for a frame obs_wanted
+// found `observed` and the program decided `action` (TRACE_*; 0: passed):
+// not for the common case under load (tokens spent, decided here).
+static __always_inline int obs_end_wanted(__u32 observed, __u32 action)
+{
+    int decided = action == TRACE_DROP || action == TRACE_TX;
+    return observed == OBS_RECORD || (observed == OBS_COUNTED && !decided) ||
+           (observed == OBS_COUNT_DROP && action == TRACE_DROP);
+}
+
+// The frame obs_wanted wanted (`observed`, OBS_*) was decided:
+// `action` (TRACE_*; 0: passed to the host), with `reason` or `egress`.
 // Records it, within the rate; every verdict the filter wants and the ring
-// does not get is counted.
+// does not get is counted, and only those.
 __noinline int tier_obs_end(struct xdp_md *ctx, __u32 observed, __u32 action, __u32 reason,
                             __u32 egress)
 {
     __u32 zero = 0;
-    if (action != TRACE_DROP && action != TRACE_TX)
-        return 0;
     struct obs_filter *o = bpf_map_lookup_elem(&tier_observe, &zero);
-    struct obs_cpu *c = bpf_map_lookup_elem(&tier_obs_cpu, &zero);
-    if (!o || !c)
+    struct tier_stats *st = bpf_map_lookup_elem(&tier_stats, &zero);
+    struct obs_cpu *rec = bpf_map_lookup_elem(&tier_obs_cpu, &zero);
+    if (!o || !st || !rec)
+        return 0;
+    struct obs_rate *c = &st->obs;
+    int decided = action == TRACE_DROP || action == TRACE_TX;
+    if (observed == OBS_COUNTED) {
+        // Counted on arrival; not a verdict of this program after all.
+        if (!decided && c->rate_dropped)
+            c->rate_dropped--;
+        return 0;
+    }
+    if (!decided)
         return 0;
     if ((o->flags & OBS_DROPS_ONLY) && action != TRACE_DROP)
         return 0;
-    if (observed != 1 || !c->tokens) {
+    if (observed != OBS_RECORD || !c->tokens) {
         c->rate_dropped++;
         return 0;
     }
     c->tokens--;
-    c->rec.ns = bpf_ktime_get_ns();
-    c->rec.action = action;
-    c->rec.reason = action == TRACE_DROP ? reason : 0;
-    c->rec.egress = action == TRACE_TX ? egress : 0;
-    c->rec.out_vlan = OBS_ANY_VLAN;
+    rec->rec.ns = bpf_ktime_get_ns();
+    rec->rec.action = action;
+    rec->rec.reason = action == TRACE_DROP ? reason : 0;
+    rec->rec.egress = action == TRACE_TX ? egress : 0;
+    rec->rec.out_vlan = OBS_ANY_VLAN;
     if (action == TRACE_TX) {
         __u8 *eth = ptr_at(ctx, 0, 18);
         if (eth && rd16(eth + 12) == ETH_P_8021Q)
-            c->rec.out_vlan = rd16(eth + 14) & 0x0fff;
+            rec->rec.out_vlan = rd16(eth + 14) & 0x0fff;
     }
-    if (bpf_ringbuf_output(&tier_obs_ring, &c->rec, sizeof(c->rec), 0))
+    if (bpf_ringbuf_output(&tier_obs_ring, &rec->rec, sizeof(rec->rec), 0))
         c->ring_full++;
     return 0;
 }
@@ -1898,7 +1955,9 @@ int trunkline_tier(struct xdp_md *ctx)
 
     // Observe: off, one lookup and a branch.
     struct obs_filter *obs = bpf_map_lookup_elem(&tier_observe, &zero);
-    __u32 observed = obs && obs->flags ? tier_obs_begin(ctx, ingress) : 0;
+    __u32 observed = obs && obs->flags ? obs_wanted(ctx, ingress, obs) : OBS_NO;
+    if (observed == OBS_RECORD)
+        observed = tier_obs_copy(ctx, ingress);
 
     struct frame f = {.gen = gen, .ingress = ingress};
     // A frame longer than an AF_XDP buffer is handed off undecided: the
@@ -1908,8 +1967,11 @@ int trunkline_tier(struct xdp_md *ctx)
         // Without tables for it, only tunnel packets for us go to userspace.
         tier_fabric(ctx, &f, &r, role == PORT_FABRIC && fits);
         // North-south (SNAT returns, IP fabric subnets): userspace's.
-        if (r.pass && !tier_north_south(ctx, gen))
+        if (r.pass && !tier_north_south(ctx, gen)) {
+            if (observed && obs_end_wanted(observed, 0))
+                tier_obs_end(ctx, observed, 0, 0, 0);
             return XDP_PASS;
+        }
         r.pass = 0;
     } else if (role == PORT_GATEWAY && fits) {
         tier_trunk(ctx, &f, &r);
@@ -1927,7 +1989,7 @@ int trunkline_tier(struct xdp_md *ctx)
     count(ctx, &r, rx_len);
     if (trace_enabled)
         trace(&r);
-    if (observed)
+    if (observed && obs_end_wanted(observed, r.action))
         tier_obs_end(ctx, observed, r.action, r.reason, r.egress);
     switch (r.action) {
     case TRACE_DROP:

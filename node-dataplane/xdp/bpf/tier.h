@@ -254,12 +254,27 @@ enum tier_drop {
 };
 
 // stats: PERCPU_ARRAY[1]: what the kernel decided.
+// An observation's rate on one CPU: its tokens and what it did not
+// record. Kept in the CPU's tier_stats, beside the counters every frame
+// updates, so that a wanted frame whose second's tokens are spent (the
+// steady state under load) touches no memory the frame would not touch
+// anyway.
+struct obs_rate {
+    __u32 tokens;
+    __u32 epoch;         // the observation the tokens are for
+    __u32 recheck;       // tokens spent: wanted frames left before the clock is read again
+    __u32 pad;
+    __u64 rate_dropped;  // matching verdicts over the rate
+    __u64 second;        // the second (ns / 1e9) the tokens are for
+    __u64 ring_full;     // matching verdicts the ring had no room for
+};
 struct tier_stats {
     __u64 received;    // frames decided here (forwarded + dropped)
     __u64 forwarded;   // sent to one egress
     __u64 sent;        // handed to the kernel's transmit (XDP_TX, devmap)
     __u64 sent_bytes;
     __u64 handed_off;  // to userspace (AF_XDP), not counted above
+    struct obs_rate obs;
     __u64 drops[TD_COUNT];
 };
 
@@ -320,16 +335,8 @@ struct obs_record {
     __u8 head[OBS_HEAD];  // the frame's first bytes as it arrived
 };
 // obs_cpu: PERCPU_ARRAY[1]: the record being built (the frame's head is
-// copied before the program rewrites it), the rate's tokens, and what was
-// not recorded.
+// copied before the program rewrites it); the rate is in tier_stats.
 struct obs_cpu {
     struct obs_record rec;
-    __u64 second;        // the second (ns / 1e9) the tokens are for
-    __u32 tokens;
-    __u32 epoch;         // the observation the tokens are for
-    __u64 rate_dropped;  // matching verdicts over the rate
-    __u64 ring_full;     // matching verdicts the ring had no room for
-    __u32 recheck;       // tokens spent: wanted frames left before the clock is read again
-    __u32 pad;
 };
 #endif

@@ -34,7 +34,7 @@ use std::os::fd::RawFd;
 pub use packet_socket::PacketSocket;
 pub use program::{AttachMode, FabricSteering, RedirectProgram, Steering};
 pub use tap::TapDevice;
-pub use tier::{Tier, TierError, TierMaps, TierPort, TierPortKind};
+pub use tier::{Tier, TierError, TierMaps, TierPort, TierPortKind, TimedRun};
 pub use xsk::{XskConfig, XskSocket};
 
 /// The largest frame every backend receives whole (an AF_XDP UMEM frame of

@@ -571,6 +571,25 @@ impl Tier {
     /// caller's network namespace): the return code and the frame as the
     /// program left it.
     pub fn test_run(&self, ifindex: u32, frame: &[u8]) -> Result<(u32, Vec<u8>), TierError> {
+        self.test_run_repeat(ifindex, frame, 1)
+            .map(|run| (run.return_value, run.frame))
+    }
+
+    /// Runs the program `repeat` times (at least once) on `frame` as
+    /// [`test_run`](Self::test_run) does, and returns what the kernel
+    /// measured: the mean time of one run, read by the kernel's own clock
+    /// around its loop of runs (`bpf_prog_test_run` duration). Each run
+    /// after the first sees the frame as the one before left it (the
+    /// kernel does not restore it), so a repeat greater than one measures
+    /// the frame's path only when the program leaves the frame unchanged
+    /// (a bridged frame whose egress VLAN equals its ingress VLAN); with
+    /// `repeat` 1 the duration includes one read of the kernel's clock.
+    pub fn test_run_repeat(
+        &self,
+        ifindex: u32,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<TimedRun, TierError> {
         let ebpf = self.ebpf.lock().unwrap_or_else(|p| p.into_inner());
         let program: &Xdp = ebpf
             .program(PROGRAM)
@@ -589,12 +608,29 @@ impl Tier {
                 data_in: Some(frame),
                 data_out: Some(&mut out),
                 ctx_in: Some(&ctx),
+                repeat: repeat.max(1),
                 ..TestRunOptions::new()
             })
             .map_err(bpf_err("BPF_PROG_RUN"))?;
         out.truncate(result.data_size_out as usize);
-        Ok((result.return_value, out))
+        Ok(TimedRun {
+            return_value: result.return_value,
+            frame: out,
+            ns_per_run: result.duration.as_nanos() as u64,
+        })
     }
+}
+
+/// What [`Tier::test_run_repeat`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedRun {
+    /// The program's return code (of the last run).
+    pub return_value: u32,
+    /// The frame as the last run left it.
+    pub frame: Vec<u8>,
+    /// The kernel's measure of one run, in nanoseconds (the mean over the
+    /// repeats).
+    pub ns_per_run: u64,
 }
 
 /// The tier attached to one port; dropping it detaches the program and

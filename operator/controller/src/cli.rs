@@ -81,6 +81,13 @@ pub struct Args {
     /// Pause between two attempts to acquire or renew the Lease.
     #[arg(long, default_value = "2s", value_parser = crate::leader::parse_duration)]
     pub leader_election_retry_period: Duration,
+
+    /// How long a PacketTrace (`kubectl trunkline`'s questions and answers)
+    /// is kept after its creation before the operator deletes it (e.g.
+    /// `10m`, `3600s`); at least 330 s, so that the longest Observe is
+    /// answered first.
+    #[arg(long, default_value = "10m", value_parser = crate::packet_traces::parse_ttl)]
+    pub packet_trace_ttl: Duration,
 }
 
 impl Args {
@@ -150,6 +157,21 @@ mod tests {
             trunkline_operator_core::Settings::default()
         );
         assert_eq!(args.encapsulation_priority.to_string(), "MPLSoUDP,VXLAN");
+        assert_eq!(args.packet_trace_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn packet_trace_ttl() {
+        let args =
+            Args::try_parse_from(["trunkline-operator", "--packet-trace-ttl", "1h"]).unwrap_err();
+        assert!(args.to_string().contains("--packet-trace-ttl"), "{args}");
+        let args =
+            Args::try_parse_from(["trunkline-operator", "--packet-trace-ttl", "60m"]).unwrap();
+        assert_eq!(args.packet_trace_ttl, Duration::from_secs(3600));
+        let e = Args::try_parse_from(["trunkline-operator", "--packet-trace-ttl", "1m"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shorter than 330 s"), "{e}");
     }
 
     #[test]

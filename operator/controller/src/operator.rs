@@ -171,6 +171,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         client.clone(),
         leading.clone(),
         stop_rx.clone(),
+        args.packet_trace_ttl,
     ));
     let mut operator = Operator::new(client, stores, pending, metrics)
         .with_leadership(leading)

@@ -6,7 +6,7 @@
 //!  every SWEEP (leader only): list PacketTraces, list PhysicalRouter names
 //!    unanswered, spec.node has no PhysicalRouter -> Ready False UnknownNode
 //!    unanswered after its deadline               -> Ready False Expired
-//!    older than TTL                              -> delete
+//!    older than --packet-trace-ttl (10m)         -> delete
 //! ```
 //!
 //! The node's agent answers (`node-dataplane/agent/src/trace.rs`); the
@@ -27,8 +27,26 @@ use trunkline_api::packet_trace::{self, PacketTrace, TraceMode};
 pub const SWEEP: Duration = Duration::from_secs(2);
 /// How long a node has to answer a Trace (an Observe: its duration more).
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(30);
-/// How long a PacketTrace is kept after its creation.
-pub const TTL: Duration = Duration::from_secs(600);
+/// How long a PacketTrace is kept after its creation, unless
+/// `--packet-trace-ttl` says otherwise.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+/// The shortest time to live: the longest Observe (300 s) and the time a
+/// node has to answer, so that no question is deleted before it is
+/// answered or marked `Expired`.
+pub const MIN_TTL: Duration = Duration::from_secs(300 + ANSWER_WITHIN.as_secs());
+
+/// `--packet-trace-ttl`: a duration (`15m`, `900s`) of at least [`MIN_TTL`].
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = crate::leader::parse_duration(text)?;
+    if ttl < MIN_TTL {
+        return Err(format!(
+            "{text:?} is shorter than {} s (the longest Observe, 300 s, and the {} s a node has to answer): a PacketTrace would be deleted before its answer",
+            MIN_TTL.as_secs(),
+            ANSWER_WITHIN.as_secs()
+        ));
+    }
+    Ok(ttl)
+}
 
 /// What the sweep does with one PacketTrace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,9 +60,14 @@ pub enum Action {
 }
 
 /// Decide about `trace`, `age` after its creation, given the names of the
-/// PhysicalRouters. Pure.
-pub fn decide(trace: &PacketTrace, age: Duration, routers: &HashSet<String>) -> Action {
-    if age > TTL {
+/// PhysicalRouters and the time to live. Pure.
+pub fn decide(
+    trace: &PacketTrace,
+    age: Duration,
+    routers: &HashSet<String>,
+    ttl: Duration,
+) -> Action {
+    if age > ttl {
         return Action::Delete;
     }
     let settled = trace.status.as_ref().is_some_and(|s| {
@@ -81,7 +104,7 @@ pub fn decide(trace: &PacketTrace, age: Duration, routers: &HashSet<String>) -> 
     Action::Keep
 }
 
-async fn sweep_once(client: &Client) -> Result<(), kube::Error> {
+async fn sweep_once(client: &Client, ttl: Duration) -> Result<(), kube::Error> {
     let traces: Api<PacketTrace> = Api::all(client.clone());
     let routers: Api<PhysicalRouter> = Api::all(client.clone());
     let names: HashSet<String> = routers
@@ -101,7 +124,7 @@ async fn sweep_once(client: &Client) -> Result<(), kube::Error> {
             .try_into()
             .unwrap_or(Duration::ZERO);
         let name = trace.name_any();
-        match decide(&trace, age, &names) {
+        match decide(&trace, age, &names, ttl) {
             Action::Keep => {}
             Action::Delete => {
                 tracing::debug!(trace = name, "PacketTrace past its time to live: deleted");
@@ -129,11 +152,17 @@ async fn sweep_once(client: &Client) -> Result<(), kube::Error> {
     Ok(())
 }
 
-/// Sweep while leading, until `stop` turns true.
-pub async fn run(client: Client, leading: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) {
+/// Sweep while leading, until `stop` turns true; PacketTraces older than
+/// `ttl` are deleted.
+pub async fn run(
+    client: Client,
+    leading: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+    ttl: Duration,
+) {
     loop {
         if *leading.borrow()
-            && let Err(e) = sweep_once(&client).await
+            && let Err(e) = sweep_once(&client, ttl).await
         {
             tracing::warn!(error = %e, "PacketTrace sweep failed; retrying");
         }
@@ -165,13 +194,16 @@ mod tests {
     fn unknown_nodes_expired_questions_and_old_answers() {
         let routers: HashSet<String> = ["gw1".to_string()].into();
         let s = Duration::from_secs;
-        assert_eq!(decide(&trace("gw1"), s(1), &routers), Action::Keep);
+        assert_eq!(
+            decide(&trace("gw1"), s(1), &routers, DEFAULT_TTL),
+            Action::Keep
+        );
         assert!(matches!(
-            decide(&trace("gw9"), s(1), &routers),
+            decide(&trace("gw9"), s(1), &routers, DEFAULT_TTL),
             Action::Mark("UnknownNode", _)
         ));
         assert!(matches!(
-            decide(&trace("gw1"), s(31), &routers),
+            decide(&trace("gw1"), s(31), &routers, DEFAULT_TTL),
             Action::Mark("Expired", _)
         ));
         let mut answered = trace("gw1");
@@ -186,7 +218,25 @@ mod tests {
             }],
             ..Default::default()
         });
-        assert_eq!(decide(&answered, s(100), &routers), Action::Keep);
-        assert_eq!(decide(&answered, s(601), &routers), Action::Delete);
+        assert_eq!(
+            decide(&answered, s(100), &routers, DEFAULT_TTL),
+            Action::Keep
+        );
+        assert_eq!(
+            decide(&answered, s(601), &routers, DEFAULT_TTL),
+            Action::Delete
+        );
+        // A longer time to live keeps it.
+        assert_eq!(decide(&answered, s(601), &routers, s(900)), Action::Keep);
+        assert_eq!(decide(&answered, s(901), &routers, s(900)), Action::Delete);
+    }
+
+    #[test]
+    fn the_time_to_live_outlasts_the_longest_question() {
+        assert_eq!(parse_ttl("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_ttl("330s"), Ok(MIN_TTL));
+        let err = parse_ttl("5m").unwrap_err();
+        assert!(err.contains("shorter than 330 s"), "{err}");
+        assert!(parse_ttl("ten").is_err());
     }
 }

@@ -37,6 +37,53 @@ fn plugin(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The plugin as kubectl finds it: `kubectl trunkline <args>` with the
+/// built `kubectl-trunkline` in a directory at the head of `PATH` (kubectl's
+/// own plugin lookup, as after `make install-plugin`) and the identity in
+/// `KUBECONFIG`.
+fn kubectl_plugin(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
+    let binary = workspace_binary("kubectl-trunkline", "kubectl-trunkline");
+    let dir = std::env::temp_dir().join(format!("trunkline-plugin-path-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a PATH directory");
+    let link = dir.join("kubectl-trunkline");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&binary, &link).expect("kubectl-trunkline on the PATH");
+    let path = std::env::join_paths(
+        std::iter::once(dir.clone()).chain(
+            std::env::var_os("PATH")
+                .iter()
+                .flat_map(std::env::split_paths),
+        ),
+    )
+    .expect("a PATH");
+    let kubectl = ControlPlane::shared().kubectl_command();
+    let run = |args: &[&str]| {
+        let out = Command::new(&kubectl)
+            .args(args)
+            .env("PATH", &path)
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .expect("kubectl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // kubectl lists the plugin where we put it.
+    let (ok, list, err) = run(&["plugin", "list"]);
+    assert!(
+        ok && list.contains(&link.display().to_string()),
+        "kubectl plugin list does not show {}:\n{list}\n{err}",
+        link.display()
+    );
+    let mut full = vec!["trunkline"];
+    full.extend_from_slice(args);
+    let result = run(&full);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 fn plugin_ok(kubeconfig: &Path, args: &[&str]) -> String {
     let (ok, out, err) = plugin(kubeconfig, args);
     assert!(ok, "kubectl-trunkline {args:?} failed:\n{out}\n{err}");
@@ -253,6 +300,14 @@ async fn traces_match_the_real_forwarding_and_need_the_trace_role() {
     let status = plugin_ok(&viewer, &["status", "--node", node]);
     assert!(status.contains("tables: 3 logical interfaces"), "{status}");
     assert!(status.contains("eth1"), "{status}");
+    // The same through kubectl's plugin lookup, as a user types it.
+    let (ok, via_kubectl, err) = kubectl_plugin(&viewer, &["status", "--node", node]);
+    assert!(ok, "kubectl trunkline status failed:\n{via_kubectl}\n{err}");
+    eprintln!("$ kubectl trunkline status --node {node}\n{via_kubectl}");
+    assert!(
+        via_kubectl.contains("tables: 3 logical interfaces") && via_kubectl.contains("eth1"),
+        "{via_kubectl}"
+    );
     let (ok, out, err) = plugin(
         &viewer,
         &[

@@ -270,7 +270,9 @@ impl ControlPlane {
         &self.state_dir
     }
 
-    pub(crate) fn kubectl_command(&self) -> PathBuf {
+    /// The rig's kubectl binary (built by `scripts/build-k8s.sh`), for a
+    /// test that must run it with its own identity or environment.
+    pub fn kubectl_command(&self) -> PathBuf {
         self.kubectl.clone()
     }
 

@@ -33,8 +33,12 @@ pub const KERNEL_DROPS: [DropReason; 22] = [
     DropReason::TunnelMtuExceeded,
 ];
 
-/// The size of `struct tier_stats`.
-pub const STATS_SIZE: usize = 8 * (5 + KERNEL_DROPS.len());
+/// The size of `struct tier_stats`: five counters, an observation's rate
+/// on the CPU (`struct obs_rate`, 40 bytes: [`observe::not_recorded`](super::observe::not_recorded)
+/// reads it), the drops by reason.
+pub const STATS_SIZE: usize = 8 * (STATS_DROPS + KERNEL_DROPS.len());
+/// Where `drops[]` starts in `struct tier_stats`, in u64s.
+const STATS_DROPS: usize = 5 + 5;
 /// The size of `struct vmi_stats`.
 pub const VMI_STATS_SIZE: usize = 8 * 5;
 
@@ -65,7 +69,7 @@ impl KernelCounters {
             total.decided.sent_bytes += u64_at(v, 3);
             total.handed_off += u64_at(v, 4);
             for (i, reason) in KERNEL_DROPS.iter().enumerate() {
-                total.decided.drops[reason.index()] += u64_at(v, 5 + i);
+                total.decided.drops[reason.index()] += u64_at(v, STATS_DROPS + i);
             }
         }
         total
@@ -113,7 +117,9 @@ mod tests {
     fn per_cpu_values_add_up() {
         let mut cpu = vec![0u8; STATS_SIZE];
         cpu[..8].copy_from_slice(&3u64.to_ne_bytes());
-        cpu[5 * 8..6 * 8].copy_from_slice(&2u64.to_ne_bytes());
+        cpu[STATS_DROPS * 8..(STATS_DROPS + 1) * 8].copy_from_slice(&2u64.to_ne_bytes());
+        // An observation's rate is not a counter of frames.
+        cpu[5 * 8..STATS_DROPS * 8].fill(0xff);
         let total = KernelCounters::from_per_cpu(&[cpu.clone(), cpu]);
         assert_eq!(total.decided.received, 6);
         assert_eq!(total.decided.drops(DropReason::NoLogicalInterface), 4);

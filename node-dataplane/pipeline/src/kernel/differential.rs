@@ -1176,8 +1176,8 @@ fn an_armed_observation_records_the_kernel_verdicts_and_an_unarmed_one_nothing()
     let dropped = || {
         not_recorded(
             &maps
-                .lookup_per_cpu("tier_obs_cpu", &0u32.to_ne_bytes())
-                .expect("obs_cpu"),
+                .lookup_per_cpu("tier_stats", &0u32.to_ne_bytes())
+                .expect("tier_stats"),
         )
     };
     let epoch = Cell::new(0);
@@ -1271,6 +1271,17 @@ fn an_armed_observation_records_the_kernel_verdicts_and_an_unarmed_one_nothing()
     run_all(&mut kernel);
     assert!(drain().is_empty());
     assert_eq!(dropped(), 3, "each wanted verdict over the rate is counted");
+    // A wanted frame the program hands off (an echo to the gateway) is the
+    // pipeline's to sample: counted on arrival, taken back.
+    let to_gateway = fixture_case(
+        &rig,
+        &mut last,
+        P1,
+        &crate::process::tests::ping4(MAC_A, Some(100), [10, 0, 0, 10], [10, 0, 0, 1]),
+    );
+    assert_eq!(kernel.run(&to_gateway), Outcome::Handoff);
+    assert!(drain().is_empty());
+    assert_eq!(dropped(), 3, "a frame handed off is not counted here");
 
     // Off again: nothing more.
     maps.update("tier_observe", &0u32.to_ne_bytes(), &ObsFilter::OFF)

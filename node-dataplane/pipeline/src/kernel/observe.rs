@@ -8,9 +8,9 @@
 //!  agent: arm ──ObsFilter::encode──> tier_observe (off: flags 0)
 //!  program, per frame: lookup tier_observe; armed and wanted -> head copied
 //!    decided in the kernel (drop, transmit) -> within the per-CPU rate ->
-//!    bpf_ringbuf_output (no room: counted in obs_cpu.ring_full)
+//!    bpf_ringbuf_output (no room: counted in tier_stats' obs.ring_full)
 //!  agent, every 100 ms: ring ──Record::parse──> Record::sample ──> Session::record
-//!  agent, at the end: obs_cpu's rate_dropped + ring_full ──> the dropped count
+//!  agent, at the end: tier_stats' obs.rate_dropped + obs.ring_full ──> the dropped count
 //! ```
 
 use core::net::IpAddr;
@@ -33,8 +33,12 @@ pub const OBS_HEAD: usize = 64;
 pub const FILTER_SIZE: usize = 40;
 /// The size of `struct obs_record`.
 pub const RECORD_SIZE: usize = 32 + OBS_HEAD;
-/// The size of `struct obs_cpu`.
-pub const CPU_SIZE: usize = RECORD_SIZE + 40;
+/// The size of `struct obs_cpu` (the record being built).
+pub const CPU_SIZE: usize = RECORD_SIZE;
+/// Where `struct tier_stats` keeps `obs.rate_dropped` and `obs.ring_full`
+/// (its five counters, then `struct obs_rate`).
+const STATS_RATE_DROPPED: usize = 40 + 16;
+const STATS_RING_FULL: usize = 40 + 32;
 
 /// The filter of `tier_observe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,12 +196,13 @@ impl Record {
 
 /// The verdicts an observation wanted that the program did not record
 /// (over its rate, or no room in the ring), summed over the per-CPU values
-/// of `tier_obs_cpu`.
+/// of `tier_stats` (where the program keeps each CPU's rate: `struct
+/// obs_rate`).
 pub fn not_recorded(values: &[Vec<u8>]) -> u64 {
     values
         .iter()
-        .filter(|v| v.len() >= CPU_SIZE)
-        .map(|v| u64_at(v, RECORD_SIZE + 16) + u64_at(v, RECORD_SIZE + 24))
+        .filter(|v| v.len() >= super::STATS_SIZE)
+        .map(|v| u64_at(v, STATS_RATE_DROPPED) + u64_at(v, STATS_RING_FULL))
         .sum()
 }
 
@@ -294,9 +299,15 @@ mod tests {
 
     #[test]
     fn what_the_program_did_not_record_is_summed_over_cpus() {
-        let mut cpu = vec![0u8; CPU_SIZE];
-        cpu[RECORD_SIZE + 16..RECORD_SIZE + 24].copy_from_slice(&3u64.to_ne_bytes());
-        cpu[RECORD_SIZE + 24..RECORD_SIZE + 32].copy_from_slice(&4u64.to_ne_bytes());
+        let mut cpu = vec![0u8; super::super::STATS_SIZE];
+        cpu[56..64].copy_from_slice(&3u64.to_ne_bytes());
+        cpu[72..80].copy_from_slice(&4u64.to_ne_bytes());
+        // The frame counters, the tokens and the clock's second are not
+        // what was left unrecorded.
+        cpu[0..40].fill(0xff);
+        cpu[40..44].copy_from_slice(&200u32.to_ne_bytes());
+        cpu[64..72].copy_from_slice(&1_000u64.to_ne_bytes());
+        cpu[80..88].fill(0xff);
         assert_eq!(not_recorded(&[cpu.clone(), cpu]), 14);
     }
 }
