@@ -60,6 +60,9 @@ fn check_object(path: &Path, object: &Value) {
         "DCGateway" => serde_json::from_value::<DCGateway>(object.clone()).err(),
         "BGPPeer" => serde_json::from_value::<trunkline_api::BGPPeer>(object.clone()).err(),
         "SecurityGroup" => serde_json::from_value::<SecurityGroup>(object.clone()).err(),
+        "VirtualNetworkPolicy" => {
+            serde_json::from_value::<trunkline_api::VirtualNetworkPolicy>(object.clone()).err()
+        }
         other => panic!("{}: unknown kind {other}", path.display()),
     };
     assert!(

@@ -136,6 +136,13 @@ pub fn security_group(object: &trunkline_api::SecurityGroup) -> SecurityGroup {
     SecurityGroup::from_api(object)
 }
 
+/// A VirtualNetworkPolicy.
+pub fn virtual_network_policy(
+    object: &trunkline_api::VirtualNetworkPolicy,
+) -> crate::VirtualNetworkPolicy {
+    crate::VirtualNetworkPolicy::from_api(object)
+}
+
 /// API objects of every kind, borrowed (as a process' watch stores hold
 /// them), to convert into one [`Snapshot`].
 #[derive(Clone, Copy, Debug, Default)]
