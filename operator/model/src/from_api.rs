@@ -186,6 +186,9 @@ impl Objects<'_> {
             external_vteps: all(self.external_vteps, external_vtep),
             dc_gateways: all(self.dc_gateways, dc_gateway),
             security_groups: all(self.security_groups, security_group),
+            // Not watched through `Objects`: the agent reads them apart
+            // (`network_policies.rs`), the operator in its index.
+            virtual_network_policies: Vec::new(),
         }
     }
 }

@@ -21,7 +21,7 @@
 use trunkline_wire::ethernet::EtherType;
 
 use super::Pipeline;
-use super::policy::{Decided, FlowZone, Verdict};
+use super::policy::{Decided, FlowZone, RuleVerdict};
 use super::snat::transport;
 use crate::network_policy::LinkVerdict;
 use crate::observe::Observer;
@@ -54,9 +54,9 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         };
         let decided = self.decide_flow(zone, buf, &t, |t| {
             match link.config.evaluate(t.family == 6, t.proto, t.dport) {
-                LinkVerdict::Allowed(p, r) => Verdict::Allow((p, r)),
-                LinkVerdict::Denied(p, r) => Verdict::Deny(Some((p, r))),
-                LinkVerdict::DefaultDenied => Verdict::Deny(None),
+                LinkVerdict::Allowed(p, r) => RuleVerdict::Allow((p, r)),
+                LinkVerdict::Denied(p, r) => RuleVerdict::Deny(Some((p, r))),
+                LinkVerdict::DefaultDenied => RuleVerdict::Deny(None),
             }
         })?;
         match decided {

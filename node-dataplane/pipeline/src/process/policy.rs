@@ -26,6 +26,10 @@
 //! discovery, DHCP (answered before), broadcast and multicast frames, and
 //! flooded unknown unicast. A policed VMI's IPv4 fragments have no ports
 //! to decide on: they are dropped (`policy_unsupported`).
+//!
+//! The stateful part ([`Pipeline::decide_flow`]: a zone, a generation and
+//! an evaluation of first packets) is shared with network policies
+//! (`network_policy.rs`).
 
 use core::net::IpAddr;
 
@@ -95,8 +99,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 dport: t.dport,
             };
             match policy.policy.evaluate_at(direction, &flow) {
-                Some(position) => Verdict::Allow(position),
-                None => Verdict::Deny(()),
+                Some(position) => RuleVerdict::Allow(position),
+                None => RuleVerdict::Deny(()),
             }
         })?;
         match decided {
@@ -128,7 +132,7 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         zone: FlowZone,
         buf: &[u8],
         t: &Transport,
-        evaluate: impl FnOnce(&Transport) -> Verdict<A, D>,
+        evaluate: impl FnOnce(&Transport) -> RuleVerdict<A, D>,
     ) -> Result<Decided<A, D>, DropReason> {
         let flows = self.flows.ok_or(DropReason::NoFlowTable)?;
         let mut table = flows.borrow_mut();
@@ -181,19 +185,19 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         }
         let verdict = evaluate(t);
         let action = match verdict {
-            Verdict::Allow(_) => FlowAction::Forward,
-            Verdict::Deny(_) => FlowAction::Deny,
+            RuleVerdict::Allow(_) => FlowAction::Forward,
+            RuleVerdict::Deny(_) => FlowAction::Deny,
         };
         let inserted = self.new_policy_flow(&mut table, zone, action, &key, &t_reverse(t));
         if let Ok(Some(id)) = inserted {
             table.touch(id, self.now, bytes, t.tcp_flags);
         }
         match (verdict, inserted) {
-            (Verdict::Allow(_), Err(reason)) => Err(reason),
-            (Verdict::Allow(r), Ok(_)) => Ok(Decided::Allowed(Some(r))),
+            (RuleVerdict::Allow(_), Err(reason)) => Err(reason),
+            (RuleVerdict::Allow(r), Ok(_)) => Ok(Decided::Allowed(Some(r))),
             // Denied, whether remembered or not (a full table changes
             // nothing for a packet refused anyway).
-            (Verdict::Deny(r), _) => Ok(Decided::Denied(Some(r))),
+            (RuleVerdict::Deny(r), _) => Ok(Decided::Denied(Some(r))),
         }
     }
 
@@ -249,7 +253,7 @@ pub(super) struct FlowZone {
 
 /// A verdict of the rules on a flow's first packet, with what decided it.
 #[derive(Clone, Copy, Debug)]
-pub(super) enum Verdict<A, D> {
+pub(super) enum RuleVerdict<A, D> {
     /// Allowed by `A`.
     Allow(A),
     /// Denied by `D` (a deny rule, or the default).
