@@ -148,6 +148,10 @@ health VirtualMachineInterface "the trunkline operator" "$operator_reasons, Grou
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
 health VirtualNetwork "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Ready)."
+health VirtualNetworkPolicy "the trunkline operator" "$operator_reasons, NetworkNotFound = true, NotAttached = true" \
+  "Conflict, Invalid, NetworkNotFound or NotAttached" \
+  "Written by the operator (Accepted, ResolvedRefs, Programmed: the nodes" \
+  "holding two networks it connects run it as it is, Ready)."
 
 # 4. Argo CD health checks: one argocd-cm key per script.
 cm=$out/deploy/argocd/argocd-cm.yaml

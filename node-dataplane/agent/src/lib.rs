@@ -43,6 +43,7 @@ pub mod http;
 pub mod last_accepted;
 pub mod metrics;
 pub mod mirror;
+pub mod network_policies;
 pub mod observe;
 pub mod report;
 pub mod security_groups;
@@ -62,7 +63,7 @@ use kube::{Api, Client};
 use tokio::sync::Notify;
 use trunkline_api::{
     DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    VirtualGateway, VirtualMachineInterface, VirtualNetwork, VirtualNetworkPolicy,
 };
 use trunkline_model::{Kind, ResourceVersion};
 use trunkline_xdp::{AttachMode, BackendChoice};
@@ -273,6 +274,7 @@ pub async fn run(
         Kind::GatewayHAGroup,
         Kind::DCGateway,
         Kind::SecurityGroup,
+        Kind::VirtualNetworkPolicy,
     ]
     .into_iter()
     .map(|kind| (kind, Watermark::default()))
@@ -338,9 +340,18 @@ pub async fn run(
     );
     let security_groups = reflect(
         Api::<SecurityGroup>::all(client.clone()),
-        mine,
+        mine.clone(),
         changed.clone(),
         marks[&Kind::SecurityGroup].clone(),
+        shared.clone(),
+    );
+    // The network policies connecting two networks of this node (the
+    // operator labels them so): the links between its networks.
+    let policy_store = reflect(
+        Api::<VirtualNetworkPolicy>::all(client.clone()),
+        mine,
+        changed.clone(),
+        marks[&Kind::VirtualNetworkPolicy].clone(),
         shared.clone(),
     );
 
@@ -394,6 +405,10 @@ pub async fn run(
             (
                 "SecurityGroup",
                 security_groups.wait_until_ready().await.is_ok(),
+            ),
+            (
+                "VirtualNetworkPolicy",
+                policy_store.wait_until_ready().await.is_ok(),
             ),
         ] {
             if !ready {
@@ -483,6 +498,16 @@ pub async fn run(
             let mut desired = desired::desired(&node, &snapshot, &facts);
             last_accepted::report(&substituted, &mut desired);
             desired.config.punt_limit = punt_limit;
+            let policies: Vec<trunkline_model::VirtualNetworkPolicy> = policy_store
+                .state()
+                .iter()
+                .map(|p| trunkline_model::from_api::virtual_network_policy(p))
+                .collect();
+            desired.config.network_links = crate::network_policies::links_of(
+                &desired.config,
+                &snapshot.virtual_networks,
+                &policies,
+            );
             fabric
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

@@ -14,6 +14,7 @@
 //! | `trunkline_dataplane_vmi_dropped_total` | `vmi` | frames from the VMI that were dropped |
 //! | `trunkline_dataplane_security_group_flows_total` | `vmi`, `direction`, `group`, `rule` | flows of a policed VMI each rule allowed (first packets; `rule`: its index in the group's list for the direction) |
 //! | `trunkline_dataplane_security_group_denied_total` | `vmi`, `direction`, `rule` | packets of a policed VMI no rule allowed (`rule="default-deny"`; also in `drops_total` as `policy_ingress_denied` / `policy_egress_denied`) |
+//! | `trunkline_dataplane_network_policy_flows_total` | `from`, `to`, `policy`, `rule`, `action` | flows between two networks a VirtualNetworkPolicy connects, by the rule that decided them at their first packet (`rule`: its index in the policy's `spec.rules`; `policy="",rule="default-deny"`: no rule decided; later packets of denied flows are in `drops_total` as `network_policy_denied`) |
 //! | `trunkline_dataplane_tunnel_peers` | `state` | tunnel peers whose underlay next hop is `resolved` or `unresolved` |
 //! | `trunkline_dataplane_xdp_tier_frames_total` | `decision` | frames the XDP tier decided in the kernel (`kernel`) or handed to userspace (`handoff`) |
 //! | `trunkline_dataplane_xdp_tier_tables_version` | | version of the tables the kernel decides with (absent without the tier) |
@@ -315,6 +316,35 @@ impl Collector for Scrape {
             }
         }
 
+        let mut family = encoder.encode_descriptor(
+            "network_policy_flows",
+            "Flows between connected networks, by the network-policy rule that decided them",
+            None,
+            MetricType::Counter,
+        )?;
+        for link in plan.tables.network_links() {
+            for c in link.counters.snapshot(&link.config) {
+                let (policy, rule) = match &c.rule {
+                    Some((policy, index)) => (policy.as_str(), index.to_string()),
+                    None => ("", "default-deny".to_owned()),
+                };
+                let action = match c.action {
+                    Some(trunkline_pipeline::network_policy::NetworkAction::Allow) => "Allow",
+                    Some(trunkline_pipeline::network_policy::NetworkAction::Deny) => "Deny",
+                    Some(trunkline_pipeline::network_policy::NetworkAction::Pass) => "Pass",
+                    None => "Deny",
+                };
+                let labels = [
+                    ("from", link.config.from.as_str()),
+                    ("to", link.config.to.as_str()),
+                    ("policy", policy),
+                    ("rule", rule.as_str()),
+                    ("action", action),
+                ];
+                ConstCounter::new(c.count).encode(family.encode_family(&labels)?)?;
+            }
+        }
+
         let peers = plan.tables.peers();
         let resolved = peers.iter().filter(|p| p.next_hop_mac().is_some()).count();
         let mut family = encoder.encode_descriptor(
@@ -545,6 +575,55 @@ mod tests {
             "trunkline_dataplane_security_group_flows_total{vmi=\"t1/web-1\",direction=\"ingress\",group=\"web\",rule=\"0\"} 1",
             "trunkline_dataplane_security_group_denied_total{vmi=\"t1/web-1\",direction=\"ingress\",rule=\"default-deny\"} 2",
             "trunkline_dataplane_security_group_denied_total{vmi=\"t1/web-1\",direction=\"egress\",rule=\"default-deny\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn network_policy_flows_by_rule_and_default_deny() {
+        use trunkline_pipeline::network_policy::{
+            LinkConfig, NetworkAction, NetworkRule, PolicyRules,
+        };
+        use trunkline_pipeline::policy::RuleProtocol;
+        let control = Arc::new(Control::default());
+        let mut desired = crate::desired::Desired::default();
+        for (n, key) in ["t1/red", "t1/blue"].into_iter().enumerate() {
+            desired
+                .config
+                .networks
+                .push(trunkline_pipeline::NetworkConfig {
+                    key: key.into(),
+                    vrf: n as u32 + 1,
+                    ..Default::default()
+                });
+        }
+        desired.config.network_links.push(LinkConfig {
+            from: "t1/red".into(),
+            to: "t1/blue".into(),
+            policies: vec![PolicyRules {
+                policy: "t1/ssh".into(),
+                rules: vec![NetworkRule {
+                    index: 3,
+                    action: NetworkAction::Allow,
+                    protocol: RuleProtocol::Tcp,
+                    ports: None,
+                }],
+            }],
+        });
+        control.install(&desired, None, Some(1), Default::default());
+        let plan = control.plan();
+        let link = plan.tables.network_links().first().expect("a link");
+        link.counters.decided(0, 0);
+        link.counters.default_denied();
+        link.counters.default_denied();
+        let text = Metrics::new(control).render().unwrap();
+        for line in [
+            "trunkline_dataplane_network_policy_flows_total{from=\"t1/red\",to=\"t1/blue\",policy=\"t1/ssh\",rule=\"3\",action=\"Allow\"} 1",
+            "trunkline_dataplane_network_policy_flows_total{from=\"t1/red\",to=\"t1/blue\",policy=\"\",rule=\"default-deny\",action=\"Deny\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

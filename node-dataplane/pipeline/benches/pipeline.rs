@@ -26,6 +26,13 @@
 //! table hits, one per VMI's zone) and a first packet (both VMIs' rules
 //! scanned, two flows inserted; the iteration removes them again, so
 //! `first_packet` is the cost of a new flow, both directions decided).
+//!
+//! `network_policy/*`: network policies (issue 18), a routed frame from a
+//! VMI of ns/net3 to one of ns/net2, connected by a policy of 100 rules
+//! (99 TCP rules that never match the UDP frame, the last allows UDP),
+//! against a routed frame inside ns/net3 in the same run: an established
+//! flow (one flow-table hit in the connection's zone) and a first packet
+//! (the rules scanned, a flow inserted and removed again).
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -416,11 +423,105 @@ fn policy_benches(c: &mut Criterion) {
     group.finish();
 }
 
+fn network_policy_benches(c: &mut Criterion) {
+    use std::cell::RefCell;
+    use trunkline_pipeline::flow::{FlowConfig, FlowTable};
+    use trunkline_pipeline::network_policy::{LinkConfig, NetworkAction, NetworkRule, PolicyRules};
+    use trunkline_pipeline::policy::{PortRange, RuleProtocol};
+    // VMI 99 (VLAN 100) is in ns/net3, 199 in ns/net3, 198 in ns/net2.
+    let (from, same, other) = (vmi_at(100), vmi_at(200), vmi_at(199));
+    let inside = udp_frame(from, 100, same);
+    let across = udp_frame(from, 100, other);
+    let routed = |v: &Verdict| {
+        matches!(
+            v,
+            Verdict::Transmit {
+                port: PortId(1),
+                ..
+            }
+        )
+    };
+    let rules: Vec<NetworkRule> = (0..100u16)
+        .map(|index| NetworkRule {
+            index,
+            action: if index == 99 {
+                NetworkAction::Allow
+            } else {
+                NetworkAction::Deny
+            },
+            protocol: if index == 99 {
+                RuleProtocol::Udp
+            } else {
+                RuleProtocol::Tcp
+            },
+            ports: (index < 99).then_some(PortRange {
+                min: 1000 + index,
+                max: 1000 + index,
+            }),
+        })
+        .collect();
+    let mut config = config();
+    for (a, b) in [("ns/net3", "ns/net2"), ("ns/net2", "ns/net3")] {
+        config.network_links.push(LinkConfig {
+            from: a.into(),
+            to: b.into(),
+            policies: vec![PolicyRules {
+                policy: "ns/bench".into(),
+                rules: rules.clone(),
+            }],
+        });
+    }
+    let (tables, rejected) = Tables::compile(&config);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let counters = Counters::for_worker(0);
+    let flows = RefCell::new(FlowTable::new(FlowConfig::default()));
+    let mut group = c.benchmark_group("network_policy");
+    let mut buf = vec![0u8; HEADROOM + across.len() + 64];
+    let pipeline = Pipeline::new(&tables, &counters).with_flows(&flows, 1);
+    for (name, frame) in [
+        ("same_network", &inside),
+        ("established_100_rules", &across),
+    ] {
+        buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+        let verdict = pipeline.process(PortId(1), &mut buf, HEADROOM, frame.len());
+        assert!(routed(&verdict), "{name}: {verdict:?}");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+                black_box(pipeline.process(PortId(1), black_box(&mut buf), HEADROOM, frame.len()))
+            })
+        });
+    }
+    let few = RefCell::new(FlowTable::new(FlowConfig {
+        capacity: 4,
+        ..FlowConfig::default()
+    }));
+    let pipeline = Pipeline::new(&tables, &counters).with_flows(&few, 1);
+    group.bench_function("first_packet_100_rules", |b| {
+        b.iter(|| {
+            buf[HEADROOM..HEADROOM + across.len()].copy_from_slice(&across);
+            let verdict =
+                black_box(pipeline.process(PortId(1), black_box(&mut buf), HEADROOM, across.len()));
+            let mut table = few.borrow_mut();
+            loop {
+                let first = table.flows().map(|(id, _, _)| id).next();
+                match first {
+                    Some(id) => table.remove(id),
+                    None => break,
+                }
+            }
+            assert!(routed(&verdict));
+            verdict
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = pipeline;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = benches, policy_benches, observe_benches
+    targets = benches, policy_benches, network_policy_benches, observe_benches
 }
 criterion_main!(pipeline);

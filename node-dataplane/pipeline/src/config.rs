@@ -86,6 +86,10 @@ pub struct NodeConfig {
     /// policed, by VMI key; a VMI absent here is not policed (every flow
     /// allowed, and its frames stay in the XDP tier).
     pub policies: std::collections::BTreeMap<String, crate::policy::Policy>,
+    /// Network policies: each direction of each connection between two of
+    /// this node's networks (`VirtualNetworkPolicy`); a network gets the
+    /// host routes of the local VMIs of every network it has a link to.
+    pub network_links: Vec<crate::network_policy::LinkConfig>,
 }
 
 /// How many frames per second one VMI may have answered by the gateway
@@ -127,6 +131,7 @@ impl Default for NodeConfig {
             north_south: NorthSouthConfig::default(),
             punt_limit: PuntLimit::default(),
             policies: Default::default(),
+            network_links: Vec::new(),
         }
     }
 }

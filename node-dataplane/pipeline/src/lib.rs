@@ -30,6 +30,7 @@ pub mod kernel;
 pub mod limit;
 mod lpm;
 pub mod neighbours;
+pub mod network_policy;
 pub mod observe;
 pub mod policy;
 pub mod process;

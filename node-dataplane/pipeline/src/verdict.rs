@@ -263,6 +263,11 @@ drop_reasons! {
     /// A policed VMI's IP packet without a transport to key a flow on: an
     /// IPv4 fragment, or a truncated TCP or UDP header.
     PolicyUnsupported => "policy_unsupported",
+    /// A routed packet toward a VMI of another network that a network
+    /// policy connects, which the policies' rules deny (a `Deny` rule, or
+    /// no rule deciding), or an ICMP error about no allowed flow between
+    /// them, or neither IPv4 nor IPv6.
+    NetworkPolicyDenied => "network_policy_denied",
     /// The host has no route out of the fabric port toward the destination
     /// of a packet leaving untunneled.
     FabricNoRoute => "fabric_no_route",

@@ -153,6 +153,7 @@ struct route6_key {
 #define NH_DISCARD 6
 #define NH_PAIR 7  // whoever holds an allowed pair's address now (a runtime cell): userspace
 #define NH_NORTH_SOUTH 8  // a DC gateway's route, an IP fabric subnet: userspace
+#define NH_NETWORK_POLICY 9  // a VMI of a network a network policy connects: userspace
 struct nexthop {
     __u32 kind;  // NH_*
     __u32 id;    // VMI, remote or peer slot

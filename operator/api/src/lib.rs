@@ -21,6 +21,7 @@
 //!                                           +-----------+   +----------------+
 //!
 //!   namespaced: SecurityGroup (ingress/egress rules) <-- named by VMIs (spec.securityGroups)
+//!   namespaced: VirtualNetworkPolicy (ordered rules)  <-- named by networks (spec.networkPolicies)
 //! ```
 //!
 //! Every rule about a single object lives in the schema (ranges, formats,
@@ -46,6 +47,7 @@ pub mod status;
 pub mod virtual_gateway;
 pub mod virtual_machine_interface;
 pub mod virtual_network;
+pub mod virtual_network_policy;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -67,6 +69,9 @@ pub use virtual_machine_interface::{
     VirtualMachineInterface, VirtualMachineInterfaceSpec, VirtualMachineInterfaceStatus,
 };
 pub use virtual_network::{VirtualNetwork, VirtualNetworkSpec, VirtualNetworkStatus};
+pub use virtual_network_policy::{
+    VirtualNetworkPolicy, VirtualNetworkPolicySpec, VirtualNetworkPolicyStatus,
+};
 
 /// The API group of every trunkline kind.
 pub const GROUP: &str = "trunkline.io";
@@ -89,6 +94,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         BGPPeer::crd(),
         PacketTrace::crd(),
         SecurityGroup::crd(),
+        VirtualNetworkPolicy::crd(),
     ]
     .into_iter()
     .map(without_unknown_formats)

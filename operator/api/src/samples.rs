@@ -73,7 +73,7 @@ impl Case {
     }
 }
 
-const FILES: [&str; 11] = [
+const FILES: [&str; 12] = [
     include_str!("../testdata/validation/physicalrouter.yaml"),
     include_str!("../testdata/validation/logicalinterface.yaml"),
     include_str!("../testdata/validation/virtualmachineinterface.yaml"),
@@ -85,6 +85,7 @@ const FILES: [&str; 11] = [
     include_str!("../testdata/validation/bgppeer.yaml"),
     include_str!("../testdata/validation/packettrace.yaml"),
     include_str!("../testdata/validation/securitygroup.yaml"),
+    include_str!("../testdata/validation/virtualnetworkpolicy.yaml"),
 ];
 
 /// Every kind's cases. Panics on a malformed file: they are compiled in, so a

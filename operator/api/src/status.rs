@@ -52,4 +52,10 @@ pub mod reason {
     /// A VMI or a rule names a SecurityGroup that does not exist: it
     /// allows nothing until the group exists.
     pub const GROUP_NOT_FOUND: &str = "GroupNotFound";
+    /// A VirtualNetworkPolicy's rule names a network that does not exist:
+    /// the rule connects nothing.
+    pub const NETWORK_NOT_FOUND: &str = "NetworkNotFound";
+    /// A VirtualNetworkPolicy's rule names a network that does not name
+    /// the policy: the rule connects nothing.
+    pub const NOT_ATTACHED: &str = "NotAttached";
 }

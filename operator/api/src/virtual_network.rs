@@ -21,7 +21,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{IpAddress, IpPrefix, RouteDistinguisher, RouteTarget};
+use crate::fields::{IpAddress, IpPrefix, ObjectName, RouteDistinguisher, RouteTarget};
 use crate::status::Condition;
 
 /// An overlay virtual network.
@@ -140,6 +140,17 @@ pub struct VirtualNetworkSpec {
     /// neither exported nor imported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub l3vpn: Option<L3Vpn>,
+
+    /// VirtualNetworkPolicies of this namespace the network is attached
+    /// to, in order, at most 16, each once. A policy connects two networks
+    /// when both name it and one of its rules is between them: each gets
+    /// the other's routes, and the policies the sending network names,
+    /// in this order, decide which flows cross. None: the network is
+    /// connected to no other.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub network_policies: Vec<ObjectName>,
 }
 
 /// A network's L3VPN membership: what it exports and imports by BGP.

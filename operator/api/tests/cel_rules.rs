@@ -192,6 +192,7 @@ fn valid_samples_deserialize_into_the_rust_types() {
             "BGPPeer" => check::<trunkline_api::BGPPeer>(&cases),
             "PacketTrace" => check::<PacketTrace>(&cases),
             "SecurityGroup" => check::<SecurityGroup>(&cases),
+            "VirtualNetworkPolicy" => check::<trunkline_api::VirtualNetworkPolicy>(&cases),
             other => panic!("unknown kind {other}"),
         }
     }

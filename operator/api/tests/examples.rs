@@ -60,6 +60,9 @@ fn check_object(path: &Path, object: &Value) {
         "DCGateway" => serde_json::from_value::<DCGateway>(object.clone()).err(),
         "BGPPeer" => serde_json::from_value::<trunkline_api::BGPPeer>(object.clone()).err(),
         "SecurityGroup" => serde_json::from_value::<SecurityGroup>(object.clone()).err(),
+        "VirtualNetworkPolicy" => {
+            serde_json::from_value::<trunkline_api::VirtualNetworkPolicy>(object.clone()).err()
+        }
         other => panic!("{}: unknown kind {other}", path.display()),
     };
     assert!(
@@ -86,7 +89,7 @@ fn check_object(path: &Path, object: &Value) {
 #[test]
 fn every_example_is_valid_against_the_crds() {
     let dirs = scenario_dirs();
-    assert_eq!(dirs.len(), 8, "one directory per scenario: {dirs:?}");
+    assert_eq!(dirs.len(), 9, "one directory per scenario: {dirs:?}");
     let mut objects = 0;
     for dir in &dirs {
         for path in manifests(dir) {

@@ -23,7 +23,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use trunkline_api::{
     DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    VirtualGateway, VirtualMachineInterface, VirtualNetwork, VirtualNetworkPolicy,
 };
 use trunkline_model::{Kind, Object, ObjectKey, Snapshot, from_api};
 
@@ -50,6 +50,8 @@ pub struct Stores {
     pub dc_gateways: Store<DCGateway>,
     /// SecurityGroups.
     pub security_groups: Store<SecurityGroup>,
+    /// VirtualNetworkPolicies.
+    pub network_policies: Store<VirtualNetworkPolicy>,
 }
 
 /// What a watch event touched.
@@ -124,6 +126,8 @@ impl Stores {
         let (external_vteps, g) = reflect::<ExternalVTEP>(client, Kind::ExternalVTEP);
         let (dc_gateways, h) = reflect::<DCGateway>(client, Kind::DCGateway);
         let (security_groups, i) = reflect::<SecurityGroup>(client, Kind::SecurityGroup);
+        let (network_policies, j) =
+            reflect::<VirtualNetworkPolicy>(client, Kind::VirtualNetworkPolicy);
         let stores = Self {
             physical_routers,
             logical_interfaces,
@@ -134,10 +138,11 @@ impl Stores {
             external_vteps,
             dc_gateways,
             security_groups,
+            network_policies,
         };
         (
             stores,
-            stream::select_all([a, b, c, d, e, f, g, h, i]).boxed(),
+            stream::select_all([a, b, c, d, e, f, g, h, i, j]).boxed(),
         )
     }
 
@@ -180,6 +185,10 @@ impl Stores {
             .wait_until_ready()
             .await
             .map_err(dropped("SecurityGroup"))?;
+        self.network_policies
+            .wait_until_ready()
+            .await
+            .map_err(dropped("VirtualNetworkPolicy"))?;
         Ok(())
     }
 
@@ -219,6 +228,9 @@ impl Stores {
             Kind::SecurityGroup => {
                 Object::SecurityGroup(from_api::security_group(&*get(&self.security_groups, key)?))
             }
+            Kind::VirtualNetworkPolicy => Object::VirtualNetworkPolicy(
+                from_api::virtual_network_policy(&*get(&self.network_policies, key)?),
+            ),
         })
     }
 
@@ -240,6 +252,7 @@ impl Stores {
             Kind::ExternalVTEP => keys(kind, &self.external_vteps),
             Kind::DCGateway => keys(kind, &self.dc_gateways),
             Kind::SecurityGroup => keys(kind, &self.security_groups),
+            Kind::VirtualNetworkPolicy => keys(kind, &self.network_policies),
         }
     }
 
@@ -273,6 +286,7 @@ impl Stores {
             external_vteps: all(&self.external_vteps, from_api::external_vtep),
             dc_gateways: all(&self.dc_gateways, from_api::dc_gateway),
             security_groups: all(&self.security_groups, from_api::security_group),
+            virtual_network_policies: all(&self.network_policies, from_api::virtual_network_policy),
         }
     }
 }

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use trunkline_api::status::{condition, reason};
 use trunkline_api::{
     DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    VirtualGateway, VirtualMachineInterface, VirtualNetwork, VirtualNetworkPolicy,
 };
 use trunkline_operator_core::{Change, DECIDED_KINDS, Decider, Kind, ObjectKey, Settings, summary};
 
@@ -575,6 +575,8 @@ impl Operator {
             .await;
         self.sync::<SecurityGroup>(&stores.security_groups, &to_sync, &now, &mut outcome)
             .await;
+        self.sync::<VirtualNetworkPolicy>(&stores.network_policies, &to_sync, &now, &mut outcome)
+            .await;
         self.sync_router_ports(&stores.physical_routers, &mut outcome)
             .await;
         // Labels after status (those of the objects written above went
@@ -1087,6 +1089,10 @@ async fn write_labels(
             .await
             .map(|_| ()),
         Kind::SecurityGroup => SecurityGroup::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::VirtualNetworkPolicy => VirtualNetworkPolicy::api(client.clone(), ns)
             .patch_metadata(&key.name, &params, &patch)
             .await
             .map(|_| ()),

@@ -17,7 +17,8 @@ use trunkline_api::{
     DCGateway, DCGatewayStatus, ExternalVTEP, ExternalVTEPStatus, GatewayHAGroup,
     GatewayHAGroupStatus, LogicalInterface, LogicalInterfaceStatus, SecurityGroup,
     SecurityGroupStatus, VirtualGateway, VirtualGatewayStatus, VirtualMachineInterface,
-    VirtualMachineInterfaceStatus, VirtualNetwork, VirtualNetworkStatus,
+    VirtualMachineInterfaceStatus, VirtualNetwork, VirtualNetworkPolicy,
+    VirtualNetworkPolicyStatus, VirtualNetworkStatus,
 };
 use trunkline_operator_core::{Decision, DerivedStatus, Kind};
 
@@ -442,6 +443,35 @@ impl Reported for SecurityGroup {
             observed_generation: Some(decision.generation),
             conditions,
             interface_count,
+        }
+    }
+
+    fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
+        Api::namespaced(client, namespace.unwrap_or_default())
+    }
+}
+
+impl Reported for VirtualNetworkPolicy {
+    type Status = VirtualNetworkPolicyStatus;
+    const KIND: Kind = Kind::VirtualNetworkPolicy;
+
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions_of(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        let network_count = match &decision.derived {
+            DerivedStatus::VirtualNetworkPolicy { network_count } => *network_count,
+            _ => 0,
+        };
+        VirtualNetworkPolicyStatus {
+            observed_generation: Some(decision.generation),
+            conditions,
+            network_count,
         }
     }
 

@@ -165,6 +165,11 @@ pub enum DerivedStatus {
         /// default group).
         interface_count: u32,
     },
+    /// How many networks name a network policy.
+    VirtualNetworkPolicy {
+        /// VirtualNetworks naming it in `spec.networkPolicies`.
+        network_count: u32,
+    },
     /// A DC gateway's networks.
     DcGateway {
         /// The networks it serves (`namespace/name`), comma-separated.

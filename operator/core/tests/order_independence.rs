@@ -355,6 +355,7 @@ fn shuffled(s: &Snapshot, seeds: &[Index]) -> Snapshot {
         external_vteps: shuffle(&s.external_vteps, seeds),
         dc_gateways: shuffle(&s.dc_gateways, seeds),
         security_groups: shuffle(&s.security_groups, seeds),
+        virtual_network_policies: shuffle(&s.virtual_network_policies, seeds),
     }
 }
 

@@ -187,6 +187,7 @@ mod tests {
             fabric_exit_in_use: None,
             mtu: None,
             dhcp: Default::default(),
+            network_policies: vec![],
             defects: vec![],
         }
     }

@@ -148,6 +148,13 @@ pub fn security_group(object: &trunkline_api::SecurityGroup) -> SecurityGroup {
     SecurityGroup::from_api(object)
 }
 
+/// A VirtualNetworkPolicy.
+pub fn virtual_network_policy(
+    object: &trunkline_api::VirtualNetworkPolicy,
+) -> crate::VirtualNetworkPolicy {
+    crate::VirtualNetworkPolicy::from_api(object)
+}
+
 /// API objects of every kind, borrowed (as a process' watch stores hold
 /// them), to convert into one [`Snapshot`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -191,6 +198,9 @@ impl Objects<'_> {
             external_vteps: all(self.external_vteps, external_vtep),
             dc_gateways: all(self.dc_gateways, dc_gateway),
             security_groups: all(self.security_groups, security_group),
+            // Not watched through `Objects`: the agent reads them apart
+            // (`network_policies.rs`), the operator in its index.
+            virtual_network_policies: Vec::new(),
         }
     }
 }

@@ -10,6 +10,8 @@
 //!   Snapshot { PhysicalRouter, LogicalInterface, VirtualMachineInterface,
 //!              VirtualNetwork, GatewayHaGroup, VirtualGateway, ExternalVtep,
 //!              DcGateway, SecurityGroup }
+//!   VirtualNetworkPolicy (apart: virtual_network_policy::links -> what each
+//!              node connects)
 //!          |                                  |
 //!          |  placement(accepted?)            |  operator core: decide
 //!          v                                  v  (conditions, VNIs, ...)
@@ -44,6 +46,7 @@ mod snapshot;
 mod virtual_gateway;
 mod virtual_machine_interface;
 mod virtual_network;
+pub mod virtual_network_policy;
 
 pub use dc_gateway::{DcGateway, DcGatewayNetwork, ExternalRoute, LabelledPrefix};
 pub use encapsulation::{
@@ -72,3 +75,4 @@ pub use virtual_network::{
     DEFAULT_LEASE_SECS, Dhcp, DhcpMode, FabricExit, ForwardingMode, NorthSouth, Subnet,
     VirtualNetwork,
 };
+pub use virtual_network_policy::VirtualNetworkPolicy;

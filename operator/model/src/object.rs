@@ -28,11 +28,13 @@ pub enum Kind {
     DCGateway,
     /// Stateful rules on the traffic of the VMIs using it.
     SecurityGroup,
+    /// Ordered rules connecting the virtual networks naming it.
+    VirtualNetworkPolicy,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::PhysicalRouter,
         Kind::LogicalInterface,
         Kind::VirtualMachineInterface,
@@ -42,6 +44,7 @@ impl Kind {
         Kind::ExternalVTEP,
         Kind::DCGateway,
         Kind::SecurityGroup,
+        Kind::VirtualNetworkPolicy,
     ];
 
     /// The Kubernetes kind name.
@@ -56,6 +59,7 @@ impl Kind {
             Kind::ExternalVTEP => "ExternalVTEP",
             Kind::DCGateway => "DCGateway",
             Kind::SecurityGroup => "SecurityGroup",
+            Kind::VirtualNetworkPolicy => "VirtualNetworkPolicy",
         }
     }
 
@@ -68,7 +72,10 @@ impl Kind {
     pub fn is_namespaced(self) -> bool {
         matches!(
             self,
-            Kind::VirtualMachineInterface | Kind::VirtualNetwork | Kind::SecurityGroup
+            Kind::VirtualMachineInterface
+                | Kind::VirtualNetwork
+                | Kind::SecurityGroup
+                | Kind::VirtualNetworkPolicy
         )
     }
 }

@@ -1006,6 +1006,7 @@ mod tests {
                 external_vteps: shuffle(&s.external_vteps, &seeds),
                 dc_gateways: shuffle(&s.dc_gateways, &seeds),
                 security_groups: shuffle(&s.security_groups, &seeds),
+                virtual_network_policies: shuffle(&s.virtual_network_policies, &seeds),
             };
             prop_assert_eq!(Placement::from_status(&s), Placement::from_status(&shuffled));
             prop_assert_eq!(Placement::new(&s, |_| true), Placement::new(&shuffled, |_| true));

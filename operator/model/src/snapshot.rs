@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use crate::object::{Meta, ObjectKey};
 use crate::{
     DcGateway, ExternalVtep, GatewayHaGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    VirtualGateway, VirtualMachineInterface, VirtualNetwork, VirtualNetworkPolicy,
 };
 
 /// Every object of every kind.
@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub dc_gateways: Vec<DcGateway>,
     /// SecurityGroups.
     pub security_groups: Vec<SecurityGroup>,
+    /// VirtualNetworkPolicies.
+    pub virtual_network_policies: Vec<VirtualNetworkPolicy>,
 }
 
 /// One object of any kind.
@@ -59,6 +61,8 @@ pub enum Object {
     DcGateway(DcGateway),
     /// A SecurityGroup.
     SecurityGroup(SecurityGroup),
+    /// A VirtualNetworkPolicy.
+    VirtualNetworkPolicy(VirtualNetworkPolicy),
 }
 
 impl Object {
@@ -74,6 +78,7 @@ impl Object {
             Object::ExternalVtep(o) => &o.meta,
             Object::DcGateway(o) => &o.meta,
             Object::SecurityGroup(o) => &o.meta,
+            Object::VirtualNetworkPolicy(o) => &o.meta,
         }
     }
 
@@ -89,6 +94,7 @@ impl Object {
             Object::ExternalVtep(o) => &mut o.meta,
             Object::DcGateway(o) => &mut o.meta,
             Object::SecurityGroup(o) => &mut o.meta,
+            Object::VirtualNetworkPolicy(o) => &mut o.meta,
         }
     }
 
@@ -113,7 +119,8 @@ impl Snapshot {
             .chain(self.virtual_gateways.iter().map(|o| &o.meta))
             .chain(self.external_vteps.iter().map(|o| &o.meta))
             .chain(self.dc_gateways.iter().map(|o| &o.meta))
-            .chain(self.security_groups.iter().map(|o| &o.meta));
+            .chain(self.security_groups.iter().map(|o| &o.meta))
+            .chain(self.virtual_network_policies.iter().map(|o| &o.meta));
         metas
             .filter(|m| m.accepted)
             .map(|m| m.key.clone())
@@ -132,6 +139,7 @@ impl Snapshot {
             external_vteps,
             dc_gateways,
             security_groups,
+            virtual_network_policies,
         } = self;
         physical_routers
             .into_iter()
@@ -148,6 +156,11 @@ impl Snapshot {
             .chain(external_vteps.into_iter().map(Object::ExternalVtep))
             .chain(dc_gateways.into_iter().map(Object::DcGateway))
             .chain(security_groups.into_iter().map(Object::SecurityGroup))
+            .chain(
+                virtual_network_policies
+                    .into_iter()
+                    .map(Object::VirtualNetworkPolicy),
+            )
     }
 
     /// Adds `object` to its kind's list.
@@ -162,6 +175,7 @@ impl Snapshot {
             Object::ExternalVtep(o) => self.external_vteps.push(o),
             Object::DcGateway(o) => self.dc_gateways.push(o),
             Object::SecurityGroup(o) => self.security_groups.push(o),
+            Object::VirtualNetworkPolicy(o) => self.virtual_network_policies.push(o),
         }
     }
 }

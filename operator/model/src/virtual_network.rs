@@ -46,6 +46,9 @@ pub struct VirtualNetwork {
     pub mtu: Option<u16>,
     /// `spec.dhcp`: how the instances get their addresses.
     pub dhcp: Dhcp,
+    /// `spec.networkPolicies`: the VirtualNetworkPolicies of its namespace
+    /// it is attached to, in order.
+    pub network_policies: Vec<String>,
     /// Field values that could not be read.
     pub defects: Vec<String>,
 }
@@ -287,6 +290,12 @@ impl VirtualNetwork {
                 .mtu
                 .and_then(|m| read("spec.mtu", u16::try_from(m), &mut defects)),
             dhcp,
+            network_policies: network
+                .spec
+                .network_policies
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
             defects,
         }
     }

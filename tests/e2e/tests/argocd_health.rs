@@ -186,7 +186,7 @@ fn sample(kind: &str, generation: i64, created: i64, status: Option<Value>) -> V
 }
 
 /// The kinds the operator writes status for.
-const OPERATOR_KINDS: [&str; 8] = [
+const OPERATOR_KINDS: [&str; 9] = [
     "LogicalInterface",
     "VirtualMachineInterface",
     "VirtualNetwork",
@@ -195,6 +195,7 @@ const OPERATOR_KINDS: [&str; 8] = [
     "ExternalVTEP",
     "DCGateway",
     "SecurityGroup",
+    "VirtualNetworkPolicy",
 ];
 
 fn assert_health(kind: &str, what: &str, object: &Value, expected: &str, text: &str) {
@@ -225,6 +226,26 @@ fn an_ha_group_without_exactly_one_active_member_is_degraded_at_once() {
             ]})),
         );
         assert_health("GatewayHAGroup", reason, &group, "Degraded", text);
+    }
+}
+
+/// A network policy whose rule names a network that does not exist, or
+/// that does not name the policy, is Degraded at once (a person must fix
+/// the reference).
+#[test]
+fn a_network_policy_naming_a_missing_or_unattached_network_is_degraded_at_once() {
+    for reason in ["NetworkNotFound", "NotAttached"] {
+        let object = sample(
+            "VirtualNetworkPolicy",
+            1,
+            60,
+            Some(json!({ "observedGeneration": 1, "conditions": [
+                condition("Accepted", "True", "Ok", 1, 5),
+                condition("Ready", "False", reason, 1, 5),
+            ]})),
+        );
+        let text = format!("Ready is False ({reason})");
+        assert_health("VirtualNetworkPolicy", reason, &object, "Degraded", &text);
     }
 }
 
@@ -547,7 +568,7 @@ fn argocd_cm_holds_every_script_for_every_kind() {
         assert_eq!(crd["spec"]["group"], "trunkline.io");
         kinds.push(crd["spec"]["names"]["kind"].as_str().unwrap().to_owned());
     }
-    assert_eq!(kinds.len(), 11);
+    assert_eq!(kinds.len(), 12);
     assert_eq!(data.len(), kinds.len(), "one health check per kind");
     for kind in &kinds {
         let key = format!("resource.customizations.health.trunkline.io_{kind}");

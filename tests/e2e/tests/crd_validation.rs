@@ -219,6 +219,11 @@ async fn security_group_samples_on_the_api_server() {
     run_cases("SecurityGroup").await;
 }
 
+#[tokio::test]
+async fn virtual_network_policy_samples_on_the_api_server() {
+    run_cases("VirtualNetworkPolicy").await;
+}
+
 /// `kubectl explain` shows the descriptions of our fields, the category
 /// lists every kind, and short names resolve.
 #[tokio::test]
@@ -291,11 +296,12 @@ async fn crds_are_installed_and_documented() {
             "securitygroups.trunkline.io",
             "virtualgateways.trunkline.io",
             "virtualmachineinterfaces.trunkline.io",
+            "virtualnetworkpolicies.trunkline.io",
             "virtualnetworks.trunkline.io",
         ]
     );
     for short in [
-        "pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw", "bgpp", "ptr", "tlsg",
+        "pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw", "bgpp", "ptr", "tlsg", "vnp",
     ] {
         plane
             .kubectl_ok(&["get", short, "-A"])

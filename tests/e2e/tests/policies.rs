@@ -315,3 +315,194 @@ async fn a_full_flow_table_is_a_counted_drop_not_a_crash() {
     // new connection gets a place.
     tcp_to_bms2_becomes(&gw, 80, true).await;
 }
+
+/// Network policies (issue 18's second kind): net1 (bms1, bms2) and blue
+/// (blue1, 192.168.2.0/24) on one node.
+///
+/// ```text
+///  bms1 (VLAN 100, net1) --+                      +-- blue1 (VLAN 300, blue)
+///  bms2 (VLAN 200, net1) --+-- gateway node ------+
+///                          VirtualNetworkPolicy ssh: Allow TCP 22 net1 <> blue
+/// ```
+///
+/// Without the policy the networks stay separate; with both naming it,
+/// TCP 22 passes both ways (replies included), TCP 80 and ICMP are
+/// dropped and counted (`network_policy_denied`, the default deny's and
+/// the rule's series), traffic inside net1 is untouched; net1 dropping the
+/// policy from its list separates them again.
+#[tokio::test]
+async fn two_networks_connected_by_a_policy_talk_on_one_port_only() {
+    const BLUE1: common::Instance = common::Instance {
+        name: "blue1",
+        vlan: 300,
+        cidr: "192.168.2.10/24",
+        mac: "02:00:00:00:04:01",
+        gateway: "192.168.2.1",
+    };
+    let gw = Gateway::start(&[BMS1, BMS2, BLUE1], "auto").await;
+    let ns = gw.ns.name().to_owned();
+    // The router, net1 with bms1 and bms2, blue with blue1.
+    gw.apply_objects(&[BMS1, BMS2]).await;
+    let network = |name: &str, cidr: &str, gateway: &str, policies: &[&str]| {
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"subnets": [{"cidr": cidr, "gateway": gateway}],
+                     "networkPolicies": policies}})
+    };
+    gw.apply_namespaced(
+        "virtualnetworks",
+        "blue",
+        network("blue", "192.168.2.0/24", "192.168.2.1", &[]),
+    )
+    .await;
+    gw.apply_vmi("blue1", "blue", BLUE1.mac, "192.168.2.10")
+        .await;
+    gw.apply_li(BLUE1.vlan, "blue1").await;
+    for vlan in [100, 200, 300] {
+        gw.wait_li(&gw.li_name(vlan), "True").await;
+    }
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+    gw.ping_eventually("blue1", "192.168.2.1").await;
+
+    // No policy: separate. (net1 has no route to 192.168.2.0/24 at all.)
+    let (ok, out) = gw.lab.ping("bms1", "192.168.2.10", 1);
+    assert!(!ok, "no policy, no route: {out}");
+    assert!(!tcp_passes(&gw, "bms1", "blue1", "192.168.2.10", 22));
+
+    // The policy, named by both networks.
+    gw.apply_namespaced(
+        "virtualnetworkpolicies",
+        "ssh",
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetworkPolicy",
+            "metadata": {"name": "ssh", "namespace": ns},
+            "spec": {"rules": [{"action": "Allow", "protocol": "TCP",
+                                "ports": {"min": 22, "max": 22},
+                                "source": "net1", "destination": "blue"}]}}),
+    )
+    .await;
+    let attach = |policies: &'static [&'static str]| {
+        let gw = &gw;
+        let network = &network;
+        async move {
+            for (name, cidr, gateway) in [
+                ("net1", "192.168.1.0/24", "192.168.1.1"),
+                ("blue", "192.168.2.0/24", "192.168.2.1"),
+            ] {
+                gw.apply_namespaced(
+                    "virtualnetworks",
+                    name,
+                    network(name, cidr, gateway, policies),
+                )
+                .await;
+            }
+        }
+    };
+    // Named by no network yet: accepted, not ready, and says why.
+    let ready = |want: &'static str, why: &'static str| {
+        let gw = &gw;
+        async move {
+            eventually(
+                &format!("VirtualNetworkPolicy ssh Ready={want} {why}"),
+                READY_TIMEOUT,
+                || async {
+                    let ready = condition(
+                        gw,
+                        "VirtualNetworkPolicy",
+                        "virtualnetworkpolicies",
+                        "ssh",
+                        "Ready",
+                    )
+                    .await;
+                    match &ready {
+                        Some(c) if c.0 == want && c.1 == why => Ok(c.clone()),
+                        _ => Err(format!("{ready:?}")),
+                    }
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    let (_, _, message) = ready("False", "NotAttached").await;
+    assert!(message.contains("net1"), "{message}");
+    attach(&["ssh"]).await;
+    // Programmed on the node (it holds both networks), and Ready.
+    ready("True", "Ok").await;
+    let (programmed, _, message) = condition(
+        &gw,
+        "VirtualNetworkPolicy",
+        "virtualnetworkpolicies",
+        "ssh",
+        "Programmed",
+    )
+    .await
+    .expect("Programmed");
+    assert_eq!(programmed, "True");
+    assert!(message.contains(&gw.node), "{message}");
+    let connected = |passes: bool| {
+        let gw = &gw;
+        async move {
+            eventually(
+                &format!("TCP bms1 -> blue1:22 passes: {passes}"),
+                CHANGE_TIMEOUT,
+                || async {
+                    if tcp_passes(gw, "bms1", "blue1", "192.168.2.10", 22) == passes {
+                        Ok(())
+                    } else {
+                        Err(format!("still {}", !passes))
+                    }
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", gw.agent().metrics()));
+        }
+    };
+    connected(true).await;
+    // Both ways (the rule is both ways by default), replies included: a
+    // TCP exchange needs them.
+    assert!(
+        tcp_passes(&gw, "blue1", "bms2", "192.168.1.20", 22),
+        "blue -> net1 on 22"
+    );
+    // TCP 80 and ICMP: no rule, dropped and counted.
+    let denied = gw.drops("network_policy_denied");
+    assert!(!tcp_passes(&gw, "bms1", "blue1", "192.168.2.10", 80));
+    let (ok, out) = gw.lab.ping("bms1", "192.168.2.10", 1);
+    assert!(!ok, "ICMP has no rule: {out}");
+    assert!(
+        gw.drops("network_policy_denied") > denied,
+        "{}",
+        gw.agent().metrics()
+    );
+    let metric = |name: String| gw.agent().metric(&name).unwrap_or(0.0);
+    let ssh_rule = |from: &str, to: &str| {
+        format!(
+            "trunkline_dataplane_network_policy_flows_total{{from=\"{ns}/{from}\",to=\"{ns}/{to}\",policy=\"{ns}/ssh\",rule=\"0\",action=\"Allow\"}}"
+        )
+    };
+    assert!(
+        metric(ssh_rule("net1", "blue")) >= 1.0,
+        "{}",
+        gw.agent().metrics()
+    );
+    assert!(
+        metric(ssh_rule("blue", "net1")) >= 1.0,
+        "{}",
+        gw.agent().metrics()
+    );
+    let default_deny = format!(
+        "trunkline_dataplane_network_policy_flows_total{{from=\"{ns}/net1\",to=\"{ns}/blue\",policy=\"\",rule=\"default-deny\",action=\"Deny\"}}"
+    );
+    assert!(metric(default_deny) >= 2.0, "{}", gw.agent().metrics());
+    // Inside net1 nothing changed: TCP 80 between bms1 and bms2.
+    assert!(
+        tcp_passes(&gw, "bms1", "bms2", "192.168.1.20", 80),
+        "intra-network traffic is not policed"
+    );
+
+    // net1 and blue drop the policy: separate again.
+    attach(&[]).await;
+    connected(false).await;
+    ready("False", "NotAttached").await;
+    assert!(!tcp_passes(&gw, "blue1", "bms2", "192.168.1.20", 22));
+}

@@ -221,11 +221,11 @@ fn special(tables: &Tables, port: PortId, frame: &[u8]) -> Option<Class> {
         return Some(Class::AddressPair);
     }
     let network = &tables.vrfs[vmi.vrf].network;
-    matches!(
-        tables.route(network, dst),
-        Some(crate::tables::NextHop::Pair(_))
-    )
-    .then_some(Class::AddressPair)
+    match tables.route(network, dst) {
+        Some(crate::tables::NextHop::Pair(_)) => Some(Class::AddressPair),
+        Some(crate::tables::NextHop::Leak { .. }) => Some(Class::NetworkPolicy),
+        _ => None,
+    }
 }
 
 /// Called by `Rig::run_with` for every frame: kept when recording.
@@ -285,6 +285,7 @@ fn all_tests() -> Vec<(&'static str, fn())> {
         .chain(crate::process::tests_first_minute::differential::TESTS)
         .chain(crate::process::tests_north_south::differential::TESTS)
         .chain(crate::process::tests_policy::differential::TESTS)
+        .chain(crate::process::tests_network_policy::differential::TESTS)
         .chain(ha::TESTS)
         .copied()
         .collect()
@@ -593,6 +594,10 @@ enum Class {
     /// flow table, which the tier has no stage for yet: handed off
     /// (`VMI_HANDOFF`); a frame that touched the table must be.
     Policed,
+    /// Routed into another network by a network policy (a leaked route):
+    /// its flows live in the flow table, which the tier has no stage for
+    /// yet: handed off (`NH_NETWORK_POLICY`).
+    NetworkPolicy,
     /// Frames against tables with an HA group: those governed by a role or
     /// path cell (member ports, multi-homed VMIs) are userspace's, the
     /// others are compared as usual.
@@ -806,6 +811,7 @@ fn random_frames_are_decided_alike_in_the_kernel() {
         .chain(crate::process::tests_first_minute::differential::configs())
         .chain(crate::process::tests_north_south::differential::configs())
         .chain(crate::process::tests_policy::differential::configs())
+        .chain(crate::process::tests_network_policy::differential::configs())
         .chain(ha::configs())
         .collect();
     let mut kernel = Kernel::new("r");

@@ -72,6 +72,9 @@ impl Image {
                 NextHop::Pair(_) => (NH_PAIR, 0),
                 // A DC gateway's route (north-south): handed off.
                 NextHop::Tunnel { .. } => (NH_NORTH_SOUTH, 0),
+                // Into another network by a network policy: the link's
+                // rules and flows are decided in userspace.
+                NextHop::Leak { .. } => (NH_NETWORK_POLICY, 0),
             };
             Bytes::default().u32(kind).u32(id).done()
         };

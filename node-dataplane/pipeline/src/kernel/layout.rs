@@ -83,6 +83,9 @@ pub const NH_PAIR: u32 = 7;
 /// `NH_NORTH_SOUTH`: a DC gateway's route, or the fabric's way back into a
 /// network (IP fabric forwarding): north-south, decided in userspace.
 pub const NH_NORTH_SOUTH: u32 = 8;
+/// `NH_NETWORK_POLICY`: a VMI of another network a network policy connects
+/// (the link's rules and flows are decided in userspace: handed off).
+pub const NH_NETWORK_POLICY: u32 = 9;
 /// `ENCAP_MPLS`.
 pub const ENCAP_MPLS: u32 = 1;
 /// `ENCAP_VXLAN`.

@@ -70,6 +70,7 @@ mod flood;
 mod ha;
 mod icmp_error;
 mod neighbour;
+mod network_policy;
 mod policy;
 mod route;
 mod router_advert;
@@ -694,6 +695,8 @@ pub(crate) mod tests;
 pub(crate) mod tests_first_minute;
 #[cfg(test)]
 pub(crate) mod tests_ha;
+#[cfg(test)]
+pub(crate) mod tests_network_policy;
 #[cfg(test)]
 pub(crate) mod tests_north_south;
 #[cfg(test)]

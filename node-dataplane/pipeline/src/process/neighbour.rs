@@ -79,7 +79,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 | NextHop::Remote(_)
                 | NextHop::Peer(_)
                 | NextHop::Pair(_)
-                | NextHop::Tunnel { .. },
+                | NextHop::Tunnel { .. }
+                | NextHop::Leak { .. },
             ) => Target::Routed,
             Some(NextHop::Port(port)) if port == ctx.port => Target::Unknown,
             Some(NextHop::Port(_)) => Target::Routed,

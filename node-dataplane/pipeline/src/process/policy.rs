@@ -26,13 +26,17 @@
 //! discovery, DHCP (answered before), broadcast and multicast frames, and
 //! flooded unknown unicast. A policed VMI's IPv4 fragments have no ports
 //! to decide on: they are dropped (`policy_unsupported`).
+//!
+//! The stateful part ([`Pipeline::decide_flow`]: a zone, a generation and
+//! an evaluation of first packets) is shared with network policies
+//! (`network_policy.rs`).
 
 use core::net::IpAddr;
 
 use trunkline_wire::ethernet::EtherType;
 
 use super::Pipeline;
-use super::snat::{Kind, quoted_header, transport};
+use super::snat::{Kind, Transport, quoted_header, transport};
 use crate::flow::{FlowAction, FlowKey, FlowTable, FlowValue};
 use crate::observe::Observer;
 use crate::policy::{Direction, FlowTuple, VmiPolicy};
@@ -80,10 +84,60 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         if neighbour_discovery(buf, t.l4, t.proto) {
             return Ok(());
         }
+        let remote_of = |t: &Transport| match direction {
+            Direction::Ingress => t.src,
+            Direction::Egress => t.dst,
+        };
+        let zone = FlowZone {
+            zone: policy.zone,
+            generation: policy.generation,
+        };
+        let decided = self.decide_flow(zone, buf, &t, |t| {
+            let flow = FlowTuple {
+                proto: t.proto,
+                remote: remote_of(t),
+                dport: t.dport,
+            };
+            match policy.policy.evaluate_at(direction, &flow) {
+                Some(position) => RuleVerdict::Allow(position),
+                None => RuleVerdict::Deny(()),
+            }
+        })?;
+        match decided {
+            Decided::Allowed(None) => Ok(()),
+            Decided::Allowed(Some(position)) => {
+                if O::SIDE_EFFECTS {
+                    policy.counters.allowed(direction, position);
+                }
+                Ok(())
+            }
+            Decided::Denied(_) => {
+                self.count_denied(policy, direction);
+                Err(denied(direction))
+            }
+        }
+    }
+
+    /// The stateful part shared by security groups and network policies:
+    /// the packet `t` in flow-table zone `zone` passes when its flow was
+    /// allowed under the zone's generation (either direction), is denied
+    /// when its flow was denied, and is decided by `evaluate` otherwise
+    /// (`Some(position)`: the rule at that position allowed it), the
+    /// verdict remembered as forward and reverse entries. An ICMP error
+    /// passes when the packet it quotes belongs to an allowed flow.
+    /// `Allowed(Some(_))` / `Denied(Some(_))`: decided now by that rule.
+    #[inline]
+    pub(super) fn decide_flow<A: Copy, D: Copy>(
+        &self,
+        zone: FlowZone,
+        buf: &[u8],
+        t: &Transport,
+        evaluate: impl FnOnce(&Transport) -> RuleVerdict<A, D>,
+    ) -> Result<Decided<A, D>, DropReason> {
         let flows = self.flows.ok_or(DropReason::NoFlowTable)?;
         let mut table = flows.borrow_mut();
         if t.kind == Kind::IcmpError {
-            let allowed = quoted_header(buf, &t).is_some_and(|(_, l4, proto, src, dst)| {
+            let allowed = quoted_header(buf, t).is_some_and(|(_, l4, proto, src, dst)| {
                 let word = |i: usize| {
                     buf.get(l4 + i..l4 + i + 2)
                         .map_or(0, |w| u16::from_be_bytes([w[0], w[1]]))
@@ -99,82 +153,58 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                     },
                     _ => (0, 0),
                 };
-                let key = FlowKey::new(policy.zone, proto, src, dst, sport, dport);
+                let key = FlowKey::new(zone.zone, proto, src, dst, sport, dport);
                 table.lookup(&key).is_some_and(|id| {
-                    self.policy_entry_valid(&table, id, policy)
+                    self.entry_valid(&table, id, zone.generation)
                         && table.value(id).action() == Some(FlowAction::Forward)
                 })
             });
-            return if allowed {
-                Ok(())
+            return Ok(if allowed {
+                Decided::Allowed(None)
             } else {
-                self.count_denied(policy, direction);
-                Err(denied(direction))
-            };
+                Decided::Denied(None)
+            });
         }
-        let key = FlowKey::new(policy.zone, t.proto, t.src, t.dst, t.sport, t.dport);
+        let key = FlowKey::new(zone.zone, t.proto, t.src, t.dst, t.sport, t.dport);
         let bytes = t.end - t.l3;
         if let Some(id) = table.lookup(&key) {
-            let valid = self.policy_entry_valid(&table, id, policy);
+            let valid = self.entry_valid(&table, id, zone.generation);
             match table.value(id).action() {
                 Some(FlowAction::Forward) if valid => {
                     table.touch(id, self.now, bytes, t.tcp_flags);
-                    return Ok(());
+                    return Ok(Decided::Allowed(None));
                 }
                 Some(FlowAction::Deny) if valid && !id.is_reverse() => {
                     table.touch(id, self.now, bytes, t.tcp_flags);
-                    self.count_denied(policy, direction);
-                    return Err(denied(direction));
+                    return Ok(Decided::Denied(None));
                 }
                 // Stale, idle, or the reverse of a denied flow (this
                 // direction was never decided): decided anew.
                 _ => table.remove(id),
             }
         }
-        let remote = match direction {
-            Direction::Ingress => t.src,
-            Direction::Egress => t.dst,
-        };
-        let flow = FlowTuple {
-            proto: t.proto,
-            remote,
-            dport: t.dport,
-        };
-        let verdict = policy.policy.evaluate_at(direction, &flow);
+        let verdict = evaluate(t);
         let action = match verdict {
-            Some(_) => FlowAction::Forward,
-            None => FlowAction::Deny,
+            RuleVerdict::Allow(_) => FlowAction::Forward,
+            RuleVerdict::Deny(_) => FlowAction::Deny,
         };
-        let inserted = self.new_policy_flow(&mut table, policy, action, &key, &t_reverse(&t));
+        let inserted = self.new_policy_flow(&mut table, zone, action, &key, &t_reverse(t));
         if let Ok(Some(id)) = inserted {
             table.touch(id, self.now, bytes, t.tcp_flags);
         }
         match (verdict, inserted) {
-            (Some(_), Err(reason)) => Err(reason),
-            (Some(position), Ok(_)) => {
-                if O::SIDE_EFFECTS {
-                    policy.counters.allowed(direction, position);
-                }
-                Ok(())
-            }
+            (RuleVerdict::Allow(_), Err(reason)) => Err(reason),
+            (RuleVerdict::Allow(r), Ok(_)) => Ok(Decided::Allowed(Some(r))),
             // Denied, whether remembered or not (a full table changes
             // nothing for a packet refused anyway).
-            (None, _) => {
-                self.count_denied(policy, direction);
-                Err(denied(direction))
-            }
+            (RuleVerdict::Deny(r), _) => Ok(Decided::Denied(Some(r))),
         }
     }
 
-    /// Whether entry `id` was decided under the VMI's current rules and is
-    /// not idle past its timeout.
-    fn policy_entry_valid(
-        &self,
-        table: &FlowTable,
-        id: crate::flow::EntryId,
-        p: &VmiPolicy,
-    ) -> bool {
-        table.value(id).generation == p.generation && !table.expired(id, self.now)
+    /// Whether entry `id` was decided under the zone's current rules
+    /// (`generation`) and is not idle past its timeout.
+    fn entry_valid(&self, table: &FlowTable, id: crate::flow::EntryId, generation: u32) -> bool {
+        table.value(id).generation == generation && !table.expired(id, self.now)
     }
 
     /// Both entries of a flow decided `action`; a full table refuses it
@@ -184,26 +214,19 @@ impl<'a, O: Observer> Pipeline<'a, O> {
     fn new_policy_flow(
         &self,
         table: &mut FlowTable,
-        policy: &VmiPolicy,
+        zone: FlowZone,
         action: FlowAction,
         key: &FlowKey,
         reverse: &(IpAddr, IpAddr, u16, u16),
     ) -> Result<Option<crate::flow::EntryId>, DropReason> {
         let (src, dst, sport, dport) = *reverse;
-        let back = FlowKey::new(policy.zone, key.proto, src, dst, sport, dport);
+        let back = FlowKey::new(zone.zone, key.proto, src, dst, sport, dport);
         let unspecified = if key.family == 4 {
             IpAddr::from([0u8; 4])
         } else {
             IpAddr::from([0u8; 16])
         };
-        let value = FlowValue::new(
-            action,
-            policy.zone,
-            unspecified,
-            0,
-            policy.generation,
-            self.now,
-        );
+        let value = FlowValue::new(action, zone.zone, unspecified, 0, zone.generation, self.now);
         match table.insert((*key, value), (back, value)) {
             Ok(id) => Ok(Some(id)),
             Err(crate::flow::FlowError::Full) => Err(DropReason::FlowTableFull),
@@ -218,9 +241,38 @@ impl<'a, O: Observer> Pipeline<'a, O> {
     }
 }
 
+/// A flow-table zone and the generation its entries must carry to be
+/// trusted.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FlowZone {
+    /// `FlowKey::vrf` of the zone's entries.
+    pub(super) zone: u32,
+    /// The generation of the rules now in force.
+    pub(super) generation: u32,
+}
+
+/// A verdict of the rules on a flow's first packet, with what decided it.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum RuleVerdict<A, D> {
+    /// Allowed by `A`.
+    Allow(A),
+    /// Denied by `D` (a deny rule, or the default).
+    Deny(D),
+}
+
+/// What [`Pipeline::decide_flow`] decided: `Some(r)` when the rules
+/// decided now (a first packet), `None` when the flow table did.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Decided<A, D> {
+    /// The packet passes.
+    Allowed(Option<A>),
+    /// The packet is dropped.
+    Denied(Option<D>),
+}
+
 /// The addresses and ports of the packets coming back, as `transport`
 /// keys them (an echo request's identifier comes back on the destination
 /// side of the reply).
-fn t_reverse(t: &super::snat::Transport) -> (IpAddr, IpAddr, u16, u16) {
+fn t_reverse(t: &Transport) -> (IpAddr, IpAddr, u16, u16) {
     (t.dst, t.src, t.dport, t.sport)
 }

@@ -141,6 +141,17 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 Some(vmi) => format!("local VMI {}", vmi.key()),
                 None => format!("{id:?}"),
             },
+            Some(NextHop::Leak { vmi, link }) => {
+                let link = &self.tables.links[link.0 as usize];
+                match self.tables.vmi(vmi) {
+                    Some(v) => format!(
+                        "local VMI {} of network {}, by network policy",
+                        v.key(),
+                        link.config.to
+                    ),
+                    None => format!("{vmi:?}"),
+                }
+            }
             Some(NextHop::Remote(id)) => match self.tables.remote_key(id) {
                 Some(key) => format!("remote VMI {key}, through a tunnel"),
                 None => format!("{id:?}"),
@@ -168,6 +179,7 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 NextHop::Vmi(_) => "local_vmi",
                 NextHop::Pair(_) => "address_pair",
                 NextHop::Tunnel { .. } => "routed_peer",
+                NextHop::Leak { .. } => "network_policy",
                 NextHop::Remote(_) | NextHop::Peer(_) => "tunnel",
                 _ => "other",
             },
@@ -180,6 +192,11 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         }
         match next_hop {
             NextHop::Vmi(id) => self.send_to_local_vmi(ctx, id, l2, buf, offset, len, true),
+            NextHop::Leak { vmi, link } => {
+                let (l3, end) = (offset + l2.header_len, offset + len);
+                self.police_link(link, l2.ethertype, buf, l3, end)?;
+                self.send_to_local_vmi(ctx, vmi, l2, buf, offset, len, true)
+            }
             NextHop::Remote(_) | NextHop::Peer(_) | NextHop::Tunnel { .. } if from_tunnel => {
                 Err(DropReason::TunnelHairpin)
             }
@@ -236,7 +253,9 @@ impl<'a, O: Observer> Pipeline<'a, O> {
     #[inline]
     fn egress_mtu(&self, ctx: Ingress<'a>, next_hop: NextHop) -> Option<usize> {
         let port = match next_hop {
-            NextHop::Vmi(id) => self.tables.vmis[id.index()].egress.map(|e| e.port),
+            NextHop::Vmi(id) | NextHop::Leak { vmi: id, .. } => {
+                self.tables.vmis[id.index()].egress.map(|e| e.port)
+            }
             NextHop::Pair(pair) => {
                 let (id, _) = self.tables.pairs[pair.0 as usize].holder();
                 self.tables.vmis[id.index()].egress.map(|e| e.port)

@@ -1491,6 +1491,7 @@ fn every_drop_reason_has_a_frame() {
         !r.is_io()
             && !super::tests_north_south::REASONS.contains(r)
             && !super::tests_policy::REASONS.contains(r)
+            && !super::tests_network_policy::REASONS.contains(r)
     }) {
         let cases = seen.iter().filter(|r| *r == reason).count() as u64;
         assert!(cases > 0, "no frame for {reason}");

@@ -103,6 +103,7 @@ pub(super) struct Compiler<'c> {
     ha_groups: Vec<HaGroup>,
     ha_group_keys: FxHashMap<String, usize>,
     pairs: Vec<AddressPair>,
+    links: Vec<crate::network_policy::Link>,
 }
 
 impl<'c> Compiler<'c> {
@@ -129,6 +130,7 @@ impl<'c> Compiler<'c> {
             ha_groups: Vec::new(),
             ha_group_keys: FxHashMap::default(),
             pairs: Vec::new(),
+            links: Vec::new(),
         }
     }
 
@@ -157,6 +159,7 @@ impl<'c> Compiler<'c> {
         self.routed_peers();
         self.routes();
         self.address_pairs();
+        self.network_links();
         let north_south = self.north_south();
         for vrf in &mut self.vrfs {
             vrf.locals.sort();
@@ -203,6 +206,7 @@ impl<'c> Compiler<'c> {
             ha_group_keys: Arc::new(self.ha_group_keys),
             north_south: Arc::new(north_south),
             pairs: Arc::new(self.pairs),
+            links: Arc::new(self.links),
             clean: self.rejected.is_empty(),
         };
         (tables, self.rejected)
@@ -501,6 +505,9 @@ impl<'c> Compiler<'c> {
                 format!("allowed address pair {}", self.pairs[id.0 as usize].prefix)
             }
             NextHop::Discard => "a discard route".to_owned(),
+            NextHop::Leak { vmi, .. } => {
+                format!("VMI {} of a connected network", self.vmis[vmi.index()].key)
+            }
             NextHop::Tunnel { peer, label } => format!(
                 "a route to {} with label {label}",
                 self.peers[peer.0 as usize].key()
@@ -621,6 +628,67 @@ impl<'c> Compiler<'c> {
                 pair_routes: Box::default(),
                 policy,
             });
+        }
+    }
+
+    /// Network policies: each link from network A to network B gives A
+    /// the host routes of B's local VMIs (their own addresses, not their
+    /// allowed address pairs), unless A routes that address itself. A
+    /// link naming a network this node does not hold is rejected.
+    fn network_links(&mut self) {
+        let mut configs: Vec<_> = self.config.network_links.iter().collect();
+        configs.sort();
+        configs.dedup_by(|a, b| a.from == b.from && a.to == b.to);
+        for config in configs {
+            let object = || ObjectRef::Network(config.from.clone());
+            let (Some(&from_vrf), Some(&to_vrf)) = (
+                self.network_keys.get(&config.from),
+                self.network_keys.get(&config.to),
+            ) else {
+                let missing = if self.network_keys.contains_key(&config.from) {
+                    config.to.clone()
+                } else {
+                    config.from.clone()
+                };
+                self.reject(object(), RejectReason::UnknownNetwork(missing));
+                continue;
+            };
+            if from_vrf == to_vrf {
+                continue;
+            }
+            let back = self
+                .config
+                .network_links
+                .iter()
+                .find(|l| l.from == config.to && l.to == config.from);
+            let previous = self.previous.and_then(|p| {
+                p.links
+                    .iter()
+                    .find(|l| l.config == *config)
+                    .map(|l| l.counters.clone())
+            });
+            let id = super::LinkId(self.links.len() as u32);
+            self.links.push(crate::network_policy::Link {
+                config: config.clone(),
+                zone: crate::network_policy::Link::zone_of(&config.from, &config.to),
+                generation: crate::network_policy::Link::generation_of(config, back),
+                counters: previous
+                    .unwrap_or_else(|| Arc::new(crate::network_policy::LinkCounters::new(config))),
+            });
+            let targets: Vec<(IpAddr, VmiId)> = self
+                .vmis
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.vrf == to_vrf)
+                .flat_map(|(i, v)| v.ips.iter().map(move |ip| (*ip, VmiId(i as u32))))
+                .collect();
+            let vrf = &mut self.vrfs[from_vrf];
+            for (ip, vmi) in targets {
+                let prefix = IpPrefix::host(ip);
+                if vrf.exact(&prefix).is_none() {
+                    let _ = vrf.insert(&prefix, NextHop::Leak { vmi, link: id });
+                }
+            }
         }
     }
 

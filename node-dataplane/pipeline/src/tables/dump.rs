@@ -19,6 +19,12 @@ pub(super) fn dump(tables: &Tables) -> String {
         NextHop::Port(p) => format!("port {p}"),
         NextHop::Discard => "discard".to_owned(),
         NextHop::Tunnel { peer, label } => format!("peer {} label {label}", peer_key(peer)),
+        NextHop::Leak { vmi, link } => format!(
+            "vmi {} by link {} -> {}",
+            vmi_key(vmi),
+            tables.links[link.0 as usize].config.from,
+            tables.links[link.0 as usize].config.to
+        ),
         NextHop::Pair(id) => {
             let pair = &tables.pairs[id.0 as usize];
             let owners: Vec<&str> = pair

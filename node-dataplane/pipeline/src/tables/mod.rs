@@ -143,7 +143,19 @@ pub enum NextHop {
         /// Its label.
         label: u32,
     },
+    /// To a VMI of this node in another network that a network policy
+    /// connects to this one: allowed only as the link's rules say.
+    Leak {
+        /// The VMI.
+        vmi: VmiId,
+        /// The link (this network to the VMI's), in [`Tables::links`].
+        link: LinkId,
+    },
 }
+
+/// A network-policy link's position in one [`Tables`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkId(pub(crate) u32);
 
 /// Where a bridged frame goes, by destination MAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -889,6 +901,8 @@ pub struct Tables {
     /// VRF id to position.
     pub(crate) vrf_ids: Arc<FxHashMap<u32, usize>>,
     pub(crate) pairs: Arc<Vec<AddressPair>>,
+    /// Network-policy links between this node's networks.
+    pub(crate) links: Arc<Vec<crate::network_policy::Link>>,
     /// Whether the compilation rejected nothing: only such tables are
     /// updated in place by [`Tables::update`] (a rejection may depend on
     /// any other item).
@@ -1104,7 +1118,14 @@ impl Tables {
     /// Whether some network leaves by source NAT or some VMI is policed
     /// (the caller then keeps a flow table).
     pub fn uses_flows(&self) -> bool {
-        self.north_south.snat_networks > 0 || self.vmis.iter().any(|v| v.policy.is_some())
+        self.north_south.snat_networks > 0
+            || self.vmis.iter().any(|v| v.policy.is_some())
+            || !self.links.is_empty()
+    }
+
+    /// The network-policy links between this node's networks.
+    pub fn network_links(&self) -> &[crate::network_policy::Link] {
+        &self.links
     }
 
     /// The subnets of networks with IP fabric forwarding: what the fabric

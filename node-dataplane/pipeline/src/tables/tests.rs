@@ -770,6 +770,7 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                 north_south: NorthSouthConfig::default(),
                 punt_limit: Default::default(),
                 policies: Default::default(),
+                network_links: Vec::new(),
             },
         )
 }

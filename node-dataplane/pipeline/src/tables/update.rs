@@ -88,6 +88,7 @@ fn same_but_vmis_and_lis(before: &NodeConfig, after: &NodeConfig) -> bool {
         north_south,
         punt_limit,
         policies,
+        network_links,
     } = after;
     *gateway_mac == before.gateway_mac
         && *ports == before.ports
@@ -103,6 +104,11 @@ fn same_but_vmis_and_lis(before: &NodeConfig, after: &NodeConfig) -> bool {
         // Security groups: any change compiles again (a VMI's rules, a
         // policed VMI added or gone).
         && *policies == before.policies
+        // Network policies: a VMI's host routes are leaked into the VRFs
+        // of connected networks, so with any link everything compiles
+        // again.
+        && network_links.is_empty()
+        && before.network_links.is_empty()
 }
 
 /// One item's change between two lists keyed by `key`.
@@ -271,6 +277,7 @@ pub(super) fn update(
         north_south: previous.north_south.clone(),
         vrf_ids: previous.vrf_ids.clone(),
         pairs: previous.pairs.clone(),
+        links: previous.links.clone(),
         clean: true,
     };
     Some((tables, rebuilt))

@@ -36,6 +36,7 @@ use trunkline_model::{
     DcGateway, DcGatewayPeer, ExternalPeer, ExternalVtep, GatewayHaGroup, Kind, LogicalInterface,
     Meta, Moved, NamespacedName, Object, ObjectKey, PhysicalRouter, Placement, ResourceVersion,
     SecurityGroup, Snapshot, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    VirtualNetworkPolicy,
 };
 
 use super::addresses::{self, NetworkAddresses};
@@ -48,7 +49,7 @@ use super::programmed::{Affected, Reports};
 use super::virtual_gateway::{self, InterfaceClaim};
 use super::virtual_machine_interface::{self, VmiPre, Vmis};
 use super::virtual_network::{self, FabricSubnets, NetworkPre, Networks, VniChoice};
-use super::{Settings, external_vtep, gateway_ha_group, security_group};
+use super::{Settings, external_vtep, gateway_ha_group, security_group, virtual_network_policy};
 use crate::claims::Claims;
 use crate::decision::{Decision, Decisions, Findings};
 
@@ -74,6 +75,7 @@ struct Objects {
     vteps: BTreeMap<String, ExternalVtep>,
     dc_gateways: BTreeMap<String, DcGateway>,
     security_groups: BTreeMap<NamespacedName, SecurityGroup>,
+    network_policies: BTreeMap<NamespacedName, VirtualNetworkPolicy>,
 }
 
 /// Who claims what (VNIs and labels live in their pools).
@@ -137,6 +139,10 @@ impl Dirty {
                 self.dc_gateways.insert(key.name.clone());
             }
             Kind::SecurityGroup => {
+                self.decisions.insert(key.clone());
+                self.labels.insert(key.clone());
+            }
+            Kind::VirtualNetworkPolicy => {
                 self.decisions.insert(key.clone());
                 self.labels.insert(key.clone());
             }
@@ -313,6 +319,7 @@ impl Decider {
             Object::ExternalVtep(x) => o.vteps.get(x.meta.name()).map(|s| &s.meta),
             Object::DcGateway(x) => o.dc_gateways.get(x.meta.name()).map(|s| &s.meta),
             Object::SecurityGroup(x) => o.security_groups.get(&x.name()).map(|s| &s.meta),
+            Object::VirtualNetworkPolicy(x) => o.network_policies.get(&x.name()).map(|s| &s.meta),
         };
         let Some(stored) = stored.map(|m| m.changed_at.clone()) else {
             return;
@@ -328,6 +335,7 @@ impl Decider {
             Object::ExternalVtep(x) => o.vteps.get(x.meta.name()) == Some(x),
             Object::DcGateway(x) => o.dc_gateways.get(x.meta.name()) == Some(x),
             Object::SecurityGroup(x) => o.security_groups.get(&x.name()) == Some(x),
+            Object::VirtualNetworkPolicy(x) => o.network_policies.get(&x.name()) == Some(x),
         };
         if !same {
             object.meta_mut().changed_at = own;
@@ -357,6 +365,11 @@ impl Decider {
                 .keys()
                 .map(|n| ObjectKey::of(Kind::SecurityGroup, n))
                 .collect(),
+            Kind::VirtualNetworkPolicy => o
+                .network_policies
+                .keys()
+                .map(|n| ObjectKey::of(Kind::VirtualNetworkPolicy, n))
+                .collect(),
         }
     }
 
@@ -373,6 +386,7 @@ impl Decider {
             external_vteps: o.vteps.values().cloned().collect(),
             dc_gateways: o.dc_gateways.values().cloned().collect(),
             security_groups: o.security_groups.values().cloned().collect(),
+            virtual_network_policies: o.network_policies.values().cloned().collect(),
         }
     }
 
@@ -447,6 +461,11 @@ impl Decider {
                     let old = self.objects.security_groups.insert(name.clone(), g);
                     self.security_group_changed(&name, old, dirty);
                 }
+                Object::VirtualNetworkPolicy(p) => {
+                    let name = p.name();
+                    let old = self.objects.network_policies.insert(name.clone(), p);
+                    self.network_policy_changed(&name, old, dirty);
+                }
             },
             Change::Delete(key) => match key.kind {
                 Kind::PhysicalRouter => {
@@ -487,6 +506,11 @@ impl Decider {
                     let name = namespaced(&key);
                     let old = self.objects.security_groups.remove(&name);
                     self.security_group_changed(&name, old, dirty);
+                }
+                Kind::VirtualNetworkPolicy => {
+                    let name = namespaced(&key);
+                    let old = self.objects.network_policies.remove(&name);
+                    self.network_policy_changed(&name, old, dirty);
                 }
             },
         }
@@ -588,6 +612,8 @@ impl Decider {
                 .extend(self.refs.vteps_of_network.get(name).cloned());
         }
         dirty.network_pre.insert(name.clone());
+        // Its policies list (and its existence) is what connects it.
+        self.dirty_network_policies(&name.namespace, dirty);
     }
 
     fn vmi_changed(
@@ -659,6 +685,38 @@ impl Decider {
         dirty.decisions.insert(key.clone());
         dirty.labels.insert(key);
         self.dirty_security_groups(&name.namespace, dirty);
+    }
+
+    /// A policy's decision reads every network of its namespace and the
+    /// other policies they name (connections): every policy of the
+    /// namespace is decided again (they are few).
+    fn network_policy_changed(
+        &mut self,
+        name: &NamespacedName,
+        old: Option<VirtualNetworkPolicy>,
+        dirty: &mut Dirty,
+    ) {
+        let new = self.objects.network_policies.get(name).cloned();
+        if old == new {
+            return;
+        }
+        self.index_changed_at(old.as_ref().map(|o| &o.meta), new.as_ref().map(|o| &o.meta));
+        // Itself too: a deleted policy's decision and labels go with it.
+        let key = ObjectKey::of(Kind::VirtualNetworkPolicy, name);
+        dirty.decisions.insert(key.clone());
+        dirty.labels.insert(key);
+        self.dirty_network_policies(&name.namespace, dirty);
+    }
+
+    /// Every network policy of `namespace` is decided and labelled again.
+    fn dirty_network_policies(&self, namespace: &str, dirty: &mut Dirty) {
+        for name in self.objects.network_policies.keys() {
+            if name.namespace == namespace {
+                let key = ObjectKey::of(Kind::VirtualNetworkPolicy, name);
+                dirty.decisions.insert(key.clone());
+                dirty.labels.insert(key);
+            }
+        }
     }
 
     /// Every group of `namespace` is decided and labelled again.
@@ -1085,6 +1143,15 @@ impl Decider {
         for namespace in namespaces {
             self.dirty_security_groups(namespace, dirty);
         }
+        // The nodes of a policy's connections follow its networks' nodes.
+        let namespaces: BTreeSet<&str> = moved
+            .networks
+            .iter()
+            .map(|n| n.namespace.as_str())
+            .collect();
+        for namespace in namespaces {
+            self.dirty_network_policies(namespace, dirty);
+        }
         for vmi in &moved.vmis {
             dirty.decisions.insert(vmi_key(vmi));
             dirty.labels.insert(vmi_key(vmi));
@@ -1233,6 +1300,19 @@ impl Decider {
                     })
                     .flat_map(|(n, _)| p.vmi_nodes(n).iter().cloned())
                     .collect()
+            }
+            // A policy goes to every node holding both networks of a
+            // connection it makes (the nodes that run its rules).
+            Kind::VirtualNetworkPolicy => {
+                match self.objects.network_policies.get(&namespaced(key)) {
+                    Some(policy) => virtual_network_policy::nodes_of(
+                        policy,
+                        &self.objects.networks,
+                        &self.objects.network_policies,
+                        p,
+                    ),
+                    None => BTreeSet::new(),
+                }
             }
             Kind::PhysicalRouter => BTreeSet::new(),
         }
@@ -1781,6 +1861,21 @@ impl Decider {
                     group,
                     &self.objects.security_groups,
                     &self.objects.vmis,
+                    &nodes,
+                    &self.reports,
+                ))
+            }
+            Kind::VirtualNetworkPolicy => {
+                let policy = self.objects.network_policies.get(&namespaced(key))?;
+                let nodes = virtual_network_policy::nodes_of(
+                    policy,
+                    &self.objects.networks,
+                    &self.objects.network_policies,
+                    &self.placement,
+                );
+                Some(virtual_network_policy::decision_of(
+                    policy,
+                    &self.objects.networks,
                     &nodes,
                     &self.reports,
                 ))

@@ -46,6 +46,7 @@ mod security_group;
 mod virtual_gateway;
 mod virtual_machine_interface;
 mod virtual_network;
+mod virtual_network_policy;
 
 use trunkline_model::{EncapsulationPriority, Kind, Meta, Snapshot};
 
@@ -56,7 +57,7 @@ pub use virtual_network::{FIRST_ALLOCATED_VNI, MAX_VNI};
 
 /// The kinds the core decides on (PhysicalRouter status belongs to the node
 /// dataplane).
-pub const DECIDED_KINDS: [Kind; 8] = [
+pub const DECIDED_KINDS: [Kind; 9] = [
     Kind::LogicalInterface,
     Kind::VirtualMachineInterface,
     Kind::VirtualNetwork,
@@ -65,6 +66,7 @@ pub const DECIDED_KINDS: [Kind; 8] = [
     Kind::ExternalVTEP,
     Kind::DCGateway,
     Kind::SecurityGroup,
+    Kind::VirtualNetworkPolicy,
 ];
 
 /// What the operator is told by its flags rather than by objects.

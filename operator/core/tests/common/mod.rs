@@ -112,6 +112,7 @@ pub fn vn(
         fabric_exit_in_use: None,
         mtu: None,
         dhcp: Default::default(),
+        network_policies: vec![],
         defects: vec![],
     }
 }

@@ -1,0 +1,113 @@
+//! VirtualNetworkPolicies: whether the networks their rules name exist and
+//! name them, how many networks name each, and whether the nodes holding
+//! two networks it connects run it as it is now.
+//!
+//! ```text
+//!   VirtualNetwork.spec.networkPolicies ──names──> VirtualNetworkPolicy (same namespace)
+//!   rule.source / rule.destination ──name──> VirtualNetwork (same namespace)
+//!   missing, or not naming the policy: the rule connects nothing,
+//!     Ready=False NetworkNotFound / NotAttached (still Accepted)
+//!   Programmed: every node hosting both networks of a connection it makes
+//!     reports tables built from it (watermarks and exceptions)
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use trunkline_api::status::{condition, reason};
+use trunkline_model::virtual_network_policy::{Problem, links};
+use trunkline_model::{NamespacedName, Placement, VirtualNetwork, VirtualNetworkPolicy};
+
+use super::decision;
+use super::programmed::{Reports, programmed_condition};
+use crate::decision::{ConditionDecision, Decision, DerivedStatus, Findings};
+
+/// The nodes that hold both networks of a connection `policy` takes part
+/// in (the nodes that run its rules).
+pub(super) fn nodes_of(
+    policy: &VirtualNetworkPolicy,
+    networks: &BTreeMap<NamespacedName, VirtualNetwork>,
+    policies: &BTreeMap<NamespacedName, VirtualNetworkPolicy>,
+    placement: &Placement,
+) -> BTreeSet<String> {
+    let name = policy.name();
+    let in_namespace: Vec<VirtualNetwork> = networks
+        .iter()
+        .filter(|(n, _)| n.namespace == name.namespace)
+        .map(|(_, v)| v.clone())
+        .collect();
+    let all: Vec<VirtualNetworkPolicy> = policies
+        .iter()
+        .filter(|(n, _)| n.namespace == name.namespace)
+        .map(|(_, p)| p.clone())
+        .collect();
+    let mut nodes = BTreeSet::new();
+    for link in links(&in_namespace, &all) {
+        if !link.policies.iter().any(|p| p.policy == name) {
+            continue;
+        }
+        let (from, to) = (
+            placement.network_nodes(&link.from),
+            placement.network_nodes(&link.to),
+        );
+        nodes.extend(from.intersection(to).cloned());
+    }
+    nodes
+}
+
+/// A policy's decision: the networks its rules name exist and name it;
+/// how many networks name it; whether `nodes` run it.
+pub(super) fn decision_of(
+    policy: &VirtualNetworkPolicy,
+    networks: &BTreeMap<NamespacedName, VirtualNetwork>,
+    nodes: &BTreeSet<String>,
+    reports: &Reports,
+) -> Decision {
+    let mut findings = Findings::default();
+    let name = policy.name();
+    let in_namespace: Vec<VirtualNetwork> = networks
+        .iter()
+        .filter(|(n, _)| n.namespace == name.namespace)
+        .map(|(_, v)| v.clone())
+        .collect();
+    for problem in policy.problems(&in_namespace) {
+        let reason = match problem {
+            Problem::NetworkNotFound { .. } => reason::NETWORK_NOT_FOUND,
+            Problem::NotAttached { .. } => reason::NOT_ATTACHED,
+        };
+        findings.not_applied_because(reason, problem.to_string());
+    }
+    let network_count = in_namespace
+        .iter()
+        .filter(|n| n.network_policies.contains(&name.name))
+        .count();
+    let derived = DerivedStatus::VirtualNetworkPolicy {
+        network_count: u32::try_from(network_count).unwrap_or(u32::MAX),
+    };
+    let programmed = if findings.accepted() && nodes.is_empty() {
+        ConditionDecision::new(
+            condition::PROGRAMMED,
+            true,
+            reason::OK,
+            "it connects no two networks held by the same gateway node: nothing to program"
+                .to_owned(),
+        )
+    } else {
+        let mut c = programmed_condition(
+            reports,
+            &policy.meta,
+            findings.accepted(),
+            nodes,
+            "it connects no two networks held by the same gateway node",
+            &[],
+        );
+        if c.status {
+            c.message = format!(
+                "generation {} is programmed on gateway node(s) {}",
+                policy.meta.generation,
+                super::list_or_none(nodes.iter())
+            );
+        }
+        c
+    };
+    decision(&policy.meta, &findings, Some(programmed), derived)
+}

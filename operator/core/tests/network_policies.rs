@@ -1,0 +1,165 @@
+//! Network policies in the operator: a policy whose rules name a missing
+//! network, or one that does not name it, stays accepted and says why it
+//! is not ready; it counts the networks naming it; it is Programmed once
+//! the nodes holding both networks of a connection run it, incrementally
+//! as from scratch.
+
+mod common;
+
+use common::*;
+use trunkline_api::status::{condition, reason};
+use trunkline_model::virtual_network_policy::{Action, NetworkRule};
+use trunkline_model::{Kind, Meta, Object, ObjectKey, Protocol, Snapshot, VirtualNetworkPolicy};
+use trunkline_operator_core::{Change, Decider, DerivedStatus, Settings, decide};
+
+fn np_key(name: &str) -> ObjectKey {
+    ObjectKey::namespaced(Kind::VirtualNetworkPolicy, "t", name)
+}
+
+/// Policy `ssh`: Allow TCP 22 red <> blue.
+fn ssh() -> VirtualNetworkPolicy {
+    VirtualNetworkPolicy {
+        meta: Meta::namespaced(Kind::VirtualNetworkPolicy, "t", "ssh", Some(3), 1),
+        rules: vec![NetworkRule {
+            action: Action::Allow,
+            protocol: Protocol::Tcp,
+            ports: Some(22..=22),
+            source: "red".into(),
+            destination: "blue".into(),
+            both_ways: true,
+        }],
+    }
+}
+
+/// red (VMI r on gw-1) and blue (VMI b on gw-1), naming `red_names` and
+/// `blue_names`.
+fn placed(red_names: &[&str], blue_names: &[&str]) -> Snapshot {
+    let mut red = vn("t", "red", 1, &["10.0.1.0/24"], None);
+    red.network_policies = red_names.iter().map(|s| s.to_string()).collect();
+    let mut blue = vn("t", "blue", 1, &["10.0.2.0/24"], None);
+    blue.network_policies = blue_names.iter().map(|s| s.to_string()).collect();
+    Snapshot {
+        physical_routers: vec![router("gw-1", 1, &["eth1"]), router("gw-2", 1, &["eth1"])],
+        virtual_networks: vec![red, blue],
+        virtual_machine_interfaces: vec![
+            vmi("t", "r", 2, "red", "02:00:00:00:00:01", &["10.0.1.10"]),
+            vmi("t", "b", 2, "blue", "02:00:00:00:00:02", &["10.0.2.10"]),
+        ],
+        logical_interfaces: vec![
+            li("l1", 2, "gw-1", "eth1", 10, ("t", "r")),
+            li("l2", 2, "gw-1", "eth1", 11, ("t", "b")),
+        ],
+        virtual_network_policies: vec![ssh()],
+        ..Snapshot::default()
+    }
+}
+
+#[test]
+fn a_rule_naming_an_unattached_or_missing_network_is_told_why_it_is_not_ready() {
+    let d = decide(&placed(&["ssh"], &[]));
+    let key = np_key("ssh");
+    assert!(accepted(&d, &key).status, "still accepted");
+    let ready = cond(&d, &key, condition::READY);
+    assert!(!ready.status);
+    assert_eq!(ready.reason, reason::NOT_ATTACHED);
+    assert!(
+        ready.message.contains("VirtualNetwork blue"),
+        "{}",
+        ready.message
+    );
+    match &d.get(&key).unwrap().derived {
+        DerivedStatus::VirtualNetworkPolicy { network_count } => assert_eq!(*network_count, 1),
+        other => panic!("{other:?}"),
+    }
+    // A rule naming a network that does not exist.
+    let mut missing = placed(&["ssh"], &["ssh"]);
+    missing.virtual_network_policies[0].rules[0].destination = "green".into();
+    let d = decide(&missing);
+    assert_eq!(
+        cond(&d, &key, condition::READY).reason,
+        reason::NETWORK_NOT_FOUND
+    );
+    // Connecting nothing, it has nothing to program.
+    assert!(cond(&d, &key, condition::PROGRAMMED).status);
+}
+
+#[test]
+fn a_connecting_policy_is_programmed_once_the_node_of_both_networks_runs_it() {
+    let s = placed(&["ssh"], &["ssh"]);
+    let key = np_key("ssh");
+    let d = decide(&s);
+    assert!(cond(&d, &key, condition::ACCEPTED).status);
+    let programmed = cond(&d, &key, condition::PROGRAMMED);
+    assert!(!programmed.status, "gw-1 has not reported it yet");
+    assert_eq!(programmed.reason, reason::PENDING);
+    let mut held = s.clone();
+    hold(&mut held, "gw-1", std::slice::from_ref(&key));
+    let d = decide(&held);
+    let programmed = cond(&d, &key, condition::PROGRAMMED);
+    assert!(programmed.status, "{}", programmed.message);
+    assert!(
+        programmed.message.contains("gw-1"),
+        "{}",
+        programmed.message
+    );
+    assert!(
+        !programmed.message.contains("gw-2"),
+        "{}",
+        programmed.message
+    );
+    assert!(cond(&d, &key, condition::READY).status);
+}
+
+#[test]
+fn attaching_the_policy_to_the_second_network_clears_it_incrementally() {
+    let key = np_key("ssh");
+    let mut decider = Decider::new(Settings::default());
+    decider.apply(placed(&["ssh"], &[]).into_objects().map(Change::Upsert));
+    assert_eq!(
+        cond(decider.decisions(), &key, condition::READY).reason,
+        reason::NOT_ATTACHED
+    );
+    let attached = placed(&["ssh"], &["ssh"]);
+    let blue = attached
+        .virtual_networks
+        .iter()
+        .find(|n| n.meta.name() == "blue")
+        .unwrap()
+        .clone();
+    let changed = decider.apply([Change::Upsert(Object::VirtualNetwork(blue))]);
+    assert!(changed.contains(&key), "{changed:?}");
+    let ready = cond(decider.decisions(), &key, condition::READY);
+    assert_ne!(ready.reason, reason::NOT_ATTACHED);
+    assert_eq!(
+        decider.decisions().get(&key),
+        decide(&attached).get(&key),
+        "incremental equals from scratch"
+    );
+    // Deleted: its decision goes.
+    decider.apply([Change::Delete(key.clone())]);
+    assert!(decider.decisions().get(&key).is_none());
+}
+
+#[test]
+fn a_policy_goes_to_the_nodes_holding_both_networks_it_connects() {
+    let mut decider = Decider::new(Settings::default());
+    decider.apply(
+        placed(&["ssh"], &["ssh"])
+            .into_objects()
+            .map(Change::Upsert),
+    );
+    let nodes =
+        |d: &Decider| -> Vec<String> { d.node_labels(&np_key("ssh")).iter().cloned().collect() };
+    assert_eq!(nodes(&decider), ["gw-1"]);
+    // blue's VMI moves to gw-2: no node holds both networks any more.
+    let moved = li("l2", 2, "gw-2", "eth1", 11, ("t", "b"));
+    decider.apply([Change::Upsert(Object::LogicalInterface(moved))]);
+    assert!(nodes(&decider).is_empty(), "{:?}", nodes(&decider));
+    let mut scratch = Decider::new(Settings::default());
+    scratch.apply(decider.snapshot().into_objects().map(Change::Upsert));
+    assert_eq!(decider.all_node_labels(), scratch.all_node_labels());
+    assert_eq!(
+        decider.decisions().get(&np_key("ssh")),
+        scratch.decisions().get(&np_key("ssh"))
+    );
+}
