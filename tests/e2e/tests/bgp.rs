@@ -13,6 +13,10 @@
 //!       export target:64512:100, import target:64512:200
 //! ```
 //!
+//! A third test puts both nodes' trunks on one switch: v1 is bound on
+//! both, members of a gateway HA group, and its route follows the active
+//! member.
+//!
 //! FRR shows our routes with their RD, RTs, labels and next hops; it
 //! advertises a default route (target:64512:200, label 1000) that the
 //! network's VRF installs (as its two halves 0.0.0.0/1 and 128.0.0.0/1:
@@ -30,8 +34,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
-use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork};
-use trunkline_test_support::lab::{DcGatewayRoute, DcGatewaySpec};
+use trunkline_api::{
+    GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork,
+};
+use trunkline_test_support::lab::{DcGatewayRoute, DcGatewaySpec, SwitchSpec, TrunkSpec};
 use trunkline_test_support::{
     ControlPlane, FabricHostSpec, InstanceSpec, Lab, LabSpec, ManagedProcess, NodeSpec,
     TestNamespace, eventually, free_local_addr, unique_name, workspace_binary,
@@ -130,6 +136,7 @@ impl Rig {
         instances: &[Instance],
         extra: impl FnOnce(LabSpec) -> LabSpec,
         agent_flags: &[&str],
+        rack: bool,
     ) -> Rig {
         let serial = SERIAL.lock().await;
         let plane = ControlPlane::shared();
@@ -157,11 +164,19 @@ impl Rig {
         }
         let ns = plane.namespace("ns").await.expect("namespace");
         let mut spec = LabSpec::new();
+        if rack {
+            spec = spec.switch(SwitchSpec::new("rack"));
+        }
         for node in NODES {
+            let trunk = if rack {
+                TrunkSpec::new("eth1").switch("rack")
+            } else {
+                TrunkSpec::new("eth1")
+            };
             spec = spec.node(
                 NodeSpec::new(node)
                     .underlay(&format!("{}/24", underlay(node)))
-                    .trunk("eth1"),
+                    .trunk_spec(trunk),
             );
         }
         for i in instances {
@@ -757,6 +772,7 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
             .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
         },
         &[],
+        false,
     )
     .await;
     let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
@@ -966,6 +982,7 @@ async fn the_standby_speaker_takes_over_when_the_active_one_dies() {
                 .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
         },
         &[],
+        false,
     )
     .await;
     let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
@@ -1085,3 +1102,144 @@ async fn the_standby_speaker_takes_over_when_the_active_one_dies() {
         .await;
     drop(frr);
 }
+
+/// Gateway HA: v1 behind a switch both nodes' trunks reach, bound on both,
+/// members of a group (mode Fast, gw1 preferred). Its route names the
+/// active member's underlay address as next hop; when gw1's trunk goes
+/// down the group's active member becomes gw2 and the route's next hop
+/// follows.
+#[tokio::test]
+async fn a_multi_homed_vmi_is_advertised_from_the_active_member_and_follows_a_failover() {
+    let instances = [V1];
+    let mut rig = Rig::start(
+        &instances,
+        |s| {
+            s.dc_gateway(DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")))
+                .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+        },
+        &[],
+        true,
+    )
+    .await;
+    let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
+    rig.apply_all(
+        &[(
+            "vpn",
+            &V1.subnet(),
+            json!({"l3vpn": {"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]}}),
+        )],
+        &instances,
+    )
+    .await;
+    // The group, then v1's second binding, on gw2.
+    let group = unique_name("ha");
+    let groups: Api<GatewayHAGroup> = Api::all(rig.client.clone());
+    let spec = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "GatewayHAGroup",
+        "metadata": {"name": group},
+        "spec": {"mode": "Fast", "members": [
+            {"physicalRouter": rig.routers["gw1"], "physicalInterface": "eth1", "priority": 200},
+            {"physicalRouter": rig.routers["gw2"], "physicalInterface": "eth1", "priority": 100}]}});
+    groups
+        .patch(&group, &apply_params(), &Patch::Apply(&spec))
+        .await
+        .expect("group");
+    let second = V1_ON_GW2;
+    let li = rig.li_name(&second);
+    let binding = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface",
+        "metadata": {"name": li},
+        "spec": {"physicalRouter": rig.routers["gw2"], "physicalInterface": "eth1", "vlan": V1.vlan,
+                 "virtualMachineInterface": {"namespace": rig.ns.name(), "name": V1.name}}});
+    Api::<LogicalInterface>::all(rig.client.clone())
+        .patch(&li, &apply_params(), &Patch::Apply(&binding))
+        .await
+        .expect("the second binding");
+    let routers = rig.routers.clone();
+    let wait_active = |node: &'static str| {
+        let router = routers[node].clone();
+        let groups = groups.clone();
+        let group = group.clone();
+        async move {
+            eventually(&format!("{node} active"), READY, || async {
+                let status = groups
+                    .get(&group)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .unwrap_or_default();
+                if status.active_member.as_deref() == Some(router.as_str()) {
+                    Ok(())
+                } else {
+                    Err(format!("{status:?}"))
+                }
+            })
+            .await
+        }
+    };
+    wait_active("gw1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+
+    rig.start_speaker().await;
+    let peer = unique_name("frr");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": FRR_AS,
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    rig.wait_peer(&peer, "True", "Established", READY).await;
+    let vni = rig.network_status("vpn").await.vni.expect("a VNI");
+    let rd = format!("{CTL}:{vni}");
+    let prefix = format!("{}/32", V1.ip);
+    let label = rig.vmi_label(V1.name).await;
+    let next_hop_is = |node: &'static str| {
+        let (rd, prefix, frr) = (&rd, &prefix, &frr);
+        async move {
+            eventually(
+                &format!("FRR's route to {prefix} via {node}"),
+                Duration::from_secs(60),
+                || async {
+                    let route = frr.vpn_routes().get(&(rd.clone(), prefix.clone())).cloned();
+                    let hop = route
+                        .as_ref()
+                        .and_then(|r| r["nexthops"][0]["ip"].as_str().map(str::to_owned));
+                    let text = frr.vpn_route_detail(rd, prefix).to_string();
+                    if hop.as_deref() == Some(underlay(node).as_str())
+                        && text.contains(&format!("\"remoteLabel\":{label}"))
+                    {
+                        Ok(())
+                    } else {
+                        Err(format!("next hop {hop:?}: {text}"))
+                    }
+                },
+            )
+            .await
+        }
+    };
+    next_hop_is("gw1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+
+    // gw1's trunk goes down: gw2 becomes active, and the route follows.
+    // (Not a dead agent: with two members and no witness, the survivor
+    // cannot tell the other's death from its own cut, and fences itself.)
+    let out = rig.lab.exec("gw1", &["ip", "link", "set", "eth1", "down"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_active("gw2")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    next_hop_is("gw2")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    drop(frr);
+}
+
+/// v1's second binding: on gw2's trunk, which reaches the same switch.
+const V1_ON_GW2: Instance = Instance { node: "gw2", ..V1 };
