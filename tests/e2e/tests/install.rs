@@ -798,7 +798,14 @@ async fn the_chart_identities_run_the_processes_and_nothing_more() {
             .await,
         "cannot get resource \"leases\"",
     );
+    let gobgpd = bgp.pid().and_then(gobgpd_child).expect("gobgpd runs");
     bgp.stop(Duration::from_secs(15));
+    // On SIGTERM it stopped its gobgpd (gone, or a zombie nobody reaps).
+    let stat = std::fs::read_to_string(format!("/proc/{gobgpd}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "gobgpd {gobgpd} outlived its speaker: {stat}"
+    );
     let lease = leases.get("trunkline-bgp").await.unwrap();
     assert_eq!(
         lease.spec.unwrap().holder_identity,
