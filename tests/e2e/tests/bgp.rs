@@ -546,14 +546,20 @@ impl Rig {
 }
 
 impl Drop for Rig {
-    /// The speakers' gobgpd first: a speaker killed by SIGKILL (its
+    /// The speakers and their gobgpd: a speaker killed by SIGKILL (its
     /// `ManagedProcess`'s drop) cannot stop its child, which would outlive
     /// the lab.
     fn drop(&mut self) {
-        for n in 0..self.speakers.len() {
-            if let Some(pid) = self.gobgpd_pid_of(n) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
+        // Their pids first, then the speakers (which would restart a
+        // gobgpd killed under them), then the gobgpd.
+        let gobgpd: Vec<u32> = (0..self.speakers.len())
+            .filter_map(|n| self.gobgpd_pid_of(n))
+            .collect();
+        for speaker in &mut self.speakers {
+            speaker.kill();
+        }
+        for pid in gobgpd {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     }
 }
