@@ -9,7 +9,8 @@
 #   cargo build --release  -->  target/release/trunkline-operator                      |
 #   ldd  -->  libc, libgcc_s, ld-linux (from this machine)                             v
 #   layer 1 "cc": /etc/passwd, /etc/group, CA bundle, /tmp, /home/nonroot, libraries
-#   layer 2:      /usr/local/bin/trunkline-operator
+#   layer 2:      every COPY of the final stage: /usr/local/bin/trunkline-operator,
+#                 trunkline-bgp, and gobgpd (scripts/build-gobgp.sh builds it, static)
 #   config:       User, Entrypoint, ExposedPorts, Labels, Env   --> <out>/operator.oci.tar
 #
 # and `pause`, the pod sandbox image of the local node (scripts/cluster.sh up
@@ -141,15 +142,16 @@ add_file() {
 }
 
 # base_layer BINARY DIR: the runtime of distroless "cc" that BINARY needs:
-# the shared libraries it loads (ldd), users root/nobody/nonroot, the CA
-# bundle, /tmp, /home/nonroot; Debian's merged /usr layout.
+# the shared libraries it loads (ldd; none for a static binary), users
+# root/nobody/nonroot, the CA bundle, /tmp, /home/nonroot; Debian's merged
+# /usr layout. Called once per binary of the image, into the same DIR.
 base_layer() {
   local binary=$1 root=$2 lib
   mkdir -p "$root"/{etc/ssl/certs,tmp,home/nonroot,usr/bin,usr/sbin,usr/lib,usr/lib64,root}
-  ln -s usr/bin "$root/bin"
-  ln -s usr/sbin "$root/sbin"
-  ln -s usr/lib "$root/lib"
-  ln -s usr/lib64 "$root/lib64"
+  ln -sfn usr/bin "$root/bin"
+  ln -sfn usr/sbin "$root/sbin"
+  ln -sfn usr/lib "$root/lib"
+  ln -sfn usr/lib64 "$root/lib64"
   chmod 1777 "$root/tmp"
   chmod 0700 "$root/root"
   cat >"$root/etc/passwd" <<'EOF'
@@ -168,7 +170,7 @@ EOF
   chmod 0644 "$root"/etc/{passwd,group,nsswitch.conf,os-release} "$root/etc/ssl/certs/ca-certificates.crt"
   # `ldd` lines: "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" and
   # "/lib64/ld-linux-x86-64.so.2 (0x...)"; linux-vdso has no file.
-  for lib in $(ldd "$binary" | grep -o '/[^ ]*' || true); do
+  for lib in $(ldd "$binary" 2>/dev/null | grep -o '/[^ ]*' || true); do
     add_file "$root" "$lib"
   done
 }
@@ -227,25 +229,41 @@ oci_archive() {
   echo "${upper}_REF=$ref"
 }
 
+# copied_binary SRC: where this machine has the file a COPY of the final
+# stage takes from a build stage: gobgpd from scripts/build-gobgp.sh, any
+# other name the workspace's release binary of that name.
+copied_binary() {
+  case $(basename "$1") in
+    gobgpd) "$here/build-gobgp.sh" | sed -n 's/^GOBGPD=//p' ;;
+    *) echo "$target/release/$(basename "$1")" ;;
+  esac
+}
+
 # trunkline_image NAME: the image of docker/NAME.Dockerfile.
 trunkline_image() {
   local name=$1 dockerfile=$repo/docker/$1.Dockerfile copy src dest binary user entrypoint
-  local root=$work/$name-base app=$work/$name-app
+  local root=$work/$name-base app=$work/$name-app first= copied=()
   stage=$(final_stage "$dockerfile")
-  copy=$(instruction COPY | sed 's/--from=[^ ]* //')
-  [ "$(printf '%s\n' "$copy" | wc -l)" = 1 ] || die "$dockerfile: expected one COPY in the final stage"
-  src=${copy%% *}
-  dest=${copy##* }
-  binary=$target/release/$(basename "$src")
-  [ -x "$binary" ] || die "$binary missing (cargo build --release failed?)"
   user=$(instruction USER)
   entrypoint=$(instruction ENTRYPOINT)
   printf '%s' "$entrypoint" | jq -e 'type == "array"' >/dev/null ||
     die "$dockerfile: ENTRYPOINT must be in JSON form"
-  base_layer "$binary" "$root"
-  mkdir -p "$app$(dirname "$dest")"
-  cp "$binary" "$app$dest"
-  chmod 0755 "$app$dest"
+  mkdir -p "$root"
+  # Every COPY of the final stage: one file from a build stage to its path.
+  while read -r copy; do
+    src=${copy%% *}
+    dest=${copy##* }
+    binary=$(copied_binary "$src")
+    [ -x "$binary" ] || die "$binary missing (cargo build --release or scripts/build-gobgp.sh failed?)"
+    [ -n "$first" ] || first=$binary
+    base_layer "$binary" "$root"
+    mkdir -p "$app$(dirname "$dest")"
+    cp "$binary" "$app$dest"
+    chmod 0755 "$app$dest"
+    copied+=("COPY $(basename "$binary") $dest")
+  done < <(instruction COPY | sed 's/--from=[^ ]* //')
+  [ -n "$first" ] || die "$dockerfile: no COPY in the final stage"
+  binary=$first
   layer "$root" "$work/$name-base.tar"
   layer "$app" "$work/$name-app.tar"
   local from labels ports config
@@ -254,14 +272,14 @@ trunkline_image() {
     jq -Rsc 'split("\n") | map(select(length > 0) | capture("^(?<key>[^=]+)=\"(?<value>.*)\"$")) | from_entries')
   ports=$(instruction EXPOSE | tr ' ' '\n' | jq -Rsc 'split("\n") | map(select(length > 0) | {key: (if test("/") then . else . + "/tcp" end), value: {}}) | from_entries')
   config=$(jq -nc --arg user "$user" --argjson ep "$entrypoint" --argjson labels "$labels" \
-    --argjson ports "$ports" --arg from "$from" --arg dest "$dest" --arg bin "$(basename "$binary")" \
+    --argjson ports "$ports" --arg from "$from" --arg copied "$(printf '%s; ' "${copied[@]}" | sed 's/; $//')" --arg bin "$(basename "$binary")" \
     '{created: "1970-01-01T00:00:00Z", architecture: "amd64", os: "linux",
       config: {User: $user, Entrypoint: $ep, ExposedPorts: $ports, Labels: $labels,
                Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                      "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"]},
       history: [{created: "1970-01-01T00:00:00Z",
-                 created_by: ("scripts/build-images.sh: the runtime of " + $from + " that " + $bin + " loads")},
-                {created: "1970-01-01T00:00:00Z", created_by: ("COPY " + $bin + " " + $dest)}]}')
+                 created_by: ("scripts/build-images.sh: the runtime of " + $from + " that " + $bin + " (and any other binary copied) loads")},
+                {created: "1970-01-01T00:00:00Z", created_by: $copied}]}')
   oci_archive "$name" "$registry/trunkline-$name:$tag" "$config" "$work/$name-base.tar" "$work/$name-app.tar"
 }
 
@@ -281,7 +299,9 @@ pause_image() {
 packages=()
 for image in "${images[@]}"; do
   case $image in
-    operator | dataplane) packages+=(-p "trunkline-$image" --bin "trunkline-$image") ;;
+    # The operator image carries the BGP speaker too (docker/operator.Dockerfile).
+    operator) packages+=(-p trunkline-operator --bin trunkline-operator -p trunkline-bgp --bin trunkline-bgp) ;;
+    dataplane) packages+=(-p trunkline-dataplane --bin trunkline-dataplane) ;;
   esac
 done
 if [ ${#packages[@]} -gt 0 ] && [ $build = 1 ]; then

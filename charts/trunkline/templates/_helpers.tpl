@@ -29,6 +29,10 @@ name unless the release name already contains it. */}}
 {{- printf "%s-dataplane" (include "trunkline.fullname" .) }}
 {{- end }}
 
+{{- define "trunkline.bgp.fullname" -}}
+{{- printf "%s-bgp" (include "trunkline.fullname" .) }}
+{{- end }}
+
 {{- define "trunkline.operator.serviceAccountName" -}}
 {{- default (include "trunkline.operator.fullname" .) .Values.operator.serviceAccount.name }}
 {{- end }}
@@ -92,4 +96,15 @@ the leader election Role, so the two cannot disagree. */}}
 {{- if .resourceNames }}{{ $name = first .resourceNames }}{{ end }}
 {{- end }}
 {{- required "files/rbac/operator-leader-election.yaml names no Lease" $name }}
+{{- end }}
+
+{{/* The name of the Lease the BGP speaker campaigns for: the resourceNames
+of its namespace Role (deploy/rbac/bgp-namespace.yaml). */}}
+{{- define "trunkline.bgp.leaseName" -}}
+{{- $role := .Files.Get "files/rbac/bgp-namespace.yaml" | fromYaml }}
+{{- $name := "" }}
+{{- range $role.rules }}
+{{- if .resourceNames }}{{ $name = first .resourceNames }}{{ end }}
+{{- end }}
+{{- required "files/rbac/bgp-namespace.yaml names no Lease" $name }}
 {{- end }}

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!   watches (reflector stores): VirtualNetwork, VirtualMachineInterface,
-//!   LogicalInterface, PhysicalRouter, BGPPeer, DCGateway (ours, by label)
+//!   LogicalInterface, PhysicalRouter, GatewayHAGroup (status.activeMember),
+//!   BGPPeer, DCGateway (ours, by label)
 //!        │ any change, or every --resync
 //!        v
 //!   pass():  peers   = BGPPeers (+ Secret passwords)    ──> Speaker::sync_peers
@@ -37,8 +38,10 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 use trunkline_api::{
-    BGPPeer, DCGateway, LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork,
+    BGPPeer, DCGateway, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualMachineInterface,
+    VirtualNetwork,
 };
+use trunkline_model::ha::HaLayout;
 use trunkline_model::{NamespacedName, Placement, Snapshot};
 
 use crate::gobgp::PeerConfig;
@@ -70,6 +73,7 @@ struct Stores {
     vmis: Store<VirtualMachineInterface>,
     lis: Store<LogicalInterface>,
     routers: Store<PhysicalRouter>,
+    groups: Store<GatewayHAGroup>,
     peers: Store<BGPPeer>,
 }
 
@@ -110,6 +114,7 @@ pub async fn run(
         vmis: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
         lis: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
         routers: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
+        groups: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
         peers: watch_into(Api::all(client.clone()), config, changed.clone()),
     };
     let mut state = PassState::default();
@@ -194,7 +199,13 @@ async fn pass(
     }
     speaker.sync_peers(&desired_peers).await?;
 
-    let (networks, vmis, own) = inventory(stores);
+    let (networks, vmis, own) = inventory(
+        &stores.routers.state(),
+        &stores.lis.state(),
+        &stores.vmis.state(),
+        &stores.networks.state(),
+        &stores.groups.state(),
+    );
     let exports = vpn::exports(&networks, &vmis, settings.router_id);
     speaker.sync_paths(&exports).await?;
 
@@ -216,46 +227,62 @@ async fn pass(
 }
 
 /// The networks with L3VPN settings, the VMIs with their node's address,
-/// and our nodes' underlay addresses.
-fn inventory(stores: &Stores) -> (Vec<VpnNetwork>, Vec<VpnVmi>, BTreeSet<IpAddr>) {
+/// and our nodes' underlay addresses. A VMI held by several nodes (gateway
+/// HA) is advertised from the group's active member (`status.activeMember`,
+/// which the operator writes from the members' reports), so that a
+/// failover moves its routes' next hop.
+fn inventory(
+    routers: &[Arc<PhysicalRouter>],
+    lis: &[Arc<LogicalInterface>],
+    vmis: &[Arc<VirtualMachineInterface>],
+    networks: &[Arc<VirtualNetwork>],
+    groups: &[Arc<GatewayHAGroup>],
+) -> (Vec<VpnNetwork>, Vec<VpnVmi>, BTreeSet<IpAddr>) {
     let snapshot = Snapshot {
-        physical_routers: stores
-            .routers
-            .state()
+        physical_routers: routers
             .iter()
             .map(|r| trunkline_model::from_api::physical_router(r))
             .collect(),
-        logical_interfaces: stores
-            .lis
-            .state()
+        logical_interfaces: lis
             .iter()
             .map(|l| trunkline_model::from_api::logical_interface(l))
+            .collect(),
+        virtual_machine_interfaces: vmis
+            .iter()
+            .map(|v| trunkline_model::from_api::virtual_machine_interface(v))
+            .collect(),
+        gateway_ha_groups: groups
+            .iter()
+            .map(|g| trunkline_model::from_api::gateway_ha_group(g))
             .collect(),
         ..Snapshot::default()
     };
     let placement = Placement::from_status(&snapshot);
+    let layout = HaLayout::from_status(&snapshot);
+    let active: BTreeMap<String, String> = groups
+        .iter()
+        .filter_map(|g| {
+            let member = g.status.as_ref()?.active_member.clone()?;
+            Some((g.name_any(), member))
+        })
+        .collect();
     let own: BTreeSet<IpAddr> = snapshot
         .physical_routers
         .iter()
         .filter_map(|r| r.underlay_address())
         .collect();
-    let networks = stores
-        .networks
-        .state()
+    let networks = networks.iter().filter_map(|n| vpn_network(n)).collect();
+    let vmis = vmis
         .iter()
-        .filter_map(|n| vpn_network(n))
-        .collect();
-    let vmis = stores
-        .vmis
-        .state()
-        .iter()
-        .map(|v| {
-            let model = trunkline_model::from_api::virtual_machine_interface(v);
+        .zip(&snapshot.virtual_machine_interfaces)
+        .map(|(v, model)| {
             let name = model.name();
-            let next_hop = placement
-                .vmi_nodes(&name)
-                .iter()
-                .find_map(|node| placement.underlay_address(node));
+            let active_member = layout
+                .group_of_vmi(&name)
+                .and_then(|g| active.get(&g.name))
+                .map(String::as_str);
+            let next_hop = vpn::advertising_node(placement.vmi_nodes(&name), active_member)
+                .and_then(|node| placement.underlay_address(node));
             let programmed = v.status.as_ref().is_some_and(|s| {
                 s.conditions.iter().any(|c| {
                     c.type_ == "Programmed"
@@ -576,4 +603,98 @@ async fn write_peer_status(
     })?;
     state.statuses.insert(name, status);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// An `Accepted=True` (and `Programmed=True`) status at generation 1.
+    fn accepted(mut status: Value) -> Value {
+        let condition = |type_: &str| {
+            json!({"type": type_, "status": "True", "reason": "Ok", "message": "",
+                   "observedGeneration": 1, "lastTransitionTime": "2026-11-30T00:00:00Z"})
+        };
+        status["conditions"] = json!([condition("Accepted"), condition("Programmed")]);
+        status
+    }
+
+    fn object<K: serde::de::DeserializeOwned>(value: Value) -> Arc<K> {
+        Arc::new(serde_json::from_value(value).expect("a valid object"))
+    }
+
+    fn meta(name: &str, namespace: Option<&str>) -> Value {
+        let mut meta = json!({"name": name, "generation": 1,
+                              "creationTimestamp": "2026-11-30T00:00:00Z"});
+        if let Some(ns) = namespace {
+            meta["namespace"] = json!(ns);
+        }
+        meta
+    }
+
+    /// VMI `t/v1` bound on port eth1 of gw1 and of gw2, members of group
+    /// `g` whose status names `active` as its active member; the next hop
+    /// its route would have.
+    fn next_hop(active: Option<&str>) -> Option<IpAddr> {
+        let routers: Vec<Arc<PhysicalRouter>> = [("gw1", "10.3.0.1"), ("gw2", "10.3.0.2")]
+            .iter()
+            .map(|(name, address)| {
+                object(
+                    json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "PhysicalRouter",
+                    "metadata": meta(name, None),
+                    "spec": {"physicalInterfaces": [{"name": "eth1"}],
+                             "fabric": {"interface": "eth0", "underlayAddress": address}}}),
+                )
+            })
+            .collect();
+        let lis: Vec<Arc<LogicalInterface>> = ["gw1", "gw2"]
+            .iter()
+            .map(|router| {
+                object(
+                    json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface",
+                    "metadata": meta(&format!("{router}-eth1-100"), None),
+                    "spec": {"physicalRouter": router, "physicalInterface": "eth1", "vlan": 100,
+                             "virtualMachineInterface": {"namespace": "t", "name": "v1"}},
+                    "status": accepted(json!({}))}),
+                )
+            })
+            .collect();
+        let vmis: Vec<Arc<VirtualMachineInterface>> = vec![object(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+            "metadata": meta("v1", Some("t")),
+            "spec": {"virtualNetwork": "vpn", "macAddress": "02:00:00:00:00:01",
+                     "ips": [{"address": "192.168.40.11"}]},
+            "status": accepted(json!({"mplsLabel": 17}))}))];
+        let mut group_status = accepted(json!({}));
+        if let Some(active) = active {
+            group_status["activeMember"] = json!(active);
+        }
+        let groups: Vec<Arc<GatewayHAGroup>> = vec![object(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "GatewayHAGroup",
+            "metadata": meta("g", None),
+            "spec": {"mode": "Fast", "members": [
+                {"physicalRouter": "gw1", "physicalInterface": "eth1"},
+                {"physicalRouter": "gw2", "physicalInterface": "eth1"}]},
+            "status": group_status}))];
+        let (_, vmis, own) = inventory(&routers, &lis, &vmis, &[], &groups);
+        assert_eq!(own.len(), 2);
+        assert_eq!(vmis.len(), 1);
+        assert!(vmis[0].programmed);
+        assert_eq!(vmis[0].label, Some(17));
+        vmis[0].next_hop
+    }
+
+    #[test]
+    fn a_vmi_of_an_ha_group_is_advertised_from_its_active_member() {
+        let gw1: IpAddr = "10.3.0.1".parse().expect("ip");
+        let gw2: IpAddr = "10.3.0.2".parse().expect("ip");
+        assert_eq!(next_hop(Some("gw2")), Some(gw2));
+        assert_eq!(next_hop(Some("gw1")), Some(gw1), "moves with a failover");
+        assert_eq!(
+            next_hop(None),
+            Some(gw1),
+            "no active member: the first node"
+        );
+    }
 }

@@ -204,6 +204,22 @@ pub struct VpnVmi {
     pub next_hop: Option<IpAddr>,
 }
 
+/// The node whose underlay address a VMI's routes name as next hop, of
+/// the nodes holding it (`nodes`, sorted): the active member of the
+/// gateway HA group serving it (`active_member`), when that member holds
+/// it (the others hold it as standbys: they neither forward nor answer for
+/// it); else the first, as for a VMI on one node. `None` when no node
+/// holds it.
+pub fn advertising_node<'a>(
+    nodes: &'a BTreeSet<String>,
+    active_member: Option<&str>,
+) -> Option<&'a str> {
+    active_member
+        .and_then(|active| nodes.get(active))
+        .or_else(|| nodes.first())
+        .map(String::as_str)
+}
+
 /// The BGP tunnel-encapsulation types of RFC 9012 we advertise.
 pub fn tunnel_type(encapsulation: Encapsulation) -> u32 {
     match encapsulation {
@@ -431,6 +447,28 @@ mod tests {
         assert_eq!(route.encapsulation, Encapsulation::MplsOverUdp);
         assert_eq!(tunnel_type(route.encapsulation), 13);
         assert!(exports(&[network(&[], &["target:64512:100"])], &vmis, router_id).is_empty());
+    }
+
+    #[test]
+    fn a_vmi_held_by_several_nodes_is_advertised_from_the_active_member() {
+        let nodes: BTreeSet<String> = ["gw1".to_owned(), "gw2".to_owned()].into();
+        assert_eq!(advertising_node(&nodes, Some("gw2")), Some("gw2"));
+        assert_eq!(
+            advertising_node(&nodes, Some("gw1")),
+            Some("gw1"),
+            "moves with a failover"
+        );
+        assert_eq!(
+            advertising_node(&nodes, None),
+            Some("gw1"),
+            "no active member known: the first node"
+        );
+        assert_eq!(
+            advertising_node(&nodes, Some("gw3")),
+            Some("gw1"),
+            "an active member not holding the VMI is not its next hop"
+        );
+        assert_eq!(advertising_node(&BTreeSet::new(), Some("gw1")), None);
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //!       export target:64512:100, import target:64512:200
 //! ```
 //!
+//! A third test puts both nodes' trunks on one switch: v1 is bound on
+//! both, members of a gateway HA group, and its route follows the active
+//! member.
+//!
 //! FRR shows our routes with their RD, RTs, labels and next hops; it
 //! advertises a default route (target:64512:200, label 1000) that the
 //! network's VRF installs (as its two halves 0.0.0.0/1 and 128.0.0.0/1:
@@ -26,11 +30,14 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
-use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork};
-use trunkline_test_support::lab::{DcGatewayRoute, DcGatewaySpec};
+use trunkline_api::{
+    GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork,
+};
+use trunkline_test_support::lab::{DcGatewayRoute, DcGatewaySpec, SwitchSpec, TrunkSpec};
 use trunkline_test_support::{
     ControlPlane, FabricHostSpec, InstanceSpec, Lab, LabSpec, ManagedProcess, NodeSpec,
     TestNamespace, eventually, free_local_addr, unique_name, workspace_binary,
@@ -108,26 +115,68 @@ struct Rig {
     /// Lab node -> its PhysicalRouter's name.
     routers: BTreeMap<&'static str, String>,
     agents: BTreeMap<&'static str, ManagedProcess>,
-    speaker: Option<ManagedProcess>,
+    /// The BGP speakers started (replicas, when several).
+    speakers: Vec<ManagedProcess>,
+    /// This file's tests one at a time; dropped last.
+    _serial: tokio::sync::MutexGuard<'static, ()>,
 }
+
+/// The tests of this file one at a time: BGPPeers and the speaker's
+/// DCGateways are cluster-scoped, and every test's FRR has the same
+/// address, so the speakers of two tests would peer with each other's.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Rig {
     /// The two nodes, these instances, `extra` parts of the lab; the
     /// operator, and agents started with `agent_flags` besides the usual.
+    /// Holds [`SERIAL`] (until dropped, after everything else) and first deletes what an
+    /// earlier test of this file left cluster-wide (BGPPeers, the
+    /// speaker's DCGateways).
     async fn start(
         instances: &[Instance],
         extra: impl FnOnce(LabSpec) -> LabSpec,
         agent_flags: &[&str],
+        rack: bool,
     ) -> Rig {
+        let serial = SERIAL.lock().await;
         let plane = ControlPlane::shared();
-        let ns = plane.namespace("ns").await.expect("namespace");
         let client = plane.client().await.expect("client");
+        for (kind, plural, selector) in [
+            ("BGPPeer", "bgppeers", None),
+            (
+                "DCGateway",
+                "dcgateways",
+                Some("trunkline.io/managed-by=trunkline-bgp"),
+            ),
+        ] {
+            let resource = kube::core::ApiResource::from_gvk_with_plural(
+                &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", kind),
+                plural,
+            );
+            let api: Api<kube::core::DynamicObject> = Api::all_with(client.clone(), &resource);
+            let mut params = kube::api::ListParams::default();
+            if let Some(selector) = selector {
+                params = params.labels(selector);
+            }
+            api.delete_collection(&kube::api::DeleteParams::default(), &params)
+                .await
+                .unwrap_or_else(|e| panic!("deleting the {kind}s of earlier tests: {e}"));
+        }
+        let ns = plane.namespace("ns").await.expect("namespace");
         let mut spec = LabSpec::new();
+        if rack {
+            spec = spec.switch(SwitchSpec::new("rack"));
+        }
         for node in NODES {
+            let trunk = if rack {
+                TrunkSpec::new("eth1").switch("rack")
+            } else {
+                TrunkSpec::new("eth1")
+            };
             spec = spec.node(
                 NodeSpec::new(node)
                     .underlay(&format!("{}/24", underlay(node)))
-                    .trunk("eth1"),
+                    .trunk_spec(trunk),
             );
         }
         for i in instances {
@@ -166,7 +215,8 @@ impl Rig {
             operator,
             routers: BTreeMap::new(),
             agents: BTreeMap::new(),
-            speaker: None,
+            speakers: Vec::new(),
+            _serial: serial,
         };
         for node in NODES {
             let kubeconfig = plane
@@ -207,8 +257,8 @@ impl Rig {
         for (node, agent) in &self.agents {
             out.push_str(&format!("\n{node} agent log: {}", agent.log().display()));
         }
-        if let Some(speaker) = &self.speaker {
-            out.push_str(&format!("\nspeaker log: {}", speaker.log().display()));
+        for (n, speaker) in self.speakers.iter().enumerate() {
+            out.push_str(&format!("\nspeaker {n} log: {}", speaker.log().display()));
         }
         out
     }
@@ -384,40 +434,61 @@ impl Rig {
     /// Starts the BGP speaker with its own role, gobgpd in the lab's `ctl`
     /// namespace.
     async fn start_speaker(&mut self) {
+        self.start_speaker_replica(None).await;
+    }
+
+    /// Starts a BGP speaker; with `identity`, as a replica electing the
+    /// active one by the Lease `trunkline-bgp` of the test namespace (its
+    /// Role, `deploy/rbac/bgp-namespace.yaml`, bound there).
+    async fn start_speaker_replica(&mut self, identity: Option<&str>) {
         let plane = ControlPlane::shared();
         let kubeconfig = plane
             .kubeconfig_with_role(self.ns.name(), "trunkline-bgp", "bgp")
             .await
             .expect("speaker identity");
         let socket = std::env::temp_dir().join(format!("{}.sock", unique_name("gobgpd")));
+        let mut args: Vec<String> = vec![
+            "--kubeconfig".into(),
+            kubeconfig.display().to_string(),
+            "--gobgpd".into(),
+            gobgpd().display().to_string(),
+            "--api-socket".into(),
+            socket.display().to_string(),
+            "--speaker-netns".into(),
+            self.lab.netns_path("ctl").display().to_string(),
+            "--router-id".into(),
+            CTL.into(),
+            "--local-asn".into(),
+            OUR_AS.to_string(),
+            "--namespace".into(),
+            self.ns.name().into(),
+        ];
+        if let Some(identity) = identity {
+            bind_namespace_role(plane, self.ns.name(), "trunkline-bgp");
+            args.extend([
+                "--leader-elect".into(),
+                "--leader-election-identity".into(),
+                identity.into(),
+            ]);
+        }
         let speaker = ManagedProcess::start(
-            "bgp",
+            &format!("bgp-{}", identity.unwrap_or("single")),
             &workspace_binary("trunkline-bgp", "trunkline-bgp"),
-            &[
-                "--kubeconfig".into(),
-                kubeconfig.display().to_string(),
-                "--gobgpd".into(),
-                gobgpd().display().to_string(),
-                "--api-socket".into(),
-                socket.display().to_string(),
-                "--speaker-netns".into(),
-                self.lab.netns_path("ctl").display().to_string(),
-                "--router-id".into(),
-                CTL.into(),
-                "--local-asn".into(),
-                OUR_AS.to_string(),
-                "--namespace".into(),
-                self.ns.name().into(),
-            ],
+            &args,
             &[("RUST_LOG", "info,trunkline_bgp=debug")],
             free_local_addr(),
         );
-        self.speaker = Some(speaker);
+        self.speakers.push(speaker);
     }
 
-    /// The pid of the gobgpd the speaker runs.
+    /// The pid of the gobgpd the first speaker runs.
     fn gobgpd_pid(&self) -> Option<u32> {
-        let pid = self.speaker.as_ref()?.pid()?;
+        self.gobgpd_pid_of(0)
+    }
+
+    /// The pid of the gobgpd speaker `n` runs.
+    fn gobgpd_pid_of(&self, n: usize) -> Option<u32> {
+        let pid = self.speakers.get(n)?.pid()?;
         let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
         children
             .split_whitespace()
@@ -426,6 +497,17 @@ impl Rig {
                 std::fs::read_to_string(format!("/proc/{c}/comm"))
                     .is_ok_and(|comm| comm.trim() == "gobgpd")
             })
+    }
+
+    /// Who holds the speakers' Lease.
+    async fn lease_holder(&self) -> Option<String> {
+        Api::<Lease>::namespaced(self.client.clone(), self.ns.name())
+            .get_opt("trunkline-bgp")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
     }
 
     async fn peer_status(&self, name: &str) -> Value {
@@ -463,6 +545,25 @@ impl Rig {
     }
 }
 
+impl Drop for Rig {
+    /// The speakers and their gobgpd: a speaker killed by SIGKILL (its
+    /// `ManagedProcess`'s drop) cannot stop its child, which would outlive
+    /// the lab.
+    fn drop(&mut self) {
+        // Their pids first, then the speakers (which would restart a
+        // gobgpd killed under them), then the gobgpd.
+        let gobgpd: Vec<u32> = (0..self.speakers.len())
+            .filter_map(|n| self.gobgpd_pid_of(n))
+            .collect();
+        for speaker in &mut self.speakers {
+            speaker.kill();
+        }
+        for pid in gobgpd {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
 /// gobgpd as `scripts/build-gobgp.sh` builds it (cached by version).
 fn gobgpd() -> std::path::PathBuf {
     let out = Command::new("bash")
@@ -481,6 +582,40 @@ fn gobgpd() -> std::path::PathBuf {
         .find_map(|l| l.strip_prefix("GOBGPD="))
         .expect("GOBGPD=<path> from scripts/build-gobgp.sh");
     path.into()
+}
+
+/// Binds the speaker's namespace Role (`deploy/rbac/bgp-namespace.yaml`:
+/// its Lease, password Secrets) to ServiceAccount `account` of `ns`, as the
+/// chart's RoleBinding does.
+fn bind_namespace_role(plane: &ControlPlane, ns: &str, account: &str) {
+    let role = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/rbac/bgp-namespace.yaml"
+    ))
+    .expect("deploy/rbac/bgp-namespace.yaml");
+    let manifest = format!(
+        "{role}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
+         metadata: {{name: trunkline-bgp-namespace}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: trunkline-bgp-namespace}}\n\
+         subjects: [{{kind: ServiceAccount, name: {account}, namespace: {ns}}}]\n"
+    );
+    let out = plane.kubectl_with_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-n",
+            ns,
+            "-f",
+            "-",
+        ],
+        manifest.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "the speaker's namespace Role: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// FRR (zebra + bgpd) in a lab namespace, in its own path space
@@ -643,6 +778,7 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
             .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
         },
         &[],
+        false,
     )
     .await;
     let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
@@ -836,3 +972,280 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
         .await;
     drop(frr);
 }
+
+/// Two speaker replicas electing the active one by their Lease: only the
+/// active one runs gobgpd; when its process dies (killed with its gobgpd,
+/// as a container's end kills every process in it) FRR withdraws our
+/// routes, the standby takes the Lease over, starts its own gobgpd and FRR
+/// holds the routes again (same RD, label, next hop), without anyone's help.
+#[tokio::test]
+async fn the_standby_speaker_takes_over_when_the_active_one_dies() {
+    let instances = [V1];
+    let mut rig = Rig::start(
+        &instances,
+        |s| {
+            s.dc_gateway(DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")))
+                .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+        },
+        &[],
+        false,
+    )
+    .await;
+    let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
+    rig.apply_all(
+        &[(
+            "vpn",
+            &V1.subnet(),
+            json!({"l3vpn": {"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]}}),
+        )],
+        &instances,
+    )
+    .await;
+    let identities = ["bgp-a", "bgp-b"];
+    for identity in identities {
+        rig.start_speaker_replica(Some(identity)).await;
+    }
+    let peer = unique_name("frr");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": FRR_AS,
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    rig.wait_peer(&peer, "True", "Established", READY).await;
+    let vni = rig.network_status("vpn").await.vni.expect("a VNI");
+    let rd = format!("{CTL}:{vni}");
+    let prefix = format!("{}/32", V1.ip);
+    let route = (rd.clone(), prefix.clone());
+    let label = rig.vmi_label(V1.name).await;
+    // The route as FRR holds it: next hop and label.
+    let route_ok = |detail: &Value| {
+        let text = detail.to_string();
+        text.contains(&underlay(V1.node)) && text.contains(&format!("\"remoteLabel\":{label}"))
+    };
+    eventually("FRR has our route", Duration::from_secs(30), || async {
+        if frr.vpn_routes().contains_key(&route) && route_ok(&frr.vpn_route_detail(&rd, &prefix)) {
+            Ok(())
+        } else {
+            Err(frr.vtysh("show bgp ipv4 vpn"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+
+    // One active replica: it holds the Lease and is the only one running
+    // gobgpd.
+    let (active, standby) = eventually("one replica active", Duration::from_secs(30), || async {
+        let holder = rig.lease_holder().await;
+        let running: Vec<bool> = (0..2).map(|n| rig.gobgpd_pid_of(n).is_some()).collect();
+        match holder
+            .as_deref()
+            .and_then(|h| identities.iter().position(|i| *i == h))
+        {
+            Some(a) if running[a] && !running[1 - a] => Ok((a, 1 - a)),
+            _ => Err(format!("holder {holder:?}, gobgpd running {running:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    eprintln!(
+        "active: {}, standby: {}",
+        identities[active], identities[standby]
+    );
+
+    // The active replica dies with its gobgpd.
+    let gobgpd = rig
+        .gobgpd_pid_of(active)
+        .expect("the active replica's gobgpd");
+    rig.speakers[active].kill();
+    let killed = Command::new("kill")
+        .args(["-9", &gobgpd.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    eventually(
+        "FRR withdraws our route",
+        Duration::from_secs(15),
+        || async {
+            if frr.vpn_routes().contains_key(&route) {
+                Err("still there".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+
+    // The standby takes the Lease over (after the Lease's 15 s), starts its
+    // gobgpd and advertises the same route again.
+    eventually(
+        "the standby took over and FRR has our route again",
+        Duration::from_secs(60),
+        || async {
+            let holder = rig.lease_holder().await;
+            let running = rig.gobgpd_pid_of(standby);
+            let has = frr.vpn_routes().contains_key(&route);
+            if holder.as_deref() == Some(identities[standby])
+                && running.is_some()
+                && has
+                && route_ok(&frr.vpn_route_detail(&rd, &prefix))
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "holder {holder:?}, standby's gobgpd {running:?}, FRR has the route: {has}"
+                ))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    rig.wait_peer(&peer, "True", "Established", Duration::from_secs(30))
+        .await;
+    drop(frr);
+}
+
+/// Gateway HA: v1 behind a switch both nodes' trunks reach, bound on both,
+/// members of a group (mode Fast, gw1 preferred). Its route names the
+/// active member's underlay address as next hop; when gw1's trunk goes
+/// down the group's active member becomes gw2 and the route's next hop
+/// follows.
+#[tokio::test]
+async fn a_multi_homed_vmi_is_advertised_from_the_active_member_and_follows_a_failover() {
+    let instances = [V1];
+    let mut rig = Rig::start(
+        &instances,
+        |s| {
+            s.dc_gateway(DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")))
+                .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+        },
+        &[],
+        true,
+    )
+    .await;
+    let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
+    rig.apply_all(
+        &[(
+            "vpn",
+            &V1.subnet(),
+            json!({"l3vpn": {"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]}}),
+        )],
+        &instances,
+    )
+    .await;
+    // The group, then v1's second binding, on gw2.
+    let group = unique_name("ha");
+    let groups: Api<GatewayHAGroup> = Api::all(rig.client.clone());
+    let spec = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "GatewayHAGroup",
+        "metadata": {"name": group},
+        "spec": {"mode": "Fast", "members": [
+            {"physicalRouter": rig.routers["gw1"], "physicalInterface": "eth1", "priority": 200},
+            {"physicalRouter": rig.routers["gw2"], "physicalInterface": "eth1", "priority": 100}]}});
+    groups
+        .patch(&group, &apply_params(), &Patch::Apply(&spec))
+        .await
+        .expect("group");
+    let second = V1_ON_GW2;
+    let li = rig.li_name(&second);
+    let binding = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface",
+        "metadata": {"name": li},
+        "spec": {"physicalRouter": rig.routers["gw2"], "physicalInterface": "eth1", "vlan": V1.vlan,
+                 "virtualMachineInterface": {"namespace": rig.ns.name(), "name": V1.name}}});
+    Api::<LogicalInterface>::all(rig.client.clone())
+        .patch(&li, &apply_params(), &Patch::Apply(&binding))
+        .await
+        .expect("the second binding");
+    let routers = rig.routers.clone();
+    let wait_active = |node: &'static str| {
+        let router = routers[node].clone();
+        let groups = groups.clone();
+        let group = group.clone();
+        async move {
+            eventually(&format!("{node} active"), READY, || async {
+                let status = groups
+                    .get(&group)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .unwrap_or_default();
+                if status.active_member.as_deref() == Some(router.as_str()) {
+                    Ok(())
+                } else {
+                    Err(format!("{status:?}"))
+                }
+            })
+            .await
+        }
+    };
+    wait_active("gw1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+
+    rig.start_speaker().await;
+    let peer = unique_name("frr");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": FRR_AS,
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    rig.wait_peer(&peer, "True", "Established", READY).await;
+    let vni = rig.network_status("vpn").await.vni.expect("a VNI");
+    let rd = format!("{CTL}:{vni}");
+    let prefix = format!("{}/32", V1.ip);
+    let label = rig.vmi_label(V1.name).await;
+    let next_hop_is = |node: &'static str| {
+        let (rd, prefix, frr) = (&rd, &prefix, &frr);
+        async move {
+            eventually(
+                &format!("FRR's route to {prefix} via {node}"),
+                Duration::from_secs(60),
+                || async {
+                    let route = frr.vpn_routes().get(&(rd.clone(), prefix.clone())).cloned();
+                    let hop = route
+                        .as_ref()
+                        .and_then(|r| r["nexthops"][0]["ip"].as_str().map(str::to_owned));
+                    let text = frr.vpn_route_detail(rd, prefix).to_string();
+                    if hop.as_deref() == Some(underlay(node).as_str())
+                        && text.contains(&format!("\"remoteLabel\":{label}"))
+                    {
+                        Ok(())
+                    } else {
+                        Err(format!("next hop {hop:?}: {text}"))
+                    }
+                },
+            )
+            .await
+        }
+    };
+    next_hop_is("gw1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+
+    // gw1's trunk goes down: gw2 becomes active, and the route follows.
+    // (Not a dead agent: with two members and no witness, the survivor
+    // cannot tell the other's death from its own cut, and fences itself.)
+    let out = rig.lab.exec("gw1", &["ip", "link", "set", "eth1", "down"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_active("gw2")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    next_hop_is("gw2")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    drop(frr);
+}
+
+/// v1's second binding: on gw2's trunk, which reaches the same switch.
+const V1_ON_GW2: Instance = Instance { node: "gw2", ..V1 };

@@ -1,8 +1,8 @@
 //! The three install paths against a real API server: the Helm chart
 //! (template accepted by the server, install, upgrade, uninstall), the
 //! kustomize base (applied, then no drift once the operator has reconciled),
-//! and the identities both give the processes: the operator and the node
-//! dataplane run as local processes with tokens of the installed
+//! and the identities both give the processes: the operator, the node
+//! dataplane and the BGP speaker run as local processes with tokens of the installed
 //! ServiceAccounts, do their work, and are refused everything else; each
 //! node's dataplane may write its own PhysicalRouter's status only (the
 //! ValidatingAdmissionPolicy, keyed on the node a Pod-bound token names).
@@ -133,6 +133,73 @@ fn start_dataplane(daemonset: &Value, kubeconfig: &Path, node: &str, ns: &str) -
         ],
         addr,
     )
+}
+
+fn leases_of(client: &Client, ns: &str) -> Api<Lease> {
+    Api::namespaced(client.clone(), ns)
+}
+
+/// gobgpd as `scripts/build-gobgp.sh` builds it (cached by version).
+fn gobgpd() -> std::path::PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(deploy_support::repo_root().join("scripts/build-gobgp.sh"))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("scripts/build-gobgp.sh runs");
+    assert!(out.status.success(), "scripts/build-gobgp.sh failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("GOBGPD="))
+        .expect("GOBGPD=<path> from scripts/build-gobgp.sh")
+        .into()
+}
+
+/// The BGP speaker with the command and args of `deployment`, as Pod `pod`
+/// of namespace `ns` would run it; the image's gobgpd and socket directory
+/// replaced by this machine's (the router ID the pod's address would give).
+fn start_bgp(deployment: &Value, kubeconfig: &Path, ns: &str, pod: &str) -> ManagedProcess {
+    let c = container(deployment);
+    assert_eq!(c["command"], json!(["/usr/local/bin/trunkline-bgp"]));
+    let socket = std::env::temp_dir().join(format!("{}.sock", unique_name("gobgpd")));
+    let mut args: Vec<String> = args_of(c)
+        .into_iter()
+        .map(|a| {
+            if a.starts_with("--gobgpd=") {
+                format!("--gobgpd={}", gobgpd().display())
+            } else if a.starts_with("--api-socket=") {
+                format!("--api-socket={}", socket.display())
+            } else {
+                a
+            }
+        })
+        .collect();
+    args.extend(["--kubeconfig".into(), kubeconfig.display().to_string()]);
+    assert!(args.iter().any(|a| a == "--leader-elect"), "{args:?}");
+    ManagedProcess::start(
+        "bgp",
+        &workspace_binary("trunkline-bgp", "trunkline-bgp"),
+        &args,
+        &[
+            ("RUST_LOG", "info,trunkline_bgp=debug"),
+            ("POD_NAME", pod),
+            ("POD_NAMESPACE", ns),
+            ("TRUNKLINE_BGP_ROUTER_ID", "192.0.2.1"),
+        ],
+        free_local_addr(),
+    )
+}
+
+/// The pid of a `gobgpd` child of process `pid`.
+fn gobgpd_child(pid: u32) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .find(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm"))
+                .is_ok_and(|comm| comm.trim() == "gobgpd")
+        })
 }
 
 /// A DaemonSet pod as the controller and scheduler would leave it: bound
@@ -314,7 +381,20 @@ async fn the_chart_renders_what_the_api_server_accepts() {
             "operator.leaderElection.enabled=false",
             "--set",
             "operator.replicas=1",
+            "--set",
+            "bgp.enabled=false",
         ],
+        // The BGP speaker on the node's network, and in its pod's with the
+        // BGP port (the sysctl letting a non-root gobgpd bind it).
+        vec![
+            "--set",
+            "bgp.hostNetwork=true",
+            "--set",
+            "bgp.listenPort=1179",
+            "--set",
+            "bgp.routerID=192.0.2.1",
+        ],
+        vec!["--set", "bgp.listenPort=179", "--set", "bgp.replicas=3"],
     ] {
         let mut args = vec![
             "template",
@@ -346,6 +426,13 @@ async fn the_chart_renders_what_the_api_server_accepts() {
         ] {
             assert!(applied.contains(kind), "{kind} missing:\n{applied}");
         }
+        let speaker = format!("deployment.apps/{rel}-trunkline-bgp");
+        assert_eq!(
+            applied.contains(&speaker),
+            !values.contains(&"bgp.enabled=false"),
+            "{speaker} with `{}`:\n{applied}",
+            values.join(" ")
+        );
     }
 }
 
@@ -484,8 +571,9 @@ async fn helm_install_upgrade_and_uninstall() {
 
 /// The chart's ServiceAccounts and roles, used by the real processes: the
 /// operator (leader-elected, as the Deployment runs it) accepts objects and
-/// holds its Lease; the dataplane of a node reports its PhysicalRouter.
-/// Everything outside their roles is refused.
+/// holds its Lease; the dataplane of a node reports its PhysicalRouter; the
+/// BGP speaker holds its Lease and runs gobgpd, and gives the Lease up on
+/// SIGTERM. Everything outside their roles is refused.
 #[tokio::test]
 async fn the_chart_identities_run_the_processes_and_nothing_more() {
     let plane = ControlPlane::shared();
@@ -650,6 +738,79 @@ async fn the_chart_identities_run_the_processes_and_nothing_more() {
             .list(&ListParams::default())
             .await,
         "cannot list resource \"secrets\"",
+    );
+
+    // The BGP speaker, as a replica of the chart's Deployment: it takes
+    // its Lease and runs gobgpd; it may not touch what it does not own.
+    let bgp_account = format!("{fullname}-bgp");
+    let bgp_kubeconfig = plane
+        .kubeconfig_for_service_account(ns.name(), &bgp_account)
+        .await
+        .expect("speaker token");
+    let mut bgp = start_bgp(
+        object(&docs, "Deployment", &bgp_account),
+        &bgp_kubeconfig,
+        ns.name(),
+        "bgp-0",
+    );
+    let leases = Api::<Lease>::namespaced(client.clone(), ns.name());
+    eventually(
+        "the speaker holds its Lease and runs gobgpd",
+        PROCESS_TIMEOUT,
+        || async {
+            let holder = leases
+                .get("trunkline-bgp")
+                .await
+                .map_err(|e| e.to_string())?
+                .spec
+                .and_then(|s| s.holder_identity);
+            let child = bgp.pid().and_then(gobgpd_child);
+            if holder.as_deref() == Some("bgp-0") && child.is_some() {
+                Ok(())
+            } else {
+                Err(format!("holder {holder:?}, gobgpd {child:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}; log: {}", bgp.log().display()));
+    let speaker = client_from_kubeconfig(&bgp_kubeconfig)
+        .await
+        .expect("speaker client");
+    assert_forbidden(
+        "the speaker deletes a network",
+        Api::<VirtualNetwork>::namespaced(speaker.clone(), ns.name())
+            .delete("net1", &DeleteParams::default())
+            .await,
+        "cannot delete resource \"virtualnetworks\"",
+    );
+    assert_forbidden(
+        "the speaker reads Secrets outside its namespace",
+        Api::<Secret>::namespaced(speaker.clone(), "default")
+            .get("any")
+            .await,
+        "cannot get resource \"secrets\"",
+    );
+    assert_forbidden(
+        "the speaker reads the operator's Lease",
+        leases_of(&speaker, ns.name())
+            .get("trunkline-operator")
+            .await,
+        "cannot get resource \"leases\"",
+    );
+    let gobgpd = bgp.pid().and_then(gobgpd_child).expect("gobgpd runs");
+    bgp.stop(Duration::from_secs(15));
+    // On SIGTERM it stopped its gobgpd (gone, or a zombie nobody reaps).
+    let stat = std::fs::read_to_string(format!("/proc/{gobgpd}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "gobgpd {gobgpd} outlived its speaker: {stat}"
+    );
+    let lease = leases.get("trunkline-bgp").await.unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity,
+        None,
+        "the speaker released its Lease on stop"
     );
 
     dataplane.stop(Duration::from_secs(15));

@@ -1,8 +1,9 @@
 //! The install manifests, checked without a cluster: `helm lint`, the
 //! values schema, generated copies up to date (`deploy/generate.sh
 //! --check`), the chart and the kustomize base granting exactly the rules
-//! of `deploy/rbac/`, the dataplane's security settings, the Argo CD sync
-//! waves, and the Dockerfiles agreeing with the chart.
+//! of `deploy/rbac/`, the dataplane's security settings, the BGP speaker's
+//! Deployment (from the operator image, bound to its roles), the Argo CD
+//! sync waves, and the Dockerfiles agreeing with the chart.
 //!
 //! What the API server must accept, and what the processes do with the
 //! chart's identities, is in `install.rs`.
@@ -75,7 +76,17 @@ fn helm_lint_passes() {
             "dataplane.privileged=true",
             "--set",
             "image.registry=registry.example.com/trunkline",
+            "--set",
+            "bgp.hostNetwork=true",
+            "--set",
+            "bgp.listenPort=1179",
+            "--set",
+            "bgp.routerID=192.0.2.1",
         ]),
+    );
+    ok(
+        "helm lint without the BGP speaker",
+        helm(&["lint", "--strict", CHART, "--set", "bgp.enabled=false"]),
     );
 }
 
@@ -113,6 +124,16 @@ fn the_chart_grants_exactly_the_rules_of_deploy_rbac() {
             "RoleBinding",
             "rel-trunkline-operator-leader-election",
             "rel-trunkline-operator",
+        ),
+        (
+            "ClusterRoleBinding",
+            "rel-trunkline-bgp",
+            "rel-trunkline-bgp",
+        ),
+        (
+            "RoleBinding",
+            "rel-trunkline-bgp-namespace",
+            "rel-trunkline-bgp",
         ),
     ] {
         let binding = object(&docs, kind, name);
@@ -222,6 +243,13 @@ fn the_values_schema_refuses_mistakes() {
             "dataplane.seccompProfile=Localhost",
             "an unsupported profile",
         ),
+        ("bgp.replicas=0", "no BGP speaker replica"),
+        ("bgp.listenPort=0", "port 0"),
+        (
+            "bgp.routerID=300.1.1.1",
+            "a router ID that is no IPv4 address",
+        ),
+        ("bgp.localASN=0", "AS number 0"),
     ] {
         let out = helm(&[
             "template",
@@ -254,6 +282,195 @@ fn the_values_schema_refuses_mistakes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A privileged BGP port on the node's network, for a non-root speaker.
+    let out = helm(&[
+        "template",
+        "x",
+        CHART,
+        "--kube-version",
+        &k8s_version(),
+        "--set",
+        "bgp.hostNetwork=true",
+        "--set",
+        "bgp.listenPort=179",
+    ]);
+    assert!(!out.status.success(), "port 179 on the node's network");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bgp.listenPort below 1024"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The BGP speaker runs from the operator image (the binaries its
+/// Dockerfile copies), as a non-root user with a read-only root and a
+/// writable directory for gobgpd's API socket, one active replica by the
+/// Lease its Role names; `bgp.enabled=false` leaves only the (unbound)
+/// roles; a BGP port below 1024 in the pod's network comes with the sysctl
+/// that lets the non-root gobgpd bind it.
+#[test]
+fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
+    let docs = yaml_docs(&render_chart("rel", "ns1", &[]));
+    let deployment = object(&docs, "Deployment", "rel-trunkline-bgp");
+    let operator = object(&docs, "Deployment", "rel-trunkline-operator");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = container(deployment);
+    assert_eq!(
+        c["image"],
+        container(operator)["image"],
+        "the operator image"
+    );
+    assert_eq!(pod["serviceAccountName"], "rel-trunkline-bgp");
+    object(&docs, "ServiceAccount", "rel-trunkline-bgp");
+    assert_eq!(
+        pod["securityContext"],
+        operator["spec"]["template"]["spec"]["securityContext"]
+    );
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert!(
+        pod["hostNetwork"].is_null(),
+        "the pod's own network by default"
+    );
+
+    // The binaries it runs are the ones the operator image holds.
+    let dockerfile =
+        std::fs::read_to_string(repo_root().join("docker/operator.Dockerfile")).unwrap();
+    let command = c["command"][0].as_str().expect("a command");
+    let args = args_of(c);
+    let flag = |name: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
+            .unwrap_or_else(|| panic!("--{name} in {args:?}"))
+            .to_owned()
+    };
+    for path in [command.to_owned(), flag("gobgpd")] {
+        assert!(
+            dockerfile
+                .lines()
+                .any(|l| l.starts_with("COPY --from=") && l.ends_with(&format!(" {path}"))),
+            "docker/operator.Dockerfile copies {path}"
+        );
+    }
+    assert!(dockerfile.contains("-p trunkline-bgp --bin trunkline-bgp"));
+    // gobgpd at the version whose API is vendored (scripts/versions.env).
+    let versions = std::fs::read_to_string(repo_root().join("scripts/versions.env")).unwrap();
+    let gobgp = versions
+        .lines()
+        .find_map(|l| l.strip_prefix("GOBGP_VERSION="))
+        .expect("GOBGP_VERSION in scripts/versions.env");
+    assert!(
+        dockerfile.contains(&format!("ARG GOBGP_VERSION={gobgp}\n")),
+        "docker/operator.Dockerfile builds gobgpd {gobgp}"
+    );
+
+    // gobgpd's socket is in a writable volume.
+    let socket = flag("api-socket");
+    let dir = std::path::Path::new(&socket)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mount = c["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["mountPath"] == dir.as_str())
+        .unwrap_or_else(|| panic!("a volume at {dir}: {c}"));
+    let volume = pod["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the mounted volume");
+    assert!(volume["emptyDir"].is_object(), "{volume}");
+
+    // Leader election on the Lease the speaker's Role lets it hold.
+    assert!(args.contains(&"--leader-elect".to_owned()), "{args:?}");
+    let role = object(&docs, "Role", "rel-trunkline-bgp-namespace");
+    let lease = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| r["resourceNames"].as_array())
+        .expect("the Role names the Lease");
+    assert_eq!(json!(flag("leader-election-id")), lease[0]);
+    // The router ID: the pod's address unless set.
+    let env = c["env"].as_array().expect("env");
+    let router_id = env
+        .iter()
+        .find(|e| e["name"] == "TRUNKLINE_BGP_ROUTER_ID")
+        .expect("TRUNKLINE_BGP_ROUTER_ID");
+    assert_eq!(
+        router_id["valueFrom"]["fieldRef"]["fieldPath"],
+        "status.podIP"
+    );
+    assert_eq!(flag("listen-port"), "-1", "connects out only by default");
+
+    // Set: a router ID, a port below 1024 in the pod's network.
+    let docs = yaml_docs(&render_chart(
+        "rel",
+        "ns1",
+        &[
+            "--set",
+            "bgp.routerID=192.0.2.1",
+            "--set",
+            "bgp.listenPort=179",
+        ],
+    ));
+    let deployment = object(&docs, "Deployment", "rel-trunkline-bgp");
+    let c = container(deployment);
+    let args = args_of(c);
+    assert!(
+        args.contains(&"--router-id=192.0.2.1".to_owned()),
+        "{args:?}"
+    );
+    assert!(args.contains(&"--listen-port=179".to_owned()), "{args:?}");
+    assert!(
+        !c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "TRUNKLINE_BGP_ROUTER_ID"),
+        "no pod address when routerID is set"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["securityContext"]["sysctls"],
+        json!([{"name": "net.ipv4.ip_unprivileged_port_start", "value": "179"}])
+    );
+    assert_eq!(
+        c["ports"],
+        json!([{"name": "bgp", "containerPort": 179, "protocol": "TCP"}])
+    );
+
+    // Disabled: no Deployment, identity or binding; the roles stay.
+    let docs = yaml_docs(&render_chart("rel", "ns1", &["--set", "bgp.enabled=false"]));
+    for kind in [
+        "Deployment",
+        "ServiceAccount",
+        "ClusterRoleBinding",
+        "RoleBinding",
+    ] {
+        assert!(
+            !objects(&docs, kind).iter().any(|d| d["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("rel-trunkline-bgp"))),
+            "bgp.enabled=false renders a {kind} of the speaker"
+        );
+    }
+    object(&docs, "ClusterRole", "rel-trunkline-bgp");
+    object(&docs, "Role", "rel-trunkline-bgp-namespace");
+
+    // The kustomize base runs it too.
+    let base = yaml_docs(&ok(
+        "kubectl kustomize",
+        kubectl_local(&["kustomize", BASE]),
+    ));
+    let deployment = object(&base, "Deployment", "trunkline-bgp");
+    assert_eq!(deployment["metadata"]["namespace"], "trunkline-system");
+    object(&base, "ClusterRoleBinding", "trunkline-bgp");
+    object(&base, "RoleBinding", "trunkline-bgp-namespace");
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //!     dataplane pod (hostNetwork, the chart's capabilities) -- eth1 trunk -- switch -- bms1, bms2, other
 //!        `-- tap vgw (net1's virtual gateway) -- node routing -- eth0 10.1.1.1 -- fabric -- pub 10.1.1.253
 //!     cni0 -- operator pods x2 (leader election) -- Service kubernetes -- kube-apiserver
+//!          -- BGP speaker pods x2 (operator image; the Lease holder runs gobgpd, no peers)
 //! ```
 //! Needs root (namespaces, cgroups, XDP); CI runs as root.
 
@@ -51,6 +52,20 @@ fn repo_root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .expect("repository root")
+}
+
+/// gobgpd as `scripts/build-gobgp.sh` builds it (the operator image's).
+fn gobgpd() -> PathBuf {
+    let out = Command::new(repo_root().join("scripts/build-gobgp.sh"))
+        .arg("--print")
+        .stdin(Stdio::null())
+        .output()
+        .expect("scripts/build-gobgp.sh runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("GOBGPD="))
+        .expect("GOBGPD=<path>")
+        .into()
 }
 
 /// The two trunkline images, built once per test binary.
@@ -98,7 +113,8 @@ fn images() -> &'static Images {
 #[derive(Debug, Default)]
 struct FinalStage {
     from: String,
-    copy_to: String,
+    /// The destination of every COPY, in order.
+    copies: Vec<String>,
     user: String,
     entrypoint: Value,
     exposed: Vec<String>,
@@ -120,7 +136,9 @@ fn final_stage(dockerfile: &str) -> FinalStage {
         let (instruction, rest) = line.split_once(' ').expect("an instruction with arguments");
         match instruction {
             "FROM" => stage.from = rest.to_owned(),
-            "COPY" => stage.copy_to = rest.rsplit(' ').next().expect("a destination").into(),
+            "COPY" => stage
+                .copies
+                .push(rest.rsplit(' ').next().expect("a destination").into()),
             "USER" => stage.user = rest.to_owned(),
             "ENTRYPOINT" => stage.entrypoint = serde_json::from_str(rest).expect("JSON form"),
             "EXPOSE" => stage
@@ -239,38 +257,51 @@ fn the_images_are_what_their_dockerfiles_describe() {
             "{name}: the Dockerfile labels its image"
         );
         assert!(stage.from.starts_with("gcr.io/distroless/cc-debian12"));
-        assert_eq!(
-            stage.entrypoint[0].as_str(),
-            Some(stage.copy_to.as_str()),
-            "{name}: the entry point is the copied binary"
-        );
-        assert_eq!(layers.len(), 2, "{name}: a runtime layer and the binary's");
-        // The binary layer holds exactly the release binary.
-        let app = layer_entries(&layers[1]);
-        let path = format!(".{}", stage.copy_to);
-        let (mode, owner, _) = app
-            .iter()
-            .find(|(_, _, p)| *p == path)
-            .unwrap_or_else(|| panic!("{name}: {path} not in {app:?}"));
-        assert_eq!((mode.as_str(), owner.as_str()), ("-rwxr-xr-x", "0/0"));
-        let out = Command::new("tar")
-            .arg("-xOf")
-            .arg(&layers[1])
-            .arg(&path)
-            .output()
-            .expect("tar");
-        let release = std::fs::read(
-            Path::new(archive)
-                .parent()
-                .and_then(Path::parent)
-                .expect("<target>/images")
-                .join("release")
-                .join(&binary),
-        )
-        .expect("the release binary");
         assert!(
-            out.stdout == release,
-            "{name}: the image's binary is the release build"
+            stage
+                .copies
+                .iter()
+                .any(|c| stage.entrypoint[0].as_str() == Some(c.as_str())),
+            "{name}: the entry point is a copied binary"
+        );
+        assert_eq!(layers.len(), 2, "{name}: a runtime layer and the binaries'");
+        // The binaries' layer holds exactly the release binaries (and the
+        // gobgpd scripts/build-gobgp.sh built).
+        let app = layer_entries(&layers[1]);
+        for copied in &stage.copies {
+            let path = format!(".{copied}");
+            let (mode, owner, _) = app
+                .iter()
+                .find(|(_, _, p)| *p == path)
+                .unwrap_or_else(|| panic!("{name}: {path} not in {app:?}"));
+            assert_eq!((mode.as_str(), owner.as_str()), ("-rwxr-xr-x", "0/0"));
+            let out = Command::new("tar")
+                .arg("-xOf")
+                .arg(&layers[1])
+                .arg(&path)
+                .output()
+                .expect("tar");
+            let file = Path::new(copied).file_name().expect("a file name");
+            let source = if file == "gobgpd" {
+                gobgpd()
+            } else {
+                Path::new(archive)
+                    .parent()
+                    .and_then(Path::parent)
+                    .expect("<target>/images")
+                    .join("release")
+                    .join(file)
+            };
+            let built = std::fs::read(&source).expect("the built binary");
+            assert!(
+                out.stdout == built,
+                "{name}: the image's {copied} is {}",
+                source.display()
+            );
+        }
+        assert!(
+            stage.copies.contains(&format!("/usr/local/bin/{binary}")),
+            "{name}: the image holds {binary}"
         );
         // The runtime: users as in distroless, the C library and the loader.
         let base = layer_entries(&layers[0]);
@@ -399,6 +430,7 @@ fn ready(pod: &Pod) -> bool {
 }
 
 const OPERATOR_PODS: &str = "app.kubernetes.io/component=operator";
+const BGP_PODS: &str = "app.kubernetes.io/component=bgp";
 const DATAPLANE_PODS: &str = "app.kubernetes.io/component=node-dataplane";
 
 /// On failure: what the node ran, and the pods' logs.
@@ -422,7 +454,7 @@ impl Drop for Diagnostics<'_> {
         };
         show(&["get", "pods", "-A", "-o", "wide"]);
         show(&["get", "events", "-A", "--sort-by", ".lastTimestamp"]);
-        for component in ["operator", "node-dataplane"] {
+        for component in ["operator", "bgp", "node-dataplane"] {
             show(&[
                 "logs",
                 "-n",
@@ -644,6 +676,55 @@ async fn the_chart_runs_on_a_node_forwards_traffic_upgrades_and_uninstalls_clean
         .sum();
     assert_eq!(leaders, 1.0, "exactly one operator pod leads");
 
+    // The BGP speaker (the operator image): both replicas Ready, one holds
+    // the Lease and is the only one running gobgpd, as user 65532 with no
+    // capability.
+    let speaker_pods = pods_of(&client, BGP_PODS).await;
+    assert_eq!(speaker_pods.len(), 2, "two BGP speaker pods");
+    assert!(
+        speaker_pods.iter().all(ready),
+        "both BGP speaker pods Ready"
+    );
+    let names: Vec<String> = speaker_pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    let gobgpds = eventually(
+        "one gobgpd, under the Lease's holder",
+        POD_TIMEOUT,
+        || async {
+            let holder = Api::<Lease>::namespaced(client.clone(), RELEASE_NS)
+                .get_opt("trunkline-bgp")
+                .await
+                .map_err(|e| e.to_string())?
+                .and_then(|l| l.spec)
+                .and_then(|s| s.holder_identity);
+            let gobgpds = processes("/usr/local/bin/gobgpd", None);
+            if holder.as_ref().is_some_and(|h| names.contains(h)) && gobgpds.len() == 1 {
+                Ok(gobgpds)
+            } else {
+                Err(format!(
+                    "holder {holder:?} of {names:?}, gobgpd processes {gobgpds:?}"
+                ))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let speakers = processes("/usr/local/bin/trunkline-bgp", None);
+    assert_eq!(speakers.len(), 2, "{speakers:?}");
+    for p in speakers.iter().chain(&gobgpds) {
+        assert!(p.field("Uid").starts_with("65532\t"), "{p:?}");
+        assert_eq!(p.field("CapEff"), "0000000000000000", "{p:?}");
+        assert_eq!(p.field("NoNewPrivs"), "1");
+    }
+    assert!(
+        speakers
+            .iter()
+            .any(|p| p.pid.to_string() == gobgpds[0].field("PPid")),
+        "gobgpd is a speaker's child"
+    );
+
     // The dataplane's endpoints, where the chart binds them (the node's address).
     let (code, _) = http_get(&format!("http://{node_ip}:9090/readyz")).expect("readyz");
     assert_eq!(code, 200);
@@ -819,13 +900,17 @@ async fn the_chart_runs_on_a_node_forwards_traffic_upgrades_and_uninstalls_clean
     eventually("the containers' processes gone", POD_TIMEOUT, || async {
         let agents = processes("/usr/local/bin/trunkline-dataplane", Some(&netns_path));
         let operators = processes("/usr/local/bin/trunkline-operator", None);
-        if agents.is_empty() && operators.is_empty() {
+        let speakers = processes("/usr/local/bin/trunkline-bgp", None);
+        let gobgpds = processes("/usr/local/bin/gobgpd", None);
+        if agents.is_empty() && operators.is_empty() && speakers.is_empty() && gobgpds.is_empty() {
             Ok(())
         } else {
             Err(format!(
-                "{} agents, {} operators",
+                "{} agents, {} operators, {} speakers, {} gobgpd",
                 agents.len(),
-                operators.len()
+                operators.len(),
+                speakers.len(),
+                gobgpds.len()
             ))
         }
     })
