@@ -137,6 +137,26 @@ impl NeighbourCache {
         None
     }
 
+    /// The MAC of next hop `ip` when it is resolved; unlike
+    /// [`lookup`](Self::lookup) it never claims a slot (any thread).
+    pub fn peek(&self, ip: IpAddr) -> Option<[u8; 6]> {
+        let w = words(ip);
+        let base = set(w);
+        for slot in base..base + WAYS {
+            let s = &self.slots[slot];
+            let state = s.state.load(Ordering::Acquire);
+            if state & VALID != 0
+                && s.addr[0].load(Ordering::Relaxed) == w[0]
+                && s.addr[1].load(Ordering::Relaxed) == w[1]
+                && s.state.load(Ordering::Acquire) == state
+            {
+                let b = (state & MAC_MASK).to_be_bytes();
+                return Some([b[2], b[3], b[4], b[5], b[6], b[7]]);
+            }
+        }
+        None
+    }
+
     /// Slots asked for and not resolved yet (host thread).
     pub fn wanted(&self) -> impl Iterator<Item = Pending> + '_ {
         self.pending(WANTED)

@@ -410,13 +410,27 @@ impl std::fmt::Debug for Tier {
     }
 }
 
+/// The flow stage's map (`tier.h`, `flows`).
+pub const FLOWS_MAP: &str = "tier_flows";
+
+/// Entries of `tier_flows` when the loader is not told (65536 flows).
+pub const DEFAULT_FLOW_ENTRIES: u32 = 131_072;
+
 impl Tier {
     /// Loads the program and creates its maps (`trace`: record every
     /// decision in `tier_trace`, for tests).
     pub fn load(trace: bool) -> Result<Tier, TierError> {
+        Tier::load_with_flows(trace, DEFAULT_FLOW_ENTRIES)
+    }
+
+    /// Loads the program with room for `flow_entries` entries in its flow
+    /// map `tier_flows` (two per flow: forward and reverse; the LRU evicts
+    /// beyond, which makes those flows' frames userspace's).
+    pub fn load_with_flows(trace: bool, flow_entries: u32) -> Result<Tier, TierError> {
         let enabled: u32 = u32::from(trace);
         let mut ebpf = EbpfLoader::new()
             .override_global("trace_enabled", &enabled, true)
+            .map_max_entries(FLOWS_MAP, flow_entries.max(1))
             .load(TIER_OBJECT)
             .map_err(bpf_err("load object"))?;
         let program: &mut Xdp = ebpf
@@ -431,6 +445,7 @@ impl Tier {
             let data: &MapData = match map {
                 Map::Array(d)
                 | Map::HashMap(d)
+                | Map::LruHashMap(d)
                 | Map::LpmTrie(d)
                 | Map::XskMap(d)
                 | Map::DevMapHash(d)

@@ -34,7 +34,7 @@ pub const KERNEL_DROPS: [DropReason; 22] = [
 ];
 
 /// The size of `struct tier_stats`.
-pub const STATS_SIZE: usize = 8 * (5 + KERNEL_DROPS.len());
+pub const STATS_SIZE: usize = 8 * (6 + KERNEL_DROPS.len());
 /// The size of `struct vmi_stats`.
 pub const VMI_STATS_SIZE: usize = 8 * 5;
 
@@ -52,6 +52,9 @@ pub struct KernelCounters {
     pub decided: CounterSnapshot,
     /// Frames handed to userspace (counted there, not in `decided`).
     pub handed_off: u64,
+    /// Of the frames forwarded, those the flow stage translated (SNAT,
+    /// both directions).
+    pub flow_hits: u64,
 }
 
 impl KernelCounters {
@@ -67,6 +70,7 @@ impl KernelCounters {
             for (i, reason) in KERNEL_DROPS.iter().enumerate() {
                 total.decided.drops[reason.index()] += u64_at(v, 5 + i);
             }
+            total.flow_hits += u64_at(v, 5 + KERNEL_DROPS.len());
         }
         total
     }

@@ -84,6 +84,7 @@
 mod counters;
 #[cfg(test)]
 pub(crate) mod differential;
+pub mod flows;
 mod image;
 pub mod layout;
 mod mirror;
