@@ -34,6 +34,7 @@
 
 pub mod control;
 pub mod desired;
+pub mod flow_mirror;
 pub mod forward;
 pub mod ha;
 pub mod host;

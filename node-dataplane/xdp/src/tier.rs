@@ -113,6 +113,7 @@ mod sys {
     const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
     const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
     const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+    const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 
     /// The map-element part of `union bpf_attr`.
     #[repr(C)]
@@ -164,6 +165,19 @@ mod sys {
             &ElemAttr {
                 map_fd: fd as u32,
                 key: key.as_ptr() as u64,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// The key after `key` (`None`: the first) into `next`.
+    pub(super) fn next_key(fd: RawFd, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<()> {
+        call(
+            BPF_MAP_GET_NEXT_KEY,
+            &ElemAttr {
+                map_fd: fd as u32,
+                key: key.map_or(0, |k| k.as_ptr() as u64),
+                value: next.as_mut_ptr() as u64,
                 ..Default::default()
             },
         )
@@ -266,6 +280,28 @@ impl TierMaps {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
             Err(e) => Err(map.fail("delete")(e)),
+        }
+    }
+
+    /// Removes every entry of hash map `name` (the flow map when its
+    /// mirror starts over); returns how many it removed.
+    pub fn clear(&self, name: &str) -> Result<usize, TierError> {
+        let map = self.map(name)?;
+        let fd = map.fd.as_raw_fd();
+        let mut key = vec![0u8; map.key_size as usize];
+        let mut removed = 0;
+        loop {
+            // Always from the first key: the one just deleted is gone.
+            match sys::next_key(fd, None, &mut key) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(removed),
+                Err(e) => return Err(map.fail("next key")(e)),
+            }
+            match sys::delete(fd, &key) {
+                Ok(()) => removed += 1,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(map.fail("delete")(e)),
+            }
         }
     }
 
