@@ -782,11 +782,9 @@ async fn distributed_snat_translates_to_each_nodes_address_and_back() {
     // the XDP tier's flow stage from the entries the agent mirrored: at
     // least the second and third requests of both pings (the replies may
     // come before the mirror's write).
-    rig.wait_metric(
-        "gw1",
-        "trunkline_dataplane_xdp_tier_flow_hits_total",
-        |v| v >= 4.0,
-    )
+    rig.wait_metric("gw1", "trunkline_dataplane_xdp_tier_flow_hits_total", |v| {
+        v >= 4.0
+    })
     .await;
     assert!(
         idents.iter().all(|i| SNAT_PORTS.contains(i)),

@@ -504,6 +504,114 @@ fn established_flows_carry_data_both_ways_with_every_checksum_right() {
     }
 }
 
+/// Recomputes the IPv4 header checksum of the header at `l3`.
+fn fix_ip_checksum(frame: &mut [u8], l3: usize) {
+    let ihl = usize::from(frame[l3] & 0x0f) * 4;
+    frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+    let sum = !trunkline_wire::checksum::data(&frame[l3..l3 + ihl]);
+    frame[l3 + 10..l3 + 12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Odd frames of established flows, both ways: padded, TTL 1, fragments,
+/// a bad header checksum, TCP FIN and RST, a wrong UDP length, another
+/// port. The pipeline decides each (some change the flow table, some are
+/// drops); the differential test replays them with the flow map mirrored,
+/// where the kernel must decide alike or hand off.
+#[test]
+fn odd_frames_of_established_flows_are_decided_by_their_rules() {
+    let ns = Ns::with_ports((61000, 65535));
+    let syn = tcp_syn(MAC_A, 100, [10, 0, 0, 10], 40002);
+    let port = seen(&ns.out_of(P1, &syn, 0, FABRIC)).sport;
+    let mut syn_ack = Vec::new();
+    from_remote(UNDERLAY)
+        .tcp(80, port, 9, 1000)
+        .syn()
+        .ack(2)
+        .write(&mut syn_ack, b"")
+        .unwrap();
+    ns.out_of(FABRIC, &syn_ack, SEC, P1);
+    let mut out_data = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, GW)
+        .single_vlan(VlanId::try_new(100).unwrap())
+        .ipv4([10, 0, 0, 10], REMOTE, 64)
+        .tcp(40002, 80, 2, 1000)
+        .ack(10)
+        .write(&mut out_data, b"data")
+        .unwrap();
+    let mut in_data = Vec::new();
+    from_remote(UNDERLAY)
+        .tcp(80, port, 10, 1000)
+        .ack(6)
+        .write(&mut in_data, b"answer")
+        .unwrap();
+    let udp_out = udp_from(MAC_A, 100, [10, 0, 0, 10], REMOTE, 5400);
+    let udp_port = seen(&ns.out_of(P1, &udp_out, 0, FABRIC)).sport;
+    let mut udp_in = Vec::new();
+    from_remote(UNDERLAY)
+        .udp(53, udp_port)
+        .write(&mut udp_in, b"answer")
+        .unwrap();
+    type Odd = fn(&mut Vec<u8>, usize);
+    let odd: [(&str, Odd); 8] = [
+        ("padded", |f, _| f.extend_from_slice(&[0; 10])),
+        ("TTL 1", |f, l3| {
+            f[l3 + 8] = 1;
+            fix_ip_checksum(f, l3);
+        }),
+        ("a first fragment", |f, l3| {
+            f[l3 + 6] = 0x20;
+            fix_ip_checksum(f, l3);
+        }),
+        ("a later fragment", |f, l3| {
+            f[l3 + 7] = 0x10;
+            fix_ip_checksum(f, l3);
+        }),
+        ("a bad header checksum", |f, l3| f[l3 + 10] ^= 0x5a),
+        ("FIN or a wrong UDP length", |f, l3| {
+            let l4 = l3 + 20;
+            if f[l3 + 9] == 6 {
+                f[l4 + 13] |= 0x01;
+            } else {
+                f[l4 + 5] = f[l4 + 5].wrapping_add(40);
+            }
+        }),
+        ("RST or a UDP length under 8", |f, l3| {
+            let l4 = l3 + 20;
+            if f[l3 + 9] == 6 {
+                f[l4 + 13] |= 0x04;
+            } else {
+                f[l4 + 4..l4 + 6].copy_from_slice(&[0, 4]);
+            }
+        }),
+        ("another port", |f, l3| {
+            // The destination port: out, to another service (a new flow);
+            // back, to a port without a flow (a drop).
+            let l4 = l3 + 20;
+            f[l4 + 3] ^= 0x01;
+        }),
+    ];
+    for (i, (_, alter)) in odd.into_iter().enumerate() {
+        let t = (2 + i as u64) * SEC;
+        for (frame, port, l3) in [
+            (&out_data, P1, 18),
+            (&in_data, FABRIC, 14),
+            (&udp_out, P1, 18),
+            (&udp_in, FABRIC, 14),
+        ] {
+            let mut f = frame.clone();
+            alter(&mut f, l3);
+            // Whatever the pipeline decides (a drop, an ICMP error, a new
+            // flow, the host's), the kernel must decide alike or hand off.
+            ns.run(port, &f, t);
+        }
+        // The flows are still established for the next oddity.
+        ns.out_of(P1, &out_data, t, FABRIC);
+        ns.out_of(FABRIC, &in_data, t, P1);
+        ns.out_of(P1, &udp_out, t, FABRIC);
+        ns.out_of(FABRIC, &udp_in, t, P1);
+    }
+}
+
 #[test]
 fn an_icmp_error_about_a_flow_is_translated_back_to_the_instance() {
     let ns = Ns::with_ports((61000, 65535));

@@ -29,6 +29,10 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
         established_flows_carry_data_both_ways_with_every_checksum_right,
     ),
     (
+        "odd_frames_of_established_flows_are_decided_by_their_rules",
+        odd_frames_of_established_flows_are_decided_by_their_rules,
+    ),
+    (
         "an_icmp_error_about_a_flow_is_translated_back_to_the_instance",
         an_icmp_error_about_a_flow_is_translated_back_to_the_instance,
     ),
