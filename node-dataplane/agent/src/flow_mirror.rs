@@ -17,7 +17,10 @@
 //! flow the sweep would otherwise expire: no syscall per packet. The
 //! forwarding thread's flow clock is CLOCK_MONOTONIC, the kernel's
 //! (`bpf_ktime_get_ns`), so last-seen times compare. A write that fails
-//! leaves that flow's frames to userspace (counted, logged once).
+//! leaves that flow's frames to userspace (counted, logged once). The
+//! fabric next hop's MAC a SNAT entry carries is copied from the
+//! neighbour cache: when a resolved MAC changes or is forgotten, every
+//! entry is written again.
 
 use std::sync::Arc;
 
@@ -33,6 +36,9 @@ pub struct FlowMirror {
     /// Map writes that failed (their flows stay userspace's).
     failures: u64,
     warned: bool,
+    /// The fabric neighbour cache's change count the entries were written
+    /// with.
+    neighbour_changes: Option<u64>,
 }
 
 impl FlowMirror {
@@ -42,6 +48,7 @@ impl FlowMirror {
             maps,
             failures: 0,
             warned: false,
+            neighbour_changes: None,
         }
     }
 
@@ -61,6 +68,16 @@ impl FlowMirror {
     /// Writes the table's changes since the last call: `tables` and
     /// `slots` are those of the image the kernel decides with.
     pub fn follow(&mut self, table: &mut FlowTable, tables: &Tables, slots: &Slots) {
+        // A fabric next hop's MAC changed (or went): the entries carry the
+        // old one; all are written again (rare: a router's MAC moving).
+        let changes = tables.fabric_neighbours().changes();
+        if self.neighbour_changes.is_some_and(|seen| seen != changes) {
+            tracing::info!(
+                "XDP tier: a fabric next hop's MAC changed; the flow map is written again"
+            );
+            table.resync_mirror();
+        }
+        self.neighbour_changes = Some(changes);
         let maps = self.maps.clone();
         let mut errors: Vec<(&'static str, String)> = Vec::new();
         table.drain_mirror(|event| match event {

@@ -572,6 +572,16 @@ impl FlowTable {
         });
     }
 
+    /// Make the next drain start over ([`MirrorEvent::Reset`], then every
+    /// entry): what the mirror's entries carry besides the table changed
+    /// (a fabric next hop's MAC).
+    pub fn resync_mirror(&mut self) {
+        if let Some(j) = self.journal.as_mut() {
+            j.overflowed = true;
+            j.changes.clear();
+        }
+    }
+
     fn journal(&mut self, change: Change) {
         if let Some(j) = self.journal.as_mut()
             && !j.overflowed
@@ -966,6 +976,69 @@ mod tests {
         assert_eq!(table.lookup(&rev.0), None);
         let stats = table.stats().snapshot();
         assert_eq!((stats.created, stats.removed, stats.active), (1, 1, 0));
+    }
+
+    /// The journal a mirror drains: everything at first, then creations,
+    /// TCP state moves and removals in order, an overflow or a resync as
+    /// a reset and every entry; nothing for packets that change no state.
+    #[test]
+    fn a_mirror_follows_the_table_through_its_journal() {
+        let mut table = FlowTable::new(FlowConfig {
+            capacity: JOURNAL_CAPACITY + 8,
+            ..Default::default()
+        });
+        let drain = |table: &mut FlowTable| {
+            let mut events = Vec::new();
+            table.drain_mirror(|e| {
+                events.push(match e {
+                    MirrorEvent::Reset => "reset".to_owned(),
+                    MirrorEvent::Put(_, k, v, idle) => {
+                        format!("put {} {} {}", k.sport(), v.action, idle.as_secs())
+                    }
+                    MirrorEvent::Remove(k) => format!("remove {}", k.sport()),
+                })
+            });
+            events
+        };
+        let (f1, r1) = pair(1, 6);
+        let id = table.insert(f1, r1).unwrap();
+        assert!(drain(&mut table).is_empty(), "not mirrored: no journal");
+        table.set_mirrored(true);
+        assert_eq!(drain(&mut table), ["reset", "put 1 2 240", "put 443 3 240"]);
+        assert!(drain(&mut table).is_empty());
+        // A packet without a state move: nothing to write.
+        table.touch(id, 1, 60, trunkline_wire::tcp::ACK);
+        assert!(drain(&mut table).is_empty());
+        // Both SYNs: established, a longer timeout for both entries.
+        table.touch(id, 2, 60, trunkline_wire::tcp::SYN);
+        table.touch(id.other(), 2, 60, trunkline_wire::tcp::SYN);
+        assert_eq!(
+            drain(&mut table),
+            // Written as they are when drained (twice: one move each way).
+            [
+                "put 1 2 7440",
+                "put 443 3 7440",
+                "put 1 2 7440",
+                "put 443 3 7440"
+            ]
+        );
+        let (f2, r2) = pair(2, 17);
+        table.insert(f2, r2).unwrap();
+        table.remove(id);
+        assert_eq!(
+            drain(&mut table),
+            ["put 2 2 300", "put 443 3 300", "remove 1", "remove 443"]
+        );
+        table.resync_mirror();
+        assert_eq!(drain(&mut table), ["reset", "put 2 2 300", "put 443 3 300"]);
+        // More changes than the journal holds: a reset and every flow.
+        for sport in 3..(JOURNAL_CAPACITY as u16 + 5) {
+            let (f, r) = pair(sport, 17);
+            table.insert(f, r).unwrap();
+        }
+        let events = drain(&mut table);
+        assert_eq!(events[0], "reset");
+        assert_eq!(events.len(), 1 + 2 * table.len());
     }
 
     #[test]

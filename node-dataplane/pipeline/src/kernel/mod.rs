@@ -85,8 +85,10 @@
 //! nothing in the maps (the image does not depend on them; the differential
 //! test checks it), and takes effect at once in the pipeline. The flow
 //! table is mirrored for SNAT only: a policed VMI (security groups) is
-//! `VMI_HANDOFF`. The fabric next hop a SNAT entry carries is the one in
-//! force when the agent wrote it (see [`flows`]).
+//! `VMI_HANDOFF`. The fabric next hop a SNAT entry carries is copied from
+//! the neighbour cache: a changed or forgotten MAC
+//! ([`NeighbourCache::changes`](crate::neighbours::NeighbourCache::changes))
+//! makes the agent write every entry again.
 
 mod counters;
 #[cfg(test)]
