@@ -86,28 +86,23 @@ impl FlowMirror {
                     errors.push(("clear", e.to_string()));
                 }
             }
+            // Not the kernel's (IPv6, security groups' zones): nothing is
+            // written, so nothing is ever stale (their keys never change
+            // kind: zones and VRF ids are disjoint, a key's family is
+            // fixed).
             MirrorEvent::Put(_, key, value, idle) => {
-                let key_bytes = flows::key_bytes(key);
-                match flows::entry(tables, slots, key, value, idle) {
-                    Some(entry) => {
-                        if let Err(e) = maps.update(FLOWS_MAP, &key_bytes, &entry) {
-                            errors.push(("put", e.to_string()));
-                        }
-                    }
-                    // Not the kernel's (IPv6, an action it does not take):
-                    // no stale entry may stay.
-                    None => {
-                        if let Err(e) = maps.delete(FLOWS_MAP, &key_bytes) {
-                            errors.push(("delete", e.to_string()));
-                        }
-                    }
+                if let Some(entry) = flows::entry(tables, slots, key, value, idle)
+                    && let Err(e) = maps.update(FLOWS_MAP, &flows::key_bytes(key), &entry)
+                {
+                    errors.push(("put", e.to_string()));
                 }
             }
-            MirrorEvent::Remove(key) => {
+            MirrorEvent::Remove(key) if flows::mirrored(&key) => {
                 if let Err(e) = maps.delete(FLOWS_MAP, &flows::key_bytes(&key)) {
                     errors.push(("delete", e.to_string()));
                 }
             }
+            MirrorEvent::Remove(_) => {}
         });
         for (what, e) in errors {
             self.failed(what, e);

@@ -125,6 +125,12 @@ pub fn entry(
     }
 }
 
+/// Whether an entry of `key` may be in the kernel's map: IPv4, outside
+/// the security groups' zones (whose keys have the VRF's high bit set).
+pub fn mirrored(key: &FlowKey) -> bool {
+    key.family == 4 && key.vrf & crate::policy::ZONE_BIT == 0
+}
+
 /// The kernel entry of entry `id` of `table` (see [`entry`]).
 pub fn entry_of(
     tables: &Tables,
