@@ -42,6 +42,8 @@ use trunkline_api::physical_router::PortStatus;
 
 use trunkline_pipeline::config::PortId;
 use trunkline_pipeline::flow::{FlowConfig, FlowTable};
+
+use crate::flow_mirror::FlowMirror;
 use trunkline_pipeline::sample::Pending;
 use trunkline_pipeline::{DropReason, Pipeline, Tables, Verdict, VmiId};
 use trunkline_xdp::{
@@ -63,6 +65,9 @@ const RETRY: Duration = Duration::from_secs(2);
 const LOSSES: Duration = Duration::from_secs(1);
 /// Flows looked at per loop by the idle sweep (a loop is at most POLL_MS).
 const SWEEP_BUDGET: usize = 4096;
+/// The most entries of the XDP tier's flow map (about 200 bytes each,
+/// preallocated by the kernel): 131072 flows.
+const MAX_KERNEL_FLOW_ENTRIES: usize = 262_144;
 
 /// Starts the forwarding thread; it opens the ports in `netns` when given.
 pub fn spawn(
@@ -81,7 +86,7 @@ pub fn spawn(
                 tracing::error!(netns = %netns.display(), error = %e, "cannot enter the ports' network namespace");
                 return;
             }
-            let (tier, tier_error) = load_tier(&control, backend);
+            let (tier, tier_error) = load_tier(&control, backend, &flows);
             let injected = control.take_injected();
             Forwarder {
                 control,
@@ -97,19 +102,27 @@ pub fn spawn(
                 matched_version: 0,
                 flow_config: flows,
                 flows: None,
-                started: Instant::now(),
+                flow_mirror: None,
             }
             .run();
         })
 }
 
 /// Loads the XDP tier when the backend asks for it: the tier, or why not.
-fn load_tier(control: &Control, backend: BackendChoice) -> (Option<Arc<Tier>>, Option<String>) {
+fn load_tier(
+    control: &Control,
+    backend: BackendChoice,
+    flows: &FlowConfig,
+) -> (Option<Arc<Tier>>, Option<String>) {
     if !matches!(backend, BackendChoice::Auto | BackendChoice::XdpTier) {
         tracing::info!(backend = ?backend, "XDP tier off: every frame goes to userspace");
         return (None, None);
     }
-    match Tier::load(false) {
+    // Both entries of every flow, up to a bound on the memory the kernel
+    // preallocates for its LRU hash (beyond it, the LRU evicts: those
+    // flows' frames are userspace's).
+    let flow_entries = (2 * flows.capacity).min(MAX_KERNEL_FLOW_ENTRIES) as u32;
+    match Tier::load_with_flows(false, flow_entries) {
         Ok(tier) => {
             control.set_tier_maps(tier.maps());
             tracing::info!("XDP tier loaded: the kernel decides the common case, AF_XDP the rest");
@@ -155,8 +168,8 @@ struct Forwarder {
     flow_config: FlowConfig,
     /// The flow table, once a network translates.
     flows: Option<RefCell<FlowTable>>,
-    /// The origin of the flow table's clock.
-    started: Instant,
+    /// The flow table's mirror in the XDP tier's flow map, with the tier.
+    flow_mirror: Option<FlowMirror>,
 }
 
 /// What the fabric port must steer to the fast path for `tables`.
@@ -220,7 +233,13 @@ impl Forwarder {
             }
             self.steer_fabric(&plan.tables);
             if self.flows.is_none() && plan.tables.uses_flows() {
-                let table = FlowTable::new(self.flow_config);
+                let mut table = FlowTable::new(self.flow_config);
+                if let Some(tier) = &self.tier {
+                    // Established flows in the kernel: the table's changes
+                    // go to the tier's flow map.
+                    table.set_mirrored(true);
+                    self.flow_mirror = Some(FlowMirror::new(tier.maps()));
+                }
                 self.control.set_flow_stats(table.stats());
                 tracing::info!(
                     capacity = self.flow_config.capacity,
@@ -241,12 +260,26 @@ impl Forwarder {
                 tracing::warn!(error = %e, "poll failed");
             }
             self.send_injected(&plan);
-            let now = self.started.elapsed().as_nanos() as u64;
+            // CLOCK_MONOTONIC, the XDP tier's clock: the flows' last-seen
+            // times written here and there compare.
+            let now = trunkline_xdp::tier::monotonic_ns();
             for index in 0..self.ports.len() {
                 self.receive(&plan, index, now);
             }
             if let Some(flows) = &self.flows {
-                flows.borrow_mut().expire(now, SWEEP_BUDGET);
+                let mut table = flows.borrow_mut();
+                match (&mut self.flow_mirror, self.control.tier_installed()) {
+                    (Some(mirror), Some((_, slots))) => {
+                        mirror.follow(&mut table, &plan.tables, &slots);
+                        mirror.expire(&mut table, now, SWEEP_BUDGET);
+                    }
+                    (Some(mirror), None) => {
+                        mirror.expire(&mut table, now, SWEEP_BUDGET);
+                    }
+                    (None, _) => {
+                        table.expire(now, SWEEP_BUDGET);
+                    }
+                }
             }
             for port in self.ports.iter_mut().filter_map(|p| p.port.as_mut()) {
                 port.flush();

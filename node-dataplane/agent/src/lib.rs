@@ -35,6 +35,7 @@
 
 pub mod control;
 pub mod desired;
+pub mod flow_mirror;
 pub mod forward;
 pub mod ha;
 pub mod host;

@@ -495,6 +495,43 @@ pub struct FlowTable {
     free: Vec<u32>,
     cursor: usize,
     stats: Arc<FlowStats>,
+    /// What a mirror (the XDP tier's flow map) has not seen yet, when one
+    /// follows the table.
+    journal: Option<Journal>,
+}
+
+/// How many changes the journal holds between two drains; past that the
+/// mirror is rebuilt whole ([`MirrorEvent::Reset`]).
+pub const JOURNAL_CAPACITY: usize = 4096;
+
+/// A change of the table a mirror has not seen yet.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// The flow of this entry was created, or its TCP state (its timeout)
+    /// moved: write both its entries as they are now.
+    Put(EntryId),
+    /// A flow with these two keys is gone.
+    Remove(FlowKey, FlowKey),
+}
+
+#[derive(Debug)]
+struct Journal {
+    changes: Vec<Change>,
+    overflowed: bool,
+}
+
+/// What a mirror must do to follow the table, in order (see
+/// [`FlowTable::drain_mirror`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorEvent<'a> {
+    /// Forget every entry: the changes since the last drain overflowed the
+    /// journal; `Put`s of every entry follow.
+    Reset,
+    /// Write this entry (its key and value now, and the flow's idle
+    /// timeout now).
+    Put(EntryId, &'a FlowKey, &'a FlowValue, Duration),
+    /// Remove the entry of this key.
+    Remove(FlowKey),
 }
 
 impl core::fmt::Debug for FlowTable {
@@ -520,7 +557,93 @@ impl FlowTable {
             free: (0..capacity as u32).rev().collect(),
             cursor: 0,
             stats: Arc::new(FlowStats::default()),
+            journal: None,
         }
+    }
+
+    /// Keep (or stop keeping) a journal of the changes a mirror of the
+    /// table must follow: created flows, TCP state moves, removals. Turned
+    /// on, the next drain starts with a [`MirrorEvent::Reset`] and every
+    /// flow.
+    pub fn set_mirrored(&mut self, on: bool) {
+        self.journal = on.then(|| Journal {
+            changes: Vec::with_capacity(JOURNAL_CAPACITY),
+            overflowed: true,
+        });
+    }
+
+    /// Make the next drain start over ([`MirrorEvent::Reset`], then every
+    /// entry): what the mirror's entries carry besides the table changed
+    /// (a fabric next hop's MAC).
+    pub fn resync_mirror(&mut self) {
+        if let Some(j) = self.journal.as_mut() {
+            j.overflowed = true;
+            j.changes.clear();
+        }
+    }
+
+    fn journal(&mut self, change: Change) {
+        if let Some(j) = self.journal.as_mut()
+            && !j.overflowed
+        {
+            if j.changes.len() == JOURNAL_CAPACITY {
+                j.overflowed = true;
+                j.changes.clear();
+            } else {
+                j.changes.push(change);
+            }
+        }
+    }
+
+    /// Hands the changes since the last drain to `apply`, in order, and
+    /// forgets them. Nothing when the table is not mirrored.
+    pub fn drain_mirror(&mut self, mut apply: impl FnMut(MirrorEvent<'_>)) {
+        let Some(mut journal) = self.journal.take() else {
+            return;
+        };
+        if journal.overflowed {
+            apply(MirrorEvent::Reset);
+            for flow in 0..self.config.capacity {
+                if self.in_use[flow] {
+                    self.put_flow(flow, &mut apply);
+                }
+            }
+        } else {
+            for change in journal.changes.drain(..) {
+                match change {
+                    Change::Put(id) if self.in_use[id.flow()] => {
+                        self.put_flow(id.flow(), &mut apply)
+                    }
+                    Change::Put(_) => {}
+                    Change::Remove(forward, reverse) => {
+                        apply(MirrorEvent::Remove(forward));
+                        apply(MirrorEvent::Remove(reverse));
+                    }
+                }
+            }
+        }
+        journal.changes.clear();
+        journal.overflowed = false;
+        self.journal = Some(journal);
+    }
+
+    fn put_flow(&self, flow: usize, apply: &mut impl FnMut(MirrorEvent<'_>)) {
+        let idle = self.timeout(flow);
+        for slot in [2 * flow, 2 * flow + 1] {
+            let s = &self.slots[slot];
+            apply(MirrorEvent::Put(
+                EntryId(slot as u32),
+                &s.key,
+                &s.value,
+                idle,
+            ));
+        }
+    }
+
+    /// The idle timeout of the flow of entry `id` now (by protocol and TCP
+    /// state).
+    pub fn idle_timeout(&self, id: EntryId) -> Duration {
+        self.timeout(id.flow())
     }
 
     /// Its size and timeouts.
@@ -581,7 +704,12 @@ impl FlowTable {
         value.last_seen_ns = value.last_seen_ns.max(now);
         value.packets = value.packets.wrapping_add(1);
         value.bytes = value.bytes.wrapping_add(bytes as u64);
+        let before = value.tcp;
         value.tcp |= tcp_state_bits(tcp_flags);
+        if value.tcp != before {
+            // The flow's timeout may have moved: the mirror's entries carry it.
+            self.journal(Change::Put(id));
+        }
     }
 
     /// Insert a flow: its forward and reverse entries. Refused when full
@@ -611,6 +739,7 @@ impl FlowTable {
         self.in_use[flow as usize] = true;
         self.index.insert(&forward.0, fwd);
         self.index.insert(&reverse.0, rev);
+        self.journal(Change::Put(fwd));
         FlowStats::bump(&self.stats.created);
         self.stats
             .active
@@ -635,9 +764,11 @@ impl FlowTable {
                 self.index.remove_at(i, &self.slots);
             }
         }
+        let keys = (self.slots[2 * flow].key, self.slots[2 * flow + 1].key);
         for slot in [2 * flow, 2 * flow + 1] {
             self.slots[slot] = Slot::default();
         }
+        self.journal(Change::Remove(keys.0, keys.1));
         self.in_use[flow] = false;
         self.free.push(flow as u32);
         self.stats
@@ -687,11 +818,33 @@ impl FlowTable {
     /// remove those idle past their timeout at `now`; returns how many
     /// were removed. Called regularly, it sweeps the whole table.
     pub fn expire(&mut self, now: u64, budget: usize) -> usize {
+        self.expire_with(now, budget, |_| None)
+    }
+
+    /// [`expire`](Self::expire), where packets may also have been seen
+    /// elsewhere (the XDP tier's flow stage): before a flow is removed for
+    /// being idle, `last_seen(key)` gives each of its entries' last-seen
+    /// time there (same clock), if any, and the later one counts.
+    pub fn expire_with(
+        &mut self,
+        now: u64,
+        budget: usize,
+        mut last_seen: impl FnMut(&FlowKey) -> Option<u64>,
+    ) -> usize {
         let mut removed = 0;
         for _ in 0..budget.min(self.config.capacity) {
             let flow = self.cursor;
             self.cursor = (self.cursor + 1) % self.config.capacity;
-            if self.in_use[flow] && self.idle(flow, now) && self.drop_flow(flow) {
+            if !self.in_use[flow] || !self.idle(flow, now) {
+                continue;
+            }
+            for slot in [2 * flow, 2 * flow + 1] {
+                if let Some(seen) = last_seen(&self.slots[slot].key) {
+                    let value = &mut self.slots[slot].value;
+                    value.last_seen_ns = value.last_seen_ns.max(seen);
+                }
+            }
+            if self.idle(flow, now) && self.drop_flow(flow) {
                 FlowStats::bump(&self.stats.expired);
                 removed += 1;
             }
@@ -823,6 +976,69 @@ mod tests {
         assert_eq!(table.lookup(&rev.0), None);
         let stats = table.stats().snapshot();
         assert_eq!((stats.created, stats.removed, stats.active), (1, 1, 0));
+    }
+
+    /// The journal a mirror drains: everything at first, then creations,
+    /// TCP state moves and removals in order, an overflow or a resync as
+    /// a reset and every entry; nothing for packets that change no state.
+    #[test]
+    fn a_mirror_follows_the_table_through_its_journal() {
+        let mut table = FlowTable::new(FlowConfig {
+            capacity: JOURNAL_CAPACITY + 8,
+            ..Default::default()
+        });
+        let drain = |table: &mut FlowTable| {
+            let mut events = Vec::new();
+            table.drain_mirror(|e| {
+                events.push(match e {
+                    MirrorEvent::Reset => "reset".to_owned(),
+                    MirrorEvent::Put(_, k, v, idle) => {
+                        format!("put {} {} {}", k.sport(), v.action, idle.as_secs())
+                    }
+                    MirrorEvent::Remove(k) => format!("remove {}", k.sport()),
+                })
+            });
+            events
+        };
+        let (f1, r1) = pair(1, 6);
+        let id = table.insert(f1, r1).unwrap();
+        assert!(drain(&mut table).is_empty(), "not mirrored: no journal");
+        table.set_mirrored(true);
+        assert_eq!(drain(&mut table), ["reset", "put 1 2 240", "put 443 3 240"]);
+        assert!(drain(&mut table).is_empty());
+        // A packet without a state move: nothing to write.
+        table.touch(id, 1, 60, trunkline_wire::tcp::ACK);
+        assert!(drain(&mut table).is_empty());
+        // Both SYNs: established, a longer timeout for both entries.
+        table.touch(id, 2, 60, trunkline_wire::tcp::SYN);
+        table.touch(id.other(), 2, 60, trunkline_wire::tcp::SYN);
+        assert_eq!(
+            drain(&mut table),
+            // Written as they are when drained (twice: one move each way).
+            [
+                "put 1 2 7440",
+                "put 443 3 7440",
+                "put 1 2 7440",
+                "put 443 3 7440"
+            ]
+        );
+        let (f2, r2) = pair(2, 17);
+        table.insert(f2, r2).unwrap();
+        table.remove(id);
+        assert_eq!(
+            drain(&mut table),
+            ["put 2 2 300", "put 443 3 300", "remove 1", "remove 443"]
+        );
+        table.resync_mirror();
+        assert_eq!(drain(&mut table), ["reset", "put 2 2 300", "put 443 3 300"]);
+        // More changes than the journal holds: a reset and every flow.
+        for sport in 3..(JOURNAL_CAPACITY as u16 + 5) {
+            let (f, r) = pair(sport, 17);
+            table.insert(f, r).unwrap();
+        }
+        let events = drain(&mut table);
+        assert_eq!(events[0], "reset");
+        assert_eq!(events.len(), 1 + 2 * table.len());
     }
 
     #[test]

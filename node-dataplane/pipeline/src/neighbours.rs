@@ -51,6 +51,9 @@ pub struct NeighbourCache {
     slots: Box<[Slot]>,
     /// Round robin for evictions (forwarding thread only).
     victim: AtomicU64,
+    /// Resolved MACs that changed or were forgotten: whoever copied MACs
+    /// out of the cache (the XDP tier's flow entries) writes them again.
+    changes: AtomicU64,
 }
 
 impl Default for NeighbourCache {
@@ -58,6 +61,7 @@ impl Default for NeighbourCache {
         NeighbourCache {
             slots: (0..SLOTS).map(|_| Slot::default()).collect(),
             victim: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
         }
     }
 }
@@ -137,6 +141,26 @@ impl NeighbourCache {
         None
     }
 
+    /// The MAC of next hop `ip` when it is resolved; unlike
+    /// [`lookup`](Self::lookup) it never claims a slot (any thread).
+    pub fn peek(&self, ip: IpAddr) -> Option<[u8; 6]> {
+        let w = words(ip);
+        let base = set(w);
+        for slot in base..base + WAYS {
+            let s = &self.slots[slot];
+            let state = s.state.load(Ordering::Acquire);
+            if state & VALID != 0
+                && s.addr[0].load(Ordering::Relaxed) == w[0]
+                && s.addr[1].load(Ordering::Relaxed) == w[1]
+                && s.state.load(Ordering::Acquire) == state
+            {
+                let b = (state & MAC_MASK).to_be_bytes();
+                return Some([b[2], b[3], b[4], b[5], b[6], b[7]]);
+            }
+        }
+        None
+    }
+
     /// Slots asked for and not resolved yet (host thread).
     pub fn wanted(&self) -> impl Iterator<Item = Pending> + '_ {
         self.pending(WANTED)
@@ -172,10 +196,19 @@ impl NeighbourCache {
             }
             None => generation | WANTED,
         };
-        self.slots[pending.slot]
+        let stored = self.slots[pending.slot]
             .state
             .compare_exchange(pending.state, new, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+            .is_ok();
+        if stored && pending.state & VALID != 0 && new != pending.state {
+            self.changes.fetch_add(1, Ordering::Release);
+        }
+        stored
+    }
+
+    /// How many resolved MACs changed or were forgotten so far.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// How many next hops have a MAC.
@@ -190,6 +223,33 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// `peek` never claims a slot; `changes` counts resolved MACs that
+    /// moved or went, not first resolutions nor refreshes with the same
+    /// MAC.
+    #[test]
+    fn peek_claims_nothing_and_changes_count_moved_macs() {
+        let cache = NeighbourCache::default();
+        let router = ip("192.168.100.254");
+        assert_eq!(cache.peek(router), None);
+        assert_eq!(cache.wanted().count(), 0, "peek asks for nothing");
+        assert_eq!(cache.lookup(router), None);
+        let wanted = cache.wanted().next().unwrap();
+        assert!(cache.resolve(wanted, Some([2, 0, 0, 0, 0, 1])));
+        assert_eq!(cache.peek(router), Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(cache.changes(), 0, "a first resolution");
+        let held = cache.resolved().next().unwrap();
+        assert!(cache.resolve(held, Some([2, 0, 0, 0, 0, 1])));
+        assert_eq!(cache.changes(), 0, "a refresh with the same MAC");
+        let held = cache.resolved().next().unwrap();
+        assert!(cache.resolve(held, Some([2, 0, 0, 0, 0, 2])));
+        assert_eq!(cache.changes(), 1, "a moved MAC");
+        assert_eq!(cache.peek(router), Some([2, 0, 0, 0, 0, 2]));
+        let held = cache.resolved().next().unwrap();
+        assert!(cache.resolve(held, None));
+        assert_eq!(cache.changes(), 2, "a forgotten MAC");
+        assert_eq!(cache.peek(router), None);
     }
 
     #[test]

@@ -191,6 +191,16 @@ struct {
     __type(value, __u32);
 } tier_vnis SEC(".maps");
 
+// The flow stage's established flows (tier.h, `flows`). Sized by the
+// loader (the agent's flag); an entry the LRU evicts is a miss: the next
+// frame is handed off and the agent writes it again.
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, TIER_MAX_FLOWS);
+    __type(key, struct flow_key);
+    __type(value, struct flow_entry);
+} tier_flows SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, 1);
@@ -278,6 +288,7 @@ struct encap_q {
 #define PLAN_SEND 1     // to a local VMI: tier_send(slot, routed)
 #define PLAN_ENCAP 2    // into a tunnel: tier_encap(q)
 #define PLAN_DELIVER 3  // a routed label's packet to its VMI: tier_deliver
+#define PLAN_SNAT 4     // a VMI's packet out by SNAT, if its flow is established: tier_snat_out
 
 struct res {
     __u32 action;  // TRACE_*; 0: not decided yet (see plan)
@@ -291,11 +302,16 @@ struct res {
     __u32 routed;  // PLAN_SEND: rewrite MACs and TTL
     __u32 packed;  // PLAN_DELIVER: peer << 22 | ip_at << 11 | end
     struct encap_q q;  // PLAN_ENCAP
+    __u32 nat;       // PLAN_SEND: rewrite the destination to nat_addr:nat_port first
+    __u32 nat_addr;  // IPv4, as rd32 reads it
+    __u32 nat_port;  // as rd16 reads it
+    __u32 flow;      // decided by the flow stage (counted in flow_hits)
 };
 
 // Where a frame entered its VRF from.
 #define SRC_VMI 1
 #define SRC_TUNNEL 2
+#define SRC_FABRIC 3  // a SNAT flow's return (the pipeline's Source::Host)
 
 // An Ethernet frame inside the packet, at `base`, ending at `fend`, in its
 // VRF.
@@ -662,6 +678,76 @@ static __always_inline void decrement_ttl(struct xdp_md *ctx, __u32 l3, __u32 et
 }
 
 // ---------------------------------------------------------------------------
+// Address and port translation (pipeline: snat::rewrite).
+
+// One 16-bit word of a checksummed field changes from `old` to `new`:
+// the checksum at `at` follows (RFC 1624); `optional_zero`: a zero checksum
+// means none (UDP over IPv4) and stays, a computed zero is sent as 0xffff.
+static __always_inline void sum_patch(__u8 *at, __u32 optional_zero, __u16 old, __u16 new)
+{
+    __u16 cur = rd16(at);
+    if (optional_zero && cur == 0)
+        return;
+    __u16 upd = csum_update(cur, old, new);
+    if (optional_zero && upd == 0)
+        upd = 0xffff;
+    wr16(at, upd);
+}
+
+// Rewrite the source (`source`) or destination address and port of the
+// IPv4 packet at `l3` (a 20-byte header; TCP, UDP or ICMP echo, checked by
+// the caller) to `addr:port` (as rd32 / rd16 read them), the IPv4 and the
+// transport checksums updated word by word in the pipeline's order: the
+// address' words (IP header, then the transport's pseudo-header), then the
+// port (ICMP echo: the identifier, under the ICMP checksum only).
+__noinline int tier_nat(struct xdp_md *ctx, __u32 l3, __u32 source, __u32 addr, __u32 port)
+{
+    __u8 *ip = ptr_at(ctx, l3, 20);
+    if (!ip)
+        return 0;
+    __u32 proto = ip[9];
+    __u8 *l4, *sum, *pp;
+    __u32 oz = 0, pseudo = 1;
+    if (proto == IPPROTO_TCP) {
+        l4 = ptr_at(ctx, l3 + 20, 20);
+        if (!l4)
+            return 0;
+        sum = l4 + 16;
+        pp = source ? l4 : l4 + 2;
+    } else if (proto == IPPROTO_UDP) {
+        l4 = ptr_at(ctx, l3 + 20, 8);
+        if (!l4)
+            return 0;
+        sum = l4 + 6;
+        pp = source ? l4 : l4 + 2;
+        oz = 1;
+    } else {
+        l4 = ptr_at(ctx, l3 + 20, 8);
+        if (!l4)
+            return 0;
+        sum = l4 + 2;
+        pp = l4 + 4;
+        pseudo = 0;
+    }
+    __u8 *a = source ? ip + 12 : ip + 16;
+    __u16 hi = addr >> 16, lo = addr & 0xffff;
+    __u16 old = rd16(a);
+    sum_patch(ip + 10, 0, old, hi);
+    if (pseudo)
+        sum_patch(sum, oz, old, hi);
+    old = rd16(a + 2);
+    sum_patch(ip + 10, 0, old, lo);
+    if (pseudo)
+        sum_patch(sum, oz, old, lo);
+    wr16(a, hi);
+    wr16(a + 2, lo);
+    old = rd16(pp);
+    sum_patch(sum, oz, old, port);
+    wr16(pp, port);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
 // Delivery to a VMI of this node (pipeline: send_to_vmi, retag).
 
 __noinline int tier_send(struct xdp_md *ctx, struct frame *f, struct res *r, __u32 slot,
@@ -718,6 +804,8 @@ __noinline int tier_send(struct xdp_md *ctx, struct frame *f, struct res *r, __u
         wr16(p + 12, ETH_P_8021Q);
         wr16(p + 14, tci);
     }
+    if (r->nat)
+        tier_nat(ctx, new_hlen, 0, r->nat_addr, r->nat_port);
     if (routed)
         decrement_ttl(ctx, new_hlen, et);
     cut_tail(ctx, len);
@@ -889,12 +977,209 @@ __noinline int tier_encap(struct xdp_md *ctx, struct frame *f, struct res *r,
 // ---------------------------------------------------------------------------
 // Routing (pipeline: route_v4, route_v6, forward).
 
-// A place for the flow stage (SNAT, security groups): established flows
-// decided from a BPF LRU hash keyed by (VRF, 5-tuple); a first packet is
-// handed off. Nothing yet: every flow passes.
+// The place for the flow stage of security groups (issue 18): their flows
+// are keyed by the VMI's zone in `flow_key.vrf`, looked up here, before
+// the route lookup. Not yet: a policed VMI is VMI_HANDOFF, every flow
+// that reaches this point passes.
 static __always_inline int flow_stage(struct xdp_md *ctx, struct frame *f)
 {
     return 0;
+}
+
+// The flow stage of SNAT (pipeline: snat.rs). Only established flows:
+// the entry the agent wrote after the pipeline decided the flow's first
+// packet, decided under the VRF's current generation, not idle past its
+// timeout; IPv4 TCP segments without SYN, FIN or RST (they move the
+// pipeline's TCP state), UDP, ICMP echo. Anything else is handed off
+// untouched: a miss, a stale entry, fragments, TTL at 1, larger than the
+// fabric's MTU, ICMP errors, IPv6.
+
+// The entry of `k`, when it may be trusted for action `action`, decided
+// under `generation`; its last-seen and counts are updated.
+static __always_inline struct flow_entry *flow_hit(struct flow_key *k, __u32 action,
+                                                   __u32 generation, __u32 len)
+{
+    struct flow_entry *e = bpf_map_lookup_elem(&tier_flows, k);
+    if (!e || e->v.action != action || e->v.generation != generation)
+        return 0;
+    __u64 now = bpf_ktime_get_ns();
+    __u64 last = e->v.last_seen_ns;
+    if (now > last && now - last > e->idle_ns)
+        return 0;
+    e->v.last_seen_ns = now;
+    __sync_fetch_and_add(&e->v.packets, 1);
+    __sync_fetch_and_add(&e->v.bytes, len);
+    return e;
+}
+
+// The transport ports (or echo identifier) of the IPv4 packet at `l3` of
+// `total` bytes into the key; `echo`: the ICMP type wanted (8 request, 0
+// reply). 0: a frame the flow stage takes, -1: hand off.
+static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 total, __u32 proto,
+                                      __u32 echo, struct flow_key *k)
+{
+    if (proto == IPPROTO_TCP) {
+        __u8 *t = ptr_at(ctx, l3 + 20, 20);
+        if (!t || total < 40)
+            return -1;
+        __u32 doff = (t[12] >> 4) * 4;
+        // FIN, SYN, RST: the pipeline's TCP state.
+        if (doff < 20 || doff > total - 20 || (t[13] & 0x07))
+            return -1;
+        __builtin_memcpy(&k->sport, t, 2);
+        __builtin_memcpy(&k->dport, t + 2, 2);
+        return 0;
+    }
+    if (proto == IPPROTO_UDP) {
+        __u8 *u = ptr_at(ctx, l3 + 20, 8);
+        if (!u || total < 28)
+            return -1;
+        __u32 ulen = rd16(u + 4);
+        if (ulen < 8 || ulen > total - 20)
+            return -1;
+        __builtin_memcpy(&k->sport, u, 2);
+        __builtin_memcpy(&k->dport, u + 2, 2);
+        return 0;
+    }
+    if (proto == IPPROTO_ICMP) {
+        __u8 *c = ptr_at(ctx, l3 + 20, 8);
+        if (!c || total < 28 || c[0] != echo)
+            return -1;
+        __builtin_memcpy(&k->sport, c + 4, 2);
+        k->dport = 0;
+        return 0;
+    }
+    return -1;
+}
+
+// A VMI's IPv4 packet its VRF does not route, the VRF's exit SNAT
+// (pipeline: fabric_exit, snat_out): with an established flow, its source
+// becomes the flow's address and port, TTL - 1, out of the fabric port to
+// the next hop the entry carries.
+__noinline int tier_snat_out(struct xdp_md *ctx, struct frame *f, struct res *r)
+{
+    if (!f || !r)
+        return 0;
+    struct globals *g = globals_at(f->gen);
+    struct vrf *v = vrf_at(f->gen, f->vrf);
+    if (!g || !v || !(g->flags & GLOBAL_UNDERLAY) || g->underlay_family != 4 ||
+        !(v->flags & VRF_SNAT))
+        HANDOFF(r);
+    __u32 l3 = f->base + f->hlen;
+    __u8 *ip = ptr_at(ctx, l3, 20);
+    if (!ip)
+        HANDOFF(r);
+    // tier_route checked the version, a 20-byte header, the total length
+    // within the frame and the header checksum.
+    __u32 total = rd16(ip + 2);
+    if ((rd16(ip + 6) & 0x3fff) || ip[8] <= 1 || total > g->mtu || total < 20)
+        HANDOFF(r);
+    struct flow_key k = {.vrf = v->id, .family = 4, .proto = ip[9]};
+    __builtin_memcpy(k.src, ip + 12, 4);
+    __builtin_memcpy(k.dst, ip + 16, 4);
+    if (flow_ports(ctx, l3, total, k.proto, 8, &k))
+        HANDOFF(r);
+    __u32 fabric = g->fabric_ifindex;
+    if (!can_send(f->ingress, fabric))
+        HANDOFF(r);
+    struct flow_entry *e = flow_hit(&k, FLOW_SNAT, v->generation, total);
+    if (!e || e->v.nat_vrf != FLOW_FABRIC_VRF)
+        HANDOFF(r);
+    __u8 nh[6];
+    mac_cp(nh, e->next_hop);
+    if (!(nh[0] | nh[1] | nh[2] | nh[3] | nh[4] | nh[5]))
+        HANDOFF(r);
+    __u32 addr = rd32(e->v.nat_addr);
+    __u32 port = rd16((__u8 *)&e->v.nat_port);
+    if (move_head(ctx, (int)l3 - 14))
+        HANDOFF(r);
+    // From here on the frame is rewritten.
+    r->action = TRACE_TX;
+    r->egress = fabric;
+    r->flow = 1;
+    tier_nat(ctx, 14, 1, addr, port);
+    decrement_ttl(ctx, 14, ETH_P_IP);
+    __u8 *p = ptr_at(ctx, 0, 14);
+    if (!p)
+        return 0;
+    mac_cp(p, nh);
+    mac_cp(p + 6, g->underlay_mac);
+    wr16(p + 12, ETH_P_IP);
+    cut_tail(ctx, 14 + total);
+    return 0;
+}
+
+// A frame of the fabric port to the underlay address on a SNAT port (or
+// an echo reply with such an identifier), tier_north_south said (pipeline:
+// snat_in, unsnat, route_from_fabric): with an established flow whose
+// VRF routes the instance's address to a VMI of this node, its destination
+// becomes the instance's address and port, TTL - 1, to the VMI (PLAN_SEND
+// with `nat`).
+__noinline int tier_snat_in(struct xdp_md *ctx, struct frame *f, struct res *r)
+{
+    if (!f || !r)
+        return 0;
+    struct globals *g = globals_at(f->gen);
+    if (!g || !(g->flags & GLOBAL_UNDERLAY) || !(g->flags & GLOBAL_SNAT) ||
+        g->underlay_family != 4)
+        HANDOFF(r);
+    __u32 fend = frame_len(ctx);
+    __u8 *p = ptr_at(ctx, 0, 14 + 20);
+    if (!p || rd16(p + 12) != ETH_P_IP)
+        HANDOFF(r);
+    __u8 *ip = p + 14;
+    __u32 total = rd16(ip + 2);
+    if (ip[0] != 0x45 || total < 20 || total > fend - 14 || fold(sum_words(ip, 20)) != 0xffff ||
+        (rd16(ip + 6) & 0x3fff) || ip[8] <= 1)
+        HANDOFF(r);
+    if (rd32(ip + 16) != rd32(g->underlay_addr))
+        HANDOFF(r);
+    struct flow_key k = {.vrf = FLOW_FABRIC_VRF, .family = 4, .proto = ip[9]};
+    __builtin_memcpy(k.src, ip + 12, 4);
+    __builtin_memcpy(k.dst, ip + 16, 4);
+    if (flow_ports(ctx, 14, total, k.proto, 0, &k))
+        HANDOFF(r);
+    __u16 port = bpf_ntohs(k.proto == IPPROTO_ICMP ? k.sport : k.dport);
+    if (port < g->snat_lo || port > g->snat_hi)
+        HANDOFF(r);
+    struct flow_entry *e = bpf_map_lookup_elem(&tier_flows, &k);
+    if (!e || e->v.action != FLOW_UNSNAT)
+        HANDOFF(r);
+    __u32 slot = e->vrf_slot;
+    struct vrf *v = vrf_at(f->gen, slot);
+    if (!v || !(v->flags & VRF_VALID) || !(v->flags & VRF_SNAT) || v->id != e->v.nat_vrf)
+        HANDOFF(r);
+    __u8 to[4];
+    __builtin_memcpy(to, e->v.nat_addr, 4);
+    struct nexthop *found = route4(f->gen, slot, to);
+    if (!found || found->kind != NH_VMI)
+        HANDOFF(r);
+    __u32 id = found->id;
+    __u32 avail = fend - 14;
+    __u32 limit = v->mtu;
+    struct vmi *vmi = vmi_at(f->gen, id);
+    __u32 port_mtu = vmi ? vmi->egress_mtu : 0;
+    if (port_mtu && (!limit || port_mtu < limit))
+        limit = port_mtu;
+    if (limit && avail > limit)
+        HANDOFF(r);
+    e = flow_hit(&k, FLOW_UNSNAT, v->generation, total);
+    if (!e)
+        HANDOFF(r);
+    f->base = 0;
+    f->fend = fend;
+    f->hlen = 14;
+    f->tagged = 0;
+    f->tci = 0;
+    f->et = ETH_P_IP;
+    f->src_kind = SRC_FABRIC;
+    f->src_id = 0;
+    f->vrf = slot;
+    r->nat = 1;
+    r->nat_addr = rd32(e->v.nat_addr);
+    r->nat_port = rd16((__u8 *)&e->v.nat_port);
+    r->flow = 1;
+    SEND(r, id, 1);
 }
 
 __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
@@ -937,8 +1222,14 @@ __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
         found = route6(f->gen, f->vrf, dst);
     }
     if (!found) {
-        // Leaving by the fabric (SNAT, IP fabric forwarding): userspace.
+        // Leaving by the fabric: an established SNAT flow of an IPv4
+        // packet from a VMI in the flow stage, the rest (first packets,
+        // IP fabric forwarding) in userspace.
         struct vrf *v = vrf_at(f->gen, f->vrf);
+        if (v && (v->flags & VRF_SNAT) && f->src_kind == SRC_VMI && f->et == ETH_P_IP) {
+            r->plan = PLAN_SNAT;
+            return 0;
+        }
         if (!v || (v->flags & VRF_EXIT))
             HANDOFF(r);
         DROP(r, TD_NO_ROUTE);
@@ -1070,14 +1361,19 @@ __noinline int tier_dispatch(struct xdp_md *ctx, struct frame *f, struct res *r)
 // ---------------------------------------------------------------------------
 // Port security (pipeline: source::check).
 
+// Its first fields are a `struct source_key` (the lookup of a learned
+// address uses the question itself as the key: no copy on the stack of
+// tier_source, which sits at the bottom of the deepest call chain).
 struct source_q {
     __u32 gen;
     __u32 slot;
     __u32 family;
+    __u8 addr[16];
     __u8 mac[6];
     __u16 pad;
-    __u8 addr[16];
 };
+_Static_assert(__builtin_offsetof(struct source_q, addr) == __builtin_offsetof(struct source_key, addr),
+               "a source question starts with its source key");
 
 // Whether `addr` (of `family`) lies in the prefix of `pair`: word by word,
 // without a branch per byte.
@@ -1135,11 +1431,8 @@ __noinline int tier_source(struct source_q *q)
         return result | SRC_MAC_BAD;
     if (!q->family)
         return result;
-    if (!ip_ok && own) {
-        struct source_key key = {.gen = q->gen, .vmi = q->slot, .family = q->family};
-        __builtin_memcpy(key.addr, q->addr, 16);
-        ip_ok = bpf_map_lookup_elem(&tier_sources, &key) != 0;
-    }
+    if (!ip_ok && own)
+        ip_ok = bpf_map_lookup_elem(&tier_sources, (struct source_key *)q) != 0;
     return result | (ip_ok ? 0 : SRC_IP_BAD);
 }
 
@@ -1687,6 +1980,8 @@ static __always_inline void count(struct xdp_md *ctx, struct res *r, __u32 rx_le
         s->forwarded++;
         s->sent++;
         s->sent_bytes += out_len;
+        if (r->flow)
+            s->flow_hits++;
     }
     if (r->rx_vmi) {
         __u32 slot = r->rx_vmi - 1;
@@ -1966,12 +2261,16 @@ int trunkline_tier(struct xdp_md *ctx)
     if (kind == IFACE_FABRIC) {
         // Without tables for it, only tunnel packets for us go to userspace.
         tier_fabric(ctx, &f, &r, role == PORT_FABRIC && fits);
-        // North-south (SNAT returns, IP fabric subnets): userspace's.
+        // North-south: SNAT returns of established flows in the flow
+        // stage; the rest (first packets, ICMP errors, IP fabric
+        // subnets) userspace's.
         if (r.pass && !tier_north_south(ctx, gen)) {
             if (observed && obs_end_wanted(observed, 0))
                 tier_obs_end(ctx, observed, 0, 0, 0);
             return XDP_PASS;
         }
+        if (r.pass && role == PORT_FABRIC && fits)
+            tier_snat_in(ctx, &f, &r);
         r.pass = 0;
     } else if (role == PORT_GATEWAY && fits) {
         tier_trunk(ctx, &f, &r);
@@ -1983,6 +2282,8 @@ int trunkline_tier(struct xdp_md *ctx)
             tier_encap(ctx, &f, &r, &r.q);
         else if (r.plan == PLAN_DELIVER)
             tier_deliver(ctx, &r, (gen << 31) | ingress, r.slot, r.packed);
+        else if (r.plan == PLAN_SNAT)
+            tier_snat_out(ctx, &f, &r);
     }
     if (!r.action)
         r.action = TRACE_HANDOFF;

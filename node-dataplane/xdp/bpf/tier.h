@@ -125,13 +125,16 @@ struct source_key {
 #define VRF_FLOOD_UNKNOWN 8
 #define VRF_EXIT 16          // leaves by the fabric (SNAT, IP fabric): a route miss is userspace's
 #define VRF_ROUTED_PEERS 32  // DC gateways route for it: their tunnel packets are userspace's
+#define VRF_SNAT 64          // its exit is SNAT: the flow stage may translate its flows
 // The pseudo VRF slot of the routes4 / routes6 tries holding the subnets of
 // networks with IP fabric forwarding (NH_NORTH_SOUTH): what the fabric
 // routes back to this node.
 #define FABRIC_VRF 0x00ffffff
 struct vrf {
     __u32 flags;
-    __u32 mtu;  // the network's MTU; 0: none declared
+    __u32 mtu;         // the network's MTU; 0: none declared
+    __u32 id;          // its id in flow keys (the pipeline's VRF id, its VNI)
+    __u32 generation;  // what its flows are decided under (flow_value.generation)
 };
 
 // routes4 / routes6: LPM_TRIE. The data is the generation and VRF slot
@@ -226,6 +229,58 @@ struct vni_key {
     __u32 vni;
 };
 
+// flows: LRU_HASH flow_key -> flow_entry: the flow stage. Established
+// flows of the pipeline's flow table (trunkline-pipeline `flow.rs`, whose
+// FlowKey / FlowValue have these very bytes), written by the agent after
+// the pipeline decides a flow's first packet, deleted when the pipeline's
+// flow goes; not part of the tables' generation swap (an entry carries the
+// generation of the configuration it was decided under: the VRF's
+// `generation` must equal it, or the frame is handed off and decided
+// again). The program reads entries and writes only `last_seen_ns`,
+// `packets` and `bytes`; the agent reads `last_seen_ns` before it expires
+// a flow. Keys are as the packet enters a VRF: `vrf` is the VRF's id
+// (FLOW_FABRIC_VRF for the fabric). Security groups (issue 18) key their
+// flows the same way with the VMI's zone in `vrf`.
+#define FLOW_FABRIC_VRF 0
+#define TIER_MAX_FLOWS 524288
+#define FLOW_FORWARD 0
+#define FLOW_DENY 1
+#define FLOW_SNAT 2    // rewrite the source to nat_addr:nat_port, out of the fabric
+#define FLOW_UNSNAT 3  // rewrite the destination to nat_addr:nat_port, into VRF nat_vrf
+struct flow_key {
+    __u32 vrf;
+    __u8 family;  // 4 or 6
+    __u8 proto;
+    __u8 pad[2];
+    __u8 src[16];
+    __u8 dst[16];
+    __u16 sport;  // network order; ICMP echo: the identifier
+    __u16 dport;  // network order; ICMP echo: 0
+};
+struct flow_value {
+    __u8 action;  // FLOW_*
+    __u8 tcp;     // TCP_* bits seen (userspace's)
+    __u8 pad[2];
+    __u32 generation;
+    __u32 nat_vrf;
+    __u8 nat_addr[16];
+    __u16 nat_port;  // network order
+    __u8 pad2[2];
+    __u64 last_seen_ns;  // bpf_ktime_get_ns (CLOCK_MONOTONIC)
+    __u64 packets;
+    __u64 bytes;
+};
+// What the kernel needs besides the pipeline's value: the runtime cells
+// the pipeline looks up per packet, as they were when the entry was
+// written (the agent writes the entry again when they change).
+struct flow_entry {
+    struct flow_value v;
+    __u64 idle_ns;      // the flow's idle timeout now (by protocol and TCP state)
+    __u32 vrf_slot;     // FLOW_UNSNAT: the slot of VRF nat_vrf
+    __u8 next_hop[6];   // FLOW_SNAT: the fabric next hop's MAC; zero: hand off
+    __u8 pad[6];
+};
+
 // The frames the kernel drops itself, each counted under the pipeline's
 // reason of the same name (the Rust side maps them in this order).
 enum tier_drop {
@@ -277,6 +332,7 @@ struct tier_stats {
     __u64 handed_off;  // to userspace (AF_XDP), not counted above
     struct obs_rate obs;
     __u64 drops[TD_COUNT];
+    __u64 flow_hits;   // of `forwarded`: translated by the flow stage (SNAT)
 };
 
 // vmi_stats: PERCPU_ARRAY[TIER_MAX_VMIS], index VMI slot.

@@ -113,6 +113,7 @@ mod sys {
     const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
     const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
     const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+    const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 
     /// The map-element part of `union bpf_attr`.
     #[repr(C)]
@@ -164,6 +165,19 @@ mod sys {
             &ElemAttr {
                 map_fd: fd as u32,
                 key: key.as_ptr() as u64,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// The key after `key` (`None`: the first) into `next`.
+    pub(super) fn next_key(fd: RawFd, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<()> {
+        call(
+            BPF_MAP_GET_NEXT_KEY,
+            &ElemAttr {
+                map_fd: fd as u32,
+                key: key.map_or(0, |k| k.as_ptr() as u64),
+                value: next.as_mut_ptr() as u64,
                 ..Default::default()
             },
         )
@@ -266,6 +280,28 @@ impl TierMaps {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
             Err(e) => Err(map.fail("delete")(e)),
+        }
+    }
+
+    /// Removes every entry of hash map `name` (the flow map when its
+    /// mirror starts over); returns how many it removed.
+    pub fn clear(&self, name: &str) -> Result<usize, TierError> {
+        let map = self.map(name)?;
+        let fd = map.fd.as_raw_fd();
+        let mut key = vec![0u8; map.key_size as usize];
+        let mut removed = 0;
+        loop {
+            // Always from the first key: the one just deleted is gone.
+            match sys::next_key(fd, None, &mut key) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(removed),
+                Err(e) => return Err(map.fail("next key")(e)),
+            }
+            match sys::delete(fd, &key) {
+                Ok(()) => removed += 1,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(map.fail("delete")(e)),
+            }
         }
     }
 
@@ -410,13 +446,27 @@ impl std::fmt::Debug for Tier {
     }
 }
 
+/// The flow stage's map (`tier.h`, `flows`).
+pub const FLOWS_MAP: &str = "tier_flows";
+
+/// Entries of `tier_flows` when the loader is not told (65536 flows).
+pub const DEFAULT_FLOW_ENTRIES: u32 = 131_072;
+
 impl Tier {
     /// Loads the program and creates its maps (`trace`: record every
     /// decision in `tier_trace`, for tests).
     pub fn load(trace: bool) -> Result<Tier, TierError> {
+        Tier::load_with_flows(trace, DEFAULT_FLOW_ENTRIES)
+    }
+
+    /// Loads the program with room for `flow_entries` entries in its flow
+    /// map `tier_flows` (two per flow: forward and reverse; the LRU evicts
+    /// beyond, which makes those flows' frames userspace's).
+    pub fn load_with_flows(trace: bool, flow_entries: u32) -> Result<Tier, TierError> {
         let enabled: u32 = u32::from(trace);
         let mut ebpf = EbpfLoader::new()
             .override_global("trace_enabled", &enabled, true)
+            .map_max_entries(FLOWS_MAP, flow_entries.max(1))
             .load(TIER_OBJECT)
             .map_err(bpf_err("load object"))?;
         let program: &mut Xdp = ebpf
@@ -431,6 +481,7 @@ impl Tier {
             let data: &MapData = match map {
                 Map::Array(d)
                 | Map::HashMap(d)
+                | Map::LruHashMap(d)
                 | Map::LpmTrie(d)
                 | Map::XskMap(d)
                 | Map::DevMapHash(d)

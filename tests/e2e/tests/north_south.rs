@@ -230,8 +230,9 @@ impl Rig {
                 addr.to_string(),
                 "--port-netns".into(),
                 rig.lab.netns_path(node).display().to_string(),
-                // The XDP tier, without fallback: it must hand every
-                // north-south frame to the pipeline.
+                // The XDP tier, without fallback: it hands first packets
+                // to the pipeline and translates established SNAT flows
+                // itself, from the flow map the agent mirrors.
                 "--backend".into(),
                 "xdp".into(),
             ];
@@ -777,6 +778,14 @@ async fn distributed_snat_translates_to_each_nodes_address_and_back() {
         })
         .collect();
     assert_eq!(idents.len(), 2, "two translated identifiers: {packets:?}");
+    // The echoes after each ping's first, and replies, were translated by
+    // the XDP tier's flow stage from the entries the agent mirrored: at
+    // least the second and third requests of both pings (the replies may
+    // come before the mirror's write).
+    rig.wait_metric("gw1", "trunkline_dataplane_xdp_tier_flow_hits_total", |v| {
+        v >= 4.0
+    })
+    .await;
     assert!(
         idents.iter().all(|i| SNAT_PORTS.contains(i)),
         "identifiers from the SNAT range: {idents:?}"

@@ -35,8 +35,8 @@ pub const KERNEL_DROPS: [DropReason; 22] = [
 
 /// The size of `struct tier_stats`: five counters, an observation's rate
 /// on the CPU (`struct obs_rate`, 40 bytes: [`observe::not_recorded`](super::observe::not_recorded)
-/// reads it), the drops by reason.
-pub const STATS_SIZE: usize = 8 * (STATS_DROPS + KERNEL_DROPS.len());
+/// reads it), the drops by reason, the flow stage's hits.
+pub const STATS_SIZE: usize = 8 * (STATS_DROPS + KERNEL_DROPS.len() + 1);
 /// Where `drops[]` starts in `struct tier_stats`, in u64s.
 const STATS_DROPS: usize = 5 + 5;
 /// The size of `struct vmi_stats`.
@@ -56,6 +56,9 @@ pub struct KernelCounters {
     pub decided: CounterSnapshot,
     /// Frames handed to userspace (counted there, not in `decided`).
     pub handed_off: u64,
+    /// Of the frames forwarded, those the flow stage translated (SNAT,
+    /// both directions).
+    pub flow_hits: u64,
 }
 
 impl KernelCounters {
@@ -71,6 +74,7 @@ impl KernelCounters {
             for (i, reason) in KERNEL_DROPS.iter().enumerate() {
                 total.decided.drops[reason.index()] += u64_at(v, STATS_DROPS + i);
             }
+            total.flow_hits += u64_at(v, STATS_DROPS + KERNEL_DROPS.len());
         }
         total
     }

@@ -36,15 +36,18 @@ use proptest::test_runner::{Config, TestRunner};
 use trunkline_xdp::tier::{Tier, TierMaps, TierPort, TierPortKind};
 
 use super::Image;
+use super::flows::{FLOWS_MAP, LAST_SEEN_AT};
 use super::layout::{TRACE_DROP, TRACE_HANDOFF, TRACE_TX, TierMap};
 use super::{KERNEL_DROPS, KernelCounters, MapWriter, Mirror, Slots, vmi_from_per_cpu};
 use crate::config::PortId;
 use crate::counters::{CounterSnapshot, VmiCounterSnapshot};
+use crate::flow::{FlowKey, FlowValue};
 use crate::process::tests::{FABRIC, GW, P1, P2, Rig, fixture};
 use crate::process::tests_ha::differential::{self as ha, MEMBER_PORT};
 use crate::process::{HEADROOM, parse_l2};
 use crate::tables::{PortRole, Tables};
 use crate::verdict::{DropReason, Verdict};
+use std::time::Duration;
 
 /// The interface index of a port in the test's namespace.
 fn ifindex(port: PortId) -> Option<u32> {
@@ -79,9 +82,39 @@ struct Case {
     /// [`Class::of`]).
     special: Option<Class>,
     /// Whether the pipeline wrote a runtime cell of the tables (an address
-    /// pair's holder, a multi-homed VMI's `seen` mark) while deciding the
-    /// frame: the program cannot, so it must hand such a frame off.
+    /// pair's holder, a multi-homed VMI's `seen` mark, the flow table's
+    /// flows) while deciding the frame: the program cannot, so it must
+    /// hand such a frame off.
     moved_a_cell: bool,
+    /// The flow map as the agent's mirror holds it when the frame comes:
+    /// every flow table entry before it, as (key, entry, age in ns at the
+    /// frame's time: its last-seen is written that long before the run).
+    flows: Arc<Vec<FlowEntry>>,
+}
+
+/// A kernel flow map entry of a case: key bytes, entry bytes, age.
+type FlowEntry = (Vec<u8>, Vec<u8>, u64);
+
+/// The flow table as a frame found it (tests with a flow table).
+#[derive(Clone, Copy)]
+pub(crate) struct Flows<'a> {
+    /// Every entry (both directions), with its flow's idle timeout.
+    pub(crate) entries: &'a [(FlowKey, FlowValue, Duration)],
+    /// The pipeline's clock for the frame.
+    pub(crate) now: u64,
+    /// Whether the pipeline decided the frame by an established flow, one
+    /// the kernel must translate itself (IPv4 TCP without SYN, FIN or RST,
+    /// UDP, ICMP echo; nothing in the flow table changed but last-seen
+    /// and counts; transmitted).
+    pub(crate) established: bool,
+}
+
+impl Flows<'_> {
+    const NONE: Flows<'static> = Flows {
+        entries: &[],
+        now: 0,
+        established: false,
+    };
 }
 
 struct Recording {
@@ -109,9 +142,22 @@ fn case(
     verdict: Verdict,
     out: &[u8],
     moved_a_cell: bool,
+    flows: Flows<'_>,
 ) -> Case {
     let mut slots = Slots::default();
     let built = Image::build(tables, &mut slots, ifindex);
+    let mirrored = flows
+        .entries
+        .iter()
+        .filter_map(|(key, value, idle)| {
+            let entry = super::flows::entry(tables, &slots, key, value, *idle)?;
+            Some((
+                super::flows::key_bytes(key).to_vec(),
+                entry.to_vec(),
+                flows.now.saturating_sub(value.last_seen_ns),
+            ))
+        })
+        .collect();
     let image = match last {
         Some(last) if **last == built => last.clone(),
         _ => Arc::new(built),
@@ -133,7 +179,11 @@ fn case(
         _ => false,
     };
     Case {
-        special: north_south(test)
+        flows: Arc::new(mirrored),
+        special: flows
+            .established
+            .then_some(Class::EstablishedSnat)
+            .or_else(|| north_south(test))
             .or_else(|| policed(tables, port, frame, tx))
             .or_else(|| gateway_ha(tables))
             .or_else(|| special(tables, port, frame)),
@@ -238,6 +288,30 @@ pub(crate) fn record(
     out: &[u8],
     moved_a_cell: bool,
 ) {
+    record_with_flows(
+        tables,
+        port,
+        frame,
+        headroom,
+        verdict,
+        out,
+        moved_a_cell,
+        Flows::NONE,
+    );
+}
+
+/// [`record`], for a frame that found the flow table `flows`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_with_flows(
+    tables: &Tables,
+    port: PortId,
+    frame: &[u8],
+    headroom: usize,
+    verdict: Verdict,
+    out: &[u8],
+    moved_a_cell: bool,
+    flows: Flows<'_>,
+) {
     LAST_MOVED.with(|m| m.set(moved_a_cell));
     RECORDING.with(|r| {
         if let Some(rec) = r.borrow_mut().as_mut() {
@@ -251,6 +325,7 @@ pub(crate) fn record(
                 verdict,
                 out,
                 moved_a_cell,
+                flows,
             );
             rec.last = Some(c.image.clone());
             rec.cases.push(c);
@@ -380,6 +455,8 @@ struct Kernel {
     installed: Option<Arc<Image>>,
     fabric_addr: Option<IpAddr>,
     seq: u32,
+    /// The flow map keys the last case wrote.
+    flow_keys: Vec<Vec<u8>>,
 }
 
 impl Kernel {
@@ -425,6 +502,7 @@ impl Kernel {
             installed: None,
             fabric_addr: Some("192.168.100.1".parse().expect("an address")),
             seq: 0,
+            flow_keys: Vec::new(),
         }
     }
 
@@ -465,6 +543,21 @@ impl Kernel {
                 .set_kind(TierPortKind::Fabric(addr))
                 .expect("fabric address");
             self.fabric_addr = case.underlay;
+        }
+        // The flow map as the mirror holds it for this frame (last-seen
+        // written `age` before now, on the kernel's clock).
+        if !self.flow_keys.is_empty() || !case.flows.is_empty() {
+            for key in self.flow_keys.drain(..) {
+                maps.delete(FLOWS_MAP, &key).expect("delete a flow");
+            }
+            let now = trunkline_xdp::tier::monotonic_ns();
+            for (key, entry, age) in case.flows.iter() {
+                let mut entry = entry.clone();
+                entry[LAST_SEEN_AT..LAST_SEEN_AT + 8]
+                    .copy_from_slice(&now.saturating_sub(*age).to_ne_bytes());
+                maps.update(FLOWS_MAP, key, &entry).expect("write a flow");
+                self.flow_keys.push(key.clone());
+            }
         }
         let before = self.stats();
         let (rx_before, tx_before) = (self.vmi_stats(case.rx_slot), self.vmi_stats(case.tx_slot));
@@ -529,6 +622,12 @@ impl Kernel {
                 assert_eq!(moved(|c| c.forwarded), 1, "{}", case.test);
                 assert_eq!(moved(|c| c.sent), 1, "{}", case.test);
                 assert_eq!(moved(|c| c.sent_bytes), out.len() as u64, "{}", case.test);
+                assert_eq!(
+                    after.flow_hits - before.flow_hits,
+                    u64::from(case.special == Some(Class::EstablishedSnat)),
+                    "{}: flow stage hits",
+                    case.test
+                );
                 if let Some(s) = slot(tx_vmi).filter(|s| Some(*s) == case.tx_slot) {
                     let now = self.vmi_stats(Some(s));
                     assert_eq!(now.tx_packets - tx_before.tx_packets, 1, "{}", case.test);
@@ -586,9 +685,14 @@ enum Class {
     /// To or from an allowed address pair's moving address: its holder is
     /// a runtime cell the image does not carry, userspace's.
     AddressPair,
-    /// Frames of the north-south tests (SNAT both ways, IP fabric
-    /// forwarding, a DC gateway's routes): userspace's until the tier has a
-    /// flow stage; compared like the others (a hand-off always agrees).
+    /// Frames of established SNAT flows (IPv4 TCP without SYN, FIN or
+    /// RST, UDP, ICMP echo), both ways, with the flow map mirrored from
+    /// the flow table: the kernel's flow stage translates them.
+    EstablishedSnat,
+    /// The other frames of the north-south tests (first packets, ICMP
+    /// errors, stale and expired flows, IP fabric forwarding, a DC
+    /// gateway's routes): compared like the others (a hand-off always
+    /// agrees).
     NorthSouth,
     /// From or to a policed VMI (security groups): its flows live in the
     /// flow table, which the tier has no stage for yet: handed off
@@ -609,12 +713,13 @@ enum Class {
 
 impl Class {
     /// The classes the kernel must decide whole.
-    const REQUIRED: [Class; 5] = [
+    const REQUIRED: [Class; 6] = [
         Class::RoutedV4,
         Class::RoutedV6,
         Class::Bridged,
         Class::Encapsulated,
         Class::Decapsulated,
+        Class::EstablishedSnat,
     ];
 
     fn of(case: &Case) -> Class {
@@ -772,6 +877,68 @@ fn every_test_frame_is_decided_alike_in_the_kernel() {
     }
 }
 
+/// The established SNAT frames of the north-south tests, each against the
+/// flow map the mirror would hold, altered: without the flow's entries,
+/// with a generation the VRF no longer has, idle past the flow's timeout,
+/// with a VRF slot that is another VRF's (returns), without a fabric next
+/// hop (out): each must be handed off untouched. As mirrored, each is
+/// translated in the kernel (counted as a flow stage hit).
+#[test]
+fn established_flows_without_a_trusted_entry_are_handed_off() {
+    let cases: Vec<Case> = recorded(crate::process::tests_north_south::differential::TESTS)
+        .into_iter()
+        .filter(|c| c.special == Some(Class::EstablishedSnat) && runnable(c))
+        .collect();
+    assert!(cases.len() >= 20, "{} established frames", cases.len());
+    let mut kernel = Kernel::new("f");
+    type Alter = fn(&mut FlowEntry);
+    let alterations: [(&str, Alter, bool); 5] = [
+        ("stale generation", |e| e.1[4] ^= 1, true),
+        (
+            "idle past its timeout",
+            |e| {
+                let idle = u64::from_ne_bytes(e.1[56..64].try_into().expect("8 bytes"));
+                e.2 = idle + 1_000_000_000;
+            },
+            true,
+        ),
+        ("another action", |e| e.1[0] = 0, true),
+        ("another VRF's slot", |e| e.1[64] ^= 1, false),
+        ("no fabric next hop", |e| e.1[68..74].fill(0), false),
+    ];
+    for (what, alter, both_ways) in alterations {
+        let mut handed_off = 0;
+        for case in &cases {
+            let mut altered = case.clone();
+            let mut flows = (*case.flows).clone();
+            flows.iter_mut().for_each(alter);
+            altered.flows = Arc::new(flows);
+            let outcome = kernel.run(&altered);
+            // The VRF slot matters to returns only, the next hop to frames out.
+            let concerned = both_ways || {
+                let ret = case.port == FABRIC;
+                (what == "another VRF's slot") == ret
+            };
+            if concerned {
+                assert_eq!(outcome, Outcome::Handoff, "{what}: {}", case.test);
+                handed_off += 1;
+            }
+        }
+        assert!(handed_off > 0, "{what}: no frame concerned");
+    }
+    let mut none = cases[0].clone();
+    none.flows = Arc::new(Vec::new());
+    assert_eq!(kernel.run(&none), Outcome::Handoff, "without entries");
+    for case in &cases {
+        let outcome = kernel.run(case);
+        assert!(
+            compare(case, &outcome) == Ok(true),
+            "{}: {outcome:?}",
+            case.test
+        );
+    }
+}
+
 /// A case for `frame` on `port` with the rig's tables.
 fn fixture_case(rig: &Rig, last: &mut Option<Arc<Image>>, port: PortId, frame: &[u8]) -> Case {
     let (verdict, out) = rig.run_with(port, frame, HEADROOM, 64);
@@ -788,6 +955,7 @@ fn fixture_case(rig: &Rig, last: &mut Option<Arc<Image>>, port: PortId, frame: &
         verdict,
         &out,
         moved_a_cell,
+        Flows::NONE,
     );
     *last = Some(c.image.clone());
     c

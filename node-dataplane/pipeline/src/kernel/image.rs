@@ -275,6 +275,9 @@ impl Image {
             if vrf.exit != FabricExit::None {
                 flags |= VRF_EXIT;
             }
+            if vrf.exit == FabricExit::Snat {
+                flags |= VRF_SNAT;
+            }
             if !vrf.routed_peers.is_empty() {
                 flags |= VRF_ROUTED_PEERS;
             }
@@ -284,6 +287,8 @@ impl Image {
                 Bytes::default()
                     .u32(flags)
                     .u32(u32::from(vrf.mtu.unwrap_or(0)))
+                    .u32(vrf.id)
+                    .u32(vrf.generation)
                     .done(),
             );
             for (addr, len, nh) in vrf.v4.entries() {

@@ -55,6 +55,9 @@ pub const VRF_EXIT: u32 = 16;
 /// `VRF_ROUTED_PEERS`: DC gateways route for the network: tunnel packets
 /// from a peer not hosting it are handed off.
 pub const VRF_ROUTED_PEERS: u32 = 32;
+/// `VRF_SNAT`: the network's exit is SNAT: the flow stage may translate
+/// its established flows.
+pub const VRF_SNAT: u32 = 64;
 /// `FABRIC_VRF`: the pseudo VRF slot of the route tries holding the
 /// subnets of networks with IP fabric forwarding (`NH_NORTH_SOUTH`).
 pub const FABRIC_VRF: u32 = 0x00ff_ffff;
@@ -212,7 +215,7 @@ impl TierMap {
             TierMap::Vlans => (12, 4),
             TierMap::Vmis => (4, 28 + 28 * MAX_PAIRS),
             TierMap::Sources => (28, 4),
-            TierMap::Vrfs => (4, 8),
+            TierMap::Vrfs => (4, 16),
             TierMap::Routes4 => (12, 8),
             TierMap::Routes6 => (24, 8),
             TierMap::Bridge => (16, 8),

@@ -27,8 +27,13 @@
 //! gateway taps), malformed frames, VMIs with more than four allowed address
 //! pairs, frames longer than an AF_XDP buffer, and frames governed by a
 //! runtime cell the image does not mirror (an allowed address pair's
-//! holder: routes to the pair, frames sent from its address). A future flow
-//! stage (SNAT, security groups) has its place before the route lookup.
+//! holder: routes to the pair, frames sent from its address).
+//!
+//! Its flow stage translates established SNAT flows (IPv4 TCP without
+//! SYN/FIN/RST, UDP, ICMP echo; both ways) from `tier_flows`, which the
+//! agent keeps equal to the pipeline's flow table ([`flows`]); the first
+//! packet of a flow, and anything its entry cannot vouch for, is handed
+//! off.
 //!
 //! ```text
 //!  Tables ──Mirror::build──> Image: (map, key without generation) -> value
@@ -48,7 +53,7 @@
 //! | `tier_vlans` | gen, ifindex, VLAN | VMI slot |
 //! | `tier_vmis` | gen × 8192 + slot | VRF, MAC, flags, egress ifindex, VLAN and MTU, pairs |
 //! | `tier_sources` | gen, VMI, family, address | (a VMI's address) |
-//! | `tier_vrfs` | gen × 4096 + slot | routes / bridges / floods unknown unicast, MTU |
+//! | `tier_vrfs` | gen × 4096 + slot | routes / bridges / floods unknown unicast / exit / SNAT, MTU, VRF id and flow generation |
 //! | `tier_routes4`, `tier_routes6` | LPM: gen, VRF, address | next hop (receive, VMI, remote, peer, port, discard, pair) |
 //! | `tier_bridge` | gen, VRF, MAC | VMI or remote VMI |
 //! | `tier_remotes` | gen × 8192 + slot | peer, MAC, routed and bridged encapsulation |
@@ -57,6 +62,7 @@
 //! | `tier_vrf_peers` | gen, VRF, peer | what bridged frames toward it carry |
 //! | `tier_labels`, `tier_vnis` | gen, label / VNI | VMI or VRF |
 //! | `tier_stats`, `tier_vmi_stats` | 0 / VMI slot | per-CPU counters ([`KernelCounters`]) |
+//! | `tier_flows` (LRU hash, no generation: each entry carries the VRF generation it was decided under) | VRF id, 5-tuple ([`crate::flow::FlowKey`]) | [`crate::flow::FlowValue`], idle timeout, VRF slot, fabric next hop ([`flows`]) |
 //! | `tier_observe`, `tier_obs_cpu`, `tier_obs_ring` | 0 / 0 / (ring) | an observation's filter, its per-CPU record and rate, its records ([`observe`]) |
 //!
 //! The I/O layer owns `tier_ifaces` (ifindex to the port's kind and AF_XDP
@@ -78,12 +84,16 @@
 //! VMI is `REMOTE_HANDOFF`. A role flip or a path move therefore changes
 //! nothing in the maps (the image does not depend on them; the differential
 //! test checks it), and takes effect at once in the pipeline. The flow
-//! table (security groups) is not mirrored yet: a policed VMI is
-//! `VMI_HANDOFF`.
+//! table is mirrored for SNAT only: a policed VMI (security groups) is
+//! `VMI_HANDOFF`. The fabric next hop a SNAT entry carries is copied from
+//! the neighbour cache: a changed or forgotten MAC
+//! ([`NeighbourCache::changes`](crate::neighbours::NeighbourCache::changes))
+//! makes the agent write every entry again.
 
 mod counters;
 #[cfg(test)]
 pub(crate) mod differential;
+pub mod flows;
 mod image;
 pub mod layout;
 mod mirror;

@@ -15,7 +15,7 @@ use etherparse::{
 use super::tests::*;
 use super::*;
 use crate::config::*;
-use crate::flow::{FlowConfig, FlowTable, Timeouts};
+use crate::flow::{FlowConfig, FlowKey, FlowTable, FlowValue, Timeouts};
 use crate::tables::Tables;
 use trunkline_wire::EthernetAddress;
 
@@ -124,16 +124,31 @@ impl Ns {
         let mut buf = vec![0xee; HEADROOM + frame.len() + 64];
         buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
         let before = self.flow_state();
+        // What the agent's mirror holds in the kernel's flow map by now:
+        // every entry of the table before this frame.
+        let mirrored = self.flow_entries();
+        let packets_before: u64 = mirrored.iter().map(|(_, v, _)| v.packets).sum();
         let pipeline = Pipeline::new(&self.tables, &self.counters).with_flows(&self.flows, now);
         let verdict = pipeline.process(port, &mut buf, HEADROOM, frame.len());
         let out = match verdict {
             Verdict::Transmit { offset, len, .. } => buf[offset..offset + len].to_vec(),
             _ => Vec::new(),
         };
-        // The flow table is a runtime cell the XDP tier's image does not
-        // carry (yet): a frame that touched it must be handed off.
+        // A frame that changed the flow table (a new flow, a TCP state
+        // move, a removal) must be handed off: the kernel only reads
+        // entries (and their last-seen and counts).
         let moved_a_cell = self.flow_state() != before;
-        crate::kernel::differential::record(
+        let touched = self
+            .flow_entries()
+            .iter()
+            .map(|(_, v, _)| v.packets)
+            .sum::<u64>()
+            != packets_before;
+        let established = !moved_a_cell
+            && touched
+            && matches!(verdict, Verdict::Transmit { .. })
+            && established_kind(frame);
+        crate::kernel::differential::record_with_flows(
             &self.tables,
             port,
             frame,
@@ -141,17 +156,44 @@ impl Ns {
             verdict,
             &out,
             moved_a_cell,
+            crate::kernel::differential::Flows {
+                entries: &mirrored,
+                now,
+                established,
+            },
         );
         (verdict, out)
     }
 
-    /// The flow table's entries and counts, to see whether a frame touched
-    /// it.
+    /// The flow table's entries (both directions of every flow), with
+    /// their flows' idle timeouts.
+    fn flow_entries(&self) -> Vec<(FlowKey, FlowValue, core::time::Duration)> {
+        let flows = self.flows.borrow();
+        flows
+            .flows()
+            .flat_map(|(id, _, _)| [id, id.other()])
+            .map(|id| (*flows.key(id), *flows.value(id), flows.idle_timeout(id)))
+            .collect()
+    }
+
+    /// What the flow table decides with, to see whether a frame changed
+    /// it (last-seen times and counts aside: the kernel updates those).
     fn flow_state(&self) -> String {
         let flows = self.flows.borrow();
         format!(
             "{:?} {:?}",
-            flows.flows().map(|(_, k, v)| (k, v)).collect::<Vec<_>>(),
+            self.flow_entries()
+                .iter()
+                .map(|(k, v, _)| (
+                    k,
+                    v.action,
+                    v.tcp,
+                    v.generation,
+                    v.nat_vrf,
+                    v.nat_addr,
+                    v.nat_port
+                ))
+                .collect::<Vec<_>>(),
             flows.stats().snapshot()
         )
     }
@@ -168,6 +210,27 @@ impl Ns {
             Verdict::Drop(reason) => reason,
             other => panic!("expected a drop, got {other:?}"),
         }
+    }
+}
+
+/// Whether the frame is of a kind the kernel's flow stage translates once
+/// its flow is established: IPv4 TCP without SYN, FIN or RST, UDP, ICMP
+/// echo.
+fn established_kind(frame: &[u8]) -> bool {
+    let Ok(h) = PacketHeaders::from_ethernet_slice(frame) else {
+        return false;
+    };
+    if !matches!(h.net, Some(NetHeaders::Ipv4(..))) {
+        return false;
+    }
+    match h.transport {
+        Some(TransportHeader::Tcp(t)) => !(t.syn || t.fin || t.rst),
+        Some(TransportHeader::Udp(_)) => true,
+        Some(TransportHeader::Icmpv4(i)) => matches!(
+            i.icmp_type,
+            Icmpv4Type::EchoRequest(_) | Icmpv4Type::EchoReply(_)
+        ),
+        _ => false,
     }
 }
 
@@ -348,6 +411,205 @@ fn udp_and_icmp_echo_are_translated_both_ways() {
         .unwrap();
     let back = seen(&ns.out_of(FABRIC, &pong, SEC, P1));
     assert_eq!((back.dst, back.sport), ([10, 0, 0, 10], 0x1234));
+}
+
+/// The frames after a flow's first packet, both ways: what the XDP tier's
+/// flow stage translates itself once the agent mirrors the flow (the
+/// differential test replays them against the kernel).
+#[test]
+fn established_flows_carry_data_both_ways_with_every_checksum_right() {
+    let ns = Ns::with_ports((61000, 65535));
+    // TCP: the handshake decides the flow and its state in userspace ...
+    let syn = tcp_syn(MAC_B, 200, [10, 0, 1, 20], 40001);
+    let port = seen(&ns.out_of(P1, &syn, 0, FABRIC)).sport;
+    let mut syn_ack = Vec::new();
+    from_remote(UNDERLAY)
+        .tcp(80, port, 9, 1000)
+        .syn()
+        .ack(2)
+        .write(&mut syn_ack, b"")
+        .unwrap();
+    ns.out_of(FABRIC, &syn_ack, SEC, P1);
+    // ... then data both ways is the established flow's.
+    for (i, payload) in [&b"GET / HTTP/1.1\r\n"[..], b"x", b""]
+        .into_iter()
+        .enumerate()
+    {
+        let t = (2 + i as u64) * SEC;
+        let mut data = Vec::new();
+        PacketBuilder::ethernet2(MAC_B, GW)
+            .single_vlan(VlanId::try_new(200).unwrap())
+            .ipv4([10, 0, 1, 20], REMOTE, 64)
+            .tcp(40001, 80, 2 + i as u32, 1000)
+            .ack(10)
+            .write(&mut data, payload)
+            .unwrap();
+        let out = seen(&ns.out_of(P1, &data, t, FABRIC));
+        assert_eq!((out.src, out.sport, out.ttl), (UNDERLAY, port, 63));
+        let mut answer = Vec::new();
+        from_remote(UNDERLAY)
+            .tcp(80, port, 10, 1000)
+            .ack(3 + i as u32)
+            .write(&mut answer, payload)
+            .unwrap();
+        let back = seen(&ns.out_of(FABRIC, &answer, t, P1));
+        assert_eq!(
+            (back.dst, back.dport, back.vlan, back.ttl),
+            ([10, 0, 1, 20], 40001, Some(200), 59)
+        );
+    }
+    // UDP, with a checksum and without one (zero: none, over IPv4).
+    let query = udp_from(MAC_A, 100, [10, 0, 0, 10], REMOTE, 5300);
+    let port = seen(&ns.out_of(P1, &query, 0, FABRIC)).sport;
+    for t in 1..3 {
+        let out = seen(&ns.out_of(P1, &query, t * SEC, FABRIC));
+        assert_eq!(out.sport, port);
+        let mut reply = Vec::new();
+        from_remote(UNDERLAY)
+            .udp(53, port)
+            .write(&mut reply, b"answer")
+            .unwrap();
+        let back = seen(&ns.out_of(FABRIC, &reply, t * SEC, P1));
+        assert_eq!((back.dst, back.dport), ([10, 0, 0, 10], 5300));
+    }
+    let mut bare = query.clone();
+    let udp_sum = 18 + 20 + 6;
+    bare[udp_sum..udp_sum + 2].copy_from_slice(&[0, 0]);
+    let out = ns.out_of(P1, &bare, 4 * SEC, FABRIC);
+    assert_eq!(
+        &out[14 + 20 + 6..14 + 20 + 8],
+        &[0, 0],
+        "no checksum stays none"
+    );
+    let mut reply = Vec::new();
+    from_remote(UNDERLAY)
+        .udp(53, port)
+        .write(&mut reply, b"answer")
+        .unwrap();
+    reply[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0, 0]);
+    let back = ns.out_of(FABRIC, &reply, 4 * SEC, P1);
+    assert_eq!(&back[18 + 20 + 6..18 + 20 + 8], &[0, 0]);
+    // ICMP echo: the identifier is the port.
+    let ping = ping4(MAC_A, Some(100), [10, 0, 0, 10], REMOTE);
+    let ident = seen(&ns.out_of(P1, &ping, 0, FABRIC)).sport;
+    for t in 1..3 {
+        assert_eq!(seen(&ns.out_of(P1, &ping, t * SEC, FABRIC)).sport, ident);
+        let mut pong = Vec::new();
+        from_remote(UNDERLAY)
+            .icmpv4_echo_reply(ident, 7 + t as u16)
+            .write(&mut pong, b"abcdefgh")
+            .unwrap();
+        let back = seen(&ns.out_of(FABRIC, &pong, t * SEC, P1));
+        assert_eq!((back.dst, back.sport), ([10, 0, 0, 10], 0x1234));
+    }
+}
+
+/// Recomputes the IPv4 header checksum of the header at `l3`.
+fn fix_ip_checksum(frame: &mut [u8], l3: usize) {
+    let ihl = usize::from(frame[l3] & 0x0f) * 4;
+    frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+    let sum = !trunkline_wire::checksum::data(&frame[l3..l3 + ihl]);
+    frame[l3 + 10..l3 + 12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Odd frames of established flows, both ways: padded, TTL 1, fragments,
+/// a bad header checksum, TCP FIN and RST, a wrong UDP length, another
+/// port. The pipeline decides each (some change the flow table, some are
+/// drops); the differential test replays them with the flow map mirrored,
+/// where the kernel must decide alike or hand off.
+#[test]
+fn odd_frames_of_established_flows_are_decided_by_their_rules() {
+    let ns = Ns::with_ports((61000, 65535));
+    let syn = tcp_syn(MAC_A, 100, [10, 0, 0, 10], 40002);
+    let port = seen(&ns.out_of(P1, &syn, 0, FABRIC)).sport;
+    let mut syn_ack = Vec::new();
+    from_remote(UNDERLAY)
+        .tcp(80, port, 9, 1000)
+        .syn()
+        .ack(2)
+        .write(&mut syn_ack, b"")
+        .unwrap();
+    ns.out_of(FABRIC, &syn_ack, SEC, P1);
+    let mut out_data = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, GW)
+        .single_vlan(VlanId::try_new(100).unwrap())
+        .ipv4([10, 0, 0, 10], REMOTE, 64)
+        .tcp(40002, 80, 2, 1000)
+        .ack(10)
+        .write(&mut out_data, b"data")
+        .unwrap();
+    let mut in_data = Vec::new();
+    from_remote(UNDERLAY)
+        .tcp(80, port, 10, 1000)
+        .ack(6)
+        .write(&mut in_data, b"answer")
+        .unwrap();
+    let udp_out = udp_from(MAC_A, 100, [10, 0, 0, 10], REMOTE, 5400);
+    let udp_port = seen(&ns.out_of(P1, &udp_out, 0, FABRIC)).sport;
+    let mut udp_in = Vec::new();
+    from_remote(UNDERLAY)
+        .udp(53, udp_port)
+        .write(&mut udp_in, b"answer")
+        .unwrap();
+    type Odd = fn(&mut Vec<u8>, usize);
+    let odd: [(&str, Odd); 8] = [
+        ("padded", |f, _| f.extend_from_slice(&[0; 10])),
+        ("TTL 1", |f, l3| {
+            f[l3 + 8] = 1;
+            fix_ip_checksum(f, l3);
+        }),
+        ("a first fragment", |f, l3| {
+            f[l3 + 6] = 0x20;
+            fix_ip_checksum(f, l3);
+        }),
+        ("a later fragment", |f, l3| {
+            f[l3 + 7] = 0x10;
+            fix_ip_checksum(f, l3);
+        }),
+        ("a bad header checksum", |f, l3| f[l3 + 10] ^= 0x5a),
+        ("FIN or a wrong UDP length", |f, l3| {
+            let l4 = l3 + 20;
+            if f[l3 + 9] == 6 {
+                f[l4 + 13] |= 0x01;
+            } else {
+                f[l4 + 5] = f[l4 + 5].wrapping_add(40);
+            }
+        }),
+        ("RST or a UDP length under 8", |f, l3| {
+            let l4 = l3 + 20;
+            if f[l3 + 9] == 6 {
+                f[l4 + 13] |= 0x04;
+            } else {
+                f[l4 + 4..l4 + 6].copy_from_slice(&[0, 4]);
+            }
+        }),
+        ("another port", |f, l3| {
+            // The destination port: out, to another service (a new flow);
+            // back, to a port without a flow (a drop).
+            let l4 = l3 + 20;
+            f[l4 + 3] ^= 0x01;
+        }),
+    ];
+    for (i, (_, alter)) in odd.into_iter().enumerate() {
+        let t = (2 + i as u64) * SEC;
+        for (frame, port, l3) in [
+            (&out_data, P1, 18),
+            (&in_data, FABRIC, 14),
+            (&udp_out, P1, 18),
+            (&udp_in, FABRIC, 14),
+        ] {
+            let mut f = frame.clone();
+            alter(&mut f, l3);
+            // Whatever the pipeline decides (a drop, an ICMP error, a new
+            // flow, the host's), the kernel must decide alike or hand off.
+            ns.run(port, &f, t);
+        }
+        // The flows are still established for the next oddity.
+        ns.out_of(P1, &out_data, t, FABRIC);
+        ns.out_of(FABRIC, &in_data, t, P1);
+        ns.out_of(P1, &udp_out, t, FABRIC);
+        ns.out_of(FABRIC, &udp_in, t, P1);
+    }
 }
 
 #[test]

@@ -1110,6 +1110,22 @@ impl Tables {
         &self.north_south.neighbours
     }
 
+    /// The MAC of the fabric next hop toward `dst` (by the host's routes
+    /// out of the fabric port and the fabric's neighbour cache), when it is
+    /// known; a lookup that claims no slot (unlike the pipeline's, it does
+    /// not ask for an unknown one).
+    pub fn fabric_next_hop_mac(&self, dst: IpAddr) -> Option<[u8; 6]> {
+        let ns = &self.north_south;
+        ns.neighbours.peek(ns.next_hop(dst)?)
+    }
+
+    /// The network of the VRF whose flow-key id is `id`.
+    pub fn vrf_network_of_id(&self, id: u32) -> Option<&str> {
+        self.vrf_ids
+            .get(&id)
+            .map(|i| self.vrfs[*i].network.as_str())
+    }
+
     /// The ports source NAT translates to.
     pub fn snat_ports(&self) -> (u16, u16) {
         self.north_south.snat_ports

@@ -10,13 +10,13 @@
 //!  VirtualNetwork bench/net1-l: 192.168.1.0/24, gateway 192.168.1.1, northSouth.snat
 //!  VMI bench/vmi1-l 02:00:00:00:01:01 192.168.1.10   LI <node>-l-in-100 (in, VLAN 100)
 //!
-//!  gen --VLAN 100--> in [tier -> AF_XDP -> pipeline: SNAT to 10.10.0.1:61000-65535] eth0 --> sink (fabric host 10.10.0.253)
+//!  gen --VLAN 100--> in [tier: flow map hit | miss -> AF_XDP -> pipeline: SNAT to 10.10.0.1:61000-65535] eth0 --> sink (fabric host 10.10.0.253)
 //! ```
 //!
-//! The XDP tier hands every north-south frame to AF_XDP (README,
-//! limitations): the first packet of a flow and its later ones are all
-//! translated by the pipeline in userspace, against the agent's flow
-//! table. For a new-flow run the agent is restarted ([`SnatDevice::restart`]):
+//! The XDP tier hands the first packet of a flow to AF_XDP, where the
+//! pipeline decides it against the agent's flow table; the agent mirrors
+//! the flow into the tier's flow map and the tier translates the later
+//! frames itself (README, limitations). For a new-flow run the agent is restarted ([`SnatDevice::restart`]):
 //! its flows live in its memory, so it starts with an empty table, as the
 //! masquerade baseline starts with a flushed conntrack table.
 
@@ -197,7 +197,7 @@ impl SnatDevice {
     /// What the report says about this mode.
     pub fn notes(&self) -> Vec<String> {
         vec![format!(
-            "(l) is the agent with `--backend xdp` (the default) and its default flow table (262,144 flows), SNAT range (61000-65535, endpoint-dependent: unique per destination address, port and protocol) and UDP timeout (300 s); the network declares `northSouth.snat` and the node's PhysicalRouter its fabric port `eth0` with underlay address {UNDERLAY_A}. Its XDP tier (native XDP on `in`, the NAPI thread pinned to the device's core at normal priority, sharing it with the agent) hands every north-south frame to AF_XDP: established flows too are translated in userspace, by the pipeline's flow table. Before each new-flow run the agent was restarted (SIGTERM, same flags; it keeps flows in memory only) so that every such run starts from an empty table ({} restarts in this run)",
+            "(l) is the agent with `--backend xdp` (the default) and its default flow table (262,144 flows), SNAT range (61000-65535, endpoint-dependent: unique per destination address, port and protocol) and UDP timeout (300 s); the network declares `northSouth.snat` and the node's PhysicalRouter its fabric port `eth0` with underlay address {UNDERLAY_A}. Its XDP tier (native XDP on `in`, the NAPI thread pinned to the device's core at normal priority, sharing it with the agent) hands each flow's first packet to AF_XDP, where the pipeline's flow table decides it, and translates the flow's later frames itself from the flow map the agent mirrors (its flow stage). Before each new-flow run the agent was restarted (SIGTERM, same flags; it keeps flows in memory only) so that every such run starts from an empty table ({} restarts in this run)",
             self.restarts
         )]
     }

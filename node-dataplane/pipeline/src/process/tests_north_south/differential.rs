@@ -1,9 +1,12 @@
 //! This file's tests as a list, so that the XDP tier's differential test
 //! (`crate::kernel::differential`) runs every one of them and replays the
-//! frames they process through the kernel program. Until the tier has a
-//! flow stage, every frame whose decision touched the flow table (SNAT out
-//! or back) must be handed off; the others (IP fabric forwarding, a DC
-//! gateway's routes) are compared as usual, and the tier hands them off.
+//! frames they process through the kernel program, with the kernel's flow
+//! map holding what the agent's mirror would: every flow table entry
+//! before the frame. A frame that changed the flow table (a first packet,
+//! a TCP state move, a stale or expired flow decided again) must be handed
+//! off; a frame of an established flow (class `EstablishedSnat`) must be
+//! translated in the kernel alike; the others (ICMP errors, IP fabric
+//! forwarding, a DC gateway's routes) are compared as usual.
 
 use super::*;
 
@@ -20,6 +23,14 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
     (
         "udp_and_icmp_echo_are_translated_both_ways",
         udp_and_icmp_echo_are_translated_both_ways,
+    ),
+    (
+        "established_flows_carry_data_both_ways_with_every_checksum_right",
+        established_flows_carry_data_both_ways_with_every_checksum_right,
+    ),
+    (
+        "odd_frames_of_established_flows_are_decided_by_their_rules",
+        odd_frames_of_established_flows_are_decided_by_their_rules,
     ),
     (
         "an_icmp_error_about_a_flow_is_translated_back_to_the_instance",

@@ -140,6 +140,11 @@ impl Compiler<'_> {
             }
             hasher.write_u16(ports.0);
             hasher.write_u16(ports.1);
+            // The subnets decide what leaves at all (a destination inside
+            // them never does): a flow decided under others is stale.
+            for (prefix, _) in self.vrfs[index].gateways.iter() {
+                hasher.write(prefix.to_string().as_bytes());
+            }
             let hash = hasher.finish();
             self.vrfs[index].generation = (hash ^ (hash >> 32)) as u32;
             match exit {
