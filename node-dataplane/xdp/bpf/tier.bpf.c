@@ -1765,9 +1765,9 @@ _Static_assert(__builtin_offsetof(struct obs_rate, tokens) == 0 &&
 #define OBS_COUNT_DROP 3
 
 // Whether the armed observation `o` (the caller tested OBS_ARMED) wants
-// this frame (OBS_*): inline, no
-// call, for every frame while an observation is armed; a frame that gets a
-// token then has its head copied by tier_obs_copy.
+// this frame (OBS_*): inline, no call, for every frame while an
+// observation is armed; a frame that gets a token then has its head copied
+// by tier_obs_copy.
 static __always_inline __u32 obs_wanted(struct xdp_md *ctx, __u32 ingress,
                                         const struct obs_filter *o)
 {
