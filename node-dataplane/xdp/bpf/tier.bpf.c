@@ -2034,6 +2034,17 @@ static __always_inline void trace(struct res *r)
 // come at most OBS_RECHECK frames late).
 #define OBS_RECHECK 63
 
+// The 64-bit word at the start of an obs_rate (`tokens`, then `epoch`)
+// when the tokens of observation `epoch` are spent.
+_Static_assert(__builtin_offsetof(struct obs_rate, tokens) == 0 &&
+                   __builtin_offsetof(struct obs_rate, epoch) == 4,
+               "obs_rate: tokens and epoch form its first 64-bit word");
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define OBS_SPENT(epoch) ((__u64)(epoch) << 32)
+#else
+#define OBS_SPENT(epoch) ((__u64)(epoch))
+#endif
+
 // What obs_wanted found (the program's `observed`).
 // Not wanted.
 #define OBS_NO 0
@@ -2048,15 +2059,14 @@ static __always_inline void trace(struct res *r)
 // if the program drops it.
 #define OBS_COUNT_DROP 3
 
-// Whether the armed observation `o` wants this frame (OBS_*): inline, no
-// call, for every frame while an observation is armed; a frame that gets a
-// token then has its head copied by tier_obs_copy.
+// Whether the armed observation `o` (the caller tested OBS_ARMED) wants
+// this frame (OBS_*): inline, no call, for every frame while an
+// observation is armed; a frame that gets a token then has its head copied
+// by tier_obs_copy.
 static __always_inline __u32 obs_wanted(struct xdp_md *ctx, __u32 ingress,
                                         const struct obs_filter *o)
 {
     __u32 zero = 0;
-    if (!(o->flags & OBS_ARMED))
-        return 0;
     if (o->ifindex && o->ifindex != ingress)
         return 0;
     // Read in place with as few instructions as the verifier allows (this
@@ -2112,14 +2122,19 @@ static __always_inline __u32 obs_wanted(struct xdp_md *ctx, __u32 ingress,
     if (!st)
         return 0;
     struct obs_rate *c = &st->obs;
-    if (c->epoch != o->epoch) {
-        // A new observation: its tokens start now.
+    // The steady state under load (this observation's tokens for the
+    // second spent) in one compare: `tokens` and `epoch` are adjacent, so
+    // one 64-bit load holds both.
+    if (*(__u64 *)c != OBS_SPENT(o->epoch)) {
+        if (c->epoch == o->epoch)
+            return OBS_RECORD;  // a token left
+        // A new observation: its tokens start now (below, with the clock).
         c->epoch = o->epoch;
         c->second = 0;
         c->tokens = 0;
         c->recheck = 0;
     }
-    if (!c->tokens) {
+    {
         __u32 spent = OBS_COUNTED;
         if (o->flags & OBS_DROPS_ONLY)
             spent = OBS_COUNT_DROP;
@@ -2250,7 +2265,7 @@ int trunkline_tier(struct xdp_md *ctx)
 
     // Observe: off, one lookup and a branch.
     struct obs_filter *obs = bpf_map_lookup_elem(&tier_observe, &zero);
-    __u32 observed = obs && obs->flags ? obs_wanted(ctx, ingress, obs) : OBS_NO;
+    __u32 observed = obs && (obs->flags & OBS_ARMED) ? obs_wanted(ctx, ingress, obs) : OBS_NO;
     if (observed == OBS_RECORD)
         observed = tier_obs_copy(ctx, ingress);
 
