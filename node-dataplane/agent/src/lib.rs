@@ -209,6 +209,20 @@ where
     store
 }
 
+/// How many times its own duration a build waits before the next one: the
+/// builds of a burst take at most a quarter of a core.
+const BUILD_SPACING: u32 = 4;
+
+/// The shortest time from the start of a build that took `took` to the
+/// start of the next: at most one build per `debounce` (a change after a
+/// quiet spell is built at once, a stream in batches), and, since a build
+/// costs O(objects of the node), at thousands of objects a longer pause
+/// (`BUILD_SPACING` times the build) so that a burst leaves the API server
+/// and the forwarding thread the rest of the CPU.
+fn build_spacing(debounce: Duration, took: Duration) -> Duration {
+    debounce.max(took * BUILD_SPACING)
+}
+
 /// Runs the agent until `shutdown` completes.
 pub async fn run(
     client: Client,
@@ -520,13 +534,12 @@ pub async fn run(
                 .is_some_and(|(d, g)| d.same_tables(&desired) && *g == generation)
             {
                 installer.observe(&desired, through);
+                let pause = build_spacing(options.debounce, started.elapsed());
                 tokio::select! {
                     _ = changed.notified() => {}
                     _ = fabric_changed.notified() => {}
                 }
-                // At most one build per --debounce-ms: a change after a
-                // quiet spell is built at once, a stream in batches.
-                tokio::time::sleep_until(started + options.debounce).await;
+                tokio::time::sleep_until(started + pause).await;
                 continue;
             }
             for skipped in &desired.skipped {
@@ -545,11 +558,12 @@ pub async fn run(
             );
             installed = Some((desired, generation));
             report_now.notify_one();
+            let pause = build_spacing(options.debounce, started.elapsed());
             tokio::select! {
                 _ = changed.notified() => {}
                 _ = fabric_changed.notified() => {}
             }
-            tokio::time::sleep_until(started + options.debounce).await;
+            tokio::time::sleep_until(started + pause).await;
         }
     };
 
@@ -608,5 +622,25 @@ async fn leave_host(client: &Client, owner: &uninstall::Owner, netns: Option<Pat
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_are_spaced_by_the_debounce_or_four_times_their_cost() {
+        let ms = Duration::from_millis;
+        assert_eq!(
+            build_spacing(ms(100), ms(2)),
+            ms(100),
+            "small: the debounce"
+        );
+        assert_eq!(
+            build_spacing(ms(20), ms(40)),
+            ms(160),
+            "large: 4x the build"
+        );
     }
 }
