@@ -19,7 +19,7 @@
 //! its acceptance, as before). Objects that left the snapshot are forgotten.
 //! PhysicalRouters have no `Accepted` condition and pass through.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use trunkline_model::{Object, ObjectKey, Snapshot};
 
@@ -28,12 +28,7 @@ use crate::desired::Desired;
 /// The last accepted version of each object seen.
 #[derive(Debug, Default)]
 pub struct LastAccepted {
-    /// Each object's last accepted version, with the call that last saw
-    /// the object (what a call did not see is gone: no set of keys is
-    /// built per call).
-    objects: HashMap<ObjectKey, (Object, u64)>,
-    /// Calls of [`LastAccepted::apply`] so far.
-    calls: u64,
+    objects: HashMap<ObjectKey, Object>,
 }
 
 /// An object enforced as an older generation than its current one.
@@ -53,9 +48,8 @@ impl LastAccepted {
     /// there is one; and which objects were replaced. Remembers the
     /// accepted objects of `snapshot` for the next call.
     pub fn apply(&mut self, snapshot: Snapshot) -> (Snapshot, Vec<Substituted>) {
-        self.calls += 1;
-        let call = self.calls;
         let mut out = Snapshot::default();
+        let mut seen = HashSet::with_capacity(self.objects.len());
         let mut substituted = Vec::new();
         for object in snapshot.into_objects() {
             if matches!(object, Object::PhysicalRouter(_)) {
@@ -63,20 +57,15 @@ impl LastAccepted {
                 continue;
             }
             let meta = object.meta();
+            seen.insert(meta.key.clone());
             if meta.accepted {
                 // The resource version changes with every write: an equal
                 // one is the very object cached.
-                match self.objects.get_mut(&meta.key) {
-                    Some((cached, seen))
-                        if meta.changed_at.is_some()
-                            && cached.meta().changed_at == meta.changed_at =>
-                    {
-                        *seen = call
-                    }
-                    _ => {
-                        self.objects
-                            .insert(meta.key.clone(), (object.clone(), call));
-                    }
+                let cached = self.objects.get(&meta.key).is_some_and(|c| {
+                    meta.changed_at.is_some() && c.meta().changed_at == meta.changed_at
+                });
+                if !cached {
+                    self.objects.insert(meta.key.clone(), object.clone());
                 }
                 out.push(object);
                 continue;
@@ -86,12 +75,11 @@ impl LastAccepted {
                 out.push(object);
                 continue;
             }
-            match self.objects.get_mut(&meta.key) {
-                Some((last, seen))
+            match self.objects.get(&meta.key) {
+                Some(last)
                     if last.meta().created == meta.created
                         && last.meta().generation < meta.generation =>
                 {
-                    *seen = call;
                     substituted.push(Substituted {
                         key: meta.key.clone(),
                         enforced: last.meta().generation,
@@ -99,14 +87,10 @@ impl LastAccepted {
                     });
                     out.push(last.clone());
                 }
-                Some((_, seen)) => {
-                    *seen = call;
-                    out.push(object)
-                }
-                None => out.push(object),
+                _ => out.push(object),
             }
         }
-        self.objects.retain(|_, (_, seen)| *seen == call);
+        self.objects.retain(|key, _| seen.contains(key));
         (out, substituted)
     }
 
