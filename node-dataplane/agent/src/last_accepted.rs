@@ -19,7 +19,7 @@
 //! its acceptance, as before). Objects that left the snapshot are forgotten.
 //! PhysicalRouters have no `Accepted` condition and pass through.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use trunkline_model::{Object, ObjectKey, Snapshot};
 
@@ -28,7 +28,12 @@ use crate::desired::Desired;
 /// The last accepted version of each object seen.
 #[derive(Debug, Default)]
 pub struct LastAccepted {
-    objects: HashMap<ObjectKey, Object>,
+    /// Each object's last accepted version, with the call that last saw
+    /// the object (what a call did not see is gone: no set of keys is
+    /// built per call).
+    objects: HashMap<ObjectKey, (Object, u64)>,
+    /// Calls of [`LastAccepted::apply`] so far.
+    calls: u64,
 }
 
 /// An object enforced as an older generation than its current one.
@@ -48,8 +53,9 @@ impl LastAccepted {
     /// there is one; and which objects were replaced. Remembers the
     /// accepted objects of `snapshot` for the next call.
     pub fn apply(&mut self, snapshot: Snapshot) -> (Snapshot, Vec<Substituted>) {
+        self.calls += 1;
+        let call = self.calls;
         let mut out = Snapshot::default();
-        let mut seen = HashSet::with_capacity(self.objects.len());
         let mut substituted = Vec::new();
         for object in snapshot.into_objects() {
             if matches!(object, Object::PhysicalRouter(_)) {
@@ -57,15 +63,20 @@ impl LastAccepted {
                 continue;
             }
             let meta = object.meta();
-            seen.insert(meta.key.clone());
             if meta.accepted {
                 // The resource version changes with every write: an equal
                 // one is the very object cached.
-                let cached = self.objects.get(&meta.key).is_some_and(|c| {
-                    meta.changed_at.is_some() && c.meta().changed_at == meta.changed_at
-                });
-                if !cached {
-                    self.objects.insert(meta.key.clone(), object.clone());
+                match self.objects.get_mut(&meta.key) {
+                    Some((cached, seen))
+                        if meta.changed_at.is_some()
+                            && cached.meta().changed_at == meta.changed_at =>
+                    {
+                        *seen = call
+                    }
+                    _ => {
+                        self.objects
+                            .insert(meta.key.clone(), (object.clone(), call));
+                    }
                 }
                 out.push(object);
                 continue;
@@ -75,11 +86,12 @@ impl LastAccepted {
                 out.push(object);
                 continue;
             }
-            match self.objects.get(&meta.key) {
-                Some(last)
+            match self.objects.get_mut(&meta.key) {
+                Some((last, seen))
                     if last.meta().created == meta.created
                         && last.meta().generation < meta.generation =>
                 {
+                    *seen = call;
                     substituted.push(Substituted {
                         key: meta.key.clone(),
                         enforced: last.meta().generation,
@@ -87,10 +99,14 @@ impl LastAccepted {
                     });
                     out.push(last.clone());
                 }
-                _ => out.push(object),
+                Some((_, seen)) => {
+                    *seen = call;
+                    out.push(object)
+                }
+                None => out.push(object),
             }
         }
-        self.objects.retain(|key, _| seen.contains(key));
+        self.objects.retain(|_, (_, seen)| *seen == call);
         (out, substituted)
     }
 
