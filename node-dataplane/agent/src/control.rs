@@ -97,6 +97,10 @@ const SETTLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 #[derive(Default)]
 struct State {
     synced: bool,
+    /// The version of the first plan built from a synced view. Plans
+    /// before it (version 0, or the empty one a restarted agent resumes
+    /// its count with) hold no ports: opening theirs says nothing.
+    first_synced: Option<i64>,
     /// The forwarding thread has opened the ports of a synced plan.
     ports_opened: bool,
     /// The host thread has set up a synced plan's virtual gateways, or has
@@ -338,6 +342,9 @@ impl Control {
             None => Tables::recompile(&desired.config, &current.tables),
         };
         let version = current.version + 1;
+        // Before the swap: the forwarding thread may match the new plan's
+        // ports as soon as it is stored.
+        self.state().first_synced.get_or_insert(version);
         for r in &rejected {
             tracing::warn!(version, "left out of the tables: {r}");
         }
@@ -589,13 +596,11 @@ impl Control {
     /// The forwarding thread has opened (or tried to open) the ports of
     /// plan `version`.
     pub fn ports_match(&self, version: i64) {
-        if version > 0 {
-            let mut state = self.state();
-            if !state.ports_opened {
-                state.ports_opened = true;
-                drop(state);
-                self.report_now.notify_one();
-            }
+        let mut state = self.state();
+        if state.first_synced.is_some_and(|first| version >= first) && !state.ports_opened {
+            state.ports_opened = true;
+            drop(state);
+            self.report_now.notify_one();
         }
     }
 
@@ -980,6 +985,29 @@ mod tests {
             1
         );
     }
+
+    /// The empty plan a restarted agent resumes its count with holds no
+    /// port: the forwarding thread matching it must not count as opening
+    /// the ports of a synced plan, or the first report would call every
+    /// logical interface's port not open (and the operator would flip
+    /// their conditions) until the real ports open.
+    #[test]
+    fn the_resumed_plan_does_not_count_as_the_ports_opened() {
+        let control = Control::default();
+        control.resume_version(Some(7));
+        let resumed = control.plan().version;
+        control.set_ports(vec![], vec![], None);
+        control.ports_match(resumed);
+        control.set_virtual_gateways(vec![], vec![], false);
+        let version = control.install(&Desired::default(), None, Some(1), BTreeMap::new());
+        assert!(
+            !control.report().synced,
+            "no report before the synced plan's ports are open"
+        );
+        control.ports_match(version);
+        assert!(control.report().synced);
+    }
+
 
     /// A network leaving by the fabric is not reported programmed while the
     /// fabric port only sees copies (AF_PACKET): the host's kernel would
