@@ -290,6 +290,15 @@ struct encap_q {
 #define PLAN_DELIVER 3  // a routed label's packet to its VMI: tier_deliver
 #define PLAN_SNAT 4     // a VMI's packet out by SNAT, if its flow is established: tier_snat_out
 
+// An IPv6 address, as an argument of the global functions (the verifier
+// gives a pointer argument the size of its type).
+struct addr6 {
+    __u8 b[16];
+};
+
+#define NAT_V4 1
+#define NAT_V6 2
+
 struct res {
     __u32 action;  // TRACE_*; 0: not decided yet (see plan)
     __u32 reason;  // enum tier_drop
@@ -301,8 +310,12 @@ struct res {
     __u32 slot;    // PLAN_SEND, PLAN_DELIVER: the VMI slot
     __u32 routed;  // PLAN_SEND: rewrite MACs and TTL
     __u32 packed;  // PLAN_DELIVER: peer << 22 | ip_at << 11 | end
-    struct encap_q q;  // PLAN_ENCAP
-    __u32 nat;       // PLAN_SEND: rewrite the destination to nat_addr:nat_port first
+    union {
+        struct encap_q q;      // PLAN_ENCAP
+        struct addr6 nat_addr6;  // PLAN_SEND with NAT_V6: the IPv6 address
+    };
+    __u32 nat;       // PLAN_SEND: NAT_V4 / NAT_V6: rewrite the destination to
+                     // nat_addr (nat_addr6):nat_port first
     __u32 nat_addr;  // IPv4, as rd32 reads it
     __u32 nat_port;  // as rd16 reads it
     __u32 flow;      // decided by the flow stage (counted in flow_hits)
@@ -747,6 +760,54 @@ __noinline int tier_nat(struct xdp_md *ctx, __u32 l3, __u32 source, __u32 addr, 
     return 0;
 }
 
+// Rewrite the source (`source`) or destination address and port of the
+// IPv6 packet at `l3` (a 40-byte header, TCP, UDP or ICMPv6 echo right
+// after it, checked by the caller) to `addr`:`port` (as rd16 reads it):
+// IPv6 has no header checksum; the transport's covers the pseudo-header
+// (ICMPv6's too), and a UDP checksum is never optional. Updated word by
+// word in the pipeline's order: the address' eight words, then the port
+// (ICMPv6 echo: the identifier).
+__noinline int tier_nat6(struct xdp_md *ctx, __u32 l3, __u32 source, const struct addr6 *addr,
+                         __u32 port)
+{
+    if (!addr)
+        return 0;
+    __u8 *ip = ptr_at(ctx, l3, 40);
+    if (!ip)
+        return 0;
+    __u32 proto = ip[6];
+    __u8 *l4, *sum, *pp;
+    if (proto == IPPROTO_TCP) {
+        l4 = ptr_at(ctx, l3 + 40, 20);
+        if (!l4)
+            return 0;
+        sum = l4 + 16;
+        pp = source ? l4 : l4 + 2;
+    } else if (proto == IPPROTO_UDP) {
+        l4 = ptr_at(ctx, l3 + 40, 8);
+        if (!l4)
+            return 0;
+        sum = l4 + 6;
+        pp = source ? l4 : l4 + 2;
+    } else {
+        l4 = ptr_at(ctx, l3 + 40, 8);
+        if (!l4)
+            return 0;
+        sum = l4 + 2;
+        pp = l4 + 4;
+    }
+    __u8 *a = source ? ip + 8 : ip + 24;
+#pragma unroll
+    for (int i = 0; i < 16; i += 2) {
+        __u16 new = rd16(addr->b + i);
+        sum_patch(sum, 0, rd16(a + i), new);
+        wr16(a + i, new);
+    }
+    sum_patch(sum, 0, rd16(pp), port);
+    wr16(pp, port);
+    return 0;
+}
+
 // ---------------------------------------------------------------------------
 // Delivery to a VMI of this node (pipeline: send_to_vmi, retag).
 
@@ -804,8 +865,10 @@ __noinline int tier_send(struct xdp_md *ctx, struct frame *f, struct res *r, __u
         wr16(p + 12, ETH_P_8021Q);
         wr16(p + 14, tci);
     }
-    if (r->nat)
+    if (r->nat == NAT_V4)
         tier_nat(ctx, new_hlen, 0, r->nat_addr, r->nat_port);
+    else if (r->nat == NAT_V6)
+        tier_nat6(ctx, new_hlen, 0, &r->nat_addr6, r->nat_port);
     if (routed)
         decrement_ttl(ctx, new_hlen, et);
     cut_tail(ctx, len);
@@ -989,10 +1052,11 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct frame *f)
 // The flow stage of SNAT (pipeline: snat.rs). Only established flows:
 // the entry the agent wrote after the pipeline decided the flow's first
 // packet, decided under the VRF's current generation, not idle past its
-// timeout; IPv4 TCP segments without SYN, FIN or RST (they move the
-// pipeline's TCP state), UDP, ICMP echo. Anything else is handed off
-// untouched: a miss, a stale entry, fragments, TTL at 1, larger than the
-// fabric's MTU, ICMP errors, IPv6.
+// timeout; IPv4 or IPv6 (in the underlay's family) TCP segments without
+// SYN, FIN or RST (they move the pipeline's TCP state), UDP, ICMP or
+// ICMPv6 echo. Anything else is handed off untouched: a miss, a stale
+// entry, fragments and IPv6 extension headers, TTL or hop limit at 1,
+// larger than the fabric's MTU, ICMP errors.
 
 // The entry of `k`, when it may be trusted for action `action`, decided
 // under `generation`; its last-seen and counts are updated.
@@ -1012,38 +1076,39 @@ static __always_inline struct flow_entry *flow_hit(struct flow_key *k, __u32 act
     return e;
 }
 
-// The transport ports (or echo identifier) of the IPv4 packet at `l3` of
-// `total` bytes into the key; `echo`: the ICMP type wanted (8 request, 0
-// reply). 0: a frame the flow stage takes, -1: hand off.
-static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 total, __u32 proto,
-                                      __u32 echo, struct flow_key *k)
+// The transport ports (or echo identifier) of the IP packet at `l3` of
+// `total` bytes, its header `hlen` bytes (IPv4: 20, IPv6: 40), into the
+// key; `echo`: the ICMP (IPv4) or ICMPv6 (IPv6) type wanted (8 / 128
+// request, 0 / 129 reply). 0: a frame the flow stage takes, -1: hand off.
+static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 hlen, __u32 total,
+                                      __u32 proto, __u32 echo, struct flow_key *k)
 {
     if (proto == IPPROTO_TCP) {
-        __u8 *t = ptr_at(ctx, l3 + 20, 20);
-        if (!t || total < 40)
+        __u8 *t = ptr_at(ctx, l3 + hlen, 20);
+        if (!t || total < hlen + 20)
             return -1;
         __u32 doff = (t[12] >> 4) * 4;
         // FIN, SYN, RST: the pipeline's TCP state.
-        if (doff < 20 || doff > total - 20 || (t[13] & 0x07))
+        if (doff < 20 || doff > total - hlen || (t[13] & 0x07))
             return -1;
         __builtin_memcpy(&k->sport, t, 2);
         __builtin_memcpy(&k->dport, t + 2, 2);
         return 0;
     }
     if (proto == IPPROTO_UDP) {
-        __u8 *u = ptr_at(ctx, l3 + 20, 8);
-        if (!u || total < 28)
+        __u8 *u = ptr_at(ctx, l3 + hlen, 8);
+        if (!u || total < hlen + 8)
             return -1;
         __u32 ulen = rd16(u + 4);
-        if (ulen < 8 || ulen > total - 20)
+        if (ulen < 8 || ulen > total - hlen)
             return -1;
         __builtin_memcpy(&k->sport, u, 2);
         __builtin_memcpy(&k->dport, u + 2, 2);
         return 0;
     }
-    if (proto == IPPROTO_ICMP) {
-        __u8 *c = ptr_at(ctx, l3 + 20, 8);
-        if (!c || total < 28 || c[0] != echo)
+    if (proto == (hlen == 40 ? 58 : IPPROTO_ICMP)) {
+        __u8 *c = ptr_at(ctx, l3 + hlen, 8);
+        if (!c || total < hlen + 8 || c[0] != echo)
             return -1;
         __builtin_memcpy(&k->sport, c + 4, 2);
         k->dport = 0;
@@ -1052,11 +1117,67 @@ static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 total,
     return -1;
 }
 
+// A VMI's IPv6 packet its VRF does not route, the VRF's exit SNAT, over
+// an IPv6 underlay (pipeline: fabric_exit, snat_out): as tier_snat_out4
+// below, with the hop limit (IPv6 has no header checksum). Extension
+// headers are not TCP, UDP or ICMPv6: handed off (the pipeline's
+// snat_unsupported).
+__noinline int tier_snat_out6(struct xdp_md *ctx, struct frame *f, struct res *r)
+{
+    if (!f || !r)
+        return 0;
+    struct globals *g = globals_at(f->gen);
+    struct vrf *v = vrf_at(f->gen, f->vrf);
+    if (!g || !v || !(g->flags & GLOBAL_UNDERLAY) || g->underlay_family != 6 ||
+        !(v->flags & VRF_SNAT))
+        HANDOFF(r);
+    __u32 l3 = f->base + f->hlen;
+    __u8 *ip = ptr_at(ctx, l3, 40);
+    if (!ip)
+        HANDOFF(r);
+    // tier_route checked the version and the payload within the frame.
+    __u32 total = 40 + (__u32)rd16(ip + 4);
+    if (ip[7] <= 1 || total > g->mtu)
+        HANDOFF(r);
+    struct flow_key k = {.vrf = v->id, .family = 6, .proto = ip[6]};
+    __builtin_memcpy(k.src, ip + 8, 16);
+    __builtin_memcpy(k.dst, ip + 24, 16);
+    if (flow_ports(ctx, l3, 40, total, k.proto, 128, &k))
+        HANDOFF(r);
+    __u32 fabric = g->fabric_ifindex;
+    if (!can_send(f->ingress, fabric))
+        HANDOFF(r);
+    struct flow_entry *e = flow_hit(&k, FLOW_SNAT, v->generation, total);
+    if (!e || e->v.nat_vrf != FLOW_FABRIC_VRF)
+        HANDOFF(r);
+    __u8 nh[6];
+    mac_cp(nh, e->next_hop);
+    if (!(nh[0] | nh[1] | nh[2] | nh[3] | nh[4] | nh[5]))
+        HANDOFF(r);
+    __u32 port = rd16((__u8 *)&e->v.nat_port);
+    if (move_head(ctx, (int)l3 - 14))
+        HANDOFF(r);
+    // From here on the frame is rewritten.
+    r->action = TRACE_TX;
+    r->egress = fabric;
+    r->flow = 1;
+    tier_nat6(ctx, 14, 1, (const struct addr6 *)e->v.nat_addr, port);
+    decrement_ttl(ctx, 14, ETH_P_IPV6);
+    __u8 *p = ptr_at(ctx, 0, 14);
+    if (!p)
+        return 0;
+    mac_cp(p, nh);
+    mac_cp(p + 6, g->underlay_mac);
+    wr16(p + 12, ETH_P_IPV6);
+    cut_tail(ctx, 14 + total);
+    return 0;
+}
+
 // A VMI's IPv4 packet its VRF does not route, the VRF's exit SNAT
 // (pipeline: fabric_exit, snat_out): with an established flow, its source
 // becomes the flow's address and port, TTL - 1, out of the fabric port to
 // the next hop the entry carries.
-__noinline int tier_snat_out(struct xdp_md *ctx, struct frame *f, struct res *r)
+__noinline int tier_snat_out4(struct xdp_md *ctx, struct frame *f, struct res *r)
 {
     if (!f || !r)
         return 0;
@@ -1077,7 +1198,7 @@ __noinline int tier_snat_out(struct xdp_md *ctx, struct frame *f, struct res *r)
     struct flow_key k = {.vrf = v->id, .family = 4, .proto = ip[9]};
     __builtin_memcpy(k.src, ip + 12, 4);
     __builtin_memcpy(k.dst, ip + 16, 4);
-    if (flow_ports(ctx, l3, total, k.proto, 8, &k))
+    if (flow_ports(ctx, l3, 20, total, k.proto, 8, &k))
         HANDOFF(r);
     __u32 fabric = g->fabric_ifindex;
     if (!can_send(f->ingress, fabric))
@@ -1109,13 +1230,86 @@ __noinline int tier_snat_out(struct xdp_md *ctx, struct frame *f, struct res *r)
     return 0;
 }
 
+// tier_snat_in4 for IPv6 on an IPv6 underlay: the hop limit, no header
+// checksum, ICMPv6 echo replies; the instance's address goes to
+// tier_send in `nat_addr6` (NAT_V6).
+__noinline int tier_snat_in6(struct xdp_md *ctx, struct frame *f, struct res *r)
+{
+    if (!f || !r)
+        return 0;
+    struct globals *g = globals_at(f->gen);
+    if (!g || !(g->flags & GLOBAL_UNDERLAY) || !(g->flags & GLOBAL_SNAT) ||
+        g->underlay_family != 6)
+        HANDOFF(r);
+    __u32 fend = frame_len(ctx);
+    __u8 *p = ptr_at(ctx, 0, 14 + 40);
+    if (!p || rd16(p + 12) != ETH_P_IPV6)
+        HANDOFF(r);
+    __u8 *ip = p + 14;
+    __u32 total = 40 + (__u32)rd16(ip + 4);
+    if ((ip[0] >> 4) != 6 || total > fend - 14 || ip[7] <= 1)
+        HANDOFF(r);
+    __u32 d = 0;
+#pragma unroll
+    for (int i = 0; i < 16; i++)
+        d |= ip[24 + i] ^ g->underlay_addr[i];
+    if (d)
+        HANDOFF(r);
+    struct flow_key k = {.vrf = FLOW_FABRIC_VRF, .family = 6, .proto = ip[6]};
+    __builtin_memcpy(k.src, ip + 8, 16);
+    __builtin_memcpy(k.dst, ip + 24, 16);
+    if (flow_ports(ctx, 14, 40, total, k.proto, 129, &k))
+        HANDOFF(r);
+    __u16 port = bpf_ntohs(k.proto == 58 ? k.sport : k.dport);
+    if (port < g->snat_lo || port > g->snat_hi)
+        HANDOFF(r);
+    struct flow_entry *e = bpf_map_lookup_elem(&tier_flows, &k);
+    if (!e || e->v.action != FLOW_UNSNAT)
+        HANDOFF(r);
+    __u32 slot = e->vrf_slot;
+    struct vrf *v = vrf_at(f->gen, slot);
+    if (!v || !(v->flags & VRF_VALID) || !(v->flags & VRF_SNAT) || v->id != e->v.nat_vrf)
+        HANDOFF(r);
+    // The instance's address, in the result (the union's encapsulation
+    // half is unused with PLAN_SEND): no stack of its own.
+    __builtin_memcpy(r->nat_addr6.b, e->v.nat_addr, 16);
+    struct nexthop *found = route6(f->gen, slot, r->nat_addr6.b);
+    if (!found || found->kind != NH_VMI)
+        HANDOFF(r);
+    __u32 id = found->id;
+    __u32 avail = fend - 14;
+    __u32 limit = v->mtu;
+    struct vmi *vmi = vmi_at(f->gen, id);
+    __u32 port_mtu = vmi ? vmi->egress_mtu : 0;
+    if (port_mtu && (!limit || port_mtu < limit))
+        limit = port_mtu;
+    if (limit && avail > limit)
+        HANDOFF(r);
+    e = flow_hit(&k, FLOW_UNSNAT, v->generation, total);
+    if (!e)
+        HANDOFF(r);
+    f->base = 0;
+    f->fend = fend;
+    f->hlen = 14;
+    f->tagged = 0;
+    f->tci = 0;
+    f->et = ETH_P_IPV6;
+    f->src_kind = SRC_FABRIC;
+    f->src_id = 0;
+    f->vrf = slot;
+    r->nat = NAT_V6;
+    r->nat_port = rd16((__u8 *)&e->v.nat_port);
+    r->flow = 1;
+    SEND(r, id, 1);
+}
+
 // A frame of the fabric port to the underlay address on a SNAT port (or
 // an echo reply with such an identifier), tier_north_south said (pipeline:
 // snat_in, unsnat, route_from_fabric): with an established flow whose
 // VRF routes the instance's address to a VMI of this node, its destination
 // becomes the instance's address and port, TTL - 1, to the VMI (PLAN_SEND
 // with `nat`).
-__noinline int tier_snat_in(struct xdp_md *ctx, struct frame *f, struct res *r)
+__noinline int tier_snat_in4(struct xdp_md *ctx, struct frame *f, struct res *r)
 {
     if (!f || !r)
         return 0;
@@ -1137,7 +1331,7 @@ __noinline int tier_snat_in(struct xdp_md *ctx, struct frame *f, struct res *r)
     struct flow_key k = {.vrf = FLOW_FABRIC_VRF, .family = 4, .proto = ip[9]};
     __builtin_memcpy(k.src, ip + 12, 4);
     __builtin_memcpy(k.dst, ip + 16, 4);
-    if (flow_ports(ctx, 14, total, k.proto, 0, &k))
+    if (flow_ports(ctx, 14, 20, total, k.proto, 0, &k))
         HANDOFF(r);
     __u16 port = bpf_ntohs(k.proto == IPPROTO_ICMP ? k.sport : k.dport);
     if (port < g->snat_lo || port > g->snat_hi)
@@ -1175,11 +1369,32 @@ __noinline int tier_snat_in(struct xdp_md *ctx, struct frame *f, struct res *r)
     f->src_kind = SRC_FABRIC;
     f->src_id = 0;
     f->vrf = slot;
-    r->nat = 1;
+    r->nat = NAT_V4;
     r->nat_addr = rd32(e->v.nat_addr);
     r->nat_port = rd16((__u8 *)&e->v.nat_port);
     r->flow = 1;
     SEND(r, id, 1);
+}
+
+// The flow stage's entry points, by family: each has no stack of its own,
+// so that the family's function sits right under the program's entry.
+__noinline int tier_snat_out(struct xdp_md *ctx, struct frame *f, struct res *r)
+{
+    if (!f || !r)
+        return 0;
+    if (f->et == ETH_P_IPV6)
+        return tier_snat_out6(ctx, f, r);
+    return tier_snat_out4(ctx, f, r);
+}
+
+__noinline int tier_snat_in(struct xdp_md *ctx, struct frame *f, struct res *r)
+{
+    if (!f || !r)
+        return 0;
+    __u8 *eth = ptr_at(ctx, 0, 14);
+    if (eth && rd16(eth + 12) == ETH_P_IPV6)
+        return tier_snat_in6(ctx, f, r);
+    return tier_snat_in4(ctx, f, r);
 }
 
 __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
@@ -1222,11 +1437,11 @@ __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
         found = route6(f->gen, f->vrf, dst);
     }
     if (!found) {
-        // Leaving by the fabric: an established SNAT flow of an IPv4
-        // packet from a VMI in the flow stage, the rest (first packets,
-        // IP fabric forwarding) in userspace.
+        // Leaving by the fabric: an established SNAT flow of a packet
+        // from a VMI in the flow stage, the rest (first packets, IP
+        // fabric forwarding) in userspace.
         struct vrf *v = vrf_at(f->gen, f->vrf);
-        if (v && (v->flags & VRF_SNAT) && f->src_kind == SRC_VMI && f->et == ETH_P_IP) {
+        if (v && (v->flags & VRF_SNAT) && f->src_kind == SRC_VMI) {
             r->plan = PLAN_SNAT;
             return 0;
         }

@@ -114,6 +114,8 @@ mod sys {
     const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
     const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
     const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+    const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+    const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 
     /// The map-element part of `union bpf_attr`.
     #[repr(C)]
@@ -124,6 +126,77 @@ mod sys {
         key: u64,
         value: u64,
         flags: u64,
+    }
+
+    /// The batch part of `union bpf_attr` (`BPF_MAP_*_BATCH`).
+    #[repr(C)]
+    #[derive(Default)]
+    struct BatchAttr {
+        in_batch: u64,
+        out_batch: u64,
+        keys: u64,
+        values: u64,
+        count: u32,
+        map_fd: u32,
+        elem_flags: u64,
+        flags: u64,
+    }
+
+    /// A batch call: how many elements the kernel processed, and the
+    /// error that stopped it, if any (the kernel writes `count` back
+    /// either way).
+    fn batch(cmd: libc::c_long, attr: &mut BatchAttr) -> (usize, io::Result<()>) {
+        // SAFETY: `attr` is a valid bpf_attr prefix of the size given; the
+        // kernel reads `count` keys (and values) through the pointers in it,
+        // which the callers make point to arrays of `count` elements of the
+        // map's key and value sizes (checked before every call), and writes
+        // back `count` only, inside `attr`.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>(),
+            )
+        };
+        let done = attr.count as usize;
+        if rc < 0 {
+            (done, Err(io::Error::last_os_error()))
+        } else {
+            (done, Ok(()))
+        }
+    }
+
+    /// Writes `count` elements: `keys` and `values` hold them back to back.
+    pub(super) fn update_batch(
+        fd: RawFd,
+        keys: &[u8],
+        values: &[u8],
+        count: usize,
+    ) -> (usize, io::Result<()>) {
+        batch(
+            BPF_MAP_UPDATE_BATCH,
+            &mut BatchAttr {
+                map_fd: fd as u32,
+                keys: keys.as_ptr() as u64,
+                values: values.as_ptr() as u64,
+                count: count as u32,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Removes `count` keys, back to back in `keys`.
+    pub(super) fn delete_batch(fd: RawFd, keys: &[u8], count: usize) -> (usize, io::Result<()>) {
+        batch(
+            BPF_MAP_DELETE_BATCH,
+            &mut BatchAttr {
+                map_fd: fd as u32,
+                keys: keys.as_ptr() as u64,
+                count: count as u32,
+                ..Default::default()
+            },
+        )
     }
 
     fn call(cmd: libc::c_long, attr: &ElemAttr) -> io::Result<()> {
@@ -194,6 +267,16 @@ mod sys {
             },
         )
     }
+}
+
+/// Whether a batch call failed because the kernel has no batch
+/// operation for the map (ENOTSUPP, 524, from kernels with the command;
+/// EINVAL from older ones).
+fn unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(524 | libc::EOPNOTSUPP | libc::EINVAL)
+    )
 }
 
 /// One map of the object: its descriptor and sizes.
@@ -281,6 +364,100 @@ impl TierMaps {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
             Err(e) => Err(map.fail("delete")(e)),
         }
+    }
+
+    /// Writes `keys.len() / key size` entries into map `name` with one
+    /// `BPF_MAP_UPDATE_BATCH`, in order (the kernel writes them one after
+    /// the other, as that many updates would): `keys` and `values` hold
+    /// the keys and values back to back. An element the kernel refuses
+    /// does not stop the others: it is skipped and reported in the
+    /// returned list of (element index, error), with one call more for
+    /// the elements after it.
+    pub fn update_batch(
+        &self,
+        name: &str,
+        keys: &[u8],
+        values: &[u8],
+    ) -> Result<Vec<(usize, TierError)>, TierError> {
+        let map = self.map(name)?;
+        let (ks, vs) = (map.key_size as usize, map.value_size as usize);
+        let count = keys.len() / ks.max(1);
+        map.check("keys", keys.len(), (count * ks) as u32)?;
+        map.check("values", values.len(), (count * vs) as u32)?;
+        let fd = map.fd.as_raw_fd();
+        let mut failed = Vec::new();
+        let mut at = 0;
+        while at < count {
+            let (done, rc) =
+                sys::update_batch(fd, &keys[at * ks..], &values[at * vs..], count - at);
+            match rc {
+                Ok(()) => break,
+                Err(e) if unsupported(&e) && done == 0 && at == 0 => {
+                    // A kernel without batch updates for this map type:
+                    // one call per element.
+                    for i in 0..count {
+                        if let Err(e) = sys::update(
+                            fd,
+                            &keys[i * ks..(i + 1) * ks],
+                            &values[i * vs..(i + 1) * vs],
+                            0,
+                        ) {
+                            failed.push((i, map.fail("update")(e)));
+                        }
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let bad = (at + done).min(count - 1);
+                    failed.push((bad, map.fail("update batch")(e)));
+                    at = bad + 1;
+                }
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Removes `keys.len() / key size` keys (back to back in `keys`) from
+    /// map `name` with `BPF_MAP_DELETE_BATCH`, in order; keys that are not
+    /// there are fine (the kernel stops at one: the call goes on after
+    /// it). Other errors are returned per element, as
+    /// [`TierMaps::update_batch`] does.
+    pub fn delete_batch(
+        &self,
+        name: &str,
+        keys: &[u8],
+    ) -> Result<Vec<(usize, TierError)>, TierError> {
+        let map = self.map(name)?;
+        let ks = map.key_size as usize;
+        let count = keys.len() / ks.max(1);
+        map.check("keys", keys.len(), (count * ks) as u32)?;
+        let fd = map.fd.as_raw_fd();
+        let mut failed = Vec::new();
+        let mut at = 0;
+        while at < count {
+            let (done, rc) = sys::delete_batch(fd, &keys[at * ks..], count - at);
+            match rc {
+                Ok(()) => break,
+                Err(e) if unsupported(&e) && done == 0 && at == 0 => {
+                    for i in 0..count {
+                        match sys::delete(fd, &keys[i * ks..(i + 1) * ks]) {
+                            Ok(()) => {}
+                            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                            Err(e) => failed.push((i, map.fail("delete")(e))),
+                        }
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let bad = (at + done).min(count - 1);
+                    if e.raw_os_error() != Some(libc::ENOENT) {
+                        failed.push((bad, map.fail("delete batch")(e)));
+                    }
+                    at = bad + 1;
+                }
+            }
+        }
+        Ok(failed)
     }
 
     /// Removes every entry of hash map `name` (the flow map when its

@@ -103,9 +103,9 @@ pub(crate) struct Flows<'a> {
     /// The pipeline's clock for the frame.
     pub(crate) now: u64,
     /// Whether the pipeline decided the frame by an established flow, one
-    /// the kernel must translate itself (IPv4 TCP without SYN, FIN or RST,
-    /// UDP, ICMP echo; nothing in the flow table changed but last-seen
-    /// and counts; transmitted).
+    /// the kernel must translate itself (IPv4 or IPv6 TCP without SYN, FIN
+    /// or RST, UDP, ICMP or ICMPv6 echo; nothing in the flow table changed
+    /// but last-seen and counts; transmitted).
     pub(crate) established: bool,
 }
 
@@ -182,7 +182,10 @@ fn case(
         flows: Arc::new(mirrored),
         special: flows
             .established
-            .then_some(Class::EstablishedSnat)
+            .then(|| match parse_l2(frame).map(|l2| l2.ethertype) {
+                Ok(trunkline_wire::ethernet::EtherType::Ipv6) => Class::EstablishedSnat6,
+                _ => Class::EstablishedSnat,
+            })
             .or_else(|| north_south(test))
             .or_else(|| policed(tables, port, frame, tx))
             .or_else(|| gateway_ha(tables))
@@ -624,7 +627,7 @@ impl Kernel {
                 assert_eq!(moved(|c| c.sent_bytes), out.len() as u64, "{}", case.test);
                 assert_eq!(
                     after.flow_hits - before.flow_hits,
-                    u64::from(case.special == Some(Class::EstablishedSnat)),
+                    u64::from(case.special.is_some_and(Class::established)),
                     "{}: flow stage hits",
                     case.test
                 );
@@ -689,6 +692,8 @@ enum Class {
     /// RST, UDP, ICMP echo), both ways, with the flow map mirrored from
     /// the flow table: the kernel's flow stage translates them.
     EstablishedSnat,
+    /// The same over an IPv6 underlay: IPv6 TCP, UDP, ICMPv6 echo.
+    EstablishedSnat6,
     /// The other frames of the north-south tests (first packets, ICMP
     /// errors, stale and expired flows, IP fabric forwarding, a DC
     /// gateway's routes): compared like the others (a hand-off always
@@ -713,14 +718,20 @@ enum Class {
 
 impl Class {
     /// The classes the kernel must decide whole.
-    const REQUIRED: [Class; 6] = [
+    const REQUIRED: [Class; 7] = [
         Class::RoutedV4,
         Class::RoutedV6,
         Class::Bridged,
         Class::Encapsulated,
         Class::Decapsulated,
         Class::EstablishedSnat,
+        Class::EstablishedSnat6,
     ];
+
+    /// Frames of an established SNAT flow, either family.
+    fn established(self) -> bool {
+        matches!(self, Class::EstablishedSnat | Class::EstablishedSnat6)
+    }
 
     fn of(case: &Case) -> Class {
         if let Some(class) = case.special {
@@ -877,7 +888,8 @@ fn every_test_frame_is_decided_alike_in_the_kernel() {
     }
 }
 
-/// The established SNAT frames of the north-south tests, each against the
+/// The established SNAT frames of the north-south tests (IPv4 and IPv6
+/// underlays), each against the
 /// flow map the mirror would hold, altered: without the flow's entries,
 /// with a generation the VRF no longer has, idle past the flow's timeout,
 /// with a VRF slot that is another VRF's (returns), without a fabric next
@@ -887,9 +899,14 @@ fn every_test_frame_is_decided_alike_in_the_kernel() {
 fn established_flows_without_a_trusted_entry_are_handed_off() {
     let cases: Vec<Case> = recorded(crate::process::tests_north_south::differential::TESTS)
         .into_iter()
-        .filter(|c| c.special == Some(Class::EstablishedSnat) && runnable(c))
+        .filter(|c| c.special.is_some_and(Class::established) && runnable(c))
         .collect();
     assert!(cases.len() >= 20, "{} established frames", cases.len());
+    let v6 = cases
+        .iter()
+        .filter(|c| c.special == Some(Class::EstablishedSnat6))
+        .count();
+    assert!(v6 >= 10, "{v6} established IPv6 frames");
     let mut kernel = Kernel::new("f");
     type Alter = fn(&mut FlowEntry);
     let alterations: [(&str, Alter, bool); 5] = [

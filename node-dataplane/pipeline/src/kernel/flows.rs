@@ -99,8 +99,9 @@ pub fn entry_bytes(
 
 /// The kernel entry of a flow table entry with these tables and slots
 /// (the ones the tables' image was built with): `None` when the kernel
-/// has no use for it (an action it does not take, an IPv6 flow, a VRF
-/// without a slot), which leaves its frames to userspace.
+/// has no use for it (an action it does not take, a VRF without a slot),
+/// which leaves its frames to userspace. IPv4 and IPv6 alike: the key
+/// holds either address, the kernel translates both.
 pub fn entry(
     tables: &Tables,
     slots: &Slots,
@@ -108,9 +109,6 @@ pub fn entry(
     value: &FlowValue,
     idle: Duration,
 ) -> Option<[u8; FLOW_ENTRY_SIZE]> {
-    if key.family != 4 {
-        return None;
-    }
     match value.action()? {
         FlowAction::Snat => {
             let mac = tables.fabric_next_hop_mac(key.dst_addr());
@@ -125,10 +123,10 @@ pub fn entry(
     }
 }
 
-/// Whether an entry of `key` may be in the kernel's map: IPv4, outside
-/// the security groups' zones (whose keys have the VRF's high bit set).
+/// Whether an entry of `key` may be in the kernel's map: outside the
+/// security groups' zones (whose keys have the VRF's high bit set).
 pub fn mirrored(key: &FlowKey) -> bool {
-    key.family == 4 && key.vrf & crate::policy::ZONE_BIT == 0
+    key.vrf & crate::policy::ZONE_BIT == 0
 }
 
 /// The kernel entry of entry `id` of `table` (see [`entry`]).
@@ -276,5 +274,19 @@ int main(void) {{
         assert_eq!(&entry[56..64], &300_000_000_000u64.to_ne_bytes());
         assert_eq!(&entry[64..68], &9u32.to_ne_bytes());
         assert_eq!(&entry[68..74], &[2, 0, 0, 0, 0, 1]);
+        // IPv6: the whole 16 bytes of each address.
+        let key = FlowKey::new(4100, 17, ip("fd00::a"), ip("2001:db8::7"), 5353, 53);
+        let bytes = key_bytes(&key);
+        assert_eq!(bytes[4], 6);
+        assert_eq!(&bytes[8..24], &ip6_octets("fd00::a"));
+        assert_eq!(&bytes[24..40], &ip6_octets("2001:db8::7"));
+        assert!(mirrored(&key));
+        let value = FlowValue::new(FlowAction::Snat, 0, ip("2001:db8:100::1"), 61007, 1, 7);
+        let entry = entry_bytes(&value, Duration::from_secs(300), 0, None);
+        assert_eq!(&entry[12..28], &ip6_octets("2001:db8:100::1"));
+    }
+
+    fn ip6_octets(s: &str) -> [u8; 16] {
+        s.parse::<std::net::Ipv6Addr>().unwrap().octets()
     }
 }

@@ -64,12 +64,16 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
         "every_north_south_drop_reason_has_a_frame",
         every_north_south_drop_reason_has_a_frame,
     ),
+    (
+        "ipv6_over_an_ipv6_underlay_is_translated_both_ways",
+        ipv6_over_an_ipv6_underlay_is_translated_both_ways,
+    ),
 ];
 
 /// The north-south tables (SNAT, IP fabric forwarding, a DC gateway), for
 /// the random frames.
 pub(crate) fn configs() -> Vec<NodeConfig> {
-    vec![config((61000, 65535))]
+    vec![config((61000, 65535)), config_v6((61000, 65535))]
 }
 
 #[test]
