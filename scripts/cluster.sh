@@ -43,6 +43,9 @@
 #                        (the test-support crate passes its own PID)
 #   TRUNKLINE_CACHE      where build-k8s.sh keeps the binaries
 #   IMAGE_REGISTRY       registry part of the node's pause image (build-images.sh)
+#   CLUSTER_PROFILING    1: the API server serves /debug/pprof (to admins, as
+#                        any request: `kubectl get --raw /debug/pprof/profile`);
+#                        off by default
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -690,7 +693,7 @@ launch() {
     --service-cluster-ip-range 10.0.0.0/24 \
     --allow-privileged=true \
     "${api_mode[@]}" \
-    --profiling=false
+    --profiling="$([ "${CLUSTER_PROFILING:-0}" = 1 ] && echo true || echo false)"
 
   # Only the controllers tests rely on: ownerReference garbage collection,
   # namespace deletion, and ClusterRole aggregation (so a chart's aggregated
