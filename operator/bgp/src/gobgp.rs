@@ -241,7 +241,10 @@ pub fn learned(path: &apipb::Path) -> Option<LearnedRoute> {
         rd: rd_from_any(prefix.rd.as_ref()?)?,
         prefix: IpPrefix::new(address, prefix_len).ok()?,
         label: *prefix.labels.first()?,
-        next_hop: next_hop?,
+        // A VPNv6 route over an IPv4 network names its next hop as an
+        // IPv4-mapped IPv6 address (RFC 4659, 3.2.1.2): the tunnel's far
+        // end is the IPv4 address.
+        next_hop: next_hop.map(|h: IpAddr| h.to_canonical())?,
         route_targets,
     })
 }
@@ -336,6 +339,29 @@ mod tests {
         assert_eq!(
             back.route_targets, route.route_targets,
             "the encapsulation community is not a target"
+        );
+    }
+
+    #[test]
+    fn a_vpnv6_route_over_ipv4_is_learned_with_its_ipv4_next_hop() {
+        let route = VpnRoute {
+            rd: "65001:1".parse().expect("rd"),
+            prefix: "2001:db8:ff::/48".parse().expect("prefix"),
+            label: 1001,
+            next_hop: "::ffff:10.3.0.200".parse().expect("ip"),
+            route_targets: ["target:64512:200".parse().expect("rt")].into(),
+            encapsulation: Encapsulation::MplsOverUdp,
+        };
+        let mut path = path(&route);
+        assert_eq!(path.family, Some(vpn_family(true)));
+        path.neighbor_ip = "10.3.0.200".into();
+        path.is_from_external = true;
+        let back = learned(&path).expect("a learned route");
+        assert_eq!(back.prefix, route.prefix);
+        assert_eq!(
+            back.next_hop,
+            "10.3.0.200".parse::<IpAddr>().expect("ip"),
+            "the IPv4-mapped next hop is the IPv4 tunnel end"
         );
     }
 }

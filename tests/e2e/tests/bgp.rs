@@ -15,7 +15,10 @@
 //!
 //! A third test puts both nodes' trunks on one switch: v1 is bound on
 //! both, members of a gateway HA group, and its route follows the active
-//! member.
+//! member. A fourth exchanges VPNv6 routes (RFC 4659) over the same IPv4
+//! session: an IPv6 VMI (`v6 fd00:40::11`, network "vpn6") exported with
+//! an IPv4-mapped next hop, FRR's `2001:db8:ff::/48` (label 1001) installed
+//! in the network's VRF.
 //!
 //! FRR shows our routes with their RD, RTs, labels and next hops; it
 //! advertises a default route (target:64512:200, label 1000) that the
@@ -54,6 +57,9 @@ const OUR_AS: u32 = 64512;
 const FRR_AS: u32 = 65001;
 /// The label FRR gives its default route.
 const FRR_LABEL: u32 = 1000;
+/// The IPv6 prefix FRR advertises as a VPNv6 route, and its label.
+const FRR_V6_PREFIX: &str = "2001:db8:ff::/48";
+const FRR_V6_LABEL: u32 = 1001;
 const EXPORT_RT: &str = "target:64512:100";
 const IMPORT_RT: &str = "target:64512:200";
 
@@ -74,14 +80,43 @@ struct Instance {
 }
 
 impl Instance {
+    fn ipv6(&self) -> bool {
+        self.ip.contains(':')
+    }
+
+    /// Its address with the prefix length of its subnet (/24, /64).
+    fn cidr(&self) -> String {
+        format!("{}/{}", self.ip, if self.ipv6() { 64 } else { 24 })
+    }
+
+    /// The host route of its address, as VPN routes carry it.
+    fn host_prefix(&self) -> String {
+        format!("{}/{}", self.ip, if self.ipv6() { 128 } else { 32 })
+    }
+
     fn gateway(&self) -> String {
-        let (net, _) = self.ip.rsplit_once('.').expect("IPv4");
-        format!("{net}.1")
+        gateway_of(&self.subnet())
     }
 
     fn subnet(&self) -> String {
-        let (net, _) = self.ip.rsplit_once('.').expect("IPv4");
-        format!("{net}.0/24")
+        if self.ipv6() {
+            let (net, _) = self.ip.rsplit_once(':').expect("IPv6");
+            format!("{net}:/64")
+        } else {
+            let (net, _) = self.ip.rsplit_once('.').expect("IPv4");
+            format!("{net}.0/24")
+        }
+    }
+}
+
+/// The gateway (`.1`, `::1`) of a /24 or /64 `subnet` (`a.b.c.0/24`,
+/// `x:y::/64`).
+fn gateway_of(subnet: &str) -> String {
+    let (network, _) = subnet.split_once('/').expect("a prefix");
+    if network.contains(':') {
+        format!("{network}1")
+    } else {
+        format!("{}.1", network.rsplit_once('.').expect("IPv4").0)
     }
 }
 
@@ -183,7 +218,7 @@ impl Rig {
             spec = spec.instance(
                 InstanceSpec::new(i.name, i.node, "eth1")
                     .vlan(i.vlan)
-                    .ip(&format!("{}/24", i.ip))
+                    .ip(&i.cidr())
                     .gateway(&i.gateway())
                     .mac(i.mac),
             );
@@ -304,9 +339,10 @@ impl Rig {
             .unwrap_or_else(|e| panic!("{kind} {name}: {e}"));
     }
 
-    /// Network `name` of `subnet` (gateway `.1`) with extra spec fields.
+    /// Network `name` of `subnet` (gateway `.1`, `::1`) with extra spec
+    /// fields.
     async fn apply_network(&self, name: &str, subnet: &str, extra: Value) {
-        let gateway = format!("{}.1", subnet.rsplit_once('.').expect("IPv4").0);
+        let gateway = gateway_of(subnet);
         let mut spec = json!({"subnets": [{"cidr": subnet, "gateway": gateway}]});
         if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
             spec.extend(extra.clone());
@@ -691,7 +727,13 @@ impl Frr {
 
     /// FRR's VPNv4 routes: (RD, prefix) -> the best path's JSON.
     fn vpn_routes(&self) -> BTreeMap<(String, String), Value> {
-        let text = self.vtysh("show bgp ipv4 vpn json");
+        self.vpn_routes_of("ipv4")
+    }
+
+    /// FRR's VPN routes of `afi` (`ipv4`, `ipv6`): (RD, prefix) -> the
+    /// best path's JSON.
+    fn vpn_routes_of(&self, afi: &str) -> BTreeMap<(String, String), Value> {
+        let text = self.vtysh(&format!("show bgp {afi} vpn json"));
         let all: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let mut out = BTreeMap::new();
         let rds = all["routes"]["routeDistinguishers"]
@@ -713,9 +755,11 @@ impl Frr {
         out
     }
 
-    /// Detail of one VPN route (`show bgp ipv4 vpn rd RD PREFIX json`).
+    /// Detail of one VPN route (`show bgp ipv4|ipv6 vpn rd RD PREFIX
+    /// json`, by the prefix's family).
     fn vpn_route_detail(&self, rd: &str, prefix: &str) -> Value {
-        serde_json::from_str(&self.vtysh(&format!("show bgp ipv4 vpn rd {rd} {prefix} json")))
+        let afi = if prefix.contains(':') { "ipv6" } else { "ipv4" };
+        serde_json::from_str(&self.vtysh(&format!("show bgp {afi} vpn rd {rd} {prefix} json")))
             .unwrap_or(Value::Null)
     }
 }
@@ -734,9 +778,26 @@ impl Drop for Frr {
     }
 }
 
-/// FRR's configuration. The route-map comes first: a static VPN route
+/// FRR's configuration, VPNv4 only. The route-map comes first: a static VPN route
 /// naming a route-map not defined yet is refused and not re-evaluated.
 fn frr_config() -> String {
+    frr_config_with_ipv6(false)
+}
+
+/// FRR's configuration; with `ipv6`, also a VPNv6 session and a static
+/// VPNv6 route ([`FRR_V6_PREFIX`], label [`FRR_V6_LABEL`], the import
+/// target).
+fn frr_config_with_ipv6(ipv6: bool) -> String {
+    let vpnv6 = if ipv6 {
+        format!(
+            " address-family ipv6 vpn\n  \
+              neighbor {CTL} activate\n  \
+              network {FRR_V6_PREFIX} rd {FRR_AS}:1 label {FRR_V6_LABEL} route-map RT-DEFAULT\n \
+             exit-address-family\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "frr defaults traditional\n\
          hostname dcgw\n\
@@ -759,6 +820,7 @@ fn frr_config() -> String {
            network 0.0.0.0/1 rd {FRR_AS}:1 label {FRR_LABEL} route-map RT-DEFAULT\n  \
            network 128.0.0.0/1 rd {FRR_AS}:1 label {FRR_LABEL} route-map RT-DEFAULT\n \
           exit-address-family\n\
+         {vpnv6}\
          !\n",
         IMPORT_RT.trim_start_matches("target:")
     )
@@ -1249,3 +1311,158 @@ async fn a_multi_homed_vmi_is_advertised_from_the_active_member_and_follows_a_fa
 
 /// v1's second binding: on gw2's trunk, which reaches the same switch.
 const V1_ON_GW2: Instance = Instance { node: "gw2", ..V1 };
+
+/// An IPv6 instance, on gw1, in network "vpn6".
+const V6: Instance = Instance {
+    name: "v6",
+    node: "gw1",
+    vlan: 200,
+    network: "vpn6",
+    ip: "fd00:40::11",
+    mac: "02:00:00:28:00:06",
+};
+
+/// VPNv6 (RFC 4659) over the IPv4 fabric: an IPv6 VMI's address is
+/// exported (FRR holds it with our RD, RT, the VMI's label, the encapsulation
+/// community and its node as next hop, IPv4-mapped), and FRR's VPNv6 route
+/// with the import target becomes a route of the network's VRF: the
+/// speaker's DCGateway names FRR's IPv4 address (not the IPv4-mapped next
+/// hop the route carries), the operator reports it Ready, and the node's
+/// installed tables hold the IPv6 prefix through the tunnel with FRR's
+/// label. (No traffic: the lab's DC gateway decapsulates IPv4 inner
+/// packets only.)
+#[tokio::test]
+async fn vpnv6_routes_are_exported_to_and_imported_from_frr() {
+    let instances = [V6];
+    let mut rig = Rig::start(
+        &instances,
+        |s| {
+            s.dc_gateway(DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")))
+                .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+        },
+        &["--debug-tables"],
+        false,
+    )
+    .await;
+    let frr = Frr::start(&rig.lab, "dcgw", &frr_config_with_ipv6(true));
+    rig.apply_all(
+        &[(
+            V6.network,
+            &V6.subnet(),
+            json!({"l3vpn": {"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]}}),
+        )],
+        &instances,
+    )
+    .await;
+    rig.start_speaker().await;
+    let peer = unique_name("frr");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": FRR_AS,
+                        "addressFamilies": ["IPv4VPN", "IPv6VPN"],
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    rig.wait_peer(&peer, "True", "Established", READY).await;
+
+    // Export.
+    let vni = rig.network_status(V6.network).await.vni.expect("a VNI");
+    let rd = format!("{CTL}:{vni}");
+    let label = rig.vmi_label(V6.name).await;
+    let prefix = V6.host_prefix();
+    let route = eventually(
+        &format!("FRR has {prefix} (VPNv6)"),
+        Duration::from_secs(30),
+        || async {
+            frr.vpn_routes_of("ipv6")
+                .get(&(rd.clone(), prefix.clone()))
+                .cloned()
+                .ok_or_else(|| frr.vtysh("show bgp ipv6 vpn"))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    let detail = frr.vpn_route_detail(&rd, &prefix);
+    let text = detail.to_string();
+    eprintln!("FRR: {prefix}: {route}\n detail {text}");
+    // FRR prints the IPv4-mapped next hop as `::ffff:a03:1`.
+    let hop = route["nexthops"][0]["ip"]
+        .as_str()
+        .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+        .map(|h| h.to_canonical());
+    assert_eq!(
+        hop,
+        underlay(V6.node).parse().ok(),
+        "next hop: the node's IPv4 underlay address, IPv4-mapped: {route}"
+    );
+    assert!(
+        route["nexthops"][0]["ip"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("::ffff:")),
+        "a VPNv6 next hop is an IPv6 address: {route}"
+    );
+    assert!(text.contains("RT:64512:100"), "route target: {text}");
+    assert!(
+        text.contains("ET:13"),
+        "MPLSoUDP encapsulation community: {text}"
+    );
+    assert!(
+        text.contains(&format!("\"remoteLabel\":{label}")),
+        "label {label}: {text}"
+    );
+    assert!(
+        !frr.vpn_routes().contains_key(&(rd.clone(), prefix.clone())),
+        "an IPv6 route is not a VPNv4 one"
+    );
+
+    // Import: FRR's VPNv6 route reaches the network's VRF through a
+    // DCGateway named by FRR's IPv4 address.
+    let gateway = format!("bgp-{}", DCGW.replace('.', "-"));
+    let api = rig.dynamic_api("DCGateway", "dcgateways", false);
+    eventually(
+        "the learned VPNv6 route's DCGateway is Ready",
+        READY,
+        || async {
+            let object = api.get(&gateway).await.map_err(|e| e.to_string())?;
+            let ready = object.data["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let spec = &object.data["spec"];
+            // FRR's VPNv4 routes carry the same target: they come along.
+            let routes = spec["networks"][0]["routes"].as_array().cloned();
+            if ready
+                && spec["address"] == DCGW
+                && spec["networks"][0]["name"] == V6.network
+                && routes.is_some_and(|r| {
+                    r.contains(&json!({"prefix": FRR_V6_PREFIX, "label": FRR_V6_LABEL}))
+                })
+            {
+                Ok(())
+            } else {
+                Err(format!("{}", object.data))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    let expected = format!("route {FRR_V6_PREFIX} peer DCGateway/{gateway} label {FRR_V6_LABEL}");
+    let agent = &rig.agents[V6.node];
+    eventually("the node's VRF holds FRR's IPv6 route", READY, || async {
+        let (code, body) = trunkline_test_support::http_get(&agent.url("/debug/tables"))?;
+        let tables: Value = serde_json::from_str(&body).map_err(|e| format!("{code}: {e}"))?;
+        let installed = tables["installed"].as_str().unwrap_or_default();
+        if installed.contains(&expected) {
+            Ok(())
+        } else {
+            Err(format!("no {expected:?} in:\n{installed}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    drop(frr);
+}
