@@ -15,6 +15,7 @@
 //!                                      `bgp-<address>`, label
 //!                                      trunkline.io/managed-by=trunkline-bgp
 //!            Speaker::peer_reports() ──> BGPPeer status (only on change)
+//!   each turn ──> Health (applied / failed / standby) ──> /readyz, /healthz
 //! ```
 //!
 //! Learned routes reach the nodes through the DCGateway kind (north-south):
@@ -45,6 +46,7 @@ use trunkline_model::ha::HaLayout;
 use trunkline_model::{NamespacedName, Placement, Snapshot};
 
 use crate::gobgp::PeerConfig;
+use crate::health::Health;
 use crate::speaker::{PeerReport, Speaker};
 use crate::vpn::{self, VpnNetwork, VpnVmi};
 
@@ -99,11 +101,13 @@ where
 }
 
 /// Runs the controller until `shutdown` resolves: passes while `leading`
-/// is true, the speaker stopped while it is false.
+/// is true, the speaker stopped while it is false; each turn tells
+/// `health` how it went.
 pub async fn run(
     client: Client,
     settings: Settings,
     mut speaker: Speaker,
+    health: Health,
     mut leading: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -120,15 +124,28 @@ pub async fn run(
     let mut state = PassState::default();
     futures::pin_mut!(shutdown);
     loop {
-        if *leading.borrow() {
-            if let Err(e) = pass(&client, &settings, &stores, &mut speaker, &mut state).await {
-                tracing::warn!(error = %e, "pass failed; the speaker is restarted on the next one");
-                speaker.failed();
+        let leads = *leading.borrow();
+        if leads {
+            if !speaker.running() {
+                // Not ready while gobgpd is (re)started: its API may take
+                // a while to answer, or never.
+                health.restarting();
             }
-        } else if speaker.pid().is_some() {
-            tracing::info!("not leading: stopping gobgpd");
-            speaker.stop().await;
-            state = PassState::default();
+            match pass(&client, &settings, &stores, &mut speaker, &mut state).await {
+                Ok(()) => health.applied(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pass failed; the speaker is restarted on the next one");
+                    health.failed(e.to_string());
+                    speaker.failed();
+                }
+            }
+        } else {
+            if speaker.pid().is_some() {
+                tracing::info!("not leading: stopping gobgpd");
+                speaker.stop().await;
+                state = PassState::default();
+            }
+            health.standby();
         }
         tokio::select! {
             _ = &mut shutdown => break,

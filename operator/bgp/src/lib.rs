@@ -13,10 +13,13 @@
 //! - [`speaker`]: the gobgpd child process, restarted and re-fed when it
 //!   dies.
 //! - [`controller`]: watches, passes, DCGateways, BGPPeer status.
+//! - [`health`]: `/healthz` and `/readyz` from what the controller's
+//!   turns said.
 
 #![forbid(unsafe_code)]
 
 pub mod controller;
 pub mod gobgp;
+pub mod health;
 pub mod speaker;
 pub mod vpn;

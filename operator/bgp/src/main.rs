@@ -1,6 +1,6 @@
 //! `trunkline-bgp`: parses flags, elects a leader, runs the speaker.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::sync::watch;
 use trunkline_bgp::controller::{self, Settings};
+use trunkline_bgp::health::{self, Health};
 use trunkline_bgp::speaker::{Speaker, SpeakerConfig};
 use trunkline_operator::leader::{Elector, LeaseConfig, default_identity, parse_duration};
 
@@ -54,6 +55,11 @@ struct Args {
     /// This replica's identity in the Lease (default: hostname + random).
     #[arg(long, env = "POD_NAME")]
     leader_election_identity: Option<String>,
+    /// Address of the HTTP server for /healthz (the controller loop turns)
+    /// and /readyz (standby, or active with its last pass applied to a
+    /// gobgpd answering over gRPC).
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    health_addr: SocketAddr,
 }
 
 #[tokio::main]
@@ -64,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let listener = health::bind(args.health_addr).await?;
     let client = match &args.kubeconfig {
         Some(path) => {
             let config = kube::config::Kubeconfig::read_from(path)
@@ -120,7 +127,16 @@ async fn main() -> anyhow::Result<()> {
             },
         )
     });
-    let controller = controller::run(client, settings, speaker, leading, stopped);
+    // Older than this, a turn's verdict is not trusted: a few resyncs, and
+    // more than gobgpd's start-up wait (15 s).
+    let health = Health::new(Duration::from_secs(30) + 3 * args.resync);
+    let probes = {
+        let mut stop = stop.clone();
+        health::serve(listener, health.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+    };
+    let controller = controller::run(client, settings, speaker, health, leading, stopped);
     let election = async move {
         match elector {
             Some(elector) => {
@@ -146,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    tokio::join!(controller, election, signal);
+    let ((), (), (), served) = tokio::join!(controller, election, signal, probes);
+    served?;
     Ok(())
 }

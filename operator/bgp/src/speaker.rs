@@ -137,6 +137,15 @@ impl Speaker {
         self.paths.clear();
     }
 
+    /// Whether gobgpd runs and its API was answering at the last call.
+    pub fn running(&mut self) -> bool {
+        self.client.is_some()
+            && self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// Starts gobgpd when it is not running (first start, it exited, or a
     /// call failed); `true` when it was (re)started.
     pub async fn ensure_running(&mut self) -> Result<bool, SpeakerError> {

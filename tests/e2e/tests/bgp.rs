@@ -43,7 +43,7 @@ use trunkline_api::{
 use trunkline_test_support::lab::{DcGatewayRoute, DcGatewaySpec, SwitchSpec, TrunkSpec};
 use trunkline_test_support::{
     ControlPlane, FabricHostSpec, InstanceSpec, Lab, LabSpec, ManagedProcess, NodeSpec,
-    TestNamespace, eventually, free_local_addr, unique_name, workspace_binary,
+    TestNamespace, eventually, free_local_addr, http_get, unique_name, workspace_binary,
 };
 
 const READY: Duration = Duration::from_secs(120);
@@ -176,27 +176,7 @@ impl Rig {
         let serial = SERIAL.lock().await;
         let plane = ControlPlane::shared();
         let client = plane.client().await.expect("client");
-        for (kind, plural, selector) in [
-            ("BGPPeer", "bgppeers", None),
-            (
-                "DCGateway",
-                "dcgateways",
-                Some("trunkline.io/managed-by=trunkline-bgp"),
-            ),
-        ] {
-            let resource = kube::core::ApiResource::from_gvk_with_plural(
-                &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", kind),
-                plural,
-            );
-            let api: Api<kube::core::DynamicObject> = Api::all_with(client.clone(), &resource);
-            let mut params = kube::api::ListParams::default();
-            if let Some(selector) = selector {
-                params = params.labels(selector);
-            }
-            api.delete_collection(&kube::api::DeleteParams::default(), &params)
-                .await
-                .unwrap_or_else(|e| panic!("deleting the {kind}s of earlier tests: {e}"));
-        }
+        clear_earlier_tests(&client).await;
         let ns = plane.namespace("ns").await.expect("namespace");
         let mut spec = LabSpec::new();
         if rack {
@@ -477,43 +457,13 @@ impl Rig {
     /// active one by the Lease `trunkline-bgp` of the test namespace (its
     /// Role, `deploy/rbac/bgp-namespace.yaml`, bound there).
     async fn start_speaker_replica(&mut self, identity: Option<&str>) {
-        let plane = ControlPlane::shared();
-        let kubeconfig = plane
-            .kubeconfig_with_role(self.ns.name(), "trunkline-bgp", "bgp")
-            .await
-            .expect("speaker identity");
-        let socket = std::env::temp_dir().join(format!("{}.sock", unique_name("gobgpd")));
-        let mut args: Vec<String> = vec![
-            "--kubeconfig".into(),
-            kubeconfig.display().to_string(),
-            "--gobgpd".into(),
-            gobgpd().display().to_string(),
-            "--api-socket".into(),
-            socket.display().to_string(),
-            "--speaker-netns".into(),
-            self.lab.netns_path("ctl").display().to_string(),
-            "--router-id".into(),
-            CTL.into(),
-            "--local-asn".into(),
-            OUR_AS.to_string(),
-            "--namespace".into(),
-            self.ns.name().into(),
-        ];
-        if let Some(identity) = identity {
-            bind_namespace_role(plane, self.ns.name(), "trunkline-bgp");
-            args.extend([
-                "--leader-elect".into(),
-                "--leader-election-identity".into(),
-                identity.into(),
-            ]);
-        }
-        let speaker = ManagedProcess::start(
-            &format!("bgp-{}", identity.unwrap_or("single")),
-            &workspace_binary("trunkline-bgp", "trunkline-bgp"),
-            &args,
-            &[("RUST_LOG", "info,trunkline_bgp=debug")],
-            free_local_addr(),
-        );
+        let speaker = start_speaker_process(
+            self.ns.name(),
+            &gobgpd(),
+            Some(&self.lab.netns_path("ctl")),
+            identity,
+        )
+        .await;
         self.speakers.push(speaker);
     }
 
@@ -524,15 +474,7 @@ impl Rig {
 
     /// The pid of the gobgpd speaker `n` runs.
     fn gobgpd_pid_of(&self, n: usize) -> Option<u32> {
-        let pid = self.speakers.get(n)?.pid()?;
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-        children
-            .split_whitespace()
-            .filter_map(|c| c.parse::<u32>().ok())
-            .find(|c| {
-                std::fs::read_to_string(format!("/proc/{c}/comm"))
-                    .is_ok_and(|comm| comm.trim() == "gobgpd")
-            })
+        gobgpd_child(self.speakers.get(n)?.pid()?)
     }
 
     /// Who holds the speakers' Lease.
@@ -597,6 +539,99 @@ impl Drop for Rig {
         for pid in gobgpd {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
+    }
+}
+
+/// Starts a BGP speaker of namespace `ns` with its own role (and its
+/// probes on a free loopback port) running `gobgpd`, in `netns` (else
+/// here, connecting out only); with `identity`, as a replica electing the
+/// active one by the Lease `trunkline-bgp` of `ns` (its Role,
+/// `deploy/rbac/bgp-namespace.yaml`, bound there).
+async fn start_speaker_process(
+    ns: &str,
+    gobgpd: &std::path::Path,
+    netns: Option<&std::path::Path>,
+    identity: Option<&str>,
+) -> ManagedProcess {
+    let plane = ControlPlane::shared();
+    let kubeconfig = plane
+        .kubeconfig_with_role(ns, "trunkline-bgp", "bgp")
+        .await
+        .expect("speaker identity");
+    let socket = std::env::temp_dir().join(format!("{}.sock", unique_name("gobgpd")));
+    let addr = free_local_addr();
+    let mut args: Vec<String> = vec![
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+        "--gobgpd".into(),
+        gobgpd.display().to_string(),
+        "--api-socket".into(),
+        socket.display().to_string(),
+        "--router-id".into(),
+        CTL.into(),
+        "--local-asn".into(),
+        OUR_AS.to_string(),
+        "--namespace".into(),
+        ns.into(),
+        "--health-addr".into(),
+        addr.to_string(),
+    ];
+    match netns {
+        Some(netns) => args.extend(["--speaker-netns".into(), netns.display().to_string()]),
+        None => args.push("--listen-port=-1".into()),
+    }
+    if let Some(identity) = identity {
+        bind_namespace_role(plane, ns, "trunkline-bgp");
+        args.extend([
+            "--leader-elect".into(),
+            "--leader-election-identity".into(),
+            identity.into(),
+        ]);
+    }
+    ManagedProcess::start(
+        &format!("bgp-{}", identity.unwrap_or("single")),
+        &workspace_binary("trunkline-bgp", "trunkline-bgp"),
+        &args,
+        &[("RUST_LOG", "info,trunkline_bgp=debug")],
+        addr,
+    )
+}
+
+/// The pid of the `gobgpd` child of process `pid`.
+fn gobgpd_child(pid: u32) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .find(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm"))
+                .is_ok_and(|comm| comm.trim() == "gobgpd")
+        })
+}
+
+/// Deletes what an earlier test of this file left cluster-wide: BGPPeers
+/// and the speaker's DCGateways.
+async fn clear_earlier_tests(client: &Client) {
+    for (kind, plural, selector) in [
+        ("BGPPeer", "bgppeers", None),
+        (
+            "DCGateway",
+            "dcgateways",
+            Some("trunkline.io/managed-by=trunkline-bgp"),
+        ),
+    ] {
+        let resource = kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", kind),
+            plural,
+        );
+        let api: Api<kube::core::DynamicObject> = Api::all_with(client.clone(), &resource);
+        let mut params = kube::api::ListParams::default();
+        if let Some(selector) = selector {
+            params = params.labels(selector);
+        }
+        api.delete_collection(&kube::api::DeleteParams::default(), &params)
+            .await
+            .unwrap_or_else(|e| panic!("deleting the {kind}s of earlier tests: {e}"));
     }
 }
 
@@ -1465,4 +1500,79 @@ async fn vpnv6_routes_are_exported_to_and_imported_from_frr() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
     drop(frr);
+}
+
+/// The speaker's probes, against the real API server (no peer, no lab:
+/// gobgpd runs here and only connects out): `/readyz` says the active
+/// speaker is ready once gobgpd answers and holds what it should; when
+/// gobgpd is gone and cannot be started again (its binary replaced by one
+/// that exits at once) `/readyz` turns 503 and says why while `/healthz`
+/// stays 200 (the process is fine); with the binary back, gobgpd is
+/// started again and the speaker is ready again.
+#[tokio::test]
+async fn the_speakers_readiness_follows_its_gobgpd() {
+    let _serial = SERIAL.lock().await;
+    let plane = ControlPlane::shared();
+    let client = plane.client().await.expect("client");
+    clear_earlier_tests(&client).await;
+    let ns = plane.namespace("ns").await.expect("namespace");
+    let dir = std::env::temp_dir().join(unique_name("gobgpd-bin"));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let binary = dir.join("gobgpd");
+    std::fs::copy(gobgpd(), &binary).expect("a copy of gobgpd");
+    let speaker = start_speaker_process(ns.name(), &binary, None, None).await;
+    let get = |path: &str| http_get(&speaker.url(path)).unwrap_or((0, String::new()));
+    speaker.wait_ready(READY).await;
+    let (code, body) = get("/readyz");
+    assert!(code == 200 && body.starts_with("active"), "{code}: {body}");
+    let first = speaker.pid().and_then(gobgpd_child).expect("gobgpd runs");
+
+    // gobgpd dies and cannot come back.
+    std::fs::remove_file(&binary).expect("remove");
+    std::fs::write(&binary, "#!/bin/sh\nexit 1\n").expect("a failing gobgpd");
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let killed = Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    eventually("/readyz turns 503", Duration::from_secs(10), || async {
+        match get("/readyz") {
+            (503, body) if body.contains("gobgpd") => Ok(body),
+            (code, body) => Err(format!("{code}: {body}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; log: {}", speaker.log().display()));
+    // Once a start has failed, it says how (the new one never answers).
+    let why = eventually("/readyz says why", Duration::from_secs(60), || async {
+        match get("/readyz") {
+            (503, body) if body.contains("did not answer") => Ok(body),
+            (code, body) => Err(format!("{code}: {body}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; log: {}", speaker.log().display()));
+    eprintln!("/readyz without gobgpd: {why}");
+    assert_eq!(get("/healthz").0, 200, "the speaker itself is alive");
+
+    // gobgpd can start again: ready again, with a new gobgpd.
+    std::fs::remove_file(&binary).expect("remove");
+    std::fs::copy(gobgpd(), &binary).expect("gobgpd back");
+    eventually("ready again", Duration::from_secs(60), || async {
+        let child = speaker.pid().and_then(gobgpd_child);
+        match get("/readyz") {
+            (200, body) if child.is_some_and(|c| c != first) => Ok(body),
+            (code, body) => Err(format!("{code}: {body}; gobgpd {child:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; log: {}", speaker.log().display()));
+    let last = speaker.pid().and_then(gobgpd_child);
+    drop(speaker);
+    if let Some(pid) = last {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -407,6 +407,20 @@ fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
         "status.podIP"
     );
     assert_eq!(flag("listen-port"), "-1", "connects out only by default");
+    // Probes on the port the speaker serves them on.
+    let health_port: u16 = flag("health-addr")
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("--health-addr=<ip>:<port>");
+    assert_eq!(
+        c["ports"],
+        json!([{"name": "health", "containerPort": health_port, "protocol": "TCP"}]),
+        "no BGP port by default"
+    );
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        assert_eq!(c[probe]["httpGet"]["path"], path, "{probe}: {c}");
+        assert_eq!(c[probe]["httpGet"]["port"], "health", "{probe}: {c}");
+    }
 
     // Set: a router ID, a port below 1024 in the pod's network.
     let docs = yaml_docs(&render_chart(
@@ -441,7 +455,8 @@ fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
     );
     assert_eq!(
         c["ports"],
-        json!([{"name": "bgp", "containerPort": 179, "protocol": "TCP"}])
+        json!([{"name": "health", "containerPort": 8081, "protocol": "TCP"},
+               {"name": "bgp", "containerPort": 179, "protocol": "TCP"}])
     );
 
     // Disabled: no Deployment, identity or binding; the roles stay.
@@ -469,6 +484,9 @@ fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
     ));
     let deployment = object(&base, "Deployment", "trunkline-bgp");
     assert_eq!(deployment["metadata"]["namespace"], "trunkline-system");
+    let c = container(deployment);
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     object(&base, "ClusterRoleBinding", "trunkline-bgp");
     object(&base, "RoleBinding", "trunkline-bgp-namespace");
 }
