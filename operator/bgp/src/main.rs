@@ -1,7 +1,9 @@
 //! `trunkline-bgp`: parses flags, elects a leader, runs the speaker.
 
+use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,6 +11,7 @@ use clap::Parser;
 use tokio::sync::watch;
 use trunkline_bgp::controller::{self, Settings};
 use trunkline_bgp::health::{self, Health};
+use trunkline_bgp::parent_death;
 use trunkline_bgp::speaker::{Speaker, SpeakerConfig};
 use trunkline_operator::leader::{Elector, LeaseConfig, default_identity, parse_duration};
 
@@ -62,8 +65,21 @@ struct Args {
     health_addr: SocketAddr,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
+    // Started as gobgpd's shim: before any thread exists, so that the
+    // parent-death signal is this (single) thread's when it execs.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if let Some(failed) = parent_death::run_if_shim(&args) {
+        return Ok(failed);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

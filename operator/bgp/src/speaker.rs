@@ -3,8 +3,9 @@
 //! and given every peer and route again without anyone's help.
 //!
 //! ```text
-//!   controller tick ──> ensure_running ──(child gone or gRPC failed)──> spawn gobgpd,
-//!        │                                                               StartBgp, forget
+//!   controller tick ──> ensure_running ──(child gone or gRPC failed)──> spawn gobgpd
+//!        │                                                               (parent_death: it dies
+//!        │                                                               with us), StartBgp, forget
 //!        │                                                               what it had
 //!        ├──> sync_peers(desired)   AddPeer / DeletePeer  (diff with what it has)
 //!        ├──> sync_paths(desired)   AddPath / DeletePath  (diff with what it has)
@@ -15,18 +16,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::gobgp::apipb::gobgp_api_client::GobgpApiClient;
 use crate::gobgp::{self, PeerConfig, apipb};
+use crate::parent_death;
 use crate::vpn::{LearnedRoute, VpnRoute};
 
 /// Why the speaker could not be driven.
@@ -162,15 +164,16 @@ impl Speaker {
             let _ = std::fs::create_dir_all(dir);
         }
         let api = format!("unix://{}", self.config.api_socket.display());
+        // Through this binary's shim: gobgpd dies with us, even by SIGKILL.
         let mut command = match &self.config.netns {
             Some(netns) => {
-                let mut c = Command::new("nsenter");
+                let mut c = parent_death::command(Path::new("nsenter"));
                 c.arg(format!("--net={}", netns.display()))
                     .arg("--")
                     .arg(&self.config.gobgpd);
                 c
             }
-            None => Command::new(&self.config.gobgpd),
+            None => parent_death::command(&self.config.gobgpd),
         };
         command
             .args([

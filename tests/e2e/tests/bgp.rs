@@ -525,8 +525,9 @@ impl Rig {
 
 impl Drop for Rig {
     /// The speakers and their gobgpd: a speaker killed by SIGKILL (its
-    /// `ManagedProcess`'s drop) cannot stop its child, which would outlive
-    /// the lab.
+    /// `ManagedProcess`'s drop) takes its gobgpd along (the parent-death
+    /// signal); killed here too all the same, in case that ever broke, so
+    /// that none outlives the lab.
     fn drop(&mut self) {
         // Their pids first, then the speakers (which would restart a
         // gobgpd killed under them), then the gobgpd.
@@ -607,6 +608,15 @@ fn gobgpd_child(pid: u32) -> Option<u32> {
             std::fs::read_to_string(format!("/proc/{c}/comm"))
                 .is_ok_and(|comm| comm.trim() == "gobgpd")
         })
+}
+
+/// Whether process `pid` is gone: no such process, or a zombie (killed,
+/// waiting for a reaper).
+fn process_gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+    })
 }
 
 /// Deletes what an earlier test of this file left cluster-wide: BGPPeers
@@ -1071,9 +1081,8 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
 }
 
 /// Two speaker replicas electing the active one by their Lease: only the
-/// active one runs gobgpd; when its process dies (killed with its gobgpd,
-/// as a container's end kills every process in it) FRR withdraws our
-/// routes, the standby takes the Lease over, starts its own gobgpd and FRR
+/// active one runs gobgpd; when its process is SIGKILLed (its gobgpd dies
+/// with it) FRR withdraws our routes, the standby takes the Lease over, starts its own gobgpd and FRR
 /// holds the routes again (same RD, label, next hop), without anyone's help.
 #[tokio::test]
 async fn the_standby_speaker_takes_over_when_the_active_one_dies() {
@@ -1153,16 +1162,25 @@ async fn the_standby_speaker_takes_over_when_the_active_one_dies() {
         identities[active], identities[standby]
     );
 
-    // The active replica dies with its gobgpd.
+    // The active replica is SIGKILLed: its gobgpd (run through nsenter
+    // here) dies with it, by the kernel's parent-death signal.
     let gobgpd = rig
         .gobgpd_pid_of(active)
         .expect("the active replica's gobgpd");
     rig.speakers[active].kill();
-    let killed = Command::new("kill")
-        .args(["-9", &gobgpd.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    eventually(
+        "the killed replica's gobgpd is gone",
+        Duration::from_secs(10),
+        || async {
+            if process_gone(gobgpd) {
+                Ok(())
+            } else {
+                Err(format!("gobgpd {gobgpd} still runs"))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
     eventually(
         "FRR withdraws our route",
         Duration::from_secs(15),
@@ -1575,4 +1593,59 @@ async fn the_speakers_readiness_follows_its_gobgpd() {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A SIGKILLed speaker leaves no gobgpd behind (nothing can clean up
+/// after a SIGKILL: the kernel's parent-death signal, set by the shim gobgpd
+/// is started through, kills it), and a speaker that ends normally
+/// (SIGTERM) stops its gobgpd too.
+#[tokio::test]
+async fn gobgpd_dies_with_its_speaker() {
+    let _serial = SERIAL.lock().await;
+    let plane = ControlPlane::shared();
+    let client = plane.client().await.expect("client");
+    clear_earlier_tests(&client).await;
+    let ns = plane.namespace("ns").await.expect("namespace");
+    let binary = gobgpd();
+    let wait_gone = |pid: u32, what: &'static str| async move {
+        eventually(what, Duration::from_secs(10), || async {
+            if process_gone(pid) {
+                Ok(())
+            } else {
+                Err(format!("gobgpd {pid} still runs"))
+            }
+        })
+        .await
+    };
+    for sigkill in [true, false] {
+        let mut speaker = start_speaker_process(ns.name(), &binary, None, None).await;
+        speaker.wait_ready(READY).await;
+        let gobgpd = speaker.pid().and_then(gobgpd_child).expect("gobgpd runs");
+        let status = std::fs::read_to_string(format!("/proc/{gobgpd}/status")).unwrap_or_default();
+        assert!(
+            status.lines().any(|l| l == "Name:\tgobgpd"),
+            "the shim became gobgpd (same pid): {status}"
+        );
+        let log = speaker.log().display().to_string();
+        if sigkill {
+            speaker.kill();
+        } else {
+            speaker.stop(Duration::from_secs(10));
+        }
+        if let Err(e) = wait_gone(
+            gobgpd,
+            if sigkill {
+                "gobgpd gone after its speaker's SIGKILL"
+            } else {
+                "gobgpd gone after its speaker's SIGTERM"
+            },
+        )
+        .await
+        {
+            let _ = Command::new("kill")
+                .args(["-9", &gobgpd.to_string()])
+                .status();
+            panic!("{e}; speaker log: {log}");
+        }
+    }
 }
