@@ -488,39 +488,62 @@ impl Rig {
             .and_then(|s| s.holder_identity)
     }
 
-    async fn peer_status(&self, name: &str) -> Value {
-        self.dynamic_api("BGPPeer", "bgppeers", false)
-            .get(name)
-            .await
-            .map(|o| o.data["status"].clone())
-            .unwrap_or(Value::Null)
-    }
-
     /// Waits until BGPPeer `name`'s Ready condition has `status` and
     /// `reason`; returns the status.
     async fn wait_peer(&self, name: &str, status: &str, reason: &str, within: Duration) -> Value {
-        eventually(
-            &format!("BGPPeer {name} Ready={status} ({reason})"),
-            within,
-            || async {
-                let s = self.peer_status(name).await;
-                let ready = s["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|c| c["type"] == "Ready")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                if ready["status"] == status && ready["reason"] == reason {
-                    Ok(s)
-                } else {
-                    Err(format!("{s}"))
-                }
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+        wait_peer_condition(&self.client, name, "Ready", status, reason, within)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
+}
+
+/// BGPPeer `name`'s status (null when it has none or is gone).
+async fn peer_status(client: &Client, name: &str) -> Value {
+    let resource = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", "BGPPeer"),
+        "bgppeers",
+    );
+    Api::<kube::core::DynamicObject>::all_with(client.clone(), &resource)
+        .get(name)
+        .await
+        .map(|o| o.data["status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// The condition `type_` of a BGPPeer status.
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .unwrap_or(&Value::Null)
+}
+
+/// Waits until BGPPeer `name`'s condition `type_` has `status` and
+/// `reason`; returns the peer's status.
+async fn wait_peer_condition(
+    client: &Client,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    within: Duration,
+) -> Result<Value, trunkline_test_support::Error> {
+    eventually(
+        &format!("BGPPeer {name} {type_}={status} ({reason})"),
+        within,
+        || async {
+            let s = peer_status(client, name).await;
+            let c = condition(&s, type_);
+            if c["status"] == status && c["reason"] == reason {
+                Ok(s)
+            } else {
+                Err(format!("{s}"))
+            }
+        },
+    )
+    .await
 }
 
 impl Drop for Rig {
@@ -1062,6 +1085,45 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
     rig.wait_peer(&peer, "True", "Established", Duration::from_secs(5))
         .await;
     assert!(frr.vpn_routes().contains_key(&v1_route));
+
+    // A second BGPPeer for FRR's address is refused, saying whose it is;
+    // the first keeps its session and FRR our routes.
+    let twin = unique_name("twin");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": twin},
+               "spec": {"address": DCGW, "peerASN": 65099}}),
+    )
+    .await;
+    let refused = wait_peer_condition(
+        &rig.client,
+        &twin,
+        "Accepted",
+        "False",
+        "AddressConflict",
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    assert!(
+        condition(&refused, "Accepted")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&peer)),
+        "names the BGPPeer holding the address: {refused}"
+    );
+    assert!(
+        refused["sessionState"].is_null(),
+        "not the first's session: {refused}"
+    );
+    rig.wait_peer(&peer, "True", "Established", Duration::from_secs(5))
+        .await;
+    assert!(frr.vpn_routes().contains_key(&v1_route));
+    rig.dynamic_api("BGPPeer", "bgppeers", false)
+        .delete(&twin, &Default::default())
+        .await
+        .expect("delete the twin");
     rig.apply(
         "bgppeers",
         false,
@@ -1648,4 +1710,94 @@ async fn gobgpd_dies_with_its_speaker() {
             panic!("{e}; speaker log: {log}");
         }
     }
+}
+
+/// Two BGPPeers naming one address, against the real API server and a
+/// real gobgpd (here, connecting out to an address nobody answers): the
+/// later object gets `Accepted=False`, reason `AddressConflict`, naming
+/// the first, and no session state of its own; the first is configured
+/// and reported as before; once the first is deleted, the other takes the
+/// address over.
+#[tokio::test]
+async fn a_second_bgppeer_with_the_same_address_is_refused() {
+    let _serial = SERIAL.lock().await;
+    let plane = ControlPlane::shared();
+    let client = plane.client().await.expect("client");
+    clear_earlier_tests(&client).await;
+    let ns = plane.namespace("ns").await.expect("namespace");
+    let speaker = start_speaker_process(ns.name(), &gobgpd(), None, None).await;
+    speaker.wait_ready(READY).await;
+    let log = speaker.log().display().to_string();
+    let api = {
+        let resource = kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", "BGPPeer"),
+            "bgppeers",
+        );
+        Api::<kube::core::DynamicObject>::all_with(client.clone(), &resource)
+    };
+    let apply = |name: String, asn: u32| {
+        let api = api.clone();
+        async move {
+            let peer = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+                "metadata": {"name": name},
+                "spec": {"address": "192.0.2.77", "peerASN": asn,
+                         "timers": {"connectRetrySeconds": 1}}});
+            api.patch(&name, &apply_params(), &Patch::Apply(&peer))
+                .await
+                .unwrap_or_else(|e| panic!("BGPPeer {name}: {e}"));
+        }
+    };
+    // Names ordered as the creations, should both fall in one second.
+    let first = unique_name("first");
+    let second = unique_name("second");
+    apply(first.clone(), 65010).await;
+    let wait = |name: String, type_: &'static str, status: &'static str, reason: &'static str| {
+        let client = client.clone();
+        let log = log.clone();
+        async move {
+            wait_peer_condition(
+                &client,
+                &name,
+                type_,
+                status,
+                reason,
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}; speaker log: {log}"))
+        }
+    };
+    wait(first.clone(), "Ready", "False", "PeerUnreachable").await;
+    apply(second.clone(), 65011).await;
+    let refused = wait(second.clone(), "Accepted", "False", "AddressConflict").await;
+    eprintln!("the second: {refused}");
+    let message = condition(&refused, "Accepted")["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains(&first) && message.contains("192.0.2.77"),
+        "names the first and the address: {message}"
+    );
+    assert_eq!(condition(&refused, "Ready")["reason"], "AddressConflict");
+    assert!(refused["sessionState"].is_null(), "{refused}");
+    let kept = peer_status(&client, &first).await;
+    assert_eq!(condition(&kept, "Accepted")["status"], "True", "{kept}");
+    assert_eq!(
+        condition(&kept, "Ready")["reason"],
+        "PeerUnreachable",
+        "{kept}"
+    );
+    assert!(kept["sessionState"].is_string(), "{kept}");
+
+    // The first goes: the second takes the address.
+    api.delete(&first, &Default::default())
+        .await
+        .expect("delete the first");
+    let took = wait(second.clone(), "Accepted", "True", "Ok").await;
+    wait(second.clone(), "Ready", "False", "PeerUnreachable").await;
+    eprintln!("the second, alone: {took}");
+    api.delete(&second, &Default::default())
+        .await
+        .expect("delete the second");
+    drop(speaker);
 }
