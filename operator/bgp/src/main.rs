@@ -42,6 +42,12 @@ struct Args {
     /// The TCP port gobgpd listens on for peers (-1: only connects out).
     #[arg(long, default_value_t = 179, allow_negative_numbers = true)]
     listen_port: i32,
+    /// Graceful restart (RFC 4724): the restart time advertised to peers,
+    /// which keep our routes (stale) that long while gobgpd restarts or a
+    /// standby takes over, until they are sent again; 0: off (a restart
+    /// withdraws every route, then advertises it again).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4095))]
+    graceful_restart_seconds: u32,
     /// Namespace of BGPPeer password Secrets and of the Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "trunkline-system")]
     namespace: String,
@@ -103,6 +109,8 @@ async fn run() -> anyhow::Result<()> {
         router_id: args.router_id,
         asn: args.local_asn,
         listen_port: args.listen_port,
+        graceful_restart: (args.graceful_restart_seconds > 0)
+            .then_some(args.graceful_restart_seconds),
     });
     let settings = Settings {
         namespace: args.namespace.clone(),

@@ -27,7 +27,7 @@ use tokio::process::Child;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::gobgp::apipb::gobgp_api_client::GobgpApiClient;
-use crate::gobgp::{self, PeerConfig, apipb};
+use crate::gobgp::{self, GracefulRestart, PeerConfig, apipb};
 use crate::parent_death;
 use crate::vpn::{LearnedRoute, VpnRoute};
 
@@ -77,6 +77,9 @@ pub struct SpeakerConfig {
     pub asn: u32,
     /// The TCP port it listens on for peers (179; -1: it does not listen).
     pub listen_port: i32,
+    /// Graceful restart's restart time (seconds) advertised to peers;
+    /// `None`: no graceful restart (a restart withdraws everything).
+    pub graceful_restart: Option<u32>,
 }
 
 /// A peer's state as gobgpd reports it.
@@ -103,6 +106,8 @@ pub struct Speaker {
     paths: BTreeMap<VpnRoute, apipb::Path>,
     errors: Arc<Mutex<BTreeMap<IpAddr, String>>>,
     starts: u64,
+    /// gobgpd was just started and has not been given its peers yet.
+    fresh: bool,
 }
 
 impl Speaker {
@@ -116,6 +121,7 @@ impl Speaker {
             paths: BTreeMap::new(),
             errors: Arc::default(),
             starts: 0,
+            fresh: false,
         }
     }
 
@@ -230,6 +236,7 @@ impl Speaker {
             })
             .await
             .map_err(call("StartBgp"))?;
+        self.fresh = true;
         tracing::info!(
             pid = self.pid(),
             starts = self.starts,
@@ -275,13 +282,23 @@ impl Speaker {
             self.peers.remove(&address);
             self.errors.lock().expect("errors").remove(&address);
         }
+        // The peers given to a gobgpd just started are told it restarted
+        // (graceful restart): they keep our routes until it sends them.
+        let gr = self
+            .config
+            .graceful_restart
+            .map(|restart_time| GracefulRestart {
+                restart_time,
+                restarting: self.fresh,
+            });
+        self.fresh = false;
         for (address, config) in desired {
             if self.peers.contains_key(address) {
                 continue;
             }
             self.api()?
                 .add_peer(apipb::AddPeerRequest {
-                    peer: Some(gobgp::peer(config)),
+                    peer: Some(gobgp::peer(config, gr)),
                 })
                 .await
                 .map_err(call("AddPeer"))?;

@@ -457,11 +457,17 @@ impl Rig {
     /// active one by the Lease `trunkline-bgp` of the test namespace (its
     /// Role, `deploy/rbac/bgp-namespace.yaml`, bound there).
     async fn start_speaker_replica(&mut self, identity: Option<&str>) {
+        self.start_speaker_with(identity, &[]).await;
+    }
+
+    /// [`Rig::start_speaker_replica`] with `extra` flags.
+    async fn start_speaker_with(&mut self, identity: Option<&str>, extra: &[&str]) {
         let speaker = start_speaker_process(
             self.ns.name(),
             &gobgpd(),
             Some(&self.lab.netns_path("ctl")),
             identity,
+            extra,
         )
         .await;
         self.speakers.push(speaker);
@@ -568,7 +574,7 @@ impl Drop for Rig {
 
 /// Starts a BGP speaker of namespace `ns` with its own role (and its
 /// probes on a free loopback port) running `gobgpd`, in `netns` (else
-/// here, connecting out only); with `identity`, as a replica electing the
+/// here, connecting out only), with `extra` flags; with `identity`, as a replica electing the
 /// active one by the Lease `trunkline-bgp` of `ns` (its Role,
 /// `deploy/rbac/bgp-namespace.yaml`, bound there).
 async fn start_speaker_process(
@@ -576,6 +582,7 @@ async fn start_speaker_process(
     gobgpd: &std::path::Path,
     netns: Option<&std::path::Path>,
     identity: Option<&str>,
+    extra: &[&str],
 ) -> ManagedProcess {
     let plane = ControlPlane::shared();
     let kubeconfig = plane
@@ -600,6 +607,7 @@ async fn start_speaker_process(
         "--health-addr".into(),
         addr.to_string(),
     ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     match netns {
         Some(netns) => args.extend(["--speaker-netns".into(), netns.display().to_string()]),
         None => args.push("--listen-port=-1".into()),
@@ -1600,7 +1608,7 @@ async fn the_speakers_readiness_follows_its_gobgpd() {
     std::fs::create_dir_all(&dir).expect("a directory");
     let binary = dir.join("gobgpd");
     std::fs::copy(gobgpd(), &binary).expect("a copy of gobgpd");
-    let speaker = start_speaker_process(ns.name(), &binary, None, None).await;
+    let speaker = start_speaker_process(ns.name(), &binary, None, None, &[]).await;
     let get = |path: &str| http_get(&speaker.url(path)).unwrap_or((0, String::new()));
     speaker.wait_ready(READY).await;
     let (code, body) = get("/readyz");
@@ -1680,7 +1688,7 @@ async fn gobgpd_dies_with_its_speaker() {
         .await
     };
     for sigkill in [true, false] {
-        let mut speaker = start_speaker_process(ns.name(), &binary, None, None).await;
+        let mut speaker = start_speaker_process(ns.name(), &binary, None, None, &[]).await;
         speaker.wait_ready(READY).await;
         let gobgpd = speaker.pid().and_then(gobgpd_child).expect("gobgpd runs");
         let status = std::fs::read_to_string(format!("/proc/{gobgpd}/status")).unwrap_or_default();
@@ -1725,7 +1733,7 @@ async fn a_second_bgppeer_with_the_same_address_is_refused() {
     let client = plane.client().await.expect("client");
     clear_earlier_tests(&client).await;
     let ns = plane.namespace("ns").await.expect("namespace");
-    let speaker = start_speaker_process(ns.name(), &gobgpd(), None, None).await;
+    let speaker = start_speaker_process(ns.name(), &gobgpd(), None, None, &[]).await;
     speaker.wait_ready(READY).await;
     let log = speaker.log().display().to_string();
     let api = {
@@ -1800,4 +1808,111 @@ async fn a_second_bgppeer_with_the_same_address_is_refused() {
         .await
         .expect("delete the second");
     drop(speaker);
+}
+
+/// Graceful restart (RFC 4724), with FRR as helper (its default): the
+/// speaker advertises a restart time; gobgpd is SIGKILLed (no
+/// NOTIFICATION) and restarted by its speaker, which tells the new gobgpd
+/// it restarted (Restart State and Forwarding State bits): FRR keeps our
+/// route all along, marked stale while the session is down, and holds it
+/// fresh again (same label and next hop) once the new gobgpd has sent it.
+#[tokio::test]
+async fn graceful_restart_keeps_frrs_routes_while_gobgpd_restarts() {
+    let instances = [V1];
+    let mut rig = Rig::start(
+        &instances,
+        |s| {
+            s.dc_gateway(DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")))
+                .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+        },
+        &[],
+        false,
+    )
+    .await;
+    let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
+    rig.apply_all(
+        &[(
+            "vpn",
+            &V1.subnet(),
+            json!({"l3vpn": {"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]}}),
+        )],
+        &instances,
+    )
+    .await;
+    rig.start_speaker_with(None, &["--graceful-restart-seconds", "60"])
+        .await;
+    let peer = unique_name("frr");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": FRR_AS,
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    rig.wait_peer(&peer, "True", "Established", READY).await;
+    let vni = rig.network_status("vpn").await.vni.expect("a VNI");
+    let rd = format!("{CTL}:{vni}");
+    let prefix = V1.host_prefix();
+    let route = (rd.clone(), prefix.clone());
+    let label = rig.vmi_label(V1.name).await;
+    let fresh = |r: &Value| r["stale"] != true && r["nexthops"][0]["ip"] == underlay(V1.node);
+    eventually("FRR has our route", Duration::from_secs(30), || async {
+        match frr.vpn_routes().get(&route) {
+            Some(r) if fresh(r) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    let neighbor: Value =
+        serde_json::from_str(&frr.vtysh(&format!("show bgp neighbors {CTL} json")))
+            .unwrap_or_default();
+    eprintln!(
+        "FRR's view of our graceful restart: {}",
+        neighbor[CTL]["gracefulRestartInfo"]
+    );
+
+    // gobgpd dies; FRR never loses the route: stale while the session is
+    // down, fresh once the new gobgpd has sent it again.
+    let old = rig.gobgpd_pid().expect("gobgpd runs under the speaker");
+    let killed = Command::new("kill")
+        .args(["-9", &old.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (mut samples, mut stale_seen) = (0, 0);
+    loop {
+        let routes = frr.vpn_routes();
+        let Some(r) = routes.get(&route) else {
+            panic!(
+                "FRR dropped our route after {samples} samples ({stale_seen} stale): {}\n{}",
+                frr.vtysh("show bgp ipv4 vpn"),
+                rig.logs()
+            );
+        };
+        samples += 1;
+        if r["stale"] == true {
+            stale_seen += 1;
+        } else if stale_seen > 0 && fresh(r) && rig.gobgpd_pid().is_some_and(|p| p != old) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fresh route again within 60 s ({samples} samples, {stale_seen} stale): {r}\n{}",
+            rig.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("{samples} samples, {stale_seen} of them stale, the route never gone");
+    let detail = frr.vpn_route_detail(&rd, &prefix).to_string();
+    assert!(
+        detail.contains(&format!("\"remoteLabel\":{label}")),
+        "label {label}: {detail}"
+    );
+    rig.wait_peer(&peer, "True", "Established", Duration::from_secs(30))
+        .await;
+    drop(frr);
 }
