@@ -18,7 +18,8 @@
 //! member. A fourth exchanges VPNv6 routes (RFC 4659) over the same IPv4
 //! session: an IPv6 VMI (`v6 fd00:40::11`, network "vpn6") exported with
 //! an IPv4-mapped next hop, FRR's `2001:db8:ff::/48` (label 1001) installed
-//! in the network's VRF.
+//! in the network's VRF, an IPv6 ping both ways to a host behind the DC
+//! gateway.
 //!
 //! FRR shows our routes with their RD, RTs, labels and next hops; it
 //! advertises a default route (target:64512:200, label 1000) that the
@@ -1452,16 +1453,18 @@ const V6: Instance = Instance {
 /// speaker's DCGateway names FRR's IPv4 address (not the IPv4-mapped next
 /// hop the route carries), the operator reports it Ready, and the node's
 /// installed tables hold the IPv6 prefix through the tunnel with FRR's
-/// label. (No traffic: the lab's DC gateway decapsulates IPv4 inner
-/// packets only.)
+/// label; an IPv6 ping crosses MPLS over UDP both ways between the
+/// instance and a host behind the DC gateway.
 #[tokio::test]
 async fn vpnv6_routes_are_exported_to_and_imported_from_frr() {
     let instances = [V6];
     let mut rig = Rig::start(
         &instances,
         |s| {
-            s.dc_gateway(DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")))
-                .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+            s.dc_gateway(
+                DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")).host("ext", &format!("{EXT}/24")),
+            )
+            .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
         },
         &["--debug-tables"],
         false,
@@ -1587,6 +1590,36 @@ async fn vpnv6_routes_are_exported_to_and_imported_from_frr() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+
+    // Traffic both ways: the host behind the DC gateway gets an address of
+    // FRR's prefix; the DC gateway sends to the instance with the label and
+    // next hop FRR learned from us (the lab's BPF encapsulation under an
+    // IPv6 route; its decapsulation reads the inner version).
+    for (at, command) in [
+        ("dcgw", "ip -6 addr add 2001:db8:ff::1/64 dev eth1 nodad"),
+        ("dcgw", "sysctl -qw net.ipv6.conf.all.forwarding=1"),
+        ("ext", "ip -6 addr add 2001:db8:ff::10/64 dev eth0 nodad"),
+        ("ext", "ip -6 route add default via 2001:db8:ff::1"),
+    ] {
+        let out = rig.lab.sh(at, command);
+        assert!(
+            out.status.success(),
+            "{at}: {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    rig.lab
+        .add_dc_gateway_route(
+            "dcgw",
+            DcGatewayRoute {
+                to: prefix.parse().expect("prefix"),
+                node: underlay(V6.node).parse().expect("address"),
+                label,
+            },
+        )
+        .expect("a DC gateway route");
+    rig.ping_eventually(V6.name, "2001:db8:ff::10").await;
+    rig.ping_eventually("ext", V6.ip).await;
     drop(frr);
 }
 
