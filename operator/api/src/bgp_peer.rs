@@ -45,7 +45,9 @@ use crate::status::Condition;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BGPPeerSpec {
     /// The peer's address (the speaker connects to it on TCP 179), IPv4
-    /// or IPv6.
+    /// or IPv6. One BGPPeer per address: a later one naming the address
+    /// of an older one is not configured (Accepted=False, reason
+    /// `AddressConflict`).
     pub address: IpAddress,
     /// The peer's AS number, 1 to 4294967295. A peer that announces
     /// another AS is refused (Ready=False, reason `PeerASMismatch`).
@@ -135,7 +137,8 @@ pub struct BGPPeerStatus {
     pub routes_received: Option<u64>,
     /// `Accepted` (the speaker configured the session) and `Ready` (the
     /// session is Established), with reasons such as `PeerUnreachable`,
-    /// `PeerASMismatch`, `SecretNotFound`, `SpeakerNotRunning`.
+    /// `PeerASMismatch`, `SessionDown`, `SecretNotFound`, `Invalid`,
+    /// `AddressConflict`, `Pending` (not reported by the speaker yet).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

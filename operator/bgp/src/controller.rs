@@ -15,6 +15,7 @@
 //!                                      `bgp-<address>`, label
 //!                                      trunkline.io/managed-by=trunkline-bgp
 //!            Speaker::peer_reports() ──> BGPPeer status (only on change)
+//!   each turn ──> Health (applied / failed / standby) ──> /readyz, /healthz
 //! ```
 //!
 //! Learned routes reach the nodes through the DCGateway kind (north-south):
@@ -45,6 +46,7 @@ use trunkline_model::ha::HaLayout;
 use trunkline_model::{NamespacedName, Placement, Snapshot};
 
 use crate::gobgp::PeerConfig;
+use crate::health::Health;
 use crate::speaker::{PeerReport, Speaker};
 use crate::vpn::{self, VpnNetwork, VpnVmi};
 
@@ -99,11 +101,13 @@ where
 }
 
 /// Runs the controller until `shutdown` resolves: passes while `leading`
-/// is true, the speaker stopped while it is false.
+/// is true, the speaker stopped while it is false; each turn tells
+/// `health` how it went.
 pub async fn run(
     client: Client,
     settings: Settings,
     mut speaker: Speaker,
+    health: Health,
     mut leading: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -120,15 +124,28 @@ pub async fn run(
     let mut state = PassState::default();
     futures::pin_mut!(shutdown);
     loop {
-        if *leading.borrow() {
-            if let Err(e) = pass(&client, &settings, &stores, &mut speaker, &mut state).await {
-                tracing::warn!(error = %e, "pass failed; the speaker is restarted on the next one");
-                speaker.failed();
+        let leads = *leading.borrow();
+        if leads {
+            if !speaker.running() {
+                // Not ready while gobgpd is (re)started: its API may take
+                // a while to answer, or never.
+                health.restarting();
             }
-        } else if speaker.pid().is_some() {
-            tracing::info!("not leading: stopping gobgpd");
-            speaker.stop().await;
-            state = PassState::default();
+            match pass(&client, &settings, &stores, &mut speaker, &mut state).await {
+                Ok(()) => health.applied(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pass failed; the speaker is restarted on the next one");
+                    health.failed(e.to_string());
+                    speaker.failed();
+                }
+            }
+        } else {
+            if speaker.pid().is_some() {
+                tracing::info!("not leading: stopping gobgpd");
+                speaker.stop().await;
+                state = PassState::default();
+            }
+            health.standby();
         }
         tokio::select! {
             _ = &mut shutdown => break,
@@ -187,7 +204,29 @@ async fn pass(
     let peers = stores.peers.state();
     let mut desired_peers = BTreeMap::new();
     let mut peer_problems: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let claims: Vec<(String, Option<Timestamp>, IpAddr)> = peers
+        .iter()
+        .filter_map(|p| {
+            let address = p.spec.address.as_str().parse().ok()?;
+            let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            Some((p.name_any(), created, address))
+        })
+        .collect();
+    for (name, (owner, address)) in address_conflicts(&claims) {
+        peer_problems.insert(
+            name,
+            (
+                "AddressConflict".to_owned(),
+                format!(
+                    "spec.address {address} is already BGPPeer {owner}'s (an older object): this one is not configured; delete it or give it another address"
+                ),
+            ),
+        );
+    }
     for peer in &peers {
+        if peer_problems.contains_key(&peer.name_any()) {
+            continue;
+        }
         match peer_config(client, settings, peer, state).await {
             Ok(config) => {
                 desired_peers.insert(config.address, config);
@@ -333,6 +372,32 @@ fn vpn_network(network: &VirtualNetwork) -> Option<VpnNetwork> {
         subnets: model.subnets.iter().map(|s| s.prefix).collect(),
         name,
     })
+}
+
+/// The BGPPeers (name, creation time, address) that name an address an
+/// older one already names (the oldest, then the first by name, keeps it),
+/// each with that owner and the address: one session per address is all
+/// gobgpd can hold.
+fn address_conflicts(
+    claims: &[(String, Option<Timestamp>, IpAddr)],
+) -> BTreeMap<String, (String, IpAddr)> {
+    let mut by_address: BTreeMap<IpAddr, Vec<(&Option<Timestamp>, &String)>> = BTreeMap::new();
+    for (name, created, address) in claims {
+        by_address
+            .entry(*address)
+            .or_default()
+            .push((created, name));
+    }
+    let mut out = BTreeMap::new();
+    for (address, mut claimants) in by_address {
+        // A missing creation time (never from the API server) sorts last.
+        claimants.sort_by_key(|(created, name)| (created.is_none(), **created, *name));
+        let owner = claimants[0].1;
+        for (_, name) in &claimants[1..] {
+            out.insert((*name).clone(), (owner.clone(), address));
+        }
+    }
+    out
 }
 
 /// The session configuration of `peer`, or why it cannot be configured.
@@ -484,9 +549,10 @@ fn peer_status(
 ) -> serde_json::Value {
     let generation = peer.metadata.generation;
     let address = peer.spec.address.as_str();
+    // A peer not configured (another one's address, a missing Secret)
+    // reports no session, not the one of another object.
     let report = address.parse::<IpAddr>().ok().and_then(|a| {
-        configured
-            .contains_key(&a)
+        (problem.is_none() && configured.contains_key(&a))
             .then(|| reports.get(&a))
             .flatten()
     });
@@ -683,6 +749,56 @@ mod tests {
         assert!(vmis[0].programmed);
         assert_eq!(vmis[0].label, Some(17));
         vmis[0].next_hop
+    }
+
+    #[test]
+    fn the_oldest_peer_keeps_an_address_the_later_ones_conflict() {
+        let at = |s: &str| Some(s.parse::<Timestamp>().expect("time"));
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let claims = vec![
+            (
+                "b-later".to_owned(),
+                at("2026-11-30T00:00:02Z"),
+                ip("10.3.0.200"),
+            ),
+            (
+                "z-first".to_owned(),
+                at("2026-11-30T00:00:01Z"),
+                ip("10.3.0.200"),
+            ),
+            (
+                "a-same-time".to_owned(),
+                at("2026-11-30T00:00:02Z"),
+                ip("10.3.0.200"),
+            ),
+            (
+                "alone".to_owned(),
+                at("2026-11-30T00:00:03Z"),
+                ip("10.3.0.201"),
+            ),
+            (
+                "v6".to_owned(),
+                at("2026-11-30T00:00:01Z"),
+                ip("2001:db8::1"),
+            ),
+            (
+                "v6-long".to_owned(),
+                at("2026-11-30T00:00:05Z"),
+                ip("2001:db8:0::0:1"),
+            ),
+        ];
+        let conflicts = address_conflicts(&claims);
+        let owner = |name: &str| conflicts.get(name).map(|(o, _)| o.as_str());
+        assert_eq!(owner("b-later"), Some("z-first"));
+        assert_eq!(owner("a-same-time"), Some("z-first"));
+        assert_eq!(owner("z-first"), None, "the oldest keeps it");
+        assert_eq!(owner("alone"), None);
+        assert_eq!(
+            owner("v6-long"),
+            Some("v6"),
+            "the same address, written otherwise"
+        );
+        assert_eq!(conflicts.len(), 3);
     }
 
     #[test]

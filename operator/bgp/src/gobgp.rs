@@ -241,7 +241,10 @@ pub fn learned(path: &apipb::Path) -> Option<LearnedRoute> {
         rd: rd_from_any(prefix.rd.as_ref()?)?,
         prefix: IpPrefix::new(address, prefix_len).ok()?,
         label: *prefix.labels.first()?,
-        next_hop: next_hop?,
+        // A VPNv6 route over an IPv4 network names its next hop as an
+        // IPv4-mapped IPv6 address (RFC 4659, 3.2.1.2): the tunnel's far
+        // end is the IPv4 address.
+        next_hop: next_hop.map(|h: IpAddr| h.to_canonical())?,
         route_targets,
     })
 }
@@ -265,8 +268,23 @@ pub struct PeerConfig {
     pub password: String,
 }
 
-/// `config` as a GoBGP `Peer`.
-pub fn peer(config: &PeerConfig) -> apipb::Peer {
+/// Graceful restart (RFC 4724) as we advertise it to every peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GracefulRestart {
+    /// How long a peer keeps our routes (stale) after our session drops.
+    pub restart_time: u32,
+    /// This gobgpd was just (re)started: the Restart State and Forwarding
+    /// State bits are set, so that peers keep our stale routes until we
+    /// send them again (and our End-of-RIB).
+    pub restarting: bool,
+}
+
+/// How long a (re)started gobgpd waits for its peers' End-of-RIB before
+/// sending its routes anyway.
+const DEFERRAL_SECONDS: u32 = 30;
+
+/// `config` as a GoBGP `Peer`, with graceful restart when `gr` is set.
+pub fn peer(config: &PeerConfig, gr: Option<GracefulRestart>) -> apipb::Peer {
     let mut families = Vec::new();
     if config.ipv4_vpn {
         families.push(vpn_family(false));
@@ -292,12 +310,23 @@ pub fn peer(config: &PeerConfig) -> apipb::Peer {
             }),
             state: None,
         }),
+        graceful_restart: gr.map(|gr| apipb::GracefulRestart {
+            enabled: true,
+            restart_time: gr.restart_time,
+            deferral_time: DEFERRAL_SECONDS,
+            local_restarting: gr.restarting,
+            ..Default::default()
+        }),
         afi_safis: families
             .into_iter()
             .map(|family| apipb::AfiSafi {
                 config: Some(apipb::AfiSafiConfig {
                     family: Some(family),
                     enabled: true,
+                }),
+                mp_graceful_restart: gr.map(|_| apipb::MpGracefulRestart {
+                    config: Some(apipb::MpGracefulRestartConfig { enabled: true }),
+                    state: None,
                 }),
                 ..Default::default()
             })
@@ -336,6 +365,66 @@ mod tests {
         assert_eq!(
             back.route_targets, route.route_targets,
             "the encapsulation community is not a target"
+        );
+    }
+
+    #[test]
+    fn graceful_restart_reaches_the_peer_and_each_family() {
+        let config = PeerConfig {
+            address: "10.3.0.200".parse().expect("ip"),
+            peer_asn: 65001,
+            local_asn: 64512,
+            ipv4_vpn: true,
+            ipv6_vpn: true,
+            timers: (90, 30, 5),
+            password: String::new(),
+        };
+        let off = peer(&config, None);
+        assert!(off.graceful_restart.is_none());
+        assert!(
+            off.afi_safis
+                .iter()
+                .all(|a| a.mp_graceful_restart.is_none())
+        );
+        let on = peer(
+            &config,
+            Some(GracefulRestart {
+                restart_time: 60,
+                restarting: true,
+            }),
+        );
+        let gr = on.graceful_restart.expect("graceful restart");
+        assert!(gr.enabled && gr.local_restarting);
+        assert_eq!(gr.restart_time, 60);
+        assert_eq!(on.afi_safis.len(), 2);
+        assert!(on.afi_safis.iter().all(|a| {
+            a.mp_graceful_restart
+                .as_ref()
+                .and_then(|m| m.config.as_ref())
+                .is_some_and(|c| c.enabled)
+        }));
+    }
+
+    #[test]
+    fn a_vpnv6_route_over_ipv4_is_learned_with_its_ipv4_next_hop() {
+        let route = VpnRoute {
+            rd: "65001:1".parse().expect("rd"),
+            prefix: "2001:db8:ff::/48".parse().expect("prefix"),
+            label: 1001,
+            next_hop: "::ffff:10.3.0.200".parse().expect("ip"),
+            route_targets: ["target:64512:200".parse().expect("rt")].into(),
+            encapsulation: Encapsulation::MplsOverUdp,
+        };
+        let mut path = path(&route);
+        assert_eq!(path.family, Some(vpn_family(true)));
+        path.neighbor_ip = "10.3.0.200".into();
+        path.is_from_external = true;
+        let back = learned(&path).expect("a learned route");
+        assert_eq!(back.prefix, route.prefix);
+        assert_eq!(
+            back.next_hop,
+            "10.3.0.200".parse::<IpAddr>().expect("ip"),
+            "the IPv4-mapped next hop is the IPv4 tunnel end"
         );
     }
 }

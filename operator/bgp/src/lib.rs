@@ -13,10 +13,15 @@
 //! - [`speaker`]: the gobgpd child process, restarted and re-fed when it
 //!   dies.
 //! - [`controller`]: watches, passes, DCGateways, BGPPeer status.
+//! - [`health`]: `/healthz` and `/readyz` from what the controller's
+//!   turns said.
+//! - [`parent_death`]: gobgpd started so that it dies with the speaker.
 
 #![forbid(unsafe_code)]
 
 pub mod controller;
 pub mod gobgp;
+pub mod health;
+pub mod parent_death;
 pub mod speaker;
 pub mod vpn;

@@ -1,13 +1,17 @@
 //! `trunkline-bgp`: parses flags, elects a leader, runs the speaker.
 
-use std::net::Ipv4Addr;
+use std::ffi::OsString;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use tokio::sync::watch;
 use trunkline_bgp::controller::{self, Settings};
+use trunkline_bgp::health::{self, Health};
+use trunkline_bgp::parent_death;
 use trunkline_bgp::speaker::{Speaker, SpeakerConfig};
 use trunkline_operator::leader::{Elector, LeaseConfig, default_identity, parse_duration};
 
@@ -38,6 +42,12 @@ struct Args {
     /// The TCP port gobgpd listens on for peers (-1: only connects out).
     #[arg(long, default_value_t = 179, allow_negative_numbers = true)]
     listen_port: i32,
+    /// Graceful restart (RFC 4724): the restart time advertised to peers,
+    /// which keep our routes (stale) that long while gobgpd restarts or a
+    /// standby takes over, until they are sent again; 0: off (a restart
+    /// withdraws every route, then advertises it again).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4095))]
+    graceful_restart_seconds: u32,
     /// Namespace of BGPPeer password Secrets and of the Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "trunkline-system")]
     namespace: String,
@@ -54,16 +64,35 @@ struct Args {
     /// This replica's identity in the Lease (default: hostname + random).
     #[arg(long, env = "POD_NAME")]
     leader_election_identity: Option<String>,
+    /// Address of the HTTP server for /healthz (the controller loop turns)
+    /// and /readyz (standby, or active with its last pass applied to a
+    /// gobgpd answering over gRPC).
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    health_addr: SocketAddr,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
+    // Started as gobgpd's shim: before any thread exists, so that the
+    // parent-death signal is this (single) thread's when it execs.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if let Some(failed) = parent_death::run_if_shim(&args) {
+        return Ok(failed);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
+    let listener = health::bind(args.health_addr).await?;
     let client = match &args.kubeconfig {
         Some(path) => {
             let config = kube::config::Kubeconfig::read_from(path)
@@ -80,6 +109,8 @@ async fn main() -> anyhow::Result<()> {
         router_id: args.router_id,
         asn: args.local_asn,
         listen_port: args.listen_port,
+        graceful_restart: (args.graceful_restart_seconds > 0)
+            .then_some(args.graceful_restart_seconds),
     });
     let settings = Settings {
         namespace: args.namespace.clone(),
@@ -120,7 +151,16 @@ async fn main() -> anyhow::Result<()> {
             },
         )
     });
-    let controller = controller::run(client, settings, speaker, leading, stopped);
+    // Older than this, a turn's verdict is not trusted: a few resyncs, and
+    // more than gobgpd's start-up wait (15 s).
+    let health = Health::new(Duration::from_secs(30) + 3 * args.resync);
+    let probes = {
+        let mut stop = stop.clone();
+        health::serve(listener, health.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+    };
+    let controller = controller::run(client, settings, speaker, health, leading, stopped);
     let election = async move {
         match elector {
             Some(elector) => {
@@ -146,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    tokio::join!(controller, election, signal);
+    let ((), (), (), served) = tokio::join!(controller, election, signal, probes);
+    served?;
     Ok(())
 }

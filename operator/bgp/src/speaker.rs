@@ -3,8 +3,9 @@
 //! and given every peer and route again without anyone's help.
 //!
 //! ```text
-//!   controller tick ──> ensure_running ──(child gone or gRPC failed)──> spawn gobgpd,
-//!        │                                                               StartBgp, forget
+//!   controller tick ──> ensure_running ──(child gone or gRPC failed)──> spawn gobgpd
+//!        │                                                               (parent_death: it dies
+//!        │                                                               with us), StartBgp, forget
 //!        │                                                               what it had
 //!        ├──> sync_peers(desired)   AddPeer / DeletePeer  (diff with what it has)
 //!        ├──> sync_paths(desired)   AddPath / DeletePath  (diff with what it has)
@@ -15,18 +16,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::gobgp::apipb::gobgp_api_client::GobgpApiClient;
-use crate::gobgp::{self, PeerConfig, apipb};
+use crate::gobgp::{self, GracefulRestart, PeerConfig, apipb};
+use crate::parent_death;
 use crate::vpn::{LearnedRoute, VpnRoute};
 
 /// Why the speaker could not be driven.
@@ -75,6 +77,9 @@ pub struct SpeakerConfig {
     pub asn: u32,
     /// The TCP port it listens on for peers (179; -1: it does not listen).
     pub listen_port: i32,
+    /// Graceful restart's restart time (seconds) advertised to peers;
+    /// `None`: no graceful restart (a restart withdraws everything).
+    pub graceful_restart: Option<u32>,
 }
 
 /// A peer's state as gobgpd reports it.
@@ -101,6 +106,8 @@ pub struct Speaker {
     paths: BTreeMap<VpnRoute, apipb::Path>,
     errors: Arc<Mutex<BTreeMap<IpAddr, String>>>,
     starts: u64,
+    /// gobgpd was just started and has not been given its peers yet.
+    fresh: bool,
 }
 
 impl Speaker {
@@ -114,6 +121,7 @@ impl Speaker {
             paths: BTreeMap::new(),
             errors: Arc::default(),
             starts: 0,
+            fresh: false,
         }
     }
 
@@ -137,6 +145,15 @@ impl Speaker {
         self.paths.clear();
     }
 
+    /// Whether gobgpd runs and its API was answering at the last call.
+    pub fn running(&mut self) -> bool {
+        self.client.is_some()
+            && self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// Starts gobgpd when it is not running (first start, it exited, or a
     /// call failed); `true` when it was (re)started.
     pub async fn ensure_running(&mut self) -> Result<bool, SpeakerError> {
@@ -153,15 +170,16 @@ impl Speaker {
             let _ = std::fs::create_dir_all(dir);
         }
         let api = format!("unix://{}", self.config.api_socket.display());
+        // Through this binary's shim: gobgpd dies with us, even by SIGKILL.
         let mut command = match &self.config.netns {
             Some(netns) => {
-                let mut c = Command::new("nsenter");
+                let mut c = parent_death::command(Path::new("nsenter"));
                 c.arg(format!("--net={}", netns.display()))
                     .arg("--")
                     .arg(&self.config.gobgpd);
                 c
             }
-            None => Command::new(&self.config.gobgpd),
+            None => parent_death::command(&self.config.gobgpd),
         };
         command
             .args([
@@ -218,6 +236,7 @@ impl Speaker {
             })
             .await
             .map_err(call("StartBgp"))?;
+        self.fresh = true;
         tracing::info!(
             pid = self.pid(),
             starts = self.starts,
@@ -263,13 +282,23 @@ impl Speaker {
             self.peers.remove(&address);
             self.errors.lock().expect("errors").remove(&address);
         }
+        // The peers given to a gobgpd just started are told it restarted
+        // (graceful restart): they keep our routes until it sends them.
+        let gr = self
+            .config
+            .graceful_restart
+            .map(|restart_time| GracefulRestart {
+                restart_time,
+                restarting: self.fresh,
+            });
+        self.fresh = false;
         for (address, config) in desired {
             if self.peers.contains_key(address) {
                 continue;
             }
             self.api()?
                 .add_peer(apipb::AddPeerRequest {
-                    peer: Some(gobgp::peer(config)),
+                    peer: Some(gobgp::peer(config, gr)),
                 })
                 .await
                 .map_err(call("AddPeer"))?;

@@ -15,7 +15,11 @@
 //!
 //! A third test puts both nodes' trunks on one switch: v1 is bound on
 //! both, members of a gateway HA group, and its route follows the active
-//! member.
+//! member. A fourth exchanges VPNv6 routes (RFC 4659) over the same IPv4
+//! session: an IPv6 VMI (`v6 fd00:40::11`, network "vpn6") exported with
+//! an IPv4-mapped next hop, FRR's `2001:db8:ff::/48` (label 1001) installed
+//! in the network's VRF, an IPv6 ping both ways to a host behind the DC
+//! gateway.
 //!
 //! FRR shows our routes with their RD, RTs, labels and next hops; it
 //! advertises a default route (target:64512:200, label 1000) that the
@@ -40,7 +44,7 @@ use trunkline_api::{
 use trunkline_test_support::lab::{DcGatewayRoute, DcGatewaySpec, SwitchSpec, TrunkSpec};
 use trunkline_test_support::{
     ControlPlane, FabricHostSpec, InstanceSpec, Lab, LabSpec, ManagedProcess, NodeSpec,
-    TestNamespace, eventually, free_local_addr, unique_name, workspace_binary,
+    TestNamespace, eventually, free_local_addr, http_get, unique_name, workspace_binary,
 };
 
 const READY: Duration = Duration::from_secs(120);
@@ -54,6 +58,9 @@ const OUR_AS: u32 = 64512;
 const FRR_AS: u32 = 65001;
 /// The label FRR gives its default route.
 const FRR_LABEL: u32 = 1000;
+/// The IPv6 prefix FRR advertises as a VPNv6 route, and its label.
+const FRR_V6_PREFIX: &str = "2001:db8:ff::/48";
+const FRR_V6_LABEL: u32 = 1001;
 const EXPORT_RT: &str = "target:64512:100";
 const IMPORT_RT: &str = "target:64512:200";
 
@@ -74,14 +81,43 @@ struct Instance {
 }
 
 impl Instance {
+    fn ipv6(&self) -> bool {
+        self.ip.contains(':')
+    }
+
+    /// Its address with the prefix length of its subnet (/24, /64).
+    fn cidr(&self) -> String {
+        format!("{}/{}", self.ip, if self.ipv6() { 64 } else { 24 })
+    }
+
+    /// The host route of its address, as VPN routes carry it.
+    fn host_prefix(&self) -> String {
+        format!("{}/{}", self.ip, if self.ipv6() { 128 } else { 32 })
+    }
+
     fn gateway(&self) -> String {
-        let (net, _) = self.ip.rsplit_once('.').expect("IPv4");
-        format!("{net}.1")
+        gateway_of(&self.subnet())
     }
 
     fn subnet(&self) -> String {
-        let (net, _) = self.ip.rsplit_once('.').expect("IPv4");
-        format!("{net}.0/24")
+        if self.ipv6() {
+            let (net, _) = self.ip.rsplit_once(':').expect("IPv6");
+            format!("{net}:/64")
+        } else {
+            let (net, _) = self.ip.rsplit_once('.').expect("IPv4");
+            format!("{net}.0/24")
+        }
+    }
+}
+
+/// The gateway (`.1`, `::1`) of a /24 or /64 `subnet` (`a.b.c.0/24`,
+/// `x:y::/64`).
+fn gateway_of(subnet: &str) -> String {
+    let (network, _) = subnet.split_once('/').expect("a prefix");
+    if network.contains(':') {
+        format!("{network}1")
+    } else {
+        format!("{}.1", network.rsplit_once('.').expect("IPv4").0)
     }
 }
 
@@ -141,27 +177,7 @@ impl Rig {
         let serial = SERIAL.lock().await;
         let plane = ControlPlane::shared();
         let client = plane.client().await.expect("client");
-        for (kind, plural, selector) in [
-            ("BGPPeer", "bgppeers", None),
-            (
-                "DCGateway",
-                "dcgateways",
-                Some("trunkline.io/managed-by=trunkline-bgp"),
-            ),
-        ] {
-            let resource = kube::core::ApiResource::from_gvk_with_plural(
-                &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", kind),
-                plural,
-            );
-            let api: Api<kube::core::DynamicObject> = Api::all_with(client.clone(), &resource);
-            let mut params = kube::api::ListParams::default();
-            if let Some(selector) = selector {
-                params = params.labels(selector);
-            }
-            api.delete_collection(&kube::api::DeleteParams::default(), &params)
-                .await
-                .unwrap_or_else(|e| panic!("deleting the {kind}s of earlier tests: {e}"));
-        }
+        clear_earlier_tests(&client).await;
         let ns = plane.namespace("ns").await.expect("namespace");
         let mut spec = LabSpec::new();
         if rack {
@@ -183,7 +199,7 @@ impl Rig {
             spec = spec.instance(
                 InstanceSpec::new(i.name, i.node, "eth1")
                     .vlan(i.vlan)
-                    .ip(&format!("{}/24", i.ip))
+                    .ip(&i.cidr())
                     .gateway(&i.gateway())
                     .mac(i.mac),
             );
@@ -304,9 +320,10 @@ impl Rig {
             .unwrap_or_else(|e| panic!("{kind} {name}: {e}"));
     }
 
-    /// Network `name` of `subnet` (gateway `.1`) with extra spec fields.
+    /// Network `name` of `subnet` (gateway `.1`, `::1`) with extra spec
+    /// fields.
     async fn apply_network(&self, name: &str, subnet: &str, extra: Value) {
-        let gateway = format!("{}.1", subnet.rsplit_once('.').expect("IPv4").0);
+        let gateway = gateway_of(subnet);
         let mut spec = json!({"subnets": [{"cidr": subnet, "gateway": gateway}]});
         if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
             spec.extend(extra.clone());
@@ -441,43 +458,19 @@ impl Rig {
     /// active one by the Lease `trunkline-bgp` of the test namespace (its
     /// Role, `deploy/rbac/bgp-namespace.yaml`, bound there).
     async fn start_speaker_replica(&mut self, identity: Option<&str>) {
-        let plane = ControlPlane::shared();
-        let kubeconfig = plane
-            .kubeconfig_with_role(self.ns.name(), "trunkline-bgp", "bgp")
-            .await
-            .expect("speaker identity");
-        let socket = std::env::temp_dir().join(format!("{}.sock", unique_name("gobgpd")));
-        let mut args: Vec<String> = vec![
-            "--kubeconfig".into(),
-            kubeconfig.display().to_string(),
-            "--gobgpd".into(),
-            gobgpd().display().to_string(),
-            "--api-socket".into(),
-            socket.display().to_string(),
-            "--speaker-netns".into(),
-            self.lab.netns_path("ctl").display().to_string(),
-            "--router-id".into(),
-            CTL.into(),
-            "--local-asn".into(),
-            OUR_AS.to_string(),
-            "--namespace".into(),
-            self.ns.name().into(),
-        ];
-        if let Some(identity) = identity {
-            bind_namespace_role(plane, self.ns.name(), "trunkline-bgp");
-            args.extend([
-                "--leader-elect".into(),
-                "--leader-election-identity".into(),
-                identity.into(),
-            ]);
-        }
-        let speaker = ManagedProcess::start(
-            &format!("bgp-{}", identity.unwrap_or("single")),
-            &workspace_binary("trunkline-bgp", "trunkline-bgp"),
-            &args,
-            &[("RUST_LOG", "info,trunkline_bgp=debug")],
-            free_local_addr(),
-        );
+        self.start_speaker_with(identity, &[]).await;
+    }
+
+    /// [`Rig::start_speaker_replica`] with `extra` flags.
+    async fn start_speaker_with(&mut self, identity: Option<&str>, extra: &[&str]) {
+        let speaker = start_speaker_process(
+            self.ns.name(),
+            &gobgpd(),
+            Some(&self.lab.netns_path("ctl")),
+            identity,
+            extra,
+        )
+        .await;
         self.speakers.push(speaker);
     }
 
@@ -488,15 +481,7 @@ impl Rig {
 
     /// The pid of the gobgpd speaker `n` runs.
     fn gobgpd_pid_of(&self, n: usize) -> Option<u32> {
-        let pid = self.speakers.get(n)?.pid()?;
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-        children
-            .split_whitespace()
-            .filter_map(|c| c.parse::<u32>().ok())
-            .find(|c| {
-                std::fs::read_to_string(format!("/proc/{c}/comm"))
-                    .is_ok_and(|comm| comm.trim() == "gobgpd")
-            })
+        gobgpd_child(self.speakers.get(n)?.pid()?)
     }
 
     /// Who holds the speakers' Lease.
@@ -510,45 +495,69 @@ impl Rig {
             .and_then(|s| s.holder_identity)
     }
 
-    async fn peer_status(&self, name: &str) -> Value {
-        self.dynamic_api("BGPPeer", "bgppeers", false)
-            .get(name)
-            .await
-            .map(|o| o.data["status"].clone())
-            .unwrap_or(Value::Null)
-    }
-
     /// Waits until BGPPeer `name`'s Ready condition has `status` and
     /// `reason`; returns the status.
     async fn wait_peer(&self, name: &str, status: &str, reason: &str, within: Duration) -> Value {
-        eventually(
-            &format!("BGPPeer {name} Ready={status} ({reason})"),
-            within,
-            || async {
-                let s = self.peer_status(name).await;
-                let ready = s["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|c| c["type"] == "Ready")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                if ready["status"] == status && ready["reason"] == reason {
-                    Ok(s)
-                } else {
-                    Err(format!("{s}"))
-                }
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+        wait_peer_condition(&self.client, name, "Ready", status, reason, within)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
+}
+
+/// BGPPeer `name`'s status (null when it has none or is gone).
+async fn peer_status(client: &Client, name: &str) -> Value {
+    let resource = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", "BGPPeer"),
+        "bgppeers",
+    );
+    Api::<kube::core::DynamicObject>::all_with(client.clone(), &resource)
+        .get(name)
+        .await
+        .map(|o| o.data["status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// The condition `type_` of a BGPPeer status.
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .unwrap_or(&Value::Null)
+}
+
+/// Waits until BGPPeer `name`'s condition `type_` has `status` and
+/// `reason`; returns the peer's status.
+async fn wait_peer_condition(
+    client: &Client,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    within: Duration,
+) -> Result<Value, trunkline_test_support::Error> {
+    eventually(
+        &format!("BGPPeer {name} {type_}={status} ({reason})"),
+        within,
+        || async {
+            let s = peer_status(client, name).await;
+            let c = condition(&s, type_);
+            if c["status"] == status && c["reason"] == reason {
+                Ok(s)
+            } else {
+                Err(format!("{s}"))
+            }
+        },
+    )
+    .await
 }
 
 impl Drop for Rig {
     /// The speakers and their gobgpd: a speaker killed by SIGKILL (its
-    /// `ManagedProcess`'s drop) cannot stop its child, which would outlive
-    /// the lab.
+    /// `ManagedProcess`'s drop) takes its gobgpd along (the parent-death
+    /// signal); killed here too all the same, in case that ever broke, so
+    /// that none outlives the lab.
     fn drop(&mut self) {
         // Their pids first, then the speakers (which would restart a
         // gobgpd killed under them), then the gobgpd.
@@ -561,6 +570,110 @@ impl Drop for Rig {
         for pid in gobgpd {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
+    }
+}
+
+/// Starts a BGP speaker of namespace `ns` with its own role (and its
+/// probes on a free loopback port) running `gobgpd`, in `netns` (else
+/// here, connecting out only), with `extra` flags; with `identity`, as a replica electing the
+/// active one by the Lease `trunkline-bgp` of `ns` (its Role,
+/// `deploy/rbac/bgp-namespace.yaml`, bound there).
+async fn start_speaker_process(
+    ns: &str,
+    gobgpd: &std::path::Path,
+    netns: Option<&std::path::Path>,
+    identity: Option<&str>,
+    extra: &[&str],
+) -> ManagedProcess {
+    let plane = ControlPlane::shared();
+    let kubeconfig = plane
+        .kubeconfig_with_role(ns, "trunkline-bgp", "bgp")
+        .await
+        .expect("speaker identity");
+    let socket = std::env::temp_dir().join(format!("{}.sock", unique_name("gobgpd")));
+    let addr = free_local_addr();
+    let mut args: Vec<String> = vec![
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+        "--gobgpd".into(),
+        gobgpd.display().to_string(),
+        "--api-socket".into(),
+        socket.display().to_string(),
+        "--router-id".into(),
+        CTL.into(),
+        "--local-asn".into(),
+        OUR_AS.to_string(),
+        "--namespace".into(),
+        ns.into(),
+        "--health-addr".into(),
+        addr.to_string(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    match netns {
+        Some(netns) => args.extend(["--speaker-netns".into(), netns.display().to_string()]),
+        None => args.push("--listen-port=-1".into()),
+    }
+    if let Some(identity) = identity {
+        bind_namespace_role(plane, ns, "trunkline-bgp");
+        args.extend([
+            "--leader-elect".into(),
+            "--leader-election-identity".into(),
+            identity.into(),
+        ]);
+    }
+    ManagedProcess::start(
+        &format!("bgp-{}", identity.unwrap_or("single")),
+        &workspace_binary("trunkline-bgp", "trunkline-bgp"),
+        &args,
+        &[("RUST_LOG", "info,trunkline_bgp=debug")],
+        addr,
+    )
+}
+
+/// The pid of the `gobgpd` child of process `pid`.
+fn gobgpd_child(pid: u32) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .find(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm"))
+                .is_ok_and(|comm| comm.trim() == "gobgpd")
+        })
+}
+
+/// Whether process `pid` is gone: no such process, or a zombie (killed,
+/// waiting for a reaper).
+fn process_gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+    })
+}
+
+/// Deletes what an earlier test of this file left cluster-wide: BGPPeers
+/// and the speaker's DCGateways.
+async fn clear_earlier_tests(client: &Client) {
+    for (kind, plural, selector) in [
+        ("BGPPeer", "bgppeers", None),
+        (
+            "DCGateway",
+            "dcgateways",
+            Some("trunkline.io/managed-by=trunkline-bgp"),
+        ),
+    ] {
+        let resource = kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", kind),
+            plural,
+        );
+        let api: Api<kube::core::DynamicObject> = Api::all_with(client.clone(), &resource);
+        let mut params = kube::api::ListParams::default();
+        if let Some(selector) = selector {
+            params = params.labels(selector);
+        }
+        api.delete_collection(&kube::api::DeleteParams::default(), &params)
+            .await
+            .unwrap_or_else(|e| panic!("deleting the {kind}s of earlier tests: {e}"));
     }
 }
 
@@ -691,7 +804,13 @@ impl Frr {
 
     /// FRR's VPNv4 routes: (RD, prefix) -> the best path's JSON.
     fn vpn_routes(&self) -> BTreeMap<(String, String), Value> {
-        let text = self.vtysh("show bgp ipv4 vpn json");
+        self.vpn_routes_of("ipv4")
+    }
+
+    /// FRR's VPN routes of `afi` (`ipv4`, `ipv6`): (RD, prefix) -> the
+    /// best path's JSON.
+    fn vpn_routes_of(&self, afi: &str) -> BTreeMap<(String, String), Value> {
+        let text = self.vtysh(&format!("show bgp {afi} vpn json"));
         let all: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let mut out = BTreeMap::new();
         let rds = all["routes"]["routeDistinguishers"]
@@ -713,9 +832,11 @@ impl Frr {
         out
     }
 
-    /// Detail of one VPN route (`show bgp ipv4 vpn rd RD PREFIX json`).
+    /// Detail of one VPN route (`show bgp ipv4|ipv6 vpn rd RD PREFIX
+    /// json`, by the prefix's family).
     fn vpn_route_detail(&self, rd: &str, prefix: &str) -> Value {
-        serde_json::from_str(&self.vtysh(&format!("show bgp ipv4 vpn rd {rd} {prefix} json")))
+        let afi = if prefix.contains(':') { "ipv6" } else { "ipv4" };
+        serde_json::from_str(&self.vtysh(&format!("show bgp {afi} vpn rd {rd} {prefix} json")))
             .unwrap_or(Value::Null)
     }
 }
@@ -734,9 +855,26 @@ impl Drop for Frr {
     }
 }
 
-/// FRR's configuration. The route-map comes first: a static VPN route
+/// FRR's configuration, VPNv4 only. The route-map comes first: a static VPN route
 /// naming a route-map not defined yet is refused and not re-evaluated.
 fn frr_config() -> String {
+    frr_config_with_ipv6(false)
+}
+
+/// FRR's configuration; with `ipv6`, also a VPNv6 session and a static
+/// VPNv6 route ([`FRR_V6_PREFIX`], label [`FRR_V6_LABEL`], the import
+/// target).
+fn frr_config_with_ipv6(ipv6: bool) -> String {
+    let vpnv6 = if ipv6 {
+        format!(
+            " address-family ipv6 vpn\n  \
+              neighbor {CTL} activate\n  \
+              network {FRR_V6_PREFIX} rd {FRR_AS}:1 label {FRR_V6_LABEL} route-map RT-DEFAULT\n \
+             exit-address-family\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "frr defaults traditional\n\
          hostname dcgw\n\
@@ -759,6 +897,7 @@ fn frr_config() -> String {
            network 0.0.0.0/1 rd {FRR_AS}:1 label {FRR_LABEL} route-map RT-DEFAULT\n  \
            network 128.0.0.0/1 rd {FRR_AS}:1 label {FRR_LABEL} route-map RT-DEFAULT\n \
           exit-address-family\n\
+         {vpnv6}\
          !\n",
         IMPORT_RT.trim_start_matches("target:")
     )
@@ -955,6 +1094,45 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
     rig.wait_peer(&peer, "True", "Established", Duration::from_secs(5))
         .await;
     assert!(frr.vpn_routes().contains_key(&v1_route));
+
+    // A second BGPPeer for FRR's address is refused, saying whose it is;
+    // the first keeps its session and FRR our routes.
+    let twin = unique_name("twin");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": twin},
+               "spec": {"address": DCGW, "peerASN": 65099}}),
+    )
+    .await;
+    let refused = wait_peer_condition(
+        &rig.client,
+        &twin,
+        "Accepted",
+        "False",
+        "AddressConflict",
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    assert!(
+        condition(&refused, "Accepted")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&peer)),
+        "names the BGPPeer holding the address: {refused}"
+    );
+    assert!(
+        refused["sessionState"].is_null(),
+        "not the first's session: {refused}"
+    );
+    rig.wait_peer(&peer, "True", "Established", Duration::from_secs(5))
+        .await;
+    assert!(frr.vpn_routes().contains_key(&v1_route));
+    rig.dynamic_api("BGPPeer", "bgppeers", false)
+        .delete(&twin, &Default::default())
+        .await
+        .expect("delete the twin");
     rig.apply(
         "bgppeers",
         false,
@@ -974,9 +1152,8 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
 }
 
 /// Two speaker replicas electing the active one by their Lease: only the
-/// active one runs gobgpd; when its process dies (killed with its gobgpd,
-/// as a container's end kills every process in it) FRR withdraws our
-/// routes, the standby takes the Lease over, starts its own gobgpd and FRR
+/// active one runs gobgpd; when its process is SIGKILLed (its gobgpd dies
+/// with it) FRR withdraws our routes, the standby takes the Lease over, starts its own gobgpd and FRR
 /// holds the routes again (same RD, label, next hop), without anyone's help.
 #[tokio::test]
 async fn the_standby_speaker_takes_over_when_the_active_one_dies() {
@@ -1056,16 +1233,25 @@ async fn the_standby_speaker_takes_over_when_the_active_one_dies() {
         identities[active], identities[standby]
     );
 
-    // The active replica dies with its gobgpd.
+    // The active replica is SIGKILLed: its gobgpd (run through nsenter
+    // here) dies with it, by the kernel's parent-death signal.
     let gobgpd = rig
         .gobgpd_pid_of(active)
         .expect("the active replica's gobgpd");
     rig.speakers[active].kill();
-    let killed = Command::new("kill")
-        .args(["-9", &gobgpd.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    eventually(
+        "the killed replica's gobgpd is gone",
+        Duration::from_secs(10),
+        || async {
+            if process_gone(gobgpd) {
+                Ok(())
+            } else {
+                Err(format!("gobgpd {gobgpd} still runs"))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
     eventually(
         "FRR withdraws our route",
         Duration::from_secs(15),
@@ -1249,3 +1435,517 @@ async fn a_multi_homed_vmi_is_advertised_from_the_active_member_and_follows_a_fa
 
 /// v1's second binding: on gw2's trunk, which reaches the same switch.
 const V1_ON_GW2: Instance = Instance { node: "gw2", ..V1 };
+
+/// An IPv6 instance, on gw1, in network "vpn6".
+const V6: Instance = Instance {
+    name: "v6",
+    node: "gw1",
+    vlan: 200,
+    network: "vpn6",
+    ip: "fd00:40::11",
+    mac: "02:00:00:28:00:06",
+};
+
+/// VPNv6 (RFC 4659) over the IPv4 fabric: an IPv6 VMI's address is
+/// exported (FRR holds it with our RD, RT, the VMI's label, the encapsulation
+/// community and its node as next hop, IPv4-mapped), and FRR's VPNv6 route
+/// with the import target becomes a route of the network's VRF: the
+/// speaker's DCGateway names FRR's IPv4 address (not the IPv4-mapped next
+/// hop the route carries), the operator reports it Ready, and the node's
+/// installed tables hold the IPv6 prefix through the tunnel with FRR's
+/// label; an IPv6 ping crosses MPLS over UDP both ways between the
+/// instance and a host behind the DC gateway.
+#[tokio::test]
+async fn vpnv6_routes_are_exported_to_and_imported_from_frr() {
+    let instances = [V6];
+    let mut rig = Rig::start(
+        &instances,
+        |s| {
+            s.dc_gateway(
+                DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")).host("ext", &format!("{EXT}/24")),
+            )
+            .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+        },
+        &["--debug-tables"],
+        false,
+    )
+    .await;
+    let frr = Frr::start(&rig.lab, "dcgw", &frr_config_with_ipv6(true));
+    rig.apply_all(
+        &[(
+            V6.network,
+            &V6.subnet(),
+            json!({"l3vpn": {"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]}}),
+        )],
+        &instances,
+    )
+    .await;
+    rig.start_speaker().await;
+    let peer = unique_name("frr");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": FRR_AS,
+                        "addressFamilies": ["IPv4VPN", "IPv6VPN"],
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    rig.wait_peer(&peer, "True", "Established", READY).await;
+
+    // Export.
+    let vni = rig.network_status(V6.network).await.vni.expect("a VNI");
+    let rd = format!("{CTL}:{vni}");
+    let label = rig.vmi_label(V6.name).await;
+    let prefix = V6.host_prefix();
+    let route = eventually(
+        &format!("FRR has {prefix} (VPNv6)"),
+        Duration::from_secs(30),
+        || async {
+            frr.vpn_routes_of("ipv6")
+                .get(&(rd.clone(), prefix.clone()))
+                .cloned()
+                .ok_or_else(|| frr.vtysh("show bgp ipv6 vpn"))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    let detail = frr.vpn_route_detail(&rd, &prefix);
+    let text = detail.to_string();
+    eprintln!("FRR: {prefix}: {route}\n detail {text}");
+    // FRR prints the IPv4-mapped next hop as `::ffff:a03:1`.
+    let hop = route["nexthops"][0]["ip"]
+        .as_str()
+        .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+        .map(|h| h.to_canonical());
+    assert_eq!(
+        hop,
+        underlay(V6.node).parse().ok(),
+        "next hop: the node's IPv4 underlay address, IPv4-mapped: {route}"
+    );
+    assert!(
+        route["nexthops"][0]["ip"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("::ffff:")),
+        "a VPNv6 next hop is an IPv6 address: {route}"
+    );
+    assert!(text.contains("RT:64512:100"), "route target: {text}");
+    assert!(
+        text.contains("ET:13"),
+        "MPLSoUDP encapsulation community: {text}"
+    );
+    assert!(
+        text.contains(&format!("\"remoteLabel\":{label}")),
+        "label {label}: {text}"
+    );
+    assert!(
+        !frr.vpn_routes().contains_key(&(rd.clone(), prefix.clone())),
+        "an IPv6 route is not a VPNv4 one"
+    );
+
+    // Import: FRR's VPNv6 route reaches the network's VRF through a
+    // DCGateway named by FRR's IPv4 address.
+    let gateway = format!("bgp-{}", DCGW.replace('.', "-"));
+    let api = rig.dynamic_api("DCGateway", "dcgateways", false);
+    eventually(
+        "the learned VPNv6 route's DCGateway is Ready",
+        READY,
+        || async {
+            let object = api.get(&gateway).await.map_err(|e| e.to_string())?;
+            let ready = object.data["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let spec = &object.data["spec"];
+            // FRR's VPNv4 routes carry the same target: they come along.
+            let routes = spec["networks"][0]["routes"].as_array().cloned();
+            if ready
+                && spec["address"] == DCGW
+                && spec["networks"][0]["name"] == V6.network
+                && routes.is_some_and(|r| {
+                    r.contains(&json!({"prefix": FRR_V6_PREFIX, "label": FRR_V6_LABEL}))
+                })
+            {
+                Ok(())
+            } else {
+                Err(format!("{}", object.data))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    let expected = format!("route {FRR_V6_PREFIX} peer DCGateway/{gateway} label {FRR_V6_LABEL}");
+    let agent = &rig.agents[V6.node];
+    eventually("the node's VRF holds FRR's IPv6 route", READY, || async {
+        let (code, body) = trunkline_test_support::http_get(&agent.url("/debug/tables"))?;
+        let tables: Value = serde_json::from_str(&body).map_err(|e| format!("{code}: {e}"))?;
+        let installed = tables["installed"].as_str().unwrap_or_default();
+        if installed.contains(&expected) {
+            Ok(())
+        } else {
+            Err(format!("no {expected:?} in:\n{installed}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+
+    // Traffic both ways: the host behind the DC gateway gets an address of
+    // FRR's prefix; the DC gateway sends to the instance with the label and
+    // next hop FRR learned from us (the lab's BPF encapsulation under an
+    // IPv6 route; its decapsulation reads the inner version).
+    for (at, command) in [
+        ("dcgw", "ip -6 addr add 2001:db8:ff::1/64 dev eth1 nodad"),
+        ("dcgw", "sysctl -qw net.ipv6.conf.all.forwarding=1"),
+        ("ext", "ip -6 addr add 2001:db8:ff::10/64 dev eth0 nodad"),
+        ("ext", "ip -6 route add default via 2001:db8:ff::1"),
+    ] {
+        let out = rig.lab.sh(at, command);
+        assert!(
+            out.status.success(),
+            "{at}: {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    rig.lab
+        .add_dc_gateway_route(
+            "dcgw",
+            DcGatewayRoute {
+                to: prefix.parse().expect("prefix"),
+                node: underlay(V6.node).parse().expect("address"),
+                label,
+            },
+        )
+        .expect("a DC gateway route");
+    rig.ping_eventually(V6.name, "2001:db8:ff::10").await;
+    rig.ping_eventually("ext", V6.ip).await;
+    drop(frr);
+}
+
+/// The speaker's probes, against the real API server (no peer, no lab:
+/// gobgpd runs here and only connects out): `/readyz` says the active
+/// speaker is ready once gobgpd answers and holds what it should; when
+/// gobgpd is gone and cannot be started again (its binary replaced by one
+/// that exits at once) `/readyz` turns 503 and says why while `/healthz`
+/// stays 200 (the process is fine); with the binary back, gobgpd is
+/// started again and the speaker is ready again.
+#[tokio::test]
+async fn the_speakers_readiness_follows_its_gobgpd() {
+    let _serial = SERIAL.lock().await;
+    let plane = ControlPlane::shared();
+    let client = plane.client().await.expect("client");
+    clear_earlier_tests(&client).await;
+    let ns = plane.namespace("ns").await.expect("namespace");
+    let dir = std::env::temp_dir().join(unique_name("gobgpd-bin"));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let binary = dir.join("gobgpd");
+    std::fs::copy(gobgpd(), &binary).expect("a copy of gobgpd");
+    let speaker = start_speaker_process(ns.name(), &binary, None, None, &[]).await;
+    let get = |path: &str| http_get(&speaker.url(path)).unwrap_or((0, String::new()));
+    speaker.wait_ready(READY).await;
+    let (code, body) = get("/readyz");
+    assert!(code == 200 && body.starts_with("active"), "{code}: {body}");
+    let first = speaker.pid().and_then(gobgpd_child).expect("gobgpd runs");
+
+    // gobgpd dies and cannot come back.
+    std::fs::remove_file(&binary).expect("remove");
+    std::fs::write(&binary, "#!/bin/sh\nexit 1\n").expect("a failing gobgpd");
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let killed = Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    eventually("/readyz turns 503", Duration::from_secs(10), || async {
+        match get("/readyz") {
+            (503, body) if body.contains("gobgpd") => Ok(body),
+            (code, body) => Err(format!("{code}: {body}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; log: {}", speaker.log().display()));
+    // Once a start has failed, it says how (the new one never answers).
+    let why = eventually("/readyz says why", Duration::from_secs(60), || async {
+        match get("/readyz") {
+            (503, body) if body.contains("did not answer") => Ok(body),
+            (code, body) => Err(format!("{code}: {body}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; log: {}", speaker.log().display()));
+    eprintln!("/readyz without gobgpd: {why}");
+    assert_eq!(get("/healthz").0, 200, "the speaker itself is alive");
+
+    // gobgpd can start again: ready again, with a new gobgpd.
+    std::fs::remove_file(&binary).expect("remove");
+    std::fs::copy(gobgpd(), &binary).expect("gobgpd back");
+    eventually("ready again", Duration::from_secs(60), || async {
+        let child = speaker.pid().and_then(gobgpd_child);
+        match get("/readyz") {
+            (200, body) if child.is_some_and(|c| c != first) => Ok(body),
+            (code, body) => Err(format!("{code}: {body}; gobgpd {child:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; log: {}", speaker.log().display()));
+    let last = speaker.pid().and_then(gobgpd_child);
+    drop(speaker);
+    if let Some(pid) = last {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A SIGKILLed speaker leaves no gobgpd behind (nothing can clean up
+/// after a SIGKILL: the kernel's parent-death signal, set by the shim gobgpd
+/// is started through, kills it), and a speaker that ends normally
+/// (SIGTERM) stops its gobgpd too.
+#[tokio::test]
+async fn gobgpd_dies_with_its_speaker() {
+    let _serial = SERIAL.lock().await;
+    let plane = ControlPlane::shared();
+    let client = plane.client().await.expect("client");
+    clear_earlier_tests(&client).await;
+    let ns = plane.namespace("ns").await.expect("namespace");
+    let binary = gobgpd();
+    let wait_gone = |pid: u32, what: &'static str| async move {
+        eventually(what, Duration::from_secs(10), || async {
+            if process_gone(pid) {
+                Ok(())
+            } else {
+                Err(format!("gobgpd {pid} still runs"))
+            }
+        })
+        .await
+    };
+    for sigkill in [true, false] {
+        let mut speaker = start_speaker_process(ns.name(), &binary, None, None, &[]).await;
+        speaker.wait_ready(READY).await;
+        let gobgpd = speaker.pid().and_then(gobgpd_child).expect("gobgpd runs");
+        let status = std::fs::read_to_string(format!("/proc/{gobgpd}/status")).unwrap_or_default();
+        assert!(
+            status.lines().any(|l| l == "Name:\tgobgpd"),
+            "the shim became gobgpd (same pid): {status}"
+        );
+        let log = speaker.log().display().to_string();
+        if sigkill {
+            speaker.kill();
+        } else {
+            speaker.stop(Duration::from_secs(10));
+        }
+        if let Err(e) = wait_gone(
+            gobgpd,
+            if sigkill {
+                "gobgpd gone after its speaker's SIGKILL"
+            } else {
+                "gobgpd gone after its speaker's SIGTERM"
+            },
+        )
+        .await
+        {
+            let _ = Command::new("kill")
+                .args(["-9", &gobgpd.to_string()])
+                .status();
+            panic!("{e}; speaker log: {log}");
+        }
+    }
+}
+
+/// Two BGPPeers naming one address, against the real API server and a
+/// real gobgpd (here, connecting out to an address nobody answers): the
+/// later object gets `Accepted=False`, reason `AddressConflict`, naming
+/// the first, and no session state of its own; the first is configured
+/// and reported as before; once the first is deleted, the other takes the
+/// address over.
+#[tokio::test]
+async fn a_second_bgppeer_with_the_same_address_is_refused() {
+    let _serial = SERIAL.lock().await;
+    let plane = ControlPlane::shared();
+    let client = plane.client().await.expect("client");
+    clear_earlier_tests(&client).await;
+    let ns = plane.namespace("ns").await.expect("namespace");
+    let speaker = start_speaker_process(ns.name(), &gobgpd(), None, None, &[]).await;
+    speaker.wait_ready(READY).await;
+    let log = speaker.log().display().to_string();
+    let api = {
+        let resource = kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", "BGPPeer"),
+            "bgppeers",
+        );
+        Api::<kube::core::DynamicObject>::all_with(client.clone(), &resource)
+    };
+    let apply = |name: String, asn: u32| {
+        let api = api.clone();
+        async move {
+            let peer = json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+                "metadata": {"name": name},
+                "spec": {"address": "192.0.2.77", "peerASN": asn,
+                         "timers": {"connectRetrySeconds": 1}}});
+            api.patch(&name, &apply_params(), &Patch::Apply(&peer))
+                .await
+                .unwrap_or_else(|e| panic!("BGPPeer {name}: {e}"));
+        }
+    };
+    // Names ordered as the creations, should both fall in one second.
+    let first = unique_name("first");
+    let second = unique_name("second");
+    apply(first.clone(), 65010).await;
+    let wait = |name: String, type_: &'static str, status: &'static str, reason: &'static str| {
+        let client = client.clone();
+        let log = log.clone();
+        async move {
+            wait_peer_condition(
+                &client,
+                &name,
+                type_,
+                status,
+                reason,
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}; speaker log: {log}"))
+        }
+    };
+    wait(first.clone(), "Ready", "False", "PeerUnreachable").await;
+    apply(second.clone(), 65011).await;
+    let refused = wait(second.clone(), "Accepted", "False", "AddressConflict").await;
+    eprintln!("the second: {refused}");
+    let message = condition(&refused, "Accepted")["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains(&first) && message.contains("192.0.2.77"),
+        "names the first and the address: {message}"
+    );
+    assert_eq!(condition(&refused, "Ready")["reason"], "AddressConflict");
+    assert!(refused["sessionState"].is_null(), "{refused}");
+    let kept = peer_status(&client, &first).await;
+    assert_eq!(condition(&kept, "Accepted")["status"], "True", "{kept}");
+    assert_eq!(
+        condition(&kept, "Ready")["reason"],
+        "PeerUnreachable",
+        "{kept}"
+    );
+    assert!(kept["sessionState"].is_string(), "{kept}");
+
+    // The first goes: the second takes the address.
+    api.delete(&first, &Default::default())
+        .await
+        .expect("delete the first");
+    let took = wait(second.clone(), "Accepted", "True", "Ok").await;
+    wait(second.clone(), "Ready", "False", "PeerUnreachable").await;
+    eprintln!("the second, alone: {took}");
+    api.delete(&second, &Default::default())
+        .await
+        .expect("delete the second");
+    drop(speaker);
+}
+
+/// Graceful restart (RFC 4724), with FRR as helper (its default): the
+/// speaker advertises a restart time; gobgpd is SIGKILLed (no
+/// NOTIFICATION) and restarted by its speaker, which tells the new gobgpd
+/// it restarted (Restart State and Forwarding State bits): FRR keeps our
+/// route all along, marked stale while the session is down, and holds it
+/// fresh again (same label and next hop) once the new gobgpd has sent it.
+#[tokio::test]
+async fn graceful_restart_keeps_frrs_routes_while_gobgpd_restarts() {
+    let instances = [V1];
+    let mut rig = Rig::start(
+        &instances,
+        |s| {
+            s.dc_gateway(DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")))
+                .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+        },
+        &[],
+        false,
+    )
+    .await;
+    let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
+    rig.apply_all(
+        &[(
+            "vpn",
+            &V1.subnet(),
+            json!({"l3vpn": {"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]}}),
+        )],
+        &instances,
+    )
+    .await;
+    rig.start_speaker_with(None, &["--graceful-restart-seconds", "60"])
+        .await;
+    let peer = unique_name("frr");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": FRR_AS,
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    rig.wait_peer(&peer, "True", "Established", READY).await;
+    let vni = rig.network_status("vpn").await.vni.expect("a VNI");
+    let rd = format!("{CTL}:{vni}");
+    let prefix = V1.host_prefix();
+    let route = (rd.clone(), prefix.clone());
+    let label = rig.vmi_label(V1.name).await;
+    let fresh = |r: &Value| r["stale"] != true && r["nexthops"][0]["ip"] == underlay(V1.node);
+    eventually("FRR has our route", Duration::from_secs(30), || async {
+        match frr.vpn_routes().get(&route) {
+            Some(r) if fresh(r) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    let neighbor: Value =
+        serde_json::from_str(&frr.vtysh(&format!("show bgp neighbors {CTL} json")))
+            .unwrap_or_default();
+    eprintln!(
+        "FRR's view of our graceful restart: {}",
+        neighbor[CTL]["gracefulRestartInfo"]
+    );
+
+    // gobgpd dies; FRR never loses the route: stale while the session is
+    // down, fresh once the new gobgpd has sent it again.
+    let old = rig.gobgpd_pid().expect("gobgpd runs under the speaker");
+    let killed = Command::new("kill")
+        .args(["-9", &old.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (mut samples, mut stale_seen) = (0, 0);
+    loop {
+        let routes = frr.vpn_routes();
+        let Some(r) = routes.get(&route) else {
+            panic!(
+                "FRR dropped our route after {samples} samples ({stale_seen} stale): {}\n{}",
+                frr.vtysh("show bgp ipv4 vpn"),
+                rig.logs()
+            );
+        };
+        samples += 1;
+        if r["stale"] == true {
+            stale_seen += 1;
+        } else if stale_seen > 0 && fresh(r) && rig.gobgpd_pid().is_some_and(|p| p != old) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fresh route again within 60 s ({samples} samples, {stale_seen} stale): {r}\n{}",
+            rig.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("{samples} samples, {stale_seen} of them stale, the route never gone");
+    let detail = frr.vpn_route_detail(&rd, &prefix).to_string();
+    assert!(
+        detail.contains(&format!("\"remoteLabel\":{label}")),
+        "label {label}: {detail}"
+    );
+    rig.wait_peer(&peer, "True", "Established", Duration::from_secs(30))
+        .await;
+    drop(frr);
+}

@@ -36,8 +36,8 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork};
 use trunkline_test_support::{
-    ControlPlane, ManagedProcess, client_from_kubeconfig, eventually, free_local_addr, unique_name,
-    workspace_binary,
+    ControlPlane, ManagedProcess, client_from_kubeconfig, eventually, free_local_addr, http_get,
+    unique_name, workspace_binary,
 };
 
 /// Bound for anything a process does after a change.
@@ -162,6 +162,7 @@ fn start_bgp(deployment: &Value, kubeconfig: &Path, ns: &str, pod: &str) -> Mana
     let c = container(deployment);
     assert_eq!(c["command"], json!(["/usr/local/bin/trunkline-bgp"]));
     let socket = std::env::temp_dir().join(format!("{}.sock", unique_name("gobgpd")));
+    let addr = free_local_addr();
     let mut args: Vec<String> = args_of(c)
         .into_iter()
         .map(|a| {
@@ -169,11 +170,18 @@ fn start_bgp(deployment: &Value, kubeconfig: &Path, ns: &str, pod: &str) -> Mana
                 format!("--gobgpd={}", gobgpd().display())
             } else if a.starts_with("--api-socket=") {
                 format!("--api-socket={}", socket.display())
+            } else if a.starts_with("--health-addr=") {
+                // The probes' port on loopback (several tests at once).
+                format!("--health-addr={addr}")
             } else {
                 a
             }
         })
         .collect();
+    assert!(
+        args.iter().any(|a| a.starts_with("--health-addr=")),
+        "{args:?}"
+    );
     args.extend(["--kubeconfig".into(), kubeconfig.display().to_string()]);
     assert!(args.iter().any(|a| a == "--leader-elect"), "{args:?}");
     ManagedProcess::start(
@@ -186,7 +194,7 @@ fn start_bgp(deployment: &Value, kubeconfig: &Path, ns: &str, pod: &str) -> Mana
             ("POD_NAMESPACE", ns),
             ("TRUNKLINE_BGP_ROUTER_ID", "192.0.2.1"),
         ],
-        free_local_addr(),
+        addr,
     )
 }
 
@@ -774,6 +782,12 @@ async fn the_chart_identities_run_the_processes_and_nothing_more() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}; log: {}", bgp.log().display()));
+    // Its probes, where the chart's point them: the active replica is
+    // ready once its pass applied everything to gobgpd.
+    bgp.wait_ready(PROCESS_TIMEOUT).await;
+    let (code, body) = http_get(&bgp.url("/readyz")).expect("/readyz");
+    assert!(code == 200 && body.starts_with("active"), "{code}: {body}");
+    assert_eq!(http_get(&bgp.url("/healthz")).map(|(c, _)| c), Ok(200));
     let speaker = client_from_kubeconfig(&bgp_kubeconfig)
         .await
         .expect("speaker client");

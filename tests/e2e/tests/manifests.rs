@@ -250,6 +250,11 @@ fn the_values_schema_refuses_mistakes() {
             "a router ID that is no IPv4 address",
         ),
         ("bgp.localASN=0", "AS number 0"),
+        (
+            "bgp.gracefulRestartSeconds=4096",
+            "a restart time over 12 bits",
+        ),
+        ("bgp.healthPort=0", "probe port 0"),
     ] {
         let out = helm(&[
             "template",
@@ -407,6 +412,25 @@ fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
         "status.podIP"
     );
     assert_eq!(flag("listen-port"), "-1", "connects out only by default");
+    assert_eq!(
+        flag("graceful-restart-seconds"),
+        "0",
+        "no graceful restart by default"
+    );
+    // Probes on the port the speaker serves them on.
+    let health_port: u16 = flag("health-addr")
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("--health-addr=<ip>:<port>");
+    assert_eq!(
+        c["ports"],
+        json!([{"name": "health", "containerPort": health_port, "protocol": "TCP"}]),
+        "no BGP port by default"
+    );
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        assert_eq!(c[probe]["httpGet"]["path"], path, "{probe}: {c}");
+        assert_eq!(c[probe]["httpGet"]["port"], "health", "{probe}: {c}");
+    }
 
     // Set: a router ID, a port below 1024 in the pod's network.
     let docs = yaml_docs(&render_chart(
@@ -417,11 +441,17 @@ fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
             "bgp.routerID=192.0.2.1",
             "--set",
             "bgp.listenPort=179",
+            "--set",
+            "bgp.gracefulRestartSeconds=120",
         ],
     ));
     let deployment = object(&docs, "Deployment", "rel-trunkline-bgp");
     let c = container(deployment);
     let args = args_of(c);
+    assert!(
+        args.contains(&"--graceful-restart-seconds=120".to_owned()),
+        "{args:?}"
+    );
     assert!(
         args.contains(&"--router-id=192.0.2.1".to_owned()),
         "{args:?}"
@@ -441,7 +471,8 @@ fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
     );
     assert_eq!(
         c["ports"],
-        json!([{"name": "bgp", "containerPort": 179, "protocol": "TCP"}])
+        json!([{"name": "health", "containerPort": 8081, "protocol": "TCP"},
+               {"name": "bgp", "containerPort": 179, "protocol": "TCP"}])
     );
 
     // Disabled: no Deployment, identity or binding; the roles stay.
@@ -469,6 +500,9 @@ fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
     ));
     let deployment = object(&base, "Deployment", "trunkline-bgp");
     assert_eq!(deployment["metadata"]["namespace"], "trunkline-system");
+    let c = container(deployment);
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     object(&base, "ClusterRoleBinding", "trunkline-bgp");
     object(&base, "RoleBinding", "trunkline-bgp-namespace");
 }

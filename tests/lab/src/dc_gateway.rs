@@ -11,7 +11,8 @@
 //!     ==veth== eth1 203.0.113.1/24 of <p>-<name>            (ip_forward on)
 //!  <p>-<name>: eth0 (local, on the fabric)
 //!     tc ingress "decap": UDP 6635 to local -> outer IPv4/UDP/MPLS removed -> routed
-//!     route <instance>/32 encap bpf xmit "encap" (node, label) -> MPLSoUDP to the node
+//!     route <instance>/32 (or /128) encap bpf xmit "encap" (node, label) -> MPLSoUDP to the node
+//!     (the tunnel is IPv4; the inner packet IPv4 or IPv6 both ways)
 //! ```
 
 use std::path::{Path, PathBuf};

@@ -200,7 +200,7 @@ pub struct DcGatewaySpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DcGatewayRoute {
-    /// The destination (host bits zero).
+    /// The destination (host bits zero), IPv4 or IPv6 (inside IPv4 tunnels).
     pub to: Cidr,
     /// The node's underlay address (IPv4).
     pub node: IpAddr,
@@ -895,9 +895,11 @@ impl DcGatewaySpec {
             )));
         }
         for r in &self.routes {
-            if !r.to.is_network() || r.to.is_ipv6() || r.node.is_ipv6() {
+            // The inner packets may be IPv6 (the decapsulator reads the
+            // version); the tunnel is IPv4.
+            if !r.to.is_network() || r.node.is_ipv6() {
                 return Err(invalid(format!(
-                    "route {} via node {}: give an IPv4 prefix without host bits and the node's IPv4 underlay address",
+                    "route {} via node {}: give a prefix without host bits and the node's IPv4 underlay address",
                     r.to, r.node
                 )));
             }
