@@ -30,7 +30,7 @@ const OBS_ANY_VLAN: u32 = u32::MAX;
 /// `OBS_HEAD`: the bytes of a frame a record keeps.
 pub const OBS_HEAD: usize = 64;
 /// The size of `struct obs_filter`.
-pub const FILTER_SIZE: usize = 40;
+pub const FILTER_SIZE: usize = 40 + 64;
 /// The size of `struct obs_record`.
 pub const RECORD_SIZE: usize = 32 + OBS_HEAD;
 /// The size of `struct obs_cpu` (the record being built).
