@@ -2077,11 +2077,15 @@ __noinline int tier_obs_take(void)
     if (!o || !st)
         return OBS_NO;
     struct obs_rate *c = &st->obs;
+    __u32 cpu = bpf_get_smp_processor_id();
     if (c->epoch != o->epoch) {
         c->epoch = o->epoch;
         c->second = bpf_ktime_get_ns() / 1000000000ull;
         c->tokens = o->rate;
-    } else if (!c->tokens) {
+    } else if (!c->tokens && cpu < OBS_SPENT_CPUS) {
+        // The tokens ran out, maybe seconds ago: the clock once before the
+        // CPU's byte is set. (A CPU above comes here for every wanted
+        // frame: tier_obs_recheck gives it the next second's tokens.)
         __u64 second = bpf_ktime_get_ns() / 1000000000ull;
         if (second != c->second) {
             c->second = second;
@@ -2091,7 +2095,6 @@ __noinline int tier_obs_take(void)
     if (c->tokens)
         return OBS_RECORD;
     __u32 spent = (o->flags & OBS_DROPS_ONLY) ? OBS_COUNT_DROP : OBS_COUNTED;
-    __u32 cpu = bpf_get_smp_processor_id();
     if (cpu < OBS_SPENT_CPUS)
         o->spent[cpu] = spent;
     return spent;
