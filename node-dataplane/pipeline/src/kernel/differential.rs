@@ -1524,7 +1524,7 @@ fn verdicts_over_the_rate_are_counted_until_a_new_second_or_observation_brings_t
             .expect("arm");
     };
     let second = || trunkline_xdp::tier::monotonic_ns() / 1_000_000_000;
-    let mut run = |kernel: &mut Kernel| {
+    let run = |kernel: &mut Kernel| {
         let outcome = kernel.run(&case);
         assert!(compare(&case, &outcome) == Ok(true), "{outcome:?}");
     };
