@@ -13,8 +13,10 @@
 #   masquerade, each with 64 established flows and with a new flow per
 #   frame; 64- and 512-byte frames, 3 interleaved rounds of 5 s; then 4096 LIs +
 #   4096 VMIs through the control plane; then the XDP tier's cost of an armed
-#   observation measured by the kernel (BPF_PROG_RUN, a few seconds). Writes
-#   target/bench/report.md and target/bench/forwarding.png.
+#   observation measured by the kernel (BPF_PROG_RUN, a few seconds), with the
+#   forwarding-level bound derived from it and (h). Writes
+#   target/bench/report.md, forwarding.tsv (the figures, for the step
+#   after) and forwarding.png.
 #
 #   scripts/bench.sh [trunkline-bench run flags...]   e.g. --smoke, --rounds 5
 #   scripts/bench.sh ha [trunkline-bench ha flags...]  the gateway HA benchmark
@@ -66,9 +68,11 @@ if [ -n "${MAKELEVEL:-}" ]; then shown="make bench${*:+ BENCH_FLAGS='$*'}"; else
 
 # The XDP tier's own cost of an armed observation, measured by the kernel
 # (BPF_PROG_RUN; benches/tier_observe.rs of trunkline-pipeline): appended to
-# the report. The smoke run keeps it to a few seconds.
-tier_flags=()
-for arg in "$@"; do [ "$arg" = --smoke ] && tier_flags=(--smoke); done
+# the report, with the forwarding-level bound it derives from that cost and
+# mode (h)'s time per frame in this run (forwarding.tsv). The smoke run
+# keeps it to a few seconds.
+tier_flags=(--forwarding "$repo/target/bench/forwarding.tsv")
+for arg in "$@"; do [ "$arg" = --smoke ] && tier_flags+=(--smoke); done
 log "XDP tier: the cost of an armed observation (BPF_PROG_RUN)"
 cargo bench --locked -q -p trunkline-pipeline --bench tier_observe -- "${tier_flags[@]}" \
   --out "$repo/target/bench/tier-observe.md" >/dev/null

@@ -38,7 +38,10 @@
 //!
 //! Flags (after `--`): `--rounds N` (default 300), `--runs B` (per block,
 //! default 500, at most 600: the ring holds about 630 records), `--smoke`
-//! (20 rounds), `--out FILE` (also write the markdown table there).
+//! (20 rounds), `--out FILE` (also write the markdown table there),
+//! `--forwarding FILE` (the `forwarding.tsv` of a `make bench` run: adds
+//! the forwarding-level bound derived from this run's cost per frame and
+//! mode (h)'s time per frame, see [`derived`]).
 
 use std::cell::Cell;
 use std::net::IpAddr;
@@ -164,6 +167,7 @@ struct Args {
     rounds: usize,
     runs: u32,
     out: Option<String>,
+    forwarding: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -171,6 +175,7 @@ fn args() -> Result<Args, String> {
         rounds: 300,
         runs: 500,
         out: None,
+        forwarding: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -190,9 +195,10 @@ fn args() -> Result<Args, String> {
                     .map_err(|e| format!("--runs: {e}"))?
             }
             "--out" => a.out = Some(value("--out")?),
+            "--forwarding" => a.forwarding = Some(value("--forwarding")?),
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (--rounds N, --runs B, --smoke, --out FILE)"
+                    "unknown argument {other:?} (--rounds N, --runs B, --smoke, --out FILE, --forwarding FILE)"
                 ));
             }
         }
@@ -241,6 +247,16 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let args = args()?;
+    // Read first: a wrong path fails before the measure, not after.
+    let forwarding = match &args.forwarding {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|tsv| forwarding_mpps(&tsv))
+                .map_err(|e| format!("--forwarding {path}: {e}"))?,
+        ),
+        None => None,
+    };
     let (tables, rejected) = Tables::compile(&config());
     if !rejected.is_empty() {
         return Err(format!("the fixture's tables refused {rejected:?}"));
@@ -482,6 +498,8 @@ fn run() -> Result<(), String> {
          |---|---|---|---|---|---|---|\n",
         args.rounds, args.runs, args.runs
     ));
+    // Tokens spent less off, ns per frame: routed; bridged; bridged, repeat.
+    let mut deltas = Vec::new();
     for (bi, b) in benches.iter().enumerate() {
         for (measure, series) in [("1 run per call", &single[bi]), ("repeat", &repeated[bi])] {
             if series[0].is_empty() {
@@ -490,6 +508,9 @@ fn run() -> Result<(), String> {
             let off = median(&mut series[0].clone());
             for (mi, mode) in Mode::ALL.iter().enumerate() {
                 let ns = median(&mut series[mi].clone());
+                if *mode == Mode::ArmedSpent {
+                    deltas.push(ns.saturating_sub(off));
+                }
                 if *mode == Mode::Off {
                     out.push_str(&format!(
                         "| {} | {measure} | {} | {ns} | 1 | | |\n",
@@ -530,6 +551,9 @@ fn run() -> Result<(), String> {
          a second are taken in the first moments of each second and every later wanted frame is compared and counted only.\n",
         args.rounds, args.runs
     ));
+    if let Some(rows) = &forwarding {
+        out.push_str(&derived(rows, &deltas));
+    }
     print!("{out}");
     if let Some(path) = &args.out {
         if let Some(dir) = std::path::Path::new(path).parent() {
@@ -538,6 +562,105 @@ fn run() -> Result<(), String> {
         std::fs::write(path, &out).map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(())
+}
+
+/// One frame size of a `make bench` run's `forwarding.tsv`.
+struct Forwarding {
+    size: usize,
+    /// Mode (h)'s median Mpps.
+    mpps: f64,
+    /// Its device core's busy share (0-1, mean over runs).
+    busy: f64,
+    /// Mode (o)'s median Mpps, if it ran.
+    observed: Option<f64>,
+}
+
+/// Mode (h)'s figures per frame size (and (o)'s) from a `forwarding.tsv`
+/// (trunkline-bench's `mode size runs median min max busy`).
+fn forwarding_mpps(tsv: &str) -> Result<Vec<Forwarding>, String> {
+    let mut h = Vec::new();
+    let mut o = Vec::new();
+    for (n, line) in tsv.lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        let bad = || {
+            format!(
+                "line {}: not `mode size runs median min max busy`: {line:?}",
+                n + 1
+            )
+        };
+        if f.len() != 7 {
+            return Err(bad());
+        }
+        let size: usize = f[1].parse().map_err(|_| bad())?;
+        let mpps: f64 = f[3].parse().map_err(|_| bad())?;
+        let busy: f64 = f[6].parse().map_err(|_| bad())?;
+        match f[0] {
+            "h" => h.push((size, mpps, busy / 100.0)),
+            "o" => o.push((size, mpps)),
+            _ => {}
+        }
+    }
+    Ok(h.into_iter()
+        .map(|(size, mpps, busy)| Forwarding {
+            size,
+            mpps,
+            busy,
+            observed: o.iter().find(|(s, _)| *s == size).map(|(_, m)| *m),
+        })
+        .collect())
+}
+
+/// The forwarding-level bound, derived (issue 19 words its goal as
+/// forwarding with observe running at >= 0.95x of without): mode (h)'s
+/// device core spends T = busy × 1000 / Mpps ns per frame, and an
+/// observation with its tokens spent adds the program's cost Δ (`deltas`,
+/// ns: tokens spent less off, as measured above) to that core's work per
+/// frame: forwarding while observed >= T / (T + Δ) of without (equal when
+/// the core is the bottleneck, higher when it has time to spare). The
+/// program-level ratio P / (P + Δ) is the same bound with the program's
+/// own time P in place of T (no driver or veth work), so lower.
+fn derived(rows: &[Forwarding], deltas: &[u64]) -> String {
+    let delta = deltas.iter().copied().max().unwrap_or(0);
+    let mut out = String::from(
+        "\n### Forwarding while observed, derived (not measured)\n\n\
+         Issue 19's goal is forwarding with observe running at >= 0.95x of without. Derived from two \
+         measures of this `make bench` run: mode (h)'s device core spends T = busy × 1000 / Mpps ns \
+         per frame forwarded ((h)'s median Mpps, its core's mean busy share); an armed observation \
+         with its tokens spent adds the program's own cost Δ (ns, tokens spent less off, above) to \
+         the same core's work per frame. Forwarding while observed >= **T / (T + Δ)** of without \
+         (equal when that core is the bottleneck), with the largest Δ of the three measures. The \
+         program-level ratio above is the same formula with the program's own time in place of T \
+         (no driver or veth work): a lower bound.\n\n",
+    );
+    if rows.is_empty() {
+        out.push_str("Mode (h) did not run: nothing to derive from.\n");
+        return out;
+    }
+    let shown: Vec<String> = deltas.iter().map(u64::to_string).collect();
+    out.push_str(
+        "| frame | (h) Mpps, median | core busy | T, ns per frame | Δ, ns (routed / bridged / bridged repeat) | derived T / (T + Δ) | measured o / h, medians (noisy) |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        if r.mpps <= 0.0 || r.busy <= 0.0 {
+            continue;
+        }
+        let t = r.busy * 1000.0 / r.mpps;
+        out.push_str(&format!(
+            "| {} B | {:.3} | {:.0} % | {t:.0} | {} | **{:.4}** | {} |\n",
+            r.size,
+            r.mpps,
+            r.busy * 100.0,
+            shown.join(" / "),
+            t / (t + delta as f64),
+            r.observed
+                .map_or("–".to_string(), |o| format!("{:.3}", o / r.mpps)),
+        ));
+    }
+    out
 }
 
 fn is_root() -> bool {

@@ -2175,7 +2175,35 @@ __noinline int tier_north_south(struct xdp_md *ctx, __u32 gen)
 
 // ---------------------------------------------------------------------------
 
-static __always_inline void count(struct xdp_md *ctx, struct res *r, __u32 rx_len)
+// Observe (below): what the program found for a wanted frame.
+
+// Once a CPU's tokens for the second are spent, the clock is read again
+// only every OBS_RECHECK + 1 frames counted over the rate (the low bits of
+// `rate_dropped`): a spent second costs a byte's test and a count per
+// frame, not a clock read and a copy (the next second's tokens come at
+// most OBS_RECHECK + 1 counted frames late). A power of two less one.
+#define OBS_RECHECK 63
+
+// What obs_wanted found (the program's `observed`).
+// Not wanted.
+#define OBS_NO 0
+// Wanted, a token left: its head is in the CPU's record.
+#define OBS_RECORD 1
+// Wanted, this second's tokens spent: counted by count() if the program
+// decides it (drops, transmits); a frame handed off or passed is the
+// pipeline's or the host's, not counted here.
+#define OBS_COUNTED 2
+// Wanted by a drops-only filter, tokens spent: counted by count() if the
+// program drops it.
+#define OBS_COUNT_DROP 3
+
+__noinline int tier_obs_recheck(void);
+
+// The frame's verdict into the CPU's counters; `observed` (OBS_*, of the
+// observe section below): a wanted verdict over the rate is counted here,
+// in the counters the frame updates anyway.
+static __always_inline void count(struct xdp_md *ctx, struct res *r, __u32 rx_len,
+                                  __u32 observed)
 {
     __u32 zero = 0;
     struct tier_stats *s = bpf_map_lookup_elem(&tier_stats, &zero);
@@ -2186,6 +2214,13 @@ static __always_inline void count(struct xdp_md *ctx, struct res *r, __u32 rx_le
         return;
     }
     s->received++;
+    // Wanted with the tokens spent (OBS_COUNTED, OBS_COUNT_DROP) and
+    // decided here: over the rate. The count's low bits time the next read
+    // of the clock (a new second's tokens).
+    if (observed >= OBS_COUNTED && (observed == OBS_COUNTED || r->action == TRACE_DROP)) {
+        if (!(++s->obs.rate_dropped & OBS_RECHECK))
+            tier_obs_recheck();
+    }
     __u32 out_len = frame_len(ctx);
     if (r->action == TRACE_DROP) {
         __u32 reason = r->reason;
@@ -2236,43 +2271,75 @@ static __always_inline void trace(struct res *r)
 // Observe: a frame the filter wants has its head copied aside on arrival
 // (before any rewrite); once decided here, its verdict goes into the ring,
 // within the rate. What runs for every frame while armed is inline and
-// touches only memory the frame touches anyway (the filter, the CPU's
-// tier_stats): the filter compared in place, and, once the second's tokens
-// are spent (the steady state under load), the frame counted there and
-// nothing more. The copy and the record are global functions with scalar
-// arguments (verified once; they add nothing to the paths of the
-// program's entry), called for at most `rate` frames a second.
+// touches only memory the frame touches anyway: the filter, compared in
+// place, and once the CPU's tokens of the second are spent (the steady
+// state under load) the filter's `spent` byte of the CPU on arrival, and
+// the CPU's tier_stats in count(), where the frame's verdict is counted
+// anyway. The rate, the copy and the record are global functions with
+// scalar arguments (verified once; they add nothing to the paths of the
+// program's entry), called for at most `rate` frames a second, once when
+// the tokens run out and once every OBS_RECHECK + 1 counted frames.
 
-// Once a CPU's tokens for the second are spent, the clock is read again
-// only every OBS_RECHECK + 1 wanted frames: a spent second costs a few
-// loads per frame, not a clock read and a copy (the next second's tokens
-// come at most OBS_RECHECK frames late).
-#define OBS_RECHECK 63
+// A frame the armed observation wants, on a CPU whose `spent` byte is not
+// set (or above OBS_SPENT_CPUS): a token (OBS_RECORD), or the tokens of
+// the second are spent: the CPU's byte set, OBS_COUNTED / OBS_COUNT_DROP.
+// A new observation (epoch) starts with its tokens full.
+__noinline int tier_obs_take(void)
+{
+    __u32 zero = 0;
+    struct obs_filter *o = bpf_map_lookup_elem(&tier_observe, &zero);
+    struct tier_stats *st = bpf_map_lookup_elem(&tier_stats, &zero);
+    if (!o || !st)
+        return OBS_NO;
+    struct obs_rate *c = &st->obs;
+    __u32 cpu = bpf_get_smp_processor_id();
+    if (c->epoch != o->epoch) {
+        c->epoch = o->epoch;
+        c->second = bpf_ktime_get_ns() / 1000000000ull;
+        c->tokens = o->rate;
+    } else if (!c->tokens && cpu < OBS_SPENT_CPUS) {
+        // The tokens ran out, maybe seconds ago: the clock once before the
+        // CPU's byte is set. (A CPU above comes here for every wanted
+        // frame: tier_obs_recheck gives it the next second's tokens.)
+        __u64 second = bpf_ktime_get_ns() / 1000000000ull;
+        if (second != c->second) {
+            c->second = second;
+            c->tokens = o->rate;
+        }
+    }
+    if (c->tokens)
+        return OBS_RECORD;
+    __u32 spent = (o->flags & OBS_DROPS_ONLY) ? OBS_COUNT_DROP : OBS_COUNTED;
+    if (cpu < OBS_SPENT_CPUS)
+        o->spent[cpu] = spent;
+    return spent;
+}
 
-// The 64-bit word at the start of an obs_rate (`tokens`, then `epoch`)
-// when the tokens of observation `epoch` are spent.
-_Static_assert(__builtin_offsetof(struct obs_rate, tokens) == 0 &&
-                   __builtin_offsetof(struct obs_rate, epoch) == 4,
-               "obs_rate: tokens and epoch form its first 64-bit word");
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define OBS_SPENT(epoch) ((__u64)(epoch) << 32)
-#else
-#define OBS_SPENT(epoch) ((__u64)(epoch))
-#endif
-
-// What obs_wanted found (the program's `observed`).
-// Not wanted.
-#define OBS_NO 0
-// Wanted, a token left: its head is in the CPU's record.
-#define OBS_RECORD 1
-// Wanted, this second's tokens spent: already counted in `rate_dropped`
-// (the common case under load, so a verdict made here needs no second
-// call); tier_obs_end takes the count back if the frame is not decided
-// here (handed off, passed).
-#define OBS_COUNTED 2
-// Wanted by a drops-only filter, tokens spent: counted by tier_obs_end
-// if the program drops it.
-#define OBS_COUNT_DROP 3
+// Every OBS_RECHECK + 1 frames counted over the rate: a new second's
+// tokens (or a new observation, which tier_obs_take starts) clear the
+// CPU's `spent` byte.
+__noinline int tier_obs_recheck(void)
+{
+    __u32 zero = 0;
+    struct obs_filter *o = bpf_map_lookup_elem(&tier_observe, &zero);
+    struct tier_stats *st = bpf_map_lookup_elem(&tier_stats, &zero);
+    if (!o || !st)
+        return 0;
+    struct obs_rate *c = &st->obs;
+    if (c->epoch == o->epoch) {
+        __u64 second = bpf_ktime_get_ns() / 1000000000ull;
+        if (second == c->second)
+            return 0;
+        c->second = second;
+        c->tokens = o->rate;
+        if (!c->tokens)
+            return 0;
+    }
+    __u32 cpu = bpf_get_smp_processor_id();
+    if (cpu < OBS_SPENT_CPUS)
+        o->spent[cpu] = 0;
+    return 0;
+}
 
 // Whether the armed observation `o` (the caller tested OBS_ARMED) wants
 // this frame (OBS_*): inline, no call, for every frame while an
@@ -2281,7 +2348,6 @@ _Static_assert(__builtin_offsetof(struct obs_rate, tokens) == 0 &&
 static __always_inline __u32 obs_wanted(struct xdp_md *ctx, __u32 ingress,
                                         const struct obs_filter *o)
 {
-    __u32 zero = 0;
     if (o->ifindex && o->ifindex != ingress)
         return 0;
     // Read in place with as few instructions as the verifier allows (this
@@ -2333,46 +2399,16 @@ static __always_inline __u32 obs_wanted(struct xdp_md *ctx, __u32 ingress,
     } else if (o->family) {
         return 0;
     }
-    struct tier_stats *st = bpf_map_lookup_elem(&tier_stats, &zero);
-    if (!st)
-        return 0;
-    struct obs_rate *c = &st->obs;
-    // The steady state under load (this observation's tokens for the
-    // second spent) in one compare: `tokens` and `epoch` are adjacent, so
-    // one 64-bit load holds both.
-    if (*(__u64 *)c != OBS_SPENT(o->epoch)) {
-        if (c->epoch == o->epoch)
-            return OBS_RECORD;  // a token left
-        // A new observation: its tokens start now (below, with the clock).
-        c->epoch = o->epoch;
-        c->second = 0;
-        c->tokens = 0;
-        c->recheck = 0;
+    // The steady state under load: this CPU's tokens spent, told by the
+    // filter's byte, which holds what to return (OBS_COUNTED or
+    // OBS_COUNT_DROP).
+    __u32 cpu = bpf_get_smp_processor_id();
+    if (cpu < OBS_SPENT_CPUS) {
+        __u32 spent = o->spent[cpu];
+        if (spent)
+            return spent;
     }
-    {
-        __u32 spent = OBS_COUNTED;
-        if (o->flags & OBS_DROPS_ONLY)
-            spent = OBS_COUNT_DROP;
-        else
-            c->rate_dropped++;
-        if (c->recheck) {
-            c->recheck--;
-            return spent;
-        }
-        c->recheck = OBS_RECHECK;
-        __u64 second = bpf_ktime_get_ns() / 1000000000ull;
-        if (second == c->second)
-            return spent;
-        c->second = second;
-        c->tokens = o->rate;
-        c->recheck = 0;
-        if (!c->tokens)
-            return spent;
-        // A new second's tokens: this frame takes one after all.
-        if (spent == OBS_COUNTED)
-            c->rate_dropped--;
-    }
-    return OBS_RECORD;
+    return tier_obs_take();
 }
 
 // A frame obs_wanted gave a token: its head, as it arrived, into the CPU's
@@ -2401,22 +2437,12 @@ __noinline int tier_obs_copy(struct xdp_md *ctx, __u32 ingress)
     return OBS_RECORD;
 }
 
-// Whether the program calls tier_obs_end for a frame obs_wanted
-// found `observed` and the program decided `action` (TRACE_*; 0: passed):
-// not for the common case under load (tokens spent, decided here).
-static __always_inline int obs_end_wanted(__u32 observed, __u32 action)
-{
-    int decided = action == TRACE_DROP || action == TRACE_TX;
-    return observed == OBS_RECORD || (observed == OBS_COUNTED && !decided) ||
-           (observed == OBS_COUNT_DROP && action == TRACE_DROP);
-}
-
-// The frame obs_wanted wanted (`observed`, OBS_*) was decided:
-// `action` (TRACE_*; 0: passed to the host), with `reason` or `egress`.
-// Records it, within the rate; every verdict the filter wants and the ring
-// does not get is counted, and only those.
-__noinline int tier_obs_end(struct xdp_md *ctx, __u32 observed, __u32 action, __u32 reason,
-                            __u32 egress)
+// A frame obs_wanted gave a token (OBS_RECORD, its head copied) was
+// decided here: `action` (TRACE_DROP or TRACE_TX), with `reason` or
+// `egress`. Records it, within the rate; every verdict the filter wants
+// and the ring does not get is counted, and only those (over the rate:
+// count()).
+__noinline int tier_obs_end(struct xdp_md *ctx, __u32 action, __u32 reason, __u32 egress)
 {
     __u32 zero = 0;
     struct obs_filter *o = bpf_map_lookup_elem(&tier_observe, &zero);
@@ -2425,18 +2451,9 @@ __noinline int tier_obs_end(struct xdp_md *ctx, __u32 observed, __u32 action, __
     if (!o || !st || !rec)
         return 0;
     struct obs_rate *c = &st->obs;
-    int decided = action == TRACE_DROP || action == TRACE_TX;
-    if (observed == OBS_COUNTED) {
-        // Counted on arrival; not a verdict of this program after all.
-        if (!decided && c->rate_dropped)
-            c->rate_dropped--;
-        return 0;
-    }
-    if (!decided)
-        return 0;
     if ((o->flags & OBS_DROPS_ONLY) && action != TRACE_DROP)
         return 0;
-    if (observed != OBS_RECORD || !c->tokens) {
+    if (!c->tokens) {
         c->rate_dropped++;
         return 0;
     }
@@ -2494,11 +2511,9 @@ int trunkline_tier(struct xdp_md *ctx)
         // North-south: SNAT returns of established flows in the flow
         // stage; the rest (first packets, ICMP errors, IP fabric
         // subnets) userspace's.
-        if (r.pass && !tier_north_south(ctx, gen)) {
-            if (observed && obs_end_wanted(observed, 0))
-                tier_obs_end(ctx, observed, 0, 0, 0);
+        // A frame passed is the host's: neither recorded nor counted.
+        if (r.pass && !tier_north_south(ctx, gen))
             return XDP_PASS;
-        }
         if (r.pass && role == PORT_FABRIC && fits)
             tier_snat_in(ctx, &f, &r);
         r.pass = 0;
@@ -2517,11 +2532,11 @@ int trunkline_tier(struct xdp_md *ctx)
     }
     if (!r.action)
         r.action = TRACE_HANDOFF;
-    count(ctx, &r, rx_len);
+    count(ctx, &r, rx_len, observed);
     if (trace_enabled)
         trace(&r);
-    if (observed && obs_end_wanted(observed, r.action))
-        tier_obs_end(ctx, observed, r.action, r.reason, r.egress);
+    if (observed == OBS_RECORD && r.action != TRACE_HANDOFF)
+        tier_obs_end(ctx, r.action, r.reason, r.egress);
     switch (r.action) {
     case TRACE_DROP:
         return XDP_DROP;

@@ -312,14 +312,13 @@ enum tier_drop {
 // stats: PERCPU_ARRAY[1]: what the kernel decided.
 // An observation's rate on one CPU: its tokens and what it did not
 // record. Kept in the CPU's tier_stats, beside the counters every frame
-// updates, so that a wanted frame whose second's tokens are spent (the
-// steady state under load) touches no memory the frame would not touch
-// anyway.
+// updates, so that counting a wanted frame over the rate (the steady state
+// under load, in count()) touches no memory the frame would not touch
+// anyway; whether the tokens are spent is told by the filter's `spent`.
 struct obs_rate {
     __u32 tokens;
     __u32 epoch;         // the observation the tokens are for
-    __u32 recheck;       // tokens spent: wanted frames left before the clock is read again
-    __u32 pad;
+    __u32 pad[2];
     __u64 rate_dropped;  // matching verdicts over the rate
     __u64 second;        // the second (ns / 1e9) the tokens are for
     __u64 ring_full;     // matching verdicts the ring had no room for
@@ -368,6 +367,9 @@ struct trace {
 #define OBS_ARMED 1
 #define OBS_DROPS_ONLY 2
 #define OBS_ANY_VLAN 0xffffffffu
+// CPUs whose spent tokens the filter tells (`spent`); a CPU above reads its
+// rate for every wanted frame.
+#define OBS_SPENT_CPUS 64
 // How many bytes of the frame, as it arrived, a record keeps.
 #define OBS_HEAD 64
 // observe: ARRAY[1].
@@ -379,6 +381,13 @@ struct obs_filter {
     __u8 addr[16];
     __u32 rate;      // records a second, per CPU
     __u32 epoch;     // changes with every observation: its tokens start full
+    // Written by the program, zero when the agent arms: not 0, CPU n
+    // (below OBS_SPENT_CPUS) has spent its tokens of this second, so a
+    // frame the filter wants there is counted, not recorded, without
+    // reading the CPU's rate; the value is what the program then found
+    // (tier.bpf.c's OBS_COUNTED or OBS_COUNT_DROP). One byte per CPU:
+    // each CPU writes only its own.
+    __u8 spent[OBS_SPENT_CPUS];
 };
 // The ring's records.
 struct obs_record {

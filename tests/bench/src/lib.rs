@@ -105,7 +105,7 @@ fn utc_now() -> String {
         .unwrap_or_default()
 }
 
-/// Runs the benchmark; writes `report.md` and `forwarding.png` into
+/// Runs the benchmark; writes `report.md`, `forwarding.tsv` and `forwarding.png` into
 /// `options.out` and returns the report. Modes that could not run are in
 /// [`Report::failures`]; everything started is stopped and removed before
 /// this returns (or when the future is dropped).

@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the benchmark; writes report.md and forwarding.png.
+    /// Run the benchmark; writes report.md, forwarding.tsv and forwarding.png.
     Run(RunFlags),
     /// The gateway HA benchmark (`make bench-ha`): loss windows of paced
     /// streams during failures, modes Fast and STP, keepalived baseline;

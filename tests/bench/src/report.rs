@@ -434,7 +434,7 @@ impl Report {
             let _ = writeln!(md, "\n### Forwarding while observed, same run\n");
             let _ = writeln!(
                 md,
-                "o / h: the XDP tier's forwarding while `kubectl trunkline observe` samples the flow (every frame matches the filter) against the same without an observation. Same form as above. On a shared machine the rounds differ by more than the effect; the program's own cost, which issue 19's goal (at least 0.95) is checked against, is the kernel's measure at the end of this report (XDP tier: the cost of an armed observation).\n"
+                "o / h: the XDP tier's forwarding while `kubectl trunkline observe` samples the flow (every frame matches the filter) against the same without an observation. Same form as above. On a shared machine the rounds differ by more than the effect; the program's own cost, which issue 19's goal (at least 0.95) is checked against, is the kernel's measure at the end of this report (XDP tier: the cost of an armed observation), followed by the forwarding-level bound derived from that cost and (h)'s time per frame in this run.\n"
             );
             let _ = writeln!(md, "| frame | o / h (observed / not) |");
             let _ = writeln!(md, "|---|---:|");
@@ -750,12 +750,41 @@ impl Report {
         }
     }
 
-    /// Writes `report.md` and `forwarding.png` into `dir`.
+    /// The forwarding figures as tab-separated lines, for the steps of
+    /// `make bench` after this one (the XDP tier's observe cost derives a
+    /// forwarding-level bound from mode (h)'s time per frame): `mode size
+    /// runs median min max busy`, Mpps and the device core's busy % (mean),
+    /// one line per mode and frame size that ran (new-flow runs left out),
+    /// after one `#` line naming the columns.
+    pub fn tsv(&self) -> String {
+        let mut out =
+            String::from("# mode\tsize\truns\tmpps_median\tmpps_min\tmpps_max\tdut_busy_percent\n");
+        for s in summarise(&self.samples, &self.modes, &self.sizes) {
+            let _ = writeln!(
+                out,
+                "{}\t{}\t{}\t{:.6}\t{:.6}\t{:.6}\t{:.1}",
+                s.mode.id(),
+                s.size,
+                s.runs,
+                s.mpps.median,
+                s.mpps.min,
+                s.mpps.max,
+                s.dut_busy
+            );
+        }
+        out
+    }
+
+    /// Writes `report.md`, `forwarding.tsv` ([`Report::tsv`]) and
+    /// `forwarding.png` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<(), Error> {
         std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         let md = dir.join("report.md");
         std::fs::write(&md, self.markdown())
             .map_err(Error::io(format!("writing {}", md.display())))?;
+        let tsv = dir.join("forwarding.tsv");
+        std::fs::write(&tsv, self.tsv())
+            .map_err(Error::io(format!("writing {}", tsv.display())))?;
         crate::plot::forwarding(
             &dir.join("forwarding.png"),
             &summarise(&self.samples, &self.modes, &self.sizes),
@@ -834,6 +863,13 @@ mod tests {
         assert!(md.contains("| 64 B | 0.86 [0.50–1.00] | – | – |"), "{md}");
         assert!(!md.contains("Across nodes"), "no overlay mode ran:\n{md}");
         assert!(!md.contains("The XDP tier"), "no tier mode ran:\n{md}");
+        // The medians of the same runs for the steps after.
+        assert_eq!(
+            report.tsv(),
+            "# mode\tsize\truns\tmpps_median\tmpps_min\tmpps_max\tdut_busy_percent\n\
+             a\t64\t3\t0.600000\t0.500000\t0.700000\t0.0\n\
+             b\t64\t3\t0.700000\t0.600000\t1.000000\t0.0\n"
+        );
     }
 
     #[test]

@@ -1481,3 +1481,140 @@ fn an_armed_observation_records_the_kernel_verdicts_and_an_unarmed_one_nothing()
     assert!(drain().is_empty());
     assert_eq!(dropped(), 3);
 }
+
+/// Observe over the rate in the tier: once a CPU's tokens of the second
+/// are spent every wanted verdict is counted and none recorded; a new
+/// second brings tokens within the program's recheck (64 counted frames a
+/// CPU); a new observation starts with its tokens full whatever the last
+/// one left; and at every step recorded + counted is every wanted verdict.
+#[test]
+fn verdicts_over_the_rate_are_counted_until_a_new_second_or_observation_brings_tokens() {
+    use super::observe::{ObsFilter, not_recorded};
+    use crate::process::tests::{MAC_A, udp4};
+    use crate::sample::Filter;
+    /// The program's OBS_RECHECK + 1.
+    const RECHECK: usize = 64;
+    let rig = Rig::new(&fixture());
+    let mut kernel = Kernel::new("r");
+    let mut last = None;
+    let maps = kernel.tier.maps();
+    let routed = udp4(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 64);
+    let case = fixture_case(&rig, &mut last, P1, &routed);
+    assert!(matches!(case.verdict, Verdict::Transmit { .. }));
+    let per_cpu = || {
+        maps.lookup_per_cpu("tier_stats", &0u32.to_ne_bytes())
+            .expect("tier_stats")
+    };
+    // One CPU's tokens: this thread (the test's own) pinned to the first
+    // CPU it may run on, through taskset (the crate has no unsafe code).
+    let status = std::fs::read_to_string("/proc/thread-self/status").expect("thread status");
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list");
+    let first: String = allowed
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let tid = std::fs::read_link("/proc/thread-self").expect("thread-self");
+    let tid = tid.file_name().expect("a thread id").to_string_lossy();
+    sh(&format!("taskset -p -c {first} {tid} >/dev/null"));
+    let cpus = 1;
+    let records = || {
+        let mut n = 0;
+        maps.drain_observations(|_| n += 1);
+        n
+    };
+    let epoch = Cell::new(0);
+    // One record a second per CPU.
+    let arm = || {
+        epoch.set(epoch.get() + 1);
+        let value = ObsFilter {
+            filter: Filter::default(),
+            ifindex: None,
+            rate: 1,
+            epoch: epoch.get(),
+        }
+        .encode();
+        maps.update("tier_observe", &0u32.to_ne_bytes(), &value)
+            .expect("arm");
+    };
+    let second = || trunkline_xdp::tier::monotonic_ns() / 1_000_000_000;
+    let run = |kernel: &mut Kernel| {
+        let outcome = kernel.run(&case);
+        assert!(compare(&case, &outcome) == Ok(true), "{outcome:?}");
+    };
+    let counted_before = not_recorded(&per_cpu());
+    let (mut frames, mut recorded) = (0, 0);
+    let check = |frames: usize, recorded: usize| {
+        let counted = (not_recorded(&per_cpu()) - counted_before) as usize;
+        assert_eq!(
+            recorded + counted,
+            frames,
+            "every wanted verdict recorded or counted"
+        );
+    };
+
+    // Spend: at most one record per CPU within a second.
+    arm();
+    let mut spent = false;
+    for _ in 0..4 {
+        let at = second();
+        let got: usize = (0..8)
+            .map(|_| {
+                run(&mut kernel);
+                records()
+            })
+            .sum();
+        frames += 8;
+        recorded += got;
+        check(frames, recorded);
+        if second() == at {
+            assert!(got <= cpus, "{got} records in one second from {cpus} CPUs");
+            spent = true;
+            break;
+        }
+    }
+    assert!(spent, "eight frames within one second");
+
+    // A new second: a record again within the recheck.
+    let next = second() + 1;
+    let remaining = (next * 1_000_000_000).saturating_sub(trunkline_xdp::tier::monotonic_ns());
+    std::thread::sleep(std::time::Duration::from_nanos(remaining + 1_000_000));
+    assert!(second() >= next, "the clock's second went by");
+    let bound = RECHECK * cpus + cpus;
+    let mut after = 0;
+    while after < bound {
+        run(&mut kernel);
+        after += 1;
+        let got = records();
+        recorded += got;
+        if got > 0 {
+            break;
+        }
+    }
+    frames += after;
+    check(frames, recorded);
+    assert!(
+        after < bound,
+        "no record within {bound} frames of a new second"
+    );
+
+    // Spent again, then a new observation: its first frame is recorded.
+    for _ in 0..2 * cpus {
+        run(&mut kernel);
+        recorded += records();
+        frames += 1;
+    }
+    arm();
+    run(&mut kernel);
+    frames += 1;
+    let got = records();
+    recorded += got;
+    assert_eq!(got, 1, "a new observation's tokens start full");
+    check(frames, recorded);
+
+    maps.update("tier_observe", &0u32.to_ne_bytes(), &ObsFilter::OFF)
+        .expect("disarm");
+}

@@ -63,7 +63,7 @@
 //! | `tier_labels`, `tier_vnis` | gen, label / VNI | VMI or VRF |
 //! | `tier_stats`, `tier_vmi_stats` | 0 / VMI slot | per-CPU counters ([`KernelCounters`]) |
 //! | `tier_flows` (LRU hash, no generation: each entry carries the VRF generation it was decided under) | VRF id, 5-tuple ([`crate::flow::FlowKey`]) | [`crate::flow::FlowValue`], idle timeout, VRF slot, fabric next hop ([`flows`]) |
-//! | `tier_observe`, `tier_obs_cpu`, `tier_obs_ring` | 0 / 0 / (ring) | an observation's filter, its per-CPU record and rate, its records ([`observe`]) |
+//! | `tier_observe`, `tier_obs_cpu`, `tier_obs_ring` | 0 / 0 / (ring) | an observation's filter (with a byte per CPU: its tokens spent), its per-CPU record, its records; the rate is in `tier_stats` ([`observe`]) |
 //!
 //! The I/O layer owns `tier_ifaces` (ifindex to the port's kind and AF_XDP
 //! slot), `tier_xsks` and `tier_devmap`, written when it opens a port.

@@ -29,8 +29,9 @@ const OBS_DROPS_ONLY: u32 = 2;
 const OBS_ANY_VLAN: u32 = u32::MAX;
 /// `OBS_HEAD`: the bytes of a frame a record keeps.
 pub const OBS_HEAD: usize = 64;
-/// The size of `struct obs_filter`.
-pub const FILTER_SIZE: usize = 40;
+/// The size of `struct obs_filter`: the agent's 40 bytes, then the
+/// program's `spent` byte per CPU (`OBS_SPENT_CPUS`, 64), zero when armed.
+pub const FILTER_SIZE: usize = 40 + 64;
 /// The size of `struct obs_record`.
 pub const RECORD_SIZE: usize = 32 + OBS_HEAD;
 /// The size of `struct obs_cpu` (the record being built).
@@ -231,6 +232,8 @@ mod tests {
         assert_eq!(u32_at(&v, 12), 4);
         assert_eq!(v[16..20], [10, 0, 0, 1]);
         assert_eq!((u32_at(&v, 32), u32_at(&v, 36)), (200, 9));
+        // The program's per-CPU spent bytes start clear.
+        assert!(v[40..].iter().all(|b| *b == 0) && v.len() == 40 + 64);
         let any = ObsFilter {
             filter: Filter::default(),
             ifindex: None,
