@@ -1008,7 +1008,6 @@ mod tests {
         assert!(control.report().synced);
     }
 
-
     /// A network leaving by the fabric is not reported programmed while the
     /// fabric port only sees copies (AF_PACKET): the host's kernel would
     /// answer its return traffic. The other network is unaffected.
