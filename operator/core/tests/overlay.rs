@@ -190,7 +190,7 @@ fn a_valid_external_vtep_is_accepted_and_programmed_by_the_networks_nodes() {
     assert!(a.status, "{a:?}");
     let p = cond(&d, &xvtep_key("tor-1"), condition::PROGRAMMED);
     assert!(
-        !p.status && p.message.contains("gw-1 (not labelled"),
+        !p.status && p.message.contains("gw-1 (has not programmed it yet)"),
         "{}",
         p.message
     );

@@ -144,9 +144,7 @@ fn programmed_follows_the_node_watermarks_and_exceptions() {
     s.virtual_networks[0].meta.nodes.clear();
     let p = cond(&decide(&s), &vn_key("t1", "net1"), condition::PROGRAMMED).clone();
     assert!(
-        !p.status
-            && p.message
-                .contains("gw-1 (not labelled node.trunkline.io/gw-1 yet)"),
+        !p.status && p.message.contains("gw-1 (has not programmed it yet)"),
         "{}",
         p.message
     );
@@ -186,7 +184,7 @@ fn a_vmi_on_two_nodes_is_programmed_when_both_report_it() {
     let d = decide(&s);
     let p = cond(&d, &vmi_key("t1", "vmi1"), condition::PROGRAMMED);
     assert!(
-        !p.status && p.message.contains("gw-2 (not labelled"),
+        !p.status && p.message.contains("gw-2 (has not programmed it yet)"),
         "{}",
         p.message
     );
@@ -195,7 +193,7 @@ fn a_vmi_on_two_nodes_is_programmed_when_both_report_it() {
     assert!(
         !p.status
             && p.message
-                .contains("LogicalInterface li2 on gw-2 (not labelled"),
+                .contains("LogicalInterface li2 on gw-2 (has not programmed it yet)"),
         "its logical interface on gw-2 is not held yet: {}",
         p.message
     );
@@ -734,7 +732,7 @@ fn a_virtual_gateway_is_programmed_on_all_its_nodes() {
     // The network lives on gw-2 too (through the gateway), which lacks it.
     let p = cond(&d, &vn_key("t1", "net1"), condition::PROGRAMMED);
     assert!(
-        !p.status && p.message.contains("gw-2 (not labelled"),
+        !p.status && p.message.contains("gw-2 (has not programmed it yet)"),
         "{}",
         p.message
     );

@@ -356,7 +356,9 @@ async fn wait_passes(operator: &ManagedProcess, count: f64) {
 /// report, also across a spec change; Events tell the story.
 #[tokio::test]
 async fn a_valid_set_is_accepted_then_ready_when_the_node_reports_it() {
-    let rig = rig("op-valid").await;
+    // A full pass every second: every object decided again and again, so a
+    // status that changes without cause is written (and seen) at once.
+    let rig = rig_with("op-valid", &["--resync-seconds", "1"]).await;
     let ns = rig.ns.name();
     let gw = unique_name("gw");
     let li_name = unique_name("li");
@@ -409,6 +411,28 @@ async fn a_valid_set_is_accepted_then_ready_when_the_node_reports_it() {
     let li_rv = labelled_for(&lis, &li_name, &gw).await;
     let vmi_rv = labelled_for(&vmis, "vmi1", &gw).await;
     let net_rv = labelled_for(&networks, "net1", &gw).await;
+    // Being labelled changes nothing the status says (the node has still
+    // not programmed them): no status write until the node reports, so a
+    // burst costs one status write per object before it is programmed.
+    let operator = rig.operator.as_ref().expect("operator");
+    wait_passes(operator, completed_passes(operator) + 2.0).await;
+    let unchanged = |what: &str, before: &str, now: Option<String>| {
+        assert_eq!(
+            now.as_deref(),
+            Some(before),
+            "{what} was written again after being labelled, before any report"
+        )
+    };
+    unchanged(
+        "the logical interface",
+        &li_rv,
+        lis.get(&li_name).await.unwrap().metadata.resource_version,
+    );
+    unchanged(
+        "the VMI",
+        &vmi_rv,
+        vmis.get("vmi1").await.unwrap().metadata.resource_version,
+    );
     report_through(
         &rig.client,
         &gw,

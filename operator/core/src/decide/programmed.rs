@@ -107,24 +107,25 @@ impl Reports {
         let Some(report) = self.nodes.get(node) else {
             return Standing::Pending(format!("{node} (no PhysicalRouter {node})"));
         };
-        if !meta.labelled_for(node) {
-            return Standing::Pending(format!(
-                "{node} (not labelled {} yet)",
-                trunkline_api::node_label::key_of(node)
-            ));
-        }
         // The message names no resource version, neither the node's nor the
         // object's: it must not change (and be written again) every time
         // the node's moves, nor when a restarted operator reads the object
-        // at a newer one.
+        // at a newer one. Nor does it tell an object not labelled for the
+        // node yet from one labelled and not programmed: the operator labels
+        // an object right after writing its status, so that message would
+        // change (one more status write per object of a burst) while the
+        // node has done nothing (the label is on the object, `kubectl get
+        // --show-labels`; a failing label write is logged and counted).
+        let not_yet = || Standing::Pending(format!("{node} (has not programmed it yet)"));
+        if !meta.labelled_for(node) {
+            return not_yet();
+        }
         match (
             report.programmed_through.get(&meta.key.kind),
             &meta.changed_at,
         ) {
             (Some(through), Some(changed)) if through >= changed => {}
-            _ => {
-                return Standing::Pending(format!("{node} (has not programmed it yet)"));
-            }
+            _ => return not_yet(),
         }
         if let Some(why) = report.exceptions.get(&meta.key) {
             return Standing::Refused(format!("{node}: {why}"));
