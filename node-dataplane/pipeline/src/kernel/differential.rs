@@ -390,6 +390,26 @@ pub(crate) fn check_list(source: &str, tests: &[(&str, fn())], without: &[&str])
     );
 }
 
+/// Tests run at once in one process: two kernel tests with one tag would
+/// race for one namespace name (`ip netns add` fails for the later one).
+#[test]
+fn every_kernel_test_has_a_namespace_of_its_own() {
+    let source = include_str!("differential.rs");
+    let needle = concat!("Kernel::new", "(\"");
+    let mut tags: Vec<&str> = source
+        .match_indices(needle)
+        .filter_map(|(at, _)| {
+            let rest = &source[at + needle.len()..];
+            rest.find('"').map(|end| &rest[..end])
+        })
+        .collect();
+    let count = tags.len();
+    assert!(count > 1, "found {count} kernel tests");
+    tags.sort_unstable();
+    tags.dedup();
+    assert_eq!(tags.len(), count, "a tag used twice among {tags:?}");
+}
+
 // ---------------------------------------------------------------------------
 // The kernel side.
 
@@ -463,6 +483,8 @@ struct Kernel {
 }
 
 impl Kernel {
+    /// `tag` names the test's namespace: one per test (tests run at once
+    /// in one process), see `every_kernel_test_has_a_namespace_of_its_own`.
     fn new(tag: &str) -> Kernel {
         let netns = format!("tlxd{}{tag}", std::process::id() % 100_000);
         sh(&format!("ip netns add {netns}"));
@@ -1495,7 +1517,7 @@ fn verdicts_over_the_rate_are_counted_until_a_new_second_or_observation_brings_t
     /// The program's OBS_RECHECK + 1.
     const RECHECK: usize = 64;
     let rig = Rig::new(&fixture());
-    let mut kernel = Kernel::new("r");
+    let mut kernel = Kernel::new("n");
     let mut last = None;
     let maps = kernel.tier.maps();
     let routed = udp4(MAC_A, GW, Some(100), [10, 0, 0, 10], [10, 0, 1, 20], 64);
