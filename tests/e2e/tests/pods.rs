@@ -679,12 +679,22 @@ async fn the_chart_runs_on_a_node_forwards_traffic_upgrades_and_uninstalls_clean
     // The BGP speaker (the operator image): both replicas Ready, one holds
     // the Lease and is the only one running gobgpd, as user 65532 with no
     // capability.
-    let speaker_pods = pods_of(&client, BGP_PODS).await;
-    assert_eq!(speaker_pods.len(), 2, "two BGP speaker pods");
-    assert!(
-        speaker_pods.iter().all(ready),
-        "both BGP speaker pods Ready"
-    );
+    // Ready is their readiness probe's (the active one's once gobgpd
+    // answers and a pass succeeded): polled, with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let speaker_pods = loop {
+        let pods = pods_of(&client, BGP_PODS).await;
+        if pods.len() == 2 && pods.iter().all(ready) {
+            break pods;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "two BGP speaker pods, both Ready, within 120 s: {} pod(s), {} Ready",
+            pods.len(),
+            pods.iter().filter(|p| ready(p)).count()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let names: Vec<String> = speaker_pods
         .iter()
         .filter_map(|p| p.metadata.name.clone())
