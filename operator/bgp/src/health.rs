@@ -108,8 +108,13 @@ impl Health {
 
     /// `Ok` while the loop turned within `max_age`, else why not.
     pub fn live(&self) -> Result<(), String> {
+        self.live_at(Instant::now())
+    }
+
+    /// [`Health::live`] as of `now`.
+    fn live_at(&self, now: Instant) -> Result<(), String> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let age = inner.at.elapsed();
+        let age = now.saturating_duration_since(inner.at);
         if age <= self.max_age {
             Ok(())
         } else {
@@ -122,7 +127,12 @@ impl Health {
 
     /// `Ok` (with what) when ready, else why not.
     pub fn ready(&self) -> Result<&'static str, String> {
-        self.live()
+        self.ready_at(Instant::now())
+    }
+
+    /// [`Health::ready`] as of `now`.
+    fn ready_at(&self, now: Instant) -> Result<&'static str, String> {
+        self.live_at(now)
             .map_err(|why| format!("{why} (a call to gobgpd's API hangs?)"))?;
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match &inner.role {
@@ -199,7 +209,10 @@ mod tests {
 
     #[test]
     fn readiness_follows_the_last_pass_and_expires() {
-        let h = Health::new(Duration::from_millis(200));
+        // Long enough that no stall of a loaded machine expires it: the
+        // expiry is checked at a later instant given, not by waiting.
+        const MAX_AGE: Duration = Duration::from_secs(60);
+        let h = Health::new(MAX_AGE);
         assert!(h.live().is_ok());
         assert!(h.ready().is_err(), "no pass yet");
         h.standby();
@@ -218,9 +231,10 @@ mod tests {
         h.restarting();
         assert_eq!(h.ready().expect_err("still restarting"), why, "not nested");
         h.applied();
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(h.live().is_err(), "a loop that stopped turning");
-        assert!(h.ready().is_err(), "a pass result too old");
+        let later = Instant::now() + MAX_AGE + Duration::from_secs(1);
+        assert!(h.live_at(later).is_err(), "a loop that stopped turning");
+        assert!(h.ready_at(later).is_err(), "a pass result too old");
+        assert!(h.ready().is_ok(), "fresh now");
         h.standby();
         assert!(h.live().is_ok() && h.ready().is_ok());
     }
