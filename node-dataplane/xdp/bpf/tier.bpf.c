@@ -1117,6 +1117,34 @@ static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 hlen, 
     return -1;
 }
 
+// Whether a frame of `avail` bytes past its Ethernet header fits the MTU
+// of VRF `v` and of VMI `id`'s egress port (else the ICMP error path MTU
+// discovery needs, in userspace).
+static __always_inline int fits_vmi(__u32 gen, struct vrf *v, __u32 id, __u32 avail)
+{
+    __u32 limit = v->mtu;
+    struct vmi *vmi = vmi_at(gen, id);
+    __u32 port_mtu = vmi ? vmi->egress_mtu : 0;
+    if (port_mtu && (!limit || port_mtu < limit))
+        limit = port_mtu;
+    return !limit || avail <= limit;
+}
+
+// The frame as the fabric port received it, untagged, of EtherType `et`,
+// in VRF slot `slot` (a translated return on its way to a VMI).
+static __always_inline void from_fabric(struct frame *f, __u32 fend, __u16 et, __u32 slot)
+{
+    f->base = 0;
+    f->fend = fend;
+    f->hlen = 14;
+    f->tagged = 0;
+    f->tci = 0;
+    f->et = et;
+    f->src_kind = SRC_FABRIC;
+    f->src_id = 0;
+    f->vrf = slot;
+}
+
 // A VMI's IPv6 packet its VRF does not route, the VRF's exit SNAT, over
 // an IPv6 underlay (pipeline: fabric_exit, snat_out): as tier_snat_out4
 // below, with the hop limit (IPv6 has no header checksum). Extension
@@ -1277,26 +1305,12 @@ __noinline int tier_snat_in6(struct xdp_md *ctx, struct frame *f, struct res *r)
     if (!found || found->kind != NH_VMI)
         HANDOFF(r);
     __u32 id = found->id;
-    __u32 avail = fend - 14;
-    __u32 limit = v->mtu;
-    struct vmi *vmi = vmi_at(f->gen, id);
-    __u32 port_mtu = vmi ? vmi->egress_mtu : 0;
-    if (port_mtu && (!limit || port_mtu < limit))
-        limit = port_mtu;
-    if (limit && avail > limit)
+    if (!fits_vmi(f->gen, v, id, fend - 14))
         HANDOFF(r);
     e = flow_hit(&k, FLOW_UNSNAT, v->generation, total);
     if (!e)
         HANDOFF(r);
-    f->base = 0;
-    f->fend = fend;
-    f->hlen = 14;
-    f->tagged = 0;
-    f->tci = 0;
-    f->et = ETH_P_IPV6;
-    f->src_kind = SRC_FABRIC;
-    f->src_id = 0;
-    f->vrf = slot;
+    from_fabric(f, fend, ETH_P_IPV6, slot);
     r->nat = NAT_V6;
     r->nat_port = rd16((__u8 *)&e->v.nat_port);
     r->flow = 1;
@@ -1349,26 +1363,12 @@ __noinline int tier_snat_in4(struct xdp_md *ctx, struct frame *f, struct res *r)
     if (!found || found->kind != NH_VMI)
         HANDOFF(r);
     __u32 id = found->id;
-    __u32 avail = fend - 14;
-    __u32 limit = v->mtu;
-    struct vmi *vmi = vmi_at(f->gen, id);
-    __u32 port_mtu = vmi ? vmi->egress_mtu : 0;
-    if (port_mtu && (!limit || port_mtu < limit))
-        limit = port_mtu;
-    if (limit && avail > limit)
+    if (!fits_vmi(f->gen, v, id, fend - 14))
         HANDOFF(r);
     e = flow_hit(&k, FLOW_UNSNAT, v->generation, total);
     if (!e)
         HANDOFF(r);
-    f->base = 0;
-    f->fend = fend;
-    f->hlen = 14;
-    f->tagged = 0;
-    f->tci = 0;
-    f->et = ETH_P_IP;
-    f->src_kind = SRC_FABRIC;
-    f->src_id = 0;
-    f->vrf = slot;
+    from_fabric(f, fend, ETH_P_IP, slot);
     r->nat = NAT_V4;
     r->nat_addr = rd32(e->v.nat_addr);
     r->nat_port = rd16((__u8 *)&e->v.nat_port);
