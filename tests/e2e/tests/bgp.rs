@@ -44,7 +44,8 @@ use trunkline_api::{
 use trunkline_test_support::lab::{DcGatewayRoute, DcGatewaySpec, SwitchSpec, TrunkSpec};
 use trunkline_test_support::{
     ControlPlane, FabricHostSpec, InstanceSpec, Lab, LabSpec, ManagedProcess, NodeSpec,
-    TestNamespace, eventually, free_local_addr, http_get, unique_name, workspace_binary,
+    TestNamespace, child_named, eventually, free_local_addr, http_get, unique_name,
+    workspace_binary,
 };
 
 const READY: Duration = Duration::from_secs(120);
@@ -632,14 +633,7 @@ async fn start_speaker_process(
 
 /// The pid of the `gobgpd` child of process `pid`.
 fn gobgpd_child(pid: u32) -> Option<u32> {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    children
-        .split_whitespace()
-        .filter_map(|c| c.parse::<u32>().ok())
-        .find(|c| {
-            std::fs::read_to_string(format!("/proc/{c}/comm"))
-                .is_ok_and(|comm| comm.trim() == "gobgpd")
-        })
+    child_named(pid, "gobgpd")
 }
 
 /// Whether process `pid` is gone: no such process, or a zombie (killed,

@@ -36,8 +36,8 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork};
 use trunkline_test_support::{
-    ControlPlane, ManagedProcess, client_from_kubeconfig, eventually, free_local_addr, http_get,
-    unique_name, workspace_binary,
+    ControlPlane, ManagedProcess, child_named, client_from_kubeconfig, eventually, free_local_addr,
+    http_get, unique_name, workspace_binary,
 };
 
 /// Bound for anything a process does after a change.
@@ -198,16 +198,9 @@ fn start_bgp(deployment: &Value, kubeconfig: &Path, ns: &str, pod: &str) -> Mana
     )
 }
 
-/// The pid of a `gobgpd` child of process `pid`.
+/// The pid of the `gobgpd` child of process `pid`.
 fn gobgpd_child(pid: u32) -> Option<u32> {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    children
-        .split_whitespace()
-        .filter_map(|c| c.parse::<u32>().ok())
-        .find(|c| {
-            std::fs::read_to_string(format!("/proc/{c}/comm"))
-                .is_ok_and(|comm| comm.trim() == "gobgpd")
-        })
+    child_named(pid, "gobgpd")
 }
 
 /// A DaemonSet pod as the controller and scheduler would leave it: bound

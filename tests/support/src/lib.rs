@@ -48,7 +48,9 @@ pub use control_plane::{ControlPlane, REUSE_ENV};
 pub use error::{Error, status_code};
 pub use names::unique_name;
 pub use namespace::TestNamespace;
-pub use process::{ManagedProcess, free_local_addr, http_get, without_test_env, workspace_binary};
+pub use process::{
+    ManagedProcess, child_named, free_local_addr, http_get, without_test_env, workspace_binary,
+};
 pub use tools::{client_from_kubeconfig, rig_tool};
 /// The network-namespace lab (`trunkline-lab`): fabric, gateway nodes,
 /// switches, instances, fabric hosts, VXLAN VTEPs and captures.

@@ -276,3 +276,15 @@ impl Drop for ManagedProcess {
         }
     }
 }
+
+/// The pid of a child of process `pid` whose command name (`comm`) is
+/// `name` (a supervised daemon, e.g. the BGP speaker's gobgpd), if any.
+pub fn child_named(pid: u32, name: &str) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .find(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+}
