@@ -116,7 +116,7 @@ impl Reports {
         // change (one more status write per object of a burst) while the
         // node has done nothing (the label is on the object, `kubectl get
         // --show-labels`; a failing label write is logged and counted).
-        let not_yet = || Standing::Pending(format!("{node} (has not programmed it yet)"));
+        let not_yet = || Standing::Pending(not_yet(node));
         if !meta.labelled_for(node) {
             return not_yet();
         }
@@ -137,6 +137,15 @@ impl Reports {
         }
         Standing::Programmed
     }
+}
+
+/// The message part of an object `node` has not programmed yet. It is the
+/// same for an object whose parts (a VMI's logical interfaces) lag behind
+/// it on the node: which of them the node installs first in a burst is its
+/// own business, and a message telling them apart would change (one more
+/// status write per VMI of a burst) while the object stays Pending.
+fn not_yet(node: &str) -> String {
+    format!("{node} (has not programmed it yet)")
 }
 
 /// How one node stands with one object.
@@ -202,7 +211,7 @@ pub(super) fn programmed_condition(
         for (_, part) in parts.iter().filter(|(n, _)| n == node) {
             standing = standing.and(match reports.standing(part, node) {
                 Standing::Programmed => Standing::Programmed,
-                Standing::Pending(why) => Standing::Pending(format!("{} on {why}", part.key)),
+                Standing::Pending(_) => Standing::Pending(not_yet(node)),
                 Standing::Refused(why) => Standing::Refused(format!("{} on {why}", part.key)),
                 Standing::Unknown(why) => Standing::Unknown(format!("{} on {why}", part.key)),
             });
