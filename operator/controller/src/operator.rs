@@ -64,6 +64,16 @@ const WRITES_PER_PASS: usize = 1024;
 /// intermediate step. Rejections, acceptance, Ready and any loss of
 /// Programmed or Ready are never held.
 pub const PENDING_HOLD: Duration = Duration::from_secs(2);
+/// How long such a write may be held, at most, while the operator is busy
+/// (its last pass wrote [`BUSY_WRITES`] or more): in a burst of thousands
+/// of objects the nodes take longer than [`PENDING_HOLD`] to report, and a
+/// VMI decided before its logical interface arrived would otherwise be
+/// written three times (no logical interface, waiting for its node,
+/// Ready), each write slowing the burst down. While held, its `Programmed`
+/// stays `False` (reason `Pending`) with the earlier message.
+pub const PENDING_HOLD_BUSY: Duration = Duration::from_secs(60);
+/// Writes in a pass from which the operator counts as busy.
+const BUSY_WRITES: usize = CONCURRENT_WRITES;
 /// Pause before retrying after a pass with errors.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// The longest an Event note may be (the API allows 1 kB).
@@ -316,6 +326,8 @@ pub struct Operator {
     held: HashMap<ObjectKey, Instant>,
     /// When the earliest held write falls due.
     hold_due: Option<Instant>,
+    /// Whether the last pass wrote [`BUSY_WRITES`] or more.
+    busy: bool,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     applied: HashMap<ObjectKey, Applied>,
@@ -395,6 +407,7 @@ impl Operator {
             labelled: BTreeSet::new(),
             held: HashMap::new(),
             hold_due: None,
+            busy: false,
             metrics,
             applied: HashMap::new(),
             ports_applied: HashMap::new(),
@@ -589,6 +602,7 @@ impl Operator {
         relabel.retain(|k| !labelled.contains(k));
         self.sync_labels(&relabel, &mut outcome).await;
         outcome.deferred = self.deferred;
+        self.busy = outcome.writes >= BUSY_WRITES;
         self.held.retain(|key, _| self.retry.contains(key));
         outcome.held = self.held.len();
         outcome.hold_due = self.hold_due;
@@ -804,8 +818,7 @@ impl Operator {
                 )
             {
                 let since = *self.held.entry(key.clone()).or_insert_with(Instant::now);
-                let due = since + PENDING_HOLD;
-                if Instant::now() < due {
+                if let Some(due) = held_until(since, Instant::now(), self.busy) {
                     self.hold_due = Some(self.hold_due.map_or(due, |d| d.min(due)));
                     self.retry.insert(key);
                     continue;
@@ -986,6 +999,19 @@ fn only_pending_moves(current: &[Condition], desired: &[Condition], generation: 
         && !is_true(&find(current, condition::READY))
         && !is_true(&find(desired, condition::READY))
         && !is_true(&find(current, condition::PROGRAMMED))
+}
+
+/// Until when a pending-only write that arose at `since` is held, seen at
+/// `now`; `None` once it is due. Held [`PENDING_HOLD`]; while the operator
+/// is `busy`, re-checked every [`PENDING_HOLD`] up to [`PENDING_HOLD_BUSY`]
+/// (the next pass is due then, so a quiet one releases it).
+fn held_until(since: Instant, now: Instant, busy: bool) -> Option<Instant> {
+    let due = since + PENDING_HOLD;
+    if now < due {
+        return Some(due);
+    }
+    let latest = since + PENDING_HOLD_BUSY;
+    (busy && now < latest).then(|| (now + PENDING_HOLD).min(latest))
 }
 
 /// Resolves when leadership changes; never when the election is gone
@@ -1256,6 +1282,28 @@ mod tests {
             &set("True", "True", "False", 3),
             3
         ));
+    }
+
+    #[test]
+    fn a_held_write_waits_longer_while_the_operator_is_busy() {
+        let since = Instant::now();
+        let early = since + PENDING_HOLD / 2;
+        assert_eq!(held_until(since, early, false), Some(since + PENDING_HOLD));
+        assert_eq!(held_until(since, early, true), Some(since + PENDING_HOLD));
+        let late = since + PENDING_HOLD * 3;
+        assert_eq!(held_until(since, late, false), None, "quiet: due");
+        assert_eq!(
+            held_until(since, late, true),
+            Some(late + PENDING_HOLD),
+            "busy: looked at again one hold later"
+        );
+        let near_the_end = since + PENDING_HOLD_BUSY - PENDING_HOLD / 2;
+        assert_eq!(
+            held_until(since, near_the_end, true),
+            Some(since + PENDING_HOLD_BUSY),
+            "never past the busy limit"
+        );
+        assert_eq!(held_until(since, since + PENDING_HOLD_BUSY, true), None);
     }
 
     #[test]
