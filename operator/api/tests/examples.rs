@@ -63,6 +63,10 @@ fn check_object(path: &Path, object: &Value) {
         "VirtualNetworkPolicy" => {
             serde_json::from_value::<trunkline_api::VirtualNetworkPolicy>(object.clone()).err()
         }
+        "ClusterVirtualNetworkPolicy" => {
+            serde_json::from_value::<trunkline_api::ClusterVirtualNetworkPolicy>(object.clone())
+                .err()
+        }
         other => panic!("{}: unknown kind {other}", path.display()),
     };
     assert!(

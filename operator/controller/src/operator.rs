@@ -35,6 +35,7 @@ use trunkline_api::status::{condition, reason};
 use trunkline_api::{
     DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
     VirtualGateway, VirtualMachineInterface, VirtualNetwork, VirtualNetworkPolicy,
+    ClusterVirtualNetworkPolicy,
 };
 use trunkline_operator_core::{Change, DECIDED_KINDS, Decider, Kind, ObjectKey, Settings, summary};
 
@@ -577,6 +578,13 @@ impl Operator {
             .await;
         self.sync::<VirtualNetworkPolicy>(&stores.network_policies, &to_sync, &now, &mut outcome)
             .await;
+        self.sync::<ClusterVirtualNetworkPolicy>(
+            &stores.cluster_network_policies,
+            &to_sync,
+            &now,
+            &mut outcome,
+        )
+        .await;
         self.sync_router_ports(&stores.physical_routers, &mut outcome)
             .await;
         // Labels after status (those of the objects written above went
@@ -1093,6 +1101,10 @@ async fn write_labels(
             .await
             .map(|_| ()),
         Kind::VirtualNetworkPolicy => VirtualNetworkPolicy::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::ClusterVirtualNetworkPolicy => ClusterVirtualNetworkPolicy::api(client.clone(), ns)
             .patch_metadata(&key.name, &params, &patch)
             .await
             .map(|_| ()),

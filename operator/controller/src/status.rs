@@ -18,7 +18,7 @@ use trunkline_api::{
     GatewayHAGroupStatus, LogicalInterface, LogicalInterfaceStatus, SecurityGroup,
     SecurityGroupStatus, VirtualGateway, VirtualGatewayStatus, VirtualMachineInterface,
     VirtualMachineInterfaceStatus, VirtualNetwork, VirtualNetworkPolicy,
-    VirtualNetworkPolicyStatus, VirtualNetworkStatus,
+    VirtualNetworkPolicyStatus, VirtualNetworkStatus, ClusterVirtualNetworkPolicy,
 };
 use trunkline_operator_core::{Decision, DerivedStatus, Kind};
 
@@ -477,6 +477,27 @@ impl Reported for VirtualNetworkPolicy {
 
     fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
         Api::namespaced(client, namespace.unwrap_or_default())
+    }
+}
+
+impl Reported for ClusterVirtualNetworkPolicy {
+    type Status = VirtualNetworkPolicyStatus;
+    const KIND: Kind = Kind::ClusterVirtualNetworkPolicy;
+
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions_of(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        VirtualNetworkPolicy::desired(decision, conditions)
+    }
+
+    fn api(client: Client, _namespace: Option<&str>) -> Api<Self> {
+        Api::all(client)
     }
 }
 
