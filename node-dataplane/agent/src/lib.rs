@@ -64,9 +64,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use trunkline_api::{
-    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork, VirtualNetworkPolicy,
-    ClusterVirtualNetworkPolicy,
+    ClusterVirtualNetworkPolicy, DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface,
+    PhysicalRouter, SecurityGroup, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    VirtualNetworkPolicy,
 };
 use trunkline_model::{Kind, ResourceVersion};
 use trunkline_xdp::{AttachMode, BackendChoice};

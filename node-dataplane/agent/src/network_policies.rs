@@ -159,7 +159,10 @@ mod tests {
         assert_eq!(links.len(), 2);
         let to_blue = links.iter().find(|l| l.from == "t1/red").unwrap();
         assert_eq!(to_blue.to, "t2/blue");
-        assert_eq!(to_blue.policies[0].policy, "cross", "a cluster policy's bare name");
+        assert_eq!(
+            to_blue.policies[0].policy, "cross",
+            "a cluster policy's bare name"
+        );
         assert_eq!(
             to_blue.evaluate(false, 6, 22),
             trunkline_pipeline::network_policy::LinkVerdict::Allowed(0, 0)

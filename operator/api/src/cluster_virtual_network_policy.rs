@@ -72,7 +72,10 @@ pub struct ClusterVirtualNetworkPolicySpec {
     "!has(self.ports) || (has(self.protocol) && (self.protocol == 'TCP' || self.protocol == 'UDP'))"
 ).message("ports only apply to protocol TCP or UDP").reason(Reason::FieldValueInvalid))]
 #[x_kube(validation = Rule::new(
-    "self.source != self.destination"
+    // `namespace` is a CEL reserved word: Kubernetes escapes the field as
+    // `__namespace__`. Whole objects cannot be compared (`!=` has no
+    // overload for two object types).
+    "self.source.__namespace__ != self.destination.__namespace__ || self.source.name != self.destination.name"
 ).message(
     "source and destination must be two different networks: traffic inside a network is never subject to a network policy"
 ).reason(Reason::FieldValueInvalid))]

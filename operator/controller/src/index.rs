@@ -22,9 +22,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use trunkline_api::{
-    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork, VirtualNetworkPolicy,
-    ClusterVirtualNetworkPolicy,
+    ClusterVirtualNetworkPolicy, DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface,
+    PhysicalRouter, SecurityGroup, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    VirtualNetworkPolicy,
 };
 use trunkline_model::{Kind, Object, ObjectKey, Snapshot, from_api};
 

@@ -33,9 +33,9 @@ use serde_json::json;
 use tokio::sync::watch;
 use trunkline_api::status::{condition, reason};
 use trunkline_api::{
-    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork, VirtualNetworkPolicy,
-    ClusterVirtualNetworkPolicy,
+    ClusterVirtualNetworkPolicy, DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface,
+    PhysicalRouter, SecurityGroup, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    VirtualNetworkPolicy,
 };
 use trunkline_operator_core::{Change, DECIDED_KINDS, Decider, Kind, ObjectKey, Settings, summary};
 

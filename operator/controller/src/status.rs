@@ -14,11 +14,11 @@ use trunkline_api::gateway_ha_group::HaMemberStatus;
 use trunkline_api::status::condition;
 use trunkline_api::virtual_gateway::VirtualGatewayNodeStatus;
 use trunkline_api::{
-    DCGateway, DCGatewayStatus, ExternalVTEP, ExternalVTEPStatus, GatewayHAGroup,
-    GatewayHAGroupStatus, LogicalInterface, LogicalInterfaceStatus, SecurityGroup,
+    ClusterVirtualNetworkPolicy, DCGateway, DCGatewayStatus, ExternalVTEP, ExternalVTEPStatus,
+    GatewayHAGroup, GatewayHAGroupStatus, LogicalInterface, LogicalInterfaceStatus, SecurityGroup,
     SecurityGroupStatus, VirtualGateway, VirtualGatewayStatus, VirtualMachineInterface,
     VirtualMachineInterfaceStatus, VirtualNetwork, VirtualNetworkPolicy,
-    VirtualNetworkPolicyStatus, VirtualNetworkStatus, ClusterVirtualNetworkPolicy,
+    VirtualNetworkPolicyStatus, VirtualNetworkStatus,
 };
 use trunkline_operator_core::{Decision, DerivedStatus, Kind};
 

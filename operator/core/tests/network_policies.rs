@@ -61,8 +61,14 @@ fn placed_across() -> Snapshot {
     s.virtual_network_policies = vec![cross()];
     s.virtual_networks
         .push(vn("u", "green", 1, &["10.0.3.0/24"], None));
-    s.virtual_machine_interfaces
-        .push(vmi("u", "g", 2, "green", "02:00:00:00:00:03", &["10.0.3.10"]));
+    s.virtual_machine_interfaces.push(vmi(
+        "u",
+        "g",
+        2,
+        "green",
+        "02:00:00:00:00:03",
+        &["10.0.3.10"],
+    ));
     s.logical_interfaces
         .push(li("l3", 2, "gw-1", "eth1", 12, ("u", "g")));
     s
@@ -212,7 +218,10 @@ fn a_cluster_policy_connects_two_tenants_without_their_consent() {
         other => panic!("{other:?}"),
     }
     let programmed = cond(&d, &key, condition::PROGRAMMED);
-    assert!(!programmed.status, "gw-1 holds both networks, has not run it");
+    assert!(
+        !programmed.status,
+        "gw-1 holds both networks, has not run it"
+    );
     let mut held = s.clone();
     hold(&mut held, "gw-1", std::slice::from_ref(&key));
     let d = decide(&held);

@@ -346,8 +346,8 @@ pub fn links(networks: &[VirtualNetwork], policies: &[VirtualNetworkPolicy]) -> 
     let mut cluster: Vec<&VirtualNetworkPolicy> =
         policies.iter().filter(|p| p.is_cluster()).collect();
     cluster.sort_by(|a, b| (a.priority, a.meta.name()).cmp(&(b.priority, b.meta.name())));
-    let link_policy = |p: &VirtualNetworkPolicy, from: &NamespacedName, to: &NamespacedName| {
-        LinkPolicy {
+    let link_policy =
+        |p: &VirtualNetworkPolicy, from: &NamespacedName, to: &NamespacedName| LinkPolicy {
             policy: p.name(),
             rules: p
                 .rules
@@ -356,8 +356,7 @@ pub fn links(networks: &[VirtualNetwork], policies: &[VirtualNetworkPolicy]) -> 
                 .filter(|(_, r)| r.applies(from, to))
                 .map(|(i, r)| (i, r.clone()))
                 .collect(),
-        }
-    };
+        };
     // The pairs worth looking at: those a cluster policy names, and those
     // of one namespace.
     let names: BTreeMap<NamespacedName, &VirtualNetwork> = networks
@@ -614,7 +613,11 @@ mod tests {
         assert!(super::links(&networks[..1], std::slice::from_ref(&p)).is_empty());
         let problems = p.problems(&networks[..1]);
         assert_eq!(problems[0].reason(), "NetworkNotFound");
-        assert!(problems[0].to_string().contains("t2/dns"), "{}", problems[0]);
+        assert!(
+            problems[0].to_string().contains("t2/dns"),
+            "{}",
+            problems[0]
+        );
     }
 
     #[test]
@@ -625,7 +628,10 @@ mod tests {
             "p",
             json!([{"action": "Allow", "source": "app", "destination": "dns"}]),
         );
-        let networks = [network_in("t1", "app", &["p"]), network_in("t2", "dns", &["p"])];
+        let networks = [
+            network_in("t1", "app", &["p"]),
+            network_in("t2", "dns", &["p"]),
+        ];
         assert!(links(&networks, std::slice::from_ref(&p)).is_empty());
         let problems = p.problems(&networks);
         assert_eq!(problems.len(), 1);

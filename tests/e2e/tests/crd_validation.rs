@@ -307,7 +307,8 @@ async fn crds_are_installed_and_documented() {
         ]
     );
     for short in [
-        "pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw", "bgpp", "ptr", "tlsg", "vnp", "cvnp",
+        "pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw", "bgpp", "ptr", "tlsg", "vnp",
+        "cvnp",
     ] {
         plane
             .kubectl_ok(&["get", short, "-A"])

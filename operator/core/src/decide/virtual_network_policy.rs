@@ -109,7 +109,9 @@ pub(super) fn decision_of(
     } else {
         networks
             .iter()
-            .filter(|(n, v)| n.namespace == name.namespace && v.network_policies.contains(&name.name))
+            .filter(|(n, v)| {
+                n.namespace == name.namespace && v.network_policies.contains(&name.name)
+            })
             .count()
     };
     let derived = DerivedStatus::VirtualNetworkPolicy {
