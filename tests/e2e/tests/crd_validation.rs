@@ -404,6 +404,8 @@ async fn every_example_set_applies() {
         "overlay",
         "north-south",
         "l3vpn",
+        "network-policies",
+        "cross-tenant-policy",
     ] {
         let path = dir.join(set);
         let path = path.to_str().expect("utf-8 path");
