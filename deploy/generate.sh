@@ -116,6 +116,10 @@ health BGPPeer "the trunkline BGP speaker" "Invalid = true, SecretNotFound = tru
   "refuses our AS number, or a missing password Secret, is Degraded at once;" \
   "an unreachable peer (PeerUnreachable, SessionDown) stays Progressing for" \
   "STALE_AFTER seconds, then is Degraded."
+health ClusterVirtualNetworkPolicy "the trunkline operator" "$operator_reasons, NetworkNotFound = true" \
+  "Conflict, Invalid or NetworkNotFound" \
+  "Written by the operator (Accepted, ResolvedRefs, Programmed: the nodes" \
+  "holding two networks it connects run it as it is, Ready)."
 health DCGateway "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \
   "Written by the operator (Accepted, ResolvedRefs, Programmed, Ready)."
 health ExternalVTEP "the trunkline operator" "$operator_reasons" "Conflict or Invalid" \

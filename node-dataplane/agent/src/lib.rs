@@ -3,7 +3,8 @@
 //! ```text
 //!  kube-apiserver
 //!    | watch (reflectors): LogicalInterfaces, VMIs, VirtualNetworks, VirtualGateways, ExternalVTEPs,
-//!    |   GatewayHAGroups, DCGateways, SecurityGroups labelled node.trunkline.io/<node> (the API server filters),
+//!    |   GatewayHAGroups, DCGateways, SecurityGroups, (Cluster)VirtualNetworkPolicies
+//!    |   labelled node.trunkline.io/<node> (the API server filters),
 //!    |   every PhysicalRouter (one per node); per kind, the highest resourceVersion received (watermark)
 //!    v
 //!  stores --(any change; at most a build per --debounce-ms)--> model::from_api --> last_accepted (an edit waiting for
@@ -63,8 +64,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use trunkline_api::{
-    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork, VirtualNetworkPolicy,
+    ClusterVirtualNetworkPolicy, DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface,
+    PhysicalRouter, SecurityGroup, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    VirtualNetworkPolicy,
 };
 use trunkline_model::{Kind, ResourceVersion};
 use trunkline_xdp::{AttachMode, BackendChoice};
@@ -290,6 +292,7 @@ pub async fn run(
         Kind::DCGateway,
         Kind::SecurityGroup,
         Kind::VirtualNetworkPolicy,
+        Kind::ClusterVirtualNetworkPolicy,
     ]
     .into_iter()
     .map(|kind| (kind, Watermark::default()))
@@ -364,9 +367,18 @@ pub async fn run(
     // operator labels them so): the links between its networks.
     let policy_store = reflect(
         Api::<VirtualNetworkPolicy>::all(client.clone()),
-        mine,
+        mine.clone(),
         changed.clone(),
         marks[&Kind::VirtualNetworkPolicy].clone(),
+        shared.clone(),
+    );
+    // The administrator's policies connecting networks of different
+    // namespaces, labelled the same way.
+    let cluster_policy_store = reflect(
+        Api::<ClusterVirtualNetworkPolicy>::all(client.clone()),
+        mine,
+        changed.clone(),
+        marks[&Kind::ClusterVirtualNetworkPolicy].clone(),
         shared.clone(),
     );
 
@@ -424,6 +436,10 @@ pub async fn run(
             (
                 "VirtualNetworkPolicy",
                 policy_store.wait_until_ready().await.is_ok(),
+            ),
+            (
+                "ClusterVirtualNetworkPolicy",
+                cluster_policy_store.wait_until_ready().await.is_ok(),
             ),
         ] {
             if !ready {
@@ -517,6 +533,12 @@ pub async fn run(
                 .state()
                 .iter()
                 .map(|p| trunkline_model::from_api::virtual_network_policy(p))
+                .chain(
+                    cluster_policy_store
+                        .state()
+                        .iter()
+                        .map(|p| trunkline_model::from_api::cluster_virtual_network_policy(p)),
+                )
                 .collect();
             desired.config.network_links = crate::network_policies::links_of(
                 &desired.config,

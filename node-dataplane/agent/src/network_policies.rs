@@ -2,8 +2,8 @@
 //! model into the pipeline's configuration: pure, tested on plain objects.
 //!
 //! ```text
-//!  networks and VirtualNetworkPolicies labelled for this node (the operator
-//!  labels a policy for the nodes holding both networks of a connection)
+//!  networks and (Cluster)VirtualNetworkPolicies labelled for this node (the
+//!  operator labels a policy for the nodes holding both networks of a connection)
 //!     --trunkline_model::virtual_network_policy::links-->  Link { from, to, policies }
 //!     keep the links whose two networks this node holds (NodeConfig.networks)
 //!  ==> trunkline_pipeline::network_policy::LinkConfig, in NodeConfig.network_links
@@ -35,7 +35,7 @@ pub fn links_of(
                 .policies
                 .iter()
                 .map(|p| PolicyRules {
-                    policy: p.policy.to_string(),
+                    policy: p.label(),
                     rules: p
                         .rules
                         .iter()
@@ -132,5 +132,40 @@ mod tests {
     fn no_link_to_a_network_the_node_does_not_hold() {
         let networks = [network("red", &["ssh"]), network("blue", &["ssh"])];
         assert!(links_of(&holding(&["t1/red"]), &networks, &[ssh()]).is_empty());
+    }
+
+    #[test]
+    fn an_administrators_policy_links_networks_of_two_namespaces() {
+        let red = network("red", &[]);
+        let api: trunkline_api::VirtualNetwork = serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+            "metadata": {"name": "blue", "namespace": "t2"},
+            "spec": {},
+        }))
+        .unwrap();
+        let blue = trunkline_model::from_api::virtual_network(&api);
+        let api: trunkline_api::ClusterVirtualNetworkPolicy = serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "ClusterVirtualNetworkPolicy",
+            "metadata": {"name": "cross"},
+            "spec": {"rules": [
+                {"action": "Allow", "protocol": "TCP", "ports": {"min": 22, "max": 22},
+                 "source": {"namespace": "t1", "name": "red"},
+                 "destination": {"namespace": "t2", "name": "blue"}},
+            ]},
+        }))
+        .unwrap();
+        let cross = trunkline_model::from_api::cluster_virtual_network_policy(&api);
+        let links = links_of(&holding(&["t1/red", "t2/blue"]), &[red, blue], &[cross]);
+        assert_eq!(links.len(), 2);
+        let to_blue = links.iter().find(|l| l.from == "t1/red").unwrap();
+        assert_eq!(to_blue.to, "t2/blue");
+        assert_eq!(
+            to_blue.policies[0].policy, "cross",
+            "a cluster policy's bare name"
+        );
+        assert_eq!(
+            to_blue.evaluate(false, 6, 22),
+            trunkline_pipeline::network_policy::LinkVerdict::Allowed(0, 0)
+        );
     }
 }

@@ -22,6 +22,7 @@
 //!
 //!   namespaced: SecurityGroup (ingress/egress rules) <-- named by VMIs (spec.securityGroups)
 //!   namespaced: VirtualNetworkPolicy (ordered rules)  <-- named by networks (spec.networkPolicies)
+//!   cluster-scoped: ClusterVirtualNetworkPolicy (the administrator's; names networks of any namespace)
 //! ```
 //!
 //! Every rule about a single object lives in the schema (ranges, formats,
@@ -33,6 +34,7 @@
 //! (or their own domain types) and know nothing of Kubernetes I/O.
 
 pub mod bgp_peer;
+pub mod cluster_virtual_network_policy;
 pub mod dc_gateway;
 pub mod external_vtep;
 pub mod fields;
@@ -53,6 +55,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use bgp_peer::{BGPPeer, BGPPeerSpec, BGPPeerStatus};
+pub use cluster_virtual_network_policy::{
+    ClusterVirtualNetworkPolicy, ClusterVirtualNetworkPolicySpec,
+};
 pub use dc_gateway::{DCGateway, DCGatewaySpec, DCGatewayStatus};
 pub use external_vtep::{ExternalVTEP, ExternalVTEPSpec, ExternalVTEPStatus};
 pub use fields::{
@@ -95,6 +100,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         PacketTrace::crd(),
         SecurityGroup::crd(),
         VirtualNetworkPolicy::crd(),
+        ClusterVirtualNetworkPolicy::crd(),
     ]
     .into_iter()
     .map(without_unknown_formats)

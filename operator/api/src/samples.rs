@@ -73,7 +73,7 @@ impl Case {
     }
 }
 
-const FILES: [&str; 12] = [
+const FILES: [&str; 13] = [
     include_str!("../testdata/validation/physicalrouter.yaml"),
     include_str!("../testdata/validation/logicalinterface.yaml"),
     include_str!("../testdata/validation/virtualmachineinterface.yaml"),
@@ -86,6 +86,7 @@ const FILES: [&str; 12] = [
     include_str!("../testdata/validation/packettrace.yaml"),
     include_str!("../testdata/validation/securitygroup.yaml"),
     include_str!("../testdata/validation/virtualnetworkpolicy.yaml"),
+    include_str!("../testdata/validation/clustervirtualnetworkpolicy.yaml"),
 ];
 
 /// Every kind's cases. Panics on a malformed file: they are compiled in, so a

@@ -75,7 +75,9 @@ pub struct VirtualNetworkPolicyRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ports: Option<PortRange>,
     /// The network that opens the flow (with `direction: Both`, either
-    /// end): a VirtualNetwork of this namespace.
+    /// end): a VirtualNetwork of this namespace (networks of other
+    /// namespaces are connected by an administrator's
+    /// ClusterVirtualNetworkPolicy).
     pub source: ObjectName,
     /// The network the flow is opened toward (with `direction: Both`,
     /// either end): a VirtualNetwork of this namespace.
@@ -109,7 +111,8 @@ pub enum RuleDirection {
     OneWay,
 }
 
-/// What the operator reports about a network policy.
+/// What the operator reports about a network policy (namespaced or
+/// cluster-scoped).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualNetworkPolicyStatus {
@@ -122,7 +125,9 @@ pub struct VirtualNetworkPolicyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
-    /// How many VirtualNetworks name the policy.
+    /// How many VirtualNetworks name the policy (a
+    /// ClusterVirtualNetworkPolicy: how many of the networks its rules name
+    /// exist).
     #[serde(default)]
     pub network_count: u32,
 }

@@ -193,6 +193,9 @@ fn valid_samples_deserialize_into_the_rust_types() {
             "PacketTrace" => check::<PacketTrace>(&cases),
             "SecurityGroup" => check::<SecurityGroup>(&cases),
             "VirtualNetworkPolicy" => check::<trunkline_api::VirtualNetworkPolicy>(&cases),
+            "ClusterVirtualNetworkPolicy" => {
+                check::<trunkline_api::ClusterVirtualNetworkPolicy>(&cases)
+            }
             other => panic!("unknown kind {other}"),
         }
     }

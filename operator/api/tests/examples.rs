@@ -63,6 +63,10 @@ fn check_object(path: &Path, object: &Value) {
         "VirtualNetworkPolicy" => {
             serde_json::from_value::<trunkline_api::VirtualNetworkPolicy>(object.clone()).err()
         }
+        "ClusterVirtualNetworkPolicy" => {
+            serde_json::from_value::<trunkline_api::ClusterVirtualNetworkPolicy>(object.clone())
+                .err()
+        }
         other => panic!("{}: unknown kind {other}", path.display()),
     };
     assert!(
@@ -89,7 +93,7 @@ fn check_object(path: &Path, object: &Value) {
 #[test]
 fn every_example_is_valid_against_the_crds() {
     let dirs = scenario_dirs();
-    assert_eq!(dirs.len(), 9, "one directory per scenario: {dirs:?}");
+    assert_eq!(dirs.len(), 10, "one directory per scenario: {dirs:?}");
     let mut objects = 0;
     for dir in &dirs {
         for path in manifests(dir) {

@@ -22,8 +22,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use trunkline_api::{
-    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork, VirtualNetworkPolicy,
+    ClusterVirtualNetworkPolicy, DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface,
+    PhysicalRouter, SecurityGroup, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    VirtualNetworkPolicy,
 };
 use trunkline_model::{Kind, Object, ObjectKey, Snapshot, from_api};
 
@@ -52,6 +53,8 @@ pub struct Stores {
     pub security_groups: Store<SecurityGroup>,
     /// VirtualNetworkPolicies.
     pub network_policies: Store<VirtualNetworkPolicy>,
+    /// ClusterVirtualNetworkPolicies.
+    pub cluster_network_policies: Store<ClusterVirtualNetworkPolicy>,
 }
 
 /// What a watch event touched.
@@ -128,6 +131,8 @@ impl Stores {
         let (security_groups, i) = reflect::<SecurityGroup>(client, Kind::SecurityGroup);
         let (network_policies, j) =
             reflect::<VirtualNetworkPolicy>(client, Kind::VirtualNetworkPolicy);
+        let (cluster_network_policies, k) =
+            reflect::<ClusterVirtualNetworkPolicy>(client, Kind::ClusterVirtualNetworkPolicy);
         let stores = Self {
             physical_routers,
             logical_interfaces,
@@ -139,10 +144,11 @@ impl Stores {
             dc_gateways,
             security_groups,
             network_policies,
+            cluster_network_policies,
         };
         (
             stores,
-            stream::select_all([a, b, c, d, e, f, g, h, i, j]).boxed(),
+            stream::select_all([a, b, c, d, e, f, g, h, i, j, k]).boxed(),
         )
     }
 
@@ -189,6 +195,10 @@ impl Stores {
             .wait_until_ready()
             .await
             .map_err(dropped("VirtualNetworkPolicy"))?;
+        self.cluster_network_policies
+            .wait_until_ready()
+            .await
+            .map_err(dropped("ClusterVirtualNetworkPolicy"))?;
         Ok(())
     }
 
@@ -231,6 +241,12 @@ impl Stores {
             Kind::VirtualNetworkPolicy => Object::VirtualNetworkPolicy(
                 from_api::virtual_network_policy(&*get(&self.network_policies, key)?),
             ),
+            Kind::ClusterVirtualNetworkPolicy => {
+                Object::VirtualNetworkPolicy(from_api::cluster_virtual_network_policy(&*get(
+                    &self.cluster_network_policies,
+                    key,
+                )?))
+            }
         })
     }
 
@@ -253,6 +269,7 @@ impl Stores {
             Kind::DCGateway => keys(kind, &self.dc_gateways),
             Kind::SecurityGroup => keys(kind, &self.security_groups),
             Kind::VirtualNetworkPolicy => keys(kind, &self.network_policies),
+            Kind::ClusterVirtualNetworkPolicy => keys(kind, &self.cluster_network_policies),
         }
     }
 
@@ -286,7 +303,13 @@ impl Stores {
             external_vteps: all(&self.external_vteps, from_api::external_vtep),
             dc_gateways: all(&self.dc_gateways, from_api::dc_gateway),
             security_groups: all(&self.security_groups, from_api::security_group),
-            virtual_network_policies: all(&self.network_policies, from_api::virtual_network_policy),
+            virtual_network_policies: all(&self.network_policies, from_api::virtual_network_policy)
+                .into_iter()
+                .chain(all(
+                    &self.cluster_network_policies,
+                    from_api::cluster_virtual_network_policy,
+                ))
+                .collect(),
         }
     }
 }

@@ -33,8 +33,9 @@ use serde_json::json;
 use tokio::sync::watch;
 use trunkline_api::status::{condition, reason};
 use trunkline_api::{
-    DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface, PhysicalRouter, SecurityGroup,
-    VirtualGateway, VirtualMachineInterface, VirtualNetwork, VirtualNetworkPolicy,
+    ClusterVirtualNetworkPolicy, DCGateway, ExternalVTEP, GatewayHAGroup, LogicalInterface,
+    PhysicalRouter, SecurityGroup, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
+    VirtualNetworkPolicy,
 };
 use trunkline_operator_core::{Change, DECIDED_KINDS, Decider, Kind, ObjectKey, Settings, summary};
 
@@ -590,6 +591,13 @@ impl Operator {
             .await;
         self.sync::<VirtualNetworkPolicy>(&stores.network_policies, &to_sync, &now, &mut outcome)
             .await;
+        self.sync::<ClusterVirtualNetworkPolicy>(
+            &stores.cluster_network_policies,
+            &to_sync,
+            &now,
+            &mut outcome,
+        )
+        .await;
         self.sync_router_ports(&stores.physical_routers, &mut outcome)
             .await;
         // Labels after status (those of the objects written above went
@@ -1119,6 +1127,10 @@ async fn write_labels(
             .await
             .map(|_| ()),
         Kind::VirtualNetworkPolicy => VirtualNetworkPolicy::api(client.clone(), ns)
+            .patch_metadata(&key.name, &params, &patch)
+            .await
+            .map(|_| ()),
+        Kind::ClusterVirtualNetworkPolicy => ClusterVirtualNetworkPolicy::api(client.clone(), ns)
             .patch_metadata(&key.name, &params, &patch)
             .await
             .map(|_| ()),

@@ -14,8 +14,8 @@ use trunkline_api::gateway_ha_group::HaMemberStatus;
 use trunkline_api::status::condition;
 use trunkline_api::virtual_gateway::VirtualGatewayNodeStatus;
 use trunkline_api::{
-    DCGateway, DCGatewayStatus, ExternalVTEP, ExternalVTEPStatus, GatewayHAGroup,
-    GatewayHAGroupStatus, LogicalInterface, LogicalInterfaceStatus, SecurityGroup,
+    ClusterVirtualNetworkPolicy, DCGateway, DCGatewayStatus, ExternalVTEP, ExternalVTEPStatus,
+    GatewayHAGroup, GatewayHAGroupStatus, LogicalInterface, LogicalInterfaceStatus, SecurityGroup,
     SecurityGroupStatus, VirtualGateway, VirtualGatewayStatus, VirtualMachineInterface,
     VirtualMachineInterfaceStatus, VirtualNetwork, VirtualNetworkPolicy,
     VirtualNetworkPolicyStatus, VirtualNetworkStatus,
@@ -477,6 +477,27 @@ impl Reported for VirtualNetworkPolicy {
 
     fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
         Api::namespaced(client, namespace.unwrap_or_default())
+    }
+}
+
+impl Reported for ClusterVirtualNetworkPolicy {
+    type Status = VirtualNetworkPolicyStatus;
+    const KIND: Kind = Kind::ClusterVirtualNetworkPolicy;
+
+    fn current(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn conditions_of(status: &Self::Status) -> &[Condition] {
+        &status.conditions
+    }
+
+    fn desired(decision: &Decision, conditions: Vec<Condition>) -> Self::Status {
+        VirtualNetworkPolicy::desired(decision, conditions)
+    }
+
+    fn api(client: Client, _namespace: Option<&str>) -> Api<Self> {
+        Api::all(client)
     }
 }
 

@@ -165,9 +165,11 @@ pub enum DerivedStatus {
         /// default group).
         interface_count: u32,
     },
-    /// How many networks name a network policy.
+    /// How many networks name a network policy (a cluster policy: how many
+    /// of the networks its rules name exist).
     VirtualNetworkPolicy {
-        /// VirtualNetworks naming it in `spec.networkPolicies`.
+        /// VirtualNetworks naming it in `spec.networkPolicies` (a cluster
+        /// policy: existing networks its rules name).
         network_count: u32,
     },
     /// A DC gateway's networks.

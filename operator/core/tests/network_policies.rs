@@ -9,7 +9,9 @@ mod common;
 use common::*;
 use trunkline_api::status::{condition, reason};
 use trunkline_model::virtual_network_policy::{Action, NetworkRule};
-use trunkline_model::{Kind, Meta, Object, ObjectKey, Protocol, Snapshot, VirtualNetworkPolicy};
+use trunkline_model::{
+    Kind, Meta, NamespacedName, Object, ObjectKey, Protocol, Snapshot, VirtualNetworkPolicy,
+};
 use trunkline_operator_core::{Change, Decider, DerivedStatus, Settings, decide};
 
 fn np_key(name: &str) -> ObjectKey {
@@ -20,15 +22,56 @@ fn np_key(name: &str) -> ObjectKey {
 fn ssh() -> VirtualNetworkPolicy {
     VirtualNetworkPolicy {
         meta: Meta::namespaced(Kind::VirtualNetworkPolicy, "t", "ssh", Some(3), 1),
+        priority: None,
         rules: vec![NetworkRule {
             action: Action::Allow,
             protocol: Protocol::Tcp,
             ports: Some(22..=22),
-            source: "red".into(),
-            destination: "blue".into(),
+            source: NamespacedName::new("t", "red"),
+            destination: NamespacedName::new("t", "blue"),
             both_ways: true,
         }],
     }
+}
+
+fn cnp_key(name: &str) -> ObjectKey {
+    ObjectKey::cluster(Kind::ClusterVirtualNetworkPolicy, name)
+}
+
+/// The administrator's `cross`: Allow TCP 22 t/red <> u/green.
+fn cross() -> VirtualNetworkPolicy {
+    VirtualNetworkPolicy {
+        meta: Meta::cluster(Kind::ClusterVirtualNetworkPolicy, "cross", Some(4), 1),
+        priority: Some(0),
+        rules: vec![NetworkRule {
+            action: Action::Allow,
+            protocol: Protocol::Tcp,
+            ports: Some(22..=22),
+            source: NamespacedName::new("t", "red"),
+            destination: NamespacedName::new("u", "green"),
+            both_ways: true,
+        }],
+    }
+}
+
+/// `placed` plus network u/green (VMI g on gw-1) naming no policy, and the
+/// cluster policy `cross`.
+fn placed_across() -> Snapshot {
+    let mut s = placed(&[], &[]);
+    s.virtual_network_policies = vec![cross()];
+    s.virtual_networks
+        .push(vn("u", "green", 1, &["10.0.3.0/24"], None));
+    s.virtual_machine_interfaces.push(vmi(
+        "u",
+        "g",
+        2,
+        "green",
+        "02:00:00:00:00:03",
+        &["10.0.3.10"],
+    ));
+    s.logical_interfaces
+        .push(li("l3", 2, "gw-1", "eth1", 12, ("u", "g")));
+    s
 }
 
 /// red (VMI r on gw-1) and blue (VMI b on gw-1), naming `red_names` and
@@ -73,7 +116,7 @@ fn a_rule_naming_an_unattached_or_missing_network_is_told_why_it_is_not_ready() 
     }
     // A rule naming a network that does not exist.
     let mut missing = placed(&["ssh"], &["ssh"]);
-    missing.virtual_network_policies[0].rules[0].destination = "green".into();
+    missing.virtual_network_policies[0].rules[0].destination = NamespacedName::new("t", "green");
     let d = decide(&missing);
     assert_eq!(
         cond(&d, &key, condition::READY).reason,
@@ -161,5 +204,69 @@ fn a_policy_goes_to_the_nodes_holding_both_networks_it_connects() {
     assert_eq!(
         decider.decisions().get(&np_key("ssh")),
         scratch.decisions().get(&np_key("ssh"))
+    );
+}
+
+#[test]
+fn a_cluster_policy_connects_two_tenants_without_their_consent() {
+    let s = placed_across();
+    let key = cnp_key("cross");
+    let d = decide(&s);
+    assert!(accepted(&d, &key).status);
+    match &d.get(&key).unwrap().derived {
+        DerivedStatus::VirtualNetworkPolicy { network_count } => assert_eq!(*network_count, 2),
+        other => panic!("{other:?}"),
+    }
+    let programmed = cond(&d, &key, condition::PROGRAMMED);
+    assert!(
+        !programmed.status,
+        "gw-1 holds both networks, has not run it"
+    );
+    let mut held = s.clone();
+    hold(&mut held, "gw-1", std::slice::from_ref(&key));
+    let d = decide(&held);
+    assert!(cond(&d, &key, condition::READY).status);
+
+    // Its networks' node gets it, incrementally as from scratch, and a
+    // missing network is named with its namespace.
+    let mut decider = Decider::new(Settings::default());
+    decider.apply(s.clone().into_objects().map(Change::Upsert));
+    let labels: Vec<String> = decider.node_labels(&key).iter().cloned().collect();
+    assert_eq!(labels, ["gw-1"]);
+    let changed = decider.apply([Change::Delete(ObjectKey::namespaced(
+        Kind::VirtualNetwork,
+        "u",
+        "green",
+    ))]);
+    assert!(changed.contains(&key), "{changed:?}");
+    let ready = cond(decider.decisions(), &key, condition::READY);
+    assert_eq!(ready.reason, reason::NETWORK_NOT_FOUND);
+    assert!(ready.message.contains("u/green"), "{}", ready.message);
+    assert!(decider.node_labels(&key).is_empty());
+    let mut scratch = Decider::new(Settings::default());
+    scratch.apply(decider.snapshot().into_objects().map(Change::Upsert));
+    assert_eq!(decider.all_node_labels(), scratch.all_node_labels());
+    assert_eq!(decider.decisions().get(&key), scratch.decisions().get(&key));
+    decider.apply([Change::Delete(key.clone())]);
+    assert!(decider.decisions().get(&key).is_none());
+}
+
+#[test]
+fn a_tenants_policy_naming_another_tenants_network_is_refused_in_status() {
+    // t's own policy names "green", which exists only in namespace u.
+    let mut s = placed_across();
+    let mut own = ssh();
+    own.rules[0].destination = NamespacedName::new("t", "green");
+    s.virtual_network_policies = vec![own];
+    s.virtual_networks[0].network_policies = vec!["ssh".into()];
+    let d = decide(&s);
+    let key = np_key("ssh");
+    let ready = cond(&d, &key, condition::READY);
+    assert!(!ready.status);
+    assert_eq!(ready.reason, reason::NETWORK_NOT_FOUND);
+    assert!(
+        ready.message.contains("ClusterVirtualNetworkPolicy"),
+        "{}",
+        ready.message
     );
 }

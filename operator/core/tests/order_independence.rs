@@ -34,6 +34,9 @@ const LABELS: [u32; 4] = [16, 17, 40, 3];
 const VTEP_ADDRESSES: [&str; 3] = ["192.0.2.100", "198.51.100.1", "198.51.100.2"];
 /// Security group names: the last is never created.
 const SECURITY_GROUPS: [&str; 4] = ["default", "web", "admin", "missing"];
+/// Namespaced network policy names (networks name them by position; the
+/// last is never created).
+const NETWORK_POLICIES: [&str; 4] = ["p0", "p1", "p2", "missing"];
 
 /// A small universe with many collisions: few routers, ports, VLANs,
 /// addresses and creation seconds (ties included).
@@ -46,7 +49,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
             // The node's report: watermarks (kind, version), exceptions
             // (logical interfaces), cut or not.
             (
-                prop::collection::vec((0usize..6, 0usize..4), 0..4),
+                prop::collection::vec((0usize..8, 0usize..4), 0..4),
                 prop::collection::vec(0usize..10, 0..2),
                 prop::bool::weighted(0.15),
             ),
@@ -125,16 +128,40 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
         (0usize..2, 0usize..3, 0i64..4, prop::option::of(0usize..4)),
         0..4,
     );
+    // Network policies: namespaced ones (named by networks by position)
+    // and the administrator's cluster policies, whose rules name networks
+    // of either namespace (some missing).
+    let policies = prop::collection::vec(
+        (
+            prop::bool::weighted(0.4),
+            0usize..2,
+            0usize..3,
+            0i64..4,
+            0u16..3,
+            prop::collection::vec(
+                (
+                    0usize..2,
+                    0usize..5,
+                    0usize..2,
+                    0usize..5,
+                    0usize..3,
+                    any::<bool>(),
+                ),
+                1..3,
+            ),
+        ),
+        0..4,
+    );
     (
         routers,
         networks,
         vmis,
         lis,
         vteps,
-        (groups, marks, security_groups),
+        (groups, marks, security_groups, policies),
     )
         .prop_map(
-            |(routers, networks, vmis, lis, vteps, (groups, marks, security_groups))| {
+            |(routers, networks, vmis, lis, vteps, (groups, marks, security_groups, policies))| {
                 let mut s = Snapshot::default();
                 for (i, (ports, created, limit, _)) in routers.iter().enumerate() {
                     let mut r = router(&format!("gw-{i}"), *created, ports);
@@ -157,6 +184,18 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                     n.north_south = trunkline_model::NorthSouth {
                         snat: created % 3 == 1,
                         ip_fabric_forwarding: created % 3 == 2,
+                    };
+                    n.network_policies = match i % 4 {
+                        0 => vec![],
+                        1 => vec![NETWORK_POLICIES[0].to_owned()],
+                        2 => vec![
+                            NETWORK_POLICIES[0].to_owned(),
+                            NETWORK_POLICIES[1].to_owned(),
+                        ],
+                        _ => vec![
+                            NETWORK_POLICIES[2].to_owned(),
+                            NETWORK_POLICIES[3].to_owned(),
+                        ],
                     };
                     s.virtual_networks.push(n);
                 }
@@ -217,6 +256,17 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                         created,
                         remote.map(|r| SECURITY_GROUPS[r]),
                     ));
+                }
+                for (cluster, ns, name, created, priority, rules) in policies {
+                    let policy =
+                        network_policy(cluster, NAMESPACES[ns], name, created, priority, &rules);
+                    if s.virtual_network_policies
+                        .iter()
+                        .any(|p| p.meta.key == policy.meta.key)
+                    {
+                        continue;
+                    }
+                    s.virtual_network_policies.push(policy);
                 }
                 for (i, (address, created, joined)) in vteps.into_iter().enumerate() {
                     let mut x = xvtep(&format!("x{i}"), created, address, &[]);
@@ -288,13 +338,15 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                 // Node reports: watermarks per kind, exceptions on random logical
                 // interfaces; and every object changed at some version, labelled
                 // for some nodes.
-                const KINDS: [Kind; 6] = [
+                const KINDS: [Kind; 8] = [
                     Kind::LogicalInterface,
                     Kind::VirtualMachineInterface,
                     Kind::VirtualNetwork,
                     Kind::DCGateway,
                     Kind::ExternalVTEP,
                     Kind::GatewayHAGroup,
+                    Kind::VirtualNetworkPolicy,
+                    Kind::ClusterVirtualNetworkPolicy,
                 ];
                 const VERSIONS: [&str; 4] = ["5", "10", "20", "100"];
                 for (i, (_, _, _, (through, exceptions, truncated))) in routers.iter().enumerate() {
@@ -331,6 +383,65 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                 s
             },
         )
+}
+
+/// A network policy of the generated universe: namespaced (`p<name>` in
+/// `namespace`, its rules naming networks of that namespace) or the
+/// administrator's (`c<name>`, rules naming networks of either namespace).
+fn network_policy(
+    cluster: bool,
+    namespace: &str,
+    name: usize,
+    created: i64,
+    priority: u16,
+    rules: &[(usize, usize, usize, usize, usize, bool)],
+) -> trunkline_model::VirtualNetworkPolicy {
+    use trunkline_model::virtual_network_policy::{Action, NetworkRule};
+    let rules = rules
+        .iter()
+        .map(|&(sns, snet, dns, dnet, action, one_way)| {
+            let (sns, dns) = if cluster {
+                (NAMESPACES[sns], NAMESPACES[dns])
+            } else {
+                (namespace, namespace)
+            };
+            // Never the same network twice (the schema refuses it).
+            let dnet = if sns == dns && snet == dnet {
+                (dnet + 1) % 5
+            } else {
+                dnet
+            };
+            NetworkRule {
+                action: [Action::Allow, Action::Deny, Action::Pass][action],
+                protocol: trunkline_model::Protocol::Tcp,
+                ports: Some(22..=22),
+                source: NamespacedName::new(sns, format!("net{snet}")),
+                destination: NamespacedName::new(dns, format!("net{dnet}")),
+                both_ways: !one_way,
+            }
+        })
+        .collect();
+    let meta = if cluster {
+        trunkline_model::Meta::cluster(
+            Kind::ClusterVirtualNetworkPolicy,
+            format!("c{name}"),
+            Some(created),
+            1,
+        )
+    } else {
+        trunkline_model::Meta::namespaced(
+            Kind::VirtualNetworkPolicy,
+            namespace,
+            NETWORK_POLICIES[name],
+            Some(created),
+            1,
+        )
+    };
+    trunkline_model::VirtualNetworkPolicy {
+        meta,
+        priority: cluster.then_some(priority),
+        rules,
+    }
 }
 
 fn shuffled(s: &Snapshot, seeds: &[Index]) -> Snapshot {
@@ -550,6 +661,10 @@ proptest! {
         }
         for g in &order.security_groups {
             seen.security_groups.push(g.clone());
+            let _ = decide(&seen);
+        }
+        for p in &order.virtual_network_policies {
+            seen.virtual_network_policies.push(p.clone());
             let _ = decide(&seen);
         }
         prop_assert_eq!(decide(&seen), decide(&s));

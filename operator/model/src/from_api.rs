@@ -155,6 +155,14 @@ pub fn virtual_network_policy(
     crate::VirtualNetworkPolicy::from_api(object)
 }
 
+/// A ClusterVirtualNetworkPolicy (the same domain type as a namespaced
+/// policy, see [`crate::virtual_network_policy`]).
+pub fn cluster_virtual_network_policy(
+    object: &trunkline_api::ClusterVirtualNetworkPolicy,
+) -> crate::VirtualNetworkPolicy {
+    crate::VirtualNetworkPolicy::from_cluster_api(object)
+}
+
 /// API objects of every kind, borrowed (as a process' watch stores hold
 /// them), to convert into one [`Snapshot`].
 #[derive(Clone, Copy, Debug, Default)]

@@ -30,11 +30,14 @@ pub enum Kind {
     SecurityGroup,
     /// Ordered rules connecting the virtual networks naming it.
     VirtualNetworkPolicy,
+    /// The administrator's ordered rules connecting networks of any
+    /// namespaces.
+    ClusterVirtualNetworkPolicy,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::PhysicalRouter,
         Kind::LogicalInterface,
         Kind::VirtualMachineInterface,
@@ -45,6 +48,7 @@ impl Kind {
         Kind::DCGateway,
         Kind::SecurityGroup,
         Kind::VirtualNetworkPolicy,
+        Kind::ClusterVirtualNetworkPolicy,
     ];
 
     /// The Kubernetes kind name.
@@ -60,6 +64,7 @@ impl Kind {
             Kind::DCGateway => "DCGateway",
             Kind::SecurityGroup => "SecurityGroup",
             Kind::VirtualNetworkPolicy => "VirtualNetworkPolicy",
+            Kind::ClusterVirtualNetworkPolicy => "ClusterVirtualNetworkPolicy",
         }
     }
 

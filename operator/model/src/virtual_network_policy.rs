@@ -1,21 +1,30 @@
 //! Network policies: ordered rules connecting virtual networks of one
-//! namespace (issue 18's second kind), and which networks they connect.
+//! namespace (issue 18's second kind, `VirtualNetworkPolicy`) or, by the
+//! administrator's `ClusterVirtualNetworkPolicy`, of any namespaces; and
+//! which networks they connect.
 //!
 //! ```text
 //!   VirtualNetwork.spec.networkPolicies ──> policies of its namespace, in order
-//!   VirtualNetworkPolicy { rules: [Rule { action, protocol, ports, source, destination, both_ways }] }
+//!   ClusterVirtualNetworkPolicy ──names──> networks of any namespace (no consent needed)
+//!   VirtualNetworkPolicy { rules: [Rule { action, protocol, ports, source, destination, both_ways }],
+//!                          priority: Some(p) for a cluster policy }
 //!
-//!   connections(networks, policies):
-//!     red and blue are connected  <=>  some policy named by both has a rule between them
-//!     link red -> blue: the policies both name, in red's order, each with its rules
-//!                       for flows opened from red (source red, or both ways)
+//!   links(networks, policies):
+//!     red and blue are connected  <=>  a cluster policy has a rule between them,
+//!                                      or (same namespace) some policy named by both has one
+//!     link red -> blue: the cluster policies with a rule between them, by (priority, name),
+//!                       then the namespaced policies both name, in red's order,
+//!                       each with its rules for flows opened from red (source red, or both ways)
 //! ```
 //!
-//! A rule naming a network that does not exist, or that does not name the
-//! policy, connects nothing: [`VirtualNetworkPolicy::problems`] says so
-//! (the operator's `Accepted` condition).
+//! Both kinds become this one type (a cluster policy's namespace is empty,
+//! its rules' networks carry their own namespaces), so the operator and the
+//! node dataplane handle them with the same code. A rule naming a network
+//! that does not exist, or (namespaced) that does not name the policy,
+//! connects nothing: [`VirtualNetworkPolicy::problems`] says so (the
+//! operator's `Ready` condition).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
 
 use trunkline_api::security_group::RuleProtocol;
@@ -26,11 +35,15 @@ use crate::object::{Kind, Meta, NamespacedName};
 use crate::security_group::Protocol;
 use crate::virtual_network::VirtualNetwork;
 
-/// A network policy.
+/// A network policy: a tenant's (namespaced) or the administrator's
+/// (cluster-scoped, `meta.key.kind` is `ClusterVirtualNetworkPolicy`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VirtualNetworkPolicy {
-    /// Identity (namespaced).
+    /// Identity (namespaced, or cluster-scoped for a cluster policy).
     pub meta: Meta,
+    /// A cluster policy's priority (lower first); `None` for a namespaced
+    /// one.
+    pub priority: Option<u16>,
     /// Its rules, in order.
     pub rules: Vec<NetworkRule>,
 }
@@ -55,46 +68,50 @@ pub struct NetworkRule {
     pub protocol: Protocol,
     /// Destination ports (TCP and UDP); `None`: every port.
     pub ports: Option<RangeInclusive<u16>>,
-    /// The network opening the flows (a name in the policy's namespace).
-    pub source: String,
+    /// The network opening the flows (a namespaced policy's rules name
+    /// networks of its own namespace).
+    pub source: NamespacedName,
     /// The network they go to.
-    pub destination: String,
+    pub destination: NamespacedName,
     /// Whether flows opened from `destination` toward `source` match too.
     pub both_ways: bool,
 }
 
 impl NetworkRule {
     /// Whether the rule is about flows opened from network `from` toward
-    /// network `to` (names in the policy's namespace).
-    pub fn applies(&self, from: &str, to: &str) -> bool {
-        (self.source == from && self.destination == to)
-            || (self.both_ways && self.source == to && self.destination == from)
+    /// network `to`.
+    pub fn applies(&self, from: &NamespacedName, to: &NamespacedName) -> bool {
+        (self.source == *from && self.destination == *to)
+            || (self.both_ways && self.source == *to && self.destination == *from)
     }
 
     /// Whether the rule is between `a` and `b`, either way.
-    pub fn between(&self, a: &str, b: &str) -> bool {
-        (self.source == a && self.destination == b) || (self.source == b && self.destination == a)
+    pub fn between(&self, a: &NamespacedName, b: &NamespacedName) -> bool {
+        (self.source == *a && self.destination == *b)
+            || (self.source == *b && self.destination == *a)
     }
 }
 
 /// Why a policy connects less than its rules say.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Problem {
-    /// Rule `rule` names network `network`, which does not exist in the
-    /// policy's namespace.
+    /// Rule `rule` names network `network`, which does not exist.
     NetworkNotFound {
         /// The rule's index.
         rule: usize,
-        /// The network's name.
-        network: String,
+        /// The network.
+        network: NamespacedName,
+        /// Whether the policy is a cluster policy (its rules name a
+        /// namespace; a namespaced policy's only its own).
+        cluster: bool,
     },
-    /// Rule `rule` names network `network`, which does not name the
-    /// policy in `spec.networkPolicies`.
+    /// Rule `rule` of a namespaced policy names network `network`, which
+    /// does not name the policy in `spec.networkPolicies`.
     NotAttached {
         /// The rule's index.
         rule: usize,
-        /// The network's name.
-        network: String,
+        /// The network.
+        network: NamespacedName,
     },
 }
 
@@ -111,13 +128,27 @@ impl Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Problem::NetworkNotFound { rule, network } => write!(
+            Problem::NetworkNotFound {
+                rule,
+                network,
+                cluster: true,
+            } => write!(
                 f,
-                "spec.rules[{rule}] names VirtualNetwork {network}, which does not exist in this namespace: create it, or name an existing network"
+                "spec.rules[{rule}] names VirtualNetwork {network}, which does not exist: create it, or name an existing network"
+            ),
+            Problem::NetworkNotFound {
+                rule,
+                network,
+                cluster: false,
+            } => write!(
+                f,
+                "spec.rules[{rule}] names VirtualNetwork {}, which does not exist in this namespace: create it, or name an existing network (a VirtualNetworkPolicy connects networks of its own namespace only; networks of different namespaces are connected by an administrator's ClusterVirtualNetworkPolicy)",
+                network.name
             ),
             Problem::NotAttached { rule, network } => write!(
                 f,
-                "spec.rules[{rule}] names VirtualNetwork {network}, which does not name this policy: add the policy to the network's spec.networkPolicies"
+                "spec.rules[{rule}] names VirtualNetwork {}, which does not name this policy: add the policy to the network's spec.networkPolicies",
+                network.name
             ),
         }
     }
@@ -131,26 +162,20 @@ impl VirtualNetworkPolicy {
 
     /// Converts the API object (see [`crate::from_api`]).
     pub fn from_api(policy: &trunkline_api::VirtualNetworkPolicy) -> Self {
+        let namespace = policy.metadata.namespace.clone().unwrap_or_default();
         let rules = policy
             .spec
             .rules
             .iter()
-            .map(|r| NetworkRule {
-                action: match r.action {
-                    NetworkPolicyAction::Allow => Action::Allow,
-                    NetworkPolicyAction::Deny => Action::Deny,
-                    NetworkPolicyAction::Pass => Action::Pass,
-                },
-                protocol: match r.protocol {
-                    RuleProtocol::Any => Protocol::Any,
-                    RuleProtocol::Tcp => Protocol::Tcp,
-                    RuleProtocol::Udp => Protocol::Udp,
-                    RuleProtocol::Icmp => Protocol::Icmp,
-                },
-                ports: r.ports.map(|p| p.min..=p.max),
-                source: r.source.as_str().to_owned(),
-                destination: r.destination.as_str().to_owned(),
-                both_ways: r.direction == RuleDirection::Both,
+            .map(|r| {
+                rule(
+                    r.action,
+                    r.protocol,
+                    r.ports.map(|p| p.min..=p.max),
+                    NamespacedName::new(&namespace, r.source.as_str()),
+                    NamespacedName::new(&namespace, r.destination.as_str()),
+                    r.direction,
+                )
             })
             .collect();
         let conditions = policy.status.as_ref().map(|s| &s.conditions[..]);
@@ -160,30 +185,74 @@ impl VirtualNetworkPolicy {
                 &policy.metadata,
                 conditions.unwrap_or_default(),
             ),
+            priority: None,
             rules,
         }
     }
 
+    /// Converts the administrator's API object (see [`crate::from_api`]).
+    pub fn from_cluster_api(policy: &trunkline_api::ClusterVirtualNetworkPolicy) -> Self {
+        let network = |r: &trunkline_api::fields::NamespacedRef| {
+            NamespacedName::new(r.namespace.as_str(), r.name.as_str())
+        };
+        let rules = policy
+            .spec
+            .rules
+            .iter()
+            .map(|r| {
+                rule(
+                    r.action,
+                    r.protocol,
+                    r.ports.map(|p| p.min..=p.max),
+                    network(&r.source),
+                    network(&r.destination),
+                    r.direction,
+                )
+            })
+            .collect();
+        let conditions = policy.status.as_ref().map(|s| &s.conditions[..]);
+        VirtualNetworkPolicy {
+            meta: from_api::meta(
+                Kind::ClusterVirtualNetworkPolicy,
+                &policy.metadata,
+                conditions.unwrap_or_default(),
+            ),
+            priority: Some(policy.spec.priority),
+            rules,
+        }
+    }
+
+    /// Whether this is the administrator's cluster-scoped policy.
+    pub fn is_cluster(&self) -> bool {
+        self.priority.is_some()
+    }
+
+    /// The networks its rules name, each once.
+    pub fn networks(&self) -> BTreeSet<&NamespacedName> {
+        self.rules
+            .iter()
+            .flat_map(|r| [&r.source, &r.destination])
+            .collect()
+    }
+
     /// What its rules name that connects nothing, given every network.
     pub fn problems(&self, networks: &[VirtualNetwork]) -> Vec<Problem> {
-        let namespace = &self.meta.namespaced_name().namespace;
+        let own = self.meta.namespaced_name().name;
         let mut out = Vec::new();
         for (rule, r) in self.rules.iter().enumerate() {
             for network in [&r.source, &r.destination] {
-                let found = networks.iter().find(|n| {
-                    let name = n.meta.namespaced_name();
-                    name.namespace == *namespace && name.name == *network
-                });
+                let found = networks
+                    .iter()
+                    .find(|n| n.meta.namespaced_name() == *network);
                 match found {
                     None => out.push(Problem::NetworkNotFound {
                         rule,
                         network: network.clone(),
+                        cluster: self.is_cluster(),
                     }),
-                    Some(n)
-                        if !n
-                            .network_policies
-                            .contains(&self.meta.namespaced_name().name) =>
-                    {
+                    // The administrator's policy needs no consent.
+                    Some(_) if self.is_cluster() => {}
+                    Some(n) if !n.network_policies.contains(&own) => {
                         out.push(Problem::NotAttached {
                             rule,
                             network: network.clone(),
@@ -199,10 +268,38 @@ impl VirtualNetworkPolicy {
     }
 }
 
+/// One rule from its API fields.
+fn rule(
+    action: NetworkPolicyAction,
+    protocol: RuleProtocol,
+    ports: Option<RangeInclusive<u16>>,
+    source: NamespacedName,
+    destination: NamespacedName,
+    direction: RuleDirection,
+) -> NetworkRule {
+    NetworkRule {
+        action: match action {
+            NetworkPolicyAction::Allow => Action::Allow,
+            NetworkPolicyAction::Deny => Action::Deny,
+            NetworkPolicyAction::Pass => Action::Pass,
+        },
+        protocol: match protocol {
+            RuleProtocol::Any => Protocol::Any,
+            RuleProtocol::Tcp => Protocol::Tcp,
+            RuleProtocol::Udp => Protocol::Udp,
+            RuleProtocol::Icmp => Protocol::Icmp,
+        },
+        ports,
+        source,
+        destination,
+        both_ways: direction == RuleDirection::Both,
+    }
+}
+
 /// The rules of one policy for one direction of a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkPolicy {
-    /// The policy.
+    /// The policy (a cluster policy's namespace is empty).
     pub policy: NamespacedName,
     /// Its rules for flows opened in this direction, with their index in
     /// `spec.rules`, in order.
@@ -216,27 +313,85 @@ pub struct Link {
     pub from: NamespacedName,
     /// The network they go to (whose VMIs' routes `from` gets).
     pub to: NamespacedName,
-    /// The policies both name, in `from`'s order, with their rules for
-    /// this direction (possibly none: then no flow opens this way).
+    /// The cluster policies with a rule between the two networks, by
+    /// (priority, name), then the namespaced policies both name, in
+    /// `from`'s order, each with its rules for this direction (possibly
+    /// none: then no flow opens this way).
     pub policies: Vec<LinkPolicy>,
 }
 
+impl LinkPolicy {
+    /// How the dataplane names the policy (metrics, traces): `namespace/name`
+    /// for a namespaced policy, the bare name for a cluster policy (which
+    /// can never contain a `/`).
+    pub fn label(&self) -> String {
+        if self.policy.namespace.is_empty() {
+            self.policy.name.clone()
+        } else {
+            self.policy.to_string()
+        }
+    }
+}
+
 /// Every direction of every connection: for each ordered pair of distinct
-/// networks of a namespace that both name a policy with a rule between
-/// them. Sorted by (from, to). Cross-namespace connections do not exist.
+/// networks that a cluster policy has a rule between, or (in one
+/// namespace) that both name a policy with a rule between them. Sorted by
+/// (from, to).
 pub fn links(networks: &[VirtualNetwork], policies: &[VirtualNetworkPolicy]) -> Vec<Link> {
-    let by_name: BTreeMap<NamespacedName, &VirtualNetworkPolicy> =
-        policies.iter().map(|p| (p.name(), p)).collect();
-    let mut out = Vec::new();
-    for from in networks {
-        let from_name = from.meta.namespaced_name();
-        for to in networks {
-            let to_name = to.meta.namespaced_name();
-            if from_name.namespace != to_name.namespace || from_name == to_name {
-                continue;
+    let by_name: BTreeMap<NamespacedName, &VirtualNetworkPolicy> = policies
+        .iter()
+        .filter(|p| !p.is_cluster())
+        .map(|p| (p.name(), p))
+        .collect();
+    let mut cluster: Vec<&VirtualNetworkPolicy> =
+        policies.iter().filter(|p| p.is_cluster()).collect();
+    cluster.sort_by(|a, b| (a.priority, a.meta.name()).cmp(&(b.priority, b.meta.name())));
+    let link_policy =
+        |p: &VirtualNetworkPolicy, from: &NamespacedName, to: &NamespacedName| LinkPolicy {
+            policy: p.name(),
+            rules: p
+                .rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.applies(from, to))
+                .map(|(i, r)| (i, r.clone()))
+                .collect(),
+        };
+    // The pairs worth looking at: those a cluster policy names, and those
+    // of one namespace.
+    let names: BTreeMap<NamespacedName, &VirtualNetwork> = networks
+        .iter()
+        .map(|n| (n.meta.namespaced_name(), n))
+        .collect();
+    let mut pairs: BTreeSet<(&NamespacedName, &NamespacedName)> = BTreeSet::new();
+    for p in &cluster {
+        for r in &p.rules {
+            if let (Some((s, _)), Some((d, _))) = (
+                names.get_key_value(&r.source),
+                names.get_key_value(&r.destination),
+            ) {
+                pairs.insert((s, d));
+                pairs.insert((d, s));
             }
-            let shared: Vec<&VirtualNetworkPolicy> = from
-                .network_policies
+        }
+    }
+    for from in names.keys() {
+        for to in names.keys() {
+            if from.namespace == to.namespace && from != to {
+                pairs.insert((from, to));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (from_name, to_name) in pairs {
+        let (from, to) = (names[from_name], names[to_name]);
+        let admin: Vec<&VirtualNetworkPolicy> = cluster
+            .iter()
+            .copied()
+            .filter(|p| p.rules.iter().any(|r| r.between(from_name, to_name)))
+            .collect();
+        let shared: Vec<&VirtualNetworkPolicy> = if from_name.namespace == to_name.namespace {
+            from.network_policies
                 .iter()
                 .filter(|p| to.network_policies.contains(p))
                 .filter_map(|p| {
@@ -244,35 +399,27 @@ pub fn links(networks: &[VirtualNetwork], policies: &[VirtualNetworkPolicy]) -> 
                         .get(&NamespacedName::new(&from_name.namespace, p))
                         .copied()
                 })
-                .collect();
-            let connected = shared.iter().any(|p| {
-                p.rules
-                    .iter()
-                    .any(|r| r.between(&from_name.name, &to_name.name))
-            });
-            if !connected {
-                continue;
-            }
-            out.push(Link {
-                from: from_name.clone(),
-                to: to_name.clone(),
-                policies: shared
-                    .iter()
-                    .map(|p| LinkPolicy {
-                        policy: p.name(),
-                        rules: p
-                            .rules
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, r)| r.applies(&from_name.name, &to_name.name))
-                            .map(|(i, r)| (i, r.clone()))
-                            .collect(),
-                    })
-                    .collect(),
-            });
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let connected = !admin.is_empty()
+            || shared
+                .iter()
+                .any(|p| p.rules.iter().any(|r| r.between(from_name, to_name)));
+        if !connected {
+            continue;
         }
+        out.push(Link {
+            from: from_name.clone(),
+            to: to_name.clone(),
+            policies: admin
+                .iter()
+                .chain(&shared)
+                .map(|p| link_policy(p, from_name, to_name))
+                .collect(),
+        });
     }
-    out.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
     out
 }
 
@@ -281,10 +428,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn t1(name: &str) -> NamespacedName {
+        NamespacedName::new("t1", name)
+    }
+
     fn network(name: &str, policies: &[&str]) -> VirtualNetwork {
+        network_in("t1", name, policies)
+    }
+
+    fn network_in(namespace: &str, name: &str, policies: &[&str]) -> VirtualNetwork {
         let api: trunkline_api::VirtualNetwork = serde_json::from_value(json!({
             "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
-            "metadata": {"name": name, "namespace": "t1"},
+            "metadata": {"name": name, "namespace": namespace},
             "spec": {"networkPolicies": policies},
         }))
         .unwrap();
@@ -299,6 +454,28 @@ mod tests {
         }))
         .unwrap();
         crate::from_api::virtual_network_policy(&api)
+    }
+
+    fn cluster_policy(name: &str, priority: u16, rules: serde_json::Value) -> VirtualNetworkPolicy {
+        let api: trunkline_api::ClusterVirtualNetworkPolicy = serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "ClusterVirtualNetworkPolicy",
+            "metadata": {"name": name, "generation": 1},
+            "spec": {"priority": priority, "rules": rules},
+        }))
+        .unwrap();
+        crate::from_api::cluster_virtual_network_policy(&api)
+    }
+
+    /// t1/app -> t2/dns on UDP 53, one way.
+    fn shared_dns() -> VirtualNetworkPolicy {
+        cluster_policy(
+            "shared-dns",
+            10,
+            json!([{"action": "Allow", "protocol": "UDP", "ports": {"min": 53, "max": 53},
+                    "source": {"namespace": "t1", "name": "app"},
+                    "destination": {"namespace": "t2", "name": "dns"},
+                    "direction": "OneWay"}]),
+        )
     }
 
     fn ssh() -> VirtualNetworkPolicy {
@@ -326,15 +503,16 @@ mod tests {
                 action: Action::Deny,
                 protocol: Protocol::Udp,
                 ports: Some(53..=54),
-                source: "red".into(),
-                destination: "blue".into(),
+                source: t1("red"),
+                destination: t1("blue"),
                 both_ways: false,
             }
         );
         assert_eq!(p.rules[1].action, Action::Pass);
         assert!(p.rules[1].both_ways);
-        assert!(p.rules[1].applies("red", "blue"));
-        assert!(!p.rules[0].applies("blue", "red"));
+        assert!(p.rules[1].applies(&t1("red"), &t1("blue")));
+        assert!(!p.rules[0].applies(&t1("blue"), &t1("red")));
+        assert!(!p.is_cluster());
     }
 
     #[test]
@@ -362,7 +540,7 @@ mod tests {
             ssh().problems(&networks),
             [Problem::NotAttached {
                 rule: 0,
-                network: "blue".into()
+                network: t1("blue")
             }]
         );
         // A missing network.
@@ -413,5 +591,81 @@ mod tests {
         };
         assert_eq!(names(&links[1]), ["b", "a"], "red's order");
         assert_eq!(names(&links[0]), ["a", "b"], "blue's order");
+    }
+
+    #[test]
+    fn a_cluster_policy_links_networks_of_two_namespaces_without_their_consent() {
+        let networks = [network_in("t1", "app", &[]), network_in("t2", "dns", &[])];
+        let p = shared_dns();
+        assert!(p.is_cluster());
+        assert_eq!(p.name(), NamespacedName::new("", "shared-dns"));
+        assert_eq!(p.meta.key.kind, Kind::ClusterVirtualNetworkPolicy);
+        let links = links(&networks, std::slice::from_ref(&p));
+        assert_eq!(links.len(), 2, "routes both ways: replies come back");
+        let (to_dns, to_app) = (&links[0], &links[1]);
+        assert_eq!(to_dns.from, t1("app"));
+        assert_eq!(to_dns.to, NamespacedName::new("t2", "dns"));
+        assert_eq!(to_dns.policies[0].rules.len(), 1);
+        assert_eq!(to_dns.policies[0].label(), "shared-dns");
+        assert!(to_app.policies[0].rules.is_empty(), "one way");
+        assert!(p.problems(&networks).is_empty(), "no consent needed");
+        // A network it names is missing: nothing, and it says so.
+        assert!(super::links(&networks[..1], std::slice::from_ref(&p)).is_empty());
+        let problems = p.problems(&networks[..1]);
+        assert_eq!(problems[0].reason(), "NetworkNotFound");
+        assert!(
+            problems[0].to_string().contains("t2/dns"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn a_namespaced_policy_never_reaches_another_namespace() {
+        // t1's policy names "dns", which exists only in t2: not found, and
+        // the message points at the administrator's kind.
+        let p = policy(
+            "p",
+            json!([{"action": "Allow", "source": "app", "destination": "dns"}]),
+        );
+        let networks = [
+            network_in("t1", "app", &["p"]),
+            network_in("t2", "dns", &["p"]),
+        ];
+        assert!(links(&networks, std::slice::from_ref(&p)).is_empty());
+        let problems = p.problems(&networks);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].reason(), "NetworkNotFound");
+        assert!(
+            problems[0]
+                .to_string()
+                .contains("ClusterVirtualNetworkPolicy"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn cluster_policies_come_first_by_priority_then_the_senders_own() {
+        let own = policy(
+            "own",
+            json!([{"action": "Allow", "source": "red", "destination": "blue"}]),
+        );
+        let admin = |name: &str, priority| {
+            cluster_policy(
+                name,
+                priority,
+                json!([{"action": "Pass",
+                        "source": {"namespace": "t1", "name": "red"},
+                        "destination": {"namespace": "t1", "name": "blue"}}]),
+            )
+        };
+        let networks = [network("red", &["own"]), network("blue", &["own"])];
+        let links = links(
+            &networks,
+            &[own, admin("b", 5), admin("a", 5), admin("first", 1)],
+        );
+        let names: Vec<String> = links[1].policies.iter().map(LinkPolicy::label).collect();
+        assert_eq!(names, ["first", "a", "b", "t1/own"]);
     }
 }

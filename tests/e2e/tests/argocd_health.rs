@@ -186,7 +186,7 @@ fn sample(kind: &str, generation: i64, created: i64, status: Option<Value>) -> V
 }
 
 /// The kinds the operator writes status for.
-const OPERATOR_KINDS: [&str; 9] = [
+const OPERATOR_KINDS: [&str; 10] = [
     "LogicalInterface",
     "VirtualMachineInterface",
     "VirtualNetwork",
@@ -196,6 +196,7 @@ const OPERATOR_KINDS: [&str; 9] = [
     "DCGateway",
     "SecurityGroup",
     "VirtualNetworkPolicy",
+    "ClusterVirtualNetworkPolicy",
 ];
 
 fn assert_health(kind: &str, what: &str, object: &Value, expected: &str, text: &str) {
@@ -247,6 +248,24 @@ fn a_network_policy_naming_a_missing_or_unattached_network_is_degraded_at_once()
         let text = format!("Ready is False ({reason})");
         assert_health("VirtualNetworkPolicy", reason, &object, "Degraded", &text);
     }
+    // The administrator's policy names networks of any namespace; one
+    // that does not exist is the same fix.
+    let object = sample(
+        "ClusterVirtualNetworkPolicy",
+        1,
+        60,
+        Some(json!({ "observedGeneration": 1, "conditions": [
+            condition("Accepted", "True", "Ok", 1, 5),
+            condition("Ready", "False", "NetworkNotFound", 1, 5),
+        ]})),
+    );
+    assert_health(
+        "ClusterVirtualNetworkPolicy",
+        "NetworkNotFound",
+        &object,
+        "Degraded",
+        "Ready is False (NetworkNotFound)",
+    );
 }
 
 /// A VMI naming a SecurityGroup that does not exist, or a group whose rule
@@ -568,7 +587,7 @@ fn argocd_cm_holds_every_script_for_every_kind() {
         assert_eq!(crd["spec"]["group"], "trunkline.io");
         kinds.push(crd["spec"]["names"]["kind"].as_str().unwrap().to_owned());
     }
-    assert_eq!(kinds.len(), 12);
+    assert_eq!(kinds.len(), 13);
     assert_eq!(data.len(), kinds.len(), "one health check per kind");
     for kind in &kinds {
         let key = format!("resource.customizations.health.trunkline.io_{kind}");

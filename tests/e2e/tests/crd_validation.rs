@@ -224,6 +224,11 @@ async fn virtual_network_policy_samples_on_the_api_server() {
     run_cases("VirtualNetworkPolicy").await;
 }
 
+#[tokio::test]
+async fn cluster_virtual_network_policy_samples_on_the_api_server() {
+    run_cases("ClusterVirtualNetworkPolicy").await;
+}
+
 /// `kubectl explain` shows the descriptions of our fields, the category
 /// lists every kind, and short names resolve.
 #[tokio::test]
@@ -287,6 +292,7 @@ async fn crds_are_installed_and_documented() {
         listed,
         [
             "bgppeers.trunkline.io",
+            "clustervirtualnetworkpolicies.trunkline.io",
             "dcgateways.trunkline.io",
             "externalvteps.trunkline.io",
             "gatewayhagroups.trunkline.io",
@@ -302,6 +308,7 @@ async fn crds_are_installed_and_documented() {
     );
     for short in [
         "pr", "li", "tlvmi", "vn", "gwha", "vgw", "xvtep", "dcgw", "bgpp", "ptr", "tlsg", "vnp",
+        "cvnp",
     ] {
         plane
             .kubectl_ok(&["get", short, "-A"])
@@ -397,6 +404,8 @@ async fn every_example_set_applies() {
         "overlay",
         "north-south",
         "l3vpn",
+        "network-policies",
+        "cross-tenant-policy",
     ] {
         let path = dir.join(set);
         let path = path.to_str().expect("utf-8 path");

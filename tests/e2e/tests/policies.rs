@@ -19,8 +19,11 @@
 //! policy); naming a missing group is `Ready=False GroupNotFound` and
 //! allows nothing. A second lab runs the agent with a flow table of two
 //! flows: a third is the counted drop `flow_table_full`, not a crash, and
-//! passes once the others expired. Needs root (namespaces, XDP); CI runs
-//! as root.
+//! passes once the others expired. Network policies: two networks of a
+//! namespace connected by a VirtualNetworkPolicy, and two networks of two
+//! namespaces connected by the administrator's ClusterVirtualNetworkPolicy
+//! (a tenant's own policy cannot reach the other namespace). Needs root
+//! (namespaces, XDP); CI runs as root.
 
 mod common;
 
@@ -505,4 +508,275 @@ async fn two_networks_connected_by_a_policy_talk_on_one_port_only() {
     connected(false).await;
     ready("False", "NotAttached").await;
     assert!(!tcp_passes(&gw, "blue1", "bms2", "192.168.1.20", 22));
+}
+
+/// A condition of a cluster-scoped trunkline object, for its current
+/// generation: (status, reason, message).
+async fn cluster_condition(
+    gw: &common::Gateway<'_>,
+    kind: &str,
+    plural: &str,
+    name: &str,
+    type_: &str,
+) -> Option<(String, String, String)> {
+    let resource = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", kind),
+        plural,
+    );
+    let api: Api<kube::core::DynamicObject> = Api::all_with(gw.client.clone(), &resource);
+    let object = api.get(name).await.ok()?;
+    let generation = object.metadata.generation;
+    let status = object.data.get("status")?;
+    if status.get("observedGeneration").and_then(|g| g.as_i64()) != generation {
+        return None;
+    }
+    let c = status
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?;
+    let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+    Some((text("status"), text("reason"), text("message")))
+}
+
+/// Two tenants (namespaces) on one node: net1 (bms1, bms2) in the
+/// gateway's namespace, blue (blue1) in a second one.
+///
+/// ```text
+///  bms1 (net1, tenant A) --TCP 22 only--> blue1 (blue, tenant B)
+///        ClusterVirtualNetworkPolicy <ns>-ssh: Allow TCP 22 A/net1 <> B/blue
+/// ```
+///
+/// Separate without a policy; tenant A's own policy naming "blue" finds no
+/// such network in its namespace (`Ready=False NetworkNotFound`, pointing
+/// at the administrator's kind) and connects nothing; the administrator's
+/// cluster policy connects them on TCP 22 only, both ways with replies,
+/// TCP 80 dropped and counted under the cluster policy's default deny;
+/// deleting it separates them again.
+#[tokio::test]
+async fn networks_of_two_tenants_connected_by_the_administrators_policy_talk_on_one_port_only() {
+    const BLUE1: common::Instance = common::Instance {
+        name: "blue1",
+        vlan: 300,
+        cidr: "192.168.2.10/24",
+        mac: "02:00:00:00:04:01",
+        gateway: "192.168.2.1",
+    };
+    let gw = Gateway::start(&[BMS1, BMS2, BLUE1], "auto").await;
+    let ns = gw.ns.name().to_owned();
+    let plane = trunkline_test_support::ControlPlane::shared();
+    let tenant_b = plane.namespace("tenant-b").await.expect("namespace");
+    let ns_b = tenant_b.name().to_owned();
+    gw.apply_objects(&[BMS1, BMS2]).await;
+    // Tenant B's network and instance, and its logical interface.
+    let apply_in_b = |plural: &'static str, name: &'static str, object: serde_json::Value| {
+        let (client, ns_b) = (gw.client.clone(), ns_b.clone());
+        async move {
+            let kind = object["kind"].as_str().expect("kind").to_owned();
+            let resource = kube::core::ApiResource::from_gvk_with_plural(
+                &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", &kind),
+                plural,
+            );
+            let api: Api<kube::core::DynamicObject> =
+                Api::namespaced_with(client, &ns_b, &resource);
+            api.patch(
+                name,
+                &common::apply_params(),
+                &kube::api::Patch::Apply(&object),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{kind} {ns_b}/{name}: {e}"));
+        }
+    };
+    apply_in_b(
+        "virtualnetworks",
+        "blue",
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+            "metadata": {"name": "blue", "namespace": ns_b},
+            "spec": {"subnets": [{"cidr": "192.168.2.0/24", "gateway": "192.168.2.1"}]}}),
+    )
+    .await;
+    apply_in_b(
+        "virtualmachineinterfaces",
+        "blue1",
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+            "metadata": {"name": "blue1", "namespace": ns_b},
+            "spec": {"virtualNetwork": "blue", "macAddress": BLUE1.mac,
+                     "ips": [{"address": "192.168.2.10"}]}}),
+    )
+    .await;
+    let lis: Api<trunkline_api::LogicalInterface> = Api::all(gw.client.clone());
+    let blue_li = gw.li_name(BLUE1.vlan);
+    lis.patch(
+        &blue_li,
+        &common::apply_params(),
+        &kube::api::Patch::Apply(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "LogicalInterface",
+            "metadata": {"name": blue_li},
+            "spec": {"physicalRouter": gw.node, "physicalInterface": "eth1", "vlan": BLUE1.vlan,
+                     "virtualMachineInterface": {"namespace": ns_b, "name": "blue1"}}})),
+    )
+    .await
+    .expect("blue1's logical interface");
+    for vlan in [100, 200, 300] {
+        gw.wait_li(&gw.li_name(vlan), "True").await;
+    }
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+    gw.ping_eventually("blue1", "192.168.2.1").await;
+
+    // No policy: separate.
+    let (ok, out) = gw.lab.ping("bms1", "192.168.2.10", 1);
+    assert!(!ok, "no policy, no route: {out}");
+    assert!(!tcp_passes(&gw, "bms1", "blue1", "192.168.2.10", 22));
+
+    // Tenant A's own policy naming "blue": there is no blue in its
+    // namespace, and it says where the way is.
+    gw.apply_namespaced(
+        "virtualnetworkpolicies",
+        "reach-blue",
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetworkPolicy",
+            "metadata": {"name": "reach-blue", "namespace": ns},
+            "spec": {"rules": [{"action": "Allow", "source": "net1", "destination": "blue"}]}}),
+    )
+    .await;
+    gw.apply_namespaced(
+        "virtualnetworks",
+        "net1",
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+            "metadata": {"name": "net1", "namespace": ns},
+            "spec": {"subnets": [{"cidr": "192.168.1.0/24", "gateway": "192.168.1.1"}],
+                     "networkPolicies": ["reach-blue"]}}),
+    )
+    .await;
+    let refused = eventually(
+        "VirtualNetworkPolicy reach-blue Ready=False NetworkNotFound",
+        READY_TIMEOUT,
+        || async {
+            let ready = condition(
+                &gw,
+                "VirtualNetworkPolicy",
+                "virtualnetworkpolicies",
+                "reach-blue",
+                "Ready",
+            )
+            .await;
+            match &ready {
+                Some(c) if c.0 == "False" && c.1 == "NetworkNotFound" => Ok(c.2.clone()),
+                _ => Err(format!("{ready:?}")),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        refused.contains("VirtualNetwork blue")
+            && refused.contains("does not exist in this namespace")
+            && refused.contains("ClusterVirtualNetworkPolicy"),
+        "{refused}"
+    );
+    assert!(
+        !tcp_passes(&gw, "bms1", "blue1", "192.168.2.10", 22),
+        "a tenant's policy never reaches another namespace"
+    );
+
+    // The administrator's policy.
+    let admin = format!("{ns}-ssh");
+    let policies: Api<trunkline_api::ClusterVirtualNetworkPolicy> = Api::all(gw.client.clone());
+    policies
+        .patch(
+            &admin,
+            &common::apply_params(),
+            &kube::api::Patch::Apply(json!({
+                "apiVersion": "trunkline.io/v1alpha1", "kind": "ClusterVirtualNetworkPolicy",
+                "metadata": {"name": admin},
+                "spec": {"rules": [{"action": "Allow", "protocol": "TCP",
+                                    "ports": {"min": 22, "max": 22},
+                                    "source": {"namespace": ns, "name": "net1"},
+                                    "destination": {"namespace": ns_b, "name": "blue"}}]}})),
+        )
+        .await
+        .expect("the cluster policy");
+    let programmed = eventually(
+        "ClusterVirtualNetworkPolicy Ready=True, Programmed on the node",
+        READY_TIMEOUT,
+        || async {
+            let ready = cluster_condition(
+                &gw,
+                "ClusterVirtualNetworkPolicy",
+                "clustervirtualnetworkpolicies",
+                &admin,
+                "Ready",
+            )
+            .await;
+            let programmed = cluster_condition(
+                &gw,
+                "ClusterVirtualNetworkPolicy",
+                "clustervirtualnetworkpolicies",
+                &admin,
+                "Programmed",
+            )
+            .await;
+            match (&ready, &programmed) {
+                (Some(r), Some(p)) if r.0 == "True" && p.0 == "True" => Ok(p.2.clone()),
+                _ => Err(format!("Ready {ready:?}, Programmed {programmed:?}")),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(programmed.contains(&gw.node), "{programmed}");
+    let connected = |passes: bool| {
+        let gw = &gw;
+        async move {
+            eventually(
+                &format!("TCP bms1 -> blue1:22 passes: {passes}"),
+                CHANGE_TIMEOUT,
+                || async {
+                    if tcp_passes(gw, "bms1", "blue1", "192.168.2.10", 22) == passes {
+                        Ok(())
+                    } else {
+                        Err(format!("still {}", !passes))
+                    }
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", gw.agent().metrics()));
+        }
+    };
+    connected(true).await;
+    // Both ways, replies included.
+    assert!(
+        tcp_passes(&gw, "blue1", "bms2", "192.168.1.20", 22),
+        "blue -> net1 on 22"
+    );
+    // TCP 80 and ICMP: no rule, dropped and counted.
+    let denied = gw.drops("network_policy_denied");
+    assert!(!tcp_passes(&gw, "bms1", "blue1", "192.168.2.10", 80));
+    let (ok, out) = gw.lab.ping("bms1", "192.168.2.10", 1);
+    assert!(!ok, "ICMP has no rule: {out}");
+    assert!(
+        gw.drops("network_policy_denied") > denied,
+        "{}",
+        gw.agent().metrics()
+    );
+    // The flows are counted under the cluster policy's (bare) name.
+    let allowed = format!(
+        "trunkline_dataplane_network_policy_flows_total{{from=\"{ns}/net1\",to=\"{ns_b}/blue\",policy=\"{admin}\",rule=\"0\",action=\"Allow\"}}"
+    );
+    assert!(
+        gw.agent().metric(&allowed).unwrap_or(0.0) >= 1.0,
+        "{}",
+        gw.agent().metrics()
+    );
+
+    // Deleted: separate again.
+    policies
+        .delete(&admin, &Default::default())
+        .await
+        .expect("delete the cluster policy");
+    connected(false).await;
+    assert!(!tcp_passes(&gw, "blue1", "bms2", "192.168.1.20", 22));
+    lis.delete(&blue_li, &Default::default())
+        .await
+        .expect("delete blue1's logical interface");
 }

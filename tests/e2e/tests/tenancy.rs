@@ -5,7 +5,9 @@
 //! routing instance after another tenant's project, cannot choose a VNI (the
 //! operator allocates one), cannot touch the other tenant's namespace; the
 //! administrator can set a VNI, and a tenant may then edit that network
-//! while leaving its VNI alone.
+//! while leaving its VNI alone. Only an administrator (the
+//! `network-policy-admin` role) connects networks of different tenants
+//! (a ClusterVirtualNetworkPolicy); a tenant writes its own policies.
 //!
 //! Its own test binary, so its own control plane: the policy applies to
 //! every namespace, and the other binaries' samples use fixed routing
@@ -19,7 +21,7 @@ use deploy_support::render_chart;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use trunkline_api::VirtualNetwork;
+use trunkline_api::{ClusterVirtualNetworkPolicy, VirtualNetwork, VirtualNetworkPolicy};
 use trunkline_test_support::{ControlPlane, eventually};
 
 /// Bound for the API server's caches (RBAC bindings, policies) to catch up.
@@ -251,4 +253,80 @@ async fn tenants_cannot_claim_each_others_routing_instances_or_choose_vnis() {
         .await,
     );
     assert_eq!(code, 403, "{message}");
+}
+
+/// Connecting networks of different tenants is the administrator's: a
+/// tenant writes network policies in its own namespace (the tenant role)
+/// but cannot create a ClusterVirtualNetworkPolicy, which an account
+/// bound to the chart's `network-policy-admin` role (cluster-wide) can.
+#[tokio::test]
+async fn only_an_administrator_connects_networks_of_different_tenants() {
+    let plane = ControlPlane::shared();
+    install_tenancy(plane);
+    let ns_a = plane.namespace("tenant-a").await.expect("namespace");
+    let ns_b = plane.namespace("tenant-b").await.expect("namespace");
+    let (a, b) = (ns_a.name(), ns_b.name());
+    bind(plane, "tenant", a, "tenant", Some(a));
+    bind(plane, "network-policy-admin", b, "netadmin", None);
+    let tenant = plane
+        .client_for_service_account(a, "tenant")
+        .await
+        .expect("tenant a");
+    let netadmin = plane
+        .client_for_service_account(b, "netadmin")
+        .await
+        .expect("netadmin");
+    let own: VirtualNetworkPolicy = serde_json::from_value(json!({
+        "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetworkPolicy",
+        "metadata": { "name": "red-blue" },
+        "spec": { "rules": [{ "action": "Allow", "source": "red", "destination": "blue" }] },
+    }))
+    .expect("a VirtualNetworkPolicy");
+    let name = format!("{a}-to-{b}");
+    let cross: ClusterVirtualNetworkPolicy = serde_json::from_value(json!({
+        "apiVersion": "trunkline.io/v1alpha1", "kind": "ClusterVirtualNetworkPolicy",
+        "metadata": { "name": name },
+        "spec": { "rules": [{ "action": "Allow",
+                              "source": { "namespace": a, "name": "red" },
+                              "destination": { "namespace": b, "name": "blue" } }] },
+    }))
+    .expect("a ClusterVirtualNetworkPolicy");
+
+    // The tenant's own policy: fine, once its binding is in the
+    // authorizer's cache (the positive marker for the refusal below).
+    let policies: Api<VirtualNetworkPolicy> = Api::namespaced(tenant.clone(), a);
+    eventually("tenant a creates its own policy", API_TIMEOUT, || async {
+        policies
+            .create(&PostParams::default(), &own)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .expect("a tenant writes policies in its namespace");
+    let (code, message) = refusal(
+        "a tenant creating a cluster policy",
+        Api::<ClusterVirtualNetworkPolicy>::all(tenant.clone())
+            .create(&PostParams::default(), &cross)
+            .await,
+    );
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.contains("clustervirtualnetworkpolicies"),
+        "{message}"
+    );
+
+    // The administrator.
+    let admin: Api<ClusterVirtualNetworkPolicy> = Api::all(netadmin.clone());
+    eventually("the administrator creates it", API_TIMEOUT, || async {
+        admin
+            .create(&PostParams::default(), &cross)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .expect("a network administrator connects two tenants");
+    admin
+        .delete(&name, &Default::default())
+        .await
+        .expect("and deletes it");
 }

@@ -142,7 +142,7 @@ impl Dirty {
                 self.decisions.insert(key.clone());
                 self.labels.insert(key.clone());
             }
-            Kind::VirtualNetworkPolicy => {
+            Kind::VirtualNetworkPolicy | Kind::ClusterVirtualNetworkPolicy => {
                 self.decisions.insert(key.clone());
                 self.labels.insert(key.clone());
             }
@@ -169,6 +169,16 @@ fn namespaced(key: &ObjectKey) -> NamespacedName {
 
 fn network_key(name: &NamespacedName) -> ObjectKey {
     ObjectKey::of(Kind::VirtualNetwork, name)
+}
+
+/// A network policy's key: a namespaced policy, or (empty namespace) the
+/// administrator's cluster policy.
+fn policy_key(name: &NamespacedName) -> ObjectKey {
+    if name.namespace.is_empty() {
+        ObjectKey::cluster(Kind::ClusterVirtualNetworkPolicy, name.name.clone())
+    } else {
+        ObjectKey::of(Kind::VirtualNetworkPolicy, name)
+    }
 }
 
 fn vmi_key(name: &NamespacedName) -> ObjectKey {
@@ -368,7 +378,14 @@ impl Decider {
             Kind::VirtualNetworkPolicy => o
                 .network_policies
                 .keys()
-                .map(|n| ObjectKey::of(Kind::VirtualNetworkPolicy, n))
+                .filter(|n| !n.namespace.is_empty())
+                .map(policy_key)
+                .collect(),
+            Kind::ClusterVirtualNetworkPolicy => o
+                .network_policies
+                .keys()
+                .filter(|n| n.namespace.is_empty())
+                .map(policy_key)
                 .collect(),
         }
     }
@@ -507,7 +524,7 @@ impl Decider {
                     let old = self.objects.security_groups.remove(&name);
                     self.security_group_changed(&name, old, dirty);
                 }
-                Kind::VirtualNetworkPolicy => {
+                Kind::VirtualNetworkPolicy | Kind::ClusterVirtualNetworkPolicy => {
                     let name = namespaced(&key);
                     let old = self.objects.network_policies.remove(&name);
                     self.network_policy_changed(&name, old, dirty);
@@ -702,17 +719,29 @@ impl Decider {
         }
         self.index_changed_at(old.as_ref().map(|o| &o.meta), new.as_ref().map(|o| &o.meta));
         // Itself too: a deleted policy's decision and labels go with it.
-        let key = ObjectKey::of(Kind::VirtualNetworkPolicy, name);
+        let key = policy_key(name);
         dirty.decisions.insert(key.clone());
         dirty.labels.insert(key);
-        self.dirty_network_policies(&name.namespace, dirty);
+        if name.namespace.is_empty() {
+            // A cluster policy reaches networks of any namespace, and
+            // comes first in every link it makes: every policy again
+            // (cluster policies are the administrator's, few).
+            for name in self.objects.network_policies.keys() {
+                let key = policy_key(name);
+                dirty.decisions.insert(key.clone());
+                dirty.labels.insert(key);
+            }
+        } else {
+            self.dirty_network_policies(&name.namespace, dirty);
+        }
     }
 
-    /// Every network policy of `namespace` is decided and labelled again.
+    /// Every network policy of `namespace` is decided and labelled again,
+    /// and every cluster policy (which may name the namespace's networks).
     fn dirty_network_policies(&self, namespace: &str, dirty: &mut Dirty) {
         for name in self.objects.network_policies.keys() {
-            if name.namespace == namespace {
-                let key = ObjectKey::of(Kind::VirtualNetworkPolicy, name);
+            if name.namespace == namespace || name.namespace.is_empty() {
+                let key = policy_key(name);
                 dirty.decisions.insert(key.clone());
                 dirty.labels.insert(key);
             }
@@ -1303,7 +1332,7 @@ impl Decider {
             }
             // A policy goes to every node holding both networks of a
             // connection it makes (the nodes that run its rules).
-            Kind::VirtualNetworkPolicy => {
+            Kind::VirtualNetworkPolicy | Kind::ClusterVirtualNetworkPolicy => {
                 match self.objects.network_policies.get(&namespaced(key)) {
                     Some(policy) => virtual_network_policy::nodes_of(
                         policy,
@@ -1865,7 +1894,7 @@ impl Decider {
                     &self.reports,
                 ))
             }
-            Kind::VirtualNetworkPolicy => {
+            Kind::VirtualNetworkPolicy | Kind::ClusterVirtualNetworkPolicy => {
                 let policy = self.objects.network_policies.get(&namespaced(key))?;
                 let nodes = virtual_network_policy::nodes_of(
                     policy,

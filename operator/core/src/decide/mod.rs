@@ -57,7 +57,7 @@ pub use virtual_network::{FIRST_ALLOCATED_VNI, MAX_VNI};
 
 /// The kinds the core decides on (PhysicalRouter status belongs to the node
 /// dataplane).
-pub const DECIDED_KINDS: [Kind; 9] = [
+pub const DECIDED_KINDS: [Kind; 10] = [
     Kind::LogicalInterface,
     Kind::VirtualMachineInterface,
     Kind::VirtualNetwork,
@@ -67,6 +67,7 @@ pub const DECIDED_KINDS: [Kind; 9] = [
     Kind::DCGateway,
     Kind::SecurityGroup,
     Kind::VirtualNetworkPolicy,
+    Kind::ClusterVirtualNetworkPolicy,
 ];
 
 /// What the operator is told by its flags rather than by objects.

@@ -1,11 +1,13 @@
-//! VirtualNetworkPolicies: whether the networks their rules name exist and
-//! name them, how many networks name each, and whether the nodes holding
-//! two networks it connects run it as it is now.
+//! VirtualNetworkPolicies and the administrator's
+//! ClusterVirtualNetworkPolicies: whether the networks their rules name
+//! exist (and name them), how many networks name each, and whether the
+//! nodes holding two networks it connects run it as it is now.
 //!
 //! ```text
 //!   VirtualNetwork.spec.networkPolicies ──names──> VirtualNetworkPolicy (same namespace)
-//!   rule.source / rule.destination ──name──> VirtualNetwork (same namespace)
-//!   missing, or not naming the policy: the rule connects nothing,
+//!   rule.source / rule.destination ──name──> VirtualNetwork (same namespace;
+//!                                             a cluster policy: namespace/name, any namespace)
+//!   missing, or not naming a namespaced policy: the rule connects nothing,
 //!     Ready=False NetworkNotFound / NotAttached (still Accepted)
 //!   Programmed: every node hosting both networks of a connection it makes
 //!     reports tables built from it (watermarks and exceptions)
@@ -21,6 +23,40 @@ use super::decision;
 use super::programmed::{Reports, programmed_condition};
 use crate::decision::{ConditionDecision, Decision, DerivedStatus, Findings};
 
+/// The networks and policies a decision about `policy` reads: the
+/// networks of the namespaces it can reach (its own; a cluster policy's:
+/// those its rules name) and those every cluster policy names, with every
+/// policy of those namespaces and every cluster policy. Every link
+/// `policy` takes part in is between two of these networks, and every
+/// policy on such a link is among these.
+fn scope(
+    policy: &VirtualNetworkPolicy,
+    networks: &BTreeMap<NamespacedName, VirtualNetwork>,
+    policies: &BTreeMap<NamespacedName, VirtualNetworkPolicy>,
+) -> (Vec<VirtualNetwork>, Vec<VirtualNetworkPolicy>) {
+    let mut namespaces: BTreeSet<&str> = BTreeSet::new();
+    let mut named: BTreeSet<&NamespacedName> = BTreeSet::new();
+    if policy.is_cluster() {
+        namespaces.extend(policy.networks().into_iter().map(|n| n.namespace.as_str()));
+    } else {
+        namespaces.insert(policy.meta.namespace());
+    }
+    for p in policies.values().filter(|p| p.is_cluster()) {
+        named.extend(p.networks());
+    }
+    let networks = networks
+        .iter()
+        .filter(|(n, _)| namespaces.contains(n.namespace.as_str()) || named.contains(n))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let policies = policies
+        .iter()
+        .filter(|(n, _)| n.namespace.is_empty() || namespaces.contains(n.namespace.as_str()))
+        .map(|(_, p)| p.clone())
+        .collect();
+    (networks, policies)
+}
+
 /// The nodes that hold both networks of a connection `policy` takes part
 /// in (the nodes that run its rules).
 pub(super) fn nodes_of(
@@ -30,18 +66,9 @@ pub(super) fn nodes_of(
     placement: &Placement,
 ) -> BTreeSet<String> {
     let name = policy.name();
-    let in_namespace: Vec<VirtualNetwork> = networks
-        .iter()
-        .filter(|(n, _)| n.namespace == name.namespace)
-        .map(|(_, v)| v.clone())
-        .collect();
-    let all: Vec<VirtualNetworkPolicy> = policies
-        .iter()
-        .filter(|(n, _)| n.namespace == name.namespace)
-        .map(|(_, p)| p.clone())
-        .collect();
+    let (networks, policies) = scope(policy, networks, policies);
     let mut nodes = BTreeSet::new();
-    for link in links(&in_namespace, &all) {
+    for link in links(&networks, &policies) {
         if !link.policies.iter().any(|p| p.policy == name) {
             continue;
         }
@@ -54,8 +81,9 @@ pub(super) fn nodes_of(
     nodes
 }
 
-/// A policy's decision: the networks its rules name exist and name it;
-/// how many networks name it; whether `nodes` run it.
+/// A policy's decision: the networks its rules name exist (and, for a
+/// namespaced policy, name it); how many networks name it (a cluster
+/// policy: how many of those it names exist); whether `nodes` run it.
 pub(super) fn decision_of(
     policy: &VirtualNetworkPolicy,
     networks: &BTreeMap<NamespacedName, VirtualNetwork>,
@@ -64,22 +92,28 @@ pub(super) fn decision_of(
 ) -> Decision {
     let mut findings = Findings::default();
     let name = policy.name();
-    let in_namespace: Vec<VirtualNetwork> = networks
-        .iter()
-        .filter(|(n, _)| n.namespace == name.namespace)
-        .map(|(_, v)| v.clone())
+    let named: Vec<VirtualNetwork> = policy
+        .networks()
+        .into_iter()
+        .filter_map(|n| networks.get(n).cloned())
         .collect();
-    for problem in policy.problems(&in_namespace) {
+    for problem in policy.problems(&named) {
         let reason = match problem {
             Problem::NetworkNotFound { .. } => reason::NETWORK_NOT_FOUND,
             Problem::NotAttached { .. } => reason::NOT_ATTACHED,
         };
         findings.not_applied_because(reason, problem.to_string());
     }
-    let network_count = in_namespace
-        .iter()
-        .filter(|n| n.network_policies.contains(&name.name))
-        .count();
+    let network_count = if policy.is_cluster() {
+        named.len()
+    } else {
+        networks
+            .iter()
+            .filter(|(n, v)| {
+                n.namespace == name.namespace && v.network_policies.contains(&name.name)
+            })
+            .count()
+    };
     let derived = DerivedStatus::VirtualNetworkPolicy {
         network_count: u32::try_from(network_count).unwrap_or(u32::MAX),
     };
