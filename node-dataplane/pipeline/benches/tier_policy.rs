@@ -8,8 +8,9 @@
 //!
 //! ```text
 //!  tables: fixture + VMIs at VLAN 101 (port 1), 201 (port 1) and 101
-//!          (port 2) policed, 100 rules each way (99 TCP rules that never
-//!          match, the last allows UDP)
+//!          (port 2) policed (205 on port 1, same network, is not), 100
+//!          rules each way (99 TCP rules that never match, the last
+//!          allows UDP)
 //!  pipeline: each frame once through Pipeline::with_flows (the first
 //!          packets: flows in both policed VMIs' zones)
 //!  netns tltp<pid>: p1001 p1002 (trunks), p1003 (fabric), down
@@ -20,11 +21,13 @@
 //! ```
 //!
 //! Pairs of frames on one topology, unpoliced against policed: routed
-//! IPv4 UDP VLAN 100 → VLAN 200 against VLAN 101 → VLAN 201 on port 1
-//! (XDP_TX: MACs, TTL, re-tag; policed: the sender's egress and the
-//! receiver's ingress entries looked up), and bridged from port 1 VLAN
-//! 100 (101) to port 2 VLAN 100 (101) (devmap redirect; the frame leaves
-//! unchanged, so repeats measure its path with the clock amortised).
+//! IPv4 UDP VLAN 100 → VLAN 200 against VLAN 101 → VLAN 205 (the sender
+//! policed: its egress entry looked up) and against VLAN 101 → VLAN 201
+//! (both policed: the sender's egress and the receiver's ingress entries)
+//! on port 1 (XDP_TX: MACs, TTL, re-tag), and bridged from port 1 VLAN
+//! 100 (101) to port 2 VLAN 100 (101), both policed (devmap redirect; the
+//! frame leaves unchanged, so repeats measure its path with the clock
+//! amortised).
 //! Before measuring, every frame is checked to be decided in the kernel
 //! with the pipeline's bytes and egress, and the policed ones to be flow
 //! stage hits.
@@ -238,7 +241,7 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let args = args()?;
     let (plain_from, plain_to) = (vmi_at(100), vmi_at(200));
-    let (from, to) = (vmi_at(101), vmi_at(201));
+    let (from, to, unpoliced_to) = (vmi_at(101), vmi_at(201), vmi_at(205));
     let (plain_bridged, bridged) = (plain_from + VLANS_PER_PORT, from + VLANS_PER_PORT);
     let mut config = config();
     for i in [from, to, bridged] {
@@ -279,7 +282,15 @@ fn run() -> Result<(), String> {
     };
     let pairs = [
         Pair {
-            name: "routed IPv4 UDP, port 1 VLAN 100 (101) -> VLAN 200 (201) (XDP_TX)",
+            name: "routed IPv4 UDP, port 1 VLAN 100 (101) -> VLAN 200 (205), the sender policed (XDP_TX)",
+            frames: [
+                decide(udp_frame(plain_from, 100, plain_to), false)?,
+                decide(udp_frame(from, 101, unpoliced_to), true)?,
+            ],
+            idempotent: false,
+        },
+        Pair {
+            name: "routed IPv4 UDP, port 1 VLAN 100 (101) -> VLAN 200 (201), both policed (XDP_TX)",
             frames: [
                 decide(udp_frame(plain_from, 100, plain_to), false)?,
                 decide(udp_frame(from, 101, to), true)?,
@@ -287,7 +298,7 @@ fn run() -> Result<(), String> {
             idempotent: false,
         },
         Pair {
-            name: "bridged IPv4 UDP, port 1 -> port 2, VLAN 100 (101) (redirect)",
+            name: "bridged IPv4 UDP, port 1 -> port 2, VLAN 100 (101), both policed (redirect)",
             frames: [
                 decide(bridged_frame(plain_from, 100, plain_bridged), false)?,
                 decide(bridged_frame(from, 101, bridged), true)?,
@@ -295,11 +306,11 @@ fn run() -> Result<(), String> {
             idempotent: true,
         },
     ];
-    // Each policed frame: the sender's egress and the receiver's ingress,
-    // each a flow in its VMI's zone.
+    // Each policed frame: the sender's egress and, when policed, the
+    // receiver's ingress, each a flow in its VMI's zone.
     let opened = flows.borrow().len();
-    if opened != 4 {
-        return Err(format!("{opened} flows opened, expected 4"));
+    if opened != 5 {
+        return Err(format!("{opened} flows opened, expected 5"));
     }
 
     if !is_root() {

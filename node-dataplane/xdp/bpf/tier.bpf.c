@@ -824,6 +824,9 @@ static __always_inline struct flow_entry *flow_hit(struct flow_key *k, __u32 act
 static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 hlen, __u32 total,
                                       __u32 proto, __u32 echo, struct flow_key *k);
 
+// How stale a policed flow's last-seen may get while its packets pass.
+#define LAST_SEEN_STEP 1000000000ull
+
 #define POLICED_ALLOWED 0   // an established flow of the zone allows it
 #define POLICED_NOT_IP 1    // not an IP packet: not policed (ARP and the like)
 #define POLICED_UNKNOWN -1  // anything else: userspace decides (hand off)
@@ -832,8 +835,7 @@ static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 hlen, 
 // under `generation` (its rules'): POLICED_*. Allowed only by a
 // FLOW_FORWARD entry of its 5-tuple in the zone (the forward or the
 // reverse entry of a flow the pipeline allowed), of the zone's
-// generation, not idle past its timeout; its last-seen and counts are
-// updated. What the pipeline decides anew or counts: a miss, a denied
+// generation, not idle past its timeout; its last-seen is updated. What the pipeline decides anew or counts: a miss, a denied
 // flow (its drop is counted in userspace), a stale or idle entry; what
 // moves the pipeline's TCP state (SYN, FIN, RST); what the kernel does
 // not parse: IPv4 options and fragments, IPv6 extension headers, ICMP
@@ -875,8 +877,20 @@ static __always_inline int police(struct xdp_md *ctx, struct frame *f, __u32 zon
     }
     if (flow_ports(ctx, l3, hlen, total, k.proto, ECHO_EITHER, &k))
         return POLICED_UNKNOWN;
-    if (!flow_hit(&k, FLOW_FORWARD, generation, total))
+    struct flow_entry *e = bpf_map_lookup_elem(&tier_flows, &k);
+    if (!e || e->v.action != FLOW_FORWARD || e->v.generation != generation)
         return POLICED_UNKNOWN;
+    // The coarse clock (the same CLOCK_MONOTONIC, at the tick's
+    // resolution: the timeouts are a minute and more) and last-seen
+    // written at most once a LAST_SEEN_STEP: no shared cache line dirtied
+    // per packet. The packet and byte counts are not kept here (userspace
+    // reads only last-seen).
+    __u64 now = bpf_ktime_get_coarse_ns();
+    __u64 last = e->v.last_seen_ns;
+    if (now > last && now - last > e->idle_ns)
+        return POLICED_UNKNOWN;
+    if (now > last + LAST_SEEN_STEP)
+        e->v.last_seen_ns = now;
     return POLICED_ALLOWED;
 }
 

@@ -240,8 +240,9 @@ struct vni_key {
 // generation of the configuration it was decided under: the VRF's
 // `generation` must equal it, or the frame is handed off and decided
 // again). The program reads entries and writes only `last_seen_ns`,
-// `packets` and `bytes`; the agent reads `last_seen_ns` before it expires
-// a flow. Keys are as the packet enters a VRF: `vrf` is the VRF's id
+// `packets` and `bytes` (a policed flow's: `last_seen_ns` alone, at most
+// once a second); the agent reads `last_seen_ns` before it expires a
+// flow. Keys are as the packet enters a VRF: `vrf` is the VRF's id
 // (FLOW_FABRIC_VRF for the fabric). Security groups (issue 18) key their
 // flows the same way with the VMI's zone in `vrf` (`struct vmi`'s `zone`,
 // high bit set: disjoint from VRF ids) and its rules' generation: a
