@@ -10,8 +10,9 @@
 //!    batches ──> Pipeline (first packets, TCP state moves, stale flows) ──> FlowTable + journal
 //!    follow:  FlowTable::drain_mirror ──> Put: kernel entry (kernel::flows::entry) ──> tier_flows
 //!                                         Remove: delete;  Reset: clear the map, put every entry
-//!    expire:  FlowTable::expire_with ──> a flow idle in userspace: its entries' last-seen
-//!                                        read from tier_flows first (the kernel's packets count)
+//!    expire:  FlowTable::expire_with ──> a flow quiet in userspace for half its timeout: its
+//!                                        entries' last-seen read from tier_flows (the kernel's
+//!                                        packets count)
 //! ```
 //!
 //! The writes of one loop go to the kernel in batches, in the journal's
