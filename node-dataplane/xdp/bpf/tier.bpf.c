@@ -831,8 +831,9 @@ static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 hlen, 
 #define POLICED_NOT_IP 1    // not an IP packet: not policed (ARP and the like)
 #define POLICED_UNKNOWN -1  // anything else: userspace decides (hand off)
 
-// The frame `f` crossing a policed VMI whose flows are in `zone`, decided
-// under `generation` (its rules'): POLICED_*. Allowed only by a
+// The packet at `l3` (of EtherType `et`, the frame ending at `fend`)
+// crossing a policed VMI whose flows are in `zone`, decided under
+// `generation` (its rules'): POLICED_*. Allowed only by a
 // FLOW_FORWARD entry of its 5-tuple in the zone (the forward or the
 // reverse entry of a flow the pipeline allowed), of the zone's
 // generation, not idle past its timeout; its last-seen is updated. What the pipeline decides anew or counts: a miss, a denied
@@ -840,15 +841,13 @@ static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 hlen, 
 // moves the pipeline's TCP state (SYN, FIN, RST); what the kernel does
 // not parse: IPv4 options and fragments, IPv6 extension headers, ICMP
 // messages but echo (errors are allowed by the flow they quote).
-static __always_inline int police(struct xdp_md *ctx, struct frame *f, __u32 zone,
-                                  __u32 generation)
+static __always_inline int police(struct xdp_md *ctx, __u32 l3, __u32 fend, __u32 et,
+                                  __u32 zone, __u32 generation)
 {
-    __u32 l3 = f->base + f->hlen;
-    __u32 fend = f->fend;
     __u32 avail = fend > l3 ? fend - l3 : 0;
     struct flow_key k = {.vrf = zone};
     __u32 hlen, total;
-    if (f->et == ETH_P_IP) {
+    if (et == ETH_P_IP) {
         __u8 *ip = ptr_at(ctx, l3, 20);
         if (!ip || ip[0] != 0x45 || avail < 20)
             return POLICED_UNKNOWN;
@@ -860,7 +859,7 @@ static __always_inline int police(struct xdp_md *ctx, struct frame *f, __u32 zon
         __builtin_memcpy(k.src, ip + 12, 4);
         __builtin_memcpy(k.dst, ip + 16, 4);
         hlen = 20;
-    } else if (f->et == ETH_P_IPV6) {
+    } else if (et == ETH_P_IPV6) {
         __u8 *ip = ptr_at(ctx, l3, 40);
         if (!ip || (ip[0] >> 4) != 6 || avail < 40)
             return POLICED_UNKNOWN;
@@ -909,7 +908,7 @@ __noinline int tier_send(struct xdp_md *ctx, struct frame *f, struct res *r, __u
     // else about it, as the pipeline decides. The return of a SNAT flow is
     // policed after its translation: userspace's.
     if (to->flags & VMI_POLICED) {
-        int policed = police(ctx, f, to->zone, to->generation);
+        int policed = police(ctx, f->base + f->hlen, f->fend, f->et, to->zone, to->generation);
         if (policed < 0 || r->nat)
             HANDOFF(r);
         if (policed == POLICED_ALLOWED)
@@ -1899,7 +1898,7 @@ __noinline int tier_police_out(struct xdp_md *ctx, struct frame *f, struct res *
     struct vmi *v = vmi_at(f->gen, f->src_id);
     if (!v || !(v->flags & VMI_POLICED))
         HANDOFF(r);
-    int policed = police(ctx, f, v->zone, v->generation);
+    int policed = police(ctx, f->base + f->hlen, f->fend, f->et, v->zone, v->generation);
     if (policed < 0)
         HANDOFF(r);
     if (policed == POLICED_ALLOWED)
@@ -1925,8 +1924,7 @@ __noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress
     __u32 end = peer_ip_at_end & 0x7ff;
     struct vmi *v = vmi_at(gen, slot);
     struct globals *g = globals_at(gen);
-    // A policed VMI's routed label: userspace polices it.
-    if (!v || !g || (v->flags & (VMI_HANDOFF | VMI_POLICED)))
+    if (!v || !g || (v->flags & VMI_HANDOFF))
         HANDOFF(r);
     __u32 vrf = v->vrf;
     if (!vrf_peer(gen, vrf, peer)) {
@@ -1983,6 +1981,13 @@ __noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress
     __u32 egress = v->egress_ifindex;
     if (!can_send(ingress, egress))
         HANDOFF(r);
+    // A policed VMI's ingress (pipeline: deliver_routed, after its
+    // reachability).
+    if (v->flags & VMI_POLICED) {
+        if (police(ctx, ip_at, end, et, v->zone, v->generation) != POLICED_ALLOWED)
+            HANDOFF(r);
+        r->flow = 1;
+    }
     __u32 vlan = v->egress_vlan & 0x0fff;
     __u8 macs[12];
     mac_cp(macs, v->mac);

@@ -476,6 +476,14 @@ fn a_routed_label_from_a_peer_is_decided_by_the_ingress_rules() {
         sg.run_on(FABRIC, &from([10, 0, 0, 61]), 0),
         Verdict::Drop(DropReason::PolicyIngressDenied)
     );
+    // The allowed flow's next packets pass by its entry (in the XDP tier,
+    // the routed label's delivery checks it).
+    for at in 1..=2 {
+        assert!(matches!(
+            sg.run_on(FABRIC, &from([10, 0, 0, 60]), at * SEC),
+            Verdict::Transmit { port: P1, .. }
+        ));
+    }
 }
 
 #[test]
