@@ -819,8 +819,6 @@ __noinline int tier_nat6(struct xdp_md *ctx, __u32 l3, __u32 source, const struc
 // ---------------------------------------------------------------------------
 // The flow stage of security groups (pipeline: process/policy.rs).
 
-static __always_inline struct flow_entry *flow_hit(struct flow_key *k, __u32 action,
-                                                   __u32 generation, __u32 len);
 static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 hlen, __u32 total,
                                       __u32 proto, __u32 echo, struct flow_key *k);
 
@@ -833,14 +831,15 @@ static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 hlen, 
 
 // The packet at `l3` (of EtherType `et`, the frame ending at `fend`)
 // crossing a policed VMI whose flows are in `zone`, decided under
-// `generation` (its rules'): POLICED_*. Allowed only by a
-// FLOW_FORWARD entry of its 5-tuple in the zone (the forward or the
-// reverse entry of a flow the pipeline allowed), of the zone's
-// generation, not idle past its timeout; its last-seen is updated. What the pipeline decides anew or counts: a miss, a denied
-// flow (its drop is counted in userspace), a stale or idle entry; what
-// moves the pipeline's TCP state (SYN, FIN, RST); what the kernel does
-// not parse: IPv4 options and fragments, IPv6 extension headers, ICMP
-// messages but echo (errors are allowed by the flow they quote).
+// `generation` (its rules'): POLICED_*. Allowed only by a FLOW_FORWARD
+// entry of its 5-tuple in the zone (the forward or the reverse entry of a
+// flow the pipeline allowed), of the zone's generation, not idle past its
+// timeout; its last-seen is updated. Handed off (POLICED_UNKNOWN), for
+// the pipeline to decide anew or count: a miss, a denied flow (its drop
+// is counted in userspace), a stale or idle entry; what moves the
+// pipeline's TCP state (SYN, FIN, RST); what the kernel does not parse:
+// IPv4 options and fragments, IPv6 extension headers, ICMP messages but
+// echo (errors are allowed by the flow they quote).
 static __always_inline int police(struct xdp_md *ctx, __u32 l3, __u32 fend, __u32 et,
                                   __u32 zone, __u32 generation)
 {
