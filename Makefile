@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-tables bench-observe bench-tier-observe bench-ha install-plugin
+.PHONY: help demo test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-tables bench-observe bench-tier-observe bench-tier-policy bench-ha install-plugin
 
 help: ## list the targets
 	@grep -E '^[a-z0-9][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -59,13 +59,16 @@ bench-observe: ## criterion: a batch of routed frames with the Observe sampler i
 bench-tier-observe: ## root: the XDP tier with an armed observation vs without, ns per frame measured by the kernel (BPF_PROG_RUN, 4K VMIs): target/bench/tier-observe.md
 	$(CARGO) bench -p trunkline-pipeline --bench tier_observe -- --out $(CURDIR)/target/bench/tier-observe.md $(TIER_OBSERVE_FLAGS)
 
+bench-tier-policy: ## root: the XDP tier forwarding established flows of policed VMIs (100 rules) vs unpoliced, ns per frame measured by the kernel (BPF_PROG_RUN, 4K VMIs): target/bench/tier-policy.md
+	$(CARGO) bench -p trunkline-pipeline --bench tier_policy -- --out $(CURDIR)/target/bench/tier-policy.md
+
 PLUGIN_DIR ?= $(HOME)/.local/bin
 install-plugin: ## build kubectl-trunkline (release) and install it into PLUGIN_DIR (default ~/.local/bin, put it on PATH): then `kubectl trunkline --help`
 	$(CARGO) build --release --locked -p kubectl-trunkline --bin kubectl-trunkline
 	install -D -m 0755 "$$($(CARGO) metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/kubectl-trunkline" "$(PLUGIN_DIR)/kubectl-trunkline"
 	@echo "installed $(PLUGIN_DIR)/kubectl-trunkline; kubectl finds it on PATH as 'kubectl trunkline'"
 
-bench: deps ## forwarding (AF_XDP only and the XDP tier) vs bare AF_XDP, bare XDP_REDIRECT, Linux and OVS, overlay vs Linux VXLAN, SNAT vs Linux masquerade + control plane at 4K objects: target/bench/report.md
+bench: deps ## forwarding (AF_XDP only and the XDP tier) vs bare AF_XDP, bare XDP_REDIRECT, Linux and OVS, overlay vs Linux VXLAN, SNAT vs Linux masquerade, the tier with security groups (100 rules) vs without + control plane at 4K objects: target/bench/report.md
 	scripts/bench.sh $(BENCH_FLAGS)
 
 bench-ha: deps ## gateway HA loss windows (modes Fast, STP, keepalived VRRP baseline), 5 runs per failure: target/bench/ha.md

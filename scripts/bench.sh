@@ -11,10 +11,13 @@
 #   same as (e) and (g) with the XDP tier; to the fabric, (l) the node
 #   dataplane's SNAT (default configuration) and (m) Linux's netfilter
 #   masquerade, each with 64 established flows and with a new flow per
-#   frame; 64- and 512-byte frames, 3 interleaved rounds of 5 s; then 4096 LIs +
-#   4096 VMIs through the control plane; then the XDP tier's cost of an armed
-#   observation measured by the kernel (BPF_PROG_RUN, a few seconds), with the
-#   forwarding-level bound derived from it and (h). Writes
+#   frame; (o) (h) while an observation runs; (p) (h) with both VMIs policed
+#   by a SecurityGroup of 100 rules; 64- and 512-byte frames, 3 interleaved
+#   rounds of 5 s; then 4096 LIs + 4096 VMIs through the control plane; then
+#   the XDP tier's cost of an armed observation measured by the kernel
+#   (BPF_PROG_RUN, a few seconds), with the forwarding-level bound derived
+#   from it and (h), and of security groups' established flows (make
+#   bench-tier-policy). Writes
 #   target/bench/report.md, forwarding.tsv (the figures, for the step
 #   after) and forwarding.png.
 #
@@ -77,4 +80,10 @@ log "XDP tier: the cost of an armed observation (BPF_PROG_RUN)"
 cargo bench --locked -q -p trunkline-pipeline --bench tier_observe -- "${tier_flags[@]}" \
   --out "$repo/target/bench/tier-observe.md" >/dev/null
 { echo; cat "$repo/target/bench/tier-observe.md"; } >> "$repo/target/bench/report.md"
-log "wrote $repo/target/bench/report.md (with the XDP tier's observe cost)"
+log "XDP tier: security groups' established flows (BPF_PROG_RUN)"
+policy_flags=()
+for arg in "$@"; do [ "$arg" = --smoke ] && policy_flags+=(--smoke); done
+cargo bench --locked -q -p trunkline-pipeline --bench tier_policy -- "${policy_flags[@]}" \
+  --out "$repo/target/bench/tier-policy.md" >/dev/null
+{ echo; cat "$repo/target/bench/tier-policy.md"; } >> "$repo/target/bench/report.md"
+log "wrote $repo/target/bench/report.md (with the XDP tier's observe and security-group costs)"

@@ -1,16 +1,18 @@
 //! The flow table's mirror in the XDP tier: the forwarding thread, after
 //! each round of batches, writes what the pipeline changed in its flow
 //! table into the kernel's flow map (`tier_flows`), so that the tier's
-//! flow stage translates established SNAT flows itself; and it lets the
-//! idle sweep see the packets the kernel translated.
+//! flow stage translates established SNAT flows and passes policed VMIs'
+//! allowed flows itself; and it lets the idle sweep see the packets the
+//! kernel decided.
 //!
 //! ```text
 //!  forwarding thread, every loop:
 //!    batches ──> Pipeline (first packets, TCP state moves, stale flows) ──> FlowTable + journal
 //!    follow:  FlowTable::drain_mirror ──> Put: kernel entry (kernel::flows::entry) ──> tier_flows
 //!                                         Remove: delete;  Reset: clear the map, put every entry
-//!    expire:  FlowTable::expire_with ──> a flow idle in userspace: its entries' last-seen
-//!                                        read from tier_flows first (the kernel's packets count)
+//!    expire:  FlowTable::expire_with ──> a flow quiet in userspace for half its timeout: its
+//!                                        entries' last-seen read from tier_flows (the kernel's
+//!                                        packets count)
 //! ```
 //!
 //! The writes of one loop go to the kernel in batches, in the journal's
@@ -175,18 +177,18 @@ impl FlowMirror {
                     writes.errors.push(("clear", e.to_string()));
                 }
             }
-            // Not the kernel's (security groups' zones): nothing is
-            // written, so nothing is ever stale (their keys never change
-            // kind: zones and VRF ids are disjoint).
+            // SNAT flows and allowed policy flows (security groups'
+            // zones); a denied flow is not the kernel's (never written:
+            // its removal deletes a key that is not there, which costs
+            // nothing but the element in the batch).
             MirrorEvent::Put(_, key, value, idle) => {
                 if let Some(entry) = flows::entry(tables, slots, key, value, idle) {
                     writes.push(Run::Put, &flows::key_bytes(key), Some(&entry));
                 }
             }
-            MirrorEvent::Remove(key) if flows::mirrored(&key) => {
+            MirrorEvent::Remove(key) => {
                 writes.push(Run::Delete, &flows::key_bytes(&key), None);
             }
-            MirrorEvent::Remove(_) => {}
         });
         writes.flush();
         for (what, e) in std::mem::take(&mut writes.errors) {

@@ -801,11 +801,16 @@ impl FlowTable {
 
     /// Whether flow `flow` has been idle past its timeout at `now`.
     fn idle(&self, flow: usize, now: u64) -> bool {
+        self.quiet(flow, now) > self.timeout(flow).as_nanos() as u64
+    }
+
+    /// How long flow `flow` has seen no packet here at `now` (ns).
+    fn quiet(&self, flow: usize, now: u64) -> u64 {
         let last = self.slots[2 * flow]
             .value
             .last_seen_ns
             .max(self.slots[2 * flow + 1].value.last_seen_ns);
-        now.saturating_sub(last) > self.timeout(flow).as_nanos() as u64
+        now.saturating_sub(last)
     }
 
     /// Whether the flow of entry `id` has been idle past its timeout at
@@ -822,9 +827,13 @@ impl FlowTable {
     }
 
     /// [`expire`](Self::expire), where packets may also have been seen
-    /// elsewhere (the XDP tier's flow stage): before a flow is removed for
-    /// being idle, `last_seen(key)` gives each of its entries' last-seen
-    /// time there (same clock), if any, and the later one counts.
+    /// elsewhere (the XDP tier's flow stage): for a flow quiet here for
+    /// more than half its timeout, `last_seen(key)` gives each of its
+    /// entries' last-seen time there (same clock), if any, and the later
+    /// one counts. Refreshed at half the timeout rather than at its end,
+    /// a flow the kernel alone keeps busy never looks idle to a packet
+    /// handed to the pipeline (a FIN after hours in the kernel), as long
+    /// as the sweep visits every flow within half the shortest timeout.
     pub fn expire_with(
         &mut self,
         now: u64,
@@ -835,7 +844,9 @@ impl FlowTable {
         for _ in 0..budget.min(self.config.capacity) {
             let flow = self.cursor;
             self.cursor = (self.cursor + 1) % self.config.capacity;
-            if !self.in_use[flow] || !self.idle(flow, now) {
+            if !self.in_use[flow]
+                || self.quiet(flow, now) <= self.timeout(flow).as_nanos() as u64 / 2
+            {
                 continue;
             }
             for slot in [2 * flow, 2 * flow + 1] {
@@ -1082,6 +1093,38 @@ mod tests {
         assert_eq!(table.expire(7241 * SEC, 8), 1);
         assert_eq!(table.stats().snapshot().expired, 3);
         let _ = icmp;
+    }
+
+    /// A flow whose packets pass elsewhere (the XDP tier) has its
+    /// last-seen refreshed by the sweep once it is quiet here for half its
+    /// timeout, before it could look idle to a packet of its own; one
+    /// quiet there too expires.
+    #[test]
+    fn the_sweep_refreshes_flows_busy_elsewhere_at_half_their_timeout() {
+        let mut table = FlowTable::new(FlowConfig {
+            capacity: 2,
+            ..Default::default()
+        });
+        let busy = table.insert(pair(1, 17).0, pair(1, 17).1).unwrap();
+        let quiet = table.insert(pair(2, 17).0, pair(2, 17).1).unwrap();
+        let busy_key = pair(1, 17).0.0;
+        let mut asked = 0;
+        // 100 s: neither is quiet for half of UDP's 300 s: not asked.
+        table.expire_with(100 * SEC, 2, |_| {
+            asked += 1;
+            None
+        });
+        assert_eq!(asked, 0);
+        // 200 s: both are; the busy one was seen elsewhere at 199 s.
+        let seen = |key: &FlowKey| (*key == busy_key).then_some(199 * SEC);
+        assert_eq!(table.expire_with(200 * SEC, 2, seen), 0);
+        assert_eq!(table.value(busy).last_seen_ns, 199 * SEC);
+        assert_eq!(table.value(quiet).last_seen_ns, 0);
+        // 301 s: the quiet one is gone, the busy one is not idle here.
+        assert!(!table.expired(busy, 301 * SEC));
+        assert_eq!(table.expire_with(301 * SEC, 2, seen), 1);
+        assert_eq!(table.lookup(&pair(2, 17).0.0), None);
+        assert!(table.lookup(&busy_key).is_some());
     }
 
     #[test]

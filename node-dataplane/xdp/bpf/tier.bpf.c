@@ -33,8 +33,11 @@
 // armed, the filter compared in place, and over the rate a count.
 //
 // A flow stage (established flows of SNAT and security groups, from a BPF
-// LRU hash the agent writes) goes between the port security checks and the
-// routing lookup: see `flow_stage` below.
+// LRU hash the agent writes): SNAT's goes between the port security checks
+// and the routing lookup (`flow_stage` below), security groups' around
+// the pipeline's: a policed VMI's egress flow after port security, before
+// the frame is dispatched (tier_police_out), a policed VMI's ingress flow
+// when a frame is delivered to it (tier_send).
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -289,6 +292,8 @@ struct encap_q {
 #define PLAN_ENCAP 2    // into a tunnel: tier_encap(q)
 #define PLAN_DELIVER 3  // a routed label's packet to its VMI: tier_deliver
 #define PLAN_SNAT 4     // a VMI's packet out by SNAT, if its flow is established: tier_snat_out
+#define PLAN_POLICE 5   // a policed VMI's frame: its egress flow checked, then dispatched
+                        // (tier_police_out)
 
 // An IPv6 address, as an argument of the global functions (the verifier
 // gives a pointer argument the size of its type).
@@ -298,6 +303,9 @@ struct addr6 {
 
 #define NAT_V4 1
 #define NAT_V6 2
+
+// flow_ports: an ICMP echo request or reply (security groups).
+#define ECHO_EITHER 0x100
 
 struct res {
     __u32 action;  // TRACE_*; 0: not decided yet (see plan)
@@ -809,6 +817,82 @@ __noinline int tier_nat6(struct xdp_md *ctx, __u32 l3, __u32 source, const struc
 }
 
 // ---------------------------------------------------------------------------
+// The flow stage of security groups (pipeline: process/policy.rs).
+
+static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 hlen, __u32 total,
+                                      __u32 proto, __u32 echo, struct flow_key *k);
+
+// How stale a policed flow's last-seen may get while its packets pass.
+#define LAST_SEEN_STEP 1000000000ull
+
+#define POLICED_ALLOWED 0   // an established flow of the zone allows it
+#define POLICED_NOT_IP 1    // not an IP packet: not policed (ARP and the like)
+#define POLICED_UNKNOWN -1  // anything else: userspace decides (hand off)
+
+// The packet at `l3` (of EtherType `et`, the frame ending at `fend`)
+// crossing a policed VMI whose flows are in `zone`, decided under
+// `generation` (its rules'): POLICED_*. Allowed only by a FLOW_FORWARD
+// entry of its 5-tuple in the zone (the forward or the reverse entry of a
+// flow the pipeline allowed), of the zone's generation, not idle past its
+// timeout; its last-seen is updated. Handed off (POLICED_UNKNOWN), for
+// the pipeline to decide anew or count: a miss, a denied flow (its drop
+// is counted in userspace), a stale or idle entry; what moves the
+// pipeline's TCP state (SYN, FIN, RST); what the kernel does not parse:
+// IPv4 options and fragments, IPv6 extension headers, ICMP messages but
+// echo (errors are allowed by the flow they quote).
+static __always_inline int police(struct xdp_md *ctx, __u32 l3, __u32 fend, __u32 et,
+                                  __u32 zone, __u32 generation)
+{
+    __u32 avail = fend > l3 ? fend - l3 : 0;
+    struct flow_key k = {.vrf = zone};
+    __u32 hlen, total;
+    if (et == ETH_P_IP) {
+        __u8 *ip = ptr_at(ctx, l3, 20);
+        if (!ip || ip[0] != 0x45 || avail < 20)
+            return POLICED_UNKNOWN;
+        total = rd16(ip + 2);
+        if (total < 20 || total > avail || (rd16(ip + 6) & 0x3fff))
+            return POLICED_UNKNOWN;
+        k.family = 4;
+        k.proto = ip[9];
+        __builtin_memcpy(k.src, ip + 12, 4);
+        __builtin_memcpy(k.dst, ip + 16, 4);
+        hlen = 20;
+    } else if (et == ETH_P_IPV6) {
+        __u8 *ip = ptr_at(ctx, l3, 40);
+        if (!ip || (ip[0] >> 4) != 6 || avail < 40)
+            return POLICED_UNKNOWN;
+        total = 40 + (__u32)rd16(ip + 4);
+        if (total > avail)
+            return POLICED_UNKNOWN;
+        k.family = 6;
+        k.proto = ip[6];
+        __builtin_memcpy(k.src, ip + 8, 16);
+        __builtin_memcpy(k.dst, ip + 24, 16);
+        hlen = 40;
+    } else {
+        return POLICED_NOT_IP;
+    }
+    if (flow_ports(ctx, l3, hlen, total, k.proto, ECHO_EITHER, &k))
+        return POLICED_UNKNOWN;
+    struct flow_entry *e = bpf_map_lookup_elem(&tier_flows, &k);
+    if (!e || e->v.action != FLOW_FORWARD || e->v.generation != generation)
+        return POLICED_UNKNOWN;
+    // The coarse clock (the same CLOCK_MONOTONIC, at the tick's
+    // resolution: the timeouts are a minute and more) and last-seen
+    // written at most once a LAST_SEEN_STEP: no shared cache line dirtied
+    // per packet. The packet and byte counts are not kept here (userspace
+    // reads only last-seen).
+    __u64 now = bpf_ktime_get_coarse_ns();
+    __u64 last = e->v.last_seen_ns;
+    if (now > last && now - last > e->idle_ns)
+        return POLICED_UNKNOWN;
+    if (now > last + LAST_SEEN_STEP)
+        e->v.last_seen_ns = now;
+    return POLICED_ALLOWED;
+}
+
+// ---------------------------------------------------------------------------
 // Delivery to a VMI of this node (pipeline: send_to_vmi, retag).
 
 __noinline int tier_send(struct xdp_md *ctx, struct frame *f, struct res *r, __u32 slot,
@@ -819,6 +903,16 @@ __noinline int tier_send(struct xdp_md *ctx, struct frame *f, struct res *r, __u
     struct vmi *to = vmi_at(f->gen, slot);
     if (!to || (to->flags & VMI_HANDOFF))
         HANDOFF(r);
+    // A policed VMI's ingress (pipeline: deliver, police): before anything
+    // else about it, as the pipeline decides. The return of a SNAT flow is
+    // policed after its translation: userspace's.
+    if (to->flags & VMI_POLICED) {
+        int policed = police(ctx, f->base + f->hlen, f->fend, f->et, to->zone, to->generation);
+        if (policed < 0 || r->nat)
+            HANDOFF(r);
+        if (policed == POLICED_ALLOWED)
+            r->flow = 1;
+    }
     if (!(to->flags & VMI_EGRESS))
         DROP(r, TD_VMI_UNREACHABLE);
     __u32 egress = to->egress_ifindex;
@@ -1040,10 +1134,9 @@ __noinline int tier_encap(struct xdp_md *ctx, struct frame *f, struct res *r,
 // ---------------------------------------------------------------------------
 // Routing (pipeline: route_v4, route_v6, forward).
 
-// The place for the flow stage of security groups (issue 18): their flows
-// are keyed by the VMI's zone in `flow_key.vrf`, looked up here, before
-// the route lookup. Not yet: a policed VMI is VMI_HANDOFF, every flow
-// that reaches this point passes.
+// The place for a flow stage before the route lookup (network policies'
+// connections between networks, later). Security groups decide a policed
+// VMI's flows around the pipeline's stages instead (`police` above).
 static __always_inline int flow_stage(struct xdp_md *ctx, struct frame *f)
 {
     return 0;
@@ -1079,7 +1172,9 @@ static __always_inline struct flow_entry *flow_hit(struct flow_key *k, __u32 act
 // The transport ports (or echo identifier) of the IP packet at `l3` of
 // `total` bytes, its header `hlen` bytes (IPv4: 20, IPv6: 40), into the
 // key; `echo`: the ICMP (IPv4) or ICMPv6 (IPv6) type wanted (8 / 128
-// request, 0 / 129 reply). 0: a frame the flow stage takes, -1: hand off.
+// request, 0 / 129 reply), its identifier in `sport`, or ECHO_EITHER
+// (security groups: a request's identifier in `sport`, a reply's in
+// `dport`). 0: a frame the flow stage takes, -1: hand off.
 static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 hlen, __u32 total,
                                       __u32 proto, __u32 echo, struct flow_key *k)
 {
@@ -1108,7 +1203,20 @@ static __always_inline int flow_ports(struct xdp_md *ctx, __u32 l3, __u32 hlen, 
     }
     if (proto == (hlen == 40 ? 58 : IPPROTO_ICMP)) {
         __u8 *c = ptr_at(ctx, l3 + hlen, 8);
-        if (!c || total < hlen + 8 || c[0] != echo)
+        if (!c || total < hlen + 8)
+            return -1;
+        if (echo == ECHO_EITHER) {
+            // As the pipeline keys echo: a request's identifier on the
+            // source side, a reply's on the destination side.
+            __u32 request = hlen == 40 ? 128 : 8, reply = hlen == 40 ? 129 : 0;
+            if (c[0] == reply) {
+                k->sport = 0;
+                __builtin_memcpy(&k->dport, c + 4, 2);
+                return 0;
+            }
+            echo = request;
+        }
+        if (c[0] != echo)
             return -1;
         __builtin_memcpy(&k->sport, c + 4, 2);
         k->dport = 0;
@@ -1751,6 +1859,10 @@ __noinline int tier_trunk(struct xdp_md *ctx, struct frame *fp, struct res *r)
     if (!(flags & (VMI_PORT_SECURITY | VMI_LEARNS))) {
         if (want == 0xff)
             HANDOFF(r);
+        if (flags & VMI_POLICED) {
+            r->plan = PLAN_POLICE;
+            return 0;
+        }
         return tier_dispatch(ctx, f, r);
     }
     if (want == 0xff)
@@ -1765,6 +1877,31 @@ __noinline int tier_trunk(struct xdp_md *ctx, struct frame *fp, struct res *r)
     // A frame from a pair's address moves its holder: userspace does that.
     if (verdict & SRC_LEARNS)
         HANDOFF(r);
+    // A policed VMI's egress flow: checked from the program's entry
+    // (tier_police_out), where the stack has room for the key.
+    if (flags & VMI_POLICED) {
+        r->plan = PLAN_POLICE;
+        return 0;
+    }
+    return tier_dispatch(ctx, f, r);
+}
+
+// A frame from policed VMI `f->src_id`, past port security (pipeline:
+// the egress policing before dispatch): dispatched when an established
+// flow of the VMI's zone allows it (or it is not IP), else handed off.
+__noinline int tier_police_out(struct xdp_md *ctx, struct frame *f, struct res *r)
+{
+    if (!f || !r)
+        return 0;
+    r->plan = 0;
+    struct vmi *v = vmi_at(f->gen, f->src_id);
+    if (!v || !(v->flags & VMI_POLICED))
+        HANDOFF(r);
+    int policed = police(ctx, f->base + f->hlen, f->fend, f->et, v->zone, v->generation);
+    if (policed < 0)
+        HANDOFF(r);
+    if (policed == POLICED_ALLOWED)
+        r->flow = 1;
     return tier_dispatch(ctx, f, r);
 }
 
@@ -1843,6 +1980,13 @@ __noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress
     __u32 egress = v->egress_ifindex;
     if (!can_send(ingress, egress))
         HANDOFF(r);
+    // A policed VMI's ingress (pipeline: deliver_routed, after its
+    // reachability).
+    if (v->flags & VMI_POLICED) {
+        if (police(ctx, ip_at, end, et, v->zone, v->generation) != POLICED_ALLOWED)
+            HANDOFF(r);
+        r->flow = 1;
+    }
     __u32 vlan = v->egress_vlan & 0x0fff;
     __u8 macs[12];
     mac_cp(macs, v->mac);
@@ -2520,6 +2664,8 @@ int trunkline_tier(struct xdp_md *ctx)
     } else if (role == PORT_GATEWAY && fits) {
         tier_trunk(ctx, &f, &r);
     }
+    if (!r.action && r.plan == PLAN_POLICE)
+        tier_police_out(ctx, &f, &r);
     if (!r.action) {
         if (r.plan == PLAN_SEND)
             tier_send(ctx, &f, &r, r.slot, r.routed);

@@ -90,6 +90,7 @@ struct vlan_key {
 #define VMI_HANDOFF 4   // frames from or to it go to userspace
 #define VMI_EGRESS 8    // it has an egress logical interface
 #define VMI_LEARNS 16   // a frame from a pair's address makes it the holder: userspace
+#define VMI_POLICED 32  // security groups: its flows pass by established flow entries only
 struct pair {
     __u8 family;      // 4 or 6
     __u8 prefix_len;
@@ -108,6 +109,8 @@ struct vmi {
     __u32 egress_mtu;      // the egress port's MTU; 0: none declared
     __u32 npairs;          // allowed address pairs (at most TIER_MAX_PAIRS)
     struct pair pairs[TIER_MAX_PAIRS];
+    __u32 zone;            // VMI_POLICED: its flows' zone (flow_key.vrf)
+    __u32 generation;      // VMI_POLICED: its rules' generation (flow_value.generation)
 };
 
 // sources: HASH {gen, vmi slot, family, addr} -> 1: the VMI's addresses.
@@ -237,10 +240,15 @@ struct vni_key {
 // generation of the configuration it was decided under: the VRF's
 // `generation` must equal it, or the frame is handed off and decided
 // again). The program reads entries and writes only `last_seen_ns`,
-// `packets` and `bytes`; the agent reads `last_seen_ns` before it expires
-// a flow. Keys are as the packet enters a VRF: `vrf` is the VRF's id
+// `packets` and `bytes` (a policed flow's: `last_seen_ns` alone, at most
+// once a second); the agent reads `last_seen_ns` before it expires a
+// flow. Keys are as the packet enters a VRF: `vrf` is the VRF's id
 // (FLOW_FABRIC_VRF for the fabric). Security groups (issue 18) key their
-// flows the same way with the VMI's zone in `vrf`.
+// flows the same way with the VMI's zone in `vrf` (`struct vmi`'s `zone`,
+// high bit set: disjoint from VRF ids) and its rules' generation: a
+// policed VMI's frame passes in the kernel only by a FLOW_FORWARD entry
+// (either direction) of the sender's zone (egress) and of the receiver's
+// zone (ingress), each when the VMI is policed.
 #define FLOW_FABRIC_VRF 0
 #define TIER_MAX_FLOWS 524288
 #define FLOW_FORWARD 0
@@ -331,7 +339,8 @@ struct tier_stats {
     __u64 handed_off;  // to userspace (AF_XDP), not counted above
     struct obs_rate obs;
     __u64 drops[TD_COUNT];
-    __u64 flow_hits;   // of `forwarded`: translated by the flow stage (SNAT)
+    __u64 flow_hits;   // of `forwarded`: decided by the flow stage (a SNAT flow
+                       // translated, a policed VMI's flow allowed)
 };
 
 // vmi_stats: PERCPU_ARRAY[TIER_MAX_VMIS], index VMI slot.

@@ -247,12 +247,14 @@ async fn run_in(
         };
         eprintln!("[bench] starting {}", mode.label());
         let started = match mode {
-            Mode::Agent | Mode::AgentTier | Mode::AgentTierObserved => match shared() {
-                Ok(c) => modes::agent::AgentDevice::start(mode, &topology, c, dut_core)
-                    .await
-                    .map(|d| Device::Agent(Box::new(d))),
-                Err(e) => Err(e),
-            },
+            Mode::Agent | Mode::AgentTier | Mode::AgentTierObserved | Mode::AgentTierPoliced => {
+                match shared() {
+                    Ok(c) => modes::agent::AgentDevice::start(mode, &topology, c, dut_core)
+                        .await
+                        .map(|d| Device::Agent(Box::new(d))),
+                    Err(e) => Err(e),
+                }
+            }
             Mode::Redirect => {
                 modes::redirect::RedirectDevice::start(&topology).map(Device::Redirect)
             }

@@ -91,8 +91,8 @@ struct RunFlags {
     /// nodes: e (our overlay, VXLAN), f (Linux VXLAN), g (our overlay,
     /// MPLSoUDP), j and k (e and g with the XDP tier); SNAT to the fabric:
     /// l (agent, XDP tier) and m (Linux masquerade); o (h while an
-    /// observation runs).
-    #[arg(long, value_delimiter = ',', default_values_t = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "o"].map(String::from))]
+    /// observation runs); p (h with both VMIs policed, 100 rules).
+    #[arg(long, value_delimiter = ',', default_values_t = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "o", "p"].map(String::from))]
     modes: Vec<String>,
     /// Logical interfaces and VMIs of the control-plane measurement
     /// (default 4096; smoke 64; 0: skip).

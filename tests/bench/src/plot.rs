@@ -40,6 +40,7 @@ fn color(mode: Mode) -> RGBColor {
         Mode::OverlayMpls => RGBColor(23, 190, 207),
         Mode::AgentTier => RGBColor(0, 63, 92),
         Mode::AgentTierObserved => RGBColor(88, 80, 141),
+        Mode::AgentTierPoliced => RGBColor(255, 152, 150),
         Mode::Redirect => RGBColor(188, 189, 34),
         Mode::OverlayVxlanTier => RGBColor(227, 119, 194),
         Mode::OverlayMplsTier => RGBColor(140, 86, 75),

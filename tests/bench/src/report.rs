@@ -446,6 +446,22 @@ impl Report {
                 );
             }
         }
+        if self.modes.contains(&Mode::AgentTierPoliced) {
+            let _ = writeln!(md, "\n### Security groups in the XDP tier, same run\n");
+            let _ = writeln!(
+                md,
+                "p / h: the XDP tier's forwarding with both VMIs policed by a SecurityGroup of 100 rules each way (established flows: the sender's egress and the receiver's ingress entries looked up per frame) against the same without groups. Issue 18's goal: at least 0.8. Same form as above.\n"
+            );
+            let _ = writeln!(md, "| frame | p / h (policed / not) |");
+            let _ = writeln!(md, "|---|---:|");
+            for &size in &self.sizes {
+                let _ = writeln!(
+                    md,
+                    "| {size} B | {} |",
+                    cell(size, Mode::AgentTierPoliced, Mode::AgentTier)
+                );
+            }
+        }
         if self.modes.iter().any(|m| m.across_nodes()) {
             let _ = writeln!(
                 md,

@@ -1,7 +1,8 @@
 //! Security groups end to end (issue 18): SecurityGroups applied to a real
 //! API server, the operator and the node dataplane as processes, real
 //! traffic between remote instances in the namespace lab through the
-//! default backend (the XDP tier hands a policed VMI's frames to AF_XDP).
+//! default backend (the XDP tier: a policed VMI's first packets go to
+//! AF_XDP, its established flows stay in the kernel).
 //!
 //! ```text
 //!  bms1 (VLAN 100, no group, no "default" object: not policed)
@@ -13,7 +14,8 @@
 //!
 //! One scenario, in order (each step polls with a deadline): without
 //! groups nothing is policed; with "web" on bms2, ping and TCP 80 pass
-//! (replies included), TCP 81 is dropped and counted under its reason and
+//! (replies included), the ping's established packets counted as the XDP
+//! tier's flow stage hits, TCP 81 is dropped and counted under its reason and
 //! the default deny; bms1 (no group) is unaffected; allowing 81 lets a new
 //! connection through; removing the group restores the default (no
 //! policy); naming a missing group is `Ready=False GroupNotFound` and
@@ -174,6 +176,29 @@ async fn a_security_group_allows_its_rules_counts_its_drops_and_follows_changes(
         tcp_passes(&gw, "bms1", "bms2", "192.168.1.20", 80),
         "TCP 80 is allowed"
     );
+    // Established flows of a policed VMI stay in the XDP tier (the
+    // default backend): after a ping's first request (userspace's, which
+    // opens the flow and has it mirrored), its requests and replies pass
+    // by the flow map's entries, counted as flow stage hits.
+    let hits = "trunkline_dataplane_xdp_tier_flow_hits_total";
+    let hits_before = gw.agent().metric(hits).unwrap_or(0.0);
+    eventually(
+        "a policed VMI's established pings decided in the XDP tier",
+        CHANGE_TIMEOUT,
+        || async {
+            let (ok, out) = gw.lab.ping("bms1", "192.168.1.20", 3);
+            let now = gw.agent().metric(hits).unwrap_or(0.0);
+            if ok && now >= hits_before + 2.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ping passed: {ok}, flow stage hits {hits_before} -> {now}\n{out}"
+                ))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gw.agent().metrics()));
     // TCP 81: dropped, counted under its reason and the default deny.
     let denied_before = gw.drops("policy_ingress_denied");
     assert!(denied_before > 0.0, "the refused attempts were counted");

@@ -56,8 +56,8 @@ pub struct KernelCounters {
     pub decided: CounterSnapshot,
     /// Frames handed to userspace (counted there, not in `decided`).
     pub handed_off: u64,
-    /// Of the frames forwarded, those the flow stage translated (SNAT,
-    /// both directions).
+    /// Of the frames forwarded, those the flow stage decided (SNAT flows
+    /// translated, both directions; policed VMIs' allowed flows).
     pub flow_hits: u64,
 }
 

@@ -183,6 +183,7 @@ fn case(
         special: flows
             .established
             .then(|| match parse_l2(frame).map(|l2| l2.ethertype) {
+                _ if policed(tables, port, frame, tx).is_some() => Class::EstablishedPoliced,
                 Ok(trunkline_wire::ethernet::EtherType::Ipv6) => Class::EstablishedSnat6,
                 _ => Class::EstablishedSnat,
             })
@@ -716,14 +717,21 @@ enum Class {
     EstablishedSnat,
     /// The same over an IPv6 underlay: IPv6 TCP, UDP, ICMPv6 echo.
     EstablishedSnat6,
+    /// Frames from or to a policed VMI (security groups) that the flow
+    /// table passed by established entries alone (IPv4 and IPv6 TCP
+    /// without SYN, FIN or RST, UDP, ICMP and ICMPv6 echo; routed or
+    /// bridged), with the flow map mirrored from the flow table: the
+    /// kernel's flow stage passes them.
+    EstablishedPoliced,
     /// The other frames of the north-south tests (first packets, ICMP
     /// errors, stale and expired flows, IP fabric forwarding, a DC
     /// gateway's routes): compared like the others (a hand-off always
     /// agrees).
     NorthSouth,
-    /// From or to a policed VMI (security groups): its flows live in the
-    /// flow table, which the tier has no stage for yet: handed off
-    /// (`VMI_HANDOFF`); a frame that touched the table must be.
+    /// The other frames from or to a policed VMI (first packets, denied
+    /// flows, ICMP errors, stale or idle entries, TCP state moves):
+    /// compared like the others (a frame that changed the flow table
+    /// must be handed off).
     Policed,
     /// Routed into another network by a network policy (a leaked route):
     /// its flows live in the flow table, which the tier has no stage for
@@ -740,7 +748,7 @@ enum Class {
 
 impl Class {
     /// The classes the kernel must decide whole.
-    const REQUIRED: [Class; 7] = [
+    const REQUIRED: [Class; 8] = [
         Class::RoutedV4,
         Class::RoutedV6,
         Class::Bridged,
@@ -748,11 +756,16 @@ impl Class {
         Class::Decapsulated,
         Class::EstablishedSnat,
         Class::EstablishedSnat6,
+        Class::EstablishedPoliced,
     ];
 
-    /// Frames of an established SNAT flow, either family.
+    /// Frames of an established flow the flow stage decides (SNAT,
+    /// either family; a policed VMI's).
     fn established(self) -> bool {
-        matches!(self, Class::EstablishedSnat | Class::EstablishedSnat6)
+        matches!(
+            self,
+            Class::EstablishedSnat | Class::EstablishedSnat6 | Class::EstablishedPoliced
+        )
     }
 
     fn of(case: &Case) -> Class {
@@ -923,6 +936,11 @@ fn established_flows_without_a_trusted_entry_are_handed_off() {
         .into_iter()
         .filter(|c| c.special.is_some_and(Class::established) && runnable(c))
         .collect();
+    assert!(
+        cases
+            .iter()
+            .all(|c| c.special != Some(Class::EstablishedPoliced))
+    );
     assert!(cases.len() >= 20, "{} established frames", cases.len());
     let v6 = cases
         .iter()
@@ -968,6 +986,74 @@ fn established_flows_without_a_trusted_entry_are_handed_off() {
     let mut none = cases[0].clone();
     none.flows = Arc::new(Vec::new());
     assert_eq!(kernel.run(&none), Outcome::Handoff, "without entries");
+    for case in &cases {
+        let outcome = kernel.run(case);
+        assert!(
+            compare(case, &outcome) == Ok(true),
+            "{}: {outcome:?}",
+            case.test
+        );
+    }
+}
+
+/// The established frames between policed VMIs (security groups), each
+/// against the flow map the mirror would hold, altered: with a generation
+/// the VMI's rules no longer have, idle past the flow's timeout, denied
+/// (a denied flow's drop is the pipeline's to count), without the flow's
+/// entries, without one VMI's zone's entries: each must be handed off
+/// untouched. As mirrored, each is decided in the kernel (a flow stage
+/// hit).
+#[test]
+fn established_policed_flows_without_a_trusted_entry_are_handed_off() {
+    let cases: Vec<Case> = recorded(crate::process::tests_policy::differential::TESTS)
+        .into_iter()
+        .filter(|c| c.special == Some(Class::EstablishedPoliced) && runnable(c))
+        .collect();
+    assert!(cases.len() >= 20, "{} established frames", cases.len());
+    let mut kernel = Kernel::new("p");
+    type Alter = fn(&mut Vec<FlowEntry>);
+    let alterations: [(&str, Alter); 5] = [
+        ("stale generation", |f| {
+            f.iter_mut().for_each(|e| e.1[4] ^= 1)
+        }),
+        ("idle past its timeout", |f| {
+            f.iter_mut().for_each(|e| {
+                let idle = u64::from_ne_bytes(e.1[56..64].try_into().expect("8 bytes"));
+                e.2 = idle + 1_000_000_000;
+            })
+        }),
+        ("denied", |f| f.iter_mut().for_each(|e| e.1[0] = 1)),
+        ("no entries", |f| f.clear()),
+        // Zones have the high bit set; the two VMIs' differ: keep the
+        // lowest zone's entries only (one side of a two-zone flow).
+        ("one zone's entries only", |f| {
+            let zone = |e: &FlowEntry| u32::from_ne_bytes(e.0[0..4].try_into().expect("4 bytes"));
+            if let Some(low) = f.iter().map(zone).min() {
+                f.retain(|e| zone(e) == low);
+            }
+        }),
+    ];
+    for (what, alter) in alterations {
+        let mut handed_off = 0;
+        for case in &cases {
+            let mut altered = case.clone();
+            let mut flows = (*case.flows).clone();
+            alter(&mut flows);
+            if flows.len() == case.flows.len() && what == "one zone's entries only" {
+                // A flow with one policed end: nothing was taken away.
+                continue;
+            }
+            altered.flows = Arc::new(flows);
+            assert_eq!(
+                kernel.run(&altered),
+                Outcome::Handoff,
+                "{what}: {}",
+                case.test
+            );
+            handed_off += 1;
+        }
+        assert!(handed_off > 0, "{what}: no frame concerned");
+    }
     for case in &cases {
         let outcome = kernel.run(case);
         assert!(

@@ -22,10 +22,14 @@
 //! cell of the tables, as it was when the entry was written; none: the
 //! frames are handed off).
 //!
-//! Security groups (issue 18) will use the same map: their keys carry the
+//! Security groups (issue 18) use the same map: their keys carry the
 //! VMI's zone in `vrf` (zones and VRF ids are disjoint ranges, as in the
-//! userspace table), their value the `Forward` / `Deny` action and the
-//! policy's generation, compared with a per-VMI generation in `tier_vmis`.
+//! userspace table), their value the `Forward` action and the rules'
+//! generation, compared with the VMI's in `tier_vmis` (`zone`,
+//! `generation`). Only allowed flows are written: a denied flow's packets
+//! are the pipeline's to drop and count (the kernel misses, hands off).
+//! Network policies' connections (zones with `LINK_ZONE_BIT`) are written
+//! alike; the kernel does not look them up yet.
 
 use core::time::Duration;
 
@@ -99,9 +103,9 @@ pub fn entry_bytes(
 
 /// The kernel entry of a flow table entry with these tables and slots
 /// (the ones the tables' image was built with): `None` when the kernel
-/// has no use for it (an action it does not take, a VRF without a slot),
-/// which leaves its frames to userspace. IPv4 and IPv6 alike: the key
-/// holds either address, the kernel translates both.
+/// has no use for it (a denied flow, a VRF without a slot), which leaves
+/// its frames to userspace. IPv4 and IPv6 alike: the key holds either
+/// address, the kernel translates both.
 pub fn entry(
     tables: &Tables,
     slots: &Slots,
@@ -119,14 +123,11 @@ pub fn entry(
             let slot = slots.vrfs.get(network);
             Some(entry_bytes(value, idle, slot, None))
         }
-        FlowAction::Forward | FlowAction::Deny => None,
+        // A policed VMI's allowed flow (either entry): nothing to
+        // translate, no runtime cell.
+        FlowAction::Forward => Some(entry_bytes(value, idle, 0, None)),
+        FlowAction::Deny => None,
     }
-}
-
-/// Whether an entry of `key` may be in the kernel's map: outside the
-/// security groups' zones (whose keys have the VRF's high bit set).
-pub fn mirrored(key: &FlowKey) -> bool {
-    key.vrf & crate::policy::ZONE_BIT == 0
 }
 
 /// The kernel entry of entry `id` of `table` (see [`entry`]).
@@ -179,6 +180,7 @@ int main(void) {{
     P(flow_value, last_seen_ns); P(flow_value, packets); P(flow_value, bytes);
     P(flow_entry, idle_ns); P(flow_entry, vrf_slot); P(flow_entry, next_hop);
     printf("vrf %zu\n", sizeof(struct vrf));
+    printf("vmi %zu\n", sizeof(struct vmi));
     return 0;
 }}
 "#
@@ -234,6 +236,7 @@ int main(void) {{
             ("flow_entry.vrf_slot", 64),
             ("flow_entry.next_hop", 68),
             ("vrf", super::super::layout::TierMap::Vrfs.sizes().1),
+            ("vmi", super::super::layout::TierMap::Vmis.sizes().1),
         ];
         for (name, want) in rust {
             assert_eq!(
@@ -280,7 +283,6 @@ int main(void) {{
         assert_eq!(bytes[4], 6);
         assert_eq!(&bytes[8..24], &ip6_octets("fd00::a"));
         assert_eq!(&bytes[24..40], &ip6_octets("2001:db8::7"));
-        assert!(mirrored(&key));
         let value = FlowValue::new(FlowAction::Snat, 0, ip("2001:db8:100::1"), 61007, 1, 7);
         let entry = entry_bytes(&value, Duration::from_secs(300), 0, None);
         assert_eq!(&entry[12..28], &ip6_octets("2001:db8:100::1"));

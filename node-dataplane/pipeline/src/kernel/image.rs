@@ -206,11 +206,16 @@ impl Image {
             if tables.ha_governs_vmi(vmi) {
                 flags |= VMI_HANDOFF;
             }
-            // Security groups: a policed VMI's flows are decided in the
-            // flow table, which the tier has no stage for yet.
-            if vmi.policy.is_some() {
-                flags |= VMI_HANDOFF;
-            }
+            // Security groups: a policed VMI's frames pass in the kernel
+            // by the established flows the agent mirrors from the flow
+            // table, in its zone, decided under its rules' generation.
+            let (zone, generation) = match vmi.policy.as_deref() {
+                Some(policy) => {
+                    flags |= VMI_POLICED;
+                    (policy.zone, policy.generation)
+                }
+                None => (0, 0),
+            };
             let (egress_ifindex, egress_vlan, egress_mtu) = match vmi.egress {
                 Some(e) => {
                     flags |= VMI_EGRESS;
@@ -245,7 +250,11 @@ impl Image {
                     None => value.raw(&[0; 28]),
                 };
             }
-            put(TierMap::Vmis, Key::Slot(slot), value.done());
+            put(
+                TierMap::Vmis,
+                Key::Slot(slot),
+                value.u32(zone).u32(generation).done(),
+            );
             for ip in vmi.ips.iter() {
                 let (family, addr) = addr16(*ip);
                 put(

@@ -41,6 +41,9 @@ pub const VMI_EGRESS: u32 = 8;
 /// `VMI_LEARNS`: a frame from one of its pairs' addresses moves the pair's
 /// holder (handed off).
 pub const VMI_LEARNS: u32 = 16;
+/// `VMI_POLICED`: security groups: its frames pass by the flow stage's
+/// established flows of its zone (`zone`, `generation` in its entry).
+pub const VMI_POLICED: u32 = 32;
 /// `VRF_VALID`.
 pub const VRF_VALID: u32 = 1;
 /// `VRF_ROUTES`.
@@ -213,7 +216,7 @@ impl TierMap {
             TierMap::Globals => (4, 48),
             TierMap::Ports => (8, 8),
             TierMap::Vlans => (12, 4),
-            TierMap::Vmis => (4, 28 + 28 * MAX_PAIRS),
+            TierMap::Vmis => (4, 28 + 28 * MAX_PAIRS + 8),
             TierMap::Sources => (28, 4),
             TierMap::Vrfs => (4, 16),
             TierMap::Routes4 => (12, 8),

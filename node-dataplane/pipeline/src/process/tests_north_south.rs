@@ -262,7 +262,7 @@ impl Ns {
 /// Whether the frame is of a kind the kernel's flow stage translates once
 /// its flow is established: IPv4 or IPv6 (without extension headers) TCP
 /// without SYN, FIN or RST, UDP, ICMP or ICMPv6 echo.
-fn established_kind(frame: &[u8]) -> bool {
+pub(super) fn established_kind(frame: &[u8]) -> bool {
     let Ok(h) = PacketHeaders::from_ethernet_slice(frame) else {
         return false;
     };

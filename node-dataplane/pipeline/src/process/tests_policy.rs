@@ -1,10 +1,16 @@
 //! Security-group tests (issue 18): a policed VMI's first packets decided
 //! by its rules and remembered in the flow table, replies of allowed flows
 //! passing, ICMP errors about allowed flows passing, rule changes deciding
-//! existing flows again, a full table counted. Frames are built by
-//! etherparse on the shared fixture: vmi-a (10.0.0.10, port 1 VLAN 100,
-//! not policed) and vmi-b (10.0.1.20, port 1 VLAN 200, policed), routed
-//! to each other in net1; vmi-d (10.0.0.40) has no logical interface.
+//! existing flows again, a full table counted, established flows between
+//! two policed VMIs (routed and bridged, IPv4 and IPv6). Frames are built
+//! by etherparse on the shared fixture: vmi-a (10.0.0.10, fd00::a, port 1
+//! VLAN 100, not policed unless a test says so) and vmi-b (10.0.1.20,
+//! fd00::b, port 1 VLAN 200, policed), routed to each other in net1;
+//! vmi-d (10.0.0.40) has no logical interface.
+//!
+//! Every frame is recorded for the XDP tier's differential test with the
+//! flow table as the agent's mirror holds it: a frame that passed by
+//! established entries alone must be decided alike in the kernel.
 
 use core::cell::RefCell;
 
@@ -14,11 +20,12 @@ use etherparse::{PacketBuilder, VlanId};
 use super::tests::*;
 use super::*;
 use crate::config::*;
-use crate::flow::{FlowConfig, FlowTable};
+use crate::flow::{FlowConfig, FlowKey, FlowTable, FlowValue};
 use crate::policy::{
     Direction, Policy, PortRange, Rule, RuleCount, RuleId, RuleProtocol, VmiPolicy,
 };
 use crate::tables::Tables;
+use core::time::Duration;
 
 pub(crate) mod differential;
 
@@ -102,16 +109,29 @@ impl Sg {
         let mut buf = vec![0xee; HEADROOM + frame.len() + 64];
         buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
         let before = self.flow_state();
+        // What the agent's mirror holds in the kernel's flow map by now:
+        // every entry of the table before this frame.
+        let mirrored = self.flow_entries();
+        let packets = |entries: &[(FlowKey, FlowValue, Duration)]| -> u64 {
+            entries.iter().map(|(_, v, _)| v.packets).sum()
+        };
         let pipeline = Pipeline::new(&self.tables, &self.counters).with_flows(&self.flows, now);
         let verdict = pipeline.process(port, &mut buf, HEADROOM, frame.len());
         let out = match verdict {
             Verdict::Transmit { offset, len, .. } => buf[offset..offset + len].to_vec(),
             _ => Vec::new(),
         };
-        // The flow table is a runtime cell the XDP tier does not carry:
-        // a frame that touched it must be handed off.
+        // A frame that changed the flow table (a new flow, a TCP state
+        // move, a removal) must be handed off: the kernel only reads
+        // entries (and updates their last-seen and counts). One that
+        // passed by established entries alone is the kernel's.
         let moved_a_cell = self.flow_state() != before;
-        crate::kernel::differential::record(
+        let touched = packets(&self.flow_entries()) != packets(&mirrored);
+        let established = !moved_a_cell
+            && touched
+            && matches!(verdict, Verdict::Transmit { .. })
+            && super::tests_north_south::established_kind(frame);
+        crate::kernel::differential::record_with_flows(
             &self.tables,
             port,
             frame,
@@ -119,15 +139,36 @@ impl Sg {
             verdict,
             &out,
             moved_a_cell,
+            crate::kernel::differential::Flows {
+                entries: &mirrored,
+                now,
+                established,
+            },
         );
         verdict
     }
 
+    /// The flow table's entries (both directions of every flow), with
+    /// their flows' idle timeouts.
+    fn flow_entries(&self) -> Vec<(FlowKey, FlowValue, Duration)> {
+        let flows = self.flows.borrow();
+        flows
+            .flows()
+            .flat_map(|(id, _, _)| [id, id.other()])
+            .map(|id| (*flows.key(id), *flows.value(id), flows.idle_timeout(id)))
+            .collect()
+    }
+
+    /// What the flow table decides with (last-seen times and counts
+    /// aside: the kernel updates those).
     fn flow_state(&self) -> String {
         let flows = self.flows.borrow();
         format!(
             "{:?} {:?}",
-            flows.flows().map(|(_, k, v)| (k, v)).collect::<Vec<_>>(),
+            self.flow_entries()
+                .iter()
+                .map(|(k, v, _)| (k, v.action, v.tcp, v.generation))
+                .collect::<Vec<_>>(),
             flows.stats().snapshot()
         )
     }
@@ -435,6 +476,14 @@ fn a_routed_label_from_a_peer_is_decided_by_the_ingress_rules() {
         sg.run_on(FABRIC, &from([10, 0, 0, 61]), 0),
         Verdict::Drop(DropReason::PolicyIngressDenied)
     );
+    // The allowed flow's next packets pass by its entry (in the XDP tier,
+    // the routed label's delivery checks it).
+    for at in 1..=2 {
+        assert!(matches!(
+            sg.run_on(FABRIC, &from([10, 0, 0, 60]), at * SEC),
+            Verdict::Transmit { port: P1, .. }
+        ));
+    }
 }
 
 #[test]
@@ -461,4 +510,127 @@ fn every_policy_drop_reason_has_a_frame() {
             "counter of {reason}"
         );
     }
+}
+
+/// What a frame of `established_flows_between_policed_vmis_pass` carries.
+#[derive(Clone, Copy)]
+enum Segment {
+    Syn(u16, u16),
+    Ack(u16, u16),
+    Udp(u16, u16),
+    EchoRequest(u16),
+    EchoReply(u16),
+}
+
+/// A frame from vmi-a (VLAN 100) to vmi-b or back (VLAN 200), IPv4 or
+/// IPv6, to MAC `to`: the gateway's (routed) or the other VMI's (bridged).
+fn between(vlan: u16, to: MacAddress, v6: bool, segment: Segment) -> Vec<u8> {
+    let from_a = vlan == 100;
+    let mac = if from_a { MAC_A } else { MAC_B };
+    let eth = PacketBuilder::ethernet2(mac, to).single_vlan(VlanId::try_new(vlan).unwrap());
+    let step = if v6 {
+        let a: [u8; 16] = "fd00::a".parse::<core::net::Ipv6Addr>().unwrap().octets();
+        let b: [u8; 16] = "fd00::b".parse::<core::net::Ipv6Addr>().unwrap().octets();
+        let (src, dst) = if from_a { (a, b) } else { (b, a) };
+        eth.ipv6(src, dst, 64)
+    } else {
+        let (src, dst) = if from_a { (A, B) } else { (B, A) };
+        eth.ipv4(src, dst, 64)
+    };
+    let mut out = Vec::new();
+    match segment {
+        Segment::Syn(s, d) => step.tcp(s, d, 1, 1000).syn().write(&mut out, b""),
+        Segment::Ack(s, d) => step.tcp(s, d, 2, 1000).ack(2).write(&mut out, b"data"),
+        Segment::Udp(s, d) => step.udp(s, d).write(&mut out, b"query"),
+        Segment::EchoRequest(id) if v6 => step.icmpv6_echo_request(id, 1).write(&mut out, b"ping"),
+        Segment::EchoRequest(id) => step.icmpv4_echo_request(id, 1).write(&mut out, b"ping"),
+        Segment::EchoReply(id) if v6 => step.icmpv6_echo_reply(id, 1).write(&mut out, b"ping"),
+        Segment::EchoReply(id) => step.icmpv4_echo_reply(id, 1).write(&mut out, b"ping"),
+    }
+    .unwrap();
+    out
+}
+
+/// Rules for both families.
+fn both_families(rules: &[(RuleProtocol, Option<(u16, u16)>)]) -> Vec<Rule> {
+    [false, true]
+        .into_iter()
+        .flat_map(|ipv6| rules.iter().map(move |r| (ipv6, *r)))
+        .enumerate()
+        .map(|(i, (ipv6, (protocol, ports)))| Rule {
+            ipv6,
+            ..rule(i as u16, protocol, ports, None)
+        })
+        .collect()
+}
+
+/// vmi-a may open TCP 80, UDP 53 and pings to anyone and accepts nothing;
+/// vmi-b accepts them from anyone and opens nothing. Once a flow's first
+/// packet and its reply passed (in both zones), its further packets pass
+/// by the two zones' entries alone, routed and bridged, IPv4 and IPv6: the
+/// frames the XDP tier decides itself (`EstablishedPoliced`).
+#[test]
+fn established_flows_between_policed_vmis_pass() {
+    let services = [
+        (RuleProtocol::Tcp, Some((80, 80))),
+        (RuleProtocol::Udp, Some((53, 53))),
+        (RuleProtocol::Icmp, None),
+    ];
+    let mut c = fixture();
+    c.policies.insert(
+        "ns/vmi-a".into(),
+        Policy {
+            groups: vec!["client".into()],
+            ingress: Vec::new(),
+            egress: both_families(&services),
+        },
+    );
+    c.policies.insert(
+        "ns/vmi-b".into(),
+        Policy {
+            groups: vec!["server".into()],
+            ingress: both_families(&services),
+            egress: Vec::new(),
+        },
+    );
+    let sg = Sg::new(&c, 64);
+    let mut now = 0;
+    let mut at = || {
+        now += SEC;
+        now
+    };
+    for (i, (routed, v6)) in [(true, false), (false, false), (true, true), (false, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let i = i as u16;
+        let (to_b, to_a) = if routed { (GW, GW) } else { (MAC_B, MAC_A) };
+        let a = |s| between(100, to_b, v6, s);
+        let b = |s| between(200, to_a, v6, s);
+        let (port, udp, id) = (40000 + i, 5000 + i, 0x100 + i);
+        let what = format!("routed {routed}, IPv6 {v6}");
+        for (frame, step) in [
+            (a(Segment::Syn(port, 80)), "SYN"),
+            (b(Segment::Syn(80, port)), "SYN back"),
+            (a(Segment::Ack(port, 80)), "established"),
+            (b(Segment::Ack(80, port)), "established back"),
+            (a(Segment::Ack(port, 80)), "established again"),
+            (a(Segment::Udp(udp, 53)), "UDP"),
+            (b(Segment::Udp(53, udp)), "UDP answer"),
+            (a(Segment::Udp(udp, 53)), "UDP again"),
+            (a(Segment::EchoRequest(id)), "ping"),
+            (b(Segment::EchoReply(id)), "pong"),
+            (a(Segment::EchoRequest(id)), "ping again"),
+        ] {
+            assert!(sg.passes(&frame, at()), "{what}: {step}");
+        }
+        // vmi-b opening what vmi-a accepts nothing of: refused.
+        assert_eq!(
+            sg.dropped(&b(Segment::Udp(53, 6000 + i)), at()),
+            DropReason::PolicyEgressDenied,
+            "{what}"
+        );
+    }
+    // Three flows per case, each in both zones, and the denied one.
+    assert_eq!(sg.flows.borrow().len(), 4 * (3 * 2 + 1));
 }

@@ -15,7 +15,11 @@
 //! (every frame through AF_XDP and the pipeline in userspace), (h) with
 //! `--backend xdp` (the XDP tier decides the flow in the kernel); (h)'s
 //! objects carry the suffix `-h` (node, network, VMIs), so both can run in
-//! one control plane.
+//! one control plane. (p) is (h) with both VMIs naming the SecurityGroup
+//! `bench-100-p`: 100 rules each way (99 TCP rules on ports the flow does
+//! not use, the last allows UDP), so the flow is decided by the rules at
+//! its first packet and passes by the flow table's entries (in the XDP
+//! tier's flow map) afterwards: issue 18's "100 rules on the VMI".
 
 use std::path::Path;
 use std::sync::Arc;
@@ -61,7 +65,7 @@ impl AgentDevice {
         core: Option<usize>,
     ) -> Result<Self, Error> {
         let backend = match mode {
-            Mode::Agent | Mode::AgentTier | Mode::AgentTierObserved => {
+            Mode::Agent | Mode::AgentTier | Mode::AgentTierObserved | Mode::AgentTierPoliced => {
                 mode.agent_backend().unwrap_or("af-xdp")
             }
             other => {
@@ -85,6 +89,13 @@ impl AgentDevice {
         };
         device.apply_objects().await?;
         let logs = format!("agent log {}", device.agent.log().display());
+        if mode == Mode::AgentTierPoliced {
+            // Ready once every node holding its VMIs enforces it.
+            device
+                .cluster
+                .wait_ready(Kind::SecurityGroup, &policed_group(mode), mode.id(), &logs)
+                .await?;
+        }
         for li in [
             device.li_name("in", IN_VLAN),
             device.li_name("out", OUT_VLAN),
@@ -151,7 +162,7 @@ impl AgentDevice {
     /// quotes the agent's counters).
     pub fn notes(&self) -> Vec<String> {
         match self.mode {
-            Mode::AgentTier => {
+            Mode::AgentTier | Mode::AgentTierPoliced => {
                 let metrics = self.agent.metrics();
                 let sample = |name: &str| {
                     metrics
@@ -163,6 +174,12 @@ impl AgentDevice {
                     sample("trunkline_dataplane_xdp_tier_frames_total{decision=\"kernel\"}");
                 let handoff =
                     sample("trunkline_dataplane_xdp_tier_frames_total{decision=\"handoff\"}");
+                if self.mode == Mode::AgentTierPoliced {
+                    let hits = sample("trunkline_dataplane_xdp_tier_flow_hits_total");
+                    return vec![format!(
+                        "(p) is (h) with both VMIs policed by one SecurityGroup of 100 rules each way (99 TCP rules on ports the flow does not use, the last allows UDP): the generator's flows are decided by the rules at their first packet (in userspace) and their entries mirrored into the XDP tier's flow map, where the program looks up the sender's egress and the receiver's ingress entry for every frame. Frames decided in the kernel during the runs (warm-ups included): {kernel:.0}, of them by the flow stage: {hits:.0}; handed to AF_XDP: {handoff:.0}."
+                    )];
+                }
                 vec![format!(
                     "(h) is the same agent and objects as (a), with `--backend xdp`: the XDP tier's program (native XDP on `in` and `out`) classifies, checks the source, looks up the route and rewrites each frame in the kernel, from maps the agent mirrors from its tables, and redirects it through a devmap to `out`; the agent process only keeps the maps and reads the counters. Its receive NAPI (threaded) is pinned to the device's core. Frames decided in the kernel during the runs (warm-ups included): {kernel:.0}, handed to AF_XDP: {handoff:.0}."
                 )]
@@ -309,20 +326,63 @@ impl AgentDevice {
             .await?;
         self.apply_network(&net, SUBNET, &GATEWAY_IP.to_string())
             .await?;
-        self.apply_vmi(&vmi1, &net, &mac_text(VMI1_MAC), &VMI1_IP.to_string())
-            .await?;
-        self.apply_vmi(&vmi2, &net, &mac_text(VMI2_MAC), &VMI2_IP.to_string())
-            .await?;
+        if self.mode == Mode::AgentTierPoliced {
+            let group = policed_group(self.mode);
+            self.apply_namespaced("securitygroups", &hundred_rules(&group))
+                .await?;
+            for (vmi, mac, ip) in [
+                (&vmi1, mac_text(VMI1_MAC), VMI1_IP.to_string()),
+                (&vmi2, mac_text(VMI2_MAC), VMI2_IP.to_string()),
+            ] {
+                self.apply_namespaced(
+                    "virtualmachineinterfaces",
+                    &json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+                        "metadata": {"name": vmi, "namespace": NAMESPACE,
+                                     "labels": {"trunkline.io/bench": &net}},
+                        "spec": {"virtualNetwork": &net, "macAddress": mac,
+                                 "ips": [{"address": ip}], "securityGroups": [&group]}}),
+                )
+                .await?;
+            }
+        } else {
+            self.apply_vmi(&vmi1, &net, &mac_text(VMI1_MAC), &VMI1_IP.to_string())
+                .await?;
+            self.apply_vmi(&vmi2, &net, &mac_text(VMI2_MAC), &VMI2_IP.to_string())
+                .await?;
+        }
         self.apply_li("in", IN_VLAN, &vmi1, &net).await?;
         self.apply_li("out", OUT_VLAN, &vmi2, &net).await?;
         Ok(())
     }
 }
 
+/// The SecurityGroup of (p).
+fn policed_group(mode: Mode) -> String {
+    format!("bench-100{}", suffix(mode))
+}
+
+/// A SecurityGroup `name` of 100 rules each way: 99 TCP rules on ports
+/// 1000 to 1098 (the benchmark's flows are UDP), the last allows UDP.
+fn hundred_rules(name: &str) -> Value {
+    let rules: Vec<Value> = (0..100u16)
+        .map(|i| {
+            if i < 99 {
+                json!({"protocol": "TCP", "ports": {"min": 1000 + i, "max": 1000 + i}})
+            } else {
+                json!({"protocol": "UDP"})
+            }
+        })
+        .collect();
+    json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "SecurityGroup",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"ingress": rules, "egress": rules}})
+}
+
 /// What (h)'s and (o)'s object names carry after (a)'s.
 fn suffix(mode: Mode) -> &'static str {
     match mode {
         Mode::AgentTierObserved => "-o",
+        Mode::AgentTierPoliced => "-p",
         Mode::AgentTier => "-h",
         _ => "",
     }

@@ -66,6 +66,8 @@ pub enum Kind {
     VirtualMachineInterface,
     /// In [`NAMESPACE`].
     VirtualNetwork,
+    /// In [`NAMESPACE`].
+    SecurityGroup,
 }
 
 impl Kind {
@@ -76,6 +78,7 @@ impl Kind {
                 ("VirtualMachineInterface", "virtualmachineinterfaces", true)
             }
             Kind::VirtualNetwork => ("VirtualNetwork", "virtualnetworks", true),
+            Kind::SecurityGroup => ("SecurityGroup", "securitygroups", true),
         };
         (
             ApiResource::from_gvk_with_plural(

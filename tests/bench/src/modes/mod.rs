@@ -75,11 +75,13 @@ pub enum Mode {
     Masquerade,
     /// (o) as (h), with an observation running.
     AgentTierObserved,
+    /// (p) as (h), both VMIs policed by a security group of 100 rules.
+    AgentTierPoliced,
 }
 
 impl Mode {
     /// Every mode, in the benchmark's order.
-    pub const ALL: [Mode; 14] = [
+    pub const ALL: [Mode; 15] = [
         Mode::Agent,
         Mode::Bare,
         Mode::Linux,
@@ -94,6 +96,7 @@ impl Mode {
         Mode::Snat,
         Mode::Masquerade,
         Mode::AgentTierObserved,
+        Mode::AgentTierPoliced,
     ];
 
     /// The issue's letter, also used in namespace and interface names.
@@ -113,6 +116,7 @@ impl Mode {
             Mode::Snat => "l",
             Mode::Masquerade => "m",
             Mode::AgentTierObserved => "o",
+            Mode::AgentTierPoliced => "p",
         }
     }
 
@@ -133,6 +137,7 @@ impl Mode {
             Mode::Snat => "(l) trunkline SNAT",
             Mode::Masquerade => "(m) Linux masquerade",
             Mode::AgentTierObserved => "(o) trunkline XDP tier, observed",
+            Mode::AgentTierPoliced => "(p) trunkline XDP tier, security groups (100 rules)",
         }
     }
 
@@ -153,11 +158,12 @@ impl Mode {
             "l" | "snat" => Ok(Mode::Snat),
             "m" | "masquerade" => Ok(Mode::Masquerade),
             "o" | "tier-observed" => Ok(Mode::AgentTierObserved),
+            "p" | "tier-policed" => Ok(Mode::AgentTierPoliced),
             other => Err(Error::Options(format!(
                 "unknown mode {other:?}: a (agent), b (bare), c (linux), d (ovs), \
                  e (overlay-vxlan), f (linux-vxlan), g (overlay-mpls), h (tier), \
                  i (redirect), j (overlay-vxlan-tier), k (overlay-mpls-tier), \
-                 l (snat), m (masquerade), o (tier-observed)"
+                 l (snat), m (masquerade), o (tier-observed), p (tier-policed)"
             ))),
         }
     }
@@ -195,7 +201,8 @@ impl Mode {
             | Mode::OverlayVxlanTier
             | Mode::OverlayMplsTier
             | Mode::Snat
-            | Mode::AgentTierObserved => Some("xdp"),
+            | Mode::AgentTierObserved
+            | Mode::AgentTierPoliced => Some("xdp"),
             _ => None,
         }
     }
@@ -210,6 +217,7 @@ impl Mode {
                 | Mode::OverlayVxlanTier
                 | Mode::OverlayMplsTier
                 | Mode::AgentTierObserved
+                | Mode::AgentTierPoliced
         )
     }
 }

@@ -1,8 +1,10 @@
 //! This file's tests as a list, so that the XDP tier's differential test
 //! (`crate::kernel::differential`) runs every one of them and replays the
-//! frames they process through the kernel program. Until the tier has a
-//! flow stage, every frame from or to a policed VMI must be handed off
-//! (`VMI_HANDOFF`), never decided differently.
+//! frames they process through the kernel program, with the flow map the
+//! agent's mirror would hold: a frame of an established flow (passed by
+//! the flow table's entries alone) must be decided in the kernel
+//! (`EstablishedPoliced`), any other frame from or to a policed VMI
+//! decided alike or handed off.
 
 use super::*;
 
@@ -39,6 +41,10 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
     (
         "every_policy_drop_reason_has_a_frame",
         every_policy_drop_reason_has_a_frame,
+    ),
+    (
+        "established_flows_between_policed_vmis_pass",
+        established_flows_between_policed_vmis_pass,
     ),
 ];
 
