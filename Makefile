@@ -3,13 +3,16 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-tables bench-observe bench-tier-observe bench-ha install-plugin
+.PHONY: help demo demo-l3vpn test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-tables bench-observe bench-tier-observe bench-ha install-plugin
 
 help: ## list the targets
 	@grep -E '^[a-z0-9][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 demo: deps ## start a local control plane, apply the examples, show validation at work, clean up
 	scripts/demo.sh
+
+demo-l3vpn: deps ## seed 003's L3VPN: the BGP speaker peers with FRR (VPNv4), exports a VMI, imports a default route, an instance pings a public host over MPLSoUDP
+	scripts/demo-l3vpn.sh
 
 test: deps lint unit e2e fuzz-smoke ## the whole test suite (what CI runs)
 
