@@ -44,7 +44,8 @@ fn plain(text: &str) -> String {
 #[test]
 fn make_demo_l3vpn_proves_seed_003_and_exits_zero() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/demo-l3vpn.sh");
-    let state = std::env::temp_dir().join(format!("trunkline-demo-l3vpn-e2e-{}", std::process::id()));
+    let state =
+        std::env::temp_dir().join(format!("trunkline-demo-l3vpn-e2e-{}", std::process::id()));
     let mut command = Command::new("bash");
     // The demo builds with cargo: without the package variables cargo set
     // for this test (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...), which build

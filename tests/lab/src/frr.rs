@@ -185,8 +185,9 @@ impl Frr {
 
     /// Prefixes received from neighbour `peer` in the VPN family of `afi`
     /// (`show bgp <afi> vpn summary json`: `pfxRcd`, what FRR accepted),
-    /// `None` when FRR does not answer or has no such neighbour. Cheap
-    /// at any table size, unlike listing the routes.
+    /// `None` when FRR does not answer, has no such neighbour or its
+    /// session is not Established. Cheap at any table size, unlike listing
+    /// the routes.
     pub fn vpn_prefixes_received(&self, afi: &str, peer: &str) -> Option<u64> {
         let text = self.vtysh(&format!("show bgp {afi} vpn summary json"));
         prefixes_received(&serde_json::from_str(&text).ok()?, peer)
@@ -214,7 +215,7 @@ fn vpn_routes_from(all: &Value) -> BTreeMap<(String, String), Value> {
     out
 }
 
-/// `pfxRcd` of neighbour `peer` in a `show bgp ... summary json` answer
+/// `pfxRcd` of neighbour `peer`, Established, in a `show bgp ... summary json` answer
 /// (FRR 8 nests it under the family's key, e.g. `ipv4Vpn`, or not at all
 /// when one family was asked for).
 fn prefixes_received(summary: &Value, peer: &str) -> Option<u64> {
@@ -227,7 +228,10 @@ fn prefixes_received(summary: &Value, peer: &str) -> Option<u64> {
             .map(|family| &family["peers"])
             .find(|p| p.is_object())?
     };
-    peers[peer]["pfxRcd"].as_u64()
+    let peer = &peers[peer];
+    (peer["state"] == "Established")
+        .then(|| peer["pfxRcd"].as_u64())
+        .flatten()
 }
 
 impl Drop for Frr {
@@ -276,9 +280,15 @@ mod tests {
         let nested =
             json!({"ipv4Vpn": {"peers": {"10.0.0.100": {"pfxRcd": 2048, "state": "Established"}}}});
         assert_eq!(prefixes_received(&nested, "10.0.0.100"), Some(2048));
-        let flat = json!({"peers": {"10.0.0.100": {"pfxRcd": 7}}});
+        let flat = json!({"peers": {"10.0.0.100": {"pfxRcd": 7, "state": "Established"},
+                                    "10.0.0.101": {"pfxRcd": 0, "state": "Active"}}});
         assert_eq!(prefixes_received(&flat, "10.0.0.100"), Some(7));
-        assert_eq!(prefixes_received(&flat, "10.0.0.101"), None);
+        assert_eq!(
+            prefixes_received(&flat, "10.0.0.101"),
+            None,
+            "not Established"
+        );
+        assert_eq!(prefixes_received(&flat, "10.0.0.102"), None);
         assert_eq!(prefixes_received(&json!({}), "10.0.0.100"), None);
     }
 }
