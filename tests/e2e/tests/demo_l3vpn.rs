@@ -47,21 +47,10 @@ fn make_demo_l3vpn_proves_seed_003_and_exits_zero() {
     let state =
         std::env::temp_dir().join(format!("trunkline-demo-l3vpn-e2e-{}", std::process::id()));
     let mut command = Command::new("bash");
-    // The demo builds with cargo: without the package variables cargo set
-    // for this test (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...), which build
-    // scripts watch (ring's), so that its build is the developer's, not a
-    // rebuild of the dependency tree.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_")
-            && !matches!(
-                &*key,
-                "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_INCREMENTAL"
-            )
-        {
-            command.env_remove(&*key);
-        }
-    }
+    // The demo builds with cargo: without the variables cargo set for this
+    // test, which ring's build script watches, so that its build is the
+    // developer's and not a rebuild of the dependency tree.
+    trunkline_test_support::without_test_env(&mut command);
     let out = command
         .arg(script)
         .env("TRUNKLINE_DEMO_STATE", &state)
