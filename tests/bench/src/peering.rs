@@ -68,7 +68,8 @@ fn frr_config() -> String {
 /// The speaker and FRR, peered. Drops the speaker, then FRR, then the lab.
 pub struct Peering {
     speaker: ManagedProcess,
-    frr: Frr,
+    /// Taken on drop, to stop FRR before its namespace goes.
+    frr: Option<Frr>,
     lab: Lab,
 }
 
@@ -76,6 +77,11 @@ impl Drop for Peering {
     fn drop(&mut self) {
         // The speaker takes its gobgpd along (parent-death signal).
         self.speaker.kill();
+        drop(self.frr.take());
+        // A named lab stays until it is taken down.
+        if let Err(e) = Lab::down(self.lab.prefix()) {
+            eprintln!("[bench] removing the peering's lab: {e}");
+        }
     }
 }
 
@@ -143,14 +149,22 @@ impl Peering {
                                  "timers": {"connectRetrySeconds": 1}}}),
             )
             .await?;
-        let peering = Self { speaker, frr, lab };
+        let peering = Self {
+            speaker,
+            frr: Some(frr),
+            lab,
+        };
         let started = Instant::now();
         while peering.received().is_none() {
             if started.elapsed() > ESTABLISHED {
                 return Err(Error::Timeout {
                     what: format!(
                         "FRR's session with the speaker (logs: {}, speaker {})",
-                        peering.frr.log_dir().display(),
+                        peering
+                            .frr
+                            .as_ref()
+                            .map(|f| f.log_dir().display().to_string())
+                            .unwrap_or_default(),
                         peering.speaker.log().display()
                     ),
                     seconds: ESTABLISHED.as_secs(),
@@ -198,6 +212,8 @@ impl Peering {
     /// VPNv4 prefixes FRR accepted from the speaker; `None` until the
     /// session is Established.
     pub fn received(&self) -> Option<u64> {
-        self.frr.vpn_prefixes_received("ipv4", &SPEAKER.to_string())
+        self.frr
+            .as_ref()?
+            .vpn_prefixes_received("ipv4", &SPEAKER.to_string())
     }
 }
