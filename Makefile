@@ -68,7 +68,7 @@ install-plugin: ## build kubectl-trunkline (release) and install it into PLUGIN_
 	install -D -m 0755 "$$($(CARGO) metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/kubectl-trunkline" "$(PLUGIN_DIR)/kubectl-trunkline"
 	@echo "installed $(PLUGIN_DIR)/kubectl-trunkline; kubectl finds it on PATH as 'kubectl trunkline'"
 
-bench: deps ## forwarding (AF_XDP only and the XDP tier) vs bare AF_XDP, bare XDP_REDIRECT, Linux and OVS, overlay vs Linux VXLAN, SNAT vs Linux masquerade + control plane at 4K objects: target/bench/report.md
+bench: deps ## forwarding (AF_XDP only and the XDP tier) vs bare AF_XDP, bare XDP_REDIRECT, Linux and OVS, overlay vs Linux VXLAN, SNAT vs Linux masquerade + control plane at 4K objects with route propagation to FRR: target/bench/report.md
 	scripts/bench.sh $(BENCH_FLAGS)
 
 bench-ha: deps ## gateway HA loss windows (modes Fast, STP, keepalived VRRP baseline), 5 runs per failure: target/bench/ha.md
