@@ -3,13 +3,16 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-tables bench-observe bench-tier-observe bench-tier-policy bench-ha install-plugin
+.PHONY: help demo demo-l3vpn test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-tables bench-observe bench-tier-observe bench-tier-policy bench-ha install-plugin
 
 help: ## list the targets
 	@grep -E '^[a-z0-9][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 demo: deps ## start a local control plane, apply the examples, show validation at work, clean up
 	scripts/demo.sh
+
+demo-l3vpn: deps ## seed 003's L3VPN: the BGP speaker peers with FRR (VPNv4), exports a VMI, imports a default route, an instance pings a public host over MPLSoUDP
+	scripts/demo-l3vpn.sh
 
 test: deps lint unit e2e fuzz-smoke ## the whole test suite (what CI runs)
 
@@ -68,7 +71,7 @@ install-plugin: ## build kubectl-trunkline (release) and install it into PLUGIN_
 	install -D -m 0755 "$$($(CARGO) metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/kubectl-trunkline" "$(PLUGIN_DIR)/kubectl-trunkline"
 	@echo "installed $(PLUGIN_DIR)/kubectl-trunkline; kubectl finds it on PATH as 'kubectl trunkline'"
 
-bench: deps ## forwarding (AF_XDP only and the XDP tier) vs bare AF_XDP, bare XDP_REDIRECT, Linux and OVS, overlay vs Linux VXLAN, SNAT vs Linux masquerade, the tier with security groups (100 rules) vs without + control plane at 4K objects: target/bench/report.md
+bench: deps ## forwarding (AF_XDP only and the XDP tier) vs bare AF_XDP, bare XDP_REDIRECT, Linux and OVS, overlay vs Linux VXLAN, SNAT vs Linux masquerade, the tier with security groups (100 rules) vs without + control plane at 4K objects with route propagation to FRR: target/bench/report.md
 	scripts/bench.sh $(BENCH_FLAGS)
 
 bench-ha: deps ## gateway HA loss windows (modes Fast, STP, keepalived VRRP baseline), 5 runs per failure: target/bench/ha.md

@@ -13,8 +13,10 @@
 #   masquerade, each with 64 established flows and with a new flow per
 #   frame; (o) (h) while an observation runs; (p) (h) with both VMIs policed
 #   by a SecurityGroup of 100 rules; 64- and 512-byte frames, 3 interleaved
-#   rounds of 5 s; then 4096 LIs + 4096 VMIs through the control plane; then
-#   the XDP tier's cost of an armed observation measured by the kernel
+#   rounds of 5 s; then 4096 LIs + 4096 VMIs through the control plane, with
+#   route propagation: the VMIs' VPNv4 routes from the BGP speaker
+#   (trunkline-bgp + gobgpd) until FRR's bgpd holds them all; then the XDP
+#   tier's cost of an armed observation measured by the kernel
 #   (BPF_PROG_RUN, a few seconds), with the forwarding-level bound derived
 #   from it and (h), and of security groups' established flows (make
 #   bench-tier-policy). Writes
@@ -39,7 +41,7 @@ log() { printf '[bench.sh] %s\n' "$*" >&2; }
 [ "$(id -u)" = 0 ] || { log "run as root (network namespaces, XDP)"; exit 1; }
 what=run
 if [ "${1:-}" = ha ]; then what=ha; shift; fi
-tools="clang ovs-vswitchd ovsdb-server setpriv taskset ethtool tc iptables python3"
+tools="clang ovs-vswitchd ovsdb-server setpriv taskset ethtool tc iptables python3 vtysh"
 [ "$what" = ha ] && tools="clang setpriv ethtool tc keepalived"
 for tool in $tools; do
   command -v "$tool" >/dev/null || { log "$tool missing: run scripts/install-deps.sh"; exit 1; }
@@ -48,12 +50,12 @@ done
 target=${CARGO_TARGET_DIR:-$repo/target}
 case $target in /*) ;; *) target=$repo/$target ;; esac
 log "building release binaries"
-cargo build --release --locked -q -p trunkline-bench -p trunkline-dataplane -p trunkline-operator
+cargo build --release --locked -q -p trunkline-bench -p trunkline-dataplane -p trunkline-operator -p trunkline-bgp
 
 prefix="tb$(( $$ % 1000000 ))"
 cleanup() {
   # The benchmark removes its namespaces itself; this catches a crash.
-  for ns in $(ip netns list | awk '{print $1}' | grep -E "^$prefix-" || true); do
+  for ns in $(ip netns list | awk '{print $1}' | grep -E "^${prefix}r?-" || true); do
     ip netns del "$ns" 2>/dev/null || true
   done
 }
@@ -66,8 +68,10 @@ if [ "$what" = ha ]; then
   exit
 fi
 if [ -n "${MAKELEVEL:-}" ]; then shown="make bench${*:+ BENCH_FLAGS='$*'}"; else shown="scripts/bench.sh${*:+ $*}"; fi
+# gobgpd for the route-propagation figure (built once, cached by version).
+gobgpd=$(scripts/build-gobgp.sh | sed -n 's/^GOBGPD=//p')
 "$target/release/trunkline-bench" run --prefix "$prefix" --bin-dir "$target/release" \
-  --out "$repo/target/bench" --command "$shown" "$@"
+  --gobgpd "$gobgpd" --out "$repo/target/bench" --command "$shown" "$@"
 
 # The XDP tier's own cost of an armed observation, measured by the kernel
 # (BPF_PROG_RUN; benches/tier_observe.rs of trunkline-pipeline): appended to

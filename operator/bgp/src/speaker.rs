@@ -8,7 +8,7 @@
 //!        │                                                               with us), StartBgp, forget
 //!        │                                                               what it had
 //!        ├──> sync_peers(desired)   AddPeer / DeletePeer  (diff with what it has)
-//!        ├──> sync_paths(desired)   AddPath / DeletePath  (diff with what it has)
+//!        ├──> sync_paths(desired)   AddPathStream (batched) / DeletePath  (diff with what it has)
 //!        ├──> learned()             ListPath GLOBAL VPNv4 + VPNv6
 //!        └──> peer_states()         ListPeer
 //!   gobgpd's log lines ──> per-peer last error (AS mismatch, notifications)
@@ -328,20 +328,22 @@ impl Speaker {
                 .map_err(call("DeletePath"))?;
             self.paths.remove(&route);
         }
-        for route in desired {
-            if self.paths.contains_key(route) {
-                continue;
-            }
-            let path = gobgp::path(route);
+        // New routes in one AddPathStream call (messages of
+        // PATHS_PER_MESSAGE paths), not one AddPath round trip each: a
+        // burst of VMIs programmed together costs one call.
+        let added: Vec<(VpnRoute, apipb::Path)> = desired
+            .iter()
+            .filter(|r| !self.paths.contains_key(*r))
+            .map(|r| (r.clone(), gobgp::path(r)))
+            .collect();
+        if !added.is_empty() {
+            let requests = add_path_stream(added.iter().map(|(_, p)| p.clone()));
             self.api()?
-                .add_path(apipb::AddPathRequest {
-                    table_type: apipb::TableType::Global as i32,
-                    vrf_id: String::new(),
-                    path: Some(path.clone()),
-                })
+                .add_path_stream(futures::stream::iter(requests))
                 .await
-                .map_err(call("AddPath"))?;
-            self.paths.insert(route.clone(), path);
+                .map_err(call("AddPathStream"))?;
+            tracing::debug!(paths = added.len(), "paths added");
+            self.paths.extend(added);
         }
         Ok(())
     }
@@ -431,6 +433,23 @@ impl Speaker {
     }
 }
 
+/// Paths per AddPathStream message: about 60 KiB of VPNv4 paths, far
+/// below gRPC's default 4 MiB message limit.
+const PATHS_PER_MESSAGE: usize = 256;
+
+/// The AddPathStream messages (global table) carrying `paths`, in order.
+fn add_path_stream(paths: impl Iterator<Item = apipb::Path>) -> Vec<apipb::AddPathStreamRequest> {
+    let paths: Vec<apipb::Path> = paths.collect();
+    paths
+        .chunks(PATHS_PER_MESSAGE)
+        .map(|chunk| apipb::AddPathStreamRequest {
+            table_type: apipb::TableType::Global as i32,
+            vrf_id: String::new(),
+            paths: chunk.to_vec(),
+        })
+        .collect()
+}
+
 /// The API's session state as RFC 4271 names it.
 fn session_state(state: i32) -> &'static str {
     use apipb::peer_state::SessionState;
@@ -504,6 +523,34 @@ async fn connect(socket: &std::path::Path) -> Result<GobgpApiClient<Channel>, Sp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_paths_go_in_few_stream_messages_in_order() {
+        let route = |i: u32| VpnRoute {
+            rd: "10.3.0.100:7".parse().expect("rd"),
+            prefix: format!("10.{}.{}.{}/32", i >> 16, (i >> 8) & 0xff, i & 0xff)
+                .parse()
+                .expect("prefix"),
+            label: 16 + i,
+            next_hop: "10.3.0.1".parse().expect("ip"),
+            route_targets: ["target:64512:100".parse().expect("rt")].into(),
+            encapsulation: trunkline_model::Encapsulation::MplsOverUdp,
+        };
+        let paths: Vec<apipb::Path> = (0..1000).map(|i| gobgp::path(&route(i))).collect();
+        let messages = add_path_stream(paths.clone().into_iter());
+        assert_eq!(
+            messages.iter().map(|m| m.paths.len()).collect::<Vec<_>>(),
+            [256, 256, 256, 232]
+        );
+        assert!(
+            messages
+                .iter()
+                .all(|m| m.table_type == apipb::TableType::Global as i32 && m.vrf_id.is_empty())
+        );
+        let sent: Vec<apipb::Path> = messages.into_iter().flat_map(|m| m.paths).collect();
+        assert_eq!(sent, paths, "every path once, in order");
+        assert!(add_path_stream(std::iter::empty()).is_empty());
+    }
 
     #[test]
     fn log_lines_about_a_peer_set_and_clear_its_error() {

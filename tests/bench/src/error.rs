@@ -44,6 +44,9 @@ pub enum Error {
     /// A call to the Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// The network lab (the BGP peering's namespaces, FRR) failed.
+    #[error("lab: {0}")]
+    Lab(#[from] trunkline_test_support::lab::LabError),
     /// The plot could not be drawn.
     #[error("plot: {0}")]
     Plot(String),

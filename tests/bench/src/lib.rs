@@ -45,6 +45,7 @@ pub mod frame;
 pub mod ha;
 pub mod modes;
 pub mod netns;
+pub mod peering;
 mod plot;
 pub mod report;
 pub mod scale;
@@ -87,6 +88,10 @@ pub struct Options {
     pub scale: usize,
     /// How long the control-plane measurement may wait.
     pub scale_limit: Duration,
+    /// gobgpd (`scripts/build-gobgp.sh`): with it, the control-plane
+    /// measurement also times the VMIs' VPNv4 routes until FRR holds them
+    /// (the speaker `binaries.speaker` peering with FRR's bgpd).
+    pub gobgpd: Option<PathBuf>,
     /// Where the report and the plot go.
     pub out: PathBuf,
     /// Prefix of the run's namespaces (1-8 lower-case letters/digits).
@@ -370,9 +375,17 @@ async fn run_in(
     });
     if let Some(agent) = agent.filter(|_| options.scale > 0) {
         report.scale = Some(
-            scale::measure(agent, options.scale, options.scale_limit)
-                .await
-                .map_err(|e| e.to_string()),
+            async {
+                let peering = match &options.gobgpd {
+                    Some(gobgpd) => {
+                        Some(peering::Peering::start(agent, &options.prefix, gobgpd).await?)
+                    }
+                    None => None,
+                };
+                scale::measure(agent, options.scale, options.scale_limit, peering.as_ref()).await
+            }
+            .await
+            .map_err(|e| e.to_string()),
         );
     }
     // Stop the devices (then the control plane) before the namespaces go.

@@ -101,6 +101,11 @@ struct RunFlags {
     /// Seconds the control-plane measurement may wait.
     #[arg(long, default_value_t = 900)]
     scale_limit: u64,
+    /// gobgpd (scripts/build-gobgp.sh prints its path): the control-plane
+    /// measurement then also times route propagation, the VMIs' VPNv4
+    /// routes from the speaker (trunkline-bgp) to FRR's bgpd.
+    #[arg(long)]
+    gobgpd: Option<PathBuf>,
     /// Output directory (default: target/bench of the repository).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -178,6 +183,7 @@ fn ha(flags: HaFlags) -> anyhow::Result<()> {
         binaries: Binaries {
             agent: bin_dir.join("trunkline-dataplane"),
             operator: bin_dir.join("trunkline-operator"),
+            speaker: bin_dir.join("trunkline-bgp"),
         },
         bench: std::env::current_exe()?,
         out: flags.out.unwrap_or_else(|| repo.join("target/bench")),
@@ -224,6 +230,7 @@ fn options(flags: RunFlags) -> anyhow::Result<Options> {
         modes,
         scale: flags.scale.unwrap_or(if smoke { 64 } else { 4096 }),
         scale_limit: Duration::from_secs(flags.scale_limit),
+        gobgpd: flags.gobgpd,
         out: flags.out.unwrap_or_else(|| repo.join("target/bench")),
         prefix: flags
             .prefix
@@ -232,6 +239,7 @@ fn options(flags: RunFlags) -> anyhow::Result<Options> {
         binaries: Binaries {
             agent: bin_dir.join("trunkline-dataplane"),
             operator: bin_dir.join("trunkline-operator"),
+            speaker: bin_dir.join("trunkline-bgp"),
         },
         command,
     })

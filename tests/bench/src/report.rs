@@ -548,6 +548,38 @@ impl Report {
                     s.programmed_count,
                     s.ready_count
                 );
+                if let Some(count) = s.routes_count {
+                    let _ = writeln!(
+                        md,
+                        "| every VMI Programmed (from the first apply) | {} |",
+                        secs(s.vmis_programmed_s)
+                    );
+                    let _ = writeln!(
+                        md,
+                        "| route propagation: FRR holds every VMI's VPNv4 route (from the first apply) | {} |",
+                        secs(s.routes_s)
+                    );
+                    let _ = writeln!(
+                        md,
+                        "| **route propagation: every VMI Programmed -> all routes in FRR** (issue 17, goal <= 10 s at 16K; negative: FRR was first) | {} |",
+                        secs(s.propagation_s())
+                    );
+                    let _ = writeln!(
+                        md,
+                        "| routes FRR held from the speaker at the end of the burst (of {}) | {count} |",
+                        s.objects
+                    );
+                    let again = match &s.readvertise_s {
+                        None => "not measured".to_owned(),
+                        Some(Ok(v)) => format!("{v:.1} s"),
+                        Some(Err(e)) => format!("failed: {e}"),
+                    };
+                    let _ = writeln!(
+                        md,
+                        "| every route again after gobgpd is killed (the speaker restarts it and adds all {} paths at once; includes the session's setup) | {again} |",
+                        s.objects
+                    );
+                }
                 let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0} ms"));
                 let _ = writeln!(
                     md,

@@ -15,6 +15,17 @@
 //!  then an idle window: writes counted (every LI, VMI, the network, the router)
 //! ```
 //!
+//! With a BGP peering ([`crate::peering`], `--gobgpd`), the network exports
+//! its VMIs' addresses as VPNv4 routes (route target
+//! [`crate::peering::EXPORT_RT`]) and the node gets a fabric port (the
+//! routes' next hop); FRR's count of routes accepted from the speaker is
+//! polled from t0:
+//!
+//! ```text
+//!  t_routes ── FRR holds N VPNv4 routes from the speaker
+//!  propagation = t_routes - t_programmed   (issue 17's figure; goal <= 10 s at 16K)
+//! ```
+//!
 //! The objects are followed by watches (one per kind, label
 //! `trunkline.io/bench=scale`), not by listing them: at 16K objects a list
 //! per poll would load the API server more than the product does.
@@ -35,6 +46,7 @@ use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, V
 use crate::Error;
 use crate::cpu::resident_kib;
 use crate::modes::agent::{AgentDevice, NAMESPACE};
+use crate::peering::{self, Peering};
 use crate::scale_cost;
 
 /// Label value of the scale objects (`trunkline.io/bench`).
@@ -66,6 +78,10 @@ pub struct ScaleResult {
     /// Seconds from the first apply until every LI and VMI was
     /// Programmed; none if not within the time limit.
     pub programmed_s: Option<f64>,
+    /// Seconds from the first apply until every VMI was Programmed (the
+    /// speaker advertises a VMI once it is; its logical interface may
+    /// come later).
+    pub vmis_programmed_s: Option<f64>,
     /// Seconds until every one was Ready.
     pub ready_s: Option<f64>,
     /// The time limit, seconds.
@@ -100,9 +116,28 @@ pub struct ScaleResult {
     pub burst_cpu: Vec<(String, f64)>,
     /// Mutating API requests to trunkline's kinds over the same interval.
     pub burst_requests: scale_cost::Requests,
+    /// With a BGP peering: seconds from the first apply until FRR held a
+    /// VPNv4 route for every VMI; none if not within the time limit.
+    pub routes_s: Option<f64>,
+    /// With a BGP peering: the routes FRR held at the end of the burst
+    /// (`None`: no peering measured).
+    pub routes_count: Option<u64>,
+    /// With a BGP peering: seconds from killing gobgpd until FRR held every
+    /// route again (all re-added at once by the restarting speaker), or why
+    /// not.
+    pub readvertise_s: Option<Result<f64, String>>,
 }
 
 impl ScaleResult {
+    /// Seconds from every VMI being Programmed (as the benchmark's watch
+    /// saw it) until FRR held every route (issue 17's route-propagation
+    /// figure). Negative when FRR had them all before the benchmark's
+    /// watch delivered the last VMI's status: the speaker watches the same
+    /// API server.
+    pub fn propagation_s(&self) -> Option<f64> {
+        Some(self.routes_s? - self.vmis_programmed_s?)
+    }
+
     /// The `q` quantile (0..=1) of the single changes, ms.
     pub fn change_quantile(&self, q: f64) -> Option<f64> {
         let mut sorted = self.change_ms.clone();
@@ -268,7 +303,12 @@ async fn follow<K>(
 
 /// Gives the agent's node `ports` more trunk ports (veth pairs `sN` /
 /// `sNp` in its namespace) and declares them on its router.
-async fn add_ports(device: &AgentDevice, ports: usize, limit: usize) -> Result<(), Error> {
+async fn add_ports(
+    device: &AgentDevice,
+    ports: usize,
+    limit: usize,
+    fabric: bool,
+) -> Result<(), Error> {
     let ns = device.netns_name();
     for p in 0..ports {
         let (a, b) = (format!("s{p}"), format!("s{p}p"));
@@ -285,20 +325,25 @@ async fn add_ports(device: &AgentDevice, ports: usize, limit: usize) -> Result<(
     }
     let mut interfaces = vec![json!({"name": "in"}), json!({"name": "out"})];
     interfaces.extend((0..ports).map(|p| json!({"name": format!("s{p}")})));
-    device
-        .apply_router_spec(json!({
-            "physicalInterfaces": interfaces,
-            "interfaceLimit": (limit + 16).min(65536),
-        }))
-        .await
+    let mut spec = json!({
+        "physicalInterfaces": interfaces,
+        "interfaceLimit": (limit + 16).min(65536),
+    });
+    if fabric {
+        spec["fabric"] =
+            json!({"interface": peering::FABRIC_PORT, "underlayAddress": peering::UNDERLAY});
+    }
+    device.apply_router_spec(spec).await
 }
 
 /// Applies `n` LIs and VMIs for the agent's node and measures; gives up
-/// waiting after `limit`.
+/// waiting after `limit`. With `peering`, also until FRR holds their
+/// routes.
 pub async fn measure(
     device: &AgentDevice,
     n: usize,
     limit: Duration,
+    peering: Option<&Peering>,
 ) -> Result<ScaleResult, Error> {
     let ports = port_count(n);
     if n > ports * VLANS || n > 65_000 {
@@ -315,7 +360,7 @@ pub async fn measure(
         idle_window_s: IDLE_WINDOW.as_secs_f64(),
         ..ScaleResult::default()
     };
-    add_ports(device, ports, n).await?;
+    add_ports(device, ports, n, peering.is_some()).await?;
     let tracker = Tracker::start(&client);
     tokio::time::sleep(Duration::from_secs(2)).await;
     result.agent_rss_before_kib = agent_pid.and_then(resident_kib).map(|r| r.0);
@@ -327,8 +372,12 @@ pub async fn measure(
     let cpu_before = processes.seconds();
     let requests_before = scale_cost::requests(&client).await?;
     let t0 = Instant::now();
+    let l3vpn = match peering {
+        Some(_) => json!({"l3vpn": {"exportRouteTargets": [peering::EXPORT_RT]}}),
+        None => json!({}),
+    };
     device
-        .apply_network(LABEL, "10.128.0.0/16", "10.128.0.1")
+        .apply_network_with(LABEL, "10.128.0.0/16", "10.128.0.1", l3vpn)
         .await?;
     let keys: Vec<String> = futures::stream::iter(0..n)
         .map(|i| async move {
@@ -353,11 +402,19 @@ pub async fn measure(
         "[bench] control plane: applied in {:.1} s; waiting for the node to program them",
         result.applied_s
     );
+    let vmi_keys: Vec<String> = keys
+        .iter()
+        .filter(|k| k.starts_with("VirtualMachineInterface/"))
+        .cloned()
+        .collect();
     let mut last_report = Instant::now();
     loop {
         let elapsed = t0.elapsed();
         let (programmed, ready) = tracker.counts(&keys);
         (result.programmed_count, result.ready_count) = (programmed, ready);
+        if result.vmis_programmed_s.is_none() && tracker.counts(&vmi_keys).0 == vmi_keys.len() {
+            result.vmis_programmed_s = Some(elapsed.as_secs_f64());
+        }
         if result.programmed_s.is_none() && programmed == keys.len() {
             result.programmed_s = Some(elapsed.as_secs_f64());
             result.agent_rss_after_kib = agent_pid.and_then(resident_kib).map(|r| r.0);
@@ -366,28 +423,43 @@ pub async fn measure(
                 elapsed.as_secs_f64()
             );
         }
-        if ready == keys.len() {
+        if let Some(peering) = peering.filter(|_| result.routes_s.is_none()) {
+            // One vtysh call (about 20 ms) per pass.
+            result.routes_count = peering.received();
+            if result.routes_count >= Some(n as u64) {
+                result.routes_s = Some(t0.elapsed().as_secs_f64());
+                eprintln!(
+                    "[bench] route propagation: FRR holds all {n} routes after {:.1} s",
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+        }
+        if result.ready_s.is_none() && ready == keys.len() {
             result.ready_s = Some(elapsed.as_secs_f64());
             eprintln!(
                 "[bench] control plane: all Ready after {:.1} s",
                 elapsed.as_secs_f64()
             );
+        }
+        if result.ready_s.is_some() && (peering.is_none() || result.routes_s.is_some()) {
             break;
         }
         if elapsed > limit {
             eprintln!(
-                "[bench] control plane: gave up after {} s ({programmed} of {} programmed, {ready} Ready)",
+                "[bench] control plane: gave up after {} s ({programmed} of {} programmed, {ready} Ready, FRR routes {:?})",
                 limit.as_secs(),
                 keys.len(),
+                result.routes_count,
             );
             break;
         }
         if last_report.elapsed() > Duration::from_secs(15) {
             last_report = Instant::now();
             eprintln!(
-                "[bench] control plane: {:.0} s: {programmed} of {} programmed, {ready} Ready",
+                "[bench] control plane: {:.0} s: {programmed} of {} programmed, {ready} Ready, FRR routes {:?}",
                 elapsed.as_secs_f64(),
                 keys.len(),
+                result.routes_count,
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -451,6 +523,14 @@ pub async fn measure(
                 + usize::from(before.0 != after.0)
                 + usize::from(before.1 != after.1),
         );
+        if let Some(peering) = peering.filter(|_| result.routes_s.is_some()) {
+            eprintln!("[bench] route propagation: gobgpd killed, every route again");
+            let again = peering.readvertise(n as u64, CHANGE_LIMIT).await;
+            if let Ok(s) = &again {
+                eprintln!("[bench] route propagation: all {n} routes in FRR again after {s:.1} s");
+            }
+            result.readvertise_s = Some(again.map_err(|e| e.to_string()));
+        }
     }
 
     let router = Api::<PhysicalRouter>::all(client.clone())
@@ -506,5 +586,14 @@ mod tests {
         };
         assert_eq!(r.change_quantile(0.5), Some(50.0));
         assert_eq!(r.change_quantile(0.99), Some(99.0));
+        let routes = |programmed, routes| ScaleResult {
+            vmis_programmed_s: programmed,
+            routes_s: routes,
+            ..ScaleResult::default()
+        };
+        assert_eq!(routes(Some(3.0), Some(4.5)).propagation_s(), Some(1.5));
+        assert_eq!(routes(Some(3.0), Some(2.5)).propagation_s(), Some(-0.5));
+        assert_eq!(routes(Some(3.0), None).propagation_s(), None);
+        assert_eq!(routes(None, Some(3.0)).propagation_s(), None);
     }
 }

@@ -41,7 +41,7 @@ use serde_json::{Value, json};
 use trunkline_api::{
     GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork,
 };
-use trunkline_test_support::lab::{DcGatewayRoute, DcGatewaySpec, SwitchSpec, TrunkSpec};
+use trunkline_test_support::lab::{DcGatewayRoute, DcGatewaySpec, Frr, SwitchSpec, TrunkSpec};
 use trunkline_test_support::{
     ControlPlane, FabricHostSpec, InstanceSpec, Lab, LabSpec, ManagedProcess, NodeSpec,
     TestNamespace, child_named, eventually, free_local_addr, http_get, unique_name,
@@ -725,128 +725,10 @@ fn bind_namespace_role(plane: &ControlPlane, ns: &str, account: &str) {
     );
 }
 
-/// FRR (zebra + bgpd) in a lab namespace, in its own path space
-/// (`-N`), so that several can run at once; stopped on drop.
-struct Frr {
-    netns: String,
-    pathspace: String,
-    children: Vec<std::process::Child>,
-    log_dir: std::path::PathBuf,
-}
-
-impl Frr {
-    fn start(lab: &Lab, at: &str, config: &str) -> Frr {
-        let pathspace = unique_name("frr");
-        let run = format!("/var/run/frr/{pathspace}");
-        let etc = format!("/etc/frr/{pathspace}");
-        let log_dir = std::env::temp_dir().join(&pathspace);
-        for dir in [&run, &etc] {
-            std::fs::create_dir_all(dir).expect("FRR dir");
-        }
-        std::fs::create_dir_all(&log_dir).expect("FRR log dir");
-        let conf = format!("{etc}/bgpd.conf");
-        std::fs::write(&conf, config).expect("bgpd.conf");
-        std::fs::write(format!("{etc}/zebra.conf"), "hostname dcgw\n").expect("zebra.conf");
-        std::fs::write(format!("{etc}/vtysh.conf"), "").expect("vtysh.conf");
-        let netns = lab.namespace(at);
-        let mut children = Vec::new();
-        for (daemon, extra) in [
-            ("zebra", vec![format!("--config_file={etc}/zebra.conf")]),
-            ("bgpd", vec![format!("--config_file={conf}")]),
-        ] {
-            let log = std::fs::File::create(log_dir.join(format!("{daemon}.log"))).expect("log");
-            let child = Command::new("ip")
-                .args(["netns", "exec", &netns, &format!("/usr/lib/frr/{daemon}")])
-                // -S: stay root (FRR's own users and groups are not set up
-                // for a private path space).
-                .args(["-N", &pathspace, "-S"])
-                .arg(format!("--pid_file={run}/{daemon}.pid"))
-                .args(&extra)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("FRR {daemon} does not start: {e}"));
-            children.push(child);
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        Frr {
-            netns,
-            pathspace,
-            children,
-            log_dir,
-        }
-    }
-
-    fn vtysh(&self, command: &str) -> String {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.netns,
-                "vtysh",
-                "-N",
-                &self.pathspace,
-                "-c",
-                command,
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("vtysh runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// FRR's VPNv4 routes: (RD, prefix) -> the best path's JSON.
-    fn vpn_routes(&self) -> BTreeMap<(String, String), Value> {
-        self.vpn_routes_of("ipv4")
-    }
-
-    /// FRR's VPN routes of `afi` (`ipv4`, `ipv6`): (RD, prefix) -> the
-    /// best path's JSON.
-    fn vpn_routes_of(&self, afi: &str) -> BTreeMap<(String, String), Value> {
-        let text = self.vtysh(&format!("show bgp {afi} vpn json"));
-        let all: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let mut out = BTreeMap::new();
-        let rds = all["routes"]["routeDistinguishers"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        for (rd, prefixes) in rds {
-            for (prefix, paths) in prefixes.as_object().cloned().unwrap_or_default() {
-                let best = paths
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|p| p["bestpath"] == true || p["valid"] == true)
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                out.insert((rd.clone(), prefix), best);
-            }
-        }
-        out
-    }
-
-    /// Detail of one VPN route (`show bgp ipv4|ipv6 vpn rd RD PREFIX
-    /// json`, by the prefix's family).
-    fn vpn_route_detail(&self, rd: &str, prefix: &str) -> Value {
-        let afi = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-        serde_json::from_str(&self.vtysh(&format!("show bgp {afi} vpn rd {rd} {prefix} json")))
-            .unwrap_or(Value::Null)
-    }
-}
-
-impl Drop for Frr {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // The daemons run under `ip netns exec`, which execs them: the pid
-        // files name the same processes; remove the path space.
-        let _ = std::fs::remove_dir_all(format!("/var/run/frr/{}", self.pathspace));
-        let _ = std::fs::remove_dir_all(format!("/etc/frr/{}", self.pathspace));
-        eprintln!("FRR logs: {}", self.log_dir.display());
-    }
+/// FRR (zebra + bgpd) in lab namespace `at`, in a path space of its own,
+/// so that several can run at once; stopped on drop.
+fn start_frr(lab: &Lab, at: &str, config: &str) -> Frr {
+    Frr::start(lab, at, &unique_name("frr"), config).expect("FRR starts")
 }
 
 /// FRR's configuration, VPNv4 only. The route-map comes first: a static VPN route
@@ -914,7 +796,7 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
         false,
     )
     .await;
-    let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
+    let frr = start_frr(&rig.lab, "dcgw", &frr_config());
     rig.apply_all(
         &[(
             "vpn",
@@ -950,7 +832,7 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
             &format!("FRR has {prefix}"),
             Duration::from_secs(30),
             || async {
-                frr.vpn_routes()
+                frr.vpn_routes_of("ipv4")
                     .get(&(rd.clone(), prefix.clone()))
                     .cloned()
                     .ok_or_else(|| frr.vtysh("show bgp ipv4 vpn"))
@@ -1039,7 +921,7 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
         "FRR withdraws our routes",
         Duration::from_secs(15),
         || async {
-            if frr.vpn_routes().contains_key(&v1_route) {
+            if frr.vpn_routes_of("ipv4").contains_key(&v1_route) {
                 Err("still there".to_owned())
             } else {
                 Ok(())
@@ -1052,7 +934,7 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
         "FRR has our routes again",
         Duration::from_secs(60),
         || async {
-            let routes = frr.vpn_routes();
+            let routes = frr.vpn_routes_of("ipv4");
             let new = rig.gobgpd_pid();
             if routes.contains_key(&v1_route)
                 && routes.contains_key(&(rd.clone(), format!("{}/32", V2.ip)))
@@ -1087,7 +969,7 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
         .await;
     rig.wait_peer(&peer, "True", "Established", Duration::from_secs(5))
         .await;
-    assert!(frr.vpn_routes().contains_key(&v1_route));
+    assert!(frr.vpn_routes_of("ipv4").contains_key(&v1_route));
 
     // A second BGPPeer for FRR's address is refused, saying whose it is;
     // the first keeps its session and FRR our routes.
@@ -1122,7 +1004,7 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
     );
     rig.wait_peer(&peer, "True", "Established", Duration::from_secs(5))
         .await;
-    assert!(frr.vpn_routes().contains_key(&v1_route));
+    assert!(frr.vpn_routes_of("ipv4").contains_key(&v1_route));
     rig.dynamic_api("BGPPeer", "bgppeers", false)
         .delete(&twin, &Default::default())
         .await
@@ -1162,7 +1044,7 @@ async fn the_standby_speaker_takes_over_when_the_active_one_dies() {
         false,
     )
     .await;
-    let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
+    let frr = start_frr(&rig.lab, "dcgw", &frr_config());
     rig.apply_all(
         &[(
             "vpn",
@@ -1198,7 +1080,9 @@ async fn the_standby_speaker_takes_over_when_the_active_one_dies() {
         text.contains(&underlay(V1.node)) && text.contains(&format!("\"remoteLabel\":{label}"))
     };
     eventually("FRR has our route", Duration::from_secs(30), || async {
-        if frr.vpn_routes().contains_key(&route) && route_ok(&frr.vpn_route_detail(&rd, &prefix)) {
+        if frr.vpn_routes_of("ipv4").contains_key(&route)
+            && route_ok(&frr.vpn_route_detail(&rd, &prefix))
+        {
             Ok(())
         } else {
             Err(frr.vtysh("show bgp ipv4 vpn"))
@@ -1250,7 +1134,7 @@ async fn the_standby_speaker_takes_over_when_the_active_one_dies() {
         "FRR withdraws our route",
         Duration::from_secs(15),
         || async {
-            if frr.vpn_routes().contains_key(&route) {
+            if frr.vpn_routes_of("ipv4").contains_key(&route) {
                 Err("still there".to_owned())
             } else {
                 Ok(())
@@ -1268,7 +1152,7 @@ async fn the_standby_speaker_takes_over_when_the_active_one_dies() {
         || async {
             let holder = rig.lease_holder().await;
             let running = rig.gobgpd_pid_of(standby);
-            let has = frr.vpn_routes().contains_key(&route);
+            let has = frr.vpn_routes_of("ipv4").contains_key(&route);
             if holder.as_deref() == Some(identities[standby])
                 && running.is_some()
                 && has
@@ -1307,7 +1191,7 @@ async fn a_multi_homed_vmi_is_advertised_from_the_active_member_and_follows_a_fa
         true,
     )
     .await;
-    let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
+    let frr = start_frr(&rig.lab, "dcgw", &frr_config());
     rig.apply_all(
         &[(
             "vpn",
@@ -1388,7 +1272,10 @@ async fn a_multi_homed_vmi_is_advertised_from_the_active_member_and_follows_a_fa
                 &format!("FRR's route to {prefix} via {node}"),
                 Duration::from_secs(60),
                 || async {
-                    let route = frr.vpn_routes().get(&(rd.clone(), prefix.clone())).cloned();
+                    let route = frr
+                        .vpn_routes_of("ipv4")
+                        .get(&(rd.clone(), prefix.clone()))
+                        .cloned();
                     let hop = route
                         .as_ref()
                         .and_then(|r| r["nexthops"][0]["ip"].as_str().map(str::to_owned));
@@ -1464,7 +1351,7 @@ async fn vpnv6_routes_are_exported_to_and_imported_from_frr() {
         false,
     )
     .await;
-    let frr = Frr::start(&rig.lab, "dcgw", &frr_config_with_ipv6(true));
+    let frr = start_frr(&rig.lab, "dcgw", &frr_config_with_ipv6(true));
     rig.apply_all(
         &[(
             V6.network,
@@ -1534,7 +1421,8 @@ async fn vpnv6_routes_are_exported_to_and_imported_from_frr() {
         "label {label}: {text}"
     );
     assert!(
-        !frr.vpn_routes().contains_key(&(rd.clone(), prefix.clone())),
+        !frr.vpn_routes_of("ipv4")
+            .contains_key(&(rd.clone(), prefix.clone())),
         "an IPv6 route is not a VPNv4 one"
     );
 
@@ -1856,7 +1744,7 @@ async fn graceful_restart_keeps_frrs_routes_while_gobgpd_restarts() {
         false,
     )
     .await;
-    let frr = Frr::start(&rig.lab, "dcgw", &frr_config());
+    let frr = start_frr(&rig.lab, "dcgw", &frr_config());
     rig.apply_all(
         &[(
             "vpn",
@@ -1886,7 +1774,7 @@ async fn graceful_restart_keeps_frrs_routes_while_gobgpd_restarts() {
     let label = rig.vmi_label(V1.name).await;
     let fresh = |r: &Value| r["stale"] != true && r["nexthops"][0]["ip"] == underlay(V1.node);
     eventually("FRR has our route", Duration::from_secs(30), || async {
-        match frr.vpn_routes().get(&route) {
+        match frr.vpn_routes_of("ipv4").get(&route) {
             Some(r) if fresh(r) => Ok(()),
             other => Err(format!("{other:?}")),
         }
@@ -1912,7 +1800,7 @@ async fn graceful_restart_keeps_frrs_routes_while_gobgpd_restarts() {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let (mut samples, mut stale_seen) = (0, 0);
     loop {
-        let routes = frr.vpn_routes();
+        let routes = frr.vpn_routes_of("ipv4");
         let Some(r) = routes.get(&route) else {
             panic!(
                 "FRR dropped our route after {samples} samples ({stale_seen} stale): {}\n{}",

@@ -59,6 +59,7 @@ mod capture;
 mod command;
 mod dc_gateway;
 mod error;
+mod frr;
 mod instance;
 mod lab;
 pub mod spec;
@@ -68,6 +69,7 @@ mod vtep;
 
 pub use capture::{Capture, Limit, MPLS_OVER_UDP, Packet, Pcap, bridged_label};
 pub use error::LabError;
+pub use frr::Frr;
 pub use lab::{Lab, STATE_ENV, state_root};
 pub use spec::{
     Cidr, DcGatewayRoute, DcGatewaySpec, FabricHostSpec, FabricSpec, FdbEntry, InstanceSpec,

@@ -295,6 +295,23 @@ impl AgentDevice {
             .await
     }
 
+    /// Applies a network with one subnet and `extra` spec fields (e.g.
+    /// `l3vpn`).
+    pub async fn apply_network_with(
+        &self,
+        name: &str,
+        cidr: &str,
+        gateway: &str,
+        extra: Value,
+    ) -> Result<i64, Error> {
+        self.cluster.apply_network(name, cidr, gateway, extra).await
+    }
+
+    /// The cluster it belongs to.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
     /// Applies the logical interface (`port`, `vlan`) -> `vmi`, labelled `label`.
     pub async fn apply_li(
         &self,

@@ -41,6 +41,8 @@ pub struct Binaries {
     pub agent: PathBuf,
     /// `trunkline-operator`.
     pub operator: PathBuf,
+    /// `trunkline-bgp` (the route-propagation measurement).
+    pub speaker: PathBuf,
 }
 
 /// Server-side apply as the benchmark.
@@ -209,6 +211,69 @@ impl Cluster {
             &[("RUST_LOG", "warn,trunkline_dataplane=info")],
             addr,
         ))
+    }
+
+    /// Starts the BGP speaker `trunkline-bgp` as ServiceAccount
+    /// `trunkline-bgp` (the chart's role), running `gobgpd` in the network
+    /// namespace `netns` with router ID `router_id` and AS `asn`.
+    pub async fn start_speaker(
+        &self,
+        gobgpd: &Path,
+        netns: &Path,
+        router_id: std::net::Ipv4Addr,
+        asn: u32,
+    ) -> Result<ManagedProcess, Error> {
+        if !self.binaries.speaker.exists() {
+            return Err(Error::Options(format!(
+                "{} does not exist: build it (scripts/bench.sh does) or pass --bin-dir",
+                self.binaries.speaker.display()
+            )));
+        }
+        let kubeconfig = self
+            .plane
+            .kubeconfig_with_role(NAMESPACE, "trunkline-bgp", "bgp")
+            .await?;
+        let addr = free_local_addr();
+        let socket = self.log_dir().join("gobgpd.sock");
+        let args: Vec<String> = vec![
+            "--kubeconfig".into(),
+            kubeconfig.display().to_string(),
+            "--gobgpd".into(),
+            gobgpd.display().to_string(),
+            "--api-socket".into(),
+            socket.display().to_string(),
+            "--router-id".into(),
+            router_id.to_string(),
+            "--local-asn".into(),
+            asn.to_string(),
+            "--namespace".into(),
+            NAMESPACE.into(),
+            "--health-addr".into(),
+            addr.to_string(),
+            "--speaker-netns".into(),
+            netns.display().to_string(),
+        ];
+        Ok(ManagedProcess::start(
+            "bench-bgp",
+            &self.binaries.speaker,
+            &args,
+            &[("RUST_LOG", "warn,trunkline_bgp=info")],
+            addr,
+        ))
+    }
+
+    /// Applies a cluster-scoped trunkline object (JSON with kind and name).
+    pub async fn apply_cluster_scoped(&self, plural: &str, object: &Value) -> Result<(), Error> {
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("trunkline.io", "v1alpha1", kind),
+            plural,
+        );
+        Api::<DynamicObject>::all_with(self.client.clone(), &resource)
+            .patch(name, &apply_params(), &Patch::Apply(object))
+            .await?;
+        Ok(())
     }
 
     /// Applies the PhysicalRouter `node` with `spec`.

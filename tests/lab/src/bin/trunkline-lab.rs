@@ -9,7 +9,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use trunkline_lab::{
-    FabricHostSpec, InstanceSpec, Lab, LabSpec, Limit, NodeSpec, TrunkSpec, VtepSpec,
+    DcGatewayRoute, DcGatewaySpec, FabricHostSpec, Frr, InstanceSpec, Lab, LabSpec, Limit,
+    NodeSpec, TrunkSpec, VtepSpec,
 };
 
 /// How parts are written on the command line.
@@ -18,7 +19,8 @@ const PARTS_HELP: &str = "Parts, one argument each (repeat the option for more):
   --instance name=bms1,node=gw1,port=eth1,vlan=100,ip=192.168.1.10/24,ip=fd00:1::10/64,
              mac=02:00:00:00:01:01,gw=192.168.1.1,gw6=fd00:1::1      (no ip=: a DHCP client)
   --host     name=pub,ip=10.0.0.253/24,route=192.168.1.0/24@10.0.0.1
-  --vtep     name=vtep1,local=10.0.0.100/24,vni=5001,remote=10.0.0.1,ip=192.168.1.50/24";
+  --vtep     name=vtep1,local=10.0.0.100/24,vni=5001,remote=10.0.0.1,ip=192.168.1.50/24
+  --dc-gateway name=dcgw,local=10.0.0.254/24,host=ext,host-ip=203.0.113.10/24 (outside=203.0.113.1/24)";
 
 /// The trunkline network-namespace lab.
 #[derive(Parser)]
@@ -49,6 +51,9 @@ struct Parts {
     /// A kernel VXLAN VTEP on the fabric.
     #[arg(long = "vtep")]
     vteps: Vec<VtepSpec>,
+    /// A DC gateway on the fabric (MPLS over UDP) with a host behind it.
+    #[arg(long = "dc-gateway")]
+    dc_gateways: Vec<DcGatewaySpec>,
 }
 
 #[derive(Subcommand)]
@@ -142,6 +147,43 @@ enum Cmd {
         /// The VTEP.
         vtep: VtepSpec,
     },
+    /// Route destination TO of DC gateway GATEWAY into the overlay: MPLS
+    /// over UDP to gateway node address NODE with LABEL (an instance's
+    /// routed label, e.g. as the DC gateway's BGP learned it).
+    AddDcGatewayRoute {
+        /// The lab's prefix.
+        #[arg(long)]
+        prefix: String,
+        /// The DC gateway's name.
+        gateway: String,
+        /// The destination prefix (198.51.100.70/32).
+        to: String,
+        /// The gateway node's underlay address.
+        node: std::net::IpAddr,
+        /// The MPLS label.
+        label: u32,
+    },
+    /// Start FRR (zebra + bgpd) in namespace <prefix>-NAME with the bgpd
+    /// configuration CONFIG, in FRR path space <prefix>-NAME (`vtysh -N
+    /// <prefix>-NAME` reaches it); it keeps running until `frr-down`.
+    FrrUp {
+        /// The lab's prefix.
+        #[arg(long)]
+        prefix: String,
+        /// The lab-relative namespace name (a DC gateway).
+        name: String,
+        /// bgpd's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Stop the FRR `frr-up` started in NAME.
+    FrrDown {
+        /// The lab's prefix.
+        #[arg(long)]
+        prefix: String,
+        /// The lab-relative namespace name.
+        name: String,
+    },
     /// Capture with tshark and print each frame's fields as JSON, one line each.
     Capture {
         /// The lab's prefix.
@@ -185,6 +227,7 @@ fn spec_of(parts: Parts) -> Result<LabSpec> {
     spec.instances.extend(parts.instances);
     spec.hosts.extend(parts.hosts);
     spec.vteps.extend(parts.vteps);
+    spec.dc_gateways.extend(parts.dc_gateways);
     Ok(spec)
 }
 
@@ -243,6 +286,16 @@ fn main() -> Result<()> {
                     lab.namespace(&v.name)
                 ));
             }
+            for g in &spec.dc_gateways {
+                log(&format!(
+                    "DC gateway {} {} (namespace {}), host {} {} behind it",
+                    g.name,
+                    g.local,
+                    lab.namespace(&g.name),
+                    g.host,
+                    g.host_address
+                ));
+            }
         }
         Cmd::Down { prefix } => Lab::down(&prefix)?,
         Cmd::Exec {
@@ -281,6 +334,40 @@ fn main() -> Result<()> {
         Cmd::RemoveInstance { prefix, name } => Lab::open(&prefix)?.remove_instance(&name)?,
         Cmd::AddHost { prefix, host } => Lab::open(&prefix)?.add_host(host)?,
         Cmd::AddVtep { prefix, vtep } => Lab::open(&prefix)?.add_vtep(vtep)?,
+        Cmd::AddDcGatewayRoute {
+            prefix,
+            gateway,
+            to,
+            node,
+            label,
+        } => Lab::open(&prefix)?.add_dc_gateway_route(
+            &gateway,
+            DcGatewayRoute {
+                to: to.parse()?,
+                node,
+                label,
+            },
+        )?,
+        Cmd::FrrUp {
+            prefix,
+            name,
+            config,
+        } => {
+            let lab = Lab::open(&prefix)?;
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let frr = Frr::start(&lab, &name, &lab.namespace(&name), &text)?;
+            log(&format!(
+                "FRR in {} (path space {}; vtysh -N {}), logs in {}",
+                lab.namespace(&name),
+                frr.pathspace(),
+                frr.pathspace(),
+                frr.log_dir().display()
+            ));
+            frr.keep();
+        }
+        // The path space is named as `frr-up` names it; the lab may be gone.
+        Cmd::FrrDown { prefix, name } => Frr::stop(&format!("{prefix}-{name}"))?,
         Cmd::Capture {
             prefix,
             name,

@@ -9,6 +9,8 @@
 //! --host     name=pub,ip=10.0.0.253/24,route=192.168.1.0/24@10.0.0.1[,mac=M]
 //! --vtep     name=vtep1,local=10.0.0.100/24,vni=5001,remote=10.0.0.1,ip=192.168.1.50/24
 //!            [,fdb=02:00:00:00:01:01@10.0.0.1][,mac=M]
+//! --dc-gateway name=dcgw,local=10.0.0.254/24[,outside=203.0.113.1/24]
+//!            [,host=ext,host-ip=203.0.113.10/24]
 //! ```
 //! An instance without `ip` has no address and no route (a DHCP client).
 
@@ -16,7 +18,8 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use super::{
-    FabricHostSpec, FdbEntry, InstanceSpec, NodeSpec, Route, SpecError, TrunkSpec, VtepSpec,
+    DcGatewaySpec, FabricHostSpec, FdbEntry, InstanceSpec, NodeSpec, Route, SpecError, TrunkSpec,
+    VtepSpec,
 };
 
 /// The pairs of `text`, checking every key against `keys`.
@@ -215,6 +218,32 @@ impl FromStr for VtepSpec {
     }
 }
 
+impl FromStr for DcGatewaySpec {
+    type Err = SpecError;
+
+    /// Defaults as [`DcGatewaySpec::new`]: `eth1` 203.0.113.1/24, host
+    /// `<name>h` 203.0.113.10/24; no routes (a running lab gets them one at
+    /// a time).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let p = pairs(text, &["name", "local", "outside", "host", "host-ip"])?;
+        let name = one(text, &p, "name")?;
+        let mut gateway = DcGatewaySpec {
+            local: one(text, &p, "local")?.parse()?,
+            ..DcGatewaySpec::new(name, "0.0.0.0/32")
+        };
+        if let Some(outside) = optional(text, &p, "outside")? {
+            gateway.outside = outside.parse()?;
+        }
+        if let Some(host) = optional(text, &p, "host")? {
+            gateway.host = host.to_owned();
+        }
+        if let Some(address) = optional(text, &p, "host-ip")? {
+            gateway.host_address = address.parse()?;
+        }
+        Ok(gateway)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +302,24 @@ mod tests {
                 .fdb("02:00:00:00:01:01", "10.0.0.1")
                 .ip("192.168.1.50/24")
         );
+    }
+
+    #[test]
+    fn a_dc_gateway_reads_with_its_defaults() {
+        let g: DcGatewaySpec = "name=dcgw,local=10.1.1.254/24,host=ext".parse().unwrap();
+        assert_eq!(
+            g,
+            DcGatewaySpec::new("dcgw", "10.1.1.254/24").host("ext", "203.0.113.10/24")
+        );
+        let g: DcGatewaySpec =
+            "name=dcgw,local=10.1.1.254/24,outside=198.18.0.1/24,host-ip=198.18.0.2/24"
+                .parse()
+                .unwrap();
+        assert_eq!(g.host, "dcgwh");
+        assert_eq!(g.outside.to_string(), "198.18.0.1/24");
+        assert_eq!(g.host_address.to_string(), "198.18.0.2/24");
+        let err = "name=dcgw".parse::<DcGatewaySpec>().unwrap_err();
+        assert!(err.to_string().contains("local= is required"), "{err}");
     }
 
     #[test]
