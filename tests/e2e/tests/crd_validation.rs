@@ -406,6 +406,7 @@ async fn every_example_set_applies() {
         "l3vpn",
         "network-policies",
         "cross-tenant-policy",
+        "security-groups",
     ] {
         let path = dir.join(set);
         let path = path.to_str().expect("utf-8 path");
