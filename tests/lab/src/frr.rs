@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -101,8 +101,14 @@ impl Frr {
                 })?;
             frr.children.push(child);
             // bgpd retries its zebra connection, but starting it once zebra
-            // listens saves that retry's second.
-            std::thread::sleep(Duration::from_millis(500));
+            // is up (its pid file written) saves that retry's second. Past
+            // the deadline, go on: bgpd's retry (and the caller's wait for
+            // the session) still covers a slow zebra.
+            let pid_file = run.join(format!("{daemon}.pid"));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !pid_file.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         Ok(frr)
     }
