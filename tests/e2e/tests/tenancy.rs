@@ -38,8 +38,16 @@ fn network(name: &str, spec: serde_json::Value) -> VirtualNetwork {
     .expect("a VirtualNetwork")
 }
 
-/// Installs the chart's tenancy template (roles, policy, binding).
+/// Installs the chart's tenancy template (roles, policy, binding), once per
+/// control plane: both tests need it, and two concurrent `kubectl apply`s of
+/// objects that do not exist yet race (the loser's create is refused with
+/// AlreadyExists).
 fn install_tenancy(plane: &ControlPlane) {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| apply_tenancy(plane));
+}
+
+fn apply_tenancy(plane: &ControlPlane) {
     let rendered = render_chart(
         RELEASE,
         "trunkline-system",
