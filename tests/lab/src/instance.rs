@@ -127,7 +127,9 @@ fn tagger_object(state_root: &Path, vlan: u16) -> Result<PathBuf, LabError> {
 
 /// A BPF object compiled once per source and `stem` into
 /// `<state root>/<dir>/<source hash>/<stem>.o` (written to a temporary
-/// name and renamed, so concurrent labs never read half a file).
+/// name unique to the process and the call, and renamed, so concurrent
+/// labs, and concurrent tests in one process, never read half a file nor
+/// move each other's temporary files).
 pub(crate) fn bpf_object(
     state_root: &Path,
     dir: &str,
@@ -148,7 +150,9 @@ pub(crate) fn bpf_object(
         source,
     })?;
     let source = dir.join(name);
-    let unique = format!("{}-{stem}", std::process::id());
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let unique = format!("{}-{call}-{stem}", std::process::id());
     let source_tmp = dir.join(format!("{name}.{unique}"));
     std::fs::write(&source_tmp, text).map_err(|source| LabError::Io {
         path: source_tmp.clone(),
