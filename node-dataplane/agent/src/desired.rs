@@ -39,9 +39,9 @@ use trunkline_model::{
 };
 use trunkline_pipeline::config::{
     AllowedAddressPair, CreationOrder, DEFAULT_SNAT_PORTS, DhcpConfig, DhcpMode, Encapsulation,
-    FabricExit, FabricRouteConfig, ForwardingMode, LogicalInterfaceConfig, NetworkConfig,
-    NextHopConfig, NodeConfig, NorthSouthConfig, PeerConfig, PortConfig, PortId, PortKind,
-    RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
+    FabricExit, FabricRouteConfig, ForwardingMode, LinkedVmiConfig, LogicalInterfaceConfig,
+    NetworkConfig, NextHopConfig, NodeConfig, NorthSouthConfig, PeerConfig, PortConfig, PortId,
+    PortKind, RemoteVmiConfig, RouteConfig, SubnetConfig, UnderlayConfig, VmiConfig,
 };
 
 use crate::ha::HaPlan;
@@ -430,6 +430,85 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     crate::ha::plan::plan(node, snapshot, &placement, &layout, &mut out);
     exceptions(node, snapshot, &mut out);
     out
+}
+
+/// Network policies across nodes: for each link whose `from` network is
+/// held here (`out.config.network_links`, set by the caller), the VMIs of
+/// its `to` network on other nodes (the operator labels them, their
+/// logical interfaces and their network for the nodes of `from`), each
+/// behind the first of its nodes with an underlay address, with what a
+/// tunnel into its network there needs (its label; its network's VNI and
+/// encapsulations). The network and VMIs used are held, so no longer
+/// exceptions.
+pub fn linked_vmis(node: &str, snapshot: &Snapshot, out: &mut Desired) {
+    let held: BTreeSet<&str> = out.config.networks.iter().map(|n| n.key.as_str()).collect();
+    let targets: BTreeSet<String> = out
+        .config
+        .network_links
+        .iter()
+        .filter(|l| held.contains(l.from.as_str()))
+        .map(|l| l.to.clone())
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    let placement = Placement::from_status(snapshot);
+    for network in snapshot
+        .virtual_networks
+        .iter()
+        .filter(|n| n.meta.accepted && targets.contains(&key(&n.name())))
+    {
+        let network_name = network.name();
+        out.held.insert(network.meta.key.clone());
+        out.exceptions.remove(&network.meta.key);
+        for vmi in snapshot
+            .virtual_machine_interfaces
+            .iter()
+            .filter(|v| v.meta.accepted && v.network_name() == network_name)
+        {
+            let nodes = placement.vmi_nodes(&vmi.name());
+            if nodes.contains(node) {
+                continue;
+            }
+            let Some((peer, address)) = nodes
+                .iter()
+                .find_map(|n| placement.underlay_address(n).map(|a| (n, a)))
+            else {
+                continue;
+            };
+            let Some(mac) = vmi.mac else {
+                continue;
+            };
+            out.config.peers.push(PeerConfig {
+                key: peer.clone(),
+                address,
+                encapsulations: NODE_ENCAPSULATIONS
+                    .iter()
+                    .copied()
+                    .map(encapsulation)
+                    .collect(),
+            });
+            out.config.linked_vmis.push(LinkedVmiConfig {
+                key: key(&vmi.name()),
+                network: key(&network_name),
+                peer: peer.clone(),
+                mac: mac.0,
+                ips: vmi.ips.clone(),
+                label: vmi.mpls_label,
+                vni: network.vni_in_use,
+                encapsulations: network
+                    .encapsulation_in_effect()
+                    .into_iter()
+                    .map(encapsulation)
+                    .collect(),
+            });
+            out.held.insert(vmi.meta.key.clone());
+            out.exceptions.remove(&vmi.meta.key);
+        }
+    }
+    out.config.peers.sort();
+    out.config.peers.dedup();
+    out.config.linked_vmis.sort();
 }
 
 /// The exceptions of the report: every object labelled for `node` that
@@ -1386,5 +1465,91 @@ mod overlay_tests {
         assert!(d.mtu_problems[0].1.contains("declared MTU 9000 exceeds"));
         let mtu = d.config.underlay.expect("underlay").mtu as usize;
         assert_eq!(mtu, trunkline_xdp::FAST_PATH_MAX_FRAME - 14);
+    }
+
+    /// Network policies across nodes: gw1 holds net1 (bms1); blue's c3
+    /// lives on gw3. With links between them, gw1 lists c3 behind gw3
+    /// (a peer now), with its label and blue's VNI, and holds blue and c3
+    /// (labelled for gw1 by the operator): no longer exceptions.
+    #[test]
+    fn vmis_of_a_network_linked_to_one_held_here_live_behind_their_nodes() {
+        let routers = [router("gw1", "10.0.0.1"), router("gw3", "10.0.0.3")];
+        let lis = [li("a", "gw1", 100, "bms1"), li("c", "gw3", 300, "c3")];
+        let labelled = json!({"node.trunkline.io/gw1": ""});
+        let c3: VirtualMachineInterface = serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualMachineInterface",
+            "metadata": {"name": "c3", "namespace": "t", "generation": 1, "labels": labelled},
+            "spec": {"virtualNetwork": "blue", "macAddress": "02:00:00:00:03:01",
+                     "ips": [{"address": "192.168.3.30"}]},
+            "status": {"conditions": accepted(1), "mplsLabel": 102}
+        }))
+        .unwrap();
+        let blue: VirtualNetwork = serde_json::from_value(json!({
+            "apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetwork",
+            "metadata": {"name": "blue", "namespace": "t", "generation": 1, "labels": labelled},
+            "spec": {"subnets": [{"cidr": "192.168.3.0/24"}]},
+            "status": {"conditions": accepted(1), "vni": 4097, "mplsLabel": 17,
+                       "encapsulation": ["VXLAN", "MPLSoUDP"]}
+        }))
+        .unwrap();
+        let vmis = [vmi("bms1", "02:00:00:00:01:01", "192.168.1.10", 100), c3];
+        let networks = [network(), blue];
+        let routers: Vec<&PhysicalRouter> = routers.iter().collect();
+        let lis: Vec<&LogicalInterface> = lis.iter().collect();
+        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
+        let networks: Vec<&VirtualNetwork> = networks.iter().collect();
+        let snapshot = Objects {
+            physical_routers: &routers,
+            logical_interfaces: &lis,
+            virtual_machine_interfaces: &vmis,
+            virtual_networks: &networks,
+            ..Objects::default()
+        }
+        .snapshot();
+        let host = HostFacts {
+            fabric: Some(FabricFacts {
+                mac: [2, 0xfa, 0, 0, 0, 1],
+                mtu: 1500,
+            }),
+            ..HostFacts::default()
+        };
+        let blue_key = ObjectKey::namespaced(Kind::VirtualNetwork, "t", "blue");
+        let c3_key = ObjectKey::namespaced(Kind::VirtualMachineInterface, "t", "c3");
+        let mut d = desired("gw1", &snapshot, &host);
+        assert!(d.exceptions.contains_key(&blue_key), "{:?}", d.exceptions);
+        let link = |from: &str, to: &str| trunkline_pipeline::network_policy::LinkConfig {
+            from: from.into(),
+            to: to.into(),
+            policies: Vec::new(),
+        };
+        d.config.network_links = vec![link("t/net1", "t/blue"), link("t/blue", "t/net1")];
+        linked_vmis("gw1", &snapshot, &mut d);
+        assert_eq!(
+            d.config.linked_vmis,
+            [LinkedVmiConfig {
+                key: "t/c3".into(),
+                network: "t/blue".into(),
+                peer: "gw3".into(),
+                mac: [2, 0, 0, 0, 3, 1],
+                ips: vec!["192.168.3.30".parse().unwrap()],
+                label: Some(102),
+                vni: Some(4097),
+                encapsulations: vec![Encapsulation::Vxlan, Encapsulation::MplsOverUdp],
+            }]
+        );
+        let peers: Vec<&str> = d.config.peers.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(peers, ["gw3"]);
+        assert!(d.held.contains(&blue_key) && d.held.contains(&c3_key));
+        assert!(d.exceptions.is_empty(), "{:?}", d.exceptions);
+        // The tables take it: blue's VMI is routed from net1 through gw3.
+        let (tables, rejected) = trunkline_pipeline::Tables::compile(&d.config);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert!(
+            tables.dump().contains(
+                "vmi t/c3 of t/blue behind peer gw3 vxlan vni 4097 by link t/net1 -> t/blue"
+            ),
+            "{}",
+            tables.dump()
+        );
     }
 }

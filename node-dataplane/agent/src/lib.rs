@@ -545,6 +545,7 @@ pub async fn run(
                 &snapshot.virtual_networks,
                 &policies,
             );
+            desired::linked_vmis(&node, &snapshot, &mut desired);
             fabric
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

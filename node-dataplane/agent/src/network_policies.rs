@@ -3,15 +3,15 @@
 //!
 //! ```text
 //!  networks and (Cluster)VirtualNetworkPolicies labelled for this node (the
-//!  operator labels a policy for the nodes holding both networks of a connection)
+//!  operator labels a policy for the nodes holding either network of a connection)
 //!     --trunkline_model::virtual_network_policy::links-->  Link { from, to, policies }
-//!     keep the links whose two networks this node holds (NodeConfig.networks)
+//!     keep the links with a network this node holds (NodeConfig.networks)
 //!  ==> trunkline_pipeline::network_policy::LinkConfig, in NodeConfig.network_links
 //! ```
 //!
 //! The pipeline gives each link's `from` network the host routes of the
-//! `to` network's VMIs on this node, and decides what crosses by the
-//! link's rules.
+//! `to` network's VMIs, on this node and on others, and decides what
+//! crosses by the link's rules, as the sender and as the receiver.
 
 use trunkline_model::virtual_network_policy::{Action, links};
 use trunkline_model::{Protocol, VirtualNetwork, VirtualNetworkPolicy};
@@ -19,7 +19,9 @@ use trunkline_pipeline::NodeConfig;
 use trunkline_pipeline::network_policy::{LinkConfig, NetworkAction, NetworkRule, PolicyRules};
 use trunkline_pipeline::policy::{PortRange, RuleProtocol};
 
-/// The links between networks `config` holds, as the pipeline takes them.
+/// The links with a network `config` holds, as the pipeline takes them:
+/// a held `from` gets routes into `to` (on this node or through a tunnel,
+/// `desired::linked_vmis`), a held `to` decides what comes from `from`.
 pub fn links_of(
     config: &NodeConfig,
     networks: &[VirtualNetwork],
@@ -61,7 +63,7 @@ pub fn links_of(
                 })
                 .collect(),
         })
-        .filter(|l| held(&l.from) && held(&l.to))
+        .filter(|l| held(&l.from) || held(&l.to))
         .collect()
 }
 
@@ -129,9 +131,13 @@ mod tests {
     }
 
     #[test]
-    fn no_link_to_a_network_the_node_does_not_hold() {
+    fn links_with_one_network_held_are_kept_both_ways() {
         let networks = [network("red", &["ssh"]), network("blue", &["ssh"])];
-        assert!(links_of(&holding(&["t1/red"]), &networks, &[ssh()]).is_empty());
+        let links = links_of(&holding(&["t1/red"]), &networks, &[ssh()]);
+        let mut ends: Vec<_> = links.iter().map(|l| (&*l.from, &*l.to)).collect();
+        ends.sort();
+        assert_eq!(ends, [("t1/blue", "t1/red"), ("t1/red", "t1/blue")]);
+        assert!(links_of(&holding(&["t1/green"]), &networks, &[ssh()]).is_empty());
     }
 
     #[test]

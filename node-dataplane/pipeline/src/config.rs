@@ -86,10 +86,14 @@ pub struct NodeConfig {
     /// policed, by VMI key; a VMI absent here is not policed (every flow
     /// allowed, and its frames stay in the XDP tier).
     pub policies: std::collections::BTreeMap<String, crate::policy::Policy>,
-    /// Network policies: each direction of each connection between two of
-    /// this node's networks (`VirtualNetworkPolicy`); a network gets the
-    /// host routes of the local VMIs of every network it has a link to.
+    /// Network policies: each direction of each connection with at least
+    /// one network on this node (`VirtualNetworkPolicy`); a network held
+    /// here gets the host routes of the local VMIs of every network it has
+    /// a link to, and of that network's [`LinkedVmiConfig`]s.
     pub network_links: Vec<crate::network_policy::LinkConfig>,
+    /// VMIs on other nodes of networks that a link connects to a network
+    /// of this node (network policies across nodes).
+    pub linked_vmis: Vec<LinkedVmiConfig>,
 }
 
 /// How many frames per second one VMI may have answered by the gateway
@@ -132,6 +136,7 @@ impl Default for NodeConfig {
             punt_limit: PuntLimit::default(),
             policies: Default::default(),
             network_links: Vec::new(),
+            linked_vmis: Vec::new(),
         }
     }
 }
@@ -398,6 +403,32 @@ pub struct RemoteVmiConfig {
     pub ips: Vec<IpAddr>,
     /// Its routed MPLS label (payload: IP), when it has one.
     pub label: Option<u32>,
+}
+
+/// A VMI on another gateway node, in a network that a network policy
+/// connects to one of this node's (the `to` of a link whose `from` is
+/// held here): routed to through a tunnel into its network on its node,
+/// with its routed label (MPLS over UDP) or its network's VNI and its MAC
+/// (VXLAN). Its network need not be held here.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkedVmiConfig {
+    /// `namespace/name`.
+    pub key: String,
+    /// The key of its network.
+    pub network: String,
+    /// The key of the peer (node) it lives behind.
+    pub peer: String,
+    /// Its MAC.
+    pub mac: MacAddress,
+    /// Its addresses (each a host route in the linked networks' VRFs).
+    pub ips: Vec<IpAddr>,
+    /// Its routed MPLS label (payload: IP), when it has one.
+    pub label: Option<u32>,
+    /// Its network's VNI, when it has one.
+    pub vni: Option<u32>,
+    /// Its network's encapsulations in order of preference (empty: the
+    /// default order); the first the peer accepts is used.
+    pub encapsulations: Vec<Encapsulation>,
 }
 
 /// A gateway HA group this node is a member of.

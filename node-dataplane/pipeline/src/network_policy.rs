@@ -150,6 +150,8 @@ pub struct Link {
     pub generation: u32,
     /// Flows each rule allowed or denied, and the default's denials.
     pub counters: std::sync::Arc<LinkCounters>,
+    /// The other direction of the connection, when this node has it.
+    pub(crate) reverse: Option<crate::tables::LinkId>,
 }
 
 /// Bit 30 of a connection's zone (with [`crate::policy::ZONE_BIT`]).

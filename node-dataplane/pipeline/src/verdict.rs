@@ -268,6 +268,11 @@ drop_reasons! {
     /// no rule deciding), or an ICMP error about no allowed flow between
     /// them, or neither IPv4 nor IPv6.
     NetworkPolicyDenied => "network_policy_denied",
+    /// A tunnel packet into a network that a network policy connects, whose
+    /// inner source address is neither of the network itself from a peer
+    /// hosting it nor of a connected network's VMI behind the peer it came
+    /// from (a miss, a local VMI's address, a VMI of another node).
+    NetworkPolicyUnknownSource => "network_policy_unknown_source",
     /// The host has no route out of the fabric port toward the destination
     /// of a packet leaving untunneled.
     FabricNoRoute => "fabric_no_route",

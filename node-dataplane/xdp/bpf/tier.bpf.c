@@ -1926,6 +1926,11 @@ __noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress
     if (!v || !g || (v->flags & VMI_HANDOFF))
         HANDOFF(r);
     __u32 vrf = v->vrf;
+    // Into a network a policy connects: the receiver decides the link's
+    // flows by their source network (pipeline: link_of_source).
+    struct vrf *linked = vrf_at(gen, vrf);
+    if (!linked || (linked->flags & VRF_LINKED))
+        HANDOFF(r);
     if (!vrf_peer(gen, vrf, peer)) {
         // A DC gateway routing for the network: userspace.
         struct vrf *vr = vrf_at(gen, vrf);
@@ -2017,6 +2022,9 @@ static __always_inline int decapsulated_frame(struct xdp_md *ctx, struct frame *
                                               struct res *r, __u32 gen, __u32 ingress,
                                               __u32 vrf, __u32 peer, __u32 in, __u32 end)
 {
+    struct vrf *linked = vrf_at(gen, vrf);
+    if (!linked || (linked->flags & VRF_LINKED))
+        HANDOFF(r);
     if (!vrf_peer(gen, vrf, peer)) {
         struct vrf *vr = vrf_at(gen, vrf);
         if (!vr || (vr->flags & VRF_ROUTED_PEERS))

@@ -129,6 +129,7 @@ struct source_key {
 #define VRF_EXIT 16          // leaves by the fabric (SNAT, IP fabric): a route miss is userspace's
 #define VRF_ROUTED_PEERS 32  // DC gateways route for it: their tunnel packets are userspace's
 #define VRF_SNAT 64          // its exit is SNAT: the flow stage may translate its flows
+#define VRF_LINKED 128       // a network policy connects it: its tunnel packets are userspace's
 // The pseudo VRF slot of the routes4 / routes6 tries holding the subnets of
 // networks with IP fabric forwarding (NH_NORTH_SOUTH): what the fabric
 // routes back to this node.

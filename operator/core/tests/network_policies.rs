@@ -1,8 +1,8 @@
 //! Network policies in the operator: a policy whose rules name a missing
 //! network, or one that does not name it, stays accepted and says why it
 //! is not ready; it counts the networks naming it; it is Programmed once
-//! the nodes holding both networks of a connection run it, incrementally
-//! as from scratch.
+//! the nodes holding either network of a connection run it, and those
+//! nodes get the other network's VMIs, incrementally as from scratch.
 
 mod common;
 
@@ -184,27 +184,47 @@ fn attaching_the_policy_to_the_second_network_clears_it_incrementally() {
 }
 
 #[test]
-fn a_policy_goes_to_the_nodes_holding_both_networks_it_connects() {
+fn a_policy_and_its_networks_vmis_go_to_the_nodes_holding_either_network() {
     let mut decider = Decider::new(Settings::default());
     decider.apply(
         placed(&["ssh"], &["ssh"])
             .into_objects()
             .map(Change::Upsert),
     );
-    let nodes =
-        |d: &Decider| -> Vec<String> { d.node_labels(&np_key("ssh")).iter().cloned().collect() };
-    assert_eq!(nodes(&decider), ["gw-1"]);
-    // blue's VMI moves to gw-2: no node holds both networks any more.
+    let nodes = |d: &Decider, key: &ObjectKey| -> Vec<String> {
+        d.node_labels(key).iter().cloned().collect()
+    };
+    let same_as_from_scratch = |decider: &Decider| {
+        let mut scratch = Decider::new(Settings::default());
+        scratch.apply(decider.snapshot().into_objects().map(Change::Upsert));
+        assert_eq!(decider.all_node_labels(), scratch.all_node_labels());
+        assert_eq!(
+            decider.decisions().get(&np_key("ssh")),
+            scratch.decisions().get(&np_key("ssh"))
+        );
+    };
+    assert_eq!(nodes(&decider, &np_key("ssh")), ["gw-1"]);
+    // blue's VMI moves to gw-2: each node holds one network, both run the
+    // policy, and each gets the other network with its VMI and logical
+    // interface (routes across nodes).
     let moved = li("l2", 2, "gw-2", "eth1", 11, ("t", "b"));
     decider.apply([Change::Upsert(Object::LogicalInterface(moved))]);
-    assert!(nodes(&decider).is_empty(), "{:?}", nodes(&decider));
-    let mut scratch = Decider::new(Settings::default());
-    scratch.apply(decider.snapshot().into_objects().map(Change::Upsert));
-    assert_eq!(decider.all_node_labels(), scratch.all_node_labels());
-    assert_eq!(
-        decider.decisions().get(&np_key("ssh")),
-        scratch.decisions().get(&np_key("ssh"))
-    );
+    let both = ["gw-1", "gw-2"];
+    assert_eq!(nodes(&decider, &np_key("ssh")), both);
+    let blue = ObjectKey::namespaced(Kind::VirtualNetwork, "t", "blue");
+    let b = ObjectKey::namespaced(Kind::VirtualMachineInterface, "t", "b");
+    let r = ObjectKey::namespaced(Kind::VirtualMachineInterface, "t", "r");
+    let l2 = ObjectKey::cluster(Kind::LogicalInterface, "l2");
+    for key in [&blue, &b, &r, &l2] {
+        assert_eq!(nodes(&decider, key), both, "{key:?}");
+    }
+    same_as_from_scratch(&decider);
+    // The policy goes: each network's objects stay on its own node.
+    decider.apply([Change::Delete(np_key("ssh"))]);
+    assert_eq!(nodes(&decider, &blue), ["gw-2"]);
+    assert_eq!(nodes(&decider, &b), ["gw-2"]);
+    assert_eq!(nodes(&decider, &r), ["gw-1"]);
+    same_as_from_scratch(&decider);
 }
 
 #[test]

@@ -190,6 +190,7 @@ fn case(
             .or_else(|| north_south(test))
             .or_else(|| policed(tables, port, frame, tx))
             .or_else(|| gateway_ha(tables))
+            .or_else(|| linked(tables, port))
             .or_else(|| special(tables, port, frame)),
         moved_a_cell,
         test,
@@ -225,6 +226,14 @@ fn policed(tables: &Tables, port: PortId, frame: &[u8], tx: Option<crate::VmiId>
         .filter_map(|id| tables.vmi(id))
         .any(|v| v.policy().is_some())
         .then_some(Class::Policed)
+}
+
+/// The class of a frame from the fabric into tables where a network
+/// policy connects a network: tunnel packets into such a network are
+/// decided by their source network in userspace (`VRF_LINKED`).
+fn linked(tables: &Tables, port: PortId) -> Option<Class> {
+    let fabric = tables.underlay().map(|(p, _)| p) == Some(port);
+    (fabric && tables.vrfs.iter().any(|v| v.linked)).then_some(Class::NetworkPolicy)
 }
 
 /// The class of every frame run against tables with an HA group.
@@ -277,7 +286,9 @@ fn special(tables: &Tables, port: PortId, frame: &[u8]) -> Option<Class> {
     let network = &tables.vrfs[vmi.vrf].network;
     match tables.route(network, dst) {
         Some(crate::tables::NextHop::Pair(_)) => Some(Class::AddressPair),
-        Some(crate::tables::NextHop::Leak { .. }) => Some(Class::NetworkPolicy),
+        Some(crate::tables::NextHop::Leak { .. } | crate::tables::NextHop::LeakRemote { .. }) => {
+            Some(Class::NetworkPolicy)
+        }
         _ => None,
     }
 }
@@ -365,6 +376,7 @@ fn all_tests() -> Vec<(&'static str, fn())> {
         .chain(crate::process::tests_north_south::differential::TESTS)
         .chain(crate::process::tests_policy::differential::TESTS)
         .chain(crate::process::tests_network_policy::differential::TESTS)
+        .chain(crate::process::tests_network_policy::differential::ACROSS)
         .chain(ha::TESTS)
         .copied()
         .collect()

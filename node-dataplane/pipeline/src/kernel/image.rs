@@ -74,7 +74,7 @@ impl Image {
                 NextHop::Tunnel { .. } => (NH_NORTH_SOUTH, 0),
                 // Into another network by a network policy: the link's
                 // rules and flows are decided in userspace.
-                NextHop::Leak { .. } => (NH_NETWORK_POLICY, 0),
+                NextHop::Leak { .. } | NextHop::LeakRemote { .. } => (NH_NETWORK_POLICY, 0),
             };
             Bytes::default().u32(kind).u32(id).done()
         };
@@ -289,6 +289,9 @@ impl Image {
             }
             if !vrf.routed_peers.is_empty() {
                 flags |= VRF_ROUTED_PEERS;
+            }
+            if vrf.linked {
+                flags |= VRF_LINKED;
             }
             put(
                 TierMap::Vrfs,

@@ -61,6 +61,9 @@ pub const VRF_ROUTED_PEERS: u32 = 32;
 /// `VRF_SNAT`: the network's exit is SNAT: the flow stage may translate
 /// its established flows.
 pub const VRF_SNAT: u32 = 64;
+/// `VRF_LINKED`: a network policy connects the network: tunnel packets
+/// into it are handed off (the receiver decides the link's flows).
+pub const VRF_LINKED: u32 = 128;
 /// `FABRIC_VRF`: the pseudo VRF slot of the route tries holding the
 /// subnets of networks with IP fabric forwarding (`NH_NORTH_SOUTH`).
 pub const FABRIC_VRF: u32 = 0x00ff_ffff;

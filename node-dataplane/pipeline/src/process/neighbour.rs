@@ -80,7 +80,8 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 | NextHop::Peer(_)
                 | NextHop::Pair(_)
                 | NextHop::Tunnel { .. }
-                | NextHop::Leak { .. },
+                | NextHop::Leak { .. }
+                | NextHop::LeakRemote { .. },
             ) => Target::Routed,
             Some(NextHop::Port(port)) if port == ctx.port => Target::Unknown,
             Some(NextHop::Port(_)) => Target::Routed,

@@ -14,6 +14,19 @@
 //!        +-- Deny / no rule / ICMP error of no allowed flow --> drop network_policy_denied
 //! ```
 //!
+//! Across nodes (`NextHop::LeakRemote`), the sender decides as above and
+//! encapsulates; the receiver decides again in its own flow table, by the
+//! link in the direction the flow was opened, which it finds from the
+//! inner source address's route in the destination network's VRF:
+//!
+//! ```text
+//!  tunnel packet into VRF blue (linked), inner source s
+//!    blue.lookup(s) = LeakRemote { VMI behind the sending peer, link blue->red }
+//!        -> decide by red->blue (its reverse), zone of {red, blue} -> deliver
+//!    another route, or none, from a peer hosting blue -> blue's own traffic
+//!    anything else -------------------------> drop network_policy_unknown_source
+//! ```
+//!
 //! Only TCP, UDP and ICMP/ICMPv6 have something to key a flow on beyond
 //! the protocol; other protocols are keyed by addresses and protocol. IPv4
 //! fragments cannot be decided (no ports): `policy_unsupported`.
@@ -25,8 +38,9 @@ use super::policy::{Decided, FlowZone, RuleVerdict};
 use super::snat::transport;
 use crate::network_policy::LinkVerdict;
 use crate::observe::Observer;
-use crate::tables::LinkId;
+use crate::tables::{LinkId, NextHop, PeerId, Vrf};
 use crate::verdict::DropReason;
+use core::net::IpAddr;
 
 impl<'a, O: Observer> Pipeline<'a, O> {
     /// Decide the IP packet at `buf[l3..end]` crossing `link`: `Ok` when
@@ -81,6 +95,36 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 }
                 Err(DropReason::NetworkPolicyDenied)
             }
+        }
+    }
+
+    /// The link a tunnel packet from `peer` into `vrf` (a VRF with links)
+    /// crosses, in the direction it was opened (from the network of its
+    /// source `src`), or `None` for the network's own traffic (`hosts`:
+    /// the peer hosts the network, or routes for it).
+    #[inline]
+    pub(super) fn link_of_source(
+        &self,
+        vrf: &Vrf,
+        peer: PeerId,
+        src: IpAddr,
+        hosts: bool,
+    ) -> Result<Option<LinkId>, DropReason> {
+        match vrf.lookup(src) {
+            Some(NextHop::LeakRemote { remote, link }) => {
+                if self.tables.linked[remote.0 as usize].peer != peer {
+                    return Err(DropReason::NetworkPolicyUnknownSource);
+                }
+                self.tables.links[link.0 as usize]
+                    .reverse
+                    .map(Some)
+                    .ok_or(DropReason::NetworkPolicyUnknownSource)
+            }
+            // A VMI of a connected network on this node does not send
+            // through a tunnel.
+            Some(NextHop::Leak { .. }) => Err(DropReason::NetworkPolicyUnknownSource),
+            _ if hosts => Ok(None),
+            _ => Err(DropReason::NetworkPolicyUnknownSource),
         }
     }
 }

@@ -152,6 +152,16 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                     None => format!("{vmi:?}"),
                 }
             }
+            Some(NextHop::LeakRemote { remote, link }) => {
+                let link = &self.tables.links[link.0 as usize];
+                let remote = &self.tables.linked[remote.0 as usize];
+                format!(
+                    "VMI {} of network {} behind peer {}, by network policy, through a tunnel",
+                    remote.key,
+                    link.config.to,
+                    self.tables.peers[remote.peer.0 as usize].key()
+                )
+            }
             Some(NextHop::Remote(id)) => match self.tables.remote_key(id) {
                 Some(key) => format!("remote VMI {key}, through a tunnel"),
                 None => format!("{id:?}"),
@@ -180,6 +190,7 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 NextHop::Pair(_) => "address_pair",
                 NextHop::Tunnel { .. } => "routed_peer",
                 NextHop::Leak { .. } => "network_policy",
+                NextHop::LeakRemote { .. } => "network_policy_tunnel",
                 NextHop::Remote(_) | NextHop::Peer(_) => "tunnel",
                 _ => "other",
             },
@@ -197,8 +208,23 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 self.police_link(link, l2.ethertype, buf, l3, end)?;
                 self.send_to_local_vmi(ctx, vmi, l2, buf, offset, len, true)
             }
-            NextHop::Remote(_) | NextHop::Peer(_) | NextHop::Tunnel { .. } if from_tunnel => {
+            NextHop::Remote(_)
+            | NextHop::Peer(_)
+            | NextHop::Tunnel { .. }
+            | NextHop::LeakRemote { .. }
+                if from_tunnel =>
+            {
                 Err(DropReason::TunnelHairpin)
+            }
+            NextHop::LeakRemote { remote, link } => {
+                // Decided here as toward a local VMI of the other network,
+                // then decided again by the receiving node (its own flow
+                // table), which finds the link by the source address.
+                let (l3, end) = (offset + l2.header_len, offset + len);
+                self.police_link(link, l2.ethertype, buf, l3, end)?;
+                let remote = &self.tables.linked[remote.0 as usize];
+                let (peer, routed, mac) = (remote.peer, remote.routed, remote.mac);
+                self.route_through(ctx, peer, routed, mac, l2, buf, offset, len)
             }
             NextHop::Tunnel { peer, label } => {
                 self.route_to_routed_peer(ctx, peer, label, l2, buf, offset, len)

@@ -19,6 +19,7 @@ use crate::network_policy::{LinkConfig, LinkRuleCount, NetworkAction, NetworkRul
 use crate::policy::{PortRange, RuleProtocol};
 use crate::tables::Tables;
 
+pub(crate) mod across;
 pub(crate) mod differential;
 
 const SEC: u64 = 1_000_000_000;
@@ -31,7 +32,10 @@ const BLUE: &str = "ns/blue";
 
 /// The drop reasons this file's frames cover (the shared every-reason
 /// test leaves them here).
-pub(crate) const REASONS: &[DropReason] = &[DropReason::NetworkPolicyDenied];
+pub(crate) const REASONS: &[DropReason] = &[
+    DropReason::NetworkPolicyDenied,
+    DropReason::NetworkPolicyUnknownSource,
+];
 
 fn rule(
     index: u16,
@@ -120,11 +124,16 @@ impl Lab {
     }
 
     fn run(&self, frame: &[u8], now: u64) -> (Verdict, Vec<u8>) {
+        self.run_on(P1, frame, now)
+    }
+
+    /// [`Lab::run`] with the frame arriving on `port`.
+    fn run_on(&self, port: PortId, frame: &[u8], now: u64) -> (Verdict, Vec<u8>) {
         let mut buf = vec![0xee; HEADROOM + frame.len() + 64];
         buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
         let before = self.flow_state();
         let pipeline = Pipeline::new(&self.tables, &self.counters).with_flows(&self.flows, now);
-        let verdict = pipeline.process(P1, &mut buf, HEADROOM, frame.len());
+        let verdict = pipeline.process(port, &mut buf, HEADROOM, frame.len());
         let out = match verdict {
             Verdict::Transmit { offset, len, .. } => buf[offset..offset + len].to_vec(),
             _ => Vec::new(),
@@ -132,7 +141,7 @@ impl Lab {
         let moved_a_cell = self.flow_state() != before;
         crate::kernel::differential::record(
             &self.tables,
-            P1,
+            port,
             frame,
             HEADROOM,
             verdict,
@@ -153,7 +162,19 @@ impl Lab {
 
     /// Delivered to `vlan` of port 1, to `mac`, from the gateway.
     fn delivered(&self, frame: &[u8], now: u64, vlan: u16, mac: MacAddress) -> bool {
-        let (verdict, out) = self.run(frame, now);
+        self.delivered_from(P1, frame, now, vlan, mac)
+    }
+
+    /// [`Lab::delivered`] for a frame arriving on `port`.
+    fn delivered_from(
+        &self,
+        port: PortId,
+        frame: &[u8],
+        now: u64,
+        vlan: u16,
+        mac: MacAddress,
+    ) -> bool {
+        let (verdict, out) = self.run_on(port, frame, now);
         let Verdict::Transmit { port, .. } = verdict else {
             return false;
         };
@@ -172,7 +193,12 @@ impl Lab {
     }
 
     fn dropped(&self, frame: &[u8], now: u64) -> DropReason {
-        match self.run(frame, now).0 {
+        self.dropped_from(P1, frame, now)
+    }
+
+    /// [`Lab::dropped`] for a frame arriving on `port`.
+    fn dropped_from(&self, port: PortId, frame: &[u8], now: u64) -> DropReason {
+        match self.run_on(port, frame, now).0 {
             Verdict::Drop(reason) => reason,
             other => panic!("expected a drop, got {other:?}"),
         }
@@ -417,9 +443,10 @@ fn a_networks_own_address_is_never_overridden_by_a_leaked_route() {
 
 #[test]
 fn every_network_policy_drop_reason_has_a_frame() {
-    let lab = Lab::new(&connected());
+    let lab = Lab::new(&across::across(Encapsulation::MplsOverUdp, ssh(), ssh()));
     let mut seen = Vec::new();
     seen.push(lab.dropped(&tcp(100, A, F, 40001, 80, true), 0));
+    seen.push(lab.dropped_from(FABRIC, &across::forged(), 0));
     for reason in REASONS {
         assert!(seen.contains(reason), "no frame for {reason}");
         assert_eq!(

@@ -542,16 +542,20 @@ impl<'a, O: Observer> Pipeline<'a, O> {
     ) -> Result<Verdict, DropReason> {
         let vmi = &self.tables.vmis[id.index()];
         let vrf = &self.tables.vrfs[vmi.vrf];
-        // A peer hosting the network, or one routing for it (DC gateway).
-        if !vrf.accepts_routed_from(peer) {
+        // A peer hosting the network, or one routing for it (DC gateway);
+        // into a network a policy connects, also a host of the source's
+        // network (network_policy.rs).
+        let hosts = vrf.accepts_routed_from(peer);
+        if !hosts && !vrf.linked {
             return Err(DropReason::TunnelPeerNotInNetwork);
         }
         let inner = &buf[ip_at..end];
-        let (dst, ip_len, ethertype) = match inner.first().map(|b| b >> 4) {
+        let (src, dst, ip_len, ethertype) = match inner.first().map(|b| b >> 4) {
             Some(4) => {
                 let ip =
                     ipv4::Packet::new_checked(inner).map_err(|_| DropReason::TunnelMalformed)?;
                 (
+                    IpAddr::V4(ip.src_addr()),
                     IpAddr::V4(ip.dst_addr()),
                     usize::from(ip.total_len()),
                     EtherType::Ipv4,
@@ -561,6 +565,7 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                 let ip =
                     ipv6::Packet::new_checked(inner).map_err(|_| DropReason::TunnelMalformed)?;
                 (
+                    IpAddr::V6(ip.src_addr()),
                     IpAddr::V6(ip.dst_addr()),
                     ipv6::HEADER_LEN + usize::from(ip.payload_len()),
                     EtherType::Ipv6,
@@ -568,8 +573,15 @@ impl<'a, O: Observer> Pipeline<'a, O> {
             }
             _ => return Err(DropReason::TunnelMalformed),
         };
+        let crossing = match vrf.linked {
+            true => self.link_of_source(vrf, peer, src, hosts)?,
+            false => None,
+        };
         if vrf.lookup(dst) != Some(crate::tables::NextHop::Vmi(id)) {
             return Err(DropReason::TunnelWrongDestination);
+        }
+        if let Some(link) = crossing {
+            self.police_link(link, ethertype, buf, ip_at, ip_at + ip_len)?;
         }
         let gateway = self.tables.gateway_mac;
         if let Some(via) = vmi.path.as_deref().and_then(|p| p.current())
@@ -615,14 +627,31 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         len: usize,
     ) -> Result<Verdict, DropReason> {
         let vrf = &self.tables.vrfs[vrf_index];
-        vrf.peer_encap(peer)
-            .ok_or(DropReason::TunnelPeerNotInNetwork)?;
+        let hosts = vrf.peer_encap(peer).is_some();
+        if !hosts && !vrf.linked {
+            return Err(DropReason::TunnelPeerNotInNetwork);
+        }
         let l2 = parse_l2(&buf[offset..offset + len]).map_err(|_| DropReason::TunnelMalformed)?;
         if l2.tci.is_some() {
             return Err(DropReason::TunnelMalformed);
         }
         if l2.src.is_multicast() {
             return Err(DropReason::InvalidSourceMac);
+        }
+        // Into a network a policy connects: a routed packet from a VMI of
+        // a connected network (VXLAN: to its destination's MAC) is decided
+        // here too; anything else only from the network's own peers.
+        let (l3, end) = (offset + l2.header_len, offset + len);
+        let crossing = match (vrf.linked, l2.ethertype) {
+            (true, EtherType::Ipv4 | EtherType::Ipv6) => {
+                let src = inner_source(&buf[l3..end]).ok_or(DropReason::TunnelMalformed)?;
+                self.link_of_source(vrf, peer, src, hosts)?
+            }
+            _ if hosts => None,
+            _ => return Err(DropReason::TunnelPeerNotInNetwork),
+        };
+        if let Some(link) = crossing {
+            self.police_link(link, l2.ethertype, buf, l3, end)?;
         }
         let ctx = Ingress {
             port: ingress,
@@ -632,6 +661,19 @@ impl<'a, O: Observer> Pipeline<'a, O> {
             vlan: 0,
         };
         self.dispatch(ctx, &l2, buf, offset, len)
+    }
+}
+
+/// The source address of the IP packet at the start of `l3`.
+fn inner_source(l3: &[u8]) -> Option<IpAddr> {
+    match l3.first().map(|b| b >> 4) {
+        Some(4) => ipv4::Packet::new_checked(l3)
+            .ok()
+            .map(|ip| IpAddr::V4(ip.src_addr())),
+        Some(6) => ipv6::Packet::new_checked(l3)
+            .ok()
+            .map(|ip| IpAddr::V6(ip.src_addr())),
+        _ => None,
     }
 }
 

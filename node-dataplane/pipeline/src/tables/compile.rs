@@ -12,10 +12,10 @@ use trunkline_wire::mpls::{FIRST_UNRESERVED_LABEL, MAX_LABEL};
 use trunkline_wire::vxlan::MAX_VNI;
 
 use super::{
-    AddressPair, BridgeEntry, Encap, FloodLocal, HaGroup, HaRole, LabelTarget, LogicalInterface,
-    MAX_VLAN, NO_GROUP, NO_VMI, NextHop, ObjectRef, PairId, Path, PathPeer, Peer, PeerId, Port,
-    PortRole, RejectReason, Rejected, Remote, RemoteId, Tables, Underlay, VLAN_SLOTS, Vmi, VmiId,
-    Vrf, mac_key,
+    AddressPair, BridgeEntry, Encap, FloodLocal, HaGroup, HaRole, LabelTarget, Linked, LinkedId,
+    LogicalInterface, MAX_VLAN, NO_GROUP, NO_VMI, NextHop, ObjectRef, PairId, Path, PathPeer, Peer,
+    PeerId, Port, PortRole, RejectReason, Rejected, Remote, RemoteId, Tables, Underlay, VLAN_SLOTS,
+    Vmi, VmiId, Vrf, mac_key,
 };
 use crate::config::{
     DEFAULT_GATEWAY_MAC, DhcpConfig, DhcpMode, Encapsulation, IpPrefix, NextHopConfig, NodeConfig,
@@ -104,6 +104,8 @@ pub(super) struct Compiler<'c> {
     ha_group_keys: FxHashMap<String, usize>,
     pairs: Vec<AddressPair>,
     links: Vec<crate::network_policy::Link>,
+    linked: Vec<Linked>,
+    linked_keys: FxHashMap<String, LinkedId>,
 }
 
 impl<'c> Compiler<'c> {
@@ -131,6 +133,8 @@ impl<'c> Compiler<'c> {
             ha_group_keys: FxHashMap::default(),
             pairs: Vec::new(),
             links: Vec::new(),
+            linked: Vec::new(),
+            linked_keys: FxHashMap::default(),
         }
     }
 
@@ -159,6 +163,7 @@ impl<'c> Compiler<'c> {
         self.routed_peers();
         self.routes();
         self.address_pairs();
+        self.linked_vmis();
         self.network_links();
         let north_south = self.north_south();
         for vrf in &mut self.vrfs {
@@ -207,6 +212,7 @@ impl<'c> Compiler<'c> {
             north_south: Arc::new(north_south),
             pairs: Arc::new(self.pairs),
             links: Arc::new(self.links),
+            linked: Arc::new(self.linked),
             clean: self.rejected.is_empty(),
         };
         (tables, self.rejected)
@@ -283,6 +289,7 @@ impl<'c> Compiler<'c> {
                 peers: Vec::new(),
                 routed_peers: Vec::new(),
                 exit: network.fabric_exit,
+                linked: false,
                 generation: 0,
                 mtu: network.mtu,
                 dhcp: (network.mode.routes() && network.dhcp.mode == DhcpMode::Server)
@@ -508,6 +515,10 @@ impl<'c> Compiler<'c> {
             NextHop::Leak { vmi, .. } => {
                 format!("VMI {} of a connected network", self.vmis[vmi.index()].key)
             }
+            NextHop::LeakRemote { remote, .. } => format!(
+                "VMI {} of a connected network, on another node",
+                self.linked[remote.0 as usize].key
+            ),
             NextHop::Tunnel { peer, label } => format!(
                 "a route to {} with label {label}",
                 self.peers[peer.0 as usize].key()
@@ -631,29 +642,88 @@ impl<'c> Compiler<'c> {
         }
     }
 
+    /// Network policies across nodes: the VMIs on other nodes of networks
+    /// linked to this node's, each with the tunnel that reaches it (its
+    /// network's encapsulation toward its peer: its routed label, or the
+    /// network's VNI and its MAC). Their host routes go into the linking
+    /// networks' VRFs with the links ([`Compiler::network_links`]).
+    fn linked_vmis(&mut self) {
+        let mut configs: Vec<_> = self.config.linked_vmis.iter().collect();
+        configs.sort();
+        for config in configs {
+            let object = || ObjectRef::RemoteVmi(config.key.clone());
+            if self.linked_keys.contains_key(&config.key) {
+                self.reject(object(), RejectReason::Duplicate);
+                continue;
+            }
+            let Some(&peer) = self.peer_keys.get(&config.peer) else {
+                self.reject(object(), RejectReason::UnknownPeer(config.peer.clone()));
+                continue;
+            };
+            let order: &[Encapsulation] = if config.encapsulations.is_empty() {
+                &DEFAULT_ENCAPSULATIONS
+            } else {
+                &config.encapsulations
+            };
+            let supported = &self.peer_encaps[peer.0 as usize];
+            let routed = match order.iter().find(|e| supported.contains(e)) {
+                None => Err("the peer accepts none of the network's encapsulations"),
+                Some(Encapsulation::MplsOverUdp) => config
+                    .label
+                    .filter(|l| (FIRST_UNRESERVED_LABEL..=MAX_LABEL).contains(l))
+                    .map(Encap::Mpls)
+                    .ok_or("MPLS over UDP needs the VMI's label"),
+                Some(Encapsulation::Vxlan) => config
+                    .vni
+                    .map(Encap::Vxlan)
+                    .ok_or("VXLAN needs the network's VNI"),
+            };
+            let routed = match routed {
+                Ok(routed) => routed,
+                Err(why) => {
+                    let peer = config.peer.clone();
+                    self.reject(object(), RejectReason::NoEncapsulation { peer, why });
+                    continue;
+                }
+            };
+            let mac = EthernetAddress(config.mac);
+            if mac.is_multicast() {
+                self.reject(object(), RejectReason::MulticastMac(mac));
+                continue;
+            }
+            let id = LinkedId(self.linked.len() as u32);
+            self.linked_keys.insert(config.key.clone(), id);
+            self.linked.push(Linked {
+                key: config.key.clone(),
+                network: config.network.clone(),
+                peer,
+                mac,
+                routed,
+            });
+        }
+    }
+
     /// Network policies: each link from network A to network B gives A
-    /// the host routes of B's local VMIs (their own addresses, not their
-    /// allowed address pairs), unless A routes that address itself. A
-    /// link naming a network this node does not hold is rejected.
+    /// (when held here) the host routes of B's local VMIs (their own
+    /// addresses, not their allowed address pairs) and of B's VMIs on other
+    /// nodes, unless A routes that address itself. A link whose A is not
+    /// held here is kept for the packets B receives from A's VMIs on other
+    /// nodes, which are decided by it; a link naming no network of this
+    /// node is rejected.
     fn network_links(&mut self) {
         let mut configs: Vec<_> = self.config.network_links.iter().collect();
         configs.sort();
         configs.dedup_by(|a, b| a.from == b.from && a.to == b.to);
+        let first = self.links.len();
         for config in configs {
             let object = || ObjectRef::Network(config.from.clone());
-            let (Some(&from_vrf), Some(&to_vrf)) = (
-                self.network_keys.get(&config.from),
-                self.network_keys.get(&config.to),
-            ) else {
-                let missing = if self.network_keys.contains_key(&config.from) {
-                    config.to.clone()
-                } else {
-                    config.from.clone()
-                };
-                self.reject(object(), RejectReason::UnknownNetwork(missing));
+            let from_vrf = self.network_keys.get(&config.from).copied();
+            let to_vrf = self.network_keys.get(&config.to).copied();
+            if from_vrf.is_none() && to_vrf.is_none() {
+                self.reject(object(), RejectReason::UnknownNetwork(config.from.clone()));
                 continue;
-            };
-            if from_vrf == to_vrf {
+            }
+            if config.from == config.to {
                 continue;
             }
             let back = self
@@ -674,21 +744,64 @@ impl<'c> Compiler<'c> {
                 generation: crate::network_policy::Link::generation_of(config, back),
                 counters: previous
                     .unwrap_or_else(|| Arc::new(crate::network_policy::LinkCounters::new(config))),
+                reverse: None,
             });
-            let targets: Vec<(IpAddr, VmiId)> = self
-                .vmis
+            for vrf in [from_vrf, to_vrf].into_iter().flatten() {
+                self.vrfs[vrf].linked = true;
+            }
+            let Some(from_vrf) = from_vrf else {
+                continue;
+            };
+            let mut targets: Vec<(IpAddr, NextHop)> = Vec::new();
+            if let Some(to_vrf) = to_vrf {
+                targets.extend(
+                    self.vmis
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| v.vrf == to_vrf)
+                        .flat_map(|(i, v)| {
+                            v.ips.iter().map(move |ip| {
+                                (
+                                    *ip,
+                                    NextHop::Leak {
+                                        vmi: VmiId(i as u32),
+                                        link: id,
+                                    },
+                                )
+                            })
+                        }),
+                );
+            }
+            let remotes = self
+                .config
+                .linked_vmis
                 .iter()
-                .enumerate()
-                .filter(|(_, v)| v.vrf == to_vrf)
-                .flat_map(|(i, v)| v.ips.iter().map(move |ip| (*ip, VmiId(i as u32))))
-                .collect();
+                .filter(|l| l.network == config.to)
+                .filter_map(|l| self.linked_keys.get(&l.key).map(|id| (l, *id)));
+            for (l, remote) in remotes {
+                targets.extend(
+                    l.ips
+                        .iter()
+                        .map(|ip| (*ip, NextHop::LeakRemote { remote, link: id })),
+                );
+            }
             let vrf = &mut self.vrfs[from_vrf];
-            for (ip, vmi) in targets {
+            for (ip, next_hop) in targets {
                 let prefix = IpPrefix::host(ip);
                 if vrf.exact(&prefix).is_none() {
-                    let _ = vrf.insert(&prefix, NextHop::Leak { vmi, link: id });
+                    let _ = vrf.insert(&prefix, next_hop);
                 }
             }
+        }
+        // Each direction finds the other (the receiver decides a packet by
+        // the link in the direction it was opened).
+        for i in first..self.links.len() {
+            let (from, to) = (&self.links[i].config.from, &self.links[i].config.to);
+            let reverse = self.links[first..]
+                .iter()
+                .position(|l| l.config.from == *to && l.config.to == *from)
+                .map(|j| super::LinkId((first + j) as u32));
+            self.links[i].reverse = reverse;
         }
     }
 

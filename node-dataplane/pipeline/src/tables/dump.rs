@@ -25,6 +25,18 @@ pub(super) fn dump(tables: &Tables) -> String {
             tables.links[link.0 as usize].config.from,
             tables.links[link.0 as usize].config.to
         ),
+        NextHop::LeakRemote { remote, link } => {
+            let remote = &tables.linked[remote.0 as usize];
+            format!(
+                "vmi {} of {} behind peer {} {} by link {} -> {}",
+                remote.key,
+                remote.network,
+                peer_key(remote.peer),
+                remote.routed,
+                tables.links[link.0 as usize].config.from,
+                tables.links[link.0 as usize].config.to
+            )
+        }
         NextHop::Pair(id) => {
             let pair = &tables.pairs[id.0 as usize];
             let owners: Vec<&str> = pair

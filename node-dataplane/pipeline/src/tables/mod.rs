@@ -151,6 +151,33 @@ pub enum NextHop {
         /// The link (this network to the VMI's), in [`Tables::links`].
         link: LinkId,
     },
+    /// To a VMI on another node in a network that a network policy
+    /// connects to this one: allowed only as the link's rules say, then
+    /// through a tunnel into its network on its node.
+    LeakRemote {
+        /// The VMI, in [`Tables::linked`].
+        remote: LinkedId,
+        /// The link (this network to the VMI's), in [`Tables::links`].
+        link: LinkId,
+    },
+}
+
+/// A linked VMI's position in one [`Tables`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkedId(pub(crate) u32);
+
+/// A VMI on another node of a network linked to one of this node's
+/// (network policies across nodes).
+#[derive(Debug)]
+pub(crate) struct Linked {
+    pub(crate) key: String,
+    /// The key of its network.
+    pub(crate) network: String,
+    pub(crate) peer: PeerId,
+    pub(crate) mac: EthernetAddress,
+    /// How a routed packet reaches it: its label (inner IP), or its
+    /// network's VNI (inner Ethernet to its MAC).
+    pub(crate) routed: Encap,
 }
 
 /// A network-policy link's position in one [`Tables`].
@@ -455,6 +482,10 @@ pub(crate) struct Vrf {
     pub(crate) routed_peers: Vec<PeerId>,
     /// How destinations the VRF does not route leave (SNAT, IP fabric).
     pub(crate) exit: FabricExit,
+    /// Whether a network-policy link names the network: a tunnel packet
+    /// into it is classified by its source network first (the XDP tier
+    /// hands such packets off).
+    pub(crate) linked: bool,
     /// The generation of what its flows were decided under: changes when
     /// the network's exit, the underlay address or the SNAT ports do.
     pub(crate) generation: u32,
@@ -903,6 +934,8 @@ pub struct Tables {
     pub(crate) pairs: Arc<Vec<AddressPair>>,
     /// Network-policy links between this node's networks.
     pub(crate) links: Arc<Vec<crate::network_policy::Link>>,
+    /// VMIs on other nodes of networks linked to this node's.
+    pub(crate) linked: Arc<Vec<Linked>>,
     /// Whether the compilation rejected nothing: only such tables are
     /// updated in place by [`Tables::update`] (a rejection may depend on
     /// any other item).

@@ -771,6 +771,7 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                 punt_limit: Default::default(),
                 policies: Default::default(),
                 network_links: Vec::new(),
+                linked_vmis: Vec::new(),
             },
         )
 }

@@ -89,6 +89,7 @@ fn same_but_vmis_and_lis(before: &NodeConfig, after: &NodeConfig) -> bool {
         punt_limit,
         policies,
         network_links,
+        linked_vmis,
     } = after;
     *gateway_mac == before.gateway_mac
         && *ports == before.ports
@@ -109,6 +110,8 @@ fn same_but_vmis_and_lis(before: &NodeConfig, after: &NodeConfig) -> bool {
         // again.
         && network_links.is_empty()
         && before.network_links.is_empty()
+        && linked_vmis.is_empty()
+        && before.linked_vmis.is_empty()
 }
 
 /// One item's change between two lists keyed by `key`.
@@ -278,6 +281,7 @@ pub(super) fn update(
         vrf_ids: previous.vrf_ids.clone(),
         pairs: previous.pairs.clone(),
         links: previous.links.clone(),
+        linked: previous.linked.clone(),
         clean: true,
     };
     Some((tables, rebuilt))

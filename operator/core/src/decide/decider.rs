@@ -218,6 +218,10 @@ pub struct Decider {
     node_labels: BTreeMap<ObjectKey, BTreeSet<String>>,
     /// Objects whose labels changed since [`Decider::take_relabelled`].
     relabelled: BTreeSet<ObjectKey>,
+    /// Networks connected by network policies, both ways (as of the last
+    /// labelling): a network's VMIs and their logical interfaces are
+    /// labelled for the nodes of the networks connected to it.
+    connections: BTreeMap<NamespacedName, BTreeSet<NamespacedName>>,
 }
 
 impl Decider {
@@ -249,6 +253,7 @@ impl Decider {
             changed_at: BTreeMap::new(),
             node_labels: BTreeMap::new(),
             relabelled: BTreeSet::new(),
+            connections: BTreeMap::new(),
         }
     }
 
@@ -1185,6 +1190,12 @@ impl Decider {
             dirty.decisions.insert(vmi_key(vmi));
             dirty.labels.insert(vmi_key(vmi));
         }
+        // A network's VMIs go to the nodes of the networks connected to it.
+        for network in &moved.networks {
+            for connected in self.connections.get(network).into_iter().flatten() {
+                self.dirty_network_members(connected, dirty);
+            }
+        }
         for network in &moved.networks {
             dirty.decisions.insert(network_key(network));
             dirty.labels.insert(network_key(network));
@@ -1215,6 +1226,30 @@ impl Decider {
     }
 
     fn run_labels(&mut self, dirty: &mut Dirty) {
+        // Connections change only with what dirties a policy's labels
+        // (a policy, a network of its namespace, a cluster policy).
+        if dirty.labels.iter().any(|k| {
+            matches!(
+                k.kind,
+                Kind::VirtualNetworkPolicy | Kind::ClusterVirtualNetworkPolicy
+            )
+        }) {
+            let connections = virtual_network_policy::connections(
+                &self.objects.networks,
+                &self.objects.network_policies,
+            );
+            let old = take(&mut self.connections);
+            let changed: BTreeSet<&NamespacedName> = old
+                .keys()
+                .chain(connections.keys())
+                .filter(|n| old.get(*n) != connections.get(*n))
+                .collect();
+            let changed: Vec<NamespacedName> = changed.into_iter().cloned().collect();
+            self.connections = connections;
+            for network in &changed {
+                self.dirty_network_members(network, dirty);
+            }
+        }
         for key in take(&mut dirty.labels) {
             let nodes = self.desired_labels(&key);
             let before = match nodes.is_empty() {
@@ -1225,6 +1260,27 @@ impl Decider {
                 self.relabelled.insert(key);
             }
         }
+    }
+
+    /// A network's labels and those of its VMIs and their logical
+    /// interfaces are set again.
+    fn dirty_network_members(&self, network: &NamespacedName, dirty: &mut Dirty) {
+        dirty.labels.insert(network_key(network));
+        for vmi in self.refs.vmis_of_network.get(network) {
+            dirty.labels.insert(vmi_key(vmi));
+            for li in self.refs.lis_of_vmi.get(vmi) {
+                dirty
+                    .labels
+                    .insert(ObjectKey::cluster(Kind::LogicalInterface, li.clone()));
+            }
+        }
+    }
+
+    /// The nodes holding a network connected to `network` by a network
+    /// policy.
+    fn connected_nodes(&self, network: &NamespacedName) -> BTreeSet<String> {
+        self.placement
+            .nodes_of(self.connections.get(network).into_iter().flatten())
     }
 
     /// See [`Decider::node_labels`].
@@ -1242,6 +1298,7 @@ impl Decider {
                 let mut nodes = BTreeSet::from([li.physical_router.clone()]);
                 if let Some(vmi) = self.objects.vmis.get(&li.vmi) {
                     nodes.extend(p.network_nodes(&vmi.network_name()).iter().cloned());
+                    nodes.extend(self.connected_nodes(&vmi.network_name()));
                 }
                 nodes
             }
@@ -1253,11 +1310,19 @@ impl Decider {
                         .iter()
                         .chain(p.network_nodes(&vmi.network_name()))
                         .cloned()
+                        .chain(self.connected_nodes(&vmi.network_name()))
                         .collect(),
                     _ => BTreeSet::new(),
                 }
             }
-            Kind::VirtualNetwork => p.network_nodes(&namespaced(key)).clone(),
+            Kind::VirtualNetwork => {
+                let name = namespaced(key);
+                let mut nodes = p.network_nodes(&name).clone();
+                if !nodes.is_empty() {
+                    nodes.extend(self.connected_nodes(&name));
+                }
+                nodes
+            }
             Kind::VirtualGateway => match self.objects.gateways.get(&key.name) {
                 Some(g) if accepted(self.gateways.get(&key.name)) => g
                     .nodes

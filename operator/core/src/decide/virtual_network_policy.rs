@@ -9,7 +9,7 @@
 //!                                             a cluster policy: namespace/name, any namespace)
 //!   missing, or not naming a namespaced policy: the rule connects nothing,
 //!     Ready=False NetworkNotFound / NotAttached (still Accepted)
-//!   Programmed: every node hosting both networks of a connection it makes
+//!   Programmed: every node hosting either network of a connection it makes
 //!     reports tables built from it (watermarks and exceptions)
 //! ```
 
@@ -57,8 +57,9 @@ fn scope(
     (networks, policies)
 }
 
-/// The nodes that hold both networks of a connection `policy` takes part
-/// in (the nodes that run its rules).
+/// The nodes that hold either network of a connection `policy` takes
+/// part in (the nodes that run its rules: the sender's decides a flow's
+/// first packet, the receiver's again, across nodes).
 pub(super) fn nodes_of(
     policy: &VirtualNetworkPolicy,
     networks: &BTreeMap<NamespacedName, VirtualNetwork>,
@@ -76,9 +77,28 @@ pub(super) fn nodes_of(
             placement.network_nodes(&link.from),
             placement.network_nodes(&link.to),
         );
-        nodes.extend(from.intersection(to).cloned());
+        nodes.extend(from.union(to).cloned());
     }
     nodes
+}
+
+/// Every network a policy connects, with the networks it is connected to
+/// (both ways): what the operator labels across nodes (a network's VMIs
+/// go to the nodes of the networks connected to it).
+pub(super) fn connections(
+    networks: &BTreeMap<NamespacedName, VirtualNetwork>,
+    policies: &BTreeMap<NamespacedName, VirtualNetworkPolicy>,
+) -> BTreeMap<NamespacedName, BTreeSet<NamespacedName>> {
+    let networks: Vec<VirtualNetwork> = networks.values().cloned().collect();
+    let policies: Vec<VirtualNetworkPolicy> = policies.values().cloned().collect();
+    let mut out: BTreeMap<NamespacedName, BTreeSet<NamespacedName>> = BTreeMap::new();
+    for link in links(&networks, &policies) {
+        out.entry(link.from.clone())
+            .or_default()
+            .insert(link.to.clone());
+        out.entry(link.to).or_default().insert(link.from);
+    }
+    out
 }
 
 /// A policy's decision: the networks its rules name exist (and, for a
@@ -122,8 +142,7 @@ pub(super) fn decision_of(
             condition::PROGRAMMED,
             true,
             reason::OK,
-            "it connects no two networks held by the same gateway node: nothing to program"
-                .to_owned(),
+            "it connects no two networks held by gateway nodes: nothing to program".to_owned(),
         )
     } else {
         let mut c = programmed_condition(
@@ -131,7 +150,7 @@ pub(super) fn decision_of(
             &policy.meta,
             findings.accepted(),
             nodes,
-            "it connects no two networks held by the same gateway node",
+            "it connects no two networks held by gateway nodes",
             &[],
         );
         if c.status {

@@ -34,9 +34,15 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
     ),
 ];
 
+/// Every `#[test]` of `tests_network_policy/across.rs`.
+pub(crate) use super::across::ACROSS;
+
 /// The tables with two connected networks, for the random frames.
 pub(crate) fn configs() -> Vec<NodeConfig> {
-    vec![connected()]
+    vec![
+        connected(),
+        across::across(Encapsulation::MplsOverUdp, ssh(), Vec::new()),
+    ]
 }
 
 #[test]
