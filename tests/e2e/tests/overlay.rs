@@ -37,6 +37,12 @@ fn underlay(node: &str) -> String {
     format!("10.2.0.{n}")
 }
 
+/// The gateway of an instance's /24: its address ending in .1.
+fn gateway_of(ip: &str) -> String {
+    let (net, _) = ip.rsplit_once('.').expect("an IPv4 address");
+    format!("{net}.1")
+}
+
 /// A remote instance: lab name, node, VLAN, network, address, MAC.
 #[derive(Clone, Copy)]
 struct Instance {
@@ -91,6 +97,16 @@ const B2: Instance = Instance {
     mac: "02:00:00:0b:00:02",
 };
 
+/// Network blue (192.168.20.0/24) on gw2, for network policies.
+const C2: Instance = Instance {
+    name: "c2",
+    node: "gw2",
+    vlan: 300,
+    network: "blue",
+    ip: "192.168.20.12",
+    mac: "02:00:00:0c:00:02",
+};
+
 /// One overlay rig.
 struct Rig {
     ns: TestNamespace<'static>,
@@ -140,7 +156,7 @@ impl Rig {
                 InstanceSpec::new(i.name, i.node, "eth1")
                     .vlan(i.vlan)
                     .ip(&format!("{}/24", i.ip))
-                    .gateway(GATEWAY)
+                    .gateway(&gateway_of(i.ip))
                     .mac(i.mac),
             );
         }
@@ -1104,4 +1120,185 @@ async fn a_rule_naming_a_remote_group_matches_its_members_on_other_nodes() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+}
+
+/// A condition of a namespaced trunkline object at its current
+/// generation: (status, reason, message).
+async fn condition(
+    rig: &Rig,
+    kind: &str,
+    plural: &str,
+    name: &str,
+    type_: &str,
+) -> Option<(String, String, String)> {
+    let resource = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("trunkline.io", "v1alpha1", kind),
+        plural,
+    );
+    let api: Api<kube::core::DynamicObject> =
+        Api::namespaced_with(rig.client.clone(), rig.ns.name(), &resource);
+    let object = api.get(name).await.ok()?;
+    let status = object.data.get("status")?;
+    if status.get("observedGeneration").and_then(|g| g.as_i64()) != object.metadata.generation {
+        return None;
+    }
+    let c = status
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?;
+    let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+    Some((text("status"), text("reason"), text("message")))
+}
+
+/// Network policies across nodes: net1's a1 on gw1 and blue's c2 on gw2,
+/// connected by a policy allowing TCP 22 one way (net1 to blue). gw1
+/// decides a flow's first packet and tunnels it to gw2, which decides it
+/// again by the link it was opened on; the replies pass both; TCP 80 and
+/// ICMP are dropped and counted on gw1; c2 opening toward a1 is refused by
+/// gw2 (the rule is one way) and counted there.
+#[tokio::test]
+async fn two_networks_on_different_nodes_connected_by_a_policy_talk_on_one_port_only() {
+    let instances = [A1, C2];
+    let rig = Rig::start(&instances, 1500, |s| s).await;
+    let ns = rig.ns.name().to_owned();
+    rig.apply_network("net1", json!({"networkPolicies": ["ssh"]}))
+        .await;
+    rig.apply_network(
+        "blue",
+        json!({"subnets": [{"cidr": "192.168.20.0/24", "gateway": "192.168.20.1"}],
+               "networkPolicies": ["ssh"]}),
+    )
+    .await;
+    for i in &instances {
+        rig.apply_instance(i).await;
+    }
+    rig.wait_ready(&instances).await;
+    rig.ping_eventually("a1", "192.168.10.1").await;
+    rig.ping_eventually("c2", "192.168.20.1").await;
+    // No policy object yet: nothing connects them.
+    let tcp = |from: &str, server: &str, to: &str, port: u16| matches!(rig.lab.tcp(from, server, to, port, "linked"), Ok(got) if got == "linked");
+    assert!(!tcp("a1", "c2", C2.ip, 22), "no policy, no route");
+
+    rig.apply_namespaced(
+        "virtualnetworkpolicies",
+        "ssh",
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualNetworkPolicy",
+               "metadata": {"name": "ssh", "namespace": ns},
+               "spec": {"rules": [{"action": "Allow", "protocol": "TCP",
+                                   "ports": {"min": 22, "max": 22},
+                                   "source": "net1", "destination": "blue",
+                                   "direction": "OneWay"}]}}),
+    )
+    .await;
+    // Programmed on both nodes (each holds one of the networks).
+    eventually(
+        "VirtualNetworkPolicy ssh Programmed on gw1 and gw2, and Ready",
+        READY,
+        || async {
+            let programmed = condition(
+                &rig,
+                "VirtualNetworkPolicy",
+                "virtualnetworkpolicies",
+                "ssh",
+                "Programmed",
+            )
+            .await;
+            let ready = condition(
+                &rig,
+                "VirtualNetworkPolicy",
+                "virtualnetworkpolicies",
+                "ssh",
+                "Ready",
+            )
+            .await;
+            match (&programmed, &ready) {
+                (Some(p), Some(r))
+                    if p.0 == "True"
+                        && r.0 == "True"
+                        && p.2.contains(&rig.routers["gw1"])
+                        && p.2.contains(&rig.routers["gw2"]) =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!("Programmed {programmed:?}, Ready {ready:?}")),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+
+    // TCP 22 net1 -> blue across the overlay, replies included.
+    eventually(
+        "a1 (gw1) reaches c2 (gw2) on TCP 22",
+        Duration::from_secs(60),
+        || async {
+            if tcp("a1", "c2", C2.ip, 22) {
+                Ok(())
+            } else {
+                Err("refused".to_owned())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    let flows = |node: &str, from: &str, to: &str, rule: &str, action: &str| {
+        let policy = if rule == "default-deny" {
+            String::new()
+        } else {
+            format!("{ns}/ssh")
+        };
+        rig.metric(
+            node,
+            &format!(
+                "trunkline_dataplane_network_policy_flows_total{{from=\"{ns}/{from}\",to=\"{ns}/{to}\",policy=\"{policy}\",rule=\"{rule}\",action=\"{action}\"}}"
+            ),
+        )
+    };
+    // Decided on both nodes: the sender by its link, the receiver again.
+    assert!(
+        flows("gw1", "net1", "blue", "0", "Allow") >= 1.0,
+        "{}",
+        rig.agent("gw1").metrics()
+    );
+    assert!(
+        flows("gw2", "net1", "blue", "0", "Allow") >= 1.0,
+        "{}",
+        rig.agent("gw2").metrics()
+    );
+    let denied = |node: &str| {
+        rig.metric(
+            node,
+            "trunkline_dataplane_drops_total{reason=\"network_policy_denied\"}",
+        )
+    };
+    // TCP 80 and ICMP: no rule, dropped on gw1 (the sender) and counted.
+    let before = denied("gw1");
+    assert!(!tcp("a1", "c2", C2.ip, 80), "TCP 80 has no rule");
+    let (ok, out) = rig.lab.ping("a1", C2.ip, 1);
+    assert!(!ok, "ICMP has no rule: {out}");
+    assert!(
+        denied("gw1") >= before + 2.0,
+        "{}",
+        rig.agent("gw1").metrics()
+    );
+    assert!(flows("gw1", "net1", "blue", "default-deny", "Deny") >= 2.0);
+    // The rule is one way: c2 opening toward a1 is refused by gw2, which
+    // sends nothing over the overlay for it.
+    let before = denied("gw2");
+    assert!(!tcp("c2", "a1", A1.ip, 22), "blue -> net1 is not allowed");
+    assert!(denied("gw2") > before, "{}", rig.agent("gw2").metrics());
+    assert!(flows("gw2", "blue", "net1", "default-deny", "Deny") >= 1.0);
+    // The allowed direction still works after the refusals.
+    assert!(tcp("a1", "c2", C2.ip, 22), "a1 -> c2 on 22 again");
+    // Nothing arrived at either node from an unknown source.
+    for node in ["gw1", "gw2"] {
+        assert_eq!(
+            rig.metric(
+                node,
+                "trunkline_dataplane_drops_total{reason=\"network_policy_unknown_source\"}"
+            ),
+            0.0
+        );
+    }
 }
