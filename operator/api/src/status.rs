@@ -19,6 +19,10 @@ pub mod condition {
     pub const READY: &str = "Ready";
     /// Whether the node dataplanes enforce what a SecurityGroup declares.
     pub const ENFORCED: &str = "Enforced";
+    /// Whether the object competes with another for the same thing (a
+    /// ClusterVirtualNetworkPolicy of the same priority on a connection):
+    /// True says with which, and how the tie is broken.
+    pub const CONFLICTED: &str = "Conflicted";
 }
 
 /// Condition reasons (CamelCase, as Kubernetes conventions require).
@@ -58,4 +62,7 @@ pub mod reason {
     /// A VirtualNetworkPolicy's rule names a network that does not name
     /// the policy: the rule connects nothing.
     pub const NOT_ATTACHED: &str = "NotAttached";
+    /// A ClusterVirtualNetworkPolicy has the priority of another with
+    /// rules on a connection they share: their rules are ordered by name.
+    pub const PRIORITY_TIE: &str = "PriorityTie";
 }

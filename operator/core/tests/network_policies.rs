@@ -290,3 +290,43 @@ fn a_tenants_policy_naming_another_tenants_network_is_refused_in_status() {
         ready.message
     );
 }
+
+#[test]
+fn cluster_policies_of_one_priority_on_one_connection_say_so() {
+    let mut s = placed_across();
+    let mut twin = cross();
+    twin.meta = Meta::cluster(Kind::ClusterVirtualNetworkPolicy, "also", Some(1), 1);
+    let mut later = cross();
+    later.meta = Meta::cluster(Kind::ClusterVirtualNetworkPolicy, "later", Some(1), 1);
+    later.priority = Some(5);
+    s.virtual_network_policies.extend([twin, later]);
+    let d = decide(&s);
+    let tie = cond(&d, &cnp_key("cross"), condition::CONFLICTED);
+    assert!(tie.status);
+    assert_eq!(tie.reason, reason::PRIORITY_TIE);
+    assert!(tie.message.contains("also"), "{}", tie.message);
+    assert!(!tie.message.contains("later"), "{}", tie.message);
+    let tie = cond(&d, &cnp_key("also"), condition::CONFLICTED);
+    assert!(
+        tie.status && tie.message.contains("cross"),
+        "{}",
+        tie.message
+    );
+    let alone = cond(&d, &cnp_key("later"), condition::CONFLICTED);
+    assert!(!alone.status, "{}", alone.message);
+    // Ready is not affected: the tie is ordered, by name.
+    assert_eq!(
+        cond(&d, &cnp_key("cross"), condition::READY).reason,
+        cond(&d, &cnp_key("later"), condition::READY).reason
+    );
+    // A namespaced policy has no such condition.
+    let mut own = placed(&["ssh"], &["ssh"]);
+    own.virtual_network_policies.push(cross());
+    assert!(
+        decide(&own)
+            .get(&np_key("ssh"))
+            .unwrap()
+            .condition(condition::CONFLICTED)
+            .is_none()
+    );
+}

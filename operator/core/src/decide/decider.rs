@@ -1967,10 +1967,16 @@ impl Decider {
                     &self.objects.network_policies,
                     &self.placement,
                 );
+                let ties = virtual_network_policy::ties_of(
+                    policy,
+                    &self.objects.networks,
+                    &self.objects.network_policies,
+                );
                 Some(virtual_network_policy::decision_of(
                     policy,
                     &self.objects.networks,
                     &nodes,
+                    &ties,
                     &self.reports,
                 ))
             }

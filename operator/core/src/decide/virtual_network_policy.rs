@@ -101,6 +101,50 @@ pub(super) fn connections(
     out
 }
 
+/// The other cluster policies of `policy`'s priority with rules on a
+/// connection (either direction) on which `policy` has rules too: on such
+/// a link their order is their names' (empty for a namespaced policy).
+pub(super) fn ties_of(
+    policy: &VirtualNetworkPolicy,
+    networks: &BTreeMap<NamespacedName, VirtualNetwork>,
+    policies: &BTreeMap<NamespacedName, VirtualNetworkPolicy>,
+) -> BTreeSet<NamespacedName> {
+    let mut ties = BTreeSet::new();
+    if !policy.is_cluster() {
+        return ties;
+    }
+    let name = policy.name();
+    let (networks, scoped) = scope(policy, networks, policies);
+    let has_rules = |link: &trunkline_model::virtual_network_policy::Link, p: &NamespacedName| {
+        link.policies
+            .iter()
+            .any(|l| l.policy == *p && !l.rules.is_empty())
+    };
+    let links = links(&networks, &scoped);
+    for (i, link) in links.iter().enumerate() {
+        // Rules of this policy in either direction of the connection.
+        let back = links
+            .iter()
+            .skip(i + 1)
+            .chain(links.iter().take(i))
+            .find(|l| l.from == link.to && l.to == link.from);
+        let ours = has_rules(link, &name) || back.is_some_and(|b| has_rules(b, &name));
+        if !ours {
+            continue;
+        }
+        for other in link.policies.iter().filter(|l| {
+            l.policy != name
+                && l.policy.namespace.is_empty()
+                && policies.get(&l.policy).map(|p| p.priority) == Some(policy.priority)
+        }) {
+            if has_rules(link, &other.policy) || back.is_some_and(|b| has_rules(b, &other.policy)) {
+                ties.insert(other.policy.clone());
+            }
+        }
+    }
+    ties
+}
+
 /// A policy's decision: the networks its rules name exist (and, for a
 /// namespaced policy, name it); how many networks name it (a cluster
 /// policy: how many of those it names exist); whether `nodes` run it.
@@ -108,6 +152,7 @@ pub(super) fn decision_of(
     policy: &VirtualNetworkPolicy,
     networks: &BTreeMap<NamespacedName, VirtualNetwork>,
     nodes: &BTreeSet<String>,
+    ties: &BTreeSet<NamespacedName>,
     reports: &Reports,
 ) -> Decision {
     let mut findings = Findings::default();
@@ -162,5 +207,39 @@ pub(super) fn decision_of(
         }
         c
     };
-    decision(&policy.meta, &findings, Some(programmed), derived)
+    let mut decided = decision(&policy.meta, &findings, Some(programmed), derived);
+    if policy.is_cluster() {
+        decided.conditions.push(conflicted(policy, ties));
+    }
+    decided
+}
+
+/// A cluster policy's `Conflicted`: True (`PriorityTie`) when another of
+/// its priority shares a connection with it, naming them and the order.
+fn conflicted(policy: &VirtualNetworkPolicy, ties: &BTreeSet<NamespacedName>) -> ConditionDecision {
+    let priority = policy.priority.unwrap_or_default();
+    if ties.is_empty() {
+        return ConditionDecision::new(
+            condition::CONFLICTED,
+            false,
+            reason::OK,
+            format!(
+                "no other ClusterVirtualNetworkPolicy of priority {priority} has rules on a connection it has rules on"
+            ),
+        );
+    }
+    let names: Vec<&str> = ties.iter().map(|n| n.name.as_str()).collect();
+    let mut order: Vec<&str> = names.clone();
+    order.push(policy.meta.name());
+    order.sort_unstable();
+    ConditionDecision::new(
+        condition::CONFLICTED,
+        true,
+        reason::PRIORITY_TIE,
+        format!(
+            "ClusterVirtualNetworkPolicy {} has priority {priority} too and rules on a connection it has rules on: their rules are evaluated in name order ({}); give them different priorities to choose the order",
+            names.join(", "),
+            order.join(", then ")
+        ),
+    )
 }
