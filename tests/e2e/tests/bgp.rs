@@ -21,7 +21,9 @@
 //! in the network's VRF, an IPv6 ping both ways to a host behind the DC
 //! gateway. A fifth adds a VirtualGateway to "vpn" on gw1: its subnet and
 //! route are exported with the network's routed label, and the DC
-//! gateway's host reaches an address behind gw1's host through it.
+//! gateway's host reaches an address behind gw1's host through it. A
+//! sixth checks the encapsulation community FRR reads: ET:13 for "vpn",
+//! ET:8 (label = VNI) for a VXLAN-only network.
 //!
 //! FRR shows our routes with their RD, RTs, labels and next hops; it
 //! advertises a default route (target:64512:200, label 1000) that the
@@ -1211,6 +1213,107 @@ async fn a_virtual_gateways_prefixes_are_exported_with_the_networks_routed_label
             .contains_key(&(rd.clone(), V1.host_prefix())),
         "the instance's own route stays"
     );
+    drop(frr);
+}
+
+/// The encapsulation extended community (RFC 9012's tunnel type) as FRR
+/// reads it: MPLS over UDP (13) for a network that runs it (the default),
+/// with the VMI's label; VXLAN (8) for a network that runs only VXLAN,
+/// with its VNI as the label.
+#[tokio::test]
+async fn the_encapsulation_community_says_vxlan_or_mpls_over_udp() {
+    const VX: Instance = Instance {
+        name: "vx1",
+        node: "gw2",
+        vlan: 200,
+        network: "vx",
+        ip: "192.168.41.13",
+        mac: "02:00:00:29:00:03",
+    };
+    let instances = [V1, VX];
+    let mut rig = Rig::start(
+        &instances,
+        |s| {
+            s.dc_gateway(
+                DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")).host("ext", &format!("{EXT}/24")),
+            )
+            .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+        },
+        &[],
+        false,
+    )
+    .await;
+    let frr = start_frr(&rig.lab, "dcgw", &frr_config());
+    let l3vpn = json!({"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]});
+    rig.apply_all(
+        &[
+            ("vpn", &V1.subnet(), json!({"l3vpn": l3vpn})),
+            (
+                "vx",
+                &VX.subnet(),
+                json!({"l3vpn": l3vpn, "encapsulation": ["VXLAN"]}),
+            ),
+        ],
+        &instances,
+    )
+    .await;
+    rig.start_speaker().await;
+    let peer = unique_name("frr");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": FRR_AS,
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    rig.wait_peer(&peer, "True", "Established", READY).await;
+
+    let vx_status = rig.network_status("vx").await;
+    assert_eq!(
+        serde_json::to_value(&vx_status.encapsulation).expect("json"),
+        json!(["VXLAN"]),
+        "VXLAN only, in effect"
+    );
+    let vx_vni = vx_status.vni.expect("a VNI");
+    let vpn_vni = rig.network_status("vpn").await.vni.expect("a VNI");
+    let expected = [
+        (V1, vpn_vni, rig.vmi_label(V1.name).await, "ET:13"),
+        (VX, vx_vni, vx_vni, "ET:8"),
+    ];
+    for (i, vni, label, community) in expected {
+        let rd = format!("{CTL}:{vni}");
+        let prefix = i.host_prefix();
+        eventually(
+            &format!("FRR has {prefix}"),
+            Duration::from_secs(60),
+            || async {
+                frr.vpn_routes_of("ipv4")
+                    .get(&(rd.clone(), prefix.clone()))
+                    .cloned()
+                    .ok_or_else(|| frr.vtysh("show bgp ipv4 vpn"))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+        let text = frr.vpn_route_detail(&rd, &prefix).to_string();
+        eprintln!("FRR: {prefix}: {text}");
+        assert!(
+            text.contains(&format!("{community}\"")) || text.contains(&format!("{community} ")),
+            "{prefix}: the encapsulation community {community}: {text}"
+        );
+        let other = if community == "ET:8" { "ET:13" } else { "ET:8" };
+        assert!(
+            !text.contains(&format!("{other}\"")) && !text.contains(&format!("{other} ")),
+            "{prefix}: not {other}: {text}"
+        );
+        assert!(
+            text.contains(&format!("\"remoteLabel\":{label}")),
+            "{prefix}: label {label}: {text}"
+        );
+        assert!(text.contains(&underlay(i.node)), "next hop: {text}");
+    }
     drop(frr);
 }
 
