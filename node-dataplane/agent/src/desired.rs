@@ -404,6 +404,12 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
             flood_unknown_unicast: network.flood_unknown_unicast,
             vni: network.vni_in_use,
             label: network.mpls_label,
+            // Only DC gateways send with it: a network without one has no
+            // use for it.
+            routed_label: network
+                .mpls_label
+                .filter(|_| !routed_peers.is_empty())
+                .and_then(trunkline_model::routed_label),
             encapsulations: network
                 .encapsulation_in_effect()
                 .into_iter()

@@ -197,6 +197,11 @@ pub struct NetworkConfig {
     /// Its MPLS label for bridged and flooded frames (payload: Ethernet),
     /// the same on every node.
     pub label: Option<u32>,
+    /// Its routed label (payload: an IP packet routed in its VRF), the
+    /// same on every node: what a DC gateway sends with for the prefixes
+    /// the BGP speaker exports on the network's behalf (a virtual
+    /// gateway's subnets and routes). Only its routed peers may use it.
+    pub routed_label: Option<u32>,
     /// Encapsulations in order of preference; toward each peer the first
     /// one the peer supports is used.
     pub encapsulations: Vec<Encapsulation>,

@@ -2185,6 +2185,8 @@ __noinline int tier_fabric(struct xdp_md *ctx, struct frame *f, struct res *r, _
         if (!t)
             DROP(r, TD_TUNNEL_UNKNOWN_LABEL);
         __u32 kind = t->kind, id = t->id;
+        if (kind == LABEL_ROUTED_VRF)
+            HANDOFF(r);
         if (kind == LABEL_VMI) {
             r->plan = PLAN_DELIVER;
             r->slot = id;

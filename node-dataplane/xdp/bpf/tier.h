@@ -220,9 +220,12 @@ struct vrf_peer_key {
 };
 
 // labels: HASH {gen, label} -> nexthop: kind LABEL_VMI (a VMI's routed
-// label, id its slot) or LABEL_VRF (a network's bridged label, id the VRF).
+// label, id its slot), LABEL_VRF (a network's bridged label, id the VRF)
+// or LABEL_ROUTED_VRF (a network's routed label, from DC gateways: an IP
+// packet routed in the VRF, which userspace does).
 #define LABEL_VMI 1
 #define LABEL_VRF 2
+#define LABEL_ROUTED_VRF 3
 struct label_key {
     __u32 gen;
     __u32 label;

@@ -5,11 +5,12 @@
 //! ```text
 //!   watches (reflector stores): VirtualNetwork, VirtualMachineInterface,
 //!   LogicalInterface, PhysicalRouter, GatewayHAGroup (status.activeMember),
-//!   BGPPeer, DCGateway (ours, by label)
+//!   VirtualGateway (status.nodes), BGPPeer, DCGateway (ours, by label)
 //!        │ any change, or every --resync
 //!        v
 //!   pass():  peers   = BGPPeers (+ Secret passwords)    ──> Speaker::sync_peers
-//!            exports = vpn::exports(networks, VMIs)    ──> Speaker::sync_paths
+//!            exports = vpn::exports(networks, VMIs,
+//!                                   virtual gateways) ──> Speaker::sync_paths
 //!            learned = Speaker::learned()
 //!            vpn::imports(learned) ──> one DCGateway per next hop
 //!                                      `bgp-<address>`, label
@@ -39,8 +40,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 use trunkline_api::{
-    BGPPeer, DCGateway, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualMachineInterface,
-    VirtualNetwork,
+    BGPPeer, DCGateway, GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualGateway,
+    VirtualMachineInterface, VirtualNetwork,
 };
 use trunkline_model::ha::HaLayout;
 use trunkline_model::{NamespacedName, Placement, Snapshot};
@@ -48,7 +49,7 @@ use trunkline_model::{NamespacedName, Placement, Snapshot};
 use crate::gobgp::PeerConfig;
 use crate::health::Health;
 use crate::speaker::{PeerReport, Speaker};
-use crate::vpn::{self, VpnNetwork, VpnVmi};
+use crate::vpn::{self, VpnGateway, VpnNetwork, VpnVmi};
 
 /// The field manager of everything this process writes.
 pub const FIELD_MANAGER: &str = "trunkline-bgp";
@@ -76,6 +77,7 @@ struct Stores {
     lis: Store<LogicalInterface>,
     routers: Store<PhysicalRouter>,
     groups: Store<GatewayHAGroup>,
+    gateways: Store<VirtualGateway>,
     peers: Store<BGPPeer>,
 }
 
@@ -119,6 +121,7 @@ pub async fn run(
         lis: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
         routers: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
         groups: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
+        gateways: watch_into(Api::all(client.clone()), config.clone(), changed.clone()),
         peers: watch_into(Api::all(client.clone()), config, changed.clone()),
     };
     let mut state = PassState::default();
@@ -238,14 +241,16 @@ async fn pass(
     }
     speaker.sync_peers(&desired_peers).await?;
 
+    let routers = stores.routers.state();
     let (networks, vmis, own) = inventory(
-        &stores.routers.state(),
+        &routers,
         &stores.lis.state(),
         &stores.vmis.state(),
         &stores.networks.state(),
         &stores.groups.state(),
     );
-    let exports = vpn::exports(&networks, &vmis, settings.router_id);
+    let gateways = vpn_gateways(&stores.gateways.state(), &routers);
+    let exports = vpn::exports(&networks, &vmis, &gateways, settings.router_id);
     speaker.sync_paths(&exports).await?;
 
     let learned = speaker.learned().await?;
@@ -342,6 +347,51 @@ fn inventory(
     (networks, vmis, own)
 }
 
+/// The virtual gateways, each with the underlay address of the first node
+/// (by name) on which it is Programmed (its status, written from the
+/// nodes' reports): the route's next hop, where the VRF reaches its
+/// interface.
+fn vpn_gateways(
+    gateways: &[Arc<VirtualGateway>],
+    routers: &[Arc<PhysicalRouter>],
+) -> Vec<VpnGateway> {
+    let underlay: BTreeMap<String, IpAddr> = routers
+        .iter()
+        .filter_map(|r| {
+            let model = trunkline_model::from_api::physical_router(r);
+            Some((r.name_any(), model.underlay_address()?))
+        })
+        .collect();
+    gateways
+        .iter()
+        .map(|g| {
+            let model = trunkline_model::from_api::virtual_gateway(g);
+            let programmed: BTreeSet<&str> = g
+                .status
+                .iter()
+                .flat_map(|s| &s.nodes)
+                .filter(|n| n.state == "Programmed")
+                .map(|n| n.node.as_str())
+                .collect();
+            let next_hop = model
+                .nodes
+                .iter()
+                .filter(|n| programmed.contains(n.as_str()))
+                .find_map(|n| underlay.get(n).copied());
+            VpnGateway {
+                network: model.network.clone(),
+                prefixes: model
+                    .subnets
+                    .iter()
+                    .copied()
+                    .chain(model.effective_routes())
+                    .collect(),
+                next_hop,
+            }
+        })
+        .collect()
+}
+
 /// A network's L3VPN settings, when it has any (values the API server let
 /// through but we cannot read are logged and left out).
 fn vpn_network(network: &VirtualNetwork) -> Option<VpnNetwork> {
@@ -370,6 +420,7 @@ fn vpn_network(network: &VirtualNetwork) -> Option<VpnNetwork> {
         vni: status.and_then(|s| s.vni),
         encapsulation: model.encapsulation_in_effect(),
         subnets: model.subnets.iter().map(|s| s.prefix).collect(),
+        routed_label: model.mpls_label.and_then(trunkline_model::routed_label),
         name,
     })
 }

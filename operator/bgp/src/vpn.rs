@@ -11,6 +11,14 @@
 //!   VpnRoute {64512:1, 10.0.0.5/32, label 17, next hop 10.3.0.1,
 //!             [target:64512:100], MPLSoUDP}        --> gobgpd --> peers
 //!
+//!   VirtualGateway vgw1 (t/net1, subnets 203.0.113.0/24, routes
+//!   198.51.100.0/24), Programmed on gw1; t/net1's label 16
+//!        |  exports()
+//!        v
+//!   VpnRoute {64512:1, 203.0.113.0/24 and 198.51.100.0/24,
+//!             label 16 + 2^19 (the network's routed label), next hop
+//!             10.3.0.1, [target:64512:100], MPLSoUDP}
+//!
 //!   peers --> gobgpd --> LearnedRoute {0.0.0.0/0, label 1000, next hop
 //!             192.0.2.1, [target:64512:200]}
 //!        |  imports()
@@ -171,6 +179,9 @@ pub struct VpnNetwork {
     pub encapsulation: Vec<Encapsulation>,
     /// Its subnets: learned routes inside them are refused (the overlay's).
     pub subnets: Vec<IpPrefix>,
+    /// Its routed label (`trunkline_model::routed_label` of its
+    /// `status.mplsLabel`): what its virtual gateways' routes carry.
+    pub routed_label: Option<u32>,
 }
 
 impl VpnNetwork {
@@ -201,6 +212,20 @@ pub struct VpnVmi {
     /// Whether its status says `Programmed=True` for its generation.
     pub programmed: bool,
     /// The underlay address of the node holding it.
+    pub next_hop: Option<IpAddr>,
+}
+
+/// A virtual gateway as export sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpnGateway {
+    /// Its network.
+    pub network: NamespacedName,
+    /// Its subnets (routed from the host into the VRF) and the routes the
+    /// VRF sends toward its interface (`effective_routes`): what a DC
+    /// gateway should send into the network for it.
+    pub prefixes: BTreeSet<IpPrefix>,
+    /// The underlay address of the node advertising it: the first node
+    /// (by name) on which it is Programmed; `None` on none.
     pub next_hop: Option<IpAddr>,
 }
 
@@ -246,10 +271,14 @@ pub struct VpnRoute {
 }
 
 /// The routes to advertise: every address of every Programmed VMI, with a
-/// label and a node, of a network with export targets and a distinguisher.
+/// label and a node, of a network with export targets and a distinguisher;
+/// and every prefix of every virtual gateway Programmed on a node, of such
+/// a network when it runs MPLS over UDP (the routed label names its VRF;
+/// a VXLAN-only network has no label a DC gateway could route by).
 pub fn exports(
     networks: &[VpnNetwork],
     vmis: &[VpnVmi],
+    gateways: &[VpnGateway],
     router_id: Ipv4Addr,
 ) -> BTreeSet<VpnRoute> {
     let networks: BTreeMap<&NamespacedName, &VpnNetwork> =
@@ -265,9 +294,7 @@ pub fn exports(
         let (Some(rd), Some(next_hop)) = (network.effective_rd(router_id), vmi.next_hop) else {
             continue;
         };
-        let encapsulation = if network.encapsulation.is_empty()
-            || network.encapsulation.contains(&Encapsulation::MplsOverUdp)
-        {
+        let encapsulation = if runs_mpls_over_udp(network) {
             Encapsulation::MplsOverUdp
         } else {
             Encapsulation::Vxlan
@@ -289,7 +316,38 @@ pub fn exports(
             });
         }
     }
+    for gateway in gateways {
+        let Some(network) = networks.get(&gateway.network) else {
+            continue;
+        };
+        if network.export_targets.is_empty() || !runs_mpls_over_udp(network) {
+            continue;
+        }
+        let (Some(rd), Some(next_hop), Some(label)) = (
+            network.effective_rd(router_id),
+            gateway.next_hop,
+            network.routed_label,
+        ) else {
+            continue;
+        };
+        for prefix in &gateway.prefixes {
+            routes.insert(VpnRoute {
+                rd,
+                prefix: *prefix,
+                label,
+                next_hop,
+                route_targets: network.export_targets.clone(),
+                encapsulation: Encapsulation::MplsOverUdp,
+            });
+        }
+    }
     routes
+}
+
+/// Whether a network's traffic with other nodes may be MPLS over UDP (the
+/// default, or in its list).
+fn runs_mpls_over_udp(network: &VpnNetwork) -> bool {
+    network.encapsulation.is_empty() || network.encapsulation.contains(&Encapsulation::MplsOverUdp)
 }
 
 /// A VPN route learned from a peer.
@@ -370,6 +428,7 @@ mod tests {
             import_targets: import.iter().map(|s| rt(s)).collect(),
             encapsulation: vec![Encapsulation::MplsOverUdp, Encapsulation::Vxlan],
             subnets: vec!["10.0.0.0/24".parse().expect("prefix")],
+            routed_label: Some(16 + (1 << 19)),
         }
     }
 
@@ -438,7 +497,12 @@ mod tests {
             next_hop: Some("10.3.0.1".parse().expect("ip")),
         };
         let vmis = [vmi("a", "10.0.0.5", true), vmi("b", "10.0.0.6", false)];
-        let routes = exports(&[network(&["target:64512:100"], &[])], &vmis, router_id);
+        let routes = exports(
+            &[network(&["target:64512:100"], &[])],
+            &vmis,
+            &[],
+            router_id,
+        );
         assert_eq!(routes.len(), 1, "only the Programmed VMI: {routes:?}");
         let route = routes.iter().next().expect("a route");
         assert_eq!(route.prefix.to_string(), "10.0.0.5/32");
@@ -446,7 +510,85 @@ mod tests {
         assert_eq!(route.label, 17);
         assert_eq!(route.encapsulation, Encapsulation::MplsOverUdp);
         assert_eq!(tunnel_type(route.encapsulation), 13);
-        assert!(exports(&[network(&[], &["target:64512:100"])], &vmis, router_id).is_empty());
+        assert!(
+            exports(
+                &[network(&[], &["target:64512:100"])],
+                &vmis,
+                &[],
+                router_id
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn virtual_gateway_prefixes_are_exported_with_the_networks_routed_label() {
+        let router_id = Ipv4Addr::new(10, 3, 0, 100);
+        let gateway = |next_hop: Option<&str>| VpnGateway {
+            network: NamespacedName::new("t", "net1"),
+            prefixes: ["10.0.0.0/24", "198.51.100.0/24"]
+                .iter()
+                .map(|p| p.parse().expect("prefix"))
+                .collect(),
+            next_hop: next_hop.map(|h| h.parse().expect("ip")),
+        };
+        let exporting = network(&["target:64512:100"], &[]);
+        let routes = exports(
+            std::slice::from_ref(&exporting),
+            &[],
+            &[gateway(Some("10.3.0.2"))],
+            router_id,
+        );
+        assert_eq!(
+            routes
+                .iter()
+                .map(|r| (r.prefix.to_string(), r.label, r.next_hop.to_string()))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    "10.0.0.0/24".to_owned(),
+                    16 + (1 << 19),
+                    "10.3.0.2".to_owned()
+                ),
+                (
+                    "198.51.100.0/24".to_owned(),
+                    16 + (1 << 19),
+                    "10.3.0.2".to_owned()
+                ),
+            ]
+        );
+        assert!(routes.iter().all(|r| r.rd.to_string() == "10.3.0.100:7"
+            && r.route_targets == exporting.export_targets
+            && r.encapsulation == Encapsulation::MplsOverUdp));
+        assert!(
+            exports(
+                std::slice::from_ref(&exporting),
+                &[],
+                &[gateway(None)],
+                router_id
+            )
+            .is_empty(),
+            "Programmed on no node: nothing"
+        );
+        let mut vxlan_only = exporting.clone();
+        vxlan_only.encapsulation = vec![Encapsulation::Vxlan];
+        assert!(
+            exports(&[vxlan_only], &[], &[gateway(Some("10.3.0.2"))], router_id).is_empty(),
+            "a VXLAN-only network has no routed label a DC gateway could use"
+        );
+        let mut unlabelled = exporting;
+        unlabelled.routed_label = None;
+        assert!(exports(&[unlabelled], &[], &[gateway(Some("10.3.0.2"))], router_id).is_empty());
+        assert!(
+            exports(
+                &[network(&[], &["target:64512:100"])],
+                &[],
+                &[gateway(Some("10.3.0.2"))],
+                router_id
+            )
+            .is_empty(),
+            "a network without export targets"
+        );
     }
 
     #[test]

@@ -33,8 +33,27 @@ pub const DEFAULT_ENCAPSULATION_PRIORITY: [Encapsulation; 2] =
 /// The first MPLS label the operator allocates: 0 to 15 are reserved
 /// (RFC 3032).
 pub const FIRST_MPLS_LABEL: u32 = 16;
-/// The largest MPLS label (20 bits).
-pub const MAX_MPLS_LABEL: u32 = (1 << 20) - 1;
+/// The largest MPLS label the operator allocates: the lower half of the
+/// 20-bit space (524,272 labels for networks and VMIs); the upper half
+/// holds the networks' routed labels ([`routed_label`]).
+pub const MAX_MPLS_LABEL: u32 = ROUTED_LABEL_OFFSET - 1;
+/// What a network's routed label adds to its bridged label.
+pub const ROUTED_LABEL_OFFSET: u32 = 1 << 19;
+
+/// A network's routed label, derived from its bridged label
+/// (`status.mplsLabel`): what a DC gateway sends traffic with for a
+/// prefix the network exports that is not one of its VMIs' addresses (a
+/// virtual gateway's subnets and routes), an inner IP packet the node
+/// routes in the network's VRF (the original's per-VRF table label).
+/// Derived, not allocated: the operator hands out labels below
+/// [`ROUTED_LABEL_OFFSET`] only, so no other object can hold it, and every
+/// node and the BGP speaker agree on it without a status field to wait
+/// for. `None` for a label outside the allocated range.
+pub fn routed_label(bridged: u32) -> Option<u32> {
+    (FIRST_MPLS_LABEL..=MAX_MPLS_LABEL)
+        .contains(&bridged)
+        .then_some(bridged + ROUTED_LABEL_OFFSET)
+}
 
 /// What a trunkline gateway node speaks: both.
 pub const NODE_ENCAPSULATIONS: [Encapsulation; 2] =
@@ -170,6 +189,18 @@ pub fn encapsulation_for(
 mod tests {
     use super::*;
     use crate::object::{Kind, Meta};
+
+    #[test]
+    fn a_routed_label_is_its_networks_label_in_the_upper_half() {
+        assert_eq!(routed_label(16), Some(16 + (1 << 19)));
+        assert_eq!(
+            routed_label(MAX_MPLS_LABEL),
+            Some((1 << 20) - 1),
+            "fits 20 bits"
+        );
+        assert_eq!(routed_label(15), None, "reserved");
+        assert_eq!(routed_label(ROUTED_LABEL_OFFSET), None, "never allocated");
+    }
 
     fn network(spec: Option<Vec<Encapsulation>>, status: Vec<Encapsulation>) -> VirtualNetwork {
         VirtualNetwork {

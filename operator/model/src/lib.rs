@@ -51,7 +51,8 @@ pub mod virtual_network_policy;
 pub use dc_gateway::{DcGateway, DcGatewayNetwork, ExternalRoute, LabelledPrefix};
 pub use encapsulation::{
     DEFAULT_ENCAPSULATION_PRIORITY, Encapsulation, EncapsulationError, EncapsulationPriority,
-    FIRST_MPLS_LABEL, MAX_MPLS_LABEL, NODE_ENCAPSULATIONS, encapsulation_for,
+    FIRST_MPLS_LABEL, MAX_MPLS_LABEL, NODE_ENCAPSULATIONS, ROUTED_LABEL_OFFSET, encapsulation_for,
+    routed_label,
 };
 pub use external_vtep::{Endpoint, ExternalVtep, ExternalVtepNetwork};
 pub use gateway_ha_group::{

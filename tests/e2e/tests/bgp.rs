@@ -19,7 +19,11 @@
 //! session: an IPv6 VMI (`v6 fd00:40::11`, network "vpn6") exported with
 //! an IPv4-mapped next hop, FRR's `2001:db8:ff::/48` (label 1001) installed
 //! in the network's VRF, an IPv6 ping both ways to a host behind the DC
-//! gateway.
+//! gateway. A fifth adds a VirtualGateway to "vpn" on gw1: its subnet and
+//! route are exported with the network's routed label, and the DC
+//! gateway's host reaches an address behind gw1's host through it. A
+//! sixth checks the encapsulation community FRR reads: ET:13 for "vpn",
+//! ET:8 (label = VNI) for a VXLAN-only network.
 //!
 //! FRR shows our routes with their RD, RTs, labels and next hops; it
 //! advertises a default route (target:64512:200, label 1000) that the
@@ -1024,6 +1028,292 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
     eprintln!("wrong AS: {status}");
     rig.wait_peer(&nobody, "False", "PeerUnreachable", Duration::from_secs(5))
         .await;
+    drop(frr);
+}
+
+/// A virtual gateway's subnets and routes (seed 003: the software
+/// gateway exports its vgw's routes to the DC gateway) are exported from
+/// the node running it, with the network's routed label: FRR holds them
+/// with our RD, RT, that label and the node as next hop; traffic the DC
+/// gateway sends with that label is routed in the network's VRF: to a
+/// public address behind the node's host through the virtual gateway's
+/// interface, and to an instance inside its subnet. Deleting the virtual
+/// gateway withdraws its routes.
+#[tokio::test]
+async fn a_virtual_gateways_prefixes_are_exported_with_the_networks_routed_label() {
+    /// Behind gw1's host (on its loopback): the public side of the
+    /// virtual gateway, reached through its interface.
+    const PUBLIC: &str = "198.51.100.1";
+    const PUBLIC_ROUTE: &str = "198.51.100.0/24";
+    let instances = [V1];
+    let mut rig = Rig::start(
+        &instances,
+        |s| {
+            s.dc_gateway(
+                DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")).host("ext", &format!("{EXT}/24")),
+            )
+            .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+        },
+        &[],
+        false,
+    )
+    .await;
+    let frr = start_frr(&rig.lab, "dcgw", &frr_config());
+    rig.apply_all(
+        &[(
+            "vpn",
+            &V1.subnet(),
+            json!({"l3vpn": {"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]}}),
+        )],
+        &instances,
+    )
+    .await;
+    rig.start_speaker().await;
+    let peer = unique_name("frr");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": FRR_AS,
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    rig.wait_peer(&peer, "True", "Established", READY).await;
+    let status = rig.network_status("vpn").await;
+    let rd = format!("{CTL}:{}", status.vni.expect("a VNI"));
+    // The README's rule: the network's label plus 2^19.
+    let routed_label = status.mpls_label.expect("a label") + (1 << 19);
+
+    // The public side: an address on gw1's host, which answers the DC
+    // gateway's host over the fabric.
+    for line in [
+        format!("ip addr add {PUBLIC}/32 dev lo"),
+        format!("ip route add {EXT}/32 via {DCGW}"),
+    ] {
+        let out = rig.lab.sh("gw1", &line);
+        assert!(out.status.success(), "{line}: {out:?}");
+    }
+    // The DC gateway sends what FRR learns from us by its label (the lab's
+    // data path is static: routes are added as FRR should have them).
+    for prefix in [PUBLIC_ROUTE, &V1.subnet()] {
+        rig.lab
+            .add_dc_gateway_route(
+                "dcgw",
+                DcGatewayRoute {
+                    to: prefix.parse().expect("prefix"),
+                    node: underlay("gw1").parse().expect("address"),
+                    label: routed_label,
+                },
+            )
+            .expect("a DC gateway route");
+    }
+    // FRR's default route is in the VRF (its DCGateway is a routed peer of
+    // the network) before the virtual gateway exists: the routed label is
+    // installed, but the VRF sends 198.51.100.1 back to FRR, which the
+    // node refuses (no hairpin into a tunnel).
+    rig.ping_eventually("ext", V1.ip).await;
+    let (ok, out) = rig.lab.ping("ext", PUBLIC, 2);
+    assert!(
+        !ok,
+        "no way to the public side before the virtual gateway: {out}"
+    );
+
+    let vgw = unique_name("vpn-public");
+    rig.apply(
+        "virtualgateways",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualGateway",
+               "metadata": {"name": vgw},
+               "spec": {"interface": "vgwpub",
+                        "virtualNetwork": {"namespace": rig.ns.name(), "name": "vpn"},
+                        "subnets": [V1.subnet()], "routes": [PUBLIC_ROUTE],
+                        "nodes": [rig.routers["gw1"]]}}),
+    )
+    .await;
+    let exported = [V1.subnet(), PUBLIC_ROUTE.to_owned()];
+    for prefix in &exported {
+        eventually(
+            &format!("FRR has {prefix}"),
+            Duration::from_secs(60),
+            || async {
+                frr.vpn_routes_of("ipv4")
+                    .get(&(rd.clone(), prefix.clone()))
+                    .cloned()
+                    .ok_or_else(|| frr.vtysh("show bgp ipv4 vpn"))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+        let text = frr.vpn_route_detail(&rd, prefix).to_string();
+        eprintln!("FRR: {prefix}: {text}");
+        assert!(text.contains(&underlay("gw1")), "next hop gw1: {text}");
+        assert!(text.contains("RT:64512:100"), "route target: {text}");
+        assert!(text.contains("ET:13"), "MPLSoUDP: {text}");
+        assert!(
+            text.contains(&format!("\"remoteLabel\":{routed_label}")),
+            "the routed label {routed_label}: {text}"
+        );
+    }
+
+    // The DC gateway's host reaches the public side through the virtual
+    // gateway's interface (its replies come back over the fabric), and an
+    // instance through the subnet's route (its replies by FRR's route).
+    rig.ping_eventually("ext", PUBLIC).await;
+    let into_host = || {
+        let out = rig
+            .lab
+            .sh("gw1", "cat /sys/class/net/vgwpub/statistics/rx_packets");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("vgwpub's counter: {out:?}"))
+    };
+    let before = into_host();
+    let (ok, out) = rig.lab.ping("ext", PUBLIC, 3);
+    assert!(ok, "ext -> {PUBLIC}: {out}");
+    let entered = into_host() - before;
+    assert!(
+        entered >= 3,
+        "the echo requests entered gw1's host through the virtual gateway's interface: {entered}"
+    );
+    rig.ping_eventually("ext", V1.ip).await;
+    let payload = "routed-label-to-v1";
+    let received = rig
+        .lab
+        .tcp("ext", "v1", V1.ip, 7302, payload)
+        .unwrap_or_else(|e| panic!("TCP ext -> v1: {e}\n{}", rig.logs()));
+    assert_eq!(received, payload);
+
+    // Gone with the virtual gateway.
+    rig.dynamic_api("VirtualGateway", "virtualgateways", false)
+        .delete(&vgw, &Default::default())
+        .await
+        .expect("delete the virtual gateway");
+    eventually(
+        "FRR withdraws the virtual gateway's routes",
+        Duration::from_secs(60),
+        || async {
+            let routes = frr.vpn_routes_of("ipv4");
+            let left: Vec<_> = exported
+                .iter()
+                .filter(|p| routes.contains_key(&(rd.clone(), (*p).clone())))
+                .collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("still there: {left:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    assert!(
+        frr.vpn_routes_of("ipv4")
+            .contains_key(&(rd.clone(), V1.host_prefix())),
+        "the instance's own route stays"
+    );
+    drop(frr);
+}
+
+/// The encapsulation extended community (RFC 9012's tunnel type) as FRR
+/// reads it: MPLS over UDP (13) for a network that runs it (the default),
+/// with the VMI's label; VXLAN (8) for a network that runs only VXLAN,
+/// with its VNI as the label.
+#[tokio::test]
+async fn the_encapsulation_community_says_vxlan_or_mpls_over_udp() {
+    const VX: Instance = Instance {
+        name: "vx1",
+        node: "gw2",
+        vlan: 200,
+        network: "vx",
+        ip: "192.168.41.13",
+        mac: "02:00:00:29:00:03",
+    };
+    let instances = [V1, VX];
+    let mut rig = Rig::start(
+        &instances,
+        |s| {
+            s.dc_gateway(
+                DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")).host("ext", &format!("{EXT}/24")),
+            )
+            .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
+        },
+        &[],
+        false,
+    )
+    .await;
+    let frr = start_frr(&rig.lab, "dcgw", &frr_config());
+    let l3vpn = json!({"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]});
+    rig.apply_all(
+        &[
+            ("vpn", &V1.subnet(), json!({"l3vpn": l3vpn})),
+            (
+                "vx",
+                &VX.subnet(),
+                json!({"l3vpn": l3vpn, "encapsulation": ["VXLAN"]}),
+            ),
+        ],
+        &instances,
+    )
+    .await;
+    rig.start_speaker().await;
+    let peer = unique_name("frr");
+    rig.apply(
+        "bgppeers",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
+               "metadata": {"name": peer},
+               "spec": {"address": DCGW, "peerASN": FRR_AS,
+                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
+    )
+    .await;
+    rig.wait_peer(&peer, "True", "Established", READY).await;
+
+    let vx_status = rig.network_status("vx").await;
+    assert_eq!(
+        serde_json::to_value(&vx_status.encapsulation).expect("json"),
+        json!(["VXLAN"]),
+        "VXLAN only, in effect"
+    );
+    let vx_vni = vx_status.vni.expect("a VNI");
+    let vpn_vni = rig.network_status("vpn").await.vni.expect("a VNI");
+    let expected = [
+        (V1, vpn_vni, rig.vmi_label(V1.name).await, "ET:13"),
+        (VX, vx_vni, vx_vni, "ET:8"),
+    ];
+    for (i, vni, label, community) in expected {
+        let rd = format!("{CTL}:{vni}");
+        let prefix = i.host_prefix();
+        eventually(
+            &format!("FRR has {prefix}"),
+            Duration::from_secs(60),
+            || async {
+                frr.vpn_routes_of("ipv4")
+                    .get(&(rd.clone(), prefix.clone()))
+                    .cloned()
+                    .ok_or_else(|| frr.vtysh("show bgp ipv4 vpn"))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+        let text = frr.vpn_route_detail(&rd, &prefix).to_string();
+        eprintln!("FRR: {prefix}: {text}");
+        assert!(
+            text.contains(&format!("{community}\"")) || text.contains(&format!("{community} ")),
+            "{prefix}: the encapsulation community {community}: {text}"
+        );
+        let other = if community == "ET:8" { "ET:13" } else { "ET:8" };
+        assert!(
+            !text.contains(&format!("{other}\"")) && !text.contains(&format!("{other} ")),
+            "{prefix}: not {other}: {text}"
+        );
+        assert!(
+            text.contains(&format!("\"remoteLabel\":{label}")),
+            "{prefix}: label {label}: {text}"
+        );
+        assert!(text.contains(&underlay(i.node)), "next hop: {text}");
+    }
     drop(frr);
 }
 

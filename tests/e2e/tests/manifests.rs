@@ -417,11 +417,16 @@ fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
         "0",
         "no graceful restart by default"
     );
-    // Probes on the port the speaker serves them on.
-    let health_port: u16 = flag("health-addr")
+    // Probes on the port the speaker serves them on, bound to every
+    // address: the kubelet probes the pod's address (its own network,
+    // above), never 127.0.0.1.
+    let health_addr = flag("health-addr");
+    let (health_ip, health_port) = health_addr
         .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
         .expect("--health-addr=<ip>:<port>");
+    assert_eq!(health_ip, "0.0.0.0", "all addresses, not loopback only");
+    let health_port: u16 = health_port.parse().expect("a port");
+    assert_eq!(health_port, 8081, "bgp.healthPort's default");
     assert_eq!(
         c["ports"],
         json!([{"name": "health", "containerPort": health_port, "protocol": "TCP"}]),
@@ -443,11 +448,20 @@ fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
             "bgp.listenPort=179",
             "--set",
             "bgp.gracefulRestartSeconds=120",
+            "--set",
+            "bgp.healthPort=9443",
         ],
     ));
     let deployment = object(&docs, "Deployment", "rel-trunkline-bgp");
     let c = container(deployment);
     let args = args_of(c);
+    assert!(
+        args.contains(&"--health-addr=0.0.0.0:9443".to_owned()),
+        "bgp.healthPort moves the server, on every address: {args:?}"
+    );
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(c[probe]["httpGet"]["port"], "health", "{probe}: {c}");
+    }
     assert!(
         args.contains(&"--graceful-restart-seconds=120".to_owned()),
         "{args:?}"
@@ -471,7 +485,7 @@ fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
     );
     assert_eq!(
         c["ports"],
-        json!([{"name": "health", "containerPort": 8081, "protocol": "TCP"},
+        json!([{"name": "health", "containerPort": 9443, "protocol": "TCP"},
                {"name": "bgp", "containerPort": 179, "protocol": "TCP"}])
     );
 
@@ -503,6 +517,11 @@ fn the_bgp_speaker_runs_from_the_operator_image_with_its_own_identity() {
     let c = container(deployment);
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(
+        args_of(c).contains(&"--health-addr=0.0.0.0:8081".to_owned()),
+        "{:?}",
+        args_of(c)
+    );
     object(&base, "ClusterRoleBinding", "trunkline-bgp");
     object(&base, "RoleBinding", "trunkline-bgp-namespace");
 }

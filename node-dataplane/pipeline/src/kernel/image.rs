@@ -409,6 +409,9 @@ impl Image {
             let (kind, id) = match *target {
                 LabelTarget::Vmi(id) => (LABEL_VMI, vmi_slot(id.index())),
                 LabelTarget::Vrf(vrf) => (LABEL_VRF, vrf_slot(vrf)),
+                // The tier hands these to userspace: they come from DC
+                // gateways only, and the pipeline routes them.
+                LabelTarget::RoutedVrf(vrf) => (LABEL_ROUTED_VRF, vrf_slot(vrf)),
             };
             put(
                 TierMap::Labels,

@@ -103,6 +103,9 @@ pub const ENCAP_VXLAN: u32 = 2;
 pub const LABEL_VMI: u32 = 1;
 /// `LABEL_VRF`.
 pub const LABEL_VRF: u32 = 2;
+/// `LABEL_ROUTED_VRF`: a network's routed label (from DC gateways),
+/// handed off.
+pub const LABEL_ROUTED_VRF: u32 = 3;
 
 /// `TRACE_HANDOFF`: the frame went to userspace (AF_XDP).
 pub const TRACE_HANDOFF: u32 = 1;

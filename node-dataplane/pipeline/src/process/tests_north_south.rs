@@ -1193,6 +1193,106 @@ fn a_dc_gateway_gets_mpls_over_udp_with_its_label_and_sends_to_vmi_labels() {
     );
 }
 
+/// An IPv4 packet to `dst` from behind the DC gateway, MPLS over UDP
+/// with `label`, from `from`.
+fn labelled_from(from: [u8; 4], label: u32, dst: [u8; 4]) -> Vec<u8> {
+    let mut inner = Vec::new();
+    PacketBuilder::ipv4([198, 51, 100, 9], dst, 50)
+        .udp(53, 4000)
+        .write(&mut inner, b"routed")
+        .unwrap();
+    let mut mpls = Vec::new();
+    mpls.extend_from_slice(&((label << 12) | 0x100 | 64).to_be_bytes());
+    mpls.extend_from_slice(&inner);
+    let mut tunnel = Vec::new();
+    PacketBuilder::ethernet2(NEXT_HOP_MAC, FABRIC_MAC)
+        .ipv4(from, UNDERLAY, 64)
+        .udp(49200, 6635)
+        .write(&mut tunnel, &mpls)
+        .unwrap();
+    tunnel
+}
+
+#[test]
+fn a_networks_routed_label_from_its_dc_gateway_is_routed_in_its_vrf() {
+    const ROUTED: u32 = NET1_LABEL + (1 << 19);
+    let mut c = config((61000, 65535));
+    for n in &mut c.networks {
+        if n.key == "ns/net1" {
+            n.routed_label = Some(ROUTED);
+        }
+    }
+    // A virtual gateway's route: toward its interface.
+    c.routes.push(RouteConfig {
+        network: "ns/net1".into(),
+        prefix: "203.0.113.0/24".parse().unwrap(),
+        next_hop: NextHopConfig::Port(VGW),
+    });
+    let ns = Ns::new(&c, FlowConfig::default());
+    assert!(
+        ns.tables.dump().contains(&format!("{ROUTED}")),
+        "the dump shows the routed label"
+    );
+
+    // To the virtual gateway's interface: routed (TTL decremented), the
+    // host side's MAC.
+    let out = ns.out_of(
+        FABRIC,
+        &labelled_from(DCGW, ROUTED, [203, 0, 113, 9]),
+        0,
+        VGW,
+    );
+    let h = PacketHeaders::from_ethernet_slice(&out).unwrap();
+    assert!(h.vlan().is_none());
+    let eth = h
+        .link
+        .clone()
+        .and_then(|l| l.ethernet2())
+        .expect("Ethernet");
+    assert_eq!((eth.source, eth.destination), (GW, PEER_MAC));
+    let Some(NetHeaders::Ipv4(ip, _)) = h.net else {
+        panic!("no IPv4")
+    };
+    assert_eq!(
+        (ip.source, ip.destination, ip.time_to_live),
+        ([198, 51, 100, 9], [203, 0, 113, 9], 49)
+    );
+    // To a local instance of the network: on its logical interface.
+    let b = seen(&ns.out_of(FABRIC, &labelled_from(DCGW, ROUTED, [10, 0, 0, 10]), 0, P1));
+    assert_eq!(
+        (b.src, b.dst, b.vlan),
+        ([198, 51, 100, 9], [10, 0, 0, 10], Some(100))
+    );
+    // Never back into a tunnel: an instance of another node, the DC
+    // gateway's own routes.
+    for dst in [[10, 0, 0, 60], [198, 51, 100, 20]] {
+        assert_eq!(
+            ns.dropped(FABRIC, &labelled_from(DCGW, ROUTED, dst), 0),
+            DropReason::TunnelHairpin,
+            "{dst:?}"
+        );
+    }
+    // Only a DC gateway of the network sends with it, not a node.
+    assert_eq!(
+        ns.dropped(FABRIC, &labelled_from(NODE_B, ROUTED, [203, 0, 113, 9]), 0),
+        DropReason::TunnelPeerNotInNetwork
+    );
+
+    // A routed label that is already another's is refused, naming it.
+    for n in &mut c.networks {
+        if n.key == "ns/net1" {
+            n.routed_label = Some(LABEL_A);
+        }
+    }
+    let (_, rejected) = Tables::compile(&c);
+    assert!(
+        rejected
+            .iter()
+            .any(|r| format!("{r:?}").contains("LabelUnusable")),
+        "{rejected:?}"
+    );
+}
+
 #[test]
 fn compilation_refuses_what_cannot_leave_and_dumps_the_rest() {
     let mut c = config((61000, 65535));

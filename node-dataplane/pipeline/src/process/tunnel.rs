@@ -5,6 +5,7 @@
 //! ```text
 //!  outer Ethernet | outer IPv4/IPv6 | UDP | MPLS label (6635) | inner IP packet   (routed to a VMI)
 //!  (next-hop MAC, |  (this node ->  | src port = flow hash  | or the network's  | inner Ethernet   (bridged, flooded)
+//!                 |                 |                       | or routed label   | inner IP packet  (routed in the VRF)
 //!   fabric MAC)   |   the peer)     | in 49152..65535       | label             |
 //!                                         | VXLAN (4789), VNI | inner Ethernet
 //! ```
@@ -509,6 +510,9 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                     Some(&LabelTarget::Vrf(vrf)) => {
                         self.decapsulated_frame(ingress, vrf, peer, buf, inner, payload_end - inner)
                     }
+                    Some(&LabelTarget::RoutedVrf(vrf)) => {
+                        self.routed_in_vrf(ingress, vrf, peer, buf, inner, payload_end)
+                    }
                     None => Err(DropReason::TunnelUnknownLabel),
                 }
             }
@@ -613,6 +617,60 @@ impl<'a, O: Observer> Pipeline<'a, O> {
             len: ip_at - start + ip_len,
             vmi: Some(id),
         })
+    }
+
+    /// An inner IP packet with a network's routed label, from a DC gateway
+    /// routing for the network (never from a node: nodes send by a VMI's
+    /// label): routed in the VRF as from the tunnel, so to a local VMI or
+    /// a virtual gateway's interface (never back into a tunnel).
+    fn routed_in_vrf(
+        &self,
+        ingress: PortId,
+        vrf_index: usize,
+        peer: PeerId,
+        buf: &mut [u8],
+        ip_at: usize,
+        end: usize,
+    ) -> Result<Verdict, DropReason> {
+        let vrf = &self.tables.vrfs[vrf_index];
+        if !vrf.routed_peers.contains(&peer) {
+            return Err(DropReason::TunnelPeerNotInNetwork);
+        }
+        if !vrf.routes {
+            return Err(DropReason::RoutingDisabled);
+        }
+        let inner = &buf[ip_at..end];
+        let (ip_len, ethertype) = match inner.first().map(|b| b >> 4) {
+            Some(4) => {
+                let ip =
+                    ipv4::Packet::new_checked(inner).map_err(|_| DropReason::TunnelMalformed)?;
+                (usize::from(ip.total_len()), EtherType::Ipv4)
+            }
+            Some(6) => {
+                let ip =
+                    ipv6::Packet::new_checked(inner).map_err(|_| DropReason::TunnelMalformed)?;
+                (
+                    ipv6::HEADER_LEN + usize::from(ip.payload_len()),
+                    EtherType::Ipv6,
+                )
+            }
+            _ => return Err(DropReason::TunnelMalformed),
+        };
+        let gateway = self.tables.gateway_mac;
+        let start = write_l2_before(buf, ip_at, gateway, gateway, 0, ethertype)?;
+        let frame_end = ip_at + ip_len;
+        let l2 = parse_l2(&buf[start..frame_end]).map_err(|_| DropReason::TunnelMalformed)?;
+        let ctx = Ingress {
+            port: ingress,
+            source: Source::Tunnel(peer),
+            vrf,
+            vrf_index,
+            vlan: 0,
+        };
+        match ethertype {
+            EtherType::Ipv4 => self.route_v4(ctx, &l2, buf, start, frame_end - start),
+            _ => self.route_v6(ctx, &l2, buf, start, frame_end - start),
+        }
     }
 
     /// An inner Ethernet frame of a network, from a peer: into the VRF, as

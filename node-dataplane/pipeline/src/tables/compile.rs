@@ -232,6 +232,12 @@ impl<'c> Compiler<'c> {
             LabelTarget::Vrf(v) => {
                 format!("already the label of network {}", self.vrfs[*v].network)
             }
+            LabelTarget::RoutedVrf(v) => {
+                format!(
+                    "already the routed label of network {}",
+                    self.vrfs[*v].network
+                )
+            }
         })
     }
 
@@ -258,6 +264,17 @@ impl<'c> Compiler<'c> {
             {
                 self.reject(object(), RejectReason::LabelUnusable { label, why });
                 continue;
+            }
+            if let Some(label) = network.routed_label {
+                let why = if network.label == Some(label) {
+                    Some("the same as its bridged label".to_owned())
+                } else {
+                    self.label_problem(label)
+                };
+                if let Some(why) = why {
+                    self.reject(object(), RejectReason::LabelUnusable { label, why });
+                    continue;
+                }
             }
             if let Some(vni) = network.vni {
                 let why = if !(1..=MAX_VNI).contains(&vni) {
@@ -327,6 +344,9 @@ impl<'c> Compiler<'c> {
             let index = self.vrfs.len();
             if let Some(label) = network.label {
                 self.labels.insert(label, LabelTarget::Vrf(index));
+            }
+            if let Some(label) = network.routed_label {
+                self.labels.insert(label, LabelTarget::RoutedVrf(index));
             }
             if let Some(vni) = network.vni {
                 self.vnis.insert(vni, index);

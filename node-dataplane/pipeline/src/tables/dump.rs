@@ -118,6 +118,7 @@ pub(super) fn dump(tables: &Tables) -> String {
         let what = match target {
             super::LabelTarget::Vmi(id) => format!("vmi {}", vmi_key(*id)),
             super::LabelTarget::Vrf(v) => format!("vrf {}", tables.vrfs[*v].id),
+            super::LabelTarget::RoutedVrf(v) => format!("routed vrf {}", tables.vrfs[*v].id),
         };
         let _ = writeln!(out, "label {label} -> {what}");
     }

@@ -646,6 +646,9 @@ pub(crate) enum LabelTarget {
     Vmi(VmiId),
     /// A VRF: the payload is an Ethernet frame of its network.
     Vrf(usize),
+    /// A VRF: the payload is an IP packet routed in it (from a DC
+    /// gateway only).
+    RoutedVrf(usize),
 }
 
 /// A logical interface that made it into the tables.

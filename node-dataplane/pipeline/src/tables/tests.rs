@@ -550,6 +550,7 @@ fn arb_config(unique_li_keys: bool) -> impl Strategy<Value = NodeConfig> {
                             [usize::from(mode)],
                         flood_unknown_unicast: mode == 1,
                         label,
+                        routed_label: None,
                         vni,
                         peers: PEERS
                             .iter()

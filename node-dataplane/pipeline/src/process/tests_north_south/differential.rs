@@ -57,6 +57,10 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
         ip_fabric_forwarding_sends_as_is_and_routes_the_return_to_the_vmi,
     ),
     (
+        "a_networks_routed_label_from_its_dc_gateway_is_routed_in_its_vrf",
+        a_networks_routed_label_from_its_dc_gateway_is_routed_in_its_vrf,
+    ),
+    (
         "a_dc_gateway_gets_mpls_over_udp_with_its_label_and_sends_to_vmi_labels",
         a_dc_gateway_gets_mpls_over_udp_with_its_label_and_sends_to_vmi_labels,
     ),
