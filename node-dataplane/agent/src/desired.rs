@@ -21,8 +21,9 @@
 //! that they do not hold, with why (`exceptions`).
 //!
 //! The operator decides what is valid across objects; the agent only takes
-//! objects whose `Accepted` condition is true for their current generation
-//! (`Meta::accepted`, read by the model): an invalid object is never
+//! objects it accepted at their current generation, by an `Accepted`
+//! condition or by the value of their node labels (`Meta::accepted`, read
+//! by the model): an invalid object is never
 //! programmed; a changed one is enforced as its last accepted version until
 //! the operator has accepted its new generation (`last_accepted`, which runs
 //! before this module and reports such objects as exceptions).

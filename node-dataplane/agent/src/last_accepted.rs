@@ -3,9 +3,10 @@
 //! what the node enforces when the operator accepts it, and never takes the
 //! object out of the tables in between.
 //!
-//! The agent programs only objects whose `Accepted` condition is for their
-//! current generation. Between a spec edit and the operator's verdict the
-//! status still describes the older generation; without this cache the
+//! The agent programs only objects the operator accepted at their current
+//! generation (an `Accepted` condition for it, or node labels whose value
+//! names it). Between a spec edit and the operator's verdict both still
+//! describe the older generation; without this cache the
 //! object would leave the node's tables for that moment (tens to hundreds
 //! of milliseconds of lost traffic per edit). Instead the node goes on
 //! enforcing the version the operator last accepted, and reports the object

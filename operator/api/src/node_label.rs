@@ -7,6 +7,12 @@
 //! starting and ending alphanumeric. A node whose name fits is labelled by
 //! its name; any other (a longer name) by `h-` and a 64-bit FNV-1a hash of
 //! its name in hex, which both sides compute alike.
+//!
+//! A label's value carries the operator's acceptance: `g<generation>` when
+//! the operator accepted that generation of the object (see
+//! [`value_of`]), so that a node can program an object from its labels
+//! alone, before (or without) the status write that says the same. An
+//! empty value (older operators) carries nothing, and the status decides.
 
 /// The prefix of every node label.
 pub const PREFIX: &str = "node.trunkline.io/";
@@ -33,6 +39,18 @@ pub fn key_of(node: &str) -> String {
 /// The name part of a node label key, if `key` is one.
 pub fn name_in(key: &str) -> Option<&str> {
     key.strip_prefix(PREFIX).filter(|n| valid_name(n))
+}
+
+/// The value of a node label on an object whose generation `generation`
+/// the operator accepted: `g<generation>`.
+pub fn value_of(generation: i64) -> String {
+    format!("g{generation}")
+}
+
+/// The generation a node label's value says the operator accepted, if it
+/// says one (see [`value_of`]).
+pub fn accepted_generation(value: &str) -> Option<i64> {
+    value.strip_prefix('g')?.parse().ok()
 }
 
 fn valid_name(name: &str) -> bool {
@@ -65,5 +83,14 @@ mod tests {
         assert_eq!(name_in("node.trunkline.io/gw-1"), Some("gw-1"));
         assert_eq!(name_in("trunkline.io/bench"), None);
         assert_eq!(name_in("node.trunkline.io/-x"), None);
+    }
+
+    #[test]
+    fn values_carry_the_accepted_generation() {
+        assert_eq!(value_of(7), "g7");
+        assert_eq!(accepted_generation(&value_of(7)), Some(7));
+        assert_eq!(accepted_generation(""), None, "older operators' labels");
+        assert_eq!(accepted_generation("7"), None);
+        assert_eq!(accepted_generation("gx"), None);
     }
 }

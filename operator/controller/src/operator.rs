@@ -62,8 +62,11 @@ const WRITES_PER_PASS: usize = 1024;
 /// later one (the object Ready, or this much later) carries it. When
 /// thousands of objects arrive at once their nodes usually report within
 /// this time, so each is written Accepted and then Ready, not once per
-/// intermediate step. Rejections, acceptance, Ready and any loss of
-/// Programmed or Ready are never held.
+/// intermediate step. Rejections, Ready and any loss of Programmed or
+/// Ready are never held. Acceptance is held too when the object's node
+/// labels carry it (their values name the accepted generation, written the
+/// same pass): its nodes program it from the labels, and the status is
+/// usually written once, Ready.
 pub const PENDING_HOLD: Duration = Duration::from_secs(2);
 /// How long such a write may be held, at most, while the operator is busy
 /// (its last pass wrote [`BUSY_WRITES`] or more): in a burst of thousands
@@ -322,6 +325,9 @@ pub struct Operator {
     deferred: usize,
     /// Objects whose labels this pass wrote with their status.
     labelled: BTreeSet<ObjectKey>,
+    /// Objects whose acceptance write is held because their labels carry
+    /// it: their labels are written this pass.
+    carry: BTreeSet<ObjectKey>,
     /// Objects whose pending-only status write is held ([`PENDING_HOLD`]),
     /// since when.
     held: HashMap<ObjectKey, Instant>,
@@ -364,8 +370,9 @@ struct Plan<K: Reported> {
     key: ObjectKey,
     desired: K::Status,
     events: Vec<Condition>,
-    /// The node labels to write after the status, when they differ.
-    labels: Option<BTreeSet<String>>,
+    /// The node labels to write after the status, when they differ: the
+    /// nodes' name parts and the labels' value.
+    labels: Option<(BTreeSet<String>, String)>,
     notes: Vec<Note>,
 }
 
@@ -377,6 +384,33 @@ fn node_labels_of(meta: &kube::api::ObjectMeta) -> BTreeSet<String> {
         .filter_map(|(key, _)| trunkline_api::node_label::name_in(key))
         .map(str::to_owned)
         .collect()
+}
+
+/// The value of an object's node labels under `decision`: the accepted
+/// generation (`g<generation>`), or empty when the decision does not
+/// accept it.
+fn label_value(decision: &trunkline_operator_core::Decision) -> String {
+    if decision.is_accepted() {
+        trunkline_api::node_label::value_of(decision.generation)
+    } else {
+        String::new()
+    }
+}
+
+/// Whether an object at `generation` labelled for `nodes`, whose labels
+/// carry the acceptance of `labelled` (see
+/// [`trunkline_model::from_api`]'s `labelled_generation`), needs its labels
+/// written to be labelled for `wanted` under a decision that does or does
+/// not (`accepted`) accept `generation`.
+fn labels_differ(
+    nodes: &BTreeSet<String>,
+    labelled: Option<i64>,
+    generation: i64,
+    wanted: &BTreeSet<String>,
+    accepted: bool,
+) -> bool {
+    let carried = labelled == Some(generation);
+    nodes != wanted || (!wanted.is_empty() && accepted != carried)
 }
 
 impl Operator {
@@ -406,6 +440,7 @@ impl Operator {
             write_budget: WRITES_PER_PASS,
             deferred: 0,
             labelled: BTreeSet::new(),
+            carry: BTreeSet::new(),
             held: HashMap::new(),
             hold_due: None,
             busy: false,
@@ -565,6 +600,7 @@ impl Operator {
         self.write_budget = WRITES_PER_PASS;
         self.deferred = 0;
         self.labelled.clear();
+        self.carry.clear();
         self.hold_due = None;
         // What a node needs first, first: networks, their VMIs, then the
         // logical interfaces binding them.
@@ -606,6 +642,7 @@ impl Operator {
         if full {
             relabel.extend(to_sync.iter().cloned());
         }
+        relabel.append(&mut self.carry);
         let labelled = std::mem::take(&mut self.labelled);
         relabel.retain(|k| !labelled.contains(k));
         self.sync_labels(&relabel, &mut outcome).await;
@@ -694,24 +731,38 @@ impl Operator {
                 .iter()
                 .map(|n| trunkline_api::node_label::name_of(n))
                 .collect();
-            // A node is asked to hold an object only once its status says
-            // it is accepted: until its status is written (with its
-            // labels), only labels going away are written. The key is
-            // kept for the next pass in case this store is only behind
-            // the status written last pass.
-            let early = !object.meta().accepted && !wanted.is_subset(&object.meta().nodes);
+            // A node is asked to hold an object only once it is accepted:
+            // by this decision (the labels then carry it) or by its
+            // status. Until then only labels going away are written. The
+            // key is kept for the next pass in case this store is only
+            // behind the status written last pass.
+            let meta = object.meta();
+            let decided = self
+                .decider
+                .decisions()
+                .get(key)
+                .filter(|d| d.generation == meta.generation);
+            let accepted = decided.is_some_and(|d| d.is_accepted());
+            let early = !accepted && !meta.accepted && !wanted.is_subset(&meta.nodes);
             if early {
                 self.relabel_retry.insert(key.clone());
-            } else if object.meta().nodes != wanted {
-                writes.push((key.clone(), wanted));
+            } else if labels_differ(
+                &meta.nodes,
+                meta.labelled_generation,
+                meta.generation,
+                &wanted,
+                accepted,
+            ) {
+                let value = decided.map(label_value).unwrap_or_default();
+                writes.push((key.clone(), wanted, value));
             }
         }
         let client = self.client.clone();
         let results: Vec<_> = stream::iter(writes)
-            .map(|(key, wanted)| {
+            .map(|(key, wanted, value)| {
                 let client = client.clone();
                 async move {
-                    let written = write_labels(&client, &key, &wanted).await;
+                    let written = write_labels(&client, &key, &wanted, &value).await;
                     (key, written)
                 }
             })
@@ -832,6 +883,30 @@ impl Operator {
                     continue;
                 }
             }
+            let wanted: BTreeSet<String> = self
+                .decider
+                .node_labels(&key)
+                .iter()
+                .map(|n| trunkline_api::node_label::name_of(n))
+                .collect();
+            // Acceptance the labels carry waits (as pending moves do):
+            // the labels go this pass, the status usually once, Ready.
+            if decision.is_accepted()
+                && !wanted.is_empty()
+                && only_acceptance(
+                    current.as_ref().map(K::conditions_of).unwrap_or(&[]),
+                    K::conditions_of(&desired),
+                    decision.generation,
+                )
+            {
+                let since = *self.held.entry(key.clone()).or_insert_with(Instant::now);
+                if let Some(due) = held_until(since, Instant::now(), self.busy) {
+                    self.hold_due = Some(self.hold_due.map_or(due, |d| d.min(due)));
+                    self.carry.insert(key.clone());
+                    self.retry.insert(key);
+                    continue;
+                }
+            }
             self.held.remove(&key);
             if self.write_budget == 0 {
                 self.retry.insert(key);
@@ -839,13 +914,15 @@ impl Operator {
                 continue;
             }
             self.write_budget -= 1;
-            let wanted: BTreeSet<String> = self
-                .decider
-                .node_labels(&key)
-                .iter()
-                .map(|n| trunkline_api::node_label::name_of(n))
-                .collect();
-            let labels = (node_labels_of(object.meta()) != wanted).then_some(wanted);
+            let meta = object.meta();
+            let labels = labels_differ(
+                &node_labels_of(meta),
+                trunkline_model::from_api::labelled_generation(meta.labels.as_ref()),
+                meta.generation.unwrap_or(0),
+                &wanted,
+                decision.is_accepted() && Some(decision.generation) == meta.generation,
+            )
+            .then(|| (wanted, label_value(decision)));
             if labels.is_some() {
                 self.labelled.insert(key.clone());
             }
@@ -885,8 +962,8 @@ impl Operator {
                     };
                     // Then its labels, at once: a node holds it sooner.
                     let labelled = match (&written, &plan.labels, *leading.borrow()) {
-                        (Ok(Some(_)), Some(labels), true) => {
-                            Some(write_labels(&client, &plan.key, labels).await)
+                        (Ok(Some(_)), Some((labels, value)), true) => {
+                            Some(write_labels(&client, &plan.key, labels, value).await)
                         }
                         _ => None,
                     };
@@ -1009,6 +1086,20 @@ fn only_pending_moves(current: &[Condition], desired: &[Condition], generation: 
         && !is_true(&find(current, condition::PROGRAMMED))
 }
 
+/// Whether going from `current` to `desired` conditions is the first
+/// acceptance of `generation`: accepted in `desired`, not Ready there, and
+/// `current` has no verdict on `generation` (a refusal of it is lifted at
+/// once: the nodes read the status' refusal over the labels).
+fn only_acceptance(current: &[Condition], desired: &[Condition], generation: i64) -> bool {
+    let find = |set: &[Condition], type_: &str| set.iter().find(|c| c.type_ == type_).cloned();
+    let decided_before = find(current, condition::ACCEPTED)
+        .is_some_and(|c| c.observed_generation == Some(generation));
+    !decided_before
+        && find(desired, condition::ACCEPTED)
+            .is_some_and(|c| c.status == "True" && c.observed_generation == Some(generation))
+        && find(desired, condition::READY).is_none_or(|c| c.status != "True")
+}
+
 /// Until when a pending-only write that arose at `since` is held, seen at
 /// `now`; `None` once it is due. Held [`PENDING_HOLD`]; while the operator
 /// is `busy`, re-checked every [`PENDING_HOLD`] up to [`PENDING_HOLD_BUSY`]
@@ -1065,19 +1156,21 @@ async fn write<K: Reported>(
 }
 
 /// Server-side apply of an object's node labels alone
-/// (`node.trunkline.io/<name>: ""` for each of `names`; the operator's
-/// other node labels go); `Ok(false)` when the object is gone.
+/// (`node.trunkline.io/<name>: <value>` for each of `names`, `value` the
+/// accepted generation or empty; the operator's other node labels go);
+/// `Ok(false)` when the object is gone.
 async fn write_labels(
     client: &Client,
     key: &ObjectKey,
     names: &BTreeSet<String>,
+    value: &str,
 ) -> Result<bool, Error> {
     let labels: serde_json::Map<String, serde_json::Value> = names
         .iter()
         .map(|n| {
             (
                 format!("{}{n}", trunkline_api::node_label::PREFIX),
-                json!(""),
+                json!(value),
             )
         })
         .collect();
@@ -1294,6 +1387,61 @@ mod tests {
             &set("True", "True", "False", 3),
             3
         ));
+    }
+
+    #[test]
+    fn only_a_first_acceptance_is_carried_by_the_labels() {
+        let waiting = set("True", "False", "False", 3);
+        assert!(only_acceptance(&[], &waiting, 3), "no status yet");
+        assert!(
+            only_acceptance(&set("True", "True", "True", 2), &waiting, 3),
+            "a new generation"
+        );
+        assert!(
+            !only_acceptance(&set("False", "False", "False", 3), &waiting, 3),
+            "a refusal of this generation is lifted at once"
+        );
+        assert!(!only_acceptance(&waiting, &waiting, 3), "already accepted");
+        assert!(
+            !only_acceptance(&[], &set("True", "True", "True", 3), 3),
+            "Ready is written"
+        );
+        assert!(
+            !only_acceptance(&[], &set("False", "False", "False", 3), 3),
+            "a refusal is written"
+        );
+    }
+
+    #[test]
+    fn labels_are_written_when_their_nodes_or_their_acceptance_differ() {
+        let nodes = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let gw1 = nodes(&["gw-1"]);
+        assert!(!labels_differ(&gw1, Some(3), 3, &gw1, true));
+        assert!(
+            labels_differ(&gw1, Some(2), 3, &gw1, true),
+            "an older generation"
+        );
+        assert!(labels_differ(&gw1, None, 3, &gw1, true), "no value yet");
+        assert!(
+            labels_differ(&gw1, Some(3), 3, &gw1, false),
+            "no longer accepted"
+        );
+        assert!(
+            !labels_differ(&gw1, Some(2), 3, &gw1, false),
+            "stale, harmless"
+        );
+        assert!(labels_differ(
+            &gw1,
+            Some(3),
+            3,
+            &nodes(&["gw-1", "gw-2"]),
+            true
+        ));
+        assert!(
+            labels_differ(&gw1, Some(3), 3, &nodes(&[]), true),
+            "labels go"
+        );
+        assert!(!labels_differ(&nodes(&[]), None, 3, &nodes(&[]), true));
     }
 
     #[test]

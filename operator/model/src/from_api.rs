@@ -50,8 +50,28 @@ pub fn refused(conditions: &[Condition], generation: Option<i64>) -> bool {
     })
 }
 
+/// Whether the node labels of an object (`labels`) carry the operator's
+/// acceptance of generation `generation`: a node label whose value is
+/// `g<generation>` (see [`trunkline_api::node_label::value_of`]). The
+/// operator writes such labels only for a generation it accepted, so a
+/// node may program the object before its status says so.
+pub fn labels_accept(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    generation: Option<i64>,
+) -> bool {
+    let Some(generation) = generation else {
+        return false;
+    };
+    labels.into_iter().flatten().any(|(key, value)| {
+        trunkline_api::node_label::name_in(key).is_some()
+            && trunkline_api::node_label::accepted_generation(value) == Some(generation)
+    })
+}
+
 /// The [`Meta`] of an object of kind `kind` with status conditions
-/// `conditions`.
+/// `conditions`. It is accepted when its status says so for its current
+/// generation, or when its node labels do and its status does not refuse
+/// that generation.
 pub(crate) fn meta(kind: Kind, m: &ObjectMeta, conditions: &[Condition]) -> Meta {
     let name = m.name.clone().unwrap_or_default();
     let key = match (kind.is_namespaced(), &m.namespace) {
@@ -63,7 +83,9 @@ pub(crate) fn meta(kind: Kind, m: &ObjectMeta, conditions: &[Condition]) -> Meta
         key,
         created: m.creation_timestamp.as_ref().map(|t| t.0.as_second()),
         generation: m.generation.unwrap_or(0),
-        accepted: accepted(conditions, m.generation),
+        accepted: accepted(conditions, m.generation)
+            || (!refused(conditions, m.generation)
+                && labels_accept(m.labels.as_ref(), m.generation)),
         refused: refused(conditions, m.generation),
         changed_at: m
             .resource_version
@@ -76,7 +98,22 @@ pub(crate) fn meta(kind: Kind, m: &ObjectMeta, conditions: &[Condition]) -> Meta
             .filter_map(|(key, _)| trunkline_api::node_label::name_in(key))
             .map(str::to_owned)
             .collect(),
+        labelled_generation: labelled_generation(m.labels.as_ref()),
     }
+}
+
+/// The generation every node label of `labels` carries, when they all
+/// carry the same one (see [`trunkline_api::node_label::value_of`]).
+pub fn labelled_generation(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> Option<i64> {
+    let mut generations = labels
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| trunkline_api::node_label::name_in(key).is_some())
+        .map(|(_, value)| trunkline_api::node_label::accepted_generation(value));
+    let first = generations.next()??;
+    generations.all(|g| g == Some(first)).then_some(first)
 }
 
 /// Reads a value with `parse`, or records why it cannot be read in
@@ -285,5 +322,63 @@ mod tests {
             ObjectKey::cluster(Kind::LogicalInterface, "net1")
         );
         assert!(!cluster.accepted);
+    }
+
+    #[test]
+    fn node_labels_carry_acceptance_unless_the_status_refuses() {
+        let labelled = |value: &str| ObjectMeta {
+            name: Some("net1".into()),
+            namespace: Some("t1".into()),
+            generation: Some(3),
+            labels: Some(
+                [
+                    ("node.trunkline.io/gw-1".to_owned(), value.to_owned()),
+                    ("other.example/x".to_owned(), "g4".to_owned()),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let vn = Kind::VirtualNetwork;
+        assert!(meta(vn, &labelled("g3"), &[]).accepted, "no status yet");
+        assert!(
+            meta(
+                vn,
+                &labelled("g3"),
+                &[condition("Accepted", "True", Some(2))]
+            )
+            .accepted,
+            "the status is behind the labels"
+        );
+        let refused = meta(
+            vn,
+            &labelled("g3"),
+            &[condition("Accepted", "False", Some(3))],
+        );
+        assert!(!refused.accepted && refused.refused, "the status refuses");
+        assert!(
+            !meta(vn, &labelled("g2"), &[]).accepted,
+            "an older generation"
+        );
+        assert!(
+            !meta(vn, &labelled(""), &[]).accepted,
+            "older operators' labels"
+        );
+        let mut other = labelled("");
+        other
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("other.example/y".into(), "g3".into());
+        assert!(!meta(vn, &other, &[]).accepted, "only node labels count");
+        assert_eq!(meta(vn, &labelled("g3"), &[]).labelled_generation, Some(3));
+        assert_eq!(meta(vn, &labelled(""), &[]).labelled_generation, None);
+        let mut mixed = labelled("g3");
+        mixed
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("node.trunkline.io/gw-2".into(), "g2".into());
+        assert_eq!(meta(vn, &mixed, &[]).labelled_generation, None);
     }
 }

@@ -174,10 +174,12 @@ pub struct Meta {
     pub created: Option<i64>,
     /// `metadata.generation`: bumped by the API server on every spec change.
     pub generation: i64,
-    /// Whether the object's status holds `Accepted=True` for its current
-    /// generation (see [`crate::from_api::accepted`]). The node dataplane
-    /// programs only such objects; the operator, which decides acceptance,
-    /// ignores it.
+    /// Whether the operator accepted the object's current generation: its
+    /// status holds `Accepted=True` for it (see
+    /// [`crate::from_api::accepted`]), or its node labels carry it and its
+    /// status does not refuse it (see [`crate::from_api::labels_accept`]).
+    /// The node dataplane programs only such objects; the operator, which
+    /// decides acceptance, ignores it.
     pub accepted: bool,
     /// Whether the status holds `Accepted=False` for its current generation:
     /// the operator refused this very spec (as opposed to not having decided
@@ -192,6 +194,9 @@ pub struct Meta {
     /// The name parts of its node labels (`node.trunkline.io/<name>`): the
     /// nodes the operator labelled it for.
     pub nodes: BTreeSet<String>,
+    /// The generation whose acceptance its node labels carry (each one's
+    /// value is `g<generation>`), when they all carry the same one.
+    pub labelled_generation: Option<i64>,
 }
 
 /// Sort key of "the older keeps it": creation time, then namespace, then
@@ -215,6 +220,7 @@ impl Meta {
             refused: false,
             changed_at: None,
             nodes: BTreeSet::new(),
+            labelled_generation: None,
         }
     }
 
@@ -234,6 +240,7 @@ impl Meta {
             refused: false,
             changed_at: None,
             nodes: BTreeSet::new(),
+            labelled_generation: None,
         }
     }
 

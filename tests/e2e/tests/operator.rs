@@ -205,20 +205,23 @@ async fn report_through(client: &Client, router: &str, through: &[(&str, String)
         .expect("report watermarks");
 }
 
-/// Waits until the operator has labelled `name` for node `node`; returns
-/// the object's resourceVersion then.
-async fn labelled_for<K>(api: &Api<K>, name: &str, node: &str) -> String
+/// Waits until the operator has labelled `name` for node `node` with its
+/// acceptance of generation `generation` (the label's value `g<generation>`,
+/// which lets the node program it before its status says so); returns the
+/// object's resourceVersion then.
+async fn labelled_for<K>(api: &Api<K>, name: &str, node: &str, generation: i64) -> String
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let label = format!("node.trunkline.io/{node}");
+    let value = format!("g{generation}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let o = api.get(name).await.expect("get");
         if o.meta()
             .labels
             .as_ref()
-            .is_some_and(|l| l.contains_key(&label))
+            .is_some_and(|l| l.get(&label) == Some(&value))
         {
             return o.meta().resource_version.clone().expect("resourceVersion");
         }
@@ -408,9 +411,9 @@ async fn a_valid_set_is_accepted_then_ready_when_the_node_reports_it() {
 
     // The operator labels each object for the node that holds it; the
     // node dataplane reports its tables were built from them.
-    let li_rv = labelled_for(&lis, &li_name, &gw).await;
-    let vmi_rv = labelled_for(&vmis, "vmi1", &gw).await;
-    let net_rv = labelled_for(&networks, "net1", &gw).await;
+    let li_rv = labelled_for(&lis, &li_name, &gw, 1).await;
+    let vmi_rv = labelled_for(&vmis, "vmi1", &gw, 1).await;
+    let net_rv = labelled_for(&networks, "net1", &gw, 1).await;
     // Being labelled changes nothing the status says (the node has still
     // not programmed them): no status write until the node reports, so a
     // burst costs one status write per object before it is programmed.
@@ -474,7 +477,7 @@ async fn a_valid_set_is_accepted_then_ready_when_the_node_reports_it() {
     )
     .await;
     assert_eq!(v.meta().generation, Some(2));
-    let vmi_rv = labelled_for(&vmis, "vmi1", &gw).await;
+    let vmi_rv = labelled_for(&vmis, "vmi1", &gw, 2).await;
     report_through(
         &rig.client,
         &gw,
