@@ -577,7 +577,9 @@ async fn cluster_condition(
 /// at the administrator's kind) and connects nothing; the administrator's
 /// cluster policy connects them on TCP 22 only, both ways with replies,
 /// TCP 80 dropped and counted under the cluster policy's default deny;
-/// deleting it separates them again.
+/// a second cluster policy of the same priority on the connection makes
+/// both `Conflicted=True PriorityTie` until its priority changes;
+/// deleting the first separates them again.
 #[tokio::test]
 async fn networks_of_two_tenants_connected_by_the_administrators_policy_talk_on_one_port_only() {
     const BLUE1: common::Instance = common::Instance {
@@ -750,6 +752,93 @@ async fn networks_of_two_tenants_connected_by_the_administrators_policy_talk_on_
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(programmed.contains(&gw.node), "{programmed}");
+
+    // Two cluster policies of one priority on one connection: each says
+    // so, naming the other and the order their rules run in; another
+    // priority ends it. (The second repeats the first's rule, so the
+    // traffic below does not depend on the order.)
+    let tie = format!("{ns}-tie");
+    let apply_tie = |priority: u32| {
+        let (policies, tie, ns, ns_b) = (policies.clone(), tie.clone(), ns.clone(), ns_b.clone());
+        async move {
+            policies
+                .patch(
+                    &tie,
+                    &common::apply_params(),
+                    &kube::api::Patch::Apply(json!({
+                        "apiVersion": "trunkline.io/v1alpha1", "kind": "ClusterVirtualNetworkPolicy",
+                        "metadata": {"name": tie},
+                        "spec": {"priority": priority,
+                                 "rules": [{"action": "Allow", "protocol": "TCP",
+                                            "ports": {"min": 22, "max": 22},
+                                            "source": {"namespace": ns, "name": "net1"},
+                                            "destination": {"namespace": ns_b, "name": "blue"}}]}})),
+                )
+                .await
+                .expect("the second cluster policy");
+        }
+    };
+    let conflicted = |name: String, status: &'static str, reason: &'static str| {
+        let gw = &gw;
+        async move {
+            eventually(
+                &format!("ClusterVirtualNetworkPolicy {name} Conflicted={status} {reason}"),
+                READY_TIMEOUT,
+                || async {
+                    let c = cluster_condition(
+                        gw,
+                        "ClusterVirtualNetworkPolicy",
+                        "clustervirtualnetworkpolicies",
+                        &name,
+                        "Conflicted",
+                    )
+                    .await;
+                    match &c {
+                        Some(c) if c.0 == status && c.1 == reason => Ok(c.2.clone()),
+                        _ => Err(format!("{c:?}")),
+                    }
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    conflicted(admin.clone(), "False", "Ok").await;
+    apply_tie(0).await;
+    let first = conflicted(admin.clone(), "True", "PriorityTie").await;
+    let second = conflicted(tie.clone(), "True", "PriorityTie").await;
+    let order = format!("{admin}, then {tie}");
+    assert!(first.contains(&tie) && first.contains(&order), "{first}");
+    assert!(
+        second.contains(&admin) && second.contains(&order),
+        "{second}"
+    );
+    apply_tie(5).await;
+    conflicted(admin.clone(), "False", "Ok").await;
+    conflicted(tie.clone(), "False", "Ok").await;
+    policies
+        .delete(&tie, &Default::default())
+        .await
+        .expect("delete the second cluster policy");
+    // The node's tables without it (a connection's flow counters start
+    // again when its policies change: README, Limitations), before the
+    // flows below are counted.
+    let tie_series = format!("policy=\"{tie}\"");
+    eventually(
+        "the second cluster policy gone from the node",
+        CHANGE_TIMEOUT,
+        || async {
+            let metrics = gw.agent().metrics();
+            if metrics.contains(&tie_series) {
+                Err("still in the node's tables".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+
     let connected = |passes: bool| {
         let gw = &gw;
         async move {
