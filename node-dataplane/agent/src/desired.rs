@@ -903,7 +903,7 @@ mod tests {
         LogicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface, VirtualNetwork,
     };
     use trunkline_model::Kind;
-    use trunkline_model::from_api::Objects;
+    use trunkline_model::from_api::OwnedObjects;
 
     /// Converts the API objects as the agent does, then computes the node's
     /// desired state.
@@ -915,18 +915,13 @@ mod tests {
         networks: &[VirtualNetwork],
         gateways: &[VirtualGateway],
     ) -> Desired {
-        let routers: Vec<&PhysicalRouter> = router.into_iter().collect();
-        let lis: Vec<&LogicalInterface> = lis.iter().collect();
-        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
-        let networks: Vec<&VirtualNetwork> = networks.iter().collect();
-        let gateways: Vec<&VirtualGateway> = gateways.iter().collect();
-        let snapshot = Objects {
-            physical_routers: &routers,
-            logical_interfaces: &lis,
-            virtual_machine_interfaces: &vmis,
-            virtual_networks: &networks,
-            virtual_gateways: &gateways,
-            ..Objects::default()
+        let snapshot = OwnedObjects {
+            physical_routers: router.into_iter().cloned().collect(),
+            logical_interfaces: lis.to_vec(),
+            virtual_machine_interfaces: vmis.to_vec(),
+            virtual_networks: networks.to_vec(),
+            virtual_gateways: gateways.to_vec(),
+            ..OwnedObjects::default()
         }
         .snapshot();
         desired(node, &snapshot, &HostFacts::default())
@@ -1160,7 +1155,7 @@ mod overlay_tests {
         VirtualNetwork,
     };
     use trunkline_model::Kind;
-    use trunkline_model::from_api::Objects;
+    use trunkline_model::from_api::OwnedObjects;
 
     fn accepted(generation: i64) -> serde_json::Value {
         json!([{"type": "Accepted", "status": "True", "reason": "Ok", "message": "",
@@ -1243,22 +1238,14 @@ mod overlay_tests {
             vmi("bms1", "02:00:00:00:01:01", "192.168.1.10", 100),
             vmi("bms2", "02:00:00:00:02:01", "192.168.1.20", 101),
         ];
-        let networks = [network()];
-        let vteps = [vtep()];
-        let routers: Vec<&PhysicalRouter> = routers.iter().collect();
-        let lis: Vec<&LogicalInterface> = lis.iter().collect();
-        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
-        let networks: Vec<&VirtualNetwork> = networks.iter().collect();
-        let vteps: Vec<&ExternalVTEP> = vteps.iter().collect();
-        let gateways: Vec<&VirtualGateway> = gateways.iter().collect();
-        let snapshot = Objects {
-            physical_routers: &routers,
-            logical_interfaces: &lis,
-            virtual_machine_interfaces: &vmis,
-            virtual_networks: &networks,
-            virtual_gateways: &gateways,
-            external_vteps: &vteps,
-            ..Objects::default()
+        let snapshot = OwnedObjects {
+            physical_routers: routers.to_vec(),
+            logical_interfaces: lis.to_vec(),
+            virtual_machine_interfaces: vmis.to_vec(),
+            virtual_networks: vec![network()],
+            virtual_gateways: gateways.to_vec(),
+            external_vteps: vec![vtep()],
+            ..OwnedObjects::default()
         }
         .snapshot();
         let host = HostFacts {
@@ -1345,18 +1332,13 @@ mod overlay_tests {
             "status": {"conditions": accepted(3)}
         }))
         .unwrap();
-        let routers: Vec<&PhysicalRouter> = routers.iter().collect();
-        let lis: Vec<&LogicalInterface> = lis.iter().collect();
-        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
-        let networks = [&net];
-        let gateways = [&gateway];
-        let snapshot = Objects {
-            physical_routers: &routers,
-            logical_interfaces: &lis,
-            virtual_machine_interfaces: &vmis,
-            virtual_networks: &networks,
-            dc_gateways: &gateways,
-            ..Objects::default()
+        let snapshot = OwnedObjects {
+            physical_routers: routers.to_vec(),
+            logical_interfaces: lis.to_vec(),
+            virtual_machine_interfaces: vmis.to_vec(),
+            virtual_networks: vec![net],
+            dc_gateways: vec![gateway],
+            ..OwnedObjects::default()
         }
         .snapshot();
         let route = |p: &str, via: Option<&str>| FabricRouteConfig {
@@ -1453,10 +1435,9 @@ mod overlay_tests {
                      "fabric": {"interface": "eth0", "underlayAddress": "10.0.0.1"}}
         }))
         .unwrap();
-        let routers = [&router];
-        let snapshot = Objects {
-            physical_routers: &routers,
-            ..Objects::default()
+        let snapshot = OwnedObjects {
+            physical_routers: vec![router],
+            ..OwnedObjects::default()
         }
         .snapshot();
         let host = HostFacts {
@@ -1501,16 +1482,12 @@ mod overlay_tests {
         .unwrap();
         let vmis = [vmi("bms1", "02:00:00:00:01:01", "192.168.1.10", 100), c3];
         let networks = [network(), blue];
-        let routers: Vec<&PhysicalRouter> = routers.iter().collect();
-        let lis: Vec<&LogicalInterface> = lis.iter().collect();
-        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
-        let networks: Vec<&VirtualNetwork> = networks.iter().collect();
-        let snapshot = Objects {
-            physical_routers: &routers,
-            logical_interfaces: &lis,
-            virtual_machine_interfaces: &vmis,
-            virtual_networks: &networks,
-            ..Objects::default()
+        let snapshot = OwnedObjects {
+            physical_routers: routers.to_vec(),
+            logical_interfaces: lis.to_vec(),
+            virtual_machine_interfaces: vmis.to_vec(),
+            virtual_networks: networks.to_vec(),
+            ..OwnedObjects::default()
         }
         .snapshot();
         let host = HostFacts {

@@ -149,7 +149,7 @@ mod tests {
         LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork,
     };
     use trunkline_model::Kind;
-    use trunkline_model::from_api::Objects;
+    use trunkline_model::from_api::OwnedObjects;
 
     fn accepted(status: &str, generation: i64) -> serde_json::Value {
         json!([{"type": "Accepted", "status": status, "reason": "Ok", "message": "",
@@ -215,17 +215,12 @@ mod tests {
         cache: &mut LastAccepted,
         vmis: &[VirtualMachineInterface],
     ) -> (Desired, Vec<Substituted>) {
-        let (routers, lis, networks) = ([router()], [li()], [network()]);
-        let routers: Vec<&PhysicalRouter> = routers.iter().collect();
-        let lis: Vec<&LogicalInterface> = lis.iter().collect();
-        let networks: Vec<&VirtualNetwork> = networks.iter().collect();
-        let vmis: Vec<&VirtualMachineInterface> = vmis.iter().collect();
-        let snapshot = Objects {
-            physical_routers: &routers,
-            logical_interfaces: &lis,
-            virtual_machine_interfaces: &vmis,
-            virtual_networks: &networks,
-            ..Objects::default()
+        let snapshot = OwnedObjects {
+            physical_routers: vec![router()],
+            logical_interfaces: vec![li()],
+            virtual_machine_interfaces: vmis.to_vec(),
+            virtual_networks: vec![network()],
+            ..OwnedObjects::default()
         }
         .snapshot();
         let (snapshot, substituted) = cache.apply(snapshot);

@@ -250,6 +250,52 @@ impl Objects<'_> {
     }
 }
 
+/// API objects of every kind, held by value (tests and tools that build a
+/// set themselves rather than read a watch store), converted exactly as
+/// [`Objects`] converts borrowed ones.
+#[derive(Clone, Debug, Default)]
+pub struct OwnedObjects {
+    /// PhysicalRouters.
+    pub physical_routers: Vec<trunkline_api::PhysicalRouter>,
+    /// LogicalInterfaces.
+    pub logical_interfaces: Vec<trunkline_api::LogicalInterface>,
+    /// VirtualMachineInterfaces.
+    pub virtual_machine_interfaces: Vec<trunkline_api::VirtualMachineInterface>,
+    /// VirtualNetworks.
+    pub virtual_networks: Vec<trunkline_api::VirtualNetwork>,
+    /// GatewayHAGroups.
+    pub gateway_ha_groups: Vec<trunkline_api::GatewayHAGroup>,
+    /// VirtualGateways.
+    pub virtual_gateways: Vec<trunkline_api::VirtualGateway>,
+    /// ExternalVTEPs.
+    pub external_vteps: Vec<trunkline_api::ExternalVTEP>,
+    /// DCGateways.
+    pub dc_gateways: Vec<trunkline_api::DCGateway>,
+    /// SecurityGroups.
+    pub security_groups: Vec<trunkline_api::SecurityGroup>,
+}
+
+impl OwnedObjects {
+    /// Every object converted (through [`Objects::snapshot`]).
+    pub fn snapshot(&self) -> Snapshot {
+        fn refs<T>(objects: &[T]) -> Vec<&T> {
+            objects.iter().collect()
+        }
+        Objects {
+            physical_routers: &refs(&self.physical_routers),
+            logical_interfaces: &refs(&self.logical_interfaces),
+            virtual_machine_interfaces: &refs(&self.virtual_machine_interfaces),
+            virtual_networks: &refs(&self.virtual_networks),
+            gateway_ha_groups: &refs(&self.gateway_ha_groups),
+            virtual_gateways: &refs(&self.virtual_gateways),
+            external_vteps: &refs(&self.external_vteps),
+            dc_gateways: &refs(&self.dc_gateways),
+            security_groups: &refs(&self.security_groups),
+        }
+        .snapshot()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -315,7 +315,7 @@ mod tests {
     use trunkline_api::{
         GatewayHAGroup, LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork,
     };
-    use trunkline_model::from_api::Objects;
+    use trunkline_model::from_api::OwnedObjects;
 
     use crate::desired::{Desired, HostFacts, desired};
     use crate::hostnet::FabricFacts;
@@ -391,23 +391,13 @@ mod tests {
         let groups: Vec<GatewayHAGroup> =
             vec![object(json!({"apiVersion": "trunkline.io/v1alpha1",
             "kind": "GatewayHAGroup", "metadata": {"name": "g"}, "spec": spec}))];
-        fn refs<T>(v: &[T]) -> Vec<&T> {
-            v.iter().collect()
-        }
-        let (routers, networks, vmis, lis, groups) = (
-            refs(&routers),
-            refs(&networks),
-            refs(&vmis),
-            refs(&lis),
-            refs(&groups),
-        );
-        let snapshot = Objects {
-            physical_routers: &routers,
-            virtual_networks: &networks,
-            virtual_machine_interfaces: &vmis,
-            logical_interfaces: &lis,
-            gateway_ha_groups: &groups,
-            ..Objects::default()
+        let snapshot = OwnedObjects {
+            physical_routers: routers,
+            virtual_networks: networks,
+            virtual_machine_interfaces: vmis,
+            logical_interfaces: lis,
+            gateway_ha_groups: groups,
+            ..OwnedObjects::default()
         }
         .snapshot();
         let host = HostFacts {
