@@ -41,6 +41,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# scapy's first import on a new machine compiles its modules and took over
+# 10 s on a busy one, longer than a capture window of the lab's tests: pay
+# it here, once (a broken scapy fails here, loudly).
+/usr/bin/python3 -c 'import scapy.all, scapy.contrib.mpls'
 
 command -v cargo >/dev/null || { log "cargo is required (Rust 1.95 via rustup)"; exit 1; }
 command -v go >/dev/null || { log "go is required (Go 1.26) to build the Kubernetes binaries"; exit 1; }

@@ -238,7 +238,13 @@ fn a_capture_decodes_mpls_over_udp_with_the_documented_rules() {
     let (ok, out) = lab.ping("gw1", "10.0.0.2", 1);
     assert!(ok, "{out}");
     let capture = lab
-        .capture(lab.fabric(), "br0", "udp port 6635", Limit::packets(2))
+        .capture(
+            lab.fabric(),
+            "br0",
+            "udp port 6635",
+            // scapy sends: its start can take seconds on a busy machine.
+            Limit::packets(2).within(Duration::from_secs(60)),
+        )
         .expect("capture");
     let script = r#"
 import logging; logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
@@ -296,7 +302,12 @@ fn a_dc_gateway_speaks_mpls_over_udp_to_the_host_behind_it() {
     let (ok, out) = lab.ping("gw1", "10.0.0.200", 1);
     assert!(ok, "{out}");
     let inbound = lab
-        .capture("ext", "eth0", "icmp", Limit::packets(2))
+        .capture(
+            "ext",
+            "eth0",
+            "icmp",
+            Limit::packets(2).within(Duration::from_secs(60)),
+        )
         .expect("capture ext");
     let outbound = lab
         .capture(
