@@ -940,6 +940,10 @@ impl Decider {
                     .keys()
                     .map(|n| ObjectKey::of(Kind::SecurityGroup, n)),
             );
+            // Network policies of either kind, like the groups: few, and
+            // their nodes are their networks' (a report that became
+            // incomplete makes theirs unknown too).
+            keys.extend(self.objects.network_policies.keys().map(policy_key));
         }
         for (kind, low, high) in affected.ranges {
             let Some(by_rv) = self.changed_at.get(&kind) else {
