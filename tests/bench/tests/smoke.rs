@@ -2,9 +2,11 @@
 //! overlay's across two nodes, the XDP tier's, and SNAT against Linux's
 //! masquerade with established and new flows, too, and the XDP tier while
 //! an observation runs), both frame sizes,
-//! one round of 1 s, 64 control-plane objects. It checks that the report and the plot are
-//! written and that every mode forwarded something and the control plane
-//! reached Ready; it does not judge rates.
+//! one round of 1 s, 64 control-plane objects with their routes propagated
+//! to FRR by the BGP speaker, as `make bench` does. It checks that the
+//! report and the plot are written, that every mode forwarded something,
+//! that the control plane reached Ready and that FRR held every VMI's route
+//! (again after gobgpd was killed); it does not judge rates.
 //! Needs root (namespaces, XDP), clang, and Open vSwitch
 //! (scripts/install-deps.sh); CI runs as root.
 
@@ -12,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use trunkline_test_support::workspace_binary;
+use trunkline_test_support::{gobgpd, workspace_binary};
 
 fn median(report: &str, size: usize, label: &str) -> Option<f64> {
     let prefix = format!("| {size} B | {label} | **");
@@ -29,8 +31,10 @@ fn median_after(report: &str, heading: &str, size: usize, label: &str) -> Option
 fn a_smoke_run_measures_every_mode_and_the_control_plane() {
     let agent = workspace_binary("trunkline-dataplane", "trunkline-dataplane");
     let operator = workspace_binary("trunkline-operator", "trunkline-operator");
+    let speaker = workspace_binary("trunkline-bgp", "trunkline-bgp");
     let bin_dir = agent.parent().expect("a directory");
     assert_eq!(operator.parent(), Some(bin_dir), "built side by side");
+    assert_eq!(speaker.parent(), Some(bin_dir), "built side by side");
     let out = std::env::temp_dir().join(format!("trunkline-bench-smoke-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let started = Instant::now();
@@ -45,6 +49,8 @@ fn a_smoke_run_measures_every_mode_and_the_control_plane() {
         .arg(&out)
         .arg("--bin-dir")
         .arg(bin_dir)
+        .arg("--gobgpd")
+        .arg(gobgpd().expect("gobgpd from scripts/build-gobgp.sh"))
         .output()
         .expect("trunkline-bench runs");
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -109,6 +115,20 @@ fn a_smoke_run_measures_every_mode_and_the_control_plane() {
     assert!(
         report.contains("| counted at the end: programmed / Ready (of 128) | 128 / 128 |"),
         "the 64 LIs and VMIs were programmed and Ready:\n{report}"
+    );
+    assert!(
+        report
+            .contains("| routes FRR held from the speaker at the end of the burst (of 64) | 64 |"),
+        "FRR held every VMI's VPNv4 route:\n{report}"
+    );
+    let again = "| every route again after gobgpd is killed";
+    let again = report
+        .lines()
+        .find(|l| l.starts_with(again))
+        .unwrap_or_else(|| panic!("no re-advertisement row in:\n{report}"));
+    assert!(
+        again.trim_end().ends_with(" s |"),
+        "every route again after gobgpd was killed: {again}"
     );
     assert!(
         !report.contains("FALLBACK"),

@@ -141,18 +141,7 @@ fn leases_of(client: &Client, ns: &str) -> Api<Lease> {
 
 /// gobgpd as `scripts/build-gobgp.sh` builds it (cached by version).
 fn gobgpd() -> std::path::PathBuf {
-    let out = std::process::Command::new("bash")
-        .arg(deploy_support::repo_root().join("scripts/build-gobgp.sh"))
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("scripts/build-gobgp.sh runs");
-    assert!(out.status.success(), "scripts/build-gobgp.sh failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("GOBGPD="))
-        .expect("GOBGPD=<path> from scripts/build-gobgp.sh")
-        .into()
+    trunkline_test_support::gobgpd().expect("gobgpd from scripts/build-gobgp.sh")
 }
 
 /// The BGP speaker with the command and args of `deployment`, as Pod `pod`

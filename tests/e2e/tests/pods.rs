@@ -54,18 +54,9 @@ fn repo_root() -> PathBuf {
         .expect("repository root")
 }
 
-/// gobgpd as `scripts/build-gobgp.sh` builds it (the operator image's).
-fn gobgpd() -> PathBuf {
-    let out = Command::new(repo_root().join("scripts/build-gobgp.sh"))
-        .arg("--print")
-        .stdin(Stdio::null())
-        .output()
-        .expect("scripts/build-gobgp.sh runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("GOBGPD="))
-        .expect("GOBGPD=<path>")
-        .into()
+/// gobgpd as `scripts/build-gobgp.sh` builds it (cached by version).
+fn gobgpd() -> std::path::PathBuf {
+    trunkline_test_support::gobgpd().expect("gobgpd from scripts/build-gobgp.sh")
 }
 
 /// The two trunkline images, built once per test binary.

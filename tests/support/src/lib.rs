@@ -51,7 +51,7 @@ pub use namespace::TestNamespace;
 pub use process::{
     ManagedProcess, child_named, free_local_addr, http_get, without_test_env, workspace_binary,
 };
-pub use tools::{client_from_kubeconfig, rig_tool};
+pub use tools::{client_from_kubeconfig, gobgpd, rig_tool};
 /// The network-namespace lab (`trunkline-lab`): fabric, gateway nodes,
 /// switches, instances, fabric hosts, VXLAN VTEPs and captures.
 pub use trunkline_lab as lab;

@@ -26,11 +26,24 @@ use crate::{ControlPlane, Error};
 /// The path of a tool `scripts/build-k8s.sh --print` names (`KUBECTL`,
 /// `HELM`, `KUBE_APISERVER`, ...).
 pub fn rig_tool(name: &str) -> Result<PathBuf, Error> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = root.join("scripts/build-k8s.sh");
+    script_path("build-k8s.sh", &["--print"], name)
+}
+
+/// gobgpd as `scripts/build-gobgp.sh` builds it (cached by version; built
+/// first if missing): the speaker `trunkline-bgp` supervises.
+pub fn gobgpd() -> Result<PathBuf, Error> {
+    script_path("build-gobgp.sh", &[], "GOBGPD")
+}
+
+/// The path a build script of `scripts/` prints as `<name>=<path>`.
+fn script_path(script: &str, args: &[&str], name: &str) -> Result<PathBuf, Error> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts")
+        .join(script);
     let out = Command::new(&script)
-        .arg("--print")
+        .args(args)
         .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
         .output()
         .map_err(|source| Error::Spawn {
             program: script.display().to_string(),
@@ -43,7 +56,7 @@ pub fn rig_tool(name: &str) -> Result<PathBuf, Error> {
         .map(PathBuf::from)
         .ok_or_else(|| Error::Spawn {
             program: script.display().to_string(),
-            source: std::io::Error::other(format!("--print named no {name}")),
+            source: std::io::Error::other(format!("printed no {name}= ({})", out.status)),
         })
 }
 
