@@ -17,7 +17,7 @@
 //! | `trunkline_dataplane_network_policy_flows_total` | `from`, `to`, `policy`, `rule`, `action` | flows between two networks a VirtualNetworkPolicy connects, by the rule that decided them at their first packet (`rule`: its index in the policy's `spec.rules`; `policy="",rule="default-deny"`: no rule decided; later packets of denied flows are in `drops_total` as `network_policy_denied`) |
 //! | `trunkline_dataplane_tunnel_peers` | `state` | tunnel peers whose underlay next hop is `resolved` or `unresolved` |
 //! | `trunkline_dataplane_xdp_tier_frames_total` | `decision` | frames the XDP tier decided in the kernel (`kernel`) or handed to userspace (`handoff`) |
-//! | `trunkline_dataplane_xdp_tier_flow_hits_total` | | of the frames forwarded in the kernel, those of established flows its flow stage decided (SNAT translated, both ways; a policed VMI's flow allowed) |
+//! | `trunkline_dataplane_xdp_tier_flow_hits_total` | | of the frames forwarded in the kernel, those of established flows its flow stage decided (SNAT translated, both ways; a policed VMI's flow allowed; a network policy's connection between two networks of the node crossed) |
 //! | `trunkline_dataplane_xdp_tier_tables_version` | | version of the tables the kernel decides with (absent without the tier) |
 //! | `trunkline_dataplane_ha_state` | `group`, `state` | 1 for the node's state in each HA group it is a member of (`Active`, `Standby`, `Down`) |
 //! | `trunkline_dataplane_ha_transitions_total` | `group`, `state` | changes of the node's state in a group, by the state entered |
@@ -375,7 +375,7 @@ impl Collector for Scrape {
             }
             ConstCounter::new(kernel.counters.flow_hits).encode(encoder.encode_descriptor(
                 "xdp_tier_flow_hits",
-                "Frames of established flows the XDP tier's flow stage forwarded itself (SNAT, both ways; policed VMIs' allowed flows)",
+                "Frames of established flows the XDP tier's flow stage forwarded itself (SNAT, both ways; policed VMIs' allowed flows; network policies' connections on one node)",
                 None,
                 MetricType::Counter,
             )?)?;

@@ -1,6 +1,7 @@
-//! What security groups cost the XDP tier (`tier.bpf.c`) once a flow is
-//! established, measured by the kernel (issue 18's goal: forwarding with
-//! 100 rules on the VMI at least 0.8× of no policy, same run). The real
+//! What security groups and network policies cost the XDP tier
+//! (`tier.bpf.c`) once a flow is established, measured by the kernel
+//! (issue 18's goal: forwarding with 100 rules on the VMI at least 0.8×
+//! of no policy, same run). The real
 //! program, loaded, with the image of the 4096-VMI tables of
 //! `fixture/mod.rs` in its maps, and the flow map as the agent's mirror
 //! writes it, runs frames through BPF_PROG_RUN; the kernel's own per-run
@@ -10,9 +11,12 @@
 //!  tables: fixture + VMIs at VLAN 101 (port 1), 201 (port 1) and 101
 //!          (port 2) policed (205 on port 1, same network, is not), 100
 //!          rules each way (99 TCP rules that never match, the last
-//!          allows UDP)
+//!          allows UDP); networks ns/net3 and ns/net1 connected by a
+//!          network policy of 100 rules alike (each gets the other's VMI
+//!          host routes)
 //!  pipeline: each frame once through Pipeline::with_flows (the first
-//!          packets: flows in both policed VMIs' zones)
+//!          packets: flows in both policed VMIs' zones, and in the
+//!          connection's zone)
 //!  netns tltp<pid>: p1001 p1002 (trunks), p1003 (fabric), down
 //!  Tier::load ─ attach ─ Mirror::install(image) ─ tier_flows ← every entry
 //!  per round, pair order alternated: B × BPF_PROG_RUN(frame, repeat 1),
@@ -27,7 +31,9 @@
 //! on port 1 (XDP_TX: MACs, TTL, re-tag), and bridged from port 1 VLAN
 //! 100 (101) to port 2 VLAN 100 (101), both policed (devmap redirect; the
 //! frame leaves unchanged, so repeats measure its path with the clock
-//! amortised).
+//! amortised); and routed IPv4 UDP VLAN 100 → VLAN 200 (one network)
+//! against VLAN 100 → VLAN 102 (ns/net3 into ns/net1 by the network
+//! policy, neither VMI policed: the link's entry looked up).
 //! Before measuring, every frame is checked to be decided in the kernel
 //! with the pipeline's bytes and egress, and the policed ones to be flow
 //! stage hits.
@@ -44,6 +50,7 @@ use std::sync::Arc;
 use trunkline_pipeline::flow::{FlowConfig, FlowTable};
 use trunkline_pipeline::kernel::flows::{FLOWS_MAP, entry, key_bytes};
 use trunkline_pipeline::kernel::{KernelCounters, MapWriter, Mirror, TierMap, VMI_STATS_SIZE};
+use trunkline_pipeline::network_policy::{LinkConfig, NetworkAction, NetworkRule, PolicyRules};
 use trunkline_pipeline::policy::{Policy, PortRange, Rule, RuleId, RuleProtocol};
 use trunkline_pipeline::{Counters, HEADROOM, Pipeline, PortId, Tables, Verdict};
 use trunkline_xdp::tier::{Tier, TierMaps, TierPort, TierPortKind};
@@ -200,6 +207,26 @@ fn rules() -> Vec<Rule> {
         .collect()
 }
 
+/// The network policy's 100 rules, for either direction: 99 TCP rules on
+/// ports no frame uses, the last allows UDP.
+fn link_rules() -> Vec<NetworkRule> {
+    (0..100u16)
+        .map(|index| NetworkRule {
+            index,
+            action: NetworkAction::Allow,
+            protocol: if index == 99 {
+                RuleProtocol::Udp
+            } else {
+                RuleProtocol::Tcp
+            },
+            ports: (index < 99).then_some(PortRange {
+                min: 1000 + index,
+                max: 1000 + index,
+            }),
+        })
+        .collect()
+}
+
 /// A UDP frame bridged from VMI `src` (port 1, `vlan`) to VMI `dst`.
 fn bridged_frame(src: usize, vlan: u16, dst: usize) -> Vec<u8> {
     let mut frame = Vec::new();
@@ -243,7 +270,23 @@ fn run() -> Result<(), String> {
     let (plain_from, plain_to) = (vmi_at(100), vmi_at(200));
     let (from, to, unpoliced_to) = (vmi_at(101), vmi_at(201), vmi_at(205));
     let (plain_bridged, bridged) = (plain_from + VLANS_PER_PORT, from + VLANS_PER_PORT);
+    // A VMI of another network than VLAN 100's (fixture: network i % 4).
+    let linked_to = vmi_at(102);
     let mut config = config();
+    let (red, blue) = (
+        format!("ns/net{}", plain_from % 4),
+        format!("ns/net{}", linked_to % 4),
+    );
+    for (from, to) in [(&red, &blue), (&blue, &red)] {
+        config.network_links.push(LinkConfig {
+            from: from.clone(),
+            to: to.clone(),
+            policies: vec![PolicyRules {
+                policy: "ns/bench".into(),
+                rules: link_rules(),
+            }],
+        });
+    }
     for i in [from, to, bridged] {
         config.policies.insert(
             format!("ns/vmi-{i}"),
@@ -305,12 +348,21 @@ fn run() -> Result<(), String> {
             ],
             idempotent: true,
         },
+        Pair {
+            name: "routed IPv4 UDP, port 1 VLAN 100 -> VLAN 200 (one network) vs -> VLAN 102 (another network, by a network policy of 100 rules) (XDP_TX)",
+            frames: [
+                decide(udp_frame(plain_from, 100, plain_to), false)?,
+                decide(udp_frame(plain_from, 100, linked_to), true)?,
+            ],
+            idempotent: false,
+        },
     ];
     // Each policed frame: the sender's egress and, when policed, the
-    // receiver's ingress, each a flow in its VMI's zone.
+    // receiver's ingress, each a flow in its VMI's zone; the linked frame:
+    // a flow in the connection's zone.
     let opened = flows.borrow().len();
-    if opened != 5 {
-        return Err(format!("{opened} flows opened, expected 5"));
+    if opened != 6 {
+        return Err(format!("{opened} flows opened, expected 6"));
     }
 
     if !is_root() {
@@ -424,10 +476,10 @@ fn run() -> Result<(), String> {
     }
     let mut table = String::new();
     table.push_str(&format!(
-        "XDP tier, security groups: ns per frame measured by the kernel (BPF_PROG_RUN), 4,096 VMIs, policed VMIs with 100 rules each way; {} rounds of {} runs, medians\n\n",
+        "XDP tier, security groups and network policies: ns per frame measured by the kernel (BPF_PROG_RUN), 4,096 VMIs, policed VMIs with 100 rules each way, a network policy of 100 rules each way; {} rounds of {} runs, medians\n\n",
         args.rounds, args.runs
     ));
-    table.push_str("| frame | method | unpoliced | policed, established | throughput ratio |\n|---|---|---|---|---|\n");
+    table.push_str("| frame | method | unpoliced (one network) | policed (across the policy), established | throughput ratio |\n|---|---|---|---|---|\n");
     for (p, pair) in pairs.iter().enumerate() {
         let mut rows = vec![("one run per call", &mut single[p])];
         if pair.idempotent {

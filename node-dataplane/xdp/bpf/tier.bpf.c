@@ -32,12 +32,15 @@
 // rate, every one refused counted. Off, one lookup and a branch per frame;
 // armed, the filter compared in place, and over the rate a count.
 //
-// A flow stage (established flows of SNAT and security groups, from a BPF
-// LRU hash the agent writes): SNAT's goes between the port security checks
-// and the routing lookup (`flow_stage` below), security groups' around
-// the pipeline's: a policed VMI's egress flow after port security, before
-// the frame is dispatched (tier_police_out), a policed VMI's ingress flow
-// when a frame is delivered to it (tier_send).
+// A flow stage (established flows of SNAT, security groups and network
+// policies, from a BPF LRU hash the agent writes): SNAT's goes between the
+// port security checks and the routing lookup (`flow_stage` below),
+// security groups' around the pipeline's: a policed VMI's egress flow
+// after port security, before the frame is dispatched (tier_police_out),
+// a policed VMI's ingress flow when a frame is delivered to it
+// (tier_send); a network policy's connection between two networks of this
+// node after the route lookup found the link (NH_LINK), before the
+// delivery (tier_link). Across nodes, links are userspace's.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -134,7 +137,7 @@ struct {
     __uint(max_entries, TIER_MAX_ROUTES);
     __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, struct route4_key);
-    __type(value, struct nexthop);
+    __type(value, struct route);
 } tier_routes4 SEC(".maps");
 
 struct {
@@ -142,7 +145,7 @@ struct {
     __uint(max_entries, TIER_MAX_ROUTES);
     __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, struct route6_key);
-    __type(value, struct nexthop);
+    __type(value, struct route);
 } tier_routes6 SEC(".maps");
 
 struct {
@@ -294,6 +297,8 @@ struct encap_q {
 #define PLAN_SNAT 4     // a VMI's packet out by SNAT, if its flow is established: tier_snat_out
 #define PLAN_POLICE 5   // a policed VMI's frame: its egress flow checked, then dispatched
                         // (tier_police_out)
+#define PLAN_LINK 6     // routed into another network of this node by a network policy:
+                        // the link's flow checked, then to VMI `slot` (tier_link)
 
 // An IPv6 address, as an argument of the global functions (the verifier
 // gives a pointer argument the size of its type).
@@ -321,6 +326,10 @@ struct res {
     union {
         struct encap_q q;      // PLAN_ENCAP
         struct addr6 nat_addr6;  // PLAN_SEND with NAT_V6: the IPv6 address
+        struct {
+            __u32 zone;        // PLAN_LINK: the link's flow zone
+            __u32 generation;  // and its rules' generation
+        } link;
     };
     __u32 nat;       // PLAN_SEND: NAT_V4 / NAT_V6: rewrite the destination to
                      // nat_addr (nat_addr6):nat_port first
@@ -623,7 +632,7 @@ static __always_inline struct peer *peer_at(__u32 gen, __u32 slot)
     return v;
 }
 
-static __always_inline struct nexthop *route4(__u32 gen, __u32 vrf, const __u8 *addr)
+static __always_inline struct route *route4(__u32 gen, __u32 vrf, const __u8 *addr)
 {
     struct route4_key key = {.prefixlen = 64};
     wr32(key.data, (gen << 24) | vrf);
@@ -631,7 +640,7 @@ static __always_inline struct nexthop *route4(__u32 gen, __u32 vrf, const __u8 *
     return bpf_map_lookup_elem(&tier_routes4, &key);
 }
 
-static __always_inline struct nexthop *route6(__u32 gen, __u32 vrf, const __u8 *addr)
+static __always_inline struct route *route6(__u32 gen, __u32 vrf, const __u8 *addr)
 {
     struct route6_key key = {.prefixlen = 160};
     wr32(key.data, (gen << 24) | vrf);
@@ -1134,9 +1143,10 @@ __noinline int tier_encap(struct xdp_md *ctx, struct frame *f, struct res *r,
 // ---------------------------------------------------------------------------
 // Routing (pipeline: route_v4, route_v6, forward).
 
-// The place for a flow stage before the route lookup (network policies'
-// connections between networks, later). Security groups decide a policed
-// VMI's flows around the pipeline's stages instead (`police` above).
+// The place for a flow stage before the route lookup. Security groups
+// decide a policed VMI's flows around the pipeline's stages instead
+// (`police` above), network policies' links after the route lookup
+// (tier_link), as the pipeline does.
 static __always_inline int flow_stage(struct xdp_md *ctx, struct frame *f)
 {
     return 0;
@@ -1409,7 +1419,7 @@ __noinline int tier_snat_in6(struct xdp_md *ctx, struct frame *f, struct res *r)
     // The instance's address, in the result (the union's encapsulation
     // half is unused with PLAN_SEND): no stack of its own.
     __builtin_memcpy(r->nat_addr6.b, e->v.nat_addr, 16);
-    struct nexthop *found = route6(f->gen, slot, r->nat_addr6.b);
+    struct route *found = route6(f->gen, slot, r->nat_addr6.b);
     if (!found || found->kind != NH_VMI)
         HANDOFF(r);
     __u32 id = found->id;
@@ -1467,7 +1477,7 @@ __noinline int tier_snat_in4(struct xdp_md *ctx, struct frame *f, struct res *r)
         HANDOFF(r);
     __u8 to[4];
     __builtin_memcpy(to, e->v.nat_addr, 4);
-    struct nexthop *found = route4(f->gen, slot, to);
+    struct route *found = route4(f->gen, slot, to);
     if (!found || found->kind != NH_VMI)
         HANDOFF(r);
     __u32 id = found->id;
@@ -1512,7 +1522,7 @@ __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
     __u32 l3 = f->base + f->hlen;
     __u32 avail = f->fend > l3 ? f->fend - l3 : 0;
     __u8 ttl;
-    struct nexthop *found;
+    struct route *found;
     if (f->et == ETH_P_IP) {
         __u8 *ip = ptr_at(ctx, l3, 20);
         if (!ip || avail < 20 || (ip[0] >> 4) != 4)
@@ -1568,7 +1578,7 @@ __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
     // path MTU discovery needs, in userspace.
     struct vrf *vrf = vrf_at(f->gen, f->vrf);
     __u32 limit = vrf ? vrf->mtu : 0;
-    if (kind == NH_VMI) {
+    if (kind == NH_VMI || kind == NH_LINK) {
         struct vmi *to = vmi_at(f->gen, id);
         __u32 port_mtu = to ? to->egress_mtu : 0;
         if (port_mtu && (!limit || port_mtu < limit))
@@ -1578,6 +1588,20 @@ __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
         HANDOFF(r);
     if (kind == NH_VMI)
         SEND(r, id, 1);
+    if (kind == NH_LINK) {
+        // Into another network of this node by a network policy
+        // (pipeline: forward, police_link): the link's flow is checked
+        // from the program's entry (tier_link), where the stack has room
+        // for its key. A VMI's packets only: a tunnel's into a linked
+        // network are decided by their source network (userspace's).
+        if (f->src_kind != SRC_VMI)
+            HANDOFF(r);
+        r->slot = id;
+        r->link.zone = found->zone;
+        r->link.generation = found->generation;
+        r->plan = PLAN_LINK;
+        return 0;
+    }
     if ((kind == NH_REMOTE || kind == NH_PEER) && f->src_kind == SRC_TUNNEL)
         DROP(r, TD_TUNNEL_HAIRPIN);
     if (kind == NH_REMOTE) {
@@ -1905,6 +1929,26 @@ __noinline int tier_police_out(struct xdp_md *ctx, struct frame *f, struct res *
     return tier_dispatch(ctx, f, r);
 }
 
+// A frame routed into another network of this node by a network policy
+// (PLAN_LINK: the TTL and the MTU checked, the TTL not yet decremented;
+// pipeline: police_link, then the delivery): sent to VMI `r->slot` when
+// an established flow of the link's zone allows it, decided under its
+// rules' generation, else handed off (a first packet, a denied flow, a
+// stale or idle entry, what moves the TCP state: the pipeline decides
+// and counts). The receiver's own zone, when it is policed, is checked
+// on delivery (tier_send), as the pipeline does after the link.
+__noinline int tier_link(struct xdp_md *ctx, struct frame *f, struct res *r)
+{
+    if (!f || !r)
+        return 0;
+    r->plan = 0;
+    int policed = police(ctx, f->base + f->hlen, f->fend, f->et, r->link.zone, r->link.generation);
+    if (policed != POLICED_ALLOWED)
+        HANDOFF(r);
+    r->flow = 1;
+    SEND(r, r->slot, 1);
+}
+
 // ---------------------------------------------------------------------------
 // A tunnel packet for this node (pipeline: fabric, deliver_routed,
 // decapsulated_frame).
@@ -1947,7 +1991,7 @@ __noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress
     __u32 version = b[0] >> 4;
     __u32 ip_len;
     __u32 et;
-    struct nexthop *found;
+    struct route *found;
     if (version == 4) {
         if (avail < 20)
             DROP(r, TD_TUNNEL_MALFORMED);
@@ -2676,6 +2720,8 @@ int trunkline_tier(struct xdp_md *ctx)
     }
     if (!r.action && r.plan == PLAN_POLICE)
         tier_police_out(ctx, &f, &r);
+    if (!r.action && r.plan == PLAN_LINK)
+        tier_link(ctx, &f, &r);
     if (!r.action) {
         if (r.plan == PLAN_SEND)
             tier_send(ctx, &f, &r, r.slot, r.routed);

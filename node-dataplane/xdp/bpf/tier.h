@@ -160,10 +160,23 @@ struct route6_key {
 #define NH_DISCARD 6
 #define NH_PAIR 7  // whoever holds an allowed pair's address now (a runtime cell): userspace
 #define NH_NORTH_SOUTH 8  // a DC gateway's route, an IP fabric subnet: userspace
-#define NH_NETWORK_POLICY 9  // a VMI of a network a network policy connects: userspace
+#define NH_NETWORK_POLICY 9  // a VMI on another node of a network a network policy connects:
+                             // userspace
+#define NH_LINK 10  // a VMI of this node of a network a network policy connects (id: its
+                    // slot): by the link's established flows (route's zone, generation)
 struct nexthop {
     __u32 kind;  // NH_*
     __u32 id;    // VMI, remote or peer slot
+};
+// The value of routes4 / routes6: a next hop and, for NH_LINK, the
+// link's flows: their zone (flow_key.vrf; both directions of a connection
+// share it, disjoint from VRF ids) and the generation of its rules
+// (flow_value.generation). Zero for every other kind.
+struct route {
+    __u32 kind;  // NH_*
+    __u32 id;    // as struct nexthop's
+    __u32 zone;
+    __u32 generation;
 };
 
 // bridge: HASH {gen, vrf, mac} -> nexthop (NH_VMI or NH_REMOTE).
@@ -252,7 +265,13 @@ struct vni_key {
 // high bit set: disjoint from VRF ids) and its rules' generation: a
 // policed VMI's frame passes in the kernel only by a FLOW_FORWARD entry
 // (either direction) of the sender's zone (egress) and of the receiver's
-// zone (ingress), each when the VMI is policed.
+// zone (ingress), each when the VMI is policed. Network policies' links
+// (a route of kind NH_LINK) key theirs with the connection's zone
+// (`struct route`'s `zone`, bits 31 and 30 set) and its rules'
+// generation: a frame crosses into the other network in the kernel only
+// by a FLOW_FORWARD entry (either direction) of that zone, besides the
+// VMIs' own zones; the program writes only `last_seen_ns`, as for a
+// policed flow.
 #define FLOW_FABRIC_VRF 0
 #define TIER_MAX_FLOWS 524288
 #define FLOW_FORWARD 0
@@ -344,7 +363,8 @@ struct tier_stats {
     struct obs_rate obs;
     __u64 drops[TD_COUNT];
     __u64 flow_hits;   // of `forwarded`: decided by the flow stage (a SNAT flow
-                       // translated, a policed VMI's flow allowed)
+                       // translated, a policed VMI's flow allowed, a network
+                       // policy's connection crossed)
 };
 
 // vmi_stats: PERCPU_ARRAY[TIER_MAX_VMIS], index VMI slot.

@@ -354,7 +354,8 @@ async fn a_full_flow_table_is_a_counted_drop_not_a_crash() {
 /// ```
 ///
 /// Without the policy the networks stay separate; with both naming it,
-/// TCP 22 passes both ways (replies included), TCP 80 and ICMP are
+/// TCP 22 passes both ways (replies included), its established packets
+/// crossing in the XDP tier (flow stage hits), TCP 80 and ICMP are
 /// dropped and counted (`network_policy_denied`, the default deny's and
 /// the rule's series), traffic inside net1 is untouched; net1 dropping the
 /// policy from its list separates them again.
@@ -492,6 +493,30 @@ async fn two_networks_connected_by_a_policy_talk_on_one_port_only() {
         tcp_passes(&gw, "blue1", "bms2", "192.168.1.20", 22),
         "blue -> net1 on 22"
     );
+    // Established connections between the two networks stay in the XDP
+    // tier (the default backend): past a connection's first packets
+    // (userspace's, which open its flow and have it mirrored), its
+    // packets cross by the flow map's entries, counted as flow stage hits
+    // (nothing else here has a flow stage: no SNAT, no security group).
+    let hits = "trunkline_dataplane_xdp_tier_flow_hits_total";
+    let hits_before = gw.agent().metric(hits).unwrap_or(0.0);
+    eventually(
+        "established TCP 22 between the networks decided in the XDP tier",
+        CHANGE_TIMEOUT,
+        || async {
+            let ok = tcp_passes(&gw, "bms1", "blue1", "192.168.2.10", 22);
+            let now = gw.agent().metric(hits).unwrap_or(0.0);
+            if ok && now >= hits_before + 2.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "TCP passed: {ok}, flow stage hits {hits_before} -> {now}"
+                ))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gw.agent().metrics()));
     // TCP 80 and ICMP: no rule, dropped and counted.
     let denied = gw.drops("network_policy_denied");
     assert!(!tcp_passes(&gw, "bms1", "blue1", "192.168.2.10", 80));

@@ -57,7 +57,8 @@ pub struct KernelCounters {
     /// Frames handed to userspace (counted there, not in `decided`).
     pub handed_off: u64,
     /// Of the frames forwarded, those the flow stage decided (SNAT flows
-    /// translated, both directions; policed VMIs' allowed flows).
+    /// translated, both directions; policed VMIs' allowed flows; network
+    /// policies' connections between two networks of the node).
     pub flow_hits: u64,
 }
 

@@ -18,7 +18,9 @@
 //!
 //! Kernel decisions required for every frame of these classes: routed IPv4
 //! and IPv6 to a VMI of this node, bridged between VMIs of this node, tunnel
-//! encapsulation, tunnel decapsulation.
+//! encapsulation, tunnel decapsulation, and the established flows of SNAT,
+//! of policed VMIs and of network policies' connections between two
+//! networks of this node.
 //!
 //! Gateway HA's cells (a group's role, a multi-homed VMI's path and `seen`
 //! mark) are not in the image: frames of tables with an HA group run under
@@ -183,6 +185,14 @@ fn case(
         special: flows
             .established
             .then(|| match parse_l2(frame).map(|l2| l2.ethertype) {
+                // Into another network of this node by a link: the link's
+                // flow (and the VMIs' zones, when policed).
+                _ if leaked(tables, port, frame) == Some(false) => Class::EstablishedLinked,
+                // Across nodes, or a tunnel packet into a linked network:
+                // userspace's.
+                _ if leaked(tables, port, frame).is_some() || linked(tables, port).is_some() => {
+                    Class::NetworkPolicy
+                }
                 _ if policed(tables, port, frame, tx).is_some() => Class::EstablishedPoliced,
                 Ok(trunkline_wire::ethernet::EtherType::Ipv6) => Class::EstablishedSnat6,
                 _ => Class::EstablishedSnat,
@@ -234,6 +244,32 @@ fn policed(tables: &Tables, port: PortId, frame: &[u8], tx: Option<crate::VmiId>
 fn linked(tables: &Tables, port: PortId) -> Option<Class> {
     let fabric = tables.underlay().map(|(p, _)| p) == Some(port);
     (fabric && tables.vrfs.iter().any(|v| v.linked)).then_some(Class::NetworkPolicy)
+}
+
+/// Whether the frame, from a VMI, is routed (to the gateway's MAC) by a
+/// network policy's link: `Some(false)` to a VMI of this node
+/// (`NextHop::Leak`), `Some(true)` through a tunnel (`LeakRemote`).
+fn leaked(tables: &Tables, port: PortId, frame: &[u8]) -> Option<bool> {
+    use trunkline_wire::ethernet::EtherType;
+    use trunkline_wire::{ipv4, ipv6};
+    let l2 = parse_l2(frame).ok()?;
+    if l2.dst != tables.gateway_mac {
+        return None;
+    }
+    let l3 = &frame[l2.header_len..];
+    let dst: IpAddr = match l2.ethertype {
+        EtherType::Ipv4 => ipv4::Packet::new_checked(l3).ok()?.dst_addr().into(),
+        EtherType::Ipv6 => ipv6::Packet::new_checked(l3).ok()?.dst_addr().into(),
+        _ => return None,
+    };
+    let vmi = tables
+        .vmi_at(port, l2.vlan())
+        .and_then(|id| tables.vmi(id))?;
+    match tables.route(&tables.vrfs[vmi.vrf].network, dst) {
+        Some(crate::tables::NextHop::Leak { .. }) => Some(false),
+        Some(crate::tables::NextHop::LeakRemote { .. }) => Some(true),
+        _ => None,
+    }
 }
 
 /// The class of every frame run against tables with an HA group.
@@ -745,9 +781,17 @@ enum Class {
     /// compared like the others (a frame that changed the flow table
     /// must be handed off).
     Policed,
-    /// Routed into another network by a network policy (a leaked route):
-    /// its flows live in the flow table, which the tier has no stage for
-    /// yet: handed off (`NH_NETWORK_POLICY`).
+    /// Frames of established connections between two networks of this
+    /// node a network policy connects (a leaked route, `NH_LINK`; IPv4
+    /// and IPv6 TCP without SYN, FIN or RST, UDP, ICMP and ICMPv6 echo,
+    /// routed either way, the receiver policed or not), with the flow map
+    /// mirrored from the flow table: the kernel's flow stage passes them.
+    EstablishedLinked,
+    /// The other frames routed into another network by a network policy
+    /// (first packets, denied flows, ICMP errors, stale or idle entries,
+    /// TCP state moves; across nodes, `NH_NETWORK_POLICY`, and tunnel
+    /// packets into a linked network, `VRF_LINKED`): compared like the
+    /// others (a frame that changed the flow table must be handed off).
     NetworkPolicy,
     /// Frames against tables with an HA group: those governed by a role or
     /// path cell (member ports, multi-homed VMIs) are userspace's, the
@@ -760,7 +804,7 @@ enum Class {
 
 impl Class {
     /// The classes the kernel must decide whole.
-    const REQUIRED: [Class; 8] = [
+    const REQUIRED: [Class; 9] = [
         Class::RoutedV4,
         Class::RoutedV6,
         Class::Bridged,
@@ -769,14 +813,18 @@ impl Class {
         Class::EstablishedSnat,
         Class::EstablishedSnat6,
         Class::EstablishedPoliced,
+        Class::EstablishedLinked,
     ];
 
     /// Frames of an established flow the flow stage decides (SNAT,
-    /// either family; a policed VMI's).
+    /// either family; a policed VMI's; a link's).
     fn established(self) -> bool {
         matches!(
             self,
-            Class::EstablishedSnat | Class::EstablishedSnat6 | Class::EstablishedPoliced
+            Class::EstablishedSnat
+                | Class::EstablishedSnat6
+                | Class::EstablishedPoliced
+                | Class::EstablishedLinked
         )
     }
 
@@ -1077,6 +1125,93 @@ fn established_policed_flows_without_a_trusted_entry_are_handed_off() {
             case.test
         );
     }
+}
+
+/// The established frames of connections between two networks of this
+/// node (network policies' links), each against the flow map the mirror
+/// would hold, altered: with a generation the link's rules no longer
+/// have, idle past the flow's timeout, denied, without any entry, without
+/// the link's zone's entries (a policed receiver's kept): each must be
+/// handed off untouched. As mirrored, each is decided in the kernel (one
+/// flow stage hit), and the share is reported.
+#[test]
+fn established_linked_flows_without_a_trusted_entry_are_handed_off() {
+    let tests = crate::process::tests_network_policy::differential::TESTS;
+    let cases: Vec<Case> = recorded(tests)
+        .into_iter()
+        .filter(|c| c.special == Some(Class::EstablishedLinked) && runnable(c))
+        .collect();
+    assert!(cases.len() >= 30, "{} established frames", cases.len());
+    let v6 = cases
+        .iter()
+        .filter(|c| {
+            parse_l2(&c.frame)
+                .is_ok_and(|l2| l2.ethertype == trunkline_wire::ethernet::EtherType::Ipv6)
+        })
+        .count();
+    assert!(v6 >= 12, "{v6} established IPv6 frames");
+    let mut kernel = Kernel::new("l");
+    let zone = |e: &FlowEntry| u32::from_ne_bytes(e.0[0..4].try_into().expect("4 bytes"));
+    // Every test connects net1 and blue: one zone for the link's flows.
+    let link_zone = |e: &FlowEntry| zone(e) == linked_zone();
+    // A policed receiver's frames: entries of a VMI's zone besides the link's.
+    let both = cases
+        .iter()
+        .filter(|c| c.flows.iter().any(|e| !link_zone(e)))
+        .count();
+    assert!(both >= 3, "{both} frames to or from a policed VMI");
+    type Alter = fn(&mut Vec<FlowEntry>);
+    let alterations: [(&str, Alter); 5] = [
+        ("stale generation", |f| {
+            f.iter_mut().for_each(|e| e.1[4] ^= 1)
+        }),
+        ("idle past its timeout", |f| {
+            // A short timeout, passed (see the SNAT test).
+            f.iter_mut().for_each(|e| {
+                e.1[56..64].copy_from_slice(&1_000_000_000u64.to_ne_bytes());
+                e.2 = 2_000_000_000;
+            })
+        }),
+        ("denied", |f| f.iter_mut().for_each(|e| e.1[0] = 1)),
+        ("no entries", |f| f.clear()),
+        ("the link's zone's entries gone", |f| {
+            f.retain(|e| {
+                u32::from_ne_bytes(e.0[0..4].try_into().expect("4 bytes")) != linked_zone()
+            })
+        }),
+    ];
+    for (what, alter) in alterations {
+        for case in &cases {
+            let mut altered = case.clone();
+            let mut flows = (*case.flows).clone();
+            alter(&mut flows);
+            altered.flows = Arc::new(flows);
+            assert_eq!(
+                kernel.run(&altered),
+                Outcome::Handoff,
+                "{what}: {}",
+                case.test
+            );
+        }
+    }
+    let mut tally: BTreeMap<Class, (u32, u32)> = BTreeMap::new();
+    for case in &cases {
+        let outcome = kernel.run(case);
+        let entry = tally.entry(Class::EstablishedLinked).or_default();
+        entry.0 += 1;
+        assert!(
+            compare(case, &outcome) == Ok(true),
+            "{}: {outcome:?}",
+            case.test
+        );
+        entry.1 += 1;
+    }
+    report("established connections between networks", &tally);
+}
+
+/// The zone of the network-policy tests' connection (net1 and blue).
+fn linked_zone() -> u32 {
+    crate::network_policy::Link::zone_of("ns/net1", "ns/blue")
 }
 
 /// A case for `frame` on `port` with the rig's tables.

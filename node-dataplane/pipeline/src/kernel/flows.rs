@@ -29,7 +29,10 @@
 //! `generation`). Only allowed flows are written: a denied flow's packets
 //! are the pipeline's to drop and count (the kernel misses, hands off).
 //! Network policies' connections (zones with `LINK_ZONE_BIT`) are written
-//! alike; the kernel does not look them up yet.
+//! alike: the kernel passes a frame routed into another network of this
+//! node (a route of kind `NH_LINK`, whose value carries the link's zone
+//! and generation) by them, and, as for a policed flow, writes only their
+//! last-seen (at most once a second), which the idle sweep reads.
 
 use core::time::Duration;
 
@@ -181,6 +184,8 @@ int main(void) {{
     P(flow_entry, idle_ns); P(flow_entry, vrf_slot); P(flow_entry, next_hop);
     printf("vrf %zu\n", sizeof(struct vrf));
     printf("vmi %zu\n", sizeof(struct vmi));
+    printf("route %zu\n", sizeof(struct route));
+    P(route, kind); P(route, id); P(route, zone); P(route, generation);
     return 0;
 }}
 "#
@@ -237,6 +242,12 @@ int main(void) {{
             ("flow_entry.next_hop", 68),
             ("vrf", super::super::layout::TierMap::Vrfs.sizes().1),
             ("vmi", super::super::layout::TierMap::Vmis.sizes().1),
+            ("route", super::super::layout::TierMap::Routes4.sizes().1),
+            ("route", super::super::layout::TierMap::Routes6.sizes().1),
+            ("route.kind", 0),
+            ("route.id", 4),
+            ("route.zone", 8),
+            ("route.generation", 12),
         ];
         for (name, want) in rust {
             assert_eq!(

@@ -72,11 +72,26 @@ impl Image {
                 NextHop::Pair(_) => (NH_PAIR, 0),
                 // A DC gateway's route (north-south): handed off.
                 NextHop::Tunnel { .. } => (NH_NORTH_SOUTH, 0),
-                // Into another network by a network policy: the link's
-                // rules and flows are decided in userspace.
-                NextHop::Leak { .. } | NextHop::LeakRemote { .. } => (NH_NETWORK_POLICY, 0),
+                // Into another network of this node by a network policy:
+                // by the link's established flows (`route` below).
+                NextHop::Leak { vmi, .. } => (NH_LINK, vmi_slot(vmi.index())),
+                // Into another network through a tunnel: userspace's.
+                NextHop::LeakRemote { .. } => (NH_NETWORK_POLICY, 0),
             };
             Bytes::default().u32(kind).u32(id).done()
+        };
+        // A route's value (`struct route`): the next hop and, for a
+        // link, the zone and generation of its flows, as the pipeline's
+        // flow table keys and stamps them.
+        let route = |nh: NextHop| -> Vec<u8> {
+            let (zone, generation) = match nh {
+                NextHop::Leak { link, .. } => {
+                    let link = &tables.links[link.0 as usize];
+                    (link.zone, link.generation)
+                }
+                _ => (0, 0),
+            };
+            Bytes(nexthop(nh)).u32(zone).u32(generation).done()
         };
         let mut put = |map: TierMap, key: Key, value: Vec<u8>| {
             debug_assert_eq!(value.len(), map.sizes().1, "{map:?}");
@@ -129,7 +144,12 @@ impl Image {
             put(
                 TierMap::Routes4,
                 key,
-                Bytes::default().u32(NH_NORTH_SOUTH).u32(0).done(),
+                Bytes::default()
+                    .u32(NH_NORTH_SOUTH)
+                    .u32(0)
+                    .u32(0)
+                    .u32(0)
+                    .done(),
             );
         }
         for (addr, len, _) in ns.fabric_v6.entries() {
@@ -141,7 +161,12 @@ impl Image {
             put(
                 TierMap::Routes6,
                 key,
-                Bytes::default().u32(NH_NORTH_SOUTH).u32(0).done(),
+                Bytes::default()
+                    .u32(NH_NORTH_SOUTH)
+                    .u32(0)
+                    .u32(0)
+                    .u32(0)
+                    .done(),
             );
         }
 
@@ -309,7 +334,7 @@ impl Image {
                     addr: addr.to_be_bytes().to_vec(),
                     len,
                 };
-                put(TierMap::Routes4, key, nexthop(nh));
+                put(TierMap::Routes4, key, route(nh));
             }
             for (addr, len, nh) in vrf.v6.entries() {
                 let key = Key::Route {
@@ -317,7 +342,7 @@ impl Image {
                     addr: addr.to_be_bytes().to_vec(),
                     len,
                 };
-                put(TierMap::Routes6, key, nexthop(nh));
+                put(TierMap::Routes6, key, route(nh));
             }
             for (mac, entry) in &vrf.bridge {
                 let mac = &mac.to_be_bytes()[2..];
@@ -535,6 +560,58 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    /// A route into another network of this node by a network policy is
+    /// `NH_LINK` to the VMI's slot with the connection's zone and
+    /// generation (the flow table's key and stamp of its flows); the same
+    /// in both directions; across nodes it stays `NH_NETWORK_POLICY`.
+    #[test]
+    fn a_route_into_a_connected_network_carries_its_links_zone_and_generation() {
+        use crate::network_policy::{Link, LinkConfig};
+        let mut config = fixture();
+        for (from, to) in [("ns/net1", "ns/net2"), ("ns/net2", "ns/net1")] {
+            config.network_links.push(LinkConfig {
+                from: from.into(),
+                to: to.into(),
+                policies: Vec::new(),
+            });
+        }
+        let (tables, rejected) = Tables::compile(&config);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        let mut slots = Slots::default();
+        let image = Image::build(&tables, &mut slots, ifindex);
+        let vmi_b = "10.0.1.20".parse().unwrap();
+        let Some(NextHop::Leak { link, .. }) = tables.route("ns/net2", vmi_b) else {
+            panic!("net2 routes to vmi-b by the link");
+        };
+        let link = &tables.links[link.0 as usize];
+        assert_eq!(link.zone, Link::zone_of("ns/net1", "ns/net2"));
+        let key = Key::Route {
+            vrf: slots.vrfs.get("ns/net2"),
+            addr: vec![10, 0, 1, 20],
+            len: 32,
+        };
+        let value = image
+            .entries()
+            .find(|(map, k, _)| *map == TierMap::Routes4 && **k == key)
+            .map(|(_, _, v)| v.to_vec())
+            .expect("the leaked host route");
+        let want = Bytes::default()
+            .u32(NH_LINK)
+            .u32(slots.vmi("ns/vmi-b").unwrap())
+            .u32(link.zone)
+            .u32(link.generation)
+            .done();
+        assert_eq!(value, want);
+        // Every other route carries no zone.
+        for (map, _, value) in image.entries() {
+            if matches!(map, TierMap::Routes4 | TierMap::Routes6)
+                && value[..4] != NH_LINK.to_ne_bytes()
+            {
+                assert_eq!(&value[8..], &[0; 8]);
+            }
+        }
     }
 
     #[test]

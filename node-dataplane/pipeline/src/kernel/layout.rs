@@ -92,9 +92,13 @@ pub const NH_PAIR: u32 = 7;
 /// `NH_NORTH_SOUTH`: a DC gateway's route, or the fabric's way back into a
 /// network (IP fabric forwarding): north-south, decided in userspace.
 pub const NH_NORTH_SOUTH: u32 = 8;
-/// `NH_NETWORK_POLICY`: a VMI of another network a network policy connects
-/// (the link's rules and flows are decided in userspace: handed off).
+/// `NH_NETWORK_POLICY`: a VMI on another node of a network a network
+/// policy connects (decided in userspace: handed off).
 pub const NH_NETWORK_POLICY: u32 = 9;
+/// `NH_LINK`: a VMI of this node of a network a network policy connects
+/// (`id` its slot): it crosses by the link's established flows, whose zone
+/// and generation the route value carries (`struct route`).
+pub const NH_LINK: u32 = 10;
 /// `ENCAP_MPLS`.
 pub const ENCAP_MPLS: u32 = 1;
 /// `ENCAP_VXLAN`.
@@ -225,8 +229,8 @@ impl TierMap {
             TierMap::Vmis => (4, 28 + 28 * MAX_PAIRS + 8),
             TierMap::Sources => (28, 4),
             TierMap::Vrfs => (4, 16),
-            TierMap::Routes4 => (12, 8),
-            TierMap::Routes6 => (24, 8),
+            TierMap::Routes4 => (12, 16),
+            TierMap::Routes6 => (24, 16),
             TierMap::Bridge => (16, 8),
             TierMap::Remotes => (4, 32),
             TierMap::Peers => (4, 32),

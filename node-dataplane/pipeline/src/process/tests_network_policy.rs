@@ -5,6 +5,12 @@
 //! etherparse on the shared fixture plus network ns/blue (10.9.0.0/24)
 //! with vmi-f (10.9.0.20, port 1 VLAN 500); the red side is net1's vmi-a
 //! (10.0.0.10, VLAN 100, not policed) and vmi-b (10.0.1.20, VLAN 200).
+//! blue also has fd09::/64 (vmi-f fd09::20; vmi-a is fd00::a).
+//!
+//! Every frame is recorded for the XDP tier's differential test with the
+//! flow table as the agent's mirror holds it: a frame routed into the
+//! other network of this node that crossed by established entries alone
+//! must be decided alike in the kernel (`EstablishedLinked`).
 
 use core::cell::RefCell;
 
@@ -14,10 +20,11 @@ use etherparse::{PacketBuilder, VlanId};
 use super::tests::*;
 use super::*;
 use crate::config::*;
-use crate::flow::{FlowConfig, FlowTable};
+use crate::flow::{FlowConfig, FlowKey, FlowTable, FlowValue};
 use crate::network_policy::{LinkConfig, LinkRuleCount, NetworkAction, NetworkRule, PolicyRules};
 use crate::policy::{PortRange, RuleProtocol};
 use crate::tables::Tables;
+use core::time::Duration;
 
 pub(crate) mod across;
 pub(crate) mod differential;
@@ -76,13 +83,20 @@ fn config(links: Vec<LinkConfig>) -> NodeConfig {
     c.networks.push(NetworkConfig {
         key: BLUE.into(),
         vrf: 4,
-        subnets: vec![SubnetConfig {
-            prefix: prefix("10.9.0.0/24"),
-            gateway: ip("10.9.0.1"),
-        }],
+        subnets: vec![
+            SubnetConfig {
+                prefix: prefix("10.9.0.0/24"),
+                gateway: ip("10.9.0.1"),
+            },
+            SubnetConfig {
+                prefix: prefix("fd09::/64"),
+                gateway: ip("fd09::1"),
+            },
+        ],
         ..Default::default()
     });
-    c.vmis.push(vmi("ns/vmi-f", BLUE, MAC_F, &["10.9.0.20"]));
+    c.vmis
+        .push(vmi("ns/vmi-f", BLUE, MAC_F, &["10.9.0.20", "fd09::20"]));
     c.logical_interfaces
         .push(li("ns/li-f", P1, 500, "ns/vmi-f", 15));
     c.network_links = links;
@@ -132,14 +146,29 @@ impl Lab {
         let mut buf = vec![0xee; HEADROOM + frame.len() + 64];
         buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
         let before = self.flow_state();
+        // What the agent's mirror holds in the kernel's flow map by now:
+        // every entry of the table before this frame.
+        let mirrored = self.flow_entries();
+        let packets = |entries: &[(FlowKey, FlowValue, Duration)]| -> u64 {
+            entries.iter().map(|(_, v, _)| v.packets).sum()
+        };
         let pipeline = Pipeline::new(&self.tables, &self.counters).with_flows(&self.flows, now);
         let verdict = pipeline.process(port, &mut buf, HEADROOM, frame.len());
         let out = match verdict {
             Verdict::Transmit { offset, len, .. } => buf[offset..offset + len].to_vec(),
             _ => Vec::new(),
         };
+        // A frame that changed the flow table (a new flow, a TCP state
+        // move, a removal) must be handed off: the kernel only reads
+        // entries (and updates their last-seen). One that crossed by
+        // established entries alone is the kernel's.
         let moved_a_cell = self.flow_state() != before;
-        crate::kernel::differential::record(
+        let touched = packets(&self.flow_entries()) != packets(&mirrored);
+        let established = !moved_a_cell
+            && touched
+            && matches!(verdict, Verdict::Transmit { .. })
+            && super::tests_north_south::established_kind(frame);
+        crate::kernel::differential::record_with_flows(
             &self.tables,
             port,
             frame,
@@ -147,17 +176,38 @@ impl Lab {
             verdict,
             &out,
             moved_a_cell,
+            crate::kernel::differential::Flows {
+                entries: &mirrored,
+                now,
+                established,
+            },
         );
         (verdict, out)
     }
 
+    /// What the flow table decides with (last-seen times and counts
+    /// aside: the kernel updates those).
     fn flow_state(&self) -> String {
         let flows = self.flows.borrow();
         format!(
             "{:?} {:?}",
-            flows.flows().map(|(_, k, v)| (k, v)).collect::<Vec<_>>(),
+            self.flow_entries()
+                .iter()
+                .map(|(k, v, _)| (k, v.action, v.tcp, v.generation))
+                .collect::<Vec<_>>(),
             flows.stats().snapshot()
         )
+    }
+
+    /// The flow table's entries (both directions of every flow), with
+    /// their flows' idle timeouts.
+    fn flow_entries(&self) -> Vec<(FlowKey, FlowValue, Duration)> {
+        let flows = self.flows.borrow();
+        flows
+            .flows()
+            .flat_map(|(id, _, _)| [id, id.other()])
+            .map(|id| (*flows.key(id), *flows.value(id), flows.idle_timeout(id)))
+            .collect()
     }
 
     /// Delivered to `vlan` of port 1, to `mac`, from the gateway.
@@ -454,4 +504,217 @@ fn every_network_policy_drop_reason_has_a_frame() {
             seen.iter().filter(|r| *r == reason).count() as u64
         );
     }
+}
+
+/// What a frame of the established-connection tests carries.
+#[derive(Clone, Copy)]
+enum Segment {
+    Syn(u16, u16),
+    SynAck(u16, u16),
+    Ack(u16, u16),
+    Udp(u16, u16),
+    EchoRequest(u16),
+    EchoReply(u16),
+}
+
+/// A frame routed from the VMI on `from` (VLAN 100: vmi-a, 200: vmi-b,
+/// 500: vmi-f) to the one on `to`, IPv4 or IPv6.
+fn routed(from: u16, to: u16, v6: bool, segment: Segment) -> Vec<u8> {
+    let eth =
+        PacketBuilder::ethernet2(mac_of(from), GW).single_vlan(VlanId::try_new(from).unwrap());
+    let step = if v6 {
+        let addr = |vlan: u16| -> [u8; 16] {
+            let text = match vlan {
+                100 => "fd00::a",
+                200 => "fd00::b",
+                _ => "fd09::20",
+            };
+            text.parse::<core::net::Ipv6Addr>().unwrap().octets()
+        };
+        eth.ipv6(addr(from), addr(to), 64)
+    } else {
+        let addr = |vlan: u16| match vlan {
+            100 => A,
+            200 => B,
+            _ => F,
+        };
+        eth.ipv4(addr(from), addr(to), 64)
+    };
+    let mut out = Vec::new();
+    match segment {
+        Segment::Syn(s, d) => step.tcp(s, d, 1, 1000).syn().write(&mut out, b""),
+        Segment::SynAck(s, d) => step.tcp(s, d, 1, 1000).syn().ack(2).write(&mut out, b""),
+        Segment::Ack(s, d) => step.tcp(s, d, 2, 1000).ack(2).write(&mut out, b"data"),
+        Segment::Udp(s, d) => step.udp(s, d).write(&mut out, b"query"),
+        Segment::EchoRequest(id) if v6 => step.icmpv6_echo_request(id, 1).write(&mut out, b"ping"),
+        Segment::EchoRequest(id) => step.icmpv4_echo_request(id, 1).write(&mut out, b"ping"),
+        Segment::EchoReply(id) if v6 => step.icmpv6_echo_reply(id, 1).write(&mut out, b"ping"),
+        Segment::EchoReply(id) => step.icmpv4_echo_reply(id, 1).write(&mut out, b"ping"),
+    }
+    .unwrap();
+    out
+}
+
+/// The policy ns/open: TCP 22, UDP 53 and ICMP, both ways.
+fn open() -> Vec<NetworkRule> {
+    use NetworkAction::Allow;
+    vec![
+        rule(0, Allow, RuleProtocol::Tcp, Some(22)),
+        rule(1, Allow, RuleProtocol::Udp, Some(53)),
+        rule(2, Allow, RuleProtocol::Icmp, None),
+    ]
+}
+
+/// red <-> blue by ns/open.
+fn opened() -> NodeConfig {
+    config(vec![
+        link(RED, BLUE, &[("ns/open", open())]),
+        link(BLUE, RED, &[("ns/open", open())]),
+    ])
+}
+
+/// Once a connection's first packet and its answer crossed, its further
+/// packets cross by the connection's flow entries alone, both ways, IPv4
+/// and IPv6, TCP, UDP and ICMP echo, opened from either network: the
+/// frames the XDP tier decides itself (`EstablishedLinked`). A denied
+/// flow's later packets stay dropped.
+#[test]
+fn established_connections_cross_by_their_flows_alone() {
+    let lab = Lab::new(&opened());
+    let mut now = 0;
+    let mut at = || {
+        now += SEC;
+        now
+    };
+    for (i, v6) in [false, true].into_iter().enumerate() {
+        let i = i as u16;
+        let what = format!("IPv6 {v6}");
+        // Opened from red (vmi-a) and from blue (to vmi-b).
+        for (red, i) in [(100, i), (200, i + 10)] {
+            let to_blue = |s| routed(red, 500, v6, s);
+            let to_red = |s| routed(500, red, v6, s);
+            let (port, udp, id) = (40000 + i, 5000 + i, 0x100 + i);
+            let (red_mac, f) = (mac_of(red), (500, MAC_F));
+            let steps = if red == 100 {
+                [
+                    (to_blue(Segment::Syn(port, 22)), f, "SYN"),
+                    (to_red(Segment::SynAck(22, port)), (red, red_mac), "SYN-ACK"),
+                    (to_blue(Segment::Ack(port, 22)), f, "established"),
+                    (
+                        to_red(Segment::Ack(22, port)),
+                        (red, red_mac),
+                        "established back",
+                    ),
+                    (to_blue(Segment::Ack(port, 22)), f, "established again"),
+                    (to_blue(Segment::Udp(udp, 53)), f, "UDP"),
+                    (to_red(Segment::Udp(53, udp)), (red, red_mac), "UDP answer"),
+                    (to_blue(Segment::Udp(udp, 53)), f, "UDP again"),
+                    (to_blue(Segment::EchoRequest(id)), f, "ping"),
+                    (to_red(Segment::EchoReply(id)), (red, red_mac), "pong"),
+                    (to_blue(Segment::EchoRequest(id)), f, "ping again"),
+                ]
+            } else {
+                [
+                    (to_red(Segment::Syn(port, 22)), (red, red_mac), "SYN"),
+                    (to_blue(Segment::SynAck(22, port)), f, "SYN-ACK"),
+                    (
+                        to_red(Segment::Ack(port, 22)),
+                        (red, red_mac),
+                        "established",
+                    ),
+                    (to_blue(Segment::Ack(22, port)), f, "established back"),
+                    (
+                        to_red(Segment::Ack(port, 22)),
+                        (red, red_mac),
+                        "established again",
+                    ),
+                    (to_red(Segment::Udp(udp, 53)), (red, red_mac), "UDP"),
+                    (to_blue(Segment::Udp(53, udp)), f, "UDP answer"),
+                    (to_red(Segment::Udp(udp, 53)), (red, red_mac), "UDP again"),
+                    (to_red(Segment::EchoRequest(id)), (red, red_mac), "ping"),
+                    (to_blue(Segment::EchoReply(id)), f, "pong"),
+                    (
+                        to_red(Segment::EchoRequest(id)),
+                        (red, red_mac),
+                        "ping again",
+                    ),
+                ]
+            };
+            for (frame, (vlan, mac), step) in steps {
+                assert!(
+                    lab.delivered(&frame, at(), vlan, mac),
+                    "{what}, from VLAN {red}: {step}"
+                );
+            }
+        }
+        // TCP 80 has no rule: its first packet and the later ones dropped.
+        for (segment, step) in [
+            (Segment::Syn(41000 + i, 80), "SYN"),
+            (Segment::Ack(41000 + i, 80), "later"),
+        ] {
+            assert_eq!(
+                lab.dropped(&routed(100, 500, v6, segment), at()),
+                DropReason::NetworkPolicyDenied,
+                "{what}: TCP 80 {step}"
+            );
+        }
+    }
+    // Three flows per family and side, and the denied one per family.
+    assert_eq!(lab.flows.borrow().len(), 2 * (2 * 3 + 1));
+    assert_eq!(lab.count(RED, Some(("ns/open", 0))), 2);
+    assert_eq!(lab.count(BLUE, Some(("ns/open", 2))), 2);
+    assert_eq!(lab.count(RED, None), 2);
+}
+
+/// A policed VMI behind a link (vmi-f: its group lets TCP 22 in and
+/// nothing else) is decided in its own zone too, after the link: an
+/// established TCP 22 connection crosses by both zones' entries; UDP 53,
+/// which the link allows and vmi-f's group does not, stays dropped as
+/// vmi-f's ingress denial, its later packets included.
+#[test]
+fn a_policed_vmi_behind_a_link_is_decided_in_its_own_zone_too() {
+    use crate::policy::{Policy, Rule, RuleId};
+    let mut c = opened();
+    c.policies.insert(
+        "ns/vmi-f".into(),
+        Policy {
+            groups: vec!["ssh-in".into()],
+            ingress: vec![Rule {
+                id: RuleId { group: 0, index: 0 },
+                ipv6: false,
+                protocol: RuleProtocol::Tcp,
+                ports: Some(PortRange { min: 22, max: 22 }),
+                remote: None,
+            }],
+            egress: Vec::new(),
+        },
+    );
+    let lab = Lab::new(&c);
+    let to_f = |s| routed(100, 500, false, s);
+    let to_a = |s| routed(500, 100, false, s);
+    let mut now = 0;
+    let mut at = || {
+        now += SEC;
+        now
+    };
+    for (frame, to_blue, step) in [
+        (to_f(Segment::Syn(40000, 22)), true, "SYN"),
+        (to_a(Segment::SynAck(22, 40000)), false, "SYN-ACK"),
+        (to_f(Segment::Ack(40000, 22)), true, "established"),
+        (to_a(Segment::Ack(22, 40000)), false, "established back"),
+        (to_f(Segment::Ack(40000, 22)), true, "established again"),
+    ] {
+        let (vlan, mac) = if to_blue { (500, MAC_F) } else { (100, MAC_A) };
+        assert!(lab.delivered(&frame, at(), vlan, mac), "{step}");
+    }
+    for step in ["first", "later"] {
+        assert_eq!(
+            lab.dropped(&to_f(Segment::Udp(5000, 53)), at()),
+            DropReason::PolicyIngressDenied,
+            "UDP 53, {step}"
+        );
+    }
+    // The link's TCP and UDP flows; vmi-f's TCP flow (allowed) and UDP
+    // flow (denied).
+    assert_eq!(lab.flows.borrow().len(), 4);
 }

@@ -1,8 +1,11 @@
 //! This file's tests as a list, so that the XDP tier's differential test
 //! (`crate::kernel::differential`) runs every one of them and replays the
-//! frames they process through the kernel program. The tier has no flow
-//! stage: every frame routed into another network by a network policy
-//! (`NH_NETWORK_POLICY`) must be handed off, never decided differently.
+//! frames they process through the kernel program. A frame routed into
+//! another network of this node (`NH_LINK`) that crossed by the link's
+//! established entries alone must be decided in the kernel
+//! (`EstablishedLinked`); first packets, denied flows, stale and idle
+//! entries, and everything across nodes (`NH_NETWORK_POLICY`,
+//! `VRF_LINKED`) must be handed off, never decided differently.
 
 use super::*;
 
@@ -31,6 +34,14 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
     (
         "every_network_policy_drop_reason_has_a_frame",
         every_network_policy_drop_reason_has_a_frame,
+    ),
+    (
+        "established_connections_cross_by_their_flows_alone",
+        established_connections_cross_by_their_flows_alone,
+    ),
+    (
+        "a_policed_vmi_behind_a_link_is_decided_in_its_own_zone_too",
+        a_policed_vmi_behind_a_link_is_decided_in_its_own_zone_too,
     ),
 ];
 
