@@ -50,9 +50,10 @@ pub struct DCGatewaySpec {
     /// DCGateway's (the operator enforces it across objects).
     pub address: IpAddress,
 
-    /// How the gateway encapsulates: `MPLSoUDP` (UDP 6635, RFC 7510), the
-    /// only one for now (the original's MPLSoGRE is not supported). The
-    /// networks served must list it in their encapsulation.
+    /// How the nodes send to the gateway: `MPLSoUDP` (UDP 6635, RFC 7510),
+    /// the only one for now (the original's MPLSoGRE is not supported),
+    /// whatever the served networks' encapsulation. The nodes also take
+    /// its VXLAN with a served network's VNI (routed in the network's VRF).
     #[serde(default)]
     pub encapsulation: DCGatewayEncapsulation,
 

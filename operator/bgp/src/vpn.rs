@@ -18,6 +18,7 @@
 //!   VpnRoute {64512:1, 203.0.113.0/24 and 198.51.100.0/24,
 //!             label 16 + 2^19 (the network's routed label), next hop
 //!             10.3.0.1, [target:64512:100], MPLSoUDP}
+//!   (a VXLAN-only network: label = its VNI, VXLAN)
 //!
 //!   peers --> gobgpd --> LearnedRoute {0.0.0.0/0, label 1000, next hop
 //!             192.0.2.1, [target:64512:200]}
@@ -180,7 +181,8 @@ pub struct VpnNetwork {
     /// Its subnets: learned routes inside them are refused (the overlay's).
     pub subnets: Vec<IpPrefix>,
     /// Its routed label (`trunkline_model::routed_label` of its
-    /// `status.mplsLabel`): what its virtual gateways' routes carry.
+    /// `status.mplsLabel`): what its virtual gateways' routes carry over
+    /// MPLS over UDP (over VXLAN they carry its VNI).
     pub routed_label: Option<u32>,
 }
 
@@ -273,8 +275,9 @@ pub struct VpnRoute {
 /// The routes to advertise: every address of every Programmed VMI, with a
 /// label and a node, of a network with export targets and a distinguisher;
 /// and every prefix of every virtual gateway Programmed on a node, of such
-/// a network when it runs MPLS over UDP (the routed label names its VRF;
-/// a VXLAN-only network has no label a DC gateway could route by).
+/// a network: with its routed label (which names its VRF) over MPLS over
+/// UDP when it runs that, else with its VNI over VXLAN (a DC gateway's
+/// VXLAN with the network's VNI is routed in its VRF alike).
 pub fn exports(
     networks: &[VpnNetwork],
     vmis: &[VpnVmi],
@@ -320,14 +323,17 @@ pub fn exports(
         let Some(network) = networks.get(&gateway.network) else {
             continue;
         };
-        if network.export_targets.is_empty() || !runs_mpls_over_udp(network) {
+        if network.export_targets.is_empty() {
             continue;
         }
-        let (Some(rd), Some(next_hop), Some(label)) = (
-            network.effective_rd(router_id),
-            gateway.next_hop,
-            network.routed_label,
-        ) else {
+        let (encapsulation, label) = if runs_mpls_over_udp(network) {
+            (Encapsulation::MplsOverUdp, network.routed_label)
+        } else {
+            (Encapsulation::Vxlan, network.vni)
+        };
+        let (Some(rd), Some(next_hop), Some(label)) =
+            (network.effective_rd(router_id), gateway.next_hop, label)
+        else {
             continue;
         };
         for prefix in &gateway.prefixes {
@@ -337,7 +343,7 @@ pub fn exports(
                 label,
                 next_hop,
                 route_targets: network.export_targets.clone(),
-                encapsulation: Encapsulation::MplsOverUdp,
+                encapsulation,
             });
         }
     }
@@ -522,7 +528,7 @@ mod tests {
     }
 
     #[test]
-    fn virtual_gateway_prefixes_are_exported_with_the_networks_routed_label() {
+    fn virtual_gateway_prefixes_are_exported_with_the_networks_routed_label_or_its_vni() {
         let router_id = Ipv4Addr::new(10, 3, 0, 100);
         let gateway = |next_hop: Option<&str>| VpnGateway {
             network: NamespacedName::new("t", "net1"),
@@ -570,11 +576,47 @@ mod tests {
             .is_empty(),
             "Programmed on no node: nothing"
         );
+        // A VXLAN-only network: its VNI over VXLAN (ET:8), the routed
+        // label unused; nothing without a VNI.
         let mut vxlan_only = exporting.clone();
         vxlan_only.encapsulation = vec![Encapsulation::Vxlan];
+        let routes = exports(
+            std::slice::from_ref(&vxlan_only),
+            &[],
+            &[gateway(Some("10.3.0.2"))],
+            router_id,
+        );
+        assert_eq!(
+            routes
+                .iter()
+                .map(|r| (r.prefix.to_string(), r.label, r.encapsulation))
+                .collect::<Vec<_>>(),
+            [
+                ("10.0.0.0/24".to_owned(), 7, Encapsulation::Vxlan),
+                ("198.51.100.0/24".to_owned(), 7, Encapsulation::Vxlan),
+            ],
+            "a VXLAN-only network's virtual gateway: label = VNI"
+        );
+        assert!(routes.iter().all(|r| r.next_hop.to_string() == "10.3.0.2"
+            && r.rd.to_string() == "10.3.0.100:7"
+            && tunnel_type(r.encapsulation) == 8));
+        vxlan_only.routed_label = None;
+        assert_eq!(
+            exports(
+                std::slice::from_ref(&vxlan_only),
+                &[],
+                &[gateway(Some("10.3.0.2"))],
+                router_id
+            )
+            .len(),
+            2,
+            "the routed label is not needed over VXLAN"
+        );
+        vxlan_only.vni = None;
+        vxlan_only.route_distinguisher = Some("64512:1".parse().expect("rd"));
         assert!(
             exports(&[vxlan_only], &[], &[gateway(Some("10.3.0.2"))], router_id).is_empty(),
-            "a VXLAN-only network has no routed label a DC gateway could use"
+            "a VXLAN-only network without a VNI has no label to give"
         );
         let mut unlabelled = exporting;
         unlabelled.routed_label = None;

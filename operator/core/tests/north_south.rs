@@ -163,7 +163,7 @@ fn a_valid_dc_gateway_is_accepted_and_programmed_by_the_networks_nodes() {
 }
 
 #[test]
-fn a_dc_gateway_needs_routed_mpls_networks_and_an_address_of_its_own() {
+fn a_dc_gateway_needs_routed_networks_and_an_address_of_its_own() {
     let mut s = set();
     s.dc_gateways[0] = dcgw(
         "mx1",
@@ -178,7 +178,6 @@ fn a_dc_gateway_needs_routed_mpls_networks_and_an_address_of_its_own() {
     assert!(!a.status);
     for text in [
         "tunnel endpoint of PhysicalRouter gw-1",
-        "does not use MPLSoUDP",
         "only bridges (forwardingMode L2)",
     ] {
         assert!(
@@ -189,6 +188,17 @@ fn a_dc_gateway_needs_routed_mpls_networks_and_an_address_of_its_own() {
     }
     let r = resolved(&d, &dcgw_key("mx1"));
     assert!(!r.status && r.message.contains("VirtualNetwork t1/nope does not exist"));
+}
+
+/// A VXLAN-only network may have a DC gateway (L3VPN with ET:8): the
+/// gateway is sent MPLS over UDP, its VXLAN with the VNI is routed.
+#[test]
+fn a_dc_gateway_serves_a_vxlan_only_network() {
+    let mut s = set();
+    s.virtual_networks[0].encapsulation = Some(vec![Encapsulation::Vxlan]);
+    let d = decide(&s);
+    let a = accepted(&d, &dcgw_key("mx1"));
+    assert!(a.status, "{a:?}");
 }
 
 #[test]

@@ -23,7 +23,10 @@
 //! route are exported with the network's routed label, and the DC
 //! gateway's host reaches an address behind gw1's host through it. A
 //! sixth checks the encapsulation community FRR reads: ET:13 for "vpn",
-//! ET:8 (label = VNI) for a VXLAN-only network.
+//! ET:8 (label = VNI) for a VXLAN-only network. A seventh gives a
+//! VXLAN-only network ("vx", `vx1 192.168.41.13` on gw2) a virtual gateway
+//! too: both are exported ET:8 with the VNI, and a kernel VXLAN device in
+//! the DC gateway's namespace reaches the instance and the vgw that way.
 //!
 //! FRR shows our routes with their RD, RTs, labels and next hops; it
 //! advertises a default route (target:64512:200, label 1000) that the
@@ -141,6 +144,16 @@ const V2: Instance = Instance {
     network: "vpn",
     ip: "192.168.40.12",
     mac: "02:00:00:28:00:02",
+};
+
+/// An instance of the VXLAN-only network "vx", on gw2.
+const VX: Instance = Instance {
+    name: "vx1",
+    node: "gw2",
+    vlan: 200,
+    network: "vx",
+    ip: "192.168.41.13",
+    mac: "02:00:00:29:00:03",
 };
 
 fn apply_params() -> PatchParams {
@@ -783,13 +796,23 @@ fn frr_config_with_ipv6(ipv6: bool) -> String {
     )
 }
 
-/// The whole story on one rig: export, import, traffic, a killed speaker,
-/// bad peers.
-#[tokio::test]
-async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_speaker() {
-    let instances = [V1, V2];
+/// A network's `l3vpn`: our export target, FRR's import target.
+fn l3vpn_targets() -> Value {
+    json!({"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]})
+}
+
+/// The set-up most tests of this file share: the two nodes with
+/// `instances`, the DC gateway (FRR with `frr_config`, the host `ext`
+/// behind it) and the speaker's namespace; `networks` (name, subnet, extra
+/// spec) and the instances Ready; one speaker, and a BGPPeer for FRR
+/// (VPNv4) Established. Returns the rig, FRR and the BGPPeer's name.
+async fn l3vpn_with_frr(
+    instances: &[Instance],
+    networks: &[(&str, &str, Value)],
+    frr_config: &str,
+) -> (Rig, Frr, String) {
     let mut rig = Rig::start(
-        &instances,
+        instances,
         |s| {
             s.dc_gateway(
                 DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")).host("ext", &format!("{EXT}/24")),
@@ -800,16 +823,8 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
         false,
     )
     .await;
-    let frr = start_frr(&rig.lab, "dcgw", &frr_config());
-    rig.apply_all(
-        &[(
-            "vpn",
-            &V1.subnet(),
-            json!({"l3vpn": {"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]}}),
-        )],
-        &instances,
-    )
-    .await;
+    let frr = start_frr(&rig.lab, "dcgw", frr_config);
+    rig.apply_all(networks, instances).await;
     rig.start_speaker().await;
     let peer = unique_name("frr");
     rig.apply(
@@ -823,6 +838,20 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
     .await;
     let status = rig.wait_peer(&peer, "True", "Established", READY).await;
     eprintln!("peer status: {status}");
+    (rig, frr, peer)
+}
+
+/// The whole story on one rig: export, import, traffic, a killed speaker,
+/// bad peers.
+#[tokio::test]
+async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_speaker() {
+    let instances = [V1, V2];
+    let (mut rig, frr, peer) = l3vpn_with_frr(
+        &instances,
+        &[("vpn", &V1.subnet(), json!({"l3vpn": l3vpn_targets()}))],
+        &frr_config(),
+    )
+    .await;
 
     // Export: FRR holds each instance's route with our RD, RT, label, next
     // hop and the MPLSoUDP encapsulation community.
@@ -1046,40 +1075,12 @@ async fn a_virtual_gateways_prefixes_are_exported_with_the_networks_routed_label
     const PUBLIC: &str = "198.51.100.1";
     const PUBLIC_ROUTE: &str = "198.51.100.0/24";
     let instances = [V1];
-    let mut rig = Rig::start(
+    let (mut rig, frr, _peer) = l3vpn_with_frr(
         &instances,
-        |s| {
-            s.dc_gateway(
-                DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")).host("ext", &format!("{EXT}/24")),
-            )
-            .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
-        },
-        &[],
-        false,
+        &[("vpn", &V1.subnet(), json!({"l3vpn": l3vpn_targets()}))],
+        &frr_config(),
     )
     .await;
-    let frr = start_frr(&rig.lab, "dcgw", &frr_config());
-    rig.apply_all(
-        &[(
-            "vpn",
-            &V1.subnet(),
-            json!({"l3vpn": {"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]}}),
-        )],
-        &instances,
-    )
-    .await;
-    rig.start_speaker().await;
-    let peer = unique_name("frr");
-    rig.apply(
-        "bgppeers",
-        false,
-        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
-               "metadata": {"name": peer},
-               "spec": {"address": DCGW, "peerASN": FRR_AS,
-                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
-    )
-    .await;
-    rig.wait_peer(&peer, "True", "Established", READY).await;
     let status = rig.network_status("vpn").await;
     let rd = format!("{CTL}:{}", status.vni.expect("a VNI"));
     // The README's rule: the network's label plus 2^19.
@@ -1222,30 +1223,10 @@ async fn a_virtual_gateways_prefixes_are_exported_with_the_networks_routed_label
 /// with its VNI as the label.
 #[tokio::test]
 async fn the_encapsulation_community_says_vxlan_or_mpls_over_udp() {
-    const VX: Instance = Instance {
-        name: "vx1",
-        node: "gw2",
-        vlan: 200,
-        network: "vx",
-        ip: "192.168.41.13",
-        mac: "02:00:00:29:00:03",
-    };
     let instances = [V1, VX];
-    let mut rig = Rig::start(
+    let l3vpn = l3vpn_targets();
+    let (rig, frr, _peer) = l3vpn_with_frr(
         &instances,
-        |s| {
-            s.dc_gateway(
-                DcGatewaySpec::new("dcgw", &format!("{DCGW}/24")).host("ext", &format!("{EXT}/24")),
-            )
-            .host(FabricHostSpec::new("ctl").ip(&format!("{CTL}/24")))
-        },
-        &[],
-        false,
-    )
-    .await;
-    let frr = start_frr(&rig.lab, "dcgw", &frr_config());
-    let l3vpn = json!({"exportRouteTargets": [EXPORT_RT], "importRouteTargets": [IMPORT_RT]});
-    rig.apply_all(
         &[
             ("vpn", &V1.subnet(), json!({"l3vpn": l3vpn})),
             (
@@ -1254,21 +1235,9 @@ async fn the_encapsulation_community_says_vxlan_or_mpls_over_udp() {
                 json!({"l3vpn": l3vpn, "encapsulation": ["VXLAN"]}),
             ),
         ],
-        &instances,
+        &frr_config(),
     )
     .await;
-    rig.start_speaker().await;
-    let peer = unique_name("frr");
-    rig.apply(
-        "bgppeers",
-        false,
-        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "BGPPeer",
-               "metadata": {"name": peer},
-               "spec": {"address": DCGW, "peerASN": FRR_AS,
-                        "timers": {"holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 1}}}),
-    )
-    .await;
-    rig.wait_peer(&peer, "True", "Established", READY).await;
 
     let vx_status = rig.network_status("vx").await;
     assert_eq!(
@@ -1314,6 +1283,226 @@ async fn the_encapsulation_community_says_vxlan_or_mpls_over_udp() {
         );
         assert!(text.contains(&underlay(i.node)), "next hop: {text}");
     }
+    drop(frr);
+}
+
+/// A VXLAN-only network with a DC gateway (issue 17): its instance's and
+/// its virtual gateway's routes reach FRR with the VXLAN encapsulation
+/// community (ET:8) and label = the network's VNI; then a kernel VXLAN
+/// device in the DC gateway's namespace (an independent data path) sends
+/// what FRR learned that way: the node routes it in the network's VRF, to
+/// the instance behind its VLAN port (ping and TCP, the instance's
+/// counters) and through the virtual gateway's interface to an address
+/// behind its host; the replies come back by the imported routes, MPLS
+/// over UDP. The same VXLAN from another fabric address is a counted drop.
+#[tokio::test]
+async fn a_dc_gateways_vxlan_reaches_a_vxlan_only_networks_instance_and_virtual_gateway() {
+    /// Behind gw2's host (on its loopback): the public side of the
+    /// virtual gateway.
+    const PUBLIC: &str = "198.51.100.1";
+    const PUBLIC_ROUTE: &str = "198.51.100.0/24";
+    /// An address of the DC gateway's namespace that is no peer of the
+    /// nodes (not a DC gateway of the network, not a node).
+    const STRANGER: &str = "10.3.0.201";
+    /// The inner destination MAC the DC gateway's kernel puts (a static
+    /// neighbour): the node routes whatever MAC a DC gateway sends to.
+    const INNER_MAC: &str = "02:dc:00:00:00:99";
+    let instances = [VX];
+    let (rig, frr, _peer) = l3vpn_with_frr(
+        &instances,
+        &[(
+            "vx",
+            &VX.subnet(),
+            json!({"l3vpn": l3vpn_targets(), "encapsulation": ["VXLAN"]}),
+        )],
+        &frr_config(),
+    )
+    .await;
+    let status = rig.network_status("vx").await;
+    assert_eq!(
+        serde_json::to_value(&status.encapsulation).expect("json"),
+        json!(["VXLAN"]),
+        "VXLAN only, in effect"
+    );
+    let vni = status.vni.expect("a VNI");
+    let rd = format!("{CTL}:{vni}");
+    let node = underlay(VX.node);
+    let sh = |at: &str, line: &str| {
+        let out = rig.lab.sh(at, line);
+        assert!(out.status.success(), "{at}: {line}: {out:?}");
+    };
+
+    // The public side: an address on gw2's host, which answers the DC
+    // gateway's host over the fabric; the virtual gateway on gw2.
+    sh(VX.node, &format!("ip addr add {PUBLIC}/32 dev lo"));
+    sh(VX.node, &format!("ip route add {EXT}/32 via {DCGW}"));
+    let vgw = unique_name("vx-public");
+    rig.apply(
+        "virtualgateways",
+        false,
+        json!({"apiVersion": "trunkline.io/v1alpha1", "kind": "VirtualGateway",
+               "metadata": {"name": vgw},
+               "spec": {"interface": "vgwvx",
+                        "virtualNetwork": {"namespace": rig.ns.name(), "name": "vx"},
+                        "subnets": [VX.subnet()], "routes": [PUBLIC_ROUTE],
+                        "nodes": [rig.routers[VX.node]]}}),
+    )
+    .await;
+
+    // Export: the instance's host route and the virtual gateway's subnet
+    // and route, each ET:8 with the VNI as label, from gw2.
+    for prefix in [VX.host_prefix(), VX.subnet(), PUBLIC_ROUTE.to_owned()] {
+        eventually(
+            &format!("FRR has {prefix}"),
+            Duration::from_secs(60),
+            || async {
+                frr.vpn_routes_of("ipv4")
+                    .get(&(rd.clone(), prefix.clone()))
+                    .cloned()
+                    .ok_or_else(|| frr.vtysh("show bgp ipv4 vpn"))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+        let text = frr.vpn_route_detail(&rd, &prefix).to_string();
+        eprintln!("FRR: {prefix}: {text}");
+        assert!(
+            text.contains("ET:8\"") || text.contains("ET:8 "),
+            "{prefix}: VXLAN (ET:8): {text}"
+        );
+        assert!(
+            !text.contains("ET:13\"") && !text.contains("ET:13 "),
+            "{prefix}: not MPLSoUDP: {text}"
+        );
+        assert!(
+            text.contains(&format!("\"remoteLabel\":{vni}")),
+            "{prefix}: label = VNI {vni}: {text}"
+        );
+        assert!(text.contains(&node), "{prefix}: next hop {node}: {text}");
+        assert!(text.contains("RT:64512:100"), "route target: {text}");
+    }
+
+    // Import: FRR's default route halves make its address a DC gateway of
+    // the network (the peer whose VXLAN the node routes).
+    let gateway = format!("bgp-{}", DCGW.replace('.', "-"));
+    let api = rig.dynamic_api("DCGateway", "dcgateways", false);
+    eventually("the learned DCGateway is Ready", READY, || async {
+        let object = api.get(&gateway).await.map_err(|e| e.to_string())?;
+        let ready = object.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let networks = object.data["spec"]["networks"].to_string();
+        if ready && networks.contains("\"vx\"") {
+            Ok(())
+        } else {
+            Err(format!("{}", object.data))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+
+    // The DC gateway's data path, as FRR learned it: the kernel's VXLAN
+    // device (VNI, to gw2's underlay address, from the DC gateway's),
+    // routes to the instance's subnet and the public route through it.
+    let vxlan_device = |name: &str, local: &str| {
+        sh(
+            "dcgw",
+            &format!(
+                "ip link add {name} type vxlan id {vni} local {local} remote {node} \
+                 dstport 4789 dev eth0 nolearning && ip link set {name} up && \
+                 sysctl -qw net.ipv4.conf.{name}.rp_filter=0 && \
+                 ip neigh replace {gw} lladdr {INNER_MAC} dev {name} nud permanent && \
+                 ip route replace {subnet} via {gw} dev {name} onlink && \
+                 ip route replace {PUBLIC_ROUTE} via {gw} dev {name} onlink",
+                gw = VX.gateway(),
+                subnet = VX.subnet(),
+            ),
+        )
+    };
+    // The replies come back decapsulated on eth0 while the route to their
+    // source is the VXLAN device: no reverse-path filter.
+    sh(
+        "dcgw",
+        "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0",
+    );
+    vxlan_device("vxdc", DCGW);
+    let metric = |sample: &str| rig.agents[VX.node].metric(sample).unwrap_or(0.0);
+    let to_vx = format!(
+        "trunkline_dataplane_vmi_packets_total{{vmi=\"{}/{}\",direction=\"tx\"}}",
+        rig.ns.name(),
+        VX.name
+    );
+    let unknown_peer = "trunkline_dataplane_drops_total{reason=\"tunnel_unknown_peer\"}";
+    let into_host = || {
+        let out = rig
+            .lab
+            .sh(VX.node, "cat /sys/class/net/vgwvx/statistics/rx_packets");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("vgwvx's counter: {out:?}"))
+    };
+    rig.ping_eventually("ext", VX.ip).await;
+    let before = metric(&to_vx);
+    let (ok, out) = rig.lab.ping("ext", VX.ip, 3);
+    assert!(ok, "ext -> {}: {out}", VX.ip);
+    let sent = eventually(
+        "the node counts the echo requests sent to the instance",
+        Duration::from_secs(30),
+        || async {
+            let sent = metric(&to_vx) - before;
+            if sent >= 3.0 {
+                Ok(sent)
+            } else {
+                Err(format!("{sent}"))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    eprintln!("sent to {}: {sent}", VX.name);
+    let payload = "dc-gateway-vxlan-to-vx1";
+    let received = rig
+        .lab
+        .tcp("ext", VX.name, VX.ip, 7304, payload)
+        .unwrap_or_else(|e| panic!("TCP ext -> vx1 over VXLAN: {e}\n{}", rig.logs()));
+    assert_eq!(received, payload);
+    rig.ping_eventually("ext", PUBLIC).await;
+    let before = into_host();
+    let (ok, out) = rig.lab.ping("ext", PUBLIC, 3);
+    assert!(ok, "ext -> {PUBLIC}: {out}");
+    let entered = into_host() - before;
+    assert!(
+        entered >= 3,
+        "the echo requests entered gw2's host through the virtual gateway's interface: {entered}"
+    );
+
+    // The same VXLAN from an address that is neither a node nor a DC
+    // gateway of the network: dropped and counted, nothing delivered.
+    sh("dcgw", &format!("ip addr add {STRANGER}/24 dev eth0"));
+    sh("dcgw", "ip link del vxdc");
+    vxlan_device("vxst", STRANGER);
+    let (drops_before, sent_before) = (metric(unknown_peer), metric(&to_vx));
+    let (ok, out) = rig.lab.ping("ext", VX.ip, 3);
+    assert!(!ok, "a stranger's VXLAN is not delivered: {out}");
+    let dropped = eventually(
+        "gw2 counts the stranger's VXLAN as tunnel_unknown_peer",
+        Duration::from_secs(30),
+        || async {
+            let dropped = metric(unknown_peer) - drops_before;
+            if dropped >= 3.0 {
+                Ok(dropped)
+            } else {
+                Err(format!("{dropped}"))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    eprintln!("tunnel_unknown_peer: +{dropped}");
+    assert_eq!(metric(&to_vx), sent_before, "nothing reached the instance");
     drop(frr);
 }
 

@@ -1,7 +1,7 @@
 //! North-south tests (seed 004): SNAT out and back (TCP, UDP, ICMP echo,
 //! ICMP errors), port and table exhaustion, timeouts, generations; IP
 //! fabric forwarding both ways; a DC gateway's labelled routes and its
-//! MPLS over UDP toward a VMI. Frames are built and checked by etherparse,
+//! MPLS over UDP (and VXLAN with a network's VNI) toward a VMI. Frames are built and checked by etherparse,
 //! every checksum recomputed by it.
 
 use core::cell::RefCell;
@@ -1290,6 +1290,205 @@ fn a_networks_routed_label_from_its_dc_gateway_is_routed_in_its_vrf() {
             .iter()
             .any(|r| format!("{r:?}").contains("LabelUnusable")),
         "{rejected:?}"
+    );
+}
+
+/// `inner` (an Ethernet frame) in VXLAN with `vni`, from `from`.
+fn vxlan_from(from: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut vxlan = Vec::new();
+    vxlan.extend_from_slice(&[0x08, 0, 0, 0]);
+    vxlan.extend_from_slice(&(vni << 8).to_be_bytes());
+    vxlan.extend_from_slice(inner);
+    let mut tunnel = Vec::new();
+    PacketBuilder::ethernet2(NEXT_HOP_MAC, FABRIC_MAC)
+        .ipv4(from, UNDERLAY, 64)
+        .udp(49200, 4789)
+        .write(&mut tunnel, &vxlan)
+        .unwrap();
+    tunnel
+}
+
+/// An IPv4 packet to `dst` from behind the DC gateway, in an Ethernet
+/// frame to `mac`.
+fn routed_frame(mac: MacAddress, dst: [u8; 4]) -> Vec<u8> {
+    let mut inner = Vec::new();
+    PacketBuilder::ethernet2(DCGW_INNER_MAC, mac)
+        .ipv4([198, 51, 100, 9], dst, 50)
+        .udp(53, 4000)
+        .write(&mut inner, b"routed")
+        .unwrap();
+    inner
+}
+
+/// The inner source MAC a DC gateway's VXLAN carries (its own).
+const DCGW_INNER_MAC: MacAddress = [2, 0xdc, 0, 0, 0, 1];
+
+#[test]
+fn a_dc_gateways_vxlan_with_the_networks_vni_is_routed_in_its_vrf() {
+    let mut c = config((61000, 65535));
+    // A virtual gateway's route: toward its interface.
+    c.routes.push(RouteConfig {
+        network: "ns/net1".into(),
+        prefix: "203.0.113.0/24".parse().unwrap(),
+        next_hop: NextHopConfig::Port(VGW),
+    });
+    let ns = Ns::new(&c, FlowConfig::default());
+
+    // To the virtual gateway's interface: routed (TTL decremented), the
+    // host side's MAC, whatever inner MAC the DC gateway put.
+    for mac in [GW, [2, 0x77, 0, 0, 0, 7], BROADCAST] {
+        let frame = vxlan_from(DCGW, NET1_VNI, &routed_frame(mac, [203, 0, 113, 9]));
+        let out = ns.out_of(FABRIC, &frame, 0, VGW);
+        let h = PacketHeaders::from_ethernet_slice(&out).unwrap();
+        assert!(h.vlan().is_none());
+        let eth = h
+            .link
+            .clone()
+            .and_then(|l| l.ethernet2())
+            .expect("Ethernet");
+        assert_eq!((eth.source, eth.destination), (GW, PEER_MAC), "{mac:?}");
+        let Some(NetHeaders::Ipv4(ip, _)) = h.net else {
+            panic!("no IPv4")
+        };
+        assert_eq!(
+            (ip.source, ip.destination, ip.time_to_live),
+            ([198, 51, 100, 9], [203, 0, 113, 9], 49)
+        );
+    }
+    // To a local instance of the network: on its logical interface, to its
+    // MAC, from the gateway's.
+    let frame = vxlan_from(
+        DCGW,
+        NET1_VNI,
+        &routed_frame([2, 0x77, 0, 0, 0, 7], [10, 0, 0, 10]),
+    );
+    let b = seen(&ns.out_of(FABRIC, &frame, 0, P1));
+    assert_eq!(
+        (b.src, b.dst, b.ttl, b.vlan, b.eth_src, b.eth_dst),
+        ([198, 51, 100, 9], [10, 0, 0, 10], 49, Some(100), GW, MAC_A)
+    );
+    // IPv6 inside, over the IPv4 underlay.
+    let mut inner6 = Vec::new();
+    PacketBuilder::ethernet2(DCGW_INNER_MAC, GW)
+        .ipv6(v6("2001:db8::9").octets(), v6("fd00::a").octets(), 50)
+        .udp(53, 4000)
+        .write(&mut inner6, b"routed")
+        .unwrap();
+    let out = ns.out_of(FABRIC, &vxlan_from(DCGW, NET1_VNI, &inner6), 0, P1);
+    let h = PacketHeaders::from_ethernet_slice(&out).unwrap();
+    let Some(NetHeaders::Ipv6(ip, _)) = h.net else {
+        panic!("no IPv6")
+    };
+    assert_eq!(ip.hop_limit, 49);
+    // Never back into a tunnel: an instance of another node, the DC
+    // gateway's own routes.
+    for dst in [[10, 0, 0, 60], [198, 51, 100, 20]] {
+        let frame = vxlan_from(DCGW, NET1_VNI, &routed_frame(GW, dst));
+        assert_eq!(
+            ns.dropped(FABRIC, &frame, 0),
+            DropReason::TunnelHairpin,
+            "{dst:?}"
+        );
+    }
+
+    // A node hosting the network still bridges by the inner MAC: the
+    // frame reaches the instance as sent (TTL untouched).
+    let bridged = udp4(MAC_R, MAC_A, None, [10, 0, 0, 60], [10, 0, 0, 10], 64);
+    let b = seen(&ns.out_of(FABRIC, &vxlan_from(NODE_B, NET1_VNI, &bridged), 0, P1));
+    assert_eq!(
+        (b.ttl, b.eth_src, b.eth_dst, b.vlan),
+        (64, MAC_R, MAC_A, Some(100))
+    );
+
+    let drops = |cases: &[(&str, Vec<u8>, DropReason)]| {
+        let before = ns.counters.snapshot();
+        for (name, frame, reason) in cases {
+            assert_eq!(ns.dropped(FABRIC, frame, 0), *reason, "{name}");
+        }
+        let after = ns.counters.snapshot();
+        for (name, _, reason) in cases {
+            let expected = cases.iter().filter(|c| c.2 == *reason).count() as u64;
+            assert_eq!(
+                after.drops(*reason) - before.drops(*reason),
+                expected,
+                "counter of {reason} ({name})"
+            );
+        }
+    };
+    let to_a = routed_frame(GW, [10, 0, 0, 10]);
+    // Truncated: the IPv4 header says more than the frame holds.
+    let mut short = to_a.clone();
+    short.truncate(short.len() - 4);
+    let mut tagged = Vec::new();
+    PacketBuilder::ethernet2(DCGW_INNER_MAC, GW)
+        .single_vlan(VlanId::try_new(100).unwrap())
+        .ipv4([198, 51, 100, 9], [10, 0, 0, 10], 50)
+        .udp(53, 4000)
+        .write(&mut tagged, b"routed")
+        .unwrap();
+    let mut arp = to_a.clone();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    let mut multicast_source = to_a.clone();
+    multicast_source[6] |= 1;
+    drops(&[
+        (
+            "a stranger (neither a node nor a DC gateway)",
+            vxlan_from([192, 168, 100, 201], NET1_VNI, &to_a),
+            DropReason::TunnelUnknownPeer,
+        ),
+        (
+            "a VNI nobody has",
+            vxlan_from(DCGW, NET1_VNI + 1, &to_a),
+            DropReason::TunnelUnknownVni,
+        ),
+        (
+            "an inner IPv4 packet longer than the frame",
+            vxlan_from(DCGW, NET1_VNI, &short),
+            DropReason::TunnelMalformed,
+        ),
+        (
+            "a tagged inner frame",
+            vxlan_from(DCGW, NET1_VNI, &tagged),
+            DropReason::TunnelMalformed,
+        ),
+        (
+            "not IP inside",
+            vxlan_from(DCGW, NET1_VNI, &arp),
+            DropReason::TunnelMalformed,
+        ),
+        (
+            "a multicast inner source MAC",
+            vxlan_from(DCGW, NET1_VNI, &multicast_source),
+            DropReason::InvalidSourceMac,
+        ),
+    ]);
+
+    // Another network's VNI from the DC gateway: it routes for net1 only.
+    for n in &mut c.networks {
+        if n.key == "ns/net2" {
+            n.vni = Some(NET1_VNI + 2);
+        }
+    }
+    let ns = Ns::new(&c, FlowConfig::default());
+    let frame = vxlan_from(DCGW, NET1_VNI + 2, &routed_frame(GW, [10, 0, 0, 10]));
+    assert_eq!(
+        ns.dropped(FABRIC, &frame, 0),
+        DropReason::TunnelPeerNotInNetwork
+    );
+    // Without the DC gateway among the network's routed peers, its VXLAN
+    // is refused alike.
+    for n in &mut c.networks {
+        if n.key == "ns/net1" {
+            n.routed_peers.clear();
+        }
+    }
+    c.routes
+        .retain(|r| !matches!(r.next_hop, NextHopConfig::Tunnel { .. }));
+    let ns = Ns::new(&c, FlowConfig::default());
+    let frame = vxlan_from(DCGW, NET1_VNI, &routed_frame(GW, [10, 0, 0, 10]));
+    assert_eq!(
+        ns.dropped(FABRIC, &frame, 0),
+        DropReason::TunnelPeerNotInNetwork
     );
 }
 

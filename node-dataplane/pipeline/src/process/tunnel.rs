@@ -7,7 +7,10 @@
 //!  (next-hop MAC, |  (this node ->  | src port = flow hash  | or the network's  | inner Ethernet   (bridged, flooded)
 //!                 |                 |                       | or routed label   | inner IP packet  (routed in the VRF)
 //!   fabric MAC)   |   the peer)     | in 49152..65535       | label             |
-//!                                         | VXLAN (4789), VNI | inner Ethernet
+//!                                         | VXLAN (4789), VNI | inner Ethernet   (bridged, flooded;
+//!                                                             |                   from a DC gateway of
+//!                                                             |                   the network: its IP
+//!                                                             |                   packet routed in the VRF)
 //! ```
 //!
 //! The outer headers are written into the headroom in front of the payload,
@@ -526,9 +529,41 @@ impl<'a, O: Observer> Pipeline<'a, O> {
                     .get(&repr.vni)
                     .ok_or(DropReason::TunnelUnknownVni)?;
                 let inner = payload + vxlan::HEADER_LEN;
+                if self.tables.vrfs[vrf].peer_encap(peer).is_none()
+                    && self.tables.vrfs[vrf].routed_peers.contains(&peer)
+                {
+                    return self.routed_frame_in_vrf(ingress, vrf, peer, buf, inner, payload_end);
+                }
                 self.decapsulated_frame(ingress, vrf, peer, buf, inner, payload_end - inner)
             }
         }
+    }
+
+    /// An inner Ethernet frame with a network's VNI from a DC gateway
+    /// routing for the network (an L3VPN peer told ET:8, label = VNI, by
+    /// our exports): its IP packet is routed in the VRF exactly as a
+    /// routed-label packet from that gateway. The packet is routed, not
+    /// bridged, so any inner destination MAC is taken (an RFC 9136 peer
+    /// sends to the router's MAC of the route, which we do not advertise;
+    /// a DC gateway without one puts what it has configured); the frame
+    /// must be untagged, with a unicast source MAC, and carry IPv4 or IPv6.
+    fn routed_frame_in_vrf(
+        &self,
+        ingress: PortId,
+        vrf_index: usize,
+        peer: PeerId,
+        buf: &mut [u8],
+        offset: usize,
+        end: usize,
+    ) -> Result<Verdict, DropReason> {
+        let l2 = parse_l2(&buf[offset..end]).map_err(|_| DropReason::TunnelMalformed)?;
+        if l2.tci.is_some() || !matches!(l2.ethertype, EtherType::Ipv4 | EtherType::Ipv6) {
+            return Err(DropReason::TunnelMalformed);
+        }
+        if l2.src.is_multicast() {
+            return Err(DropReason::InvalidSourceMac);
+        }
+        self.routed_in_vrf(ingress, vrf_index, peer, buf, offset + l2.header_len, end)
     }
 
     /// An inner IP packet for a local VMI (its label): to it, if the packet
@@ -619,10 +654,11 @@ impl<'a, O: Observer> Pipeline<'a, O> {
         })
     }
 
-    /// An inner IP packet with a network's routed label, from a DC gateway
-    /// routing for the network (never from a node: nodes send by a VMI's
-    /// label): routed in the VRF as from the tunnel, so to a local VMI or
-    /// a virtual gateway's interface (never back into a tunnel).
+    /// An inner IP packet with a network's routed label (or, VXLAN, the
+    /// network's VNI: `routed_frame_in_vrf`), from a DC gateway routing
+    /// for the network (never from a node: nodes send by a VMI's label):
+    /// routed in the VRF as from the tunnel, so to a local VMI or a
+    /// virtual gateway's interface (never back into a tunnel).
     fn routed_in_vrf(
         &self,
         ingress: PortId,

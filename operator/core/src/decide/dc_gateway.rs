@@ -1,5 +1,5 @@
-//! DCGateways: the networks they serve exist, are accepted, route (not L2
-//! only) and use MPLS over UDP; their address is nobody else's tunnel
+//! DCGateways: the networks they serve exist, are accepted and route (not
+//! L2 only), whatever their encapsulation; their address is nobody else's tunnel
 //! endpoint; their routes stay out of the networks' own subnets, and a
 //! prefix of a network is routed by one DC gateway only (the older).
 
@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use trunkline_model::{
-    DcGateway, Encapsulation, ForwardingMode, IpPrefix, NamespacedName, Placement, VirtualNetwork,
+    DcGateway, ForwardingMode, IpPrefix, NamespacedName, Placement, VirtualNetwork,
 };
 
+use super::decision;
 use super::index::RefIndex;
 use super::programmed::{Reports, programmed_condition};
 use super::virtual_network::{Networks, network_ref};
-use super::{decision, list_or_none};
 use crate::claims::Claims;
 use crate::decision::{Decision, DerivedStatus, Findings, summary};
 
@@ -85,15 +85,13 @@ pub(super) fn verdict(
     for served in &gateway.networks {
         let name = &served.network;
         network_ref(networks, name, &mut findings, "spec.networks");
-        let (Some(verdict), Some(network)) = (networks.get(name), network_objects.get(name)) else {
+        // Whatever the network's encapsulation: its list governs its
+        // tunnels between nodes (and external VTEPs); a DC gateway is sent
+        // MPLS over UDP (its own), and its VXLAN with the network's VNI is
+        // routed in the VRF like its routed label.
+        let (Some(_), Some(network)) = (networks.get(name), network_objects.get(name)) else {
             continue;
         };
-        if !verdict.encapsulation.contains(&Encapsulation::MplsOverUdp) {
-            findings.invalid(format!(
-                "VirtualNetwork {name} does not use MPLSoUDP (its encapsulation: {}): add MPLSoUDP to the network's spec.encapsulation, or remove the network from spec.networks",
-                list_or_none(verdict.encapsulation.iter()),
-            ));
-        }
         if network.forwarding_mode == ForwardingMode::L2 {
             findings.invalid(format!(
                 "VirtualNetwork {name} only bridges (forwardingMode L2): nothing of it is routed to or from a DC gateway; use L2L3 or L3, or remove the network from spec.networks"

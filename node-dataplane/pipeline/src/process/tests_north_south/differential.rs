@@ -6,7 +6,8 @@
 //! a TCP state move, a stale or expired flow decided again) must be handed
 //! off; a frame of an established flow (class `EstablishedSnat`) must be
 //! translated in the kernel alike; the others (ICMP errors, IP fabric
-//! forwarding, a DC gateway's routes) are compared as usual.
+//! forwarding, a DC gateway's routes, its MPLS over UDP and VXLAN) are
+//! compared as usual.
 
 use super::*;
 
@@ -63,6 +64,10 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
     (
         "a_dc_gateway_gets_mpls_over_udp_with_its_label_and_sends_to_vmi_labels",
         a_dc_gateway_gets_mpls_over_udp_with_its_label_and_sends_to_vmi_labels,
+    ),
+    (
+        "a_dc_gateways_vxlan_with_the_networks_vni_is_routed_in_its_vrf",
+        a_dc_gateways_vxlan_with_the_networks_vni_is_routed_in_its_vrf,
     ),
     (
         "every_north_south_drop_reason_has_a_frame",
