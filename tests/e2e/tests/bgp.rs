@@ -38,7 +38,7 @@
 //! under `address-family ipv4 vpn` (a static VPN route and a route-map).
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -690,22 +690,7 @@ async fn clear_earlier_tests(client: &Client) {
 
 /// gobgpd as `scripts/build-gobgp.sh` builds it (cached by version).
 fn gobgpd() -> std::path::PathBuf {
-    let out = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/build-gobgp.sh"
-        ))
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/build-gobgp.sh runs");
-    assert!(out.status.success(), "scripts/build-gobgp.sh failed");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let path = text
-        .lines()
-        .find_map(|l| l.strip_prefix("GOBGPD="))
-        .expect("GOBGPD=<path> from scripts/build-gobgp.sh");
-    path.into()
+    trunkline_test_support::gobgpd().expect("gobgpd from scripts/build-gobgp.sh")
 }
 
 /// Binds the speaker's namespace Role (`deploy/rbac/bgp-namespace.yaml`:
