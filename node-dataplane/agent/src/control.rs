@@ -38,6 +38,11 @@ use crate::report::NodeReport;
 pub struct Plan {
     /// Version, +1 at every install.
     pub version: i64,
+    /// Built from a synced view of the objects. The empty plans before the
+    /// first install (the default, and the one a restarted agent resumes
+    /// its version count with) are not: what they leave out is unknown, not
+    /// undeclared.
+    pub synced: bool,
     /// Ports; the index is the pipeline's `PortId`.
     pub ports: Vec<PortSpec>,
     /// Virtual gateways whose host side to set up.
@@ -191,6 +196,7 @@ impl Default for Control {
         Self {
             plan: ArcSwap::from_pointee(Plan {
                 version: 0,
+                synced: false,
                 ports: Vec::new(),
                 virtual_gateways: Vec::new(),
                 tables,
@@ -288,6 +294,7 @@ impl Control {
             let (tables, _) = Tables::compile(&Default::default());
             self.plan.store(Arc::new(Plan {
                 version: reported - 1,
+                synced: false,
                 ports: Vec::new(),
                 virtual_gateways: Vec::new(),
                 tables,
@@ -370,6 +377,7 @@ impl Control {
         };
         self.plan.store(Arc::new(Plan {
             version,
+            synced: true,
             ports: desired.ports.clone(),
             virtual_gateways: desired
                 .virtual_gateways
@@ -994,12 +1002,19 @@ mod tests {
     #[test]
     fn the_resumed_plan_does_not_count_as_the_ports_opened() {
         let control = Control::default();
+        assert!(!control.plan().synced);
         control.resume_version(Some(7));
         let resumed = control.plan().version;
+        assert!(
+            !control.plan().synced,
+            "the resumed plan declares nothing: the host thread must not \
+             remove virtual gateway interfaces it leaves out"
+        );
         control.set_ports(vec![], vec![], None);
         control.ports_match(resumed);
         control.set_virtual_gateways(vec![], vec![], false);
         let version = control.install(&Desired::default(), None, Some(1), BTreeMap::new());
+        assert!(control.plan().synced);
         assert!(
             !control.report().synced,
             "no report before the synced plan's ports are open"

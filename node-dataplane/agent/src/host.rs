@@ -154,8 +154,9 @@ impl HostThread {
     fn virtual_gateways(&mut self) {
         let plan = self.control.plan();
         // Before the first plan built from a synced view, the declared set is
-        // unknown: deleting "undeclared" links then would remove live ones.
-        if plan.version == 0
+        // unknown: deleting "undeclared" links then would remove live ones
+        // (a restarted agent's resumed plan has a version, not a view).
+        if !plan.synced
             || (plan.version == self.vgw_version
                 && !(self.vgw_retry && self.last_vgw.elapsed() >= RETRY))
         {

@@ -465,6 +465,7 @@ mod tests {
     fn plan() -> Plan {
         Plan {
             version: 7,
+            synced: true,
             ports: vec![PortSpec {
                 name: "eth1".into(),
                 role: PortRole::Trunk,
