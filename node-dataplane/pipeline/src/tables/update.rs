@@ -8,35 +8,56 @@
 //!      |                         nothing rejected)
 //!      | every part but the VMIs and logical interfaces equal?
 //!      v
-//!  VMIs by key: changed (same network and label), or added (a free
-//!      |        label); none removed; none with allowed address pairs
-//!      |        or multi-homed; a unicast MAC
+//!  VMIs by key: removed, changed (same network and label), or added (a
+//!      |        free label); none with allowed address pairs or
+//!      |        multi-homed; a unicast MAC
 //!      v
-//!  logical interfaces by key: only added, each newer than every one
-//!      |        before, on a free (port, VLAN) of a gateway port, for a
-//!      |        VMI that had none (it becomes the VMI's egress)
+//!  removed VMIs: host routes, bridge entry, label and key out
+//!  changed VMIs: host routes and bridge entry out, then in again
+//!  added VMIs:   appended (positions are not key order once VMIs were
+//!      |         added), label and key in, host routes and bridge entry
+//!      |         in (any clash: give up)
 //!      v
-//!  their VRFs cloned: old host routes and bridge entries out, new ones in,
-//!      |        flood list members added (any clash: give up)
+//!  logical interfaces by key: removed or changed ones unbound (VLAN slot
+//!      |        freed, flood list member out); changed ones bound again
+//!      |        in their place in the list (same creation order), added
+//!      |        ones (and changed ones with a new creation order) last,
+//!      |        each newer than every one before; each on a free (port,
+//!      |        VLAN) of a gateway port; the VMIs they concern get the
+//!      |        egress compilation gives: their first logical interface
 //!      v
-//!  new Tables: the changed and added VMIs (appended: positions are not
-//!              key order once VMIs were added), their VRFs, the ports'
-//!              VLAN arrays, the label and key indexes and the list of
-//!              logical interfaces new; every other part shared
+//!  removed VMIs (left with no logical interface): each position taken by
+//!      |        the last VMI (as `Vec::swap_remove`), whose host routes,
+//!      |        bridge entry, flood list members, VLAN slots, label and
+//!      |        key are renumbered (it must have no address pairs and
+//!      |        not be multi-homed)
+//!      v
+//!  new Tables: the VMIs and VRFs touched, the ports' VLAN arrays, the
+//!              label and key indexes and the list of logical interfaces
+//!              new when touched; every other part shared
 //! ```
 //!
-//! Anything else (a network, port, peer, route, a VMI removed, a logical
-//! interface changed or removed, a clash that compilation would settle by
-//! sort order) is left to a compilation from scratch
-//! ([`Tables::recompile`]): the update gives up (`None`) rather than guess.
-//! What it builds equals what a compilation of `after` builds (same
-//! [`Tables::dump`], no rejection): a property test checks it over random
-//! sequences of changes.
+//! Positions (`VmiId`) are not part of what an update must reproduce:
+//! [`Tables::dump`] names VMIs by key and lists them in key order, and the
+//! XDP tier's slots are given by key (`kernel::Slots`), so an appended or
+//! moved VMI keeps its slot and counters there. Labels are the
+//! configuration's (compilation does not number them): a removed VMI's
+//! label is free for a VMI added in the same change or later.
+//!
+//! Anything else (a network, port, peer, route, a VMI whose logical
+//! interface stays or whose position would go to a VMI with address pairs
+//! or a multi-homing path, a clash that compilation would settle by sort
+//! order) is left to a compilation from scratch ([`Tables::recompile`]):
+//! the update gives up (`None`) rather than guess. What it builds equals
+//! what a compilation of `after` builds (same [`Tables::dump`], no
+//! rejection): a property test checks it over random sequences of changes,
+//! and that removals and logical interface changes take this path.
 //!
 //! The runtime cells survive as in a recompilation, and more simply: the
 //! parts that are shared carry their cells (next hops, HA roles, address
-//! pair holders, neighbour cache, path cells of unchanged VMIs), and a
-//! changed VMI keeps its counters and punt budget.
+//! pair holders, neighbour cache, path cells of unchanged VMIs), a changed
+//! or moved VMI keeps its counters and punt budget, and a removed VMI's
+//! cells go with it.
 
 use core::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -59,8 +80,12 @@ pub enum Rebuilt {
     Touched {
         /// VMIs changed or added.
         vmis: usize,
-        /// Logical interfaces added.
+        /// VMIs removed.
+        vmis_removed: usize,
+        /// Logical interfaces changed or added.
         logical_interfaces: usize,
+        /// Logical interfaces removed.
+        logical_interfaces_removed: usize,
         /// VRFs rebuilt.
         vrfs: usize,
     },
@@ -117,7 +142,7 @@ fn same_but_vmis_and_lis(before: &NodeConfig, after: &NodeConfig) -> bool {
 /// One item's change between two lists keyed by `key`.
 enum Diff<'a, T> {
     Added(&'a T),
-    Removed,
+    Removed(&'a T),
     Changed(&'a T, &'a T),
 }
 
@@ -181,7 +206,7 @@ fn diff<'a, T: PartialEq>(
             return None;
         }
     }
-    out.extend(old.into_iter().map(|_| Diff::Removed));
+    out.extend(old.into_values().map(Diff::Removed));
     Some(out)
 }
 
@@ -204,11 +229,23 @@ pub(super) fn update(
     let li_changes = diff(&before.logical_interfaces, &after.logical_interfaces, |l| {
         &l.key
     })?;
-    let mut new_lis: Vec<&LogicalInterfaceConfig> = Vec::with_capacity(li_changes.len());
+    let mut lis = LiChanges::default();
     for change in li_changes {
         match change {
-            Diff::Added(li) => new_lis.push(li),
-            Diff::Removed | Diff::Changed(..) => return None,
+            Diff::Added(li) => lis.added.push(li),
+            Diff::Removed(li) => lis.removed.push(li),
+            // Same creation order and key: the same place in the
+            // compilation's order, so it is unbound and bound again there.
+            Diff::Changed(old, new) if old.order == new.order => {
+                lis.removed.push(old);
+                lis.changed.push(new);
+            }
+            // A new place in the order: out, and in as an added one (the
+            // newest, or the update gives up).
+            Diff::Changed(old, new) => {
+                lis.removed.push(old);
+                lis.added.push(new);
+            }
         }
     }
     let mut update = Update {
@@ -218,13 +255,22 @@ pub(super) fn update(
         vrfs: FxHashMap::default(),
         vmi_keys: None,
         labels: None,
+        ports: None,
+        lis: None,
     };
     // Every old entry out before any new one goes in, so that VMIs may
-    // swap addresses or MACs.
+    // swap addresses or MACs, and a new VMI may take a removed one's
+    // address, MAC or label.
+    let mut removed: Vec<VmiId> = Vec::new();
+    for change in &vmi_changes {
+        if let Diff::Removed(old) = change {
+            removed.push(update.drop_vmi(old)?);
+        }
+    }
     let mut inserts: Vec<(VmiId, &VmiConfig)> = Vec::with_capacity(vmi_changes.len());
     for change in vmi_changes {
         match change {
-            Diff::Removed => return None,
+            Diff::Removed(_) => {}
             Diff::Changed(old, new) => inserts.push(update.remove_vmi(old, new)?),
             Diff::Added(new) => inserts.push(update.add_vmi(new)?),
         }
@@ -233,22 +279,37 @@ pub(super) fn update(
     for (id, new) in inserts {
         update.insert_vmi(id, new)?;
     }
-    let logical_interfaces = new_lis.len();
-    let (ports, lis) = if new_lis.is_empty() {
-        (previous.ports.clone(), previous.logical_interfaces.clone())
-    } else {
-        update.add_lis(before, new_lis)?
-    };
+    let logical_interfaces = lis.changed.len() + lis.added.len();
+    let logical_interfaces_removed = lis.removed.len();
+    if !lis.is_empty() {
+        update.bind_lis(before, lis)?;
+    }
+    // A removed VMI keeps no logical interface (else compilation would
+    // reject one), and its position goes to the last VMI.
+    removed.sort_unstable_by(|a, b| b.cmp(a));
+    for &id in &removed {
+        let vrf = update.vmis[id.index()].vrf;
+        if update.vrf(vrf)?.locals.iter().any(|l| l.vmi == id) {
+            return None;
+        }
+    }
+    for &id in &removed {
+        update.compact(id)?;
+    }
     let Update {
         vmis: all_vmis,
         vrfs,
         vmi_keys,
         labels,
+        ports,
+        lis,
         ..
     } = update;
     let rebuilt = Rebuilt::Touched {
         vmis,
+        vmis_removed: removed.len(),
         logical_interfaces,
+        logical_interfaces_removed,
         vrfs: vrfs.len(),
     };
     let mut all_vrfs = previous.vrfs.clone();
@@ -261,12 +322,12 @@ pub(super) fn update(
         gateway_link_local: previous.gateway_link_local,
         server_duid: previous.server_duid,
         port_slots: previous.port_slots.clone(),
-        ports,
+        ports: ports.map_or_else(|| previous.ports.clone(), Arc::new),
         vmis: all_vmis,
         vrfs: all_vrfs,
         vmi_keys: vmi_keys.map_or_else(|| previous.vmi_keys.clone(), Arc::new),
         network_keys: previous.network_keys.clone(),
-        logical_interfaces: lis,
+        logical_interfaces: lis.unwrap_or_else(|| previous.logical_interfaces.clone()),
         underlay: previous.underlay,
         peers: previous.peers.clone(),
         peer_addrs: previous.peer_addrs.clone(),
@@ -287,9 +348,24 @@ pub(super) fn update(
     Some((tables, rebuilt))
 }
 
-/// The ports (VLAN arrays) and the list of logical interfaces after logical
-/// interfaces were added.
-type Bindings = (Arc<Vec<super::Port>>, Vec<Arc<LogicalInterface>>);
+/// The logical interfaces a change unbinds and binds.
+#[derive(Default)]
+struct LiChanges<'a> {
+    /// Removed, or changed (their old version).
+    removed: Vec<&'a LogicalInterfaceConfig>,
+    /// Changed in place (their new version, at the old one's place in the
+    /// list).
+    changed: Vec<&'a LogicalInterfaceConfig>,
+    /// Added, or changed to a new creation order: each must be newer than
+    /// every one before.
+    added: Vec<&'a LogicalInterfaceConfig>,
+}
+
+impl LiChanges<'_> {
+    fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.changed.is_empty() && self.added.is_empty()
+    }
+}
 
 /// The parts an update builds again, each copied from the previous tables
 /// when first touched.
@@ -300,6 +376,10 @@ struct Update<'a> {
     vrfs: FxHashMap<usize, Vrf>,
     vmi_keys: Option<FxHashMap<Arc<str>, VmiId>>,
     labels: Option<FxHashMap<u32, LabelTarget>>,
+    /// The ports (their VLAN arrays).
+    ports: Option<Vec<super::Port>>,
+    /// The list of logical interfaces, in the compilation's order.
+    lis: Option<Vec<Arc<LogicalInterface>>>,
 }
 
 impl<'a> Update<'a> {
@@ -317,8 +397,10 @@ impl<'a> Update<'a> {
             let vrf = &previous.vrfs[index];
             // Allowed address pairs of the VRF's VMIs take the addresses
             // nothing else routes: a moved address may free or take one.
+            // (A VRF not touched yet names only VMIs whose position did
+            // not change.)
             let pairs = vrf.bridge.values().any(|entry| match entry {
-                BridgeEntry::Vmi(v) => !self.vmis[v.index()].pairs.is_empty(),
+                BridgeEntry::Vmi(v) => self.vmis.get(v.index()).is_none_or(|v| !v.pairs.is_empty()),
                 BridgeEntry::Remote(_) => false,
             });
             if pairs {
@@ -329,6 +411,109 @@ impl<'a> Update<'a> {
         self.vrfs.get_mut(&index)
     }
 
+    /// The label index, copied on first touch.
+    fn labels(&mut self) -> &mut FxHashMap<u32, LabelTarget> {
+        let previous = self.previous;
+        self.labels
+            .get_or_insert_with(|| FxHashMap::clone(&previous.labels))
+    }
+
+    /// The key index, copied on first touch.
+    fn vmi_keys(&mut self) -> &mut FxHashMap<Arc<str>, VmiId> {
+        let previous = self.previous;
+        self.vmi_keys
+            .get_or_insert_with(|| FxHashMap::clone(&previous.vmi_keys))
+    }
+
+    /// The ports, copied on first touch.
+    fn ports(&mut self) -> &mut Vec<super::Port> {
+        let previous = self.previous;
+        self.ports
+            .get_or_insert_with(|| previous.ports.iter().map(Clone::clone).collect())
+    }
+
+    /// Takes a removed VMI's host routes, bridge entry, label and key out;
+    /// its position is given up last ([`Update::compact`]).
+    fn drop_vmi(&mut self, old: &VmiConfig) -> Option<VmiId> {
+        let id = self.previous.vmi_id(&old.key)?;
+        let vmi = self.vmis[id.index()].clone();
+        if vmi.network != old.network || vmi.path.is_some() || !self.handles(old) {
+            return None;
+        }
+        let vrf = self.vrf(vmi.vrf)?;
+        for ip in vmi.ips() {
+            if vrf.remove(&IpPrefix::host(*ip)) != Some(NextHop::Vmi(id)) {
+                return None;
+            }
+        }
+        if vrf.bridge.remove(&mac_key(vmi.mac)) != Some(BridgeEntry::Vmi(id)) {
+            return None;
+        }
+        if let Some(label) = vmi.label
+            && self.labels().remove(&label) != Some(LabelTarget::Vmi(id))
+        {
+            return None;
+        }
+        self.vmi_keys().remove(old.key.as_str())?;
+        Some(id)
+    }
+
+    /// Gives removed VMI `id`'s position to the last VMI, renumbering the
+    /// entries that name it (host routes, bridge entry, flood list, VLAN
+    /// slots, label, key), as `Vec::swap_remove`: the positions of the
+    /// others stay. Removed positions go from the highest down, so the
+    /// last VMI is never one still to remove.
+    fn compact(&mut self, id: VmiId) -> Option<()> {
+        let last = VmiId(u32::try_from(self.vmis.len().checked_sub(1)?).ok()?);
+        if id != last {
+            let moved = self.vmis[last.index()].clone();
+            // Address pairs name their owners by position, and the
+            // multi-homed VMIs are listed in position order.
+            if !moved.pairs.is_empty() || !moved.pair_routes.is_empty() || moved.path.is_some() {
+                return None;
+            }
+            let vrf = self.vrf(moved.vrf)?;
+            for ip in moved.ips() {
+                let host = IpPrefix::host(*ip);
+                if vrf.remove(&host) != Some(NextHop::Vmi(last)) {
+                    return None;
+                }
+                vrf.insert(&host, NextHop::Vmi(id)).ok()?;
+            }
+            let entry = vrf.bridge.get_mut(&mac_key(moved.mac))?;
+            if *entry != BridgeEntry::Vmi(last) {
+                return None;
+            }
+            *entry = BridgeEntry::Vmi(id);
+            let mut slots = Vec::new();
+            for local in vrf.locals.iter_mut().filter(|l| l.vmi == last) {
+                local.vmi = id;
+                slots.push((local.port, local.vlan));
+            }
+            for (port, vlan) in slots {
+                let port = self.ports().iter_mut().find(|p| p.id == port)?;
+                let PortRole::Gateway { vlans } = &mut port.role else {
+                    return None;
+                };
+                let slot = vlans.get_mut(usize::from(vlan))?;
+                if *slot != last.0 {
+                    return None;
+                }
+                *slot = id.0;
+            }
+            if let Some(label) = moved.label {
+                let target = self.labels().get_mut(&label)?;
+                if *target != LabelTarget::Vmi(last) {
+                    return None;
+                }
+                *target = LabelTarget::Vmi(id);
+            }
+            *self.vmi_keys().get_mut(moved.key())? = id;
+        }
+        self.vmis.swap_remove(id.index());
+        Some(())
+    }
+
     /// Takes a changed VMI's host routes and bridge entry out of its VRF.
     fn remove_vmi(
         &mut self,
@@ -336,7 +521,7 @@ impl<'a> Update<'a> {
         new: &'a VmiConfig,
     ) -> Option<(VmiId, &'a VmiConfig)> {
         let id = self.previous.vmi_id(&new.key)?;
-        let vmi = self.previous.vmis[id.index()].clone();
+        let vmi = self.vmis[id.index()].clone();
         if new.network != old.network
             || new.label != old.label
             || vmi.network != old.network
@@ -369,20 +554,13 @@ impl<'a> Update<'a> {
         }
         self.vrf(vrf)?;
         let id = VmiId(u32::try_from(self.vmis.len()).ok()?);
-        if let Some(label) = new.label {
-            let labels = self
-                .labels
-                .get_or_insert_with(|| FxHashMap::clone(&previous.labels));
-            if !(FIRST_UNRESERVED_LABEL..=MAX_LABEL).contains(&label)
-                || labels.insert(label, LabelTarget::Vmi(id)).is_some()
-            {
-                return None;
-            }
+        if let Some(label) = new.label
+            && (!(FIRST_UNRESERVED_LABEL..=MAX_LABEL).contains(&label)
+                || self.labels().insert(label, LabelTarget::Vmi(id)).is_some())
+        {
+            return None;
         }
-        let keys = self
-            .vmi_keys
-            .get_or_insert_with(|| FxHashMap::clone(&previous.vmi_keys));
-        keys.insert(new.key.as_str().into(), id);
+        self.vmi_keys().insert(new.key.as_str().into(), id);
         let limit = self.after.punt_limit;
         self.vmis.push(Arc::new(Vmi {
             key: new.key.clone(),
@@ -444,75 +622,103 @@ impl<'a> Update<'a> {
         Some(())
     }
 
-    /// Binds new logical interfaces, each newer than every one before, to
-    /// free VLAN slots; each becomes the egress of its VMI, which had none.
-    /// Returns the new ports and list of logical interfaces.
-    fn add_lis(
-        &mut self,
-        before: &NodeConfig,
-        mut lis: Vec<&LogicalInterfaceConfig>,
-    ) -> Option<Bindings> {
+    /// The VMI with this key in the tables being built.
+    fn vmi_id(&self, key: &str) -> Option<VmiId> {
+        self.vmi_keys
+            .as_ref()
+            .unwrap_or(&self.previous.vmi_keys)
+            .get(key)
+            .copied()
+    }
+
+    /// Unbinds the removed and changed logical interfaces (their VLAN slot
+    /// freed, out of their VRF's flood list and of the list), then binds
+    /// the changed ones in their place and the added ones, each newer than
+    /// every one before, last; both take free VLAN slots only. Then each
+    /// VMI whose logical interfaces changed gets the egress compilation
+    /// gives it: its first logical interface in the compilation's order.
+    fn bind_lis(&mut self, before: &NodeConfig, mut lis: LiChanges<'_>) -> Option<()> {
         let previous = self.previous;
-        lis.sort_by(|a, b| li_order(a).cmp(&li_order(b)));
-        // The newest logical interface before, by the compilation's order.
-        let newest = before
-            .logical_interfaces
-            .iter()
-            .max_by(|a, b| li_order(a).cmp(&li_order(b)));
-        if let Some(newest) = newest
-            && li_order(lis[0]) <= li_order(newest)
-        {
-            return None;
-        }
-        let mut ports: Vec<super::Port> = previous.ports.iter().map(Clone::clone).collect();
-        let mut list = previous.logical_interfaces.clone();
-        for li in lis {
-            if li.vlan > MAX_VLAN {
+        lis.added.sort_by(|a, b| li_order(a).cmp(&li_order(b)));
+        if let Some(first) = lis.added.first() {
+            // The newest logical interface before, by the compilation's
+            // order.
+            let newest = before
+                .logical_interfaces
+                .iter()
+                .max_by(|a, b| li_order(a).cmp(&li_order(b)));
+            if let Some(newest) = newest
+                && li_order(first) <= li_order(newest)
+            {
                 return None;
             }
-            let id = *self
-                .vmi_keys
-                .as_ref()
-                .unwrap_or(&previous.vmi_keys)
-                .get(li.vmi.as_str())?;
-            let port = ports.iter_mut().find(|p| p.id == li.port)?;
+        }
+        let mut list = self
+            .lis
+            .take()
+            .unwrap_or_else(|| previous.logical_interfaces.clone());
+        // VMIs whose egress may change: (position, whether the list must
+        // be read for it).
+        let mut affected: FxHashMap<VmiId, bool> = FxHashMap::default();
+        // Removed and changed (old versions): the VMI is the previous
+        // tables' (a removed VMI's position is given up only later).
+        let mut places: FxHashMap<&str, usize> = FxHashMap::default();
+        for li in &lis.removed {
+            let id = previous.vmi_id(&li.vmi)?;
+            let place = list.iter().position(|l| l.key == li.key)?;
+            places.insert(li.key.as_str(), place);
+            let port = self.ports().iter_mut().find(|p| p.id == li.port)?;
             let PortRole::Gateway { vlans } = &mut port.role else {
                 return None;
             };
-            let slot = &mut vlans[usize::from(li.vlan)];
-            if *slot != NO_VMI || self.vmis[id.index()].egress.is_some() {
+            let slot = vlans.get_mut(usize::from(li.vlan))?;
+            if *slot != id.0 {
                 return None;
             }
-            *slot = id.0;
-            let old = &self.vmis[id.index()];
-            if old.path.is_some() {
-                return None;
-            }
-            let vrf = old.vrf;
-            self.vmis[id.index()] = Arc::new(Vmi {
-                key: old.key.clone(),
-                network: old.network.clone(),
-                vrf,
-                mac: old.mac,
-                ips: old.ips.clone(),
-                pairs: old.pairs.clone(),
-                port_security: old.port_security,
-                egress: Some(Egress {
-                    port: li.port,
-                    vlan: li.vlan,
-                }),
-                label: old.label,
-                counters: old.counters.clone(),
-                path: None,
-                punt: old.punt.clone(),
-                pair_routes: old.pair_routes.clone(),
-                policy: old.policy.clone(),
-            });
-            self.vrf(vrf)?.locals.push(FloodLocal {
+            *slot = NO_VMI;
+            let vrf = self.vmis[id.index()].vrf;
+            let locals = &mut self.vrf(vrf)?.locals;
+            let local = FloodLocal {
                 port: li.port,
                 vlan: li.vlan,
                 vmi: id,
+            };
+            let at = locals.iter().position(|l| *l == local)?;
+            locals.swap_remove(at);
+            let egress = self.vmis[id.index()].egress;
+            let lost = egress
+                == Some(Egress {
+                    port: li.port,
+                    vlan: li.vlan,
+                });
+            *affected.entry(id).or_default() |= lost;
+        }
+        for li in &lis.changed {
+            let id = self.bind(li)?;
+            let &place = places.get(li.key.as_str())?;
+            list[place] = Arc::new(LogicalInterface {
+                key: li.key.clone(),
+                port: li.port,
+                vlan: li.vlan,
+                vmi: li.vmi.clone(),
             });
+            // It may be older than the VMI's egress.
+            affected.insert(id, true);
+        }
+        // Out of the list: the removed ones not changed in place.
+        let mut gone: Vec<usize> = lis
+            .removed
+            .iter()
+            .filter(|li| !lis.changed.iter().any(|c| c.key == li.key))
+            .map(|li| places[li.key.as_str()])
+            .collect();
+        gone.sort_unstable_by(|a, b| b.cmp(a));
+        for place in gone {
+            list.remove(place);
+        }
+        for li in &lis.added {
+            let id = self.bind(li)?;
+            affected.entry(id).or_default();
             list.push(Arc::new(LogicalInterface {
                 key: li.key.clone(),
                 port: li.port,
@@ -520,6 +726,73 @@ impl<'a> Update<'a> {
                 vmi: li.vmi.clone(),
             }));
         }
-        Some((Arc::new(ports), list))
+        for (id, read) in affected {
+            let Some(vmi) = self.vmis.get(id.index()).cloned() else {
+                return None;
+            };
+            // A removed VMI: its position goes, its egress does not matter.
+            if self.vmi_id(vmi.key()) != Some(id) {
+                continue;
+            }
+            let egress = if read || vmi.egress.is_none() {
+                list.iter()
+                    .find(|l| l.vmi == vmi.key)
+                    .map(|l| Egress {
+                        port: l.port,
+                        vlan: l.vlan,
+                    })
+            } else {
+                vmi.egress
+            };
+            if egress == vmi.egress {
+                continue;
+            }
+            if vmi.path.is_some() {
+                return None;
+            }
+            self.vmis[id.index()] = Arc::new(Vmi {
+                key: vmi.key.clone(),
+                network: vmi.network.clone(),
+                vrf: vmi.vrf,
+                mac: vmi.mac,
+                ips: vmi.ips.clone(),
+                pairs: vmi.pairs.clone(),
+                port_security: vmi.port_security,
+                egress,
+                label: vmi.label,
+                counters: vmi.counters.clone(),
+                path: None,
+                punt: vmi.punt.clone(),
+                pair_routes: vmi.pair_routes.clone(),
+                policy: vmi.policy.clone(),
+            });
+        }
+        self.lis = Some(list);
+        Some(())
+    }
+
+    /// Binds a logical interface to its free VLAN slot and puts it into its
+    /// VMI's flood list; returns the VMI.
+    fn bind(&mut self, li: &LogicalInterfaceConfig) -> Option<VmiId> {
+        if li.vlan > MAX_VLAN {
+            return None;
+        }
+        let id = self.vmi_id(&li.vmi)?;
+        let port = self.ports().iter_mut().find(|p| p.id == li.port)?;
+        let PortRole::Gateway { vlans } = &mut port.role else {
+            return None;
+        };
+        let slot = &mut vlans[usize::from(li.vlan)];
+        if *slot != NO_VMI {
+            return None;
+        }
+        *slot = id.0;
+        let vrf = self.vmis[id.index()].vrf;
+        self.vrf(vrf)?.locals.push(FloodLocal {
+            port: li.port,
+            vlan: li.vlan,
+            vmi: id,
+        });
+        Some(id)
     }
 }
