@@ -151,7 +151,9 @@ fn benches(c: &mut Criterion) {
             let (updated, _, rebuilt) = Tables::update(&previous, &before, after);
             let expected = Rebuilt::Touched {
                 vmis: 1,
+                vmis_removed: 0,
                 logical_interfaces: lis,
+                logical_interfaces_removed: 0,
                 vrfs: 1,
             };
             assert_eq!(rebuilt, expected, "{change}");
