@@ -3,8 +3,10 @@
 //! hosted by a peer node with one remote VMI (`make bench-tables`, or
 //! `cargo bench -p trunkline-pipeline --bench tables`).
 //!
-//! Two changes: `moved`, one VMI moves to another address; `added`, one VMI
-//! and its logical interface are added. `full/<change>/<size>`: the change
+//! Four changes: `moved`, one VMI moves to another address; `added`, one
+//! VMI and its logical interface are added; `removed`, one VMI (in the
+//! middle of the keys) and its logical interface are removed; `li_moved`,
+//! one logical interface moves to another port and VLAN. `full/<change>/<size>`: the change
 //! compiled from scratch (`Tables::recompile`, what the agent did before
 //! incremental updates); `incremental/<change>/<size>`: the same change
 //! applied to the previous tables (`Tables::update`). 16K is 16,375 VMIs:
@@ -147,15 +149,32 @@ fn benches(c: &mut Criterion) {
         moved.vmis[changed].ips = vec![vmi_ip(vmis + NETWORKS * 300 + changed % NETWORKS)];
         // One VMI and its logical interface added.
         let added = with_one_more(&before, vmis);
-        for (change, after, lis) in [("moved", &moved, 0), ("added", &added, 1)] {
+        // One VMI and its logical interface removed: the last VMI (another
+        // network) takes its position.
+        let mut removed = before.clone();
+        let gone = removed.vmis.remove(changed);
+        removed.logical_interfaces.retain(|li| li.vmi != gone.key);
+        // One logical interface moves to the last VLAN of the last port
+        // (free at both sizes).
+        let mut li_moved = before.clone();
+        li_moved.logical_interfaces[changed].port = PortId(GATEWAY_PORTS);
+        li_moved.logical_interfaces[changed].vlan = MAX_VLAN;
+        let touched = |vmis, vmis_removed, logical_interfaces, logical_interfaces_removed, vrfs| {
+            Rebuilt::Touched {
+                vmis,
+                vmis_removed,
+                logical_interfaces,
+                logical_interfaces_removed,
+                vrfs,
+            }
+        };
+        for (change, after, expected) in [
+            ("moved", &moved, touched(1, 0, 0, 0, 1)),
+            ("added", &added, touched(1, 0, 1, 0, 1)),
+            ("removed", &removed, touched(0, 1, 0, 1, 2)),
+            ("li_moved", &li_moved, touched(0, 0, 1, 1, 1)),
+        ] {
             let (updated, _, rebuilt) = Tables::update(&previous, &before, after);
-            let expected = Rebuilt::Touched {
-                vmis: 1,
-                vmis_removed: 0,
-                logical_interfaces: lis,
-                logical_interfaces_removed: 0,
-                vrfs: 1,
-            };
             assert_eq!(rebuilt, expected, "{change}");
             assert_eq!(updated.dump(), Tables::compile(after).0.dump(), "{change}");
             let id = format!("{change}/{label}");

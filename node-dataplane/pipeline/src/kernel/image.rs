@@ -628,4 +628,85 @@ mod tests {
         assert_eq!(changes.len(), 1, "{changes:?}");
         assert!(matches!(changes[0], Change::Put(TierMap::Peers, ..)));
     }
+
+    /// An update that removes a VMI gives its position to the last VMI
+    /// (`Tables::update`); the tier's slots are by key, so the image is
+    /// the one a compilation gives, and the swap only removes the removed
+    /// VMI's entries: the moved VMI keeps its slot (and kernel counters).
+    #[test]
+    fn a_vmi_removed_in_place_writes_what_a_compilation_writes() {
+        use crate::config::*;
+        let mut config = NodeConfig {
+            gateway_mac: crate::DEFAULT_GATEWAY_MAC,
+            ..Default::default()
+        };
+        for n in 0..2u32 {
+            config.networks.push(NetworkConfig {
+                key: format!("ns/net{n}"),
+                vrf: n + 1,
+                subnets: vec![SubnetConfig {
+                    prefix: "10.0.0.0/24".parse().unwrap(),
+                    gateway: "10.0.0.1".parse().unwrap(),
+                }],
+                ..Default::default()
+            });
+        }
+        config.ports.push(PortConfig {
+            id: PortId(1),
+            name: "p1".into(),
+            mtu: None,
+            kind: PortKind::Gateway,
+        });
+        for i in 0..5u8 {
+            config.vmis.push(VmiConfig {
+                key: format!("ns/vmi-{i}"),
+                network: format!("ns/net{}", i % 2),
+                mac: [2, 0, 0, 0, 0, i],
+                ips: vec![format!("10.0.0.{}", 10 + i).parse().unwrap()],
+                allowed_address_pairs: Vec::new(),
+                port_security: true,
+                label: Some(1000 + u32::from(i)),
+            });
+            config.logical_interfaces.push(LogicalInterfaceConfig {
+                key: format!("ns/li-{i}"),
+                port: PortId(1),
+                vlan: 10 + u16::from(i),
+                vmi: format!("ns/vmi-{i}"),
+                order: CreationOrder {
+                    created_secs: i64::from(i),
+                    name: format!("li-{i}"),
+                },
+            });
+        }
+        let (tables, rejected) = Tables::compile(&config);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        let mut slots = Slots::default();
+        let first = Image::build(&tables, &mut slots, ifindex);
+        let moved_slot = slots.vmi("ns/vmi-4");
+        let mut after = config.clone();
+        after.vmis.remove(1);
+        after.logical_interfaces.remove(1);
+        let (updated, _, rebuilt) = Tables::update(&tables, &config, &after);
+        assert!(
+            matches!(rebuilt, crate::Rebuilt::Touched { vmis_removed: 1, .. }),
+            "{rebuilt:?}"
+        );
+        // vmi-4, the last, took vmi-1's position.
+        assert_eq!(updated.vmi_id("ns/vmi-4"), tables.vmi_id("ns/vmi-1"));
+        let mut compiled_slots = slots.clone();
+        let image = Image::build(&updated, &mut slots, ifindex);
+        let (compiled, _) = Tables::compile(&after);
+        assert_eq!(
+            image,
+            Image::build(&compiled, &mut compiled_slots, ifindex)
+        );
+        assert_eq!(slots.vmi("ns/vmi-4"), moved_slot);
+        assert!(image.new_vmi_slots().is_empty());
+        let changes = image.diff(Some(&first));
+        assert!(!changes.is_empty());
+        assert!(
+            changes.iter().all(|c| matches!(c, Change::Remove(..))),
+            "{changes:?}"
+        );
+    }
 }
