@@ -688,7 +688,13 @@ mod tests {
         after.logical_interfaces.remove(1);
         let (updated, _, rebuilt) = Tables::update(&tables, &config, &after);
         assert!(
-            matches!(rebuilt, crate::Rebuilt::Touched { vmis_removed: 1, .. }),
+            matches!(
+                rebuilt,
+                crate::Rebuilt::Touched {
+                    vmis_removed: 1,
+                    ..
+                }
+            ),
             "{rebuilt:?}"
         );
         // vmi-4, the last, took vmi-1's position.
@@ -696,10 +702,7 @@ mod tests {
         let mut compiled_slots = slots.clone();
         let image = Image::build(&updated, &mut slots, ifindex);
         let (compiled, _) = Tables::compile(&after);
-        assert_eq!(
-            image,
-            Image::build(&compiled, &mut compiled_slots, ifindex)
-        );
+        assert_eq!(image, Image::build(&compiled, &mut compiled_slots, ifindex));
         assert_eq!(slots.vmi("ns/vmi-4"), moved_slot);
         assert!(image.new_vmi_slots().is_empty());
         let changes = image.diff(Some(&first));

@@ -261,18 +261,29 @@ fn a_removed_vmi_gives_its_position_to_the_last_one() {
     assert_eq!(next.vmi_at(PortId(1), 3), None);
     assert_eq!(next.labels.get(&205), Some(&LabelTarget::Vmi(v2)));
     assert_eq!(next.labels.get(&202), None);
-    assert!(Arc::ptr_eq(&next.vmis[v2.index()], &previous.vmis[v5.index()]));
+    assert!(Arc::ptr_eq(
+        &next.vmis[v2.index()],
+        &previous.vmis[v5.index()]
+    ));
     assert_eq!(next.vmi(v2).unwrap().counters().snapshot().rx_bytes, 64);
     assert_eq!(next.route("n0", ip("10.0.0.12")), None);
     // Every other VMI is the previous tables' own, at its position.
-    for (i, vmi) in next.vmis.iter().enumerate().filter(|(i, _)| *i != v2.index()) {
+    for (i, vmi) in next
+        .vmis
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != v2.index())
+    {
         assert!(Arc::ptr_eq(vmi, &previous.vmis[i]));
     }
 
     // The last VMI itself: nothing moves, one VRF.
     let (last, _, rebuilt) = Tables::update(&next, &after, &without(&after, "v4"));
     assert_eq!(rebuilt, touched(0, 1, 0, 1, 1));
-    assert_eq!(last.dump(), Tables::compile(&without(&after, "v4")).0.dump());
+    assert_eq!(
+        last.dump(),
+        Tables::compile(&without(&after, "v4")).0.dump()
+    );
 }
 
 #[test]
@@ -709,7 +720,16 @@ fn updated_tables_equal_a_compilation_from_scratch() {
             apply(&mut next, change, step);
             if let Change::AddVmi { key, .. } = change {
                 // With a logical interface, mostly.
-                apply(&mut next, &Change::Li { key: 20 + key, port: 1, vlan: 10 + *key as u16, vmi: 0 }, step);
+                apply(
+                    &mut next,
+                    &Change::Li {
+                        key: 20 + key,
+                        port: 1,
+                        vlan: 10 + *key as u16,
+                        vmi: 0,
+                    },
+                    step,
+                );
                 let li = next.logical_interfaces.last_mut().unwrap();
                 li.vmi = format!("w{key}");
                 if key % 3 == 0 {

@@ -735,12 +735,10 @@ impl<'a> Update<'a> {
                 continue;
             }
             let egress = if read || vmi.egress.is_none() {
-                list.iter()
-                    .find(|l| l.vmi == vmi.key)
-                    .map(|l| Egress {
-                        port: l.port,
-                        vlan: l.vlan,
-                    })
+                list.iter().find(|l| l.vmi == vmi.key).map(|l| Egress {
+                    port: l.port,
+                    vlan: l.vlan,
+                })
             } else {
                 vmi.egress
             };
