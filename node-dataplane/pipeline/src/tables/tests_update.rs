@@ -505,7 +505,7 @@ enum Change {
     },
     /// A logical interface edited in place (same key and creation order):
     /// another port, VLAN or VMI.
-    ChangeLi {
+    EditLi {
         li: usize,
         port: u16,
         vlan: u16,
@@ -555,7 +555,7 @@ fn change() -> impl Strategy<Value = Change> {
             .prop_map(|(key, port, vlan, vmi)| Change::Li { key, port, vlan, vmi }),
         2 => any::<usize>().prop_map(|li| Change::RemoveLi { li }),
         3 => (any::<usize>(), 1u16..3, 0u16..8, any::<usize>())
-            .prop_map(|(li, port, vlan, vmi)| Change::ChangeLi { li, port, vlan, vmi }),
+            .prop_map(|(li, port, vlan, vmi)| Change::EditLi { li, port, vlan, vmi }),
         1 => (0usize..2, any::<bool>()).prop_map(|(network, on)| Change::Subnet { network, on }),
         1 => (1u16..4, any::<bool>()).prop_map(|(id, on)| Change::Port { id, on }),
         1 => (0usize..3, 0..IPS.len()).prop_map(|(network, ip)| Change::Route { network, ip }),
@@ -637,7 +637,7 @@ fn apply(config: &mut NodeConfig, change: &Change, step: usize) {
             let i = li % config.logical_interfaces.len();
             config.logical_interfaces.remove(i);
         }
-        Change::ChangeLi {
+        Change::EditLi {
             li,
             port,
             vlan,
@@ -690,7 +690,7 @@ fn must_be_in_place(change: &Change) -> Option<&'static str> {
     match change {
         Change::RemoveVmiWithLis { .. } => Some("vmi removed"),
         Change::RemoveLi { .. } => Some("li removed"),
-        Change::ChangeLi { .. } => Some("li changed"),
+        Change::EditLi { .. } => Some("li changed"),
         // The newest: a change of its creation order, or an addition.
         Change::Li { vlan, .. } if *vlan != 3 => Some("li added or reordered"),
         _ => None,

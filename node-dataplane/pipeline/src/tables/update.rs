@@ -727,9 +727,7 @@ impl<'a> Update<'a> {
             }));
         }
         for (id, read) in affected {
-            let Some(vmi) = self.vmis.get(id.index()).cloned() else {
-                return None;
-            };
+            let vmi = self.vmis.get(id.index()).cloned()?;
             // A removed VMI: its position goes, its egress does not matter.
             if self.vmi_id(vmi.key()) != Some(id) {
                 continue;
@@ -742,11 +740,13 @@ impl<'a> Update<'a> {
             } else {
                 vmi.egress
             };
-            if egress == vmi.egress {
-                continue;
-            }
+            // A multi-homed VMI's logical interfaces are left to a
+            // compilation, as its other changes are.
             if vmi.path.is_some() {
                 return None;
+            }
+            if egress == vmi.egress {
+                continue;
             }
             self.vmis[id.index()] = Arc::new(Vmi {
                 key: vmi.key.clone(),
