@@ -40,7 +40,10 @@
 // a policed VMI's ingress flow when a frame is delivered to it
 // (tier_send); a network policy's connection between two networks of this
 // node after the route lookup found the link (NH_LINK), before the
-// delivery (tier_link). Across nodes, links are userspace's.
+// delivery (tier_link); a connection to a VMI on another node the same way
+// at the sender (NH_LINK_REMOTE: tier_link, then the encapsulation of
+// NH_REMOTE). The receiver of a connection across nodes (a tunnel packet
+// into a VRF_LINKED VRF) is userspace's.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -299,6 +302,8 @@ struct encap_q {
                         // (tier_police_out)
 #define PLAN_LINK 6     // routed into another network of this node by a network policy:
                         // the link's flow checked, then to VMI `slot` (tier_link)
+#define PLAN_LINK_REMOTE 7  // the same to a VMI on another node: the link's flow checked,
+                            // then into a tunnel toward remote `slot` (tier_link)
 
 // An IPv6 address, as an argument of the global functions (the verifier
 // gives a pointer argument the size of its type).
@@ -327,7 +332,7 @@ struct res {
         struct encap_q q;      // PLAN_ENCAP
         struct addr6 nat_addr6;  // PLAN_SEND with NAT_V6: the IPv6 address
         struct {
-            __u32 zone;        // PLAN_LINK: the link's flow zone
+            __u32 zone;        // PLAN_LINK, PLAN_LINK_REMOTE: the link's flow zone
             __u32 generation;  // and its rules' generation
         } link;
     };
@@ -1515,6 +1520,24 @@ __noinline int tier_snat_in(struct xdp_md *ctx, struct frame *f, struct res *r)
     return tier_snat_in4(ctx, f, r);
 }
 
+// A routed packet into a tunnel toward remote VMI slot `id` (pipeline:
+// route_to_remote, route_through): its routed label (the IP packet) or
+// its network's VNI (behind an Ethernet header to its MAC); encapsulated
+// by tier_encap (PLAN_ENCAP) from the program's entry.
+static __always_inline int plan_remote(struct frame *f, struct res *r, __u32 id)
+{
+    struct remote *rem = remote_at(f->gen, id);
+    if (!rem || (rem->flags & REMOTE_HANDOFF))
+        HANDOFF(r);
+    r->q.peer = rem->peer;
+    r->q.kind = rem->routed.kind;
+    r->q.value = rem->routed.value;
+    r->q.inner = rem->routed.kind == ENCAP_MPLS ? INNER_IP : INNER_ETH;
+    mac_cp(r->q.mac, rem->mac);
+    r->plan = PLAN_ENCAP;
+    return 0;
+}
+
 __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
 {
     if (!f || !r)
@@ -1588,34 +1611,28 @@ __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
         HANDOFF(r);
     if (kind == NH_VMI)
         SEND(r, id, 1);
-    if (kind == NH_LINK) {
-        // Into another network of this node by a network policy
-        // (pipeline: forward, police_link): the link's flow is checked
-        // from the program's entry (tier_link), where the stack has room
-        // for its key. A VMI's packets only: a tunnel's into a linked
-        // network are decided by their source network (userspace's).
+    if (kind == NH_LINK || kind == NH_LINK_REMOTE) {
+        // Into another network by a network policy, to a VMI of this
+        // node or through a tunnel to one on another node (pipeline:
+        // forward, police_link, then the delivery or route_through): the
+        // link's flow is checked from the program's entry (tier_link),
+        // where the stack has room for its key. A VMI's packets only: a
+        // tunnel's into a linked network are decided by their source
+        // network (userspace's), and one routed back into a tunnel is the
+        // pipeline's tunnel_hairpin (a VRF_LINKED VRF's tunnel packets
+        // never get here).
         if (f->src_kind != SRC_VMI)
             HANDOFF(r);
         r->slot = id;
         r->link.zone = found->zone;
         r->link.generation = found->generation;
-        r->plan = PLAN_LINK;
+        r->plan = kind == NH_LINK ? PLAN_LINK : PLAN_LINK_REMOTE;
         return 0;
     }
     if ((kind == NH_REMOTE || kind == NH_PEER) && f->src_kind == SRC_TUNNEL)
         DROP(r, TD_TUNNEL_HAIRPIN);
-    if (kind == NH_REMOTE) {
-        struct remote *rem = remote_at(f->gen, id);
-        if (!rem || (rem->flags & REMOTE_HANDOFF))
-            HANDOFF(r);
-        r->q.peer = rem->peer;
-        r->q.kind = rem->routed.kind;
-        r->q.value = rem->routed.value;
-        r->q.inner = rem->routed.kind == ENCAP_MPLS ? INNER_IP : INNER_ETH;
-        mac_cp(r->q.mac, rem->mac);
-        r->plan = PLAN_ENCAP;
-        return 0;
-    }
+    if (kind == NH_REMOTE)
+        return plan_remote(f, r, id);
     if (kind == NH_PEER) {
         struct encap *pe = vrf_peer(f->gen, f->vrf, id);
         if (!pe)
@@ -1929,23 +1946,30 @@ __noinline int tier_police_out(struct xdp_md *ctx, struct frame *f, struct res *
     return tier_dispatch(ctx, f, r);
 }
 
-// A frame routed into another network of this node by a network policy
-// (PLAN_LINK: the TTL and the MTU checked, the TTL not yet decremented;
-// pipeline: police_link, then the delivery): sent to VMI `r->slot` when
-// an established flow of the link's zone allows it, decided under its
-// rules' generation, else handed off (a first packet, a denied flow, a
-// stale or idle entry, what moves the TCP state: the pipeline decides
-// and counts). The receiver's own zone, when it is policed, is checked
-// on delivery (tier_send), as the pipeline does after the link.
+// A frame routed into another network by a network policy (PLAN_LINK,
+// PLAN_LINK_REMOTE: the TTL and the MTU checked, the TTL not yet
+// decremented; pipeline: police_link, then the delivery or the tunnel):
+// when an established flow of the link's zone allows it, decided under
+// its rules' generation, sent to VMI `r->slot` of this node, or planned
+// into a tunnel toward remote `r->slot` (the encapsulation checks the
+// tunnel's MTU and the fabric next hop, as route_through does after the
+// link); else handed off (a first packet, a denied flow, a stale or idle
+// entry, what moves the TCP state: the pipeline decides and counts). The
+// receiver's own zone, when it is policed, is checked on delivery
+// (tier_send), as the pipeline does after the link; across nodes by the
+// receiving node.
 __noinline int tier_link(struct xdp_md *ctx, struct frame *f, struct res *r)
 {
     if (!f || !r)
         return 0;
+    __u32 remote = r->plan == PLAN_LINK_REMOTE;
     r->plan = 0;
     int policed = police(ctx, f->base + f->hlen, f->fend, f->et, r->link.zone, r->link.generation);
     if (policed != POLICED_ALLOWED)
         HANDOFF(r);
     r->flow = 1;
+    if (remote)
+        return plan_remote(f, r, r->slot);
     SEND(r, r->slot, 1);
 }
 
@@ -2720,7 +2744,7 @@ int trunkline_tier(struct xdp_md *ctx)
     }
     if (!r.action && r.plan == PLAN_POLICE)
         tier_police_out(ctx, &f, &r);
-    if (!r.action && r.plan == PLAN_LINK)
+    if (!r.action && (r.plan == PLAN_LINK || r.plan == PLAN_LINK_REMOTE))
         tier_link(ctx, &f, &r);
     if (!r.action) {
         if (r.plan == PLAN_SEND)

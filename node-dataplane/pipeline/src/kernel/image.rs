@@ -35,6 +35,12 @@ fn encap(e: Encap) -> (u32, u32) {
     }
 }
 
+/// The slot key of a connected network's VMI on another node
+/// (`tables.linked`), apart from the keys of remote VMIs.
+fn linked_key(key: &str) -> String {
+    format!("linked:{key}")
+}
+
 impl Image {
     /// The image of `tables`. `ifindex` names the interface of each port
     /// whose frames the program handles (a port without one is left to
@@ -45,11 +51,19 @@ impl Image {
         slots: &mut Slots,
         ifindex: impl Fn(PortId) -> Option<u32>,
     ) -> Image {
+        // The VMIs on other nodes of networks a network policy connects
+        // (`tables.linked`) take remote slots too, under keys no remote
+        // VMI of this node's networks has.
+        let linked_keys: Vec<String> = tables.linked.iter().map(|l| linked_key(&l.key)).collect();
         let assigned = slots.assign(
             tables.vmis.iter().map(|v| v.key()),
             tables.vrfs.iter().map(|v| v.network.as_str()),
             tables.peers.iter().map(|p| p.key()),
-            tables.remotes.iter().map(|r| r.key.as_str()),
+            tables
+                .remotes
+                .iter()
+                .map(|r| r.key.as_str())
+                .chain(linked_keys.iter().map(String::as_str)),
         );
         let mut image = Image {
             entries: BTreeMap::new(),
@@ -59,6 +73,7 @@ impl Image {
         let vrf_slot = |i: usize| slots.vrfs.get(&tables.vrfs[i].network);
         let peer_slot = |i: usize| slots.peers.get(tables.peers[i].key());
         let remote_slot = |i: usize| slots.remotes.get(&tables.remotes[i].key);
+        let linked_slot = |i: usize| slots.remotes.get(&linked_keys[i]);
         let fits = |slot: u32, max: u32| slot < max;
         let nexthop = |nh: NextHop| -> Vec<u8> {
             let (kind, id) = match nh {
@@ -75,8 +90,11 @@ impl Image {
                 // Into another network of this node by a network policy:
                 // by the link's established flows (`route` below).
                 NextHop::Leak { vmi, .. } => (NH_LINK, vmi_slot(vmi.index())),
-                // Into another network through a tunnel: userspace's.
-                NextHop::LeakRemote { .. } => (NH_NETWORK_POLICY, 0),
+                // Into another network through a tunnel: by the link's
+                // established flows too, then as `NH_REMOTE`.
+                NextHop::LeakRemote { remote, .. } => {
+                    (NH_LINK_REMOTE, linked_slot(remote.0 as usize))
+                }
             };
             Bytes::default().u32(kind).u32(id).done()
         };
@@ -85,7 +103,7 @@ impl Image {
         // flow table keys and stamps them.
         let route = |nh: NextHop| -> Vec<u8> {
             let (zone, generation) = match nh {
-                NextHop::Leak { link, .. } => {
+                NextHop::Leak { link, .. } | NextHop::LeakRemote { link, .. } => {
                     let link = &tables.links[link.0 as usize];
                     (link.zone, link.generation)
                 }
@@ -401,6 +419,30 @@ impl Image {
                     .done(),
             );
         }
+        // A connected network's VMI on another node: reached as the
+        // pipeline's route_through does (its routed label or its
+        // network's VNI, toward its peer); never bridged to.
+        for (i, linked) in tables.linked.iter().enumerate() {
+            let slot = linked_slot(i);
+            if !fits(slot, MAX_REMOTES) {
+                continue;
+            }
+            let (rk, rv) = encap(linked.routed);
+            put(
+                TierMap::Remotes,
+                Key::Slot(slot),
+                Bytes::default()
+                    .u32(REMOTE_VALID)
+                    .u32(peer_slot(linked.peer.0 as usize))
+                    .raw(&linked.mac.0)
+                    .u16(0)
+                    .u32(rk)
+                    .u32(rv)
+                    .u32(0)
+                    .u32(0)
+                    .done(),
+            );
+        }
         for (i, peer) in tables.peers.iter().enumerate() {
             let slot = peer_slot(i);
             let (family, addr) = addr16(peer.addr);
@@ -565,7 +607,8 @@ mod tests {
     /// A route into another network of this node by a network policy is
     /// `NH_LINK` to the VMI's slot with the connection's zone and
     /// generation (the flow table's key and stamp of its flows); the same
-    /// in both directions; across nodes it stays `NH_NETWORK_POLICY`.
+    /// in both directions (across nodes, `NH_LINK_REMOTE`: see the next
+    /// test).
     #[test]
     fn a_route_into_a_connected_network_carries_its_links_zone_and_generation() {
         use crate::network_policy::{Link, LinkConfig};
