@@ -13,7 +13,8 @@
 //!          rules each way (99 TCP rules that never match, the last
 //!          allows UDP); networks ns/net3 and ns/net1 connected by a
 //!          network policy of 100 rules alike (each gets the other's VMI
-//!          host routes)
+//!          host routes, and ns/net3 a host route to a VMI of ns/net1 on
+//!          node-b, through a tunnel); node-b resolved
 //!  pipeline: each frame once through Pipeline::with_flows (the first
 //!          packets: flows in both policed VMIs' zones, and in the
 //!          connection's zone)
@@ -33,7 +34,11 @@
 //! frame leaves unchanged, so repeats measure its path with the clock
 //! amortised); and routed IPv4 UDP VLAN 100 → VLAN 200 (one network)
 //! against VLAN 100 → VLAN 102 (ns/net3 into ns/net1 by the network
-//! policy, neither VMI policed: the link's entry looked up).
+//! policy, neither VMI policed: the link's entry looked up); and routed
+//! IPv4 UDP VLAN 100 to the remote VMI of its own network on node-b
+//! against VLAN 100 to a VMI of ns/net1 on node-b by the network policy
+//! (the link's entry looked up at the sender, then the same MPLS-over-UDP
+//! encapsulation; devmap redirect to the fabric).
 //! Before measuring, every frame is checked to be decided in the kernel
 //! with the pipeline's bytes and egress, and the policed ones to be flow
 //! stage hits.
@@ -47,16 +52,21 @@ use std::net::IpAddr;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
+use trunkline_pipeline::config::LinkedVmiConfig;
 use trunkline_pipeline::flow::{FlowConfig, FlowTable};
 use trunkline_pipeline::kernel::flows::{FLOWS_MAP, entry, key_bytes};
 use trunkline_pipeline::kernel::{KernelCounters, MapWriter, Mirror, TierMap, VMI_STATS_SIZE};
 use trunkline_pipeline::network_policy::{LinkConfig, NetworkAction, NetworkRule, PolicyRules};
 use trunkline_pipeline::policy::{Policy, PortRange, Rule, RuleId, RuleProtocol};
-use trunkline_pipeline::{Counters, HEADROOM, Pipeline, PortId, Tables, Verdict};
+use trunkline_pipeline::{
+    Counters, DEFAULT_GATEWAY_MAC, Encapsulation, HEADROOM, Pipeline, PortId, Tables, Verdict,
+};
 use trunkline_xdp::tier::{Tier, TierMaps, TierPort, TierPortKind};
 
 mod fixture;
-use fixture::{FABRIC, UNDERLAY, VLANS_PER_PORT, config, udp_frame, vmi_at, vmi_ip, vmi_mac};
+use fixture::{
+    FABRIC, NETWORKS, PEER, UNDERLAY, VLANS_PER_PORT, config, udp_frame, vmi_at, vmi_ip, vmi_mac,
+};
 
 /// The interface of a port in the benchmark's namespace.
 fn ifindex(port: PortId) -> Option<u32> {
@@ -239,6 +249,19 @@ fn bridged_frame(src: usize, vlan: u16, dst: usize) -> Vec<u8> {
     frame
 }
 
+/// A routed UDP frame from VMI `src` (port 1, `vlan`) to address `dst`
+/// (a VMI on another node).
+fn routed_to(src: usize, vlan: u16, dst: [u8; 4]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2(vmi_mac(src), DEFAULT_GATEWAY_MAC)
+        .single_vlan(etherparse::VlanId::try_new(vlan).expect("a VLAN"))
+        .ipv4(vmi_ip(src), dst, 64)
+        .udp(40000, 53)
+        .write(&mut frame, &[0u8; 18])
+        .expect("a frame");
+    frame
+}
+
 /// A frame of a pair, what the pipeline made of it.
 struct Frame {
     frame: Vec<u8>,
@@ -287,6 +310,22 @@ fn run() -> Result<(), String> {
             }],
         });
     }
+    // A VMI of blue on node-b, connected to red by the policy: a host
+    // route through a tunnel in red's VRF. Red's own remote VMI (fixture:
+    // 10.n.200.1 on node-b) is the unpoliced counterpart.
+    let red_n = plain_from % NETWORKS;
+    let linked_ip = [10, (linked_to % NETWORKS) as u8, 201, 1];
+    let remote_ip = [10, red_n as u8, 200, 1];
+    config.linked_vmis.push(LinkedVmiConfig {
+        key: "ns/linked-0".into(),
+        network: blue.clone(),
+        peer: "node-b".into(),
+        mac: [2, 0, 0, 9, 1, 0],
+        ips: vec![IpAddr::from(linked_ip)],
+        label: Some(200_000),
+        vni: None,
+        encapsulations: vec![Encapsulation::MplsOverUdp],
+    });
     for i in [from, to, bridged] {
         config.policies.insert(
             format!("ns/vmi-{i}"),
@@ -301,6 +340,10 @@ fn run() -> Result<(), String> {
     if !rejected.is_empty() {
         return Err(format!("the tables refused {rejected:?}"));
     }
+    tables.set_next_hop_mac(
+        IpAddr::from(PEER),
+        Some(trunkline_wire::EthernetAddress([2, 0xfa, 0, 0, 0, 2])),
+    );
     // The specification first: the pipeline forwards every frame; the
     // policed ones' first packets open their flows (on the kernel's clock:
     // the entries' last-seen compare with it).
@@ -356,13 +399,25 @@ fn run() -> Result<(), String> {
             ],
             idempotent: false,
         },
+        Pair {
+            name: "routed IPv4 UDP, port 1 VLAN 100 -> a VMI on another node: of its network vs of another network, by a network policy of 100 rules (MPLS over UDP, redirect to the fabric)",
+            frames: [
+                decide(routed_to(plain_from, 100, remote_ip), false)?,
+                decide(routed_to(plain_from, 100, linked_ip), true)?,
+            ],
+            idempotent: false,
+        },
     ];
     // Each policed frame: the sender's egress and, when policed, the
-    // receiver's ingress, each a flow in its VMI's zone; the linked frame:
-    // a flow in the connection's zone.
+    // receiver's ingress, each a flow in its VMI's zone; the linked frames
+    // (to a VMI here, to one on node-b): a flow each in the connection's
+    // zone.
     let opened = flows.borrow().len();
-    if opened != 6 {
-        return Err(format!("{opened} flows opened, expected 6"));
+    if opened != 7 {
+        return Err(format!("{opened} flows opened, expected 7"));
+    }
+    if pairs[4].frames.iter().any(|f| f.egress != FABRIC) {
+        return Err("the frames to node-b do not leave by the fabric".into());
     }
 
     if !is_root() {

@@ -42,8 +42,9 @@
 // node after the route lookup found the link (NH_LINK), before the
 // delivery (tier_link); a connection to a VMI on another node the same way
 // at the sender (NH_LINK_REMOTE: tier_link, then the encapsulation of
-// NH_REMOTE). The receiver of a connection across nodes (a tunnel packet
-// into a VRF_LINKED VRF) is userspace's.
+// NH_REMOTE), and at the receiver, a tunnel packet into a VRF_LINKED VRF
+// from a connected VMI on another node by the link its source's route
+// names (tier_link_of_source, tier_police_link).
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -1977,6 +1978,74 @@ __noinline int tier_link(struct xdp_md *ctx, struct frame *f, struct res *r)
 // A tunnel packet for this node (pipeline: fabric, deliver_routed,
 // decapsulated_frame).
 
+#define CROSS_UNKNOWN -1  // userspace decides (network_policy_unknown_source and the like)
+#define CROSS_OWN 0       // the network's own traffic, from a peer hosting it
+#define CROSS_LINK 1      // from a connected VMI on another node: r->link holds the zone
+
+// The link a tunnel packet from peer `peer` into VRF `vrf` (VRF_LINKED)
+// crosses (pipeline: link_of_source), by the route in that VRF of the
+// inner source address of the IP packet at `l3` (IP version 4 or 6, its
+// fixed header within the frame): CROSS_LINK, with the link's zone and
+// generation in r->link, for a connected VMI on another node
+// (NH_LINK_REMOTE) behind that very peer whose link has its reverse (the
+// pipeline decides by the reverse, of the same zone and generation);
+// CROSS_OWN for any other route, or none, when the peer hosts the
+// network (`hosts`); CROSS_UNKNOWN for the rest. A global function: its
+// key's stack is not the caller's.
+__noinline int tier_link_of_source(struct xdp_md *ctx, struct res *r, __u32 gen_vrf,
+                                   __u32 peer_hosts, __u32 l3_version)
+{
+    if (!r)
+        return CROSS_UNKNOWN;
+    __u32 gen = gen_vrf >> 31, vrf = gen_vrf & 0x7fffffff;
+    __u32 peer = peer_hosts >> 1, hosts = peer_hosts & 1;
+    __u32 l3 = l3_version >> 4, version = l3_version & 0xf;
+    struct route *found;
+    if (version == 4) {
+        __u8 *ip = ptr_at(ctx, l3, 20);
+        if (!ip)
+            return CROSS_UNKNOWN;
+        __u8 src[4];
+        __builtin_memcpy(src, ip + 12, 4);
+        found = route4(gen, vrf, src);
+    } else if (version == 6) {
+        __u8 *ip = ptr_at(ctx, l3, 40);
+        if (!ip)
+            return CROSS_UNKNOWN;
+        __u8 src[16];
+        __builtin_memcpy(src, ip + 8, 16);
+        found = route6(gen, vrf, src);
+    } else {
+        return CROSS_UNKNOWN;
+    }
+    if (!found || (found->kind != NH_LINK_REMOTE && found->kind != NH_LINK))
+        return hosts ? CROSS_OWN : CROSS_UNKNOWN;
+    // A VMI of a connected network on this node sends no tunnel packet.
+    if (found->kind != NH_LINK_REMOTE || !(found->flags & ROUTE_REVERSE))
+        return CROSS_UNKNOWN;
+    struct remote *rem = remote_at(gen, found->id);
+    if (!rem || rem->peer != peer)
+        return CROSS_UNKNOWN;
+    r->link.zone = found->zone;
+    r->link.generation = found->generation;
+    return CROSS_LINK;
+}
+
+// The packet at `l3` of a frame ending at `fend` (EtherType `et`) crossing
+// the link of r->link (pipeline: police_link): POLICED_ALLOWED by an
+// established flow of its zone (then counted a flow stage hit), else
+// userspace decides. A global function: the flow key's stack is not the
+// caller's.
+__noinline int tier_police_link(struct xdp_md *ctx, struct res *r, __u32 l3, __u32 fend, __u32 et)
+{
+    if (!r)
+        return POLICED_UNKNOWN;
+    if (police(ctx, l3, fend, et, r->link.zone, r->link.generation) != POLICED_ALLOWED)
+        return POLICED_UNKNOWN;
+    r->flow = 1;
+    return POLICED_ALLOWED;
+}
+
 // An inner IP packet at [ip_at, end) for the VMI of routed label `slot`,
 // from `peer`.
 __noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress, __u32 slot,
@@ -1994,17 +2063,19 @@ __noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress
     if (!v || !g || (v->flags & VMI_HANDOFF))
         HANDOFF(r);
     __u32 vrf = v->vrf;
-    // Into a network a policy connects: the receiver decides the link's
-    // flows by their source network (pipeline: link_of_source).
-    struct vrf *linked = vrf_at(gen, vrf);
-    if (!linked || (linked->flags & VRF_LINKED))
+    struct vrf *vr = vrf_at(gen, vrf);
+    if (!vr)
         HANDOFF(r);
-    if (!vrf_peer(gen, vrf, peer)) {
+    // Into a network a policy connects, a peer not hosting it may send a
+    // connected VMI's packets (decided by their source below).
+    __u32 linked = vr->flags & VRF_LINKED;
+    __u32 hosts = vrf_peer(gen, vrf, peer) != 0;
+    if (!hosts) {
         // A DC gateway routing for the network: userspace.
-        struct vrf *vr = vrf_at(gen, vrf);
-        if (!vr || (vr->flags & VRF_ROUTED_PEERS))
+        if (vr->flags & VRF_ROUTED_PEERS)
             HANDOFF(r);
-        DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
+        if (!linked)
+            DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
     }
     __u32 avail = end > ip_at ? end - ip_at : 0;
     if (avail < 1)
@@ -2046,8 +2117,20 @@ __noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress
     } else {
         DROP(r, TD_TUNNEL_MALFORMED);
     }
+    // The link the packet crosses, found by its source (pipeline:
+    // link_of_source, before the destination's check); checked after it,
+    // as police_link is.
+    int crossing = CROSS_OWN;
+    if (linked) {
+        crossing = tier_link_of_source(ctx, r, (gen << 31) | vrf, (peer << 1) | hosts,
+                                       (ip_at << 4) | version);
+        if (crossing == CROSS_UNKNOWN)
+            HANDOFF(r);
+    }
     if (!found || found->kind != NH_VMI || found->id != slot)
         DROP(r, TD_TUNNEL_WRONG_DESTINATION);
+    if (crossing == CROSS_LINK && tier_police_link(ctx, r, ip_at, end, et) != POLICED_ALLOWED)
+        HANDOFF(r);
     if (!(v->flags & VMI_EGRESS))
         DROP(r, TD_VMI_UNREACHABLE);
     __u32 egress = v->egress_ifindex;
@@ -2090,14 +2173,18 @@ static __always_inline int decapsulated_frame(struct xdp_md *ctx, struct frame *
                                               struct res *r, __u32 gen, __u32 ingress,
                                               __u32 vrf, __u32 peer, __u32 in, __u32 end)
 {
-    struct vrf *linked = vrf_at(gen, vrf);
-    if (!linked || (linked->flags & VRF_LINKED))
+    struct vrf *vr = vrf_at(gen, vrf);
+    if (!vr)
         HANDOFF(r);
-    if (!vrf_peer(gen, vrf, peer)) {
-        struct vrf *vr = vrf_at(gen, vrf);
-        if (!vr || (vr->flags & VRF_ROUTED_PEERS))
+    // Into a network a policy connects, a peer not hosting it may send a
+    // connected VMI's packets (decided by their source below).
+    __u32 linked = vr->flags & VRF_LINKED;
+    __u32 hosts = vrf_peer(gen, vrf, peer) != 0;
+    if (!hosts) {
+        if (vr->flags & VRF_ROUTED_PEERS)
             HANDOFF(r);
-        DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
+        if (!linked)
+            DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
     }
     if (end < in + 14)
         DROP(r, TD_TUNNEL_MALFORMED);
@@ -2109,6 +2196,25 @@ static __always_inline int decapsulated_frame(struct xdp_md *ctx, struct frame *
         DROP(r, TD_TUNNEL_MALFORMED);
     if (p[6] & 1)
         DROP(r, TD_INVALID_SOURCE_MAC);
+    // Into a linked network (pipeline: decapsulated_frame): an IP packet
+    // by the link its source's route names, decided before the dispatch;
+    // anything else only from a peer hosting the network.
+    if (linked) {
+        int crossing = hosts ? CROSS_OWN : CROSS_UNKNOWN;
+        if (et == ETH_P_IP || et == ETH_P_IPV6) {
+            __u32 version = et == ETH_P_IP ? 4 : 6;
+            __u32 need = version == 4 ? 20 : 40;
+            __u8 *ip = ptr_at(ctx, in + 14, 1);
+            crossing = CROSS_UNKNOWN;
+            if (ip && (ip[0] >> 4) == version && end >= in + 14 + need)
+                crossing = tier_link_of_source(ctx, r, (gen << 31) | vrf, (peer << 1) | hosts,
+                                               ((in + 14) << 4) | version);
+        }
+        if (crossing == CROSS_UNKNOWN)
+            HANDOFF(r);
+        if (crossing == CROSS_LINK && tier_police_link(ctx, r, in + 14, end, et) != POLICED_ALLOWED)
+            HANDOFF(r);
+    }
     f->gen = gen;
     f->ingress = ingress;
     f->base = in;

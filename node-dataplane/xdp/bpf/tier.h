@@ -129,7 +129,9 @@ struct source_key {
 #define VRF_EXIT 16          // leaves by the fabric (SNAT, IP fabric): a route miss is userspace's
 #define VRF_ROUTED_PEERS 32  // DC gateways route for it: their tunnel packets are userspace's
 #define VRF_SNAT 64          // its exit is SNAT: the flow stage may translate its flows
-#define VRF_LINKED 128       // a network policy connects it: its tunnel packets are userspace's
+#define VRF_LINKED 128       // a network policy connects it: a tunnel packet into it is
+                             // decided by its inner source's route (a connected VMI's
+                             // NH_LINK_REMOTE, or the network's own from its peers)
 // The pseudo VRF slot of the routes4 / routes6 tries holding the subnets of
 // networks with IP fabric forwarding (NH_NORTH_SOUTH): what the fabric
 // routes back to this node.
@@ -170,14 +172,18 @@ struct nexthop {
     __u32 id;    // VMI, remote or peer slot
 };
 // The value of routes4 / routes6: a next hop and, for NH_LINK and
-// NH_LINK_REMOTE, the link's flows: their zone (flow_key.vrf; both directions of a connection
-// share it, disjoint from VRF ids) and the generation of its rules
-// (flow_value.generation). Zero for every other kind.
+// NH_LINK_REMOTE, the link's flows: their zone (flow_key.vrf; both
+// directions of a connection share it, disjoint from VRF ids) and the
+// generation of its rules (flow_value.generation; the same for both
+// directions when both exist). Zero for every other kind.
+#define ROUTE_REVERSE 1  // NH_LINK_REMOTE: the link has its reverse direction, by which
+                         // the receiver decides a tunnel packet from that VMI
 struct route {
     __u32 kind;  // NH_*
     __u32 id;    // as struct nexthop's
     __u32 zone;
     __u32 generation;
+    __u32 flags;  // ROUTE_*
 };
 
 // bridge: HASH {gen, vrf, mac} -> nexthop (NH_VMI or NH_REMOTE).

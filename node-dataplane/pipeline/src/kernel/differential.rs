@@ -191,8 +191,9 @@ fn case(
                 // To a VMI on another node by a link: the link's flow,
                 // then the tunnel.
                 _ if leaked(tables, port, frame) == Some(true) => Class::EstablishedLinkedRemote,
-                // A tunnel packet into a linked network: userspace's.
-                _ if linked(tables, port).is_some() => Class::NetworkPolicy,
+                // A tunnel packet into a linked network, by the link its
+                // source's route names.
+                _ if linked(tables, port).is_some() => Class::EstablishedLinkedReceived,
                 _ if policed(tables, port, frame, tx).is_some() => Class::EstablishedPoliced,
                 Ok(trunkline_wire::ethernet::EtherType::Ipv6) => Class::EstablishedSnat6,
                 _ => Class::EstablishedSnat,
@@ -239,8 +240,9 @@ fn policed(tables: &Tables, port: PortId, frame: &[u8], tx: Option<crate::VmiId>
 }
 
 /// The class of a frame from the fabric into tables where a network
-/// policy connects a network: tunnel packets into such a network are
-/// decided by their source network in userspace (`VRF_LINKED`).
+/// policy connects a network: a tunnel packet into such a network is
+/// decided by its source's route (`VRF_LINKED`), in the kernel only by an
+/// established flow of a connected VMI's link (or as the network's own).
 fn linked(tables: &Tables, port: PortId) -> Option<Class> {
     let fabric = tables.underlay().map(|(p, _)| p) == Some(port);
     (fabric && tables.vrfs.iter().any(|v| v.linked)).then_some(Class::NetworkPolicy)
@@ -794,11 +796,17 @@ enum Class {
     /// VXLAN), with the flow map mirrored from the flow table: the
     /// kernel's flow stage passes them and encapsulates.
     EstablishedLinkedRemote,
+    /// Frames of established connections from a VMI on another node of a
+    /// connected network, at the receiving node (a tunnel packet into a
+    /// `VRF_LINKED` VRF whose inner source's route is `NH_LINK_REMOTE`;
+    /// MPLS label or VXLAN, IPv4 and IPv6), with the flow map mirrored:
+    /// the kernel decides them by the link's entry and delivers.
+    EstablishedLinkedReceived,
     /// The other frames routed into another network by a network policy
     /// (first packets, denied flows, ICMP errors, stale or idle entries,
-    /// TCP state moves; tunnel packets into a linked network at the
-    /// receiving node, `VRF_LINKED`): compared like the others (a frame
-    /// that changed the flow table must be handed off).
+    /// TCP state moves; every other tunnel packet into a linked network
+    /// at the receiving node, `VRF_LINKED`): compared like the others (a
+    /// frame that changed the flow table must be handed off).
     NetworkPolicy,
     /// Frames against tables with an HA group: those governed by a role or
     /// path cell (member ports, multi-homed VMIs) are userspace's, the
@@ -811,7 +819,7 @@ enum Class {
 
 impl Class {
     /// The classes the kernel must decide whole.
-    const REQUIRED: [Class; 10] = [
+    const REQUIRED: [Class; 11] = [
         Class::RoutedV4,
         Class::RoutedV6,
         Class::Bridged,
@@ -822,6 +830,7 @@ impl Class {
         Class::EstablishedPoliced,
         Class::EstablishedLinked,
         Class::EstablishedLinkedRemote,
+        Class::EstablishedLinkedReceived,
     ];
 
     /// Frames of an established flow the flow stage decides (SNAT,
@@ -834,6 +843,7 @@ impl Class {
                 | Class::EstablishedPoliced
                 | Class::EstablishedLinked
                 | Class::EstablishedLinkedRemote
+                | Class::EstablishedLinkedReceived
         )
     }
 
@@ -1181,6 +1191,27 @@ fn established_linked_remote_flows_without_a_trusted_entry_are_handed_off() {
     );
 }
 
+/// The same at the receiving node: tunnel packets into a linked network
+/// from a connected VMI on another node (`VRF_LINKED`, the inner source's
+/// route `NH_LINK_REMOTE`), MPLS label or VXLAN, IPv4 and IPv6, decided by
+/// the link's entry and delivered; without a trusted entry handed off.
+#[test]
+fn established_linked_flows_received_without_a_trusted_entry_are_handed_off() {
+    let tests = crate::process::tests_network_policy::differential::ACROSS;
+    let zone = crate::network_policy::Link::zone_of("ns/net1", "ns/green");
+    let cases = untrusted_links_are_handed_off(tests, Class::EstablishedLinkedReceived, zone, "v");
+    assert!(cases.len() >= 24, "{} established frames", cases.len());
+    let vxlan = cases
+        .iter()
+        .filter(|c| c.frame.get(36..38) == Some(&4789u16.to_be_bytes()[..]))
+        .count();
+    assert!(vxlan >= 10, "{vxlan} established frames from VXLAN");
+    report(
+        "established connections from another node (receiver)",
+        &tally_of(&cases, Class::EstablishedLinkedReceived),
+    );
+}
+
 /// Records `tests`, keeps the established frames of `class` (at least 12
 /// IPv6 ones), checks that each is handed off against altered flow maps
 /// (the link's entries in `zone`) and decided alike as mirrored, and
@@ -1195,12 +1226,14 @@ fn untrusted_links_are_handed_off(
         .into_iter()
         .filter(|c| c.special == Some(class) && runnable(c))
         .collect();
+    // IPv6 as sent by the VMI, or as delivered to it (a tunnel packet's
+    // outer header is the underlay's).
+    let ipv6 = |bytes: &[u8]| {
+        parse_l2(bytes).is_ok_and(|l2| l2.ethertype == trunkline_wire::ethernet::EtherType::Ipv6)
+    };
     let v6 = cases
         .iter()
-        .filter(|c| {
-            parse_l2(&c.frame)
-                .is_ok_and(|l2| l2.ethertype == trunkline_wire::ethernet::EtherType::Ipv6)
-        })
+        .filter(|c| ipv6(&c.frame) || ipv6(&c.out))
         .count();
     assert!(v6 >= 12, "{v6} established IPv6 frames");
     let mut kernel = Kernel::new(tag);

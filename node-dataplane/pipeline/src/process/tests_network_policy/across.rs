@@ -350,8 +350,9 @@ fn from_g_in(encap: Encapsulation, ip: &[u8]) -> Vec<u8> {
 /// packets cross by the connection's flow entries alone and go into the
 /// tunnel: TCP, UDP and ICMP echo, IPv4 and IPv6, opened from either side,
 /// with vmi-g's label or green's VNI. These are the frames the XDP tier
-/// decides itself at the sending node (`EstablishedLinkedRemote`); vmi-g's
-/// answers, tunnel packets into red, stay the receiver's pipeline's.
+/// decides itself at the sending node (`EstablishedLinkedRemote`), and so
+/// are vmi-g's later packets, tunnel packets into red, at the receiving
+/// node (`EstablishedLinkedReceived`).
 #[test]
 fn established_connections_to_another_node_cross_by_their_flows_alone() {
     for encap in [Encapsulation::MplsOverUdp, Encapsulation::Vxlan] {
@@ -387,6 +388,11 @@ fn established_connections_to_another_node_cross_by_their_flows_alone() {
                         (true, to_g(Segment::Ack(port, 22)), "established"),
                         (false, to_a(Segment::Ack(22, port)), "established back"),
                         (true, to_g(Segment::Ack(port, 22)), "established again"),
+                        (
+                            false,
+                            to_a(Segment::Ack(22, port)),
+                            "established back again",
+                        ),
                     ]
                 } else {
                     vec![
@@ -406,6 +412,8 @@ fn established_connections_to_another_node_cross_by_their_flows_alone() {
                         (true, to_g(Segment::EchoRequest(id)), "ping"),
                         (false, to_a(Segment::EchoReply(id)), "pong"),
                         (true, to_g(Segment::EchoRequest(id)), "ping again"),
+                        (false, to_a(Segment::EchoReply(id)), "pong again"),
+                        (false, to_a(Segment::Udp(53, udp)), "UDP answer again"),
                     ]);
                 }
                 for (sent, frame, step) in steps {
