@@ -2198,21 +2198,32 @@ static __always_inline int decapsulated_frame(struct xdp_md *ctx, struct frame *
         DROP(r, TD_INVALID_SOURCE_MAC);
     // Into a linked network (pipeline: decapsulated_frame): an IP packet
     // by the link its source's route names, decided before the dispatch;
-    // anything else only from a peer hosting the network.
+    // anything else only from a peer hosting the network. An IP packet
+    // the pipeline cannot read its source from (tunnel_malformed: the
+    // header's lengths against the frame, its version) is userspace's.
     if (linked) {
         int crossing = hosts ? CROSS_OWN : CROSS_UNKNOWN;
-        if (et == ETH_P_IP || et == ETH_P_IPV6) {
-            __u32 version = et == ETH_P_IP ? 4 : 6;
-            __u32 need = version == 4 ? 20 : 40;
-            __u8 *ip = ptr_at(ctx, in + 14, 1);
+        __u32 l3 = in + 14;
+        __u32 avail = end - l3;
+        if (et == ETH_P_IP) {
+            __u8 *ip = ptr_at(ctx, l3, 20);
             crossing = CROSS_UNKNOWN;
-            if (ip && (ip[0] >> 4) == version && end >= in + 14 + need)
+            if (ip && avail >= 20 && (ip[0] >> 4) == 4) {
+                __u32 ihl = (ip[0] & 0x0f) * 4, total = rd16(ip + 2);
+                if (ihl >= 20 && total >= ihl && total <= avail)
+                    crossing = tier_link_of_source(ctx, r, (gen << 31) | vrf,
+                                                   (peer << 1) | hosts, (l3 << 4) | 4);
+            }
+        } else if (et == ETH_P_IPV6) {
+            __u8 *ip = ptr_at(ctx, l3, 40);
+            crossing = CROSS_UNKNOWN;
+            if (ip && avail >= 40 && (ip[0] >> 4) == 6 && 40 + (__u32)rd16(ip + 4) <= avail)
                 crossing = tier_link_of_source(ctx, r, (gen << 31) | vrf, (peer << 1) | hosts,
-                                               ((in + 14) << 4) | version);
+                                               (l3 << 4) | 6);
         }
         if (crossing == CROSS_UNKNOWN)
             HANDOFF(r);
-        if (crossing == CROSS_LINK && tier_police_link(ctx, r, in + 14, end, et) != POLICED_ALLOWED)
+        if (crossing == CROSS_LINK && tier_police_link(ctx, r, l3, end, et) != POLICED_ALLOWED)
             HANDOFF(r);
     }
     f->gen = gen;
