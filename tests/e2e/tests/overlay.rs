@@ -1278,6 +1278,13 @@ async fn two_networks_on_different_nodes_connected_by_a_policy_talk_on_one_port_
             rig.agent("gw2").metrics()
         )
     });
+    eprintln!(
+        "flow stage hits: gw1 {} -> {}, gw2 {} -> {}",
+        hits_before[0],
+        rig.metric("gw1", hits),
+        hits_before[1],
+        rig.metric("gw2", hits)
+    );
     let flows = |node: &str, from: &str, to: &str, rule: &str, action: &str| {
         let policy = if rule == "default-deny" {
             String::new()
