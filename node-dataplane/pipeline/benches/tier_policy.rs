@@ -38,7 +38,11 @@
 //! IPv4 UDP VLAN 100 to the remote VMI of its own network on node-b
 //! against VLAN 100 to a VMI of ns/net1 on node-b by the network policy
 //! (the link's entry looked up at the sender, then the same MPLS-over-UDP
-//! encapsulation; devmap redirect to the fabric).
+//! encapsulation; devmap redirect to the fabric); and their answers as the
+//! receiving node gets them, MPLS over UDP from node-b on the fabric port
+//! with VLAN 100's label, from the remote VMI of its network against from
+//! the connected VMI (the inner source's route looked up in the linked
+//! VRF, then the link's entry; devmap redirect to port 1).
 //! Before measuring, every frame is checked to be decided in the kernel
 //! with the pipeline's bytes and egress, and the policed ones to be flow
 //! stage hits.
@@ -65,7 +69,8 @@ use trunkline_xdp::tier::{Tier, TierMaps, TierPort, TierPortKind};
 
 mod fixture;
 use fixture::{
-    FABRIC, NETWORKS, PEER, UNDERLAY, VLANS_PER_PORT, config, udp_frame, vmi_at, vmi_ip, vmi_mac,
+    FABRIC, FABRIC_MAC, NETWORKS, PEER, UNDERLAY, VLANS_PER_PORT, config, label, udp_frame, vmi_at,
+    vmi_ip, vmi_mac,
 };
 
 /// The interface of a port in the benchmark's namespace.
@@ -262,8 +267,28 @@ fn routed_to(src: usize, vlan: u16, dst: [u8; 4]) -> Vec<u8> {
     frame
 }
 
+/// The answer of address `src` (UDP 53) to VMI `dst` (UDP 40000) as node
+/// b tunnels it: MPLS over UDP from the peer with `dst`'s routed label.
+fn answer_from(src: [u8; 4], dst: usize) -> Vec<u8> {
+    let mut inner = Vec::new();
+    etherparse::PacketBuilder::ipv4(src, vmi_ip(dst), 63)
+        .udp(53, 40000)
+        .write(&mut inner, &[0u8; 18])
+        .expect("a packet");
+    let mut payload = ((label(dst) << 12) | 0x100 | 64).to_be_bytes().to_vec();
+    payload.extend_from_slice(&inner);
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0xfa, 0, 0, 0, 2], FABRIC_MAC)
+        .ipv4(PEER, UNDERLAY, 64)
+        .udp(50000, 6635)
+        .write(&mut frame, &payload)
+        .expect("a frame");
+    frame
+}
+
 /// A frame of a pair, what the pipeline made of it.
 struct Frame {
+    ingress: PortId,
     frame: Vec<u8>,
     out: Vec<u8>,
     egress: PortId,
@@ -351,13 +376,14 @@ fn run() -> Result<(), String> {
     let flows = RefCell::new(FlowTable::new(FlowConfig::default()));
     let now = trunkline_xdp::tier::monotonic_ns();
     let pipeline = Pipeline::new(&tables, &counters).with_flows(&flows, now);
-    let decide = |frame: Vec<u8>, policed: bool| -> Result<Frame, String> {
+    let decide_on = |ingress: PortId, frame: Vec<u8>, policed: bool| -> Result<Frame, String> {
         let mut buf = vec![0u8; HEADROOM + frame.len() + 64];
         buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(&frame);
-        match pipeline.process(PortId(1), &mut buf, HEADROOM, frame.len()) {
+        match pipeline.process(ingress, &mut buf, HEADROOM, frame.len()) {
             Verdict::Transmit {
                 port, offset, len, ..
             } => Ok(Frame {
+                ingress,
                 out: buf[offset..offset + len].to_vec(),
                 frame,
                 egress: port,
@@ -366,6 +392,7 @@ fn run() -> Result<(), String> {
             other => Err(format!("the pipeline says {other:?}")),
         }
     };
+    let decide = |frame: Vec<u8>, policed: bool| decide_on(PortId(1), frame, policed);
     let pairs = [
         Pair {
             name: "routed IPv4 UDP, port 1 VLAN 100 (101) -> VLAN 200 (205), the sender policed (XDP_TX)",
@@ -407,6 +434,15 @@ fn run() -> Result<(), String> {
             ],
             idempotent: false,
         },
+        // After the pair above: the answers hit the flows it opened.
+        Pair {
+            name: "MPLS over UDP from another node to VLAN 100: from a remote VMI of its network vs from a VMI of another network, by a network policy of 100 rules (redirect to port 1)",
+            frames: [
+                decide_on(FABRIC, answer_from(remote_ip, plain_from), false)?,
+                decide_on(FABRIC, answer_from(linked_ip, plain_from), true)?,
+            ],
+            idempotent: false,
+        },
     ];
     // Each policed frame: the sender's egress and, when policed, the
     // receiver's ingress, each a flow in its VMI's zone; the linked frames
@@ -418,6 +454,9 @@ fn run() -> Result<(), String> {
     }
     if pairs[4].frames.iter().any(|f| f.egress != FABRIC) {
         return Err("the frames to node-b do not leave by the fabric".into());
+    }
+    if pairs[5].frames.iter().any(|f| f.egress != PortId(1)) {
+        return Err("the answers from node-b do not reach VLAN 100".into());
     }
 
     if !is_root() {
@@ -479,8 +518,8 @@ fn run() -> Result<(), String> {
             .map(|v| KernelCounters::from_per_cpu(&v).flow_hits)
             .map_err(|e| e.to_string())
     };
-    let once = |frame: &[u8], repeat: u32| {
-        tier.test_run_repeat(ifindex(PortId(1)).expect("port 1"), frame, repeat)
+    let once = |f: &Frame, repeat: u32| {
+        tier.test_run_repeat(ifindex(f.ingress).expect("a port"), &f.frame, repeat)
             .map_err(|e| e.to_string())
     };
 
@@ -489,8 +528,8 @@ fn run() -> Result<(), String> {
     for pair in &pairs {
         for f in &pair.frames {
             let before = flow_hits()?;
-            let run = once(&f.frame, 1)?;
-            let want = if f.egress == PortId(1) { 3 } else { 4 };
+            let run = once(f, 1)?;
+            let want = if f.egress == f.ingress { 3 } else { 4 };
             let hits = flow_hits()? - before;
             if run.return_value != want || run.frame != f.out || hits != u64::from(f.policed) {
                 return Err(format!(
@@ -520,11 +559,11 @@ fn run() -> Result<(), String> {
                 let f = &pair.frames[k];
                 let mut ns = Vec::with_capacity(args.runs as usize);
                 for _ in 0..args.runs {
-                    ns.push(once(&f.frame, 1)?.ns_per_run as f64);
+                    ns.push(once(f, 1)?.ns_per_run as f64);
                 }
                 single[p][k].push(median(&mut ns));
                 if pair.idempotent {
-                    repeated[p][k].push(once(&f.frame, args.runs)?.ns_per_run as f64);
+                    repeated[p][k].push(once(f, args.runs)?.ns_per_run as f64);
                 }
             }
         }
