@@ -62,7 +62,7 @@ bench-observe: ## criterion: a batch of routed frames with the Observe sampler i
 bench-tier-observe: ## root: the XDP tier with an armed observation vs without, ns per frame measured by the kernel (BPF_PROG_RUN, 4K VMIs): target/bench/tier-observe.md
 	$(CARGO) bench -p trunkline-pipeline --bench tier_observe -- --out $(CURDIR)/target/bench/tier-observe.md $(TIER_OBSERVE_FLAGS)
 
-bench-tier-policy: ## root: the XDP tier forwarding established flows of policed VMIs (100 rules) vs unpoliced, and of a network policy's connection vs one network, ns per frame measured by the kernel (BPF_PROG_RUN, 4K VMIs): target/bench/tier-policy.md
+bench-tier-policy: ## root: the XDP tier forwarding established flows of policed VMIs (100 rules) vs unpoliced, and of a network policy's connection vs one network (on one node, and to a VMI on another node), ns per frame measured by the kernel (BPF_PROG_RUN, 4K VMIs): target/bench/tier-policy.md
 	$(CARGO) bench -p trunkline-pipeline --bench tier_policy -- --out $(CURDIR)/target/bench/tier-policy.md
 
 PLUGIN_DIR ?= $(HOME)/.local/bin

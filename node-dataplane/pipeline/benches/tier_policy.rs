@@ -13,7 +13,8 @@
 //!          rules each way (99 TCP rules that never match, the last
 //!          allows UDP); networks ns/net3 and ns/net1 connected by a
 //!          network policy of 100 rules alike (each gets the other's VMI
-//!          host routes)
+//!          host routes, and ns/net3 a host route to a VMI of ns/net1 on
+//!          node-b, through a tunnel); node-b resolved
 //!  pipeline: each frame once through Pipeline::with_flows (the first
 //!          packets: flows in both policed VMIs' zones, and in the
 //!          connection's zone)
@@ -33,7 +34,15 @@
 //! frame leaves unchanged, so repeats measure its path with the clock
 //! amortised); and routed IPv4 UDP VLAN 100 → VLAN 200 (one network)
 //! against VLAN 100 → VLAN 102 (ns/net3 into ns/net1 by the network
-//! policy, neither VMI policed: the link's entry looked up).
+//! policy, neither VMI policed: the link's entry looked up); and routed
+//! IPv4 UDP VLAN 100 to the remote VMI of its own network on node-b
+//! against VLAN 100 to a VMI of ns/net1 on node-b by the network policy
+//! (the link's entry looked up at the sender, then the same MPLS-over-UDP
+//! encapsulation; devmap redirect to the fabric); and their answers as the
+//! receiving node gets them, MPLS over UDP from node-b on the fabric port
+//! with VLAN 100's label, from the remote VMI of its network against from
+//! the connected VMI (the inner source's route looked up in the linked
+//! VRF, then the link's entry; devmap redirect to port 1).
 //! Before measuring, every frame is checked to be decided in the kernel
 //! with the pipeline's bytes and egress, and the policed ones to be flow
 //! stage hits.
@@ -47,16 +56,22 @@ use std::net::IpAddr;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
+use trunkline_pipeline::config::LinkedVmiConfig;
 use trunkline_pipeline::flow::{FlowConfig, FlowTable};
 use trunkline_pipeline::kernel::flows::{FLOWS_MAP, entry, key_bytes};
 use trunkline_pipeline::kernel::{KernelCounters, MapWriter, Mirror, TierMap, VMI_STATS_SIZE};
 use trunkline_pipeline::network_policy::{LinkConfig, NetworkAction, NetworkRule, PolicyRules};
 use trunkline_pipeline::policy::{Policy, PortRange, Rule, RuleId, RuleProtocol};
-use trunkline_pipeline::{Counters, HEADROOM, Pipeline, PortId, Tables, Verdict};
+use trunkline_pipeline::{
+    Counters, DEFAULT_GATEWAY_MAC, Encapsulation, HEADROOM, Pipeline, PortId, Tables, Verdict,
+};
 use trunkline_xdp::tier::{Tier, TierMaps, TierPort, TierPortKind};
 
 mod fixture;
-use fixture::{FABRIC, UNDERLAY, VLANS_PER_PORT, config, udp_frame, vmi_at, vmi_ip, vmi_mac};
+use fixture::{
+    FABRIC, FABRIC_MAC, NETWORKS, PEER, UNDERLAY, VLANS_PER_PORT, config, label, udp_frame, vmi_at,
+    vmi_ip, vmi_mac,
+};
 
 /// The interface of a port in the benchmark's namespace.
 fn ifindex(port: PortId) -> Option<u32> {
@@ -239,8 +254,41 @@ fn bridged_frame(src: usize, vlan: u16, dst: usize) -> Vec<u8> {
     frame
 }
 
+/// A routed UDP frame from VMI `src` (port 1, `vlan`) to address `dst`
+/// (a VMI on another node).
+fn routed_to(src: usize, vlan: u16, dst: [u8; 4]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2(vmi_mac(src), DEFAULT_GATEWAY_MAC)
+        .single_vlan(etherparse::VlanId::try_new(vlan).expect("a VLAN"))
+        .ipv4(vmi_ip(src), dst, 64)
+        .udp(40000, 53)
+        .write(&mut frame, &[0u8; 18])
+        .expect("a frame");
+    frame
+}
+
+/// The answer of address `src` (UDP 53) to VMI `dst` (UDP 40000) as node
+/// b tunnels it: MPLS over UDP from the peer with `dst`'s routed label.
+fn answer_from(src: [u8; 4], dst: usize) -> Vec<u8> {
+    let mut inner = Vec::new();
+    etherparse::PacketBuilder::ipv4(src, vmi_ip(dst), 63)
+        .udp(53, 40000)
+        .write(&mut inner, &[0u8; 18])
+        .expect("a packet");
+    let mut payload = ((label(dst) << 12) | 0x100 | 64).to_be_bytes().to_vec();
+    payload.extend_from_slice(&inner);
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0xfa, 0, 0, 0, 2], FABRIC_MAC)
+        .ipv4(PEER, UNDERLAY, 64)
+        .udp(50000, 6635)
+        .write(&mut frame, &payload)
+        .expect("a frame");
+    frame
+}
+
 /// A frame of a pair, what the pipeline made of it.
 struct Frame {
+    ingress: PortId,
     frame: Vec<u8>,
     out: Vec<u8>,
     egress: PortId,
@@ -287,6 +335,22 @@ fn run() -> Result<(), String> {
             }],
         });
     }
+    // A VMI of blue on node-b, connected to red by the policy: a host
+    // route through a tunnel in red's VRF. Red's own remote VMI (fixture:
+    // 10.n.200.1 on node-b) is the unpoliced counterpart.
+    let red_n = plain_from % NETWORKS;
+    let linked_ip = [10, (linked_to % NETWORKS) as u8, 201, 1];
+    let remote_ip = [10, red_n as u8, 200, 1];
+    config.linked_vmis.push(LinkedVmiConfig {
+        key: "ns/linked-0".into(),
+        network: blue.clone(),
+        peer: "node-b".into(),
+        mac: [2, 0, 0, 9, 1, 0],
+        ips: vec![IpAddr::from(linked_ip)],
+        label: Some(200_000),
+        vni: None,
+        encapsulations: vec![Encapsulation::MplsOverUdp],
+    });
     for i in [from, to, bridged] {
         config.policies.insert(
             format!("ns/vmi-{i}"),
@@ -301,6 +365,10 @@ fn run() -> Result<(), String> {
     if !rejected.is_empty() {
         return Err(format!("the tables refused {rejected:?}"));
     }
+    tables.set_next_hop_mac(
+        IpAddr::from(PEER),
+        Some(trunkline_wire::EthernetAddress([2, 0xfa, 0, 0, 0, 2])),
+    );
     // The specification first: the pipeline forwards every frame; the
     // policed ones' first packets open their flows (on the kernel's clock:
     // the entries' last-seen compare with it).
@@ -308,13 +376,14 @@ fn run() -> Result<(), String> {
     let flows = RefCell::new(FlowTable::new(FlowConfig::default()));
     let now = trunkline_xdp::tier::monotonic_ns();
     let pipeline = Pipeline::new(&tables, &counters).with_flows(&flows, now);
-    let decide = |frame: Vec<u8>, policed: bool| -> Result<Frame, String> {
+    let decide_on = |ingress: PortId, frame: Vec<u8>, policed: bool| -> Result<Frame, String> {
         let mut buf = vec![0u8; HEADROOM + frame.len() + 64];
         buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(&frame);
-        match pipeline.process(PortId(1), &mut buf, HEADROOM, frame.len()) {
+        match pipeline.process(ingress, &mut buf, HEADROOM, frame.len()) {
             Verdict::Transmit {
                 port, offset, len, ..
             } => Ok(Frame {
+                ingress,
                 out: buf[offset..offset + len].to_vec(),
                 frame,
                 egress: port,
@@ -323,6 +392,7 @@ fn run() -> Result<(), String> {
             other => Err(format!("the pipeline says {other:?}")),
         }
     };
+    let decide = |frame: Vec<u8>, policed: bool| decide_on(PortId(1), frame, policed);
     let pairs = [
         Pair {
             name: "routed IPv4 UDP, port 1 VLAN 100 (101) -> VLAN 200 (205), the sender policed (XDP_TX)",
@@ -356,13 +426,37 @@ fn run() -> Result<(), String> {
             ],
             idempotent: false,
         },
+        Pair {
+            name: "routed IPv4 UDP, port 1 VLAN 100 -> a VMI on another node: of its network vs of another network, by a network policy of 100 rules (MPLS over UDP, redirect to the fabric)",
+            frames: [
+                decide(routed_to(plain_from, 100, remote_ip), false)?,
+                decide(routed_to(plain_from, 100, linked_ip), true)?,
+            ],
+            idempotent: false,
+        },
+        // After the pair above: the answers hit the flows it opened.
+        Pair {
+            name: "MPLS over UDP from another node to VLAN 100: from a remote VMI of its network vs from a VMI of another network, by a network policy of 100 rules (redirect to port 1)",
+            frames: [
+                decide_on(FABRIC, answer_from(remote_ip, plain_from), false)?,
+                decide_on(FABRIC, answer_from(linked_ip, plain_from), true)?,
+            ],
+            idempotent: false,
+        },
     ];
     // Each policed frame: the sender's egress and, when policed, the
-    // receiver's ingress, each a flow in its VMI's zone; the linked frame:
-    // a flow in the connection's zone.
+    // receiver's ingress, each a flow in its VMI's zone; the linked frames
+    // (to a VMI here, to one on node-b): a flow each in the connection's
+    // zone.
     let opened = flows.borrow().len();
-    if opened != 6 {
-        return Err(format!("{opened} flows opened, expected 6"));
+    if opened != 7 {
+        return Err(format!("{opened} flows opened, expected 7"));
+    }
+    if pairs[4].frames.iter().any(|f| f.egress != FABRIC) {
+        return Err("the frames to node-b do not leave by the fabric".into());
+    }
+    if pairs[5].frames.iter().any(|f| f.egress != PortId(1)) {
+        return Err("the answers from node-b do not reach VLAN 100".into());
     }
 
     if !is_root() {
@@ -424,8 +518,8 @@ fn run() -> Result<(), String> {
             .map(|v| KernelCounters::from_per_cpu(&v).flow_hits)
             .map_err(|e| e.to_string())
     };
-    let once = |frame: &[u8], repeat: u32| {
-        tier.test_run_repeat(ifindex(PortId(1)).expect("port 1"), frame, repeat)
+    let once = |f: &Frame, repeat: u32| {
+        tier.test_run_repeat(ifindex(f.ingress).expect("a port"), &f.frame, repeat)
             .map_err(|e| e.to_string())
     };
 
@@ -434,8 +528,8 @@ fn run() -> Result<(), String> {
     for pair in &pairs {
         for f in &pair.frames {
             let before = flow_hits()?;
-            let run = once(&f.frame, 1)?;
-            let want = if f.egress == PortId(1) { 3 } else { 4 };
+            let run = once(f, 1)?;
+            let want = if f.egress == f.ingress { 3 } else { 4 };
             let hits = flow_hits()? - before;
             if run.return_value != want || run.frame != f.out || hits != u64::from(f.policed) {
                 return Err(format!(
@@ -465,11 +559,11 @@ fn run() -> Result<(), String> {
                 let f = &pair.frames[k];
                 let mut ns = Vec::with_capacity(args.runs as usize);
                 for _ in 0..args.runs {
-                    ns.push(once(&f.frame, 1)?.ns_per_run as f64);
+                    ns.push(once(f, 1)?.ns_per_run as f64);
                 }
                 single[p][k].push(median(&mut ns));
                 if pair.idempotent {
-                    repeated[p][k].push(once(&f.frame, args.runs)?.ns_per_run as f64);
+                    repeated[p][k].push(once(f, args.runs)?.ns_per_run as f64);
                 }
             }
         }

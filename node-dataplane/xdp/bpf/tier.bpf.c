@@ -40,7 +40,11 @@
 // a policed VMI's ingress flow when a frame is delivered to it
 // (tier_send); a network policy's connection between two networks of this
 // node after the route lookup found the link (NH_LINK), before the
-// delivery (tier_link). Across nodes, links are userspace's.
+// delivery (tier_link); a connection to a VMI on another node the same way
+// at the sender (NH_LINK_REMOTE: tier_link, then the encapsulation of
+// NH_REMOTE), and at the receiver, a tunnel packet into a VRF_LINKED VRF
+// from a connected VMI on another node by the link its source's route
+// names (tier_link_of_source, tier_police_link).
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -299,6 +303,8 @@ struct encap_q {
                         // (tier_police_out)
 #define PLAN_LINK 6     // routed into another network of this node by a network policy:
                         // the link's flow checked, then to VMI `slot` (tier_link)
+#define PLAN_LINK_REMOTE 7  // the same to a VMI on another node: the link's flow checked,
+                            // then into a tunnel toward remote `slot` (tier_link)
 
 // An IPv6 address, as an argument of the global functions (the verifier
 // gives a pointer argument the size of its type).
@@ -327,7 +333,7 @@ struct res {
         struct encap_q q;      // PLAN_ENCAP
         struct addr6 nat_addr6;  // PLAN_SEND with NAT_V6: the IPv6 address
         struct {
-            __u32 zone;        // PLAN_LINK: the link's flow zone
+            __u32 zone;        // PLAN_LINK, PLAN_LINK_REMOTE: the link's flow zone
             __u32 generation;  // and its rules' generation
         } link;
     };
@@ -1515,6 +1521,24 @@ __noinline int tier_snat_in(struct xdp_md *ctx, struct frame *f, struct res *r)
     return tier_snat_in4(ctx, f, r);
 }
 
+// A routed packet into a tunnel toward remote VMI slot `id` (pipeline:
+// route_to_remote, route_through): its routed label (the IP packet) or
+// its network's VNI (behind an Ethernet header to its MAC); encapsulated
+// by tier_encap (PLAN_ENCAP) from the program's entry.
+static __always_inline int plan_remote(struct frame *f, struct res *r, __u32 id)
+{
+    struct remote *rem = remote_at(f->gen, id);
+    if (!rem || (rem->flags & REMOTE_HANDOFF))
+        HANDOFF(r);
+    r->q.peer = rem->peer;
+    r->q.kind = rem->routed.kind;
+    r->q.value = rem->routed.value;
+    r->q.inner = rem->routed.kind == ENCAP_MPLS ? INNER_IP : INNER_ETH;
+    mac_cp(r->q.mac, rem->mac);
+    r->plan = PLAN_ENCAP;
+    return 0;
+}
+
 __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
 {
     if (!f || !r)
@@ -1588,34 +1612,28 @@ __noinline int tier_route(struct xdp_md *ctx, struct frame *f, struct res *r)
         HANDOFF(r);
     if (kind == NH_VMI)
         SEND(r, id, 1);
-    if (kind == NH_LINK) {
-        // Into another network of this node by a network policy
-        // (pipeline: forward, police_link): the link's flow is checked
-        // from the program's entry (tier_link), where the stack has room
-        // for its key. A VMI's packets only: a tunnel's into a linked
-        // network are decided by their source network (userspace's).
+    if (kind == NH_LINK || kind == NH_LINK_REMOTE) {
+        // Into another network by a network policy, to a VMI of this
+        // node or through a tunnel to one on another node (pipeline:
+        // forward, police_link, then the delivery or route_through): the
+        // link's flow is checked from the program's entry (tier_link),
+        // where the stack has room for its key. A VMI's packets only: a
+        // tunnel's into a linked network are decided by their source
+        // network (userspace's), and one routed back into a tunnel is the
+        // pipeline's tunnel_hairpin (a VRF_LINKED VRF's tunnel packets
+        // never get here).
         if (f->src_kind != SRC_VMI)
             HANDOFF(r);
         r->slot = id;
         r->link.zone = found->zone;
         r->link.generation = found->generation;
-        r->plan = PLAN_LINK;
+        r->plan = kind == NH_LINK ? PLAN_LINK : PLAN_LINK_REMOTE;
         return 0;
     }
     if ((kind == NH_REMOTE || kind == NH_PEER) && f->src_kind == SRC_TUNNEL)
         DROP(r, TD_TUNNEL_HAIRPIN);
-    if (kind == NH_REMOTE) {
-        struct remote *rem = remote_at(f->gen, id);
-        if (!rem || (rem->flags & REMOTE_HANDOFF))
-            HANDOFF(r);
-        r->q.peer = rem->peer;
-        r->q.kind = rem->routed.kind;
-        r->q.value = rem->routed.value;
-        r->q.inner = rem->routed.kind == ENCAP_MPLS ? INNER_IP : INNER_ETH;
-        mac_cp(r->q.mac, rem->mac);
-        r->plan = PLAN_ENCAP;
-        return 0;
-    }
+    if (kind == NH_REMOTE)
+        return plan_remote(f, r, id);
     if (kind == NH_PEER) {
         struct encap *pe = vrf_peer(f->gen, f->vrf, id);
         if (!pe)
@@ -1929,29 +1947,104 @@ __noinline int tier_police_out(struct xdp_md *ctx, struct frame *f, struct res *
     return tier_dispatch(ctx, f, r);
 }
 
-// A frame routed into another network of this node by a network policy
-// (PLAN_LINK: the TTL and the MTU checked, the TTL not yet decremented;
-// pipeline: police_link, then the delivery): sent to VMI `r->slot` when
-// an established flow of the link's zone allows it, decided under its
-// rules' generation, else handed off (a first packet, a denied flow, a
-// stale or idle entry, what moves the TCP state: the pipeline decides
-// and counts). The receiver's own zone, when it is policed, is checked
-// on delivery (tier_send), as the pipeline does after the link.
+// A frame routed into another network by a network policy (PLAN_LINK,
+// PLAN_LINK_REMOTE: the TTL and the MTU checked, the TTL not yet
+// decremented; pipeline: police_link, then the delivery or the tunnel):
+// when an established flow of the link's zone allows it, decided under
+// its rules' generation, sent to VMI `r->slot` of this node, or planned
+// into a tunnel toward remote `r->slot` (the encapsulation checks the
+// tunnel's MTU and the fabric next hop, as route_through does after the
+// link); else handed off (a first packet, a denied flow, a stale or idle
+// entry, what moves the TCP state: the pipeline decides and counts). The
+// receiver's own zone, when it is policed, is checked on delivery
+// (tier_send), as the pipeline does after the link; across nodes by the
+// receiving node.
 __noinline int tier_link(struct xdp_md *ctx, struct frame *f, struct res *r)
 {
     if (!f || !r)
         return 0;
+    __u32 remote = r->plan == PLAN_LINK_REMOTE;
     r->plan = 0;
     int policed = police(ctx, f->base + f->hlen, f->fend, f->et, r->link.zone, r->link.generation);
     if (policed != POLICED_ALLOWED)
         HANDOFF(r);
     r->flow = 1;
+    if (remote)
+        return plan_remote(f, r, r->slot);
     SEND(r, r->slot, 1);
 }
 
 // ---------------------------------------------------------------------------
 // A tunnel packet for this node (pipeline: fabric, deliver_routed,
 // decapsulated_frame).
+
+#define CROSS_UNKNOWN -1  // userspace decides (network_policy_unknown_source and the like)
+#define CROSS_OWN 0       // the network's own traffic, from a peer hosting it
+#define CROSS_LINK 1      // from a connected VMI on another node: r->link holds the zone
+
+// The link a tunnel packet from peer `peer` into VRF `vrf` (VRF_LINKED)
+// crosses (pipeline: link_of_source), by the route in that VRF of the
+// inner source address of the IP packet at `l3` (IP version 4 or 6, its
+// fixed header within the frame): CROSS_LINK, with the link's zone and
+// generation in r->link, for a connected VMI on another node
+// (NH_LINK_REMOTE) behind that very peer whose link has its reverse (the
+// pipeline decides by the reverse, of the same zone and generation);
+// CROSS_OWN for any other route, or none, when the peer hosts the
+// network (`hosts`); CROSS_UNKNOWN for the rest. A global function: its
+// key's stack is not the caller's.
+__noinline int tier_link_of_source(struct xdp_md *ctx, struct res *r, __u32 gen_vrf,
+                                   __u32 peer_hosts, __u32 l3_version)
+{
+    if (!r)
+        return CROSS_UNKNOWN;
+    __u32 gen = gen_vrf >> 31, vrf = gen_vrf & 0x7fffffff;
+    __u32 peer = peer_hosts >> 1, hosts = peer_hosts & 1;
+    __u32 l3 = l3_version >> 4, version = l3_version & 0xf;
+    struct route *found;
+    if (version == 4) {
+        __u8 *ip = ptr_at(ctx, l3, 20);
+        if (!ip)
+            return CROSS_UNKNOWN;
+        __u8 src[4];
+        __builtin_memcpy(src, ip + 12, 4);
+        found = route4(gen, vrf, src);
+    } else if (version == 6) {
+        __u8 *ip = ptr_at(ctx, l3, 40);
+        if (!ip)
+            return CROSS_UNKNOWN;
+        __u8 src[16];
+        __builtin_memcpy(src, ip + 8, 16);
+        found = route6(gen, vrf, src);
+    } else {
+        return CROSS_UNKNOWN;
+    }
+    if (!found || (found->kind != NH_LINK_REMOTE && found->kind != NH_LINK))
+        return hosts ? CROSS_OWN : CROSS_UNKNOWN;
+    // A VMI of a connected network on this node sends no tunnel packet.
+    if (found->kind != NH_LINK_REMOTE || !(found->flags & ROUTE_REVERSE))
+        return CROSS_UNKNOWN;
+    struct remote *rem = remote_at(gen, found->id);
+    if (!rem || rem->peer != peer)
+        return CROSS_UNKNOWN;
+    r->link.zone = found->zone;
+    r->link.generation = found->generation;
+    return CROSS_LINK;
+}
+
+// The packet at `l3` of a frame ending at `fend` (EtherType `et`) crossing
+// the link of r->link (pipeline: police_link): POLICED_ALLOWED by an
+// established flow of its zone (then counted a flow stage hit), else
+// userspace decides. A global function: the flow key's stack is not the
+// caller's.
+__noinline int tier_police_link(struct xdp_md *ctx, struct res *r, __u32 l3, __u32 fend, __u32 et)
+{
+    if (!r)
+        return POLICED_UNKNOWN;
+    if (police(ctx, l3, fend, et, r->link.zone, r->link.generation) != POLICED_ALLOWED)
+        return POLICED_UNKNOWN;
+    r->flow = 1;
+    return POLICED_ALLOWED;
+}
 
 // An inner IP packet at [ip_at, end) for the VMI of routed label `slot`,
 // from `peer`.
@@ -1970,17 +2063,19 @@ __noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress
     if (!v || !g || (v->flags & VMI_HANDOFF))
         HANDOFF(r);
     __u32 vrf = v->vrf;
-    // Into a network a policy connects: the receiver decides the link's
-    // flows by their source network (pipeline: link_of_source).
-    struct vrf *linked = vrf_at(gen, vrf);
-    if (!linked || (linked->flags & VRF_LINKED))
+    struct vrf *vr = vrf_at(gen, vrf);
+    if (!vr)
         HANDOFF(r);
-    if (!vrf_peer(gen, vrf, peer)) {
+    // Into a network a policy connects, a peer not hosting it may send a
+    // connected VMI's packets (decided by their source below).
+    __u32 linked = vr->flags & VRF_LINKED;
+    __u32 hosts = vrf_peer(gen, vrf, peer) != 0;
+    if (!hosts) {
         // A DC gateway routing for the network: userspace.
-        struct vrf *vr = vrf_at(gen, vrf);
-        if (!vr || (vr->flags & VRF_ROUTED_PEERS))
+        if (vr->flags & VRF_ROUTED_PEERS)
             HANDOFF(r);
-        DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
+        if (!linked)
+            DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
     }
     __u32 avail = end > ip_at ? end - ip_at : 0;
     if (avail < 1)
@@ -2022,8 +2117,20 @@ __noinline int tier_deliver(struct xdp_md *ctx, struct res *r, __u32 gen_ingress
     } else {
         DROP(r, TD_TUNNEL_MALFORMED);
     }
+    // The link the packet crosses, found by its source (pipeline:
+    // link_of_source, before the destination's check); checked after it,
+    // as police_link is.
+    int crossing = CROSS_OWN;
+    if (linked) {
+        crossing = tier_link_of_source(ctx, r, (gen << 31) | vrf, (peer << 1) | hosts,
+                                       (ip_at << 4) | version);
+        if (crossing == CROSS_UNKNOWN)
+            HANDOFF(r);
+    }
     if (!found || found->kind != NH_VMI || found->id != slot)
         DROP(r, TD_TUNNEL_WRONG_DESTINATION);
+    if (crossing == CROSS_LINK && tier_police_link(ctx, r, ip_at, end, et) != POLICED_ALLOWED)
+        HANDOFF(r);
     if (!(v->flags & VMI_EGRESS))
         DROP(r, TD_VMI_UNREACHABLE);
     __u32 egress = v->egress_ifindex;
@@ -2066,14 +2173,18 @@ static __always_inline int decapsulated_frame(struct xdp_md *ctx, struct frame *
                                               struct res *r, __u32 gen, __u32 ingress,
                                               __u32 vrf, __u32 peer, __u32 in, __u32 end)
 {
-    struct vrf *linked = vrf_at(gen, vrf);
-    if (!linked || (linked->flags & VRF_LINKED))
+    struct vrf *vr = vrf_at(gen, vrf);
+    if (!vr)
         HANDOFF(r);
-    if (!vrf_peer(gen, vrf, peer)) {
-        struct vrf *vr = vrf_at(gen, vrf);
-        if (!vr || (vr->flags & VRF_ROUTED_PEERS))
+    // Into a network a policy connects, a peer not hosting it may send a
+    // connected VMI's packets (decided by their source below).
+    __u32 linked = vr->flags & VRF_LINKED;
+    __u32 hosts = vrf_peer(gen, vrf, peer) != 0;
+    if (!hosts) {
+        if (vr->flags & VRF_ROUTED_PEERS)
             HANDOFF(r);
-        DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
+        if (!linked)
+            DROP(r, TD_TUNNEL_PEER_NOT_IN_NETWORK);
     }
     if (end < in + 14)
         DROP(r, TD_TUNNEL_MALFORMED);
@@ -2085,6 +2196,36 @@ static __always_inline int decapsulated_frame(struct xdp_md *ctx, struct frame *
         DROP(r, TD_TUNNEL_MALFORMED);
     if (p[6] & 1)
         DROP(r, TD_INVALID_SOURCE_MAC);
+    // Into a linked network (pipeline: decapsulated_frame): an IP packet
+    // by the link its source's route names, decided before the dispatch;
+    // anything else only from a peer hosting the network. An IP packet
+    // the pipeline cannot read its source from (tunnel_malformed: the
+    // header's lengths against the frame, its version) is userspace's.
+    if (linked) {
+        int crossing = hosts ? CROSS_OWN : CROSS_UNKNOWN;
+        __u32 l3 = in + 14;
+        __u32 avail = end - l3;
+        if (et == ETH_P_IP) {
+            __u8 *ip = ptr_at(ctx, l3, 20);
+            crossing = CROSS_UNKNOWN;
+            if (ip && avail >= 20 && (ip[0] >> 4) == 4) {
+                __u32 ihl = (ip[0] & 0x0f) * 4, total = rd16(ip + 2);
+                if (ihl >= 20 && total >= ihl && total <= avail)
+                    crossing = tier_link_of_source(ctx, r, (gen << 31) | vrf,
+                                                   (peer << 1) | hosts, (l3 << 4) | 4);
+            }
+        } else if (et == ETH_P_IPV6) {
+            __u8 *ip = ptr_at(ctx, l3, 40);
+            crossing = CROSS_UNKNOWN;
+            if (ip && avail >= 40 && (ip[0] >> 4) == 6 && 40 + (__u32)rd16(ip + 4) <= avail)
+                crossing = tier_link_of_source(ctx, r, (gen << 31) | vrf, (peer << 1) | hosts,
+                                               (l3 << 4) | 6);
+        }
+        if (crossing == CROSS_UNKNOWN)
+            HANDOFF(r);
+        if (crossing == CROSS_LINK && tier_police_link(ctx, r, l3, end, et) != POLICED_ALLOWED)
+            HANDOFF(r);
+    }
     f->gen = gen;
     f->ingress = ingress;
     f->base = in;
@@ -2720,7 +2861,7 @@ int trunkline_tier(struct xdp_md *ctx)
     }
     if (!r.action && r.plan == PLAN_POLICE)
         tier_police_out(ctx, &f, &r);
-    if (!r.action && r.plan == PLAN_LINK)
+    if (!r.action && (r.plan == PLAN_LINK || r.plan == PLAN_LINK_REMOTE))
         tier_link(ctx, &f, &r);
     if (!r.action) {
         if (r.plan == PLAN_SEND)

@@ -129,7 +129,9 @@ struct source_key {
 #define VRF_EXIT 16          // leaves by the fabric (SNAT, IP fabric): a route miss is userspace's
 #define VRF_ROUTED_PEERS 32  // DC gateways route for it: their tunnel packets are userspace's
 #define VRF_SNAT 64          // its exit is SNAT: the flow stage may translate its flows
-#define VRF_LINKED 128       // a network policy connects it: its tunnel packets are userspace's
+#define VRF_LINKED 128       // a network policy connects it: a tunnel packet into it is
+                             // decided by its inner source's route (a connected VMI's
+                             // NH_LINK_REMOTE, or the network's own from its peers)
 // The pseudo VRF slot of the routes4 / routes6 tries holding the subnets of
 // networks with IP fabric forwarding (NH_NORTH_SOUTH): what the fabric
 // routes back to this node.
@@ -160,23 +162,28 @@ struct route6_key {
 #define NH_DISCARD 6
 #define NH_PAIR 7  // whoever holds an allowed pair's address now (a runtime cell): userspace
 #define NH_NORTH_SOUTH 8  // a DC gateway's route, an IP fabric subnet: userspace
-#define NH_NETWORK_POLICY 9  // a VMI on another node of a network a network policy connects:
-                             // userspace
+#define NH_LINK_REMOTE 9  // a VMI on another node of a network a network policy connects
+                          // (id: its remote slot): by the link's established flows
+                          // (route's zone, generation), then encapsulated as NH_REMOTE
 #define NH_LINK 10  // a VMI of this node of a network a network policy connects (id: its
                     // slot): by the link's established flows (route's zone, generation)
 struct nexthop {
     __u32 kind;  // NH_*
     __u32 id;    // VMI, remote or peer slot
 };
-// The value of routes4 / routes6: a next hop and, for NH_LINK, the
-// link's flows: their zone (flow_key.vrf; both directions of a connection
-// share it, disjoint from VRF ids) and the generation of its rules
-// (flow_value.generation). Zero for every other kind.
+// The value of routes4 / routes6: a next hop and, for NH_LINK and
+// NH_LINK_REMOTE, the link's flows: their zone (flow_key.vrf; both
+// directions of a connection share it, disjoint from VRF ids) and the
+// generation of its rules (flow_value.generation; the same for both
+// directions when both exist). Zero for every other kind.
+#define ROUTE_REVERSE 1  // NH_LINK_REMOTE: the link has its reverse direction, by which
+                         // the receiver decides a tunnel packet from that VMI
 struct route {
     __u32 kind;  // NH_*
     __u32 id;    // as struct nexthop's
     __u32 zone;
     __u32 generation;
+    __u32 flags;  // ROUTE_*
 };
 
 // bridge: HASH {gen, vrf, mac} -> nexthop (NH_VMI or NH_REMOTE).
@@ -194,7 +201,10 @@ struct encap {
     __u32 value;  // label or VNI
 };
 
-// remotes: ARRAY[2 * TIER_MAX_REMOTES], index gen * TIER_MAX_REMOTES + slot.
+// remotes: ARRAY[2 * TIER_MAX_REMOTES], index gen * TIER_MAX_REMOTES + slot:
+// the remote VMIs of this node's networks, and the VMIs on other nodes of
+// the networks a network policy connects to them (NH_LINK_REMOTE's; only
+// `routed` is used, `bridged` is zero).
 #define REMOTE_VALID 1
 #define REMOTE_HANDOFF 2
 struct remote {
@@ -266,11 +276,11 @@ struct vni_key {
 // policed VMI's frame passes in the kernel only by a FLOW_FORWARD entry
 // (either direction) of the sender's zone (egress) and of the receiver's
 // zone (ingress), each when the VMI is policed. Network policies' links
-// (a route of kind NH_LINK) key theirs with the connection's zone
-// (`struct route`'s `zone`, bits 31 and 30 set) and its rules'
-// generation: a frame crosses into the other network in the kernel only
-// by a FLOW_FORWARD entry (either direction) of that zone, besides the
-// VMIs' own zones; the program writes only `last_seen_ns`, as for a
+// (a route of kind NH_LINK or NH_LINK_REMOTE) key theirs with the
+// connection's zone (`struct route`'s `zone`, bits 31 and 30 set) and its
+// rules' generation: a frame crosses into the other network in the kernel
+// only by a FLOW_FORWARD entry (either direction) of that zone, besides
+// the VMIs' own zones; the program writes only `last_seen_ns`, as for a
 // policed flow.
 #define FLOW_FABRIC_VRF 0
 #define TIER_MAX_FLOWS 524288

@@ -1156,7 +1156,10 @@ async fn condition(
 /// decides a flow's first packet and tunnels it to gw2, which decides it
 /// again by the link it was opened on; the replies pass both; TCP 80 and
 /// ICMP are dropped and counted on gw1; c2 opening toward a1 is refused by
-/// gw2 (the rule is one way) and counted there.
+/// gw2 (the rule is one way) and counted there. A connection's established
+/// packets are decided by the XDP tier at both ends (flow stage hits on
+/// gw1 and gw2: a1's packets sent by gw1 and received by gw2, c2's replies
+/// the other way).
 #[tokio::test]
 async fn two_networks_on_different_nodes_connected_by_a_policy_talk_on_one_port_only() {
     let instances = [A1, C2];
@@ -1242,6 +1245,47 @@ async fn two_networks_on_different_nodes_connected_by_a_policy_talk_on_one_port_
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    // Established connections stay in the XDP tier at both ends (the
+    // default backend): past a connection's first packets (userspace's,
+    // which decide its flow and have it mirrored), a1's packets cross the
+    // link by the flow map's entries on gw1 and go into the tunnel there,
+    // and gw2 delivers them by its own entry (found by the link of their
+    // source's route); c2's replies the other way. Each is counted as a
+    // flow stage hit (nothing else here has a flow stage: no SNAT, no
+    // security group).
+    let hits = "trunkline_dataplane_xdp_tier_flow_hits_total";
+    let hits_before = [rig.metric("gw1", hits), rig.metric("gw2", hits)];
+    eventually(
+        "established TCP 22 between a1 (gw1) and c2 (gw2) decided in the XDP tier of both nodes",
+        Duration::from_secs(60),
+        || async {
+            let ok = tcp("a1", "c2", C2.ip, 22);
+            let now = [rig.metric("gw1", hits), rig.metric("gw2", hits)];
+            if ok && now[0] >= hits_before[0] + 2.0 && now[1] >= hits_before[1] + 2.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "TCP passed: {ok}, flow stage hits gw1 {} -> {}, gw2 {} -> {}",
+                    hits_before[0], now[0], hits_before[1], now[1]
+                ))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{}\n{}",
+            rig.agent("gw1").metrics(),
+            rig.agent("gw2").metrics()
+        )
+    });
+    eprintln!(
+        "flow stage hits: gw1 {} -> {}, gw2 {} -> {}",
+        hits_before[0],
+        rig.metric("gw1", hits),
+        hits_before[1],
+        rig.metric("gw2", hits)
+    );
     let flows = |node: &str, from: &str, to: &str, rule: &str, action: &str| {
         let policy = if rule == "default-deny" {
             String::new()

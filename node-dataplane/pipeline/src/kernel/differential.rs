@@ -188,11 +188,12 @@ fn case(
                 // Into another network of this node by a link: the link's
                 // flow (and the VMIs' zones, when policed).
                 _ if leaked(tables, port, frame) == Some(false) => Class::EstablishedLinked,
-                // Across nodes, or a tunnel packet into a linked network:
-                // userspace's.
-                _ if leaked(tables, port, frame).is_some() || linked(tables, port).is_some() => {
-                    Class::NetworkPolicy
-                }
+                // To a VMI on another node by a link: the link's flow,
+                // then the tunnel.
+                _ if leaked(tables, port, frame) == Some(true) => Class::EstablishedLinkedRemote,
+                // A tunnel packet into a linked network, by the link its
+                // source's route names.
+                _ if linked(tables, port).is_some() => Class::EstablishedLinkedReceived,
                 _ if policed(tables, port, frame, tx).is_some() => Class::EstablishedPoliced,
                 Ok(trunkline_wire::ethernet::EtherType::Ipv6) => Class::EstablishedSnat6,
                 _ => Class::EstablishedSnat,
@@ -239,8 +240,9 @@ fn policed(tables: &Tables, port: PortId, frame: &[u8], tx: Option<crate::VmiId>
 }
 
 /// The class of a frame from the fabric into tables where a network
-/// policy connects a network: tunnel packets into such a network are
-/// decided by their source network in userspace (`VRF_LINKED`).
+/// policy connects a network: a tunnel packet into such a network is
+/// decided by its source's route (`VRF_LINKED`), in the kernel only by an
+/// established flow of a connected VMI's link (or as the network's own).
 fn linked(tables: &Tables, port: PortId) -> Option<Class> {
     let fabric = tables.underlay().map(|(p, _)| p) == Some(port);
     (fabric && tables.vrfs.iter().any(|v| v.linked)).then_some(Class::NetworkPolicy)
@@ -787,11 +789,24 @@ enum Class {
     /// routed either way, the receiver policed or not), with the flow map
     /// mirrored from the flow table: the kernel's flow stage passes them.
     EstablishedLinked,
+    /// Frames of established connections to a VMI on another node of a
+    /// network a network policy connects, at the sending node (a leaked
+    /// route through a tunnel, `NH_LINK_REMOTE`; IPv4 and IPv6 TCP
+    /// without SYN, FIN or RST, UDP, ICMP and ICMPv6 echo; MPLS label or
+    /// VXLAN), with the flow map mirrored from the flow table: the
+    /// kernel's flow stage passes them and encapsulates.
+    EstablishedLinkedRemote,
+    /// Frames of established connections from a VMI on another node of a
+    /// connected network, at the receiving node (a tunnel packet into a
+    /// `VRF_LINKED` VRF whose inner source's route is `NH_LINK_REMOTE`;
+    /// MPLS label or VXLAN, IPv4 and IPv6), with the flow map mirrored:
+    /// the kernel decides them by the link's entry and delivers.
+    EstablishedLinkedReceived,
     /// The other frames routed into another network by a network policy
     /// (first packets, denied flows, ICMP errors, stale or idle entries,
-    /// TCP state moves; across nodes, `NH_NETWORK_POLICY`, and tunnel
-    /// packets into a linked network, `VRF_LINKED`): compared like the
-    /// others (a frame that changed the flow table must be handed off).
+    /// TCP state moves; every other tunnel packet into a linked network
+    /// at the receiving node, `VRF_LINKED`): compared like the others (a
+    /// frame that changed the flow table must be handed off).
     NetworkPolicy,
     /// Frames against tables with an HA group: those governed by a role or
     /// path cell (member ports, multi-homed VMIs) are userspace's, the
@@ -804,7 +819,7 @@ enum Class {
 
 impl Class {
     /// The classes the kernel must decide whole.
-    const REQUIRED: [Class; 9] = [
+    const REQUIRED: [Class; 11] = [
         Class::RoutedV4,
         Class::RoutedV6,
         Class::Bridged,
@@ -814,6 +829,8 @@ impl Class {
         Class::EstablishedSnat6,
         Class::EstablishedPoliced,
         Class::EstablishedLinked,
+        Class::EstablishedLinkedRemote,
+        Class::EstablishedLinkedReceived,
     ];
 
     /// Frames of an established flow the flow stage decides (SNAT,
@@ -825,6 +842,8 @@ impl Class {
                 | Class::EstablishedSnat6
                 | Class::EstablishedPoliced
                 | Class::EstablishedLinked
+                | Class::EstablishedLinkedRemote
+                | Class::EstablishedLinkedReceived
         )
     }
 
@@ -1137,54 +1156,117 @@ fn established_policed_flows_without_a_trusted_entry_are_handed_off() {
 #[test]
 fn established_linked_flows_without_a_trusted_entry_are_handed_off() {
     let tests = crate::process::tests_network_policy::differential::TESTS;
-    let cases: Vec<Case> = recorded(tests)
-        .into_iter()
-        .filter(|c| c.special == Some(Class::EstablishedLinked) && runnable(c))
-        .collect();
+    let cases = untrusted_links_are_handed_off(tests, Class::EstablishedLinked, linked_zone(), "l");
     assert!(cases.len() >= 30, "{} established frames", cases.len());
-    let v6 = cases
-        .iter()
-        .filter(|c| {
-            parse_l2(&c.frame)
-                .is_ok_and(|l2| l2.ethertype == trunkline_wire::ethernet::EtherType::Ipv6)
-        })
-        .count();
-    assert!(v6 >= 12, "{v6} established IPv6 frames");
-    let mut kernel = Kernel::new("l");
-    let zone = |e: &FlowEntry| u32::from_ne_bytes(e.0[0..4].try_into().expect("4 bytes"));
-    // Every test connects net1 and blue: one zone for the link's flows.
-    let link_zone = |e: &FlowEntry| zone(e) == linked_zone();
     // A policed receiver's frames: entries of a VMI's zone besides the link's.
+    let zone = |e: &FlowEntry| u32::from_ne_bytes(e.0[0..4].try_into().expect("4 bytes"));
     let both = cases
         .iter()
-        .filter(|c| c.flows.iter().any(|e| !link_zone(e)))
+        .filter(|c| c.flows.iter().any(|e| zone(e) != linked_zone()))
         .count();
     assert!(both >= 3, "{both} frames to or from a policed VMI");
-    type Alter = fn(&mut Vec<FlowEntry>);
+    report(
+        "established connections between networks",
+        &tally_of(&cases, Class::EstablishedLinked),
+    );
+}
+
+/// The same for connections to a VMI on another node, at the sending node
+/// (`NH_LINK_REMOTE`): the link's flow checked, then the tunnel, MPLS
+/// label or VXLAN, IPv4 and IPv6; without a trusted entry handed off.
+#[test]
+fn established_linked_remote_flows_without_a_trusted_entry_are_handed_off() {
+    let tests = crate::process::tests_network_policy::differential::ACROSS;
+    let zone = crate::network_policy::Link::zone_of("ns/net1", "ns/green");
+    let cases = untrusted_links_are_handed_off(tests, Class::EstablishedLinkedRemote, zone, "r");
+    assert!(cases.len() >= 24, "{} established frames", cases.len());
+    let vxlan = cases
+        .iter()
+        .filter(|c| c.out.get(36..38) == Some(&4789u16.to_be_bytes()[..]))
+        .count();
+    assert!(vxlan >= 10, "{vxlan} established frames into VXLAN");
+    report(
+        "established connections to another node (sender)",
+        &tally_of(&cases, Class::EstablishedLinkedRemote),
+    );
+}
+
+/// The same at the receiving node: tunnel packets into a linked network
+/// from a connected VMI on another node (`VRF_LINKED`, the inner source's
+/// route `NH_LINK_REMOTE`), MPLS label or VXLAN, IPv4 and IPv6, decided by
+/// the link's entry and delivered; without a trusted entry handed off.
+#[test]
+fn established_linked_flows_received_without_a_trusted_entry_are_handed_off() {
+    let tests = crate::process::tests_network_policy::differential::ACROSS;
+    let zone = crate::network_policy::Link::zone_of("ns/net1", "ns/green");
+    let cases = untrusted_links_are_handed_off(tests, Class::EstablishedLinkedReceived, zone, "v");
+    assert!(cases.len() >= 24, "{} established frames", cases.len());
+    let vxlan = cases
+        .iter()
+        .filter(|c| c.frame.get(36..38) == Some(&4789u16.to_be_bytes()[..]))
+        .count();
+    assert!(vxlan >= 10, "{vxlan} established frames from VXLAN");
+    report(
+        "established connections from another node (receiver)",
+        &tally_of(&cases, Class::EstablishedLinkedReceived),
+    );
+}
+
+/// Records `tests`, keeps the established frames of `class` (at least 12
+/// IPv6 ones), checks that each is handed off against altered flow maps
+/// (the link's entries in `zone`) and decided alike as mirrored, and
+/// returns them.
+fn untrusted_links_are_handed_off(
+    tests: &[(&'static str, fn())],
+    class: Class,
+    link_zone: u32,
+    tag: &str,
+) -> Vec<Case> {
+    let cases: Vec<Case> = recorded(tests)
+        .into_iter()
+        .filter(|c| c.special == Some(class) && runnable(c))
+        .collect();
+    // IPv6 as sent by the VMI, or as delivered to it (a tunnel packet's
+    // outer header is the underlay's).
+    let ipv6 = |bytes: &[u8]| {
+        parse_l2(bytes).is_ok_and(|l2| l2.ethertype == trunkline_wire::ethernet::EtherType::Ipv6)
+    };
+    let v6 = cases
+        .iter()
+        .filter(|c| ipv6(&c.frame) || ipv6(&c.out))
+        .count();
+    assert!(v6 >= 12, "{v6} established IPv6 frames");
+    let mut kernel = Kernel::new(tag);
+    let zone = |e: &FlowEntry| u32::from_ne_bytes(e.0[0..4].try_into().expect("4 bytes"));
+    assert!(
+        cases
+            .iter()
+            .all(|c| c.flows.iter().any(|e| zone(e) == link_zone)),
+        "every frame has entries in the link's zone"
+    );
+    type Alter = fn(&mut Vec<FlowEntry>, u32);
     let alterations: [(&str, Alter); 5] = [
-        ("stale generation", |f| {
+        ("stale generation", |f, _| {
             f.iter_mut().for_each(|e| e.1[4] ^= 1)
         }),
-        ("idle past its timeout", |f| {
+        ("idle past its timeout", |f, _| {
             // A short timeout, passed (see the SNAT test).
             f.iter_mut().for_each(|e| {
                 e.1[56..64].copy_from_slice(&1_000_000_000u64.to_ne_bytes());
                 e.2 = 2_000_000_000;
             })
         }),
-        ("denied", |f| f.iter_mut().for_each(|e| e.1[0] = 1)),
-        ("no entries", |f| f.clear()),
-        ("the link's zone's entries gone", |f| {
-            f.retain(|e| {
-                u32::from_ne_bytes(e.0[0..4].try_into().expect("4 bytes")) != linked_zone()
-            })
+        ("denied", |f, _| f.iter_mut().for_each(|e| e.1[0] = 1)),
+        ("no entries", |f, _| f.clear()),
+        ("the link's zone's entries gone", |f, link_zone| {
+            f.retain(|e| u32::from_ne_bytes(e.0[0..4].try_into().expect("4 bytes")) != link_zone)
         }),
     ];
     for (what, alter) in alterations {
         for case in &cases {
             let mut altered = case.clone();
             let mut flows = (*case.flows).clone();
-            alter(&mut flows);
+            alter(&mut flows, link_zone);
             altered.flows = Arc::new(flows);
             assert_eq!(
                 kernel.run(&altered),
@@ -1194,19 +1276,27 @@ fn established_linked_flows_without_a_trusted_entry_are_handed_off() {
             );
         }
     }
-    let mut tally: BTreeMap<Class, (u32, u32)> = BTreeMap::new();
+    let hits_before = kernel.stats().flow_hits;
     for case in &cases {
         let outcome = kernel.run(case);
-        let entry = tally.entry(Class::EstablishedLinked).or_default();
-        entry.0 += 1;
         assert!(
             compare(case, &outcome) == Ok(true),
             "{}: {outcome:?}",
             case.test
         );
-        entry.1 += 1;
     }
-    report("established connections between networks", &tally);
+    assert_eq!(
+        kernel.stats().flow_hits - hits_before,
+        cases.len() as u64,
+        "one flow stage hit per established frame"
+    );
+    cases
+}
+
+/// Every case of `cases` counted as `class`, all decided in the kernel.
+fn tally_of(cases: &[Case], class: Class) -> BTreeMap<Class, (u32, u32)> {
+    let n = cases.len() as u32;
+    BTreeMap::from([(class, (n, n))])
 }
 
 /// The zone of the network-policy tests' connection (net1 and blue).

@@ -35,6 +35,12 @@ fn encap(e: Encap) -> (u32, u32) {
     }
 }
 
+/// The slot key of a connected network's VMI on another node
+/// (`tables.linked`), apart from the keys of remote VMIs.
+fn linked_key(key: &str) -> String {
+    format!("linked:{key}")
+}
+
 impl Image {
     /// The image of `tables`. `ifindex` names the interface of each port
     /// whose frames the program handles (a port without one is left to
@@ -45,11 +51,19 @@ impl Image {
         slots: &mut Slots,
         ifindex: impl Fn(PortId) -> Option<u32>,
     ) -> Image {
+        // The VMIs on other nodes of networks a network policy connects
+        // (`tables.linked`) take remote slots too, under keys no remote
+        // VMI of this node's networks has.
+        let linked_keys: Vec<String> = tables.linked.iter().map(|l| linked_key(&l.key)).collect();
         let assigned = slots.assign(
             tables.vmis.iter().map(|v| v.key()),
             tables.vrfs.iter().map(|v| v.network.as_str()),
             tables.peers.iter().map(|p| p.key()),
-            tables.remotes.iter().map(|r| r.key.as_str()),
+            tables
+                .remotes
+                .iter()
+                .map(|r| r.key.as_str())
+                .chain(linked_keys.iter().map(String::as_str)),
         );
         let mut image = Image {
             entries: BTreeMap::new(),
@@ -59,6 +73,7 @@ impl Image {
         let vrf_slot = |i: usize| slots.vrfs.get(&tables.vrfs[i].network);
         let peer_slot = |i: usize| slots.peers.get(tables.peers[i].key());
         let remote_slot = |i: usize| slots.remotes.get(&tables.remotes[i].key);
+        let linked_slot = |i: usize| slots.remotes.get(&linked_keys[i]);
         let fits = |slot: u32, max: u32| slot < max;
         let nexthop = |nh: NextHop| -> Vec<u8> {
             let (kind, id) = match nh {
@@ -75,23 +90,41 @@ impl Image {
                 // Into another network of this node by a network policy:
                 // by the link's established flows (`route` below).
                 NextHop::Leak { vmi, .. } => (NH_LINK, vmi_slot(vmi.index())),
-                // Into another network through a tunnel: userspace's.
-                NextHop::LeakRemote { .. } => (NH_NETWORK_POLICY, 0),
+                // Into another network through a tunnel: by the link's
+                // established flows too, then as `NH_REMOTE`.
+                NextHop::LeakRemote { remote, .. } => {
+                    (NH_LINK_REMOTE, linked_slot(remote.0 as usize))
+                }
             };
             Bytes::default().u32(kind).u32(id).done()
         };
         // A route's value (`struct route`): the next hop and, for a
         // link, the zone and generation of its flows, as the pipeline's
         // flow table keys and stamps them.
+        // A link across nodes also says whether it has its reverse (the
+        // receiver decides a tunnel packet from that VMI by the reverse:
+        // `link_of_source`).
         let route = |nh: NextHop| -> Vec<u8> {
-            let (zone, generation) = match nh {
+            let (zone, generation, flags) = match nh {
                 NextHop::Leak { link, .. } => {
                     let link = &tables.links[link.0 as usize];
-                    (link.zone, link.generation)
+                    (link.zone, link.generation, 0)
                 }
-                _ => (0, 0),
+                NextHop::LeakRemote { link, .. } => {
+                    let link = &tables.links[link.0 as usize];
+                    let reverse = match link.reverse {
+                        Some(_) => ROUTE_REVERSE,
+                        None => 0,
+                    };
+                    (link.zone, link.generation, reverse)
+                }
+                _ => (0, 0, 0),
             };
-            Bytes(nexthop(nh)).u32(zone).u32(generation).done()
+            Bytes(nexthop(nh))
+                .u32(zone)
+                .u32(generation)
+                .u32(flags)
+                .done()
         };
         let mut put = |map: TierMap, key: Key, value: Vec<u8>| {
             debug_assert_eq!(value.len(), map.sizes().1, "{map:?}");
@@ -149,6 +182,7 @@ impl Image {
                     .u32(0)
                     .u32(0)
                     .u32(0)
+                    .u32(0)
                     .done(),
             );
         }
@@ -163,6 +197,7 @@ impl Image {
                 key,
                 Bytes::default()
                     .u32(NH_NORTH_SOUTH)
+                    .u32(0)
                     .u32(0)
                     .u32(0)
                     .u32(0)
@@ -401,6 +436,30 @@ impl Image {
                     .done(),
             );
         }
+        // A connected network's VMI on another node: reached as the
+        // pipeline's route_through does (its routed label or its
+        // network's VNI, toward its peer); never bridged to.
+        for (i, linked) in tables.linked.iter().enumerate() {
+            let slot = linked_slot(i);
+            if !fits(slot, MAX_REMOTES) {
+                continue;
+            }
+            let (rk, rv) = encap(linked.routed);
+            put(
+                TierMap::Remotes,
+                Key::Slot(slot),
+                Bytes::default()
+                    .u32(REMOTE_VALID)
+                    .u32(peer_slot(linked.peer.0 as usize))
+                    .raw(&linked.mac.0)
+                    .u16(0)
+                    .u32(rk)
+                    .u32(rv)
+                    .u32(0)
+                    .u32(0)
+                    .done(),
+            );
+        }
         for (i, peer) in tables.peers.iter().enumerate() {
             let slot = peer_slot(i);
             let (family, addr) = addr16(peer.addr);
@@ -565,7 +624,8 @@ mod tests {
     /// A route into another network of this node by a network policy is
     /// `NH_LINK` to the VMI's slot with the connection's zone and
     /// generation (the flow table's key and stamp of its flows); the same
-    /// in both directions; across nodes it stays `NH_NETWORK_POLICY`.
+    /// in both directions (across nodes, `NH_LINK_REMOTE`: see the next
+    /// test).
     #[test]
     fn a_route_into_a_connected_network_carries_its_links_zone_and_generation() {
         use crate::network_policy::{Link, LinkConfig};
@@ -602,6 +662,7 @@ mod tests {
             .u32(slots.vmi("ns/vmi-b").unwrap())
             .u32(link.zone)
             .u32(link.generation)
+            .u32(0)
             .done();
         assert_eq!(value, want);
         // Every other route carries no zone.
@@ -609,8 +670,85 @@ mod tests {
             if matches!(map, TierMap::Routes4 | TierMap::Routes6)
                 && value[..4] != NH_LINK.to_ne_bytes()
             {
-                assert_eq!(&value[8..], &[0; 8]);
+                assert_eq!(&value[8..], &[0; 12]);
             }
+        }
+    }
+
+    /// A route to a connected network's VMI on another node is
+    /// `NH_LINK_REMOTE` to a remote slot holding the VMI as the pipeline
+    /// reaches it (its peer, MAC, routed label; never bridged), with the
+    /// link's zone and generation, and `ROUTE_REVERSE` only when the link
+    /// has its reverse (the receiver decides by it).
+    #[test]
+    fn a_route_to_a_connected_vmi_on_another_node_names_its_remote_slot() {
+        use crate::config::{Encapsulation, LinkedVmiConfig};
+        use crate::network_policy::LinkConfig;
+        let g: core::net::IpAddr = "10.8.0.30".parse().unwrap();
+        for both in [false, true] {
+            let mut config = fixture();
+            let mut links = vec![("ns/net1", "ns/green")];
+            if both {
+                links.push(("ns/green", "ns/net1"));
+            }
+            for (from, to) in links {
+                config.network_links.push(LinkConfig {
+                    from: from.into(),
+                    to: to.into(),
+                    policies: Vec::new(),
+                });
+            }
+            config.linked_vmis.push(LinkedVmiConfig {
+                key: "ns/vmi-g".into(),
+                network: "ns/green".into(),
+                peer: "node-b".into(),
+                mac: [2, 0, 0, 0, 0, 0x16],
+                ips: vec![g],
+                label: Some(400),
+                vni: None,
+                encapsulations: vec![Encapsulation::MplsOverUdp],
+            });
+            let (tables, rejected) = Tables::compile(&config);
+            assert!(rejected.is_empty(), "{rejected:?}");
+            let mut slots = Slots::default();
+            let image = Image::build(&tables, &mut slots, ifindex);
+            let Some(NextHop::LeakRemote { link, .. }) = tables.route("ns/net1", g) else {
+                panic!("net1 routes to vmi-g through a tunnel by the link");
+            };
+            let link = &tables.links[link.0 as usize];
+            assert_eq!(link.reverse.is_some(), both);
+            let slot = slots.remotes.get("linked:ns/vmi-g");
+            assert!(slot < MAX_REMOTES);
+            let find = |map: TierMap, key: &Key| {
+                image
+                    .entries()
+                    .find(|(m, k, _)| *m == map && *k == key)
+                    .map(|(_, _, v)| v.to_vec())
+            };
+            let key = Key::Route {
+                vrf: slots.vrfs.get("ns/net1"),
+                addr: vec![10, 8, 0, 30],
+                len: 32,
+            };
+            let want = Bytes::default()
+                .u32(NH_LINK_REMOTE)
+                .u32(slot)
+                .u32(link.zone)
+                .u32(link.generation)
+                .u32(if both { ROUTE_REVERSE } else { 0 })
+                .done();
+            assert_eq!(find(TierMap::Routes4, &key), Some(want), "both ways {both}");
+            let want = Bytes::default()
+                .u32(REMOTE_VALID)
+                .u32(slots.peers.get("node-b"))
+                .raw(&[2, 0, 0, 0, 0, 0x16])
+                .u16(0)
+                .u32(ENCAP_MPLS)
+                .u32(400)
+                .u32(0)
+                .u32(0)
+                .done();
+            assert_eq!(find(TierMap::Remotes, &Key::Slot(slot)), Some(want));
         }
     }
 

@@ -92,9 +92,14 @@ pub const NH_PAIR: u32 = 7;
 /// `NH_NORTH_SOUTH`: a DC gateway's route, or the fabric's way back into a
 /// network (IP fabric forwarding): north-south, decided in userspace.
 pub const NH_NORTH_SOUTH: u32 = 8;
-/// `NH_NETWORK_POLICY`: a VMI on another node of a network a network
-/// policy connects (decided in userspace: handed off).
-pub const NH_NETWORK_POLICY: u32 = 9;
+/// `NH_LINK_REMOTE`: a VMI on another node of a network a network policy
+/// connects (id: its remote slot), by the link's established flows (the
+/// route's zone and generation), then into a tunnel as `NH_REMOTE`.
+pub const NH_LINK_REMOTE: u32 = 9;
+/// `ROUTE_REVERSE` (`struct route`'s flags): an `NH_LINK_REMOTE` route's
+/// link has its reverse direction, by which the receiver decides a tunnel
+/// packet from that VMI.
+pub const ROUTE_REVERSE: u32 = 1;
 /// `NH_LINK`: a VMI of this node of a network a network policy connects
 /// (`id` its slot): it crosses by the link's established flows, whose zone
 /// and generation the route value carries (`struct route`).
@@ -229,8 +234,8 @@ impl TierMap {
             TierMap::Vmis => (4, 28 + 28 * MAX_PAIRS + 8),
             TierMap::Sources => (28, 4),
             TierMap::Vrfs => (4, 16),
-            TierMap::Routes4 => (12, 16),
-            TierMap::Routes6 => (24, 16),
+            TierMap::Routes4 => (12, 20),
+            TierMap::Routes6 => (24, 20),
             TierMap::Bridge => (16, 8),
             TierMap::Remotes => (4, 32),
             TierMap::Peers => (4, 32),

@@ -74,6 +74,10 @@ pub(crate) const ACROSS: &[(&str, fn())] = &[
         "a_tunnel_packet_of_no_connected_source_is_a_counted_drop",
         a_tunnel_packet_of_no_connected_source_is_a_counted_drop,
     ),
+    (
+        "established_connections_to_another_node_cross_by_their_flows_alone",
+        established_connections_to_another_node_cross_by_their_flows_alone,
+    ),
 ];
 
 #[test]
@@ -285,4 +289,166 @@ fn a_tunnel_packet_of_no_connected_source_is_a_counted_drop() {
     // vmi-r (node-b) to vmi-a on TCP 80.
     let r = mpls_from(NODE_B, LABEL_A, &tcp_ip([10, 0, 0, 60], A, 40000, 80, true));
     assert!(lab.delivered_from(FABRIC, &r, 0, 100, MAC_A));
+}
+
+/// vmi-g's IPv6 address (a host route in red's VRF as well).
+const G6: &str = "fd08::30";
+
+/// The IP packet (no layer 2) of `segment` from `src` to `dst`, TTL or
+/// hop limit `ttl`.
+fn segment_ip(src: IpAddr, dst: IpAddr, ttl: u8, segment: Segment) -> Vec<u8> {
+    let eth = PacketBuilder::ethernet2([0; 6], [0; 6]);
+    let step = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), ttl),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), ttl),
+        _ => unreachable!("one family"),
+    };
+    let v6 = src.is_ipv6();
+    let mut out = Vec::new();
+    match segment {
+        Segment::Syn(s, d) => step.tcp(s, d, 1, 1000).syn().write(&mut out, b""),
+        Segment::SynAck(s, d) => step.tcp(s, d, 1, 1000).syn().ack(2).write(&mut out, b""),
+        Segment::Ack(s, d) => step.tcp(s, d, 2, 1000).ack(2).write(&mut out, b"data"),
+        Segment::Udp(s, d) => step.udp(s, d).write(&mut out, b"query"),
+        Segment::EchoRequest(id) if v6 => step.icmpv6_echo_request(id, 1).write(&mut out, b"ping"),
+        Segment::EchoRequest(id) => step.icmpv4_echo_request(id, 1).write(&mut out, b"ping"),
+        Segment::EchoReply(id) if v6 => step.icmpv6_echo_reply(id, 1).write(&mut out, b"ping"),
+        Segment::EchoReply(id) => step.icmpv4_echo_reply(id, 1).write(&mut out, b"ping"),
+    }
+    .unwrap();
+    out.split_off(14)
+}
+
+/// vmi-a's frame (VLAN 100) to the gateway carrying `ip`.
+fn from_a(ip: &[u8]) -> Vec<u8> {
+    let ethertype: u16 = if ip[0] >> 4 == 6 { 0x86dd } else { 0x0800 };
+    let mut frame = GW.to_vec();
+    frame.extend_from_slice(&MAC_A);
+    frame.extend_from_slice(&[0x81, 0x00, 0, 100]);
+    frame.extend_from_slice(&ethertype.to_be_bytes());
+    frame.extend_from_slice(ip);
+    frame
+}
+
+/// vmi-g's packet `ip` to vmi-a through node-b: with vmi-a's routed label
+/// (MPLS), or in net1's VNI to vmi-a's MAC (VXLAN).
+fn from_g_in(encap: Encapsulation, ip: &[u8]) -> Vec<u8> {
+    match encap {
+        Encapsulation::MplsOverUdp => mpls_from(NODE_B, LABEL_A, ip),
+        Encapsulation::Vxlan => {
+            let ethertype: u16 = if ip[0] >> 4 == 6 { 0x86dd } else { 0x0800 };
+            let mut inner = MAC_A.to_vec();
+            inner.extend_from_slice(&GW);
+            inner.extend_from_slice(&ethertype.to_be_bytes());
+            inner.extend_from_slice(ip);
+            vxlan_from(NODE_B, NET1_VNI, &inner)
+        }
+    }
+}
+
+/// Once a connection to vmi-g (on node-b) is open, vmi-a's further
+/// packets cross by the connection's flow entries alone and go into the
+/// tunnel: TCP, UDP and ICMP echo, IPv4 and IPv6, opened from either side,
+/// with vmi-g's label or green's VNI. These are the frames the XDP tier
+/// decides itself at the sending node (`EstablishedLinkedRemote`), and so
+/// are vmi-g's later packets, tunnel packets into red, at the receiving
+/// node (`EstablishedLinkedReceived`).
+#[test]
+fn established_connections_to_another_node_cross_by_their_flows_alone() {
+    for encap in [Encapsulation::MplsOverUdp, Encapsulation::Vxlan] {
+        let mut config = across(encap, open(), open());
+        config.linked_vmis[0].ips.push(ip(G6));
+        let lab = lab(&config);
+        let mut now = 0;
+        let mut at = || {
+            now += SEC;
+            now
+        };
+        for (i, v6) in [false, true].into_iter().enumerate() {
+            let (a, g) = if v6 {
+                (ip("fd00::a"), ip(G6))
+            } else {
+                (IpAddr::from(A), IpAddr::from(G))
+            };
+            assert!(matches!(
+                lab.tables.route(RED, g),
+                Some(NextHop::LeakRemote { .. })
+            ));
+            let what = format!("{encap:?}, IPv6 {v6}");
+            // Opened by vmi-a (the sender decides) and by vmi-g (this
+            // node decided as the receiver).
+            for (by_a, i) in [(true, i as u16), (false, i as u16 + 10)] {
+                let (port, udp, id) = (40000 + i, 5000 + i, 0x100 + i);
+                let to_g = |s| from_a(&segment_ip(a, g, 64, s));
+                let to_a = |s| from_g_in(encap, &segment_ip(g, a, 63, s));
+                let mut steps: Vec<(bool, Vec<u8>, &str)> = if by_a {
+                    vec![
+                        (true, to_g(Segment::Syn(port, 22)), "SYN"),
+                        (false, to_a(Segment::SynAck(22, port)), "SYN-ACK"),
+                        (true, to_g(Segment::Ack(port, 22)), "established"),
+                        (false, to_a(Segment::Ack(22, port)), "established back"),
+                        (true, to_g(Segment::Ack(port, 22)), "established again"),
+                        (
+                            false,
+                            to_a(Segment::Ack(22, port)),
+                            "established back again",
+                        ),
+                    ]
+                } else {
+                    vec![
+                        (false, to_a(Segment::Syn(port, 22)), "SYN"),
+                        (true, to_g(Segment::SynAck(22, port)), "SYN-ACK"),
+                        (false, to_a(Segment::Ack(port, 22)), "established"),
+                        (true, to_g(Segment::Ack(22, port)), "established back"),
+                        (false, to_a(Segment::Ack(port, 22)), "established again"),
+                        (true, to_g(Segment::Ack(22, port)), "established back again"),
+                    ]
+                };
+                if by_a {
+                    steps.extend([
+                        (true, to_g(Segment::Udp(udp, 53)), "UDP"),
+                        (false, to_a(Segment::Udp(53, udp)), "UDP answer"),
+                        (true, to_g(Segment::Udp(udp, 53)), "UDP again"),
+                        (true, to_g(Segment::EchoRequest(id)), "ping"),
+                        (false, to_a(Segment::EchoReply(id)), "pong"),
+                        (true, to_g(Segment::EchoRequest(id)), "ping again"),
+                        (false, to_a(Segment::EchoReply(id)), "pong again"),
+                        (false, to_a(Segment::Udp(53, udp)), "UDP answer again"),
+                    ]);
+                }
+                for (sent, frame, step) in steps {
+                    if sent {
+                        let (verdict, out) = lab.run(&frame, at());
+                        assert!(
+                            matches!(verdict, Verdict::Transmit { port: FABRIC, .. }),
+                            "{what}, opened by vmi-a {by_a}: {step}: {verdict:?}"
+                        );
+                        let (_, dst, _, dport, _) = outer(&out);
+                        assert_eq!(dst, IpAddr::from(NODE_B));
+                        let want = match encap {
+                            Encapsulation::MplsOverUdp => 6635,
+                            Encapsulation::Vxlan => 4789,
+                        };
+                        assert_eq!(dport, want, "{what}: {step}");
+                    } else {
+                        assert!(
+                            lab.delivered_from(FABRIC, &frame, at(), 100, MAC_A),
+                            "{what}, opened by vmi-a {by_a}: {step}"
+                        );
+                    }
+                }
+            }
+            // TCP 80 has no rule: dropped before any tunnel, later too.
+            for (segment, step) in [
+                (Segment::Syn(41000 + i as u16, 80), "SYN"),
+                (Segment::Ack(41000 + i as u16, 80), "later"),
+            ] {
+                assert_eq!(
+                    lab.dropped(&from_a(&segment_ip(a, g, 64, segment)), at()),
+                    DropReason::NetworkPolicyDenied,
+                    "{what}: TCP 80 {step}"
+                );
+            }
+        }
+    }
 }

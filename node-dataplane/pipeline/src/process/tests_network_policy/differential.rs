@@ -3,9 +3,11 @@
 //! frames they process through the kernel program. A frame routed into
 //! another network of this node (`NH_LINK`) that crossed by the link's
 //! established entries alone must be decided in the kernel
-//! (`EstablishedLinked`); first packets, denied flows, stale and idle
-//! entries, and everything across nodes (`NH_NETWORK_POLICY`,
-//! `VRF_LINKED`) must be handed off, never decided differently.
+//! (`EstablishedLinked`), and so must one routed to a connected VMI on
+//! another node by established entries alone (`NH_LINK_REMOTE`,
+//! `EstablishedLinkedRemote`); first packets, denied flows, stale and
+//! idle entries, and tunnel packets into a linked network (`VRF_LINKED`)
+//! must be handed off, never decided differently.
 
 use super::*;
 
