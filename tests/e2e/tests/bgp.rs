@@ -286,6 +286,22 @@ impl Rig {
         rig
     }
 
+    /// Waits up to `within` for FRR to hold `prefix` under `rd` in its
+    /// IPv4 VPN table; returns the route's detail (JSON), also printed.
+    async fn frr_vpn_route(&self, frr: &Frr, rd: &str, prefix: &str, within: Duration) -> String {
+        eventually(&format!("FRR has {prefix}"), within, || async {
+            frr.vpn_routes_of("ipv4")
+                .get(&(rd.to_owned(), prefix.to_owned()))
+                .cloned()
+                .ok_or_else(|| frr.vtysh("show bgp ipv4 vpn"))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+        let text = frr.vpn_route_detail(rd, prefix).to_string();
+        eprintln!("FRR: {prefix}: {text}");
+        text
+    }
+
     fn logs(&self) -> String {
         let mut out = format!("operator log: {}", self.operator.log().display());
         for (node, agent) in &self.agents {
@@ -846,21 +862,9 @@ async fn l3vpn_with_frr_exports_imports_carries_traffic_and_survives_a_killed_sp
     for i in instances {
         let label = rig.vmi_label(i.name).await;
         let prefix = format!("{}/32", i.ip);
-        let route = eventually(
-            &format!("FRR has {prefix}"),
-            Duration::from_secs(30),
-            || async {
-                frr.vpn_routes_of("ipv4")
-                    .get(&(rd.clone(), prefix.clone()))
-                    .cloned()
-                    .ok_or_else(|| frr.vtysh("show bgp ipv4 vpn"))
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
-        let detail = frr.vpn_route_detail(&rd, &prefix);
-        let text = detail.to_string();
-        eprintln!("FRR: {prefix}: {route}\n detail {text}");
+        let text = rig
+            .frr_vpn_route(&frr, &rd, &prefix, Duration::from_secs(30))
+            .await;
         assert!(
             text.contains(&underlay(i.node)),
             "next hop {}: {text}",
@@ -1119,20 +1123,9 @@ async fn a_virtual_gateways_prefixes_are_exported_with_the_networks_routed_label
     .await;
     let exported = [V1.subnet(), PUBLIC_ROUTE.to_owned()];
     for prefix in &exported {
-        eventually(
-            &format!("FRR has {prefix}"),
-            Duration::from_secs(60),
-            || async {
-                frr.vpn_routes_of("ipv4")
-                    .get(&(rd.clone(), prefix.clone()))
-                    .cloned()
-                    .ok_or_else(|| frr.vtysh("show bgp ipv4 vpn"))
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
-        let text = frr.vpn_route_detail(&rd, prefix).to_string();
-        eprintln!("FRR: {prefix}: {text}");
+        let text = rig
+            .frr_vpn_route(&frr, &rd, prefix, Duration::from_secs(60))
+            .await;
         assert!(text.contains(&underlay("gw1")), "next hop gw1: {text}");
         assert!(text.contains("RT:64512:100"), "route target: {text}");
         assert!(text.contains("ET:13"), "MPLSoUDP: {text}");
@@ -1239,20 +1232,9 @@ async fn the_encapsulation_community_says_vxlan_or_mpls_over_udp() {
     for (i, vni, label, community) in expected {
         let rd = format!("{CTL}:{vni}");
         let prefix = i.host_prefix();
-        eventually(
-            &format!("FRR has {prefix}"),
-            Duration::from_secs(60),
-            || async {
-                frr.vpn_routes_of("ipv4")
-                    .get(&(rd.clone(), prefix.clone()))
-                    .cloned()
-                    .ok_or_else(|| frr.vtysh("show bgp ipv4 vpn"))
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
-        let text = frr.vpn_route_detail(&rd, &prefix).to_string();
-        eprintln!("FRR: {prefix}: {text}");
+        let text = rig
+            .frr_vpn_route(&frr, &rd, &prefix, Duration::from_secs(60))
+            .await;
         assert!(
             text.contains(&format!("{community}\"")) || text.contains(&format!("{community} ")),
             "{prefix}: the encapsulation community {community}: {text}"
@@ -1337,20 +1319,9 @@ async fn a_dc_gateways_vxlan_reaches_a_vxlan_only_networks_instance_and_virtual_
     // Export: the instance's host route and the virtual gateway's subnet
     // and route, each ET:8 with the VNI as label, from gw2.
     for prefix in [VX.host_prefix(), VX.subnet(), PUBLIC_ROUTE.to_owned()] {
-        eventually(
-            &format!("FRR has {prefix}"),
-            Duration::from_secs(60),
-            || async {
-                frr.vpn_routes_of("ipv4")
-                    .get(&(rd.clone(), prefix.clone()))
-                    .cloned()
-                    .ok_or_else(|| frr.vtysh("show bgp ipv4 vpn"))
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
-        let text = frr.vpn_route_detail(&rd, &prefix).to_string();
-        eprintln!("FRR: {prefix}: {text}");
+        let text = rig
+            .frr_vpn_route(&frr, &rd, &prefix, Duration::from_secs(60))
+            .await;
         assert!(
             text.contains("ET:8\"") || text.contains("ET:8 "),
             "{prefix}: VXLAN (ET:8): {text}"
