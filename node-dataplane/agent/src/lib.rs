@@ -34,6 +34,7 @@
 //! forwarding thread keeps the last tables: traffic never depends on the
 //! control plane being up.
 
+pub mod build;
 pub mod control;
 pub mod desired;
 pub mod flow_mirror;
@@ -504,7 +505,7 @@ pub async fn run(
             let security_group_state = security_groups.state();
             let security_group_refs: Vec<&SecurityGroup> =
                 security_group_state.iter().map(|a| a.as_ref()).collect();
-            let snapshot = trunkline_model::from_api::Objects {
+            let objects = trunkline_model::from_api::Objects {
                 physical_routers: &router_refs,
                 logical_interfaces: &li_refs,
                 virtual_machine_interfaces: &vmi_refs,
@@ -514,9 +515,7 @@ pub async fn run(
                 gateway_ha_groups: &group_refs,
                 dc_gateways: &dc_gateway_refs,
                 security_groups: &security_group_refs,
-            }
-            .snapshot();
-            let (snapshot, substituted) = last_accepted.apply(snapshot);
+            };
             let facts = {
                 let fabric = fabric.lock().unwrap_or_else(|p| p.into_inner());
                 desired::HostFacts {
@@ -526,9 +525,6 @@ pub async fn run(
                     ..Default::default()
                 }
             };
-            let mut desired = desired::desired(&node, &snapshot, &facts);
-            last_accepted::report(&substituted, &mut desired);
-            desired.config.punt_limit = punt_limit;
             let policies: Vec<trunkline_model::VirtualNetworkPolicy> = policy_store
                 .state()
                 .iter()
@@ -540,12 +536,13 @@ pub async fn run(
                         .map(|p| trunkline_model::from_api::cluster_virtual_network_policy(p)),
                 )
                 .collect();
-            desired.config.network_links = crate::network_policies::links_of(
-                &desired.config,
-                &snapshot.virtual_networks,
-                &policies,
-            );
-            desired::linked_vmis(&node, &snapshot, &mut desired);
+            let inputs = build::BuildInputs {
+                node: &node,
+                facts: &facts,
+                policies: &policies,
+                punt_limit,
+            };
+            let desired = build::build(objects, &inputs, &mut last_accepted);
             fabric
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

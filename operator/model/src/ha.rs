@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::object::{NamespacedName, ObjectKey};
+use crate::object::{Meta, NamespacedName};
 use crate::{GatewayHaGroup, HaMember, HaMode, HaTimers, Placement, Snapshot};
 
 /// The key the pipeline gives the BPDU attachment it derives for group
@@ -100,11 +100,11 @@ impl GroupLayout {
 impl HaLayout {
     /// The layout of `snapshot` where `accepted` says which objects count
     /// (the operator's own verdicts, or the objects' status on a node).
-    pub fn new(snapshot: &Snapshot, accepted: impl Fn(&ObjectKey) -> bool) -> Self {
+    pub fn new(snapshot: &Snapshot, accepted: impl Fn(&Meta) -> bool) -> Self {
         let mut groups: Vec<&GatewayHaGroup> = snapshot
             .gateway_ha_groups
             .iter()
-            .filter(|g| accepted(&g.meta.key))
+            .filter(|g| accepted(&g.meta))
             .collect();
         groups.sort_by_key(|g| g.meta.age());
         let mut layout = HaLayout::default();
@@ -138,22 +138,32 @@ impl HaLayout {
                 },
             );
         }
-        let network_of: BTreeMap<NamespacedName, NamespacedName> = snapshot
-            .virtual_machine_interfaces
-            .iter()
-            .map(|v| (v.name(), v.network_name()))
-            .collect();
+        if layout.member_ports.is_empty() {
+            // No group: no logical interface to look at (at 16K of them on
+            // a node without HA, most of a build's time went here).
+            return layout;
+        }
         let mut lis: Vec<_> = snapshot
             .logical_interfaces
             .iter()
-            .filter(|li| accepted(&li.meta.key))
+            .filter(|li| accepted(&li.meta))
+            .filter_map(|li| {
+                let port = (li.physical_router.clone(), li.physical_interface.clone());
+                Some((li, layout.member_ports.get(&port)?.clone()))
+            })
             .collect();
-        lis.sort_by_key(|li| li.meta.age());
-        for li in lis {
-            let port = (li.physical_router.clone(), li.physical_interface.clone());
-            let Some(name) = layout.member_ports.get(&port) else {
-                continue;
-            };
+        lis.sort_by_key(|(li, _)| li.meta.age());
+        let served: BTreeSet<&NamespacedName> = lis.iter().map(|(li, _)| &li.vmi).collect();
+        let network_of: BTreeMap<NamespacedName, NamespacedName> = snapshot
+            .virtual_machine_interfaces
+            .iter()
+            .filter_map(|v| {
+                let name = v.name();
+                served.contains(&name).then(|| (name, v.network_name()))
+            })
+            .collect();
+        for (li, name) in lis {
+            let name = &name;
             let group = layout
                 .groups
                 .get_mut(name)
@@ -174,8 +184,7 @@ impl HaLayout {
 
     /// The layout by the objects' status (what a node dataplane acts on).
     pub fn from_status(snapshot: &Snapshot) -> Self {
-        let accepted = snapshot.accepted_by_status();
-        Self::new(snapshot, |key| accepted.contains(key))
+        Self::new(snapshot, |meta| meta.accepted)
     }
 
     /// Every accepted group, by name.

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::encapsulation::Encapsulation;
-use crate::object::{NamespacedName, ObjectKey};
+use crate::object::{Meta, NamespacedName};
 use crate::{HaMode, Snapshot};
 
 /// Which nodes hold which VMI and network, and each node's underlay
@@ -178,7 +178,7 @@ fn count<K: Ord + Clone>(
 
 impl Placement {
     /// Placement of `snapshot` where `accepted` says which objects count.
-    pub fn new(snapshot: &Snapshot, accepted: impl Fn(&ObjectKey) -> bool) -> Self {
+    pub fn new(snapshot: &Snapshot, accepted: impl Fn(&Meta) -> bool) -> Self {
         let mut p = Placement::default();
         // Two routers of one name cannot exist in a cluster; should a
         // snapshot hold them, the smaller address wins, whatever the order.
@@ -195,7 +195,7 @@ impl Placement {
             p.set_router(name, Some(address));
         }
         for li in &snapshot.logical_interfaces {
-            if accepted(&li.meta.key) {
+            if accepted(&li.meta) {
                 p.set_logical_interface(
                     li.meta.name(),
                     Some((li.vmi.clone(), li.physical_router.clone())),
@@ -203,12 +203,12 @@ impl Placement {
             }
         }
         for vmi in &snapshot.virtual_machine_interfaces {
-            if accepted(&vmi.meta.key) {
+            if accepted(&vmi.meta) {
                 p.set_vmi(&vmi.name(), Some(vmi.network_name()));
             }
         }
         for gateway in &snapshot.virtual_gateways {
-            if accepted(&gateway.meta.key) {
+            if accepted(&gateway.meta) {
                 p.set_gateway(
                     gateway.meta.name(),
                     Some((gateway.network.clone(), gateway.nodes.clone())),
@@ -217,12 +217,12 @@ impl Placement {
         }
         // Mode STP: the BPDU network floods between every member.
         for group in &snapshot.gateway_ha_groups {
-            if accepted(&group.meta.key) {
+            if accepted(&group.meta) {
                 p.set_ha_group(group.meta.name(), Self::bpdu_placed(group));
             }
         }
         for vtep in &snapshot.external_vteps {
-            let Some(address) = vtep.address.filter(|_| accepted(&vtep.meta.key)) else {
+            let Some(address) = vtep.address.filter(|_| accepted(&vtep.meta)) else {
                 continue;
             };
             let peer = ExternalPeer {
@@ -234,7 +234,7 @@ impl Placement {
             p.set_external_vtep(vtep.meta.name(), Some((peer, networks)));
         }
         for gateway in &snapshot.dc_gateways {
-            let Some(address) = gateway.address.filter(|_| accepted(&gateway.meta.key)) else {
+            let Some(address) = gateway.address.filter(|_| accepted(&gateway.meta)) else {
                 continue;
             };
             let peer = DcGatewayPeer {
@@ -258,8 +258,7 @@ impl Placement {
     /// an object counts when its `Accepted` condition is true for its
     /// current generation.
     pub fn from_status(snapshot: &Snapshot) -> Self {
-        let accepted = snapshot.accepted_by_status();
-        Self::new(snapshot, |key| accepted.contains(key))
+        Self::new(snapshot, |meta| meta.accepted)
     }
 
     /// Logical interface `name` binds `(vmi, router)` when accepted, or
