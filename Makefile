@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo demo-l3vpn test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-tables bench-observe bench-tier-observe bench-tier-policy bench-ha install-plugin
+.PHONY: help demo demo-l3vpn test lint unit e2e crds cluster cluster-node cluster-down images deps fuzz fuzz-smoke bench-pipeline bench-tables bench-agent-build bench-observe bench-tier-observe bench-tier-policy bench-ha install-plugin
 
 help: ## list the targets
 	@grep -E '^[a-z0-9][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -55,6 +55,9 @@ bench-pipeline: ## criterion benchmark of the packet pipeline with 4K VMIs (ns p
 
 bench-tables: ## criterion: one VMI change at 4K and 16K VMIs, tables compiled from scratch vs updated
 	$(CARGO) bench -p trunkline-pipeline --bench tables
+
+bench-agent-build: ## criterion: the agent's whole build of its desired state (conversion, desired(), links) at 4K and 16K remote instances, and its parts
+	$(CARGO) bench -p trunkline-dataplane --bench build
 
 bench-observe: ## criterion: a batch of routed frames with the Observe sampler idle vs armed (throughput, elements/s)
 	$(CARGO) bench -p trunkline-pipeline --bench pipeline -- observe
