@@ -517,6 +517,32 @@ enum Segment {
     EchoReply(u16),
 }
 
+impl Segment {
+    /// The frame of this segment after `step`'s headers (Ethernet and IP;
+    /// `v6`: which ICMP).
+    fn frame(
+        self,
+        step: etherparse::PacketBuilderStep<etherparse::IpHeaders>,
+        v6: bool,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Segment::Syn(s, d) => step.tcp(s, d, 1, 1000).syn().write(&mut out, b""),
+            Segment::SynAck(s, d) => step.tcp(s, d, 1, 1000).syn().ack(2).write(&mut out, b""),
+            Segment::Ack(s, d) => step.tcp(s, d, 2, 1000).ack(2).write(&mut out, b"data"),
+            Segment::Udp(s, d) => step.udp(s, d).write(&mut out, b"query"),
+            Segment::EchoRequest(id) if v6 => {
+                step.icmpv6_echo_request(id, 1).write(&mut out, b"ping")
+            }
+            Segment::EchoRequest(id) => step.icmpv4_echo_request(id, 1).write(&mut out, b"ping"),
+            Segment::EchoReply(id) if v6 => step.icmpv6_echo_reply(id, 1).write(&mut out, b"ping"),
+            Segment::EchoReply(id) => step.icmpv4_echo_reply(id, 1).write(&mut out, b"ping"),
+        }
+        .unwrap();
+        out
+    }
+}
+
 /// A frame routed from the VMI on `from` (VLAN 100: vmi-a, 200: vmi-b,
 /// 500: vmi-f) to the one on `to`, IPv4 or IPv6.
 fn routed(from: u16, to: u16, v6: bool, segment: Segment) -> Vec<u8> {
@@ -540,19 +566,7 @@ fn routed(from: u16, to: u16, v6: bool, segment: Segment) -> Vec<u8> {
         };
         eth.ipv4(addr(from), addr(to), 64)
     };
-    let mut out = Vec::new();
-    match segment {
-        Segment::Syn(s, d) => step.tcp(s, d, 1, 1000).syn().write(&mut out, b""),
-        Segment::SynAck(s, d) => step.tcp(s, d, 1, 1000).syn().ack(2).write(&mut out, b""),
-        Segment::Ack(s, d) => step.tcp(s, d, 2, 1000).ack(2).write(&mut out, b"data"),
-        Segment::Udp(s, d) => step.udp(s, d).write(&mut out, b"query"),
-        Segment::EchoRequest(id) if v6 => step.icmpv6_echo_request(id, 1).write(&mut out, b"ping"),
-        Segment::EchoRequest(id) => step.icmpv4_echo_request(id, 1).write(&mut out, b"ping"),
-        Segment::EchoReply(id) if v6 => step.icmpv6_echo_reply(id, 1).write(&mut out, b"ping"),
-        Segment::EchoReply(id) => step.icmpv4_echo_reply(id, 1).write(&mut out, b"ping"),
-    }
-    .unwrap();
-    out
+    segment.frame(step, v6)
 }
 
 /// The policy ns/open: TCP 22, UDP 53 and ICMP, both ways.

@@ -432,14 +432,9 @@ impl<'a> Update<'a> {
             .get_or_insert_with(|| previous.ports.iter().map(Clone::clone).collect())
     }
 
-    /// Takes a removed VMI's host routes, bridge entry, label and key out;
-    /// its position is given up last ([`Update::compact`]).
-    fn drop_vmi(&mut self, old: &VmiConfig) -> Option<VmiId> {
-        let id = self.previous.vmi_id(&old.key)?;
-        let vmi = self.vmis[id.index()].clone();
-        if vmi.network != old.network || vmi.path.is_some() || !self.handles(old) {
-            return None;
-        }
+    /// Takes VMI `id`'s host routes and bridge entry out of its VRF;
+    /// `None` when they are not what the VMI installed.
+    fn unroute_vmi(&mut self, vmi: &Vmi, id: VmiId) -> Option<()> {
         let vrf = self.vrf(vmi.vrf)?;
         for ip in vmi.ips() {
             if vrf.remove(&IpPrefix::host(*ip)) != Some(NextHop::Vmi(id)) {
@@ -449,6 +444,18 @@ impl<'a> Update<'a> {
         if vrf.bridge.remove(&mac_key(vmi.mac)) != Some(BridgeEntry::Vmi(id)) {
             return None;
         }
+        Some(())
+    }
+
+    /// Takes a removed VMI's host routes, bridge entry, label and key out;
+    /// its position is given up last ([`Update::compact`]).
+    fn drop_vmi(&mut self, old: &VmiConfig) -> Option<VmiId> {
+        let id = self.previous.vmi_id(&old.key)?;
+        let vmi = self.vmis[id.index()].clone();
+        if vmi.network != old.network || vmi.path.is_some() || !self.handles(old) {
+            return None;
+        }
+        self.unroute_vmi(&vmi, id)?;
         if let Some(label) = vmi.label
             && self.labels().remove(&label) != Some(LabelTarget::Vmi(id))
         {
@@ -530,15 +537,7 @@ impl<'a> Update<'a> {
         {
             return None;
         }
-        let vrf = self.vrf(vmi.vrf)?;
-        for ip in vmi.ips() {
-            if vrf.remove(&IpPrefix::host(*ip)) != Some(NextHop::Vmi(id)) {
-                return None;
-            }
-        }
-        if vrf.bridge.remove(&mac_key(vmi.mac)) != Some(BridgeEntry::Vmi(id)) {
-            return None;
-        }
+        self.unroute_vmi(&vmi, id)?;
         Some((id, new))
     }
 

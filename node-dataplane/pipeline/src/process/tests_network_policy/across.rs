@@ -304,18 +304,7 @@ fn segment_ip(src: IpAddr, dst: IpAddr, ttl: u8, segment: Segment) -> Vec<u8> {
         _ => unreachable!("one family"),
     };
     let v6 = src.is_ipv6();
-    let mut out = Vec::new();
-    match segment {
-        Segment::Syn(s, d) => step.tcp(s, d, 1, 1000).syn().write(&mut out, b""),
-        Segment::SynAck(s, d) => step.tcp(s, d, 1, 1000).syn().ack(2).write(&mut out, b""),
-        Segment::Ack(s, d) => step.tcp(s, d, 2, 1000).ack(2).write(&mut out, b"data"),
-        Segment::Udp(s, d) => step.udp(s, d).write(&mut out, b"query"),
-        Segment::EchoRequest(id) if v6 => step.icmpv6_echo_request(id, 1).write(&mut out, b"ping"),
-        Segment::EchoRequest(id) => step.icmpv4_echo_request(id, 1).write(&mut out, b"ping"),
-        Segment::EchoReply(id) if v6 => step.icmpv6_echo_reply(id, 1).write(&mut out, b"ping"),
-        Segment::EchoReply(id) => step.icmpv4_echo_reply(id, 1).write(&mut out, b"ping"),
-    }
-    .unwrap();
+    let mut out = segment.frame(step, v6);
     out.split_off(14)
 }
 
