@@ -167,16 +167,6 @@ fn version_of<K: kube::Resource>(object: &K) -> Option<ResourceVersion> {
 struct Wake {
     changed: Arc<Notify>,
     dirty: Arc<AtomicBool>,
-    /// Notified when `dirty` is set: ends the pause between two reports
-    /// of watermarks, so that a change is built at once.
-    dirtied: Arc<Notify>,
-}
-
-impl Wake {
-    fn set_dirty(&self) {
-        self.dirty.store(true, Ordering::SeqCst);
-        self.dirtied.notify_one();
-    }
 }
 
 /// Starts a reflector for `api` whose events raise `mark`, wake the
@@ -229,7 +219,7 @@ where
                     control.count_watch_event(&kind);
                     // `dirty` before the watermark: a loop that reads a
                     // mark covering a change also sees it dirty.
-                    let dirty = || wake.set_dirty();
+                    let dirty = || wake.dirty.store(true, Ordering::SeqCst);
                     match &event {
                         watcher::Event::Apply(o) => {
                             let print = fingerprint(o);
@@ -562,16 +552,9 @@ pub async fn run(
                 installer.observe(last, through);
                 tokio::select! {
                     _ = wake.changed.notified() => {}
-                    _ = fabric_changed.notified() => wake.set_dirty(),
+                    _ = fabric_changed.notified() => wake.dirty.store(true, Ordering::SeqCst),
                 }
-                // Reports of watermarks at most one per debounce; a change
-                // to build does not wait for that.
-                if !wake.dirty.load(Ordering::SeqCst) {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(woken + options.debounce) => {}
-                        _ = wake.dirtied.notified() => {}
-                    }
-                }
+                tokio::time::sleep_until(woken + options.debounce).await;
                 continue;
             }
             tokio::time::sleep_until(next_build).await;
@@ -654,7 +637,7 @@ pub async fn run(
                 next_build = started + build_spacing(options.debounce, started.elapsed());
                 tokio::select! {
                     _ = wake.changed.notified() => {}
-                    _ = fabric_changed.notified() => wake.set_dirty(),
+                    _ = fabric_changed.notified() => wake.dirty.store(true, Ordering::SeqCst),
                 }
                 continue;
             }
@@ -677,7 +660,7 @@ pub async fn run(
             next_build = started + build_spacing(options.debounce, started.elapsed());
             tokio::select! {
                 _ = wake.changed.notified() => {}
-                _ = fabric_changed.notified() => wake.set_dirty(),
+                _ = fabric_changed.notified() => wake.dirty.store(true, Ordering::SeqCst),
             }
         }
     };
