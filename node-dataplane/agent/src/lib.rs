@@ -7,8 +7,7 @@
 //!    |   labelled node.trunkline.io/<node> (the API server filters),
 //!    |   every PhysicalRouter (one per node); per kind, the highest resourceVersion received (watermark)
 //!    v
-//!  stores --(a change of what a build reads (fingerprint.rs); builds spaced by --debounce-ms and 4x their cost;
-//!     other events move only the watermarks)--> build.rs: model::from_api --> last_accepted (an edit waiting for
+//!  stores --(any change; at most a build per --debounce-ms)--> model::from_api --> last_accepted (an edit waiting for
 //!        the operator: its last accepted version) --> desired::desired()  (pure: accepted objects of this node)
 //!                                          |
 //!                                          v
@@ -38,7 +37,6 @@
 pub mod build;
 pub mod control;
 pub mod desired;
-pub mod fingerprint;
 pub mod flow_mirror;
 pub mod forward;
 pub mod ha;
@@ -55,11 +53,10 @@ pub mod security_groups;
 pub mod trace;
 pub mod uninstall;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -159,24 +156,12 @@ fn version_of<K: kube::Resource>(object: &K) -> Option<ResourceVersion> {
         .and_then(ResourceVersion::parse)
 }
 
-/// How the watches wake the compile loop: every event wakes it (the
-/// watermarks move); `dirty` says some object changed as a build reads it
-/// (see [`fingerprint`]), so that the loop builds again rather than only
-/// report the watermarks.
-#[derive(Clone, Default)]
-struct Wake {
-    changed: Arc<Notify>,
-    dirty: Arc<AtomicBool>,
-}
-
-/// Starts a reflector for `api` whose events raise `mark`, wake the
-/// compile loop (marking it `dirty` when `fingerprint` of an object
-/// changed) and are counted in `control`; returns its store.
+/// Starts a reflector for `api` whose events wake `changed`, raise `mark`
+/// and are counted in `control`; returns its store.
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
-    wake: Wake,
-    fingerprint: fn(&K) -> u64,
+    changed: Arc<Notify>,
     mark: Watermark,
     control: Arc<Control>,
 ) -> Store<K>
@@ -204,50 +189,19 @@ where
         // The highest version of a relist in progress: counted once the
         // store holds the whole list.
         let mut listing: Option<ResourceVersion> = None;
-        // Each object's fingerprint, and those of a relist in progress.
-        let mut prints: HashMap<(Option<String>, String), u64> = HashMap::new();
-        let mut relisted: HashMap<(Option<String>, String), u64> = HashMap::new();
-        let id = |o: &K| {
-            (
-                o.meta().namespace.clone(),
-                o.meta().name.clone().unwrap_or_default(),
-            )
-        };
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
                     control.count_watch_event(&kind);
-                    // `dirty` before the watermark: a loop that reads a
-                    // mark covering a change also sees it dirty.
-                    let dirty = || wake.dirty.store(true, Ordering::SeqCst);
                     match &event {
-                        watcher::Event::Apply(o) => {
-                            let print = fingerprint(o);
-                            if prints.insert(id(o), print) != Some(print) {
-                                dirty();
-                            }
+                        watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
                             mark.raise(version_of(o))
                         }
-                        watcher::Event::Delete(o) => {
-                            prints.remove(&id(o));
-                            dirty();
-                            mark.raise(version_of(o))
-                        }
-                        watcher::Event::Init => {
-                            listing = None;
-                            relisted.clear();
-                        }
-                        watcher::Event::InitApply(o) => {
-                            relisted.insert(id(o), fingerprint(o));
-                            listing = listing.max(version_of(o))
-                        }
-                        watcher::Event::InitDone => {
-                            prints = std::mem::take(&mut relisted);
-                            dirty();
-                            mark.raise(listing.take())
-                        }
+                        watcher::Event::Init => listing = None,
+                        watcher::Event::InitApply(o) => listing = listing.max(version_of(o)),
+                        watcher::Event::InitDone => mark.raise(listing.take()),
                     }
-                    wake.changed.notify_one()
+                    changed.notify_one()
                 }
                 Err(e) => {
                     tracing::warn!(kind, error = %e, "watch interrupted; forwarding continues with the last tables")
@@ -325,7 +279,7 @@ pub async fn run(
         })
     };
 
-    let wake = Wake::default();
+    let changed = Arc::new(Notify::new());
     // Only the objects labelled for this node: the operator labels what
     // each node must hold (and what it needs of its peers).
     let mine = watcher::Config::default().labels(&trunkline_api::node_label::key_of(&options.node));
@@ -347,32 +301,28 @@ pub async fn run(
     let lis = reflect(
         Api::<LogicalInterface>::all(client.clone()),
         mine.clone(),
-        wake.clone(),
-        fingerprint::logical_interface,
+        changed.clone(),
         marks[&Kind::LogicalInterface].clone(),
         shared.clone(),
     );
     let vmis = reflect(
         Api::<VirtualMachineInterface>::all(client.clone()),
         mine.clone(),
-        wake.clone(),
-        fingerprint::virtual_machine_interface,
+        changed.clone(),
         marks[&Kind::VirtualMachineInterface].clone(),
         shared.clone(),
     );
     let networks = reflect(
         Api::<VirtualNetwork>::all(client.clone()),
         mine.clone(),
-        wake.clone(),
-        fingerprint::virtual_network,
+        changed.clone(),
         marks[&Kind::VirtualNetwork].clone(),
         shared.clone(),
     );
     let gateways = reflect(
         Api::<VirtualGateway>::all(client.clone()),
         mine.clone(),
-        wake.clone(),
-        fingerprint::virtual_gateway,
+        changed.clone(),
         marks[&Kind::VirtualGateway].clone(),
         shared.clone(),
     );
@@ -382,40 +332,35 @@ pub async fn run(
     let routers = reflect(
         Api::<PhysicalRouter>::all(client.clone()),
         watcher::Config::default(),
-        wake.clone(),
-        fingerprint::physical_router,
+        changed.clone(),
         Watermark::default(),
         shared.clone(),
     );
     let vteps = reflect(
         Api::<ExternalVTEP>::all(client.clone()),
         mine.clone(),
-        wake.clone(),
-        fingerprint::external_vtep,
+        changed.clone(),
         marks[&Kind::ExternalVTEP].clone(),
         shared.clone(),
     );
     let groups = reflect(
         Api::<GatewayHAGroup>::all(client.clone()),
         mine.clone(),
-        wake.clone(),
-        fingerprint::gateway_ha_group,
+        changed.clone(),
         marks[&Kind::GatewayHAGroup].clone(),
         shared.clone(),
     );
     let dc_gateways = reflect(
         Api::<DCGateway>::all(client.clone()),
         mine.clone(),
-        wake.clone(),
-        fingerprint::dc_gateway,
+        changed.clone(),
         marks[&Kind::DCGateway].clone(),
         shared.clone(),
     );
     let security_groups = reflect(
         Api::<SecurityGroup>::all(client.clone()),
         mine.clone(),
-        wake.clone(),
-        fingerprint::security_group,
+        changed.clone(),
         marks[&Kind::SecurityGroup].clone(),
         shared.clone(),
     );
@@ -424,8 +369,7 @@ pub async fn run(
     let policy_store = reflect(
         Api::<VirtualNetworkPolicy>::all(client.clone()),
         mine.clone(),
-        wake.clone(),
-        fingerprint::virtual_network_policy,
+        changed.clone(),
         marks[&Kind::VirtualNetworkPolicy].clone(),
         shared.clone(),
     );
@@ -434,8 +378,7 @@ pub async fn run(
     let cluster_policy_store = reflect(
         Api::<ClusterVirtualNetworkPolicy>::all(client.clone()),
         mine,
-        wake.clone(),
-        fingerprint::cluster_virtual_network_policy,
+        changed.clone(),
         marks[&Kind::ClusterVirtualNetworkPolicy].clone(),
         shared.clone(),
     );
@@ -523,16 +466,14 @@ pub async fn run(
                 .and_then(|r| r.status.as_ref())
                 .and_then(|s| s.programmed_generation),
         );
-        // The last desired state built (its tables installed), and the
-        // router generation it was built at.
+        // Every status write of ours changes our own PhysicalRouter, which
+        // wakes this loop: rebuild only when what the node enforces changed.
         let mut installed: Option<(desired::Desired, Option<i64>)> = None;
         // A spec edit is enforced once accepted; until then, the version
         // accepted last.
         let mut last_accepted = last_accepted::LastAccepted::default();
-        // The builds of a burst are spaced (see `build_spacing`).
-        let mut next_build = tokio::time::Instant::now();
         loop {
-            let woken = tokio::time::Instant::now();
+            let started = tokio::time::Instant::now();
             // The watermarks first: the stores hold at least that much.
             let through: BTreeMap<Kind, ResourceVersion> = marks
                 .iter()
@@ -541,24 +482,6 @@ pub async fn run(
                     Some((*kind, version))
                 })
                 .collect();
-            // Then whether an object changed as a build reads it (the
-            // watches mark it before raising a watermark). If none did (a
-            // node's report, the operator's conditions): the last build
-            // stands for the objects up to the new watermarks too, and only
-            // those move. Every status write of ours changes our own
-            // PhysicalRouter, and each of them woke a whole build before.
-            let dirty = wake.dirty.swap(false, Ordering::SeqCst);
-            if let Some((last, _)) = installed.as_ref().filter(|_| !dirty) {
-                installer.observe(last, through);
-                tokio::select! {
-                    _ = wake.changed.notified() => {}
-                    _ = fabric_changed.notified() => wake.dirty.store(true, Ordering::SeqCst),
-                }
-                tokio::time::sleep_until(woken + options.debounce).await;
-                continue;
-            }
-            tokio::time::sleep_until(next_build).await;
-            let started = tokio::time::Instant::now();
             let (li_state, vmi_state, network_state) =
                 (lis.state(), vmis.state(), networks.state());
             let (gateway_state, router_state, vtep_state) =
@@ -631,14 +554,12 @@ pub async fn run(
                 .is_some_and(|(d, g)| d.same_tables(&desired) && *g == generation)
             {
                 installer.observe(&desired, through);
-                // The same tables: what they were built from stays the base
-                // of the next update; the rest (exceptions) is the latest.
-                installed = Some((desired, generation));
-                next_build = started + build_spacing(options.debounce, started.elapsed());
+                let pause = build_spacing(options.debounce, started.elapsed());
                 tokio::select! {
-                    _ = wake.changed.notified() => {}
-                    _ = fabric_changed.notified() => wake.dirty.store(true, Ordering::SeqCst),
+                    _ = changed.notified() => {}
+                    _ = fabric_changed.notified() => {}
                 }
+                tokio::time::sleep_until(started + pause).await;
                 continue;
             }
             for skipped in &desired.skipped {
@@ -657,11 +578,12 @@ pub async fn run(
             );
             installed = Some((desired, generation));
             report_now.notify_one();
-            next_build = started + build_spacing(options.debounce, started.elapsed());
+            let pause = build_spacing(options.debounce, started.elapsed());
             tokio::select! {
-                _ = wake.changed.notified() => {}
-                _ = fabric_changed.notified() => wake.dirty.store(true, Ordering::SeqCst),
+                _ = changed.notified() => {}
+                _ = fabric_changed.notified() => {}
             }
+            tokio::time::sleep_until(started + pause).await;
         }
     };
 
