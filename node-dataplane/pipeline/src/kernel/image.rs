@@ -35,6 +35,30 @@ fn encap(e: Encap) -> (u32, u32) {
     }
 }
 
+/// The value of a `remotes` slot (tier.h `struct remote`): flags, peer
+/// slot, MAC, and the routed and bridged encapsulations (none bridged:
+/// zeroes, which the program never reads for it).
+fn remote_value(
+    flags: u32,
+    peer: u32,
+    mac: &[u8; 6],
+    routed: Encap,
+    bridged: Option<Encap>,
+) -> Vec<u8> {
+    let (rk, rv) = encap(routed);
+    let (bk, bv) = bridged.map_or((0, 0), encap);
+    Bytes::default()
+        .u32(flags)
+        .u32(peer)
+        .raw(mac)
+        .u16(0)
+        .u32(rk)
+        .u32(rv)
+        .u32(bk)
+        .u32(bv)
+        .done()
+}
+
 /// The slot key of a connected network's VMI on another node
 /// (`tables.linked`), apart from the keys of remote VMIs.
 fn linked_key(key: &str) -> String {
@@ -412,8 +436,6 @@ impl Image {
             if !fits(slot, MAX_REMOTES) {
                 continue;
             }
-            let (rk, rv) = encap(remote.routed);
-            let (bk, bv) = encap(remote.bridged);
             // Gateway HA: a remote VMI several nodes serve is reached
             // through whichever serves it now (its path cell).
             let flags = if remote.path.is_some() {
@@ -424,16 +446,13 @@ impl Image {
             put(
                 TierMap::Remotes,
                 Key::Slot(slot),
-                Bytes::default()
-                    .u32(flags)
-                    .u32(peer_slot(remote.peer.0 as usize))
-                    .raw(&remote.mac.0)
-                    .u16(0)
-                    .u32(rk)
-                    .u32(rv)
-                    .u32(bk)
-                    .u32(bv)
-                    .done(),
+                remote_value(
+                    flags,
+                    peer_slot(remote.peer.0 as usize),
+                    &remote.mac.0,
+                    remote.routed,
+                    Some(remote.bridged),
+                ),
             );
         }
         // A connected network's VMI on another node: reached as the
@@ -444,20 +463,16 @@ impl Image {
             if !fits(slot, MAX_REMOTES) {
                 continue;
             }
-            let (rk, rv) = encap(linked.routed);
             put(
                 TierMap::Remotes,
                 Key::Slot(slot),
-                Bytes::default()
-                    .u32(REMOTE_VALID)
-                    .u32(peer_slot(linked.peer.0 as usize))
-                    .raw(&linked.mac.0)
-                    .u16(0)
-                    .u32(rk)
-                    .u32(rv)
-                    .u32(0)
-                    .u32(0)
-                    .done(),
+                remote_value(
+                    REMOTE_VALID,
+                    peer_slot(linked.peer.0 as usize),
+                    &linked.mac.0,
+                    linked.routed,
+                    None,
+                ),
             );
         }
         for (i, peer) in tables.peers.iter().enumerate() {
