@@ -250,7 +250,8 @@ impl Forwarder {
             let fds: Vec<i32> = self
                 .ports
                 .iter()
-                .filter_map(|p| p.port.as_ref().map(Port::raw_fd))
+                .filter_map(|p| p.port.as_ref())
+                .flat_map(Port::raw_fds)
                 .collect();
             if fds.is_empty() {
                 std::thread::sleep(Duration::from_millis(POLL_MS as u64));
@@ -570,10 +571,16 @@ impl Forwarder {
             if let Some(p) = port.as_ref().filter(|_| spec.role == PortRole::Trunk) {
                 backend.get_or_insert(p.backend().as_str().to_owned());
             }
+            let af_xdp = port
+                .as_ref()
+                .filter(|p| matches!(p.backend(), Backend::XdpTier | Backend::AfXdp));
             statuses.push(PortStatus {
                 name: name.clone(),
                 state: state.to_owned(),
                 message,
+                queues: af_xdp.map(|p| p.queues() as u32),
+                af_xdp_mode: af_xdp
+                    .map(|p| if p.zero_copy() { "ZeroCopy" } else { "Copy" }.to_owned()),
             });
             self.ports.push(OpenPort {
                 name: name.clone(),

@@ -20,8 +20,10 @@
 //! decides the common case, the rest reaches the port's AF_XDP socket),
 //! AF_XDP alone, or AF_PACKET; the choice and the reason are logged.
 
+mod channels;
 mod packet_socket;
 mod program;
+mod queues;
 mod tap;
 pub mod tier;
 mod xsk;
@@ -31,11 +33,14 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 
+pub use channels::rx_queues;
 pub use packet_socket::PacketSocket;
 pub use program::{AttachMode, FabricSteering, RedirectProgram, Steering};
 pub use tap::TapDevice;
 pub use tier::{Tier, TierError, TierMaps, TierPort, TierPortKind, TimedRun};
-pub use xsk::{XskConfig, XskSocket};
+pub use xsk::{CopyMode, XskConfig, XskSocket};
+
+use queues::Queues;
 
 /// The largest frame every backend receives whole (an AF_XDP UMEM frame of
 /// 2048 bytes less our 64 and the kernel's 256 bytes of headroom): the
@@ -187,12 +192,12 @@ pub enum BackendChoice {
 enum Io {
     Tier {
         // Dropped before the port's tier entries: fields drop in order.
-        socket: Box<XskSocket>,
+        sockets: Queues,
         port: TierPort,
     },
     Xdp {
-        // Dropped after the socket: fields drop in declaration order.
-        socket: Box<XskSocket>,
+        // Dropped after the sockets: fields drop in declaration order.
+        sockets: Queues,
         program: RedirectProgram,
     },
     Packet(PacketSocket),
@@ -225,9 +230,28 @@ pub fn interface_index(name: &str) -> Result<u32, Error> {
     }
 }
 
+/// The receive queues of interface `name` to bind a socket to: all its
+/// driver runs, up to the XSKMAP slots a port has.
+fn port_queues(name: &str) -> Result<u32, Error> {
+    let queues = rx_queues(name).map_err(|source| Error::Socket {
+        what: "ETHTOOL_GCHANNELS",
+        source,
+    })?;
+    if queues > tier::QUEUES_PER_PORT {
+        tracing::warn!(
+            port = name,
+            queues,
+            served = tier::QUEUES_PER_PORT,
+            "more receive queues than a port serves: frames on the others go to the kernel"
+        );
+    }
+    Ok(queues.min(tier::QUEUES_PER_PORT))
+}
+
 impl Port {
-    /// Opens trunk port `name` with the chosen backend (queue 0; generic
-    /// XDP, copy mode): every frame goes to the fast path.
+    /// Opens trunk port `name` with the chosen backend (a socket per
+    /// receive queue; generic XDP, copy mode): every frame goes to the fast
+    /// path.
     pub fn open(name: &str, choice: BackendChoice) -> Result<Self, Error> {
         Self::open_steering(name, choice, Steering::All)
     }
@@ -243,14 +267,13 @@ impl Port {
     fn open_steering(name: &str, choice: BackendChoice, steering: Steering) -> Result<Self, Error> {
         let ifindex = interface_index(name)?;
         let open_xdp = || -> Result<Io, Error> {
+            let queues = port_queues(name)?;
             let mut program =
                 RedirectProgram::attach_steering(name, AttachMode::Generic, steering)?;
-            let socket = XskSocket::bind(ifindex, 0, XskConfig::default())?;
-            program.register(0, socket.raw_fd())?;
-            Ok(Io::Xdp {
-                socket: Box::new(socket),
-                program,
-            })
+            let sockets = Queues::bind(ifindex, queues, CopyMode::Copy, |queue, fd| {
+                program.register(queue, fd)
+            })?;
+            Ok(Io::Xdp { sockets, program })
         };
         let io = match choice {
             BackendChoice::AfXdp | BackendChoice::XdpTier => open_xdp()?,
@@ -275,14 +298,21 @@ impl Port {
             io,
             _tunnel_ports: tunnel_ports,
         };
-        tracing::info!(port = name, backend = port.backend().as_str(), steering = ?steering, "port open");
+        tracing::info!(
+            port = name,
+            backend = port.backend().as_str(),
+            steering = ?steering,
+            queues = port.queues(),
+            "port open"
+        );
         Ok(port)
     }
 
     /// Opens port `name` on the XDP tier `tier` (attached in `mode`, native
     /// falling back to generic when the driver refuses): the program decides
-    /// what it can, the rest reaches this port's AF_XDP socket (queue 0,
-    /// copy mode).
+    /// what it can, the rest reaches this port's AF_XDP sockets (one per
+    /// receive queue; zero-copy where the driver supports it and the
+    /// program runs in driver mode, else copy mode).
     pub fn open_tier(
         name: &str,
         tier: &std::sync::Arc<Tier>,
@@ -295,16 +325,26 @@ impl Port {
             interface: name.to_owned(),
             message: e.to_string(),
         };
+        let queues = port_queues(name)?;
         let port = tier.attach(name, ifindex, mode, kind).map_err(tier_err)?;
-        let socket = XskSocket::bind(ifindex, 0, XskConfig::default())?;
-        port.register(0, socket.raw_fd()).map_err(tier_err)?;
-        tracing::info!(port = name, mode = ?port.mode(), kind = ?kind, "port open on the XDP tier (the rest through AF_XDP, copy mode)");
+        let copy = match port.mode() {
+            AttachMode::Native => CopyMode::PreferZeroCopy,
+            AttachMode::Generic => CopyMode::Copy,
+        };
+        let sockets = Queues::bind(ifindex, queues, copy, |queue, fd| {
+            port.register(queue, fd).map_err(tier_err)
+        })?;
+        tracing::info!(
+            port = name,
+            mode = ?port.mode(),
+            kind = ?kind,
+            queues = sockets.len(),
+            af_xdp = if sockets.zero_copy() { "zero-copy" } else { "copy mode" },
+            "port open on the XDP tier (the rest through AF_XDP, a socket per receive queue)"
+        );
         Ok(Self {
             name: name.to_owned(),
-            io: Io::Tier {
-                socket: Box::new(socket),
-                port,
-            },
+            io: Io::Tier { sockets, port },
             _tunnel_ports: Vec::new(),
         })
     }
@@ -371,8 +411,8 @@ impl Port {
         outcome: &mut TxOutcome<'_>,
     ) -> io::Result<usize> {
         match &mut self.io {
-            Io::Xdp { socket, .. } | Io::Tier { socket, .. } => {
-                Ok(socket.receive(max, handle, outcome))
+            Io::Xdp { sockets, .. } | Io::Tier { sockets, .. } => {
+                Ok(sockets.receive(max, handle, outcome))
             }
             Io::Packet(socket) => socket.receive(max, handle, outcome),
             Io::Tap(tap) => tap.receive(max, handle, outcome),
@@ -394,7 +434,7 @@ impl Port {
     /// (see [`Sender::send_with`]); the frame is queued at once.
     pub fn send_with(&mut self, fill: &mut Fill<'_>) -> Result<bool, TxError> {
         match &mut self.io {
-            Io::Xdp { socket, .. } | Io::Tier { socket, .. } => socket.send_with(fill),
+            Io::Xdp { sockets, .. } | Io::Tier { sockets, .. } => sockets.send_with(fill),
             Io::Packet(socket) => socket.send_with(fill),
             Io::Tap(tap) => tap.send_with(fill),
         }
@@ -404,7 +444,7 @@ impl Port {
     /// kernel's counts for AF_XDP sockets, our own for the others).
     pub fn take_losses(&mut self) -> Losses {
         match &mut self.io {
-            Io::Xdp { socket, .. } | Io::Tier { socket, .. } => socket.take_losses(),
+            Io::Xdp { sockets, .. } | Io::Tier { sockets, .. } => sockets.take_losses(),
             Io::Packet(socket) => socket.take_losses(),
             Io::Tap(tap) => tap.take_losses(),
         }
@@ -413,7 +453,7 @@ impl Port {
     /// The largest frame this port receives whole.
     pub fn max_frame(&self) -> usize {
         match &self.io {
-            Io::Xdp { socket, .. } | Io::Tier { socket, .. } => socket.max_frame(),
+            Io::Xdp { sockets, .. } | Io::Tier { sockets, .. } => sockets.max_frame(),
             Io::Packet(_) => packet_socket::MAX_FRAME,
             Io::Tap(_) => tap::MAX_FRAME,
         }
@@ -421,18 +461,36 @@ impl Port {
 
     /// Pushes out pending transmissions and recycles sent buffers.
     pub fn flush(&mut self) {
-        if let Io::Xdp { socket, .. } | Io::Tier { socket, .. } = &mut self.io {
-            socket.flush();
+        if let Io::Xdp { sockets, .. } | Io::Tier { sockets, .. } = &mut self.io {
+            sockets.flush();
         }
     }
 
-    /// The descriptor to `poll` for readability.
-    pub fn raw_fd(&self) -> RawFd {
+    /// How many receive queues the port serves (an AF_XDP socket each;
+    /// one for the other backends).
+    pub fn queues(&self) -> usize {
         match &self.io {
-            Io::Xdp { socket, .. } | Io::Tier { socket, .. } => socket.raw_fd(),
-            Io::Packet(socket) => socket.raw_fd(),
-            Io::Tap(tap) => tap.raw_fd(),
+            Io::Xdp { sockets, .. } | Io::Tier { sockets, .. } => sockets.len(),
+            Io::Packet(_) | Io::Tap(_) => 1,
         }
+    }
+
+    /// Whether the port's AF_XDP sockets run in zero-copy mode.
+    pub fn zero_copy(&self) -> bool {
+        match &self.io {
+            Io::Xdp { sockets, .. } | Io::Tier { sockets, .. } => sockets.zero_copy(),
+            Io::Packet(_) | Io::Tap(_) => false,
+        }
+    }
+
+    /// The descriptors to `poll` for readability (one per AF_XDP socket).
+    pub fn raw_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        let (sockets, single) = match &self.io {
+            Io::Xdp { sockets, .. } | Io::Tier { sockets, .. } => (Some(sockets.raw_fds()), None),
+            Io::Packet(socket) => (None, Some(socket.raw_fd())),
+            Io::Tap(tap) => (None, Some(tap.raw_fd())),
+        };
+        sockets.into_iter().flatten().chain(single)
     }
 }
 
@@ -453,11 +511,11 @@ fn hold_tunnel_ports(addr: IpAddr) -> Vec<std::net::UdpSocket> {
 
 /// Waits until one of `ports` has frames or `timeout_ms` passes.
 pub fn wait_readable(ports: &[Port], timeout_ms: i32) -> io::Result<()> {
-    let fds: Vec<RawFd> = ports.iter().map(Port::raw_fd).collect();
+    let fds: Vec<RawFd> = ports.iter().flat_map(Port::raw_fds).collect();
     wait_fds(&fds, timeout_ms)
 }
 
-/// Waits until one of the descriptors `fds` (ports' [`Port::raw_fd`]) is
+/// Waits until one of the descriptors `fds` (ports' [`Port::raw_fds`]) is
 /// readable or `timeout_ms` passes.
 pub fn wait_fds(fds: &[RawFd], timeout_ms: i32) -> io::Result<()> {
     let mut fds: Vec<libc::pollfd> = fds

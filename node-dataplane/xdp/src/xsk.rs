@@ -345,10 +345,33 @@ impl Sender for TxSide<'_> {
     }
 }
 
+/// How a socket moves frames between the driver and its UMEM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyMode {
+    /// Copy mode (`XDP_COPY`): what generic XDP needs, and any driver does.
+    Copy,
+    /// Zero-copy where the driver supports it (the driver receives into
+    /// the UMEM and sends from it), else copy mode: the kernel decides at
+    /// bind time ([`XskSocket::zero_copy`] says which). Only with the XDP
+    /// program attached in driver (native) mode.
+    PreferZeroCopy,
+}
+
 impl XskSocket {
     /// Creates the socket and its UMEM and binds it, in copy mode, to
     /// `queue` of the interface `ifindex`.
     pub fn bind(ifindex: u32, queue: u32, config: XskConfig) -> Result<Self, Error> {
+        Self::bind_mode(ifindex, queue, config, CopyMode::Copy)
+    }
+
+    /// Creates the socket and its UMEM and binds it to `queue` of the
+    /// interface `ifindex` in `mode`.
+    pub fn bind_mode(
+        ifindex: u32,
+        queue: u32,
+        config: XskConfig,
+        mode: CopyMode,
+    ) -> Result<Self, Error> {
         let step = |what: &'static str| move |source: io::Error| Error::Socket { what, source };
         assert!(config.frame_size.is_power_of_two() && config.ring_size.is_power_of_two());
         // SAFETY: creates a socket; the result is checked.
@@ -431,7 +454,12 @@ impl XskSocket {
         socket.refill();
         let addr = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
-            sxdp_flags: libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP,
+            // Neither XDP_COPY nor XDP_ZEROCOPY: the kernel tries zero-copy
+            // and falls back to copy mode.
+            sxdp_flags: match mode {
+                CopyMode::Copy => libc::XDP_COPY,
+                CopyMode::PreferZeroCopy => 0,
+            } | libc::XDP_USE_NEED_WAKEUP,
             sxdp_ifindex: ifindex,
             sxdp_queue_id: queue,
             sxdp_shared_umem_fd: 0,
@@ -651,6 +679,25 @@ impl XskSocket {
         } else {
             Err(io::Error::last_os_error())
         }
+    }
+
+    /// Whether the socket runs in zero-copy mode (the kernel's
+    /// `XDP_OPTIONS`); false when it cannot tell.
+    pub fn zero_copy(&self) -> bool {
+        // SAFETY: zeroed is a valid value of this plain C struct.
+        let mut options: libc::xdp_options = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::xdp_options>() as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `options`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_XDP,
+                libc::XDP_OPTIONS,
+                (&mut options as *mut libc::xdp_options).cast(),
+                &mut len,
+            )
+        };
+        rc == 0 && options.flags & libc::XDP_OPTIONS_ZEROCOPY != 0
     }
 
     /// The socket's descriptor (for `poll` and the XSKMAP).

@@ -40,6 +40,11 @@ impl Lab {
     /// makes them unique within the process, the whole process id across
     /// processes (tests of other checkouts may run beside these).
     fn new(tag: &str) -> Self {
+        Self::with_queues(tag, 1)
+    }
+
+    /// Both ends of the veth pair with `queues` transmit and receive queues.
+    fn with_queues(tag: &str, queues: u32) -> Self {
         let n = LABS.fetch_add(1, Ordering::Relaxed);
         let lab = Self {
             prefix: format!("tlx{}{tag}{n}", std::process::id()),
@@ -48,8 +53,9 @@ impl Lab {
         // Interface names `<p>x`, `<p>y` must fit IFNAMSIZ.
         assert!(p.len() < 15, "{p}: too long for an interface name");
         sh(&format!("ip netns add {p}a && ip netns add {p}b"));
+        let q = format!("numtxqueues {queues} numrxqueues {queues}");
         sh(&format!(
-            "ip link add {p}y netns {p}a type veth peer name {p}x netns {p}b"
+            "ip link add {p}y netns {p}a {q} type veth peer name {p}x netns {p}b {q}"
         ));
         sh(&format!(
             "ip -n {p}a link set {p}y address 02:00:00:00:00:01 && ip -n {p}a link set {p}y up"
@@ -356,4 +362,119 @@ fn af_xdp_fabric_port_steers_only_tunnel_packets() {
 #[test]
 fn af_packet_fabric_port_sees_tunnel_packets_and_the_host_keeps_working() {
     fabric_steering(BackendChoice::AfPacket, "g");
+}
+
+/// A port on a multi-queue interface binds a socket to every receive
+/// queue: UDP datagrams of 256 flows, which the sender's veth spreads over
+/// its four queues (and so over the port's four receive queues), all reach
+/// the port's handler. With one socket (queue 0 only), the frames of the
+/// other queues went to the kernel and were lost to the fast path.
+fn every_queue_is_served(open: &'static Opener, tag: &str) {
+    const FLOWS: u16 = 256;
+    let lab = Lab::with_queues(tag, 4);
+    let p = lab.prefix.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(std::sync::Mutex::new(
+        std::collections::HashSet::<u16>::new(),
+    ));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let responder = {
+        let (stop, seen, p) = (stop.clone(), seen.clone(), p.clone());
+        std::thread::spawn(move || {
+            trunkline_xdp::enter_network_namespace(format!("/run/netns/{p}b").as_ref())
+                .expect("setns");
+            let port = match open(&format!("{p}x")) {
+                Ok(port) => port,
+                Err(e) => {
+                    ready_tx.send(Err(e)).expect("send");
+                    return;
+                }
+            };
+            ready_tx.send(Ok(port.queues())).expect("send");
+            let mut ports = [port];
+            while !stop.load(Ordering::Relaxed) {
+                trunkline_xdp::wait_readable(&ports, 50).expect("poll");
+                ports[0]
+                    .receive(
+                        64,
+                        &mut |buf, offset, len, _| {
+                            let f = &buf[offset..offset + len];
+                            // IPv4, UDP, to port 7777: note the source port.
+                            if f.len() >= 42
+                                && f[12..14] == [0x08, 0x00]
+                                && f[23] == 17
+                                && f[36..38] == 7777u16.to_be_bytes()
+                            {
+                                let sport = u16::from_be_bytes([f[34], f[35]]);
+                                seen.lock().unwrap().insert(sport);
+                            }
+                            Action::Drop
+                        },
+                        &mut |_, _, _| {},
+                    )
+                    .expect("receive");
+                ports[0].flush();
+            }
+        })
+    };
+    let queues = ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("responder started")
+        .expect("port opens");
+    assert_eq!(queues, 4, "a socket per receive queue");
+    let send = format!(
+        "import socket\n\
+         for port in range(20000, 20000 + {FLOWS}):\n\
+         \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         \x20   s.bind(('10.66.0.1', port))\n\
+         \x20   s.sendto(b'queue', ('10.66.0.2', 7777))\n\
+         \x20   s.close()\n"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut missing;
+    loop {
+        sh(&format!("ip netns exec {p}a python3 -c \"{send}\""));
+        missing = (20000..20000 + FLOWS)
+            .filter(|sport| !seen.lock().unwrap().contains(sport))
+            .count();
+        if missing == 0 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    responder.join().expect("responder thread");
+    assert_eq!(
+        missing, 0,
+        "flows whose datagrams never reached the port's handler, of {FLOWS}"
+    );
+}
+
+#[test]
+fn an_af_xdp_port_serves_every_receive_queue() {
+    let open: &'static Opener = Box::leak(Box::new(|name: &str| {
+        Port::open(name, BackendChoice::AfXdp).map_err(|e| e.to_string())
+    }));
+    every_queue_is_served(open, "q");
+}
+
+#[test]
+fn a_port_on_the_xdp_tier_serves_every_receive_queue() {
+    static TIER: std::sync::OnceLock<std::sync::Mutex<Option<Arc<trunkline_xdp::Tier>>>> =
+        std::sync::OnceLock::new();
+    let open: &'static Opener = Box::leak(Box::new(|name: &str| {
+        let tier = Arc::new(trunkline_xdp::Tier::load(false).map_err(|e| e.to_string())?);
+        *TIER.get_or_init(Default::default).lock().unwrap() = Some(tier.clone());
+        let port = Port::open_tier(
+            name,
+            &tier,
+            trunkline_xdp::TierPortKind::Trunk,
+            trunkline_xdp::AttachMode::Native,
+        )
+        .map_err(|e| e.to_string())?;
+        // veth has no zero-copy AF_XDP: the port runs in copy mode and says so.
+        assert!(!port.zero_copy(), "veth sockets in copy mode");
+        Ok(port)
+    }));
+    every_queue_is_served(open, "r");
 }

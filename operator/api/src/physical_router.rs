@@ -233,6 +233,15 @@ pub struct PortStatus {
     /// Human-readable detail when the port is not up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Receive queues the fast path serves on this port (an AF_XDP socket
+    /// each): every queue its driver runs, up to 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<u32>,
+    /// How the port's AF_XDP sockets move frames: `ZeroCopy` (the driver
+    /// receives into and sends from the sockets' memory) or `Copy` (what
+    /// veth and generic XDP do). Absent for AF_PACKET and taps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub af_xdp_mode: Option<String>,
 }
 
 /// Sizes of the node's programmed tables.

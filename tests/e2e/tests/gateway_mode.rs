@@ -85,6 +85,23 @@ async fn instances_talk(backend: &'static str) {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    // Each open port says how many receive queues it serves and how its
+    // AF_XDP sockets move frames (the lab's veths: one queue, copy mode).
+    let status = gw.router_status().await;
+    let up: Vec<_> = status.ports.iter().filter(|p| p.state == "Up").collect();
+    assert!(!up.is_empty(), "no port up: {:?}", status.ports);
+    for port in up {
+        let expect = match backend_name {
+            "AF_PACKET" => (None, None),
+            _ => (Some(1), Some("Copy")),
+        };
+        assert_eq!(
+            (port.queues, port.af_xdp_mode.as_deref()),
+            expect,
+            "port {} with {backend_name}",
+            port.name
+        );
+    }
 }
 
 #[tokio::test]

@@ -64,7 +64,7 @@ pub fn forward(netns: &Path, ingress: &str, egress: &str, stop: &AtomicBool) -> 
     };
     let mut input = open(ingress)?;
     let mut output = open(egress)?;
-    let fds = [input.raw_fd(), output.raw_fd()];
+    let fds: Vec<_> = input.raw_fds().chain(output.raw_fds()).collect();
     while !stop.load(Ordering::Relaxed) {
         trunkline_xdp::wait_fds(&fds, POLL_MS).map_err(Error::io("poll"))?;
         input
