@@ -139,7 +139,9 @@ mod tests {
         assert!(none.status.as_ref().unwrap().conditions.is_empty());
         assert_eq!(
             from_api::virtual_machine_interface(&none).meta.accepted,
-            from_api::virtual_machine_interface(&vmi(json!([]))).meta.accepted
+            from_api::virtual_machine_interface(&vmi(json!([])))
+                .meta
+                .accepted
         );
     }
 }

@@ -44,8 +44,8 @@ use crate::http::{self, Probes};
 use crate::index::{Changes, Stores, Touch, key_of};
 use crate::leader::Elector;
 use crate::metrics::{EventLabels, HaTransitionLabels, KindLabels, ObjectLabels};
-use crate::written::Written;
 use crate::status::{self, FIELD_MANAGER, Note, Reported};
+use crate::written::Written;
 use crate::{Error, Metrics};
 
 /// Status (and label) writes in flight at once: enough to keep the API

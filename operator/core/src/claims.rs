@@ -160,9 +160,16 @@ mod tests {
             claims.claim(7u16, m);
         }
         let names: Vec<&str> = claims.claimants(&7).map(|k| k.name.as_str()).collect();
-        assert_eq!(names, ["a", "b", "c", "d", "e"], "by age, then name; no repeats");
+        assert_eq!(
+            names,
+            ["a", "b", "c", "d", "e"],
+            "by age, then name; no repeats"
+        );
         assert!(!claims.release(&7, &metas[2]), "d was not the holder");
-        assert!(!claims.release(&7, &metas[2]), "released twice: nothing left to release");
+        assert!(
+            !claims.release(&7, &metas[2]),
+            "released twice: nothing left to release"
+        );
         assert!(claims.release(&7, &metas[1]), "a was");
         assert_eq!(claims.holder(&7).map(|k| k.name.as_str()), Some("b"));
         for m in &metas {
