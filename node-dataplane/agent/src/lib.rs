@@ -51,6 +51,7 @@ pub mod observe;
 pub mod report;
 pub mod security_groups;
 pub mod trace;
+pub mod trim;
 pub mod uninstall;
 
 use std::collections::BTreeMap;
@@ -166,13 +167,7 @@ fn reflect<K>(
     control: Arc<Control>,
 ) -> Store<K>
 where
-    K: kube::Resource
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: trim::Trim + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (store, writer) = reflector::store();
@@ -180,8 +175,9 @@ where
     let stream = reflector::reflector(
         writer,
         watcher(api, config)
-            // Never read: at thousands of objects most of the memory.
-            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+            // Only what a build reads: at thousands of objects most of
+            // an object is never read (see `trim`).
+            .modify(|o: &mut K| o.trim())
             .backoff(trunkline_client::WatchBackoff::default()),
     );
     tokio::spawn(async move {

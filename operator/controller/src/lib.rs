@@ -71,6 +71,7 @@ pub mod operator;
 pub mod packet_traces;
 pub mod status;
 pub mod telemetry;
+pub mod written;
 
 pub use cli::Args;
 pub use error::Error;

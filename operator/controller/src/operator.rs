@@ -45,6 +45,7 @@ use crate::index::{Changes, Stores, Touch, key_of};
 use crate::leader::Elector;
 use crate::metrics::{EventLabels, HaTransitionLabels, KindLabels, ObjectLabels};
 use crate::status::{self, FIELD_MANAGER, Note, Reported};
+use crate::written::Written;
 use crate::{Error, Metrics};
 
 /// Status (and label) writes in flight at once: enough to keep the API
@@ -289,17 +290,6 @@ async fn drive(
     }
 }
 
-/// What the operator remembers of a status it wrote, until its store shows
-/// the write: so that a pass running before the watch event arrives
-/// neither writes the same status again nor re-stamps its conditions.
-#[derive(Debug)]
-struct Applied {
-    uid: Option<String>,
-    /// The resourceVersion the write was based on.
-    based_on: Option<String>,
-    status: serde_json::Value,
-}
-
 /// The decision loop's state.
 pub struct Operator {
     client: Client,
@@ -337,7 +327,8 @@ pub struct Operator {
     busy: bool,
     recorder: Recorder,
     metrics: Arc<Metrics>,
-    applied: HashMap<ObjectKey, Applied>,
+    /// The statuses written that the stores do not show yet.
+    applied: Written,
     /// `status.portsSummary` written per PhysicalRouter name, with the
     /// resourceVersion it was based on (as `applied`).
     ports_applied: HashMap<String, (Option<String>, Option<String>)>,
@@ -445,7 +436,7 @@ impl Operator {
             hold_due: None,
             busy: false,
             metrics,
-            applied: HashMap::new(),
+            applied: Written::default(),
             ports_applied: HashMap::new(),
             leading: watch::channel(true).1,
             settings: Settings::default(),
@@ -843,11 +834,12 @@ impl Operator {
             };
             let remembered = self
                 .applied
-                .get(&key)
-                .filter(|a| {
-                    a.uid == object.meta().uid && a.based_on == object.meta().resource_version
-                })
-                .and_then(|a| serde_json::from_value::<K::Status>(a.status.clone()).ok());
+                .take_current(
+                    &key,
+                    object.meta().uid.as_deref(),
+                    object.meta().resource_version.as_deref(),
+                )
+                .and_then(|status| serde_json::from_value::<K::Status>(status.clone()).ok());
             let current = remembered.or_else(|| object.current().cloned());
             let previous = current.as_ref().map(K::conditions_of).unwrap_or(&[]);
             let conditions = status::conditions(decision, previous, now);
@@ -1050,11 +1042,9 @@ impl Operator {
                     );
                     self.applied.insert(
                         plan.key,
-                        Applied {
-                            uid: plan.object.meta().uid.clone(),
-                            based_on: plan.object.meta().resource_version.clone(),
-                            status: value,
-                        },
+                        plan.object.meta().uid.clone(),
+                        plan.object.meta().resource_version.clone(),
+                        value,
                     );
                 }
                 // Deleted meanwhile: its watch event brings the next pass.
