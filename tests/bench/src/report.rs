@@ -662,6 +662,35 @@ impl Report {
                 }
             }
         }
+        if let Some(Ok(s)) = self
+            .scale
+            .as_ref()
+            .filter(|s| s.as_ref().is_ok_and(|s| !s.change_ms.is_empty()))
+        {
+            let per = s.change_ms.len() as f64;
+            let _ = writeln!(
+                md,
+                "\nWhere the {} single changes' time went (at {} pairs), per change: what the agent and the operator did (their `/metrics`), the mutating API requests (the benchmark's apply included) and CPU seconds.\n",
+                s.change_ms.len(),
+                s.objects
+            );
+            let _ = writeln!(md, "| what | per change |");
+            let _ = writeln!(md, "|---|---:|");
+            for (what, n) in &s.changes_counters {
+                let _ = writeln!(md, "| {what} | {:.3} |", n / per);
+            }
+            for ((resource, sub, verb), n) in &s.changes_requests {
+                let _ = writeln!(
+                    md,
+                    "| {verb} {resource}{}{sub} | {:.2} |",
+                    if sub.is_empty() { "" } else { "/" },
+                    *n as f64 / per
+                );
+            }
+            for (role, v) in &s.changes_cpu {
+                let _ = writeln!(md, "| CPU s, {role} | {:.3} |", v / per);
+            }
+        }
         let _ = writeln!(md, "\n## Every run, in order\n");
         let _ = writeln!(
             md,

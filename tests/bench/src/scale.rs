@@ -106,6 +106,14 @@ pub struct ScaleResult {
     pub ready_count: usize,
     /// Each single change's time from apply to Programmed, ms (in order).
     pub change_ms: Vec<f64>,
+    /// CPU seconds each control-plane process spent during the single
+    /// changes.
+    pub changes_cpu: Vec<(String, f64)>,
+    /// Mutating API requests to trunkline's kinds during them.
+    pub changes_requests: scale_cost::Requests,
+    /// What the agent and the operator did during them
+    /// ([`scale_cost::counters`]), in all.
+    pub changes_counters: Vec<(String, f64)>,
     /// Writes seen in the idle window (objects of the scale set, the
     /// network, the router).
     pub idle_writes: Option<usize>,
@@ -474,6 +482,17 @@ pub async fn measure(
     if result.ready_s.is_some() {
         // One change at a time: a VMI's address, apply -> Programmed.
         eprintln!("[bench] control plane: {CHANGES} single changes");
+        let processes = scale_cost::Processes::find(
+            device.control_plane_dir(),
+            device.operator_pid(),
+            agent_pid,
+        );
+        let (cpu_before, requests_before) =
+            (processes.seconds(), scale_cost::requests(&client).await?);
+        let counters_before = {
+            let (agent, operator) = device.metrics();
+            scale_cost::counters(&agent, &operator)
+        };
         for k in 0..CHANGES.min(n) {
             let i = k * (n / CHANGES.min(n)).max(1);
             let vmi = vmi_name(i);
@@ -504,6 +523,24 @@ pub async fn measure(
             result.change_quantile(0.5),
             result.change_quantile(0.99)
         );
+        result.changes_cpu = scale_cost::cpu_between(&cpu_before, &processes.seconds());
+        result.changes_requests =
+            scale_cost::requests_between(&requests_before, &scale_cost::requests(&client).await?);
+        result.changes_counters = {
+            let (agent, operator) = device.metrics();
+            scale_cost::counters_between(&counters_before, &scale_cost::counters(&agent, &operator))
+        };
+        let per = result.change_ms.len().max(1) as f64;
+        for (what, n) in &result.changes_counters {
+            eprintln!("[bench] control plane: per change: {what} {:.2}", n / per);
+        }
+        for ((resource, sub, verb), n) in &result.changes_requests {
+            eprintln!(
+                "[bench] control plane: per change: {verb} {resource}{}{sub} {:.2}",
+                if sub.is_empty() { "" } else { "/" },
+                *n as f64 / per
+            );
+        }
         // Idle: count the writes of a window that starts once the last
         // change has settled.
         tokio::time::sleep(Duration::from_secs(5)).await;

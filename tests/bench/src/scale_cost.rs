@@ -2,7 +2,9 @@
 //! of the control plane spent during it (API server, etcd, operator, agent,
 //! and this benchmark's applier), and the mutating API requests it caused
 //! per resource, subresource and verb (from the API server's own
-//! `apiserver_request_total`).
+//! `apiserver_request_total`); and for the single changes after it, what
+//! the agent and the operator did per change ([`counters`]: builds, passes,
+//! reports, writes, read from their `/metrics`).
 //!
 //! On a machine with C cores the burst cannot end before the sum of those
 //! CPU seconds divided by C: the figures say which process to make cheaper
@@ -120,6 +122,103 @@ pub fn parse_requests(text: &str) -> Requests {
     out
 }
 
+/// The counters of the agent and the operator that say where a change's
+/// time goes: (what, agent or operator, sample name, label filter).
+const COUNTERS: [(&str, bool, &str, &str); 9] = [
+    (
+        "agent builds, new tables",
+        true,
+        "trunkline_dataplane_compile_wakes_total",
+        "outcome=\"build_swapped\"",
+    ),
+    (
+        "agent builds, same tables",
+        true,
+        "trunkline_dataplane_compile_wakes_total",
+        "outcome=\"build_unchanged\"",
+    ),
+    (
+        "agent wake-ups without a build",
+        true,
+        "trunkline_dataplane_compile_wakes_total",
+        "outcome=\"watermarks_only\"",
+    ),
+    (
+        "agent build seconds",
+        true,
+        "trunkline_dataplane_build_seconds_total",
+        "",
+    ),
+    (
+        "agent reports written",
+        true,
+        "trunkline_dataplane_reports_total",
+        "",
+    ),
+    (
+        "operator passes",
+        false,
+        "trunkline_operator_reconcile_runs_total",
+        "",
+    ),
+    (
+        "operator pass seconds",
+        false,
+        "trunkline_operator_reconcile_duration_seconds_sum",
+        "",
+    ),
+    (
+        "operator status writes",
+        false,
+        "trunkline_operator_status_writes_total",
+        "",
+    ),
+    (
+        "operator label writes",
+        false,
+        "trunkline_operator_label_writes_total",
+        "",
+    ),
+];
+
+/// Reads [`COUNTERS`] from the agent's and the operator's `/metrics`
+/// pages (the sum over the samples of a name whose labels hold the
+/// filter); a counter a process does not have is left out.
+pub fn counters(agent: &str, operator: &str) -> BTreeMap<&'static str, f64> {
+    let mut out = BTreeMap::new();
+    for (what, of_agent, name, filter) in COUNTERS {
+        let text = if of_agent { agent } else { operator };
+        let mut sum = None;
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((sample, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let (sample_name, labels) = sample.split_once('{').unwrap_or((sample, ""));
+            if sample_name != name || !labels.contains(filter) {
+                continue;
+            }
+            if let Ok(v) = value.trim().parse::<f64>() {
+                *sum.get_or_insert(0.0) += v;
+            }
+        }
+        if let Some(sum) = sum {
+            out.insert(what, sum);
+        }
+    }
+    out
+}
+
+/// The growth of each counter between two readings.
+pub fn counters_between(
+    before: &BTreeMap<&'static str, f64>,
+    after: &BTreeMap<&'static str, f64>,
+) -> Vec<(String, f64)> {
+    after
+        .iter()
+        .filter_map(|(what, a)| Some((what.to_string(), a - before.get(what)?)))
+        .collect()
+}
+
 /// The requests made between two readings (counters only grow).
 pub fn requests_between(before: &Requests, after: &Requests) -> Requests {
     after
@@ -134,6 +233,23 @@ pub fn requests_between(before: &Requests, after: &Requests) -> Requests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_sum_their_samples_and_skip_what_a_process_lacks() {
+        let agent = "# HELP x\ntrunkline_dataplane_compile_wakes_total{outcome=\"build_swapped\"} 3\ntrunkline_dataplane_compile_wakes_total{outcome=\"watermarks_only\"} 5\ntrunkline_dataplane_build_seconds_total 0.25\n";
+        let operator = "trunkline_operator_status_writes_total{kind=\"VirtualMachineInterface\"} 4\ntrunkline_operator_status_writes_total{kind=\"LogicalInterface\"} 2\ntrunkline_operator_reconcile_runs_total 7\n";
+        let read = counters(agent, operator);
+        assert_eq!(read["agent builds, new tables"], 3.0);
+        assert_eq!(read["agent wake-ups without a build"], 5.0);
+        assert_eq!(read["agent build seconds"], 0.25);
+        assert_eq!(read["operator status writes"], 6.0);
+        assert_eq!(read["operator passes"], 7.0);
+        assert!(!read.contains_key("agent reports written"));
+        let mut later = read.clone();
+        later.insert("operator passes", 10.0);
+        let grown = counters_between(&read, &later);
+        assert!(grown.contains(&("operator passes".to_owned(), 3.0)));
+    }
 
     #[test]
     fn only_trunkline_writes_are_counted_and_codes_are_summed() {

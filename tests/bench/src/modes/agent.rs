@@ -123,6 +123,11 @@ impl AgentDevice {
         self.cluster.operator_pid()
     }
 
+    /// The agent's and the operator's `/metrics` pages.
+    pub fn metrics(&self) -> (String, String) {
+        (self.agent.metrics(), self.cluster.operator_metrics())
+    }
+
     /// The control plane's state directory (its logs and `.pid` files).
     pub fn control_plane_dir(&self) -> &std::path::Path {
         self.cluster.log_dir()

@@ -162,6 +162,11 @@ impl Cluster {
         self.operator.pid()
     }
 
+    /// The operator's `/metrics` page.
+    pub fn operator_metrics(&self) -> String {
+        self.operator.metrics()
+    }
+
     /// The control plane's logs.
     pub fn log_dir(&self) -> &Path {
         self.plane.log_dir()
