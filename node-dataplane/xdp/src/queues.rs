@@ -1,5 +1,6 @@
 //! A port's AF_XDP sockets: one per receive queue of its interface, each
-//! with its own UMEM and rings, all served by the port's forwarding
+//! with its own UMEM and rings (the default's memory split over the
+//! queues, [`XskConfig::for_queues`]), all served by the port's forwarding
 //! thread.
 //!
 //! ```text
@@ -39,9 +40,10 @@ impl Queues {
         mode: CopyMode,
         mut register: impl FnMut(u32, RawFd) -> Result<(), Error>,
     ) -> Result<Self, Error> {
+        let config = XskConfig::for_queues(queues);
         let sockets = (0..queues.max(1))
             .map(|queue| {
-                let socket = XskSocket::bind_mode(ifindex, queue, XskConfig::default(), mode)?;
+                let socket = XskSocket::bind_mode(ifindex, queue, config, mode)?;
                 register(queue, socket.raw_fd())?;
                 Ok(socket)
             })

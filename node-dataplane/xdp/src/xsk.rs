@@ -54,6 +54,25 @@ impl Default for XskConfig {
     }
 }
 
+impl XskConfig {
+    /// The sizes of each socket of a port with `queues` receive queues:
+    /// the default's memory (8 MiB of UMEM, pinned by the kernel) split
+    /// over the queues, with rings of at least 256 entries (so at least
+    /// 1 MiB a socket). Twice as many frames as fill-ring entries, as in
+    /// the default: a full fill ring leaves as many frames for sending.
+    pub fn for_queues(queues: u32) -> Self {
+        let default = Self::default();
+        // The largest power of two within the share, not below 256.
+        let share = (default.ring_size / queues.max(1)).max(256);
+        let ring_size = 1 << (u32::BITS - 1 - share.leading_zeros());
+        Self {
+            frames: ring_size * (default.frames / default.ring_size),
+            ring_size,
+            ..default
+        }
+    }
+}
+
 /// A mapping of the process's memory, unmapped on drop.
 struct Mmap {
     ptr: NonNull<u8>,
@@ -709,5 +728,28 @@ impl XskSocket {
 impl AsFd for XskSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::XskConfig;
+
+    #[test]
+    fn a_ports_sockets_share_the_default_memory_down_to_rings_of_256() {
+        let umem = |c: XskConfig| c.frames as usize * c.frame_size as usize;
+        let one = XskConfig::for_queues(1);
+        assert_eq!((one.frames, one.ring_size), (4096, 2048), "the default");
+        let four = XskConfig::for_queues(4);
+        assert_eq!((four.frames, four.ring_size), (1024, 512));
+        assert_eq!(4 * umem(four), umem(one), "the same memory per port");
+        let three = XskConfig::for_queues(3);
+        assert_eq!((three.frames, three.ring_size), (1024, 512), "rounded down");
+        let many = XskConfig::for_queues(64);
+        assert_eq!((many.frames, many.ring_size), (512, 256), "the floor");
+        for q in 1..=64 {
+            let c = XskConfig::for_queues(q);
+            assert!(c.ring_size.is_power_of_two() && c.frames == 2 * c.ring_size);
+        }
     }
 }
