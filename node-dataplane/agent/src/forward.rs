@@ -579,8 +579,10 @@ impl Forwarder {
                 state: state.to_owned(),
                 message,
                 queues: af_xdp.map(|p| p.queues() as u32),
+                // Absent when the kernel does not say, never guessed.
                 af_xdp_mode: af_xdp
-                    .map(|p| if p.zero_copy() { "ZeroCopy" } else { "Copy" }.to_owned()),
+                    .and_then(Port::zero_copy)
+                    .map(|zc| if zc { "ZeroCopy" } else { "Copy" }.to_owned()),
             });
             self.ports.push(OpenPort {
                 name: name.clone(),

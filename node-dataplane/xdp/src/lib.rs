@@ -339,7 +339,11 @@ impl Port {
             mode = ?port.mode(),
             kind = ?kind,
             queues = sockets.len(),
-            af_xdp = if sockets.zero_copy() { "zero-copy" } else { "copy mode" },
+            af_xdp = match sockets.zero_copy() {
+                Some(true) => "zero-copy",
+                Some(false) => "copy mode",
+                None => "unknown copy mode",
+            },
             "port open on the XDP tier (the rest through AF_XDP, a socket per receive queue)"
         );
         Ok(Self {
@@ -475,11 +479,12 @@ impl Port {
         }
     }
 
-    /// Whether the port's AF_XDP sockets run in zero-copy mode.
-    pub fn zero_copy(&self) -> bool {
+    /// Whether the port's AF_XDP sockets run in zero-copy mode: `None` for
+    /// other backends, and when the kernel does not say.
+    pub fn zero_copy(&self) -> Option<bool> {
         match &self.io {
             Io::Xdp { sockets, .. } | Io::Tier { sockets, .. } => sockets.zero_copy(),
-            Io::Packet(_) | Io::Tap(_) => false,
+            Io::Packet(_) | Io::Tap(_) => None,
         }
     }
 

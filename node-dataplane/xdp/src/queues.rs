@@ -57,9 +57,12 @@ impl Queues {
     }
 
     /// Whether the sockets run in zero-copy mode (all of them: a driver
-    /// decides for the whole device).
-    pub(crate) fn zero_copy(&self) -> bool {
-        self.sockets.iter().all(XskSocket::zero_copy)
+    /// decides for the whole device); `None` when the kernel does not say.
+    pub(crate) fn zero_copy(&self) -> Option<bool> {
+        self.sockets
+            .iter()
+            .map(|s| s.zero_copy().ok())
+            .try_fold(true, |all, zc| Some(all && zc?))
     }
 
     /// Receives up to `max` frames from the sockets in turn.

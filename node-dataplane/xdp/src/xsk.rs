@@ -269,6 +269,32 @@ fn setsockopt<T>(fd: BorrowedFd<'_>, name: libc::c_int, value: &T) -> io::Result
     }
 }
 
+/// Reads the `SOL_XDP` option `name` of `fd`.
+///
+/// # Safety
+/// `T` must be the plain C struct the kernel writes for `name`, valid when
+/// all zeroes.
+unsafe fn getsockopt<T>(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<T> {
+    // SAFETY: the caller vouches that all zeroes is a valid `T`.
+    let mut value: T = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `value`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            name,
+            (&mut value as *mut T).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// An AF_XDP socket bound to one queue of one interface, with its own UMEM.
 pub struct XskSocket {
     fd: OwnedFd,
@@ -419,22 +445,9 @@ impl XskSocket {
         ] {
             setsockopt(fd.as_fd(), opt, &config.ring_size).map_err(step("ring size"))?;
         }
-        // SAFETY: zeroed is a valid value of this plain C struct.
-        let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
-        // SAFETY: the kernel writes at most `len` bytes into `off`.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_MMAP_OFFSETS,
-                (&mut off as *mut libc::xdp_mmap_offsets).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(step("XDP_MMAP_OFFSETS")(io::Error::last_os_error()));
-        }
+        // SAFETY: xdp_mmap_offsets is a plain C struct of integers.
+        let off: libc::xdp_mmap_offsets = unsafe { getsockopt(fd.as_fd(), libc::XDP_MMAP_OFFSETS) }
+            .map_err(step("XDP_MMAP_OFFSETS"))?;
         let n = config.ring_size;
         let fill = Ring::map(
             fd.as_fd(),
@@ -680,43 +693,16 @@ impl XskSocket {
 
     /// Kernel counters of the socket.
     pub fn statistics(&self) -> io::Result<libc::xdp_statistics> {
-        // SAFETY: zeroed is a valid value of this plain C struct.
-        let mut stats: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
-        // SAFETY: the kernel writes at most `len` bytes into `stats`.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_STATISTICS,
-                (&mut stats as *mut libc::xdp_statistics).cast(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
-            Ok(stats)
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        // SAFETY: xdp_statistics is a plain C struct of integers.
+        unsafe { getsockopt(self.fd.as_fd(), libc::XDP_STATISTICS) }
     }
 
     /// Whether the socket runs in zero-copy mode (the kernel's
-    /// `XDP_OPTIONS`); false when it cannot tell.
-    pub fn zero_copy(&self) -> bool {
-        // SAFETY: zeroed is a valid value of this plain C struct.
-        let mut options: libc::xdp_options = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::xdp_options>() as libc::socklen_t;
-        // SAFETY: the kernel writes at most `len` bytes into `options`.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_OPTIONS,
-                (&mut options as *mut libc::xdp_options).cast(),
-                &mut len,
-            )
-        };
-        rc == 0 && options.flags & libc::XDP_OPTIONS_ZEROCOPY != 0
+    /// `XDP_OPTIONS`).
+    pub fn zero_copy(&self) -> io::Result<bool> {
+        // SAFETY: xdp_options is a plain C struct of integers.
+        let options: libc::xdp_options = unsafe { getsockopt(self.fd.as_fd(), libc::XDP_OPTIONS)? };
+        Ok(options.flags & libc::XDP_OPTIONS_ZEROCOPY != 0)
     }
 
     /// The socket's descriptor (for `poll` and the XSKMAP).
