@@ -239,7 +239,8 @@ pub struct PortStatus {
     pub queues: Option<u32>,
     /// How the port's AF_XDP sockets move frames: `ZeroCopy` (the driver
     /// receives into and sends from the sockets' memory) or `Copy` (what
-    /// veth and generic XDP do). Absent for AF_PACKET and taps.
+    /// veth and generic XDP do). Absent for AF_PACKET and taps, and when the
+    /// kernel does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub af_xdp_mode: Option<String>,
 }
