@@ -190,7 +190,8 @@ impl Collector for Scrape {
             MetricType::Counter,
         )?;
         for (outcome, n) in &compile.wakes {
-            ConstCounter::new(*n).encode(family.encode_family(&[("outcome", outcome.as_str())])?)?;
+            ConstCounter::new(*n)
+                .encode(family.encode_family(&[("outcome", outcome.as_str())])?)?;
         }
         ConstCounter::new(compile.build_seconds).encode(encoder.encode_descriptor(
             "build_seconds",
