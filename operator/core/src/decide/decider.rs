@@ -1165,15 +1165,6 @@ impl Decider {
     /// Records what moved in placement as decisions to make, and labels
     /// to set, again.
     fn moved(&self, moved: Moved, dirty: &mut Dirty) {
-        // A group's labels follow the nodes of its VMIs' networks (groups
-        // are few: each is labelled again).
-        if !moved.networks.is_empty() {
-            for group in self.objects.groups.keys() {
-                dirty
-                    .labels
-                    .insert(ObjectKey::cluster(Kind::GatewayHAGroup, group.clone()));
-            }
-        }
         let mut namespaces = BTreeSet::new();
         for vmi in &moved.vmis {
             namespaces.insert(vmi.namespace.as_str());
@@ -1230,6 +1221,15 @@ impl Decider {
     }
 
     fn run_labels(&mut self, dirty: &mut Dirty) {
+        // A group's labels follow its member routers' logical interfaces
+        // (their acceptance, the member-port claims, their VMIs' networks)
+        // and those networks' nodes: more than a change names. Groups are
+        // few: each is labelled again at every change.
+        for group in self.objects.groups.keys() {
+            dirty
+                .labels
+                .insert(ObjectKey::cluster(Kind::GatewayHAGroup, group.clone()));
+        }
         // Connections change only with what dirties a policy's labels
         // (a policy, a network of its namespace, a cluster policy).
         if dirty.labels.iter().any(|k| {
