@@ -191,9 +191,7 @@ fn a_policy_and_its_networks_vmis_go_to_the_nodes_holding_either_network() {
             .into_objects()
             .map(Change::Upsert),
     );
-    let nodes = |d: &Decider, key: &ObjectKey| -> Vec<String> {
-        d.node_labels(key).to_vec()
-    };
+    let nodes = |d: &Decider, key: &ObjectKey| -> Vec<String> { d.node_labels(key).to_vec() };
     let same_as_from_scratch = |decider: &Decider| {
         let mut scratch = Decider::new(Settings::default());
         scratch.apply(decider.snapshot().into_objects().map(Change::Upsert));
