@@ -31,8 +31,11 @@ use crate::desired::Desired;
 pub struct LastAccepted {
     /// Each object's last accepted version, with the call that last saw
     /// the object (what a call did not see is gone: no set of keys is
-    /// built per call).
-    objects: HashMap<ObjectKey, (Object, u64)>,
+    /// built per call). Boxed: the table holds an entry per object of
+    /// the node (32K at 16K remote instances) and, grown by doubling, up
+    /// to twice as many slots; an inline `Object` (the size of its largest
+    /// kind, ~500 bytes) made the empty slots alone cost megabytes.
+    objects: HashMap<ObjectKey, (Box<Object>, u64)>,
     /// Calls of [`LastAccepted::apply`] so far.
     calls: u64,
 }
@@ -76,7 +79,7 @@ impl LastAccepted {
                     }
                     _ => {
                         self.objects
-                            .insert(meta.key.clone(), (object.clone(), call));
+                            .insert(meta.key.clone(), (Box::new(object.clone()), call));
                     }
                 }
                 out.push(object);
@@ -98,7 +101,7 @@ impl LastAccepted {
                         enforced: last.meta().generation,
                         current: meta.generation,
                     });
-                    out.push(last.clone());
+                    out.push(Object::clone(last));
                 }
                 Some((_, seen)) => {
                     *seen = call;

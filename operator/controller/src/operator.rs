@@ -393,15 +393,16 @@ fn label_value(decision: &trunkline_operator_core::Decision) -> String {
 /// [`trunkline_model::from_api`]'s `labelled_generation`), needs its labels
 /// written to be labelled for `wanted` under a decision that does or does
 /// not (`accepted`) accept `generation`.
-fn labels_differ(
-    nodes: &BTreeSet<String>,
+fn labels_differ<'a>(
+    nodes: impl IntoIterator<Item = &'a String>,
     labelled: Option<i64>,
     generation: i64,
     wanted: &BTreeSet<String>,
     accepted: bool,
 ) -> bool {
     let carried = labelled == Some(generation);
-    nodes != wanted || (!wanted.is_empty() && accepted != carried)
+    // Both sorted and without duplicates: equal sets are equal sequences.
+    !nodes.into_iter().eq(wanted) || (!wanted.is_empty() && accepted != carried)
 }
 
 impl Operator {
@@ -734,7 +735,8 @@ impl Operator {
                 .get(key)
                 .filter(|d| d.generation == meta.generation);
             let accepted = decided.is_some_and(|d| d.is_accepted());
-            let early = !accepted && !meta.accepted && !wanted.is_subset(&meta.nodes);
+            let early =
+                !accepted && !meta.accepted && !wanted.iter().all(|n| meta.nodes.contains(n));
             if early {
                 self.relabel_retry.insert(key.clone());
             } else if labels_differ(

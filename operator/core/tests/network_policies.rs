@@ -191,9 +191,7 @@ fn a_policy_and_its_networks_vmis_go_to_the_nodes_holding_either_network() {
             .into_objects()
             .map(Change::Upsert),
     );
-    let nodes = |d: &Decider, key: &ObjectKey| -> Vec<String> {
-        d.node_labels(key).iter().cloned().collect()
-    };
+    let nodes = |d: &Decider, key: &ObjectKey| -> Vec<String> { d.node_labels(key).to_vec() };
     let same_as_from_scratch = |decider: &Decider| {
         let mut scratch = Decider::new(Settings::default());
         scratch.apply(decider.snapshot().into_objects().map(Change::Upsert));
@@ -251,7 +249,7 @@ fn a_cluster_policy_connects_two_tenants_without_their_consent() {
     // missing network is named with its namespace.
     let mut decider = Decider::new(Settings::default());
     decider.apply(s.clone().into_objects().map(Change::Upsert));
-    let labels: Vec<String> = decider.node_labels(&key).iter().cloned().collect();
+    let labels: Vec<String> = decider.node_labels(&key).to_vec();
     assert_eq!(labels, ["gw-1"]);
     let changed = decider.apply([Change::Delete(ObjectKey::namespaced(
         Kind::VirtualNetwork,

@@ -152,9 +152,8 @@ fn a_group_goes_to_the_nodes_of_its_users_and_of_the_groups_naming_it() {
     let s = placed();
     let mut decider = Decider::new(Settings::default());
     decider.apply(s.clone().into_objects().map(Change::Upsert));
-    let nodes = |d: &Decider, name: &str| -> Vec<String> {
-        d.node_labels(&sg_key("t", name)).iter().cloned().collect()
-    };
+    let nodes =
+        |d: &Decider, name: &str| -> Vec<String> { d.node_labels(&sg_key("t", name)).to_vec() };
     // web: its user web-1 is on gw-1.
     assert_eq!(nodes(&decider, "web"), ["gw-1"]);
     // admin: its user on gw-2, and web (on gw-1) names it.

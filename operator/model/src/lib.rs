@@ -61,7 +61,7 @@ pub use gateway_ha_group::{
 };
 pub use ha::{GroupLayout, HaLayout};
 pub use logical_interface::{InterfaceType, LogicalInterface};
-pub use object::{Age, Kind, Meta, NamespacedName, ObjectKey};
+pub use object::{Age, Kind, Meta, NamespacedName, NodeNames, ObjectKey};
 pub use physical_router::{
     Fabric, HaPeerView, HaReport, HaState, NodeReport, PhysicalInterface, PhysicalRouter,
 };

@@ -213,9 +213,13 @@ pub struct Decider {
     decided_last: usize,
     /// Objects by kind and the resource version they last changed at: a
     /// node's watermark moving from `a` to `b` concerns those in `(a, b]`.
-    changed_at: BTreeMap<Kind, BTreeMap<ResourceVersion, BTreeSet<ObjectKey>>>,
-    /// The nodes each object must be labelled for.
-    node_labels: BTreeMap<ObjectKey, BTreeSet<String>>,
+    /// A version is nearly always one object's (each write has its own):
+    /// a vector of exactly that many keys, not a set (a B-tree set
+    /// allocates a node for eleven keys, ~600 bytes for the one).
+    changed_at: BTreeMap<Kind, BTreeMap<ResourceVersion, Vec<ObjectKey>>>,
+    /// The nodes each object must be labelled for, sorted (nearly always
+    /// one: a vector of exactly that many, not a set, for the same reason).
+    node_labels: BTreeMap<ObjectKey, Vec<String>>,
     /// Objects whose labels changed since [`Decider::take_relabelled`].
     relabelled: BTreeSet<ObjectKey>,
     /// Networks connected by network policies, both ways (as of the last
@@ -280,14 +284,14 @@ impl Decider {
     /// node needs of its peers (the VMIs and logical interfaces of every
     /// network it holds, the virtual gateways of those networks), every
     /// node holding its network.
-    pub fn node_labels(&self, key: &ObjectKey) -> &BTreeSet<String> {
-        static NONE: BTreeSet<String> = BTreeSet::new();
-        self.node_labels.get(key).unwrap_or(&NONE)
+    /// Sorted.
+    pub fn node_labels(&self, key: &ObjectKey) -> &[String] {
+        self.node_labels.get(key).map_or(&[], Vec::as_slice)
     }
 
-    /// Every object's node labels (objects labelled for no node are left
-    /// out).
-    pub fn all_node_labels(&self) -> &BTreeMap<ObjectKey, BTreeSet<String>> {
+    /// Every object's node labels, each sorted (objects labelled for no
+    /// node are left out).
+    pub fn all_node_labels(&self) -> &BTreeMap<ObjectKey, Vec<String>> {
         &self.node_labels
     }
 
@@ -422,12 +426,14 @@ impl Decider {
             let Some(rv) = &meta.changed_at else { continue };
             let by_rv = self.changed_at.entry(meta.key.kind).or_default();
             if add {
-                by_rv
+                let keys = by_rv
                     .entry(rv.clone())
-                    .or_default()
-                    .insert(meta.key.clone());
+                    .or_insert_with(|| Vec::with_capacity(1));
+                if !keys.contains(&meta.key) {
+                    keys.push(meta.key.clone());
+                }
             } else if let Some(keys) = by_rv.get_mut(rv) {
-                keys.remove(&meta.key);
+                keys.retain(|k| *k != meta.key);
                 if keys.is_empty() {
                     by_rv.remove(rv);
                 }
@@ -1255,7 +1261,7 @@ impl Decider {
             }
         }
         for key in take(&mut dirty.labels) {
-            let nodes = self.desired_labels(&key);
+            let nodes: Vec<String> = self.desired_labels(&key).into_iter().collect();
             let before = match nodes.is_empty() {
                 true => self.node_labels.remove(&key),
                 false => self.node_labels.insert(key.clone(), nodes.clone()),

@@ -12,7 +12,56 @@ use super::list_or_none;
 /// `K -> {V}`: which objects (`V`) refer to `K`.
 #[derive(Debug)]
 pub(super) struct RefIndex<K: Ord, V: Ord> {
-    map: BTreeMap<K, BTreeSet<V>>,
+    map: BTreeMap<K, Referrers<V>>,
+}
+
+/// The objects referring to one key. Most keys have one (a VMI has its
+/// one logical interface): held inline, not in a B-tree set, which
+/// allocates a node for eleven values (~300 bytes for one name); at 16K
+/// VMIs that was megabytes.
+#[derive(Debug)]
+enum Referrers<V: Ord> {
+    One(V),
+    Many(BTreeSet<V>),
+}
+
+impl<V: Ord> Referrers<V> {
+    /// Adds `v`.
+    fn insert(&mut self, v: V) {
+        match self {
+            Referrers::One(one) if *one == v => {}
+            Referrers::One(_) => {
+                let Referrers::One(one) = std::mem::replace(self, Referrers::Many(BTreeSet::new()))
+                else {
+                    unreachable!("matched One above")
+                };
+                *self = Referrers::Many(BTreeSet::from([one, v]));
+            }
+            Referrers::Many(set) => {
+                set.insert(v);
+            }
+        }
+    }
+
+    /// Removes `v`; whether none is left.
+    fn remove(&mut self, v: &V) -> bool {
+        match self {
+            Referrers::One(one) => one == v,
+            Referrers::Many(set) => {
+                set.remove(v);
+                set.is_empty()
+            }
+        }
+    }
+
+    /// Sorted.
+    fn iter(&self) -> impl Iterator<Item = &V> {
+        let (one, many) = match self {
+            Referrers::One(one) => (Some(one), None),
+            Referrers::Many(set) => (None, Some(set.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
 }
 
 impl<K: Ord, V: Ord> Default for RefIndex<K, V> {
@@ -34,21 +83,57 @@ impl<K: Ord + Clone, V: Ord + Clone> RefIndex<K, V> {
         K: 'a,
     {
         for k in old {
-            if let Some(set) = self.map.get_mut(k) {
-                set.remove(v);
-                if set.is_empty() {
-                    self.map.remove(k);
-                }
+            if let Some(referrers) = self.map.get_mut(k)
+                && referrers.remove(v)
+            {
+                self.map.remove(k);
             }
         }
         for k in new {
-            self.map.entry(k.clone()).or_default().insert(v.clone());
+            match self.map.get_mut(k) {
+                Some(referrers) => referrers.insert(v.clone()),
+                None => {
+                    self.map.insert(k.clone(), Referrers::One(v.clone()));
+                }
+            }
         }
     }
 
     /// Who refers to `k`, sorted.
     pub(super) fn get(&self, k: &K) -> impl Iterator<Item = &V> {
-        self.map.get(k).into_iter().flatten()
+        self.map.get(k).into_iter().flat_map(Referrers::iter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn referrers(index: &RefIndex<&'static str, u32>, k: &'static str) -> Vec<u32> {
+        index.get(&k).copied().collect()
+    }
+
+    #[test]
+    fn referrers_come_and_go_sorted_whether_one_or_many() {
+        let mut index = RefIndex::<&str, u32>::default();
+        index.replace(&3, [], [&"a"]);
+        assert_eq!(referrers(&index, "a"), [3]);
+        index.replace(&3, [], [&"a"]);
+        assert_eq!(referrers(&index, "a"), [3], "no duplicate");
+        index.replace(&1, [], [&"a"]);
+        index.replace(&2, [], [&"a", &"b"]);
+        assert_eq!(referrers(&index, "a"), [1, 2, 3]);
+        assert_eq!(referrers(&index, "b"), [2]);
+        index.replace(&2, [&"a", &"b"], [&"c"]);
+        assert_eq!(referrers(&index, "a"), [1, 3]);
+        assert!(referrers(&index, "b").is_empty());
+        assert!(!index.map.contains_key("b"), "an empty key is dropped");
+        index.replace(&1, [&"a"], []);
+        index.replace(&3, [&"a"], []);
+        assert!(!index.map.contains_key("a"));
+        // Removing what is not there changes nothing.
+        index.replace(&9, [&"c"], []);
+        assert_eq!(referrers(&index, "c"), [2]);
     }
 }
 
