@@ -176,12 +176,31 @@ fn count<K: Ord + Clone>(
     }
 }
 
-impl Placement {
-    /// Placement of `snapshot` where `accepted` says which objects count.
-    pub fn new(snapshot: &Snapshot, accepted: impl Fn(&Meta) -> bool) -> Self {
-        let mut p = Placement::default();
-        // Two routers of one name cannot exist in a cluster; should a
-        // snapshot hold them, the smaller address wins, whatever the order.
+/// What the objects of a snapshot contribute to placement, borrowed from
+/// it: what [`Placement::new`] and [`Placement::from_status`] build their
+/// maps from in bulk. Names are unique within a kind (as in a cluster);
+/// should a list repeat one, the later object wins, as one `set_*` call
+/// after another would.
+struct Contributions<'a> {
+    /// Each router's underlay address (the smaller of two of one name).
+    underlay: BTreeMap<&'a str, IpAddr>,
+    /// Accepted logical interface -> (VMI, router).
+    bindings: BTreeMap<&'a str, (&'a NamespacedName, &'a str)>,
+    /// Accepted VMI (namespace, name) -> its network's name.
+    vmi_network: BTreeMap<(&'a str, &'a str), &'a str>,
+    /// Accepted virtual gateway -> (network, nodes).
+    gateways: BTreeMap<&'a str, (&'a NamespacedName, &'a BTreeSet<String>)>,
+    /// Accepted GatewayHAGroup placing its BPDU network (mode STP).
+    groups: BTreeMap<&'a str, &'a crate::GatewayHaGroup>,
+    /// (VMI, node) once per accepted logical interface binding them, sorted.
+    vmi_pairs: Vec<((&'a str, &'a str), &'a str)>,
+    /// (network, node) once per placed VMI of the network on the node,
+    /// per virtual gateway and per STP group placing it there, sorted.
+    network_pairs: Vec<((&'a str, &'a str), &'a str)>,
+}
+
+impl<'a> Contributions<'a> {
+    fn of(snapshot: &'a Snapshot, accepted: &impl Fn(&Meta) -> bool) -> Self {
         let mut underlay: BTreeMap<&str, IpAddr> = BTreeMap::new();
         for router in &snapshot.physical_routers {
             if let Some(address) = router.underlay_address() {
@@ -191,36 +210,199 @@ impl Placement {
                     .or_insert(address);
             }
         }
-        for (name, address) in underlay {
-            p.set_router(name, Some(address));
-        }
-        for li in &snapshot.logical_interfaces {
+        let mut bindings = BTreeMap::new();
+        for li in snapshot.logical_interfaces.iter() {
             if accepted(&li.meta) {
-                p.set_logical_interface(
-                    li.meta.name(),
-                    Some((li.vmi.clone(), li.physical_router.clone())),
-                );
+                bindings.insert(li.meta.name(), (&li.vmi, li.physical_router.as_str()));
             }
         }
+        let mut vmi_network = BTreeMap::new();
         for vmi in &snapshot.virtual_machine_interfaces {
             if accepted(&vmi.meta) {
-                p.set_vmi(&vmi.name(), Some(vmi.network_name()));
-            }
-        }
-        for gateway in &snapshot.virtual_gateways {
-            if accepted(&gateway.meta) {
-                p.set_gateway(
-                    gateway.meta.name(),
-                    Some((gateway.network.clone(), gateway.nodes.clone())),
+                vmi_network.insert(
+                    (vmi.meta.namespace(), vmi.meta.name()),
+                    vmi.network.as_str(),
                 );
             }
         }
-        // Mode STP: the BPDU network floods between every member.
-        for group in &snapshot.gateway_ha_groups {
-            if accepted(&group.meta) {
-                p.set_ha_group(group.meta.name(), Self::bpdu_placed(group));
+        let mut gateways = BTreeMap::new();
+        for gateway in &snapshot.virtual_gateways {
+            if accepted(&gateway.meta) {
+                gateways.insert(gateway.meta.name(), (&gateway.network, &gateway.nodes));
             }
         }
+        let mut groups = BTreeMap::new();
+        for group in &snapshot.gateway_ha_groups {
+            if accepted(&group.meta) {
+                match (group.mode, &group.bpdu_network) {
+                    (HaMode::Stp, Some(_)) => groups.insert(group.meta.name(), group),
+                    _ => groups.remove(group.meta.name()),
+                };
+            }
+        }
+        let mut vmi_pairs: Vec<((&str, &str), &str)> = bindings
+            .values()
+            .map(|(vmi, router)| ((vmi.namespace.as_str(), vmi.name.as_str()), *router))
+            .collect();
+        vmi_pairs.sort_unstable();
+        let mut network_pairs = Vec::new();
+        for same_vmi in vmi_pairs.chunk_by(|a, b| a.0 == b.0) {
+            let vmi = same_vmi[0].0;
+            if let Some(network) = vmi_network.get(&vmi) {
+                // Each node of the VMI once, however many bindings.
+                for same_node in same_vmi.chunk_by(|a, b| a.1 == b.1) {
+                    network_pairs.push(((vmi.0, *network), same_node[0].1));
+                }
+            }
+        }
+        for (network, nodes) in gateways.values() {
+            let network = (network.namespace.as_str(), network.name.as_str());
+            network_pairs.extend(nodes.iter().map(|node| (network, node.as_str())));
+        }
+        for group in groups.values() {
+            let Some(network) = &group.bpdu_network else {
+                continue;
+            };
+            let network = (network.namespace.as_str(), network.name.as_str());
+            let mut members: Vec<&str> = group
+                .members
+                .iter()
+                .map(|m| m.physical_router.as_str())
+                .collect();
+            // A set, as `bpdu_placed` makes it: a member named twice counts once.
+            members.sort_unstable();
+            members.dedup();
+            network_pairs.extend(members.into_iter().map(|node| (network, node)));
+        }
+        network_pairs.sort_unstable();
+        Contributions {
+            underlay,
+            bindings,
+            vmi_network,
+            gateways,
+            groups,
+            vmi_pairs,
+            network_pairs,
+        }
+    }
+}
+
+/// Sorted `(key, node)` pairs as each key's nodes, each with how many
+/// pairs name it.
+fn by_key<'a, 'p>(
+    pairs: &'p [((&'a str, &'a str), &'a str)],
+) -> impl Iterator<Item = (NamespacedName, Vec<(&'a str, u32)>)> + 'p {
+    pairs.chunk_by(|a, b| a.0 == b.0).map(|same_key| {
+        let ((namespace, name), _) = same_key[0];
+        let nodes = same_key
+            .chunk_by(|a, b| a.1 == b.1)
+            .map(|same| (same[0].1, same.len() as u32))
+            .collect();
+        (NamespacedName::new(namespace, name), nodes)
+    })
+}
+
+/// [`by_key`] as node sets.
+fn node_sets(pairs: &[((&str, &str), &str)]) -> BTreeMap<NamespacedName, BTreeSet<String>> {
+    by_key(pairs)
+        .map(|(key, nodes)| (key, nodes.into_iter().map(|(n, _)| n.to_owned()).collect()))
+        .collect()
+}
+
+/// [`by_key`] as counts per node.
+fn node_counts(pairs: &[((&str, &str), &str)]) -> BTreeMap<NamespacedName, BTreeMap<String, u32>> {
+    by_key(pairs)
+        .map(|(key, nodes)| {
+            let counts = nodes.into_iter().map(|(n, c)| (n.to_owned(), c)).collect();
+            (key, counts)
+        })
+        .collect()
+}
+
+impl Placement {
+    /// Placement of `snapshot` where `accepted` says which objects count.
+    ///
+    /// Built in bulk (each map from a sorted list, without the record of
+    /// what moved that each `set_*` call keeps). The result, bookkeeping
+    /// included, is what the `set_*` methods give one object at a time (a
+    /// test checks that), so the operator goes on updating it
+    /// incrementally.
+    pub fn new(snapshot: &Snapshot, accepted: impl Fn(&Meta) -> bool) -> Self {
+        let c = Contributions::of(snapshot, &accepted);
+        let mut p = Self::placed(snapshot, &c, &accepted);
+        p.bindings = c
+            .bindings
+            .iter()
+            .map(|(name, (vmi, router))| {
+                ((*name).to_owned(), ((*vmi).clone(), (*router).to_owned()))
+            })
+            .collect();
+        p.vmi_network = c
+            .vmi_network
+            .iter()
+            .map(|((namespace, vmi), network)| {
+                (
+                    NamespacedName::new(*namespace, *vmi),
+                    NamespacedName::new(*namespace, *network),
+                )
+            })
+            .collect();
+        let mut network_vmis: Vec<(&NamespacedName, &NamespacedName)> = p
+            .vmi_network
+            .iter()
+            .map(|(vmi, network)| (network, vmi))
+            .collect();
+        network_vmis.sort_unstable();
+        p.network_vmis = network_vmis
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|same| {
+                let vmis = same.iter().map(|(_, vmi)| (*vmi).clone()).collect();
+                (same[0].0.clone(), vmis)
+            })
+            .collect();
+        p.vmi_counts = node_counts(&c.vmi_pairs);
+        p.network_counts = node_counts(&c.network_pairs);
+        p.gateways = c
+            .gateways
+            .iter()
+            .map(|(name, (network, nodes))| {
+                ((*name).to_owned(), ((*network).clone(), (*nodes).clone()))
+            })
+            .collect();
+        p.ha_groups = c
+            .groups
+            .iter()
+            .filter_map(|(name, group)| Some(((*name).to_owned(), Self::bpdu_placed(group)?)))
+            .collect();
+        p
+    }
+
+    /// What `c` places: the node sets, underlay addresses and peers,
+    /// without the bookkeeping the `set_*` methods need (a node only
+    /// reads its placement; at 16K remote instances, copying what each
+    /// object contributed was most of the cost).
+    fn placed(
+        snapshot: &Snapshot,
+        c: &Contributions<'_>,
+        accepted: &impl Fn(&Meta) -> bool,
+    ) -> Self {
+        let mut p = Placement {
+            underlay: c
+                .underlay
+                .iter()
+                .map(|(name, address)| ((*name).to_owned(), *address))
+                .collect(),
+            vmi_nodes: node_sets(&c.vmi_pairs),
+            network_nodes: node_sets(&c.network_pairs),
+            ..Placement::default()
+        };
+        p.place_peers(snapshot, accepted);
+        p
+    }
+
+    /// The accepted, addressed external VTEPs and DC gateways of
+    /// `snapshot` (few: one at a time).
+    fn place_peers(&mut self, snapshot: &Snapshot, accepted: &impl Fn(&Meta) -> bool) {
         for vtep in &snapshot.external_vteps {
             let Some(address) = vtep.address.filter(|_| accepted(&vtep.meta)) else {
                 continue;
@@ -231,7 +413,7 @@ impl Placement {
                 encapsulation: vtep.encapsulation,
             };
             let networks = vtep.networks.iter().map(|n| n.network.clone()).collect();
-            p.set_external_vtep(vtep.meta.name(), Some((peer, networks)));
+            self.set_external_vtep(vtep.meta.name(), Some((peer, networks)));
         }
         for gateway in &snapshot.dc_gateways {
             let Some(address) = gateway.address.filter(|_| accepted(&gateway.meta)) else {
@@ -242,9 +424,8 @@ impl Placement {
                 address,
             };
             let networks = gateway.networks.iter().map(|n| n.network.clone()).collect();
-            p.set_dc_gateway(gateway.meta.name(), Some((peer, networks)));
+            self.set_dc_gateway(gateway.meta.name(), Some((peer, networks)));
         }
-        p
     }
 
     /// The accepted DC gateways serving `network`, sorted.
@@ -256,9 +437,12 @@ impl Placement {
 
     /// Placement by the objects' status (what a node dataplane acts on):
     /// an object counts when its `Accepted` condition is true for its
-    /// current generation.
+    /// current generation. For reading only: it places as
+    /// [`Placement::new`] does (they are equal), but without what the
+    /// `set_*` methods need to update it; start from `new` to do that.
     pub fn from_status(snapshot: &Snapshot) -> Self {
-        Self::new(snapshot, |meta| meta.accepted)
+        let accepted = |meta: &Meta| meta.accepted;
+        Self::placed(snapshot, &Contributions::of(snapshot, &accepted), &accepted)
     }
 
     /// Logical interface `name` binds `(vmi, router)` when accepted, or
@@ -593,8 +777,9 @@ mod tests {
     use super::*;
     use crate::object::{Kind, Meta};
     use crate::{
-        Endpoint, ExternalVtep, ExternalVtepNetwork, Fabric, InterfaceType, LogicalInterface,
-        PhysicalInterface, PhysicalRouter, VirtualGateway, VirtualMachineInterface,
+        Endpoint, ExternalVtep, ExternalVtepNetwork, Fabric, GatewayHaGroup, HaMember,
+        InterfaceType, LogicalInterface, PhysicalInterface, PhysicalRouter, VirtualGateway,
+        VirtualMachineInterface,
     };
     use proptest::prelude::*;
     use proptest::sample::Index;
@@ -669,6 +854,30 @@ mod tests {
             routes: vec![],
             nodes: nodes.iter().map(|n| n.to_string()).collect(),
             defects: vec![],
+        }
+    }
+
+    fn group(
+        name: &str,
+        network: &str,
+        members: &[&str],
+        stp: bool,
+        accepted: bool,
+    ) -> GatewayHaGroup {
+        GatewayHaGroup {
+            meta: Meta::cluster(Kind::GatewayHAGroup, name, Some(1), 1).with_accepted(accepted),
+            mode: if stp { HaMode::Stp } else { HaMode::Fast },
+            members: members
+                .iter()
+                .map(|m| HaMember {
+                    physical_router: m.to_string(),
+                    physical_interface: "eth1".into(),
+                    priority: 100,
+                })
+                .collect(),
+            bpdu_network: Some(NamespacedName::new("t", network)),
+            timers: None,
+            preempt: false,
         }
     }
 
@@ -795,6 +1004,55 @@ mod tests {
             only_routers.set_router(name, Some(*address));
         }
         assert_eq!(Placement::new(&s, |_| false), only_routers);
+    }
+
+    /// Placement built as before [`Placement::new`] was built in bulk:
+    /// every object through its `set_*` method, one at a time.
+    fn one_at_a_time(snapshot: &Snapshot, accepted: impl Fn(&Meta) -> bool) -> Placement {
+        let mut p = Placement::default();
+        // Two routers of one name cannot exist in a cluster; should a
+        // snapshot hold them, the smaller address wins, whatever the order.
+        let mut underlay: BTreeMap<&str, IpAddr> = BTreeMap::new();
+        for router in &snapshot.physical_routers {
+            if let Some(address) = router.underlay_address() {
+                underlay
+                    .entry(router.meta.name())
+                    .and_modify(|a| *a = (*a).min(address))
+                    .or_insert(address);
+            }
+        }
+        for (name, address) in underlay {
+            p.set_router(name, Some(address));
+        }
+        for li in &snapshot.logical_interfaces {
+            if accepted(&li.meta) {
+                p.set_logical_interface(
+                    li.meta.name(),
+                    Some((li.vmi.clone(), li.physical_router.clone())),
+                );
+            }
+        }
+        for vmi in &snapshot.virtual_machine_interfaces {
+            if accepted(&vmi.meta) {
+                p.set_vmi(&vmi.name(), Some(vmi.network_name()));
+            }
+        }
+        for gateway in &snapshot.virtual_gateways {
+            if accepted(&gateway.meta) {
+                p.set_gateway(
+                    gateway.meta.name(),
+                    Some((gateway.network.clone(), gateway.nodes.clone())),
+                );
+            }
+        }
+        // Mode STP: the BPDU network floods between every member.
+        for group in &snapshot.gateway_ha_groups {
+            if accepted(&group.meta) {
+                p.set_ha_group(group.meta.name(), Placement::bpdu_placed(group));
+            }
+        }
+        p.place_peers(snapshot, &accepted);
+        p
     }
 
     /// Moves `p` from the objects of `old` to those of `new`, one object
@@ -978,6 +1236,32 @@ mod tests {
         })
     }
 
+    /// [`snapshot`] with GatewayHAGroups too (STP groups place their
+    /// BPDU network on their members).
+    fn snapshot_with_groups() -> impl Strategy<Value = Snapshot> {
+        let groups = prop::collection::vec(
+            (
+                0usize..3,
+                prop::collection::vec(0usize..5, 0..3),
+                any::<bool>(),
+                any::<bool>(),
+            ),
+            0..3,
+        );
+        (snapshot(), groups).prop_map(|(s, groups)| Snapshot {
+            gateway_ha_groups: groups
+                .into_iter()
+                .enumerate()
+                .map(|(i, (n, members, stp, ok))| {
+                    let members: Vec<String> = members.iter().map(|m| format!("gw-{m}")).collect();
+                    let members: Vec<&str> = members.iter().map(String::as_str).collect();
+                    group(&format!("h{i}"), &format!("n{n}"), &members, stp, ok)
+                })
+                .collect(),
+            ..s
+        })
+    }
+
     fn shuffle<T: Clone>(items: &[T], seeds: &[Index]) -> Vec<T> {
         let mut items = items.to_vec();
         for (i, seed) in seeds.iter().enumerate() {
@@ -1011,6 +1295,24 @@ mod tests {
             prop_assert_eq!(Placement::new(&s, |_| true), Placement::new(&shuffled, |_| true));
         }
 
+        /// Built in bulk, placement is exactly (bookkeeping included) what
+        /// the `set_*` methods build one object at a time, so that the
+        /// operator can go on from either.
+        #[test]
+        fn placement_built_in_bulk_equals_placement_built_one_at_a_time(s in snapshot_with_groups()) {
+            let by_status = |m: &Meta| m.accepted;
+            prop_assert_eq!(
+                format!("{:?}", Placement::new(&s, by_status)),
+                format!("{:?}", one_at_a_time(&s, by_status))
+            );
+            prop_assert_eq!(
+                format!("{:?}", Placement::new(&s, |_| true)),
+                format!("{:?}", one_at_a_time(&s, |_| true))
+            );
+            // A node's read-only placement places alike.
+            prop_assert_eq!(Placement::from_status(&s), one_at_a_time(&s, by_status));
+        }
+
         /// Kept up to date one object at a time, in any order, placement
         /// ends where the whole new set puts it, and what moved covers
         /// every VMI and network whose nodes differ.
@@ -1020,7 +1322,7 @@ mod tests {
             new in snapshot(),
             seeds in prop::collection::vec(any::<Index>(), 0..32),
         ) {
-            let mut p = Placement::from_status(&old);
+            let mut p = Placement::new(&old, |m| m.accepted);
             let before = p.clone();
             let moved = apply(&mut p, &old, &new, &seeds);
             let expected = Placement::from_status(&new);
