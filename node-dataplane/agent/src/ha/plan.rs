@@ -199,6 +199,18 @@ pub fn plan(
     layout: &HaLayout,
     out: &mut Desired,
 ) {
+    let mut plan = HaPlan {
+        node: node.to_owned(),
+        address: placement.underlay_address(node),
+        fabric_interface: out.fabric_interface.clone(),
+        ..HaPlan::default()
+    };
+    // No group: nothing below applies (and its maps of every VMI cost a
+    // twentieth of a build at 16K remote instances).
+    if layout.groups().next().is_none() {
+        out.ha = plan;
+        return;
+    }
     let peers: BTreeSet<&str> = out.config.peers.iter().map(|p| p.key.as_str()).collect();
     let labels: BTreeMap<NamespacedName, u32> = snapshot
         .virtual_machine_interfaces
@@ -210,12 +222,6 @@ pub fn plan(
         .iter()
         .map(|v| (v.name(), v.network_name()))
         .collect();
-    let mut plan = HaPlan {
-        node: node.to_owned(),
-        address: placement.underlay_address(node),
-        fabric_interface: out.fabric_interface.clone(),
-        ..HaPlan::default()
-    };
     let known: BTreeSet<String> = out
         .config
         .vmis
