@@ -497,6 +497,8 @@ pub async fn run(
         let mut built: Option<relevance::Seen> = None;
         // Since when an edit waiting for the operator holds the report.
         let mut waiting_since: Option<tokio::time::Instant> = None;
+        // Since when watermarks moved by events no build reads wait.
+        let mut marks_since: Option<tokio::time::Instant> = None;
         let mut fabric_dirty = true;
         loop {
             // The watermarks first: the stores hold at least that much,
@@ -524,10 +526,21 @@ pub async fn run(
                     // past the edit would say it is programmed).
                     installer.count_wake(WakeOutcome::Waiting, None);
                 } else if let Some((desired, _)) = &installed {
-                    installer.observe(desired, through);
-                    installer.count_wake(WakeOutcome::WatermarksOnly, None);
+                    // Reported a little later, or by a build before then.
+                    let since = *marks_since.get_or_insert(now);
+                    if now >= since + relevance::WATERMARK_DELAY {
+                        installer.observe(desired, through);
+                        installer.count_wake(WakeOutcome::WatermarksOnly, None);
+                        marks_since = None;
+                    }
                 }
-                let limit = waiting_since.map(|t| t + relevance::WAITING_LIMIT);
+                let limit = [
+                    waiting_since.map(|t| t + relevance::WAITING_LIMIT),
+                    marks_since.map(|t| t + relevance::WATERMARK_DELAY),
+                ]
+                .into_iter()
+                .flatten()
+                .min();
                 tokio::select! {
                     _ = changes.woken() => {}
                     _ = fabric_changed.notified() => fabric_dirty = true,
@@ -613,6 +626,7 @@ pub async fn run(
             let generation = router.as_ref().and_then(|r| r.metadata.generation);
             built = Some(seen);
             waiting_since = None;
+            marks_since = None;
             if installed
                 .as_ref()
                 .is_some_and(|(d, g)| d.same_tables(&desired) && *g == generation)

@@ -16,7 +16,8 @@
 //!   write of conditions the domain object does not keep, an annotation, a
 //!   report, the operator's `Accepted` condition for a generation its node
 //!   labels had already accepted); the loop reports the new watermark
-//!   without a build;
+//!   without a build, [`WATERMARK_DELAY`] later unless a build reports it
+//!   first;
 //! - [`Relevance::Waiting`]: changed, but its current generation waits for
 //!   the operator's verdict (neither accepted nor refused): a build would
 //!   enforce its last accepted version and report it as an exception, and
@@ -43,6 +44,13 @@ use crate::trim::Trim;
 /// How long an edit waiting for the operator's verdict may keep the
 /// loop's report where it is before a build reports it as an exception.
 pub const WAITING_LIMIT: Duration = Duration::from_secs(1);
+
+/// How long watermarks moved only by events no build reads wait before
+/// they are reported on their own: each report is a write of the router's
+/// status and a pass of the operator, and a build meanwhile reports them
+/// with its tables (after a change, the operator's own status writes are
+/// such events, and the next change's build reports them).
+pub const WATERMARK_DELAY: Duration = Duration::from_secs(1);
 
 /// What an event means to a build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
