@@ -159,6 +159,8 @@ pub struct Control {
     stop: AtomicBool,
     /// Watch events received, by kind.
     watch_events: Mutex<BTreeMap<String, u64>>,
+    /// What the compile loop did with its wake-ups.
+    compile: Mutex<CompileStats>,
     /// The configuration the installed tables were compiled from, when
     /// kept (`--debug-tables`).
     config: Mutex<Option<Arc<trunkline_pipeline::NodeConfig>>>,
@@ -171,6 +173,45 @@ pub struct Control {
     flow_stats: Mutex<Option<Arc<trunkline_pipeline::flow::FlowStats>>>,
     /// Samples real verdicts for Observe PacketTraces (crate::observe).
     sampler: trunkline_pipeline::sample::Sampler,
+}
+
+/// What the compile loop did with a wake-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WakeOutcome {
+    /// Built, and installed new tables.
+    BuildSwapped,
+    /// Built, and the tables were the same (only the report changed, if
+    /// anything).
+    BuildUnchanged,
+    /// Nothing a build reads changed: the new watermarks were reported
+    /// without a build.
+    WatermarksOnly,
+    /// An edit waits for the operator's verdict: neither a build nor a
+    /// report yet.
+    Waiting,
+}
+
+impl WakeOutcome {
+    /// Its label value in the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WakeOutcome::BuildSwapped => "build_swapped",
+            WakeOutcome::BuildUnchanged => "build_unchanged",
+            WakeOutcome::WatermarksOnly => "watermarks_only",
+            WakeOutcome::Waiting => "waiting",
+        }
+    }
+}
+
+/// What the compile loop and the reporter did so far.
+#[derive(Clone, Debug, Default)]
+pub struct CompileStats {
+    /// Wake-ups by outcome.
+    pub wakes: BTreeMap<WakeOutcome, u64>,
+    /// Time spent in builds.
+    pub build_seconds: f64,
+    /// Status writes of the node's report.
+    pub reports: u64,
 }
 
 /// The XDP tier as the threads see it.
@@ -210,6 +251,7 @@ impl Default for Control {
             heartbeat_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             watch_events: Mutex::default(),
+            compile: Mutex::default(),
             config: Mutex::default(),
             keep_config: AtomicBool::new(false),
             tier: Mutex::default(),
@@ -274,6 +316,32 @@ impl Control {
                 events.insert(kind.to_owned(), 1);
             }
         }
+    }
+
+    /// The compile loop woke up and did `outcome` (see [`CompileStats`]);
+    /// a build took `build` (none when it did not build).
+    pub fn count_wake(&self, outcome: WakeOutcome, build: Option<Duration>) {
+        let mut stats = self.compile.lock().unwrap_or_else(|p| p.into_inner());
+        *stats.wakes.entry(outcome).or_default() += 1;
+        if let Some(took) = build {
+            stats.build_seconds += took.as_secs_f64();
+        }
+    }
+
+    /// The reporter wrote the node's status.
+    pub fn count_report(&self) {
+        self.compile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reports += 1;
+    }
+
+    /// What the compile loop and the reporter did so far.
+    pub fn compile_stats(&self) -> CompileStats {
+        self.compile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Watch events received so far, by kind.

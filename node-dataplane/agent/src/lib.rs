@@ -7,8 +7,10 @@
 //!    |   labelled node.trunkline.io/<node> (the API server filters),
 //!    |   every PhysicalRouter (one per node); per kind, the highest resourceVersion received (watermark)
 //!    v
-//!  stores --(any change; at most a build per --debounce-ms)--> model::from_api --> last_accepted (an edit waiting for
-//!        the operator: its last accepted version) --> desired::desired()  (pure: accepted objects of this node)
+//!  stores --(a change a build reads (relevance.rs); builds paced by a CPU budget with credit (pace.rs))-->
+//!        model::from_api --> last_accepted (an edit waiting for the operator: its last accepted version)
+//!        --> desired::desired()  (pure: accepted objects of this node)
+//!     (an event that changes nothing a build reads only moves the report's watermarks)
 //!                                          |
 //!                                          v
 //!                 Control::install: compile -> Plan { tables, ports, vgws } --ArcSwap--+
@@ -48,6 +50,8 @@ pub mod metrics;
 pub mod mirror;
 pub mod network_policies;
 pub mod observe;
+pub mod pace;
+pub mod relevance;
 pub mod report;
 pub mod security_groups;
 pub mod trace;
@@ -73,7 +77,8 @@ use trunkline_api::{
 use trunkline_model::{Kind, ResourceVersion};
 use trunkline_xdp::{AttachMode, BackendChoice};
 
-use crate::control::Control;
+use crate::control::{Control, WakeOutcome};
+use crate::relevance::{Changes, Relevance, Relevant};
 use crate::report::Reporter;
 
 /// How the agent runs.
@@ -157,17 +162,18 @@ fn version_of<K: kube::Resource>(object: &K) -> Option<ResourceVersion> {
         .and_then(ResourceVersion::parse)
 }
 
-/// Starts a reflector for `api` whose events wake `changed`, raise `mark`
-/// and are counted in `control`; returns its store.
+/// Starts a reflector for `api` whose events are weighed and counted in
+/// `changes` (then wake the compile loop), raise `mark` and are counted in
+/// `control`; returns its store.
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
-    changed: Arc<Notify>,
+    changes: Arc<Changes>,
     mark: Watermark,
     control: Arc<Control>,
 ) -> Store<K>
 where
-    K: trim::Trim + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: Relevant + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (store, writer) = reflector::store();
@@ -185,19 +191,40 @@ where
         // The highest version of a relist in progress: counted once the
         // store holds the whole list.
         let mut listing: Option<ResourceVersion> = None;
+        let mut prints = relevance::Fingerprints::default();
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
                     control.count_watch_event(&kind);
+                    // Counted in `changes` before the watermark moves.
                     match &event {
-                        watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
+                        watcher::Event::Apply(o) => {
+                            let weight = o.weigh();
+                            let before = prints.applied(relevance::key_of(o), weight.fingerprint);
+                            changes.note(weight.relevance(before));
                             mark.raise(version_of(o))
                         }
-                        watcher::Event::Init => listing = None,
-                        watcher::Event::InitApply(o) => listing = listing.max(version_of(o)),
-                        watcher::Event::InitDone => mark.raise(listing.take()),
+                        watcher::Event::Delete(o) => {
+                            prints.deleted(relevance::key_of(o));
+                            changes.note(Relevance::Changed);
+                            mark.raise(version_of(o))
+                        }
+                        watcher::Event::Init => {
+                            listing = None;
+                            prints.relist_started()
+                        }
+                        watcher::Event::InitApply(o) => {
+                            prints.listed(relevance::key_of(o), o.weigh().fingerprint);
+                            listing = listing.max(version_of(o))
+                        }
+                        watcher::Event::InitDone => {
+                            if prints.relist_done() {
+                                changes.note(Relevance::Changed)
+                            }
+                            mark.raise(listing.take())
+                        }
                     }
-                    changed.notify_one()
+                    changes.wake()
                 }
                 Err(e) => {
                     tracing::warn!(kind, error = %e, "watch interrupted; forwarding continues with the last tables")
@@ -208,18 +235,12 @@ where
     store
 }
 
-/// How many times its own duration a build waits before the next one: the
-/// builds of a burst take at most a quarter of a core.
-const BUILD_SPACING: u32 = 4;
-
-/// The shortest time from the start of a build that took `took` to the
-/// start of the next: at most one build per `debounce` (a change after a
-/// quiet spell is built at once, a stream in batches), and, since a build
-/// costs O(objects of the node), at thousands of objects a longer pause
-/// (`BUILD_SPACING` times the build) so that a burst leaves the API server
-/// and the forwarding thread the rest of the CPU.
-fn build_spacing(debounce: Duration, took: Duration) -> Duration {
-    debounce.max(took * BUILD_SPACING)
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs the agent until `shutdown` completes.
@@ -275,7 +296,7 @@ pub async fn run(
         })
     };
 
-    let changed = Arc::new(Notify::new());
+    let changes = Arc::new(Changes::default());
     // Only the objects labelled for this node: the operator labels what
     // each node must hold (and what it needs of its peers).
     let mine = watcher::Config::default().labels(&trunkline_api::node_label::key_of(&options.node));
@@ -297,28 +318,28 @@ pub async fn run(
     let lis = reflect(
         Api::<LogicalInterface>::all(client.clone()),
         mine.clone(),
-        changed.clone(),
+        changes.clone(),
         marks[&Kind::LogicalInterface].clone(),
         shared.clone(),
     );
     let vmis = reflect(
         Api::<VirtualMachineInterface>::all(client.clone()),
         mine.clone(),
-        changed.clone(),
+        changes.clone(),
         marks[&Kind::VirtualMachineInterface].clone(),
         shared.clone(),
     );
     let networks = reflect(
         Api::<VirtualNetwork>::all(client.clone()),
         mine.clone(),
-        changed.clone(),
+        changes.clone(),
         marks[&Kind::VirtualNetwork].clone(),
         shared.clone(),
     );
     let gateways = reflect(
         Api::<VirtualGateway>::all(client.clone()),
         mine.clone(),
-        changed.clone(),
+        changes.clone(),
         marks[&Kind::VirtualGateway].clone(),
         shared.clone(),
     );
@@ -328,35 +349,35 @@ pub async fn run(
     let routers = reflect(
         Api::<PhysicalRouter>::all(client.clone()),
         watcher::Config::default(),
-        changed.clone(),
+        changes.clone(),
         Watermark::default(),
         shared.clone(),
     );
     let vteps = reflect(
         Api::<ExternalVTEP>::all(client.clone()),
         mine.clone(),
-        changed.clone(),
+        changes.clone(),
         marks[&Kind::ExternalVTEP].clone(),
         shared.clone(),
     );
     let groups = reflect(
         Api::<GatewayHAGroup>::all(client.clone()),
         mine.clone(),
-        changed.clone(),
+        changes.clone(),
         marks[&Kind::GatewayHAGroup].clone(),
         shared.clone(),
     );
     let dc_gateways = reflect(
         Api::<DCGateway>::all(client.clone()),
         mine.clone(),
-        changed.clone(),
+        changes.clone(),
         marks[&Kind::DCGateway].clone(),
         shared.clone(),
     );
     let security_groups = reflect(
         Api::<SecurityGroup>::all(client.clone()),
         mine.clone(),
-        changed.clone(),
+        changes.clone(),
         marks[&Kind::SecurityGroup].clone(),
         shared.clone(),
     );
@@ -365,7 +386,7 @@ pub async fn run(
     let policy_store = reflect(
         Api::<VirtualNetworkPolicy>::all(client.clone()),
         mine.clone(),
-        changed.clone(),
+        changes.clone(),
         marks[&Kind::VirtualNetworkPolicy].clone(),
         shared.clone(),
     );
@@ -374,7 +395,7 @@ pub async fn run(
     let cluster_policy_store = reflect(
         Api::<ClusterVirtualNetworkPolicy>::all(client.clone()),
         mine,
-        changed.clone(),
+        changes.clone(),
         marks[&Kind::ClusterVirtualNetworkPolicy].clone(),
         shared.clone(),
     );
@@ -393,7 +414,10 @@ pub async fn run(
                     continue;
                 }
                 match reporter.report(&report).await {
-                    Ok(true) => tracing::debug!(version = report.tables_version, "status reported"),
+                    Ok(true) => {
+                        shared.count_report();
+                        tracing::debug!(version = report.tables_version, "status reported")
+                    }
                     Ok(false) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "could not report status; will retry");
@@ -462,15 +486,23 @@ pub async fn run(
                 .and_then(|r| r.status.as_ref())
                 .and_then(|s| s.programmed_generation),
         );
-        // Every status write of ours changes our own PhysicalRouter, which
-        // wakes this loop: rebuild only when what the node enforces changed.
+        // The tables installed, and the build they came from (whose
+        // exceptions the report holds until the next build).
         let mut installed: Option<(desired::Desired, Option<i64>)> = None;
         // A spec edit is enforced once accepted; until then, the version
         // accepted last.
         let mut last_accepted = last_accepted::LastAccepted::default();
+        let mut pacer = pace::Pacer::for_debounce(options.debounce);
+        // The counts of `changes` the installed build saw.
+        let mut built: Option<relevance::Seen> = None;
+        // Since when an edit waiting for the operator holds the report.
+        let mut waiting_since: Option<tokio::time::Instant> = None;
+        // Since when watermarks moved by events no build reads wait.
+        let mut marks_since: Option<tokio::time::Instant> = None;
+        let mut fabric_dirty = true;
         loop {
-            let started = tokio::time::Instant::now();
-            // The watermarks first: the stores hold at least that much.
+            // The watermarks first: the stores hold at least that much,
+            // and `changes` counts every event below them.
             let through: BTreeMap<Kind, ResourceVersion> = marks
                 .iter()
                 .filter_map(|(kind, mark)| {
@@ -478,6 +510,53 @@ pub async fn run(
                     Some((*kind, version))
                 })
                 .collect();
+            let seen = changes.seen();
+            let now = tokio::time::Instant::now();
+            let waiting = built.is_some_and(|b| b.waiting != seen.waiting);
+            if waiting {
+                waiting_since.get_or_insert(now);
+            }
+            let must_build = fabric_dirty
+                || built.is_none_or(|b| b.changed != seen.changed)
+                || waiting_since.is_some_and(|t| now >= t + relevance::WAITING_LIMIT);
+            if !must_build {
+                if waiting {
+                    // Its acceptance or refusal comes next, and is built;
+                    // the report stays where it is meanwhile (a watermark
+                    // past the edit would say it is programmed).
+                    installer.count_wake(WakeOutcome::Waiting, None);
+                } else if let Some((desired, _)) = &installed {
+                    // Reported a little later, or by a build before then.
+                    let since = *marks_since.get_or_insert(now);
+                    if now >= since + relevance::WATERMARK_DELAY {
+                        installer.observe(desired, through);
+                        installer.count_wake(WakeOutcome::WatermarksOnly, None);
+                        marks_since = None;
+                    }
+                }
+                let limit = [
+                    waiting_since.map(|t| t + relevance::WAITING_LIMIT),
+                    marks_since.map(|t| t + relevance::WATERMARK_DELAY),
+                ]
+                .into_iter()
+                .flatten()
+                .min();
+                tokio::select! {
+                    _ = changes.woken() => {}
+                    _ = fabric_changed.notified() => fabric_dirty = true,
+                    _ = sleep_until_some(limit) => {}
+                }
+                continue;
+            }
+            // A build, when the budget allows (see `pace`): the events
+            // meanwhile are built with it.
+            let start = pacer.next_start(now.into_std());
+            if start > now.into_std() {
+                tokio::time::sleep_until(start.into()).await;
+                continue;
+            }
+            let started = now;
+            fabric_dirty = false;
             let (li_state, vmi_state, network_state) =
                 (lis.state(), vmis.state(), networks.state());
             let (gateway_state, router_state, vtep_state) =
@@ -545,41 +624,44 @@ pub async fn run(
                 .interface
                 .clone_from(&desired.fabric_interface);
             let generation = router.as_ref().and_then(|r| r.metadata.generation);
+            built = Some(seen);
+            waiting_since = None;
+            marks_since = None;
             if installed
                 .as_ref()
                 .is_some_and(|(d, g)| d.same_tables(&desired) && *g == generation)
             {
                 installer.observe(&desired, through);
-                let pause = build_spacing(options.debounce, started.elapsed());
-                tokio::select! {
-                    _ = changed.notified() => {}
-                    _ = fabric_changed.notified() => {}
+                let took = started.elapsed();
+                pacer.built(started.into_std(), took);
+                installer.count_wake(WakeOutcome::BuildUnchanged, Some(took));
+                // Its exceptions are the report's now.
+                installed = Some((desired, generation));
+            } else {
+                for skipped in &desired.skipped {
+                    tracing::debug!(node, "{skipped}");
                 }
-                tokio::time::sleep_until(started + pause).await;
-                continue;
+                let previous = installed.as_ref().map(|(d, _)| d);
+                let version = installer.install(&desired, previous, generation, through);
+                let took = started.elapsed();
+                tracing::info!(
+                    node,
+                    version,
+                    logical_interfaces = desired.config.logical_interfaces.len(),
+                    vmis = desired.config.vmis.len(),
+                    networks = desired.config.networks.len(),
+                    millis = took.as_millis() as u64,
+                    "tables swapped"
+                );
+                pacer.built(started.into_std(), took);
+                installer.count_wake(WakeOutcome::BuildSwapped, Some(took));
+                installed = Some((desired, generation));
+                report_now.notify_one();
             }
-            for skipped in &desired.skipped {
-                tracing::debug!(node, "{skipped}");
-            }
-            let previous = installed.as_ref().map(|(d, _)| d);
-            let version = installer.install(&desired, previous, generation, through);
-            tracing::info!(
-                node,
-                version,
-                logical_interfaces = desired.config.logical_interfaces.len(),
-                vmis = desired.config.vmis.len(),
-                networks = desired.config.networks.len(),
-                millis = started.elapsed().as_millis() as u64,
-                "tables swapped"
-            );
-            installed = Some((desired, generation));
-            report_now.notify_one();
-            let pause = build_spacing(options.debounce, started.elapsed());
             tokio::select! {
-                _ = changed.notified() => {}
-                _ = fabric_changed.notified() => {}
+                _ = changes.woken() => {}
+                _ = fabric_changed.notified() => fabric_dirty = true,
             }
-            tokio::time::sleep_until(started + pause).await;
         }
     };
 
@@ -638,25 +720,5 @@ async fn leave_host(client: &Client, owner: &uninstall::Owner, netns: Option<Pat
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builds_are_spaced_by_the_debounce_or_four_times_their_cost() {
-        let ms = Duration::from_millis;
-        assert_eq!(
-            build_spacing(ms(100), ms(2)),
-            ms(100),
-            "small: the debounce"
-        );
-        assert_eq!(
-            build_spacing(ms(20), ms(40)),
-            ms(160),
-            "large: 4x the build"
-        );
     }
 }

@@ -28,6 +28,9 @@
 //! | `trunkline_dataplane_flow_allocation_failures_total` | `reason` | first packets refused: `table_full`, `ports_exhausted` (also in `drops_total`) |
 //! | `trunkline_dataplane_fabric_next_hops` | | fabric next hops (SNAT, IP fabric forwarding) whose MAC is known |
 //! | `trunkline_dataplane_watch_events_total` | `kind` | watch events received (the agent watches only the objects labelled for its node) |
+//! | `trunkline_dataplane_compile_wakes_total` | `outcome` | what the compile loop did when woken: `build_swapped` (new tables), `build_unchanged` (built, same tables), `watermarks_only` (nothing a build reads changed: reported without a build), `waiting` (an edit waits for the operator's verdict) |
+//! | `trunkline_dataplane_build_seconds_total` | | time spent building the node's desired state and tables |
+//! | `trunkline_dataplane_reports_total` | | status writes of the node's report (its PhysicalRouter's status) |
 //!
 //! With the XDP tier, the frame, drop and per-VMI counters are the sums of
 //! what userspace counted and what the kernel counted (per-CPU maps): each
@@ -178,6 +181,30 @@ impl Collector for Scrape {
         for (kind, n) in control.watch_events() {
             ConstCounter::new(n).encode(family.encode_family(&[("kind", kind.as_str())])?)?;
         }
+
+        let compile = control.compile_stats();
+        let mut family = encoder.encode_descriptor(
+            "compile_wakes",
+            "What the compile loop did when woken: built (new or the same tables), reported watermarks without a build, or waited for the operator's verdict on an edit",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, n) in &compile.wakes {
+            ConstCounter::new(*n)
+                .encode(family.encode_family(&[("outcome", outcome.as_str())])?)?;
+        }
+        ConstCounter::new(compile.build_seconds).encode(encoder.encode_descriptor(
+            "build_seconds",
+            "Time spent building the node's desired state and tables",
+            None,
+            MetricType::Counter,
+        )?)?;
+        ConstCounter::new(compile.reports).encode(encoder.encode_descriptor(
+            "reports",
+            "Status writes of the node's report",
+            None,
+            MetricType::Counter,
+        )?)?;
 
         let mut family = encoder.encode_descriptor(
             "port_up",

@@ -1,7 +1,7 @@
 //! The control plane at size, tested for what it must never do (issue 14):
-//! a node's agent receives and keeps only what concerns its node, and an
+//! a node's agent receives and keeps only what concerns its node, an
 //! idle cluster writes nothing, neither settled nor after the operator or
-//! an agent restarts.
+//! an agent restarts, and the agent builds only for what a build reads.
 //!
 //! ```text
 //!  node A (lab, real agent): bms1, bms2        node B (no agent): 1000 VMIs + 1000 LIs
@@ -531,5 +531,158 @@ async fn two_thousand_objects_are_ready_small_and_their_tables_as_from_scratch()
     assert!(
         installed == scratch,
         "the installed tables differ from a compilation from scratch"
+    );
+}
+
+/// The agent's compile loop counts of wake-ups with outcome `outcome`.
+fn wakes(agent: &ManagedProcess, outcome: &str) -> f64 {
+    agent
+        .metric(&format!(
+            "trunkline_dataplane_compile_wakes_total{{outcome=\"{outcome}\"}}"
+        ))
+        .unwrap_or(0.0)
+}
+
+/// Builds (new tables or the same) so far.
+fn builds(agent: &ManagedProcess) -> f64 {
+    wakes(agent, "build_swapped") + wakes(agent, "build_unchanged")
+}
+
+/// The router's report: programmedThrough of VMIs, and its exceptions.
+async fn vmi_report(gw: &Gateway<'_>) -> (u64, Vec<(String, String)>) {
+    let router = Api::<PhysicalRouter>::all(gw.client.clone())
+        .get(&gw.node)
+        .await
+        .expect("router");
+    let status = router.status.unwrap_or_default();
+    let through = status
+        .programmed_through
+        .get("VirtualMachineInterface")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let exceptions = status
+        .exceptions
+        .into_iter()
+        .map(|e| (e.name, e.reason))
+        .collect();
+    (through, exceptions)
+}
+
+/// The agent builds only for what a build reads (issue 14): an event that
+/// changes nothing of it (here an annotation, which its stores drop) moves
+/// the node's report past it without a build; a spec edit the operator has
+/// not decided on yet holds the report (a watermark past it would say it
+/// is programmed) until its verdict, or for at most a second, after which
+/// a build reports it as an exception while the node keeps enforcing the
+/// generation accepted last.
+#[tokio::test]
+async fn the_agent_builds_only_for_what_a_build_reads() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut gw = Gateway::start(&[BMS1, BMS2], "af-xdp").await;
+    gw.apply_objects(&[BMS1, BMS2]).await;
+    for vlan in [100, 200] {
+        gw.wait_li(&gw.li_name(vlan), "True").await;
+    }
+    settled(&gw).await;
+    let vmis: Api<VirtualMachineInterface> = Api::namespaced(gw.client.clone(), gw.ns.name());
+
+    // An annotation: reported, not built.
+    let (built, only) = (builds(gw.agent()), wakes(gw.agent(), "watermarks_only"));
+    let annotated = vmis
+        .patch(
+            "bms2",
+            &kube::api::PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"example.com/note": "x"}}})),
+        )
+        .await
+        .expect("annotate");
+    let version: u64 = annotated
+        .resource_version()
+        .and_then(|v| v.parse().ok())
+        .expect("a numeric resourceVersion");
+    eventually(
+        "the report's VMI watermark reaches the annotation",
+        SETTLE_TIMEOUT,
+        || async {
+            let (through, _) = vmi_report(&gw).await;
+            if through >= version {
+                Ok(())
+            } else {
+                Err(format!("programmedThrough {through} < {version}"))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}; {}", gw.logs()));
+    assert_eq!(
+        builds(gw.agent()),
+        built,
+        "an annotation made the agent build; {}",
+        gw.agent().metrics()
+    );
+    assert!(wakes(gw.agent(), "watermarks_only") > only);
+
+    // A spec edit without an operator: no verdict comes, so after the
+    // waiting limit a build reports it, and the node keeps enforcing the
+    // accepted generation (bms1 still reaches bms2 at its old address).
+    gw.operator.take().expect("operator").stop(SHUTDOWN_TIMEOUT);
+    gw.apply_vmi("bms2", "net1", BMS2.mac, "192.168.1.21").await;
+    let edited = vmis.get("bms2").await.expect("bms2");
+    let version: u64 = edited
+        .resource_version()
+        .and_then(|v| v.parse().ok())
+        .expect("a numeric resourceVersion");
+    eventually(
+        "the edit reported as an exception",
+        SETTLE_TIMEOUT,
+        || async {
+            let (through, exceptions) = vmi_report(&gw).await;
+            let excepted = exceptions.iter().any(|(name, reason)| {
+                name == "bms2" && reason.contains("until the operator accepts")
+            });
+            if through >= version && excepted {
+                Ok(())
+            } else {
+                Err(format!(
+                    "programmedThrough {through} (edit at {version}), exceptions {exceptions:?}"
+                ))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}; {}", gw.logs()));
+    assert!(
+        wakes(gw.agent(), "waiting") >= 1.0,
+        "{}",
+        gw.agent().metrics()
+    );
+    gw.ping_eventually("bms1", "192.168.1.20").await;
+
+    // The operator's verdict is built: the edit is programmed.
+    gw.start_operator(&[]);
+    eventually(
+        "the edit Programmed at its generation",
+        SETTLE_TIMEOUT,
+        || async {
+            let vmi = vmis.get("bms2").await.map_err(|e| e.to_string())?;
+            let conditions = vmi.status.unwrap_or_default().conditions;
+            let programmed = conditions.iter().any(|c| {
+                c.type_ == "Programmed"
+                    && c.status == "True"
+                    && c.observed_generation == vmi.metadata.generation
+            });
+            if programmed {
+                Ok(())
+            } else {
+                Err(format!("{conditions:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}; {}", gw.logs()));
+    let (_, exceptions) = vmi_report(&gw).await;
+    assert!(
+        !exceptions.iter().any(|(name, _)| name == "bms2"),
+        "{exceptions:?}"
     );
 }
