@@ -604,6 +604,9 @@ impl Report {
                     mib(s.agent_rss_after_kib)
                 );
                 let _ = writeln!(md, "| agent peak (VmHWM) | {} |", mib(s.agent_peak_kib));
+                if let Some(at_scale) = &s.forwarding_at_scale {
+                    let _ = writeln!(md, "{}", self.forwarding_at_scale_row(at_scale));
+                }
                 let _ = writeln!(
                     md,
                     "| operator VmRSS / peak | {} / {} |",
@@ -728,6 +731,37 @@ impl Report {
     }
 
     /// The SNAT section: (l) against (m), established and new flows.
+    /// The scale table's row comparing mode (a)'s forwarding with few
+    /// objects (the median of its runs at that size) and with the scale
+    /// set installed.
+    fn forwarding_at_scale_row(&self, at_scale: &Result<Sample, String>) -> String {
+        let sample = match at_scale {
+            Ok(sample) => sample,
+            Err(e) => return format!("| (a) forwarding with the scale set installed | failed: {e} |"),
+        };
+        let few: Vec<f64> = self
+            .samples
+            .iter()
+            .filter(|s| s.mode == Mode::Agent && s.size == sample.size && !s.new_flows())
+            .map(Sample::mpps)
+            .collect();
+        let at = sample.mpps();
+        match few.is_empty() {
+            true => format!(
+                "| (a) forwarding, {} B, with the scale set installed | {at:.3} Mpps |",
+                sample.size
+            ),
+            false => {
+                let before = Spread::of(&few).median;
+                format!(
+                    "| (a) forwarding, {} B: the runs above (median) / with the scale set installed | {before:.3} / {at:.3} Mpps ({:.2}) |",
+                    sample.size,
+                    at / before.max(1e-9)
+                )
+            }
+        }
+    }
+
     fn snat_section(&self, md: &mut String) {
         let _ = writeln!(
             md,
