@@ -301,20 +301,20 @@ impl Forwarder {
             self.tables_read = None;
         }
         if self.flows.is_none() && plan.tables.uses_flows() {
-                let mut table = FlowTable::new(self.flow_config);
-                if let Some(tier) = &self.tier {
-                    // Established flows in the kernel: the table's changes
-                    // go to the tier's flow map.
-                    table.set_mirrored(true);
-                    self.flow_mirror = Some(FlowMirror::new(tier.maps()));
-                }
-                self.control.set_flow_stats(table.stats());
-                tracing::info!(
-                    capacity = self.flow_config.capacity,
-                    "flow table created (SNAT, security groups)"
-                );
-                self.flows = Some(RefCell::new(table));
+            let mut table = FlowTable::new(self.flow_config);
+            if let Some(tier) = &self.tier {
+                // Established flows in the kernel: the table's changes
+                // go to the tier's flow map.
+                table.set_mirrored(true);
+                self.flow_mirror = Some(FlowMirror::new(tier.maps()));
             }
+            self.control.set_flow_stats(table.stats());
+            tracing::info!(
+                capacity = self.flow_config.capacity,
+                "flow table created (SNAT, security groups)"
+            );
+            self.flows = Some(RefCell::new(table));
+        }
     }
 
     /// Keeps the fabric port's steering in step with the tables (SNAT range

@@ -378,7 +378,9 @@ async fn run_in(
         };
         let mut scaled = async {
             let peering = match &options.gobgpd {
-                Some(gobgpd) => Some(peering::Peering::start(agent, &options.prefix, gobgpd).await?),
+                Some(gobgpd) => {
+                    Some(peering::Peering::start(agent, &options.prefix, gobgpd).await?)
+                }
                 None => None,
             };
             scale::measure(agent, options.scale, options.scale_limit, peering.as_ref()).await

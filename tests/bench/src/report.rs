@@ -737,7 +737,9 @@ impl Report {
     fn forwarding_at_scale_row(&self, at_scale: &Result<Sample, String>) -> String {
         let sample = match at_scale {
             Ok(sample) => sample,
-            Err(e) => return format!("| (a) forwarding with the scale set installed | failed: {e} |"),
+            Err(e) => {
+                return format!("| (a) forwarding with the scale set installed | failed: {e} |");
+            }
         };
         let few: Vec<f64> = self
             .samples
