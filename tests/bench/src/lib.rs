@@ -390,29 +390,42 @@ async fn run_in(
         // The same forwarding run again, the scale set installed: what a
         // node's size costs its fast path (same frame size, same flow).
         if let (Ok(result), Some(&size)) = (&mut scaled, options.sizes.first()) {
-            let run = Run {
-                size,
-                round: options.rounds + 1,
-                flows: Flows::One,
-            };
-            let at_scale = measure(
-                &mut devices[index],
-                &topology,
-                &sink,
-                run,
-                options,
-                generator_core,
-                dut_core,
-            )
-            .await;
-            eprintln!(
-                "[bench] control plane: forwarding with the scale set installed, {size} B: {}",
-                match &at_scale {
-                    Ok(sample) => format!("{:.3} Mpps", sample.mpps()),
-                    Err(e) => format!("failed: {e}"),
+            // As many runs as rounds above, so that the medians compare.
+            let mut samples = Vec::new();
+            for round in 1..=options.rounds {
+                let run = Run {
+                    size,
+                    round,
+                    flows: Flows::One,
+                };
+                let at_scale = measure(
+                    &mut devices[index],
+                    &topology,
+                    &sink,
+                    run,
+                    options,
+                    generator_core,
+                    dut_core,
+                )
+                .await;
+                eprintln!(
+                    "[bench] control plane: forwarding with the scale set installed, round {round}, {size} B: {}",
+                    match &at_scale {
+                        Ok(sample) => format!("{:.3} Mpps", sample.mpps()),
+                        Err(e) => format!("failed: {e}"),
+                    }
+                );
+                match at_scale {
+                    Ok(sample) => samples.push(sample),
+                    Err(e) => {
+                        result.forwarding_at_scale = Some(Err(e.to_string()));
+                        break;
+                    }
                 }
-            );
-            result.forwarding_at_scale = Some(at_scale.map_err(|e| e.to_string()));
+            }
+            if result.forwarding_at_scale.is_none() {
+                result.forwarding_at_scale = Some(Ok(samples));
+            }
         }
         report.scale = Some(scaled);
     }

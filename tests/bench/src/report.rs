@@ -732,36 +732,39 @@ impl Report {
 
     /// The SNAT section: (l) against (m), established and new flows.
     /// The scale table's row comparing mode (a)'s forwarding with few
-    /// objects (the median of its runs at that size) and with the scale
-    /// set installed.
-    fn forwarding_at_scale_row(&self, at_scale: &Result<Sample, String>) -> String {
-        let sample = match at_scale {
-            Ok(sample) => sample,
+    /// objects and with the scale set installed: the medians of their
+    /// runs at that size.
+    fn forwarding_at_scale_row(&self, at_scale: &Result<Vec<Sample>, String>) -> String {
+        let samples = match at_scale {
+            Ok(samples) if !samples.is_empty() => samples,
+            Ok(_) => return "| (a) forwarding with the scale set installed | not run |".to_owned(),
             Err(e) => {
                 return format!("| (a) forwarding with the scale set installed | failed: {e} |");
             }
         };
+        let size = samples[0].size;
+        let at: Vec<f64> = samples.iter().map(Sample::mpps).collect();
+        let at = Spread::of(&at);
         let few: Vec<f64> = self
             .samples
             .iter()
-            .filter(|s| s.mode == Mode::Agent && s.size == sample.size && !s.new_flows())
+            .filter(|s| s.mode == Mode::Agent && s.size == size && !s.new_flows())
             .map(Sample::mpps)
             .collect();
-        let at = sample.mpps();
-        match few.is_empty() {
-            true => format!(
-                "| (a) forwarding, {} B, with the scale set installed | {at:.3} Mpps |",
-                sample.size
-            ),
-            false => {
-                let before = Spread::of(&few).median;
-                format!(
-                    "| (a) forwarding, {} B: the runs above (median) / with the scale set installed | {before:.3} / {at:.3} Mpps ({:.2}) |",
-                    sample.size,
-                    at / before.max(1e-9)
-                )
-            }
+        let range = |s: Spread| format!("{:.3} [{:.3}–{:.3}]", s.median, s.min, s.max);
+        if few.is_empty() {
+            return format!(
+                "| (a) forwarding, {size} B, with the scale set installed (median [range]) | {} Mpps |",
+                range(at)
+            );
         }
+        let few = Spread::of(&few);
+        format!(
+            "| (a) forwarding, {size} B, median [range]: the runs above / with the scale set installed | {} / {} Mpps ({:.2}) |",
+            range(few),
+            range(at),
+            at.median / few.median.max(1e-9)
+        )
     }
 
     fn snat_section(&self, md: &mut String) {

@@ -134,10 +134,10 @@ pub struct ScaleResult {
     /// route again (all re-added at once by the restarting speaker), or why
     /// not.
     pub readvertise_s: Option<Result<f64, String>>,
-    /// Mode (a)'s forwarding run at the first frame size again, with the
-    /// scale set installed (after the single changes and the idle
-    /// window), or why not.
-    pub forwarding_at_scale: Option<Result<crate::report::Sample, String>>,
+    /// Mode (a)'s forwarding runs at the first frame size again, one per
+    /// round, with the scale set installed (after the single changes and
+    /// the idle window), or why not.
+    pub forwarding_at_scale: Option<Result<Vec<crate::report::Sample>, String>>,
 }
 
 impl ScaleResult {
