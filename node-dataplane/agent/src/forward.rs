@@ -359,7 +359,7 @@ impl Forwarder {
         let Some((this, after)) = rest.split_first_mut() else {
             return;
         };
-        let name = this.name.clone();
+        let name = &this.name;
         let Some(port) = this.port.as_mut() else {
             return;
         };
