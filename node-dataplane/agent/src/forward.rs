@@ -100,6 +100,7 @@ pub fn spawn(
                 last_losses: Instant::now(),
                 injected,
                 matched_version: 0,
+                tables_read: None,
                 flow_config: flows,
                 flows: None,
                 flow_mirror: None,
@@ -165,6 +166,10 @@ struct Forwarder {
     injected: Option<std::sync::mpsc::Receiver<Injected>>,
     /// The plan version whose ports were last matched.
     matched_version: i64,
+    /// The plan version whose tables the per-plan work (fabric steering,
+    /// tier ports, the flow table's creation) last read in full; `None`:
+    /// read them again (ports reopened, a steering not applied).
+    tables_read: Option<i64>,
     flow_config: FlowConfig,
     /// The flow table, once a network translates.
     flows: Option<RefCell<FlowTable>>,
@@ -218,34 +223,18 @@ impl Forwarder {
         while !self.control.stopping() {
             self.control.beat();
             let plan = self.control.plan();
-            self.match_ports(&plan.ports);
+            if self.match_ports(&plan.ports) {
+                self.tables_read = None;
+            }
             if plan.version != self.matched_version {
                 self.matched_version = plan.version;
                 self.control.ports_match(plan.version);
             }
-            if self.tier.is_some() {
-                let ifindexes = self
-                    .ports
-                    .iter()
-                    .map(|p| p.port.as_ref().and_then(Port::tier_ifindex))
-                    .collect();
-                self.control.set_tier_ports(plan.version, ifindexes);
-            }
-            self.steer_fabric(&plan.tables);
-            if self.flows.is_none() && plan.tables.uses_flows() {
-                let mut table = FlowTable::new(self.flow_config);
-                if let Some(tier) = &self.tier {
-                    // Established flows in the kernel: the table's changes
-                    // go to the tier's flow map.
-                    table.set_mirrored(true);
-                    self.flow_mirror = Some(FlowMirror::new(tier.maps()));
-                }
-                self.control.set_flow_stats(table.stats());
-                tracing::info!(
-                    capacity = self.flow_config.capacity,
-                    "flow table created (SNAT, security groups)"
-                );
-                self.flows = Some(RefCell::new(table));
+            // Once per plan, not per batch: these read the whole tables
+            // (at 16K VMIs, scanning them cost more than forwarding the
+            // batch of 64 frames that followed).
+            if self.tables_read != Some(plan.version) {
+                self.read_tables(&plan);
             }
             let fds: Vec<i32> = self
                 .ports
@@ -294,10 +283,46 @@ impl Forwarder {
         self.ports.clear();
     }
 
+    /// What the forwarding needs from a new plan's whole tables (or from
+    /// the same plan once its ports were reopened): the tier's ports, the
+    /// fabric port's steering, the flow table once a network translates.
+    /// Done again on the next loop while a steering cannot be applied.
+    fn read_tables(&mut self, plan: &Plan) {
+        self.tables_read = Some(plan.version);
+        if self.tier.is_some() {
+            let ifindexes = self
+                .ports
+                .iter()
+                .map(|p| p.port.as_ref().and_then(Port::tier_ifindex))
+                .collect();
+            self.control.set_tier_ports(plan.version, ifindexes);
+        }
+        if !self.steer_fabric(&plan.tables) {
+            self.tables_read = None;
+        }
+        if self.flows.is_none() && plan.tables.uses_flows() {
+            let mut table = FlowTable::new(self.flow_config);
+            if let Some(tier) = &self.tier {
+                // Established flows in the kernel: the table's changes
+                // go to the tier's flow map.
+                table.set_mirrored(true);
+                self.flow_mirror = Some(FlowMirror::new(tier.maps()));
+            }
+            self.control.set_flow_stats(table.stats());
+            tracing::info!(
+                capacity = self.flow_config.capacity,
+                "flow table created (SNAT, security groups)"
+            );
+            self.flows = Some(RefCell::new(table));
+        }
+    }
+
     /// Keeps the fabric port's steering in step with the tables (SNAT range
-    /// on, IP fabric subnets), in place: the port is not reopened.
-    fn steer_fabric(&mut self, tables: &Tables) {
+    /// on, IP fabric subnets), in place: the port is not reopened. Whether
+    /// every fabric port steers as wanted.
+    fn steer_fabric(&mut self, tables: &Tables) -> bool {
         let wanted = fabric_steering(tables);
+        let mut applied = true;
         for open in &mut self.ports {
             let (PortRole::Fabric { .. }, Some(port)) = (&open.role, open.port.as_mut()) else {
                 continue;
@@ -311,10 +336,12 @@ impl Forwarder {
                     open.steering = Some(wanted.clone());
                 }
                 Err(e) => {
+                    applied = false;
                     tracing::warn!(port = open.name, error = %e, "cannot update the fabric steering; retrying")
                 }
             }
         }
+        applied
     }
 
     /// One batch from port `index`.
@@ -332,7 +359,7 @@ impl Forwarder {
         let Some((this, after)) = rest.split_first_mut() else {
             return;
         };
-        let name = this.name.clone();
+        let name = &this.name;
         let Some(port) = this.port.as_mut() else {
             return;
         };
@@ -517,14 +544,15 @@ impl Forwarder {
     }
 
     /// Opens and closes ports so that they match `specs` (index = PortId),
-    /// retrying ports that failed every few seconds.
-    fn match_ports(&mut self, specs: &[PortSpec]) {
+    /// retrying ports that failed every few seconds; whether it opened or
+    /// closed any.
+    fn match_ports(&mut self, specs: &[PortSpec]) -> bool {
         let same = self.ports.len() == specs.len()
             && self.ports.iter().zip(specs).all(|(p, s)| p.name == s.name);
         let retry =
             self.ports.iter().any(|p| p.port.is_none()) && self.last_retry.elapsed() >= RETRY;
         if same && !retry {
-            return;
+            return false;
         }
         self.last_retry = Instant::now();
         let mut old: Vec<OpenPort> = std::mem::take(&mut self.ports);
@@ -606,6 +634,7 @@ impl Forwarder {
             .map(|p| p.name.clone())
             .collect();
         self.control.set_ports(statuses, open, backend);
+        true
     }
 }
 

@@ -369,24 +369,65 @@ async fn run_in(
     // Only (a)'s agent watches the control plane while it is measured: the
     // overlay's agents stop first.
     devices.retain(|d| !matches!(d, Device::Overlay(_)));
-    let agent = devices.iter().find_map(|d| match d {
-        Device::Agent(agent) if agent.mode() == Mode::Agent => Some(agent),
-        _ => None,
-    });
-    if let Some(agent) = agent.filter(|_| options.scale > 0) {
-        report.scale = Some(
-            async {
-                let peering = match &options.gobgpd {
-                    Some(gobgpd) => {
-                        Some(peering::Peering::start(agent, &options.prefix, gobgpd).await?)
-                    }
-                    None => None,
+    let agent_index = devices
+        .iter()
+        .position(|d| matches!(d, Device::Agent(agent) if agent.mode() == Mode::Agent));
+    if let Some(index) = agent_index.filter(|_| options.scale > 0) {
+        let Device::Agent(agent) = &devices[index] else {
+            unreachable!("found above");
+        };
+        let mut scaled = async {
+            let peering = match &options.gobgpd {
+                Some(gobgpd) => {
+                    Some(peering::Peering::start(agent, &options.prefix, gobgpd).await?)
+                }
+                None => None,
+            };
+            scale::measure(agent, options.scale, options.scale_limit, peering.as_ref()).await
+        }
+        .await
+        .map_err(|e| e.to_string());
+        // The same forwarding run again, the scale set installed: what a
+        // node's size costs its fast path (same frame size, same flow).
+        if let (Ok(result), Some(&size)) = (&mut scaled, options.sizes.first()) {
+            // As many runs as rounds above, so that the medians compare.
+            let mut samples = Vec::new();
+            for round in 1..=options.rounds {
+                let run = Run {
+                    size,
+                    round,
+                    flows: Flows::One,
                 };
-                scale::measure(agent, options.scale, options.scale_limit, peering.as_ref()).await
+                let at_scale = measure(
+                    &mut devices[index],
+                    &topology,
+                    &sink,
+                    run,
+                    options,
+                    generator_core,
+                    dut_core,
+                )
+                .await;
+                eprintln!(
+                    "[bench] control plane: forwarding with the scale set installed, round {round}, {size} B: {}",
+                    match &at_scale {
+                        Ok(sample) => format!("{:.3} Mpps", sample.mpps()),
+                        Err(e) => format!("failed: {e}"),
+                    }
+                );
+                match at_scale {
+                    Ok(sample) => samples.push(sample),
+                    Err(e) => {
+                        result.forwarding_at_scale = Some(Err(e.to_string()));
+                        break;
+                    }
+                }
             }
-            .await
-            .map_err(|e| e.to_string()),
-        );
+            if result.forwarding_at_scale.is_none() {
+                result.forwarding_at_scale = Some(Ok(samples));
+            }
+        }
+        report.scale = Some(scaled);
     }
     // Stop the devices (then the control plane) before the namespaces go.
     drop(devices);

@@ -604,6 +604,9 @@ impl Report {
                     mib(s.agent_rss_after_kib)
                 );
                 let _ = writeln!(md, "| agent peak (VmHWM) | {} |", mib(s.agent_peak_kib));
+                if let Some(at_scale) = &s.forwarding_at_scale {
+                    let _ = writeln!(md, "{}", self.forwarding_at_scale_row(at_scale));
+                }
                 let _ = writeln!(
                     md,
                     "| operator VmRSS / peak | {} / {} |",
@@ -728,6 +731,42 @@ impl Report {
     }
 
     /// The SNAT section: (l) against (m), established and new flows.
+    /// The scale table's row comparing mode (a)'s forwarding with few
+    /// objects and with the scale set installed: the medians of their
+    /// runs at that size.
+    fn forwarding_at_scale_row(&self, at_scale: &Result<Vec<Sample>, String>) -> String {
+        let samples = match at_scale {
+            Ok(samples) if !samples.is_empty() => samples,
+            Ok(_) => return "| (a) forwarding with the scale set installed | not run |".to_owned(),
+            Err(e) => {
+                return format!("| (a) forwarding with the scale set installed | failed: {e} |");
+            }
+        };
+        let size = samples[0].size;
+        let at: Vec<f64> = samples.iter().map(Sample::mpps).collect();
+        let at = Spread::of(&at);
+        let few: Vec<f64> = self
+            .samples
+            .iter()
+            .filter(|s| s.mode == Mode::Agent && s.size == size && !s.new_flows())
+            .map(Sample::mpps)
+            .collect();
+        let range = |s: Spread| format!("{:.3} [{:.3}–{:.3}]", s.median, s.min, s.max);
+        if few.is_empty() {
+            return format!(
+                "| (a) forwarding, {size} B, with the scale set installed (median [range]) | {} Mpps |",
+                range(at)
+            );
+        }
+        let few = Spread::of(&few);
+        format!(
+            "| (a) forwarding, {size} B, median [range]: the runs above / with the scale set installed | {} / {} Mpps ({:.2}) |",
+            range(few),
+            range(at),
+            at.median / few.median.max(1e-9)
+        )
+    }
+
     fn snat_section(&self, md: &mut String) {
         let _ = writeln!(
             md,

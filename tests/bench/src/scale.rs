@@ -134,6 +134,10 @@ pub struct ScaleResult {
     /// route again (all re-added at once by the restarting speaker), or why
     /// not.
     pub readvertise_s: Option<Result<f64, String>>,
+    /// Mode (a)'s forwarding runs at the first frame size again, one per
+    /// round, with the scale set installed (after the single changes and
+    /// the idle window), or why not.
+    pub forwarding_at_scale: Option<Result<Vec<crate::report::Sample>, String>>,
 }
 
 impl ScaleResult {
@@ -498,6 +502,15 @@ pub async fn measure(
             let vmi = vmi_name(i);
             let key = format!("VirtualMachineInterface/{vmi}");
             let started = Instant::now();
+            if std::env::var_os("TRUNKLINE_BENCH_LOG").is_some() {
+                let unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                eprintln!(
+                    "[bench] change {k} of {vmi} at unix {:.6}",
+                    unix.as_secs_f64()
+                );
+            }
             let generation = device
                 .apply_vmi(&vmi, LABEL, &vmi_mac(i), &vmi_ip(n + k).to_string())
                 .await?;

@@ -101,6 +101,13 @@ pub struct Cluster {
     binaries: Binaries,
 }
 
+/// The `RUST_LOG` of the operator and agents: `default`, or
+/// `TRUNKLINE_BENCH_LOG` when set (to follow one change through their
+/// logs).
+fn log_filter(default: &str) -> String {
+    std::env::var("TRUNKLINE_BENCH_LOG").unwrap_or_else(|_| default.to_owned())
+}
+
 impl Cluster {
     /// Starts a control plane (state in `dir`) and the operator; creates
     /// [`NAMESPACE`].
@@ -141,7 +148,7 @@ impl Cluster {
                 "--debounce-ms".into(),
                 "20".into(),
             ],
-            &[("RUST_LOG", "warn")],
+            &[("RUST_LOG", &log_filter("warn"))],
             addr,
         );
         Ok(Arc::new(Self {
@@ -213,7 +220,7 @@ impl Cluster {
             &format!("bench-dataplane-{account}"),
             Path::new("setpriv"),
             &args,
-            &[("RUST_LOG", "warn,trunkline_dataplane=info")],
+            &[("RUST_LOG", &log_filter("warn,trunkline_dataplane=info"))],
             addr,
         ))
     }
