@@ -730,7 +730,6 @@ impl Report {
         md
     }
 
-    /// The SNAT section: (l) against (m), established and new flows.
     /// The scale table's row comparing mode (a)'s forwarding with few
     /// objects and with the scale set installed: the medians of their
     /// runs at that size.
@@ -767,6 +766,7 @@ impl Report {
         )
     }
 
+    /// The SNAT section: (l) against (m), established and new flows.
     fn snat_section(&self, md: &mut String) {
         let _ = writeln!(
             md,
@@ -985,6 +985,38 @@ mod tests {
             "# mode\tsize\truns\tmpps_median\tmpps_min\tmpps_max\tdut_busy_percent\n\
              a\t64\t3\t0.600000\t0.500000\t0.700000\t0.0\n\
              b\t64\t3\t0.700000\t0.600000\t1.000000\t0.0\n"
+        );
+    }
+
+    #[test]
+    fn forwarding_at_scale_is_compared_with_the_few_object_runs_by_medians() {
+        let report = Report {
+            modes: vec![Mode::Agent],
+            sizes: vec![64],
+            samples: vec![
+                sample(1, Mode::Agent, 400_000),
+                sample(2, Mode::Agent, 500_000),
+                sample(3, Mode::Agent, 900_000),
+            ],
+            ..Report::default()
+        };
+        let at_scale = vec![
+            sample(1, Mode::Agent, 100_000),
+            sample(2, Mode::Agent, 250_000),
+            sample(3, Mode::Agent, 300_000),
+        ];
+        assert_eq!(
+            report.forwarding_at_scale_row(&Ok(at_scale)),
+            "| (a) forwarding, 64 B, median [range]: the runs above / with the scale set installed | 0.500 [0.400–0.900] / 0.250 [0.100–0.300] Mpps (0.50) |"
+        );
+        assert_eq!(
+            report.forwarding_at_scale_row(&Err("sink down".to_owned())),
+            "| (a) forwarding with the scale set installed | failed: sink down |"
+        );
+        let none = Report::default();
+        assert_eq!(
+            none.forwarding_at_scale_row(&Ok(vec![sample(1, Mode::Agent, 200_000)])),
+            "| (a) forwarding, 64 B, with the scale set installed (median [range]) | 0.200 [0.200–0.200] Mpps |"
         );
     }
 

@@ -5,8 +5,9 @@
 //! one round of 1 s, 64 control-plane objects with their routes propagated
 //! to FRR by the BGP speaker, as `make bench` does. It checks that the
 //! report and the plot are written, that every mode forwarded something,
-//! that the control plane reached Ready and that FRR held every VMI's route
-//! (again after gobgpd was killed); it does not judge rates.
+//! that the control plane reached Ready, that (a) forwarded again with its
+//! objects installed and that FRR held every VMI's route (again after
+//! gobgpd was killed); it does not judge rates.
 //! Needs root (namespaces, XDP), clang, and Open vSwitch
 //! (scripts/install-deps.sh); CI runs as root.
 
@@ -120,6 +121,23 @@ fn a_smoke_run_measures_every_mode_and_the_control_plane() {
         report
             .contains("| routes FRR held from the speaker at the end of the burst (of 64) | 64 |"),
         "FRR held every VMI's VPNv4 route:\n{report}"
+    );
+    // (a) forwarded again with the 64 pairs installed: a median above 0.
+    let at_scale =
+        "| (a) forwarding, 64 B, median [range]: the runs above / with the scale set installed | ";
+    let at_scale = report
+        .lines()
+        .find_map(|l| l.strip_prefix(at_scale))
+        .unwrap_or_else(|| panic!("no forwarding-at-scale row in:\n{report}"));
+    let median_at_scale: f64 = at_scale
+        .split(" / ")
+        .nth(1)
+        .and_then(|v| v.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable forwarding-at-scale row: {at_scale}"));
+    assert!(
+        median_at_scale > 0.0,
+        "(a) forwarded with the scale set installed: {at_scale}"
     );
     let again = "| every route again after gobgpd is killed";
     let again = report
