@@ -3,14 +3,16 @@
 //! (`make bench-agent-build`) and tested without a cluster.
 //!
 //! ```text
-//!  API objects (the stores) --from_api--> Snapshot --last_accepted--> Snapshot (edits waiting
-//!      for the operator replaced by their last accepted version)
+//!  Snapshot (pointers to the stores' domain objects, converted as their events arrived)
+//!    --last_accepted--> Snapshot (edits waiting for the operator replaced by their last
+//!      accepted version)
 //!    --desired()--> Desired --+ network policies' links (links_of)
 //!                             + VMIs of linked networks (linked_vmis)
 //! ```
 
-use trunkline_model::VirtualNetworkPolicy;
-use trunkline_model::from_api::Objects;
+use std::sync::Arc;
+
+use trunkline_model::{Snapshot, VirtualNetworkPolicy};
 use trunkline_pipeline::PuntLimit;
 
 use crate::desired::{self, Desired, HostFacts};
@@ -24,19 +26,18 @@ pub struct BuildInputs<'a> {
     /// What the host thread read (fabric facts and routes) and the flags.
     pub facts: &'a HostFacts,
     /// Every network policy, namespaced and cluster-wide, converted.
-    pub policies: &'a [VirtualNetworkPolicy],
+    pub policies: &'a [Arc<VirtualNetworkPolicy>],
     /// `--punt-limit`.
     pub punt_limit: PuntLimit,
 }
 
-/// The node's desired state from `objects`; `last_accepted` remembers
+/// The node's desired state from `snapshot`; `last_accepted` remembers
 /// each object's last accepted version across builds.
 pub fn build(
-    objects: Objects<'_>,
+    snapshot: Snapshot,
     inputs: &BuildInputs<'_>,
     last_accepted: &mut LastAccepted,
 ) -> Desired {
-    let snapshot = objects.snapshot();
     let (snapshot, substituted) = last_accepted.apply(snapshot);
     let mut desired = desired::desired(inputs.node, &snapshot, inputs.facts);
     last_accepted::report(&substituted, &mut desired);

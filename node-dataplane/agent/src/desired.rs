@@ -278,12 +278,12 @@ pub fn desired(node: &str, snapshot: &Snapshot, host: &HostFacts) -> Desired {
     let vmis: BTreeMap<(&str, &str), &VirtualMachineInterface> = snapshot
         .virtual_machine_interfaces
         .iter()
-        .map(|v| ((v.meta.namespace(), v.meta.name()), v))
+        .map(|v| ((v.meta.namespace(), v.meta.name()), &**v))
         .collect();
     let networks: BTreeMap<NamespacedName, &VirtualNetwork> = snapshot
         .virtual_networks
         .iter()
-        .map(|n| (n.name(), n))
+        .map(|n| (n.name(), &**n))
         .collect();
 
     let mut used_vmis = BTreeSet::new();
@@ -849,6 +849,7 @@ fn virtual_gateways(
     let mut gateways: Vec<&VirtualGateway> = snapshot
         .virtual_gateways
         .iter()
+        .map(|g| &**g)
         .filter(|g| g.nodes.contains(node))
         .collect();
     // The older gateway gets the lower port id.

@@ -19,25 +19,47 @@
 //! an agent restart (the cache is memory only: a pending object waits for
 //! its acceptance, as before). Objects that left the snapshot are forgotten.
 //! PhysicalRouters have no `Accepted` condition and pass through.
+//!
+//! The cache holds pointers to the watch stores' objects ([`crate::store`]):
+//! an object it remembers costs a map entry, not a copy.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use trunkline_model::{Object, ObjectKey, Snapshot};
+use trunkline_model::{HasMeta, ObjectKey, Snapshot};
 
 use crate::desired::Desired;
 
 /// The last accepted version of each object seen.
 #[derive(Debug, Default)]
 pub struct LastAccepted {
-    /// Each object's last accepted version, with the call that last saw
-    /// the object (what a call did not see is gone: no set of keys is
-    /// built per call). Boxed: the table holds an entry per object of
-    /// the node (32K at 16K remote instances) and, grown by doubling, up
-    /// to twice as many slots; an inline `Object` (the size of its largest
-    /// kind, ~500 bytes) made the empty slots alone cost megabytes.
-    objects: HashMap<ObjectKey, (Box<Object>, u64)>,
+    logical_interfaces: Cache<trunkline_model::LogicalInterface>,
+    virtual_machine_interfaces: Cache<trunkline_model::VirtualMachineInterface>,
+    virtual_networks: Cache<trunkline_model::VirtualNetwork>,
+    gateway_ha_groups: Cache<trunkline_model::GatewayHaGroup>,
+    virtual_gateways: Cache<trunkline_model::VirtualGateway>,
+    external_vteps: Cache<trunkline_model::ExternalVtep>,
+    dc_gateways: Cache<trunkline_model::DcGateway>,
+    security_groups: Cache<trunkline_model::SecurityGroup>,
+    virtual_network_policies: Cache<trunkline_model::VirtualNetworkPolicy>,
     /// Calls of [`LastAccepted::apply`] so far.
     calls: u64,
+}
+
+/// One kind's last accepted versions: each a pointer to the object a
+/// watch store holds (or held), with the call that last saw the object
+/// (what a call did not see is gone: no set of keys is built per call).
+#[derive(Debug)]
+struct Cache<T> {
+    objects: HashMap<ObjectKey, (Arc<T>, u64)>,
+}
+
+impl<T> Default for Cache<T> {
+    fn default() -> Self {
+        Self {
+            objects: HashMap::new(),
+        }
+    }
 }
 
 /// An object enforced as an older generation than its current one.
@@ -56,16 +78,56 @@ impl LastAccepted {
     /// its current generation replaced by its last accepted version, when
     /// there is one; and which objects were replaced. Remembers the
     /// accepted objects of `snapshot` for the next call.
-    pub fn apply(&mut self, snapshot: Snapshot) -> (Snapshot, Vec<Substituted>) {
+    pub fn apply(&mut self, mut snapshot: Snapshot) -> (Snapshot, Vec<Substituted>) {
         self.calls += 1;
         let call = self.calls;
-        let mut out = Snapshot::default();
         let mut substituted = Vec::new();
-        for object in snapshot.into_objects() {
-            if matches!(object, Object::PhysicalRouter(_)) {
-                out.push(object);
-                continue;
-            }
+        let out = &mut substituted;
+        let s = &mut snapshot;
+        self.logical_interfaces
+            .apply(&mut s.logical_interfaces, call, out);
+        self.virtual_machine_interfaces
+            .apply(&mut s.virtual_machine_interfaces, call, out);
+        self.virtual_networks
+            .apply(&mut s.virtual_networks, call, out);
+        self.gateway_ha_groups
+            .apply(&mut s.gateway_ha_groups, call, out);
+        self.virtual_gateways
+            .apply(&mut s.virtual_gateways, call, out);
+        self.external_vteps.apply(&mut s.external_vteps, call, out);
+        self.dc_gateways.apply(&mut s.dc_gateways, call, out);
+        self.security_groups
+            .apply(&mut s.security_groups, call, out);
+        self.virtual_network_policies
+            .apply(&mut s.virtual_network_policies, call, out);
+        // PhysicalRouters have no `Accepted` condition and pass through.
+        (snapshot, substituted)
+    }
+
+    /// How many objects are remembered.
+    pub fn len(&self) -> usize {
+        self.logical_interfaces.objects.len()
+            + self.virtual_machine_interfaces.objects.len()
+            + self.virtual_networks.objects.len()
+            + self.gateway_ha_groups.objects.len()
+            + self.virtual_gateways.objects.len()
+            + self.external_vteps.objects.len()
+            + self.dc_gateways.objects.len()
+            + self.security_groups.objects.len()
+            + self.virtual_network_policies.objects.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T: HasMeta> Cache<T> {
+    /// [`LastAccepted::apply`] for one kind's `list`, in place, in call
+    /// `call`.
+    fn apply(&mut self, list: &mut [Arc<T>], call: u64, substituted: &mut Vec<Substituted>) {
+        for object in list.iter_mut() {
             let meta = object.meta();
             if meta.accepted {
                 // The resource version changes with every write: an equal
@@ -79,15 +141,13 @@ impl LastAccepted {
                     }
                     _ => {
                         self.objects
-                            .insert(meta.key.clone(), (Box::new(object.clone()), call));
+                            .insert(meta.key.clone(), (object.clone(), call));
                     }
                 }
-                out.push(object);
                 continue;
             }
             if meta.refused {
                 self.objects.remove(&meta.key);
-                out.push(object);
                 continue;
             }
             match self.objects.get_mut(&meta.key) {
@@ -101,27 +161,13 @@ impl LastAccepted {
                         enforced: last.meta().generation,
                         current: meta.generation,
                     });
-                    out.push(Object::clone(last));
+                    *object = last.clone();
                 }
-                Some((_, seen)) => {
-                    *seen = call;
-                    out.push(object)
-                }
-                None => out.push(object),
+                Some((_, seen)) => *seen = call,
+                None => {}
             }
         }
         self.objects.retain(|_, (_, seen)| *seen == call);
-        (out, substituted)
-    }
-
-    /// How many objects are remembered.
-    pub fn len(&self) -> usize {
-        self.objects.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
     }
 }
 

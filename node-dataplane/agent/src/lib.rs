@@ -6,10 +6,11 @@
 //!    |   GatewayHAGroups, DCGateways, SecurityGroups, (Cluster)VirtualNetworkPolicies
 //!    |   labelled node.trunkline.io/<node> (the API server filters),
 //!    |   every PhysicalRouter (one per node); per kind, the highest resourceVersion received (watermark)
-//!    v
-//!  stores --(a change a build reads (relevance.rs); builds paced by a CPU budget with credit (pace.rs))-->
-//!        model::from_api --> last_accepted (an edit waiting for the operator: its last accepted version)
-//!        --> desired::desired()  (pure: accepted objects of this node)
+//!    v   each object converted once as its event arrives (model::from_api) and weighed
+//!  stores of shared domain objects (store.rs)
+//!        --(a change a build reads (relevance.rs); builds paced by a CPU budget with credit (pace.rs))-->
+//!        Snapshot (pointers) --> last_accepted (an edit waiting for the operator: its last
+//!        accepted version) --> desired::desired()  (pure: accepted objects of this node)
 //!     (an event that changes nothing a build reads only moves the report's watermarks)
 //!                                          |
 //!                                          v
@@ -54,6 +55,7 @@ pub mod pace;
 pub mod relevance;
 pub mod report;
 pub mod security_groups;
+pub mod store;
 pub mod trace;
 pub mod trim;
 pub mod uninstall;
@@ -65,7 +67,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
@@ -162,36 +163,38 @@ fn version_of<K: kube::Resource>(object: &K) -> Option<ResourceVersion> {
         .and_then(ResourceVersion::parse)
 }
 
-/// Starts a reflector for `api` whose events are weighed and counted in
-/// `changes` (then wake the compile loop), raise `mark` and are counted in
-/// `control`; returns its store.
+/// Starts a watch of `api` whose objects are converted once into a
+/// [`store::Store`] and weighed: each event is counted in `changes` (then
+/// wakes the compile loop), raises `mark` and is counted in `control`.
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     changes: Arc<Changes>,
     mark: Watermark,
     control: Arc<Control>,
-) -> Store<K>
+) -> store::Store<K::Domain>
 where
     K: Relevant + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    let (store, writer) = reflector::store();
+    let (reader, writer) = store::store();
     let kind = K::kind(&Default::default()).to_string();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, config)
-            // Only what a build reads: at thousands of objects most of
-            // an object is never read (see `trim`).
-            .modify(|o: &mut K| o.trim())
-            .backoff(trunkline_client::WatchBackoff::default()),
-    );
+    let stream = watcher(api, config)
+        // Only what a build reads (see `trim`); the object is converted
+        // and then dropped.
+        .modify(|o: &mut K| o.trim())
+        .backoff(trunkline_client::WatchBackoff::default());
+    // The domain object of `o` and its fingerprint.
+    let convert = |o: &K| {
+        let mut object = o.convert();
+        let weight = K::weight(&mut object);
+        (object, weight)
+    };
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         // The highest version of a relist in progress: counted once the
         // store holds the whole list.
         let mut listing: Option<ResourceVersion> = None;
-        let mut prints = relevance::Fingerprints::default();
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
@@ -199,26 +202,28 @@ where
                     // Counted in `changes` before the watermark moves.
                     match &event {
                         watcher::Event::Apply(o) => {
-                            let weight = o.weigh();
-                            let before = prints.applied(relevance::key_of(o), weight.fingerprint);
+                            let (object, weight) = convert(o);
+                            let before =
+                                writer.applied(store::key_of(o), object, weight.fingerprint);
                             changes.note(weight.relevance(before));
                             mark.raise(version_of(o))
                         }
                         watcher::Event::Delete(o) => {
-                            prints.deleted(relevance::key_of(o));
+                            writer.deleted(&store::key_of(o));
                             changes.note(Relevance::Changed);
                             mark.raise(version_of(o))
                         }
                         watcher::Event::Init => {
                             listing = None;
-                            prints.relist_started()
+                            writer.relist_started()
                         }
                         watcher::Event::InitApply(o) => {
-                            prints.listed(relevance::key_of(o), o.weigh().fingerprint);
+                            let (object, weight) = convert(o);
+                            writer.listed(store::key_of(o), object, weight.fingerprint);
                             listing = listing.max(version_of(o))
                         }
                         watcher::Event::InitDone => {
-                            if prints.relist_done() {
+                            if writer.relist_done() {
                                 changes.note(Relevance::Changed)
                             }
                             mark.raise(listing.take())
@@ -232,7 +237,7 @@ where
             }
         }
     });
-    store
+    reader
 }
 
 /// Sleeps until `deadline`, or forever without one.
@@ -439,28 +444,22 @@ pub async fn run(
     let installer = shared.clone();
     let compile_loop = async move {
         for (kind, ready) in [
-            ("LogicalInterface", lis.wait_until_ready().await.is_ok()),
-            (
-                "VirtualMachineInterface",
-                vmis.wait_until_ready().await.is_ok(),
-            ),
-            ("VirtualNetwork", networks.wait_until_ready().await.is_ok()),
-            ("PhysicalRouter", routers.wait_until_ready().await.is_ok()),
-            ("VirtualGateway", gateways.wait_until_ready().await.is_ok()),
-            ("ExternalVTEP", vteps.wait_until_ready().await.is_ok()),
-            ("GatewayHAGroup", groups.wait_until_ready().await.is_ok()),
-            ("DCGateway", dc_gateways.wait_until_ready().await.is_ok()),
-            (
-                "SecurityGroup",
-                security_groups.wait_until_ready().await.is_ok(),
-            ),
+            ("LogicalInterface", lis.wait_until_ready().await),
+            ("VirtualMachineInterface", vmis.wait_until_ready().await),
+            ("VirtualNetwork", networks.wait_until_ready().await),
+            ("PhysicalRouter", routers.wait_until_ready().await),
+            ("VirtualGateway", gateways.wait_until_ready().await),
+            ("ExternalVTEP", vteps.wait_until_ready().await),
+            ("GatewayHAGroup", groups.wait_until_ready().await),
+            ("DCGateway", dc_gateways.wait_until_ready().await),
+            ("SecurityGroup", security_groups.wait_until_ready().await),
             (
                 "VirtualNetworkPolicy",
-                policy_store.wait_until_ready().await.is_ok(),
+                policy_store.wait_until_ready().await,
             ),
             (
                 "ClusterVirtualNetworkPolicy",
-                cluster_policy_store.wait_until_ready().await.is_ok(),
+                cluster_policy_store.wait_until_ready().await,
             ),
         ] {
             if !ready {
@@ -472,20 +471,12 @@ pub async fn run(
         // received is in the lists this one just received, so its
         // watermarks still hold (an agent restart then moves nothing).
         // Its tables' version count goes on, too.
-        let own = routers.get(&reflector::ObjectRef::new(&node));
+        let own = routers.get(&(None, node.clone()));
         let floor: BTreeMap<Kind, ResourceVersion> = own
             .as_ref()
-            .map(|r| {
-                trunkline_model::from_api::physical_router(r)
-                    .report
-                    .programmed_through
-            })
+            .map(|r| r.report.programmed_through.clone())
             .unwrap_or_default();
-        installer.resume_version(
-            own.as_ref()
-                .and_then(|r| r.status.as_ref())
-                .and_then(|s| s.programmed_generation),
-        );
+        installer.resume_version(own.as_ref().and_then(|r| r.report.tables_version));
         // The tables installed, and the build they came from (whose
         // exceptions the report holds until the next build).
         let mut installed: Option<(desired::Desired, Option<i64>)> = None;
@@ -557,39 +548,20 @@ pub async fn run(
             }
             let started = now;
             fabric_dirty = false;
-            let (li_state, vmi_state, network_state) =
-                (lis.state(), vmis.state(), networks.state());
-            let (gateway_state, router_state, vtep_state) =
-                (gateways.state(), routers.state(), vteps.state());
-            let gateway_refs: Vec<&VirtualGateway> =
-                gateway_state.iter().map(|a| a.as_ref()).collect();
-            let router = routers.get(&reflector::ObjectRef::new(&node));
-            let li_refs: Vec<&LogicalInterface> = li_state.iter().map(|a| a.as_ref()).collect();
-            let vmi_refs: Vec<&VirtualMachineInterface> =
-                vmi_state.iter().map(|a| a.as_ref()).collect();
-            let network_refs: Vec<&VirtualNetwork> =
-                network_state.iter().map(|a| a.as_ref()).collect();
-            let router_refs: Vec<&PhysicalRouter> =
-                router_state.iter().map(|a| a.as_ref()).collect();
-            let vtep_refs: Vec<&ExternalVTEP> = vtep_state.iter().map(|a| a.as_ref()).collect();
-            let group_state = groups.state();
-            let group_refs: Vec<&GatewayHAGroup> = group_state.iter().map(|a| a.as_ref()).collect();
-            let dc_gateway_state = dc_gateways.state();
-            let dc_gateway_refs: Vec<&DCGateway> =
-                dc_gateway_state.iter().map(|a| a.as_ref()).collect();
-            let security_group_state = security_groups.state();
-            let security_group_refs: Vec<&SecurityGroup> =
-                security_group_state.iter().map(|a| a.as_ref()).collect();
-            let objects = trunkline_model::from_api::Objects {
-                physical_routers: &router_refs,
-                logical_interfaces: &li_refs,
-                virtual_machine_interfaces: &vmi_refs,
-                virtual_networks: &network_refs,
-                virtual_gateways: &gateway_refs,
-                external_vteps: &vtep_refs,
-                gateway_ha_groups: &group_refs,
-                dc_gateways: &dc_gateway_refs,
-                security_groups: &security_group_refs,
+            // Pointers to the objects the watches converted (no copy).
+            let router = routers.get(&(None, node.clone()));
+            let snapshot = trunkline_model::Snapshot {
+                physical_routers: routers.list(),
+                logical_interfaces: lis.list(),
+                virtual_machine_interfaces: vmis.list(),
+                virtual_networks: networks.list(),
+                gateway_ha_groups: groups.list(),
+                virtual_gateways: gateways.list(),
+                external_vteps: vteps.list(),
+                dc_gateways: dc_gateways.list(),
+                security_groups: security_groups.list(),
+                // Read apart (`network_policies`), below.
+                virtual_network_policies: Vec::new(),
             };
             let facts = {
                 let fabric = fabric.lock().unwrap_or_else(|p| p.into_inner());
@@ -600,30 +572,21 @@ pub async fn run(
                     ..Default::default()
                 }
             };
-            let policies: Vec<trunkline_model::VirtualNetworkPolicy> = policy_store
-                .state()
-                .iter()
-                .map(|p| trunkline_model::from_api::virtual_network_policy(p))
-                .chain(
-                    cluster_policy_store
-                        .state()
-                        .iter()
-                        .map(|p| trunkline_model::from_api::cluster_virtual_network_policy(p)),
-                )
-                .collect();
+            let mut policies = policy_store.list();
+            policies.extend(cluster_policy_store.list());
             let inputs = build::BuildInputs {
                 node: &node,
                 facts: &facts,
                 policies: &policies,
                 punt_limit,
             };
-            let desired = build::build(objects, &inputs, &mut last_accepted);
+            let desired = build::build(snapshot, &inputs, &mut last_accepted);
             fabric
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .interface
                 .clone_from(&desired.fabric_interface);
-            let generation = router.as_ref().and_then(|r| r.metadata.generation);
+            let generation = router.as_ref().map(|r| r.meta.generation);
             built = Some(seen);
             waiting_since = None;
             marks_since = None;

@@ -13,6 +13,8 @@
 //! `to` network's VMIs, on this node and on others, and decides what
 //! crosses by the link's rules, as the sender and as the receiver.
 
+use std::borrow::Borrow;
+
 use trunkline_model::virtual_network_policy::{Action, links};
 use trunkline_model::{Protocol, VirtualNetwork, VirtualNetworkPolicy};
 use trunkline_pipeline::NodeConfig;
@@ -24,8 +26,8 @@ use trunkline_pipeline::policy::{PortRange, RuleProtocol};
 /// `desired::linked_vmis`), a held `to` decides what comes from `from`.
 pub fn links_of(
     config: &NodeConfig,
-    networks: &[VirtualNetwork],
-    policies: &[VirtualNetworkPolicy],
+    networks: &[impl Borrow<VirtualNetwork>],
+    policies: &[impl Borrow<VirtualNetworkPolicy>],
 ) -> Vec<LinkConfig> {
     let held = |key: &str| config.networks.iter().any(|n| n.key == key);
     links(networks, policies)

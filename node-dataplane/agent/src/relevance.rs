@@ -7,9 +7,10 @@
 //! status. A build costs O(objects of the node); such an event only moves
 //! a watermark, which the installed tables already satisfy.
 //!
-//! Each reflector keeps a fingerprint of every object: a hash of what a
-//! build reads of it, its domain object (`trunkline_model::from_api`, the
-//! one conversion the builds use) without its resource version; of a
+//! Each store ([`crate::store`]) keeps a fingerprint of every object: a hash
+//! of what a build reads of it, its domain object (`trunkline_model::from_api`,
+//! the one conversion the builds use, made once as the event arrives)
+//! without its resource version; of a
 //! PhysicalRouter, without the reports in its status, which no build
 //! reads. An event is then:
 //! - [`Relevance::Unchanged`]: the same fingerprint as before (a status
@@ -30,14 +31,13 @@
 //! the loop, reading the watermarks first and the counts second, knows that
 //! every event below those watermarks is counted.
 
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{DefaultHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use trunkline_api::PhysicalRouter;
-use trunkline_model::{Meta, from_api};
+use trunkline_model::{self as model, HasMeta, Meta, from_api};
 
 use crate::trim::Trim;
 
@@ -95,10 +95,24 @@ impl Weight {
     }
 }
 
-/// An object of a store, seen as the compile loop sees it.
+/// An object of a watch, seen as the compile loop sees it: converted once,
+/// as its event arrives, to the domain object every build reads
+/// ([`crate::store`]), and weighed.
 pub trait Relevant: Trim {
+    /// The domain type it converts to (`trunkline_model::from_api`).
+    type Domain: HasMeta + std::fmt::Debug + Send + Sync + 'static;
+
+    /// The one conversion.
+    fn convert(&self) -> Self::Domain;
+
+    /// What `object`, converted from an object of this kind, means to a
+    /// build (`object` is left as it was).
+    fn weight(object: &mut Self::Domain) -> Weight;
+
     /// What it means to a build.
-    fn weigh(&self) -> Weight;
+    fn weigh(&self) -> Weight {
+        Self::weight(&mut self.convert())
+    }
 }
 
 /// A hash of `value`'s `Debug` form, streamed into the hasher. The domain
@@ -119,36 +133,51 @@ fn hash_debug(value: &impl std::fmt::Debug) -> u64 {
 }
 
 macro_rules! converted_by {
-    ($($kind:ty => $convert:path),* $(,)?) => {$(
+    ($($kind:ty => $convert:path => $domain:ty),* $(,)?) => {$(
         impl Relevant for $kind {
-            fn weigh(&self) -> Weight {
-                let mut object = $convert(self);
-                object.meta.changed_at = None;
-                Weight::of(&object, &object.meta)
+            type Domain = $domain;
+
+            fn convert(&self) -> Self::Domain {
+                $convert(self)
+            }
+
+            /// Hashed without its resource version, which every write
+            /// moves.
+            fn weight(object: &mut Self::Domain) -> Weight {
+                let changed_at = object.meta.changed_at.take();
+                let weight = Weight::of(&*object, &object.meta);
+                object.meta.changed_at = changed_at;
+                weight
             }
         }
     )*};
 }
 
 converted_by!(
-    trunkline_api::LogicalInterface => from_api::logical_interface,
-    trunkline_api::VirtualMachineInterface => from_api::virtual_machine_interface,
-    trunkline_api::VirtualNetwork => from_api::virtual_network,
-    trunkline_api::VirtualGateway => from_api::virtual_gateway,
-    trunkline_api::ExternalVTEP => from_api::external_vtep,
-    trunkline_api::GatewayHAGroup => from_api::gateway_ha_group,
-    trunkline_api::DCGateway => from_api::dc_gateway,
-    trunkline_api::SecurityGroup => from_api::security_group,
-    trunkline_api::VirtualNetworkPolicy => from_api::virtual_network_policy,
-    trunkline_api::ClusterVirtualNetworkPolicy => from_api::cluster_virtual_network_policy,
+    trunkline_api::LogicalInterface => from_api::logical_interface => model::LogicalInterface,
+    trunkline_api::VirtualMachineInterface => from_api::virtual_machine_interface => model::VirtualMachineInterface,
+    trunkline_api::VirtualNetwork => from_api::virtual_network => model::VirtualNetwork,
+    trunkline_api::VirtualGateway => from_api::virtual_gateway => model::VirtualGateway,
+    trunkline_api::ExternalVTEP => from_api::external_vtep => model::ExternalVtep,
+    trunkline_api::GatewayHAGroup => from_api::gateway_ha_group => model::GatewayHaGroup,
+    trunkline_api::DCGateway => from_api::dc_gateway => model::DcGateway,
+    trunkline_api::SecurityGroup => from_api::security_group => model::SecurityGroup,
+    trunkline_api::VirtualNetworkPolicy => from_api::virtual_network_policy => model::VirtualNetworkPolicy,
+    trunkline_api::ClusterVirtualNetworkPolicy => from_api::cluster_virtual_network_policy => model::VirtualNetworkPolicy,
 );
 
 impl Relevant for PhysicalRouter {
+    type Domain = model::PhysicalRouter;
+
+    fn convert(&self) -> Self::Domain {
+        from_api::physical_router(self)
+    }
+
     /// Its status holds the nodes' reports (this agent's own among them),
     /// which builds never read; a router is never accepted or refused (a
     /// node enforces its router as it is): it never waits.
-    fn weigh(&self) -> Weight {
-        let mut router = from_api::physical_router(self);
+    fn weight(router: &mut Self::Domain) -> Weight {
+        let mut router = router.clone();
         router.meta.changed_at = None;
         router.report = Default::default();
         router.ha_reports.clear();
@@ -156,64 +185,6 @@ impl Relevant for PhysicalRouter {
             fingerprint: hash_debug(&router),
             waiting: false,
         }
-    }
-}
-
-/// The key a reflector files an object's fingerprint under.
-pub fn key_of(object: &impl kube::Resource) -> u64 {
-    let meta = object.meta();
-    let mut hasher = DefaultHasher::new();
-    meta.namespace.hash(&mut hasher);
-    meta.name.hash(&mut hasher);
-    hasher.finish()
-}
-
-/// One reflector's fingerprints, by object.
-#[derive(Debug, Default)]
-pub struct Fingerprints {
-    by_key: HashMap<u64, u64>,
-    /// A relist in progress: what it listed so far.
-    listing: Option<HashMap<u64, u64>>,
-}
-
-impl Fingerprints {
-    /// An object applied: its fingerprint before, replaced by `print`.
-    pub fn applied(&mut self, key: u64, print: u64) -> Option<u64> {
-        self.by_key.insert(key, print)
-    }
-
-    /// An object deleted.
-    pub fn deleted(&mut self, key: u64) {
-        self.by_key.remove(&key);
-    }
-
-    /// A relist begins.
-    pub fn relist_started(&mut self) {
-        self.listing = Some(HashMap::with_capacity(self.by_key.len()));
-    }
-
-    /// An object of the relist.
-    pub fn listed(&mut self, key: u64, print: u64) {
-        self.listing.get_or_insert_default().insert(key, print);
-    }
-
-    /// The relist is complete: whether it differs from what was held
-    /// (an object added, changed or gone).
-    pub fn relist_done(&mut self) -> bool {
-        let listed = self.listing.take().unwrap_or_default();
-        let changed = listed != self.by_key;
-        self.by_key = listed;
-        changed
-    }
-
-    /// Objects held.
-    pub fn len(&self) -> usize {
-        self.by_key.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
     }
 }
 
@@ -376,28 +347,6 @@ mod tests {
         router.spec.physical_interfaces.clear();
         router.metadata.generation = Some(2);
         assert_ne!(router.weigh().fingerprint, before.fingerprint);
-    }
-
-    #[test]
-    fn a_relist_is_a_change_only_when_it_differs() {
-        let mut prints = Fingerprints::default();
-        assert_eq!(prints.applied(1, 10), None);
-        assert_eq!(prints.applied(2, 20), None);
-        assert_eq!(prints.applied(2, 21), Some(20));
-        let relist = |prints: &mut Fingerprints, objects: &[(u64, u64)]| {
-            prints.relist_started();
-            for &(k, p) in objects {
-                prints.listed(k, p);
-            }
-            prints.relist_done()
-        };
-        assert!(!relist(&mut prints, &[(2, 21), (1, 10)]), "the same");
-        assert!(relist(&mut prints, &[(1, 10)]), "one gone");
-        assert!(relist(&mut prints, &[(1, 10), (3, 30)]), "one new");
-        assert!(relist(&mut prints, &[(1, 11), (3, 30)]), "one changed");
-        assert!(relist(&mut prints, &[]), "all gone");
-        assert!(prints.is_empty());
-        prints.deleted(1);
     }
 
     #[test]

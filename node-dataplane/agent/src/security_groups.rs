@@ -38,6 +38,7 @@ pub fn policy_of(vmi: &VirtualMachineInterface, snapshot: &Snapshot) -> Option<P
             .security_groups
             .iter()
             .find(|s| s.meta.namespace() == namespace && s.meta.name() == name)
+            .map(|s| &**s)
     };
     if vmi.security_groups.is_empty() && find(DEFAULT_GROUP).is_none() {
         return None;
@@ -152,11 +153,14 @@ mod tests {
         let admin = vmi("admin-1", "10.0.0.12", &["admin"], true);
         let other = vmi("other", "10.0.0.13", &[], true);
         let s = Snapshot {
-            virtual_machine_interfaces: vec![web.clone(), admin, other],
-            security_groups: vec![group(
-                "web",
-                json!([{"protocol": "TCP", "ports": {"min": 22, "max": 22}, "remoteGroup": "admin"}]),
-            )],
+            virtual_machine_interfaces: vec![web.clone().into(), admin.into(), other.into()],
+            security_groups: vec![
+                group(
+                    "web",
+                    json!([{"protocol": "TCP", "ports": {"min": 22, "max": 22}, "remoteGroup": "admin"}]),
+                )
+                .into(),
+            ],
             ..Snapshot::default()
         };
         let p = policy_of(&web, &s).unwrap();
@@ -171,7 +175,7 @@ mod tests {
         let a = vmi("a", "10.0.0.10", &[], true);
         let c = vmi("c", "10.0.0.12", &["web"], true);
         let s = Snapshot {
-            virtual_machine_interfaces: vec![a.clone(), c.clone()],
+            virtual_machine_interfaces: vec![a.clone().into(), c.clone().into()],
             ..Snapshot::default()
         };
         assert_eq!(policy_of(&a, &s), None);
@@ -192,8 +196,8 @@ mod tests {
             json!([{"remoteGroup": "default"}, {"ethertype": "IPv6", "remoteGroup": "default"}]),
         );
         let s = Snapshot {
-            virtual_machine_interfaces: vec![a.clone(), b, c],
-            security_groups: vec![default],
+            virtual_machine_interfaces: vec![a.clone().into(), b.into(), c.into()],
+            security_groups: vec![default.into()],
             ..Snapshot::default()
         };
         let p = policy_of(&a, &s).unwrap();

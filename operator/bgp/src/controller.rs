@@ -285,19 +285,19 @@ fn inventory(
     let snapshot = Snapshot {
         physical_routers: routers
             .iter()
-            .map(|r| trunkline_model::from_api::physical_router(r))
+            .map(|r| Arc::new(trunkline_model::from_api::physical_router(r)))
             .collect(),
         logical_interfaces: lis
             .iter()
-            .map(|l| trunkline_model::from_api::logical_interface(l))
+            .map(|l| Arc::new(trunkline_model::from_api::logical_interface(l)))
             .collect(),
         virtual_machine_interfaces: vmis
             .iter()
-            .map(|v| trunkline_model::from_api::virtual_machine_interface(v))
+            .map(|v| Arc::new(trunkline_model::from_api::virtual_machine_interface(v)))
             .collect(),
         gateway_ha_groups: groups
             .iter()
-            .map(|g| trunkline_model::from_api::gateway_ha_group(g))
+            .map(|g| Arc::new(trunkline_model::from_api::gateway_ha_group(g)))
             .collect(),
         ..Snapshot::default()
     };

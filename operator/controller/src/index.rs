@@ -287,8 +287,12 @@ impl Stores {
         fn all<K: Resource<DynamicType = ()> + Clone, T>(
             store: &Store<K>,
             convert: impl Fn(&K) -> T,
-        ) -> Vec<T> {
-            store.state().iter().map(|o: &Arc<K>| convert(o)).collect()
+        ) -> Vec<Arc<T>> {
+            store
+                .state()
+                .iter()
+                .map(|o: &Arc<K>| Arc::new(convert(o)))
+                .collect()
         }
         Snapshot {
             physical_routers: all(&self.physical_routers, from_api::physical_router),

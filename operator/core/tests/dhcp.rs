@@ -14,15 +14,10 @@ fn with_dhcp(mode: DhcpMode) -> Snapshot {
         ..Dhcp::default()
     };
     Snapshot {
-        virtual_networks: vec![network],
-        virtual_machine_interfaces: vec![vmi(
-            "t1",
-            "vmi1",
-            2,
-            "net1",
-            "02:00:00:00:00:01",
-            &["10.0.0.10"],
-        )],
+        virtual_networks: vec![network.into()],
+        virtual_machine_interfaces: vec![
+            vmi("t1", "vmi1", 2, "net1", "02:00:00:00:00:01", &["10.0.0.10"]).into(),
+        ],
         ..Snapshot::default()
     }
 }

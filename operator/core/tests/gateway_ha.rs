@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use trunkline_api::status::{condition, reason};
 use trunkline_model::{
@@ -26,21 +28,16 @@ fn group_set() -> Snapshot {
         });
     }
     Snapshot {
-        physical_routers: routers,
-        virtual_networks: vec![vn("t1", "net1", 1, &["10.0.0.0/24"], None)],
-        virtual_machine_interfaces: vec![vmi(
-            "t1",
-            "vmi1",
-            2,
-            "net1",
-            "02:00:00:00:00:01",
-            &["10.0.0.10"],
-        )],
-        logical_interfaces: vec![
-            li("li1", 3, "gw-1", "eth1", 100, ("t1", "vmi1")),
-            li("li2", 4, "gw-2", "eth1", 100, ("t1", "vmi1")),
+        physical_routers: routers.into_iter().map(Arc::new).collect(),
+        virtual_networks: vec![vn("t1", "net1", 1, &["10.0.0.0/24"], None).into()],
+        virtual_machine_interfaces: vec![
+            vmi("t1", "vmi1", 2, "net1", "02:00:00:00:00:01", &["10.0.0.10"]).into(),
         ],
-        gateway_ha_groups: vec![fast("g", 1, &[("gw-1", "eth1"), ("gw-2", "eth1")])],
+        logical_interfaces: vec![
+            li("li1", 3, "gw-1", "eth1", 100, ("t1", "vmi1")).into(),
+            li("li2", 4, "gw-2", "eth1", 100, ("t1", "vmi1")).into(),
+        ],
+        gateway_ha_groups: vec![fast("g", 1, &[("gw-1", "eth1"), ("gw-2", "eth1")]).into()],
         ..Snapshot::default()
     }
 }
@@ -87,13 +84,13 @@ fn a_group_is_ready_only_while_exactly_one_member_is_active() {
     for node in ["gw-1", "gw-2"] {
         hold(&mut s, node, &[ha_key("g")]);
     }
-    s.physical_routers[0].ha_reports = vec![ha_report(
+    Arc::make_mut(&mut s.physical_routers[0]).ha_reports = vec![ha_report(
         "g",
         HaState::Active,
         "Elected",
         &[("gw-2", true)],
     )];
-    s.physical_routers[1].ha_reports = vec![ha_report(
+    Arc::make_mut(&mut s.physical_routers[1]).ha_reports = vec![ha_report(
         "g",
         HaState::Standby,
         "HigherPriorityActive",
@@ -114,7 +111,7 @@ fn a_group_is_ready_only_while_exactly_one_member_is_active() {
 
     // gw-1's agent died: its last report still says Active and that it
     // hears gw-2, but gw-2 no longer hears it and took over.
-    s.physical_routers[1].ha_reports = vec![ha_report(
+    Arc::make_mut(&mut s.physical_routers[1]).ha_reports = vec![ha_report(
         "g",
         HaState::Active,
         "Elected",
@@ -138,7 +135,7 @@ fn a_group_is_ready_only_while_exactly_one_member_is_active() {
 
     // A partition: each says it does not hear the other and is active:
     // both are believed, and the group says so.
-    s.physical_routers[0].ha_reports = vec![ha_report(
+    Arc::make_mut(&mut s.physical_routers[0]).ha_reports = vec![ha_report(
         "g",
         HaState::Active,
         "Elected",
@@ -150,13 +147,13 @@ fn a_group_is_ready_only_while_exactly_one_member_is_active() {
     assert_eq!(members(&d).0, None);
 
     // Nobody active (gw-1 fenced itself, gw-2 standby).
-    s.physical_routers[0].ha_reports = vec![ha_report(
+    Arc::make_mut(&mut s.physical_routers[0]).ha_reports = vec![ha_report(
         "g",
         HaState::Down,
         "FabricDown",
         &[("gw-2", false)],
     )];
-    s.physical_routers[1].ha_reports = vec![ha_report(
+    Arc::make_mut(&mut s.physical_routers[1]).ha_reports = vec![ha_report(
         "g",
         HaState::Standby,
         "Starting",
@@ -179,7 +176,7 @@ fn a_group_is_ready_only_while_exactly_one_member_is_active() {
 fn a_port_is_a_member_of_one_group() {
     let mut s = group_set();
     s.gateway_ha_groups
-        .push(fast("newer", 5, &[("gw-1", "eth1"), ("gw-3", "eth1")]));
+        .push(fast("newer", 5, &[("gw-1", "eth1"), ("gw-3", "eth1")]).into());
     let d = decide(&s);
     assert!(accepted(&d, &ha_key("g")).status);
     let a = accepted(&d, &ha_key("newer"));
@@ -197,7 +194,7 @@ fn a_port_is_a_member_of_one_group() {
 #[test]
 fn a_member_port_must_exist_on_its_router() {
     let mut s = group_set();
-    s.gateway_ha_groups = vec![fast("g", 1, &[("gw-1", "eth9"), ("gw-9", "eth1")])];
+    s.gateway_ha_groups = vec![fast("g", 1, &[("gw-1", "eth9"), ("gw-9", "eth1")]).into()];
     let d = decide(&s);
     let r = resolved(&d, &ha_key("g"));
     assert_eq!((r.status, r.reason), (false, reason::NOT_FOUND));
@@ -212,11 +209,11 @@ fn a_member_port_must_exist_on_its_router() {
 #[test]
 fn fast_mode_needs_timers_a_node_honours_and_underlay_addresses() {
     let mut s = group_set();
-    s.gateway_ha_groups[0].timers = Some(HaTimers {
+    Arc::make_mut(&mut s.gateway_ha_groups[0]).timers = Some(HaTimers {
         hello_millis: 20,
         dead_millis: 60,
     });
-    s.physical_routers[1].fabric = None;
+    Arc::make_mut(&mut s.physical_routers[1]).fabric = None;
     let a = accepted(&decide(&s), &ha_key("g")).clone();
     assert_eq!((a.status, a.reason), (false, reason::INVALID));
     for text in [
@@ -235,20 +232,23 @@ fn fast_mode_needs_timers_a_node_honours_and_underlay_addresses() {
 #[test]
 fn stp_mode_needs_a_bridging_bpdu_network_and_vlan_0_of_every_member_port() {
     let mut s = group_set();
-    s.gateway_ha_groups = vec![ha(
-        "g",
-        1,
-        &[("gw-1", "eth1"), ("gw-2", "eth1")],
-        Some(("infra", "bpdu")),
-    )];
+    s.gateway_ha_groups = vec![
+        ha(
+            "g",
+            1,
+            &[("gw-1", "eth1"), ("gw-2", "eth1")],
+            Some(("infra", "bpdu")),
+        )
+        .into(),
+    ];
     let bpdu = |mode| VirtualNetwork {
         forwarding_mode: mode,
         ..vn("infra", "bpdu", 1, &[], None)
     };
-    s.virtual_networks.push(bpdu(ForwardingMode::L2));
+    s.virtual_networks.push(bpdu(ForwardingMode::L2).into());
     assert!(accepted(&decide(&s), &ha_key("g")).status);
 
-    s.virtual_networks[1] = bpdu(ForwardingMode::L3);
+    s.virtual_networks[1] = bpdu(ForwardingMode::L3).into();
     let a = accepted(&decide(&s), &ha_key("g")).clone();
     assert_eq!((a.status, a.reason), (false, reason::INVALID));
     assert!(
@@ -259,17 +259,20 @@ fn stp_mode_needs_a_bridging_bpdu_network_and_vlan_0_of_every_member_port() {
     );
 
     // VLAN 0 of gw-2's member port carries an untagged instance.
-    s.virtual_networks[1] = bpdu(ForwardingMode::L2);
-    s.virtual_machine_interfaces.push(vmi(
-        "t1",
-        "untagged",
-        2,
-        "net1",
-        "02:00:00:00:00:02",
-        &["10.0.0.11"],
-    ));
+    s.virtual_networks[1] = bpdu(ForwardingMode::L2).into();
+    s.virtual_machine_interfaces.push(
+        vmi(
+            "t1",
+            "untagged",
+            2,
+            "net1",
+            "02:00:00:00:00:02",
+            &["10.0.0.11"],
+        )
+        .into(),
+    );
     s.logical_interfaces
-        .push(li("li0", 5, "gw-2", "eth1", 0, ("t1", "untagged")));
+        .push(li("li0", 5, "gw-2", "eth1", 0, ("t1", "untagged")).into());
     let d = decide(&s);
     let a = accepted(&d, &ha_key("g"));
     assert_eq!((a.status, a.reason), (false, reason::INVALID));
@@ -285,12 +288,12 @@ fn stp_mode_needs_a_bridging_bpdu_network_and_vlan_0_of_every_member_port() {
 
     // Bound to a VMI of the BPDU network (the seeds' explicit way): fine.
     s.virtual_machine_interfaces
-        .push(vmi("infra", "dummy", 2, "bpdu", "02:00:00:00:00:03", &[]));
+        .push(vmi("infra", "dummy", 2, "bpdu", "02:00:00:00:00:03", &[]).into());
     s.logical_interfaces.pop();
     s.logical_interfaces
-        .push(li("bpdu-1", 5, "gw-1", "eth1", 0, ("infra", "dummy")));
+        .push(li("bpdu-1", 5, "gw-1", "eth1", 0, ("infra", "dummy")).into());
     s.logical_interfaces
-        .push(li("bpdu-2", 5, "gw-2", "eth1", 0, ("infra", "dummy")));
+        .push(li("bpdu-2", 5, "gw-2", "eth1", 0, ("infra", "dummy")).into());
     let d = decide(&s);
     assert!(accepted(&d, &ha_key("g")).status);
     for key in [li_key("bpdu-1"), li_key("bpdu-2")] {
@@ -303,10 +306,10 @@ fn a_vmi_is_served_by_one_group_through_its_member_ports() {
     let mut s = group_set();
     // gw-2 is also in group h through eth2.
     s.gateway_ha_groups
-        .push(fast("h", 2, &[("gw-2", "eth2"), ("gw-3", "eth1")]));
+        .push(fast("h", 2, &[("gw-2", "eth2"), ("gw-3", "eth1")]).into());
     s.logical_interfaces = vec![
-        li("li1", 3, "gw-1", "eth1", 100, ("t1", "vmi1")),
-        li("li2", 4, "gw-2", "eth2", 100, ("t1", "vmi1")),
+        li("li1", 3, "gw-1", "eth1", 100, ("t1", "vmi1")).into(),
+        li("li2", 4, "gw-2", "eth2", 100, ("t1", "vmi1")).into(),
     ];
     let d = decide(&s);
     assert!(accepted(&d, &li_key("li1")).status);
@@ -329,19 +332,19 @@ fn a_vmi_is_served_by_one_group_through_its_member_ports() {
         lost.message
     );
     // Nor on the serving node itself, once the VMI is the group's.
-    s.logical_interfaces[1] = li("li2", 4, "gw-1", "eth2", 100, ("t1", "vmi1"));
+    s.logical_interfaces[1] = li("li2", 4, "gw-1", "eth2", 100, ("t1", "vmi1")).into();
     let lost = accepted(&decide(&s), &li_key("li2")).clone();
     assert_eq!(lost.reason, reason::CONFLICT, "{}", lost.message);
 
     // On the group's member ports: shared.
-    s.logical_interfaces[1] = li("li2", 4, "gw-2", "eth1", 100, ("t1", "vmi1"));
+    s.logical_interfaces[1] = li("li2", 4, "gw-2", "eth1", 100, ("t1", "vmi1")).into();
     assert!(accepted(&decide(&s), &li_key("li2")).status);
 }
 
 #[test]
 fn active_active_is_refused_with_a_clear_status_while_the_vmi_keeps_running() {
     let mut s = group_set();
-    s.virtual_machine_interfaces[0].active_active =
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0]).active_active =
         vec![IpPrefix::host("10.0.0.10".parse().unwrap())];
     let d = decide(&s);
     let key = vmi_key("t1", "vmi1");

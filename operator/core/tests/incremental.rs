@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use trunkline_api::status::condition;
 use trunkline_model::{Object, Snapshot};
@@ -14,9 +16,9 @@ fn scale(n: usize) -> Snapshot {
     let mut s = Snapshot::default();
     let mut r = router("gw", 1, &["p0", "p1", "p2", "p3"]);
     r.interface_limit = 65536;
-    s.physical_routers.push(r);
+    s.physical_routers.push(r.into());
     s.virtual_networks
-        .push(vn("t", "net", 1, &["10.0.0.0/8"], None));
+        .push(vn("t", "net", 1, &["10.0.0.0/8"], None).into());
     for i in 0..n {
         let ip = format!("10.{}.{}.{}", i / 62_500, i / 250 % 250, i % 250 + 2);
         let mac = format!(
@@ -26,15 +28,18 @@ fn scale(n: usize) -> Snapshot {
             i & 255
         );
         s.virtual_machine_interfaces
-            .push(vmi("t", &format!("v{i}"), 2, "net", &mac, &[&ip]));
-        s.logical_interfaces.push(li(
-            &format!("l{i}"),
-            2,
-            "gw",
-            &format!("p{}", i % 4),
-            (i / 4) as u16 + 1,
-            ("t", &format!("v{i}")),
-        ));
+            .push(vmi("t", &format!("v{i}"), 2, "net", &mac, &[&ip]).into());
+        s.logical_interfaces.push(
+            li(
+                &format!("l{i}"),
+                2,
+                "gw",
+                &format!("p{}", i % 4),
+                (i / 4) as u16 + 1,
+                ("t", &format!("v{i}")),
+            )
+            .into(),
+        );
     }
     s
 }
@@ -49,7 +54,7 @@ fn a_change_decides_again_only_what_it_can_affect() {
 
     // A VMI's address changes: it and its logical interface are decided
     // again (its network's decision does not read it).
-    let mut v = s.virtual_machine_interfaces[7].clone();
+    let mut v = (*s.virtual_machine_interfaces[7]).clone();
     v.ips = vec!["10.200.0.1".parse().unwrap()];
     v.meta.generation = 2;
     let changed = decider.apply([Change::Upsert(Object::VirtualMachineInterface(v))]);
@@ -91,7 +96,7 @@ fn a_report_moving_past_a_logical_interface_programs_its_vmi() {
         .chain([vn_key("t", "net")])
         .collect();
     hold(&mut s, "gw", &keys);
-    s.logical_interfaces[1].meta.changed_at = Some(rv("30"));
+    Arc::make_mut(&mut s.logical_interfaces[1]).meta.changed_at = Some(rv("30"));
     let mut decider = Decider::new(Settings::default());
     decider.apply(s.clone().into_objects().map(Change::Upsert));
     let vmi = vmi_key("t", "v1");
@@ -103,7 +108,7 @@ fn a_report_moving_past_a_logical_interface_programs_its_vmi() {
     );
     assert!(v0.status, "{v0:?}");
 
-    let mut router = s.physical_routers[0].clone();
+    let mut router = (*s.physical_routers[0]).clone();
     router
         .report
         .programmed_through
@@ -125,7 +130,7 @@ fn a_report_moving_past_a_logical_interface_programs_its_vmi() {
 fn an_unchanged_object_keeps_the_version_it_changed_at() {
     let s = scale(1);
     let mut decider = Decider::new(Settings::default());
-    let mut v = s.virtual_machine_interfaces[0].clone();
+    let mut v = (*s.virtual_machine_interfaces[0]).clone();
     v.meta.changed_at = Some(rv("10"));
     decider.apply([Change::Upsert(Object::VirtualMachineInterface(v.clone()))]);
     // Read again at resource version 11, same content: still 10.

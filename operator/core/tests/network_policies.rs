@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use trunkline_api::status::{condition, reason};
 use trunkline_model::virtual_network_policy::{Action, NetworkRule};
@@ -58,19 +60,13 @@ fn cross() -> VirtualNetworkPolicy {
 /// cluster policy `cross`.
 fn placed_across() -> Snapshot {
     let mut s = placed(&[], &[]);
-    s.virtual_network_policies = vec![cross()];
+    s.virtual_network_policies = vec![cross().into()];
     s.virtual_networks
-        .push(vn("u", "green", 1, &["10.0.3.0/24"], None));
-    s.virtual_machine_interfaces.push(vmi(
-        "u",
-        "g",
-        2,
-        "green",
-        "02:00:00:00:00:03",
-        &["10.0.3.10"],
-    ));
+        .push(vn("u", "green", 1, &["10.0.3.0/24"], None).into());
+    s.virtual_machine_interfaces
+        .push(vmi("u", "g", 2, "green", "02:00:00:00:00:03", &["10.0.3.10"]).into());
     s.logical_interfaces
-        .push(li("l3", 2, "gw-1", "eth1", 12, ("u", "g")));
+        .push(li("l3", 2, "gw-1", "eth1", 12, ("u", "g")).into());
     s
 }
 
@@ -82,17 +78,20 @@ fn placed(red_names: &[&str], blue_names: &[&str]) -> Snapshot {
     let mut blue = vn("t", "blue", 1, &["10.0.2.0/24"], None);
     blue.network_policies = blue_names.iter().map(|s| s.to_string()).collect();
     Snapshot {
-        physical_routers: vec![router("gw-1", 1, &["eth1"]), router("gw-2", 1, &["eth1"])],
-        virtual_networks: vec![red, blue],
+        physical_routers: vec![
+            router("gw-1", 1, &["eth1"]).into(),
+            router("gw-2", 1, &["eth1"]).into(),
+        ],
+        virtual_networks: vec![red.into(), blue.into()],
         virtual_machine_interfaces: vec![
-            vmi("t", "r", 2, "red", "02:00:00:00:00:01", &["10.0.1.10"]),
-            vmi("t", "b", 2, "blue", "02:00:00:00:00:02", &["10.0.2.10"]),
+            vmi("t", "r", 2, "red", "02:00:00:00:00:01", &["10.0.1.10"]).into(),
+            vmi("t", "b", 2, "blue", "02:00:00:00:00:02", &["10.0.2.10"]).into(),
         ],
         logical_interfaces: vec![
-            li("l1", 2, "gw-1", "eth1", 10, ("t", "r")),
-            li("l2", 2, "gw-1", "eth1", 11, ("t", "b")),
+            li("l1", 2, "gw-1", "eth1", 10, ("t", "r")).into(),
+            li("l2", 2, "gw-1", "eth1", 11, ("t", "b")).into(),
         ],
-        virtual_network_policies: vec![ssh()],
+        virtual_network_policies: vec![ssh().into()],
         ..Snapshot::default()
     }
 }
@@ -116,7 +115,8 @@ fn a_rule_naming_an_unattached_or_missing_network_is_told_why_it_is_not_ready() 
     }
     // A rule naming a network that does not exist.
     let mut missing = placed(&["ssh"], &["ssh"]);
-    missing.virtual_network_policies[0].rules[0].destination = NamespacedName::new("t", "green");
+    Arc::make_mut(&mut missing.virtual_network_policies[0]).rules[0].destination =
+        NamespacedName::new("t", "green");
     let d = decide(&missing);
     assert_eq!(
         cond(&d, &key, condition::READY).reason,
@@ -168,6 +168,7 @@ fn attaching_the_policy_to_the_second_network_clears_it_incrementally() {
         .iter()
         .find(|n| n.meta.name() == "blue")
         .unwrap()
+        .as_ref()
         .clone();
     let changed = decider.apply([Change::Upsert(Object::VirtualNetwork(blue))]);
     assert!(changed.contains(&key), "{changed:?}");
@@ -275,8 +276,8 @@ fn a_tenants_policy_naming_another_tenants_network_is_refused_in_status() {
     let mut s = placed_across();
     let mut own = ssh();
     own.rules[0].destination = NamespacedName::new("t", "green");
-    s.virtual_network_policies = vec![own];
-    s.virtual_networks[0].network_policies = vec!["ssh".into()];
+    s.virtual_network_policies = vec![own.into()];
+    Arc::make_mut(&mut s.virtual_networks[0]).network_policies = vec!["ssh".into()];
     let d = decide(&s);
     let key = np_key("ssh");
     let ready = cond(&d, &key, condition::READY);
@@ -297,7 +298,8 @@ fn cluster_policies_of_one_priority_on_one_connection_say_so() {
     let mut later = cross();
     later.meta = Meta::cluster(Kind::ClusterVirtualNetworkPolicy, "later", Some(1), 1);
     later.priority = Some(5);
-    s.virtual_network_policies.extend([twin, later]);
+    s.virtual_network_policies
+        .extend([twin.into(), later.into()]);
     let d = decide(&s);
     let tie = cond(&d, &cnp_key("cross"), condition::CONFLICTED);
     assert!(tie.status);
@@ -319,7 +321,7 @@ fn cluster_policies_of_one_priority_on_one_connection_say_so() {
     );
     // A namespaced policy has no such condition.
     let mut own = placed(&["ssh"], &["ssh"]);
-    own.virtual_network_policies.push(cross());
+    own.virtual_network_policies.push(cross().into());
     assert!(
         decide(&own)
             .get(&np_key("ssh"))

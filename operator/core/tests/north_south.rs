@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use trunkline_api::status::{condition, reason};
 use trunkline_model::{Encapsulation, Fabric, FabricExit, ForwardingMode, NorthSouth, Snapshot};
@@ -25,23 +27,21 @@ fn set() -> Snapshot {
         underlay_address: Some("192.0.2.1".parse().unwrap()),
     });
     Snapshot {
-        physical_routers: vec![gw],
-        virtual_networks: vec![vn("t1", "net1", 1, &["10.0.0.0/24"], None)],
-        virtual_machine_interfaces: vec![vmi(
-            "t1",
-            "vmi1",
-            2,
-            "net1",
-            "02:00:00:00:00:01",
-            &["10.0.0.10"],
-        )],
-        logical_interfaces: vec![li("li1", 3, "gw-1", "eth1", 100, ("t1", "vmi1"))],
-        dc_gateways: vec![dcgw(
-            "mx1",
-            5,
-            "192.0.2.200",
-            &[(("t1", "net1"), &[("0.0.0.0/0", 5000)])],
-        )],
+        physical_routers: vec![gw.into()],
+        virtual_networks: vec![vn("t1", "net1", 1, &["10.0.0.0/24"], None).into()],
+        virtual_machine_interfaces: vec![
+            vmi("t1", "vmi1", 2, "net1", "02:00:00:00:00:01", &["10.0.0.10"]).into(),
+        ],
+        logical_interfaces: vec![li("li1", 3, "gw-1", "eth1", 100, ("t1", "vmi1")).into()],
+        dc_gateways: vec![
+            dcgw(
+                "mx1",
+                5,
+                "192.0.2.200",
+                &[(("t1", "net1"), &[("0.0.0.0/0", 5000)])],
+            )
+            .into(),
+        ],
         ..Snapshot::default()
     }
 }
@@ -50,12 +50,12 @@ fn set() -> Snapshot {
 fn the_requested_exit_is_put_in_effect() {
     let mut s = set();
     assert_eq!(exit_of(&decide(&s), "t1", "net1"), None);
-    s.virtual_networks[0].north_south = NorthSouth {
+    Arc::make_mut(&mut s.virtual_networks[0]).north_south = NorthSouth {
         snat: true,
         ip_fabric_forwarding: false,
     };
     assert_eq!(exit_of(&decide(&s), "t1", "net1"), Some(FabricExit::Snat));
-    s.virtual_networks[0].north_south = NorthSouth {
+    Arc::make_mut(&mut s.virtual_networks[0]).north_south = NorthSouth {
         snat: false,
         ip_fabric_forwarding: true,
     };
@@ -70,8 +70,8 @@ fn the_requested_exit_is_put_in_effect() {
 #[test]
 fn snat_says_which_subnets_it_cannot_translate_on_which_node() {
     let mut s = set();
-    s.virtual_networks[0] = vn("t1", "net1", 1, &["10.0.0.0/24", "fd00::/64"], None);
-    s.virtual_networks[0].north_south = NorthSouth {
+    s.virtual_networks[0] = vn("t1", "net1", 1, &["10.0.0.0/24", "fd00::/64"], None).into();
+    Arc::make_mut(&mut s.virtual_networks[0]).north_south = NorthSouth {
         snat: true,
         ip_fabric_forwarding: false,
     };
@@ -92,7 +92,7 @@ fn snat_says_which_subnets_it_cannot_translate_on_which_node() {
         ready.message
     );
     // Without SNAT the IPv6 subnet asks nothing the nodes cannot do.
-    s.virtual_networks[0].north_south = NorthSouth::default();
+    Arc::make_mut(&mut s.virtual_networks[0]).north_south = NorthSouth::default();
     let d = decide(&s);
     let ready = cond(&d, &key, condition::READY);
     assert!(!ready.message.contains("snat"), "{}", ready.message);
@@ -105,17 +105,17 @@ fn ip_fabric_subnets_belong_to_the_older_network() {
         snat: false,
         ip_fabric_forwarding: true,
     };
-    s.virtual_networks[0].north_south = ipff;
+    Arc::make_mut(&mut s.virtual_networks[0]).north_south = ipff;
     let mut younger = vn("t2", "net2", 9, &["10.0.0.128/25"], None);
     younger.north_south = ipff;
-    s.virtual_networks.push(younger);
+    s.virtual_networks.push(younger.into());
     // Same subnets with SNAT: nothing routes them back, no conflict.
     let mut snat = vn("t3", "net3", 10, &["10.0.0.0/24"], None);
     snat.north_south = NorthSouth {
         snat: true,
         ip_fabric_forwarding: false,
     };
-    s.virtual_networks.push(snat);
+    s.virtual_networks.push(snat.into());
     let d = decide(&s);
     assert_eq!(
         exit_of(&d, "t1", "net1"),
@@ -170,9 +170,10 @@ fn a_dc_gateway_needs_routed_networks_and_an_address_of_its_own() {
         5,
         "192.0.2.1",
         &[(("t1", "nope"), &[]), (("t1", "net1"), &[])],
-    );
-    s.virtual_networks[0].encapsulation = Some(vec![Encapsulation::Vxlan]);
-    s.virtual_networks[0].forwarding_mode = ForwardingMode::L2;
+    )
+    .into();
+    Arc::make_mut(&mut s.virtual_networks[0]).encapsulation = Some(vec![Encapsulation::Vxlan]);
+    Arc::make_mut(&mut s.virtual_networks[0]).forwarding_mode = ForwardingMode::L2;
     let d = decide(&s);
     let a = accepted(&d, &dcgw_key("mx1"));
     assert!(!a.status);
@@ -195,7 +196,7 @@ fn a_dc_gateway_needs_routed_networks_and_an_address_of_its_own() {
 #[test]
 fn a_dc_gateway_serves_a_vxlan_only_network() {
     let mut s = set();
-    s.virtual_networks[0].encapsulation = Some(vec![Encapsulation::Vxlan]);
+    Arc::make_mut(&mut s.virtual_networks[0]).encapsulation = Some(vec![Encapsulation::Vxlan]);
     let d = decide(&s);
     let a = accepted(&d, &dcgw_key("mx1"));
     assert!(a.status, "{a:?}");
@@ -204,14 +205,17 @@ fn a_dc_gateway_serves_a_vxlan_only_network() {
 #[test]
 fn routes_stay_outside_the_subnets_and_a_prefix_has_one_gateway() {
     let mut s = set();
-    s.dc_gateways.push(dcgw(
-        "mx2",
-        6,
-        "192.0.2.201",
-        &[(("t1", "net1"), &[("0.0.0.0/0", 7), ("10.0.0.128/25", 8)])],
-    ));
+    s.dc_gateways.push(
+        dcgw(
+            "mx2",
+            6,
+            "192.0.2.201",
+            &[(("t1", "net1"), &[("0.0.0.0/0", 7), ("10.0.0.128/25", 8)])],
+        )
+        .into(),
+    );
     s.dc_gateways
-        .push(dcgw("mx0", 7, "192.0.2.200", &[(("t1", "net1"), &[])]));
+        .push(dcgw("mx0", 7, "192.0.2.200", &[(("t1", "net1"), &[])]).into());
     let d = decide(&s);
     assert!(
         accepted(&d, &dcgw_key("mx1")).status,

@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use common::*;
 use proptest::prelude::*;
@@ -171,7 +172,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                         interface: "eth0".into(),
                         underlay_address: Some(format!("192.0.2.{}", 100 + i).parse().unwrap()),
                     });
-                    s.physical_routers.push(r);
+                    s.physical_routers.push(r.into());
                 }
                 for (i, (ns, created, subnets, vni, running, label)) in
                     networks.into_iter().enumerate()
@@ -197,7 +198,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                             NETWORK_POLICIES[3].to_owned(),
                         ],
                     };
-                    s.virtual_networks.push(n);
+                    s.virtual_networks.push(n.into());
                 }
                 for (i, (ns, net, created, mac, ips, label)) in vmis.into_iter().enumerate() {
                     let mut v = vmi(
@@ -218,7 +219,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                         _ => vec![SECURITY_GROUPS[3].to_owned()],
                     };
                     v.port_security = i % 5 != 4;
-                    s.virtual_machine_interfaces.push(v);
+                    s.virtual_machine_interfaces.push(v.into());
                 }
                 // A DC gateway beside each external VTEP, at the next address (so
                 // the two kinds contend for addresses), routing a prefix per network
@@ -240,7 +241,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                             }],
                         });
                     }
-                    s.dc_gateways.push(g);
+                    s.dc_gateways.push(g.into());
                 }
                 for (ns, name, created, remote) in security_groups {
                     let name = SECURITY_GROUPS[name];
@@ -250,12 +251,15 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                     }) {
                         continue;
                     }
-                    s.security_groups.push(security_group(
-                        NAMESPACES[ns],
-                        name,
-                        created,
-                        remote.map(|r| SECURITY_GROUPS[r]),
-                    ));
+                    s.security_groups.push(
+                        security_group(
+                            NAMESPACES[ns],
+                            name,
+                            created,
+                            remote.map(|r| SECURITY_GROUPS[r]),
+                        )
+                        .into(),
+                    );
                 }
                 for (cluster, ns, name, created, priority, rules) in policies {
                     let policy =
@@ -266,7 +270,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                     {
                         continue;
                     }
-                    s.virtual_network_policies.push(policy);
+                    s.virtual_network_policies.push(policy.into());
                 }
                 for (i, (address, created, joined)) in vteps.into_iter().enumerate() {
                     let mut x = xvtep(&format!("x{i}"), created, address, &[]);
@@ -286,17 +290,20 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                                 .collect(),
                         });
                     }
-                    s.external_vteps.push(x);
+                    s.external_vteps.push(x.into());
                 }
                 for (i, (r, port, vlan, ns, v, created)) in lis.into_iter().enumerate() {
-                    s.logical_interfaces.push(li(
-                        &format!("li{i}"),
-                        created,
-                        &format!("gw-{r}"),
-                        PORTS[port],
-                        vlan,
-                        (NAMESPACES[ns], &format!("vmi{v}")),
-                    ));
+                    s.logical_interfaces.push(
+                        li(
+                            &format!("li{i}"),
+                            created,
+                            &format!("gw-{r}"),
+                            PORTS[port],
+                            vlan,
+                            (NAMESPACES[ns], &format!("vmi{v}")),
+                        )
+                        .into(),
+                    );
                 }
                 for (i, (members, created, stp, bpdu, reports)) in groups.into_iter().enumerate() {
                     let name = format!("ha{i}");
@@ -318,7 +325,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                         m.priority = *prio;
                     }
                     for (router, state, heard) in reports {
-                        if let Some(r) = s.physical_routers.get_mut(router) {
+                        if let Some(r) = s.physical_routers.get_mut(router).map(Arc::make_mut) {
                             let state = [HaState::Active, HaState::Standby, HaState::Down]
                                 [usize::from(state)];
                             let peers: Vec<(String, bool)> = members
@@ -333,7 +340,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                                 .push(ha_report(&name, state, "Elected", &peers));
                         }
                     }
-                    s.gateway_ha_groups.push(g);
+                    s.gateway_ha_groups.push(g.into());
                 }
                 // Node reports: watermarks per kind, exceptions on random logical
                 // interfaces; and every object changed at some version, labelled
@@ -350,7 +357,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                 ];
                 const VERSIONS: [&str; 4] = ["5", "10", "20", "100"];
                 for (i, (_, _, _, (through, exceptions, truncated))) in routers.iter().enumerate() {
-                    let report = &mut s.physical_routers[i].report;
+                    let report = &mut Arc::make_mut(&mut s.physical_routers[i]).report;
                     for (kind, version) in through {
                         report
                             .programmed_through
@@ -503,6 +510,7 @@ fn changes(old: &Snapshot, new: &Snapshot, seeds: &[Index]) -> Vec<Change> {
 /// no address, and bind networks (logical interfaces VMIs) that exist.
 fn befriend(s: &mut Snapshot) {
     for r in &mut s.physical_routers {
+        let r = Arc::make_mut(r);
         r.interfaces = PORTS
             .iter()
             .map(|p| trunkline_model::PhysicalInterface::named(*p))
@@ -510,7 +518,12 @@ fn befriend(s: &mut Snapshot) {
         r.interface_limit = 8;
     }
     let networks: Vec<NamespacedName> = s.virtual_networks.iter().map(|n| n.name()).collect();
-    for (i, v) in s.virtual_machine_interfaces.iter_mut().enumerate() {
+    for (i, v) in s
+        .virtual_machine_interfaces
+        .iter_mut()
+        .map(Arc::make_mut)
+        .enumerate()
+    {
         v.ips.clear();
         v.mac = Some(trunkline_model::EthernetAddress([2, 0, 0, 0, 1, i as u8]));
         if let Some(n) = networks.iter().find(|n| n.namespace == v.meta.namespace()) {
@@ -522,13 +535,19 @@ fn befriend(s: &mut Snapshot) {
         .iter()
         .map(|v| v.name())
         .collect();
-    for (i, li) in s.logical_interfaces.iter_mut().enumerate() {
+    for (i, li) in s
+        .logical_interfaces
+        .iter_mut()
+        .map(Arc::make_mut)
+        .enumerate()
+    {
         if !vmis.is_empty() {
             li.vmi = vmis[i % vmis.len()].clone();
         }
     }
     // Labelled for every node, and reported on (at random versions).
     for r in &mut s.physical_routers {
+        let r = Arc::make_mut(r);
         for kind in [
             Kind::LogicalInterface,
             Kind::VirtualMachineInterface,
@@ -561,6 +580,7 @@ fn befriend(s: &mut Snapshot) {
 fn with_reports_of(current: &Snapshot, generated: &Snapshot) -> Snapshot {
     let mut next = current.clone();
     for router in &mut next.physical_routers {
+        let router = Arc::make_mut(router);
         let from = generated
             .physical_routers
             .iter()
@@ -910,15 +930,17 @@ proptest! {
         let d = decide(&s);
         let mut restarted = s.clone();
         for n in &mut restarted.virtual_networks {
+            let n = Arc::make_mut(n);
             n.mpls_label = label(&d, &n.meta.key);
         }
         for v in &mut restarted.virtual_machine_interfaces {
+            let v = Arc::make_mut(v);
             v.mpls_label = label(&d, &v.meta.key);
         }
         let settled = restarted.clone();
         for i in 0..extra {
-            restarted.virtual_networks.push(vn("a", &format!("late{i}"), -1, &[], None));
-            restarted.virtual_machine_interfaces.push(vmi("a", &format!("late{i}"), -1, &format!("late{i}"), "02:00:00:00:00:99", &[]));
+            restarted.virtual_networks.push(vn("a", &format!("late{i}"), -1, &[], None).into());
+            restarted.virtual_machine_interfaces.push(vmi("a", &format!("late{i}"), -1, &format!("late{i}"), "02:00:00:00:00:99", &[]).into());
         }
         let again = decide(&restarted);
         let keys = s.virtual_networks.iter().map(|n| &n.meta.key)
@@ -947,13 +969,14 @@ proptest! {
         let d = decide(&s);
         let mut restarted = s.clone();
         for n in &mut restarted.virtual_networks {
+            let n = Arc::make_mut(n);
             if let DerivedStatus::VirtualNetwork { vni, .. } = &d.get(&n.meta.key).unwrap().derived {
                 n.vni_in_use = *vni;
             }
         }
         // New networks arrive meanwhile, some of them "older" than the rest.
         for i in 0..extra {
-            restarted.virtual_networks.push(vn("a", &format!("late{i}"), -1, &[], None));
+            restarted.virtual_networks.push(vn("a", &format!("late{i}"), -1, &[], None).into());
         }
         let again = decide(&restarted);
         for n in &s.virtual_networks {

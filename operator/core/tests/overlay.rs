@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use trunkline_api::status::{condition, reason};
 use trunkline_model::{Encapsulation, EncapsulationPriority, Fabric, Snapshot};
@@ -12,14 +14,14 @@ use trunkline_operator_core::{DerivedStatus, Settings, decide, decide_with};
 fn labelled_set() -> Snapshot {
     Snapshot {
         virtual_networks: vec![
-            vn("t1", "net-b", 20, &["10.0.1.0/24"], None),
-            vn("t1", "net-a", 10, &["10.0.0.0/24"], None),
+            vn("t1", "net-b", 20, &["10.0.1.0/24"], None).into(),
+            vn("t1", "net-a", 10, &["10.0.0.0/24"], None).into(),
         ],
         virtual_machine_interfaces: vec![
-            vmi("t1", "v3", 33, "net-a", "02:00:00:00:00:03", &["10.0.0.3"]),
-            vmi("t1", "v1", 31, "net-a", "02:00:00:00:00:01", &["10.0.0.1"]),
-            vmi("t1", "v2", 32, "net-b", "02:00:00:00:00:02", &["10.0.1.2"]),
-            vmi("t1", "bad", 30, "net-a", "02:00:00:00:00:04", &["10.9.9.9"]),
+            vmi("t1", "v3", 33, "net-a", "02:00:00:00:00:03", &["10.0.0.3"]).into(),
+            vmi("t1", "v1", 31, "net-a", "02:00:00:00:00:01", &["10.0.0.1"]).into(),
+            vmi("t1", "v2", 32, "net-b", "02:00:00:00:00:02", &["10.0.1.2"]).into(),
+            vmi("t1", "bad", 30, "net-a", "02:00:00:00:00:04", &["10.9.9.9"]).into(),
         ],
         ..Snapshot::default()
     }
@@ -43,8 +45,8 @@ fn a_running_object_keeps_its_label_across_a_restart() {
     // As after a restart: the status holds labels some other allocation
     // order would not give.
     let mut s = labelled_set();
-    s.virtual_networks[0].mpls_label = Some(40); // net-b
-    s.virtual_machine_interfaces[0].mpls_label = Some(16); // v3
+    Arc::make_mut(&mut s.virtual_networks[0]).mpls_label = Some(40); // net-b
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0]).mpls_label = Some(16); // v3
     let d = decide(&s);
     assert_eq!(label(&d, &vn_key("t1", "net-b")), Some(40));
     assert_eq!(label(&d, &vmi_key("t1", "v3")), Some(16));
@@ -54,9 +56,11 @@ fn a_running_object_keeps_its_label_across_a_restart() {
 
     // Deciding again from the written status changes nothing.
     for n in &mut s.virtual_networks {
+        let n = Arc::make_mut(n);
         n.mpls_label = label(&d, &n.meta.key);
     }
     for v in &mut s.virtual_machine_interfaces {
+        let v = Arc::make_mut(v);
         v.mpls_label = label(&d, &v.meta.key);
     }
     assert_eq!(decide(&s), d);
@@ -66,8 +70,8 @@ fn a_running_object_keeps_its_label_across_a_restart() {
 fn a_contended_label_goes_to_the_oldest_and_the_other_gets_a_new_one() {
     let mut s = labelled_set();
     // A restored backup: net-b (20) and v2 (32) both claim 16.
-    s.virtual_networks[0].mpls_label = Some(16);
-    s.virtual_machine_interfaces[2].mpls_label = Some(16);
+    Arc::make_mut(&mut s.virtual_networks[0]).mpls_label = Some(16);
+    Arc::make_mut(&mut s.virtual_machine_interfaces[2]).mpls_label = Some(16);
     let d = decide(&s);
     assert_eq!(label(&d, &vn_key("t1", "net-b")), Some(16));
     let v2 = label(&d, &vmi_key("t1", "v2")).unwrap();
@@ -75,9 +79,9 @@ fn a_contended_label_goes_to_the_oldest_and_the_other_gets_a_new_one() {
     assert!(accepted(&d, &vmi_key("t1", "v2")).status, "not a conflict");
     // Out-of-range values in status are not kept.
     let mut s = labelled_set();
-    s.virtual_networks[1].mpls_label = Some(3); // net-a
+    Arc::make_mut(&mut s.virtual_networks[1]).mpls_label = Some(3); // net-a
     assert_eq!(label(&decide(&s), &vn_key("t1", "net-a")), Some(16));
-    s.virtual_networks[1].mpls_label = Some(1 << 20);
+    Arc::make_mut(&mut s.virtual_networks[1]).mpls_label = Some(1 << 20);
     assert_eq!(label(&decide(&s), &vn_key("t1", "net-a")), Some(16));
 }
 
@@ -92,19 +96,24 @@ fn a_deleted_or_refused_object_frees_its_label() {
         .virtual_machine_interfaces
         .retain(|v| v.meta.name() != "v2");
     for v in &mut without.virtual_machine_interfaces {
+        let v = Arc::make_mut(v);
         v.mpls_label = label(&d, &v.meta.key);
     }
     for n in &mut without.virtual_networks {
+        let n = Arc::make_mut(n);
         n.mpls_label = label(&d, &n.meta.key);
     }
-    without.virtual_machine_interfaces.push(vmi(
-        "t1",
-        "newcomer",
-        99,
-        "net-a",
-        "02:00:00:00:00:09",
-        &["10.0.0.9"],
-    ));
+    without.virtual_machine_interfaces.push(
+        vmi(
+            "t1",
+            "newcomer",
+            99,
+            "net-a",
+            "02:00:00:00:00:09",
+            &["10.0.0.9"],
+        )
+        .into(),
+    );
     let after = decide(&without);
     assert_eq!(label(&after, &vmi_key("t1", "newcomer")), v2);
     assert_eq!(
@@ -114,7 +123,7 @@ fn a_deleted_or_refused_object_frees_its_label() {
 
     // A refused object gets none, even with one in its status.
     let mut s = labelled_set();
-    s.virtual_machine_interfaces[1].mpls_label = Some(77); // v1, refused
+    Arc::make_mut(&mut s.virtual_machine_interfaces[1]).mpls_label = Some(77); // v1, refused
     assert_eq!(label(&decide(&s), &vmi_key("t1", "v1")), None);
 }
 
@@ -134,12 +143,12 @@ fn the_encapsulation_list_is_the_networks_or_the_cluster_default() {
     use Encapsulation::*;
     let mut s = Snapshot {
         virtual_networks: vec![
-            vn("t1", "default", 1, &[], None),
-            vn("t1", "vxlan", 2, &[], None),
+            vn("t1", "default", 1, &[], None).into(),
+            vn("t1", "vxlan", 2, &[], None).into(),
         ],
         ..Snapshot::default()
     };
-    s.virtual_networks[1].encapsulation = Some(vec![Vxlan]);
+    Arc::make_mut(&mut s.virtual_networks[1]).encapsulation = Some(vec![Vxlan]);
     let d = decide(&s);
     assert_eq!(encapsulation_of(&d, "t1", "default"), [MplsOverUdp, Vxlan]);
     assert_eq!(encapsulation_of(&d, "t1", "vxlan"), [Vxlan]);
@@ -161,23 +170,21 @@ fn vtep_set() -> Snapshot {
         underlay_address: Some("192.0.2.1".parse().unwrap()),
     });
     Snapshot {
-        physical_routers: vec![gw],
-        virtual_networks: vec![vn("t1", "net1", 1, &["10.0.0.0/24"], None)],
-        virtual_machine_interfaces: vec![vmi(
-            "t1",
-            "vmi1",
-            2,
-            "net1",
-            "02:00:00:00:00:01",
-            &["10.0.0.10"],
-        )],
-        logical_interfaces: vec![li("li1", 3, "gw-1", "eth1", 100, ("t1", "vmi1"))],
-        external_vteps: vec![xvtep(
-            "tor-1",
-            5,
-            "192.0.2.50",
-            &[(("t1", "net1"), &[("02:00:00:00:0a:01", &["10.0.0.50"])])],
-        )],
+        physical_routers: vec![gw.into()],
+        virtual_networks: vec![vn("t1", "net1", 1, &["10.0.0.0/24"], None).into()],
+        virtual_machine_interfaces: vec![
+            vmi("t1", "vmi1", 2, "net1", "02:00:00:00:00:01", &["10.0.0.10"]).into(),
+        ],
+        logical_interfaces: vec![li("li1", 3, "gw-1", "eth1", 100, ("t1", "vmi1")).into()],
+        external_vteps: vec![
+            xvtep(
+                "tor-1",
+                5,
+                "192.0.2.50",
+                &[(("t1", "net1"), &[("02:00:00:00:0a:01", &["10.0.0.50"])])],
+            )
+            .into(),
+        ],
         ..Snapshot::default()
     }
 }
@@ -219,7 +226,8 @@ fn an_external_vtep_needs_its_networks_accepted_and_speaking_its_encapsulation()
         5,
         "192.0.2.50",
         &[(("t1", "nope"), &[]), (("t1", "net1"), &[])],
-    );
+    )
+    .into();
     let d = decide(&s);
     let r = resolved(&d, &xvtep_key("tor-1"));
     assert_eq!((r.status, r.reason), (false, reason::NOT_FOUND));
@@ -231,7 +239,8 @@ fn an_external_vtep_needs_its_networks_accepted_and_speaking_its_encapsulation()
     );
 
     let mut s = vtep_set();
-    s.virtual_networks[0].encapsulation = Some(vec![Encapsulation::MplsOverUdp]);
+    Arc::make_mut(&mut s.virtual_networks[0]).encapsulation =
+        Some(vec![Encapsulation::MplsOverUdp]);
     let a = accepted(&decide(&s), &xvtep_key("tor-1")).clone();
     assert_eq!((a.status, a.reason), (false, reason::INVALID));
     assert!(
@@ -243,8 +252,9 @@ fn an_external_vtep_needs_its_networks_accepted_and_speaking_its_encapsulation()
     );
 
     let mut s = vtep_set();
-    s.virtual_networks[0].vni = Some(9);
-    s.virtual_networks.push(vn("t0", "older", 0, &[], Some(9)));
+    Arc::make_mut(&mut s.virtual_networks[0]).vni = Some(9);
+    s.virtual_networks
+        .push(vn("t0", "older", 0, &[], Some(9)).into());
     let r = resolved(&decide(&s), &xvtep_key("tor-1")).clone();
     assert_eq!((r.status, r.reason), (false, reason::REF_NOT_ACCEPTED));
 }
@@ -252,7 +262,7 @@ fn an_external_vtep_needs_its_networks_accepted_and_speaking_its_encapsulation()
 #[test]
 fn an_external_vtep_address_is_nobody_elses_tunnel_endpoint() {
     let mut s = vtep_set();
-    s.external_vteps[0].address = Some("192.0.2.1".parse().unwrap());
+    Arc::make_mut(&mut s.external_vteps[0]).address = Some("192.0.2.1".parse().unwrap());
     let a = accepted(&decide(&s), &xvtep_key("tor-1")).clone();
     assert_eq!((a.status, a.reason), (false, reason::CONFLICT));
     assert!(
@@ -264,7 +274,7 @@ fn an_external_vtep_address_is_nobody_elses_tunnel_endpoint() {
 
     let mut s = vtep_set();
     s.external_vteps
-        .push(xvtep("tor-0", 1, "192.0.2.50", &[(("t1", "net1"), &[])]));
+        .push(xvtep("tor-0", 1, "192.0.2.50", &[(("t1", "net1"), &[])]).into());
     let d = decide(&s);
     assert!(accepted(&d, &xvtep_key("tor-0")).status);
     let lost = accepted(&d, &xvtep_key("tor-1"));
@@ -291,7 +301,8 @@ fn hosts_behind_an_external_vtep_are_inside_the_subnets() {
         ),
     ] {
         let mut s = vtep_set();
-        s.external_vteps[0].networks[0].endpoints[0].ips = vec![ip.parse().unwrap()];
+        Arc::make_mut(&mut s.external_vteps[0]).networks[0].endpoints[0].ips =
+            vec![ip.parse().unwrap()];
         let a = accepted(&decide(&s), &xvtep_key("tor-1")).clone();
         assert_eq!((a.status, a.reason), (false, reason::INVALID), "{ip}");
         assert!(
@@ -308,8 +319,10 @@ fn hosts_behind_an_external_vtep_are_inside_the_subnets() {
 fn a_host_and_a_vmi_sharing_an_address_or_mac_the_newer_loses() {
     // The VMI (created 2) is older than the VTEP (5).
     let mut s = vtep_set();
-    s.external_vteps[0].networks[0].endpoints[0].ips = vec!["10.0.0.10".parse().unwrap()];
-    s.external_vteps[0].networks[0].endpoints[0].mac = "02-00-00-00-00-01".parse().unwrap();
+    Arc::make_mut(&mut s.external_vteps[0]).networks[0].endpoints[0].ips =
+        vec!["10.0.0.10".parse().unwrap()];
+    Arc::make_mut(&mut s.external_vteps[0]).networks[0].endpoints[0].mac =
+        "02-00-00-00-00-01".parse().unwrap();
     let d = decide(&s);
     assert!(accepted(&d, &vmi_key("t1", "vmi1")).status);
     let lost = accepted(&d, &xvtep_key("tor-1"));
@@ -322,7 +335,7 @@ fn a_host_and_a_vmi_sharing_an_address_or_mac_the_newer_loses() {
     }
 
     // The VTEP is older: the VMI loses, and the message says how to free it.
-    s.external_vteps[0].meta.created = Some(0);
+    Arc::make_mut(&mut s.external_vteps[0]).meta.created = Some(0);
     let d = decide(&s);
     assert!(accepted(&d, &xvtep_key("tor-1")).status);
     let lost = accepted(&d, &vmi_key("t1", "vmi1"));
@@ -336,21 +349,26 @@ fn a_host_and_a_vmi_sharing_an_address_or_mac_the_newer_loses() {
     // The same address in another network is fine.
     let mut s = vtep_set();
     s.virtual_networks
-        .push(vn("t1", "net2", 1, &["10.0.0.0/24"], None));
-    s.external_vteps[0].networks[0].network = trunkline_model::NamespacedName::new("t1", "net2");
-    s.external_vteps[0].networks[0].endpoints[0].ips = vec!["10.0.0.10".parse().unwrap()];
+        .push(vn("t1", "net2", 1, &["10.0.0.0/24"], None).into());
+    Arc::make_mut(&mut s.external_vteps[0]).networks[0].network =
+        trunkline_model::NamespacedName::new("t1", "net2");
+    Arc::make_mut(&mut s.external_vteps[0]).networks[0].endpoints[0].ips =
+        vec!["10.0.0.10".parse().unwrap()];
     assert!(accepted(&decide(&s), &xvtep_key("tor-1")).status);
 }
 
 #[test]
 fn hosts_of_two_external_vteps_go_to_the_older() {
     let mut s = vtep_set();
-    s.external_vteps.push(xvtep(
-        "tor-2",
-        9,
-        "192.0.2.60",
-        &[(("t1", "net1"), &[("02:00:00:00:0a:02", &["10.0.0.50"])])],
-    ));
+    s.external_vteps.push(
+        xvtep(
+            "tor-2",
+            9,
+            "192.0.2.60",
+            &[(("t1", "net1"), &[("02:00:00:00:0a:02", &["10.0.0.50"])])],
+        )
+        .into(),
+    );
     let d = decide(&s);
     assert!(accepted(&d, &xvtep_key("tor-1")).status);
     let lost = accepted(&d, &xvtep_key("tor-2"));
@@ -383,7 +401,8 @@ fn external_vteps_are_decided_and_counted() {
 #[test]
 fn a_host_behind_an_external_vtep_cannot_use_the_broadcast_address() {
     let mut s = vtep_set();
-    s.external_vteps[0].networks[0].endpoints[0].ips = vec!["10.0.0.255".parse().unwrap()];
+    Arc::make_mut(&mut s.external_vteps[0]).networks[0].endpoints[0].ips =
+        vec!["10.0.0.255".parse().unwrap()];
     let a = accepted(&decide(&s), &xvtep_key("tor-1")).clone();
     assert_eq!((a.status, a.reason), (false, reason::INVALID));
     assert!(

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use trunkline_api::status::{condition, reason};
 use trunkline_model::{Encapsulation, Kind, PhysicalInterface, Snapshot};
@@ -11,17 +13,12 @@ use trunkline_operator_core::{DerivedStatus, NodeState, ObjectKey, decide};
 /// binding the VMI: everything valid.
 fn valid_set() -> Snapshot {
     Snapshot {
-        physical_routers: vec![router("gw-1", 1, &["eth1"])],
-        virtual_networks: vec![vn("t1", "net1", 1, &["10.0.0.0/24"], None)],
-        virtual_machine_interfaces: vec![vmi(
-            "t1",
-            "vmi1",
-            2,
-            "net1",
-            "02:00:00:00:00:01",
-            &["10.0.0.10"],
-        )],
-        logical_interfaces: vec![li("li1", 3, "gw-1", "eth1", 100, ("t1", "vmi1"))],
+        physical_routers: vec![router("gw-1", 1, &["eth1"]).into()],
+        virtual_networks: vec![vn("t1", "net1", 1, &["10.0.0.0/24"], None).into()],
+        virtual_machine_interfaces: vec![
+            vmi("t1", "vmi1", 2, "net1", "02:00:00:00:00:01", &["10.0.0.10"]).into(),
+        ],
+        logical_interfaces: vec![li("li1", 3, "gw-1", "eth1", 100, ("t1", "vmi1")).into()],
         ..Snapshot::default()
     }
 }
@@ -90,8 +87,12 @@ fn programmed_follows_the_node_watermarks_and_exceptions() {
     }
     // The VMI's spec changed (at resource version 20): the node's tables
     // were built from resource version 10, so not programmed yet.
-    s.virtual_machine_interfaces[0].meta.generation = 2;
-    s.virtual_machine_interfaces[0].meta.changed_at = Some(rv("20"));
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0])
+        .meta
+        .generation = 2;
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0])
+        .meta
+        .changed_at = Some(rv("20"));
     let d = decide(&s);
     let p = cond(&d, &vmi_key("t1", "vmi1"), condition::PROGRAMMED);
     assert!(!p.status && !p.unknown);
@@ -108,7 +109,7 @@ fn programmed_follows_the_node_watermarks_and_exceptions() {
 
     // The node says it could not hold the logical interface: neither it
     // nor its VMI (which it binds to the port) is programmed.
-    s.physical_routers[0]
+    Arc::make_mut(&mut s.physical_routers[0])
         .report
         .exceptions
         .insert(li_key("li1"), "port eth1 is not open".into());
@@ -129,8 +130,11 @@ fn programmed_follows_the_node_watermarks_and_exceptions() {
     assert!(cond(&d, &vn_key("t1", "net1"), condition::PROGRAMMED).status);
 
     // A report whose exceptions were cut: Unknown, never True.
-    s.physical_routers[0].report.exceptions.clear();
-    s.physical_routers[0].report.truncated = true;
+    Arc::make_mut(&mut s.physical_routers[0])
+        .report
+        .exceptions
+        .clear();
+    Arc::make_mut(&mut s.physical_routers[0]).report.truncated = true;
     let d = decide(&s);
     let p = cond(&d, &vn_key("t1", "net1"), condition::PROGRAMMED);
     assert!(p.unknown && !p.status, "{p:?}");
@@ -140,8 +144,8 @@ fn programmed_follows_the_node_watermarks_and_exceptions() {
     assert_eq!(ready.status_str(), "Unknown");
 
     // Not labelled for the node: the node was never asked to hold it.
-    s.physical_routers[0].report.truncated = false;
-    s.virtual_networks[0].meta.nodes.clear();
+    Arc::make_mut(&mut s.physical_routers[0]).report.truncated = false;
+    Arc::make_mut(&mut s.virtual_networks[0]).meta.nodes.clear();
     let p = cond(&decide(&s), &vn_key("t1", "net1"), condition::PROGRAMMED).clone();
     assert!(
         !p.status && p.message.contains("gw-1 (has not programmed it yet)"),
@@ -154,9 +158,9 @@ fn programmed_follows_the_node_watermarks_and_exceptions() {
 fn a_rejected_object_is_never_programmed_whatever_the_report() {
     let mut s = valid_set();
     s.logical_interfaces
-        .push(li("thief", 9, "gw-1", "eth1", 100, ("t1", "vmi1")));
+        .push(li("thief", 9, "gw-1", "eth1", 100, ("t1", "vmi1")).into());
     hold(&mut s, "gw-1", &[li_key("li1"), li_key("thief")]);
-    s.physical_routers[0]
+    Arc::make_mut(&mut s.physical_routers[0])
         .report
         .programmed_through
         .insert(trunkline_model::Kind::LogicalInterface, rv("99999"));
@@ -171,15 +175,18 @@ fn a_rejected_object_is_never_programmed_whatever_the_report() {
 #[test]
 fn a_vmi_on_two_nodes_is_programmed_when_both_report_it() {
     let mut s = valid_set();
-    s.physical_routers.push(router("gw-2", 1, &["eth1"]));
-    s.gateway_ha_groups = vec![ha(
-        "g",
-        1,
-        &[("gw-1", "eth1"), ("gw-2", "eth1")],
-        Some(("t1", "net1")),
-    )];
+    s.physical_routers.push(router("gw-2", 1, &["eth1"]).into());
+    s.gateway_ha_groups = vec![
+        ha(
+            "g",
+            1,
+            &[("gw-1", "eth1"), ("gw-2", "eth1")],
+            Some(("t1", "net1")),
+        )
+        .into(),
+    ];
     s.logical_interfaces
-        .push(li("li2", 3, "gw-2", "eth1", 100, ("t1", "vmi1")));
+        .push(li("li2", 3, "gw-2", "eth1", 100, ("t1", "vmi1")).into());
     hold(&mut s, "gw-1", &[vmi_key("t1", "vmi1"), li_key("li1")]);
     let d = decide(&s);
     let before = cond(&d, &vmi_key("t1", "vmi1"), condition::PROGRAMMED).clone();
@@ -235,7 +242,7 @@ fn a_logical_interface_names_the_missing_router_port_or_vmi() {
     assert_eq!((a.status, a.reason), (false, reason::NOT_FOUND));
 
     let mut s = valid_set();
-    s.physical_routers[0].interfaces = vec![PhysicalInterface::named("eth2")];
+    Arc::make_mut(&mut s.physical_routers[0]).interfaces = vec![PhysicalInterface::named("eth2")];
     let r = resolved(&decide(&s), &li_key("li1")).clone();
     assert!(
         r.message
@@ -265,7 +272,7 @@ fn a_logical_interface_names_the_missing_router_port_or_vmi() {
 #[test]
 fn a_logical_interface_waits_for_its_vmi_to_be_accepted() {
     let mut s = valid_set();
-    s.virtual_machine_interfaces[0].ips = vec!["10.9.9.9".parse().unwrap()];
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0]).ips = vec!["10.9.9.9".parse().unwrap()];
     let d = decide(&s);
     let r = resolved(&d, &li_key("li1"));
     assert_eq!((r.status, r.reason), (false, reason::REF_NOT_ACCEPTED));
@@ -280,9 +287,9 @@ fn a_logical_interface_waits_for_its_vmi_to_be_accepted() {
 fn the_older_logical_interface_keeps_the_vlan() {
     let mut s = valid_set();
     s.logical_interfaces = vec![
-        li("new", 20, "gw-1", "eth1", 100, ("t1", "vmi1")),
-        li("old", 10, "gw-1", "eth1", 100, ("t1", "vmi1")),
-        li("other-vlan", 30, "gw-1", "eth1", 101, ("t1", "vmi1")),
+        li("new", 20, "gw-1", "eth1", 100, ("t1", "vmi1")).into(),
+        li("old", 10, "gw-1", "eth1", 100, ("t1", "vmi1")).into(),
+        li("other-vlan", 30, "gw-1", "eth1", 101, ("t1", "vmi1")).into(),
     ];
     let d = decide(&s);
     assert!(accepted(&d, &li_key("old")).status);
@@ -307,8 +314,8 @@ fn the_older_logical_interface_keeps_the_vlan() {
 fn same_second_creation_is_broken_by_name() {
     let mut s = valid_set();
     s.logical_interfaces = vec![
-        li("b", 10, "gw-1", "eth1", 100, ("t1", "vmi1")),
-        li("a", 10, "gw-1", "eth1", 100, ("t1", "vmi1")),
+        li("b", 10, "gw-1", "eth1", 100, ("t1", "vmi1")).into(),
+        li("a", 10, "gw-1", "eth1", 100, ("t1", "vmi1")).into(),
     ];
     let d = decide(&s);
     assert!(accepted(&d, &li_key("a")).status);
@@ -319,8 +326,8 @@ fn same_second_creation_is_broken_by_name() {
 fn the_vlan_owner_keeps_it_while_its_vmi_is_missing() {
     let mut s = valid_set();
     s.logical_interfaces = vec![
-        li("owner", 10, "gw-1", "eth1", 100, ("t1", "gone")),
-        li("newcomer", 20, "gw-1", "eth1", 100, ("t1", "vmi1")),
+        li("owner", 10, "gw-1", "eth1", 100, ("t1", "gone")).into(),
+        li("newcomer", 20, "gw-1", "eth1", 100, ("t1", "vmi1")).into(),
     ];
     let d = decide(&s);
     assert!(!accepted(&d, &li_key("owner")).status);
@@ -331,7 +338,7 @@ fn the_vlan_owner_keeps_it_while_its_vmi_is_missing() {
 #[test]
 fn the_interface_limit_keeps_the_oldest() {
     let mut s = valid_set();
-    s.physical_routers[0].interface_limit = 2;
+    Arc::make_mut(&mut s.physical_routers[0]).interface_limit = 2;
     s.logical_interfaces = (0..4)
         .map(|i| {
             li(
@@ -343,10 +350,11 @@ fn the_interface_limit_keeps_the_oldest() {
                 ("t1", "vmi1"),
             )
         })
+        .map(Arc::new)
         .collect();
     // A loser of a VLAN takes no slot.
     s.logical_interfaces
-        .push(li("dup", 5, "gw-1", "eth1", 0, ("t1", "vmi1")));
+        .push(li("dup", 5, "gw-1", "eth1", 0, ("t1", "vmi1")).into());
     let d = decide(&s);
     let states: Vec<bool> = ["dup", "li0", "li1", "li2", "li3"]
         .iter()
@@ -376,7 +384,7 @@ fn a_vmi_needs_its_network() {
     );
     // A network of the same name in another namespace does not count.
     s.virtual_networks
-        .push(vn("t2", "net1", 1, &["10.0.0.0/24"], None));
+        .push(vn("t2", "net1", 1, &["10.0.0.0/24"], None).into());
     assert!(!resolved(&decide(&s), &vmi_key("t1", "vmi1")).status);
 }
 
@@ -400,8 +408,8 @@ fn addresses_must_be_inside_a_subnet_and_not_the_gateway() {
     ];
     for (address, problem) in cases {
         let mut s = valid_set();
-        s.virtual_networks[0] = vn("t1", "net1", 1, &["10.0.0.0/24", "fd00::/64"], None);
-        s.virtual_machine_interfaces[0].ips = vec![address.parse().unwrap()];
+        s.virtual_networks[0] = vn("t1", "net1", 1, &["10.0.0.0/24", "fd00::/64"], None).into();
+        Arc::make_mut(&mut s.virtual_machine_interfaces[0]).ips = vec![address.parse().unwrap()];
         let a = accepted(&decide(&s), &vmi_key("t1", "vmi1")).clone();
         match problem {
             None => assert!(a.status, "{address}: {a:?}"),
@@ -416,10 +424,11 @@ fn addresses_must_be_inside_a_subnet_and_not_the_gateway() {
 #[test]
 fn an_explicit_gateway_replaces_the_first_address() {
     let mut s = valid_set();
-    s.virtual_networks[0].subnets = vec![subnet("10.0.0.0/24", Some("10.0.0.254"))];
-    s.virtual_machine_interfaces[0].ips = vec!["10.0.0.1".parse().unwrap()];
+    Arc::make_mut(&mut s.virtual_networks[0]).subnets =
+        vec![subnet("10.0.0.0/24", Some("10.0.0.254"))];
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0]).ips = vec!["10.0.0.1".parse().unwrap()];
     assert!(accepted(&decide(&s), &vmi_key("t1", "vmi1")).status);
-    s.virtual_machine_interfaces[0].ips = vec!["10.0.0.254".parse().unwrap()];
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0]).ips = vec!["10.0.0.254".parse().unwrap()];
     assert!(!accepted(&decide(&s), &vmi_key("t1", "vmi1")).status);
 }
 
@@ -427,7 +436,7 @@ fn an_explicit_gateway_replaces_the_first_address() {
 fn duplicate_addresses_and_macs_in_a_network_go_to_the_older() {
     let mut s = valid_set();
     s.virtual_machine_interfaces = vec![
-        vmi("t1", "old", 10, "net1", "02:00:00:00:00:01", &["10.0.0.10"]),
+        vmi("t1", "old", 10, "net1", "02:00:00:00:00:01", &["10.0.0.10"]).into(),
         vmi(
             "t1",
             "same-ip",
@@ -435,7 +444,8 @@ fn duplicate_addresses_and_macs_in_a_network_go_to_the_older() {
             "net1",
             "02:00:00:00:00:02",
             &["10.0.0.10"],
-        ),
+        )
+        .into(),
         vmi(
             "t1",
             "same-mac",
@@ -443,7 +453,8 @@ fn duplicate_addresses_and_macs_in_a_network_go_to_the_older() {
             "net1",
             "02-00-00-00-00-01",
             &["10.0.0.30"],
-        ),
+        )
+        .into(),
         vmi(
             "t1",
             "fine",
@@ -451,19 +462,23 @@ fn duplicate_addresses_and_macs_in_a_network_go_to_the_older() {
             "net1",
             "02:00:00:00:00:04",
             &["10.0.0.40"],
-        ),
+        )
+        .into(),
     ];
     // The same address in another network is fine.
     s.virtual_networks
-        .push(vn("t1", "net2", 1, &["10.0.0.0/24"], None));
-    s.virtual_machine_interfaces.push(vmi(
-        "t1",
-        "elsewhere",
-        50,
-        "net2",
-        "02:00:00:00:00:01",
-        &["10.0.0.10"],
-    ));
+        .push(vn("t1", "net2", 1, &["10.0.0.0/24"], None).into());
+    s.virtual_machine_interfaces.push(
+        vmi(
+            "t1",
+            "elsewhere",
+            50,
+            "net2",
+            "02:00:00:00:00:01",
+            &["10.0.0.10"],
+        )
+        .into(),
+    );
     let d = decide(&s);
     assert!(accepted(&d, &vmi_key("t1", "old")).status);
     assert!(accepted(&d, &vmi_key("t1", "fine")).status);
@@ -496,10 +511,10 @@ fn duplicate_addresses_and_macs_in_a_network_go_to_the_older() {
 fn vnis_are_allocated_from_4096_in_age_order_around_explicit_ones() {
     let s = Snapshot {
         virtual_networks: vec![
-            vn("t1", "c", 30, &[], None),
-            vn("t1", "explicit", 5, &[], Some(4097)),
-            vn("t1", "a", 10, &[], None),
-            vn("t2", "b", 20, &[], None),
+            vn("t1", "c", 30, &[], None).into(),
+            vn("t1", "explicit", 5, &[], Some(4097)).into(),
+            vn("t1", "a", 10, &[], None).into(),
+            vn("t2", "b", 20, &[], None).into(),
         ],
         ..Snapshot::default()
     };
@@ -521,7 +536,7 @@ fn a_running_network_keeps_its_vni() {
     let mut running = vn("t1", "running", 20, &[], None);
     running.vni_in_use = Some(4096);
     let s = Snapshot {
-        virtual_networks: vec![running, vn("t1", "late", 10, &[], None)],
+        virtual_networks: vec![running.into(), vn("t1", "late", 10, &[], None).into()],
         ..Snapshot::default()
     };
     let d = decide(&s);
@@ -535,7 +550,7 @@ fn a_running_network_keeps_its_vni() {
     // A newer network asking for 4096 explicitly does not take it.
     let mut s = s;
     s.virtual_networks
-        .push(vn("t1", "greedy", 30, &[], Some(4096)));
+        .push(vn("t1", "greedy", 30, &[], Some(4096)).into());
     let d = decide(&s);
     let lost = accepted(&d, &vn_key("t1", "greedy"));
     assert_eq!(lost.reason, reason::CONFLICT);
@@ -552,8 +567,8 @@ fn a_running_network_keeps_its_vni() {
 fn an_explicit_vni_conflict_goes_to_the_older_network() {
     let s = Snapshot {
         virtual_networks: vec![
-            vn("t2", "new", 20, &[], Some(77)),
-            vn("t1", "old", 10, &[], Some(77)),
+            vn("t2", "new", 20, &[], Some(77)).into(),
+            vn("t1", "old", 10, &[], Some(77)).into(),
         ],
         ..Snapshot::default()
     };
@@ -579,7 +594,7 @@ fn routing_instances_are_unique() {
     let mut clash = vn("t1", "other", 20, &[], None);
     clash.routing_instance = Some("default-domain:t1:net1:net1".into());
     let s = Snapshot {
-        virtual_networks: vec![vn("t1", "net1", 10, &[], None), clash],
+        virtual_networks: vec![vn("t1", "net1", 10, &[], None).into(), clash.into()],
         ..Snapshot::default()
     };
     let lost = accepted(&decide(&s), &vn_key("t1", "other")).clone();
@@ -596,29 +611,33 @@ fn routing_instances_are_unique() {
 #[test]
 fn a_vmi_of_a_refused_network_is_not_resolved() {
     let mut s = valid_set();
-    s.virtual_networks[0].vni = Some(9);
-    s.virtual_networks.push(vn("t0", "older", 0, &[], Some(9)));
+    Arc::make_mut(&mut s.virtual_networks[0]).vni = Some(9);
+    s.virtual_networks
+        .push(vn("t0", "older", 0, &[], Some(9)).into());
     let r = resolved(&decide(&s), &vmi_key("t1", "vmi1")).clone();
     assert_eq!((r.status, r.reason), (false, reason::REF_NOT_ACCEPTED));
 }
 
 fn gateway_set() -> Snapshot {
     let mut s = valid_set();
-    s.physical_routers.push(router("gw-2", 1, &["eth1"]));
+    s.physical_routers.push(router("gw-2", 1, &["eth1"]).into());
     s
 }
 
 #[test]
 fn a_virtual_gateway_needs_its_network_and_routers() {
     let mut s = gateway_set();
-    s.virtual_gateways = vec![vgw(
-        "g1",
-        10,
-        "vgw1",
-        ("t1", "net1"),
-        &["192.0.2.0/24"],
-        &["gw-1", "gw-2"],
-    )];
+    s.virtual_gateways = vec![
+        vgw(
+            "g1",
+            10,
+            "vgw1",
+            ("t1", "net1"),
+            &["192.0.2.0/24"],
+            &["gw-1", "gw-2"],
+        )
+        .into(),
+    ];
     let d = decide(&s);
     assert!(accepted(&d, &vgw_key("g1")).status);
 
@@ -629,7 +648,8 @@ fn a_virtual_gateway_needs_its_network_and_routers() {
         ("t1", "nope"),
         &["192.0.2.0/24"],
         &["gw-1", "gw-3", "gw-4"],
-    );
+    )
+    .into();
     let d = decide(&s);
     let r = resolved(&d, &vgw_key("g1"));
     assert_eq!(r.reason, reason::NOT_FOUND);
@@ -663,7 +683,8 @@ fn a_virtual_gateway_needs_its_network_and_routers() {
 #[test]
 fn virtual_gateways_on_one_node_need_distinct_interfaces_and_subnets() {
     let mut s = gateway_set();
-    s.virtual_networks.push(vn("t1", "net2", 1, &[], None));
+    s.virtual_networks
+        .push(vn("t1", "net2", 1, &[], None).into());
     s.virtual_gateways = vec![
         vgw(
             "old",
@@ -672,7 +693,8 @@ fn virtual_gateways_on_one_node_need_distinct_interfaces_and_subnets() {
             ("t1", "net1"),
             &["192.0.2.0/24"],
             &["gw-1"],
-        ),
+        )
+        .into(),
         vgw(
             "same-name",
             20,
@@ -680,7 +702,8 @@ fn virtual_gateways_on_one_node_need_distinct_interfaces_and_subnets() {
             ("t1", "net2"),
             &["198.51.100.0/24"],
             &["gw-1"],
-        ),
+        )
+        .into(),
         vgw(
             "overlap",
             30,
@@ -688,7 +711,8 @@ fn virtual_gateways_on_one_node_need_distinct_interfaces_and_subnets() {
             ("t1", "net2"),
             &["192.0.2.128/25"],
             &["gw-1"],
-        ),
+        )
+        .into(),
         vgw(
             "other-node",
             40,
@@ -696,7 +720,8 @@ fn virtual_gateways_on_one_node_need_distinct_interfaces_and_subnets() {
             ("t1", "net2"),
             &["192.0.2.0/24"],
             &["gw-2"],
-        ),
+        )
+        .into(),
     ];
     let d = decide(&s);
     assert!(accepted(&d, &vgw_key("old")).status);
@@ -720,14 +745,17 @@ fn virtual_gateways_on_one_node_need_distinct_interfaces_and_subnets() {
 #[test]
 fn a_virtual_gateway_is_programmed_on_all_its_nodes() {
     let mut s = gateway_set();
-    s.virtual_gateways = vec![vgw(
-        "g1",
-        10,
-        "vgw1",
-        ("t1", "net1"),
-        &["192.0.2.0/24"],
-        &["gw-1", "gw-2"],
-    )];
+    s.virtual_gateways = vec![
+        vgw(
+            "g1",
+            10,
+            "vgw1",
+            ("t1", "net1"),
+            &["192.0.2.0/24"],
+            &["gw-1", "gw-2"],
+        )
+        .into(),
+    ];
     hold(&mut s, "gw-1", &[vgw_key("g1"), vn_key("t1", "net1")]);
     hold(&mut s, "gw-2", &[vgw_key("g1")]);
     let d = decide(&s);
@@ -744,7 +772,7 @@ fn a_virtual_gateway_is_programmed_on_all_its_nodes() {
 #[test]
 fn defects_are_reported_as_invalid() {
     let mut s = valid_set();
-    s.virtual_machine_interfaces[0]
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0])
         .defects
         .push("spec.ips: \"x\" is not an IPv4 or IPv6 address".into());
     let a = accepted(&decide(&s), &vmi_key("t1", "vmi1")).clone();
@@ -766,10 +794,10 @@ fn physical_routers_get_no_decision() {
 fn a_vmi_bound_on_two_nodes_outside_an_ha_group_is_a_conflict() {
     let mut s = gateway_set();
     s.logical_interfaces
-        .push(li("li2", 5, "gw-2", "eth1", 100, ("t1", "vmi1")));
+        .push(li("li2", 5, "gw-2", "eth1", 100, ("t1", "vmi1")).into());
     // A second binding on the node that serves it is fine.
     s.logical_interfaces
-        .push(li("li3", 6, "gw-1", "eth1", 101, ("t1", "vmi1")));
+        .push(li("li3", 6, "gw-1", "eth1", 101, ("t1", "vmi1")).into());
     let d = decide(&s);
     assert!(accepted(&d, &li_key("li1")).status);
     assert!(accepted(&d, &li_key("li3")).status);
@@ -787,12 +815,15 @@ fn a_vmi_bound_on_two_nodes_outside_an_ha_group_is_a_conflict() {
     assert!(!p.message.contains("gw-2"), "{}", p.message);
 
     // Members of one HA group may share it.
-    s.gateway_ha_groups = vec![ha(
-        "g",
-        1,
-        &[("gw-1", "eth1"), ("gw-2", "eth1")],
-        Some(("t1", "net1")),
-    )];
+    s.gateway_ha_groups = vec![
+        ha(
+            "g",
+            1,
+            &[("gw-1", "eth1"), ("gw-2", "eth1")],
+            Some(("t1", "net1")),
+        )
+        .into(),
+    ];
     assert!(accepted(&decide(&s), &li_key("li2")).status);
 
     // Whatever the order, the older binding wins.
@@ -810,7 +841,7 @@ fn network_and_broadcast_addresses_are_not_instance_addresses() {
         ("10.0.0.255", "broadcast address of subnet 10.0.0.0/24"),
     ] {
         let mut s = valid_set();
-        s.virtual_machine_interfaces[0].ips = vec![ip.parse().unwrap()];
+        Arc::make_mut(&mut s.virtual_machine_interfaces[0]).ips = vec![ip.parse().unwrap()];
         let a = accepted(&decide(&s), &vmi_key("t1", "vmi1")).clone();
         assert_eq!((a.status, a.reason), (false, reason::INVALID), "{ip}");
         assert!(a.message.contains(what), "{ip}: {}", a.message);
@@ -822,17 +853,19 @@ fn network_and_broadcast_addresses_are_not_instance_addresses() {
     }
     // IPv6 has no broadcast; the last address is a host address.
     let mut s = valid_set();
-    s.virtual_networks[0]
+    Arc::make_mut(&mut s.virtual_networks[0])
         .subnets
         .push(subnet("fd00::/64", None));
-    s.virtual_machine_interfaces[0].ips = vec!["fd00::ffff:ffff:ffff:ffff".parse().unwrap()];
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0]).ips =
+        vec!["fd00::ffff:ffff:ffff:ffff".parse().unwrap()];
     assert!(accepted(&decide(&s), &vmi_key("t1", "vmi1")).status);
 }
 
 #[test]
 fn a_gateway_on_the_broadcast_address_is_invalid() {
     let mut s = valid_set();
-    s.virtual_networks[0].subnets = vec![subnet("10.0.0.0/24", Some("10.0.0.255"))];
+    Arc::make_mut(&mut s.virtual_networks[0]).subnets =
+        vec![subnet("10.0.0.0/24", Some("10.0.0.255"))];
     let a = accepted(&decide(&s), &vn_key("t1", "net1")).clone();
     assert_eq!((a.status, a.reason), (false, reason::INVALID));
     assert!(
@@ -846,7 +879,8 @@ fn a_gateway_on_the_broadcast_address_is_invalid() {
 #[test]
 fn a_routing_instance_belongs_to_the_networks_namespace() {
     let mut s = valid_set();
-    s.virtual_networks[0].routing_instance = Some("default-domain:t2:net1:net1".into());
+    Arc::make_mut(&mut s.virtual_networks[0]).routing_instance =
+        Some("default-domain:t2:net1:net1".into());
     let a = accepted(&decide(&s), &vn_key("t1", "net1")).clone();
     assert_eq!((a.status, a.reason), (false, reason::INVALID));
     assert!(
@@ -856,15 +890,16 @@ fn a_routing_instance_belongs_to_the_networks_namespace() {
         "{}",
         a.message
     );
-    s.virtual_networks[0].routing_instance = Some("my-domain:t1:net1:net1".into());
+    Arc::make_mut(&mut s.virtual_networks[0]).routing_instance =
+        Some("my-domain:t1:net1:net1".into());
     assert!(accepted(&decide(&s), &vn_key("t1", "net1")).status);
 }
 
 #[test]
 fn a_running_network_keeps_its_vni_when_spec_asks_for_another() {
     let mut s = valid_set();
-    s.virtual_networks[0].vni_in_use = Some(4096);
-    s.virtual_networks[0].vni = Some(5000);
+    Arc::make_mut(&mut s.virtual_networks[0]).vni_in_use = Some(4096);
+    Arc::make_mut(&mut s.virtual_networks[0]).vni = Some(5000);
     hold(
         &mut s,
         "gw-1",
@@ -899,24 +934,25 @@ fn a_running_network_keeps_its_vni_when_spec_asks_for_another() {
     assert!(d.get(&vmi_key("t1", "vmi1")).unwrap().is_ready());
     // 5000 is asked for: a newer network cannot have it either.
     s.virtual_networks
-        .push(vn("t1", "newer", 9, &[], Some(5000)));
+        .push(vn("t1", "newer", 9, &[], Some(5000)).into());
     assert_eq!(
         accepted(&decide(&s), &vn_key("t1", "newer")).reason,
         reason::CONFLICT
     );
     // Pinning spec.vni to the running VNI is fine.
-    s.virtual_networks[0].vni = Some(4096);
+    Arc::make_mut(&mut s.virtual_networks[0]).vni = Some(4096);
     assert!(decide(&s).get(&key).unwrap().is_ready());
 }
 
 #[test]
 fn status_summaries_list_every_item_normalised() {
     let mut s = valid_set();
-    s.virtual_networks[0]
+    Arc::make_mut(&mut s.virtual_networks[0])
         .subnets
         .push(subnet("fd00::/64", None));
-    s.virtual_machine_interfaces[0].mac = Some("02-AA-00-00-00-01".parse().unwrap());
-    s.virtual_machine_interfaces[0].ips =
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0]).mac =
+        Some("02-AA-00-00-00-01".parse().unwrap());
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0]).ips =
         vec!["10.0.0.10".parse().unwrap(), "fd00:0::0:a".parse().unwrap()];
     let d = decide(&s);
     match &d.get(&vn_key("t1", "net1")).unwrap().derived {

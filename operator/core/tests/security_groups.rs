@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use trunkline_api::status::{condition, reason};
 use trunkline_model::{Kind, Object, ObjectKey, Snapshot};
@@ -29,18 +31,21 @@ fn placed() -> Snapshot {
     );
     admin.security_groups = vec!["admin".into()];
     Snapshot {
-        physical_routers: vec![router("gw-1", 1, &["eth1"]), router("gw-2", 1, &["eth1"])],
-        virtual_networks: vec![vn("t", "net", 1, &["10.0.0.0/24"], None)],
-        virtual_machine_interfaces: vec![web, plain, admin],
+        physical_routers: vec![
+            router("gw-1", 1, &["eth1"]).into(),
+            router("gw-2", 1, &["eth1"]).into(),
+        ],
+        virtual_networks: vec![vn("t", "net", 1, &["10.0.0.0/24"], None).into()],
+        virtual_machine_interfaces: vec![web.into(), plain.into(), admin.into()],
         logical_interfaces: vec![
-            li("l1", 2, "gw-1", "eth1", 10, ("t", "web-1")),
-            li("l2", 2, "gw-1", "eth1", 11, ("t", "plain")),
-            li("l3", 2, "gw-2", "eth1", 12, ("t", "admin-1")),
+            li("l1", 2, "gw-1", "eth1", 10, ("t", "web-1")).into(),
+            li("l2", 2, "gw-1", "eth1", 11, ("t", "plain")).into(),
+            li("l3", 2, "gw-2", "eth1", 12, ("t", "admin-1")).into(),
         ],
         security_groups: vec![
             // web admits TCP 22 from admin; admin admits anyone.
-            security_group("t", "web", 3, Some("admin")),
-            security_group("t", "admin", 3, None),
+            security_group("t", "web", 3, Some("admin")).into(),
+            security_group("t", "admin", 3, None).into(),
         ],
         ..Snapshot::default()
     }
@@ -49,7 +54,8 @@ fn placed() -> Snapshot {
 #[test]
 fn a_vmi_naming_a_missing_group_stays_accepted_and_is_told_why_it_is_not_ready() {
     let mut s = placed();
-    s.virtual_machine_interfaces[0].security_groups = vec!["web".into(), "nope".into()];
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0]).security_groups =
+        vec!["web".into(), "nope".into()];
     let d = decide(&s);
     let key = vmi_key("t", "web-1");
     assert!(accepted(&d, &key).status);
@@ -67,7 +73,8 @@ fn a_vmi_naming_a_missing_group_stays_accepted_and_is_told_why_it_is_not_ready()
     assert_ne!(plain.reason, reason::GROUP_NOT_FOUND);
     // Naming `default` explicitly when it does not exist is missing.
     let mut named = s.clone();
-    named.virtual_machine_interfaces[1].security_groups = vec!["default".into()];
+    Arc::make_mut(&mut named.virtual_machine_interfaces[1]).security_groups =
+        vec!["default".into()];
     let d = decide(&named);
     let ready = cond(&d, &vmi_key("t", "plain"), condition::READY);
     assert_eq!(ready.reason, reason::GROUP_NOT_FOUND);
@@ -87,7 +94,7 @@ fn a_vmi_naming_a_missing_group_stays_accepted_and_is_told_why_it_is_not_ready()
 fn a_group_reports_its_users_and_is_enforced_once_the_nodes_of_its_vmis_hold_it() {
     let mut s = placed();
     s.security_groups
-        .push(security_group("t", "default", 3, Some("default")));
+        .push(security_group("t", "default", 3, Some("default")).into());
     let d = decide(&s);
     let count = |name: &str| match &d.get(&sg_key("t", name)).unwrap().derived {
         DerivedStatus::SecurityGroup { interface_count } => *interface_count,
@@ -117,13 +124,13 @@ fn a_group_reports_its_users_and_is_enforced_once_the_nodes_of_its_vmis_hold_it(
     let mut unused = s.clone();
     unused
         .security_groups
-        .push(security_group("t", "spare", 3, None));
+        .push(security_group("t", "spare", 3, None).into());
     let d = decide(&unused);
     let enforced = cond(&d, &sg_key("t", "spare"), condition::ENFORCED);
     assert!(enforced.status, "{}", enforced.message);
 
     // A VMI without port security uses no group.
-    s.virtual_machine_interfaces[0].port_security = false;
+    Arc::make_mut(&mut s.virtual_machine_interfaces[0]).port_security = false;
     let d = decide(&s);
     assert_eq!(
         d.get(&key).unwrap().derived,
@@ -134,7 +141,7 @@ fn a_group_reports_its_users_and_is_enforced_once_the_nodes_of_its_vmis_hold_it(
 #[test]
 fn a_rule_naming_a_missing_group_matches_no_one_and_says_so() {
     let mut s = placed();
-    s.security_groups[0] = security_group("t", "web", 3, Some("ghost"));
+    s.security_groups[0] = security_group("t", "web", 3, Some("ghost")).into();
     let d = decide(&s);
     let key = sg_key("t", "web");
     assert!(accepted(&d, &key).status);

@@ -227,8 +227,11 @@ pub struct Objects<'a> {
 impl Objects<'_> {
     /// Every object converted.
     pub fn snapshot(&self) -> Snapshot {
-        fn all<A, T>(objects: &[&A], convert: impl Fn(&A) -> T) -> Vec<T> {
-            objects.iter().map(|o| convert(o)).collect()
+        fn all<A, T>(objects: &[&A], convert: impl Fn(&A) -> T) -> Vec<std::sync::Arc<T>> {
+            objects
+                .iter()
+                .map(|o| std::sync::Arc::new(convert(o)))
+                .collect()
         }
         Snapshot {
             physical_routers: all(self.physical_routers, physical_router),

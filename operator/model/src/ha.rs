@@ -104,6 +104,7 @@ impl HaLayout {
         let mut groups: Vec<&GatewayHaGroup> = snapshot
             .gateway_ha_groups
             .iter()
+            .map(|g| &**g)
             .filter(|g| accepted(&g.meta))
             .collect();
         groups.sort_by_key(|g| g.meta.age());
@@ -223,7 +224,8 @@ impl HaLayout {
 /// oldest keeps a contended port, and the rules about logical interfaces
 /// must not depend on a group's verdict, which depends on them).
 pub fn member_port_claims(snapshot: &Snapshot) -> BTreeMap<(String, String), Vec<&GatewayHaGroup>> {
-    let mut groups: Vec<&GatewayHaGroup> = snapshot.gateway_ha_groups.iter().collect();
+    let mut groups: Vec<&GatewayHaGroup> =
+        snapshot.gateway_ha_groups.iter().map(|g| &**g).collect();
     groups.sort_by_key(|g| g.meta.age());
     let mut claims: BTreeMap<(String, String), Vec<&GatewayHaGroup>> = BTreeMap::new();
     for group in groups {
@@ -246,6 +248,7 @@ mod tests {
     use super::*;
     use crate::object::{Kind, Meta};
     use crate::{InterfaceType, LogicalInterface, VirtualMachineInterface};
+    use std::sync::Arc;
 
     fn group(name: &str, created: i64, mode: HaMode, members: &[(&str, &str)]) -> GatewayHaGroup {
         GatewayHaGroup {
@@ -313,21 +316,22 @@ mod tests {
                     20,
                     HaMode::Fast,
                     &[("gw1", "eth1"), ("gw3", "eth1")],
-                ),
-                group("rack", 10, HaMode::Stp, &[("gw1", "eth1"), ("gw2", "eth1")]),
+                )
+                .into(),
+                group("rack", 10, HaMode::Stp, &[("gw1", "eth1"), ("gw2", "eth1")]).into(),
             ],
             logical_interfaces: vec![
-                li("a", 1, "gw1", "eth1", "t/v1"),
-                li("b", 2, "gw2", "eth1", "t/v1"),
-                li("c", 3, "gw3", "eth1", "t/v2"),
-                li("d", 4, "gw1", "eth2", "t/v3"),
-                li("e", 5, "gw2", "eth1", "infra/dummy"),
+                li("a", 1, "gw1", "eth1", "t/v1").into(),
+                li("b", 2, "gw2", "eth1", "t/v1").into(),
+                li("c", 3, "gw3", "eth1", "t/v2").into(),
+                li("d", 4, "gw1", "eth2", "t/v3").into(),
+                li("e", 5, "gw2", "eth1", "infra/dummy").into(),
             ],
             virtual_machine_interfaces: vec![
-                vmi("t/v1", "n1"),
-                vmi("t/v2", "n1"),
-                vmi("t/v3", "n1"),
-                vmi("infra/dummy", "bpdu"),
+                vmi("t/v1", "n1").into(),
+                vmi("t/v2", "n1").into(),
+                vmi("t/v3", "n1").into(),
+                vmi("infra/dummy", "bpdu").into(),
             ],
             ..Snapshot::default()
         };
@@ -367,7 +371,9 @@ mod tests {
 
         // Not accepted: not laid out.
         let mut refused = snapshot.clone();
-        refused.gateway_ha_groups[1].meta.accepted = false;
+        Arc::make_mut(&mut refused.gateway_ha_groups[1])
+            .meta
+            .accepted = false;
         let layout = HaLayout::from_status(&refused);
         assert!(layout.group("rack").is_none());
         assert_eq!(layout.group("newer").unwrap().members.len(), 2);
@@ -375,13 +381,13 @@ mod tests {
 
     #[test]
     fn the_layout_does_not_depend_on_list_order() {
-        let groups = vec![
-            group("g1", 5, HaMode::Fast, &[("gw1", "eth1"), ("gw2", "eth1")]),
-            group("g2", 5, HaMode::Fast, &[("gw2", "eth1"), ("gw3", "eth1")]),
+        let groups: Vec<Arc<GatewayHaGroup>> = vec![
+            group("g1", 5, HaMode::Fast, &[("gw1", "eth1"), ("gw2", "eth1")]).into(),
+            group("g2", 5, HaMode::Fast, &[("gw2", "eth1"), ("gw3", "eth1")]).into(),
         ];
-        let lis = vec![
-            li("a", 1, "gw2", "eth1", "t/v1"),
-            li("b", 1, "gw3", "eth1", "t/v1"),
+        let lis: Vec<Arc<LogicalInterface>> = vec![
+            li("a", 1, "gw2", "eth1", "t/v1").into(),
+            li("b", 1, "gw3", "eth1", "t/v1").into(),
         ];
         let one = Snapshot {
             gateway_ha_groups: groups.clone(),

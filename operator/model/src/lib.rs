@@ -68,7 +68,7 @@ pub use physical_router::{
 pub use placement::{DcGatewayPeer, ExternalPeer, Moved, Peer, Placement};
 pub use resource_version::ResourceVersion;
 pub use security_group::{DEFAULT_GROUP, Family, Protocol, Remote, Rule, SecurityGroup};
-pub use snapshot::{Object, Snapshot};
+pub use snapshot::{HasMeta, Object, Snapshot};
 pub use trunkline_wire::{EthernetAddress, IpPrefix, PrefixError};
 pub use virtual_gateway::VirtualGateway;
 pub use virtual_machine_interface::{AllowedAddressPair, VirtualMachineInterface};

@@ -73,6 +73,9 @@ pub struct NodeReport {
     /// The exceptions were cut (`status.exceptionsTruncated`): nothing can
     /// be said of this node's objects.
     pub truncated: bool,
+    /// The version count of the node's installed tables
+    /// (`status.programmedGeneration`): a restarted agent goes on from it.
+    pub tables_version: Option<i64>,
 }
 
 impl NodeReport {
@@ -198,6 +201,7 @@ impl PhysicalRouter {
                     })
                     .collect(),
                 truncated: s.exceptions_truncated,
+                tables_version: s.programmed_generation,
             })
             .unwrap_or_default();
         let fabric = router.spec.fabric.as_ref().map(|f| Fabric {

@@ -235,7 +235,7 @@ impl<'a> Contributions<'a> {
         for group in &snapshot.gateway_ha_groups {
             if accepted(&group.meta) {
                 match (group.mode, &group.bpdu_network) {
-                    (HaMode::Stp, Some(_)) => groups.insert(group.meta.name(), group),
+                    (HaMode::Stp, Some(_)) => groups.insert(group.meta.name(), &**group),
                     _ => groups.remove(group.meta.name()),
                 };
             }
@@ -783,6 +783,7 @@ mod tests {
     };
     use proptest::prelude::*;
     use proptest::sample::Index;
+    use std::sync::Arc;
 
     fn router(name: &str, underlay: Option<&str>) -> PhysicalRouter {
         PhysicalRouter {
@@ -893,30 +894,30 @@ mod tests {
     fn vmis_and_networks_are_where_their_accepted_objects_are() {
         let s = Snapshot {
             physical_routers: vec![
-                router("gw-1", Some("192.0.2.1")),
-                router("gw-2", Some("192.0.2.2")),
-                router("gw-3", None),
+                router("gw-1", Some("192.0.2.1")).into(),
+                router("gw-2", Some("192.0.2.2")).into(),
+                router("gw-3", None).into(),
             ],
             logical_interfaces: vec![
-                li("a", "gw-2", "v1", true),
-                li("b", "gw-1", "v1", true),
-                li("c", "gw-3", "v1", false),
-                li("d", "gw-3", "v2", true),
-                li("e", "gw-4", "v3", true),
+                li("a", "gw-2", "v1", true).into(),
+                li("b", "gw-1", "v1", true).into(),
+                li("c", "gw-3", "v1", false).into(),
+                li("d", "gw-3", "v2", true).into(),
+                li("e", "gw-4", "v3", true).into(),
             ],
             virtual_machine_interfaces: vec![
-                vmi("v1", "n1", true),
-                vmi("v2", "n1", false),
-                vmi("v3", "n2", true),
+                vmi("v1", "n1", true).into(),
+                vmi("v2", "n1", false).into(),
+                vmi("v3", "n2", true).into(),
             ],
             virtual_gateways: vec![
-                vgw("g1", "n1", &["gw-5"], true),
-                vgw("g2", "n2", &["gw-1"], false),
+                vgw("g1", "n1", &["gw-5"], true).into(),
+                vgw("g2", "n2", &["gw-1"], false).into(),
             ],
             external_vteps: vec![
-                vtep("tor-2", "192.0.2.20", &["n1"], true),
-                vtep("tor-1", "192.0.2.10", &["n1", "n2"], true),
-                vtep("tor-3", "192.0.2.30", &["n1"], false),
+                vtep("tor-2", "192.0.2.20", &["n1"], true).into(),
+                vtep("tor-1", "192.0.2.10", &["n1", "n2"], true).into(),
+                vtep("tor-3", "192.0.2.30", &["n1"], false).into(),
             ],
             ..Snapshot::default()
         };
@@ -972,7 +973,7 @@ mod tests {
             defects: vec![],
         };
         let with_gateways = Snapshot {
-            dc_gateways: vec![gateway("mx2", false), gateway("mx1", true)],
+            dc_gateways: vec![gateway("mx2", false).into(), gateway("mx1", true).into()],
             ..s.clone()
         };
         let p2 = Placement::from_status(&with_gateways);
@@ -1201,6 +1202,7 @@ mod tests {
                         a.map(|a| format!("192.0.2.{a}")).as_deref(),
                     )
                 })
+                .map(Arc::new)
                 .collect(),
             logical_interfaces: lis
                 .into_iter()
@@ -1208,11 +1210,13 @@ mod tests {
                 .map(|(i, (r, v, ok))| {
                     li(&format!("li{i}"), &format!("gw-{r}"), &format!("v{v}"), ok)
                 })
+                .map(Arc::new)
                 .collect(),
             virtual_machine_interfaces: vmis
                 .into_iter()
                 .enumerate()
                 .map(|(i, (n, ok))| vmi(&format!("v{i}"), &format!("n{n}"), ok))
+                .map(Arc::new)
                 .collect(),
             virtual_gateways: vgws
                 .into_iter()
@@ -1222,6 +1226,7 @@ mod tests {
                     let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
                     vgw(&format!("g{i}"), &format!("n{n}"), &nodes, ok)
                 })
+                .map(Arc::new)
                 .collect(),
             external_vteps: vteps
                 .into_iter()
@@ -1231,6 +1236,7 @@ mod tests {
                     let networks: Vec<&str> = networks.iter().map(String::as_str).collect();
                     vtep(&format!("x{i}"), &format!("198.51.100.{a}"), &networks, ok)
                 })
+                .map(Arc::new)
                 .collect(),
             ..Snapshot::default()
         })
@@ -1257,6 +1263,7 @@ mod tests {
                     let members: Vec<&str> = members.iter().map(String::as_str).collect();
                     group(&format!("h{i}"), &format!("n{n}"), &members, stp, ok)
                 })
+                .map(Arc::new)
                 .collect(),
             ..s
         })

@@ -1,8 +1,14 @@
 //! Every object of every kind at one moment: the whole input of the
 //! operator's decisions and of a node's desired state; and one object of
 //! any kind ([`Object`]), what a change carries.
+//!
+//! A snapshot's objects are shared ([`Arc`]): the node dataplane converts
+//! each object once, as its watch event arrives, and every build after
+//! that takes pointers to it (and its last-accepted cache keeps pointers
+//! too), rather than a copy of every object per build.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::object::{Meta, ObjectKey};
 use crate::{
@@ -12,31 +18,32 @@ use crate::{
 
 /// Every object of every kind.
 ///
-/// The order of each list does not matter: everything computed from a
+/// Each object is shared (see the module's doc); [`Arc::make_mut`] edits
+/// one (a copy when it is shared). The order of each list does not matter: everything computed from a
 /// snapshot depends on the set. Keys are unique within each list (as in a
 /// cluster).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// PhysicalRouters.
-    pub physical_routers: Vec<PhysicalRouter>,
+    pub physical_routers: Vec<Arc<PhysicalRouter>>,
     /// LogicalInterfaces.
-    pub logical_interfaces: Vec<LogicalInterface>,
+    pub logical_interfaces: Vec<Arc<LogicalInterface>>,
     /// VirtualMachineInterfaces.
-    pub virtual_machine_interfaces: Vec<VirtualMachineInterface>,
+    pub virtual_machine_interfaces: Vec<Arc<VirtualMachineInterface>>,
     /// VirtualNetworks.
-    pub virtual_networks: Vec<VirtualNetwork>,
+    pub virtual_networks: Vec<Arc<VirtualNetwork>>,
     /// GatewayHAGroups.
-    pub gateway_ha_groups: Vec<GatewayHaGroup>,
+    pub gateway_ha_groups: Vec<Arc<GatewayHaGroup>>,
     /// VirtualGateways.
-    pub virtual_gateways: Vec<VirtualGateway>,
+    pub virtual_gateways: Vec<Arc<VirtualGateway>>,
     /// ExternalVTEPs.
-    pub external_vteps: Vec<ExternalVtep>,
+    pub external_vteps: Vec<Arc<ExternalVtep>>,
     /// DCGateways.
-    pub dc_gateways: Vec<DcGateway>,
+    pub dc_gateways: Vec<Arc<DcGateway>>,
     /// SecurityGroups.
-    pub security_groups: Vec<SecurityGroup>,
+    pub security_groups: Vec<Arc<SecurityGroup>>,
     /// VirtualNetworkPolicies.
-    pub virtual_network_policies: Vec<VirtualNetworkPolicy>,
+    pub virtual_network_policies: Vec<Arc<VirtualNetworkPolicy>>,
 }
 
 /// One object of any kind.
@@ -127,7 +134,7 @@ impl Snapshot {
             .collect()
     }
 
-    /// Every object, of every kind.
+    /// Every object, of every kind (each one copied where it is shared).
     pub fn into_objects(self) -> impl Iterator<Item = Object> {
         let Snapshot {
             physical_routers,
@@ -143,39 +150,66 @@ impl Snapshot {
         } = self;
         physical_routers
             .into_iter()
-            .map(Object::PhysicalRouter)
-            .chain(logical_interfaces.into_iter().map(Object::LogicalInterface))
-            .chain(
-                virtual_machine_interfaces
-                    .into_iter()
-                    .map(Object::VirtualMachineInterface),
-            )
-            .chain(virtual_networks.into_iter().map(Object::VirtualNetwork))
-            .chain(gateway_ha_groups.into_iter().map(Object::GatewayHaGroup))
-            .chain(virtual_gateways.into_iter().map(Object::VirtualGateway))
-            .chain(external_vteps.into_iter().map(Object::ExternalVtep))
-            .chain(dc_gateways.into_iter().map(Object::DcGateway))
-            .chain(security_groups.into_iter().map(Object::SecurityGroup))
-            .chain(
-                virtual_network_policies
-                    .into_iter()
-                    .map(Object::VirtualNetworkPolicy),
-            )
+            .map(|o| Object::PhysicalRouter(Arc::unwrap_or_clone(o)))
+            .chain(owned(logical_interfaces).map(Object::LogicalInterface))
+            .chain(owned(virtual_machine_interfaces).map(Object::VirtualMachineInterface))
+            .chain(owned(virtual_networks).map(Object::VirtualNetwork))
+            .chain(owned(gateway_ha_groups).map(Object::GatewayHaGroup))
+            .chain(owned(virtual_gateways).map(Object::VirtualGateway))
+            .chain(owned(external_vteps).map(Object::ExternalVtep))
+            .chain(owned(dc_gateways).map(Object::DcGateway))
+            .chain(owned(security_groups).map(Object::SecurityGroup))
+            .chain(owned(virtual_network_policies).map(Object::VirtualNetworkPolicy))
     }
 
     /// Adds `object` to its kind's list.
     pub fn push(&mut self, object: Object) {
         match object {
-            Object::PhysicalRouter(o) => self.physical_routers.push(o),
-            Object::LogicalInterface(o) => self.logical_interfaces.push(o),
-            Object::VirtualMachineInterface(o) => self.virtual_machine_interfaces.push(o),
-            Object::VirtualNetwork(o) => self.virtual_networks.push(o),
-            Object::GatewayHaGroup(o) => self.gateway_ha_groups.push(o),
-            Object::VirtualGateway(o) => self.virtual_gateways.push(o),
-            Object::ExternalVtep(o) => self.external_vteps.push(o),
-            Object::DcGateway(o) => self.dc_gateways.push(o),
-            Object::SecurityGroup(o) => self.security_groups.push(o),
-            Object::VirtualNetworkPolicy(o) => self.virtual_network_policies.push(o),
+            Object::PhysicalRouter(o) => self.physical_routers.push(Arc::new(o)),
+            Object::LogicalInterface(o) => self.logical_interfaces.push(Arc::new(o)),
+            Object::VirtualMachineInterface(o) => self.virtual_machine_interfaces.push(Arc::new(o)),
+            Object::VirtualNetwork(o) => self.virtual_networks.push(Arc::new(o)),
+            Object::GatewayHaGroup(o) => self.gateway_ha_groups.push(Arc::new(o)),
+            Object::VirtualGateway(o) => self.virtual_gateways.push(Arc::new(o)),
+            Object::ExternalVtep(o) => self.external_vteps.push(Arc::new(o)),
+            Object::DcGateway(o) => self.dc_gateways.push(Arc::new(o)),
+            Object::SecurityGroup(o) => self.security_groups.push(Arc::new(o)),
+            Object::VirtualNetworkPolicy(o) => self.virtual_network_policies.push(Arc::new(o)),
         }
     }
 }
+
+/// The objects of `list`, each copied where it is shared.
+fn owned<T: Clone>(list: Vec<Arc<T>>) -> impl Iterator<Item = T> {
+    list.into_iter().map(Arc::unwrap_or_clone)
+}
+
+/// An object of any kind's identity, age, generation and verdict: what
+/// code generic over the kinds reads.
+pub trait HasMeta {
+    /// Its meta.
+    fn meta(&self) -> &Meta;
+}
+
+macro_rules! has_meta {
+    ($($kind:ty),* $(,)?) => {$(
+        impl HasMeta for $kind {
+            fn meta(&self) -> &Meta {
+                &self.meta
+            }
+        }
+    )*};
+}
+
+has_meta!(
+    PhysicalRouter,
+    LogicalInterface,
+    VirtualMachineInterface,
+    VirtualNetwork,
+    GatewayHaGroup,
+    VirtualGateway,
+    ExternalVtep,
+    DcGateway,
+    SecurityGroup,
+    VirtualNetworkPolicy,
+);

@@ -24,6 +24,7 @@
 //! connects nothing: [`VirtualNetworkPolicy::problems`] says so (the
 //! operator's `Ready` condition).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
 
@@ -337,14 +338,21 @@ impl LinkPolicy {
 /// networks that a cluster policy has a rule between, or (in one
 /// namespace) that both name a policy with a rule between them. Sorted by
 /// (from, to).
-pub fn links(networks: &[VirtualNetwork], policies: &[VirtualNetworkPolicy]) -> Vec<Link> {
+pub fn links(
+    networks: &[impl Borrow<VirtualNetwork>],
+    policies: &[impl Borrow<VirtualNetworkPolicy>],
+) -> Vec<Link> {
     let by_name: BTreeMap<NamespacedName, &VirtualNetworkPolicy> = policies
         .iter()
+        .map(Borrow::borrow)
         .filter(|p| !p.is_cluster())
         .map(|p| (p.name(), p))
         .collect();
-    let mut cluster: Vec<&VirtualNetworkPolicy> =
-        policies.iter().filter(|p| p.is_cluster()).collect();
+    let mut cluster: Vec<&VirtualNetworkPolicy> = policies
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|p| p.is_cluster())
+        .collect();
     cluster.sort_by(|a, b| (a.priority, a.meta.name()).cmp(&(b.priority, b.meta.name())));
     let link_policy =
         |p: &VirtualNetworkPolicy, from: &NamespacedName, to: &NamespacedName| LinkPolicy {
@@ -361,7 +369,8 @@ pub fn links(networks: &[VirtualNetwork], policies: &[VirtualNetworkPolicy]) -> 
     // of one namespace.
     let names: BTreeMap<NamespacedName, &VirtualNetwork> = networks
         .iter()
-        .map(|n| (n.meta.namespaced_name(), n))
+        .map(Borrow::borrow)
+        .map(|n: &VirtualNetwork| (n.meta.namespaced_name(), n))
         .collect();
     let mut pairs: BTreeSet<(&NamespacedName, &NamespacedName)> = BTreeSet::new();
     for p in &cluster {
@@ -549,7 +558,7 @@ mod tests {
         assert_eq!(ssh().problems(&alone)[0].reason(), "NetworkNotFound");
         // Both name a policy that does not exist: nothing.
         let networks = [network("red", &["ssh"]), network("blue", &["ssh"])];
-        assert!(links(&networks, &[]).is_empty());
+        assert!(links(&networks, &[] as &[VirtualNetworkPolicy]).is_empty());
         // Both name a policy whose rules are about other networks: nothing.
         let other = policy(
             "ssh",

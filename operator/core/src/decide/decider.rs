@@ -31,6 +31,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::mem::take;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use trunkline_model::{
     DcGateway, DcGatewayPeer, ExternalPeer, ExternalVtep, GatewayHaGroup, Kind, LogicalInterface,
@@ -403,16 +404,16 @@ impl Decider {
     pub fn snapshot(&self) -> Snapshot {
         let o = &self.objects;
         Snapshot {
-            physical_routers: o.routers.values().cloned().collect(),
-            logical_interfaces: o.lis.values().cloned().collect(),
-            virtual_machine_interfaces: o.vmis.values().cloned().collect(),
-            virtual_networks: o.networks.values().cloned().collect(),
-            gateway_ha_groups: o.groups.values().cloned().collect(),
-            virtual_gateways: o.gateways.values().cloned().collect(),
-            external_vteps: o.vteps.values().cloned().collect(),
-            dc_gateways: o.dc_gateways.values().cloned().collect(),
-            security_groups: o.security_groups.values().cloned().collect(),
-            virtual_network_policies: o.network_policies.values().cloned().collect(),
+            physical_routers: o.routers.values().cloned().map(Arc::new).collect(),
+            logical_interfaces: o.lis.values().cloned().map(Arc::new).collect(),
+            virtual_machine_interfaces: o.vmis.values().cloned().map(Arc::new).collect(),
+            virtual_networks: o.networks.values().cloned().map(Arc::new).collect(),
+            gateway_ha_groups: o.groups.values().cloned().map(Arc::new).collect(),
+            virtual_gateways: o.gateways.values().cloned().map(Arc::new).collect(),
+            external_vteps: o.vteps.values().cloned().map(Arc::new).collect(),
+            dc_gateways: o.dc_gateways.values().cloned().map(Arc::new).collect(),
+            security_groups: o.security_groups.values().cloned().map(Arc::new).collect(),
+            virtual_network_policies: o.network_policies.values().cloned().map(Arc::new).collect(),
         }
     }
 

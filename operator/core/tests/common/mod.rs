@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use trunkline_api::status::condition;
 use trunkline_model::{
@@ -250,6 +251,7 @@ pub fn hold(s: &mut Snapshot, node: &str, keys: &[ObjectKey]) {
         .iter_mut()
         .find(|r| r.meta.name() == node)
         .unwrap_or_else(|| panic!("no router {node}"));
+    let router = Arc::make_mut(router);
     for (kind, version) in versions {
         let through = router
             .report
