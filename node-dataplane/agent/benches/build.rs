@@ -24,9 +24,8 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use trunkline_api::{LogicalInterface, PhysicalRouter, VirtualMachineInterface, VirtualNetwork};
-use trunkline_dataplane::build::{BuildInputs, build};
+use trunkline_dataplane::build::{BuildInputs, Kept, build};
 use trunkline_dataplane::desired::HostFacts;
-use trunkline_dataplane::last_accepted::LastAccepted;
 use trunkline_model::from_api::{Objects, OwnedObjects};
 use trunkline_pipeline::{PuntLimit, Tables};
 
@@ -125,10 +124,10 @@ fn bench(c: &mut Criterion) {
             virtual_networks: &networks,
             ..Objects::default()
         };
-        let mut last_accepted = LastAccepted::default();
+        let mut kept = Kept::default();
         // What the agent's stores hold: each object converted once.
         let snapshot = objects.snapshot();
-        let installed = build(snapshot.clone(), &inputs, &mut last_accepted);
+        let installed = build(snapshot.clone(), &inputs, &mut kept);
         assert_eq!(installed.config.vmis.len(), n, "every VMI held");
         assert_eq!(installed.config.logical_interfaces.len(), n);
         let (tables, rejected) = Tables::compile(&installed.config);
@@ -144,7 +143,7 @@ fn bench(c: &mut Criterion) {
             }
             .snapshot(),
             &inputs,
-            &mut last_accepted,
+            &mut kept,
         );
         assert!(!moved.same_tables(&installed), "the change is seen");
 
@@ -152,9 +151,9 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(objects.snapshot()))
         });
         group.bench_function(BenchmarkId::new("build", n), |b| {
-            b.iter(|| black_box(build(snapshot.clone(), &inputs, &mut last_accepted)))
+            b.iter(|| black_box(build(snapshot.clone(), &inputs, &mut kept)))
         });
-        let again = build(snapshot.clone(), &inputs, &mut last_accepted);
+        let again = build(snapshot.clone(), &inputs, &mut kept);
         group.bench_function(BenchmarkId::new("compare", n), |b| {
             b.iter(|| black_box(again.same_tables(&installed)))
         });

@@ -15,7 +15,7 @@
 //!  HA thread --inject(frames)--> bounded channel --drained once per loop--> forwarding thread
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -114,7 +114,7 @@ struct State {
     host_settled: bool,
     router_generation: Option<i64>,
     /// What the installed tables hold.
-    held: BTreeSet<ObjectKey>,
+    held: HashSet<ObjectKey>,
     /// What they were asked to hold and do not, with why.
     exceptions: BTreeMap<ObjectKey, String>,
     /// The watermarks of the objects the installed tables were built from.
@@ -424,7 +424,7 @@ impl Control {
             tracing::warn!(version, "left out of the tables: {r}");
         }
         let refused = refused_objects(desired, &rejected);
-        let held: BTreeSet<ObjectKey> = desired
+        let held: HashSet<ObjectKey> = desired
             .held
             .iter()
             .filter(|o| !refused.contains_key(*o))

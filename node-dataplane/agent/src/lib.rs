@@ -480,9 +480,9 @@ pub async fn run(
         // The tables installed, and the build they came from (whose
         // exceptions the report holds until the next build).
         let mut installed: Option<(desired::Desired, Option<i64>)> = None;
-        // A spec edit is enforced once accepted; until then, the version
-        // accepted last.
-        let mut last_accepted = last_accepted::LastAccepted::default();
+        // What a build keeps for the next: a spec edit is enforced once
+        // accepted, until then the version accepted last; the placement.
+        let mut kept = build::Kept::default();
         let mut pacer = pace::Pacer::for_debounce(options.debounce);
         // The counts of `changes` the installed build saw.
         let mut built: Option<relevance::Seen> = None;
@@ -580,7 +580,7 @@ pub async fn run(
                 policies: &policies,
                 punt_limit,
             };
-            let desired = build::build(snapshot, &inputs, &mut last_accepted);
+            let desired = build::build(snapshot, &inputs, &mut kept);
             fabric
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
