@@ -15,7 +15,7 @@
 //!  HA thread --inject(frames)--> bounded channel --drained once per loop--> forwarding thread
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -113,8 +113,6 @@ struct State {
     /// programmed" of what an earlier run left working, so none is written.
     host_settled: bool,
     router_generation: Option<i64>,
-    /// What the installed tables hold.
-    held: HashSet<ObjectKey>,
     /// What they were asked to hold and do not, with why.
     exceptions: BTreeMap<ObjectKey, String>,
     /// The watermarks of the objects the installed tables were built from.
@@ -424,14 +422,11 @@ impl Control {
             tracing::warn!(version, "left out of the tables: {r}");
         }
         let refused = refused_objects(desired, &rejected);
-        let held: HashSet<ObjectKey> = desired
-            .held
-            .iter()
-            .filter(|o| !refused.contains_key(*o))
-            .cloned()
-            .collect();
+        // What the installed tables hold: `desired.held` but the refused
+        // (not copied: at 16K pairs that is 32K keys per install).
+        let held = |key: &ObjectKey| desired.held.contains(key) && !refused.contains_key(key);
         let mut exceptions = desired.exceptions.clone();
-        exceptions.extend(refused);
+        exceptions.extend(refused.iter().map(|(k, why)| (k.clone(), why.clone())));
         if self.keep_config.load(Ordering::Relaxed) {
             *self.config.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(Arc::new(desired.config.clone()));
@@ -477,10 +472,9 @@ impl Control {
             .filter_map(|n| {
                 let (ns, name) = n.key.split_once('/')?;
                 let key = ObjectKey::namespaced(Kind::VirtualNetwork, ns, name);
-                held.contains(&key).then_some(key)
+                held(&key).then_some(key)
             })
             .collect();
-        state.held = held;
         state.exceptions = exceptions;
         state.through = through;
         state.counts = counts;
@@ -557,16 +551,13 @@ impl Control {
         let version = self.plan.load().version;
         let state = self.state();
         let mut exceptions = state.exceptions.clone();
-        // A logical interface on a port that is not open carries nothing.
-        for key in state
-            .held
-            .iter()
-            .filter(|k| k.kind == Kind::LogicalInterface)
-        {
-            if let Some(port) = state.li_ports.get(&key.name)
-                && !state.open.contains(port)
-            {
-                exceptions.insert(key.clone(), format!("port {port} is not open"));
+        // A logical interface on a port that is not open carries nothing
+        // (one the tables refused keeps its own reason).
+        for (name, port) in &state.li_ports {
+            if !state.open.contains(port) {
+                exceptions
+                    .entry(ObjectKey::cluster(Kind::LogicalInterface, name.as_str()))
+                    .or_insert_with(|| format!("port {port} is not open"));
             }
         }
         let mut ready_vgws = 0;
